@@ -1,0 +1,3 @@
+module github.com/commitlog-go/commitlog/client
+
+go 1.26

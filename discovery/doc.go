@@ -1,0 +1,2 @@
+// Package discovery is filled by a later change; see README.md.
+package discovery

@@ -1,0 +1,3 @@
+module github.com/commitlog-go/commitlog/server
+
+go 1.26

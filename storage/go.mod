@@ -1,0 +1,3 @@
+module github.com/commitlog-go/commitlog/storage
+
+go 1.26

@@ -1,0 +1,2 @@
+// Package tools is filled by a later change; see README.md.
+package tools

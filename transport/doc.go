@@ -1,0 +1,2 @@
+// Package transport is filled by a later change; see README.md.
+package transport
