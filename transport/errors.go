@@ -1,0 +1,169 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Code is a status code, numbered as gRPC numbers them (google.rpc.Code), so
+// that it converts to and from both wire protocols without a table.
+type Code uint32
+
+// The status codes. Their numbers are the gRPC wire values and must not change.
+const (
+	OK                 Code = 0
+	Canceled           Code = 1
+	Unknown            Code = 2
+	InvalidArgument    Code = 3
+	DeadlineExceeded   Code = 4
+	NotFound           Code = 5
+	AlreadyExists      Code = 6
+	PermissionDenied   Code = 7
+	ResourceExhausted  Code = 8
+	FailedPrecondition Code = 9
+	Aborted            Code = 10
+	OutOfRange         Code = 11
+	Unimplemented      Code = 12
+	Internal           Code = 13
+	Unavailable        Code = 14
+	DataLoss           Code = 15
+	Unauthenticated    Code = 16
+)
+
+var codeNames = [...]string{
+	"ok", "canceled", "unknown", "invalid_argument", "deadline_exceeded",
+	"not_found", "already_exists", "permission_denied", "resource_exhausted",
+	"failed_precondition", "aborted", "out_of_range", "unimplemented",
+	"internal", "unavailable", "data_loss", "unauthenticated",
+}
+
+// String returns the code's snake_case name ("out_of_range"), as Connect
+// spells codes on the wire, or "code_N" for a number outside the table.
+func (c Code) String() string {
+	if int(c) < len(codeNames) {
+		return codeNames[c]
+	}
+	return fmt.Sprintf("code_%d", uint32(c))
+}
+
+// NotLeader names the leader when a request reached a server that cannot
+// serve it because it is not the leader. It travels as the log.v1.NotLeader
+// error detail. Empty fields mean the leader is unknown.
+type NotLeader struct {
+	// LeaderID is the leader's Raft server id.
+	LeaderID string
+	// LeaderAddr is the leader's API address, the one clients dial.
+	LeaderAddr string
+}
+
+// Error is the transport-neutral error: a code, a message, and optionally
+// the NotLeader detail. Handlers return it (directly or wrapped) to choose
+// the status the client sees; clients of both implementations return it for
+// every status other than OK. An Error is immutable once built and safe to
+// share between goroutines.
+type Error struct {
+	code      Code
+	msg       string
+	notLeader *NotLeader
+	cause     error
+}
+
+// Errorf builds an *Error with code and a message formatted as fmt.Errorf
+// does; a %w verb makes the wrapped error reachable through errors.Is/As
+// (on this side of the wire only: only the message travels).
+func Errorf(code Code, format string, args ...any) *Error {
+	cause := fmt.Errorf(format, args...)
+	return &Error{code: code, msg: cause.Error(), cause: errors.Unwrap(cause)}
+}
+
+// NewError builds an *Error with code whose message is err's and which
+// wraps err. A nil err gives an empty message.
+func NewError(code Code, err error) *Error {
+	e := &Error{code: code, cause: err}
+	if err != nil {
+		e.msg = err.Error()
+	}
+	return e
+}
+
+// NotLeaderError builds the FailedPrecondition error a server returns when a
+// request needs the leader, carrying the leader's id and API address as the
+// NotLeader detail.
+func NotLeaderError(leader NotLeader, msg string) *Error {
+	return &Error{code: FailedPrecondition, msg: msg, notLeader: &leader}
+}
+
+// WithNotLeader returns a copy of e carrying the NotLeader detail. Used by
+// transport implementations when decoding errors from the wire.
+func (e *Error) WithNotLeader(leader NotLeader) *Error {
+	c := *e
+	c.notLeader = &leader
+	return &c
+}
+
+// Code returns the error's status code.
+func (e *Error) Code() Code { return e.code }
+
+// Message returns the error's message, without the code.
+func (e *Error) Message() string { return e.msg }
+
+// NotLeader returns the NotLeader detail, if the error carries one.
+func (e *Error) NotLeader() (NotLeader, bool) {
+	if e.notLeader == nil {
+		return NotLeader{}, false
+	}
+	return *e.notLeader, true
+}
+
+// Error returns "transport: <code>: <message>".
+func (e *Error) Error() string {
+	if e.msg == "" {
+		return "transport: " + e.code.String()
+	}
+	return "transport: " + e.code.String() + ": " + e.msg
+}
+
+// Unwrap returns the error this one wraps, if any.
+func (e *Error) Unwrap() error { return e.cause }
+
+// CodeOf returns the code of err: OK for nil; the code of the first *Error
+// in err's chain; Canceled or DeadlineExceeded for the context errors; and
+// Unknown for anything else.
+func CodeOf(err error) Code {
+	if err == nil {
+		return OK
+	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.code
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return DeadlineExceeded
+	}
+	return Unknown
+}
+
+// NotLeaderDetail returns the NotLeader detail of the first *Error in err's
+// chain, if there is one and it carries the detail.
+func NotLeaderDetail(err error) (NotLeader, bool) {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.NotLeader()
+	}
+	return NotLeader{}, false
+}
+
+// AsError converts any error into an *Error: the first *Error in its chain,
+// or a new one with CodeOf(err) and err's message. It returns nil for nil.
+// Implementations call it on what handlers return before encoding it.
+func AsError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e
+	}
+	return NewError(CodeOf(err), err)
+}

@@ -1,0 +1,33 @@
+package transport
+
+import "context"
+
+// Peer describes the client at the other end of a request, as the server's
+// transport saw it.
+type Peer struct {
+	// Subject is the common name (CN) of the client certificate's subject,
+	// set only when the connection is TLS and the certificate was verified
+	// against the server's ClientCAs. Empty otherwise.
+	Subject string
+	// Addr is the client's remote network address ("127.0.0.1:51234").
+	Addr string
+	// Protocol names the wire protocol of the request: "grpc", "grpcweb" or
+	// "connect".
+	Protocol string
+}
+
+type peerKey struct{}
+
+// ContextWithPeer returns a copy of ctx carrying p. Transport
+// implementations call it before invoking the interceptor and handlers;
+// tests use it to call handlers directly.
+func ContextWithPeer(ctx context.Context, p Peer) context.Context {
+	return context.WithValue(ctx, peerKey{}, p)
+}
+
+// PeerFromContext returns the Peer of the request whose context is ctx. The
+// boolean is false when ctx does not come from a transport server.
+func PeerFromContext(ctx context.Context) (Peer, bool) {
+	p, ok := ctx.Value(peerKey{}).(Peer)
+	return p, ok
+}
