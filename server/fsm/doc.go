@@ -1,0 +1,69 @@
+// Package fsm is commitlog's replicated state machine: it applies committed append commands to a
+// storage.Log and serves the records it holds. It implements consensus.StateMachine and
+// consensus.SnapshotSource.
+//
+// # Commands
+//
+// A command is one append batch: one or many records (a value and the wire Record's uint32
+// type), encoded by EncodeAppend in a versioned, CRC-32C-checksummed format (see format.go).
+// Apply gives the records of one entry consecutive, dense offsets in the log — never Raft
+// indices — with one atomic storage.Log.Append, so a batch gets all its offsets or none. Apply
+// coalesces the batches of consecutive entries into one Append (up to Config.MaxAppendBytes)
+// and returns, per entry, an AppendResult or an error value.
+//
+// Decoding enforces the format's hard bounds (MaxRecordValueBytes, MaxBatchRecords,
+// MaxCommandBytes), never the node's configured Limits: every node must accept or reject the
+// same committed entry, whatever its configuration. Limits bound what EncodeAppend produces,
+// i.e. what the server proposes.
+//
+// # Stored records and replay
+//
+// Each stored record is an envelope around the value: format version, the Raft index and term
+// of the entry that wrote it, the record type, the value. When the FSM is created it reads the
+// last stored record to learn the last Raft index it applied; Apply skips every entry at or
+// below it (it returns ErrAlreadyApplied for them). After a restart, the consensus replays its
+// log from its latest snapshot: the entries already in the log are skipped, the ones lost with
+// unsynced writes are applied again, so nothing is duplicated and nothing is missing. The
+// storage.Log therefore need not fsync on every apply; Raft's log is the durable record.
+// (Entries that produced no record — rejected commands — are re-decoded and rejected again.)
+//
+// # Failure
+//
+// A storage failure while applying is fatal: the FSM must not go on applying and diverge from
+// its peers. The first such error becomes sticky (ErrFailed wraps it): every later Apply result,
+// Snapshot and Restore returns it, Err reports it and Failed is closed, so the server can stop
+// the node. Only a storage.ErrTooLarge rejection of a single entry is not fatal: it is the same
+// on every node with the same storage configuration, and that entry's result is the error.
+//
+// # Snapshots
+//
+// Snapshots do not copy the log. Snapshot returns a small manifest: the applied Raft index and
+// term, the log's bounds and the checksum of its last record (format in snapshot_format.go).
+// Persist syncs the log before writing the manifest, so a manifest never refers to records a
+// crash could lose. SnapshotData streams the records [lowest, manifest next) of the local log,
+// each framed with its offset, length and CRC-32C, lazily: nothing is read from the log until
+// the stream is read.
+//
+// Restore keeps the local log as it is, and reads nothing from the data stream, when the log
+// already holds every record the manifest covers (as when a node restores its own snapshot at
+// startup); it checks that the log's record at manifest next-1 is the one the manifest names.
+// Otherwise it ingests the stream: records the log already has are skipped (the last of them is
+// compared with the stream), a log that does not overlap the stream is Reset to its first
+// offset, every frame's checksum and envelope are verified, and the log ends byte-identical to
+// the source's (same stored bytes at the same offsets). A checksum or framing error returns an
+// error wrapping storage.ErrCorrupt; the records already ingested are a verified prefix of the
+// source's log, and the applied index reflects exactly them.
+//
+// # Reads
+//
+// Read returns one record, waiting (storage.Log.Wait, no polling) up to the context's deadline
+// for an offset not yet applied; Records iterates from an offset and tails the log. A follower
+// serves only what it has applied, i.e. committed records.
+//
+// # Concurrency
+//
+// Apply, Snapshot and Restore are called from one goroutine (the consensus' FSM goroutine).
+// Snapshot.Persist, SnapshotData, Read, Records, Bounds, AppliedIndex, Err and Failed are safe
+// to call concurrently with them and with each other. The FSM starts no goroutines and does not
+// own its storage.Log: the caller closes the log.
+package fsm

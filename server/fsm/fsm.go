@@ -1,0 +1,305 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/storage"
+)
+
+var (
+	_ consensus.StateMachine   = (*FSM)(nil)
+	_ consensus.SnapshotSource = (*FSM)(nil)
+)
+
+// Errors. Compare with errors.Is; they are wrapped with context.
+var (
+	// ErrInvalidCommand: a command is malformed (bad version, kind, lengths or checksum). As an
+	// Apply result, the entry appended nothing.
+	ErrInvalidCommand = errors.New("fsm: invalid command")
+	// ErrTooLarge: a record, a batch or a command exceeds a limit. From EncodeAppend, nothing
+	// was proposed; as an Apply result (the storage.Log refused the batch), nothing was appended.
+	ErrTooLarge = errors.New("fsm: batch too large")
+	// ErrEmptyBatch: an append carries no record.
+	ErrEmptyBatch = errors.New("fsm: empty batch")
+	// ErrAlreadyApplied: as an Apply result, the entry's index is at or below the last one the
+	// log holds (a replay after restart); it was skipped.
+	ErrAlreadyApplied = errors.New("fsm: entry already applied")
+	// ErrFailed: the state machine stopped applying after a storage error (sticky). It wraps
+	// the original cause. The node must be stopped; the log is repaired by reopening it, and
+	// replay restores what was lost.
+	ErrFailed = errors.New("fsm: state machine failed after a storage error")
+)
+
+// errNoLog is returned by New when Config.Log is nil.
+var errNoLog = errors.New("fsm: Config.Log is required")
+
+// DefaultMaxAppendBytes is the default of Config.MaxAppendBytes.
+const DefaultMaxAppendBytes = 1 << 20
+
+// Config configures an FSM. Only Log is required; every other zero field means its documented
+// default.
+type Config struct {
+	// Log is where records are stored. The FSM is its only writer; it does not close it.
+	Log storage.Log
+	// Logger receives the FSM's rare diagnostics (failures, snapshot installs). Default: a
+	// logger that discards everything.
+	Logger *slog.Logger
+	// Limits bound what EncodeAppend produces through FSM.EncodeAppend, i.e. what the server
+	// proposes. Apply does not use them (see the package doc). Zero fields mean defaults.
+	Limits Limits
+	// MaxAppendBytes bounds the stored bytes of one coalesced storage.Log.Append when Apply
+	// merges the batches of consecutive entries (default DefaultMaxAppendBytes). One entry's
+	// batch is never split, whatever its size.
+	MaxAppendBytes int
+}
+
+// AppendResult is the Apply result of an entry whose records were appended: they have the
+// offsets [First, First+Count).
+type AppendResult struct {
+	First uint64
+	Count uint64
+}
+
+// FSM is the commit-log state machine. Create it with New.
+//
+// Apply, Snapshot and Restore must be called from one goroutine at a time (the consensus calls
+// them from its FSM goroutine); every other method is safe for concurrent use with them and
+// with each other.
+type FSM struct {
+	log       storage.Log
+	logger    *slog.Logger
+	limits    Limits
+	maxAppend int
+
+	// State owned by the goroutine calling Apply, Snapshot and Restore.
+	term       uint64 // term of the last applied entry
+	lastCRC    uint32 // CRC-32C of the stored record at Next-1, when hasLastCRC
+	hasLastCRC bool
+	scratch    []byte   // stored bytes of the pending group
+	spans      [][2]int // [start, end) of each pending record in scratch
+	group      []pendingEntry
+	recs       [][]byte
+
+	applied atomic.Uint64 // index of the last applied entry
+
+	failOnce sync.Once
+	failErr  atomic.Pointer[error]
+	failed   chan struct{}
+}
+
+// pendingEntry is an entry whose records wait in the pending group.
+type pendingEntry struct {
+	result      int // position in Apply's entries and results
+	index, term uint64
+	count       int // its records are the next count spans
+}
+
+// New returns an FSM over cfg.Log. It reads the log's last record to learn the last Raft index
+// applied, so that Apply skips the entries a restart replays.
+//
+// Errors: a nil Log; the log's read errors (storage.ErrCorrupt, storage.ErrClosed), wrapped; a
+// last record that is not an envelope (wrapping storage.ErrCorrupt).
+func New(cfg Config) (*FSM, error) {
+	if cfg.Log == nil {
+		return nil, errNoLog
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxAppendBytes <= 0 {
+		cfg.MaxAppendBytes = DefaultMaxAppendBytes
+	}
+	f := &FSM{
+		log:       cfg.Log,
+		logger:    cfg.Logger,
+		limits:    cfg.Limits.withDefaults(),
+		maxAppend: cfg.MaxAppendBytes,
+		failed:    make(chan struct{}),
+	}
+	if err := f.loadLast(); err != nil {
+		return nil, fmt.Errorf("fsm: open: %w", err)
+	}
+	return f, nil
+}
+
+// loadLast sets the applied index, term and last CRC from the log's last record; an empty log
+// means nothing is known (applied index 0).
+func (f *FSM) loadLast() error {
+	lowest, next := f.log.Bounds()
+	if next == lowest {
+		f.applied.Store(0)
+		f.term, f.lastCRC, f.hasLastCRC = 0, 0, false
+		return nil
+	}
+	b, err := f.log.Read(next - 1)
+	if err != nil {
+		return fmt.Errorf("read last record %d: %w", next-1, err)
+	}
+	env, err := decodeEnvelope(b)
+	if err != nil {
+		return fmt.Errorf("last record %d: %w", next-1, err)
+	}
+	f.applied.Store(env.Index)
+	f.term, f.lastCRC, f.hasLastCRC = env.Term, crc32.Checksum(b, castagnoli), true
+	return nil
+}
+
+// Limits returns the limits EncodeAppend applies for this FSM (defaults filled in).
+func (f *FSM) Limits() Limits { return f.limits }
+
+// EncodeAppend encodes an append command for records within the FSM's configured Limits. It
+// is EncodeAppend(f.Limits(), records...): safe for concurrent use, same errors.
+func (f *FSM) EncodeAppend(records ...AppendRecord) ([]byte, error) {
+	return EncodeAppend(f.limits, records...)
+}
+
+// Err returns the sticky error (wrapping ErrFailed) once the FSM has failed, nil before.
+func (f *FSM) Err() error {
+	if p := f.failErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Failed returns a channel closed when the FSM fails; Err then returns why.
+func (f *FSM) Failed() <-chan struct{} { return f.failed }
+
+// fail makes err the sticky error (the first one wins) and returns the sticky error.
+func (f *FSM) fail(err error) error {
+	f.failOnce.Do(func() {
+		e := fmt.Errorf("%w: %w", ErrFailed, err)
+		f.failErr.Store(&e)
+		close(f.failed)
+		f.logger.Error("state machine failed; the node must stop", "err", err)
+	})
+	return f.Err()
+}
+
+// AppliedIndex returns the Raft index of the last entry applied (or restored from a snapshot);
+// 0 when nothing is known.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// Apply implements consensus.StateMachine. Each result is an AppendResult, or an error:
+// ErrInvalidCommand or ErrEmptyBatch (wrapped) for a malformed command, ErrTooLarge for a batch
+// the storage.Log refused, ErrAlreadyApplied for a replayed entry, the sticky ErrFailed after a
+// storage failure. Every storage error other than a single entry's storage.ErrTooLarge is
+// fatal (see Err).
+func (f *FSM) Apply(entries []consensus.Entry) []any {
+	results := make([]any, len(entries))
+	for i, e := range entries {
+		if err := f.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		// Entries arrive in index order and the pending group's are above the applied index,
+		// so comparing with the applied index is enough.
+		if applied := f.applied.Load(); e.Index <= applied {
+			results[i] = fmt.Errorf("%w: index %d, log holds up to %d", ErrAlreadyApplied, e.Index, applied)
+			continue
+		}
+		cmd, err := DecodeCommand(e.Data)
+		if err != nil {
+			// Rejected deterministically: nothing to store. Keep the applied index in order.
+			f.flush(results)
+			if err := f.Err(); err != nil {
+				results[i] = err
+				continue
+			}
+			f.setApplied(e.Index, e.Term)
+			results[i] = fmt.Errorf("entry %d: %w", e.Index, err)
+			continue
+		}
+		size := 0
+		for _, r := range cmd.Records {
+			size += envelopeSize(e.Index, e.Term, r.Type, len(r.Value))
+		}
+		if len(f.group) > 0 && len(f.scratch)+size > f.maxAppend {
+			f.flush(results)
+		}
+		for _, r := range cmd.Records {
+			start := len(f.scratch)
+			f.scratch = appendEnvelope(f.scratch, e.Index, e.Term, r.Type, r.Value)
+			f.spans = append(f.spans, [2]int{start, len(f.scratch)})
+		}
+		f.group = append(f.group, pendingEntry{result: i, index: e.Index, term: e.Term, count: len(cmd.Records)})
+	}
+	f.flush(results)
+	return results
+}
+
+func (f *FSM) setApplied(index, term uint64) {
+	f.applied.Store(index)
+	f.term = term
+}
+
+// flush appends the pending group, as one storage.Log.Append, and sets the results of its
+// entries. When the log refuses a coalesced group as too large, each entry is appended alone.
+func (f *FSM) flush(results []any) {
+	if len(f.group) == 0 {
+		return
+	}
+	defer func() {
+		f.scratch, f.spans, f.group = f.scratch[:0], f.spans[:0], f.group[:0]
+		clear(f.recs)
+		f.recs = f.recs[:0]
+		if cap(f.scratch) > 4*f.maxAppend {
+			f.scratch = nil // do not pin one huge batch's memory
+		}
+	}()
+	if err := f.appendEntries(f.group, f.spans, results); err == nil || !errors.Is(err, storage.ErrTooLarge) || len(f.group) == 1 {
+		return
+	}
+	spans := f.spans
+	for _, p := range f.group {
+		_ = f.appendEntries([]pendingEntry{p}, spans[:p.count], results)
+		spans = spans[p.count:]
+	}
+}
+
+// appendEntries appends the records of group (their spans in f.scratch) with one Append and
+// sets their results, unless it returns a storage.ErrTooLarge for a group of several entries
+// (the caller retries them one by one).
+func (f *FSM) appendEntries(group []pendingEntry, spans [][2]int, results []any) error {
+	if err := f.Err(); err != nil {
+		for _, p := range group {
+			results[p.result] = err
+		}
+		return err
+	}
+	f.recs = f.recs[:0]
+	for _, s := range spans {
+		f.recs = append(f.recs, f.scratch[s[0]:s[1]])
+	}
+	first, err := f.log.Append(f.recs...)
+	switch {
+	case err == nil:
+	case errors.Is(err, storage.ErrTooLarge) && len(group) > 1:
+		return err
+	case errors.Is(err, storage.ErrTooLarge):
+		p := group[0]
+		results[p.result] = fmt.Errorf("entry %d: %w: %w", p.index, ErrTooLarge, err)
+		f.setApplied(p.index, p.term)
+		return nil
+	default:
+		sticky := f.fail(fmt.Errorf("append entries %d..%d: %w", group[0].index, group[len(group)-1].index, err))
+		for _, p := range group {
+			results[p.result] = sticky
+		}
+		return sticky
+	}
+	off := first
+	for _, p := range group {
+		results[p.result] = AppendResult{First: off, Count: uint64(p.count)}
+		off += uint64(p.count)
+	}
+	last := group[len(group)-1]
+	f.setApplied(last.index, last.term)
+	f.lastCRC, f.hasLastCRC = crc32.Checksum(f.recs[len(f.recs)-1], castagnoli), true
+	return nil
+}

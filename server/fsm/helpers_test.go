@@ -1,0 +1,129 @@
+package fsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/storage"
+	"github.com/commitlog-go/commitlog/storage/memory"
+)
+
+// newMemFSM returns an FSM over a new in-memory log.
+func newMemFSM(t testing.TB, cfg Config) (*FSM, *memory.Log) {
+	t.Helper()
+	log := memory.New(memory.Config{})
+	t.Cleanup(func() { _ = log.Close() })
+	cfg.Log = log
+	f, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return f, log
+}
+
+// cmd encodes an append command of the given values (type = 1 for all).
+func cmd(t testing.TB, values ...string) []byte {
+	t.Helper()
+	recs := make([]AppendRecord, len(values))
+	for i, v := range values {
+		recs[i] = AppendRecord{Value: []byte(v), Type: 1}
+	}
+	b, err := EncodeAppend(Limits{}, recs...)
+	if err != nil {
+		t.Fatalf("EncodeAppend: %v", err)
+	}
+	return b
+}
+
+// valuesCmd returns a command of n values named prefix-i.
+func valuesCmd(t testing.TB, prefix string, n int) ([]byte, []string) {
+	t.Helper()
+	values := make([]string, n)
+	for i := range values {
+		values[i] = fmt.Sprintf("%s-%d", prefix, i)
+	}
+	return cmd(t, values...), values
+}
+
+// mustApply applies entries and fails the test on any error result.
+func mustApply(t testing.TB, f *FSM, entries ...consensus.Entry) []AppendResult {
+	t.Helper()
+	res := f.Apply(entries)
+	out := make([]AppendResult, len(res))
+	for i, r := range res {
+		ar, ok := r.(AppendResult)
+		if !ok {
+			t.Fatalf("entry %d (index %d): result %v, want an AppendResult", i, entries[i].Index, r)
+		}
+		out[i] = ar
+	}
+	return out
+}
+
+// readAll returns every record the FSM's log holds, checking that offsets are dense.
+func readAll(t testing.TB, f *FSM) []Record {
+	t.Helper()
+	lowest, next := f.Bounds()
+	var out []Record
+	for off := lowest; off < next; off++ {
+		r, err := f.Read(context.Background(), off)
+		if err != nil {
+			t.Fatalf("Read(%d): %v", off, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// values returns the records' values as strings.
+func values(recs []Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = string(r.Value)
+	}
+	return out
+}
+
+// waitFor polls cond every few milliseconds until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// faultLog wraps a storage.Log: Append fails with appendErr once failAppends reaches zero, and
+// batches whose total size exceeds maxBatchBytes (when set) are refused with ErrTooLarge.
+type faultLog struct {
+	storage.Log
+	maxBatchBytes int
+	appendErr     error
+	appends       int // number of Append calls
+}
+
+func (l *faultLog) Append(records ...[]byte) (uint64, error) {
+	l.appends++
+	if l.appendErr != nil {
+		return 0, l.appendErr
+	}
+	if l.maxBatchBytes > 0 {
+		n := 0
+		for _, r := range records {
+			n += len(r)
+		}
+		if n > l.maxBatchBytes {
+			return 0, fmt.Errorf("batch of %d bytes: %w", n, storage.ErrTooLarge)
+		}
+	}
+	return l.Log.Append(records...)
+}
+
+var errDisk = errors.New("disk on fire")
