@@ -1,0 +1,117 @@
+// Package authz is the authorization contract of commitlog: given a verified
+// client identity (the subject), a resource (the object) and an operation (the
+// action), an Authorizer says yes (nil) or no (an error).
+//
+// The server calls Authorize once per request, after the transport has
+// authenticated the client (for mTLS, the subject is the common name of the
+// verified client certificate). Decisions are deny by default: every
+// implementation must return a non-nil error unless a rule explicitly allows
+// the request, and must fail closed on any internal error.
+//
+// Implementations live in subpackages named after the technology they wrap;
+// authz/casbin is the production one. AllowAll exists for local plaintext use.
+//
+// This package imports nothing from the rest of the repository.
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Actions understood by commitlog servers. They are part of the policy file
+// format: renaming one breaks every deployed policy.
+const (
+	// ActionProduce allows appending records (Produce, ProduceStream and
+	// batched produce).
+	ActionProduce = "produce"
+	// ActionConsume allows reading records and log bounds (Consume,
+	// ConsumeStream).
+	ActionConsume = "consume"
+	// ActionAdmin allows cluster administration (remove a server, transfer
+	// leadership).
+	ActionAdmin = "admin"
+)
+
+// ObjectAll is the object the server passes for operations on the whole log.
+// It is the object the seed project used ("*"), so the seed's policy lines
+// such as "p, root, *, produce" keep working unchanged.
+const ObjectAll = "*"
+
+// Sentinel errors. Test for them with errors.Is.
+var (
+	// ErrDenied means the request is not allowed. Every denial returned by an
+	// Authorizer matches it, whatever the reason; the server maps it to the
+	// PermissionDenied status code. The concrete error is a *DeniedError.
+	ErrDenied = errors.New("authz: permission denied")
+
+	// ErrInvalidSubject means the subject is unusable as an identity: empty,
+	// not valid UTF-8, too long, or containing control characters. Errors
+	// that match it also match ErrDenied.
+	ErrInvalidSubject = errors.New("authz: invalid subject")
+
+	// ErrInvalidRequest means the object or action is empty, not valid UTF-8,
+	// too long, or contains control characters. Errors that match it also
+	// match ErrDenied.
+	ErrInvalidRequest = errors.New("authz: invalid object or action")
+)
+
+// Authorizer decides whether subject may perform action on object.
+//
+// Authorize returns nil when the request is allowed. Otherwise it returns a
+// non-nil error: one matching ErrDenied when the policy (or input validation)
+// refuses the request, the context's error (wrapped) when ctx is done, or
+// another error when the decision could not be made (which must be treated
+// as a refusal). Implementations must be safe for concurrent use by multiple
+// goroutines and must not retain ctx.
+type Authorizer interface {
+	Authorize(ctx context.Context, subject, object, action string) error
+}
+
+// AuthorizerFunc adapts an ordinary function to the Authorizer interface, for
+// tests and for composing authorizers.
+type AuthorizerFunc func(ctx context.Context, subject, object, action string) error
+
+// Authorize calls f(ctx, subject, object, action).
+func (f AuthorizerFunc) Authorize(ctx context.Context, subject, object, action string) error {
+	return f(ctx, subject, object, action)
+}
+
+// AllowAll is an Authorizer that allows every request, including requests
+// with an empty subject. It is meant ONLY for the zero-configuration local
+// mode: a server listening in plaintext on loopback, where no client identity
+// exists. Never use it on a server reachable by untrusted clients. It is safe
+// for concurrent use.
+type AllowAll struct{}
+
+// Authorize always returns nil.
+func (AllowAll) Authorize(context.Context, string, string, string) error { return nil }
+
+// DeniedError is the error returned when a request is refused. It matches
+// ErrDenied (errors.Is) and unwraps to the reason, if any (for example
+// ErrInvalidSubject).
+type DeniedError struct {
+	Subject string // the identity that asked
+	Object  string // the resource it asked for
+	Action  string // the operation it asked to perform
+	// Err is the reason when the refusal is not a plain "no rule allows
+	// this" (for example ErrInvalidSubject); nil otherwise.
+	Err error
+}
+
+// Error describes the refusal. Subject, object and action are quoted, so a
+// hostile subject cannot forge log lines.
+func (e *DeniedError) Error() string {
+	msg := fmt.Sprintf("authz: permission denied: subject %q may not %q object %q", e.Subject, e.Action, e.Object)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Is reports whether target is ErrDenied.
+func (e *DeniedError) Is(target error) bool { return target == ErrDenied }
+
+// Unwrap returns the reason for the refusal, or nil.
+func (e *DeniedError) Unwrap() error { return e.Err }

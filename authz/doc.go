@@ -1,2 +1,0 @@
-// Package authz is filled by a later change; see README.md.
-package authz
