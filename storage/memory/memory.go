@@ -91,10 +91,15 @@ func (l *Log) Read(off uint64) ([]byte, error) {
 func (l *Log) Records(from, to uint64) iter.Seq2[storage.Record, error] {
 	return func(yield func(storage.Record, error) bool) {
 		l.mu.RLock()
+		closed := l.closed
 		if next := l.nextLocked(); to > next {
 			to = next
 		}
 		l.mu.RUnlock()
+		if closed {
+			yield(storage.Record{}, storage.ErrClosed)
+			return
+		}
 		for off := from; off < to; off++ {
 			v, err := l.Read(off)
 			if err != nil {

@@ -1,0 +1,137 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/commitlog-go/commitlog/storage/vfs"
+)
+
+// SyncPolicy says when appended records are made durable (fsynced).
+type SyncPolicy int
+
+// Sync policies.
+const (
+	// SyncAlways (the zero value, the default) fsyncs before Append returns. Concurrent
+	// appends are group-committed: one fdatasync covers every append waiting for it.
+	// Records become visible to readers only once they are durable.
+	SyncAlways SyncPolicy = iota
+	// SyncInterval fsyncs in the background every Config.SyncInterval. Append returns after
+	// write(2); a power failure may lose the records of the last interval (never a part of
+	// a batch, never a record in the middle of the log).
+	SyncInterval
+	// SyncNever fsyncs only on Sync, Close, segment rolls and truncations.
+	SyncNever
+)
+
+// String returns "always", "interval" or "never".
+func (p SyncPolicy) String() string {
+	switch p {
+	case SyncAlways:
+		return "always"
+	case SyncInterval:
+		return "interval"
+	case SyncNever:
+		return "never"
+	}
+	return fmt.Sprintf("SyncPolicy(%d)", int(p))
+}
+
+// ParseSyncPolicy parses "always", "interval" or "never".
+func ParseSyncPolicy(s string) (SyncPolicy, error) {
+	for _, p := range []SyncPolicy{SyncAlways, SyncInterval, SyncNever} {
+		if p.String() == s {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown sync policy %q (want always, interval or never)", ErrInvalidConfig, s)
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultSegmentBytes   = 64 << 20
+	DefaultMaxRecordBytes = 4 << 20
+	DefaultMaxBatchBytes  = 64 << 20
+	DefaultSyncInterval   = 100 * time.Millisecond
+)
+
+// ErrInvalidConfig is returned by Open for a Config that fails validation.
+var ErrInvalidConfig = errors.New("segment: invalid config")
+
+// Config configures a Log. The zero value of every field means its documented default.
+type Config struct {
+	// FS is the file system (default vfs.OS{}). Tests pass a crashfs.FS.
+	FS vfs.FS
+	// Sync is the sync policy (default SyncAlways).
+	Sync SyncPolicy
+	// SyncInterval is the background fsync period under SyncInterval (default 100ms).
+	SyncInterval time.Duration
+	// SegmentBytes is the size at which the active segment is sealed and a new one started
+	// (default 64 MiB, at most MaxSegmentBytesLimit). A batch never spans two segments, so a
+	// segment may exceed it by one batch.
+	SegmentBytes int64
+	// MaxRecordBytes bounds one record (default 4 MiB, at most MaxRecordBytesLimit). It also
+	// bounds the allocation made from a length read from disk: lowering it below the size of
+	// records already stored makes them unreadable (reported as corrupt).
+	MaxRecordBytes int
+	// MaxBatchBytes bounds the encoded size of one Append (default 64 MiB, at most
+	// MaxBatchBytesLimit).
+	MaxBatchBytes int
+	// RetentionBytes, when positive, makes EnforceRetention delete the oldest sealed
+	// segments while the log's total size exceeds it.
+	RetentionBytes int64
+	// RetentionAge, when positive, makes EnforceRetention delete sealed segments whose
+	// newest record is older than it.
+	RetentionAge time.Duration
+	// InitialOffset is the offset of the first record of a new (empty) log directory.
+	InitialOffset uint64
+	// Now is the clock, used to stamp segments for RetentionAge (default time.Now).
+	Now func() time.Time
+	// Logger receives recovery reports and background errors (nil discards them).
+	Logger *slog.Logger
+}
+
+// withDefaults validates cfg and fills in its defaults.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.FS == nil {
+		cfg.FS = vfs.OS{}
+	}
+	switch cfg.Sync {
+	case SyncAlways, SyncInterval, SyncNever:
+	default:
+		return cfg, fmt.Errorf("%w: sync policy %d", ErrInvalidConfig, int(cfg.Sync))
+	}
+	if cfg.SyncInterval == 0 {
+		cfg.SyncInterval = DefaultSyncInterval
+	}
+	if cfg.SegmentBytes == 0 {
+		cfg.SegmentBytes = DefaultSegmentBytes
+	}
+	if cfg.MaxRecordBytes == 0 {
+		cfg.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if cfg.MaxBatchBytes == 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	switch {
+	case cfg.SyncInterval < 0:
+		return cfg, fmt.Errorf("%w: SyncInterval %v is negative", ErrInvalidConfig, cfg.SyncInterval)
+	case cfg.SegmentBytes < segHdrLen+frameHdr || cfg.SegmentBytes > MaxSegmentBytesLimit:
+		return cfg, fmt.Errorf("%w: SegmentBytes %d not in [%d, %d]", ErrInvalidConfig, cfg.SegmentBytes, segHdrLen+frameHdr, MaxSegmentBytesLimit)
+	case cfg.MaxRecordBytes < 0 || cfg.MaxRecordBytes > MaxRecordBytesLimit:
+		return cfg, fmt.Errorf("%w: MaxRecordBytes %d not in [1, %d]", ErrInvalidConfig, cfg.MaxRecordBytes, MaxRecordBytesLimit)
+	case cfg.MaxBatchBytes < 0 || cfg.MaxBatchBytes > MaxBatchBytesLimit:
+		return cfg, fmt.Errorf("%w: MaxBatchBytes %d not in [1, %d]", ErrInvalidConfig, cfg.MaxBatchBytes, MaxBatchBytesLimit)
+	case cfg.RetentionBytes < 0 || cfg.RetentionAge < 0:
+		return cfg, fmt.Errorf("%w: negative retention", ErrInvalidConfig)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,403 @@
+// Package segment is a durable storage.Log kept in segmented files: an append-only log of
+// records addressed by dense offsets that other projects can embed on its own.
+//
+// Records are framed with their length, offset and a CRC-32C checksum and appended to the
+// active segment file; segments roll at Config.SegmentBytes. A batch (one Append) is written
+// by one write(2) and is atomic across crashes. Durability follows Config.Sync; under
+// SyncAlways concurrent appenders are group-committed (one fdatasync for all of them). Open
+// recovers the directory: a torn tail is cut back to the last whole batch and reported
+// (Log.Recovery), while corruption anywhere else makes Open fail with an error wrapping
+// storage.ErrCorrupt that names the file and position. See format.go for the on-disk format.
+//
+// Concurrency: every method of Log is safe for concurrent use. Appends and structural
+// changes (truncation, retention, segment rolls) are serialized; reads run concurrently with
+// them and never wait for a write or fsync in progress.
+//
+// Lock order: wmu, then smu, then mu. mu is never held across file I/O except the small
+// header writes of Open.
+package segment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/commitlog-go/commitlog/storage"
+	"github.com/commitlog-go/commitlog/storage/vfs"
+)
+
+var _ storage.Log = (*Log)(nil)
+
+// Log is a segmented, durable storage.Log. Create one with Open; all methods are safe for
+// concurrent use.
+type Log struct {
+	cfg    Config
+	fs     vfs.FS
+	dir    string
+	logger *slog.Logger
+	lock   io.Closer
+	report RecoveryReport
+
+	closed atomic.Bool // set once by Close; checked without locks on fast paths
+
+	// wmu serializes writers: Append, rolls, truncations, retention, Reset, Close.
+	wmu       sync.Mutex
+	wbuf      []byte   // reusable encoding buffer (wmu)
+	wpos      []uint32 // reusable frame positions of the batch being written (wmu)
+	active    *segment // the segment appended to (wmu; also in segs)
+	nextWrite uint64   // offset the next appended record gets (wmu)
+	nextID    uint64   // id of the next segment file (wmu)
+
+	// smu guards the group-commit state.
+	smu     sync.Mutex
+	scond   *sync.Cond
+	written uint64    // logical bytes handed to write(2) since Open (smu)
+	synced  uint64    // logical bytes known durable (smu)
+	syncing bool      // a goroutine is running fdatasync (smu)
+	sfile   vfs.File  // the file the next fdatasync targets (smu)
+	pending []pending // SyncAlways: written batches not yet visible (smu)
+	failed  error     // sticky write error, wraps storage.ErrFailed (smu)
+
+	// mu guards what readers see.
+	mu     sync.RWMutex
+	segs   []*segment // ordered by base offset (mu)
+	lowest uint64     // first offset held (mu)
+	next   uint64     // first offset not visible to readers (mu)
+	notify chan struct{}
+
+	stop chan struct{}  // closed by Close to stop the interval syncer
+	wg   sync.WaitGroup // the interval syncer
+}
+
+// pending is a batch written but not yet durable under SyncAlways.
+type pending struct {
+	end  uint64 // logical byte position of the batch's end
+	next uint64 // offset after the batch
+}
+
+// segment is one segment file.
+type segment struct {
+	id      uint64
+	base    uint64
+	created int64 // unix nanoseconds
+	path    string
+	f       vfs.File
+	refs    atomic.Int32 // the segs list holds one; each in-flight read holds one
+	// resetFlag: the header carries flagReset (segments with lower ids are obsolete).
+	resetFlag bool
+
+	// Guarded by Log.mu (written with it held for writing).
+	pos    []uint32 // pos[i]: file position of the frame of offset base+i
+	end    int64    // file size: end of the last frame written
+	sealed bool
+}
+
+// count returns the number of records in the segment. Log.mu must be held.
+func (s *segment) count() uint64 { return uint64(len(s.pos)) }
+
+// frameEnd returns the end position of the frame at index i. Log.mu must be held.
+func (s *segment) frameEnd(i int) int64 {
+	if i+1 < len(s.pos) {
+		return int64(s.pos[i+1])
+	}
+	return s.end
+}
+
+func (s *segment) acquire() { s.refs.Add(1) }
+
+// release drops a reference; the last one closes the file.
+func (s *segment) release() {
+	if s.refs.Add(-1) == 0 {
+		_ = s.f.Close()
+	}
+}
+
+// RecoveryReport says what Open found and repaired.
+type RecoveryReport struct {
+	// Segments is the number of segment files opened.
+	Segments int
+	// RebuiltIndexes counts sealed segments whose index file was missing or bad and was
+	// rebuilt by scanning the segment.
+	RebuiltIndexes int
+	// TruncatedFile is the segment whose torn tail was cut, if any.
+	TruncatedFile string
+	// TruncatedBytes is the number of bytes cut from the tail.
+	TruncatedBytes int64
+	// DroppedRecords is the number of whole, valid frames cut because the rest of their
+	// batch was missing (a batch is all or nothing).
+	DroppedRecords int
+	// RemovedFiles lists files deleted by recovery: a segment whose header was torn at
+	// creation, or segments made obsolete by an interrupted Reset.
+	RemovedFiles []string
+}
+
+// Open opens (creating if needed) the log in dir and recovers it. It takes an exclusive
+// lock on dir: a second Open of the same directory, in this process or another, fails with
+// an error wrapping storage.ErrLocked until the first Log is closed.
+//
+// Errors: ErrInvalidConfig; storage.ErrLocked; storage.ErrCorrupt (wrapped with the file and
+// position of the defect) when the log holds corruption that is not a torn tail; I/O errors.
+func Open(dir string, cfg Config) (*Log, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{cfg: cfg, fs: cfg.FS, dir: dir, logger: cfg.Logger, stop: make(chan struct{})}
+	l.scond = sync.NewCond(&l.smu)
+	if err := l.fs.MkdirAll(dir); err != nil {
+		return nil, fmt.Errorf("segment: create %s: %w", dir, err)
+	}
+	lock, err := l.fs.Lock(filepath.Join(dir, lockName))
+	if err != nil {
+		if errors.Is(err, vfs.ErrLocked) {
+			return nil, fmt.Errorf("segment: open %s: %w (%w)", dir, storage.ErrLocked, err)
+		}
+		return nil, fmt.Errorf("segment: lock %s: %w", dir, err)
+	}
+	l.lock = lock
+	if err := l.recover(); err != nil {
+		l.mu.Lock()
+		segs := l.segs
+		l.segs = nil
+		l.mu.Unlock()
+		for _, s := range segs {
+			s.release()
+		}
+		_ = lock.Close()
+		return nil, err
+	}
+	l.report.Segments = len(l.segs)
+	l.sfile = l.active.f
+	if cfg.Sync == SyncInterval {
+		l.wg.Add(1)
+		go l.intervalSyncer()
+	}
+	return l, nil
+}
+
+// Recovery returns what Open found and repaired. Safe for concurrent use.
+func (l *Log) Recovery() RecoveryReport {
+	r := l.report
+	r.RemovedFiles = slices.Clone(r.RemovedFiles)
+	return r
+}
+
+// Dir returns the log's directory.
+func (l *Log) Dir() string { return l.dir }
+
+// Bounds implements storage.Log.
+func (l *Log) Bounds() (lowest, next uint64) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.lowest, l.next
+}
+
+// Segments returns the number of segment files. Safe for concurrent use.
+func (l *Log) Segments() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return len(l.segs)
+}
+
+// Size returns the total size in bytes of the segment files. Safe for concurrent use.
+func (l *Log) Size() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var n int64
+	for _, s := range l.segs {
+		n += s.end
+	}
+	return n
+}
+
+// Wait implements storage.Log. It blocks on a channel closed by the next publication of
+// records, truncation or Close; it never polls.
+func (l *Log) Wait(ctx context.Context, off uint64) error {
+	for {
+		l.mu.Lock()
+		if l.closed.Load() {
+			l.mu.Unlock()
+			return storage.ErrClosed
+		}
+		if off < l.next {
+			l.mu.Unlock()
+			return nil
+		}
+		if l.notify == nil {
+			l.notify = make(chan struct{})
+		}
+		ch := l.notify
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// wakeLocked wakes every Wait. l.mu must be held for writing.
+func (l *Log) wakeLocked() {
+	if l.notify != nil {
+		close(l.notify)
+		l.notify = nil
+	}
+}
+
+// publish makes the records below next visible to readers.
+func (l *Log) publish(next uint64) {
+	l.mu.Lock()
+	if next > l.next {
+		l.next = next
+		l.wakeLocked()
+	}
+	l.mu.Unlock()
+}
+
+// fail records a sticky write error and returns it (wrapping storage.ErrFailed).
+func (l *Log) fail(op string, cause error) error {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	return l.failLocked(op, cause)
+}
+
+// failLocked is fail with l.smu held.
+func (l *Log) failLocked(op string, cause error) error {
+	if l.failed == nil {
+		l.failed = fmt.Errorf("%w: %s: %w", storage.ErrFailed, op, cause)
+		l.scond.Broadcast()
+	}
+	return l.failed
+}
+
+// failedErr returns the sticky error, if any.
+func (l *Log) failedErr() error {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	return l.failed
+}
+
+// Sync implements storage.Log: it makes every record appended so far durable.
+// Errors: storage.ErrClosed, storage.ErrFailed.
+func (l *Log) Sync() error {
+	if l.closed.Load() {
+		return storage.ErrClosed
+	}
+	return l.syncAll()
+}
+
+// waitDurable returns once the logical byte position target is durable, running the
+// fdatasync itself if no other goroutine is (leader/follower group commit): every appender
+// that wrote while a sync was in flight is covered by the next one.
+func (l *Log) waitDurable(target uint64) error {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	for l.synced < target {
+		if l.failed != nil {
+			return l.failed
+		}
+		if l.syncing {
+			l.scond.Wait()
+			continue
+		}
+		l.syncing = true
+		f, upto := l.sfile, l.written
+		l.smu.Unlock()
+		err := f.Sync()
+		l.smu.Lock()
+		l.syncing = false
+		if err != nil {
+			l.scond.Broadcast()
+			return l.failLocked("fdatasync", err)
+		}
+		l.markDurableLocked(upto)
+		l.scond.Broadcast()
+	}
+	return l.failed
+}
+
+// markDurableLocked records that logical position upto is durable and publishes the
+// batches it covers. l.smu must be held.
+func (l *Log) markDurableLocked(upto uint64) {
+	if upto <= l.synced {
+		return
+	}
+	l.synced = upto
+	n := 0
+	var next uint64
+	for n < len(l.pending) && l.pending[n].end <= upto {
+		next = l.pending[n].next
+		n++
+	}
+	if n > 0 {
+		l.pending = append(l.pending[:0], l.pending[n:]...)
+		l.publish(next)
+	}
+}
+
+// intervalSyncer fsyncs every SyncInterval until Close.
+func (l *Log) intervalSyncer() {
+	defer l.wg.Done()
+	t := time.NewTicker(l.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			l.smu.Lock()
+			target, failed := l.written, l.failed
+			l.smu.Unlock()
+			if failed != nil {
+				continue
+			}
+			if err := l.waitDurable(target); err != nil {
+				l.logger.Error("segment: background fsync failed; the log refuses writes until reopened", "dir", l.dir, "err", err)
+			}
+		}
+	}
+}
+
+// Close implements storage.Log: it stops background work, syncs, and releases the files
+// and the directory lock. It is idempotent. Waiters are woken with storage.ErrClosed;
+// reads in flight finish. It returns the sticky error or the final fsync's error, if any.
+func (l *Log) Close() error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.closed.Swap(true) {
+		return nil
+	}
+	close(l.stop)
+	l.wg.Wait()
+	var err error
+	if l.failedErr() == nil {
+		err = l.syncAll()
+	}
+	l.mu.Lock()
+	l.wakeLocked()
+	segs := l.segs
+	l.segs = nil
+	l.mu.Unlock()
+	for _, s := range segs {
+		s.release()
+	}
+	if cerr := l.lock.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("segment: release lock: %w", cerr)
+	}
+	return err
+}
+
+// syncAll makes everything written durable, whether or not the log is closed.
+func (l *Log) syncAll() error {
+	l.smu.Lock()
+	target := l.written
+	l.smu.Unlock()
+	return l.waitDurable(target)
+}
