@@ -141,6 +141,16 @@ type SnapshotSource interface {
 	SnapshotData(manifest []byte) (io.ReadCloser, error)
 }
 
+// SnapshotSizer is optionally implemented by a SnapshotSource. SnapshotDataSize reports, without
+// reading it, the exact number of bytes SnapshotData(manifest) will yield. Raft must announce a
+// snapshot's size before streaming it to a follower; with a SnapshotSizer the data stream stays
+// lazy (opened only when a follower consumes it). Without one, the implementation has to read the
+// data once to count it when the snapshot is opened. A stream that yields a different number of
+// bytes than announced fails the transfer.
+type SnapshotSizer interface {
+	SnapshotDataSize(manifest []byte) (int64, error)
+}
+
 // Snapshot is a point-in-time snapshot returned by StateMachine.Snapshot.
 type Snapshot interface {
 	// Persist writes the snapshot's manifest to w. Manifests are small (implementations may

@@ -1,0 +1,326 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/commitlog-go/commitlog/consensus"
+)
+
+// ErrInvalidConfig is wrapped by every error New returns for a bad Config.
+var ErrInvalidConfig = errors.New("consensus/raft: invalid config")
+
+// StreamLayer is the network a Node speaks Raft over: a listener for inbound connections and a
+// dialer for outbound ones. It is hashicorp/raft's StreamLayer, so a first-byte connection mux
+// that shares a port with another protocol can be plugged in. NewStreamLayer adapts a listener
+// and a dial function that take plain string addresses.
+type StreamLayer = hraft.StreamLayer
+
+// NewStreamLayer returns a StreamLayer that accepts connections from ln and dials with dial.
+// Closing the StreamLayer closes ln. It is safe for concurrent use if ln and dial are.
+func NewStreamLayer(ln net.Listener, dial func(address string, timeout time.Duration) (net.Conn, error)) StreamLayer {
+	return &streamLayer{Listener: ln, dial: dial}
+}
+
+type streamLayer struct {
+	net.Listener
+	dial func(address string, timeout time.Duration) (net.Conn, error)
+}
+
+func (s *streamLayer) Dial(address hraft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return s.dial(string(address), timeout)
+}
+
+// TCPStreamLayer listens on addr (e.g. "127.0.0.1:0") and dials plain TCP. For tests, tools
+// and single-purpose ports; a server sharing its API port passes its own mux instead.
+func TCPStreamLayer(addr string) (StreamLayer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("consensus/raft: listen %s: %w", addr, err)
+	}
+	return NewStreamLayer(ln, func(address string, timeout time.Duration) (net.Conn, error) {
+		return net.DialTimeout("tcp", address, timeout)
+	}), nil
+}
+
+// Defaults applied to zero Config fields.
+const (
+	DefaultHeartbeatTimeout   = 1000 * time.Millisecond
+	DefaultElectionTimeout    = 1000 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 500 * time.Millisecond
+	DefaultCommitTimeout      = 50 * time.Millisecond
+	DefaultSnapshotInterval   = 120 * time.Second
+	DefaultSnapshotThreshold  = 8192
+	DefaultTrailingLogs       = 10240
+	DefaultMaxAppendEntries   = 512
+	DefaultRetainSnapshots    = 2
+	DefaultMaxManifestSize    = 8 << 20
+	DefaultTransportPool      = 3
+	DefaultTransportTimeout   = 10 * time.Second
+)
+
+// Config configures a Node. The zero value of every field but ID, DataDir and one of
+// StreamLayer/Transport means the documented default. New validates it.
+type Config struct {
+	// ID is this server's stable identity in the Raft configuration. Required.
+	ID string
+	// DataDir holds the Raft log ("wal/") and snapshots ("snapshots/"). Required; created if
+	// missing.
+	DataDir string
+
+	// StreamLayer carries Raft over the network (New builds a hashicorp/raft NetworkTransport
+	// on it and closes it on Close). Exactly one of StreamLayer and Transport must be set.
+	StreamLayer StreamLayer
+	// Transport is a ready raft.Transport, e.g. raft.InmemTransport in tests. The caller owns
+	// it: the Node does not close it.
+	Transport hraft.Transport
+	// Address is the address other servers reach this one at. Default: the StreamLayer's
+	// listener address, or Transport.LocalAddr().
+	Address string
+
+	// Bootstrap makes a node with no Raft state bootstrap a single-voter cluster of itself.
+	// It is a no-op when state exists (restart), so it is safe to leave set.
+	Bootstrap bool
+	// BootstrapServers, with Bootstrap, is the initial configuration instead of this node
+	// alone; it must include this node. Every node of a new cluster may be given the same list.
+	BootstrapServers []consensus.Server
+
+	// HeartbeatTimeout: how long a follower waits without hearing from the leader before it
+	// starts an election. Default 1s.
+	HeartbeatTimeout time.Duration
+	// ElectionTimeout: how long a candidate waits before starting a new election. Default 1s.
+	ElectionTimeout time.Duration
+	// LeaderLeaseTimeout: how long a leader stays leader without reaching a quorum. Must not
+	// exceed HeartbeatTimeout. Default 500ms.
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout: the longest a follower may go without learning the commit index.
+	// Default 50ms.
+	CommitTimeout time.Duration
+
+	// SnapshotInterval: how often Raft checks whether to snapshot. Default 120s.
+	SnapshotInterval time.Duration
+	// SnapshotThreshold: snapshot once this many entries were logged since the last one.
+	// Default 8192.
+	SnapshotThreshold uint64
+	// TrailingLogs: entries kept in the log after a snapshot, so a slightly lagging follower
+	// catches up from the log rather than a snapshot. Default 10240.
+	TrailingLogs uint64
+	// MaxAppendEntries: the most entries per AppendEntries RPC and per group commit (≤ 1024).
+	// Default 512.
+	MaxAppendEntries int
+	// RetainSnapshots: snapshots kept on disk. Default 2.
+	RetainSnapshots int
+	// MaxManifestSize bounds a snapshot manifest (what Snapshot.Persist writes). Default 8 MiB.
+	MaxManifestSize int
+
+	// TransportPool and TransportTimeout tune the NetworkTransport built on StreamLayer:
+	// pooled connections per peer (default 3) and I/O timeout (default 10s).
+	TransportPool    int
+	TransportTimeout time.Duration
+
+	// UnsafeInmemLog keeps Raft's log and stable store in memory: nothing survives a restart
+	// and nothing is fsynced. For benchmarks (the in-memory floor) and throwaway tests only.
+	UnsafeInmemLog bool
+
+	// Logger receives the Node's and hashicorp/raft's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	def(&c.ElectionTimeout, DefaultElectionTimeout)
+	def(&c.LeaderLeaseTimeout, min(DefaultLeaderLeaseTimeout, c.HeartbeatTimeout))
+	def(&c.CommitTimeout, DefaultCommitTimeout)
+	def(&c.SnapshotInterval, DefaultSnapshotInterval)
+	def(&c.TransportTimeout, DefaultTransportTimeout)
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = DefaultTrailingLogs
+	}
+	if c.MaxAppendEntries == 0 {
+		c.MaxAppendEntries = DefaultMaxAppendEntries
+	}
+	if c.RetainSnapshots == 0 {
+		c.RetainSnapshots = DefaultRetainSnapshots
+	}
+	if c.MaxManifestSize == 0 {
+		c.MaxManifestSize = DefaultMaxManifestSize
+	}
+	if c.TransportPool == 0 {
+		c.TransportPool = DefaultTransportPool
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Address == "" {
+		switch {
+		case c.StreamLayer != nil:
+			c.Address = c.StreamLayer.Addr().String()
+		case c.Transport != nil:
+			c.Address = string(c.Transport.LocalAddr())
+		}
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.ID == "":
+		return bad("ID is required")
+	case c.DataDir == "":
+		return bad("DataDir is required")
+	case c.StreamLayer == nil && c.Transport == nil:
+		return bad("one of StreamLayer and Transport is required")
+	case c.StreamLayer != nil && c.Transport != nil:
+		return bad("StreamLayer and Transport are mutually exclusive")
+	case c.HeartbeatTimeout < 5*time.Millisecond:
+		return bad("HeartbeatTimeout %v is below 5ms", c.HeartbeatTimeout)
+	case c.ElectionTimeout < 5*time.Millisecond:
+		return bad("ElectionTimeout %v is below 5ms", c.ElectionTimeout)
+	case c.LeaderLeaseTimeout < 5*time.Millisecond:
+		return bad("LeaderLeaseTimeout %v is below 5ms", c.LeaderLeaseTimeout)
+	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
+		return bad("LeaderLeaseTimeout %v exceeds HeartbeatTimeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	case c.CommitTimeout < time.Millisecond:
+		return bad("CommitTimeout %v is below 1ms", c.CommitTimeout)
+	case c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024:
+		return bad("MaxAppendEntries %d is outside [1, 1024]", c.MaxAppendEntries)
+	case c.SnapshotInterval < 5*time.Millisecond:
+		return bad("SnapshotInterval %v is below 5ms", c.SnapshotInterval)
+	case c.RetainSnapshots < 1:
+		return bad("RetainSnapshots %d is below 1", c.RetainSnapshots)
+	case c.MaxManifestSize < 1:
+		return bad("MaxManifestSize %d is below 1", c.MaxManifestSize)
+	case c.TransportPool < 1:
+		return bad("TransportPool %d is below 1", c.TransportPool)
+	case c.Address == "":
+		return bad("Address is required (none could be derived)")
+	}
+	if len(c.BootstrapServers) > 0 {
+		self := false
+		for _, s := range c.BootstrapServers {
+			if s.ID == "" || s.Address == "" {
+				return bad("BootstrapServers entry %+v lacks an ID or address", s)
+			}
+			self = self || s.ID == c.ID
+		}
+		if !self {
+			return bad("BootstrapServers does not include this node %q", c.ID)
+		}
+	}
+	return nil
+}
+
+// raftConfig translates c (with defaults applied) to hashicorp/raft's Config.
+func (c Config) raftConfig() *hraft.Config {
+	rc := hraft.DefaultConfig()
+	rc.LocalID = hraft.ServerID(c.ID)
+	rc.HeartbeatTimeout = c.HeartbeatTimeout
+	rc.ElectionTimeout = c.ElectionTimeout
+	rc.LeaderLeaseTimeout = c.LeaderLeaseTimeout
+	rc.CommitTimeout = c.CommitTimeout
+	rc.SnapshotInterval = c.SnapshotInterval
+	rc.SnapshotThreshold = c.SnapshotThreshold
+	rc.TrailingLogs = c.TrailingLogs
+	rc.MaxAppendEntries = c.MaxAppendEntries
+	// A buffered apply channel lets the leader gather up to MaxAppendEntries proposals per
+	// group commit (one log write, one fsync) instead of one per main-loop turn.
+	rc.BatchApplyCh = true
+	rc.NoLegacyTelemetry = true
+	return rc
+}
+
+// trackingLayer remembers the connections it accepted and dialed so that Close can end them:
+// hashicorp/raft's NetworkTransport.Close closes only the listener, leaving connection
+// handlers (and their goroutines) alive until the peer hangs up.
+type trackingLayer struct {
+	StreamLayer
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	closed bool
+}
+
+func newTrackingLayer(s StreamLayer) *trackingLayer {
+	return &trackingLayer{StreamLayer: s, conns: map[*trackedConn]struct{}{}}
+}
+
+func (l *trackingLayer) track(c net.Conn) (net.Conn, error) {
+	tc := &trackedConn{Conn: c, l: l}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		_ = c.Close()
+		return nil, net.ErrClosed
+	}
+	l.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+func (l *trackingLayer) Accept() (net.Conn, error) {
+	c, err := l.StreamLayer.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.track(c)
+}
+
+func (l *trackingLayer) Dial(address hraft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	c, err := l.StreamLayer.Dial(address, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return l.track(c)
+}
+
+// Close closes the listener and every tracked connection. Idempotent.
+func (l *trackingLayer) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	conns := make([]*trackedConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	err := l.StreamLayer.Close()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	return err
+}
+
+type trackedConn struct {
+	net.Conn
+	l    *trackingLayer
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	var err error
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+		err = c.Conn.Close()
+	})
+	return err
+}

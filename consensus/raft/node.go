@@ -1,0 +1,509 @@
+// Package raft implements consensus.Consensus on hashicorp/raft, with hashicorp/raft-wal as the
+// log and stable store (one fsync per appended batch) and a snapshot store that streams a
+// StateMachine's own data (consensus.SnapshotSource) to followers lazily.
+//
+// A Node is created with New and stopped with Close. Its StateMachine is applied in batches
+// (raft.BatchingFSM) from one goroutine. Every method is safe for concurrent use.
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+
+	"github.com/commitlog-go/commitlog/consensus"
+)
+
+// Node is one member of a Raft cluster replicating into a consensus.StateMachine.
+// It implements consensus.Consensus; every method is safe for concurrent use.
+type Node struct {
+	cfg   Config
+	raft  *hraft.Raft
+	fsm   *fsm
+	trans hraft.Transport
+	// closers run after raft has shut down, in order (network transport, log store).
+	closers []func() error
+
+	// readTerm is the term in which this node, as leader, last committed a barrier: from then
+	// on in that term its commit index is current (see LinearizableRead).
+	readTerm atomic.Uint64
+
+	leaders *leaderWatch
+
+	closing   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ consensus.Consensus = (*Node)(nil)
+
+// New opens (or creates) the node's state in cfg.DataDir, starts Raft and returns the running
+// Node. With cfg.Bootstrap and no existing state it bootstraps a single-voter cluster of
+// itself. The caller must Close the Node. Errors wrap ErrInvalidConfig for a bad Config, or
+// the failure to open the stores or start Raft.
+func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
+	if sm == nil {
+		return nil, fmt.Errorf("%w: nil StateMachine", ErrInvalidConfig)
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, fsm: newFSM(sm, cfg.MaxManifestSize)}
+	ok := false
+	defer func() {
+		if !ok {
+			n.runClosers()
+		}
+	}()
+	logger := cfg.Logger.With("raft_id", cfg.ID)
+	hlog := newHclog(logger, "raft")
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("consensus/raft: create data dir: %w", err)
+	}
+	var (
+		logs   hraft.LogStore
+		stable hraft.StableStore
+	)
+	if cfg.UnsafeInmemLog {
+		s := hraft.NewInmemStore()
+		logs, stable = s, s
+	} else {
+		walDir := filepath.Join(cfg.DataDir, "wal")
+		if err := os.MkdirAll(walDir, 0o750); err != nil {
+			return nil, fmt.Errorf("consensus/raft: create wal dir: %w", err)
+		}
+		w, err := wal.Open(walDir, wal.WithLogger(hlog.Named("wal")))
+		if err != nil {
+			return nil, fmt.Errorf("consensus/raft: open wal: %w", err)
+		}
+		n.closers = append(n.closers, w.Close)
+		logs, stable = w, w
+	}
+	fss, err := hraft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), cfg.RetainSnapshots, hlog.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("consensus/raft: open snapshot store: %w", err)
+	}
+	snaps := &snapshotStore{FileSnapshotStore: fss, sm: sm, maxManifest: cfg.MaxManifestSize}
+
+	if cfg.StreamLayer != nil {
+		tl := newTrackingLayer(cfg.StreamLayer)
+		nt := hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
+			Stream:  tl,
+			MaxPool: cfg.TransportPool,
+			Timeout: cfg.TransportTimeout,
+			Logger:  hlog.Named("transport"),
+		})
+		n.trans = nt
+		// Prepend: the transport must close before the log store.
+		n.closers = append([]func() error{nt.Close, tl.Close}, n.closers...)
+	} else {
+		n.trans = cfg.Transport
+	}
+
+	rc := cfg.raftConfig()
+	rc.Logger = hlog
+	if cfg.Bootstrap {
+		has, err := hraft.HasExistingState(logs, stable, snaps)
+		if err != nil {
+			return nil, fmt.Errorf("consensus/raft: check existing state: %w", err)
+		}
+		if !has {
+			conf := hraft.Configuration{Servers: []hraft.Server{{
+				Suffrage: hraft.Voter, ID: hraft.ServerID(cfg.ID), Address: hraft.ServerAddress(cfg.Address),
+			}}}
+			if len(cfg.BootstrapServers) > 0 {
+				conf.Servers = conf.Servers[:0]
+				for _, s := range cfg.BootstrapServers {
+					sf := hraft.Voter
+					if s.Suffrage == consensus.Nonvoter {
+						sf = hraft.Nonvoter
+					}
+					conf.Servers = append(conf.Servers, hraft.Server{Suffrage: sf, ID: hraft.ServerID(s.ID), Address: hraft.ServerAddress(s.Address)})
+				}
+			}
+			if err := hraft.BootstrapCluster(rc, logs, stable, snaps, n.trans, conf); err != nil {
+				return nil, fmt.Errorf("consensus/raft: bootstrap: %w", err)
+			}
+		}
+	}
+	r, err := hraft.NewRaft(rc, n.fsm, logs, stable, snaps, n.trans)
+	if err != nil {
+		return nil, fmt.Errorf("consensus/raft: start raft: %w", err)
+	}
+	n.raft = r
+	n.leaders = newLeaderWatch(r, cfg.ID, logger)
+	ok = true
+	return n, nil
+}
+
+func (n *Node) runClosers() error {
+	var errs []error
+	for _, c := range n.closers {
+		if err := c(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close shuts Raft down (without leaving the configuration), stops the Node's goroutines and
+// closes its transport (when built from a StreamLayer) and stores. Idempotent: later calls
+// return the first call's result. Blocked calls return ErrClosed (or ErrOutcomeUnknown for
+// proposals in flight).
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.closing.Store(true)
+		var errs []error
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("consensus/raft: shutdown: %w", err))
+		}
+		n.leaders.close()
+		if err := n.runClosers(); err != nil {
+			errs = append(errs, fmt.Errorf("consensus/raft: close: %w", err))
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// Raft returns the underlying hashicorp/raft instance, for metrics and diagnostics. Do not
+// shut it down or change its configuration behind the Node's back.
+func (n *Node) Raft() *hraft.Raft { return n.raft }
+
+// ID returns the node's server ID.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// Address returns the node's advertised Raft address.
+func (n *Node) Address() string { return n.cfg.Address }
+
+func (n *Node) leader() (consensus.Server, bool) {
+	addr, id := n.raft.LeaderWithID()
+	if id == "" {
+		return consensus.Server{}, false
+	}
+	return consensus.Server{ID: string(id), Address: string(addr), Suffrage: consensus.Voter}, true
+}
+
+func (n *Node) mapErr(err error, proposed bool) error { return mapError(err, proposed, n.leader) }
+
+// enqueueTimeout turns ctx's deadline into the timeout hashicorp/raft takes for enqueueing.
+// Zero means no deadline. It returns ctx.Err() if ctx is already done.
+func enqueueTimeout(ctx context.Context) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0, nil
+	}
+	d := time.Until(dl)
+	if d <= 0 {
+		return 0, context.DeadlineExceeded
+	}
+	return d, nil
+}
+
+// await waits for f while honouring ctx. done reports whether f resolved; when ctx ends first,
+// err is ctx.Err(). The goroutine that waits on f ends when raft resolves it, at the latest
+// when raft shuts down (Close), which resolves every pending future.
+func await(ctx context.Context, f hraft.Future) (done bool, err error) {
+	if ctx.Done() == nil {
+		return true, f.Error()
+	}
+	ch := make(chan error, 1)
+	go func() { ch <- f.Error() }()
+	select {
+	case err := <-ch:
+		return true, err
+	case <-ctx.Done():
+		select {
+		case err := <-ch:
+			return true, err
+		default:
+			return false, ctx.Err()
+		}
+	}
+}
+
+// Propose replicates cmd and returns the local StateMachine's Apply result for it. See
+// consensus.Consensus. The ctx deadline bounds enqueueing; a ctx that ends after the entry was
+// enqueued yields ErrOutcomeUnknown.
+func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
+	if n.closing.Load() {
+		return nil, consensus.ErrClosed
+	}
+	timeout, err := enqueueTimeout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := n.raft.Apply(cmd, timeout)
+	done, err := await(ctx, f)
+	if !done {
+		return nil, fmt.Errorf("%w (%v)", consensus.ErrOutcomeUnknown, err)
+	}
+	if err != nil {
+		if errors.Is(err, hraft.ErrEnqueueTimeout) && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, n.mapErr(err, true)
+	}
+	return f.Response(), nil
+}
+
+// LinearizableRead returns nil once this node has confirmed it is the leader after the call
+// began and its StateMachine has applied every entry committed before that.
+//
+// How: hashicorp/raft has no ReadIndex, so this is ReadIndex on top of it. The first read in
+// a term commits a Barrier (a no-op entry): committing an entry of the current term proves
+// leadership and makes the commit index current, and raft answers it once the StateMachine has
+// applied everything before it. Later reads in the same term skip the log write: they note
+// the commit index c, confirm leadership with a heartbeat round (VerifyLeader), then wait until
+// the StateMachine has applied through c. If what is left below c holds no command (only
+// no-op or barrier entries, which the StateMachine never sees), they fall back to a Barrier.
+func (n *Node) LinearizableRead(ctx context.Context) error {
+	if n.closing.Load() {
+		return consensus.ErrClosed
+	}
+	timeout, err := enqueueTimeout(ctx)
+	if err != nil {
+		return err
+	}
+	term := n.raft.CurrentTerm()
+	if n.readTerm.Load() != term {
+		return n.barrier(ctx, timeout, term)
+	}
+	c := n.raft.CommitIndex()
+	done, err := await(ctx, n.raft.VerifyLeader())
+	if !done {
+		return err
+	}
+	if err != nil {
+		return n.mapErr(err, false)
+	}
+	if n.fsm.applied.Load() >= c {
+		return nil
+	}
+	// Wait for the StateMachine to catch up; if it stalls below c (trailing no-ops), commit a
+	// barrier instead.
+	for range 3 {
+		ch := n.fsm.waitCh()
+		if n.fsm.applied.Load() >= c {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(n.cfg.CommitTimeout):
+		}
+	}
+	if n.fsm.applied.Load() >= c {
+		return nil
+	}
+	return n.barrier(ctx, timeout, term)
+}
+
+func (n *Node) barrier(ctx context.Context, timeout time.Duration, term uint64) error {
+	done, err := await(ctx, n.raft.Barrier(timeout))
+	if !done {
+		return err
+	}
+	if err != nil {
+		if errors.Is(err, hraft.ErrEnqueueTimeout) && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return n.mapErr(err, false)
+	}
+	if n.raft.CurrentTerm() == term {
+		n.readTerm.Store(term)
+	}
+	return nil
+}
+
+// Leader returns the leader as this node knows it; ok is false when unknown.
+func (n *Node) Leader() (consensus.Server, bool) { return n.leader() }
+
+// IsLeader reports whether this node believes it is the leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == hraft.Leader }
+
+func suffrage(s hraft.ServerSuffrage) consensus.Suffrage {
+	if s == hraft.Voter {
+		return consensus.Voter
+	}
+	return consensus.Nonvoter
+}
+
+// Servers returns the latest configuration with the leader marked. On the leader, a
+// follower whose heartbeats are failing carries the LastContact raft reported when they
+// started failing; hashicorp/raft v1.8 exposes neither the last contact of healthy followers
+// nor match indexes, so those stay zero.
+func (n *Node) Servers(ctx context.Context) ([]consensus.ServerStatus, error) {
+	if n.closing.Load() {
+		return nil, consensus.ErrClosed
+	}
+	f := n.raft.GetConfiguration()
+	done, err := await(ctx, f)
+	if !done {
+		return nil, err
+	}
+	if err != nil {
+		return nil, n.mapErr(err, false)
+	}
+	_, leaderID := n.raft.LeaderWithID()
+	isLeader := n.IsLeader()
+	conf := f.Configuration()
+	out := make([]consensus.ServerStatus, 0, len(conf.Servers))
+	for _, s := range conf.Servers {
+		st := consensus.ServerStatus{
+			Server: consensus.Server{ID: string(s.ID), Address: string(s.Address), Suffrage: suffrage(s.Suffrage)},
+			Leader: s.ID == leaderID,
+		}
+		if isLeader && string(s.ID) != n.cfg.ID {
+			st.LastContact = n.leaders.failedContact(string(s.ID))
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Status returns this node's view of the cluster. AppliedIndex is the last entry index the
+// StateMachine has applied (or restored from a snapshot).
+func (n *Node) Status() consensus.Status {
+	st := consensus.Status{
+		ID:           n.cfg.ID,
+		State:        stateName(n.raft.State()),
+		Term:         n.raft.CurrentTerm(),
+		CommitIndex:  n.raft.CommitIndex(),
+		AppliedIndex: n.fsm.applied.Load(),
+		LastIndex:    n.raft.LastIndex(),
+	}
+	if l, ok := n.leader(); ok {
+		st.Leader = l
+	}
+	if n.raft.State() != hraft.Leader {
+		st.LastContact = n.raft.LastContact()
+	}
+	return st
+}
+
+func stateName(s hraft.RaftState) string {
+	switch s {
+	case hraft.Leader:
+		return "leader"
+	case hraft.Follower:
+		return "follower"
+	case hraft.Candidate:
+		return "candidate"
+	default:
+		return "shutdown"
+	}
+}
+
+func (n *Node) membership(ctx context.Context, op func(timeout time.Duration) hraft.IndexFuture) error {
+	if n.closing.Load() {
+		return consensus.ErrClosed
+	}
+	timeout, err := enqueueTimeout(ctx)
+	if err != nil {
+		return err
+	}
+	done, err := await(ctx, op(timeout))
+	if !done {
+		return fmt.Errorf("%w (%v)", consensus.ErrOutcomeUnknown, err)
+	}
+	if err != nil {
+		if errors.Is(err, hraft.ErrEnqueueTimeout) && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return n.mapErr(err, true)
+	}
+	return nil
+}
+
+// AddVoter adds a voting server, or promotes a non-voter. Leader only. Errors as Propose.
+func (n *Node) AddVoter(ctx context.Context, id, address string) error {
+	return n.membership(ctx, func(t time.Duration) hraft.IndexFuture {
+		return n.raft.AddVoter(hraft.ServerID(id), hraft.ServerAddress(address), 0, t)
+	})
+}
+
+// AddNonvoter adds a non-voting server. Leader only. Errors as Propose.
+func (n *Node) AddNonvoter(ctx context.Context, id, address string) error {
+	return n.membership(ctx, func(t time.Duration) hraft.IndexFuture {
+		return n.raft.AddNonvoter(hraft.ServerID(id), hraft.ServerAddress(address), 0, t)
+	})
+}
+
+// RemoveServer removes a server from the configuration. Leader only. Errors as Propose.
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	return n.membership(ctx, func(t time.Duration) hraft.IndexFuture {
+		return n.raft.RemoveServer(hraft.ServerID(id), 0, t)
+	})
+}
+
+// TransferLeadership hands leadership to id (its address looked up in the configuration), or
+// to the most up-to-date voter when id is empty. Leader only. It returns once the transfer
+// completed or failed.
+func (n *Node) TransferLeadership(ctx context.Context, id string) error {
+	if n.closing.Load() {
+		return consensus.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var f hraft.Future
+	if id == "" {
+		f = n.raft.LeadershipTransfer()
+	} else {
+		cf := n.raft.GetConfiguration()
+		done, err := await(ctx, cf)
+		if !done {
+			return err
+		}
+		if err != nil {
+			return n.mapErr(err, false)
+		}
+		var addr hraft.ServerAddress
+		for _, s := range cf.Configuration().Servers {
+			if string(s.ID) == id {
+				addr = s.Address
+			}
+		}
+		if addr == "" {
+			return fmt.Errorf("consensus/raft: transfer leadership: %w: %q", ErrUnknownServer, id)
+		}
+		f = n.raft.LeadershipTransferToServer(hraft.ServerID(id), addr)
+	}
+	done, err := await(ctx, f)
+	if !done {
+		return err
+	}
+	if err != nil {
+		if errors.Is(err, hraft.ErrLeadershipTransferInProgress) {
+			return fmt.Errorf("consensus/raft: transfer leadership: %w", err)
+		}
+		return n.mapErr(err, false)
+	}
+	return nil
+}
+
+// ErrUnknownServer is returned when a server ID is not in the configuration.
+var ErrUnknownServer = errors.New("consensus/raft: unknown server")
+
+// SubscribeLeader calls fn with the leader known when it subscribes, then on every change of
+// leader seen by this node, from the Node's single notification goroutine, in order. fn must
+// not block for long and must not call cancel. cancel unsubscribes; it is idempotent and, once
+// it returns, fn is not running and will not be called again.
+func (n *Node) SubscribeLeader(fn func(consensus.LeaderEvent)) (cancel func()) {
+	return n.leaders.subscribe(fn)
+}

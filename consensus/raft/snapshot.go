@@ -1,0 +1,197 @@
+package raft
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/commitlog-go/commitlog/consensus"
+)
+
+// snapshotStore wraps raft.FileSnapshotStore so that a snapshot taken locally stores only the
+// frame header and manifest (see fsm.go), while what Open returns — what raft streams to a
+// follower in InstallSnapshot — is that manifest followed by the StateMachine's SnapshotData
+// stream, opened lazily on first Read. A snapshot received from a leader is stored whole
+// (header, manifest, data) and Open returns it as is. The two are told apart by the stored
+// size: a local snapshot's file is exactly header + manifest long.
+//
+// Safe for concurrent use (FileSnapshotStore is; readers are per Open).
+type snapshotStore struct {
+	*hraft.FileSnapshotStore
+	sm          consensus.StateMachine
+	maxManifest int
+}
+
+var _ hraft.SnapshotStore = (*snapshotStore)(nil)
+
+// Open returns the snapshot's metadata, with Size the number of bytes the reader yields, and
+// its stream.
+func (s *snapshotStore) Open(id string) (*hraft.SnapshotMeta, io.ReadCloser, error) {
+	meta, rc, err := s.FileSnapshotStore.Open(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	br := bufio.NewReader(rc)
+	h, err := readFrameHeader(br, s.maxManifest)
+	if err != nil {
+		_ = rc.Close()
+		return nil, nil, fmt.Errorf("open snapshot %s: %w", id, err)
+	}
+	framed := int64(frameHeaderSize) + int64(h.manifestLen)
+	switch {
+	case meta.Size < framed:
+		_ = rc.Close()
+		return nil, nil, fmt.Errorf("open snapshot %s: %w: %d bytes stored, frame needs %d", id, ErrBadSnapshot, meta.Size, framed)
+	case meta.Size > framed:
+		// Received from a leader: the data is stored; return the stream unchanged.
+		return meta, &joinedReader{r: io.MultiReader(bytesReader(h.encode()), br), closers: []io.Closer{rc}}, nil
+	}
+	manifest := make([]byte, h.manifestLen)
+	if _, err := io.ReadFull(br, manifest); err != nil {
+		_ = rc.Close()
+		return nil, nil, fmt.Errorf("open snapshot %s: %w: read manifest: %w", id, ErrBadSnapshot, err)
+	}
+	_ = rc.Close()
+	head := append(h.encode(), manifest...)
+	src, ok := s.sm.(consensus.SnapshotSource)
+	if !ok {
+		return meta, io.NopCloser(bytesReader(head)), nil
+	}
+	size, err := s.dataSize(src, manifest)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open snapshot %s: %w", id, err)
+	}
+	m := *meta
+	m.Size = framed + size
+	lazy := &lazyData{open: func() (io.ReadCloser, error) { return src.SnapshotData(manifest) }, remaining: size}
+	return &m, &joinedReader{r: io.MultiReader(bytesReader(head), lazy), closers: []io.Closer{lazy}}, nil
+}
+
+// dataSize returns the exact length of src's data stream for manifest: from SnapshotSizer when
+// implemented, otherwise by reading the stream once.
+func (s *snapshotStore) dataSize(src consensus.SnapshotSource, manifest []byte) (int64, error) {
+	if sz, ok := src.(consensus.SnapshotSizer); ok {
+		n, err := sz.SnapshotDataSize(manifest)
+		if err != nil {
+			return 0, fmt.Errorf("snapshot data size: %w", err)
+		}
+		if n < 0 {
+			return 0, fmt.Errorf("%w: negative data size %d", ErrBadSnapshot, n)
+		}
+		return n, nil
+	}
+	rc, err := src.SnapshotData(manifest)
+	if err != nil {
+		return 0, fmt.Errorf("snapshot data: %w", err)
+	}
+	defer rc.Close()
+	n, err := io.Copy(io.Discard, rc)
+	if err != nil {
+		return 0, fmt.Errorf("snapshot data: count: %w", err)
+	}
+	return n, nil
+}
+
+func bytesReader(b []byte) io.Reader {
+	r := &sliceReader{b: b}
+	return r
+}
+
+type sliceReader struct{ b []byte }
+
+func (r *sliceReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+type joinedReader struct {
+	r       io.Reader
+	closers []io.Closer
+}
+
+func (j *joinedReader) Read(p []byte) (int, error) { return j.r.Read(p) }
+
+func (j *joinedReader) Close() error {
+	var errs []error
+	for _, c := range j.closers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// lazyData opens the StateMachine's data stream on the first Read and checks it yields
+// exactly the announced number of bytes.
+type lazyData struct {
+	open      func() (io.ReadCloser, error)
+	rc        io.ReadCloser
+	remaining int64
+	err       error
+}
+
+func (l *lazyData) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	if l.rc == nil {
+		if l.remaining == 0 {
+			return 0, io.EOF
+		}
+		rc, err := l.open()
+		if err != nil {
+			l.err = fmt.Errorf("consensus/raft: open snapshot data: %w", err)
+			return 0, l.err
+		}
+		l.rc = rc
+	}
+	if l.remaining == 0 {
+		// The stream must end where announced: a longer one means the data changed.
+		var one [1]byte
+		n, err := io.ReadFull(l.rc, one[:])
+		if n > 0 {
+			l.err = fmt.Errorf("%w: data stream longer than announced", ErrBadSnapshot)
+			return 0, l.err
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			l.err = fmt.Errorf("consensus/raft: read snapshot data: %w", err)
+			return 0, l.err
+		}
+		l.err = io.EOF
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.remaining {
+		p = p[:l.remaining]
+	}
+	n, err := l.rc.Read(p)
+	l.remaining -= int64(n)
+	if errors.Is(err, io.EOF) {
+		if l.remaining > 0 {
+			l.err = fmt.Errorf("%w: data stream %d bytes shorter than announced", ErrBadSnapshot, l.remaining)
+			return n, l.err
+		}
+		err = nil
+	}
+	if err != nil {
+		l.err = fmt.Errorf("consensus/raft: read snapshot data: %w", err)
+		return n, l.err
+	}
+	return n, nil
+}
+
+func (l *lazyData) Close() error {
+	if l.rc == nil {
+		return nil
+	}
+	err := l.rc.Close()
+	l.rc = nil
+	if l.err == nil {
+		l.err = errors.New("consensus/raft: snapshot data closed")
+	}
+	return err
+}
