@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
 // Code is a status code, numbered as gRPC numbers them (google.rpc.Code), so
@@ -166,4 +168,15 @@ func AsError(err error) *Error {
 		return e
 	}
 	return NewError(CodeOf(err), err)
+}
+
+// Proto returns the wire form of n, the log.v1.NotLeader error detail.
+func (n NotLeader) Proto() *logv1.NotLeader {
+	return &logv1.NotLeader{LeaderId: n.LeaderID, LeaderAddr: n.LeaderAddr}
+}
+
+// NotLeaderFromProto converts the log.v1.NotLeader error detail; nil gives
+// the zero NotLeader.
+func NotLeaderFromProto(p *logv1.NotLeader) NotLeader {
+	return NotLeader{LeaderID: p.GetLeaderId(), LeaderAddr: p.GetLeaderAddr()}
 }

@@ -1,6 +1,9 @@
 package transport
 
-import "context"
+import (
+	"context"
+	"crypto/tls"
+)
 
 // Peer describes the client at the other end of a request, as the server's
 // transport saw it.
@@ -30,4 +33,16 @@ func ContextWithPeer(ctx context.Context, p Peer) context.Context {
 func PeerFromContext(ctx context.Context) (Peer, bool) {
 	p, ok := ctx.Value(peerKey{}).(Peer)
 	return p, ok
+}
+
+// PeerSubject returns the subject common name of the verified client
+// certificate of a TLS connection: the leaf of the first verified chain. It
+// returns "" for nil state or when no chain was verified (no client
+// certificate, or a server that does not verify them), so an unverified
+// certificate never yields an identity.
+func PeerSubject(state *tls.ConnectionState) string {
+	if state == nil || len(state.VerifiedChains) == 0 || len(state.VerifiedChains[0]) == 0 {
+		return ""
+	}
+	return state.VerifiedChains[0][0].Subject.CommonName
 }

@@ -1,0 +1,239 @@
+package connect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+
+	"connectrpc.com/connect"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+	"github.com/commitlog-go/commitlog/transport/gen/log/v1/logv1connect"
+)
+
+// ClientConfig is the shared client configuration; see transport.ClientConfig.
+type ClientConfig = transport.ClientConfig
+
+// Protocol is the wire protocol a Client speaks.
+type Protocol int
+
+// The protocols connect-go clients speak. All use binary protobuf.
+const (
+	// ProtocolConnect is the Connect protocol (unary calls are plain HTTP POSTs).
+	ProtocolConnect Protocol = iota
+	// ProtocolGRPC is gRPC over HTTP/2.
+	ProtocolGRPC
+	// ProtocolGRPCWeb is gRPC-Web.
+	ProtocolGRPCWeb
+)
+
+// String returns the protocol's name as connect-go spells it.
+func (p Protocol) String() string {
+	switch p {
+	case ProtocolConnect:
+		return connect.ProtocolConnect
+	case ProtocolGRPC:
+		return connect.ProtocolGRPC
+	case ProtocolGRPCWeb:
+		return connect.ProtocolGRPCWeb
+	}
+	return fmt.Sprintf("protocol(%d)", int(p))
+}
+
+// Client calls one server over HTTP/2 (h2c when plaintext). It implements
+// transport.Client; all its methods are safe for concurrent use and every
+// error they return is a *transport.Error.
+type Client struct {
+	http    *http.Transport
+	log     logv1connect.LogClient
+	cluster logv1connect.ClusterClient
+	once    sync.Once
+}
+
+var (
+	_ transport.Client        = (*Client)(nil)
+	_ transport.NewClientFunc = NewClient
+)
+
+// NewClient returns a client speaking the Connect protocol to the server at
+// addr ("host:port"). It does not connect until the first call. An error
+// means the configuration or address is unusable.
+func NewClient(addr string, cfg ClientConfig) (transport.Client, error) {
+	return NewClientProtocol(addr, cfg, ProtocolConnect)
+}
+
+// NewClientProtocol is NewClient speaking protocol p.
+func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, error) {
+	cfg = cfg.WithDefaults()
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, fmt.Errorf("transport/connect: client address %q: %w", addr, err)
+	}
+	tr := &http.Transport{
+		Proxy:             nil,
+		ForceAttemptHTTP2: true,
+		TLSClientConfig:   cfg.TLS,
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout: cfg.KeepaliveTime,
+			PingTimeout:     cfg.KeepaliveTimeout,
+		},
+		DialContext: (&net.Dialer{KeepAlive: cfg.KeepaliveTime}).DialContext,
+	}
+	tr.Protocols = new(http.Protocols)
+	scheme := "http://"
+	if cfg.TLS != nil {
+		scheme = "https://"
+		tr.Protocols.SetHTTP2(true)
+	} else {
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
+	opts := []connect.ClientOption{connect.WithReadMaxBytes(cfg.MaxMessageBytes)}
+	switch p {
+	case ProtocolConnect:
+	case ProtocolGRPC:
+		opts = append(opts, connect.WithGRPC())
+	case ProtocolGRPCWeb:
+		opts = append(opts, connect.WithGRPCWeb())
+	default:
+		return nil, fmt.Errorf("%w: unknown protocol %d", transport.ErrInvalidConfig, int(p))
+	}
+	hc := &http.Client{Transport: tr}
+	return &Client{
+		http:    tr,
+		log:     logv1connect.NewLogClient(hc, scheme+addr, opts...),
+		cluster: logv1connect.NewClusterClient(hc, scheme+addr, opts...),
+	}, nil
+}
+
+// Close closes the client's idle connections; see transport.Client.
+func (c *Client) Close() error {
+	c.once.Do(c.http.CloseIdleConnections)
+	return nil
+}
+
+func unary[Req, Res any](ctx context.Context, call func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), req *Req) (*Res, error) {
+	res, err := call(ctx, connect.NewRequest(req))
+	if err != nil {
+		return nil, fromConnect(err)
+	}
+	return res.Msg, nil
+}
+
+// Produce calls log.v1.Log/Produce.
+func (c *Client) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
+	return unary(ctx, c.log.Produce, req)
+}
+
+// ProduceBatch calls log.v1.Log/ProduceBatch.
+func (c *Client) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
+	return unary(ctx, c.log.ProduceBatch, req)
+}
+
+// Consume calls log.v1.Log/Consume.
+func (c *Client) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1.ConsumeResponse, error) {
+	return unary(ctx, c.log.Consume, req)
+}
+
+// GetServers calls log.v1.Log/GetServers.
+func (c *Client) GetServers(ctx context.Context, req *logv1.GetServersRequest) (*logv1.GetServersResponse, error) {
+	return unary(ctx, c.log.GetServers, req)
+}
+
+// GetBounds calls log.v1.Log/GetBounds.
+func (c *Client) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*logv1.GetBoundsResponse, error) {
+	return unary(ctx, c.log.GetBounds, req)
+}
+
+// Join calls log.v1.Cluster/Join.
+func (c *Client) Join(ctx context.Context, req *logv1.JoinRequest) (*logv1.JoinResponse, error) {
+	return unary(ctx, c.cluster.Join, req)
+}
+
+// RemoveServer calls log.v1.Cluster/RemoveServer.
+func (c *Client) RemoveServer(ctx context.Context, req *logv1.RemoveServerRequest) (*logv1.RemoveServerResponse, error) {
+	return unary(ctx, c.cluster.RemoveServer, req)
+}
+
+// TransferLeadership calls log.v1.Cluster/TransferLeadership.
+func (c *Client) TransferLeadership(ctx context.Context, req *logv1.TransferLeadershipRequest) (*logv1.TransferLeadershipResponse, error) {
+	return unary(ctx, c.cluster.TransferLeadership, req)
+}
+
+// ConsumeStream opens log.v1.Log/ConsumeStream; see transport.Client.
+func (c *Client) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest) (transport.ClientStream[logv1.ConsumeResponse], error) {
+	ctx, cancel := context.WithCancel(ctx)
+	s, err := c.log.ConsumeStream(ctx, connect.NewRequest(req))
+	if err != nil {
+		cancel()
+		return nil, fromConnect(err)
+	}
+	return &serverStream{s: s, cancel: cancel}, nil
+}
+
+// ProduceStream opens log.v1.Log/ProduceStream; see transport.Client.
+func (c *Client) ProduceStream(ctx context.Context) (transport.BidiClientStream[logv1.ProduceRequest, logv1.ProduceResponse], error) {
+	ctx, cancel := context.WithCancel(ctx)
+	return &bidiStream{s: c.log.ProduceStream(ctx), cancel: cancel}, nil
+}
+
+type serverStream struct {
+	s      *connect.ServerStreamForClient[logv1.ConsumeResponse]
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+func (s *serverStream) Receive() (*logv1.ConsumeResponse, error) {
+	if s.s.Receive() {
+		return s.s.Msg(), nil
+	}
+	if err := s.s.Err(); err != nil {
+		return nil, fromConnect(err)
+	}
+	return nil, io.EOF
+}
+
+func (s *serverStream) Close() error {
+	s.once.Do(func() {
+		s.cancel()
+		s.s.Close()
+	})
+	return nil
+}
+
+type bidiStream struct {
+	s      *connect.BidiStreamForClient[logv1.ProduceRequest, logv1.ProduceResponse]
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+// Send returns io.EOF when the stream broke; Receive then gives the status.
+func (b *bidiStream) Send(m *logv1.ProduceRequest) error {
+	err := b.s.Send(m)
+	if err != nil && errors.Is(err, io.EOF) {
+		return io.EOF
+	}
+	return fromConnect(err)
+}
+
+func (b *bidiStream) CloseSend() error { return fromConnect(b.s.CloseRequest()) }
+
+func (b *bidiStream) Receive() (*logv1.ProduceResponse, error) {
+	m, err := b.s.Receive()
+	if err != nil {
+		return nil, fromConnect(err)
+	}
+	return m, nil
+}
+
+func (b *bidiStream) Close() error {
+	b.once.Do(func() {
+		b.cancel()
+		b.s.CloseRequest()
+		b.s.CloseResponse()
+	})
+	return nil
+}

@@ -1,0 +1,67 @@
+package connect
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"connectrpc.com/connect"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// toConnect converts an error a handler (or the interception hook)
+// returned into the *connect.Error sent to the client, with the NotLeader
+// detail when present. Errors connect-go built itself pass through.
+func toConnect(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := errors.AsType[*transport.Error](err); !ok {
+		if ce, ok := errors.AsType[*connect.Error](err); ok {
+			return ce
+		}
+	}
+	e := transport.AsError(err)
+	ce := connect.NewError(connect.Code(e.Code()), errors.New(e.Message()))
+	if nl, ok := e.NotLeader(); ok {
+		if d, derr := connect.NewErrorDetail(nl.Proto()); derr == nil {
+			ce.AddDetail(d)
+		}
+	}
+	return ce
+}
+
+// fromConnect converts an error returned by a connect-go client call into a
+// *transport.Error, keeping the NotLeader detail. io.EOF (end of stream)
+// and nil pass through.
+func fromConnect(err error) error {
+	if err == nil {
+		return nil
+	}
+	// connect-go ends a stream with an error wrapping io.EOF (sometimes a
+	// *connect.Error with CodeUnknown); the status, if any, is elsewhere.
+	if errors.Is(err, io.EOF) {
+		return io.EOF
+	}
+	ce, ok := errors.AsType[*connect.Error](err)
+	if !ok {
+		switch {
+		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+			return transport.NewError(transport.CodeOf(err), err)
+		}
+		return transport.NewError(transport.Unavailable, err)
+	}
+	e := transport.NewError(transport.Code(ce.Code()), errors.New(ce.Message()))
+	for _, d := range ce.Details() {
+		v, err := d.Value()
+		if err != nil {
+			continue
+		}
+		if nl, ok := v.(*logv1.NotLeader); ok {
+			e = e.WithNotLeader(transport.NotLeaderFromProto(nl))
+		}
+	}
+	return e
+}

@@ -1,0 +1,307 @@
+// Package connect serves and calls the commitlog API with connect-go.
+//
+// [NewServer] serves a [transport.LogService] (and optionally a
+// [transport.ClusterService]) through one http.Handler that speaks the
+// Connect, gRPC and gRPC-Web protocols, with binary protobuf and JSON, over
+// HTTP/1.1 and HTTP/2 (h2c when plaintext, ALPN over TLS), plus the
+// standard gRPC health service and server reflection. So grpcurl, a browser
+// and curl all work:
+//
+//	curl -H 'Content-Type: application/json' -d '{"record":{"value":"aGk="}}' \
+//	    http://127.0.0.1:8400/log.v1.Log/Produce
+//
+// [NewClient] returns a [transport.Client] speaking the Connect protocol;
+// [NewClientProtocol] chooses gRPC or gRPC-Web instead. Errors cross the wire
+// as Connect errors with the log.v1.NotLeader detail when present.
+package connect
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+	"github.com/commitlog-go/commitlog/transport/gen/log/v1/logv1connect"
+	"github.com/commitlog-go/commitlog/transport/internal/lifecycle"
+)
+
+// readHeaderTimeout bounds how long a client may take to send request
+// headers (slowloris).
+const readHeaderTimeout = 10 * time.Second
+
+// services are the names the health service reports on, "" being the whole server.
+var services = []string{"", logv1connect.LogName, logv1connect.ClusterName}
+
+// Server is a Connect/gRPC/gRPC-Web server for the commitlog API. Create it
+// with NewServer. Its methods are safe for concurrent use.
+type Server struct {
+	cfg     transport.ServerConfig
+	http    *http.Server
+	health  *grpchealth.StaticChecker
+	stopper *lifecycle.Stopper
+
+	mu      sync.Mutex
+	serving bool
+	stopped chan struct{} // closed when Stop has finished
+	stopErr error
+}
+
+var _ transport.Server = (*Server)(nil)
+
+// NewServer builds a server from cfg (see transport.ServerConfig for the
+// defaults). It returns transport.ErrNoService or an error wrapping
+// transport.ErrInvalidConfig for a bad config. The health status starts
+// SERVING.
+func NewServer(cfg transport.ServerConfig) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	s := &Server{
+		cfg:     cfg,
+		health:  grpchealth.NewStaticChecker(services[1:]...),
+		stopper: lifecycle.NewStopper(),
+		stopped: make(chan struct{}),
+	}
+	s.http = &http.Server{
+		Handler:           s.Handler(),
+		TLSConfig:         cfg.TLS,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       cfg.Keepalive.MaxIdle,
+		MaxHeaderBytes:    64 << 10,
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout: cfg.Keepalive.Time,
+			PingTimeout:     cfg.Keepalive.Timeout,
+		},
+		ErrorLog: slogErrorLog(cfg.Logger),
+	}
+	s.http.Protocols = new(http.Protocols)
+	s.http.Protocols.SetHTTP1(true)
+	if cfg.TLS != nil {
+		s.http.Protocols.SetHTTP2(true)
+	} else {
+		s.http.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return s, nil
+}
+
+// Handler returns the http.Handler serving log.v1.Log, log.v1.Cluster,
+// grpc.health.v1.Health and reflection, for callers that run their own
+// http.Server (they must then enable HTTP/2 themselves for gRPC and
+// bidirectional streams). Stop still ends the handler's streams.
+func (s *Server) Handler() http.Handler {
+	opts := []connect.HandlerOption{
+		connect.WithReadMaxBytes(s.cfg.MaxMessageBytes),
+		connect.WithSendMaxBytes(s.cfg.MaxMessageBytes),
+		connect.WithCompressMinBytes(s.cfg.CompressMinBytes),
+		connect.WithInterceptors(interceptor{s}),
+	}
+	mux := http.NewServeMux()
+	mux.Handle(logv1connect.NewLogHandler(logHandler{svc: s.cfg.Log}, opts...))
+	if s.cfg.Cluster != nil {
+		mux.Handle(logv1connect.NewClusterHandler(clusterHandler{svc: s.cfg.Cluster}, opts...))
+	} else {
+		mux.Handle(logv1connect.NewClusterHandler(logv1connect.UnimplementedClusterHandler{}, opts...))
+	}
+	mux.Handle(grpchealth.NewHandler(s.health, connect.WithCompressMinBytes(s.cfg.CompressMinBytes)))
+	reflector := grpcreflect.NewStaticReflector(logv1connect.LogName, logv1connect.ClusterName, grpchealth.HealthV1ServiceName)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := transport.Peer{Addr: r.RemoteAddr, Subject: transport.PeerSubject(r.TLS)}
+		mux.ServeHTTP(w, r.WithContext(transport.ContextWithPeer(r.Context(), p)))
+	})
+}
+
+// Serve accepts connections on l until Stop; see transport.Server. When
+// ServerConfig.TLS is set, l must carry plaintext TCP: Serve does the TLS
+// handshake. It closes l when it returns.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.serving || s.stopper.Stopped() {
+		s.mu.Unlock()
+		l.Close()
+		return transport.ErrServerStopped
+	}
+	s.serving = true
+	s.mu.Unlock()
+	var err error
+	if s.cfg.TLS != nil {
+		err = s.http.ServeTLS(l, "", "")
+	} else {
+		err = s.http.Serve(l)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		if s.stopper.Stopped() {
+			return nil
+		}
+		return transport.ErrServerStopped
+	}
+	return err
+}
+
+// SetHealth sets the status reported by the health service; see
+// transport.Server. After Stop it has no effect.
+func (s *Server) SetHealth(status transport.HealthStatus) {
+	if s.stopper.Stopped() {
+		return
+	}
+	s.setHealth(grpchealth.Status(status))
+}
+
+func (s *Server) setHealth(status grpchealth.Status) {
+	for _, name := range services {
+		s.health.SetStatus(name, status)
+	}
+}
+
+// Stop stops the server gracefully within ctx; see transport.Server.
+func (s *Server) Stop(ctx context.Context) error {
+	if !s.stopper.Stop() {
+		select {
+		case <-s.stopped:
+			return s.stopErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.setHealth(grpchealth.StatusNotServing)
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		s.http.Close()
+	}
+	s.stopErr = err
+	close(s.stopped)
+	return err
+}
+
+// interceptor runs the peer bookkeeping and the interception hook before
+// every handler, binds streams to the server's stop signal, and converts
+// handler errors to Connect errors.
+type interceptor struct{ s *Server }
+
+func (i interceptor) call(ctx context.Context, method, protocol string) (context.Context, error) {
+	p, _ := transport.PeerFromContext(ctx)
+	p.Protocol = protocol
+	ctx = transport.ContextWithPeer(ctx, p)
+	if i.s.cfg.Intercept != nil {
+		nctx, err := i.s.cfg.Intercept(ctx, method, p)
+		if err != nil {
+			return nil, err
+		}
+		if nctx != nil {
+			ctx = nctx
+		}
+	}
+	return ctx, nil
+}
+
+func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		ctx, err := i.call(ctx, req.Spec().Procedure, req.Peer().Protocol)
+		if err != nil {
+			return nil, toConnect(err)
+		}
+		res, err := next(ctx, req)
+		return res, toConnect(err)
+	}
+}
+
+func (i interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		ctx, cancel := i.s.stopper.Bind(ctx)
+		defer cancel()
+		ctx, err := i.call(ctx, conn.Spec().Procedure, conn.Peer().Protocol)
+		if err != nil {
+			return toConnect(err)
+		}
+		return toConnect(next(ctx, conn))
+	}
+}
+
+// logHandler adapts a transport.LogService to the generated Connect interface.
+type logHandler struct {
+	svc transport.LogService
+}
+
+func handle[Req, Res any](ctx context.Context, call func(context.Context, *Req) (*Res, error), req *connect.Request[Req]) (*connect.Response[Res], error) {
+	res, err := call(ctx, req.Msg)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(res), nil
+}
+
+func (h logHandler) Produce(ctx context.Context, req *connect.Request[logv1.ProduceRequest]) (*connect.Response[logv1.ProduceResponse], error) {
+	return handle(ctx, h.svc.Produce, req)
+}
+
+func (h logHandler) ProduceBatch(ctx context.Context, req *connect.Request[logv1.ProduceBatchRequest]) (*connect.Response[logv1.ProduceBatchResponse], error) {
+	return handle(ctx, h.svc.ProduceBatch, req)
+}
+
+func (h logHandler) Consume(ctx context.Context, req *connect.Request[logv1.ConsumeRequest]) (*connect.Response[logv1.ConsumeResponse], error) {
+	return handle(ctx, h.svc.Consume, req)
+}
+
+func (h logHandler) GetServers(ctx context.Context, req *connect.Request[logv1.GetServersRequest]) (*connect.Response[logv1.GetServersResponse], error) {
+	return handle(ctx, h.svc.GetServers, req)
+}
+
+func (h logHandler) GetBounds(ctx context.Context, req *connect.Request[logv1.GetBoundsRequest]) (*connect.Response[logv1.GetBoundsResponse], error) {
+	return handle(ctx, h.svc.GetBounds, req)
+}
+
+func (h logHandler) ConsumeStream(ctx context.Context, req *connect.Request[logv1.ConsumeRequest], stream *connect.ServerStream[logv1.ConsumeResponse]) error {
+	return h.svc.ConsumeStream(ctx, req.Msg, stream)
+}
+
+func (h logHandler) ProduceStream(ctx context.Context, stream *connect.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]) error {
+	return h.svc.ProduceStream(ctx, bidiHandler{stream})
+}
+
+// bidiHandler makes Receive return exactly io.EOF at the end of the
+// client's messages, as transport.BidiStream promises.
+type bidiHandler struct {
+	s *connect.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]
+}
+
+func (b bidiHandler) Receive() (*logv1.ProduceRequest, error) {
+	m, err := b.s.Receive()
+	if err != nil && errors.Is(err, io.EOF) {
+		return nil, io.EOF
+	}
+	return m, err
+}
+
+func (b bidiHandler) Send(r *logv1.ProduceResponse) error { return b.s.Send(r) }
+
+// clusterHandler adapts a transport.ClusterService to the generated Connect interface.
+type clusterHandler struct {
+	svc transport.ClusterService
+}
+
+func (h clusterHandler) Join(ctx context.Context, req *connect.Request[logv1.JoinRequest]) (*connect.Response[logv1.JoinResponse], error) {
+	return handle(ctx, h.svc.Join, req)
+}
+
+func (h clusterHandler) RemoveServer(ctx context.Context, req *connect.Request[logv1.RemoveServerRequest]) (*connect.Response[logv1.RemoveServerResponse], error) {
+	return handle(ctx, h.svc.RemoveServer, req)
+}
+
+func (h clusterHandler) TransferLeadership(ctx context.Context, req *connect.Request[logv1.TransferLeadershipRequest]) (*connect.Response[logv1.TransferLeadershipResponse], error) {
+	return handle(ctx, h.svc.TransferLeadership, req)
+}

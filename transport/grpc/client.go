@@ -1,0 +1,168 @@
+package grpc
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	ggrpc "google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// ClientConfig is the shared client configuration; see transport.ClientConfig.
+type ClientConfig = transport.ClientConfig
+
+// Client calls one server over one gRPC connection (HTTP/2, multiplexed).
+// It implements transport.Client; all its methods are safe for concurrent
+// use and every error they return is a *transport.Error.
+type Client struct {
+	conn    *ggrpc.ClientConn
+	log     logv1.LogClient
+	cluster logv1.ClusterClient
+	once    sync.Once
+	err     error
+}
+
+var (
+	_ transport.Client        = (*Client)(nil)
+	_ transport.NewClientFunc = NewClient
+)
+
+// NewClient returns a client for the server at addr ("host:port"). It does
+// not connect: the connection is made on the first call and remade after
+// failures. An error means the configuration or address is unusable.
+func NewClient(addr string, cfg ClientConfig) (transport.Client, error) {
+	cfg = cfg.WithDefaults()
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(cfg.TLS)
+	}
+	conn, err := ggrpc.NewClient("passthrough:///"+addr,
+		ggrpc.WithTransportCredentials(creds),
+		ggrpc.WithDefaultCallOptions(ggrpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes)),
+		ggrpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time:                cfg.KeepaliveTime,
+			Timeout:             cfg.KeepaliveTimeout,
+			PermitWithoutStream: true,
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("transport/grpc: client for %q: %w", addr, err)
+	}
+	return &Client{conn: conn, log: logv1.NewLogClient(conn), cluster: logv1.NewClusterClient(conn)}, nil
+}
+
+// Close closes the connection; see transport.Client.
+func (c *Client) Close() error {
+	c.once.Do(func() { c.err = fromStatus(c.conn.Close()) })
+	return c.err
+}
+
+func unary[Req, Res any](ctx context.Context, call func(context.Context, *Req, ...ggrpc.CallOption) (*Res, error), req *Req) (*Res, error) {
+	res, err := call(ctx, req)
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return res, nil
+}
+
+// Produce calls log.v1.Log/Produce.
+func (c *Client) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
+	return unary(ctx, c.log.Produce, req)
+}
+
+// ProduceBatch calls log.v1.Log/ProduceBatch.
+func (c *Client) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
+	return unary(ctx, c.log.ProduceBatch, req)
+}
+
+// Consume calls log.v1.Log/Consume.
+func (c *Client) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1.ConsumeResponse, error) {
+	return unary(ctx, c.log.Consume, req)
+}
+
+// GetServers calls log.v1.Log/GetServers.
+func (c *Client) GetServers(ctx context.Context, req *logv1.GetServersRequest) (*logv1.GetServersResponse, error) {
+	return unary(ctx, c.log.GetServers, req)
+}
+
+// GetBounds calls log.v1.Log/GetBounds.
+func (c *Client) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*logv1.GetBoundsResponse, error) {
+	return unary(ctx, c.log.GetBounds, req)
+}
+
+// Join calls log.v1.Cluster/Join.
+func (c *Client) Join(ctx context.Context, req *logv1.JoinRequest) (*logv1.JoinResponse, error) {
+	return unary(ctx, c.cluster.Join, req)
+}
+
+// RemoveServer calls log.v1.Cluster/RemoveServer.
+func (c *Client) RemoveServer(ctx context.Context, req *logv1.RemoveServerRequest) (*logv1.RemoveServerResponse, error) {
+	return unary(ctx, c.cluster.RemoveServer, req)
+}
+
+// TransferLeadership calls log.v1.Cluster/TransferLeadership.
+func (c *Client) TransferLeadership(ctx context.Context, req *logv1.TransferLeadershipRequest) (*logv1.TransferLeadershipResponse, error) {
+	return unary(ctx, c.cluster.TransferLeadership, req)
+}
+
+// ConsumeStream opens log.v1.Log/ConsumeStream; see transport.Client.
+func (c *Client) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest) (transport.ClientStream[logv1.ConsumeResponse], error) {
+	ctx, cancel := context.WithCancel(ctx)
+	s, err := c.log.ConsumeStream(ctx, req)
+	if err != nil {
+		cancel()
+		return nil, fromStatus(err)
+	}
+	return &serverStream{s: s, cancel: cancel}, nil
+}
+
+// ProduceStream opens log.v1.Log/ProduceStream; see transport.Client.
+func (c *Client) ProduceStream(ctx context.Context) (transport.BidiClientStream[logv1.ProduceRequest, logv1.ProduceResponse], error) {
+	ctx, cancel := context.WithCancel(ctx)
+	s, err := c.log.ProduceStream(ctx)
+	if err != nil {
+		cancel()
+		return nil, fromStatus(err)
+	}
+	return &bidiStream{s: s, cancel: cancel}, nil
+}
+
+type serverStream struct {
+	s      ggrpc.ServerStreamingClient[logv1.ConsumeResponse]
+	cancel context.CancelFunc
+}
+
+func (s *serverStream) Receive() (*logv1.ConsumeResponse, error) {
+	m, err := s.s.Recv()
+	return m, fromStatus(err)
+}
+
+func (s *serverStream) Close() error {
+	s.cancel()
+	return nil
+}
+
+type bidiStream struct {
+	s      ggrpc.BidiStreamingClient[logv1.ProduceRequest, logv1.ProduceResponse]
+	cancel context.CancelFunc
+}
+
+// Send returns io.EOF when the stream broke; Receive then gives the status.
+func (b *bidiStream) Send(m *logv1.ProduceRequest) error { return fromStatus(b.s.Send(m)) }
+func (b *bidiStream) CloseSend() error                   { return fromStatus(b.s.CloseSend()) }
+
+func (b *bidiStream) Receive() (*logv1.ProduceResponse, error) {
+	m, err := b.s.Recv()
+	return m, fromStatus(err)
+}
+
+func (b *bidiStream) Close() error {
+	b.cancel()
+	return nil
+}

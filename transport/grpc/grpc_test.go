@@ -1,0 +1,31 @@
+package grpc_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/commitlog-go/commitlog/transport"
+	tgrpc "github.com/commitlog-go/commitlog/transport/grpc"
+	"github.com/commitlog-go/commitlog/transport/transporttest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func harness() transporttest.Harness {
+	return transporttest.Harness{
+		NewServer: func(cfg transport.ServerConfig) (transport.Server, error) { return tgrpc.NewServer(cfg) },
+		NewClient: tgrpc.NewClient,
+	}
+}
+
+func TestConformance(t *testing.T) { transporttest.Run(t, harness()) }
+
+func TestNewServerValidates(t *testing.T) {
+	if _, err := tgrpc.NewServer(transport.ServerConfig{}); err != transport.ErrNoService {
+		t.Errorf("NewServer without Log = %v, want ErrNoService", err)
+	}
+	if _, err := tgrpc.NewServer(transport.ServerConfig{Log: transporttest.NewService(), MaxMessageBytes: -1}); err == nil {
+		t.Errorf("NewServer with negative MaxMessageBytes succeeded")
+	}
+}

@@ -1,0 +1,665 @@
+package transporttest
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	ggrpc "google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// Harness tells Run how to build the implementation under test.
+type Harness struct {
+	// NewServer builds an unstarted server from cfg.
+	NewServer func(cfg transport.ServerConfig) (transport.Server, error)
+	// NewClient builds a client for addr.
+	NewClient transport.NewClientFunc
+}
+
+// callTimeout bounds every call of the suite, so a broken implementation
+// fails instead of hanging.
+const callTimeout = 10 * time.Second
+
+// Run runs the conformance suite against h. Subtests run one after another,
+// each with its own server on a loopback port.
+func Run(t *testing.T, h Harness) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, Harness)
+	}{
+		{"Unary", testUnary},
+		{"Cluster", testCluster},
+		{"ClusterUnimplemented", testClusterUnimplemented},
+		{"ConsumeStream", testConsumeStream},
+		{"ProduceStream", testProduceStream},
+		{"Errors", testErrors},
+		{"OversizedMessage", testOversized},
+		{"Interceptor", testInterceptor},
+		{"MutualTLS", testMutualTLS},
+		{"Health", testHealth},
+		{"Reflection", testReflection},
+		{"StopEndsStreams", testStopEndsStreams},
+		{"StopIdempotent", testStopIdempotent},
+		{"SeedWire", testSeedWire},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
+	}
+}
+
+// Started is a running server of the suite.
+type Started struct {
+	Server  transport.Server
+	Addr    string
+	Service *Service
+	serveCh chan error
+}
+
+// Start serves cfg on a fresh 127.0.0.1 port (cfg.Log defaults to a new
+// Service) and stops the server when the test ends, checking that Serve
+// returned nil.
+func Start(t testing.TB, h Harness, cfg transport.ServerConfig) *Started {
+	t.Helper()
+	svc, _ := cfg.Log.(*Service)
+	if cfg.Log == nil {
+		svc = NewService()
+		cfg.Log = svc
+	}
+	srv, err := h.NewServer(cfg)
+	if err != nil {
+		t.Fatalf("NewServer: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	s := &Started{Server: srv, Addr: l.Addr().String(), Service: svc, serveCh: make(chan error, 1)}
+	go func() { s.serveCh <- srv.Serve(l) }()
+	t.Cleanup(func() { s.Stop(t) })
+	return s
+}
+
+// Stop stops the server (idempotent) and checks Serve's result.
+func (s *Started) Stop(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	if err := s.Server.Stop(ctx); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+	if s.serveCh == nil {
+		return
+	}
+	select {
+	case err := <-s.serveCh:
+		if err != nil {
+			t.Errorf("Serve returned %v after Stop, want nil", err)
+		}
+		s.serveCh = nil
+	case <-ctx.Done():
+		t.Errorf("Serve did not return after Stop")
+	}
+}
+
+// Dial returns a client for s, closed when the test ends.
+func Dial(t testing.TB, h Harness, addr string, cfg transport.ClientConfig) transport.Client {
+	t.Helper()
+	c, err := h.NewClient(addr, cfg)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func wantCode(t testing.TB, what string, err error, codes ...transport.Code) {
+	t.Helper()
+	if _, ok := errors.AsType[*transport.Error](err); err != nil && !ok {
+		t.Errorf("%s: error %v (%T) is not a *transport.Error", what, err, err)
+	}
+	if got := transport.CodeOf(err); !slices.Contains(codes, got) {
+		t.Errorf("%s: code %v (err %v), want one of %v", what, got, err, codes)
+	}
+}
+
+func testUnary(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	ctx := ctxT(t)
+
+	for i, v := range []string{"a", "", "ccc"} {
+		res, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte(v)}})
+		if err != nil {
+			t.Fatalf("Produce %d: %v", i, err)
+		}
+		if res.GetOffset() != uint64(i) {
+			t.Fatalf("Produce %d: offset %d", i, res.GetOffset())
+		}
+	}
+	batch, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: []*logv1.Record{{Value: []byte("d")}, {Value: []byte("e")}}})
+	if err != nil {
+		t.Fatalf("ProduceBatch: %v", err)
+	}
+	if batch.GetBaseOffset() != 3 || batch.GetCount() != 2 {
+		t.Fatalf("ProduceBatch = %v, want base 3 count 2", batch)
+	}
+	for i, want := range []string{"a", "", "ccc", "d", "e"} {
+		res, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: uint64(i), Linearizable: i%2 == 0})
+		if err != nil {
+			t.Fatalf("Consume %d: %v", i, err)
+		}
+		if got := res.GetRecord(); string(got.GetValue()) != want || got.GetOffset() != uint64(i) {
+			t.Fatalf("Consume %d = %v, want value %q", i, got, want)
+		}
+	}
+	bounds, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{})
+	if err != nil {
+		t.Fatalf("GetBounds: %v", err)
+	}
+	if bounds.GetLowestOffset() != 0 || bounds.GetNextOffset() != 5 || bounds.GetCommittedOffset() != 5 {
+		t.Fatalf("GetBounds = %v", bounds)
+	}
+	servers, err := c.GetServers(ctx, &logv1.GetServersRequest{})
+	if err != nil {
+		t.Fatalf("GetServers: %v", err)
+	}
+	if len(servers.GetServers()) != 1 || !servers.GetServers()[0].GetIsLeader() || servers.GetServers()[0].GetSuffrage() != logv1.Suffrage_SUFFRAGE_VOTER {
+		t.Fatalf("GetServers = %v", servers)
+	}
+}
+
+func testCluster(t *testing.T, h Harness) {
+	svc := NewService()
+	s := Start(t, h, transport.ServerConfig{Log: svc, Cluster: svc})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	ctx := ctxT(t)
+
+	if _, err := c.Join(ctx, &logv1.JoinRequest{Id: "b", RaftAddr: "127.0.0.1:2", RpcAddr: "127.0.0.1:3", Nonvoter: true}); err != nil {
+		t.Fatalf("Join: %v", err)
+	}
+	_, err := c.Join(ctx, &logv1.JoinRequest{Id: "b"})
+	wantCode(t, "Join twice", err, transport.AlreadyExists)
+	tr, err := c.TransferLeadership(ctx, &logv1.TransferLeadershipRequest{})
+	if err != nil || tr.GetLeaderId() != "b" {
+		t.Fatalf("TransferLeadership = %v, %v; want leader b", tr, err)
+	}
+	servers, err := c.GetServers(ctx, &logv1.GetServersRequest{})
+	if err != nil {
+		t.Fatalf("GetServers: %v", err)
+	}
+	want := []*logv1.Server{
+		{Id: "self", RpcAddr: "self:0", Suffrage: logv1.Suffrage_SUFFRAGE_VOTER, Healthy: true},
+		{Id: "b", RaftAddr: "127.0.0.1:2", RpcAddr: "127.0.0.1:3", IsLeader: true, Suffrage: logv1.Suffrage_SUFFRAGE_NONVOTER, LastContact: durationpb.New(time.Second)},
+	}
+	if !slices.EqualFunc(servers.GetServers(), want, func(a, b *logv1.Server) bool { return proto.Equal(a, b) }) {
+		t.Fatalf("GetServers = %v, want %v", servers.GetServers(), want)
+	}
+	if _, err := c.RemoveServer(ctx, &logv1.RemoveServerRequest{Id: "b"}); err != nil {
+		t.Fatalf("RemoveServer: %v", err)
+	}
+	_, err = c.RemoveServer(ctx, &logv1.RemoveServerRequest{Id: "b"})
+	wantCode(t, "RemoveServer twice", err, transport.NotFound)
+}
+
+func testClusterUnimplemented(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	_, err := c.RemoveServer(ctxT(t), &logv1.RemoveServerRequest{Id: "x"})
+	wantCode(t, "RemoveServer without Cluster", err, transport.Unimplemented)
+}
+
+func testConsumeStream(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	ctx := ctxT(t)
+	for _, v := range []string{"0", "1", "2"} {
+		if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte(v)}}); err != nil {
+			t.Fatalf("Produce: %v", err)
+		}
+	}
+	stream, err := c.ConsumeStream(ctx, &logv1.ConsumeRequest{Offset: 1})
+	if err != nil {
+		t.Fatalf("ConsumeStream: %v", err)
+	}
+	defer stream.Close()
+	expect := func(off uint64) {
+		t.Helper()
+		res, err := stream.Receive()
+		if err != nil {
+			t.Fatalf("Receive offset %d: %v", off, err)
+		}
+		if res.GetRecord().GetOffset() != off {
+			t.Fatalf("Receive = offset %d, want %d", res.GetRecord().GetOffset(), off)
+		}
+	}
+	expect(1)
+	expect(2)
+	// The stream now tails: a new record reaches it.
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("3")}}); err != nil {
+		t.Fatalf("Produce: %v", err)
+	}
+	expect(3)
+	if err := stream.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := stream.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := stream.Receive(); err == nil {
+		t.Fatalf("Receive after Close succeeded")
+	}
+}
+
+func testProduceStream(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	stream, err := c.ProduceStream(ctxT(t))
+	if err != nil {
+		t.Fatalf("ProduceStream: %v", err)
+	}
+	defer stream.Close()
+	const n = 50
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range n {
+			if err := stream.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: []byte{byte(i)}}}); err != nil {
+				t.Errorf("Send %d: %v", i, err)
+				return
+			}
+		}
+		if err := stream.CloseSend(); err != nil {
+			t.Errorf("CloseSend: %v", err)
+		}
+	})
+	for i := range n {
+		res, err := stream.Receive()
+		if err != nil {
+			t.Fatalf("Receive %d: %v", i, err)
+		}
+		if res.GetOffset() != uint64(i) {
+			t.Fatalf("Receive %d: offset %d", i, res.GetOffset())
+		}
+	}
+	if _, err := stream.Receive(); err != io.EOF {
+		t.Fatalf("Receive after CloseSend = %v, want io.EOF", err)
+	}
+	wg.Wait()
+	recs := s.Service.Records()
+	if len(recs) != n || !bytes.Equal(recs[n-1].GetValue(), []byte{n - 1}) {
+		t.Fatalf("service holds %d records, want %d", len(recs), n)
+	}
+
+	// A handler error ends the stream with its code.
+	s.Service.SetNotLeader(&transport.NotLeader{LeaderID: "b", LeaderAddr: "127.0.0.1:9"})
+	stream2, err := c.ProduceStream(ctxT(t))
+	if err != nil {
+		t.Fatalf("ProduceStream: %v", err)
+	}
+	defer stream2.Close()
+	if err := stream2.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}}); err != nil && err != io.EOF {
+		t.Fatalf("Send: %v", err)
+	}
+	_, err = stream2.Receive()
+	wantCode(t, "ProduceStream on follower", err, transport.FailedPrecondition)
+	if nl, ok := transport.NotLeaderDetail(err); !ok || nl.LeaderID != "b" {
+		t.Errorf("NotLeaderDetail = %v, %v", nl, ok)
+	}
+}
+
+func testErrors(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	ctx := ctxT(t)
+
+	_, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 7})
+	wantCode(t, "Consume past end", err, transport.OutOfRange)
+	_, err = c.Produce(ctx, &logv1.ProduceRequest{})
+	wantCode(t, "Produce without record", err, transport.InvalidArgument)
+	if e, ok := errors.AsType[*transport.Error](err); ok && e.Message() != "record 0 is missing" {
+		t.Errorf("message = %q, want %q", e.Message(), "record 0 is missing")
+	}
+
+	leader := transport.NotLeader{LeaderID: "node-2", LeaderAddr: "127.0.0.1:8402"}
+	s.Service.SetNotLeader(&leader)
+	_, err = c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}})
+	wantCode(t, "Produce on follower", err, transport.FailedPrecondition)
+	if got, ok := transport.NotLeaderDetail(err); !ok || got != leader {
+		t.Errorf("NotLeaderDetail = %+v, %v; want %+v", got, ok, leader)
+	}
+	_, err = c.Consume(ctx, &logv1.ConsumeRequest{Linearizable: true})
+	if got, ok := transport.NotLeaderDetail(err); !ok || got != leader {
+		t.Errorf("linearizable Consume: NotLeaderDetail = %+v, %v; want %+v", got, ok, leader)
+	}
+	// An error without a detail carries none.
+	_, err = c.Consume(ctx, &logv1.ConsumeRequest{Offset: 99})
+	if _, ok := transport.NotLeaderDetail(err); ok {
+		t.Errorf("OutOfRange carries a NotLeader detail")
+	}
+
+	// Deadline on the client side.
+	dctx, cancel := context.WithTimeout(ctx, time.Nanosecond)
+	defer cancel()
+	<-dctx.Done()
+	_, err = c.GetBounds(dctx, &logv1.GetBoundsRequest{})
+	wantCode(t, "expired deadline", err, transport.DeadlineExceeded)
+
+	// A dead address is Unavailable.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	dc := Dial(t, h, dead, transport.ClientConfig{})
+	_, err = dc.GetBounds(ctx, &logv1.GetBoundsRequest{})
+	wantCode(t, "dead server", err, transport.Unavailable)
+}
+
+func testOversized(t *testing.T, h Harness) {
+	const limit = 64 << 10
+	s := Start(t, h, transport.ServerConfig{MaxMessageBytes: limit})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	ctx := ctxT(t)
+	calls := s.Service.Calls()
+	_, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: make([]byte, 2*limit)}})
+	wantCode(t, "oversized Produce", err, transport.ResourceExhausted, transport.InvalidArgument)
+	stream, err := c.ProduceStream(ctx)
+	if err != nil {
+		t.Fatalf("ProduceStream: %v", err)
+	}
+	defer stream.Close()
+	_ = stream.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: make([]byte, 2*limit)}})
+	_, err = stream.Receive()
+	wantCode(t, "oversized stream message", err, transport.ResourceExhausted, transport.InvalidArgument)
+	if got := s.Service.Calls(); got > calls+1 {
+		t.Errorf("service saw %d calls for oversized messages, want at most the stream's", got-calls)
+	}
+	if n := len(s.Service.Records()); n != 0 {
+		t.Errorf("oversized messages appended %d records", n)
+	}
+	// Just under the limit passes.
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: make([]byte, limit-64)}}); err != nil {
+		t.Fatalf("Produce under the limit: %v", err)
+	}
+}
+
+func testInterceptor(t *testing.T, h Harness) {
+	type seen struct {
+		method string
+		peer   transport.Peer
+	}
+	var (
+		mu    sync.Mutex
+		calls []seen
+	)
+	type key struct{}
+	deny := transport.MethodProduceBatch
+	svc := NewService()
+	s := Start(t, h, transport.ServerConfig{
+		Log: svc, Cluster: svc,
+		Intercept: func(ctx context.Context, method string, p transport.Peer) (context.Context, error) {
+			mu.Lock()
+			calls = append(calls, seen{method, p})
+			mu.Unlock()
+			if pp, ok := transport.PeerFromContext(ctx); !ok || pp != p {
+				t.Errorf("PeerFromContext in hook = %v, %v; want %v", pp, ok, p)
+			}
+			if method == deny {
+				return nil, transport.Errorf(transport.PermissionDenied, "%s denied", method)
+			}
+			return context.WithValue(ctx, key{}, method), nil
+		},
+	})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	ctx := ctxT(t)
+
+	calls0 := svc.Calls()
+	_, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: []*logv1.Record{{}}})
+	wantCode(t, "denied ProduceBatch", err, transport.PermissionDenied)
+	if svc.Calls() != calls0 {
+		t.Errorf("handler ran after the hook denied the call")
+	}
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{}}); err != nil {
+		t.Fatalf("Produce: %v", err)
+	}
+	if _, err := c.Consume(ctx, &logv1.ConsumeRequest{}); err != nil {
+		t.Fatalf("Consume: %v", err)
+	}
+	if _, err := c.GetServers(ctx, &logv1.GetServersRequest{}); err != nil {
+		t.Fatalf("GetServers: %v", err)
+	}
+	if _, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{}); err != nil {
+		t.Fatalf("GetBounds: %v", err)
+	}
+	if _, err := c.RemoveServer(ctx, &logv1.RemoveServerRequest{Id: "self"}); err != nil {
+		t.Fatalf("RemoveServer: %v", err)
+	}
+	cs, err := c.ConsumeStream(ctx, &logv1.ConsumeRequest{})
+	if err != nil {
+		t.Fatalf("ConsumeStream: %v", err)
+	}
+	if _, err := cs.Receive(); err != nil {
+		t.Fatalf("ConsumeStream Receive: %v", err)
+	}
+	cs.Close()
+	ps, err := c.ProduceStream(ctx)
+	if err != nil {
+		t.Fatalf("ProduceStream: %v", err)
+	}
+	if err := ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{}}); err != nil {
+		t.Fatalf("ProduceStream Send: %v", err)
+	}
+	if _, err := ps.Receive(); err != nil {
+		t.Fatalf("ProduceStream Receive: %v", err)
+	}
+	ps.Close()
+
+	mu.Lock()
+	defer mu.Unlock()
+	var methods []string
+	for _, c := range calls {
+		methods = append(methods, c.method)
+		if c.peer.Addr == "" || c.peer.Protocol == "" || c.peer.Subject != "" {
+			t.Errorf("%s: peer %+v: want an address and protocol, no subject (plaintext)", c.method, c.peer)
+		}
+	}
+	want := []string{deny, transport.MethodProduce, transport.MethodConsume, transport.MethodGetServers,
+		transport.MethodGetBounds, transport.MethodRemoveServer, transport.MethodConsumeStream, transport.MethodProduceStream}
+	if !slices.Equal(methods, want) {
+		t.Errorf("hook saw %v, want %v", methods, want)
+	}
+}
+
+func testMutualTLS(t *testing.T, h Harness) {
+	pki := NewPKI(t)
+	var (
+		mu    sync.Mutex
+		peers []transport.Peer
+	)
+	s := Start(t, h, transport.ServerConfig{
+		TLS: pki.ServerTLS(),
+		Intercept: func(ctx context.Context, _ string, p transport.Peer) (context.Context, error) {
+			mu.Lock()
+			peers = append(peers, p)
+			mu.Unlock()
+			return ctx, nil
+		},
+	})
+	ctx := ctxT(t)
+	c := Dial(t, h, s.Addr, transport.ClientConfig{TLS: pki.ClientTLS("root")})
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("tls")}}); err != nil {
+		t.Fatalf("Produce over mTLS: %v", err)
+	}
+	mu.Lock()
+	if len(peers) != 1 || peers[0].Subject != "root" || peers[0].Addr == "" {
+		t.Errorf("peers = %+v, want one with subject root", peers)
+	}
+	mu.Unlock()
+
+	// No client certificate, a certificate from another CA, or plaintext:
+	// refused before any handler runs.
+	other := NewPKI(t)
+	for name, cfg := range map[string]transport.ClientConfig{
+		"no client cert": {TLS: pki.ClientTLS("")},
+		"foreign CA":     {TLS: func() *tls.Config { c := other.ClientTLS("root"); c.RootCAs = pki.Pool(); return c }()},
+		"plaintext":      {},
+	} {
+		bad := Dial(t, h, s.Addr, cfg)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := bad.Produce(cctx, &logv1.ProduceRequest{Record: &logv1.Record{}})
+		cancel()
+		if err == nil {
+			t.Errorf("%s: Produce succeeded", name)
+		}
+	}
+	if n := len(s.Service.Records()); n != 1 {
+		t.Errorf("service holds %d records, want 1", n)
+	}
+}
+
+func testHealth(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{})
+	conn, err := ggrpc.NewClient("passthrough:///"+s.Addr, ggrpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	ctx := ctxT(t)
+	check := func(service string, want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		res, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+		if err != nil {
+			t.Fatalf("Check(%q): %v", service, err)
+		}
+		if res.GetStatus() != want {
+			t.Fatalf("Check(%q) = %v, want %v", service, res.GetStatus(), want)
+		}
+	}
+	check("", healthpb.HealthCheckResponse_SERVING)
+	check("log.v1.Log", healthpb.HealthCheckResponse_SERVING)
+	s.Server.SetHealth(transport.HealthNotServing)
+	check("", healthpb.HealthCheckResponse_NOT_SERVING)
+	check("log.v1.Cluster", healthpb.HealthCheckResponse_NOT_SERVING)
+	s.Server.SetHealth(transport.HealthServing)
+	check("log.v1.Log", healthpb.HealthCheckResponse_SERVING)
+	_, err = hc.Check(ctx, &healthpb.HealthCheckRequest{Service: "no.such.Service"})
+	if err == nil {
+		t.Errorf("Check of an unknown service succeeded")
+	}
+}
+
+func testReflection(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{})
+	conn, err := ggrpc.NewClient("passthrough:///"+s.Addr, ggrpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
+	defer cancel()
+	stream, err := reflectpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatalf("ServerReflectionInfo: %v", err)
+	}
+	if err := stream.Send(&reflectpb.ServerReflectionRequest{MessageRequest: &reflectpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	res, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("Recv: %v", err)
+	}
+	var names []string
+	for _, svc := range res.GetListServicesResponse().GetService() {
+		names = append(names, svc.GetName())
+	}
+	for _, want := range []string{"log.v1.Log", "log.v1.Cluster", "grpc.health.v1.Health"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("reflection lists %v, missing %s", names, want)
+		}
+	}
+	if err := stream.Send(&reflectpb.ServerReflectionRequest{MessageRequest: &reflectpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: "log.v1.Log"}}); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	res, err = stream.Recv()
+	if err != nil {
+		t.Fatalf("Recv: %v", err)
+	}
+	if len(res.GetFileDescriptorResponse().GetFileDescriptorProto()) == 0 {
+		t.Errorf("no file descriptor for log.v1.Log: %v", res)
+	}
+	stream.CloseSend()
+}
+
+func testStopEndsStreams(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	ctx := ctxT(t)
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{}}); err != nil {
+		t.Fatalf("Produce: %v", err)
+	}
+	stream, err := c.ConsumeStream(ctx, &logv1.ConsumeRequest{})
+	if err != nil {
+		t.Fatalf("ConsumeStream: %v", err)
+	}
+	defer stream.Close()
+	if _, err := stream.Receive(); err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	// The stream now waits for records that never come; Stop must end it
+	// and return before its deadline (which would mean it forced conns closed).
+	s.Stop(t)
+	if _, err := stream.Receive(); err == nil {
+		t.Fatalf("Receive after Stop succeeded")
+	}
+	_, err = c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{}})
+	wantCode(t, "Produce after Stop", err, transport.Unavailable)
+	if err := s.Server.Serve(mustListen(t)); !errors.Is(err, transport.ErrServerStopped) {
+		t.Errorf("Serve after Stop = %v, want ErrServerStopped", err)
+	}
+}
+
+func testStopIdempotent(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	if _, err := c.GetBounds(ctxT(t), &logv1.GetBoundsRequest{}); err != nil { // Serve has started
+		t.Fatalf("GetBounds: %v", err)
+	}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() { s.Server.Stop(context.Background()) })
+	}
+	wg.Wait()
+	s.Stop(t)
+	s.Server.SetHealth(transport.HealthServing) // no effect, no panic
+}
+
+func mustListen(t testing.TB) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
