@@ -1,0 +1,538 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// dialFunc opens a transport client to one server's API address.
+type dialFunc func(addr string) (transport.Client, error)
+
+// Client talks to one commitlog cluster. It learns the cluster's servers
+// from GetServers, sends writes straight to the leader, follows NotLeader
+// redirects at once, refreshes its view of the cluster after failures and
+// every refresh interval, spreads reads according to its ReadPolicy, and
+// keeps one connection per server address until Close.
+//
+// Each Client keeps its own view of its own cluster: two Clients never share
+// leader information. A Client is safe for concurrent use. It owns one
+// background goroutine (the periodic refresh), stopped by Close.
+type Client struct {
+	opts  options
+	seeds []string
+	dial  dialFunc
+
+	ctx    context.Context // canceled by Close: ends streams and retries
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	conns   map[string]transport.Client
+	servers []Server // last list learned, in the order a server sent it
+	leader  string   // API address of the leader; "" when unknown
+	closed  bool
+	refresh *refreshCall // the refresh under way, if any
+
+	rr atomic.Uint64 // round-robin cursor of reads
+}
+
+// refreshCall is one GetServers round shared by every caller that asks for
+// a refresh while it runs.
+type refreshCall struct {
+	done chan struct{}
+	err  error
+}
+
+// New returns a Client for the cluster that serves at addrs (API addresses
+// "host:port" of one or more of its servers; more seeds survive more dead
+// servers). It asks the seeds for the server list before returning, within
+// ctx and the retry budget, and fails with an error wrapping ErrUnavailable
+// when none answers; ErrNoAddresses when addrs is empty; ErrInvalidOption
+// for a bad option. Close the Client when done.
+func New(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	seeds := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		if a != "" && !slices.Contains(seeds, a) {
+			seeds = append(seeds, a)
+		}
+	}
+	if len(seeds) == 0 {
+		return nil, ErrNoAddresses
+	}
+	dial := o.dialer
+	if dial == nil {
+		dial = dialer(&o)
+	}
+	c := &Client{
+		opts:  o,
+		seeds: seeds,
+		dial:  dial,
+		conns: make(map[string]transport.Client),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if err := c.refreshWithRetry(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if o.refreshInterval > 0 {
+		c.wg.Add(1)
+		go c.refreshLoop()
+	}
+	return c, nil
+}
+
+// Close stops the background refresh, ends the client's streams, fails
+// calls in flight and closes every connection. It is idempotent; it returns
+// the first error of closing a connection.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	conns := c.conns
+	c.conns = nil
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	var errs []error
+	for addr, tc := range conns {
+		if err := tc.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close connection to %s: %w", addr, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Client) refreshLoop() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.opts.refreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+			if err := c.refreshServers(c.ctx); err != nil && c.ctx.Err() == nil {
+				c.opts.logger.Warn("refresh server list", "err", err)
+			}
+		}
+	}
+}
+
+// conn returns the pooled connection to addr, opening it if needed.
+func (c *Client) conn(addr string) (transport.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if tc, ok := c.conns[addr]; ok {
+		return tc, nil
+	}
+	tc, err := c.dial(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: connect to %s: %w", ErrUnavailable, addr, err)
+	}
+	c.conns[addr] = tc
+	return tc, nil
+}
+
+// snapshot returns the current view: leader address and servers.
+func (c *Client) snapshot() (string, []Server) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leader, c.servers
+}
+
+// setLeader records addr as the leader's address (from a redirect).
+func (c *Client) setLeader(addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.leader = addr
+}
+
+// forgetLeader drops the leader if it is still addr.
+func (c *Client) forgetLeader(addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leader == addr {
+		c.leader = ""
+	}
+}
+
+// candidates lists the addresses to ask for the server list, best first: the
+// leader, the other known servers, then the seeds.
+func (c *Client) candidates() []string {
+	leader, servers := c.snapshot()
+	out := make([]string, 0, len(servers)+len(c.seeds)+1)
+	add := func(a string) {
+		if a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	add(leader)
+	for _, s := range servers {
+		add(s.Addr)
+	}
+	for _, s := range c.seeds {
+		add(s)
+	}
+	return out
+}
+
+// refreshServers asks the cluster for its server list once (each candidate
+// in turn until one names a leader) and updates the view. Concurrent callers
+// share one round.
+func (c *Client) refreshServers(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	call := c.refresh
+	if call == nil {
+		call = &refreshCall{done: make(chan struct{})}
+		c.refresh = call
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			call.err = c.doRefresh()
+			c.mu.Lock()
+			c.refresh = nil
+			c.mu.Unlock()
+			close(call.done)
+		}()
+	}
+	c.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// doRefresh runs one refresh round, bounded by the client's lifetime and
+// the request timeout of each attempt.
+func (c *Client) doRefresh() error {
+	var errs []error
+	var leaderless []Server
+	for _, addr := range c.candidates() {
+		tc, err := c.conn(addr)
+		if err != nil {
+			if errors.Is(err, ErrClosed) {
+				return err
+			}
+			errs = append(errs, err)
+			continue
+		}
+		actx, cancel := c.attemptContext(c.ctx)
+		resp, err := tc.GetServers(actx, &logv1.GetServersRequest{})
+		cancel()
+		if err != nil {
+			if c.ctx.Err() != nil {
+				return ErrClosed
+			}
+			errs = append(errs, fmt.Errorf("get servers from %s: %w", addr, err))
+			continue
+		}
+		servers := serversFromProto(resp.GetServers())
+		leader := ""
+		for _, s := range servers {
+			if s.IsLeader {
+				leader = s.Addr
+			}
+		}
+		if leader == "" {
+			if leaderless == nil {
+				leaderless = servers
+			}
+			continue
+		}
+		c.mu.Lock()
+		c.servers, c.leader = servers, leader
+		c.mu.Unlock()
+		return nil
+	}
+	if leaderless != nil {
+		c.mu.Lock()
+		c.servers, c.leader = leaderless, ""
+		c.mu.Unlock()
+		return fmt.Errorf("%w: no leader known by any server", ErrUnavailable)
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(errs...))
+}
+
+// refreshWithRetry refreshes until a leader is known, the retry budget is
+// spent or ctx ends. It succeeds when any server answered, even without a
+// leader, if the budget runs out: reads can still be served.
+func (c *Client) refreshWithRetry(ctx context.Context) error {
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = c.refreshServers(ctx)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, ErrClosed) || ctx.Err() != nil || attempt >= c.opts.maxRetries {
+			break
+		}
+		if err := c.backoff(ctx, attempt); err != nil {
+			break
+		}
+	}
+	if _, servers := c.snapshot(); len(servers) > 0 {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %w: %w", ErrUnavailable, ctx.Err(), err)
+	}
+	return err
+}
+
+// attemptContext bounds one attempt by the request timeout.
+func (c *Client) attemptContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.opts.requestTimeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.opts.requestTimeout)
+}
+
+// backoff waits before retry number attempt (0-based), or returns ctx's
+// error or ErrClosed.
+func (c *Client) backoff(ctx context.Context, attempt int) error {
+	d := c.opts.backoffBase << min(attempt, 30)
+	if d <= 0 || d > c.opts.backoffMax {
+		d = c.opts.backoffMax
+	}
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// merged returns a context that ends when ctx or the client ends.
+func (c *Client) merged(ctx context.Context) (context.Context, context.CancelFunc) {
+	mctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.ctx, cancel)
+	return mctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// isClosed reports whether Close was called.
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// onLeader runs op against the leader with the write retry policy: a
+// redirect is followed at once, a refusal before proposal is retried after a
+// backoff and a refresh, an unknown outcome is returned as is. write says
+// whether op changes the log.
+func (c *Client) onLeader(ctx context.Context, write bool, op func(context.Context, transport.Client) error) error {
+	ctx, cancel := c.merged(ctx)
+	defer cancel()
+	var last error
+	for attempt := 0; ; attempt++ {
+		if c.isClosed() {
+			return ErrClosed
+		}
+		addr, _ := c.snapshot()
+		if addr == "" {
+			if err := c.refreshServers(ctx); err != nil && errors.Is(err, ErrClosed) {
+				return err
+			}
+			addr, _ = c.snapshot()
+		}
+		if addr == "" {
+			// No server knows a leader: nothing was sent, wait for
+			// the election.
+			err := fmt.Errorf("%w: no leader known", ErrUnavailable)
+			if last != nil {
+				err = fmt.Errorf("%w (last error: %w)", err, last)
+			}
+			if attempt >= c.opts.maxRetries {
+				return err
+			}
+			if berr := c.backoff(ctx, attempt); berr != nil {
+				if errors.Is(berr, ErrClosed) {
+					return berr
+				}
+				return fmt.Errorf("%w: %w", berr, err)
+			}
+			continue
+		}
+		err := c.attempt(ctx, addr, write, op)
+		if err == nil {
+			return nil
+		}
+		var v verdict
+		v, err = classify(ctx, err, write)
+		if c.isClosed() {
+			if v == unknown {
+				return fmt.Errorf("%w: %w", ErrClosed, err)
+			}
+			return ErrClosed
+		}
+		last = err
+		if v == fatal || v == unknown || attempt >= c.opts.maxRetries {
+			return err
+		}
+		if nl, ok := errors.AsType[*NotLeaderError](err); ok && v == redirect && nl.LeaderAddr != addr {
+			c.setLeader(nl.LeaderAddr)
+			continue
+		}
+		// Refused or unreachable: forget this leader, wait, and
+		// learn the cluster again.
+		c.forgetLeader(addr)
+		if err := c.backoff(ctx, attempt); err != nil {
+			if errors.Is(err, ErrClosed) {
+				return err
+			}
+			return fmt.Errorf("%w: %w", err, last)
+		}
+		if err := c.refreshServers(ctx); err != nil {
+			c.opts.logger.Debug("refresh after failure", "err", err)
+		}
+	}
+}
+
+// attempt runs op once against addr, bounded by the request timeout.
+func (c *Client) attempt(ctx context.Context, addr string, write bool, op func(context.Context, transport.Client) error) error {
+	tc, err := c.conn(addr)
+	if err != nil {
+		return err
+	}
+	actx, cancel := c.attemptContext(ctx)
+	defer cancel()
+	return op(actx, tc)
+}
+
+// readTargets lists the addresses a read may go to, in the order to try
+// them, according to the read policy; the leader first for a linearizable
+// read.
+func (c *Client) readTargets(linearizable bool) []string {
+	leader, servers := c.snapshot()
+	var followers []string
+	for _, s := range servers {
+		if s.Addr != "" && s.Addr != leader && !slices.Contains(followers, s.Addr) {
+			followers = append(followers, s.Addr)
+		}
+	}
+	rotate := func(s []string) []string {
+		if len(s) < 2 {
+			return s
+		}
+		k := int(c.rr.Add(1) % uint64(len(s)))
+		return append(s[k:len(s):len(s)], s[:k]...)
+	}
+	var out []string
+	switch {
+	case linearizable || c.opts.readPolicy == ReadLeader:
+		if leader != "" {
+			out = append(out, leader)
+		}
+		out = append(out, followers...)
+	case c.opts.readPolicy == ReadFollowers:
+		out = rotate(followers)
+		if leader != "" {
+			out = append(out, leader)
+		}
+	default: // ReadAny
+		all := followers
+		if leader != "" {
+			all = append([]string{leader}, followers...)
+		}
+		out = rotate(all)
+	}
+	for _, s := range c.seeds {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// onReplica runs the read op with the read retry policy: each retry moves on
+// to the next target; a redirect (a follower refusing a linearizable read)
+// goes to the named leader at once.
+func (c *Client) onReplica(ctx context.Context, linearizable bool, op func(context.Context, transport.Client) error) error {
+	ctx, cancel := c.merged(ctx)
+	defer cancel()
+	targets := c.readTargets(linearizable)
+	next := 0
+	redirectTo := ""
+	var last error
+	for attempt := 0; ; attempt++ {
+		if c.isClosed() {
+			return ErrClosed
+		}
+		addr := redirectTo
+		if addr == "" {
+			addr = targets[next%len(targets)]
+			next++
+		}
+		redirectTo = ""
+		err := c.attempt(ctx, addr, false, op)
+		if err == nil {
+			return nil
+		}
+		var v verdict
+		v, err = classify(ctx, err, false)
+		if c.isClosed() {
+			return ErrClosed
+		}
+		last = err
+		if v == fatal || attempt >= c.opts.maxRetries {
+			return err
+		}
+		if nl, ok := errors.AsType[*NotLeaderError](err); ok && v == redirect && nl.LeaderAddr != addr {
+			c.setLeader(nl.LeaderAddr)
+			redirectTo = nl.LeaderAddr
+			continue
+		}
+		c.forgetLeader(addr)
+		// Without a backoff a read would spin over the targets when all
+		// are down; with one a dead replica costs one short wait.
+		if err := c.backoff(ctx, attempt); err != nil {
+			if errors.Is(err, ErrClosed) {
+				return err
+			}
+			return fmt.Errorf("%w: %w", err, last)
+		}
+		if next%len(targets) == 0 {
+			// Every target failed once: learn the cluster again.
+			if err := c.refreshServers(ctx); err == nil {
+				targets = c.readTargets(linearizable)
+				next = 0
+			}
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/commitlog-go/commitlog/transport"
+)
+
+// The errors of the client. Every error a call returns wraps one of them
+// (and the transport's *transport.Error, when a server answered), so test
+// them with errors.Is.
+var (
+	// ErrOutOfRange: the offset is below the log's start (removed by
+	// retention) or was not written before the request's deadline.
+	ErrOutOfRange = errors.New("client: offset out of range")
+	// ErrOutcomeUnknown: a write was sent and then failed in a way that
+	// does not tell whether it was appended (leadership lost after it was
+	// proposed, a timeout, a connection broken mid-request, the caller's
+	// context ending mid-request). The client never retries such a write:
+	// the caller decides, knowing a retry may append a duplicate.
+	ErrOutcomeUnknown = errors.New("client: write outcome unknown, it may have been appended")
+	// ErrUnavailable: no server could serve the request within the retry
+	// budget (no leader, servers unreachable).
+	ErrUnavailable = errors.New("client: cluster unavailable")
+	// ErrNotLeader: the server that answered is not the leader. Returned
+	// (as a *NotLeaderError) only when the retry budget ran out while
+	// following redirects.
+	ErrNotLeader = errors.New("client: not the leader")
+	// ErrClosed: the client was closed.
+	ErrClosed = errors.New("client: closed")
+	// ErrNoAddresses: New was given no server address.
+	ErrNoAddresses = errors.New("client: no server addresses")
+	// ErrInvalidOption: an option has an invalid value.
+	ErrInvalidOption = errors.New("client: invalid option")
+	// ErrGap: a stream received an offset past the one it expected, so
+	// records would be skipped (the log was truncated under the reader).
+	ErrGap = errors.New("client: gap in stream offsets")
+)
+
+// NotLeaderError reports that a request reached a server that is not the
+// leader; LeaderID and LeaderAddr name the leader the server pointed to, and
+// are empty when it knew none. It matches ErrNotLeader with errors.Is and
+// unwraps to the transport error the server sent.
+type NotLeaderError struct {
+	// LeaderID is the leader's server id, if known.
+	LeaderID string
+	// LeaderAddr is the leader's API address, if known.
+	LeaderAddr string
+	// Err is the error the server answered with.
+	Err error
+}
+
+// Error describes the redirect.
+func (e *NotLeaderError) Error() string {
+	if e.LeaderAddr == "" {
+		return "client: not the leader, leader unknown"
+	}
+	return fmt.Sprintf("client: not the leader, leader is %s at %s", e.LeaderID, e.LeaderAddr)
+}
+
+// Is reports whether target is ErrNotLeader.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// Unwrap returns the server's error.
+func (e *NotLeaderError) Unwrap() error { return e.Err }
+
+// outcomeMarkers are phrases with which a server says an error left a write's
+// outcome unknown (DESIGN.md §2: "a message that says the write may have
+// happened"). Matched case-insensitively.
+var outcomeMarkers = []string{"may have happened", "may have been applied", "may have been appended", "outcome unknown", "outcome is unknown"}
+
+// verdict is what the client makes of one failed attempt.
+type verdict int
+
+const (
+	// fatal: return the error to the caller.
+	fatal verdict = iota
+	// redirect: a server named the leader; retry there at once.
+	redirect
+	// retry: safe to retry after a backoff (refused before any effect).
+	retry
+	// unknown: a write whose outcome is unknown; never retried.
+	unknown
+)
+
+// classify maps the error of one attempt to what the caller sees, and says
+// whether the attempt may be retried. write says whether the request
+// changes the log: then anything that may have reached the state machine is
+// an unknown outcome. callerCtx is the caller's context: its end is never
+// retried.
+func classify(callerCtx context.Context, err error, write bool) (verdict, error) {
+	if errors.Is(err, ErrClosed) {
+		return fatal, err
+	}
+	if cerr := callerCtx.Err(); cerr != nil {
+		if errors.Is(err, cerr) {
+			cerr = nil // already in the chain
+		}
+		if write {
+			return unknown, fmt.Errorf("%w: %w", ErrOutcomeUnknown, errors.Join(cerr, err))
+		}
+		return fatal, errors.Join(cerr, err)
+	}
+	if nl, ok := transport.NotLeaderDetail(err); ok {
+		e := &NotLeaderError{LeaderID: nl.LeaderID, LeaderAddr: nl.LeaderAddr, Err: err}
+		if nl.LeaderAddr != "" {
+			return redirect, e
+		}
+		// Refused before proposing, no leader known: an election.
+		return retry, fmt.Errorf("%w: %w", ErrUnavailable, e)
+	}
+	code := transport.CodeOf(err)
+	msg := ""
+	if te, ok := errors.AsType[*transport.Error](err); ok {
+		msg = strings.ToLower(te.Message())
+	}
+	for _, m := range outcomeMarkers {
+		if strings.Contains(msg, m) {
+			if write {
+				return unknown, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+			}
+			return retry, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
+	switch code {
+	case transport.OutOfRange:
+		return fatal, fmt.Errorf("%w: %w", ErrOutOfRange, err)
+	case transport.Unavailable, transport.DeadlineExceeded, transport.Aborted, transport.Unknown, transport.Internal, transport.Canceled:
+		// A server refusing a write before proposing it because it
+		// knows no leader sends the (empty) NotLeader detail, handled
+		// above. Any other failure of a write may have happened after the
+		// request reached the server, unless the connection was never
+		// made.
+		if !write || neverSent(err) {
+			return retry, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return unknown, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	default:
+		// OutOfRange aside, the other codes (InvalidArgument,
+		// PermissionDenied, FailedPrecondition without a NotLeader
+		// detail, DataLoss, …) are answers a retry would not change.
+		return fatal, err
+	}
+}
+
+// neverSent reports whether err proves the request never left the client:
+// the connection to the server could not be established.
+func neverSent(err error) bool {
+	if opErr, ok := errors.AsType[*net.OpError](err); ok && opErr.Op == "dial" {
+		return true
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return true
+	}
+	if te, ok := errors.AsType[*transport.Error](err); ok {
+		m := strings.ToLower(te.Message())
+		// grpc-go reports a failed connection attempt, before any
+		// request was written, as "…Error while dialing…".
+		if strings.Contains(m, "while dialing") || strings.Contains(m, "connection refused") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,306 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/transport"
+)
+
+func TestLeaderDiscoveryFromFollowerSeed(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		// Seed with a follower only: the client must learn the leader.
+		cl := newClient(t, c, []string{c.nodes[2].addr})
+		if got, want := cl.Leader(), c.nodes[0].addr; got != want {
+			t.Fatalf("Leader() = %q, want %q", got, want)
+		}
+		for i := range 3 {
+			off, err := cl.Produce(context.Background(), []byte{byte(i)})
+			if err != nil {
+				t.Fatalf("Produce: %v", err)
+			}
+			if off != uint64(i) {
+				t.Fatalf("offset = %d, want %d", off, i)
+			}
+		}
+		if got := c.nodes[0].called("Produce"); got != 3 {
+			t.Errorf("leader saw %d produces, want 3", got)
+		}
+		for _, nd := range c.nodes[1:] {
+			if got := nd.called("Produce"); got != 0 {
+				t.Errorf("%s saw %d produces, want 0 (writes go straight to the leader)", nd.id, got)
+			}
+		}
+	})
+}
+
+func TestFollowsNotLeaderAtOnce(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0))
+		if _, err := cl.Produce(context.Background(), []byte("a")); err != nil {
+			t.Fatal(err)
+		}
+		c.setLeader(1)
+		refreshes := c.nodes[0].called("GetServers") + c.nodes[1].called("GetServers") + c.nodes[2].called("GetServers")
+		off, err := cl.Produce(context.Background(), []byte("b"))
+		if err != nil {
+			t.Fatalf("Produce after leader change: %v", err)
+		}
+		if off != 1 {
+			t.Fatalf("offset = %d, want 1", off)
+		}
+		if got := c.nodes[0].called("Produce"); got != 2 {
+			t.Errorf("old leader saw %d produces, want 2 (one accepted, one redirected)", got)
+		}
+		if got := c.nodes[1].called("Produce"); got != 1 {
+			t.Errorf("new leader saw %d produces, want 1", got)
+		}
+		after := c.nodes[0].called("GetServers") + c.nodes[1].called("GetServers") + c.nodes[2].called("GetServers")
+		if after != refreshes {
+			t.Errorf("redirect cost %d GetServers calls, want 0: the detail names the leader", after-refreshes)
+		}
+		if got, want := cl.Leader(), c.nodes[1].addr; got != want {
+			t.Errorf("Leader() = %q, want %q", got, want)
+		}
+		if got := c.values(); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+			t.Errorf("log = %q, want [a b]", got)
+		}
+	})
+}
+
+func TestFailoverToNewLeaderAfterLeaderStops(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0))
+		if _, err := cl.Produce(context.Background(), []byte("a")); err != nil {
+			t.Fatal(err)
+		}
+		// The leader dies; node 2 wins the election.
+		c.nodes[0].stop()
+		c.setLeader(2)
+		off, err := cl.Produce(context.Background(), []byte("b"))
+		if err != nil {
+			t.Fatalf("Produce after failover: %v", err)
+		}
+		if off != 1 {
+			t.Errorf("offset = %d, want 1", off)
+		}
+		if got, want := cl.Leader(), c.nodes[2].addr; got != want {
+			t.Errorf("Leader() = %q, want %q", got, want)
+		}
+		if got := c.values(); len(got) != 2 {
+			t.Errorf("log = %q, want 2 records, no duplicate", got)
+		}
+	})
+}
+
+func TestRetriesWhileNoLeader(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0), client.WithMaxRetries(1000))
+		c.setLeader(-1) // election under way
+		type result struct {
+			off uint64
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			off, err := cl.Produce(context.Background(), []byte("x"))
+			done <- result{off, err}
+		}()
+		// Wait until the client was refused and has asked the cluster
+		// for a leader again a few times, then end the election.
+		asks := func() int64 {
+			return c.nodes[0].called("GetServers") + c.nodes[1].called("GetServers") + c.nodes[2].called("GetServers")
+		}
+		before := asks()
+		eventually(t, "refused produce and refreshes", func() bool {
+			return c.nodes[0].called("Produce") >= 1 && asks() >= before+6
+		})
+		c.setLeader(1)
+		r := <-done
+		if r.err != nil {
+			t.Fatalf("Produce: %v", r.err)
+		}
+		if got := c.values(); len(got) != 1 || got[0] != "x" {
+			t.Errorf("log = %q, want [x] exactly once", got)
+		}
+	})
+}
+
+func TestRetryBudgetExhausted(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0), client.WithMaxRetries(3))
+		c.setLeader(-1)
+		_, err := cl.Produce(context.Background(), []byte("x"))
+		if !errors.Is(err, client.ErrUnavailable) {
+			t.Fatalf("Produce with no leader: err = %v, want ErrUnavailable", err)
+		}
+		if errors.Is(err, client.ErrOutcomeUnknown) {
+			t.Errorf("a refused write must not be reported as outcome unknown: %v", err)
+		}
+		if n := len(c.values()); n != 0 {
+			t.Errorf("log has %d records, want 0", n)
+		}
+	})
+}
+
+func TestWriteOutcomeUnknownIsNotRetried(t *testing.T) {
+	tests := []struct {
+		name  string
+		apply bool
+		err   error
+	}{
+		{"leadership lost after proposing", true, transport.Errorf(transport.Unavailable, "leadership lost while committing: the write may have happened")},
+		{"timeout after proposing", false, transport.Errorf(transport.DeadlineExceeded, "commit timed out")},
+		{"unavailable without detail", true, transport.Errorf(transport.Unavailable, "shutting down")},
+		{"internal error", true, transport.Errorf(transport.Internal, "apply failed")},
+	}
+	for _, tr := range transports {
+		for _, tt := range tests {
+			t.Run(tr+"/"+tt.name, func(t *testing.T) {
+				c := newFakeCluster(t, tr, 3)
+				cl := newClient(t, c, nil, client.WithRefreshInterval(0))
+				c.setFault(func(string, [][]byte) (bool, error) { return tt.apply, tt.err })
+				_, err := cl.Produce(context.Background(), []byte("x"))
+				if !errors.Is(err, client.ErrOutcomeUnknown) {
+					t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
+				}
+				if got := transport.CodeOf(err); got != transport.CodeOf(tt.err) {
+					t.Errorf("CodeOf(err) = %v, want the server's %v", got, transport.CodeOf(tt.err))
+				}
+				if got := c.nodes[0].called("Produce"); got != 1 {
+					t.Errorf("leader saw %d produces, want 1: an unknown outcome is never retried", got)
+				}
+				_, err = cl.ProduceBatch(context.Background(), []byte("y"), []byte("z"))
+				if !errors.Is(err, client.ErrOutcomeUnknown) {
+					t.Fatalf("ProduceBatch err = %v, want ErrOutcomeUnknown", err)
+				}
+				if got := c.nodes[0].called("ProduceBatch"); got != 1 {
+					t.Errorf("leader saw %d batches, want 1", got)
+				}
+			})
+		}
+	}
+}
+
+func TestFatalErrorsAreReturnedAsIs(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0))
+		c.setFault(func(string, [][]byte) (bool, error) {
+			return false, transport.Errorf(transport.PermissionDenied, "nobody may produce")
+		})
+		_, err := cl.Produce(context.Background(), []byte("x"))
+		if got := transport.CodeOf(err); got != transport.PermissionDenied {
+			t.Fatalf("CodeOf(err) = %v (%v), want permission_denied", got, err)
+		}
+		if errors.Is(err, client.ErrOutcomeUnknown) || errors.Is(err, client.ErrUnavailable) {
+			t.Errorf("err = %v: a refusal by policy is neither unknown nor unavailable", err)
+		}
+		if got := c.nodes[0].called("Produce"); got != 1 {
+			t.Errorf("leader saw %d produces, want 1", got)
+		}
+	})
+}
+
+func TestCanceledWriteIsOutcomeUnknown(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0))
+		entered := make(chan struct{})
+		release := make(chan struct{})
+		c.setFault(func(string, [][]byte) (bool, error) {
+			close(entered)
+			<-release
+			return true, nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			_, err := cl.Produce(ctx, []byte("x"))
+			errc <- err
+		}()
+		<-entered
+		cancel()
+		err := <-errc
+		close(release)
+		if !errors.Is(err, client.ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want ErrOutcomeUnknown and context.Canceled", err)
+		}
+	})
+}
+
+func TestPeriodicRefreshLearnsNewLeader(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(5*time.Millisecond))
+		c.setLeader(2)
+		eventually(t, "client to learn the new leader", func() bool { return cl.Leader() == c.nodes[2].addr })
+	})
+}
+
+func TestClientsKeepTheirOwnLeader(t *testing.T) {
+	// Two clusters, two clients: leader knowledge never leaks between them
+	// (the seed's global resolver mixed clusters).
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			a := newFakeCluster(t, tr, 3)
+			b := newFakeCluster(t, tr, 3)
+			b.setLeader(1)
+			ca := newClient(t, a, nil, client.WithRefreshInterval(0))
+			cb := newClient(t, b, nil, client.WithRefreshInterval(0))
+			if _, err := ca.Produce(context.Background(), []byte("to a")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cb.Produce(context.Background(), []byte("to b")); err != nil {
+				t.Fatal(err)
+			}
+			if got := a.values(); len(got) != 1 || got[0] != "to a" {
+				t.Errorf("cluster a log = %q", got)
+			}
+			if got := b.values(); len(got) != 1 || got[0] != "to b" {
+				t.Errorf("cluster b log = %q", got)
+			}
+		})
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	ctx := context.Background()
+	if _, err := client.New(ctx, nil); !errors.Is(err, client.ErrNoAddresses) {
+		t.Errorf("New(nil) err = %v, want ErrNoAddresses", err)
+	}
+	if _, err := client.New(ctx, []string{"127.0.0.1:1"}, client.WithTransport("smoke-signals")); !errors.Is(err, client.ErrInvalidOption) {
+		t.Errorf("unknown transport: err = %v, want ErrInvalidOption", err)
+	}
+	if _, err := client.New(ctx, []string{"127.0.0.1:1"}, client.WithMaxRetries(-1)); !errors.Is(err, client.ErrInvalidOption) {
+		t.Errorf("negative retries: err = %v, want ErrInvalidOption", err)
+	}
+	for _, tr := range transports {
+		// Nothing listens on a port we just closed.
+		_, err := client.New(ctx, []string{closedAddr(t)}, client.WithTransport(tr), client.WithMaxRetries(1), client.WithBackoff(time.Millisecond, time.Millisecond))
+		if !errors.Is(err, client.ErrUnavailable) {
+			t.Errorf("%s: New against a dead address: err = %v, want ErrUnavailable", tr, err)
+		}
+	}
+}
+
+func TestCloseIsIdempotentAndFailsCalls(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl, err := client.New(context.Background(), c.addrs(), client.WithTransport(c.transport))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if err := cl.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		if _, err := cl.Produce(context.Background(), []byte("x")); !errors.Is(err, client.ErrClosed) {
+			t.Errorf("Produce after Close: err = %v, want ErrClosed", err)
+		}
+		if _, err := cl.Consume(context.Background(), 0); !errors.Is(err, client.ErrClosed) {
+			t.Errorf("Consume after Close: err = %v, want ErrClosed", err)
+		}
+	})
+}

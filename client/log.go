@@ -1,0 +1,251 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// Record is one entry of the log.
+type Record struct {
+	// Offset is the record's position: dense, starting at 0.
+	Offset uint64
+	// Value is the payload. The client does not keep it: callers own it.
+	Value []byte
+	// Term is the Raft term in which the record was appended.
+	Term uint64
+}
+
+// Server is one member of the cluster as the answering server knows it.
+type Server struct {
+	// ID is the server's Raft id (its node name).
+	ID string
+	// Addr is the API address clients dial.
+	Addr string
+	// RaftAddr is the address Raft peers dial (often equal to Addr).
+	RaftAddr string
+	// IsLeader is true for the leader.
+	IsLeader bool
+	// Voter is true for a voting member; false for a non-voter (read
+	// replica) or a server being added.
+	Voter bool
+	// AppliedIndex is the last Raft index the server applied.
+	AppliedIndex uint64
+	// Lag is how many Raft entries the server is behind the leader.
+	Lag uint64
+	// Healthy is false when the answering server considers it failed.
+	Healthy bool
+	// LastContact is the time since the answering server last heard from
+	// it; zero when unknown.
+	LastContact time.Duration
+}
+
+// Bounds are the offsets a server holds.
+type Bounds struct {
+	// Lowest is the first offset still stored.
+	Lowest uint64
+	// Next is the offset the next record will get on this server: one past
+	// the last record it applied. Lowest == Next means empty.
+	Next uint64
+	// Committed is one past the last record the server knows committed.
+	Committed uint64
+}
+
+func serversFromProto(ps []*logv1.Server) []Server {
+	out := make([]Server, 0, len(ps))
+	for _, p := range ps {
+		s := Server{
+			ID:           p.GetId(),
+			Addr:         p.GetRpcAddr(),
+			RaftAddr:     p.GetRaftAddr(),
+			IsLeader:     p.GetIsLeader(),
+			Voter:        p.GetSuffrage() == logv1.Suffrage_SUFFRAGE_VOTER,
+			AppliedIndex: p.GetAppliedIndex(),
+			Lag:          p.GetLag(),
+			Healthy:      p.GetHealthy(),
+		}
+		if lc := p.GetLastContact(); lc != nil {
+			s.LastContact = lc.AsDuration()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func recordFromProto(r *logv1.Record) Record {
+	return Record{Offset: r.GetOffset(), Value: r.GetValue(), Term: r.GetTerm()}
+}
+
+// Produce appends value to the log on the leader and returns its offset once
+// the record is committed on a majority. A write the cluster refused before
+// proposing it (not the leader, no leader) is retried on the leader; one
+// whose outcome is unknown is not retried and fails with an error wrapping
+// ErrOutcomeUnknown. Other errors wrap ErrUnavailable (retry budget spent),
+// ErrClosed, or the server's *transport.Error (e.g. InvalidArgument,
+// PermissionDenied, ResourceExhausted for a record too large). Safe for
+// concurrent use.
+func (c *Client) Produce(ctx context.Context, value []byte) (uint64, error) {
+	var off uint64
+	err := c.onLeader(ctx, true, func(ctx context.Context, tc transport.Client) error {
+		resp, err := tc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: value}})
+		if err != nil {
+			return err
+		}
+		off = resp.GetOffset()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("produce: %w", err)
+	}
+	return off, nil
+}
+
+// ProduceBatch appends values atomically, as one Raft entry: they get
+// consecutive offsets starting at the returned one, or none is appended. It
+// retries and fails as Produce does. An empty batch returns (0, nil) without
+// a request. The batch must fit the servers' message size bound (4 MiB by
+// default); a Producer splits large volumes into batches for you.
+func (c *Client) ProduceBatch(ctx context.Context, values ...[]byte) (uint64, error) {
+	if len(values) == 0 {
+		return 0, nil
+	}
+	recs := make([]*logv1.Record, len(values))
+	for i, v := range values {
+		recs[i] = &logv1.Record{Value: v}
+	}
+	req := &logv1.ProduceBatchRequest{Records: recs}
+	var base uint64
+	err := c.onLeader(ctx, true, func(ctx context.Context, tc transport.Client) error {
+		resp, err := tc.ProduceBatch(ctx, req)
+		if err != nil {
+			return err
+		}
+		if resp.GetCount() != uint64(len(values)) {
+			return fmt.Errorf("%w: server appended %d records of a batch of %d", ErrOutcomeUnknown, resp.GetCount(), len(values))
+		}
+		base = resp.GetBaseOffset()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("produce batch of %d: %w", len(values), err)
+	}
+	return base, nil
+}
+
+// Consume reads the record at offset from a server chosen by the read
+// policy, retrying on other servers when one fails. An offset not yet
+// written is waited for until ctx's deadline (or the request timeout), then
+// the call fails with an error wrapping ErrOutOfRange; so does an offset
+// below the log's start. Safe for concurrent use.
+func (c *Client) Consume(ctx context.Context, offset uint64) (Record, error) {
+	var rec Record
+	req := &logv1.ConsumeRequest{Offset: offset, Linearizable: c.opts.linearizable}
+	err := c.onReplica(ctx, c.opts.linearizable, func(ctx context.Context, tc transport.Client) error {
+		resp, err := tc.Consume(ctx, req)
+		if err != nil {
+			return err
+		}
+		rec = recordFromProto(resp.GetRecord())
+		return nil
+	})
+	if err != nil {
+		return Record{}, fmt.Errorf("consume offset %d: %w", offset, err)
+	}
+	return rec, nil
+}
+
+// Bounds returns the offsets held by a server chosen by the read policy (the
+// leader by default, whose Committed is the cluster's).
+func (c *Client) Bounds(ctx context.Context) (Bounds, error) {
+	var b Bounds
+	req := &logv1.GetBoundsRequest{Linearizable: c.opts.linearizable}
+	err := c.onReplica(ctx, c.opts.linearizable, func(ctx context.Context, tc transport.Client) error {
+		resp, err := tc.GetBounds(ctx, req)
+		if err != nil {
+			return err
+		}
+		b = Bounds{Lowest: resp.GetLowestOffset(), Next: resp.GetNextOffset(), Committed: resp.GetCommittedOffset()}
+		return nil
+	})
+	if err != nil {
+		return Bounds{}, fmt.Errorf("bounds: %w", err)
+	}
+	return b, nil
+}
+
+// Servers asks the cluster for its server list now (the leader first), updates
+// the client's view with it and returns it. It fails with an error wrapping
+// ErrUnavailable when no server answers, or when none knows a leader and the
+// retry budget runs out (the list is then still returned).
+func (c *Client) Servers(ctx context.Context) ([]Server, error) {
+	ctx, cancel := c.merged(ctx)
+	defer cancel()
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = c.refreshServers(ctx)
+		if err == nil || errors.Is(err, ErrClosed) || ctx.Err() != nil || attempt >= c.opts.maxRetries {
+			break
+		}
+		if c.backoff(ctx, attempt) != nil {
+			break
+		}
+	}
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
+	_, servers := c.snapshot()
+	if err != nil {
+		return slices.Clone(servers), fmt.Errorf("servers: %w", err)
+	}
+	return slices.Clone(servers), nil
+}
+
+// Leader returns the API address of the leader as the client last learned
+// it, without a request; "" when unknown.
+func (c *Client) Leader() string {
+	leader, _ := c.snapshot()
+	return leader
+}
+
+// RemoveServer removes the server with id from the cluster's Raft
+// configuration, on the leader. A refusal before any change (not the
+// leader, no leader) is retried; errors wrap ErrOutcomeUnknown when the
+// change may have happened, or carry the server's *transport.Error.
+func (c *Client) RemoveServer(ctx context.Context, id string) error {
+	err := c.onLeader(ctx, true, func(ctx context.Context, tc transport.Client) error {
+		_, err := tc.RemoveServer(ctx, &logv1.RemoveServerRequest{Id: id})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("remove server %q: %w", id, err)
+	}
+	return nil
+}
+
+// TransferLeadership asks the leader to hand leadership to the voter with id
+// (empty: the leader picks one) and returns the new leader's id when the
+// server knew it. The client forgets the old leader, so its next write
+// finds the new one. Errors as RemoveServer's.
+func (c *Client) TransferLeadership(ctx context.Context, id string) (string, error) {
+	var leader string
+	var from string
+	err := c.onLeader(ctx, true, func(ctx context.Context, tc transport.Client) error {
+		resp, err := tc.TransferLeadership(ctx, &logv1.TransferLeadershipRequest{Id: id})
+		if err != nil {
+			return err
+		}
+		leader = resp.GetLeaderId()
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("transfer leadership to %q: %w", id, err)
+	}
+	from, _ = c.snapshot()
+	c.forgetLeader(from)
+	return leader, nil
+}

@@ -1,0 +1,210 @@
+package client
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Transport names accepted by WithTransport.
+const (
+	// TransportConnect selects connect-go speaking the Connect protocol over
+	// HTTP/2 (h2c on plaintext). It is the default.
+	TransportConnect = "connect"
+	// TransportGRPC selects grpc-go.
+	TransportGRPC = "grpc"
+)
+
+// ReadPolicy says which servers serve reads (Consume, Stream, Bounds).
+type ReadPolicy int
+
+const (
+	// ReadLeader sends every read to the leader. It is the default: a read
+	// issued after an acknowledged Produce sees that record at once
+	// (read-your-writes), and no follower lag is ever observed. When the
+	// leader is unknown or unreachable, a read falls back to any replica.
+	ReadLeader ReadPolicy = iota
+	// ReadFollowers spreads reads round-robin over the followers and uses
+	// the leader only when no follower answers. Followers serve committed
+	// records only; one that has not applied a record yet waits for it up
+	// to the request deadline (long poll), so reads stay correct but may be
+	// slower right after a write.
+	ReadFollowers
+	// ReadAny spreads reads round-robin over every known server, leader
+	// included.
+	ReadAny
+)
+
+// String returns the policy's name.
+func (p ReadPolicy) String() string {
+	switch p {
+	case ReadLeader:
+		return "leader"
+	case ReadFollowers:
+		return "followers"
+	case ReadAny:
+		return "any"
+	default:
+		return fmt.Sprintf("ReadPolicy(%d)", int(p))
+	}
+}
+
+// Defaults used by New when an option is not given.
+const (
+	DefaultRequestTimeout  = 10 * time.Second
+	DefaultDialTimeout     = 5 * time.Second
+	DefaultRefreshInterval = 30 * time.Second
+	DefaultMaxRetries      = 8
+	DefaultBackoffBase     = 25 * time.Millisecond
+	DefaultBackoffMax      = time.Second
+)
+
+// An Option configures a Client. Options are values built by the With*
+// functions of this package; the interface has an unexported method so that
+// only this package can implement it.
+type Option interface {
+	apply(*options)
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+type options struct {
+	transport       string
+	tls             *tls.Config
+	logger          *slog.Logger
+	requestTimeout  time.Duration
+	dialTimeout     time.Duration
+	refreshInterval time.Duration
+	readPolicy      ReadPolicy
+	linearizable    bool
+	maxRetries      int
+	backoffBase     time.Duration
+	backoffMax      time.Duration
+	dialer          dialFunc // tests only
+}
+
+func defaultOptions() options {
+	return options{
+		transport:       TransportConnect,
+		requestTimeout:  DefaultRequestTimeout,
+		dialTimeout:     DefaultDialTimeout,
+		refreshInterval: DefaultRefreshInterval,
+		readPolicy:      ReadLeader,
+		maxRetries:      DefaultMaxRetries,
+		backoffBase:     DefaultBackoffBase,
+		backoffMax:      DefaultBackoffMax,
+	}
+}
+
+func (o *options) validate() error {
+	switch o.transport {
+	case TransportConnect, TransportGRPC:
+	default:
+		return fmt.Errorf("%w: unknown transport %q (want %q or %q)", ErrInvalidOption, o.transport, TransportConnect, TransportGRPC)
+	}
+	switch o.readPolicy {
+	case ReadLeader, ReadFollowers, ReadAny:
+	default:
+		return fmt.Errorf("%w: unknown read policy %d", ErrInvalidOption, int(o.readPolicy))
+	}
+	if o.requestTimeout < 0 || o.dialTimeout < 0 || o.refreshInterval < 0 {
+		return fmt.Errorf("%w: negative duration", ErrInvalidOption)
+	}
+	if o.maxRetries < 0 {
+		return fmt.Errorf("%w: negative max retries %d", ErrInvalidOption, o.maxRetries)
+	}
+	if o.backoffBase <= 0 || o.backoffMax < o.backoffBase {
+		return fmt.Errorf("%w: backoff base %v must be > 0 and <= max %v", ErrInvalidOption, o.backoffBase, o.backoffMax)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// WithTransport selects the wire transport: TransportConnect (default) or
+// TransportGRPC. Every server of a cluster serves the transport it was
+// started with; pick the same one. New fails with ErrInvalidOption on an
+// unknown name.
+func WithTransport(name string) Option {
+	return optionFunc(func(o *options) { o.transport = name })
+}
+
+// WithTLS makes the client speak TLS with the given configuration (for mTLS,
+// set Certificates; for a private CA, set RootCAs). The client clones cfg.
+// Without this option the client speaks plaintext (h2c), the zero-config
+// default of a local server.
+func WithTLS(cfg *tls.Config) Option {
+	return optionFunc(func(o *options) {
+		if cfg != nil {
+			cfg = cfg.Clone()
+		}
+		o.tls = cfg
+	})
+}
+
+// WithLogger sets the logger of the client's background work (server list
+// refreshes, reconnections). By default nothing is logged. Errors of calls
+// are returned, never logged.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(o *options) { o.logger = l })
+}
+
+// WithRequestTimeout bounds each attempt of a unary call (Produce, Consume,
+// GetServers, …) when the caller's context has no earlier deadline. Zero
+// means no per-attempt bound. Default DefaultRequestTimeout. A Stream is not
+// bounded by it.
+func WithRequestTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.requestTimeout = d })
+}
+
+// WithDialTimeout bounds connection establishment to one server. Default
+// DefaultDialTimeout.
+func WithDialTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.dialTimeout = d })
+}
+
+// WithRefreshInterval sets how often the client asks the cluster for its
+// server list in the background, besides refreshing after failures. Zero
+// disables the periodic refresh. Default DefaultRefreshInterval.
+func WithRefreshInterval(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.refreshInterval = d })
+}
+
+// WithReadPolicy says which servers serve reads; see ReadPolicy. Default
+// ReadLeader.
+func WithReadPolicy(p ReadPolicy) Option {
+	return optionFunc(func(o *options) { o.readPolicy = p })
+}
+
+// WithMaxRetries bounds how many times one call is retried after a failure
+// that is safe to retry (a read, or a write refused before it was proposed).
+// Following a NotLeader redirect counts as a retry. Zero disables retries.
+// Default DefaultMaxRetries.
+func WithMaxRetries(n int) Option {
+	return optionFunc(func(o *options) { o.maxRetries = n })
+}
+
+// WithBackoff sets the exponential backoff between retries: the n-th wait is
+// drawn uniformly from [d/2, d] where d = min(base·2ⁿ, max). A redirect to
+// a named leader is followed at once, without waiting. Defaults
+// DefaultBackoffBase and DefaultBackoffMax.
+func WithBackoff(base, max time.Duration) Option {
+	return optionFunc(func(o *options) {
+		o.backoffBase = base
+		o.backoffMax = max
+	})
+}
+
+// WithLinearizableReads makes Consume and Bounds linearizable: they go to the
+// leader, which confirms its leadership and applies every committed entry
+// before reading, so a read reflects every write acknowledged before it
+// started. It overrides the read policy for those calls (a Stream still
+// follows the policy: it tails committed records anyway). Costs one round
+// trip from the leader to a quorum per read.
+func WithLinearizableReads() Option {
+	return optionFunc(func(o *options) { o.linearizable = true })
+}

@@ -1,0 +1,140 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// Stream returns an iterator over the log's records from offset from on: it
+// yields every record already written, then tails the log, yielding records
+// as they are committed, until ctx ends or the loop stops.
+//
+// It reads from a server chosen by the read policy. When the stream breaks
+// (server stopped, connection lost, leader change) it reconnects, to
+// another server if need be, and resumes at the offset after the last
+// record it yielded: the records it yields have consecutive offsets,
+// without duplicates or gaps.
+//
+// The sequence ends with exactly one non-nil error unless the loop stops
+// first: ctx's error when ctx ends; an error wrapping ErrOutOfRange when from
+// is below the log's start; ErrGap when the server skipped offsets; ErrClosed
+// when the client is closed; an error wrapping ErrUnavailable after more than
+// the retry budget of consecutive failed reconnections (a reconnection that
+// yields a record resets the count); or the server's error (e.g.
+// PermissionDenied). The Record values are owned by the loop body.
+//
+// Each call of the returned iterator opens its own stream; the iterator may
+// be used by one goroutine at a time.
+func (c *Client) Stream(ctx context.Context, from uint64) iter.Seq2[Record, error] {
+	return func(yield func(Record, error) bool) {
+		ctx, cancel := c.merged(ctx)
+		defer cancel()
+		next := from
+		failures := 0
+		targets := c.readTargets(false)
+		cursor := 0
+		redirectTo := ""
+		for {
+			addr := redirectTo
+			if addr == "" {
+				addr = targets[cursor%len(targets)]
+			}
+			redirectTo = ""
+			progressed, stop, err := c.streamFrom(ctx, addr, &next, yield)
+			if stop {
+				return
+			}
+			if c.isClosed() {
+				yield(Record{}, ErrClosed)
+				return
+			}
+			if ctx.Err() != nil {
+				yield(Record{}, ctx.Err())
+				return
+			}
+			if progressed {
+				failures = 0
+			}
+			if errors.Is(err, ErrGap) {
+				yield(Record{}, err)
+				return
+			}
+			if errors.Is(err, io.EOF) {
+				// The server ended the stream (it is stopping):
+				// resume elsewhere.
+				err = fmt.Errorf("%w: stream from %s ended by the server", ErrUnavailable, addr)
+			}
+			v, err := classify(ctx, err, false)
+			if v == fatal {
+				yield(Record{}, fmt.Errorf("stream from offset %d: %w", next, err))
+				return
+			}
+			failures++
+			if failures > c.opts.maxRetries {
+				yield(Record{}, fmt.Errorf("stream from offset %d: %d reconnections failed: %w", next, failures, err))
+				return
+			}
+			if nl, ok := errors.AsType[*NotLeaderError](err); ok && v == redirect && nl.LeaderAddr != addr {
+				c.setLeader(nl.LeaderAddr)
+				redirectTo = nl.LeaderAddr
+				continue
+			}
+			c.opts.logger.Debug("stream broken, resuming", "addr", addr, "next", next, "err", err)
+			c.forgetLeader(addr)
+			if failures > 1 {
+				if err := c.backoff(ctx, failures-2); err != nil {
+					continue // reported at the top of the next round
+				}
+			}
+			if err := c.refreshServers(ctx); err == nil {
+				targets = c.readTargets(false)
+			}
+			// Resume on the first target unless it is the server that
+			// just failed; then on the one after it.
+			cursor = 0
+			if targets[0] == addr {
+				cursor = 1
+			}
+		}
+	}
+}
+
+// streamFrom consumes one stream from addr starting at *next, yielding
+// records and advancing *next. It reports whether it yielded a record,
+// whether the loop body asked to stop, and the error that ended the stream.
+func (c *Client) streamFrom(ctx context.Context, addr string, next *uint64, yield func(Record, error) bool) (progressed, stop bool, err error) {
+	tc, err := c.conn(addr)
+	if err != nil {
+		return false, false, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := tc.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: *next})
+	if err != nil {
+		return false, false, err
+	}
+	defer st.Close()
+	for {
+		resp, err := st.Receive()
+		if err != nil {
+			return progressed, false, err
+		}
+		rec := recordFromProto(resp.GetRecord())
+		switch {
+		case rec.Offset < *next:
+			continue // already yielded before a reconnection
+		case rec.Offset > *next:
+			return progressed, false, fmt.Errorf("%w: expected offset %d, server %s sent %d", ErrGap, *next, addr, rec.Offset)
+		}
+		*next = rec.Offset + 1
+		progressed = true
+		if !yield(rec, nil) {
+			return progressed, true, nil
+		}
+	}
+}
