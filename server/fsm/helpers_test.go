@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,7 +107,18 @@ type faultLog struct {
 	storage.Log
 	maxBatchBytes int
 	appendErr     error
+	syncErr       error
 	appends       int // number of Append calls
+	appended      int // number of records appended
+	syncs         atomic.Int64
+}
+
+func (l *faultLog) Sync() error {
+	l.syncs.Add(1)
+	if l.syncErr != nil {
+		return l.syncErr
+	}
+	return l.Log.Sync()
 }
 
 func (l *faultLog) Append(records ...[]byte) (uint64, error) {
@@ -123,7 +135,11 @@ func (l *faultLog) Append(records ...[]byte) (uint64, error) {
 			return 0, fmt.Errorf("batch of %d bytes: %w", n, storage.ErrTooLarge)
 		}
 	}
-	return l.Log.Append(records...)
+	first, err := l.Log.Append(records...)
+	if err == nil {
+		l.appended += len(records)
+	}
+	return first, err
 }
 
 var errDisk = errors.New("disk on fire")

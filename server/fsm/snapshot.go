@@ -150,7 +150,10 @@ func (f *FSM) Restore(manifestBytes []byte, data io.Reader) error {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
 	lowest, next := f.log.Bounds()
-	if next >= m.Next {
+	// The log holds the snapshot when it reaches the manifest's next offset and either starts
+	// at or below it, or was compacted past it after applying the snapshot's entries. (A log
+	// lying wholly beyond the snapshot with nothing applied is not this cluster's: ingest.)
+	if next >= m.Next && (lowest <= m.Next || f.applied.Load() >= m.Index) {
 		return f.restoreKeep(m, lowest, next)
 	}
 	if data == nil {
@@ -248,8 +251,8 @@ func (in *ingest) append(recs [][]byte) error {
 	return nil
 }
 
-// restoreIngest brings the log, which holds [lowest, next) with next < m.Next, to the source's
-// records up to m.Next from the stream.
+// restoreIngest brings the log, which holds [lowest, next), to the source's records up to
+// m.Next from the stream.
 func (f *FSM) restoreIngest(m manifest, data io.Reader, lowest, next uint64) error {
 	sr, err := newStreamReader(data)
 	if err != nil {
@@ -263,8 +266,9 @@ func (f *FSM) restoreIngest(m manifest, data io.Reader, lowest, next uint64) err
 	// verified record is appended, so a stream that fails its first check changes nothing.
 	reset := next < sr.first || (lowest == next && next != sr.first)
 	in := &ingest{f: f, next: next}
+	have := next // the stream's records below have are skipped: the log holds them
 	if reset {
-		in.next = sr.first
+		in.next, have = sr.first, 0
 	}
 	var last []byte
 	for {
@@ -281,8 +285,8 @@ func (f *FSM) restoreIngest(m manifest, data io.Reader, lowest, next uint64) err
 			}
 			return fmt.Errorf("fsm: restore snapshot at index %d: %w", m.Index, err)
 		}
-		if !reset && off < next {
-			if off == next-1 {
+		if off < have {
+			if off == have-1 {
 				local, err := f.log.Read(off)
 				if err != nil {
 					return fmt.Errorf("fsm: restore snapshot at index %d: read local record %d: %w", m.Index, off, err)

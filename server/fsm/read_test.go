@@ -1,0 +1,148 @@
+package fsm
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/storage"
+)
+
+func TestReadErrors(t *testing.T) {
+	f, log := source(t, 10, 3)
+	if err := log.TruncatePrefix(4); err != nil {
+		t.Fatal(err)
+	}
+	expired, cancel := context.WithCancel(t.Context())
+	cancel()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		off  uint64
+		want []error
+	}{
+		{"below the start, even with time to wait", t.Context(), 3, []error{storage.ErrOutOfRange}},
+		{"not yet written, context done", expired, 10, []error{storage.ErrOutOfRange, context.Canceled}},
+		{"far ahead, context done", expired, 1 << 40, []error{storage.ErrOutOfRange}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.Read(tt.ctx, tt.off)
+			for _, w := range tt.want {
+				if !errors.Is(err, w) {
+					t.Fatalf("Read(%d): %v, want %v", tt.off, err, w)
+				}
+			}
+		})
+	}
+	r, err := f.Read(expired, 9)
+	if err != nil || string(r.Value) != "v-9" || r.Offset != 9 || r.Type != 1 || r.Term != 1 {
+		t.Fatalf("Read(9) of a written record: %+v, %v", r, err)
+	}
+}
+
+func TestReadWaitsForTheRecord(t *testing.T) {
+	f, _ := source(t, 3, 1)
+	got := make(chan Record, 1)
+	errc := make(chan error, 1)
+	go func() {
+		r, err := f.Read(t.Context(), 3)
+		got <- r
+		errc <- err
+	}()
+	// The reader is blocked until the record is applied (nothing to poll for: it is the
+	// Apply below that must wake it).
+	select {
+	case r := <-got:
+		t.Fatalf("Read returned %+v before the record was applied", r)
+	case <-time.After(20 * time.Millisecond):
+	}
+	mustApply(t, f, consensus.Entry{Index: 10, Term: 2, Data: cmd(t, "late")})
+	r := <-got
+	if err := <-errc; err != nil || string(r.Value) != "late" || r.Index != 10 {
+		t.Fatalf("Read: %+v, %v", r, err)
+	}
+}
+
+func TestRecordsTailsUntilCancelled(t *testing.T) {
+	f, _ := source(t, 5, 2)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	type item struct {
+		v   string
+		err error
+	}
+	items := make(chan item, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for r, err := range f.Records(ctx, 2) {
+			items <- item{string(r.Value), err}
+		}
+	}()
+	var got []string
+	take := func(n int) {
+		for range n {
+			select {
+			case it := <-items:
+				if it.err != nil {
+					t.Fatalf("Records: %v", it.err)
+				}
+				got = append(got, it.v)
+			case <-time.After(10 * time.Second):
+				t.Fatal("Records did not yield")
+			}
+		}
+	}
+	take(3)
+	applyRange(t, f, 5, 9, 3, 10)
+	take(4)
+	if want := []string{"v-2", "v-3", "v-4", "v-5", "v-6", "v-7", "v-8"}; !slices.Equal(got, want) {
+		t.Fatalf("Records yielded %q, want %q", got, want)
+	}
+	cancel()
+	select {
+	case it := <-items:
+		if !errors.Is(it.err, context.Canceled) {
+			t.Fatalf("after cancel: %+v, want context.Canceled", it)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Records did not stop on cancel")
+	}
+	<-done
+}
+
+func TestRecordsErrors(t *testing.T) {
+	f, log := source(t, 10, 3)
+	if err := log.TruncatePrefix(5); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range f.Records(t.Context(), 2) {
+		if !errors.Is(err, storage.ErrOutOfRange) {
+			t.Fatalf("Records below the start: %v", err)
+		}
+	}
+	n := 0
+	for r, err := range f.Records(t.Context(), 5) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Offset != uint64(5+n) {
+			t.Fatalf("offset %d, want %d", r.Offset, 5+n)
+		}
+		if n++; n == 3 {
+			break
+		}
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range f.Records(t.Context(), 10) {
+		if !errors.Is(err, storage.ErrClosed) {
+			t.Fatalf("Records on a closed log: %v", err)
+		}
+	}
+}
