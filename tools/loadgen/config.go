@@ -1,0 +1,182 @@
+package loadgen
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/commitlog-go/commitlog/client"
+)
+
+// Mode is how producers write records.
+type Mode string
+
+// The produce modes.
+const (
+	// ModeUnary: every producer goroutine calls Client.Produce in a loop, one record per request,
+	// one request at a time. Latency is the request's round trip.
+	ModeUnary Mode = "unary"
+	// ModeBatch: producer goroutines hand records to one shared batching client.Producer, each
+	// keeping up to Config.Window records outstanding. Latency is from Send to the record's
+	// acknowledgement (so it includes the linger time).
+	ModeBatch Mode = "batch"
+	// ModeStream: every producer goroutine opens a ProduceStream to the leader and pipelines up
+	// to Config.Window records on it. Latency is from Send to the matching response.
+	ModeStream Mode = "stream"
+)
+
+// Defaults applied by Config.withDefaults for zero fields.
+const (
+	DefaultRecordSize   = 100
+	DefaultDuration     = 10 * time.Second
+	DefaultWindow       = 256
+	DefaultDrainTimeout = 10 * time.Second
+	DefaultProgress     = time.Second
+	DefaultMaxErrors    = 1000
+)
+
+// ErrInvalidConfig is wrapped by Run when the Config cannot describe a run.
+var ErrInvalidConfig = errors.New("loadgen: invalid config")
+
+// ErrTooManyErrors is wrapped by Run when the run stopped because requests failed more than
+// Config.MaxErrors times; the Result returned with it holds what was measured until then.
+var ErrTooManyErrors = errors.New("loadgen: too many errors")
+
+// Config describes one load run. Zero values take the defaults named on each field; Run
+// validates the result and fails with an error wrapping ErrInvalidConfig.
+type Config struct {
+	// Addrs are the API addresses of one or more servers of the cluster (the client finds the
+	// leader). Required.
+	Addrs []string
+	// Transport is client.TransportConnect (default) or client.TransportGRPC.
+	Transport string
+	// TLS, when set, is the client's TLS configuration (see LoadTLS). Nil: plaintext.
+	TLS *tls.Config
+	// Clients is how many independent SDK clients (each with its own connections) the workers
+	// share round-robin. Default 1.
+	Clients int
+
+	// Mode is how producers write. Default ModeUnary.
+	Mode Mode
+	// Producers is the number of producing goroutines. Zero with Consumers or StreamConsumers
+	// set gives a read-only run over existing records (see From); zero with neither is 1.
+	Producers int
+	// RecordSize is each record's value size in bytes. Default DefaultRecordSize. Values of at
+	// least HeaderSize bytes carry a timestamp and checksum that readers verify.
+	RecordSize int
+	// Window bounds the records each producer goroutine has outstanding in ModeBatch and
+	// ModeStream. Default DefaultWindow.
+	Window int
+	// BatchRecords, BatchBytes, Linger and MaxInFlight configure the client.Producer of
+	// ModeBatch (client.ProducerBatchRecords, …). Zero: the client's defaults.
+	BatchRecords int
+	BatchBytes   int
+	Linger       time.Duration
+	MaxInFlight  int
+
+	// Duration is how long the measured phase lasts (after Warmup). Default DefaultDuration
+	// unless Records is set.
+	Duration time.Duration
+	// Records, when positive, ends the measured phase once this many records were produced in
+	// it (or, in a read-only run, read by each reader kind). With Duration also set, whichever
+	// comes first ends the run.
+	Records uint64
+	// Warmup is run before the measured phase; what happens during it is not counted.
+	Warmup time.Duration
+
+	// Consumers is the number of goroutines that read records back with unary Consume calls:
+	// the records produced in this run (tailing the producers), or in a read-only run the
+	// existing range from From. Latency is the request's round trip.
+	Consumers int
+	// StreamConsumers is the number of goroutines that each read every record back through one
+	// Client.Stream. Latency is end-to-end: from the producer's send time stamped in the
+	// record to its arrival on the stream (meaningful only on one machine's clock).
+	StreamConsumers int
+	// From is the first offset a read-only run reads. Default: the log's lowest offset.
+	From uint64
+	// DrainTimeout bounds how long readers may keep reading after the producers stopped, to
+	// catch up with what was produced. Default DefaultDrainTimeout.
+	DrainTimeout time.Duration
+
+	// MaxErrors stops the run with ErrTooManyErrors once requests failed this many times in
+	// total. Default DefaultMaxErrors; negative: never stop for errors.
+	MaxErrors int
+	// ProgressInterval is the period of the progress lines written to Run's out. Default
+	// DefaultProgress; negative: no progress lines.
+	ProgressInterval time.Duration
+	// Logger receives debug events (reconnections, stream restarts). Default: discards.
+	Logger *slog.Logger
+	// ClientOptions are passed to client.New after the options Run derives from this Config.
+	ClientOptions []client.Option
+}
+
+// readOnly reports whether the run only reads existing records.
+func (c Config) readOnly() bool {
+	return c.Producers == 0 && (c.Consumers > 0 || c.StreamConsumers > 0)
+}
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.Transport == "" {
+		c.Transport = client.TransportConnect
+	}
+	if c.Clients == 0 {
+		c.Clients = 1
+	}
+	if c.Mode == "" {
+		c.Mode = ModeUnary
+	}
+	if c.Producers == 0 && c.Consumers == 0 && c.StreamConsumers == 0 {
+		c.Producers = 1
+	}
+	if c.RecordSize == 0 {
+		c.RecordSize = DefaultRecordSize
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.Duration == 0 && c.Records == 0 {
+		c.Duration = DefaultDuration
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.MaxErrors == 0 {
+		c.MaxErrors = DefaultMaxErrors
+	}
+	if c.ProgressInterval == 0 {
+		c.ProgressInterval = DefaultProgress
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// validate checks a Config that went through withDefaults.
+func (c Config) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	switch {
+	case len(c.Addrs) == 0:
+		return bad("no server address")
+	case c.Transport != client.TransportConnect && c.Transport != client.TransportGRPC:
+		return bad("transport %q: want %s or %s", c.Transport, client.TransportConnect, client.TransportGRPC)
+	case c.Mode != ModeUnary && c.Mode != ModeBatch && c.Mode != ModeStream:
+		return bad("mode %q: want %s, %s or %s", c.Mode, ModeUnary, ModeBatch, ModeStream)
+	case c.Clients < 0, c.Producers < 0, c.Consumers < 0, c.StreamConsumers < 0:
+		return bad("negative number of clients, producers or consumers")
+	case c.RecordSize < 0:
+		return bad("negative record size %d", c.RecordSize)
+	case c.Window < 0:
+		return bad("negative window %d", c.Window)
+	case c.BatchRecords < 0, c.BatchBytes < 0, c.MaxInFlight < 0, c.Linger < 0:
+		return bad("negative batch setting")
+	case c.Duration < 0, c.Warmup < 0, c.DrainTimeout < 0:
+		return bad("negative duration")
+	}
+	return nil
+}

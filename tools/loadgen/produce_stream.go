@@ -1,0 +1,153 @@
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/tools/latency"
+	"github.com/commitlog-go/commitlog/transport"
+	tconnect "github.com/commitlog-go/commitlog/transport/connect"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+	tgrpc "github.com/commitlog-go/commitlog/transport/grpc"
+)
+
+// errNoLeader is the failure recorded when the client knows no leader to open a stream to.
+var errNoLeader = errors.New("loadgen: no leader known")
+
+// errStrayResponse is the failure recorded when a ProduceStream answers more than was sent.
+var errStrayResponse = errors.New("loadgen: produce stream answered a request it was not sent")
+
+// streamProducer pipelines records on a ProduceStream to the leader, keeping up to cfg.Window
+// unanswered. The SDK has no streaming produce, so this goes to the transport directly, at the
+// leader the SDK found; a broken stream is reopened (at the leader then known) after a pause,
+// and its unanswered records count as failed.
+func (r *runner) streamProducer(c *client.Client, rec *latency.Recorder) {
+	for !r.stopped() {
+		n, err := r.produceOnStream(c, rec)
+		if err == nil {
+			continue
+		}
+		if r.fail(r.runCtx, r.produce, max(n, 1), err) {
+			return
+		}
+		r.pause(r.runCtx)
+	}
+}
+
+// sentRecord is a record sent on a stream and not yet answered.
+type sentRecord struct {
+	at       time.Time
+	measured bool
+	size     int
+}
+
+// produceOnStream runs one ProduceStream until the measured phase ends or the stream breaks. It
+// returns the number of records left unanswered and the error that broke the stream (nil after
+// a clean end).
+func (r *runner) produceOnStream(c *client.Client, rec *latency.Recorder) (uint64, error) {
+	tc, err := r.dialLeader(c)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tc.Close() }() // nothing to report: the stream's own status is returned
+	stream, err := tc.ProduceStream(r.runCtx)
+	if err != nil {
+		return 0, fmt.Errorf("loadgen: open produce stream: %w", err)
+	}
+	defer func() { _ = stream.Close() }()
+
+	inflight := make(chan sentRecord, r.cfg.Window)
+	recvDone := make(chan error, 1)
+	go func() { recvDone <- r.receiveAcks(stream, inflight, rec) }()
+
+	var recvErr error
+	received := false
+send:
+	for {
+		t0 := time.Now()
+		measured, ok := r.take(t0)
+		if !ok {
+			break
+		}
+		v := r.payload.value(t0)
+		select {
+		case inflight <- sentRecord{at: t0, measured: measured, size: len(v)}:
+		case recvErr = <-recvDone:
+			received = true
+			inflight <- sentRecord{} // account for the record taken but never sent
+			break send
+		}
+		if err := stream.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: v}}); err != nil {
+			break // the stream's status comes from Receive
+		}
+	}
+	_ = stream.CloseSend() // an error here means the stream broke; Receive reports why
+	if !received {
+		recvErr = <-recvDone
+	}
+	if recvErr != nil {
+		return uint64(len(inflight)), recvErr
+	}
+	if n := len(inflight); n > 0 {
+		return uint64(n), fmt.Errorf("loadgen: produce stream ended with %d records unanswered", n)
+	}
+	return 0, nil
+}
+
+// receiveAcks reads the stream's responses, each answering the oldest unanswered record, until
+// the stream ends; it returns nil when the server ended it cleanly.
+func (r *runner) receiveAcks(stream transport.BidiClientStream[logv1.ProduceRequest, logv1.ProduceResponse], inflight chan sentRecord, rec *latency.Recorder) error {
+	for {
+		resp, err := stream.Receive()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("loadgen: produce stream: %w", err)
+		}
+		t1 := time.Now()
+		var s sentRecord
+		select {
+		case s = <-inflight:
+		default:
+			return errStrayResponse
+		}
+		r.wm.ack(resp.GetOffset(), 1)
+		if s.measured {
+			rec.Record(t1.Sub(s.at))
+		}
+		r.produce.done(1, s.size, t1, s.measured)
+	}
+}
+
+// dialLeader opens a transport client to the leader the SDK client knows, asking the cluster
+// when it knows none.
+func (r *runner) dialLeader(c *client.Client) (transport.Client, error) {
+	addr := c.Leader()
+	if addr == "" {
+		servers, err := c.Servers(r.runCtx)
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: find leader: %w", err)
+		}
+		for _, s := range servers {
+			if s.IsLeader {
+				addr = s.Addr
+			}
+		}
+		if addr == "" {
+			return nil, errNoLeader
+		}
+	}
+	newClient := transport.NewClientFunc(tconnect.NewClient)
+	if r.cfg.Transport == client.TransportGRPC {
+		newClient = tgrpc.NewClient
+	}
+	tc, err := newClient(addr, transport.ClientConfig{TLS: r.cfg.TLS})
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: dial leader %s: %w", addr, err)
+	}
+	return tc, nil
+}
