@@ -56,7 +56,7 @@ func NewPKI(t testing.TB) *PKI {
 // Pool returns the pool holding the CA certificate.
 func (p *PKI) Pool() *x509.CertPool { return p.pool }
 
-func (p *PKI) issue(cn string, usage x509.ExtKeyUsage, server bool) tls.Certificate {
+func (p *PKI) issue(cn string, usage []x509.ExtKeyUsage, server bool) tls.Certificate {
 	p.t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -69,7 +69,7 @@ func (p *PKI) issue(cn string, usage x509.ExtKeyUsage, server bool) tls.Certific
 		NotBefore:    time.Now().Add(-time.Minute),
 		NotAfter:     time.Now().Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		ExtKeyUsage:  usage,
 	}
 	if server {
 		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
@@ -86,7 +86,7 @@ func (p *PKI) issue(cn string, usage x509.ExtKeyUsage, server bool) tls.Certific
 // certificates signed by the CA.
 func (p *PKI) ServerTLS() *tls.Config {
 	return &tls.Config{
-		Certificates: []tls.Certificate{p.issue("server", x509.ExtKeyUsageServerAuth, true)},
+		Certificates: []tls.Certificate{p.issue("server", []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, true)},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    p.pool,
 		MinVersion:   tls.VersionTLS12,
@@ -98,7 +98,22 @@ func (p *PKI) ServerTLS() *tls.Config {
 func (p *PKI) ClientTLS(cn string) *tls.Config {
 	c := &tls.Config{RootCAs: p.pool, MinVersion: tls.VersionTLS12}
 	if cn != "" {
-		c.Certificates = []tls.Certificate{p.issue(cn, x509.ExtKeyUsageClientAuth, false)}
+		c.Certificates = []tls.Certificate{p.issue(cn, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, false)}
 	}
 	return c
+}
+
+// PeerTLS returns the server and client configs of a cluster peer named cn:
+// one certificate valid for both roles (and for 127.0.0.1, ::1, localhost),
+// the server side requiring peers' certificates from the CA.
+func (p *PKI) PeerTLS(cn string) (server, client *tls.Config) {
+	cert := p.issue(cn, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, true)
+	server = &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    p.pool,
+		MinVersion:   tls.VersionTLS12,
+	}
+	client = &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: p.pool, MinVersion: tls.VersionTLS12}
+	return server, client
 }

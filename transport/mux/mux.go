@@ -1,0 +1,325 @@
+// Package mux lets Raft share the API port: a first-byte connection
+// multiplexer, wire compatible with the seed.
+//
+// Wire format (fixed: peers of different versions must agree on it): a
+// Raft peer opens a TCP connection and sends one byte, RaftByte (1), then,
+// when peer TLS is configured, the TLS handshake, then Raft's own protocol.
+// Every other connection belongs to the API: its first byte (an HTTP/2
+// preface 'P', an HTTP/1.1 method letter, or a TLS record 0x16) is read and
+// replayed, so the API server sees the connection untouched.
+//
+// The first byte is read in a goroutine per connection, under a deadline,
+// so a client that connects and sends nothing holds only its own
+// connection, never the accept loop.
+package mux
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// RaftByte is the first byte of every Raft connection. Part of the wire
+// format: do not change.
+const RaftByte byte = 1
+
+// Defaults for Config.
+const (
+	DefaultFirstByteTimeout = 10 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	// queueLen is how many sorted connections may wait for Accept per side.
+	queueLen = 64
+)
+
+// Errors.
+var (
+	// ErrNilListener is returned by New without a listener.
+	ErrNilListener = errors.New("mux: nil listener")
+)
+
+// Config configures a Mux. Zero values take the defaults.
+type Config struct {
+	// PeerServerTLS, when set, is used for the TLS handshake on accepted
+	// Raft connections (after RaftByte). Set ClientAuth and ClientCAs to
+	// make peers authenticate. Nil: Raft connections are plaintext.
+	PeerServerTLS *tls.Config
+	// PeerClientTLS, when set, is used by Dial for the TLS handshake to
+	// peers. Nil: plaintext.
+	PeerClientTLS *tls.Config
+	// PeerServerName, when set, is the name Dial verifies in the peer's
+	// certificate (overriding PeerClientTLS.ServerName); otherwise the host
+	// part of the dialed address is used.
+	PeerServerName string
+	// FirstByteTimeout bounds the wait for a new connection's first byte.
+	// Default DefaultFirstByteTimeout.
+	FirstByteTimeout time.Duration
+	// HandshakeTimeout bounds the TLS handshake of accepted Raft
+	// connections. Default DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// Advertise, when set, is the address Raft's listener reports (Addr);
+	// otherwise the listener's own address.
+	Advertise net.Addr
+	// Logger receives refused connections at debug level. Default: discards.
+	Logger *slog.Logger
+}
+
+// Mux sorts the connections of one listener into a Raft listener and an
+// API listener. Create it with New; Close stops it. Safe for concurrent use.
+type Mux struct {
+	l    net.Listener
+	cfg  Config
+	api  *subListener
+	raft *StreamLayer
+
+	closeOnce sync.Once
+	ctx       context.Context // canceled by Close
+	cancel    context.CancelFunc
+	closed    <-chan struct{} // ctx.Done()
+	wg        sync.WaitGroup  // the accept loop and the sniffers
+
+	mu      sync.Mutex
+	pending map[net.Conn]struct{} // connections whose first byte is awaited
+}
+
+// New starts sorting the connections of l. The Mux owns l: Close closes it.
+func New(l net.Listener, cfg Config) (*Mux, error) {
+	if l == nil {
+		return nil, ErrNilListener
+	}
+	if cfg.FirstByteTimeout <= 0 {
+		cfg.FirstByteTimeout = DefaultFirstByteTimeout
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Mux{l: l, cfg: cfg, pending: make(map[net.Conn]struct{})}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.closed = m.ctx.Done()
+	m.api = newSubListener(m, l.Addr())
+	raftAddr := l.Addr()
+	if cfg.Advertise != nil {
+		raftAddr = cfg.Advertise
+	}
+	m.raft = &StreamLayer{subListener: newSubListener(m, raftAddr), cfg: cfg}
+	m.wg.Add(1)
+	go m.acceptLoop()
+	return m, nil
+}
+
+// API returns the listener receiving every connection that is not Raft's,
+// with its first byte replayed. Hand it to the API server's Serve. Closing
+// it stops only its Accept.
+func (m *Mux) API() net.Listener { return m.api }
+
+// Raft returns Raft's stream layer: the listener of Raft connections (TLS
+// already negotiated when configured) and a Dial for peers.
+func (m *Mux) Raft() *StreamLayer { return m.raft }
+
+// Addr returns the address of the shared listener.
+func (m *Mux) Addr() net.Addr { return m.l.Addr() }
+
+// Close closes the shared listener and every connection not yet handed
+// over, ends both listeners' Accept with net.ErrClosed, and waits for the
+// Mux's goroutines. Connections already accepted are their owner's to
+// close. Idempotent; returns the listener's Close error the first time.
+func (m *Mux) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		m.cancel()
+		err = m.l.Close()
+		m.mu.Lock()
+		for c := range m.pending {
+			c.Close()
+		}
+		m.mu.Unlock()
+		m.wg.Wait()
+		m.api.drain()
+		m.raft.drain()
+	})
+	return err
+}
+
+func (m *Mux) acceptLoop() {
+	defer m.wg.Done()
+	var delay time.Duration
+	for {
+		conn, err := m.l.Accept()
+		if err != nil {
+			select {
+			case <-m.closed:
+				return
+			default:
+			}
+			if ne, ok := err.(net.Error); (ok && ne.Timeout()) || errors.Is(err, syscall.EMFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				m.cfg.Logger.Warn("mux: accept", "err", err, "retry_in", delay)
+				select {
+				case <-time.After(delay):
+					continue
+				case <-m.closed:
+					return
+				}
+			}
+			m.cfg.Logger.Error("mux: accept failed; closing", "err", err)
+			m.api.fail(err)
+			m.raft.fail(err)
+			return
+		}
+		delay = 0
+		m.mu.Lock()
+		select {
+		case <-m.closed:
+			m.mu.Unlock()
+			conn.Close()
+			return
+		default:
+		}
+		m.pending[conn] = struct{}{}
+		m.wg.Add(1)
+		m.mu.Unlock()
+		go m.sort(conn)
+	}
+}
+
+// sort reads conn's first byte and hands conn to Raft or to the API.
+func (m *Mux) sort(conn net.Conn) {
+	defer m.wg.Done()
+	handed := false
+	defer func() {
+		m.mu.Lock()
+		delete(m.pending, conn)
+		m.mu.Unlock()
+		if !handed {
+			conn.Close()
+		}
+	}()
+	var b [1]byte
+	conn.SetReadDeadline(time.Now().Add(m.cfg.FirstByteTimeout))
+	if _, err := io.ReadFull(conn, b[:]); err != nil {
+		m.cfg.Logger.Debug("mux: no first byte", "remote", conn.RemoteAddr(), "err", err)
+		return
+	}
+	conn.SetReadDeadline(time.Time{})
+	if b[0] != RaftByte {
+		handed = m.api.deliver(&replayConn{Conn: conn, first: b[0], unread: true})
+		return
+	}
+	if m.cfg.PeerServerTLS != nil {
+		tc := tls.Server(conn, m.cfg.PeerServerTLS)
+		ctx, cancel := context.WithTimeout(m.ctx, m.cfg.HandshakeTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			m.cfg.Logger.Debug("mux: raft peer TLS handshake failed", "remote", conn.RemoteAddr(), "err", err)
+			return
+		}
+		conn = tc
+	}
+	handed = m.raft.deliver(conn)
+}
+
+// replayConn returns the already-read first byte before reading conn.
+type replayConn struct {
+	net.Conn
+	mu     sync.Mutex
+	first  byte
+	unread bool
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.mu.Lock()
+	if c.unread {
+		c.unread = false
+		c.mu.Unlock()
+		p[0] = c.first
+		return 1, nil
+	}
+	c.mu.Unlock()
+	return c.Conn.Read(p)
+}
+
+// subListener is one side of the Mux: a net.Listener fed by the sorter.
+type subListener struct {
+	m     *Mux
+	addr  net.Addr
+	conns chan net.Conn
+
+	once   sync.Once
+	closed chan struct{}
+	errMu  sync.Mutex
+	err    error // why Accept fails after closed
+}
+
+func newSubListener(m *Mux, addr net.Addr) *subListener {
+	return &subListener{m: m, addr: addr, conns: make(chan net.Conn, queueLen), closed: make(chan struct{}), err: net.ErrClosed}
+}
+
+// deliver queues conn for Accept; false when the listener or Mux closed.
+func (s *subListener) deliver(conn net.Conn) bool {
+	select {
+	case s.conns <- conn:
+		return true
+	case <-s.closed:
+		return false
+	case <-s.m.closed:
+		return false
+	}
+}
+
+// Accept waits for the next connection of this side. After Close (of this
+// listener or of the Mux) it returns an error wrapping net.ErrClosed.
+func (s *subListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.conns:
+		return c, nil
+	case <-s.closed:
+	case <-s.m.closed:
+	}
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return nil, fmt.Errorf("mux: accept: %w", s.err)
+}
+
+// Close stops this side's Accept; connections queued are closed. The
+// shared listener and the other side keep running. Idempotent.
+func (s *subListener) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	s.drain()
+	return nil
+}
+
+// fail makes Accept return err from now on.
+func (s *subListener) fail(err error) {
+	s.errMu.Lock()
+	s.err = err
+	s.errMu.Unlock()
+	s.Close()
+}
+
+// drain closes connections queued but never accepted.
+func (s *subListener) drain() {
+	for {
+		select {
+		case c := <-s.conns:
+			c.Close()
+		default:
+			return
+		}
+	}
+}
+
+// Addr returns the listener's address.
+func (s *subListener) Addr() net.Addr { return s.addr }
