@@ -1,0 +1,216 @@
+// Package tlsutil builds the crypto/tls configurations of commitlog: the API
+// server's (mutual TLS when a CA is given), a client's, and a peer's (servers
+// dialing each other for Raft and forwarding, both sides authenticated); and
+// extracts the client identity from a verified connection.
+//
+// Certificates are files in PEM format, as written by package certgen
+// (`commitlog tls ...`). Every configuration requires TLS 1.2 or later.
+// Builders read the files once; to rotate certificates, build a new
+// configuration. All functions are safe for concurrent use and never log.
+package tlsutil
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// MinVersion is the oldest TLS version any configuration here accepts.
+const MinVersion = tls.VersionTLS12
+
+// Errors returned by this package. Test for them with errors.Is.
+var (
+	// ErrNoCertificates means a CA file holds no PEM certificate.
+	ErrNoCertificates = errors.New("tlsutil: no certificates in CA file")
+	// ErrMissingFile means a required file name is empty (for example a
+	// server without a certificate, or a peer without a CA).
+	ErrMissingFile = errors.New("tlsutil: missing file")
+	// ErrUnauthenticated means a connection carries no verified client
+	// certificate, or one without a common name: there is no identity to
+	// authorize. The server answers Unauthenticated.
+	ErrUnauthenticated = errors.New("tlsutil: no verified client identity")
+)
+
+// Option adjusts a configuration built here.
+type Option interface {
+	apply(*tls.Config)
+}
+
+type optionFunc func(*tls.Config)
+
+func (f optionFunc) apply(c *tls.Config) { f(c) }
+
+// WithClock makes the configuration judge certificate validity periods by
+// now instead of the system clock (it sets tls.Config.Time). Tests use it
+// to check that expired and not-yet-valid certificates are refused.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(c *tls.Config) { c.Time = now })
+}
+
+// ServerConfig returns the configuration of a TLS server presenting the
+// certificate in certFile (with its key in keyFile).
+//
+// If caFile is not empty, the server requires every client to present a
+// certificate issued by a CA in caFile and allowing client authentication
+// (mutual TLS); SubjectFromState then yields the client's identity.
+// If caFile is empty, clients are not asked for certificates.
+//
+// It returns an error wrapping ErrMissingFile, ErrNoCertificates, or the
+// error of reading or parsing the files.
+func ServerConfig(certFile, keyFile, caFile string, opts ...Option) (*tls.Config, error) {
+	cert, err := loadCertificate(certFile, keyFile, true)
+	if err != nil {
+		return nil, fmt.Errorf("tlsutil: server: %w", err)
+	}
+	cfg := &tls.Config{
+		MinVersion:   MinVersion,
+		Certificates: []tls.Certificate{*cert},
+		ClientAuth:   tls.NoClientCert,
+	}
+	if caFile != "" {
+		pool, err := loadPool(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("tlsutil: server: %w", err)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return applyOptions(cfg, opts), nil
+}
+
+// ClientConfig returns the configuration of a TLS client.
+//
+// certFile and keyFile are the client's certificate and key, presented when
+// the server asks (mutual TLS); both empty means the client has none.
+// caFile holds the CAs the server's certificate must chain to; empty means
+// the system's roots. serverName is the name the server's certificate must
+// carry (a DNS name or IP address among its subject alternative names);
+// empty means the host of the address dialed, as crypto/tls and gRPC derive
+// it.
+//
+// It returns an error wrapping ErrMissingFile (only one of certFile and
+// keyFile given), ErrNoCertificates, or the error of reading or parsing the
+// files.
+func ClientConfig(certFile, keyFile, caFile, serverName string, opts ...Option) (*tls.Config, error) {
+	cfg := &tls.Config{
+		MinVersion: MinVersion,
+		ServerName: serverName,
+	}
+	cert, err := loadCertificate(certFile, keyFile, false)
+	if err != nil {
+		return nil, fmt.Errorf("tlsutil: client: %w", err)
+	}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	if caFile != "" {
+		pool, err := loadPool(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("tlsutil: client: %w", err)
+		}
+		cfg.RootCAs = pool
+	}
+	return applyOptions(cfg, opts), nil
+}
+
+// PeerConfig returns one configuration for both ends of a connection
+// between two servers: used with tls.Server (or a listener) it requires the
+// dialing peer's certificate, and used with tls.Client it presents the same
+// certificate and verifies the accepting peer's. Both certificates must be
+// issued by a CA in caFile and allow server and client authentication
+// (certgen.Server certificates do).
+//
+// serverName is the name a dialing peer expects in the accepting peer's
+// certificate. Peers are usually dialed by IP address; giving every server
+// certificate a shared DNS name (for example "server.commitlog") and passing
+// it here lets them verify each other whatever their addresses. Empty means
+// the host of the address dialed.
+//
+// All three files are required; it returns an error wrapping
+// ErrMissingFile, ErrNoCertificates, or the error of reading or parsing them.
+func PeerConfig(certFile, keyFile, caFile, serverName string, opts ...Option) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, fmt.Errorf("tlsutil: peer: %w: CA file is required", ErrMissingFile)
+	}
+	cert, err := loadCertificate(certFile, keyFile, true)
+	if err != nil {
+		return nil, fmt.Errorf("tlsutil: peer: %w", err)
+	}
+	pool, err := loadPool(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("tlsutil: peer: %w", err)
+	}
+	cfg := &tls.Config{
+		MinVersion:   MinVersion,
+		Certificates: []tls.Certificate{*cert},
+		RootCAs:      pool,
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ServerName:   serverName,
+	}
+	return applyOptions(cfg, opts), nil
+}
+
+// SubjectFromState returns the identity of the peer of a TLS connection:
+// the common name of its certificate, if that certificate was verified
+// against the configured CAs during the handshake. Use it on the server side
+// of a mutual TLS connection (for example from
+// credentials.TLSInfo.State in gRPC, or http.Request.TLS).
+//
+// It returns ErrUnauthenticated when the handshake is not complete, the
+// peer presented no certificate, the certificate was not verified (the
+// configuration did not require verification), or its common name is empty.
+// The name is returned as is; authorization decides what names are valid.
+func SubjectFromState(state tls.ConnectionState) (string, error) {
+	if !state.HandshakeComplete {
+		return "", fmt.Errorf("%w: handshake not complete", ErrUnauthenticated)
+	}
+	if len(state.VerifiedChains) == 0 || len(state.VerifiedChains[0]) == 0 {
+		return "", fmt.Errorf("%w: no verified certificate", ErrUnauthenticated)
+	}
+	cn := state.VerifiedChains[0][0].Subject.CommonName
+	if cn == "" {
+		return "", fmt.Errorf("%w: certificate has no common name", ErrUnauthenticated)
+	}
+	return cn, nil
+}
+
+func applyOptions(cfg *tls.Config, opts []Option) *tls.Config {
+	for _, o := range opts {
+		o.apply(cfg)
+	}
+	return cfg
+}
+
+// loadCertificate loads a key pair. When neither file is given it returns
+// nil, nil unless required.
+func loadCertificate(certFile, keyFile string, required bool) (*tls.Certificate, error) {
+	switch {
+	case certFile == "" && keyFile == "" && !required:
+		return nil, nil
+	case certFile == "":
+		return nil, fmt.Errorf("%w: certificate file is required", ErrMissingFile)
+	case keyFile == "":
+		return nil, fmt.Errorf("%w: key file is required", ErrMissingFile)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load %s, %s: %w", certFile, keyFile, err)
+	}
+	return &cert, nil
+}
+
+func loadPool(caFile string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%w: %s", ErrNoCertificates, caFile)
+	}
+	return pool, nil
+}
