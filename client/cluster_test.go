@@ -135,17 +135,7 @@ func (c *fakeCluster) values() []string {
 	return out
 }
 
-// leaderNode returns the leading node, or nil.
-func (c *fakeCluster) leaderNode() *fakeNode {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.leader < 0 {
-		return nil
-	}
-	return c.nodes[c.leader]
-}
-
-// notLeader returns the error node nd answers a leader-only request with.
+// notLeaderLocked returns the error node nd answers a leader-only request with.
 func (c *fakeCluster) notLeaderLocked(nd *fakeNode) error {
 	if c.leader < 0 {
 		return transport.Errorf(transport.Unavailable, "no leader: election under way").WithNotLeader(transport.NotLeader{})
@@ -179,8 +169,16 @@ func (c *fakeCluster) write(nd *fakeNode, values [][]byte) (uint64, error) {
 	return base, nil
 }
 
-// read returns the record at off, waiting for it until ctx ends.
+// read returns the record at off, waiting for it until shortly before ctx's
+// deadline (answering OutOfRange then, so that the answer reaches the client
+// before its own deadline) or until ctx ends.
 func (c *fakeCluster) read(ctx context.Context, off uint64) (*logv1.Record, error) {
+	if d, ok := ctx.Deadline(); ok {
+		margin := min(10*time.Millisecond, time.Until(d)/5)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-margin))
+		defer cancel()
+	}
 	for {
 		c.mu.Lock()
 		if off < uint64(len(c.log)) {
@@ -238,18 +236,6 @@ func (nd *fakeNode) stop() {
 	defer cancel()
 	_ = srv.Stop(ctx)
 	<-done
-}
-
-// restart starts the stopped node again on its address.
-func (nd *fakeNode) restart() error {
-	var err error
-	for range 50 { // the port may linger briefly
-		if err = nd.start(nd.addr); err == nil {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return err
 }
 
 // breakStreams makes every open ConsumeStream of the node fail with
@@ -349,7 +335,7 @@ func (nd *fakeNode) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest
 			case <-broken:
 				return transport.Errorf(transport.Unavailable, "stream broken")
 			default:
-				return err
+				return ctx.Err() // the client left or the server stops
 			}
 		}
 		if err := stream.Send(&logv1.ConsumeResponse{Record: r}); err != nil {

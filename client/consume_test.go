@@ -1,0 +1,198 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/client"
+)
+
+// produceN appends n records "v0", "v1", … through cl.
+func produceN(t *testing.T, cl *client.Client, n int) {
+	t.Helper()
+	values := make([][]byte, n)
+	for i := range values {
+		values[i] = fmt.Appendf(nil, "v%d", i)
+	}
+	if _, err := cl.ProduceBatch(context.Background(), values...); err != nil {
+		t.Fatalf("ProduceBatch: %v", err)
+	}
+}
+
+func TestConsume(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		produceN(t, cl, 3)
+		for i := range 3 {
+			rec, err := cl.Consume(context.Background(), uint64(i))
+			if err != nil {
+				t.Fatalf("Consume(%d): %v", i, err)
+			}
+			if rec.Offset != uint64(i) || string(rec.Value) != fmt.Sprintf("v%d", i) {
+				t.Errorf("Consume(%d) = %d %q", i, rec.Offset, rec.Value)
+			}
+		}
+	})
+}
+
+func TestConsumeOutOfRange(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRequestTimeout(50*time.Millisecond))
+		_, err := cl.Consume(context.Background(), 10)
+		if !errors.Is(err, client.ErrOutOfRange) {
+			t.Fatalf("err = %v, want ErrOutOfRange", err)
+		}
+		if got := c.nodes[0].called("Consume"); got != 1 {
+			t.Errorf("leader saw %d consumes, want 1: out of range is an answer, not retried", got)
+		}
+	})
+}
+
+func TestConsumeWaitsForRecord(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		got := make(chan error, 1)
+		go func() {
+			rec, err := cl.Consume(context.Background(), 0)
+			if err == nil && string(rec.Value) != "late" {
+				err = fmt.Errorf("value %q", rec.Value)
+			}
+			got <- err
+		}()
+		eventually(t, "consume to reach the server", func() bool { return c.nodes[0].called("Consume") == 1 })
+		if _, err := cl.Produce(context.Background(), []byte("late")); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-got; err != nil {
+			t.Fatalf("Consume: %v", err)
+		}
+	})
+}
+
+func TestReadPolicySpreadsReads(t *testing.T) {
+	tests := []struct {
+		policy        client.ReadPolicy
+		leaderReads   func(n int64) bool
+		followerReads func(n int64) bool
+	}{
+		{client.ReadLeader, func(n int64) bool { return n == 30 }, func(n int64) bool { return n == 0 }},
+		{client.ReadFollowers, func(n int64) bool { return n == 0 }, func(n int64) bool { return n == 15 }},
+		{client.ReadAny, func(n int64) bool { return n == 10 }, func(n int64) bool { return n == 10 }},
+	}
+	for _, tr := range transports {
+		for _, tt := range tests {
+			t.Run(tr+"/"+tt.policy.String(), func(t *testing.T) {
+				c := newFakeCluster(t, tr, 3)
+				cl := newClient(t, c, nil, client.WithReadPolicy(tt.policy))
+				produceN(t, cl, 1)
+				for range 30 {
+					if _, err := cl.Consume(context.Background(), 0); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if n := c.nodes[0].called("Consume"); !tt.leaderReads(n) {
+					t.Errorf("leader served %d reads", n)
+				}
+				for _, nd := range c.nodes[1:] {
+					if n := nd.called("Consume"); !tt.followerReads(n) {
+						t.Errorf("%s served %d reads", nd.id, n)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestReadsFailOverToLiveReplica(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithReadPolicy(client.ReadFollowers), client.WithRefreshInterval(0))
+		produceN(t, cl, 1)
+		c.nodes[1].stop()
+		for i := range 10 {
+			if _, err := cl.Consume(context.Background(), 0); err != nil {
+				t.Fatalf("read %d with a follower down: %v", i, err)
+			}
+		}
+		if n := c.nodes[2].called("Consume"); n < 5 {
+			t.Errorf("live follower served %d reads, want ≥ 5", n)
+		}
+	})
+}
+
+func TestLinearizableReadsGoToLeader(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithLinearizableReads(), client.WithReadPolicy(client.ReadFollowers), client.WithRefreshInterval(0))
+		produceN(t, cl, 1)
+		c.setLeader(1)
+		// The client still believes node 0 leads: node 0 refuses with
+		// NotLeader and the client follows to node 1.
+		if _, err := cl.Consume(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.nodes[1].called("Consume"); got != 1 {
+			t.Errorf("new leader served %d reads, want 1", got)
+		}
+		if got := c.nodes[2].called("Consume"); got != 0 {
+			t.Errorf("follower served %d linearizable reads, want 0", got)
+		}
+	})
+}
+
+func TestBoundsAndServers(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		produceN(t, cl, 4)
+		b, err := cl.Bounds(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b != (client.Bounds{Lowest: 0, Next: 4, Committed: 4}) {
+			t.Errorf("Bounds = %+v", b)
+		}
+		servers, err := cl.Servers(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(servers) != 3 {
+			t.Fatalf("Servers = %+v, want 3", servers)
+		}
+		for i, s := range servers {
+			if s.ID != c.nodes[i].id || s.Addr != c.nodes[i].addr || s.IsLeader != (i == 0) || !s.Voter || !s.Healthy {
+				t.Errorf("server %d = %+v", i, s)
+			}
+		}
+	})
+}
+
+func TestAdmin(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0))
+		ctx := context.Background()
+		leader, err := cl.TransferLeadership(ctx, "node-2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leader != "node-2" {
+			t.Errorf("new leader = %q, want node-2", leader)
+		}
+		if _, err := cl.Produce(ctx, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.nodes[2].called("Produce"); got != 1 {
+			t.Errorf("new leader saw %d produces, want 1", got)
+		}
+		if err := cl.RemoveServer(ctx, "node-1"); err != nil {
+			t.Fatal(err)
+		}
+		servers, err := cl.Servers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(servers) != 2 {
+			t.Errorf("Servers after removal = %+v, want 2", servers)
+		}
+	})
+}

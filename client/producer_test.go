@@ -1,0 +1,330 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/transport"
+)
+
+func newProducer(t *testing.T, cl *client.Client, opts ...client.ProducerOption) *client.Producer {
+	t.Helper()
+	p, err := cl.NewProducer(opts...)
+	if err != nil {
+		t.Fatalf("NewProducer: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func TestProducerBatchesByCount(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		// A linger far beyond the test: only full batches (and Close)
+		// send anything.
+		p := newProducer(t, cl, client.ProducerBatchRecords(10), client.ProducerLinger(time.Hour))
+		ctx := context.Background()
+		var fs []*client.Future
+		for i := range 30 {
+			f, err := p.Send(ctx, fmt.Appendf(nil, "r%02d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs = append(fs, f)
+		}
+		for i, f := range fs {
+			off, err := f.Wait(ctx)
+			if err != nil {
+				t.Fatalf("record %d: %v", i, err)
+			}
+			if off != uint64(i) {
+				t.Errorf("record %d got offset %d: records must keep Send order", i, off)
+			}
+		}
+		if got := c.nodes[0].called("ProduceBatch"); got != 3 {
+			t.Errorf("ProduceBatch calls = %d, want 3 batches of 10", got)
+		}
+		if got := c.nodes[0].called("Produce"); got != 0 {
+			t.Errorf("Produce calls = %d, want 0", got)
+		}
+	})
+}
+
+func TestProducerBatchesByBytes(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		p := newProducer(t, cl, client.ProducerBatchBytes(100), client.ProducerLinger(time.Hour))
+		ctx := context.Background()
+		var last *client.Future
+		for range 10 {
+			f, err := p.Send(ctx, make([]byte, 50))
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = f
+		}
+		if _, err := last.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.nodes[0].called("ProduceBatch"); got != 5 {
+			t.Errorf("ProduceBatch calls = %d, want 5 batches of 2×50 bytes", got)
+		}
+		// A record larger than the cap travels alone.
+		f, err := p.Send(ctx, make([]byte, 500))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if off, err := f.Wait(ctx); err != nil || off != 10 {
+			t.Errorf("big record: offset %d, err %v; want 10, nil", off, err)
+		}
+	})
+}
+
+func TestProducerLingerSendsPartialBatch(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		p := newProducer(t, cl, client.ProducerBatchRecords(1000), client.ProducerLinger(5*time.Millisecond))
+		ctx := context.Background()
+		f1, _ := p.Send(ctx, []byte("a"))
+		f2, err := p.Send(ctx, []byte("b"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// No Flush, no Close: the linger timer alone must send them.
+		for _, f := range []*client.Future{f1, f2} {
+			if _, err := f.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := c.values(); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+			t.Errorf("log = %q, want [a b]", got)
+		}
+	})
+}
+
+func TestProducerFlush(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		p := newProducer(t, cl, client.ProducerLinger(time.Hour))
+		ctx := context.Background()
+		var fs []*client.Future
+		for i := range 5 {
+			f, err := p.Send(ctx, []byte{byte(i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs = append(fs, f)
+		}
+		if err := p.Flush(ctx); err != nil {
+			t.Fatalf("Flush: %v", err)
+		}
+		for i, f := range fs {
+			select {
+			case <-f.Done():
+			default:
+				t.Fatalf("record %d not complete after Flush returned", i)
+			}
+		}
+		if got := c.nodes[0].called("ProduceBatch"); got != 1 {
+			t.Errorf("ProduceBatch calls = %d, want 1", got)
+		}
+		// Flush with nothing pending returns at once.
+		if err := p.Flush(ctx); err != nil {
+			t.Fatalf("empty Flush: %v", err)
+		}
+	})
+}
+
+func TestProducerCloseDeliversPending(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		p, err := cl.NewProducer(client.ProducerLinger(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		var mu sync.Mutex
+		var got []uint64
+		for range 7 {
+			err := p.SendFunc(ctx, []byte("x"), func(off uint64, err error) {
+				if err != nil {
+					t.Errorf("callback error: %v", err)
+					return
+				}
+				mu.Lock()
+				got = append(got, off)
+				mu.Unlock()
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != 7 {
+			t.Fatalf("callbacks ran %d times, want 7", len(got))
+		}
+		for i, off := range got {
+			if off != uint64(i) {
+				t.Errorf("callback %d offset %d, want %d", i, off, i)
+			}
+		}
+		if _, err := p.Send(ctx, []byte("late")); !errors.Is(err, client.ErrProducerClosed) {
+			t.Errorf("Send after Close: err = %v, want ErrProducerClosed", err)
+		}
+		if err := p.Flush(ctx); !errors.Is(err, client.ErrProducerClosed) {
+			t.Errorf("Flush after Close: err = %v, want ErrProducerClosed", err)
+		}
+	})
+}
+
+func TestProducerFollowsLeaderChange(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0))
+		p := newProducer(t, cl, client.ProducerLinger(0))
+		ctx := context.Background()
+		f, _ := p.Send(ctx, []byte("a"))
+		if _, err := f.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.setLeader(2)
+		f, _ = p.Send(ctx, []byte("b"))
+		if off, err := f.Wait(ctx); err != nil || off != 1 {
+			t.Fatalf("after leader change: offset %d err %v, want 1 nil", off, err)
+		}
+		if got := c.nodes[2].called("ProduceBatch"); got != 1 {
+			t.Errorf("new leader saw %d batches, want 1", got)
+		}
+	})
+}
+
+func TestProducerOutcomeUnknownFailsTheBatch(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		p := newProducer(t, cl, client.ProducerLinger(time.Hour))
+		c.setFault(func(string, [][]byte) (bool, error) {
+			return true, transport.Errorf(transport.Unavailable, "leadership lost: the write may have happened")
+		})
+		ctx := context.Background()
+		f1, _ := p.Send(ctx, []byte("a"))
+		f2, _ := p.Send(ctx, []byte("b"))
+		if err := p.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []*client.Future{f1, f2} {
+			if _, err := f.Wait(ctx); !errors.Is(err, client.ErrOutcomeUnknown) {
+				t.Errorf("err = %v, want ErrOutcomeUnknown", err)
+			}
+		}
+		if got := c.nodes[0].called("ProduceBatch"); got != 1 {
+			t.Errorf("ProduceBatch calls = %d, want 1 (never retried)", got)
+		}
+	})
+}
+
+func TestProducerSendBlocksAtMaxPending(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		p := newProducer(t, cl, client.ProducerMaxPending(2), client.ProducerLinger(time.Hour))
+		release := make(chan struct{})
+		c.setFault(func(string, [][]byte) (bool, error) {
+			<-release
+			return true, nil
+		})
+		ctx := context.Background()
+		for range 2 {
+			if _, err := p.Send(ctx, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The third Send must wait for room: give up after a short wait.
+		short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		defer cancel()
+		if _, err := p.Send(short, []byte("y")); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Send over MaxPending: err = %v, want DeadlineExceeded", err)
+		}
+		flushed := make(chan error, 1)
+		go func() { flushed <- p.Flush(ctx) }()
+		close(release)
+		if err := <-flushed; err != nil {
+			t.Fatal(err)
+		}
+		f, err := p.Send(ctx, []byte("z"))
+		if err != nil {
+			t.Fatalf("Send after room freed: %v", err)
+		}
+		if err := p.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if off, err := f.Wait(ctx); err != nil || off != 2 {
+			t.Errorf("offset %d err %v, want 2 nil (y was never sent)", off, err)
+		}
+	})
+}
+
+func TestProducerConcurrentSenders(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		p := newProducer(t, cl, client.ProducerBatchRecords(16), client.ProducerMaxInFlight(3), client.ProducerLinger(time.Millisecond))
+		ctx := context.Background()
+		const goroutines, each = 8, 50
+		var wg sync.WaitGroup
+		offsets := make(chan uint64, goroutines*each)
+		for g := range goroutines {
+			wg.Go(func() {
+				for i := range each {
+					f, err := p.Send(ctx, fmt.Appendf(nil, "%d-%d", g, i))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					off, err := f.Wait(ctx)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					offsets <- off
+				}
+			})
+		}
+		wg.Wait()
+		close(offsets)
+		seen := make(map[uint64]bool)
+		for off := range offsets {
+			if seen[off] {
+				t.Fatalf("offset %d delivered twice", off)
+			}
+			seen[off] = true
+		}
+		if len(seen) != goroutines*each || len(c.values()) != goroutines*each {
+			t.Errorf("delivered %d offsets, log holds %d, want %d", len(seen), len(c.values()), goroutines*each)
+		}
+	})
+}
+
+func TestNewProducerRejectsBadOptions(t *testing.T) {
+	c := newFakeCluster(t, "connect", 1)
+	cl := newClient(t, c, nil)
+	for _, opt := range []client.ProducerOption{
+		client.ProducerBatchRecords(0),
+		client.ProducerBatchBytes(-1),
+		client.ProducerMaxInFlight(0),
+		client.ProducerMaxPending(0),
+		client.ProducerLinger(-time.Second),
+	} {
+		if _, err := cl.NewProducer(opt); !errors.Is(err, client.ErrInvalidOption) {
+			t.Errorf("err = %v, want ErrInvalidOption", err)
+		}
+	}
+}

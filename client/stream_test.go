@@ -1,0 +1,171 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/commitlog-go/commitlog/client"
+)
+
+// collect runs a Stream from offset from in a goroutine and sends what it
+// yields to the returned channels; the stream stops after want records.
+func collect(ctx context.Context, cl *client.Client, from uint64, want int) (<-chan client.Record, <-chan error) {
+	recs := make(chan client.Record, want)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(recs)
+		n := 0
+		for rec, err := range cl.Stream(ctx, from) {
+			if err != nil {
+				errc <- err
+				return
+			}
+			recs <- rec
+			n++
+			if n == want {
+				break
+			}
+		}
+		errc <- nil
+	}()
+	return recs, errc
+}
+
+// checkDense reads want records from recs and checks they have consecutive
+// offsets from `from` and the values produceN gives them.
+func checkDense(t *testing.T, recs <-chan client.Record, from uint64, want int) {
+	t.Helper()
+	for i := range want {
+		rec, ok := <-recs
+		if !ok {
+			t.Fatalf("stream ended after %d records, want %d", i, want)
+		}
+		off := from + uint64(i)
+		if rec.Offset != off || string(rec.Value) != fmt.Sprintf("v%d", off) {
+			t.Fatalf("record %d = offset %d %q, want offset %d v%d (no duplicate, no gap)", i, rec.Offset, rec.Value, off, off)
+		}
+	}
+}
+
+func TestStreamReadsThenTails(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		produceN(t, cl, 3)
+		recs, errc := collect(context.Background(), cl, 1, 4)
+		checkDense(t, recs, 1, 2)
+		// Tail: the next record is yielded once written.
+		if _, err := cl.Produce(context.Background(), []byte("v3")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.Produce(context.Background(), []byte("v4")); err != nil {
+			t.Fatal(err)
+		}
+		checkDense(t, recs, 3, 2)
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestStreamResumesAfterBrokenStream(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		produceN(t, cl, 5)
+		// A sloppy server replays records on resume: the client must drop
+		// what it already yielded.
+		c.setReplay(3)
+		recs, errc := collect(context.Background(), cl, 0, 8)
+		checkDense(t, recs, 0, 5)
+		c.nodes[0].breakStreams()
+		eventually(t, "stream to be reopened", func() bool {
+			return c.nodes[0].called("ConsumeStream")+c.nodes[1].called("ConsumeStream")+c.nodes[2].called("ConsumeStream") >= 2
+		})
+		produceValues(t, cl, 5, 3)
+		checkDense(t, recs, 5, 3)
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestStreamResumesOnAnotherServerAfterLeaderChange(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0))
+		produceN(t, cl, 4)
+		recs, errc := collect(context.Background(), cl, 0, 10)
+		checkDense(t, recs, 0, 4)
+		// The leader the stream reads from dies; node 1 takes over.
+		c.nodes[0].stop()
+		c.setLeader(1)
+		produceValues(t, cl, 4, 6)
+		checkDense(t, recs, 4, 6)
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if n := c.nodes[1].called("ConsumeStream") + c.nodes[2].called("ConsumeStream"); n == 0 {
+			t.Errorf("no stream was reopened on a live server")
+		}
+	})
+}
+
+func TestStreamEndsWithContextError(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		recs, errc := collect(ctx, cl, 0, 100)
+		eventually(t, "stream to open", func() bool { return c.nodes[0].called("ConsumeStream") == 1 })
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		if _, ok := <-recs; ok {
+			t.Fatal("record yielded from an empty log")
+		}
+	})
+}
+
+func TestStreamEndsWhenClientCloses(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl, err := client.New(context.Background(), c.addrs(), client.WithTransport(c.transport))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, errc := collect(context.Background(), cl, 0, 100)
+		eventually(t, "stream to open", func() bool { return c.nodes[0].called("ConsumeStream") == 1 })
+		if err := cl.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; !errors.Is(err, client.ErrClosed) {
+			t.Fatalf("err = %v, want ErrClosed", err)
+		}
+	})
+}
+
+func TestStreamGivesUpAfterRetryBudget(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithMaxRetries(3), client.WithRefreshInterval(0))
+		produceN(t, cl, 1)
+		recs, errc := collect(context.Background(), cl, 0, 100)
+		checkDense(t, recs, 0, 1)
+		c.stop()
+		if err := <-errc; !errors.Is(err, client.ErrUnavailable) {
+			t.Fatalf("err = %v, want ErrUnavailable", err)
+		}
+	})
+}
+
+// produceValues appends n records "v<from>", … through cl, one by one.
+func produceValues(t *testing.T, cl *client.Client, from, n int) {
+	t.Helper()
+	for i := range n {
+		off, err := cl.Produce(context.Background(), fmt.Appendf(nil, "v%d", from+i))
+		if err != nil {
+			t.Fatalf("Produce: %v", err)
+		}
+		if off != uint64(from+i) {
+			t.Fatalf("offset %d, want %d", off, from+i)
+		}
+	}
+}
