@@ -220,7 +220,7 @@ func loadModel(path string) (model.Model, error) {
 	if path != "" {
 		data, err := readBounded(path, MaxPolicyBytes, ErrInvalidModel)
 		if err != nil {
-			return nil, fmt.Errorf("read model: %w", err)
+			return nil, fmt.Errorf("authz/casbin: read model: %w", err)
 		}
 		text = string(data)
 	}

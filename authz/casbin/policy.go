@@ -51,7 +51,7 @@ var _ persist.Adapter = (*fileAdapter)(nil)
 func (a *fileAdapter) LoadPolicy(m model.Model) error {
 	data, err := readBounded(a.path, MaxPolicyBytes, ErrInvalidPolicy)
 	if err != nil {
-		return fmt.Errorf("read policy: %w", err)
+		return fmt.Errorf("authz/casbin: read policy: %w", err)
 	}
 	return parsePolicy(a.path, data, m)
 }
