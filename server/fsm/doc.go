@@ -19,13 +19,16 @@
 // # Stored records and replay
 //
 // Each stored record is an envelope around the value: format version, the Raft index and term
-// of the entry that wrote it, the record type, the value. When the FSM is created it reads the
+// of the entry that wrote it, its byte position in the log (the stored size of every record
+// before it, the same on every node), the record type, the value. When the FSM is created it reads the
 // last stored record to learn the last Raft index it applied; Apply skips every entry at or
 // below it (it returns ErrAlreadyApplied for them). After a restart, the consensus replays its
 // log from its latest snapshot: the entries already in the log are skipped, the ones lost with
 // unsynced writes are applied again, so nothing is duplicated and nothing is missing. The
 // storage.Log therefore need not fsync on every apply; Raft's log is the durable record.
 // (Entries that produced no record — rejected commands — are re-decoded and rejected again.)
+// Retention (storage.Log.TruncatePrefix, the server's business) must therefore keep at least
+// the last record: an emptied log forgets what it applied.
 //
 // # Failure
 //
@@ -38,11 +41,14 @@
 // # Snapshots
 //
 // Snapshots do not copy the log. Snapshot returns a small manifest: the applied Raft index and
-// term, the log's bounds and the checksum of its last record (format in snapshot_format.go).
+// term, the log's bounds, its byte position at next and the checksum of its last record
+// (format in snapshot_format.go).
 // Persist syncs the log before writing the manifest, so a manifest never refers to records a
 // crash could lose. SnapshotData streams the records [lowest, manifest next) of the local log,
 // each framed with its offset, length and CRC-32C, lazily: nothing is read from the log until
-// the stream is read.
+// the stream is read. SnapshotDataSize (consensus.SnapshotSizer) gives the stream's exact
+// length from the byte positions, reading one record, so the consensus can announce a
+// snapshot without reading it.
 //
 // Restore keeps the local log as it is, and reads nothing from the data stream, when the log
 // already holds every record the manifest covers (as when a node restores its own snapshot at

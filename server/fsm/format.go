@@ -197,18 +197,22 @@ func DecodeCommand(data []byte) (Command, error) {
 // Stored record envelope (version 1): what the FSM writes to the storage.Log for each record.
 // Part of the on-disk format: it must not be changed; a new layout gets a new version.
 //
-//	+---------+-----------------+----------------+----------------+---------------------+
-//	| version | raft index      | raft term      | record type    | value (the rest)    |
-//	| u8 = 1  | uvarint (<= 10) | uvarint (<=10) | uvarint (<= 5) |                     |
-//	+---------+-----------------+----------------+----------------+---------------------+
+//	+---------+-------------+-------------+-------------+-------------+------------------+
+//	| version | raft index  | raft term   | position    | record type | value (the rest) |
+//	| u8 = 1  | uvarint     | uvarint     | uvarint     | uvarint     |                  |
+//	+---------+-------------+-------------+-------------+-------------+------------------+
+//
+// position is the sum of the stored sizes of every record before this one in the log (since
+// offset 0): the log's byte position, the same on every node. It lets the FSM size a snapshot
+// data stream from two records, without reading the log between them.
 //
 // The storage engine checksums the stored bytes; the envelope adds what the FSM needs to
 // replay (the Raft index) and what readers are served (term, type).
 const (
 	envelopeVersion = 1
-	// maxEnvelopeHeader is the largest envelope header: version, two 64-bit and one 32-bit
+	// maxEnvelopeHeader is the largest envelope header: version, three 64-bit and one 32-bit
 	// uvarint.
-	maxEnvelopeHeader = 1 + binary.MaxVarintLen64*2 + 5
+	maxEnvelopeHeader = 1 + binary.MaxVarintLen64*3 + 5
 	// maxEnvelopeBytes bounds a stored record.
 	maxEnvelopeBytes = maxEnvelopeHeader + MaxRecordValueBytes
 )
@@ -221,13 +225,14 @@ var errBadEnvelope = fmt.Errorf("fsm: malformed stored record: %w", storage.ErrC
 type envelope struct {
 	Index uint64
 	Term  uint64
+	Pos   uint64
 	Type  uint32
 	Value []byte
 }
 
 // envelopeSize returns the stored size of a record with this header and a value of n bytes.
-func envelopeSize(index, term uint64, typ uint32, n int) int {
-	return 1 + uvarintLen(index) + uvarintLen(term) + uvarintLen(uint64(typ)) + n
+func envelopeSize(index, term, pos uint64, typ uint32, n int) int {
+	return 1 + uvarintLen(index) + uvarintLen(term) + uvarintLen(pos) + uvarintLen(uint64(typ)) + n
 }
 
 func uvarintLen(v uint64) int {
@@ -240,10 +245,11 @@ func uvarintLen(v uint64) int {
 }
 
 // appendEnvelope appends the stored form of a record to dst.
-func appendEnvelope(dst []byte, index, term uint64, typ uint32, value []byte) []byte {
+func appendEnvelope(dst []byte, index, term, pos uint64, typ uint32, value []byte) []byte {
 	dst = append(dst, envelopeVersion)
 	dst = binary.AppendUvarint(dst, index)
 	dst = binary.AppendUvarint(dst, term)
+	dst = binary.AppendUvarint(dst, pos)
 	dst = binary.AppendUvarint(dst, uint64(typ))
 	return append(dst, value...)
 }
@@ -257,7 +263,7 @@ func decodeEnvelope(b []byte) (envelope, error) {
 		return envelope{}, fmt.Errorf("%w: unknown version %d", errBadEnvelope, b[0])
 	}
 	rest := b[1:]
-	var vals [3]uint64
+	var vals [4]uint64
 	for i := range vals {
 		v, n := binary.Uvarint(rest)
 		if n <= 0 {
@@ -265,8 +271,8 @@ func decodeEnvelope(b []byte) (envelope, error) {
 		}
 		vals[i], rest = v, rest[n:]
 	}
-	if vals[2] > 1<<32-1 {
-		return envelope{}, fmt.Errorf("%w: record type %d overflows uint32", errBadEnvelope, vals[2])
+	if vals[3] > 1<<32-1 {
+		return envelope{}, fmt.Errorf("%w: record type %d overflows uint32", errBadEnvelope, vals[3])
 	}
-	return envelope{Index: vals[0], Term: vals[1], Type: uint32(vals[2]), Value: rest}, nil
+	return envelope{Index: vals[0], Term: vals[1], Pos: vals[2], Type: uint32(vals[3]), Value: rest}, nil
 }

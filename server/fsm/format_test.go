@@ -146,19 +146,19 @@ func FuzzDecodeCommand(f *testing.F) {
 
 func TestEnvelopeRoundTrip(t *testing.T) {
 	tests := []struct {
-		index, term uint64
-		typ         uint32
-		value       []byte
+		index, term, pos uint64
+		typ              uint32
+		value            []byte
 	}{
-		{0, 0, 0, nil},
-		{1, 1, 1, []byte("v")},
-		{math.MaxUint64, math.MaxUint64, math.MaxUint32, bytes.Repeat([]byte{0}, 100)},
-		{1 << 35, 7, 300, []byte("hello")},
+		{0, 0, 0, 0, nil},
+		{1, 1, 1, 1, []byte("v")},
+		{math.MaxUint64, math.MaxUint64, math.MaxUint64, math.MaxUint32, bytes.Repeat([]byte{0}, 100)},
+		{1 << 35, 7, 1 << 40, 300, []byte("hello")},
 	}
 	for _, tt := range tests {
-		b := appendEnvelope(nil, tt.index, tt.term, tt.typ, tt.value)
-		if len(b) != envelopeSize(tt.index, tt.term, tt.typ, len(tt.value)) {
-			t.Errorf("envelope is %d bytes, envelopeSize says %d", len(b), envelopeSize(tt.index, tt.term, tt.typ, len(tt.value)))
+		b := appendEnvelope(nil, tt.index, tt.term, tt.pos, tt.typ, tt.value)
+		if size := envelopeSize(tt.index, tt.term, tt.pos, tt.typ, len(tt.value)); len(b) != size {
+			t.Errorf("envelope is %d bytes, envelopeSize says %d", len(b), size)
 		}
 		if len(b)-len(tt.value) > maxEnvelopeHeader {
 			t.Errorf("envelope header is %d bytes, above maxEnvelopeHeader", len(b)-len(tt.value))
@@ -167,11 +167,11 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("decodeEnvelope: %v", err)
 		}
-		if env.Index != tt.index || env.Term != tt.term || env.Type != tt.typ || !bytes.Equal(env.Value, tt.value) {
+		if env.Index != tt.index || env.Term != tt.term || env.Pos != tt.pos || env.Type != tt.typ || !bytes.Equal(env.Value, tt.value) {
 			t.Fatalf("got %+v, want %+v", env, tt)
 		}
 	}
-	for _, bad := range [][]byte{nil, {2, 1, 1, 1}, {1, 0x80}, {1, 1, 1, 0xff, 0xff, 0xff, 0xff, 0x7f}} {
+	for _, bad := range [][]byte{nil, {2, 1, 1, 1, 1}, {1, 0x80}, {1, 1, 1}, {1, 1, 1, 1, 0xff, 0xff, 0xff, 0xff, 0x7f}} {
 		if _, err := decodeEnvelope(bad); !errors.Is(err, errBadEnvelope) {
 			t.Errorf("decodeEnvelope(%x): got %v, want errBadEnvelope", bad, err)
 		}
@@ -179,7 +179,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeEnvelope(f *testing.F) {
-	f.Add(appendEnvelope(nil, 5, 2, 1, []byte("value")))
+	f.Add(appendEnvelope(nil, 5, 2, 99, 1, []byte("value")))
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		env, err := decodeEnvelope(data)

@@ -15,6 +15,7 @@ import (
 var (
 	_ consensus.StateMachine   = (*FSM)(nil)
 	_ consensus.SnapshotSource = (*FSM)(nil)
+	_ consensus.SnapshotSizer  = (*FSM)(nil)
 )
 
 // Errors. Compare with errors.Is; they are wrapped with context.
@@ -81,9 +82,11 @@ type FSM struct {
 	term       uint64 // term of the last applied entry
 	lastCRC    uint32 // CRC-32C of the stored record at Next-1, when hasLastCRC
 	hasLastCRC bool
-	scratch    []byte   // stored bytes of the pending group
-	spans      [][2]int // [start, end) of each pending record in scratch
-	group      []pendingEntry
+	nextPos    uint64 // byte position of the record at Next (see the envelope), when hasPos
+	hasPos     bool
+	group      []pendingEntry // entries waiting for one coalesced Append
+	groupBytes int            // their stored size, about
+	scratch    []byte         // stored bytes of the records being appended
 	recs       [][]byte
 
 	applied atomic.Uint64 // index of the last applied entry
@@ -93,11 +96,12 @@ type FSM struct {
 	failed   chan struct{}
 }
 
-// pendingEntry is an entry whose records wait in the pending group.
+// pendingEntry is an entry whose records wait in the pending group. Its records alias the
+// entry's data, valid during Apply.
 type pendingEntry struct {
 	result      int // position in Apply's entries and results
 	index, term uint64
-	count       int // its records are the next count spans
+	records     []AppendRecord
 }
 
 // New returns an FSM over cfg.Log. It reads the log's last record to learn the last Raft index
@@ -133,8 +137,11 @@ func New(cfg Config) (*FSM, error) {
 func (f *FSM) loadLast() error {
 	lowest, next := f.log.Bounds()
 	if next == lowest {
+		// An empty log at 0 is a new one; elsewhere (after a snapshot install reset it) the
+		// byte position is learnt from the snapshot the consensus restores at startup.
 		f.applied.Store(0)
 		f.term, f.lastCRC, f.hasLastCRC = 0, 0, false
+		f.nextPos, f.hasPos = 0, next == 0
 		return nil
 	}
 	b, err := f.log.Read(next - 1)
@@ -147,6 +154,7 @@ func (f *FSM) loadLast() error {
 	}
 	f.applied.Store(env.Index)
 	f.term, f.lastCRC, f.hasLastCRC = env.Term, crc32.Checksum(b, castagnoli), true
+	f.nextPos, f.hasPos = env.Pos+uint64(len(b)), true
 	return nil
 }
 
@@ -217,17 +225,13 @@ func (f *FSM) Apply(entries []consensus.Entry) []any {
 		}
 		size := 0
 		for _, r := range cmd.Records {
-			size += envelopeSize(e.Index, e.Term, r.Type, len(r.Value))
+			size += maxEnvelopeHeader + len(r.Value)
 		}
-		if len(f.group) > 0 && len(f.scratch)+size > f.maxAppend {
+		if len(f.group) > 0 && f.groupBytes+size > f.maxAppend {
 			f.flush(results)
 		}
-		for _, r := range cmd.Records {
-			start := len(f.scratch)
-			f.scratch = appendEnvelope(f.scratch, e.Index, e.Term, r.Type, r.Value)
-			f.spans = append(f.spans, [2]int{start, len(f.scratch)})
-		}
-		f.group = append(f.group, pendingEntry{result: i, index: e.Index, term: e.Term, count: len(cmd.Records)})
+		f.group = append(f.group, pendingEntry{result: i, index: e.Index, term: e.Term, records: cmd.Records})
+		f.groupBytes += size
 	}
 	f.flush(results)
 	return results
@@ -245,36 +249,50 @@ func (f *FSM) flush(results []any) {
 		return
 	}
 	defer func() {
-		f.scratch, f.spans, f.group = f.scratch[:0], f.spans[:0], f.group[:0]
+		clear(f.group) // drop the references to the entries' data
+		f.group, f.groupBytes = f.group[:0], 0
 		clear(f.recs)
-		f.recs = f.recs[:0]
+		f.scratch, f.recs = f.scratch[:0], f.recs[:0]
 		if cap(f.scratch) > 4*f.maxAppend {
 			f.scratch = nil // do not pin one huge batch's memory
 		}
 	}()
-	if err := f.appendEntries(f.group, f.spans, results); err == nil || !errors.Is(err, storage.ErrTooLarge) || len(f.group) == 1 {
+	if err := f.appendEntries(f.group, results); err == nil || !errors.Is(err, storage.ErrTooLarge) || len(f.group) == 1 {
 		return
 	}
-	spans := f.spans
-	for _, p := range f.group {
-		_ = f.appendEntries([]pendingEntry{p}, spans[:p.count], results)
-		spans = spans[p.count:]
+	for i := range f.group {
+		_ = f.appendEntries(f.group[i:i+1], results)
 	}
 }
 
-// appendEntries appends the records of group (their spans in f.scratch) with one Append and
-// sets their results, unless it returns a storage.ErrTooLarge for a group of several entries
-// (the caller retries them one by one).
-func (f *FSM) appendEntries(group []pendingEntry, spans [][2]int, results []any) error {
+// appendEntries appends the records of group with one Append and sets their results, unless it
+// returns a storage.ErrTooLarge for a group of several entries (the caller retries them one by
+// one).
+func (f *FSM) appendEntries(group []pendingEntry, results []any) error {
 	if err := f.Err(); err != nil {
 		for _, p := range group {
 			results[p.result] = err
 		}
 		return err
 	}
-	f.recs = f.recs[:0]
-	for _, s := range spans {
-		f.recs = append(f.recs, f.scratch[s[0]:s[1]])
+	if !f.hasPos {
+		// The log is empty at a non-zero offset and no snapshot said where it stands: storing
+		// records would give them wrong positions.
+		return f.failGroup(group, results, fmt.Errorf("log position unknown: the log is empty at a non-zero offset and no snapshot was restored: %w", storage.ErrCorrupt))
+	}
+	f.scratch, f.recs = f.scratch[:0], f.recs[:0]
+	pos := f.nextPos
+	var spans [][2]int
+	for _, p := range group {
+		for _, r := range p.records {
+			start := len(f.scratch)
+			f.scratch = appendEnvelope(f.scratch, p.index, p.term, pos, r.Type, r.Value)
+			pos += uint64(len(f.scratch) - start)
+			spans = append(spans, [2]int{start, len(f.scratch)})
+		}
+	}
+	for _, sp := range spans {
+		f.recs = append(f.recs, f.scratch[sp[0]:sp[1]])
 	}
 	first, err := f.log.Append(f.recs...)
 	switch {
@@ -287,19 +305,25 @@ func (f *FSM) appendEntries(group []pendingEntry, spans [][2]int, results []any)
 		f.setApplied(p.index, p.term)
 		return nil
 	default:
-		sticky := f.fail(fmt.Errorf("append entries %d..%d: %w", group[0].index, group[len(group)-1].index, err))
-		for _, p := range group {
-			results[p.result] = sticky
-		}
-		return sticky
+		return f.failGroup(group, results, err)
 	}
 	off := first
 	for _, p := range group {
-		results[p.result] = AppendResult{First: off, Count: uint64(p.count)}
-		off += uint64(p.count)
+		results[p.result] = AppendResult{First: off, Count: uint64(len(p.records))}
+		off += uint64(len(p.records))
 	}
 	last := group[len(group)-1]
 	f.setApplied(last.index, last.term)
 	f.lastCRC, f.hasLastCRC = crc32.Checksum(f.recs[len(f.recs)-1], castagnoli), true
+	f.nextPos = pos
 	return nil
+}
+
+// failGroup makes err the sticky failure and the result of every entry of group.
+func (f *FSM) failGroup(group []pendingEntry, results []any, err error) error {
+	sticky := f.fail(fmt.Errorf("append entries %d..%d: %w", group[0].index, group[len(group)-1].index, err))
+	for _, p := range group {
+		results[p.result] = sticky
+	}
+	return sticky
 }

@@ -49,6 +49,7 @@ func (f *FSM) Snapshot() (consensus.Snapshot, error) {
 	return &snapshot{log: f.log, m: manifest{
 		Index: f.applied.Load(), Term: f.term,
 		Lowest: lowest, Next: next,
+		NextPos: f.nextPos, HasNextPos: f.hasPos,
 		LastCRC: f.lastCRC, HasLastCRC: f.hasLastCRC && next > 0,
 	}}, nil
 }
@@ -62,17 +63,59 @@ func (f *FSM) Snapshot() (consensus.Snapshot, error) {
 // (wrapped) when the log does not reach the manifest's next offset. Reading the stream returns
 // the log's errors, wrapped.
 func (f *FSM) SnapshotData(manifestBytes []byte) (io.ReadCloser, error) {
-	m, err := decodeManifest(manifestBytes)
+	m, first, err := f.dataRange(manifestBytes)
 	if err != nil {
 		return nil, err
 	}
+	return &dataReader{log: f.log, cur: first, next: m.Next, buf: appendStreamHeader(nil, first, m.Next)}, nil
+}
+
+// dataRange decodes a manifest and returns the first offset of its data stream.
+func (f *FSM) dataRange(manifestBytes []byte) (manifest, uint64, error) {
+	m, err := decodeManifest(manifestBytes)
+	if err != nil {
+		return manifest{}, 0, err
+	}
 	lowest, next := f.log.Bounds()
 	if next < m.Next {
-		return nil, fmt.Errorf("fsm: snapshot data for index %d: log holds [%d, %d), the snapshot reaches %d: %w",
+		return manifest{}, 0, fmt.Errorf("fsm: snapshot data for index %d: log holds [%d, %d), the snapshot reaches %d: %w",
 			m.Index, lowest, next, m.Next, storage.ErrOutOfRange)
 	}
-	first := min(max(m.Lowest, lowest), m.Next)
-	return &dataReader{log: f.log, cur: first, next: m.Next, buf: appendStreamHeader(nil, first, m.Next)}, nil
+	return m, min(max(m.Lowest, lowest), m.Next), nil
+}
+
+// SnapshotDataSize implements consensus.SnapshotSizer: the exact length of the stream
+// SnapshotData(manifest) yields, computed from the byte positions of the first record and of
+// the manifest's next offset (see the envelope), reading one record. Retention that removes
+// records between this call and SnapshotData changes the stream (the transfer then fails and
+// is retried). Safe for concurrent use with Apply.
+//
+// Errors: as SnapshotData's; a manifest without a byte position, or a record whose position
+// is past the manifest's (wrapping storage.ErrCorrupt).
+func (f *FSM) SnapshotDataSize(manifestBytes []byte) (int64, error) {
+	m, first, err := f.dataRange(manifestBytes)
+	if err != nil {
+		return 0, err
+	}
+	if first == m.Next {
+		return streamHeaderLen, nil
+	}
+	if !m.HasNextPos {
+		return 0, fmt.Errorf("fsm: snapshot data size for index %d: the manifest has no byte position: %w", m.Index, storage.ErrCorrupt)
+	}
+	b, err := f.log.Read(first)
+	if err != nil {
+		return 0, fmt.Errorf("fsm: snapshot data size for index %d: read %d: %w", m.Index, first, err)
+	}
+	env, err := decodeEnvelope(b)
+	if err != nil {
+		return 0, fmt.Errorf("fsm: snapshot data size for index %d: record %d: %w", m.Index, first, err)
+	}
+	if env.Pos >= m.NextPos {
+		return 0, fmt.Errorf("fsm: snapshot data size for index %d: record %d at byte %d, the snapshot ends at byte %d: %w",
+			m.Index, first, env.Pos, m.NextPos, storage.ErrCorrupt)
+	}
+	return int64(streamHeaderLen + frameHeaderLen*(m.Next-first) + (m.NextPos - env.Pos)), nil
 }
 
 // dataReader streams the records [cur, next) of a log as snapshot data frames.
@@ -183,6 +226,13 @@ func (f *FSM) restoreKeep(m manifest, lowest, next uint64) error {
 				m.Index, m.Next-1, storage.ErrCorrupt)
 		}
 	}
+	if next == m.Next && m.HasNextPos {
+		if f.hasPos && f.nextPos != m.NextPos {
+			return fmt.Errorf("fsm: restore snapshot at index %d: the log ends at byte %d, the snapshot at byte %d: %w",
+				m.Index, f.nextPos, m.NextPos, storage.ErrCorrupt)
+		}
+		f.nextPos, f.hasPos = m.NextPos, true
+	}
 	if m.Index > f.applied.Load() {
 		f.setApplied(m.Index, m.Term)
 		if next == m.Next {
@@ -267,8 +317,11 @@ func (f *FSM) restoreIngest(m manifest, data io.Reader, lowest, next uint64) err
 	reset := next < sr.first || (lowest == next && next != sr.first)
 	in := &ingest{f: f, next: next}
 	have := next // the stream's records below have are skipped: the log holds them
+	// pos is the byte position the next ingested record must have; unknown after a reset
+	// until the first record gives it, then chained record by record.
+	pos, hasPos := f.nextPos, f.hasPos
 	if reset {
-		in.next, have = sr.first, 0
+		in.next, have, hasPos = sr.first, 0, false
 	}
 	var last []byte
 	for {
@@ -276,8 +329,9 @@ func (f *FSM) restoreIngest(m manifest, data io.Reader, lowest, next uint64) err
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		var env envelope
 		if err == nil {
-			err = checkIngested(m, rec)
+			env, err = checkIngested(m, rec)
 		}
 		if err != nil {
 			if ferr := in.flush(); ferr != nil {
@@ -298,6 +352,13 @@ func (f *FSM) restoreIngest(m manifest, data io.Reader, lowest, next uint64) err
 			}
 			continue
 		}
+		if hasPos && env.Pos != pos {
+			if ferr := in.flush(); ferr != nil {
+				return ferr
+			}
+			return fmt.Errorf("fsm: restore snapshot at index %d: %w: record %d at byte %d, expected %d", m.Index, errBadStream, off, env.Pos, pos)
+		}
+		pos, hasPos = env.Pos+uint64(len(rec)), true
 		if reset {
 			if err := f.log.Reset(sr.first); err != nil {
 				return f.fail(fmt.Errorf("restore: reset log to %d: %w", sr.first, err))
@@ -321,24 +382,28 @@ func (f *FSM) restoreIngest(m manifest, data io.Reader, lowest, next uint64) err
 	if last != nil && m.HasLastCRC && crc32.Checksum(last, castagnoli) != m.LastCRC {
 		return fmt.Errorf("fsm: restore snapshot at index %d: last record does not match the manifest: %w", m.Index, storage.ErrCorrupt)
 	}
+	if hasPos && m.HasNextPos && pos != m.NextPos {
+		return fmt.Errorf("fsm: restore snapshot at index %d: the log ends at byte %d, the manifest at %d: %w", m.Index, pos, m.NextPos, storage.ErrCorrupt)
+	}
 	if _, n := f.log.Bounds(); n != m.Next {
 		return f.fail(fmt.Errorf("restore snapshot at index %d: log reaches %d after ingesting, want %d", m.Index, n, m.Next))
 	}
 	f.setApplied(m.Index, m.Term)
 	f.lastCRC, f.hasLastCRC = m.LastCRC, m.HasLastCRC
+	f.nextPos, f.hasPos = m.NextPos, m.HasNextPos
 	f.logger.Info("installed snapshot", "index", m.Index, "term", m.Term, "first", sr.first, "next", m.Next, "log_next_before", next)
 	return nil
 }
 
 // checkIngested verifies that a stream record is an envelope written at or below the
 // snapshot's index.
-func checkIngested(m manifest, rec []byte) error {
+func checkIngested(m manifest, rec []byte) (envelope, error) {
 	env, err := decodeEnvelope(rec)
 	if err != nil {
-		return err
+		return envelope{}, err
 	}
 	if env.Index > m.Index {
-		return fmt.Errorf("%w: record written at index %d, after the snapshot's %d", errBadStream, env.Index, m.Index)
+		return envelope{}, fmt.Errorf("%w: record written at index %d, after the snapshot's %d", errBadStream, env.Index, m.Index)
 	}
-	return nil
+	return env, nil
 }

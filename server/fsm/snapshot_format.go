@@ -20,32 +20,37 @@ import (
 //	| magic CLSM | version| flags | reserved=0 |
 //	|  4 bytes   | u8 = 1 |  u8   |   uint16   |
 //	+------------+--------+-------+------------+
-//	 8                 16                24                32                40
-//	+-----------------+-----------------+-----------------+-----------------+
-//	| applied index   | applied term    | log lowest      | log next        |
-//	|   uint64        |   uint64        |   uint64        |   uint64        |
-//	+-----------------+-----------------+-----------------+-----------------+
-//	 40                44                48
+//	 8               16              24              32              40              48
+//	+---------------+---------------+---------------+---------------+---------------+
+//	| applied index | applied term  | log lowest    | log next      | next position |
+//	|   uint64      |   uint64      |   uint64      |   uint64      |   uint64      |
+//	+---------------+---------------+---------------+---------------+---------------+
+//	 48                52                56
 //	+-----------------+-----------------+
-//	| last record CRC | CRC-32C of 0:44 |
+//	| last record CRC | CRC-32C of 0:52 |
 //	|   uint32        |   uint32        |
 //	+-----------------+-----------------+
 //
 // flags bit 0: the last record CRC is known; it is the CRC-32C of the stored bytes of the
 // record at offset next-1 (used to check that a log and a manifest describe the same records).
+// flags bit 1: the next position is known; it is the byte position (see the envelope) of the
+// record at offset next.
 const (
 	manifestMagic       = "CLSM"
 	manifestVersion     = 1
-	manifestLen         = 48
+	manifestLen         = 56
 	manifestFlagLastCRC = 1
+	manifestFlagNextPos = 2
 )
 
 // manifest is a decoded snapshot manifest.
 type manifest struct {
 	Index, Term  uint64
 	Lowest, Next uint64
+	NextPos      uint64
 	LastCRC      uint32
 	HasLastCRC   bool
+	HasNextPos   bool
 }
 
 func (m manifest) encode() []byte {
@@ -53,14 +58,18 @@ func (m manifest) encode() []byte {
 	copy(b, manifestMagic)
 	b[4] = manifestVersion
 	if m.HasLastCRC {
-		b[5] = manifestFlagLastCRC
+		b[5] |= manifestFlagLastCRC
+	}
+	if m.HasNextPos {
+		b[5] |= manifestFlagNextPos
 	}
 	binary.BigEndian.PutUint64(b[8:], m.Index)
 	binary.BigEndian.PutUint64(b[16:], m.Term)
 	binary.BigEndian.PutUint64(b[24:], m.Lowest)
 	binary.BigEndian.PutUint64(b[32:], m.Next)
-	binary.BigEndian.PutUint32(b[40:], m.LastCRC)
-	binary.BigEndian.PutUint32(b[44:], crc32.Checksum(b[:44], castagnoli))
+	binary.BigEndian.PutUint64(b[40:], m.NextPos)
+	binary.BigEndian.PutUint32(b[48:], m.LastCRC)
+	binary.BigEndian.PutUint32(b[52:], crc32.Checksum(b[:52], castagnoli))
 	return b
 }
 
@@ -75,9 +84,9 @@ func decodeManifest(b []byte) (manifest, error) {
 		return manifest{}, fmt.Errorf("%w: bad magic %q", errBadManifest, b[:4])
 	case b[4] != manifestVersion:
 		return manifest{}, fmt.Errorf("%w: unknown version %d", errBadManifest, b[4])
-	case crc32.Checksum(b[:44], castagnoli) != binary.BigEndian.Uint32(b[44:]):
+	case crc32.Checksum(b[:52], castagnoli) != binary.BigEndian.Uint32(b[52:]):
 		return manifest{}, fmt.Errorf("%w: checksum mismatch", errBadManifest)
-	case b[5]&^manifestFlagLastCRC != 0 || b[6] != 0 || b[7] != 0:
+	case b[5]&^(manifestFlagLastCRC|manifestFlagNextPos) != 0 || b[6] != 0 || b[7] != 0:
 		return manifest{}, fmt.Errorf("%w: unknown flags %#x or reserved bytes set", errBadManifest, b[5])
 	}
 	m := manifest{
@@ -85,8 +94,10 @@ func decodeManifest(b []byte) (manifest, error) {
 		Term:       binary.BigEndian.Uint64(b[16:]),
 		Lowest:     binary.BigEndian.Uint64(b[24:]),
 		Next:       binary.BigEndian.Uint64(b[32:]),
-		LastCRC:    binary.BigEndian.Uint32(b[40:]),
+		NextPos:    binary.BigEndian.Uint64(b[40:]),
+		LastCRC:    binary.BigEndian.Uint32(b[48:]),
 		HasLastCRC: b[5]&manifestFlagLastCRC != 0,
+		HasNextPos: b[5]&manifestFlagNextPos != 0,
 	}
 	if m.Lowest > m.Next {
 		return manifest{}, fmt.Errorf("%w: lowest %d above next %d", errBadManifest, m.Lowest, m.Next)

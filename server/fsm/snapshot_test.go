@@ -219,7 +219,11 @@ func TestRestoreIngests(t *testing.T) {
 			applyRange(t, dst, 0, tt.local, 7, 1)
 			fl.appended = 0
 
-			if err := dst.Restore(m, bytes.NewReader(streamOf(t, src, m))); err != nil {
+			stream := streamOf(t, src, m)
+			if size, err := src.SnapshotDataSize(m); err != nil || size != int64(len(stream)) {
+				t.Fatalf("SnapshotDataSize = %d, %v; the stream is %d bytes", size, err, len(stream))
+			}
+			if err := dst.Restore(m, bytes.NewReader(stream)); err != nil {
 				t.Fatalf("Restore: %v", err)
 			}
 			if fl.appended != tt.wantAdded {
@@ -383,7 +387,7 @@ func TestSnapshotDataErrors(t *testing.T) {
 }
 
 func TestManifestRoundTripAndRejects(t *testing.T) {
-	m := manifest{Index: 42, Term: 3, Lowest: 5, Next: 99, LastCRC: 0xdeadbeef, HasLastCRC: true}
+	m := manifest{Index: 42, Term: 3, Lowest: 5, Next: 99, NextPos: 1 << 33, LastCRC: 0xdeadbeef, HasLastCRC: true, HasNextPos: true}
 	got, err := decodeManifest(m.encode())
 	if err != nil || got != m {
 		t.Fatalf("round trip: %+v, %v", got, err)
@@ -391,7 +395,7 @@ func TestManifestRoundTripAndRejects(t *testing.T) {
 	good := m.encode()
 	edit := func(f func(b []byte)) []byte { b := bytes.Clone(good); f(b); return b }
 	for name, b := range map[string][]byte{
-		"short":         good[:47],
+		"short":         good[:manifestLen-1],
 		"long":          append(bytes.Clone(good), 0),
 		"magic":         edit(func(b []byte) { b[0] = 'X' }),
 		"version":       edit(func(b []byte) { b[4] = 9 }),
@@ -413,8 +417,8 @@ func FuzzSnapshotStream(f *testing.F) {
 		f.Add(b)
 	}
 	add(0)
-	add(0, appendEnvelope(nil, 1, 1, 0, []byte("a")))
-	add(7, appendEnvelope(nil, 3, 1, 2, []byte("bc")), appendEnvelope(nil, 4, 2, 0, nil))
+	add(0, appendEnvelope(nil, 1, 1, 0, 0, []byte("a")))
+	add(7, appendEnvelope(nil, 3, 1, 70, 2, []byte("bc")), appendEnvelope(nil, 4, 2, 78, 0, nil))
 	f.Add(appendStreamHeader(nil, 0, 1<<62))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sr, err := newStreamReader(bytes.NewReader(data))
