@@ -1,0 +1,167 @@
+package connect_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+	tconnect "github.com/commitlog-go/commitlog/transport/connect"
+	"github.com/commitlog-go/commitlog/transport/transporttest"
+)
+
+// post sends body to path as a plain HTTP/1.1 request, as curl does.
+func post(t *testing.T, addr, path, contentType, body string, header map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+addr+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	tr := &http.Transport{DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	res, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return res, b
+}
+
+// TestJSONOverHTTP1 is the README's curl line, and the JSON error format.
+func TestJSONOverHTTP1(t *testing.T) {
+	s := transporttest.Start(t, harness(tconnect.ProtocolConnect), transport.ServerConfig{})
+	for i, want := range []string{`{}`, `{"offset":"1"}`} { // proto3 JSON omits offset 0
+		res, body := post(t, s.Addr, "/log.v1.Log/Produce", "application/json", `{"record":{"value":"aGk="}}`, nil)
+		if res.StatusCode != http.StatusOK || res.Proto != "HTTP/1.1" {
+			t.Fatalf("Produce %d: %s %s: %s", i, res.Proto, res.Status, body)
+		}
+		if got := strings.Join(strings.Fields(string(body)), ""); got != want {
+			t.Fatalf("Produce %d body = %s, want %s", i, body, want)
+		}
+	}
+	res, body := post(t, s.Addr, "/log.v1.Log/Consume", "application/json", `{"offset":"1"}`, nil)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("Consume: %s: %s", res.Status, body)
+	}
+	var consumed struct {
+		Record struct {
+			Value  []byte `json:"value"`
+			Offset string `json:"offset"`
+		} `json:"record"`
+	}
+	if err := json.Unmarshal(body, &consumed); err != nil {
+		t.Fatalf("Consume body %s: %v", body, err)
+	}
+	if string(consumed.Record.Value) != "hi" || consumed.Record.Offset != "1" {
+		t.Fatalf("Consume = %s, want value hi offset 1", body)
+	}
+
+	type connectError struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Details []struct {
+			Type  string `json:"type"`
+			Value string `json:"value"`
+		} `json:"details"`
+	}
+	tests := []struct {
+		name, path, body string
+		setup            func()
+		code             string
+		detail           string
+	}{
+		{name: "out of range", path: "/log.v1.Log/Consume", body: `{"offset":"9"}`, code: "out_of_range"},
+		{name: "malformed JSON", path: "/log.v1.Log/Consume", body: `{"offset":`, code: "invalid_argument"},
+		{name: "unknown method", path: "/log.v1.Log/Nope", body: `{}`},
+		{
+			name: "not leader", path: "/log.v1.Log/Produce", body: `{"record":{"value":"aGk="}}`,
+			setup: func() { s.Service.SetNotLeader(&transport.NotLeader{LeaderID: "n2", LeaderAddr: "127.0.0.1:8402"}) },
+			code:  "failed_precondition", detail: "log.v1.NotLeader",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.setup != nil {
+				tt.setup()
+			}
+			res, body := post(t, s.Addr, tt.path, "application/json", tt.body, nil)
+			if res.StatusCode == http.StatusOK {
+				t.Fatalf("status 200, want an error: %s", body)
+			}
+			if tt.code == "" {
+				return
+			}
+			var e connectError
+			if err := json.Unmarshal(body, &e); err != nil {
+				t.Fatalf("error body %s: %v", body, err)
+			}
+			if e.Code != tt.code {
+				t.Errorf("code = %q, want %q (%s)", e.Code, tt.code, body)
+			}
+			if tt.detail != "" && (len(e.Details) != 1 || e.Details[0].Type != tt.detail) {
+				t.Errorf("details = %+v, want one %s", e.Details, tt.detail)
+			}
+		})
+	}
+}
+
+// TestCompressMinBytes checks that small responses are not gzipped even
+// when the client accepts gzip (DESIGN §8), and large ones are.
+func TestCompressMinBytes(t *testing.T) {
+	s := transporttest.Start(t, harness(tconnect.ProtocolConnect), transport.ServerConfig{CompressMinBytes: 512})
+	gzip := map[string]string{"Accept-Encoding": "gzip"}
+	big := strings.Repeat("A", 4096)
+	for _, v := range []string{"aGk=", big} {
+		if res, body := post(t, s.Addr, "/log.v1.Log/Produce", "application/json", `{"record":{"value":"`+v+`"}}`, nil); res.StatusCode != http.StatusOK {
+			t.Fatalf("Produce: %s: %s", res.Status, body)
+		}
+	}
+	tests := []struct {
+		offset string
+		gzip   bool
+	}{{"0", false}, {"1", true}}
+	for _, tt := range tests {
+		res, body := post(t, s.Addr, "/log.v1.Log/Consume", "application/json", `{"offset":"`+tt.offset+`"}`, gzip)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("Consume %s: %s: %s", tt.offset, res.Status, body)
+		}
+		if got := res.Header.Get("Content-Encoding") == "gzip"; got != tt.gzip {
+			t.Errorf("Consume %s: gzip = %v, want %v (%d bytes)", tt.offset, got, tt.gzip, len(body))
+		}
+	}
+}
+
+// TestPeerProtocol checks that handlers see which protocol a call used.
+func TestPeerProtocol(t *testing.T) {
+	for _, p := range []tconnect.Protocol{tconnect.ProtocolConnect, tconnect.ProtocolGRPC, tconnect.ProtocolGRPCWeb} {
+		t.Run(p.String(), func(t *testing.T) {
+			got := make(chan string, 1)
+			h := harness(p)
+			s := transporttest.Start(t, h, transport.ServerConfig{
+				Intercept: func(ctx context.Context, _ string, peer transport.Peer) (context.Context, error) {
+					got <- peer.Protocol
+					return ctx, nil
+				},
+			})
+			c := transporttest.Dial(t, h, s.Addr, transport.ClientConfig{})
+			if _, err := c.GetBounds(t.Context(), &logv1.GetBoundsRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			if proto := <-got; proto != p.String() {
+				t.Errorf("peer protocol = %q, want %q", proto, p)
+			}
+		})
+	}
+}
