@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/commitlog-go/commitlog/transport"
-	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 	tconnect "github.com/commitlog-go/commitlog/transport/connect"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 	"github.com/commitlog-go/commitlog/transport/transporttest"
 )
 
