@@ -75,14 +75,10 @@ func New(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
 	if len(seeds) == 0 {
 		return nil, ErrNoAddresses
 	}
-	dial := o.dialer
-	if dial == nil {
-		dial = dialer(&o)
-	}
 	c := &Client{
 		opts:  o,
 		seeds: seeds,
-		dial:  dial,
+		dial:  dialer(&o),
 		conns: make(map[string]transport.Client),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())

@@ -13,7 +13,7 @@ func dialer(o *options) dialFunc {
 	if o.transport == TransportGRPC {
 		newClient = tgrpc.NewClient
 	}
-	cfg := transport.ClientConfig{TLS: o.tls}
+	cfg := transport.ClientConfig{TLS: o.tls, MaxMessageBytes: o.maxMessageBytes}
 	return func(addr string) (transport.Client, error) {
 		return newClient(addr, cfg)
 	}

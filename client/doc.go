@@ -1,2 +1,48 @@
-// Package client is filled by a later change; see README.md.
+// Package client is the Go SDK of commitlog: it appends records to a
+// commitlog cluster and reads them back, over Connect (default) or gRPC.
+//
+// # Finding the leader
+//
+// New takes the API addresses of one or more servers (seeds) and asks them
+// for the cluster's server list (GetServers). Each Client keeps its own view
+// of its own cluster: the servers, the leader's address, and one pooled
+// connection per address, closed by Close. Writes (Produce, ProduceBatch,
+// the Producer, admin calls) go straight to the leader. A server that is not
+// the leader answers FailedPrecondition with a NotLeader detail naming the
+// leader's id and API address; the client switches to that leader at once,
+// without a backoff or a refresh. After other failures, and every
+// WithRefreshInterval, the client asks the cluster for its server list
+// again.
+//
+// # Reads
+//
+// Consume, Bounds and Stream go to the leader by default (ReadLeader: reads
+// see every acknowledged write). WithReadPolicy(ReadFollowers) or ReadAny
+// spreads them round-robin over replicas; a follower serves committed
+// records only and waits for one it has not applied yet.
+// WithLinearizableReads makes Consume and Bounds linearizable on the leader.
+// A read that fails is retried on the next replica.
+//
+// # Retries and errors
+//
+// The client retries only what is safe: reads, and writes that the cluster
+// refused before proposing them (NotLeader, no leader during an election,
+// or a connection that could not be made). A write whose outcome is unknown
+// (leadership lost after proposing, a timeout, a connection broken
+// mid-request, the caller's context ending mid-request) is never retried:
+// it fails with an error wrapping ErrOutcomeUnknown, because a retry could
+// append the record twice. Every error wraps one of the package's sentinel
+// errors (ErrOutOfRange, ErrOutcomeUnknown, ErrUnavailable, ErrNotLeader via
+// *NotLeaderError, ErrClosed, …) or the server's *transport.Error, so test
+// them with errors.Is and transport.CodeOf.
+//
+// # Batching and streaming
+//
+// ProduceBatch appends several records atomically in one request. A Producer
+// (Client.NewProducer) batches records given to Send by count, bytes and
+// linger time, sends one ProduceBatch per batch with bounded in-flight
+// batches and pending records, and delivers each record's offset through a
+// Future or a callback. Stream returns an iter.Seq2 that reads from an
+// offset and then tails the log, resuming after broken streams and leader
+// changes at the next offset, without duplicates or gaps.
 package client

@@ -53,7 +53,6 @@ func (p ReadPolicy) String() string {
 // Defaults used by New when an option is not given.
 const (
 	DefaultRequestTimeout  = 10 * time.Second
-	DefaultDialTimeout     = 5 * time.Second
 	DefaultRefreshInterval = 30 * time.Second
 	DefaultMaxRetries      = 8
 	DefaultBackoffBase     = 25 * time.Millisecond
@@ -76,21 +75,19 @@ type options struct {
 	tls             *tls.Config
 	logger          *slog.Logger
 	requestTimeout  time.Duration
-	dialTimeout     time.Duration
+	maxMessageBytes int
 	refreshInterval time.Duration
 	readPolicy      ReadPolicy
 	linearizable    bool
 	maxRetries      int
 	backoffBase     time.Duration
 	backoffMax      time.Duration
-	dialer          dialFunc // tests only
 }
 
 func defaultOptions() options {
 	return options{
 		transport:       TransportConnect,
 		requestTimeout:  DefaultRequestTimeout,
-		dialTimeout:     DefaultDialTimeout,
 		refreshInterval: DefaultRefreshInterval,
 		readPolicy:      ReadLeader,
 		maxRetries:      DefaultMaxRetries,
@@ -110,8 +107,11 @@ func (o *options) validate() error {
 	default:
 		return fmt.Errorf("%w: unknown read policy %d", ErrInvalidOption, int(o.readPolicy))
 	}
-	if o.requestTimeout < 0 || o.dialTimeout < 0 || o.refreshInterval < 0 {
+	if o.requestTimeout < 0 || o.refreshInterval < 0 {
 		return fmt.Errorf("%w: negative duration", ErrInvalidOption)
+	}
+	if o.maxMessageBytes < 0 {
+		return fmt.Errorf("%w: negative max message bytes %d", ErrInvalidOption, o.maxMessageBytes)
 	}
 	if o.maxRetries < 0 {
 		return fmt.Errorf("%w: negative max retries %d", ErrInvalidOption, o.maxRetries)
@@ -161,10 +161,11 @@ func WithRequestTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.requestTimeout = d })
 }
 
-// WithDialTimeout bounds connection establishment to one server. Default
-// DefaultDialTimeout.
-func WithDialTimeout(d time.Duration) Option {
-	return optionFunc(func(o *options) { o.dialTimeout = d })
+// WithMaxMessageBytes bounds each message the client receives (a record
+// read back, a server list). Default transport.DefaultMaxMessageBytes
+// (4 MiB), the servers' default bound too.
+func WithMaxMessageBytes(n int) Option {
+	return optionFunc(func(o *options) { o.maxMessageBytes = n })
 }
 
 // WithRefreshInterval sets how often the client asks the cluster for its
