@@ -8,6 +8,7 @@ package fakelog
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -198,7 +199,12 @@ func (l *Log) GetBounds(context.Context, *logv1.GetBoundsRequest) (*logv1.GetBou
 // Serve serves l over the named transport ("connect" or "grpc") on a fresh 127.0.0.1 port and
 // returns the address and a function that stops the server (idempotent, waits for Serve).
 func (l *Log) Serve(transportName string) (addr string, stop func(), err error) {
-	cfg := transport.ServerConfig{Log: l}
+	return l.ServeTLS(transportName, nil)
+}
+
+// ServeTLS is Serve with the server's TLS configuration (nil: plaintext).
+func (l *Log) ServeTLS(transportName string, tlsCfg *tls.Config) (addr string, stop func(), err error) {
+	cfg := transport.ServerConfig{Log: l, TLS: tlsCfg}
 	var srv transport.Server
 	switch transportName {
 	case "connect":
