@@ -376,8 +376,8 @@ func (l *Log) Close() error {
 	}
 	close(l.stop)
 	l.wg.Wait()
-	var err error
-	if l.failedErr() == nil {
+	err := l.failedErr()
+	if err == nil {
 		err = l.syncAll()
 	}
 	l.mu.Lock()

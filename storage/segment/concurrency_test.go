@@ -1,0 +1,194 @@
+package segment_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/storage"
+	"github.com/commitlog-go/commitlog/storage/segment"
+	"github.com/commitlog-go/commitlog/storage/vfs/crashfs"
+)
+
+// TestTailReadersWhileRolling: readers wait at the tail while a writer appends and rolls
+// tiny segments; each reader sees every record, in order, with the right value.
+func TestTailReadersWhileRolling(t *testing.T) {
+	for _, policy := range []segment.SyncPolicy{segment.SyncAlways, segment.SyncNever} {
+		t.Run(policy.String(), func(t *testing.T) {
+			l := openT(t, t.TempDir(), segment.Config{Sync: policy, SegmentBytes: 256})
+			const total = 600
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var wg sync.WaitGroup
+			errs := make(chan error, 4)
+			for r := range 4 {
+				wg.Go(func() {
+					var off uint64
+					for off < total {
+						if err := l.Wait(ctx, off); err != nil {
+							errs <- fmt.Errorf("reader %d: Wait(%d): %w", r, off, err)
+							return
+						}
+						_, next := l.Bounds()
+						for rec, err := range l.Records(off, next) {
+							if err != nil || rec.Offset != off || !bytes.Equal(rec.Value, val(off)) {
+								errs <- fmt.Errorf("reader %d at %d: {%d %q} %v", r, off, rec.Offset, rec.Value, err)
+								return
+							}
+							off++
+						}
+					}
+				})
+			}
+			for i := 0; i < total; i += 3 {
+				appendBatches(t, l, 3)
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			if l.Segments() < 10 {
+				t.Fatalf("only %d segments: the test did not roll", l.Segments())
+			}
+		})
+	}
+}
+
+// TestTruncatePrefixWhileReading: iterations and reads racing with retention either see the
+// right values or fail with ErrOutOfRange; never anything else.
+func TestTruncatePrefixWhileReading(t *testing.T) {
+	l := openT(t, t.TempDir(), segment.Config{Sync: segment.SyncNever, SegmentBytes: 300})
+	for range 200 {
+		appendBatches(t, l, 2)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	stop := make(chan struct{})
+	for r := range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				lo, next := l.Bounds()
+				for rec, err := range l.Records(lo, next) {
+					if errors.Is(err, storage.ErrOutOfRange) {
+						break
+					}
+					if err != nil || !bytes.Equal(rec.Value, val(rec.Offset)) {
+						errs <- fmt.Errorf("reader %d: {%d %q} %v", r, rec.Offset, rec.Value, err)
+						return
+					}
+				}
+				if v, err := l.Read(lo); err != nil && !errors.Is(err, storage.ErrOutOfRange) || err == nil && !bytes.Equal(v, val(lo)) {
+					errs <- fmt.Errorf("reader %d: Read(%d) = %q, %v", r, lo, v, err)
+					return
+				}
+			}
+		})
+	}
+	for before := uint64(0); before <= 400; before += 10 {
+		if err := l.TruncatePrefix(before); err != nil {
+			t.Fatal(err)
+		}
+		appendBatches(t, l, 2)
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if lo, _ := l.Bounds(); lo < 300 {
+		t.Fatalf("lowest %d after truncating to 400", lo)
+	}
+}
+
+// TestGroupCommit: 16 concurrent appenders under SyncAlways share fsyncs. The disk is made
+// slow (each fsync takes 2ms) so that appenders pile up behind an fsync; the assertion is
+// on counts, not time: far fewer fsyncs than appends.
+func TestGroupCommit(t *testing.T) {
+	fs := crashfs.New()
+	l := openT(t, dir, segment.Config{FS: fs})
+	fs.SetSyncDelay(2 * time.Millisecond)
+	const writers, each = 16, 20
+	before := fs.Syncs()
+	var wg sync.WaitGroup
+	offsets := make(chan uint64, writers*each)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				off, err := l.Append([]byte{byte(w), byte(i)})
+				if err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+				offsets <- off
+			}
+		})
+	}
+	wg.Wait()
+	close(offsets)
+	seen := map[uint64]bool{}
+	for off := range offsets {
+		if seen[off] {
+			t.Fatalf("offset %d given twice", off)
+		}
+		seen[off] = true
+	}
+	if len(seen) != writers*each {
+		t.Fatalf("%d distinct offsets, want %d", len(seen), writers*each)
+	}
+	for off := range uint64(writers * each) {
+		if !seen[off] {
+			t.Fatalf("offset %d missing", off)
+		}
+	}
+	syncs := fs.Syncs() - before
+	t.Logf("%d appends, %d fsyncs", writers*each, syncs)
+	if syncs > writers*each/3 {
+		t.Fatalf("%d fsyncs for %d appends: no group commit", syncs, writers*each)
+	}
+}
+
+// TestReadsDoNotWaitForFsync: while an append's fsync is in progress, reads of published
+// records and Bounds return (they never wait for a write or fsync), and the record being
+// synced is not visible yet.
+func TestReadsDoNotWaitForFsync(t *testing.T) {
+	fs := crashfs.New()
+	l := openT(t, dir, segment.Config{FS: fs})
+	appendBatches(t, l, 3)
+	entered, release := fs.HoldSyncs()
+	defer release()
+	done := make(chan error, 1)
+	go func() { _, err := l.Append(val(3)); done <- err }()
+	<-entered // the append is inside fdatasync
+	for i := range uint64(3) {
+		if got, err := l.Read(i); err != nil || !bytes.Equal(got, val(i)) {
+			t.Fatalf("Read(%d) = %q, %v", i, got, err)
+		}
+	}
+	if _, next := l.Bounds(); next != 3 {
+		t.Fatalf("next = %d while the append's fsync is in flight, want 3 (not yet durable)", next)
+	}
+	if _, err := l.Read(3); !errors.Is(err, storage.ErrOutOfRange) {
+		t.Fatalf("Read of the record being synced = %v, want ErrOutOfRange", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Append returned before its fsync: %v", err)
+	default:
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	checkContent(t, l, 0, 4)
+}

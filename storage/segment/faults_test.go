@@ -1,0 +1,202 @@
+package segment_test
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/storage"
+	"github.com/commitlog-go/commitlog/storage/segment"
+	"github.com/commitlog-go/commitlog/storage/vfs/crashfs"
+)
+
+// TestStickyError: after a failed write or fsync every later write fails with ErrFailed
+// (wrapping the cause) until the log is reopened; reads keep working.
+func TestStickyError(t *testing.T) {
+	eio := syscall.EIO
+	tests := []struct {
+		name   string
+		policy segment.SyncPolicy
+		inject func(fs *crashfs.FS)
+		cause  error
+	}{
+		{"fsync fails", segment.SyncAlways, func(fs *crashfs.FS) { fs.FailNext(crashfs.OpSync, eio) }, eio},
+		{"write fails", segment.SyncAlways, func(fs *crashfs.FS) { fs.FailNext(crashfs.OpWrite, eio) }, eio},
+		{"write fails, sync never", segment.SyncNever, func(fs *crashfs.FS) { fs.FailNext(crashfs.OpWrite, eio) }, eio},
+		{"disk full", segment.SyncNever, func(fs *crashfs.FS) { fs.SetLimit(300) }, syscall.ENOSPC},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := crashfs.New()
+			cfg := segment.Config{FS: fs, Sync: tc.policy}
+			l := openT(t, dir, cfg)
+			appendBatches(t, l, 2, 2)
+			tc.inject(fs)
+			var err error
+			for i := 0; i < 100 && err == nil; i++ { // disk full takes a few appends
+				_, next := l.Bounds()
+				_, err = l.Append(val(next), val(next+1))
+			}
+			if !errors.Is(err, storage.ErrFailed) || !errors.Is(err, tc.cause) {
+				t.Fatalf("Append after fault: %v, want ErrFailed wrapping %v", err, tc.cause)
+			}
+			fs.SetLimit(0)
+			if _, err := l.Append(val(4)); !errors.Is(err, storage.ErrFailed) {
+				t.Fatalf("next Append: %v, want sticky ErrFailed", err)
+			}
+			for _, op := range []struct {
+				name string
+				err  error
+			}{
+				{"TruncateSuffix", l.TruncateSuffix(1)},
+				{"Reset", l.Reset(9)},
+				{"Sync", l.Sync()},
+			} {
+				if !errors.Is(op.err, storage.ErrFailed) {
+					t.Fatalf("%s after fault: %v, want ErrFailed", op.name, op.err)
+				}
+			}
+			if got, err := l.Read(1); err != nil || string(got) != string(val(1)) {
+				t.Fatalf("Read after fault = %q, %v", got, err)
+			}
+			if err := l.Close(); !errors.Is(err, storage.ErrFailed) {
+				t.Fatalf("Close after fault = %v, want the sticky error", err)
+			}
+			l = openT(t, dir, cfg)
+			_, next := l.Bounds()
+			if next < 4 {
+				t.Fatalf("reopened log ends at %d, lost acknowledged records", next)
+			}
+			appendBatches(t, l, 1)
+			checkContent(t, l, 0, next+1)
+		})
+	}
+}
+
+// TestLock: a second Open of the same directory fails with ErrLocked until the first Log is
+// closed, with the OS file system (flock) and with crashfs.
+func TestLock(t *testing.T) {
+	for name, cfg := range map[string]segment.Config{
+		"os":      {},
+		"crashfs": {FS: crashfs.New()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := dir
+			if cfg.FS == nil {
+				d = t.TempDir()
+			}
+			l := openT(t, d, cfg)
+			if _, err := segment.Open(d, cfg); !errors.Is(err, storage.ErrLocked) {
+				t.Fatalf("second Open: %v, want ErrLocked", err)
+			}
+			closeT(t, l)
+			l2 := openT(t, d, cfg)
+			closeT(t, l2)
+		})
+	}
+}
+
+// TestRetention: EnforceRetention deletes whole sealed segments by total size and by age
+// (with an injected clock), oldest first, never the active one.
+func TestRetention(t *testing.T) {
+	t.Run("size", func(t *testing.T) {
+		fs := crashfs.New()
+		cfg := segment.Config{FS: fs, SegmentBytes: 200, RetentionBytes: 500}
+		l := openT(t, dir, cfg)
+		appendBatches(t, l, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2)
+		before := l.Segments()
+		n, err := l.EnforceRetention(time.Now())
+		if err != nil || n == 0 {
+			t.Fatalf("EnforceRetention = %d, %v", n, err)
+		}
+		if l.Segments() != before-n {
+			t.Fatalf("%d segments after removing %d of %d", l.Segments(), n, before)
+		}
+		if size := l.Size(); size > 500 {
+			t.Fatalf("size %d after retention, want <= 500", size)
+		}
+		lo, next := l.Bounds()
+		if lo == 0 {
+			t.Fatal("lowest did not move")
+		}
+		checkContent(t, l, lo, next)
+		if len(segFiles(t, fs, dir)) != l.Segments() {
+			t.Fatal("segment files not removed")
+		}
+		closeT(t, l)
+		l = openT(t, dir, cfg)
+		checkContent(t, l, lo, next)
+	})
+	t.Run("age", func(t *testing.T) {
+		fs := crashfs.New()
+		now := time.Unix(1_000_000, 0)
+		cfg := segment.Config{FS: fs, SegmentBytes: 150, RetentionAge: time.Hour, Now: func() time.Time { return now }}
+		l := openT(t, dir, cfg)
+		appendBatches(t, l, 3, 3, 3) // three segments created at t0
+		now = now.Add(2 * time.Hour)
+		appendBatches(t, l, 3, 3) // two more segments created at t0+2h
+		if got := l.Segments(); got != 5 {
+			t.Fatalf("%d segments, want 5", got)
+		}
+		// At t0+2h: segments 1 and 2 were sealed at t0 (when 2 and 3 were created): expired.
+		// Segment 3 was sealed when segment 4 was created, at t0+2h: kept.
+		n, err := l.EnforceRetention(now)
+		if err != nil || n != 2 {
+			t.Fatalf("EnforceRetention = %d, %v; want 2", n, err)
+		}
+		checkContent(t, l, 6, 15)
+		// Much later, everything but the active segment goes.
+		n, err = l.EnforceRetention(now.Add(10 * time.Hour))
+		if err != nil || n != 2 || l.Segments() != 1 {
+			t.Fatalf("EnforceRetention later = %d, %v, %d segments", n, err, l.Segments())
+		}
+		checkContent(t, l, 12, 15)
+	})
+	t.Run("disabled", func(t *testing.T) {
+		l := openT(t, dir, segment.Config{FS: crashfs.New(), SegmentBytes: 150})
+		appendBatches(t, l, 3, 3, 3)
+		if n, err := l.EnforceRetention(time.Now().Add(1000 * time.Hour)); n != 0 || err != nil {
+			t.Fatalf("EnforceRetention without limits = %d, %v", n, err)
+		}
+	})
+}
+
+// TestInvalidConfig: Open validates its Config.
+func TestInvalidConfig(t *testing.T) {
+	for _, cfg := range []segment.Config{
+		{Sync: segment.SyncPolicy(7)},
+		{SegmentBytes: 10},
+		{SegmentBytes: 2 << 30},
+		{MaxRecordBytes: segment.MaxRecordBytesLimit + 1},
+		{MaxBatchBytes: -1},
+		{RetentionBytes: -1},
+		{SyncInterval: -time.Second},
+	} {
+		cfg.FS = crashfs.New()
+		if _, err := segment.Open(dir, cfg); !errors.Is(err, segment.ErrInvalidConfig) {
+			t.Errorf("Open(%+v) = %v, want ErrInvalidConfig", cfg, err)
+		}
+	}
+	if _, err := segment.ParseSyncPolicy("sometimes"); !errors.Is(err, segment.ErrInvalidConfig) {
+		t.Errorf("ParseSyncPolicy(sometimes) = %v", err)
+	}
+	for _, p := range []segment.SyncPolicy{segment.SyncAlways, segment.SyncInterval, segment.SyncNever} {
+		if got, err := segment.ParseSyncPolicy(p.String()); got != p || err != nil {
+			t.Errorf("ParseSyncPolicy(%q) = %v, %v", p, got, err)
+		}
+	}
+}
+
+// TestTooLargeBatch: a batch above MaxBatchBytes is refused without consuming offsets.
+func TestTooLargeBatch(t *testing.T) {
+	l := openT(t, dir, segment.Config{FS: crashfs.New(), MaxBatchBytes: 100})
+	if _, err := l.Append(make([]byte, 50), make([]byte, 50)); !errors.Is(err, storage.ErrTooLarge) {
+		t.Fatalf("Append(100 B + frames) = %v, want ErrTooLarge", err)
+	}
+	appendBatches(t, l, 1)
+	if err := l.Wait(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+}
