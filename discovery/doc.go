@@ -1,2 +1,0 @@
-// Package discovery is filled by a later change; see README.md.
-package discovery

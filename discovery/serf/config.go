@@ -1,0 +1,323 @@
+package serf
+
+import (
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	hserf "github.com/hashicorp/serf/serf"
+
+	"github.com/commitlog-go/commitlog/discovery"
+)
+
+// Defaults used for zero Config fields.
+const (
+	// DefaultBindAddr is the gossip address used when Config.BindAddr is empty (the seed's
+	// --bind-addr default).
+	DefaultBindAddr = "127.0.0.1:8401"
+	// DefaultRetryJoinInterval is the first delay between two attempts to join
+	// Config.StartJoinAddrs; it doubles after every failed attempt.
+	DefaultRetryJoinInterval = time.Second
+	// DefaultRetryJoinMaxInterval caps the delay between two join attempts.
+	DefaultRetryJoinMaxInterval = 30 * time.Second
+	// MaxTagsSize is the largest encoded size of a node's tags that gossip can carry
+	// (memberlist's metadata limit).
+	MaxTagsSize = memberlist.MetaMaxSize
+)
+
+// Timing selects a set of gossip timings (probe and gossip intervals, timeouts, how long dead
+// members are remembered). Faster timings detect failures sooner and cost more traffic.
+type Timing int
+
+// The timing profiles.
+const (
+	// TimingLAN, the default, is memberlist's and serf's default for a LAN: failures are
+	// detected in a few seconds, failed and left members are remembered for 24 hours.
+	TimingLAN Timing = iota
+	// TimingLocal is memberlist's profile for nodes on one host or a fast local network:
+	// shorter timeouts than TimingLAN.
+	TimingLocal
+	// TimingTest is for tests on one machine: failures are detected within about a second or
+	// two, leaves propagate in a fraction of a second, failed and left members are reaped
+	// after a few seconds, and StartJoinAddrs are retried every 50 ms at first. Too aggressive
+	// for real networks.
+	TimingTest
+)
+
+// String returns the profile's name ("lan", "local", "test").
+func (t Timing) String() string {
+	switch t {
+	case TimingLAN:
+		return "lan"
+	case TimingLocal:
+		return "local"
+	case TimingTest:
+		return "test"
+	default:
+		return "timing(" + strconv.Itoa(int(t)) + ")"
+	}
+}
+
+// Config configures a Membership. Zero values mean the documented defaults; New validates the
+// whole struct and does not keep references to its maps and slices.
+type Config struct {
+	// NodeName is the node's unique name in the cluster. Default: the host name.
+	NodeName string
+	// BindAddr is the host:port the gossip listeners (TCP and UDP, same port) bind to. The
+	// host must be an IP address or a name that resolves to one; an empty host binds every
+	// interface; port 0 picks a free port (read it back from LocalMember().Addr).
+	// Default: DefaultBindAddr.
+	BindAddr string
+	// AdvertiseAddr is the host:port other nodes use to reach this one, when it differs from
+	// BindAddr (NAT, containers, Kubernetes: bind 0.0.0.0, advertise the pod IP). A host name
+	// is resolved once, at New. An unspecified address (0.0.0.0, ::) is rejected: nobody can
+	// reach it. Default: the bind address, or, when binding every interface, a private IP of
+	// this host chosen by memberlist.
+	AdvertiseAddr string
+	// Tags are advertised to every member (commitlog puts its Raft and API addresses there).
+	// Their encoded size must stay under MaxTagsSize.
+	Tags map[string]string
+	// StartJoinAddrs are gossip addresses of existing members. If set, New returns at once
+	// and a background goroutine tries to join them, retrying with exponential backoff (from
+	// RetryJoinInterval up to RetryJoinMaxInterval, with jitter) until one attempt reaches at
+	// least one of them or the Membership is closed. Joined reports when it succeeded.
+	StartJoinAddrs []string
+	// RetryJoinInterval is the first delay between join attempts. Default:
+	// DefaultRetryJoinInterval (50 ms with TimingTest).
+	RetryJoinInterval time.Duration
+	// RetryJoinMaxInterval caps the delay between join attempts. Default:
+	// DefaultRetryJoinMaxInterval (1 s with TimingTest).
+	RetryJoinMaxInterval time.Duration
+	// EncryptKey, if set, is the base64 (standard encoding) of a 16, 24 or 32-byte AES key
+	// (GenerateKey makes one). Gossip is then encrypted and authenticated, and messages that
+	// are not encrypted with this key are rejected, so a node with a different key, or none,
+	// cannot join. Every member of a cluster must use the same key. Default: no encryption.
+	EncryptKey string
+	// Handler receives membership events, from one goroutine, in order (see
+	// discovery.Handler). Default: events are dropped.
+	Handler discovery.Handler
+	// Logger receives this package's logs and those of serf and memberlist, at their levels,
+	// with a "component" attribute ("serf", "memberlist"). Default: logs are dropped.
+	Logger *slog.Logger
+	// Timing selects the gossip timings. Default: TimingLAN.
+	Timing Timing
+}
+
+// settings is a validated Config with its defaults applied.
+type settings struct {
+	cfg           Config
+	bindHost      string
+	bindPort      int
+	advertiseHost string // "" when not set
+	advertisePort int
+	key           []byte
+	logger        *slog.Logger
+	handler       discovery.Handler
+}
+
+// validate checks cfg and applies defaults. Errors wrap discovery.ErrInvalidConfig.
+func (cfg Config) validate() (*settings, error) {
+	s := &settings{cfg: cfg}
+	s.cfg.Tags = cloneTags(cfg.Tags)
+	s.cfg.StartJoinAddrs = append([]string(nil), cfg.StartJoinAddrs...)
+	if s.cfg.NodeName == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("%w: no node name and no host name: %w", discovery.ErrInvalidConfig, err)
+		}
+		s.cfg.NodeName = host
+	}
+	if s.cfg.BindAddr == "" {
+		s.cfg.BindAddr = DefaultBindAddr
+	}
+	var err error
+	if s.bindHost, s.bindPort, err = splitHostPort(s.cfg.BindAddr); err != nil {
+		return nil, fmt.Errorf("%w: bind address %q: %w", discovery.ErrInvalidConfig, s.cfg.BindAddr, err)
+	}
+	if s.bindHost == "" {
+		s.bindHost = "0.0.0.0"
+	}
+	if s.cfg.AdvertiseAddr != "" {
+		if s.advertiseHost, s.advertisePort, err = splitHostPort(s.cfg.AdvertiseAddr); err != nil {
+			return nil, fmt.Errorf("%w: advertise address %q: %w", discovery.ErrInvalidConfig, s.cfg.AdvertiseAddr, err)
+		}
+		if s.advertiseHost == "" || net.ParseIP(s.advertiseHost).IsUnspecified() {
+			return nil, fmt.Errorf("%w: advertise address %q: other nodes cannot reach an unspecified address",
+				discovery.ErrInvalidConfig, s.cfg.AdvertiseAddr)
+		}
+		if s.advertisePort == 0 {
+			return nil, fmt.Errorf("%w: advertise address %q: port 0", discovery.ErrInvalidConfig, s.cfg.AdvertiseAddr)
+		}
+	}
+	if err := checkTags(s.cfg.Tags); err != nil {
+		return nil, fmt.Errorf("%w: %w", discovery.ErrInvalidConfig, err)
+	}
+	for _, a := range s.cfg.StartJoinAddrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("%w: start join address %q: %w", discovery.ErrInvalidConfig, a, err)
+		}
+	}
+	if s.cfg.EncryptKey != "" {
+		if s.key, err = decodeKey(s.cfg.EncryptKey); err != nil {
+			return nil, fmt.Errorf("%w: %w", discovery.ErrInvalidConfig, err)
+		}
+	}
+	switch s.cfg.Timing {
+	case TimingLAN, TimingLocal, TimingTest:
+	default:
+		return nil, fmt.Errorf("%w: unknown timing %d", discovery.ErrInvalidConfig, int(s.cfg.Timing))
+	}
+	if s.cfg.RetryJoinInterval < 0 || s.cfg.RetryJoinMaxInterval < 0 {
+		return nil, fmt.Errorf("%w: negative retry join interval", discovery.ErrInvalidConfig)
+	}
+	if s.cfg.RetryJoinInterval == 0 {
+		s.cfg.RetryJoinInterval = DefaultRetryJoinInterval
+		if s.cfg.Timing == TimingTest {
+			s.cfg.RetryJoinInterval = 50 * time.Millisecond
+		}
+	}
+	if s.cfg.RetryJoinMaxInterval == 0 {
+		s.cfg.RetryJoinMaxInterval = DefaultRetryJoinMaxInterval
+		if s.cfg.Timing == TimingTest {
+			s.cfg.RetryJoinMaxInterval = time.Second
+		}
+	}
+	s.cfg.RetryJoinMaxInterval = max(s.cfg.RetryJoinMaxInterval, s.cfg.RetryJoinInterval)
+	s.logger = s.cfg.Logger
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	s.handler = s.cfg.Handler
+	if s.handler == nil {
+		s.handler = discovery.HandlerFunc(func(discovery.Event) {})
+	}
+	return s, nil
+}
+
+// serfConfig builds the hashicorp/serf configuration. Host names in the bind and advertise
+// addresses are resolved here.
+func (s *settings) serfConfig(events chan<- hserf.Event) (*hserf.Config, error) {
+	bindIP, err := resolveIP(s.bindHost)
+	if err != nil {
+		return nil, fmt.Errorf("%w: bind address %q: %w", discovery.ErrInvalidConfig, s.cfg.BindAddr, err)
+	}
+	conf := hserf.DefaultConfig()
+	switch s.cfg.Timing {
+	case TimingLocal:
+		conf.MemberlistConfig = memberlist.DefaultLocalConfig()
+	case TimingTest:
+		conf.MemberlistConfig = testMemberlistConfig()
+		applyTestSerfTimings(conf)
+	}
+	ml := conf.MemberlistConfig
+	ml.Name = s.cfg.NodeName
+	ml.BindAddr = bindIP
+	ml.BindPort = s.bindPort
+	ml.AdvertisePort = s.bindPort
+	if s.advertiseHost != "" {
+		advIP, err := resolveIP(s.advertiseHost)
+		if err != nil {
+			return nil, fmt.Errorf("%w: advertise address %q: %w", discovery.ErrInvalidConfig, s.cfg.AdvertiseAddr, err)
+		}
+		if net.ParseIP(advIP).IsUnspecified() {
+			return nil, fmt.Errorf("%w: advertise address %q resolves to an unspecified address",
+				discovery.ErrInvalidConfig, s.cfg.AdvertiseAddr)
+		}
+		ml.AdvertiseAddr = advIP
+		ml.AdvertisePort = s.advertisePort
+	}
+	if s.key != nil {
+		ml.SecretKey = s.key
+		ml.GossipVerifyIncoming = true
+		ml.GossipVerifyOutgoing = true
+	}
+	ml.Logger = newStdLogger(s.logger, "memberlist")
+	ml.LogOutput = nil
+	conf.Logger = newStdLogger(s.logger, "serf")
+	conf.LogOutput = nil
+	conf.NodeName = s.cfg.NodeName
+	conf.Tags = cloneTags(s.cfg.Tags)
+	conf.EventCh = events
+	return conf, nil
+}
+
+// testMemberlistConfig is memberlist's local profile, sped up for tests on one machine.
+// Probe timeouts stay well above scheduling delays seen under -race on a loaded 2-core box,
+// so that live nodes are not declared failed.
+func testMemberlistConfig() *memberlist.Config {
+	ml := memberlist.DefaultLocalConfig()
+	ml.ProbeInterval = 250 * time.Millisecond
+	ml.ProbeTimeout = 200 * time.Millisecond
+	ml.SuspicionMult = 3
+	ml.GossipInterval = 20 * time.Millisecond
+	ml.PushPullInterval = 2 * time.Second
+	ml.TCPTimeout = time.Second
+	ml.GossipToTheDeadTime = 2 * time.Second
+	ml.DeadNodeReclaimTime = time.Second
+	return ml
+}
+
+// applyTestSerfTimings shortens serf's own timers for tests.
+func applyTestSerfTimings(conf *hserf.Config) {
+	conf.BroadcastTimeout = 2 * time.Second
+	conf.LeavePropagateDelay = 200 * time.Millisecond
+	conf.ReapInterval = 500 * time.Millisecond
+	conf.ReconnectInterval = 500 * time.Millisecond
+	conf.ReconnectTimeout = 5 * time.Second
+	conf.TombstoneTimeout = 5 * time.Second
+	conf.QueueCheckInterval = 5 * time.Second
+	conf.FlapTimeout = 5 * time.Second
+}
+
+// splitHostPort splits "host:port" and parses the port (0-65535).
+func splitHostPort(addr string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("bad port %q", portStr)
+	}
+	return host, int(port), nil
+}
+
+// resolveIP returns host if it is an IP address, else the first address it resolves to
+// (IPv4 preferred).
+func resolveIP(host string) (string, error) {
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.String(), nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return "", fmt.Errorf("resolve %q: %w", host, err)
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String(), nil
+		}
+	}
+	if len(ips) == 0 {
+		return "", fmt.Errorf("resolve %q: no address", host)
+	}
+	return ips[0].String(), nil
+}
+
+// decodeKey decodes a base64 gossip key and checks its length.
+func decodeKey(key string) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(key)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt key is not valid base64: %w", err)
+	}
+	switch len(b) {
+	case 16, 24, 32:
+		return b, nil
+	default:
+		return nil, fmt.Errorf("encrypt key is %d bytes, want 16, 24 or 32", len(b))
+	}
+}

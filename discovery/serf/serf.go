@@ -1,0 +1,459 @@
+// Package serf implements discovery.Membership with hashicorp/serf: nodes find each other by
+// gossip (SWIM, through hashicorp/memberlist), advertise tags, and detect failures.
+//
+// A Membership binds a gossip port (TCP and UDP), joins the nodes in Config.StartJoinAddrs in
+// the background (retrying until it succeeds), and hands every membership change to the
+// Config.Handler as a discovery.Event, one at a time, in order. Leave announces a graceful
+// exit; Close stops without one, so the others see the node fail.
+//
+// Gossip can be encrypted and authenticated with a shared AES key (Config.EncryptKey,
+// GenerateKey); a node without the key, or with another key, cannot join. serf's and
+// memberlist's logs are forwarded to the Config.Logger at their levels.
+package serf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	hserf "github.com/hashicorp/serf/serf"
+
+	"github.com/commitlog-go/commitlog/discovery"
+)
+
+// eventBuffer is the capacity of the channel serf sends events on. It exceeds the 1024
+// events serf's internal query filter can hold, so that, once serf is shut down and the
+// channel drained, serf's forwarding goroutine can never block on it.
+const eventBuffer = 4096
+
+// setTagsAttempts bounds how many times SetTags re-sends a tag update that was not
+// confirmed sent.
+const setTagsAttempts = 3
+
+// Membership is a serf gossip agent. It implements discovery.Membership.
+//
+// Concurrency: every method is safe for concurrent use. The handler is called from one
+// goroutine owned by the Membership; Close and Leave wait for it to return.
+type Membership struct {
+	s       *settings
+	logger  *slog.Logger
+	handler discovery.Handler
+	serf    *hserf.Serf
+	events  chan hserf.Event
+
+	mu      sync.Mutex     // guards closing and wg.Add (no Add once closing)
+	closing bool           // Close has started
+	wg      sync.WaitGroup // every goroutine started by the Membership
+
+	// opSem (capacity 1) serializes serf's Join and Leave: serf drops a leave whose intent
+	// is broadcast while a join is still completing (the join's intent, newer by serf's clock,
+	// revives the node, and the others then see it fail instead of leave), and a join after a
+	// leave would rejoin. Held for the whole serf call, even when the caller's ctx ends.
+	opSem   chan struct{}
+	leaving bool // guarded by opSem: Leave has started; no more joins
+
+	closingCh  chan struct{} // closed when Close starts: stop delivering, stop retrying
+	shutdownCh chan struct{} // closed when serf is shut down: the event loop may drain and exit
+	joinedCh   chan struct{} // closed when the start join succeeded (or there was none)
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+var _ discovery.Membership = (*Membership)(nil)
+
+// New starts a gossip agent: it binds Config.BindAddr, starts delivering events to
+// Config.Handler (the local node's own join comes first), and, if Config.StartJoinAddrs is
+// set, starts joining them in the background. The caller must Close (or Leave) it.
+// Errors: discovery.ErrInvalidConfig (wrapped with the reason); a bind failure (port in use).
+func New(cfg Config) (*Membership, error) {
+	s, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	m := &Membership{
+		s:          s,
+		logger:     s.logger.With(slog.String("node", s.cfg.NodeName)),
+		handler:    s.handler,
+		events:     make(chan hserf.Event, eventBuffer),
+		opSem:      make(chan struct{}, 1),
+		closingCh:  make(chan struct{}),
+		shutdownCh: make(chan struct{}),
+		joinedCh:   make(chan struct{}),
+	}
+	conf, err := s.serfConfig(m.events)
+	if err != nil {
+		return nil, err
+	}
+	// serf.Create leaks a goroutine when memberlist fails to start, so the likeliest failure,
+	// a port already in use, is checked first.
+	if err := probeBind(conf.MemberlistConfig.BindAddr, conf.MemberlistConfig.BindPort); err != nil {
+		return nil, fmt.Errorf("discovery/serf: bind %s: %w", s.cfg.BindAddr, err)
+	}
+	m.serf, err = hserf.Create(conf)
+	if err != nil {
+		return nil, fmt.Errorf("discovery/serf: start gossip on %s: %w", s.cfg.BindAddr, err)
+	}
+	m.wg.Add(1)
+	go m.eventLoop()
+	if len(s.cfg.StartJoinAddrs) > 0 {
+		m.wg.Add(1)
+		go m.retryJoin(s.cfg.StartJoinAddrs)
+	} else {
+		close(m.joinedCh)
+	}
+	m.logger.Info("gossip started", slog.String("addr", m.LocalMember().Addr),
+		slog.Bool("encrypted", m.serf.EncryptionEnabled()), slog.String("timing", s.cfg.Timing.String()))
+	return m, nil
+}
+
+// Joined returns a channel that is closed once a background join of Config.StartJoinAddrs
+// has reached at least one of them (at once if there were none). It is never closed if the
+// Membership is closed before that.
+func (m *Membership) Joined() <-chan struct{} { return m.joinedCh }
+
+// Members implements discovery.Membership. After Close it returns the last known view.
+func (m *Membership) Members() []discovery.Member {
+	sm := m.serf.Members()
+	out := make([]discovery.Member, 0, len(sm))
+	for _, mem := range sm {
+		out = append(out, convertMember(mem))
+	}
+	return out
+}
+
+// LocalMember implements discovery.Membership. Its Addr is the advertised gossip address
+// (with the actual port when Config.BindAddr asked for port 0).
+func (m *Membership) LocalMember() discovery.Member {
+	return convertMember(m.serf.LocalMember())
+}
+
+// Join implements discovery.Membership. A partial success (some addresses reached) returns
+// the count and no error; the failures are logged. Joins and Leave run one at a time.
+func (m *Membership) Join(ctx context.Context, addrs []string) (int, error) {
+	if len(addrs) == 0 {
+		return 0, discovery.ErrNoAddrs
+	}
+	addrs = append([]string(nil), addrs...)
+	if err := m.lockOps(ctx); err != nil {
+		return 0, err
+	}
+	if m.leaving {
+		m.unlockOps()
+		return 0, discovery.ErrClosed
+	}
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	if !m.goTracked(func() {
+		defer m.unlockOps()
+		n, err := m.serf.Join(addrs, true)
+		done <- result{n, err}
+	}) {
+		m.unlockOps()
+		return 0, discovery.ErrClosed
+	}
+	select {
+	case r := <-done:
+		if r.n == 0 {
+			if m.isClosing() {
+				return 0, discovery.ErrClosed
+			}
+			return 0, &discovery.JoinError{Addrs: addrs, Err: r.err}
+		}
+		if r.err != nil {
+			m.logger.Warn("join reached only some addresses", slog.Int("reached", r.n),
+				slog.Any("addrs", addrs), slog.Any("err", r.err))
+		}
+		return r.n, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// Leave implements discovery.Membership: it waits for a join in progress to finish, broadcasts
+// a graceful leave, waits for serf to propagate it (bounded by serf's broadcast timeout and
+// leave propagation delay, and by ctx) and then closes the Membership. If ctx ends first,
+// Leave closes anyway and returns ctx.Err() together with any close error.
+func (m *Membership) Leave(ctx context.Context) error {
+	if m.isClosing() {
+		return discovery.ErrClosed
+	}
+	if err := m.lockOps(ctx); err != nil {
+		if errors.Is(err, discovery.ErrClosed) {
+			return err
+		}
+		return errors.Join(fmt.Errorf("discovery/serf: leave: %w", err), m.Close())
+	}
+	m.leaving = true
+	done := make(chan error, 1)
+	if !m.goTracked(func() {
+		defer m.unlockOps()
+		done <- m.serf.Leave()
+	}) {
+		m.unlockOps()
+		return discovery.ErrClosed
+	}
+	var err error
+	select {
+	case err = <-done:
+		if err != nil {
+			err = fmt.Errorf("discovery/serf: leave: %w", err)
+		} else {
+			m.logger.Info("left the cluster")
+		}
+	case <-ctx.Done():
+		err = fmt.Errorf("discovery/serf: leave: %w", ctx.Err())
+	}
+	return errors.Join(err, m.Close())
+}
+
+// lockOps takes opSem, giving up when ctx ends or Close starts (ErrClosed).
+func (m *Membership) lockOps(ctx context.Context) error {
+	select {
+	case m.opSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-m.closingCh:
+		return discovery.ErrClosed
+	}
+	if m.isClosing() {
+		m.unlockOps()
+		return discovery.ErrClosed
+	}
+	return nil
+}
+
+// unlockOps releases opSem.
+func (m *Membership) unlockOps() { <-m.opSem }
+
+// SetTags implements discovery.Membership. The tags map is copied.
+//
+// memberlist can drop a tag update that races with a refutation of a false suspicion of the
+// local node (the refutation re-advertises the old tags with a newer incarnation); the update
+// then never reports that it was sent. SetTags therefore retries, up to setTagsAttempts times,
+// each attempt bounded by serf's broadcast timeout, until the update is confirmed sent or ctx
+// ends. Re-advertising identical tags does not produce another EventUpdate elsewhere.
+func (m *Membership) SetTags(ctx context.Context, tags map[string]string) error {
+	if err := checkTags(tags); err != nil {
+		return err
+	}
+	var err error
+	for attempt := 1; attempt <= setTagsAttempts; attempt++ {
+		done := make(chan error, 1)
+		if !m.goTracked(func() { done <- m.serf.SetTags(cloneTags(tags)) }) {
+			return discovery.ErrClosed
+		}
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("discovery/serf: set tags: %w", ctx.Err())
+		}
+		if err == nil {
+			return nil
+		}
+		if m.isClosing() {
+			return discovery.ErrClosed
+		}
+		m.logger.Warn("tag update not confirmed, retrying", slog.Int("attempt", attempt), slog.Any("err", err))
+	}
+	return fmt.Errorf("discovery/serf: set tags: %d attempts: %w", setTagsAttempts, err)
+}
+
+// Close implements discovery.Membership: it shuts serf down without leaving, stops the
+// background join and the event loop, and waits for every goroutine it started (a Join or
+// Leave in flight finishes within serf's timeouts). Idempotent.
+func (m *Membership) Close() error {
+	m.closeOnce.Do(func() {
+		m.mu.Lock()
+		m.closing = true
+		m.mu.Unlock()
+		close(m.closingCh)
+		if err := m.serf.Shutdown(); err != nil {
+			m.closeErr = fmt.Errorf("discovery/serf: shutdown: %w", err)
+		}
+		close(m.shutdownCh)
+		m.wg.Wait()
+		m.logger.Info("gossip stopped")
+	})
+	return m.closeErr
+}
+
+// isClosing reports whether Close has started.
+func (m *Membership) isClosing() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closing
+}
+
+// goTracked runs f in a goroutine that Close waits for. It returns false, without running f,
+// if Close has started.
+func (m *Membership) goTracked(f func()) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closing {
+		return false
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// eventLoop delivers serf's member events to the handler until Close. Events that arrive
+// once Close has started are dropped; after serf has shut down the loop drains the channel
+// (so serf never blocks sending) and exits.
+func (m *Membership) eventLoop() {
+	defer m.wg.Done()
+	for {
+		select {
+		case e := <-m.events:
+			select {
+			case <-m.closingCh:
+				continue
+			default:
+			}
+			m.deliver(e)
+		case <-m.shutdownCh:
+			for {
+				select {
+				case <-m.events:
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// deliver hands one serf event to the handler, as one discovery.Event per member.
+func (m *Membership) deliver(e hserf.Event) {
+	me, ok := e.(hserf.MemberEvent)
+	if !ok {
+		return // user events and queries are not part of the contract
+	}
+	typ, ok := convertEventType(me.Type)
+	if !ok {
+		return
+	}
+	for _, mem := range me.Members {
+		ev := discovery.Event{Type: typ, Member: convertMember(mem)}
+		m.logger.Debug("member event", slog.String("event", typ.String()),
+			slog.String("member", ev.Member.Name), slog.String("addr", ev.Member.Addr))
+		m.handler.HandleEvent(ev)
+	}
+}
+
+// retryJoin joins addrs, retrying with exponential backoff and jitter until one attempt
+// reaches at least one address or Close starts.
+func (m *Membership) retryJoin(addrs []string) {
+	defer m.wg.Done()
+	delay := m.s.cfg.RetryJoinInterval
+	for attempt := 1; ; attempt++ {
+		if m.lockOps(context.Background()) != nil {
+			return // closed
+		}
+		if m.leaving {
+			m.unlockOps()
+			return
+		}
+		n, err := m.serf.Join(addrs, true)
+		m.unlockOps()
+		if n > 0 {
+			m.logger.Info("joined the cluster", slog.Int("reached", n), slog.Int("attempt", attempt))
+			close(m.joinedCh)
+			return
+		}
+		if m.isClosing() {
+			return
+		}
+		// Jitter of ±20 % keeps nodes started together from retrying in lockstep.
+		wait := time.Duration(float64(delay) * (0.8 + 0.4*rand.Float64()))
+		m.logger.Warn("join failed, will retry", slog.Any("addrs", addrs), slog.Int("attempt", attempt),
+			slog.Duration("retry_in", wait), slog.Any("err", err))
+		t := time.NewTimer(wait)
+		select {
+		case <-m.closingCh:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(2*delay, m.s.cfg.RetryJoinMaxInterval)
+	}
+}
+
+// convertMember turns a serf member into a discovery.Member (a copy).
+func convertMember(mem hserf.Member) discovery.Member {
+	addr := ""
+	if mem.Addr != nil {
+		addr = net.JoinHostPort(mem.Addr.String(), strconv.Itoa(int(mem.Port)))
+	}
+	return discovery.Member{
+		Name:   mem.Name,
+		Addr:   addr,
+		Tags:   cloneTags(mem.Tags),
+		Status: convertStatus(mem.Status),
+	}
+}
+
+// convertStatus maps serf's member status.
+func convertStatus(s hserf.MemberStatus) discovery.Status {
+	switch s {
+	case hserf.StatusAlive:
+		return discovery.StatusAlive
+	case hserf.StatusLeaving:
+		return discovery.StatusLeaving
+	case hserf.StatusLeft:
+		return discovery.StatusLeft
+	case hserf.StatusFailed:
+		return discovery.StatusFailed
+	default:
+		return discovery.StatusUnknown
+	}
+}
+
+// convertEventType maps serf's member event types; ok is false for any other event.
+func convertEventType(t hserf.EventType) (discovery.EventType, bool) {
+	switch t {
+	case hserf.EventMemberJoin:
+		return discovery.EventJoin, true
+	case hserf.EventMemberLeave:
+		return discovery.EventLeave, true
+	case hserf.EventMemberFailed:
+		return discovery.EventFailed, true
+	case hserf.EventMemberUpdate:
+		return discovery.EventUpdate, true
+	case hserf.EventMemberReap:
+		return discovery.EventReap, true
+	default:
+		return 0, false
+	}
+}
+
+// probeBind checks that the TCP and UDP port can be bound on ip, then releases them. Port 0
+// always can.
+func probeBind(ip string, port int) error {
+	if port == 0 {
+		return nil
+	}
+	addr := net.JoinHostPort(ip, strconv.Itoa(port))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	u, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return err
+	}
+	return u.Close()
+}
