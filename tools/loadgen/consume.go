@@ -29,6 +29,11 @@ func (r *runner) startReaders(ctx context.Context, wg *sync.WaitGroup) {
 // has caught up with them.
 func (r *runner) unaryConsumer(ctx context.Context, c *client.Client, rec *latency.Recorder, first, step uint64) {
 	off := first
+	defer func() {
+		if high, _, _ := r.wm.state(); off < high {
+			r.consume.unread.Add((high - off + step - 1) / step)
+		}
+	}()
 	for {
 		high, final, changed := r.wm.state()
 		if off >= high {
@@ -84,6 +89,9 @@ func (r *runner) streamConsumer(ctx context.Context, c *client.Client, rec *late
 	defer func() {
 		cancel()
 		<-watcher
+		if high, _, _ := r.wm.state(); next.Load() < high {
+			r.stream.unread.Add(high - next.Load())
+		}
 	}()
 
 	caughtUp := func(n uint64) bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -316,14 +317,14 @@ func (p *progress) line(out io.Writer, now time.Time) {
 	r := p.r
 	secs := now.Sub(p.last).Seconds()
 	p.last = now
-	phase := "       "
+	phase := ""
 	switch {
 	case now.Before(r.measure):
-		phase = "warmup "
+		phase = " warmup"
 	case r.stopped():
-		phase = "drain  "
+		phase = " drain"
 	}
-	line := fmt.Sprintf("[%7.1fs] %s", now.Sub(r.begin).Seconds(), phase)
+	parts := []string{fmt.Sprintf("[%7.1fs]%s", now.Sub(r.begin).Seconds(), phase)}
 	for i, k := range []struct {
 		k      *kind
 		active bool
@@ -341,11 +342,13 @@ func (p *progress) line(out io.Writer, now time.Time) {
 		p.lastOps[i] = ops
 		p.hist.Reset()
 		k.k.interval(&p.hist)
-		line += fmt.Sprintf("| %s %9.0f rec/s %7.2f MB/s", k.k.name, rate, rate*float64(r.cfg.RecordSize)/1e6)
+		part := fmt.Sprintf("%s %8.0f rec/s %7.2f MB/s", k.k.name, rate, rate*float64(r.cfg.RecordSize)/1e6)
 		if p.hist.Count() > 0 {
-			line += fmt.Sprintf(" %s p50 %s p99 %s ", k.lat, fmtDur(p.hist.Quantile(0.5)), fmtDur(p.hist.Quantile(0.99)))
+			part += fmt.Sprintf(" %s p50 %s p99 %s", k.lat, fmtDur(p.hist.Quantile(0.5)), fmtDur(p.hist.Quantile(0.99)))
 		}
+		parts = append(parts, part)
 	}
-	line += fmt.Sprintf("| errors %d\n", r.errors.Load())
+	parts = append(parts, fmt.Sprintf("errors %d", r.errors.Load()))
+	line := strings.Join(parts, " | ") + "\n"
 	_, _ = io.WriteString(out, line) // progress is best effort
 }

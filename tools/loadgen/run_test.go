@@ -254,6 +254,38 @@ func TestRunReadOnly(t *testing.T) {
 	}
 }
 
+func TestRunCountsUnreadRecords(t *testing.T) {
+	log := fakelog.New()
+	p := newPayload(32)
+	for range 100 {
+		log.Append(p.value(time.Now()))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log.OnConsume = func(off uint64) {
+		if off == 10 {
+			cancel() // the run ends while the readers are part way through
+		}
+	}
+	cfg := testConfig(client.TransportConnect, serve(t, client.TransportConnect, log))
+	cfg.Producers = 0
+	cfg.Consumers = 1
+	cfg.StreamConsumers = 1
+	cfg.Duration = time.Hour
+	res, err := Run(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, s := res.Consume, res.Stream
+	if !res.Interrupted || c.Records+c.Unread != 100 || c.Unread < 89 || s.Records+s.Unread != 100 {
+		t.Fatalf("interrupted %v, consume %+v, stream %+v", res.Interrupted, c, s)
+	}
+	var b strings.Builder
+	if err := res.WriteText(&b); err != nil || !strings.Contains(b.String(), "unread") || !strings.Contains(b.String(), "(interrupted)") {
+		t.Fatalf("summary (%v):\n%s", err, b.String())
+	}
+}
+
 func TestRunStopsAfterTooManyErrors(t *testing.T) {
 	for _, mode := range []Mode{ModeUnary, ModeBatch, ModeStream} {
 		t.Run(string(mode), func(t *testing.T) {

@@ -27,6 +27,10 @@ type Stats struct {
 	Corrupt uint64 `json:"corrupt,omitempty"`
 	// Foreign counts records read back that this tool did not write (readers only).
 	Foreign uint64 `json:"foreign,omitempty"`
+	// Unread counts, for readers, the records of the run's range they had not read when the
+	// run ended (the drain timed out or the run was interrupted): the readers were slower than
+	// the producers. A stream reader's unread records are counted for each stream reader.
+	Unread uint64 `json:"unread,omitempty"`
 	// Elapsed is the time from the start of the measured phase to the last completed operation.
 	Elapsed time.Duration `json:"elapsed_ns"`
 	// RecordsPerSec is Records / Elapsed.
@@ -90,6 +94,9 @@ func (r Result) WriteText(w io.Writer) error {
 		if s.Corrupt > 0 || s.Foreign > 0 {
 			fmt.Fprintf(&b, "  corrupt %d  foreign %d", s.Corrupt, s.Foreign)
 		}
+		if s.Unread > 0 {
+			fmt.Fprintf(&b, "  unread %d (readers fell behind)", s.Unread)
+		}
 		b.WriteByte('\n')
 		l := s.Latency
 		if l.Count > 0 {
@@ -131,6 +138,7 @@ type kind struct {
 	errors  atomic.Uint64 // all phases: MaxErrors counts every failure
 	corrupt atomic.Uint64
 	foreign atomic.Uint64
+	unread  atomic.Uint64
 	ops     atomic.Uint64 // all phases, for progress rates
 	last    atomic.Int64  // unix ns of the last measured completion
 
@@ -206,6 +214,7 @@ func (k *kind) stats(start time.Time) *Stats {
 		Errors:       k.errors.Load(),
 		Corrupt:      k.corrupt.Load(),
 		Foreign:      k.foreign.Load(),
+		Unread:       k.unread.Load(),
 		Latency:      h.Summarize(),
 		ErrorSamples: samples,
 	}

@@ -39,6 +39,8 @@ type Log struct {
 	CorruptRead func(offset uint64) bool
 	// OnAppend is called after records are appended, with the new number of records.
 	OnAppend func(n int)
+	// OnConsume is called by Consume with the offset asked for, before it answers.
+	OnConsume func(offset uint64)
 }
 
 var _ transport.LogService = (*Log)(nil)
@@ -133,6 +135,9 @@ func (l *Log) ProduceBatch(_ context.Context, req *logv1.ProduceBatchRequest) (*
 
 // Consume returns the record at req.Offset, or OutOfRange.
 func (l *Log) Consume(_ context.Context, req *logv1.ConsumeRequest) (*logv1.ConsumeResponse, error) {
+	if l.OnConsume != nil {
+		l.OnConsume(req.GetOffset())
+	}
 	rec, _, ok := l.record(req.GetOffset())
 	if !ok {
 		return nil, transport.Errorf(transport.OutOfRange, "offset %d not yet written", req.GetOffset())
