@@ -1,0 +1,57 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/commitlog-go/commitlog/transport"
+)
+
+func TestClassify(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	live := context.Background()
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		err     error
+		write   bool
+		want    verdict
+		wantErr error
+	}{
+		{"not leader names leader", live, transport.NotLeaderError(transport.NotLeader{LeaderID: "b", LeaderAddr: "127.0.0.1:2"}, "no"), true, redirect, ErrNotLeader},
+		{"no leader, empty detail", live, transport.Errorf(transport.Unavailable, "election").WithNotLeader(transport.NotLeader{}), true, retry, ErrUnavailable},
+		{"may have happened", live, transport.Errorf(transport.Unavailable, "leadership lost: the write may have happened"), true, unknown, ErrOutcomeUnknown},
+		{"may have happened, read", live, transport.Errorf(transport.Unavailable, "the write may have happened"), false, retry, ErrUnavailable},
+		{"plain unavailable write", live, transport.Errorf(transport.Unavailable, "transport is closing"), true, unknown, ErrOutcomeUnknown},
+		{"plain unavailable read", live, transport.Errorf(transport.Unavailable, "transport is closing"), false, retry, ErrUnavailable},
+		{"grpc dial failure write", live, transport.Errorf(transport.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`), true, retry, ErrUnavailable},
+		{"connect dial failure write", live, transport.Errorf(transport.Unavailable, "dial tcp 127.0.0.1:1: connect: connection refused"), true, retry, ErrUnavailable},
+		{"deadline write", live, transport.Errorf(transport.DeadlineExceeded, "deadline exceeded"), true, unknown, ErrOutcomeUnknown},
+		{"deadline read", live, transport.Errorf(transport.DeadlineExceeded, "deadline exceeded"), false, retry, ErrUnavailable},
+		{"out of range", live, transport.Errorf(transport.OutOfRange, "offset 9"), false, fatal, ErrOutOfRange},
+		{"permission denied", live, transport.Errorf(transport.PermissionDenied, "nobody"), true, fatal, nil},
+		{"failed precondition without detail", live, transport.Errorf(transport.FailedPrecondition, "x"), true, fatal, nil},
+		{"caller canceled write", canceled, transport.Errorf(transport.Canceled, "context canceled"), true, unknown, ErrOutcomeUnknown},
+		{"caller canceled read", canceled, transport.Errorf(transport.Canceled, "context canceled"), false, fatal, context.Canceled},
+		{"closed", live, ErrClosed, true, fatal, ErrClosed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := classify(tt.ctx, tt.err, tt.write)
+			if v != tt.want {
+				t.Errorf("verdict = %d, want %d", v, tt.want)
+			}
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Errorf("err = %v, want it to wrap %v", err, tt.wantErr)
+			}
+			if !errors.Is(err, tt.err) {
+				t.Errorf("err = %v lost the original %v", err, tt.err)
+			}
+			if tt.write && v == unknown && errors.Is(err, ErrUnavailable) {
+				t.Errorf("err = %v: an unknown outcome must not look retryable", err)
+			}
+		})
+	}
+}
