@@ -2,12 +2,12 @@ package segment_test
 
 import (
 	"fmt"
-		"math/rand/v2"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
-		"sync/atomic"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -313,4 +313,3 @@ func BenchmarkOpen(b *testing.B) {
 	}
 	b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/open")
 }
-
