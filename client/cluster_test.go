@@ -10,6 +10,7 @@ package client_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"slices"
@@ -34,6 +35,7 @@ type writeFault func(node string, values [][]byte) (apply bool, err error)
 
 type fakeCluster struct {
 	transport string
+	tls       *tls.Config // servers' TLS; nil: plaintext
 	nodes     []*fakeNode
 
 	mu       sync.Mutex
@@ -60,6 +62,8 @@ type fakeNode struct {
 	streams chan struct{} // closed to break this node's open streams
 
 	calls sync.Map // method name → *atomic.Int64
+
+	subject atomic.Value // string: the Peer.Subject of the last Produce
 }
 
 // newFakeCluster starts n nodes serving over the named transport, node 0
@@ -77,7 +81,12 @@ func newFakeCluster(tb testing.TB, tr string, n int) *fakeCluster {
 // startFakeCluster is newFakeCluster for examples (no testing.TB): the caller
 // must call stop.
 func startFakeCluster(tr string, n int) (*fakeCluster, error) {
-	c := &fakeCluster{transport: tr, term: 1, appended: make(chan struct{}), removed: make(map[string]bool)}
+	return startFakeClusterTLS(tr, n, nil)
+}
+
+// startFakeClusterTLS is startFakeCluster with servers speaking TLS.
+func startFakeClusterTLS(tr string, n int, tlsCfg *tls.Config) (*fakeCluster, error) {
+	c := &fakeCluster{transport: tr, tls: tlsCfg, term: 1, appended: make(chan struct{}), removed: make(map[string]bool)}
 	for i := range n {
 		nd := &fakeNode{c: c, id: fmt.Sprintf("node-%d", i), streams: make(chan struct{})}
 		c.nodes = append(c.nodes, nd)
@@ -201,7 +210,9 @@ func (nd *fakeNode) start(addr string) error {
 	if err != nil {
 		return err
 	}
-	cfg := transport.ServerConfig{Log: nd, Cluster: nd}
+	// One tls.Config per server: net/http edits the one it is given
+	// (NextProtos), so sharing one between servers races.
+	cfg := transport.ServerConfig{Log: nd, Cluster: nd, TLS: nd.c.tls.Clone()}
 	var srv transport.Server
 	switch nd.c.transport {
 	case "grpc":
@@ -270,6 +281,9 @@ func (nd *fakeNode) isLeader() bool {
 // Produce implements transport.LogService.
 func (nd *fakeNode) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
 	nd.count("Produce")
+	if p, ok := transport.PeerFromContext(ctx); ok {
+		nd.subject.Store(p.Subject)
+	}
 	off, err := nd.c.write(nd, [][]byte{req.GetRecord().GetValue()})
 	if err != nil {
 		return nil, err

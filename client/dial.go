@@ -13,8 +13,10 @@ func dialer(o *options) dialFunc {
 	if o.transport == TransportGRPC {
 		newClient = tgrpc.NewClient
 	}
-	cfg := transport.ClientConfig{TLS: o.tls, MaxMessageBytes: o.maxMessageBytes}
 	return func(addr string) (transport.Client, error) {
+		// One tls.Config per connection: net/http may edit the one it is
+		// given (NextProtos), so sharing one between transports races.
+		cfg := transport.ClientConfig{TLS: o.tls.Clone(), MaxMessageBytes: o.maxMessageBytes}
 		return newClient(addr, cfg)
 	}
 }
