@@ -121,6 +121,8 @@ const (
 	// EventLeave: a member left gracefully.
 	EventLeave
 	// EventFailed: a member stopped answering without leaving (crash, partition, kill).
+	// Gossip is not ordered: a member that left gracefully can be reported failed first
+	// and left a moment later, and a failed member that comes back is reported joined.
 	EventFailed
 	// EventUpdate: a member changed its tags.
 	EventUpdate

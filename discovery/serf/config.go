@@ -259,6 +259,9 @@ func testMemberlistConfig() *memberlist.Config {
 	ml.TCPTimeout = time.Second
 	ml.GossipToTheDeadTime = 2 * time.Second
 	ml.DeadNodeReclaimTime = time.Second
+	// LAN's value, not local's 2: serf's leave intent must reach every node before
+	// memberlist's own leave message, or the leave is reported as a failure first.
+	ml.RetransmitMult = 4
 	return ml
 }
 
