@@ -39,13 +39,25 @@ func (l *Log) Read(off uint64) ([]byte, error) {
 	l.mu.RUnlock()
 	defer s.release()
 
+	var err error
 	buf := make([]byte, end-p)
-	if _, err := s.f.ReadAt(buf, p); err != nil {
-		return nil, l.readError(s, off, p, err)
-	}
-	fi, v, err := decodeFrame(buf, l.cfg.MaxRecordBytes)
-	if err == nil && (fi.offset != off || fi.size() != len(buf)) {
-		err = fmt.Errorf("%w: frame holds offset %d, length %d", errOffset, fi.offset, fi.length)
+	var (
+		fi frameInfo
+		v  []byte
+	)
+	// A second attempt covers a read racing with TruncateSuffix rewriting the header of the
+	// new last record (an 8-byte in-place write); real corruption fails twice.
+	for attempt := 0; attempt < 2; attempt++ {
+		if _, err = s.f.ReadAt(buf, p); err != nil {
+			return nil, l.readError(s, off, p, err)
+		}
+		fi, v, err = decodeFrame(buf, l.cfg.MaxRecordBytes)
+		if err == nil && (fi.offset != off || fi.size() != len(buf)) {
+			err = fmt.Errorf("%w: frame holds offset %d, length %d", errOffset, fi.offset, fi.length)
+		}
+		if err == nil {
+			break
+		}
 	}
 	if err != nil {
 		if l.gone(off) {
