@@ -173,8 +173,10 @@ type frameReader struct {
 
 func (fr *frameReader) reset(s *segment, start, end int64, maxLen int) {
 	fr.s, fr.pos, fr.end, fr.maxLen, fr.r, fr.w = s, start, end, maxLen, 0, 0
-	if fr.buf == nil {
-		fr.buf = make([]byte, readChunk)
+	// Size the buffer to the range (a tailing reader often reads a few records), up to
+	// readChunk; fill grows it for a frame larger than the buffer.
+	if want := int(min(readChunk, max(end-start, 4096))); len(fr.buf) < want {
+		fr.buf = make([]byte, want)
 	}
 }
 

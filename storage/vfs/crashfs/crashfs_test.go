@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/commitlog-go/commitlog/storage/vfs"
 	"github.com/commitlog-go/commitlog/storage/vfs/crashfs"
 )
@@ -128,3 +130,5 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("second lock = %v", err)
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
