@@ -51,10 +51,14 @@ func ParseSyncPolicy(s string) (SyncPolicy, error) {
 
 // Defaults for the zero values of Config.
 const (
-	DefaultSegmentBytes   = 64 << 20
+	// DefaultSegmentBytes is the default Config.SegmentBytes (64 MiB).
+	DefaultSegmentBytes = 64 << 20
+	// DefaultMaxRecordBytes is the default Config.MaxRecordBytes (4 MiB).
 	DefaultMaxRecordBytes = 4 << 20
-	DefaultMaxBatchBytes  = 64 << 20
-	DefaultSyncInterval   = 100 * time.Millisecond
+	// DefaultMaxBatchBytes is the default Config.MaxBatchBytes (64 MiB).
+	DefaultMaxBatchBytes = 64 << 20
+	// DefaultSyncInterval is the default Config.SyncInterval.
+	DefaultSyncInterval = 100 * time.Millisecond
 )
 
 // ErrInvalidConfig is returned by Open for a Config that fails validation.

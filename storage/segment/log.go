@@ -193,7 +193,8 @@ func (l *Log) Recovery() RecoveryReport {
 // Dir returns the log's directory.
 func (l *Log) Dir() string { return l.dir }
 
-// Bounds implements storage.Log.
+// Bounds implements storage.Log: [lowest, next) are the records readers can see (under
+// SyncAlways, only durable ones). Safe for concurrent use; it never waits for I/O.
 func (l *Log) Bounds() (lowest, next uint64) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -221,6 +222,12 @@ func (l *Log) Size() int64 {
 // Wait implements storage.Log. It blocks on a channel closed by the next publication of
 // records, truncation or Close; it never polls.
 func (l *Log) Wait(ctx context.Context, off uint64) error {
+	l.mu.RLock()
+	ready := off < l.next && !l.closed.Load()
+	l.mu.RUnlock()
+	if ready {
+		return nil
+	}
 	for {
 		l.mu.Lock()
 		if l.closed.Load() {
