@@ -110,6 +110,12 @@ func (l *Log) rollLocked() error {
 	l.markDurableLocked(l.written)
 	l.smu.Unlock()
 
+	// The index is a cache (Open rebuilds a missing or bad one), but it is fsynced, and its
+	// directory entry made durable by createSegment's SyncDir, so that Open after a power
+	// failure need not scan every sealed segment. The writer (holding wmu) is the only one
+	// that changes old.pos, so reading it without mu is safe.
+	l.writeIndex(old, old.pos)
+
 	s, err := l.createSegment(l.nextWrite, 0)
 	if err != nil {
 		return l.fail("roll", err)
@@ -117,16 +123,11 @@ func (l *Log) rollLocked() error {
 	l.mu.Lock()
 	old.sealed = true
 	l.segs = append(l.segs, s)
-	posCopy := old.pos
 	l.mu.Unlock()
 	l.active = s
 	l.smu.Lock()
 	l.sfile = s.f
 	l.smu.Unlock()
-
-	// The index is a cache (Open rebuilds a missing or bad one), so it is not fsynced. The
-	// sealed segment's positions never change, so reading them without mu is safe.
-	l.writeIndex(old, posCopy)
 	return nil
 }
 
@@ -161,13 +162,16 @@ func (l *Log) createSegment(base uint64, flags uint16) (*segment, error) {
 	return s, nil
 }
 
-// writeIndex writes the index file of a sealed segment, logging (not returning) failures:
-// the index is only a cache.
+// writeIndex writes and fsyncs the index file of a sealed segment, logging (not returning)
+// failures: the index is only a cache.
 func (l *Log) writeIndex(s *segment, pos []uint32) {
 	name := filepath.Join(l.dir, segName(s.id, s.base, idxExt))
 	f, err := l.fs.Create(name)
 	if err == nil {
 		_, err = f.Write(encodeIndex(s.id, s.base, pos))
+		if err == nil {
+			err = f.Sync()
+		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}

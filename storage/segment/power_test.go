@@ -184,3 +184,22 @@ func TestCrashDuringOpenRepair(t *testing.T) {
 		_ = l.Close()
 	}
 }
+
+// TestIndexesSurvivePowerFailure: index files are durable when their segment is sealed, so
+// Open after a power failure does not rescan sealed segments.
+func TestIndexesSurvivePowerFailure(t *testing.T) {
+	fs := crashfs.New()
+	cfg := segment.Config{FS: fs, SegmentBytes: 200}
+	l, err := segment.Open(dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendBatches(t, l, 3, 3, 3, 3, 3, 3)
+	fs.Crash(crashfs.DropUnsynced, nil)
+	_ = l.Close()
+	l = openT(t, dir, cfg)
+	if rep := l.Recovery(); rep.RebuiltIndexes != 0 || rep.Segments < 3 {
+		t.Fatalf("recovery after power failure: %+v; want several segments and no rebuilt index", rep)
+	}
+	checkContent(t, l, 0, 18)
+}
