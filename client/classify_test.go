@@ -36,6 +36,7 @@ func TestClassify(t *testing.T) {
 		{"caller canceled write", canceled, transport.Errorf(transport.Canceled, "context canceled"), true, unknown, ErrOutcomeUnknown},
 		{"caller canceled read", canceled, transport.Errorf(transport.Canceled, "context canceled"), false, fatal, context.Canceled},
 		{"closed", live, ErrClosed, true, fatal, ErrClosed},
+		{"no connection could be set up", live, &notSentError{errors.New("bad address")}, true, retry, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -360,6 +360,10 @@ func (c *Client) onLeader(ctx context.Context, write bool, op func(context.Conte
 		if c.isClosed() {
 			return ErrClosed
 		}
+		if err := ctx.Err(); err != nil {
+			// Ended before this attempt was sent: nothing to doubt.
+			return errors.Join(err, last)
+		}
 		addr, _ := c.snapshot()
 		if addr == "" {
 			if err := c.refreshServers(ctx); err != nil && errors.Is(err, ErrClosed) {
@@ -385,7 +389,7 @@ func (c *Client) onLeader(ctx context.Context, write bool, op func(context.Conte
 			}
 			continue
 		}
-		err := c.attempt(ctx, addr, write, op)
+		err := c.attempt(ctx, addr, op)
 		if err == nil {
 			return nil
 		}
@@ -421,10 +425,13 @@ func (c *Client) onLeader(ctx context.Context, write bool, op func(context.Conte
 }
 
 // attempt runs op once against addr, bounded by the request timeout.
-func (c *Client) attempt(ctx context.Context, addr string, write bool, op func(context.Context, transport.Client) error) error {
+func (c *Client) attempt(ctx context.Context, addr string, op func(context.Context, transport.Client) error) error {
 	tc, err := c.conn(addr)
 	if err != nil {
-		return err
+		if errors.Is(err, ErrClosed) {
+			return err
+		}
+		return &notSentError{err}
 	}
 	actx, cancel := c.attemptContext(ctx)
 	defer cancel()
@@ -496,7 +503,7 @@ func (c *Client) onReplica(ctx context.Context, linearizable bool, op func(conte
 			next++
 		}
 		redirectTo = ""
-		err := c.attempt(ctx, addr, false, op)
+		err := c.attempt(ctx, addr, op)
 		if err == nil {
 			return nil
 		}

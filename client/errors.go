@@ -97,6 +97,9 @@ func classify(callerCtx context.Context, err error, write bool) (verdict, error)
 	if errors.Is(err, ErrClosed) {
 		return fatal, err
 	}
+	if _, ok := errors.AsType[*notSentError](err); ok {
+		return retry, err
+	}
 	if cerr := callerCtx.Err(); cerr != nil {
 		if errors.Is(err, cerr) {
 			cerr = nil // already in the chain
@@ -171,3 +174,10 @@ func neverSent(err error) bool {
 	}
 	return false
 }
+
+// notSentError marks a failure that happened before a request was sent (no
+// connection could be set up), so retrying it is always safe.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }

@@ -304,3 +304,18 @@ func TestCloseIsIdempotentAndFailsCalls(t *testing.T) {
 		}
 	})
 }
+
+func TestWriteWithEndedContextIsNotSent(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := cl.Produce(ctx, []byte("x"))
+		if !errors.Is(err, context.Canceled) || errors.Is(err, client.ErrOutcomeUnknown) {
+			t.Fatalf("err = %v, want context.Canceled and not outcome unknown", err)
+		}
+		if got := c.nodes[0].called("Produce"); got != 0 {
+			t.Errorf("leader saw %d produces, want 0", got)
+		}
+	})
+}

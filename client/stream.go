@@ -110,7 +110,10 @@ func (c *Client) Stream(ctx context.Context, from uint64) iter.Seq2[Record, erro
 func (c *Client) streamFrom(ctx context.Context, addr string, next *uint64, yield func(Record, error) bool) (progressed, stop bool, err error) {
 	tc, err := c.conn(addr)
 	if err != nil {
-		return false, false, err
+		if errors.Is(err, ErrClosed) {
+			return false, false, err
+		}
+		return false, false, &notSentError{err}
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
