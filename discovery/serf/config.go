@@ -206,6 +206,10 @@ func (s *settings) serfConfig(events chan<- hserf.Event) (*hserf.Config, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: bind address %q: %w", discovery.ErrInvalidConfig, s.cfg.BindAddr, err)
 	}
+	// serf's DefaultConfig panics when the host name cannot be read.
+	if _, err := os.Hostname(); err != nil {
+		return nil, fmt.Errorf("discovery/serf: host name: %w", err)
+	}
 	conf := hserf.DefaultConfig()
 	switch s.cfg.Timing {
 	case TimingLocal:

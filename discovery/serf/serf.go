@@ -217,6 +217,9 @@ func (m *Membership) Leave(ctx context.Context) error {
 
 // lockOps takes opSem, giving up when ctx ends or Close starts (ErrClosed).
 func (m *Membership) lockOps(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case m.opSem <- struct{}{}:
 	case <-ctx.Done():
