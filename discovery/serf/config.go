@@ -192,6 +192,7 @@ func (cfg Config) validate() (*settings, error) {
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
+	s.logger = s.logger.With(slog.String("node", s.cfg.NodeName))
 	s.handler = s.cfg.Handler
 	if s.handler == nil {
 		s.handler = discovery.HandlerFunc(func(discovery.Event) {})

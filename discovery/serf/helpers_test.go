@@ -5,9 +5,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +33,12 @@ type node struct {
 func startNode(t *testing.T, name string, cfg serf.Config) node {
 	t.Helper()
 	rec := &discoverytest.Recorder{}
+	var inFlight, overlaps atomic.Int32
+	t.Cleanup(func() {
+		if n := overlaps.Load(); n > 0 {
+			t.Errorf("%s: the handler was called concurrently %d times", name, n)
+		}
+	})
 	cfg.NodeName = name
 	if cfg.BindAddr == "" {
 		cfg.BindAddr = "127.0.0.1:0"
@@ -39,6 +47,15 @@ func startNode(t *testing.T, name string, cfg serf.Config) node {
 	if cfg.Handler == nil {
 		cfg.Handler = rec
 	}
+	inner := cfg.Handler
+	cfg.Handler = discovery.HandlerFunc(func(e discovery.Event) {
+		if inFlight.Add(1) != 1 {
+			overlaps.Add(1)
+		}
+		defer inFlight.Add(-1)
+		runtime.Gosched() // widen the window in which a concurrent call would overlap
+		inner.HandleEvent(e)
+	})
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 		if os.Getenv("DISCOVERY_TEST_LOG") != "" {
@@ -158,6 +175,7 @@ type logRecord struct {
 	Level     slog.Level
 	Msg       string
 	Component string
+	Node      string
 }
 
 // captureHandler is a slog.Handler that keeps every record.
@@ -176,8 +194,11 @@ func (h *captureHandler) Enabled(context.Context, slog.Level) bool { return true
 func (h *captureHandler) Handle(_ context.Context, r slog.Record) error {
 	rec := logRecord{Level: r.Level, Msg: r.Message}
 	find := func(a slog.Attr) bool {
-		if a.Key == "component" {
+		switch a.Key {
+		case "component":
 			rec.Component = a.Value.String()
+		case "node":
+			rec.Node = a.Value.String()
 		}
 		return true
 	}

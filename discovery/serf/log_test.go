@@ -26,6 +26,9 @@ func TestSerfAndMemberlistLogsAreBridged(t *testing.T) {
 		{"serf info", func(r logRecord) bool {
 			return r.Component == "serf" && r.Level == slog.LevelInfo && r.Msg == "EventMemberJoin: b 127.0.0.1"
 		}},
+		{"node name on bridged lines", func(r logRecord) bool {
+			return r.Component == "serf" && r.Node == "a"
+		}},
 		{"memberlist debug", func(r logRecord) bool {
 			return r.Component == "memberlist" && r.Level == slog.LevelDebug
 		}},

@@ -78,7 +78,7 @@ func New(cfg Config) (*Membership, error) {
 	}
 	m := &Membership{
 		s:          s,
-		logger:     s.logger.With(slog.String("node", s.cfg.NodeName)),
+		logger:     s.logger,
 		handler:    s.handler,
 		events:     make(chan hserf.Event, eventBuffer),
 		opSem:      make(chan struct{}, 1),
