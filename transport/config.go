@@ -24,6 +24,10 @@ const (
 	// DefaultKeepaliveTimeout is how long the server waits for a ping answer
 	// before closing the connection.
 	DefaultKeepaliveTimeout = 20 * time.Second
+	// ResponseOverhead is added to MaxMessageBytes for messages servers send
+	// and clients receive: a response carries a record as large as the
+	// largest request could, plus its offset, term and framing.
+	ResponseOverhead = 1 << 10
 	// MinClientPingInterval is the shortest interval between client pings
 	// the servers accept; clients of this package ping less often.
 	MinClientPingInterval = 10 * time.Second
@@ -84,9 +88,10 @@ type ServerConfig struct {
 	// client certificate's CN becomes Peer.Subject. Nil: plaintext (h2c
 	// and HTTP/1.1 for Connect).
 	TLS *tls.Config
-	// MaxMessageBytes bounds each received message (and each sent one);
-	// bigger messages are refused with ResourceExhausted before being read
-	// into memory. Default DefaultMaxMessageBytes.
+	// MaxMessageBytes bounds each received message; bigger messages are
+	// refused with ResourceExhausted before being read into memory. Sent
+	// messages may be up to MaxMessageBytes+ResponseOverhead. Default
+	// DefaultMaxMessageBytes.
 	MaxMessageBytes int
 	// CompressMinBytes is the smallest response the Connect server
 	// compresses when the client accepts gzip. grpc-go compresses only when
@@ -159,7 +164,9 @@ type ClientConfig struct {
 	// TLS, when set, makes the client dial TLS (set Certificates for mTLS,
 	// RootCAs and ServerName to verify the server). Nil: plaintext.
 	TLS *tls.Config
-	// MaxMessageBytes bounds each received message. Default DefaultMaxMessageBytes.
+	// MaxMessageBytes bounds each sent message (as the server's limit does)
+	// and, plus ResponseOverhead, each received one. Default
+	// DefaultMaxMessageBytes.
 	MaxMessageBytes int
 	// KeepaliveTime is how long a connection may stay idle before the client
 	// pings the server. Zero: 30s. Values below MinClientPingInterval are raised to it.

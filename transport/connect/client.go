@@ -14,6 +14,7 @@ import (
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 	"github.com/commitlog-go/commitlog/transport/gen/log/v1/logv1connect"
+	"github.com/commitlog-go/commitlog/transport/internal/lifecycle"
 )
 
 // ClientConfig is the shared client configuration; see transport.ClientConfig.
@@ -52,7 +53,7 @@ type Client struct {
 	http    *http.Transport
 	log     logv1connect.LogClient
 	cluster logv1connect.ClusterClient
-	once    sync.Once
+	closed  *lifecycle.Stopper // every call's context is bound to it
 }
 
 var (
@@ -91,7 +92,10 @@ func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, erro
 	} else {
 		tr.Protocols.SetUnencryptedHTTP2(true)
 	}
-	opts := []connect.ClientOption{connect.WithReadMaxBytes(cfg.MaxMessageBytes)}
+	opts := []connect.ClientOption{
+		connect.WithReadMaxBytes(cfg.MaxMessageBytes + transport.ResponseOverhead),
+		connect.WithSendMaxBytes(cfg.MaxMessageBytes),
+	}
 	switch p {
 	case ProtocolConnect:
 	case ProtocolGRPC:
@@ -103,19 +107,25 @@ func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, erro
 	}
 	hc := &http.Client{Transport: tr}
 	return &Client{
+		closed:  lifecycle.NewStopper(),
 		http:    tr,
 		log:     logv1connect.NewLogClient(hc, scheme+addr, opts...),
 		cluster: logv1connect.NewClusterClient(hc, scheme+addr, opts...),
 	}, nil
 }
 
-// Close closes the client's idle connections; see transport.Client.
+// Close cancels the calls in flight and closes the client's connections;
+// later calls fail with Canceled. See transport.Client.
 func (c *Client) Close() error {
-	c.once.Do(c.http.CloseIdleConnections)
+	if c.closed.Stop() {
+		c.http.CloseIdleConnections()
+	}
 	return nil
 }
 
-func unary[Req, Res any](ctx context.Context, call func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), req *Req) (*Res, error) {
+func unary[Req, Res any](c *Client, ctx context.Context, call func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), req *Req) (*Res, error) {
+	ctx, cancel := c.closed.Bind(ctx)
+	defer cancel()
 	res, err := call(ctx, connect.NewRequest(req))
 	if err != nil {
 		return nil, fromConnect(err)
@@ -125,47 +135,47 @@ func unary[Req, Res any](ctx context.Context, call func(context.Context, *connec
 
 // Produce calls log.v1.Log/Produce.
 func (c *Client) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
-	return unary(ctx, c.log.Produce, req)
+	return unary(c, ctx, c.log.Produce, req)
 }
 
 // ProduceBatch calls log.v1.Log/ProduceBatch.
 func (c *Client) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
-	return unary(ctx, c.log.ProduceBatch, req)
+	return unary(c, ctx, c.log.ProduceBatch, req)
 }
 
 // Consume calls log.v1.Log/Consume.
 func (c *Client) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1.ConsumeResponse, error) {
-	return unary(ctx, c.log.Consume, req)
+	return unary(c, ctx, c.log.Consume, req)
 }
 
 // GetServers calls log.v1.Log/GetServers.
 func (c *Client) GetServers(ctx context.Context, req *logv1.GetServersRequest) (*logv1.GetServersResponse, error) {
-	return unary(ctx, c.log.GetServers, req)
+	return unary(c, ctx, c.log.GetServers, req)
 }
 
 // GetBounds calls log.v1.Log/GetBounds.
 func (c *Client) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*logv1.GetBoundsResponse, error) {
-	return unary(ctx, c.log.GetBounds, req)
+	return unary(c, ctx, c.log.GetBounds, req)
 }
 
 // Join calls log.v1.Cluster/Join.
 func (c *Client) Join(ctx context.Context, req *logv1.JoinRequest) (*logv1.JoinResponse, error) {
-	return unary(ctx, c.cluster.Join, req)
+	return unary(c, ctx, c.cluster.Join, req)
 }
 
 // RemoveServer calls log.v1.Cluster/RemoveServer.
 func (c *Client) RemoveServer(ctx context.Context, req *logv1.RemoveServerRequest) (*logv1.RemoveServerResponse, error) {
-	return unary(ctx, c.cluster.RemoveServer, req)
+	return unary(c, ctx, c.cluster.RemoveServer, req)
 }
 
 // TransferLeadership calls log.v1.Cluster/TransferLeadership.
 func (c *Client) TransferLeadership(ctx context.Context, req *logv1.TransferLeadershipRequest) (*logv1.TransferLeadershipResponse, error) {
-	return unary(ctx, c.cluster.TransferLeadership, req)
+	return unary(c, ctx, c.cluster.TransferLeadership, req)
 }
 
 // ConsumeStream opens log.v1.Log/ConsumeStream; see transport.Client.
 func (c *Client) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest) (transport.ClientStream[logv1.ConsumeResponse], error) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := c.closed.Bind(ctx)
 	s, err := c.log.ConsumeStream(ctx, connect.NewRequest(req))
 	if err != nil {
 		cancel()
@@ -176,7 +186,7 @@ func (c *Client) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest) (
 
 // ProduceStream opens log.v1.Log/ProduceStream; see transport.Client.
 func (c *Client) ProduceStream(ctx context.Context) (transport.BidiClientStream[logv1.ProduceRequest, logv1.ProduceResponse], error) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := c.closed.Bind(ctx)
 	return &bidiStream{s: c.log.ProduceStream(ctx), cancel: cancel}, nil
 }
 

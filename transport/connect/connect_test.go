@@ -28,3 +28,9 @@ func TestConformance(t *testing.T) {
 		t.Run(p.String(), func(t *testing.T) { transporttest.Run(t, harness(p)) })
 	}
 }
+
+func BenchmarkTransport(b *testing.B) {
+	for _, p := range []tconnect.Protocol{tconnect.ProtocolConnect, tconnect.ProtocolGRPC} {
+		b.Run(p.String(), func(b *testing.B) { transporttest.Bench(b, harness(p)) })
+	}
+}

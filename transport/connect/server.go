@@ -21,6 +21,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,10 @@ import (
 // headers (slowloris).
 const readHeaderTimeout = 10 * time.Second
 
+// drainGrace is how long Stop lets connections close by themselves once
+// every handler has returned.
+const drainGrace = 2 * time.Second
+
 // services are the names the health service reports on, "" being the whole server.
 var services = []string{"", logv1connect.LogName, logv1connect.ClusterName}
 
@@ -51,6 +56,8 @@ type Server struct {
 
 	mu      sync.Mutex
 	serving bool
+	active  int           // requests being handled
+	idle    chan struct{} // closed when active drops to 0, if set
 	stopped chan struct{} // closed when Stop has finished
 	stopErr error
 }
@@ -101,7 +108,7 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	opts := []connect.HandlerOption{
 		connect.WithReadMaxBytes(s.cfg.MaxMessageBytes),
-		connect.WithSendMaxBytes(s.cfg.MaxMessageBytes),
+		connect.WithSendMaxBytes(s.cfg.MaxMessageBytes + transport.ResponseOverhead),
 		connect.WithCompressMinBytes(s.cfg.CompressMinBytes),
 		connect.WithInterceptors(interceptor{s}),
 	}
@@ -117,9 +124,49 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.enter()
+		defer s.leave()
+		ctx := r.Context()
+		if !strings.HasPrefix(r.URL.Path, "/log.v1.") {
+			// Health watches and reflection streams end on Stop too; log.v1
+			// streams are bound by the interceptor, unary calls are not.
+			var cancel context.CancelFunc
+			ctx, cancel = s.stopper.Bind(ctx)
+			defer cancel()
+		}
 		p := transport.Peer{Addr: r.RemoteAddr, Subject: transport.PeerSubject(r.TLS)}
-		mux.ServeHTTP(w, r.WithContext(transport.ContextWithPeer(r.Context(), p)))
+		mux.ServeHTTP(w, r.WithContext(transport.ContextWithPeer(ctx, p)))
 	})
+}
+
+// enter and leave count the requests being handled.
+func (s *Server) enter() {
+	s.mu.Lock()
+	s.active++
+	s.mu.Unlock()
+}
+
+func (s *Server) leave() {
+	s.mu.Lock()
+	s.active--
+	if s.active == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
+	s.mu.Unlock()
+}
+
+// idleChan returns a channel closed once no request is being handled.
+func (s *Server) idleChan() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	if s.active == 0 {
+		close(ch)
+	} else {
+		s.idle = ch
+	}
+	return ch
 }
 
 // Serve accepts connections on l until Stop; see transport.Server. When
@@ -175,7 +222,24 @@ func (s *Server) Stop(ctx context.Context) error {
 		}
 	}
 	s.setHealth(grpchealth.StatusNotServing)
-	err := s.http.Shutdown(ctx)
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- s.http.Shutdown(ctx) }()
+	var err error
+	select {
+	case err = <-shutdown:
+	case <-s.idleChan():
+		// Every handler has returned. HTTP/2 connections normally close
+		// within a second of the GOAWAY; one a client keeps open with a
+		// stream the server no longer serves must not hold Stop until ctx ends.
+		t := time.NewTimer(drainGrace)
+		select {
+		case err = <-shutdown:
+		case <-t.C:
+			s.http.Close()
+			<-shutdown
+		}
+		t.Stop()
+	}
 	if err != nil {
 		s.http.Close()
 	}

@@ -44,7 +44,10 @@ func NewClient(addr string, cfg ClientConfig) (transport.Client, error) {
 	}
 	conn, err := ggrpc.NewClient("passthrough:///"+addr,
 		ggrpc.WithTransportCredentials(creds),
-		ggrpc.WithDefaultCallOptions(ggrpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes)),
+		ggrpc.WithDefaultCallOptions(
+			ggrpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes+transport.ResponseOverhead),
+			ggrpc.MaxCallSendMsgSize(cfg.MaxMessageBytes),
+		),
 		ggrpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time:                cfg.KeepaliveTime,
 			Timeout:             cfg.KeepaliveTimeout,

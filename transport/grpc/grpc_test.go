@@ -29,3 +29,5 @@ func TestNewServerValidates(t *testing.T) {
 		t.Errorf("NewServer with negative MaxMessageBytes succeeded")
 	}
 }
+
+func BenchmarkTransport(b *testing.B) { transporttest.Bench(b, harness()) }

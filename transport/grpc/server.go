@@ -58,7 +58,7 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 	s := &Server{cfg: cfg, health: health.NewServer(), stopper: lifecycle.NewStopper(), stopped: make(chan struct{})}
 	opts := []ggrpc.ServerOption{
 		ggrpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
-		ggrpc.MaxSendMsgSize(cfg.MaxMessageBytes),
+		ggrpc.MaxSendMsgSize(cfg.MaxMessageBytes + transport.ResponseOverhead),
 		ggrpc.KeepaliveParams(keepalive.ServerParameters{
 			Time:              cfg.Keepalive.Time,
 			Timeout:           cfg.Keepalive.Timeout,
@@ -189,11 +189,12 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *ggrpc.Unar
 }
 
 func (s *Server) streamInterceptor(srv any, ss ggrpc.ServerStream, info *ggrpc.StreamServerInfo, handler ggrpc.StreamHandler) error {
-	if !ours(info.FullMethod) {
-		return handler(srv, ss)
-	}
+	// Every stream ends on Stop: ours, health watches, reflection.
 	ctx, cancel := s.stopper.Bind(ss.Context())
 	defer cancel()
+	if !ours(info.FullMethod) {
+		return handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+	}
 	ctx, err := s.call(ctx, info.FullMethod)
 	if err != nil {
 		return toStatus(err)

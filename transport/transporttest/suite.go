@@ -55,6 +55,7 @@ func Run(t *testing.T, h Harness) {
 		{"Reflection", testReflection},
 		{"StopEndsStreams", testStopEndsStreams},
 		{"StopIdempotent", testStopIdempotent},
+		{"ClientClose", testClientClose},
 		{"SeedWire", testSeedWire},
 	}
 	for _, tt := range tests {
@@ -398,9 +399,22 @@ func testOversized(t *testing.T, h Harness) {
 	if n := len(s.Service.Records()); n != 0 {
 		t.Errorf("oversized messages appended %d records", n)
 	}
-	// Just under the limit passes.
-	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: make([]byte, limit-64)}}); err != nil {
-		t.Fatalf("Produce under the limit: %v", err)
+	// A request of exactly the limit passes, and its record comes back in a
+	// (larger) response.
+	req := &logv1.ProduceRequest{Record: &logv1.Record{Value: make([]byte, limit-8)}}
+	if n := proto.Size(req); n != limit {
+		t.Fatalf("test bug: request size %d, want %d", n, limit)
+	}
+	res, err := c.Produce(ctx, req)
+	if err != nil {
+		t.Fatalf("Produce at the limit: %v", err)
+	}
+	got, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: res.GetOffset()})
+	if err != nil {
+		t.Fatalf("Consume of the largest record: %v", err)
+	}
+	if len(got.GetRecord().GetValue()) != limit-8 {
+		t.Fatalf("Consume returned %d bytes, want %d", len(got.GetRecord().GetValue()), limit-8)
 	}
 }
 
@@ -627,11 +641,33 @@ func testStopEndsStreams(t *testing.T, h Harness) {
 	if _, err := stream.Receive(); err != nil {
 		t.Fatalf("Receive: %v", err)
 	}
-	// The stream now waits for records that never come; Stop must end it
+	// A health watch is a stream too.
+	conn, err := ggrpc.NewClient("passthrough:///"+s.Addr, ggrpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	watch, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	if res, err := watch.Recv(); err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("Watch Recv = %v, %v", res, err)
+	}
+	// The streams now wait for events that never come; Stop must end them
 	// and return before its deadline (which would mean it forced conns closed).
 	s.Stop(t)
 	if _, err := stream.Receive(); err == nil {
 		t.Fatalf("Receive after Stop succeeded")
+	}
+	for range 3 { // NOT_SERVING may arrive before the end of the stream
+		res, err := watch.Recv()
+		if err != nil {
+			break
+		}
+		if res.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("health watch reports SERVING after Stop")
+		}
 	}
 	_, err = c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{}})
 	wantCode(t, "Produce after Stop", err, transport.Unavailable)
@@ -662,4 +698,34 @@ func mustListen(t testing.TB) net.Listener {
 		t.Fatal(err)
 	}
 	return l
+}
+
+func testClientClose(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{})
+	c, err := h.NewClient(s.Addr, transport.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{}}); err != nil {
+		t.Fatalf("Produce: %v", err)
+	}
+	stream, err := c.ConsumeStream(ctx, &logv1.ConsumeRequest{})
+	if err != nil {
+		t.Fatalf("ConsumeStream: %v", err)
+	}
+	defer stream.Close()
+	if _, err := stream.Receive(); err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	_, err = stream.Receive() // blocked on a tail that never comes: Close ends it
+	wantCode(t, "stream Receive after client Close", err, transport.Canceled, transport.Unavailable)
+	_, err = c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{}})
+	wantCode(t, "Produce after client Close", err, transport.Canceled, transport.Unavailable)
 }
