@@ -63,3 +63,20 @@ func TestTimingString(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryTimingStarts(t *testing.T) {
+	for _, tm := range []serf.Timing{serf.TimingLAN, serf.TimingLocal, serf.TimingTest} {
+		t.Run(tm.String(), func(t *testing.T) {
+			m, err := serf.New(serf.Config{NodeName: "n", BindAddr: "127.0.0.1:0", Timing: tm})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.LocalMember(); got.Name != "n" || got.Status != discovery.StatusAlive {
+				t.Errorf("LocalMember() = %+v", got)
+			}
+			if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
