@@ -51,8 +51,8 @@ func ProducerBatchBytes(n int) ProducerOption {
 }
 
 // ProducerLinger is how long a batch that is not full waits for more records
-// before it is sent. Zero sends a batch as soon as a sender is free. Default
-// DefaultLinger.
+// before it is sent. Zero sends a batch as soon as a sender is free: records
+// accumulate only while every sender is busy. Default DefaultLinger.
 func ProducerLinger(d time.Duration) ProducerOption {
 	return producerOptionFunc(func(o *producerOptions) { o.linger = d })
 }
@@ -214,8 +214,13 @@ func (p *Producer) send(ctx context.Context, value []byte, cb func(uint64, error
 	p.cur.values = append(p.cur.values, value)
 	p.cur.futures = append(p.cur.futures, f)
 	p.cur.bytes += len(value)
-	if p.opts.linger == 0 || len(p.cur.values) >= p.opts.batchRecords || p.cur.bytes >= p.opts.batchBytes {
+	switch {
+	case len(p.cur.values) >= p.opts.batchRecords || p.cur.bytes >= p.opts.batchBytes:
 		p.cutLocked()
+	case p.opts.linger == 0:
+		// No linger: a free sender takes the batch now; while all
+		// are busy, records keep accumulating in it.
+		p.cond.Signal()
 	}
 	return f, nil
 }
@@ -248,8 +253,11 @@ func (p *Producer) sender() {
 	defer p.wg.Done()
 	for {
 		p.mu.Lock()
-		for len(p.ready) == 0 && !p.closed {
+		for len(p.ready) == 0 && !p.closed && (p.opts.linger > 0 || p.cur == nil) {
 			p.cond.Wait()
+		}
+		if len(p.ready) == 0 && p.cur != nil {
+			p.cutLocked() // linger 0: take what accumulated
 		}
 		if len(p.ready) == 0 {
 			p.mu.Unlock()
