@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -16,6 +17,10 @@ import (
 	"github.com/commitlog-go/commitlog/transport/gen/log/v1/logv1connect"
 	"github.com/commitlog-go/commitlog/transport/internal/lifecycle"
 )
+
+// idleConnTimeout closes client connections that carried no call for
+// this long, including any left over after Close.
+const idleConnTimeout = 90 * time.Second
 
 // ClientConfig is the shared client configuration; see transport.ClientConfig.
 type ClientConfig = transport.ClientConfig
@@ -77,6 +82,7 @@ func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, erro
 	tr := &http.Transport{
 		Proxy:             nil,
 		ForceAttemptHTTP2: true,
+		IdleConnTimeout:   idleConnTimeout,
 		TLSClientConfig:   cfg.TLS,
 		HTTP2: &http.HTTP2Config{
 			SendPingTimeout: cfg.KeepaliveTime,

@@ -129,11 +129,16 @@ func (s *Service) Consume(_ context.Context, req *logv1.ConsumeRequest) (*logv1.
 }
 
 // ConsumeStream sends every record from req.Offset, then tails the log
-// until ctx ends (then it returns ctx's error) or Send fails.
+// until ctx ends (then it returns ctx's error) or Send fails. A
+// linearizable request fails like Consume's when not the leader.
 func (s *Service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, stream transport.ServerStream[logv1.ConsumeResponse]) error {
 	s.mu.Lock()
 	s.calls++
+	notLeader := s.notLeader
 	s.mu.Unlock()
+	if req.GetLinearizable() && notLeader != nil {
+		return transport.NotLeaderError(*notLeader, "linearizable reads need the leader")
+	}
 	next := req.GetOffset()
 	for {
 		s.mu.Lock()

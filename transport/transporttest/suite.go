@@ -352,6 +352,16 @@ func testErrors(t *testing.T, h Harness) {
 	if got, ok := transport.NotLeaderDetail(err); !ok || got != leader {
 		t.Errorf("linearizable Consume: NotLeaderDetail = %+v, %v; want %+v", got, ok, leader)
 	}
+	// A server stream ends with the handler's error and detail.
+	cs, err := c.ConsumeStream(ctx, &logv1.ConsumeRequest{Linearizable: true})
+	if err == nil {
+		defer cs.Close()
+		_, err = cs.Receive()
+	}
+	wantCode(t, "linearizable ConsumeStream on follower", err, transport.FailedPrecondition)
+	if got, ok := transport.NotLeaderDetail(err); !ok || got != leader {
+		t.Errorf("ConsumeStream: NotLeaderDetail = %+v, %v; want %+v", got, ok, leader)
+	}
 	// An error without a detail carries none.
 	_, err = c.Consume(ctx, &logv1.ConsumeRequest{Offset: 99})
 	if _, ok := transport.NotLeaderDetail(err); ok {
@@ -364,6 +374,18 @@ func testErrors(t *testing.T, h Harness) {
 	<-dctx.Done()
 	_, err = c.GetBounds(dctx, &logv1.GetBoundsRequest{})
 	wantCode(t, "expired deadline", err, transport.DeadlineExceeded)
+
+	// TLS to a plaintext server is refused, and the server keeps serving.
+	tc := Dial(t, h, s.Addr, transport.ClientConfig{TLS: NewPKI(t).ClientTLS("root")})
+	cctx, cancel2 := context.WithTimeout(ctx, 5*time.Second)
+	_, err = tc.GetBounds(cctx, &logv1.GetBoundsRequest{})
+	cancel2()
+	if err == nil {
+		t.Errorf("TLS call to a plaintext server succeeded")
+	}
+	if _, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{}); err != nil {
+		t.Errorf("GetBounds after a TLS attempt: %v", err)
+	}
 
 	// A dead address is Unavailable.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
