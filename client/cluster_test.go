@@ -48,6 +48,7 @@ type fakeCluster struct {
 	// this many records early, as a sloppy server might: clients must
 	// drop the duplicates.
 	replay  uint64
+	gapAt   uint64 // if > 0, streams skip the record at this offset
 	removed map[string]bool // node ids removed by RemoveServer
 }
 
@@ -125,6 +126,12 @@ func (c *fakeCluster) setFault(f writeFault) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fault = f
+}
+
+func (c *fakeCluster) setGap(off uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gapAt = off
 }
 
 func (c *fakeCluster) setReplay(n uint64) {
@@ -352,6 +359,13 @@ func (nd *fakeNode) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest
 			default:
 				return ctx.Err() // the client left or the server stops
 			}
+		}
+		nd.c.mu.Lock()
+		skip := nd.c.gapAt > 0 && off == nd.c.gapAt
+		nd.c.mu.Unlock()
+		if skip {
+			off++
+			continue
 		}
 		if err := stream.Send(&logv1.ConsumeResponse{Record: r}); err != nil {
 			return err

@@ -169,3 +169,19 @@ func produceValues(t *testing.T, cl *client.Client, from, n int) {
 		}
 	}
 }
+
+func TestStreamReportsGap(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		produceN(t, cl, 5)
+		c.setGap(2)
+		recs, errc := collect(context.Background(), cl, 0, 5)
+		checkDense(t, recs, 0, 2)
+		if err := <-errc; !errors.Is(err, client.ErrGap) {
+			t.Fatalf("err = %v, want ErrGap", err)
+		}
+		if _, ok := <-recs; ok {
+			t.Fatal("a record after the gap was yielded")
+		}
+	})
+}
