@@ -48,7 +48,7 @@ type fakeCluster struct {
 	// this many records early, as a sloppy server might: clients must
 	// drop the duplicates.
 	replay  uint64
-	gapAt   uint64 // if > 0, streams skip the record at this offset
+	gapAt   uint64          // if > 0, streams skip the record at this offset
 	removed map[string]bool // node ids removed by RemoveServer
 }
 
