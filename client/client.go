@@ -45,6 +45,9 @@ type Client struct {
 	rr atomic.Uint64 // round-robin cursor of reads
 }
 
+// maxRefreshAttempt bounds one GetServers call of a refresh round.
+const maxRefreshAttempt = 2 * time.Second
+
 // refreshCall is one GetServers round shared by every caller that asks for
 // a refresh while it runs.
 type refreshCall struct {
@@ -240,7 +243,13 @@ func (c *Client) doRefresh() error {
 			errs = append(errs, err)
 			continue
 		}
-		actx, cancel := c.attemptContext(c.ctx)
+		// A hung server must not hold the round up: GetServers is
+		// cheap, so it gets a shorter bound than other requests.
+		timeout := maxRefreshAttempt
+		if c.opts.requestTimeout > 0 {
+			timeout = min(timeout, c.opts.requestTimeout)
+		}
+		actx, cancel := context.WithTimeout(c.ctx, timeout)
 		resp, err := tc.GetServers(actx, &logv1.GetServersRequest{})
 		cancel()
 		if err != nil {
