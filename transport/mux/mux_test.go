@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 const waitLimit = 10 * time.Second
 
 // newMux starts a Mux on a loopback port, closed when the test ends.
-func newMux(t *testing.T, cfg mux.Config) *mux.Mux {
+func newMux(t testing.TB, cfg mux.Config) *mux.Mux {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
