@@ -25,8 +25,9 @@ import (
 //
 // A snapshot taken locally is stored without data: the data is what the StateMachine's
 // SnapshotSource streams for the manifest, appended when the snapshot is opened. A snapshot
-// received from a leader is stored with its data. The applied index is the last entry index
-// the StateMachine had applied when the snapshot was taken.
+// received from a leader is stored with its data. The applied index is stored as the last
+// entry index the StateMachine had applied when the snapshot was taken; a stream opened from
+// the snapshot store carries the snapshot's raft index instead (see snapshotStore.Open).
 const (
 	frameMagic      = "CLSN"
 	frameVersion    = 1

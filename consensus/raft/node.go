@@ -18,6 +18,7 @@ import (
 
 	hraft "github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 
 	"github.com/commitlog-go/commitlog/consensus"
 )
@@ -28,6 +29,7 @@ type Node struct {
 	cfg   Config
 	raft  *hraft.Raft
 	fsm   *fsm
+	logs  hraft.LogStore
 	trans hraft.Transport
 	// closers run after raft has shut down, in order (network transport, log store).
 	closers []func() error
@@ -82,17 +84,22 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 		if err := os.MkdirAll(walDir, 0o750); err != nil {
 			return nil, fmt.Errorf("consensus/raft: create wal dir: %w", err)
 		}
-		w, err := wal.Open(walDir, wal.WithLogger(hlog.Named("wal")))
+		// raft-wal v0.4.0's Close does not close its meta database (a bolt file holding an
+		// flock), so a restart in the same process would block: own it and close it after.
+		meta := &metadb.BoltMetaDB{}
+		w, err := wal.Open(walDir, wal.WithLogger(hlog.Named("wal")), wal.WithMetaStore(meta))
 		if err != nil {
+			_ = meta.Close()
 			return nil, fmt.Errorf("consensus/raft: open wal: %w", err)
 		}
-		n.closers = append(n.closers, w.Close)
+		n.closers = append(n.closers, w.Close, meta.Close)
 		logs, stable = w, w
 	}
 	fss, err := hraft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), cfg.RetainSnapshots, hlog.Named("snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("consensus/raft: open snapshot store: %w", err)
 	}
+	n.logs = logs
 	snaps := &snapshotStore{FileSnapshotStore: fss, sm: sm, maxManifest: cfg.MaxManifestSize}
 
 	if cfg.StreamLayer != nil {
@@ -265,11 +272,12 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 //
 // How: hashicorp/raft has no ReadIndex, so this is ReadIndex on top of it. The first read in
 // a term commits a Barrier (a no-op entry): committing an entry of the current term proves
-// leadership and makes the commit index current, and raft answers it once the StateMachine has
-// applied everything before it. Later reads in the same term skip the log write: they note
-// the commit index c, confirm leadership with a heartbeat round (VerifyLeader), then wait until
-// the StateMachine has applied through c. If what is left below c holds no command (only
-// no-op or barrier entries, which the StateMachine never sees), they fall back to a Barrier.
+// leadership and makes the commit index current (a new leader's commit index may lag until it
+// commits an entry of its own term), and raft answers it once the StateMachine has applied
+// everything before it. Later reads in the same term skip the log write: they note the commit
+// index c, confirm leadership with a heartbeat round to a quorum (VerifyLeader), then wait
+// until the StateMachine has applied through c. A Barrier per read would also be correct but
+// costs a replicated, fsynced log write per read.
 func (n *Node) LinearizableRead(ctx context.Context) error {
 	if n.closing.Load() {
 		return consensus.ErrClosed
@@ -290,27 +298,55 @@ func (n *Node) LinearizableRead(ctx context.Context) error {
 	if err != nil {
 		return n.mapErr(err, false)
 	}
-	if n.fsm.applied.Load() >= c {
-		return nil
-	}
-	// Wait for the StateMachine to catch up; if it stalls below c (trailing no-ops), commit a
-	// barrier instead.
-	for range 3 {
+	return n.waitApplied(ctx, c)
+}
+
+// waitApplied waits until the StateMachine has applied through index c. Progress of the
+// StateMachine is signalled; progress over entries it never sees (no-ops, barriers) is not,
+// so the wait also re-checks on a short backoff.
+func (n *Node) waitApplied(ctx context.Context, c uint64) error {
+	for delay := 100 * time.Microsecond; ; delay = min(2*delay, n.cfg.CommitTimeout) {
 		ch := n.fsm.waitCh()
-		if n.fsm.applied.Load() >= c {
+		if n.appliedIndex() >= c {
 			return nil
 		}
+		if n.closing.Load() {
+			return consensus.ErrClosed
+		}
+		t := time.NewTimer(delay)
 		select {
 		case <-ch:
+		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
-		case <-time.After(n.cfg.CommitTimeout):
+		}
+		t.Stop()
+	}
+}
+
+// appliedIndex returns the index through which the StateMachine has applied the log. raft
+// hands the FSM goroutine only commands and configuration changes; no-op and barrier entries
+// need nothing from the StateMachine. So, with L the last index the StateMachine applied and
+// A raft's last dispatched index, the answer is A when (L, A] holds no command or
+// configuration entry, else the index before the first such entry. (Entries in (L, A] are
+// committed, so they are never truncated; a failed read answers L, conservatively.)
+func (n *Node) appliedIndex() uint64 {
+	l := n.fsm.applied.Load()
+	a := n.raft.AppliedIndex()
+	if a <= l || a-l > 4096 {
+		return l
+	}
+	var lg hraft.Log
+	for i := l + 1; i <= a; i++ {
+		if err := n.logs.GetLog(i, &lg); err != nil {
+			return l
+		}
+		if lg.Type == hraft.LogCommand || lg.Type == hraft.LogConfiguration {
+			return i - 1
 		}
 	}
-	if n.fsm.applied.Load() >= c {
-		return nil
-	}
-	return n.barrier(ctx, timeout, term)
+	return a
 }
 
 func (n *Node) barrier(ctx context.Context, timeout time.Duration, term uint64) error {
@@ -376,15 +412,16 @@ func (n *Node) Servers(ctx context.Context) ([]consensus.ServerStatus, error) {
 	return out, nil
 }
 
-// Status returns this node's view of the cluster. AppliedIndex is the last entry index the
-// StateMachine has applied (or restored from a snapshot).
+// Status returns this node's view of the cluster. AppliedIndex is the index through which
+// the StateMachine has applied the log (entries it never sees, such as no-ops, count as
+// applied once everything before them is).
 func (n *Node) Status() consensus.Status {
 	st := consensus.Status{
 		ID:           n.cfg.ID,
 		State:        stateName(n.raft.State()),
 		Term:         n.raft.CurrentTerm(),
 		CommitIndex:  n.raft.CommitIndex(),
-		AppliedIndex: n.fsm.applied.Load(),
+		AppliedIndex: n.appliedIndex(),
 		LastIndex:    n.raft.LastIndex(),
 	}
 	if l, ok := n.leader(); ok {

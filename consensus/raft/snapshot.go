@@ -40,6 +40,9 @@ func (s *snapshotStore) Open(id string) (*hraft.SnapshotMeta, io.ReadCloser, err
 		_ = rc.Close()
 		return nil, nil, fmt.Errorf("open snapshot %s: %w", id, err)
 	}
+	// The stream announces the snapshot's raft index as the applied index: the state reflects
+	// every entry through it (those the StateMachine never saw needed nothing from it).
+	h.applied = meta.Index
 	framed := int64(frameHeaderSize) + int64(h.manifestLen)
 	switch {
 	case meta.Size < framed:
