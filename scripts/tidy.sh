@@ -17,11 +17,11 @@ for m in "${@:-${modules[@]}}"; do
 	[ -f "$dir/go.sum" ] && cp "$dir/go.sum" "$tmp/go.sum" || : >"$tmp/go.sum"
 	for s in "${modules[@]}"; do
 		[ "$s" = "$m" ] && continue
-		GOWORK=off go mod edit -modfile="$tmp/go.mod" -replace="$prefix/$s=$root/$s"
+		go mod edit -replace="$prefix/$s=$root/$s" "$tmp/go.mod"
 	done
 	(cd "$dir" && GOWORK=off go mod tidy -modfile="$tmp/go.mod")
 	for s in "${modules[@]}"; do
-		GOWORK=off go mod edit -modfile="$tmp/go.mod" -dropreplace="$prefix/$s"
+		go mod edit -dropreplace="$prefix/$s" "$tmp/go.mod"
 	done
 	cp "$tmp/go.mod" "$dir/go.mod"
 	if [ -s "$tmp/go.sum" ]; then cp "$tmp/go.sum" "$dir/go.sum"; else rm -f "$dir/go.sum"; fi

@@ -1,0 +1,281 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/commitlog-go/commitlog/client"
+)
+
+// clientFlags are the flags every client command takes.
+func clientFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "addr", Value: cli.NewStringSlice("127.0.0.1:8400"), EnvVars: []string{"COMMITLOG_ADDR"},
+			Usage: "API address of one or more servers (the client finds the leader itself)"},
+		&cli.StringFlag{Name: "transport", Value: client.TransportConnect, EnvVars: []string{"COMMITLOG_TRANSPORT"},
+			Usage: "API transport: connect or grpc"},
+		&cli.StringFlag{Name: "tls-cert-file", EnvVars: []string{"COMMITLOG_TLS_CERT_FILE"}, Usage: "client certificate (PEM) for mTLS"},
+		&cli.StringFlag{Name: "tls-key-file", EnvVars: []string{"COMMITLOG_TLS_KEY_FILE"}, Usage: "client key (PEM) for mTLS"},
+		&cli.StringFlag{Name: "tls-ca-file", EnvVars: []string{"COMMITLOG_TLS_CA_FILE"}, Usage: "CA that the server certificate must chain to (enables TLS)"},
+		&cli.StringFlag{Name: "tls-server-name", EnvVars: []string{"COMMITLOG_TLS_SERVER_NAME"}, Usage: "name to verify the server certificate against (default: the address's host)"},
+		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "deadline of each request"},
+	}
+}
+
+// dial connects to the cluster named by the client flags.
+func dial(c *cli.Context) (*client.Client, error) {
+	opts := []client.Option{
+		client.WithTransport(c.String("transport")),
+		client.WithRequestTimeout(c.Duration("timeout")),
+	}
+	tlsCfg, err := clientTLS(c)
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg != nil {
+		opts = append(opts, client.WithTLS(tlsCfg))
+	}
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	cl, err := client.New(ctx, c.StringSlice("addr"), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", strings.Join(c.StringSlice("addr"), ","), err)
+	}
+	return cl, nil
+}
+
+func produceCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "produce",
+		Usage:     "append records: the arguments, or one record per line of standard input (batched)",
+		ArgsUsage: "[VALUE...]",
+		Flags: append(clientFlags(),
+			&cli.IntFlag{Name: "batch", Value: client.DefaultBatchRecords, Usage: "most records per request when reading standard input"},
+			&cli.DurationFlag{Name: "linger", Value: 5 * time.Millisecond, Usage: "how long a batch from standard input waits to fill"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print the offsets"},
+		),
+		Action: func(c *cli.Context) error {
+			cl, err := dial(c)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			out := bufio.NewWriter(c.App.Writer)
+			defer out.Flush()
+			if c.NArg() > 0 {
+				values := make([][]byte, c.NArg())
+				for i, v := range c.Args().Slice() {
+					values[i] = []byte(v)
+				}
+				first, err := cl.ProduceBatch(c.Context, values...)
+				if err != nil {
+					return err
+				}
+				if !c.Bool("quiet") {
+					for i := range values {
+						fmt.Fprintln(out, first+uint64(i))
+					}
+				}
+				return nil
+			}
+			return produceLines(c, cl, out)
+		},
+	}
+}
+
+// produceLines appends each line of standard input as one record, through a batching Producer,
+// and prints the offsets in input order.
+func produceLines(c *cli.Context, cl *client.Client, out io.Writer) error {
+	p, err := cl.NewProducer(client.ProducerBatchRecords(c.Int("batch")), client.ProducerLinger(c.Duration("linger")))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	var futures []*client.Future
+	flush := func() error {
+		for _, f := range futures {
+			off, err := f.Wait(c.Context)
+			if err != nil {
+				return err
+			}
+			if !c.Bool("quiet") {
+				fmt.Fprintln(out, off)
+			}
+		}
+		futures = futures[:0]
+		return nil
+	}
+	sc := bufio.NewScanner(c.App.Reader)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		f, err := p.Send(c.Context, append([]byte(nil), sc.Bytes()...))
+		if err != nil {
+			return err
+		}
+		futures = append(futures, f)
+		if len(futures) >= 4*c.Int("batch") {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read standard input: %w", err)
+	}
+	if err := p.Flush(c.Context); err != nil {
+		return err
+	}
+	return flush()
+}
+
+func consumeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "consume",
+		Usage: "read records from an offset and print one value per line",
+		Flags: append(clientFlags(),
+			&cli.Uint64Flag{Name: "from", Usage: "first offset to read"},
+			&cli.Uint64Flag{Name: "count", Usage: "how many records to read (default: up to the end of the log, or forever with --follow)"},
+			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep waiting for new records (stop with Ctrl-C)"},
+			&cli.BoolFlag{Name: "offsets", Usage: "print each record's offset and a tab before its value"},
+		),
+		Action: func(c *cli.Context) error {
+			cl, err := dial(c)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			from, count := c.Uint64("from"), c.Uint64("count")
+			if !c.Bool("follow") && !c.IsSet("count") {
+				b, err := cl.Bounds(c.Context)
+				if err != nil {
+					return err
+				}
+				if from < b.Lowest {
+					return fmt.Errorf("offset %d is below the log start %d: %w", from, b.Lowest, client.ErrOutOfRange)
+				}
+				if from >= b.Next {
+					return nil
+				}
+				count = b.Next - from
+			}
+			out := bufio.NewWriter(c.App.Writer)
+			defer out.Flush()
+			ctx, cancel := context.WithCancel(c.Context)
+			defer cancel()
+			var n uint64
+			for rec, err := range cl.Stream(ctx, from) {
+				if err != nil {
+					if c.Bool("follow") && errors.Is(err, context.Canceled) {
+						return nil
+					}
+					return err
+				}
+				if c.Bool("offsets") {
+					out.WriteString(strconv.FormatUint(rec.Offset, 10))
+					out.WriteByte('\t')
+				}
+				out.Write(rec.Value)
+				out.WriteByte('\n')
+				if c.Bool("follow") {
+					out.Flush()
+				}
+				if n++; count > 0 && n >= count {
+					break
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func clusterCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "cluster",
+		Usage: "see and administer the cluster's membership",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "status",
+				Usage: "list the servers: id, addresses, suffrage, leader, applied index and lag",
+				Flags: clientFlags(),
+				Action: func(c *cli.Context) error {
+					cl, err := dial(c)
+					if err != nil {
+						return err
+					}
+					defer cl.Close()
+					servers, err := cl.Servers(c.Context)
+					if err != nil {
+						return err
+					}
+					b, err := cl.Bounds(c.Context)
+					if err != nil {
+						return err
+					}
+					tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "ID\tADDRESS\tRAFT ADDRESS\tSUFFRAGE\tLEADER\tAPPLIED\tLAG\tHEALTHY")
+					for _, s := range servers {
+						suffrage := "voter"
+						if !s.Voter {
+							suffrage = "nonvoter"
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%d\t%d\t%t\n", s.ID, s.Addr, s.RaftAddr, suffrage, s.IsLeader, s.AppliedIndex, s.Lag, s.Healthy)
+					}
+					if err := tw.Flush(); err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "\nlog: offsets [%d, %d)\n", b.Lowest, b.Next)
+					return nil
+				},
+			},
+			{
+				Name:      "remove",
+				Usage:     "remove a server from the cluster",
+				ArgsUsage: "ID",
+				Flags:     clientFlags(),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return fmt.Errorf("cluster remove takes one server id, got %d arguments", c.NArg())
+					}
+					cl, err := dial(c)
+					if err != nil {
+						return err
+					}
+					defer cl.Close()
+					if err := cl.RemoveServer(c.Context, c.Args().First()); err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "removed %s\n", c.Args().First())
+					return nil
+				},
+			},
+			{
+				Name:      "transfer-leadership",
+				Usage:     "ask the leader to hand leadership to another voter (by default the most up to date)",
+				ArgsUsage: "[ID]",
+				Flags:     clientFlags(),
+				Action: func(c *cli.Context) error {
+					cl, err := dial(c)
+					if err != nil {
+						return err
+					}
+					defer cl.Close()
+					leader, err := cl.TransferLeadership(c.Context, c.Args().First())
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "leader is now %s\n", leader)
+					return nil
+				},
+			},
+		},
+	}
+}

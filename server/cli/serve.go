@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+
+	"github.com/commitlog-go/commitlog/server"
+)
+
+// serveFlags are serve's flags. The seed's names and defaults are kept; every flag can also be
+// set by an environment variable COMMITLOG_<NAME> and by a key of the same name in --config-file.
+func serveFlags() []cli.Flag {
+	env := func(name string) []string { return []string{"COMMITLOG_" + envName(name)} }
+	host, _ := os.Hostname()
+	flags := []cli.Flag{
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "data-dir", Value: filepath.Join(os.TempDir(), "commitlog"), EnvVars: env("data-dir"),
+			Usage: "directory for the node's data (the commit log and Raft's log and snapshots)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "node-name", Value: host, EnvVars: env("node-name"),
+			Usage: "unique id of this node in the cluster"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "bind-addr", Value: server.DefaultBindAddr, EnvVars: env("bind-addr"),
+			Usage: "host:port for Serf gossip; its host is also where the API and Raft listen"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "rpc-port", Value: server.DefaultRPCPort, EnvVars: env("rpc-port"),
+			Usage: "port of the client API and of Raft, which share it"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "advertise-host", EnvVars: env("advertise-host"),
+			Usage: "host that other nodes and clients reach this node at (default: the bind address's host)"}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "start-join-addrs", EnvVars: env("start-join-addrs"),
+			Usage: "Serf addresses of existing members to join (repeat or separate with commas)"}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "bootstrap", EnvVars: env("bootstrap"),
+			Usage: "bootstrap a new cluster with this node as its only voter (implied when --start-join-addrs is empty)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "transport", Value: server.TransportConnect, EnvVars: env("transport"),
+			Usage: "API transport: connect (Connect, gRPC, gRPC-Web; JSON too) or grpc"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "acl-model-file", EnvVars: env("acl-model-file"),
+			Usage: "casbin model file (default: the embedded model, the seed's model.conf)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "acl-policy-file", EnvVars: env("acl-policy-file"),
+			Usage: "casbin policy file; when set, every call is authorized against it (deny by default)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "server-tls-cert-file", EnvVars: env("server-tls-cert-file"), Usage: "API server certificate (PEM)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "server-tls-key-file", EnvVars: env("server-tls-key-file"), Usage: "API server key (PEM)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "server-tls-ca-file", EnvVars: env("server-tls-ca-file"), Usage: "CA that client certificates must chain to (enables mTLS)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "peer-tls-cert-file", EnvVars: env("peer-tls-cert-file"), Usage: "peer certificate for Raft traffic (PEM)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "peer-tls-key-file", EnvVars: env("peer-tls-key-file"), Usage: "peer key for Raft traffic (PEM)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "peer-tls-ca-file", EnvVars: env("peer-tls-ca-file"), Usage: "CA that peer certificates must chain to"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "sync", Value: "never", EnvVars: env("sync"),
+			Usage: "commit-log fsync policy: never (safe: Raft's log is fsynced before every acknowledgement), interval, always"}),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "segment-bytes", Value: server.DefaultSegmentBytes, EnvVars: env("segment-bytes"),
+			Usage: "size at which commit-log segments roll"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-record-bytes", Value: server.DefaultMaxRecordBytes, EnvVars: env("max-record-bytes"),
+			Usage: "largest record accepted"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "max-consume-wait", Value: server.DefaultMaxConsumeWait, EnvVars: env("max-consume-wait"),
+			Usage: "how long Consume waits for an offset not yet written when the request has no deadline"}),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "retention-bytes", EnvVars: env("retention-bytes"),
+			Usage: "delete the oldest segments when the log is larger than this (0: keep everything)"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "retention-age", EnvVars: env("retention-age"),
+			Usage: "delete segments whose newest record is older than this (0: keep everything)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: env("log-level"), Usage: "debug, info, warn or error"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("log-format"), Usage: "text or json"}),
+		&cli.StringFlag{Name: "config-file", EnvVars: env("config-file"),
+			Usage: "YAML file whose keys are these flags' names; flags and environment variables override it"},
+	}
+	return flags
+}
+
+func serveCommand() *cli.Command {
+	flags := serveFlags()
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run a commitlog server (with no flags: a single-node server on 127.0.0.1:8400)",
+		Flags: flags,
+		Before: func(c *cli.Context) error {
+			if c.String("config-file") == "" {
+				return nil
+			}
+			return altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config-file"))(c)
+		},
+		Action: func(c *cli.Context) error {
+			logger, err := newLogger(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
+			if err != nil {
+				return err
+			}
+			cfg, err := serveConfig(c, logger)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.New(cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "commitlog %s: node %s serving the API on %s (%s), gossip on %s, data in %s\n",
+				Version, cfg.NodeName, srv.Addr(), cfg.Transport, cfg.BindAddr, cfg.DataDir)
+			return srv.Run(ctx)
+		},
+	}
+}
+
+func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
+	cfg := server.Config{
+		DataDir:        c.String("data-dir"),
+		NodeName:       c.String("node-name"),
+		BindAddr:       c.String("bind-addr"),
+		RPCPort:        c.Int("rpc-port"),
+		AdvertiseHost:  c.String("advertise-host"),
+		StartJoinAddrs: c.StringSlice("start-join-addrs"),
+		Bootstrap:      c.Bool("bootstrap"),
+		Transport:      c.String("transport"),
+		ACLModelFile:   c.String("acl-model-file"),
+		ACLPolicyFile:  c.String("acl-policy-file"),
+		Sync:           c.String("sync"),
+		SegmentBytes:   c.Int64("segment-bytes"),
+		MaxRecordBytes: c.Int("max-record-bytes"),
+		MaxConsumeWait: c.Duration("max-consume-wait"),
+		RetentionBytes: c.Int64("retention-bytes"),
+		RetentionAge:   c.Duration("retention-age"),
+		Logger:         logger,
+	}
+	return cfg, nil
+}
+
+// shutdownTimeout bounds a graceful stop.
+const shutdownTimeout = 10 * time.Second
+
+var _ = context.Background

@@ -1,0 +1,162 @@
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Transport names accepted by Config.Transport.
+const (
+	TransportConnect = "connect"
+	TransportGRPC    = "grpc"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultBindAddr       = "127.0.0.1:8401"
+	DefaultRPCPort        = 8400
+	DefaultMaxRecordBytes = 1 << 20
+	DefaultMaxConsumeWait = time.Second
+	DefaultSegmentBytes   = 64 << 20
+)
+
+// Config configures a Server. The zero value of every field means the documented default; New
+// validates it.
+type Config struct {
+	// DataDir holds the node's data: log/ (the commit log's segments) and raft/ (Raft's log,
+	// stable store and snapshots). Default: $TMPDIR/commitlog.
+	DataDir string
+	// NodeName is this node's unique id in the cluster. Default: the host name.
+	NodeName string
+	// BindAddr is the Serf gossip address (host:port). Default 127.0.0.1:8401. Its host is also
+	// the host the API and Raft listen on.
+	BindAddr string
+	// RPCPort is the port of the API and of Raft, which share it. Default 8400; -1 picks a free
+	// port (for tests).
+	RPCPort int
+	// AdvertiseHost, when set, is the host other nodes and clients are told to reach this node
+	// at, instead of BindAddr's host (which may be 0.0.0.0).
+	AdvertiseHost string
+	// StartJoinAddrs are the Serf addresses of existing members to join.
+	StartJoinAddrs []string
+	// Bootstrap makes this node bootstrap a new cluster with itself as the only voter when it
+	// has no Raft state yet. A node with no StartJoinAddrs bootstraps whatever this says, so that
+	// `commitlog serve` with no flags runs a working single-node server.
+	Bootstrap bool
+	// Transport is the API transport: "connect" (default; Connect, gRPC and gRPC-Web, JSON) or
+	// "grpc" (grpc-go).
+	Transport string
+
+	// ServerTLS, when set, serves the API over TLS (with client certificates required when its
+	// ClientCAs is set). PeerTLS, when set, secures Raft traffic: ServerConfig for accepted peer
+	// connections, ClientConfig for dialed ones.
+	ServerTLS     *tls.Config
+	PeerServerTLS *tls.Config
+	PeerClientTLS *tls.Config
+	// PeerServerName is the name peers' certificates are verified against when dialing them
+	// (default: the host of the address dialed).
+	PeerServerName string
+	// ForwardTLS is the client TLS configuration a follower uses to forward writes to the
+	// leader's API (nil: plaintext).
+	ForwardTLS *tls.Config
+	// ACLModelFile and ACLPolicyFile configure casbin authorization (the seed's model.conf and
+	// policy.csv work unchanged). With no policy file every caller may do everything, which is
+	// only meant for plaintext use on loopback.
+	ACLModelFile  string
+	ACLPolicyFile string
+
+	// Sync is the commit log's fsync policy: "never" (the default, safe: Raft's own log is
+	// fsynced before every acknowledgement and replays what a crash loses), "interval", "always".
+	Sync string
+	// SegmentBytes is the size at which commit-log segments roll (default 64 MiB).
+	SegmentBytes int64
+	// MaxRecordBytes bounds one record (default 1 MiB) and MaxRequestBytes one request
+	// (default 4 MiB + framing).
+	MaxRecordBytes int
+	// MaxConsumeWait bounds how long Consume waits for an offset not yet written when the
+	// request has no deadline (default 1 s).
+	MaxConsumeWait time.Duration
+	// RetentionBytes and RetentionAge, when positive, delete the oldest whole segments.
+	RetentionBytes int64
+	RetentionAge   time.Duration
+
+	// Logger receives the node's structured logs (nil: discard).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.DataDir == "" {
+		c.DataDir = filepath.Join(os.TempDir(), "commitlog")
+	}
+	if c.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node name: %w", err)
+		}
+		c.NodeName = h
+	}
+	if c.BindAddr == "" {
+		c.BindAddr = DefaultBindAddr
+	}
+	if c.RPCPort == 0 {
+		c.RPCPort = DefaultRPCPort
+	}
+	if c.Transport == "" {
+		c.Transport = TransportConnect
+	}
+	if c.Sync == "" {
+		c.Sync = "never"
+	}
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = DefaultSegmentBytes
+	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if c.MaxConsumeWait == 0 {
+		c.MaxConsumeWait = DefaultMaxConsumeWait
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c.validate()
+}
+
+// maxMessageBytes bounds one API message: a record plus framing, and at least 4 MiB so that
+// batches of small records fit.
+func (c *Config) maxMessageBytes() int {
+	return max(4<<20, c.MaxRecordBytes+64<<10)
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
+		errs = append(errs, fmt.Errorf("bind address %q: %w", c.BindAddr, err))
+	}
+	if c.RPCPort < -1 || c.RPCPort > 65535 {
+		errs = append(errs, fmt.Errorf("rpc port %d out of range", c.RPCPort))
+	}
+	switch c.Transport {
+	case TransportConnect, TransportGRPC:
+	default:
+		errs = append(errs, fmt.Errorf("transport %q: want %q or %q", c.Transport, TransportConnect, TransportGRPC))
+	}
+	switch c.Sync {
+	case "never", "interval", "always":
+	default:
+		errs = append(errs, fmt.Errorf("sync policy %q: want never, interval or always", c.Sync))
+	}
+	if c.MaxRecordBytes < 0 || c.SegmentBytes < 0 || c.RetentionBytes < 0 || c.RetentionAge < 0 {
+		errs = append(errs, errors.New("sizes and durations must not be negative"))
+	}
+	if c.ACLModelFile != "" && c.ACLPolicyFile == "" {
+		errs = append(errs, errors.New("an ACL model file needs an ACL policy file"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,2 +1,0 @@
-// Package server is filled by a later change; see README.md.
-package server

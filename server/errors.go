@@ -1,0 +1,58 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/storage"
+	"github.com/commitlog-go/commitlog/transport"
+)
+
+// ErrOutcomeUnknownMessage starts the message of every Unavailable error whose write may have
+// happened; clients (the SDK) must not retry such a write automatically.
+const ErrOutcomeUnknownMessage = "outcome unknown: the write may have happened"
+
+// toWire is the one place where errors of the lower layers become wire status codes
+// (DESIGN.md §2). Errors that already are *transport.Error pass through unchanged.
+func toWire(err error) error {
+	if err == nil {
+		return nil
+	}
+	if e, ok := errors.AsType[*transport.Error](err); ok {
+		return e
+	}
+	if nl, ok := errors.AsType[*consensus.NotLeaderError](err); ok && nl.Leader.ID != "" {
+		// The API and Raft share one port, so the leader's Raft address is its API address.
+		return transport.NotLeaderError(transport.NotLeader{LeaderID: nl.Leader.ID, LeaderAddr: nl.Leader.Address}, err.Error())
+	}
+	switch {
+	case errors.Is(err, storage.ErrOutOfRange):
+		return transport.NewError(transport.OutOfRange, err)
+	case errors.Is(err, consensus.ErrOutcomeUnknown):
+		return transport.Errorf(transport.Unavailable, "%s: %w", ErrOutcomeUnknownMessage, err)
+	case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrNoLeader):
+		return transport.NewError(transport.Unavailable, err)
+	case errors.Is(err, consensus.ErrClosed), errors.Is(err, storage.ErrClosed), errors.Is(err, errStopping):
+		return transport.NewError(transport.Unavailable, err)
+	case errors.Is(err, storage.ErrCorrupt):
+		return transport.NewError(transport.DataLoss, err)
+	case errors.Is(err, fsm.ErrTooLarge), errors.Is(err, storage.ErrTooLarge):
+		return transport.NewError(transport.ResourceExhausted, err)
+	case errors.Is(err, fsm.ErrInvalidCommand), errors.Is(err, fsm.ErrEmptyBatch), errors.Is(err, storage.ErrEmptyBatch), errors.Is(err, errInvalid):
+		return transport.NewError(transport.InvalidArgument, err)
+	case errors.Is(err, fsm.ErrFailed), errors.Is(err, storage.ErrFailed):
+		return transport.NewError(transport.Internal, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return transport.NewError(transport.DeadlineExceeded, err)
+	case errors.Is(err, context.Canceled):
+		return transport.NewError(transport.Canceled, err)
+	}
+	return transport.NewError(transport.Internal, err)
+}
+
+var (
+	errStopping = errors.New("server: shutting down")
+	errInvalid  = errors.New("server: invalid request")
+)

@@ -1,0 +1,262 @@
+// Package server is commitlog's composition root: it wires the storage engine, the Raft node,
+// the commit-log state machine, the API transport and authorization into one Server, and is
+// what the `commitlog serve` command runs.
+//
+// A Server listens on one port for both the API and Raft (a first-byte mux tells them apart),
+// stores the commit log under DataDir/log and Raft's state under DataDir/raft, and with no
+// configuration at all runs a working single-node cluster on loopback.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/commitlog-go/commitlog/authz"
+	"github.com/commitlog-go/commitlog/authz/casbin"
+	"github.com/commitlog-go/commitlog/consensus"
+	craft "github.com/commitlog-go/commitlog/consensus/raft"
+	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/storage/segment"
+	"github.com/commitlog-go/commitlog/transport"
+	tconnect "github.com/commitlog-go/commitlog/transport/connect"
+	tgrpc "github.com/commitlog-go/commitlog/transport/grpc"
+	"github.com/commitlog-go/commitlog/transport/mux"
+)
+
+// Compile-time checks that the pieces fit.
+var (
+	_ consensus.Consensus      = (*craft.Node)(nil)
+	_ consensus.StateMachine   = (*fsm.FSM)(nil)
+	_ consensus.SnapshotSource = (*fsm.FSM)(nil)
+	_ transport.LogService     = (*service)(nil)
+	_ transport.NewClientFunc  = tconnect.NewClient
+	_ transport.NewClientFunc  = tgrpc.NewClient
+)
+
+// envelopeOverhead is what the state machine adds around a record's value when it stores it
+// (version, raft index, term, type: at most 1+10+10+5 bytes), rounded up.
+const envelopeOverhead = 64
+
+// Server is one commitlog node. Create it with New, then call Run.
+type Server struct {
+	cfg  Config
+	addr string // the API and Raft address others reach this node at
+
+	ln      net.Listener
+	mux     *mux.Mux
+	log     *segment.Log
+	fsm     *fsm.FSM
+	node    *craft.Node
+	api     transport.Server
+	svc     *service
+	forward *forwarder
+
+	stopping  chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	bg        sync.WaitGroup
+}
+
+// New opens the node's data, binds its port and starts Raft; it serves nothing until Run.
+// On error everything it opened is closed again.
+func New(cfg Config) (s *Server, err error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, fmt.Errorf("server: config: %w", err)
+	}
+	s = &Server{cfg: cfg, stopping: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			_ = s.Close()
+			s = nil
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("server: data dir: %w", err)
+	}
+
+	host, _, _ := net.SplitHostPort(cfg.BindAddr)
+	port := cfg.RPCPort
+	if port < 0 {
+		port = 0
+	}
+	s.ln, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("server: listen: %w", err)
+	}
+	advertise := host
+	if cfg.AdvertiseHost != "" {
+		advertise = cfg.AdvertiseHost
+	}
+	s.addr = net.JoinHostPort(advertise, strconv.Itoa(s.ln.Addr().(*net.TCPAddr).Port))
+
+	advertiseAddr, err := net.ResolveTCPAddr("tcp", s.addr)
+	if err != nil {
+		return nil, fmt.Errorf("server: advertised address %s: %w", s.addr, err)
+	}
+	s.mux, err = mux.New(s.ln, mux.Config{
+		PeerServerTLS:  cfg.PeerServerTLS,
+		PeerClientTLS:  cfg.PeerClientTLS,
+		PeerServerName: cfg.PeerServerName,
+		Advertise:      advertiseAddr,
+		Logger:         cfg.Logger.With("component", "mux"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+
+	syncPolicy, err := segment.ParseSyncPolicy(cfg.Sync)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.log, err = segment.Open(filepath.Join(cfg.DataDir, "log"), segment.Config{
+		Sync:           syncPolicy,
+		SegmentBytes:   cfg.SegmentBytes,
+		MaxRecordBytes: cfg.MaxRecordBytes + envelopeOverhead,
+		RetentionBytes: cfg.RetentionBytes,
+		RetentionAge:   cfg.RetentionAge,
+		Logger:         cfg.Logger.With("component", "storage"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: open the commit log: %w", err)
+	}
+	s.fsm, err = fsm.New(fsm.Config{
+		Log:    s.log,
+		Logger: cfg.Logger.With("component", "fsm"),
+		Limits: fsm.Limits{MaxRecordBytes: cfg.MaxRecordBytes},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: state machine: %w", err)
+	}
+	s.node, err = craft.New(craft.Config{
+		ID:          cfg.NodeName,
+		DataDir:     filepath.Join(cfg.DataDir, "raft"),
+		StreamLayer: craft.NewStreamLayer(s.mux.Raft(), s.mux.Raft().Dial),
+		Address:     s.addr,
+		Bootstrap:   cfg.Bootstrap || len(cfg.StartJoinAddrs) == 0,
+		Logger:      cfg.Logger.With("component", "raft"),
+	}, s.fsm)
+	if err != nil {
+		return nil, fmt.Errorf("server: raft: %w", err)
+	}
+
+	var az authz.Authorizer = authz.AllowAll{}
+	if cfg.ACLPolicyFile != "" {
+		if az, err = casbin.New(casbin.Config{ModelFile: cfg.ACLModelFile, PolicyFile: cfg.ACLPolicyFile}); err != nil {
+			return nil, fmt.Errorf("server: authorization: %w", err)
+		}
+	}
+	intercept := authorizer(az, cfg.ACLPolicyFile != "")
+
+	newClient := tconnect.NewClient
+	newServer := func(c transport.ServerConfig) (transport.Server, error) { return tconnect.NewServer(c) }
+	if cfg.Transport == TransportGRPC {
+		newClient = tgrpc.NewClient
+		newServer = func(c transport.ServerConfig) (transport.Server, error) { return tgrpc.NewServer(c) }
+	}
+	s.forward = newForwarder(newClient, transport.ClientConfig{TLS: cfg.ForwardTLS})
+	s.svc = &service{node: s.node, fsm: s.fsm, forward: s.forward, cfg: &s.cfg, stop: s.stopping}
+	s.api, err = newServer(transport.ServerConfig{
+		Log:             s.svc,
+		Cluster:         s.svc,
+		TLS:             cfg.ServerTLS,
+		MaxMessageBytes: cfg.maxMessageBytes(),
+		Intercept:       intercept,
+		Logger:          cfg.Logger.With("component", "api"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: api: %w", err)
+	}
+	return s, nil
+}
+
+// Addr returns the address of the API (and of Raft) as other nodes and clients reach it.
+func (s *Server) Addr() string { return s.addr }
+
+// ID returns the node's id (its name).
+func (s *Server) ID() string { return s.cfg.NodeName }
+
+// Run serves the API and Raft until ctx is done or the state machine fails, then stops
+// gracefully: a leader hands leadership over first, streams end, data is closed.
+func (s *Server) Run(ctx context.Context) error {
+	serveErr := make(chan error, 1)
+	s.bg.Add(1)
+	go func() { defer s.bg.Done(); serveErr <- s.api.Serve(s.mux.API()) }()
+	s.api.SetHealth(transport.HealthServing)
+	s.cfg.Logger.Info("serving", "node", s.cfg.NodeName, "addr", s.addr, "transport", s.cfg.Transport, "data_dir", s.cfg.DataDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case <-s.fsm.Failed():
+		runErr = fmt.Errorf("server: state machine failed: %w", s.fsm.Err())
+	case err := <-serveErr:
+		if err != nil {
+			runErr = fmt.Errorf("server: serve: %w", err)
+		}
+	}
+	if err := s.shutdown(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// shutdownTimeout bounds each step of a graceful stop.
+const shutdownTimeout = 5 * time.Second
+
+// shutdown stops gracefully: NOT_SERVING, leadership handed over, streams ended, then Close.
+func (s *Server) shutdown() error {
+	s.api.SetHealth(transport.HealthNotServing)
+	if s.node.IsLeader() {
+		if servers, err := s.node.Servers(context.Background()); err == nil && len(servers) > 1 {
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			if err := s.node.TransferLeadership(ctx, ""); err != nil {
+				s.cfg.Logger.Warn("leadership transfer before stopping failed", "err", err)
+			}
+			cancel()
+		}
+	}
+	return s.Close()
+}
+
+// Close stops everything at once and releases the node's data. It is idempotent; Run calls it.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stopping)
+		var errs []error
+		if s.api != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			if err := s.api.Stop(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				errs = append(errs, fmt.Errorf("stop api: %w", err))
+			}
+			cancel()
+		}
+		if s.forward != nil {
+			_ = s.forward.Close()
+		}
+		if s.node != nil {
+			if err := s.node.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close raft: %w", err))
+			}
+		}
+		if s.mux != nil {
+			_ = s.mux.Close()
+		} else if s.ln != nil {
+			_ = s.ln.Close()
+		}
+		if s.log != nil {
+			if err := s.log.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close log: %w", err))
+			}
+		}
+		s.bg.Wait()
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}

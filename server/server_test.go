@@ -1,0 +1,310 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/commitlog-go/commitlog/transport"
+	tconnect "github.com/commitlog-go/commitlog/transport/connect"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+	tgrpc "github.com/commitlog-go/commitlog/transport/grpc"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+var transports = []string{TransportConnect, TransportGRPC}
+
+// testServer runs a Server until the test ends (or stop is called).
+type testServer struct {
+	*Server
+	done     chan error
+	stop     context.CancelFunc
+	stopOnce sync.Once
+}
+
+func startServer(t *testing.T, cfg Config) *testServer {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName = "node-0"
+	}
+	cfg.BindAddr = "127.0.0.1:0"
+	cfg.RPCPort = -1
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts := &testServer{Server: srv, done: make(chan error, 1), stop: cancel}
+	go func() { ts.done <- srv.Run(ctx) }()
+	t.Cleanup(func() { ts.shutdown(t) })
+	waitLeader(t, srv)
+	return ts
+}
+
+// shutdown stops the server and waits for Run to return. Idempotent.
+func (ts *testServer) shutdown(t *testing.T) {
+	t.Helper()
+	ts.stopOnce.Do(func() {
+		ts.stop()
+		select {
+		case err := <-ts.done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Run did not return after its context ended")
+		}
+	})
+}
+
+func waitLeader(t *testing.T, s *Server) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !s.node.IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("no leader after 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func newClient(t *testing.T, tr, addr string) transport.Client {
+	t.Helper()
+	newc := tconnect.NewClient
+	if tr == TransportGRPC {
+		newc = tgrpc.NewClient
+	}
+	c, err := newc(addr, transport.ClientConfig{})
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestSingleNodeAPI(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			srv := startServer(t, Config{Transport: tr})
+			c := newClient(t, tr, srv.Addr())
+			ctx := ctxT(t, 30*time.Second)
+
+			for i := range 3 {
+				res, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: fmt.Appendf(nil, "r%d", i), Type: 7}})
+				if err != nil {
+					t.Fatalf("Produce %d: %v", i, err)
+				}
+				if res.GetOffset() != uint64(i) {
+					t.Fatalf("Produce %d: offset %d", i, res.GetOffset())
+				}
+			}
+			batch, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: []*logv1.Record{{Value: []byte("b0")}, {Value: []byte("b1")}}})
+			if err != nil || batch.GetBaseOffset() != 3 || batch.GetCount() != 2 {
+				t.Fatalf("ProduceBatch = %v, %v; want base 3 count 2", batch, err)
+			}
+			want := []string{"r0", "r1", "r2", "b0", "b1"}
+			for off, v := range want {
+				res, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: uint64(off)})
+				if err != nil {
+					t.Fatalf("Consume %d: %v", off, err)
+				}
+				if r := res.GetRecord(); string(r.GetValue()) != v || r.GetOffset() != uint64(off) || r.GetTerm() == 0 {
+					t.Fatalf("Consume %d = %v, want value %q", off, r, v)
+				}
+			}
+			if res, _ := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 0}); res.GetRecord().GetType() != 7 {
+				t.Errorf("record type = %d, want 7 (kept from the produce)", res.GetRecord().GetType())
+			}
+			lin, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 4, Linearizable: true})
+			if err != nil || string(lin.GetRecord().GetValue()) != "b1" {
+				t.Fatalf("linearizable Consume = %v, %v", lin, err)
+			}
+
+			// An offset not yet written waits up to the deadline, then OutOfRange.
+			short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			_, err = c.Consume(short, &logv1.ConsumeRequest{Offset: 5})
+			cancel()
+			if code := transport.CodeOf(err); code != transport.OutOfRange && code != transport.DeadlineExceeded {
+				t.Fatalf("Consume past the end: %v (code %v), want OutOfRange", err, code)
+			}
+
+			// A long poll is answered as soon as the record is written.
+			got := make(chan error, 1)
+			go func() {
+				res, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 5})
+				if err == nil && string(res.GetRecord().GetValue()) != "late" {
+					err = fmt.Errorf("got %q", res.GetRecord().GetValue())
+				}
+				got <- err
+			}()
+			time.Sleep(50 * time.Millisecond)
+			if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("late")}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-got; err != nil {
+				t.Fatalf("long-poll Consume: %v", err)
+			}
+
+			bounds, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{})
+			if err != nil || bounds.GetLowestOffset() != 0 || bounds.GetNextOffset() != 6 {
+				t.Fatalf("GetBounds = %v, %v", bounds, err)
+			}
+			servers, err := c.GetServers(ctx, &logv1.GetServersRequest{})
+			if err != nil || len(servers.GetServers()) != 1 || !servers.GetServers()[0].GetIsLeader() ||
+				servers.GetServers()[0].GetRpcAddr() != srv.Addr() || servers.GetServers()[0].GetId() != "node-0" {
+				t.Fatalf("GetServers = %v, %v", servers, err)
+			}
+
+			// Bad input: a batch with no records, and a record larger than the limit.
+			if _, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{}); transport.CodeOf(err) != transport.InvalidArgument {
+				t.Errorf("empty batch: %v, want InvalidArgument", err)
+			}
+			huge := make([]byte, DefaultMaxRecordBytes+1)
+			if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: huge}}); transport.CodeOf(err) != transport.ResourceExhausted {
+				t.Errorf("oversized record: %v, want ResourceExhausted", err)
+			}
+			if res, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 5}); err != nil || string(res.GetRecord().GetValue()) != "late" {
+				t.Errorf("after bad input, Consume 5 = %v, %v: stored data changed", res, err)
+			}
+		})
+	}
+}
+
+func TestStreams(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			srv := startServer(t, Config{Transport: tr})
+			c := newClient(t, tr, srv.Addr())
+			ctx := ctxT(t, 30*time.Second)
+
+			// ProduceStream: responses in order, offsets dense.
+			ps, err := c.ProduceStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 200
+			sendErr := make(chan error, 1)
+			go func() {
+				for i := range n {
+					if err := ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: fmt.Appendf(nil, "s%d", i)}}); err != nil {
+						sendErr <- err
+						return
+					}
+				}
+				sendErr <- ps.CloseSend()
+			}()
+			for i := range n {
+				res, err := ps.Receive()
+				if err != nil {
+					t.Fatalf("ProduceStream receive %d: %v", i, err)
+				}
+				if res.GetOffset() != uint64(i) {
+					t.Fatalf("ProduceStream response %d has offset %d", i, res.GetOffset())
+				}
+			}
+			if err := <-sendErr; err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ps.Receive(); !errors.Is(err, io.EOF) {
+				t.Fatalf("ProduceStream end: %v, want EOF", err)
+			}
+			_ = ps.Close()
+
+			// Many tailing consumers see the old records, then new ones.
+			const consumers = 4
+			streams := make([]transport.ClientStream[logv1.ConsumeResponse], consumers)
+			for i := range streams {
+				if streams[i], err = c.ConsumeStream(ctx, &logv1.ConsumeRequest{Offset: 0}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 10 {
+				if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: fmt.Appendf(nil, "t%d", i)}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, s := range streams {
+				for off := range uint64(n + 10) {
+					res, err := s.Receive()
+					if err != nil {
+						t.Fatalf("stream %d at %d: %v", i, off, err)
+					}
+					if res.GetRecord().GetOffset() != off {
+						t.Fatalf("stream %d: got offset %d, want %d", i, res.GetRecord().GetOffset(), off)
+					}
+				}
+			}
+
+			// Shutdown with open streams: they end, and Run returns.
+			srv.shutdown(t)
+			for i, s := range streams {
+				if _, err := s.Receive(); err == nil {
+					t.Errorf("stream %d still open after shutdown", i)
+				}
+				_ = s.Close()
+			}
+		})
+	}
+}
+
+func TestRestartKeepsEverything(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, Config{DataDir: dir})
+	c := newClient(t, TransportConnect, srv.Addr())
+	ctx := ctxT(t, 60*time.Second)
+	const n = 100
+	for i := range n {
+		if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: fmt.Appendf(nil, "v%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.shutdown(t)
+
+	for round := range 2 {
+		srv = startServer(t, Config{DataDir: dir})
+		c = newClient(t, TransportConnect, srv.Addr())
+		for i := range n + round {
+			res, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: uint64(i)})
+			if err != nil {
+				t.Fatalf("round %d: Consume %d: %v", round, i, err)
+			}
+			want := fmt.Sprintf("v%d", i)
+			if i == n {
+				want = "after-restart"
+			}
+			if string(res.GetRecord().GetValue()) != want {
+				t.Fatalf("round %d: offset %d = %q, want %q", round, i, res.GetRecord().GetValue(), want)
+			}
+		}
+		if round == 0 {
+			res, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("after-restart")}})
+			if err != nil || res.GetOffset() != n {
+				t.Fatalf("Produce after restart = %v, %v; want offset %d", res, err, n)
+			}
+		}
+		srv.shutdown(t)
+	}
+}

@@ -1,0 +1,287 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// service implements the API (log.v1.Log and log.v1.Cluster) on top of the consensus node and
+// the state machine. Every error it returns goes through toWire.
+type service struct {
+	node    consensus.Consensus
+	fsm     *fsm.FSM
+	forward *forwarder // nil: followers answer FailedPrecondition + NotLeader instead
+	cfg     *Config
+	stop    <-chan struct{} // closed when the server begins to stop; ends streams
+}
+
+var (
+	_ transport.LogService     = (*service)(nil)
+	_ transport.ClusterService = (*service)(nil)
+)
+
+// propose appends records as one atomic batch through consensus and returns the first offset.
+// On a follower it forwards the batch to the leader when forwarding is on.
+func (s *service) propose(ctx context.Context, records []*logv1.Record) (uint64, error) {
+	if len(records) == 0 {
+		return 0, fmt.Errorf("%w: no records", errInvalid)
+	}
+	batch := make([]fsm.AppendRecord, len(records))
+	for i, r := range records {
+		if r == nil {
+			return 0, fmt.Errorf("%w: record %d is missing", errInvalid, i)
+		}
+		batch[i] = fsm.AppendRecord{Value: r.GetValue(), Type: r.GetType()}
+	}
+	cmd, err := s.fsm.EncodeAppend(batch...)
+	if err != nil {
+		return 0, err
+	}
+	res, err := s.node.Propose(ctx, cmd)
+	if err != nil {
+		if nl, ok := errors.AsType[*consensus.NotLeaderError](err); ok && s.forward != nil && nl.Leader.ID != "" {
+			return s.forward.produceBatch(ctx, nl.Leader.Address, records)
+		}
+		return 0, err
+	}
+	switch r := res.(type) {
+	case fsm.AppendResult:
+		return r.First, nil
+	case error:
+		return 0, r
+	default:
+		return 0, fmt.Errorf("server: unexpected apply result %T", res)
+	}
+}
+
+func (s *service) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
+	off, err := s.propose(ctx, []*logv1.Record{req.GetRecord()})
+	if err != nil {
+		return nil, toWire(err)
+	}
+	return &logv1.ProduceResponse{Offset: off}, nil
+}
+
+func (s *service) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
+	off, err := s.propose(ctx, req.GetRecords())
+	if err != nil {
+		return nil, toWire(err)
+	}
+	return &logv1.ProduceBatchResponse{BaseOffset: off, Count: uint64(len(req.GetRecords()))}, nil
+}
+
+// maxStreamBatch bounds how many ProduceStream requests one proposal carries.
+const maxStreamBatch = 512
+
+// ProduceStream pipelines: one goroutine receives requests while another proposes whatever
+// has arrived meanwhile as one atomic batch (in arrival order, so records keep the stream's
+// order) and answers each request with its offset, in order.
+func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reqs := make(chan *logv1.ProduceRequest, maxStreamBatch)
+	recvErr := make(chan error, 1)
+	go func() {
+		defer close(reqs)
+		for {
+			req, err := stream.Receive()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					recvErr <- err
+				}
+				return
+			}
+			select {
+			case reqs <- req:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	batch := make([]*logv1.Record, 0, maxStreamBatch)
+	for {
+		req, ok := <-reqs
+		if !ok {
+			break
+		}
+		batch = append(batch[:0], req.GetRecord())
+	drain:
+		for len(batch) < maxStreamBatch {
+			select {
+			case req, ok := <-reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, req.GetRecord())
+			default:
+				break drain
+			}
+		}
+		first, err := s.propose(ctx, batch)
+		if err != nil {
+			return toWire(err)
+		}
+		for i := range batch {
+			if err := stream.Send(&logv1.ProduceResponse{Offset: first + uint64(i)}); err != nil {
+				return toWire(err)
+			}
+		}
+	}
+	select {
+	case err := <-recvErr:
+		return toWire(err)
+	default:
+		return nil
+	}
+}
+
+// readGuard makes a read linearizable when asked: only the leader, after confirming its
+// leadership, with every committed entry applied.
+func (s *service) readGuard(ctx context.Context, linearizable bool) error {
+	if !linearizable {
+		return nil
+	}
+	return s.node.LinearizableRead(ctx)
+}
+
+func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1.ConsumeResponse, error) {
+	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
+		return nil, toWire(err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.MaxConsumeWait)
+		defer cancel()
+	}
+	rec, err := s.fsm.Read(ctx, req.GetOffset())
+	if err != nil {
+		return nil, toWire(err)
+	}
+	return &logv1.ConsumeResponse{Record: wireRecord(rec)}, nil
+}
+
+func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, stream transport.ServerStream[logv1.ConsumeResponse]) error {
+	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
+		return toWire(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for rec, err := range s.fsm.Records(ctx, req.GetOffset()) {
+		if err != nil {
+			select {
+			case <-s.stop:
+				return nil // the server is stopping: end the stream cleanly
+			default:
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return toWire(err)
+		}
+		if err := stream.Send(&logv1.ConsumeResponse{Record: wireRecord(rec)}); err != nil {
+			return toWire(err)
+		}
+	}
+	return nil
+}
+
+func wireRecord(r fsm.Record) *logv1.Record {
+	return &logv1.Record{Value: r.Value, Offset: r.Offset, Term: r.Term, Type: r.Type}
+}
+
+func (s *service) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*logv1.GetServersResponse, error) {
+	servers, err := s.node.Servers(ctx)
+	if err != nil {
+		return nil, toWire(err)
+	}
+	status := s.node.Status()
+	out := make([]*logv1.Server, 0, len(servers))
+	for _, srv := range servers {
+		w := &logv1.Server{
+			Id:       srv.ID,
+			RpcAddr:  srv.Address, // the API and Raft share one port
+			IsLeader: srv.Leader,
+			RaftAddr: srv.Address,
+			Healthy:  true,
+		}
+		switch srv.Suffrage {
+		case consensus.Voter:
+			w.Suffrage = logv1.Suffrage_SUFFRAGE_VOTER
+		case consensus.Nonvoter:
+			w.Suffrage = logv1.Suffrage_SUFFRAGE_NONVOTER
+		}
+		if srv.ID == status.ID {
+			w.AppliedIndex = status.AppliedIndex
+		} else if srv.MatchIndex > 0 {
+			w.AppliedIndex = srv.MatchIndex
+		}
+		if w.AppliedIndex > 0 && status.CommitIndex > w.AppliedIndex {
+			w.Lag = status.CommitIndex - w.AppliedIndex
+		}
+		out = append(out, w)
+	}
+	return &logv1.GetServersResponse{Servers: out}, nil
+}
+
+func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*logv1.GetBoundsResponse, error) {
+	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
+		return nil, toWire(err)
+	}
+	lowest, next := s.fsm.Bounds()
+	st := s.node.Status()
+	return &logv1.GetBoundsResponse{
+		LowestOffset:    lowest,
+		NextOffset:      next,
+		CommittedOffset: next,
+		AppliedIndex:    s.fsm.AppliedIndex(),
+		CommitIndex:     st.CommitIndex,
+	}, nil
+}
+
+func (s *service) Join(ctx context.Context, req *logv1.JoinRequest) (*logv1.JoinResponse, error) {
+	if req.GetId() == "" || req.GetRaftAddr() == "" {
+		return nil, toWire(fmt.Errorf("%w: join needs an id and a raft address", errInvalid))
+	}
+	var err error
+	if req.GetNonvoter() {
+		err = s.node.AddNonvoter(ctx, req.GetId(), req.GetRaftAddr())
+	} else {
+		err = s.node.AddVoter(ctx, req.GetId(), req.GetRaftAddr())
+	}
+	if err != nil {
+		return nil, toWire(err)
+	}
+	return &logv1.JoinResponse{}, nil
+}
+
+func (s *service) RemoveServer(ctx context.Context, req *logv1.RemoveServerRequest) (*logv1.RemoveServerResponse, error) {
+	if req.GetId() == "" {
+		return nil, toWire(fmt.Errorf("%w: remove needs a server id", errInvalid))
+	}
+	if err := s.node.RemoveServer(ctx, req.GetId()); err != nil {
+		return nil, toWire(err)
+	}
+	return &logv1.RemoveServerResponse{}, nil
+}
+
+func (s *service) TransferLeadership(ctx context.Context, req *logv1.TransferLeadershipRequest) (*logv1.TransferLeadershipResponse, error) {
+	if err := s.node.TransferLeadership(ctx, req.GetId()); err != nil {
+		return nil, toWire(err)
+	}
+	leader, _ := s.node.Leader()
+	return &logv1.TransferLeadershipResponse{LeaderId: leader.ID}, nil
+}
