@@ -35,6 +35,7 @@ const (
 	DefaultDrainTimeout = 10 * time.Second
 	DefaultProgress     = time.Second
 	DefaultMaxErrors    = 1000
+	DefaultStallTimeout = 10 * time.Second
 )
 
 // ErrInvalidConfig is wrapped by Run when the Config cannot describe a run.
@@ -92,13 +93,18 @@ type Config struct {
 	Consumers int
 	// StreamConsumers is the number of goroutines that each read every record back through one
 	// Client.Stream. Latency is end-to-end: from the producer's send time stamped in the
-	// record to its arrival on the stream (meaningful only on one machine's clock).
+	// record to its arrival on the stream (meaningful only on one machine's clock); in a
+	// read-only run, the records' age.
 	StreamConsumers int
 	// From is the first offset a read-only run reads. Default: the log's lowest offset.
 	From uint64
 	// DrainTimeout bounds how long readers may keep reading after the producers stopped, to
 	// catch up with what was produced. Default DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// StallTimeout is how long a ModeStream stream may leave records unanswered before it is
+	// abandoned (its records count as failed) and reopened; unary and batch requests are bounded
+	// by the SDK's request timeout instead. Default DefaultStallTimeout.
+	StallTimeout time.Duration
 
 	// MaxErrors stops the run with ErrTooManyErrors once requests failed this many times in
 	// total. Default DefaultMaxErrors; negative: never stop for errors.
@@ -143,6 +149,9 @@ func (c Config) withDefaults() Config {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
 	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = DefaultStallTimeout
+	}
 	if c.MaxErrors == 0 {
 		c.MaxErrors = DefaultMaxErrors
 	}
@@ -175,7 +184,7 @@ func (c Config) validate() error {
 		return bad("negative window %d", c.Window)
 	case c.BatchRecords < 0, c.BatchBytes < 0, c.MaxInFlight < 0, c.Linger < 0:
 		return bad("negative batch setting")
-	case c.Duration < 0, c.Warmup < 0, c.DrainTimeout < 0:
+	case c.Duration < 0, c.Warmup < 0, c.DrainTimeout < 0, c.StallTimeout < 0:
 		return bad("negative duration")
 	}
 	return nil

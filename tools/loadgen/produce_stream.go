@@ -1,9 +1,11 @@
 package loadgen
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/commitlog-go/commitlog/client"
@@ -16,6 +18,10 @@ import (
 
 // errNoLeader is the failure recorded when the client knows no leader to open a stream to.
 var errNoLeader = errors.New("loadgen: no leader known")
+
+// errStalled is the failure recorded when a ProduceStream left records unanswered for longer
+// than Config.StallTimeout; the stream is then abandoned and reopened.
+var errStalled = errors.New("loadgen: produce stream stalled: no answer within the stall timeout")
 
 // errStrayResponse is the failure recorded when a ProduceStream answers more than was sent.
 var errStrayResponse = errors.New("loadgen: produce stream answered a request it was not sent")
@@ -53,18 +59,46 @@ func (r *runner) produceOnStream(c *client.Client, rec *latency.Recorder) (uint6
 		return 0, err
 	}
 	defer func() { _ = tc.Close() }() // nothing to report: the stream's own status is returned
-	stream, err := tc.ProduceStream(r.runCtx)
+	ctx, cancel := context.WithCancelCause(r.runCtx)
+	defer cancel(nil)
+	stream, err := tc.ProduceStream(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("loadgen: open produce stream: %w", err)
 	}
 	defer func() { _ = stream.Close() }()
 
 	inflight := make(chan sentRecord, r.cfg.Window)
+	var lastAck atomic.Int64 // unix ns of the last answer, or of a send when none was outstanding
+	lastAck.Store(time.Now().UnixNano())
 	recvDone := make(chan error, 1)
-	go func() { recvDone <- r.receiveAcks(stream, inflight, rec) }()
+	go func() { recvDone <- r.receiveAcks(stream, inflight, rec, &lastAck) }()
+	// The watchdog abandons a stream whose server stopped answering: the stream has no per-request
+	// deadline, so without it a hung server would hold this producer forever.
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		t := time.NewTicker(max(r.cfg.StallTimeout/4, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if len(inflight) > 0 && now.Sub(time.Unix(0, lastAck.Load())) > r.cfg.StallTimeout {
+					cancel(errStalled)
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		cancel(nil)
+		<-watchDone
+	}()
 
 	var recvErr error
 	received := false
+	var unsent uint64 // a record taken from the budget but never sent: it failed too
 send:
 	for {
 		t0 := time.Now()
@@ -73,11 +107,14 @@ send:
 			break
 		}
 		v := r.payload.value(t0)
+		if len(inflight) == 0 {
+			lastAck.Store(t0.UnixNano()) // nothing outstanding: the stall clock starts now
+		}
 		select {
 		case inflight <- sentRecord{at: t0, measured: measured, size: len(v)}:
 		case recvErr = <-recvDone:
 			received = true
-			inflight <- sentRecord{} // account for the record taken but never sent
+			unsent = 1
 			break send
 		}
 		if err := stream.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: v}}); err != nil {
@@ -89,7 +126,10 @@ send:
 		recvErr = <-recvDone
 	}
 	if recvErr != nil {
-		return uint64(len(inflight)), recvErr
+		if errors.Is(context.Cause(ctx), errStalled) {
+			recvErr = errStalled
+		}
+		return uint64(len(inflight)) + unsent, recvErr
 	}
 	if n := len(inflight); n > 0 {
 		return uint64(n), fmt.Errorf("loadgen: produce stream ended with %d records unanswered", n)
@@ -99,7 +139,7 @@ send:
 
 // receiveAcks reads the stream's responses, each answering the oldest unanswered record, until
 // the stream ends; it returns nil when the server ended it cleanly.
-func (r *runner) receiveAcks(stream transport.BidiClientStream[logv1.ProduceRequest, logv1.ProduceResponse], inflight chan sentRecord, rec *latency.Recorder) error {
+func (r *runner) receiveAcks(stream transport.BidiClientStream[logv1.ProduceRequest, logv1.ProduceResponse], inflight chan sentRecord, rec *latency.Recorder, lastAck *atomic.Int64) error {
 	for {
 		resp, err := stream.Receive()
 		if errors.Is(err, io.EOF) {
@@ -109,6 +149,7 @@ func (r *runner) receiveAcks(stream transport.BidiClientStream[logv1.ProduceRequ
 			return fmt.Errorf("loadgen: produce stream: %w", err)
 		}
 		t1 := time.Now()
+		lastAck.Store(t1.UnixNano())
 		var s sentRecord
 		select {
 		case s = <-inflight:

@@ -315,6 +315,10 @@ type progress struct {
 
 func (p *progress) line(out io.Writer, now time.Time) {
 	r := p.r
+	streamLat := "e2e"
+	if r.cfg.Producers == 0 {
+		streamLat = "age"
+	}
 	secs := now.Sub(p.last).Seconds()
 	p.last = now
 	phase := ""
@@ -332,7 +336,7 @@ func (p *progress) line(out io.Writer, now time.Time) {
 	}{
 		{r.produce, r.cfg.Producers > 0, "lat"},
 		{r.consume, r.cfg.Consumers > 0, "lat"},
-		{r.stream, r.cfg.StreamConsumers > 0, "e2e"},
+		{r.stream, r.cfg.StreamConsumers > 0, streamLat},
 	} {
 		if !k.active {
 			continue

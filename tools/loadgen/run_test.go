@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -283,6 +284,37 @@ func TestRunCountsUnreadRecords(t *testing.T) {
 	var b strings.Builder
 	if err := res.WriteText(&b); err != nil || !strings.Contains(b.String(), "unread") || !strings.Contains(b.String(), "(interrupted)") {
 		t.Fatalf("summary (%v):\n%s", err, b.String())
+	}
+}
+
+func TestRunAbandonsStalledStream(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			log := fakelog.New()
+			var streams atomic.Int32
+			log.StallProduceStream = func() bool { return streams.Add(1) == 1 } // the first one hangs
+			cfg := testConfig(tr, serve(t, tr, log))
+			cfg.Mode = ModeStream
+			cfg.Producers = 1
+			cfg.Window = 4
+			cfg.Records = 20
+			cfg.StallTimeout = 100 * time.Millisecond
+			res, err := Run(context.Background(), cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The records sent on the stalled stream failed; the rest went through a new stream.
+			p := res.Produce
+			if p.Errors == 0 || p.Errors > 5 || p.Records+p.Errors != 20 || uint64(log.Len()) != p.Records {
+				t.Fatalf("produce %+v, log %d", p, log.Len())
+			}
+			if p.ErrorSamples[errStalled.Error()] != p.Errors {
+				t.Fatalf("error samples %v", p.ErrorSamples)
+			}
+			if streams.Load() < 2 {
+				t.Fatalf("%d streams opened", streams.Load())
+			}
+		})
 	}
 }
 

@@ -27,9 +27,9 @@ type Stats struct {
 	Corrupt uint64 `json:"corrupt,omitempty"`
 	// Foreign counts records read back that this tool did not write (readers only).
 	Foreign uint64 `json:"foreign,omitempty"`
-	// Unread counts, for readers, the records of the run's range they had not read when the
-	// run ended (the drain timed out or the run was interrupted): the readers were slower than
-	// the producers. A stream reader's unread records are counted for each stream reader.
+	// Unread counts, for readers, the records of the run's range they had not read when they
+	// stopped: the drain timed out (readers slower than producers), the run was interrupted, or
+	// a read-only run's duration ended first. Counted once per stream reader.
 	Unread uint64 `json:"unread,omitempty"`
 	// Elapsed is the time from the start of the measured phase to the last completed operation.
 	Elapsed time.Duration `json:"elapsed_ns"`
@@ -76,6 +76,12 @@ func (r Result) WriteText(w io.Writer) error {
 		b.WriteString(" (interrupted)")
 	}
 	b.WriteByte('\n')
+	// A stream reader's latency is from the record's send time: end to end when it tails the
+	// producers, the records' age in a read-only run.
+	streamLat := "end-to-end"
+	if r.Producers == 0 {
+		streamLat = "age"
+	}
 	for _, k := range []struct {
 		name string
 		s    *Stats
@@ -83,7 +89,7 @@ func (r Result) WriteText(w io.Writer) error {
 	}{
 		{"produce", r.Produce, "latency"},
 		{"consume", r.Consume, "latency"},
-		{"stream", r.Stream, "end-to-end"},
+		{"stream", r.Stream, streamLat},
 	} {
 		if k.s == nil {
 			continue
@@ -95,7 +101,7 @@ func (r Result) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  corrupt %d  foreign %d", s.Corrupt, s.Foreign)
 		}
 		if s.Unread > 0 {
-			fmt.Fprintf(&b, "  unread %d (readers fell behind)", s.Unread)
+			fmt.Fprintf(&b, "  unread %d", s.Unread)
 		}
 		b.WriteByte('\n')
 		l := s.Latency

@@ -39,6 +39,10 @@ type Log struct {
 	CorruptRead func(offset uint64) bool
 	// OnAppend is called after records are appended, with the new number of records.
 	OnAppend func(n int)
+	// StallProduceStream, when it returns true for a new ProduceStream, makes that stream
+	// receive its first record and then neither append nor answer until the client goes away,
+	// as a hung server would.
+	StallProduceStream func() bool
 	// OnConsume is called by Consume with the offset asked for, before it answers.
 	OnConsume func(offset uint64)
 }
@@ -165,7 +169,14 @@ func (l *Log) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, stre
 }
 
 // ProduceStream appends every record received and answers each with its offset, in order.
-func (l *Log) ProduceStream(_ context.Context, stream transport.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]) error {
+func (l *Log) ProduceStream(ctx context.Context, stream transport.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]) error {
+	if l.StallProduceStream != nil && l.StallProduceStream() {
+		if _, err := stream.Receive(); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	for {
 		req, err := stream.Receive()
 		if errors.Is(err, io.EOF) {
