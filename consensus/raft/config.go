@@ -124,6 +124,11 @@ type Config struct {
 	TransportPool    int
 	TransportTimeout time.Duration
 
+	// WALSegmentSize is the size at which raft-wal starts a new log segment. Default 64 MiB
+	// (raft-wal's). Log compaction deletes whole segments only; entries compacted away but
+	// still in the tail segment stay readable and may be replicated instead of a snapshot.
+	WALSegmentSize int
+
 	// UnsafeInmemLog keeps Raft's log and stable store in memory: nothing survives a restart
 	// and nothing is fsynced. For benchmarks (the in-memory floor) and throwaway tests only.
 	UnsafeInmemLog bool
@@ -207,6 +212,8 @@ func (c Config) validate() error {
 		return bad("RetainSnapshots %d is below 1", c.RetainSnapshots)
 	case c.MaxManifestSize < 1:
 		return bad("MaxManifestSize %d is below 1", c.MaxManifestSize)
+	case c.WALSegmentSize < 0:
+		return bad("WALSegmentSize %d is negative", c.WALSegmentSize)
 	case c.TransportPool < 1:
 		return bad("TransportPool %d is below 1", c.TransportPool)
 	case c.Address == "":

@@ -87,7 +87,11 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 		// raft-wal v0.4.0's Close does not close its meta database (a bolt file holding an
 		// flock), so a restart in the same process would block: own it and close it after.
 		meta := &metadb.BoltMetaDB{}
-		w, err := wal.Open(walDir, wal.WithLogger(hlog.Named("wal")), wal.WithMetaStore(meta))
+		segSize := wal.DefaultSegmentSize
+		if cfg.WALSegmentSize > 0 {
+			segSize = cfg.WALSegmentSize
+		}
+		w, err := wal.Open(walDir, wal.WithLogger(hlog.Named("wal")), wal.WithMetaStore(meta), wal.WithSegmentSize(segSize))
 		if err != nil {
 			_ = meta.Close()
 			return nil, fmt.Errorf("consensus/raft: open wal: %w", err)
@@ -95,7 +99,7 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 		n.closers = append(n.closers, w.Close, meta.Close)
 		logs, stable = w, w
 	}
-	fss, err := hraft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), cfg.RetainSnapshots, hlog.Named("snapshots"))
+	fss, err := hraft.NewFileSnapshotStoreWithLogger(cfg.DataDir, cfg.RetainSnapshots, hlog.Named("snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("consensus/raft: open snapshot store: %w", err)
 	}
@@ -186,6 +190,16 @@ func (n *Node) Close() error {
 // Raft returns the underlying hashicorp/raft instance, for metrics and diagnostics. Do not
 // shut it down or change its configuration behind the Node's back.
 func (n *Node) Raft() *hraft.Raft { return n.raft }
+
+// FirstIndex returns the first index in the node's Raft log (it grows as snapshots compact
+// the log).
+func (n *Node) FirstIndex() (uint64, error) {
+	i, err := n.logs.FirstIndex()
+	if err != nil {
+		return 0, fmt.Errorf("consensus/raft: first index: %w", err)
+	}
+	return i, nil
+}
 
 // ID returns the node's server ID.
 func (n *Node) ID() string { return n.cfg.ID }

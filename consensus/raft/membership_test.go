@@ -1,0 +1,311 @@
+package raft_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/consensus/consensustest"
+	craft "github.com/commitlog-go/commitlog/consensus/raft"
+)
+
+func serverByID(t *testing.T, n *craft.Node, id string) (consensus.ServerStatus, bool) {
+	t.Helper()
+	servers, err := n.Servers(ctxT(t))
+	if err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	for _, s := range servers {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return consensus.ServerStatus{}, false
+}
+
+func TestMembershipChanges(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	for k := range 10 {
+		c.Propose(fmt.Appendf(nil, "cmd-%d", k))
+	}
+	l := c.WaitLeader()
+	leader := c.Node(l)
+
+	servers, err := leader.Servers(ctxT(t))
+	if err != nil || len(servers) != 3 {
+		t.Fatalf("servers = %+v, %v; want 3", servers, err)
+	}
+	for _, s := range servers {
+		if s.Leader != (s.ID == c.ID(l)) || s.Suffrage != consensus.Voter {
+			t.Fatalf("server %+v: leader flag or suffrage wrong (leader is %s)", s, c.ID(l))
+		}
+	}
+
+	// A follower refuses membership changes, naming the leader.
+	f := (l + 1) % 3
+	if err := c.Node(f).AddVoter(ctxT(t), "x", "x"); !errors.Is(err, consensus.ErrNotLeader) {
+		t.Fatalf("AddVoter on a follower: %v, want ErrNotLeader", err)
+	}
+
+	n := c.AddNode()
+	if err := leader.AddNonvoter(ctxT(t), c.ID(n), c.Addr(n)); err != nil {
+		t.Fatalf("AddNonvoter: %v", err)
+	}
+	if s, ok := serverByID(t, leader, c.ID(n)); !ok || s.Suffrage != consensus.Nonvoter {
+		t.Fatalf("after AddNonvoter: %+v (found %v), want a nonvoter", s, ok)
+	}
+	c.WaitFor("the nonvoter caught up", func() bool { return c.List(n).Len() == 10 })
+
+	if err := leader.AddVoter(ctxT(t), c.ID(n), c.Addr(n)); err != nil {
+		t.Fatalf("AddVoter (promote): %v", err)
+	}
+	if s, ok := serverByID(t, leader, c.ID(n)); !ok || s.Suffrage != consensus.Voter {
+		t.Fatalf("after AddVoter: %+v (found %v), want a voter", s, ok)
+	}
+	c.Propose([]byte("with-four"))
+	c.WaitFor("the new voter applied", func() bool { return c.List(n).Len() == 11 })
+
+	if err := leader.RemoveServer(ctxT(t), c.ID(n)); err != nil {
+		t.Fatalf("RemoveServer: %v", err)
+	}
+	if _, ok := serverByID(t, leader, c.ID(n)); ok {
+		t.Fatalf("removed server still in the configuration")
+	}
+	c.Propose([]byte("after-remove"))
+	c.WaitFor("the remaining voters applied", func() bool {
+		for i := range 3 {
+			if c.List(i).Len() != 12 {
+				return false
+			}
+		}
+		return true
+	})
+	if got := c.List(n).Len(); got != 11 {
+		t.Fatalf("removed server applied %d entries, want 11", got)
+	}
+}
+
+func TestTransferLeadershipToNamedServer(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	l := c.WaitLeader()
+	to := (l + 2) % 3
+	if err := c.Node(l).TransferLeadership(ctxT(t), c.ID(to)); err != nil {
+		t.Fatalf("transfer to %s: %v", c.ID(to), err)
+	}
+	if got := c.WaitLeader(); got != to {
+		t.Fatalf("leader is node %d, want %d", got, to)
+	}
+	if err := c.Node(to).TransferLeadership(ctxT(t), "nope"); !errors.Is(err, craft.ErrUnknownServer) {
+		t.Fatalf("transfer to an unknown server: %v, want ErrUnknownServer", err)
+	}
+}
+
+// TestSnapshotStreamsToJoiningNode: the leader snapshots and compacts its log, so a node that
+// joins later can only catch up from the snapshot; with a SnapshotSource the snapshot on disk
+// holds just the manifest, and its data is streamed from the leader's state machine.
+func TestSnapshotStreamsToJoiningNode(t *testing.T) {
+	tests := []struct {
+		name         string
+		tcp          bool
+		manifestOnly bool
+	}{
+		{"inmem/source", false, false},
+		{"tcp/source", true, false},
+		{"tcp/manifest-only", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := consensustest.Options{
+				TCP: tt.tcp,
+				Config: func(_ int, cfg *craft.Config) {
+					cfg.TrailingLogs = 4
+					cfg.WALSegmentSize = 2048       // so that compaction deletes segments
+					cfg.SnapshotThreshold = 1 << 20 // snapshots only when asked
+				},
+			}
+			if tt.manifestOnly {
+				opts.Factory = func(_ int, dir string) (consensus.StateMachine, error) {
+					l, err := consensustest.NewListSM(dir)
+					if err != nil {
+						return nil, err
+					}
+					return consensustest.ManifestOnly(l), nil
+				}
+			}
+			c := consensustest.NewCluster(t, 3, opts)
+			var want [][]byte
+			for k := range 40 {
+				cmd := fmt.Appendf(nil, "cmd-%d-%s", k, make([]byte, 100))
+				c.Propose(cmd)
+				want = append(want, cmd)
+			}
+			l := c.WaitLeader()
+			leader := c.Node(l)
+			if err := leader.Raft().Snapshot().Error(); err != nil {
+				t.Fatalf("snapshot: %v", err)
+			}
+			// Only the manifest is on disk for a local snapshot with a SnapshotSource.
+			states, _ := filepath.Glob(filepath.Join(c.Dir(l), "raft", "snapshots", "*", "state.bin"))
+			if len(states) != 1 {
+				t.Fatalf("snapshot files: %v", states)
+			}
+			st, err := os.Stat(states[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.manifestOnly && st.Size() > 200 {
+				t.Fatalf("local snapshot is %d bytes: it should hold only the manifest", st.Size())
+			}
+			if tt.manifestOnly && st.Size() < 40*100 {
+				t.Fatalf("manifest-only snapshot is %d bytes: it should hold every record", st.Size())
+			}
+			c.WaitFor("log compacted", func() bool {
+				first, err := leaderFirstIndex(leader)
+				return err == nil && first > 10
+			})
+
+			n := c.AddNode()
+			if err := leader.AddVoter(ctxT(t), c.ID(n), c.Addr(n)); err != nil {
+				t.Fatalf("AddVoter: %v", err)
+			}
+			c.WaitFor("the new node caught up", func() bool { return c.List(n).Len() == len(want) })
+			checkSameRecords(t, c, want, n)
+			if c.List(n).Restores() == 0 {
+				t.Fatalf("the new node caught up without a snapshot restore (first index %d, skipped %d)", must(c.Node(n).FirstIndex()), c.List(n).Skipped())
+			}
+			if !tt.manifestOnly && c.List(l).DataOpens() == 0 {
+				t.Fatalf("the leader never streamed SnapshotData")
+			}
+
+			// The leader restarts on its own snapshot: it restores without reading data.
+			c.Stop(l)
+			c.Restart(l)
+			c.WaitFor("restarted node restored", func() bool { return c.List(l).Len() == len(want) })
+			if got := c.List(l).DataOpens(); got != 0 {
+				t.Fatalf("restoring its own snapshot opened SnapshotData %d times", got)
+			}
+			if got := c.List(l).Restores(); got != 1 {
+				t.Fatalf("restarted node restored %d times, want 1", got)
+			}
+			c.Propose([]byte("after"))
+			want = append(want, []byte("after"))
+			c.WaitFor("everyone applied", func() bool {
+				for i := range 4 {
+					if c.List(i).Len() != len(want) {
+						return false
+					}
+				}
+				return true
+			})
+			checkSameRecords(t, c, want, 0, 1, 2, 3)
+		})
+	}
+}
+
+func leaderFirstIndex(n *craft.Node) (uint64, error) {
+	return n.FirstIndex()
+}
+
+func TestSubscribeLeader(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	l := c.WaitLeader()
+	var (
+		mu     sync.Mutex
+		events []consensus.LeaderEvent
+	)
+	f := (l + 1) % 3
+	cancel := c.Node(f).SubscribeLeader(func(ev consensus.LeaderEvent) {
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+	})
+	last := func() (consensus.LeaderEvent, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(events) == 0 {
+			return consensus.LeaderEvent{}, 0
+		}
+		return events[len(events)-1], len(events)
+	}
+	c.WaitFor("initial event", func() bool { ev, n := last(); return n > 0 && ev.Leader.ID == c.ID(l) })
+	if ev, _ := last(); ev.IsSelf {
+		t.Fatalf("follower got IsSelf")
+	}
+	if err := c.Node(l).TransferLeadership(ctxT(t), c.ID(f)); err != nil {
+		t.Fatalf("transfer: %v", err)
+	}
+	c.WaitFor("self event", func() bool { ev, _ := last(); return ev.IsSelf && ev.Leader.ID == c.ID(f) })
+	cancel()
+	cancel() // idempotent
+	_, n := last()
+	if err := c.Node(f).TransferLeadership(ctxT(t), ""); err != nil {
+		t.Fatalf("transfer: %v", err)
+	}
+	c.WaitFor("leadership moved", func() bool { return c.WaitLeader() != f })
+	if _, got := last(); got != n {
+		t.Fatalf("%d events after cancel", got-n)
+	}
+}
+
+func TestLinearizableRead(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	l := c.WaitLeader()
+	leader := c.Node(l)
+	for k := range 5 {
+		if _, err := leader.Propose(ctxT(t), fmt.Appendf(nil, "cmd-%d", k)); err != nil {
+			t.Fatal(err)
+		}
+		// First read of the term commits a barrier, later ones use ReadIndex.
+		for range 2 {
+			if err := leader.LinearizableRead(ctxT(t)); err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if got := c.List(l).Len(); got != k+1 {
+				t.Fatalf("after a linearizable read the leader has applied %d, want %d", got, k+1)
+			}
+		}
+	}
+	// An isolated leader cannot confirm its leadership.
+	c.Partition(l)
+	ctx, cancel := context.WithTimeout(context.Background(), 3e9)
+	defer cancel()
+	if err := leader.LinearizableRead(ctx); err == nil {
+		t.Fatalf("an isolated leader served a linearizable read")
+	}
+	c.Heal()
+}
+
+func TestClosedNode(t *testing.T) {
+	c := consensustest.NewCluster(t, 1, consensustest.Options{})
+	n := c.Node(c.WaitLeader())
+	if err := n.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if _, err := n.Propose(ctxT(t), []byte("x")); !errors.Is(err, consensus.ErrClosed) {
+		t.Fatalf("propose after close: %v", err)
+	}
+	if err := n.LinearizableRead(ctxT(t)); !errors.Is(err, consensus.ErrClosed) {
+		t.Fatalf("read after close: %v", err)
+	}
+	if _, err := n.Servers(ctxT(t)); !errors.Is(err, consensus.ErrClosed) {
+		t.Fatalf("servers after close: %v", err)
+	}
+	if st := n.Status(); st.State != "shutdown" {
+		t.Fatalf("state after close: %q", st.State)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
