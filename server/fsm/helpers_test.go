@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/storage"
@@ -89,18 +89,6 @@ func values(recs []Record) []string {
 	return out
 }
 
-// waitFor polls cond every few milliseconds until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // faultLog wraps a storage.Log: Append fails with appendErr once failAppends reaches zero, and
 // batches whose total size exceeds maxBatchBytes (when set) are refused with ErrTooLarge.
 type faultLog struct {
@@ -143,3 +131,6 @@ func (l *faultLog) Append(records ...[]byte) (uint64, error) {
 }
 
 var errDisk = errors.New("disk on fire")
+
+// newRand returns a deterministic random source for seed.
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
