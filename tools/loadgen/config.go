@@ -101,9 +101,11 @@ type Config struct {
 	// DrainTimeout bounds how long readers may keep reading after the producers stopped, to
 	// catch up with what was produced. Default DefaultDrainTimeout.
 	DrainTimeout time.Duration
-	// StallTimeout is how long a ModeStream stream may leave records unanswered before it is
-	// abandoned (its records count as failed) and reopened; unary and batch requests are bounded
-	// by the SDK's request timeout instead. Default DefaultStallTimeout.
+	// StallTimeout bounds the streams, which have no per-request deadline: a ModeStream produce
+	// stream that leaves records unanswered this long is abandoned (its records count as failed)
+	// and reopened, and so is a read stream that yields nothing this long while records it has
+	// not read are known to exist (one failure). Unary and batch requests are bounded by the
+	// SDK's request timeout instead. Default DefaultStallTimeout.
 	StallTimeout time.Duration
 
 	// MaxErrors stops the run with ErrTooManyErrors once requests failed this many times in

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,7 +55,7 @@ func (r *runner) unaryConsumer(ctx context.Context, c *client.Client, rec *laten
 			if r.fail(ctx, r.consume, 1, err) {
 				return
 			}
-			r.pause(ctx)
+			r.pause(ctx, nil)
 			continue
 		}
 		measured := !t0.Before(r.measure)
@@ -67,56 +68,105 @@ func (r *runner) unaryConsumer(ctx context.Context, c *client.Client, rec *laten
 	}
 }
 
+// Causes with which a stream reader ends one Client.Stream.
+var (
+	// errCaughtUp: the reader has read everything up to the final watermark.
+	errCaughtUp = errors.New("loadgen: stream reader caught up")
+	// errReadStalled: records were known to exist but none arrived within the stall timeout.
+	errReadStalled = errors.New("loadgen: read stream stalled: no record within the stall timeout")
+)
+
 // streamConsumer reads every record from the watermark's start through Client.Stream, reopening
-// the stream where it broke, until it has read up to the final watermark or ctx ends.
+// the stream where it broke or stalled, until it has read up to the final watermark or ctx ends.
 func (r *runner) streamConsumer(ctx context.Context, c *client.Client, rec *latency.Recorder) {
-	ctx, cancel := context.WithCancel(ctx)
 	var next atomic.Uint64 // next offset to read
 	next.Store(r.wm.start)
-	// A stream that has read everything blocks waiting for more: once the producers are done,
-	// end it if it is already caught up (otherwise the loop below ends it on the last record).
-	watcher := make(chan struct{})
-	go func() {
-		defer close(watcher)
-		select {
-		case <-r.wm.isFinal:
-			if high, _, _ := r.wm.state(); next.Load() >= high {
-				cancel()
-			}
-		case <-ctx.Done():
-		}
-	}()
 	defer func() {
-		cancel()
-		<-watcher
 		if high, _, _ := r.wm.state(); next.Load() < high {
 			r.stream.unread.Add(high - next.Load())
 		}
 	}()
-
-	caughtUp := func(n uint64) bool {
-		high, final, _ := r.wm.state()
-		return final && n >= high
+	for ctx.Err() == nil && !r.caughtUp(next.Load()) {
+		done, err := r.streamOnce(ctx, c, rec, &next)
+		if done {
+			return
+		}
+		if err != nil && r.fail(ctx, r.stream, 1, err) {
+			return
+		}
+		r.pause(ctx, nil)
 	}
-	for ctx.Err() == nil && !caughtUp(next.Load()) {
-		for got, err := range c.Stream(ctx, next.Load()) {
-			if err != nil {
-				if r.fail(ctx, r.stream, 1, err) {
+}
+
+// caughtUp reports whether a reader whose next offset is n has read everything it will read.
+func (r *runner) caughtUp(n uint64) bool {
+	high, final, _ := r.wm.state()
+	return final && n >= high
+}
+
+// streamOnce reads one Client.Stream from *next on. It returns done once the reader has caught
+// up with the final watermark; otherwise the error that ended the stream (ctx's when ctx ended,
+// errReadStalled after a stall).
+func (r *runner) streamOnce(ctx context.Context, c *client.Client, rec *latency.Recorder, next *atomic.Uint64) (done bool, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	var lastProgress atomic.Int64 // unix ns of the last record, or of the last check while caught up
+	lastProgress.Store(time.Now().UnixNano())
+	// The watcher ends the stream when it will yield nothing more: the producers are done and
+	// the reader is caught up (a tailing stream would otherwise wait forever), or it stalled.
+	watcher := make(chan struct{})
+	go func() {
+		defer close(watcher)
+		t := time.NewTicker(max(r.cfg.StallTimeout/4, time.Millisecond))
+		defer t.Stop()
+		isFinal := r.wm.isFinal
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-isFinal:
+				isFinal = nil
+				if r.caughtUp(next.Load()) {
+					cancel(errCaughtUp)
 					return
 				}
-				break
-			}
-			now := time.Now()
-			measured := !now.Before(r.measure)
-			if vd, sent := r.check(r.stream, got.Value); vd == valueOK && measured {
-				rec.Record(now.Sub(sent))
-			}
-			r.stream.done(1, len(got.Value), now, measured)
-			next.Store(got.Offset + 1)
-			if caughtUp(got.Offset + 1) {
-				return
+			case now := <-t.C:
+				if high, _, _ := r.wm.state(); next.Load() >= high {
+					lastProgress.Store(now.UnixNano()) // nothing to read yet: not a stall
+				} else if now.Sub(time.Unix(0, lastProgress.Load())) > r.cfg.StallTimeout {
+					cancel(errReadStalled)
+					return
+				}
 			}
 		}
-		r.pause(ctx)
+	}()
+	defer func() {
+		cancel(nil)
+		<-watcher
+	}()
+
+	var streamErr error
+	for got, err := range c.Stream(ctx, next.Load()) {
+		if err != nil {
+			streamErr = err
+			break
+		}
+		now := time.Now()
+		measured := !now.Before(r.measure)
+		if vd, sent := r.check(r.stream, got.Value); vd == valueOK && measured {
+			rec.Record(now.Sub(sent))
+		}
+		r.stream.done(1, len(got.Value), now, measured)
+		next.Store(got.Offset + 1)
+		lastProgress.Store(now.UnixNano())
+		if r.caughtUp(got.Offset + 1) {
+			return true, nil
+		}
 	}
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errCaughtUp):
+		return true, nil
+	case errors.Is(cause, errReadStalled):
+		return false, errReadStalled
+	}
+	return false, streamErr
 }

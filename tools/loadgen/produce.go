@@ -59,7 +59,7 @@ func (r *runner) unaryProducer(c *client.Client, rec *latency.Recorder) {
 			if r.fail(r.runCtx, r.produce, 1, err) {
 				return
 			}
-			r.pause(r.runCtx)
+			r.pause(r.runCtx, r.stop)
 			continue
 		}
 		r.wm.ack(off, 1)
@@ -140,7 +140,7 @@ func (r *runner) batchProducer(p *client.Producer, rec *latency.Recorder) {
 			if r.fail(r.runCtx, r.produce, 1, err) {
 				return
 			}
-			r.pause(r.runCtx)
+			r.pause(r.runCtx, r.stop)
 		}
 	}
 }

@@ -39,7 +39,7 @@ func (r *runner) streamProducer(c *client.Client, rec *latency.Recorder) {
 		if r.fail(r.runCtx, r.produce, max(n, 1), err) {
 			return
 		}
-		r.pause(r.runCtx)
+		r.pause(r.runCtx, r.stop)
 	}
 }
 

@@ -267,14 +267,14 @@ func (r *runner) fail(ctx context.Context, k *kind, n uint64, err error) bool {
 	return false
 }
 
-// pause waits errorPause, or less if ctx ends or the measured phase ends.
-func (r *runner) pause(ctx context.Context) {
+// pause waits errorPause, or less if ctx ends or stop is closed (nil: never).
+func (r *runner) pause(ctx context.Context, stop <-chan struct{}) {
 	t := time.NewTimer(errorPause)
 	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-ctx.Done():
-	case <-r.stop:
+	case <-stop:
 	}
 }
 

@@ -318,6 +318,33 @@ func TestRunAbandonsStalledStream(t *testing.T) {
 	}
 }
 
+func TestRunReopensStalledReadStream(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			log := fakelog.New()
+			p := newPayload(32)
+			for range 50 {
+				log.Append(p.value(time.Now()))
+			}
+			var streams atomic.Int32
+			log.StallConsumeStream = func() bool { return streams.Add(1) == 1 } // the first one hangs
+			cfg := testConfig(tr, serve(t, tr, log))
+			cfg.Producers = 0
+			cfg.StreamConsumers = 1
+			cfg.Records = 50
+			cfg.StallTimeout = 100 * time.Millisecond
+			res, err := Run(context.Background(), cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := res.Stream
+			if s.Records != 50 || s.Errors != 1 || s.ErrorSamples[errReadStalled.Error()] != 1 || s.Unread != 0 {
+				t.Fatalf("stream %+v", s)
+			}
+		})
+	}
+}
+
 func TestRunStopsAfterTooManyErrors(t *testing.T) {
 	for _, mode := range []Mode{ModeUnary, ModeBatch, ModeStream} {
 		t.Run(string(mode), func(t *testing.T) {

@@ -147,7 +147,7 @@ func parseFlags(args []string, stderr io.Writer) (loadgen.Config, options, error
 	fs.IntVar(&cfg.StreamConsumers, "stream-consumers", 0, "goroutines each reading every record back with a stream")
 	fs.Uint64Var(&cfg.From, "from", 0, "read-only runs: first offset to read (default: the log's start)")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", loadgen.DefaultDrainTimeout, "how long readers may catch up after producers stop")
-	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", loadgen.DefaultStallTimeout, "stream mode: abandon and reopen a stream that leaves records unanswered this long")
+	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", loadgen.DefaultStallTimeout, "abandon and reopen a produce stream that leaves records unanswered, or a read stream that yields nothing while records exist, this long")
 	fs.IntVar(&cfg.MaxErrors, "max-errors", loadgen.DefaultMaxErrors, "stop the run after this many failed requests (-1: never)")
 	fs.StringVar(&readPolicy, "read-from", "leader", "which servers serve reads: leader, followers or any")
 	fs.DurationVar(&requestTimeout, "request-timeout", 0, "per-request timeout of the SDK (0: the SDK's default)")

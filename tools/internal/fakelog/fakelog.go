@@ -43,6 +43,9 @@ type Log struct {
 	// receive its first record and then neither append nor answer until the client goes away,
 	// as a hung server would.
 	StallProduceStream func() bool
+	// StallConsumeStream, when it returns true for a new ConsumeStream, makes that stream send
+	// nothing until the client goes away.
+	StallConsumeStream func() bool
 	// OnConsume is called by Consume with the offset asked for, before it answers.
 	OnConsume func(offset uint64)
 }
@@ -151,6 +154,10 @@ func (l *Log) Consume(_ context.Context, req *logv1.ConsumeRequest) (*logv1.Cons
 
 // ConsumeStream sends every record from req.Offset on, then tails the log until ctx ends.
 func (l *Log) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, stream transport.ServerStream[logv1.ConsumeResponse]) error {
+	if l.StallConsumeStream != nil && l.StallConsumeStream() {
+		<-ctx.Done()
+		return nil
+	}
 	for off := req.GetOffset(); ; {
 		rec, changed, ok := l.record(off)
 		if !ok {
