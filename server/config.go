@@ -71,6 +71,20 @@ type Config struct {
 	ACLModelFile  string
 	ACLPolicyFile string
 
+	// GossipKey is the base64 AES key (16, 24 or 32 bytes) that encrypts Serf gossip; every
+	// member must use the same one (`commitlog tls gossip-key` makes one). Empty: plaintext.
+	GossipKey string
+	// GossipProfile selects Serf's timings: "lan" (default), "local" (one host or a fast
+	// network: faster failure detection) or "test".
+	GossipProfile string
+	// LeaveOnShutdown makes a graceful stop leave the cluster: the node leaves Serf and the
+	// leader removes it from Raft. Off by default, as for Consul servers, so that restarting a
+	// node never shrinks the quorum.
+	LeaveOnShutdown bool
+	// ReconcileInterval is how often the leader reconciles Raft with Serf without an event
+	// (default DefaultReconcileInterval).
+	ReconcileInterval time.Duration
+
 	// Sync is the commit log's fsync policy: "never" (the default, safe: Raft's own log is
 	// fsynced before every acknowledgement and replays what a crash loses), "interval", "always".
 	Sync string
@@ -119,6 +133,12 @@ func (c *Config) setDefaults() error {
 	if c.MaxRecordBytes == 0 {
 		c.MaxRecordBytes = DefaultMaxRecordBytes
 	}
+	if c.GossipProfile == "" {
+		c.GossipProfile = "lan"
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = DefaultReconcileInterval
+	}
 	if c.MaxConsumeWait == 0 {
 		c.MaxConsumeWait = DefaultMaxConsumeWait
 	}
@@ -146,6 +166,11 @@ func (c *Config) validate() error {
 	case TransportConnect, TransportGRPC:
 	default:
 		errs = append(errs, fmt.Errorf("transport %q: want %q or %q", c.Transport, TransportConnect, TransportGRPC))
+	}
+	switch c.GossipProfile {
+	case "lan", "local", "test":
+	default:
+		errs = append(errs, fmt.Errorf("gossip profile %q: want lan, local or test", c.GossipProfile))
 	}
 	switch c.Sync {
 	case "never", "interval", "always":

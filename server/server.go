@@ -22,6 +22,7 @@ import (
 	"github.com/commitlog-go/commitlog/authz/casbin"
 	"github.com/commitlog-go/commitlog/consensus"
 	craft "github.com/commitlog-go/commitlog/consensus/raft"
+	dserf "github.com/commitlog-go/commitlog/discovery/serf"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/storage/segment"
 	"github.com/commitlog-go/commitlog/transport"
@@ -57,6 +58,8 @@ type Server struct {
 	api     transport.Server
 	svc     *service
 	forward *forwarder
+	serf    *dserf.Membership
+	recon   *reconciler
 
 	stopping  chan struct{}
 	closeOnce sync.Once
@@ -173,7 +176,58 @@ func New(cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: api: %w", err)
 	}
+	if err := s.startMembership(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+var gossipProfiles = map[string]dserf.Timing{"lan": dserf.TimingLAN, "local": dserf.TimingLocal, "test": dserf.TimingTest}
+
+// startMembership starts Serf, advertising this node's Raft and API addresses, and the
+// reconciler that turns Serf's events into Raft membership changes on the leader.
+func (s *Server) startMembership() error {
+	s.recon = &reconciler{
+		self:     s.cfg.NodeName,
+		node:     s.node,
+		bounds:   s.forward.appliedIndexOf,
+		interval: s.cfg.ReconcileInterval,
+		logger:   s.cfg.Logger.With("component", "membership"),
+		kick:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+	}
+	advertise := ""
+	if s.cfg.AdvertiseHost != "" {
+		_, port, _ := net.SplitHostPort(s.cfg.BindAddr)
+		advertise = net.JoinHostPort(s.cfg.AdvertiseHost, port)
+	}
+	m, err := dserf.New(dserf.Config{
+		NodeName:       s.cfg.NodeName,
+		BindAddr:       s.cfg.BindAddr,
+		AdvertiseAddr:  advertise,
+		Tags:           map[string]string{tagRaftAddr: s.addr, tagRPCAddr: s.addr},
+		StartJoinAddrs: s.cfg.StartJoinAddrs,
+		EncryptKey:     s.cfg.GossipKey,
+		Handler:        s.recon,
+		Logger:         s.cfg.Logger.With("component", "gossip"),
+		Timing:         gossipProfiles[s.cfg.GossipProfile],
+	})
+	if err != nil {
+		return fmt.Errorf("server: gossip: %w", err)
+	}
+	s.serf = m
+	s.recon.members = m
+	s.svc.removed = s.recon.forget
+	s.recon.start()
+	return nil
+}
+
+// GossipAddr returns the address Serf gossips on.
+func (s *Server) GossipAddr() string {
+	if s.serf == nil {
+		return ""
+	}
+	return s.serf.LocalMember().Addr
 }
 
 // Addr returns the address of the API (and of Raft) as other nodes and clients reach it.
@@ -210,9 +264,11 @@ func (s *Server) Run(ctx context.Context) error {
 // shutdownTimeout bounds each step of a graceful stop.
 const shutdownTimeout = 5 * time.Second
 
-// shutdown stops gracefully: NOT_SERVING, leadership handed over, streams ended, then Close.
+// shutdown stops gracefully: NOT_SERVING, leadership handed over, (with LeaveOnShutdown) the
+// cluster left, streams ended, then Close.
 func (s *Server) shutdown() error {
 	s.api.SetHealth(transport.HealthNotServing)
+	s.recon.close()
 	if s.node.IsLeader() {
 		if servers, err := s.node.Servers(context.Background()); err == nil && len(servers) > 1 {
 			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
@@ -222,6 +278,13 @@ func (s *Server) shutdown() error {
 			cancel()
 		}
 	}
+	if s.cfg.LeaveOnShutdown {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		if err := s.serf.Leave(ctx); err != nil {
+			s.cfg.Logger.Warn("leaving the cluster failed", "err", err)
+		}
+		cancel()
+	}
 	return s.Close()
 }
 
@@ -230,6 +293,14 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stopping)
 		var errs []error
+		if s.recon != nil {
+			s.recon.close()
+		}
+		if s.serf != nil {
+			if err := s.serf.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close gossip: %w", err))
+			}
+		}
 		if s.api != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			if err := s.api.Stop(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

@@ -35,6 +35,12 @@ type testServer struct {
 
 func startServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
+	return startNode(t, cfg, true)
+}
+
+// startNode starts a server; with wantLeader it waits until the server leads.
+func startNode(t *testing.T, cfg Config, wantLeader bool) *testServer {
+	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
@@ -54,7 +60,9 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	ts := &testServer{Server: srv, done: make(chan error, 1), stop: cancel}
 	go func() { ts.done <- srv.Run(ctx) }()
 	t.Cleanup(func() { ts.shutdown(t) })
-	waitLeader(t, srv)
+	if wantLeader {
+		waitLeader(t, srv)
+	}
 	return ts
 }
 

@@ -20,6 +20,7 @@ type service struct {
 	forward *forwarder // nil: followers answer FailedPrecondition + NotLeader instead
 	cfg     *Config
 	stop    <-chan struct{} // closed when the server begins to stop; ends streams
+	removed func(id string) // told of servers an operator removed
 }
 
 var (
@@ -274,6 +275,9 @@ func (s *service) RemoveServer(ctx context.Context, req *logv1.RemoveServerReque
 	}
 	if err := s.node.RemoveServer(ctx, req.GetId()); err != nil {
 		return nil, toWire(err)
+	}
+	if s.removed != nil {
+		s.removed(req.GetId())
 	}
 	return &logv1.RemoveServerResponse{}, nil
 }

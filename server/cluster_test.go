@@ -1,0 +1,185 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// startCluster starts n in-process servers that form a cluster through Serf: the first
+// bootstraps, the others join it.
+func startCluster(t *testing.T, n int) []*testServer {
+	t.Helper()
+	nodes := make([]*testServer, 0, n)
+	for i := range n {
+		cfg := Config{NodeName: fmt.Sprintf("node-%d", i), GossipProfile: "test", ReconcileInterval: 100 * time.Millisecond}
+		if i > 0 {
+			cfg.StartJoinAddrs = []string{nodes[0].GossipAddr()}
+		}
+		nodes = append(nodes, startNode(t, cfg, i == 0))
+	}
+	waitFor(t, 30*time.Second, "every node is a voter of one cluster", func() bool {
+		for _, nd := range nodes {
+			servers, err := nd.node.Servers(context.Background())
+			if err != nil || len(servers) != n {
+				return false
+			}
+			for _, s := range servers {
+				if s.Suffrage != consensus.Voter {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	return nodes
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting until %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func leaderOf(t *testing.T, nodes []*testServer) *testServer {
+	t.Helper()
+	var leader *testServer
+	waitFor(t, 20*time.Second, "a leader is elected", func() bool {
+		for _, nd := range nodes {
+			if nd.node.IsLeader() {
+				leader = nd
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+func TestClusterFormsForwardsAndFailsOver(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx := ctxT(t, 90*time.Second)
+	leader := leaderOf(t, nodes)
+	var follower *testServer
+	for _, nd := range nodes {
+		if nd != leader {
+			follower = nd
+			break
+		}
+	}
+
+	// A produce sent to a follower is forwarded to the leader; reads right after an
+	// acknowledged produce succeed on every node (they wait for the record to be applied).
+	fc := newClient(t, TransportConnect, follower.Addr())
+	var acked []string
+	for i := range 20 {
+		v := fmt.Sprintf("v%d", i)
+		res, err := fc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte(v)}})
+		if err != nil {
+			t.Fatalf("Produce through follower: %v", err)
+		}
+		if res.GetOffset() != uint64(i) {
+			t.Fatalf("offset %d, want %d", res.GetOffset(), i)
+		}
+		acked = append(acked, v)
+		for _, nd := range nodes {
+			c := newClient(t, TransportConnect, nd.Addr())
+			rec, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: res.GetOffset()})
+			if err != nil || string(rec.GetRecord().GetValue()) != v {
+				t.Fatalf("read-after-ack on %s = %v, %v", nd.ID(), rec, err)
+			}
+		}
+	}
+
+	// A linearizable read on a follower is refused with the leader named.
+	_, err := fc.Consume(ctx, &logv1.ConsumeRequest{Offset: 0, Linearizable: true})
+	if nl, ok := transport.NotLeaderDetail(err); !ok || nl.LeaderID != leader.ID() || nl.LeaderAddr != leader.Addr() {
+		t.Fatalf("linearizable read on a follower: %v, want NotLeader naming %s", err, leader.ID())
+	}
+
+	// Stop the leader: a new one is elected, everything acknowledged is still there, and new
+	// produces continue at the next offset.
+	leader.shutdown(t)
+	var rest []*testServer
+	for _, nd := range nodes {
+		if nd != leader {
+			rest = append(rest, nd)
+		}
+	}
+	newLeader := leaderOf(t, rest)
+	c := newClient(t, TransportGRPC, newLeader.Addr())
+	res, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("after")}})
+	if err != nil || res.GetOffset() != uint64(len(acked)) {
+		t.Fatalf("Produce on the new leader = %v, %v; want offset %d", res, err, len(acked))
+	}
+	acked = append(acked, "after")
+	for _, nd := range rest {
+		checkLog(t, nd, acked)
+	}
+}
+
+// checkLog asserts nd serves exactly want at offsets 0.. (waiting for it to apply them).
+func checkLog(t *testing.T, nd *testServer, want []string) {
+	t.Helper()
+	c := newClient(t, TransportConnect, nd.Addr())
+	ctx := ctxT(t, 30*time.Second)
+	for off, v := range want {
+		rec, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: uint64(off)})
+		if err != nil || string(rec.GetRecord().GetValue()) != v {
+			t.Fatalf("%s offset %d = %v, %v; want %q", nd.ID(), off, rec, err, v)
+		}
+	}
+	b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{})
+	if err != nil || b.GetNextOffset() != uint64(len(want)) {
+		t.Fatalf("%s bounds = %v, %v; want next %d (no extra records)", nd.ID(), b, err, len(want))
+	}
+}
+
+func TestClusterLeaveAndRemove(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := leaderOf(t, nodes)
+	var a, b *testServer
+	for _, nd := range nodes {
+		if nd == leader {
+			continue
+		}
+		if a == nil {
+			a = nd
+		} else {
+			b = nd
+		}
+	}
+	ctx := ctxT(t, 60*time.Second)
+
+	// A node that leaves gracefully is removed from Raft by the leader.
+	a.cfg.LeaveOnShutdown = true
+	a.shutdown(t)
+	waitFor(t, 20*time.Second, "the leaving node is removed from raft", func() bool {
+		servers, err := leader.node.Servers(ctx)
+		return err == nil && len(servers) == 2
+	})
+
+	// An operator removes a live node: it is not added back by the reconciler.
+	lc := newClient(t, TransportConnect, leader.Addr())
+	if _, err := lc.RemoveServer(ctx, &logv1.RemoveServerRequest{Id: b.ID()}); err != nil {
+		t.Fatalf("RemoveServer: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond) // several reconcile intervals
+	servers, err := leader.node.Servers(ctx)
+	if err != nil || len(servers) != 1 {
+		t.Fatalf("after remove: servers = %v, %v; want only the leader", servers, err)
+	}
+	if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("alone")}}); err != nil {
+		t.Fatalf("Produce on a one-node cluster: %v", err)
+	}
+}

@@ -1,0 +1,201 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/discovery"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// Serf tags a node advertises.
+const (
+	tagRaftAddr = "raft_addr"
+	tagRPCAddr  = "rpc_addr"
+)
+
+// Membership defaults.
+const (
+	// DefaultReconcileInterval is how often the leader reconciles Raft's configuration with
+	// Serf's members even when no event arrived (a join seen while there was no leader, a
+	// non-voter that caught up since).
+	DefaultReconcileInterval = 2 * time.Second
+	// promoteLag is how many Raft entries a non-voter may be behind the leader's commit index
+	// and still be promoted to voter.
+	promoteLag = 256
+)
+
+// reconciler makes Raft's configuration follow Serf's membership, on the leader only (Serf
+// only suggests; Raft decides): an alive member that is not in the configuration is added as a
+// non-voter, a non-voter that has caught up is promoted, a member that left gracefully is
+// removed. A failed member is never removed automatically: that is the operator's call
+// (`commitlog cluster remove`), so a partition can never shrink the quorum by itself.
+//
+// It runs on every Serf event, on every leadership change (so a join seen while there was no
+// leader is not lost) and every interval.
+type reconciler struct {
+	self     string
+	node     consensus.Consensus
+	members  discovery.Membership
+	bounds   func(ctx context.Context, rpcAddr string) (appliedIndex uint64, err error)
+	interval time.Duration
+	logger   *slog.Logger
+
+	mu      sync.Mutex
+	removed map[string]bool // removed by an operator while alive in Serf: not re-added
+
+	kick chan struct{}
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// HandleEvent implements discovery.Handler: it only wakes the loop, so Serf is never blocked.
+func (r *reconciler) HandleEvent(discovery.Event) { r.trigger() }
+
+func (r *reconciler) trigger() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *reconciler) start() {
+	cancel := r.node.SubscribeLeader(func(consensus.LeaderEvent) { r.trigger() })
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer cancel()
+		t := time.NewTicker(r.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-r.stop:
+				return
+			case <-r.kick:
+			case <-t.C:
+			}
+			if !r.node.IsLeader() || r.members == nil {
+				continue
+			}
+			ctx, cancelCtx := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := r.reconcile(ctx); err != nil && !errors.Is(err, consensus.ErrNotLeader) {
+				r.logger.Warn("membership reconcile failed", "err", err)
+			}
+			cancelCtx()
+		}
+	}()
+}
+
+// close stops the loop and waits for it. Idempotent.
+func (r *reconciler) close() {
+	r.once.Do(func() {
+		close(r.stop)
+		r.wg.Wait()
+	})
+}
+
+// forget marks a server an operator removed, so that reconcile does not add it back while it is
+// still alive in Serf. The mark is kept in memory on this node only and is dropped once the
+// member leaves or fails; the removed node should be stopped.
+func (r *reconciler) forget(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.removed == nil {
+		r.removed = map[string]bool{}
+	}
+	r.removed[id] = true
+}
+
+func (r *reconciler) isRemoved(m discovery.Member) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m.Status != discovery.StatusAlive {
+		delete(r.removed, m.Name)
+	}
+	return r.removed[m.Name]
+}
+
+// reconcile runs one pass. Leader only.
+func (r *reconciler) reconcile(ctx context.Context) error {
+	servers, err := r.node.Servers(ctx)
+	if err != nil {
+		return err
+	}
+	inRaft := make(map[string]consensus.ServerStatus, len(servers))
+	for _, s := range servers {
+		inRaft[s.ID] = s
+	}
+	var errs []error
+	for _, m := range r.members.Members() {
+		if m.Name == r.self || r.isRemoved(m) {
+			continue
+		}
+		raftAddr := m.Tags[tagRaftAddr]
+		srv, known := inRaft[m.Name]
+		switch m.Status {
+		case discovery.StatusAlive:
+			if raftAddr == "" {
+				continue // not a commitlog server
+			}
+			switch {
+			case !known || srv.Address != raftAddr:
+				r.logger.Info("adding server as non-voter", "id", m.Name, "raft_addr", raftAddr)
+				if err := r.node.AddNonvoter(ctx, m.Name, raftAddr); err != nil {
+					errs = append(errs, fmt.Errorf("add %s: %w", m.Name, err))
+					continue
+				}
+				r.trigger() // check promotion soon
+			case srv.Suffrage == consensus.Nonvoter:
+				if err := r.promote(ctx, m); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		case discovery.StatusLeft:
+			if known {
+				r.logger.Info("removing server that left", "id", m.Name)
+				if err := r.node.RemoveServer(ctx, m.Name); err != nil {
+					errs = append(errs, fmt.Errorf("remove %s: %w", m.Name, err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// promote makes a non-voter a voter once its state machine has applied up to (nearly) the
+// leader's commit index, so that adding its vote never makes the quorum wait for a laggard.
+func (r *reconciler) promote(ctx context.Context, m discovery.Member) error {
+	applied, err := r.bounds(ctx, m.Tags[tagRPCAddr])
+	if err != nil {
+		return fmt.Errorf("ask %s how far it is: %w", m.Name, err)
+	}
+	commit := r.node.Status().CommitIndex
+	if applied+promoteLag < commit {
+		r.logger.Debug("non-voter still catching up", "id", m.Name, "applied", applied, "commit", commit)
+		return nil
+	}
+	r.logger.Info("promoting caught-up server to voter", "id", m.Name, "applied", applied, "commit", commit)
+	if err := r.node.AddVoter(ctx, m.Name, m.Tags[tagRaftAddr]); err != nil {
+		return fmt.Errorf("promote %s: %w", m.Name, err)
+	}
+	return nil
+}
+
+// appliedIndexOf asks the server at rpcAddr how far its state machine has applied.
+func (f *forwarder) appliedIndexOf(ctx context.Context, rpcAddr string) (uint64, error) {
+	c, err := f.client(rpcAddr)
+	if err != nil {
+		return 0, err
+	}
+	b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{})
+	if err != nil {
+		return 0, err
+	}
+	return b.GetAppliedIndex(), nil
+}
