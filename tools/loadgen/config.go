@@ -108,8 +108,10 @@ type Config struct {
 	// SDK's request timeout instead. Default DefaultStallTimeout.
 	StallTimeout time.Duration
 
-	// MaxErrors stops the run with ErrTooManyErrors once requests failed this many times in
-	// total. Default DefaultMaxErrors; negative: never stop for errors.
+	// MaxErrors stops the run with ErrTooManyErrors once requests failed more than this many
+	// times in total. Default DefaultMaxErrors; negative: never stop for errors (a run bounded
+	// only by Records then keeps retrying its readers against a cluster that keeps failing, until
+	// its context ends).
 	MaxErrors int
 	// ProgressInterval is the period of the progress lines written to Run's out. Default
 	// DefaultProgress; negative: no progress lines.

@@ -97,15 +97,17 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if cfg.readOnly() {
 		// Readers stop at the end of the measured phase or once they have read the range.
 		stopWatch := make(chan struct{})
-		go func() {
+		var watcher sync.WaitGroup
+		watcher.Go(func() {
 			select {
 			case <-r.stop:
 				cancelRead()
 			case <-stopWatch:
 			}
-		}()
+		})
 		readers.Wait()
 		close(stopWatch)
+		watcher.Wait()
 	} else {
 		if err := r.runProducers(); err != nil {
 			r.endPhase()
