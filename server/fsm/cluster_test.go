@@ -42,7 +42,7 @@ func proposeBatches(t *testing.T, c *fsmCluster, l *ledger, prefix string, count
 func TestClusterReplicatesAtTheSameOffsets(t *testing.T) {
 	c := newFSMCluster(t, 3, clusterOpts{})
 	l := newLedger()
-	leader := c.WaitLeader()
+	c.WaitLeader()
 	next := proposeBatches(t, c, l, "a", 20, 0)
 	recs := c.checkInvariants(l)
 	if uint64(len(recs)) != next {
@@ -50,7 +50,7 @@ func TestClusterReplicatesAtTheSameOffsets(t *testing.T) {
 	}
 
 	// Reads on a follower: the record is there once applied (Read waits for it).
-	leader = c.WaitLeader()
+	leader := c.WaitLeader()
 	follower := (leader + 1) % 3
 	r, err := c.fsm(follower).Read(t.Context(), next-1)
 	if err != nil || r.Offset != next-1 {
