@@ -103,6 +103,9 @@ type ServerConfig struct {
 	Intercept Interceptor
 	// Logger receives the server's background events. Default: discards.
 	Logger *slog.Logger
+	// Telemetry, when set, traces and measures every Log and Cluster call
+	// (not health checks or reflection) with OpenTelemetry. Nil: none.
+	Telemetry *Telemetry
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.
@@ -173,6 +176,10 @@ type ClientConfig struct {
 	KeepaliveTime time.Duration
 	// KeepaliveTimeout is how long the client waits for the ping answer. Zero: 10s.
 	KeepaliveTimeout time.Duration
+	// Telemetry, when set, traces and measures every call with
+	// OpenTelemetry and sends the caller's trace context to the server.
+	// Nil: none.
+	Telemetry *Telemetry
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.

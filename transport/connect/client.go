@@ -111,6 +111,13 @@ func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, erro
 	default:
 		return nil, fmt.Errorf("%w: unknown protocol %d", transport.ErrInvalidConfig, int(p))
 	}
+	if cfg.Telemetry != nil {
+		ic, err := newOtelInterceptor(cfg.Telemetry, false)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, connect.WithInterceptors(ic))
+	}
 	hc := &http.Client{Transport: tr}
 	return &Client{
 		closed:  lifecycle.NewStopper(),

@@ -18,6 +18,7 @@ package connect
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -28,6 +29,7 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	"connectrpc.com/otelconnect"
 
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -53,6 +55,7 @@ type Server struct {
 	http    *http.Server
 	health  *grpchealth.StaticChecker
 	stopper *lifecycle.Stopper
+	otel    connect.Interceptor // nil without ServerConfig.Telemetry
 
 	mu      sync.Mutex
 	serving bool
@@ -78,6 +81,13 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 		health:  grpchealth.NewStaticChecker(services[1:]...),
 		stopper: lifecycle.NewStopper(),
 		stopped: make(chan struct{}),
+	}
+	if cfg.Telemetry != nil {
+		ic, err := newOtelInterceptor(cfg.Telemetry, true)
+		if err != nil {
+			return nil, err
+		}
+		s.otel = ic
 	}
 	s.http = &http.Server{
 		Handler:           s.Handler(),
@@ -110,8 +120,13 @@ func (s *Server) Handler() http.Handler {
 		connect.WithReadMaxBytes(s.cfg.MaxMessageBytes),
 		connect.WithSendMaxBytes(s.cfg.MaxMessageBytes + transport.ResponseOverhead),
 		connect.WithCompressMinBytes(s.cfg.CompressMinBytes),
-		connect.WithInterceptors(interceptor{s}),
 	}
+	if s.otel != nil {
+		// Outermost, so spans and metrics see what the client sees (the
+		// interception hook's refusals included).
+		opts = append(opts, connect.WithInterceptors(s.otel))
+	}
+	opts = append(opts, connect.WithInterceptors(interceptor{s}))
 	mux := http.NewServeMux()
 	mux.Handle(logv1connect.NewLogHandler(logHandler{svc: s.cfg.Log}, opts...))
 	if s.cfg.Cluster != nil {
@@ -368,4 +383,23 @@ func (h clusterHandler) RemoveServer(ctx context.Context, req *connect.Request[l
 
 func (h clusterHandler) TransferLeadership(ctx context.Context, req *connect.Request[logv1.TransferLeadershipRequest]) (*connect.Response[logv1.TransferLeadershipResponse], error) {
 	return handle(ctx, h.svc.TransferLeadership, req)
+}
+
+// newOtelInterceptor builds the otelconnect interceptor t describes;
+// server says whether t's PublicEndpoint applies.
+func newOtelInterceptor(t *transport.Telemetry, server bool) (connect.Interceptor, error) {
+	tp, mp, prop := t.Providers()
+	opts := []otelconnect.Option{
+		otelconnect.WithTracerProvider(tp),
+		otelconnect.WithMeterProvider(mp),
+		otelconnect.WithPropagator(prop),
+	}
+	if !server || !t.PublicEndpoint {
+		opts = append(opts, otelconnect.WithTrustRemote())
+	}
+	ic, err := otelconnect.NewInterceptor(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: telemetry: %w", transport.ErrInvalidConfig, err)
+	}
+	return ic, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	ggrpc "google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -42,7 +43,7 @@ func NewClient(addr string, cfg ClientConfig) (transport.Client, error) {
 	if cfg.TLS != nil {
 		creds = credentials.NewTLS(cfg.TLS)
 	}
-	conn, err := ggrpc.NewClient("passthrough:///"+addr,
+	opts := []ggrpc.DialOption{
 		ggrpc.WithTransportCredentials(creds),
 		ggrpc.WithDefaultCallOptions(
 			ggrpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes+transport.ResponseOverhead),
@@ -53,7 +54,11 @@ func NewClient(addr string, cfg ClientConfig) (transport.Client, error) {
 			Timeout:             cfg.KeepaliveTimeout,
 			PermitWithoutStream: true,
 		}),
-	)
+	}
+	if cfg.Telemetry != nil {
+		opts = append(opts, ggrpc.WithStatsHandler(otelgrpc.NewClientHandler(otelOptions(cfg.Telemetry, false)...)))
+	}
+	conn, err := ggrpc.NewClient("passthrough:///"+addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("transport/grpc: client for %q: %w", addr, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"sync"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	ggrpc "google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/stats"
 
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -73,6 +75,9 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, ggrpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	if cfg.Telemetry != nil {
+		opts = append(opts, ggrpc.StatsHandler(otelgrpc.NewServerHandler(otelOptions(cfg.Telemetry, true)...)))
 	}
 	s.gs = ggrpc.NewServer(opts...)
 	logv1.RegisterLogServer(s.gs, logServer{svc: cfg.Log})
@@ -268,4 +273,21 @@ func (c clusterServer) RemoveServer(ctx context.Context, req *logv1.RemoveServer
 
 func (c clusterServer) TransferLeadership(ctx context.Context, req *logv1.TransferLeadershipRequest) (*logv1.TransferLeadershipResponse, error) {
 	return c.svc.TransferLeadership(ctx, req)
+}
+
+// otelOptions translates t into otelgrpc options. Only log.v1 calls are
+// instrumented (not health checks or reflection); server says whether t's
+// PublicEndpoint applies.
+func otelOptions(t *transport.Telemetry, server bool) []otelgrpc.Option {
+	tp, mp, prop := t.Providers()
+	opts := []otelgrpc.Option{
+		otelgrpc.WithTracerProvider(tp),
+		otelgrpc.WithMeterProvider(mp),
+		otelgrpc.WithPropagators(prop),
+		otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool { return ours(info.FullMethodName) }),
+	}
+	if server && t.PublicEndpoint {
+		opts = append(opts, otelgrpc.WithPublicEndpoint())
+	}
+	return opts
 }

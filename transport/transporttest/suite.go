@@ -57,6 +57,7 @@ func Run(t *testing.T, h Harness) {
 		{"StopIdempotent", testStopIdempotent},
 		{"ClientClose", testClientClose},
 		{"SeedWire", testSeedWire},
+		{"Telemetry", testTelemetry},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
