@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 
 	hraft "github.com/hashicorp/raft"
@@ -82,9 +81,6 @@ type fsm struct {
 
 	applied atomic.Uint64 // last entry index the StateMachine applied (or restored)
 
-	mu       sync.Mutex
-	advanced chan struct{} // closed and replaced whenever applied advances
-
 	entries []consensus.Entry // reused across batches (FSM goroutine only)
 	pos     []int
 }
@@ -92,23 +88,10 @@ type fsm struct {
 var _ hraft.BatchingFSM = (*fsm)(nil)
 
 func newFSM(sm consensus.StateMachine, maxManifest int) *fsm {
-	return &fsm{sm: sm, maxManifest: maxManifest, advanced: make(chan struct{})}
+	return &fsm{sm: sm, maxManifest: maxManifest}
 }
 
-func (f *fsm) setApplied(index uint64) {
-	f.applied.Store(index)
-	f.mu.Lock()
-	close(f.advanced)
-	f.advanced = make(chan struct{})
-	f.mu.Unlock()
-}
-
-// waitCh returns a channel closed at the next advance of the applied index.
-func (f *fsm) waitCh() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.advanced
-}
+func (f *fsm) setApplied(index uint64) { f.applied.Store(index) }
 
 // ApplyBatch hands the command entries of logs to the StateMachine as one batch.
 func (f *fsm) ApplyBatch(logs []*hraft.Log) []any {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/consensus/consensustest"
@@ -260,7 +261,6 @@ func TestLinearizableRead(t *testing.T) {
 		if _, err := leader.Propose(ctxT(t), fmt.Appendf(nil, "cmd-%d", k)); err != nil {
 			t.Fatal(err)
 		}
-		// First read of the term commits a barrier, later ones use ReadIndex.
 		for range 2 {
 			if err := leader.LinearizableRead(ctxT(t)); err != nil {
 				t.Fatalf("read: %v", err)
@@ -270,12 +270,34 @@ func TestLinearizableRead(t *testing.T) {
 			}
 		}
 	}
-	// An isolated leader cannot confirm its leadership.
+	// Concurrent reads share barriers and all see what was applied before they began.
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if err := leader.LinearizableRead(ctxT(t)); err != nil {
+				t.Errorf("concurrent read: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+
+	// Once the majority has elected a new leader and committed a write, the old leader must
+	// not serve a linearizable read.
 	c.Partition(l)
-	ctx, cancel := context.WithTimeout(context.Background(), 3e9)
+	var majority []int
+	for i := range 3 {
+		if i != l {
+			majority = append(majority, i)
+		}
+	}
+	nl := c.WaitLeader(majority...)
+	if _, err := c.Node(nl).Propose(ctxT(t), []byte("on the new leader")); err != nil {
+		t.Fatalf("propose on the new leader: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := leader.LinearizableRead(ctx); err == nil {
-		t.Fatalf("an isolated leader served a linearizable read")
+		t.Fatalf("the partitioned old leader served a linearizable read")
 	}
 	c.Heal()
 }
@@ -308,4 +330,40 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestCloseWithProposalsInFlight: Close releases every blocked Propose, even those without a
+// deadline, with a result or an error that says whether the outcome is known.
+func TestCloseWithProposalsInFlight(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	l := c.WaitLeader()
+	n := c.Node(l)
+	var wg sync.WaitGroup
+	started := make(chan struct{}, 16)
+	errs := make(chan error, 16*1000)
+	for w := range 16 {
+		wg.Go(func() {
+			started <- struct{}{}
+			for k := range 1000 {
+				_, err := n.Propose(context.Background(), fmt.Appendf(nil, "w%d-%d", w, k))
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for range 16 {
+		<-started
+	}
+	c.WaitFor("some proposals applied", func() bool { return c.List(l).Len() > 50 })
+	c.Stop(l)
+	wg.Wait() // must return: Close releases every waiter
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, consensus.ErrClosed) && !errors.Is(err, consensus.ErrOutcomeUnknown) &&
+			!errors.Is(err, consensus.ErrNotLeader) && !errors.Is(err, consensus.ErrNoLeader) {
+			t.Fatalf("propose during close: %v", err)
+		}
+	}
 }

@@ -34,13 +34,12 @@ type Node struct {
 	// closers run after raft has shut down, in order (network transport, log store).
 	closers []func() error
 
-	// readTerm is the term in which this node, as leader, last committed a barrier: from then
-	// on in that term its commit index is current (see LinearizableRead).
-	readTerm atomic.Uint64
+	reads readBatcher
 
 	leaders *leaderWatch
 
 	closing   atomic.Bool
+	done      chan struct{} // closed when Close starts
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -59,7 +58,7 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, fsm: newFSM(sm, cfg.MaxManifestSize)}
+	n := &Node{cfg: cfg, fsm: newFSM(sm, cfg.MaxManifestSize), done: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -174,11 +173,13 @@ func (n *Node) runClosers() error {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.closing.Store(true)
+		close(n.done)
 		var errs []error
 		if err := n.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("consensus/raft: shutdown: %w", err))
 		}
 		n.leaders.close()
+		n.reads.wait()
 		if err := n.runClosers(); err != nil {
 			errs = append(errs, fmt.Errorf("consensus/raft: close: %w", err))
 		}
@@ -234,25 +235,28 @@ func enqueueTimeout(ctx context.Context) (time.Duration, error) {
 	return d, nil
 }
 
-// await waits for f while honouring ctx. done reports whether f resolved; when ctx ends first,
-// err is ctx.Err(). The goroutine that waits on f ends when raft resolves it, at the latest
-// when raft shuts down (Close), which resolves every pending future.
-func await(ctx context.Context, f hraft.Future) (done bool, err error) {
-	if ctx.Done() == nil {
-		return true, f.Error()
-	}
+// await waits for f while honouring ctx and Close. done reports whether f resolved; when ctx
+// ends first, err is ctx.Err(); when the Node closes first, err is ErrClosed. The goroutine
+// that waits on f ends when raft resolves it. raft resolves every future it dequeued when it
+// shuts down, except (hashicorp/raft v1.8.0) those of entries already committed and queued for
+// the FSM goroutine when it stops: their waiters are released by the Node's close instead, and
+// the waiting goroutine is left to the process (it holds nothing but the future).
+func (n *Node) await(ctx context.Context, f hraft.Future) (done bool, err error) {
 	ch := make(chan error, 1)
 	go func() { ch <- f.Error() }()
 	select {
 	case err := <-ch:
 		return true, err
 	case <-ctx.Done():
-		select {
-		case err := <-ch:
-			return true, err
-		default:
-			return false, ctx.Err()
-		}
+		err = ctx.Err()
+	case <-n.done:
+		err = consensus.ErrClosed
+	}
+	select {
+	case err := <-ch:
+		return true, err
+	default:
+		return false, err
 	}
 }
 
@@ -268,8 +272,11 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 		return nil, err
 	}
 	f := n.raft.Apply(cmd, timeout)
-	done, err := await(ctx, f)
+	done, err := n.await(ctx, f)
 	if !done {
+		if errors.Is(err, consensus.ErrClosed) {
+			return nil, fmt.Errorf("%w: %w", consensus.ErrClosed, consensus.ErrOutcomeUnknown)
+		}
 		return nil, fmt.Errorf("%w (%v)", consensus.ErrOutcomeUnknown, err)
 	}
 	if err != nil {
@@ -279,64 +286,6 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (any, error) {
 		return nil, n.mapErr(err, true)
 	}
 	return f.Response(), nil
-}
-
-// LinearizableRead returns nil once this node has confirmed it is the leader after the call
-// began and its StateMachine has applied every entry committed before that.
-//
-// How: hashicorp/raft has no ReadIndex, so this is ReadIndex on top of it. The first read in
-// a term commits a Barrier (a no-op entry): committing an entry of the current term proves
-// leadership and makes the commit index current (a new leader's commit index may lag until it
-// commits an entry of its own term), and raft answers it once the StateMachine has applied
-// everything before it. Later reads in the same term skip the log write: they note the commit
-// index c, confirm leadership with a heartbeat round to a quorum (VerifyLeader), then wait
-// until the StateMachine has applied through c. A Barrier per read would also be correct but
-// costs a replicated, fsynced log write per read.
-func (n *Node) LinearizableRead(ctx context.Context) error {
-	if n.closing.Load() {
-		return consensus.ErrClosed
-	}
-	timeout, err := enqueueTimeout(ctx)
-	if err != nil {
-		return err
-	}
-	term := n.raft.CurrentTerm()
-	if n.readTerm.Load() != term {
-		return n.barrier(ctx, timeout, term)
-	}
-	c := n.raft.CommitIndex()
-	done, err := await(ctx, n.raft.VerifyLeader())
-	if !done {
-		return err
-	}
-	if err != nil {
-		return n.mapErr(err, false)
-	}
-	return n.waitApplied(ctx, c)
-}
-
-// waitApplied waits until the StateMachine has applied through index c. Progress of the
-// StateMachine is signalled; progress over entries it never sees (no-ops, barriers) is not,
-// so the wait also re-checks on a short backoff.
-func (n *Node) waitApplied(ctx context.Context, c uint64) error {
-	for delay := 100 * time.Microsecond; ; delay = min(2*delay, n.cfg.CommitTimeout) {
-		ch := n.fsm.waitCh()
-		if n.appliedIndex() >= c {
-			return nil
-		}
-		if n.closing.Load() {
-			return consensus.ErrClosed
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ch:
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
-		t.Stop()
-	}
 }
 
 // appliedIndex returns the index through which the StateMachine has applied the log. raft
@@ -363,23 +312,6 @@ func (n *Node) appliedIndex() uint64 {
 	return a
 }
 
-func (n *Node) barrier(ctx context.Context, timeout time.Duration, term uint64) error {
-	done, err := await(ctx, n.raft.Barrier(timeout))
-	if !done {
-		return err
-	}
-	if err != nil {
-		if errors.Is(err, hraft.ErrEnqueueTimeout) && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return n.mapErr(err, false)
-	}
-	if n.raft.CurrentTerm() == term {
-		n.readTerm.Store(term)
-	}
-	return nil
-}
-
 // Leader returns the leader as this node knows it; ok is false when unknown.
 func (n *Node) Leader() (consensus.Server, bool) { return n.leader() }
 
@@ -402,7 +334,7 @@ func (n *Node) Servers(ctx context.Context) ([]consensus.ServerStatus, error) {
 		return nil, consensus.ErrClosed
 	}
 	f := n.raft.GetConfiguration()
-	done, err := await(ctx, f)
+	done, err := n.await(ctx, f)
 	if !done {
 		return nil, err
 	}
@@ -468,8 +400,11 @@ func (n *Node) membership(ctx context.Context, op func(timeout time.Duration) hr
 	if err != nil {
 		return err
 	}
-	done, err := await(ctx, op(timeout))
+	done, err := n.await(ctx, op(timeout))
 	if !done {
+		if errors.Is(err, consensus.ErrClosed) {
+			return fmt.Errorf("%w: %w", consensus.ErrClosed, consensus.ErrOutcomeUnknown)
+		}
 		return fmt.Errorf("%w (%v)", consensus.ErrOutcomeUnknown, err)
 	}
 	if err != nil {
@@ -517,7 +452,7 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 		f = n.raft.LeadershipTransfer()
 	} else {
 		cf := n.raft.GetConfiguration()
-		done, err := await(ctx, cf)
+		done, err := n.await(ctx, cf)
 		if !done {
 			return err
 		}
@@ -535,7 +470,7 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 		}
 		f = n.raft.LeadershipTransferToServer(hraft.ServerID(id), addr)
 	}
-	done, err := await(ctx, f)
+	done, err := n.await(ctx, f)
 	if !done {
 		return err
 	}
