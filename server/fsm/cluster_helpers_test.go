@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sync"
 	"testing"
@@ -36,6 +37,8 @@ type clusterOpts struct {
 	segmentBytes int64
 	// raft adjusts every node's consensus/raft Config.
 	raft func(c *craft.Config)
+	// logger receives every node's logs (default: discarded).
+	logger *slog.Logger
 }
 
 // fsmCluster is a consensustest.Cluster of nodes running the FSM over storage/segment.
@@ -75,6 +78,7 @@ func newFSMCluster(t *testing.T, n int, o clusterOpts) *fsmCluster {
 			}
 		},
 		WaitTimeout: 30 * time.Second,
+		Logger:      o.logger,
 	})
 	return c
 }
