@@ -12,7 +12,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 tool = $(shell GOWORK=off $(GO) -C buildtools tool -n $(1))
 BENCHTIME ?= 2s
 
-.PHONY: all build run test lint fmt vet staticcheck generate check-generate tidy bench clean
+.PHONY: all build run cluster test lint fmt vet staticcheck generate check-generate tidy bench certs clean
 
 all: lint test build
 
@@ -25,6 +25,10 @@ build:
 ## run: a single-node server on loopback, data under ./data
 run: build
 	bin/commitlog serve --data-dir "$(DATA_DIR)"
+
+## cluster: three local nodes (API on 127.0.0.1:8400, 8410, 8420); Ctrl-C stops them
+cluster: build
+	bash scripts/cluster.sh
 
 ## test: every module's tests, with the race detector
 test:
@@ -62,6 +66,15 @@ tidy:
 bench:
 	cd storage && $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./segment/
 	cd consensus && $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./raft/
+
+## certs: the seed's mTLS set and ACL files in ./.config (CA, server for localhost/127.0.0.1, root and nobody clients); overwrites
+certs: build
+	mkdir -p .config
+	bin/commitlog tls ca create --dir .config --name-prefix "" --force
+	bin/commitlog tls cert create --server --dir .config --name-prefix "" --force
+	bin/commitlog tls cert create --client --cn root --dir .config --name-prefix "" --force
+	bin/commitlog tls cert create --client --cn nobody --dir .config --name-prefix "" --force
+	cp authz/casbin/testdata/seed/model.conf authz/casbin/testdata/seed/policy.csv .config/
 
 clean:
 	rm -rf bin

@@ -48,6 +48,8 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "peer-tls-cert-file", EnvVars: env("peer-tls-cert-file"), Usage: "peer certificate for Raft traffic (PEM)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "peer-tls-key-file", EnvVars: env("peer-tls-key-file"), Usage: "peer key for Raft traffic (PEM)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "peer-tls-ca-file", EnvVars: env("peer-tls-ca-file"), Usage: "CA that peer certificates must chain to"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "peer-tls-server-name", EnvVars: env("peer-tls-server-name"),
+			Usage: "name verified in dialed peers' certificates, e.g. " + DefaultPeerServerName + " (default: the host of the peer's address)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "sync", Value: "never", EnvVars: env("sync"),
 			Usage: "commit-log fsync policy: never (safe: Raft's log is fsynced before every acknowledgement), interval, always"}),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "segment-bytes", Value: server.DefaultSegmentBytes, EnvVars: env("segment-bytes"),
@@ -121,6 +123,9 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 		RetentionBytes: c.Int64("retention-bytes"),
 		RetentionAge:   c.Duration("retention-age"),
 		Logger:         logger,
+	}
+	if err := serveTLSFromFlags(c).apply(&cfg); err != nil {
+		return server.Config{}, err
 	}
 	return cfg, nil
 }

@@ -2,14 +2,146 @@ package cli
 
 import (
 	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/commitlog-go/commitlog/server"
+	"github.com/commitlog-go/commitlog/server/tlsutil"
 )
 
-// clientTLS builds the client's TLS configuration from the client flags; nil means plaintext.
+// clientTLS builds the client's TLS configuration from the client flags (--tls-cert-file,
+// --tls-key-file, --tls-ca-file, --tls-server-name); nil means plaintext. Any of them turns TLS
+// on; without --tls-ca-file the server's certificate is verified against the system's roots.
 func clientTLS(c *cli.Context) (*tls.Config, error) {
-	if c.String("tls-ca-file") == "" && c.String("tls-cert-file") == "" {
+	cert, key, ca, name := c.String("tls-cert-file"), c.String("tls-key-file"), c.String("tls-ca-file"), c.String("tls-server-name")
+	if cert == "" && key == "" && ca == "" && name == "" {
 		return nil, nil
 	}
-	return nil, nil // replaced when server/tlsutil lands
+	if err := needPair("tls-cert-file", cert, "tls-key-file", key); err != nil {
+		return nil, err
+	}
+	cfg, err := tlsutil.ClientConfig(cert, key, ca, name)
+	if err != nil {
+		return nil, fmt.Errorf("client TLS: %w", err)
+	}
+	return cfg, nil
+}
+
+// serveTLS holds serve's TLS and ACL flags.
+type serveTLS struct {
+	serverCert, serverKey, serverCA string
+	peerCert, peerKey, peerCA       string
+	peerServerName                  string
+	aclPolicy                       string
+}
+
+func serveTLSFromFlags(c *cli.Context) serveTLS {
+	return serveTLS{
+		serverCert:     c.String("server-tls-cert-file"),
+		serverKey:      c.String("server-tls-key-file"),
+		serverCA:       c.String("server-tls-ca-file"),
+		peerCert:       c.String("peer-tls-cert-file"),
+		peerKey:        c.String("peer-tls-key-file"),
+		peerCA:         c.String("peer-tls-ca-file"),
+		peerServerName: c.String("peer-tls-server-name"),
+		aclPolicy:      c.String("acl-policy-file"),
+	}
+}
+
+// apply validates the flags, loads the files and fills cfg's TLS fields:
+//
+//   - ServerTLS (the API) from --server-tls-*: the certificate and key are required together;
+//     --server-tls-ca-file additionally requires every client to present a certificate issued
+//     by that CA (mutual TLS), whose common name is the identity ACLs authorize.
+//   - PeerServerTLS and PeerClientTLS (Raft) from --peer-tls-*: all three files are required;
+//     both ends present the peer certificate and require the other's to chain to the peer CA.
+//     --peer-tls-server-name is the name verified in the certificates of dialed peers.
+//   - ForwardTLS, used by a follower to forward writes to the leader's API when the API uses
+//     TLS: it presents the peer certificate (or, without peer TLS, the server certificate), and
+//     verifies the leader's API certificate against --server-tls-ca-file (or --peer-tls-ca-file).
+//     With mutual TLS on the API, peer certificates must therefore be issued by the CA the API
+//     trusts, and allow client authentication (`commitlog tls cert create --server` ones do).
+//
+// An ACL policy requires mutual TLS: without a verified client certificate there is no identity
+// to authorize, and every call would be refused.
+func (f serveTLS) apply(cfg *server.Config) error {
+	var errs []error
+	errs = append(errs, needPair("server-tls-cert-file", f.serverCert, "server-tls-key-file", f.serverKey))
+	apiTLS := f.serverCert != "" && f.serverKey != ""
+	if f.serverCA != "" && f.serverCert == "" && f.serverKey == "" {
+		errs = append(errs, errors.New("--server-tls-ca-file needs --server-tls-cert-file and --server-tls-key-file (client certificates are only asked for over TLS)"))
+	}
+	peerFlags := []struct{ name, value string }{
+		{"peer-tls-cert-file", f.peerCert}, {"peer-tls-key-file", f.peerKey}, {"peer-tls-ca-file", f.peerCA},
+	}
+	var peerSet, peerMissing []string
+	for _, p := range peerFlags {
+		if p.value == "" {
+			peerMissing = append(peerMissing, "--"+p.name)
+		} else {
+			peerSet = append(peerSet, "--"+p.name)
+		}
+	}
+	peerTLS := len(peerMissing) == 0
+	if len(peerSet) > 0 && !peerTLS {
+		errs = append(errs, fmt.Errorf("%s needs %s (peer TLS takes a certificate, its key and a CA)",
+			strings.Join(peerSet, " and "), strings.Join(peerMissing, " and ")))
+	}
+	if f.peerServerName != "" && !peerTLS {
+		errs = append(errs, errors.New("--peer-tls-server-name needs --peer-tls-cert-file, --peer-tls-key-file and --peer-tls-ca-file"))
+	}
+	if f.aclPolicy != "" && f.serverCA == "" {
+		errs = append(errs, errors.New("--acl-policy-file needs mutual TLS on the API (--server-tls-cert-file, --server-tls-key-file and --server-tls-ca-file): clients are identified by their certificates"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+
+	if apiTLS {
+		c, err := tlsutil.ServerConfig(f.serverCert, f.serverKey, f.serverCA)
+		if err != nil {
+			return fmt.Errorf("--server-tls-*: %w", err)
+		}
+		cfg.ServerTLS = c
+	}
+	if peerTLS {
+		c, err := tlsutil.PeerConfig(f.peerCert, f.peerKey, f.peerCA, f.peerServerName)
+		if err != nil {
+			return fmt.Errorf("--peer-tls-*: %w", err)
+		}
+		cfg.PeerServerTLS = c
+		cfg.PeerClientTLS = c
+		cfg.PeerServerName = f.peerServerName
+	}
+	if apiTLS {
+		cert, key, ca := f.serverCert, f.serverKey, f.serverCA
+		if peerTLS {
+			cert, key = f.peerCert, f.peerKey
+		}
+		if ca == "" {
+			ca = f.peerCA
+		}
+		// The leader is dialed at the API address it advertises, which its API certificate
+		// must name anyway, since clients dial the same address.
+		c, err := tlsutil.ClientConfig(cert, key, ca, "")
+		if err != nil {
+			return fmt.Errorf("forwarding to the leader: %w", err)
+		}
+		cfg.ForwardTLS = c
+	}
+	return nil
+}
+
+// needPair reports a certificate flag given without its key flag, or the reverse.
+func needPair(certFlag, cert, keyFlag, key string) error {
+	switch {
+	case cert != "" && key == "":
+		return fmt.Errorf("--%s needs --%s", certFlag, keyFlag)
+	case key != "" && cert == "":
+		return fmt.Errorf("--%s needs --%s", keyFlag, certFlag)
+	}
+	return nil
 }
