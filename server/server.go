@@ -96,6 +96,10 @@ func New(cfg Config) (s *Server, err error) {
 	advertise := host
 	if cfg.AdvertiseHost != "" {
 		advertise = cfg.AdvertiseHost
+	} else if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		// Bound to every interface: advertise an address others can actually dial (the seed
+		// advertised 0.0.0.0).
+		advertise = reachableIP()
 	}
 	s.addr = net.JoinHostPort(advertise, strconv.Itoa(s.ln.Addr().(*net.TCPAddr).Port))
 
@@ -228,6 +232,19 @@ func (s *Server) GossipAddr() string {
 		return ""
 	}
 	return s.serf.LocalMember().Addr
+}
+
+// reachableIP returns this host's first non-loopback unicast IPv4 address, or 127.0.0.1.
+func reachableIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
 }
 
 // Addr returns the address of the API (and of Raft) as other nodes and clients reach it.
