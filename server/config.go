@@ -99,6 +99,8 @@ type Config struct {
 	// RetentionBytes and RetentionAge, when positive, delete the oldest whole segments.
 	RetentionBytes int64
 	RetentionAge   time.Duration
+	// RetentionInterval is how often retention runs (default 1 minute).
+	RetentionInterval time.Duration
 
 	// Logger receives the node's structured logs (nil: discard).
 	Logger *slog.Logger
@@ -135,6 +137,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.GossipProfile == "" {
 		c.GossipProfile = "lan"
+	}
+	if c.RetentionInterval == 0 {
+		c.RetentionInterval = time.Minute
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = DefaultReconcileInterval

@@ -259,6 +259,10 @@ func (s *Server) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	s.bg.Add(1)
 	go func() { defer s.bg.Done(); serveErr <- s.api.Serve(s.mux.API()) }()
+	if s.cfg.RetentionBytes > 0 || s.cfg.RetentionAge > 0 {
+		s.bg.Add(1)
+		go func() { defer s.bg.Done(); s.retentionLoop() }()
+	}
 	s.api.SetHealth(transport.HealthServing)
 	s.cfg.Logger.Info("serving", "node", s.cfg.NodeName, "addr", s.addr, "transport", s.cfg.Transport, "data_dir", s.cfg.DataDir)
 
@@ -276,6 +280,30 @@ func (s *Server) Run(ctx context.Context) error {
 		runErr = err
 	}
 	return runErr
+}
+
+// retentionLoop deletes the oldest whole segments that the retention settings no longer allow,
+// every RetentionInterval, until the server stops. Reading below the new log start then
+// answers OutOfRange.
+func (s *Server) retentionLoop() {
+	t := time.NewTicker(s.cfg.RetentionInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case now := <-t.C:
+			n, err := s.log.EnforceRetention(now)
+			if err != nil {
+				s.cfg.Logger.Warn("retention failed", "err", err)
+				continue
+			}
+			if n > 0 {
+				lowest, _ := s.log.Bounds()
+				s.cfg.Logger.Info("retention deleted old segments", "segments", n, "log_start", lowest)
+			}
+		}
+	}
 }
 
 // shutdownTimeout bounds each step of a graceful stop.

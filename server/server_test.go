@@ -316,3 +316,37 @@ func TestRestartKeepsEverything(t *testing.T) {
 		srv.shutdown(t)
 	}
 }
+
+func TestRetentionDeletesOldSegments(t *testing.T) {
+	srv := startServer(t, Config{SegmentBytes: 4 << 10, RetentionBytes: 16 << 10, RetentionInterval: 50 * time.Millisecond})
+	c := newClient(t, TransportConnect, srv.Addr())
+	ctx := ctxT(t, 30*time.Second)
+	value := make([]byte, 1000)
+	for range 100 {
+		if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: value}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lowest uint64
+	deadline := time.Now().Add(10 * time.Second)
+	for lowest == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("retention deleted nothing in 10s")
+		}
+		b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lowest = b.GetLowestOffset()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if lowest >= 100 {
+		t.Fatalf("retention removed everything (log start %d): it must keep the active segment", lowest)
+	}
+	if _, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 0}); transport.CodeOf(err) != transport.OutOfRange {
+		t.Fatalf("Consume below the log start: %v, want OutOfRange", err)
+	}
+	if _, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 99}); err != nil {
+		t.Fatalf("Consume of the newest record: %v", err)
+	}
+}
