@@ -162,6 +162,17 @@ func (c *fsmCluster) proposeAmong(among []int, vals ...string) AppendResult {
 	return res
 }
 
+// currentLeader returns a running node that believes it leads, or nil. Safe to call from any
+// goroutine (it never fails the test).
+func (c *fsmCluster) currentLeader() *craft.Node {
+	for _, i := range c.Running() {
+		if n := c.Node(i); n != nil && n.IsLeader() {
+			return n
+		}
+	}
+	return nil
+}
+
 // proposeOn proposes a batch of values on node n.
 func proposeOn(ctx context.Context, t testing.TB, n consensus.Consensus, vals ...string) (AppendResult, error) {
 	res, err := n.Propose(ctx, cmd(t, vals...))

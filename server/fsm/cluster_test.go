@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,53 +226,59 @@ func TestClusterLeadershipTransferUnderLoad(t *testing.T) {
 	l := newLedger()
 	c.WaitLeader()
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	const writers, perWriter = 4, 40
+	// Writers propose until the transfers are done (bounded), each following the leader. The
+	// test goroutine alone touches t's Fatal helpers and the ledger.
+	transfersDone := make(chan struct{})
+	const writers, maxPerWriter = 4, 2000
+	type outcome struct {
+		vals []string
+		res  AppendResult
+		err  error
+	}
+	outcomes := make([][]outcome, writers)
+	var retried [writers]int
+	var progress atomic.Int64 // batches with an outcome
 	var wg sync.WaitGroup
-	var acked, unknown, retried sync.Map
 	for w := range writers {
 		wg.Go(func() {
-			for k := 0; k < perWriter && ctx.Err() == nil; k++ {
+			for k := 0; k < maxPerWriter; k++ {
+				select {
+				case <-transfersDone:
+					return
+				default:
+				}
 				vals := batchVals(fmt.Sprintf("w%d/%d", w, k), 1+k%3)
-				for attempt := 0; ctx.Err() == nil; attempt++ {
-					if attempt > 200 {
-						t.Errorf("writer %d: batch %d never proposed", w, k)
+				for attempt := 0; ; attempt++ {
+					if attempt > 1000 {
+						outcomes[w] = append(outcomes[w], outcome{vals: vals, err: errors.New("never proposed: no leader")})
 						return
 					}
-					leader, ok := c.Node(c.WaitLeader()).Leader()
-					_ = leader
-					if !ok {
-						continue
-					}
-					node := c.Node(c.Index(leader.ID))
+					node := c.currentLeader()
 					if node == nil {
+						time.Sleep(2 * time.Millisecond) // an election is under way
 						continue
 					}
-					pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
-					res, err := proposeOn(pctx, t, node, vals...)
-					pcancel()
-					switch {
-					case err == nil:
-						l.ack(t, res, vals...)
-						acked.Store(vals[0], true)
-					case isRetryable(err):
-						retried.Store(vals[0], true)
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					res, err := proposeOn(ctx, t, node, vals...)
+					cancel()
+					if isRetryable(err) || errors.Is(err, consensus.ErrClosed) {
+						retried[w]++ // nothing was proposed: safe to retry
+						time.Sleep(time.Millisecond)
 						continue
-					case errors.Is(err, consensus.ErrOutcomeUnknown):
-						// Not retried: it may have been committed. It must appear at most once.
-						l.maybe(vals...)
-						unknown.Store(vals[0], true)
-					default:
-						t.Errorf("writer %d: %v", w, err)
-						return
 					}
+					outcomes[w] = append(outcomes[w], outcome{vals: vals, res: res, err: err})
+					progress.Add(1)
 					break
 				}
 			}
 		})
 	}
+	stop := sync.OnceFunc(func() { close(transfersDone); wg.Wait() })
+	defer stop() // also when the test fails early: no writer outlives it
 	for range 4 {
+		// Let the writers work under this leader, then move leadership while they write.
+		target := progress.Load() + 50
+		c.WaitFor("writers to make progress", func() bool { return progress.Load() >= target })
 		leader := c.WaitLeader()
 		tctx, tcancel := context.WithTimeout(t.Context(), 10*time.Second)
 		if err := c.Node(leader).TransferLeadership(tctx, ""); err != nil && !isRetryable(err) {
@@ -283,14 +290,26 @@ func TestClusterLeadershipTransferUnderLoad(t *testing.T) {
 			return n != nil && !n.IsLeader()
 		})
 	}
-	wg.Wait()
-	count := func(m *sync.Map) (n int) {
-		m.Range(func(any, any) bool { n++; return true })
-		return n
+	stop()
+	acked, unknown, retries := 0, 0, 0
+	for w := range writers {
+		retries += retried[w]
+		for _, o := range outcomes[w] {
+			switch {
+			case o.err == nil:
+				l.ack(t, o.res, o.vals...)
+				acked++
+			case errors.Is(o.err, consensus.ErrOutcomeUnknown):
+				// Not retried: it may have been committed. It must appear at most once.
+				l.maybe(o.vals...)
+				unknown++
+			default:
+				t.Fatalf("writer %d: %v", w, o.err)
+			}
+		}
 	}
-	t.Logf("%d batches acknowledged, %d with unknown outcome, %d retried after NotLeader/NoLeader",
-		count(&acked), count(&unknown), count(&retried))
-	if count(&acked) == 0 {
+	t.Logf("%d batches acknowledged, %d with unknown outcome, %d retries after NotLeader/NoLeader", acked, unknown, retries)
+	if acked == 0 {
 		t.Fatal("nothing acknowledged")
 	}
 	c.checkInvariants(l)
