@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
@@ -50,6 +48,10 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "peer-tls-ca-file", EnvVars: env("peer-tls-ca-file"), Usage: "CA that peer certificates must chain to"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "peer-tls-server-name", EnvVars: env("peer-tls-server-name"),
 			Usage: "name verified in dialed peers' certificates, e.g. " + DefaultPeerServerName + " (default: the host of the peer's address)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "gossip-profile", Value: "lan", EnvVars: env("gossip-profile"),
+			Usage: "Serf timings: lan, local (one host or a fast network: failures detected sooner) or test"}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "leave-on-shutdown", EnvVars: env("leave-on-shutdown"),
+			Usage: "on a graceful stop, leave the cluster (the leader removes this node from Raft); off, a restart keeps the quorum"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "sync", Value: "never", EnvVars: env("sync"),
 			Usage: "commit-log fsync policy: never (safe: Raft's log is fsynced before every acknowledgement), interval, always"}),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "segment-bytes", Value: server.DefaultSegmentBytes, EnvVars: env("segment-bytes"),
@@ -106,23 +108,25 @@ func serveCommand() *cli.Command {
 
 func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 	cfg := server.Config{
-		DataDir:        c.String("data-dir"),
-		NodeName:       c.String("node-name"),
-		BindAddr:       c.String("bind-addr"),
-		RPCPort:        c.Int("rpc-port"),
-		AdvertiseHost:  c.String("advertise-host"),
-		StartJoinAddrs: c.StringSlice("start-join-addrs"),
-		Bootstrap:      c.Bool("bootstrap"),
-		Transport:      c.String("transport"),
-		ACLModelFile:   c.String("acl-model-file"),
-		ACLPolicyFile:  c.String("acl-policy-file"),
-		Sync:           c.String("sync"),
-		SegmentBytes:   c.Int64("segment-bytes"),
-		MaxRecordBytes: c.Int("max-record-bytes"),
-		MaxConsumeWait: c.Duration("max-consume-wait"),
-		RetentionBytes: c.Int64("retention-bytes"),
-		RetentionAge:   c.Duration("retention-age"),
-		Logger:         logger,
+		DataDir:         c.String("data-dir"),
+		NodeName:        c.String("node-name"),
+		BindAddr:        c.String("bind-addr"),
+		RPCPort:         c.Int("rpc-port"),
+		AdvertiseHost:   c.String("advertise-host"),
+		StartJoinAddrs:  c.StringSlice("start-join-addrs"),
+		Bootstrap:       c.Bool("bootstrap"),
+		Transport:       c.String("transport"),
+		ACLModelFile:    c.String("acl-model-file"),
+		ACLPolicyFile:   c.String("acl-policy-file"),
+		Sync:            c.String("sync"),
+		GossipProfile:   c.String("gossip-profile"),
+		LeaveOnShutdown: c.Bool("leave-on-shutdown"),
+		SegmentBytes:    c.Int64("segment-bytes"),
+		MaxRecordBytes:  c.Int("max-record-bytes"),
+		MaxConsumeWait:  c.Duration("max-consume-wait"),
+		RetentionBytes:  c.Int64("retention-bytes"),
+		RetentionAge:    c.Duration("retention-age"),
+		Logger:          logger,
 	}
 	if err := serveTLSFromFlags(c).apply(&cfg); err != nil {
 		return server.Config{}, err
@@ -130,7 +134,3 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 	return cfg, nil
 }
 
-// shutdownTimeout bounds a graceful stop.
-const shutdownTimeout = 10 * time.Second
-
-var _ = context.Background
