@@ -185,10 +185,7 @@ func (c *Cluster) start(i int, ln net.Listener, bootstrap []consensus.Server) er
 		c.opts.Config(i, &cfg)
 	}
 	node, err := craft.New(cfg, sm)
-	if err != nil {
-		if ln != nil && cfg.StreamLayer != nil {
-			_ = ln.Close()
-		}
+	if err != nil { // New closed the stream layer
 		closeSM(sm)
 		return err
 	}

@@ -75,7 +75,7 @@ type Config struct {
 	DataDir string
 
 	// StreamLayer carries Raft over the network (New builds a hashicorp/raft NetworkTransport
-	// on it and closes it on Close). Exactly one of StreamLayer and Transport must be set.
+	// on it; the Node owns it and closes it on Close, or New does if it fails). Exactly one of StreamLayer and Transport must be set.
 	StreamLayer StreamLayer
 	// Transport is a ready raft.Transport, e.g. raft.InmemTransport in tests. The caller owns
 	// it: the Node does not close it.

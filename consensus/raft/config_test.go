@@ -60,3 +60,29 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("defaults not applied: %+v", got)
 	}
 }
+
+func TestNewOwnsStreamLayerOnFailure(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  func(StreamLayer) Config
+	}{
+		{"invalid config", func(s StreamLayer) Config { return Config{StreamLayer: s} }},
+		{"unusable data dir", func(s StreamLayer) Config {
+			return Config{ID: "a", DataDir: "/proc/forbidden/raft", StreamLayer: s}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := TCPStreamLayer("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := New(tt.cfg(s), &plainSM{}); err == nil {
+				t.Fatalf("New succeeded")
+			}
+			if _, err := s.Accept(); err == nil {
+				t.Fatalf("the stream layer is still open after New failed")
+			}
+		})
+	}
+}

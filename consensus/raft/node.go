@@ -48,21 +48,32 @@ var _ consensus.Consensus = (*Node)(nil)
 
 // New opens (or creates) the node's state in cfg.DataDir, starts Raft and returns the running
 // Node. With cfg.Bootstrap and no existing state it bootstraps a single-voter cluster of
-// itself. The caller must Close the Node. Errors wrap ErrInvalidConfig for a bad Config, or
+// itself (or of cfg.BootstrapServers). New takes ownership of cfg.StreamLayer: the Node closes
+// it on Close, and New closes it if it fails. The caller must Close the Node. Errors wrap ErrInvalidConfig for a bad Config, or
 // the failure to open the stores or start Raft.
 func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
+	fail := func(err error) (*Node, error) {
+		if cfg.StreamLayer != nil {
+			_ = cfg.StreamLayer.Close() // New owns it, even when failing early
+		}
+		return nil, err
+	}
 	if sm == nil {
-		return nil, fmt.Errorf("%w: nil StateMachine", ErrInvalidConfig)
+		return fail(fmt.Errorf("%w: nil StateMachine", ErrInvalidConfig))
 	}
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	n := &Node{cfg: cfg, fsm: newFSM(sm, cfg.MaxManifestSize), done: make(chan struct{})}
 	ok := false
 	defer func() {
-		if !ok {
-			n.runClosers()
+		if ok {
+			return
+		}
+		_ = n.runClosers()
+		if n.trans == nil && cfg.StreamLayer != nil {
+			_ = cfg.StreamLayer.Close() // New owns it, even when failing early
 		}
 	}()
 	logger := cfg.Logger.With("raft_id", cfg.ID)
