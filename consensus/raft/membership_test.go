@@ -367,3 +367,32 @@ func TestCloseWithProposalsInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestServersReportUnreachableFollower: on the leader, a follower whose heartbeats fail
+// carries the last time it was heard from; once it answers again, that clears.
+func TestServersReportUnreachableFollower(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	l := c.WaitLeader()
+	f := (l + 1) % 3
+	leader := c.Node(l)
+	if s, _ := serverByID(t, leader, c.ID(f)); !s.LastContact.IsZero() {
+		t.Fatalf("healthy follower has LastContact %v", s.LastContact)
+	}
+	before := time.Now()
+	c.Partition(f)
+	c.WaitFor("the leader reports the follower's last contact", func() bool {
+		s, _ := serverByID(t, leader, c.ID(f))
+		return !s.LastContact.IsZero()
+	})
+	if s, _ := serverByID(t, leader, c.ID(f)); s.LastContact.After(time.Now()) || s.LastContact.Before(before.Add(-time.Minute)) {
+		t.Fatalf("LastContact %v not plausible", s.LastContact)
+	}
+	if st := c.Node(f).Status(); st.State == "leader" {
+		t.Fatalf("isolated follower became leader")
+	}
+	c.Heal()
+	c.WaitFor("the follower is reachable again", func() bool {
+		s, _ := serverByID(t, leader, c.ID(f))
+		return s.LastContact.IsZero() || !leader.IsLeader()
+	})
+}
