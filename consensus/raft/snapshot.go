@@ -65,7 +65,13 @@ func (s *snapshotStore) Open(id string) (*hraft.SnapshotMeta, io.ReadCloser, err
 	}
 	size, err := s.dataSize(src, manifest)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open snapshot %s: %w", id, err)
+		// Restoring this node's own snapshot needs only the manifest, so do not fail Open
+		// (that would stop the node from starting): announce no data, and fail whoever tries
+		// to read it — a transfer to a follower then fails instead of sending a partial state.
+		err = fmt.Errorf("open snapshot %s: %w", id, err)
+		m := *meta
+		m.Size = framed
+		return &m, &joinedReader{r: io.MultiReader(bytesReader(head), &errorReader{err: err})}, nil
 	}
 	m := *meta
 	m.Size = framed + size
@@ -198,3 +204,8 @@ func (l *lazyData) Close() error {
 	}
 	return err
 }
+
+// errorReader fails every Read with err.
+type errorReader struct{ err error }
+
+func (e *errorReader) Read([]byte) (int, error) { return 0, e.err }

@@ -269,3 +269,30 @@ func TestSnapshotManifestBounds(t *testing.T) {
 		})
 	}
 }
+
+// failingSizer cannot size its data (e.g. the log it describes is gone).
+type failingSizer struct{ sourceSM }
+
+func (*failingSizer) SnapshotDataSize([]byte) (int64, error) { return 0, errors.New("segments gone") }
+
+func TestSnapshotStoreUnsizableDataStillRestoresLocally(t *testing.T) {
+	manifest := []byte("m")
+	sm := &failingSizer{sourceSM: sourceSM{plainSM: plainSM{manifest: manifest}, data: []byte("data")}}
+	store, f, _ := newStore(t, sm, 1<<10)
+	id := takeSnapshot(t, store, f, 3)
+	meta, rc, err := store.Open(id)
+	if err != nil {
+		t.Fatalf("Open: %v (a node must still be able to restore its own snapshot)", err)
+	}
+	defer rc.Close()
+	if meta.Size != int64(frameHeaderSize+len(manifest)) {
+		t.Fatalf("meta.Size %d", meta.Size)
+	}
+	head := make([]byte, meta.Size)
+	if _, err := io.ReadFull(rc, head); err != nil {
+		t.Fatalf("reading the manifest: %v", err)
+	}
+	if _, err := rc.Read(make([]byte, 1)); err == nil || errors.Is(err, io.EOF) {
+		t.Fatalf("reading past the manifest: %v, want the sizing error (a transfer must fail)", err)
+	}
+}
