@@ -117,7 +117,7 @@ func (c *Client) streamFrom(ctx context.Context, addr string, next *uint64, yiel
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := tc.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: *next})
+	st, err := tc.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: *next, MaxBatch: streamBatch})
 	if err != nil {
 		return false, false, err
 	}
@@ -127,17 +127,27 @@ func (c *Client) streamFrom(ctx context.Context, addr string, next *uint64, yiel
 		if err != nil {
 			return progressed, false, err
 		}
-		rec := recordFromProto(resp.GetRecord())
-		switch {
-		case rec.Offset < *next:
-			continue // already yielded before a reconnection
-		case rec.Offset > *next:
-			return progressed, false, fmt.Errorf("%w: expected offset %d, server %s sent %d", ErrGap, *next, addr, rec.Offset)
+		recs := resp.GetRecords()
+		if len(recs) == 0 { // a server that does not batch (the seed's form)
+			recs = []*logv1.Record{resp.GetRecord()}
 		}
-		*next = rec.Offset + 1
-		progressed = true
-		if !yield(rec, nil) {
-			return progressed, true, nil
+		for _, r := range recs {
+			rec := recordFromProto(r)
+			switch {
+			case rec.Offset < *next:
+				continue // already yielded before a reconnection
+			case rec.Offset > *next:
+				return progressed, false, fmt.Errorf("%w: expected offset %d, server %s sent %d", ErrGap, *next, addr, rec.Offset)
+			}
+			*next = rec.Offset + 1
+			progressed = true
+			if !yield(rec, nil) {
+				return progressed, true, nil
+			}
 		}
 	}
 }
+
+// streamBatch is how many records the client lets the server put in one ConsumeStream
+// message: one message per record costs more than the records themselves.
+const streamBatch = 1024

@@ -266,6 +266,33 @@ func TestStreams(t *testing.T) {
 				}
 			}
 
+			// A batched stream (max_batch) carries the same records, several per message.
+			bs, err := c.ConsumeStream(ctx, &logv1.ConsumeRequest{Offset: 3, MaxBatch: 64})
+			if err != nil {
+				t.Fatal(err)
+			}
+			messages := 0
+			for off := uint64(3); off < n+10; {
+				res, err := bs.Receive()
+				if err != nil {
+					t.Fatalf("batched stream at %d: %v", off, err)
+				}
+				messages++
+				if res.GetRecord() != nil || len(res.GetRecords()) == 0 || len(res.GetRecords()) > 64 {
+					t.Fatalf("batched message: record %v, %d records", res.GetRecord(), len(res.GetRecords()))
+				}
+				for _, r := range res.GetRecords() {
+					if r.GetOffset() != off {
+						t.Fatalf("batched stream: offset %d, want %d", r.GetOffset(), off)
+					}
+					off++
+				}
+			}
+			if messages >= n+10-3 {
+				t.Errorf("batched stream used %d messages for %d records: not batched", messages, n+10-3)
+			}
+			_ = bs.Close()
+
 			// Shutdown with open streams: they end, and Run returns.
 			srv.shutdown(t)
 			for i, s := range streams {

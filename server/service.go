@@ -181,6 +181,9 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 		case <-ctx.Done():
 		}
 	}()
+	maxBatch := int(min(req.GetMaxBatch(), maxStreamBatchRecords))
+	var batch []*logv1.Record
+	batchBytes := 0
 	for rec, err := range s.fsm.Records(ctx, req.GetOffset()) {
 		if err != nil {
 			select {
@@ -193,12 +196,33 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 			}
 			return toWire(err)
 		}
-		if err := stream.Send(&logv1.ConsumeResponse{Record: wireRecord(rec)}); err != nil {
-			return toWire(err)
+		if maxBatch <= 1 { // the seed's form: one record per message
+			if err := stream.Send(&logv1.ConsumeResponse{Record: wireRecord(rec)}); err != nil {
+				return toWire(err)
+			}
+			continue
+		}
+		// Batched: send what is already written, never wait to fill a batch. Values are only
+		// valid until the next iteration step, so batched ones are copied.
+		r := wireRecord(rec)
+		r.Value = append([]byte(nil), rec.Value...)
+		batch = append(batch, r)
+		batchBytes += len(r.Value)
+		if _, next := s.fsm.Bounds(); len(batch) >= maxBatch || batchBytes >= maxStreamBatchBytes || rec.Offset+1 >= next {
+			if err := stream.Send(&logv1.ConsumeResponse{Records: batch}); err != nil {
+				return toWire(err)
+			}
+			batch, batchBytes = make([]*logv1.Record, 0, len(batch)), 0
 		}
 	}
 	return nil
 }
+
+// Bounds of one batched ConsumeStream message.
+const (
+	maxStreamBatchRecords = 4096
+	maxStreamBatchBytes   = 1 << 20
+)
 
 func wireRecord(r fsm.Record) *logv1.Record {
 	return &logv1.Record{Value: r.Value, Offset: r.Offset, Term: r.Term, Type: r.Type}

@@ -251,7 +251,12 @@ type ConsumeRequest struct {
 	// committed entry) before reading, so the read reflects every write
 	// acknowledged before it started. Followers answer FAILED_PRECONDITION
 	// with a NotLeader detail. (Added.)
-	Linearizable  bool `protobuf:"varint,2,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
+	Linearizable bool `protobuf:"varint,2,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
+	// max_batch, on ConsumeStream, lets the server send up to this many records
+	// per message in `records` (the records already written when it sends; it
+	// never waits to fill a batch). 0 or 1: one record per message in `record`,
+	// as the seed's clients expect. Ignored by Consume. (Added.)
+	MaxBatch      uint32 `protobuf:"varint,3,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -300,9 +305,20 @@ func (x *ConsumeRequest) GetLinearizable() bool {
 	return false
 }
 
+func (x *ConsumeRequest) GetMaxBatch() uint32 {
+	if x != nil {
+		return x.MaxBatch
+	}
+	return 0
+}
+
 type ConsumeResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Record        *Record                `protobuf:"bytes,2,opt,name=record,proto3" json:"record,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// record is the record read (Consume; ConsumeStream without max_batch).
+	Record *Record `protobuf:"bytes,2,opt,name=record,proto3" json:"record,omitempty"`
+	// records carries consecutive records, in offset order, when the
+	// ConsumeStream request set max_batch above 1; record is then unset. (Added.)
+	Records       []*Record `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,6 +356,13 @@ func (*ConsumeResponse) Descriptor() ([]byte, []int) {
 func (x *ConsumeResponse) GetRecord() *Record {
 	if x != nil {
 		return x.Record
+	}
+	return nil
+}
+
+func (x *ConsumeResponse) GetRecords() []*Record {
+	if x != nil {
+		return x.Records
 	}
 	return nil
 }
@@ -1112,12 +1135,14 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x0eProduceRequest\x12&\n" +
 	"\x06record\x18\x01 \x01(\v2\x0e.log.v1.RecordR\x06record\")\n" +
 	"\x0fProduceResponse\x12\x16\n" +
-	"\x06offset\x18\x01 \x01(\x04R\x06offset\"L\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\"i\n" +
 	"\x0eConsumeRequest\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\"\n" +
-	"\flinearizable\x18\x02 \x01(\bR\flinearizable\"9\n" +
+	"\flinearizable\x18\x02 \x01(\bR\flinearizable\x12\x1b\n" +
+	"\tmax_batch\x18\x03 \x01(\rR\bmaxBatch\"c\n" +
 	"\x0fConsumeResponse\x12&\n" +
-	"\x06record\x18\x02 \x01(\v2\x0e.log.v1.RecordR\x06record\"?\n" +
+	"\x06record\x18\x02 \x01(\v2\x0e.log.v1.RecordR\x06record\x12(\n" +
+	"\arecords\x18\x03 \x03(\v2\x0e.log.v1.RecordR\arecords\"?\n" +
 	"\x13ProduceBatchRequest\x12(\n" +
 	"\arecords\x18\x01 \x03(\v2\x0e.log.v1.RecordR\arecords\"M\n" +
 	"\x14ProduceBatchResponse\x12\x1f\n" +
@@ -1222,35 +1247,36 @@ var file_log_v1_log_proto_goTypes = []any{
 var file_log_v1_log_proto_depIdxs = []int32{
 	1,  // 0: log.v1.ProduceRequest.record:type_name -> log.v1.Record
 	1,  // 1: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
-	1,  // 2: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
-	12, // 3: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
-	0,  // 4: log.v1.Server.suffrage:type_name -> log.v1.Suffrage
-	20, // 5: log.v1.Server.last_contact:type_name -> google.protobuf.Duration
-	2,  // 6: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
-	4,  // 7: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
-	4,  // 8: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
-	2,  // 9: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
-	10, // 10: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
-	6,  // 11: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
-	8,  // 12: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
-	14, // 13: log.v1.Cluster.Join:input_type -> log.v1.JoinRequest
-	16, // 14: log.v1.Cluster.RemoveServer:input_type -> log.v1.RemoveServerRequest
-	18, // 15: log.v1.Cluster.TransferLeadership:input_type -> log.v1.TransferLeadershipRequest
-	3,  // 16: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
-	5,  // 17: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
-	5,  // 18: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
-	3,  // 19: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
-	11, // 20: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
-	7,  // 21: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
-	9,  // 22: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
-	15, // 23: log.v1.Cluster.Join:output_type -> log.v1.JoinResponse
-	17, // 24: log.v1.Cluster.RemoveServer:output_type -> log.v1.RemoveServerResponse
-	19, // 25: log.v1.Cluster.TransferLeadership:output_type -> log.v1.TransferLeadershipResponse
-	16, // [16:26] is the sub-list for method output_type
-	6,  // [6:16] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	1,  // 2: log.v1.ConsumeResponse.records:type_name -> log.v1.Record
+	1,  // 3: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
+	12, // 4: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
+	0,  // 5: log.v1.Server.suffrage:type_name -> log.v1.Suffrage
+	20, // 6: log.v1.Server.last_contact:type_name -> google.protobuf.Duration
+	2,  // 7: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
+	4,  // 8: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
+	4,  // 9: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
+	2,  // 10: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
+	10, // 11: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
+	6,  // 12: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
+	8,  // 13: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
+	14, // 14: log.v1.Cluster.Join:input_type -> log.v1.JoinRequest
+	16, // 15: log.v1.Cluster.RemoveServer:input_type -> log.v1.RemoveServerRequest
+	18, // 16: log.v1.Cluster.TransferLeadership:input_type -> log.v1.TransferLeadershipRequest
+	3,  // 17: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
+	5,  // 18: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
+	5,  // 19: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
+	3,  // 20: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
+	11, // 21: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
+	7,  // 22: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
+	9,  // 23: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
+	15, // 24: log.v1.Cluster.Join:output_type -> log.v1.JoinResponse
+	17, // 25: log.v1.Cluster.RemoveServer:output_type -> log.v1.RemoveServerResponse
+	19, // 26: log.v1.Cluster.TransferLeadership:output_type -> log.v1.TransferLeadershipResponse
+	17, // [17:27] is the sub-list for method output_type
+	7,  // [7:17] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_log_v1_log_proto_init() }
