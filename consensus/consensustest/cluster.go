@@ -25,7 +25,8 @@ import (
 )
 
 // Factory builds the StateMachine of node i, keeping any files it needs in dir (a directory
-// that survives Stop/Restart of that node). It is called again on every Restart(i).
+// that survives Stop/Restart of that node). It is called again on every Restart(i). If the
+// StateMachine implements io.Closer, the harness closes it after its node stops.
 type Factory func(i int, dir string) (consensus.StateMachine, error)
 
 // Options configure a Cluster. The zero value runs ListSMs over the in-memory transport.
