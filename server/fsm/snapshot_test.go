@@ -448,3 +448,62 @@ func FuzzSnapshotStream(f *testing.F) {
 		}
 	})
 }
+
+func TestRestoreRejectsInconsistentPositions(t *testing.T) {
+	// Frames with valid checksums whose envelopes' byte positions do not chain: a source bug
+	// or a forged stream. Restore refuses it instead of storing records that would make every
+	// later size computation wrong.
+	recs := [][]byte{
+		appendEnvelope(nil, 1, 1, 0, 0, []byte("a")),
+		appendEnvelope(nil, 1, 1, 999, 0, []byte("b")),
+	}
+	data := appendStreamHeader(nil, 0, 2)
+	for i, r := range recs {
+		data = appendFrame(data, uint64(i), r)
+	}
+	m := manifest{Index: 1, Term: 1, Next: 2, NextPos: 999 + uint64(len(recs[1])), HasNextPos: true}.encode()
+	dst, dstLog := newMemFSM(t, Config{})
+	if err := dst.Restore(m, bytes.NewReader(data)); !errors.Is(err, storage.ErrCorrupt) {
+		t.Fatalf("Restore: %v, want ErrCorrupt", err)
+	}
+	if _, next := dstLog.Bounds(); next != 1 {
+		t.Fatalf("log next %d: only the first, consistent record may be kept", next)
+	}
+}
+
+func TestRestoreKeepsALogCompactedPastTheSnapshot(t *testing.T) {
+	f, log := source(t, 30, 3)
+	m := persist(t, f)
+	applyRange(t, f, 30, 40, 2, f.AppliedIndex()+1)
+	if err := log.TruncatePrefix(35); err != nil { // retention went past the snapshot
+		t.Fatal(err)
+	}
+	re, err := New(Config{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := re.Restore(m, unreadable{t}); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if lowest, next := log.Bounds(); lowest != 35 || next != 40 {
+		t.Fatalf("log holds [%d, %d), want [35, 40)", lowest, next)
+	}
+}
+
+func TestApplyRefusesAnUnknownPosition(t *testing.T) {
+	// An empty log that does not start at 0, and no snapshot restored: the FSM cannot know the
+	// byte position of its next record, so it refuses to store rather than diverge.
+	log := memory.New(memory.Config{InitialOffset: 50})
+	defer log.Close()
+	f, err := New(Config{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := f.Apply([]consensus.Entry{{Index: 1, Term: 1, Data: cmd(t, "x")}})
+	if err, ok := res[0].(error); !ok || !errors.Is(err, ErrFailed) {
+		t.Fatalf("Apply: %v, want ErrFailed", res[0])
+	}
+	if _, next := log.Bounds(); next != 50 {
+		t.Fatal("a record was stored at an unknown position")
+	}
+}
