@@ -1,0 +1,74 @@
+package telemetry
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/transport"
+)
+
+// Sources is the node state Observe reports on. Every field is optional.
+type Sources struct {
+	// Consensus gives the Raft indices, follower lag and leader changes, and drives readiness.
+	Consensus consensus.Consensus
+	// Segments gives the commit log's segment count and size on disk.
+	Segments SegmentStats
+	// Live returns an error once the node can no longer work (its state machine failed):
+	// /healthz then answers 503.
+	Live func() error
+	// SetHealth receives the gRPC health status to report: SERVING while a leader is known,
+	// NOT_SERVING while none is and, for good, once Drain is called. It is called from the
+	// consensus notification goroutine and must not block.
+	SetHealth func(transport.HealthStatus)
+}
+
+// Observe starts reporting on src: observable gauges, the leader-change counter, readiness
+// and the gRPC health status. Call it once, after the node has started; Close stops it.
+func (t *Telemetry) Observe(src Sources) error {
+	if err := t.metrics.observe(src.Consensus, src.Segments); err != nil {
+		return err
+	}
+	if src.Consensus != nil {
+		t.health.observe(src.Consensus, src.Live, src.SetHealth)
+	}
+	return nil
+}
+
+// Drain marks the node as stopping: /readyz answers 503 and the gRPC health status is
+// NOT_SERVING from now on. Idempotent.
+func (t *Telemetry) Drain() { t.health.drain() }
+
+// Ready reports whether the node is ready (see the package doc) and, if not, why.
+func (t *Telemetry) Ready() (ready bool, reason string) { return t.health.ready() }
+
+// Handler returns the HTTP handler of the metrics endpoint: /metrics, /healthz and /readyz.
+func (t *Telemetry) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{
+		ErrorLog: errorLogger{t}, EnableOpenMetrics: true,
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := t.health.alive(); err != nil {
+			http.Error(w, "not alive: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ready, reason := t.health.ready()
+		if !ready {
+			http.Error(w, "not ready: "+reason, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, reason)
+	})
+	return mux
+}
+
+// errorLogger routes promhttp's errors to the telemetry logger.
+type errorLogger struct{ t *Telemetry }
+
+func (e errorLogger) Println(v ...any) { e.t.cfg.Logger.Warn("metrics scrape", "err", fmt.Sprint(v...)) }

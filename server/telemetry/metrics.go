@@ -1,0 +1,313 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/transport"
+)
+
+// Metric names, as OpenTelemetry instruments (Prometheus spells them with underscores and
+// unit suffixes: commitlog_request_duration_seconds, commitlog_produce_records_total, ...).
+const (
+	MetricProduceRecords   = "commitlog.produce.records"
+	MetricProduceBytes     = "commitlog.produce.bytes"
+	MetricConsumeRecords   = "commitlog.consume.records"
+	MetricConsumeBytes     = "commitlog.consume.bytes"
+	MetricRequestDuration  = "commitlog.request.duration"
+	MetricBatchSize        = "commitlog.produce.batch.size"
+	MetricOpenStreams      = "commitlog.streams.open"
+	MetricLeaderChanges    = "commitlog.raft.leader.changes"
+	MetricCommitIndex      = "commitlog.raft.commit.index"
+	MetricAppliedIndex     = "commitlog.raft.applied.index"
+	MetricLastIndex        = "commitlog.raft.last.index"
+	MetricTerm             = "commitlog.raft.term"
+	MetricIsLeader         = "commitlog.raft.leader"
+	MetricLastContact      = "commitlog.raft.last.contact"
+	MetricFollowerLag      = "commitlog.raft.follower.lag"
+	MetricFollowerContact  = "commitlog.raft.follower.last.contact"
+	MetricSnapshots        = "commitlog.raft.snapshots"
+	MetricSnapshotDuration = "commitlog.raft.snapshot.duration"
+	MetricSegments         = "commitlog.log.segments"
+	MetricLogSize          = "commitlog.log.size"
+)
+
+// Attribute keys of commitlog's own metrics.
+const (
+	// AttrRPC is the RPC's method name without its service ("Produce").
+	AttrRPC = attribute.Key("rpc")
+	// AttrCode is the status code the RPC ended with, snake_case ("ok", "out_of_range").
+	AttrCode = attribute.Key("code")
+	// AttrFollower is a follower's server id.
+	AttrFollower = attribute.Key("follower")
+)
+
+// rpc numbers the API's methods, to index pre-built attribute sets.
+type rpc int
+
+const (
+	rpcProduce rpc = iota
+	rpcProduceBatch
+	rpcConsume
+	rpcConsumeStream
+	rpcProduceStream
+	rpcGetServers
+	rpcGetBounds
+	rpcJoin
+	rpcRemoveServer
+	rpcTransferLeadership
+	numRPC
+)
+
+var rpcNames = [numRPC]string{
+	"Produce", "ProduceBatch", "Consume", "ConsumeStream", "ProduceStream",
+	"GetServers", "GetBounds", "Join", "RemoveServer", "TransferLeadership",
+}
+
+// numCodes is the number of transport codes with names; others count as unknown.
+const numCodes = int(transport.Unauthenticated) + 1
+
+var (
+	latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+	batchBuckets   = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}
+)
+
+// Metrics holds commitlog's own instruments. Its recording methods are safe for concurrent
+// use and allocate nothing beyond what the OpenTelemetry SDK does: the attribute sets of the
+// hot path are built once.
+type Metrics struct {
+	meter metric.Meter
+
+	produceRecords, produceBytes metric.Int64Counter
+	consumeRecords, consumeBytes metric.Int64Counter
+	duration                     metric.Float64Histogram
+	batchSize                    metric.Int64Histogram
+	openStreams                  metric.Int64UpDownCounter
+	leaderChanges                metric.Int64Counter
+	snapshots                    metric.Int64Counter
+	snapshotDuration             metric.Float64Histogram
+
+	// Pre-built options: byRPC[m] carries rpc=m; byRPCCode[m][c] carries rpc=m, code=c.
+	byRPCAdd    [numRPC][]metric.AddOption
+	byRPCRecord [numRPC][]metric.RecordOption
+	byRPCCode   [numRPC][numCodes][]metric.RecordOption
+
+	mu       sync.Mutex
+	stoppers []func() error
+}
+
+func newMetrics(mp metric.MeterProvider) (*Metrics, error) {
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	m := &Metrics{meter: mp.Meter("github.com/commitlog-go/commitlog/server/telemetry")}
+	var errs []error
+	counter := func(name, unit, desc string) metric.Int64Counter {
+		c, err := m.meter.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	m.produceRecords = counter(MetricProduceRecords, "{record}", "Records appended through this node's API (forwarded ones included).")
+	m.produceBytes = counter(MetricProduceBytes, "By", "Bytes of record values appended through this node's API.")
+	m.consumeRecords = counter(MetricConsumeRecords, "{record}", "Records served by Consume and ConsumeStream.")
+	m.consumeBytes = counter(MetricConsumeBytes, "By", "Bytes of record values served by Consume and ConsumeStream.")
+	m.leaderChanges = counter(MetricLeaderChanges, "{change}", "Changes of the leader this node has seen (losing one included).")
+	m.snapshots = counter(MetricSnapshots, "{snapshot}", "Raft snapshots taken by this node.")
+	var err error
+	m.duration, err = m.meter.Float64Histogram(MetricRequestDuration, metric.WithUnit("s"),
+		metric.WithDescription("Time the API took to answer a call (a stream: its whole life), by RPC and status code."),
+		metric.WithExplicitBucketBoundaries(latencyBuckets...))
+	errs = append(errs, err)
+	m.batchSize, err = m.meter.Int64Histogram(MetricBatchSize, metric.WithUnit("{record}"),
+		metric.WithDescription("Records per produce request (ProduceStream: per request message)."),
+		metric.WithExplicitBucketBoundaries(batchBuckets...))
+	errs = append(errs, err)
+	m.snapshotDuration, err = m.meter.Float64Histogram(MetricSnapshotDuration, metric.WithUnit("s"),
+		metric.WithDescription("Time taken to capture and persist a Raft snapshot."),
+		metric.WithExplicitBucketBoundaries(latencyBuckets...))
+	errs = append(errs, err)
+	m.openStreams, err = m.meter.Int64UpDownCounter(MetricOpenStreams, metric.WithUnit("{stream}"),
+		metric.WithDescription("Streams open on this node's API, by RPC."))
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("telemetry: instruments: %w", err)
+	}
+	for r := range numRPC {
+		opt := metric.WithAttributeSet(attribute.NewSet(AttrRPC.String(rpcNames[r])))
+		m.byRPCAdd[r] = []metric.AddOption{opt}
+		m.byRPCRecord[r] = []metric.RecordOption{opt}
+		for c := range numCodes {
+			set := attribute.NewSet(AttrRPC.String(rpcNames[r]), AttrCode.String(transport.Code(c).String()))
+			m.byRPCCode[r][c] = []metric.RecordOption{metric.WithAttributeSet(set)}
+		}
+	}
+	return m, nil
+}
+
+// done records a call of r that started at start and ended with err.
+func (m *Metrics) done(ctx context.Context, r rpc, start time.Time, err error) {
+	c := int(transport.CodeOf(err))
+	if c >= numCodes {
+		c = int(transport.Unknown)
+	}
+	m.duration.Record(ctx, time.Since(start).Seconds(), m.byRPCCode[r][c]...)
+}
+
+// produced records n records of total size bytes appended by one request of r.
+func (m *Metrics) produced(ctx context.Context, r rpc, n, bytes int) {
+	m.produceRecords.Add(ctx, int64(n), m.byRPCAdd[r]...)
+	m.produceBytes.Add(ctx, int64(bytes), m.byRPCAdd[r]...)
+	m.batchSize.Record(ctx, int64(n), m.byRPCRecord[r]...)
+}
+
+// consumed records one record of size bytes served by r.
+func (m *Metrics) consumed(ctx context.Context, r rpc, bytes int) {
+	m.consumeRecords.Add(ctx, 1, m.byRPCAdd[r]...)
+	m.consumeBytes.Add(ctx, int64(bytes), m.byRPCAdd[r]...)
+}
+
+func (m *Metrics) streamOpened(ctx context.Context, r rpc) { m.openStreams.Add(ctx, 1, m.byRPCAdd[r]...) }
+func (m *Metrics) streamClosed(ctx context.Context, r rpc) { m.openStreams.Add(ctx, -1, m.byRPCAdd[r]...) }
+
+// SnapshotTaken records one Raft snapshot that took d. Safe for concurrent use.
+func (m *Metrics) SnapshotTaken(ctx context.Context, d time.Duration) {
+	m.snapshots.Add(ctx, 1)
+	m.snapshotDuration.Record(ctx, d.Seconds())
+}
+
+// SegmentStats is what the node metrics need from the storage engine (storage/segment.Log
+// has it). Both methods must be safe for concurrent use and cheap.
+type SegmentStats interface {
+	Segments() int
+	Size() int64
+}
+
+// observe registers the observable gauges of node and segs (either may be nil) and counts
+// leader changes.
+func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats) error {
+	var errs []error
+	gauge := func(name, unit, desc string) metric.Int64ObservableGauge {
+		g, err := m.meter.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return g
+	}
+	fgauge := func(name, unit, desc string) metric.Float64ObservableGauge {
+		g, err := m.meter.Float64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return g
+	}
+	var (
+		commit, applied, last, term, leader metric.Int64ObservableGauge
+		lag                                 metric.Int64ObservableGauge
+		contact, followerContact            metric.Float64ObservableGauge
+		segments, size                      metric.Int64ObservableGauge
+		instruments                         []metric.Observable
+	)
+	if node != nil {
+		commit = gauge(MetricCommitIndex, "{entry}", "The highest Raft log index this node knows committed.")
+		applied = gauge(MetricAppliedIndex, "{entry}", "The highest Raft log index applied to this node's state machine.")
+		last = gauge(MetricLastIndex, "{entry}", "The last index in this node's Raft log.")
+		term = gauge(MetricTerm, "{term}", "This node's current Raft term.")
+		leader = gauge(MetricIsLeader, "", "1 when this node is the leader, else 0.")
+		contact = fgauge(MetricLastContact, "s", "Time since this follower last heard from the leader (0 on the leader).")
+		lag = gauge(MetricFollowerLag, "{entry}", "On the leader: the leader's commit index minus each follower's match index.")
+		followerContact = fgauge(MetricFollowerContact, "s", "On the leader: time since each follower last answered.")
+		instruments = append(instruments, commit, applied, last, term, leader, contact, lag, followerContact)
+	}
+	if segs != nil {
+		segments = gauge(MetricSegments, "{segment}", "Segment files of the commit log.")
+		size = gauge(MetricLogSize, "By", "Bytes of the commit log's segment files on disk.")
+		instruments = append(instruments, segments, size)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("telemetry: node instruments: %w", err)
+	}
+	reg, err := m.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		if segs != nil {
+			o.ObserveInt64(segments, int64(segs.Segments()))
+			o.ObserveInt64(size, segs.Size())
+		}
+		if node == nil {
+			return nil
+		}
+		st := node.Status()
+		o.ObserveInt64(commit, int64(st.CommitIndex))
+		o.ObserveInt64(applied, int64(st.AppliedIndex))
+		o.ObserveInt64(last, int64(st.LastIndex))
+		o.ObserveInt64(term, int64(st.Term))
+		isLeader := int64(0)
+		if st.State == "leader" {
+			isLeader = 1
+		}
+		o.ObserveInt64(leader, isLeader)
+		since := 0.0
+		if !st.LastContact.IsZero() {
+			since = time.Since(st.LastContact).Seconds()
+		}
+		o.ObserveFloat64(contact, since)
+		if isLeader == 0 {
+			return nil
+		}
+		servers, err := node.Servers(ctx)
+		if err != nil {
+			return nil // leadership just changed: the next collection will tell
+		}
+		for _, s := range servers {
+			if s.ID == st.ID {
+				continue
+			}
+			attrs := metric.WithAttributes(AttrFollower.String(s.ID))
+			if st.CommitIndex > s.MatchIndex {
+				o.ObserveInt64(lag, int64(st.CommitIndex-s.MatchIndex), attrs)
+			} else {
+				o.ObserveInt64(lag, 0, attrs)
+			}
+			if !s.LastContact.IsZero() {
+				o.ObserveFloat64(followerContact, time.Since(s.LastContact).Seconds(), attrs)
+			}
+		}
+		return nil
+	}, instruments...)
+	if err != nil {
+		return fmt.Errorf("telemetry: register node callback: %w", err)
+	}
+	m.mu.Lock()
+	m.stoppers = append(m.stoppers, reg.Unregister)
+	m.mu.Unlock()
+	if node != nil {
+		var (
+			first   = true
+			current string
+		)
+		cancel := node.SubscribeLeader(func(ev consensus.LeaderEvent) {
+			// The first event is the leader known at subscription, not a change.
+			if !first && ev.Leader.ID != current {
+				m.leaderChanges.Add(context.Background(), 1)
+			}
+			first, current = false, ev.Leader.ID
+		})
+		m.mu.Lock()
+		m.stoppers = append(m.stoppers, func() error { cancel(); return nil })
+		m.mu.Unlock()
+	}
+	return nil
+}
+
+// stop unregisters callbacks and subscriptions. Idempotent.
+func (m *Metrics) stop() {
+	m.mu.Lock()
+	stoppers := m.stoppers
+	m.stoppers = nil
+	m.mu.Unlock()
+	for _, s := range stoppers {
+		_ = s()
+	}
+}

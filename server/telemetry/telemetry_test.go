@@ -1,0 +1,443 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+	"github.com/commitlog-go/commitlog/transport/transporttest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func newTelemetry(t *testing.T, cfg Config) *Telemetry {
+	t.Helper()
+	if cfg.MetricsAddr == "" {
+		cfg.MetricsAddr = "127.0.0.1:0"
+	}
+	tel, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := tel.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return tel
+}
+
+func TestConfigValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		env  map[string]string
+	}{
+		{"ratio above 1", Config{SampleRatio: 1.5}, nil},
+		{"bad metrics address", Config{MetricsAddr: "no-port"}, nil},
+		{"unknown OTLP protocol", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			if tel, err := New(context.Background(), tt.cfg); !errors.Is(err, ErrInvalidConfig) {
+				if tel != nil {
+					_ = tel.Close(context.Background())
+				}
+				t.Fatalf("New = %v, want ErrInvalidConfig", err)
+			}
+		})
+	}
+}
+
+func TestMetricsOff(t *testing.T) {
+	for _, addr := range []string{"", MetricsOff} {
+		tel, err := New(context.Background(), Config{MetricsAddr: addr})
+		if err != nil {
+			t.Fatalf("New(%q): %v", addr, err)
+		}
+		if got := tel.MetricsAddr(); got != "" {
+			t.Errorf("MetricsAddr with %q = %q, want none", addr, got)
+		}
+		if err := tel.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := tel.Close(context.Background()); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+	}
+}
+
+// TestOTLPExporterFromEnvironment checks that an endpoint in the environment makes New build
+// an OTLP exporter of the protocol asked for (nothing listens there: Close's flush of an
+// empty batch does not need it).
+func TestOTLPExporterFromEnvironment(t *testing.T) {
+	for _, proto := range []string{"grpc", "http/protobuf", ""} {
+		t.Run(proto, func(t *testing.T) {
+			t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:1")
+			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", proto)
+			tel := newTelemetry(t, Config{MetricsAddr: MetricsOff})
+			exp, err := tel.otlpExporter(context.Background())
+			if err != nil || exp == nil {
+				t.Fatalf("otlpExporter = %v, %v; want an exporter", exp, err)
+			}
+			_ = exp.Shutdown(context.Background())
+		})
+	}
+}
+
+// TestServiceMetrics calls an instrumented service directly and reads the Prometheus
+// exposition: counters by RPC, the latency histogram by RPC and code, batch sizes, streams.
+func TestServiceMetrics(t *testing.T) {
+	tel := newTelemetry(t, Config{})
+	inner := transporttest.NewService()
+	svc := InstrumentLog(inner, tel.Metrics())
+	ctx := t.Context()
+
+	for _, v := range []string{"a", "bcd"} {
+		if _, err := svc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte(v)}}); err != nil {
+			t.Fatalf("Produce: %v", err)
+		}
+	}
+	if _, err := svc.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: []*logv1.Record{{Value: []byte("12345")}, {Value: []byte("6")}, {}}}); err != nil {
+		t.Fatalf("ProduceBatch: %v", err)
+	}
+	if _, err := svc.Consume(ctx, &logv1.ConsumeRequest{Offset: 1}); err != nil {
+		t.Fatalf("Consume: %v", err)
+	}
+	if _, err := svc.Consume(ctx, &logv1.ConsumeRequest{Offset: 99}); transport.CodeOf(err) != transport.OutOfRange {
+		t.Fatalf("Consume past the end: %v, want OutOfRange", err)
+	}
+	// A stream that is open while we scrape, then ends.
+	streamCtx, endStream := context.WithCancel(ctx)
+	sent := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_ = svc.ConsumeStream(streamCtx, &logv1.ConsumeRequest{Offset: 0}, sendFunc(func(*logv1.ConsumeResponse) error {
+			sent <- struct{}{}
+			return nil
+		}))
+	})
+	for range 5 { // every record of the log
+		<-sent
+	}
+
+	fams := telemetrytest.Scrape(t, tel.MetricsAddr())
+	counter := func(name string, labels map[string]string) float64 {
+		t.Helper()
+		m, err := telemetrytest.Find(fams, name, labels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.GetCounter() != nil {
+			return m.GetCounter().GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	checks := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"commitlog_produce_records_total", map[string]string{"rpc": "Produce"}, 2},
+		{"commitlog_produce_bytes_total", map[string]string{"rpc": "Produce"}, 4},
+		{"commitlog_produce_records_total", map[string]string{"rpc": "ProduceBatch"}, 3},
+		{"commitlog_produce_bytes_total", map[string]string{"rpc": "ProduceBatch"}, 6},
+		{"commitlog_consume_records_total", map[string]string{"rpc": "Consume"}, 1},
+		{"commitlog_consume_bytes_total", map[string]string{"rpc": "Consume"}, 3},
+		{"commitlog_consume_records_total", map[string]string{"rpc": "ConsumeStream"}, 5},
+		{"commitlog_streams_open", map[string]string{"rpc": "ConsumeStream"}, 1},
+	}
+	for _, c := range checks {
+		if got := counter(c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	hist := func(name string, labels map[string]string) (uint64, float64) {
+		t.Helper()
+		m, err := telemetrytest.Find(fams, name, labels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+	}
+	if n, sum := hist("commitlog_request_duration_seconds", map[string]string{"rpc": "Produce", "code": "ok"}); n != 2 || sum <= 0 {
+		t.Errorf("Produce ok latency: %d samples summing to %v, want 2 positive", n, sum)
+	}
+	if n, _ := hist("commitlog_request_duration_seconds", map[string]string{"rpc": "Consume", "code": "out_of_range"}); n != 1 {
+		t.Errorf("Consume out_of_range latency: %d samples, want 1", n)
+	}
+	if n, sum := hist("commitlog_produce_batch_size", map[string]string{"rpc": "ProduceBatch"}); n != 1 || sum != 3 {
+		t.Errorf("ProduceBatch batch size: %d samples summing to %v, want 1 of 3", n, sum)
+	}
+
+	endStream()
+	wg.Wait()
+	fams = telemetrytest.Scrape(t, tel.MetricsAddr())
+	if got := counter("commitlog_streams_open", map[string]string{"rpc": "ConsumeStream"}); got != 0 {
+		t.Errorf("open ConsumeStream streams after it ended = %v, want 0", got)
+	}
+	if n, _ := hist("commitlog_request_duration_seconds", map[string]string{"rpc": "ConsumeStream", "code": "canceled"}); n != 1 {
+		t.Errorf("ConsumeStream (ended by its ctx) latency samples = %d, want 1", n)
+	}
+}
+
+// sendFunc is a transport.ServerStream.
+type sendFunc func(*logv1.ConsumeResponse) error
+
+func (f sendFunc) Send(r *logv1.ConsumeResponse) error { return f(r) }
+
+// TestProduceStreamMetrics checks that ProduceStream counts what it acknowledges.
+func TestProduceStreamMetrics(t *testing.T) {
+	tel := newTelemetry(t, Config{})
+	svc := InstrumentLog(transporttest.NewService(), tel.Metrics())
+	reqs := []*logv1.ProduceRequest{{Record: &logv1.Record{Value: []byte("xx")}}, {Record: &logv1.Record{Value: []byte("yyy")}}}
+	st := &bidi{reqs: reqs}
+	if err := svc.ProduceStream(t.Context(), st); err != nil {
+		t.Fatalf("ProduceStream: %v", err)
+	}
+	if st.sent != 2 {
+		t.Fatalf("sent %d responses, want 2", st.sent)
+	}
+	fams := telemetrytest.Scrape(t, tel.MetricsAddr())
+	for name, want := range map[string]float64{"commitlog_produce_records_total": 2, "commitlog_produce_bytes_total": 5} {
+		m, err := telemetrytest.Find(fams, name, map[string]string{"rpc": "ProduceStream"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.GetCounter().GetValue(); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+type bidi struct {
+	reqs []*logv1.ProduceRequest
+	sent int
+}
+
+func (b *bidi) Receive() (*logv1.ProduceRequest, error) {
+	if len(b.reqs) == 0 {
+		return nil, io.EOF
+	}
+	r := b.reqs[0]
+	b.reqs = b.reqs[1:]
+	return r, nil
+}
+
+func (b *bidi) Send(*logv1.ProduceResponse) error { b.sent++; return nil }
+
+// TestNodeMetrics checks the observable gauges from consensus and storage, and the leader
+// change counter.
+func TestNodeMetrics(t *testing.T) {
+	tel := newTelemetry(t, Config{})
+	node := newFakeNode("a")
+	node.set(func(s *consensus.Status) {
+		s.State, s.Term, s.CommitIndex, s.AppliedIndex, s.LastIndex = "leader", 3, 40, 38, 41
+		s.Leader = consensus.Server{ID: "a", Address: "a:1"}
+	})
+	node.setServers([]consensus.ServerStatus{
+		{Server: consensus.Server{ID: "a"}, Leader: true},
+		{Server: consensus.Server{ID: "b"}, MatchIndex: 30},
+		{Server: consensus.Server{ID: "c"}, MatchIndex: 40},
+	})
+	if err := tel.Observe(Sources{Consensus: node, Segments: fakeSegments{}}); err != nil {
+		t.Fatalf("Observe: %v", err)
+	}
+	node.set(func(s *consensus.Status) { s.Leader = consensus.Server{} })                        // lost
+	node.set(func(s *consensus.Status) { s.Leader = consensus.Server{ID: "a", Address: "a:1"} }) // regained
+
+	fams := telemetrytest.Scrape(t, tel.MetricsAddr())
+	tests := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"commitlog_raft_commit_index", nil, 40},
+		{"commitlog_raft_applied_index", nil, 38},
+		{"commitlog_raft_last_index", nil, 41},
+		{"commitlog_raft_term", nil, 3},
+		{"commitlog_raft_leader", nil, 1},
+		{"commitlog_raft_follower_lag", map[string]string{"follower": "b"}, 10},
+		{"commitlog_raft_follower_lag", map[string]string{"follower": "c"}, 0},
+		{"commitlog_raft_leader_changes_total", nil, 2},
+		{"commitlog_log_segments", nil, 3},
+		{"commitlog_log_size_bytes", nil, 12345},
+	}
+	for _, tt := range tests {
+		m, err := telemetrytest.Find(fams, tt.name, tt.labels)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		got := m.GetGauge().GetValue()
+		if m.GetCounter() != nil {
+			got = m.GetCounter().GetValue()
+		}
+		if got != tt.want {
+			t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)
+		}
+	}
+	if _, err := telemetrytest.Find(fams, "commitlog_raft_follower_lag", map[string]string{"follower": "a"}); err == nil {
+		t.Errorf("the leader reports a lag for itself")
+	}
+	if err := tel.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if n := node.subscribers(); n != 0 {
+		t.Errorf("%d leader subscriptions left after Close", n)
+	}
+}
+
+// TestReadinessAndHealth walks a node through no leader, a leader while behind, caught up,
+// leader lost and drain, checking /readyz, /healthz and the gRPC health status each time.
+func TestReadinessAndHealth(t *testing.T) {
+	tel := newTelemetry(t, Config{})
+	addr := tel.MetricsAddr()
+	if code, body := telemetrytest.Get(t, addr, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz before Observe = %d %q, want 503", code, body)
+	}
+	node := newFakeNode("b")
+	var (
+		mu     sync.Mutex
+		status []transport.HealthStatus
+	)
+	lastStatus := func() transport.HealthStatus {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(status) == 0 {
+			return transport.HealthUnknown
+		}
+		return status[len(status)-1]
+	}
+	var liveErr error
+	if err := tel.Observe(Sources{
+		Consensus: node,
+		Live:      func() error { return liveErr },
+		SetHealth: func(s transport.HealthStatus) { mu.Lock(); status = append(status, s); mu.Unlock() },
+	}); err != nil {
+		t.Fatalf("Observe: %v", err)
+	}
+	steps := []struct {
+		name       string
+		change     func(*consensus.Status)
+		wantReady  bool
+		wantReason string
+		wantHealth transport.HealthStatus
+	}{
+		{"no leader", func(*consensus.Status) {}, false, "no leader", transport.HealthNotServing},
+		{"leader learned while behind", func(s *consensus.Status) {
+			s.Term, s.CommitIndex, s.AppliedIndex = 2, 10, 4
+			s.Leader = consensus.Server{ID: "a", Address: "a:1"}
+		}, false, "catching up", transport.HealthServing},
+		{"still behind the target", func(s *consensus.Status) { s.AppliedIndex = 9 }, false, "catching up", transport.HealthServing},
+		{"caught up (commit index moved on)", func(s *consensus.Status) { s.AppliedIndex, s.CommitIndex = 10, 12 }, true, "ready", transport.HealthServing},
+		{"leader lost", func(s *consensus.Status) { s.Leader = consensus.Server{} }, false, "no leader", transport.HealthNotServing},
+		{"new leader in a new term, already applied", func(s *consensus.Status) {
+			s.Term, s.AppliedIndex, s.CommitIndex = 3, 12, 12
+			s.Leader = consensus.Server{ID: "c", Address: "c:1"}
+		}, true, "ready", transport.HealthServing},
+	}
+	for _, st := range steps {
+		node.set(st.change)
+		code, body := telemetrytest.Get(t, addr, "/readyz")
+		if ready := code == http.StatusOK; ready != st.wantReady || !strings.Contains(body, st.wantReason) {
+			t.Errorf("%s: /readyz = %d %q, want ready=%v with %q", st.name, code, body, st.wantReady, st.wantReason)
+		}
+		if got := lastStatus(); got != st.wantHealth {
+			t.Errorf("%s: gRPC health %v, want %v", st.name, got, st.wantHealth)
+		}
+		if code, _ := telemetrytest.Get(t, addr, "/healthz"); code != http.StatusOK {
+			t.Errorf("%s: /healthz = %d, want 200", st.name, code)
+		}
+	}
+
+	liveErr = errors.New("state machine failed")
+	if code, body := telemetrytest.Get(t, addr, "/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "state machine failed") {
+		t.Errorf("/healthz after a failure = %d %q, want 503 naming it", code, body)
+	}
+	liveErr = nil
+
+	tel.Drain()
+	if code, body := telemetrytest.Get(t, addr, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "shutting down") {
+		t.Errorf("/readyz after Drain = %d %q, want 503 shutting down", code, body)
+	}
+	node.set(func(s *consensus.Status) { s.Leader = consensus.Server{} })
+	node.set(func(s *consensus.Status) { s.Leader = consensus.Server{ID: "a", Address: "a:1"} })
+	if got := lastStatus(); got != transport.HealthNotServing {
+		t.Errorf("gRPC health after Drain and a new leader = %v, want NOT_SERVING", got)
+	}
+}
+
+// TestSnapshotMetrics checks InstrumentStateMachine: optional interfaces are kept exactly,
+// and a persisted snapshot is counted and timed.
+func TestSnapshotMetrics(t *testing.T) {
+	tel := newTelemetry(t, Config{})
+	plain := InstrumentStateMachine(plainSM{}, tel.Metrics())
+	if _, ok := plain.(consensus.SnapshotSource); ok {
+		t.Errorf("a plain state machine became a SnapshotSource")
+	}
+	sized := InstrumentStateMachine(sizedSM{}, tel.Metrics())
+	if _, ok := sized.(consensus.SnapshotSizer); !ok {
+		t.Errorf("a SnapshotSizer lost its interface")
+	}
+	if n, err := sized.(consensus.SnapshotSizer).SnapshotDataSize(nil); n != 7 || err != nil {
+		t.Errorf("SnapshotDataSize = %d, %v; want the inner 7", n, err)
+	}
+	for range 2 {
+		snap, err := sized.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if err := snap.Persist(&b); err != nil || b.String() != "manifest" {
+			t.Fatalf("Persist = %q, %v", b.String(), err)
+		}
+		snap.Release()
+	}
+	fams := telemetrytest.Scrape(t, tel.MetricsAddr())
+	m, err := telemetrytest.Find(fams, "commitlog_raft_snapshots_total", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 2 {
+		t.Errorf("snapshots = %v, want 2", got)
+	}
+	m, err = telemetrytest.Find(fams, "commitlog_raft_snapshot_duration_seconds", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetHistogram().GetSampleCount(); got != 2 {
+		t.Errorf("snapshot durations = %v, want 2", got)
+	}
+}
+
+type plainSM struct{}
+
+func (plainSM) Apply(e []consensus.Entry) []any               { return make([]any, len(e)) }
+func (plainSM) Snapshot() (consensus.Snapshot, error)         { return manifestSnap{}, nil }
+func (plainSM) Restore(manifest []byte, data io.Reader) error { return nil }
+
+type sizedSM struct{ plainSM }
+
+func (sizedSM) SnapshotData([]byte) (io.ReadCloser, error) {
+	return io.NopCloser(strings.NewReader("7 bytes")), nil
+}
+func (sizedSM) SnapshotDataSize([]byte) (int64, error) { return 7, nil }
+
+type manifestSnap struct{}
+
+func (manifestSnap) Persist(w io.Writer) error { _, err := io.WriteString(w, "manifest"); return err }
+func (manifestSnap) Release()                  {}
