@@ -12,7 +12,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 tool = $(shell GOWORK=off $(GO) -C buildtools tool -n $(1))
 BENCHTIME ?= 2s
 
-.PHONY: all build run cluster test lint fmt vet staticcheck generate check-generate tidy bench certs clean
+.PHONY: all build run cluster test lint fmt vet staticcheck generate check-generate tidy bench bench-load certs clean
 
 all: lint test build
 
@@ -75,6 +75,10 @@ certs: build
 	bin/commitlog tls cert create --client --cn root --dir .config --name-prefix "" --force
 	bin/commitlog tls cert create --client --cn nobody --dir .config --name-prefix "" --force
 	cp authz/casbin/testdata/seed/model.conf authz/casbin/testdata/seed/policy.csv .config/
+
+## bench-load: the load tool against real processes: a single node, then 3 nodes (see scripts/bench-load.sh)
+bench-load:
+	bash scripts/bench-load.sh
 
 clean:
 	rm -rf bin
