@@ -48,6 +48,8 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "peer-tls-ca-file", EnvVars: env("peer-tls-ca-file"), Usage: "CA that peer certificates must chain to"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "peer-tls-server-name", EnvVars: env("peer-tls-server-name"),
 			Usage: "name verified in dialed peers' certificates, e.g. " + DefaultPeerServerName + " (default: the host of the peer's address)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "gossip-key-file", EnvVars: env("gossip-key-file"),
+			Usage: "file holding the base64 key that encrypts Serf gossip (make one with `commitlog tls gossip-key`); every member needs the same key"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "gossip-profile", Value: "lan", EnvVars: env("gossip-profile"),
 			Usage: "Serf timings: lan, local (one host or a fast network: failures detected sooner) or test"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "leave-on-shutdown", EnvVars: env("leave-on-shutdown"),
@@ -133,4 +135,3 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 	}
 	return cfg, nil
 }
-

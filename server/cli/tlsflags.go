@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -30,12 +31,13 @@ func clientTLS(c *cli.Context) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// serveTLS holds serve's TLS and ACL flags.
+// serveTLS holds serve's security flags: TLS, ACL and gossip encryption.
 type serveTLS struct {
 	serverCert, serverKey, serverCA string
 	peerCert, peerKey, peerCA       string
 	peerServerName                  string
 	aclPolicy                       string
+	gossipKeyFile                   string
 }
 
 func serveTLSFromFlags(c *cli.Context) serveTLS {
@@ -48,10 +50,11 @@ func serveTLSFromFlags(c *cli.Context) serveTLS {
 		peerCA:         c.String("peer-tls-ca-file"),
 		peerServerName: c.String("peer-tls-server-name"),
 		aclPolicy:      c.String("acl-policy-file"),
+		gossipKeyFile:  c.String("gossip-key-file"),
 	}
 }
 
-// apply validates the flags, loads the files and fills cfg's TLS fields:
+// apply validates the flags, loads the files and fills cfg's TLS fields and GossipKey:
 //
 //   - ServerTLS (the API) from --server-tls-*: the certificate and key are required together;
 //     --server-tls-ca-file additionally requires every client to present a certificate issued
@@ -64,6 +67,9 @@ func serveTLSFromFlags(c *cli.Context) serveTLS {
 //     verifies the leader's API certificate against --server-tls-ca-file (or --peer-tls-ca-file).
 //     With mutual TLS on the API, peer certificates must therefore be issued by the CA the API
 //     trusts, and allow client authentication (`commitlog tls cert create --server` ones do).
+//
+// GossipKey is read from --gossip-key-file (surrounding white space ignored; the key itself is
+// checked when Serf starts).
 //
 // An ACL policy requires mutual TLS: without a verified client certificate there is no identity
 // to authorize, and every call would be refused.
@@ -131,6 +137,15 @@ func (f serveTLS) apply(cfg *server.Config) error {
 			return fmt.Errorf("forwarding to the leader: %w", err)
 		}
 		cfg.ForwardTLS = c
+	}
+	if f.gossipKeyFile != "" {
+		key, err := os.ReadFile(f.gossipKeyFile)
+		if err != nil {
+			return fmt.Errorf("--gossip-key-file: %w", err)
+		}
+		if cfg.GossipKey = strings.TrimSpace(string(key)); cfg.GossipKey == "" {
+			return fmt.Errorf("--gossip-key-file: %s is empty (make a key with `commitlog tls gossip-key`)", f.gossipKeyFile)
+		}
 	}
 	return nil
 }

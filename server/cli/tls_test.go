@@ -1,0 +1,369 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// seedACLDir holds the seed's model.conf and policy.csv (root may produce and consume).
+const seedACLDir = "../../authz/casbin/testdata/seed"
+
+// run runs the commitlog program in-process and returns its exit code, stdout and stderr.
+func run(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = Main(ctx, append([]string{"commitlog"}, args...), strings.NewReader(""), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// mustRun runs the program and fails the test unless it exits 0.
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := run(t, t.Context(), args...)
+	if code != 0 {
+		t.Fatalf("commitlog %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// checkFile asserts that path exists with mode and holds one PEM block of type typ.
+func checkFile(t *testing.T, path string, mode fs.FileMode, typ string) []byte {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if fi.Mode().Perm() != mode {
+		t.Errorf("%s: mode %v, want %v", path, fi.Mode().Perm(), mode)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(data)
+	if b == nil || b.Type != typ {
+		t.Fatalf("%s: want a PEM %s block, got %q", path, typ, data)
+	}
+	return b.Bytes
+}
+
+func parseCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	c, err := x509.ParseCertificate(checkFile(t, path, 0o644, "CERTIFICATE"))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return c
+}
+
+func TestTLSCreateWritesFilesInTheCurrentDirectory(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+
+	out := mustRun(t, "tls", "ca", "create")
+	if !strings.Contains(out, "commitlog-ca.pem") || !strings.Contains(out, "commitlog-ca-key.pem") {
+		t.Errorf("ca create output does not name the files it wrote:\n%s", out)
+	}
+	mustRun(t, "tls", "cert", "create", "--server")
+	mustRun(t, "tls", "cert", "create", "--server", "--cn", "node-1", "--dns", "node-1.example", "--ip", "10.0.0.1")
+	mustRun(t, "tls", "cert", "create", "--client", "--cn", "root")
+
+	ca := parseCert(t, filepath.Join(dir, "commitlog-ca.pem"))
+	if !ca.IsCA || ca.Subject.CommonName != DefaultCACommonName {
+		t.Errorf("CA: IsCA %t, CN %q", ca.IsCA, ca.Subject.CommonName)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	for _, tc := range []struct {
+		file     string
+		cn       string
+		usage    x509.ExtKeyUsage
+		dnsNames []string
+		ips      []string
+	}{
+		{"commitlog-server", "server", x509.ExtKeyUsageServerAuth, []string{"localhost", DefaultPeerServerName}, []string{"127.0.0.1", "::1"}},
+		{"commitlog-node-1-server", "node-1", x509.ExtKeyUsageServerAuth, []string{"node-1.example"}, []string{"10.0.0.1"}},
+		{"commitlog-server", "server", x509.ExtKeyUsageClientAuth, nil, nil}, // peers dial with it
+		{"commitlog-root-client", "root", x509.ExtKeyUsageClientAuth, nil, nil},
+	} {
+		c := parseCert(t, filepath.Join(dir, tc.file+".pem"))
+		checkFile(t, filepath.Join(dir, tc.file+"-key.pem"), 0o600, "PRIVATE KEY")
+		if c.Subject.CommonName != tc.cn {
+			t.Errorf("%s: CN %q, want %q", tc.file, c.Subject.CommonName, tc.cn)
+		}
+		if _, err := c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{tc.usage}}); err != nil {
+			t.Errorf("%s: does not verify for %v: %v", tc.file, tc.usage, err)
+		}
+		var ips []string
+		for _, ip := range c.IPAddresses {
+			ips = append(ips, ip.String())
+		}
+		if tc.dnsNames != nil && (!slices.Equal(c.DNSNames, tc.dnsNames) || !slices.Equal(ips, tc.ips)) {
+			t.Errorf("%s: SANs %v %v, want %v %v", tc.file, c.DNSNames, ips, tc.dnsNames, tc.ips)
+		}
+	}
+	root := parseCert(t, filepath.Join(dir, "commitlog-root-client.pem"))
+	if _, err := root.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err == nil {
+		t.Error("a client certificate verifies for server authentication")
+	}
+}
+
+func TestTLSCreateRefusesToOverwriteWithoutForce(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "tls", "ca", "create", "--dir", dir)
+	mustRun(t, "tls", "cert", "create", "--client", "--cn", "root", "--dir", dir)
+	files := []string{"commitlog-ca.pem", "commitlog-ca-key.pem", "commitlog-root-client.pem", "commitlog-root-client-key.pem"}
+	before := map[string][]byte{}
+	for _, f := range files {
+		before[f], _ = os.ReadFile(filepath.Join(dir, f))
+	}
+
+	for _, args := range [][]string{
+		{"tls", "ca", "create", "--dir", dir},
+		{"tls", "cert", "create", "--client", "--cn", "root", "--dir", dir},
+	} {
+		code, _, errOut := run(t, t.Context(), args...)
+		if code == 0 || !strings.Contains(errOut, "--force") {
+			t.Errorf("%v: exit %d, stderr %q; want a failure naming --force", args, code, errOut)
+		}
+	}
+	for _, f := range files {
+		if now, _ := os.ReadFile(filepath.Join(dir, f)); !bytes.Equal(now, before[f]) {
+			t.Errorf("%s changed without --force", f)
+		}
+	}
+
+	// With --force the client certificate is replaced, still signed by the same CA.
+	mustRun(t, "tls", "cert", "create", "--client", "--cn", "root", "--dir", dir, "--force")
+	if now, _ := os.ReadFile(filepath.Join(dir, "commitlog-root-client.pem")); bytes.Equal(now, before["commitlog-root-client.pem"]) {
+		t.Error("--force did not replace the certificate")
+	}
+	checkFile(t, filepath.Join(dir, "commitlog-root-client-key.pem"), 0o600, "PRIVATE KEY")
+}
+
+func TestTLSCreateSeedNames(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "tls", "ca", "create", "--dir", dir, "--name-prefix", "")
+	mustRun(t, "tls", "cert", "create", "--server", "--dir", dir, "--name-prefix", "")
+	mustRun(t, "tls", "cert", "create", "--client", "--cn", "nobody", "--dir", dir, "--name-prefix", "")
+	for _, f := range []string{"ca.pem", "server.pem", "nobody-client.pem"} {
+		parseCert(t, filepath.Join(dir, f))
+		checkFile(t, filepath.Join(dir, strings.TrimSuffix(f, ".pem")+"-key.pem"), 0o600, "PRIVATE KEY")
+	}
+}
+
+func TestTLSCreateErrors(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "tls", "ca", "create", "--dir", dir, "--days", "30")
+	empty := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"neither kind", []string{"tls", "cert", "create", "--dir", dir}, "exactly one of --server and --client"},
+		{"both kinds", []string{"tls", "cert", "create", "--server", "--client", "--cn", "x", "--dir", dir}, "exactly one of --server and --client"},
+		{"client without cn", []string{"tls", "cert", "create", "--client", "--dir", dir}, "--client needs --cn"},
+		{"client with SANs", []string{"tls", "cert", "create", "--client", "--cn", "root", "--dns", "x", "--dir", dir}, "server certificates only"},
+		{"cn leaves the directory", []string{"tls", "cert", "create", "--client", "--cn", "../root", "--dir", dir}, "--cn"},
+		{"hidden prefix", []string{"tls", "cert", "create", "--client", "--cn", "root", "--name-prefix", ".x", "--dir", dir}, "--name-prefix"},
+		{"bad ip", []string{"tls", "cert", "create", "--server", "--ip", "not-an-ip", "--dir", dir}, `--ip "not-an-ip"`},
+		{"no CA", []string{"tls", "cert", "create", "--server", "--dir", empty}, "tls ca create"},
+		{"outlives the CA", []string{"tls", "cert", "create", "--server", "--days", "365", "--dir", dir}, "outlive"},
+		{"CA days out of range", []string{"tls", "ca", "create", "--days", "-1", "--dir", empty}, "days"},
+		{"arguments", []string{"tls", "ca", "create", "--dir", empty, "extra"}, "no arguments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := run(t, t.Context(), tc.args...)
+			if code == 0 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stderr %q; want a failure containing %q", code, errOut, tc.want)
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Errorf("failed commands wrote files: %v", entries)
+	}
+}
+
+func TestTLSGossipKey(t *testing.T) {
+	a, b := strings.TrimSpace(mustRun(t, "tls", "gossip-key")), strings.TrimSpace(mustRun(t, "tls", "gossip-key"))
+	for _, k := range []string{a, b} {
+		raw, err := base64.StdEncoding.DecodeString(k)
+		if err != nil || len(raw) != 32 {
+			t.Errorf("gossip key %q: %d bytes, %v; want 32 bytes of base64", k, len(raw), err)
+		}
+	}
+	if a == b {
+		t.Error("two gossip keys are equal")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a poller.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var servingRE = regexp.MustCompile(`serving the API on (\S+) `)
+
+// startServe runs `commitlog serve args...` until the test ends and returns the API address.
+func startServe(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, append([]string{"commitlog", "serve"}, args...), strings.NewReader(""), &out, &errOut)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exited %d: %s", code, errOut.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop within 30s of its context ending")
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m := servingRE.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("serve exited %d before serving: %s", code, errOut.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not report its address within 30s: %s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServeWithGeneratedCertificates creates a CA, a server certificate, root and nobody
+// client certificates and a gossip key with `commitlog tls`, starts `commitlog serve` with
+// them and the seed's ACL files, and checks that root's produce and consume succeed, nobody is
+// denied, and clients without a certificate or without TLS are refused.
+func TestServeWithGeneratedCertificates(t *testing.T) {
+	dir := t.TempDir()
+	f := func(name string) string { return filepath.Join(dir, name) }
+	mustRun(t, "tls", "ca", "create", "--dir", dir)
+	mustRun(t, "tls", "cert", "create", "--server", "--dir", dir)
+	mustRun(t, "tls", "cert", "create", "--client", "--cn", "root", "--dir", dir)
+	mustRun(t, "tls", "cert", "create", "--client", "--cn", "nobody", "--dir", dir)
+	if err := os.WriteFile(f("gossip.key"), []byte(mustRun(t, "tls", "gossip-key")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	addr := startServe(t,
+		"--data-dir", f("data"), "--node-name", "tls-node", "--bind-addr", "127.0.0.1:0", "--rpc-port", "-1",
+		"--log-level", "error", "--gossip-key-file", f("gossip.key"),
+		"--server-tls-cert-file", f("commitlog-server.pem"), "--server-tls-key-file", f("commitlog-server-key.pem"),
+		"--server-tls-ca-file", f("commitlog-ca.pem"),
+		"--peer-tls-cert-file", f("commitlog-server.pem"), "--peer-tls-key-file", f("commitlog-server-key.pem"),
+		"--peer-tls-ca-file", f("commitlog-ca.pem"), "--peer-tls-server-name", DefaultPeerServerName,
+		"--acl-model-file", filepath.Join(seedACLDir, "model.conf"), "--acl-policy-file", filepath.Join(seedACLDir, "policy.csv"),
+	)
+	as := func(who string) []string {
+		return []string{"--addr", addr, "--timeout", "10s", "--tls-ca-file", f("commitlog-ca.pem"),
+			"--tls-cert-file", f("commitlog-" + who + "-client.pem"), "--tls-key-file", f("commitlog-" + who + "-client-key.pem")}
+	}
+
+	if out := mustRun(t, append([]string{"produce"}, append(as("root"), "first", "second")...)...); out != "0\n1\n" {
+		t.Errorf("produce as root printed %q, want the offsets 0 and 1", out)
+	}
+	if out := mustRun(t, append([]string{"consume"}, as("root")...)...); out != "first\nsecond\n" {
+		t.Errorf("consume as root printed %q", out)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"produce as nobody", append([]string{"produce"}, append(as("nobody"), "x")...), "permission"},
+		{"consume as nobody", append([]string{"consume"}, as("nobody")...), "permission"},
+		{"admin as root", append([]string{"cluster", "remove"}, append(as("root"), "tls-node")...), "permission"},
+		{"no client certificate", []string{"produce", "--addr", addr, "--timeout", "5s", "--tls-ca-file", f("commitlog-ca.pem"), "x"}, ""},
+		{"plaintext", []string{"produce", "--addr", addr, "--timeout", "5s", "x"}, ""},
+		{"server name mismatch", append([]string{"produce", "--tls-server-name", "elsewhere.example"}, append(as("root"), "x")...), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(t, t.Context(), tc.args...)
+			if code == 0 || !strings.Contains(strings.ToLower(errOut), tc.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want a failure mentioning %q", code, out, errOut, tc.want)
+			}
+		})
+	}
+	// Nothing but root's records was written.
+	if out := mustRun(t, append([]string{"consume"}, as("root")...)...); out != "first\nsecond\n" {
+		t.Errorf("after the refused calls, consume printed %q", out)
+	}
+}
+
+func TestServeSecurityFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	f := func(name string) string { return filepath.Join(dir, name) }
+	mustRun(t, "tls", "ca", "create", "--dir", dir)
+	mustRun(t, "tls", "cert", "create", "--server", "--dir", dir)
+	if err := os.WriteFile(f("empty.key"), []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, key, ca := f("commitlog-server.pem"), f("commitlog-server-key.pem"), f("commitlog-ca.pem")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"server cert without key", []string{"--server-tls-cert-file", cert}, "--server-tls-cert-file needs --server-tls-key-file"},
+		{"server key without cert", []string{"--server-tls-key-file", key}, "--server-tls-key-file needs --server-tls-cert-file"},
+		{"server CA alone", []string{"--server-tls-ca-file", ca}, "--server-tls-ca-file needs --server-tls-cert-file"},
+		{"peer cert alone", []string{"--peer-tls-cert-file", cert}, "--peer-tls-cert-file needs --peer-tls-key-file and --peer-tls-ca-file"},
+		{"peer without CA", []string{"--peer-tls-cert-file", cert, "--peer-tls-key-file", key}, "needs --peer-tls-ca-file"},
+		{"peer server name alone", []string{"--peer-tls-server-name", DefaultPeerServerName}, "--peer-tls-server-name needs"},
+		{"ACL without mTLS", []string{"--acl-policy-file", filepath.Join(seedACLDir, "policy.csv"), "--server-tls-cert-file", cert, "--server-tls-key-file", key},
+			"--acl-policy-file needs mutual TLS"},
+		{"missing certificate file", []string{"--server-tls-cert-file", f("nope.pem"), "--server-tls-key-file", key}, "nope.pem"},
+		{"CA file without certificates", []string{"--server-tls-cert-file", cert, "--server-tls-key-file", key, "--server-tls-ca-file", key}, "no certificates"},
+		{"empty gossip key file", []string{"--gossip-key-file", f("empty.key")}, "is empty"},
+		{"missing gossip key file", []string{"--gossip-key-file", f("nope.key")}, "--gossip-key-file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve", "--data-dir", f("data-" + tc.name), "--bind-addr", "127.0.0.1:0", "--rpc-port", "-1"}, tc.args...)
+			code, _, errOut := run(t, t.Context(), args...)
+			if code == 0 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stderr %q; want a failure containing %q", code, errOut, tc.want)
+			}
+			if _, err := os.Stat(f("data-" + tc.name)); err == nil {
+				t.Error("serve created its data directory despite the invalid flags")
+			}
+		})
+	}
+}
