@@ -160,7 +160,7 @@ func testSingleNode(t *testing.T, tr string) {
 		connectJSON(t, hc, n.Addr, "Produce", jsonProduceRequest{Record: jsonRecord{Value: []byte("hi")}}, &pr)
 		led.ack(pr.Offset, "hi")
 		var cr jsonConsumeResponse
-		connectJSON(t, hc, n.Addr, "Consume", jsonConsumeRequest{Offset: pr.Offset}, &cr)
+		connectJSON(t, hc, n.Addr, "Consume", jsonConsumeRequest(pr), &cr)
 		if string(cr.Record.Value) != "hi" || cr.Record.Offset != pr.Offset {
 			t.Fatalf("JSON Consume(%d) = %q at %d, want \"hi\" at %d", pr.Offset, cr.Record.Value, cr.Record.Offset, pr.Offset)
 		}
@@ -248,7 +248,7 @@ func testSingleNode(t *testing.T, tr string) {
 func cliLog(name string, ovs []offsetValue) nodeLog {
 	nl := nodeLog{Node: name}
 	for _, ov := range ovs {
-		nl.Records = append(nl.Records, logRecord{ov.Offset, ov.Value})
+		nl.Records = append(nl.Records, logRecord(ov))
 	}
 	return nl
 }
