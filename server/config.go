@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // Transport names accepted by Config.Transport.
@@ -101,6 +103,19 @@ type Config struct {
 	RetentionAge   time.Duration
 	// RetentionInterval is how often retention runs (default 1 minute).
 	RetentionInterval time.Duration
+
+	// MetricsAddr is the host:port of the telemetry endpoint: /metrics (Prometheus), /healthz
+	// and /readyz; port 0 picks a free one (see Server.MetricsAddr). "" or "off": none.
+	MetricsAddr string
+	// TraceSampleRatio is the fraction of new traces sampled, in [0, 1] (calls that arrive
+	// with a sampled trace are always followed). Zero: 0.1; negative: none. Spans are
+	// exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set.
+	TraceSampleRatio float64
+	// TraceProcessors also receive every sampled span (tests record them in memory).
+	TraceProcessors []sdktrace.SpanProcessor
+	// DisableTelemetry turns tracing and metrics off (health and readiness still answer):
+	// for measuring what they cost.
+	DisableTelemetry bool
 
 	// Logger receives the node's structured logs (nil: discard).
 	Logger *slog.Logger

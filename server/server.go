@@ -24,6 +24,7 @@ import (
 	craft "github.com/commitlog-go/commitlog/consensus/raft"
 	dserf "github.com/commitlog-go/commitlog/discovery/serf"
 	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/server/telemetry"
 	"github.com/commitlog-go/commitlog/storage/segment"
 	"github.com/commitlog-go/commitlog/transport"
 	tconnect "github.com/commitlog-go/commitlog/transport/connect"
@@ -60,6 +61,8 @@ type Server struct {
 	forward *forwarder
 	serf    *dserf.Membership
 	recon   *reconciler
+
+	tel *telemetry.Telemetry
 
 	stopping  chan struct{}
 	closeOnce sync.Once
@@ -141,6 +144,17 @@ func New(cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: state machine: %w", err)
 	}
+	s.tel, err = telemetry.New(context.Background(), telemetry.Config{
+		NodeID:         cfg.NodeName,
+		MetricsAddr:    cfg.MetricsAddr,
+		SampleRatio:    cfg.TraceSampleRatio,
+		SpanProcessors: cfg.TraceProcessors,
+		Disabled:       cfg.DisableTelemetry,
+		Logger:         cfg.Logger.With("component", "telemetry"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	s.node, err = craft.New(craft.Config{
 		ID:          cfg.NodeName,
 		DataDir:     filepath.Join(cfg.DataDir, "raft"),
@@ -148,7 +162,7 @@ func New(cfg Config) (s *Server, err error) {
 		Address:     s.addr,
 		Bootstrap:   cfg.Bootstrap || len(cfg.StartJoinAddrs) == 0,
 		Logger:      cfg.Logger.With("component", "raft"),
-	}, s.fsm)
+	}, telemetry.InstrumentStateMachine(s.fsm, s.tel.Metrics()))
 	if err != nil {
 		return nil, fmt.Errorf("server: raft: %w", err)
 	}
@@ -167,11 +181,13 @@ func New(cfg Config) (s *Server, err error) {
 		newClient = tgrpc.NewClient
 		newServer = func(c transport.ServerConfig) (transport.Server, error) { return tgrpc.NewServer(c) }
 	}
-	s.forward = newForwarder(newClient, transport.ClientConfig{TLS: cfg.ForwardTLS})
+	s.forward = newForwarder(newClient, transport.ClientConfig{TLS: cfg.ForwardTLS, Telemetry: s.tel.Transport()})
 	s.svc = &service{node: s.node, fsm: s.fsm, forward: s.forward, cfg: &s.cfg, stop: s.stopping}
+	api := telemetry.InstrumentLog(s.svc, s.tel.Metrics())
 	s.api, err = newServer(transport.ServerConfig{
-		Log:             s.svc,
-		Cluster:         s.svc,
+		Log:             api,
+		Cluster:         api,
+		Telemetry:       s.tel.Transport(),
 		TLS:             cfg.ServerTLS,
 		MaxMessageBytes: cfg.maxMessageBytes(),
 		Intercept:       intercept,
@@ -179,6 +195,11 @@ func New(cfg Config) (s *Server, err error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: api: %w", err)
+	}
+	// NOT_SERVING until a leader is known; telemetry follows leader changes from now on.
+	s.api.SetHealth(transport.HealthNotServing)
+	if err := s.tel.Observe(telemetry.Sources{Consensus: s.node, Segments: s.log, Live: s.fsm.Err, SetHealth: s.api.SetHealth}); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
 	}
 	if err := s.startMembership(); err != nil {
 		return nil, err
@@ -250,6 +271,10 @@ func reachableIP() string {
 // Addr returns the address of the API (and of Raft) as other nodes and clients reach it.
 func (s *Server) Addr() string { return s.addr }
 
+// MetricsAddr returns the address of the telemetry endpoint (/metrics, /healthz, /readyz), or
+// "" when it is off.
+func (s *Server) MetricsAddr() string { return s.tel.MetricsAddr() }
+
 // ID returns the node's id (its name).
 func (s *Server) ID() string { return s.cfg.NodeName }
 
@@ -263,7 +288,6 @@ func (s *Server) Run(ctx context.Context) error {
 		s.bg.Add(1)
 		go func() { defer s.bg.Done(); s.retentionLoop() }()
 	}
-	s.api.SetHealth(transport.HealthServing)
 	s.cfg.Logger.Info("serving", "node", s.cfg.NodeName, "addr", s.addr, "transport", s.cfg.Transport, "data_dir", s.cfg.DataDir)
 
 	var runErr error
@@ -312,6 +336,7 @@ const shutdownTimeout = 5 * time.Second
 // shutdown stops gracefully: NOT_SERVING, leadership handed over, (with LeaveOnShutdown) the
 // cluster left, streams ended, then Close.
 func (s *Server) shutdown() error {
+	s.tel.Drain() // NOT_SERVING and unready from now on, whatever the leader does
 	s.api.SetHealth(transport.HealthNotServing)
 	s.recon.close()
 	if s.node.IsLeader() {
@@ -355,6 +380,13 @@ func (s *Server) Close() error {
 		}
 		if s.forward != nil {
 			_ = s.forward.Close()
+		}
+		if s.tel != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			if err := s.tel.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("close telemetry: %w", err))
+			}
+			cancel()
 		}
 		if s.node != nil {
 			if err := s.node.Close(); err != nil {

@@ -71,4 +71,6 @@ func (t *Telemetry) Handler() http.Handler {
 // errorLogger routes promhttp's errors to the telemetry logger.
 type errorLogger struct{ t *Telemetry }
 
-func (e errorLogger) Println(v ...any) { e.t.cfg.Logger.Warn("metrics scrape", "err", fmt.Sprint(v...)) }
+func (e errorLogger) Println(v ...any) {
+	e.t.cfg.Logger.Warn("metrics scrape", "err", fmt.Sprint(v...))
+}

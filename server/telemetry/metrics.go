@@ -174,8 +174,12 @@ func (m *Metrics) consumed(ctx context.Context, r rpc, bytes int) {
 	m.consumeBytes.Add(ctx, int64(bytes), m.byRPCAdd[r]...)
 }
 
-func (m *Metrics) streamOpened(ctx context.Context, r rpc) { m.openStreams.Add(ctx, 1, m.byRPCAdd[r]...) }
-func (m *Metrics) streamClosed(ctx context.Context, r rpc) { m.openStreams.Add(ctx, -1, m.byRPCAdd[r]...) }
+func (m *Metrics) streamOpened(ctx context.Context, r rpc) {
+	m.openStreams.Add(ctx, 1, m.byRPCAdd[r]...)
+}
+func (m *Metrics) streamClosed(ctx context.Context, r rpc) {
+	m.openStreams.Add(ctx, -1, m.byRPCAdd[r]...)
+}
 
 // SnapshotTaken records one Raft snapshot that took d. Safe for concurrent use.
 func (m *Metrics) SnapshotTaken(ctx context.Context, d time.Duration) {
