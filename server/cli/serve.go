@@ -66,6 +66,12 @@ func serveFlags() []cli.Flag {
 			Usage: "delete the oldest segments when the log is larger than this (0: keep everything)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "retention-age", EnvVars: env("retention-age"),
 			Usage: "delete segments whose newest record is older than this (0: keep everything)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "metrics-addr", Value: "off", EnvVars: env("metrics-addr"),
+			Usage: "host:port serving /metrics (Prometheus), /healthz (liveness) and /readyz (readiness: a leader is known and this node caught up), e.g. 127.0.0.1:9400; off: none"}),
+		altsrc.NewFloat64Flag(&cli.Float64Flag{Name: "trace-sample-ratio", Value: 0.1, EnvVars: env("trace-sample-ratio"),
+			Usage: "fraction of new traces sampled, 0 to 1 (a sampled caller's trace is always followed); spans go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, and the other OTEL_* variables apply"}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "disable-telemetry", EnvVars: env("disable-telemetry"),
+			Usage: "no tracing and no metrics (health and readiness still answer); to measure what telemetry costs"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: env("log-level"), Usage: "debug, info, warn or error"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("log-format"), Usage: "text or json"}),
 		&cli.StringFlag{Name: "config-file", EnvVars: env("config-file"),
@@ -133,5 +139,11 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 	if err := serveTLSFromFlags(c).apply(&cfg); err != nil {
 		return server.Config{}, err
 	}
+	cfg.MetricsAddr = c.String("metrics-addr")
+	cfg.TraceSampleRatio = c.Float64("trace-sample-ratio")
+	if cfg.TraceSampleRatio == 0 {
+		cfg.TraceSampleRatio = -1 // the flag's 0 means none; the Config's zero means the default
+	}
+	cfg.DisableTelemetry = c.Bool("disable-telemetry")
 	return cfg, nil
 }
