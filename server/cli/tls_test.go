@@ -3,10 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/commitlog-go/commitlog/transport/mux"
 )
 
 // seedACLDir holds the seed's model.conf and policy.csv (root may produce and consume).
@@ -365,5 +370,60 @@ func TestServeSecurityFlagErrors(t *testing.T) {
 				t.Error("serve created its data directory despite the invalid flags")
 			}
 		})
+	}
+}
+
+// TestServeRefusesClientCertificateAsPeer dials the Raft side of a TLS node's port with
+// certificates from the cluster's CA: a server certificate is accepted as a peer, a client
+// certificate (root's, which the API accepts) is refused.
+func TestServeRefusesClientCertificateAsPeer(t *testing.T) {
+	dir := t.TempDir()
+	f := func(name string) string { return filepath.Join(dir, name) }
+	mustRun(t, "tls", "ca", "create", "--dir", dir)
+	mustRun(t, "tls", "cert", "create", "--server", "--dir", dir)
+	mustRun(t, "tls", "cert", "create", "--client", "--cn", "root", "--dir", dir)
+	addr := startServe(t,
+		"--data-dir", f("data"), "--node-name", "peer-node", "--bind-addr", "127.0.0.1:0", "--rpc-port", "-1", "--log-level", "error",
+		"--server-tls-cert-file", f("commitlog-server.pem"), "--server-tls-key-file", f("commitlog-server-key.pem"),
+		"--server-tls-ca-file", f("commitlog-ca.pem"),
+		"--peer-tls-cert-file", f("commitlog-server.pem"), "--peer-tls-key-file", f("commitlog-server-key.pem"),
+		"--peer-tls-ca-file", f("commitlog-ca.pem"), "--peer-tls-server-name", DefaultPeerServerName,
+	)
+	pool := x509.NewCertPool()
+	pool.AddCert(parseCert(t, f("commitlog-ca.pem")))
+
+	// dialRaft opens a Raft connection presenting the given certificate and reports whether the
+	// node kept it open (a Raft server waits for the dialer to speak first) or refused it.
+	dialRaft := func(certFile, keyFile string) (accepted bool, err error) {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Write([]byte{mux.RaftByte}); err != nil {
+			t.Fatal(err)
+		}
+		tc := tls.Client(conn, &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: DefaultPeerServerName, MinVersion: tls.VersionTLS12})
+		_ = tc.SetDeadline(time.Now().Add(2 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			return false, err
+		}
+		// TLS 1.3: the server verifies the client's certificate after the client's side of the
+		// handshake is done; its verdict arrives as an alert on the first read.
+		_, err = tc.Read(make([]byte, 1))
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			return true, nil
+		}
+		return false, err
+	}
+	if accepted, err := dialRaft(f("commitlog-server.pem"), f("commitlog-server-key.pem")); !accepted {
+		t.Errorf("a server certificate was refused as a peer: %v", err)
+	}
+	if accepted, _ := dialRaft(f("commitlog-root-client.pem"), f("commitlog-root-client-key.pem")); accepted {
+		t.Error("a client certificate was accepted as a Raft peer")
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -61,7 +62,8 @@ func serveTLSFromFlags(c *cli.Context) serveTLS {
 //     by that CA (mutual TLS), whose common name is the identity ACLs authorize.
 //   - PeerServerTLS and PeerClientTLS (Raft) from --peer-tls-*: all three files are required;
 //     both ends present the peer certificate and require the other's to chain to the peer CA.
-//     --peer-tls-server-name is the name verified in the certificates of dialed peers.
+//     --peer-tls-server-name is the name verified in the certificates of dialed peers. A peer
+//     certificate must allow server authentication, so client certificates are refused.
 //   - ForwardTLS, used by a follower to forward writes to the leader's API when the API uses
 //     TLS: it presents the peer certificate (or, without peer TLS, the server certificate), and
 //     verifies the leader's API certificate against --server-tls-ca-file (or --peer-tls-ca-file).
@@ -118,6 +120,7 @@ func (f serveTLS) apply(cfg *server.Config) error {
 		if err != nil {
 			return fmt.Errorf("--peer-tls-*: %w", err)
 		}
+		requirePeerServerAuth(c)
 		cfg.PeerServerTLS = c
 		cfg.PeerClientTLS = c
 		cfg.PeerServerName = f.peerServerName
@@ -148,6 +151,26 @@ func (f serveTLS) apply(cfg *server.Config) error {
 		}
 	}
 	return nil
+}
+
+// requirePeerServerAuth makes a peer configuration refuse a peer whose certificate does not
+// allow server authentication. Client certificates are usually issued by the same CA as the
+// servers' and allow client authentication, which is all the accepting side of a TLS handshake
+// checks: without this, a client could dial the Raft port and speak Raft. Server certificates
+// (`commitlog tls cert create --server`) allow both, so servers still accept each other.
+func requirePeerServerAuth(cfg *tls.Config) {
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("peer TLS: the peer presented no certificate")
+		}
+		leaf := cs.PeerCertificates[0]
+		for _, u := range leaf.ExtKeyUsage {
+			if u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny {
+				return nil
+			}
+		}
+		return fmt.Errorf("peer TLS: certificate %q does not allow server authentication: it is not a server's", leaf.Subject.CommonName)
+	}
 }
 
 // needPair reports a certificate flag given without its key flag, or the reverse.
