@@ -34,3 +34,13 @@ func BenchmarkTransport(b *testing.B) {
 		b.Run(p.String(), func(b *testing.B) { transporttest.Bench(b, harness(p)) })
 	}
 }
+
+// BenchmarkTransportTelemetry is BenchmarkTransport with OpenTelemetry instrumentation on
+// both sides (see transporttest.BenchTelemetry).
+func BenchmarkTransportTelemetry(b *testing.B) {
+	for _, p := range []tconnect.Protocol{tconnect.ProtocolConnect, tconnect.ProtocolGRPC} {
+		b.Run(p.String(), func(b *testing.B) {
+			transporttest.Bench(b, transporttest.WithTelemetry(harness(p), transporttest.BenchTelemetry(b)))
+		})
+	}
+}

@@ -31,3 +31,9 @@ func TestNewServerValidates(t *testing.T) {
 }
 
 func BenchmarkTransport(b *testing.B) { transporttest.Bench(b, harness()) }
+
+// BenchmarkTransportTelemetry is BenchmarkTransport with OpenTelemetry instrumentation on
+// both sides (see transporttest.BenchTelemetry).
+func BenchmarkTransportTelemetry(b *testing.B) {
+	transporttest.Bench(b, transporttest.WithTelemetry(harness(), transporttest.BenchTelemetry(b)))
+}

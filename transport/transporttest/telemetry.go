@@ -153,3 +153,31 @@ func testTelemetry(t *testing.T, h Harness) {
 		})
 	}
 }
+
+// WithTelemetry returns h with tel set in every server and client config it builds.
+func WithTelemetry(h Harness, tel *transport.Telemetry) Harness {
+	return Harness{
+		NewServer: func(cfg transport.ServerConfig) (transport.Server, error) {
+			cfg.Telemetry = tel
+			return h.NewServer(cfg)
+		},
+		NewClient: func(addr string, cfg transport.ClientConfig) (transport.Client, error) {
+			cfg.Telemetry = tel
+			return h.NewClient(addr, cfg)
+		},
+	}
+}
+
+// BenchTelemetry returns instrumentation as a production server would have it: the
+// OpenTelemetry SDK sampling 10% of new traces (parent-based) into a no-op processor, and
+// metrics aggregated for a reader that is never collected. Its providers shut down when b
+// ends. Compare BenchmarkTransport with and without it to see what telemetry costs a call.
+func BenchTelemetry(b testing.TB) *transport.Telemetry {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	b.Cleanup(func() {
+		_ = tp.Shutdown(context.Background())
+		_ = mp.Shutdown(context.Background())
+	})
+	return &transport.Telemetry{TracerProvider: tp, MeterProvider: mp}
+}
