@@ -28,7 +28,7 @@ const (
 	stopTimeout  = 15 * time.Second // a SIGTERMed process exits
 	killTimeout  = 10 * time.Second // a SIGKILLed process is reaped
 	pollEvery    = 25 * time.Millisecond
-	portAttempts = 5 // fresh port pairs tried when a start collides with another process
+	portAttempts = 5 // fresh port pairs tried when a first start collides with another process
 )
 
 // NodeConfig describes a `commitlog serve` process.
@@ -61,10 +61,12 @@ type Node struct {
 	RPCPort  int
 	Addr     string
 
-	logPath string
-	logFile *os.File
-	starts  int
-	proc    *proc
+	logPath  string
+	logFile  *os.File
+	runStart int64 // where the current run's output starts in the log
+	starts   int
+	ready    bool // the node has answered at least once (its ports are then in use by tests)
+	proc     *proc
 }
 
 // proc is one run of the binary.
@@ -196,34 +198,21 @@ func (n *Node) args() []string {
 	return append(a, n.cfg.Args...)
 }
 
-// Start starts the process; it does not wait for it to answer (see WaitReady). On the first
-// start, a process that exits at once because its ports were taken meanwhile is started again
-// on fresh ports; restarts keep the ports.
+// Start starts the process; it does not wait for it to answer (see WaitReady).
 func (n *Node) Start() {
 	n.t.Helper()
 	if n.proc != nil && !n.proc.exited() {
 		n.t.Fatalf("node %s: Start while pid %d runs", n.cfg.Name, n.proc.cmd.Process.Pid)
 	}
-	first := n.starts == 0
-	for attempt := 1; ; attempt++ {
-		n.spawn()
-		if !first || attempt >= portAttempts {
-			return
-		}
-		// Give a port collision the chance to show: poll until the process answers on its
-		// API port, or exits.
-		if !n.waitUp(readyTimeout) && n.proc.exited() && strings.Contains(n.Log(), "address already in use") {
-			n.t.Logf("node %s: ports %s/%d taken, retrying on fresh ports", n.cfg.Name, n.BindAddr, n.RPCPort)
-			n.pickPorts()
-			continue
-		}
-		return
-	}
+	n.spawn()
 }
 
 func (n *Node) spawn() {
 	n.t.Helper()
 	n.starts++
+	if fi, err := n.logFile.Stat(); err == nil {
+		n.runStart = fi.Size()
+	}
 	fmt.Fprintf(n.logFile, "=== e2e: start #%d: commitlog %s\n", n.starts, strings.Join(n.args(), " "))
 	cmd := exec.Command(binPath, n.args()...)
 	cmd.Stdout = n.logFile
@@ -239,33 +228,27 @@ func (n *Node) spawn() {
 	n.proc = p
 }
 
-// waitUp polls until the API port accepts a connection or the process exits.
-func (n *Node) waitUp(d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if n.proc.exited() {
-			return false
-		}
-		c, err := net.DialTimeout("tcp", n.Addr, time.Second)
-		if err == nil {
-			c.Close()
-			return true
-		}
-		time.Sleep(pollEvery)
-	}
-	return false
-}
-
 // WaitReady polls until the process answers GetServers; it fails the test if the process
-// exits or does not answer within readyTimeout.
+// exits or does not answer within readyTimeout. A node that never answered yet and exits
+// because a port it was given got taken meanwhile (free ports are only free when picked) is
+// started again on fresh ports, up to portAttempts times.
 func (n *Node) WaitReady() {
 	n.t.Helper()
 	tc := n.TransportClient()
-	defer tc.Close()
+	defer func() { tc.Close() }()
 	deadline := time.Now().Add(readyTimeout)
 	var last error
-	for time.Now().Before(deadline) {
+	for retries := 0; time.Now().Before(deadline); {
 		if n.proc.exited() {
+			if !n.ready && retries < portAttempts && strings.Contains(n.runLog(), "address already in use") {
+				retries++
+				n.t.Logf("node %s: ports %s/%d taken, starting again on fresh ports", n.cfg.Name, n.BindAddr, n.RPCPort)
+				n.pickPorts()
+				tc.Close()
+				tc = n.TransportClient()
+				n.spawn()
+				continue
+			}
 			n.knownBug()
 			n.t.Fatalf("node %s exited before it answered (%v)%s", n.cfg.Name, n.proc.err, n.logTail())
 		}
@@ -273,6 +256,7 @@ func (n *Node) WaitReady() {
 		_, err := tc.GetServers(ctx, &logv1.GetServersRequest{})
 		cancel()
 		if err == nil {
+			n.ready = true
 			return
 		}
 		last = err
@@ -386,6 +370,15 @@ func (n *Node) Log() string {
 	return string(b)
 }
 
+// runLog returns what the current (or last) run of the process wrote.
+func (n *Node) runLog() string {
+	log := n.Log()
+	if n.runStart <= int64(len(log)) {
+		return log[n.runStart:]
+	}
+	return log
+}
+
 // logTail is the end of the log, formatted to follow an error message.
 func (n *Node) logTail() string {
 	const max = 16 << 10
@@ -443,7 +436,7 @@ var knownBugs = []struct {
 // known, reported bug; it returns if none matches.
 func (n *Node) knownBug() {
 	n.t.Helper()
-	log := n.Log()
+	log := n.runLog()
 	for _, kb := range knownBugs {
 		match := true
 		for _, sig := range kb.signature {
