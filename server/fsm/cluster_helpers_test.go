@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -39,6 +38,8 @@ type clusterOpts struct {
 	raft func(c *craft.Config)
 	// logger receives every node's logs (default: discarded).
 	logger *slog.Logger
+	// tcp runs Raft over TCP on loopback instead of the in-memory transport.
+	tcp bool
 }
 
 // fsmCluster is a consensustest.Cluster of nodes running the FSM over storage/segment.
@@ -79,22 +80,9 @@ func newFSMCluster(t *testing.T, n int, o clusterOpts) *fsmCluster {
 		},
 		WaitTimeout: 30 * time.Second,
 		Logger:      o.logger,
+		TCP:         o.tcp,
 	})
 	return c
-}
-
-// restart starts stopped node i again on its data.
-//
-// Workaround: hashicorp/raft-wal v0.4.0's WAL.Close does not close its bolt meta database, so
-// the bolt file stays flock'ed by the stopped node's open file, and a restart in the same
-// process blocks in bolt's flock retry loop forever. Once the stopped node is unreachable, a
-// garbage collection runs the file's finalizer, which closes it and releases the lock.
-// (consensus/raft should close the meta store itself; see the report.)
-func (c *fsmCluster) restart(i int) {
-	c.t.Helper()
-	runtime.GC()
-	runtime.GC()
-	c.Restart(i)
 }
 
 // fs returns node i's crash file system, creating it on first use.
@@ -125,18 +113,6 @@ func (c *fsmCluster) crash(i int, mode crashfs.CrashMode, seed uint64) {
 	c.Stop(i)
 }
 
-// propose proposes one batch of values (type 1) through the cluster's current leader and
-// returns its offsets; it fails the test unless the batch was applied.
-func (c *fsmCluster) propose(vals ...string) AppendResult {
-	c.t.Helper()
-	res := c.Propose(cmd(c.t, vals...))
-	ar, ok := res.(AppendResult)
-	if !ok {
-		c.t.Fatalf("proposal result %v, want an AppendResult", res)
-	}
-	return ar
-}
-
 // proposeAmong proposes one batch through the leader of the given nodes (for use during a
 // partition, when the cluster-wide helpers wait for every node to agree on a leader),
 // retrying while nothing was proposed. It fails the test unless the batch was applied.
@@ -160,6 +136,34 @@ func (c *fsmCluster) proposeAmong(among []int, vals ...string) AppendResult {
 		return err == nil
 	})
 	return res
+}
+
+// tryPropose proposes one batch through the current leader, retrying (within the cluster's
+// wait timeout) while nothing was proposed. ok is false and err nil when the outcome is
+// unknown (consensus.ErrOutcomeUnknown). It never fails the test, so any goroutine may call it.
+func (c *fsmCluster) tryPropose(vals ...string) (res AppendResult, ok bool, err error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		n := c.currentLeader()
+		if n == nil {
+			time.Sleep(5 * time.Millisecond) // an election is under way
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err = proposeOn(ctx, c.t, n, vals...)
+		cancel()
+		switch {
+		case err == nil:
+			return res, true, nil
+		case errors.Is(err, consensus.ErrOutcomeUnknown):
+			return AppendResult{}, false, nil
+		case isRetryable(err):
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		return AppendResult{}, false, err
+	}
+	return AppendResult{}, false, errors.New("no leader accepted the proposal in 30s")
 }
 
 // currentLeader returns a running node that believes it leads, or nil. Safe to call from any
