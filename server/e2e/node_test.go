@@ -445,9 +445,16 @@ func (n *Node) knownBug() {
 		if !match {
 			continue
 		}
-		if os.Getenv("COMMITLOG_E2E_STRICT") != "" {
-			n.t.Fatalf("node %s hit a known bug: %s%s", n.cfg.Name, kb.diagnosis, n.logTail())
-		}
-		n.t.Skipf("KNOWN BUG (node %s; set COMMITLOG_E2E_STRICT=1 to fail instead): %s%s", n.cfg.Name, kb.diagnosis, n.logTail())
+		knownIssue(n.t, kb.diagnosis, fmt.Sprintf("node %s%s", n.cfg.Name, n.logTail()))
 	}
+}
+
+// knownIssue skips the test as a KNOWN BUG with its diagnosis and detail, or fails it when
+// COMMITLOG_E2E_STRICT is set.
+func knownIssue(t testing.TB, diagnosis, detail string) {
+	t.Helper()
+	if os.Getenv("COMMITLOG_E2E_STRICT") != "" {
+		t.Fatalf("known bug: %s\n%s", diagnosis, detail)
+	}
+	t.Skipf("KNOWN BUG (set COMMITLOG_E2E_STRICT=1 to fail instead): %s\n%s", diagnosis, detail)
 }
