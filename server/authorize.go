@@ -23,6 +23,9 @@ var methodActions = map[string]string{
 	transport.MethodTransferLeadership: authz.ActionAdmin,
 }
 
+// clusterInternal are the calls cluster peers make to each other on their own behalf.
+var clusterInternal = map[string]bool{transport.MethodGetBounds: true, transport.MethodGetServers: true}
+
 // authorizer returns the one interceptor both transports run before every handler: it maps the
 // method to an action and asks the Authorizer about the caller's verified certificate subject.
 // With requireIdentity, a caller without a verified client certificate is Unauthenticated.
@@ -35,7 +38,21 @@ func authorizer(a authz.Authorizer, requireIdentity bool) transport.Interceptor 
 		if requireIdentity && peer.Subject == "" {
 			return nil, transport.Errorf(transport.Unauthenticated, "a verified client certificate is required")
 		}
-		if err := a.Authorize(ctx, peer.Subject, authz.ObjectAll, action); err != nil {
+		subject := peer.Subject
+		switch {
+		case peer.ForwardedFor != "":
+			// A follower forwarding a client's write: authorize the client, and trust the
+			// claim only from a cluster peer (a certificate valid for server authentication).
+			if requireIdentity && !peer.Server {
+				return nil, transport.Errorf(transport.PermissionDenied, "only a cluster peer may forward requests (caller %q)", peer.Subject)
+			}
+			subject = peer.ForwardedFor
+		case peer.Server && clusterInternal[method]:
+			// Peers ask each other how far they have applied (promotion of new members) and
+			// who is in the cluster; these reveal no records.
+			return ctx, nil
+		}
+		if err := a.Authorize(ctx, subject, authz.ObjectAll, action); err != nil {
 			if errors.Is(err, authz.ErrDenied) || errors.Is(err, authz.ErrInvalidSubject) {
 				return nil, transport.NewError(transport.PermissionDenied, err)
 			}

@@ -48,7 +48,7 @@ func (s *service) propose(ctx context.Context, records []*logv1.Record) (uint64,
 	res, err := s.node.Propose(ctx, cmd)
 	if err != nil {
 		if nl, ok := errors.AsType[*consensus.NotLeaderError](err); ok && s.forward != nil && nl.Leader.ID != "" {
-			return s.forward.produceBatch(ctx, nl.Leader.Address, records)
+			return s.forward.produceBatch(forwardedContext(ctx), nl.Leader.Address, records)
 		}
 		return 0, err
 	}
@@ -60,6 +60,23 @@ func (s *service) propose(ctx context.Context, records []*logv1.Record) (uint64,
 	default:
 		return 0, fmt.Errorf("server: unexpected apply result %T", res)
 	}
+}
+
+// forwardedContext makes a forwarded request name the client it came from (or, forwarded
+// again, the client it first came from), so the leader authorizes that client.
+func forwardedContext(ctx context.Context) context.Context {
+	p, ok := transport.PeerFromContext(ctx)
+	if !ok {
+		return ctx
+	}
+	subject := p.Subject
+	if p.ForwardedFor != "" && p.Server {
+		subject = p.ForwardedFor
+	}
+	if subject == "" {
+		return ctx
+	}
+	return transport.ContextWithForwardedFor(ctx, subject)
 }
 
 func (s *service) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 )
 
 // Peer describes the client at the other end of a request, as the server's
@@ -17,6 +18,48 @@ type Peer struct {
 	// Protocol names the wire protocol of the request: "grpc", "grpcweb" or
 	// "connect".
 	Protocol string
+	// Server is true when the verified client certificate may also
+	// authenticate a server (extended key usage serverAuth): the caller is a
+	// cluster peer, not an ordinary client.
+	Server bool
+	// ForwardedFor is the subject a caller says it forwards this request for
+	// (the ForwardedForHeader). Only a Server peer may be trusted with it;
+	// the transport reports it, the server's interceptor decides.
+	ForwardedFor string
+}
+
+// ForwardedForHeader is the request header (gRPC metadata key) in which a
+// cluster peer that forwards a request names the client it came from, so the
+// receiving server authorizes the original client, not the peer.
+const ForwardedForHeader = "commitlog-forwarded-for"
+
+type forwardedKey struct{}
+
+// ContextWithForwardedFor returns a copy of ctx that makes a client of this
+// module send subject in the ForwardedForHeader of unary calls.
+func ContextWithForwardedFor(ctx context.Context, subject string) context.Context {
+	return context.WithValue(ctx, forwardedKey{}, subject)
+}
+
+// ForwardedForFromContext returns the subject set by ContextWithForwardedFor.
+// Client implementations call it.
+func ForwardedForFromContext(ctx context.Context) (string, bool) {
+	s, ok := ctx.Value(forwardedKey{}).(string)
+	return s, ok && s != ""
+}
+
+// PeerIsServer reports whether the verified client certificate of a TLS
+// connection allows server authentication (a cluster peer's certificate).
+func PeerIsServer(state *tls.ConnectionState) bool {
+	if state == nil || len(state.VerifiedChains) == 0 || len(state.VerifiedChains[0]) == 0 {
+		return false
+	}
+	for _, u := range state.VerifiedChains[0][0].ExtKeyUsage {
+		if u == x509.ExtKeyUsageServerAuth {
+			return true
+		}
+	}
+	return false
 }
 
 type peerKey struct{}

@@ -139,7 +139,11 @@ func (c *Client) Close() error {
 func unary[Req, Res any](c *Client, ctx context.Context, call func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), req *Req) (*Res, error) {
 	ctx, cancel := c.closed.Bind(ctx)
 	defer cancel()
-	res, err := call(ctx, connect.NewRequest(req))
+	creq := connect.NewRequest(req)
+	if subject, ok := transport.ForwardedForFromContext(ctx); ok {
+		creq.Header().Set(transport.ForwardedForHeader, subject)
+	}
+	res, err := call(ctx, creq)
 	if err != nil {
 		return nil, fromConnect(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -72,6 +73,9 @@ func (c *Client) Close() error {
 }
 
 func unary[Req, Res any](ctx context.Context, call func(context.Context, *Req, ...ggrpc.CallOption) (*Res, error), req *Req) (*Res, error) {
+	if subject, ok := transport.ForwardedForFromContext(ctx); ok {
+		ctx = metadata.AppendToOutgoingContext(ctx, transport.ForwardedForHeader, subject)
+	}
 	res, err := call(ctx, req)
 	if err != nil {
 		return nil, fromStatus(err)

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/stats"
@@ -160,6 +161,12 @@ func (s *Server) call(ctx context.Context, method string) (context.Context, erro
 		}
 		if info, ok := gp.AuthInfo.(credentials.TLSInfo); ok {
 			p.Subject = transport.PeerSubject(&info.State)
+			p.Server = transport.PeerIsServer(&info.State)
+		}
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(transport.ForwardedForHeader); len(v) > 0 {
+			p.ForwardedFor = v[0]
 		}
 	}
 	ctx = transport.ContextWithPeer(ctx, p)

@@ -548,9 +548,21 @@ func testMutualTLS(t *testing.T, h Harness) {
 	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("tls")}}); err != nil {
 		t.Fatalf("Produce over mTLS: %v", err)
 	}
+	// A forwarded call names the original client in ForwardedFor; a peer certificate (server
+	// usage) is reported as Server.
+	if _, err := c.Produce(transport.ContextWithForwardedFor(ctx, "alice"), &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("tls")}}); err != nil {
+		t.Fatalf("forwarded Produce: %v", err)
+	}
+	_, peerClient := pki.PeerTLS("node-1")
+	pc := Dial(t, h, s.Addr, transport.ClientConfig{TLS: peerClient})
+	if _, err := pc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("tls")}}); err != nil {
+		t.Fatalf("Produce with a peer certificate: %v", err)
+	}
 	mu.Lock()
-	if len(peers) != 1 || peers[0].Subject != "root" || peers[0].Addr == "" {
-		t.Errorf("peers = %+v, want one with subject root", peers)
+	if len(peers) != 3 || peers[0].Subject != "root" || peers[0].Addr == "" || peers[0].Server || peers[0].ForwardedFor != "" {
+		t.Errorf("peers = %+v, want the first with subject root, not a server, not forwarded", peers)
+	} else if peers[1].ForwardedFor != "alice" || peers[2].Subject != "node-1" || !peers[2].Server {
+		t.Errorf("peers = %+v, want the second forwarded for alice and the third a server node-1", peers)
 	}
 	mu.Unlock()
 
@@ -570,8 +582,8 @@ func testMutualTLS(t *testing.T, h Harness) {
 			t.Errorf("%s: Produce succeeded", name)
 		}
 	}
-	if n := len(s.Service.Records()); n != 1 {
-		t.Errorf("service holds %d records, want 1", n)
+	if n := len(s.Service.Records()); n != 3 {
+		t.Errorf("service holds %d records, want 3", n)
 	}
 }
 
