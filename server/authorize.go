@@ -17,7 +17,7 @@ var methodActions = map[string]string{
 	transport.MethodConsume:            authz.ActionConsume,
 	transport.MethodConsumeStream:      authz.ActionConsume,
 	transport.MethodGetBounds:          authz.ActionConsume,
-	transport.MethodGetServers:         authz.ActionConsume,
+	transport.MethodGetServers:         authz.ActionConsume, // or produce or admin: see authorizer
 	transport.MethodJoin:               authz.ActionAdmin,
 	transport.MethodRemoveServer:       authz.ActionAdmin,
 	transport.MethodTransferLeadership: authz.ActionAdmin,
@@ -52,12 +52,28 @@ func authorizer(a authz.Authorizer, requireIdentity bool) transport.Interceptor 
 			// who is in the cluster; these reveal no records.
 			return ctx, nil
 		}
-		if err := a.Authorize(ctx, subject, authz.ObjectAll, action); err != nil {
-			if errors.Is(err, authz.ErrDenied) || errors.Is(err, authz.ErrInvalidSubject) {
-				return nil, transport.NewError(transport.PermissionDenied, err)
+		if method == transport.MethodGetServers {
+			// Finding the leader is the first thing every client does: any identity that may
+			// produce, consume or administer may list the servers.
+			var err error
+			for _, act := range []string{authz.ActionProduce, authz.ActionConsume, authz.ActionAdmin} {
+				if err = a.Authorize(ctx, subject, authz.ObjectAll, act); err == nil {
+					return ctx, nil
+				}
 			}
-			return nil, transport.NewError(transport.Internal, err)
+			return nil, denied(err)
+		}
+		if err := a.Authorize(ctx, subject, authz.ObjectAll, action); err != nil {
+			return nil, denied(err)
 		}
 		return ctx, nil
 	}
+}
+
+// denied maps an authorization failure to its wire error.
+func denied(err error) error {
+	if errors.Is(err, authz.ErrDenied) || errors.Is(err, authz.ErrInvalidSubject) {
+		return transport.NewError(transport.PermissionDenied, err)
+	}
+	return transport.NewError(transport.Internal, err)
 }

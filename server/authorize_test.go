@@ -1,0 +1,52 @@
+package server
+
+import (
+	"context"
+	"testing"
+
+	"github.com/commitlog-go/commitlog/authz"
+	"github.com/commitlog-go/commitlog/transport"
+)
+
+func TestAuthorizerRules(t *testing.T) {
+	// policy: writer may produce; reader may consume; root may both.
+	policy := authz.AuthorizerFunc(func(_ context.Context, subject, object, action string) error {
+		allowed := map[string][]string{"writer": {"produce"}, "reader": {"consume"}, "root": {"produce", "consume"}}
+		for _, a := range allowed[subject] {
+			if a == action && object == authz.ObjectAll {
+				return nil
+			}
+		}
+		return &authz.DeniedError{Subject: subject, Object: object, Action: action}
+	})
+	intercept := authorizer(policy, true)
+	tests := []struct {
+		name   string
+		method string
+		peer   transport.Peer
+		want   transport.Code
+	}{
+		{"writer produces", transport.MethodProduce, transport.Peer{Subject: "writer"}, transport.OK},
+		{"writer may not consume", transport.MethodConsume, transport.Peer{Subject: "writer"}, transport.PermissionDenied},
+		{"writer may find the leader", transport.MethodGetServers, transport.Peer{Subject: "writer"}, transport.OK},
+		{"reader may find the leader", transport.MethodGetServers, transport.Peer{Subject: "reader"}, transport.OK},
+		{"a stranger may not list servers", transport.MethodGetServers, transport.Peer{Subject: "stranger"}, transport.PermissionDenied},
+		{"no identity", transport.MethodConsume, transport.Peer{}, transport.Unauthenticated},
+		{"nobody is an admin", transport.MethodRemoveServer, transport.Peer{Subject: "root"}, transport.PermissionDenied},
+		{"unknown method", "/log.v1.Log/Unknown", transport.Peer{Subject: "root"}, transport.PermissionDenied},
+		{"peer forwards for root", transport.MethodProduceBatch, transport.Peer{Subject: "server", Server: true, ForwardedFor: "root"}, transport.OK},
+		{"peer forwards for reader", transport.MethodProduceBatch, transport.Peer{Subject: "server", Server: true, ForwardedFor: "reader"}, transport.PermissionDenied},
+		{"client forges forwarding", transport.MethodProduceBatch, transport.Peer{Subject: "reader", ForwardedFor: "root"}, transport.PermissionDenied},
+		{"peer asks bounds", transport.MethodGetBounds, transport.Peer{Subject: "server", Server: true}, transport.OK},
+		{"peer may not produce for itself", transport.MethodProduce, transport.Peer{Subject: "server", Server: true}, transport.PermissionDenied},
+		{"peer may not administer", transport.MethodTransferLeadership, transport.Peer{Subject: "server", Server: true}, transport.PermissionDenied},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := intercept(context.Background(), tt.method, tt.peer)
+			if got := transport.CodeOf(err); got != tt.want {
+				t.Fatalf("%s by %+v: %v (code %v), want %v", tt.method, tt.peer, err, got, tt.want)
+			}
+		})
+	}
+}
