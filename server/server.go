@@ -182,7 +182,7 @@ func New(cfg Config) (s *Server, err error) {
 		newServer = func(c transport.ServerConfig) (transport.Server, error) { return tgrpc.NewServer(c) }
 	}
 	s.forward = newForwarder(newClient, transport.ClientConfig{TLS: cfg.ForwardTLS, Telemetry: s.tel.Transport()})
-	s.svc = &service{node: s.node, fsm: s.fsm, forward: s.forward, cfg: &s.cfg, stop: s.stopping}
+	s.svc = &service{node: s.node, fsm: s.fsm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.log.Size}
 	api := telemetry.InstrumentLog(s.svc, s.tel.Metrics())
 	s.api, err = newServer(transport.ServerConfig{
 		Log:             api,

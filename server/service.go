@@ -21,6 +21,7 @@ type service struct {
 	cfg     *Config
 	stop    <-chan struct{} // closed when the server begins to stop; ends streams
 	removed func(id string) // told of servers an operator removed
+	size    func() int64     // the commit log's size on disk
 }
 
 var (
@@ -291,6 +292,7 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 		CommittedOffset: next,
 		AppliedIndex:    s.fsm.AppliedIndex(),
 		CommitIndex:     st.CommitIndex,
+		SizeBytes:       uint64(max(s.size(), 0)),
 	}, nil
 }
 

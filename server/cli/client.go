@@ -14,6 +14,10 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/transport"
+	tconnect "github.com/commitlog-go/commitlog/transport/connect"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+	tgrpc "github.com/commitlog-go/commitlog/transport/grpc"
 )
 
 // clientFlags are the flags every client command takes.
@@ -216,24 +220,7 @@ func clusterCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					b, err := cl.Bounds(c.Context)
-					if err != nil {
-						return err
-					}
-					tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "ID\tADDRESS\tRAFT ADDRESS\tSUFFRAGE\tLEADER\tAPPLIED\tLAG\tHEALTHY")
-					for _, s := range servers {
-						suffrage := "voter"
-						if !s.Voter {
-							suffrage = "nonvoter"
-						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%d\t%d\t%t\n", s.ID, s.Addr, s.RaftAddr, suffrage, s.IsLeader, s.AppliedIndex, s.Lag, s.Healthy)
-					}
-					if err := tw.Flush(); err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "\nlog: offsets [%d, %d)\n", b.Lowest, b.Next)
-					return nil
+					return printStatus(c, servers)
 				},
 			},
 			{
@@ -278,4 +265,70 @@ func clusterCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// printStatus prints the servers as a table, with what each server says of itself (applied
+// index, log bounds, size on disk), asked directly; a server that does not answer is shown
+// unreachable.
+func printStatus(c *cli.Context, servers []client.Server) error {
+	tlsCfg, err := clientTLS(c)
+	if err != nil {
+		return err
+	}
+	newClient := tconnect.NewClient
+	if c.String("transport") == client.TransportGRPC {
+		newClient = tgrpc.NewClient
+	}
+	var commit uint64
+	type self struct {
+		b   *logv1.GetBoundsResponse
+		err error
+	}
+	selves := make([]self, len(servers))
+	for i, s := range servers {
+		tc, err := newClient(s.Addr, transport.ClientConfig{TLS: tlsCfg})
+		if err != nil {
+			selves[i].err = err
+			continue
+		}
+		ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+		selves[i].b, selves[i].err = tc.GetBounds(ctx, &logv1.GetBoundsRequest{})
+		cancel()
+		_ = tc.Close()
+		if s.IsLeader && selves[i].err == nil {
+			commit = selves[i].b.GetCommitIndex()
+		}
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADDRESS\tRAFT ADDRESS\tSUFFRAGE\tLEADER\tAPPLIED\tLAG\tOFFSETS\tSIZE")
+	for i, s := range servers {
+		suffrage := "voter"
+		if !s.Voter {
+			suffrage = "nonvoter"
+		}
+		applied, lag, offsets, size := "-", "-", "unreachable", "-"
+		if b := selves[i].b; selves[i].err == nil {
+			applied = strconv.FormatUint(b.GetAppliedIndex(), 10)
+			if commit >= b.GetAppliedIndex() {
+				lag = strconv.FormatUint(commit-b.GetAppliedIndex(), 10)
+			}
+			offsets = fmt.Sprintf("[%d, %d)", b.GetLowestOffset(), b.GetNextOffset())
+			size = humanBytes(b.GetSizeBytes())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s\t%s\t%s\n", s.ID, s.Addr, s.RaftAddr, suffrage, s.IsLeader, applied, lag, offsets, size)
+	}
+	return tw.Flush()
+}
+
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -523,7 +523,9 @@ type GetBoundsResponse struct {
 	// applied_index is the last Raft index this server's state machine applied.
 	AppliedIndex uint64 `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	// commit_index is the last Raft index this server knows to be committed.
-	CommitIndex   uint64 `protobuf:"varint,5,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	CommitIndex uint64 `protobuf:"varint,5,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	// size_bytes is the size on disk of this server's commit log (its segments).
+	SizeBytes     uint64 `protobuf:"varint,6,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -589,6 +591,13 @@ func (x *GetBoundsResponse) GetAppliedIndex() uint64 {
 func (x *GetBoundsResponse) GetCommitIndex() uint64 {
 	if x != nil {
 		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *GetBoundsResponse) GetSizeBytes() uint64 {
+	if x != nil {
+		return x.SizeBytes
 	}
 	return 0
 }
@@ -1150,14 +1159,16 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"baseOffset\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x04R\x05count\"6\n" +
 	"\x10GetBoundsRequest\x12\"\n" +
-	"\flinearizable\x18\x01 \x01(\bR\flinearizable\"\xcc\x01\n" +
+	"\flinearizable\x18\x01 \x01(\bR\flinearizable\"\xeb\x01\n" +
 	"\x11GetBoundsResponse\x12#\n" +
 	"\rlowest_offset\x18\x01 \x01(\x04R\flowestOffset\x12\x1f\n" +
 	"\vnext_offset\x18\x02 \x01(\x04R\n" +
 	"nextOffset\x12)\n" +
 	"\x10committed_offset\x18\x03 \x01(\x04R\x0fcommittedOffset\x12#\n" +
 	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12!\n" +
-	"\fcommit_index\x18\x05 \x01(\x04R\vcommitIndex\"\x13\n" +
+	"\fcommit_index\x18\x05 \x01(\x04R\vcommitIndex\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x06 \x01(\x04R\tsizeBytes\"\x13\n" +
 	"\x11GetServersRequest\">\n" +
 	"\x12GetServersResponse\x12(\n" +
 	"\aservers\x18\x01 \x03(\v2\x0e.log.v1.ServerR\aservers\"\xaa\x02\n" +
