@@ -3,6 +3,7 @@ package transport
 import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -28,6 +29,10 @@ type Telemetry struct {
 	// Nil: W3C Trace Context and Baggage (not the global propagator, which
 	// is a no-op unless set, so traces cross nodes without global state).
 	Propagator propagation.TextMapPropagator
+	// WithoutMetrics records spans only, no RPC metrics: building the metrics' attribute
+	// sets on every call costs more CPU than the spans (use it when the service measures
+	// its calls itself).
+	WithoutMetrics bool
 	// PublicEndpoint, for servers, makes every call start a new trace that
 	// only links to the caller's span instead of continuing it: use it when
 	// callers are not trusted to choose trace ids or sampling. Default
@@ -37,13 +42,17 @@ type Telemetry struct {
 }
 
 // Providers returns t's tracer provider, meter provider and propagator
-// with nil fields replaced by their documented defaults.
+// with nil fields replaced by their documented defaults (and a no-op meter
+// provider WithoutMetrics).
 func (t *Telemetry) Providers() (trace.TracerProvider, metric.MeterProvider, propagation.TextMapPropagator) {
 	tp, mp, prop := t.TracerProvider, t.MeterProvider, t.Propagator
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
-	if mp == nil {
+	switch {
+	case t.WithoutMetrics:
+		mp = metricnoop.NewMeterProvider()
+	case mp == nil:
 		mp = otel.GetMeterProvider()
 	}
 	if prop == nil {

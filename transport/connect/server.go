@@ -398,6 +398,9 @@ func newOtelInterceptor(t *transport.Telemetry, server bool) (connect.Intercepto
 	if !server || !t.PublicEndpoint {
 		opts = append(opts, otelconnect.WithTrustRemote())
 	}
+	if t.WithoutMetrics {
+		opts = append(opts, otelconnect.WithoutMetrics()) // it builds attribute sets even for a no-op meter
+	}
 	ic, err := otelconnect.NewInterceptor(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: telemetry: %w", transport.ErrInvalidConfig, err)

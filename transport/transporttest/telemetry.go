@@ -67,17 +67,23 @@ func (r *telemetryRig) metricNames(t *testing.T) []string {
 
 // testTelemetry checks ServerConfig.Telemetry and ClientConfig.Telemetry:
 // a client call inside a span continues that trace on the server (the
-// handler's ctx carries it), both sides record RPC metrics, health checks
-// make no spans, and a PublicEndpoint server starts a new trace linked to
-// the caller's.
+// handler's ctx carries it), both sides record RPC metrics (none
+// WithoutMetrics), health checks make no spans, and a PublicEndpoint server
+// starts a new trace linked to the caller's.
 func testTelemetry(t *testing.T, h Harness) {
-	for _, public := range []bool{false, true} {
-		name := "Trusted"
-		if public {
-			name = "PublicEndpoint"
-		}
-		t.Run(name, func(t *testing.T) {
+	cases := []struct {
+		name                   string
+		public, withoutMetrics bool
+	}{
+		{"Trusted", false, false},
+		{"PublicEndpoint", true, false},
+		{"WithoutMetrics", false, true},
+	}
+	for _, tc := range cases {
+		public := tc.public
+		t.Run(tc.name, func(t *testing.T) {
 			srvRig, cliRig := newTelemetryRig(t, public), newTelemetryRig(t, false)
+			srvRig.cfg.WithoutMetrics, cliRig.cfg.WithoutMetrics = tc.withoutMetrics, tc.withoutMetrics
 			var (
 				mu      sync.Mutex
 				handled trace.SpanContext
@@ -146,8 +152,8 @@ func testTelemetry(t *testing.T, h Harness) {
 				for _, n := range names {
 					found = found || strings.HasPrefix(n, "rpc."+side+".")
 				}
-				if !found {
-					t.Errorf("%s recorded metrics %q, want rpc.%s.* instruments", side, names, side)
+				if found == tc.withoutMetrics {
+					t.Errorf("%s recorded metrics %q; want rpc.%s.* instruments: %v", side, names, side, !tc.withoutMetrics)
 				}
 			}
 		})
