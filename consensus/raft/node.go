@@ -101,7 +101,7 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 		if cfg.WALSegmentSize > 0 {
 			segSize = cfg.WALSegmentSize
 		}
-		w, err := wal.Open(walDir, wal.WithLogger(hlog.Named("wal")), wal.WithMetaStore(meta), wal.WithSegmentSize(segSize))
+		w, err := openWAL(walDir, meta, segSize, hlog.Named("wal"))
 		if err != nil {
 			_ = meta.Close()
 			return nil, fmt.Errorf("consensus/raft: open wal: %w", err)
