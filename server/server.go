@@ -77,10 +77,10 @@ func New(cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("server: config: %w", err)
 	}
 	s = &Server{cfg: cfg, stopping: make(chan struct{})}
+	built := s // the returns below set s to nil before this runs
 	defer func() {
 		if err != nil {
-			_ = s.Close()
-			s = nil
+			_ = built.Close()
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -375,5 +378,41 @@ func TestRetentionDeletesOldSegments(t *testing.T) {
 	}
 	if _, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 99}); err != nil {
 		t.Fatalf("Consume of the newest record: %v", err)
+	}
+}
+
+// TestNewFailsCleanly: a node that cannot start returns an error (it used to panic) and leaves
+// the running node and its data alone.
+func TestNewFailsCleanly(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, Config{DataDir: dir})
+	c := newClient(t, TransportConnect, srv.Addr())
+	ctx := ctxT(t, 20*time.Second)
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("kept")}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The same data directory: the storage engine's lock refuses it.
+	if s2, err := New(Config{DataDir: dir, NodeName: "other", BindAddr: "127.0.0.1:0", RPCPort: -1}); err == nil {
+		_ = s2.Close()
+		t.Fatal("a second server opened a data directory in use")
+	} else if !strings.Contains(err.Error(), "lock") {
+		t.Errorf("second server on the same data dir: %v, want an error about the lock", err)
+	}
+	// A port in use.
+	_, port, _ := net.SplitHostPort(srv.Addr())
+	p, _ := strconv.Atoi(port)
+	if s3, err := New(Config{DataDir: t.TempDir(), BindAddr: "127.0.0.1:0", RPCPort: p}); err == nil {
+		_ = s3.Close()
+		t.Fatal("a second server listened on a port in use")
+	}
+	// An invalid configuration.
+	if _, err := New(Config{DataDir: t.TempDir(), Transport: "bogus"}); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Errorf("bogus transport: %v", err)
+	}
+
+	res, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 0})
+	if err != nil || string(res.GetRecord().GetValue()) != "kept" {
+		t.Fatalf("the running server after the failed starts: %v, %v", res, err)
 	}
 }

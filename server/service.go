@@ -21,7 +21,7 @@ type service struct {
 	cfg     *Config
 	stop    <-chan struct{} // closed when the server begins to stop; ends streams
 	removed func(id string) // told of servers an operator removed
-	size    func() int64     // the commit log's size on disk
+	size    func() int64    // the commit log's size on disk
 }
 
 var (
