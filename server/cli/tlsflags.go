@@ -2,7 +2,6 @@ package cli
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -120,7 +119,6 @@ func (f serveTLS) apply(cfg *server.Config) error {
 		if err != nil {
 			return fmt.Errorf("--peer-tls-*: %w", err)
 		}
-		requirePeerServerAuth(c)
 		cfg.PeerServerTLS = c
 		cfg.PeerClientTLS = c
 		cfg.PeerServerName = f.peerServerName
@@ -151,26 +149,6 @@ func (f serveTLS) apply(cfg *server.Config) error {
 		}
 	}
 	return nil
-}
-
-// requirePeerServerAuth makes a peer configuration refuse a peer whose certificate does not
-// allow server authentication. Client certificates are usually issued by the same CA as the
-// servers' and allow client authentication, which is all the accepting side of a TLS handshake
-// checks: without this, a client could dial the Raft port and speak Raft. Server certificates
-// (`commitlog tls cert create --server`) allow both, so servers still accept each other.
-func requirePeerServerAuth(cfg *tls.Config) {
-	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		if len(cs.PeerCertificates) == 0 {
-			return errors.New("peer TLS: the peer presented no certificate")
-		}
-		leaf := cs.PeerCertificates[0]
-		for _, u := range leaf.ExtKeyUsage {
-			if u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny {
-				return nil
-			}
-		}
-		return fmt.Errorf("peer TLS: certificate %q does not allow server authentication: it is not a server's", leaf.Subject.CommonName)
-	}
 }
 
 // needPair reports a certificate flag given without its key flag, or the reverse.

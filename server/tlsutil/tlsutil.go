@@ -150,8 +150,27 @@ func PeerConfig(certFile, keyFile, caFile, serverName string, opts ...Option) (*
 		ClientCAs:    pool,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ServerName:   serverName,
+		// Client certificates usually come from the same CA and allow client authentication,
+		// which is all the accepting side of a handshake checks: without this a client could
+		// dial the Raft port and speak Raft. Peers' certificates must allow server
+		// authentication (server certificates allow both, so servers accept each other).
+		VerifyConnection: requireServerAuth,
 	}
 	return applyOptions(cfg, opts), nil
+}
+
+// requireServerAuth refuses a peer whose certificate does not allow server authentication.
+func requireServerAuth(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("tlsutil: peer presented no certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	for _, u := range leaf.ExtKeyUsage {
+		if u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny {
+			return nil
+		}
+	}
+	return fmt.Errorf("tlsutil: certificate %q does not allow server authentication: it is not a peer's", leaf.Subject.CommonName)
 }
 
 // SubjectFromState returns the identity of the peer of a TLS connection:
