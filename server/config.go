@@ -113,6 +113,9 @@ type Config struct {
 	TraceSampleRatio float64
 	// TraceProcessors also receive every sampled span (tests record them in memory).
 	TraceProcessors []sdktrace.SpanProcessor
+	// RPCMetrics adds the transports' semantic-convention RPC metrics (rpc.server.call.duration
+	// and the like) to our own; they repeat commitlog_request_duration_seconds at a CPU cost.
+	RPCMetrics bool
 	// DisableTelemetry turns tracing and metrics off (health and readiness still answer):
 	// for measuring what they cost.
 	DisableTelemetry bool

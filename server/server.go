@@ -150,6 +150,7 @@ func New(cfg Config) (s *Server, err error) {
 		SampleRatio:    cfg.TraceSampleRatio,
 		SpanProcessors: cfg.TraceProcessors,
 		Disabled:       cfg.DisableTelemetry,
+		RPCMetrics:     cfg.RPCMetrics,
 		Logger:         cfg.Logger.With("component", "telemetry"),
 	})
 	if err != nil {

@@ -70,6 +70,8 @@ func serveFlags() []cli.Flag {
 			Usage: "host:port serving /metrics (Prometheus), /healthz (liveness) and /readyz (readiness: a leader is known and this node caught up), e.g. 127.0.0.1:9400; off: none"}),
 		altsrc.NewFloat64Flag(&cli.Float64Flag{Name: "trace-sample-ratio", Value: 0.1, EnvVars: env("trace-sample-ratio"),
 			Usage: "fraction of new traces sampled, 0 to 1 (a sampled caller's trace is always followed); spans go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, and the other OTEL_* variables apply"}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "rpc-metrics", EnvVars: env("rpc-metrics"),
+			Usage: "also export the OpenTelemetry RPC metrics of the transports (rpc_server_call_duration_seconds...), which repeat commitlog_request_duration_seconds at a CPU cost"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "disable-telemetry", EnvVars: env("disable-telemetry"),
 			Usage: "no tracing and no metrics (health and readiness still answer); to measure what telemetry costs"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: env("log-level"), Usage: "debug, info, warn or error"}),
@@ -145,5 +147,6 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 		cfg.TraceSampleRatio = -1 // the flag's 0 means none; the Config's zero means the default
 	}
 	cfg.DisableTelemetry = c.Bool("disable-telemetry")
+	cfg.RPCMetrics = c.Bool("rpc-metrics")
 	return cfg, nil
 }

@@ -61,7 +61,7 @@ func (s *instrumented) Consume(ctx context.Context, req *logv1.ConsumeRequest) (
 	start := time.Now()
 	res, err := s.svc.Consume(ctx, req)
 	if err == nil {
-		s.m.consumed(ctx, rpcConsume, len(res.GetRecord().GetValue()))
+		s.m.consumed(rpcConsume, len(res.GetRecord().GetValue()))
 	}
 	s.m.done(ctx, rpcConsume, start, err)
 	return res, err
@@ -77,16 +77,16 @@ type consumeStream struct {
 func (c *consumeStream) Send(res *logv1.ConsumeResponse) error {
 	err := c.ServerStream.Send(res)
 	if err == nil {
-		c.m.consumed(c.ctx, rpcConsumeStream, len(res.GetRecord().GetValue()))
+		c.m.consumed(rpcConsumeStream, len(res.GetRecord().GetValue()))
 	}
 	return err
 }
 
 func (s *instrumented) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, stream transport.ServerStream[logv1.ConsumeResponse]) error {
 	start := time.Now()
-	s.m.streamOpened(ctx, rpcConsumeStream)
+	s.m.streamOpened(rpcConsumeStream)
 	err := s.svc.ConsumeStream(ctx, req, &consumeStream{ServerStream: stream, ctx: ctx, m: s.m})
-	s.m.streamClosed(ctx, rpcConsumeStream)
+	s.m.streamClosed(rpcConsumeStream)
 	s.m.done(ctx, rpcConsumeStream, start, err)
 	return err
 }
@@ -131,9 +131,9 @@ const produceStreamWindow = 4096
 
 func (s *instrumented) ProduceStream(ctx context.Context, stream transport.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]) error {
 	start := time.Now()
-	s.m.streamOpened(ctx, rpcProduceStream)
+	s.m.streamOpened(rpcProduceStream)
 	err := s.svc.ProduceStream(ctx, &produceStream{BidiStream: stream, ctx: ctx, m: s.m, sizes: make(chan int, produceStreamWindow)})
-	s.m.streamClosed(ctx, rpcProduceStream)
+	s.m.streamClosed(rpcProduceStream)
 	s.m.done(ctx, rpcProduceStream, start, err)
 	return err
 }

@@ -84,6 +84,11 @@ type Config struct {
 	// SpanProcessors receive every sampled span besides the OTLP exporter (tests pass an
 	// in-memory recorder). They are shut down by Close.
 	SpanProcessors []sdktrace.SpanProcessor
+	// RPCMetrics also records the transports' semantic-convention RPC metrics
+	// (rpc.server.call.duration and the like, from otelgrpc and otelconnect) besides their
+	// spans. They repeat what commitlog_request_duration_seconds says, and building their
+	// attribute sets per call costs the most CPU of all the telemetry; off by default.
+	RPCMetrics bool
 	// Disabled turns tracing and metrics off: Transport and Metrics return nil (so nothing is
 	// instrumented) and /metrics serves nothing, while /healthz, /readyz and the gRPC health
 	// status work as usual. For measuring what telemetry costs.
@@ -191,6 +196,7 @@ func New(ctx context.Context, cfg Config) (t *Telemetry, err error) {
 	t.transport = &transport.Telemetry{
 		TracerProvider: t.tp,
 		MeterProvider:  t.mp,
+		WithoutMetrics: !cfg.RPCMetrics,
 		Propagator:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
 	if t.metrics, err = newMetrics(t.mp); err != nil {
