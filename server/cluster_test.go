@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/discovery"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -161,24 +162,38 @@ func TestClusterLeaveAndRemove(t *testing.T) {
 	}
 	ctx := ctxT(t, 60*time.Second)
 
-	// A node that leaves gracefully is removed from Raft by the leader.
-	a.cfg.LeaveOnShutdown = true
-	a.shutdown(t)
-	waitFor(t, 20*time.Second, "the leaving node is removed from raft", func() bool {
-		servers, err := leader.node.Servers(ctx)
-		return err == nil && len(servers) == 2
-	})
-
-	// An operator removes a live node: it is not added back by the reconciler.
+	// An operator removes a live node: it is not added back by the reconciler, and when it
+	// stops it leaves Serf (it asks the leader whether it is still a member), so no later
+	// leader adds it back either.
 	lc := newClient(t, TransportConnect, leader.Addr())
 	if _, err := lc.RemoveServer(ctx, &logv1.RemoveServerRequest{Id: b.ID()}); err != nil {
 		t.Fatalf("RemoveServer: %v", err)
 	}
 	time.Sleep(500 * time.Millisecond) // several reconcile intervals
 	servers, err := leader.node.Servers(ctx)
-	if err != nil || len(servers) != 1 {
-		t.Fatalf("after remove: servers = %v, %v; want only the leader", servers, err)
+	if err != nil || len(servers) != 2 {
+		t.Fatalf("after remove: servers = %v, %v; want the leader and %s", servers, err, a.ID())
 	}
+	b.shutdown(t)
+	waitFor(t, 20*time.Second, "the removed node is seen as left in Serf", func() bool {
+		for _, m := range leader.serf.Members() {
+			if m.Name == b.ID() {
+				if m.Status == discovery.StatusFailed {
+					t.Fatalf("the removed node stopped without leaving Serf (status %v)", m.Status)
+				}
+				return m.Status == discovery.StatusLeft
+			}
+		}
+		return false
+	})
+
+	// A node that leaves gracefully is removed from Raft by the leader.
+	a.cfg.LeaveOnShutdown = true
+	a.shutdown(t)
+	waitFor(t, 20*time.Second, "the leaving node is removed from raft", func() bool {
+		servers, err := leader.node.Servers(ctx)
+		return err == nil && len(servers) == 1
+	})
 	if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("alone")}}); err != nil {
 		t.Fatalf("Produce on a one-node cluster: %v", err)
 	}

@@ -21,12 +21,14 @@ import (
 	"github.com/commitlog-go/commitlog/authz"
 	"github.com/commitlog-go/commitlog/authz/casbin"
 	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/discovery"
 	craft "github.com/commitlog-go/commitlog/consensus/raft"
 	dserf "github.com/commitlog-go/commitlog/discovery/serf"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/telemetry"
 	"github.com/commitlog-go/commitlog/storage/segment"
 	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 	tconnect "github.com/commitlog-go/commitlog/transport/connect"
 	tgrpc "github.com/commitlog-go/commitlog/transport/grpc"
 	"github.com/commitlog-go/commitlog/transport/mux"
@@ -349,7 +351,7 @@ func (s *Server) shutdown() error {
 			cancel()
 		}
 	}
-	if s.cfg.LeaveOnShutdown {
+	if s.cfg.LeaveOnShutdown || s.removedFromCluster() {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		if err := s.serf.Leave(ctx); err != nil {
 			s.cfg.Logger.Warn("leaving the cluster failed", "err", err)
@@ -357,6 +359,41 @@ func (s *Server) shutdown() error {
 		cancel()
 	}
 	return s.Close()
+}
+
+// removedFromCluster reports whether the leader's configuration no longer lists this node (an
+// operator removed it). Such a node leaves Serf when it stops, so that no later leader, seeing
+// it alive a moment longer, adds it back. A removed node no longer hears from the leader, so
+// the other members are asked, and only the leader's own answer counts.
+func (s *Server) removedFromCluster() bool {
+	if s.serf == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, m := range s.serf.Members() {
+		addr := m.Tags[tagRPCAddr]
+		if m.Name == s.cfg.NodeName || m.Status != discovery.StatusAlive || addr == "" {
+			continue
+		}
+		c, err := s.forward.client(addr)
+		if err != nil {
+			continue
+		}
+		res, err := c.GetServers(ctx, &logv1.GetServersRequest{})
+		if err != nil {
+			continue
+		}
+		answeredByLeader, listed := false, false
+		for _, srv := range res.GetServers() {
+			answeredByLeader = answeredByLeader || (srv.GetId() == m.Name && srv.GetIsLeader())
+			listed = listed || srv.GetId() == s.cfg.NodeName
+		}
+		if answeredByLeader {
+			return !listed
+		}
+	}
+	return false
 }
 
 // Close stops everything at once and releases the node's data. It is idempotent; Run calls it.

@@ -108,16 +108,14 @@ func (c *cluster) waitVoters(want int) *Node {
 	return nil
 }
 
-// checkNotReadded fails (as a known bug) if a leader's view lists a server an operator
-// removed: once the removal is committed, only a re-add puts it back.
+// checkNotReadded fails if a leader's view lists a server an operator removed: once the
+// removal is committed, only a re-add puts it back (a removed node leaves Serf when it stops,
+// so no later leader adds it back).
 func (c *cluster) checkNotReadded(view *logv1.GetServersResponse, desc string) {
 	c.t.Helper()
 	for _, s := range view.GetServers() {
 		if slices.Contains(c.removed, s.GetId()) {
-			knownIssue(c.t, "a server removed by the operator (cluster remove) and then stopped is added back "+
-				"as a non-voter by a later leader that still sees it alive in Serf: the removal mark lives only in "+
-				"the memory of the leader that executed the removal (server/membership.go forget), and a removed "+
-				"node does not leave Serf when it stops", "removed "+s.GetId()+"; view: "+desc)
+			c.t.Fatalf("server %s, removed by the operator, was added back; view: %s", s.GetId(), desc)
 		}
 	}
 }

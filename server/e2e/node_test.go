@@ -418,18 +418,6 @@ var knownBugs = []struct {
 	signature []string
 	diagnosis string
 }{
-	{
-		signature: []string{"sealed segment has no index block", "panic"},
-		diagnosis: "hashicorp/raft-wal v0.4.0 bug hashicorp/raft-wal#31 (fixed by PR #33, not in v0.4.0): " +
-			"after Raft truncates the log tail (a restarted ex-leader clearing its uncommitted suffix), the WAL " +
-			"marks the tail sealed without writing its index block, so the next start panics in raft.NewRaft",
-	},
-	{
-		signature: []string{"panic: runtime error", "server.(*Server).Close", "server.New.func1"},
-		diagnosis: "server.New's error path: `return nil, err` sets the named result s to nil before the " +
-			"deferred s.Close() runs, so any failure in New (port in use, data dir locked) panics instead of " +
-			"reporting the error",
-	},
 }
 
 // knownBug skips (or, with COMMITLOG_E2E_STRICT, fails) the test if the node's log shows a
