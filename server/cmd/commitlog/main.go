@@ -5,10 +5,17 @@ package main
 import (
 	"context"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/commitlog-go/commitlog/server/cli"
 )
 
 func main() {
-	os.Exit(cli.Main(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
+	// Ctrl-C or SIGTERM ends every command cleanly: serve stops gracefully, consume --follow
+	// returns after flushing what it printed.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Main(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
