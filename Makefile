@@ -66,6 +66,7 @@ tidy:
 bench:
 	cd storage && $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./segment/
 	cd consensus && $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./raft/
+	cd server && $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) . ./fsm/
 
 ## certs: the seed's mTLS set and ACL files in ./.config (CA, server for localhost/127.0.0.1, root and nobody clients); overwrites
 certs: build
