@@ -36,11 +36,14 @@ func BenchmarkTransport(b *testing.B) {
 }
 
 // BenchmarkTransportTelemetry is BenchmarkTransport with OpenTelemetry instrumentation on
-// both sides (see transporttest.BenchTelemetry).
+// both sides (see transporttest.BenchTelemetry): spans only, and spans and RPC metrics.
 func BenchmarkTransportTelemetry(b *testing.B) {
 	for _, p := range []tconnect.Protocol{tconnect.ProtocolConnect, tconnect.ProtocolGRPC} {
-		b.Run(p.String(), func(b *testing.B) {
-			transporttest.Bench(b, transporttest.WithTelemetry(harness(p), transporttest.BenchTelemetry(b)))
-		})
+		for _, metrics := range []bool{false, true} {
+			name := p.String() + map[bool]string{false: "/spans", true: "/spans+metrics"}[metrics]
+			b.Run(name, func(b *testing.B) {
+				transporttest.Bench(b, transporttest.WithTelemetry(harness(p), transporttest.BenchTelemetry(b, metrics)))
+			})
+		}
 	}
 }

@@ -33,7 +33,12 @@ func TestNewServerValidates(t *testing.T) {
 func BenchmarkTransport(b *testing.B) { transporttest.Bench(b, harness()) }
 
 // BenchmarkTransportTelemetry is BenchmarkTransport with OpenTelemetry instrumentation on
-// both sides (see transporttest.BenchTelemetry).
+// both sides (see transporttest.BenchTelemetry): spans only, and spans and RPC metrics.
 func BenchmarkTransportTelemetry(b *testing.B) {
-	transporttest.Bench(b, transporttest.WithTelemetry(harness(), transporttest.BenchTelemetry(b)))
+	for _, metrics := range []bool{false, true} {
+		name := map[bool]string{false: "spans", true: "spans+metrics"}[metrics]
+		b.Run(name, func(b *testing.B) {
+			transporttest.Bench(b, transporttest.WithTelemetry(harness(), transporttest.BenchTelemetry(b, metrics)))
+		})
+	}
 }

@@ -175,15 +175,16 @@ func WithTelemetry(h Harness, tel *transport.Telemetry) Harness {
 }
 
 // BenchTelemetry returns instrumentation as a production server would have it: the
-// OpenTelemetry SDK sampling 10% of new traces (parent-based) into a no-op processor, and
-// metrics aggregated for a reader that is never collected. Its providers shut down when b
-// ends. Compare BenchmarkTransport with and without it to see what telemetry costs a call.
-func BenchTelemetry(b testing.TB) *transport.Telemetry {
+// OpenTelemetry SDK sampling 10% of new traces (parent-based) into a no-op processor and,
+// with metrics, RPC metrics aggregated for a reader that is never collected. Its providers
+// shut down when b ends. Compare BenchmarkTransport with and without it to see what
+// telemetry costs a call.
+func BenchTelemetry(b testing.TB, metrics bool) *transport.Telemetry {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	b.Cleanup(func() {
 		_ = tp.Shutdown(context.Background())
 		_ = mp.Shutdown(context.Background())
 	})
-	return &transport.Telemetry{TracerProvider: tp, MeterProvider: mp}
+	return &transport.Telemetry{TracerProvider: tp, MeterProvider: mp, WithoutMetrics: !metrics}
 }
