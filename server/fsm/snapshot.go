@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/storage"
@@ -324,6 +325,7 @@ func (f *FSM) restoreIngest(m manifest, data io.Reader, lowest, next uint64) err
 		in.next, have, hasPos = sr.first, 0, false
 	}
 	var last []byte
+	lastReport := time.Now() // a long install reports its progress every snapshotProgressEvery
 	for {
 		off, rec, err := sr.frame()
 		if errors.Is(err, io.EOF) {
@@ -370,6 +372,11 @@ func (f *FSM) restoreIngest(m manifest, data io.Reader, lowest, next uint64) err
 			return err
 		}
 		last = append(last[:0], rec...)
+		if off%4096 == 0 && time.Since(lastReport) >= snapshotProgressEvery {
+			lastReport = time.Now()
+			f.logger.Info("installing snapshot", "index", m.Index, "offset", off, "next", m.Next,
+				"percent", 100*(off-sr.first)/max(m.Next-sr.first, 1))
+		}
 	}
 	if reset { // an empty stream: nothing to verify first
 		if err := f.log.Reset(sr.first); err != nil {
@@ -394,6 +401,9 @@ func (f *FSM) restoreIngest(m manifest, data io.Reader, lowest, next uint64) err
 	f.logger.Info("installed snapshot", "index", m.Index, "term", m.Term, "first", sr.first, "next", m.Next, "log_next_before", next)
 	return nil
 }
+
+// snapshotProgressEvery is how often a snapshot install logs how far it is.
+const snapshotProgressEvery = 5 * time.Second
 
 // checkIngested verifies that a stream record is an envelope written at or below the
 // snapshot's index.
