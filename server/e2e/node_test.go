@@ -417,8 +417,7 @@ func (n *Node) cleanup() {
 var knownBugs = []struct {
 	signature []string
 	diagnosis string
-}{
-}
+}{}
 
 // knownBug skips (or, with COMMITLOG_E2E_STRICT, fails) the test if the node's log shows a
 // known, reported bug; it returns if none matches.
