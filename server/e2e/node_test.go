@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -45,6 +46,9 @@ type NodeConfig struct {
 	DataDir string
 	// Args are extra serve flags.
 	Args []string
+	// ClientTLS, when set, is what the harness's own clients (readiness, TransportClient)
+	// dial the node with.
+	ClientTLS *tls.Config
 }
 
 // Node is one `commitlog serve` process run by a test, with its data dir, ports and log file.
@@ -273,7 +277,7 @@ func (n *Node) TransportClient() transport.Client {
 	if n.cfg.Transport == "grpc" {
 		newClient = tgrpc.NewClient
 	}
-	tc, err := newClient(n.Addr, transport.ClientConfig{})
+	tc, err := newClient(n.Addr, transport.ClientConfig{TLS: n.cfg.ClientTLS})
 	if err != nil {
 		n.t.Fatalf("node %s: transport client: %v", n.cfg.Name, err)
 	}
