@@ -238,11 +238,17 @@ var servingRE = regexp.MustCompile(`serving the API on (\S+) `)
 // startServe runs `commitlog serve args...` until the test ends and returns the API address.
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
+	return startServeTo(t, &syncBuffer{}, args...)
+}
+
+// startServeTo is startServe writing serve's standard output to out.
+func startServeTo(t *testing.T, out *syncBuffer, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
+	var errOut syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(ctx, append([]string{"commitlog", "serve"}, args...), strings.NewReader(""), &out, &errOut)
+		done <- Main(ctx, append([]string{"commitlog", "serve"}, args...), strings.NewReader(""), out, &errOut)
 	}()
 	t.Cleanup(func() {
 		cancel()
