@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a local 3-node commitlog cluster (make cluster): node-1 bootstraps on 127.0.0.1:8400
-# (API + Raft) and 127.0.0.1:8401 (Serf); node-2 and node-3 join it on 8410/8411 and 8420/8421.
+# (API + Raft), 127.0.0.1:8401 (Serf) and 127.0.0.1:8402 (/metrics, /healthz, /readyz); node-2 and
+# node-3 join it on 8410-8412 and 8420-8422.
 # Data lives in $DATA_DIR/node-N. Ctrl-C stops all three (each by its own pid) and exits.
 set -euo pipefail
 bin=${BIN:-bin/commitlog}
@@ -16,11 +17,12 @@ stop() {
 trap stop INT TERM EXIT
 for i in 1 2 3; do
 	port=$((8400 + (i - 1) * 10))
-	args=(serve --node-name "node-$i" --data-dir "$data/node-$i" --bind-addr "127.0.0.1:$((port + 1))" --rpc-port "$port" --gossip-profile local)
+	args=(serve --node-name "node-$i" --data-dir "$data/node-$i" --bind-addr "127.0.0.1:$((port + 1))" --rpc-port "$port" --gossip-profile local
+		--metrics-addr "127.0.0.1:$((port + 2))")
 	[ "$i" -gt 1 ] && args+=(--start-join-addrs 127.0.0.1:8401)
 	"$bin" "${args[@]}" "$@" >"$data/node-$i.log" 2>&1 &
 	pids+=($!)
-	echo "node-$i: API 127.0.0.1:$port, gossip 127.0.0.1:$((port + 1)), log $data/node-$i.log (pid $!)"
+	echo "node-$i: API 127.0.0.1:$port, gossip 127.0.0.1:$((port + 1)), metrics http://127.0.0.1:$((port + 2))/metrics, log $data/node-$i.log (pid $!)"
 done
 echo "try: $bin cluster status; $bin produce hello; $bin consume   (Ctrl-C stops the cluster)"
 wait -n "${pids[@]}" || true
