@@ -103,13 +103,17 @@ func (r *reconciler) close() {
 // forget marks a server an operator removed, so that reconcile does not add it back while it is
 // still alive in Serf. The mark is kept in memory on this node only and is dropped once the
 // member leaves or fails; the removed node should be stopped.
-func (r *reconciler) forget(id string) {
+func (r *reconciler) forget(id string, removed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.removed == nil {
 		r.removed = map[string]bool{}
 	}
-	r.removed[id] = true
+	if removed {
+		r.removed[id] = true
+	} else {
+		delete(r.removed, id)
+	}
 }
 
 func (r *reconciler) isRemoved(m discovery.Member) bool {

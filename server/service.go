@@ -19,9 +19,9 @@ type service struct {
 	fsm     *fsm.FSM
 	forward *forwarder // nil: followers answer FailedPrecondition + NotLeader instead
 	cfg     *Config
-	stop    <-chan struct{} // closed when the server begins to stop; ends streams
-	removed func(id string) // told of servers an operator removed
-	size    func() int64    // the commit log's size on disk
+	stop    <-chan struct{}               // closed when the server begins to stop; ends streams
+	removed func(id string, removed bool) // told of servers an operator removes
+	size    func() int64                  // the commit log's size on disk
 }
 
 var (
@@ -290,7 +290,7 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 		LowestOffset:    lowest,
 		NextOffset:      next,
 		CommittedOffset: next,
-		AppliedIndex:    s.fsm.AppliedIndex(),
+		AppliedIndex:    st.AppliedIndex, // Raft's, so that commit_index - applied_index is the lag
 		CommitIndex:     st.CommitIndex,
 		SizeBytes:       uint64(max(s.size(), 0)),
 	}, nil
@@ -316,11 +316,15 @@ func (s *service) RemoveServer(ctx context.Context, req *logv1.RemoveServerReque
 	if req.GetId() == "" {
 		return nil, toWire(fmt.Errorf("%w: remove needs a server id", errInvalid))
 	}
-	if err := s.node.RemoveServer(ctx, req.GetId()); err != nil {
-		return nil, toWire(err)
-	}
+	// Marked before the removal, so that no reconcile pass running meanwhile adds it back.
 	if s.removed != nil {
-		s.removed(req.GetId())
+		s.removed(req.GetId(), true)
+	}
+	if err := s.node.RemoveServer(ctx, req.GetId()); err != nil {
+		if s.removed != nil {
+			s.removed(req.GetId(), false)
+		}
+		return nil, toWire(err)
 	}
 	return &logv1.RemoveServerResponse{}, nil
 }
