@@ -193,11 +193,22 @@ func New(ctx context.Context, cfg Config) (t *Telemetry, err error) {
 		topts = append(topts, sdktrace.WithSpanProcessor(p))
 	}
 	t.tp = sdktrace.NewTracerProvider(topts...)
-	t.transport = &transport.Telemetry{
-		TracerProvider: t.tp,
-		MeterProvider:  t.mp,
-		WithoutMetrics: !cfg.RPCMetrics,
-		Propagator:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+	// Spans that nothing exports are pure cost (they were most of telemetry's CPU): the
+	// transports are instrumented for tracing only when an exporter or a span processor takes
+	// the spans, and for metrics only with RPCMetrics. Configure OTLP on every node of a
+	// cluster so that a trace crosses them all.
+	tracing := exp != nil || len(cfg.SpanProcessors) > 0
+	if tracing || cfg.RPCMetrics {
+		var tp trace.TracerProvider = t.tp
+		if !tracing {
+			tp = tracenoop.NewTracerProvider()
+		}
+		t.transport = &transport.Telemetry{
+			TracerProvider: tp,
+			MeterProvider:  t.mp,
+			WithoutMetrics: !cfg.RPCMetrics,
+			Propagator:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		}
 	}
 	if t.metrics, err = newMetrics(t.mp); err != nil {
 		return nil, err
@@ -291,7 +302,8 @@ func (t *Telemetry) MetricsAddr() string {
 }
 
 // Transport returns the instrumentation for transport servers and clients: this
-// Telemetry's providers and the W3C trace-context propagator. Callers must not modify it.
+// Telemetry's providers and the W3C trace-context propagator; nil (no instrumentation) when no
+// span exporter or processor is configured and RPC metrics are off. Callers must not modify it.
 func (t *Telemetry) Transport() *transport.Telemetry { return t.transport }
 
 // Tracer returns a tracer of this Telemetry's provider (a no-op one when disabled).
