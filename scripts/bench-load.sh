@@ -58,7 +58,7 @@ for n in $nodes; do
 		for size in 100 1024; do
 			bench "$n node(s) $tr ${size}B unary 1 producer" -addr $addr -transport $tr -record-size $size -mode unary -producers 1
 			bench "$n node(s) $tr ${size}B unary 16 producers" -addr $addr -transport $tr -record-size $size -mode unary -producers 16
-			bench "$n node(s) $tr ${size}B batching producer x4" -addr $addr -transport $tr -record-size $size -mode batch -producers 4 -max-in-flight 4
+			bench "$n node(s) $tr ${size}B batching producer x8" -addr $addr -transport $tr -record-size $size -mode batch -producers 8 -max-in-flight 8
 			bench "$n node(s) $tr ${size}B read back: 16 unary consumers" -addr $addr -transport $tr -producers 0 -consumers 16 -warmup 0
 			bench "$n node(s) $tr ${size}B read back: 1 stream consumer" -addr $addr -transport $tr -producers 0 -stream-consumers 1 -warmup 0
 		done
