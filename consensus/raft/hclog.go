@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -57,8 +58,21 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 		attrs = append(attrs, slog.String("logger", a.name))
 	}
 	attrs = append(attrs, a.implied...)
-	attrs = append(attrs, args...)
+	for _, arg := range args {
+		attrs = append(attrs, hclogValue(arg))
+	}
 	a.l.Log(ctx, lv, msg, attrs...)
+}
+
+// hclogValue renders hclog's deferred formats (hclog.Fmt, as raft logs its configuration with)
+// the way hclog does, instead of as a slice holding the format string.
+func hclogValue(v any) any {
+	if f, ok := v.(hclog.Format); ok && len(f) > 0 {
+		if format, ok := f[0].(string); ok {
+			return fmt.Sprintf(format, f[1:]...)
+		}
+	}
+	return v
 }
 
 func (a *hclogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }

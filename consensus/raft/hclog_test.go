@@ -25,6 +25,8 @@ func TestHclogAdapterLevels(t *testing.T) {
 		{"trace at trace", LevelTrace, func(l hclog.Logger) { l.Trace("t") }, "level=DEBUG-4 msg=t"},
 		{"named and with", slog.LevelInfo, func(l hclog.Logger) { l.Named("wal").With("seg", 3).Info("x", "y", 2) },
 			"msg=x logger=raft.wal seg=3 y=2"},
+		{"hclog.Fmt rendered", slog.LevelInfo, func(l hclog.Logger) { l.Info("cfg", "servers", hclog.Fmt("%d servers", 3)) },
+			"msg=cfg logger=raft servers=\"3 servers\""},
 		{"standard logger", slog.LevelInfo, func(l hclog.Logger) { l.StandardLogger(nil).Print("std line") }, "msg=\"std line\""},
 	}
 	for _, tt := range tests {
