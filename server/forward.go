@@ -40,8 +40,10 @@ func (f *forwarder) client(addr string) (transport.Client, error) {
 	return c, nil
 }
 
-// produceBatch forwards an atomic batch to the leader at addr. The leader's answer, error
-// status included (an outcome-unknown Unavailable stays one), is passed through unchanged.
+// produceBatch forwards an atomic batch to the leader at addr. A refusal by the leader
+// (invalid, too large, denied, not leader) is passed through unchanged; a failure that may have
+// happened after the leader proposed the batch (unavailable, deadline, canceled, unknown,
+// internal) becomes Unavailable saying that the outcome is unknown.
 func (f *forwarder) produceBatch(ctx context.Context, addr string, records []*logv1.Record) (uint64, error) {
 	c, err := f.client(addr)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/authz"
 	"github.com/commitlog-go/commitlog/authz/casbin"
+	"github.com/commitlog-go/commitlog/client"
 	"github.com/commitlog-go/commitlog/consensus"
 	craft "github.com/commitlog-go/commitlog/consensus/raft"
 	"github.com/commitlog-go/commitlog/discovery"
@@ -178,13 +179,11 @@ func New(cfg Config) (s *Server, err error) {
 	}
 	intercept := authorizer(az, cfg.ACLPolicyFile != "")
 
-	newClient := tconnect.NewClient
 	newServer := func(c transport.ServerConfig) (transport.Server, error) { return tconnect.NewServer(c) }
 	if cfg.Transport == TransportGRPC {
-		newClient = tgrpc.NewClient
 		newServer = func(c transport.ServerConfig) (transport.Server, error) { return tgrpc.NewServer(c) }
 	}
-	s.forward = newForwarder(newClient, transport.ClientConfig{TLS: cfg.ForwardTLS, Telemetry: s.tel.Transport()})
+	s.forward = newForwarder(client.NewTransportClient(cfg.Transport), transport.ClientConfig{TLS: cfg.ForwardTLS, Telemetry: s.tel.Transport()})
 	s.svc = &service{node: s.node, fsm: s.fsm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.log.Size}
 	api := telemetry.InstrumentLog(s.svc, s.tel.Metrics())
 	s.api, err = newServer(transport.ServerConfig{

@@ -87,13 +87,7 @@ func (ts *testServer) shutdown(t *testing.T) {
 
 func waitLeader(t *testing.T, s *Server) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !s.node.IsLeader() {
-		if time.Now().After(deadline) {
-			t.Fatal("no leader after 20s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, 20*time.Second, "the node leads", s.node.IsLeader)
 }
 
 func newClient(t *testing.T, tr, addr string) transport.Client {

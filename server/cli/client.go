@@ -15,9 +15,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/client"
 	"github.com/commitlog-go/commitlog/transport"
-	tconnect "github.com/commitlog-go/commitlog/transport/connect"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
-	tgrpc "github.com/commitlog-go/commitlog/transport/grpc"
 )
 
 // clientFlags are the flags every client command takes.
@@ -275,10 +273,7 @@ func printStatus(c *cli.Context, servers []client.Server) error {
 	if err != nil {
 		return err
 	}
-	newClient := tconnect.NewClient
-	if c.String("transport") == client.TransportGRPC {
-		newClient = tgrpc.NewClient
-	}
+	newClient := client.NewTransportClient(c.String("transport"))
 	var commit uint64
 	type self struct {
 		b   *logv1.GetBoundsResponse

@@ -11,9 +11,7 @@ import (
 	"github.com/commitlog-go/commitlog/client"
 	"github.com/commitlog-go/commitlog/tools/latency"
 	"github.com/commitlog-go/commitlog/transport"
-	tconnect "github.com/commitlog-go/commitlog/transport/connect"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
-	tgrpc "github.com/commitlog-go/commitlog/transport/grpc"
 )
 
 // errNoLeader is the failure recorded when the client knows no leader to open a stream to.
@@ -182,11 +180,7 @@ func (r *runner) dialLeader(c *client.Client) (transport.Client, error) {
 			return nil, errNoLeader
 		}
 	}
-	newClient := transport.NewClientFunc(tconnect.NewClient)
-	if r.cfg.Transport == client.TransportGRPC {
-		newClient = tgrpc.NewClient
-	}
-	tc, err := newClient(addr, transport.ClientConfig{TLS: r.cfg.TLS})
+	tc, err := client.NewTransportClient(r.cfg.Transport)(addr, transport.ClientConfig{TLS: r.cfg.TLS})
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: dial leader %s: %w", addr, err)
 	}
