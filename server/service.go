@@ -201,6 +201,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	}()
 	maxBatch := int(min(req.GetMaxBatch(), maxStreamBatchRecords))
 	var batch []*logv1.Record
+	var next uint64 // the log's next offset as last seen
 	batchBytes := 0
 	for rec, err := range s.fsm.Records(ctx, req.GetOffset()) {
 		if err != nil {
@@ -226,7 +227,10 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 		r.Value = append([]byte(nil), rec.Value...)
 		batch = append(batch, r)
 		batchBytes += len(r.Value)
-		if _, next := s.fsm.Bounds(); len(batch) >= maxBatch || batchBytes >= maxStreamBatchBytes || rec.Offset+1 >= next {
+		if rec.Offset+1 >= next { // at the end as last seen: look again (once per batch, not per record)
+			_, next = s.fsm.Bounds()
+		}
+		if len(batch) >= maxBatch || batchBytes >= maxStreamBatchBytes || rec.Offset+1 >= next {
 			if err := stream.Send(&logv1.ConsumeResponse{Records: batch}); err != nil {
 				return toWire(err)
 			}
