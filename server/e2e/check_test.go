@@ -24,6 +24,9 @@ type ledger struct {
 	acked     map[string]uint64 // value → acknowledged offset
 	byOffset  map[uint64]string // acknowledged offset → value
 	problems  []string          // contradictions between acknowledgements
+	// retention is set by a test that turned retention on: only then may a node's log start
+	// above offset 0, and acknowledged offsets below a node's lowest offset count as deleted.
+	retention bool
 }
 
 func newLedger() *ledger {
@@ -88,6 +91,7 @@ type logRecord struct {
 // retry an unknown outcome) on the logs read back from every node, against what clients were
 // told, and returns every violation found (nil: none):
 //
+//   - each node's log starts at offset 0 (unless the test turned retention on);
 //   - each node's offsets are dense and increasing from its lowest offset;
 //   - every node that holds an offset holds the same value there;
 //   - every acknowledged record is on every node, at its acknowledged offset;
@@ -101,6 +105,9 @@ func checkInvariants(l *ledger, logs []nodeLog) []string {
 	where := map[uint64]string{}   // offset → first node seen holding it
 	valueAt := map[string]uint64{} // value → offset, across nodes
 	for _, nl := range logs {
+		if nl.Lowest != 0 && !l.retention {
+			out = append(out, fmt.Sprintf("%s: log starts at offset %d, want 0 (prefix lost; retention is off)", nl.Node, nl.Lowest))
+		}
 		held := map[uint64]string{}
 		seen := map[string]uint64{}
 		for i, r := range nl.Records {
@@ -132,7 +139,7 @@ func checkInvariants(l *ledger, logs []nodeLog) []string {
 		}
 		sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
 		for _, off := range offs {
-			if off < nl.Lowest {
+			if off < nl.Lowest && l.retention {
 				continue // deleted by retention
 			}
 			want := l.byOffset[off]
@@ -266,7 +273,10 @@ func TestCheckInvariants(t *testing.T) {
 	}{
 		{"clean", ackAll("a", "b", "c"), []nodeLog{{Node: "n1", Records: recs("a", "b", "c")}, {Node: "n2", Records: recs("a", "b", "c")}}, ""},
 		{"unacknowledged but sent record may appear", withAttempt(ackAll("a", "b"), "c"), []nodeLog{{Node: "n1", Records: recs("a", "b", "c")}}, ""},
-		{"retention start", ackAll("a", "b", "c"), []nodeLog{{Node: "n1", Lowest: 2, Records: []logRecord{{2, "c"}}}}, ""},
+		{"retention start", func() *ledger { l := ackAll("a", "b", "c"); l.retention = true; return l }(), []nodeLog{{Node: "n1", Lowest: 2, Records: []logRecord{{2, "c"}}}}, ""},
+		{"prefix lost without retention", ackAll("a", "b", "c"), []nodeLog{{Node: "n1", Lowest: 2, Records: []logRecord{{2, "c"}}}}, "prefix lost"},
+		{"prefix lost: acknowledged offsets below lowest", ackAll("a", "b", "c"), []nodeLog{{Node: "n1", Lowest: 2, Records: []logRecord{{2, "c"}}}}, "offset 0 (\"a\") missing"},
+		{"empty node reset past acknowledged records", ackAll("a", "b"), []nodeLog{{Node: "n1", Lowest: 2}}, "prefix lost"},
 		{"gap", ackAll("a", "b", "c"), []nodeLog{{Node: "n1", Records: []logRecord{{0, "a"}, {2, "c"}}}}, "not dense"},
 		{"lost on one node", ackAll("a", "b", "c"), []nodeLog{{Node: "n1", Records: recs("a", "b", "c")}, {Node: "n2", Records: recs("a", "b")}}, "missing"},
 		{"replicas disagree", withAttempt(ackAll("a", "b"), "x"), []nodeLog{{Node: "n1", Records: recs("a", "b")}, {Node: "n2", Records: recs("a", "x")}}, "disagree"},
