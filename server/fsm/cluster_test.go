@@ -316,27 +316,30 @@ func TestClusterLeadershipTransferUnderLoad(t *testing.T) {
 }
 
 // TestClusterSnapshotInstall joins a node to a cluster whose Raft log was compacted after a
-// snapshot: it can only catch up by installing the snapshot, which streams the FSM's log. With
-// -short it moves ~2 MB; otherwise ≥ 100 MB (100 k records of 1 KiB, in 100 batches).
+// snapshot: it can only catch up by installing the snapshot, which streams the FSM's log. It
+// runs the production log store (raft-wal, with segments small enough that compaction really
+// drops the entries the joiner needs) and moves ~2 MB; TestClusterSnapshotInstallLarge (not
+// under -race) moves ≥ 100 MB.
 func TestClusterSnapshotInstall(t *testing.T) {
-	batches, perBatch, size := 100, 1000, 1024
-	if testing.Short() {
-		batches, perBatch = 20, 100
-	}
+	testClusterSnapshotInstall(t, 20, 100, false)
+}
+
+// testClusterSnapshotInstall writes batches × perBatch records of 1 KiB, snapshots every node,
+// and joins a new one. inmem runs Raft's log in memory instead of raft-wal.
+func testClusterSnapshotInstall(t *testing.T, batches, perBatch int, inmem bool) {
+	const size = 1024
 	// Over TCP: the snapshot really crosses a connection. (Over the in-memory transport the
 	// follower reads the leader's reader directly, and a transfer longer than the transport's
 	// 1s timeout makes the leader close it while the follower still reads.)
 	c := newFSMCluster(t, 3, clusterOpts{tcp: true, raft: func(rc *craft.Config) {
 		rc.TrailingLogs = 4
 		rc.SnapshotThreshold = 1 << 30 // snapshots only when the test asks
-		if testing.Short() {
+		if inmem {
+			rc.UnsafeInmemLog = true
+		} else {
 			// raft-wal compacts whole segments only: small segments, so that the entries
 			// the joiner needs are really gone and it must install the snapshot.
 			rc.WALSegmentSize = 64 << 10
-		} else {
-			// 100 MB fsynced three times by raft-wal takes ~90s under -race here; the
-			// in-memory store keeps the test about the snapshot.
-			rc.UnsafeInmemLog = true
 		}
 		// 1 MiB entries on a shared machine under -race: leave room before elections.
 		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
