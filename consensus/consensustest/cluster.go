@@ -6,6 +6,7 @@
 package consensustest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -69,11 +70,17 @@ type member struct {
 }
 
 // FastConfig sets timeouts suited to tests on a loaded machine: elections within a few
-// hundred milliseconds, without spurious ones.
+// hundred milliseconds, without spurious ones. Under the race detector (which slows every
+// goroutine several times over, on machines with two cores) the timeouts are three times as
+// long: a missed heartbeat there is the detector's cost, not a fault.
 func FastConfig(c *craft.Config) {
-	c.HeartbeatTimeout = 300 * time.Millisecond
-	c.ElectionTimeout = 300 * time.Millisecond
-	c.LeaderLeaseTimeout = 150 * time.Millisecond
+	scale := time.Duration(1)
+	if raceEnabled {
+		scale = 3
+	}
+	c.HeartbeatTimeout = scale * 300 * time.Millisecond
+	c.ElectionTimeout = scale * 300 * time.Millisecond
+	c.LeaderLeaseTimeout = scale * 150 * time.Millisecond
 	c.CommitTimeout = 5 * time.Millisecond
 }
 
@@ -453,8 +460,12 @@ func (c *Cluster) WaitApplied(index uint64, nodes ...int) {
 }
 
 // Propose proposes cmd on the current leader, following NotLeader/NoLeader answers until
-// the wait timeout, and returns the leader's Apply result. It fails the test on any other
-// error (including ErrOutcomeUnknown).
+// the wait timeout, and returns the leader's Apply result. An unknown outcome
+// (ErrOutcomeUnknown: leadership was lost after proposing) is resolved as a careful client
+// would: when the state machines are ListSMs, it waits for a leader, makes a linearizable read
+// there, and returns cmd's position if the leader's list holds it, or proposes again if it does
+// not (so commands must be unique, as every test's are). It fails the test on any other error,
+// and on an unknown outcome with another state machine.
 func (c *Cluster) Propose(cmd []byte) any {
 	c.t.Helper()
 	var (
@@ -475,10 +486,53 @@ func (c *Cluster) Propose(cmd []byte) any {
 			return true
 		case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrNoLeader):
 			return false
+		case errors.Is(err, consensus.ErrOutcomeUnknown):
+			pos, found, ok := c.resolve(cmd)
+			if !ok {
+				c.t.Fatalf("consensustest: propose on node %d: %v (cannot resolve: the state machine is not a ListSM)", i, err)
+			}
+			res = pos
+			return found
 		default:
 			c.t.Fatalf("consensustest: propose on node %d: %v", i, err)
 			return false
 		}
 	})
 	return res
+}
+
+// resolve tells whether cmd was applied, after an unknown outcome: on the current leader, after
+// a linearizable read (everything committed before it is applied there), it looks for cmd in
+// the leader's ListSM and returns its position. ok is false when the state machine is not a
+// ListSM or no linearizable read succeeded within the wait timeout.
+func (c *Cluster) resolve(cmd []byte) (pos uint64, found, ok bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(c.opts.WaitTimeout)
+	for time.Now().Before(deadline) {
+		i := c.WaitLeader()
+		n := c.Node(i)
+		var l *ListSM
+		switch sm := c.SM(i).(type) {
+		case *ListSM:
+			l = sm
+		case manifestOnly:
+			l = sm.l
+		default:
+			return 0, false, false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := n.LinearizableRead(ctx)
+		cancel()
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		for k, r := range l.Records() {
+			if bytes.Equal(r.Data, cmd) {
+				return uint64(k), true, true
+			}
+		}
+		return 0, false, true
+	}
+	return 0, false, false
 }

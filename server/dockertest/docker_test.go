@@ -2,7 +2,8 @@
 // working 3-node cluster: it builds the static binary and the FROM-scratch image, starts the
 // compose project, produces through node1's published port (whichever node leads, followers
 // forward), reads the records back, and removes everything it created. Where no Docker engine
-// (or no compose tool) is available the test is skipped with a message saying so.
+// (or no compose tool) is available the test is skipped with a message saying so, or fails when
+// COMMITLOG_STRICT is set (CI sets it).
 package dockertest
 
 import (
@@ -25,10 +26,10 @@ import (
 func compose(t *testing.T) []string {
 	t.Helper()
 	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("docker is not installed: skipping the docker compose test")
+		skipOrFail(t, "docker is not installed: skipping the docker compose test")
 	}
 	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
-		t.Skipf("no Docker engine answers (docker info: %v): skipping the docker compose test\n%s", err, out)
+		skipOrFail(t, fmt.Sprintf("no Docker engine answers (docker info: %v): skipping the docker compose test\n%s", err, out))
 	}
 	if err := exec.Command("docker", "compose", "version").Run(); err == nil {
 		return []string{"docker", "compose"}
@@ -36,8 +37,18 @@ func compose(t *testing.T) []string {
 	if _, err := exec.LookPath("docker-compose"); err == nil {
 		return []string{"docker-compose"}
 	}
-	t.Skip("neither `docker compose` nor docker-compose is installed: skipping the docker compose test")
+	skipOrFail(t, "neither `docker compose` nor docker-compose is installed (`make test-deps` installs it): skipping the docker compose test")
 	return nil
+}
+
+// skipOrFail skips the test with reason, or fails it when COMMITLOG_STRICT is set: CI sets it,
+// so that a test that could not run there is a failure, not a quiet "ok".
+func skipOrFail(t testing.TB, reason string) {
+	t.Helper()
+	if os.Getenv("COMMITLOG_STRICT") != "" {
+		t.Fatalf("COMMITLOG_STRICT is set, so this cannot be skipped: %s", reason)
+	}
+	t.Skip(reason)
 }
 
 func run(t *testing.T, dir string, env []string, name string, args ...string) string {
@@ -57,7 +68,7 @@ func run(t *testing.T, dir string, env []string, name string, args ...string) st
 func TestComposeCluster(t *testing.T) {
 	composeCmd := compose(t)
 	if ln, err := net.Listen("tcp", "127.0.0.1:8400"); err != nil {
-		t.Skipf("127.0.0.1:8400 is in use (compose publishes node1's API there): %v", err)
+		skipOrFail(t, fmt.Sprintf("127.0.0.1:8400 is in use (compose publishes node1's API there): %v", err))
 	} else {
 		ln.Close()
 	}

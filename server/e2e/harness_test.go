@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
 	"testing"
 )
@@ -13,7 +14,7 @@ func TestHarnessPortCollision(t *testing.T) {
 	taken := n.Addr
 	ln, err := net.Listen("tcp", taken)
 	if err != nil {
-		t.Skipf("could not occupy %s first: %v", taken, err)
+		skipOrFail(t, fmt.Sprintf("could not occupy %s first: %v", taken, err))
 	}
 	defer ln.Close()
 	n.Start()

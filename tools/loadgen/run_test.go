@@ -298,7 +298,7 @@ func TestRunAbandonsStalledStream(t *testing.T) {
 			cfg.Producers = 1
 			cfg.Window = 4
 			cfg.Records = 20
-			cfg.StallTimeout = 100 * time.Millisecond
+			cfg.StallTimeout = time.Second // far above any real pause of a test server under -race
 			res, err := Run(context.Background(), cfg, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -332,7 +332,7 @@ func TestRunReopensStalledReadStream(t *testing.T) {
 			cfg.Producers = 0
 			cfg.StreamConsumers = 1
 			cfg.Records = 50
-			cfg.StallTimeout = 100 * time.Millisecond
+			cfg.StallTimeout = time.Second // far above any real pause of a test server under -race
 			res, err := Run(context.Background(), cfg, nil)
 			if err != nil {
 				t.Fatal(err)
