@@ -25,7 +25,8 @@ func TestApplyAssignsDenseOffsets(t *testing.T) {
 		{"one record per entry", 0, []int{1, 1, 1, 1}},
 		{"batches", 0, []int{3, 1, 5, 2}},
 		{"no coalescing", 1, []int{2, 3, 1}},
-		{"coalescing bound", 64, []int{4, 4, 4, 4, 4}},
+		// Room for two entries' estimated size (4 records "x-N" each): merged two by two.
+		{"coalescing bound", 2 * 4 * (maxEnvelopeHeader + len("a-0")), []int{4, 4, 4, 4, 4}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,6 +68,18 @@ func TestApplyAssignsDenseOffsets(t *testing.T) {
 			}
 			if tt.maxAppend == 1 && fl.appends != len(tt.sizes) {
 				t.Errorf("%d Append calls, want one per entry", fl.appends)
+			}
+			if tt.name == "coalescing bound" {
+				// Entries are merged while they fit the bound (two by two here), and no merged
+				// call exceeds it.
+				if fl.appends != 3 {
+					t.Errorf("%d Append calls for %d entries under a %d-byte bound (stored sizes %v), want 3 (two entries each, then one)", fl.appends, len(tt.sizes), tt.maxAppend, fl.batchBytes)
+				}
+				for i, n := range fl.batchBytes {
+					if n > tt.maxAppend {
+						t.Errorf("Append call %d stored %d bytes, over the %d-byte bound (sizes %v)", i, n, tt.maxAppend, fl.batchBytes)
+					}
+				}
 			}
 			// A second Apply continues with the next offset.
 			res = mustApply(t, f, consensus.Entry{Index: 100, Term: 4, Data: cmd(t, "after")})

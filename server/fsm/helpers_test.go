@@ -96,8 +96,9 @@ type faultLog struct {
 	maxBatchBytes int
 	appendErr     error
 	syncErr       error
-	appends       int // number of Append calls
-	appended      int // number of records appended
+	appends       int   // number of Append calls
+	appended      int   // number of records appended
+	batchBytes    []int // stored bytes of each Append call
 	syncs         atomic.Int64
 }
 
@@ -111,6 +112,11 @@ func (l *faultLog) Sync() error {
 
 func (l *faultLog) Append(records ...[]byte) (uint64, error) {
 	l.appends++
+	size := 0
+	for _, r := range records {
+		size += len(r)
+	}
+	l.batchBytes = append(l.batchBytes, size)
 	if l.appendErr != nil {
 		return 0, l.appendErr
 	}

@@ -120,10 +120,15 @@ func TestRecordsErrors(t *testing.T) {
 	if err := log.TruncatePrefix(5); err != nil {
 		t.Fatal(err)
 	}
+	yielded := 0
 	for _, err := range f.Records(t.Context(), 2) {
+		yielded++
 		if !errors.Is(err, storage.ErrOutOfRange) {
 			t.Fatalf("Records below the start: %v", err)
 		}
+	}
+	if yielded != 1 {
+		t.Fatalf("Records below the start yielded %d items, want one ErrOutOfRange", yielded)
 	}
 	n := 0
 	for r, err := range f.Records(t.Context(), 5) {
@@ -137,12 +142,20 @@ func TestRecordsErrors(t *testing.T) {
 			break
 		}
 	}
+	if n != 3 {
+		t.Fatalf("Records from 5 yielded %d records before the break, want 3", n)
+	}
 	if err := log.Close(); err != nil {
 		t.Fatal(err)
 	}
+	yielded = 0
 	for _, err := range f.Records(t.Context(), 10) {
+		yielded++
 		if !errors.Is(err, storage.ErrClosed) {
 			t.Fatalf("Records on a closed log: %v", err)
 		}
+	}
+	if yielded != 1 {
+		t.Fatalf("Records on a closed log yielded %d items, want one ErrClosed", yielded)
 	}
 }

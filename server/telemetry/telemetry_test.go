@@ -3,11 +3,16 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"go.uber.org/goleak"
 
@@ -81,19 +86,66 @@ func TestMetricsOff(t *testing.T) {
 }
 
 // TestOTLPExporterFromEnvironment checks that an endpoint in the environment makes New build
-// an OTLP exporter of the protocol asked for (nothing listens there: Close's flush of an
-// empty batch does not need it).
+// an OTLP exporter of the protocol asked for: the first bytes the exporter sends to a listener
+// at that endpoint are an HTTP/2 preface for grpc and an HTTP/1.1 POST for http/protobuf (the
+// default).
 func TestOTLPExporterFromEnvironment(t *testing.T) {
-	for _, proto := range []string{"grpc", "http/protobuf", ""} {
-		t.Run(proto, func(t *testing.T) {
-			t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:1")
-			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", proto)
+	for _, tt := range []struct{ proto, want string }{
+		{"grpc", "PRI * HTTP/2.0"},
+		{"http/protobuf", "POST / HTTP/1.1"}, // a signal endpoint is used as given: its path is /
+		{"", "POST / HTTP/1.1"},
+	} {
+		t.Run(tt.proto, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			first := make(chan string, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					first <- "accept: " + err.Error()
+					return
+				}
+				defer c.Close()
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				buf := make([]byte, len(tt.want))
+				n, err := io.ReadFull(c, buf)
+				if err != nil {
+					first <- fmt.Sprintf("read %q: %v", buf[:n], err)
+					return
+				}
+				first <- string(buf)
+			}()
+			t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://"+ln.Addr().String())
+			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", tt.proto)
 			tel := newTelemetry(t, Config{MetricsAddr: MetricsOff})
 			exp, err := tel.otlpExporter(context.Background())
 			if err != nil || exp == nil {
 				t.Fatalf("otlpExporter = %v, %v; want an exporter", exp, err)
 			}
-			_ = exp.Shutdown(context.Background())
+			// The listener never answers: the export fails on its deadline, after sending.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			exported := make(chan struct{})
+			go func() {
+				defer close(exported)
+				_ = exp.ExportSpans(ctx, tracetest.SpanStubs{{Name: "probe"}}.Snapshots())
+			}()
+			select {
+			case got := <-first:
+				if got != tt.want {
+					t.Fatalf("protocol %q: exporter sent %q first, want %q", tt.proto, got, tt.want)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("protocol %q: the exporter never connected", tt.proto)
+			}
+			cancel()
+			<-exported
+			sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer scancel()
+			_ = exp.Shutdown(sctx)
 		})
 	}
 }
