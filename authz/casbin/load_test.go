@@ -23,16 +23,19 @@ func TestNewFailsClosedOnBadPolicy(t *testing.T) {
 		{name: "unknown policy type", policy: "x, root, *, produce\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: `"x"`},
 		{name: "role rule without role definition", policy: "g, alice, root\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: `"g"`},
 		{name: "unterminated quote", policy: "p, \"root, *, produce\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: "policy.csv:1"},
-		{name: "bare quote", policy: "p, ro\"ot, *, produce\n", wantErr: casbin.ErrInvalidPolicy},
+		{name: "bare quote", policy: "p, ro\"ot, *, produce\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: `policy.csv:1: parse error on line 1, column 6: bare "`},
 		{name: "empty subject", policy: "p, , *, produce\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: "empty"},
-		{name: "empty policy type", policy: ", root, *, produce\n", wantErr: casbin.ErrInvalidPolicy},
+		{name: "empty policy type", policy: ", root, *, produce\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: "policy.csv:1: missing policy type"},
 		{name: "control character", policy: "p, ro\x01ot, *, produce\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: "control"},
 		{name: "invalid UTF-8", policy: "p, ro\xffot, *, produce\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: "UTF-8"},
 		{name: "bad line after good lines", policy: "# comment\n\np, root, *, produce\r\nnot a rule\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: "policy.csv:4"},
-		{name: "seed model, bad policy", policy: "p, root\n", model: seedModel, wantErr: casbin.ErrInvalidPolicy},
+		{name: "seed model, bad policy", policy: "p, root\n", model: seedModel, wantErr: casbin.ErrInvalidPolicy, wantMsg: `policy.csv:1: "p" rule has 1 fields, the model defines 3`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.wantMsg == "" {
+				t.Fatal("every case names what its error must say (any error would pass otherwise)")
+			}
 			policy := writeFile(t, t.TempDir(), "policy.csv", tt.policy)
 			a, err := casbin.New(casbin.Config{ModelFile: tt.model, PolicyFile: policy})
 			if a != nil || !errors.Is(err, tt.wantErr) {

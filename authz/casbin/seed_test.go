@@ -2,7 +2,10 @@ package casbin_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"os"
 	"testing"
 
 	"github.com/commitlog-go/commitlog/authz"
@@ -13,6 +16,19 @@ import (
 // byte for byte as the seed shipped them, decide as they did in the seed;
 // and that the embedded default model decides the same with the seed policy.
 func TestSeedFilesUnchanged(t *testing.T) {
+	// The SHA-256 of each file as the seed shipped it (its test/model.conf and test/policy.csv).
+	for file, want := range map[string]string{
+		seedModel:  "9696720d57f8d369403c7c910923de3842e14251239a4547c7655c9395216d5b",
+		seedPolicy: "9636c493bcdd6d7fefe9599ec540a4347c5c02f62d47a7e31e45b24d19b78b2a",
+	} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%x", sha256.Sum256(b)); got != want {
+			t.Fatalf("%s has SHA-256 %s, want the seed's %s: the seed's files must stay byte for byte as shipped", file, got, want)
+		}
+	}
 	configs := map[string]casbin.Config{
 		"seed model":    {ModelFile: seedModel, PolicyFile: seedPolicy},
 		"default model": {PolicyFile: seedPolicy},

@@ -68,7 +68,11 @@ func TestTLSCluster(t *testing.T) {
 			led.attempt(v)
 		}
 		out := mustCLI(t, "", append(append([]string{"produce", "--addr", at.Addr}, clientFlags("root")...), values...)...)
-		for i, off := range parseOffsets(t, out.Stdout) {
+		offs := parseOffsets(t, out.Stdout)
+		if len(offs) != len(values) {
+			t.Fatalf("produce of %d values printed %d offsets: %q", len(values), len(offs), out.Stdout)
+		}
+		for i, off := range offs {
 			led.ack(off, values[i])
 		}
 	}
