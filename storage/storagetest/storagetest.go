@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -300,14 +302,59 @@ func within(t *testing.T, ch <-chan error, what string) error {
 	}
 }
 
-// notYet checks that ch has not delivered a result.
-func notYet(t *testing.T, ch <-chan error, what string) {
+// notYet checks that the Wait whose result ch delivers is blocked: it polls until n goroutines
+// started by waitResult are parked (in a select, a channel receive or a sync.Cond wait, as a
+// goroutine stack dump shows them) and fails the test if ch delivers a result first. Observing
+// the parked state, rather than sleeping a while, proves the wait really began and blocks.
+func notYet(t *testing.T, ch <-chan error, what string, n int) {
 	t.Helper()
-	select {
-	case err := <-ch:
-		t.Fatalf("%s: Wait returned early: %v", what, err)
-	default:
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case err := <-ch:
+			t.Fatalf("%s: Wait returned early: %v", what, err)
+		default:
+		}
+		if parkedWaiters() >= n {
+			select {
+			case err := <-ch:
+				t.Fatalf("%s: Wait returned early: %v", what, err)
+			default:
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: Wait neither returned nor blocked within 10s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
+}
+
+// parkedWaiters counts the goroutines started by waitResult that are blocked waiting.
+func parkedWaiters() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if !strings.Contains(g, "storagetest.waitResult.func") {
+			continue
+		}
+		for _, state := range []string{"[select", "[chan receive", "[sync.Cond.Wait"} {
+			if strings.Contains(header, state) {
+				count++
+				break
+			}
+		}
+	}
+	return count
 }
 
 func testWait(t *testing.T, h Harness) {
@@ -321,18 +368,26 @@ func testWait(t *testing.T, h Harness) {
 	t.Run("woken by append", func(t *testing.T) {
 		l := newLog(t, h)
 		ch := waitResult(context.Background(), l, 1)
+		notYet(t, ch, "before any append", 1)
 		mustAppend(t, l, value(0))
-		notYet(t, ch, "after appending offset 0 of 1")
+		// A second Wait(1) begun after offset 0 exists must block too; once it is parked, the
+		// first one has had the append's wake-up and must still be waiting.
+		ch2 := waitResult(context.Background(), l, 1)
+		notYet(t, ch2, "Wait(1) begun after appending offset 0", 2)
+		notYet(t, ch, "after appending offset 0 of 1", 2)
 		mustAppend(t, l, value(1))
 		if err := within(t, ch, "append"); err != nil {
 			t.Fatalf("Wait(1) after append: %v", err)
+		}
+		if err := within(t, ch2, "append"); err != nil {
+			t.Fatalf("second Wait(1) after append: %v", err)
 		}
 	})
 	t.Run("woken by ctx", func(t *testing.T) {
 		l := newLog(t, h)
 		ctx, cancel := context.WithCancel(context.Background())
 		ch := waitResult(ctx, l, 0)
-		notYet(t, ch, "before cancel")
+		notYet(t, ch, "before cancel", 1)
 		cancel()
 		wantErr(t, "Wait after cancel", within(t, ch, "cancel"), context.Canceled)
 	})
