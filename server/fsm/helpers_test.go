@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/storage"
@@ -140,3 +143,40 @@ var errDisk = errors.New("disk on fire")
 
 // newRand returns a deterministic random source for seed.
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+
+// waitParked polls until a goroutine whose stack names fn is blocked (in a select, a channel
+// receive or a sync.Cond wait, as a goroutine dump shows it), calling early on each round so the
+// caller can fail the test if what it waits on already happened. It fails the test after 10s.
+func waitParked(t testing.TB, fn string, early func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if early() {
+			return
+		}
+		buf := make([]byte, 1<<20)
+		for {
+			n := runtime.Stack(buf, true)
+			if n < len(buf) {
+				buf = buf[:n]
+				break
+			}
+			buf = make([]byte, 2*len(buf))
+		}
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			header, _, _ := strings.Cut(g, "\n")
+			if !strings.Contains(g, fn) {
+				continue
+			}
+			for _, state := range []string{"[select", "[chan receive", "[sync.Cond.Wait"} {
+				if strings.Contains(header, state) {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine in %s blocked within 10s", fn)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

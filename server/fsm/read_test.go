@@ -53,13 +53,16 @@ func TestReadWaitsForTheRecord(t *testing.T) {
 		got <- r
 		errc <- err
 	}()
-	// The reader is blocked until the record is applied (nothing to poll for: it is the
-	// Apply below that must wake it).
-	select {
-	case r := <-got:
-		t.Fatalf("Read returned %+v before the record was applied", r)
-	case <-time.After(20 * time.Millisecond):
-	}
+	// The reader blocks until the record is applied: observe it parked (a Read that returned,
+	// or never waited, fails here), then the Apply below must wake it.
+	waitParked(t, "fsm.TestReadWaitsForTheRecord.func1", func() bool {
+		select {
+		case r := <-got:
+			t.Fatalf("Read returned %+v before the record was applied", r)
+		default:
+		}
+		return false
+	})
 	mustApply(t, f, consensus.Entry{Index: 10, Term: 2, Data: cmd(t, "late")})
 	r := <-got
 	if err := <-errc; err != nil || string(r.Value) != "late" || r.Index != 10 {
