@@ -11,9 +11,19 @@ import (
 	"github.com/commitlog-go/commitlog/consensus"
 )
 
+// noAddrTransport is a Transport whose local address is empty, so none can be derived.
+type noAddrTransport struct{ hraft.Transport }
+
+func (noAddrTransport) LocalAddr() hraft.ServerAddress { return "" }
+
 func TestConfigValidate(t *testing.T) {
 	_, trans := hraft.NewInmemTransport("a")
 	base := func() Config { return Config{ID: "a", DataDir: "/tmp/x", Transport: trans} }
+	sl, err := TCPStreamLayer("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sl.Close()
 	tests := []struct {
 		name   string
 		mutate func(*Config)
@@ -39,6 +49,19 @@ func TestConfigValidate(t *testing.T) {
 		{"bootstrap servers with self", func(c *Config) {
 			c.BootstrapServers = []consensus.Server{{ID: "a", Address: "a"}, {ID: "b", Address: "b"}}
 		}, ""},
+		{"stream layer and transport", func(c *Config) { c.StreamLayer = sl }, "mutually exclusive"},
+		{"heartbeat too short", func(c *Config) {
+			c.HeartbeatTimeout, c.LeaderLeaseTimeout = time.Millisecond, time.Millisecond
+		}, "HeartbeatTimeout 1ms is below 5ms"},
+		{"election too short", func(c *Config) { c.ElectionTimeout = time.Millisecond }, "ElectionTimeout 1ms is below 5ms"},
+		{"lease too short", func(c *Config) { c.LeaderLeaseTimeout = time.Millisecond }, "LeaderLeaseTimeout 1ms is below 5ms"},
+		{"commit timeout too short", func(c *Config) { c.CommitTimeout = time.Microsecond }, "CommitTimeout 1µs is below 1ms"},
+		{"negative max append", func(c *Config) { c.MaxAppendEntries = -1 }, "MaxAppendEntries -1 is outside"},
+		{"snapshot interval too short", func(c *Config) { c.SnapshotInterval = time.Millisecond }, "SnapshotInterval 1ms is below 5ms"},
+		{"negative retained snapshots", func(c *Config) { c.RetainSnapshots = -1 }, "RetainSnapshots -1 is below 1"},
+		{"negative WAL segment size", func(c *Config) { c.WALSegmentSize = -1 }, "WALSegmentSize -1 is negative"},
+		{"negative transport pool", func(c *Config) { c.TransportPool = -1 }, "TransportPool -1 is below 1"},
+		{"no address derivable", func(c *Config) { c.Transport = noAddrTransport{trans} }, "Address is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
