@@ -3,8 +3,10 @@ package segment_test
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -245,5 +247,36 @@ func TestBitFlipWhileOpen(t *testing.T) {
 		if _, err := l.Read(o); err != nil {
 			t.Fatalf("Read(%d): %v", o, err)
 		}
+	}
+}
+
+// TestReadFault: a pread that fails is reported as what it is: an I/O error names the file and
+// position and is not called corruption (the record is intact: the next read succeeds), a short
+// file is corruption, and a read of a log closed meanwhile is ErrClosed.
+func TestReadFault(t *testing.T) {
+	fs := crashfs.New()
+	l := openT(t, dir, segment.Config{FS: fs})
+	appendBatches(t, l, 2, 2)
+
+	fs.FailNext(crashfs.OpRead, syscall.EIO)
+	_, err := l.Read(1)
+	if !errors.Is(err, syscall.EIO) || errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), ".seg at position") {
+		t.Fatalf("Read with a failing pread: %v, want EIO naming the file and position, not ErrCorrupt", err)
+	}
+	if v, err := l.Read(1); err != nil || string(v) != string(val(1)) {
+		t.Fatalf("Read after the fault: %q, %v", v, err)
+	}
+
+	fs.FailNext(crashfs.OpRead, io.ErrUnexpectedEOF)
+	_, err = l.Read(2)
+	if !errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), "file too short") {
+		t.Fatalf("Read of a file cut short: %v, want ErrCorrupt (file too short)", err)
+	}
+
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Read(1); !errors.Is(err, storage.ErrClosed) {
+		t.Fatalf("Read after Close: %v, want ErrClosed", err)
 	}
 }

@@ -7,7 +7,7 @@
 // torn prefix of the bytes appended since, possibly ending in garbage), and creations and
 // removals that were not followed by SyncDir are forgotten.
 //
-// Faults: FailNext makes the next operation of a kind fail; SetLimit makes writes beyond a
+// Faults: FailNext makes the next operation of a kind fail (writes, syncs, reads, …); SetLimit makes writes beyond a
 // total size fail with ENOSPC (disk full).
 //
 // All methods are safe for concurrent use; operations are serialized by one mutex.
@@ -43,6 +43,7 @@ const (
 	OpRemove             // FS.Remove
 	OpSyncDir            // FS.SyncDir
 	OpTruncate           // File.Truncate
+	OpRead               // File.ReadAt
 	numOps
 )
 
@@ -378,6 +379,9 @@ func (h *file) ReadAt(p []byte, off int64) (int, error) {
 	defer h.fs.mu.Unlock()
 	if err := h.check("read"); err != nil {
 		return 0, err
+	}
+	if err := h.fs.takeFault(OpRead); err != nil {
+		return 0, &fs.PathError{Op: "read", Path: h.name, Err: err}
 	}
 	if off >= int64(len(h.n.data)) {
 		return 0, io.EOF
