@@ -34,11 +34,12 @@ skipped=$(cat "$logs"/*.log | grep -cE '^\s*--- SKIP' || true)
 if [ "$skipped" -gt 0 ]; then
 	echo "== skipped tests (${skipped}):"
 	for f in "$logs"/*.log; do
-		# The SKIP line and the indented reason lines after it.
+		# The SKIP line, then the test's log lines (go test -v streams a test's t.Log and t.Skip
+		# output before its result line).
 		awk -v mod="$(basename "$f" .log)" '
-			/^[[:space:]]*--- SKIP/ { print mod ": " $0; inskip = 1; next }
-			inskip && /^[[:space:]]+[^-=[:space:]]/ { print mod ":     " $0; next }
-			{ inskip = 0 }' "$f"
+			/^=== (RUN|NAME|CONT)/ { n = 0; next }
+			/^[[:space:]]*--- SKIP/ { print mod ": " $0; for (i = 0; i < n; i++) print mod ":     " buf[i]; n = 0; next }
+			/^[[:space:]]+[^[:space:]]+\.go:[0-9]+: / { if (n < 20) buf[n++] = $0 }' "$f"
 	done
 else
 	echo "== skipped tests: none"
