@@ -37,6 +37,7 @@ type Node struct {
 	reads readBatcher
 
 	leaders *leaderWatch
+	matches *matchIndexes // followers' match indexes, as the leader learns them
 
 	closing   atomic.Bool
 	done      chan struct{} // closed when Close starts
@@ -131,6 +132,9 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 		n.trans = cfg.Transport
 	}
 
+	n.matches = newMatchIndexes()
+	rtrans := wrapMatch(n.trans, n.matches)
+
 	rc := cfg.raftConfig()
 	rc.Logger = hlog
 	if cfg.Bootstrap {
@@ -152,12 +156,12 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 					conf.Servers = append(conf.Servers, hraft.Server{Suffrage: sf, ID: hraft.ServerID(s.ID), Address: hraft.ServerAddress(s.Address)})
 				}
 			}
-			if err := hraft.BootstrapCluster(rc, logs, stable, snaps, n.trans, conf); err != nil {
+			if err := hraft.BootstrapCluster(rc, logs, stable, snaps, rtrans, conf); err != nil {
 				return nil, fmt.Errorf("consensus/raft: bootstrap: %w", err)
 			}
 		}
 	}
-	r, err := hraft.NewRaft(rc, n.fsm, logs, stable, snaps, n.trans)
+	r, err := hraft.NewRaft(rc, n.fsm, logs, stable, snaps, rtrans)
 	if err != nil {
 		return nil, fmt.Errorf("consensus/raft: start raft: %w", err)
 	}
@@ -336,10 +340,12 @@ func suffrage(s hraft.ServerSuffrage) consensus.Suffrage {
 	return consensus.Nonvoter
 }
 
-// Servers returns the latest configuration with the leader marked. On the leader, a
-// follower whose heartbeats are failing carries the LastContact raft reported when they
-// started failing; hashicorp/raft v1.8 exposes neither the last contact of healthy followers
-// nor match indexes, so those stay zero.
+// Servers returns the latest configuration with the leader marked. On the leader, each
+// follower carries its match index (the last log index it is known to hold, learned from its
+// successful AppendEntries and InstallSnapshot responses in the current term; 0 until the
+// first), and a follower whose heartbeats are failing carries the LastContact raft reported
+// when they started failing (hashicorp/raft v1.8 does not expose the last contact of healthy
+// followers, so that stays zero).
 func (n *Node) Servers(ctx context.Context) ([]consensus.ServerStatus, error) {
 	if n.closing.Load() {
 		return nil, consensus.ErrClosed
@@ -354,6 +360,7 @@ func (n *Node) Servers(ctx context.Context) ([]consensus.ServerStatus, error) {
 	}
 	_, leaderID := n.raft.LeaderWithID()
 	isLeader := n.IsLeader()
+	term := n.raft.CurrentTerm()
 	conf := f.Configuration()
 	out := make([]consensus.ServerStatus, 0, len(conf.Servers))
 	for _, s := range conf.Servers {
@@ -363,6 +370,7 @@ func (n *Node) Servers(ctx context.Context) ([]consensus.ServerStatus, error) {
 		}
 		if isLeader && string(s.ID) != n.cfg.ID {
 			st.LastContact = n.leaders.failedContact(string(s.ID))
+			st.MatchIndex = n.matches.get(s.ID, term)
 		}
 		out = append(out, st)
 	}
