@@ -96,6 +96,9 @@ type Status struct {
 	LastIndex    uint64
 	// LastContact is when this node last heard from the leader (zero on the leader).
 	LastContact time.Time
+	// ClusterID identifies the cluster this node belongs to; "" while it belongs to none yet
+	// (no state, not yet added to a cluster) or for implementations without cluster IDs.
+	ClusterID string
 }
 
 // LeaderEvent is delivered when this node's view of the leader changes.

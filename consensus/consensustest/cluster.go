@@ -52,9 +52,10 @@ type Options struct {
 // goroutine(s); they are safe for concurrent use, except that Stop/Restart/Partition/Heal of
 // the same node must not race.
 type Cluster struct {
-	t    testing.TB
-	opts Options
-	fnet *FaultNetwork // TCP only
+	t         testing.TB
+	opts      Options
+	fnet      *FaultNetwork // TCP only
+	clusterID string        // the ID every bootstrapping node is given
 
 	mu      sync.Mutex
 	members []*member
@@ -97,7 +98,7 @@ func NewCluster(t testing.TB, n int, opts Options) *Cluster {
 	if opts.WaitTimeout == 0 {
 		opts.WaitTimeout = 15 * time.Second
 	}
-	c := &Cluster{t: t, opts: opts, blocked: map[[2]int]bool{}}
+	c := &Cluster{t: t, opts: opts, blocked: map[[2]int]bool{}, clusterID: craft.NewClusterID()}
 	if opts.TCP {
 		c.fnet = NewFaultNetwork()
 	}
@@ -173,6 +174,7 @@ func (c *Cluster) start(i int, ln net.Listener, bootstrap []consensus.Server) er
 		Address:          m.addr,
 		Bootstrap:        len(bootstrap) > 0,
 		BootstrapServers: bootstrap,
+		ClusterID:        c.clusterID,
 		Logger:           c.opts.Logger.With("node", i),
 	}
 	FastConfig(&cfg)

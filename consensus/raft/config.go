@@ -88,8 +88,17 @@ type Config struct {
 	// It is a no-op when state exists (restart), so it is safe to leave set.
 	Bootstrap bool
 	// BootstrapServers, with Bootstrap, is the initial configuration instead of this node
-	// alone; it must include this node. Every node of a new cluster may be given the same list.
+	// alone; it must include this node. Every node of a new cluster may be given the same list
+	// and the same ClusterID (required when the list has more than one server).
 	BootstrapServers []consensus.Server
+
+	// ClusterID is the cluster ID a bootstrap sets (with Bootstrap, or Node.Bootstrap).
+	// Default: a new random UUID. Pin it only in tests; ignored when the node already has one.
+	ClusterID string
+	// OnClusterID, if set, is called once the node's cluster ID is set for the first time (at
+	// bootstrap, or adopted from the first cluster that adds it), from the goroutine that set
+	// it; it must not block. A node that already had one when New opened it gets no call.
+	OnClusterID func(id string)
 
 	// HeartbeatTimeout: how long a follower waits without hearing from the leader before it
 	// starts an election. Default 1s.
@@ -181,6 +190,13 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+func (c Config) bootstrapClusterID() string {
+	if c.ClusterID != "" {
+		return c.ClusterID
+	}
+	return NewClusterID()
+}
+
 func (c Config) validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
@@ -218,6 +234,8 @@ func (c Config) validate() error {
 		return bad("TransportPool %d is below 1", c.TransportPool)
 	case c.Address == "":
 		return bad("Address is required (none could be derived)")
+	case len(c.ClusterID) > maxClusterIDLen:
+		return bad("ClusterID is longer than %d bytes", maxClusterIDLen)
 	}
 	if len(c.BootstrapServers) > 0 {
 		self := false
@@ -229,6 +247,9 @@ func (c Config) validate() error {
 		}
 		if !self {
 			return bad("BootstrapServers does not include this node %q", c.ID)
+		}
+		if len(c.BootstrapServers) > 1 && c.ClusterID == "" {
+			return bad("BootstrapServers of several servers requires ClusterID (the same on every one of them), or they would found different clusters")
 		}
 	}
 	return nil

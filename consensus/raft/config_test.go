@@ -48,6 +48,7 @@ func TestConfigValidate(t *testing.T) {
 		}, "lacks"},
 		{"bootstrap servers with self", func(c *Config) {
 			c.BootstrapServers = []consensus.Server{{ID: "a", Address: "a"}, {ID: "b", Address: "b"}}
+			c.ClusterID = "c1"
 		}, ""},
 		{"stream layer and transport", func(c *Config) { c.StreamLayer = sl }, "mutually exclusive"},
 		{"heartbeat too short", func(c *Config) {
@@ -62,6 +63,10 @@ func TestConfigValidate(t *testing.T) {
 		{"negative WAL segment size", func(c *Config) { c.WALSegmentSize = -1 }, "WALSegmentSize -1 is negative"},
 		{"negative transport pool", func(c *Config) { c.TransportPool = -1 }, "TransportPool -1 is below 1"},
 		{"no address derivable", func(c *Config) { c.Transport = noAddrTransport{trans} }, "Address is required"},
+		{"several bootstrap servers without a cluster id", func(c *Config) {
+			c.BootstrapServers = []consensus.Server{{ID: "a", Address: "a"}, {ID: "b", Address: "b"}}
+		}, "ClusterID"},
+		{"cluster id too long", func(c *Config) { c.ClusterID = strings.Repeat("x", 256) }, "ClusterID is longer than 255 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,6 +38,12 @@ type Node struct {
 
 	leaders *leaderWatch
 	matches *matchIndexes // followers' match indexes, as the leader learns them
+	ident   *clusterIdentity
+	// The stores, for Bootstrap's existing-state check.
+	stable hraft.StableStore
+	snaps  hraft.SnapshotStore
+	// bootstrapMu serializes Bootstrap.
+	bootstrapMu sync.Mutex
 
 	closing   atomic.Bool
 	done      chan struct{} // closed when Close starts
@@ -116,9 +122,15 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	}
 	n.logs = logs
 	snaps := &snapshotStore{FileSnapshotStore: fss, sm: sm, maxManifest: cfg.MaxManifestSize}
+	n.stable, n.snaps = stable, snaps
+	n.ident, err = loadClusterIdentity(stable, logger)
+	if err != nil {
+		return nil, err
+	}
+	n.ident.setOnSet(cfg.OnClusterID)
 
 	if cfg.StreamLayer != nil {
-		tl := newTrackingLayer(cfg.StreamLayer)
+		tl := newTrackingLayer(&clusterLayer{StreamLayer: cfg.StreamLayer, ident: n.ident, timeout: cfg.TransportTimeout})
 		nt := hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
 			Stream:  tl,
 			MaxPool: cfg.TransportPool,
@@ -142,19 +154,16 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 		if err != nil {
 			return nil, fmt.Errorf("consensus/raft: check existing state: %w", err)
 		}
-		if !has {
-			conf := hraft.Configuration{Servers: []hraft.Server{{
-				Suffrage: hraft.Voter, ID: hraft.ServerID(cfg.ID), Address: hraft.ServerAddress(cfg.Address),
-			}}}
-			if len(cfg.BootstrapServers) > 0 {
-				conf.Servers = conf.Servers[:0]
-				for _, s := range cfg.BootstrapServers {
-					sf := hraft.Voter
-					if s.Suffrage == consensus.Nonvoter {
-						sf = hraft.Nonvoter
-					}
-					conf.Servers = append(conf.Servers, hraft.Server{Suffrage: sf, ID: hraft.ServerID(s.ID), Address: hraft.ServerAddress(s.Address)})
-				}
+		switch {
+		case has:
+		case n.ident.get() != "":
+			// A cluster reached this node (and it adopted its ID) before it held any entry:
+			// it waits for that cluster rather than founding another.
+			logger.Warn("not bootstrapping: this node was already added to a cluster", "cluster_id", n.ident.get())
+		default:
+			conf := bootstrapConfiguration(cfg.ID, cfg.Address, cfg.BootstrapServers)
+			if _, err := n.ident.setIfEmpty(cfg.bootstrapClusterID(), "bootstrap"); err != nil {
+				return nil, err
 			}
 			if err := hraft.BootstrapCluster(rc, logs, stable, snaps, rtrans, conf); err != nil {
 				return nil, fmt.Errorf("consensus/raft: bootstrap: %w", err)
@@ -167,9 +176,80 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	}
 	n.raft = r
 	n.leaders = newLeaderWatch(r, cfg.ID, logger)
+	// A cluster that predates cluster IDs gets one from its first leader.
+	n.leaders.subscribe(func(ev consensus.LeaderEvent) {
+		if ev.IsSelf && n.ident.get() == "" {
+			if _, err := n.ident.setIfEmpty(NewClusterID(), "leader of a cluster without one"); err != nil {
+				logger.Error("cannot set a cluster id", "err", err)
+			}
+		}
+	})
 	ok = true
 	return n, nil
 }
+
+// bootstrapConfiguration is the initial configuration: servers, or this node alone.
+func bootstrapConfiguration(id, address string, servers []consensus.Server) hraft.Configuration {
+	if len(servers) == 0 {
+		return hraft.Configuration{Servers: []hraft.Server{{
+			Suffrage: hraft.Voter, ID: hraft.ServerID(id), Address: hraft.ServerAddress(address),
+		}}}
+	}
+	conf := hraft.Configuration{}
+	for _, s := range servers {
+		sf := hraft.Voter
+		if s.Suffrage == consensus.Nonvoter {
+			sf = hraft.Nonvoter
+		}
+		conf.Servers = append(conf.Servers, hraft.Server{Suffrage: sf, ID: hraft.ServerID(s.ID), Address: hraft.ServerAddress(s.Address)})
+	}
+	return conf
+}
+
+// Bootstrap founds a new cluster on a running node that has no Raft state and no cluster ID:
+// it sets a new cluster ID (Config.ClusterID if set) and bootstraps servers (this node alone
+// when empty; the list must include this node) as the initial configuration. It is for
+// nodes started without Config.Bootstrap that decide to bootstrap later (e.g. once enough
+// servers are known). It returns ErrAlreadyBootstrapped when the node has state or was
+// already added to a cluster.
+func (n *Node) Bootstrap(servers []consensus.Server) error {
+	if n.closing.Load() {
+		return consensus.ErrClosed
+	}
+	n.bootstrapMu.Lock()
+	defer n.bootstrapMu.Unlock()
+	if id := n.ident.get(); id != "" {
+		return fmt.Errorf("%w (cluster %s)", ErrAlreadyBootstrapped, id)
+	}
+	has, err := hraft.HasExistingState(n.logs, n.stable, n.snaps)
+	if err != nil {
+		return fmt.Errorf("consensus/raft: check existing state: %w", err)
+	}
+	if has {
+		return ErrAlreadyBootstrapped
+	}
+	if len(servers) > 0 {
+		c := n.cfg
+		c.BootstrapServers = servers
+		if err := c.validate(); err != nil {
+			return err
+		}
+	}
+	id := n.cfg.bootstrapClusterID()
+	if got, err := n.ident.setIfEmpty(id, "bootstrap"); err != nil {
+		return err
+	} else if got != id {
+		return fmt.Errorf("%w (cluster %s)", ErrAlreadyBootstrapped, got)
+	}
+	if err := n.raft.BootstrapCluster(bootstrapConfiguration(n.cfg.ID, n.cfg.Address, servers)).Error(); err != nil {
+		return fmt.Errorf("consensus/raft: bootstrap: %w", err)
+	}
+	return nil
+}
+
+// ClusterID returns the ID of the cluster this node belongs to, or "" while it belongs to
+// none (no Raft state yet, not yet added to a cluster).
+func (n *Node) ClusterID() string { return n.ident.get() }
 
 func (n *Node) runClosers() error {
 	var errs []error
@@ -388,6 +468,7 @@ func (n *Node) Status() consensus.Status {
 		CommitIndex:  n.raft.CommitIndex(),
 		AppliedIndex: n.appliedIndex(),
 		LastIndex:    n.raft.LastIndex(),
+		ClusterID:    n.ident.get(),
 	}
 	if l, ok := n.leader(); ok {
 		st.Leader = l
