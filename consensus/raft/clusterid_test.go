@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	craft "github.com/commitlog-go/commitlog/consensus/raft"
 	"github.com/commitlog-go/commitlog/consensus/consensustest"
+	craft "github.com/commitlog-go/commitlog/consensus/raft"
 )
 
 // logRecorder is a slog.Handler keeping every record's message and string attributes.
