@@ -639,8 +639,13 @@ func (*GetServersRequest) Descriptor() ([]byte, []int) {
 }
 
 type GetServersResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Servers       []*Server              `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Servers []*Server              `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
+	// Added fields, numbered above the seed's.
+	// cluster_id identifies the cluster the answering server belongs to (a UUID
+	// set when the cluster was bootstrapped); empty while it belongs to none yet.
+	// Clients remember the first one they see and refuse servers of another.
+	ClusterId     string `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -680,6 +685,13 @@ func (x *GetServersResponse) GetServers() []*Server {
 		return x.Servers
 	}
 	return nil
+}
+
+func (x *GetServersResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
 }
 
 type Server struct {
@@ -1169,9 +1181,11 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\fcommit_index\x18\x05 \x01(\x04R\vcommitIndex\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\x06 \x01(\x04R\tsizeBytes\"\x13\n" +
-	"\x11GetServersRequest\">\n" +
+	"\x11GetServersRequest\"]\n" +
 	"\x12GetServersResponse\x12(\n" +
-	"\aservers\x18\x01 \x03(\v2\x0e.log.v1.ServerR\aservers\"\xaa\x02\n" +
+	"\aservers\x18\x01 \x03(\v2\x0e.log.v1.ServerR\aservers\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x02 \x01(\tR\tclusterId\"\xaa\x02\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\brpc_addr\x18\x02 \x01(\tR\arpcAddr\x12\x1b\n" +
