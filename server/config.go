@@ -48,9 +48,23 @@ type Config struct {
 	// StartJoinAddrs are the Serf addresses of existing members to join.
 	StartJoinAddrs []string
 	// Bootstrap makes this node bootstrap a new cluster with itself as the only voter when it
-	// has no Raft state yet. A node with no StartJoinAddrs bootstraps whatever this says, so that
-	// `commitlog serve` with no flags runs a working single-node server.
+	// has no Raft state yet. A node with neither StartJoinAddrs nor BootstrapExpect bootstraps
+	// whatever this says, so that `commitlog serve` with no flags runs a working single-node
+	// server. See BootstrapWait for what a node without Raft state checks first.
 	Bootstrap bool
+	// BootstrapExpect, when positive, makes a node without Raft state wait until this many
+	// servers (itself included) are alive in gossip, none of them already in a cluster; then
+	// the one with the lowest NodeName bootstraps them all as voters and the others are
+	// brought in by Raft. A node that sees a server already in a cluster never bootstraps: it
+	// waits to be added. Mutually exclusive with Bootstrap.
+	BootstrapExpect int
+	// BootstrapWait is how long a node that would bootstrap alone (Bootstrap, or no
+	// StartJoinAddrs) but has no Raft state first waits for an existing cluster: a gossip
+	// member that carries a cluster ID, or a leader that still has this node in its
+	// configuration and contacts it over Raft. Either way it joins that cluster instead of
+	// founding a second one (its data dir was lost). Zero or negative: bootstrap at once (the
+	// library default, for tests and embedding; `commitlog serve` defaults to 15s).
+	BootstrapWait time.Duration
 	// Transport is the API transport: "connect" (default; Connect, gRPC and gRPC-Web, JSON) or
 	// "grpc" (grpc-go).
 	Transport string
@@ -202,6 +216,12 @@ func (c *Config) validate() error {
 	}
 	if c.MaxRecordBytes < 0 || c.SegmentBytes < 0 || c.RetentionBytes < 0 || c.RetentionAge < 0 {
 		errs = append(errs, errors.New("sizes and durations must not be negative"))
+	}
+	if c.BootstrapExpect < 0 {
+		errs = append(errs, fmt.Errorf("bootstrap-expect %d is negative", c.BootstrapExpect))
+	}
+	if c.BootstrapExpect > 0 && c.Bootstrap {
+		errs = append(errs, errors.New("bootstrap and bootstrap-expect are mutually exclusive"))
 	}
 	if c.ACLModelFile != "" && c.ACLPolicyFile == "" {
 		errs = append(errs, errors.New("an ACL model file needs an ACL policy file"))

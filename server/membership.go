@@ -17,6 +17,9 @@ import (
 const (
 	tagRaftAddr = "raft_addr"
 	tagRPCAddr  = "rpc_addr"
+	// tagClusterID is the ID of the cluster the node belongs to; absent while it belongs to
+	// none (a new node waiting to be added).
+	tagClusterID = "cluster_id"
 )
 
 // Membership defaults.
@@ -41,6 +44,7 @@ const (
 type reconciler struct {
 	self     string
 	node     consensus.Consensus
+	cluster  func() string // this node's cluster ID
 	members  discovery.Membership
 	bounds   func(ctx context.Context, rpcAddr string) (appliedIndex uint64, err error)
 	interval time.Duration
@@ -48,6 +52,7 @@ type reconciler struct {
 
 	mu      sync.Mutex
 	removed map[string]bool // removed by an operator while alive in Serf: not re-added
+	foreign map[string]string // member → the other cluster ID last logged for it
 
 	kick chan struct{}
 	stop chan struct{}
@@ -125,6 +130,30 @@ func (r *reconciler) isRemoved(m discovery.Member) bool {
 	return r.removed[m.Name]
 }
 
+// ofAnotherCluster reports whether m belongs to a cluster other than this node's (its
+// cluster_id tag is set and differs): such a member is never added, promoted or removed. The
+// refusal is logged, with both IDs, once per member and foreign ID.
+func (r *reconciler) ofAnotherCluster(m discovery.Member) bool {
+	theirs, ours := m.Tags[tagClusterID], ""
+	if r.cluster != nil {
+		ours = r.cluster()
+	}
+	if theirs == "" || ours == "" || theirs == ours {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.foreign == nil {
+		r.foreign = map[string]string{}
+	}
+	if r.foreign[m.Name] != theirs {
+		r.foreign[m.Name] = theirs
+		r.logger.Error("ignoring a gossip member of another cluster: not adding it to Raft",
+			"id", m.Name, "local_cluster_id", ours, "peer_cluster_id", theirs, "raft_addr", m.Tags[tagRaftAddr])
+	}
+	return true
+}
+
 // reconcile runs one pass. Leader only.
 func (r *reconciler) reconcile(ctx context.Context) error {
 	servers, err := r.node.Servers(ctx)
@@ -138,6 +167,9 @@ func (r *reconciler) reconcile(ctx context.Context) error {
 	var errs []error
 	for _, m := range r.members.Members() {
 		if m.Name == r.self || r.isRemoved(m) {
+			continue
+		}
+		if r.ofAnotherCluster(m) {
 			continue
 		}
 		raftAddr := m.Tags[tagRaftAddr]

@@ -67,6 +67,9 @@ type Server struct {
 
 	tel *telemetry.Telemetry
 
+	tagMu      sync.Mutex    // serializes changes of this node's Serf tags
+	clusterTag chan struct{} // kicks syncClusterTag: the cluster ID was set
+
 	stopping  chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -79,7 +82,7 @@ func New(cfg Config) (s *Server, err error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, fmt.Errorf("server: config: %w", err)
 	}
-	s = &Server{cfg: cfg, stopping: make(chan struct{})}
+	s = &Server{cfg: cfg, stopping: make(chan struct{}), clusterTag: make(chan struct{}, 1)}
 	built := s // the returns below set s to nil before this runs
 	defer func() {
 		if err != nil {
@@ -164,7 +167,8 @@ func New(cfg Config) (s *Server, err error) {
 		DataDir:     filepath.Join(cfg.DataDir, "raft"),
 		StreamLayer: craft.NewStreamLayer(s.mux.Raft(), s.mux.Raft().Dial),
 		Address:     s.addr,
-		Bootstrap:   cfg.Bootstrap || len(cfg.StartJoinAddrs) == 0,
+		Bootstrap:   cfg.bootstrapsAtOnce(),
+		OnClusterID: s.clusterIDSet,
 		Logger:      cfg.Logger.With("component", "raft"),
 	}, telemetry.InstrumentStateMachine(s.fsm, s.tel.Metrics()))
 	if err != nil {
@@ -206,6 +210,9 @@ func New(cfg Config) (s *Server, err error) {
 	if err := s.startMembership(); err != nil {
 		return nil, err
 	}
+	if err := s.startBootstrap(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -217,6 +224,7 @@ func (s *Server) startMembership() error {
 	s.recon = &reconciler{
 		self:     s.cfg.NodeName,
 		node:     s.node,
+		cluster:  s.node.ClusterID,
 		bounds:   s.forward.appliedIndexOf,
 		interval: s.cfg.ReconcileInterval,
 		logger:   s.cfg.Logger.With("component", "membership"),
@@ -228,11 +236,17 @@ func (s *Server) startMembership() error {
 		_, port, _ := net.SplitHostPort(s.cfg.BindAddr)
 		advertise = net.JoinHostPort(s.cfg.AdvertiseHost, port)
 	}
+	tags := map[string]string{tagRaftAddr: s.addr, tagRPCAddr: s.addr}
+	s.tagMu.Lock()
+	defer s.tagMu.Unlock()
+	if id := s.node.ClusterID(); id != "" {
+		tags[tagClusterID] = id
+	}
 	m, err := dserf.New(dserf.Config{
 		NodeName:       s.cfg.NodeName,
 		BindAddr:       s.cfg.BindAddr,
 		AdvertiseAddr:  advertise,
-		Tags:           map[string]string{tagRaftAddr: s.addr, tagRPCAddr: s.addr},
+		Tags:           tags,
 		StartJoinAddrs: s.cfg.StartJoinAddrs,
 		EncryptKey:     s.cfg.GossipKey,
 		Handler:        s.recon,
@@ -246,6 +260,8 @@ func (s *Server) startMembership() error {
 	s.recon.members = m
 	s.svc.removed = s.recon.forget
 	s.recon.start()
+	s.bg.Add(1)
+	go func() { defer s.bg.Done(); s.syncClusterTag() }()
 	return nil
 }
 

@@ -52,7 +52,7 @@ func startNode(t *testing.T, cfg Config, wantLeader bool) *testServer {
 	}
 	cfg.BindAddr = "127.0.0.1:0"
 	cfg.RPCPort = -1
-	if testing.Verbose() {
+	if testing.Verbose() && cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	srv, err := New(cfg)

@@ -281,7 +281,7 @@ func (s *service) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*
 		}
 		out = append(out, w)
 	}
-	return &logv1.GetServersResponse{Servers: out}, nil
+	return &logv1.GetServersResponse{Servers: out, ClusterId: status.ClusterID}, nil
 }
 
 func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*logv1.GetBoundsResponse, error) {

@@ -228,14 +228,14 @@ func (n *Node) Bootstrap(servers []consensus.Server) error {
 	if has {
 		return ErrAlreadyBootstrapped
 	}
+	id := n.cfg.bootstrapClusterID()
 	if len(servers) > 0 {
 		c := n.cfg
-		c.BootstrapServers = servers
+		c.BootstrapServers, c.ClusterID = servers, id
 		if err := c.validate(); err != nil {
 			return err
 		}
 	}
-	id := n.cfg.bootstrapClusterID()
 	if got, err := n.ident.setIfEmpty(id, "bootstrap"); err != nil {
 		return err
 	} else if got != id {
@@ -245,6 +245,15 @@ func (n *Node) Bootstrap(servers []consensus.Server) error {
 		return fmt.Errorf("consensus/raft: bootstrap: %w", err)
 	}
 	return nil
+}
+
+// HasState reports whether the node has Raft state (it bootstrapped or joined a cluster before).
+func (n *Node) HasState() (bool, error) {
+	has, err := hraft.HasExistingState(n.logs, n.stable, n.snaps)
+	if err != nil {
+		return false, fmt.Errorf("consensus/raft: check existing state: %w", err)
+	}
+	return has, nil
 }
 
 // ClusterID returns the ID of the cluster this node belongs to, or "" while it belongs to

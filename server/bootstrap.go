@@ -1,0 +1,180 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	craft "github.com/commitlog-go/commitlog/consensus/raft"
+	"github.com/commitlog-go/commitlog/discovery"
+)
+
+// Bootstrap rules (server/README.md, "Bootstrapping a cluster"):
+//
+//   - BootstrapExpect N: wait for N servers in gossip, none in a cluster yet; the lowest name
+//     bootstraps them all as voters. A server already in a cluster seen in gossip: never
+//     bootstrap, wait to be added.
+//   - StartJoinAddrs without Bootstrap: never bootstrap; wait to be added.
+//   - Bootstrap, or no StartJoinAddrs (a local single node): bootstrap alone, after BootstrapWait
+//     spent looking for an existing cluster (gossip tags, or a leader contacting this node over
+//     Raft); finding one, wait to be added instead.
+//
+// Nothing of this runs for a node with Raft state: it is in its cluster already.
+
+// bootstrapsAlone reports whether the node would found a single-node cluster of its own.
+func (c *Config) bootstrapsAlone() bool {
+	return c.BootstrapExpect == 0 && (c.Bootstrap || len(c.StartJoinAddrs) == 0)
+}
+
+// bootstrapsAtOnce reports whether Raft bootstraps as it starts (no wait, no gossip check).
+func (c *Config) bootstrapsAtOnce() bool { return c.bootstrapsAlone() && c.BootstrapWait <= 0 }
+
+// bootstrapPoll is how often the bootstrap loop looks at gossip.
+const bootstrapPoll = 100 * time.Millisecond
+
+// startBootstrap starts the loop deciding whether and how this node bootstraps, when it has
+// neither Raft state nor a cluster ID and its configuration lets it bootstrap later.
+func (s *Server) startBootstrap() error {
+	if s.cfg.bootstrapsAtOnce() || (!s.cfg.bootstrapsAlone() && s.cfg.BootstrapExpect == 0) {
+		return nil
+	}
+	has, err := s.node.HasState()
+	if err != nil {
+		return err
+	}
+	if has || s.node.ClusterID() != "" {
+		return nil
+	}
+	s.bg.Add(1)
+	go func() { defer s.bg.Done(); s.bootstrapLoop() }()
+	return nil
+}
+
+func (s *Server) bootstrapLoop() {
+	log := s.cfg.Logger.With("component", "bootstrap")
+	deadline := time.Now().Add(s.cfg.BootstrapWait)
+	if s.cfg.BootstrapExpect > 0 {
+		log.Info("no Raft state: waiting for the expected servers in gossip", "bootstrap_expect", s.cfg.BootstrapExpect)
+	} else {
+		log.Info("no Raft state: looking for an existing cluster before bootstrapping one", "wait", s.cfg.BootstrapWait)
+	}
+	t := time.NewTicker(bootstrapPoll)
+	defer t.Stop()
+	waitingFor := ""
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case <-t.C:
+		}
+		if id := s.node.ClusterID(); id != "" {
+			log.Info("joined an existing cluster: not bootstrapping", "cluster_id", id)
+			return
+		}
+		members := s.serf.Members()
+		if m, ok := clusteredMember(members, s.cfg.NodeName); ok {
+			log.Warn("found a server already in a cluster: not bootstrapping, waiting to be added to it",
+				"peer", m.Name, "cluster_id", m.Tags[tagClusterID])
+			return
+		}
+		var servers []consensus.Server
+		if s.cfg.BootstrapExpect > 0 {
+			peers := aliveServers(members)
+			if len(peers) < s.cfg.BootstrapExpect {
+				continue
+			}
+			if lowest := peers[0].ID; lowest != s.cfg.NodeName {
+				if waitingFor != lowest {
+					waitingFor = lowest
+					log.Info("expected servers present: the one with the lowest name bootstraps", "bootstrapper", lowest, "servers", len(peers))
+				}
+				continue
+			}
+			servers = peers
+		} else if time.Now().Before(deadline) {
+			continue
+		}
+		err := s.node.Bootstrap(servers)
+		switch {
+		case err == nil:
+			log.Info("bootstrapped a new cluster", "cluster_id", s.node.ClusterID(), "voters", max(len(servers), 1))
+			return
+		case errors.Is(err, craft.ErrAlreadyBootstrapped):
+			log.Info("not bootstrapping: already in a cluster", "err", err)
+			return
+		default:
+			log.Error("bootstrap failed; retrying", "err", err)
+		}
+	}
+}
+
+// clusteredMember returns an alive commitlog server other than self that belongs to a cluster.
+func clusteredMember(members []discovery.Member, self string) (discovery.Member, bool) {
+	for _, m := range members {
+		if m.Name != self && m.Status == discovery.StatusAlive && m.Tags[tagRaftAddr] != "" && m.Tags[tagClusterID] != "" {
+			return m, true
+		}
+	}
+	return discovery.Member{}, false
+}
+
+// aliveServers lists the alive commitlog servers in gossip (self included), sorted by name.
+func aliveServers(members []discovery.Member) []consensus.Server {
+	var out []consensus.Server
+	for _, m := range members {
+		if m.Status == discovery.StatusAlive && m.Tags[tagRaftAddr] != "" {
+			out = append(out, consensus.Server{ID: m.Name, Address: m.Tags[tagRaftAddr], Suffrage: consensus.Voter})
+		}
+	}
+	slices.SortFunc(out, func(a, b consensus.Server) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// clusterIDSet is Raft's OnClusterID callback: it must not block, so it only wakes
+// syncClusterTag.
+func (s *Server) clusterIDSet(string) {
+	select {
+	case s.clusterTag <- struct{}{}:
+	default:
+	}
+}
+
+// syncClusterTag keeps this node's cluster_id Serf tag equal to its Raft cluster ID.
+func (s *Server) syncClusterTag() {
+	log := s.cfg.Logger.With("component", "gossip")
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case <-s.clusterTag:
+		}
+		id := s.node.ClusterID()
+		s.tagMu.Lock()
+		tags := s.serf.LocalMember().Tags
+		if id == "" || tags[tagClusterID] == id {
+			s.tagMu.Unlock()
+			continue
+		}
+		next := make(map[string]string, len(tags)+1)
+		for k, v := range tags {
+			next[k] = v
+		}
+		next[tagClusterID] = id
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := s.serf.SetTags(ctx, next)
+		cancel()
+		s.tagMu.Unlock()
+		if err != nil {
+			log.Warn("cannot advertise the cluster id in gossip", "cluster_id", id, "err", err)
+			s.clusterIDSet(id) // try again on the next wake-up
+			select {
+			case <-s.stopping:
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
