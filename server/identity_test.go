@@ -19,7 +19,9 @@ type logRecorder struct {
 	with []slog.Attr
 }
 
-func newLogRecorder() *logRecorder { return &logRecorder{mu: &sync.Mutex{}, recs: &[]map[string]string{}} }
+func newLogRecorder() *logRecorder {
+	return &logRecorder{mu: &sync.Mutex{}, recs: &[]map[string]string{}}
+}
 
 func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
 func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {

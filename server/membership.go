@@ -51,7 +51,7 @@ type reconciler struct {
 	logger   *slog.Logger
 
 	mu      sync.Mutex
-	removed map[string]bool // removed by an operator while alive in Serf: not re-added
+	removed map[string]bool   // removed by an operator while alive in Serf: not re-added
 	foreign map[string]string // member → the other cluster ID last logged for it
 
 	kick chan struct{}
