@@ -24,7 +24,7 @@ start_cluster() { # n transport
 	for i in $(seq 1 "$n"); do
 		local port=$((18400 + i * 10))
 		local args=(serve --node-name "n$i" --data-dir "$work/$tr-$n/n$i" --bind-addr "127.0.0.1:$((port + 1))"
-			--rpc-port "$port" --transport "$tr" --gossip-profile local --log-level warn)
+			--rpc-port "$port" --transport "$tr" --gossip-profile local --log-level warn --bootstrap-expect "$n")
 		[ "$i" -gt 1 ] && args+=(--start-join-addrs 127.0.0.1:18411)
 		"$work/commitlog" "${args[@]}" >"$work/$tr-$n-n$i.log" 2>&1 &
 		pids+=($!)

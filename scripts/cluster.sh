@@ -19,7 +19,7 @@ trap stop INT TERM EXIT
 for i in 1 2 3; do
 	port=$((8400 + (i - 1) * 10))
 	args=(serve --node-name "node-$i" --data-dir "$data/node-$i" --bind-addr "127.0.0.1:$((port + 1))" --rpc-port "$port" --gossip-profile local
-		--metrics-addr "127.0.0.1:$((port + 2))")
+		--bootstrap-expect 3 --metrics-addr "127.0.0.1:$((port + 2))")
 	[ "$i" -gt 1 ] && args+=(--start-join-addrs 127.0.0.1:8401)
 	"$bin" "${args[@]}" "$@" >"$data/node-$i.log" 2>&1 &
 	pids+=($!)

@@ -26,6 +26,9 @@ const (
 	DefaultMaxRecordBytes = 1 << 20
 	DefaultMaxConsumeWait = time.Second
 	DefaultSegmentBytes   = 64 << 20
+	// DefaultBootstrapWait is `commitlog serve`'s --bootstrap-wait (Config.BootstrapWait's zero
+	// value means no wait).
+	DefaultBootstrapWait = 15 * time.Second
 )
 
 // Config configures a Server. The zero value of every field means the documented default; New

@@ -248,7 +248,7 @@ func startServeTo(t *testing.T, out *syncBuffer, args ...string) string {
 	var errOut syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(ctx, append([]string{"commitlog", "serve"}, args...), strings.NewReader(""), out, &errOut)
+		done <- Main(ctx, append([]string{"commitlog", "serve", "--bootstrap-wait", "0s"}, args...), strings.NewReader(""), out, &errOut)
 	}()
 	t.Cleanup(func() {
 		cancel()

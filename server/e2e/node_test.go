@@ -199,6 +199,8 @@ func (n *Node) args() []string {
 	if n.cfg.Bootstrap {
 		a = append(a, "--bootstrap")
 	}
+	// Tests bootstrap at once unless they ask for a wait (a later --bootstrap-wait in Args wins).
+	a = append(a, "--bootstrap-wait", "0s")
 	return append(a, n.cfg.Args...)
 }
 
