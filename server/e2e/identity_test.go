@@ -105,4 +105,3 @@ func produce(t *testing.T, n *Node, value string) uint64 {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
