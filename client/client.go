@@ -41,6 +41,11 @@ type Client struct {
 	leader  string   // API address of the leader; "" when unknown
 	closed  bool
 	refresh *refreshCall // the refresh under way, if any
+	// clusterID is the cluster the client serves: WithClusterID's, else the
+	// first one a server named. verified lists the addresses whose
+	// connection answered with it (or with none) since their last failure.
+	clusterID string
+	verified  map[string]bool
 
 	rr atomic.Uint64 // round-robin cursor of reads
 }
@@ -83,6 +88,9 @@ func New(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
 		seeds: seeds,
 		dial:  dialer(&o),
 		conns: make(map[string]transport.Client),
+
+		clusterID: o.clusterID,
+		verified:  make(map[string]bool),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if err := c.refreshWithRetry(ctx); err != nil {
@@ -257,6 +265,11 @@ func (c *Client) doRefresh() error {
 				return ErrClosed
 			}
 			errs = append(errs, fmt.Errorf("get servers from %s: %w", addr, err))
+			continue
+		}
+		if err := c.checkCluster(addr, resp.GetClusterId()); err != nil {
+			c.opts.logger.Warn("refusing a server of another cluster", "addr", addr, "err", err)
+			errs = append(errs, err)
 			continue
 		}
 		servers := serversFromProto(resp.GetServers())
@@ -444,7 +457,66 @@ func (c *Client) attempt(ctx context.Context, addr string, op func(context.Conte
 	}
 	actx, cancel := c.attemptContext(ctx)
 	defer cancel()
-	return op(actx, tc)
+	if err := c.verify(actx, addr, tc); err != nil {
+		return &notSentError{err}
+	}
+	if err := op(actx, tc); err != nil {
+		c.unverify(addr) // it may have restarted as another server
+		return err
+	}
+	return nil
+}
+
+// ClusterID returns the ID of the cluster the client serves: the one given
+// with WithClusterID, else the first one a server named ("" when the servers
+// are older than cluster IDs).
+func (c *Client) ClusterID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.clusterID
+}
+
+// checkCluster compares the cluster ID a server at addr answered with to the
+// client's, remembering the first one seen, and marks addr verified. A server
+// that names no cluster (not in one yet, or older than cluster IDs) passes.
+func (c *Client) checkCluster(addr, id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id != "" && c.clusterID == "" {
+		c.clusterID = id
+	}
+	if id != "" && id != c.clusterID {
+		delete(c.verified, addr)
+		return &ClusterMismatchError{Addr: addr, Want: c.clusterID, Got: id}
+	}
+	if c.verified != nil {
+		c.verified[addr] = true
+	}
+	return nil
+}
+
+// verify makes sure the server at addr belongs to the client's cluster,
+// asking it (GetServers) unless its connection already answered since its
+// last failure.
+func (c *Client) verify(ctx context.Context, addr string, tc transport.Client) error {
+	c.mu.Lock()
+	ok := c.verified[addr]
+	c.mu.Unlock()
+	if ok {
+		return nil
+	}
+	resp, err := tc.GetServers(ctx, &logv1.GetServersRequest{})
+	if err != nil {
+		return fmt.Errorf("%w: ask %s for its cluster: %w", ErrUnavailable, addr, err)
+	}
+	return c.checkCluster(addr, resp.GetClusterId())
+}
+
+// unverify makes the next request to addr check its cluster again.
+func (c *Client) unverify(addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.verified, addr)
 }
 
 // readTargets lists the addresses a read may go to, in the order to try

@@ -65,6 +65,8 @@ type fakeNode struct {
 	calls sync.Map // method name → *atomic.Int64
 
 	subject atomic.Value // string: the Peer.Subject of the last Produce
+
+	clusterID atomic.Value // string: the cluster ID GetServers answers (default "fake-cluster")
 }
 
 // newFakeCluster starts n nodes serving over the named transport, node 0
@@ -384,7 +386,10 @@ func (nd *fakeNode) GetServers(ctx context.Context, req *logv1.GetServersRequest
 	nd.count("GetServers")
 	nd.c.mu.Lock()
 	defer nd.c.mu.Unlock()
-	resp := &logv1.GetServersResponse{}
+	resp := &logv1.GetServersResponse{ClusterId: "fake-cluster"}
+	if id, ok := nd.clusterID.Load().(string); ok {
+		resp.ClusterId = id
+	}
 	for i, n := range nd.c.nodes {
 		if nd.c.removed[n.id] {
 			continue

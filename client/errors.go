@@ -40,7 +40,30 @@ var (
 	// ErrGap: a stream received an offset past the one it expected, so
 	// records would be skipped (the log was truncated under the reader).
 	ErrGap = errors.New("client: gap in stream offsets")
+	// ErrClusterMismatch: a server belongs to another cluster than the one
+	// the client serves (a *ClusterMismatchError says which).
+	ErrClusterMismatch = errors.New("client: server belongs to another cluster")
 )
+
+// ClusterMismatchError reports a server whose cluster ID differs from the
+// one the client serves: the first one it saw, or WithClusterID's. The
+// client never sends requests to such a server (e.g. a node whose data was
+// lost and that founded a cluster of its own, or an address now used by
+// another cluster). It matches ErrClusterMismatch with errors.Is.
+type ClusterMismatchError struct {
+	// Addr is the server's API address.
+	Addr string
+	// Want is the cluster ID the client serves; Got the server's.
+	Want, Got string
+}
+
+// Error names both clusters.
+func (e *ClusterMismatchError) Error() string {
+	return fmt.Sprintf("client: server %s belongs to cluster %s, not to cluster %s", e.Addr, e.Got, e.Want)
+}
+
+// Is reports whether target is ErrClusterMismatch.
+func (e *ClusterMismatchError) Is(target error) bool { return target == ErrClusterMismatch }
 
 // NotLeaderError reports that a request reached a server that is not the
 // leader; LeaderID and LeaderAddr name the leader the server pointed to, and

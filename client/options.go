@@ -71,6 +71,7 @@ type optionFunc func(*options)
 func (f optionFunc) apply(o *options) { f(o) }
 
 type options struct {
+	clusterID       string
 	transport       string
 	tls             *tls.Config
 	logger          *slog.Logger
@@ -208,4 +209,13 @@ func WithBackoff(base, max time.Duration) Option {
 // trip from the leader to a quorum per read.
 func WithLinearizableReads() Option {
 	return optionFunc(func(o *options) { o.linearizable = true })
+}
+
+// WithClusterID makes the client serve only the cluster with this ID (as
+// `commitlog cluster status` shows it): a server of another cluster is
+// refused from the first call. Without it, the client remembers the cluster
+// ID of the first server that names one and refuses servers of any other
+// (see ClusterMismatchError).
+func WithClusterID(id string) Option {
+	return optionFunc(func(o *options) { o.clusterID = id })
 }

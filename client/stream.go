@@ -115,6 +115,12 @@ func (c *Client) streamFrom(ctx context.Context, addr string, next *uint64, yiel
 		}
 		return false, false, &notSentError{err}
 	}
+	vctx, vcancel := c.attemptContext(ctx)
+	err = c.verify(vctx, addr, tc)
+	vcancel()
+	if err != nil {
+		return false, false, &notSentError{err}
+	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st, err := tc.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: *next, MaxBatch: streamBatch})
