@@ -206,7 +206,7 @@ func clusterCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "status",
-				Usage: "list the servers: id, addresses, suffrage, leader, applied index and lag",
+				Usage: "show the cluster id and list the servers: id, addresses, suffrage, leader, applied index and lag",
 				Flags: clientFlags(),
 				Action: func(c *cli.Context) error {
 					cl, err := dial(c)
@@ -218,7 +218,7 @@ func clusterCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					return printStatus(c, servers)
+					return printStatus(c, cl.ClusterID(), servers)
 				},
 			},
 			{
@@ -265,10 +265,10 @@ func clusterCommand() *cli.Command {
 	}
 }
 
-// printStatus prints the servers as a table, with what each server says of itself (applied
-// index, log bounds, size on disk), asked directly; a server that does not answer is shown
-// unreachable.
-func printStatus(c *cli.Context, servers []client.Server) error {
+// printStatus prints the cluster ID, then the servers as a table, with what each server says of
+// itself (applied index, log bounds, size on disk), asked directly; a server that does not
+// answer is shown unreachable.
+func printStatus(c *cli.Context, clusterID string, servers []client.Server) error {
 	tlsCfg, err := clientTLS(c)
 	if err != nil {
 		return err
@@ -294,6 +294,10 @@ func printStatus(c *cli.Context, servers []client.Server) error {
 			commit = selves[i].b.GetCommitIndex()
 		}
 	}
+	if clusterID == "" {
+		clusterID = "(none: servers older than cluster ids)"
+	}
+	fmt.Fprintf(c.App.Writer, "cluster id: %s\n", clusterID)
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tADDRESS\tRAFT ADDRESS\tSUFFRAGE\tLEADER\tAPPLIED\tLAG\tOFFSETS\tSIZE")
 	for i, s := range servers {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,6 +49,15 @@ func TestClientCommandsAgainstACluster(t *testing.T) {
 			t.Fatalf("cluster status never showed three voters and a leader:\n%s", status)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// The cluster id heads the table; every node reports the same one.
+	idLine := regexp.MustCompile(`(?m)^cluster id: ([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})$`)
+	m := idLine.FindStringSubmatch(status)
+	if m == nil {
+		t.Fatalf("cluster status shows no cluster id:\n%s", status)
+	}
+	if other := idLine.FindStringSubmatch(mustRun(t, "cluster", "status", "--addr", addrs[0])); other == nil || other[1] != m[1] {
+		t.Errorf("cluster status asked of n0 shows cluster id %v, of n2 %s", other, m[1])
 	}
 	for _, want := range []string{"ID", "SUFFRAGE", "LEADER", "APPLIED", "LAG", "OFFSETS", "SIZE", "n0", "n1", "n2"} {
 		if !strings.Contains(status, want) {
