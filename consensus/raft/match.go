@@ -50,12 +50,6 @@ func (mi *matchIndexes) get(id hraft.ServerID, term uint64) uint64 {
 	return 0
 }
 
-func (mi *matchIndexes) forget(id hraft.ServerID) {
-	mi.mu.Lock()
-	defer mi.mu.Unlock()
-	delete(mi.m, id)
-}
-
 func (mi *matchIndexes) observeAppend(id hraft.ServerID, req *hraft.AppendEntriesRequest, resp *hraft.AppendEntriesResponse) {
 	if req == nil || resp == nil || !resp.Success || resp.Term != req.Term {
 		return
