@@ -169,7 +169,8 @@ func TestBootstrapWaitJoinsExistingCluster(t *testing.T) {
 		servers, err := a.node.Servers(context.Background())
 		return err == nil && len(servers) == 2 && b.node.ClusterID() == a.node.ClusterID()
 	})
-	if has, _ := b.node.HasState(); !has {
-		t.Fatal("b holds no Raft state after joining")
-	}
+	waitFor(t, 20*time.Second, "b holds the cluster's Raft state", func() bool {
+		has, _ := b.node.HasState()
+		return has
+	})
 }
