@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -126,4 +127,26 @@ func TestClustersRefuseEachOther(t *testing.T) {
 	if s, ok := serverByID(t, a.Node(0), "intruder"); !ok || s.MatchIndex != 0 {
 		t.Fatalf("cluster A's view of the intruder: %+v, %v", s, ok)
 	}
+}
+
+// TestClusterWithoutIDGetsOne: a cluster whose state predates cluster IDs gets one from its
+// first leader, and every member learns it.
+func TestClusterWithoutIDGetsOne(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{TCP: true})
+	c.Propose([]byte("before"))
+	old := c.Node(c.WaitLeader()).ClusterID()
+	for i := range 3 {
+		c.Stop(i)
+		if err := craft.ClearClusterID(filepath.Join(c.Dir(i), "raft")); err != nil {
+			t.Fatalf("clear node %d's cluster id: %v", i, err)
+		}
+	}
+	for i := range 3 {
+		c.Restart(i)
+	}
+	c.Propose([]byte("after"))
+	c.WaitFor("every node has the same new cluster id", func() bool {
+		id := c.Node(0).ClusterID()
+		return id != "" && id != old && c.Node(1).ClusterID() == id && c.Node(2).ClusterID() == id
+	})
 }

@@ -181,6 +181,12 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 		if ev.IsSelf && n.ident.get() == "" {
 			if _, err := n.ident.setIfEmpty(NewClusterID(), "leader of a cluster without one"); err != nil {
 				logger.Error("cannot set a cluster id", "err", err)
+				return
+			}
+			// The followers learn it in the handshake of new connections: drop the pooled
+			// ones, opened without an ID.
+			if cs, ok := n.trans.(interface{ CloseStreams() }); ok {
+				cs.CloseStreams()
 			}
 		}
 	})

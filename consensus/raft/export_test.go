@@ -1,0 +1,22 @@
+package raft
+
+import (
+	"path/filepath"
+
+	"github.com/hashicorp/go-hclog"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+)
+
+// ClearClusterID erases the cluster ID in the stable store of a stopped node's Raft data dir,
+// as a node from before cluster IDs has it.
+func ClearClusterID(dataDir string) error {
+	meta := &metadb.BoltMetaDB{}
+	defer meta.Close()
+	w, err := openWAL(filepath.Join(dataDir, "wal"), meta, wal.DefaultSegmentSize, hclog.NewNullLogger())
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	return w.Set(keyClusterID, []byte{})
+}
