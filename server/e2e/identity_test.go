@@ -22,7 +22,8 @@ func TestWipedNodeDoesNotFoundASecondCluster(t *testing.T) {
 		bootstrap bool
 	}{{"bootstrap flag", true}, {"no flags", false}} {
 		t.Run(mode.name, func(t *testing.T) {
-			args := append([]string{"--bootstrap-wait", "4s"}, clusterArgs...)
+			// Long enough for the old leader's heartbeats (backed off while n1 was down) to reach it.
+			args := append([]string{"--bootstrap-wait", "10s"}, clusterArgs...)
 			n1 := StartNode(t, NodeConfig{Name: "n1", Bootstrap: mode.bootstrap, Args: args})
 			waitLeader(t, n1)
 			c := &cluster{t: t, nodes: []*Node{n1}}
