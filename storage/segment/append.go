@@ -79,6 +79,7 @@ func (l *Log) Append(records ...[]byte) (uint64, error) {
 
 	l.smu.Lock()
 	l.written += uint64(len(buf))
+	l.sEnd = at + int64(len(buf))
 	end := l.written
 	if l.cfg.Sync == SyncAlways {
 		l.pending = append(l.pending, pending{end: end, next: next})
@@ -102,6 +103,8 @@ const maxKeptBuffer = 8 << 20
 // before the new one is created, so that a crash never leaves records in a later segment
 // while an earlier one lost its tail. l.wmu must be held.
 func (l *Log) rollLocked() error {
+	l.acquireSyncToken()
+	defer l.releaseSyncToken()
 	old := l.active
 	if err := old.f.Sync(); err != nil {
 		return l.fail("fdatasync "+old.path, err)
@@ -126,7 +129,7 @@ func (l *Log) rollLocked() error {
 	l.mu.Unlock()
 	l.active = s
 	l.smu.Lock()
-	l.sfile = s.f
+	l.sseg, l.sEnd, l.sMark = s, s.end, s.mark
 	l.smu.Unlock()
 	return nil
 }
@@ -142,7 +145,9 @@ func (l *Log) createSegment(base uint64, flags uint16) (*segment, error) {
 		return nil, fmt.Errorf("create %s: %w", s.path, err)
 	}
 	var hdr [segHdrLen]byte
-	segHeader{flags: flags, id: id, base: base, created: s.created}.encode(hdr[:])
+	s.hdr = segHeader{version: version, flags: flags, id: id, base: base, created: s.created, synced: segHdrLen}
+	s.mark = segHdrLen
+	s.hdr.encode(hdr[:])
 	if _, err := f.Write(hdr[:]); err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("write header %s: %w", s.path, err)

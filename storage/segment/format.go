@@ -8,7 +8,8 @@ import (
 	"strconv"
 )
 
-// On-disk format, version 1.
+// On-disk format, version 2 (segment header version 2; index files stay at version 1).
+// Version 1 segments (written before the synced watermark existed) still open; see below.
 //
 // A log is a directory holding segment files, their index files and a lock file:
 //
@@ -43,8 +44,21 @@ import (
 //	+---------------------------------------------------------------+
 //	| created (i64): unix nanoseconds when the segment was created  | 24
 //	+-------------------------------+-------------------------------+
-//	| reserved, zero (u32)          | CRC-32C of bytes [0, 36) (u32)| 32
+//	| synced (u32), see below       | CRC-32C of bytes [0, 36) (u32)| 32
 //	+-------------------------------+-------------------------------+
+//
+// version is 2 for segments written by this code, 1 for older ones (whose synced field is a
+// reserved zero). Open reads both; the first header rewrite of a version 1 segment (see
+// synced) makes it version 2.
+//
+// synced (version 2 only) is the durable watermark: a file position, at a batch boundary, up
+// to which the segment's bytes were made durable by an fdatasync that completed before this
+// header was written. It may lag the truth, never lead it: after each fdatasync the log
+// remembers the position it covered, and rewrites the header (40 bytes in place, one sector,
+// whose write is atomic) just before the next fdatasync of the same file, which makes the new
+// value durable together with the data. Sync and Close write it and fdatasync once more, so
+// that after a clean Close it is exact. TruncateSuffix lowers it, durably, before it cuts the
+// file. A new segment starts with synced = 40 (the header).
 //
 // flags bit 0 (flagReset): the segment was created by Reset; every segment with a lower id is
 // obsolete. Open finishes an interrupted Reset by deleting them.
@@ -78,16 +92,30 @@ import (
 //
 // Recovery (Open): sealed segments are checked cheaply (header, index, and the last frame,
 // which must be whole, carry the L flag and end exactly at the end of the file); their other
-// frames are verified when read. The active segment is scanned and every checksum verified. A
-// torn tail of the active segment is cut back to the end of its last whole batch. A bad frame
-// followed by a valid one, or any defect in a sealed segment, is corruption: Open fails with
-// an error wrapping storage.ErrCorrupt that names the file and position.
+// frames are verified when read. The active segment is scanned and every checksum verified.
+// What happens at its first bad frame depends on the synced watermark:
+//
+//   - Beyond synced (version 2): the bytes there were never known durable, and page writeback
+//     is not ordered, so a power failure may have left holes (lost or zeroed pages) with valid
+//     frames after them. It is a torn tail, whatever follows: the segment is cut back to the
+//     end of its last whole batch and the cut is reported (Log.Recovery: TruncatedBytes,
+//     DroppedRecords, Hole). Whoever replicates the log (Raft) replays the lost records.
+//   - At or below synced, or a file shorter than synced: durable bytes changed. It is
+//     corruption.
+//   - Version 1 segment (no watermark): as before the watermark, a bad frame followed by a
+//     valid one is corruption; otherwise it is a torn tail, cut.
+//
+// After recovery the active segment's synced field is made exact (fdatasync, header rewrite,
+// fdatasync) when it is not already. Any defect in a sealed segment is corruption. Corruption
+// makes Open fail with an error wrapping storage.ErrCorrupt that names the file and position.
 
 // Wire-format constants. They are part of the on-disk format: do not change them.
 const (
 	segMagic   uint32 = 0x53474c43 // "CLGS" little endian
 	idxMagic   uint32 = 0x49474c43 // "CLGI" little endian
-	version    uint16 = 1
+	version    uint16 = 2 // segment header version written
+	version1   uint16 = 1 // segment header version before the synced watermark
+	idxVersion uint16 = 1 // index file version
 	flagReset  uint16 = 1 << 0
 	segHdrLen         = 40
 	frameHdr          = 16
@@ -123,10 +151,12 @@ var (
 
 // segHeader is the decoded segment header.
 type segHeader struct {
+	version uint16 // as read; encode always writes version (2)
 	flags   uint16
 	id      uint64
 	base    uint64
 	created int64
+	synced  uint32 // durable watermark (version 2)
 }
 
 func (h segHeader) encode(b []byte) {
@@ -137,7 +167,7 @@ func (h segHeader) encode(b []byte) {
 	binary.LittleEndian.PutUint64(b[8:], h.id)
 	binary.LittleEndian.PutUint64(b[16:], h.base)
 	binary.LittleEndian.PutUint64(b[24:], uint64(h.created))
-	binary.LittleEndian.PutUint32(b[32:], 0)
+	binary.LittleEndian.PutUint32(b[32:], h.synced)
 	binary.LittleEndian.PutUint32(b[36:], crc32.Checksum(b[:36], castagnoli))
 }
 
@@ -151,15 +181,21 @@ func decodeSegHeader(b []byte) (segHeader, error) {
 	if crc32.Checksum(b[:36], castagnoli) != binary.LittleEndian.Uint32(b[36:]) {
 		return segHeader{}, errChecksum
 	}
-	if v := binary.LittleEndian.Uint16(b[4:]); v != version {
+	v := binary.LittleEndian.Uint16(b[4:])
+	if v != version && v != version1 {
 		return segHeader{}, fmt.Errorf("unsupported format version %d", v)
 	}
-	return segHeader{
+	h := segHeader{
+		version: v,
 		flags:   binary.LittleEndian.Uint16(b[6:]),
 		id:      binary.LittleEndian.Uint64(b[8:]),
 		base:    binary.LittleEndian.Uint64(b[16:]),
 		created: int64(binary.LittleEndian.Uint64(b[24:])),
-	}, nil
+	}
+	if v == version {
+		h.synced = binary.LittleEndian.Uint32(b[32:])
+	}
+	return h, nil
 }
 
 // appendFrame appends the frame of one record to dst.
@@ -234,7 +270,7 @@ func decodeFrame(b []byte, maxLen int) (fi frameInfo, value []byte, err error) {
 func encodeIndex(id, base uint64, pos []uint32) []byte {
 	b := make([]byte, idxHdrLen+4*len(pos)+4)
 	binary.LittleEndian.PutUint32(b[0:], idxMagic)
-	binary.LittleEndian.PutUint16(b[4:], version)
+	binary.LittleEndian.PutUint16(b[4:], idxVersion)
 	binary.LittleEndian.PutUint64(b[8:], id)
 	binary.LittleEndian.PutUint64(b[16:], base)
 	binary.LittleEndian.PutUint64(b[24:], uint64(len(pos)))
@@ -253,7 +289,7 @@ func decodeIndex(b []byte, id, base uint64) ([]uint32, error) {
 	if len(b) < idxHdrLen+4 {
 		return nil, errShort
 	}
-	if binary.LittleEndian.Uint32(b[0:]) != idxMagic || binary.LittleEndian.Uint16(b[4:]) != version {
+	if binary.LittleEndian.Uint32(b[0:]) != idxMagic || binary.LittleEndian.Uint16(b[4:]) != idxVersion {
 		return nil, errors.New("bad index magic or version")
 	}
 	n := len(b) - 4

@@ -2,6 +2,8 @@ package segment_test
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -107,3 +109,22 @@ func wantCorrupt(t *testing.T, err error, file string, pos int64) {
 		t.Fatalf("error %q does not name %s at position %d", msg, file, pos)
 	}
 }
+
+// withSynced returns a copy of the segment file seg whose header says that only [0, mark)
+// was known durable (format version 2), as after a power failure that lost the rest; with
+// mark < 0 the header is format version 1, which has no watermark (an old data dir).
+func withSynced(seg []byte, mark int) []byte {
+	b := bytes.Clone(seg)
+	if mark < 0 {
+		binary.LittleEndian.PutUint16(b[4:], 1)
+		binary.LittleEndian.PutUint32(b[32:], 0)
+	} else {
+		binary.LittleEndian.PutUint16(b[4:], 2)
+		binary.LittleEndian.PutUint32(b[32:], uint32(mark))
+	}
+	binary.LittleEndian.PutUint32(b[36:], crc32.Checksum(b[:36], crc32.MakeTable(crc32.Castagnoli)))
+	return b
+}
+
+// syncedMark returns the synced watermark of the segment file seg (format version 2).
+func syncedMark(seg []byte) int { return int(binary.LittleEndian.Uint32(seg[32:])) }

@@ -61,8 +61,10 @@ type Log struct {
 	scond   *sync.Cond
 	written uint64    // logical bytes handed to write(2) since Open (smu)
 	synced  uint64    // logical bytes known durable (smu)
-	syncing bool      // a goroutine is running fdatasync (smu)
-	sfile   vfs.File  // the file the next fdatasync targets (smu)
+	syncing bool      // the sync token: a goroutine is running fdatasync or rewriting a header (smu)
+	sseg    *segment  // the segment the next fdatasync targets (smu)
+	sEnd    int64     // sseg's file position matching written (smu)
+	sMark   int64     // sseg's file position known durable (smu)
 	pending []pending // SyncAlways: written batches not yet visible (smu)
 	failed  error     // sticky write error, wraps storage.ErrFailed (smu)
 
@@ -93,6 +95,10 @@ type segment struct {
 	refs    atomic.Int32 // the segs list holds one; each in-flight read holds one
 	// resetFlag: the header carries flagReset (segments with lower ids are obsolete).
 	resetFlag bool
+
+	// Guarded by the sync token (Log.syncing), or owned by Open.
+	hdr  segHeader // the header as last read or written
+	mark int64     // the header's synced watermark (durable, or with the next fdatasync); -1: none (version 1)
 
 	// Guarded by Log.mu (written with it held for writing).
 	pos    []uint32 // pos[i]: file position of the frame of offset base+i
@@ -134,6 +140,14 @@ type RecoveryReport struct {
 	// DroppedRecords is the number of whole, valid frames cut because the rest of their
 	// batch was missing (a batch is all or nothing).
 	DroppedRecords int
+	// Synced is the active segment's durable watermark as Open found it in its header: the
+	// file position up to which its bytes were known durable (see format.go), or -1 for a
+	// segment of format version 1, which has none.
+	Synced int64
+	// Hole reports that the cut tail held a bad frame followed by valid ones: a hole left by
+	// a power failure in data that was never synced (page writeback is not ordered). It lay
+	// beyond Synced, so it was cut as a torn tail, not refused as corruption.
+	Hole bool
 	// RemovedFiles lists files deleted by recovery: a segment whose header was torn at
 	// creation, or segments made obsolete by an interrupted Reset.
 	RemovedFiles []string
@@ -175,7 +189,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 		return nil, err
 	}
 	l.report.Segments = len(l.segs)
-	l.sfile = l.active.f
+	l.sseg, l.sEnd, l.sMark = l.active, l.active.end, l.active.mark
 	if cfg.Sync == SyncInterval {
 		l.wg.Add(1)
 		go l.intervalSyncer()
@@ -292,13 +306,76 @@ func (l *Log) failedErr() error {
 	return l.failed
 }
 
-// Sync implements storage.Log: it makes every record appended so far durable.
+// Sync implements storage.Log: it makes every record appended so far durable, and the
+// active segment's synced watermark exact (see format.go).
 // Errors: storage.ErrClosed, storage.ErrFailed.
 func (l *Log) Sync() error {
 	if l.closed.Load() {
 		return storage.ErrClosed
 	}
-	return l.syncAll()
+	if err := l.syncAll(); err != nil {
+		return err
+	}
+	return l.syncMark()
+}
+
+// acquireSyncToken waits until no goroutine holds the sync token (l.syncing) and takes it.
+// Whoever holds it is the only one to fdatasync the active segment or rewrite a segment
+// header; structural changes (rolls, truncations, Reset) hold it while they switch the
+// active segment, so a running fdatasync always targets the active one.
+func (l *Log) acquireSyncToken() {
+	l.smu.Lock()
+	for l.syncing {
+		l.scond.Wait()
+	}
+	l.syncing = true
+	l.smu.Unlock()
+}
+
+// releaseSyncToken releases the sync token and wakes its waiters.
+func (l *Log) releaseSyncToken() {
+	l.smu.Lock()
+	l.syncing = false
+	l.scond.Broadcast()
+	l.smu.Unlock()
+}
+
+// writeMark rewrites s's header in place with synced = mark. It is not synced: the next
+// fdatasync of s makes it durable. The caller holds the sync token (or is Open), and mark
+// must be durable already.
+func (l *Log) writeMark(s *segment, mark int64) error {
+	h := s.hdr
+	h.version, h.synced = version, uint32(mark)
+	var b [segHdrLen]byte
+	h.encode(b[:])
+	if _, err := s.f.WriteAt(b[:], 0); err != nil {
+		return fmt.Errorf("rewrite header of %s: %w", s.path, err)
+	}
+	s.hdr, s.mark = h, mark
+	return nil
+}
+
+// syncMark makes the active segment's durable watermark exact: when the header lags what is
+// known durable, it rewrites it and fdatasyncs once more.
+func (l *Log) syncMark() error {
+	l.acquireSyncToken()
+	defer l.releaseSyncToken()
+	l.smu.Lock()
+	s, mark, failed := l.sseg, l.sMark, l.failed
+	l.smu.Unlock()
+	if failed != nil {
+		return failed
+	}
+	if mark <= s.mark {
+		return nil
+	}
+	if err := l.writeMark(s, mark); err != nil {
+		return l.fail("write", err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return l.fail("fdatasync "+s.path, err)
+	}
+	return nil
 }
 
 // waitDurable returns once the logical byte position target is durable, running the
@@ -321,14 +398,25 @@ func (l *Log) waitDurable(target uint64) error {
 		l.smu.Unlock()
 		runtime.Gosched()
 		l.smu.Lock()
-		f, upto := l.sfile, l.written
+		s, upto, end, mark := l.sseg, l.written, l.sEnd, l.sMark
 		l.smu.Unlock()
-		err := f.Sync()
+		// The header takes the position the previous fdatasync made durable; this one
+		// makes it durable too (the watermark lags by one fdatasync, never leads).
+		var err error
+		if mark > s.mark {
+			err = l.writeMark(s, mark)
+		}
+		if err == nil {
+			err = s.f.Sync()
+		}
 		l.smu.Lock()
 		l.syncing = false
 		if err != nil {
 			l.scond.Broadcast()
 			return l.failLocked("fdatasync", err)
+		}
+		if s == l.sseg && end > l.sMark {
+			l.sMark = end
 		}
 		l.markDurableLocked(upto)
 		l.scond.Broadcast()
@@ -392,6 +480,9 @@ func (l *Log) Close() error {
 	err := l.failedErr()
 	if err == nil {
 		err = l.syncAll()
+	}
+	if err == nil {
+		err = l.syncMark()
 	}
 	l.mu.Lock()
 	l.wakeLocked()

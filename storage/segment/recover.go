@@ -165,6 +165,10 @@ func (l *Log) openSegment(id, base uint64) (*segment, error) {
 		return nil, fmt.Errorf("segment: %s at position 0: bad header: %w: %w", s.path, storage.ErrCorrupt, err)
 	}
 	s.f, s.end, s.created, s.resetFlag = f, size, h.created, h.flags&flagReset != 0
+	s.hdr, s.mark = h, -1
+	if h.version == version {
+		s.mark = int64(h.synced)
+	}
 	s.refs.Store(1)
 	return s, nil
 }
@@ -340,38 +344,75 @@ func (l *Log) findValidFrame(s *segment, from int64, minOff uint64) (int64, erro
 	return -1, nil
 }
 
-// recoverActive scans the last segment and cuts a torn tail back to the last whole batch. A
-// bad frame followed by a valid one is corruption, never cut.
+// recoverActive scans the last segment and cuts a torn tail back to the last whole batch.
+// A bad frame beyond the synced watermark is a torn tail, even with valid frames after it
+// (a hole in unsynced data); at or below it, it is corruption, never cut. Without a
+// watermark (format version 1), a bad frame followed by a valid one is corruption. It then
+// makes the watermark exact.
 func (l *Log) recoverActive(s *segment) error {
+	mark := s.mark
+	l.report.Synced = mark
+	if mark > s.end {
+		return fmt.Errorf("segment: %s at position %d: %w: the file ends before its synced watermark %d (durable bytes are missing)", s.path, s.end, storage.ErrCorrupt, mark)
+	}
 	res, err := l.scan(s)
 	if err != nil {
 		return err
 	}
-	if res.bad != nil && res.nextValid >= 0 {
-		return fmt.Errorf("segment: %s at position %d: %w: %w (a valid frame follows at position %d, so this is not a torn tail)", s.path, res.badAt, storage.ErrCorrupt, res.bad, res.nextValid)
+	if res.bad != nil {
+		switch {
+		case mark >= 0 && res.badAt < mark:
+			return fmt.Errorf("segment: %s at position %d: %w: %w (below the synced watermark %d: these bytes were durable)", s.path, res.badAt, storage.ErrCorrupt, res.bad, mark)
+		case mark < 0 && res.nextValid >= 0:
+			return fmt.Errorf("segment: %s at position %d: %w: %w (a valid frame follows at position %d, so this is not a torn tail)", s.path, res.badAt, storage.ErrCorrupt, res.bad, res.nextValid)
+		}
+	}
+	if mark >= 0 && res.goodEnd < mark {
+		return fmt.Errorf("segment: %s at position %d: %w: incomplete batch below the synced watermark %d", s.path, res.goodEnd, storage.ErrCorrupt, mark)
 	}
 	s.pos = res.pos
-	if res.goodEnd == s.end {
-		return nil
+	cut := res.goodEnd != s.end
+	if cut {
+		n := s.end - res.goodEnd
+		dropped := res.frames - len(res.pos)
+		if err := s.f.Truncate(res.goodEnd); err != nil {
+			return fmt.Errorf("segment: cut torn tail of %s: %w", s.path, err)
+		}
+		if err := s.f.Sync(); err != nil {
+			return fmt.Errorf("segment: fdatasync %s: %w", s.path, err)
+		}
+		s.end = res.goodEnd
+		l.report.TruncatedFile = s.path
+		l.report.TruncatedBytes = n
+		l.report.DroppedRecords = dropped
+		l.report.Hole = res.bad != nil && res.nextValid >= 0
+		why := "end of file"
+		if res.bad != nil {
+			why = res.bad.Error()
+		}
+		if l.report.Hole {
+			l.logger.Warn("segment: cut a torn tail with a hole (unsynced data partly lost in a power failure) back to the last whole batch; its records are replayed by whoever replicates the log",
+				"file", s.path, "position", res.goodEnd, "bytes", n, "dropped_records", dropped, "synced", mark, "hole_at", res.badAt, "valid_frame_at", res.nextValid, "reason", why)
+		} else {
+			l.logger.Warn("segment: cut a torn tail back to the last whole batch",
+				"file", s.path, "position", res.goodEnd, "bytes", n, "dropped_records", dropped, "synced", mark, "reason", why)
+		}
 	}
-	cut := s.end - res.goodEnd
-	dropped := res.frames - len(res.pos)
-	if err := s.f.Truncate(res.goodEnd); err != nil {
-		return fmt.Errorf("segment: cut torn tail of %s: %w", s.path, err)
+	if s.mark != s.end {
+		// Everything kept is now known durable: record it, so that a later power failure
+		// tells a hole in new, unsynced data from corruption of this data.
+		if !cut {
+			if err := s.f.Sync(); err != nil {
+				return fmt.Errorf("segment: fdatasync %s: %w", s.path, err)
+			}
+		}
+		if err := l.writeMark(s, s.end); err != nil {
+			return fmt.Errorf("segment: %w", err)
+		}
+		if err := s.f.Sync(); err != nil {
+			return fmt.Errorf("segment: fdatasync %s: %w", s.path, err)
+		}
 	}
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("segment: fdatasync %s: %w", s.path, err)
-	}
-	s.end = res.goodEnd
-	l.report.TruncatedFile = s.path
-	l.report.TruncatedBytes = cut
-	l.report.DroppedRecords = dropped
-	why := "end of file"
-	if res.bad != nil {
-		why = res.bad.Error()
-	}
-	l.logger.Warn("segment: cut a torn tail back to the last whole batch",
-		"file", s.path, "position", res.goodEnd, "bytes", cut, "dropped_records", dropped, "reason", why)
 	return nil
 }
 

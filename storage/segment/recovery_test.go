@@ -11,9 +11,16 @@ import (
 )
 
 // TestTornTailEveryByte cuts the last segment at every byte position within its last few
-// batches and checks that reopening yields exactly the whole batches before the cut, and
-// reports what it cut.
+// batches, which were never synced (the header's watermark is below them, or absent in a
+// version 1 segment), and checks that reopening yields exactly the whole batches before the
+// cut, and reports what it cut.
 func TestTornTailEveryByte(t *testing.T) {
+	for _, v1 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "v2", true: "v1"}[v1], func(t *testing.T) { testTornTailEveryByte(t, v1) })
+	}
+}
+
+func testTornTailEveryByte(t *testing.T, v1 bool) {
 	fs := crashfs.New()
 	cfg := segment.Config{FS: fs, SegmentBytes: 1 << 20}
 	l := openT(t, dir, cfg)
@@ -43,6 +50,14 @@ func TestTornTailEveryByte(t *testing.T) {
 		t.Fatalf("segment is %d bytes, format says %d", len(full), pos)
 	}
 	start := ends[len(ends)-4].end - 3 // a little before the last three batches
+	mark := ends[len(ends)-5].end      // synced up to the batch before
+	if v1 {
+		mark = -1
+	}
+	if got := syncedMark(full); got != len(full) {
+		t.Fatalf("synced watermark after Close = %d, want the file size %d", got, len(full))
+	}
+	full = withSynced(full, mark)
 	for cut := start; cut <= len(full); cut++ {
 		fs.WriteFile(file, full[:cut])
 		l := openT(t, dir, cfg)

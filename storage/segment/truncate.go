@@ -106,6 +106,8 @@ func (l *Log) TruncateSuffix(from uint64) error {
 		return err
 	}
 	defer l.wmu.Unlock()
+	l.acquireSyncToken()
+	defer l.releaseSyncToken()
 	l.mu.Lock()
 	if from < l.lowest || from > l.next {
 		lo, hi := l.lowest, l.next
@@ -153,6 +155,16 @@ func (l *Log) TruncateSuffix(from uint64) error {
 		}
 	}
 	_ = l.fs.Remove(filepath.Join(l.dir, segName(s.id, s.base, idxExt)))
+	if s.mark > cut {
+		// Lower the durable watermark first, durably: the bytes appended after the cut
+		// will not be synced, and a watermark above them would call their loss corruption.
+		if err := l.writeMark(s, cut); err != nil {
+			return l.fail("truncate suffix", err)
+		}
+		if err := s.f.Sync(); err != nil {
+			return l.fail("fdatasync "+s.path, err)
+		}
+	}
 	if patchAt >= 0 {
 		if err := l.markBatchEnd(s, patchAt, cut, from-1); err != nil {
 			return err
@@ -167,7 +179,7 @@ func (l *Log) TruncateSuffix(from uint64) error {
 	l.active = s
 	l.nextWrite = from
 	l.smu.Lock()
-	l.sfile = s.f
+	l.sseg, l.sEnd, l.sMark = s, cut, cut
 	l.smu.Unlock()
 	return nil
 }
@@ -180,6 +192,8 @@ func (l *Log) Reset(next uint64) error {
 		return err
 	}
 	defer l.wmu.Unlock()
+	l.acquireSyncToken()
+	defer l.releaseSyncToken()
 	s, err := l.createSegment(next, flagReset)
 	if err != nil {
 		return l.fail("reset", err)
@@ -194,7 +208,7 @@ func (l *Log) Reset(next uint64) error {
 	l.active = s
 	l.nextWrite = next
 	l.smu.Lock()
-	l.sfile = s.f
+	l.sseg, l.sEnd, l.sMark = s, s.end, s.mark
 	l.smu.Unlock()
 	var rerr error
 	for _, o := range old {

@@ -43,7 +43,9 @@ type FS interface {
 }
 
 // File is an open file. ReadAt may be called concurrently with every other method; Write,
-// Truncate and Sync are called by one goroutine at a time.
+// Truncate and Sync are called by one goroutine at a time. WriteAt may run concurrently with
+// Write when it overwrites bytes already written (storage/segment rewrites a segment's header
+// while an appender writes at the end).
 type File interface {
 	io.ReaderAt
 	// Write appends p at the end of the file. A short write returns an error.

@@ -4,8 +4,9 @@
 // It remembers what was made durable: a file's content as of its last Sync, and the
 // directory entries as of the last SyncDir of their directory. Crash then models a power
 // failure: every handle dies, each file reverts to its durable content (optionally keeping a
-// torn prefix of the bytes appended since, possibly ending in garbage), and creations and
-// removals that were not followed by SyncDir are forgotten.
+// torn prefix of the bytes appended since, possibly ending in garbage, or a random subset of
+// the pages written since, as unordered page writeback leaves it), and creations and removals
+// that were not followed by SyncDir are forgotten.
 //
 // Faults: FailNext makes the next operation of a kind fail (writes, syncs, reads, …); SetLimit makes writes beyond a
 // total size fail with ENOSPC (disk full).
@@ -164,11 +165,20 @@ const (
 	// TearUnsynced keeps a random prefix of the bytes appended since the last Sync, and
 	// sometimes replaces the last few bytes kept with garbage (a torn sector).
 	TearUnsynced
+	// DropUnsyncedPages models unordered page writeback: each PageSize page holding bytes
+	// written since the last Sync independently keeps its new content or reverts to its
+	// durable content (zeros where the file had none), so holes can appear anywhere in the
+	// unsynced data with new data after them. The file keeps its new size (usually) or its
+	// durable size. Synced bytes are never changed.
+	DropUnsyncedPages
 )
 
+// PageSize is the page granularity of DropUnsyncedPages.
+const PageSize = 4096
+
 // Crash simulates a power failure: every open handle and lock dies, files revert to their
-// durable content (see CrashMode; rng drives TearUnsynced and may be nil for
-// DropUnsynced), and unsynced directory changes are forgotten.
+// durable content (see CrashMode; rng drives TearUnsynced and DropUnsyncedPages and may be
+// nil for DropUnsynced), and unsynced directory changes are forgotten.
 func (f *FS) Crash(mode CrashMode, rng *rand.Rand) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -187,6 +197,9 @@ func (f *FS) Crash(mode CrashMode, rng *rand.Rand) {
 					content[i] = byte(rng.Uint32())
 				}
 			}
+		}
+		if mode == DropUnsyncedPages && rng != nil {
+			content = dropPages(n, rng)
 		}
 		files[name] = newInode(content)
 	}
@@ -496,4 +509,33 @@ func (h *file) Close() error {
 	}
 	h.closed = true
 	return nil
+}
+
+// dropPages returns what a power failure leaves of n under DropUnsyncedPages.
+func dropPages(n *inode, rng *rand.Rand) []byte {
+	size := len(n.data)
+	if len(n.data) != len(n.durable) && rng.IntN(4) == 0 {
+		size = len(n.durable) // the size change itself was lost
+	}
+	at := func(b []byte, i int) byte {
+		if i < len(b) {
+			return b[i]
+		}
+		return 0
+	}
+	out := make([]byte, size)
+	dirty := int(min(n.dirty, int64(size)))
+	for i := range dirty {
+		out[i] = at(n.durable, i) // unchanged since the last Sync: data and durable agree
+	}
+	for page := dirty / PageSize; page*PageSize < size; page++ {
+		src := n.data
+		if rng.IntN(2) == 0 {
+			src = n.durable
+		}
+		for i := max(page*PageSize, dirty); i < min((page+1)*PageSize, size); i++ {
+			out[i] = at(src, i)
+		}
+	}
+	return out
 }

@@ -132,3 +132,53 @@ func TestFaults(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestDropUnsyncedPages: synced bytes survive; of the pages written since, some keep their
+// new content and some revert (zeros where nothing was synced), independently.
+func TestDropUnsyncedPages(t *testing.T) {
+	kept, dropped := 0, 0
+	for seed := range uint64(20) {
+		fs := crashfs.New()
+		if err := fs.MkdirAll("/d"); err != nil {
+			t.Fatal(err)
+		}
+		f, err := fs.Create("/d/f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		synced := bytes.Repeat([]byte{1}, crashfs.PageSize+100)
+		if _, err := f.Write(synced); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil || fs.SyncDir("/d") != nil {
+			t.Fatal(err)
+		}
+		unsynced := bytes.Repeat([]byte{2}, 8*crashfs.PageSize)
+		if _, err := f.Write(unsynced); err != nil {
+			t.Fatal(err)
+		}
+		fs.Crash(crashfs.DropUnsyncedPages, rand.New(rand.NewPCG(seed, 1)))
+		got, err := fs.ReadFile("/d/f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got[:len(synced)], synced) {
+			t.Fatalf("seed %d: synced bytes changed", seed)
+		}
+		for p := len(synced); p < len(got); p += crashfs.PageSize {
+			page := got[p:min(len(got), (p/crashfs.PageSize+1)*crashfs.PageSize)]
+			p = p / crashfs.PageSize * crashfs.PageSize
+			switch {
+			case bytes.Count(page, []byte{2}) == len(page):
+				kept++
+			case bytes.Count(page, []byte{0}) == len(page):
+				dropped++
+			default:
+				t.Fatalf("seed %d: page at %d mixes kept and dropped bytes", seed, p)
+			}
+		}
+	}
+	if kept == 0 || dropped == 0 {
+		t.Fatalf("kept %d pages, dropped %d; want both", kept, dropped)
+	}
+}
