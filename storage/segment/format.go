@@ -113,9 +113,9 @@ import (
 const (
 	segMagic   uint32 = 0x53474c43 // "CLGS" little endian
 	idxMagic   uint32 = 0x49474c43 // "CLGI" little endian
-	version    uint16 = 2 // segment header version written
-	version1   uint16 = 1 // segment header version before the synced watermark
-	idxVersion uint16 = 1 // index file version
+	version    uint16 = 2          // segment header version written
+	version1   uint16 = 1          // segment header version before the synced watermark
+	idxVersion uint16 = 1          // index file version
 	flagReset  uint16 = 1 << 0
 	segHdrLen         = 40
 	frameHdr          = 16
