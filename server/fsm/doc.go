@@ -24,7 +24,10 @@
 // last stored record to learn the last Raft index it applied; Apply skips every entry at or
 // below it (it returns ErrAlreadyApplied for them). After a restart, the consensus replays its
 // log from its latest snapshot: the entries already in the log are skipped, the ones lost with
-// unsynced writes are applied again, so nothing is duplicated and nothing is missing. The
+// unsynced writes are applied again, so nothing is duplicated and nothing is missing. (A power
+// failure can leave holes anywhere in storage/segment's unsynced tail; its recovery cuts the log
+// at the first one, beyond its durable watermark, so the log still ends with the last entry
+// actually stored.) The
 // storage.Log therefore need not fsync on every apply; Raft's log is the durable record.
 // (Entries that produced no record — rejected commands — are re-decoded and rejected again.)
 // Retention (storage.Log.TruncatePrefix, the server's business) must therefore keep at least
