@@ -91,6 +91,8 @@ type FSM struct {
 
 	applied atomic.Uint64 // index of the last applied entry
 
+	chk checksumCache // Checksum's (checksum.go)
+
 	failOnce sync.Once
 	failErr  atomic.Pointer[error]
 	failed   chan struct{}
