@@ -120,6 +120,10 @@ type Config struct {
 	RetentionAge   time.Duration
 	// RetentionInterval is how often retention runs (default 1 minute).
 	RetentionInterval time.Duration
+	// DivergenceCheckInterval is how often the leader compares the chained checksum of its log
+	// with every follower's (see divergence.go); default DefaultDivergenceCheckInterval,
+	// negative: never.
+	DivergenceCheckInterval time.Duration
 
 	// MetricsAddr is the host:port of the telemetry endpoint: /metrics (Prometheus), /healthz
 	// and /readyz; port 0 picks a free one (see Server.MetricsAddr). "" or "off": none.
@@ -175,6 +179,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RetentionInterval == 0 {
 		c.RetentionInterval = time.Minute
+	}
+	if c.DivergenceCheckInterval == 0 {
+		c.DivergenceCheckInterval = DefaultDivergenceCheckInterval
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = DefaultReconcileInterval

@@ -188,7 +188,14 @@ func New(cfg Config) (s *Server, err error) {
 		newServer = func(c transport.ServerConfig) (transport.Server, error) { return tgrpc.NewServer(c) }
 	}
 	s.forward = newForwarder(client.NewTransportClient(cfg.Transport), transport.ClientConfig{TLS: cfg.ForwardTLS, Telemetry: s.tel.Transport()})
-	s.svc = &service{node: s.node, fsm: s.fsm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.log.Size}
+	div, err := openDivergence(cfg.DataDir, cfg.Logger.With("component", "divergence"))
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.svc = &service{node: s.node, fsm: s.fsm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.log.Size, div: div}
+	if err := s.tel.Metrics().ObserveDivergence(div.raised); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	api := telemetry.InstrumentLog(s.svc, s.tel.Metrics())
 	s.api, err = newServer(transport.ServerConfig{
 		Log:             api,
@@ -305,6 +312,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.RetentionBytes > 0 || s.cfg.RetentionAge > 0 {
 		s.bg.Add(1)
 		go func() { defer s.bg.Done(); s.retentionLoop() }()
+	}
+	if s.cfg.DivergenceCheckInterval > 0 {
+		s.bg.Add(1)
+		go func() { defer s.bg.Done(); s.divergenceLoop() }()
 	}
 	s.cfg.Logger.Info("serving", "node", s.cfg.NodeName, "addr", s.addr, "transport", s.cfg.Transport, "data_dir", s.cfg.DataDir)
 

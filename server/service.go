@@ -22,6 +22,7 @@ type service struct {
 	stop    <-chan struct{}               // closed when the server begins to stop; ends streams
 	removed func(id string, removed bool) // told of servers an operator removes
 	size    func() int64                  // the commit log's size on disk
+	div     *divergence                   // the divergence alarm (divergence.go)
 }
 
 var (
@@ -171,6 +172,9 @@ func (s *service) readGuard(ctx context.Context, linearizable bool) error {
 }
 
 func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1.ConsumeResponse, error) {
+	if err := s.div.readErr(); err != nil {
+		return nil, err
+	}
 	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
 		return nil, toWire(err)
 	}
@@ -187,6 +191,9 @@ func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv
 }
 
 func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, stream transport.ServerStream[logv1.ConsumeResponse]) error {
+	if err := s.div.readErr(); err != nil {
+		return err
+	}
 	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
 		return toWire(err)
 	}
@@ -290,14 +297,16 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 	}
 	lowest, next := s.fsm.Bounds()
 	st := s.node.Status()
-	return &logv1.GetBoundsResponse{
+	res := &logv1.GetBoundsResponse{
 		LowestOffset:    lowest,
 		NextOffset:      next,
 		CommittedOffset: next,
 		AppliedIndex:    st.AppliedIndex, // Raft's, so that commit_index - applied_index is the lag
 		CommitIndex:     st.CommitIndex,
 		SizeBytes:       uint64(max(s.size(), 0)),
-	}, nil
+	}
+	s.checksumAnswer(ctx, req, res)
+	return res, nil
 }
 
 func (s *service) Join(ctx context.Context, req *logv1.JoinRequest) (*logv1.JoinResponse, error) {

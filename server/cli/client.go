@@ -266,8 +266,9 @@ func clusterCommand() *cli.Command {
 }
 
 // printStatus prints the cluster ID, then the servers as a table, with what each server says of
-// itself (applied index, log bounds, size on disk), asked directly; a server that does not
-// answer is shown unreachable.
+// itself (applied index, log bounds, size on disk, divergence alarm), asked directly; a server
+// that does not answer is shown unreachable. Each raised divergence alarm is explained below the
+// table.
 func printStatus(c *cli.Context, clusterID string, servers []client.Server) error {
 	tlsCfg, err := clientTLS(c)
 	if err != nil {
@@ -299,13 +300,14 @@ func printStatus(c *cli.Context, clusterID string, servers []client.Server) erro
 	}
 	fmt.Fprintf(c.App.Writer, "cluster id: %s\n", clusterID)
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tRAFT ADDRESS\tSUFFRAGE\tLEADER\tAPPLIED\tLAG\tOFFSETS\tSIZE")
+	fmt.Fprintln(tw, "ID\tADDRESS\tRAFT ADDRESS\tSUFFRAGE\tLEADER\tAPPLIED\tLAG\tOFFSETS\tSIZE\tDIVERGED")
+	var alarms []string
 	for i, s := range servers {
 		suffrage := "voter"
 		if !s.Voter {
 			suffrage = "nonvoter"
 		}
-		applied, lag, offsets, size := "-", "-", "unreachable", "-"
+		applied, lag, offsets, size, diverged := "-", "-", "unreachable", "-", "-"
 		if b := selves[i].b; selves[i].err == nil {
 			applied = strconv.FormatUint(b.GetAppliedIndex(), 10)
 			if commit >= b.GetAppliedIndex() {
@@ -313,10 +315,21 @@ func printStatus(c *cli.Context, clusterID string, servers []client.Server) erro
 			}
 			offsets = fmt.Sprintf("[%d, %d)", b.GetLowestOffset(), b.GetNextOffset())
 			size = humanBytes(b.GetSizeBytes())
+			diverged = "no"
+			if msg := b.GetDivergence(); msg != "" {
+				diverged = "YES"
+				alarms = append(alarms, fmt.Sprintf("%s: divergence alarm: %s (it refuses reads; wipe its data dir and let it rejoin)", s.ID, msg))
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s\t%s\t%s\n", s.ID, s.Addr, s.RaftAddr, suffrage, s.IsLeader, applied, lag, offsets, size)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Addr, s.RaftAddr, suffrage, s.IsLeader, applied, lag, offsets, size, diverged)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, a := range alarms {
+		fmt.Fprintln(c.App.Writer, a)
+	}
+	return nil
 }
 
 func humanBytes(n uint64) string {

@@ -70,6 +70,8 @@ func serveFlags() []cli.Flag {
 			Usage: "delete the oldest segments when the log is larger than this (0: keep everything)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "retention-age", EnvVars: env("retention-age"),
 			Usage: "delete segments whose newest record is older than this (0: keep everything)"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "divergence-check-interval", Value: server.DefaultDivergenceCheckInterval, EnvVars: env("divergence-check-interval"),
+			Usage: "how often the leader compares the checksum of its log with every follower's; a server whose log differs from the majority's raises an alarm and refuses reads (0: never)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "metrics-addr", Value: "off", EnvVars: env("metrics-addr"),
 			Usage: "host:port serving /metrics (Prometheus), /healthz (liveness) and /readyz (readiness: a leader is known and this node caught up), e.g. 127.0.0.1:9400; off: none"}),
 		altsrc.NewFloat64Flag(&cli.Float64Flag{Name: "trace-sample-ratio", Value: 0.1, EnvVars: env("trace-sample-ratio"),
@@ -143,6 +145,10 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 		RetentionBytes:  c.Int64("retention-bytes"),
 		RetentionAge:    c.Duration("retention-age"),
 		Logger:          logger,
+	}
+	cfg.DivergenceCheckInterval = c.Duration("divergence-check-interval")
+	if cfg.DivergenceCheckInterval == 0 {
+		cfg.DivergenceCheckInterval = -1 // the flag's 0 means never; the Config's zero means the default
 	}
 	if err := serveTLSFromFlags(c).apply(&cfg); err != nil {
 		return server.Config{}, err

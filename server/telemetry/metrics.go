@@ -105,8 +105,9 @@ type Metrics struct {
 	byRPCRecord [numRPC][]metric.RecordOption
 	byRPCCode   [numRPC][numCodes][]metric.RecordOption
 
-	mu       sync.Mutex
-	stoppers []func() error
+	mu         sync.Mutex
+	stoppers   []func() error
+	mismatches metric.Int64Counter // divergence.go (mu)
 }
 
 func newMetrics(mp metric.MeterProvider) (*Metrics, error) {

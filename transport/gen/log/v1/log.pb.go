@@ -468,9 +468,18 @@ func (x *ProduceBatchResponse) GetCount() uint64 {
 type GetBoundsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// linearizable asks the leader to confirm its leadership first.
-	Linearizable  bool `protobuf:"varint,1,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Linearizable bool `protobuf:"varint,1,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
+	// checksum_at asks for the server's chained checksum of its log at this
+	// offset (the divergence detector; see server/fsm/checksum.go), answered in
+	// GetBoundsResponse.checksum.
+	ChecksumAt *uint64 `protobuf:"varint,2,opt,name=checksum_at,json=checksumAt,proto3,oneof" json:"checksum_at,omitempty"`
+	// expected_checksum, with checksum_at, is the checksum that most of the
+	// cluster holds at checksum_at (sent by the leader's divergence check). A
+	// server whose own checksum there differs raises its divergence alarm and
+	// refuses reads. Honoured only from a cluster peer.
+	ExpectedChecksum *uint32 `protobuf:"varint,3,opt,name=expected_checksum,json=expectedChecksum,proto3,oneof" json:"expected_checksum,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GetBoundsRequest) Reset() {
@@ -510,6 +519,20 @@ func (x *GetBoundsRequest) GetLinearizable() bool {
 	return false
 }
 
+func (x *GetBoundsRequest) GetChecksumAt() uint64 {
+	if x != nil && x.ChecksumAt != nil {
+		return *x.ChecksumAt
+	}
+	return 0
+}
+
+func (x *GetBoundsRequest) GetExpectedChecksum() uint32 {
+	if x != nil && x.ExpectedChecksum != nil {
+		return *x.ExpectedChecksum
+	}
+	return 0
+}
+
 type GetBoundsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// lowest_offset is the first offset still stored (retention moves it up).
@@ -525,7 +548,15 @@ type GetBoundsResponse struct {
 	// commit_index is the last Raft index this server knows to be committed.
 	CommitIndex uint64 `protobuf:"varint,5,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
 	// size_bytes is the size on disk of this server's commit log (its segments).
-	SizeBytes     uint64 `protobuf:"varint,6,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	SizeBytes uint64 `protobuf:"varint,6,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// checksum is the chained checksum at the request's checksum_at; unset when
+	// not asked or when the server cannot compute it there (offset not applied,
+	// or below its log's start).
+	Checksum *uint32 `protobuf:"varint,7,opt,name=checksum,proto3,oneof" json:"checksum,omitempty"`
+	// divergence is empty unless this server's divergence alarm is raised: then
+	// it says where its log differs from the cluster's. Such a server refuses
+	// reads (DATA_LOSS) until an operator repairs it.
+	Divergence    string `protobuf:"bytes,8,opt,name=divergence,proto3" json:"divergence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -600,6 +631,20 @@ func (x *GetBoundsResponse) GetSizeBytes() uint64 {
 		return x.SizeBytes
 	}
 	return 0
+}
+
+func (x *GetBoundsResponse) GetChecksum() uint32 {
+	if x != nil && x.Checksum != nil {
+		return *x.Checksum
+	}
+	return 0
+}
+
+func (x *GetBoundsResponse) GetDivergence() string {
+	if x != nil {
+		return x.Divergence
+	}
+	return ""
 }
 
 type GetServersRequest struct {
@@ -1169,9 +1214,14 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x14ProduceBatchResponse\x12\x1f\n" +
 	"\vbase_offset\x18\x01 \x01(\x04R\n" +
 	"baseOffset\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x04R\x05count\"6\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\"\xb4\x01\n" +
 	"\x10GetBoundsRequest\x12\"\n" +
-	"\flinearizable\x18\x01 \x01(\bR\flinearizable\"\xeb\x01\n" +
+	"\flinearizable\x18\x01 \x01(\bR\flinearizable\x12$\n" +
+	"\vchecksum_at\x18\x02 \x01(\x04H\x00R\n" +
+	"checksumAt\x88\x01\x01\x120\n" +
+	"\x11expected_checksum\x18\x03 \x01(\rH\x01R\x10expectedChecksum\x88\x01\x01B\x0e\n" +
+	"\f_checksum_atB\x14\n" +
+	"\x12_expected_checksum\"\xb9\x02\n" +
 	"\x11GetBoundsResponse\x12#\n" +
 	"\rlowest_offset\x18\x01 \x01(\x04R\flowestOffset\x12\x1f\n" +
 	"\vnext_offset\x18\x02 \x01(\x04R\n" +
@@ -1180,7 +1230,12 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12!\n" +
 	"\fcommit_index\x18\x05 \x01(\x04R\vcommitIndex\x12\x1d\n" +
 	"\n" +
-	"size_bytes\x18\x06 \x01(\x04R\tsizeBytes\"\x13\n" +
+	"size_bytes\x18\x06 \x01(\x04R\tsizeBytes\x12\x1f\n" +
+	"\bchecksum\x18\a \x01(\rH\x00R\bchecksum\x88\x01\x01\x12\x1e\n" +
+	"\n" +
+	"divergence\x18\b \x01(\tR\n" +
+	"divergenceB\v\n" +
+	"\t_checksum\"\x13\n" +
 	"\x11GetServersRequest\"]\n" +
 	"\x12GetServersResponse\x12(\n" +
 	"\aservers\x18\x01 \x03(\v2\x0e.log.v1.ServerR\aservers\x12\x1d\n" +
@@ -1309,6 +1364,8 @@ func file_log_v1_log_proto_init() {
 	if File_log_v1_log_proto != nil {
 		return
 	}
+	file_log_v1_log_proto_msgTypes[7].OneofWrappers = []any{}
+	file_log_v1_log_proto_msgTypes[8].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -1,0 +1,177 @@
+package server
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// plantDivergence edits, at rest, the stored record whose value is value in the commit log of
+// the (stopped) server whose data dir is dataDir: its first byte changes, and the segment
+// frame's checksum is recomputed, so the storage sees a valid record: a divergence only a
+// comparison with the other servers can find (as a bug that stored the wrong bytes would).
+func plantDivergence(t *testing.T, dataDir, value string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dataDir, "log", "*.seg"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no segment in %s: %v", dataDir, err)
+	}
+	castagnoli := crc32.MakeTable(crc32.Castagnoli)
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Frames after the 40-byte header: CRC-32C (4) | length (4, bit 31: last) | offset (8) | stored bytes.
+		for p := 40; p+16 <= len(b); {
+			n := int(binary.LittleEndian.Uint32(b[p+4:]) &^ (1 << 31))
+			stored := b[p+16 : p+16+n]
+			if bytes.HasSuffix(stored, []byte(value)) {
+				stored[len(stored)-len(value)] ^= 0x20
+				binary.LittleEndian.PutUint32(b[p:], crc32.Checksum(b[p+4:p+16+n], castagnoli))
+				if err := os.WriteFile(name, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			p += 16 + n
+		}
+	}
+	t.Fatalf("no record %q in %s", value, dataDir)
+}
+
+// TestDivergenceDetector: a follower whose stored record was changed at rest (its storage sees
+// nothing wrong) is found by the leader's divergence check: it raises its alarm (shown by
+// GetBounds, kept across restarts) and refuses reads with DATA_LOSS, while the other servers,
+// whose logs agree, raise nothing and keep serving.
+func TestDivergenceDetector(t *testing.T) {
+	const n = 3
+	cfgs := make([]Config, n)
+	nodes := make([]*testServer, n)
+	for i := range n {
+		cfgs[i] = Config{NodeName: fmt.Sprintf("node-%d", i), GossipProfile: "test", ReconcileInterval: 100 * time.Millisecond,
+			DivergenceCheckInterval: 100 * time.Millisecond, DataDir: t.TempDir(), MetricsAddr: "127.0.0.1:0"}
+		if i > 0 {
+			cfgs[i].StartJoinAddrs = []string{nodes[0].GossipAddr()}
+		}
+		nodes[i] = startNode(t, cfgs[i], i == 0)
+	}
+	waitFor(t, 30*time.Second, "every node is a voter of one cluster", func() bool {
+		for _, nd := range nodes {
+			servers, err := nd.node.Servers(t.Context())
+			if err != nil || len(servers) != n {
+				return false
+			}
+			for _, s := range servers {
+				if s.Suffrage != consensus.Voter {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	ctx := ctxT(t, 120*time.Second)
+	leader := leaderOf(t, nodes)
+	lc := newClient(t, TransportConnect, leader.Addr())
+	const records = 20
+	for i := range records {
+		if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: fmt.Appendf(nil, "record-%d", i)}}); err != nil {
+			t.Fatalf("Produce: %v", err)
+		}
+	}
+	bounds := func(nd *testServer) *logv1.GetBoundsResponse {
+		t.Helper()
+		b, err := newClient(t, TransportConnect, nd.Addr()).GetBounds(ctx, &logv1.GetBoundsRequest{})
+		if err != nil {
+			t.Fatalf("GetBounds on %s: %v", nd.ID(), err)
+		}
+		return b
+	}
+	for _, nd := range nodes {
+		waitFor(t, 30*time.Second, nd.ID()+" applied every record", func() bool { return bounds(nd).GetNextOffset() == records })
+	}
+	// Agreeing servers answer the same checksum, and several checks raise nothing.
+	at := uint64(records - 1)
+	var sums []uint32
+	for _, nd := range nodes {
+		b, err := newClient(t, TransportConnect, nd.Addr()).GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at})
+		if err != nil || b.Checksum == nil {
+			t.Fatalf("GetBounds(checksum_at %d) on %s = %v, %v", at, nd.ID(), b, err)
+		}
+		sums = append(sums, b.GetChecksum())
+	}
+	if sums[0] != sums[1] || sums[1] != sums[2] {
+		t.Fatalf("agreeing servers answer checksums %08x", sums)
+	}
+
+	var victim int
+	for i, nd := range nodes {
+		if nd != leader {
+			victim = i
+			break
+		}
+	}
+	nodes[victim].shutdown(t)
+	plantDivergence(t, cfgs[victim].DataDir, "record-5")
+	cfg := cfgs[victim]
+	cfg.StartJoinAddrs = []string{leader.GossipAddr()}
+	nodes[victim] = startNode(t, cfg, false)
+	v := nodes[victim]
+
+	waitFor(t, 60*time.Second, "the planted divergence raises the alarm on "+v.ID(), func() bool { return bounds(v).GetDivergence() != "" })
+	t.Logf("alarm: %s", bounds(v).GetDivergence())
+	_, err := newClient(t, TransportConnect, v.Addr()).Consume(ctx, &logv1.ConsumeRequest{Offset: 0})
+	if transport.CodeOf(err) != transport.DataLoss || !strings.Contains(err.Error(), "diverged") {
+		t.Fatalf("Consume on the diverged server: %v, want DATA_LOSS", err)
+	}
+	for _, nd := range nodes {
+		if nd == v {
+			continue
+		}
+		if d := bounds(nd).GetDivergence(); d != "" {
+			t.Fatalf("%s, whose log agrees with the majority, raised the alarm: %s", nd.ID(), d)
+		}
+		rec, err := newClient(t, TransportConnect, nd.Addr()).Consume(ctx, &logv1.ConsumeRequest{Offset: 5})
+		if err != nil || string(rec.GetRecord().GetValue()) != "record-5" {
+			t.Fatalf("Consume(5) on %s = %v, %v", nd.ID(), rec, err)
+		}
+	}
+
+	// The metrics tell: the victim's alarm gauge, the leader's mismatch counter.
+	m, err := telemetrytest.Find(telemetrytest.Scrape(t, v.MetricsAddr()), "commitlog_divergence_alarm", nil)
+	if err != nil || m.GetGauge().GetValue() != 1 {
+		t.Fatalf("commitlog_divergence_alarm on %s = %v, %v; want 1", v.ID(), m, err)
+	}
+	l := leaderOf(t, nodes)
+	m, err = telemetrytest.Find(telemetrytest.Scrape(t, l.MetricsAddr()), "commitlog_divergence_mismatches_total", map[string]string{"server": v.ID()})
+	if err != nil || m.GetCounter().GetValue() < 1 {
+		t.Fatalf("commitlog_divergence_mismatches_total{server=%s} on the leader = %v, %v; want >= 1", v.ID(), m, err)
+	}
+	for _, nd := range nodes {
+		if nd == v {
+			continue
+		}
+		m, err := telemetrytest.Find(telemetrytest.Scrape(t, nd.MetricsAddr()), "commitlog_divergence_alarm", nil)
+		if err != nil || m.GetGauge().GetValue() != 0 {
+			t.Fatalf("commitlog_divergence_alarm on %s = %v, %v; want 0", nd.ID(), m, err)
+		}
+	}
+
+	// The alarm survives a restart.
+	v.shutdown(t)
+	nodes[victim] = startNode(t, cfg, false)
+	if d := bounds(nodes[victim]).GetDivergence(); d == "" {
+		t.Fatal("the divergence alarm did not survive a restart")
+	}
+}
