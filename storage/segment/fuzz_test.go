@@ -85,7 +85,7 @@ func FuzzOpen(f *testing.F) {
 	opens := [][4]any{
 		{seg1, idx1, seg2, base2},
 		{seg1, []byte(nil), seg2, base2},
-		{seg1, idx1[:len(idx1)-1], seg2[:50], base2},
+		{seg1, idx1[:len(idx1)-1], withSynced(seg2, segHdrLen)[:50], base2}, // torn beyond its synced watermark
 		{seg1, idx1, []byte{}, base2},
 	}
 	for i, s := range opens {
