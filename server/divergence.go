@@ -24,7 +24,9 @@ import (
 // error, and told the majority's value (GetBounds with expected_checksum), upon which it checks
 // its own checksum again and, if it still differs, raises its divergence alarm. The leader
 // raises its own alarm when it is in the minority. Without a strict majority (a two-node tie),
-// nothing is raised: only the error log and the counter tell.
+// nothing is raised: only the error log and the counter tell. Each check also compares the
+// last offset of one older checksum block (fsm.ChecksumBlock offsets each) that every server
+// still holds, taking them in turn, so the whole stored history is compared over time.
 //
 // A raised alarm is kept in <data-dir>/DIVERGED (so it survives restarts), shown by the
 // commitlog_divergence_alarm gauge, GetBounds' divergence field and `commitlog cluster
@@ -162,6 +164,7 @@ func (s *service) checksumAnswer(ctx context.Context, req *logv1.GetBoundsReques
 // divergenceLoop runs the leader's divergence check every DivergenceCheckInterval until the
 // server stops.
 func (s *Server) divergenceLoop() {
+	var scrub uint64 // the older block the next check compares (see checkDivergence)
 	t := time.NewTicker(s.cfg.DivergenceCheckInterval)
 	defer t.Stop()
 	for {
@@ -181,15 +184,18 @@ func (s *Server) divergenceLoop() {
 			case <-ctx.Done():
 			}
 		}()
-		if err := s.checkDivergence(ctx); err != nil && ctx.Err() == nil {
+		if err := s.checkDivergence(ctx, &scrub); err != nil && ctx.Err() == nil {
 			s.cfg.Logger.Warn("divergence check incomplete", "err", err)
 		}
 		cancel()
 	}
 }
 
-// checkDivergence runs one divergence check (see the top of this file).
-func (s *Server) checkDivergence(ctx context.Context) error {
+// checkDivergence runs one divergence check (see the top of this file): at the highest offset
+// every reachable server has applied, which covers the newest checksum block, and at the last
+// offset of one older block that every server still holds, taking the blocks in turn (*scrub
+// is the next one), so that the whole history still stored is compared over time.
+func (s *Server) checkDivergence(ctx context.Context, scrub *uint64) error {
 	servers, err := s.node.Servers(ctx)
 	if err != nil {
 		return err
@@ -200,7 +206,7 @@ func (s *Server) checkDivergence(ctx context.Context) error {
 		c  transport.Client
 	}
 	var peers []peer
-	_, common := s.fsm.Bounds()
+	lowest, common := s.fsm.Bounds()
 	for _, srv := range servers {
 		if srv.ID == self {
 			continue
@@ -216,12 +222,36 @@ func (s *Server) checkDivergence(ctx context.Context) error {
 			continue
 		}
 		common = min(common, b.GetNextOffset())
+		lowest = max(lowest, b.GetLowestOffset())
 		peers = append(peers, peer{srv.ID, c})
 	}
 	if common == 0 || len(peers) == 0 {
 		return nil
 	}
+	clients := map[string]transport.Client{}
+	for _, p := range peers {
+		clients[p.id] = p.c
+	}
 	at := common - 1
+	err = s.compareChecksums(ctx, at, clients)
+	// One older block: those whose start every server still holds, before at's block.
+	const block = fsm.ChecksumBlock
+	first, last := (lowest+block-1)/block, at/block // blocks [first, last)
+	if first < last {
+		k := *scrub
+		if k < first || k >= last {
+			k = first
+		}
+		*scrub = k + 1
+		err = errors.Join(err, s.compareChecksums(ctx, (k+1)*block-1, clients))
+	}
+	return err
+}
+
+// compareChecksums compares the servers' chained checksums at offset at, and raises the
+// alarm of those off the majority (see the top of this file).
+func (s *Server) compareChecksums(ctx context.Context, at uint64, peers map[string]transport.Client) error {
+	self := s.cfg.NodeName
 	own, err := s.fsm.Checksum(ctx, at)
 	if err != nil {
 		if errors.Is(err, fsm.ErrChecksumUnavailable) {
@@ -231,13 +261,13 @@ func (s *Server) checkDivergence(ctx context.Context) error {
 	}
 	sums := map[string]uint32{self: own}
 	clients := map[string]transport.Client{}
-	for _, p := range peers {
-		b, err := p.c.GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at})
+	for id, c := range peers {
+		b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at})
 		if err != nil || b.Checksum == nil {
 			continue // unreachable, or an older server that does not compute checksums
 		}
-		sums[p.id] = b.GetChecksum()
-		clients[p.id] = p.c
+		sums[id] = b.GetChecksum()
+		clients[id] = c
 	}
 	counts := map[uint32]int{}
 	for _, v := range sums {

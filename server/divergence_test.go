@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -53,9 +54,15 @@ func plantDivergence(t *testing.T, dataDir, value string) {
 
 // TestDivergenceDetector: a follower whose stored record was changed at rest (its storage sees
 // nothing wrong) is found by the leader's divergence check: it raises its alarm (shown by
-// GetBounds, kept across restarts) and refuses reads with DATA_LOSS, while the other servers,
-// whose logs agree, raise nothing and keep serving.
+// GetBounds and the metrics, kept across restarts) and refuses reads with DATA_LOSS, while the
+// other servers, whose logs agree, raise nothing and keep serving. The changed record is in
+// the newest checksum block, or in an older one (found by the check's scrub of older blocks).
 func TestDivergenceDetector(t *testing.T) {
+	t.Run("newest block", func(t *testing.T) { testDivergenceDetector(t, 20) })
+	t.Run("older block", func(t *testing.T) { testDivergenceDetector(t, fsm.ChecksumBlock+50) })
+}
+
+func testDivergenceDetector(t *testing.T, records int) {
 	const n = 3
 	cfgs := make([]Config, n)
 	nodes := make([]*testServer, n)
@@ -84,10 +91,13 @@ func TestDivergenceDetector(t *testing.T) {
 	ctx := ctxT(t, 120*time.Second)
 	leader := leaderOf(t, nodes)
 	lc := newClient(t, TransportConnect, leader.Addr())
-	const records = 20
-	for i := range records {
-		if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: fmt.Appendf(nil, "record-%d", i)}}); err != nil {
-			t.Fatalf("Produce: %v", err)
+	for i := 0; i < records; i += 100 {
+		var batch []*logv1.Record
+		for j := i; j < min(records, i+100); j++ {
+			batch = append(batch, &logv1.Record{Value: fmt.Appendf(nil, "record-%d", j)})
+		}
+		if _, err := lc.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: batch}); err != nil {
+			t.Fatalf("ProduceBatch: %v", err)
 		}
 	}
 	bounds := func(nd *testServer) *logv1.GetBoundsResponse {
@@ -99,7 +109,7 @@ func TestDivergenceDetector(t *testing.T) {
 		return b
 	}
 	for _, nd := range nodes {
-		waitFor(t, 30*time.Second, nd.ID()+" applied every record", func() bool { return bounds(nd).GetNextOffset() == records })
+		waitFor(t, 30*time.Second, nd.ID()+" applied every record", func() bool { return bounds(nd).GetNextOffset() == uint64(records) })
 	}
 	// Agreeing servers answer the same checksum, and several checks raise nothing.
 	at := uint64(records - 1)
