@@ -4,10 +4,13 @@
 // Records are framed with their length, offset and a CRC-32C checksum and appended to the
 // active segment file; segments roll at Config.SegmentBytes. A batch (one Append) is written
 // by one write(2) and is atomic across crashes. Durability follows Config.Sync; under
-// SyncAlways concurrent appenders are group-committed (one fdatasync for all of them). Open
-// recovers the directory: a torn tail is cut back to the last whole batch and reported
-// (Log.Recovery), while corruption anywhere else makes Open fail with an error wrapping
-// storage.ErrCorrupt that names the file and position. See format.go for the on-disk format.
+// SyncAlways concurrent appenders are group-committed (one fdatasync for all of them). Each
+// segment header records how far the segment was synced (its durable watermark). Open recovers
+// the directory: a torn tail beyond the watermark — a partial batch, garbage, or a hole left by
+// unordered page writeback with valid frames after it — is cut back to the last whole batch
+// and reported (Log.Recovery), while damage at or below the watermark, or anywhere else, makes
+// Open fail with an error wrapping storage.ErrCorrupt that names the file and position. See
+// format.go for the on-disk format.
 //
 // Concurrency: every method of Log is safe for concurrent use. Appends and structural
 // changes (truncation, retention, segment rolls) are serialized; reads run concurrently with
