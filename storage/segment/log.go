@@ -62,14 +62,15 @@ type Log struct {
 	// smu guards the group-commit state.
 	smu     sync.Mutex
 	scond   *sync.Cond
-	written uint64    // logical bytes handed to write(2) since Open (smu)
-	synced  uint64    // logical bytes known durable (smu)
-	syncing bool      // the sync token: a goroutine is running fdatasync or rewriting a header (smu)
-	sseg    *segment  // the segment the next fdatasync targets (smu)
-	sEnd    int64     // sseg's file position matching written (smu)
-	sMark   int64     // sseg's file position known durable (smu)
-	pending []pending // SyncAlways: written batches not yet visible (smu)
-	failed  error     // sticky write error, wraps storage.ErrFailed (smu)
+	written uint64          // logical bytes handed to write(2) since Open (smu)
+	synced  uint64          // logical bytes known durable (smu)
+	syncing bool            // the sync token: a goroutine is running fdatasync or rewriting a header (smu)
+	sseg    *segment        // the segment the next fdatasync targets (smu)
+	sEnd    int64           // sseg's file position matching written (smu)
+	sMark   int64           // sseg's file position known durable (smu)
+	hbuf    [segHdrLen]byte // header rewrites' buffer (sync token)
+	pending []pending       // SyncAlways: written batches not yet visible (smu)
+	failed  error           // sticky write error, wraps storage.ErrFailed (smu)
 
 	// mu guards what readers see.
 	mu     sync.RWMutex
@@ -349,9 +350,8 @@ func (l *Log) releaseSyncToken() {
 func (l *Log) writeMark(s *segment, mark int64) error {
 	h := s.hdr
 	h.version, h.synced = version, uint32(mark)
-	var b [segHdrLen]byte
-	h.encode(b[:])
-	if _, err := s.f.WriteAt(b[:], 0); err != nil {
+	h.encode(l.hbuf[:])
+	if _, err := s.f.WriteAt(l.hbuf[:], 0); err != nil {
 		return fmt.Errorf("rewrite header of %s: %w", s.path, err)
 	}
 	s.hdr, s.mark = h, mark
