@@ -14,6 +14,7 @@ import (
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
+	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -183,5 +184,41 @@ func testDivergenceDetector(t *testing.T, records int) {
 	nodes[victim] = startNode(t, cfg, false)
 	if d := bounds(nodes[victim]).GetDivergence(); d == "" {
 		t.Fatal("the divergence alarm did not survive a restart")
+	}
+}
+
+// TestDivergenceAlarmOnlyFromPeers: with TLS, a client's claim that a server's checksum is
+// wrong is ignored (any client allowed to consume may call GetBounds); a cluster peer's (a
+// certificate valid for server authentication) raises the alarm.
+func TestDivergenceAlarmOnlyFromPeers(t *testing.T) {
+	pki := newTestPKI(t)
+	cfg := pki.secureConfig(TransportConnect, filepath.Join(seedACLDir, "policy.csv"))
+	cfg.DivergenceCheckInterval = -1
+	srv := startServer(t, cfg)
+	ctx := ctxT(t, 60*time.Second)
+	root := tlsClient(t, TransportConnect, srv.Addr(), pki.client(pki.cert("root", certgen.Client, certgen.Options{CommonName: "root"})))
+	if _, err := root.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("hello")}}); err != nil {
+		t.Fatalf("Produce: %v", err)
+	}
+	at := uint64(0)
+	b, err := root.GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at})
+	if err != nil || b.Checksum == nil {
+		t.Fatalf("GetBounds(checksum_at 0) = %v, %v", b, err)
+	}
+	wrong := b.GetChecksum() + 1
+	b, err = root.GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at, ExpectedChecksum: &wrong})
+	if err != nil || b.GetDivergence() != "" {
+		t.Fatalf("a client's expected_checksum raised the alarm: %v, %v", b, err)
+	}
+	if _, err := root.Consume(ctx, &logv1.ConsumeRequest{Offset: 0}); err != nil {
+		t.Fatalf("Consume after a client's claim: %v", err)
+	}
+	peer := tlsClient(t, TransportConnect, srv.Addr(), pki.client(filepath.Join(pki.dir, "server.pem"), filepath.Join(pki.dir, "server-key.pem")))
+	b, err = peer.GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at, ExpectedChecksum: &wrong})
+	if err != nil || b.GetDivergence() == "" {
+		t.Fatalf("a peer's expected_checksum did not raise the alarm: %v, %v", b, err)
+	}
+	if _, err := root.Consume(ctx, &logv1.ConsumeRequest{Offset: 0}); transport.CodeOf(err) != transport.DataLoss {
+		t.Fatalf("Consume after the alarm: %v, want DATA_LOSS", err)
 	}
 }
