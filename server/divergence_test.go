@@ -58,18 +58,25 @@ func plantDivergence(t *testing.T, dataDir, value string) {
 // GetBounds and the metrics, kept across restarts) and refuses reads with DATA_LOSS, while the
 // other servers, whose logs agree, raise nothing and keep serving. The changed record is in
 // the newest checksum block, or in an older one (found by the check's scrub of older blocks).
+//
+// In "diverged leader", only the changed server runs the check, after it was made leader: being
+// in the minority, it raises its own alarm.
 func TestDivergenceDetector(t *testing.T) {
-	t.Run("newest block", func(t *testing.T) { testDivergenceDetector(t, 20) })
-	t.Run("older block", func(t *testing.T) { testDivergenceDetector(t, fsm.ChecksumBlock+50) })
+	t.Run("newest block", func(t *testing.T) { testDivergenceDetector(t, 20, false) })
+	t.Run("older block", func(t *testing.T) { testDivergenceDetector(t, fsm.ChecksumBlock+50, false) })
+	t.Run("diverged leader", func(t *testing.T) { testDivergenceDetector(t, 20, true) })
 }
 
-func testDivergenceDetector(t *testing.T, records int) {
+func testDivergenceDetector(t *testing.T, records int, leads bool) {
 	const n = 3
 	cfgs := make([]Config, n)
 	nodes := make([]*testServer, n)
 	for i := range n {
 		cfgs[i] = Config{NodeName: fmt.Sprintf("node-%d", i), GossipProfile: "test", ReconcileInterval: 100 * time.Millisecond,
 			DivergenceCheckInterval: 100 * time.Millisecond, DataDir: t.TempDir(), MetricsAddr: "127.0.0.1:0"}
+		if leads {
+			cfgs[i].DivergenceCheckInterval = -1 // only the changed server checks, once it leads
+		}
 		if i > 0 {
 			cfgs[i].StartJoinAddrs = []string{nodes[0].GossipAddr()}
 		}
@@ -137,8 +144,19 @@ func testDivergenceDetector(t *testing.T, records int) {
 	plantDivergence(t, cfgs[victim].DataDir, "record-5")
 	cfg := cfgs[victim]
 	cfg.StartJoinAddrs = []string{leader.GossipAddr()}
+	cfg.DivergenceCheckInterval = 100 * time.Millisecond
 	nodes[victim] = startNode(t, cfg, false)
 	v := nodes[victim]
+	if leads {
+		waitFor(t, 30*time.Second, v.ID()+" caught up", func() bool { return bounds(v).GetNextOffset() == uint64(records) })
+		// The restarted server listens on a new port: transfer once Raft knows it.
+		lc := newClient(t, TransportConnect, leader.Addr())
+		waitFor(t, 60*time.Second, "leadership moves to "+v.ID(), func() bool {
+			_, _ = lc.TransferLeadership(ctx, &logv1.TransferLeadershipRequest{Id: v.ID()})
+			return v.node.IsLeader()
+		})
+		leader = v
+	}
 
 	waitFor(t, 60*time.Second, "the planted divergence raises the alarm on "+v.ID(), func() bool { return bounds(v).GetDivergence() != "" })
 	t.Logf("alarm: %s", bounds(v).GetDivergence())
@@ -164,7 +182,7 @@ func testDivergenceDetector(t *testing.T, records int) {
 	if err != nil || m.GetGauge().GetValue() != 1 {
 		t.Fatalf("commitlog_divergence_alarm on %s = %v, %v; want 1", v.ID(), m, err)
 	}
-	l := leaderOf(t, nodes)
+	l := leader
 	m, err = telemetrytest.Find(telemetrytest.Scrape(t, l.MetricsAddr()), "commitlog_divergence_mismatches_total", map[string]string{"server": v.ID()})
 	if err != nil || m.GetCounter().GetValue() < 1 {
 		t.Fatalf("commitlog_divergence_mismatches_total{server=%s} on the leader = %v, %v; want >= 1", v.ID(), m, err)
