@@ -23,10 +23,11 @@ import (
 // another value is a mismatch: counted (commitlog_divergence_mismatches_total), logged as an
 // error, and told the majority's value (GetBounds with expected_checksum), upon which it checks
 // its own checksum again and, if it still differs, raises its divergence alarm. The leader
-// raises its own alarm when it is in the minority. Without a strict majority (a two-node tie),
-// nothing is raised: only the error log and the counter tell. Each check also compares the
-// last offset of one older checksum block (fsm.ChecksumBlock offsets each) that every server
-// still holds, taking them in turn, so the whole stored history is compared over time.
+// raises its own alarm when it is in the minority, and hands leadership over. Without a strict
+// majority (a two-node tie), nothing is raised: only the error log and the counter tell. Each
+// check also compares the last offset of one older checksum block (fsm.ChecksumBlock offsets
+// each) that every server still holds, taking them in turn, so the whole stored history is
+// compared over time.
 //
 // A raised alarm is kept in <data-dir>/DIVERGED (so it survives restarts), shown by the
 // commitlog_divergence_alarm gauge, GetBounds' divergence field and `commitlog cluster
@@ -297,6 +298,10 @@ func (s *Server) compareChecksums(ctx context.Context, at uint64, peers map[stri
 		s.cfg.Logger.Error("divergence check: a server's log differs from the cluster majority's", "server", id, "offset", at, "checksum", fmt.Sprintf("%08x", v), "majority", fmt.Sprintf("%08x", majority))
 		if id == self {
 			s.svc.div.raise(fmt.Sprintf("at offset %d its chained checksum is %08x, the cluster majority's %08x", at, v, majority))
+			// A leader that refuses reads would fail every linearizable read: hand over.
+			if err := s.node.TransferLeadership(ctx, ""); err != nil {
+				s.cfg.Logger.Warn("divergence alarm: cannot hand leadership over", "err", err)
+			}
 			continue
 		}
 		m := majority

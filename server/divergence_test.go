@@ -60,7 +60,7 @@ func plantDivergence(t *testing.T, dataDir, value string) {
 // the newest checksum block, or in an older one (found by the check's scrub of older blocks).
 //
 // In "diverged leader", only the changed server runs the check, after it was made leader: being
-// in the minority, it raises its own alarm.
+// in the minority, it raises its own alarm and hands leadership over.
 func TestDivergenceDetector(t *testing.T) {
 	t.Run("newest block", func(t *testing.T) { testDivergenceDetector(t, 20, false) })
 	t.Run("older block", func(t *testing.T) { testDivergenceDetector(t, fsm.ChecksumBlock+50, false) })
@@ -195,6 +195,10 @@ func testDivergenceDetector(t *testing.T, records int, leads bool) {
 		if err != nil || m.GetGauge().GetValue() != 0 {
 			t.Fatalf("commitlog_divergence_alarm on %s = %v, %v; want 0", nd.ID(), m, err)
 		}
+	}
+
+	if leads {
+		waitFor(t, 30*time.Second, "the diverged leader hands leadership over", func() bool { return !v.node.IsLeader() })
 	}
 
 	// The alarm survives a restart.
