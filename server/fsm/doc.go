@@ -69,6 +69,13 @@
 // for an offset not yet applied; Records iterates from an offset and tails the log. A follower
 // serves only what it has applied, i.e. committed records.
 //
+// # Checksums
+//
+// Checksum returns the chained checksum of the stored records at an applied offset (each
+// record's CRC-32C folded into the previous sum, restarting every ChecksumBlock offsets; see
+// checksum.go). Every node that stored the same bytes answers the same value: the server's
+// divergence detector compares them across the cluster.
+//
 // # Concurrency
 //
 // Apply, Snapshot and Restore are called from one goroutine (the consensus' FSM goroutine).
