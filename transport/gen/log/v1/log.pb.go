@@ -256,7 +256,12 @@ type ConsumeRequest struct {
 	// per message in `records` (the records already written when it sends; it
 	// never waits to fill a batch). 0 or 1: one record per message in `record`,
 	// as the seed's clients expect. Ignored by Consume. (Added.)
-	MaxBatch      uint32 `protobuf:"varint,3,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
+	MaxBatch uint32 `protobuf:"varint,3,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
+	// max_wait_ms, on Consume, asks the server to wait up to this many
+	// milliseconds for an offset not yet written (long poll) before answering
+	// OUT_OF_RANGE; the server caps it at its --max-consume-wait. 0: no wait,
+	// as the seed. Ignored by ConsumeStream. (Added.)
+	MaxWaitMs     uint32 `protobuf:"varint,4,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -308,6 +313,13 @@ func (x *ConsumeRequest) GetLinearizable() bool {
 func (x *ConsumeRequest) GetMaxBatch() uint32 {
 	if x != nil {
 		return x.MaxBatch
+	}
+	return 0
+}
+
+func (x *ConsumeRequest) GetMaxWaitMs() uint32 {
+	if x != nil {
+		return x.MaxWaitMs
 	}
 	return 0
 }
@@ -913,6 +925,105 @@ func (x *NotLeader) GetLeaderAddr() string {
 	return ""
 }
 
+// OutcomeUnknown is sent as an error detail (with UNAVAILABLE) when a write
+// was, or may have been, proposed and then failed before the server knew
+// whether it was appended: leadership lost, a deadline, a shutdown, a
+// forwarded write whose answer was lost. Retrying it may append a duplicate.
+// (Added.)
+type OutcomeUnknown struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// reason says what happened, for people; clients decide on the detail.
+	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutcomeUnknown) Reset() {
+	*x = OutcomeUnknown{}
+	mi := &file_log_v1_log_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutcomeUnknown) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutcomeUnknown) ProtoMessage() {}
+
+func (x *OutcomeUnknown) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutcomeUnknown.ProtoReflect.Descriptor instead.
+func (*OutcomeUnknown) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *OutcomeUnknown) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// NotProposed is sent as an error detail (with UNAVAILABLE) when a write was
+// refused before it was proposed (no leader, leadership transfer in
+// progress, the server stopping): nothing was appended, so retrying it is
+// safe. A NotLeader detail without a leader says the same. (Added.)
+type NotProposed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// reason says why, for people; clients decide on the detail.
+	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotProposed) Reset() {
+	*x = NotProposed{}
+	mi := &file_log_v1_log_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotProposed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotProposed) ProtoMessage() {}
+
+func (x *NotProposed) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotProposed.ProtoReflect.Descriptor instead.
+func (*NotProposed) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *NotProposed) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type JoinRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -926,7 +1037,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[13]
+	mi := &file_log_v1_log_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1049,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[13]
+	mi := &file_log_v1_log_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1062,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{13}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *JoinRequest) GetId() string {
@@ -990,7 +1101,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[14]
+	mi := &file_log_v1_log_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1113,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[14]
+	mi := &file_log_v1_log_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1126,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{14}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{16}
 }
 
 type RemoveServerRequest struct {
@@ -1027,7 +1138,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[15]
+	mi := &file_log_v1_log_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1150,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[15]
+	mi := &file_log_v1_log_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1163,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{15}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RemoveServerRequest) GetId() string {
@@ -1070,7 +1181,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[16]
+	mi := &file_log_v1_log_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1193,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[16]
+	mi := &file_log_v1_log_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1206,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{16}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{18}
 }
 
 type TransferLeadershipRequest struct {
@@ -1108,7 +1219,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[17]
+	mi := &file_log_v1_log_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1231,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[17]
+	mi := &file_log_v1_log_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1244,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{17}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -1153,7 +1264,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[18]
+	mi := &file_log_v1_log_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1276,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[18]
+	mi := &file_log_v1_log_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1289,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{18}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -1201,11 +1312,12 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x0eProduceRequest\x12&\n" +
 	"\x06record\x18\x01 \x01(\v2\x0e.log.v1.RecordR\x06record\")\n" +
 	"\x0fProduceResponse\x12\x16\n" +
-	"\x06offset\x18\x01 \x01(\x04R\x06offset\"i\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\"\x89\x01\n" +
 	"\x0eConsumeRequest\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\"\n" +
 	"\flinearizable\x18\x02 \x01(\bR\flinearizable\x12\x1b\n" +
-	"\tmax_batch\x18\x03 \x01(\rR\bmaxBatch\"c\n" +
+	"\tmax_batch\x18\x03 \x01(\rR\bmaxBatch\x12\x1e\n" +
+	"\vmax_wait_ms\x18\x04 \x01(\rR\tmaxWaitMs\"c\n" +
 	"\x0fConsumeResponse\x12&\n" +
 	"\x06record\x18\x02 \x01(\v2\x0e.log.v1.RecordR\x06record\x12(\n" +
 	"\arecords\x18\x03 \x03(\v2\x0e.log.v1.RecordR\arecords\"?\n" +
@@ -1254,7 +1366,11 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\tNotLeader\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x1f\n" +
 	"\vleader_addr\x18\x02 \x01(\tR\n" +
-	"leaderAddr\"q\n" +
+	"leaderAddr\"(\n" +
+	"\x0eOutcomeUnknown\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"%\n" +
+	"\vNotProposed\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"q\n" +
 	"\vJoinRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
@@ -1300,7 +1416,7 @@ func file_log_v1_log_proto_rawDescGZIP() []byte {
 }
 
 var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_log_v1_log_proto_goTypes = []any{
 	(Suffrage)(0),                      // 0: log.v1.Suffrage
 	(*Record)(nil),                     // 1: log.v1.Record
@@ -1316,13 +1432,15 @@ var file_log_v1_log_proto_goTypes = []any{
 	(*GetServersResponse)(nil),         // 11: log.v1.GetServersResponse
 	(*Server)(nil),                     // 12: log.v1.Server
 	(*NotLeader)(nil),                  // 13: log.v1.NotLeader
-	(*JoinRequest)(nil),                // 14: log.v1.JoinRequest
-	(*JoinResponse)(nil),               // 15: log.v1.JoinResponse
-	(*RemoveServerRequest)(nil),        // 16: log.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 17: log.v1.RemoveServerResponse
-	(*TransferLeadershipRequest)(nil),  // 18: log.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 19: log.v1.TransferLeadershipResponse
-	(*durationpb.Duration)(nil),        // 20: google.protobuf.Duration
+	(*OutcomeUnknown)(nil),             // 14: log.v1.OutcomeUnknown
+	(*NotProposed)(nil),                // 15: log.v1.NotProposed
+	(*JoinRequest)(nil),                // 16: log.v1.JoinRequest
+	(*JoinResponse)(nil),               // 17: log.v1.JoinResponse
+	(*RemoveServerRequest)(nil),        // 18: log.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 19: log.v1.RemoveServerResponse
+	(*TransferLeadershipRequest)(nil),  // 20: log.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 21: log.v1.TransferLeadershipResponse
+	(*durationpb.Duration)(nil),        // 22: google.protobuf.Duration
 }
 var file_log_v1_log_proto_depIdxs = []int32{
 	1,  // 0: log.v1.ProduceRequest.record:type_name -> log.v1.Record
@@ -1331,7 +1449,7 @@ var file_log_v1_log_proto_depIdxs = []int32{
 	1,  // 3: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
 	12, // 4: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
 	0,  // 5: log.v1.Server.suffrage:type_name -> log.v1.Suffrage
-	20, // 6: log.v1.Server.last_contact:type_name -> google.protobuf.Duration
+	22, // 6: log.v1.Server.last_contact:type_name -> google.protobuf.Duration
 	2,  // 7: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
 	4,  // 8: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
 	4,  // 9: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
@@ -1339,9 +1457,9 @@ var file_log_v1_log_proto_depIdxs = []int32{
 	10, // 11: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
 	6,  // 12: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
 	8,  // 13: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
-	14, // 14: log.v1.Cluster.Join:input_type -> log.v1.JoinRequest
-	16, // 15: log.v1.Cluster.RemoveServer:input_type -> log.v1.RemoveServerRequest
-	18, // 16: log.v1.Cluster.TransferLeadership:input_type -> log.v1.TransferLeadershipRequest
+	16, // 14: log.v1.Cluster.Join:input_type -> log.v1.JoinRequest
+	18, // 15: log.v1.Cluster.RemoveServer:input_type -> log.v1.RemoveServerRequest
+	20, // 16: log.v1.Cluster.TransferLeadership:input_type -> log.v1.TransferLeadershipRequest
 	3,  // 17: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
 	5,  // 18: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
 	5,  // 19: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
@@ -1349,9 +1467,9 @@ var file_log_v1_log_proto_depIdxs = []int32{
 	11, // 21: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
 	7,  // 22: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
 	9,  // 23: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
-	15, // 24: log.v1.Cluster.Join:output_type -> log.v1.JoinResponse
-	17, // 25: log.v1.Cluster.RemoveServer:output_type -> log.v1.RemoveServerResponse
-	19, // 26: log.v1.Cluster.TransferLeadership:output_type -> log.v1.TransferLeadershipResponse
+	17, // 24: log.v1.Cluster.Join:output_type -> log.v1.JoinResponse
+	19, // 25: log.v1.Cluster.RemoveServer:output_type -> log.v1.RemoveServerResponse
+	21, // 26: log.v1.Cluster.TransferLeadership:output_type -> log.v1.TransferLeadershipResponse
 	17, // [17:27] is the sub-list for method output_type
 	7,  // [7:17] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
@@ -1372,7 +1490,7 @@ func file_log_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_v1_log_proto_rawDesc), len(file_log_v1_log_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -46,8 +46,9 @@ type LogClient interface {
 	// appends; other servers forward the write or answer FAILED_PRECONDITION
 	// with a NotLeader detail.
 	Produce(ctx context.Context, in *ProduceRequest, opts ...grpc.CallOption) (*ProduceResponse, error)
-	// Consume reads the record at an offset. An offset not yet committed waits
-	// up to the request deadline, then answers OUT_OF_RANGE.
+	// Consume reads the record at an offset. An offset beyond every committed
+	// record answers OUT_OF_RANGE at once (a follower first learns the leader's
+	// commit point and catches up to it), unless max_wait_ms asks to wait for it.
 	Consume(ctx context.Context, in *ConsumeRequest, opts ...grpc.CallOption) (*ConsumeResponse, error)
 	// ConsumeStream sends every record from the offset on, then tails the log
 	// until the client cancels or the server stops.
@@ -163,8 +164,9 @@ type LogServer interface {
 	// appends; other servers forward the write or answer FAILED_PRECONDITION
 	// with a NotLeader detail.
 	Produce(context.Context, *ProduceRequest) (*ProduceResponse, error)
-	// Consume reads the record at an offset. An offset not yet committed waits
-	// up to the request deadline, then answers OUT_OF_RANGE.
+	// Consume reads the record at an offset. An offset beyond every committed
+	// record answers OUT_OF_RANGE at once (a follower first learns the leader's
+	// commit point and catches up to it), unless max_wait_ms asks to wait for it.
 	Consume(context.Context, *ConsumeRequest) (*ConsumeResponse, error)
 	// ConsumeStream sends every record from the offset on, then tails the log
 	// until the client cancels or the server stops.

@@ -72,8 +72,9 @@ type LogClient interface {
 	// appends; other servers forward the write or answer FAILED_PRECONDITION
 	// with a NotLeader detail.
 	Produce(context.Context, *connect.Request[v1.ProduceRequest]) (*connect.Response[v1.ProduceResponse], error)
-	// Consume reads the record at an offset. An offset not yet committed waits
-	// up to the request deadline, then answers OUT_OF_RANGE.
+	// Consume reads the record at an offset. An offset beyond every committed
+	// record answers OUT_OF_RANGE at once (a follower first learns the leader's
+	// commit point and catches up to it), unless max_wait_ms asks to wait for it.
 	Consume(context.Context, *connect.Request[v1.ConsumeRequest]) (*connect.Response[v1.ConsumeResponse], error)
 	// ConsumeStream sends every record from the offset on, then tails the log
 	// until the client cancels or the server stops.
@@ -197,8 +198,9 @@ type LogHandler interface {
 	// appends; other servers forward the write or answer FAILED_PRECONDITION
 	// with a NotLeader detail.
 	Produce(context.Context, *connect.Request[v1.ProduceRequest]) (*connect.Response[v1.ProduceResponse], error)
-	// Consume reads the record at an offset. An offset not yet committed waits
-	// up to the request deadline, then answers OUT_OF_RANGE.
+	// Consume reads the record at an offset. An offset beyond every committed
+	// record answers OUT_OF_RANGE at once (a follower first learns the leader's
+	// commit point and catches up to it), unless max_wait_ms asks to wait for it.
 	Consume(context.Context, *connect.Request[v1.ConsumeRequest]) (*connect.Response[v1.ConsumeResponse], error)
 	// ConsumeStream sends every record from the offset on, then tails the log
 	// until the client cancels or the server stops.
