@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/protobuf/proto"
+
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -68,8 +70,21 @@ type Error struct {
 	code      Code
 	msg       string
 	notLeader *NotLeader
-	cause     error
+	// write says what became of a write: writeUnknown (the OutcomeUnknown detail) or
+	// writeNotProposed (the NotProposed detail); zero when the error says neither.
+	write writeOutcome
+	// reason is the detail's reason text (OutcomeUnknown, NotProposed).
+	reason string
+	cause  error
 }
+
+type writeOutcome uint8
+
+const (
+	writeUnset writeOutcome = iota
+	writeUnknown
+	writeNotProposed
+)
 
 // Errorf builds an *Error with code and a message formatted as fmt.Errorf
 // does; a %w verb makes the wrapped error reachable through errors.Is/As
@@ -102,6 +117,33 @@ func (e *Error) WithNotLeader(leader NotLeader) *Error {
 	c := *e
 	c.notLeader = &leader
 	return &c
+}
+
+// WithOutcomeUnknown returns a copy of e carrying the OutcomeUnknown detail: the write may
+// have been appended (reason says why, for people). It replaces a NotProposed detail.
+func (e *Error) WithOutcomeUnknown(reason string) *Error {
+	c := *e
+	c.write, c.reason = writeUnknown, reason
+	return &c
+}
+
+// WithNotProposed returns a copy of e carrying the NotProposed detail: the write was refused
+// before it was proposed, so nothing was appended (reason says why, for people). It replaces
+// an OutcomeUnknown detail.
+func (e *Error) WithNotProposed(reason string) *Error {
+	c := *e
+	c.write, c.reason = writeNotProposed, reason
+	return &c
+}
+
+// OutcomeUnknown reports whether the error carries the OutcomeUnknown detail, and its reason.
+func (e *Error) OutcomeUnknown() (reason string, ok bool) {
+	return e.reason, e.write == writeUnknown
+}
+
+// NotProposed reports whether the error carries the NotProposed detail, and its reason.
+func (e *Error) NotProposed() (reason string, ok bool) {
+	return e.reason, e.write == writeNotProposed
 }
 
 // Code returns the error's status code.
@@ -155,6 +197,56 @@ func NotLeaderDetail(err error) (NotLeader, bool) {
 		return e.NotLeader()
 	}
 	return NotLeader{}, false
+}
+
+// IsOutcomeUnknown reports whether the first *Error in err's chain carries the OutcomeUnknown
+// detail.
+func IsOutcomeUnknown(err error) bool {
+	if e, ok := errors.AsType[*Error](err); ok {
+		_, ok := e.OutcomeUnknown()
+		return ok
+	}
+	return false
+}
+
+// IsNotProposed reports whether the first *Error in err's chain carries the NotProposed detail.
+func IsNotProposed(err error) bool {
+	if e, ok := errors.AsType[*Error](err); ok {
+		_, ok := e.NotProposed()
+		return ok
+	}
+	return false
+}
+
+// Details returns the wire forms of e's error details (NotLeader, OutcomeUnknown,
+// NotProposed), for transport implementations to attach.
+func (e *Error) Details() []proto.Message {
+	var out []proto.Message
+	if e.notLeader != nil {
+		out = append(out, e.notLeader.Proto())
+	}
+	switch e.write {
+	case writeUnknown:
+		out = append(out, &logv1.OutcomeUnknown{Reason: e.reason})
+	case writeNotProposed:
+		out = append(out, &logv1.NotProposed{Reason: e.reason})
+	}
+	return out
+}
+
+// WithDetail returns e with the wire error detail d applied when it is one of the details
+// Details produces; other messages leave e unchanged. Transport implementations call it for
+// each detail decoded from the wire.
+func (e *Error) WithDetail(d proto.Message) *Error {
+	switch v := d.(type) {
+	case *logv1.NotLeader:
+		return e.WithNotLeader(NotLeaderFromProto(v))
+	case *logv1.OutcomeUnknown:
+		return e.WithOutcomeUnknown(v.GetReason())
+	case *logv1.NotProposed:
+		return e.WithNotProposed(v.GetReason())
+	}
+	return e
 }
 
 // AsError converts any error into an *Error: the first *Error in its chain,

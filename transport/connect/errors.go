@@ -8,7 +8,6 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/commitlog-go/commitlog/transport"
-	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
 // toConnect converts an error a handler (or the interception hook)
@@ -25,8 +24,8 @@ func toConnect(err error) error {
 	}
 	e := transport.AsError(err)
 	ce := connect.NewError(connect.Code(e.Code()), errors.New(e.Message()))
-	if nl, ok := e.NotLeader(); ok {
-		if d, derr := connect.NewErrorDetail(nl.Proto()); derr == nil {
+	for _, m := range e.Details() {
+		if d, derr := connect.NewErrorDetail(m); derr == nil {
 			ce.AddDetail(d)
 		}
 	}
@@ -34,7 +33,7 @@ func toConnect(err error) error {
 }
 
 // fromConnect converts an error returned by a connect-go client call into a
-// *transport.Error, keeping the NotLeader detail. io.EOF (end of stream)
+// *transport.Error, keeping its error details. io.EOF (end of stream)
 // and nil pass through.
 func fromConnect(err error) error {
 	if err == nil {
@@ -59,9 +58,7 @@ func fromConnect(err error) error {
 		if err != nil {
 			continue
 		}
-		if nl, ok := v.(*logv1.NotLeader); ok {
-			e = e.WithNotLeader(transport.NotLeaderFromProto(nl))
-		}
+		e = e.WithDetail(v)
 	}
 	return e
 }

@@ -7,14 +7,15 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/commitlog-go/commitlog/transport"
-	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
 // toStatus converts an error a handler (or the interceptor hook) returned
 // into the gRPC status error sent to the client: the neutral code and
-// message, and the NotLeader detail when present. Status errors produced by
+// message, and its error details (NotLeader, OutcomeUnknown, NotProposed). Status errors produced by
 // grpc-go itself pass through unchanged.
 func toStatus(err error) error {
 	if err == nil {
@@ -27,8 +28,12 @@ func toStatus(err error) error {
 	}
 	e := transport.AsError(err)
 	s := status.New(codes.Code(e.Code()), e.Message())
-	if nl, ok := e.NotLeader(); ok {
-		if d, derr := s.WithDetails(nl.Proto()); derr == nil {
+	if ds := e.Details(); len(ds) > 0 {
+		vs := make([]protoadapt.MessageV1, len(ds))
+		for i, d := range ds {
+			vs[i] = protoadapt.MessageV1Of(d)
+		}
+		if d, derr := s.WithDetails(vs...); derr == nil {
 			s = d
 		}
 	}
@@ -36,7 +41,7 @@ func toStatus(err error) error {
 }
 
 // fromStatus converts an error returned by a grpc-go client call into a
-// *transport.Error, keeping the NotLeader detail. io.EOF (end of stream)
+// *transport.Error, keeping its error details. io.EOF (end of stream)
 // and nil pass through.
 func fromStatus(err error) error {
 	if err == nil || err == io.EOF {
@@ -48,8 +53,8 @@ func fromStatus(err error) error {
 	s := status.Convert(err)
 	e := transport.NewError(transport.Code(s.Code()), errors.New(s.Message()))
 	for _, d := range s.Details() {
-		if nl, ok := d.(*logv1.NotLeader); ok {
-			e = e.WithNotLeader(transport.NotLeaderFromProto(nl))
+		if m, ok := d.(proto.Message); ok {
+			e = e.WithDetail(m)
 		}
 	}
 	return e

@@ -28,6 +28,7 @@ type Service struct {
 	records   []*logv1.Record
 	appended  chan struct{} // closed and replaced on every append
 	notLeader *transport.NotLeader
+	writeErr  error
 	servers   []*logv1.Server
 	calls     int
 }
@@ -54,6 +55,14 @@ func (s *Service) SetNotLeader(leader *transport.NotLeader) {
 	s.notLeader = leader
 }
 
+// SetWriteError makes writes fail with err (nil: succeed again), for tests of how errors
+// and their details cross the wire.
+func (s *Service) SetWriteError(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writeErr = err
+}
+
 // Calls returns how many handler calls the service has received.
 func (s *Service) Calls() int {
 	s.mu.Lock()
@@ -72,6 +81,9 @@ func (s *Service) Records() []*logv1.Record {
 func (s *Service) appendLocked(recs []*logv1.Record) (uint64, error) {
 	if s.notLeader != nil {
 		return 0, transport.NotLeaderError(*s.notLeader, "not the leader")
+	}
+	if s.writeErr != nil {
+		return 0, s.writeErr
 	}
 	if len(recs) == 0 {
 		return 0, transport.Errorf(transport.InvalidArgument, "no record")

@@ -369,6 +369,31 @@ func testErrors(t *testing.T, h Harness) {
 		t.Errorf("OutOfRange carries a NotLeader detail")
 	}
 
+	s.Service.SetNotLeader(nil)
+
+	// The write-outcome details cross the wire, alone or with a leaderless NotLeader.
+	s.Service.SetWriteError(transport.Errorf(transport.Unavailable, "lost leadership").WithOutcomeUnknown("leadership lost"))
+	_, err = c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}})
+	wantCode(t, "Produce, outcome unknown", err, transport.Unavailable)
+	if e, ok := errors.AsType[*transport.Error](err); !ok {
+		t.Errorf("Produce, outcome unknown: %T %v", err, err)
+	} else if reason, ok := e.OutcomeUnknown(); !ok || reason != "leadership lost" || transport.IsNotProposed(err) {
+		t.Errorf("OutcomeUnknown detail = %q, %v (not proposed: %v); want \"leadership lost\"", reason, ok, transport.IsNotProposed(err))
+	}
+	s.Service.SetWriteError(transport.NotLeaderError(transport.NotLeader{}, "no leader").WithNotProposed("no leader"))
+	_, err = c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: []*logv1.Record{{Value: []byte("x")}}})
+	if got, ok := transport.NotLeaderDetail(err); !ok || got != (transport.NotLeader{}) {
+		t.Errorf("ProduceBatch, no leader: NotLeaderDetail = %+v, %v; want the empty detail", got, ok)
+	}
+	if !transport.IsNotProposed(err) || transport.IsOutcomeUnknown(err) {
+		t.Errorf("ProduceBatch, no leader: not proposed %v, outcome unknown %v; want true, false", transport.IsNotProposed(err), transport.IsOutcomeUnknown(err))
+	}
+	s.Service.SetWriteError(nil)
+	_, err = c.Consume(ctx, &logv1.ConsumeRequest{Offset: 99})
+	if transport.IsNotProposed(err) || transport.IsOutcomeUnknown(err) {
+		t.Errorf("OutOfRange carries a write-outcome detail")
+	}
+
 	// Deadline on the client side.
 	dctx, cancel := context.WithTimeout(ctx, time.Nanosecond)
 	defer cancel()
