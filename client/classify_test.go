@@ -22,6 +22,12 @@ func TestClassify(t *testing.T) {
 	}{
 		{"not leader names leader", live, transport.NotLeaderError(transport.NotLeader{LeaderID: "b", LeaderAddr: "127.0.0.1:2"}, "no"), true, redirect, ErrNotLeader},
 		{"no leader, empty detail", live, transport.Errorf(transport.Unavailable, "election").WithNotLeader(transport.NotLeader{}), true, retry, ErrUnavailable},
+		{"outcome unknown detail", live, transport.Errorf(transport.Unavailable, "anything").WithOutcomeUnknown("leadership lost"), true, unknown, ErrOutcomeUnknown},
+		{"outcome unknown detail, read", live, transport.Errorf(transport.Unavailable, "anything").WithOutcomeUnknown("x"), false, retry, ErrUnavailable},
+		{"not proposed detail", live, transport.Errorf(transport.Unavailable, "leadership transfer in progress").WithNotProposed("transfer"), true, retry, ErrUnavailable},
+		{"not proposed detail, code aborted", live, transport.Errorf(transport.Aborted, "stopping").WithNotProposed("stopping"), true, retry, ErrUnavailable},
+		{"not proposed detail wins over message text", live, transport.Errorf(transport.Unavailable, "outcome unknown? no").WithNotProposed("no leader"), true, retry, ErrUnavailable},
+		{"no leader, empty detail and not proposed", live, transport.Errorf(transport.Unavailable, "election").WithNotLeader(transport.NotLeader{}).WithNotProposed("no leader"), true, retry, ErrUnavailable},
 		{"may have happened", live, transport.Errorf(transport.Unavailable, "leadership lost: the write may have happened"), true, unknown, ErrOutcomeUnknown},
 		{"may have happened, read", live, transport.Errorf(transport.Unavailable, "the write may have happened"), false, retry, ErrUnavailable},
 		{"plain unavailable write", live, transport.Errorf(transport.Unavailable, "transport is closing"), true, unknown, ErrOutcomeUnknown},

@@ -92,9 +92,10 @@ func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 // Unwrap returns the server's error.
 func (e *NotLeaderError) Unwrap() error { return e.Err }
 
-// outcomeMarkers are phrases with which a server says an error left a write's
-// outcome unknown (DESIGN.md §2: "a message that says the write may have
-// happened"). Matched case-insensitively.
+// outcomeMarkers are phrases with which servers older than the OutcomeUnknown
+// error detail said an error left a write's outcome unknown. Matched
+// case-insensitively, only on errors without any detail. (Such an error is
+// treated as unknown for a write anyway; the markers matter for reads.)
 var outcomeMarkers = []string{"may have happened", "may have been applied", "may have been appended", "outcome unknown", "outcome is unknown"}
 
 // verdict is what the client makes of one failed attempt.
@@ -132,6 +133,13 @@ func classify(callerCtx context.Context, err error, write bool) (verdict, error)
 		}
 		return fatal, errors.Join(cerr, err)
 	}
+	// The server's error details decide (DESIGN.md §2), never its message text.
+	if transport.IsOutcomeUnknown(err) {
+		if write {
+			return unknown, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		}
+		return retry, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	if nl, ok := transport.NotLeaderDetail(err); ok {
 		e := &NotLeaderError{LeaderID: nl.LeaderID, LeaderAddr: nl.LeaderAddr, Err: err}
 		if nl.LeaderAddr != "" {
@@ -140,17 +148,22 @@ func classify(callerCtx context.Context, err error, write bool) (verdict, error)
 		// Refused before proposing, no leader known: an election.
 		return retry, fmt.Errorf("%w: %w", ErrUnavailable, e)
 	}
-	code := transport.CodeOf(err)
-	msg := ""
-	if te, ok := errors.AsType[*transport.Error](err); ok {
-		msg = strings.ToLower(te.Message())
+	if transport.IsNotProposed(err) {
+		// Refused before it was proposed (leadership transfer, server stopping): nothing
+		// was appended, so the write is retried after a backoff.
+		return retry, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	for _, m := range outcomeMarkers {
-		if strings.Contains(msg, m) {
-			if write {
-				return unknown, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	code := transport.CodeOf(err)
+	if te, ok := errors.AsType[*transport.Error](err); ok && code == transport.Unavailable && !hasDetails(te) {
+		// Servers older than the details said "outcome unknown" only in the message.
+		msg := strings.ToLower(te.Message())
+		for _, m := range outcomeMarkers {
+			if strings.Contains(msg, m) {
+				if write {
+					return unknown, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+				}
+				return retry, fmt.Errorf("%w: %w", ErrUnavailable, err)
 			}
-			return retry, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
 	switch code {
@@ -204,3 +217,12 @@ type notSentError struct{ err error }
 
 func (e *notSentError) Error() string { return e.err.Error() }
 func (e *notSentError) Unwrap() error { return e.err }
+
+// hasDetails reports whether a server's error carries any of the details
+// that decide a write's fate (NotLeader, OutcomeUnknown, NotProposed).
+func hasDetails(e *transport.Error) bool {
+	_, nl := e.NotLeader()
+	_, ou := e.OutcomeUnknown()
+	_, np := e.NotProposed()
+	return nl || ou || np
+}

@@ -112,8 +112,9 @@ type Config struct {
 	// MaxRecordBytes bounds one record (default 1 MiB) and MaxRequestBytes one request
 	// (default 4 MiB + framing).
 	MaxRecordBytes int
-	// MaxConsumeWait bounds how long Consume waits for an offset not yet written when the
-	// request has no deadline (default 1 s).
+	// MaxConsumeWait bounds every wait of Consume, whatever the client's deadline (default
+	// 1 s): a long poll asked with max_wait_ms, and a replica catching up to the commit point it
+	// learned from the leader. A past-end Consume without max_wait_ms answers OutOfRange at once.
 	MaxConsumeWait time.Duration
 	// RetentionBytes and RetentionAge, when positive, delete the oldest whole segments.
 	RetentionBytes int64

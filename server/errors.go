@@ -14,8 +14,11 @@ import (
 // happened; clients (the SDK) must not retry such a write automatically.
 const ErrOutcomeUnknownMessage = "outcome unknown: the write may have happened"
 
-// toWire is the one place where errors of the lower layers become wire status codes
-// (DESIGN.md §2). Errors that already are *transport.Error pass through unchanged.
+// toWire is the one place where errors of the lower layers become wire status codes and error
+// details (DESIGN.md §2), for both transports. Errors that already are *transport.Error pass
+// through unchanged. Details: OutcomeUnknown when a write may have been appended; NotProposed
+// (and, without a known leader, an empty NotLeader) when a write was refused before it was
+// proposed; NotLeader naming the leader when one is known.
 func toWire(err error) error {
 	if err == nil {
 		return nil
@@ -31,10 +34,15 @@ func toWire(err error) error {
 	case errors.Is(err, storage.ErrOutOfRange):
 		return transport.NewError(transport.OutOfRange, err)
 	case errors.Is(err, consensus.ErrOutcomeUnknown):
-		return transport.Errorf(transport.Unavailable, "%s: %w", ErrOutcomeUnknownMessage, err)
+		// The message keeps the text older SDKs match; newer ones read the detail.
+		return transport.Errorf(transport.Unavailable, "%s: %w", ErrOutcomeUnknownMessage, err).WithOutcomeUnknown(err.Error())
 	case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrNoLeader):
-		return transport.NewError(transport.Unavailable, err)
-	case errors.Is(err, consensus.ErrClosed), errors.Is(err, storage.ErrClosed), errors.Is(err, errStopping):
+		// No leader known (an election, a leadership transfer): refused before proposing.
+		return transport.NewError(transport.Unavailable, err).WithNotLeader(transport.NotLeader{}).WithNotProposed(err.Error())
+	case errors.Is(err, consensus.ErrClosed), errors.Is(err, errStopping):
+		// Closed without ErrOutcomeUnknown (handled above): nothing was proposed.
+		return transport.NewError(transport.Unavailable, err).WithNotProposed(err.Error())
+	case errors.Is(err, storage.ErrClosed), errors.Is(err, errLagging):
 		return transport.NewError(transport.Unavailable, err)
 	case errors.Is(err, storage.ErrCorrupt):
 		return transport.NewError(transport.DataLoss, err)
@@ -55,4 +63,7 @@ func toWire(err error) error {
 var (
 	errStopping = errors.New("server: shutting down")
 	errInvalid  = errors.New("server: invalid request")
+	// errLagging: this replica could not catch up, in time, to the commit point it learned
+	// from the leader; another replica (or a later retry) can serve the read.
+	errLagging = errors.New("server: replica lagging behind the leader's commit point")
 )

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -13,8 +14,9 @@ import (
 )
 
 // TestForwarderErrors: a refusal by the leader passes through unchanged (nothing was
-// appended); a failure to reach it is Unavailable saying the outcome is unknown, so no client
-// retries it blindly; a closed forwarder refuses.
+// appended); a leader that cannot be dialed gives NotProposed (safe to retry); a leader that
+// took the request and did not answer gives OutcomeUnknown, so no client retries it blindly; a
+// closed forwarder refuses.
 func TestForwarderErrors(t *testing.T) {
 	leader := startServer(t, Config{})
 	f := newForwarder(tconnect.NewClient, transport.ClientConfig{})
@@ -37,8 +39,30 @@ func TestForwarderErrors(t *testing.T) {
 	dead := l.Addr().String()
 	l.Close()
 	_, err = f.produceBatch(ctx, dead, []*logv1.Record{{Value: []byte("x")}})
-	if transport.CodeOf(err) != transport.Unavailable || !strings.Contains(err.Error(), ErrOutcomeUnknownMessage) {
-		t.Errorf("leader unreachable: %v, want Unavailable with %q", err, ErrOutcomeUnknownMessage)
+	if transport.CodeOf(err) != transport.Unavailable || !transport.IsNotProposed(err) || transport.IsOutcomeUnknown(err) {
+		t.Errorf("leader unreachable (connection refused): %v, want Unavailable with the NotProposed detail", err)
+	}
+
+	// A leader that takes the request and never answers: the write may have happened.
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
+	go func() {
+		for {
+			c, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	sctx, scancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = f.produceBatch(sctx, hung.Addr().String(), []*logv1.Record{{Value: []byte("x")}})
+	scancel()
+	if transport.CodeOf(err) != transport.Unavailable || !transport.IsOutcomeUnknown(err) || !strings.Contains(err.Error(), ErrOutcomeUnknownMessage) {
+		t.Errorf("leader silent: %v, want Unavailable with the OutcomeUnknown detail and %q", err, ErrOutcomeUnknownMessage)
 	}
 
 	_ = f.Close()

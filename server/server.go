@@ -192,7 +192,9 @@ func New(cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s.svc = &service{node: s.node, fsm: s.fsm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.log.Size, div: div}
+	s.svc = &service{node: s.node, fsm: s.fsm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.log.Size, div: div,
+		// One election: a follower notices the leader is gone (heartbeat timeout), then wins.
+		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout}
 	if err := s.tel.Metrics().ObserveDivergence(div.raised); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}

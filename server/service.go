@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -23,6 +25,9 @@ type service struct {
 	removed func(id string, removed bool) // told of servers an operator removes
 	size    func() int64                  // the commit log's size on disk
 	div     *divergence                   // the divergence alarm (divergence.go)
+	// leaderWait is how long a write that finds no leader (an election, a leadership
+	// transfer) waits for one before it is refused; 0: refused at once.
+	leaderWait time.Duration
 }
 
 var (
@@ -47,12 +52,31 @@ func (s *service) propose(ctx context.Context, records []*logv1.Record) (uint64,
 	if err != nil {
 		return 0, err
 	}
-	res, err := s.node.Propose(ctx, cmd)
-	if err != nil {
-		if nl, ok := errors.AsType[*consensus.NotLeaderError](err); ok && s.forward != nil && nl.Leader.ID != "" {
-			return s.forward.produceBatch(forwardedContext(ctx), nl.Leader.Address, records)
+	var res any
+	var waitUntil time.Time // set at the first refusal for want of a leader
+	for {
+		res, err = s.node.Propose(ctx, cmd)
+		if err == nil {
+			break
 		}
-		return 0, err
+		nl, isNL := errors.AsType[*consensus.NotLeaderError](err)
+		if isNL && nl.Leader.ID != "" {
+			if s.forward != nil {
+				return s.forward.produceBatch(forwardedContext(ctx), nl.Leader.Address, records)
+			}
+			return 0, err
+		}
+		if !isNL && !errors.Is(err, consensus.ErrNoLeader) {
+			return 0, err
+		}
+		// No leader known, or the leader is handing leadership over: nothing was proposed.
+		// Wait, up to the time an election takes, for a leader to propose to or forward to.
+		if waitUntil.IsZero() {
+			waitUntil = time.Now().Add(s.leaderWait)
+		}
+		if !s.pause(ctx, waitUntil) {
+			return 0, err
+		}
 	}
 	switch r := res.(type) {
 	case fsm.AppendResult:
@@ -61,6 +85,28 @@ func (s *service) propose(ctx context.Context, records []*logv1.Record) (uint64,
 		return 0, r
 	default:
 		return 0, fmt.Errorf("server: unexpected apply result %T", res)
+	}
+}
+
+// leaderPoll is how often a request waiting for a leader looks again.
+const leaderPoll = 20 * time.Millisecond
+
+// pause waits leaderPoll (less when until comes sooner) and reports whether the caller may
+// look again: false once until has passed, ctx is done or the server is stopping.
+func (s *service) pause(ctx context.Context, until time.Time) bool {
+	d := time.Until(until)
+	if d <= 0 {
+		return false
+	}
+	t := time.NewTimer(min(d, leaderPoll))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-s.stop:
+		return false
 	}
 }
 
@@ -178,16 +224,94 @@ func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv
 	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
 		return nil, toWire(err)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.cfg.MaxConsumeWait)
-		defer cancel()
-	}
-	rec, err := s.fsm.Read(ctx, req.GetOffset())
+	rec, err := s.consume(ctx, req.GetOffset(), time.Duration(req.GetMaxWaitMs())*time.Millisecond)
 	if err != nil {
 		return nil, toWire(err)
 	}
 	return &logv1.ConsumeResponse{Record: wireRecord(rec)}, nil
+}
+
+// consume reads the record at off for Consume, and tells the truth about an offset this
+// replica does not hold: OutOfRange only when off is beyond every committed record, as the
+// leader's commit point shows (ReadIndex: a follower, or a leader that may have been deposed,
+// learns it first, then catches up to it). OutOfRange comes at once, as the seed answers;
+// maxWait > 0 asks to wait that long (capped by MaxConsumeWait) for off to be written first
+// (a long poll). The client's deadline never stretches a wait beyond MaxConsumeWait.
+func (s *service) consume(ctx context.Context, off uint64, maxWait time.Duration) (fsm.Record, error) {
+	lowest, next := s.fsm.Bounds()
+	if off < lowest || off < next {
+		return s.fsm.Read(ctx, off) // held here (or below the start: OutOfRange at once)
+	}
+	if maxWait > 0 {
+		wctx, cancel := context.WithTimeout(ctx, min(maxWait, s.cfg.MaxConsumeWait))
+		rec, err := s.fsm.Read(wctx, off)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, storage.ErrOutOfRange) {
+			return rec, err
+		}
+		// Not written here in time: is it written anywhere? Below.
+	}
+	// Bounded whatever the client's deadline: at most an election, then MaxConsumeWait.
+	cctx, ccancel := context.WithTimeout(ctx, s.leaderWait+s.cfg.MaxConsumeWait)
+	committed, err := s.commitPoint(cctx)
+	ccancel()
+	if err != nil {
+		if ctx.Err() == nil && cctx.Err() != nil {
+			return fsm.Record{}, fmt.Errorf("%w: could not learn the cluster's commit point in time (%v)", errLagging, err)
+		}
+		return fsm.Record{}, err
+	}
+	if off >= committed {
+		_, next := s.fsm.Bounds()
+		return fsm.Record{}, fmt.Errorf("server: read %d: beyond every committed record (next offset %d): %w", off, max(next, committed), storage.ErrOutOfRange)
+	}
+	// Committed, not applied here yet: catch up, within MaxConsumeWait.
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.MaxConsumeWait)
+	defer cancel()
+	rec, err := s.fsm.Read(wctx, off)
+	if err != nil && ctx.Err() == nil && errors.Is(err, storage.ErrOutOfRange) {
+		if lowest, _ := s.fsm.Bounds(); off >= lowest {
+			return fsm.Record{}, fmt.Errorf("%w: offset %d is committed (next offset %d on the leader) but not applied here within %v (%v)",
+				errLagging, off, committed, s.cfg.MaxConsumeWait, err)
+		}
+	}
+	return rec, err
+}
+
+// commitPoint returns one past the last record the cluster had committed when the call
+// began. On the leader: after LinearizableRead (which proves leadership and applies every
+// committed entry), this node's next offset. Elsewhere: the leader's, asked over the API
+// (GetBounds, linearizable), waiting up to an election for a leader to be known.
+func (s *service) commitPoint(ctx context.Context) (uint64, error) {
+	waitUntil := time.Now().Add(s.leaderWait)
+	for {
+		err := s.node.LinearizableRead(ctx)
+		if err == nil {
+			_, next := s.fsm.Bounds()
+			return next, nil
+		}
+		nl, isNL := errors.AsType[*consensus.NotLeaderError](err)
+		switch {
+		case isNL && nl.Leader.ID != "" && s.forward != nil:
+			next, ferr := s.forward.committedOffset(ctx, nl.Leader.Address)
+			if ferr == nil {
+				return next, nil
+			}
+			err = ferr
+			if _, ok := transport.NotLeaderDetail(ferr); !ok && transport.CodeOf(ferr) != transport.Unavailable {
+				return 0, fmt.Errorf("server: learn the commit point from the leader at %s: %w", nl.Leader.Address, ferr)
+			}
+		case isNL && nl.Leader.ID != "":
+			return 0, err // no forwarder: the leader must be asked by the client
+		case isNL, errors.Is(err, consensus.ErrNoLeader):
+		default:
+			return 0, err
+		}
+		// No leader, or it moved or cannot answer yet: look again, up to an election.
+		if !s.pause(ctx, waitUntil) {
+			return 0, err
+		}
+	}
 }
 
 func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, stream transport.ServerStream[logv1.ConsumeResponse]) error {

@@ -65,7 +65,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-record-bytes", Value: server.DefaultMaxRecordBytes, EnvVars: env("max-record-bytes"),
 			Usage: "largest record accepted"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "max-consume-wait", Value: server.DefaultMaxConsumeWait, EnvVars: env("max-consume-wait"),
-			Usage: "how long Consume waits for an offset not yet written when the request has no deadline"}),
+			Usage: "cap on every Consume wait, whatever the client's deadline: a long poll asked with max_wait_ms, and a follower catching up to the leader's commit point (a past-end Consume without max_wait_ms answers OutOfRange at once)"}),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "retention-bytes", EnvVars: env("retention-bytes"),
 			Usage: "delete the oldest segments when the log is larger than this (0: keep everything)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "retention-age", EnvVars: env("retention-age"),

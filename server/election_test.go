@@ -1,0 +1,71 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// TestProduceRightAfterElection: as soon as GetServers (asked of a survivor, as curl would)
+// names a new leader, a Produce sent to that leader, and one sent to the other survivor, are
+// appended, whether the old leader stopped gracefully (leadership transfer) or crashed.
+func TestProduceRightAfterElection(t *testing.T) {
+	for _, graceful := range []bool{true, false} {
+		t.Run(fmt.Sprintf("graceful=%v", graceful), func(t *testing.T) {
+			nodes := startCluster(t, 3)
+			ctx := ctxT(t, 90*time.Second)
+			old := leaderOf(t, nodes)
+			var rest []*testServer
+			for _, nd := range nodes {
+				if nd != old {
+					rest = append(rest, nd)
+				}
+			}
+			watcher := newClient(t, TransportConnect, rest[0].Addr())
+			stopped := make(chan struct{})
+			go func() {
+				defer close(stopped)
+				if graceful {
+					old.stopOnce.Do(func() { old.stop(); <-old.done })
+				} else {
+					old.stopOnce.Do(func() { _ = old.Close(); old.stop(); <-old.done })
+				}
+			}()
+			t.Cleanup(func() { <-stopped })
+			var leaderAddr string
+			waitFor(t, 30*time.Second, "a survivor names a new leader", func() bool {
+				actx, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				res, err := watcher.GetServers(actx, &logv1.GetServersRequest{})
+				if err != nil {
+					return false
+				}
+				for _, s := range res.GetServers() {
+					if s.GetIsLeader() && s.GetId() != old.ID() {
+						leaderAddr = s.GetRpcAddr()
+						return true
+					}
+				}
+				return false
+			})
+			targets := []string{leaderAddr}
+			for _, nd := range rest {
+				if nd.Addr() != leaderAddr {
+					targets = append(targets, nd.Addr())
+				}
+			}
+			for i, addr := range targets {
+				c := newClient(t, TransportConnect, addr)
+				pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				_, err := c.Produce(pctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte(fmt.Sprintf("after-%d", i))}})
+				cancel()
+				if err != nil {
+					t.Fatalf("Produce to %s right after the election: %v", addr, err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,169 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/storage"
+	"github.com/commitlog-go/commitlog/storage/segment"
+	"github.com/commitlog-go/commitlog/transport"
+	tconnect "github.com/commitlog-go/commitlog/transport/connect"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// TestPastEndConsumeIsPrompt: a Consume past the end with a 3 s client deadline answers
+// OutOfRange (the seed's contract), long before that deadline, even when --max-consume-wait is
+// longer than the deadline: the client's deadline never makes the server wait.
+func TestPastEndConsumeIsPrompt(t *testing.T) {
+	srv := startServer(t, Config{MaxConsumeWait: time.Minute})
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			c := newClient(t, tr, srv.Addr())
+			res, err := c.Produce(ctxT(t, 30*time.Second), &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("a")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			start := time.Now()
+			_, err = c.Consume(ctx, &logv1.ConsumeRequest{Offset: res.GetOffset() + 1})
+			took := time.Since(start)
+			if code := transport.CodeOf(err); code != transport.OutOfRange {
+				t.Fatalf("Consume past the end = %v (code %v) after %v, want OutOfRange", err, code, took)
+			}
+			// Generous for -race on two busy cores; waiting the deadline would take 3 s.
+			if took > 2*time.Second {
+				t.Errorf("OutOfRange took %v: the server waited on the client's deadline", took)
+			}
+		})
+	}
+}
+
+// TestConsumeLongPollCapped: max_wait_ms asks the server to wait for the offset, and
+// --max-consume-wait caps the wait whatever the client asks or its deadline allows.
+func TestConsumeLongPollCapped(t *testing.T) {
+	const maxWait = 400 * time.Millisecond
+	srv := startServer(t, Config{MaxConsumeWait: maxWait})
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			c := newClient(t, tr, srv.Addr())
+			b, err := c.GetBounds(ctxT(t, 10*time.Second), &logv1.GetBoundsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			start := time.Now()
+			_, err = c.Consume(ctx, &logv1.ConsumeRequest{Offset: b.GetNextOffset(), MaxWaitMs: 60_000})
+			took := time.Since(start)
+			if code := transport.CodeOf(err); code != transport.OutOfRange {
+				t.Fatalf("long poll past the end = %v (code %v) after %v, want OutOfRange at the cap", err, code, took)
+			}
+			if took < maxWait-50*time.Millisecond {
+				t.Errorf("long poll answered after %v, before the %v cap: it did not wait", took, maxWait)
+			}
+			if took > 10*time.Second {
+				t.Errorf("long poll took %v: not capped at %v", took, maxWait)
+			}
+		})
+	}
+}
+
+// leaderless is a consensus.Consensus for a follower of a remote leader: only what Consume's
+// read path calls is implemented.
+type followerOf struct {
+	consensus.Consensus
+	leader consensus.Server
+}
+
+func (f followerOf) LinearizableRead(context.Context) error {
+	return &consensus.NotLeaderError{Leader: f.leader}
+}
+
+// TestLaggingFollowerReadIndex: a follower whose state machine lags (its applies stalled)
+// learns the leader's commit point before answering: an acknowledged offset is never
+// OutOfRange there — it is served once the follower catches up, or Unavailable (retry
+// elsewhere) if it cannot within --max-consume-wait — and only an offset beyond every
+// committed record is OutOfRange, at once.
+func TestLaggingFollowerReadIndex(t *testing.T) {
+	leader := startServer(t, Config{})
+	lc := newClient(t, TransportConnect, leader.Addr())
+	ctx := ctxT(t, 60*time.Second)
+	const n = 10
+	for i := range n {
+		if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: fmt.Appendf(nil, "v%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The follower: a state machine that applied only the first half.
+	lg, err := segment.Open(t.TempDir(), segment.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lg.Close() })
+	f, err := fsm.New(fsm.Config{Log: lg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := func(from, to int) {
+		for i := from; i < to; i++ {
+			cmd, err := f.EncodeAppend(fsm.AppendRecord{Value: fmt.Appendf(nil, "v%d", i)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if res := f.Apply([]consensus.Entry{{Index: uint64(i + 1), Term: 1, Data: cmd}}); res[0] != nil {
+				if _, ok := res[0].(fsm.AppendResult); !ok {
+					t.Errorf("apply %d: %v", i, res[0])
+				}
+			}
+		}
+	}
+	apply(0, n/2)
+	fwd := newForwarder(tconnect.NewClient, transport.ClientConfig{})
+	t.Cleanup(func() { _ = fwd.Close() })
+	cfg := &Config{MaxConsumeWait: 300 * time.Millisecond}
+	svc := &service{
+		node:       followerOf{leader: consensus.Server{ID: leader.ID(), Address: leader.Addr()}},
+		fsm:        f,
+		forward:    fwd,
+		cfg:        cfg,
+		stop:       make(chan struct{}),
+		leaderWait: 2 * time.Second,
+	}
+
+	// Stalled: an acknowledged offset is Unavailable (another replica can serve it), never
+	// OutOfRange.
+	_, err = svc.Consume(ctx, &logv1.ConsumeRequest{Offset: n - 2})
+	if code := transport.CodeOf(err); code != transport.Unavailable {
+		t.Fatalf("stalled follower, acknowledged offset: %v (code %v), want Unavailable", err, code)
+	}
+	// Beyond every committed record: OutOfRange.
+	_, err = svc.Consume(ctx, &logv1.ConsumeRequest{Offset: n})
+	if code := transport.CodeOf(err); code != transport.OutOfRange {
+		t.Fatalf("offset beyond the commit point: %v (code %v), want OutOfRange", err, code)
+	}
+
+	// Catching up while the read waits: the record is served.
+	cfg.MaxConsumeWait = 30 * time.Second
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(100 * time.Millisecond)
+		apply(n/2, n)
+	}()
+	res, err := svc.Consume(ctx, &logv1.ConsumeRequest{Offset: n - 2})
+	<-done
+	if err != nil || string(res.GetRecord().GetValue()) != fmt.Sprintf("v%d", n-2) {
+		t.Fatalf("lagging follower, acknowledged offset = %v, %v; want v%d", res, err, n-2)
+	}
+	if _, err := f.Read(ctx, n-1); err != nil || errors.Is(err, storage.ErrOutOfRange) {
+		t.Fatalf("follower read %d after catching up: %v", n-1, err)
+	}
+}
