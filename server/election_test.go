@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,5 +68,54 @@ func TestProduceRightAfterElection(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestProduceDuringLeadershipTransfer: while the leader hands leadership over (as a graceful
+// stop does), GetServers on it still names it leader, and raft refuses new entries there
+// ("leadership transfer in progress"). Produces sent to it during and right after the transfer
+// must still be appended: the server waits for the new leader and forwards, instead of
+// answering "no leader".
+func TestProduceDuringLeadershipTransfer(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx := ctxT(t, 90*time.Second)
+	old := leaderOf(t, nodes)
+	stop := make(chan struct{})
+	errs := make(chan error, 64)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		c := newClient(t, TransportConnect, old.Addr())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				_, err := c.Produce(pctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: fmt.Appendf(nil, "w%d-%d", w, i)}})
+				cancel()
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // writes in flight before the transfer starts
+	if err := old.node.TransferLeadership(ctx, ""); err != nil {
+		t.Fatalf("TransferLeadership: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond) // and right after it
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("Produce to the old leader during a leadership transfer: %v", err)
 	}
 }
