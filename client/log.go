@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -139,13 +140,16 @@ func (c *Client) ProduceBatch(ctx context.Context, values ...[]byte) (uint64, er
 
 // Consume reads the record at offset from a server chosen by the read
 // policy, retrying on other servers when one fails. An offset not yet
-// written is waited for until ctx's deadline (or the request timeout), then
-// the call fails with an error wrapping ErrOutOfRange; so does an offset
-// below the log's start. Safe for concurrent use.
+// written is waited for (a long poll, max_wait_ms) until shortly before ctx's
+// deadline (or the request timeout), at most the server's --max-consume-wait,
+// then the call fails with an error wrapping ErrOutOfRange; without a
+// deadline it fails at once. An offset below the log's start fails with
+// ErrOutOfRange at once. A server never calls an acknowledged offset out of
+// range (a lagging follower catches up first). Safe for concurrent use.
 func (c *Client) Consume(ctx context.Context, offset uint64) (Record, error) {
 	var rec Record
-	req := &logv1.ConsumeRequest{Offset: offset, Linearizable: c.opts.linearizable}
 	err := c.onReplica(ctx, c.opts.linearizable, func(ctx context.Context, tc transport.Client) error {
+		req := &logv1.ConsumeRequest{Offset: offset, Linearizable: c.opts.linearizable, MaxWaitMs: longPollMillis(ctx)}
 		resp, err := tc.Consume(ctx, req)
 		if err != nil {
 			return err
@@ -157,6 +161,22 @@ func (c *Client) Consume(ctx context.Context, offset uint64) (Record, error) {
 		return Record{}, fmt.Errorf("consume offset %d: %w", offset, err)
 	}
 	return rec, nil
+}
+
+// longPollMillis is the wait a Consume attempt asks for: what ctx's deadline
+// allows, less a margin so that the server's OutOfRange arrives before the
+// deadline; 0 (answer at once) without a deadline.
+func longPollMillis(ctx context.Context) uint32 {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return 0
+	}
+	left := time.Until(d)
+	w := left - min(100*time.Millisecond, left/2)
+	if w < time.Millisecond {
+		return 0
+	}
+	return uint32(min(w.Milliseconds(), math.MaxUint32))
 }
 
 // Bounds returns the offsets held by a server chosen by the read policy (the
