@@ -424,6 +424,12 @@ func (c *Client) onLeader(ctx context.Context, write bool, op func(context.Conte
 			return ErrClosed
 		}
 		last = err
+		if v == unknown {
+			// The leader failed mid-request (it may be gone, or have lost leadership):
+			// the next write learns the cluster again instead of reusing a connection
+			// that may be dead, which would make that write's outcome unknown too.
+			c.forgetLeader(addr)
+		}
 		if v == fatal || v == unknown || attempt >= c.opts.maxRetries {
 			return err
 		}

@@ -61,12 +61,17 @@ func (s *service) propose(ctx context.Context, records []*logv1.Record) (uint64,
 		}
 		nl, isNL := errors.AsType[*consensus.NotLeaderError](err)
 		if isNL && nl.Leader.ID != "" {
-			if s.forward != nil {
-				return s.forward.produceBatch(forwardedContext(ctx), nl.Leader.Address, records)
+			if s.forward == nil {
+				return 0, err
 			}
-			return 0, err
-		}
-		if !isNL && !errors.Is(err, consensus.ErrNoLeader) {
+			first, ferr := s.forward.produceBatch(forwardedContext(ctx), nl.Leader.Address, records)
+			if ferr == nil || !transport.IsNotProposed(ferr) {
+				return first, ferr
+			}
+			// The leader could not take it (gone, stepping down) and nothing was proposed:
+			// wait for the next leader as below.
+			err = ferr
+		} else if !isNL && !errors.Is(err, consensus.ErrNoLeader) {
 			return 0, err
 		}
 		// No leader known, or the leader is handing leadership over: nothing was proposed.
