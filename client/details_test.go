@@ -49,12 +49,15 @@ func TestNotProposedWriteIsRetried(t *testing.T) {
 }
 
 // TestOutcomeUnknownDetailIsNotRetried: the OutcomeUnknown detail alone decides, whatever the
-// message says.
+// message says (here text that, without the detail, would mean "never sent").
 func TestOutcomeUnknownDetailIsNotRetried(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
 		cl := newClient(t, c, nil, client.WithRefreshInterval(0))
 		c.setFault(func(string, [][]byte) (bool, error) {
-			return true, transport.Errorf(transport.Unavailable, "leadership lost").WithOutcomeUnknown("leadership lost")
+			// The message of a forwarded write quotes the transport's own error; only the
+			// detail decides, not text that looks like a refused connection.
+			return true, transport.Errorf(transport.Unavailable, "forwarded to the leader: dial tcp 127.0.0.1:1: connect: connection refused").
+				WithOutcomeUnknown("forwarded to the leader, answer lost")
 		})
 		_, err := cl.Produce(context.Background(), []byte("x"))
 		if !errors.Is(err, client.ErrOutcomeUnknown) {
