@@ -3,6 +3,9 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"syscall"
 	"testing"
 
 	"github.com/commitlog-go/commitlog/transport"
@@ -43,6 +46,13 @@ func TestClassify(t *testing.T) {
 		{"caller canceled read", canceled, transport.Errorf(transport.Canceled, "context canceled"), false, fatal, context.Canceled},
 		{"closed", live, ErrClosed, true, fatal, ErrClosed},
 		{"no connection could be set up", live, &notSentError{errors.New("bad address")}, true, retry, nil},
+		// neverSent's typed checks: errors (code Unknown) that prove no request left the client.
+		{"dial error write", live, fmt.Errorf("post: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("no route to host")}), true, retry, ErrUnavailable},
+		{"connection refused write", live, fmt.Errorf("post: %w", syscall.ECONNREFUSED), true, retry, ErrUnavailable},
+		{"DNS failure write", live, fmt.Errorf("post: %w", &net.DNSError{Err: "no such host", Name: "nowhere.invalid"}), true, retry, ErrUnavailable},
+		// …and the same kind of error after the connection was made is an unknown outcome.
+		{"read error write", live, fmt.Errorf("post: %w", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}), true, unknown, ErrOutcomeUnknown},
+		{"reset write", live, fmt.Errorf("post: %w", syscall.ECONNRESET), true, unknown, ErrOutcomeUnknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
