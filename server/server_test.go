@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -163,7 +164,9 @@ func TestSingleNodeAPI(t *testing.T) {
 				}
 				got <- err
 			}()
-			time.Sleep(50 * time.Millisecond)
+			// Only once the server holds the read (a goroutine parked in the state machine's
+			// Read) is the record written: the long poll is seen waiting, not given time.
+			waitParked(t, "fsm.(*FSM).Read", got)
 			if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("late")}}); err != nil {
 				t.Fatal(err)
 			}
@@ -406,5 +409,44 @@ func TestNewFailsCleanly(t *testing.T) {
 	res, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 0})
 	if err != nil || string(res.GetRecord().GetValue()) != "kept" {
 		t.Fatalf("the running server after the failed starts: %v, %v", res, err)
+	}
+}
+
+// waitParked polls until a goroutine whose stack holds fn is blocked (in a select, a channel
+// receive or a sync.Cond wait, as a goroutine dump shows it), failing the test if early
+// delivers first (what was to wait returned) or after 10s.
+func waitParked(t testing.TB, fn string, early <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case err := <-early:
+			t.Fatalf("returned before it was seen waiting in %s: %v", fn, err)
+		default:
+		}
+		buf := make([]byte, 1<<20)
+		for {
+			n := runtime.Stack(buf, true)
+			if n < len(buf) {
+				buf = buf[:n]
+				break
+			}
+			buf = make([]byte, 2*len(buf))
+		}
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			header, _, _ := strings.Cut(g, "\n")
+			if !strings.Contains(g, fn) {
+				continue
+			}
+			for _, state := range []string{"[select", "[chan receive", "[sync.Cond.Wait"} {
+				if strings.Contains(header, state) {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine blocked in %s within 10s", fn)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
