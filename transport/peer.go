@@ -18,10 +18,17 @@ type Peer struct {
 	// Protocol names the wire protocol of the request: "grpc", "grpcweb" or
 	// "connect".
 	Protocol string
-	// Server is true when the verified client certificate may also
-	// authenticate a server (extended key usage serverAuth): the caller is a
-	// cluster peer, not an ordinary client.
+	// Server is true when the caller is a cluster peer. The transports never
+	// set it: what makes a certificate a peer's is the server's policy (its
+	// peer CA and naming rule), so the server's interceptor decides and
+	// stores the result with ContextWithPeer. A certificate's extended key
+	// usage alone proves nothing.
 	Server bool
+	// Certificates is the client's certificate chain as presented (leaf
+	// first), set only when the connection is TLS and the chain was verified
+	// against the server's ClientCAs; nil otherwise. The server's interceptor
+	// checks it against its own rule for peers.
+	Certificates []*x509.Certificate
 	// ForwardedFor is the subject a caller says it forwards this request for
 	// (the ForwardedForHeader). Only a Server peer may be trusted with it;
 	// the transport reports it, the server's interceptor decides.
@@ -60,6 +67,15 @@ func PeerIsServer(state *tls.ConnectionState) bool {
 		}
 	}
 	return false
+}
+
+// PeerCertificates returns the client certificate chain of a TLS connection
+// as presented (leaf first) when the server verified it, or nil.
+func PeerCertificates(state *tls.ConnectionState) []*x509.Certificate {
+	if state == nil || len(state.VerifiedChains) == 0 || len(state.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	return state.PeerCertificates
 }
 
 type peerKey struct{}

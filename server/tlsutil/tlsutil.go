@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -120,8 +122,8 @@ func ClientConfig(certFile, keyFile, caFile, serverName string, opts ...Option) 
 // between two servers: used with tls.Server (or a listener) it requires the
 // dialing peer's certificate, and used with tls.Client it presents the same
 // certificate and verifies the accepting peer's. Both certificates must be
-// issued by a CA in caFile and allow server and client authentication
-// (certgen.Server certificates do).
+// issued by a CA in caFile, allow server and client authentication and name
+// a node (NodeDNSName; `commitlog tls cert create --server` certificates do).
 //
 // serverName is the name a dialing peer expects in the accepting peer's
 // certificate. Peers are usually dialed by IP address; giving every server
@@ -153,24 +155,157 @@ func PeerConfig(certFile, keyFile, caFile, serverName string, opts ...Option) (*
 		// Client certificates usually come from the same CA and allow client authentication,
 		// which is all the accepting side of a handshake checks: without this a client could
 		// dial the Raft port and speak Raft. Peers' certificates must allow server
-		// authentication (server certificates allow both, so servers accept each other).
-		VerifyConnection: requireServerAuth,
+		// authentication and name a node (NodeDNSName): `commitlog tls cert create --server`
+		// certificates do, so servers accept each other, and nothing else is a peer.
+		VerifyConnection: requirePeer,
 	}
 	return applyOptions(cfg, opts), nil
 }
 
-// requireServerAuth refuses a peer whose certificate does not allow server authentication.
-func requireServerAuth(cs tls.ConnectionState) error {
+// requirePeer refuses a peer whose certificate is not a cluster server's: it must allow server
+// authentication and name at least one node (see NodeDNSName). The handshake has already
+// checked that it chains to the peer CA.
+func requirePeer(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("tlsutil: peer presented no certificate")
 	}
-	leaf := cs.PeerCertificates[0]
-	for _, u := range leaf.ExtKeyUsage {
-		if u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny {
-			return nil
+	return CheckServerCertificate(cs.PeerCertificates[0])
+}
+
+// NodeNameSuffix ends the DNS name by which a certificate names a node: the certificate of
+// node "n1" carries the DNS subject alternative name "n1.node.commitlog" (see NodeDNSName).
+const NodeNameSuffix = ".node.commitlog"
+
+// NodeDNSName returns the DNS name a server certificate carries to name the node called
+// nodeName: nodeName + NodeNameSuffix. This is the rule by which servers prove who they are:
+// the leader admits a member into Raft only when the certificate presented at the member's
+// advertised Raft address chains to the peer CA and carries NodeDNSName(member name), and a
+// caller is a cluster peer only when its certificate chains to the peer CA, allows server
+// authentication and names some node.
+func NodeDNSName(nodeName string) string { return nodeName + NodeNameSuffix }
+
+// ValidNodeName reports why nodeName cannot be put in a certificate's DNS name, or nil.
+func ValidNodeName(nodeName string) error {
+	if nodeName == "" {
+		return errors.New("tlsutil: empty node name")
+	}
+	for _, r := range nodeName {
+		ok := r == '-' || r == '_' || r == '.' || ('0' <= r && r <= '9') || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z')
+		if !ok {
+			return fmt.Errorf("tlsutil: node name %q: only letters, digits, '-', '_' and '.' can be put in a certificate", nodeName)
 		}
 	}
-	return fmt.Errorf("tlsutil: certificate %q does not allow server authentication: it is not a peer's", leaf.Subject.CommonName)
+	if nodeName[0] == '.' || nodeName[len(nodeName)-1] == '.' || len(NodeDNSName(nodeName)) > 253 {
+		return fmt.Errorf("tlsutil: node name %q cannot be part of a DNS name", nodeName)
+	}
+	return nil
+}
+
+// CertificateNodes returns the names of the nodes cert names (its DNS names ending in
+// NodeNameSuffix, without it). Wildcard names name no node.
+func CertificateNodes(cert *x509.Certificate) []string {
+	var nodes []string
+	for _, n := range cert.DNSNames {
+		name, ok := strings.CutSuffix(n, NodeNameSuffix)
+		if ok && ValidNodeName(name) == nil {
+			nodes = append(nodes, name)
+		}
+	}
+	return nodes
+}
+
+// CertificateNamesNode reports whether cert carries NodeDNSName(nodeName), compared exactly.
+func CertificateNamesNode(cert *x509.Certificate, nodeName string) bool {
+	return slices.Contains(CertificateNodes(cert), nodeName)
+}
+
+// CheckServerCertificate returns an error unless cert may be a cluster server's: it allows
+// server authentication and names at least one node. It does not check the chain.
+func CheckServerCertificate(cert *x509.Certificate) error {
+	serverAuth := false
+	for _, u := range cert.ExtKeyUsage {
+		serverAuth = serverAuth || u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny
+	}
+	if !serverAuth {
+		return fmt.Errorf("tlsutil: certificate %q does not allow server authentication: it is not a peer's", cert.Subject.CommonName)
+	}
+	if len(CertificateNodes(cert)) == 0 {
+		return fmt.Errorf("tlsutil: certificate %q names no node (no DNS name ending in %s): it is not a peer's", cert.Subject.CommonName, NodeNameSuffix)
+	}
+	return nil
+}
+
+// VerifyPeer checks that chain (a presented certificate chain, leaf first) is a cluster
+// peer's: the leaf chains to a CA in roots for client authentication, and satisfies
+// CheckServerCertificate. It is the one notion of a peer for requests on the API (forwarded
+// writes, cluster-internal calls); Raft connections apply the same rule in their handshake.
+func VerifyPeer(chain []*x509.Certificate, roots *x509.CertPool) error {
+	if len(chain) == 0 {
+		return errors.New("tlsutil: no certificate")
+	}
+	if roots == nil {
+		return errors.New("tlsutil: no peer CA")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return fmt.Errorf("tlsutil: certificate %q does not chain to the peer CA: %w", chain[0].Subject.CommonName, err)
+	}
+	return CheckServerCertificate(chain[0])
+}
+
+// Leaf returns the certificate cfg presents (the first of Certificates, or GetCertificate's
+// answer), parsed; an error when it has none.
+func Leaf(cfg *tls.Config) (*x509.Certificate, error) {
+	var cert *tls.Certificate
+	switch {
+	case cfg == nil:
+	case len(cfg.Certificates) > 0:
+		cert = &cfg.Certificates[0]
+	case cfg.GetCertificate != nil:
+		c, err := cfg.GetCertificate(&tls.ClientHelloInfo{})
+		if err != nil {
+			return nil, err
+		}
+		cert = c
+	}
+	if cert == nil {
+		return nil, errors.New("tlsutil: no certificate configured")
+	}
+	if cert.Leaf != nil {
+		return cert.Leaf, nil
+	}
+	if len(cert.Certificate) == 0 {
+		return nil, errors.New("tlsutil: empty certificate")
+	}
+	return x509.ParseCertificate(cert.Certificate[0])
+}
+
+// PeerConfigFromServer derives a peer configuration (see PeerConfig) from an API server
+// configuration with mutual TLS: the server's certificate is the peer certificate and the CA
+// its clients must chain to is the peer CA. It returns an error when server has no client CA.
+func PeerConfigFromServer(server *tls.Config, serverName string) (*tls.Config, error) {
+	if server == nil || server.ClientCAs == nil {
+		return nil, fmt.Errorf("tlsutil: peer: %w: the API configuration has no client CA to use as the peer CA", ErrMissingFile)
+	}
+	cfg := server.Clone()
+	cfg.RootCAs = server.ClientCAs
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	cfg.ServerName = serverName
+	cfg.VerifyConnection = requirePeer
+	if cfg.MinVersion < MinVersion {
+		cfg.MinVersion = MinVersion
+	}
+	if len(cfg.Certificates) == 0 && cfg.GetCertificate != nil && cfg.GetClientCertificate == nil {
+		get := cfg.GetCertificate
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return get(&tls.ClientHelloInfo{})
+		}
+	}
+	return cfg, nil
 }
 
 // SubjectFromState returns the identity of the peer of a TLS connection:

@@ -149,7 +149,7 @@ func (s *Server) Handler() http.Handler {
 			ctx, cancel = s.stopper.Bind(ctx)
 			defer cancel()
 		}
-		p := transport.Peer{Addr: r.RemoteAddr, Subject: transport.PeerSubject(r.TLS), Server: transport.PeerIsServer(r.TLS),
+		p := transport.Peer{Addr: r.RemoteAddr, Subject: transport.PeerSubject(r.TLS), Certificates: transport.PeerCertificates(r.TLS),
 			ForwardedFor: r.Header.Get(transport.ForwardedForHeader)}
 		mux.ServeHTTP(w, r.WithContext(transport.ContextWithPeer(ctx, p)))
 	})

@@ -161,7 +161,7 @@ func (s *Server) call(ctx context.Context, method string) (context.Context, erro
 		}
 		if info, ok := gp.AuthInfo.(credentials.TLSInfo); ok {
 			p.Subject = transport.PeerSubject(&info.State)
-			p.Server = transport.PeerIsServer(&info.State)
+			p.Certificates = transport.PeerCertificates(&info.State)
 		}
 	}
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
