@@ -29,8 +29,12 @@ var clusterInternal = map[string]bool{transport.MethodGetBounds: true, transport
 // authorizer returns the one interceptor both transports run before every handler: it maps the
 // method to an action and asks the Authorizer about the caller's verified certificate subject.
 // With requireIdentity, a caller without a verified client certificate is Unauthenticated.
-func authorizer(a authz.Authorizer, requireIdentity bool) transport.Interceptor {
+// isPeer is the one rule that makes a caller a cluster peer (see peerRule); its verdict is
+// stored in the context's transport.Peer (Server) for the handlers.
+func authorizer(a authz.Authorizer, requireIdentity bool, isPeer func(transport.Peer) bool) transport.Interceptor {
 	return func(ctx context.Context, method string, peer transport.Peer) (context.Context, error) {
+		peer.Server = isPeer(peer)
+		ctx = transport.ContextWithPeer(ctx, peer)
 		action, ok := methodActions[method]
 		if !ok {
 			return nil, transport.Errorf(transport.PermissionDenied, "no authorization rule for %s", method)
@@ -42,7 +46,7 @@ func authorizer(a authz.Authorizer, requireIdentity bool) transport.Interceptor 
 		switch {
 		case peer.ForwardedFor != "":
 			// A follower forwarding a client's write: authorize the client, and trust the
-			// claim only from a cluster peer (a certificate valid for server authentication).
+			// claim only from a cluster peer (a certificate from the peer CA naming a node).
 			if requireIdentity && !peer.Server {
 				return nil, transport.Errorf(transport.PermissionDenied, "only a cluster peer may forward requests (caller %q)", peer.Subject)
 			}

@@ -19,7 +19,8 @@ func TestAuthorizerRules(t *testing.T) {
 		}
 		return &authz.DeniedError{Subject: subject, Object: object, Action: action}
 	})
-	intercept := authorizer(policy, true)
+	// The transport's Server flag is ignored: the rule decides (here: subject "server").
+	intercept := authorizer(policy, true, func(p transport.Peer) bool { return p.Subject == "server" })
 	tests := []struct {
 		name   string
 		method string
@@ -37,6 +38,7 @@ func TestAuthorizerRules(t *testing.T) {
 		{"peer forwards for root", transport.MethodProduceBatch, transport.Peer{Subject: "server", Server: true, ForwardedFor: "root"}, transport.OK},
 		{"peer forwards for reader", transport.MethodProduceBatch, transport.Peer{Subject: "server", Server: true, ForwardedFor: "reader"}, transport.PermissionDenied},
 		{"client forges forwarding", transport.MethodProduceBatch, transport.Peer{Subject: "reader", ForwardedFor: "root"}, transport.PermissionDenied},
+		{"a Server flag from the transport proves nothing", transport.MethodProduceBatch, transport.Peer{Subject: "reader", Server: true, ForwardedFor: "root"}, transport.PermissionDenied},
 		{"peer asks bounds", transport.MethodGetBounds, transport.Peer{Subject: "server", Server: true}, transport.OK},
 		{"peer may not produce for itself", transport.MethodProduce, transport.Peer{Subject: "server", Server: true}, transport.PermissionDenied},
 		{"peer may not administer", transport.MethodTransferLeadership, transport.Peer{Subject: "server", Server: true}, transport.PermissionDenied},

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/commitlog-go/commitlog/server/tlsutil"
 )
 
 // Transport names accepted by Config.Transport.
@@ -73,11 +75,23 @@ type Config struct {
 	Transport string
 
 	// ServerTLS, when set, serves the API over TLS (with client certificates required when its
-	// ClientCAs is set). PeerTLS, when set, secures Raft traffic: ServerConfig for accepted peer
-	// connections, ClientConfig for dialed ones.
+	// ClientCAs is set). PeerServerTLS and PeerClientTLS, when set (both or neither), secure Raft
+	// traffic with mutual TLS: PeerServerTLS for accepted peer connections (its ClientCAs is the
+	// peer CA), PeerClientTLS for dialed ones (tlsutil.PeerConfig builds one for both).
+	//
+	// Secure by construction: when ServerTLS requires client certificates and no peer
+	// configuration is given, the API's certificate, key and client CA serve as the peer
+	// credentials (tlsutil.PeerConfigFromServer). The peer certificate must name this node
+	// (tlsutil.NodeDNSName(NodeName) among its DNS names): New refuses it otherwise. A secured
+	// API (ServerTLS or an ACL policy) with plaintext Raft is refused unless
+	// InsecurePlaintextPeers is set.
 	ServerTLS     *tls.Config
 	PeerServerTLS *tls.Config
 	PeerClientTLS *tls.Config
+	// InsecurePlaintextPeers accepts plaintext Raft next to a secured API: anyone who reaches
+	// the port can then depose the leader and append records past the ACL, and new members are
+	// admitted without proof of identity. New logs a warning at every start.
+	InsecurePlaintextPeers bool
 	// PeerServerName is the name peers' certificates are verified against when dialing them
 	// (default: the host of the address dialed).
 	PeerServerName string
@@ -91,7 +105,8 @@ type Config struct {
 	ACLPolicyFile string
 
 	// GossipKey is the base64 AES key (16, 24 or 32 bytes) that encrypts Serf gossip; every
-	// member must use the same one (`commitlog tls gossip-key` makes one). Empty: plaintext.
+	// member must use the same one (`commitlog tls gossip-key` makes one). Empty: plaintext,
+	// which is refused when TLS is configured (ServerTLS or peer TLS).
 	GossipKey string
 	// GossipProfile selects Serf's timings: "lan" (default), "local" (one host or a fast
 	// network: faster failure detection) or "test".
@@ -193,7 +208,57 @@ func (c *Config) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.PeerServerTLS == nil && c.PeerClientTLS == nil && c.ServerTLS != nil && c.ServerTLS.ClientCAs != nil && !c.InsecurePlaintextPeers {
+		// Secure by construction: the API's mutual TLS also secures Raft.
+		peer, err := tlsutil.PeerConfigFromServer(c.ServerTLS, c.PeerServerName)
+		if err != nil {
+			return err
+		}
+		c.PeerServerTLS, c.PeerClientTLS = peer, peer
+	}
 	return c.validate()
+}
+
+// ErrPlaintextPeers means the API is secured (TLS or an ACL policy) while Raft, on the same
+// port, would be plaintext.
+var ErrPlaintextPeers = errors.New("the API is secured (TLS or an ACL policy) but Raft, on the same port, would be plaintext: " +
+	"anyone who reaches the port could depose the leader and append records past the ACL")
+
+// ErrNoGossipKey means TLS is configured but gossip would be plaintext.
+var ErrNoGossipKey = errors.New("TLS is configured but gossip is not encrypted: give a gossip key " +
+	"(commitlog serve --gossip-key-file; make one with `commitlog tls gossip-key`)")
+
+// validatePeers checks the security settings that fit together: peer TLS with a secured API,
+// a gossip key with TLS, a peer certificate that names this node.
+func (c *Config) validatePeers() error {
+	var errs []error
+	if (c.PeerServerTLS == nil) != (c.PeerClientTLS == nil) {
+		errs = append(errs, errors.New("peer TLS needs both PeerServerTLS and PeerClientTLS"))
+	}
+	secured := c.ServerTLS != nil || c.ACLPolicyFile != ""
+	switch {
+	case c.PeerServerTLS != nil && c.InsecurePlaintextPeers:
+		errs = append(errs, errors.New("insecure plaintext peers asked for, but peer TLS is configured: drop one of them"))
+	case secured && c.PeerServerTLS == nil && !c.InsecurePlaintextPeers:
+		errs = append(errs, fmt.Errorf("%w; add peer TLS (commitlog serve: --server-tls-ca-file makes the server certificate "+
+			"secure Raft too, or give --peer-tls-cert-file, --peer-tls-key-file and --peer-tls-ca-file), "+
+			"or accept the risk with --insecure-plaintext-peers", ErrPlaintextPeers))
+	}
+	if (c.ServerTLS != nil || c.PeerServerTLS != nil) && c.GossipKey == "" {
+		errs = append(errs, ErrNoGossipKey)
+	}
+	if c.PeerServerTLS != nil {
+		if err := tlsutil.ValidNodeName(c.NodeName); err != nil {
+			errs = append(errs, fmt.Errorf("with peer TLS the node name must fit in a certificate's DNS name: %w", err))
+		} else if leaf, err := tlsutil.Leaf(c.PeerServerTLS); err != nil {
+			errs = append(errs, fmt.Errorf("peer certificate: %w", err))
+		} else if !tlsutil.CertificateNamesNode(leaf, c.NodeName) {
+			errs = append(errs, fmt.Errorf("the peer certificate %q does not name node %q (it needs the DNS name %s; it names %v): "+
+				"create one with `commitlog tls cert create --server --node-name %s`",
+				leaf.Subject.CommonName, c.NodeName, tlsutil.NodeDNSName(c.NodeName), tlsutil.CertificateNodes(leaf), c.NodeName))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // maxMessageBytes bounds one API message: a record plus framing, and at least 4 MiB so that
@@ -237,5 +302,6 @@ func (c *Config) validate() error {
 	if c.ACLModelFile != "" && c.ACLPolicyFile == "" {
 		errs = append(errs, errors.New("an ACL model file needs an ACL policy file"))
 	}
+	errs = append(errs, c.validatePeers())
 	return errors.Join(errs...)
 }

@@ -42,7 +42,10 @@ const (
 // It runs on every Serf event, on every leadership change (so a join seen while there was no
 // leader is not lost) and every interval.
 type reconciler struct {
-	self     string
+	self string
+	// admit checks that the server at a raft address proves it is the named member (see
+	// Server.admit); nil admits everyone.
+	admit    func(ctx context.Context, id, raftAddr string) error
 	node     consensus.Consensus
 	cluster  func() string // this node's cluster ID
 	members  discovery.Membership
@@ -53,6 +56,9 @@ type reconciler struct {
 	mu      sync.Mutex
 	removed map[string]bool   // removed by an operator while alive in Serf: not re-added
 	foreign map[string]string // member → the other cluster ID last logged for it
+	// refused holds members that failed admission, by name and raft address, until when they
+	// are not tried again (so that a stranger cannot make every pass wait on its handshake).
+	refused map[refusal]time.Time
 
 	kick chan struct{}
 	stop chan struct{}
@@ -154,6 +160,52 @@ func (r *reconciler) ofAnotherCluster(m discovery.Member) bool {
 	return true
 }
 
+// refusal names a member that failed admission at an address.
+type refusal struct{ id, raftAddr string }
+
+// refusedRetry is how long a member that failed admission is left alone before it is tried
+// again (a real server that started with the wrong certificate, fixed and restarted).
+const refusedRetry = 30 * time.Second
+
+// admitted reports whether m may enter (or be promoted in) Raft's configuration: it proved its
+// identity at its advertised Raft address, and its API address is that same address (a server
+// serves both on one port, so a member cannot point the promotion check at another node).
+func (r *reconciler) admitted(ctx context.Context, m discovery.Member) bool {
+	raftAddr, rpcAddr := m.Tags[tagRaftAddr], m.Tags[tagRPCAddr]
+	key := refusal{m.Name, raftAddr}
+	r.mu.Lock()
+	until, refused := r.refused[key]
+	r.mu.Unlock()
+	if refused && time.Now().Before(until) {
+		return false
+	}
+	var err error
+	switch {
+	case rpcAddr != raftAddr:
+		err = fmt.Errorf("%w: its rpc_addr %s is not its raft_addr", ErrNotAdmitted, rpcAddr)
+	case r.admit != nil:
+		err = r.admit(ctx, m.Name, raftAddr)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		if r.refused == nil {
+			r.refused = map[refusal]time.Time{}
+		}
+		now := time.Now()
+		for k, t := range r.refused { // forget expired refusals: the map stays as small as Serf's member list
+			if now.After(t) {
+				delete(r.refused, k)
+			}
+		}
+		r.refused[key] = now.Add(refusedRetry)
+		r.logger.Warn("refusing server into the Raft configuration", "id", m.Name, "raft_addr", raftAddr, "err", err)
+		return false
+	}
+	delete(r.refused, key)
+	return true
+}
+
 // reconcile runs one pass. Leader only.
 func (r *reconciler) reconcile(ctx context.Context) error {
 	servers, err := r.node.Servers(ctx)
@@ -181,6 +233,9 @@ func (r *reconciler) reconcile(ctx context.Context) error {
 			}
 			switch {
 			case !known || srv.Address != raftAddr:
+				if !r.admitted(ctx, m) {
+					continue
+				}
 				r.logger.Info("adding server as non-voter", "id", m.Name, "raft_addr", raftAddr)
 				if err := r.node.AddNonvoter(ctx, m.Name, raftAddr); err != nil {
 					errs = append(errs, fmt.Errorf("add %s: %w", m.Name, err))
@@ -207,6 +262,9 @@ func (r *reconciler) reconcile(ctx context.Context) error {
 // promote makes a non-voter a voter once its state machine has applied up to (nearly) the
 // leader's commit index, so that adding its vote never makes the quorum wait for a laggard.
 func (r *reconciler) promote(ctx context.Context, m discovery.Member) error {
+	if !r.admitted(ctx, m) {
+		return nil
+	}
 	applied, err := r.bounds(ctx, m.Tags[tagRPCAddr])
 	if err != nil {
 		return fmt.Errorf("ask %s how far it is: %w", m.Name, err)

@@ -82,6 +82,10 @@ func New(cfg Config) (s *Server, err error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, fmt.Errorf("server: config: %w", err)
 	}
+	if cfg.InsecurePlaintextPeers {
+		cfg.Logger.Warn("INSECURE: Raft runs in plaintext next to a secured API (--insecure-plaintext-peers): anyone who " +
+			"reaches the port can depose the leader, append records past the ACL and join without proving who it is")
+	}
 	s = &Server{cfg: cfg, stopping: make(chan struct{}), clusterTag: make(chan struct{}, 1)}
 	built := s // the returns below set s to nil before this runs
 	defer func() {
@@ -181,7 +185,7 @@ func New(cfg Config) (s *Server, err error) {
 			return nil, fmt.Errorf("server: authorization: %w", err)
 		}
 	}
-	intercept := authorizer(az, cfg.ACLPolicyFile != "")
+	intercept := authorizer(az, cfg.ACLPolicyFile != "", peerRule(cfg.PeerServerTLS))
 
 	newServer := func(c transport.ServerConfig) (transport.Server, error) { return tconnect.NewServer(c) }
 	if cfg.Transport == TransportGRPC {
@@ -192,7 +196,7 @@ func New(cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s.svc = &service{node: s.node, fsm: s.fsm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.log.Size, div: div,
+	s.svc = &service{node: s.node, fsm: s.fsm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.log.Size, div: div, admit: s.admit,
 		// One election: a follower notices the leader is gone (heartbeat timeout), then wins.
 		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout}
 	if err := s.tel.Metrics().ObserveDivergence(div.raised); err != nil {
@@ -232,6 +236,7 @@ var gossipProfiles = map[string]dserf.Timing{"lan": dserf.TimingLAN, "local": ds
 func (s *Server) startMembership() error {
 	s.recon = &reconciler{
 		self:     s.cfg.NodeName,
+		admit:    s.admit,
 		node:     s.node,
 		cluster:  s.node.ClusterID,
 		bounds:   s.forward.appliedIndexOf,
@@ -272,6 +277,12 @@ func (s *Server) startMembership() error {
 	s.bg.Add(1)
 	go func() { defer s.bg.Done(); s.syncClusterTag() }()
 	return nil
+}
+
+// admit checks that the server at raftAddr proves it is id before it enters Raft's
+// configuration (see admit).
+func (s *Server) admit(ctx context.Context, id, raftAddr string) error {
+	return admit(ctx, s.cfg.PeerClientTLS, id, raftAddr)
 }
 
 // GossipAddr returns the address Serf gossips on.

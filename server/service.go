@@ -28,6 +28,8 @@ type service struct {
 	// leaderWait is how long a write that finds no leader (an election, a leadership
 	// transfer) waits for one before it is refused; 0: refused at once.
 	leaderWait time.Duration
+	// admit checks that a server proves its identity before it enters Raft's configuration.
+	admit func(ctx context.Context, id, raftAddr string) error
 }
 
 var (
@@ -441,6 +443,11 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 func (s *service) Join(ctx context.Context, req *logv1.JoinRequest) (*logv1.JoinResponse, error) {
 	if req.GetId() == "" || req.GetRaftAddr() == "" {
 		return nil, toWire(fmt.Errorf("%w: join needs an id and a raft address", errInvalid))
+	}
+	if s.admit != nil {
+		if err := s.admit(ctx, req.GetId(), req.GetRaftAddr()); err != nil {
+			return nil, transport.NewError(transport.FailedPrecondition, err)
+		}
 	}
 	var err error
 	if req.GetNonvoter() {
