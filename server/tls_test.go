@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
+	dserf "github.com/commitlog-go/commitlog/discovery/serf"
 	"github.com/commitlog-go/commitlog/server/tlsutil"
 	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
 	"github.com/commitlog-go/commitlog/transport"
@@ -32,6 +33,7 @@ type testPKI struct {
 	dir    string
 	ca     *certgen.KeyPair
 	caFile string
+	key    string // gossip key
 }
 
 func newTestPKI(t *testing.T) *testPKI {
@@ -65,14 +67,35 @@ func (p *testPKI) cert(name string, kind certgen.Kind, opts certgen.Options) (ce
 	return p.write(name, kp)
 }
 
-// serverCert creates the server certificate every node of these tests shares (API and peers).
+// serverCert creates the server certificate every node of these tests shares (API and peers):
+// it names the nodes node-0, node-1 and node-2.
 func (p *testPKI) serverCert() (certFile, keyFile string) {
 	p.t.Helper()
-	return p.cert("server", certgen.Server, certgen.Options{
-		CommonName: "server",
-		DNSNames:   []string{"localhost", peerName},
-		IPs:        []net.IP{net.IPv4(127, 0, 0, 1)},
-	})
+	return p.nodeCert("server", "node-0", "node-1", "node-2")
+}
+
+// nodeCert creates a server certificate naming nodes (none: a certificate with both usages
+// that names no node) and writes it under name.
+func (p *testPKI) nodeCert(name string, nodes ...string) (certFile, keyFile string) {
+	p.t.Helper()
+	dns := []string{"localhost", peerName}
+	for _, n := range nodes {
+		dns = append(dns, tlsutil.NodeDNSName(n))
+	}
+	return p.cert(name, certgen.Server, certgen.Options{CommonName: name, DNSNames: dns, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+}
+
+// gossipKey returns the gossip key of this PKI's cluster.
+func (p *testPKI) gossipKey() string {
+	p.t.Helper()
+	if p.key == "" {
+		k, err := dserf.GenerateKey()
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		p.key = k
+	}
+	return p.key
 }
 
 // client returns a client TLS configuration trusting the CA and presenting certFile (none when
@@ -116,6 +139,7 @@ func (p *testPKI) secureConfig(tr, policyFile string) Config {
 		ForwardTLS:     fwd,
 		ACLModelFile:   filepath.Join(seedACLDir, "model.conf"),
 		ACLPolicyFile:  policyFile,
+		GossipKey:      p.gossipKey(),
 	}
 }
 

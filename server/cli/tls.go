@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/commitlog-go/commitlog/discovery/serf"
+	"github.com/commitlog-go/commitlog/server/tlsutil"
 	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
 )
 
@@ -40,7 +42,7 @@ func tlsCommand() *cli.Command {
 		Description: "Certificates are PEM files written into the current directory (or --dir); keys get mode 0600.\n" +
 			"Existing files are never overwritten unless --force is given. A typical set:\n\n" +
 			"   commitlog tls ca create\n" +
-			"   commitlog tls cert create --server\n" +
+			"   commitlog tls cert create --server --node-name node1   # one per node: serve --node-name node1\n" +
 			"   commitlog tls cert create --client --cn root",
 		Subcommands: []*cli.Command{
 			{
@@ -105,6 +107,8 @@ func certCreateFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "dns", Usage: "DNS name the server certificate is valid for (repeat; default: localhost and " +
 			DefaultPeerServerName + ", with the loopback addresses, when neither --dns nor --ip is given)"},
 		&cli.StringSliceFlag{Name: "ip", Usage: "IP address the server certificate is valid for (repeat)"},
+		&cli.StringSliceFlag{Name: "node-name", Usage: "node (serve --node-name) the server certificate proves to be, as the DNS name " +
+			"<node-name>" + tlsutil.NodeNameSuffix + "; peers admit and trust only certificates that name a node (repeat; default: this host's name, serve's default node name)"},
 		&cli.StringFlag{Name: "ca-file", Usage: "CA certificate to sign with (default: <dir>/<prefix>-ca.pem)"},
 		&cli.StringFlag{Name: "ca-key-file", Usage: "CA key to sign with (default: <dir>/<prefix>-ca-key.pem)"},
 		&cli.IntFlag{Name: "days", Value: certgen.DefaultCertDays, Usage: "how many days the certificate is valid (at most as long as the CA)"},
@@ -161,8 +165,8 @@ func certCreate(c *cli.Context) error {
 		if cn == "" {
 			return errors.New("--client needs --cn, the client identity that ACL policies name")
 		}
-		if len(c.StringSlice("dns")) > 0 || len(c.StringSlice("ip")) > 0 {
-			return errors.New("--dns and --ip are for server certificates only")
+		if len(c.StringSlice("dns")) > 0 || len(c.StringSlice("ip")) > 0 || len(c.StringSlice("node-name")) > 0 {
+			return errors.New("--dns, --ip and --node-name are for server certificates only")
 		}
 	case cn == "":
 		cn = DefaultServerCommonName
@@ -210,6 +214,23 @@ func certCreate(c *cli.Context) error {
 		opts.DNSNames = []string{"localhost", DefaultPeerServerName}
 		opts.IPs = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	}
+	var nodes []string
+	if kind == certgen.Server {
+		nodes = c.StringSlice("node-name")
+		if len(nodes) == 0 {
+			host, err := os.Hostname()
+			if err != nil {
+				return fmt.Errorf("--node-name: default to the host name: %w", err)
+			}
+			nodes = []string{host}
+		}
+		for _, n := range nodes {
+			if err := tlsutil.ValidNodeName(n); err != nil {
+				return fmt.Errorf("--node-name: %w", err)
+			}
+			opts.DNSNames = append(opts.DNSNames, tlsutil.NodeDNSName(n))
+		}
+	}
 	kp, err := certgen.CreateCert(ca, kind, opts)
 	if err != nil {
 		return err
@@ -221,7 +242,7 @@ func certCreate(c *cli.Context) error {
 		for _, ip := range kp.Cert.IPAddresses {
 			sans = append(sans, ip.String())
 		}
-		what += " for " + strings.Join(sans, ", ")
+		what += " for " + strings.Join(sans, ", ") + "; it proves to be node " + strings.Join(nodes, ", node ")
 	}
 	return writeKeyPair(c, kp, base, what)
 }

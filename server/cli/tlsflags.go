@@ -38,6 +38,7 @@ type serveTLS struct {
 	peerServerName                  string
 	aclPolicy                       string
 	gossipKeyFile                   string
+	insecurePlaintextPeers          bool
 }
 
 func serveTLSFromFlags(c *cli.Context) serveTLS {
@@ -51,6 +52,8 @@ func serveTLSFromFlags(c *cli.Context) serveTLS {
 		peerServerName: c.String("peer-tls-server-name"),
 		aclPolicy:      c.String("acl-policy-file"),
 		gossipKeyFile:  c.String("gossip-key-file"),
+
+		insecurePlaintextPeers: c.Bool("insecure-plaintext-peers"),
 	}
 }
 
@@ -60,9 +63,13 @@ func serveTLSFromFlags(c *cli.Context) serveTLS {
 //     --server-tls-ca-file additionally requires every client to present a certificate issued
 //     by that CA (mutual TLS), whose common name is the identity ACLs authorize.
 //   - PeerServerTLS and PeerClientTLS (Raft) from --peer-tls-*: all three files are required;
-//     both ends present the peer certificate and require the other's to chain to the peer CA.
-//     --peer-tls-server-name is the name verified in the certificates of dialed peers. A peer
-//     certificate must allow server authentication, so client certificates are refused.
+//     both ends present the peer certificate and require the other's to chain to the peer CA,
+//     allow server authentication and name a node (`tls cert create --server --node-name`).
+//     --peer-tls-server-name is the name verified in the certificates of dialed peers.
+//     Without --peer-tls-*, mutual TLS on the API (--server-tls-ca-file) secures Raft too: the
+//     server certificate, key and CA are the peer credentials (server.Config derives them).
+//     API TLS without either is refused unless --insecure-plaintext-peers asks for plaintext
+//     Raft (which logs a warning at every start).
 //   - ForwardTLS, used by a follower to forward writes to the leader's API when the API uses
 //     TLS: it presents the peer certificate (or, without peer TLS, the server certificate), and
 //     verifies the leader's API certificate against --server-tls-ca-file (or --peer-tls-ca-file).
@@ -70,7 +77,8 @@ func serveTLSFromFlags(c *cli.Context) serveTLS {
 //     trusts, and allow client authentication (`commitlog tls cert create --server` ones do).
 //
 // GossipKey is read from --gossip-key-file (surrounding white space ignored; the key itself is
-// checked when Serf starts).
+// checked when Serf starts). The file must not be accessible by group or others, and with TLS
+// the key is required.
 //
 // An ACL policy requires mutual TLS: without a verified client certificate there is no identity
 // to authorize, and every call would be refused.
@@ -97,8 +105,20 @@ func (f serveTLS) apply(cfg *server.Config) error {
 		errs = append(errs, fmt.Errorf("%s needs %s (peer TLS takes a certificate, its key and a CA)",
 			strings.Join(peerSet, " and "), strings.Join(peerMissing, " and ")))
 	}
-	if f.peerServerName != "" && !peerTLS {
-		errs = append(errs, errors.New("--peer-tls-server-name needs --peer-tls-cert-file, --peer-tls-key-file and --peer-tls-ca-file"))
+	implicitPeerTLS := !peerTLS && apiTLS && f.serverCA != "" && !f.insecurePlaintextPeers
+	if f.peerServerName != "" && !peerTLS && !implicitPeerTLS {
+		errs = append(errs, errors.New("--peer-tls-server-name needs peer TLS: --peer-tls-cert-file, --peer-tls-key-file and --peer-tls-ca-file, or mutual TLS on the API (--server-tls-ca-file)"))
+	}
+	switch {
+	case f.insecurePlaintextPeers && len(peerSet) > 0:
+		errs = append(errs, fmt.Errorf("--insecure-plaintext-peers contradicts %s: drop one of them", strings.Join(peerSet, " and ")))
+	case apiTLS && !peerTLS && f.serverCA == "" && !f.insecurePlaintextPeers:
+		errs = append(errs, errors.New("the API has TLS but Raft, on the same port, would be plaintext (anyone reaching the port could depose the leader "+
+			"and append records): add --server-tls-ca-file (mutual TLS; the server certificate then secures Raft too) or "+
+			"--peer-tls-cert-file, --peer-tls-key-file and --peer-tls-ca-file; --insecure-plaintext-peers accepts the risk"))
+	}
+	if (apiTLS || peerTLS) && f.gossipKeyFile == "" {
+		errs = append(errs, errors.New("TLS needs encrypted gossip: add --gossip-key-file (make a key with `commitlog tls gossip-key`, mode 0600)"))
 	}
 	if f.aclPolicy != "" && f.serverCA == "" {
 		errs = append(errs, errors.New("--acl-policy-file needs mutual TLS on the API (--server-tls-cert-file, --server-tls-key-file and --server-tls-ca-file): clients are identified by their certificates"))
@@ -121,7 +141,6 @@ func (f serveTLS) apply(cfg *server.Config) error {
 		}
 		cfg.PeerServerTLS = c
 		cfg.PeerClientTLS = c
-		cfg.PeerServerName = f.peerServerName
 	}
 	if apiTLS {
 		cert, key, ca := f.serverCert, f.serverKey, f.serverCA
@@ -139,7 +158,16 @@ func (f serveTLS) apply(cfg *server.Config) error {
 		}
 		cfg.ForwardTLS = c
 	}
+	cfg.PeerServerName = f.peerServerName
+	cfg.InsecurePlaintextPeers = f.insecurePlaintextPeers
 	if f.gossipKeyFile != "" {
+		fi, err := os.Stat(f.gossipKeyFile)
+		if err != nil {
+			return fmt.Errorf("--gossip-key-file: %w", err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			return fmt.Errorf("--gossip-key-file: %s is accessible by group or others (mode %#o): whoever reads it can join the gossip; chmod 600 it", f.gossipKeyFile, perm)
+		}
 		key, err := os.ReadFile(f.gossipKeyFile)
 		if err != nil {
 			return fmt.Errorf("--gossip-key-file: %w", err)

@@ -11,9 +11,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/commitlog-go/commitlog/server/tlsutil"
 	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
 )
 
@@ -27,8 +29,9 @@ type fixture struct {
 	caFile      string    // trusted CA certificate
 	otherCAFile string    // a CA nobody trusts here
 
-	server      files // Server kind, SANs localhost, 127.0.0.1, ::1, server.commitlog
-	node2       files // Server kind, another peer
+	server      files // Server kind, SANs localhost, 127.0.0.1, ::1, server.commitlog, node-1.node.commitlog
+	node2       files // Server kind, another peer (node-2.node.commitlog)
+	unnamed     files // Server kind (both usages) from the CA, naming no node: not a peer
 	serverOnly  files // ServerOnly kind
 	alice       files // Client kind, CN alice
 	otherAlice  files // Client kind, CN alice, issued by the other CA
@@ -51,11 +54,17 @@ func newFixture(t *testing.T) *fixture {
 	f.otherCAFile = write(t, dir, "other-ca", other).cert
 
 	peerSANs := certgen.Options{DNSNames: []string{"localhost", "server.commitlog"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}
-	opts := peerSANs
-	opts.CommonName = "node-1"
-	f.server = write(t, dir, "node-1", must(t)(certgen.CreateServerCert(ca, opts)))
-	opts.CommonName = "node-2"
-	f.node2 = write(t, dir, "node-2", must(t)(certgen.CreateServerCert(ca, opts)))
+	f.unnamed = write(t, dir, "unnamed", must(t)(certgen.CreateServerCert(ca, certgen.Options{CommonName: "node-3",
+		DNSNames: peerSANs.DNSNames, IPs: peerSANs.IPs})))
+	for _, n := range []struct {
+		name string
+		to   *files
+	}{{"node-1", &f.server}, {"node-2", &f.node2}} {
+		opts := peerSANs
+		opts.CommonName = n.name
+		opts.DNSNames = append(slices.Clip(opts.DNSNames), tlsutil.NodeDNSName(n.name))
+		*n.to = write(t, dir, n.name, must(t)(certgen.CreateServerCert(ca, opts)))
+	}
 	f.serverOnly = write(t, dir, "proxy", must(t)(certgen.CreateCert(ca, certgen.ServerOnly, certgen.Options{CommonName: "proxy"})))
 	f.alice = write(t, dir, "alice", must(t)(certgen.CreateClientCert(ca, certgen.Options{CommonName: "alice"})))
 	f.aliceSAN = write(t, dir, "alice-san", must(t)(certgen.CreateClientCert(ca, certgen.Options{

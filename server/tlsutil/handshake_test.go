@@ -178,6 +178,10 @@ func TestHandshake(t *testing.T) {
 			wantClient: "node-2", wantServer: "node-1"},
 		{name: "peer without client authentication cannot dial", server: peer(f.server, ""), client: peer(f.serverOnly, "server.commitlog"),
 			refusedBy: "server", check: wrongUsage},
+		{name: "server certificate naming no node cannot dial as a peer", server: peer(f.server, ""), client: peer(f.unnamed, "server.commitlog"),
+			refusedBy: "server", check: namesNoNode},
+		{name: "server certificate naming no node cannot accept peers", server: peer(f.unnamed, ""), client: peer(f.node2, "server.commitlog"),
+			refusedBy: "client", check: namesNoNode},
 		{name: "client-only certificate cannot accept peers", server: peer(f.aliceSAN, ""), client: peer(f.node2, "localhost"),
 			refusedBy: "client", check: wrongUsage},
 	}
@@ -247,6 +251,10 @@ func wrongHost(err error) bool {
 // has no sentinel for it; the alert it sends is "certificate required".
 func noCertificate(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "didn't provide a certificate")
+}
+
+func namesNoNode(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "names no node")
 }
 
 func unauthenticated(err error) bool { return errors.Is(err, tlsutil.ErrUnauthenticated) }
