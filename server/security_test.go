@@ -358,3 +358,61 @@ func TestForwardedForNeedsPeerCertificate(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigRefusesInsecurePeers checks the start-up refusals of a secured node whose Raft or
+// gossip would not be: plaintext Raft next to API TLS or an ACL policy, TLS without a gossip
+// key, a peer certificate that does not name the node; and that the explicit escape starts
+// with a warning.
+func TestConfigRefusesInsecurePeers(t *testing.T) {
+	pki := newTestPKI(t)
+	certFile, keyFile := pki.serverCert()
+	tlsOnly, err := tlsutil.ServerConfig(certFile, keyFile, "") // API TLS, no client certificates
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  func() Config
+		want error
+		text string
+	}{
+		{"API TLS, plaintext Raft", func() Config { return Config{ServerTLS: tlsOnly, GossipKey: pki.gossipKey()} }, ErrPlaintextPeers, "--insecure-plaintext-peers"},
+		{"ACL policy, plaintext Raft", func() Config {
+			return Config{ACLPolicyFile: filepath.Join(seedACLDir, "policy.csv")}
+		}, ErrPlaintextPeers, "peer TLS"},
+		{"TLS without a gossip key", func() Config { c := pki.readmeConfig("node-0"); c.GossipKey = ""; return c }, ErrNoGossipKey, "gossip-key-file"},
+		{"peer certificate naming another node", func() Config { return pki.readmeConfig("node-9") }, nil, `does not name node "node-9"`},
+		{"node name that fits no certificate", func() Config { return pki.readmeConfig("node 9") }, nil, "node name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg()
+			cfg.DataDir = filepath.Join(t.TempDir(), "data")
+			cfg.BindAddr, cfg.RPCPort = "127.0.0.1:0", -1
+			if cfg.NodeName == "" {
+				cfg.NodeName = "node-0"
+			}
+			srv, err := New(cfg)
+			if err == nil {
+				_ = srv.Close()
+				t.Fatal("New accepted the configuration")
+			}
+			if (tc.want != nil && !errors.Is(err, tc.want)) || !strings.Contains(err.Error(), tc.text) {
+				t.Fatalf("New = %v; want %v saying %q", err, tc.want, tc.text)
+			}
+			if _, statErr := os.Stat(cfg.DataDir); statErr == nil {
+				t.Error("New created the data dir of a refused configuration")
+			}
+		})
+	}
+
+	t.Run("--insecure-plaintext-peers starts with a warning", func(t *testing.T) {
+		logs := newLogRecorder()
+		srv := startServer(t, Config{ServerTLS: tlsOnly, GossipKey: pki.gossipKey(), InsecurePlaintextPeers: true, Logger: slog.New(logs)})
+		if srv.cfg.PeerServerTLS != nil {
+			t.Error("peer TLS configured despite InsecurePlaintextPeers")
+		}
+		if !logs.has("INSECURE", "plaintext") {
+			t.Error("no warning logged at start")
+		}
+	})
+}
