@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
 	"github.com/commitlog-go/commitlog/transport/mux"
 )
 
@@ -82,8 +83,12 @@ func TestTLSCreateWritesFilesInTheCurrentDirectory(t *testing.T) {
 		t.Errorf("ca create output does not name the files it wrote:\n%s", out)
 	}
 	mustRun(t, "tls", "cert", "create", "--server")
-	mustRun(t, "tls", "cert", "create", "--server", "--cn", "node-1", "--dns", "node-1.example", "--ip", "10.0.0.1")
+	mustRun(t, "tls", "cert", "create", "--server", "--cn", "node-1", "--dns", "node-1.example", "--ip", "10.0.0.1", "--node-name", "node-1")
 	mustRun(t, "tls", "cert", "create", "--client", "--cn", "root")
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	ca := parseCert(t, filepath.Join(dir, "commitlog-ca.pem"))
 	if !ca.IsCA || ca.Subject.CommonName != DefaultCACommonName {
@@ -98,8 +103,9 @@ func TestTLSCreateWritesFilesInTheCurrentDirectory(t *testing.T) {
 		dnsNames []string
 		ips      []string
 	}{
-		{"commitlog-server", "server", x509.ExtKeyUsageServerAuth, []string{"localhost", DefaultPeerServerName}, []string{"127.0.0.1", "::1"}},
-		{"commitlog-node-1-server", "node-1", x509.ExtKeyUsageServerAuth, []string{"node-1.example"}, []string{"10.0.0.1"}},
+		// Without --node-name, a server certificate names the node serve runs by default: the host.
+		{"commitlog-server", "server", x509.ExtKeyUsageServerAuth, []string{"localhost", DefaultPeerServerName, host + ".node.commitlog"}, []string{"127.0.0.1", "::1"}},
+		{"commitlog-node-1-server", "node-1", x509.ExtKeyUsageServerAuth, []string{"node-1.example", "node-1.node.commitlog"}, []string{"10.0.0.1"}},
 		{"commitlog-server", "server", x509.ExtKeyUsageClientAuth, nil, nil}, // peers dial with it
 		{"commitlog-root-client", "root", x509.ExtKeyUsageClientAuth, nil, nil},
 	} {
@@ -185,6 +191,8 @@ func TestTLSCreateErrors(t *testing.T) {
 		{"cn leaves the directory", []string{"tls", "cert", "create", "--client", "--cn", "../root", "--dir", dir}, "--cn"},
 		{"hidden prefix", []string{"tls", "cert", "create", "--client", "--cn", "root", "--name-prefix", ".x", "--dir", dir}, "--name-prefix"},
 		{"bad ip", []string{"tls", "cert", "create", "--server", "--ip", "not-an-ip", "--dir", dir}, `--ip "not-an-ip"`},
+		{"bad node name", []string{"tls", "cert", "create", "--server", "--node-name", "a b", "--dir", dir}, `--node-name: tlsutil: node name "a b"`},
+		{"client with a node name", []string{"tls", "cert", "create", "--client", "--cn", "x", "--node-name", "n1", "--dir", dir}, "--node-name are for server certificates only"},
 		{"no CA", []string{"tls", "cert", "create", "--server", "--dir", empty}, "tls ca create"},
 		{"outlives the CA", []string{"tls", "cert", "create", "--server", "--days", "365", "--dir", dir}, "outlive"},
 		{"CA days out of range", []string{"tls", "ca", "create", "--days", "-1", "--dir", empty}, "days"},
@@ -244,11 +252,17 @@ func startServe(t *testing.T, args ...string) string {
 // startServeTo is startServe writing serve's standard output to out.
 func startServeTo(t *testing.T, out *syncBuffer, args ...string) string {
 	t.Helper()
+	return startServeOutErr(t, out, &syncBuffer{}, args...)
+}
+
+// startServeOutErr is startServe writing serve's standard output to out and its standard error
+// (the logs) to errOut.
+func startServeOutErr(t *testing.T, out, errOut *syncBuffer, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var errOut syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(ctx, append([]string{"commitlog", "serve", "--bootstrap-wait", "0s"}, args...), strings.NewReader(""), out, &errOut)
+		done <- Main(ctx, append([]string{"commitlog", "serve", "--bootstrap-wait", "0s"}, args...), strings.NewReader(""), out, errOut)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -287,7 +301,7 @@ func TestServeWithGeneratedCertificates(t *testing.T) {
 	dir := t.TempDir()
 	f := func(name string) string { return filepath.Join(dir, name) }
 	mustRun(t, "tls", "ca", "create", "--dir", dir)
-	mustRun(t, "tls", "cert", "create", "--server", "--dir", dir)
+	mustRun(t, "tls", "cert", "create", "--server", "--dir", dir, "--node-name", "tls-node")
 	mustRun(t, "tls", "cert", "create", "--client", "--cn", "root", "--dir", dir)
 	mustRun(t, "tls", "cert", "create", "--client", "--cn", "nobody", "--dir", dir)
 	if err := os.WriteFile(f("gossip.key"), []byte(mustRun(t, "tls", "gossip-key")), 0o600); err != nil {
@@ -347,7 +361,17 @@ func TestServeSecurityFlagErrors(t *testing.T) {
 	if err := os.WriteFile(f("empty.key"), []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	gossipKey := mustRun(t, "tls", "gossip-key")
+	for name, mode := range map[string]os.FileMode{"gossip.key": 0o600, "world.key": 0o644, "group.key": 0o640} {
+		if err := os.WriteFile(f(name), []byte(gossipKey), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(f(name), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cert, key, ca := f("commitlog-server.pem"), f("commitlog-server-key.pem"), f("commitlog-ca.pem")
+	gossip := []string{"--gossip-key-file", f("gossip.key")}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -361,14 +385,27 @@ func TestServeSecurityFlagErrors(t *testing.T) {
 		{"peer server name alone", []string{"--peer-tls-server-name", DefaultPeerServerName}, "--peer-tls-server-name needs"},
 		{"ACL without mTLS", []string{"--acl-policy-file", filepath.Join(seedACLDir, "policy.csv"), "--server-tls-cert-file", cert, "--server-tls-key-file", key},
 			"--acl-policy-file needs mutual TLS"},
-		{"missing certificate file", []string{"--server-tls-cert-file", f("nope.pem"), "--server-tls-key-file", key}, "nope.pem"},
-		{"CA file without certificates", []string{"--server-tls-cert-file", cert, "--server-tls-key-file", key, "--server-tls-ca-file", key}, "no certificates"},
+		{"missing certificate file", append([]string{"--server-tls-cert-file", f("nope.pem"), "--server-tls-key-file", key, "--server-tls-ca-file", ca}, gossip...), "nope.pem"},
+		{"CA file without certificates", append([]string{"--server-tls-cert-file", cert, "--server-tls-key-file", key, "--server-tls-ca-file", key}, gossip...), "no certificates"},
+		{"API TLS with plaintext Raft", append([]string{"--server-tls-cert-file", cert, "--server-tls-key-file", key}, gossip...),
+			"Raft, on the same port, would be plaintext"},
+		{"API TLS without a gossip key", []string{"--server-tls-cert-file", cert, "--server-tls-key-file", key, "--server-tls-ca-file", ca}, "TLS needs encrypted gossip: add --gossip-key-file"},
+		{"peer TLS without a gossip key", []string{"--peer-tls-cert-file", cert, "--peer-tls-key-file", key, "--peer-tls-ca-file", ca}, "TLS needs encrypted gossip"},
+		{"world-readable gossip key", []string{"--gossip-key-file", f("world.key")}, "accessible by group or others (mode 0644)"},
+		{"group-readable gossip key", []string{"--gossip-key-file", f("group.key")}, "accessible by group or others (mode 0640)"},
+		{"insecure peers and peer TLS", append([]string{"--insecure-plaintext-peers", "--peer-tls-cert-file", cert, "--peer-tls-key-file", key, "--peer-tls-ca-file", ca}, gossip...),
+			"--insecure-plaintext-peers contradicts"},
+		{"server certificate not naming the node", append([]string{"--node-name", "elsewhere", "--server-tls-cert-file", cert, "--server-tls-key-file", key, "--server-tls-ca-file", ca}, gossip...),
+			"--node-name elsewhere"},
 		{"empty gossip key file", []string{"--gossip-key-file", f("empty.key")}, "is empty"},
 		{"missing gossip key file", []string{"--gossip-key-file", f("nope.key")}, "--gossip-key-file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"serve", "--data-dir", f("data-" + tc.name), "--bind-addr", "127.0.0.1:0", "--rpc-port", "-1"}, tc.args...)
-			code, _, errOut := run(t, t.Context(), args...)
+			// A serve that wrongly starts is stopped after a while, and fails the test.
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			code, _, errOut := run(t, ctx, args...)
 			if code == 0 || !strings.Contains(errOut, tc.want) {
 				t.Errorf("exit %d, stderr %q; want a failure containing %q", code, errOut, tc.want)
 			}
@@ -386,10 +423,27 @@ func TestServeRefusesClientCertificateAsPeer(t *testing.T) {
 	dir := t.TempDir()
 	f := func(name string) string { return filepath.Join(dir, name) }
 	mustRun(t, "tls", "ca", "create", "--dir", dir)
-	mustRun(t, "tls", "cert", "create", "--server", "--dir", dir)
+	mustRun(t, "tls", "cert", "create", "--server", "--dir", dir, "--node-name", "peer-node")
+	// A certificate of both usages from the cluster's CA that names no node, as another PKI
+	// might issue to a client.
+	ca, err := certgen.LoadKeyPair(f("commitlog-ca.pem"), f("commitlog-ca-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unnamed, err := certgen.CreateServerCert(ca, certgen.Options{CommonName: "unnamed", DNSNames: []string{DefaultPeerServerName}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unnamed.WriteFiles(f("unnamed.pem"), f("unnamed-key.pem"), false); err != nil {
+		t.Fatal(err)
+	}
 	mustRun(t, "tls", "cert", "create", "--client", "--cn", "root", "--dir", dir)
+	if err := os.WriteFile(f("gossip.key"), []byte(mustRun(t, "tls", "gossip-key")), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	addr := startServe(t,
 		"--data-dir", f("data"), "--node-name", "peer-node", "--bind-addr", "127.0.0.1:0", "--rpc-port", "-1", "--log-level", "error",
+		"--gossip-key-file", f("gossip.key"),
 		"--server-tls-cert-file", f("commitlog-server.pem"), "--server-tls-key-file", f("commitlog-server-key.pem"),
 		"--server-tls-ca-file", f("commitlog-ca.pem"),
 		"--peer-tls-cert-file", f("commitlog-server.pem"), "--peer-tls-key-file", f("commitlog-server-key.pem"),
@@ -431,5 +485,28 @@ func TestServeRefusesClientCertificateAsPeer(t *testing.T) {
 	}
 	if accepted, _ := dialRaft(f("commitlog-root-client.pem"), f("commitlog-root-client-key.pem")); accepted {
 		t.Error("a client certificate was accepted as a Raft peer")
+	}
+	if accepted, _ := dialRaft(f("unnamed.pem"), f("unnamed-key.pem")); accepted {
+		t.Error("a certificate of both usages naming no node was accepted as a Raft peer")
+	}
+}
+
+// TestServeInsecurePlaintextPeersWarns starts a node with API TLS and plaintext Raft, asked for
+// with --insecure-plaintext-peers: it serves, and its start logs a warning naming the flag.
+func TestServeInsecurePlaintextPeersWarns(t *testing.T) {
+	dir := t.TempDir()
+	f := func(name string) string { return filepath.Join(dir, name) }
+	mustRun(t, "tls", "ca", "create", "--dir", dir)
+	mustRun(t, "tls", "cert", "create", "--server", "--dir", dir, "--node-name", "plain-peers")
+	if err := os.WriteFile(f("gossip.key"), []byte(mustRun(t, "tls", "gossip-key")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut syncBuffer
+	startServeOutErr(t, &out, &errOut,
+		"--data-dir", f("data"), "--node-name", "plain-peers", "--bind-addr", "127.0.0.1:0", "--rpc-port", "-1",
+		"--gossip-key-file", f("gossip.key"), "--insecure-plaintext-peers",
+		"--server-tls-cert-file", f("commitlog-server.pem"), "--server-tls-key-file", f("commitlog-server-key.pem"))
+	if logs := errOut.String(); !strings.Contains(logs, "INSECURE") || !strings.Contains(logs, "--insecure-plaintext-peers") {
+		t.Errorf("no warning about plaintext peers at start; logs:\n%s", logs)
 	}
 }
