@@ -95,13 +95,14 @@ bench:
 	cd consensus && $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./raft/
 	cd server && $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) . ./fsm/
 
-## certs: the seed's mTLS set and ACL files in ./.config (CA, server for localhost/127.0.0.1, root and nobody clients); overwrites
+## certs: the seed's mTLS set and ACL files in ./.config (CA, server for localhost/127.0.0.1 naming this host's node, root and nobody clients, gossip key); overwrites
 certs: build
 	mkdir -p .config
 	bin/commitlog tls ca create --dir .config --name-prefix "" --force
 	bin/commitlog tls cert create --server --dir .config --name-prefix "" --force
 	bin/commitlog tls cert create --client --cn root --dir .config --name-prefix "" --force
 	bin/commitlog tls cert create --client --cn nobody --dir .config --name-prefix "" --force
+	(umask 077 && bin/commitlog tls gossip-key > .config/gossip.key)
 	cp authz/casbin/testdata/seed/model.conf authz/casbin/testdata/seed/policy.csv .config/
 
 ## bench-load: the load tool against real processes: a single node, then 3 nodes (see scripts/bench-load.sh)
