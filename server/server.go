@@ -49,6 +49,10 @@ var (
 // (version, raft index, term, type: at most 1+10+10+5 bytes), rounded up.
 const envelopeOverhead = 64
 
+// insecurePeersWarning is logged at every start with InsecurePlaintextPeers.
+const insecurePeersWarning = "INSECURE: Raft runs in plaintext next to a secured API (--insecure-plaintext-peers): anyone who " +
+	"reaches the port can depose the leader, append records past the ACL and join without proving who it is"
+
 // Server is one commitlog node. Create it with New, then call Run.
 type Server struct {
 	cfg  Config
@@ -83,8 +87,7 @@ func New(cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("server: config: %w", err)
 	}
 	if cfg.InsecurePlaintextPeers {
-		cfg.Logger.Warn("INSECURE: Raft runs in plaintext next to a secured API (--insecure-plaintext-peers): anyone who " +
-			"reaches the port can depose the leader, append records past the ACL and join without proving who it is")
+		cfg.Logger.Warn(insecurePeersWarning)
 	}
 	s = &Server{cfg: cfg, stopping: make(chan struct{}), clusterTag: make(chan struct{}, 1)}
 	built := s // the returns below set s to nil before this runs

@@ -119,6 +119,11 @@ func writeClusterHello(w io.Writer, id string) error {
 func readClusterHello(r io.Reader) (string, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if err == io.EOF {
+			// Closed before saying anything (a server checking who listens here, see the
+			// server's admission): io.EOF itself, which Raft does not log as an error.
+			return "", io.EOF
+		}
 		return "", fmt.Errorf("consensus/raft: read cluster handshake: %w", err)
 	}
 	if [4]byte(hdr[:4]) != clusterMagic {
