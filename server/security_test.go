@@ -272,6 +272,20 @@ func TestAdmissionRefusesUnprovenMembers(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// An operator's Join is held to the same rule: a name the certificate at that address does
+	// not carry is refused before Raft's configuration changes.
+	leader := leaderOf(t, nodes)
+	for _, j := range []*logv1.JoinRequest{
+		{Id: "fake", RaftAddr: real},
+		{Id: "mallory", RaftAddr: mallory.Addr(), Nonvoter: true},
+	} {
+		if _, err := leader.svc.Join(ctx, j); transport.CodeOf(err) != transport.FailedPrecondition || !errors.Is(err, ErrNotAdmitted) {
+			t.Errorf("Join %s at %s = %v, want FailedPrecondition (not admitted)", j.GetId(), j.GetRaftAddr(), err)
+		}
+	}
+	if got := voters(); !slices.Equal(got, want) {
+		t.Fatalf("after the Joins, Raft configuration = %v, want only %v", got, want)
+	}
 	if st := mallory.node.Status(); st.LastIndex != 0 {
 		t.Errorf("mallory's Raft log reaches index %d, want nothing", st.LastIndex)
 	}
