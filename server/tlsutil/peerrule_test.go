@@ -85,11 +85,13 @@ func TestPeerConfigFromServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	api.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return api, nil } // as a reloader might
 	peer, err := tlsutil.PeerConfigFromServer(api, "server.commitlog")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if peer.RootCAs != api.ClientCAs || peer.ClientAuth != tls.RequireAndVerifyClientCert || peer.ServerName != "server.commitlog" || peer.VerifyConnection == nil {
+	if peer.RootCAs != api.ClientCAs || peer.ClientAuth != tls.RequireAndVerifyClientCert || peer.ServerName != "server.commitlog" ||
+		peer.VerifyConnection == nil || peer.GetConfigForClient != nil {
 		t.Errorf("derived config: %+v", peer)
 	}
 	leaf, err := tlsutil.Leaf(peer)

@@ -292,6 +292,9 @@ func PeerConfigFromServer(server *tls.Config, serverName string) (*tls.Config, e
 		return nil, fmt.Errorf("tlsutil: peer: %w: the API configuration has no client CA to use as the peer CA", ErrMissingFile)
 	}
 	cfg := server.Clone()
+	// A per-client configuration would be the API's, without the peer rule: Raft connections
+	// always use this one (certificates still rotate through GetCertificate, if set).
+	cfg.GetConfigForClient = nil
 	cfg.RootCAs = server.ClientCAs
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	cfg.ServerName = serverName
