@@ -134,7 +134,7 @@ func writeFileSync(name string, data []byte) error {
 }
 
 // trustedPeer reports whether the caller may tell this server the cluster's checksum: a
-// cluster peer (a verified certificate valid for server authentication), or anyone when the
+// cluster peer (peerRule: a certificate from the peer CA naming a node), or anyone when the
 // API has no TLS (there is no identity to check).
 func (s *service) trustedPeer(ctx context.Context) bool {
 	if s.cfg.ServerTLS == nil {
