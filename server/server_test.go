@@ -24,7 +24,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// memberlist's Shutdown does not wait for a probe already under way when a node stops
+		// without leaving (as tests that restart a node must): the probe goroutine ends on its
+		// own timeout, sometimes after the last test. Every other goroutine still counts.
+		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+	)
 }
 
 var transports = []string{TransportConnect, TransportGRPC}
