@@ -3,6 +3,7 @@ module github.com/commitlog-go/commitlog/tools
 go 1.26.0
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/commitlog-go/commitlog/client v0.1.0
 	github.com/commitlog-go/commitlog/transport v0.1.0
 	go.uber.org/goleak v1.3.0

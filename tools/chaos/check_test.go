@@ -1,0 +1,205 @@
+package chaos
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// hist builds ops for the checker tests: times in ms.
+type hist struct{ ops []*Op }
+
+func (h *hist) add(kind, status string, offset uint64, found bool, invoke, complete int64, values ...string) *Op {
+	op := &Op{ID: int64(len(h.ops) + 1), Process: len(h.ops) % 4, Kind: kind, Status: status, Offset: offset, Found: found,
+		Invoke: invoke * 1e6, Complete: complete * 1e6, Values: values}
+	h.ops = append(h.ops, op)
+	return op
+}
+
+func logOf(node string, values ...string) NodeLog {
+	l := NodeLog{Node: node}
+	for i, v := range values {
+		l.Records = append(l.Records, Record{Offset: uint64(i), Value: v})
+	}
+	return l
+}
+
+func verdictOf(t *testing.T, vs []Verdict, name string) Verdict {
+	t.Helper()
+	for _, v := range vs {
+		if v.Name == name {
+			return v
+		}
+	}
+	t.Fatalf("no verdict %q in %+v", name, vs)
+	return Verdict{}
+}
+
+// good is a history every checker accepts: writes of each kind, an unknown write that took
+// effect and one that did not, a refused write, linearizable and follower reads.
+func good() (*hist, []NodeLog) {
+	h := &hist{}
+	h.add(KindProduce, StatusOK, 0, false, 0, 10, "a")
+	h.add(KindProduceBatch, StatusOK, 1, false, 5, 20, "b", "c")
+	h.add(KindProduceStream, StatusUnknown, 0, false, 21, 30, "d") // stored at 3
+	h.add(KindProduceAsync, StatusUnknown, 0, false, 21, 30, "x")  // not stored
+	h.add(KindProduce, StatusFail, 0, false, 22, 25, "y")          // refused
+	h.add(KindReadLin, StatusOK, 1, true, 25, 26, "b")
+	h.add(KindReadNode, StatusOK, 9, false, 40, 41)
+	h.add(KindReadFollower, StatusOK, 3, true, 50, 51, "d")
+	h.add(KindReadStream, StatusOK, 0, true, 50, 60, "a", "b", "c", "d")
+	h.add(KindReadLin, StatusFail, 2, false, 50, 60)
+	logs := []NodeLog{logOf("n1", "a", "b", "c", "d"), logOf("n2", "a", "b", "c", "d"), logOf("n3", "a", "b", "c", "d")}
+	return h, logs
+}
+
+func TestCheckAcceptsAGoodHistory(t *testing.T) {
+	h, logs := good()
+	vs := Check(CheckConfig{}, h.ops, logs)
+	if Failed(vs) {
+		t.Fatalf("anomalies in a good history: %+v", vs)
+	}
+	if v := verdictOf(t, vs, "linearizable"); !v.OK || v.Note != "5 operations" {
+		t.Fatalf("linearizable: %+v (want 5 operations: 2 acknowledged writes, 1 stored unknown one, 2 answered linearizable reads)", v)
+	}
+}
+
+// TestCheckFindsEachAnomaly: each mutation of the good history trips its checker, and only
+// the expected ones.
+func TestCheckFindsEachAnomaly(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(h *hist, logs []NodeLog) []NodeLog
+		want   []string
+	}{
+		{"lost ack", func(h *hist, logs []NodeLog) []NodeLog {
+			for i := range logs {
+				logs[i].Records = logs[i].Records[:3] // "d" unknown: fine; now make "c" lost
+				logs[i].Records[2].Value = "d"
+			}
+			return logs
+		}, []string{"acknowledged-not-lost", "reads-match-log", "linearizable"}},
+		{"divergent node", func(h *hist, logs []NodeLog) []NodeLog {
+			logs[1].Records[3].Value = "zz"
+			return logs
+		}, []string{"nodes-agree"}},
+		{"node behind", func(h *hist, logs []NodeLog) []NodeLog {
+			logs[2].Records = logs[2].Records[:2]
+			return logs
+		}, []string{"caught-up"}},
+		{"gap", func(h *hist, logs []NodeLog) []NodeLog {
+			for i := range logs {
+				logs[i].Records[3].Offset = 5
+			}
+			return logs
+		}, []string{"offsets-dense", "reads-match-log", "linearizable"}},
+		{"duplicate", func(h *hist, logs []NodeLog) []NodeLog {
+			for i := range logs {
+				logs[i].Records = append(logs[i].Records, Record{Offset: 4, Value: "a"})
+			}
+			return logs
+		}, []string{"no-duplicates"}},
+		{"refused stored", func(h *hist, logs []NodeLog) []NodeLog {
+			for i := range logs {
+				logs[i].Records = append(logs[i].Records, Record{Offset: 4, Value: "y"})
+			}
+			return logs
+		}, []string{"refused-never-stored"}},
+		{"phantom", func(h *hist, logs []NodeLog) []NodeLog {
+			for i := range logs {
+				logs[i].Records = append(logs[i].Records, Record{Offset: 4, Value: "ghost"})
+			}
+			return logs
+		}, []string{"no-phantoms"}},
+		{"follower read a wrong value", func(h *hist, logs []NodeLog) []NodeLog {
+			h.ops[7].Values = []string{"c"}
+			return logs
+		}, []string{"reads-match-log"}},
+		{"stale linearizable read", func(h *hist, logs []NodeLog) []NodeLog {
+			// Offset 1 was acknowledged at 20 ms; a linearizable read begun at 30 ms saw nothing.
+			h.add(KindReadNode, StatusOK, 1, false, 30, 31)
+			return logs
+		}, []string{"linearizable"}},
+		{"acknowledged out of order", func(h *hist, logs []NodeLog) []NodeLog {
+			// A write acknowledged at offset 0 after one at 1 had completed, both stored as acked.
+			h.ops[0].Invoke, h.ops[0].Complete = 21e6, 22e6
+			return logs
+		}, []string{"linearizable"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h, logs := good()
+			logs = tc.mutate(h, logs)
+			vs := Check(CheckConfig{LinearizabilityTimeout: time.Minute}, h.ops, logs)
+			var got []string
+			for _, v := range vs {
+				if !v.OK {
+					got = append(got, v.Name)
+					if v.First == "" {
+						t.Errorf("%s failed without describing its first anomaly", v.Name)
+					}
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("failed checkers %v, want %v: %+v", got, tc.want, vs)
+			}
+		})
+	}
+}
+
+// TestLinearizableFirstAnomalyNamesTheOp: the report names the op that cannot be placed.
+func TestLinearizableFirstAnomalyNamesTheOp(t *testing.T) {
+	h, logs := good()
+	stale := h.add(KindReadNode, StatusOK, 1, false, 30, 31)
+	stale.Node = "n3"
+	v := verdictOf(t, Check(CheckConfig{}, h.ops, logs), "linearizable")
+	if v.OK || !strings.Contains(v.First, "read(1) -> none") || !strings.Contains(v.First, "at n3") {
+		t.Fatalf("first anomaly %q does not name the stale read", v.First)
+	}
+}
+
+func TestHistoryRoundTrip(t *testing.T) {
+	path := t.TempDir() + "/h.jsonl"
+	h, err := NewHistory(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := h.Invoke(1, KindProduce, "", 0, []string{"v"})
+	h.Complete(op, StatusOK, 7, false, nil, nil)
+	h.Nemesis(NemesisEvent{Name: "kill", Start: 1, End: 2})
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := openFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ops, nem, err := ReadHistory(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) != 1 || ops[0].Status != StatusOK || ops[0].Offset != 7 || len(nem) != 1 {
+		t.Fatalf("read back %+v %+v", ops, nem)
+	}
+}
+
+func TestScheduleIsReproducible(t *testing.T) {
+	a, b := NewSchedule(42, time.Minute, nil), NewSchedule(42, time.Minute, nil)
+	if a.String() != b.String() {
+		t.Fatalf("same seed, different schedules:\n%s\n%s", a, b)
+	}
+	if c := NewSchedule(43, time.Minute, nil); c.String() == a.String() {
+		t.Fatalf("seeds 42 and 43 drew the same schedule")
+	}
+	var total time.Duration
+	for _, w := range a.Windows {
+		total += w.Quiet + w.Hold
+		if w.Hold < 3*time.Second {
+			t.Fatalf("a fault held %s, less than the 3 s that outlast an election timeout", w.Hold)
+		}
+	}
+	if total < time.Minute {
+		t.Fatalf("schedule covers %s of a minute", total)
+	}
+}

@@ -1,0 +1,305 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/commitlog-go/commitlog/client"
+)
+
+// Faults the nemesis knows. A schedule draws from them (or from the list given), sometimes
+// combining a network fault with a process fault in one window.
+var (
+	NetworkFaults = []string{"partition-leader", "partition-halves", "partition-bridge", "partition-oneway", "lossy"}
+	ProcessFaults = []string{"kill", "kill-leader", "pause-leader", "transfer-leader", "rolling-restart", "remove-add"}
+)
+
+// AllFaults lists every fault.
+func AllFaults() []string { return append(slices.Clone(NetworkFaults), ProcessFaults...) }
+
+// Window is one fault window of a schedule.
+type Window struct {
+	Quiet  time.Duration // healthy time before the fault
+	Faults []string
+	Hold   time.Duration // how long the fault lasts
+}
+
+// Schedule is the sequence of fault windows of one run, drawn from a seed.
+type Schedule struct {
+	Seed    uint64
+	Windows []Window
+}
+
+func (s Schedule) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "seed %d:", s.Seed)
+	for _, w := range s.Windows {
+		fmt.Fprintf(&b, " +%s %s for %s;", w.Quiet.Round(100*time.Millisecond), strings.Join(w.Faults, "+"), w.Hold.Round(100*time.Millisecond))
+	}
+	return b.String()
+}
+
+// NewSchedule draws fault windows filling about d, from faults (nil: all).
+func NewSchedule(seed uint64, d time.Duration, faults []string) Schedule {
+	if len(faults) == 0 {
+		faults = AllFaults()
+	}
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	s := Schedule{Seed: seed}
+	var net, proc []string
+	for _, f := range faults {
+		if slices.Contains(NetworkFaults, f) {
+			net = append(net, f)
+		} else {
+			proc = append(proc, f)
+		}
+	}
+	for total := time.Duration(0); total < d; {
+		w := Window{
+			Quiet: time.Duration(1000+r.IntN(2000)) * time.Millisecond,
+			Hold:  time.Duration(3000+r.IntN(5000)) * time.Millisecond,
+		}
+		f := faults[r.IntN(len(faults))]
+		w.Faults = []string{f}
+		// Now and then, a network fault and a process fault together.
+		if r.IntN(10) < 3 && len(net) > 0 && len(proc) > 0 {
+			w.Faults = []string{net[r.IntN(len(net))], proc[r.IntN(len(proc))]}
+		}
+		s.Windows = append(s.Windows, w)
+		total += w.Quiet + w.Hold
+	}
+	return s
+}
+
+// nemesis applies a schedule's faults to a cluster.
+type nemesis struct {
+	c     *Cluster
+	h     *History
+	r     *rand.Rand
+	admin *client.Client
+	log   func(format string, args ...any)
+}
+
+// run applies the windows in order until they are done or ctx ends; it heals after each.
+func (n *nemesis) run(ctx context.Context, s Schedule) error {
+	for _, w := range s.Windows {
+		if err := sleepCtx(ctx, w.Quiet); err != nil {
+			return nil
+		}
+		start := n.h.Now()
+		var heals []func() error
+		var details []string
+		for _, f := range w.Faults {
+			detail, heal, err := n.apply(ctx, f, w.Hold)
+			if err != nil {
+				details = append(details, fmt.Sprintf("%s: %v", f, err))
+			} else {
+				details = append(details, detail)
+			}
+			if heal != nil {
+				heals = append(heals, heal)
+			}
+		}
+		n.log("nemesis: %s", strings.Join(details, "; "))
+		_ = sleepCtx(ctx, w.Hold)
+		var errs []error
+		for i := len(heals) - 1; i >= 0; i-- {
+			errs = append(errs, heals[i]())
+		}
+		n.h.Nemesis(NemesisEvent{Name: strings.Join(w.Faults, "+"), Detail: strings.Join(details, "; "), Start: start, End: n.h.Now()})
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("chaos: heal %s: %w", strings.Join(w.Faults, "+"), err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// leaderOrAny returns the leader, or a random running node when none is known.
+func (n *nemesis) leaderOrAny(ctx context.Context) *Node {
+	if l := n.c.Leader(ctx); l != nil {
+		return l
+	}
+	var up []*Node
+	for _, x := range n.c.Nodes {
+		if x.Running() {
+			up = append(up, x)
+		}
+	}
+	if len(up) == 0 {
+		return n.c.Nodes[0]
+	}
+	return up[n.r.IntN(len(up))]
+}
+
+func (n *nemesis) shuffled() []*Node {
+	out := slices.Clone(n.c.Nodes)
+	n.r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+// cut makes every node of a and every node of b drop each other's packets.
+func (n *nemesis) cut(groups ...[]*Node) error {
+	drops := map[int][]int{}
+	for gi, g := range groups {
+		for gj, o := range groups {
+			if gi == gj {
+				continue
+			}
+			for _, x := range g {
+				for _, y := range o {
+					drops[x.I] = append(drops[x.I], y.I)
+				}
+			}
+		}
+	}
+	return n.applyDrops(drops, 0)
+}
+
+func (n *nemesis) applyDrops(drops map[int][]int, loss int) error {
+	var errs []error
+	for _, x := range n.c.Nodes {
+		errs = append(errs, n.c.Net.Apply(x.I, Rules{DropFrom: drops[x.I], LossPct: loss}))
+	}
+	return errors.Join(errs...)
+}
+
+func names(ns []*Node) string {
+	var s []string
+	for _, x := range ns {
+		s = append(s, x.name)
+	}
+	return "[" + strings.Join(s, " ") + "]"
+}
+
+// apply starts one fault and returns what it did and how to heal it.
+func (n *nemesis) apply(ctx context.Context, f string, hold time.Duration) (string, func() error, error) {
+	heal := func() error { return n.c.Net.Heal() }
+	switch f {
+	case "partition-leader":
+		l := n.leaderOrAny(ctx)
+		var rest []*Node
+		for _, x := range n.c.Nodes {
+			if x != l {
+				rest = append(rest, x)
+			}
+		}
+		return "isolate leader " + l.name, heal, n.cut([]*Node{l}, rest)
+	case "partition-halves":
+		s := n.shuffled()
+		k := len(s) / 2
+		return fmt.Sprintf("partition %s | %s", names(s[:k]), names(s[k:])), heal, n.cut(s[:k], s[k:])
+	case "partition-bridge":
+		s := n.shuffled()
+		rest := s[1:]
+		k := len(rest) / 2
+		return fmt.Sprintf("bridge %s between %s and %s", s[0].name, names(rest[:k]), names(rest[k:])), heal, n.cut(rest[:k], rest[k:])
+	case "partition-oneway":
+		l := n.leaderOrAny(ctx)
+		drops := map[int][]int{}
+		dir := "others do not hear from leader "
+		if n.r.IntN(2) == 0 {
+			for _, x := range n.c.Nodes {
+				if x != l {
+					drops[x.I] = append(drops[x.I], l.I)
+				}
+			}
+		} else {
+			dir = "leader does not hear from the others: "
+			for _, x := range n.c.Nodes {
+				if x != l {
+					drops[l.I] = append(drops[l.I], x.I)
+				}
+			}
+		}
+		return dir + l.name, heal, n.applyDrops(drops, 0)
+	case "lossy":
+		pct := 20 + n.r.IntN(30)
+		return fmt.Sprintf("lose %d%% of node-to-node packets", pct), heal, n.applyDrops(nil, pct)
+	case "kill", "kill-leader":
+		x := n.c.Nodes[n.r.IntN(len(n.c.Nodes))]
+		if f == "kill-leader" {
+			x = n.leaderOrAny(ctx)
+		}
+		x.Kill()
+		return "kill -9 " + x.name, func() error { return x.Start() }, nil
+	case "pause-leader":
+		x := n.leaderOrAny(ctx)
+		x.Pause()
+		return "SIGSTOP " + x.name, func() error { x.Resume(); return nil }, nil
+	case "transfer-leader":
+		tctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for sleepCtx(tctx, time.Duration(700+n.r.IntN(600))*time.Millisecond) == nil {
+				actx, acancel := context.WithTimeout(tctx, 5*time.Second)
+				_, err := n.admin.TransferLeadership(actx, "")
+				acancel()
+				if err != nil && tctx.Err() == nil {
+					n.log("transfer leadership: %v", err)
+				}
+			}
+		}()
+		return "transfer leadership about every second", func() error { cancel(); <-done; return nil }, nil
+	case "rolling-restart":
+		// Each node in turn: SIGTERM, start, wait until it answers (it may see no leader when a
+		// partition runs at the same time), a second for it to catch up.
+		var errs []error
+		for _, x := range n.c.Nodes {
+			x.Stop()
+			errs = append(errs, x.Start())
+			errs = append(errs, n.c.waitUp(ctx, x, 30*time.Second))
+			_ = sleepCtx(ctx, time.Second)
+		}
+		return "rolling restart (SIGTERM, start) of every node", nil, errors.Join(errs...)
+	case "remove-add":
+		l := n.leaderOrAny(ctx)
+		var cand []*Node
+		for _, x := range n.c.Nodes {
+			if x != l && x.Running() {
+				cand = append(cand, x)
+			}
+		}
+		if len(cand) == 0 {
+			return "remove-add: no follower running", nil, nil
+		}
+		x := cand[n.r.IntN(len(cand))]
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := n.admin.RemoveServer(actx, x.name)
+		cancel()
+		if err != nil {
+			return "remove " + x.name, nil, err
+		}
+		x.Stop()
+		if err := x.Wipe(); err != nil {
+			return "remove " + x.name, nil, err
+		}
+		return fmt.Sprintf("remove %s, wipe its data, add it back", x.name), func() error {
+			if err := x.Start(); err != nil {
+				return err
+			}
+			return n.c.WaitVoters(ctx, 60*time.Second)
+		}, nil
+	}
+	return "", nil, fmt.Errorf("chaos: unknown fault %q", f)
+}
+
+// healAll ends every fault: rules removed, paused nodes resumed, stopped nodes started.
+func (n *nemesis) healAll() error {
+	errs := []error{n.c.Net.Heal()}
+	for _, x := range n.c.Nodes {
+		x.Resume()
+		if !x.Running() {
+			errs = append(errs, x.Start())
+		}
+	}
+	return errors.Join(errs...)
+}
