@@ -97,7 +97,9 @@ func run() int {
 		res, err := chaos.Run(ctx, chaos.RunConfig{
 			Bin: absBin, Dir: sdir, Nodes: *nodes, Seed: s, Duration: *duration, Faults: faultList, Env: env,
 			Workload: chaos.WorkloadConfig{Period: *period},
-			Logf:     func(f string, a ...any) { fmt.Printf("%s seed %d: %s\n", time.Now().Format("15:04:05"), s, fmt.Sprintf(f, a...)) },
+			Logf: func(f string, a ...any) {
+				fmt.Printf("%s seed %d: %s\n", time.Now().Format("15:04:05"), s, fmt.Sprintf(f, a...))
+			},
 		})
 		if ctx.Err() != nil {
 			fmt.Println("interrupted: everything the run made was removed")
@@ -163,4 +165,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-
