@@ -12,7 +12,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 tool = $(shell GOWORK=off $(GO) -C buildtools tool -n $(1))
 BENCHTIME ?= 2s
 
-.PHONY: all build run cluster test test-deps test-large fuzz lint fmt vet staticcheck generate check-generate tidy bench bench-load certs clean
+.PHONY: all build run cluster test test-deps test-large fuzz lint fmt vet staticcheck generate check-generate tidy bench bench-load certs clean chaos chaos-short chaos-planted chaos-deps chaos-build
 
 all: lint test build
 
@@ -108,6 +108,53 @@ certs: build
 ## bench-load: the load tool against real processes: a single node, then 3 nodes (see scripts/bench-load.sh)
 bench-load:
 	bash scripts/bench-load.sh
+
+## chaos: the long fault-injection run against real processes (root; see tools/README.md):
+## CHAOS_SCHEDULES schedules of CHAOS_DURATION from seed CHAOS_SEED, resumable (seeds already done in
+## CHAOS_DIR are skipped: run it again, or raise CHAOS_SEED, to continue)
+CHAOS_SCHEDULES ?= 100
+CHAOS_DURATION ?= 60s
+CHAOS_SEED ?= 1
+CHAOS_NODES ?= 3
+CHAOS_DIR ?= $(CURDIR)/chaos-out
+CHAOS_FLAGS ?=
+chaos: chaos-deps chaos-build
+	bin/commitlog-chaos -bin bin/commitlog -dir "$(CHAOS_DIR)/long" -schedules $(CHAOS_SCHEDULES) -duration $(CHAOS_DURATION) \
+		-seed $(CHAOS_SEED) -nodes $(CHAOS_NODES) -resume $(CHAOS_FLAGS)
+
+## chaos-short: the CI form, 8 schedules of 20 s (under 10 minutes on 2 cores); fails on any anomaly
+CHAOS_SHORT_SCHEDULES ?= 8
+CHAOS_SHORT_DURATION ?= 20s
+chaos-short: chaos-deps chaos-build
+	rm -rf "$(CHAOS_DIR)/short"
+	bin/commitlog-chaos -bin bin/commitlog -dir "$(CHAOS_DIR)/short" -schedules $(CHAOS_SHORT_SCHEDULES) \
+		-duration $(CHAOS_SHORT_DURATION) -seed $(CHAOS_SEED) -nodes $(CHAOS_NODES) $(CHAOS_FLAGS)
+
+## chaos-planted: each planted bug (a -tags chaosbugs binary) under CHAOS_PLANTED_RUNS seeded schedules,
+## with the faults that expose it; prints how many schedules caught each
+CHAOS_PLANTED_RUNS ?= 10
+CHAOS_PLANTED_DURATION ?= 20s
+CHAOS_PLANTED_BUGS ?= ack-before-commit follower-unapplied-read stale-leader-read snapshot-restore-off-by-one snapshot-no-sync
+chaos-planted: chaos-deps chaos-build
+	@mkdir -p "$(CHAOS_DIR)"; set -e; for bug in $(CHAOS_PLANTED_BUGS); do \
+		case $$bug in \
+		ack-before-commit) faults=partition-leader,partition-halves,pause-leader,kill-leader;; \
+		stale-leader-read) faults=pause-leader;; \
+		snapshot-*) faults=kill,partition-halves,partition-leader,remove-add;; \
+		*) faults=;; \
+		esac; \
+		bin/commitlog-chaos -bin bin/commitlog-chaosbugs -bug $$bug -faults "$$faults" -dir "$(CHAOS_DIR)/planted/$$bug" \
+			-schedules $(CHAOS_PLANTED_RUNS) -duration $(CHAOS_PLANTED_DURATION) -seed $(CHAOS_SEED) -expect-anomaly \
+			| tee "$(CHAOS_DIR)/planted-$$bug.txt" | grep -E '^(seed|planted)'; \
+	done; grep -h '^planted' "$(CHAOS_DIR)"/planted-*.txt
+
+## chaos-deps: nftables and iproute2, installed only when missing (needs root)
+chaos-deps:
+	@command -v nft >/dev/null && command -v ip >/dev/null || { apt-get update && apt-get install -y nftables iproute2; }
+
+chaos-build: build
+	cd tools && $(GO) build -o ../bin/commitlog-chaos ./cmd/commitlog-chaos
+	cd server && CGO_ENABLED=0 $(GO) build -trimpath -tags chaosbugs -o ../bin/commitlog-chaosbugs ./cmd/commitlog
 
 clean:
 	rm -rf bin

@@ -26,6 +26,7 @@ import (
 	"github.com/commitlog-go/commitlog/discovery"
 	dserf "github.com/commitlog-go/commitlog/discovery/serf"
 	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/server/internal/chaosbugs"
 	"github.com/commitlog-go/commitlog/server/telemetry"
 	"github.com/commitlog-go/commitlog/storage/segment"
 	"github.com/commitlog-go/commitlog/transport"
@@ -169,7 +170,7 @@ func New(cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s.node, err = craft.New(craft.Config{
+	rcfg := craft.Config{
 		ID:          cfg.NodeName,
 		DataDir:     filepath.Join(cfg.DataDir, "raft"),
 		StreamLayer: craft.NewStreamLayer(s.mux.Raft(), s.mux.Raft().Dial),
@@ -177,7 +178,9 @@ func New(cfg Config) (s *Server, err error) {
 		Bootstrap:   cfg.bootstrapsAtOnce(),
 		OnClusterID: s.clusterIDSet,
 		Logger:      cfg.Logger.With("component", "raft"),
-	}, telemetry.InstrumentStateMachine(s.fsm, s.tel.Metrics()))
+	}
+	chaosbugs.TuneRaft(&rcfg.SnapshotThreshold, &rcfg.TrailingLogs, &rcfg.SnapshotInterval) // no-op unless -tags chaosbugs
+	s.node, err = craft.New(rcfg, telemetry.InstrumentStateMachine(s.fsm, s.tel.Metrics()))
 	if err != nil {
 		return nil, fmt.Errorf("server: raft: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/server/internal/chaosbugs"
 	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -53,6 +54,9 @@ func (s *service) propose(ctx context.Context, records []*logv1.Record) (uint64,
 	cmd, err := s.fsm.EncodeAppend(batch...)
 	if err != nil {
 		return 0, err
+	}
+	if chaosbugs.On(chaosbugs.AckBeforeCommit) && s.node.IsLeader() {
+		return s.plantedAckBeforeCommit(ctx, cmd)
 	}
 	var res any
 	var waitUntil time.Time // set at the first refusal for want of a leader
@@ -221,6 +225,9 @@ func (s *service) readGuard(ctx context.Context, linearizable bool) error {
 	if !linearizable {
 		return nil
 	}
+	if chaosbugs.On(chaosbugs.StaleLeaderRead) && s.node.IsLeader() {
+		return nil
+	}
 	return s.node.LinearizableRead(ctx)
 }
 
@@ -230,6 +237,11 @@ func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv
 	}
 	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
 		return nil, toWire(err)
+	}
+	if chaosbugs.On(chaosbugs.FollowerUnappliedRead) && !s.node.IsLeader() {
+		if rec, ok := s.plantedUnappliedRead(ctx, req.GetOffset()); ok {
+			return &logv1.ConsumeResponse{Record: wireRecord(rec)}, nil
+		}
 	}
 	rec, err := s.consume(ctx, req.GetOffset(), time.Duration(req.GetMaxWaitMs())*time.Millisecond)
 	if err != nil {

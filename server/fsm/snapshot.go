@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/internal/chaosbugs"
 	"github.com/commitlog-go/commitlog/storage"
 )
 
@@ -28,8 +29,10 @@ type snapshot struct {
 // Persist syncs the log, so that the manifest never covers records a crash could lose, then
 // writes the manifest. It may run concurrently with Apply.
 func (s *snapshot) Persist(w io.Writer) error {
-	if err := s.log.Sync(); err != nil {
-		return fmt.Errorf("fsm: persist snapshot at index %d: sync log: %w", s.m.Index, err)
+	if !chaosbugs.On(chaosbugs.SnapshotNoSync) {
+		if err := s.log.Sync(); err != nil {
+			return fmt.Errorf("fsm: persist snapshot at index %d: sync log: %w", s.m.Index, err)
+		}
 	}
 	if _, err := w.Write(s.m.encode()); err != nil {
 		return fmt.Errorf("fsm: persist snapshot at index %d: %w", s.m.Index, err)
@@ -341,7 +344,7 @@ func (f *FSM) restoreIngest(m manifest, data io.Reader, lowest, next uint64) err
 			}
 			return fmt.Errorf("fsm: restore snapshot at index %d: %w", m.Index, err)
 		}
-		if off < have {
+		if off < have || (chaosbugs.On(chaosbugs.SnapshotRestoreOffByOne) && off == have && !reset) {
 			if off == have-1 {
 				local, err := f.log.Read(off)
 				if err != nil {

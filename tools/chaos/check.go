@@ -195,7 +195,7 @@ func checkReads(ops []*Op, ref map[uint64]string) Verdict {
 	var a anomalies
 	n := 0
 	for _, op := range ops {
-		if op.IsWrite() || op.Status != StatusOK || !op.Found {
+		if op.IsWrite() || op.Kind == KindBoundsNode || op.Status != StatusOK || !op.Found {
 			continue
 		}
 		for i, v := range op.Values {
@@ -263,12 +263,13 @@ func equalStates(a, b *logState) bool {
 
 type linInput struct {
 	write  bool
+	bounds bool     // a linearizable GetBounds: the log's length
 	values []string // write
 	offset uint64   // read: the offset asked
 }
 
 type linOutput struct {
-	offset uint64 // write: the first offset
+	offset uint64 // write: the first offset; bounds: the next offset
 	found  bool   // read
 	value  string // read, when found
 }
@@ -281,6 +282,9 @@ var LogModel = porcupine.Model{
 	Step: func(state, input, output any) (bool, any) {
 		s := state.(*logState)
 		in, out := input.(linInput), output.(linOutput)
+		if in.bounds {
+			return int(out.offset) == s.length(), s
+		}
 		if in.write {
 			if int(out.offset) != s.length() {
 				return false, s
@@ -299,6 +303,9 @@ var LogModel = porcupine.Model{
 	Hash:  func(s any) uint64 { return s.(*logState).hash() },
 	DescribeOperation: func(input, output any) string {
 		in, out := input.(linInput), output.(linOutput)
+		if in.bounds {
+			return fmt.Sprintf("bounds() -> next %d", out.offset)
+		}
 		if in.write {
 			return fmt.Sprintf("append(%s) -> %d", strings.Join(in.values, ","), out.offset)
 		}
@@ -334,6 +341,8 @@ func checkLinearizable(ops []*Op, ref map[uint64]string, timeout time.Duration) 
 				continue // never took effect
 			}
 			o = porcupine.Operation{Input: linInput{write: true, values: op.Values}, Output: linOutput{offset: off}, Call: op.Invoke, Return: math.MaxInt64}
+		case op.Kind == KindBoundsNode && op.Status == StatusOK:
+			o = porcupine.Operation{Input: linInput{bounds: true}, Output: linOutput{offset: op.Offset}, Call: op.Invoke, Return: op.Complete}
 		case linearizableRead(op) && op.Status == StatusOK:
 			out := linOutput{found: op.Found}
 			if op.Found && len(op.Values) > 0 {

@@ -49,6 +49,7 @@ func good() (*hist, []NodeLog) {
 	h.add(KindReadFollower, StatusOK, 3, true, 50, 51, "d")
 	h.add(KindReadStream, StatusOK, 0, true, 50, 60, "a", "b", "c", "d")
 	h.add(KindReadLin, StatusFail, 2, false, 50, 60)
+	h.add(KindBoundsNode, StatusOK, 3, false, 22, 24) // before or after "d"
 	logs := []NodeLog{logOf("n1", "a", "b", "c", "d"), logOf("n2", "a", "b", "c", "d"), logOf("n3", "a", "b", "c", "d")}
 	return h, logs
 }
@@ -59,8 +60,8 @@ func TestCheckAcceptsAGoodHistory(t *testing.T) {
 	if Failed(vs) {
 		t.Fatalf("anomalies in a good history: %+v", vs)
 	}
-	if v := verdictOf(t, vs, "linearizable"); !v.OK || v.Note != "5 operations" {
-		t.Fatalf("linearizable: %+v (want 5 operations: 2 acknowledged writes, 1 stored unknown one, 2 answered linearizable reads)", v)
+	if v := verdictOf(t, vs, "linearizable"); !v.OK || v.Note != "6 operations" {
+		t.Fatalf("linearizable: %+v (want 6 operations: 2 acknowledged writes, 1 stored unknown one, 2 answered linearizable reads, 1 bounds)", v)
 	}
 }
 
@@ -118,6 +119,11 @@ func TestCheckFindsEachAnomaly(t *testing.T) {
 		{"stale linearizable read", func(h *hist, logs []NodeLog) []NodeLog {
 			// Offset 1 was acknowledged at 20 ms; a linearizable read begun at 30 ms saw nothing.
 			h.add(KindReadNode, StatusOK, 1, false, 30, 31)
+			return logs
+		}, []string{"linearizable"}},
+		{"stale linearizable bounds", func(h *hist, logs []NodeLog) []NodeLog {
+			// Three records were acknowledged by 20 ms; bounds begun at 30 ms said 1.
+			h.add(KindBoundsNode, StatusOK, 1, false, 30, 31)
 			return logs
 		}, []string{"linearizable"}},
 		{"acknowledged out of order", func(h *hist, logs []NodeLog) []NodeLog {

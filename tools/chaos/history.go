@@ -20,6 +20,7 @@ const (
 	KindReadNode      = "read-node"      // linearizable Consume sent to one given node
 	KindReadFollower  = "read-follower"  // Consume through the SDK, followers first
 	KindReadStream    = "read-stream"    // records of an SDK Stream from an offset
+	KindBoundsNode    = "bounds-node"    // linearizable GetBounds sent to one given node
 )
 
 // Op statuses.
@@ -36,7 +37,8 @@ type Op struct {
 	Kind    string   `json:"f"`
 	Node    string   `json:"node,omitempty"`   // the node (API address) a read went to, when known
 	Values  []string `json:"values,omitempty"` // produce: the values; read: what was read
-	// Offset: produce: the first offset the write was given (ok only); read: the offset asked.
+	// Offset: produce: the first offset the write was given (ok only); read: the offset asked;
+	// bounds: the log's next offset answered.
 	Offset   uint64 `json:"offset"`
 	Found    bool   `json:"found,omitempty"` // read: a record was returned (false: out of range)
 	Status   string `json:"status,omitempty"`
@@ -136,7 +138,7 @@ func (h *History) Complete(op *Op, status string, offset uint64, found bool, val
 	if !op.IsWrite() {
 		op.Values, op.Found = values, found
 	}
-	if op.IsWrite() && status == StatusOK {
+	if (op.IsWrite() || op.Kind == KindBoundsNode) && status == StatusOK {
 		op.Offset = offset
 	}
 	if err != nil {

@@ -345,28 +345,43 @@ func (w *workload) read(_ context.Context, p int, r *rand.Rand, kind string, c *
 	w.h.Complete(op, st, off, found, vals, err)
 }
 
-// nodeReadLoop sends linearizable reads to each node in turn, directly: a node that wrongly
-// believes it leads would answer them.
-func (w *workload) nodeReadLoop(ctx context.Context, p int, r *rand.Rand) {
-	conns := map[string]transport.Client{}
-	defer func() {
-		for _, tc := range conns {
-			_ = tc.Close()
-		}
-	}()
+// nodeReadLoop sends linearizable reads (Consume, and GetBounds) to every node directly, one
+// goroutine per node, each waiting up to the op timeout: a node that wrongly believes it leads
+// (paused, then resumed) answers the reads queued meanwhile.
+func (w *workload) nodeReadLoop(ctx context.Context, p int, _ *rand.Rand) {
+	var wg sync.WaitGroup
+	for i, n := range w.cluster.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.nodeReads(ctx, p+100*i, n)
+		}()
+	}
+	wg.Wait()
+}
+
+func (w *workload) nodeReads(ctx context.Context, p int, n *Node) {
+	r := rand.New(rand.NewPCG(w.cfg.Seed, uint64(p)))
+	tc, err := w.cluster.conn(n)
+	if err != nil {
+		return
+	}
+	defer tc.Close()
 	for i := 0; w.pause(ctx, r); i++ {
-		n := w.cluster.Nodes[i%len(w.cluster.Nodes)]
-		tc, ok := conns[n.Addr()]
-		if !ok {
-			var err error
-			if tc, err = w.cluster.conn(n); err != nil {
-				continue
+		rctx, cancel := context.WithTimeout(context.Background(), w.cfg.OpTimeout)
+		if i%2 == 0 {
+			op := w.h.Invoke(p, KindBoundsNode, n.name, 0, nil)
+			b, err := tc.GetBounds(rctx, &logv1.GetBoundsRequest{Linearizable: true})
+			if err != nil {
+				w.h.Complete(op, StatusFail, 0, false, nil, err)
+			} else {
+				w.h.Complete(op, StatusOK, b.GetNextOffset(), false, nil, nil)
 			}
-			conns[n.Addr()] = tc
+			cancel()
+			continue
 		}
 		off := w.readOffset(r)
 		op := w.h.Invoke(p, KindReadNode, n.name, off, nil)
-		rctx, cancel := context.WithTimeout(context.Background(), w.cfg.RequestTimeout)
 		resp, err := tc.Consume(rctx, &logv1.ConsumeRequest{Offset: off, Linearizable: true})
 		cancel()
 		switch {

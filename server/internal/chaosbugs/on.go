@@ -1,0 +1,29 @@
+//go:build chaosbugs
+
+package chaosbugs
+
+import (
+	"os"
+	"strconv"
+	"time"
+)
+
+var active = Bug(os.Getenv("COMMITLOG_CHAOS_BUG"))
+
+// On reports whether bug b is planted in this process.
+func On(b Bug) bool { return b == active }
+
+// TuneRaft lets the chaos suite make Raft snapshot often (COMMITLOG_CHAOS_SNAPSHOT_THRESHOLD,
+// COMMITLOG_CHAOS_TRAILING_LOGS, COMMITLOG_CHAOS_SNAPSHOT_INTERVAL), so that snapshot bugs
+// show within a short run.
+func TuneRaft(threshold, trailing *uint64, interval *time.Duration) {
+	if v, err := strconv.ParseUint(os.Getenv("COMMITLOG_CHAOS_SNAPSHOT_THRESHOLD"), 10, 64); err == nil {
+		*threshold = v
+	}
+	if v, err := strconv.ParseUint(os.Getenv("COMMITLOG_CHAOS_TRAILING_LOGS"), 10, 64); err == nil {
+		*trailing = v
+	}
+	if v, err := time.ParseDuration(os.Getenv("COMMITLOG_CHAOS_SNAPSHOT_INTERVAL")); err == nil {
+		*interval = v
+	}
+}
