@@ -329,7 +329,6 @@ func checkLinearizable(ops []*Op, ref map[uint64]string, timeout time.Duration) 
 		where[v] = off
 	}
 	var hist []porcupine.Operation
-	var src []*Op
 	for _, op := range ops {
 		var o porcupine.Operation
 		switch {
@@ -355,7 +354,6 @@ func checkLinearizable(ops []*Op, ref map[uint64]string, timeout time.Duration) 
 		o.ClientId = op.Process
 		o.Metadata = op
 		hist = append(hist, o)
-		src = append(src, op)
 	}
 	res, info := porcupine.CheckOperationsVerbose(LogModel, hist, timeout)
 	v := Verdict{Name: "linearizable", OK: res == porcupine.Ok, Note: fmt.Sprintf("%d operations", len(hist))}

@@ -360,6 +360,9 @@ func (w *workload) nodeReadLoop(ctx context.Context, p int, _ *rand.Rand) {
 	wg.Wait()
 }
 
+// nodeReads issues reads to node n every period without waiting for the previous ones (up to
+// maxNodeReadsInFlight at once): reads sent to a paused node queue up, each invoked at its own
+// time, and are all answered when it resumes.
 func (w *workload) nodeReads(ctx context.Context, p int, n *Node) {
 	r := rand.New(rand.NewPCG(w.cfg.Seed, uint64(p)))
 	tc, err := w.cluster.conn(n)
@@ -367,31 +370,50 @@ func (w *workload) nodeReads(ctx context.Context, p int, n *Node) {
 		return
 	}
 	defer tc.Close()
+	sem := make(chan struct{}, maxNodeReadsInFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for i := 0; w.pause(ctx, r); i++ {
-		rctx, cancel := context.WithTimeout(context.Background(), w.cfg.OpTimeout)
-		if i%2 == 0 {
-			op := w.h.Invoke(p, KindBoundsNode, n.name, 0, nil)
-			b, err := tc.GetBounds(rctx, &logv1.GetBoundsRequest{Linearizable: true})
-			if err != nil {
-				w.h.Complete(op, StatusFail, 0, false, nil, err)
-			} else {
-				w.h.Complete(op, StatusOK, b.GetNextOffset(), false, nil, nil)
-			}
-			cancel()
-			continue
-		}
-		off := w.readOffset(r)
-		op := w.h.Invoke(p, KindReadNode, n.name, off, nil)
-		resp, err := tc.Consume(rctx, &logv1.ConsumeRequest{Offset: off, Linearizable: true})
-		cancel()
-		switch {
-		case err == nil:
-			w.h.Complete(op, StatusOK, off, true, []string{string(resp.GetRecord().GetValue())}, nil)
-		case transport.CodeOf(err) == transport.OutOfRange:
-			w.h.Complete(op, StatusOK, off, false, nil, err)
+		select {
+		case sem <- struct{}{}:
 		default:
-			w.h.Complete(op, StatusFail, off, false, nil, err)
+			continue // as many in flight as allowed: skip this turn
 		}
+		bounds, off := i%2 == 0, w.readOffset(r)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			w.nodeRead(p, n, tc, bounds, off)
+		}()
+	}
+}
+
+// maxNodeReadsInFlight bounds the reads outstanding at one node.
+const maxNodeReadsInFlight = 16
+
+func (w *workload) nodeRead(p int, n *Node, tc transport.Client, bounds bool, off uint64) {
+	rctx, cancel := context.WithTimeout(context.Background(), w.cfg.OpTimeout)
+	defer cancel()
+	if bounds {
+		op := w.h.Invoke(p, KindBoundsNode, n.name, 0, nil)
+		b, err := tc.GetBounds(rctx, &logv1.GetBoundsRequest{Linearizable: true})
+		if err != nil {
+			w.h.Complete(op, StatusFail, 0, false, nil, err)
+		} else {
+			w.h.Complete(op, StatusOK, b.GetNextOffset(), false, nil, nil)
+		}
+		return
+	}
+	op := w.h.Invoke(p, KindReadNode, n.name, off, nil)
+	resp, err := tc.Consume(rctx, &logv1.ConsumeRequest{Offset: off, Linearizable: true})
+	switch {
+	case err == nil:
+		w.h.Complete(op, StatusOK, off, true, []string{string(resp.GetRecord().GetValue())}, nil)
+	case transport.CodeOf(err) == transport.OutOfRange:
+		w.h.Complete(op, StatusOK, off, false, nil, err)
+	default:
+		w.h.Complete(op, StatusFail, off, false, nil, err)
 	}
 }
 
