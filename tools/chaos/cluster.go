@@ -141,14 +141,14 @@ func (n *Node) Kill() {
 	n.wait(30 * time.Second)
 }
 
-// Stop SIGTERMs the process (resuming it first if paused) and waits; SIGKILL after 20 s.
+// Stop SIGTERMs the process (resuming it first if paused) and waits; SIGKILL after 10 s.
 func (n *Node) Stop() {
 	if !n.Running() {
 		return
 	}
 	n.signal(syscall.SIGCONT)
 	n.signal(syscall.SIGTERM)
-	if !n.wait(20 * time.Second) {
+	if !n.wait(10 * time.Second) {
 		n.Kill()
 	}
 }

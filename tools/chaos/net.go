@@ -183,8 +183,11 @@ func (nt *Net) Close() error {
 	if nsExists(nt.hub()) {
 		errs = append(errs, run("ip", "netns", "del", nt.hub()))
 	}
+	// The root end of the hub's veth pair goes with the hub namespace (asynchronously).
 	if linkExists(nt.rootVeth()) {
-		errs = append(errs, run("ip", "link", "del", nt.rootVeth()))
+		if err := run("ip", "link", "del", nt.rootVeth()); err != nil && linkExists(nt.rootVeth()) {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -105,7 +105,10 @@ func run() int {
 			fmt.Println("interrupted: everything the run made was removed")
 			return 130
 		}
-		if err != nil {
+		if err != nil && res.Verdicts != nil {
+			errs++ // the run was made and checked, but left something behind
+			fmt.Printf("seed %d: cleanup: %v\n", s, err)
+		} else if err != nil {
 			errs++
 			fmt.Printf("seed %d: the run could not be made: %v (node logs in %s)\n", s, err, sdir)
 			continue
