@@ -140,7 +140,7 @@ CHAOS_PLANTED_BUGS ?= ack-before-commit follower-unapplied-read stale-leader-rea
 chaos-planted: chaos-deps chaos-build
 	@mkdir -p "$(CHAOS_DIR)"; set -e; for bug in $(CHAOS_PLANTED_BUGS); do \
 		case $$bug in \
-		ack-before-commit) faults=partition-leader,partition-halves,pause-leader,kill-leader;; \
+		ack-before-commit) faults=partition-leader,partition-oneway;; \
 		stale-leader-read) faults=pause-leader;; \
 		snapshot-*) faults=kill,partition-halves,partition-leader,remove-add;; \
 		*) faults=;; \

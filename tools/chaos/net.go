@@ -148,8 +148,11 @@ func (nt *Net) Apply(i int, r Rules) error {
 	for _, j := range r.DropFrom {
 		fmt.Fprintf(&b, "  ip saddr %s drop\n", nt.IP(j))
 	}
-	if r.LossPct > 0 {
-		// Node-to-node traffic only: the client (the bridge's address) is not slowed.
+	// Node-to-node traffic only: the client (the root namespace's address) is not slowed.
+	switch {
+	case r.LossPct >= 100:
+		fmt.Fprintf(&b, "  ip saddr %s.0/24 ip saddr != %s drop\n", nt.subnet, nt.HostIP())
+	case r.LossPct > 0:
 		fmt.Fprintf(&b, "  ip saddr %s.0/24 ip saddr != %s numgen random mod 100 < %d drop\n", nt.subnet, nt.HostIP(), r.LossPct)
 	}
 	b.WriteString(" }\n}\n")
