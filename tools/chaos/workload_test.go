@@ -1,0 +1,67 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/commitlog-go/commitlog/client"
+)
+
+// TestWriteStatus: a write is unknown exactly when the SDK says its outcome is unknown (or the
+// op's own deadline ended it); any other error is a definite failure.
+func TestWriteStatus(t *testing.T) {
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{nil, StatusOK},
+		{fmt.Errorf("produce: %w: leadership lost", client.ErrOutcomeUnknown), StatusUnknown},
+		{fmt.Errorf("produce: %w", context.DeadlineExceeded), StatusUnknown},
+		{fmt.Errorf("produce: %w: no leader known", client.ErrUnavailable), StatusFail},
+		{fmt.Errorf("produce: %w", client.ErrNotLeader), StatusFail},
+		{errors.New("invalid argument: record too large"), StatusFail},
+	}
+	for _, c := range cases {
+		if got := writeStatus(c.err); got != c.want {
+			t.Errorf("writeStatus(%v) = %s, want %s", c.err, got, c.want)
+		}
+	}
+	if st, found := readStatus(fmt.Errorf("consume: %w", client.ErrOutOfRange)); st != StatusOK || found {
+		t.Errorf("out of range read: %s found=%v, want ok, not found", st, found)
+	}
+	if st, _ := readStatus(fmt.Errorf("consume: %w", client.ErrUnavailable)); st != StatusFail {
+		t.Errorf("unavailable read: %s, want fail", st)
+	}
+}
+
+// TestWriteReport: the page names each checker's verdict and first anomaly, and shades each
+// nemesis window.
+func TestWriteReport(t *testing.T) {
+	h, logs := good()
+	for i := range logs {
+		logs[i].Records[1].Value = "zz" // "b" lost: acknowledged-not-lost fails
+	}
+	res := Result{Seed: 7, Schedule: "seed 7: kill", Ops: len(h.ops)}
+	res.Verdicts = Check(CheckConfig{}, h.ops, logs)
+	res.Failed = Failed(res.Verdicts)
+	path := filepath.Join(t.TempDir(), "report.html")
+	nem := []NemesisEvent{{Name: "kill", Detail: "kill -9 n2", Start: 10e6, End: 30e6}}
+	if err := WriteReport(path, res, h.ops, nem); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	for _, want := range []string{"ANOMALIES FOUND", "acknowledged-not-lost", "FAIL", "&#34;b&#34;", "kill: kill -9 n2", "<rect", "<polyline"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
