@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -28,15 +27,15 @@ const (
 // Node is one `commitlog serve` process in its namespace. Its methods are called by one
 // goroutine at a time (the nemesis), except Addr, Name and Running.
 type Node struct {
-	I       int
-	name    string
-	ns, ip  string
-	dataDir string
-	logPath string
-	bin     string
-	env     []string
-	joins   []string // gossip addresses to join on start
-	started bool     // started once: later starts never bootstrap
+	I           int
+	name        string
+	ns, ip      string
+	dataDir     string
+	logPath     string
+	bin         string
+	env         []string
+	joins       []string // gossip addresses of the other nodes
+	clusterSize int
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -79,11 +78,10 @@ func (n *Node) Start() error {
 		"--rpc-port", strconv.Itoa(apiPort),
 		"--gossip-profile", "local",
 	}
-	if !n.started && len(n.joins) == 0 {
-		args = append(args, "--bootstrap")
-	} else if len(n.joins) > 0 {
-		args = append(args, "--start-join-addrs", strings.Join(n.joins, ","))
-	}
+	// Every node knows every other's gossip address, and --bootstrap-expect makes the
+	// lowest-named one found the cluster once all are in gossip; a node with Raft state, or one
+	// that sees a formed cluster (a wiped node), never bootstraps.
+	args = append(args, "--bootstrap-expect", strconv.Itoa(n.clusterSize), "--start-join-addrs", strings.Join(n.joins, ","))
 	f, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("chaos: node %s log: %w", n.name, err)
@@ -104,7 +102,7 @@ func (n *Node) Start() error {
 		close(done)
 	}()
 	n.mu.Lock()
-	n.cmd, n.done, n.paused, n.started = cmd, done, false, true
+	n.cmd, n.done, n.paused = cmd, done, false
 	n.mu.Unlock()
 	return nil
 }
@@ -194,9 +192,8 @@ func NewCluster(nt *Net, n int, bin, dir string, env []string) *Cluster {
 			dataDir: filepath.Join(dir, fmt.Sprintf("n%d", i)), logPath: filepath.Join(dir, fmt.Sprintf("n%d.log", i))}
 		c.Nodes = append(c.Nodes, node)
 	}
-	// Every node but the first joins through all the others; the first bootstraps on its
-	// first start (no joins yet) and joins the others on later ones (set by Start).
-	for _, node := range c.Nodes[1:] {
+	for _, node := range c.Nodes {
+		node.clusterSize = n
 		for _, o := range c.Nodes {
 			if o != node {
 				node.joins = append(node.joins, o.gossipAddr())
@@ -215,19 +212,9 @@ func (c *Cluster) Addrs() []string {
 	return out
 }
 
-// Start starts the cluster: the first node, then the others once it leads.
+// Start starts every node and waits until a leader lists them all as voters.
 func (c *Cluster) Start(ctx context.Context) error {
-	if err := c.Nodes[0].Start(); err != nil {
-		return err
-	}
-	if err := c.waitAnswers(ctx, c.Nodes[0], 60*time.Second); err != nil {
-		return err
-	}
-	c.Nodes[0].joins = nil
-	for _, o := range c.Nodes[1:] {
-		c.Nodes[0].joins = append(c.Nodes[0].joins, o.gossipAddr())
-	}
-	for _, n := range c.Nodes[1:] {
+	for _, n := range c.Nodes {
 		if err := n.Start(); err != nil {
 			return err
 		}
@@ -268,30 +255,6 @@ func (c *Cluster) servers(ctx context.Context, n *Node) ([]*logv1.Server, error)
 		return nil, err
 	}
 	return resp.GetServers(), nil
-}
-
-func (c *Cluster) waitAnswers(ctx context.Context, n *Node, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	var last error
-	for time.Now().Before(deadline) {
-		if !n.Running() {
-			return fmt.Errorf("chaos: node %s exited (see %s)", n.name, n.logPath)
-		}
-		srv, err := c.servers(ctx, n)
-		if err == nil {
-			for _, s := range srv {
-				if s.GetIsLeader() {
-					return nil
-				}
-			}
-			err = errors.New("no leader")
-		}
-		last = err
-		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("chaos: node %s not ready after %s: %v", n.name, d, last)
 }
 
 // waitUp waits until node n answers GetServers, leader or not.
