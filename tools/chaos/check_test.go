@@ -209,3 +209,25 @@ func TestScheduleIsReproducible(t *testing.T) {
 		t.Fatalf("schedule covers %s of a minute", total)
 	}
 }
+
+// TestScheduleNeverCombinesSlowMembershipFaults: rolling restarts and remove/add always run
+// alone (a graceful stop during a partition waits out Raft's timeouts), while other faults do
+// combine.
+func TestScheduleNeverCombinesSlowMembershipFaults(t *testing.T) {
+	combined := 0
+	for seed := uint64(1); seed <= 300; seed++ {
+		for _, w := range NewSchedule(seed, time.Minute, nil).Windows {
+			if len(w.Faults) > 1 {
+				combined++
+				for _, f := range w.Faults {
+					if f == "rolling-restart" || f == "remove-add" {
+						t.Fatalf("seed %d combines %v", seed, w.Faults)
+					}
+				}
+			}
+		}
+	}
+	if combined == 0 {
+		t.Fatal("no schedule combined two faults")
+	}
+}
