@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
@@ -53,3 +54,9 @@ func (s *service) plantedUnappliedRead(ctx context.Context, off uint64) (fsm.Rec
 	rec.Offset = off
 	return rec, true
 }
+
+// plantedLeaderBelief is the stale-leader-read bug's idea of whether this node leads: set by
+// its last proposal's outcome, so a leader deposed while paused keeps believing it leads until
+// a write fails on it (a belief cached from writes, as systems that piggyback leases on appends
+// have).
+var plantedLeaderBelief atomic.Bool

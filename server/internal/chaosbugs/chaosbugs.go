@@ -16,7 +16,9 @@ const (
 	// with its last applied record's value, as if it were the one asked for.
 	FollowerUnappliedRead Bug = "follower-unapplied-read"
 	// StaleLeaderRead: a node that believes it leads serves linearizable reads without
-	// confirming its leadership (no barrier).
+	// confirming its leadership (no barrier). Its belief is Raft's state or, cached, the outcome
+	// of its last proposal: a leader deposed while paused believes it leads until a write
+	// fails on it.
 	StaleLeaderRead Bug = "stale-leader-read"
 	// SnapshotNoSync: the state machine writes a snapshot manifest without syncing the log
 	// first (the manifest may cover records a power loss removes).
