@@ -120,12 +120,12 @@ func TestCheckFindsEachAnomaly(t *testing.T) {
 			// Offset 1 was acknowledged at 20 ms; a linearizable read begun at 30 ms saw nothing.
 			h.add(KindReadNode, StatusOK, 1, false, 30, 31)
 			return logs
-		}, []string{"linearizable"}},
+		}, []string{"linearizable-reads-fresh", "linearizable"}},
 		{"stale linearizable bounds", func(h *hist, logs []NodeLog) []NodeLog {
 			// Three records were acknowledged by 20 ms; bounds begun at 30 ms said 1.
 			h.add(KindBoundsNode, StatusOK, 1, false, 30, 31)
 			return logs
-		}, []string{"linearizable"}},
+		}, []string{"linearizable-reads-fresh", "linearizable"}},
 		{"acknowledged out of order", func(h *hist, logs []NodeLog) []NodeLog {
 			// A write acknowledged at offset 0 after one at 1 had completed, both stored as acked.
 			h.ops[0].Invoke, h.ops[0].Complete = 21e6, 22e6
