@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,8 +56,28 @@ func (s *service) plantedUnappliedRead(ctx context.Context, off uint64) (fsm.Rec
 	return rec, true
 }
 
-// plantedLeaderBelief is the stale-leader-read bug's idea of whether this node leads: set by
-// its last proposal's outcome, so a leader deposed while paused keeps believing it leads until
-// a write fails on it (a belief cached from writes, as systems that piggyback leases on appends
-// have).
-var plantedLeaderBelief atomic.Bool
+// The stale-leader-read bug's leader lease: each committed proposal grants the node a lease
+// of plantedLeaseTicks ticks of a clock that counts ticker events, so it stops while the process
+// is paused (a resumed ticker delivers one tick, not the missed ones). While the lease holds,
+// the node serves linearizable reads without confirming its leadership: a leader deposed
+// while paused serves the reads queued meanwhile from its stale state.
+var (
+	plantedTicks      atomic.Int64
+	plantedLeaseUntil atomic.Int64
+	plantedClockOnce  sync.Once
+)
+
+const plantedLeaseTicks = 50 // of 10 ms
+
+func plantedLeaseGranted() {
+	plantedClockOnce.Do(func() {
+		go func() {
+			for range time.Tick(10 * time.Millisecond) {
+				plantedTicks.Add(1)
+			}
+		}()
+	})
+	plantedLeaseUntil.Store(plantedTicks.Load() + plantedLeaseTicks)
+}
+
+func plantedLeaseValid() bool { return plantedTicks.Load() < plantedLeaseUntil.Load() }

@@ -62,8 +62,8 @@ func (s *service) propose(ctx context.Context, records []*logv1.Record) (uint64,
 	var waitUntil time.Time // set at the first refusal for want of a leader
 	for {
 		res, err = s.node.Propose(ctx, cmd)
-		if chaosbugs.On(chaosbugs.StaleLeaderRead) {
-			plantedLeaderBelief.Store(err == nil)
+		if chaosbugs.On(chaosbugs.StaleLeaderRead) && err == nil {
+			plantedLeaseGranted()
 		}
 		if err == nil {
 			break
@@ -228,7 +228,7 @@ func (s *service) readGuard(ctx context.Context, linearizable bool) error {
 	if !linearizable {
 		return nil
 	}
-	if chaosbugs.On(chaosbugs.StaleLeaderRead) && (s.node.IsLeader() || plantedLeaderBelief.Load()) {
+	if chaosbugs.On(chaosbugs.StaleLeaderRead) && plantedLeaseValid() {
 		return nil
 	}
 	return s.node.LinearizableRead(ctx)

@@ -15,10 +15,9 @@ const (
 	// FollowerUnappliedRead: a follower asked for an offset it has not applied answers at once
 	// with its last applied record's value, as if it were the one asked for.
 	FollowerUnappliedRead Bug = "follower-unapplied-read"
-	// StaleLeaderRead: a node that believes it leads serves linearizable reads without
-	// confirming its leadership (no barrier). Its belief is Raft's state or, cached, the outcome
-	// of its last proposal: a leader deposed while paused believes it leads until a write
-	// fails on it.
+	// StaleLeaderRead: a leader serves linearizable reads without confirming its leadership
+	// while a lease from its last committed write holds, the lease measured on a clock that
+	// stops while the process is paused: a leader deposed during a pause serves stale reads.
 	StaleLeaderRead Bug = "stale-leader-read"
 	// SnapshotNoSync: the state machine writes a snapshot manifest without syncing the log
 	// first (the manifest may cover records a power loss removes).
