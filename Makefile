@@ -142,7 +142,7 @@ chaos-planted: chaos-deps chaos-build
 		case $$bug in \
 		ack-before-commit) faults=partition-leader,partition-oneway;; \
 		stale-leader-read) faults=pause-leader;; \
-		snapshot-*) faults=kill,partition-halves,partition-leader;; \
+		snapshot-*) faults=remove-add,kill,partition-halves;; \
 		*) faults=;; \
 		esac; \
 		bin/commitlog-chaos -bin bin/commitlog-chaosbugs -bug $$bug -faults "$$faults" -dir "$(CHAOS_DIR)/planted/$$bug" \
