@@ -179,7 +179,7 @@ func New(cfg Config) (s *Server, err error) {
 		OnClusterID: s.clusterIDSet,
 		Logger:      cfg.Logger.With("component", "raft"),
 	}
-	chaosbugs.TuneRaft(&rcfg.SnapshotThreshold, &rcfg.TrailingLogs, &rcfg.SnapshotInterval) // no-op unless -tags chaosbugs
+	chaosbugs.TuneRaft(&rcfg.SnapshotThreshold, &rcfg.TrailingLogs, &rcfg.SnapshotInterval, &rcfg.WALSegmentSize) // no-op unless -tags chaosbugs
 	s.node, err = craft.New(rcfg, telemetry.InstrumentStateMachine(s.fsm, s.tel.Metrics()))
 	if err != nil {
 		return nil, fmt.Errorf("server: raft: %w", err)

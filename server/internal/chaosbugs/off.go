@@ -8,4 +8,4 @@ import "time"
 func On(Bug) bool { return false }
 
 // TuneRaft changes nothing in a build without the chaosbugs tag.
-func TuneRaft(_, _ *uint64, _ *time.Duration) {}
+func TuneRaft(_, _ *uint64, _ *time.Duration, _ *int) {}
