@@ -344,7 +344,7 @@ func (f *FSM) restoreIngest(m manifest, data io.Reader, lowest, next uint64) err
 			}
 			return fmt.Errorf("fsm: restore snapshot at index %d: %w", m.Index, err)
 		}
-		if off < have || (chaosbugs.On(chaosbugs.SnapshotRestoreOffByOne) && off == have) {
+		if off < have || (chaosbugs.On(chaosbugs.SnapshotRestoreOffByOne) && off == max(have, sr.first)) {
 			if off == have-1 {
 				local, err := f.log.Read(off)
 				if err != nil {

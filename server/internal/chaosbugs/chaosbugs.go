@@ -22,7 +22,7 @@ const (
 	// SnapshotNoSync: the state machine writes a snapshot manifest without syncing the log
 	// first (the manifest may cover records a power loss removes).
 	SnapshotNoSync Bug = "snapshot-no-sync"
-	// SnapshotRestoreOffByOne: installing a snapshot skips one record too many of the stream
-	// (off <= have instead of off < have).
+	// SnapshotRestoreOffByOne: installing a snapshot skips one record too many of the stream:
+	// the first one the local log lacks (off <= have instead of off < have).
 	SnapshotRestoreOffByOne Bug = "snapshot-restore-off-by-one"
 )
