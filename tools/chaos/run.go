@@ -134,13 +134,13 @@ func writeJSON(path string, v any) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// finalLogs waits until every node is a voter and all hold the same number of records (at
-// most 2 minutes), then reads each node's whole log.
+// finalLogs waits until every node is a voter and all hold the same number of records (90 s
+// each: a healthy cluster takes seconds), then reads each node's whole log.
 func (c *Cluster) finalLogs(ctx context.Context, logf func(string, ...any)) []NodeLog {
-	if err := c.WaitVoters(ctx, 120*time.Second); err != nil {
+	if err := c.WaitVoters(ctx, 90*time.Second); err != nil {
 		logf("final: %v", err)
 	}
-	deadline := time.Now().Add(120 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		nexts := map[uint64]int{}
 		for _, n := range c.Nodes {
@@ -159,7 +159,7 @@ func (c *Cluster) finalLogs(ctx context.Context, logf func(string, ...any)) []No
 			break
 		}
 	}
-	logf("final: the nodes did not converge within 2 minutes; reading what they hold")
+	logf("final: the nodes did not converge within 90 s; reading what they hold")
 read:
 	var out []NodeLog
 	for _, n := range c.Nodes {
