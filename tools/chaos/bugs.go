@@ -9,7 +9,7 @@ var PlantedBugs = []string{"ack-before-commit", "follower-unapplied-read", "stal
 func BugEnv(bug string) []string {
 	switch bug {
 	case "snapshot-no-sync", "snapshot-restore-off-by-one":
-		return []string{"COMMITLOG_CHAOS_SNAPSHOT_THRESHOLD=16", "COMMITLOG_CHAOS_TRAILING_LOGS=4", "COMMITLOG_CHAOS_SNAPSHOT_INTERVAL=500ms", "COMMITLOG_CHAOS_WAL_SEGMENT_BYTES=32768"}
+		return []string{"COMMITLOG_CHAOS_SNAPSHOT_THRESHOLD=16", "COMMITLOG_CHAOS_TRAILING_LOGS=4", "COMMITLOG_CHAOS_SNAPSHOT_INTERVAL=500ms", "COMMITLOG_CHAOS_WAL_SEGMENT_BYTES=4096"}
 	}
 	return nil
 }
