@@ -16,8 +16,8 @@ import (
 
 // WorkloadConfig sizes the workload.
 type WorkloadConfig struct {
-	// Period is the pause of each worker between two ops (jittered); default 200ms. Nine
-	// workers make about 45 ops/s: a 60 s schedule stays near porcupine's comfortable 5k ops.
+	// Period is the pause of each worker between two ops (jittered); default 200ms. The
+	// workers make 50-60 ops/s: a 60 s schedule stays near porcupine's comfortable 5k ops.
 	Period time.Duration
 	// OpTimeout bounds one op; default 10s. RequestTimeout bounds one request; default 3s.
 	OpTimeout      time.Duration
