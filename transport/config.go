@@ -31,6 +31,20 @@ const (
 	// MinClientPingInterval is the shortest interval between client pings
 	// the servers accept; clients of this package ping less often.
 	MinClientPingInterval = 10 * time.Second
+	// DefaultMaxSmallMessageBytes bounds requests that carry no record:
+	// Consume, GetServers, GetBounds, the Cluster RPCs, health and reflection.
+	DefaultMaxSmallMessageBytes = 16 << 10
+	// DefaultMaxBatchRecords bounds the records of one ProduceBatch request.
+	DefaultMaxBatchRecords = 10_000
+	// DefaultMaxConcurrentStreams bounds the calls in flight on one
+	// connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).
+	DefaultMaxConcurrentStreams = 256
+	// DefaultReadHeaderTimeout bounds how long a new connection may take to
+	// send its TLS handshake and its first request's headers.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultRequestReadTimeout bounds how long a unary request's body may
+	// take to arrive (Connect server; streams are exempt).
+	DefaultRequestReadTimeout = 30 * time.Second
 )
 
 // Errors returned by server and client constructors and lifecycles.
@@ -52,6 +66,49 @@ var (
 // returned context, if non-nil, replaces ctx for the handler. It is called
 // concurrently from many goroutines.
 type Interceptor func(ctx context.Context, method string, peer Peer) (context.Context, error)
+
+// Limits bound what one caller can make a server read, decode and keep.
+// Zero fields take the defaults above (see ServerConfig.WithDefaults).
+type Limits struct {
+	// MaxRecordMessageBytes bounds a Produce request and each ProduceStream
+	// message (one record). Default: ServerConfig.MaxMessageBytes.
+	MaxRecordMessageBytes int
+	// MaxSmallMessageBytes bounds every request that carries no record:
+	// Consume, ConsumeStream, GetServers, GetBounds, the Cluster RPCs, the
+	// health service and reflection. Default DefaultMaxSmallMessageBytes.
+	MaxSmallMessageBytes int
+	// MaxBatchRecords bounds the records of one ProduceBatch request; they
+	// are counted in the encoded bytes before the request is decoded.
+	// Default DefaultMaxBatchRecords.
+	MaxBatchRecords int
+	// MaxConcurrentStreams bounds the calls in flight on one HTTP/2
+	// connection. Default DefaultMaxConcurrentStreams.
+	MaxConcurrentStreams uint32
+	// ReadHeaderTimeout bounds the TLS handshake and the arrival of a
+	// request's headers. Default DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// RequestReadTimeout bounds how long the body of a unary request may
+	// take to arrive on the Connect server (grpc-go has no per-call read
+	// deadline; its calls are bounded by MaxConcurrentStreams and the
+	// keepalive). Streams are exempt: they live as long as the client wants.
+	// Default DefaultRequestReadTimeout.
+	RequestReadTimeout time.Duration
+}
+
+// MaxRequestBytes returns the largest request message the server reads for
+// method (a full method name such as MethodProduce; any other name, health
+// and reflection included, gets MaxSmallMessageBytes). c must have its
+// defaults set.
+func (c ServerConfig) MaxRequestBytes(method string) int {
+	switch method {
+	case MethodProduceBatch:
+		return c.MaxMessageBytes
+	case MethodProduce, MethodProduceStream:
+		return c.Limits.MaxRecordMessageBytes
+	default:
+		return c.Limits.MaxSmallMessageBytes
+	}
+}
 
 // Keepalive configures server pings on idle connections. Zero fields take
 // the defaults above.
@@ -99,6 +156,18 @@ type ServerConfig struct {
 	CompressMinBytes int
 	// Keepalive configures server-side pings.
 	Keepalive Keepalive
+	// Limits bound per-method request sizes, records per batch, streams
+	// per connection and read times.
+	Limits Limits
+	// Admit, when set, runs for every Log and Cluster call as soon as its
+	// headers arrive, before the request message is read or decoded, so a
+	// caller it refuses costs the server no more than its headers. peer is
+	// as Intercept gets it. A non-nil error refuses the call (sent as AsError
+	// would convert it); the returned context, if non-nil, carries into
+	// Intercept and the handler. It runs on the connection's reading
+	// goroutine (grpc-go) and must be fast. Telemetry does not see the
+	// calls it refuses.
+	Admit Interceptor
 	// Intercept, when set, runs before every Log and Cluster handler.
 	Intercept Interceptor
 	// Logger receives the server's background events. Default: discards.
@@ -125,7 +194,32 @@ func (c ServerConfig) WithDefaults() ServerConfig {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Limits.MaxRecordMessageBytes == 0 {
+		c.Limits.MaxRecordMessageBytes = c.MaxMessageBytes
+	}
+	if c.Limits.MaxSmallMessageBytes == 0 {
+		c.Limits.MaxSmallMessageBytes = DefaultMaxSmallMessageBytes
+	}
+	if c.Limits.MaxBatchRecords == 0 {
+		c.Limits.MaxBatchRecords = DefaultMaxBatchRecords
+	}
+	if c.Limits.MaxConcurrentStreams == 0 {
+		c.Limits.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if c.Limits.ReadHeaderTimeout == 0 {
+		c.Limits.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.Limits.RequestReadTimeout == 0 {
+		c.Limits.RequestReadTimeout = DefaultRequestReadTimeout
+	}
 	return c
+}
+
+// MaxReceivedBytes returns the largest request message any method reads: the
+// transport-wide bound, applied before MaxRequestBytes. c must have its
+// defaults set.
+func (c ServerConfig) MaxReceivedBytes() int {
+	return max(c.MaxMessageBytes, c.Limits.MaxRecordMessageBytes, c.Limits.MaxSmallMessageBytes)
 }
 
 // Validate reports ErrNoService or an error wrapping ErrInvalidConfig when
@@ -139,6 +233,10 @@ func (c ServerConfig) Validate() error {
 	}
 	if c.Keepalive.Time < 0 || c.Keepalive.Timeout < 0 || c.Keepalive.MaxIdle < 0 {
 		return fmt.Errorf("%w: negative keepalive duration", ErrInvalidConfig)
+	}
+	l := c.Limits
+	if l.MaxRecordMessageBytes < 0 || l.MaxSmallMessageBytes < 0 || l.MaxBatchRecords < 0 || l.ReadHeaderTimeout < 0 || l.RequestReadTimeout < 0 {
+		return fmt.Errorf("%w: negative limit", ErrInvalidConfig)
 	}
 	return nil
 }

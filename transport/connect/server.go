@@ -30,16 +30,15 @@ import (
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"connectrpc.com/otelconnect"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 	"github.com/commitlog-go/commitlog/transport/gen/log/v1/logv1connect"
 	"github.com/commitlog-go/commitlog/transport/internal/lifecycle"
+	"github.com/commitlog-go/commitlog/transport/internal/limits"
 )
-
-// readHeaderTimeout bounds how long a client may take to send request
-// headers (slowloris).
-const readHeaderTimeout = 10 * time.Second
 
 // drainGrace is how long Stop lets connections close by themselves once
 // every handler has returned.
@@ -92,12 +91,13 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		TLSConfig:         cfg.TLS,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Keepalive.MaxIdle,
 		MaxHeaderBytes:    64 << 10,
 		HTTP2: &http.HTTP2Config{
-			SendPingTimeout: cfg.Keepalive.Time,
-			PingTimeout:     cfg.Keepalive.Timeout,
+			MaxConcurrentStreams: int(cfg.Limits.MaxConcurrentStreams),
+			SendPingTimeout:      cfg.Keepalive.Time,
+			PingTimeout:          cfg.Keepalive.Timeout,
 		},
 		ErrorLog: slogErrorLog(cfg.Logger),
 	}
@@ -117,7 +117,6 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 // bidirectional streams). Stop still ends the handler's streams.
 func (s *Server) Handler() http.Handler {
 	opts := []connect.HandlerOption{
-		connect.WithReadMaxBytes(s.cfg.MaxMessageBytes),
 		connect.WithSendMaxBytes(s.cfg.MaxMessageBytes + transport.ResponseOverhead),
 		connect.WithCompressMinBytes(s.cfg.CompressMinBytes),
 	}
@@ -127,17 +126,33 @@ func (s *Server) Handler() http.Handler {
 		opts = append(opts, connect.WithInterceptors(s.otel))
 	}
 	opts = append(opts, connect.WithInterceptors(interceptor{s}))
-	mux := http.NewServeMux()
-	mux.Handle(logv1connect.NewLogHandler(logHandler{svc: s.cfg.Log}, opts...))
-	if s.cfg.Cluster != nil {
-		mux.Handle(logv1connect.NewClusterHandler(clusterHandler{svc: s.cfg.Cluster}, opts...))
-	} else {
-		mux.Handle(logv1connect.NewClusterHandler(logv1connect.UnimplementedClusterHandler{}, opts...))
+	// Each method reads at most what it needs (connect-go enforces the
+	// bound before reading, and on the decompressed size): one handler
+	// per bound.
+	readMax := func(method string, more ...connect.HandlerOption) []connect.HandlerOption {
+		return append(append(slicesClone(opts), connect.WithReadMaxBytes(s.cfg.MaxRequestBytes(method))), more...)
 	}
-	mux.Handle(grpchealth.NewHandler(s.health, connect.WithCompressMinBytes(s.cfg.CompressMinBytes)))
+	logh := logHandler{svc: s.cfg.Log}
+	mux := http.NewServeMux()
+	mux.Handle(logv1connect.NewLogHandler(logh, readMax(transport.MethodConsume)...))
+	_, record := logv1connect.NewLogHandler(logh, readMax(transport.MethodProduce)...)
+	mux.Handle(logv1connect.LogProduceProcedure, record)
+	mux.Handle(logv1connect.LogProduceStreamProcedure, record)
+	maxRecs := s.cfg.Limits.MaxBatchRecords
+	_, batch := logv1connect.NewLogHandler(logh, readMax(transport.MethodProduceBatch,
+		connect.WithCodec(batchCodec{max: maxRecs}), connect.WithCodec(batchCodec{json: true, max: maxRecs}))...)
+	mux.Handle(logv1connect.LogProduceBatchProcedure, batch)
+	if s.cfg.Cluster != nil {
+		mux.Handle(logv1connect.NewClusterHandler(clusterHandler{svc: s.cfg.Cluster}, readMax(transport.MethodJoin)...))
+	} else {
+		mux.Handle(logv1connect.NewClusterHandler(logv1connect.UnimplementedClusterHandler{}, readMax(transport.MethodJoin)...))
+	}
+	small := connect.WithReadMaxBytes(s.cfg.Limits.MaxSmallMessageBytes)
+	mux.Handle(grpchealth.NewHandler(s.health, connect.WithCompressMinBytes(s.cfg.CompressMinBytes), small))
 	reflector := grpcreflect.NewStaticReflector(logv1connect.LogName, logv1connect.ClusterName, grpchealth.HealthV1ServiceName)
-	mux.Handle(grpcreflect.NewHandlerV1(reflector))
-	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1(reflector, small))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, small))
+	errw := connect.NewErrorWriter(opts...)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.enter()
 		defer s.leave()
@@ -151,8 +166,128 @@ func (s *Server) Handler() http.Handler {
 		}
 		p := transport.Peer{Addr: r.RemoteAddr, Subject: transport.PeerSubject(r.TLS), Certificates: transport.PeerCertificates(r.TLS),
 			ForwardedFor: r.Header.Get(transport.ForwardedForHeader)}
-		mux.ServeHTTP(w, r.WithContext(transport.ContextWithPeer(ctx, p)))
+		ctx = transport.ContextWithPeer(ctx, p)
+		stream, ok := procedures[r.URL.Path]
+		if ok && s.cfg.Admit != nil {
+			// Before the body is read: a refused caller costs its headers.
+			p.Protocol = protocolOf(r)
+			nctx, err := s.cfg.Admit(transport.ContextWithPeer(ctx, p), r.URL.Path, p)
+			if err != nil {
+				_ = errw.Write(w, r, toConnect(err))
+				return
+			}
+			if nctx != nil {
+				ctx = nctx
+			}
+		}
+		if (ok && !stream) || r.URL.Path == healthCheckProcedure {
+			// A unary request's body must arrive in time; the deadline is
+			// lifted once it has (so a long-poll is not cut on HTTP/1.1).
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(time.Now().Add(s.cfg.Limits.RequestReadTimeout)) == nil {
+				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+			}
+		}
+		mux.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+func slicesClone(o []connect.HandlerOption) []connect.HandlerOption {
+	return append([]connect.HandlerOption(nil), o...)
+}
+
+// healthCheckProcedure is the health service's unary method.
+const healthCheckProcedure = "/grpc.health.v1.Health/Check"
+
+// procedures are the log.v1 methods Admit runs for, each saying whether it
+// is a stream.
+var procedures = map[string]bool{
+	logv1connect.LogProduceProcedure:                false,
+	logv1connect.LogProduceBatchProcedure:           false,
+	logv1connect.LogConsumeProcedure:                false,
+	logv1connect.LogGetServersProcedure:             false,
+	logv1connect.LogGetBoundsProcedure:              false,
+	logv1connect.LogConsumeStreamProcedure:          true,
+	logv1connect.LogProduceStreamProcedure:          true,
+	logv1connect.ClusterJoinProcedure:               false,
+	logv1connect.ClusterRemoveServerProcedure:       false,
+	logv1connect.ClusterTransferLeadershipProcedure: false,
+}
+
+// protocolOf names r's protocol as connect.Peer.Protocol does.
+func protocolOf(r *http.Request) string {
+	ct := r.Header.Get("Content-Type")
+	switch {
+	case strings.HasPrefix(ct, "application/grpc-web"):
+		return connect.ProtocolGRPCWeb
+	case strings.HasPrefix(ct, "application/grpc"):
+		return connect.ProtocolGRPC
+	default:
+		return connect.ProtocolConnect
+	}
+}
+
+// deadlineBody lifts the read deadline once the body is read to its end.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// batchCodec decodes ProduceBatch requests (binary or JSON) after counting
+// their records in the encoded bytes: more than max is refused before
+// anything is allocated. connect-go reports a codec's refusal as
+// InvalidArgument.
+type batchCodec struct {
+	json bool
+	max  int
+}
+
+func (c batchCodec) Name() string {
+	if c.json {
+		return "json"
+	}
+	return "proto"
+}
+
+func (c batchCodec) Marshal(v any) ([]byte, error) {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a proto.Message", v)
+	}
+	if c.json {
+		return protojson.Marshal(m)
+	}
+	return proto.Marshal(m)
+}
+
+func (c batchCodec) Unmarshal(data []byte, v any) error {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return fmt.Errorf("%T is not a proto.Message", v)
+	}
+	if c.json {
+		if len(data) == 0 {
+			return errors.New("zero-length payload is not a valid JSON object")
+		}
+		if err := limits.CheckBatchJSON(data, c.max); err != nil {
+			return err
+		}
+		return protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(data, m)
+	}
+	if err := limits.CheckBatchProto(data, c.max); err != nil {
+		return err
+	}
+	return proto.Unmarshal(data, m)
 }
 
 // enter and leave count the requests being handled.

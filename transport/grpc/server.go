@@ -16,18 +16,26 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	ggrpc "google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/encoding"
+	gproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 	"github.com/commitlog-go/commitlog/transport/internal/lifecycle"
+	"github.com/commitlog-go/commitlog/transport/internal/limits"
 )
 
 // Server is a gRPC server for the commitlog API. Create it with NewServer.
@@ -60,8 +68,13 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 	cfg = cfg.WithDefaults()
 	s := &Server{cfg: cfg, health: health.NewServer(), stopper: lifecycle.NewStopper(), stopped: make(chan struct{})}
 	opts := []ggrpc.ServerOption{
-		ggrpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
+		// The largest any method reads; each method's own (smaller) bound
+		// is checked before decoding, see decode.
+		ggrpc.MaxRecvMsgSize(cfg.MaxReceivedBytes()),
 		ggrpc.MaxSendMsgSize(cfg.MaxMessageBytes + transport.ResponseOverhead),
+		ggrpc.MaxConcurrentStreams(cfg.Limits.MaxConcurrentStreams),
+		ggrpc.ConnectionTimeout(cfg.Limits.ReadHeaderTimeout),
+		ggrpc.ForceServerCodecV2(rawCodec{encoding.GetCodecV2(gproto.Name)}),
 		ggrpc.KeepaliveParams(keepalive.ServerParameters{
 			Time:              cfg.Keepalive.Time,
 			Timeout:           cfg.Keepalive.Timeout,
@@ -77,18 +90,22 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 	if cfg.TLS != nil {
 		opts = append(opts, ggrpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
+	if cfg.Admit != nil {
+		opts = append(opts, ggrpc.InTapHandle(s.admit))
+	}
 	if cfg.Telemetry != nil {
 		opts = append(opts, ggrpc.StatsHandler(otelgrpc.NewServerHandler(otelOptions(cfg.Telemetry, true)...)))
 	}
 	s.gs = ggrpc.NewServer(opts...)
-	logv1.RegisterLogServer(s.gs, logServer{svc: cfg.Log})
+	reg := registrar{s}
+	logv1.RegisterLogServer(reg, logServer{svc: cfg.Log})
 	if cfg.Cluster != nil {
-		logv1.RegisterClusterServer(s.gs, clusterServer{svc: cfg.Cluster})
+		logv1.RegisterClusterServer(reg, clusterServer{svc: cfg.Cluster})
 	} else {
-		logv1.RegisterClusterServer(s.gs, logv1.UnimplementedClusterServer{})
+		logv1.RegisterClusterServer(reg, logv1.UnimplementedClusterServer{})
 	}
-	healthpb.RegisterHealthServer(s.gs, s.health)
-	reflection.Register(s.gs)
+	healthpb.RegisterHealthServer(reg, s.health)
+	reflection.Register(reg)
 	s.SetHealth(transport.HealthServing)
 	return s, nil
 }
@@ -151,9 +168,40 @@ func (s *Server) Stop(ctx context.Context) error {
 	return err
 }
 
-// call prepares the context of one Log or Cluster call: it records the
-// peer and runs the interception hook.
-func (s *Server) call(ctx context.Context, method string) (context.Context, error) {
+// known are the methods Admit runs for.
+var known = func() map[string]bool {
+	m := map[string]bool{}
+	for _, d := range []*ggrpc.ServiceDesc{&logv1.Log_ServiceDesc, &logv1.Cluster_ServiceDesc} {
+		for _, md := range d.Methods {
+			m["/"+d.ServiceName+"/"+md.MethodName] = true
+		}
+		for _, sd := range d.Streams {
+			m["/"+d.ServiceName+"/"+sd.StreamName] = true
+		}
+	}
+	return m
+}()
+
+// admit runs ServerConfig.Admit when a call's headers arrive (grpc-go's
+// InTapHandle), before its message is read.
+func (s *Server) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if !known[info.FullMethodName] {
+		return ctx, nil
+	}
+	p := peerOf(ctx)
+	ctx = transport.ContextWithPeer(ctx, p)
+	nctx, err := s.cfg.Admit(ctx, info.FullMethodName, p)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if nctx != nil {
+		ctx = nctx
+	}
+	return ctx, nil
+}
+
+// peerOf describes the caller of the call whose context is ctx.
+func peerOf(ctx context.Context) transport.Peer {
 	p := transport.Peer{Protocol: "grpc"}
 	if gp, ok := peer.FromContext(ctx); ok {
 		if gp.Addr != nil {
@@ -169,6 +217,13 @@ func (s *Server) call(ctx context.Context, method string) (context.Context, erro
 			p.ForwardedFor = v[0]
 		}
 	}
+	return p
+}
+
+// call prepares the context of one Log or Cluster call: it records the
+// peer and runs the interception hook.
+func (s *Server) call(ctx context.Context, method string) (context.Context, error) {
+	p := peerOf(ctx)
 	ctx = transport.ContextWithPeer(ctx, p)
 	if s.cfg.Intercept != nil {
 		nctx, err := s.cfg.Intercept(ctx, method, p)
@@ -205,22 +260,87 @@ func (s *Server) streamInterceptor(srv any, ss ggrpc.ServerStream, info *ggrpc.S
 	ctx, cancel := s.stopper.Bind(ss.Context())
 	defer cancel()
 	if !ours(info.FullMethod) {
-		return handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+		return handler(srv, &ctxStream{ServerStream: ss, ctx: ctx, s: s, method: info.FullMethod})
 	}
 	ctx, err := s.call(ctx, info.FullMethod)
 	if err != nil {
 		return toStatus(err)
 	}
-	return toStatus(handler(srv, &ctxStream{ServerStream: ss, ctx: ctx}))
+	return toStatus(handler(srv, &ctxStream{ServerStream: ss, ctx: ctx, s: s, method: info.FullMethod}))
 }
 
-// ctxStream replaces a server stream's context.
+// ctxStream replaces a server stream's context and checks each received
+// message against its method's limits before decoding it.
 type ctxStream struct {
 	ggrpc.ServerStream
-	ctx context.Context
+	ctx    context.Context
+	s      *Server
+	method string
 }
 
 func (c *ctxStream) Context() context.Context { return c.ctx }
+
+func (c *ctxStream) RecvMsg(m any) error { return c.s.decode(c.method, c.ServerStream.RecvMsg, m) }
+
+// rawMessage receives a request's encoded bytes from rawCodec, undecoded.
+type rawMessage struct{ b []byte }
+
+// rawCodec is grpc-go's proto codec, except that it hands a *rawMessage
+// the encoded bytes, so decode can check them before decoding.
+type rawCodec struct{ encoding.CodecV2 }
+
+func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if r, ok := v.(*rawMessage); ok {
+		r.b = data.Materialize()
+		return nil
+	}
+	return c.CodecV2.Unmarshal(data, v)
+}
+
+// decode receives the next message of method with recv, refuses it with
+// ResourceExhausted when it is larger than the method's bound or (a
+// ProduceBatch) carries too many records, and otherwise decodes it into m.
+func (s *Server) decode(method string, recv func(any) error, m any) error {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return recv(m)
+	}
+	var raw rawMessage
+	if err := recv(&raw); err != nil {
+		return err
+	}
+	if limit := s.cfg.MaxRequestBytes(method); len(raw.b) > limit {
+		return toStatus(limits.TooLarge(method, len(raw.b), limit))
+	}
+	if method == transport.MethodProduceBatch {
+		if err := limits.CheckBatchProto(raw.b, s.cfg.Limits.MaxBatchRecords); err != nil {
+			return toStatus(err)
+		}
+	}
+	if err := proto.Unmarshal(raw.b, pm); err != nil {
+		return status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err)
+	}
+	return nil
+}
+
+// registrar registers services with every unary method's request checked
+// by decode (streams are checked by ctxStream).
+type registrar struct{ s *Server }
+
+func (r registrar) GetServiceInfo() map[string]ggrpc.ServiceInfo { return r.s.gs.GetServiceInfo() }
+
+func (r registrar) RegisterService(desc *ggrpc.ServiceDesc, impl any) {
+	d := *desc
+	d.Methods = make([]ggrpc.MethodDesc, len(desc.Methods))
+	for i, md := range desc.Methods {
+		method, handler := "/"+desc.ServiceName+"/"+md.MethodName, md.Handler
+		md.Handler = func(srv any, ctx context.Context, dec func(any) error, ic ggrpc.UnaryServerInterceptor) (any, error) {
+			return handler(srv, ctx, func(m any) error { return r.s.decode(method, dec, m) }, ic)
+		}
+		d.Methods[i] = md
+	}
+	r.s.gs.RegisterService(&d, impl)
+}
 
 // logServer adapts a transport.LogService to the generated gRPC interface.
 type logServer struct {
