@@ -58,6 +58,11 @@ func Run(t *testing.T, h Harness) {
 		{"ClientClose", testClientClose},
 		{"SeedWire", testSeedWire},
 		{"Telemetry", testTelemetry},
+		{"GzipBomb", testGzipBomb},
+		{"AdmitBeforeRead", testAdmitBeforeRead},
+		{"BatchRecords", testBatchRecords},
+		{"RequestBounds", testRequestBounds},
+		{"MaxConcurrentStreams", testMaxConcurrentStreams},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })

@@ -1,0 +1,289 @@
+package transporttest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/http2"
+	ggrpc "google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// maxHeapGrowth is what one hostile request may make the server allocate
+// (client and server share the process, so this includes the client's
+// buffers).
+const maxHeapGrowth = 32 << 20
+
+// allocated returns the bytes allocated by the whole process while f runs.
+func allocated(f func()) uint64 {
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// rawGRPC makes one gRPC call with h2c carrying msg as its only message
+// (gzipped: msg is already gzip-compressed), without any client library's
+// help, and returns the grpc-status and grpc-message of the answer.
+func rawGRPC(t testing.TB, addr, method string, msg []byte, gzipped bool) (code, message string) {
+	t.Helper()
+	frame := make([]byte, 5, 5+len(msg))
+	if gzipped {
+		frame[0] = 1
+	}
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
+	frame = append(frame, msg...)
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctxT(t), http.MethodPost, "http://"+addr+method, bytes.NewReader(frame))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("Te", "trailers")
+	if gzipped {
+		req.Header.Set("Grpc-Encoding", "gzip")
+	}
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, res.Body)
+	code, message = res.Header.Get("Grpc-Status"), res.Header.Get("Grpc-Message")
+	if code == "" {
+		code, message = res.Trailer.Get("Grpc-Status"), res.Trailer.Get("Grpc-Message")
+	}
+	return code, message
+}
+
+// gzipBomb returns n zero bytes gzipped (about n/1000 bytes).
+func gzipBomb(t testing.TB, n int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zeros := make([]byte, 1<<20)
+	for ; n > 0; n -= len(zeros) {
+		if _, err := zw.Write(zeros[:min(n, len(zeros))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// emptyRecordsBatch returns a binary ProduceBatchRequest of n empty
+// records (two bytes each).
+func emptyRecordsBatch(n int) []byte {
+	rec := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.BytesType), 0)
+	return bytes.Repeat(rec, n)
+}
+
+// grpcCode is the grpc-status number of c.
+func grpcCode(c transport.Code) string { return fmt.Sprint(int(c)) }
+
+// testGzipBomb sends the health service and reflection a request of 64 MiB
+// of zeros gzipped to a few dozen KiB: refused, and the server allocates
+// far less than the request claims.
+func testGzipBomb(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{})
+	bomb := gzipBomb(t, 64<<20)
+	for _, method := range []string{
+		"/grpc.health.v1.Health/Check",
+		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+		transport.MethodConsume,
+	} {
+		var code, msg string
+		n := allocated(func() { code, msg = rawGRPC(t, s.Addr, method, bomb, true) })
+		// grpc-go without a gzip decompressor refuses it as Unimplemented.
+		if code != grpcCode(transport.ResourceExhausted) && code != grpcCode(transport.Unimplemented) {
+			t.Errorf("%s with a %d-byte gzip bomb: grpc-status %q (%s), want ResourceExhausted", method, len(bomb), code, msg)
+		}
+		if n > maxHeapGrowth {
+			t.Errorf("%s with a gzip bomb: %d MiB allocated, want under %d MiB", method, n>>20, maxHeapGrowth>>20)
+		}
+		t.Logf("%s with a gzip bomb: %d KiB allocated", method, n>>10)
+	}
+}
+
+// testAdmitBeforeRead sends ProduceBatch of ~2 M empty records (4 MiB)
+// from a caller Admit refuses: refused before the body is read, so the
+// server allocates almost nothing and no hook or handler runs.
+func testAdmitBeforeRead(t *testing.T, h Harness) {
+	svc := NewService()
+	intercepted := 0
+	s := Start(t, h, transport.ServerConfig{
+		Log: svc, Cluster: svc,
+		Admit: func(ctx context.Context, method string, p transport.Peer) (context.Context, error) {
+			if p.Addr == "" || p.Protocol == "" {
+				t.Errorf("Admit(%s): peer %+v, want an address and a protocol", method, p)
+			}
+			if pp, ok := transport.PeerFromContext(ctx); !ok || pp != p {
+				t.Errorf("PeerFromContext in Admit = %v, %v; want %v", pp, ok, p)
+			}
+			if method == transport.MethodProduceBatch {
+				return nil, transport.Errorf(transport.PermissionDenied, "%s denied", method)
+			}
+			return ctx, nil
+		},
+		Intercept: func(ctx context.Context, method string, _ transport.Peer) (context.Context, error) {
+			if method == transport.MethodProduceBatch {
+				intercepted++
+			}
+			return ctx, nil
+		},
+	})
+	batch := emptyRecordsBatch((4<<20)/2 - 16)
+	var code, msg string
+	n := allocated(func() { code, msg = rawGRPC(t, s.Addr, transport.MethodProduceBatch, batch, false) })
+	if code != grpcCode(transport.PermissionDenied) {
+		t.Errorf("denied ProduceBatch of %d bytes: grpc-status %q (%s), want PermissionDenied", len(batch), code, msg)
+	}
+	if n > maxHeapGrowth {
+		t.Errorf("denied ProduceBatch of 2 M records: %d MiB allocated, want under %d MiB", n>>20, maxHeapGrowth>>20)
+	}
+	t.Logf("denied ProduceBatch of %d records: %d KiB allocated", len(batch)/2, n>>10)
+	if intercepted != 0 || svc.Calls() != 0 {
+		t.Errorf("after Admit refused: Intercept ran %d times, the handler %d", intercepted, svc.Calls())
+	}
+	// Every client reports the refusal as such, and allowed calls pass.
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	_, err := c.ProduceBatch(ctxT(t), &logv1.ProduceBatchRequest{Records: []*logv1.Record{{}}})
+	wantCode(t, "denied ProduceBatch", err, transport.PermissionDenied)
+	if _, err := c.Produce(ctxT(t), &logv1.ProduceRequest{Record: &logv1.Record{}}); err != nil {
+		t.Errorf("admitted Produce: %v", err)
+	}
+}
+
+// testBatchRecords: a ProduceBatch is refused when it carries more records
+// than MaxBatchRecords, counted before decoding; 2 M empty records cost the
+// server little.
+func testBatchRecords(t *testing.T, h Harness) {
+	svc := NewService()
+	s := Start(t, h, transport.ServerConfig{Log: svc, Limits: transport.Limits{MaxBatchRecords: 3}})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	recs := func(n int) []*logv1.Record {
+		out := make([]*logv1.Record, n)
+		for i := range out {
+			out[i] = &logv1.Record{Value: []byte("v")}
+		}
+		return out
+	}
+	if _, err := c.ProduceBatch(ctxT(t), &logv1.ProduceBatchRequest{Records: recs(3)}); err != nil {
+		t.Fatalf("ProduceBatch at the limit: %v", err)
+	}
+	_, err := c.ProduceBatch(ctxT(t), &logv1.ProduceBatchRequest{Records: recs(4)})
+	// connect-go reports every codec refusal as InvalidArgument.
+	wantCode(t, "ProduceBatch above the limit", err, transport.ResourceExhausted, transport.InvalidArgument)
+	if err != nil && !strings.Contains(err.Error(), "at most 3 records") {
+		t.Errorf("error %q does not name the limit", err)
+	}
+
+	s2 := Start(t, h, transport.ServerConfig{Log: NewService()})
+	batch := emptyRecordsBatch((4<<20)/2 - 16)
+	var code, msg string
+	n := allocated(func() { code, msg = rawGRPC(t, s2.Addr, transport.MethodProduceBatch, batch, false) })
+	if code != grpcCode(transport.ResourceExhausted) && code != grpcCode(transport.InvalidArgument) {
+		t.Errorf("ProduceBatch of 2 M records: grpc-status %q (%s), want ResourceExhausted", code, msg)
+	}
+	if n > maxHeapGrowth {
+		t.Errorf("ProduceBatch of 2 M records: %d MiB allocated, want under %d MiB", n>>20, maxHeapGrowth>>20)
+	}
+	t.Logf("ProduceBatch of %d records: %d KiB allocated", len(batch)/2, n>>10)
+}
+
+// testRequestBounds: each method reads only what it needs.
+func testRequestBounds(t *testing.T, h Harness) {
+	svc := NewService()
+	s := Start(t, h, transport.ServerConfig{Log: svc, Cluster: svc, Limits: transport.Limits{MaxRecordMessageBytes: 4 << 10}})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	ctx := ctxT(t)
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: make([]byte, 3<<10)}}); err != nil {
+		t.Fatalf("Produce within the record bound: %v", err)
+	}
+	_, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: make([]byte, 5<<10)}})
+	wantCode(t, "Produce above the record bound", err, transport.ResourceExhausted)
+	ps, err := c.ProduceStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	_ = ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: make([]byte, 5<<10)}})
+	_, err = ps.Receive()
+	wantCode(t, "ProduceStream message above the record bound", err, transport.ResourceExhausted)
+	if _, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: []*logv1.Record{{Value: make([]byte, 5<<10)}, {Value: make([]byte, 5<<10)}}}); err != nil {
+		t.Errorf("ProduceBatch of two 5 KiB records (batch bound 4 MiB): %v", err)
+	}
+	// A Consume (or Join, or health check) padded to 32 KiB with an unknown
+	// field: above the 16 KiB bound of requests that carry no record.
+	pad := protowire.AppendBytes(protowire.AppendTag(nil, 1000, protowire.BytesType), make([]byte, 32<<10))
+	conn, err := ggrpc.NewClient("passthrough:///"+s.Addr, ggrpc.WithTransportCredentials(insecure.NewCredentials()),
+		ggrpc.WithDefaultCallOptions(ggrpc.ForceCodec(rawCodec{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, method := range []string{transport.MethodConsume, transport.MethodGetServers, transport.MethodJoin, "/grpc.health.v1.Health/Check"} {
+		var out []byte
+		err := conn.Invoke(ctx, method, &pad, &out)
+		if got := status.Code(err); got != codes.ResourceExhausted {
+			t.Errorf("%s of 32 KiB: %v, want ResourceExhausted", method, err)
+		}
+	}
+	if n := len(svc.Records()); n != 3 {
+		t.Errorf("%d records appended, want 3 (the refused ones were not)", n)
+	}
+}
+
+// testMaxConcurrentStreams: the server advertises its stream limit in its
+// HTTP/2 SETTINGS, and refuses a stream beyond it.
+func testMaxConcurrentStreams(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{Limits: transport.Limits{MaxConcurrentStreams: 3}})
+	conn, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the server's SETTINGS: %v", err)
+		}
+		sf, ok := f.(*http2.SettingsFrame)
+		if !ok || sf.IsAck() {
+			continue
+		}
+		v, ok := sf.Value(http2.SettingMaxConcurrentStreams)
+		if !ok || v != 3 {
+			t.Fatalf("SETTINGS_MAX_CONCURRENT_STREAMS = %d (sent: %v), want 3", v, ok)
+		}
+		return
+	}
+}
