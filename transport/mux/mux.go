@@ -10,10 +10,14 @@
 //
 // The first byte is read in a goroutine per connection, under a deadline,
 // so a client that connects and sends nothing holds only its own
-// connection, never the accept loop.
+// connection, never the accept loop. At most Config.MaxPending connections
+// wait for their first byte (or a Raft peer's TLS handshake); a new
+// connection beyond that closes the oldest waiting one, so idle connections
+// cannot crowd out clients that speak at once.
 package mux
 
 import (
+	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -34,6 +38,7 @@ const RaftByte byte = 1
 const (
 	DefaultFirstByteTimeout = 10 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxPending       = 1024
 	// queueLen is how many sorted connections may wait for Accept per side.
 	queueLen = 64
 )
@@ -63,6 +68,10 @@ type Config struct {
 	// HandshakeTimeout bounds the TLS handshake of accepted Raft
 	// connections. Default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// MaxPending bounds the connections waiting for their first byte or,
+	// Raft's, for their TLS handshake; a new connection beyond it closes the
+	// oldest waiting one. Default DefaultMaxPending.
+	MaxPending int
 	// Advertise, when set, is the address Raft's listener reports (Addr);
 	// otherwise the listener's own address.
 	Advertise net.Addr
@@ -85,7 +94,8 @@ type Mux struct {
 	wg        sync.WaitGroup  // the accept loop and the sniffers
 
 	mu      sync.Mutex
-	pending map[net.Conn]struct{} // connections whose first byte is awaited
+	pending map[net.Conn]*list.Element // connections whose first byte is awaited
+	order   *list.List                 // of net.Conn, oldest first
 }
 
 // New starts sorting the connections of l. The Mux owns l: Close closes it.
@@ -99,10 +109,13 @@ func New(l net.Listener, cfg Config) (*Mux, error) {
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Mux{l: l, cfg: cfg, pending: make(map[net.Conn]struct{})}
+	m := &Mux{l: l, cfg: cfg, pending: make(map[net.Conn]*list.Element), order: list.New()}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.closed = m.ctx.Done()
 	m.api = newSubListener(m, l.Addr())
@@ -184,7 +197,15 @@ func (m *Mux) acceptLoop() {
 			return
 		default:
 		}
-		m.pending[conn] = struct{}{}
+		if m.order.Len() >= m.cfg.MaxPending {
+			// Closing it makes its sorter return (and forget it).
+			oldest := m.order.Remove(m.order.Front()).(net.Conn)
+			delete(m.pending, oldest)
+			oldest.Close()
+			m.cfg.Logger.Debug("mux: too many connections waiting for their first byte; closed the oldest",
+				"remote", oldest.RemoteAddr(), "max_pending", m.cfg.MaxPending)
+		}
+		m.pending[conn] = m.order.PushBack(conn)
 		m.wg.Add(1)
 		m.mu.Unlock()
 		go m.sort(conn)
@@ -192,17 +213,16 @@ func (m *Mux) acceptLoop() {
 }
 
 // sort reads conn's first byte and hands conn to Raft or to the API.
-func (m *Mux) sort(conn net.Conn) {
+func (m *Mux) sort(raw net.Conn) {
 	defer m.wg.Done()
 	handed := false
 	defer func() {
-		m.mu.Lock()
-		delete(m.pending, conn)
-		m.mu.Unlock()
+		m.unpend(raw)
 		if !handed {
-			conn.Close()
+			raw.Close()
 		}
 	}()
+	conn := raw
 	var b [1]byte
 	conn.SetReadDeadline(time.Now().Add(m.cfg.FirstByteTimeout))
 	if _, err := io.ReadFull(conn, b[:]); err != nil {
@@ -211,7 +231,7 @@ func (m *Mux) sort(conn net.Conn) {
 	}
 	conn.SetReadDeadline(time.Time{})
 	if b[0] != RaftByte {
-		handed = m.api.deliver(&replayConn{Conn: conn, first: b[0], unread: true})
+		handed = m.unpend(raw) && m.api.deliver(&replayConn{Conn: conn, first: b[0], unread: true})
 		return
 	}
 	if m.cfg.PeerServerTLS != nil {
@@ -225,7 +245,20 @@ func (m *Mux) sort(conn net.Conn) {
 		}
 		conn = tc
 	}
-	handed = m.raft.deliver(conn)
+	handed = m.unpend(raw) && m.raft.deliver(conn)
+}
+
+// unpend forgets conn as waiting; false if it was no longer (closed as the oldest, or by
+// Close), so it must not be handed over.
+func (m *Mux) unpend(conn net.Conn) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.pending[conn]
+	if ok {
+		m.order.Remove(e)
+		delete(m.pending, conn)
+	}
+	return ok
 }
 
 // replayConn returns the already-read first byte before reading conn.

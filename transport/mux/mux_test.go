@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -306,4 +307,53 @@ func TestNewNilListener(t *testing.T) {
 	if _, err := mux.New(nil, mux.Config{}); !errors.Is(err, mux.ErrNilListener) {
 		t.Errorf("New(nil) = %v", err)
 	}
+}
+
+// TestPendingCapClosesOldest: with MaxPending connections waiting for their first byte, a new
+// connection closes the oldest waiting one; the others, and connections that speak at once,
+// are served.
+func TestPendingCapClosesOldest(t *testing.T) {
+	m := newMux(t, mux.Config{FirstByteTimeout: time.Hour, MaxPending: 2})
+	serveAPI(t, m, nil)
+	addr := m.Addr().String()
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	closedByMux := func(c net.Conn) bool {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(waitLimit))
+		_, err := c.Read(make([]byte, 1))
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("read: %v, want EOF (closed by the mux)", err)
+		}
+		return err != nil
+	}
+	idle1 := dial()
+	idle2 := dial()
+	idle3 := dial() // the third waiting connection: idle1, the oldest, goes
+	if !closedByMux(idle1) {
+		t.Fatal("oldest idle connection still open")
+	}
+	// idle2 and idle3 are still waiting: a Raft byte on idle3 makes it a Raft connection.
+	accepted := acceptRaft(m)
+	if _, err := idle3.Write([]byte{mux.RaftByte}); err != nil {
+		t.Fatal(err)
+	}
+	server, ok := <-accepted
+	if !ok {
+		t.Fatal("raft Accept failed")
+	}
+	defer server.Close()
+	echoCheck(t, idle3, server)
+	// An API client that speaks at once is served (it may close idle2, the oldest, on the way).
+	if err := apiCall(t, addr, transport.ClientConfig{}); err != nil {
+		t.Fatalf("API call: %v", err)
+	}
+	_ = idle2
 }
