@@ -13,6 +13,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/commitlog-go/commitlog/server/tlsutil"
+	"github.com/commitlog-go/commitlog/transport"
+	"github.com/commitlog-go/commitlog/transport/mux"
 )
 
 // Transport names accepted by Config.Transport.
@@ -31,6 +33,25 @@ const (
 	// DefaultBootstrapWait is `commitlog serve`'s --bootstrap-wait (Config.BootstrapWait's zero
 	// value means no wait).
 	DefaultBootstrapWait = 15 * time.Second
+
+	// DefaultMaxSmallRequestBytes bounds requests that carry no record.
+	DefaultMaxSmallRequestBytes = transport.DefaultMaxSmallMessageBytes
+	// DefaultMaxBatchRecords bounds the records of one ProduceBatch.
+	DefaultMaxBatchRecords = transport.DefaultMaxBatchRecords
+	// DefaultMaxConcurrentStreams bounds the calls in flight on one connection.
+	DefaultMaxConcurrentStreams = transport.DefaultMaxConcurrentStreams
+	// DefaultReadHeaderTimeout bounds a new connection's TLS handshake and request headers.
+	DefaultReadHeaderTimeout = transport.DefaultReadHeaderTimeout
+	// DefaultRequestReadTimeout bounds the arrival of a unary request's body.
+	DefaultRequestReadTimeout = transport.DefaultRequestReadTimeout
+	// DefaultIdleTimeout closes connections that carried no call for this long.
+	DefaultIdleTimeout = 10 * time.Minute
+	// DefaultMaxStreamInflightBytes bounds what one ProduceStream holds unanswered.
+	DefaultMaxStreamInflightBytes = 8 << 20
+	// DefaultMaxPendingConns bounds the connections whose first byte is awaited.
+	DefaultMaxPendingConns = mux.DefaultMaxPending
+	// DefaultMaxForwardClients bounds the forwarder's cached clients.
+	DefaultMaxForwardClients = 16
 )
 
 // Config configures a Server. The zero value of every field means the documented default; New
@@ -127,6 +148,36 @@ type Config struct {
 	// MaxRecordBytes bounds one record (default 1 MiB) and MaxRequestBytes one request
 	// (default 4 MiB + framing).
 	MaxRecordBytes int
+	// MaxRequestBytes bounds one ProduceBatch request, the largest message the API reads
+	// (default: 4 MiB, or MaxRecordBytes + 64 KiB if more). Produce and each ProduceStream
+	// message are bounded by MaxRecordBytes + 64 KiB, every other request by
+	// MaxSmallRequestBytes (default 16 KiB): health and reflection included. Each bound is
+	// enforced before the request is decoded (connect-go: before it is read, and on its
+	// decompressed size).
+	MaxRequestBytes      int
+	MaxSmallRequestBytes int
+	// MaxBatchRecords bounds the records of one ProduceBatch, counted before decoding, and of
+	// one command (default 10000).
+	MaxBatchRecords int
+	// MaxStreamInflightBytes bounds the bytes of the requests one ProduceStream has received
+	// and not yet answered; beyond it the server stops reading the stream (default 8 MiB,
+	// never less than one record).
+	MaxStreamInflightBytes int
+	// MaxConcurrentStreams bounds the calls in flight on one HTTP/2 connection (default 256).
+	MaxConcurrentStreams int
+	// ReadHeaderTimeout bounds a new connection's TLS handshake and each request's headers
+	// (default 10 s); RequestReadTimeout the arrival of a unary request's body on the Connect
+	// transport (default 30 s; streams are exempt); IdleTimeout closes connections that
+	// carried no call for that long (default 10 min; a stream open is not idle).
+	ReadHeaderTimeout  time.Duration
+	RequestReadTimeout time.Duration
+	IdleTimeout        time.Duration
+	// MaxPendingConns bounds the connections the shared port holds while waiting for their
+	// first byte (default 1024); beyond it the oldest is closed.
+	MaxPendingConns int
+	// MaxForwardClients bounds the API clients a follower keeps to forward writes and query
+	// peers (default 16); the least recently used is closed.
+	MaxForwardClients int
 	// MaxConsumeWait bounds every wait of Consume, whatever the client's deadline (default
 	// 1 s): a long poll asked with max_wait_ms, and a replica catching up to the commit point it
 	// learned from the leader. A past-end Consume without max_wait_ms answers OutOfRange at once.
@@ -205,6 +256,18 @@ func (c *Config) setDefaults() error {
 	if c.MaxConsumeWait == 0 {
 		c.MaxConsumeWait = DefaultMaxConsumeWait
 	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = max(4<<20, c.MaxRecordBytes+64<<10)
+	}
+	setDefault(&c.MaxSmallRequestBytes, DefaultMaxSmallRequestBytes)
+	setDefault(&c.MaxBatchRecords, DefaultMaxBatchRecords)
+	setDefault(&c.MaxStreamInflightBytes, DefaultMaxStreamInflightBytes)
+	setDefault(&c.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
+	setDefault(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDefault(&c.RequestReadTimeout, DefaultRequestReadTimeout)
+	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&c.MaxPendingConns, DefaultMaxPendingConns)
+	setDefault(&c.MaxForwardClients, DefaultMaxForwardClients)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -261,10 +324,29 @@ func (c *Config) validatePeers() error {
 	return errors.Join(errs...)
 }
 
-// maxMessageBytes bounds one API message: a record plus framing, and at least 4 MiB so that
-// batches of small records fit.
-func (c *Config) maxMessageBytes() int {
-	return max(4<<20, c.MaxRecordBytes+64<<10)
+// setDefault sets *v to def when it is zero.
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+// maxMessageBytes bounds the largest API message, a ProduceBatch.
+func (c *Config) maxMessageBytes() int { return c.MaxRequestBytes }
+
+// maxRecordMessageBytes bounds a message carrying one record: the record plus framing.
+func (c *Config) maxRecordMessageBytes() int { return c.MaxRecordBytes + 64<<10 }
+
+// transportLimits are the API server's limits.
+func (c *Config) transportLimits() transport.Limits {
+	return transport.Limits{
+		MaxRecordMessageBytes: c.maxRecordMessageBytes(),
+		MaxSmallMessageBytes:  c.MaxSmallRequestBytes,
+		MaxBatchRecords:       c.MaxBatchRecords,
+		MaxConcurrentStreams:  uint32(c.MaxConcurrentStreams),
+		ReadHeaderTimeout:     c.ReadHeaderTimeout,
+		RequestReadTimeout:    c.RequestReadTimeout,
+	}
 }
 
 func (c *Config) validate() error {
@@ -298,6 +380,14 @@ func (c *Config) validate() error {
 	}
 	if c.BootstrapExpect > 0 && c.Bootstrap {
 		errs = append(errs, errors.New("bootstrap and bootstrap-expect are mutually exclusive"))
+	}
+	if c.MaxRequestBytes < 0 || c.MaxSmallRequestBytes < 0 || c.MaxBatchRecords < 0 || c.MaxStreamInflightBytes < 0 ||
+		c.MaxConcurrentStreams < 0 || c.MaxConcurrentStreams > 1<<31-1 || c.ReadHeaderTimeout < 0 || c.RequestReadTimeout < 0 ||
+		c.IdleTimeout < 0 || c.MaxPendingConns < 0 || c.MaxForwardClients < 0 {
+		errs = append(errs, errors.New("limits must not be negative"))
+	}
+	if c.MaxRequestBytes > 0 && c.MaxRequestBytes < c.MaxRecordBytes+64<<10 {
+		errs = append(errs, fmt.Errorf("max request bytes %d must be at least max record bytes + 64 KiB (%d)", c.MaxRequestBytes, c.MaxRecordBytes+64<<10))
 	}
 	if c.ACLModelFile != "" && c.ACLPolicyFile == "" {
 		errs = append(errs, errors.New("an ACL model file needs an ACL policy file"))

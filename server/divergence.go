@@ -212,11 +212,12 @@ func (s *Server) checkDivergence(ctx context.Context, scrub *uint64) error {
 		if srv.ID == self {
 			continue
 		}
-		c, err := s.forward.client(srv.Address)
+		c, release, err := s.forward.client(srv.Address)
 		if err != nil {
 			s.cfg.Logger.Debug("divergence check: cannot reach server", "id", srv.ID, "err", err)
 			continue
 		}
+		defer release() // c is used until the check ends
 		b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{})
 		if err != nil {
 			s.cfg.Logger.Debug("divergence check: server did not answer", "id", srv.ID, "err", err)

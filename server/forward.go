@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"net"
@@ -13,35 +14,80 @@ import (
 )
 
 // forwarder sends writes that reached a follower to the leader over the API transport, so that
-// any node accepts a produce from curl or grpcurl. It keeps one client per leader address.
+// any node accepts a produce from curl or grpcurl. It keeps one client per address it talked
+// to (the leader, and peers the membership code asks), at most max: beyond that the least
+// recently used one is closed (once no call uses it).
 type forwarder struct {
 	newClient transport.NewClientFunc
 	cfg       transport.ClientConfig
+	max       int
 
 	mu      sync.Mutex
-	clients map[string]transport.Client
+	clients map[string]*forwardClient
+	lru     *list.List // of *forwardClient, most recently used first
 	closed  bool
 }
 
-func newForwarder(newClient transport.NewClientFunc, cfg transport.ClientConfig) *forwarder {
-	return &forwarder{newClient: newClient, cfg: cfg, clients: map[string]transport.Client{}}
+// forwardClient is one cached client and the calls using it.
+type forwardClient struct {
+	c       transport.Client
+	addr    string
+	elem    *list.Element
+	refs    int  // calls using c
+	evicted bool // no longer cached: closed when refs drops to 0
 }
 
-func (f *forwarder) client(addr string) (transport.Client, error) {
+func newForwarder(newClient transport.NewClientFunc, cfg transport.ClientConfig, maxClients int) *forwarder {
+	return &forwarder{newClient: newClient, cfg: cfg, max: maxClients, clients: map[string]*forwardClient{}, lru: list.New()}
+}
+
+// client returns the client for addr and a release the caller calls once done with it.
+func (f *forwarder) client(addr string) (transport.Client, func(), error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.closed {
-		return nil, errStopping
+		f.mu.Unlock()
+		return nil, nil, errStopping
 	}
-	if c, ok := f.clients[addr]; ok {
-		return c, nil
+	e, ok := f.clients[addr]
+	var evict []transport.Client
+	if ok {
+		f.lru.MoveToFront(e.elem)
+	} else {
+		c, err := f.newClient(addr, f.cfg)
+		if err != nil {
+			f.mu.Unlock()
+			return nil, nil, err
+		}
+		e = &forwardClient{c: c, addr: addr}
+		e.elem = f.lru.PushFront(e)
+		f.clients[addr] = e
+		for f.lru.Len() > max(f.max, 1) {
+			old := f.lru.Remove(f.lru.Back()).(*forwardClient)
+			delete(f.clients, old.addr)
+			old.evicted = true
+			if old.refs == 0 {
+				evict = append(evict, old.c)
+			}
+		}
 	}
-	c, err := f.newClient(addr, f.cfg)
-	if err != nil {
-		return nil, err
+	e.refs++
+	f.mu.Unlock()
+	for _, c := range evict {
+		_ = c.Close()
 	}
-	f.clients[addr] = c
-	return c, nil
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			f.mu.Lock()
+			e.refs--
+			closeIt := e.evicted && e.refs == 0
+			f.mu.Unlock()
+			if closeIt {
+				_ = e.c.Close()
+			}
+		})
+	}
+	return e.c, release, nil
 }
 
 // produceBatch forwards an atomic batch to the leader at addr. A refusal by the leader
@@ -49,10 +95,11 @@ func (f *forwarder) client(addr string) (transport.Client, error) {
 // happened after the leader proposed the batch (unavailable, deadline, canceled, unknown,
 // internal) becomes Unavailable saying that the outcome is unknown.
 func (f *forwarder) produceBatch(ctx context.Context, addr string, records []*logv1.Record) (uint64, error) {
-	c, err := f.client(addr)
+	c, release, err := f.client(addr)
 	if err != nil {
 		return 0, err
 	}
+	defer release()
 	res, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: records})
 	if err != nil {
 		return 0, forwardErr(addr, err)
@@ -100,10 +147,11 @@ func (f *forwarder) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closed = true
-	for addr, c := range f.clients {
-		_ = c.Close()
+	for addr, e := range f.clients {
+		_ = e.c.Close()
 		delete(f.clients, addr)
 	}
+	f.lru.Init()
 	return nil
 }
 
@@ -111,10 +159,11 @@ func (f *forwarder) Close() error {
 // committed: the commit point a follower must reach before it may call an offset out of range.
 // The call is the server's own (GetBounds reveals no records), not on a client's behalf.
 func (f *forwarder) committedOffset(ctx context.Context, addr string) (uint64, error) {
-	c, err := f.client(addr)
+	c, release, err := f.client(addr)
 	if err != nil {
 		return 0, err
 	}
+	defer release()
 	b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Linearizable: true})
 	if err != nil {
 		return 0, err

@@ -19,7 +19,7 @@ import (
 // closed forwarder refuses.
 func TestForwarderErrors(t *testing.T) {
 	leader := startServer(t, Config{})
-	f := newForwarder(tconnect.NewClient, transport.ClientConfig{})
+	f := newForwarder(tconnect.NewClient, transport.ClientConfig{}, DefaultMaxForwardClients)
 	defer f.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -68,5 +68,69 @@ func TestForwarderErrors(t *testing.T) {
 	_ = f.Close()
 	if _, err := f.produceBatch(ctx, leader.Addr(), []*logv1.Record{{Value: []byte("x")}}); err == nil {
 		t.Error("a closed forwarder forwarded")
+	}
+}
+
+// fakeClient is a transport.Client that only records its Close.
+type fakeClient struct {
+	transport.Client
+	addr   string
+	closed *map[string]int
+}
+
+func (c fakeClient) Close() error {
+	(*c.closed)[c.addr]++
+	return nil
+}
+
+// TestForwarderEvictsLRU: the forwarder keeps at most its limit of clients; a new address
+// closes the least recently used client, at once when no call uses it, else when the last
+// call using it releases it; every client is closed exactly once.
+func TestForwarderEvictsLRU(t *testing.T) {
+	closed := map[string]int{}
+	created := map[string]int{}
+	f := newForwarder(func(addr string, _ transport.ClientConfig) (transport.Client, error) {
+		created[addr]++
+		return fakeClient{addr: addr, closed: &closed}, nil
+	}, transport.ClientConfig{}, 2)
+	use := func(addr string) func() {
+		t.Helper()
+		_, release, err := f.client(addr)
+		if err != nil {
+			t.Fatalf("client(%s): %v", addr, err)
+		}
+		return release
+	}
+	use("a")()
+	use("b")()
+	use("a")() // a is now the most recently used
+	use("c")() // evicts b
+	if closed["b"] != 1 || closed["a"] != 0 || closed["c"] != 0 {
+		t.Fatalf("after a third address: closed %v, want only b", closed)
+	}
+	use("a")()
+	if created["a"] != 1 {
+		t.Errorf("a created %d times, want 1 (still cached)", created["a"])
+	}
+	// An evicted client in use is closed when its call releases it, not before.
+	releaseA := use("a")
+	use("b")() // evicts c (a was used last)
+	use("d")() // evicts a, which a call still uses
+	if closed["a"] != 0 {
+		t.Fatalf("a closed while a call used it")
+	}
+	releaseA()
+	releaseA() // idempotent
+	if closed["a"] != 1 || closed["c"] != 1 {
+		t.Fatalf("closed %v, want a and c once each", closed)
+	}
+	if n := len(f.clients); n != 2 {
+		t.Errorf("%d clients cached, want 2", n)
+	}
+	_ = f.Close()
+	for _, addr := range []string{"a", "b", "c", "d"} {
+		if closed[addr] != created[addr] {
+			t.Errorf("client %s created %d times, closed %d", addr, created[addr], closed[addr])
+		}
 	}
 }

@@ -126,7 +126,7 @@ func TestLaggingFollowerReadIndex(t *testing.T) {
 		}
 	}
 	apply(0, n/2)
-	fwd := newForwarder(tconnect.NewClient, transport.ClientConfig{})
+	fwd := newForwarder(tconnect.NewClient, transport.ClientConfig{}, DefaultMaxForwardClients)
 	t.Cleanup(func() { _ = fwd.Close() })
 	cfg := &Config{MaxConsumeWait: 300 * time.Millisecond}
 	svc := &service{

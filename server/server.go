@@ -129,6 +129,7 @@ func New(cfg Config) (s *Server, err error) {
 		PeerClientTLS:  cfg.PeerClientTLS,
 		PeerServerName: cfg.PeerServerName,
 		Advertise:      advertiseAddr,
+		MaxPending:     cfg.MaxPendingConns,
 		Logger:         cfg.Logger.With("component", "mux"),
 	})
 	if err != nil {
@@ -153,7 +154,7 @@ func New(cfg Config) (s *Server, err error) {
 	s.fsm, err = fsm.New(fsm.Config{
 		Log:    s.log,
 		Logger: cfg.Logger.With("component", "fsm"),
-		Limits: fsm.Limits{MaxRecordBytes: cfg.MaxRecordBytes},
+		Limits: fsm.Limits{MaxRecordBytes: cfg.MaxRecordBytes, MaxBatchRecords: cfg.MaxBatchRecords},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: state machine: %w", err)
@@ -191,13 +192,15 @@ func New(cfg Config) (s *Server, err error) {
 			return nil, fmt.Errorf("server: authorization: %w", err)
 		}
 	}
-	intercept := authorizer(az, cfg.ACLPolicyFile != "", peerRule(cfg.PeerServerTLS))
+	// Authorized when a call's headers arrive, before its request is read (Admit); the
+	// interceptor then skips the check it already passed.
+	admit, intercept := admitEarly(authorizer(az, cfg.ACLPolicyFile != "", peerRule(cfg.PeerServerTLS)))
 
 	newServer := func(c transport.ServerConfig) (transport.Server, error) { return tconnect.NewServer(c) }
 	if cfg.Transport == TransportGRPC {
 		newServer = func(c transport.ServerConfig) (transport.Server, error) { return tgrpc.NewServer(c) }
 	}
-	s.forward = newForwarder(client.NewTransportClient(cfg.Transport), transport.ClientConfig{TLS: cfg.ForwardTLS, Telemetry: s.tel.Transport()})
+	s.forward = newForwarder(client.NewTransportClient(cfg.Transport), transport.ClientConfig{TLS: cfg.ForwardTLS, Telemetry: s.tel.Transport()}, cfg.MaxForwardClients)
 	div, err := openDivergence(cfg.DataDir, cfg.Logger.With("component", "divergence"))
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -215,6 +218,9 @@ func New(cfg Config) (s *Server, err error) {
 		Telemetry:       s.tel.Transport(),
 		TLS:             cfg.ServerTLS,
 		MaxMessageBytes: cfg.maxMessageBytes(),
+		Limits:          cfg.transportLimits(),
+		Keepalive:       transport.Keepalive{MaxIdle: cfg.IdleTimeout},
+		Admit:           admit,
 		Intercept:       intercept,
 		Logger:          cfg.Logger.With("component", "api"),
 	})
@@ -421,11 +427,12 @@ func (s *Server) removedFromCluster() bool {
 		if m.Name == s.cfg.NodeName || m.Status != discovery.StatusAlive || addr == "" {
 			continue
 		}
-		c, err := s.forward.client(addr)
+		c, release, err := s.forward.client(addr)
 		if err != nil {
 			continue
 		}
 		res, err := c.GetServers(ctx, &logv1.GetServersRequest{})
+		release()
 		if err != nil {
 			continue
 		}

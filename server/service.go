@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
@@ -157,16 +161,34 @@ func (s *service) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchReque
 	return &logv1.ProduceBatchResponse{BaseOffset: off, Count: uint64(len(req.GetRecords()))}, nil
 }
 
-// maxStreamBatch bounds how many ProduceStream requests one proposal carries.
+// maxStreamBatch bounds how many ProduceStream requests are taken from the queue at once (they
+// become one or more commands, see commandGroups).
 const maxStreamBatch = 512
 
+// streamRecordOverhead is what a queued ProduceStream request costs beyond its value, counted
+// against the stream's in-flight budget.
+const streamRecordOverhead = 64
+
+// streamCost is what req counts against its stream's in-flight budget.
+func streamCost(req *logv1.ProduceRequest) int {
+	return len(req.GetRecord().GetValue()) + streamRecordOverhead
+}
+
 // ProduceStream pipelines: one goroutine receives requests while another proposes whatever
-// has arrived meanwhile as one atomic batch (in arrival order, so records keep the stream's
-// order) and answers each request with its offset, in order.
+// has arrived meanwhile (in arrival order, so records keep the stream's order, split into
+// commands that each fit the command limit) and answers each request with its offset, in
+// order. The requests received but not yet answered are bounded by --max-stream-inflight-bytes:
+// when the budget is spent the receiver stops reading, and the transport's flow control makes
+// the client wait.
 func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	reqs := make(chan *logv1.ProduceRequest, maxStreamBatch)
+	type queued struct {
+		rec  *logv1.Record
+		cost int
+	}
+	budget := newByteBudget(s.streamInflightBytes())
+	reqs := make(chan queued, maxStreamBatch)
 	recvErr := make(chan error, 1)
 	go func() {
 		defer close(reqs)
@@ -178,8 +200,12 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 				}
 				return
 			}
+			cost := min(streamCost(req), budget.size)
+			if err := budget.acquire(ctx, cost); err != nil {
+				return
+			}
 			select {
-			case reqs <- req:
+			case reqs <- queued{req.GetRecord(), cost}:
 			case <-ctx.Done():
 				return
 			}
@@ -187,38 +213,113 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 	}()
 	batch := make([]*logv1.Record, 0, maxStreamBatch)
 	for {
-		req, ok := <-reqs
+		q, ok := <-reqs
 		if !ok {
 			break
 		}
-		batch = append(batch[:0], req.GetRecord())
+		batch = append(batch[:0], q.rec)
+		cost := q.cost
 	drain:
 		for len(batch) < maxStreamBatch {
 			select {
-			case req, ok := <-reqs:
+			case q, ok := <-reqs:
 				if !ok {
 					break drain
 				}
-				batch = append(batch, req.GetRecord())
+				batch = append(batch, q.rec)
+				cost += q.cost
 			default:
 				break drain
 			}
 		}
-		first, err := s.propose(ctx, batch)
-		if err != nil {
-			return toWire(err)
-		}
-		for i := range batch {
-			if err := stream.Send(&logv1.ProduceResponse{Offset: first + uint64(i)}); err != nil {
+		for _, group := range s.commandGroups(batch) {
+			first, err := s.propose(ctx, group)
+			if err != nil {
 				return toWire(err)
 			}
+			for i := range group {
+				if err := stream.Send(&logv1.ProduceResponse{Offset: first + uint64(i)}); err != nil {
+					return toWire(err)
+				}
+			}
 		}
+		budget.release(cost)
 	}
 	select {
 	case err := <-recvErr:
 		return toWire(err)
 	default:
 		return nil
+	}
+}
+
+// streamInflightBytes is a ProduceStream's in-flight budget: the configured one, but never less
+// than one record's message, so that every valid record can pass.
+func (s *service) streamInflightBytes() int {
+	return max(s.cfg.MaxStreamInflightBytes, s.cfg.MaxRecordBytes+streamRecordOverhead)
+}
+
+// commandGroups splits records, in order, into runs that each make one command within the
+// state machine's limits (bytes and records) and, forwarded by a follower, one ProduceBatch
+// request within the request bound. A record too large on its own is a run of one, which the
+// proposal then refuses.
+func (s *service) commandGroups(records []*logv1.Record) [][]*logv1.Record {
+	lim := s.fsm.Limits()
+	header := fsm.EncodedAppendSize()
+	maxWire := s.cfg.maxMessageBytes()
+	var groups [][]*logv1.Record
+	start, cmd, wire := 0, header, 0
+	for i, r := range records {
+		rc := fsm.EncodedAppendSize(fsm.AppendRecord{Value: r.GetValue()}) - header
+		rw := protowire.SizeTag(1) + protowire.SizeBytes(proto.Size(r))
+		if i > start && (cmd+rc > lim.MaxCommandBytes || wire+rw > maxWire || i-start >= lim.MaxBatchRecords) {
+			groups = append(groups, records[start:i])
+			start, cmd, wire = i, header, 0
+		}
+		cmd += rc
+		wire += rw
+	}
+	return append(groups, records[start:])
+}
+
+// byteBudget bounds the bytes one receiver may hold; acquire waits for release. One goroutine
+// acquires, any releases.
+type byteBudget struct {
+	size  int
+	mu    sync.Mutex
+	free  int
+	freed chan struct{} // signalled on release
+}
+
+func newByteBudget(size int) *byteBudget {
+	return &byteBudget{size: size, free: size, freed: make(chan struct{}, 1)}
+}
+
+// acquire takes n bytes (n <= size), waiting until they are free or ctx ends.
+func (b *byteBudget) acquire(ctx context.Context, n int) error {
+	for {
+		b.mu.Lock()
+		if b.free >= n {
+			b.free -= n
+			b.mu.Unlock()
+			return nil
+		}
+		b.mu.Unlock()
+		select {
+		case <-b.freed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (b *byteBudget) release(n int) {
+	b.mu.Lock()
+	b.free += n
+	b.mu.Unlock()
+	select {
+	case b.freed <- struct{}{}:
+	default:
 	}
 }
 

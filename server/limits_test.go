@@ -1,0 +1,293 @@
+package server
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// TestProduceStreamSplitsCommands: 600 pipelined 8 KiB records (4.8 MiB, more than one 4 MiB
+// command) all succeed, answered in order, stored in order.
+func TestProduceStreamSplitsCommands(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			srv := startServer(t, Config{Transport: tr})
+			c := newClient(t, tr, srv.Addr())
+			ctx := ctxT(t, 60*time.Second)
+			ps, err := c.ProduceStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ps.Close()
+			const n, size = 600, 8 << 10
+			value := func(i int) []byte {
+				v := make([]byte, size)
+				binary.BigEndian.PutUint32(v, uint32(i))
+				return v
+			}
+			sendErr := make(chan error, 1)
+			go func() {
+				for i := range n {
+					if err := ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: value(i)}}); err != nil {
+						sendErr <- err
+						return
+					}
+				}
+				sendErr <- ps.CloseSend()
+			}()
+			for i := range n {
+				res, err := ps.Receive()
+				if err != nil {
+					t.Fatalf("response %d: %v", i, err)
+				}
+				if res.GetOffset() != uint64(i) {
+					t.Fatalf("response %d has offset %d", i, res.GetOffset())
+				}
+			}
+			if err := <-sendErr; err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ps.Receive(); !errors.Is(err, io.EOF) {
+				t.Fatalf("stream end: %v, want EOF", err)
+			}
+			for _, off := range []uint64{0, 299, 511, 512, 599} {
+				got, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: off})
+				if err != nil {
+					t.Fatalf("Consume(%d): %v", off, err)
+				}
+				if !bytes.Equal(got.GetRecord().GetValue(), value(int(off))) {
+					t.Fatalf("record %d holds request %d's value", off, binary.BigEndian.Uint32(got.GetRecord().GetValue()))
+				}
+			}
+		})
+	}
+}
+
+// gatedStream is a ProduceStream whose requests arrive as fast as the server reads them and
+// whose responses wait for open. It records how far the server read ahead of its answers.
+type gatedStream struct {
+	total int
+	value func(i int) []byte
+	open  chan struct{}
+
+	mu       sync.Mutex
+	received int      // requests returned by Receive
+	answered int      // responses sent
+	maxAhead int      // the most received-and-unanswered requests when Receive was called
+	offsets  []uint64 // responses, in order
+}
+
+func (s *gatedStream) Receive() (*logv1.ProduceRequest, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxAhead = max(s.maxAhead, s.received-s.answered)
+	if s.received == s.total {
+		return nil, io.EOF
+	}
+	s.received++
+	return &logv1.ProduceRequest{Record: &logv1.Record{Value: s.value(s.received - 1)}}, nil
+}
+
+func (s *gatedStream) Send(r *logv1.ProduceResponse) error {
+	<-s.open
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.answered++
+	s.offsets = append(s.offsets, r.GetOffset())
+	return nil
+}
+
+func (s *gatedStream) counts() (received, answered int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.received, s.answered
+}
+
+// TestProduceStreamBackpressure: while the client reads no response, the server reads no more
+// of the stream than its in-flight budget allows; then every request is answered in order.
+func TestProduceStreamBackpressure(t *testing.T) {
+	const budget, size = 64 << 10, 8 << 10
+	srv := startServer(t, Config{MaxRecordBytes: 16 << 10, MaxStreamInflightBytes: budget})
+	fits := budget / streamCost(&logv1.ProduceRequest{Record: &logv1.Record{Value: make([]byte, size)}})
+	st := &gatedStream{total: 300, value: func(int) []byte { return make([]byte, size) }, open: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- srv.svc.ProduceStream(ctxT(t, 60*time.Second), st) }()
+	// The server reads what fits in its budget, and one more request that waits for room.
+	waitFor(t, 20*time.Second, "the server fills its in-flight budget", func() bool {
+		received, _ := st.counts()
+		return received >= fits+1
+	})
+	received, answered := st.counts()
+	if received != fits+1 || answered != 0 {
+		t.Errorf("with no response read: %d requests received, %d answered; want %d received (budget %d bytes)", received, answered, fits+1, budget)
+	}
+	close(st.open)
+	if err := <-done; err != nil {
+		t.Fatalf("ProduceStream: %v", err)
+	}
+	if st.maxAhead > fits {
+		t.Errorf("the server read %d requests ahead of its answers, want at most %d (budget %d bytes)", st.maxAhead, fits, budget)
+	}
+	if len(st.offsets) != st.total {
+		t.Fatalf("%d responses, want %d", len(st.offsets), st.total)
+	}
+	for i, off := range st.offsets {
+		if off != uint64(i) {
+			t.Fatalf("response %d has offset %d", i, off)
+		}
+	}
+}
+
+// TestCommandGroups: records are split, in order, into commands within the state machine's
+// byte and record limits; a record too large alone is a group of its own.
+func TestCommandGroups(t *testing.T) {
+	srv := startServer(t, Config{MaxRecordBytes: 4 << 20, MaxBatchRecords: 5})
+	lim := srv.fsm.Limits()
+	recs := func(sizes ...int) []*logv1.Record {
+		out := make([]*logv1.Record, len(sizes))
+		for i, n := range sizes {
+			out[i] = &logv1.Record{Value: make([]byte, n)}
+		}
+		return out
+	}
+	sizesOf := func(groups [][]*logv1.Record) [][]int {
+		var out [][]int
+		for _, g := range groups {
+			var s []int
+			for _, r := range g {
+				s = append(s, len(r.GetValue()))
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	half := lim.MaxCommandBytes / 2
+	for _, tc := range []struct {
+		in   []*logv1.Record
+		want string
+	}{
+		{recs(1, 2, 3), "[[1 2 3]]"},
+		{recs(1, 2, 3, 4, 5, 6, 7), "[[1 2 3 4 5] [6 7]]"}, // records per command
+		{recs(half, half, 1), fmt.Sprint([][]int{{half}, {half, 1}})},
+		{recs(1, lim.MaxCommandBytes, 2), fmt.Sprint([][]int{{1}, {lim.MaxCommandBytes}, {2}})},
+	} {
+		got := srv.svc.commandGroups(tc.in)
+		if fmt.Sprint(sizesOf(got)) != tc.want {
+			t.Errorf("commandGroups = %v, want %s", sizesOf(got), tc.want)
+		}
+		n := 0
+		for _, g := range got {
+			for _, r := range g {
+				if r != tc.in[n] {
+					t.Fatalf("record %d out of order", n)
+				}
+				n++
+			}
+		}
+	}
+}
+
+// allocated returns the bytes the whole process allocates while f runs.
+func allocated(f func()) uint64 {
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// grpcFrame frames msg as one uncompressed gRPC message.
+func grpcFrame(msg []byte) []byte {
+	frame := make([]byte, 5, 5+len(msg))
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
+	return append(frame, msg...)
+}
+
+// rawGRPCTLS makes one gRPC call over TLS carrying frame (see grpcFrame), with no client
+// library, and returns the grpc-status.
+func rawGRPCTLS(t *testing.T, addr, method string, tlsCfg *tls.Config, frame []byte) string {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: tlsCfg, Protocols: new(http.Protocols)}
+	tr.Protocols.SetHTTP2(true)
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctxT(t, 30*time.Second), http.MethodPost, "https://"+addr+method, bytes.NewReader(frame))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("Te", "trailers")
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, res.Body)
+	if code := res.Header.Get("Grpc-Status"); code != "" {
+		return code
+	}
+	return res.Trailer.Get("Grpc-Status")
+}
+
+// TestDeniedBatchCostsNothing: with TLS and the seed's ACL, a 4 MiB ProduceBatch of ~2 M empty
+// records is refused from a caller the policy denies before it is read (PermissionDenied: under
+// 32 MiB allocated), and from root because it carries too many records, counted before
+// decoding.
+func TestDeniedBatchCostsNothing(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			pki := newTestPKI(t)
+			srv := startServer(t, pki.secureConfig(tr, filepath.Join(seedACLDir, "policy.csv")))
+			rec := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.BytesType), 0)
+			batch := bytes.Repeat(rec, (4<<20)/len(rec)-16)
+			frame := grpcFrame(batch)
+			for _, who := range []struct {
+				cn       string
+				want     []transport.Code
+				maxAlloc uint64
+			}{
+				// Refused before the body is read.
+				{"nobody", []transport.Code{transport.PermissionDenied}, 32 << 20},
+				// Read (connect-go's read buffer grows by doubling, about 8 times the
+				// message under -race), counted, refused before decoding; decoding would
+				// allocate some 300 MiB. connect-go reports its codec's refusal as
+				// InvalidArgument.
+				{"root", []transport.Code{transport.ResourceExhausted, transport.InvalidArgument}, 64 << 20},
+			} {
+				tlsCfg := pki.client(pki.cert(who.cn, certgen.Client, certgen.Options{CommonName: who.cn}))
+				var code string
+				n := allocated(func() { code = rawGRPCTLS(t, srv.Addr(), transport.MethodProduceBatch, tlsCfg, frame) })
+				ok := false
+				for _, c := range who.want {
+					ok = ok || code == fmt.Sprint(int(c))
+				}
+				if !ok {
+					t.Errorf("%s: ProduceBatch of %d records: grpc-status %s, want %v", who.cn, len(batch)/len(rec), code, who.want)
+				}
+				if n > who.maxAlloc {
+					t.Errorf("%s: ProduceBatch of 2 M records made the process allocate %d MiB, want under %d MiB", who.cn, n>>20, who.maxAlloc>>20)
+				}
+				t.Logf("%s: ProduceBatch of %d records: grpc-status %s, %d KiB allocated", who.cn, len(batch)/len(rec), code, n>>10)
+			}
+			if _, next := srv.fsm.Bounds(); next != 0 {
+				t.Errorf("%d records appended", next)
+			}
+		})
+	}
+}
+
