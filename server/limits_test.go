@@ -290,4 +290,3 @@ func TestDeniedBatchCostsNothing(t *testing.T) {
 		})
 	}
 }
-
