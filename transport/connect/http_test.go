@@ -3,10 +3,12 @@ package connect_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/commitlog-go/commitlog/transport"
 	tconnect "github.com/commitlog-go/commitlog/transport/connect"
@@ -161,6 +163,71 @@ func TestPeerProtocol(t *testing.T) {
 			}
 			if proto := <-got; proto != p.String() {
 				t.Errorf("peer protocol = %q, want %q", proto, p)
+			}
+		})
+	}
+}
+
+// TestJSONBatchRecords: a JSON ProduceBatch with more records than MaxBatchRecords is refused
+// before it is decoded; one within the limit is appended.
+func TestJSONBatchRecords(t *testing.T) {
+	s := transporttest.Start(t, harness(tconnect.ProtocolConnect), transport.ServerConfig{Limits: transport.Limits{MaxBatchRecords: 3}})
+	res, body := post(t, s.Addr, "/log.v1.Log/ProduceBatch", "application/json", `{"records":[{},{"value":"aGk="},{}]}`, nil)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("3 records: %s: %s", res.Status, body)
+	}
+	res, body = post(t, s.Addr, "/log.v1.Log/ProduceBatch", "application/json", `{"records":[{},{},{},{}]}`, nil)
+	if res.StatusCode == http.StatusOK || !strings.Contains(string(body), "at most 3 records") {
+		t.Fatalf("4 records: %s: %s, want a refusal naming the limit", res.Status, body)
+	}
+	if n := len(s.Service.Records()); n != 3 {
+		t.Fatalf("%d records appended, want 3", n)
+	}
+}
+
+// TestRequestReadTimeout: a unary request whose body stalls is answered when
+// RequestReadTimeout passes, while the client still holds the body open; a
+// stream's body may take its time.
+func TestRequestReadTimeout(t *testing.T) {
+	s := transporttest.Start(t, harness(tconnect.ProtocolConnect), transport.ServerConfig{Limits: transport.Limits{RequestReadTimeout: 200 * time.Millisecond}})
+	for _, proto := range []string{"HTTP/1.1", "h2c"} {
+		t.Run(proto, func(t *testing.T) {
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+s.Addr+"/log.v1.Log/Produce", pr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			tr := &http.Transport{Protocols: new(http.Protocols)}
+			if proto == "h2c" {
+				tr.Protocols.SetUnencryptedHTTP2(true)
+			} else {
+				tr.Protocols.SetHTTP1(true)
+			}
+			defer tr.CloseIdleConnections()
+			go func() { _, _ = io.WriteString(pw, `{"record":`) }() // and never the rest
+			done := make(chan error, 1)
+			go func() {
+				res, err := tr.RoundTrip(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode == http.StatusOK {
+						err = errors.New("status 200 for a request that never ended")
+					}
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				// Answered with an error status, or the connection was closed.
+				t.Logf("stalled body: %v", err)
+			case <-time.After(20 * time.Second):
+				t.Fatal("a stalled request body held the call 20 s; RequestReadTimeout is 200 ms")
+			}
+			if n := len(s.Service.Records()); n != 0 {
+				t.Fatalf("%d records appended", n)
 			}
 		})
 	}
