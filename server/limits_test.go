@@ -153,6 +153,45 @@ func TestProduceStreamBackpressure(t *testing.T) {
 	}
 }
 
+// TestProduceStreamSplitsCoalesced: while the first response waits, the server queues more
+// than 512 requests of 8 KiB; it then takes 512 at once (4.2 MiB, more than one command holds)
+// and must split them: every request is answered, in order, and stored in order.
+func TestProduceStreamSplitsCoalesced(t *testing.T) {
+	srv := startServer(t, Config{})
+	value := func(i int) []byte {
+		v := make([]byte, 8<<10)
+		binary.BigEndian.PutUint32(v, uint32(i))
+		return v
+	}
+	st := &gatedStream{total: 600, value: value, open: make(chan struct{})}
+	done := make(chan error, 1)
+	ctx := ctxT(t, 60*time.Second)
+	go func() { done <- srv.svc.ProduceStream(ctx, st) }()
+	waitFor(t, 20*time.Second, "more than a batch queued", func() bool {
+		received, _ := st.counts()
+		return received > maxStreamBatch
+	})
+	close(st.open)
+	if err := <-done; err != nil {
+		t.Fatalf("ProduceStream: %v", err)
+	}
+	if len(st.offsets) != st.total {
+		t.Fatalf("%d responses, want %d", len(st.offsets), st.total)
+	}
+	for i, off := range st.offsets {
+		if off != uint64(i) {
+			t.Fatalf("response %d has offset %d", i, off)
+		}
+		rec, err := srv.fsm.Read(ctx, off)
+		if err != nil {
+			t.Fatalf("Read(%d): %v", off, err)
+		}
+		if !bytes.Equal(rec.Value, value(i)) {
+			t.Fatalf("offset %d holds request %d's value", off, binary.BigEndian.Uint32(rec.Value))
+		}
+	}
+}
+
 // TestCommandGroups: records are split, in order, into commands within the state machine's
 // byte and record limits; a record too large alone is a group of its own.
 func TestCommandGroups(t *testing.T) {
