@@ -283,7 +283,7 @@ func (c *ctxStream) Context() context.Context { return c.ctx }
 func (c *ctxStream) RecvMsg(m any) error { return c.s.decode(c.method, c.ServerStream.RecvMsg, m) }
 
 // rawMessage receives a request's encoded bytes from rawCodec, undecoded.
-type rawMessage struct{ b []byte }
+type rawMessage struct{ buf mem.Buffer }
 
 // rawCodec is grpc-go's proto codec, except that it hands a *rawMessage
 // the encoded bytes, so decode can check them before decoding.
@@ -291,7 +291,7 @@ type rawCodec struct{ encoding.CodecV2 }
 
 func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if r, ok := v.(*rawMessage); ok {
-		r.b = data.Materialize()
+		r.buf = data.MaterializeToBuffer(mem.DefaultBufferPool())
 		return nil
 	}
 	return c.CodecV2.Unmarshal(data, v)
@@ -309,15 +309,18 @@ func (s *Server) decode(method string, recv func(any) error, m any) error {
 	if err := recv(&raw); err != nil {
 		return err
 	}
-	if limit := s.cfg.MaxRequestBytes(method); len(raw.b) > limit {
-		return toStatus(limits.TooLarge(method, len(raw.b), limit))
+	defer raw.buf.Free()
+	b := raw.buf.ReadOnlyData()
+	if limit := s.cfg.MaxRequestBytes(method); len(b) > limit {
+		return toStatus(limits.TooLarge(method, len(b), limit))
 	}
 	if method == transport.MethodProduceBatch {
-		if err := limits.CheckBatchProto(raw.b, s.cfg.Limits.MaxBatchRecords); err != nil {
+		if err := limits.CheckBatchProto(b, s.cfg.Limits.MaxBatchRecords); err != nil {
 			return toStatus(err)
 		}
 	}
-	if err := proto.Unmarshal(raw.b, pm); err != nil {
+	// proto.Unmarshal copies what it keeps, so the buffer goes back to the pool.
+	if err := proto.Unmarshal(b, pm); err != nil {
 		return status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err)
 	}
 	return nil
