@@ -1,14 +1,20 @@
 package cli
 
 import (
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
 	"gopkg.in/yaml.v3"
+
+	"github.com/commitlog-go/commitlog/server"
 )
 
 // TestExampleConfigFile checks that every key of the documented example config file is a serve
@@ -54,5 +60,31 @@ func TestServeReadsConfigFile(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), filepath.Join(dir, "data")) || addr == "" {
 		t.Fatalf("serve output %q: want the file's data dir", out.String())
+	}
+}
+
+// TestServeLimitFlags: every limit flag reaches the server's Config.
+func TestServeLimitFlags(t *testing.T) {
+	var got server.Config
+	app := &cli.App{Flags: serveFlags(), Action: func(c *cli.Context) error {
+		var err error
+		got, err = serveConfig(c, slog.New(slog.DiscardHandler))
+		return err
+	}}
+	err := app.Run([]string{"serve",
+		"--max-request-bytes", "8388608", "--max-small-request-bytes", "1024", "--max-batch-records", "7",
+		"--max-stream-inflight-bytes", "2097152", "--max-concurrent-streams", "9", "--read-header-timeout", "3s",
+		"--request-read-timeout", "4s", "--idle-timeout", "5m", "--max-pending-conns", "11", "--max-forward-clients", "3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := server.Config{MaxRequestBytes: 8 << 20, MaxSmallRequestBytes: 1024, MaxBatchRecords: 7, MaxStreamInflightBytes: 2 << 20,
+		MaxConcurrentStreams: 9, ReadHeaderTimeout: 3 * time.Second, RequestReadTimeout: 4 * time.Second, IdleTimeout: 5 * time.Minute,
+		MaxPendingConns: 11, MaxForwardClients: 3}
+	g := server.Config{MaxRequestBytes: got.MaxRequestBytes, MaxSmallRequestBytes: got.MaxSmallRequestBytes, MaxBatchRecords: got.MaxBatchRecords,
+		MaxStreamInflightBytes: got.MaxStreamInflightBytes, MaxConcurrentStreams: got.MaxConcurrentStreams, ReadHeaderTimeout: got.ReadHeaderTimeout,
+		RequestReadTimeout: got.RequestReadTimeout, IdleTimeout: got.IdleTimeout, MaxPendingConns: got.MaxPendingConns, MaxForwardClients: got.MaxForwardClients}
+	if fmt.Sprintf("%+v", g) != fmt.Sprintf("%+v", want) {
+		t.Errorf("limits from flags:\n got %+v\nwant %+v", g, want)
 	}
 }
