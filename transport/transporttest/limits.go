@@ -138,7 +138,7 @@ func testAdmitBeforeRead(t *testing.T, h Harness) {
 			if p.Addr == "" || p.Protocol == "" {
 				t.Errorf("Admit(%s): peer %+v, want an address and a protocol", method, p)
 			}
-			if pp, ok := transport.PeerFromContext(ctx); !ok || pp != p {
+			if pp, ok := transport.PeerFromContext(ctx); !ok || !samePeer(pp, p) {
 				t.Errorf("PeerFromContext in Admit = %v, %v; want %v", pp, ok, p)
 			}
 			if method == transport.MethodProduceBatch {
