@@ -157,9 +157,7 @@ func TestRaftRefusesStrangers(t *testing.T) {
 			if err == nil {
 				t.Fatalf("AppendEntries from a stranger was answered: %+v", resp)
 			}
-			if testing.Verbose() {
-				t.Logf("refused: %v", err)
-			}
+			t.Logf("refused: %v", err)
 			after := srv.node.Status()
 			if !srv.node.IsLeader() || after.Term != before.Term || after.LastIndex != before.LastIndex {
 				t.Fatalf("after the stranger's AppendEntries: leader %v, term %d -> %d, last index %d -> %d; want unchanged",

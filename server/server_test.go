@@ -58,7 +58,8 @@ func startNode(t *testing.T, cfg Config, wantLeader bool) *testServer {
 	}
 	cfg.BindAddr = "127.0.0.1:0"
 	cfg.RPCPort = -1
-	if testing.Verbose() && cfg.Logger == nil {
+	// COMMITLOG_TEST_LOG=1 shows the servers' debug logs (not -v: make test always runs -v).
+	if os.Getenv("COMMITLOG_TEST_LOG") != "" && cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	srv, err := New(cfg)
