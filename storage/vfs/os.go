@@ -14,13 +14,22 @@ import (
 // OS is the real file system. Sync uses fdatasync; Lock uses flock(2), so it excludes other
 // processes and other Locks of the same file in this process alike. The zero value is ready
 // to use.
+//
+// What OS creates is private to the owner whatever the umask allows: files get FileMode (0600)
+// and directories DirMode (0700). Existing files and directories keep their modes.
 type OS struct{}
+
+// Modes of the files and directories OS creates.
+const (
+	FileMode os.FileMode = 0o600
+	DirMode  os.FileMode = 0o700
+)
 
 var _ FS = OS{}
 
 // Create implements FS.
 func (OS) Create(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, FileMode)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +70,7 @@ func (OS) ReadDir(dir string) ([]string, error) {
 }
 
 // MkdirAll implements FS.
-func (OS) MkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }
+func (OS) MkdirAll(dir string) error { return os.MkdirAll(dir, DirMode) }
 
 // SyncDir implements FS.
 func (OS) SyncDir(dir string) error {
@@ -78,7 +87,7 @@ func (OS) SyncDir(dir string) error {
 
 // Lock implements FS.
 func (OS) Lock(name string) (io.Closer, error) {
-	f, err := os.OpenFile(filepath.Clean(name), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(filepath.Clean(name), os.O_RDWR|os.O_CREATE, FileMode)
 	if err != nil {
 		return nil, err
 	}
