@@ -86,7 +86,7 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	logger := cfg.Logger.With("raft_id", cfg.ID)
 	hlog := newHclog(logger, "raft")
 
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, dirMode); err != nil {
 		return nil, fmt.Errorf("consensus/raft: create data dir: %w", err)
 	}
 	var (
@@ -98,7 +98,7 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 		logs, stable = s, s
 	} else {
 		walDir := filepath.Join(cfg.DataDir, "wal")
-		if err := os.MkdirAll(walDir, 0o750); err != nil {
+		if err := os.MkdirAll(walDir, dirMode); err != nil {
 			return nil, fmt.Errorf("consensus/raft: create wal dir: %w", err)
 		}
 		// raft-wal v0.4.0's Close does not close its meta database (a bolt file holding an
@@ -121,7 +121,13 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 		return nil, fmt.Errorf("consensus/raft: open snapshot store: %w", err)
 	}
 	n.logs = logs
-	snaps := &snapshotStore{FileSnapshotStore: fss, sm: sm, maxManifest: cfg.MaxManifestSize}
+	// raft-wal's meta database is created 0644 and the snapshots directory 0755; files of an
+	// older version may be looser still.
+	if err := makePrivate(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	snapDir := filepath.Join(cfg.DataDir, "snapshots")
+	snaps := &snapshotStore{FileSnapshotStore: fss, sm: sm, maxManifest: cfg.MaxManifestSize, dir: snapDir}
 	n.stable, n.snaps = stable, snaps
 	n.ident, err = loadClusterIdentity(stable, logger)
 	if err != nil {

@@ -23,6 +23,7 @@ type snapshotStore struct {
 	*hraft.FileSnapshotStore
 	sm          consensus.StateMachine
 	maxManifest int
+	dir         string // the snapshots directory, whose new snapshots Create makes private ("": left as created)
 }
 
 var _ hraft.SnapshotStore = (*snapshotStore)(nil)

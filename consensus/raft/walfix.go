@@ -40,6 +40,6 @@ func openWAL(dir string, meta *metadb.BoltMetaDB, segmentSize int, logger hclog.
 		wal.WithLogger(logger),
 		wal.WithMetaStore(meta),
 		wal.WithSegmentSize(segmentSize),
-		wal.WithSegmentFiler(walFiler{segment.NewFiler(filepath.Clean(dir), fs.New())}),
+		wal.WithSegmentFiler(walFiler{segment.NewFiler(filepath.Clean(dir), privateWALFS{fs.New()})}),
 	)
 }
