@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -58,7 +57,9 @@ const (
 // validates it.
 type Config struct {
 	// DataDir holds the node's data: log/ (the commit log's segments) and raft/ (Raft's log,
-	// stable store and snapshots). Default: $TMPDIR/commitlog.
+	// stable store and snapshots). Default: DefaultDataDir ("data" in the working directory).
+	// It is created with mode 0700 and must not be writable by group or others nor belong to
+	// another user; what the node writes there is 0600.
 	DataDir string
 	// NodeName is this node's unique id in the cluster. Default: the host name.
 	NodeName string
@@ -214,7 +215,7 @@ type Config struct {
 
 func (c *Config) setDefaults() error {
 	if c.DataDir == "" {
-		c.DataDir = filepath.Join(os.TempDir(), "commitlog")
+		c.DataDir = DefaultDataDir
 	}
 	if c.NodeName == "" {
 		h, err := os.Hostname()

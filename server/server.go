@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -97,8 +96,8 @@ func New(cfg Config) (s *Server, err error) {
 			_ = built.Close()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("server: data dir: %w", err)
+	if err := prepareDataDir(cfg.DataDir, cfg.Logger); err != nil {
+		return nil, err
 	}
 
 	host, _, _ := net.SplitHostPort(cfg.BindAddr)

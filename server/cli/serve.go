@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -20,8 +19,8 @@ func serveFlags() []cli.Flag {
 	env := func(name string) []string { return []string{"COMMITLOG_" + envName(name)} }
 	host, _ := os.Hostname()
 	flags := []cli.Flag{
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "data-dir", Value: filepath.Join(os.TempDir(), "commitlog"), EnvVars: env("data-dir"),
-			Usage: "directory for the node's data (the commit log and Raft's log and snapshots)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "data-dir", Value: server.DefaultDataDir, EnvVars: env("data-dir"),
+			Usage: "directory for the node's data (the commit log and Raft's log and snapshots), relative to the working directory unless absolute; created with mode 0700, refused when writable by group or others"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "node-name", Value: host, EnvVars: env("node-name"),
 			Usage: "unique id of this node in the cluster"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "bind-addr", Value: server.DefaultBindAddr, EnvVars: env("bind-addr"),
