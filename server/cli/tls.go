@@ -67,19 +67,43 @@ func tlsCommand() *cli.Command {
 				}},
 			},
 			{
-				Name:  "gossip-key",
-				Usage: "print a new random key (base64) for encrypting Serf gossip",
-				Action: func(c *cli.Context) error {
-					key, err := serf.GenerateKey()
-					if err != nil {
-						return err
-					}
-					_, err = fmt.Fprintln(c.App.Writer, key)
-					return err
+				Name: "gossip-key",
+				Usage: "create a new random key (base64) for encrypting Serf gossip: printed, or written to a " +
+					"mode 0600 file with --out",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "out", Usage: "file to write the key into (mode 0600, whatever the umask); default: print it"},
+					&cli.BoolFlag{Name: "force", Usage: "overwrite the --out file if it exists"},
 				},
+				Action: gossipKey,
 			},
 		},
 	}
+}
+
+func gossipKey(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("tls gossip-key takes no arguments, got %q", c.Args().Slice())
+	}
+	out := c.String("out")
+	if out == "" && c.Bool("force") {
+		return errors.New("--force needs --out")
+	}
+	key, err := serf.GenerateKey()
+	if err != nil {
+		return err
+	}
+	if out == "" {
+		_, err = fmt.Fprintln(c.App.Writer, key)
+		return err
+	}
+	if err := certgen.WriteSecretFile(out, []byte(key+"\n"), c.Bool("force")); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s already exists: give --force to overwrite: %w", out, fs.ErrExist)
+		}
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "created gossip key %s (mode 0600; keep it secret, give every node the same one with --gossip-key-file)\n", out)
+	return nil
 }
 
 // fileFlags are the flags every file-writing tls command takes.

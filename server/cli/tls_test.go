@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -220,6 +221,58 @@ func TestTLSGossipKey(t *testing.T) {
 	}
 	if a == b {
 		t.Error("two gossip keys are equal")
+	}
+}
+
+// TestTLSGossipKeyOut checks that `tls gossip-key --out` writes the key to a mode 0600 file
+// whatever the umask, refuses to overwrite it without --force, and replaces it with --force.
+func TestTLSGossipKeyOut(t *testing.T) {
+	old := syscall.Umask(0)
+	t.Cleanup(func() { syscall.Umask(old) })
+	path := filepath.Join(t.TempDir(), "gossip.key")
+
+	out := mustRun(t, "tls", "gossip-key", "--out", path)
+	if strings.Contains(out, "=") || !strings.Contains(out, path) {
+		t.Errorf("stdout %q: want the file named and the key not printed", out)
+	}
+	checkKeyFile := func() string {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %#o, want 0600", path, fi.Mode().Perm())
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := strings.TrimSpace(string(data))
+		if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 32 {
+			t.Errorf("key file holds %q: %v; want 32 bytes of base64", data, err)
+		}
+		return key
+	}
+	first := checkKeyFile()
+
+	code, _, errOut := run(t, t.Context(), "tls", "gossip-key", "--out", path)
+	if code == 0 || !strings.Contains(errOut, "--force") {
+		t.Errorf("second --out without --force: exit %d, stderr %q; want a refusal naming --force", code, errOut)
+	}
+	if again := checkKeyFile(); again != first {
+		t.Error("the refused command changed the key file")
+	}
+
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "tls", "gossip-key", "--out", path, "--force")
+	if replaced := checkKeyFile(); replaced == first {
+		t.Error("--force did not write a new key")
+	}
+	if code, _, _ := run(t, t.Context(), "tls", "gossip-key", "--force"); code == 0 {
+		t.Error("--force without --out was accepted")
 	}
 }
 

@@ -133,6 +133,21 @@ func (kp *KeyPair) WriteFiles(certFile, keyFile string, force bool) error {
 	return writeFile(certFile, kp.CertPEM, CertFileMode, force)
 }
 
+// WriteSecretFile writes data to path with mode 0600 (KeyFileMode), whatever the umask, the
+// way WriteFiles writes a key: through a temporary file, fsynced, moved into place. Unless
+// force is true it refuses when path exists (the error wraps fs.ErrExist); with force an
+// existing file is replaced. The directory must exist.
+func WriteSecretFile(path string, data []byte, force bool) error {
+	if !force {
+		if _, err := os.Lstat(path); err == nil {
+			return fmt.Errorf("certgen: %s: %w (use force to overwrite)", path, fs.ErrExist)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("certgen: %w", err)
+		}
+	}
+	return writeFile(path, data, KeyFileMode, force)
+}
+
 // writeFile writes data to path through a temporary file. Without replace,
 // it links the temporary file into place, which fails if path appeared in
 // the meantime.
