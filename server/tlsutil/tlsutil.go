@@ -5,8 +5,9 @@
 //
 // Certificates are files in PEM format, as written by package certgen
 // (`commitlog tls ...`). Every configuration requires TLS 1.2 or later.
-// Builders read the files once; to rotate certificates, build a new
-// configuration. All functions are safe for concurrent use and never log.
+// The package-level builders read the files once; a Source reads them again
+// on Reload, and the configurations it builds use what it loaded last for
+// every new handshake (certificate rotation without a restart). All functions are safe for concurrent use and never log.
 package tlsutil
 
 import (
