@@ -396,7 +396,7 @@ func (nd *fakeNode) GetServers(ctx context.Context, req *logv1.GetServersRequest
 		}
 		resp.Servers = append(resp.Servers, &logv1.Server{
 			Id: n.id, RpcAddr: n.addr, RaftAddr: n.addr, IsLeader: i == nd.c.leader,
-			Suffrage: logv1.Suffrage_SUFFRAGE_VOTER, Healthy: true,
+			Suffrage: logv1.Suffrage_SUFFRAGE_VOTER, Healthy: true, Insecure: i == 2,
 		})
 	}
 	return resp, nil

@@ -160,7 +160,7 @@ func TestBoundsAndServers(t *testing.T) {
 			t.Fatalf("Servers = %+v, want 3", servers)
 		}
 		for i, s := range servers {
-			if s.ID != c.nodes[i].id || s.Addr != c.nodes[i].addr || s.IsLeader != (i == 0) || !s.Voter || !s.Healthy {
+			if s.ID != c.nodes[i].id || s.Addr != c.nodes[i].addr || s.IsLeader != (i == 0) || !s.Voter || !s.Healthy || s.Insecure != (i == 2) {
 				t.Errorf("server %d = %+v", i, s)
 			}
 		}

@@ -44,6 +44,10 @@ type Server struct {
 	// LastContact is the time since the answering server last heard from
 	// it; zero when unknown.
 	LastContact time.Duration
+	// Insecure is true when the server announces that it listens on a
+	// non-loopback address without TLS (API or Raft) or without gossip
+	// encryption: anyone who can reach it can read and change the log.
+	Insecure bool
 }
 
 // Bounds are the offsets a server holds.
@@ -69,6 +73,7 @@ func serversFromProto(ps []*logv1.Server) []Server {
 			AppliedIndex: p.GetAppliedIndex(),
 			Lag:          p.GetLag(),
 			Healthy:      p.GetHealthy(),
+			Insecure:     p.GetInsecure(),
 		}
 		if lc := p.GetLastContact(); lc != nil {
 			s.LastContact = lc.AsDuration()

@@ -771,7 +771,12 @@ type Server struct {
 	Healthy bool `protobuf:"varint,8,opt,name=healthy,proto3" json:"healthy,omitempty"`
 	// last_contact is the time since the answering server last heard from it;
 	// unset when unknown or for the answering server itself.
-	LastContact   *durationpb.Duration `protobuf:"bytes,9,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
+	LastContact *durationpb.Duration `protobuf:"bytes,9,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
+	// insecure is true when the server listens on a non-loopback address with
+	// its API or Raft in plaintext (no TLS) or its gossip unencrypted: anyone
+	// who can reach it can read and change the log. Each server says it of
+	// itself; the answering server reports what the others announced.
+	Insecure      bool `protobuf:"varint,10,opt,name=insecure,proto3" json:"insecure,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -867,6 +872,13 @@ func (x *Server) GetLastContact() *durationpb.Duration {
 		return x.LastContact
 	}
 	return nil
+}
+
+func (x *Server) GetInsecure() bool {
+	if x != nil {
+		return x.Insecure
+	}
+	return false
 }
 
 // NotLeader is sent as an error detail with FAILED_PRECONDITION when a
@@ -1352,7 +1364,7 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x12GetServersResponse\x12(\n" +
 	"\aservers\x18\x01 \x03(\v2\x0e.log.v1.ServerR\aservers\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x02 \x01(\tR\tclusterId\"\xaa\x02\n" +
+	"cluster_id\x18\x02 \x01(\tR\tclusterId\"\xc6\x02\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\brpc_addr\x18\x02 \x01(\tR\arpcAddr\x12\x1b\n" +
@@ -1362,7 +1374,9 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12\x10\n" +
 	"\x03lag\x18\a \x01(\x04R\x03lag\x12\x18\n" +
 	"\ahealthy\x18\b \x01(\bR\ahealthy\x12<\n" +
-	"\flast_contact\x18\t \x01(\v2\x19.google.protobuf.DurationR\vlastContact\"I\n" +
+	"\flast_contact\x18\t \x01(\v2\x19.google.protobuf.DurationR\vlastContact\x12\x1a\n" +
+	"\binsecure\x18\n" +
+	" \x01(\bR\binsecure\"I\n" +
 	"\tNotLeader\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x1f\n" +
 	"\vleader_addr\x18\x02 \x01(\tR\n" +
