@@ -117,6 +117,12 @@ type Config struct {
 	// PeerServerName is the name peers' certificates are verified against when dialing them
 	// (default: the host of the address dialed).
 	PeerServerName string
+	// TLSCredentials are the reloadable credentials the TLS configurations above were built
+	// from (see tlsutil.Source), by role: "server" (--server-tls-*) and "peer" (--peer-tls-*).
+	// Reload (SIGHUP) reloads them, the metric commitlog_tls_cert_expiry_seconds reports when
+	// each certificate expires, and a warning is logged while one expires within
+	// CertExpiryWarning. Optional: configurations built otherwise simply do not reload.
+	TLSCredentials map[string]*tlsutil.Source
 	// ForwardTLS is the client TLS configuration a follower uses to forward writes to the
 	// leader's API (nil: plaintext).
 	ForwardTLS *tls.Config

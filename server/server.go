@@ -68,6 +68,10 @@ type Server struct {
 	forward *forwarder
 	serf    *dserf.Membership
 	recon   *reconciler
+	acl     *casbin.Authorizer // nil without an ACL policy
+
+	// insecure lists what this node leaves unprotected on a non-loopback address (none: safe).
+	insecure []string
 
 	tel *telemetry.Telemetry
 
@@ -109,6 +113,8 @@ func New(cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
+	// Raft is protected when the mux has a peer TLS configuration.
+	s.insecure = insecureReasons(s.ln.Addr().(*net.TCPAddr).IP, &s.cfg, cfg.PeerServerTLS != nil)
 	advertise := host
 	if cfg.AdvertiseHost != "" {
 		advertise = cfg.AdvertiseHost
@@ -187,9 +193,10 @@ func New(cfg Config) (s *Server, err error) {
 
 	var az authz.Authorizer = authz.AllowAll{}
 	if cfg.ACLPolicyFile != "" {
-		if az, err = casbin.New(casbin.Config{ModelFile: cfg.ACLModelFile, PolicyFile: cfg.ACLPolicyFile}); err != nil {
+		if s.acl, err = casbin.New(casbin.Config{ModelFile: cfg.ACLModelFile, PolicyFile: cfg.ACLPolicyFile}); err != nil {
 			return nil, fmt.Errorf("server: authorization: %w", err)
 		}
+		az = s.acl
 	}
 	// Authorized when a call's headers arrive, before its request is read (Admit); the
 	// interceptor then skips the check it already passed.
@@ -206,7 +213,8 @@ func New(cfg Config) (s *Server, err error) {
 	}
 	s.svc = &service{node: s.node, fsm: s.fsm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.log.Size, div: div, admit: s.admit,
 		// One election: a follower notices the leader is gone (heartbeat timeout), then wins.
-		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout}
+		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout,
+		insecure:   s.insecureMembers}
 	if err := s.tel.Metrics().ObserveDivergence(div.raised); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -228,7 +236,8 @@ func New(cfg Config) (s *Server, err error) {
 	}
 	// NOT_SERVING until a leader is known; telemetry follows leader changes from now on.
 	s.api.SetHealth(transport.HealthNotServing)
-	if err := s.tel.Observe(telemetry.Sources{Consensus: s.node, Segments: s.log, Live: s.fsm.Err, SetHealth: s.api.SetHealth}); err != nil {
+	if err := s.tel.Observe(telemetry.Sources{Consensus: s.node, Segments: s.log, Live: s.fsm.Err, SetHealth: s.api.SetHealth,
+		Certificates: s.certExpiries}); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	if err := s.startMembership(); err != nil {
@@ -261,7 +270,7 @@ func (s *Server) startMembership() error {
 		_, port, _ := net.SplitHostPort(s.cfg.BindAddr)
 		advertise = net.JoinHostPort(s.cfg.AdvertiseHost, port)
 	}
-	tags := map[string]string{tagRaftAddr: s.addr, tagRPCAddr: s.addr}
+	tags := s.tags()
 	s.tagMu.Lock()
 	defer s.tagMu.Unlock()
 	if id := s.node.ClusterID(); id != "" {
@@ -294,6 +303,15 @@ func (s *Server) startMembership() error {
 // configuration (see admit).
 func (s *Server) admit(ctx context.Context, id, raftAddr string) error {
 	return admit(ctx, s.cfg.PeerClientTLS, id, raftAddr)
+}
+
+// tags are the Serf tags this node advertises.
+func (s *Server) tags() map[string]string {
+	tags := map[string]string{tagRaftAddr: s.addr, tagRPCAddr: s.addr}
+	if len(s.insecure) > 0 {
+		tags[tagInsecure] = "true"
+	}
+	return tags
 }
 
 // GossipAddr returns the address Serf gossips on.
@@ -341,7 +359,13 @@ func (s *Server) Run(ctx context.Context) error {
 		s.bg.Add(1)
 		go func() { defer s.bg.Done(); s.divergenceLoop() }()
 	}
+	if len(s.cfg.TLSCredentials) > 0 {
+		s.bg.Add(1)
+		go func() { defer s.bg.Done(); s.certLoop() }()
+	}
 	s.cfg.Logger.Info("serving", "node", s.cfg.NodeName, "addr", s.addr, "transport", s.cfg.Transport, "data_dir", s.cfg.DataDir)
+	s.warnIfInsecure()
+	s.checkCertExpiry(time.Now())
 
 	var runErr error
 	select {

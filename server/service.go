@@ -35,6 +35,8 @@ type service struct {
 	leaderWait time.Duration
 	// admit checks that a server proves its identity before it enters Raft's configuration.
 	admit func(ctx context.Context, id, raftAddr string) error
+	// insecure says which servers announce themselves insecure, by id (nil: none known).
+	insecure func() map[string]bool
 }
 
 var (
@@ -510,6 +512,10 @@ func (s *service) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*
 		return nil, toWire(err)
 	}
 	status := s.node.Status()
+	var insecure map[string]bool
+	if s.insecure != nil {
+		insecure = s.insecure()
+	}
 	out := make([]*logv1.Server, 0, len(servers))
 	for _, srv := range servers {
 		w := &logv1.Server{
@@ -518,6 +524,7 @@ func (s *service) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*
 			IsLeader: srv.Leader,
 			RaftAddr: srv.Address,
 			Healthy:  true,
+			Insecure: insecure[srv.ID],
 		}
 		switch srv.Suffrage {
 		case consensus.Voter:

@@ -206,7 +206,7 @@ func clusterCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "status",
-				Usage: "show the cluster id and list the servers: id, addresses, suffrage, leader, applied index and lag",
+				Usage: "show the cluster id and list the servers: id, addresses, suffrage, leader, applied index, lag, offsets, size, and security (insecure: a server listening beyond loopback without TLS or gossip encryption)",
 				Flags: clientFlags(),
 				Action: func(c *cli.Context) error {
 					cl, err := dial(c)
@@ -300,7 +300,7 @@ func printStatus(c *cli.Context, clusterID string, servers []client.Server) erro
 	}
 	fmt.Fprintf(c.App.Writer, "cluster id: %s\n", clusterID)
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tRAFT ADDRESS\tSUFFRAGE\tLEADER\tAPPLIED\tLAG\tOFFSETS\tSIZE\tDIVERGED")
+	fmt.Fprintln(tw, "ID\tADDRESS\tRAFT ADDRESS\tSUFFRAGE\tLEADER\tAPPLIED\tLAG\tOFFSETS\tSIZE\tDIVERGED\tSECURITY")
 	var alarms []string
 	for i, s := range servers {
 		suffrage := "voter"
@@ -321,7 +321,12 @@ func printStatus(c *cli.Context, clusterID string, servers []client.Server) erro
 				alarms = append(alarms, fmt.Sprintf("%s: divergence alarm: %s (it refuses reads; wipe its data dir and let it rejoin)", s.ID, msg))
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Addr, s.RaftAddr, suffrage, s.IsLeader, applied, lag, offsets, size, diverged)
+		// insecure: listening beyond loopback without TLS or gossip encryption (the server says so).
+		security := "ok"
+		if s.Insecure {
+			security = "insecure"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Addr, s.RaftAddr, suffrage, s.IsLeader, applied, lag, offsets, size, diverged, security)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -59,10 +59,13 @@ func TestClientCommandsAgainstACluster(t *testing.T) {
 	if other := idLine.FindStringSubmatch(mustRun(t, "cluster", "status", "--addr", addrs[0])); other == nil || other[1] != m[1] {
 		t.Errorf("cluster status asked of n0 shows cluster id %v, of n2 %s", other, m[1])
 	}
-	for _, want := range []string{"ID", "SUFFRAGE", "LEADER", "APPLIED", "LAG", "OFFSETS", "SIZE", "DIVERGED", "n0", "n1", "n2"} {
+	for _, want := range []string{"ID", "SUFFRAGE", "LEADER", "APPLIED", "LAG", "OFFSETS", "SIZE", "DIVERGED", "SECURITY", "n0", "n1", "n2"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("cluster status lacks %q:\n%s", want, status)
 		}
+	}
+	if strings.Contains(status, "insecure") || strings.Count(status, " ok\n") != 3 {
+		t.Errorf("cluster status of three loopback nodes should show each ok:\n%s", status)
 	}
 
 	// Produce through a follower-or-leader (the SDK finds the leader), values as arguments.
@@ -81,5 +84,50 @@ func TestClientCommandsAgainstACluster(t *testing.T) {
 	code, _, errOut := run(t, t.Context(), "cluster", "remove", "--addr", addrs[0])
 	if code == 0 || !strings.Contains(errOut, "one server id") {
 		t.Errorf("cluster remove without an id: exit %d, %q", code, errOut)
+	}
+}
+
+// TestClusterStatusShowsInsecure runs a loopback node and one bound to every interface
+// (0.0.0.0) without TLS: the latter warns at start, and `cluster status` asked of the loopback
+// node shows it insecure and the loopback node ok.
+func TestClusterStatusShowsInsecure(t *testing.T) {
+	seed := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	var safeLogs, openLogs syncBuffer
+	safe := startServeOutErr(t, &syncBuffer{}, &safeLogs, "--node-name", "safe", "--data-dir", t.TempDir(), "--rpc-port", "-1",
+		"--gossip-profile", "test", "--bind-addr", seed)
+	// Bound to every interface, but advertising loopback: the test's traffic stays on this host.
+	startServeOutErr(t, &syncBuffer{}, &openLogs, "--node-name", "open", "--data-dir", t.TempDir(), "--rpc-port", "-1",
+		"--gossip-profile", "test", "--bind-addr", "0.0.0.0:"+strconv.Itoa(freePort(t)), "--advertise-host", "127.0.0.1",
+		"--start-join-addrs", seed)
+
+	if logs := openLogs.String(); !strings.Contains(logs, "INSECURE") || !strings.Contains(logs, "the API has no TLS") {
+		t.Errorf("the node bound to 0.0.0.0 without TLS did not warn:\n%s", logs)
+	}
+	if strings.Contains(safeLogs.String(), "INSECURE") {
+		t.Errorf("the loopback node warned of insecurity:\n%s", safeLogs.String())
+	}
+
+	var status string
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		code, out, _ := run(t, t.Context(), "cluster", "status", "--addr", safe)
+		status = out
+		if code == 0 && strings.Count(out, " voter ") == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster status never showed two voters:\n%s", status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(status), "\n")[1:] {
+		fields := strings.Fields(line)
+		want := "ok"
+		if fields[0] == "open" {
+			want = "insecure"
+		}
+		if got := fields[len(fields)-1]; got != want {
+			t.Errorf("cluster status shows %s as %q, want %q:\n%s", fields[0], got, want, status)
+		}
 	}
 }

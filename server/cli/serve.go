@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -118,6 +120,9 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run a commitlog server (with no flags: a single-node server on 127.0.0.1:8400)",
+		Description: "SIGINT or SIGTERM stops the server gracefully. SIGHUP reloads the ACL policy (--acl-policy-file) and\n" +
+			"the TLS certificates, keys and CAs (--server-tls-*, --peer-tls-*): new connections use them; a file that\n" +
+			"does not load is logged and the previous version kept.",
 		Flags: flags,
 		Before: func(c *cli.Context) error {
 			if c.String("config-file") == "" {
@@ -136,14 +141,44 @@ func serveCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// SIGHUP reloads the ACL policy and the TLS certificates. Registered before the server
+			// starts, so that an early SIGHUP does not kill the process.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			srv, err := server.New(cfg)
 			if err != nil {
 				return err
 			}
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				reloadOnSignal(ctx, hup, srv, logger)
+			}()
+			defer wg.Wait()
 			fmt.Fprintf(c.App.Writer, "commitlog %s: node %s serving the API on %s (%s), gossip on %s, data in %s\n",
 				Version, cfg.NodeName, srv.Addr(), cfg.Transport, cfg.BindAddr, cfg.DataDir)
-			return srv.Run(ctx)
+			err = srv.Run(ctx)
+			stop() // ends reloadOnSignal
+			return err
 		},
+	}
+}
+
+// reloadOnSignal calls srv.Reload for every signal on sig until ctx is done. A file that does
+// not load is logged, and the server keeps what it had.
+func reloadOnSignal(ctx context.Context, sig <-chan os.Signal, srv *server.Server, logger *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+			logger.Info("SIGHUP: reloading the ACL policy and the TLS certificates")
+			if err := srv.Reload(); err != nil {
+				logger.Error("reload failed; what did not load keeps its previous version", "err", err)
+			}
+		}
 	}
 }
 

@@ -127,36 +127,46 @@ func (f serveTLS) apply(cfg *server.Config) error {
 		return err
 	}
 
+	// Built from tlsutil.Sources, which SIGHUP reloads (server.Server.Reload).
+	creds := map[string]*tlsutil.Source{}
 	if apiTLS {
-		c, err := tlsutil.ServerConfig(f.serverCert, f.serverKey, f.serverCA)
+		src, err := tlsutil.NewSource(f.serverCert, f.serverKey, f.serverCA)
 		if err != nil {
 			return fmt.Errorf("--server-tls-*: %w", err)
 		}
-		cfg.ServerTLS = c
+		if cfg.ServerTLS, err = src.ServerConfig(); err != nil {
+			return fmt.Errorf("--server-tls-*: %w", err)
+		}
+		creds["server"] = src
 	}
 	if peerTLS {
-		c, err := tlsutil.PeerConfig(f.peerCert, f.peerKey, f.peerCA, f.peerServerName)
+		src, err := tlsutil.NewSource(f.peerCert, f.peerKey, f.peerCA)
+		if err != nil {
+			return fmt.Errorf("--peer-tls-*: %w", err)
+		}
+		c, err := src.PeerConfig(f.peerServerName)
 		if err != nil {
 			return fmt.Errorf("--peer-tls-*: %w", err)
 		}
 		cfg.PeerServerTLS = c
 		cfg.PeerClientTLS = c
+		creds["peer"] = src
 	}
 	if apiTLS {
-		cert, key, ca := f.serverCert, f.serverKey, f.serverCA
-		if peerTLS {
-			cert, key = f.peerCert, f.peerKey
-		}
-		if ca == "" {
-			ca = f.peerCA
-		}
 		// The leader is dialed at the API address it advertises, which its API certificate
 		// must name anyway, since clients dial the same address.
-		c, err := tlsutil.ClientConfig(cert, key, ca, "")
-		if err != nil {
-			return fmt.Errorf("forwarding to the leader: %w", err)
+		certSrc := creds["server"]
+		if peerTLS {
+			certSrc = creds["peer"]
 		}
-		cfg.ForwardTLS = c
+		roots := creds["server"].CAs()
+		if roots == nil && peerTLS {
+			roots = creds["peer"].CAs()
+		}
+		cfg.ForwardTLS = certSrc.ClientConfig(roots, "") // nil roots: the system's
+	}
+	if len(creds) > 0 {
+		cfg.TLSCredentials = creds
 	}
 	cfg.PeerServerName = f.peerServerName
 	cfg.InsecurePlaintextPeers = f.insecurePlaintextPeers

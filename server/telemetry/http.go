@@ -23,12 +23,18 @@ type Sources struct {
 	// NOT_SERVING while none is and, for good, once Drain is called. It is called from the
 	// consensus notification goroutine and must not block.
 	SetHealth func(transport.HealthStatus)
+	// Certificates lists the node's TLS certificates (nil: none), for MetricCertExpiry. It is
+	// called at every collection and must be cheap and safe for concurrent use.
+	Certificates func() []CertExpiry
 }
 
 // Observe starts reporting on src: observable gauges, the leader-change counter, readiness
 // and the gRPC health status. Call it once, after the node has started; Close stops it.
 func (t *Telemetry) Observe(src Sources) error {
 	if err := t.metrics.observe(src.Consensus, src.Segments); err != nil {
+		return err
+	}
+	if err := t.metrics.observeCertificates(src.Certificates); err != nil {
 		return err
 	}
 	if src.Consensus != nil {

@@ -39,6 +39,7 @@ const (
 	MetricSnapshotDuration = "commitlog.raft.snapshot.duration"
 	MetricSegments         = "commitlog.log.segments"
 	MetricLogSize          = "commitlog.log.size"
+	MetricCertExpiry       = "commitlog.tls.cert.expiry"
 )
 
 // Attribute keys of commitlog's own metrics.
@@ -49,7 +50,19 @@ const (
 	AttrCode = attribute.Key("code")
 	// AttrFollower is a follower's server id.
 	AttrFollower = attribute.Key("follower")
+	// AttrCertRole says which credentials a certificate belongs to ("server", "peer").
+	AttrCertRole = attribute.Key("role")
+	// AttrCertKind is "cert" for a node's own certificate, "ca" for one of its CA bundle.
+	AttrCertKind = attribute.Key("kind")
+	// AttrCertSubject is a certificate's subject common name.
+	AttrCertSubject = attribute.Key("subject")
 )
+
+// CertExpiry names one certificate of the node and when it expires.
+type CertExpiry struct {
+	Role, Kind, Subject string
+	NotAfter            time.Time
+}
 
 // recordCounters counts records and their bytes.
 type recordCounters struct{ records, bytes atomic.Int64 }
@@ -333,6 +346,34 @@ func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats) error {
 		m.stoppers = append(m.stoppers, func() error { cancel(); return nil })
 		m.mu.Unlock()
 	}
+	return nil
+}
+
+// observeCertificates registers the gauge of seconds until each certificate of certs expires
+// (negative once expired). A nil m or certs registers nothing.
+func (m *Metrics) observeCertificates(certs func() []CertExpiry) error {
+	if m == nil || certs == nil {
+		return nil
+	}
+	g, err := m.meter.Float64ObservableGauge(MetricCertExpiry, metric.WithUnit("s"),
+		metric.WithDescription("Seconds until each TLS certificate of the node expires (negative: expired), by role, kind (cert or ca) and subject; reloaded certificates replace the old ones."))
+	if err != nil {
+		return fmt.Errorf("telemetry: certificate instrument: %w", err)
+	}
+	reg, err := m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		now := time.Now()
+		for _, c := range certs() {
+			o.ObserveFloat64(g, c.NotAfter.Sub(now).Seconds(), metric.WithAttributes(
+				AttrCertRole.String(c.Role), AttrCertKind.String(c.Kind), AttrCertSubject.String(c.Subject)))
+		}
+		return nil
+	}, g)
+	if err != nil {
+		return fmt.Errorf("telemetry: register certificate callback: %w", err)
+	}
+	m.mu.Lock()
+	m.stoppers = append(m.stoppers, reg.Unregister)
+	m.mu.Unlock()
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -493,3 +494,41 @@ type manifestSnap struct{}
 
 func (manifestSnap) Persist(w io.Writer) error { _, err := io.WriteString(w, "manifest"); return err }
 func (manifestSnap) Release()                  {}
+
+// TestCertExpiryMetric checks the gauge of seconds until each certificate expires, labelled by
+// role, kind and subject, and that it follows what the source reports (a reload).
+func TestCertExpiryMetric(t *testing.T) {
+	tel := newTelemetry(t, Config{})
+	var mu sync.Mutex
+	now := time.Now()
+	certs := []CertExpiry{
+		{Role: "server", Kind: "cert", Subject: "node-1", NotAfter: now.Add(10 * 24 * time.Hour)},
+		{Role: "server", Kind: "ca", Subject: "test CA", NotAfter: now.Add(-time.Hour)},
+	}
+	src := func() []CertExpiry { mu.Lock(); defer mu.Unlock(); return slices.Clone(certs) }
+	if err := tel.Observe(Sources{Certificates: src}); err != nil {
+		t.Fatalf("Observe: %v", err)
+	}
+	check := func(subject, kind string, want time.Duration) {
+		t.Helper()
+		fams := telemetrytest.Scrape(t, tel.MetricsAddr())
+		m, err := telemetrytest.Find(fams, "commitlog_tls_cert_expiry_seconds", map[string]string{"role": "server", "kind": kind, "subject": subject})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The scrape happens a little after now: allow a minute.
+		if got := m.GetGauge().GetValue(); got > want.Seconds() || got < (want-time.Minute).Seconds() {
+			t.Errorf("%s %s: %v s until expiry, want about %v s", kind, subject, got, want.Seconds())
+		}
+	}
+	check("node-1", "cert", 10*24*time.Hour)
+	check("test CA", "ca", -time.Hour)
+
+	mu.Lock()
+	certs[0] = CertExpiry{Role: "server", Kind: "cert", Subject: "node-1b", NotAfter: now.Add(90 * 24 * time.Hour)}
+	mu.Unlock()
+	check("node-1b", "cert", 90*24*time.Hour)
+	if _, err := telemetrytest.Find(telemetrytest.Scrape(t, tel.MetricsAddr()), "commitlog_tls_cert_expiry_seconds", map[string]string{"subject": "node-1"}); err == nil {
+		t.Error("the replaced certificate is still reported")
+	}
+}

@@ -143,15 +143,22 @@ func (s *Source) load() (*credentials, error) {
 	return c, nil
 }
 
+// ServerNextProtos are the application protocols (ALPN) a Source's ServerConfig offers: HTTP/2
+// (gRPC, Connect) and HTTP/1.1 (Connect). The configuration of each handshake comes from
+// GetConfigForClient, which replaces the NextProtos a server adds to its own copy of the
+// configuration, so they are set here.
+var ServerNextProtos = []string{"h2", "http/1.1"}
+
 // ServerConfig returns the configuration of a TLS server presenting the Source's certificate,
 // as the package-level ServerConfig does, but following Reload: when the Source has a CA
-// bundle, clients must present a certificate issued by one of its CAs (mutual TLS). It returns
-// an error wrapping ErrMissingFile when the Source has no certificate.
+// bundle, clients must present a certificate issued by one of its CAs (mutual TLS). It offers
+// ServerNextProtos. It returns an error wrapping ErrMissingFile when the Source has no
+// certificate.
 func (s *Source) ServerConfig(opts ...Option) (*tls.Config, error) {
 	if s.Certificate() == nil {
 		return nil, fmt.Errorf("tlsutil: server: %w: certificate file is required", ErrMissingFile)
 	}
-	base := &tls.Config{MinVersion: MinVersion, ClientAuth: tls.NoClientCert}
+	base := &tls.Config{MinVersion: MinVersion, ClientAuth: tls.NoClientCert, NextProtos: ServerNextProtos}
 	if s.CAs() != nil {
 		base.ClientAuth = tls.RequireAndVerifyClientCert
 	}
@@ -171,7 +178,7 @@ func (s *Source) PeerConfig(serverName string, opts ...Option) (*tls.Config, err
 		RootCAs:          s.CAs(),
 		ClientAuth:       tls.RequireAndVerifyClientCert,
 		ServerName:       serverName,
-		VerifyConnection: requireServerAuth,
+		VerifyConnection: requirePeer,
 	}
 	return s.dynamic(applyOptions(base, opts)), nil
 }

@@ -1,0 +1,188 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
+	"github.com/commitlog-go/commitlog/server/tlsutil"
+	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+func TestInsecureReasons(t *testing.T) {
+	tlsCfg := &Config{ServerTLS: newTestPKI(t).client("", ""), GossipKey: "k"}
+	tests := []struct {
+		name    string
+		ip      string
+		cfg     *Config
+		peerTLS bool
+		want    []string
+	}{
+		{"loopback plaintext", "127.0.0.1", &Config{}, false, nil},
+		{"loopback v6 plaintext", "::1", &Config{}, false, nil},
+		{"every interface plaintext", "0.0.0.0", &Config{}, false, []string{"API", "Raft", "gossip"}},
+		{"every interface v6", "::", &Config{}, false, []string{"API", "Raft", "gossip"}},
+		{"private address plaintext", "10.1.2.3", &Config{}, false, []string{"API", "Raft", "gossip"}},
+		{"API TLS, plaintext Raft", "10.1.2.3", tlsCfg, false, []string{"Raft"}},
+		{"everything protected", "10.1.2.3", tlsCfg, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := insecureReasons(net.ParseIP(tt.ip), tt.cfg, tt.peerTLS)
+			if len(got) != len(tt.want) {
+				t.Fatalf("insecureReasons = %q, want %d reasons naming %q", got, len(tt.want), tt.want)
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("reason %d = %q, want it to name %s", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers and a reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestInsecureServer starts a node bound to every interface without TLS: it logs a warning,
+// and GetServers says it is insecure. A loopback node is not.
+func TestInsecureServer(t *testing.T) {
+	var logs syncBuffer
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port for gossip
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	srv, err := New(Config{
+		DataDir: t.TempDir(), NodeName: "open", BindAddr: net.JoinHostPort("0.0.0.0", strconv.Itoa(port)), RPCPort: -1,
+		AdvertiseHost: "127.0.0.1", // the test's traffic stays on this host
+		Logger:        slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	waitLeader(t, srv)
+	if !strings.Contains(logs.String(), "INSECURE") {
+		t.Errorf("no warning logged:\n%s", logs.String())
+	}
+	res, err := newClient(t, TransportGRPC, srv.Addr()).GetServers(ctxT(t, 10*time.Second), &logv1.GetServersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := res.GetServers(); len(s) != 1 || !s[0].GetInsecure() {
+		t.Errorf("GetServers = %v, want the node insecure", s)
+	}
+
+	safe := startServer(t, Config{})
+	res, err = newClient(t, TransportGRPC, safe.Addr()).GetServers(ctxT(t, 10*time.Second), &logv1.GetServersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := res.GetServers(); len(s) != 1 || s[0].GetInsecure() {
+		t.Errorf("loopback node: GetServers = %v, want it not insecure", s)
+	}
+}
+
+// TestCertExpiry checks the expiry gauge of a TLS node's certificates and the warning for a
+// certificate that expires within CertExpiryWarning, and that Reload replaces both.
+func TestCertExpiry(t *testing.T) {
+	p := newTestPKI(t)
+	certFile, keyFile := p.cert("short", certgen.Server, certgen.Options{
+		CommonName: "short", DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Days: 3,
+	})
+	src, err := tlsutil.NewSource(certFile, keyFile, p.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := src.ServerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	srv := startServer(t, Config{
+		Transport: TransportGRPC, // the CLI tests cover the Connect transport with reloadable TLS
+		ServerTLS: api, TLSCredentials: map[string]*tlsutil.Source{"server": src}, MetricsAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	short := src.Expiries()[0].NotAfter
+
+	gauge := func(subject, kind string) float64 {
+		t.Helper()
+		fams := telemetrytest.Scrape(t, srv.MetricsAddr())
+		m, err := telemetrytest.Find(fams, "commitlog_tls_cert_expiry_seconds", map[string]string{"role": "server", "kind": kind, "subject": subject})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.GetGauge().GetValue()
+	}
+	if got, want := gauge("short", "cert"), time.Until(short).Seconds(); got > want+1 || got < want-60 {
+		t.Errorf("expiry gauge of the 3-day certificate = %v s, want about %v s", got, want)
+	}
+	if got := gauge("test CA", "ca"); got < 300*24*3600 {
+		t.Errorf("expiry gauge of the CA = %v s, want most of its validity", got)
+	}
+	if l := logs.String(); !strings.Contains(l, "certificate expires soon") || !strings.Contains(l, "subject=short") {
+		t.Errorf("no warning for the certificate that expires in 3 days:\n%s", l)
+	}
+
+	// A longer certificate in place of the short one, then Reload: the gauge follows.
+	longCert, longKey := p.cert("long", certgen.Server, certgen.Options{
+		CommonName: "long", DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Days: 90,
+	})
+	for src, dst := range map[string]string{longCert: certFile, longKey: keyFile} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst+".new", data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(dst+".new", dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if got := gauge("long", "cert"); got < 89*24*3600 {
+		t.Errorf("after Reload, the expiry gauge = %v s, want about 90 days", got)
+	}
+	c := tlsClient(t, TransportGRPC, srv.Addr(), p.client(p.cert("root", certgen.Client, certgen.Options{CommonName: "root"})))
+	if _, err := c.GetServers(ctxT(t, 10*time.Second), &logv1.GetServersRequest{}); err != nil {
+		t.Errorf("a client after the reload: %v", err)
+	}
+}
