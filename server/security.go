@@ -51,10 +51,6 @@ func (s *Server) warnIfInsecure() {
 		"addr", s.ln.Addr().String(), "unprotected", strings.Join(s.insecure, "; "))
 }
 
-// Insecure reports why this node is insecure (see Server.insecure in GetServers): empty when it
-// listens on loopback only or has TLS on the API and Raft and an encrypted gossip.
-func (s *Server) Insecure() []string { return slices.Clone(s.insecure) }
-
 // insecureMembers returns which servers announce themselves insecure, by id, this node included.
 func (s *Server) insecureMembers() map[string]bool {
 	out := map[string]bool{s.cfg.NodeName: len(s.insecure) > 0}
