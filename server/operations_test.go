@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
 	"github.com/commitlog-go/commitlog/server/tlsutil"
 	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
+	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -184,5 +186,50 @@ func TestCertExpiry(t *testing.T) {
 	c := tlsClient(t, TransportGRPC, srv.Addr(), p.client(p.cert("root", certgen.Client, certgen.Options{CommonName: "root"})))
 	if _, err := c.GetServers(ctxT(t, 10*time.Second), &logv1.GetServersRequest{}); err != nil {
 		t.Errorf("a client after the reload: %v", err)
+	}
+}
+
+// TestReloadPolicy checks Server.Reload (what SIGHUP calls) with a good policy file, which
+// takes effect at once, then a bad one, which is reported naming the file while the previous
+// policy keeps deciding.
+func TestReloadPolicy(t *testing.T) {
+	pki := newTestPKI(t)
+	policy := filepath.Join(t.TempDir(), "policy.csv")
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(policy+".new", []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(policy+".new", policy); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("p, root, *, produce\np, root, *, consume\n")
+	srv := startServer(t, pki.secureConfig(TransportConnect, policy))
+	ctx := ctxT(t, 30*time.Second)
+	nobody := tlsClient(t, TransportConnect, srv.Addr(), pki.client(pki.cert("nobody", certgen.Client, certgen.Options{CommonName: "nobody"})))
+	produce := func() error {
+		_, err := nobody.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}})
+		return err
+	}
+	if err := produce(); transport.CodeOf(err) != transport.PermissionDenied {
+		t.Fatalf("nobody's produce before the reload = %v, want PermissionDenied", err)
+	}
+
+	write("p, root, *, produce\np, nobody, *, produce\n")
+	if err := srv.Reload(); err != nil {
+		t.Fatalf("Reload of a good policy: %v", err)
+	}
+	if err := produce(); err != nil {
+		t.Fatalf("nobody's produce after granting it: %v", err)
+	}
+
+	write("p, nobody, *, produce, extra\n")
+	err := srv.Reload()
+	if err == nil || !strings.Contains(err.Error(), policy) {
+		t.Fatalf("Reload of a bad policy = %v, want an error naming %s", err, policy)
+	}
+	if err := produce(); err != nil {
+		t.Errorf("after a bad policy file, the previous policy was not kept: %v", err)
 	}
 }
