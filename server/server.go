@@ -246,6 +246,8 @@ func New(cfg Config) (s *Server, err error) {
 	if err := s.startBootstrap(); err != nil {
 		return nil, err
 	}
+	s.warnIfInsecure()
+	s.checkCertExpiry(time.Now())
 	return s, nil
 }
 
@@ -364,8 +366,6 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() { defer s.bg.Done(); s.certLoop() }()
 	}
 	s.cfg.Logger.Info("serving", "node", s.cfg.NodeName, "addr", s.addr, "transport", s.cfg.Transport, "data_dir", s.cfg.DataDir)
-	s.warnIfInsecure()
-	s.checkCertExpiry(time.Now())
 
 	var runErr error
 	select {
