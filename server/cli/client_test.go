@@ -120,8 +120,15 @@ func TestClusterStatusShowsInsecure(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, line := range strings.Split(strings.TrimSpace(status), "\n")[1:] {
+	rows := 0
+	header := false
+	for _, line := range strings.Split(strings.TrimSpace(status), "\n") {
 		fields := strings.Fields(line)
+		if !header { // the table starts after its header (a cluster id line comes first)
+			header = len(fields) > 0 && fields[0] == "ID"
+			continue
+		}
+		rows++
 		want := "ok"
 		if fields[0] == "open" {
 			want = "insecure"
@@ -129,5 +136,8 @@ func TestClusterStatusShowsInsecure(t *testing.T) {
 		if got := fields[len(fields)-1]; got != want {
 			t.Errorf("cluster status shows %s as %q, want %q:\n%s", fields[0], got, want, status)
 		}
+	}
+	if rows != 2 {
+		t.Errorf("cluster status has %d server rows, want 2:\n%s", rows, status)
 	}
 }
