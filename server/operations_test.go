@@ -124,7 +124,7 @@ func TestInsecureServer(t *testing.T) {
 func TestCertExpiry(t *testing.T) {
 	p := newTestPKI(t)
 	certFile, keyFile := p.cert("short", certgen.Server, certgen.Options{
-		CommonName: "short", DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Days: 3,
+		CommonName: "short", DNSNames: []string{"localhost", tlsutil.NodeDNSName("node-0")}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Days: 3,
 	})
 	src, err := tlsutil.NewSource(certFile, keyFile, p.caFile)
 	if err != nil {
@@ -138,7 +138,8 @@ func TestCertExpiry(t *testing.T) {
 	srv := startServer(t, Config{
 		Transport: TransportGRPC, // the CLI tests cover the Connect transport with reloadable TLS
 		ServerTLS: api, TLSCredentials: map[string]*tlsutil.Source{"server": src}, MetricsAddr: "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		GossipKey: p.gossipKey(), // TLS requires it
+		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
 	})
 	short := src.Expiries()[0].NotAfter
 
@@ -165,7 +166,7 @@ func TestCertExpiry(t *testing.T) {
 
 	// A longer certificate in place of the short one, then Reload: the gauge follows.
 	longCert, longKey := p.cert("long", certgen.Server, certgen.Options{
-		CommonName: "long", DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Days: 90,
+		CommonName: "long", DNSNames: []string{"localhost", tlsutil.NodeDNSName("node-0")}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Days: 90,
 	})
 	for src, dst := range map[string]string{longCert: certFile, longKey: keyFile} {
 		data, err := os.ReadFile(src)
