@@ -43,8 +43,9 @@ func TestServeSIGHUPReloads(t *testing.T) {
 	dir := t.TempDir()
 	f := func(name string) string { return filepath.Join(dir, name) }
 	mustRun(t, "tls", "ca", "create", "--dir", dir)
-	mustRun(t, "tls", "cert", "create", "--server", "--dir", dir)
-	mustRun(t, "tls", "cert", "create", "--server", "--cn", "rotated", "--dir", dir)
+	mustRun(t, "tls", "cert", "create", "--server", "--node-name", "hup-node", "--dir", dir)
+	mustRun(t, "tls", "cert", "create", "--server", "--node-name", "hup-node", "--cn", "rotated", "--dir", dir)
+	mustRun(t, "tls", "gossip-key", "--out", f("gossip.key"))
 	mustRun(t, "tls", "cert", "create", "--client", "--cn", "root", "--dir", dir)
 	mustRun(t, "tls", "cert", "create", "--client", "--cn", "nobody", "--dir", dir)
 	if err := os.MkdirAll(f("live"), 0o700); err != nil {
@@ -71,6 +72,7 @@ func TestServeSIGHUPReloads(t *testing.T) {
 		"--peer-tls-cert-file", f("commitlog-server.pem"), "--peer-tls-key-file", f("commitlog-server-key.pem"),
 		"--peer-tls-ca-file", f("commitlog-ca.pem"), "--peer-tls-server-name", DefaultPeerServerName,
 		"--acl-model-file", filepath.Join(seedACLDir, "model.conf"), "--acl-policy-file", policy,
+		"--gossip-key-file", f("gossip.key"),
 	)
 	as := func(who string) []string {
 		return []string{"--addr", addr, "--timeout", "10s", "--tls-ca-file", f("commitlog-ca.pem"),
