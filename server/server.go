@@ -45,10 +45,6 @@ var (
 	_ transport.NewClientFunc  = tgrpc.NewClient
 )
 
-// envelopeOverhead is what the state machine adds around a record's value when it stores it
-// (version, raft index, term, type: at most 1+10+10+5 bytes), rounded up.
-const envelopeOverhead = 64
-
 // insecurePeersWarning is logged at every start with InsecurePlaintextPeers.
 const insecurePeersWarning = "INSECURE: Raft runs in plaintext next to a secured API (--insecure-plaintext-peers): anyone who " +
 	"reaches the port can depose the leader, append records past the ACL and join without proving who it is"
@@ -146,12 +142,14 @@ func New(cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s.log, err = segment.Open(filepath.Join(cfg.DataDir, "log"), segment.Config{
-		Sync:           syncPolicy,
-		SegmentBytes:   cfg.SegmentBytes,
-		MaxRecordBytes: cfg.MaxRecordBytes + envelopeOverhead,
-		RetentionBytes: cfg.RetentionBytes,
-		RetentionAge:   cfg.RetentionAge,
-		Logger:         cfg.Logger.With("component", "storage"),
+		Sync:         syncPolicy,
+		SegmentBytes: cfg.SegmentBytes,
+		// Every record the state machine may have to store, whatever --max-record-bytes says:
+		// that flag decides what this node accepts as leader, never what a replica stores.
+		MaxRecordBytes: fsm.MaxStoredRecordBytes,
+		// Retention is decided by the leader and applied through Raft (retentionLoop), not by
+		// each node's storage on its own.
+		Logger: cfg.Logger.With("component", "storage"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: open the commit log: %w", err)
@@ -347,16 +345,17 @@ func (s *Server) MetricsAddr() string { return s.tel.MetricsAddr() }
 // ID returns the node's id (its name).
 func (s *Server) ID() string { return s.cfg.NodeName }
 
-// Run serves the API and Raft until ctx is done or the state machine fails, then stops
-// gracefully: a leader hands leadership over first, streams end, data is closed.
+// Run serves the API and Raft until ctx is done, then stops gracefully: a leader hands
+// leadership over first, streams end, data is closed. A state machine that stops applying
+// (see fsm.ErrFailed) does not end Run: the node stays up, reports it (log, metric,
+// /healthz, GetBounds) and serves nothing past the failure.
 func (s *Server) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	s.bg.Add(1)
 	go func() { defer s.bg.Done(); serveErr <- s.api.Serve(s.mux.API()) }()
-	if s.cfg.RetentionBytes > 0 || s.cfg.RetentionAge > 0 {
-		s.bg.Add(1)
-		go func() { defer s.bg.Done(); s.retentionLoop() }()
-	}
+	s.bg.Add(2)
+	go func() { defer s.bg.Done(); s.retentionLoop() }()
+	go func() { defer s.bg.Done(); s.watchApply() }()
 	if s.cfg.DivergenceCheckInterval > 0 {
 		s.bg.Add(1)
 		go func() { defer s.bg.Done(); s.divergenceLoop() }()
@@ -370,8 +369,6 @@ func (s *Server) Run(ctx context.Context) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
-	case <-s.fsm.Failed():
-		runErr = fmt.Errorf("server: state machine failed: %w", s.fsm.Err())
 	case err := <-serveErr:
 		if err != nil {
 			runErr = fmt.Errorf("server: serve: %w", err)
@@ -383,9 +380,7 @@ func (s *Server) Run(ctx context.Context) error {
 	return runErr
 }
 
-// retentionLoop deletes the oldest whole segments that the retention settings no longer allow,
-// every RetentionInterval, until the server stops. Reading below the new log start then
-// answers OutOfRange.
+// retentionLoop runs retention every RetentionInterval until the server stops.
 func (s *Server) retentionLoop() {
 	t := time.NewTicker(s.cfg.RetentionInterval)
 	defer t.Stop()
@@ -394,16 +389,68 @@ func (s *Server) retentionLoop() {
 		case <-s.stopping:
 			return
 		case now := <-t.C:
-			n, err := s.log.EnforceRetention(now)
-			if err != nil {
-				s.cfg.Logger.Warn("retention failed", "err", err)
-				continue
-			}
-			if n > 0 {
-				lowest, _ := s.log.Bounds()
-				s.cfg.Logger.Info("retention deleted old segments", "segments", n, "log_start", lowest)
-			}
+			s.enforceRetention(now)
 		}
+	}
+}
+
+// enforceRetention is one retention pass. Every node drops the storage segments below the
+// log's replicated first offset. The leader, when this node's retention settings ask for it,
+// evaluates them on its log (sizes and the records' own timestamps) and proposes the new first
+// offset through Raft: every replica then cuts at exactly that offset, and reads below it are
+// OutOfRange everywhere.
+func (s *Server) enforceRetention(now time.Time) {
+	if err := s.fsm.Compact(); err != nil {
+		s.cfg.Logger.Warn("retention: dropping old segments failed", "err", err)
+	}
+	policy := fsm.RetentionPolicy{Bytes: s.cfg.RetentionBytes, Age: s.cfg.RetentionAge}
+	if (policy.Bytes <= 0 && policy.Age <= 0) || !s.node.IsLeader() || s.fsm.Err() != nil {
+		return
+	}
+	lowest, _ := s.fsm.Bounds()
+	first, err := s.fsm.RetentionPoint(policy, now)
+	if err != nil {
+		s.cfg.Logger.Warn("retention: evaluating the policy failed", "err", err)
+		return
+	}
+	if first <= lowest {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RetentionInterval)
+	defer cancel()
+	got, err := s.fsm.ProposeRetention(ctx, s.node, first)
+	if err != nil {
+		s.cfg.Logger.Warn("retention: proposing the new log start failed", "first", first, "err", err)
+		return
+	}
+	s.cfg.Logger.Info("retention: log start moved", "from", lowest, "to", got)
+}
+
+// watchApply reacts, once, to the state machine stopping (it could not store a committed
+// entry; the FSM has logged why): this node keeps answering reads below the failure point and
+// status calls, so that `cluster status` shows the failure, but a leader hands leadership
+// over, since every write it committed would fail on it.
+func (s *Server) watchApply() {
+	select {
+	case <-s.stopping:
+		return
+	case <-s.fsm.Failed():
+	}
+	s.cfg.Logger.Error("this node stopped applying committed entries; it needs an operator (fix the cause, restart it)", "err", s.fsm.Err())
+	if !s.node.IsLeader() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := s.node.TransferLeadership(ctx, ""); err != nil {
+		s.cfg.Logger.Warn("leadership transfer after the state machine stopped failed", "err", err)
 	}
 }
 

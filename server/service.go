@@ -57,17 +57,22 @@ func (s *service) propose(ctx context.Context, records []*logv1.Record) (uint64,
 		}
 		batch[i] = fsm.AppendRecord{Value: r.GetValue(), Type: r.GetType()}
 	}
-	cmd, err := s.fsm.EncodeAppend(batch...)
-	if err != nil {
-		return 0, err
-	}
 	if chaosbugs.On(chaosbugs.AckBeforeCommit) && s.node.IsLeader() {
+		cmd, err := s.fsm.EncodeAppend(batch...)
+		if err != nil {
+			return 0, err
+		}
 		return s.plantedAckBeforeCommit(ctx, cmd)
 	}
-	var res any
-	var waitUntil time.Time // set at the first refusal for want of a leader
+	var (
+		res       fsm.AppendResult
+		err       error
+		waitUntil time.Time // set at the first refusal for want of a leader
+	)
 	for {
-		res, err = s.node.Propose(ctx, cmd)
+		// Encoded, stamped and checked against the limits on each try: only a leader's
+		// limits refuse a batch (see fsm.FSM.Propose).
+		res, err = s.fsm.Propose(ctx, s.node, batch...)
 		if chaosbugs.On(chaosbugs.StaleLeaderRead) && err == nil {
 			plantedLeaseGranted()
 		}
@@ -98,14 +103,7 @@ func (s *service) propose(ctx context.Context, records []*logv1.Record) (uint64,
 			return 0, err
 		}
 	}
-	switch r := res.(type) {
-	case fsm.AppendResult:
-		return r.First, nil
-	case error:
-		return 0, r
-	default:
-		return 0, fmt.Errorf("server: unexpected apply result %T", res)
-	}
+	return res.First, nil
 }
 
 // leaderPoll is how often a request waiting for a leader looks again.
@@ -545,6 +543,14 @@ func (s *service) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*
 	return &logv1.GetServersResponse{Servers: out, ClusterId: status.ClusterID}, nil
 }
 
+// applyError is why this node's state machine stopped applying; "" while it applies.
+func (s *service) applyError() string {
+	if err := s.fsm.Err(); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
 func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*logv1.GetBoundsResponse, error) {
 	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
 		return nil, toWire(err)
@@ -552,6 +558,7 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 	lowest, next := s.fsm.Bounds()
 	st := s.node.Status()
 	res := &logv1.GetBoundsResponse{
+		ApplyError:      s.applyError(),
 		LowestOffset:    lowest,
 		NextOffset:      next,
 		CommittedOffset: next,

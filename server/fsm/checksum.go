@@ -49,7 +49,7 @@ type checksumCache struct {
 // Errors: ErrChecksumUnavailable (wrapped); the log's read errors (storage.ErrCorrupt, ...);
 // ctx.Err().
 func (f *FSM) Checksum(ctx context.Context, at uint64) (uint32, error) {
-	lowest, next := f.log.Bounds()
+	lowest, next := f.Bounds() // the replicated start: the same on every node
 	start := at - at%ChecksumBlock
 	if at >= next || start < lowest {
 		return 0, fmt.Errorf("%w: offset %d (block from %d), log holds [%d, %d)", ErrChecksumUnavailable, at, start, lowest, next)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
@@ -90,15 +91,18 @@ func TestDecodeCommandRejects(t *testing.T) {
 		{"nil", nil},
 		{"short header", valid[:commandHeaderLen-1]},
 		{"header only", edit(func(b []byte) []byte { return reCRC(b[:commandHeaderLen]) })},
-		{"bad version", edit(func(b []byte) []byte { b[0] = 2; return reCRC(b) })},
+		{"bad version", edit(func(b []byte) []byte { b[0] = 3; return reCRC(b) })},
+		{"version 1 retain", edit(func(b []byte) []byte { b[0], b[1] = 1, 2; return reCRC(b) })},
+		{"retain with records", edit(func(b []byte) []byte { b[1] = 2; return reCRC(b) })},
+		{"retain short", func() []byte { b := EncodeRetain(5, time.Now()); return reCRC(b[:len(b)-1]) }()},
 		{"bad kind", edit(func(b []byte) []byte { b[1] = 9; return reCRC(b) })},
 		{"reserved set", edit(func(b []byte) []byte { b[3] = 1; return reCRC(b) })},
 		{"zero count", edit(func(b []byte) []byte { binary.BigEndian.PutUint32(b[4:], 0); return reCRC(b) })},
 		{"count above data", edit(func(b []byte) []byte { binary.BigEndian.PutUint32(b[4:], 3); return reCRC(b) })},
 		{"count above hard bound", edit(func(b []byte) []byte { binary.BigEndian.PutUint32(b[4:], MaxBatchRecords+1); return reCRC(b) })},
 		{"checksum mismatch", edit(func(b []byte) []byte { b[len(b)-1] ^= 1; return b })},
-		{"length past end", edit(func(b []byte) []byte { binary.BigEndian.PutUint32(b[16:], 100); return reCRC(b) })},
-		{"length above hard bound", edit(func(b []byte) []byte { binary.BigEndian.PutUint32(b[16:], MaxRecordValueBytes+1); return reCRC(b) })},
+		{"length past end", edit(func(b []byte) []byte { binary.BigEndian.PutUint32(b[commandHeaderLen+4:], 100); return reCRC(b) })},
+		{"length above hard bound", edit(func(b []byte) []byte { binary.BigEndian.PutUint32(b[commandHeaderLen+4:], MaxRecordValueBytes+1); return reCRC(b) })},
 		{"trailing bytes", edit(func(b []byte) []byte { return reCRC(append(b, 0)) })},
 		{"truncated", edit(func(b []byte) []byte { return reCRC(b[:len(b)-1]) })},
 		{"too large", make([]byte, MaxCommandBytes+1)},
@@ -125,6 +129,10 @@ func FuzzDecodeCommand(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{1, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
+	f.Add(EncodeRetain(42, time.UnixMilli(1_780_000_000_000)))
+	if v1, err := encodeAppend(commandVersion1, Limits{}, 0, []AppendRecord{{Value: []byte("old")}}); err == nil {
+		f.Add(v1)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cmd, err := DecodeCommand(data)
 		if err != nil {
@@ -134,7 +142,12 @@ func FuzzDecodeCommand(f *testing.F) {
 			return
 		}
 		// Whatever decodes re-encodes to the same bytes: the format has one encoding.
-		again, err := EncodeAppend(Limits{MaxRecordBytes: MaxRecordValueBytes, MaxBatchRecords: MaxBatchRecords, MaxCommandBytes: MaxCommandBytes}, cmd.Records...)
+		var again []byte
+		if cmd.Kind == KindRetain {
+			again = EncodeRetain(cmd.First, time.UnixMilli(cmd.Timestamp))
+		} else {
+			again, err = encodeAppend(cmd.Version, hardLimits, cmd.Timestamp, cmd.Records)
+		}
 		if err != nil {
 			t.Fatalf("re-encode a decoded command: %v", err)
 		}
@@ -148,16 +161,17 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	tests := []struct {
 		index, term, pos uint64
 		typ              uint32
+		ts               int64
 		value            []byte
 	}{
-		{0, 0, 0, 0, nil},
-		{1, 1, 1, 1, []byte("v")},
-		{math.MaxUint64, math.MaxUint64, math.MaxUint64, math.MaxUint32, bytes.Repeat([]byte{0}, 100)},
-		{1 << 35, 7, 1 << 40, 300, []byte("hello")},
+		{0, 0, 0, 0, 0, nil},
+		{1, 1, 1, 1, 1, []byte("v")},
+		{math.MaxUint64, math.MaxUint64, math.MaxUint64, math.MaxUint32, math.MaxInt64, bytes.Repeat([]byte{0}, 100)},
+		{1 << 35, 7, 1 << 40, 300, 1_780_000_000_000, []byte("hello")},
 	}
 	for _, tt := range tests {
-		b := appendEnvelope(nil, tt.index, tt.term, tt.pos, tt.typ, tt.value)
-		if size := envelopeSize(tt.index, tt.term, tt.pos, tt.typ, len(tt.value)); len(b) != size {
+		b := appendEnvelope(nil, tt.index, tt.term, tt.pos, tt.typ, tt.ts, tt.value)
+		if size := envelopeSize(tt.index, tt.term, tt.pos, tt.typ, tt.ts, len(tt.value)); len(b) != size {
 			t.Errorf("envelope is %d bytes, envelopeSize says %d", len(b), size)
 		}
 		if len(b)-len(tt.value) > maxEnvelopeHeader {
@@ -167,11 +181,16 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("decodeEnvelope: %v", err)
 		}
-		if env.Index != tt.index || env.Term != tt.term || env.Pos != tt.pos || env.Type != tt.typ || !bytes.Equal(env.Value, tt.value) {
+		if env.Index != tt.index || env.Term != tt.term || env.Pos != tt.pos || env.Type != tt.typ || env.Timestamp != tt.ts || !bytes.Equal(env.Value, tt.value) {
 			t.Fatalf("got %+v, want %+v", env, tt)
 		}
 	}
-	for _, bad := range [][]byte{nil, {2, 1, 1, 1, 1}, {1, 0x80}, {1, 1, 1}, {1, 1, 1, 1, 0xff, 0xff, 0xff, 0xff, 0x7f}} {
+	// A version-1 record (written before timestamps) still decodes, with no timestamp.
+	v1 := []byte{1, 5, 2, 9, 3, 'h', 'i'}
+	if env, err := decodeEnvelope(v1); err != nil || env.Index != 5 || env.Term != 2 || env.Pos != 9 || env.Type != 3 || env.Timestamp != 0 || string(env.Value) != "hi" {
+		t.Fatalf("version-1 envelope: %+v, %v", env, err)
+	}
+	for _, bad := range [][]byte{nil, {3, 1, 1, 1, 1}, {1, 0x80}, {1, 1, 1}, {1, 1, 1, 1, 0xff, 0xff, 0xff, 0xff, 0x7f}, {2, 1, 1, 1, 1}, {2, 1, 1, 1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}} {
 		if _, err := decodeEnvelope(bad); !errors.Is(err, errBadEnvelope) {
 			t.Errorf("decodeEnvelope(%x): got %v, want errBadEnvelope", bad, err)
 		}
@@ -179,7 +198,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeEnvelope(f *testing.F) {
-	f.Add(appendEnvelope(nil, 5, 2, 99, 1, []byte("value")))
+	f.Add(appendEnvelope(nil, 5, 2, 99, 1, 1_780_000_000_000, []byte("value")))
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		env, err := decodeEnvelope(data)

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -23,18 +24,20 @@ var (
 	// ErrInvalidCommand: a command is malformed (bad version, kind, lengths or checksum). As an
 	// Apply result, the entry appended nothing.
 	ErrInvalidCommand = errors.New("fsm: invalid command")
-	// ErrTooLarge: a record, a batch or a command exceeds a limit. From EncodeAppend, nothing
-	// was proposed; as an Apply result (the storage.Log refused the batch), nothing was appended.
+	// ErrTooLarge: a record, a batch or a command exceeds a limit. Only from EncodeAppend and
+	// Propose: nothing was proposed. (A committed entry the storage.Log refuses is a failure,
+	// ErrFailed: a replica never skips a committed entry.)
 	ErrTooLarge = errors.New("fsm: batch too large")
 	// ErrEmptyBatch: an append carries no record.
 	ErrEmptyBatch = errors.New("fsm: empty batch")
 	// ErrAlreadyApplied: as an Apply result, the entry's index is at or below the last one the
 	// log holds (a replay after restart); it was skipped.
 	ErrAlreadyApplied = errors.New("fsm: entry already applied")
-	// ErrFailed: the state machine stopped applying after a storage error (sticky). It wraps
-	// the original cause. The node must be stopped; the log is repaired by reopening it, and
-	// replay restores what was lost.
-	ErrFailed = errors.New("fsm: state machine failed after a storage error")
+	// ErrFailed: the state machine stopped applying because it could not store a committed
+	// entry (sticky). It wraps the original cause. The node serves the records it applied
+	// before, nothing past them; it is repaired by fixing the cause (disk, storage limits) and
+	// restarting it: replay restores what was not stored.
+	ErrFailed = errors.New("fsm: state machine failed: a committed entry could not be stored")
 )
 
 // errNoLog is returned by New when Config.Log is nil.
@@ -51,8 +54,9 @@ type Config struct {
 	// Logger receives the FSM's rare diagnostics (failures, snapshot installs). Default: a
 	// logger that discards everything.
 	Logger *slog.Logger
-	// Limits bound what EncodeAppend produces through FSM.EncodeAppend, i.e. what the server
-	// proposes. Apply does not use them (see the package doc). Zero fields mean defaults.
+	// Limits bound what FSM.EncodeAppend and FSM.Propose produce, i.e. what this node
+	// proposes when it leads. Apply does not use them (see the package doc). Zero fields mean
+	// defaults.
 	Limits Limits
 	// MaxAppendBytes bounds the stored bytes of one coalesced storage.Log.Append when Apply
 	// merges the batches of consecutive entries (default DefaultMaxAppendBytes). One entry's
@@ -65,6 +69,12 @@ type Config struct {
 type AppendResult struct {
 	First uint64
 	Count uint64
+}
+
+// RetainResult is the Apply result of a retain command: the log's first offset after it
+// (the command's, or a higher one an earlier command set).
+type RetainResult struct {
+	First uint64
 }
 
 // FSM is the commit-log state machine. Create it with New.
@@ -80,6 +90,7 @@ type FSM struct {
 
 	// State owned by the goroutine calling Apply, Snapshot and Restore.
 	term       uint64 // term of the last applied entry
+	lastTS     int64  // timestamp (Unix ms) of the record at Next-1; 0 when unknown
 	lastCRC    uint32 // CRC-32C of the stored record at Next-1, when hasLastCRC
 	hasLastCRC bool
 	nextPos    uint64 // byte position of the record at Next (see the envelope), when hasPos
@@ -90,12 +101,21 @@ type FSM struct {
 	recs       [][]byte
 
 	applied atomic.Uint64 // index of the last applied entry
+	// first is the replicated start of the log: the highest offset a retain command (or a
+	// restored snapshot) set. The storage may still hold records below it, up to a segment
+	// boundary; they are never served.
+	first atomic.Uint64
+	// goodNext is the log's next offset after the last entry applied in full; once the FSM
+	// failed, nothing at or above it is served, whatever the storage holds.
+	goodNext atomic.Uint64
 
 	chk checksumCache // Checksum's (checksum.go)
 
-	failOnce sync.Once
-	failErr  atomic.Pointer[error]
-	failed   chan struct{}
+	failOnce   sync.Once
+	failErr    atomic.Pointer[error]
+	failed     chan struct{}
+	failCtx    context.Context // done when the FSM fails: wakes readers waiting past the end
+	failCancel context.CancelFunc
 }
 
 // pendingEntry is an entry whose records wait in the pending group. Its records alias the
@@ -103,6 +123,7 @@ type FSM struct {
 type pendingEntry struct {
 	result      int // position in Apply's entries and results
 	index, term uint64
+	ts          int64 // the records' timestamp
 	records     []AppendRecord
 }
 
@@ -128,7 +149,9 @@ func New(cfg Config) (*FSM, error) {
 		maxAppend: cfg.MaxAppendBytes,
 		failed:    make(chan struct{}),
 	}
+	f.failCtx, f.failCancel = context.WithCancel(context.Background())
 	if err := f.loadLast(); err != nil {
+		f.failCancel()
 		return nil, fmt.Errorf("fsm: open: %w", err)
 	}
 	return f, nil
@@ -138,11 +161,16 @@ func New(cfg Config) (*FSM, error) {
 // means nothing is known (applied index 0).
 func (f *FSM) loadLast() error {
 	lowest, next := f.log.Bounds()
+	f.goodNext.Store(next)
+	if f.first.Load() < lowest {
+		// After a restart, until the snapshot and the replayed retain commands raise it.
+		f.first.Store(lowest)
+	}
 	if next == lowest {
 		// An empty log at 0 is a new one; elsewhere (after a snapshot install reset it) the
 		// byte position is learnt from the snapshot the consensus restores at startup.
 		f.applied.Store(0)
-		f.term, f.lastCRC, f.hasLastCRC = 0, 0, false
+		f.term, f.lastCRC, f.hasLastCRC, f.lastTS = 0, 0, false, 0
 		f.nextPos, f.hasPos = 0, next == 0
 		return nil
 	}
@@ -156,6 +184,7 @@ func (f *FSM) loadLast() error {
 	}
 	f.applied.Store(env.Index)
 	f.term, f.lastCRC, f.hasLastCRC = env.Term, crc32.Checksum(b, castagnoli), true
+	f.lastTS = env.Timestamp
 	f.nextPos, f.hasPos = env.Pos+uint64(len(b)), true
 	return nil
 }
@@ -186,7 +215,9 @@ func (f *FSM) fail(err error) error {
 		e := fmt.Errorf("%w: %w", ErrFailed, err)
 		f.failErr.Store(&e)
 		close(f.failed)
-		f.logger.Error("state machine failed; the node must stop", "err", err)
+		f.failCancel()
+		f.logger.Error("state machine stopped applying: a committed entry could not be stored; this node serves nothing past it until the cause is fixed and it is restarted",
+			"err", err, "applied_index", f.applied.Load(), "log_next", f.goodNext.Load())
 	})
 	return f.Err()
 }
@@ -214,17 +245,25 @@ func (f *FSM) Apply(entries []consensus.Entry) []any {
 			continue
 		}
 		cmd, err := DecodeCommand(e.Data)
-		if err != nil {
-			// Rejected deterministically: nothing to store. Keep the applied index in order.
+		if err != nil || cmd.Kind == KindRetain {
+			// Not an append: flush the pending group first, to keep the applied index in order.
 			f.flush(results)
 			if err := f.Err(); err != nil {
 				results[i] = err
 				continue
 			}
-			f.setApplied(e.Index, e.Term)
-			results[i] = fmt.Errorf("entry %d: %w", e.Index, err)
+			if err != nil {
+				// Rejected deterministically: nothing to store.
+				f.setApplied(e.Index, e.Term)
+				results[i] = fmt.Errorf("entry %d: %w", e.Index, err)
+				continue
+			}
+			results[i] = f.applyRetain(e, cmd.First)
 			continue
 		}
+		// Timestamps never decrease along the log, whatever the leaders' clocks did.
+		ts := max(cmd.Timestamp, f.lastTS, 0)
+		f.lastTS = ts
 		size := 0
 		for _, r := range cmd.Records {
 			size += maxEnvelopeHeader + len(r.Value)
@@ -232,7 +271,7 @@ func (f *FSM) Apply(entries []consensus.Entry) []any {
 		if len(f.group) > 0 && f.groupBytes+size > f.maxAppend {
 			f.flush(results)
 		}
-		f.group = append(f.group, pendingEntry{result: i, index: e.Index, term: e.Term, records: cmd.Records})
+		f.group = append(f.group, pendingEntry{result: i, index: e.Index, term: e.Term, ts: ts, records: cmd.Records})
 		f.groupBytes += size
 	}
 	f.flush(results)
@@ -245,7 +284,8 @@ func (f *FSM) setApplied(index, term uint64) {
 }
 
 // flush appends the pending group, as one storage.Log.Append, and sets the results of its
-// entries. When the log refuses a coalesced group as too large, each entry is appended alone.
+// entries. When the log refuses a coalesced group as too large, each entry is appended alone;
+// a single entry the log refuses is a failure (a committed entry is never skipped).
 func (f *FSM) flush(results []any) {
 	if len(f.group) == 0 {
 		return
@@ -288,7 +328,7 @@ func (f *FSM) appendEntries(group []pendingEntry, results []any) error {
 	for _, p := range group {
 		for _, r := range p.records {
 			start := len(f.scratch)
-			f.scratch = appendEnvelope(f.scratch, p.index, p.term, pos, r.Type, r.Value)
+			f.scratch = appendEnvelope(f.scratch, p.index, p.term, pos, r.Type, p.ts, r.Value)
 			pos += uint64(len(f.scratch) - start)
 			spans = append(spans, [2]int{start, len(f.scratch)})
 		}
@@ -301,12 +341,10 @@ func (f *FSM) appendEntries(group []pendingEntry, results []any) error {
 	case err == nil:
 	case errors.Is(err, storage.ErrTooLarge) && len(group) > 1:
 		return err
-	case errors.Is(err, storage.ErrTooLarge):
-		p := group[0]
-		results[p.result] = fmt.Errorf("entry %d: %w: %w", p.index, ErrTooLarge, err)
-		f.setApplied(p.index, p.term)
-		return nil
 	default:
+		// Including a single entry's storage.ErrTooLarge: the entry is committed, the leader
+		// accepted it, every other replica stores it; skipping it would shift every later
+		// offset on this node. Stop instead.
 		return f.failGroup(group, results, err)
 	}
 	off := first
@@ -318,6 +356,46 @@ func (f *FSM) appendEntries(group []pendingEntry, results []any) error {
 	f.setApplied(last.index, last.term)
 	f.lastCRC, f.hasLastCRC = crc32.Checksum(f.recs[len(f.recs)-1], castagnoli), true
 	f.nextPos = pos
+	f.goodNext.Store(off)
+	return nil
+}
+
+// applyRetain applies a retain command: the records below first become unreadable on every
+// replica, and the storage drops the whole segments below it. It keeps at least the last
+// record (the FSM learns its applied index from it after a restart), so a command that would
+// empty the log is rejected, deterministically: every replica has the same log at this entry.
+func (f *FSM) applyRetain(e consensus.Entry, first uint64) any {
+	f.setApplied(e.Index, e.Term)
+	_, next := f.Bounds()
+	if first >= next {
+		return fmt.Errorf("entry %d: %w: retain from %d would empty the log (next offset %d)", e.Index, ErrInvalidCommand, first, next)
+	}
+	if first <= f.first.Load() {
+		return RetainResult{First: f.first.Load()}
+	}
+	f.first.Store(first)
+	f.logger.Info("retention: log start moved", "first", first, "index", e.Index)
+	if err := f.Compact(); err != nil {
+		return f.fail(fmt.Errorf("retain entry %d: %w", e.Index, err))
+	}
+	return RetainResult{First: first}
+}
+
+// First returns the log's replicated first offset (see Bounds).
+func (f *FSM) First() uint64 { return f.first.Load() }
+
+// Compact drops from the storage the whole segments that hold only records below the first
+// offset (a storage.Log drops whole segments only, so some records below it may stay until
+// their segment is sealed). It changes nothing anyone can read. Safe for concurrent use with
+// every other method; the server calls it periodically.
+func (f *FSM) Compact() error {
+	first := f.first.Load()
+	if lowest, _ := f.log.Bounds(); lowest >= first {
+		return nil
+	}
+	if err := f.log.TruncatePrefix(first); err != nil {
+		return fmt.Errorf("fsm: drop segments below %d: %w", first, err)
+	}
 	return nil
 }
 

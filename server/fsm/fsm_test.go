@@ -1,9 +1,11 @@
 package fsm
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/storage"
@@ -222,9 +224,12 @@ func TestApplyStorageFailureIsSticky(t *testing.T) {
 	}
 }
 
-func TestApplyTooLargeForStorage(t *testing.T) {
+func TestApplyTooLargeForStorageStopsApplying(t *testing.T) {
 	// The log refuses batches over 40 stored bytes: a coalesced group is retried entry by
-	// entry, and only the entry that is too large alone is rejected, without failing the FSM.
+	// entry; an entry the log refuses alone is committed all the same (the leader accepted
+	// it, other replicas store it), so the FSM must not skip it (every later record would land
+	// one offset lower than elsewhere): it stops applying, for good, and serves nothing past
+	// the records it stored.
 	fl := &faultLog{Log: memory.New(memory.Config{}), maxBatchBytes: 40}
 	defer fl.Close()
 	f, err := New(Config{Log: fl})
@@ -239,14 +244,59 @@ func TestApplyTooLargeForStorage(t *testing.T) {
 	if ar, ok := res[0].(AppendResult); !ok || ar.First != 0 {
 		t.Fatalf("entry 1: %v", res[0])
 	}
-	if err, ok := res[1].(error); !ok || !errors.Is(err, ErrTooLarge) || !errors.Is(err, storage.ErrTooLarge) {
-		t.Fatalf("entry 2: %v, want ErrTooLarge", res[1])
+	for i := 1; i < 3; i++ {
+		if err, ok := res[i].(error); !ok || !errors.Is(err, ErrFailed) {
+			t.Fatalf("entry %d: %v, want ErrFailed", i+1, res[i])
+		}
 	}
-	if ar, ok := res[2].(AppendResult); !ok || ar.First != 1 {
-		t.Fatalf("entry 3: %v, want first 1", res[2])
+	if !errors.Is(f.Err(), ErrFailed) || !errors.Is(f.Err(), storage.ErrTooLarge) || f.AppliedIndex() != 1 {
+		t.Fatalf("Err %v AppliedIndex %d: want a sticky failure at index 1", f.Err(), f.AppliedIndex())
 	}
-	if f.Err() != nil || f.AppliedIndex() != 3 {
-		t.Fatalf("Err %v AppliedIndex %d", f.Err(), f.AppliedIndex())
+	select {
+	case <-f.Failed():
+	default:
+		t.Fatal("Failed not closed")
+	}
+	// Sticky: later entries are not applied, even ones that would fit.
+	if r := f.Apply([]consensus.Entry{{Index: 4, Term: 1, Data: cmd(t, "x")}}); !errors.Is(r[0].(error), ErrFailed) {
+		t.Fatalf("entry after the failure: %v", r[0])
+	}
+	if _, next := f.Bounds(); next != 1 {
+		t.Fatalf("Bounds next %d, want 1", next)
+	}
+	if _, err := f.Read(t.Context(), 0); err != nil {
+		t.Fatalf("the record before the failure: %v", err)
+	}
+	// Past the failure: refused at once, not after a wait, and a waiting reader is woken.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := f.Read(ctx, 1); !errors.Is(err, ErrFailed) || ctx.Err() != nil {
+		t.Fatalf("Read past the failure: %v", err)
+	}
+	for _, err := range f.Records(ctx, 1) {
+		if !errors.Is(err, ErrFailed) {
+			t.Fatalf("Records past the failure: %v", err)
+		}
+		break
+	}
+}
+
+func TestReadWaitingPastTheEndWokenByFailure(t *testing.T) {
+	fl := &faultLog{Log: memory.New(memory.Config{})}
+	defer fl.Close()
+	f, err := New(Config{Log: fl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, f, consensus.Entry{Index: 1, Term: 1, Data: cmd(t, "a")})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { _, err := f.Read(ctx, 1); done <- err }()
+	fl.appendErr = errDisk
+	f.Apply([]consensus.Entry{{Index: 2, Term: 1, Data: cmd(t, "b")}})
+	if err := <-done; !errors.Is(err, ErrFailed) || ctx.Err() != nil {
+		t.Fatalf("a reader waiting past the end: %v, want ErrFailed at once", err)
 	}
 }
 

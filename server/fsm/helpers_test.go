@@ -29,14 +29,18 @@ func newMemFSM(t testing.TB, cfg Config) (*FSM, *memory.Log) {
 	return f, log
 }
 
-// cmd encodes an append command of the given values (type = 1 for all).
+// testTime is the timestamp cmd stamps commands with, so that the same command applied to
+// two FSMs stores the same bytes (as a replicated one does).
+var testTime = time.UnixMilli(1_780_000_000_000)
+
+// cmd encodes an append command of the given values (type = 1 for all), stamped testTime.
 func cmd(t testing.TB, values ...string) []byte {
 	t.Helper()
 	recs := make([]AppendRecord, len(values))
 	for i, v := range values {
 		recs[i] = AppendRecord{Value: []byte(v), Type: 1}
 	}
-	b, err := EncodeAppend(Limits{}, recs...)
+	b, err := EncodeAppendAt(Limits{}, testTime, recs...)
 	if err != nil {
 		t.Fatalf("EncodeAppend: %v", err)
 	}

@@ -23,9 +23,39 @@ type Record struct {
 	Index uint64
 }
 
-// Bounds returns the lowest offset the log holds and the offset the next record will get.
-// Safe for concurrent use.
-func (f *FSM) Bounds() (lowest, next uint64) { return f.log.Bounds() }
+// Bounds returns the lowest offset served (the replicated first offset: the same on every
+// replica that applied the same entries, whatever its storage still keeps below it) and the
+// offset the next record will get. Once the FSM failed, next stays where the last entry it
+// stored in full ended. Safe for concurrent use.
+func (f *FSM) Bounds() (lowest, next uint64) {
+	lowest, next = f.log.Bounds()
+	if f.Err() != nil {
+		next = min(next, f.goodNext.Load())
+	}
+	return min(max(lowest, f.first.Load()), next), next
+}
+
+// failedAt returns the error for a read at off once the FSM failed and off is at or past what
+// it stored in full; nil otherwise.
+func (f *FSM) failedAt(off uint64) error {
+	if err := f.Err(); err != nil && off >= f.goodNext.Load() {
+		return fmt.Errorf("fsm: read %d: this node stopped applying before it: %w", off, err)
+	}
+	return nil
+}
+
+// wait waits until off is written, ctx is done or the FSM fails.
+func (f *FSM) wait(ctx context.Context, off uint64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(f.failCtx, cancel)
+	defer stop()
+	err := f.log.Wait(ctx, off)
+	if ferr := f.failedAt(off); ferr != nil {
+		return ferr
+	}
+	return err
+}
 
 // Read returns the record at off. When off is not applied yet it waits, without polling, until
 // it is or ctx is done. The returned Value belongs to the caller. Safe for concurrent use.
@@ -34,12 +64,15 @@ func (f *FSM) Bounds() (lowest, next uint64) { return f.log.Bounds() }
 // ctx is done before off is applied (the error then also wraps ctx.Err()); storage.ErrCorrupt,
 // storage.ErrClosed, wrapped.
 func (f *FSM) Read(ctx context.Context, off uint64) (Record, error) {
-	lowest, next := f.log.Bounds()
+	lowest, next := f.Bounds()
 	if off < lowest {
 		return Record{}, fmt.Errorf("fsm: read %d: below the log start %d: %w", off, lowest, storage.ErrOutOfRange)
 	}
+	if err := f.failedAt(off); err != nil {
+		return Record{}, err
+	}
 	if off >= next {
-		if err := f.log.Wait(ctx, off); err != nil {
+		if err := f.wait(ctx, off); err != nil {
 			return Record{}, waitErr(off, err)
 		}
 	}
@@ -84,13 +117,17 @@ func (f *FSM) Records(ctx context.Context, from uint64) iter.Seq2[Record, error]
 				yield(Record{}, fmt.Errorf("fsm: records from %d: %w", off, err))
 				return
 			}
-			lowest, next := f.log.Bounds()
+			lowest, next := f.Bounds()
 			if off < lowest {
 				yield(Record{}, fmt.Errorf("fsm: records from %d: below the log start %d: %w", off, lowest, storage.ErrOutOfRange))
 				return
 			}
+			if err := f.failedAt(off); err != nil {
+				yield(Record{}, err)
+				return
+			}
 			if off >= next {
-				if err := f.log.Wait(ctx, off); err != nil {
+				if err := f.wait(ctx, off); err != nil {
 					yield(Record{}, fmt.Errorf("fsm: records: wait for %d: %w", off, err))
 					return
 				}
@@ -121,7 +158,7 @@ func (f *FSM) Records(ctx context.Context, from uint64) iter.Seq2[Record, error]
 			if off == start && ctx.Err() == nil {
 				// Bounds said the records were there, the log yielded none: it was truncated
 				// or reset under us. Report rather than spin.
-				lowest, next := f.log.Bounds()
+				lowest, next := f.Bounds()
 				yield(Record{}, fmt.Errorf("fsm: records at %d: log now holds [%d, %d): %w", off, lowest, next, storage.ErrOutOfRange))
 				return
 			}

@@ -52,14 +52,14 @@ func (f *FSM) Snapshot() (consensus.Snapshot, error) {
 	lowest, next := f.log.Bounds()
 	return &snapshot{log: f.log, m: manifest{
 		Index: f.applied.Load(), Term: f.term,
-		Lowest: lowest, Next: next,
+		Lowest: lowest, Next: next, First: min(max(lowest, f.first.Load()), next),
 		NextPos: f.nextPos, HasNextPos: f.hasPos,
 		LastCRC: f.lastCRC, HasLastCRC: f.hasLastCRC && next > 0,
 	}}, nil
 }
 
 // SnapshotData implements consensus.SnapshotSource: it returns the stream of the records
-// [max(manifest lowest, log lowest), manifest next) of the local log, in the format documented
+// [max(manifest first, log lowest), manifest next) of the local log, in the format documented
 // in snapshot_format.go. The stream reads the log lazily, a chunk at a time, as it is read; it
 // must be read from one goroutine, and closed. It may be used concurrently with Apply.
 //
@@ -85,7 +85,7 @@ func (f *FSM) dataRange(manifestBytes []byte) (manifest, uint64, error) {
 		return manifest{}, 0, fmt.Errorf("fsm: snapshot data for index %d: log holds [%d, %d), the snapshot reaches %d: %w",
 			m.Index, lowest, next, m.Next, storage.ErrOutOfRange)
 	}
-	return m, min(max(m.Lowest, lowest), m.Next), nil
+	return m, min(max(m.First, lowest), m.Next), nil
 }
 
 // SnapshotDataSize implements consensus.SnapshotSizer: the exact length of the stream
@@ -243,6 +243,7 @@ func (f *FSM) restoreKeep(m manifest, lowest, next uint64) error {
 			f.lastCRC, f.hasLastCRC = m.LastCRC, m.HasLastCRC
 		}
 	}
+	f.raiseFirst(m.First)
 	f.logger.Debug("restored snapshot onto the local log", "index", m.Index, "snapshot_next", m.Next, "log_lowest", lowest, "log_next", next)
 	return nil
 }
@@ -302,6 +303,7 @@ func (in *ingest) append(recs [][]byte) error {
 		return fmt.Errorf("append snapshot records: log put them at %d, expected %d", first, in.next)
 	}
 	in.next += uint64(len(recs))
+	in.f.goodNext.Store(in.next)
 	return nil
 }
 
@@ -365,8 +367,8 @@ func (f *FSM) restoreIngest(m manifest, data io.Reader, lowest, next uint64) err
 		}
 		pos, hasPos = env.Pos+uint64(len(rec)), true
 		if reset {
-			if err := f.log.Reset(sr.first); err != nil {
-				return f.fail(fmt.Errorf("restore: reset log to %d: %w", sr.first, err))
+			if err := f.resetLog(sr.first); err != nil {
+				return err
 			}
 			f.logger.Info("snapshot does not overlap the log: reset it", "index", m.Index, "log_lowest", lowest, "log_next", next, "stream_first", sr.first)
 			reset = false
@@ -382,8 +384,8 @@ func (f *FSM) restoreIngest(m manifest, data io.Reader, lowest, next uint64) err
 		}
 	}
 	if reset { // an empty stream: nothing to verify first
-		if err := f.log.Reset(sr.first); err != nil {
-			return f.fail(fmt.Errorf("restore: reset log to %d: %w", sr.first, err))
+		if err := f.resetLog(sr.first); err != nil {
+			return err
 		}
 	}
 	if err := in.flush(); err != nil {
@@ -401,7 +403,60 @@ func (f *FSM) restoreIngest(m manifest, data io.Reader, lowest, next uint64) err
 	f.setApplied(m.Index, m.Term)
 	f.lastCRC, f.hasLastCRC = m.LastCRC, m.HasLastCRC
 	f.nextPos, f.hasPos = m.NextPos, m.HasNextPos
+	f.lastTS = 0
+	if last != nil {
+		env, _ := decodeEnvelope(last) // checked when ingested
+		f.lastTS = env.Timestamp
+	} else if err := f.loadLastTS(); err != nil {
+		return err
+	}
+	f.raiseFirst(m.First)
 	f.logger.Info("installed snapshot", "index", m.Index, "term", m.Term, "first", sr.first, "next", m.Next, "log_next_before", next)
+	return nil
+}
+
+// resetLog empties the log and makes it start at first: a log that does not overlap a
+// snapshot's stream is replaced by it, its first offset with it. A failure is fatal.
+func (f *FSM) resetLog(first uint64) error {
+	if err := f.log.Reset(first); err != nil {
+		return f.fail(fmt.Errorf("restore: reset log to %d: %w", first, err))
+	}
+	f.first.Store(first)
+	f.goodNext.Store(first)
+	return nil
+}
+
+// raiseFirst makes first the log's first offset unless it already starts higher (it never
+// moves down: what retention cut is gone everywhere), and drops the storage's whole segments
+// below it. A failure to drop segments only keeps bytes nobody reads; it is logged.
+func (f *FSM) raiseFirst(first uint64) {
+	for {
+		cur := f.first.Load()
+		if first <= cur || f.first.CompareAndSwap(cur, first) {
+			break
+		}
+	}
+	if err := f.Compact(); err != nil {
+		f.logger.Warn("could not drop the segments below the log start", "first", f.first.Load(), "err", err)
+	}
+}
+
+// loadLastTS sets the last timestamp from the log's last record (none in an empty log).
+func (f *FSM) loadLastTS() error {
+	lowest, next := f.log.Bounds()
+	f.lastTS = 0
+	if next == lowest {
+		return nil
+	}
+	b, err := f.log.Read(next - 1)
+	if err != nil {
+		return fmt.Errorf("fsm: read last record %d: %w", next-1, err)
+	}
+	env, err := decodeEnvelope(b)
+	if err != nil {
+		return fmt.Errorf("fsm: last record %d: %w", next-1, err)
+	}
+	f.lastTS = env.Timestamp
 	return nil
 }
 

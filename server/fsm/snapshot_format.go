@@ -11,9 +11,11 @@ import (
 	"github.com/commitlog-go/commitlog/storage"
 )
 
-// Snapshot manifest (version 1), what Snapshot.Persist writes and Restore reads. All integers
-// big-endian; part of the on-disk format (Raft keeps manifests in its snapshot store): it must
-// not be changed; a new layout gets a new version.
+// Snapshot manifest, what Snapshot.Persist writes and Restore reads. All integers big-endian;
+// part of the on-disk format (Raft keeps manifests in its snapshot store): a layout must not be
+// changed; a new layout gets a new version. Version 2 is written; both are read.
+//
+// Version 1 (56 bytes):
 //
 //	 0            4        5       6            8
 //	+------------+--------+-------+------------+
@@ -31,14 +33,30 @@ import (
 //	|   uint32        |   uint32        |
 //	+-----------------+-----------------+
 //
+// Version 2 (64 bytes) is version 1 with version = 2 and, between next position and last
+// record CRC, the log's first offset:
+//
+//	 48              56                60                64
+//	+---------------+-----------------+-----------------+
+//	| first offset  | last record CRC | CRC-32C of 0:60 |
+//	|   uint64      |   uint32        |   uint32        |
+//	+---------------+-----------------+-----------------+
+//
+// first is the replicated start of the log (the last retain command's offset, see
+// format.go): a node restoring the snapshot holds exactly [first, next). lowest is what the
+// source's storage still held (at most first; whole segments are dropped). A version-1
+// manifest's first is its lowest.
+//
 // flags bit 0: the last record CRC is known; it is the CRC-32C of the stored bytes of the
 // record at offset next-1 (used to check that a log and a manifest describe the same records).
 // flags bit 1: the next position is known; it is the byte position (see the envelope) of the
 // record at offset next.
 const (
 	manifestMagic       = "CLSM"
-	manifestVersion     = 1
-	manifestLen         = 56
+	manifestVersion1    = 1
+	manifestVersion     = 2
+	manifestLenV1       = 56
+	manifestLen         = 64
 	manifestFlagLastCRC = 1
 	manifestFlagNextPos = 2
 )
@@ -47,6 +65,7 @@ const (
 type manifest struct {
 	Index, Term  uint64
 	Lowest, Next uint64
+	First        uint64
 	NextPos      uint64
 	LastCRC      uint32
 	HasLastCRC   bool
@@ -68,8 +87,9 @@ func (m manifest) encode() []byte {
 	binary.BigEndian.PutUint64(b[24:], m.Lowest)
 	binary.BigEndian.PutUint64(b[32:], m.Next)
 	binary.BigEndian.PutUint64(b[40:], m.NextPos)
-	binary.BigEndian.PutUint32(b[48:], m.LastCRC)
-	binary.BigEndian.PutUint32(b[52:], crc32.Checksum(b[:52], castagnoli))
+	binary.BigEndian.PutUint64(b[48:], m.First)
+	binary.BigEndian.PutUint32(b[56:], m.LastCRC)
+	binary.BigEndian.PutUint32(b[60:], crc32.Checksum(b[:60], castagnoli))
 	return b
 }
 
@@ -77,14 +97,21 @@ func (m manifest) encode() []byte {
 var errBadManifest = fmt.Errorf("fsm: bad snapshot manifest: %w", storage.ErrCorrupt)
 
 func decodeManifest(b []byte) (manifest, error) {
-	switch {
-	case len(b) != manifestLen:
-		return manifest{}, fmt.Errorf("%w: %d bytes, want %d", errBadManifest, len(b), manifestLen)
-	case string(b[:4]) != manifestMagic:
-		return manifest{}, fmt.Errorf("%w: bad magic %q", errBadManifest, b[:4])
-	case b[4] != manifestVersion:
+	if len(b) < 5 || string(b[:4]) != manifestMagic {
+		return manifest{}, fmt.Errorf("%w: %d bytes, bad magic", errBadManifest, len(b))
+	}
+	size, crcAt := manifestLen, 60
+	switch b[4] {
+	case manifestVersion1:
+		size, crcAt = manifestLenV1, 52
+	case manifestVersion:
+	default:
 		return manifest{}, fmt.Errorf("%w: unknown version %d", errBadManifest, b[4])
-	case crc32.Checksum(b[:52], castagnoli) != binary.BigEndian.Uint32(b[52:]):
+	}
+	switch {
+	case len(b) != size:
+		return manifest{}, fmt.Errorf("%w: %d bytes, want %d", errBadManifest, len(b), size)
+	case crc32.Checksum(b[:crcAt], castagnoli) != binary.BigEndian.Uint32(b[crcAt:]):
 		return manifest{}, fmt.Errorf("%w: checksum mismatch", errBadManifest)
 	case b[5]&^(manifestFlagLastCRC|manifestFlagNextPos) != 0 || b[6] != 0 || b[7] != 0:
 		return manifest{}, fmt.Errorf("%w: unknown flags %#x or reserved bytes set", errBadManifest, b[5])
@@ -95,12 +122,19 @@ func decodeManifest(b []byte) (manifest, error) {
 		Lowest:     binary.BigEndian.Uint64(b[24:]),
 		Next:       binary.BigEndian.Uint64(b[32:]),
 		NextPos:    binary.BigEndian.Uint64(b[40:]),
-		LastCRC:    binary.BigEndian.Uint32(b[48:]),
+		LastCRC:    binary.BigEndian.Uint32(b[crcAt-4:]),
 		HasLastCRC: b[5]&manifestFlagLastCRC != 0,
 		HasNextPos: b[5]&manifestFlagNextPos != 0,
 	}
+	m.First = m.Lowest
+	if b[4] == manifestVersion {
+		m.First = binary.BigEndian.Uint64(b[48:])
+	}
 	if m.Lowest > m.Next {
 		return manifest{}, fmt.Errorf("%w: lowest %d above next %d", errBadManifest, m.Lowest, m.Next)
+	}
+	if m.First < m.Lowest || m.First > m.Next {
+		return manifest{}, fmt.Errorf("%w: first %d outside [lowest %d, next %d]", errBadManifest, m.First, m.Lowest, m.Next)
 	}
 	return m, nil
 }

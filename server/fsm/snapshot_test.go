@@ -2,8 +2,10 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"testing"
 
@@ -232,11 +234,18 @@ func TestRestoreIngests(t *testing.T) {
 			if dst.AppliedIndex() != src.AppliedIndex() {
 				t.Fatalf("AppliedIndex %d, want %d", dst.AppliedIndex(), src.AppliedIndex())
 			}
+			// The destination holds exactly [first, next) of the source: what the source
+			// dropped is not served, even where the destination's storage still has it.
+			if lowest, next := dst.Bounds(); lowest != tt.retention || next != 300 {
+				t.Fatalf("destination bounds [%d, %d), want [%d, 300)", lowest, next, tt.retention)
+			}
 			if tt.local > 0 && tt.retention < uint64(tt.local) {
-				// The destination kept its own records below the stream's: compare from the
-				// source's lowest.
 				for off := uint64(0); off < uint64(tt.local); off++ {
-					if _, err := dst.Read(t.Context(), off); err != nil {
+					_, err := dst.Read(t.Context(), off)
+					if off < tt.retention && !errors.Is(err, storage.ErrOutOfRange) {
+						t.Fatalf("local record %d, below the snapshot's first offset: %v, want OutOfRange", off, err)
+					}
+					if off >= tt.retention && err != nil {
 						t.Fatalf("local record %d lost: %v", off, err)
 					}
 				}
@@ -387,10 +396,25 @@ func TestSnapshotDataErrors(t *testing.T) {
 }
 
 func TestManifestRoundTripAndRejects(t *testing.T) {
-	m := manifest{Index: 42, Term: 3, Lowest: 5, Next: 99, NextPos: 1 << 33, LastCRC: 0xdeadbeef, HasLastCRC: true, HasNextPos: true}
+	m := manifest{Index: 42, Term: 3, Lowest: 5, First: 7, Next: 99, NextPos: 1 << 33, LastCRC: 0xdeadbeef, HasLastCRC: true, HasNextPos: true}
 	got, err := decodeManifest(m.encode())
 	if err != nil || got != m {
 		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	// A version-1 manifest (written before retention was replicated) still decodes; its
+	// first offset is its lowest.
+	v1 := make([]byte, manifestLenV1)
+	copy(v1, manifestMagic)
+	v1[4], v1[5] = manifestVersion1, manifestFlagLastCRC|manifestFlagNextPos
+	for i, v := range []uint64{m.Index, m.Term, m.Lowest, m.Next, m.NextPos} {
+		binary.BigEndian.PutUint64(v1[8+8*i:], v)
+	}
+	binary.BigEndian.PutUint32(v1[48:], m.LastCRC)
+	binary.BigEndian.PutUint32(v1[52:], crc32.Checksum(v1[:52], castagnoli))
+	want := m
+	want.First = m.Lowest
+	if got, err := decodeManifest(v1); err != nil || got != want {
+		t.Fatalf("version 1: %+v, %v; want %+v", got, err, want)
 	}
 	good := m.encode()
 	edit := func(f func(b []byte)) []byte { b := bytes.Clone(good); f(b); return b }
@@ -400,7 +424,9 @@ func TestManifestRoundTripAndRejects(t *testing.T) {
 		"magic":         edit(func(b []byte) { b[0] = 'X' }),
 		"version":       edit(func(b []byte) { b[4] = 9 }),
 		"checksum":      edit(func(b []byte) { b[20] ^= 1 }),
-		"lowest > next": (manifest{Lowest: 10, Next: 5}).encode(),
+		"lowest > next": (manifest{Lowest: 10, First: 10, Next: 5}).encode(),
+		"first < lowest": (manifest{Lowest: 10, First: 9, Next: 20}).encode(),
+		"first > next":  (manifest{Lowest: 10, First: 21, Next: 20}).encode(),
 	} {
 		if _, err := decodeManifest(b); !errors.Is(err, storage.ErrCorrupt) {
 			t.Errorf("%s: %v, want ErrCorrupt", name, err)
@@ -417,8 +443,8 @@ func FuzzSnapshotStream(f *testing.F) {
 		f.Add(b)
 	}
 	add(0)
-	add(0, appendEnvelope(nil, 1, 1, 0, 0, []byte("a")))
-	add(7, appendEnvelope(nil, 3, 1, 70, 2, []byte("bc")), appendEnvelope(nil, 4, 2, 78, 0, nil))
+	add(0, appendEnvelope(nil, 1, 1, 0, 0, 0, []byte("a")))
+	add(7, appendEnvelope(nil, 3, 1, 70, 2, 5, []byte("bc")), appendEnvelope(nil, 4, 2, 78, 0, 6, nil))
 	f.Add(appendStreamHeader(nil, 0, 1<<62))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sr, err := newStreamReader(bytes.NewReader(data))
@@ -454,8 +480,8 @@ func TestRestoreRejectsInconsistentPositions(t *testing.T) {
 	// or a forged stream. Restore refuses it instead of storing records that would make every
 	// later size computation wrong.
 	recs := [][]byte{
-		appendEnvelope(nil, 1, 1, 0, 0, []byte("a")),
-		appendEnvelope(nil, 1, 1, 999, 0, []byte("b")),
+		appendEnvelope(nil, 1, 1, 0, 0, 0, []byte("a")),
+		appendEnvelope(nil, 1, 1, 999, 0, 0, []byte("b")),
 	}
 	data := appendStreamHeader(nil, 0, 2)
 	for i, r := range recs {

@@ -16,8 +16,8 @@ type Sources struct {
 	Consensus consensus.Consensus
 	// Segments gives the commit log's segment count and size on disk.
 	Segments SegmentStats
-	// Live returns an error once the node can no longer work (its state machine failed):
-	// /healthz then answers 503.
+	// Live returns an error once the node can no longer work (its state machine stopped
+	// applying): /healthz then answers 503 and the commitlog_apply_stopped gauge is 1.
 	Live func() error
 	// SetHealth receives the gRPC health status to report: SERVING while a leader is known,
 	// NOT_SERVING while none is and, for good, once Drain is called. It is called from the
@@ -31,7 +31,7 @@ type Sources struct {
 // Observe starts reporting on src: observable gauges, the leader-change counter, readiness
 // and the gRPC health status. Call it once, after the node has started; Close stops it.
 func (t *Telemetry) Observe(src Sources) error {
-	if err := t.metrics.observe(src.Consensus, src.Segments); err != nil {
+	if err := t.metrics.observe(src.Consensus, src.Segments, src.Live); err != nil {
 		return err
 	}
 	if err := t.metrics.observeCertificates(src.Certificates); err != nil {

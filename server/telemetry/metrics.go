@@ -40,6 +40,7 @@ const (
 	MetricSegments         = "commitlog.log.segments"
 	MetricLogSize          = "commitlog.log.size"
 	MetricCertExpiry       = "commitlog.tls.cert.expiry"
+	MetricApplyStopped     = "commitlog.apply.stopped"
 )
 
 // Attribute keys of commitlog's own metrics.
@@ -240,7 +241,7 @@ type SegmentStats interface {
 
 // observe registers the observable gauges of node and segs (either may be nil) and counts
 // leader changes.
-func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats) error {
+func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats, live func() error) error {
 	var errs []error
 	gauge := func(name, unit, desc string) metric.Int64ObservableGauge {
 		g, err := m.meter.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
@@ -257,8 +258,13 @@ func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats) error {
 		lag                                 metric.Int64ObservableGauge
 		contact, followerContact            metric.Float64ObservableGauge
 		segments, size                      metric.Int64ObservableGauge
+		stopped                             metric.Int64ObservableGauge
 		instruments                         []metric.Observable
 	)
+	if live != nil {
+		stopped = gauge(MetricApplyStopped, "", "1 once this node's state machine stopped applying (it could not store a committed entry), else 0.")
+		instruments = append(instruments, stopped)
+	}
 	if node != nil {
 		commit = gauge(MetricCommitIndex, "{entry}", "The highest Raft log index this node knows committed.")
 		applied = gauge(MetricAppliedIndex, "{entry}", "The highest Raft log index applied to this node's state machine.")
@@ -282,6 +288,13 @@ func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats) error {
 		if segs != nil {
 			o.ObserveInt64(segments, int64(segs.Segments()))
 			o.ObserveInt64(size, segs.Size())
+		}
+		if live != nil {
+			v := int64(0)
+			if live() != nil {
+				v = 1
+			}
+			o.ObserveInt64(stopped, v)
 		}
 		if node == nil {
 			return nil

@@ -568,7 +568,11 @@ type GetBoundsResponse struct {
 	// divergence is empty unless this server's divergence alarm is raised: then
 	// it says where its log differs from the cluster's. Such a server refuses
 	// reads (DATA_LOSS) until an operator repairs it.
-	Divergence    string `protobuf:"bytes,8,opt,name=divergence,proto3" json:"divergence,omitempty"`
+	Divergence string `protobuf:"bytes,8,opt,name=divergence,proto3" json:"divergence,omitempty"`
+	// apply_error is set once this server's state machine stopped applying because it
+	// could not store a committed entry: why. The server then serves no record at or
+	// past next_offset; an operator fixes the cause and restarts it. Empty while healthy.
+	ApplyError    string `protobuf:"bytes,9,opt,name=apply_error,json=applyError,proto3" json:"apply_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -655,6 +659,13 @@ func (x *GetBoundsResponse) GetChecksum() uint32 {
 func (x *GetBoundsResponse) GetDivergence() string {
 	if x != nil {
 		return x.Divergence
+	}
+	return ""
+}
+
+func (x *GetBoundsResponse) GetApplyError() string {
+	if x != nil {
+		return x.ApplyError
 	}
 	return ""
 }
@@ -1345,7 +1356,7 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"checksumAt\x88\x01\x01\x120\n" +
 	"\x11expected_checksum\x18\x03 \x01(\rH\x01R\x10expectedChecksum\x88\x01\x01B\x0e\n" +
 	"\f_checksum_atB\x14\n" +
-	"\x12_expected_checksum\"\xb9\x02\n" +
+	"\x12_expected_checksum\"\xda\x02\n" +
 	"\x11GetBoundsResponse\x12#\n" +
 	"\rlowest_offset\x18\x01 \x01(\x04R\flowestOffset\x12\x1f\n" +
 	"\vnext_offset\x18\x02 \x01(\x04R\n" +
@@ -1358,7 +1369,9 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\bchecksum\x18\a \x01(\rH\x00R\bchecksum\x88\x01\x01\x12\x1e\n" +
 	"\n" +
 	"divergence\x18\b \x01(\tR\n" +
-	"divergenceB\v\n" +
+	"divergence\x12\x1f\n" +
+	"\vapply_error\x18\t \x01(\tR\n" +
+	"applyErrorB\v\n" +
 	"\t_checksum\"\x13\n" +
 	"\x11GetServersRequest\"]\n" +
 	"\x12GetServersResponse\x12(\n" +
