@@ -206,7 +206,7 @@ func clusterCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "status",
-				Usage: "show the cluster id and list the servers: id, addresses, suffrage, leader, applied index, lag, offsets, size, and security (insecure: a server listening beyond loopback without TLS or gossip encryption)",
+				Usage: "show the cluster id and list the servers: id, addresses, suffrage, leader, applied index, lag, log bounds, size, divergence alarm, whether it applies (a server that stopped applying says why), and security (insecure: a server listening beyond loopback without TLS or gossip encryption)",
 				Flags: clientFlags(),
 				Action: func(c *cli.Context) error {
 					cl, err := dial(c)
@@ -300,14 +300,14 @@ func printStatus(c *cli.Context, clusterID string, servers []client.Server) erro
 	}
 	fmt.Fprintf(c.App.Writer, "cluster id: %s\n", clusterID)
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tRAFT ADDRESS\tSUFFRAGE\tLEADER\tAPPLIED\tLAG\tOFFSETS\tSIZE\tDIVERGED\tSECURITY")
+	fmt.Fprintln(tw, "ID\tADDRESS\tRAFT ADDRESS\tSUFFRAGE\tLEADER\tAPPLIED\tLAG\tOFFSETS\tSIZE\tDIVERGED\tAPPLYING\tSECURITY")
 	var alarms []string
 	for i, s := range servers {
 		suffrage := "voter"
 		if !s.Voter {
 			suffrage = "nonvoter"
 		}
-		applied, lag, offsets, size, diverged := "-", "-", "unreachable", "-", "-"
+		applied, lag, offsets, size, diverged, applying := "-", "-", "unreachable", "-", "-", "-"
 		if b := selves[i].b; selves[i].err == nil {
 			applied = strconv.FormatUint(b.GetAppliedIndex(), 10)
 			if commit >= b.GetAppliedIndex() {
@@ -320,13 +320,18 @@ func printStatus(c *cli.Context, clusterID string, servers []client.Server) erro
 				diverged = "YES"
 				alarms = append(alarms, fmt.Sprintf("%s: divergence alarm: %s (it refuses reads; wipe its data dir and let it rejoin)", s.ID, msg))
 			}
+			applying = "yes"
+			if msg := b.GetApplyError(); msg != "" {
+				applying = "STOPPED"
+				alarms = append(alarms, fmt.Sprintf("%s: stopped applying: %s (it serves nothing from offset %d on; fix the cause and restart it)", s.ID, msg, b.GetNextOffset()))
+			}
 		}
 		// insecure: listening beyond loopback without TLS or gossip encryption (the server says so).
 		security := "ok"
 		if s.Insecure {
 			security = "insecure"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Addr, s.RaftAddr, suffrage, s.IsLeader, applied, lag, offsets, size, diverged, security)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Addr, s.RaftAddr, suffrage, s.IsLeader, applied, lag, offsets, size, diverged, applying, security)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

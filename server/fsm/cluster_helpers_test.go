@@ -40,6 +40,8 @@ type clusterOpts struct {
 	logger *slog.Logger
 	// tcp runs Raft over TCP on loopback instead of the in-memory transport.
 	tcp bool
+	// node adjusts node i's storage and FSM configuration (after the options above).
+	node func(i int, sc *segment.Config, fc *Config)
 }
 
 // fsmCluster is a consensustest.Cluster of nodes running the FSM over storage/segment.
@@ -62,11 +64,16 @@ func newFSMCluster(t *testing.T, n int, o clusterOpts) *fsmCluster {
 			} else {
 				cfg.FS = vfs.OS{}
 			}
+			fc := Config{}
+			if o.node != nil {
+				o.node(i, &cfg, &fc)
+			}
 			log, err := segment.Open(dir, cfg)
 			if err != nil {
 				return nil, err
 			}
-			f, err := New(Config{Log: log})
+			fc.Log = log
+			f, err := New(fc)
 			if err != nil {
 				_ = log.Close()
 				return nil, err

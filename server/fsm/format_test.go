@@ -102,7 +102,10 @@ func TestDecodeCommandRejects(t *testing.T) {
 		{"count above hard bound", edit(func(b []byte) []byte { binary.BigEndian.PutUint32(b[4:], MaxBatchRecords+1); return reCRC(b) })},
 		{"checksum mismatch", edit(func(b []byte) []byte { b[len(b)-1] ^= 1; return b })},
 		{"length past end", edit(func(b []byte) []byte { binary.BigEndian.PutUint32(b[commandHeaderLen+4:], 100); return reCRC(b) })},
-		{"length above hard bound", edit(func(b []byte) []byte { binary.BigEndian.PutUint32(b[commandHeaderLen+4:], MaxRecordValueBytes+1); return reCRC(b) })},
+		{"length above hard bound", edit(func(b []byte) []byte {
+			binary.BigEndian.PutUint32(b[commandHeaderLen+4:], MaxRecordValueBytes+1)
+			return reCRC(b)
+		})},
 		{"trailing bytes", edit(func(b []byte) []byte { return reCRC(append(b, 0)) })},
 		{"truncated", edit(func(b []byte) []byte { return reCRC(b[:len(b)-1]) })},
 		{"too large", make([]byte, MaxCommandBytes+1)},

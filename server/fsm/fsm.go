@@ -241,6 +241,12 @@ func (f *FSM) Apply(entries []consensus.Entry) []any {
 		// Entries arrive in index order and the pending group's are above the applied index,
 		// so comparing with the applied index is enough.
 		if applied := f.applied.Load(); e.Index <= applied {
+			// A replay after a restart: the records are in the log. A retain command is not
+			// (the log keeps no trace of it but the records it hid), so it is applied again:
+			// raising the first offset is idempotent.
+			if cmd, err := DecodeCommand(e.Data); err == nil && cmd.Kind == KindRetain {
+				f.applyRetain(e, cmd.First)
+			}
 			results[i] = fmt.Errorf("%w: index %d, log holds up to %d", ErrAlreadyApplied, e.Index, applied)
 			continue
 		}
@@ -363,15 +369,29 @@ func (f *FSM) appendEntries(group []pendingEntry, results []any) error {
 // applyRetain applies a retain command: the records below first become unreadable on every
 // replica, and the storage drops the whole segments below it. It keeps at least the last
 // record (the FSM learns its applied index from it after a restart), so a command that would
-// empty the log is rejected, deterministically: every replica has the same log at this entry.
+// have emptied the log when it was applied — the record at first was not written before it —
+// is rejected, deterministically: every replica has the same log at this entry, and a
+// replayed command (after a restart) is judged as it was the first time.
 func (f *FSM) applyRetain(e consensus.Entry, first uint64) any {
-	f.setApplied(e.Index, e.Term)
-	_, next := f.Bounds()
-	if first >= next {
-		return fmt.Errorf("entry %d: %w: retain from %d would empty the log (next offset %d)", e.Index, ErrInvalidCommand, first, next)
+	if e.Index > f.applied.Load() {
+		f.setApplied(e.Index, e.Term)
 	}
-	if first <= f.first.Load() {
-		return RetainResult{First: f.first.Load()}
+	if cur := f.first.Load(); first <= cur {
+		return RetainResult{First: cur}
+	}
+	if lowest, _ := f.log.Bounds(); first > lowest {
+		b, err := f.log.Read(first)
+		var env envelope
+		if err == nil {
+			env, err = decodeEnvelope(b)
+		}
+		switch {
+		case errors.Is(err, storage.ErrOutOfRange) || (err == nil && env.Index >= e.Index):
+			_, next := f.Bounds()
+			return fmt.Errorf("entry %d: %w: retain from %d would empty the log (next offset %d)", e.Index, ErrInvalidCommand, first, next)
+		case err != nil:
+			return f.fail(fmt.Errorf("retain entry %d: read record %d: %w", e.Index, first, err))
+		}
 	}
 	f.first.Store(first)
 	f.logger.Info("retention: log start moved", "first", first, "index", e.Index)

@@ -419,14 +419,14 @@ func TestManifestRoundTripAndRejects(t *testing.T) {
 	good := m.encode()
 	edit := func(f func(b []byte)) []byte { b := bytes.Clone(good); f(b); return b }
 	for name, b := range map[string][]byte{
-		"short":         good[:manifestLen-1],
-		"long":          append(bytes.Clone(good), 0),
-		"magic":         edit(func(b []byte) { b[0] = 'X' }),
-		"version":       edit(func(b []byte) { b[4] = 9 }),
-		"checksum":      edit(func(b []byte) { b[20] ^= 1 }),
-		"lowest > next": (manifest{Lowest: 10, First: 10, Next: 5}).encode(),
+		"short":          good[:manifestLen-1],
+		"long":           append(bytes.Clone(good), 0),
+		"magic":          edit(func(b []byte) { b[0] = 'X' }),
+		"version":        edit(func(b []byte) { b[4] = 9 }),
+		"checksum":       edit(func(b []byte) { b[20] ^= 1 }),
+		"lowest > next":  (manifest{Lowest: 10, First: 10, Next: 5}).encode(),
 		"first < lowest": (manifest{Lowest: 10, First: 9, Next: 20}).encode(),
-		"first > next":  (manifest{Lowest: 10, First: 21, Next: 20}).encode(),
+		"first > next":   (manifest{Lowest: 10, First: 21, Next: 20}).encode(),
 	} {
 		if _, err := decodeManifest(b); !errors.Is(err, storage.ErrCorrupt) {
 			t.Errorf("%s: %v, want ErrCorrupt", name, err)
