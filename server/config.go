@@ -12,6 +12,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/commitlog-go/commitlog/server/tlsutil"
+	"github.com/commitlog-go/commitlog/storage/vfs"
 	"github.com/commitlog-go/commitlog/transport"
 	"github.com/commitlog-go/commitlog/transport/mux"
 )
@@ -153,7 +154,9 @@ type Config struct {
 	// SegmentBytes is the size at which commit-log segments roll (default 64 MiB).
 	SegmentBytes int64
 	// MaxRecordBytes bounds one record (default 1 MiB) and MaxRequestBytes one request
-	// (default 4 MiB + framing).
+	// (default 4 MiB + framing). It is checked by the leader before it proposes (a follower
+	// forwards a larger record rather than refusing it); a replica stores every committed
+	// record, whatever its own MaxRecordBytes.
 	MaxRecordBytes int
 	// MaxRequestBytes bounds one ProduceBatch request, the largest message the API reads
 	// (default: 4 MiB, or MaxRecordBytes + 64 KiB if more). Produce and each ProduceStream
@@ -189,7 +192,11 @@ type Config struct {
 	// 1 s): a long poll asked with max_wait_ms, and a replica catching up to the commit point it
 	// learned from the leader. A past-end Consume without max_wait_ms answers OutOfRange at once.
 	MaxConsumeWait time.Duration
-	// RetentionBytes and RetentionAge, when positive, delete the oldest whole segments.
+	// RetentionBytes and RetentionAge, when positive, bound the log: the leader keeps at most
+	// RetentionBytes of stored records and none older than RetentionAge (by the time the
+	// leader appended them, stored in each record), always at least the last record. It
+	// decides the new first offset and replicates it through Raft: every node serves the same
+	// [first, next) and drops its whole segments below first. The leader's settings decide.
 	RetentionBytes int64
 	RetentionAge   time.Duration
 	// RetentionInterval is how often retention runs (default 1 minute).
@@ -198,6 +205,9 @@ type Config struct {
 	// with every follower's (see divergence.go); default DefaultDivergenceCheckInterval,
 	// negative: never.
 	DivergenceCheckInterval time.Duration
+
+	// logFS is the commit log's file system (nil: the OS's); tests inject faults with it.
+	logFS vfs.FS
 
 	// MetricsAddr is the host:port of the telemetry endpoint: /metrics (Prometheus), /healthz
 	// and /readyz; port 0 picks a free one (see Server.MetricsAddr). "" or "off": none.

@@ -27,6 +27,7 @@ import (
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/internal/chaosbugs"
 	"github.com/commitlog-go/commitlog/server/telemetry"
+	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/storage/segment"
 	"github.com/commitlog-go/commitlog/transport"
 	tconnect "github.com/commitlog-go/commitlog/transport/connect"
@@ -150,6 +151,7 @@ func New(cfg Config) (s *Server, err error) {
 		// Retention is decided by the leader and applied through Raft (retentionLoop), not by
 		// each node's storage on its own.
 		Logger: cfg.Logger.With("component", "storage"),
+		FS:     cfg.logFS,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: open the commit log: %w", err)
@@ -559,7 +561,8 @@ func (s *Server) Close() error {
 			_ = s.ln.Close()
 		}
 		if s.log != nil {
-			if err := s.log.Close(); err != nil {
+			// A log that failed under the state machine was reported when it failed.
+			if err := s.log.Close(); err != nil && (s.fsm == nil || s.fsm.Err() == nil || !errors.Is(err, storage.ErrFailed)) {
 				errs = append(errs, fmt.Errorf("close log: %w", err))
 			}
 		}
