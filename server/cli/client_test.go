@@ -59,7 +59,7 @@ func TestClientCommandsAgainstACluster(t *testing.T) {
 	if other := idLine.FindStringSubmatch(mustRun(t, "cluster", "status", "--addr", addrs[0])); other == nil || other[1] != m[1] {
 		t.Errorf("cluster status asked of n0 shows cluster id %v, of n2 %s", other, m[1])
 	}
-	for _, want := range []string{"ID", "SUFFRAGE", "LEADER", "APPLIED", "LAG", "OFFSETS", "SIZE", "DIVERGED", "SECURITY", "n0", "n1", "n2"} {
+	for _, want := range []string{"ID", "SUFFRAGE", "LEADER", "APPLIED", "LAG", "OFFSETS", "SIZE", "DIVERGED", "APPLYING", "SECURITY", "n0", "n1", "n2"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("cluster status lacks %q:\n%s", want, status)
 		}

@@ -62,7 +62,8 @@ func (f *FSM) wait(ctx context.Context, off uint64) error {
 //
 // Errors: storage.ErrOutOfRange (wrapped) at once when off is below the log's start, and when
 // ctx is done before off is applied (the error then also wraps ctx.Err()); storage.ErrCorrupt,
-// storage.ErrClosed, wrapped.
+// storage.ErrClosed, wrapped; ErrFailed (wrapped) at once for an offset at or past where the
+// FSM stopped applying.
 func (f *FSM) Read(ctx context.Context, off uint64) (Record, error) {
 	lowest, next := f.Bounds()
 	if off < lowest {
@@ -108,7 +109,8 @@ func decodeRecord(off uint64, b []byte) (Record, error) {
 // The iteration ends after yielding one error: ctx.Err() (wrapped) when ctx is done;
 // storage.ErrOutOfRange (wrapped) when from is below the log start, or when retention or a
 // snapshot install removes the records the iteration is at; storage.ErrCorrupt,
-// storage.ErrClosed, wrapped. Breaking out of the loop ends it without an error.
+// storage.ErrClosed, wrapped; ErrFailed (wrapped) on reaching where the FSM stopped
+// applying. Breaking out of the loop ends it without an error.
 func (f *FSM) Records(ctx context.Context, from uint64) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		off := from
