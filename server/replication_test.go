@@ -235,6 +235,10 @@ func TestApplyStopIsReported(t *testing.T) {
 	if _, err := c.Consume(cctx, &logv1.ConsumeRequest{Offset: 3}); err == nil || cctx.Err() != nil {
 		t.Fatalf("Consume at the failure: %v (ctx %v)", err, cctx.Err())
 	}
+	res, err := c.GetServers(ctx, &logv1.GetServersRequest{})
+	if err != nil || len(res.GetServers()) != 1 || res.GetServers()[0].GetHealthy() {
+		t.Fatalf("GetServers after the failure: %v, %v: want the node unhealthy", res, err)
+	}
 	// The node keeps running (so that status shows it).
 	select {
 	case err := <-srv.done:

@@ -532,6 +532,7 @@ func (s *service) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*
 		}
 		if srv.ID == status.ID {
 			w.AppliedIndex = status.AppliedIndex
+			w.Healthy = s.fsm.Err() == nil // a node that stopped applying is not
 		} else if srv.MatchIndex > 0 {
 			w.AppliedIndex = srv.MatchIndex
 		}
