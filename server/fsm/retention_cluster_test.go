@@ -130,38 +130,37 @@ func TestClusterRetentionSameEverywhere(t *testing.T) {
 	}
 	sameAnswers(t, c, 40, next)
 
-	// Size: keep the stored bytes of the last 30 records.
+	// Size: keep the stored bytes of the last 28 records. The cut, 92, is inside a batch
+	// (the "new" batches start at 80, 85, 90, 95): no segment starts there.
 	_, lf = leaderFSM(c)
-	at, end := storedPos(t, lf, 90), storedPos(t, lf, next)
+	at, end := storedPos(t, lf, 92), storedPos(t, lf, next)
 	first, err = lf.RetentionPoint(RetentionPolicy{Bytes: int64(end - at)}, t0)
-	if err != nil || first != 90 {
-		t.Fatalf("RetentionPoint by size = %d, %v; want 90", first, err)
+	if err != nil || first != 92 {
+		t.Fatalf("RetentionPoint by size = %d, %v; want 92", first, err)
 	}
-	// One byte less and record 90 no longer fits.
-	if f2, _ := lf.RetentionPoint(RetentionPolicy{Bytes: int64(end-at) - 1}, t0); f2 != 91 {
-		t.Fatalf("RetentionPoint by size -1 = %d, want 91", f2)
+	// One byte less and record 92 no longer fits.
+	if f2, _ := lf.RetentionPoint(RetentionPolicy{Bytes: int64(end-at) - 1}, t0); f2 != 93 {
+		t.Fatalf("RetentionPoint by size -1 = %d, want 93", f2)
 	}
 	retainOnLeader(t, c, first)
-	sameAnswers(t, c, 90, next)
+	sameAnswers(t, c, 92, next)
 
-	// The storages kept different whole segments below the cut (the setup is meaningful),
-	// and none of it is served.
-	lowests := map[uint64]bool{}
+	// Every storage kept whole segments with records below the cut (a batch never spans
+	// segments), and none of them is served.
+	lowests := map[int]uint64{}
 	for _, i := range c.Running() {
 		lo, _ := c.SM(i).(*nodeSM).log.Bounds()
-		if lo > 90 {
-			t.Fatalf("node %d: storage starts at %d, above the cut", i, lo)
+		if lo >= 92 {
+			t.Fatalf("node %d: storage starts at %d: a segment cannot start inside a batch", i, lo)
 		}
-		lowests[lo] = true
+		lowests[i] = lo
 	}
-	if len(lowests) < 2 {
-		t.Logf("storage lowests all equal (%v): segment boundaries happened to agree", lowests)
-	}
+	t.Logf("storage starts per node: %v (the replicated start: 92)", lowests)
 
 	// A retain below the current start changes nothing; one that would empty the log is
 	// rejected on every node alike.
-	if got := retainOnLeader(t, c, 10); got != 90 {
-		t.Fatalf("retain below the start: first %d, want 90", got)
+	if got := retainOnLeader(t, c, 10); got != 92 {
+		t.Fatalf("retain below the start: first %d, want 92", got)
 	}
 	i, lf := leaderFSM(c)
 	if _, err := lf.ProposeRetention(t.Context(), c.Node(i), next); !errors.Is(err, ErrInvalidCommand) {
@@ -171,7 +170,7 @@ func TestClusterRetentionSameEverywhere(t *testing.T) {
 	// with the start intact (snapshot + replayed retain commands).
 	next = proposeAt(t, c, "after", 10, 2, 200, time.Now())
 	c.converge(next)
-	sameAnswers(t, c, 90, next)
+	sameAnswers(t, c, 92, next)
 	for _, n := range c.Running() {
 		c.Stop(n)
 		c.Restart(n)
@@ -179,15 +178,15 @@ func TestClusterRetentionSameEverywhere(t *testing.T) {
 	c.WaitLeader()
 	c.converge(next)
 	c.WaitApplied(c.Node(c.WaitLeader()).Status().AppliedIndex)
-	c.WaitFor("every node's log start back at 90 after restarts", func() bool {
+	c.WaitFor("every node's log start back at 92 after restarts", func() bool {
 		for _, n := range c.Running() {
-			if lo, _ := c.fsm(n).Bounds(); lo != 90 {
+			if lo, _ := c.fsm(n).Bounds(); lo != 92 {
 				return false
 			}
 		}
 		return true
 	})
-	sameAnswers(t, c, 90, next)
+	sameAnswers(t, c, 92, next)
 }
 
 // storedPos returns the byte position of the record at off (or the end of the log when off
