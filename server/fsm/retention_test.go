@@ -2,10 +2,12 @@ package fsm
 
 import (
 	"encoding/binary"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/storage/memory"
 )
 
@@ -114,5 +116,92 @@ func TestOldDataWithoutTimestamps(t *testing.T) {
 	b, _ := log.Read(7)
 	if env, _ := decodeEnvelope(b); env.Timestamp != t0.UnixMilli() {
 		t.Fatalf("after a restart, a record from a slow clock got %d, want %d", env.Timestamp, t0.UnixMilli())
+	}
+}
+
+// TestRestartRestoresTheFirstOffset: after a restart, the node's own snapshot brings back the
+// first offset a retain command set, although its storage (which drops whole segments only)
+// still holds records below it; a retain command replayed from Raft's log does too.
+func TestRestartRestoresTheFirstOffset(t *testing.T) {
+	f, log := newMemFSM(t, Config{})
+	var stored [][]byte // what a storage that drops whole segments only may still hold
+	keepStored := func(from, to uint64) {
+		for off := from; off < to; off++ {
+			b, err := log.Read(off)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored = append(stored, b)
+		}
+	}
+	applyRange(t, f, 0, 10, 2, 1) // indices 1..5
+	keepStored(0, 10)
+	res := f.Apply([]consensus.Entry{{Index: 6, Term: 1, Data: EncodeRetain(4, testTime)}})
+	if r, ok := res[0].(RetainResult); !ok || r.First != 4 {
+		t.Fatalf("retain: %v", res[0])
+	}
+	m := persist(t, f)
+	// A replayed retain command that would have emptied the log then is rejected again.
+	applyRange(t, f, 10, 12, 2, 7) // index 7
+	keepStored(10, 12)
+	res = f.Apply([]consensus.Entry{{Index: 8, Term: 1, Data: EncodeRetain(11, testTime)}})
+	if r, ok := res[0].(RetainResult); !ok || r.First != 11 {
+		t.Fatalf("retain 11: %v", res[0])
+	}
+	applyRange(t, f, 12, 14, 2, 9) // index 9: after a restart the log says 9 is applied
+	keepStored(12, 14)
+
+	// Restart with a storage that kept everything (as whole segments may).
+	keep := memory.New(memory.Config{})
+	defer keep.Close()
+	for _, b := range stored {
+		if _, err := keep.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	re, err := New(Config{Log: keep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lo, _ := re.Bounds(); lo != 0 {
+		t.Fatalf("before the snapshot is restored: lowest %d", lo)
+	}
+	if err := re.Restore(m, unreadable{t}); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if lo, hi := re.Bounds(); lo != 4 || hi != 14 {
+		t.Fatalf("after restoring its snapshot: [%d, %d), want [4, 14)", lo, hi)
+	}
+	// Raft replays the entries after the snapshot: the records are skipped, the retain
+	// command (whose index is below the last record's) is applied again.
+	res = re.Apply([]consensus.Entry{
+		{Index: 7, Term: 1, Data: cmd(t, "v-10", "v-11")},
+		{Index: 8, Term: 1, Data: EncodeRetain(11, testTime)},
+		{Index: 9, Term: 1, Data: cmd(t, "v-12", "v-13")},
+	})
+	for i, r := range res {
+		if err, ok := r.(error); !ok || !errors.Is(err, ErrAlreadyApplied) {
+			t.Fatalf("replayed entry %d: %v", 7+i, r)
+		}
+	}
+	if lo, hi := re.Bounds(); lo != 11 || hi != 14 {
+		t.Fatalf("after the replay: [%d, %d), want [11, 14)", lo, hi)
+	}
+	if _, err := re.Read(t.Context(), 10); !errors.Is(err, storage.ErrOutOfRange) {
+		t.Fatalf("Read below the start: %v", err)
+	}
+	// A retain that would have emptied the log when it was first applied is rejected on
+	// replay too, although the log is longer now.
+	f2, _ := newMemFSM(t, Config{})
+	applyRange(t, f2, 0, 4, 2, 1) // indices 1, 2: offsets 0..3
+	if r := f2.Apply([]consensus.Entry{{Index: 3, Term: 1, Data: EncodeRetain(5, testTime)}}); !errors.Is(r[0].(error), ErrInvalidCommand) {
+		t.Fatalf("retain past the end: %v", r[0])
+	}
+	applyRange(t, f2, 4, 8, 2, 4) // indices 4, 5: offsets 4..7
+	if r := f2.Apply([]consensus.Entry{{Index: 3, Term: 1, Data: EncodeRetain(5, testTime)}}); !errors.Is(r[0].(error), ErrAlreadyApplied) {
+		t.Fatalf("replayed retain: %v", r[0])
+	}
+	if lo, _ := f2.Bounds(); lo != 0 {
+		t.Fatalf("a replayed retain rejected the first time moved the start to %d", lo)
 	}
 }
