@@ -149,10 +149,34 @@ func testDivergenceDetector(t *testing.T, records int, leads bool) {
 	v := nodes[victim]
 	if leads {
 		waitFor(t, 30*time.Second, v.ID()+" caught up", func() bool { return bounds(v).GetNextOffset() == uint64(records) })
-		// The restarted server listens on a new port: transfer once Raft knows it.
-		lc := newClient(t, TransportConnect, leader.Addr())
+		// The restarted server listens on a new port: transfer once Raft knows it (a transfer
+		// to the old address holds the leader in a transfer that refuses the reconciler's
+		// address change, so retrying transfers before then only delays it).
+		waitFor(t, 30*time.Second, "Raft knows "+v.ID()+"'s new address", func() bool {
+			servers, err := leader.node.Servers(ctx)
+			if err != nil {
+				return false
+			}
+			for _, s := range servers {
+				if s.ID == v.ID() && s.Address == v.Addr() {
+					return true
+				}
+			}
+			return false
+		})
+		// Once it leads, v checks at once, finds itself off the majority and hands leadership
+		// over again, possibly before a poll sees it lead: its alarm, which only a leading v
+		// can raise here (no other server checks), shows that it led too.
 		waitFor(t, 60*time.Second, "leadership moves to "+v.ID(), func() bool {
-			_, _ = lc.TransferLeadership(ctx, &logv1.TransferLeadershipRequest{Id: v.ID()})
+			if v.node.IsLeader() || bounds(v).GetDivergence() != "" {
+				return true
+			}
+			// Ask whoever leads now (a transfer that timed out may have moved leadership).
+			lc := newClient(t, TransportConnect, leaderOf(t, nodes).Addr())
+			if _, err := lc.TransferLeadership(ctx, &logv1.TransferLeadershipRequest{Id: v.ID()}); err != nil {
+				t.Logf("transfer leadership to %s: %v", v.ID(), err)
+				time.Sleep(500 * time.Millisecond) // let a transfer in progress end
+			}
 			return v.node.IsLeader()
 		})
 		leader = v
