@@ -30,10 +30,14 @@ run: build
 cluster: build
 	bash scripts/cluster.sh
 
-## test: every module's tests, with the race detector; prints every skipped test and a count
-## (with COMMITLOG_STRICT=1, as in CI, a skipped test fails the run)
+## test: every module's tests, with the race detector (prints every skipped test and a count; with
+## COMMITLOG_STRICT=1, as in CI, a skipped test fails the run), then, as root, chaos-short: the
+## fault-injection suite against real processes (network namespaces need root)
 test: test-deps
 	bash scripts/test.sh $(MODULES)
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory chaos-short; \
+	elif [ -n "$$COMMITLOG_STRICT" ]; then echo "make test: chaos-short needs root, and COMMITLOG_STRICT forbids skipping it"; exit 1; \
+	else echo "make test: chaos-short NOT run: it needs root (network namespaces, nftables); run sudo make chaos-short"; fi
 
 ## test-deps: what the tests run besides Go (curl, Docker compose), from Debian when missing
 test-deps:
