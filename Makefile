@@ -22,9 +22,10 @@ build:
 		-ldflags "-X github.com/commitlog-go/commitlog/server/cli.Version=$(VERSION)" \
 		-o ../bin/commitlog ./cmd/commitlog
 
-## run: a single-node server on loopback, data under ./data
+## run: a single-node server on loopback, data under ./data. It bootstraps at once on a new data
+## dir (--bootstrap-wait 0s): a lone development node has no older cluster to look for first
 run: build
-	bin/commitlog serve --data-dir "$(DATA_DIR)"
+	bin/commitlog serve --data-dir "$(DATA_DIR)" --bootstrap-wait 0s
 
 ## cluster: three local nodes (API on 127.0.0.1:8400, 8410, 8420); Ctrl-C stops them
 cluster: build
