@@ -131,6 +131,8 @@ func run() int {
 		fmt.Printf("planted bug %s: caught in %d of %d schedules\n", *bug, failed, len(results)+errs)
 		return 0
 	}
+	// The closing count line test runners print: a schedule passes when every checker does.
+	fmt.Printf("chaos: %d passed, %d failed\n", len(results)-failed, failed+errs)
 	if failed > 0 || errs > 0 {
 		return 1
 	}
