@@ -45,7 +45,10 @@ type reconciler struct {
 	self string
 	// admit checks that the server at a raft address proves it is the named member (see
 	// Server.admit); nil admits everyone.
-	admit    func(ctx context.Context, id, raftAddr string) error
+	admit func(ctx context.Context, id, raftAddr string) error
+	// proves says admit really checks identity (peer TLS is on): only then can a server that
+	// gossip says left be found still there (see stillThere).
+	proves   bool
 	node     consensus.Consensus
 	cluster  func() string // this node's cluster ID
 	members  discovery.Membership
@@ -248,6 +251,13 @@ func (r *reconciler) reconcile(ctx context.Context) error {
 				}
 			}
 		case discovery.StatusLeft:
+			if known && r.stillThere(ctx, m.Name, srv.Address) {
+				// Anyone with the gossip key can announce a leave under another's name: a
+				// server that still proves its name at its Raft address has not left. A real
+				// leave is removed on a later pass, once the server has stopped.
+				r.logger.Warn("not removing a server that gossip says left: it still proves its name at its Raft address", "id", m.Name, "raft_addr", srv.Address)
+				continue
+			}
 			if known {
 				r.logger.Info("removing server that left", "id", m.Name)
 				if err := r.node.RemoveServer(ctx, m.Name); err != nil {
@@ -257,6 +267,16 @@ func (r *reconciler) reconcile(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// stillThere reports whether the server named id still proves its name at raftAddr, its address
+// in Raft's configuration (the address Raft itself dials, not one gossip advertises). Without
+// peer TLS nothing can be proved and it reports false: a leave is taken as said.
+func (r *reconciler) stillThere(ctx context.Context, id, raftAddr string) bool {
+	if !r.proves || r.admit == nil || raftAddr == "" {
+		return false
+	}
+	return r.admit(ctx, id, raftAddr) == nil
 }
 
 // promote makes a non-voter a voter once its state machine has applied up to (nearly) the

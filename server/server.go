@@ -259,6 +259,7 @@ func (s *Server) startMembership() error {
 	s.recon = &reconciler{
 		self:     s.cfg.NodeName,
 		admit:    s.admit,
+		proves:   s.cfg.PeerClientTLS != nil,
 		node:     s.node,
 		cluster:  s.node.ClusterID,
 		bounds:   s.forward.appliedIndexOf,
