@@ -361,8 +361,7 @@ func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv
 // maxWait > 0 asks to wait that long (capped by MaxConsumeWait) for off to be written first
 // (a long poll). The client's deadline never stretches a wait beyond MaxConsumeWait.
 func (s *service) consume(ctx context.Context, off uint64, maxWait time.Duration) (fsm.Record, error) {
-	lowest, next := s.fsm.Bounds()
-	if off < lowest || off < next {
+	if _, next := s.fsm.Bounds(); off < next {
 		return s.fsm.Read(ctx, off) // held here (or below the start: OutOfRange at once)
 	}
 	if maxWait > 0 {
