@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -40,31 +39,7 @@ func TestProduceStreamSplitsCommands(t *testing.T) {
 				binary.BigEndian.PutUint32(v, uint32(i))
 				return v
 			}
-			sendErr := make(chan error, 1)
-			go func() {
-				for i := range n {
-					if err := ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: value(i)}}); err != nil {
-						sendErr <- err
-						return
-					}
-				}
-				sendErr <- ps.CloseSend()
-			}()
-			for i := range n {
-				res, err := ps.Receive()
-				if err != nil {
-					t.Fatalf("response %d: %v", i, err)
-				}
-				if res.GetOffset() != uint64(i) {
-					t.Fatalf("response %d has offset %d", i, res.GetOffset())
-				}
-			}
-			if err := <-sendErr; err != nil {
-				t.Fatal(err)
-			}
-			if _, err := ps.Receive(); !errors.Is(err, io.EOF) {
-				t.Fatalf("stream end: %v, want EOF", err)
-			}
+			produceStreamInOrder(t, ps, n, value)
 			for _, off := range []uint64{0, 299, 511, 512, 599} {
 				got, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: off})
 				if err != nil {

@@ -218,31 +218,7 @@ func TestStreams(t *testing.T) {
 				t.Fatal(err)
 			}
 			const n = 200
-			sendErr := make(chan error, 1)
-			go func() {
-				for i := range n {
-					if err := ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: fmt.Appendf(nil, "s%d", i)}}); err != nil {
-						sendErr <- err
-						return
-					}
-				}
-				sendErr <- ps.CloseSend()
-			}()
-			for i := range n {
-				res, err := ps.Receive()
-				if err != nil {
-					t.Fatalf("ProduceStream receive %d: %v", i, err)
-				}
-				if res.GetOffset() != uint64(i) {
-					t.Fatalf("ProduceStream response %d has offset %d", i, res.GetOffset())
-				}
-			}
-			if err := <-sendErr; err != nil {
-				t.Fatal(err)
-			}
-			if _, err := ps.Receive(); !errors.Is(err, io.EOF) {
-				t.Fatalf("ProduceStream end: %v, want EOF", err)
-			}
+			produceStreamInOrder(t, ps, n, func(i int) []byte { return fmt.Appendf(nil, "s%d", i) })
 			_ = ps.Close()
 
 			// Many tailing consumers see the old records, then new ones.
@@ -454,5 +430,37 @@ func waitParked(t testing.TB, fn string, early <-chan error) {
 			t.Fatalf("no goroutine blocked in %s within 10s", fn)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// produceStreamInOrder pipelines n records (value(i)) on ps from another goroutine, closes its
+// send side, and checks that the responses come back in order at offsets 0..n-1 and that the
+// stream then ends.
+func produceStreamInOrder(t *testing.T, ps transport.BidiClientStream[logv1.ProduceRequest, logv1.ProduceResponse], n int, value func(int) []byte) {
+	t.Helper()
+	sendErr := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: value(i)}}); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+		sendErr <- ps.CloseSend()
+	}()
+	for i := range n {
+		res, err := ps.Receive()
+		if err != nil {
+			t.Fatalf("ProduceStream response %d: %v", i, err)
+		}
+		if res.GetOffset() != uint64(i) {
+			t.Fatalf("ProduceStream response %d has offset %d", i, res.GetOffset())
+		}
+	}
+	if err := <-sendErr; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ps.Receive(); !errors.Is(err, io.EOF) {
+		t.Fatalf("ProduceStream end: %v, want EOF", err)
 	}
 }
