@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -93,6 +94,40 @@ func (c *clusterIdentity) setOnSet(f func(string)) {
 	c.mu.Lock()
 	c.onSet = f
 	c.mu.Unlock()
+}
+
+// clusterIDExtension marks a Raft log entry that carries a cluster ID (in the entry's
+// Extensions, after this prefix; its Data is empty). The leader of a cluster without an ID
+// proposes one; every member adopts the first such entry it applies, so all of them agree.
+const clusterIDExtension = "commitlog-cluster-id:"
+
+// clusterIDFromLog returns the cluster ID a log entry carries, if it is a cluster-ID entry.
+func clusterIDFromLog(l *hraft.Log) (string, bool) {
+	id, ok := bytes.CutPrefix(l.Extensions, []byte(clusterIDExtension))
+	if !ok || len(id) == 0 || len(id) > maxClusterIDLen {
+		return "", false
+	}
+	return string(id), true
+}
+
+// commitClusterID proposes a new cluster ID through the log while this node leads a cluster
+// without one, retrying until one is committed, the node steps down, or it closes.
+func (n *Node) commitClusterID(logger *slog.Logger) {
+	for n.ident.get() == "" && n.raft.State() == hraft.Leader {
+		f := n.raft.ApplyLog(hraft.Log{Extensions: []byte(clusterIDExtension + NewClusterID())}, n.cfg.TransportTimeout)
+		if err := f.Error(); err == nil {
+			return // applied: the FSM has set the ID (or kept an earlier committed one)
+		} else if errors.Is(err, hraft.ErrRaftShutdown) {
+			return
+		} else {
+			logger.Warn("proposing a cluster id failed", "err", err)
+		}
+		select {
+		case <-n.done:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // The handshake, sent by both ends of every Raft connection before Raft's own protocol (the

@@ -78,6 +78,9 @@ func readFrameHeader(r io.Reader, max int) (frameHeader, error) {
 type fsm struct {
 	sm          consensus.StateMachine
 	maxManifest int
+	// onClusterID is called with the ID of each committed cluster-ID entry (clusterIDFromLog);
+	// such entries are the Node's own and never reach the StateMachine.
+	onClusterID func(id string)
 
 	applied atomic.Uint64 // last entry index the StateMachine applied (or restored)
 
@@ -99,6 +102,12 @@ func (f *fsm) ApplyBatch(logs []*hraft.Log) []any {
 	f.entries, f.pos = f.entries[:0], f.pos[:0]
 	for i, l := range logs {
 		if l.Type != hraft.LogCommand {
+			continue
+		}
+		if id, ok := clusterIDFromLog(l); ok {
+			if f.onClusterID != nil {
+				f.onClusterID(id)
+			}
 			continue
 		}
 		f.entries = append(f.entries, consensus.Entry{Index: l.Index, Term: l.Term, Data: l.Data})

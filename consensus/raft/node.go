@@ -45,6 +45,9 @@ type Node struct {
 	// bootstrapMu serializes Bootstrap.
 	bootstrapMu sync.Mutex
 
+	// bg counts the goroutines that propose a cluster ID (commitClusterID).
+	bg sync.WaitGroup
+
 	closing   atomic.Bool
 	done      chan struct{} // closed when Close starts
 	closeOnce sync.Once
@@ -176,24 +179,28 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 			}
 		}
 	}
+	n.fsm.onClusterID = func(id string) {
+		if _, err := n.ident.setIfEmpty(id, "committed by the leader of a cluster without one"); err != nil {
+			logger.Error("cannot set the cluster id", "err", err)
+		}
+	}
 	r, err := hraft.NewRaft(rc, n.fsm, logs, stable, snaps, rtrans)
 	if err != nil {
 		return nil, fmt.Errorf("consensus/raft: start raft: %w", err)
 	}
 	n.raft = r
 	n.leaders = newLeaderWatch(r, cfg.ID, logger)
-	// A cluster that predates cluster IDs gets one from its first leader.
+	// A cluster that predates cluster IDs gets one through its log: its leader proposes one,
+	// and every member takes the first that commits (fsm.ApplyBatch). A leader that set an ID
+	// of its own at once could lose its leadership before the followers learned it, and the
+	// next leader would set another: two IDs in one cluster, whose members refuse each other.
 	n.leaders.subscribe(func(ev consensus.LeaderEvent) {
 		if ev.IsSelf && n.ident.get() == "" {
-			if _, err := n.ident.setIfEmpty(NewClusterID(), "leader of a cluster without one"); err != nil {
-				logger.Error("cannot set a cluster id", "err", err)
-				return
-			}
-			// The followers learn it in the handshake of new connections: drop the pooled
-			// ones, opened without an ID.
-			if cs, ok := n.trans.(interface{ CloseStreams() }); ok {
-				cs.CloseStreams()
-			}
+			n.bg.Add(1)
+			go func() {
+				defer n.bg.Done()
+				n.commitClusterID(logger)
+			}()
 		}
 	})
 	ok = true
@@ -295,6 +302,7 @@ func (n *Node) Close() error {
 			errs = append(errs, fmt.Errorf("consensus/raft: shutdown: %w", err))
 		}
 		n.leaders.close()
+		n.bg.Wait()
 		n.reads.wait()
 		if err := n.runClosers(); err != nil {
 			errs = append(errs, fmt.Errorf("consensus/raft: close: %w", err))
