@@ -9,6 +9,7 @@ import (
 	"time"
 
 	hraft "github.com/hashicorp/raft"
+	"github.com/hashicorp/raft-wal/types"
 
 	"github.com/commitlog-go/commitlog/consensus"
 )
@@ -138,6 +139,15 @@ type Config struct {
 	// still in the tail segment stay readable and may be replicated instead of a snapshot.
 	WALSegmentSize int
 
+	// WALFS and WALMeta exist for tests that simulate a power failure of Raft's own log
+	// (server/fsm's power-loss tests put it on storage/vfs/crashfs). WALFS, when set, holds
+	// raft-wal's segment files (under DataDir/wal) instead of the operating system's file
+	// system. WALMeta, when set, wraps raft-wal's meta store: the segment list, term and vote,
+	// a BoltDB file (DataDir/wal/wal-meta.db) that is always on the real disk; the Node calls
+	// the wrapper's Close, which must close the store it wraps.
+	WALFS   WALFS
+	WALMeta func(WALMetaStore) WALMetaStore
+
 	// UnsafeInmemLog keeps Raft's log and stable store in memory: nothing survives a restart
 	// and nothing is fsynced. For benchmarks (the in-memory floor) and throwaway tests only.
 	UnsafeInmemLog bool
@@ -145,6 +155,12 @@ type Config struct {
 	// Logger receives the Node's and hashicorp/raft's logs. Nil discards them.
 	Logger *slog.Logger
 }
+
+// WALFS is the file system interface of hashicorp/raft-wal (its types.VFS).
+type WALFS = types.VFS
+
+// WALMetaStore is hashicorp/raft-wal's meta store interface (its types.MetaStore).
+type WALMetaStore = types.MetaStore
 
 func (c Config) withDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
@@ -228,6 +244,8 @@ func (c Config) validate() error {
 		return bad("RetainSnapshots %d is below 1", c.RetainSnapshots)
 	case c.MaxManifestSize < 1:
 		return bad("MaxManifestSize %d is below 1", c.MaxManifestSize)
+	case c.UnsafeInmemLog && (c.WALFS != nil || c.WALMeta != nil):
+		return bad("UnsafeInmemLog excludes WALFS and WALMeta")
 	case c.WALSegmentSize < 0:
 		return bad("WALSegmentSize %d is negative", c.WALSegmentSize)
 	case c.TransportPool < 1:

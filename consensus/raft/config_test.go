@@ -7,6 +7,7 @@ import (
 	"time"
 
 	hraft "github.com/hashicorp/raft"
+	walfs "github.com/hashicorp/raft-wal/fs"
 
 	"github.com/commitlog-go/commitlog/consensus"
 )
@@ -61,6 +62,7 @@ func TestConfigValidate(t *testing.T) {
 		{"snapshot interval too short", func(c *Config) { c.SnapshotInterval = time.Millisecond }, "SnapshotInterval 1ms is below 5ms"},
 		{"negative retained snapshots", func(c *Config) { c.RetainSnapshots = -1 }, "RetainSnapshots -1 is below 1"},
 		{"negative WAL segment size", func(c *Config) { c.WALSegmentSize = -1 }, "WALSegmentSize -1 is negative"},
+		{"in-memory log with a WAL file system", func(c *Config) { c.UnsafeInmemLog, c.WALFS = true, walfs.New() }, "UnsafeInmemLog excludes WALFS"},
 		{"negative transport pool", func(c *Config) { c.TransportPool = -1 }, "TransportPool -1 is below 1"},
 		{"no address derivable", func(c *Config) { c.Transport = noAddrTransport{trans} }, "Address is required"},
 		{"several bootstrap servers without a cluster id", func(c *Config) {

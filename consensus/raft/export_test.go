@@ -13,7 +13,7 @@ import (
 func ClearClusterID(dataDir string) error {
 	meta := &metadb.BoltMetaDB{}
 	defer meta.Close()
-	w, err := openWAL(filepath.Join(dataDir, "wal"), meta, wal.DefaultSegmentSize, hclog.NewNullLogger())
+	w, err := openWAL(filepath.Join(dataDir, "wal"), nil, meta, wal.DefaultSegmentSize, hclog.NewNullLogger())
 	if err != nil {
 		return err
 	}

@@ -106,12 +106,15 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 		}
 		// raft-wal v0.4.0's Close does not close its meta database (a bolt file holding an
 		// flock), so a restart in the same process would block: own it and close it after.
-		meta := &metadb.BoltMetaDB{}
+		var meta WALMetaStore = &metadb.BoltMetaDB{}
+		if cfg.WALMeta != nil {
+			meta = cfg.WALMeta(meta)
+		}
 		segSize := wal.DefaultSegmentSize
 		if cfg.WALSegmentSize > 0 {
 			segSize = cfg.WALSegmentSize
 		}
-		w, err := openWAL(walDir, meta, segSize, hlog.Named("wal"))
+		w, err := openWAL(walDir, cfg.WALFS, meta, segSize, hlog.Named("wal"))
 		if err != nil {
 			_ = meta.Close()
 			return nil, fmt.Errorf("consensus/raft: open wal: %w", err)

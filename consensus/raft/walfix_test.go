@@ -1,13 +1,16 @@
 package raft
 
 import (
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hashicorp/raft-wal/types"
 )
 
 // TestWALReopensAfterTailTruncation reproduces hashicorp/raft-wal#31: raft clears a conflicting
@@ -19,7 +22,7 @@ func TestWALReopensAfterTailTruncation(t *testing.T) {
 	open := func() (*wal.WAL, *metadb.BoltMetaDB) {
 		t.Helper()
 		meta := &metadb.BoltMetaDB{}
-		w, err := openWAL(dir, meta, wal.DefaultSegmentSize, hclog.NewNullLogger())
+		w, err := openWAL(dir, nil, meta, wal.DefaultSegmentSize, hclog.NewNullLogger())
 		if err != nil {
 			t.Fatalf("open: %v", err)
 		}
@@ -62,5 +65,69 @@ func TestWALReopensAfterTailTruncation(t *testing.T) {
 	}
 	if last, _ := w.LastIndex(); last != 12 {
 		t.Fatalf("LastIndex = %d, want 12", last)
+	}
+}
+
+// refusingMeta is a meta store whose commits fail once refuse is set (a crash before them).
+type refusingMeta struct {
+	*metadb.BoltMetaDB
+	refuse, refused atomic.Bool
+}
+
+func (m *refusingMeta) CommitState(s types.PersistentState) error {
+	if m.refuse.Load() {
+		m.refused.Store(true)
+		return errors.New("power lost")
+	}
+	return m.BoltMetaDB.CommitState(s)
+}
+
+// TestWALReopensAfterInterruptedRotation: the append that fills a segment seals its file and is
+// acknowledged; the rotation that records the seal in the meta store and starts a new tail
+// runs after it. When a crash comes in between (here: the rotation's commit fails, and the WAL
+// is closed), raft-wal v0.4.0 reopens the sealed file as its tail and refuses every append
+// ("segment is sealed"); completeRotation finishes the rotation, so appends go on and every
+// acknowledged entry reads back.
+func TestWALReopensAfterInterruptedRotation(t *testing.T) {
+	dir := t.TempDir()
+	meta := &refusingMeta{BoltMetaDB: &metadb.BoltMetaDB{}}
+	w, err := openWAL(dir, nil, meta, 4096, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta.refuse.Store(true)
+	entry := func(i uint64) *hraft.Log {
+		return &hraft.Log{Index: i, Term: 1, Type: hraft.LogCommand, Data: fmt.Appendf(nil, "entry %d %0200d", i, 0)}
+	}
+	next := uint64(1)
+	for ; ; next++ {
+		if err := w.StoreLog(entry(next)); err != nil {
+			if !errors.Is(err, types.ErrSealed) || !meta.refused.Load() {
+				t.Fatalf("append %d: %v; want ErrSealed after a refused rotation", next, err)
+			}
+			break
+		}
+		if next > 1000 {
+			t.Fatal("no rotation after 1000 entries")
+		}
+	}
+	_ = w.Close()
+	_ = meta.Close()
+
+	meta = &refusingMeta{BoltMetaDB: &metadb.BoltMetaDB{}}
+	w, err = openWAL(dir, nil, meta, 4096, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer meta.Close()
+	defer w.Close()
+	if err := w.StoreLogs([]*hraft.Log{entry(next), entry(next + 1)}); err != nil {
+		t.Fatalf("append after reopening: %v", err)
+	}
+	for i := uint64(1); i <= next+1; i++ {
+		var l hraft.Log
+		if err := w.GetLog(i, &l); err != nil || string(l.Data) != string(entry(i).Data) {
+			t.Fatalf("GetLog(%d) = %q, %v", i, l.Data, err)
+		}
 	}
 }
