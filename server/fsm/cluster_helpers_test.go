@@ -13,6 +13,7 @@ import (
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/consensus/consensustest"
 	craft "github.com/commitlog-go/commitlog/consensus/raft"
+	"github.com/commitlog-go/commitlog/server/internal/walvfs"
 	"github.com/commitlog-go/commitlog/storage/segment"
 	"github.com/commitlog-go/commitlog/storage/vfs"
 	"github.com/commitlog-go/commitlog/storage/vfs/crashfs"
@@ -29,8 +30,9 @@ func (n *nodeSM) Close() error { return n.log.Close() }
 
 // clusterOpts configure newFSMCluster.
 type clusterOpts struct {
-	// crashFS keeps each node's FSM log on its own crashfs.FS (in memory), so a test can
-	// simulate a power failure; otherwise the log is on disk in the node's directory.
+	// crashFS keeps each node's FSM log and Raft's log segments on crashfs (in memory, see
+	// power), so a test can simulate a power failure; otherwise both are on disk in the
+	// node's directory.
 	crashFS bool
 	// segmentBytes is the FSM log's segment size (default: segment's).
 	segmentBytes int64
@@ -49,18 +51,20 @@ type fsmCluster struct {
 	*consensustest.Cluster
 	t *testing.T
 
-	mu  sync.Mutex
-	fss map[int]*crashfs.FS
+	mu     sync.Mutex
+	powers map[int]*power
 }
 
 func newFSMCluster(t *testing.T, n int, o clusterOpts) *fsmCluster {
 	t.Helper()
-	c := &fsmCluster{t: t, fss: map[int]*crashfs.FS{}}
+	c := &fsmCluster{t: t, powers: map[int]*power{}}
 	c.Cluster = consensustest.NewCluster(t, n, consensustest.Options{
 		Factory: func(i int, dir string) (consensus.StateMachine, error) {
 			cfg := segment.Config{Sync: segment.SyncNever, SegmentBytes: o.segmentBytes}
 			if o.crashFS {
-				cfg.FS = c.fs(i)
+				p := c.power(i)
+				p.restore() // the node that lost power was stopped
+				cfg.FS = p.fs(p.fsm)
 			} else {
 				cfg.FS = vfs.OS{}
 			}
@@ -80,7 +84,12 @@ func newFSMCluster(t *testing.T, n int, o clusterOpts) *fsmCluster {
 			}
 			return &nodeSM{FSM: f, log: log}, nil
 		},
-		Config: func(_ int, rc *craft.Config) {
+		Config: func(i int, rc *craft.Config) {
+			if o.crashFS {
+				p := c.power(i)
+				rc.WALFS = walvfs.New(p.fs(p.wal))
+				rc.WALMeta = p.meta
+			}
 			if o.raft != nil {
 				o.raft(rc)
 			}
@@ -92,15 +101,18 @@ func newFSMCluster(t *testing.T, n int, o clusterOpts) *fsmCluster {
 	return c
 }
 
-// fs returns node i's crash file system, creating it on first use.
-func (c *fsmCluster) fs(i int) *crashfs.FS {
+// power returns node i's power supply, creating it on first use.
+func (c *fsmCluster) power(i int) *power {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.fss[i] == nil {
-		c.fss[i] = crashfs.New()
+	if c.powers[i] == nil {
+		c.powers[i] = newPower()
 	}
-	return c.fss[i]
+	return c.powers[i]
 }
+
+// fs returns the crash file system of node i's FSM log.
+func (c *fsmCluster) fs(i int) *crashfs.FS { return c.power(i).fsm }
 
 // fsm returns node i's current FSM.
 func (c *fsmCluster) fsm(i int) *FSM {
@@ -112,11 +124,12 @@ func (c *fsmCluster) fsm(i int) *FSM {
 	return sm.FSM
 }
 
-// crash simulates a power failure of node i's FSM log (its unsynced writes are lost or torn),
-// then stops the node. Raft's own log is fsynced on every write, so it survives as it would.
+// crash simulates a power failure of node i (clusterOpts.crashFS): its FSM log and Raft's log
+// segments lose their unsynced writes (or keep them torn, by mode) and every later write
+// fails, then the node stops. Restart turns the power on again.
 func (c *fsmCluster) crash(i int, mode crashfs.CrashMode, seed uint64) {
 	c.t.Helper()
-	c.fs(i).Crash(mode, newRand(seed))
+	c.power(i).cut(mode, newRand(seed))
 	c.Stop(i)
 }
 
