@@ -204,7 +204,7 @@ func checkReads(ops []*Op, ref map[uint64]string) Verdict {
 			off := op.Offset + uint64(i)
 			if got, ok := ref[off]; !ok || got != v {
 				a.add("%s (op %d, process %d, node %s, [%s, %s]) read %q at offset %d; the log holds %q there",
-					op.Kind, op.ID, op.Process, op.Node, fmtNS(op.Invoke), fmtNS(op.Complete), v, off, got)
+					op.Kind, op.ID, op.Process, opNode(op), fmtNS(op.Invoke), fmtNS(op.Complete), v, off, got)
 			}
 		}
 	}
@@ -252,10 +252,10 @@ func checkFreshReads(ops []*Op) Verdict {
 		switch {
 		case op.Kind == KindBoundsNode && op.Offset < known:
 			a.add("%s (op %d at %s, [%s, %s]) answered next offset %d, but offsets up to %d were acknowledged before it began",
-				op.Kind, op.ID, op.Node, fmtNS(op.Invoke), fmtNS(op.Complete), op.Offset, known-1)
+				op.Kind, op.ID, opNode(op), fmtNS(op.Invoke), fmtNS(op.Complete), op.Offset, known-1)
 		case op.Kind != KindBoundsNode && !op.Found && op.Offset < known:
 			a.add("%s (op %d at %s, [%s, %s]) found no record at offset %d, acknowledged before it began",
-				op.Kind, op.ID, op.Node, fmtNS(op.Invoke), fmtNS(op.Complete), op.Offset)
+				op.Kind, op.ID, opNode(op), fmtNS(op.Invoke), fmtNS(op.Complete), op.Offset)
 		}
 	}
 	v := a.verdict("linearizable-reads-fresh")
@@ -264,6 +264,14 @@ func checkFreshReads(ops []*Op) Verdict {
 }
 
 // fmtNS formats a time since the run's start.
+// opNode names the node an op went to: the SDK's choice is not recorded.
+func opNode(op *Op) string {
+	if op.Node == "" {
+		return "chosen by the SDK"
+	}
+	return op.Node
+}
+
 func fmtNS(ns int64) string { return time.Duration(ns).Round(time.Millisecond).String() }
 
 // logState is the model's state: a persistent (shared, immutable) list of the log's values.

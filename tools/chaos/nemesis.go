@@ -15,7 +15,7 @@ import (
 // Faults the nemesis knows. A schedule draws from them (or from the list given), sometimes
 // combining a network fault with a process fault in one window.
 var (
-	NetworkFaults = []string{"partition-leader", "partition-halves", "partition-bridge", "partition-oneway", "lossy"}
+	NetworkFaults = []string{"partition-leader", "partition-halves", "partition-bridge", "partition-oneway", "lossy", "slow"}
 	ProcessFaults = []string{"kill", "kill-leader", "pause-leader", "transfer-leader", "rolling-restart", "remove-add"}
 )
 
@@ -230,6 +230,19 @@ func (n *nemesis) apply(ctx context.Context, f string, hold time.Duration) (stri
 	case "lossy":
 		pct := 20 + n.r.IntN(30)
 		return fmt.Sprintf("lose %d%% of node-to-node packets", pct), heal, n.applyDrops(nil, pct)
+	case "slow":
+		// The leader's link or a random minority's: 64–512 kbit/s, up to 0.2–1.5 s queued.
+		s := n.shuffled()[:max(1, (len(n.c.Nodes)-1)/2)]
+		if n.r.IntN(2) == 0 {
+			s = []*Node{n.leaderOrAny(ctx)}
+		}
+		rate := 64 << n.r.IntN(4)
+		lat := time.Duration(200+n.r.IntN(1300)) * time.Millisecond
+		var errs []error
+		for _, x := range s {
+			errs = append(errs, n.c.Net.Slow(x.I, rate, lat))
+		}
+		return fmt.Sprintf("slow links of %s: %d kbit/s, up to %s queued", names(s), rate, lat), heal, errors.Join(errs...)
 	case "kill", "kill-leader":
 		x := n.c.Nodes[n.r.IntN(len(n.c.Nodes))]
 		if f == "kill-leader" {

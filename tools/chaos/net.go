@@ -9,7 +9,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // Names and addresses. Every namespace and link the tool makes is named NamePrefix + the
@@ -29,6 +31,9 @@ type Net struct {
 	id     string // NamePrefix + pid
 	subnet string // "10.213.<k>"
 	n      int
+
+	mu   sync.Mutex
+	slow map[int]bool // nodes whose links Slow shaped
 }
 
 // run runs a command and returns its error with its output.
@@ -45,7 +50,7 @@ func CheckRoot() error {
 	if os.Geteuid() != 0 {
 		return errors.New("chaos: must run as root (it creates network namespaces and nftables rules)")
 	}
-	for _, tool := range []string{"ip", "nft"} {
+	for _, tool := range []string{"ip", "nft", "tc"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("chaos: %s not found (apt-get install -y iproute2 nftables): %w", tool, err)
 		}
@@ -164,11 +169,47 @@ func (nt *Net) Apply(i int, r Rules) error {
 	return nil
 }
 
-// Heal removes every node's rules.
+// Slow makes node i's link slow in both directions: a token-bucket filter (tc tbf) on the
+// node's eth0 (what it sends) and on its veth on the bridge (what it receives) lets rateKbit
+// kbit/s through and queues up to latency of packets, dropping what exceeds that. A packet
+// then waits its queue's backlog (up to latency, far past Raft's heartbeats under load), and
+// a burst beyond the queue is lost: a slow and, under load, lossy link. (tc netem, the usual
+// tool for fixed delay and jitter, is missing from many kernels, this machine's among them;
+// tbf is in every one.)
+func (nt *Net) Slow(i, rateKbit int, latency time.Duration) error {
+	nt.mu.Lock()
+	if nt.slow == nil {
+		nt.slow = map[int]bool{}
+	}
+	nt.slow[i] = true
+	nt.mu.Unlock()
+	tbf := []string{"tbf", "rate", fmt.Sprintf("%dkbit", rateKbit), "burst", "8kb", "latency", fmt.Sprintf("%dms", latency.Milliseconds())}
+	return errors.Join(
+		run("ip", append([]string{"netns", "exec", nt.NS(i), "tc", "qdisc", "replace", "dev", "eth0", "root"}, tbf...)...),
+		run("ip", append([]string{"netns", "exec", nt.hub(), "tc", "qdisc", "replace", "dev", nt.veth(i), "root"}, tbf...)...),
+	)
+}
+
+// unslow removes what Slow did to node i.
+func (nt *Net) unslow(i int) error {
+	return errors.Join(
+		run("ip", "netns", "exec", nt.NS(i), "tc", "qdisc", "del", "dev", "eth0", "root"),
+		run("ip", "netns", "exec", nt.hub(), "tc", "qdisc", "del", "dev", nt.veth(i), "root"),
+	)
+}
+
+// Heal removes every node's rules and slow links.
 func (nt *Net) Heal() error {
 	var errs []error
 	for i := 1; i <= nt.n; i++ {
 		errs = append(errs, nt.Apply(i, Rules{}))
+	}
+	nt.mu.Lock()
+	slow := nt.slow
+	nt.slow = nil
+	nt.mu.Unlock()
+	for i := range slow {
+		errs = append(errs, nt.unslow(i))
 	}
 	return errors.Join(errs...)
 }

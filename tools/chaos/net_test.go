@@ -2,10 +2,13 @@ package chaos
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,4 +166,76 @@ func TestCleanupLeftovers(t *testing.T) {
 	if !nsExists(liveNS) {
 		t.Fatalf("the live run's namespace %s was removed", liveNS)
 	}
+}
+
+// TestNetSlow: Slow holds a node's link to its rate (a transfer takes at least its size over
+// the rate: a lower bound, which load cannot break), in both directions; Heal removes the
+// shaping.
+func TestNetSlow(t *testing.T) {
+	needRoot(t)
+	nt, err := NewNet(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nt.Close()
+	const size = 48 << 10
+	var ln net.Listener
+	inNetns(t, nt.NS(1), func() {
+		ln, err = net.Listen("tcp", nt.IP(1)+":7000")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { // echo size bytes back
+				defer c.Close()
+				buf := make([]byte, size)
+				if _, err := io.ReadFull(c, buf); err == nil {
+					_, _ = c.Write(buf)
+				}
+			}()
+		}
+	}()
+	roundTrip := func() time.Duration {
+		t.Helper()
+		var d time.Duration
+		inNetns(t, nt.NS(2), func() {
+			start := time.Now()
+			c, err := net.DialTimeout("tcp", nt.IP(1)+":7000", 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+			if _, err := c.Write(make([]byte, size)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, make([]byte, size)); err != nil {
+				t.Fatal(err)
+			}
+			d = time.Since(start)
+		})
+		return d
+	}
+	if err := nt.Slow(1, 512, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// 48 KiB each way through a 512 kbit/s link, less an 8 KiB burst: at least 1.2 s.
+	if d := roundTrip(); d < 1200*time.Millisecond {
+		t.Fatalf("96 KiB through a 512 kbit/s link in %s", d)
+	}
+	if err := nt.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ip", "netns", "exec", nt.NS(1), "tc", "qdisc", "show", "dev", "eth0").CombinedOutput()
+	if err != nil || strings.Contains(string(out), "tbf") {
+		t.Fatalf("after Heal: %s %v", out, err)
+	}
+	roundTrip()
 }

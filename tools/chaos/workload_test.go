@@ -39,8 +39,9 @@ func TestWriteStatus(t *testing.T) {
 	}
 }
 
-// TestWriteReport: the page names each checker's verdict and first anomaly, and shades each
-// nemesis window.
+// TestWriteReport: the page names each checker's verdict and first anomaly, shades each
+// nemesis window in its fault's colour (a window of two faults in two bands), numbers the
+// windows, and labels the axes.
 func TestWriteReport(t *testing.T) {
 	h, logs := good()
 	for i := range logs {
@@ -50,7 +51,8 @@ func TestWriteReport(t *testing.T) {
 	res.Verdicts = Check(CheckConfig{}, h.ops, logs)
 	res.Failed = Failed(res.Verdicts)
 	path := filepath.Join(t.TempDir(), "report.html")
-	nem := []NemesisEvent{{Name: "kill", Detail: "kill -9 n2", Start: 10e6, End: 30e6}}
+	nem := []NemesisEvent{{Name: "kill", Detail: "kill -9 n2", Start: 10e6, End: 30e6},
+		{Name: "slow+pause-leader", Detail: "slow links of [n1]; SIGSTOP n1", Start: 40e6, End: 50e6}}
 	if err := WriteReport(path, res, h.ops, nem); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +61,8 @@ func TestWriteReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := string(b)
-	for _, want := range []string{"ANOMALIES FOUND", "acknowledged-not-lost", "FAIL", "&#34;b&#34;", "kill: kill -9 n2", "<rect", "<polyline"} {
+	for _, want := range []string{"ANOMALIES FOUND", "acknowledged-not-lost", "FAIL", "&#34;b&#34;", "#1 kill: kill -9 n2", "<rect", "<polyline",
+		"#2 slow+pause-leader", nemesisColor("slow"), nemesisColor("pause-leader"), "seconds since the run began", "ops/s", "10 ms"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report lacks %q", want)
 		}
