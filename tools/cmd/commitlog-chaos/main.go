@@ -1,7 +1,7 @@
 // Command commitlog-chaos runs real `commitlog serve` processes, each in its own network
-// namespace, under seeded schedules of faults (partitions and packet loss with nftables,
-// kill -9, SIGSTOP, leadership transfers, rolling restarts, membership changes) while a
-// workload produces and consumes through the SDK; then it checks the history (porcupine
+// namespace, under seeded schedules of faults (partitions and packet loss with nftables, slow
+// links with tc tbf, kill -9, SIGSTOP, leadership transfers, rolling restarts, membership
+// changes) while a workload produces and consumes through the SDK; then it checks the history (porcupine
 // linearizability, lost, duplicated, refused-but-stored and phantom records, node agreement)
 // and writes an HTML report per schedule. It must run as root. See tools/README.md.
 package main
