@@ -1,0 +1,5 @@
+module example.com/embedded-log
+
+go 1.26.0
+
+require github.com/commitlog-go/commitlog/storage v0.1.0
