@@ -15,7 +15,7 @@ BENCHTIME ?= 2s
 # modules runs buildtools/cmd/modules (module list, go.work, release rules, module proxy) on this repository.
 modules = GOWORK=off $(GO) -C buildtools run ./cmd/modules -root $(CURDIR)
 
-.PHONY: all build run cluster test test-deps test-large fuzz lint fmt vet staticcheck generate check-generate tidy work check-modules test-examples bench bench-load certs clean chaos chaos-short chaos-planted chaos-deps chaos-build
+.PHONY: all build run cluster test test-deps test-large fuzz lint fmt vet staticcheck generate check-generate tidy work check-modules test-examples tags bench bench-load certs clean chaos chaos-short chaos-planted chaos-deps chaos-build
 
 all: lint test build
 
@@ -110,6 +110,11 @@ check-modules:
 	$(modules) check
 	$(modules) work -check
 	bash scripts/tidy.sh -check
+
+## tags: on the release commit, the missing release tags (<module>/<version> from modules.txt),
+## annotated, in dependency order (see RELEASING.md; pushing them is up to you)
+tags:
+	$(modules) tag
 
 ## test-examples: the projects in examples/ built and run as strangers build them: from a
 ## file-system module proxy of this tree's modules at their released versions, GOWORK=off,

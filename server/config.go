@@ -68,7 +68,7 @@ type Config struct {
 	// NodeName is this node's unique id in the cluster. Default: the host name.
 	NodeName string
 	// BindAddr is the Serf gossip address (host:port). Default 127.0.0.1:8401. Its host is also
-	// the host the API and Raft listen on.
+	// the host the API and Raft listen on (with Membership set, only the host is used).
 	BindAddr string
 	// RPCPort is the port of the API and of Raft, which share it. Default 8400; -1 picks a free
 	// port (for tests).
