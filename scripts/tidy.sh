@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tidies every module of the workspace (modules.txt) and buildtools. Plain `go mod tidy` ignores
+# Tidies every module of the workspace (modules.txt), buildtools and the examples. Plain `go mod tidy` ignores
 # go.work and would try to download the siblings' required versions, which the workspace has not
 # released yet (github.com/commitlog-go/commitlog/<module> at a version from modules.txt), so each
 # module is tidied through a temporary copy of its go.mod that replaces every sibling with its
@@ -48,6 +48,11 @@ for m in "${@:-${modules[@]}}" buildtools; do
 	if [ -s "$tmp/go.sum" ]; then cp "$tmp/go.sum" "$dir/go.sum"; else rm -f "$dir/go.sum"; fi
 	echo "tidied $m"
 done
+# The examples, as a stranger tidies them (against a module proxy of this tree; see
+# buildtools/internal/modules TidyExamples): only with the default list.
+if [ $# -eq 0 ]; then
+	GOWORK=off go -C "$root/buildtools" run ./cmd/modules -root "$root" tidy-examples ${check:+-check} || stale+=(examples)
+fi
 if [ ${#stale[@]} -gt 0 ]; then
 	echo "not tidy: ${stale[*]} (run make tidy and commit)" >&2
 	exit 1

@@ -14,6 +14,9 @@
 //	tags           the release tags (<module>/<version>) in release order; -missing: only those
 //	               the local repository lacks
 //	tag [REV]      create the missing release tags on REV (default HEAD), in release order
+//	tidy-examples [-check]
+//	               go mod tidy in every example against a proxy of this tree (-check: fail if
+//	               anything would change)
 package main
 
 import (
@@ -41,7 +44,7 @@ func run(args []string) error {
 		return err
 	}
 	if fs.NArg() == 0 {
-		return fmt.Errorf("usage: modules [-root DIR] list|check|work [-check]|proxy DIR|tags [-missing]|tag [REV]")
+		return fmt.Errorf("usage: modules [-root DIR] list|check|work [-check]|proxy DIR|tags [-missing]|tag [REV]|tidy-examples [-check]")
 	}
 	r, err := modules.Load(*root)
 	if err != nil {
@@ -83,6 +86,22 @@ func run(args []string) error {
 		}
 		if len(tags) > 0 {
 			fmt.Println(strings.Join(tags, "\n"))
+		}
+	case "tidy-examples":
+		check := len(rest) == 1 && rest[0] == "-check"
+		stale, err := r.TidyExamples(check)
+		if err != nil {
+			return err
+		}
+		for _, e := range stale {
+			if check {
+				fmt.Println("not tidy:", e)
+			} else {
+				fmt.Println("tidied", e)
+			}
+		}
+		if check && len(stale) > 0 {
+			return fmt.Errorf("examples not tidy: run make tidy and commit")
 		}
 	case "tag":
 		rev := "HEAD"
