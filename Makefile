@@ -5,14 +5,17 @@
 
 SHELL := /usr/bin/env bash
 GO ?= go
-MODULES := storage consensus discovery transport authz client server tools
+# The modules, in dependency order: modules.txt is the one list (see RELEASING.md).
+MODULES := $(shell bash scripts/modules.sh)
 DATA_DIR ?= $(CURDIR)/data
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # tool prints the path of a pinned developer tool, building it on first use.
 tool = $(shell GOWORK=off $(GO) -C buildtools tool -n $(1))
 BENCHTIME ?= 2s
+# modules runs buildtools/cmd/modules (module list, go.work, release rules, module proxy) on this repository.
+modules = GOWORK=off $(GO) -C buildtools run ./cmd/modules -root $(CURDIR)
 
-.PHONY: all build run cluster test test-deps test-large fuzz lint fmt vet staticcheck generate check-generate tidy bench bench-load certs clean chaos chaos-short chaos-planted chaos-deps chaos-build
+.PHONY: all build run cluster test test-deps test-large fuzz lint fmt vet staticcheck generate check-generate tidy work check-modules test-examples tags bench bench-load certs clean chaos chaos-short chaos-planted chaos-deps chaos-build
 
 all: lint test build
 
@@ -32,10 +35,12 @@ cluster: build
 	bash scripts/cluster.sh
 
 ## test: every module's tests, with the race detector (prints every skipped test and a count; with
-## COMMITLOG_STRICT=1, as in CI, a skipped test fails the run), then, as root, chaos-short: the
-## fault-injection suite against real processes (network namespaces need root)
+## COMMITLOG_STRICT=1, as in CI, a skipped test fails the run), the examples built as strangers
+## build them (test-examples), then, as root, chaos-short: the fault-injection suite against
+## real processes (network namespaces need root)
 test: test-deps
 	bash scripts/test.sh $(MODULES)
+	$(MAKE) --no-print-directory test-examples
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory chaos-short; \
 	elif [ -n "$$COMMITLOG_STRICT" ]; then echo "make test: chaos-short needs root, and COMMITLOG_STRICT forbids skipping it"; exit 1; \
 	else echo "make test: chaos-short NOT run: it needs root (network namespaces, nftables); run sudo make chaos-short"; fi
@@ -73,26 +78,49 @@ fuzz:
 lint: fmt vet staticcheck
 
 fmt:
-	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $(MODULES) buildtools examples); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+	cd buildtools && GOWORK=off $(GO) vet ./...
 
 staticcheck:
-	@set -e; sc="$(call tool,staticcheck)"; for m in $(MODULES); do (cd $$m && "$$sc" ./...); done
+	@set -e; sc="$(call tool,staticcheck)"; for m in $(MODULES); do (cd $$m && "$$sc" ./...); done; \
+		cd buildtools && GOWORK=off "$$sc" ./...
 
 ## generate: regenerate committed code (protobuf, gRPC and Connect stubs)
 generate:
 	bash transport/generate.sh
 
-## check-generate: fail if generated code is not what `make generate` produces
-check-generate: generate
-	@if [ -n "$$(git status --porcelain -- transport)" ]; then \
-		echo "generated code is stale: run make generate and commit"; git status --porcelain -- transport; exit 1; fi
+## check-generate: fail if generated code is not what `make generate` produces (changes nothing)
+check-generate:
+	bash transport/generate.sh -check
 
-## tidy: go mod tidy for every module (siblings resolved locally, see scripts/tidy.sh)
+## tidy: go mod tidy for every module and buildtools (siblings resolved locally, see scripts/tidy.sh)
 tidy:
 	bash scripts/tidy.sh
+
+## work: go.work generated from modules.txt and the modules' go.mod files
+work:
+	$(modules) work
+
+## check-modules: fail if a go.mod requires a sibling at a version modules.txt does not list as
+## released (or has a replace), or if make tidy or make work would change anything (changes nothing)
+check-modules:
+	$(modules) check
+	$(modules) work -check
+	bash scripts/tidy.sh -check
+
+## tags: on the release commit, the missing release tags (<module>/<version> from modules.txt),
+## annotated, in dependency order (see RELEASING.md; pushing them is up to you)
+tags:
+	$(modules) tag
+
+## test-examples: the projects in examples/ built and run as strangers build them: from a
+## file-system module proxy of this tree's modules at their released versions, GOWORK=off,
+## no network, no replace (buildtools/internal/modules)
+test-examples:
+	cd buildtools && GOWORK=off $(GO) test -count=1 -timeout 15m ./...
 
 ## bench: the benchmarks that back the performance goals (see README)
 bench:

@@ -31,7 +31,17 @@ var clusterInternal = map[string]bool{transport.MethodGetBounds: true, transport
 // With requireIdentity, a caller without a verified client certificate is Unauthenticated.
 // isPeer is the one rule that makes a caller a cluster peer (see peerRule); its verdict is
 // stored in the context's transport.Peer (Server) for the handlers.
-func authorizer(a authz.Authorizer, requireIdentity bool, isPeer func(transport.Peer) bool) transport.Interceptor {
+// authRules are the rules authorizer applies besides the Authorizer's decision.
+type authRules struct {
+	// requireIdentity refuses callers without a verified client certificate.
+	requireIdentity bool
+	// forwardOnlyPeer trusts the forwarded-for claim (a follower forwarding a client's
+	// write) only from a cluster peer; without it (everyone may do everything) the claim
+	// changes nothing that matters.
+	forwardOnlyPeer bool
+}
+
+func authorizer(a authz.Authorizer, rules authRules, isPeer func(transport.Peer) bool) transport.Interceptor {
 	return func(ctx context.Context, method string, peer transport.Peer) (context.Context, error) {
 		peer.Server = isPeer(peer)
 		ctx = transport.ContextWithPeer(ctx, peer)
@@ -39,7 +49,7 @@ func authorizer(a authz.Authorizer, requireIdentity bool, isPeer func(transport.
 		if !ok {
 			return nil, transport.Errorf(transport.PermissionDenied, "no authorization rule for %s", method)
 		}
-		if requireIdentity && peer.Subject == "" {
+		if rules.requireIdentity && peer.Subject == "" {
 			return nil, transport.Errorf(transport.Unauthenticated, "a verified client certificate is required")
 		}
 		subject := peer.Subject
@@ -47,7 +57,7 @@ func authorizer(a authz.Authorizer, requireIdentity bool, isPeer func(transport.
 		case peer.ForwardedFor != "":
 			// A follower forwarding a client's write: authorize the client, and trust the
 			// claim only from a cluster peer (a certificate from the peer CA naming a node).
-			if requireIdentity && !peer.Server {
+			if rules.forwardOnlyPeer && !peer.Server {
 				return nil, transport.Errorf(transport.PermissionDenied, "only a cluster peer may forward requests (caller %q)", peer.Subject)
 			}
 			subject = peer.ForwardedFor

@@ -20,7 +20,7 @@ func TestAuthorizerRules(t *testing.T) {
 		return &authz.DeniedError{Subject: subject, Object: object, Action: action}
 	})
 	// The transport's Server flag is ignored: the rule decides (here: subject "server").
-	intercept := authorizer(policy, true, func(p transport.Peer) bool { return p.Subject == "server" })
+	intercept := authorizer(policy, authRules{requireIdentity: true, forwardOnlyPeer: true}, func(p transport.Peer) bool { return p.Subject == "server" })
 	tests := []struct {
 		name   string
 		method string
@@ -44,6 +44,37 @@ func TestAuthorizerRules(t *testing.T) {
 		{"peer may not administer", transport.MethodTransferLeadership, transport.Peer{Subject: "server", Server: true}, transport.PermissionDenied},
 	}
 	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := intercept(context.Background(), tt.method, tt.peer)
+			if got := transport.CodeOf(err); got != tt.want {
+				t.Fatalf("%s by %+v: %v (code %v), want %v", tt.method, tt.peer, err, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCustomAuthorizerRules: a Config.Authorizer decides for callers without a certificate too
+// (subject ""), and a forwarded-for claim still counts only from a peer.
+func TestCustomAuthorizerRules(t *testing.T) {
+	// Anyone may consume; only root may produce.
+	policy := authz.AuthorizerFunc(func(_ context.Context, subject, object, action string) error {
+		if action == authz.ActionConsume || subject == "root" {
+			return nil
+		}
+		return &authz.DeniedError{Subject: subject, Object: object, Action: action}
+	})
+	intercept := authorizer(policy, authRules{forwardOnlyPeer: true}, func(p transport.Peer) bool { return p.Subject == "server" })
+	for _, tt := range []struct {
+		name   string
+		method string
+		peer   transport.Peer
+		want   transport.Code
+	}{
+		{"anonymous consumes", transport.MethodConsume, transport.Peer{}, transport.OK},
+		{"anonymous may not produce", transport.MethodProduce, transport.Peer{}, transport.PermissionDenied},
+		{"anonymous forges forwarding", transport.MethodProduceBatch, transport.Peer{ForwardedFor: "root"}, transport.PermissionDenied},
+		{"peer forwards for root", transport.MethodProduceBatch, transport.Peer{Subject: "server", Server: true, ForwardedFor: "root"}, transport.OK},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := intercept(context.Background(), tt.method, tt.peer)
 			if got := transport.CodeOf(err); got != tt.want {

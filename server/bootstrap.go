@@ -167,6 +167,12 @@ func (s *Server) syncClusterTag() {
 		err := s.serf.SetTags(ctx, next)
 		cancel()
 		s.tagMu.Unlock()
+		if errors.Is(err, discovery.ErrNotSupported) {
+			// A fixed membership (Config.Membership) cannot advertise it; nothing needs it
+			// there: its servers are known in advance.
+			log.Debug("the membership cannot advertise the cluster id", "cluster_id", id)
+			return
+		}
 		if err != nil {
 			log.Warn("cannot advertise the cluster id in gossip", "cluster_id", id, "err", err)
 			s.clusterIDSet(id) // try again on the next wake-up

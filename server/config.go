@@ -11,7 +11,10 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/commitlog-go/commitlog/authz"
+	"github.com/commitlog-go/commitlog/discovery"
 	"github.com/commitlog-go/commitlog/server/tlsutil"
+	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/storage/vfs"
 	"github.com/commitlog-go/commitlog/transport"
 	"github.com/commitlog-go/commitlog/transport/mux"
@@ -65,7 +68,7 @@ type Config struct {
 	// NodeName is this node's unique id in the cluster. Default: the host name.
 	NodeName string
 	// BindAddr is the Serf gossip address (host:port). Default 127.0.0.1:8401. Its host is also
-	// the host the API and Raft listen on.
+	// the host the API and Raft listen on (with Membership set, only the host is used).
 	BindAddr string
 	// RPCPort is the port of the API and of Raft, which share it. Default 8400; -1 picks a free
 	// port (for tests).
@@ -140,6 +143,32 @@ type Config struct {
 	// GossipProfile selects Serf's timings: "lan" (default), "local" (one host or a fast
 	// network: faster failure detection) or "test".
 	GossipProfile string
+	// The three fields below assemble the server from other implementations of the modules'
+	// contracts; each nil field keeps the default. See "Assembling a server" in the README.
+
+	// OpenLog opens the commit log's storage in dir (DataDir/log, created by OpenLog if it needs it).
+	// Default: storage/segment, configured by Sync and SegmentBytes, which apply to it only.
+	// The log must store every record the state machine applies, up to
+	// fsm.MaxStoredRecordBytes, whatever MaxRecordBytes says. The server closes it. A log that
+	// also has `Segments() int` and `Size() int64` methods reports them as metrics and in
+	// cluster status. A log that forgets its records on restart (storage/memory) suits a node
+	// whose Raft state is thrown away with it.
+	OpenLog func(dir string) (storage.Log, error)
+	// Membership starts the membership that tells this node which servers exist (MembershipConfig
+	// says what it must advertise and to whom it reports). Default: discovery/serf, configured
+	// by BindAddr, StartJoinAddrs, GossipKey and GossipProfile, which apply to it only.
+	// discovery/static fits a fixed set of servers: give it the peers as PeerMember builds them.
+	// The server closes it.
+	Membership func(MembershipConfig) (discovery.Membership, error)
+	// Authorizer decides every API call (authz.Authorizer: the subject is the caller's verified
+	// client-certificate name, "" for a caller without one). Default: casbin from
+	// ACLModelFile/ACLPolicyFile when a policy file is given, else everyone may do everything.
+	// It and ACLPolicyFile are mutually exclusive. Like an ACL policy it secures the API, so
+	// Raft must be secured too (peer TLS) or InsecurePlaintextPeers set; only a cluster peer
+	// may forward a write on a client's behalf. Reload (SIGHUP) calls its `Reload() error`
+	// method when it has one.
+	Authorizer authz.Authorizer
+
 	// LeaveOnShutdown makes a graceful stop leave the cluster: the node leaves Serf and the
 	// leader removes it from Raft. Off by default, as for Consul servers, so that restarting a
 	// node never shrinks the quorum.
@@ -299,6 +328,29 @@ func (c *Config) setDefaults() error {
 	return c.validate()
 }
 
+// MembershipConfig is what Config.Membership is given to start a membership.
+type MembershipConfig struct {
+	// NodeName is the local member's name (Config.NodeName).
+	NodeName string
+	// Tags are what the local member must advertise (its Raft and API addresses, and whether
+	// it is insecure). The server later adds its cluster ID with SetTags when the membership
+	// supports it (discovery.ErrNotSupported is fine: the ID only helps new nodes find an
+	// existing cluster).
+	Tags map[string]string
+	// Handler must receive the membership's events: the leader adds, promotes and removes
+	// Raft servers from them.
+	Handler discovery.Handler
+	// Logger is the membership's logger.
+	Logger *slog.Logger
+}
+
+// PeerMember returns the discovery.Member that describes another commitlog server named name
+// whose API and Raft listen at addr (its host:port, Config.RPCPort), as a fixed membership
+// such as discovery/static lists it.
+func PeerMember(name, addr string) discovery.Member {
+	return discovery.Member{Name: name, Addr: addr, Tags: map[string]string{tagRaftAddr: addr, tagRPCAddr: addr}}
+}
+
 // ErrPlaintextPeers means the API is secured (TLS or an ACL policy) while Raft, on the same
 // port, would be plaintext.
 var ErrPlaintextPeers = errors.New("the API is secured (TLS or an ACL policy) but Raft, on the same port, would be plaintext: " +
@@ -315,7 +367,7 @@ func (c *Config) validatePeers() error {
 	if (c.PeerServerTLS == nil) != (c.PeerClientTLS == nil) {
 		errs = append(errs, errors.New("peer TLS needs both PeerServerTLS and PeerClientTLS"))
 	}
-	secured := c.ServerTLS != nil || c.ACLPolicyFile != ""
+	secured := c.ServerTLS != nil || c.ACLPolicyFile != "" || c.Authorizer != nil
 	switch {
 	case c.PeerServerTLS != nil && c.InsecurePlaintextPeers:
 		errs = append(errs, errors.New("insecure plaintext peers asked for, but peer TLS is configured: drop one of them"))
@@ -324,7 +376,7 @@ func (c *Config) validatePeers() error {
 			"secure Raft too, or give --peer-tls-cert-file, --peer-tls-key-file and --peer-tls-ca-file), "+
 			"or accept the risk with --insecure-plaintext-peers", ErrPlaintextPeers))
 	}
-	if (c.ServerTLS != nil || c.PeerServerTLS != nil) && c.GossipKey == "" {
+	if (c.ServerTLS != nil || c.PeerServerTLS != nil) && c.GossipKey == "" && c.Membership == nil {
 		errs = append(errs, ErrNoGossipKey)
 	}
 	if c.PeerServerTLS != nil {
@@ -408,6 +460,9 @@ func (c *Config) validate() error {
 	}
 	if c.ACLModelFile != "" && c.ACLPolicyFile == "" {
 		errs = append(errs, errors.New("an ACL model file needs an ACL policy file"))
+	}
+	if c.Authorizer != nil && c.ACLPolicyFile != "" {
+		errs = append(errs, errors.New("an Authorizer and an ACL policy file are mutually exclusive"))
 	}
 	errs = append(errs, c.validatePeers())
 	return errors.Join(errs...)

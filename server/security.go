@@ -36,7 +36,7 @@ func insecureReasons(ip net.IP, cfg *Config, peerTLS bool) []string {
 	if !peerTLS {
 		r = append(r, "Raft has no TLS (--peer-tls-*)")
 	}
-	if cfg.GossipKey == "" {
+	if cfg.GossipKey == "" && cfg.Membership == nil {
 		r = append(r, "gossip is not encrypted (--gossip-key-file)")
 	}
 	return r
@@ -71,8 +71,8 @@ func (s *Server) insecureMembers() map[string]bool {
 // which file failed and why. It then checks the certificates' expiry. Safe for concurrent use.
 func (s *Server) Reload() error {
 	var errs []error
-	if s.acl != nil {
-		if err := s.acl.Reload(); err != nil {
+	if r, ok := s.acl.(interface{ Reload() error }); ok {
+		if err := r.Reload(); err != nil {
 			errs = append(errs, fmt.Errorf("ACL policy %s: %w", s.cfg.ACLPolicyFile, err))
 		} else {
 			s.cfg.Logger.Info("reloaded the ACL policy", "file", s.cfg.ACLPolicyFile)

@@ -57,15 +57,15 @@ type Server struct {
 
 	ln      net.Listener
 	mux     *mux.Mux
-	log     *segment.Log
+	log     storage.Log
 	fsm     *fsm.FSM
 	node    *craft.Node
 	api     transport.Server
 	svc     *service
 	forward *forwarder
-	serf    *dserf.Membership
+	serf    discovery.Membership // Serf, or Config.Membership's
 	recon   *reconciler
-	acl     *casbin.Authorizer // nil without an ACL policy
+	acl     authz.Authorizer // casbin, Config.Authorizer or nil (everyone may do everything)
 
 	// insecure lists what this node leaves unprotected on a non-loopback address (none: safe).
 	insecure []string
@@ -138,24 +138,15 @@ func New(cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 
-	syncPolicy, err := segment.ParseSyncPolicy(cfg.Sync)
-	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
+	openLog := cfg.OpenLog
+	if openLog == nil {
+		openLog = s.openSegments
 	}
-	s.log, err = segment.Open(filepath.Join(cfg.DataDir, "log"), segment.Config{
-		Sync:         syncPolicy,
-		SegmentBytes: cfg.SegmentBytes,
-		// Every record the state machine may have to store, whatever --max-record-bytes says:
-		// that flag decides what this node accepts as leader, never what a replica stores.
-		MaxRecordBytes: fsm.MaxStoredRecordBytes,
-		// Retention is decided by the leader and applied through Raft (retentionLoop), not by
-		// each node's storage on its own.
-		Logger: cfg.Logger.With("component", "storage"),
-		FS:     cfg.logFS,
-	})
+	l, err := openLog(filepath.Join(cfg.DataDir, "log"))
 	if err != nil {
 		return nil, fmt.Errorf("server: open the commit log: %w", err)
 	}
+	s.log = l
 	s.fsm, err = fsm.New(fsm.Config{
 		Log:    s.log,
 		Logger: cfg.Logger.With("component", "fsm"),
@@ -191,16 +182,24 @@ func New(cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("server: raft: %w", err)
 	}
 
-	var az authz.Authorizer = authz.AllowAll{}
+	s.acl = cfg.Authorizer
 	if cfg.ACLPolicyFile != "" {
 		if s.acl, err = casbin.New(casbin.Config{ModelFile: cfg.ACLModelFile, PolicyFile: cfg.ACLPolicyFile}); err != nil {
 			return nil, fmt.Errorf("server: authorization: %w", err)
 		}
-		az = s.acl
+	}
+	az := s.acl
+	if az == nil {
+		az = authz.AllowAll{}
 	}
 	// Authorized when a call's headers arrive, before its request is read (Admit); the
-	// interceptor then skips the check it already passed.
-	admit, intercept := admitEarly(authorizer(az, cfg.ACLPolicyFile != "", peerRule(cfg.PeerServerTLS)))
+	// interceptor then skips the check it already passed. A casbin policy names callers by
+	// their certificates, so it needs one; any authorizer trusts a forwarded-for claim only
+	// from a peer.
+	admit, intercept := admitEarly(authorizer(az, authRules{
+		requireIdentity: cfg.ACLPolicyFile != "",
+		forwardOnlyPeer: s.acl != nil,
+	}, peerRule(cfg.PeerServerTLS)))
 
 	newServer := func(c transport.ServerConfig) (transport.Server, error) { return tconnect.NewServer(c) }
 	if cfg.Transport == TransportGRPC {
@@ -211,7 +210,7 @@ func New(cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s.svc = &service{node: s.node, fsm: s.fsm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.log.Size, div: div, admit: s.admit,
+	s.svc = &service{node: s.node, fsm: s.fsm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.logSize, div: div, admit: s.admit,
 		// One election: a follower notices the leader is gone (heartbeat timeout), then wins.
 		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout,
 		insecure:   s.insecureMembers}
@@ -236,7 +235,11 @@ func New(cfg Config) (s *Server, err error) {
 	}
 	// NOT_SERVING until a leader is known; telemetry follows leader changes from now on.
 	s.api.SetHealth(transport.HealthNotServing)
-	if err := s.tel.Observe(telemetry.Sources{Consensus: s.node, Segments: s.log, Live: s.fsm.Err, SetHealth: s.api.SetHealth,
+	var segs telemetry.SegmentStats
+	if st, ok := s.log.(telemetry.SegmentStats); ok {
+		segs = st
+	}
+	if err := s.tel.Observe(telemetry.Sources{Consensus: s.node, Segments: segs, Live: s.fsm.Err, SetHealth: s.api.SetHealth,
 		Certificates: s.certExpiries}); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -249,6 +252,37 @@ func New(cfg Config) (s *Server, err error) {
 	s.warnIfInsecure()
 	s.checkCertExpiry(time.Now())
 	return s, nil
+}
+
+// openSegments opens the default commit log: storage/segment in dir.
+func (s *Server) openSegments(dir string) (storage.Log, error) {
+	syncPolicy, err := segment.ParseSyncPolicy(s.cfg.Sync)
+	if err != nil {
+		return nil, err
+	}
+	l, err := segment.Open(dir, segment.Config{
+		Sync:         syncPolicy,
+		SegmentBytes: s.cfg.SegmentBytes,
+		// Every record the state machine may have to store, whatever --max-record-bytes says:
+		// that flag decides what this node accepts as leader, never what a replica stores.
+		MaxRecordBytes: fsm.MaxStoredRecordBytes,
+		// Retention is decided by the leader and applied through Raft (retentionLoop), not by
+		// each node's storage on its own.
+		Logger: s.cfg.Logger.With("component", "storage"),
+		FS:     s.cfg.logFS,
+	})
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return l, nil
+}
+
+// logSize returns the commit log's size on disk, when its implementation tells (0 otherwise).
+func (s *Server) logSize() int64 {
+	if l, ok := s.log.(interface{ Size() int64 }); ok {
+		return l.Size()
+	}
+	return 0
 }
 
 var gossipProfiles = map[string]dserf.Timing{"lan": dserf.TimingLAN, "local": dserf.TimingLocal, "test": dserf.TimingTest}
@@ -279,17 +313,28 @@ func (s *Server) startMembership() error {
 	if id := s.node.ClusterID(); id != "" {
 		tags[tagClusterID] = id
 	}
-	m, err := dserf.New(dserf.Config{
-		NodeName:       s.cfg.NodeName,
-		BindAddr:       s.cfg.BindAddr,
-		AdvertiseAddr:  advertise,
-		Tags:           tags,
-		StartJoinAddrs: s.cfg.StartJoinAddrs,
-		EncryptKey:     s.cfg.GossipKey,
-		Handler:        s.recon,
-		Logger:         s.cfg.Logger.With("component", "gossip"),
-		Timing:         gossipProfiles[s.cfg.GossipProfile],
-	})
+	var m discovery.Membership
+	var err error
+	if s.cfg.Membership != nil {
+		m, err = s.cfg.Membership(MembershipConfig{
+			NodeName: s.cfg.NodeName,
+			Tags:     tags,
+			Handler:  s.recon,
+			Logger:   s.cfg.Logger.With("component", "membership"),
+		})
+	} else {
+		m, err = dserf.New(dserf.Config{
+			NodeName:       s.cfg.NodeName,
+			BindAddr:       s.cfg.BindAddr,
+			AdvertiseAddr:  advertise,
+			Tags:           tags,
+			StartJoinAddrs: s.cfg.StartJoinAddrs,
+			EncryptKey:     s.cfg.GossipKey,
+			Handler:        s.recon,
+			Logger:         s.cfg.Logger.With("component", "gossip"),
+			Timing:         gossipProfiles[s.cfg.GossipProfile],
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("server: gossip: %w", err)
 	}
