@@ -5,7 +5,7 @@
 
 SHELL := /usr/bin/env bash
 GO ?= go
-MODULES := storage consensus discovery transport authz client server tools
+MODULES := storage consensus discovery transport authz client server tools deploy
 DATA_DIR ?= $(CURDIR)/data
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # tool prints the path of a pinned developer tool, building it on first use.

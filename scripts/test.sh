@@ -9,7 +9,7 @@
 # Usage: scripts/test.sh [module...]   (default: every module); GOTESTFLAGS adds go test flags.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-modules=(storage consensus discovery transport authz client server tools)
+modules=(storage consensus discovery transport authz client server tools deploy)
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 

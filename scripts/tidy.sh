@@ -7,7 +7,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 prefix=github.com/commitlog-go/commitlog
-modules=(storage consensus discovery transport authz client server tools)
+modules=(storage consensus discovery transport authz client server tools deploy)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
