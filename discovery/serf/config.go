@@ -85,7 +85,10 @@ type Config struct {
 	// StartJoinAddrs are gossip addresses of existing members. If set, New returns at once
 	// and a background goroutine tries to join them, retrying with exponential backoff (from
 	// RetryJoinInterval up to RetryJoinMaxInterval, with jitter) until one attempt reaches at
-	// least one of them or the Membership is closed. Joined reports when it succeeded.
+	// least one other node or the Membership is closed. The list may name this node itself
+	// (every pod of a Kubernetes StatefulSet gets the same list): reaching only itself does not
+	// count, so nodes started together never stop retrying before they found each other.
+	// Joined reports when it succeeded.
 	StartJoinAddrs []string
 	// RetryJoinInterval is the first delay between join attempts. Default:
 	// DefaultRetryJoinInterval (50 ms with TimingTest).

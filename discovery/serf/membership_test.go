@@ -231,6 +231,35 @@ func TestRetryJoinWhenSeedStartsLater(t *testing.T) {
 	waitFor(t, joiner.rec, discovery.EventJoin, "seed")
 }
 
+// Every pod of a StatefulSet gets the same join list, its own address included. Reaching only
+// itself must not end the retries: a node whose peers are not up yet would stay alone.
+func TestRetryJoinListNamingSelf(t *testing.T) {
+	selfAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	peerAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	logs := newCaptureHandler()
+	a := startNode(t, "a", serf.Config{
+		BindAddr:       selfAddr,
+		StartJoinAddrs: []string{selfAddr, peerAddr},
+		Logger:         slogNew(logs),
+	})
+	poll(t, "a join attempt that reached only itself", func() bool {
+		return logs.has(func(r logRecord) bool { return r.Msg == "join failed, will retry" })
+	})
+	select {
+	case <-a.m.Joined():
+		t.Fatal("Joined closed although only the node itself was reached")
+	default:
+	}
+	b := startNode(t, "b", serf.Config{BindAddr: peerAddr})
+	select {
+	case <-a.m.Joined():
+	case <-waitCtx(t).Done():
+		t.Fatal("a never joined b, which started later")
+	}
+	waitFor(t, b.rec, discovery.EventJoin, "a")
+	waitFor(t, a.rec, discovery.EventJoin, "b")
+}
+
 func TestAdvertiseAddrDiffersFromBindAddr(t *testing.T) {
 	port := strconv.Itoa(freePort(t))
 	a := startNode(t, "a", serf.Config{BindAddr: "0.0.0.0:" + port, AdvertiseAddr: "localhost:" + port})

@@ -357,7 +357,8 @@ func (m *Membership) deliver(e hserf.Event) {
 }
 
 // retryJoin joins addrs, retrying with exponential backoff and jitter until one attempt
-// reaches at least one address or Close starts.
+// reaches at least one other node (reaching only this node's own address, which the list may
+// hold, does not count) or Close starts.
 func (m *Membership) retryJoin(addrs []string) {
 	defer m.wg.Done()
 	delay := m.s.cfg.RetryJoinInterval
@@ -370,8 +371,14 @@ func (m *Membership) retryJoin(addrs []string) {
 			return
 		}
 		n, err := m.serf.Join(addrs, true)
+		// A list naming this node too (every pod of a StatefulSet gets the same list) reaches
+		// this node itself at once: that joins nothing, so it does not count.
+		others := m.serf.NumNodes() > 1
 		m.unlockOps()
-		if n > 0 {
+		if n > 0 && !others && err == nil {
+			err = errors.New("reached only this node")
+		}
+		if n > 0 && others {
 			m.logger.Info("joined the cluster", slog.Int("reached", n), slog.Int("attempt", attempt))
 			close(m.joinedCh)
 			return

@@ -563,3 +563,31 @@ func TestServeInsecurePlaintextPeersWarns(t *testing.T) {
 		t.Errorf("no warning about plaintext peers at start; logs:\n%s", logs)
 	}
 }
+
+// A Kubernetes Secret mounted into a non-root pod with an fsGroup is root-owned, mode 0440:
+// accepted for a non-root process, as PostgreSQL accepts its key files. Everything else that
+// group or others may access is refused.
+func TestGossipKeyModeSafe(t *testing.T) {
+	for _, tc := range []struct {
+		perm        os.FileMode
+		owner, euid int
+		want        bool
+	}{
+		{0o600, 1000, 1000, true},
+		{0o400, 65532, 65532, true},
+		{0o600, 0, 0, true},
+		{0o440, 0, 65532, true}, // Secret volume with fsGroup
+		{0o640, 0, 65532, true}, // root-owned, group-readable
+		{0o640, 0, 0, false},    // root's own key left at its umask
+		{0o640, 1000, 1000, false},
+		{0o440, 1000, 65532, false},
+		{0o460, 0, 65532, false}, // group may write
+		{0o444, 0, 65532, false}, // others may read
+		{0o450, 0, 65532, false},
+		{0o440, -1, 65532, false}, // owner unknown
+	} {
+		if got := gossipKeyModeSafe(tc.perm, tc.owner, tc.euid); got != tc.want {
+			t.Errorf("gossipKeyModeSafe(%#o, owner %d, euid %d) = %v, want %v", tc.perm, tc.owner, tc.euid, got, tc.want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -77,8 +78,8 @@ func serveTLSFromFlags(c *cli.Context) serveTLS {
 //     trusts, and allow client authentication (`commitlog tls cert create --server` ones do).
 //
 // GossipKey is read from --gossip-key-file (surrounding white space ignored; the key itself is
-// checked when Serf starts). The file must not be accessible by group or others, and with TLS
-// the key is required.
+// checked when Serf starts). The file must not be accessible by group or others (but see
+// gossipKeyModeSafe), and with TLS the key is required.
 //
 // An ACL policy requires mutual TLS: without a verified client certificate there is no identity
 // to authorize, and every call would be refused.
@@ -175,7 +176,11 @@ func (f serveTLS) apply(cfg *server.Config) error {
 		if err != nil {
 			return fmt.Errorf("--gossip-key-file: %w", err)
 		}
-		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		owner := -1
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			owner = int(st.Uid)
+		}
+		if perm := fi.Mode().Perm(); !gossipKeyModeSafe(perm, owner, os.Geteuid()) {
 			return fmt.Errorf("--gossip-key-file: %s is accessible by group or others (mode %#o): whoever reads it can join the gossip; chmod 600 it", f.gossipKeyFile, perm)
 		}
 		key, err := os.ReadFile(f.gossipKeyFile)
@@ -198,4 +203,18 @@ func needPair(certFlag, cert, keyFlag, key string) error {
 		return fmt.Errorf("--%s needs --%s", keyFlag, certFlag)
 	}
 	return nil
+}
+
+// gossipKeyModeSafe reports whether a gossip key file of mode perm, owned by user id owner (-1:
+// unknown), is private enough for a process running as user id euid: nobody but its owner may
+// access it, or, as PostgreSQL allows for its key files, it belongs to root, which granted its
+// group read access (and nothing more), and this process is not root. That is how Kubernetes
+// mounts a Secret into a pod running as a non-root user with an fsGroup: root-owned, mode
+// 0440, the pod's group; the check is there to catch a key that its own user left readable at
+// the umask, which such a file is not.
+func gossipKeyModeSafe(perm os.FileMode, owner, euid int) bool {
+	if perm&0o077 == 0 {
+		return true
+	}
+	return owner == 0 && euid != 0 && perm&0o037 == 0
 }

@@ -65,6 +65,35 @@ func run(t *testing.T, dir string, env []string, name string, args ...string) st
 	return string(out)
 }
 
+// buildImage builds the static binary and the image from the repository's Dockerfile, in a build
+// context of its own holding what the Dockerfile copies and the compose files, and returns that
+// directory and the image's tag (removed when the test ends).
+func buildImage(t *testing.T) (ctxDir, image string) {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxDir = t.TempDir()
+	run(t, filepath.Join(root, "server"), []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", filepath.Join(ctxDir, "bin", "commitlog"), "./cmd/commitlog")
+	for _, f := range []string{"Dockerfile", "docker-compose.yml", ".dockerignore", "deploy/docker/data/README", "deploy/compose/docker-compose.yml"} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(ctxDir, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(ctxDir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	image = fmt.Sprintf("commitlog:test%d-%s", os.Getpid(), strings.ToLower(t.Name()))
+	run(t, ctxDir, nil, "docker", "build", "-t", image, ".")
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", image).Run() })
+	return ctxDir, image
+}
+
 func TestComposeCluster(t *testing.T) {
 	composeCmd := compose(t)
 	if ln, err := net.Listen("tcp", "127.0.0.1:8400"); err != nil {
@@ -72,27 +101,9 @@ func TestComposeCluster(t *testing.T) {
 	} else {
 		ln.Close()
 	}
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A build context of its own: the static binary, the Dockerfile and the compose file.
-	ctxDir := t.TempDir()
-	run(t, filepath.Join(root, "server"), []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", filepath.Join(ctxDir, "bin", "commitlog"), "./cmd/commitlog")
-	for _, f := range []string{"Dockerfile", "docker-compose.yml", ".dockerignore"} {
-		b, err := os.ReadFile(filepath.Join(root, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(ctxDir, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	project := fmt.Sprintf("commitlogtest%d", os.Getpid())
-	image := "commitlog:" + project
+	ctxDir, image := buildImage(t)
 	env := []string{"COMMITLOG_IMAGE=" + image}
-	run(t, ctxDir, nil, "docker", "build", "-t", image, ".")
-	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", image).Run() })
+	project := fmt.Sprintf("commitlogtest%d", os.Getpid())
 
 	up := append(append([]string{}, composeCmd[1:]...), "-p", project, "up", "-d", "--no-build")
 	run(t, ctxDir, env, composeCmd[0], up...)

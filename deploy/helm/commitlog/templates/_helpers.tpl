@@ -1,0 +1,101 @@
+{{/* The chart's name. */}}
+{{- define "commitlog.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release's resource name: the release name, or release-chart when it lacks the chart's
+name. Pods are <fullname>-<ordinal>, which is each server's --node-name: kept short. */}}
+{{- define "commitlog.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "commitlog.headless" -}}
+{{- printf "%s-headless" (include "commitlog.fullname" .) -}}
+{{- end -}}
+
+{{- define "commitlog.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "commitlog.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "commitlog.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "commitlog.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: server
+{{- end -}}
+
+{{/* The DNS domain of the headless Service: pods are <pod>.<this>. */}}
+{{- define "commitlog.podDomain" -}}
+{{- printf "%s.%s.svc.%s" (include "commitlog.headless" .) .Release.Namespace .Values.clusterDomain -}}
+{{- end -}}
+
+{{/* The client Service's DNS names, as certificates must list them. */}}
+{{- define "commitlog.serviceDNSNames" -}}
+{{- $svc := include "commitlog.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.%s" $svc $ns .Values.clusterDomain) | toJson -}}
+{{- end -}}
+
+{{/* Whether TLS (and so the gossip key and the ACL) is on. */}}
+{{- define "commitlog.secure" -}}
+{{- if and .Values.tls.enabled (not .Values.insecurePlaintext) -}}true{{- end -}}
+{{- end -}}
+
+{{- define "commitlog.tlsSecretName" -}}
+{{- default (printf "%s-tls" (include "commitlog.fullname" .)) .Values.tls.secretName -}}
+{{- end -}}
+
+{{- define "commitlog.gossipSecretName" -}}
+{{- default (printf "%s-gossip" (include "commitlog.fullname" .)) .Values.gossip.secretName -}}
+{{- end -}}
+
+{{- define "commitlog.bootstrapExpect" -}}
+{{- $n := int .Values.replicas -}}
+{{- if not (kindIs "invalid" .Values.bootstrapExpect) -}}{{- $n = int .Values.bootstrapExpect -}}{{- end -}}
+{{- $n -}}
+{{- end -}}
+
+{{/* A quorum of the configured replicas. */}}
+{{- define "commitlog.quorum" -}}
+{{- add (div (int .Values.replicas) 2) 1 -}}
+{{- end -}}
+
+{{/* Checks on the values that would make a cluster that cannot form or is not safe. */}}
+{{- define "commitlog.validate" -}}
+{{- $replicas := int .Values.replicas -}}
+{{- $expect := int (include "commitlog.bootstrapExpect" .) -}}
+{{- if lt $replicas 1 -}}{{- fail "replicas must be at least 1" -}}{{- end -}}
+{{- if lt $expect 1 -}}{{- fail "bootstrapExpect must be at least 1" -}}{{- end -}}
+{{- if gt $expect $replicas -}}
+{{- fail (printf "bootstrapExpect (%d) is more than replicas (%d): a new cluster would wait forever" $expect $replicas) -}}
+{{- end -}}
+{{- if le (mul $expect 2) $replicas -}}
+{{- fail (printf "bootstrapExpect (%d) is not a majority of replicas (%d): two groups of new pods could each bootstrap a cluster" $expect $replicas) -}}
+{{- end -}}
+{{- if and (not .Values.insecurePlaintext) (not .Values.tls.enabled) -}}
+{{- fail "tls.enabled=false leaves the API, Raft and gossip in plaintext: set insecurePlaintext=true to say so" -}}
+{{- end -}}
+{{- if and (include "commitlog.secure" .) (not (has .Values.tls.source (list "secret" "certManager" "csi"))) -}}
+{{- fail (printf "tls.source must be secret, certManager or csi, not %q" .Values.tls.source) -}}
+{{- end -}}
+{{- if and (include "commitlog.secure" .) (eq .Values.tls.source "certManager") (not .Values.tls.certManager.issuerRef.name) -}}
+{{- fail "tls.source=certManager needs tls.certManager.issuerRef.name" -}}
+{{- end -}}
+{{- if and (include "commitlog.secure" .) (eq .Values.tls.source "certManager") (gt $replicas (int .Values.tls.maxReplicas)) -}}
+{{- fail (printf "replicas (%d) exceeds tls.maxReplicas (%d): the certificate would not name the new pods' nodes" $replicas (int .Values.tls.maxReplicas)) -}}
+{{- end -}}
+{{- if and (include "commitlog.secure" .) (eq .Values.tls.source "csi") (not .Values.tls.csi.issuerRef.name) -}}
+{{- fail "tls.source=csi needs tls.csi.issuerRef.name" -}}
+{{- end -}}
+{{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) -}}
+{{- if lt (int .Values.podDisruptionBudget.minAvailable) (int (include "commitlog.quorum" .)) -}}
+{{- fail (printf "podDisruptionBudget.minAvailable (%v) is below a quorum of %d replicas (%s): an eviction could stop the cluster" .Values.podDisruptionBudget.minAvailable $replicas (include "commitlog.quorum" .)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
