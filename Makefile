@@ -12,7 +12,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 tool = $(shell GOWORK=off $(GO) -C buildtools tool -n $(1))
 BENCHTIME ?= 2s
 
-.PHONY: all build run cluster test test-deps test-large fuzz lint fmt vet staticcheck generate check-generate tidy bench bench-load certs clean chaos chaos-short chaos-planted chaos-deps chaos-build
+.PHONY: all build run cluster test test-deps test-large fuzz lint fmt vet staticcheck generate check-generate tidy bench bench-load bench-vs-nats certs clean chaos chaos-short chaos-planted chaos-deps chaos-build
 
 all: lint test build
 
@@ -113,6 +113,12 @@ certs: build
 ## bench-load: the load tool against real processes: a single node, then 3 nodes (see scripts/bench-load.sh)
 bench-load:
 	bash scripts/bench-load.sh
+
+## bench-vs-nats: 3 commitlog nodes side by side with 3 NATS JetStream nodes (R3, fsync always), one
+## table of records/s, p50 and server CPU per record with ratios (see scripts/bench-vs-nats.sh)
+bench-vs-nats: build
+	cd tools && $(GO) build -o ../bin/commitlog-bench ./cmd/commitlog-bench
+	bash scripts/bench-vs-nats.sh
 
 ## chaos: the long fault-injection run against real processes (root; see tools/README.md):
 ## CHAOS_SCHEDULES schedules of CHAOS_DURATION from seed CHAOS_SEED, resumable (seeds already done in
