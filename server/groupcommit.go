@@ -42,19 +42,27 @@ type proposal struct {
 // before its batch is handed to Raft gets ctx's error (nothing was proposed), after that
 // consensus.ErrOutcomeUnknown, as fsm.FSM.Propose would.
 func (s *service) groupPropose(ctx context.Context, records []fsm.AppendRecord) (fsm.AppendResult, error) {
-	p := &proposal{records: records, alone: !withinLimits(s.fsm.Limits(), records), done: make(chan struct{})}
 	g := &s.group
 	g.mu.Lock()
-	g.queue = append(g.queue, p)
-	var group []*proposal
 	if g.inFlight < maxGroupsInFlight {
+		// A free slot means an empty queue (a finishing group takes what is queued before it
+		// gives its slot back): this caller is alone and proposes itself, in its own goroutine
+		// and under its own context, as without coalescing.
 		g.inFlight++
-		group = g.takeLocked(s.fsm.Limits())
+		g.mu.Unlock()
+		res, err := s.fsm.Propose(ctx, s.node, records...)
+		g.mu.Lock()
+		if next := g.takeLocked(s.fsm.Limits()); len(next) > 0 {
+			go s.runGroups(next) // keeps the slot
+		} else {
+			g.inFlight--
+		}
+		g.mu.Unlock()
+		return res, err
 	}
+	p := &proposal{records: records, alone: !withinLimits(s.fsm.Limits(), records), done: make(chan struct{})}
+	g.queue = append(g.queue, p)
 	g.mu.Unlock()
-	if group != nil {
-		go s.runGroups(group)
-	}
 	select {
 	case <-p.done:
 	case <-ctx.Done():
