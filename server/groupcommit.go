@@ -18,6 +18,16 @@ import (
 // busy (one group's replication overlaps the next one's leader write).
 const maxGroupsInFlight = 2
 
+// Coalescing pays for small proposals, whose per-entry costs (encoding, log entry, apply,
+// replication bookkeeping) dominate; large ones already amortize them, and merged they would
+// only make Raft messages larger and serialize what Raft pipelines. A proposal of at least
+// groupBypassBytes (encoded) is proposed directly, outside the groups; a group holds at most
+// groupMaxBytes.
+const (
+	groupBypassBytes = 64 << 10
+	groupMaxBytes    = 1 << 20
+)
+
 // groupCommit is the state of the leader's proposal coalescing (see maxGroupsInFlight). The
 // zero value is ready.
 type groupCommit struct {
@@ -42,6 +52,9 @@ type proposal struct {
 // before its batch is handed to Raft gets ctx's error (nothing was proposed), after that
 // consensus.ErrOutcomeUnknown, as fsm.FSM.Propose would.
 func (s *service) groupPropose(ctx context.Context, records []fsm.AppendRecord) (fsm.AppendResult, error) {
+	if fsm.EncodedAppendSize(records...) >= groupBypassBytes {
+		return s.fsm.Propose(ctx, s.node, records...)
+	}
 	g := &s.group
 	g.mu.Lock()
 	if g.inFlight < maxGroupsInFlight {
@@ -116,8 +129,8 @@ func (s *service) runGroups(group []*proposal) {
 	}
 }
 
-// takeLocked removes from the queue's front the proposals one command can hold within lim
-// (at least one; one alone if it is beyond lim by itself) and marks them taken.
+// takeLocked removes from the queue's front the proposals one command can hold within lim and
+// groupMaxBytes (at least one; one alone if it is beyond lim by itself) and marks them taken.
 func (g *groupCommit) takeLocked(lim fsm.Limits) []*proposal {
 	if len(g.queue) == 0 {
 		return nil
@@ -131,7 +144,7 @@ func (g *groupCommit) takeLocked(lim fsm.Limits) []*proposal {
 			break
 		}
 		c, sz := count+len(p.records), size+fsm.EncodedAppendSize(p.records...)-fsm.EncodedAppendSize()
-		if n > 0 && (c > lim.MaxBatchRecords || sz > lim.MaxCommandBytes) {
+		if n > 0 && (c > lim.MaxBatchRecords || sz > min(lim.MaxCommandBytes, groupMaxBytes)) {
 			break
 		}
 		n, count, size = n+1, c, sz
