@@ -37,8 +37,6 @@ type service struct {
 	admit func(ctx context.Context, id, raftAddr string) error
 	// insecure says which servers announce themselves insecure, by id (nil: none known).
 	insecure func() map[string]bool
-	// group coalesces concurrent proposals on the leader (groupcommit.go).
-	group groupCommit
 }
 
 var (
@@ -74,11 +72,7 @@ func (s *service) propose(ctx context.Context, records []*logv1.Record) (uint64,
 	for {
 		// Encoded, stamped and checked against the limits on each try: only a leader's
 		// limits refuse a batch (see fsm.FSM.Propose).
-		if s.node.IsLeader() {
-			res, err = s.groupPropose(ctx, batch) // shares a Raft entry with concurrent callers
-		} else {
-			res, err = s.fsm.Propose(ctx, s.node, batch...)
-		}
+		res, err = s.fsm.Propose(ctx, s.node, batch...)
 		if chaosbugs.On(chaosbugs.StaleLeaderRead) && err == nil {
 			plantedLeaseGranted()
 		}
