@@ -19,7 +19,7 @@ BENCHTIME ?= 2s
 # modules runs buildtools/cmd/modules (module list, go.work, release rules, module proxy) on this repository.
 modules = GOWORK=off $(GO) -C buildtools run ./cmd/modules -root $(CURDIR)
 
-.PHONY: all build run cluster test test-deps test-large fuzz lint fmt vet staticcheck generate check-generate tidy work check-modules test-examples tags bench bench-load certs clean chaos chaos-short chaos-planted chaos-deps chaos-build
+.PHONY: all build run cluster test test-deps test-large fuzz lint fmt vet staticcheck generate check-generate tidy work check-modules test-examples tags bench bench-load bench-vs-nats certs clean chaos chaos-short chaos-planted chaos-deps chaos-build
 
 all: lint test build
 
@@ -145,6 +145,12 @@ certs: build
 ## bench-load: the load tool against real processes: a single node, then 3 nodes (see scripts/bench-load.sh)
 bench-load:
 	bash scripts/bench-load.sh
+
+## bench-vs-nats: 3 commitlog nodes side by side with 3 NATS JetStream nodes (R3, fsync always), one
+## table of records/s, p50 and server CPU per record with ratios (see scripts/bench-vs-nats.sh)
+bench-vs-nats: build
+	cd tools && $(GO) build -o ../bin/commitlog-bench ./cmd/commitlog-bench
+	bash scripts/bench-vs-nats.sh
 
 ## chaos: the long fault-injection run against real processes (root; see tools/README.md):
 ## CHAOS_SCHEDULES schedules of CHAOS_DURATION from seed CHAOS_SEED, resumable (seeds already done in

@@ -177,79 +177,149 @@ func streamCost(req *logv1.ProduceRequest) int {
 // ProduceStream pipelines: one goroutine receives requests while another proposes whatever
 // has arrived meanwhile (in arrival order, so records keep the stream's order, split into
 // commands that each fit the command limit) and answers each request with its offset, in
-// order. The requests received but not yet answered are bounded by --max-stream-inflight-bytes:
-// when the budget is spent the receiver stops reading, and the transport's flow control makes
-// the client wait.
+// order, the answers to one command flushed together. The requests received but not yet
+// answered are bounded by --max-stream-inflight-bytes: when the budget is spent the receiver
+// stops reading, and the transport's flow control makes the client wait.
 func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	type queued struct {
-		rec  *logv1.Record
-		cost int
-	}
 	budget := newByteBudget(s.streamInflightBytes())
-	reqs := make(chan queued, maxStreamBatch)
-	recvErr := make(chan error, 1)
+	q := newStreamQueue()
 	go func() {
-		defer close(reqs)
 		for {
 			req, err := stream.Receive()
 			if err != nil {
-				if !errors.Is(err, io.EOF) {
-					recvErr <- err
+				if errors.Is(err, io.EOF) {
+					err = nil
 				}
+				q.close(err)
 				return
 			}
 			cost := min(streamCost(req), budget.size)
 			if err := budget.acquire(ctx, cost); err != nil {
+				q.close(nil)
 				return
 			}
-			select {
-			case reqs <- queued{req.GetRecord(), cost}:
-			case <-ctx.Done():
-				return
-			}
+			q.push(req.GetRecord(), cost)
 		}
 	}()
-	batch := make([]*logv1.Record, 0, maxStreamBatch)
+	var (
+		batch []*logv1.Record
+		resps []logv1.ProduceResponse
+		ptrs  []*logv1.ProduceResponse
+	)
 	for {
-		q, ok := <-reqs
+		var (
+			cost    int
+			recvErr error
+			ok      bool
+		)
+		batch, cost, ok, recvErr = q.take(ctx, batch[:0], maxStreamBatch)
 		if !ok {
-			break
-		}
-		batch = append(batch[:0], q.rec)
-		cost := q.cost
-	drain:
-		for len(batch) < maxStreamBatch {
-			select {
-			case q, ok := <-reqs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, q.rec)
-				cost += q.cost
-			default:
-				break drain
-			}
+			return toWire(recvErr)
 		}
 		for _, group := range s.commandGroups(batch) {
 			first, err := s.propose(ctx, group)
 			if err != nil {
 				return toWire(err)
 			}
-			for i := range group {
-				if err := stream.Send(&logv1.ProduceResponse{Offset: first + uint64(i)}); err != nil {
-					return toWire(err)
+			if cap(resps) < len(group) {
+				resps = make([]logv1.ProduceResponse, len(group))
+				ptrs = make([]*logv1.ProduceResponse, len(group))
+				for i := range resps {
+					ptrs[i] = &resps[i]
 				}
 			}
+			for i := range group {
+				resps[i].Offset = first + uint64(i)
+			}
+			if err := transport.SendBatch(stream, ptrs[:len(group)]); err != nil {
+				return toWire(err)
+			}
 		}
+		clear(batch) // drop the records: the next take reuses the slice
 		budget.release(cost)
 	}
+}
+
+// streamQueue hands a ProduceStream's records from its receiver to its proposer without a
+// channel operation (and a wakeup) per record: the receiver appends under a lock and signals
+// only when the proposer may be waiting.
+type streamQueue struct {
+	mu      sync.Mutex
+	recs    []*logv1.Record
+	cost    int
+	done    bool  // the receiver stopped
+	err     error // why, when not at the client's end of stream
+	arrived chan struct{}
+}
+
+func newStreamQueue() *streamQueue {
+	return &streamQueue{arrived: make(chan struct{}, 1)}
+}
+
+func (q *streamQueue) push(r *logv1.Record, cost int) {
+	q.mu.Lock()
+	q.recs = append(q.recs, r)
+	q.cost += cost
+	first := len(q.recs) == 1
+	q.mu.Unlock()
+	if first {
+		q.signal()
+	}
+}
+
+func (q *streamQueue) signal() {
 	select {
-	case err := <-recvErr:
-		return toWire(err)
+	case q.arrived <- struct{}{}:
 	default:
-		return nil
+	}
+}
+
+// close records that the receiver stopped, with err (nil: the client's end of stream, or the
+// stream's context ended).
+func (q *streamQueue) close(err error) {
+	q.mu.Lock()
+	q.done, q.err = true, err
+	q.mu.Unlock()
+	q.signal()
+}
+
+// take appends to dst up to max queued records, waiting for one, and returns their cost. It
+// returns ok false once the receiver stopped and nothing is queued (with the receiver's
+// error, nil at the client's end of stream), or once ctx ended.
+func (q *streamQueue) take(ctx context.Context, dst []*logv1.Record, max int) (_ []*logv1.Record, cost int, ok bool, err error) {
+	for {
+		q.mu.Lock()
+		if n := len(q.recs); n > 0 {
+			k := min(n, max)
+			dst = append(dst, q.recs[:k]...)
+			// Each record's cost is not kept: what is left pays the average, settled exactly
+			// when the queue empties.
+			if k == n {
+				cost = q.cost
+				clear(q.recs)
+				q.recs, q.cost = q.recs[:0], 0
+			} else {
+				cost = q.cost * k / n
+				q.cost -= cost
+				rest := copy(q.recs, q.recs[k:])
+				clear(q.recs[rest:])
+				q.recs = q.recs[:rest]
+			}
+			q.mu.Unlock()
+			return dst, cost, true, nil
+		}
+		done, rerr := q.done, q.err
+		q.mu.Unlock()
+		if done {
+			return dst, 0, false, rerr
+		}
+		select {
+		case <-q.arrived:
+		case <-ctx.Done():
+			return dst, 0, false, nil
+		}
 	}
 }
 

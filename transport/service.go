@@ -39,6 +39,26 @@ type BidiStream[Req, Res any] interface {
 	Send(*Res) error
 }
 
+// BatchSender is implemented by the BidiStreams that can send several messages in fewer
+// writes than one each: SendBatch sends msgs in order, each its own message on the wire as
+// Send would, and flushes them together. Call it through SendBatch.
+type BatchSender[Res any] interface {
+	SendBatch(msgs []*Res) error
+}
+
+// SendBatch sends msgs on s in order: in one flush when s is a BatchSender, else one Send each.
+func SendBatch[Req, Res any](s BidiStream[Req, Res], msgs []*Res) error {
+	if b, ok := s.(BatchSender[Res]); ok {
+		return b.SendBatch(msgs)
+	}
+	for _, m := range msgs {
+		if err := s.Send(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // LogService is the server side of service log.v1.Log. The transport calls
 // its methods concurrently, one goroutine per request; streaming methods own
 // their stream until they return. Each ctx carries the request's deadline,

@@ -126,6 +126,24 @@ func (p *produceStream) Send(res *logv1.ProduceResponse) error {
 	return err
 }
 
+// SendBatch sends msgs through the stream's batch send when it has one, and counts them at
+// once.
+func (p *produceStream) SendBatch(msgs []*logv1.ProduceResponse) error {
+	err := transport.SendBatch(p.BidiStream, msgs)
+	if err == nil && len(msgs) > 0 {
+		bytes := 0
+		for range msgs {
+			select {
+			case size := <-p.sizes:
+				bytes += size
+			default:
+			}
+		}
+		p.m.produced(p.ctx, rpcProduceStream, len(msgs), bytes)
+	}
+	return err
+}
+
 // produceStreamWindow bounds the request sizes remembered per stream.
 const produceStreamWindow = 4096
 

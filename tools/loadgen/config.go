@@ -48,8 +48,19 @@ var ErrTooManyErrors = errors.New("loadgen: too many errors")
 // Config describes one load run. Zero values take the defaults named on each field; Run
 // validates the result and fails with an error wrapping ErrInvalidConfig.
 type Config struct {
+	// Target is what is loaded: TargetCommitlog (default) or TargetNATS (a NATS JetStream
+	// cluster, for comparison; see TargetNATS for how each mode maps to it).
+	Target string
+	// NATSStream and NATSReplicas name the JetStream stream TargetNATS publishes to and its
+	// replica count; the run creates the stream (file storage) if it does not exist. Defaults
+	// DefaultNATSStream, DefaultNATSReplicas.
+	NATSStream   string
+	NATSReplicas int
+	// ServerPIDs, when set, are the server processes (on this machine, Linux) whose CPU time the
+	// run reports per produced record (Result.ServerCPU).
+	ServerPIDs []int
 	// Addrs are the API addresses of one or more servers of the cluster (the client finds the
-	// leader). Required.
+	// leader); with TargetNATS, NATS server URLs or host:port. Required.
 	Addrs []string
 	// Transport is client.TransportConnect (default) or client.TransportGRPC.
 	Transport string
@@ -129,6 +140,15 @@ func (c Config) readOnly() bool {
 
 // withDefaults returns c with zero fields set to their defaults.
 func (c Config) withDefaults() Config {
+	if c.Target == "" {
+		c.Target = TargetCommitlog
+	}
+	if c.NATSStream == "" {
+		c.NATSStream = DefaultNATSStream
+	}
+	if c.NATSReplicas == 0 {
+		c.NATSReplicas = DefaultNATSReplicas
+	}
 	if c.Transport == "" {
 		c.Transport = client.TransportConnect
 	}
@@ -176,6 +196,12 @@ func (c Config) validate() error {
 	switch {
 	case len(c.Addrs) == 0:
 		return bad("no server address")
+	case c.Target != TargetCommitlog && c.Target != TargetNATS:
+		return bad("target %q: want %s or %s", c.Target, TargetCommitlog, TargetNATS)
+	case c.Target == TargetNATS && (c.Consumers > 0 || c.StreamConsumers > 0 || c.Producers == 0):
+		return bad("target %s only produces: no consumers or stream consumers", TargetNATS)
+	case c.NATSReplicas < 0:
+		return bad("negative NATS replicas %d", c.NATSReplicas)
 	case c.Transport != client.TransportConnect && c.Transport != client.TransportGRPC:
 		return bad("transport %q: want %s or %s", c.Transport, client.TransportConnect, client.TransportGRPC)
 	case c.Mode != ModeUnary && c.Mode != ModeBatch && c.Mode != ModeStream:

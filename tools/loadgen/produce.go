@@ -12,6 +12,10 @@ import (
 // runProducers runs cfg.Producers producing goroutines in cfg.Mode until the measured phase
 // ends (or the run is cancelled) and returns once every record they started has completed.
 func (r *runner) runProducers() error {
+	if r.cfg.Target == TargetNATS {
+		r.runNATSProducers()
+		return nil
+	}
 	var wg sync.WaitGroup
 	switch r.cfg.Mode {
 	case ModeUnary:

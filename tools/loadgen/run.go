@@ -41,6 +41,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		out = io.Discard
 	}
 	res := Result{
+		Target:          cfg.Target,
 		Transport:       cfg.Transport,
 		Mode:            cfg.Mode,
 		Clients:         cfg.Clients,
@@ -68,14 +69,28 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	defer cancelRun(nil)
 	r.cancelRun = cancelRun
 
-	if err := r.dial(ctx); err != nil {
-		return res, err
+	if cfg.Target == TargetNATS {
+		if err := r.dialNATS(ctx); err != nil {
+			return res, err
+		}
+		defer r.closeNATS()
+	} else {
+		if err := r.dial(ctx); err != nil {
+			return res, err
+		}
+		defer r.closeClients()
 	}
-	defer r.closeClients()
 	if err := r.initWatermark(ctx); err != nil {
 		return res, err
 	}
 
+	var cpu0 time.Duration
+	if len(cfg.ServerPIDs) > 0 {
+		var err error
+		if cpu0, err = totalCPU(cfg.ServerPIDs); err != nil {
+			return res, err
+		}
+	}
 	r.begin = time.Now()
 	r.measure = r.begin.Add(cfg.Warmup)
 	if cfg.Duration > 0 {
@@ -130,6 +145,15 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if cfg.Producers > 0 {
 		res.Produce = r.produce.stats(r.measure)
 	}
+	if len(cfg.ServerPIDs) > 0 {
+		if cpu1, err := totalCPU(cfg.ServerPIDs); err == nil {
+			c := &ServerCPU{PIDs: cfg.ServerPIDs, CPU: cpu1 - cpu0}
+			if res.Produce != nil && res.Produce.AllPhases > 0 {
+				c.PerRecordMicros = float64(c.CPU.Microseconds()) / float64(res.Produce.AllPhases)
+			}
+			res.ServerCPU = c
+		}
+	}
 	if cfg.Consumers > 0 {
 		res.Consume = r.consume.stats(r.measure)
 	}
@@ -148,8 +172,9 @@ type runner struct {
 	cfg       Config
 	payload   *payload
 	clients   []*client.Client
-	begin     time.Time // start of the warmup
-	measure   time.Time // start of the measured phase
+	nats      *natsTarget // TargetNATS only
+	begin     time.Time   // start of the warmup
+	measure   time.Time   // start of the measured phase
 	wm        *watermark
 	produce   *kind
 	consume   *kind

@@ -413,6 +413,8 @@ func TestRunInvalidConfig(t *testing.T) {
 		{"negative window", func(c *Config) { c.Window = -1 }},
 		{"negative linger", func(c *Config) { c.Linger = -1 }},
 		{"negative warmup", func(c *Config) { c.Warmup = -1 }},
+		{"bad target", func(c *Config) { c.Target = "kafka" }},
+		{"nats with readers", func(c *Config) { c.Target = TargetNATS; c.Consumers = 1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,6 +19,9 @@ const maxErrorSamples = 8
 type Stats struct {
 	// Records is the number of records written (produce) or read (consume, stream).
 	Records uint64 `json:"records"`
+	// AllPhases is the number of records completed in every phase (warmup and drain included):
+	// what the servers did during the whole run, e.g. to divide their CPU time by.
+	AllPhases uint64 `json:"all_phases_records"`
 	// Bytes is the sum of those records' value sizes.
 	Bytes uint64 `json:"bytes"`
 	// Errors is the number of failed requests (a failed batch counts each of its records).
@@ -46,6 +49,7 @@ type Stats struct {
 // Result is the outcome of a run: the settings that shape the numbers, and one Stats per kind of
 // operation that ran.
 type Result struct {
+	Target          string        `json:"target"`
 	Transport       string        `json:"transport"`
 	Mode            Mode          `json:"mode"`
 	Clients         int           `json:"clients"`
@@ -61,13 +65,15 @@ type Result struct {
 	Produce *Stats `json:"produce,omitempty"`
 	Consume *Stats `json:"consume,omitempty"`
 	Stream  *Stats `json:"stream,omitempty"`
+	// ServerCPU is set when Config.ServerPIDs was.
+	ServerCPU *ServerCPU `json:"server_cpu,omitempty"`
 }
 
 // WriteText writes a human-readable summary of r to w.
 func (r Result) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "commitlog-bench: transport=%s mode=%s clients=%d producers=%d consumers=%d stream-consumers=%d record-size=%dB",
-		r.Transport, r.Mode, r.Clients, r.Producers, r.Consumers, r.StreamConsumers, r.RecordSize)
+	fmt.Fprintf(&b, "commitlog-bench: target=%s transport=%s mode=%s clients=%d producers=%d consumers=%d stream-consumers=%d record-size=%dB",
+		r.Target, r.Transport, r.Mode, r.Clients, r.Producers, r.Consumers, r.StreamConsumers, r.RecordSize)
 	if r.Mode != ModeUnary && r.Producers > 0 {
 		fmt.Fprintf(&b, " window=%d", r.Window)
 	}
@@ -117,6 +123,10 @@ func (r Result) WriteText(w io.Writer) error {
 		for _, m := range msgs {
 			fmt.Fprintf(&b, "         error x%d: %s\n", s.ErrorSamples[m], m)
 		}
+	}
+	if c := r.ServerCPU; c != nil {
+		fmt.Fprintf(&b, "server   CPU %s over %d processes: %.1f µs per produced record (warmup and drain included)\n",
+			c.CPU.Round(10*time.Millisecond), len(c.PIDs), c.PerRecordMicros)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -216,6 +226,7 @@ func (k *kind) stats(start time.Time) *Stats {
 	k.mu.Unlock()
 	s := &Stats{
 		Records:      k.records.Load(),
+		AllPhases:    k.ops.Load(),
 		Bytes:        k.bytes.Load(),
 		Errors:       k.errors.Load(),
 		Corrupt:      k.corrupt.Load(),

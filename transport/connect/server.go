@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -187,6 +188,10 @@ func (s *Server) Handler() http.Handler {
 			if rc.SetReadDeadline(time.Now().Add(s.cfg.Limits.RequestReadTimeout)) == nil {
 				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
 			}
+		}
+		if r.URL.Path == logv1connect.LogProduceStreamProcedure {
+			cw := &corkWriter{ResponseWriter: w}
+			w, ctx = cw, context.WithValue(ctx, corkKey{}, cw)
 		}
 		mux.ServeHTTP(w, r.WithContext(ctx))
 	})
@@ -485,14 +490,64 @@ func (h logHandler) ConsumeStream(ctx context.Context, req *connect.Request[logv
 }
 
 func (h logHandler) ProduceStream(ctx context.Context, stream *connect.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]) error {
-	return h.svc.ProduceStream(ctx, bidiHandler{stream})
+	cork, _ := ctx.Value(corkKey{}).(*corkWriter)
+	return h.svc.ProduceStream(ctx, bidiHandler{stream, cork})
 }
 
 // bidiHandler makes Receive return exactly io.EOF at the end of the
-// client's messages, as transport.BidiStream promises.
+// client's messages, as transport.BidiStream promises, and sends batches of
+// responses with one flush (SendBatch).
 type bidiHandler struct {
-	s *connect.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]
+	s    *connect.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]
+	cork *corkWriter // nil: every Send flushes
 }
+
+var _ transport.BatchSender[logv1.ProduceResponse] = bidiHandler{}
+
+// SendBatch sends msgs, each its own message, and flushes once after the last.
+func (b bidiHandler) SendBatch(msgs []*logv1.ProduceResponse) error {
+	if b.cork == nil || len(msgs) < 2 {
+		for _, m := range msgs {
+			if err := b.s.Send(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	b.cork.corked.Store(true)
+	for _, m := range msgs {
+		if err := b.s.Send(m); err != nil {
+			b.cork.corked.Store(false)
+			return err
+		}
+	}
+	b.cork.corked.Store(false)
+	return b.cork.flush()
+}
+
+// corkWriter is the http.ResponseWriter of a ProduceStream: connect-go flushes after every
+// message it sends (on HTTP/2, one frame write and a wait for the connection's writer each);
+// while corked, those flushes are skipped and SendBatch flushes once.
+type corkWriter struct {
+	http.ResponseWriter
+	corked atomic.Bool
+}
+
+// corkKey is the context key of a ProduceStream's *corkWriter.
+type corkKey struct{}
+
+func (w *corkWriter) Flush() {
+	if !w.corked.Load() {
+		_ = w.flush() // http.Flusher has no error; the next write reports a broken stream
+	}
+}
+
+func (w *corkWriter) flush() error {
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *corkWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (b bidiHandler) Receive() (*logv1.ProduceRequest, error) {
 	m, err := b.s.Receive()

@@ -17,6 +17,7 @@
 package mux
 
 import (
+	"bufio"
 	"container/list"
 	"context"
 	"crypto/tls"
@@ -261,12 +262,20 @@ func (m *Mux) unpend(conn net.Conn) bool {
 	return ok
 }
 
-// replayConn returns the already-read first byte before reading conn.
+// apiReadBuffer is the read buffer of an API connection. The HTTP/2 server reads each frame
+// with two reads (its 9-byte header, then its payload) straight from the connection: without a
+// buffer, a stream of small messages costs two read syscalls per message; with one, a read
+// takes every frame that has arrived.
+const apiReadBuffer = 16 << 10
+
+// replayConn returns the already-read first byte before reading conn, and buffers reads (see
+// apiReadBuffer).
 type replayConn struct {
 	net.Conn
-	mu     sync.Mutex
+	mu     sync.Mutex // serializes Reads: the buffer is not safe for concurrent use
 	first  byte
 	unread bool
+	r      *bufio.Reader
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {
@@ -274,14 +283,16 @@ func (c *replayConn) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.unread {
 		c.unread = false
-		c.mu.Unlock()
 		p[0] = c.first
 		return 1, nil
 	}
-	c.mu.Unlock()
-	return c.Conn.Read(p)
+	if c.r == nil {
+		c.r = bufio.NewReaderSize(c.Conn, apiReadBuffer)
+	}
+	return c.r.Read(p)
 }
 
 // subListener is one side of the Mux: a net.Listener fed by the sorter.

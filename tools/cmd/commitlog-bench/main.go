@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -124,8 +125,12 @@ func parseFlags(args []string, stderr io.Writer) (loadgen.Config, options, error
 		serverName                string
 		requestTimeout            time.Duration
 		records                   uint64
+		pids                      string
 	)
-	fs.Var(&addrs, "addr", "API address of a server; repeat or comma-separate for several (default 127.0.0.1:8400)")
+	fs.Var(&addrs, "addr", "API address of a server; repeat or comma-separate for several (default 127.0.0.1:8400; with -target nats 127.0.0.1:4222)")
+	fs.StringVar(&cfg.Target, "target", loadgen.TargetCommitlog, "what to load: commitlog, or nats (a NATS JetStream cluster, for comparison: unary = sync publish, stream and batch = async publish with -window outstanding)")
+	fs.StringVar(&cfg.NATSStream, "nats-stream", loadgen.DefaultNATSStream, "-target nats: the JetStream stream to publish to (created if missing, file storage)")
+	fs.IntVar(&cfg.NATSReplicas, "nats-replicas", loadgen.DefaultNATSReplicas, "-target nats: the stream's replicas when the run creates it")
 	fs.StringVar(&cfg.Transport, "transport", client.TransportConnect, "wire transport: connect or grpc")
 	fs.StringVar(&caFile, "tls-ca-file", "", "PEM file of the CA that signed the servers' certificates (enables TLS)")
 	fs.StringVar(&certFile, "tls-cert-file", "", "PEM client certificate for mTLS (with -tls-key-file)")
@@ -152,6 +157,7 @@ func parseFlags(args []string, stderr io.Writer) (loadgen.Config, options, error
 	fs.StringVar(&readPolicy, "read-from", "leader", "which servers serve reads: leader, followers or any")
 	fs.DurationVar(&requestTimeout, "request-timeout", 0, "per-request timeout of the SDK (0: the SDK's default)")
 	fs.DurationVar(&cfg.ProgressInterval, "progress", loadgen.DefaultProgress, "interval of progress lines on stderr (negative: none)")
+	fs.StringVar(&pids, "server-pids", "", "comma-separated pids of the server processes (same machine, Linux): report their CPU time per produced record")
 	fs.BoolVar(&opts.json, "json", false, "print the summary as JSON")
 	fs.BoolVar(&opts.verbose, "verbose", false, "log the SDK's background events to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -163,8 +169,21 @@ func parseFlags(args []string, stderr io.Writer) (loadgen.Config, options, error
 	cfg.Addrs = addrs
 	if len(cfg.Addrs) == 0 {
 		cfg.Addrs = []string{"127.0.0.1:8400"}
+		if cfg.Target == loadgen.TargetNATS {
+			cfg.Addrs = []string{"127.0.0.1:4222"}
+		}
 	}
 	cfg.Mode = loadgen.Mode(mode)
+	for p := range strings.SplitSeq(pids, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(p)
+		if err != nil || pid <= 0 {
+			return cfg, opts, fmt.Errorf("-server-pids: %q is not a pid", p)
+		}
+		cfg.ServerPIDs = append(cfg.ServerPIDs, pid)
+	}
 	cfg.Records = records
 	if records > 0 && !flagSet(fs, "duration") {
 		cfg.Duration = 0 // a count alone bounds the run

@@ -1,0 +1,46 @@
+package mux
+
+import (
+	"io"
+	"net"
+	"testing"
+)
+
+// countingConn counts the reads that reach the connection.
+type countingConn struct {
+	net.Conn
+	reads int
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	c.reads++
+	return c.Conn.Read(p)
+}
+
+// TestReplayConnBuffersReads: the replayed first byte comes first, then small reads (an HTTP/2
+// frame's header, then its payload) are served from one read of the connection.
+func TestReplayConnBuffersReads(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	cc := &countingConn{Conn: server}
+	rc := &replayConn{Conn: cc, first: 'P', unread: true}
+	defer rc.Close()
+	msg := []byte("RI * HTTP/2.0 and some frames after it")
+	go func() { _, _ = client.Write(msg) }()
+	got := make([]byte, 1+len(msg))
+	if _, err := io.ReadFull(rc, got[:1]); err != nil || got[0] != 'P' {
+		t.Fatalf("first read = %q, %v; want the replayed byte", got[:1], err)
+	}
+	for i := 1; i < len(got); i += 9 { // small reads, as a frame header is
+		end := min(i+9, len(got))
+		if _, err := io.ReadFull(rc, got[i:end]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if string(got[1:]) != string(msg) {
+		t.Fatalf("read %q, want %q", got[1:], msg)
+	}
+	if cc.reads != 1 {
+		t.Fatalf("%d reads reached the connection, want 1 (buffered)", cc.reads)
+	}
+}
