@@ -21,6 +21,12 @@ var methodActions = map[string]string{
 	transport.MethodJoin:               authz.ActionAdmin,
 	transport.MethodRemoveServer:       authz.ActionAdmin,
 	transport.MethodTransferLeadership: authz.ActionAdmin,
+	transport.MethodCreateTopic:        authz.ActionAdmin,
+	transport.MethodDeleteTopic:        authz.ActionAdmin,
+	transport.MethodAlterTopicConfig:   authz.ActionAdmin,
+	transport.MethodListTopics:         authz.ActionConsume,
+	transport.MethodDescribeTopic:      authz.ActionConsume,
+	transport.MethodInitProducer:       authz.ActionProduce,
 }
 
 // clusterInternal are the calls cluster peers make to each other on their own behalf.

@@ -33,6 +33,16 @@ func toWire(err error) error {
 	switch {
 	case errors.Is(err, storage.ErrOutOfRange):
 		return transport.NewError(transport.OutOfRange, err)
+	case errors.Is(err, fsm.ErrUnknownTopic), errors.Is(err, fsm.ErrUnknownPartition):
+		return transport.NewError(transport.NotFound, err)
+	case errors.Is(err, fsm.ErrTopicExists):
+		return transport.NewError(transport.AlreadyExists, err)
+	case errors.Is(err, fsm.ErrInvalidTopic):
+		return transport.NewError(transport.InvalidArgument, err)
+	case errors.Is(err, fsm.ErrUnknownProducer), errors.Is(err, fsm.ErrProducerFenced),
+		errors.Is(err, fsm.ErrOutOfOrderSequence), errors.Is(err, fsm.ErrDuplicateSequence):
+		// Nothing was stored; the producer decides (re-initialise, or give up).
+		return transport.NewError(transport.FailedPrecondition, err)
 	case errors.Is(err, consensus.ErrOutcomeUnknown):
 		// The message keeps the text older SDKs match; newer ones read the detail.
 		return transport.Errorf(transport.Unavailable, "%s: %w", ErrOutcomeUnknownMessage, err).WithOutcomeUnknown(err.Error())

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -95,16 +96,36 @@ func (f *forwarder) client(addr string) (transport.Client, func(), error) {
 // happened after the leader proposed the batch (unavailable, deadline, canceled, unknown,
 // internal) becomes Unavailable saying that the outcome is unknown.
 func (f *forwarder) produceBatch(ctx context.Context, addr string, records []*logv1.Record) (uint64, error) {
+	res, err := f.produceBatchTo(ctx, addr, &logv1.ProduceBatchRequest{Records: records})
+	return res.GetBaseOffset(), err
+}
+
+// produceBatchTo forwards a whole ProduceBatch request (topic, partition, producer).
+func (f *forwarder) produceBatchTo(ctx context.Context, addr string, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
 	c, release, err := f.client(addr)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer release()
-	res, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: records})
+	res, err := c.ProduceBatch(ctx, req)
 	if err != nil {
-		return 0, forwardErr(addr, err)
+		return nil, forwardErr(addr, err)
 	}
-	return res.GetBaseOffset(), nil
+	return res, nil
+}
+
+// topicsClient returns the leader's Topics client, for forwarding topic commands.
+func (f *forwarder) topics(addr string) (transport.TopicsClient, func(), error) {
+	c, release, err := f.client(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	tc, ok := c.(transport.TopicsClient)
+	if !ok {
+		release()
+		return nil, nil, fmt.Errorf("server: the transport client has no Topics service")
+	}
+	return tc, release, nil
 }
 
 // forwardErr maps the error of a forwarded write. The leader's own verdict (a refusal, a
@@ -158,13 +179,13 @@ func (f *forwarder) Close() error {
 // committedOffset asks the leader at addr, linearizably, for one past the last record it has
 // committed: the commit point a follower must reach before it may call an offset out of range.
 // The call is the server's own (GetBounds reveals no records), not on a client's behalf.
-func (f *forwarder) committedOffset(ctx context.Context, addr string) (uint64, error) {
+func (f *forwarder) committedOffset(ctx context.Context, addr, topic string, partition uint32) (uint64, error) {
 	c, release, err := f.client(addr)
 	if err != nil {
 		return 0, err
 	}
 	defer release()
-	b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Linearizable: true})
+	b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Linearizable: true, Topic: topic, Partition: partition})
 	if err != nil {
 		return 0, err
 	}

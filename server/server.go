@@ -39,8 +39,8 @@ import (
 // Compile-time checks that the pieces fit.
 var (
 	_ consensus.Consensus      = (*craft.Node)(nil)
-	_ consensus.StateMachine   = (*fsm.FSM)(nil)
-	_ consensus.SnapshotSource = (*fsm.FSM)(nil)
+	_ consensus.StateMachine   = (*fsm.Machine)(nil)
+	_ consensus.SnapshotSource = (*fsm.Machine)(nil)
 	_ transport.LogService     = (*service)(nil)
 	_ transport.NewClientFunc  = tconnect.NewClient
 	_ transport.NewClientFunc  = tgrpc.NewClient
@@ -58,7 +58,8 @@ type Server struct {
 	ln      net.Listener
 	mux     *mux.Mux
 	log     storage.Log
-	fsm     *fsm.FSM
+	fsm     *fsm.FSM // the default topic's partition 0 (sm.Default())
+	sm      *fsm.Machine
 	node    *craft.Node
 	api     transport.Server
 	svc     *service
@@ -142,19 +143,25 @@ func New(cfg Config) (s *Server, err error) {
 	if openLog == nil {
 		openLog = s.openSegments
 	}
-	l, err := openLog(filepath.Join(cfg.DataDir, "log"))
+	// log/ is the default topic's partition 0: the single log of servers before topics.
+	s.log, err = openLog(filepath.Join(cfg.DataDir, "log"))
 	if err != nil {
 		return nil, fmt.Errorf("server: open the commit log: %w", err)
 	}
-	s.log = l
-	s.fsm, err = fsm.New(fsm.Config{
-		Log:    s.log,
-		Logger: cfg.Logger.With("component", "fsm"),
-		Limits: fsm.Limits{MaxRecordBytes: cfg.MaxRecordBytes, MaxBatchRecords: cfg.MaxBatchRecords},
+	s.sm, err = fsm.NewMachine(fsm.MachineConfig{
+		Config: fsm.Config{
+			Log:    s.log,
+			Logger: cfg.Logger.With("component", "fsm"),
+			Limits: fsm.Limits{MaxRecordBytes: cfg.MaxRecordBytes, MaxBatchRecords: cfg.MaxBatchRecords},
+		},
+		// topics/<topic ID>/<partition>/: every other partition's segments.
+		Dir:     filepath.Join(cfg.DataDir, "topics"),
+		OpenLog: openLog,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: state machine: %w", err)
 	}
+	s.fsm = s.sm.Default()
 	s.tel, err = telemetry.New(context.Background(), telemetry.Config{
 		NodeID:         cfg.NodeName,
 		MetricsAddr:    cfg.MetricsAddr,
@@ -177,7 +184,7 @@ func New(cfg Config) (s *Server, err error) {
 		Logger:      cfg.Logger.With("component", "raft"),
 	}
 	chaosbugs.TuneRaft(&rcfg.SnapshotThreshold, &rcfg.TrailingLogs, &rcfg.SnapshotInterval, &rcfg.WALSegmentSize) // no-op unless -tags chaosbugs
-	s.node, err = craft.New(rcfg, telemetry.InstrumentStateMachine(s.fsm, s.tel.Metrics()))
+	s.node, err = craft.New(rcfg, telemetry.InstrumentStateMachine(s.sm, s.tel.Metrics()))
 	if err != nil {
 		return nil, fmt.Errorf("server: raft: %w", err)
 	}
@@ -210,7 +217,7 @@ func New(cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s.svc = &service{node: s.node, fsm: s.fsm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.logSize, div: div, admit: s.admit,
+	s.svc = &service{node: s.node, fsm: s.fsm, sm: s.sm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.logSize, div: div, admit: s.admit,
 		// One election: a follower notices the leader is gone (heartbeat timeout), then wins.
 		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout,
 		insecure:   s.insecureMembers}
@@ -221,6 +228,7 @@ func New(cfg Config) (s *Server, err error) {
 	s.api, err = newServer(transport.ServerConfig{
 		Log:             api,
 		Cluster:         api,
+		Topics:          s.svc,
 		Telemetry:       s.tel.Transport(),
 		TLS:             cfg.ServerTLS,
 		MaxMessageBytes: cfg.maxMessageBytes(),
@@ -239,7 +247,7 @@ func New(cfg Config) (s *Server, err error) {
 	if st, ok := s.log.(telemetry.SegmentStats); ok {
 		segs = st
 	}
-	if err := s.tel.Observe(telemetry.Sources{Consensus: s.node, Segments: segs, Live: s.fsm.Err, SetHealth: s.api.SetHealth,
+	if err := s.tel.Observe(telemetry.Sources{Consensus: s.node, Segments: segs, Live: s.sm.Err, SetHealth: s.api.SetHealth,
 		Certificates: s.certExpiries}); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -448,17 +456,29 @@ func (s *Server) retentionLoop() {
 // offset through Raft: every replica then cuts at exactly that offset, and reads below it are
 // OutOfRange everywhere.
 func (s *Server) enforceRetention(now time.Time) {
-	if err := s.fsm.Compact(); err != nil {
-		s.cfg.Logger.Warn("retention: dropping old segments failed", "err", err)
+	for _, p := range s.sm.Partitions() {
+		s.enforcePartitionRetention(now, p)
 	}
-	policy := fsm.RetentionPolicy{Bytes: s.cfg.RetentionBytes, Age: s.cfg.RetentionAge}
-	if (policy.Bytes <= 0 && policy.Age <= 0) || !s.node.IsLeader() || s.fsm.Err() != nil {
+}
+
+// enforcePartitionRetention is one retention pass over one partition, with its topic's
+// settings over the server's (the leader's).
+func (s *Server) enforcePartitionRetention(now time.Time, p fsm.PartitionRef) {
+	log := s.cfg.Logger
+	if !p.Target.IsDefault() {
+		log = log.With("topic", p.Topic.Name, "partition", p.Partition)
+	}
+	if err := p.FSM.Compact(); err != nil {
+		log.Warn("retention: dropping old segments failed", "err", err)
+	}
+	policy := p.Topic.Config.Retention(fsm.RetentionPolicy{Bytes: s.cfg.RetentionBytes, Age: s.cfg.RetentionAge})
+	if (policy.Bytes <= 0 && policy.Age <= 0) || !s.node.IsLeader() || s.sm.Err() != nil {
 		return
 	}
-	lowest, _ := s.fsm.Bounds()
-	first, err := s.fsm.RetentionPoint(policy, now)
+	lowest, _ := p.FSM.Bounds()
+	first, err := p.FSM.RetentionPoint(policy, now)
 	if err != nil {
-		s.cfg.Logger.Warn("retention: evaluating the policy failed", "err", err)
+		log.Warn("retention: evaluating the policy failed", "err", err)
 		return
 	}
 	if first <= lowest {
@@ -466,12 +486,12 @@ func (s *Server) enforceRetention(now time.Time) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RetentionInterval)
 	defer cancel()
-	got, err := s.fsm.ProposeRetention(ctx, s.node, first)
+	got, err := s.sm.ProposeRetention(ctx, s.node, p.Target, first)
 	if err != nil {
-		s.cfg.Logger.Warn("retention: proposing the new log start failed", "first", first, "err", err)
+		log.Warn("retention: proposing the new log start failed", "first", first, "err", err)
 		return
 	}
-	s.cfg.Logger.Info("retention: log start moved", "from", lowest, "to", got)
+	log.Info("retention: log start moved", "from", lowest, "to", got)
 }
 
 // watchApply reacts, once, to the state machine stopping (it could not store a committed
@@ -482,9 +502,9 @@ func (s *Server) watchApply() {
 	select {
 	case <-s.stopping:
 		return
-	case <-s.fsm.Failed():
+	case <-s.sm.Failed():
 	}
-	s.cfg.Logger.Error("this node stopped applying committed entries; it needs an operator (fix the cause, restart it)", "err", s.fsm.Err())
+	s.cfg.Logger.Error("this node stopped applying committed entries; it needs an operator (fix the cause, restart it)", "err", s.sm.Err())
 	if !s.node.IsLeader() {
 		return
 	}
@@ -606,9 +626,14 @@ func (s *Server) Close() error {
 		} else if s.ln != nil {
 			_ = s.ln.Close()
 		}
+		if s.sm != nil {
+			if err := s.sm.Close(); err != nil && (s.sm.Err() == nil || !errors.Is(err, storage.ErrFailed)) {
+				errs = append(errs, fmt.Errorf("close topic logs: %w", err))
+			}
+		}
 		if s.log != nil {
 			// A log that failed under the state machine was reported when it failed.
-			if err := s.log.Close(); err != nil && (s.fsm == nil || s.fsm.Err() == nil || !errors.Is(err, storage.ErrFailed)) {
+			if err := s.log.Close(); err != nil && (s.sm == nil || s.sm.Err() == nil || !errors.Is(err, storage.ErrFailed)) {
 				errs = append(errs, fmt.Errorf("close log: %w", err))
 			}
 		}

@@ -23,8 +23,9 @@ import (
 // the state machine. Every error it returns goes through toWire.
 type service struct {
 	node    consensus.Consensus
-	fsm     *fsm.FSM
-	forward *forwarder // nil: followers answer FailedPrecondition + NotLeader instead
+	fsm     *fsm.FSM     // the default topic's partition 0
+	sm      *fsm.Machine // every topic
+	forward *forwarder   // nil: followers answer FailedPrecondition + NotLeader instead
 	cfg     *Config
 	stop    <-chan struct{}               // closed when the server begins to stop; ends streams
 	removed func(id string, removed bool) // told of servers an operator removes
@@ -44,25 +45,32 @@ var (
 	_ transport.ClusterService = (*service)(nil)
 )
 
-// propose appends records as one atomic batch through consensus and returns the first offset.
-// On a follower it forwards the batch to the leader when forwarding is on.
-func (s *service) propose(ctx context.Context, records []*logv1.Record) (uint64, error) {
+// proposeTo appends records as one atomic batch, to the default partition or a topic's,
+// optionally idempotent, through consensus. On a follower it forwards the batch to the leader
+// when forwarding is on.
+func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*logv1.Record) (fsm.AppendResult, error) {
 	if len(records) == 0 {
-		return 0, fmt.Errorf("%w: no records", errInvalid)
+		return fsm.AppendResult{}, fmt.Errorf("%w: no records", errInvalid)
 	}
 	batch := make([]fsm.AppendRecord, len(records))
+	plain := to.isDefault()
 	for i, r := range records {
 		if r == nil {
-			return 0, fmt.Errorf("%w: record %d is missing", errInvalid, i)
+			return fsm.AppendResult{}, fmt.Errorf("%w: record %d is missing", errInvalid, i)
 		}
-		batch[i] = fsm.AppendRecord{Value: r.GetValue(), Type: r.GetType()}
+		batch[i] = appendRecord(r)
+		plain = plain && r.Key == nil && len(r.GetHeaders()) == 0 && r.GetTimestampMs() == 0
+	}
+	if !plain {
+		return s.proposeTopic(ctx, to, records, batch)
 	}
 	if chaosbugs.On(chaosbugs.AckBeforeCommit) && s.node.IsLeader() {
 		cmd, err := s.fsm.EncodeAppend(batch...)
 		if err != nil {
-			return 0, err
+			return fsm.AppendResult{}, err
 		}
-		return s.plantedAckBeforeCommit(ctx, cmd)
+		first, err := s.plantedAckBeforeCommit(ctx, cmd)
+		return fsm.AppendResult{First: first, Count: uint64(len(batch))}, err
 	}
 	var (
 		res       fsm.AppendResult
@@ -82,17 +90,17 @@ func (s *service) propose(ctx context.Context, records []*logv1.Record) (uint64,
 		nl, isNL := errors.AsType[*consensus.NotLeaderError](err)
 		if isNL && nl.Leader.ID != "" {
 			if s.forward == nil {
-				return 0, err
+				return fsm.AppendResult{}, err
 			}
 			first, ferr := s.forward.produceBatch(forwardedContext(ctx), nl.Leader.Address, records)
 			if ferr == nil || !transport.IsNotProposed(ferr) {
-				return first, ferr
+				return fsm.AppendResult{First: first, Count: uint64(len(records))}, ferr
 			}
 			// The leader could not take it (gone, stepping down) and nothing was proposed:
 			// wait for the next leader as below.
 			err = ferr
 		} else if !isNL && !errors.Is(err, consensus.ErrNoLeader) {
-			return 0, err
+			return fsm.AppendResult{}, err
 		}
 		// No leader known, or the leader is handing leadership over: nothing was proposed.
 		// Wait, up to the time an election takes, for a leader to propose to or forward to.
@@ -100,10 +108,10 @@ func (s *service) propose(ctx context.Context, records []*logv1.Record) (uint64,
 			waitUntil = time.Now().Add(s.leaderWait)
 		}
 		if !s.pause(ctx, waitUntil) {
-			return 0, err
+			return fsm.AppendResult{}, err
 		}
 	}
-	return res.First, nil
+	return res, nil
 }
 
 // leaderPoll is how often a request waiting for a leader looks again.
@@ -146,19 +154,19 @@ func forwardedContext(ctx context.Context) context.Context {
 }
 
 func (s *service) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
-	off, err := s.propose(ctx, []*logv1.Record{req.GetRecord()})
+	res, err := s.proposeTo(ctx, produceTarget{req.GetTopic(), req.GetPartition(), req.GetProducer()}, []*logv1.Record{req.GetRecord()})
 	if err != nil {
 		return nil, toWire(err)
 	}
-	return &logv1.ProduceResponse{Offset: off}, nil
+	return &logv1.ProduceResponse{Offset: res.First, Duplicate: res.Duplicate}, nil
 }
 
 func (s *service) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
-	off, err := s.propose(ctx, req.GetRecords())
+	res, err := s.proposeTo(ctx, produceTarget{req.GetTopic(), req.GetPartition(), req.GetProducer()}, req.GetRecords())
 	if err != nil {
 		return nil, toWire(err)
 	}
-	return &logv1.ProduceBatchResponse{BaseOffset: off, Count: uint64(len(req.GetRecords()))}, nil
+	return &logv1.ProduceBatchResponse{BaseOffset: res.First, Count: uint64(len(req.GetRecords())), Duplicate: res.Duplicate}, nil
 }
 
 // maxStreamBatch bounds how many ProduceStream requests are taken from the queue at once (they
@@ -200,11 +208,12 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 				q.close(nil)
 				return
 			}
-			q.push(req.GetRecord(), cost)
+			q.push(req, cost)
 		}
 	}()
 	var (
-		batch []*logv1.Record
+		batch []*logv1.ProduceRequest
+		run   []*logv1.Record
 		resps []logv1.ProduceResponse
 		ptrs  []*logv1.ProduceResponse
 	)
@@ -218,36 +227,52 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 		if !ok {
 			return toWire(recvErr)
 		}
-		for _, group := range s.commandGroups(batch) {
-			first, err := s.propose(ctx, group)
-			if err != nil {
-				return toWire(err)
+		// Consecutive requests for the same partition (without a producer: an idempotent
+		// request is a batch of its own, with its own sequence number) are coalesced.
+		for rest := batch; len(rest) > 0; {
+			to := produceTarget{rest[0].GetTopic(), rest[0].GetPartition(), rest[0].GetProducer()}
+			n := 1
+			for to.producer.GetId() == 0 && n < len(rest) && rest[n].GetTopic() == to.topic &&
+				rest[n].GetPartition() == to.partition && rest[n].GetProducer().GetId() == 0 {
+				n++
 			}
-			if cap(resps) < len(group) {
-				resps = make([]logv1.ProduceResponse, len(group))
-				ptrs = make([]*logv1.ProduceResponse, len(group))
-				for i := range resps {
-					ptrs[i] = &resps[i]
+			run = run[:0]
+			for _, r := range rest[:n] {
+				run = append(run, r.GetRecord())
+			}
+			rest = rest[n:]
+			for _, group := range s.commandGroups(run) {
+				res, err := s.proposeTo(ctx, to, group)
+				if err != nil {
+					return toWire(err)
+				}
+				if cap(resps) < len(group) {
+					resps = make([]logv1.ProduceResponse, len(group))
+					ptrs = make([]*logv1.ProduceResponse, len(group))
+					for i := range resps {
+						ptrs[i] = &resps[i]
+					}
+				}
+				for i := range group {
+					resps[i] = logv1.ProduceResponse{Offset: res.First + uint64(i), Duplicate: res.Duplicate}
+				}
+				if err := transport.SendBatch(stream, ptrs[:len(group)]); err != nil {
+					return toWire(err)
 				}
 			}
-			for i := range group {
-				resps[i].Offset = first + uint64(i)
-			}
-			if err := transport.SendBatch(stream, ptrs[:len(group)]); err != nil {
-				return toWire(err)
-			}
 		}
-		clear(batch) // drop the records: the next take reuses the slice
+		clear(batch) // drop the requests: the next take reuses the slice
+		clear(run)
 		budget.release(cost)
 	}
 }
 
-// streamQueue hands a ProduceStream's records from its receiver to its proposer without a
+// streamQueue hands a ProduceStream's requests from its receiver to its proposer without a
 // channel operation (and a wakeup) per record: the receiver appends under a lock and signals
 // only when the proposer may be waiting.
 type streamQueue struct {
 	mu      sync.Mutex
-	recs    []*logv1.Record
+	reqs    []*logv1.ProduceRequest
 	cost    int
 	done    bool  // the receiver stopped
 	err     error // why, when not at the client's end of stream
@@ -258,11 +283,11 @@ func newStreamQueue() *streamQueue {
 	return &streamQueue{arrived: make(chan struct{}, 1)}
 }
 
-func (q *streamQueue) push(r *logv1.Record, cost int) {
+func (q *streamQueue) push(r *logv1.ProduceRequest, cost int) {
 	q.mu.Lock()
-	q.recs = append(q.recs, r)
+	q.reqs = append(q.reqs, r)
 	q.cost += cost
-	first := len(q.recs) == 1
+	first := len(q.reqs) == 1
 	q.mu.Unlock()
 	if first {
 		q.signal()
@@ -288,24 +313,24 @@ func (q *streamQueue) close(err error) {
 // take appends to dst up to max queued records, waiting for one, and returns their cost. It
 // returns ok false once the receiver stopped and nothing is queued (with the receiver's
 // error, nil at the client's end of stream), or once ctx ended.
-func (q *streamQueue) take(ctx context.Context, dst []*logv1.Record, max int) (_ []*logv1.Record, cost int, ok bool, err error) {
+func (q *streamQueue) take(ctx context.Context, dst []*logv1.ProduceRequest, max int) (_ []*logv1.ProduceRequest, cost int, ok bool, err error) {
 	for {
 		q.mu.Lock()
-		if n := len(q.recs); n > 0 {
+		if n := len(q.reqs); n > 0 {
 			k := min(n, max)
-			dst = append(dst, q.recs[:k]...)
+			dst = append(dst, q.reqs[:k]...)
 			// Each record's cost is not kept: what is left pays the average, settled exactly
 			// when the queue empties.
 			if k == n {
 				cost = q.cost
-				clear(q.recs)
-				q.recs, q.cost = q.recs[:0], 0
+				clear(q.reqs)
+				q.reqs, q.cost = q.reqs[:0], 0
 			} else {
 				cost = q.cost * k / n
 				q.cost -= cost
-				rest := copy(q.recs, q.recs[k:])
-				clear(q.recs[rest:])
-				q.recs = q.recs[:rest]
+				rest := copy(q.reqs, q.reqs[k:])
+				clear(q.reqs[rest:])
+				q.reqs = q.reqs[:rest]
 			}
 			q.mu.Unlock()
 			return dst, cost, true, nil
@@ -412,31 +437,35 @@ func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv
 	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
 		return nil, toWire(err)
 	}
-	if chaosbugs.On(chaosbugs.FollowerUnappliedRead) && !s.node.IsLeader() {
+	if chaosbugs.On(chaosbugs.FollowerUnappliedRead) && !s.node.IsLeader() && req.GetTopic() == "" && req.GetPartition() == 0 {
 		if rec, ok := s.plantedUnappliedRead(ctx, req.GetOffset()); ok {
 			return &logv1.ConsumeResponse{Record: wireRecord(rec)}, nil
 		}
 	}
-	rec, err := s.consume(ctx, req.GetOffset(), time.Duration(req.GetMaxWaitMs())*time.Millisecond)
+	rt, err := s.readTarget(req.GetTopic(), req.GetPartition())
+	if err != nil {
+		return nil, toWire(err)
+	}
+	rec, err := s.consumeFrom(ctx, rt, req.GetOffset(), time.Duration(req.GetMaxWaitMs())*time.Millisecond)
 	if err != nil {
 		return nil, toWire(err)
 	}
 	return &logv1.ConsumeResponse{Record: wireRecord(rec)}, nil
 }
 
-// consume reads the record at off for Consume, and tells the truth about an offset this
+// consumeFrom reads the record at off of a partition for Consume, and tells the truth about an offset this
 // replica does not hold: OutOfRange only when off is beyond every committed record, as the
 // leader's commit point shows (ReadIndex: a follower, or a leader that may have been deposed,
 // learns it first, then catches up to it). OutOfRange comes at once, as the seed answers;
 // maxWait > 0 asks to wait that long (capped by MaxConsumeWait) for off to be written first
 // (a long poll). The client's deadline never stretches a wait beyond MaxConsumeWait.
-func (s *service) consume(ctx context.Context, off uint64, maxWait time.Duration) (fsm.Record, error) {
-	if _, next := s.fsm.Bounds(); off < next {
-		return s.fsm.Read(ctx, off) // held here (or below the start: OutOfRange at once)
+func (s *service) consumeFrom(ctx context.Context, rt readTarget, off uint64, maxWait time.Duration) (fsm.Record, error) {
+	if _, next := rt.part.Bounds(); off < next {
+		return rt.part.Read(ctx, off) // held here (or below the start: OutOfRange at once)
 	}
 	if maxWait > 0 {
 		wctx, cancel := context.WithTimeout(ctx, min(maxWait, s.cfg.MaxConsumeWait))
-		rec, err := s.fsm.Read(wctx, off)
+		rec, err := rt.part.Read(wctx, off)
 		cancel()
 		if err == nil || ctx.Err() != nil || !errors.Is(err, storage.ErrOutOfRange) {
 			return rec, err
@@ -445,7 +474,7 @@ func (s *service) consume(ctx context.Context, off uint64, maxWait time.Duration
 	}
 	// Bounded whatever the client's deadline: at most an election, then MaxConsumeWait.
 	cctx, ccancel := context.WithTimeout(ctx, s.leaderWait+s.cfg.MaxConsumeWait)
-	committed, err := s.commitPoint(cctx)
+	committed, err := s.commitPoint(cctx, rt)
 	ccancel()
 	if err != nil {
 		if ctx.Err() == nil && cctx.Err() != nil {
@@ -454,15 +483,15 @@ func (s *service) consume(ctx context.Context, off uint64, maxWait time.Duration
 		return fsm.Record{}, err
 	}
 	if off >= committed {
-		_, next := s.fsm.Bounds()
+		_, next := rt.part.Bounds()
 		return fsm.Record{}, fmt.Errorf("server: read %d: beyond every committed record (next offset %d): %w", off, max(next, committed), storage.ErrOutOfRange)
 	}
 	// Committed, not applied here yet: catch up, within MaxConsumeWait.
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.MaxConsumeWait)
 	defer cancel()
-	rec, err := s.fsm.Read(wctx, off)
+	rec, err := rt.part.Read(wctx, off)
 	if err != nil && ctx.Err() == nil && errors.Is(err, storage.ErrOutOfRange) {
-		if lowest, _ := s.fsm.Bounds(); off >= lowest {
+		if lowest, _ := rt.part.Bounds(); off >= lowest {
 			return fsm.Record{}, fmt.Errorf("%w: offset %d is committed (next offset %d on the leader) but not applied here within %v (%v)",
 				errLagging, off, committed, s.cfg.MaxConsumeWait, err)
 		}
@@ -474,18 +503,18 @@ func (s *service) consume(ctx context.Context, off uint64, maxWait time.Duration
 // began. On the leader: after LinearizableRead (which proves leadership and applies every
 // committed entry), this node's next offset. Elsewhere: the leader's, asked over the API
 // (GetBounds, linearizable), waiting up to an election for a leader to be known.
-func (s *service) commitPoint(ctx context.Context) (uint64, error) {
+func (s *service) commitPoint(ctx context.Context, rt readTarget) (uint64, error) {
 	waitUntil := time.Now().Add(s.leaderWait)
 	for {
 		err := s.node.LinearizableRead(ctx)
 		if err == nil {
-			_, next := s.fsm.Bounds()
+			_, next := rt.part.Bounds()
 			return next, nil
 		}
 		nl, isNL := errors.AsType[*consensus.NotLeaderError](err)
 		switch {
 		case isNL && nl.Leader.ID != "" && s.forward != nil:
-			next, ferr := s.forward.committedOffset(ctx, nl.Leader.Address)
+			next, ferr := s.forward.committedOffset(ctx, nl.Leader.Address, rt.topic, rt.partition)
 			if ferr == nil {
 				return next, nil
 			}
@@ -513,6 +542,10 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
 		return toWire(err)
 	}
+	rt, err := s.readTarget(req.GetTopic(), req.GetPartition())
+	if err != nil {
+		return toWire(err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -526,7 +559,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	var batch []*logv1.Record
 	var next uint64 // the log's next offset as last seen
 	batchBytes := 0
-	for rec, err := range s.fsm.Records(ctx, req.GetOffset()) {
+	for rec, err := range rt.part.Records(ctx, req.GetOffset()) {
 		if err != nil {
 			select {
 			case <-s.stop:
@@ -551,7 +584,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 		batch = append(batch, r)
 		batchBytes += len(r.Value)
 		if rec.Offset+1 >= next { // at the end as last seen: look again (once per batch, not per record)
-			_, next = s.fsm.Bounds()
+			_, next = rt.part.Bounds()
 		}
 		if len(batch) >= maxBatch || batchBytes >= maxStreamBatchBytes || rec.Offset+1 >= next {
 			if err := stream.Send(&logv1.ConsumeResponse{Records: batch}); err != nil {
@@ -570,7 +603,11 @@ const (
 )
 
 func wireRecord(r fsm.Record) *logv1.Record {
-	return &logv1.Record{Value: r.Value, Offset: r.Offset, Term: r.Term, Type: r.Type}
+	w := &logv1.Record{Value: r.Value, Offset: r.Offset, Term: r.Term, Type: r.Type, Key: r.Key, TimestampMs: r.Timestamp}
+	for _, h := range r.Headers {
+		w.Headers = append(w.Headers, &logv1.Header{Key: h.Key, Value: h.Value})
+	}
+	return w
 }
 
 func (s *service) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*logv1.GetServersResponse, error) {
@@ -615,6 +652,11 @@ func (s *service) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*
 
 // applyError is why this node's state machine stopped applying; "" while it applies.
 func (s *service) applyError() string {
+	if s.sm != nil {
+		if err := s.sm.Err(); err != nil {
+			return err.Error()
+		}
+	}
 	if err := s.fsm.Err(); err != nil {
 		return err.Error()
 	}
@@ -625,7 +667,11 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
 		return nil, toWire(err)
 	}
-	lowest, next := s.fsm.Bounds()
+	rt, err := s.readTarget(req.GetTopic(), req.GetPartition())
+	if err != nil {
+		return nil, toWire(err)
+	}
+	lowest, next := rt.part.Bounds()
 	st := s.node.Status()
 	res := &logv1.GetBoundsResponse{
 		ApplyError:      s.applyError(),
@@ -636,7 +682,9 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 		CommitIndex:     st.CommitIndex,
 		SizeBytes:       uint64(max(s.size(), 0)),
 	}
-	s.checksumAnswer(ctx, req, res)
+	if rt.part == s.fsm {
+		s.checksumAnswer(ctx, req, res) // the divergence detector compares the default partition
+	}
 	return res, nil
 }
 

@@ -140,6 +140,8 @@ type ServerConfig struct {
 	Log LogService
 	// Cluster serves log.v1.Cluster. Nil: its RPCs answer Unimplemented.
 	Cluster ClusterService
+	// Topics serves log.v1.Topics. Nil: its RPCs answer Unimplemented.
+	Topics TopicsService
 	// TLS, when set, makes the server accept TLS only. Set ClientAuth to
 	// tls.RequireAndVerifyClientCert and ClientCAs for mTLS; the verified
 	// client certificate's CN becomes Peer.Subject. Nil: plaintext (h2c

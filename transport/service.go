@@ -19,6 +19,12 @@ const (
 	MethodJoin               = "/log.v1.Cluster/Join"
 	MethodRemoveServer       = "/log.v1.Cluster/RemoveServer"
 	MethodTransferLeadership = "/log.v1.Cluster/TransferLeadership"
+	MethodCreateTopic        = "/log.v1.Topics/CreateTopic"
+	MethodDeleteTopic        = "/log.v1.Topics/DeleteTopic"
+	MethodListTopics         = "/log.v1.Topics/ListTopics"
+	MethodDescribeTopic      = "/log.v1.Topics/DescribeTopic"
+	MethodAlterTopicConfig   = "/log.v1.Topics/AlterTopicConfig"
+	MethodInitProducer       = "/log.v1.Topics/InitProducer"
 )
 
 // ServerStream is the sending side of a server-streaming RPC, as a handler
@@ -85,6 +91,24 @@ type ClusterService interface {
 	Join(ctx context.Context, req *logv1.JoinRequest) (*logv1.JoinResponse, error)
 	RemoveServer(ctx context.Context, req *logv1.RemoveServerRequest) (*logv1.RemoveServerResponse, error)
 	TransferLeadership(ctx context.Context, req *logv1.TransferLeadershipRequest) (*logv1.TransferLeadershipResponse, error)
+}
+
+// TopicsService is the server side of service log.v1.Topics, with the same
+// calling contract as LogService. Optional: a server without it answers
+// Unimplemented.
+type TopicsService interface {
+	CreateTopic(ctx context.Context, req *logv1.CreateTopicRequest) (*logv1.CreateTopicResponse, error)
+	DeleteTopic(ctx context.Context, req *logv1.DeleteTopicRequest) (*logv1.DeleteTopicResponse, error)
+	ListTopics(ctx context.Context, req *logv1.ListTopicsRequest) (*logv1.ListTopicsResponse, error)
+	DescribeTopic(ctx context.Context, req *logv1.DescribeTopicRequest) (*logv1.DescribeTopicResponse, error)
+	AlterTopicConfig(ctx context.Context, req *logv1.AlterTopicConfigRequest) (*logv1.AlterTopicConfigResponse, error)
+	InitProducer(ctx context.Context, req *logv1.InitProducerRequest) (*logv1.InitProducerResponse, error)
+}
+
+// TopicsClient is the caller's side of service log.v1.Topics. The clients of
+// transport/grpc and transport/connect implement it besides Client.
+type TopicsClient interface {
+	TopicsService
 }
 
 // ClientStream is the receiving side of a server-streaming RPC. Receive

@@ -121,10 +121,16 @@ func (l Limits) withDefaults() Limits {
 // hardLimits are the format's own bounds: what every node accepts.
 var hardLimits = Limits{MaxRecordBytes: MaxRecordValueBytes, MaxBatchRecords: MaxBatchRecords, MaxCommandBytes: MaxCommandBytes}
 
-// AppendRecord is one record to append: its value and the wire Record's type.
+// AppendRecord is one record to append: its value and the wire Record's type, and optionally
+// a key (nil: none; empty is a key), headers and the producer's timestamp (Unix ms; 0: none,
+// the record is then dated by its append time). Records with a key, headers or a timestamp
+// are encoded in command version 3 (see format_v3.go).
 type AppendRecord struct {
-	Value []byte
-	Type  uint32
+	Value     []byte
+	Type      uint32
+	Key       []byte
+	Headers   []Header
+	Timestamp int64
 }
 
 // Command is a decoded command. Its Records' values alias the bytes it was decoded from.
@@ -139,6 +145,13 @@ type Command struct {
 	Records []AppendRecord
 	// First is a retain command's new first offset.
 	First uint64
+	// Target is the partition an append or a retain command applies to (version 3; the
+	// default partition for versions 1 and 2).
+	Target Target
+	// Producer is an idempotent append's producer (version 3; zero otherwise).
+	Producer ProducerRef
+	// Meta is a metadata command's JSON body (kinds 3-7), aliasing the command's bytes.
+	Meta []byte
 }
 
 // EncodedAppendSize returns the encoded size of an append command carrying records.
@@ -243,6 +256,10 @@ func DecodeCommand(data []byte) (Command, error) {
 		hdr = commandHeaderLenV1
 	case data[0] == commandVersion1:
 		return Command{}, fmt.Errorf("%w: unknown kind %d for version 1", ErrInvalidCommand, data[1])
+	case data[0] == commandVersion3:
+		if len(data) < commandHeaderLen {
+			return Command{}, fmt.Errorf("%w: %d bytes, shorter than the header", ErrInvalidCommand, len(data))
+		}
 	case data[0] != commandVersion:
 		return Command{}, fmt.Errorf("%w: unknown version %d", ErrInvalidCommand, data[0])
 	case data[1] != commandKindAppend && data[1] != commandKindRetain:
@@ -255,6 +272,13 @@ func DecodeCommand(data []byte) (Command, error) {
 	}
 	count := binary.BigEndian.Uint32(data[4:8])
 	body := data[hdr:]
+	if data[0] == commandVersion3 {
+		if got, want := commandCRC(data), binary.BigEndian.Uint32(data[8:12]); got != want {
+			return Command{}, fmt.Errorf("%w: checksum %08x, header says %08x", ErrInvalidCommand, got, want)
+		}
+		cmd.Timestamp = int64(binary.BigEndian.Uint64(data[12:20]))
+		return decodeV3(cmd, count, body)
+	}
 	if cmd.Kind == KindRetain {
 		if count != 0 || len(body) != retainBodyLen {
 			return Command{}, fmt.Errorf("%w: retain command with count %d and %d body bytes", ErrInvalidCommand, count, len(body))
@@ -323,16 +347,17 @@ func DecodeCommand(data []byte) (Command, error) {
 const (
 	envelopeVersion1 = 1
 	envelopeVersion  = 2
-	// maxEnvelopeHeader is the largest envelope header: version, four 64-bit and one 32-bit
-	// uvarint.
+	// maxEnvelopeHeader is the largest envelope header of a plain record: version, four
+	// 64-bit and one 32-bit uvarint.
 	maxEnvelopeHeader = 1 + binary.MaxVarintLen64*4 + 5
-	// maxEnvelopeBytes bounds a stored record.
-	maxEnvelopeBytes = maxEnvelopeHeader + MaxRecordValueBytes
+	// maxEnvelopeBytes bounds a stored record (version 3's extras included).
+	maxEnvelopeBytes = maxEnvelopeHeader + maxEnvelopeExtras + MaxRecordValueBytes
 )
 
 // Exported bounds of stored records, for the storage engine's configuration.
 const (
-	// RecordOverhead is the most the FSM adds around a record's value when it stores it.
+	// RecordOverhead is the most the FSM adds around a plain record's value (no key,
+	// headers or producer timestamp) when it stores it.
 	RecordOverhead = maxEnvelopeHeader
 	// MaxStoredRecordBytes is the largest record the FSM stores: a storage.Log under an FSM
 	// must accept records of this size, whatever the node's own limits, or a committed entry
@@ -352,7 +377,13 @@ type envelope struct {
 	Type  uint32
 	// Timestamp is the record's append time in Unix milliseconds; 0 when unknown (version 1).
 	Timestamp int64
-	Value     []byte
+	// CreateTime is the producer's timestamp (version 3); 0 when none.
+	CreateTime int64
+	// Key is the record's key (version 3); nil when none.
+	Key []byte
+	// Headers are the record's headers (version 3).
+	Headers []Header
+	Value   []byte
 }
 
 // envelopeSize returns the stored size of a record with this header and a value of n bytes.
@@ -389,7 +420,7 @@ func decodeEnvelope(b []byte) (envelope, error) {
 	fields := 4
 	switch b[0] {
 	case envelopeVersion1:
-	case envelopeVersion:
+	case envelopeVersion, envelopeVersion3:
 		fields = 5
 	default:
 		return envelope{}, fmt.Errorf("%w: unknown version %d", errBadEnvelope, b[0])
@@ -409,5 +440,13 @@ func decodeEnvelope(b []byte) (envelope, error) {
 	if vals[4] > math.MaxInt64 {
 		return envelope{}, fmt.Errorf("%w: timestamp %d overflows int64", errBadEnvelope, vals[4])
 	}
-	return envelope{Index: vals[0], Term: vals[1], Pos: vals[2], Type: uint32(vals[3]), Timestamp: int64(vals[4]), Value: rest}, nil
+	env := envelope{Index: vals[0], Term: vals[1], Pos: vals[2], Type: uint32(vals[3]), Timestamp: int64(vals[4])}
+	if b[0] == envelopeVersion3 {
+		var err error
+		if rest, err = decodeExtras(&env, rest); err != nil {
+			return envelope{}, err
+		}
+	}
+	env.Value = rest
+	return env, nil
 }

@@ -69,6 +69,9 @@ type Config struct {
 type AppendResult struct {
 	First uint64
 	Count uint64
+	// Duplicate: an idempotent producer's retry of a batch stored before (Machine.Apply); it
+	// was not stored again, First and Count are the original's.
+	Duplicate bool
 }
 
 // RetainResult is the Apply result of a retain command: the log's first offset after it
@@ -233,7 +236,31 @@ func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 // fatal (see Err).
 func (f *FSM) Apply(entries []consensus.Entry) []any {
 	results := make([]any, len(entries))
+	items := make([]applyItem, len(entries))
 	for i, e := range entries {
+		items[i] = applyItem{result: i, entry: e}
+		items[i].cmd, items[i].err = DecodeCommand(e.Data)
+		if items[i].err == nil && items[i].cmd.Kind != KindAppend && items[i].cmd.Kind != KindRetain {
+			items[i].err = fmt.Errorf("%w: kind %d is not a log command", ErrInvalidCommand, items[i].cmd.Kind)
+		}
+	}
+	f.apply(items, results)
+	return results
+}
+
+// applyItem is an entry to apply, its decoded command (or why it does not decode), and where
+// its result goes.
+type applyItem struct {
+	result int
+	entry  consensus.Entry
+	cmd    Command
+	err    error
+}
+
+// apply applies decoded entries (see Apply) and sets their results.
+func (f *FSM) apply(items []applyItem, results []any) {
+	for _, it := range items {
+		i, e, cmd, err := it.result, it.entry, it.cmd, it.err
 		if err := f.Err(); err != nil {
 			results[i] = err
 			continue
@@ -244,13 +271,12 @@ func (f *FSM) Apply(entries []consensus.Entry) []any {
 			// A replay after a restart: the records are in the log. A retain command is not
 			// (the log keeps no trace of it but the records it hid), so it is applied again:
 			// raising the first offset is idempotent.
-			if cmd, err := DecodeCommand(e.Data); err == nil && cmd.Kind == KindRetain {
+			if err == nil && cmd.Kind == KindRetain {
 				f.applyRetain(e, cmd.First)
 			}
 			results[i] = fmt.Errorf("%w: index %d, log holds up to %d", ErrAlreadyApplied, e.Index, applied)
 			continue
 		}
-		cmd, err := DecodeCommand(e.Data)
 		if err != nil || cmd.Kind == KindRetain {
 			// Not an append: flush the pending group first, to keep the applied index in order.
 			f.flush(results)
@@ -272,7 +298,7 @@ func (f *FSM) Apply(entries []consensus.Entry) []any {
 		f.lastTS = ts
 		size := 0
 		for _, r := range cmd.Records {
-			size += maxEnvelopeHeader + len(r.Value)
+			size += maxEnvelopeHeader + recordSize(r)
 		}
 		if len(f.group) > 0 && f.groupBytes+size > f.maxAppend {
 			f.flush(results)
@@ -281,7 +307,6 @@ func (f *FSM) Apply(entries []consensus.Entry) []any {
 		f.groupBytes += size
 	}
 	f.flush(results)
-	return results
 }
 
 func (f *FSM) setApplied(index, term uint64) {
@@ -334,7 +359,11 @@ func (f *FSM) appendEntries(group []pendingEntry, results []any) error {
 	for _, p := range group {
 		for _, r := range p.records {
 			start := len(f.scratch)
-			f.scratch = appendEnvelope(f.scratch, p.index, p.term, pos, r.Type, p.ts, r.Value)
+			if r.plain() {
+				f.scratch = appendEnvelope(f.scratch, p.index, p.term, pos, r.Type, p.ts, r.Value)
+			} else {
+				f.scratch = appendEnvelopeV3(f.scratch, p.index, p.term, pos, p.ts, r)
+			}
 			pos += uint64(len(f.scratch) - start)
 			spans = append(spans, [2]int{start, len(f.scratch)})
 		}

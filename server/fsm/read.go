@@ -21,6 +21,16 @@ type Record struct {
 	Type uint32
 	// Index is the Raft index of the entry that appended it.
 	Index uint64
+	// Key is the record's key; nil when it has none.
+	Key []byte
+	// Headers are the record's headers.
+	Headers []Header
+	// Timestamp is the record's time in Unix milliseconds: the producer's when it gave one,
+	// otherwise its append time; 0 for records stored before timestamps.
+	Timestamp int64
+	// AppendTime is when the leader appended it (Unix ms; what retention by age reads), never
+	// below the previous record's; 0 for records stored before timestamps.
+	AppendTime int64
 }
 
 // Bounds returns the lowest offset served (the replicated first offset: the same on every
@@ -98,7 +108,12 @@ func decodeRecord(off uint64, b []byte) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("fsm: read %d: %w", off, err)
 	}
-	return Record{Offset: off, Value: env.Value, Term: env.Term, Type: env.Type, Index: env.Index}, nil
+	ts := env.CreateTime
+	if ts == 0 {
+		ts = env.Timestamp
+	}
+	return Record{Offset: off, Value: env.Value, Term: env.Term, Type: env.Type, Index: env.Index,
+		Key: env.Key, Headers: env.Headers, Timestamp: ts, AppendTime: env.Timestamp}, nil
 }
 
 // Records iterates over the records from offset from on, in order, and then tails the log:

@@ -58,11 +58,13 @@ type Client struct {
 	http    *http.Transport
 	log     logv1connect.LogClient
 	cluster logv1connect.ClusterClient
+	topics  logv1connect.TopicsClient
 	closed  *lifecycle.Stopper // every call's context is bound to it
 }
 
 var (
 	_ transport.Client        = (*Client)(nil)
+	_ transport.TopicsClient  = (*Client)(nil)
 	_ transport.NewClientFunc = NewClient
 )
 
@@ -124,6 +126,7 @@ func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, erro
 		http:    tr,
 		log:     logv1connect.NewLogClient(hc, scheme+addr, opts...),
 		cluster: logv1connect.NewClusterClient(hc, scheme+addr, opts...),
+		topics:  logv1connect.NewTopicsClient(hc, scheme+addr, opts...),
 	}, nil
 }
 
@@ -263,4 +266,34 @@ func (b *bidiStream) Close() error {
 		b.s.CloseResponse()
 	})
 	return nil
+}
+
+// CreateTopic calls log.v1.Topics/CreateTopic.
+func (c *Client) CreateTopic(ctx context.Context, req *logv1.CreateTopicRequest) (*logv1.CreateTopicResponse, error) {
+	return unary(c, ctx, c.topics.CreateTopic, req)
+}
+
+// DeleteTopic calls log.v1.Topics/DeleteTopic.
+func (c *Client) DeleteTopic(ctx context.Context, req *logv1.DeleteTopicRequest) (*logv1.DeleteTopicResponse, error) {
+	return unary(c, ctx, c.topics.DeleteTopic, req)
+}
+
+// ListTopics calls log.v1.Topics/ListTopics.
+func (c *Client) ListTopics(ctx context.Context, req *logv1.ListTopicsRequest) (*logv1.ListTopicsResponse, error) {
+	return unary(c, ctx, c.topics.ListTopics, req)
+}
+
+// DescribeTopic calls log.v1.Topics/DescribeTopic.
+func (c *Client) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicRequest) (*logv1.DescribeTopicResponse, error) {
+	return unary(c, ctx, c.topics.DescribeTopic, req)
+}
+
+// AlterTopicConfig calls log.v1.Topics/AlterTopicConfig.
+func (c *Client) AlterTopicConfig(ctx context.Context, req *logv1.AlterTopicConfigRequest) (*logv1.AlterTopicConfigResponse, error) {
+	return unary(c, ctx, c.topics.AlterTopicConfig, req)
+}
+
+// InitProducer calls log.v1.Topics/InitProducer.
+func (c *Client) InitProducer(ctx context.Context, req *logv1.InitProducerRequest) (*logv1.InitProducerResponse, error) {
+	return unary(c, ctx, c.topics.InitProducer, req)
 }

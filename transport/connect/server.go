@@ -148,6 +148,11 @@ func (s *Server) Handler() http.Handler {
 	} else {
 		mux.Handle(logv1connect.NewClusterHandler(logv1connect.UnimplementedClusterHandler{}, readMax(transport.MethodJoin)...))
 	}
+	if s.cfg.Topics != nil {
+		mux.Handle(logv1connect.NewTopicsHandler(topicsHandler{svc: s.cfg.Topics}, readMax(transport.MethodJoin)...))
+	} else {
+		mux.Handle(logv1connect.NewTopicsHandler(logv1connect.UnimplementedTopicsHandler{}, readMax(transport.MethodJoin)...))
+	}
 	small := connect.WithReadMaxBytes(s.cfg.Limits.MaxSmallMessageBytes)
 	mux.Handle(grpchealth.NewHandler(s.health, connect.WithCompressMinBytes(s.cfg.CompressMinBytes), small))
 	reflector := grpcreflect.NewStaticReflector(logv1connect.LogName, logv1connect.ClusterName, grpchealth.HealthV1ServiceName)
@@ -217,6 +222,12 @@ var procedures = map[string]bool{
 	logv1connect.ClusterJoinProcedure:               false,
 	logv1connect.ClusterRemoveServerProcedure:       false,
 	logv1connect.ClusterTransferLeadershipProcedure: false,
+	logv1connect.TopicsCreateTopicProcedure:         false,
+	logv1connect.TopicsDeleteTopicProcedure:         false,
+	logv1connect.TopicsListTopicsProcedure:          false,
+	logv1connect.TopicsDescribeTopicProcedure:       false,
+	logv1connect.TopicsAlterTopicConfigProcedure:    false,
+	logv1connect.TopicsInitProducerProcedure:        false,
 }
 
 // protocolOf names r's protocol as connect.Peer.Protocol does.
@@ -574,6 +585,35 @@ func (h clusterHandler) RemoveServer(ctx context.Context, req *connect.Request[l
 
 func (h clusterHandler) TransferLeadership(ctx context.Context, req *connect.Request[logv1.TransferLeadershipRequest]) (*connect.Response[logv1.TransferLeadershipResponse], error) {
 	return handle(ctx, h.svc.TransferLeadership, req)
+}
+
+// topicsHandler adapts a transport.TopicsService to the generated Connect interface.
+type topicsHandler struct {
+	svc transport.TopicsService
+}
+
+func (h topicsHandler) CreateTopic(ctx context.Context, req *connect.Request[logv1.CreateTopicRequest]) (*connect.Response[logv1.CreateTopicResponse], error) {
+	return handle(ctx, h.svc.CreateTopic, req)
+}
+
+func (h topicsHandler) DeleteTopic(ctx context.Context, req *connect.Request[logv1.DeleteTopicRequest]) (*connect.Response[logv1.DeleteTopicResponse], error) {
+	return handle(ctx, h.svc.DeleteTopic, req)
+}
+
+func (h topicsHandler) ListTopics(ctx context.Context, req *connect.Request[logv1.ListTopicsRequest]) (*connect.Response[logv1.ListTopicsResponse], error) {
+	return handle(ctx, h.svc.ListTopics, req)
+}
+
+func (h topicsHandler) DescribeTopic(ctx context.Context, req *connect.Request[logv1.DescribeTopicRequest]) (*connect.Response[logv1.DescribeTopicResponse], error) {
+	return handle(ctx, h.svc.DescribeTopic, req)
+}
+
+func (h topicsHandler) AlterTopicConfig(ctx context.Context, req *connect.Request[logv1.AlterTopicConfigRequest]) (*connect.Response[logv1.AlterTopicConfigResponse], error) {
+	return handle(ctx, h.svc.AlterTopicConfig, req)
+}
+
+func (h topicsHandler) InitProducer(ctx context.Context, req *connect.Request[logv1.InitProducerRequest]) (*connect.Response[logv1.InitProducerResponse], error) {
+	return handle(ctx, h.svc.InitProducer, req)
 }
 
 // newOtelInterceptor builds the otelconnect interceptor t describes;

@@ -26,12 +26,14 @@ type Client struct {
 	conn    *ggrpc.ClientConn
 	log     logv1.LogClient
 	cluster logv1.ClusterClient
+	topics  logv1.TopicsClient
 	once    sync.Once
 	err     error
 }
 
 var (
 	_ transport.Client        = (*Client)(nil)
+	_ transport.TopicsClient  = (*Client)(nil)
 	_ transport.NewClientFunc = NewClient
 )
 
@@ -63,7 +65,7 @@ func NewClient(addr string, cfg ClientConfig) (transport.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport/grpc: client for %q: %w", addr, err)
 	}
-	return &Client{conn: conn, log: logv1.NewLogClient(conn), cluster: logv1.NewClusterClient(conn)}, nil
+	return &Client{conn: conn, log: logv1.NewLogClient(conn), cluster: logv1.NewClusterClient(conn), topics: logv1.NewTopicsClient(conn)}, nil
 }
 
 // Close closes the connection; see transport.Client.
@@ -177,4 +179,34 @@ func (b *bidiStream) Receive() (*logv1.ProduceResponse, error) {
 func (b *bidiStream) Close() error {
 	b.cancel()
 	return nil
+}
+
+// CreateTopic calls log.v1.Topics/CreateTopic.
+func (c *Client) CreateTopic(ctx context.Context, req *logv1.CreateTopicRequest) (*logv1.CreateTopicResponse, error) {
+	return unary(ctx, c.topics.CreateTopic, req)
+}
+
+// DeleteTopic calls log.v1.Topics/DeleteTopic.
+func (c *Client) DeleteTopic(ctx context.Context, req *logv1.DeleteTopicRequest) (*logv1.DeleteTopicResponse, error) {
+	return unary(ctx, c.topics.DeleteTopic, req)
+}
+
+// ListTopics calls log.v1.Topics/ListTopics.
+func (c *Client) ListTopics(ctx context.Context, req *logv1.ListTopicsRequest) (*logv1.ListTopicsResponse, error) {
+	return unary(ctx, c.topics.ListTopics, req)
+}
+
+// DescribeTopic calls log.v1.Topics/DescribeTopic.
+func (c *Client) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicRequest) (*logv1.DescribeTopicResponse, error) {
+	return unary(ctx, c.topics.DescribeTopic, req)
+}
+
+// AlterTopicConfig calls log.v1.Topics/AlterTopicConfig.
+func (c *Client) AlterTopicConfig(ctx context.Context, req *logv1.AlterTopicConfigRequest) (*logv1.AlterTopicConfigResponse, error) {
+	return unary(ctx, c.topics.AlterTopicConfig, req)
+}
+
+// InitProducer calls log.v1.Topics/InitProducer.
+func (c *Client) InitProducer(ctx context.Context, req *logv1.InitProducerRequest) (*logv1.InitProducerResponse, error) {
+	return unary(ctx, c.topics.InitProducer, req)
 }

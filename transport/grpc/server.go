@@ -55,7 +55,7 @@ type Server struct {
 var _ transport.Server = (*Server)(nil)
 
 // services are the names the health service reports on, "" being the whole server.
-var services = []string{"", logv1.Log_ServiceDesc.ServiceName, logv1.Cluster_ServiceDesc.ServiceName}
+var services = []string{"", logv1.Log_ServiceDesc.ServiceName, logv1.Cluster_ServiceDesc.ServiceName, logv1.Topics_ServiceDesc.ServiceName}
 
 // NewServer builds a server from cfg (see transport.ServerConfig for the
 // defaults). It returns transport.ErrNoService or an error wrapping
@@ -103,6 +103,11 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 		logv1.RegisterClusterServer(reg, clusterServer{svc: cfg.Cluster})
 	} else {
 		logv1.RegisterClusterServer(reg, logv1.UnimplementedClusterServer{})
+	}
+	if cfg.Topics != nil {
+		logv1.RegisterTopicsServer(reg, topicsServer{svc: cfg.Topics})
+	} else {
+		logv1.RegisterTopicsServer(reg, logv1.UnimplementedTopicsServer{})
 	}
 	healthpb.RegisterHealthServer(reg, s.health)
 	reflection.Register(reg)
@@ -171,7 +176,7 @@ func (s *Server) Stop(ctx context.Context) error {
 // known are the methods Admit runs for.
 var known = func() map[string]bool {
 	m := map[string]bool{}
-	for _, d := range []*ggrpc.ServiceDesc{&logv1.Log_ServiceDesc, &logv1.Cluster_ServiceDesc} {
+	for _, d := range []*ggrpc.ServiceDesc{&logv1.Log_ServiceDesc, &logv1.Cluster_ServiceDesc, &logv1.Topics_ServiceDesc} {
 		for _, md := range d.Methods {
 			m["/"+d.ServiceName+"/"+md.MethodName] = true
 		}
@@ -403,6 +408,36 @@ func (c clusterServer) RemoveServer(ctx context.Context, req *logv1.RemoveServer
 
 func (c clusterServer) TransferLeadership(ctx context.Context, req *logv1.TransferLeadershipRequest) (*logv1.TransferLeadershipResponse, error) {
 	return c.svc.TransferLeadership(ctx, req)
+}
+
+// topicsServer adapts a transport.TopicsService to the generated gRPC interface.
+type topicsServer struct {
+	logv1.UnimplementedTopicsServer
+	svc transport.TopicsService
+}
+
+func (t topicsServer) CreateTopic(ctx context.Context, req *logv1.CreateTopicRequest) (*logv1.CreateTopicResponse, error) {
+	return t.svc.CreateTopic(ctx, req)
+}
+
+func (t topicsServer) DeleteTopic(ctx context.Context, req *logv1.DeleteTopicRequest) (*logv1.DeleteTopicResponse, error) {
+	return t.svc.DeleteTopic(ctx, req)
+}
+
+func (t topicsServer) ListTopics(ctx context.Context, req *logv1.ListTopicsRequest) (*logv1.ListTopicsResponse, error) {
+	return t.svc.ListTopics(ctx, req)
+}
+
+func (t topicsServer) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicRequest) (*logv1.DescribeTopicResponse, error) {
+	return t.svc.DescribeTopic(ctx, req)
+}
+
+func (t topicsServer) AlterTopicConfig(ctx context.Context, req *logv1.AlterTopicConfigRequest) (*logv1.AlterTopicConfigResponse, error) {
+	return t.svc.AlterTopicConfig(ctx, req)
+}
+
+func (t topicsServer) InitProducer(ctx context.Context, req *logv1.InitProducerRequest) (*logv1.InitProducerResponse, error) {
+	return t.svc.InitProducer(ctx, req)
 }
 
 // otelOptions translates t into otelgrpc options. Only log.v1 calls are

@@ -83,6 +83,59 @@ func (Suffrage) EnumDescriptor() ([]byte, []int) {
 	return file_log_v1_log_proto_rawDescGZIP(), []int{0}
 }
 
+// Header is a record header. (Added.)
+type Header struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Header) Reset() {
+	*x = Header{}
+	mi := &file_log_v1_log_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Header) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Header) ProtoMessage() {}
+
+func (x *Header) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Header.ProtoReflect.Descriptor instead.
+func (*Header) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Header) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Header) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
 // Record is one entry of the log.
 type Record struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -93,14 +146,24 @@ type Record struct {
 	// term is the Raft term in which the record was appended. Ignored on produce.
 	Term uint64 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
 	// type is the kind of the Raft entry that carried the record (seed field).
-	Type          uint32 `protobuf:"varint,4,opt,name=type,proto3" json:"type,omitempty"`
+	Type uint32 `protobuf:"varint,4,opt,name=type,proto3" json:"type,omitempty"`
+	// key is the record's key (unset: none; Kafka's null key). Keys pick the
+	// partition in the SDK's partitioner. (Added.)
+	Key []byte `protobuf:"bytes,5,opt,name=key,proto3,oneof" json:"key,omitempty"`
+	// headers are the record's headers. (Added.)
+	Headers []*Header `protobuf:"bytes,6,rep,name=headers,proto3" json:"headers,omitempty"`
+	// timestamp_ms is the record's time in Unix milliseconds: on produce, the
+	// producer's (0: none; topics with timestamp_type "append" ignore it); on
+	// consume, the producer's when it gave one, otherwise the leader's append
+	// time (0 for records stored before timestamps). (Added.)
+	TimestampMs   int64 `protobuf:"varint,7,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_log_v1_log_proto_msgTypes[0]
+	mi := &file_log_v1_log_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -112,7 +175,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[0]
+	mi := &file_log_v1_log_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -125,7 +188,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{0}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Record) GetValue() []byte {
@@ -156,16 +219,110 @@ func (x *Record) GetType() uint32 {
 	return 0
 }
 
-type ProduceRequest struct {
+func (x *Record) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *Record) GetHeaders() []*Header {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *Record) GetTimestampMs() int64 {
+	if x != nil {
+		return x.TimestampMs
+	}
+	return 0
+}
+
+// ProducerRef makes a produce request idempotent (Kafka's KIP-98): the
+// producer's ID and epoch from InitProducer and the sequence number of the
+// request's first record in this partition (then +1 per record). A retry of
+// one of a producer's last 5 batches answers the original offsets (with
+// duplicate set) and stores nothing; a gap answers FAILED_PRECONDITION
+// (out of order sequence); an old epoch answers FAILED_PRECONDITION (fenced).
+// (Added.)
+type ProducerRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Record        *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Epoch         uint32                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	BaseSequence  int32                  `protobuf:"varint,3,opt,name=base_sequence,json=baseSequence,proto3" json:"base_sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProducerRef) Reset() {
+	*x = ProducerRef{}
+	mi := &file_log_v1_log_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProducerRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProducerRef) ProtoMessage() {}
+
+func (x *ProducerRef) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProducerRef.ProtoReflect.Descriptor instead.
+func (*ProducerRef) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ProducerRef) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ProducerRef) GetEpoch() uint32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ProducerRef) GetBaseSequence() int32 {
+	if x != nil {
+		return x.BaseSequence
+	}
+	return 0
+}
+
+type ProduceRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Record *Record                `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	// topic names the topic; empty: "default". (Added.)
+	Topic string `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	// partition is the topic's partition (0 when unset). (Added.)
+	Partition uint32 `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
+	// producer, when set, makes the append idempotent. (Added.)
+	Producer      *ProducerRef `protobuf:"bytes,4,opt,name=producer,proto3" json:"producer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProduceRequest) Reset() {
 	*x = ProduceRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[1]
+	mi := &file_log_v1_log_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -177,7 +334,7 @@ func (x *ProduceRequest) String() string {
 func (*ProduceRequest) ProtoMessage() {}
 
 func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[1]
+	mi := &file_log_v1_log_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -190,7 +347,7 @@ func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
 func (*ProduceRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{1}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ProduceRequest) GetRecord() *Record {
@@ -200,16 +357,40 @@ func (x *ProduceRequest) GetRecord() *Record {
 	return nil
 }
 
+func (x *ProduceRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ProduceRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ProduceRequest) GetProducer() *ProducerRef {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
 type ProduceResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Offset        uint64                 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Offset uint64                 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	// duplicate is true when an idempotent producer's retry was recognised:
+	// nothing was stored, offset is the original's. (Added.)
+	Duplicate     bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[2]
+	mi := &file_log_v1_log_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -221,7 +402,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[2]
+	mi := &file_log_v1_log_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -234,7 +415,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{2}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ProduceResponse) GetOffset() uint64 {
@@ -242,6 +423,13 @@ func (x *ProduceResponse) GetOffset() uint64 {
 		return x.Offset
 	}
 	return 0
+}
+
+func (x *ProduceResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
 }
 
 type ConsumeRequest struct {
@@ -261,14 +449,17 @@ type ConsumeRequest struct {
 	// milliseconds for an offset not yet written (long poll) before answering
 	// OUT_OF_RANGE; the server caps it at its --max-consume-wait. 0: no wait,
 	// as the seed. Ignored by ConsumeStream. (Added.)
-	MaxWaitMs     uint32 `protobuf:"varint,4,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`
+	MaxWaitMs uint32 `protobuf:"varint,4,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`
+	// topic and partition name the log to read; empty: "default", 0. (Added.)
+	Topic         string `protobuf:"bytes,5,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     uint32 `protobuf:"varint,6,opt,name=partition,proto3" json:"partition,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[3]
+	mi := &file_log_v1_log_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -280,7 +471,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[3]
+	mi := &file_log_v1_log_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -293,7 +484,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{3}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConsumeRequest) GetOffset() uint64 {
@@ -324,6 +515,20 @@ func (x *ConsumeRequest) GetMaxWaitMs() uint32 {
 	return 0
 }
 
+func (x *ConsumeRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ConsumeRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
 type ConsumeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// record is the record read (Consume; ConsumeStream without max_batch).
@@ -337,7 +542,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[4]
+	mi := &file_log_v1_log_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -349,7 +554,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[4]
+	mi := &file_log_v1_log_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -362,7 +567,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{4}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConsumeResponse) GetRecord() *Record {
@@ -380,15 +585,20 @@ func (x *ConsumeResponse) GetRecords() []*Record {
 }
 
 type ProduceBatchRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Records       []*Record              `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Records []*Record              `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// topic and partition name the log; empty: "default", 0. (Added.)
+	Topic     string `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition uint32 `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
+	// producer, when set, makes the batch idempotent. (Added.)
+	Producer      *ProducerRef `protobuf:"bytes,4,opt,name=producer,proto3" json:"producer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProduceBatchRequest) Reset() {
 	*x = ProduceBatchRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[5]
+	mi := &file_log_v1_log_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +610,7 @@ func (x *ProduceBatchRequest) String() string {
 func (*ProduceBatchRequest) ProtoMessage() {}
 
 func (x *ProduceBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[5]
+	mi := &file_log_v1_log_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +623,7 @@ func (x *ProduceBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceBatchRequest.ProtoReflect.Descriptor instead.
 func (*ProduceBatchRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{5}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ProduceBatchRequest) GetRecords() []*Record {
@@ -423,19 +633,42 @@ func (x *ProduceBatchRequest) GetRecords() []*Record {
 	return nil
 }
 
+func (x *ProduceBatchRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ProduceBatchRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ProduceBatchRequest) GetProducer() *ProducerRef {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
 type ProduceBatchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// base_offset is the offset of the first record of the batch.
 	BaseOffset uint64 `protobuf:"varint,1,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
 	// count is the number of records appended (that of the request).
-	Count         uint64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	Count uint64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// duplicate: see ProduceResponse.duplicate. (Added.)
+	Duplicate     bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProduceBatchResponse) Reset() {
 	*x = ProduceBatchResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[6]
+	mi := &file_log_v1_log_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +680,7 @@ func (x *ProduceBatchResponse) String() string {
 func (*ProduceBatchResponse) ProtoMessage() {}
 
 func (x *ProduceBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[6]
+	mi := &file_log_v1_log_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +693,7 @@ func (x *ProduceBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceBatchResponse.ProtoReflect.Descriptor instead.
 func (*ProduceBatchResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{6}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ProduceBatchResponse) GetBaseOffset() uint64 {
@@ -477,6 +710,13 @@ func (x *ProduceBatchResponse) GetCount() uint64 {
 	return 0
 }
 
+func (x *ProduceBatchResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
 type GetBoundsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// linearizable asks the leader to confirm its leadership first.
@@ -490,13 +730,18 @@ type GetBoundsRequest struct {
 	// server whose own checksum there differs raises its divergence alarm and
 	// refuses reads. Honoured only from a cluster peer.
 	ExpectedChecksum *uint32 `protobuf:"varint,3,opt,name=expected_checksum,json=expectedChecksum,proto3,oneof" json:"expected_checksum,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// topic and partition name the log whose bounds are asked (the checksum
+	// fields apply to the default partition only); empty: "default", 0.
+	// (Added.)
+	Topic         string `protobuf:"bytes,4,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     uint32 `protobuf:"varint,5,opt,name=partition,proto3" json:"partition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetBoundsRequest) Reset() {
 	*x = GetBoundsRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[7]
+	mi := &file_log_v1_log_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +753,7 @@ func (x *GetBoundsRequest) String() string {
 func (*GetBoundsRequest) ProtoMessage() {}
 
 func (x *GetBoundsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[7]
+	mi := &file_log_v1_log_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +766,7 @@ func (x *GetBoundsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBoundsRequest.ProtoReflect.Descriptor instead.
 func (*GetBoundsRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{7}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetBoundsRequest) GetLinearizable() bool {
@@ -541,6 +786,20 @@ func (x *GetBoundsRequest) GetChecksumAt() uint64 {
 func (x *GetBoundsRequest) GetExpectedChecksum() uint32 {
 	if x != nil && x.ExpectedChecksum != nil {
 		return *x.ExpectedChecksum
+	}
+	return 0
+}
+
+func (x *GetBoundsRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *GetBoundsRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
 	}
 	return 0
 }
@@ -579,7 +838,7 @@ type GetBoundsResponse struct {
 
 func (x *GetBoundsResponse) Reset() {
 	*x = GetBoundsResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[8]
+	mi := &file_log_v1_log_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +850,7 @@ func (x *GetBoundsResponse) String() string {
 func (*GetBoundsResponse) ProtoMessage() {}
 
 func (x *GetBoundsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[8]
+	mi := &file_log_v1_log_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +863,7 @@ func (x *GetBoundsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBoundsResponse.ProtoReflect.Descriptor instead.
 func (*GetBoundsResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{8}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetBoundsResponse) GetLowestOffset() uint64 {
@@ -678,7 +937,7 @@ type GetServersRequest struct {
 
 func (x *GetServersRequest) Reset() {
 	*x = GetServersRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[9]
+	mi := &file_log_v1_log_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +949,7 @@ func (x *GetServersRequest) String() string {
 func (*GetServersRequest) ProtoMessage() {}
 
 func (x *GetServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[9]
+	mi := &file_log_v1_log_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +962,7 @@ func (x *GetServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServersRequest.ProtoReflect.Descriptor instead.
 func (*GetServersRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{9}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{11}
 }
 
 type GetServersResponse struct {
@@ -720,7 +979,7 @@ type GetServersResponse struct {
 
 func (x *GetServersResponse) Reset() {
 	*x = GetServersResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[10]
+	mi := &file_log_v1_log_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -732,7 +991,7 @@ func (x *GetServersResponse) String() string {
 func (*GetServersResponse) ProtoMessage() {}
 
 func (x *GetServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[10]
+	mi := &file_log_v1_log_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -745,7 +1004,7 @@ func (x *GetServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServersResponse.ProtoReflect.Descriptor instead.
 func (*GetServersResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{10}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetServersResponse) GetServers() []*Server {
@@ -794,7 +1053,7 @@ type Server struct {
 
 func (x *Server) Reset() {
 	*x = Server{}
-	mi := &file_log_v1_log_proto_msgTypes[11]
+	mi := &file_log_v1_log_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +1065,7 @@ func (x *Server) String() string {
 func (*Server) ProtoMessage() {}
 
 func (x *Server) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[11]
+	mi := &file_log_v1_log_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +1078,7 @@ func (x *Server) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server.ProtoReflect.Descriptor instead.
 func (*Server) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{11}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Server) GetId() string {
@@ -906,7 +1165,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_log_v1_log_proto_msgTypes[12]
+	mi := &file_log_v1_log_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1177,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[12]
+	mi := &file_log_v1_log_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1190,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{12}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -963,7 +1222,7 @@ type OutcomeUnknown struct {
 
 func (x *OutcomeUnknown) Reset() {
 	*x = OutcomeUnknown{}
-	mi := &file_log_v1_log_proto_msgTypes[13]
+	mi := &file_log_v1_log_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1234,7 @@ func (x *OutcomeUnknown) String() string {
 func (*OutcomeUnknown) ProtoMessage() {}
 
 func (x *OutcomeUnknown) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[13]
+	mi := &file_log_v1_log_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1247,7 @@ func (x *OutcomeUnknown) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutcomeUnknown.ProtoReflect.Descriptor instead.
 func (*OutcomeUnknown) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{13}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *OutcomeUnknown) GetReason() string {
@@ -1012,7 +1271,7 @@ type NotProposed struct {
 
 func (x *NotProposed) Reset() {
 	*x = NotProposed{}
-	mi := &file_log_v1_log_proto_msgTypes[14]
+	mi := &file_log_v1_log_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1024,7 +1283,7 @@ func (x *NotProposed) String() string {
 func (*NotProposed) ProtoMessage() {}
 
 func (x *NotProposed) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[14]
+	mi := &file_log_v1_log_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1037,7 +1296,7 @@ func (x *NotProposed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotProposed.ProtoReflect.Descriptor instead.
 func (*NotProposed) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{14}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *NotProposed) GetReason() string {
@@ -1060,7 +1319,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[15]
+	mi := &file_log_v1_log_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1331,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[15]
+	mi := &file_log_v1_log_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1344,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{15}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JoinRequest) GetId() string {
@@ -1124,7 +1383,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[16]
+	mi := &file_log_v1_log_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1136,7 +1395,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[16]
+	mi := &file_log_v1_log_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1149,7 +1408,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{16}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{18}
 }
 
 type RemoveServerRequest struct {
@@ -1161,7 +1420,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[17]
+	mi := &file_log_v1_log_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1173,7 +1432,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[17]
+	mi := &file_log_v1_log_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1186,7 +1445,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{17}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RemoveServerRequest) GetId() string {
@@ -1204,7 +1463,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[18]
+	mi := &file_log_v1_log_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1475,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[18]
+	mi := &file_log_v1_log_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1488,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{18}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{20}
 }
 
 type TransferLeadershipRequest struct {
@@ -1242,7 +1501,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[19]
+	mi := &file_log_v1_log_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1254,7 +1513,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[19]
+	mi := &file_log_v1_log_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1267,7 +1526,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{19}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -1287,7 +1546,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[20]
+	mi := &file_log_v1_log_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1558,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[20]
+	mi := &file_log_v1_log_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1571,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{20}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -1322,39 +1581,857 @@ func (x *TransferLeadershipResponse) GetLeaderId() string {
 	return ""
 }
 
+// TopicConfig is a topic's own settings; a zero field means the server's.
+type TopicConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// retention_bytes bounds each partition's size; -1: unlimited.
+	RetentionBytes int64 `protobuf:"varint,1,opt,name=retention_bytes,json=retentionBytes,proto3" json:"retention_bytes,omitempty"`
+	// retention_ms bounds the age of each partition's records; -1: unlimited.
+	RetentionMs int64 `protobuf:"varint,2,opt,name=retention_ms,json=retentionMs,proto3" json:"retention_ms,omitempty"`
+	// max_record_bytes bounds one record (key, headers and value).
+	MaxRecordBytes uint32 `protobuf:"varint,3,opt,name=max_record_bytes,json=maxRecordBytes,proto3" json:"max_record_bytes,omitempty"`
+	// timestamp_type is "create" (the producer's timestamp, the default) or
+	// "append" (the leader's append time).
+	TimestampType string `protobuf:"bytes,4,opt,name=timestamp_type,json=timestampType,proto3" json:"timestamp_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicConfig) Reset() {
+	*x = TopicConfig{}
+	mi := &file_log_v1_log_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicConfig) ProtoMessage() {}
+
+func (x *TopicConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicConfig.ProtoReflect.Descriptor instead.
+func (*TopicConfig) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TopicConfig) GetRetentionBytes() int64 {
+	if x != nil {
+		return x.RetentionBytes
+	}
+	return 0
+}
+
+func (x *TopicConfig) GetRetentionMs() int64 {
+	if x != nil {
+		return x.RetentionMs
+	}
+	return 0
+}
+
+func (x *TopicConfig) GetMaxRecordBytes() uint32 {
+	if x != nil {
+		return x.MaxRecordBytes
+	}
+	return 0
+}
+
+func (x *TopicConfig) GetTimestampType() string {
+	if x != nil {
+		return x.TimestampType
+	}
+	return ""
+}
+
+type Topic struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// id is the topic's UUID; a topic deleted and created again gets a new one.
+	Id            string       `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Partitions    uint32       `protobuf:"varint,3,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	Config        *TopicConfig `protobuf:"bytes,4,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Topic) Reset() {
+	*x = Topic{}
+	mi := &file_log_v1_log_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Topic) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Topic) ProtoMessage() {}
+
+func (x *Topic) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Topic.ProtoReflect.Descriptor instead.
+func (*Topic) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *Topic) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Topic) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Topic) GetPartitions() uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *Topic) GetConfig() *TopicConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+type CreateTopicRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// partitions is the partition count (0 means 1).
+	Partitions    uint32       `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	Config        *TopicConfig `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTopicRequest) Reset() {
+	*x = CreateTopicRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTopicRequest) ProtoMessage() {}
+
+func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
+func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CreateTopicRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateTopicRequest) GetPartitions() uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *CreateTopicRequest) GetConfig() *TopicConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+type CreateTopicResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         *Topic                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTopicResponse) Reset() {
+	*x = CreateTopicResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTopicResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTopicResponse) ProtoMessage() {}
+
+func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTopicResponse.ProtoReflect.Descriptor instead.
+func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CreateTopicResponse) GetTopic() *Topic {
+	if x != nil {
+		return x.Topic
+	}
+	return nil
+}
+
+type DeleteTopicRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTopicRequest) Reset() {
+	*x = DeleteTopicRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTopicRequest) ProtoMessage() {}
+
+func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
+func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DeleteTopicRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteTopicResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTopicResponse) Reset() {
+	*x = DeleteTopicResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTopicResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTopicResponse) ProtoMessage() {}
+
+func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
+func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{28}
+}
+
+type ListTopicsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTopicsRequest) Reset() {
+	*x = ListTopicsRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTopicsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTopicsRequest) ProtoMessage() {}
+
+func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
+func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{29}
+}
+
+type ListTopicsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topics        []*Topic               `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTopicsResponse) Reset() {
+	*x = ListTopicsResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTopicsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTopicsResponse) ProtoMessage() {}
+
+func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
+func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListTopicsResponse) GetTopics() []*Topic {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+type DescribeTopicRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeTopicRequest) Reset() {
+	*x = DescribeTopicRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeTopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeTopicRequest) ProtoMessage() {}
+
+func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeTopicRequest.ProtoReflect.Descriptor instead.
+func (*DescribeTopicRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DescribeTopicRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type PartitionInfo struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// lowest_offset and next_offset as GetBounds reports them, on the
+	// answering server.
+	LowestOffset  uint64 `protobuf:"varint,2,opt,name=lowest_offset,json=lowestOffset,proto3" json:"lowest_offset,omitempty"`
+	NextOffset    uint64 `protobuf:"varint,3,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionInfo) Reset() {
+	*x = PartitionInfo{}
+	mi := &file_log_v1_log_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionInfo) ProtoMessage() {}
+
+func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionInfo.ProtoReflect.Descriptor instead.
+func (*PartitionInfo) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *PartitionInfo) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionInfo) GetLowestOffset() uint64 {
+	if x != nil {
+		return x.LowestOffset
+	}
+	return 0
+}
+
+func (x *PartitionInfo) GetNextOffset() uint64 {
+	if x != nil {
+		return x.NextOffset
+	}
+	return 0
+}
+
+type DescribeTopicResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         *Topic                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partitions    []*PartitionInfo       `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeTopicResponse) Reset() {
+	*x = DescribeTopicResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeTopicResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeTopicResponse) ProtoMessage() {}
+
+func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeTopicResponse.ProtoReflect.Descriptor instead.
+func (*DescribeTopicResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *DescribeTopicResponse) GetTopic() *Topic {
+	if x != nil {
+		return x.Topic
+	}
+	return nil
+}
+
+func (x *DescribeTopicResponse) GetPartitions() []*PartitionInfo {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type AlterTopicConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Each set field replaces the topic's setting (0 or "" resets it to the
+	// server's).
+	RetentionBytes *int64  `protobuf:"varint,2,opt,name=retention_bytes,json=retentionBytes,proto3,oneof" json:"retention_bytes,omitempty"`
+	RetentionMs    *int64  `protobuf:"varint,3,opt,name=retention_ms,json=retentionMs,proto3,oneof" json:"retention_ms,omitempty"`
+	MaxRecordBytes *uint32 `protobuf:"varint,4,opt,name=max_record_bytes,json=maxRecordBytes,proto3,oneof" json:"max_record_bytes,omitempty"`
+	TimestampType  *string `protobuf:"bytes,5,opt,name=timestamp_type,json=timestampType,proto3,oneof" json:"timestamp_type,omitempty"`
+	// partitions, when set, raises the partition count (never lowers it).
+	Partitions    *uint32 `protobuf:"varint,6,opt,name=partitions,proto3,oneof" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterTopicConfigRequest) Reset() {
+	*x = AlterTopicConfigRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterTopicConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterTopicConfigRequest) ProtoMessage() {}
+
+func (x *AlterTopicConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterTopicConfigRequest.ProtoReflect.Descriptor instead.
+func (*AlterTopicConfigRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *AlterTopicConfigRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AlterTopicConfigRequest) GetRetentionBytes() int64 {
+	if x != nil && x.RetentionBytes != nil {
+		return *x.RetentionBytes
+	}
+	return 0
+}
+
+func (x *AlterTopicConfigRequest) GetRetentionMs() int64 {
+	if x != nil && x.RetentionMs != nil {
+		return *x.RetentionMs
+	}
+	return 0
+}
+
+func (x *AlterTopicConfigRequest) GetMaxRecordBytes() uint32 {
+	if x != nil && x.MaxRecordBytes != nil {
+		return *x.MaxRecordBytes
+	}
+	return 0
+}
+
+func (x *AlterTopicConfigRequest) GetTimestampType() string {
+	if x != nil && x.TimestampType != nil {
+		return *x.TimestampType
+	}
+	return ""
+}
+
+func (x *AlterTopicConfigRequest) GetPartitions() uint32 {
+	if x != nil && x.Partitions != nil {
+		return *x.Partitions
+	}
+	return 0
+}
+
+type AlterTopicConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         *Topic                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterTopicConfigResponse) Reset() {
+	*x = AlterTopicConfigResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterTopicConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterTopicConfigResponse) ProtoMessage() {}
+
+func (x *AlterTopicConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterTopicConfigResponse.ProtoReflect.Descriptor instead.
+func (*AlterTopicConfigResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *AlterTopicConfigResponse) GetTopic() *Topic {
+	if x != nil {
+		return x.Topic
+	}
+	return nil
+}
+
+type InitProducerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// producer_id re-initialises a producer: its epoch is bumped, which fences
+	// every older instance. 0 asks for a new ID.
+	ProducerId    uint64 `protobuf:"varint,1,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InitProducerRequest) Reset() {
+	*x = InitProducerRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitProducerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitProducerRequest) ProtoMessage() {}
+
+func (x *InitProducerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitProducerRequest.ProtoReflect.Descriptor instead.
+func (*InitProducerRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *InitProducerRequest) GetProducerId() uint64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+type InitProducerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProducerId    uint64                 `protobuf:"varint,1,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	Epoch         uint32                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InitProducerResponse) Reset() {
+	*x = InitProducerResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitProducerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitProducerResponse) ProtoMessage() {}
+
+func (x *InitProducerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitProducerResponse.ProtoReflect.Descriptor instead.
+func (*InitProducerResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *InitProducerResponse) GetProducerId() uint64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *InitProducerResponse) GetEpoch() uint32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 var File_log_v1_log_proto protoreflect.FileDescriptor
 
 const file_log_v1_log_proto_rawDesc = "" +
 	"\n" +
-	"\x10log/v1/log.proto\x12\x06log.v1\x1a\x1egoogle/protobuf/duration.proto\"^\n" +
+	"\x10log/v1/log.proto\x12\x06log.v1\x1a\x1egoogle/protobuf/duration.proto\"0\n" +
+	"\x06Header\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xca\x01\n" +
 	"\x06Record\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\fR\x05value\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04term\x18\x03 \x01(\x04R\x04term\x12\x12\n" +
-	"\x04type\x18\x04 \x01(\rR\x04type\"8\n" +
+	"\x04type\x18\x04 \x01(\rR\x04type\x12\x15\n" +
+	"\x03key\x18\x05 \x01(\fH\x00R\x03key\x88\x01\x01\x12(\n" +
+	"\aheaders\x18\x06 \x03(\v2\x0e.log.v1.HeaderR\aheaders\x12!\n" +
+	"\ftimestamp_ms\x18\a \x01(\x03R\vtimestampMsB\x06\n" +
+	"\x04_key\"X\n" +
+	"\vProducerRef\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\rR\x05epoch\x12#\n" +
+	"\rbase_sequence\x18\x03 \x01(\x05R\fbaseSequence\"\x9d\x01\n" +
 	"\x0eProduceRequest\x12&\n" +
-	"\x06record\x18\x01 \x01(\v2\x0e.log.v1.RecordR\x06record\")\n" +
+	"\x06record\x18\x01 \x01(\v2\x0e.log.v1.RecordR\x06record\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\rR\tpartition\x12/\n" +
+	"\bproducer\x18\x04 \x01(\v2\x13.log.v1.ProducerRefR\bproducer\"G\n" +
 	"\x0fProduceResponse\x12\x16\n" +
-	"\x06offset\x18\x01 \x01(\x04R\x06offset\"\x89\x01\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x1c\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xbd\x01\n" +
 	"\x0eConsumeRequest\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\"\n" +
 	"\flinearizable\x18\x02 \x01(\bR\flinearizable\x12\x1b\n" +
 	"\tmax_batch\x18\x03 \x01(\rR\bmaxBatch\x12\x1e\n" +
-	"\vmax_wait_ms\x18\x04 \x01(\rR\tmaxWaitMs\"c\n" +
+	"\vmax_wait_ms\x18\x04 \x01(\rR\tmaxWaitMs\x12\x14\n" +
+	"\x05topic\x18\x05 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x06 \x01(\rR\tpartition\"c\n" +
 	"\x0fConsumeResponse\x12&\n" +
 	"\x06record\x18\x02 \x01(\v2\x0e.log.v1.RecordR\x06record\x12(\n" +
-	"\arecords\x18\x03 \x03(\v2\x0e.log.v1.RecordR\arecords\"?\n" +
+	"\arecords\x18\x03 \x03(\v2\x0e.log.v1.RecordR\arecords\"\xa4\x01\n" +
 	"\x13ProduceBatchRequest\x12(\n" +
-	"\arecords\x18\x01 \x03(\v2\x0e.log.v1.RecordR\arecords\"M\n" +
+	"\arecords\x18\x01 \x03(\v2\x0e.log.v1.RecordR\arecords\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\rR\tpartition\x12/\n" +
+	"\bproducer\x18\x04 \x01(\v2\x13.log.v1.ProducerRefR\bproducer\"k\n" +
 	"\x14ProduceBatchResponse\x12\x1f\n" +
 	"\vbase_offset\x18\x01 \x01(\x04R\n" +
 	"baseOffset\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x04R\x05count\"\xb4\x01\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x1c\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\xe8\x01\n" +
 	"\x10GetBoundsRequest\x12\"\n" +
 	"\flinearizable\x18\x01 \x01(\bR\flinearizable\x12$\n" +
 	"\vchecksum_at\x18\x02 \x01(\x04H\x00R\n" +
 	"checksumAt\x88\x01\x01\x120\n" +
-	"\x11expected_checksum\x18\x03 \x01(\rH\x01R\x10expectedChecksum\x88\x01\x01B\x0e\n" +
+	"\x11expected_checksum\x18\x03 \x01(\rH\x01R\x10expectedChecksum\x88\x01\x01\x12\x14\n" +
+	"\x05topic\x18\x04 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x05 \x01(\rR\tpartitionB\x0e\n" +
 	"\f_checksum_atB\x14\n" +
 	"\x12_expected_checksum\"\xda\x02\n" +
 	"\x11GetBoundsResponse\x12#\n" +
@@ -1410,7 +2487,68 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x19TransferLeadershipRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"9\n" +
 	"\x1aTransferLeadershipResponse\x12\x1b\n" +
-	"\tleader_id\x18\x01 \x01(\tR\bleaderId*e\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"\xaa\x01\n" +
+	"\vTopicConfig\x12'\n" +
+	"\x0fretention_bytes\x18\x01 \x01(\x03R\x0eretentionBytes\x12!\n" +
+	"\fretention_ms\x18\x02 \x01(\x03R\vretentionMs\x12(\n" +
+	"\x10max_record_bytes\x18\x03 \x01(\rR\x0emaxRecordBytes\x12%\n" +
+	"\x0etimestamp_type\x18\x04 \x01(\tR\rtimestampType\"x\n" +
+	"\x05Topic\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x03 \x01(\rR\n" +
+	"partitions\x12+\n" +
+	"\x06config\x18\x04 \x01(\v2\x13.log.v1.TopicConfigR\x06config\"u\n" +
+	"\x12CreateTopicRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x01(\rR\n" +
+	"partitions\x12+\n" +
+	"\x06config\x18\x03 \x01(\v2\x13.log.v1.TopicConfigR\x06config\":\n" +
+	"\x13CreateTopicResponse\x12#\n" +
+	"\x05topic\x18\x01 \x01(\v2\r.log.v1.TopicR\x05topic\"(\n" +
+	"\x12DeleteTopicRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x15\n" +
+	"\x13DeleteTopicResponse\"\x13\n" +
+	"\x11ListTopicsRequest\";\n" +
+	"\x12ListTopicsResponse\x12%\n" +
+	"\x06topics\x18\x01 \x03(\v2\r.log.v1.TopicR\x06topics\"*\n" +
+	"\x14DescribeTopicRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"s\n" +
+	"\rPartitionInfo\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12#\n" +
+	"\rlowest_offset\x18\x02 \x01(\x04R\flowestOffset\x12\x1f\n" +
+	"\vnext_offset\x18\x03 \x01(\x04R\n" +
+	"nextOffset\"s\n" +
+	"\x15DescribeTopicResponse\x12#\n" +
+	"\x05topic\x18\x01 \x01(\v2\r.log.v1.TopicR\x05topic\x125\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2\x15.log.v1.PartitionInfoR\n" +
+	"partitions\"\xdf\x02\n" +
+	"\x17AlterTopicConfigRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
+	"\x0fretention_bytes\x18\x02 \x01(\x03H\x00R\x0eretentionBytes\x88\x01\x01\x12&\n" +
+	"\fretention_ms\x18\x03 \x01(\x03H\x01R\vretentionMs\x88\x01\x01\x12-\n" +
+	"\x10max_record_bytes\x18\x04 \x01(\rH\x02R\x0emaxRecordBytes\x88\x01\x01\x12*\n" +
+	"\x0etimestamp_type\x18\x05 \x01(\tH\x03R\rtimestampType\x88\x01\x01\x12#\n" +
+	"\n" +
+	"partitions\x18\x06 \x01(\rH\x04R\n" +
+	"partitions\x88\x01\x01B\x12\n" +
+	"\x10_retention_bytesB\x0f\n" +
+	"\r_retention_msB\x13\n" +
+	"\x11_max_record_bytesB\x11\n" +
+	"\x0f_timestamp_typeB\r\n" +
+	"\v_partitions\"?\n" +
+	"\x18AlterTopicConfigResponse\x12#\n" +
+	"\x05topic\x18\x01 \x01(\v2\r.log.v1.TopicR\x05topic\"6\n" +
+	"\x13InitProducerRequest\x12\x1f\n" +
+	"\vproducer_id\x18\x01 \x01(\x04R\n" +
+	"producerId\"M\n" +
+	"\x14InitProducerResponse\x12\x1f\n" +
+	"\vproducer_id\x18\x01 \x01(\x04R\n" +
+	"producerId\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\rR\x05epoch*e\n" +
 	"\bSuffrage\x12\x18\n" +
 	"\x14SUFFRAGE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSUFFRAGE_VOTER\x10\x01\x12\x15\n" +
@@ -1428,7 +2566,15 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\aCluster\x121\n" +
 	"\x04Join\x12\x13.log.v1.JoinRequest\x1a\x14.log.v1.JoinResponse\x12I\n" +
 	"\fRemoveServer\x12\x1b.log.v1.RemoveServerRequest\x1a\x1c.log.v1.RemoveServerResponse\x12[\n" +
-	"\x12TransferLeadership\x12!.log.v1.TransferLeadershipRequest\x1a\".log.v1.TransferLeadershipResponseB>Z<github.com/commitlog-go/commitlog/transport/gen/log/v1;logv1b\x06proto3"
+	"\x12TransferLeadership\x12!.log.v1.TransferLeadershipRequest\x1a\".log.v1.TransferLeadershipResponse2\xcd\x03\n" +
+	"\x06Topics\x12F\n" +
+	"\vCreateTopic\x12\x1a.log.v1.CreateTopicRequest\x1a\x1b.log.v1.CreateTopicResponse\x12F\n" +
+	"\vDeleteTopic\x12\x1a.log.v1.DeleteTopicRequest\x1a\x1b.log.v1.DeleteTopicResponse\x12C\n" +
+	"\n" +
+	"ListTopics\x12\x19.log.v1.ListTopicsRequest\x1a\x1a.log.v1.ListTopicsResponse\x12L\n" +
+	"\rDescribeTopic\x12\x1c.log.v1.DescribeTopicRequest\x1a\x1d.log.v1.DescribeTopicResponse\x12U\n" +
+	"\x10AlterTopicConfig\x12\x1f.log.v1.AlterTopicConfigRequest\x1a .log.v1.AlterTopicConfigResponse\x12I\n" +
+	"\fInitProducer\x12\x1b.log.v1.InitProducerRequest\x1a\x1c.log.v1.InitProducerResponseB>Z<github.com/commitlog-go/commitlog/transport/gen/log/v1;logv1b\x06proto3"
 
 var (
 	file_log_v1_log_proto_rawDescOnce sync.Once
@@ -1443,65 +2589,104 @@ func file_log_v1_log_proto_rawDescGZIP() []byte {
 }
 
 var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_log_v1_log_proto_goTypes = []any{
 	(Suffrage)(0),                      // 0: log.v1.Suffrage
-	(*Record)(nil),                     // 1: log.v1.Record
-	(*ProduceRequest)(nil),             // 2: log.v1.ProduceRequest
-	(*ProduceResponse)(nil),            // 3: log.v1.ProduceResponse
-	(*ConsumeRequest)(nil),             // 4: log.v1.ConsumeRequest
-	(*ConsumeResponse)(nil),            // 5: log.v1.ConsumeResponse
-	(*ProduceBatchRequest)(nil),        // 6: log.v1.ProduceBatchRequest
-	(*ProduceBatchResponse)(nil),       // 7: log.v1.ProduceBatchResponse
-	(*GetBoundsRequest)(nil),           // 8: log.v1.GetBoundsRequest
-	(*GetBoundsResponse)(nil),          // 9: log.v1.GetBoundsResponse
-	(*GetServersRequest)(nil),          // 10: log.v1.GetServersRequest
-	(*GetServersResponse)(nil),         // 11: log.v1.GetServersResponse
-	(*Server)(nil),                     // 12: log.v1.Server
-	(*NotLeader)(nil),                  // 13: log.v1.NotLeader
-	(*OutcomeUnknown)(nil),             // 14: log.v1.OutcomeUnknown
-	(*NotProposed)(nil),                // 15: log.v1.NotProposed
-	(*JoinRequest)(nil),                // 16: log.v1.JoinRequest
-	(*JoinResponse)(nil),               // 17: log.v1.JoinResponse
-	(*RemoveServerRequest)(nil),        // 18: log.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 19: log.v1.RemoveServerResponse
-	(*TransferLeadershipRequest)(nil),  // 20: log.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 21: log.v1.TransferLeadershipResponse
-	(*durationpb.Duration)(nil),        // 22: google.protobuf.Duration
+	(*Header)(nil),                     // 1: log.v1.Header
+	(*Record)(nil),                     // 2: log.v1.Record
+	(*ProducerRef)(nil),                // 3: log.v1.ProducerRef
+	(*ProduceRequest)(nil),             // 4: log.v1.ProduceRequest
+	(*ProduceResponse)(nil),            // 5: log.v1.ProduceResponse
+	(*ConsumeRequest)(nil),             // 6: log.v1.ConsumeRequest
+	(*ConsumeResponse)(nil),            // 7: log.v1.ConsumeResponse
+	(*ProduceBatchRequest)(nil),        // 8: log.v1.ProduceBatchRequest
+	(*ProduceBatchResponse)(nil),       // 9: log.v1.ProduceBatchResponse
+	(*GetBoundsRequest)(nil),           // 10: log.v1.GetBoundsRequest
+	(*GetBoundsResponse)(nil),          // 11: log.v1.GetBoundsResponse
+	(*GetServersRequest)(nil),          // 12: log.v1.GetServersRequest
+	(*GetServersResponse)(nil),         // 13: log.v1.GetServersResponse
+	(*Server)(nil),                     // 14: log.v1.Server
+	(*NotLeader)(nil),                  // 15: log.v1.NotLeader
+	(*OutcomeUnknown)(nil),             // 16: log.v1.OutcomeUnknown
+	(*NotProposed)(nil),                // 17: log.v1.NotProposed
+	(*JoinRequest)(nil),                // 18: log.v1.JoinRequest
+	(*JoinResponse)(nil),               // 19: log.v1.JoinResponse
+	(*RemoveServerRequest)(nil),        // 20: log.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 21: log.v1.RemoveServerResponse
+	(*TransferLeadershipRequest)(nil),  // 22: log.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 23: log.v1.TransferLeadershipResponse
+	(*TopicConfig)(nil),                // 24: log.v1.TopicConfig
+	(*Topic)(nil),                      // 25: log.v1.Topic
+	(*CreateTopicRequest)(nil),         // 26: log.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),        // 27: log.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),         // 28: log.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 29: log.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),          // 30: log.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 31: log.v1.ListTopicsResponse
+	(*DescribeTopicRequest)(nil),       // 32: log.v1.DescribeTopicRequest
+	(*PartitionInfo)(nil),              // 33: log.v1.PartitionInfo
+	(*DescribeTopicResponse)(nil),      // 34: log.v1.DescribeTopicResponse
+	(*AlterTopicConfigRequest)(nil),    // 35: log.v1.AlterTopicConfigRequest
+	(*AlterTopicConfigResponse)(nil),   // 36: log.v1.AlterTopicConfigResponse
+	(*InitProducerRequest)(nil),        // 37: log.v1.InitProducerRequest
+	(*InitProducerResponse)(nil),       // 38: log.v1.InitProducerResponse
+	(*durationpb.Duration)(nil),        // 39: google.protobuf.Duration
 }
 var file_log_v1_log_proto_depIdxs = []int32{
-	1,  // 0: log.v1.ProduceRequest.record:type_name -> log.v1.Record
-	1,  // 1: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
-	1,  // 2: log.v1.ConsumeResponse.records:type_name -> log.v1.Record
-	1,  // 3: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
-	12, // 4: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
-	0,  // 5: log.v1.Server.suffrage:type_name -> log.v1.Suffrage
-	22, // 6: log.v1.Server.last_contact:type_name -> google.protobuf.Duration
-	2,  // 7: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
-	4,  // 8: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
-	4,  // 9: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
-	2,  // 10: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
-	10, // 11: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
-	6,  // 12: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
-	8,  // 13: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
-	16, // 14: log.v1.Cluster.Join:input_type -> log.v1.JoinRequest
-	18, // 15: log.v1.Cluster.RemoveServer:input_type -> log.v1.RemoveServerRequest
-	20, // 16: log.v1.Cluster.TransferLeadership:input_type -> log.v1.TransferLeadershipRequest
-	3,  // 17: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
-	5,  // 18: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
-	5,  // 19: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
-	3,  // 20: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
-	11, // 21: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
-	7,  // 22: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
-	9,  // 23: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
-	17, // 24: log.v1.Cluster.Join:output_type -> log.v1.JoinResponse
-	19, // 25: log.v1.Cluster.RemoveServer:output_type -> log.v1.RemoveServerResponse
-	21, // 26: log.v1.Cluster.TransferLeadership:output_type -> log.v1.TransferLeadershipResponse
-	17, // [17:27] is the sub-list for method output_type
-	7,  // [7:17] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	1,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
+	2,  // 1: log.v1.ProduceRequest.record:type_name -> log.v1.Record
+	3,  // 2: log.v1.ProduceRequest.producer:type_name -> log.v1.ProducerRef
+	2,  // 3: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
+	2,  // 4: log.v1.ConsumeResponse.records:type_name -> log.v1.Record
+	2,  // 5: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
+	3,  // 6: log.v1.ProduceBatchRequest.producer:type_name -> log.v1.ProducerRef
+	14, // 7: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
+	0,  // 8: log.v1.Server.suffrage:type_name -> log.v1.Suffrage
+	39, // 9: log.v1.Server.last_contact:type_name -> google.protobuf.Duration
+	24, // 10: log.v1.Topic.config:type_name -> log.v1.TopicConfig
+	24, // 11: log.v1.CreateTopicRequest.config:type_name -> log.v1.TopicConfig
+	25, // 12: log.v1.CreateTopicResponse.topic:type_name -> log.v1.Topic
+	25, // 13: log.v1.ListTopicsResponse.topics:type_name -> log.v1.Topic
+	25, // 14: log.v1.DescribeTopicResponse.topic:type_name -> log.v1.Topic
+	33, // 15: log.v1.DescribeTopicResponse.partitions:type_name -> log.v1.PartitionInfo
+	25, // 16: log.v1.AlterTopicConfigResponse.topic:type_name -> log.v1.Topic
+	4,  // 17: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
+	6,  // 18: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
+	6,  // 19: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
+	4,  // 20: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
+	12, // 21: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
+	8,  // 22: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
+	10, // 23: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
+	18, // 24: log.v1.Cluster.Join:input_type -> log.v1.JoinRequest
+	20, // 25: log.v1.Cluster.RemoveServer:input_type -> log.v1.RemoveServerRequest
+	22, // 26: log.v1.Cluster.TransferLeadership:input_type -> log.v1.TransferLeadershipRequest
+	26, // 27: log.v1.Topics.CreateTopic:input_type -> log.v1.CreateTopicRequest
+	28, // 28: log.v1.Topics.DeleteTopic:input_type -> log.v1.DeleteTopicRequest
+	30, // 29: log.v1.Topics.ListTopics:input_type -> log.v1.ListTopicsRequest
+	32, // 30: log.v1.Topics.DescribeTopic:input_type -> log.v1.DescribeTopicRequest
+	35, // 31: log.v1.Topics.AlterTopicConfig:input_type -> log.v1.AlterTopicConfigRequest
+	37, // 32: log.v1.Topics.InitProducer:input_type -> log.v1.InitProducerRequest
+	5,  // 33: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
+	7,  // 34: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
+	7,  // 35: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
+	5,  // 36: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
+	13, // 37: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
+	9,  // 38: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
+	11, // 39: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
+	19, // 40: log.v1.Cluster.Join:output_type -> log.v1.JoinResponse
+	21, // 41: log.v1.Cluster.RemoveServer:output_type -> log.v1.RemoveServerResponse
+	23, // 42: log.v1.Cluster.TransferLeadership:output_type -> log.v1.TransferLeadershipResponse
+	27, // 43: log.v1.Topics.CreateTopic:output_type -> log.v1.CreateTopicResponse
+	29, // 44: log.v1.Topics.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
+	31, // 45: log.v1.Topics.ListTopics:output_type -> log.v1.ListTopicsResponse
+	34, // 46: log.v1.Topics.DescribeTopic:output_type -> log.v1.DescribeTopicResponse
+	36, // 47: log.v1.Topics.AlterTopicConfig:output_type -> log.v1.AlterTopicConfigResponse
+	38, // 48: log.v1.Topics.InitProducer:output_type -> log.v1.InitProducerResponse
+	33, // [33:49] is the sub-list for method output_type
+	17, // [17:33] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_log_v1_log_proto_init() }
@@ -1509,17 +2694,19 @@ func file_log_v1_log_proto_init() {
 	if File_log_v1_log_proto != nil {
 		return
 	}
-	file_log_v1_log_proto_msgTypes[7].OneofWrappers = []any{}
-	file_log_v1_log_proto_msgTypes[8].OneofWrappers = []any{}
+	file_log_v1_log_proto_msgTypes[1].OneofWrappers = []any{}
+	file_log_v1_log_proto_msgTypes[9].OneofWrappers = []any{}
+	file_log_v1_log_proto_msgTypes[10].OneofWrappers = []any{}
+	file_log_v1_log_proto_msgTypes[34].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_v1_log_proto_rawDesc), len(file_log_v1_log_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   38,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_log_v1_log_proto_goTypes,
 		DependencyIndexes: file_log_v1_log_proto_depIdxs,

@@ -33,6 +33,8 @@ const (
 	LogName = "log.v1.Log"
 	// ClusterName is the fully-qualified name of the Cluster service.
 	ClusterName = "log.v1.Cluster"
+	// TopicsName is the fully-qualified name of the Topics service.
+	TopicsName = "log.v1.Topics"
 )
 
 // These constants are the fully-qualified names of the RPCs defined in this package. They're
@@ -64,6 +66,18 @@ const (
 	// ClusterTransferLeadershipProcedure is the fully-qualified name of the Cluster's
 	// TransferLeadership RPC.
 	ClusterTransferLeadershipProcedure = "/log.v1.Cluster/TransferLeadership"
+	// TopicsCreateTopicProcedure is the fully-qualified name of the Topics's CreateTopic RPC.
+	TopicsCreateTopicProcedure = "/log.v1.Topics/CreateTopic"
+	// TopicsDeleteTopicProcedure is the fully-qualified name of the Topics's DeleteTopic RPC.
+	TopicsDeleteTopicProcedure = "/log.v1.Topics/DeleteTopic"
+	// TopicsListTopicsProcedure is the fully-qualified name of the Topics's ListTopics RPC.
+	TopicsListTopicsProcedure = "/log.v1.Topics/ListTopics"
+	// TopicsDescribeTopicProcedure is the fully-qualified name of the Topics's DescribeTopic RPC.
+	TopicsDescribeTopicProcedure = "/log.v1.Topics/DescribeTopic"
+	// TopicsAlterTopicConfigProcedure is the fully-qualified name of the Topics's AlterTopicConfig RPC.
+	TopicsAlterTopicConfigProcedure = "/log.v1.Topics/AlterTopicConfig"
+	// TopicsInitProducerProcedure is the fully-qualified name of the Topics's InitProducer RPC.
+	TopicsInitProducerProcedure = "/log.v1.Topics/InitProducer"
 )
 
 // LogClient is a client for the log.v1.Log service.
@@ -444,4 +458,222 @@ func (UnimplementedClusterHandler) RemoveServer(context.Context, *connect.Reques
 
 func (UnimplementedClusterHandler) TransferLeadership(context.Context, *connect.Request[v1.TransferLeadershipRequest]) (*connect.Response[v1.TransferLeadershipResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Cluster.TransferLeadership is not implemented"))
+}
+
+// TopicsClient is a client for the log.v1.Topics service.
+type TopicsClient interface {
+	// CreateTopic creates a topic (the `admin` action on the topic).
+	CreateTopic(context.Context, *connect.Request[v1.CreateTopicRequest]) (*connect.Response[v1.CreateTopicResponse], error)
+	// DeleteTopic deletes a topic and its records on every server (`admin`).
+	DeleteTopic(context.Context, *connect.Request[v1.DeleteTopicRequest]) (*connect.Response[v1.DeleteTopicResponse], error)
+	// ListTopics lists the topics the caller may consume.
+	ListTopics(context.Context, *connect.Request[v1.ListTopicsRequest]) (*connect.Response[v1.ListTopicsResponse], error)
+	// DescribeTopic reports a topic and each partition's bounds on the answering
+	// server (`consume`).
+	DescribeTopic(context.Context, *connect.Request[v1.DescribeTopicRequest]) (*connect.Response[v1.DescribeTopicResponse], error)
+	// AlterTopicConfig changes a topic's settings or raises its partition count
+	// (`admin`).
+	AlterTopicConfig(context.Context, *connect.Request[v1.AlterTopicConfigRequest]) (*connect.Response[v1.AlterTopicConfigResponse], error)
+	// InitProducer hands out an idempotent producer ID and epoch (`produce` on
+	// "*"): see ProducerRef.
+	InitProducer(context.Context, *connect.Request[v1.InitProducerRequest]) (*connect.Response[v1.InitProducerResponse], error)
+}
+
+// NewTopicsClient constructs a client for the log.v1.Topics service. By default, it uses the
+// Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and sends
+// uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC() or
+// connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewTopicsClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) TopicsClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	topicsMethods := v1.File_log_v1_log_proto.Services().ByName("Topics").Methods()
+	return &topicsClient{
+		createTopic: connect.NewClient[v1.CreateTopicRequest, v1.CreateTopicResponse](
+			httpClient,
+			baseURL+TopicsCreateTopicProcedure,
+			connect.WithSchema(topicsMethods.ByName("CreateTopic")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteTopic: connect.NewClient[v1.DeleteTopicRequest, v1.DeleteTopicResponse](
+			httpClient,
+			baseURL+TopicsDeleteTopicProcedure,
+			connect.WithSchema(topicsMethods.ByName("DeleteTopic")),
+			connect.WithClientOptions(opts...),
+		),
+		listTopics: connect.NewClient[v1.ListTopicsRequest, v1.ListTopicsResponse](
+			httpClient,
+			baseURL+TopicsListTopicsProcedure,
+			connect.WithSchema(topicsMethods.ByName("ListTopics")),
+			connect.WithClientOptions(opts...),
+		),
+		describeTopic: connect.NewClient[v1.DescribeTopicRequest, v1.DescribeTopicResponse](
+			httpClient,
+			baseURL+TopicsDescribeTopicProcedure,
+			connect.WithSchema(topicsMethods.ByName("DescribeTopic")),
+			connect.WithClientOptions(opts...),
+		),
+		alterTopicConfig: connect.NewClient[v1.AlterTopicConfigRequest, v1.AlterTopicConfigResponse](
+			httpClient,
+			baseURL+TopicsAlterTopicConfigProcedure,
+			connect.WithSchema(topicsMethods.ByName("AlterTopicConfig")),
+			connect.WithClientOptions(opts...),
+		),
+		initProducer: connect.NewClient[v1.InitProducerRequest, v1.InitProducerResponse](
+			httpClient,
+			baseURL+TopicsInitProducerProcedure,
+			connect.WithSchema(topicsMethods.ByName("InitProducer")),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// topicsClient implements TopicsClient.
+type topicsClient struct {
+	createTopic      *connect.Client[v1.CreateTopicRequest, v1.CreateTopicResponse]
+	deleteTopic      *connect.Client[v1.DeleteTopicRequest, v1.DeleteTopicResponse]
+	listTopics       *connect.Client[v1.ListTopicsRequest, v1.ListTopicsResponse]
+	describeTopic    *connect.Client[v1.DescribeTopicRequest, v1.DescribeTopicResponse]
+	alterTopicConfig *connect.Client[v1.AlterTopicConfigRequest, v1.AlterTopicConfigResponse]
+	initProducer     *connect.Client[v1.InitProducerRequest, v1.InitProducerResponse]
+}
+
+// CreateTopic calls log.v1.Topics.CreateTopic.
+func (c *topicsClient) CreateTopic(ctx context.Context, req *connect.Request[v1.CreateTopicRequest]) (*connect.Response[v1.CreateTopicResponse], error) {
+	return c.createTopic.CallUnary(ctx, req)
+}
+
+// DeleteTopic calls log.v1.Topics.DeleteTopic.
+func (c *topicsClient) DeleteTopic(ctx context.Context, req *connect.Request[v1.DeleteTopicRequest]) (*connect.Response[v1.DeleteTopicResponse], error) {
+	return c.deleteTopic.CallUnary(ctx, req)
+}
+
+// ListTopics calls log.v1.Topics.ListTopics.
+func (c *topicsClient) ListTopics(ctx context.Context, req *connect.Request[v1.ListTopicsRequest]) (*connect.Response[v1.ListTopicsResponse], error) {
+	return c.listTopics.CallUnary(ctx, req)
+}
+
+// DescribeTopic calls log.v1.Topics.DescribeTopic.
+func (c *topicsClient) DescribeTopic(ctx context.Context, req *connect.Request[v1.DescribeTopicRequest]) (*connect.Response[v1.DescribeTopicResponse], error) {
+	return c.describeTopic.CallUnary(ctx, req)
+}
+
+// AlterTopicConfig calls log.v1.Topics.AlterTopicConfig.
+func (c *topicsClient) AlterTopicConfig(ctx context.Context, req *connect.Request[v1.AlterTopicConfigRequest]) (*connect.Response[v1.AlterTopicConfigResponse], error) {
+	return c.alterTopicConfig.CallUnary(ctx, req)
+}
+
+// InitProducer calls log.v1.Topics.InitProducer.
+func (c *topicsClient) InitProducer(ctx context.Context, req *connect.Request[v1.InitProducerRequest]) (*connect.Response[v1.InitProducerResponse], error) {
+	return c.initProducer.CallUnary(ctx, req)
+}
+
+// TopicsHandler is an implementation of the log.v1.Topics service.
+type TopicsHandler interface {
+	// CreateTopic creates a topic (the `admin` action on the topic).
+	CreateTopic(context.Context, *connect.Request[v1.CreateTopicRequest]) (*connect.Response[v1.CreateTopicResponse], error)
+	// DeleteTopic deletes a topic and its records on every server (`admin`).
+	DeleteTopic(context.Context, *connect.Request[v1.DeleteTopicRequest]) (*connect.Response[v1.DeleteTopicResponse], error)
+	// ListTopics lists the topics the caller may consume.
+	ListTopics(context.Context, *connect.Request[v1.ListTopicsRequest]) (*connect.Response[v1.ListTopicsResponse], error)
+	// DescribeTopic reports a topic and each partition's bounds on the answering
+	// server (`consume`).
+	DescribeTopic(context.Context, *connect.Request[v1.DescribeTopicRequest]) (*connect.Response[v1.DescribeTopicResponse], error)
+	// AlterTopicConfig changes a topic's settings or raises its partition count
+	// (`admin`).
+	AlterTopicConfig(context.Context, *connect.Request[v1.AlterTopicConfigRequest]) (*connect.Response[v1.AlterTopicConfigResponse], error)
+	// InitProducer hands out an idempotent producer ID and epoch (`produce` on
+	// "*"): see ProducerRef.
+	InitProducer(context.Context, *connect.Request[v1.InitProducerRequest]) (*connect.Response[v1.InitProducerResponse], error)
+}
+
+// NewTopicsHandler builds an HTTP handler from the service implementation. It returns the path on
+// which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewTopicsHandler(svc TopicsHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	topicsMethods := v1.File_log_v1_log_proto.Services().ByName("Topics").Methods()
+	topicsCreateTopicHandler := connect.NewUnaryHandler(
+		TopicsCreateTopicProcedure,
+		svc.CreateTopic,
+		connect.WithSchema(topicsMethods.ByName("CreateTopic")),
+		connect.WithHandlerOptions(opts...),
+	)
+	topicsDeleteTopicHandler := connect.NewUnaryHandler(
+		TopicsDeleteTopicProcedure,
+		svc.DeleteTopic,
+		connect.WithSchema(topicsMethods.ByName("DeleteTopic")),
+		connect.WithHandlerOptions(opts...),
+	)
+	topicsListTopicsHandler := connect.NewUnaryHandler(
+		TopicsListTopicsProcedure,
+		svc.ListTopics,
+		connect.WithSchema(topicsMethods.ByName("ListTopics")),
+		connect.WithHandlerOptions(opts...),
+	)
+	topicsDescribeTopicHandler := connect.NewUnaryHandler(
+		TopicsDescribeTopicProcedure,
+		svc.DescribeTopic,
+		connect.WithSchema(topicsMethods.ByName("DescribeTopic")),
+		connect.WithHandlerOptions(opts...),
+	)
+	topicsAlterTopicConfigHandler := connect.NewUnaryHandler(
+		TopicsAlterTopicConfigProcedure,
+		svc.AlterTopicConfig,
+		connect.WithSchema(topicsMethods.ByName("AlterTopicConfig")),
+		connect.WithHandlerOptions(opts...),
+	)
+	topicsInitProducerHandler := connect.NewUnaryHandler(
+		TopicsInitProducerProcedure,
+		svc.InitProducer,
+		connect.WithSchema(topicsMethods.ByName("InitProducer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/log.v1.Topics/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case TopicsCreateTopicProcedure:
+			topicsCreateTopicHandler.ServeHTTP(w, r)
+		case TopicsDeleteTopicProcedure:
+			topicsDeleteTopicHandler.ServeHTTP(w, r)
+		case TopicsListTopicsProcedure:
+			topicsListTopicsHandler.ServeHTTP(w, r)
+		case TopicsDescribeTopicProcedure:
+			topicsDescribeTopicHandler.ServeHTTP(w, r)
+		case TopicsAlterTopicConfigProcedure:
+			topicsAlterTopicConfigHandler.ServeHTTP(w, r)
+		case TopicsInitProducerProcedure:
+			topicsInitProducerHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedTopicsHandler returns CodeUnimplemented from all methods.
+type UnimplementedTopicsHandler struct{}
+
+func (UnimplementedTopicsHandler) CreateTopic(context.Context, *connect.Request[v1.CreateTopicRequest]) (*connect.Response[v1.CreateTopicResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Topics.CreateTopic is not implemented"))
+}
+
+func (UnimplementedTopicsHandler) DeleteTopic(context.Context, *connect.Request[v1.DeleteTopicRequest]) (*connect.Response[v1.DeleteTopicResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Topics.DeleteTopic is not implemented"))
+}
+
+func (UnimplementedTopicsHandler) ListTopics(context.Context, *connect.Request[v1.ListTopicsRequest]) (*connect.Response[v1.ListTopicsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Topics.ListTopics is not implemented"))
+}
+
+func (UnimplementedTopicsHandler) DescribeTopic(context.Context, *connect.Request[v1.DescribeTopicRequest]) (*connect.Response[v1.DescribeTopicResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Topics.DescribeTopic is not implemented"))
+}
+
+func (UnimplementedTopicsHandler) AlterTopicConfig(context.Context, *connect.Request[v1.AlterTopicConfigRequest]) (*connect.Response[v1.AlterTopicConfigResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Topics.AlterTopicConfig is not implemented"))
+}
+
+func (UnimplementedTopicsHandler) InitProducer(context.Context, *connect.Request[v1.InitProducerRequest]) (*connect.Response[v1.InitProducerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Topics.InitProducer is not implemented"))
 }

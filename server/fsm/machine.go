@@ -1,0 +1,662 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/storage"
+)
+
+var (
+	_ consensus.StateMachine   = (*Machine)(nil)
+	_ consensus.SnapshotSource = (*Machine)(nil)
+	_ consensus.SnapshotSizer  = (*Machine)(nil)
+)
+
+// MachineConfig configures a Machine.
+type MachineConfig struct {
+	// Config configures the default topic's partition 0 (Config.Log is required: the log of
+	// servers before topics) and every other partition (Logger, MaxAppendBytes; Limits are
+	// the leader's defaults for topics that set none).
+	Config
+	// Dir holds the logs of every other partition, one directory each:
+	// Dir/<topic ID>/<partition>. Required to create topics.
+	Dir string
+	// OpenLog opens, creating it when missing, the log of a partition in dir. Required to
+	// create topics. The Machine closes the logs it opened (Close).
+	OpenLog func(dir string) (storage.Log, error)
+	// ProducerExpiry is how long an idle idempotent producer is remembered, in milliseconds
+	// (default DefaultProducerExpiry); MaxProducers caps the table (default
+	// DefaultMaxProducers). They are the leader's settings: InitProducer commands carry them.
+	ProducerExpiry int64
+	MaxProducers   int
+}
+
+// Machine is commitlog's replicated state machine with topics: every partition of every topic
+// is a log of its own (an FSM), all on the one Raft group it is applied from. The default
+// topic's partition 0 is Config.Log: the single log of servers before topics, unchanged on
+// disk. Topic metadata (create, delete, add partitions, configuration) and the idempotent
+// producers' table are replicated commands too; they live in memory, in snapshot manifests and
+// in the Raft log, never in files of their own.
+//
+// Apply, Snapshot and Restore are called from one goroutine (the consensus'); every other
+// method is safe for concurrent use.
+type Machine struct {
+	cfg    MachineConfig
+	logger *slog.Logger
+	def    *FSM
+
+	cat atomic.Pointer[catalog]
+
+	// Owned by the Apply goroutine.
+	producers producerTable
+	term      uint64
+	// pendingIdem are the idempotent batches accepted since the last flush.
+	pendingIdem []idemItem
+
+	applied    atomic.Uint64
+	nProducers atomic.Int64
+	closeOnce  sync.Once
+	failOnce   sync.Once
+	failErr    atomic.Pointer[error]
+	failed     chan struct{}
+}
+
+// catalog is an immutable view of the topics; Apply publishes a new one on every change.
+type catalog struct {
+	byName map[string]*topicEntry
+	byID   map[TopicID]*topicEntry
+	nParts int
+}
+
+type topicEntry struct {
+	Topic
+	parts []*partition
+}
+
+// partition is one partition's FSM and its log.
+type partition struct {
+	*FSM
+	target Target
+	log    storage.Log
+	owned  bool // opened by the Machine, which closes it
+	// hollow: a partition of a topic this node deleted after the snapshot it restored at
+	// startup (its files are gone): it stores nothing and serves nothing until the replayed
+	// delete removes it.
+	hollow bool
+}
+
+type idemItem struct {
+	result int
+	index  uint64
+	ref    ProducerRef
+	target Target
+	p      *partition
+}
+
+// NewMachine returns a Machine over cfg.Log, the default topic's partition 0 (see New for its
+// errors). The other topics come from the snapshot the consensus restores and from the
+// commands it replays.
+func NewMachine(cfg MachineConfig) (*Machine, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	def, err := New(cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	m := &Machine{cfg: cfg, logger: cfg.Logger, def: def, failed: make(chan struct{})}
+	m.applied.Store(def.AppliedIndex())
+	m.term = def.term
+	dt := &topicEntry{Topic: Topic{Name: DefaultTopic, Partitions: 1}, parts: []*partition{{FSM: def, log: cfg.Log}}}
+	m.cat.Store(newCatalog([]*topicEntry{dt}))
+	return m, nil
+}
+
+func newCatalog(topics []*topicEntry) *catalog {
+	c := &catalog{byName: map[string]*topicEntry{}, byID: map[TopicID]*topicEntry{}}
+	for _, t := range topics {
+		c.byName[t.Name] = t
+		c.byID[t.ID] = t
+		c.nParts += len(t.parts)
+	}
+	return c
+}
+
+func (c *catalog) entries() []*topicEntry {
+	out := make([]*topicEntry, 0, len(c.byName))
+	for _, t := range c.byName {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Default returns the default topic's partition 0: the log of servers before topics.
+func (m *Machine) Default() *FSM { return m.def }
+
+// Topics returns every topic, the default one included, by name.
+func (m *Machine) Topics() []Topic {
+	es := m.cat.Load().entries()
+	out := make([]Topic, len(es))
+	for i, e := range es {
+		out[i] = e.Topic
+	}
+	return out
+}
+
+// Topic returns a topic by name ("" means the default topic). Errors: ErrUnknownTopic.
+func (m *Machine) Topic(name string) (Topic, error) {
+	e, err := m.topic(name)
+	if err != nil {
+		return Topic{}, err
+	}
+	return e.Topic, nil
+}
+
+func (m *Machine) topic(name string) (*topicEntry, error) {
+	if name == "" {
+		name = DefaultTopic
+	}
+	e := m.cat.Load().byName[name]
+	if e == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	return e, nil
+}
+
+// Partition returns a topic's partition (topic "" means the default topic) and the topic.
+// The FSM is for reading (Bounds, Read, Records, RetentionPoint, Checksum); writes go through
+// the Machine's Propose methods. A deleted topic's FSM answers storage.ErrClosed.
+//
+// Errors: ErrUnknownTopic, ErrUnknownPartition (wrapped, naming the topic's partition count).
+func (m *Machine) Partition(topic string, p uint32) (*FSM, Topic, error) {
+	e, err := m.topic(topic)
+	if err != nil {
+		return nil, Topic{}, err
+	}
+	if int(p) >= len(e.parts) {
+		return nil, Topic{}, fmt.Errorf("%w: topic %q has %d partitions, no partition %d", ErrUnknownPartition, e.Name, len(e.parts), p)
+	}
+	if e.parts[p].hollow {
+		return nil, Topic{}, fmt.Errorf("%w: %q is being deleted", ErrUnknownTopic, e.Name)
+	}
+	return e.parts[p].FSM, e.Topic, nil
+}
+
+// PartitionRef is a partition with its topic, as Partitions lists them.
+type PartitionRef struct {
+	Topic     Topic
+	Partition uint32
+	Target    Target
+	FSM       *FSM
+}
+
+// Partitions returns every partition of every topic, by topic name and partition.
+func (m *Machine) Partitions() []PartitionRef {
+	var out []PartitionRef
+	for _, e := range m.cat.Load().entries() {
+		for i, p := range e.parts {
+			out = append(out, PartitionRef{Topic: e.Topic, Partition: uint32(i), Target: p.target, FSM: p.FSM})
+		}
+	}
+	return out
+}
+
+func (m *Machine) lookup(t Target) (*partition, error) {
+	e := m.cat.Load().byID[t.Topic]
+	if e == nil {
+		return nil, fmt.Errorf("%w: topic ID %s", ErrUnknownTopic, t.Topic)
+	}
+	if int(t.Partition) >= len(e.parts) {
+		return nil, fmt.Errorf("%w: topic %q has %d partitions, no partition %d", ErrUnknownPartition, e.Name, len(e.parts), t.Partition)
+	}
+	return e.parts[t.Partition], nil
+}
+
+// AppliedIndex returns the Raft index of the last entry applied (or restored).
+func (m *Machine) AppliedIndex() uint64 { return m.applied.Load() }
+
+// Producers returns the number of idempotent producers in the table.
+func (m *Machine) Producers() int { return int(m.nProducers.Load()) }
+
+// Err returns the sticky error once the machine stopped applying (a partition could not store
+// a committed entry, or a topic's logs could not be created or removed); nil before.
+func (m *Machine) Err() error {
+	if p := m.failErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Failed returns a channel closed when the machine fails.
+func (m *Machine) Failed() <-chan struct{} { return m.failed }
+
+func (m *Machine) fail(err error) error {
+	m.failOnce.Do(func() {
+		if !errors.Is(err, ErrFailed) {
+			err = fmt.Errorf("%w: %w", ErrFailed, err)
+		}
+		m.failErr.Store(&err)
+		close(m.failed)
+		m.logger.Error("state machine stopped applying: a committed entry could not be applied; this node needs its cause fixed and a restart",
+			"err", err, "applied_index", m.applied.Load())
+	})
+	return m.Err()
+}
+
+// Close closes the partition logs the machine opened (not Config.Log). Idempotent.
+func (m *Machine) Close() error {
+	var errs []error
+	m.closeOnce.Do(func() {
+		for _, e := range m.cat.Load().entries() {
+			for _, p := range e.parts {
+				if p.owned {
+					errs = append(errs, p.log.Close())
+				}
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Apply implements consensus.StateMachine. Appends and retain commands go to their partition's
+// FSM (see FSM.Apply for their results); appends to different partitions between two metadata
+// commands are grouped per partition. An idempotent producer's batch is checked first (see
+// producer.go): a retry of one of its last batches answers the original AppendResult with
+// Duplicate set and stores nothing. Metadata commands answer TopicResult or
+// InitProducerResult. Deterministic errors (the same on every replica): ErrInvalidCommand,
+// ErrUnknownTopic, ErrUnknownPartition, ErrTopicExists, ErrInvalidTopic, ErrUnknownProducer,
+// ErrProducerFenced, ErrOutOfOrderSequence, ErrDuplicateSequence. After a failure, the
+// sticky ErrFailed.
+func (m *Machine) Apply(entries []consensus.Entry) []any {
+	results := make([]any, len(entries))
+	pend := map[*partition][]applyItem{}
+	var order []*partition
+	flush := func() {
+		for _, p := range order {
+			p.apply(pend[p], results)
+			if err := p.Err(); err != nil {
+				m.fail(err)
+			}
+			delete(pend, p)
+		}
+		order = order[:0]
+		m.settle(results)
+	}
+	for i, e := range entries {
+		if err := m.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		cmd, err := DecodeCommand(e.Data)
+		switch {
+		case err != nil:
+			results[i] = fmt.Errorf("entry %d: %w", e.Index, err)
+		case cmd.Kind == KindAppend || cmd.Kind == KindRetain:
+			p, err := m.lookup(cmd.Target)
+			if err != nil {
+				results[i] = fmt.Errorf("entry %d: %w", e.Index, err)
+				break
+			}
+			if cmd.Kind == KindAppend && cmd.Producer.ID != 0 {
+				if m.idemPending(cmd.Producer.ID, cmd.Target) {
+					flush()
+				}
+				dup, err := m.producers.check(cmd.Producer, cmd.Target, len(cmd.Records))
+				if err != nil {
+					results[i] = fmt.Errorf("entry %d: %w", e.Index, err)
+					break
+				}
+				if dup != nil {
+					if dup.Unknown {
+						results[i] = fmt.Errorf("entry %d: %w", e.Index, ErrDuplicateSequence)
+					} else {
+						results[i] = AppendResult{First: dup.Offset, Count: uint64(dup.Count), Duplicate: true}
+					}
+					break
+				}
+				m.producers.accept(cmd.Producer, cmd.Target, len(cmd.Records), cmd.Timestamp)
+				m.pendingIdem = append(m.pendingIdem, idemItem{result: i, index: e.Index, ref: cmd.Producer, target: cmd.Target, p: p})
+			}
+			if p.hollow {
+				results[i] = fmt.Errorf("entry %d: %w: the topic's files were deleted after the snapshot this node restored; its delete is being replayed", e.Index, ErrUnknownTopic)
+				break
+			}
+			if _, ok := pend[p]; !ok {
+				order = append(order, p)
+			}
+			pend[p] = append(pend[p], applyItem{result: i, entry: e, cmd: cmd})
+		default:
+			flush()
+			if err := m.Err(); err != nil {
+				results[i] = err
+				break
+			}
+			results[i] = m.applyMeta(e, cmd)
+		}
+	}
+	flush()
+	if n := len(entries); n > 0 && m.Err() == nil {
+		m.applied.Store(entries[n-1].Index)
+		m.term = entries[n-1].Term
+	}
+	m.nProducers.Store(int64(m.producers.Len()))
+	return results
+}
+
+func (m *Machine) idemPending(id uint64, t Target) bool {
+	for _, it := range m.pendingIdem {
+		if it.ref.ID == id && it.target == t {
+			return true
+		}
+	}
+	return false
+}
+
+// settle records the offsets of the idempotent batches just applied. A batch the partition
+// already held (a replay after a restart) gets its offsets from the log.
+func (m *Machine) settle(results []any) {
+	for _, it := range m.pendingIdem {
+		switch r := results[it.result].(type) {
+		case AppendResult:
+			m.producers.settle(it.ref, it.target, r.First, false)
+		case error:
+			if it.p.hollow {
+				m.producers.settle(it.ref, it.target, 0, true)
+			} else if errors.Is(r, ErrAlreadyApplied) {
+				off, ok := it.p.offsetOfIndex(it.index)
+				m.producers.settle(it.ref, it.target, off, !ok)
+			}
+		}
+	}
+	clear(m.pendingIdem)
+	m.pendingIdem = m.pendingIdem[:0]
+}
+
+// applyMeta applies a metadata command.
+func (m *Machine) applyMeta(e consensus.Entry, cmd Command) any {
+	res, err := m.applyMetaErr(cmd)
+	if err != nil {
+		if errors.Is(err, ErrFailed) {
+			return err
+		}
+		return fmt.Errorf("entry %d: %w", e.Index, err)
+	}
+	return res
+}
+
+func (m *Machine) applyMetaErr(cmd Command) (any, error) {
+	cat := m.cat.Load()
+	switch cmd.Kind {
+	case KindInitProducer:
+		var b initProducerBody
+		if err := decodeStrict(cmd.Meta, &b); err != nil {
+			return nil, err
+		}
+		return m.producers.init(b, cmd.Timestamp), nil
+	case KindCreateTopic:
+		var b createTopicBody
+		if err := decodeStrict(cmd.Meta, &b); err != nil {
+			return nil, err
+		}
+		t := b.Topic
+		if err := ValidateTopicName(t.Name); err != nil {
+			return nil, err
+		}
+		if err := t.Config.Validate(); err != nil {
+			return nil, err
+		}
+		switch {
+		case t.Partitions < 1 || t.Partitions > MaxPartitionsPerTopic:
+			return nil, fmt.Errorf("%w: %d partitions, want 1 to %d", ErrInvalidTopic, t.Partitions, MaxPartitionsPerTopic)
+		case cat.nParts+int(t.Partitions) > MaxPartitions:
+			return nil, fmt.Errorf("%w: %d partitions would exceed the cluster's limit of %d (%d exist)", ErrInvalidTopic, t.Partitions, MaxPartitions, cat.nParts)
+		case t.ID == TopicID{} || cat.byID[t.ID] != nil:
+			return nil, fmt.Errorf("%w: topic ID %s is zero or taken", ErrInvalidCommand, t.ID)
+		}
+		for _, o := range cat.byName {
+			if o.Name == t.Name {
+				return nil, fmt.Errorf("%w: %q", ErrTopicExists, t.Name)
+			}
+			if collisionKey(o.Name) == collisionKey(t.Name) {
+				return nil, fmt.Errorf("%w: %q collides with topic %q (names that differ only by '.' and '_' are refused, as Kafka does)", ErrTopicExists, t.Name, o.Name)
+			}
+		}
+		e := &topicEntry{Topic: t}
+		if err := m.openParts(e, 0, t.Partitions); err != nil {
+			return nil, m.fail(err)
+		}
+		m.publish(cat, e, nil)
+		m.logger.Info("topic created", "topic", t.Name, "id", t.ID, "partitions", t.Partitions)
+		return TopicResult{Topic: t}, nil
+	case KindDeleteTopic:
+		var b deleteTopicBody
+		if err := decodeStrict(cmd.Meta, &b); err != nil {
+			return nil, err
+		}
+		old, err := m.find(cat, b.Name, b.ID)
+		if err != nil {
+			return nil, err
+		}
+		if old.Name == DefaultTopic {
+			return nil, fmt.Errorf("%w: the default topic cannot be deleted (it is the log of clients that name no topic)", ErrInvalidTopic)
+		}
+		m.publish(cat, nil, old)
+		if err := m.removeTopic(old); err != nil {
+			return nil, m.fail(err)
+		}
+		m.logger.Info("topic deleted", "topic", old.Name, "id", old.ID)
+		return TopicResult{Topic: old.Topic}, nil
+	case KindCreatePartitions:
+		var b createPartitionsBody
+		if err := decodeStrict(cmd.Meta, &b); err != nil {
+			return nil, err
+		}
+		old, err := m.find(cat, b.Name, b.ID)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case b.Partitions <= old.Partitions:
+			return nil, fmt.Errorf("%w: topic %q has %d partitions; partitions can only be added (asked for %d)", ErrInvalidTopic, old.Name, old.Partitions, b.Partitions)
+		case b.Partitions > MaxPartitionsPerTopic:
+			return nil, fmt.Errorf("%w: %d partitions, limit %d", ErrInvalidTopic, b.Partitions, MaxPartitionsPerTopic)
+		case cat.nParts+int(b.Partitions-old.Partitions) > MaxPartitions:
+			return nil, fmt.Errorf("%w: would exceed the cluster's limit of %d partitions", ErrInvalidTopic, MaxPartitions)
+		}
+		e := &topicEntry{Topic: old.Topic, parts: append([]*partition(nil), old.parts...)}
+		e.Partitions = b.Partitions
+		if err := m.openParts(e, old.Partitions, b.Partitions); err != nil {
+			return nil, m.fail(err)
+		}
+		m.publish(cat, e, old)
+		m.logger.Info("partitions added", "topic", e.Name, "partitions", e.Partitions)
+		return TopicResult{Topic: e.Topic}, nil
+	case KindAlterTopic:
+		var b alterTopicBody
+		if err := decodeStrict(cmd.Meta, &b); err != nil {
+			return nil, err
+		}
+		old, err := m.find(cat, b.Name, b.ID)
+		if err != nil {
+			return nil, err
+		}
+		c := b.Patch.apply(old.Config)
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		e := &topicEntry{Topic: old.Topic, parts: old.parts}
+		e.Config = c
+		m.publish(cat, e, old)
+		return TopicResult{Topic: e.Topic}, nil
+	}
+	return nil, fmt.Errorf("%w: kind %d", ErrInvalidCommand, cmd.Kind)
+}
+
+// find returns the topic named name whose ID is id: a command proposed for a topic that was
+// deleted (and perhaps re-created) since is refused.
+func (m *Machine) find(cat *catalog, name string, id TopicID) (*topicEntry, error) {
+	e := cat.byName[name]
+	if e == nil || e.ID != id {
+		return nil, fmt.Errorf("%w: %q (ID %s)", ErrUnknownTopic, name, id)
+	}
+	return e, nil
+}
+
+// publish replaces old with e (either may be nil) in a new catalog.
+func (m *Machine) publish(cat *catalog, e, old *topicEntry) {
+	var ts []*topicEntry
+	for _, t := range cat.byName {
+		if t != old {
+			ts = append(ts, t)
+		}
+	}
+	if e != nil {
+		ts = append(ts, e)
+	}
+	m.cat.Store(newCatalog(ts))
+}
+
+func (m *Machine) topicDir(id TopicID) string { return filepath.Join(m.cfg.Dir, id.String()) }
+
+// openParts opens (creating) the partitions [from, to) of e.
+func (m *Machine) openParts(e *topicEntry, from, to uint32) error {
+	if from < to && (m.cfg.Dir == "" || m.cfg.OpenLog == nil) {
+		return errors.New("fsm: this machine has no MachineConfig.Dir or OpenLog: it cannot store topics")
+	}
+	for p := from; p < to; p++ {
+		dir := filepath.Join(m.topicDir(e.ID), strconv.FormatUint(uint64(p), 10))
+		log, err := m.cfg.OpenLog(dir)
+		if err != nil {
+			return fmt.Errorf("open partition %s/%d: %w", e.Name, p, err)
+		}
+		cfg := m.cfg.Config
+		cfg.Log = log
+		f, err := New(cfg)
+		if err != nil {
+			_ = log.Close()
+			return fmt.Errorf("open partition %s/%d: %w", e.Name, p, err)
+		}
+		e.parts = append(e.parts, &partition{FSM: f, target: Target{Topic: e.ID, Partition: p}, log: log, owned: true})
+	}
+	return nil
+}
+
+// removeTopic closes a deleted topic's logs and removes its directory. It first leaves a
+// marker, <Dir>/<topic ID>.deleted (synced): a restart that restores a snapshot taken before
+// the deletion finds the marker and knows the topic's files are gone on purpose (its delete
+// is then replayed). Markers are empty files and are kept.
+func (m *Machine) removeTopic(e *topicEntry) error {
+	var errs []error
+	for _, p := range e.parts {
+		if p.owned {
+			if err := p.log.Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		m.logger.Warn("closing a deleted topic's logs failed", "topic", e.Name, "err", err)
+	}
+	if m.cfg.Dir == "" || e.ID == (TopicID{}) {
+		return nil
+	}
+	dir := m.topicDir(e.ID)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err := writeMarker(dir + deletedSuffix); err != nil {
+		return fmt.Errorf("delete topic %q: %w", e.Name, err)
+	}
+	if err := syncDir(m.cfg.Dir); err != nil {
+		return fmt.Errorf("delete topic %q: %w", e.Name, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("delete topic %q: %w", e.Name, err)
+	}
+	return nil
+}
+
+const deletedSuffix = ".deleted"
+
+func writeMarker(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// deletedMarker reports whether the topic's deletion marker exists.
+func (m *Machine) deletedMarker(id TopicID) bool {
+	if m.cfg.Dir == "" {
+		return false
+	}
+	_, err := os.Stat(m.topicDir(id) + deletedSuffix)
+	return err == nil
+}
+
+// removeUnknown removes topic directories the catalog does not name (topics deleted before a
+// snapshot this node installed). Called when taking a snapshot: no topic is being created.
+func (m *Machine) removeUnknown() {
+	if m.cfg.Dir == "" {
+		return
+	}
+	ents, err := os.ReadDir(m.cfg.Dir)
+	if err != nil {
+		return
+	}
+	cat := m.cat.Load()
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), deletedSuffix) {
+			// A deletion interrupted between its marker and the removal of the files.
+			if id, err := ParseTopicID(strings.TrimSuffix(e.Name(), deletedSuffix)); err == nil && cat.byID[id] == nil {
+				_ = os.RemoveAll(m.topicDir(id))
+			}
+			continue
+		}
+		id, err := ParseTopicID(e.Name())
+		if err != nil || !e.IsDir() {
+			continue
+		}
+		if t := cat.byID[id]; t != nil {
+			continue
+		}
+		if id == (TopicID{}) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(m.cfg.Dir, e.Name())); err != nil {
+			m.logger.Warn("could not remove an unknown topic's files", "dir", e.Name(), "err", err)
+		}
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// metaJSON encodes the replicated metadata.
+func (m *Machine) metaJSON() ([]byte, error) {
+	st := metaState{Topics: m.Topics(), Producers: m.producers}
+	return json.Marshal(st)
+}

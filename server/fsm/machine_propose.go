@@ -1,0 +1,187 @@
+package fsm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/commitlog-go/commitlog/consensus"
+)
+
+// TopicLimits returns the limits the leader applies to a topic's appends: the machine's, with
+// the topic's MaxRecordBytes when it sets one.
+func (m *Machine) TopicLimits(t Topic) Limits {
+	lim := m.def.limits
+	if t.Config.MaxRecordBytes > 0 {
+		lim.MaxRecordBytes = t.Config.MaxRecordBytes
+	}
+	return lim.withDefaults()
+}
+
+// Target resolves a topic name ("" means the default topic) and a partition.
+//
+// Errors: ErrUnknownTopic, ErrUnknownPartition (wrapped).
+func (m *Machine) Target(topic string, partition uint32) (Target, Topic, error) {
+	e, err := m.topic(topic)
+	if err != nil {
+		return Target{}, Topic{}, err
+	}
+	if int(partition) >= len(e.parts) {
+		return Target{}, Topic{}, fmt.Errorf("%w: topic %q has %d partitions, no partition %d", ErrUnknownPartition, e.Name, len(e.parts), partition)
+	}
+	return Target{Topic: e.ID, Partition: partition}, e.Topic, nil
+}
+
+// ProposeAppend appends records to a topic's partition as one atomic batch, from an
+// idempotent producer when producer.ID is set. Limits are the topic's (TopicLimits); a topic
+// with the append timestamp type drops the records' timestamps. As FSM.Propose, a batch above
+// this node's limits on a node that does not lead answers *consensus.NotLeaderError.
+//
+// Errors: ErrUnknownTopic, ErrUnknownPartition; as FSM.Propose's; the entry's Apply error
+// (also ErrUnknownProducer, ErrProducerFenced, ErrOutOfOrderSequence, ErrDuplicateSequence).
+func (m *Machine) ProposeAppend(ctx context.Context, c Proposer, topic string, partition uint32, producer ProducerRef, records ...AppendRecord) (AppendResult, error) {
+	target, t, err := m.Target(topic, partition)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if t.Config.TimestampType == TimestampAppend {
+		stripped := make([]AppendRecord, len(records))
+		for i, r := range records {
+			r.Timestamp = 0
+			stripped[i] = r
+		}
+		records = stripped
+	}
+	b := Batch{Target: target, Producer: producer, Records: records}
+	cmd, err := EncodeBatchAt(m.TopicLimits(t), time.Now(), b)
+	if errors.Is(err, ErrTooLarge) && !c.IsLeader() {
+		if _, herr := EncodeBatchAt(hardLimits, time.Time{}, b); herr == nil {
+			leader, _ := c.Leader()
+			return AppendResult{}, &consensus.NotLeaderError{Leader: leader}
+		}
+	}
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return proposeAs[AppendResult](ctx, c, cmd, "an append")
+}
+
+// ProposeRetention proposes a retain command for one partition (see FSM.ProposeRetention).
+func (m *Machine) ProposeRetention(ctx context.Context, c Proposer, t Target, first uint64) (uint64, error) {
+	r, err := proposeAs[RetainResult](ctx, c, EncodeRetainTarget(t, first, time.Now()), "a retain command")
+	return r.First, err
+}
+
+func proposeAs[R any](ctx context.Context, c Proposer, cmd []byte, what string) (R, error) {
+	var zero R
+	res, err := c.Propose(ctx, cmd)
+	if err != nil {
+		return zero, err
+	}
+	switch r := res.(type) {
+	case R:
+		return r, nil
+	case error:
+		return zero, r
+	default:
+		return zero, fmt.Errorf("fsm: unexpected apply result %T for %s", res, what)
+	}
+}
+
+func (m *Machine) proposeMeta(ctx context.Context, c Proposer, k CommandKind, body any) (any, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: encode metadata command: %w", err)
+	}
+	cmd, err := encodeMeta(k, time.Now(), b)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.Propose(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	if err, ok := res.(error); ok {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (m *Machine) proposeTopic(ctx context.Context, c Proposer, k CommandKind, body any) (Topic, error) {
+	res, err := m.proposeMeta(ctx, c, k, body)
+	if err != nil {
+		return Topic{}, err
+	}
+	r, ok := res.(TopicResult)
+	if !ok {
+		return Topic{}, fmt.Errorf("fsm: unexpected apply result %T for a topic command", res)
+	}
+	return r.Topic, nil
+}
+
+// CreateTopic creates a topic with a new ID. Errors: ErrInvalidTopic (name, partitions,
+// configuration), ErrTopicExists; the proposer's errors, as for ProposeAppend.
+func (m *Machine) CreateTopic(ctx context.Context, c Proposer, name string, partitions uint32, cfg TopicConfig) (Topic, error) {
+	if err := ValidateTopicName(name); err != nil {
+		return Topic{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Topic{}, err
+	}
+	if partitions < 1 || partitions > MaxPartitionsPerTopic {
+		return Topic{}, fmt.Errorf("%w: %d partitions, want 1 to %d", ErrInvalidTopic, partitions, MaxPartitionsPerTopic)
+	}
+	if _, err := m.topic(name); err == nil {
+		return Topic{}, fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	return m.proposeTopic(ctx, c, KindCreateTopic, createTopicBody{Topic: Topic{Name: name, ID: NewTopicID(), Partitions: partitions, Config: cfg}})
+}
+
+// DeleteTopic deletes a topic and its partitions' records on every replica. Errors:
+// ErrUnknownTopic; ErrInvalidTopic for the default topic; the proposer's errors.
+func (m *Machine) DeleteTopic(ctx context.Context, c Proposer, name string) (Topic, error) {
+	t, err := m.Topic(name)
+	if err != nil {
+		return Topic{}, err
+	}
+	return m.proposeTopic(ctx, c, KindDeleteTopic, deleteTopicBody{Name: t.Name, ID: t.ID})
+}
+
+// CreatePartitions raises a topic's partition count to partitions. Errors: ErrUnknownTopic;
+// ErrInvalidTopic when partitions is not above the current count or above the limits.
+func (m *Machine) CreatePartitions(ctx context.Context, c Proposer, name string, partitions uint32) (Topic, error) {
+	t, err := m.Topic(name)
+	if err != nil {
+		return Topic{}, err
+	}
+	return m.proposeTopic(ctx, c, KindCreatePartitions, createPartitionsBody{Name: t.Name, ID: t.ID, Partitions: partitions})
+}
+
+// AlterTopic changes a topic's configuration. Errors: ErrUnknownTopic, ErrInvalidTopic.
+func (m *Machine) AlterTopic(ctx context.Context, c Proposer, name string, patch TopicConfigPatch) (Topic, error) {
+	t, err := m.Topic(name)
+	if err != nil {
+		return Topic{}, err
+	}
+	if err := patch.apply(t.Config).Validate(); err != nil {
+		return Topic{}, err
+	}
+	return m.proposeTopic(ctx, c, KindAlterTopic, alterTopicBody{Name: t.Name, ID: t.ID, Patch: patch})
+}
+
+// InitProducer hands out an idempotent producer ID and epoch: a new ID when id is 0 (or no
+// longer known), otherwise id with its epoch bumped, which fences every older instance of it.
+// Errors: the proposer's.
+func (m *Machine) InitProducer(ctx context.Context, c Proposer, id uint64) (InitProducerResult, error) {
+	res, err := m.proposeMeta(ctx, c, KindInitProducer, initProducerBody{ID: id, ExpiryMs: m.cfg.ProducerExpiry, MaxProducers: m.cfg.MaxProducers})
+	if err != nil {
+		return InitProducerResult{}, err
+	}
+	r, ok := res.(InitProducerResult)
+	if !ok {
+		return InitProducerResult{}, fmt.Errorf("fsm: unexpected apply result %T for InitProducer", res)
+	}
+	return r, nil
+}

@@ -1,0 +1,242 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+var _ transport.TopicsService = (*service)(nil)
+
+// produceTarget is where a produce request goes: topic ("" is the default topic), partition,
+// and the idempotent producer, if any.
+type produceTarget struct {
+	topic     string
+	partition uint32
+	producer  *logv1.ProducerRef
+}
+
+func (t produceTarget) isDefault() bool {
+	return (t.topic == "" || t.topic == fsm.DefaultTopic) && t.partition == 0 && t.producer.GetId() == 0
+}
+
+func (t produceTarget) ref() fsm.ProducerRef {
+	return fsm.ProducerRef{ID: t.producer.GetId(), Epoch: uint16(t.producer.GetEpoch()), BaseSequence: t.producer.GetBaseSequence()}
+}
+
+// readTarget is the partition a read goes to.
+type readTarget struct {
+	topic     string
+	partition uint32
+	part      *fsm.FSM
+}
+
+// readTarget resolves a read's topic and partition ("" and 0: the default partition).
+// Errors: fsm.ErrUnknownTopic, fsm.ErrUnknownPartition (NotFound on the wire).
+func (s *service) readTarget(topic string, partition uint32) (readTarget, error) {
+	if (topic == "" || topic == fsm.DefaultTopic) && partition == 0 {
+		return readTarget{part: s.fsm}, nil
+	}
+	if s.sm == nil {
+		return readTarget{}, fmt.Errorf("%w: %q (this server has no topics)", fsm.ErrUnknownTopic, topic)
+	}
+	f, _, err := s.sm.Partition(topic, partition)
+	if err != nil {
+		return readTarget{}, err
+	}
+	return readTarget{topic: topic, partition: partition, part: f}, nil
+}
+
+func appendRecord(r *logv1.Record) fsm.AppendRecord {
+	a := fsm.AppendRecord{Value: r.GetValue(), Type: r.GetType(), Key: r.Key, Timestamp: r.GetTimestampMs()}
+	for _, h := range r.GetHeaders() {
+		a.Headers = append(a.Headers, fsm.Header{Key: h.GetKey(), Value: h.GetValue()})
+	}
+	return a
+}
+
+// proposeTopic proposes a batch for any partition (or with keys, headers, timestamps or a
+// producer) through the Machine, forwarding it to the leader as proposeTo does.
+func (s *service) proposeTopic(ctx context.Context, to produceTarget, records []*logv1.Record, batch []fsm.AppendRecord) (fsm.AppendResult, error) {
+	if s.sm == nil {
+		return fsm.AppendResult{}, fmt.Errorf("%w: %q (this server has no topics)", fsm.ErrUnknownTopic, to.topic)
+	}
+	var waitUntil time.Time
+	for {
+		res, err := s.sm.ProposeAppend(ctx, s.node, to.topic, to.partition, to.ref(), batch...)
+		if err == nil {
+			return res, nil
+		}
+		nl, isNL := errors.AsType[*consensus.NotLeaderError](err)
+		if isNL && nl.Leader.ID != "" {
+			if s.forward == nil {
+				return fsm.AppendResult{}, err
+			}
+			fres, ferr := s.forward.produceBatchTo(forwardedContext(ctx), nl.Leader.Address, &logv1.ProduceBatchRequest{
+				Records: records, Topic: to.topic, Partition: to.partition, Producer: to.producer})
+			if ferr == nil {
+				return fsm.AppendResult{First: fres.GetBaseOffset(), Count: fres.GetCount(), Duplicate: fres.GetDuplicate()}, nil
+			}
+			if !transport.IsNotProposed(ferr) {
+				return fsm.AppendResult{}, ferr
+			}
+			err = ferr
+		} else if !isNL && !errors.Is(err, consensus.ErrNoLeader) {
+			return fsm.AppendResult{}, err
+		}
+		if waitUntil.IsZero() {
+			waitUntil = time.Now().Add(s.leaderWait)
+		}
+		if !s.pause(ctx, waitUntil) {
+			return fsm.AppendResult{}, err
+		}
+	}
+}
+
+// leaderCall runs a topic command on the leader: here when this node leads, otherwise
+// forwarded to the leader's Topics service (nothing is proposed by a follower).
+func leaderCall[Res any](ctx context.Context, s *service, local func() (*Res, error), remote func(transport.TopicsClient) (*Res, error)) (*Res, error) {
+	if s.sm == nil {
+		return nil, toWire(errors.New("server: this server has no topics"))
+	}
+	var waitUntil time.Time
+	for {
+		res, err := local()
+		if err == nil {
+			return res, nil
+		}
+		nl, isNL := errors.AsType[*consensus.NotLeaderError](err)
+		if isNL && nl.Leader.ID != "" && s.forward != nil {
+			tc, release, ferr := s.forward.topics(nl.Leader.Address)
+			if ferr == nil {
+				res, ferr = remote(tc)
+				release()
+				if ferr == nil || !transport.IsNotProposed(ferr) {
+					return res, ferr
+				}
+			}
+			err = ferr
+		} else if !isNL && !errors.Is(err, consensus.ErrNoLeader) {
+			return nil, toWire(err)
+		}
+		if waitUntil.IsZero() {
+			waitUntil = time.Now().Add(s.leaderWait)
+		}
+		if !s.pause(ctx, waitUntil) {
+			return nil, toWire(err)
+		}
+	}
+}
+
+func wireTopic(t fsm.Topic) *logv1.Topic {
+	return &logv1.Topic{Name: t.Name, Id: t.ID.String(), Partitions: t.Partitions, Config: &logv1.TopicConfig{
+		RetentionBytes: t.Config.RetentionBytes, RetentionMs: t.Config.RetentionMs,
+		MaxRecordBytes: uint32(t.Config.MaxRecordBytes), TimestampType: t.Config.TimestampType}}
+}
+
+func (s *service) CreateTopic(ctx context.Context, req *logv1.CreateTopicRequest) (*logv1.CreateTopicResponse, error) {
+	parts := max(req.GetPartitions(), 1)
+	c := req.GetConfig()
+	cfg := fsm.TopicConfig{RetentionBytes: c.GetRetentionBytes(), RetentionMs: c.GetRetentionMs(), MaxRecordBytes: int(c.GetMaxRecordBytes()), TimestampType: c.GetTimestampType()}
+	return leaderCall(ctx, s, func() (*logv1.CreateTopicResponse, error) {
+		t, err := s.sm.CreateTopic(ctx, s.node, req.GetName(), parts, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &logv1.CreateTopicResponse{Topic: wireTopic(t)}, nil
+	}, func(c transport.TopicsClient) (*logv1.CreateTopicResponse, error) {
+		return c.CreateTopic(forwardedContext(ctx), req)
+	})
+}
+
+func (s *service) DeleteTopic(ctx context.Context, req *logv1.DeleteTopicRequest) (*logv1.DeleteTopicResponse, error) {
+	return leaderCall(ctx, s, func() (*logv1.DeleteTopicResponse, error) {
+		if _, err := s.sm.DeleteTopic(ctx, s.node, req.GetName()); err != nil {
+			return nil, err
+		}
+		return &logv1.DeleteTopicResponse{}, nil
+	}, func(c transport.TopicsClient) (*logv1.DeleteTopicResponse, error) {
+		return c.DeleteTopic(forwardedContext(ctx), req)
+	})
+}
+
+func (s *service) AlterTopicConfig(ctx context.Context, req *logv1.AlterTopicConfigRequest) (*logv1.AlterTopicConfigResponse, error) {
+	var patch fsm.TopicConfigPatch
+	patch.RetentionBytes = req.RetentionBytes
+	patch.RetentionMs = req.RetentionMs
+	if req.MaxRecordBytes != nil {
+		v := int(req.GetMaxRecordBytes())
+		patch.MaxRecordBytes = &v
+	}
+	patch.TimestampType = req.TimestampType
+	return leaderCall(ctx, s, func() (*logv1.AlterTopicConfigResponse, error) {
+		t, err := s.sm.Topic(req.GetName())
+		if err != nil {
+			return nil, err
+		}
+		if req.Partitions != nil && req.GetPartitions() != t.Partitions {
+			if t, err = s.sm.CreatePartitions(ctx, s.node, req.GetName(), req.GetPartitions()); err != nil {
+				return nil, err
+			}
+		}
+		if patch != (fsm.TopicConfigPatch{}) {
+			if t, err = s.sm.AlterTopic(ctx, s.node, req.GetName(), patch); err != nil {
+				return nil, err
+			}
+		}
+		return &logv1.AlterTopicConfigResponse{Topic: wireTopic(t)}, nil
+	}, func(c transport.TopicsClient) (*logv1.AlterTopicConfigResponse, error) {
+		return c.AlterTopicConfig(forwardedContext(ctx), req)
+	})
+}
+
+func (s *service) InitProducer(ctx context.Context, req *logv1.InitProducerRequest) (*logv1.InitProducerResponse, error) {
+	return leaderCall(ctx, s, func() (*logv1.InitProducerResponse, error) {
+		r, err := s.sm.InitProducer(ctx, s.node, req.GetProducerId())
+		if err != nil {
+			return nil, err
+		}
+		return &logv1.InitProducerResponse{ProducerId: r.ID, Epoch: uint32(r.Epoch)}, nil
+	}, func(c transport.TopicsClient) (*logv1.InitProducerResponse, error) {
+		return c.InitProducer(forwardedContext(ctx), req)
+	})
+}
+
+// ListTopics answers from this server's applied metadata.
+func (s *service) ListTopics(_ context.Context, _ *logv1.ListTopicsRequest) (*logv1.ListTopicsResponse, error) {
+	if s.sm == nil {
+		return &logv1.ListTopicsResponse{Topics: []*logv1.Topic{wireTopic(fsm.Topic{Name: fsm.DefaultTopic, Partitions: 1})}}, nil
+	}
+	res := &logv1.ListTopicsResponse{}
+	for _, t := range s.sm.Topics() {
+		res.Topics = append(res.Topics, wireTopic(t))
+	}
+	return res, nil
+}
+
+// DescribeTopic answers from this server's applied state.
+func (s *service) DescribeTopic(_ context.Context, req *logv1.DescribeTopicRequest) (*logv1.DescribeTopicResponse, error) {
+	if s.sm == nil {
+		return nil, toWire(fmt.Errorf("%w: %q", fsm.ErrUnknownTopic, req.GetName()))
+	}
+	t, err := s.sm.Topic(req.GetName())
+	if err != nil {
+		return nil, toWire(err)
+	}
+	res := &logv1.DescribeTopicResponse{Topic: wireTopic(t)}
+	for p := range t.Partitions {
+		f, _, err := s.sm.Partition(t.Name, p)
+		if err != nil {
+			return nil, toWire(err)
+		}
+		lowest, next := f.Bounds()
+		res.Partitions = append(res.Partitions, &logv1.PartitionInfo{Partition: p, LowestOffset: lowest, NextOffset: next})
+	}
+	return res, nil
+}
