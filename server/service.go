@@ -442,7 +442,7 @@ func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv
 			return &logv1.ConsumeResponse{Record: wireRecord(rec)}, nil
 		}
 	}
-	rt, err := s.readTarget(req.GetTopic(), req.GetPartition())
+	rt, err := s.readTarget(ctx, req.GetTopic(), req.GetPartition())
 	if err != nil {
 		return nil, toWire(err)
 	}
@@ -542,7 +542,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
 		return toWire(err)
 	}
-	rt, err := s.readTarget(req.GetTopic(), req.GetPartition())
+	rt, err := s.readTarget(ctx, req.GetTopic(), req.GetPartition())
 	if err != nil {
 		return toWire(err)
 	}
@@ -667,7 +667,7 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
 		return nil, toWire(err)
 	}
-	rt, err := s.readTarget(req.GetTopic(), req.GetPartition())
+	rt, err := s.readTarget(ctx, req.GetTopic(), req.GetPartition())
 	if err != nil {
 		return nil, toWire(err)
 	}

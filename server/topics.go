@@ -38,8 +38,11 @@ type readTarget struct {
 }
 
 // readTarget resolves a read's topic and partition ("" and 0: the default partition).
+// A topic or partition this node does not know may be one whose creation is committed but not
+// applied here yet (a restarted node replays its log; a follower lags): it catches up first
+// (caughtUp) and answers NotFound only if the cluster does not know it either.
 // Errors: fsm.ErrUnknownTopic, fsm.ErrUnknownPartition (NotFound on the wire).
-func (s *service) readTarget(topic string, partition uint32) (readTarget, error) {
+func (s *service) readTarget(ctx context.Context, topic string, partition uint32) (readTarget, error) {
 	if (topic == "" || topic == fsm.DefaultTopic) && partition == 0 {
 		return readTarget{part: s.fsm}, nil
 	}
@@ -47,10 +50,42 @@ func (s *service) readTarget(topic string, partition uint32) (readTarget, error)
 		return readTarget{}, fmt.Errorf("%w: %q (this server has no topics)", fsm.ErrUnknownTopic, topic)
 	}
 	f, _, err := s.sm.Partition(topic, partition)
+	if unknownTarget(err) && s.caughtUp(ctx) {
+		f, _, err = s.sm.Partition(topic, partition)
+	}
 	if err != nil {
 		return readTarget{}, err
 	}
 	return readTarget{topic: topic, partition: partition, part: f}, nil
+}
+
+func unknownTarget(err error) bool {
+	return errors.Is(err, fsm.ErrUnknownTopic) || errors.Is(err, fsm.ErrUnknownPartition)
+}
+
+// caughtUp waits, up to an election, until this node has applied every entry the cluster had
+// committed when it was called: on the leader, LinearizableRead proves that; on a follower,
+// its applied index reaches the commit index it has learned from the leader. It reports
+// whether it got there.
+func (s *service) caughtUp(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, s.leaderWait)
+	defer cancel()
+	for {
+		err := s.node.LinearizableRead(ctx)
+		if err == nil {
+			return true
+		}
+		if nl, ok := errors.AsType[*consensus.NotLeaderError](err); ok && nl.Leader.ID != "" {
+			if st := s.node.Status(); st.CommitIndex > 0 && st.AppliedIndex >= st.CommitIndex {
+				return true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 func appendRecord(r *logv1.Record) fsm.AppendRecord {
@@ -70,6 +105,11 @@ func (s *service) proposeTopic(ctx context.Context, to produceTarget, records []
 	var waitUntil time.Time
 	for {
 		res, err := s.sm.ProposeAppend(ctx, s.node, to.topic, to.partition, to.ref(), batch...)
+		if unknownTarget(err) && s.node.IsLeader() && s.caughtUp(ctx) {
+			// A leader that has not applied every committed entry yet (just elected, or
+			// restarted) may not know a topic the cluster has: it catches up, once.
+			res, err = s.sm.ProposeAppend(ctx, s.node, to.topic, to.partition, to.ref(), batch...)
+		}
 		if err == nil {
 			return res, nil
 		}
