@@ -115,13 +115,11 @@ func clusterIDFromLog(l *hraft.Log) (string, bool) {
 func (n *Node) commitClusterID(logger *slog.Logger) {
 	for n.ident.get() == "" && n.raft.State() == hraft.Leader {
 		f := n.raft.ApplyLog(hraft.Log{Extensions: []byte(clusterIDExtension + NewClusterID())}, n.cfg.TransportTimeout)
-		if err := f.Error(); err == nil {
-			return // applied: the FSM has set the ID (or kept an earlier committed one)
-		} else if errors.Is(err, hraft.ErrRaftShutdown) {
-			return
-		} else {
-			logger.Warn("proposing a cluster id failed", "err", err)
+		err := f.Error()
+		if err == nil || errors.Is(err, hraft.ErrRaftShutdown) {
+			return // applied (the FSM has set the ID, or kept an earlier committed one), or closed
 		}
+		logger.Warn("proposing a cluster id failed", "err", err)
 		select {
 		case <-n.done:
 			return
