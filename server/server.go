@@ -274,6 +274,8 @@ func (s *Server) openSegments(dir string) (storage.Log, error) {
 		// Every record the state machine may have to store, whatever --max-record-bytes says:
 		// that flag decides what this node accepts as leader, never what a replica stores.
 		MaxRecordBytes: fsm.MaxStoredRecordBytes,
+		// A time index of the records' timestamps, for offsets by time (fsm.FSM.OffsetForTime).
+		Timestamp: fsm.StoredTimestamp,
 		// Retention is decided by the leader and applied through Raft (retentionLoop), not by
 		// each node's storage on its own.
 		Logger: s.cfg.Logger.With("component", "storage"),
