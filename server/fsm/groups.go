@@ -203,7 +203,7 @@ func (m *Machine) applyGroup(cmd Command) (any, error) {
 			return nil, fmt.Errorf("%w: %q", ErrUnknownGroup, b.Group)
 		}
 		delete(m.groups, b.Group)
-		return GroupResult{Group: b.Group}, nil
+		return GroupResult(b), nil
 	case KindExpireOffsets:
 		var b expireOffsetsBody
 		if err := decodeStrict(cmd.Meta, &b); err != nil {
