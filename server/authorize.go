@@ -27,6 +27,15 @@ var methodActions = map[string]string{
 	transport.MethodListTopics:         authz.ActionConsume,
 	transport.MethodDescribeTopic:      authz.ActionConsume,
 	transport.MethodInitProducer:       authz.ActionProduce,
+	// Consumer groups: members consume; deleting a group or resetting its offsets administers.
+	transport.MethodHeartbeat:     authz.ActionConsume,
+	transport.MethodCommitOffsets: authz.ActionConsume,
+	transport.MethodFetchOffsets:  authz.ActionConsume,
+	transport.MethodListGroups:    authz.ActionConsume,
+	transport.MethodDescribeGroup: authz.ActionConsume,
+	transport.MethodListOffsets:   authz.ActionConsume,
+	transport.MethodDeleteGroup:   authz.ActionAdmin,
+	transport.MethodResetOffsets:  authz.ActionAdmin,
 }
 
 // clusterInternal are the calls cluster peers make to each other on their own behalf.

@@ -221,6 +221,7 @@ func New(cfg Config) (s *Server, err error) {
 		// One election: a follower notices the leader is gone (heartbeat timeout), then wins.
 		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout,
 		insecure:   s.insecureMembers}
+	s.svc.groups = newCoordinator(s.node, s.sm, cfg.GroupSessionTimeout, cfg.Logger.With("component", "groups"))
 	if err := s.tel.Metrics().ObserveDivergence(div.raised); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -229,6 +230,7 @@ func New(cfg Config) (s *Server, err error) {
 		Log:             api,
 		Cluster:         api,
 		Topics:          s.svc,
+		Groups:          s.svc,
 		Telemetry:       s.tel.Transport(),
 		TLS:             cfg.ServerTLS,
 		MaxMessageBytes: cfg.maxMessageBytes(),
@@ -414,6 +416,8 @@ func (s *Server) Run(ctx context.Context) error {
 	s.bg.Add(2)
 	go func() { defer s.bg.Done(); s.retentionLoop() }()
 	go func() { defer s.bg.Done(); s.watchApply() }()
+	s.bg.Add(1)
+	go func() { defer s.bg.Done(); s.groupsLoop() }()
 	if s.cfg.DivergenceCheckInterval > 0 {
 		s.bg.Add(1)
 		go func() { defer s.bg.Done(); s.divergenceLoop() }()
