@@ -910,9 +910,9 @@ const (
 // stands (committed offsets, replicated through Raft). The Raft leader is the
 // coordinator of every group; it keeps membership in memory, so after a
 // leader change members rejoin and the committed offsets remain. Other
-// servers forward these calls to the leader, except FetchOffsets,
-// ListGroups and ListOffsets, which any server answers from its applied
-// state. See server/GROUPS.md. (Added; not in the seed.)
+// servers forward these calls to the leader, except ListOffsets, which any
+// server answers from its applied state. See server/GROUPS.md. (Added; not
+// in the seed.)
 type GroupsClient interface {
 	// Heartbeat joins a group (member_epoch 0), keeps a member in it and
 	// answers its assignment (KIP-848's ConsumerGroupHeartbeat); member_epoch
@@ -1040,9 +1040,9 @@ func (c *groupsClient) ListOffsets(ctx context.Context, in *ListOffsetsRequest, 
 // stands (committed offsets, replicated through Raft). The Raft leader is the
 // coordinator of every group; it keeps membership in memory, so after a
 // leader change members rejoin and the committed offsets remain. Other
-// servers forward these calls to the leader, except FetchOffsets,
-// ListGroups and ListOffsets, which any server answers from its applied
-// state. See server/GROUPS.md. (Added; not in the seed.)
+// servers forward these calls to the leader, except ListOffsets, which any
+// server answers from its applied state. See server/GROUPS.md. (Added; not
+// in the seed.)
 type GroupsServer interface {
 	// Heartbeat joins a group (member_epoch 0), keeps a member in it and
 	// answers its assignment (KIP-848's ConsumerGroupHeartbeat); member_epoch
