@@ -173,13 +173,24 @@ func (s *service) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchReque
 // become one or more commands, see commandGroups).
 const maxStreamBatch = 512
 
-// streamRecordOverhead is what a queued ProduceStream request costs beyond its value, counted
-// against the stream's in-flight budget.
+// streamRecordOverhead is what a queued ProduceStream request costs beyond its record's key,
+// headers and value, counted against the stream's in-flight budget.
 const streamRecordOverhead = 64
 
-// streamCost is what req counts against its stream's in-flight budget.
+// streamCost is what req counts against its stream's in-flight budget: its record's key,
+// headers and value (what the record-size limit counts) and an overhead.
 func streamCost(req *logv1.ProduceRequest) int {
-	return len(req.GetRecord().GetValue()) + streamRecordOverhead
+	return recordBytes(req.GetRecord()) + streamRecordOverhead
+}
+
+// recordBytes is what the record-size limits count of r: its key, its headers' keys and
+// values, and its value (fsm.RecordSize of the record it becomes).
+func recordBytes(r *logv1.Record) int {
+	n := len(r.GetKey()) + len(r.GetValue())
+	for _, h := range r.GetHeaders() {
+		n += len(h.GetKey()) + len(h.GetValue())
+	}
+	return n
 }
 
 // ProduceStream pipelines: one goroutine receives requests while another proposes whatever
@@ -360,12 +371,14 @@ func (s *service) streamInflightBytes() int {
 // proposal then refuses.
 func (s *service) commandGroups(records []*logv1.Record) [][]*logv1.Record {
 	lim := s.fsm.Limits()
-	header := fsm.EncodedAppendSize()
+	// Sizes in the largest encoding (version 3: keys, headers, timestamps, a target and a
+	// producer), so that no group becomes a command above the limit whatever its records hold.
+	header := fsm.EncodedAppendOverhead()
 	maxWire := s.cfg.maxMessageBytes()
 	var groups [][]*logv1.Record
 	start, cmd, wire := 0, header, 0
 	for i, r := range records {
-		rc := fsm.EncodedAppendSize(fsm.AppendRecord{Value: r.GetValue()}) - header
+		rc := fsm.EncodedRecordSize(appendRecord(r))
 		rw := protowire.SizeTag(1) + protowire.SizeBytes(proto.Size(r))
 		if i > start && (cmd+rc > lim.MaxCommandBytes || wire+rw > maxWire || i-start >= lim.MaxBatchRecords) {
 			groups = append(groups, records[start:i])
@@ -577,12 +590,13 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 			}
 			continue
 		}
-		// Batched: send what is already written, never wait to fill a batch. Values are only
-		// valid until the next iteration step, so batched ones are copied.
+		// Batched: send what is already written, never wait to fill a batch. A record's
+		// bytes (value, key, header values) are only valid until the next iteration step,
+		// so batched ones are copied.
 		r := wireRecord(rec)
-		r.Value = append([]byte(nil), rec.Value...)
+		copyRecordBytes(r)
 		batch = append(batch, r)
-		batchBytes += len(r.Value)
+		batchBytes += recordBytes(r)
 		if rec.Offset+1 >= next { // at the end as last seen: look again (once per batch, not per record)
 			_, next = rt.part.Bounds()
 		}
@@ -601,6 +615,31 @@ const (
 	maxStreamBatchRecords = 4096
 	maxStreamBatchBytes   = 1 << 20
 )
+
+// copyRecordBytes makes r's value, key and header values its own, in one allocation.
+func copyRecordBytes(r *logv1.Record) {
+	buf := make([]byte, 0, recordBytes(r)-headerKeyBytes(r))
+	own := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		buf = append(buf, b...)
+		return buf[len(buf)-len(b) : len(buf) : len(buf)]
+	}
+	r.Value = own(r.Value)
+	r.Key = own(r.Key)
+	for _, h := range r.Headers {
+		h.Value = own(h.Value)
+	}
+}
+
+func headerKeyBytes(r *logv1.Record) int {
+	n := 0
+	for _, h := range r.GetHeaders() {
+		n += len(h.GetKey())
+	}
+	return n
+}
 
 func wireRecord(r fsm.Record) *logv1.Record {
 	w := &logv1.Record{Value: r.Value, Offset: r.Offset, Term: r.Term, Type: r.Type, Key: r.Key, TimestampMs: r.Timestamp}
