@@ -217,7 +217,7 @@ func New(cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s.svc = &service{node: s.node, fsm: s.fsm, sm: s.sm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.logSize, div: div, admit: s.admit,
+	s.svc = &service{node: s.node, acl: az, fsm: s.fsm, sm: s.sm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.logSize, div: div, admit: s.admit,
 		// One election: a follower notices the leader is gone (heartbeat timeout), then wins.
 		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout,
 		insecure:   s.insecureMembers}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/commitlog-go/commitlog/authz"
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/internal/chaosbugs"
@@ -23,9 +24,10 @@ import (
 // the state machine. Every error it returns goes through toWire.
 type service struct {
 	node    consensus.Consensus
-	fsm     *fsm.FSM     // the default topic's partition 0
-	sm      *fsm.Machine // every topic
-	forward *forwarder   // nil: followers answer FailedPrecondition + NotLeader instead
+	acl     authz.Authorizer // decides per topic (authorizeTopic); nil: everyone may do everything
+	fsm     *fsm.FSM         // the default topic's partition 0
+	sm      *fsm.Machine     // every topic
+	forward *forwarder       // nil: followers answer FailedPrecondition + NotLeader instead
 	cfg     *Config
 	stop    <-chan struct{}               // closed when the server begins to stop; ends streams
 	removed func(id string, removed bool) // told of servers an operator removes
@@ -154,6 +156,9 @@ func forwardedContext(ctx context.Context) context.Context {
 }
 
 func (s *service) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
+	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionProduce); err != nil {
+		return nil, err
+	}
 	res, err := s.proposeTo(ctx, produceTarget{req.GetTopic(), req.GetPartition(), req.GetProducer()}, []*logv1.Record{req.GetRecord()})
 	if err != nil {
 		return nil, toWire(err)
@@ -162,12 +167,19 @@ func (s *service) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv
 }
 
 func (s *service) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
+	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionProduce); err != nil {
+		return nil, err
+	}
 	res, err := s.proposeTo(ctx, produceTarget{req.GetTopic(), req.GetPartition(), req.GetProducer()}, req.GetRecords())
 	if err != nil {
 		return nil, toWire(err)
 	}
 	return &logv1.ProduceBatchResponse{BaseOffset: res.First, Count: uint64(len(req.GetRecords())), Duplicate: res.Duplicate}, nil
 }
+
+// maxStreamTopicsAllowed bounds the topics one ProduceStream remembers as allowed; beyond
+// them, each run of requests for another topic is authorized again.
+const maxStreamTopicsAllowed = 64
 
 // maxStreamBatch bounds how many ProduceStream requests are taken from the queue at once (they
 // become one or more commands, see commandGroups).
@@ -223,10 +235,11 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 		}
 	}()
 	var (
-		batch []*logv1.ProduceRequest
-		run   []*logv1.Record
-		resps []logv1.ProduceResponse
-		ptrs  []*logv1.ProduceResponse
+		batch   []*logv1.ProduceRequest
+		run     []*logv1.Record
+		resps   []logv1.ProduceResponse
+		ptrs    []*logv1.ProduceResponse
+		allowed = map[string]bool{} // topics this stream's caller may produce to, as decided
 	)
 	for {
 		var (
@@ -252,6 +265,15 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 				run = append(run, r.GetRecord())
 			}
 			rest = rest[n:]
+			if !allowed[to.topic] {
+				// A topic the caller may not produce to ends the stream (PermissionDenied).
+				if err := s.authorizeTopic(ctx, to.topic, authz.ActionProduce); err != nil {
+					return err
+				}
+				if len(allowed) < maxStreamTopicsAllowed {
+					allowed[to.topic] = true
+				}
+			}
 			for _, group := range s.commandGroups(run) {
 				res, err := s.proposeTo(ctx, to, group)
 				if err != nil {
@@ -444,6 +466,9 @@ func (s *service) readGuard(ctx context.Context, linearizable bool) error {
 }
 
 func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1.ConsumeResponse, error) {
+	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionConsume); err != nil {
+		return nil, err
+	}
 	if err := s.div.readErr(); err != nil {
 		return nil, err
 	}
@@ -549,6 +574,9 @@ func (s *service) commitPoint(ctx context.Context, rt readTarget) (uint64, error
 }
 
 func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, stream transport.ServerStream[logv1.ConsumeResponse]) error {
+	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionConsume); err != nil {
+		return err
+	}
 	if err := s.div.readErr(); err != nil {
 		return err
 	}
@@ -703,6 +731,9 @@ func (s *service) applyError() string {
 }
 
 func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*logv1.GetBoundsResponse, error) {
+	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionConsume); err != nil {
+		return nil, err
+	}
 	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
 		return nil, toWire(err)
 	}
