@@ -20,6 +20,7 @@ import (
 // testPKI is a throwaway CA with a server certificate for 127.0.0.1 and a
 // client certificate with CN "root".
 type testPKI struct {
+	caDER  []byte
 	pool   *x509.CertPool
 	server tls.Certificate
 	client tls.Certificate
@@ -72,6 +73,7 @@ func newTestPKI(t *testing.T) testPKI {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	return testPKI{
+		caDER:  caDER,
 		pool:   pool,
 		server: issue(2, "server", x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)}),
 		client: issue(3, "root", x509.ExtKeyUsageClientAuth, nil),

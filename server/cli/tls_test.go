@@ -591,3 +591,34 @@ func TestGossipKeyModeSafe(t *testing.T) {
 		}
 	}
 }
+
+// TestClientTLSFlagErrors: the client commands' --tls-* flags are loaded by client.LoadTLS;
+// a bad file fails the command before any connection, naming the file.
+func TestClientTLSFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	f := func(name string) string { return filepath.Join(dir, name) }
+	mustRun(t, "tls", "ca", "create", "--dir", dir)
+	mustRun(t, "tls", "cert", "create", "--client", "--cn", "root", "--dir", dir)
+	if err := os.WriteFile(f("empty.pem"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// No server listens at --addr: every case must fail on its files, not on dialling.
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"empty CA file", []string{"--tls-ca-file", f("empty.pem")}, "no certificates in CA file"},
+		{"missing CA file", []string{"--tls-ca-file", f("missing.pem")}, "missing.pem"},
+		{"certificate without key", []string{"--tls-cert-file", f("commitlog-root-client.pem")}, "--tls-cert-file needs --tls-key-file"},
+		{"key for the wrong certificate", []string{"--tls-cert-file", f("commitlog-ca.pem"), "--tls-key-file", f("commitlog-root-client-key.pem")}, "client certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"produce", "--addr", "127.0.0.1:1", "--timeout", "5s"}, tc.args...)
+			code, out, errOut := run(t, t.Context(), append(args, "x")...)
+			if code == 0 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want a failure mentioning %q", code, out, errOut, tc.want)
+			}
+		})
+	}
+}

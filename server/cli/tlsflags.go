@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/commitlog-go/commitlog/client"
 	"github.com/commitlog-go/commitlog/server"
 	"github.com/commitlog-go/commitlog/server/tlsutil"
 )
@@ -19,13 +20,10 @@ import (
 // on; without --tls-ca-file the server's certificate is verified against the system's roots.
 func clientTLS(c *cli.Context) (*tls.Config, error) {
 	cert, key, ca, name := c.String("tls-cert-file"), c.String("tls-key-file"), c.String("tls-ca-file"), c.String("tls-server-name")
-	if cert == "" && key == "" && ca == "" && name == "" {
-		return nil, nil
-	}
 	if err := needPair("tls-cert-file", cert, "tls-key-file", key); err != nil {
 		return nil, err
 	}
-	cfg, err := tlsutil.ClientConfig(cert, key, ca, name)
+	cfg, err := client.LoadTLS(ca, cert, key, name) // nil when every flag is empty
 	if err != nil {
 		return nil, fmt.Errorf("client TLS: %w", err)
 	}

@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/commitlog-go/commitlog/client"
 )
 
 // MinVersion is the oldest TLS version any configuration here accepts.
@@ -26,8 +28,10 @@ const MinVersion = tls.VersionTLS12
 
 // Errors returned by this package. Test for them with errors.Is.
 var (
-	// ErrNoCertificates means a CA file holds no PEM certificate.
-	ErrNoCertificates = errors.New("tlsutil: no certificates in CA file")
+	// ErrNoCertificates means a CA file holds no PEM certificate. It is
+	// client.ErrNoCertificates, so that one errors.Is test covers the
+	// configurations built here and those the SDK's client.LoadTLS builds.
+	ErrNoCertificates = client.ErrNoCertificates
 	// ErrMissingFile means a required file name is empty (for example a
 	// server without a certificate, or a peer without a CA).
 	ErrMissingFile = errors.New("tlsutil: missing file")
@@ -94,27 +98,24 @@ func ServerConfig(certFile, keyFile, caFile string, opts ...Option) (*tls.Config
 // empty means the host of the address dialed, as crypto/tls and gRPC derive
 // it.
 //
-// It returns an error wrapping ErrMissingFile (only one of certFile and
-// keyFile given), ErrNoCertificates, or the error of reading or parsing the
-// files.
+// It loads the files with client.LoadTLS, the SDK's loader, so the result
+// is what `commitlog produce --tls-*` and the tools use. It returns an error
+// wrapping ErrMissingFile (only one of certFile and keyFile given), or
+// client.ErrTLSFiles with ErrNoCertificates or the error of reading or
+// parsing the files.
 func ClientConfig(certFile, keyFile, caFile, serverName string, opts ...Option) (*tls.Config, error) {
-	cfg := &tls.Config{
-		MinVersion: MinVersion,
-		ServerName: serverName,
+	// The files are loaded by the SDK's loader, the one every client of this repository uses;
+	// this adds the missing-file check (its errors promise ErrMissingFile) and never returns nil.
+	if (certFile == "") != (keyFile == "") {
+		_, err := loadCertificate(certFile, keyFile, false)
+		return nil, fmt.Errorf("tlsutil: client: %w", err)
 	}
-	cert, err := loadCertificate(certFile, keyFile, false)
+	cfg, err := client.LoadTLS(caFile, certFile, keyFile, serverName)
 	if err != nil {
 		return nil, fmt.Errorf("tlsutil: client: %w", err)
 	}
-	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
-	}
-	if caFile != "" {
-		pool, err := loadPool(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("tlsutil: client: %w", err)
-		}
-		cfg.RootCAs = pool
+	if cfg == nil { // nothing given: system roots, the host dialed
+		cfg = &tls.Config{MinVersion: MinVersion}
 	}
 	return applyOptions(cfg, opts), nil
 }

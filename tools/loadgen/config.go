@@ -64,7 +64,7 @@ type Config struct {
 	Addrs []string
 	// Transport is client.TransportConnect (default) or client.TransportGRPC.
 	Transport string
-	// TLS, when set, is the client's TLS configuration (see LoadTLS). Nil: plaintext.
+	// TLS, when set, is the client's TLS configuration (see client.LoadTLS). Nil: plaintext.
 	TLS *tls.Config
 	// Clients is how many independent SDK clients (each with its own connections) the workers
 	// share round-robin. Default 1.

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"math/big"
 	"net"
 	"os"
@@ -99,53 +98,8 @@ func newKey(t *testing.T) *ecdsa.PrivateKey {
 	return k
 }
 
-func TestLoadTLS(t *testing.T) {
-	p := newTestPKI(t)
-	notPEM := filepath.Join(t.TempDir(), "junk.pem")
-	if err := os.WriteFile(notPEM, []byte("junk"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name                     string
-		ca, cert, key, server    string
-		wantNil, wantCert, isBad bool
-		wantErr                  bool
-	}{
-		{name: "nothing is plaintext", wantNil: true},
-		{name: "CA only", ca: p.caFile},
-		{name: "mTLS", ca: p.caFile, cert: p.certFile, key: p.keyFile, wantCert: true},
-		{name: "server name only", server: "node1"},
-		{name: "cert without key", ca: p.caFile, cert: p.certFile, isBad: true, wantErr: true},
-		{name: "key swapped for cert", cert: p.keyFile, key: p.certFile, isBad: true, wantErr: true},
-		{name: "CA file without a certificate", ca: notPEM, isBad: true, wantErr: true},
-		{name: "missing CA file", ca: filepath.Join(t.TempDir(), "none.pem"), wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := LoadTLS(tt.ca, tt.cert, tt.key, tt.server)
-			if tt.wantErr {
-				if err == nil || errors.Is(err, ErrTLSFiles) != tt.isBad {
-					t.Fatalf("err = %v, want error (ErrTLSFiles: %v)", err, tt.isBad)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if (cfg == nil) != tt.wantNil {
-				t.Fatalf("cfg = %v", cfg)
-			}
-			if cfg != nil && (len(cfg.Certificates) == 1) != tt.wantCert {
-				t.Fatalf("certificates: %d", len(cfg.Certificates))
-			}
-			if cfg != nil && cfg.ServerName != tt.server {
-				t.Fatalf("ServerName %q", cfg.ServerName)
-			}
-		})
-	}
-}
-
-// TestRunOverMutualTLS runs producers and readers through mTLS set up from PEM files.
+// TestRunOverMutualTLS runs producers and readers through mTLS set up from PEM files by
+// client.LoadTLS, as commitlog-bench's -tls-* flags do.
 func TestRunOverMutualTLS(t *testing.T) {
 	p := newTestPKI(t)
 	for _, tr := range transports {
@@ -156,7 +110,7 @@ func TestRunOverMutualTLS(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(stop)
-			tlsCfg, err := LoadTLS(p.caFile, p.certFile, p.keyFile, "")
+			tlsCfg, err := client.LoadTLS(p.caFile, p.certFile, p.keyFile, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,7 +129,7 @@ func TestRunOverMutualTLS(t *testing.T) {
 			}
 
 			// Without the client certificate the server refuses the handshake.
-			noCert, err := LoadTLS(p.caFile, "", "", "")
+			noCert, err := client.LoadTLS(p.caFile, "", "", "")
 			if err != nil {
 				t.Fatal(err)
 			}

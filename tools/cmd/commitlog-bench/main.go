@@ -203,7 +203,7 @@ func parseFlags(args []string, stderr io.Writer) (loadgen.Config, options, error
 	if requestTimeout > 0 {
 		cfg.ClientOptions = append(cfg.ClientOptions, client.WithRequestTimeout(requestTimeout))
 	}
-	tlsCfg, err := loadgen.LoadTLS(caFile, certFile, keyFile, serverName)
+	tlsCfg, err := client.LoadTLS(caFile, certFile, keyFile, serverName)
 	if err != nil {
 		return cfg, opts, err
 	}

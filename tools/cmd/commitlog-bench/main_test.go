@@ -70,7 +70,7 @@ func TestParseFlags(t *testing.T) {
 		{"zero max errors", []string{"-max-errors", "0"}, nil, "-max-errors"},
 		{"stray argument", []string{"produce"}, nil, "unexpected arguments"},
 		{"unknown flag", []string{"-bogus"}, nil, "bogus"},
-		{"half a key pair", []string{"-tls-cert-file", "x.pem"}, nil, "both"},
+		{"half a key pair", []string{"-tls-cert-file", "x.pem"}, nil, "without its key file"},
 		{"missing CA file", []string{"-tls-ca-file", "/nonexistent/ca.pem"}, nil, "CA file"},
 	}
 	for _, tt := range tests {
