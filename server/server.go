@@ -170,6 +170,8 @@ func New(cfg Config) (s *Server, err error) {
 		Disabled:       cfg.DisableTelemetry,
 		RPCMetrics:     cfg.RPCMetrics,
 		Logger:         cfg.Logger.With("component", "telemetry"),
+
+		MaxPartitionSeries: cfg.MetricsMaxPartitionSeries,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
