@@ -253,6 +253,10 @@ type Config struct {
 	// RPCMetrics adds the transports' semantic-convention RPC metrics (rpc.server.call.duration
 	// and the like) to our own; they repeat commitlog_request_duration_seconds at a CPU cost.
 	RPCMetrics bool
+	// MetricsMaxPartitionSeries bounds the partitions whose records are counted under their
+	// own topic and partition labels (commitlog_partition_*): the first ones this node serves;
+	// later ones count as topic="other", partition="other". Zero: 100; negative: none.
+	MetricsMaxPartitionSeries int
 	// DisableTelemetry turns tracing and metrics off (health and readiness still answer):
 	// for measuring what they cost.
 	DisableTelemetry bool

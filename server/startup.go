@@ -181,6 +181,8 @@ func (s *Server) startTelemetry() error {
 		Disabled:       s.cfg.DisableTelemetry,
 		RPCMetrics:     s.cfg.RPCMetrics,
 		Logger:         s.cfg.Logger.With("component", "telemetry"),
+
+		MaxPartitionSeries: s.cfg.MetricsMaxPartitionSeries,
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -219,19 +221,23 @@ func (s *Server) newAuthorizer() error {
 			return fmt.Errorf("server: authorization: %w", err)
 		}
 	}
-	az := s.acl
-	if az == nil {
-		az = authz.AllowAll{}
-	}
 	// Authorized when a call's headers arrive, before its request is read (Admit); the
 	// interceptor then skips the check it already passed. A casbin policy names callers by
 	// their certificates, so it needs one; any authorizer trusts a forwarded-for claim only
 	// from a peer.
-	s.apiAdmit, s.apiIntercept = admitEarly(authorizer(az, authRules{
+	s.apiAdmit, s.apiIntercept = admitEarly(authorizer(s.effectiveACL(), authRules{
 		requireIdentity: s.cfg.ACLPolicyFile != "",
 		forwardOnlyPeer: s.acl != nil,
 	}, peerRule(s.cfg.PeerServerTLS)))
 	return nil
+}
+
+// effectiveACL is the authorizer in force: s.acl, or everyone may do everything.
+func (s *Server) effectiveACL() authz.Authorizer {
+	if s.acl == nil {
+		return authz.AllowAll{}
+	}
+	return s.acl
 }
 
 // newForwarder builds the client a follower forwards writes to the leader with (and asks
@@ -250,7 +256,7 @@ func (s *Server) newService() error {
 		return fmt.Errorf("server: %w", err)
 	}
 	s.removed = &removedServers{}
-	s.svc = &service{node: s.node, fsm: s.fsm, sm: s.sm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.logSize, div: div, admit: s.admit,
+	s.svc = &service{node: s.node, acl: s.effectiveACL(), fsm: s.fsm, sm: s.sm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.logSize, div: div, admit: s.admit,
 		removed: s.removed.mark,
 		// One election: a follower notices the leader is gone (heartbeat timeout), then wins.
 		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout,
