@@ -36,6 +36,18 @@
 // *NotLeaderError, ErrClosed, …) or the server's *transport.Error, so test
 // them with errors.Is and transport.CodeOf.
 //
+// # Topics and partitions
+//
+// A topic is a set of partitions, each one dense log with its own offsets.
+// Calls that name no topic mean DefaultTopic, partition 0: the single log
+// seed clients see. ProduceRecord, ProduceRecords, ConsumePartition,
+// StreamPartition and PartitionBounds name a partition; CreateTopic,
+// DeleteTopic, AlterTopic, ListTopics and DescribeTopic administer topics and
+// fail with ErrTopicsUnsupported against a server older than topics.
+// KeyPartition maps a key to a partition exactly as Kafka's clients do
+// (murmur2), and DefaultPartitioner adds sticky placement for records without
+// a key.
+//
 // # Batching and streaming
 //
 // ProduceBatch appends several records atomically in one request. A Producer

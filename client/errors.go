@@ -43,6 +43,16 @@ var (
 	// ErrClusterMismatch: a server belongs to another cluster than the one
 	// the client serves (a *ClusterMismatchError says which).
 	ErrClusterMismatch = errors.New("client: server belongs to another cluster")
+	// ErrTopicsUnsupported: the server does not serve the Topics service
+	// (it answered Unimplemented): it is older than topics and partitions,
+	// and holds one log only, the default topic's partition 0.
+	ErrTopicsUnsupported = errors.New("client: server does not support topics")
+	// ErrUnknownTopic: the topic, or the partition of the topic, does not
+	// exist (the server answered NotFound).
+	ErrUnknownTopic = errors.New("client: unknown topic or partition")
+	// ErrTopicExists: CreateTopic named a topic that exists already (the
+	// server answered AlreadyExists).
+	ErrTopicExists = errors.New("client: topic already exists")
 )
 
 // ClusterMismatchError reports a server whose cluster ID differs from the
@@ -169,6 +179,12 @@ func classify(callerCtx context.Context, err error, write bool) (verdict, error)
 	switch code {
 	case transport.OutOfRange:
 		return fatal, fmt.Errorf("%w: %w", ErrOutOfRange, err)
+	case transport.NotFound:
+		// The only NotFound the servers answer: a topic or partition
+		// not (or no longer) there.
+		return fatal, fmt.Errorf("%w: %w", ErrUnknownTopic, err)
+	case transport.AlreadyExists:
+		return fatal, fmt.Errorf("%w: %w", ErrTopicExists, err)
 	case transport.Unavailable, transport.DeadlineExceeded, transport.Aborted, transport.Unknown, transport.Internal, transport.Canceled:
 		// A server refusing a write before proposing it because it
 		// knows no leader sends the (empty) NotLeader detail, handled

@@ -12,15 +12,46 @@ import (
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
-// Record is one entry of the log.
+// Record is one entry of a partition's log.
+//
+// On produce, Value, Key, Headers and Timestamp are sent (Offset and Term are
+// ignored); Topic and Partition name the log where the calls that take a
+// Record say so. On consume, every field is filled in.
 type Record struct {
-	// Offset is the record's position: dense, starting at 0.
+	// Topic is the record's topic; "" means DefaultTopic.
+	Topic string
+	// Partition is the record's partition within Topic.
+	Partition uint32
+	// Offset is the record's position in its partition: dense, starting
+	// at 0.
 	Offset uint64
+	// Key is the record's key; nil means none (Kafka's null key), which
+	// differs from an empty key. A Producer's partitioner maps keys to
+	// partitions (KeyPartition).
+	Key []byte
 	// Value is the payload. The client does not keep it: callers own it.
 	Value []byte
+	// Headers are the record's headers, in order; keys may repeat.
+	Headers []Header
+	// Timestamp is the record's time, kept to the millisecond. On produce
+	// the zero Time sends none, and the leader stamps its append time
+	// (topics with timestamp type "append" always use the leader's). On
+	// consume it is the zero Time for records stored before timestamps.
+	Timestamp time.Time
 	// Term is the Raft term in which the record was appended.
 	Term uint64
 }
+
+// Header is one record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// DefaultTopic is the topic of every call that names none: partition 0 of it
+// is the cluster's original single log, the one Produce, Consume, Stream and
+// Bounds use and the one seed clients see.
+const DefaultTopic = "default"
 
 // Server is one member of the cluster as the answering server knows it.
 type Server struct {
@@ -83,8 +114,65 @@ func serversFromProto(ps []*logv1.Server) []Server {
 	return out
 }
 
-func recordFromProto(r *logv1.Record) Record {
-	return Record{Offset: r.GetOffset(), Value: r.GetValue(), Term: r.GetTerm()}
+// recordFromProto converts a record read from topic/partition.
+func recordFromProto(r *logv1.Record, topic string, partition uint32) Record {
+	rec := Record{
+		Topic:     topic,
+		Partition: partition,
+		Offset:    r.GetOffset(),
+		Key:       r.Key,
+		Value:     r.GetValue(),
+		Term:      r.GetTerm(),
+	}
+	if r.Key != nil && len(r.Key) == 0 {
+		rec.Key = []byte{} // set but empty: not the null key
+	}
+	if hs := r.GetHeaders(); len(hs) > 0 {
+		rec.Headers = make([]Header, len(hs))
+		for i, h := range hs {
+			rec.Headers[i] = Header{Key: h.GetKey(), Value: h.GetValue()}
+		}
+	}
+	if ms := r.GetTimestampMs(); ms != 0 {
+		rec.Timestamp = time.UnixMilli(ms)
+	}
+	return rec
+}
+
+// recordToProto converts the produced fields of rec (value, key, headers,
+// timestamp).
+func recordToProto(rec *Record) *logv1.Record {
+	p := &logv1.Record{Value: rec.Value, Key: rec.Key}
+	if rec.Key != nil && len(rec.Key) == 0 {
+		p.Key = []byte{}
+	}
+	if len(rec.Headers) > 0 {
+		p.Headers = make([]*logv1.Header, len(rec.Headers))
+		for i, h := range rec.Headers {
+			p.Headers[i] = &logv1.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	if !rec.Timestamp.IsZero() {
+		p.TimestampMs = rec.Timestamp.UnixMilli()
+	}
+	return p
+}
+
+// wireTopic is the topic name sent for topic: "" stays "" (the default
+// topic, understood by every server, seed ones included).
+func wireTopic(topic string) string {
+	if topic == DefaultTopic {
+		return ""
+	}
+	return topic
+}
+
+// topicName is the name a record of topic reports.
+func topicName(topic string) string {
+	if topic == "" {
+		return DefaultTopic
+	}
+	return topic
 }
 
 // Produce appends value to the log on the leader and returns its offset once
@@ -159,7 +247,7 @@ func (c *Client) Consume(ctx context.Context, offset uint64) (Record, error) {
 		if err != nil {
 			return err
 		}
-		rec = recordFromProto(resp.GetRecord())
+		rec = recordFromProto(resp.GetRecord(), DefaultTopic, 0)
 		return nil
 	})
 	if err != nil {

@@ -29,8 +29,17 @@ import (
 // PermissionDenied). The Record values are owned by the loop body.
 //
 // Each call of the returned iterator opens its own stream; the iterator may
-// be used by one goroutine at a time.
+// be used by one goroutine at a time. Stream reads partition 0 of
+// DefaultTopic; StreamPartition reads any partition.
 func (c *Client) Stream(ctx context.Context, from uint64) iter.Seq2[Record, error] {
+	return c.StreamPartition(ctx, "", 0, from)
+}
+
+// StreamPartition is Stream over partition of topic ("" means DefaultTopic).
+// An unknown topic or partition ends the sequence with an error wrapping
+// ErrUnknownTopic.
+func (c *Client) StreamPartition(ctx context.Context, topic string, partition uint32, from uint64) iter.Seq2[Record, error] {
+	loc := partitionRef{topic: wireTopic(topic), partition: partition}
 	return func(yield func(Record, error) bool) {
 		ctx, cancel := c.merged(ctx)
 		defer cancel()
@@ -45,7 +54,7 @@ func (c *Client) Stream(ctx context.Context, from uint64) iter.Seq2[Record, erro
 				addr = targets[cursor%len(targets)]
 			}
 			redirectTo = ""
-			progressed, stop, err := c.streamFrom(ctx, addr, &next, yield)
+			progressed, stop, err := c.streamFrom(ctx, addr, loc, &next, yield)
 			if stop {
 				return
 			}
@@ -107,7 +116,7 @@ func (c *Client) Stream(ctx context.Context, from uint64) iter.Seq2[Record, erro
 // streamFrom consumes one stream from addr starting at *next, yielding
 // records and advancing *next. It reports whether it yielded a record,
 // whether the loop body asked to stop, and the error that ended the stream.
-func (c *Client) streamFrom(ctx context.Context, addr string, next *uint64, yield func(Record, error) bool) (progressed, stop bool, err error) {
+func (c *Client) streamFrom(ctx context.Context, addr string, loc partitionRef, next *uint64, yield func(Record, error) bool) (progressed, stop bool, err error) {
 	tc, err := c.conn(addr)
 	if err != nil {
 		if errors.Is(err, ErrClosed) {
@@ -123,7 +132,7 @@ func (c *Client) streamFrom(ctx context.Context, addr string, next *uint64, yiel
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := tc.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: *next, MaxBatch: streamBatch})
+	st, err := tc.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: *next, MaxBatch: streamBatch, Topic: loc.topic, Partition: loc.partition})
 	if err != nil {
 		return false, false, err
 	}
@@ -138,7 +147,7 @@ func (c *Client) streamFrom(ctx context.Context, addr string, next *uint64, yiel
 			recs = []*logv1.Record{resp.GetRecord()}
 		}
 		for _, r := range recs {
-			rec := recordFromProto(r)
+			rec := recordFromProto(r, topicName(loc.topic), loc.partition)
 			switch {
 			case rec.Offset < *next:
 				continue // already yielded before a reconnection

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/commitlog-go/commitlog/authz"
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/transport"
@@ -74,6 +75,11 @@ func wirePartitions(ps []topicPartition) []*logv1.TopicPartitions {
 
 // Heartbeat joins, keeps or removes a group member (see log.v1.Groups).
 func (s *service) Heartbeat(ctx context.Context, req *logv1.HeartbeatRequest) (*logv1.HeartbeatResponse, error) {
+	for _, t := range req.GetTopics() {
+		if err := s.authorizeTopic(ctx, t, authz.ActionConsume); err != nil {
+			return nil, err
+		}
+	}
 	return groupCall(ctx, s, func() (*logv1.HeartbeatResponse, error) {
 		hr := heartbeatRequest{group: req.GetGroup(), member: req.GetMemberId(), client: req.GetClientId(), epoch: req.GetMemberEpoch(), owned: toPartitionSet(req.GetOwned())}
 		if len(req.GetTopics()) > 0 {
@@ -98,6 +104,9 @@ func (s *service) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsReq
 	for i, o := range req.GetOffsets() {
 		offs[i] = fsm.GroupOffset{Topic: o.GetTopic(), Partition: o.GetPartition(), Offset: o.GetOffset(), Metadata: o.GetMetadata()}
 		parts[i] = topicPartition{o.GetTopic(), o.GetPartition()}
+		if err := s.authorizeTopic(ctx, o.GetTopic(), authz.ActionConsume); err != nil {
+			return nil, err
+		}
 	}
 	return groupCall(ctx, s, func() (*logv1.CommitOffsetsResponse, error) {
 		if err := fsm.ValidateGroupName(req.GetGroup()); err != nil {
@@ -127,6 +136,9 @@ func (s *service) FetchOffsets(ctx context.Context, req *logv1.FetchOffsetsReque
 		for _, o := range offs {
 			if len(req.GetTopics()) > 0 && !slices.Contains(req.GetTopics(), o.Topic) {
 				continue
+			}
+			if s.authorizeTopic(ctx, o.Topic, authz.ActionConsume) != nil {
+				continue // only the topics the caller may consume
 			}
 			res.Offsets = append(res.Offsets, &logv1.CommittedOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset, Metadata: o.Metadata, CommitTimeMs: o.CommitTime})
 		}
@@ -212,6 +224,9 @@ func (s *service) DescribeGroup(ctx context.Context, req *logv1.DescribeGroupReq
 			parts[p] = true
 		}
 		for _, p := range parts.sorted() {
+			if s.authorizeTopic(ctx, p.topic, authz.ActionConsume) != nil {
+				continue // only the topics the caller may consume
+			}
 			gp := &logv1.GroupPartition{Topic: p.topic, Partition: p.partition, MemberId: v.owner[p]}
 			var lowest uint64
 			if f, _, err := s.sm.Partition(p.topic, p.partition); err == nil {
@@ -236,6 +251,13 @@ func (s *service) DescribeGroup(ctx context.Context, req *logv1.DescribeGroupReq
 // DeleteGroup removes a group's committed offsets; refused while it has members.
 func (s *service) DeleteGroup(ctx context.Context, req *logv1.DeleteGroupRequest) (*logv1.DeleteGroupResponse, error) {
 	return groupCall(ctx, s, func() (*logv1.DeleteGroupResponse, error) {
+		// Deleting a group deletes its offsets: admin on each of their topics.
+		offs, _ := s.sm.GroupOffsets(req.GetGroup())
+		for _, o := range offs {
+			if err := s.authorizeTopic(ctx, o.Topic, authz.ActionAdmin); err != nil {
+				return nil, err
+			}
+		}
 		err := s.groups.whileEmpty(req.GetGroup(), func() error {
 			return s.sm.DeleteGroup(ctx, s.node, req.GetGroup())
 		})
@@ -250,6 +272,9 @@ func (s *service) DeleteGroup(ctx context.Context, req *logv1.DeleteGroupRequest
 
 // ResetOffsets plans, and with execute stores, new offsets for a group (Kafka's reset verbs).
 func (s *service) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsRequest) (*logv1.ResetOffsetsResponse, error) {
+	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionAdmin); err != nil {
+		return nil, err
+	}
 	return groupCall(ctx, s, func() (*logv1.ResetOffsetsResponse, error) {
 		if err := s.leading(); err != nil {
 			return nil, err
@@ -351,6 +376,9 @@ func (s *service) resetPlan(req *logv1.ResetOffsetsRequest, now time.Time) ([]*l
 func (s *service) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest) (*logv1.ListOffsetsResponse, error) {
 	if s.sm == nil {
 		return nil, transport.Errorf(transport.Unimplemented, "this server has no topics")
+	}
+	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionConsume); err != nil {
+		return nil, err
 	}
 	t, err := s.sm.Topic(req.GetTopic())
 	if unknownTarget(err) && s.caughtUp(ctx) {

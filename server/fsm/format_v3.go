@@ -144,6 +144,19 @@ type Batch struct {
 	Records  []AppendRecord
 }
 
+// RecordSize returns what Limits.MaxRecordBytes (and a topic's MaxRecordBytes) counts of a
+// record: its key, its headers' keys and values, and its value.
+func RecordSize(r AppendRecord) int { return recordSize(r) }
+
+// EncodedRecordSize returns the most bytes r adds to an append command in any format version
+// (its version-3 size, never below its version-2 size): with EncodedAppendOverhead, a bound
+// for splitting records into commands within Limits.MaxCommandBytes before encoding them.
+func EncodedRecordSize(r AppendRecord) int { return encodedRecordSizeV3(r) }
+
+// EncodedAppendOverhead returns the most bytes an append command takes besides its records
+// (the header, target and producer of a version-3 command).
+func EncodedAppendOverhead() int { return commandHeaderLen + targetLen + producerLen }
+
 // recordSize is what limits count of a record: its key, headers and value.
 func recordSize(r AppendRecord) int {
 	n := len(r.Key) + len(r.Value)
