@@ -1,0 +1,566 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// ErrGroupsUnsupported: the server does not serve the Groups service (it answered
+// Unimplemented): it is older than consumer groups.
+var ErrGroupsUnsupported = errors.New("client: server does not support consumer groups")
+
+// TopicPartition names one partition of a topic.
+type TopicPartition struct {
+	Topic     string
+	Partition uint32
+}
+
+// GroupOption configures a GroupConsumer.
+type GroupOption func(*groupOptions)
+
+type groupOptions struct {
+	autoCommit time.Duration
+	onAssigned func([]TopicPartition)
+	onRevoked  func([]TopicPartition)
+	clientID   string
+	buffer     int
+}
+
+// WithAutoCommit sets how often the consumer commits the positions of the records the loop
+// has processed (default 5 s, Kafka's auto.commit.interval.ms); 0 turns automatic commits off
+// (Commit and Close still commit).
+func WithAutoCommit(d time.Duration) GroupOption { return func(o *groupOptions) { o.autoCommit = d } }
+
+// WithOnAssigned calls fn with the partitions the consumer was given, before any of their
+// records is yielded. fn runs on the consumer's heartbeat goroutine: it must not block long.
+func WithOnAssigned(fn func([]TopicPartition)) GroupOption {
+	return func(o *groupOptions) { o.onAssigned = fn }
+}
+
+// WithOnRevoked calls fn with the partitions taken from the consumer, after their last
+// records' positions were committed and before another member may read them. It runs on the
+// heartbeat goroutine.
+func WithOnRevoked(fn func([]TopicPartition)) GroupOption {
+	return func(o *groupOptions) { o.onRevoked = fn }
+}
+
+// WithClientID names the consumer in DescribeGroup.
+func WithClientID(id string) GroupOption { return func(o *groupOptions) { o.clientID = id } }
+
+// GroupConsumer consumes the partitions the group's coordinator assigns it, of the topics it
+// subscribes to, and commits how far it got: at least once. Create one with
+// Client.NewGroupConsumer; Records iterates, Commit commits, Close commits and leaves.
+//
+// Positions advance when the loop body returns for a record (the record counts as processed);
+// automatic and manual commits store them. After a crash, a removal or a rebalance the next
+// owner of a partition starts at the last committed position: records processed after it are
+// delivered again (duplicates), none is skipped.
+//
+// Records may be called by one goroutine at a time; Commit and Close are safe from any.
+type GroupConsumer struct {
+	c      *Client
+	group  string
+	topics []string
+	opts   groupOptions
+
+	recs chan fetched // from the fetchers to Records
+
+	mu       sync.Mutex
+	member   string
+	epoch    int32
+	held     map[TopicPartition]*fetcher // partitions owned, with their fetchers
+	position map[TopicPartition]uint64   // next offset to read, per held partition
+	err      error                       // a fatal error, ended with Records
+	closed   bool
+
+	stop     chan struct{} // closed by Close: the heartbeat loop ends
+	done     chan struct{} // closed when the heartbeat loop ended
+	kick     chan struct{} // asks the heartbeat loop for an immediate heartbeat
+	interval time.Duration
+	// pending: partitions assigned to us are still held by another member; heartbeat often
+	// until they come.
+	pending bool
+}
+
+// fetched is a record from a fetcher, or its error.
+type fetched struct {
+	f   *fetcher
+	rec Record
+	err error
+}
+
+// fetcher reads one partition into GroupConsumer.recs until stopped.
+type fetcher struct {
+	tp     TopicPartition
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewGroupConsumer joins group as a member subscribed to topics and starts heartbeating; the
+// coordinator answers the partitions to read. Records starts yielding once partitions are
+// assigned. Errors: ErrInvalidOption for a missing group or topics; the join's error (wrapping
+// ErrGroupsUnsupported for a server without consumer groups).
+func (c *Client) NewGroupConsumer(ctx context.Context, group string, topics []string, opts ...GroupOption) (*GroupConsumer, error) {
+	if group == "" || len(topics) == 0 {
+		return nil, fmt.Errorf("%w: a group consumer needs a group and at least one topic", ErrInvalidOption)
+	}
+	o := groupOptions{autoCommit: 5 * time.Second, buffer: 256}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.autoCommit < 0 {
+		return nil, fmt.Errorf("%w: negative auto-commit interval", ErrInvalidOption)
+	}
+	g := &GroupConsumer{c: c, group: group, topics: slices.Clone(topics), opts: o, recs: make(chan fetched, o.buffer),
+		held: map[TopicPartition]*fetcher{}, position: map[TopicPartition]uint64{},
+		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	if err := g.heartbeat(ctx); err != nil {
+		return nil, err
+	}
+	go g.loop()
+	return g, nil
+}
+
+// onGroups runs op against the leader's Groups service.
+func (g *GroupConsumer) onGroups(ctx context.Context, op func(context.Context, transport.GroupsClient) error) error {
+	return groupsErr(g.c.onLeader(ctx, false, func(ctx context.Context, tc transport.Client) error {
+		gc, ok := tc.(transport.GroupsClient)
+		if !ok {
+			return fmt.Errorf("%w: transport %T has no Groups client", ErrGroupsUnsupported, tc)
+		}
+		return op(ctx, gc)
+	}))
+}
+
+func groupsErr(err error) error {
+	if err != nil && transport.CodeOf(err) == transport.Unimplemented {
+		return fmt.Errorf("%w: %w", ErrGroupsUnsupported, err)
+	}
+	return err
+}
+
+// heartbeat sends one heartbeat and applies its answer: revoked partitions are stopped,
+// committed and released (then a heartbeat follows at once), new ones fetched from their
+// committed offsets. A member the coordinator no longer knows, or fenced, gives up everything
+// and rejoins.
+func (g *GroupConsumer) heartbeat(ctx context.Context) error {
+	g.mu.Lock()
+	req := &logv1.HeartbeatRequest{Group: g.group, MemberId: g.member, MemberEpoch: g.epoch, ClientId: g.opts.clientID}
+	if g.epoch == 0 {
+		req.Topics = g.topics
+	}
+	owned := make([]TopicPartition, 0, len(g.held))
+	for tp := range g.held {
+		owned = append(owned, tp)
+	}
+	g.mu.Unlock()
+	req.Owned = wireTPs(owned)
+	var res *logv1.HeartbeatResponse
+	err := g.onGroups(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+		var err error
+		res, err = gc.Heartbeat(ctx, req)
+		return err
+	})
+	switch transport.GroupErrorReason(err) {
+	case logv1.GroupError_REASON_UNKNOWN_MEMBER, logv1.GroupError_REASON_STALE_MEMBER_EPOCH:
+		// Removed or fenced (a new leader, a missed session): whatever we hold may be
+		// someone else's now. Give it up without committing, and rejoin.
+		g.release(ctx, g.heldPartitions(), false)
+		g.mu.Lock()
+		g.epoch = 0
+		g.mu.Unlock()
+		g.poke()
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	g.member, g.epoch = res.GetMemberId(), res.GetMemberEpoch()
+	g.interval = time.Duration(res.GetHeartbeatIntervalMs()) * time.Millisecond
+	g.pending = res.GetPending()
+	assigned := map[TopicPartition]bool{}
+	for _, tp := range fromWireTPs(res.GetAssignment()) {
+		assigned[tp] = true
+	}
+	var revoked, added []TopicPartition
+	for tp := range g.held {
+		if !assigned[tp] {
+			revoked = append(revoked, tp)
+		}
+	}
+	for tp := range assigned {
+		if g.held[tp] == nil {
+			added = append(added, tp)
+		}
+	}
+	g.mu.Unlock()
+	if len(revoked) > 0 {
+		g.release(ctx, revoked, true)
+		g.poke() // tell the coordinator at once, so the next owner gets them
+	}
+	if len(added) > 0 {
+		if err := g.acquire(ctx, added); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (g *GroupConsumer) heldPartitions() []TopicPartition {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]TopicPartition, 0, len(g.held))
+	for tp := range g.held {
+		out = append(out, tp)
+	}
+	return out
+}
+
+// release stops the fetchers of tps, commits their positions (commit), calls OnRevoked and
+// forgets them.
+func (g *GroupConsumer) release(ctx context.Context, tps []TopicPartition, commit bool) {
+	if len(tps) == 0 {
+		return
+	}
+	sortTPs(tps)
+	g.mu.Lock()
+	var fs []*fetcher
+	for _, tp := range tps {
+		if f := g.held[tp]; f != nil {
+			fs = append(fs, f)
+		}
+	}
+	g.mu.Unlock()
+	for _, f := range fs {
+		f.cancel()
+		<-f.done
+	}
+	if commit {
+		if err := g.commit(ctx, tps); err != nil {
+			g.c.opts.logger.Warn("group consumer: committing revoked partitions failed; their records may be delivered again", "group", g.group, "err", err)
+		}
+	}
+	if g.opts.onRevoked != nil {
+		g.opts.onRevoked(tps)
+	}
+	g.mu.Lock()
+	for _, tp := range tps {
+		delete(g.held, tp)
+		delete(g.position, tp)
+	}
+	g.mu.Unlock()
+}
+
+// acquire starts fetching tps from their committed offsets (or their start).
+func (g *GroupConsumer) acquire(ctx context.Context, tps []TopicPartition) error {
+	sortTPs(tps)
+	committed := map[TopicPartition]uint64{}
+	err := g.onGroups(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+		res, err := gc.FetchOffsets(ctx, &logv1.FetchOffsetsRequest{Group: g.group})
+		if err != nil {
+			return err
+		}
+		for _, o := range res.GetOffsets() {
+			committed[TopicPartition{o.GetTopic(), o.GetPartition()}] = o.GetOffset()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if g.opts.onAssigned != nil {
+		g.opts.onAssigned(tps)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil
+	}
+	for _, tp := range tps {
+		from, ok := committed[tp]
+		if !ok {
+			b, err := g.c.PartitionBounds(ctx, tp.Topic, tp.Partition)
+			if err != nil {
+				return err
+			}
+			from = b.Lowest
+		}
+		g.position[tp] = from
+		g.held[tp] = g.startFetcher(tp, from)
+	}
+	return nil
+}
+
+// startFetcher streams tp from offset from into g.recs. g.mu must be held.
+func (g *GroupConsumer) startFetcher(tp TopicPartition, from uint64) *fetcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &fetcher{tp: tp, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		for rec, err := range g.c.StreamPartition(ctx, tp.Topic, tp.Partition, from) {
+			if err != nil && ctx.Err() != nil {
+				return
+			}
+			select {
+			case g.recs <- fetched{f: f, rec: rec, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return f
+}
+
+// loop heartbeats at the coordinator's interval (at once when poked) and commits on the
+// auto-commit interval, until Close.
+func (g *GroupConsumer) loop() {
+	defer close(g.done)
+	var commitC <-chan time.Time
+	if g.opts.autoCommit > 0 {
+		t := time.NewTicker(g.opts.autoCommit)
+		defer t.Stop()
+		commitC = t.C
+	}
+	beat := time.NewTimer(g.nextInterval())
+	defer beat.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-commitC:
+			if err := g.Commit(context.Background()); err != nil {
+				g.c.opts.logger.Debug("group consumer: auto-commit failed", "group", g.group, "err", err)
+			}
+			continue
+		case <-g.kick:
+			beat.Stop()
+		case <-beat.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := g.heartbeat(ctx)
+		cancel()
+		if err != nil {
+			g.c.opts.logger.Debug("group consumer: heartbeat failed; retrying", "group", g.group, "err", err)
+			if errors.Is(err, ErrClosed) || errors.Is(err, ErrGroupsUnsupported) || transport.CodeOf(err) == transport.PermissionDenied {
+				g.fail(err)
+				return
+			}
+		}
+		beat.Reset(g.nextInterval())
+	}
+}
+
+// nextInterval is when the next heartbeat is due: the coordinator's interval, shorter while
+// partitions are pending.
+func (g *GroupConsumer) nextInterval() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	interval := g.interval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	if g.pending {
+		interval = min(interval, pendingHeartbeat)
+	}
+	return interval
+}
+
+// pendingHeartbeat is how often a member heartbeats while partitions it was given are still
+// being released by their previous owner.
+const pendingHeartbeat = 50 * time.Millisecond
+
+func (g *GroupConsumer) poke() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (g *GroupConsumer) fail(err error) {
+	g.mu.Lock()
+	if g.err == nil {
+		g.err = err
+	}
+	g.mu.Unlock()
+	select {
+	case g.recs <- fetched{err: err}:
+	default:
+	}
+}
+
+// Records iterates over the records of the consumer's partitions as they arrive (in offset
+// order within each partition), until ctx ends, the loop stops, the consumer is closed, or a
+// fatal error (yielded once: PermissionDenied, ErrGroupsUnsupported, a partition's stream
+// error such as ErrOutOfRange). A record's position counts as processed when the loop body
+// returns for it. One goroutine at a time.
+func (g *GroupConsumer) Records(ctx context.Context) iter.Seq2[Record, error] {
+	return func(yield func(Record, error) bool) {
+		for {
+			select {
+			case <-ctx.Done():
+				yield(Record{}, ctx.Err())
+				return
+			case <-g.done:
+				g.mu.Lock()
+				err := g.err
+				g.mu.Unlock()
+				if err == nil {
+					err = ErrClosed
+				}
+				yield(Record{}, err)
+				return
+			case f := <-g.recs:
+				if f.f == nil {
+					yield(Record{}, f.err)
+					return
+				}
+				g.mu.Lock()
+				current := g.held[f.f.tp] == f.f
+				g.mu.Unlock()
+				if !current {
+					continue // from a partition given up since: its next owner reads it
+				}
+				if f.err != nil {
+					if !yield(Record{}, f.err) {
+						return
+					}
+					continue
+				}
+				if !yield(f.rec, nil) {
+					g.advance(f)
+					return
+				}
+				g.advance(f)
+			}
+		}
+	}
+}
+
+// advance records that f's record was processed.
+func (g *GroupConsumer) advance(f fetched) {
+	g.mu.Lock()
+	if g.held[f.f.tp] == f.f {
+		g.position[f.f.tp] = f.rec.Offset + 1
+	}
+	g.mu.Unlock()
+}
+
+// Commit commits the positions of the records processed in every partition the consumer
+// holds. Errors: the server's (a *transport.Error with a GroupError detail when the
+// coordinator refused: the partitions moved, and their next owner re-reads from the last
+// committed position).
+func (g *GroupConsumer) Commit(ctx context.Context) error {
+	return g.commit(ctx, g.heldPartitions())
+}
+
+func (g *GroupConsumer) commit(ctx context.Context, tps []TopicPartition) error {
+	g.mu.Lock()
+	req := &logv1.CommitOffsetsRequest{Group: g.group, MemberId: g.member, MemberEpoch: g.epoch}
+	for _, tp := range tps {
+		if pos, ok := g.position[tp]; ok {
+			req.Offsets = append(req.Offsets, &logv1.OffsetToCommit{Topic: tp.Topic, Partition: tp.Partition, Offset: pos})
+		}
+	}
+	g.mu.Unlock()
+	if len(req.Offsets) == 0 || req.MemberId == "" {
+		return nil
+	}
+	return g.onGroups(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+		_, err := gc.CommitOffsets(ctx, req)
+		return err
+	})
+}
+
+// Assignment returns the partitions the consumer holds now.
+func (g *GroupConsumer) Assignment() []TopicPartition {
+	tps := g.heldPartitions()
+	sortTPs(tps)
+	return tps
+}
+
+// Close stops heartbeating, stops reading, commits the positions processed and leaves the
+// group, so that its partitions move at once. Idempotent; it returns the commit's or the
+// leave's error.
+func (g *GroupConsumer) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	g.mu.Unlock()
+	close(g.stop)
+	<-g.done
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tps := g.heldPartitions()
+	g.mu.Lock()
+	var fs []*fetcher
+	for _, f := range g.held {
+		fs = append(fs, f)
+	}
+	g.mu.Unlock()
+	for _, f := range fs {
+		f.cancel()
+		<-f.done
+	}
+	err := g.commit(ctx, tps)
+	g.mu.Lock()
+	req := &logv1.HeartbeatRequest{Group: g.group, MemberId: g.member, MemberEpoch: -1}
+	g.held = map[TopicPartition]*fetcher{}
+	g.mu.Unlock()
+	if req.MemberId != "" {
+		lerr := g.onGroups(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+			_, err := gc.Heartbeat(ctx, req)
+			return err
+		})
+		err = errors.Join(err, lerr)
+	}
+	return err
+}
+
+func wireTPs(tps []TopicPartition) []*logv1.TopicPartitions {
+	sortTPs(tps)
+	var out []*logv1.TopicPartitions
+	for _, tp := range tps {
+		if n := len(out); n == 0 || out[n-1].Topic != tp.Topic {
+			out = append(out, &logv1.TopicPartitions{Topic: tp.Topic})
+		}
+		out[len(out)-1].Partitions = append(out[len(out)-1].Partitions, tp.Partition)
+	}
+	return out
+}
+
+func fromWireTPs(ws []*logv1.TopicPartitions) []TopicPartition {
+	var out []TopicPartition
+	for _, w := range ws {
+		for _, p := range w.GetPartitions() {
+			out = append(out, TopicPartition{w.GetTopic(), p})
+		}
+	}
+	return out
+}
+
+func sortTPs(tps []TopicPartition) {
+	slices.SortFunc(tps, func(a, b TopicPartition) int {
+		if a.Topic != b.Topic {
+			if a.Topic < b.Topic {
+				return -1
+			}
+			return 1
+		}
+		return int(int64(a.Partition) - int64(b.Partition))
+	})
+}

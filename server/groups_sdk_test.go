@@ -1,0 +1,158 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/client"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// sdkMember is one SDK group consumer of a test, collecting what it reads.
+type sdkMember struct {
+	cl      *client.Client
+	gc      *client.GroupConsumer
+	cancel  context.CancelFunc
+	done    chan struct{}
+	mu      sync.Mutex
+	revoked []client.TopicPartition
+}
+
+// delivered counts every record value the test's consumers read.
+type delivered struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (d *delivered) missing(want []string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, v := range want {
+		if d.counts[v] == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func startSDKMember(t *testing.T, addr, group string, d *delivered) *sdkMember {
+	t.Helper()
+	cl, err := client.New(context.Background(), []string{addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &sdkMember{cl: cl, done: make(chan struct{})}
+	gc, err := cl.NewGroupConsumer(context.Background(), group, []string{"t"}, client.WithAutoCommit(50*time.Millisecond),
+		client.WithOnRevoked(func(tps []client.TopicPartition) {
+			m.mu.Lock()
+			m.revoked = append(m.revoked, tps...)
+			m.mu.Unlock()
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.gc = gc
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	go func() {
+		defer close(m.done)
+		for rec, err := range gc.Records(ctx) {
+			if err != nil {
+				return
+			}
+			d.mu.Lock()
+			d.counts[string(rec.Value)]++
+			d.mu.Unlock()
+		}
+	}()
+	return m
+}
+
+// stop closes the consumer (commit and leave) and its client.
+func (m *sdkMember) stop(t *testing.T) {
+	m.cancel()
+	<-m.done
+	_ = m.gc.Close()
+	_ = m.cl.Close()
+}
+
+func (m *sdkMember) revokedCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.revoked)
+}
+
+// TestGroupsSDKConsumers: three SDK consumers of one group over six partitions read every
+// record; one is killed (its client closed without leaving): within the session timeout its
+// partitions move to the other two, which lose none of theirs, and every record produced
+// before and after is delivered (at least once: nothing is skipped).
+func TestGroupsSDKConsumers(t *testing.T) {
+	const session = time.Second
+	srv := startServer(t, Config{GroupSessionTimeout: session})
+	ctx := ctxT(t, 90*time.Second)
+	c := newClient(t, TransportConnect, srv.Addr())
+	createTopicT(t, ctx, c, "t", 6)
+	var want []string
+	produce := func(round int) {
+		for p := range uint32(6) {
+			var recs []*logv1.Record
+			for i := range 20 {
+				v := fmt.Sprintf("r%d-p%d-%d", round, p, i)
+				want = append(want, v)
+				recs = append(recs, &logv1.Record{Value: []byte(v)})
+			}
+			if _, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Topic: "t", Partition: p, Records: recs}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce(0)
+	d := &delivered{counts: map[string]int{}}
+	ms := []*sdkMember{startSDKMember(t, srv.Addr(), "g", d), startSDKMember(t, srv.Addr(), "g", d), startSDKMember(t, srv.Addr(), "g", d)}
+	waitFor(t, 30*time.Second, "every record delivered", func() bool { return d.missing(want) == 0 })
+	waitFor(t, 30*time.Second, "each member holds two partitions", func() bool {
+		for _, m := range ms {
+			if len(m.gc.Assignment()) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Kill ms[2]: its client goes away without leaving the group.
+	survivors := ms[:2]
+	revokedBefore := []int{survivors[0].revokedCount(), survivors[1].revokedCount()}
+	ms[2].cancel()
+	<-ms[2].done
+	_ = ms[2].cl.Close()
+	t.Cleanup(func() { _ = ms[2].gc.Close() })
+	killed := time.Now()
+	produce(1)
+	waitFor(t, 10*session, "the killed member's partitions move", func() bool {
+		return len(survivors[0].gc.Assignment())+len(survivors[1].gc.Assignment()) == 6
+	})
+	t.Logf("partitions of the killed member moved in %v (session timeout %v)", time.Since(killed).Round(time.Millisecond), session)
+	waitFor(t, 30*time.Second, "every record delivered after the kill", func() bool { return d.missing(want) == 0 })
+	for i, m := range survivors {
+		if n := m.revokedCount(); n != revokedBefore[i] {
+			t.Errorf("a survivor lost %d partitions when another member died", n-revokedBefore[i])
+		}
+	}
+	for _, m := range survivors {
+		m.stop(t)
+	}
+	// The survivors committed on Close: the group's offsets cover every record.
+	f, err := groupsClient(t, c).FetchOffsets(ctx, &logv1.FetchOffsetsRequest{Group: "g"})
+	if err != nil || len(f.GetOffsets()) != 6 {
+		t.Fatalf("FetchOffsets = %v, %v", f, err)
+	}
+	for _, o := range f.GetOffsets() {
+		if o.GetOffset() != 40 {
+			t.Errorf("committed %v, want 40 (every record of the partition processed)", o)
+		}
+	}
+}
