@@ -41,7 +41,10 @@ func newFixedCluster(t *testing.T, n int) *fixedCluster {
 		fc.cfgs = append(fc.cfgs, Config{
 			NodeName: members[i].Name, DataDir: t.TempDir(), BindAddr: "127.0.0.1:0", RPCPort: ports[i],
 			BootstrapExpect: n, ReconcileInterval: 100 * time.Millisecond,
-			Membership: staticMembership(peers...),
+			// The divergence check runs all along: a deleted and re-created topic is not a
+			// divergence, on any node.
+			DivergenceCheckInterval: 100 * time.Millisecond,
+			Membership:              staticMembership(peers...),
 		})
 	}
 	fc.start()
@@ -166,9 +169,13 @@ func TestTopicDeleteRecreateRestart(t *testing.T) {
 				t.Errorf("%s %s: the deleted topic's partition 1 is still served", nd.ID(), stage)
 			}
 			// And over the API, from this node.
-			d, err := newClient(t, TransportGRPC, nd.Addr()).(transport.TopicsClient).DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: "orders"})
+			nc := newClient(t, TransportGRPC, nd.Addr())
+			d, err := nc.(transport.TopicsClient).DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: "orders"})
 			if err != nil || d.GetTopic().GetId() != created.GetTopic().GetId() || len(d.GetPartitions()) != 1 || d.GetPartitions()[0].GetNextOffset() != uint64(len(want)) {
 				t.Errorf("%s %s: DescribeTopic = %v, %v", nd.ID(), stage, d, err)
+			}
+			if b, err := nc.GetBounds(ctx, &logv1.GetBoundsRequest{Topic: "orders"}); err != nil || b.GetDivergence() != "" {
+				t.Errorf("%s %s: GetBounds = %v, %v; want no divergence alarm", nd.ID(), stage, b, err)
 			}
 		}
 	}

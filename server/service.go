@@ -782,9 +782,7 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 		CommitIndex:     st.CommitIndex,
 		SizeBytes:       uint64(max(s.size(), 0)),
 	}
-	if rt.part == s.fsm {
-		s.checksumAnswer(ctx, req, res) // the divergence detector compares the default partition
-	}
+	s.checksumAnswer(ctx, req, res, rt) // the divergence detector compares every partition
 	return res, nil
 }
 
