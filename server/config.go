@@ -237,6 +237,9 @@ type Config struct {
 
 	// logFS is the commit log's file system (nil: the OS's); tests inject faults with it.
 	logFS vfs.FS
+	// beforeStep, when set, is called before each step of New with the step's name; an error
+	// fails New there, as if the step had (tests check what a failed startup leaves open).
+	beforeStep func(step string) error
 
 	// MetricsAddr is the host:port of the telemetry endpoint: /metrics (Prometheus), /healthz
 	// and /readyz; port 0 picks a free one (see Server.MetricsAddr). "" or "off": none.

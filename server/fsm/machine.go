@@ -67,6 +67,11 @@ type Machine struct {
 	// process first saw it (Snapshot runs on the Apply goroutine; see collectMarkers).
 	markerSnapshots map[string]int
 
+	// groups are the consumer groups' committed offsets (groups.go), written by the Apply
+	// goroutine under gmu.
+	gmu    sync.RWMutex
+	groups groupTable
+
 	applied    atomic.Uint64
 	nProducers atomic.Int64
 	closeOnce  sync.Once
@@ -118,7 +123,7 @@ func NewMachine(cfg MachineConfig) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Machine{cfg: cfg, logger: cfg.Logger, def: def, failed: make(chan struct{})}
+	m := &Machine{cfg: cfg, logger: cfg.Logger, def: def, failed: make(chan struct{}), groups: groupTable{}}
 	m.applied.Store(def.AppliedIndex())
 	m.term = def.term
 	dt := &topicEntry{Topic: Topic{Name: DefaultTopic, Partitions: 1}, parts: []*partition{{FSM: def, log: cfg.Log}}}
@@ -402,6 +407,8 @@ func (m *Machine) applyMeta(e consensus.Entry, cmd Command) any {
 func (m *Machine) applyMetaErr(cmd Command) (any, error) {
 	cat := m.cat.Load()
 	switch cmd.Kind {
+	case KindCommitOffsets, KindDeleteGroup, KindExpireOffsets:
+		return m.applyGroup(cmd)
 	case KindInitProducer:
 		var b initProducerBody
 		if err := decodeStrict(cmd.Meta, &b); err != nil {
@@ -456,6 +463,7 @@ func (m *Machine) applyMetaErr(cmd Command) (any, error) {
 			return nil, fmt.Errorf("%w: the default topic cannot be deleted (it is the log of clients that name no topic)", ErrInvalidTopic)
 		}
 		m.publish(cat, nil, old)
+		m.dropTopicOffsets(old.ID)
 		if err := m.removeTopic(old); err != nil {
 			return nil, m.fail(err)
 		}
@@ -697,6 +705,6 @@ func syncDir(dir string) error {
 
 // metaJSON encodes the replicated metadata.
 func (m *Machine) metaJSON() ([]byte, error) {
-	st := metaState{Topics: m.Topics(), Producers: m.producers}
+	st := metaState{Topics: m.Topics(), Producers: m.producers, Groups: m.groupStates()}
 	return json.Marshal(st)
 }
