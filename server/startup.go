@@ -158,6 +158,9 @@ func segmentOpener(cfg *Config) func(dir string) (storage.Log, error) {
 			// says: that flag decides what this node accepts as leader, never what a replica
 			// stores.
 			MaxRecordBytes: fsm.MaxStoredRecordBytes,
+			// A time index of the records' timestamps, for offsets by time
+			// (fsm.FSM.OffsetForTime).
+			Timestamp: fsm.StoredTimestamp,
 			// Retention is decided by the leader and applied through Raft (retentionLoop),
 			// not by each node's storage on its own.
 			Logger: cfg.Logger.With("component", "storage"),

@@ -35,6 +35,9 @@ import (
 //	kinds 3-7 (topic metadata and producers), count = 0: a JSON document (see meta.go), decoded
 //	strictly (unknown fields are refused, the same way on every node).
 //
+//	kinds 8-10 (consumer groups' offsets), count = 0: a JSON document (see groups.go), decoded
+//	strictly.
+//
 // Producer ID 0 means the append is not idempotent (epoch and sequence are then 0). Hard
 // bounds, checked before allocating: header count <= MaxRecordHeaders; a record's key, header
 // keys and values and value together <= MaxRecordValueBytes.
@@ -326,7 +329,8 @@ func decodeV3(cmd Command, count uint32, body []byte) (Command, error) {
 		cmd.Target = readTarget(body)
 		cmd.First = binary.BigEndian.Uint64(body[targetLen:])
 		return cmd, nil
-	case KindCreateTopic, KindDeleteTopic, KindCreatePartitions, KindAlterTopic, KindInitProducer:
+	case KindCreateTopic, KindDeleteTopic, KindCreatePartitions, KindAlterTopic, KindInitProducer,
+		KindCommitOffsets, KindDeleteGroup, KindExpireOffsets:
 		if count != 0 {
 			return bad("metadata command with count %d", count)
 		}

@@ -59,6 +59,8 @@ const (
 	DefaultMaxBatchBytes = 64 << 20
 	// DefaultSyncInterval is the default Config.SyncInterval.
 	DefaultSyncInterval = 100 * time.Millisecond
+	// DefaultTimeIndexInterval is the default Config.TimeIndexInterval (4 KiB).
+	DefaultTimeIndexInterval = 4 << 10
 )
 
 // ErrInvalidConfig is returned by Open for a Config that fails validation.
@@ -95,6 +97,15 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives recovery reports and background errors (nil discards them).
 	Logger *slog.Logger
+	// Timestamp, when set, makes the log keep a sparse time index (a .tix file per sealed
+	// segment, see timeindex.go) and serve storage.TimeIndex: it returns a record's timestamp
+	// (any unit; larger is later) and false for a record without one. It is called on every
+	// appended record and, when an index must be rebuilt, on stored ones; it must be cheap,
+	// safe for concurrent use, and the same function for the life of the directory.
+	Timestamp func(record []byte) (int64, bool)
+	// TimeIndexInterval is the number of segment bytes between two entries of the time
+	// index (default 4 KiB): a lookup reads about that many bytes of records.
+	TimeIndexInterval int
 }
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -113,6 +124,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.MaxBatchBytes == 0 {
 		cfg.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if cfg.TimeIndexInterval == 0 {
+		cfg.TimeIndexInterval = DefaultTimeIndexInterval
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -144,6 +158,8 @@ func (cfg Config) validate() error {
 		return bad("RetentionBytes", "%d is negative", cfg.RetentionBytes)
 	case cfg.RetentionAge < 0:
 		return bad("RetentionAge", "%v is negative", cfg.RetentionAge)
+	case cfg.TimeIndexInterval < 0:
+		return bad("TimeIndexInterval", "%d is negative", cfg.TimeIndexInterval)
 	}
 	return nil
 }

@@ -185,6 +185,7 @@ func TestInvalidConfig(t *testing.T) {
 		{"RetentionBytes", segment.Config{RetentionBytes: -1}},
 		{"RetentionAge", segment.Config{RetentionAge: -time.Hour}},
 		{"SyncInterval", segment.Config{SyncInterval: -time.Second}},
+		{"TimeIndexInterval", segment.Config{TimeIndexInterval: -1}},
 	} {
 		tt.cfg.FS = crashfs.New()
 		l, err := segment.Open(dir, tt.cfg)
