@@ -1,0 +1,233 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/commitlog-go/commitlog/client"
+)
+
+func groupCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "group",
+		Usage: "list, describe, delete consumer groups and reset their committed offsets",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "list",
+				Usage: "list the groups with members or committed offsets: name, state, members, partitions with offsets",
+				Flags: clientFlags(),
+				Action: func(c *cli.Context) error {
+					cl, err := dial(c)
+					if err != nil {
+						return err
+					}
+					defer cl.Close()
+					gs, err := cl.ListGroups(c.Context)
+					if err != nil {
+						return err
+					}
+					w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(w, "GROUP\tSTATE\tMEMBERS\tOFFSETS")
+					for _, g := range gs {
+						fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", g.Name, g.State, g.Members, g.Offsets)
+					}
+					return w.Flush()
+				},
+			},
+			{
+				Name:      "describe",
+				Usage:     "show a group's members, their partitions, the committed offsets and the lag per partition",
+				ArgsUsage: "[flags] GROUP",
+				Flags:     clientFlags(),
+				Action: func(c *cli.Context) error {
+					group, err := groupArg(c)
+					if err != nil {
+						return err
+					}
+					cl, err := dial(c)
+					if err != nil {
+						return err
+					}
+					defer cl.Close()
+					d, err := cl.DescribeGroup(c.Context, group)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "group %s: %s, epoch %d, %d members\n", d.Name, d.State, d.Epoch, len(d.Members))
+					w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+					if len(d.Members) > 0 {
+						fmt.Fprintln(w, "MEMBER\tCLIENT\tEPOCH\tTOPICS\tASSIGNMENT")
+						for _, m := range d.Members {
+							fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\n", m.ID, dash(m.ClientID), m.Epoch, strings.Join(m.Topics, ","), formatTPs(m.Assignment))
+						}
+						if err := w.Flush(); err != nil {
+							return err
+						}
+						fmt.Fprintln(c.App.Writer)
+					}
+					fmt.Fprintln(w, "TOPIC\tPARTITION\tCOMMITTED\tLOG-END\tLAG\tMEMBER")
+					for _, p := range d.Partitions {
+						committed := "-"
+						if p.HasCommitted {
+							committed = strconv.FormatUint(p.Committed, 10)
+						}
+						fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%d\t%s\n", p.Topic, p.Partition, committed, p.LogEnd, p.Lag, dash(p.Member))
+					}
+					return w.Flush()
+				},
+			},
+			{
+				Name:      "delete",
+				Usage:     "delete a group's committed offsets (refused while it has members)",
+				ArgsUsage: "[flags] GROUP",
+				Flags:     clientFlags(),
+				Action: func(c *cli.Context) error {
+					group, err := groupArg(c)
+					if err != nil {
+						return err
+					}
+					cl, err := dial(c)
+					if err != nil {
+						return err
+					}
+					defer cl.Close()
+					if err := cl.DeleteGroup(c.Context, group); err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "deleted group %s\n", group)
+					return nil
+				},
+			},
+			{
+				Name: "reset",
+				Usage: "compute new committed offsets for a group's partitions of a topic with one of Kafka's verbs, " +
+					"and print them; --execute stores them (refused while the group has members)",
+				ArgsUsage: "--topic TOPIC (--to-earliest|--to-latest|--to-offset N|--to-datetime T|--by-duration D|--shift-by N) [--execute] GROUP",
+				Flags: append(clientFlags(),
+					&cli.StringFlag{Name: "topic", Required: true, Usage: "the topic whose partitions to reset"},
+					&cli.UintSliceFlag{Name: "partition", Usage: "a partition to reset (repeat; default: every partition)"},
+					&cli.BoolFlag{Name: "to-earliest", Usage: "the partition's start"},
+					&cli.BoolFlag{Name: "to-latest", Usage: "the partition's end"},
+					&cli.Uint64Flag{Name: "to-offset", Usage: "this offset (clamped to the partition's start and end)"},
+					&cli.StringFlag{Name: "to-datetime", Usage: "the first record at or after this time (RFC 3339, e.g. 2026-12-04T10:00:00Z)"},
+					&cli.DurationFlag{Name: "by-duration", Usage: "the first record at or after now minus this duration (e.g. 1h)"},
+					&cli.Int64Flag{Name: "shift-by", Usage: "move the committed offset by this many records (negative: back)"},
+					&cli.BoolFlag{Name: "execute", Usage: "store the new offsets (without it: a dry run)"},
+				),
+				Action: func(c *cli.Context) error {
+					group, err := groupArg(c)
+					if err != nil {
+						return err
+					}
+					r, err := resetRequest(c)
+					if err != nil {
+						return err
+					}
+					cl, err := dial(c)
+					if err != nil {
+						return err
+					}
+					defer cl.Close()
+					plan, executed, err := cl.ResetGroupOffsets(c.Context, group, r)
+					if err != nil {
+						return err
+					}
+					w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(w, "TOPIC\tPARTITION\tPREVIOUS\tNEW")
+					for _, o := range plan {
+						prev := "-"
+						if o.HasPrevious {
+							prev = strconv.FormatUint(o.Previous, 10)
+						}
+						fmt.Fprintf(w, "%s\t%d\t%s\t%d\n", o.Topic, o.Partition, prev, o.New)
+					}
+					if err := w.Flush(); err != nil {
+						return err
+					}
+					if executed {
+						fmt.Fprintln(c.App.Writer, "offsets stored")
+					} else {
+						fmt.Fprintln(c.App.Writer, "dry run: nothing stored (add --execute to store these offsets)")
+					}
+					return nil
+				},
+			},
+		},
+	}
+}
+
+// resetRequest reads the reset verb flags: exactly one.
+func resetRequest(c *cli.Context) (client.ResetRequest, error) {
+	r := client.ResetRequest{Topic: c.String("topic"), Execute: c.Bool("execute")}
+	for _, p := range c.UintSlice("partition") {
+		r.Partitions = append(r.Partitions, uint32(p))
+	}
+	var verbs []string
+	if c.Bool("to-earliest") {
+		r.Verb, verbs = client.ResetToEarliest, append(verbs, "--to-earliest")
+	}
+	if c.Bool("to-latest") {
+		r.Verb, verbs = client.ResetToLatest, append(verbs, "--to-latest")
+	}
+	if c.IsSet("to-offset") {
+		r.Verb, r.Offset, verbs = client.ResetToOffset, c.Uint64("to-offset"), append(verbs, "--to-offset")
+	}
+	if c.IsSet("to-datetime") {
+		t, err := time.Parse(time.RFC3339, c.String("to-datetime"))
+		if err != nil {
+			return r, fmt.Errorf("--to-datetime: %w", err)
+		}
+		r.Verb, r.Time, verbs = client.ResetToDatetime, t, append(verbs, "--to-datetime")
+	}
+	if c.IsSet("by-duration") {
+		r.Verb, r.Duration, verbs = client.ResetByDuration, c.Duration("by-duration"), append(verbs, "--by-duration")
+	}
+	if c.IsSet("shift-by") {
+		r.Verb, r.Shift, verbs = client.ResetShiftBy, c.Int64("shift-by"), append(verbs, "--shift-by")
+	}
+	if len(verbs) != 1 {
+		return r, errors.New("give exactly one of --to-earliest, --to-latest, --to-offset, --to-datetime, --by-duration, --shift-by")
+	}
+	return r, nil
+}
+
+func groupArg(c *cli.Context) (string, error) {
+	if c.NArg() != 1 || c.Args().First() == "" {
+		return "", errors.New("give one group name, after the flags")
+	}
+	return c.Args().First(), nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func formatTPs(tps []client.TopicPartition) string {
+	if len(tps) == 0 {
+		return "-"
+	}
+	var b strings.Builder
+	last := ""
+	for i, tp := range tps {
+		switch {
+		case tp.Topic != last:
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			fmt.Fprintf(&b, "%s:%d", tp.Topic, tp.Partition)
+			last = tp.Topic
+		default:
+			fmt.Fprintf(&b, ",%d", tp.Partition)
+		}
+	}
+	return b.String()
+}

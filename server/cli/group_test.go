@@ -1,0 +1,51 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestGroupCommands: group reset (dry run, then --execute on an empty group), list, describe
+// with lag, delete, and the errors of a reset without one verb.
+func TestGroupCommands(t *testing.T) {
+	addr := startServe(t, "--node-name", "g0", "--data-dir", t.TempDir(), "--rpc-port", "-1", "--bind-addr", "127.0.0.1:0",
+		"--log-level", "error", "--bootstrap-wait", "0s")
+	mustRun(t, "produce", "--addr", addr, "a", "b", "c")
+
+	out := mustRun(t, "group", "reset", "--addr", addr, "--topic", "default", "--to-offset", "2", "g")
+	if !strings.Contains(out, "default  0          -         2") || !strings.Contains(out, "dry run") {
+		t.Fatalf("reset dry run printed:\n%s", out)
+	}
+	if out := mustRun(t, "group", "list", "--addr", addr); strings.Contains(out, "g ") {
+		t.Fatalf("a dry run created the group:\n%s", out)
+	}
+	out = mustRun(t, "group", "reset", "--addr", addr, "--topic", "default", "--to-offset", "2", "--execute", "g")
+	if !strings.Contains(out, "offsets stored") {
+		t.Fatalf("reset --execute printed:\n%s", out)
+	}
+	if out := mustRun(t, "group", "list", "--addr", addr); !strings.Contains(out, "g      empty  0        1") {
+		t.Fatalf("group list printed:\n%s", out)
+	}
+	out = mustRun(t, "group", "describe", "--addr", addr, "g")
+	if !strings.Contains(out, "group g: empty") || !strings.Contains(out, "default  0          2          3        1    -") {
+		t.Fatalf("group describe printed:\n%s", out)
+	}
+	out = mustRun(t, "group", "reset", "--addr", addr, "--topic", "default", "--shift-by", "-5", "--execute", "g")
+	if !strings.Contains(out, "default  0          2         0") {
+		t.Fatalf("reset --shift-by -5 printed:\n%s", out)
+	}
+	for _, args := range [][]string{
+		{"group", "reset", "--addr", addr, "--topic", "default", "g"},
+		{"group", "reset", "--addr", addr, "--topic", "default", "--to-earliest", "--to-latest", "g"},
+	} {
+		if code, _, errOut := run(t, t.Context(), args...); code == 0 || !strings.Contains(errOut, "exactly one of") {
+			t.Errorf("%v: exit %d, %q", args, code, errOut)
+		}
+	}
+	if out := mustRun(t, "group", "delete", "--addr", addr, "g"); !strings.Contains(out, "deleted group g") {
+		t.Fatalf("group delete printed %q", out)
+	}
+	if code, _, errOut := run(t, t.Context(), "group", "describe", "--addr", addr, "g"); code == 0 || !strings.Contains(errOut, "unknown group") {
+		t.Errorf("describe of a deleted group: exit %d, %q", code, errOut)
+	}
+}
