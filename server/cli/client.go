@@ -143,11 +143,12 @@ func consumeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "consume",
 		Usage: "read records from an offset and print one value per line",
-		Flags: append(clientFlags(),
+		Flags: append(append(clientFlags(), groupConsumeFlags()...),
 			&cli.Uint64Flag{Name: "from", Usage: "first offset to read"},
 			&cli.Uint64Flag{Name: "count", Usage: "how many records to read (default: up to the end of the log, or forever with --follow)"},
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep waiting for new records (stop with Ctrl-C)"},
-			&cli.BoolFlag{Name: "offsets", Usage: "print each record's offset and a tab before its value"},
+			&cli.BoolFlag{Name: "offsets", Usage: "print each record's offset and a tab before its value (with --group: partition:offset)"},
+			&cli.StringFlag{Name: "topic", Value: "default", Usage: "with --group: the topic to consume"},
 		),
 		Action: func(c *cli.Context) error {
 			cl, err := dial(c)
@@ -155,6 +156,18 @@ func consumeCommand() *cli.Command {
 				return err
 			}
 			defer cl.Close()
+			if group := c.String("group"); group != "" {
+				out := bufio.NewWriter(c.App.Writer)
+				defer out.Flush()
+				return consumeGroup(c, cl, group, []string{c.String("topic")}, c.Uint64("count"), func(rec client.Record) error {
+					if c.Bool("offsets") {
+						fmt.Fprintf(out, "%d:%d\t", rec.Partition, rec.Offset)
+					}
+					out.Write(rec.Value)
+					out.WriteByte('\n')
+					return out.Flush()
+				})
+			}
 			from, count := c.Uint64("from"), c.Uint64("count")
 			if !c.Bool("follow") && !c.IsSet("count") {
 				b, err := cl.Bounds(c.Context)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -230,4 +231,41 @@ func formatTPs(tps []client.TopicPartition) string {
 		}
 	}
 	return b.String()
+}
+
+// consumeGroup consumes topic as a member of group (consume --group): it prints the records of
+// the partitions the coordinator assigns, commits their positions every autoCommit, and on
+// Ctrl-C, or after count records (0: no limit), commits and leaves the group.
+func consumeGroup(c *cli.Context, cl *client.Client, group string, topics []string, count uint64, print func(client.Record) error) error {
+	gc, err := cl.NewGroupConsumer(c.Context, group, topics, client.WithClientID("commitlog-cli"),
+		client.WithAutoCommit(c.Duration("auto-commit")))
+	if err != nil {
+		return err
+	}
+	var n uint64
+	for rec, err := range gc.Records(c.Context) {
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				break
+			}
+			_ = gc.Close()
+			return err
+		}
+		if err := print(rec); err != nil {
+			_ = gc.Close()
+			return err
+		}
+		if n++; count > 0 && n >= count {
+			break
+		}
+	}
+	return gc.Close()
+}
+
+// groupConsumeFlags are consume's flags for consuming as a group member.
+func groupConsumeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "group", Usage: "consume as a member of this consumer group: the records of the partitions the group gives this member, from the group's committed offsets; positions are committed as they are printed (at least once) and on exit, when the member leaves the group"},
+		&cli.DurationFlag{Name: "auto-commit", Value: time.Second, Usage: "with --group: how often positions are committed"},
+	}
 }

@@ -49,3 +49,21 @@ func TestGroupCommands(t *testing.T) {
 		t.Errorf("describe of a deleted group: exit %d, %q", code, errOut)
 	}
 }
+
+// TestConsumeGroup: consume --group reads the partitions its group gives it from the group's
+// committed offsets, and commits what it printed when it leaves.
+func TestConsumeGroup(t *testing.T) {
+	addr := startServe(t, "--node-name", "c0", "--data-dir", t.TempDir(), "--rpc-port", "-1", "--bind-addr", "127.0.0.1:0",
+		"--log-level", "error", "--bootstrap-wait", "0s")
+	mustRun(t, "produce", "--addr", addr, "a", "b", "c", "d")
+	if out := mustRun(t, "consume", "--addr", addr, "--group", "cg", "--count", "3"); out != "a\nb\nc\n" {
+		t.Fatalf("consume --group --count 3 printed %q", out)
+	}
+	// It committed 3 on leaving: the next member of the group starts at d.
+	if out := mustRun(t, "consume", "--addr", addr, "--group", "cg", "--count", "1", "--offsets"); out != "0:3\td\n" {
+		t.Fatalf("the group's next consume printed %q", out)
+	}
+	if out := mustRun(t, "group", "describe", "--addr", addr, "cg"); !strings.Contains(out, "default  0          4          4        0") {
+		t.Fatalf("group describe after consuming everything:\n%s", out)
+	}
+}
