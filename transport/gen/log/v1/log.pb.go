@@ -83,6 +83,70 @@ func (Suffrage) EnumDescriptor() ([]byte, []int) {
 	return file_log_v1_log_proto_rawDescGZIP(), []int{0}
 }
 
+// ProducerRejection says why an idempotent write was refused. (Added.)
+type ProducerRejection int32
+
+const (
+	ProducerRejection_PRODUCER_REJECTION_UNSPECIFIED ProducerRejection = 0
+	// The producer ID is unknown (never handed out, or expired): InitProducer
+	// again with 0 and renumber from sequence 0.
+	ProducerRejection_PRODUCER_REJECTION_UNKNOWN_PRODUCER ProducerRejection = 1
+	// The producer's epoch is not the current one: a newer InitProducer for the
+	// same ID fenced this instance.
+	ProducerRejection_PRODUCER_REJECTION_FENCED ProducerRejection = 2
+	// The base sequence is neither the next one expected nor one of the last
+	// batches' (a gap).
+	ProducerRejection_PRODUCER_REJECTION_OUT_OF_ORDER_SEQUENCE ProducerRejection = 3
+	// The batch is a retry of one stored before whose offsets the server no
+	// longer knows: it was stored once, and not again.
+	ProducerRejection_PRODUCER_REJECTION_DUPLICATE_SEQUENCE ProducerRejection = 4
+)
+
+// Enum value maps for ProducerRejection.
+var (
+	ProducerRejection_name = map[int32]string{
+		0: "PRODUCER_REJECTION_UNSPECIFIED",
+		1: "PRODUCER_REJECTION_UNKNOWN_PRODUCER",
+		2: "PRODUCER_REJECTION_FENCED",
+		3: "PRODUCER_REJECTION_OUT_OF_ORDER_SEQUENCE",
+		4: "PRODUCER_REJECTION_DUPLICATE_SEQUENCE",
+	}
+	ProducerRejection_value = map[string]int32{
+		"PRODUCER_REJECTION_UNSPECIFIED":           0,
+		"PRODUCER_REJECTION_UNKNOWN_PRODUCER":      1,
+		"PRODUCER_REJECTION_FENCED":                2,
+		"PRODUCER_REJECTION_OUT_OF_ORDER_SEQUENCE": 3,
+		"PRODUCER_REJECTION_DUPLICATE_SEQUENCE":    4,
+	}
+)
+
+func (x ProducerRejection) Enum() *ProducerRejection {
+	p := new(ProducerRejection)
+	*p = x
+	return p
+}
+
+func (x ProducerRejection) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ProducerRejection) Descriptor() protoreflect.EnumDescriptor {
+	return file_log_v1_log_proto_enumTypes[1].Descriptor()
+}
+
+func (ProducerRejection) Type() protoreflect.EnumType {
+	return &file_log_v1_log_proto_enumTypes[1]
+}
+
+func (x ProducerRejection) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ProducerRejection.Descriptor instead.
+func (ProducerRejection) EnumDescriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{1}
+}
+
 // Header is a record header. (Added.)
 type Header struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1306,6 +1370,53 @@ func (x *NotProposed) GetReason() string {
 	return ""
 }
 
+// ProducerRejected is sent as an error detail (with FAILED_PRECONDITION) when
+// the idempotent producer checks refuse a write: nothing was stored by it.
+// Clients decide on the reason, never on the message. (Added.)
+type ProducerRejected struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        ProducerRejection      `protobuf:"varint,1,opt,name=reason,proto3,enum=log.v1.ProducerRejection" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProducerRejected) Reset() {
+	*x = ProducerRejected{}
+	mi := &file_log_v1_log_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProducerRejected) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProducerRejected) ProtoMessage() {}
+
+func (x *ProducerRejected) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProducerRejected.ProtoReflect.Descriptor instead.
+func (*ProducerRejected) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ProducerRejected) GetReason() ProducerRejection {
+	if x != nil {
+		return x.Reason
+	}
+	return ProducerRejection_PRODUCER_REJECTION_UNSPECIFIED
+}
+
 type JoinRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1319,7 +1430,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[17]
+	mi := &file_log_v1_log_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1442,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[17]
+	mi := &file_log_v1_log_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1455,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{17}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JoinRequest) GetId() string {
@@ -1383,7 +1494,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[18]
+	mi := &file_log_v1_log_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1506,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[18]
+	mi := &file_log_v1_log_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1519,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{18}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{19}
 }
 
 type RemoveServerRequest struct {
@@ -1420,7 +1531,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[19]
+	mi := &file_log_v1_log_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1543,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[19]
+	mi := &file_log_v1_log_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1556,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{19}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RemoveServerRequest) GetId() string {
@@ -1463,7 +1574,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[20]
+	mi := &file_log_v1_log_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1475,7 +1586,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[20]
+	mi := &file_log_v1_log_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1488,7 +1599,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{20}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{21}
 }
 
 type TransferLeadershipRequest struct {
@@ -1501,7 +1612,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[21]
+	mi := &file_log_v1_log_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1624,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[21]
+	mi := &file_log_v1_log_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1637,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{21}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -1546,7 +1657,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[22]
+	mi := &file_log_v1_log_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1669,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[22]
+	mi := &file_log_v1_log_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1682,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{22}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -1599,7 +1710,7 @@ type TopicConfig struct {
 
 func (x *TopicConfig) Reset() {
 	*x = TopicConfig{}
-	mi := &file_log_v1_log_proto_msgTypes[23]
+	mi := &file_log_v1_log_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1722,7 @@ func (x *TopicConfig) String() string {
 func (*TopicConfig) ProtoMessage() {}
 
 func (x *TopicConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[23]
+	mi := &file_log_v1_log_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1735,7 @@ func (x *TopicConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicConfig.ProtoReflect.Descriptor instead.
 func (*TopicConfig) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{23}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TopicConfig) GetRetentionBytes() int64 {
@@ -1668,7 +1779,7 @@ type Topic struct {
 
 func (x *Topic) Reset() {
 	*x = Topic{}
-	mi := &file_log_v1_log_proto_msgTypes[24]
+	mi := &file_log_v1_log_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1791,7 @@ func (x *Topic) String() string {
 func (*Topic) ProtoMessage() {}
 
 func (x *Topic) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[24]
+	mi := &file_log_v1_log_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1804,7 @@ func (x *Topic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Topic.ProtoReflect.Descriptor instead.
 func (*Topic) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{24}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Topic) GetName() string {
@@ -1736,7 +1847,7 @@ type CreateTopicRequest struct {
 
 func (x *CreateTopicRequest) Reset() {
 	*x = CreateTopicRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[25]
+	mi := &file_log_v1_log_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +1859,7 @@ func (x *CreateTopicRequest) String() string {
 func (*CreateTopicRequest) ProtoMessage() {}
 
 func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[25]
+	mi := &file_log_v1_log_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +1872,7 @@ func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{25}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateTopicRequest) GetName() string {
@@ -1794,7 +1905,7 @@ type CreateTopicResponse struct {
 
 func (x *CreateTopicResponse) Reset() {
 	*x = CreateTopicResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[26]
+	mi := &file_log_v1_log_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +1917,7 @@ func (x *CreateTopicResponse) String() string {
 func (*CreateTopicResponse) ProtoMessage() {}
 
 func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[26]
+	mi := &file_log_v1_log_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +1930,7 @@ func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicResponse.ProtoReflect.Descriptor instead.
 func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{26}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateTopicResponse) GetTopic() *Topic {
@@ -1838,7 +1949,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[27]
+	mi := &file_log_v1_log_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1850,7 +1961,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[27]
+	mi := &file_log_v1_log_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1863,7 +1974,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{27}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteTopicRequest) GetName() string {
@@ -1881,7 +1992,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[28]
+	mi := &file_log_v1_log_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1893,7 +2004,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[28]
+	mi := &file_log_v1_log_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1906,7 +2017,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{28}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{29}
 }
 
 type ListTopicsRequest struct {
@@ -1917,7 +2028,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[29]
+	mi := &file_log_v1_log_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +2040,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[29]
+	mi := &file_log_v1_log_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +2053,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{29}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{30}
 }
 
 type ListTopicsResponse struct {
@@ -1954,7 +2065,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[30]
+	mi := &file_log_v1_log_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1966,7 +2077,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[30]
+	mi := &file_log_v1_log_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1979,7 +2090,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{30}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*Topic {
@@ -1998,7 +2109,7 @@ type DescribeTopicRequest struct {
 
 func (x *DescribeTopicRequest) Reset() {
 	*x = DescribeTopicRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[31]
+	mi := &file_log_v1_log_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2010,7 +2121,7 @@ func (x *DescribeTopicRequest) String() string {
 func (*DescribeTopicRequest) ProtoMessage() {}
 
 func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[31]
+	mi := &file_log_v1_log_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2023,7 +2134,7 @@ func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTopicRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{31}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DescribeTopicRequest) GetName() string {
@@ -2046,7 +2157,7 @@ type PartitionInfo struct {
 
 func (x *PartitionInfo) Reset() {
 	*x = PartitionInfo{}
-	mi := &file_log_v1_log_proto_msgTypes[32]
+	mi := &file_log_v1_log_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2058,7 +2169,7 @@ func (x *PartitionInfo) String() string {
 func (*PartitionInfo) ProtoMessage() {}
 
 func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[32]
+	mi := &file_log_v1_log_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2071,7 +2182,7 @@ func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionInfo.ProtoReflect.Descriptor instead.
 func (*PartitionInfo) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{32}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PartitionInfo) GetPartition() uint32 {
@@ -2105,7 +2216,7 @@ type DescribeTopicResponse struct {
 
 func (x *DescribeTopicResponse) Reset() {
 	*x = DescribeTopicResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[33]
+	mi := &file_log_v1_log_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2117,7 +2228,7 @@ func (x *DescribeTopicResponse) String() string {
 func (*DescribeTopicResponse) ProtoMessage() {}
 
 func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[33]
+	mi := &file_log_v1_log_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2130,7 +2241,7 @@ func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTopicResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{33}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DescribeTopicResponse) GetTopic() *Topic {
@@ -2164,7 +2275,7 @@ type AlterTopicConfigRequest struct {
 
 func (x *AlterTopicConfigRequest) Reset() {
 	*x = AlterTopicConfigRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[34]
+	mi := &file_log_v1_log_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2287,7 @@ func (x *AlterTopicConfigRequest) String() string {
 func (*AlterTopicConfigRequest) ProtoMessage() {}
 
 func (x *AlterTopicConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[34]
+	mi := &file_log_v1_log_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2300,7 @@ func (x *AlterTopicConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigRequest.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{34}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AlterTopicConfigRequest) GetName() string {
@@ -2243,7 +2354,7 @@ type AlterTopicConfigResponse struct {
 
 func (x *AlterTopicConfigResponse) Reset() {
 	*x = AlterTopicConfigResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[35]
+	mi := &file_log_v1_log_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2255,7 +2366,7 @@ func (x *AlterTopicConfigResponse) String() string {
 func (*AlterTopicConfigResponse) ProtoMessage() {}
 
 func (x *AlterTopicConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[35]
+	mi := &file_log_v1_log_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2268,7 +2379,7 @@ func (x *AlterTopicConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigResponse.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{35}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AlterTopicConfigResponse) GetTopic() *Topic {
@@ -2289,7 +2400,7 @@ type InitProducerRequest struct {
 
 func (x *InitProducerRequest) Reset() {
 	*x = InitProducerRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[36]
+	mi := &file_log_v1_log_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2301,7 +2412,7 @@ func (x *InitProducerRequest) String() string {
 func (*InitProducerRequest) ProtoMessage() {}
 
 func (x *InitProducerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[36]
+	mi := &file_log_v1_log_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2314,7 +2425,7 @@ func (x *InitProducerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitProducerRequest.ProtoReflect.Descriptor instead.
 func (*InitProducerRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{36}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *InitProducerRequest) GetProducerId() uint64 {
@@ -2334,7 +2445,7 @@ type InitProducerResponse struct {
 
 func (x *InitProducerResponse) Reset() {
 	*x = InitProducerResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[37]
+	mi := &file_log_v1_log_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2346,7 +2457,7 @@ func (x *InitProducerResponse) String() string {
 func (*InitProducerResponse) ProtoMessage() {}
 
 func (x *InitProducerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[37]
+	mi := &file_log_v1_log_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2359,7 +2470,7 @@ func (x *InitProducerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitProducerResponse.ProtoReflect.Descriptor instead.
 func (*InitProducerResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{37}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *InitProducerResponse) GetProducerId() uint64 {
@@ -2474,7 +2585,9 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x0eOutcomeUnknown\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"%\n" +
 	"\vNotProposed\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason\"q\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"E\n" +
+	"\x10ProducerRejected\x121\n" +
+	"\x06reason\x18\x01 \x01(\x0e2\x19.log.v1.ProducerRejectionR\x06reason\"q\n" +
 	"\vJoinRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
@@ -2553,7 +2666,13 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x14SUFFRAGE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSUFFRAGE_VOTER\x10\x01\x12\x15\n" +
 	"\x11SUFFRAGE_NONVOTER\x10\x02\x12\x14\n" +
-	"\x10SUFFRAGE_STAGING\x10\x032\xd9\x03\n" +
+	"\x10SUFFRAGE_STAGING\x10\x03*\xd8\x01\n" +
+	"\x11ProducerRejection\x12\"\n" +
+	"\x1ePRODUCER_REJECTION_UNSPECIFIED\x10\x00\x12'\n" +
+	"#PRODUCER_REJECTION_UNKNOWN_PRODUCER\x10\x01\x12\x1d\n" +
+	"\x19PRODUCER_REJECTION_FENCED\x10\x02\x12,\n" +
+	"(PRODUCER_REJECTION_OUT_OF_ORDER_SEQUENCE\x10\x03\x12)\n" +
+	"%PRODUCER_REJECTION_DUPLICATE_SEQUENCE\x10\x042\xd9\x03\n" +
 	"\x03Log\x12:\n" +
 	"\aProduce\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse\x12:\n" +
 	"\aConsume\x12\x16.log.v1.ConsumeRequest\x1a\x17.log.v1.ConsumeResponse\x12B\n" +
@@ -2588,105 +2707,108 @@ func file_log_v1_log_proto_rawDescGZIP() []byte {
 	return file_log_v1_log_proto_rawDescData
 }
 
-var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_log_v1_log_proto_goTypes = []any{
 	(Suffrage)(0),                      // 0: log.v1.Suffrage
-	(*Header)(nil),                     // 1: log.v1.Header
-	(*Record)(nil),                     // 2: log.v1.Record
-	(*ProducerRef)(nil),                // 3: log.v1.ProducerRef
-	(*ProduceRequest)(nil),             // 4: log.v1.ProduceRequest
-	(*ProduceResponse)(nil),            // 5: log.v1.ProduceResponse
-	(*ConsumeRequest)(nil),             // 6: log.v1.ConsumeRequest
-	(*ConsumeResponse)(nil),            // 7: log.v1.ConsumeResponse
-	(*ProduceBatchRequest)(nil),        // 8: log.v1.ProduceBatchRequest
-	(*ProduceBatchResponse)(nil),       // 9: log.v1.ProduceBatchResponse
-	(*GetBoundsRequest)(nil),           // 10: log.v1.GetBoundsRequest
-	(*GetBoundsResponse)(nil),          // 11: log.v1.GetBoundsResponse
-	(*GetServersRequest)(nil),          // 12: log.v1.GetServersRequest
-	(*GetServersResponse)(nil),         // 13: log.v1.GetServersResponse
-	(*Server)(nil),                     // 14: log.v1.Server
-	(*NotLeader)(nil),                  // 15: log.v1.NotLeader
-	(*OutcomeUnknown)(nil),             // 16: log.v1.OutcomeUnknown
-	(*NotProposed)(nil),                // 17: log.v1.NotProposed
-	(*JoinRequest)(nil),                // 18: log.v1.JoinRequest
-	(*JoinResponse)(nil),               // 19: log.v1.JoinResponse
-	(*RemoveServerRequest)(nil),        // 20: log.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 21: log.v1.RemoveServerResponse
-	(*TransferLeadershipRequest)(nil),  // 22: log.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 23: log.v1.TransferLeadershipResponse
-	(*TopicConfig)(nil),                // 24: log.v1.TopicConfig
-	(*Topic)(nil),                      // 25: log.v1.Topic
-	(*CreateTopicRequest)(nil),         // 26: log.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),        // 27: log.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),         // 28: log.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 29: log.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),          // 30: log.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 31: log.v1.ListTopicsResponse
-	(*DescribeTopicRequest)(nil),       // 32: log.v1.DescribeTopicRequest
-	(*PartitionInfo)(nil),              // 33: log.v1.PartitionInfo
-	(*DescribeTopicResponse)(nil),      // 34: log.v1.DescribeTopicResponse
-	(*AlterTopicConfigRequest)(nil),    // 35: log.v1.AlterTopicConfigRequest
-	(*AlterTopicConfigResponse)(nil),   // 36: log.v1.AlterTopicConfigResponse
-	(*InitProducerRequest)(nil),        // 37: log.v1.InitProducerRequest
-	(*InitProducerResponse)(nil),       // 38: log.v1.InitProducerResponse
-	(*durationpb.Duration)(nil),        // 39: google.protobuf.Duration
+	(ProducerRejection)(0),             // 1: log.v1.ProducerRejection
+	(*Header)(nil),                     // 2: log.v1.Header
+	(*Record)(nil),                     // 3: log.v1.Record
+	(*ProducerRef)(nil),                // 4: log.v1.ProducerRef
+	(*ProduceRequest)(nil),             // 5: log.v1.ProduceRequest
+	(*ProduceResponse)(nil),            // 6: log.v1.ProduceResponse
+	(*ConsumeRequest)(nil),             // 7: log.v1.ConsumeRequest
+	(*ConsumeResponse)(nil),            // 8: log.v1.ConsumeResponse
+	(*ProduceBatchRequest)(nil),        // 9: log.v1.ProduceBatchRequest
+	(*ProduceBatchResponse)(nil),       // 10: log.v1.ProduceBatchResponse
+	(*GetBoundsRequest)(nil),           // 11: log.v1.GetBoundsRequest
+	(*GetBoundsResponse)(nil),          // 12: log.v1.GetBoundsResponse
+	(*GetServersRequest)(nil),          // 13: log.v1.GetServersRequest
+	(*GetServersResponse)(nil),         // 14: log.v1.GetServersResponse
+	(*Server)(nil),                     // 15: log.v1.Server
+	(*NotLeader)(nil),                  // 16: log.v1.NotLeader
+	(*OutcomeUnknown)(nil),             // 17: log.v1.OutcomeUnknown
+	(*NotProposed)(nil),                // 18: log.v1.NotProposed
+	(*ProducerRejected)(nil),           // 19: log.v1.ProducerRejected
+	(*JoinRequest)(nil),                // 20: log.v1.JoinRequest
+	(*JoinResponse)(nil),               // 21: log.v1.JoinResponse
+	(*RemoveServerRequest)(nil),        // 22: log.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 23: log.v1.RemoveServerResponse
+	(*TransferLeadershipRequest)(nil),  // 24: log.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 25: log.v1.TransferLeadershipResponse
+	(*TopicConfig)(nil),                // 26: log.v1.TopicConfig
+	(*Topic)(nil),                      // 27: log.v1.Topic
+	(*CreateTopicRequest)(nil),         // 28: log.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),        // 29: log.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),         // 30: log.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 31: log.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),          // 32: log.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 33: log.v1.ListTopicsResponse
+	(*DescribeTopicRequest)(nil),       // 34: log.v1.DescribeTopicRequest
+	(*PartitionInfo)(nil),              // 35: log.v1.PartitionInfo
+	(*DescribeTopicResponse)(nil),      // 36: log.v1.DescribeTopicResponse
+	(*AlterTopicConfigRequest)(nil),    // 37: log.v1.AlterTopicConfigRequest
+	(*AlterTopicConfigResponse)(nil),   // 38: log.v1.AlterTopicConfigResponse
+	(*InitProducerRequest)(nil),        // 39: log.v1.InitProducerRequest
+	(*InitProducerResponse)(nil),       // 40: log.v1.InitProducerResponse
+	(*durationpb.Duration)(nil),        // 41: google.protobuf.Duration
 }
 var file_log_v1_log_proto_depIdxs = []int32{
-	1,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
-	2,  // 1: log.v1.ProduceRequest.record:type_name -> log.v1.Record
-	3,  // 2: log.v1.ProduceRequest.producer:type_name -> log.v1.ProducerRef
-	2,  // 3: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
-	2,  // 4: log.v1.ConsumeResponse.records:type_name -> log.v1.Record
-	2,  // 5: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
-	3,  // 6: log.v1.ProduceBatchRequest.producer:type_name -> log.v1.ProducerRef
-	14, // 7: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
+	2,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
+	3,  // 1: log.v1.ProduceRequest.record:type_name -> log.v1.Record
+	4,  // 2: log.v1.ProduceRequest.producer:type_name -> log.v1.ProducerRef
+	3,  // 3: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
+	3,  // 4: log.v1.ConsumeResponse.records:type_name -> log.v1.Record
+	3,  // 5: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
+	4,  // 6: log.v1.ProduceBatchRequest.producer:type_name -> log.v1.ProducerRef
+	15, // 7: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
 	0,  // 8: log.v1.Server.suffrage:type_name -> log.v1.Suffrage
-	39, // 9: log.v1.Server.last_contact:type_name -> google.protobuf.Duration
-	24, // 10: log.v1.Topic.config:type_name -> log.v1.TopicConfig
-	24, // 11: log.v1.CreateTopicRequest.config:type_name -> log.v1.TopicConfig
-	25, // 12: log.v1.CreateTopicResponse.topic:type_name -> log.v1.Topic
-	25, // 13: log.v1.ListTopicsResponse.topics:type_name -> log.v1.Topic
-	25, // 14: log.v1.DescribeTopicResponse.topic:type_name -> log.v1.Topic
-	33, // 15: log.v1.DescribeTopicResponse.partitions:type_name -> log.v1.PartitionInfo
-	25, // 16: log.v1.AlterTopicConfigResponse.topic:type_name -> log.v1.Topic
-	4,  // 17: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
-	6,  // 18: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
-	6,  // 19: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
-	4,  // 20: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
-	12, // 21: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
-	8,  // 22: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
-	10, // 23: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
-	18, // 24: log.v1.Cluster.Join:input_type -> log.v1.JoinRequest
-	20, // 25: log.v1.Cluster.RemoveServer:input_type -> log.v1.RemoveServerRequest
-	22, // 26: log.v1.Cluster.TransferLeadership:input_type -> log.v1.TransferLeadershipRequest
-	26, // 27: log.v1.Topics.CreateTopic:input_type -> log.v1.CreateTopicRequest
-	28, // 28: log.v1.Topics.DeleteTopic:input_type -> log.v1.DeleteTopicRequest
-	30, // 29: log.v1.Topics.ListTopics:input_type -> log.v1.ListTopicsRequest
-	32, // 30: log.v1.Topics.DescribeTopic:input_type -> log.v1.DescribeTopicRequest
-	35, // 31: log.v1.Topics.AlterTopicConfig:input_type -> log.v1.AlterTopicConfigRequest
-	37, // 32: log.v1.Topics.InitProducer:input_type -> log.v1.InitProducerRequest
-	5,  // 33: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
-	7,  // 34: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
-	7,  // 35: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
-	5,  // 36: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
-	13, // 37: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
-	9,  // 38: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
-	11, // 39: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
-	19, // 40: log.v1.Cluster.Join:output_type -> log.v1.JoinResponse
-	21, // 41: log.v1.Cluster.RemoveServer:output_type -> log.v1.RemoveServerResponse
-	23, // 42: log.v1.Cluster.TransferLeadership:output_type -> log.v1.TransferLeadershipResponse
-	27, // 43: log.v1.Topics.CreateTopic:output_type -> log.v1.CreateTopicResponse
-	29, // 44: log.v1.Topics.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
-	31, // 45: log.v1.Topics.ListTopics:output_type -> log.v1.ListTopicsResponse
-	34, // 46: log.v1.Topics.DescribeTopic:output_type -> log.v1.DescribeTopicResponse
-	36, // 47: log.v1.Topics.AlterTopicConfig:output_type -> log.v1.AlterTopicConfigResponse
-	38, // 48: log.v1.Topics.InitProducer:output_type -> log.v1.InitProducerResponse
-	33, // [33:49] is the sub-list for method output_type
-	17, // [17:33] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	41, // 9: log.v1.Server.last_contact:type_name -> google.protobuf.Duration
+	1,  // 10: log.v1.ProducerRejected.reason:type_name -> log.v1.ProducerRejection
+	26, // 11: log.v1.Topic.config:type_name -> log.v1.TopicConfig
+	26, // 12: log.v1.CreateTopicRequest.config:type_name -> log.v1.TopicConfig
+	27, // 13: log.v1.CreateTopicResponse.topic:type_name -> log.v1.Topic
+	27, // 14: log.v1.ListTopicsResponse.topics:type_name -> log.v1.Topic
+	27, // 15: log.v1.DescribeTopicResponse.topic:type_name -> log.v1.Topic
+	35, // 16: log.v1.DescribeTopicResponse.partitions:type_name -> log.v1.PartitionInfo
+	27, // 17: log.v1.AlterTopicConfigResponse.topic:type_name -> log.v1.Topic
+	5,  // 18: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
+	7,  // 19: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
+	7,  // 20: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
+	5,  // 21: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
+	13, // 22: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
+	9,  // 23: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
+	11, // 24: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
+	20, // 25: log.v1.Cluster.Join:input_type -> log.v1.JoinRequest
+	22, // 26: log.v1.Cluster.RemoveServer:input_type -> log.v1.RemoveServerRequest
+	24, // 27: log.v1.Cluster.TransferLeadership:input_type -> log.v1.TransferLeadershipRequest
+	28, // 28: log.v1.Topics.CreateTopic:input_type -> log.v1.CreateTopicRequest
+	30, // 29: log.v1.Topics.DeleteTopic:input_type -> log.v1.DeleteTopicRequest
+	32, // 30: log.v1.Topics.ListTopics:input_type -> log.v1.ListTopicsRequest
+	34, // 31: log.v1.Topics.DescribeTopic:input_type -> log.v1.DescribeTopicRequest
+	37, // 32: log.v1.Topics.AlterTopicConfig:input_type -> log.v1.AlterTopicConfigRequest
+	39, // 33: log.v1.Topics.InitProducer:input_type -> log.v1.InitProducerRequest
+	6,  // 34: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
+	8,  // 35: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
+	8,  // 36: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
+	6,  // 37: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
+	14, // 38: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
+	10, // 39: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
+	12, // 40: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
+	21, // 41: log.v1.Cluster.Join:output_type -> log.v1.JoinResponse
+	23, // 42: log.v1.Cluster.RemoveServer:output_type -> log.v1.RemoveServerResponse
+	25, // 43: log.v1.Cluster.TransferLeadership:output_type -> log.v1.TransferLeadershipResponse
+	29, // 44: log.v1.Topics.CreateTopic:output_type -> log.v1.CreateTopicResponse
+	31, // 45: log.v1.Topics.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
+	33, // 46: log.v1.Topics.ListTopics:output_type -> log.v1.ListTopicsResponse
+	36, // 47: log.v1.Topics.DescribeTopic:output_type -> log.v1.DescribeTopicResponse
+	38, // 48: log.v1.Topics.AlterTopicConfig:output_type -> log.v1.AlterTopicConfigResponse
+	40, // 49: log.v1.Topics.InitProducer:output_type -> log.v1.InitProducerResponse
+	34, // [34:50] is the sub-list for method output_type
+	18, // [18:34] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_log_v1_log_proto_init() }
@@ -2697,14 +2819,14 @@ func file_log_v1_log_proto_init() {
 	file_log_v1_log_proto_msgTypes[1].OneofWrappers = []any{}
 	file_log_v1_log_proto_msgTypes[9].OneofWrappers = []any{}
 	file_log_v1_log_proto_msgTypes[10].OneofWrappers = []any{}
-	file_log_v1_log_proto_msgTypes[34].OneofWrappers = []any{}
+	file_log_v1_log_proto_msgTypes[35].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_v1_log_proto_rawDesc), len(file_log_v1_log_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   38,
+			NumEnums:      2,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
