@@ -68,7 +68,7 @@ test-large:
 
 ## fuzz: every fuzz target for FUZZTIME each (default 30s), from its committed corpus in testdata/fuzz
 FUZZTIME ?= 30s
-FUZZ_TARGETS := storage:./segment:FuzzOpen storage:./segment:FuzzDecodeFrame storage:./segment:FuzzDecodeIndex \
+FUZZ_TARGETS := storage:./segment:FuzzOpen storage:./segment:FuzzDecodeFrame storage:./segment:FuzzDecodeIndex storage:./segment:FuzzDecodeTimeIndex \
 	consensus:./raft:FuzzSnapshotFrame transport:./mux:FuzzSort \
 	server:./fsm:FuzzDecodeCommand server:./fsm:FuzzDecodeEnvelope server:./fsm:FuzzSnapshotStream
 fuzz:

@@ -30,14 +30,25 @@ const (
 	// ConsumeStream).
 	ActionConsume = "consume"
 	// ActionAdmin allows cluster administration (remove a server, transfer
-	// leadership).
+	// leadership) on ObjectAll, and topic administration (create, delete,
+	// alter) on a topic.
 	ActionAdmin = "admin"
 )
 
-// ObjectAll is the object the server passes for operations on the whole log.
-// It is the object the seed project used ("*"), so the seed's policy lines
-// such as "p, root, *, produce" keep working unchanged.
-const ObjectAll = "*"
+// Objects. The object of a request is the name of the topic it reads,
+// writes or administers; requests that name no topic (every request of the
+// seed's clients) are for the default topic, ObjectDefaultTopic.
+const (
+	// ObjectAll is the object that stands for every topic. It is the object
+	// the seed project used ("*") for its single log, so the seed's policy
+	// lines such as "p, root, *, produce" keep working unchanged: a subject
+	// allowed an action on ObjectAll is allowed it on every topic (see
+	// AuthorizeTopic).
+	ObjectAll = "*"
+	// ObjectDefaultTopic is the object of requests that name no topic: the
+	// default topic, the single log of servers before topics and of the seed.
+	ObjectDefaultTopic = "default"
+)
 
 // Sentinel errors. Test for them with errors.Is.
 var (
@@ -69,6 +80,48 @@ type Authorizer interface {
 	Authorize(ctx context.Context, subject, object, action string) error
 }
 
+// AnyObjectAuthorizer is an optional interface of an Authorizer: it says
+// whether subject may perform action on some object, without naming one. A
+// server uses it where a request names no object of its own (listing topics:
+// the list is then filtered with Authorize per topic) and to refuse a caller
+// that may do an action nowhere before reading its request.
+//
+// AuthorizeAnyObject returns nil when some object (ObjectAll included) is
+// allowed, and otherwise errors as Authorize does (a *DeniedError, with
+// Object ObjectAll, matching ErrDenied when nothing is allowed). Safe for
+// concurrent use.
+type AnyObjectAuthorizer interface {
+	Authorizer
+	AuthorizeAnyObject(ctx context.Context, subject, action string) error
+}
+
+// AuthorizeTopic decides whether subject may perform action on topic ("" is
+// the default topic, ObjectDefaultTopic): allowed when a asks for the topic's
+// name, or for ObjectAll, which stands for every topic whatever the model
+// (under the seed's model, where "*" in a rule is literal, the seed's
+// "p, root, *, produce" still allows root every topic). The topic is asked
+// first; ObjectAll only when the topic is refused by the policy.
+//
+// It returns nil or the error of the topic's decision (a *DeniedError naming
+// the topic when both are refused; a failure to decide is returned as is and
+// must be treated as a refusal). Safe for concurrent use if a is.
+func AuthorizeTopic(ctx context.Context, a Authorizer, subject, topic, action string) error {
+	if topic == "" {
+		topic = ObjectDefaultTopic
+	}
+	err := a.Authorize(ctx, subject, topic, action)
+	if err == nil || topic == ObjectAll || !errors.Is(err, ErrDenied) {
+		return err
+	}
+	if errors.Is(err, ErrInvalidSubject) {
+		return err // no object can help
+	}
+	if a.Authorize(ctx, subject, ObjectAll, action) == nil {
+		return nil
+	}
+	return err
+}
+
 // AuthorizerFunc adapts an ordinary function to the Authorizer interface, for
 // tests and for composing authorizers.
 type AuthorizerFunc func(ctx context.Context, subject, object, action string) error
@@ -87,6 +140,11 @@ type AllowAll struct{}
 
 // Authorize always returns nil.
 func (AllowAll) Authorize(context.Context, string, string, string) error { return nil }
+
+// AuthorizeAnyObject always returns nil.
+func (AllowAll) AuthorizeAnyObject(context.Context, string, string) error { return nil }
+
+var _ AnyObjectAuthorizer = AllowAll{}
 
 // DeniedError is the error returned when a request is refused. It matches
 // ErrDenied (errors.Is) and unwraps to the reason, if any (for example

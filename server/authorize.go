@@ -29,8 +29,64 @@ var methodActions = map[string]string{
 	transport.MethodInitProducer:       authz.ActionProduce,
 }
 
+// topicScoped are the methods whose request names a topic (none: the default topic): the
+// interceptor, which runs before the request is read, refuses a caller that may perform the
+// method's action on no object at all, and the handler decides for the topic the request
+// names (service.authorizeTopic). ListTopics answers with the topics the caller may consume.
+var topicScoped = map[string]bool{
+	transport.MethodProduce:          true,
+	transport.MethodProduceBatch:     true,
+	transport.MethodProduceStream:    true,
+	transport.MethodConsume:          true,
+	transport.MethodConsumeStream:    true,
+	transport.MethodGetBounds:        true,
+	transport.MethodCreateTopic:      true,
+	transport.MethodDeleteTopic:      true,
+	transport.MethodAlterTopicConfig: true,
+	transport.MethodListTopics:       true,
+	transport.MethodDescribeTopic:    true,
+	// A producer ID is not a topic's: it needs produce on some topic.
+	transport.MethodInitProducer: true,
+}
+
 // clusterInternal are the calls cluster peers make to each other on their own behalf.
 var clusterInternal = map[string]bool{transport.MethodGetBounds: true, transport.MethodGetServers: true}
+
+// caller is whom the interceptor authorized a call for, kept in the call's context for the
+// handlers' per-topic decisions.
+type caller struct {
+	subject string // the client (the one a peer forwards for), "" without an identity
+	// internal: a cluster peer's own call (GetBounds), which reveals no records and is
+	// allowed on every topic.
+	internal bool
+}
+
+type callerKey struct{}
+
+func withCaller(ctx context.Context, c caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// callerOf returns the caller the interceptor stored in ctx; without one (a call from inside
+// the process), a caller without an identity, which only an authorizer allowing everyone
+// (authz.AllowAll) allows anything.
+func callerOf(ctx context.Context) caller {
+	c, _ := ctx.Value(callerKey{}).(caller)
+	return c
+}
+
+// anyObject asks whether subject may perform action on some object, when a can say
+// (authz.AnyObjectAuthorizer); otherwise lenient says whether to let the call through to the
+// handler's per-topic decision (true), or to ask for authz.ObjectAll (false).
+func anyObject(ctx context.Context, a authz.Authorizer, subject, action string, lenient bool) error {
+	if ao, ok := a.(authz.AnyObjectAuthorizer); ok {
+		return ao.AuthorizeAnyObject(ctx, subject, action)
+	}
+	if lenient {
+		return nil
+	}
+	return a.Authorize(ctx, subject, authz.ObjectAll, action)
+}
 
 // authorizer returns the one interceptor both transports run before every handler: it maps the
 // method to an action and asks the Authorizer about the caller's verified certificate subject.
@@ -70,24 +126,51 @@ func authorizer(a authz.Authorizer, rules authRules, isPeer func(transport.Peer)
 		case peer.Server && clusterInternal[method]:
 			// Peers ask each other how far they have applied (promotion of new members) and
 			// who is in the cluster; these reveal no records.
-			return ctx, nil
+			return withCaller(ctx, caller{subject: subject, internal: true}), nil
 		}
+		ctx = withCaller(ctx, caller{subject: subject})
 		if method == transport.MethodGetServers {
 			// Finding the leader is the first thing every client does: any identity that may
-			// produce, consume or administer may list the servers.
+			// produce, consume or administer (any topic) may list the servers.
 			var err error
 			for _, act := range []string{authz.ActionProduce, authz.ActionConsume, authz.ActionAdmin} {
-				if err = a.Authorize(ctx, subject, authz.ObjectAll, act); err == nil {
+				if err = anyObject(ctx, a, subject, act, false); err == nil {
 					return ctx, nil
 				}
 			}
 			return nil, denied(err)
 		}
+		if topicScoped[method] {
+			// The topic is in the request, not read yet: the handler decides for it.
+			if err := anyObject(ctx, a, subject, action, method != transport.MethodInitProducer); err != nil {
+				return nil, denied(err)
+			}
+			return ctx, nil
+		}
+		// The cluster itself (servers, leadership): object "*".
 		if err := a.Authorize(ctx, subject, authz.ObjectAll, action); err != nil {
 			return nil, denied(err)
 		}
 		return ctx, nil
 	}
+}
+
+// authorizeTopic refuses (PermissionDenied) a call whose caller may not perform action on topic
+// ("" is the default topic, authz.ObjectDefaultTopic; a rule for "*" allows every topic, see
+// authz.AuthorizeTopic). A cluster peer's own internal call is allowed.
+func (s *service) authorizeTopic(ctx context.Context, topic, action string) error {
+	c := callerOf(ctx)
+	if c.internal {
+		return nil
+	}
+	a := s.acl
+	if a == nil {
+		a = authz.AllowAll{}
+	}
+	if err := authz.AuthorizeTopic(ctx, a, c.subject, topic, action); err != nil {
+		return denied(err)
+	}
+	return nil
 }
 
 // denied maps an authorization failure to its wire error.

@@ -8,6 +8,40 @@ import (
 	"github.com/commitlog-go/commitlog/transport"
 )
 
+// decide returns what authorizes a call without a topic: the interceptor, then (for a method
+// whose request names a topic) the handler's decision for the default topic.
+func decide(a authz.Authorizer, rules authRules, isPeer func(transport.Peer) bool) transport.Interceptor {
+	intercept := authorizer(a, rules, isPeer)
+	svc := &service{acl: a}
+	return func(ctx context.Context, method string, peer transport.Peer) (context.Context, error) {
+		ctx, err := intercept(ctx, method, peer)
+		if err != nil || !topicScoped[method] || method == transport.MethodListTopics || method == transport.MethodInitProducer {
+			return ctx, err
+		}
+		return ctx, svc.authorizeTopic(ctx, "", methodActions[method])
+	}
+}
+
+// anyObjectAuthorizer gives a fake Authorizer AuthorizeAnyObject, over a fixed list of objects.
+type anyObjectAuthorizer struct {
+	authz.Authorizer
+	objects []string
+}
+
+func (a anyObjectAuthorizer) AuthorizeAnyObject(ctx context.Context, subject, action string) error {
+	var err error
+	for _, o := range a.objects {
+		if err = a.Authorize(ctx, subject, o, action); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+func anyObjectOf(a authz.Authorizer, objects ...string) authz.AnyObjectAuthorizer {
+	return anyObjectAuthorizer{Authorizer: a, objects: append([]string{authz.ObjectAll}, objects...)}
+}
+
 func TestAuthorizerRules(t *testing.T) {
 	// policy: writer may produce; reader may consume; root may both.
 	policy := authz.AuthorizerFunc(func(_ context.Context, subject, object, action string) error {
@@ -20,7 +54,7 @@ func TestAuthorizerRules(t *testing.T) {
 		return &authz.DeniedError{Subject: subject, Object: object, Action: action}
 	})
 	// The transport's Server flag is ignored: the rule decides (here: subject "server").
-	intercept := authorizer(policy, authRules{requireIdentity: true, forwardOnlyPeer: true}, func(p transport.Peer) bool { return p.Subject == "server" })
+	intercept := decide(anyObjectOf(policy), authRules{requireIdentity: true, forwardOnlyPeer: true}, func(p transport.Peer) bool { return p.Subject == "server" })
 	tests := []struct {
 		name   string
 		method string
@@ -63,7 +97,7 @@ func TestCustomAuthorizerRules(t *testing.T) {
 		}
 		return &authz.DeniedError{Subject: subject, Object: object, Action: action}
 	})
-	intercept := authorizer(policy, authRules{forwardOnlyPeer: true}, func(p transport.Peer) bool { return p.Subject == "server" })
+	intercept := decide(policy, authRules{forwardOnlyPeer: true}, func(p transport.Peer) bool { return p.Subject == "server" })
 	for _, tt := range []struct {
 		name   string
 		method string

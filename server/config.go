@@ -237,6 +237,9 @@ type Config struct {
 
 	// logFS is the commit log's file system (nil: the OS's); tests inject faults with it.
 	logFS vfs.FS
+	// beforeStep, when set, is called before each step of New with the step's name; an error
+	// fails New there, as if the step had (tests check what a failed startup leaves open).
+	beforeStep func(step string) error
 
 	// MetricsAddr is the host:port of the telemetry endpoint: /metrics (Prometheus), /healthz
 	// and /readyz; port 0 picks a free one (see Server.MetricsAddr). "" or "off": none.
@@ -250,6 +253,10 @@ type Config struct {
 	// RPCMetrics adds the transports' semantic-convention RPC metrics (rpc.server.call.duration
 	// and the like) to our own; they repeat commitlog_request_duration_seconds at a CPU cost.
 	RPCMetrics bool
+	// MetricsMaxPartitionSeries bounds the partitions whose records are counted under their
+	// own topic and partition labels (commitlog_partition_*): the first ones this node serves;
+	// later ones count as topic="other", partition="other". Zero: 100; negative: none.
+	MetricsMaxPartitionSeries int
 	// DisableTelemetry turns tracing and metrics off (health and readiness still answer):
 	// for measuring what they cost.
 	DisableTelemetry bool

@@ -45,7 +45,7 @@ func TestLeaveUnderAnotherNameDoesNotRemove(t *testing.T) {
 		Status: discovery.StatusLeft, Tags: map[string]string{tagRaftAddr: victimAddr, tagRPCAddr: victimAddr}}}}
 	var asked []string
 	stillProves := true
-	r := &reconciler{self: "node-0", node: leader.node, cluster: leader.node.ClusterID, members: left,
+	r := newReconciler(reconcilerConfig{self: "node-0", node: leader.node, cluster: leader.node.ClusterID, members: left,
 		logger: slog.New(slog.DiscardHandler), proves: true,
 		admit: func(_ context.Context, id, raftAddr string) error {
 			asked = append(asked, id+"@"+raftAddr)
@@ -53,7 +53,7 @@ func TestLeaveUnderAnotherNameDoesNotRemove(t *testing.T) {
 				return nil
 			}
 			return ErrNotAdmitted
-		}}
+		}})
 
 	// The real node-1 still answers at its Raft address with a certificate naming it.
 	if err := r.reconcile(ctx); err != nil {

@@ -39,45 +39,77 @@ const (
 // removed. A failed member is never removed automatically: that is the operator's call
 // (`commitlog cluster remove`), so a partition can never shrink the quorum by itself.
 //
-// It runs on every Serf event, on every leadership change (so a join seen while there was no
-// leader is not lost) and every interval.
+// It runs on every membership event, on every leadership change (so a join seen while there
+// was no leader is not lost) and every interval. Build it with newReconciler.
 type reconciler struct {
+	reconcilerConfig
+
+	mu      sync.Mutex
+	foreign map[string]string // member → the other cluster ID last logged for it
+	// refused holds members that failed admission, by name and raft address, until when they
+	// are not tried again (so that a stranger cannot make every pass wait on its handshake).
+	refused map[refusal]time.Time
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// reconcilerConfig is what a reconciler works with.
+type reconcilerConfig struct {
 	self string
 	// admit checks that the server at a raft address proves it is the named member (see
 	// Server.admit); nil admits everyone.
 	admit func(ctx context.Context, id, raftAddr string) error
 	// proves says admit really checks identity (peer TLS is on): only then can a server that
 	// gossip says left be found still there (see stillThere).
-	proves   bool
-	node     consensus.Consensus
-	cluster  func() string // this node's cluster ID
-	members  discovery.Membership
+	proves  bool
+	node    consensus.Consensus
+	cluster func() string // this node's cluster ID
+	members discovery.Membership
+	// events is the membership's Handler: each event wakes a pass. Nil: passes run on
+	// leadership changes and every interval only.
+	events memberEvents
+	// removed are the servers an operator removed (the service marks them); nil: none.
+	removed  *removedServers
 	bounds   func(ctx context.Context, rpcAddr string) (appliedIndex uint64, err error)
 	interval time.Duration
 	logger   *slog.Logger
-
-	mu      sync.Mutex
-	removed map[string]bool   // removed by an operator while alive in Serf: not re-added
-	foreign map[string]string // member → the other cluster ID last logged for it
-	// refused holds members that failed admission, by name and raft address, until when they
-	// are not tried again (so that a stranger cannot make every pass wait on its handshake).
-	refused map[refusal]time.Time
-
-	kick chan struct{}
-	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
 }
 
-// HandleEvent implements discovery.Handler: it only wakes the loop, so Serf is never blocked.
-func (r *reconciler) HandleEvent(discovery.Event) { r.trigger() }
+// newReconciler returns a reconciler of cfg.members; start runs it, close stops it.
+func newReconciler(cfg reconcilerConfig) *reconciler {
+	if cfg.removed == nil {
+		cfg.removed = &removedServers{}
+	}
+	if cfg.events == nil {
+		cfg.events = make(memberEvents, 1)
+	}
+	if cfg.interval <= 0 {
+		cfg.interval = DefaultReconcileInterval
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	return &reconciler{reconcilerConfig: cfg, stop: make(chan struct{})}
+}
 
-func (r *reconciler) trigger() {
+// memberEvents is the discovery.Handler of the membership: an event only wakes the
+// reconciler (one wake-up is kept while it is busy), so the membership is never blocked. It is
+// made before the membership starts, and the reconciler after, with the membership.
+type memberEvents chan struct{}
+
+// HandleEvent implements discovery.Handler.
+func (e memberEvents) HandleEvent(discovery.Event) { e.wake() }
+
+func (e memberEvents) wake() {
 	select {
-	case r.kick <- struct{}{}:
+	case e <- struct{}{}:
 	default:
 	}
 }
+
+func (r *reconciler) trigger() { r.events.wake() }
 
 func (r *reconciler) start() {
 	cancel := r.node.SubscribeLeader(func(consensus.LeaderEvent) { r.trigger() })
@@ -91,7 +123,7 @@ func (r *reconciler) start() {
 			select {
 			case <-r.stop:
 				return
-			case <-r.kick:
+			case <-r.events:
 			case <-t.C:
 			}
 			if !r.node.IsLeader() || r.members == nil {
@@ -114,29 +146,38 @@ func (r *reconciler) close() {
 	})
 }
 
-// forget marks a server an operator removed, so that reconcile does not add it back while it is
-// still alive in Serf. The mark is kept in memory on this node only and is dropped once the
-// member leaves or fails; the removed node should be stopped.
-func (r *reconciler) forget(id string, removed bool) {
+// removedServers are the servers an operator removed while they are alive in Serf, so that the
+// reconciler does not add them back. The marks are kept in memory on this node only and are
+// dropped once the member leaves or fails; a removed node should be stopped. Safe for
+// concurrent use.
+type removedServers struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+// mark records that an operator removed id (removed) or that the removal failed (!removed).
+func (r *removedServers) mark(id string, removed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.removed == nil {
-		r.removed = map[string]bool{}
+	if r.ids == nil {
+		r.ids = map[string]bool{}
 	}
 	if removed {
-		r.removed[id] = true
+		r.ids[id] = true
 	} else {
-		delete(r.removed, id)
+		delete(r.ids, id)
 	}
 }
 
-func (r *reconciler) isRemoved(m discovery.Member) bool {
+// skip reports whether m was removed by an operator, and forgets the mark of a member that is
+// no longer alive.
+func (r *removedServers) skip(m discovery.Member) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if m.Status != discovery.StatusAlive {
-		delete(r.removed, m.Name)
+		delete(r.ids, m.Name)
 	}
-	return r.removed[m.Name]
+	return r.ids[m.Name]
 }
 
 // ofAnotherCluster reports whether m belongs to a cluster other than this node's (its
@@ -221,7 +262,7 @@ func (r *reconciler) reconcile(ctx context.Context) error {
 	}
 	var errs []error
 	for _, m := range r.members.Members() {
-		if m.Name == r.self || r.isRemoved(m) {
+		if m.Name == r.self || r.removed.skip(m) {
 			continue
 		}
 		if r.ofAnotherCluster(m) {

@@ -87,6 +87,8 @@ func TestClusterRetentionAgreesOnEveryNode(t *testing.T) {
 		clients[i] = newClient(t, TransportConnect, nd.Addr())
 	}
 	var bounds []*logv1.GetBoundsResponse
+	var stableSince time.Time
+	prevFirst := uint64(0)
 	waitFor(t, 30*time.Second, "retention applied alike on every node", func() bool {
 		bounds = bounds[:0]
 		for _, c := range clients {
@@ -102,8 +104,12 @@ func TestClusterRetentionAgreesOnEveryNode(t *testing.T) {
 			}
 		}
 		// Retention runs every 50ms and may have cut while the writes went on: wait for the
-		// pass that sees all 100 records (the start stops moving there).
-		return bounds[0].GetLowestOffset() >= 80
+		// pass that sees all 100 records (the start stops moving there). A start that has not
+		// moved for several retention intervals is that pass's.
+		if first := bounds[0].GetLowestOffset(); first != prevFirst {
+			prevFirst, stableSince = first, time.Now()
+		}
+		return bounds[0].GetLowestOffset() >= 80 && time.Since(stableSince) > 300*time.Millisecond
 	})
 	first := bounds[0].GetLowestOffset()
 	// About 16 KiB of ~1 KiB records are kept, by record, whatever the segment sizes.

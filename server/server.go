@@ -12,23 +12,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/commitlog-go/commitlog/authz"
-	"github.com/commitlog-go/commitlog/authz/casbin"
-	"github.com/commitlog-go/commitlog/client"
 	"github.com/commitlog-go/commitlog/consensus"
 	craft "github.com/commitlog-go/commitlog/consensus/raft"
 	"github.com/commitlog-go/commitlog/discovery"
-	dserf "github.com/commitlog-go/commitlog/discovery/serf"
 	"github.com/commitlog-go/commitlog/server/fsm"
-	"github.com/commitlog-go/commitlog/server/internal/chaosbugs"
 	"github.com/commitlog-go/commitlog/server/telemetry"
 	"github.com/commitlog-go/commitlog/storage"
-	"github.com/commitlog-go/commitlog/storage/segment"
 	"github.com/commitlog-go/commitlog/transport"
 	tconnect "github.com/commitlog-go/commitlog/transport/connect"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -66,7 +59,11 @@ type Server struct {
 	forward *forwarder
 	serf    discovery.Membership // Serf, or Config.Membership's
 	recon   *reconciler
+	removed *removedServers  // servers an operator removed: the service marks, the reconciler skips
 	acl     authz.Authorizer // casbin, Config.Authorizer or nil (everyone may do everything)
+	// apiAdmit and apiIntercept authorize API calls (as the headers arrive, and as the call
+	// runs: see admitEarly).
+	apiAdmit, apiIntercept transport.Interceptor
 
 	// insecure lists what this node leaves unprotected on a non-loopback address (none: safe).
 	insecure []string
@@ -83,206 +80,27 @@ type Server struct {
 }
 
 // New opens the node's data, binds its port and starts Raft; it serves nothing until Run.
-// On error everything it opened is closed again.
-func New(cfg Config) (s *Server, err error) {
+// It runs the steps of startupSteps (startup.go) in order: prepare the data dir, listen, the
+// mux, the logs, telemetry, Raft, the authorizer, the forwarder, the service, the API, the
+// membership, the bootstrap. When one fails, New closes what the earlier ones opened and
+// returns its error.
+func New(cfg Config) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, fmt.Errorf("server: config: %w", err)
 	}
 	if cfg.InsecurePlaintextPeers {
 		cfg.Logger.Warn(insecurePeersWarning)
 	}
-	s = &Server{cfg: cfg, stopping: make(chan struct{}), clusterTag: make(chan struct{}, 1)}
-	built := s // the returns below set s to nil before this runs
-	defer func() {
-		if err != nil {
-			_ = built.Close()
+	s := &Server{cfg: cfg, stopping: make(chan struct{}), clusterTag: make(chan struct{}, 1)}
+	for _, st := range s.startupSteps() {
+		if err := s.cfg.runStep(st); err != nil {
+			_ = s.Close()
+			return nil, err
 		}
-	}()
-	if err := prepareDataDir(cfg.DataDir, cfg.Logger); err != nil {
-		return nil, err
-	}
-
-	host, _, _ := net.SplitHostPort(cfg.BindAddr)
-	port := cfg.RPCPort
-	if port < 0 {
-		port = 0
-	}
-	s.ln, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-	if err != nil {
-		return nil, fmt.Errorf("server: listen: %w", err)
-	}
-	// Raft is protected when the mux has a peer TLS configuration.
-	s.insecure = insecureReasons(s.ln.Addr().(*net.TCPAddr).IP, &s.cfg, cfg.PeerServerTLS != nil)
-	advertise := host
-	if cfg.AdvertiseHost != "" {
-		advertise = cfg.AdvertiseHost
-	} else if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		// Bound to every interface: advertise an address others can actually dial (the seed
-		// advertised 0.0.0.0).
-		advertise = reachableIP()
-	}
-	s.addr = net.JoinHostPort(advertise, strconv.Itoa(s.ln.Addr().(*net.TCPAddr).Port))
-
-	advertiseAddr, err := net.ResolveTCPAddr("tcp", s.addr)
-	if err != nil {
-		return nil, fmt.Errorf("server: advertised address %s: %w", s.addr, err)
-	}
-	s.mux, err = mux.New(s.ln, mux.Config{
-		PeerServerTLS:  cfg.PeerServerTLS,
-		PeerClientTLS:  cfg.PeerClientTLS,
-		PeerServerName: cfg.PeerServerName,
-		Advertise:      advertiseAddr,
-		MaxPending:     cfg.MaxPendingConns,
-		Logger:         cfg.Logger.With("component", "mux"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
-
-	openLog := cfg.OpenLog
-	if openLog == nil {
-		openLog = s.openSegments
-	}
-	// log/ is the default topic's partition 0: the single log of servers before topics.
-	s.log, err = openLog(filepath.Join(cfg.DataDir, "log"))
-	if err != nil {
-		return nil, fmt.Errorf("server: open the commit log: %w", err)
-	}
-	s.sm, err = fsm.NewMachine(fsm.MachineConfig{
-		Config: fsm.Config{
-			Log:    s.log,
-			Logger: cfg.Logger.With("component", "fsm"),
-			Limits: fsm.Limits{MaxRecordBytes: cfg.MaxRecordBytes, MaxBatchRecords: cfg.MaxBatchRecords},
-		},
-		// topics/<topic ID>/<partition>/: every other partition's segments.
-		Dir:     filepath.Join(cfg.DataDir, "topics"),
-		OpenLog: openLog,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("server: state machine: %w", err)
-	}
-	s.fsm = s.sm.Default()
-	s.tel, err = telemetry.New(context.Background(), telemetry.Config{
-		NodeID:         cfg.NodeName,
-		MetricsAddr:    cfg.MetricsAddr,
-		SampleRatio:    cfg.TraceSampleRatio,
-		SpanProcessors: cfg.TraceProcessors,
-		Disabled:       cfg.DisableTelemetry,
-		RPCMetrics:     cfg.RPCMetrics,
-		Logger:         cfg.Logger.With("component", "telemetry"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
-	rcfg := craft.Config{
-		ID:          cfg.NodeName,
-		DataDir:     filepath.Join(cfg.DataDir, "raft"),
-		StreamLayer: craft.NewStreamLayer(s.mux.Raft(), s.mux.Raft().Dial),
-		Address:     s.addr,
-		Bootstrap:   cfg.bootstrapsAtOnce(),
-		OnClusterID: s.clusterIDSet,
-		Logger:      cfg.Logger.With("component", "raft"),
-	}
-	chaosbugs.TuneRaft(&rcfg.SnapshotThreshold, &rcfg.TrailingLogs, &rcfg.SnapshotInterval, &rcfg.WALSegmentSize) // no-op unless -tags chaosbugs
-	s.node, err = craft.New(rcfg, telemetry.InstrumentStateMachine(s.sm, s.tel.Metrics()))
-	if err != nil {
-		return nil, fmt.Errorf("server: raft: %w", err)
-	}
-
-	s.acl = cfg.Authorizer
-	if cfg.ACLPolicyFile != "" {
-		if s.acl, err = casbin.New(casbin.Config{ModelFile: cfg.ACLModelFile, PolicyFile: cfg.ACLPolicyFile}); err != nil {
-			return nil, fmt.Errorf("server: authorization: %w", err)
-		}
-	}
-	az := s.acl
-	if az == nil {
-		az = authz.AllowAll{}
-	}
-	// Authorized when a call's headers arrive, before its request is read (Admit); the
-	// interceptor then skips the check it already passed. A casbin policy names callers by
-	// their certificates, so it needs one; any authorizer trusts a forwarded-for claim only
-	// from a peer.
-	admit, intercept := admitEarly(authorizer(az, authRules{
-		requireIdentity: cfg.ACLPolicyFile != "",
-		forwardOnlyPeer: s.acl != nil,
-	}, peerRule(cfg.PeerServerTLS)))
-
-	newServer := func(c transport.ServerConfig) (transport.Server, error) { return tconnect.NewServer(c) }
-	if cfg.Transport == TransportGRPC {
-		newServer = func(c transport.ServerConfig) (transport.Server, error) { return tgrpc.NewServer(c) }
-	}
-	s.forward = newForwarder(client.NewTransportClient(cfg.Transport), transport.ClientConfig{TLS: cfg.ForwardTLS, Telemetry: s.tel.Transport()}, cfg.MaxForwardClients)
-	div, err := openDivergence(cfg.DataDir, cfg.Logger.With("component", "divergence"))
-	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
-	s.svc = &service{node: s.node, fsm: s.fsm, sm: s.sm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.logSize, div: div, admit: s.admit,
-		// One election: a follower notices the leader is gone (heartbeat timeout), then wins.
-		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout,
-		insecure:   s.insecureMembers}
-	if err := s.tel.Metrics().ObserveDivergence(div.raised); err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
-	api := telemetry.InstrumentLog(s.svc, s.tel.Metrics())
-	s.api, err = newServer(transport.ServerConfig{
-		Log:             api,
-		Cluster:         api,
-		Topics:          s.svc,
-		Telemetry:       s.tel.Transport(),
-		TLS:             cfg.ServerTLS,
-		MaxMessageBytes: cfg.maxMessageBytes(),
-		Limits:          cfg.transportLimits(),
-		Keepalive:       transport.Keepalive{MaxIdle: cfg.IdleTimeout},
-		Admit:           admit,
-		Intercept:       intercept,
-		Logger:          cfg.Logger.With("component", "api"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("server: api: %w", err)
-	}
-	// NOT_SERVING until a leader is known; telemetry follows leader changes from now on.
-	s.api.SetHealth(transport.HealthNotServing)
-	var segs telemetry.SegmentStats
-	if st, ok := s.log.(telemetry.SegmentStats); ok {
-		segs = st
-	}
-	if err := s.tel.Observe(telemetry.Sources{Consensus: s.node, Segments: segs, Live: s.sm.Err, SetHealth: s.api.SetHealth,
-		Certificates: s.certExpiries}); err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
-	if err := s.startMembership(); err != nil {
-		return nil, err
-	}
-	if err := s.startBootstrap(); err != nil {
-		return nil, err
 	}
 	s.warnIfInsecure()
 	s.checkCertExpiry(time.Now())
 	return s, nil
-}
-
-// openSegments opens the default commit log: storage/segment in dir.
-func (s *Server) openSegments(dir string) (storage.Log, error) {
-	syncPolicy, err := segment.ParseSyncPolicy(s.cfg.Sync)
-	if err != nil {
-		return nil, err
-	}
-	l, err := segment.Open(dir, segment.Config{
-		Sync:         syncPolicy,
-		SegmentBytes: s.cfg.SegmentBytes,
-		// Every record the state machine may have to store, whatever --max-record-bytes says:
-		// that flag decides what this node accepts as leader, never what a replica stores.
-		MaxRecordBytes: fsm.MaxStoredRecordBytes,
-		// Retention is decided by the leader and applied through Raft (retentionLoop), not by
-		// each node's storage on its own.
-		Logger: s.cfg.Logger.With("component", "storage"),
-		FS:     s.cfg.logFS,
-	})
-	if err != nil {
-		return nil, err // not a typed nil in the interface
-	}
-	return l, nil
 }
 
 // logSize returns the commit log's size on disk, when its implementation tells (0 otherwise).
@@ -291,68 +109,6 @@ func (s *Server) logSize() int64 {
 		return l.Size()
 	}
 	return 0
-}
-
-var gossipProfiles = map[string]dserf.Timing{"lan": dserf.TimingLAN, "local": dserf.TimingLocal, "test": dserf.TimingTest}
-
-// startMembership starts Serf, advertising this node's Raft and API addresses, and the
-// reconciler that turns Serf's events into Raft membership changes on the leader.
-func (s *Server) startMembership() error {
-	s.recon = &reconciler{
-		self:     s.cfg.NodeName,
-		admit:    s.admit,
-		proves:   s.cfg.PeerClientTLS != nil,
-		node:     s.node,
-		cluster:  s.node.ClusterID,
-		bounds:   s.forward.appliedIndexOf,
-		interval: s.cfg.ReconcileInterval,
-		logger:   s.cfg.Logger.With("component", "membership"),
-		kick:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-	}
-	advertise := ""
-	if s.cfg.AdvertiseHost != "" {
-		_, port, _ := net.SplitHostPort(s.cfg.BindAddr)
-		advertise = net.JoinHostPort(s.cfg.AdvertiseHost, port)
-	}
-	tags := s.tags()
-	s.tagMu.Lock()
-	defer s.tagMu.Unlock()
-	if id := s.node.ClusterID(); id != "" {
-		tags[tagClusterID] = id
-	}
-	var m discovery.Membership
-	var err error
-	if s.cfg.Membership != nil {
-		m, err = s.cfg.Membership(MembershipConfig{
-			NodeName: s.cfg.NodeName,
-			Tags:     tags,
-			Handler:  s.recon,
-			Logger:   s.cfg.Logger.With("component", "membership"),
-		})
-	} else {
-		m, err = dserf.New(dserf.Config{
-			NodeName:       s.cfg.NodeName,
-			BindAddr:       s.cfg.BindAddr,
-			AdvertiseAddr:  advertise,
-			Tags:           tags,
-			StartJoinAddrs: s.cfg.StartJoinAddrs,
-			EncryptKey:     s.cfg.GossipKey,
-			Handler:        s.recon,
-			Logger:         s.cfg.Logger.With("component", "gossip"),
-			Timing:         gossipProfiles[s.cfg.GossipProfile],
-		})
-	}
-	if err != nil {
-		return fmt.Errorf("server: gossip: %w", err)
-	}
-	s.serf = m
-	s.recon.members = m
-	s.svc.removed = s.recon.forget
-	s.recon.start()
-	s.bg.Add(1)
-	go func() { defer s.bg.Done(); s.syncClusterTag() }()
-	return nil
 }
 
 // admit checks that the server at raftAddr proves it is id before it enters Raft's

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/commitlog-go/commitlog/authz"
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/internal/chaosbugs"
@@ -23,9 +24,10 @@ import (
 // the state machine. Every error it returns goes through toWire.
 type service struct {
 	node    consensus.Consensus
-	fsm     *fsm.FSM     // the default topic's partition 0
-	sm      *fsm.Machine // every topic
-	forward *forwarder   // nil: followers answer FailedPrecondition + NotLeader instead
+	acl     authz.Authorizer // decides per topic (authorizeTopic); nil: everyone may do everything
+	fsm     *fsm.FSM         // the default topic's partition 0
+	sm      *fsm.Machine     // every topic
+	forward *forwarder       // nil: followers answer FailedPrecondition + NotLeader instead
 	cfg     *Config
 	stop    <-chan struct{}               // closed when the server begins to stop; ends streams
 	removed func(id string, removed bool) // told of servers an operator removes
@@ -154,6 +156,9 @@ func forwardedContext(ctx context.Context) context.Context {
 }
 
 func (s *service) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
+	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionProduce); err != nil {
+		return nil, err
+	}
 	res, err := s.proposeTo(ctx, produceTarget{req.GetTopic(), req.GetPartition(), req.GetProducer()}, []*logv1.Record{req.GetRecord()})
 	if err != nil {
 		return nil, toWire(err)
@@ -162,6 +167,9 @@ func (s *service) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv
 }
 
 func (s *service) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
+	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionProduce); err != nil {
+		return nil, err
+	}
 	res, err := s.proposeTo(ctx, produceTarget{req.GetTopic(), req.GetPartition(), req.GetProducer()}, req.GetRecords())
 	if err != nil {
 		return nil, toWire(err)
@@ -169,17 +177,32 @@ func (s *service) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchReque
 	return &logv1.ProduceBatchResponse{BaseOffset: res.First, Count: uint64(len(req.GetRecords())), Duplicate: res.Duplicate}, nil
 }
 
+// maxStreamTopicsAllowed bounds the topics one ProduceStream remembers as allowed; beyond
+// them, each run of requests for another topic is authorized again.
+const maxStreamTopicsAllowed = 64
+
 // maxStreamBatch bounds how many ProduceStream requests are taken from the queue at once (they
 // become one or more commands, see commandGroups).
 const maxStreamBatch = 512
 
-// streamRecordOverhead is what a queued ProduceStream request costs beyond its value, counted
-// against the stream's in-flight budget.
+// streamRecordOverhead is what a queued ProduceStream request costs beyond its record's key,
+// headers and value, counted against the stream's in-flight budget.
 const streamRecordOverhead = 64
 
-// streamCost is what req counts against its stream's in-flight budget.
+// streamCost is what req counts against its stream's in-flight budget: its record's key,
+// headers and value (what the record-size limit counts) and an overhead.
 func streamCost(req *logv1.ProduceRequest) int {
-	return len(req.GetRecord().GetValue()) + streamRecordOverhead
+	return recordBytes(req.GetRecord()) + streamRecordOverhead
+}
+
+// recordBytes is what the record-size limits count of r: its key, its headers' keys and
+// values, and its value (fsm.RecordSize of the record it becomes).
+func recordBytes(r *logv1.Record) int {
+	n := len(r.GetKey()) + len(r.GetValue())
+	for _, h := range r.GetHeaders() {
+		n += len(h.GetKey()) + len(h.GetValue())
+	}
+	return n
 }
 
 // ProduceStream pipelines: one goroutine receives requests while another proposes whatever
@@ -212,10 +235,11 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 		}
 	}()
 	var (
-		batch []*logv1.ProduceRequest
-		run   []*logv1.Record
-		resps []logv1.ProduceResponse
-		ptrs  []*logv1.ProduceResponse
+		batch   []*logv1.ProduceRequest
+		run     []*logv1.Record
+		resps   []logv1.ProduceResponse
+		ptrs    []*logv1.ProduceResponse
+		allowed = map[string]bool{} // topics this stream's caller may produce to, as decided
 	)
 	for {
 		var (
@@ -241,6 +265,15 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 				run = append(run, r.GetRecord())
 			}
 			rest = rest[n:]
+			if !allowed[to.topic] {
+				// A topic the caller may not produce to ends the stream (PermissionDenied).
+				if err := s.authorizeTopic(ctx, to.topic, authz.ActionProduce); err != nil {
+					return err
+				}
+				if len(allowed) < maxStreamTopicsAllowed {
+					allowed[to.topic] = true
+				}
+			}
 			for _, group := range s.commandGroups(run) {
 				res, err := s.proposeTo(ctx, to, group)
 				if err != nil {
@@ -360,12 +393,14 @@ func (s *service) streamInflightBytes() int {
 // proposal then refuses.
 func (s *service) commandGroups(records []*logv1.Record) [][]*logv1.Record {
 	lim := s.fsm.Limits()
-	header := fsm.EncodedAppendSize()
+	// Sizes in the largest encoding (version 3: keys, headers, timestamps, a target and a
+	// producer), so that no group becomes a command above the limit whatever its records hold.
+	header := fsm.EncodedAppendOverhead()
 	maxWire := s.cfg.maxMessageBytes()
 	var groups [][]*logv1.Record
 	start, cmd, wire := 0, header, 0
 	for i, r := range records {
-		rc := fsm.EncodedAppendSize(fsm.AppendRecord{Value: r.GetValue()}) - header
+		rc := fsm.EncodedRecordSize(appendRecord(r))
 		rw := protowire.SizeTag(1) + protowire.SizeBytes(proto.Size(r))
 		if i > start && (cmd+rc > lim.MaxCommandBytes || wire+rw > maxWire || i-start >= lim.MaxBatchRecords) {
 			groups = append(groups, records[start:i])
@@ -431,6 +466,9 @@ func (s *service) readGuard(ctx context.Context, linearizable bool) error {
 }
 
 func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1.ConsumeResponse, error) {
+	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionConsume); err != nil {
+		return nil, err
+	}
 	if err := s.div.readErr(); err != nil {
 		return nil, err
 	}
@@ -536,6 +574,9 @@ func (s *service) commitPoint(ctx context.Context, rt readTarget) (uint64, error
 }
 
 func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, stream transport.ServerStream[logv1.ConsumeResponse]) error {
+	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionConsume); err != nil {
+		return err
+	}
 	if err := s.div.readErr(); err != nil {
 		return err
 	}
@@ -577,12 +618,13 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 			}
 			continue
 		}
-		// Batched: send what is already written, never wait to fill a batch. Values are only
-		// valid until the next iteration step, so batched ones are copied.
+		// Batched: send what is already written, never wait to fill a batch. A record's
+		// bytes (value, key, header values) are only valid until the next iteration step,
+		// so batched ones are copied.
 		r := wireRecord(rec)
-		r.Value = append([]byte(nil), rec.Value...)
+		copyRecordBytes(r)
 		batch = append(batch, r)
-		batchBytes += len(r.Value)
+		batchBytes += recordBytes(r)
 		if rec.Offset+1 >= next { // at the end as last seen: look again (once per batch, not per record)
 			_, next = rt.part.Bounds()
 		}
@@ -601,6 +643,31 @@ const (
 	maxStreamBatchRecords = 4096
 	maxStreamBatchBytes   = 1 << 20
 )
+
+// copyRecordBytes makes r's value, key and header values its own, in one allocation.
+func copyRecordBytes(r *logv1.Record) {
+	buf := make([]byte, 0, recordBytes(r)-headerKeyBytes(r))
+	own := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		buf = append(buf, b...)
+		return buf[len(buf)-len(b) : len(buf) : len(buf)]
+	}
+	r.Value = own(r.Value)
+	r.Key = own(r.Key)
+	for _, h := range r.Headers {
+		h.Value = own(h.Value)
+	}
+}
+
+func headerKeyBytes(r *logv1.Record) int {
+	n := 0
+	for _, h := range r.GetHeaders() {
+		n += len(h.GetKey())
+	}
+	return n
+}
 
 func wireRecord(r fsm.Record) *logv1.Record {
 	w := &logv1.Record{Value: r.Value, Offset: r.Offset, Term: r.Term, Type: r.Type, Key: r.Key, TimestampMs: r.Timestamp}
@@ -664,6 +731,9 @@ func (s *service) applyError() string {
 }
 
 func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*logv1.GetBoundsResponse, error) {
+	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionConsume); err != nil {
+		return nil, err
+	}
 	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
 		return nil, toWire(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/commitlog-go/commitlog/authz"
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/transport"
@@ -181,6 +182,9 @@ func wireTopic(t fsm.Topic) *logv1.Topic {
 }
 
 func (s *service) CreateTopic(ctx context.Context, req *logv1.CreateTopicRequest) (*logv1.CreateTopicResponse, error) {
+	if err := s.authorizeTopic(ctx, req.GetName(), authz.ActionAdmin); err != nil {
+		return nil, err
+	}
 	parts := max(req.GetPartitions(), 1)
 	c := req.GetConfig()
 	cfg := fsm.TopicConfig{RetentionBytes: c.GetRetentionBytes(), RetentionMs: c.GetRetentionMs(), MaxRecordBytes: int(c.GetMaxRecordBytes()), TimestampType: c.GetTimestampType()}
@@ -196,6 +200,9 @@ func (s *service) CreateTopic(ctx context.Context, req *logv1.CreateTopicRequest
 }
 
 func (s *service) DeleteTopic(ctx context.Context, req *logv1.DeleteTopicRequest) (*logv1.DeleteTopicResponse, error) {
+	if err := s.authorizeTopic(ctx, req.GetName(), authz.ActionAdmin); err != nil {
+		return nil, err
+	}
 	return leaderCall(ctx, s, func() (*logv1.DeleteTopicResponse, error) {
 		if _, err := s.sm.DeleteTopic(ctx, s.node, req.GetName()); err != nil {
 			return nil, err
@@ -207,6 +214,9 @@ func (s *service) DeleteTopic(ctx context.Context, req *logv1.DeleteTopicRequest
 }
 
 func (s *service) AlterTopicConfig(ctx context.Context, req *logv1.AlterTopicConfigRequest) (*logv1.AlterTopicConfigResponse, error) {
+	if err := s.authorizeTopic(ctx, req.GetName(), authz.ActionAdmin); err != nil {
+		return nil, err
+	}
 	var patch fsm.TopicConfigPatch
 	patch.RetentionBytes = req.RetentionBytes
 	patch.RetentionMs = req.RetentionMs
@@ -248,20 +258,28 @@ func (s *service) InitProducer(ctx context.Context, req *logv1.InitProducerReque
 	})
 }
 
-// ListTopics answers from this server's applied metadata.
-func (s *service) ListTopics(_ context.Context, _ *logv1.ListTopicsRequest) (*logv1.ListTopicsResponse, error) {
-	if s.sm == nil {
-		return &logv1.ListTopicsResponse{Topics: []*logv1.Topic{wireTopic(fsm.Topic{Name: fsm.DefaultTopic, Partitions: 1})}}, nil
+// ListTopics answers from this server's applied metadata, with the topics the caller may
+// consume.
+func (s *service) ListTopics(ctx context.Context, _ *logv1.ListTopicsRequest) (*logv1.ListTopicsResponse, error) {
+	topics := []fsm.Topic{{Name: fsm.DefaultTopic, Partitions: 1}}
+	if s.sm != nil {
+		topics = s.sm.Topics()
 	}
 	res := &logv1.ListTopicsResponse{}
-	for _, t := range s.sm.Topics() {
+	for _, t := range topics {
+		if s.authorizeTopic(ctx, t.Name, authz.ActionConsume) != nil {
+			continue
+		}
 		res.Topics = append(res.Topics, wireTopic(t))
 	}
 	return res, nil
 }
 
-// DescribeTopic answers from this server's applied state.
-func (s *service) DescribeTopic(_ context.Context, req *logv1.DescribeTopicRequest) (*logv1.DescribeTopicResponse, error) {
+// DescribeTopic answers from this server's applied state, for a topic the caller may consume.
+func (s *service) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicRequest) (*logv1.DescribeTopicResponse, error) {
+	if err := s.authorizeTopic(ctx, req.GetName(), authz.ActionConsume); err != nil {
+		return nil, err
+	}
 	if s.sm == nil {
 		return nil, toWire(fmt.Errorf("%w: %q", fsm.ErrUnknownTopic, req.GetName()))
 	}

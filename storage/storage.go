@@ -37,6 +37,8 @@ var (
 	// ErrFailed: an earlier write or fsync failed; the log refuses every later write until it
 	// is reopened (sticky write error). Wraps the original cause.
 	ErrFailed = errors.New("storage: log failed after a write error")
+	// ErrNoTimeIndex: the log keeps no timestamp index (TimeIndex is not configured).
+	ErrNoTimeIndex = errors.New("storage: log keeps no time index")
 )
 
 // Record is one record read back from the log.
@@ -90,4 +92,16 @@ type Log interface {
 
 	// Close syncs and releases the log. It is idempotent; waiters are woken with ErrClosed.
 	Close() error
+}
+
+// TimeIndex is implemented by logs that keep a sparse index of their records' timestamps
+// (an optional interface: assert it on a Log). The log learns a record's timestamp from the
+// record itself, through a function its owner configures.
+type TimeIndex interface {
+	// OffsetForTime returns the offset of the first record, at or above Lowest, whose
+	// timestamp is at or after ts; Next when there is none. It reads a bounded number of
+	// records (those between two index entries), never the whole log. Records without a
+	// timestamp are skipped. Safe for concurrent use.
+	// Errors: ErrNoTimeIndex, ErrClosed, ErrCorrupt.
+	OffsetForTime(ts int64) (uint64, error)
 }

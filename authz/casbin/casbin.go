@@ -91,6 +91,7 @@ const MaxCachedDecisions = 4096
 // they can be cached until the next Reload replaces the generation.
 type generation struct {
 	enf       *casbinv2.SyncedEnforcer
+	objects   []string // every object the policy's rules name, and authz.ObjectAll
 	decisions sync.Map // decisionKey -> bool
 	cached    atomic.Int64
 }
@@ -119,7 +120,36 @@ func (g *generation) enforce(subject, object, action string) (bool, error) {
 	return ok, nil
 }
 
-var _ authz.Authorizer = (*Authorizer)(nil)
+// anyObject reports whether subject may perform action on one of the objects the policy
+// names (or on authz.ObjectAll), from the cache when possible.
+func (g *generation) anyObject(subject, action string) (bool, error) {
+	key := decisionKey(subject, "\x00", action) // no object is empty or holds NUL
+	if v, ok := g.decisions.Load(key); ok {
+		return v.(bool), nil
+	}
+	allowed := false
+	for _, obj := range g.objects {
+		ok, err := g.enforce(subject, obj, action)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			allowed = true
+			break
+		}
+	}
+	if g.cached.Load() < MaxCachedDecisions {
+		if _, loaded := g.decisions.LoadOrStore(key, allowed); !loaded {
+			g.cached.Add(1)
+		}
+	}
+	return allowed, nil
+}
+
+var (
+	_ authz.Authorizer          = (*Authorizer)(nil)
+	_ authz.AnyObjectAuthorizer = (*Authorizer)(nil)
+)
 
 // New loads the model and the policy and returns an Authorizer that allows
 // exactly what the policy allows.
@@ -137,7 +167,11 @@ func New(cfg Config) (*Authorizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.gen.Store(&generation{enf: enf})
+	gen, err := newGeneration(enf)
+	if err != nil {
+		return nil, err
+	}
+	a.gen.Store(gen)
 	return a, nil
 }
 
@@ -156,8 +190,30 @@ func (a *Authorizer) Reload() error {
 	if err != nil {
 		return fmt.Errorf("reload (keeping the previous policy): %w", err)
 	}
-	a.gen.Store(&generation{enf: enf})
+	gen, err := newGeneration(enf)
+	if err != nil {
+		return fmt.Errorf("reload (keeping the previous policy): %w", err)
+	}
+	a.gen.Store(gen)
 	return nil
+}
+
+// newGeneration wraps a loaded enforcer, listing the objects its rules name (the second field
+// of each policy line: the request definition is subject, object, action).
+func newGeneration(enf *casbinv2.SyncedEnforcer) (*generation, error) {
+	rules, err := enf.GetPolicy()
+	if err != nil {
+		return nil, fmt.Errorf("%w: list the policy's objects: %w", ErrInvalidPolicy, err)
+	}
+	seen := map[string]bool{authz.ObjectAll: true}
+	objects := []string{authz.ObjectAll}
+	for _, r := range rules {
+		if len(r) > 1 && !seen[r[1]] {
+			seen[r[1]] = true
+			objects = append(objects, r[1])
+		}
+	}
+	return &generation{enf: enf, objects: objects}, nil
 }
 
 // Authorize reports whether subject may perform action on object.
@@ -181,6 +237,29 @@ func (a *Authorizer) Authorize(ctx context.Context, subject, object, action stri
 	}
 	if !ok {
 		return &authz.DeniedError{Subject: subject, Object: object, Action: action}
+	}
+	return nil
+}
+
+// AuthorizeAnyObject reports whether subject may perform action on some object: one that a
+// policy rule names, or authz.ObjectAll (see authz.AnyObjectAuthorizer). With a pattern-
+// matching model a rule's object is asked as written.
+//
+// It returns nil when one is allowed; otherwise errors as Authorize does, the
+// *authz.DeniedError naming authz.ObjectAll. Safe for concurrent use.
+func (a *Authorizer) AuthorizeAnyObject(ctx context.Context, subject, action string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("authz/casbin: authorize: %w", err)
+	}
+	if err := authz.ValidateRequest(subject, authz.ObjectAll, action); err != nil {
+		return err
+	}
+	ok, err := a.gen.Load().anyObject(subject, action)
+	if err != nil {
+		return fmt.Errorf("authz/casbin: enforce (subject %q, any object, action %q): %w", subject, action, err)
+	}
+	if !ok {
+		return &authz.DeniedError{Subject: subject, Object: authz.ObjectAll, Action: action}
 	}
 	return nil
 }

@@ -49,16 +49,19 @@ type clusterIdentity struct {
 	id     string
 	stable hraft.StableStore
 	log    *slog.Logger
-	// onSet, if set, is called (outside the lock) when the ID is first set.
+	// onSet, if set, is called (outside the lock) when the ID is first set. Fixed at
+	// construction.
 	onSet func(id string)
 }
 
-func loadClusterIdentity(stable hraft.StableStore, log *slog.Logger) (*clusterIdentity, error) {
+// loadClusterIdentity reads the cluster ID kept in stable, if any; onSet (may be nil) is called
+// when an ID is set later (see clusterIdentity.onSet).
+func loadClusterIdentity(stable hraft.StableStore, log *slog.Logger, onSet func(id string)) (*clusterIdentity, error) {
 	v, err := stable.Get(keyClusterID)
 	if err != nil && err.Error() != "not found" { // raft.InmemStore's answer for a missing key
 		return nil, fmt.Errorf("consensus/raft: read cluster id: %w", err)
 	}
-	return &clusterIdentity{id: string(v), stable: stable, log: log}, nil
+	return &clusterIdentity{id: string(v), stable: stable, log: log, onSet: onSet}, nil
 }
 
 func (c *clusterIdentity) get() string {
@@ -88,12 +91,6 @@ func (c *clusterIdentity) setIfEmpty(id, why string) (string, error) {
 		onSet(id)
 	}
 	return id, nil
-}
-
-func (c *clusterIdentity) setOnSet(f func(string)) {
-	c.mu.Lock()
-	c.onSet = f
-	c.mu.Unlock()
 }
 
 // clusterIDExtension marks a Raft log entry that carries a cluster ID (in the entry's

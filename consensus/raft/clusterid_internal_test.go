@@ -28,17 +28,17 @@ func (s *recordingSM) Apply(e []consensus.Entry) []any {
 // every member that applies it, the first one wins over any later one (proposed by a leader
 // that had not applied the first yet), and the StateMachine never sees them.
 func TestClusterIDEntriesStayOutOfTheStateMachine(t *testing.T) {
-	ident, err := loadClusterIdentity(hraft.NewInmemStore(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var onSet []string
+	ident, err := loadClusterIdentity(hraft.NewInmemStore(), slog.New(slog.NewTextHandler(io.Discard, nil)), func(id string) { onSet = append(onSet, id) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	sm := &recordingSM{}
-	f := newFSM(sm, 1024)
-	f.onClusterID = func(id string) {
+	f := newFSM(sm, 1024, func(id string) {
 		if _, err := ident.setIfEmpty(id, "test"); err != nil {
 			t.Fatal(err)
 		}
-	}
+	})
 	idEntry := func(index uint64, id string) *hraft.Log {
 		return &hraft.Log{Index: index, Type: hraft.LogCommand, Extensions: []byte(clusterIDExtension + id)}
 	}
@@ -51,6 +51,9 @@ func TestClusterIDEntriesStayOutOfTheStateMachine(t *testing.T) {
 	})
 	if got := ident.get(); got != "first" {
 		t.Fatalf("cluster id %q, want the first committed one", got)
+	}
+	if len(onSet) != 1 || onSet[0] != "first" {
+		t.Fatalf("onSet called with %q, want once with the first committed id", onSet)
 	}
 	if len(sm.got) != 2 || sm.got[0].Index != 1 || sm.got[1].Index != 5 {
 		t.Fatalf("state machine got %+v, want the entries 1 and 5 only", sm.got)

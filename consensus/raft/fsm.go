@@ -90,8 +90,10 @@ type fsm struct {
 
 var _ hraft.BatchingFSM = (*fsm)(nil)
 
-func newFSM(sm consensus.StateMachine, maxManifest int) *fsm {
-	return &fsm{sm: sm, maxManifest: maxManifest}
+// newFSM returns the hraft.FSM that applies to sm; onClusterID (may be nil) receives the
+// committed cluster-ID entries.
+func newFSM(sm consensus.StateMachine, maxManifest int, onClusterID func(id string)) *fsm {
+	return &fsm{sm: sm, maxManifest: maxManifest, onClusterID: onClusterID}
 }
 
 func (f *fsm) setApplied(index uint64) { f.applied.Store(index) }

@@ -14,7 +14,7 @@ func FuzzSnapshotFrame(f *testing.F) {
 	f.Add([]byte("CLSN"))
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		sm := &plainSM{}
-		fs := newFSM(sm, 1024)
+		fs := newFSM(sm, 1024, nil)
 		err := fs.Restore(io.NopCloser(bytes.NewReader(stream)))
 		if err != nil {
 			return

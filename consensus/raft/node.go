@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
@@ -80,7 +81,7 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return fail(err)
 	}
-	n := &Node{cfg: cfg, fsm: newFSM(sm, cfg.MaxManifestSize), done: make(chan struct{})}
+	n := &Node{cfg: cfg, done: make(chan struct{})}
 	ok := false
 	defer func() {
 		if ok {
@@ -97,43 +98,11 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, dirMode); err != nil {
 		return nil, fmt.Errorf("consensus/raft: create data dir: %w", err)
 	}
-	var (
-		logs   hraft.LogStore
-		stable hraft.StableStore
-	)
-	if cfg.UnsafeInmemLog {
-		s := hraft.NewInmemStore()
-		logs, stable = s, s
-	} else {
-		walDir := filepath.Join(cfg.DataDir, "wal")
-		if err := os.MkdirAll(walDir, dirMode); err != nil {
-			return nil, fmt.Errorf("consensus/raft: create wal dir: %w", err)
-		}
-		// raft-wal v0.4.0's Close does not close its meta database (a bolt file holding an
-		// flock), so a restart in the same process would block: own it and close it after.
-		var meta WALMetaStore = &metadb.BoltMetaDB{}
-		if cfg.WALMeta != nil {
-			meta = cfg.WALMeta(meta)
-		}
-		segSize := wal.DefaultSegmentSize
-		if cfg.WALSegmentSize > 0 {
-			segSize = cfg.WALSegmentSize
-		}
-		w, err := openWAL(walDir, cfg.WALFS, meta, segSize, hlog.Named("wal"))
-		if err != nil {
-			_ = meta.Close()
-			return nil, fmt.Errorf("consensus/raft: open wal: %w", err)
-		}
-		n.closers = append(n.closers, w.Close, meta.Close)
-		// The leader sends followers the entries it has just written: from memory, not read
-		// back (and decoded) from the WAL's files, which cost a sixth of the leader's CPU under
-		// streaming load. Writes go through to the WAL before they are cached.
-		cache, err := hraft.NewLogCache(logCacheEntries, w)
-		if err != nil {
-			return nil, fmt.Errorf("consensus/raft: log cache: %w", err)
-		}
-		logs, stable = cache, w
+	logs, stable, closers, err := openLogStore(cfg, hlog)
+	if err != nil {
+		return nil, err
 	}
+	n.closers = append(n.closers, closers...)
 	fss, err := hraft.NewFileSnapshotStoreWithLogger(cfg.DataDir, cfg.RetainSnapshots, hlog.Named("snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("consensus/raft: open snapshot store: %w", err)
@@ -147,11 +116,16 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	snapDir := filepath.Join(cfg.DataDir, "snapshots")
 	snaps := &snapshotStore{FileSnapshotStore: fss, sm: sm, maxManifest: cfg.MaxManifestSize, dir: snapDir}
 	n.stable, n.snaps = stable, snaps
-	n.ident, err = loadClusterIdentity(stable, logger)
+	n.ident, err = loadClusterIdentity(stable, logger, cfg.OnClusterID)
 	if err != nil {
 		return nil, err
 	}
-	n.ident.setOnSet(cfg.OnClusterID)
+	// Cluster-ID entries are the Node's own: the FSM hands them to the identity, never to sm.
+	n.fsm = newFSM(sm, cfg.MaxManifestSize, func(id string) {
+		if _, err := n.ident.setIfEmpty(id, "committed by the leader of a cluster without one"); err != nil {
+			logger.Error("cannot set the cluster id", "err", err)
+		}
+	})
 
 	if cfg.StreamLayer != nil {
 		tl := newTrackingLayer(&clusterLayer{StreamLayer: cfg.StreamLayer, ident: n.ident, timeout: cfg.TransportTimeout})
@@ -194,11 +168,6 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 			}
 		}
 	}
-	n.fsm.onClusterID = func(id string) {
-		if _, err := n.ident.setIfEmpty(id, "committed by the leader of a cluster without one"); err != nil {
-			logger.Error("cannot set the cluster id", "err", err)
-		}
-	}
 	r, err := hraft.NewRaft(rc, n.fsm, logs, stable, snaps, rtrans)
 	if err != nil {
 		return nil, fmt.Errorf("consensus/raft: start raft: %w", err)
@@ -220,6 +189,47 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	})
 	ok = true
 	return n, nil
+}
+
+// openLogStore opens Raft's log and stable store: raft-wal in DataDir/wal (with the latest
+// entries cached in memory), or with UnsafeInmemLog a store in memory. The closers close them,
+// in order, after Raft has shut down.
+func openLogStore(cfg Config, hlog hclog.Logger) (hraft.LogStore, hraft.StableStore, []func() error, error) {
+	if cfg.UnsafeInmemLog {
+		s := hraft.NewInmemStore()
+		return s, s, nil, nil
+	}
+	walDir := filepath.Join(cfg.DataDir, "wal")
+	if err := os.MkdirAll(walDir, dirMode); err != nil {
+		return nil, nil, nil, fmt.Errorf("consensus/raft: create wal dir: %w", err)
+	}
+	// raft-wal v0.4.0's Close does not close its meta database (a bolt file holding an
+	// flock), so a restart in the same process would block: own it and close it after.
+	var meta WALMetaStore = &metadb.BoltMetaDB{}
+	if cfg.WALMeta != nil {
+		meta = cfg.WALMeta(meta)
+	}
+	segSize := wal.DefaultSegmentSize
+	if cfg.WALSegmentSize > 0 {
+		segSize = cfg.WALSegmentSize
+	}
+	w, err := openWAL(walDir, cfg.WALFS, meta, segSize, hlog.Named("wal"))
+	if err != nil {
+		_ = meta.Close()
+		return nil, nil, nil, fmt.Errorf("consensus/raft: open wal: %w", err)
+	}
+	closers := []func() error{w.Close, meta.Close}
+	// The leader sends followers the entries it has just written: from memory, not read back
+	// (and decoded) from the WAL's files, which cost a sixth of the leader's CPU under
+	// streaming load. Writes go through to the WAL before they are cached.
+	cache, err := hraft.NewLogCache(logCacheEntries, w)
+	if err != nil {
+		for _, c := range closers {
+			_ = c()
+		}
+		return nil, nil, nil, fmt.Errorf("consensus/raft: log cache: %w", err)
+	}
+	return cache, w, closers, nil
 }
 
 // bootstrapConfiguration is the initial configuration: servers, or this node alone.

@@ -85,7 +85,7 @@ func newStore(t *testing.T, sm consensus.StateMachine, maxManifest int) (*snapsh
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &snapshotStore{FileSnapshotStore: fss, sm: sm, maxManifest: maxManifest}, newFSM(sm, maxManifest), dir
+	return &snapshotStore{FileSnapshotStore: fss, sm: sm, maxManifest: maxManifest}, newFSM(sm, maxManifest, nil), dir
 }
 
 func readAllOpen(t *testing.T, s *snapshotStore, id string) (*hraft.SnapshotMeta, []byte, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2/altsrc"
 
 	"github.com/commitlog-go/commitlog/server"
+	"github.com/commitlog-go/commitlog/server/telemetry"
 )
 
 // serveFlags are serve's flags. The seed's names and defaults are kept; every flag can also be
@@ -105,6 +106,8 @@ func serveFlags() []cli.Flag {
 			Usage: "fraction of new traces sampled, 0 to 1 (a sampled caller's trace is always followed); spans go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, and the other OTEL_* variables apply"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "rpc-metrics", EnvVars: env("rpc-metrics"),
 			Usage: "also export the OpenTelemetry RPC metrics of the transports (rpc_server_call_duration_seconds...), which repeat commitlog_request_duration_seconds at a CPU cost"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "metrics-max-partition-series", Value: telemetry.DefaultMaxPartitionSeries, EnvVars: env("metrics-max-partition-series"),
+			Usage: "partitions whose records are counted under their own topic and partition labels (commitlog_partition_*): the first ones this node serves; the rest count as topic=\"other\", partition=\"other\", so the series stay bounded (0: none of their own)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "disable-telemetry", EnvVars: env("disable-telemetry"),
 			Usage: "no tracing and no metrics (health and readiness still answer); to measure what telemetry costs"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: env("log-level"), Usage: "debug, info, warn or error"}),
@@ -232,5 +235,9 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 	}
 	cfg.DisableTelemetry = c.Bool("disable-telemetry")
 	cfg.RPCMetrics = c.Bool("rpc-metrics")
+	cfg.MetricsMaxPartitionSeries = c.Int("metrics-max-partition-series")
+	if cfg.MetricsMaxPartitionSeries == 0 {
+		cfg.MetricsMaxPartitionSeries = -1 // the flag's 0 means none; the Config's zero means the default
+	}
 	return cfg, nil
 }

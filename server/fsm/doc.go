@@ -82,6 +82,19 @@
 // source's log, and the applied index reflects exactly them. Either way the log's first offset
 // becomes the manifest's: the node holds exactly [first, next).
 //
+// # Consumer groups
+//
+// Machine also replicates the consumer groups' committed offsets (groups.go): commit, delete
+// group and expire commands (JSON bodies, stamped with the leader's clock), applied the same on
+// every replica and kept in snapshot manifests with the topics. Membership and assignment are
+// the leader's, in memory (server/groups.go); only where each group stands is replicated.
+//
+// # Offsets by time
+//
+// OffsetForTime answers Kafka's ListOffsets by timestamp: the first record whose Timestamp is
+// at or after a time. Over a storage.Log with a time index (storage.TimeIndex, fed by
+// StoredTimestamp) it reads a few records; otherwise it reads from the log start.
+//
 // # Reads
 //
 // Read returns one record, waiting (storage.Log.Wait, no polling) up to the context's deadline

@@ -213,3 +213,37 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 	})
 }
+
+// TestEncodedRecordSizeBounds: EncodedAppendOverhead plus each record's EncodedRecordSize
+// bounds the encoded command in either version (exactly a version-3 one), and RecordSize
+// counts key, headers and value, as the limits do.
+func TestEncodedRecordSizeBounds(t *testing.T) {
+	plain := []AppendRecord{{Value: []byte("a")}, {Value: make([]byte, 300)}}
+	keyed := []AppendRecord{{Value: []byte("v"), Key: []byte("key"), Timestamp: 7, Headers: []Header{{Key: "h", Value: []byte("xy")}}}, {Value: nil, Key: []byte{}}}
+	for _, b := range []Batch{
+		{Records: plain},
+		{Records: keyed},
+		{Target: Target{Partition: 3}, Records: plain},
+		{Producer: ProducerRef{ID: 9}, Records: keyed},
+	} {
+		bound := EncodedAppendOverhead()
+		for _, r := range b.Records {
+			bound += EncodedRecordSize(r)
+		}
+		cmd, err := EncodeBatchAt(Limits{}, time.Now(), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cmd) != EncodedBatchSize(b) || len(cmd) > bound || (b.needsV3() && len(cmd) != bound) {
+			t.Errorf("batch %+v: encoded %d bytes, EncodedBatchSize %d, bound %d", b, len(cmd), EncodedBatchSize(b), bound)
+		}
+	}
+	if n := RecordSize(keyed[0]); n != 1+3+1+2 {
+		t.Errorf("RecordSize = %d, want 7 (value, key, header key and value)", n)
+	}
+	// MaxRecordBytes bounds the key, headers and value together.
+	over := AppendRecord{Value: make([]byte, 10), Key: make([]byte, 10), Headers: []Header{{Key: "k", Value: make([]byte, 5)}}}
+	if _, err := EncodeBatchAt(Limits{MaxRecordBytes: 20}, time.Now(), Batch{Records: []AppendRecord{over}}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("a 26-byte record under a 20-byte limit: %v, want ErrTooLarge", err)
+	}
+}

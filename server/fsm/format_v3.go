@@ -35,6 +35,9 @@ import (
 //	kinds 3-7 (topic metadata and producers), count = 0: a JSON document (see meta.go), decoded
 //	strictly (unknown fields are refused, the same way on every node).
 //
+//	kinds 8-10 (consumer groups' offsets), count = 0: a JSON document (see groups.go), decoded
+//	strictly.
+//
 // Producer ID 0 means the append is not idempotent (epoch and sequence are then 0). Hard
 // bounds, checked before allocating: header count <= MaxRecordHeaders; a record's key, header
 // keys and values and value together <= MaxRecordValueBytes.
@@ -140,6 +143,19 @@ type Batch struct {
 	Producer ProducerRef
 	Records  []AppendRecord
 }
+
+// RecordSize returns what Limits.MaxRecordBytes (and a topic's MaxRecordBytes) counts of a
+// record: its key, its headers' keys and values, and its value.
+func RecordSize(r AppendRecord) int { return recordSize(r) }
+
+// EncodedRecordSize returns the most bytes r adds to an append command in any format version
+// (its version-3 size, never below its version-2 size): with EncodedAppendOverhead, a bound
+// for splitting records into commands within Limits.MaxCommandBytes before encoding them.
+func EncodedRecordSize(r AppendRecord) int { return encodedRecordSizeV3(r) }
+
+// EncodedAppendOverhead returns the most bytes an append command takes besides its records
+// (the header, target and producer of a version-3 command).
+func EncodedAppendOverhead() int { return commandHeaderLen + targetLen + producerLen }
 
 // recordSize is what limits count of a record: its key, headers and value.
 func recordSize(r AppendRecord) int {
@@ -313,7 +329,8 @@ func decodeV3(cmd Command, count uint32, body []byte) (Command, error) {
 		cmd.Target = readTarget(body)
 		cmd.First = binary.BigEndian.Uint64(body[targetLen:])
 		return cmd, nil
-	case KindCreateTopic, KindDeleteTopic, KindCreatePartitions, KindAlterTopic, KindInitProducer:
+	case KindCreateTopic, KindDeleteTopic, KindCreatePartitions, KindAlterTopic, KindInitProducer,
+		KindCommitOffsets, KindDeleteGroup, KindExpireOffsets:
 		if count != 0 {
 			return bad("metadata command with count %d", count)
 		}

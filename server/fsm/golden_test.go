@@ -3,7 +3,9 @@ package fsm
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"flag"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
@@ -62,7 +64,63 @@ func goldenFixtures() []golden {
 			{10, envelope{Index: 20, Term: 2, Pos: 0, Type: 1, Timestamp: goldenTS.UnixMilli(), Value: []byte("ten")}},
 			{11, envelope{Index: 21, Term: 2, Pos: 16, Type: 1, Timestamp: goldenTS.UnixMilli(), Value: []byte("eleven")}},
 		}},
+		{"command-commit-offsets-v3.bin", func() ([]byte, error) { return encodeGroupCmd(KindCommitOffsets, goldenCommit) }, decodeGroupCmd,
+			groupCmd{Kind: KindCommitOffsets, Timestamp: goldenTS.UnixMilli(), Body: goldenCommit}},
+		{"command-delete-group-v3.bin", func() ([]byte, error) { return encodeGroupCmd(KindDeleteGroup, deleteGroupBody{Group: "g1"}) }, decodeGroupCmd,
+			groupCmd{Kind: KindDeleteGroup, Timestamp: goldenTS.UnixMilli(), Body: deleteGroupBody{Group: "g1"}}},
+		{"command-expire-offsets-v3.bin", func() ([]byte, error) {
+			return encodeGroupCmd(KindExpireOffsets, expireOffsetsBody{Groups: []string{"g1", "g2"}, Before: 1_779_000_000_000})
+		}, decodeGroupCmd, groupCmd{Kind: KindExpireOffsets, Timestamp: goldenTS.UnixMilli(), Body: expireOffsetsBody{Groups: []string{"g1", "g2"}, Before: 1_779_000_000_000}}},
 	}
+}
+
+// goldenCommit is the commit of the golden commit command: two partitions, one with metadata.
+var goldenCommit = commitOffsetsBody{Group: "g1", Offsets: []OffsetCommit{
+	{Topic: "orders", TopicID: TopicID{1, 2, 3, 4, 5, 6, 0x47, 8, 0x89, 10, 11, 12, 13, 14, 15, 16}, Partition: 0, Offset: 42, Metadata: "host-a"},
+	{Topic: "orders", TopicID: TopicID{1, 2, 3, 4, 5, 6, 0x47, 8, 0x89, 10, 11, 12, 13, 14, 15, 16}, Partition: 5, Offset: 1 << 40},
+}}
+
+// groupCmd is a decoded group command: its kind, timestamp and strictly decoded body.
+type groupCmd struct {
+	Kind      CommandKind
+	Timestamp int64
+	Body      any
+}
+
+func encodeGroupCmd(k CommandKind, body any) ([]byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	return encodeMeta(k, goldenTS, b)
+}
+
+func decodeGroupCmd(b []byte) (any, error) {
+	c, err := DecodeCommand(b)
+	if err != nil {
+		return nil, err
+	}
+	if c.Version != commandVersion3 {
+		return nil, fmt.Errorf("version %d", c.Version)
+	}
+	out := groupCmd{Kind: c.Kind, Timestamp: c.Timestamp}
+	switch c.Kind {
+	case KindCommitOffsets:
+		var v commitOffsetsBody
+		err = decodeStrict(c.Meta, &v)
+		out.Body = v
+	case KindDeleteGroup:
+		var v deleteGroupBody
+		err = decodeStrict(c.Meta, &v)
+		out.Body = v
+	case KindExpireOffsets:
+		var v expireOffsetsBody
+		err = decodeStrict(c.Meta, &v)
+		out.Body = v
+	default:
+		return nil, fmt.Errorf("kind %d", c.Kind)
+	}
+	return out, err
 }
 
 // manifestV1 writes m in the version-1 layout (56 bytes: no first offset).

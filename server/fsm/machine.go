@@ -64,6 +64,11 @@ type Machine struct {
 	// pendingIdem are the idempotent batches accepted since the last flush.
 	pendingIdem []idemItem
 
+	// groups are the consumer groups' committed offsets (groups.go), written by the Apply
+	// goroutine under gmu.
+	gmu    sync.RWMutex
+	groups groupTable
+
 	applied    atomic.Uint64
 	nProducers atomic.Int64
 	closeOnce  sync.Once
@@ -115,7 +120,7 @@ func NewMachine(cfg MachineConfig) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Machine{cfg: cfg, logger: cfg.Logger, def: def, failed: make(chan struct{})}
+	m := &Machine{cfg: cfg, logger: cfg.Logger, def: def, failed: make(chan struct{}), groups: groupTable{}}
 	m.applied.Store(def.AppliedIndex())
 	m.term = def.term
 	dt := &topicEntry{Topic: Topic{Name: DefaultTopic, Partitions: 1}, parts: []*partition{{FSM: def, log: cfg.Log}}}
@@ -399,6 +404,8 @@ func (m *Machine) applyMeta(e consensus.Entry, cmd Command) any {
 func (m *Machine) applyMetaErr(cmd Command) (any, error) {
 	cat := m.cat.Load()
 	switch cmd.Kind {
+	case KindCommitOffsets, KindDeleteGroup, KindExpireOffsets:
+		return m.applyGroup(cmd)
 	case KindInitProducer:
 		var b initProducerBody
 		if err := decodeStrict(cmd.Meta, &b); err != nil {
@@ -453,6 +460,7 @@ func (m *Machine) applyMetaErr(cmd Command) (any, error) {
 			return nil, fmt.Errorf("%w: the default topic cannot be deleted (it is the log of clients that name no topic)", ErrInvalidTopic)
 		}
 		m.publish(cat, nil, old)
+		m.dropTopicOffsets(old.ID)
 		if err := m.removeTopic(old); err != nil {
 			return nil, m.fail(err)
 		}
@@ -657,6 +665,6 @@ func syncDir(dir string) error {
 
 // metaJSON encodes the replicated metadata.
 func (m *Machine) metaJSON() ([]byte, error) {
-	st := metaState{Topics: m.Topics(), Producers: m.producers}
+	st := metaState{Topics: m.Topics(), Producers: m.producers, Groups: m.groupStates()}
 	return json.Marshal(st)
 }

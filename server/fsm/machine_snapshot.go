@@ -310,6 +310,7 @@ func (m *Machine) Restore(manifestBytes []byte, data io.Reader) error {
 		}
 		m.producers = producerTable{}
 		m.nProducers.Store(0)
+		m.restoreGroups(nil)
 		m.applied.Store(lm.Index)
 		m.term = lm.Term
 		return nil
@@ -363,6 +364,7 @@ func (m *Machine) Restore(manifestBytes []byte, data io.Reader) error {
 	}
 	m.producers = st.Producers
 	m.nProducers.Store(int64(m.producers.Len()))
+	m.restoreGroups(st.Groups)
 	m.applied.Store(mm.Index)
 	m.term = mm.Term
 	m.logger.Debug("restored snapshot", "index", mm.Index, "partitions", len(mm.Parts), "read_data", !allHold)

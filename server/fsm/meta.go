@@ -209,4 +209,6 @@ type metaState struct {
 	Topics []Topic `json:"topics"`
 	// Producers is the idempotent producers' table (producer.go).
 	Producers producerTable `json:"producers"`
+	// Groups are the consumer groups' committed offsets (groups.go), by name.
+	Groups []groupState `json:"groups,omitempty"`
 }

@@ -114,6 +114,7 @@ type Metrics struct {
 	// an atomic add costs a few ns where a synchronous OTel instrument costs hundreds.
 	produce, consume [numRPC]recordCounters
 	streams          [numRPC]atomic.Int64
+	partitions       *partitionSet // the same, by topic and partition (partitions.go)
 
 	// Pre-built options: byRPCRecord[m] carries rpc=m; byRPCCode[m][c] rpc=m, code=c.
 	byRPCRecord [numRPC][]metric.RecordOption
@@ -124,11 +125,13 @@ type Metrics struct {
 	mismatches metric.Int64Counter // divergence.go (mu)
 }
 
-func newMetrics(mp metric.MeterProvider) (*Metrics, error) {
+// newMetrics builds the instruments on mp (nil: no-op), with at most maxPartitionSeries
+// partitions counted under their own topic and partition labels.
+func newMetrics(mp metric.MeterProvider, maxPartitionSeries int) (*Metrics, error) {
 	if mp == nil {
 		mp = noop.NewMeterProvider()
 	}
-	m := &Metrics{meter: mp.Meter("github.com/commitlog-go/commitlog/server/telemetry")}
+	m := &Metrics{meter: mp.Meter("github.com/commitlog-go/commitlog/server/telemetry"), partitions: newPartitionSet(maxPartitionSeries)}
 	var errs []error
 	counter := func(name, unit, desc string) metric.Int64Counter {
 		c, err := m.meter.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
@@ -144,6 +147,10 @@ func newMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	produceBytes := observed(MetricProduceBytes, "By", "Bytes of record values appended through this node's API.")
 	consumeRecords := observed(MetricConsumeRecords, "{record}", "Records served by Consume and ConsumeStream.")
 	consumeBytes := observed(MetricConsumeBytes, "By", "Bytes of record values served by Consume and ConsumeStream.")
+	partProduceRecords := observed(MetricPartitionProduceRecords, "{record}", "Records appended through this node's API, by topic and partition (beyond the cap: other).")
+	partProduceBytes := observed(MetricPartitionProduceBytes, "By", "Bytes of record values appended through this node's API, by topic and partition (beyond the cap: other).")
+	partConsumeRecords := observed(MetricPartitionConsumeRecords, "{record}", "Records served by Consume and ConsumeStream, by topic and partition (beyond the cap: other).")
+	partConsumeBytes := observed(MetricPartitionConsumeBytes, "By", "Bytes of record values served by Consume and ConsumeStream, by topic and partition (beyond the cap: other).")
 	openStreams, err := m.meter.Int64ObservableUpDownCounter(MetricOpenStreams, metric.WithUnit("{stream}"),
 		metric.WithDescription("Streams open on this node's API, by RPC."))
 	errs = append(errs, err)
@@ -188,8 +195,15 @@ func newMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		for _, r := range []rpc{rpcConsumeStream, rpcProduceStream} {
 			o.ObserveInt64(openStreams, m.streams[r].Load(), observeOpts[r]...)
 		}
+		m.partitions.each(func(s *partitionSeries) {
+			o.ObserveInt64(partProduceRecords, s.produce.records.Load(), s.opts...)
+			o.ObserveInt64(partProduceBytes, s.produce.bytes.Load(), s.opts...)
+			o.ObserveInt64(partConsumeRecords, s.consume.records.Load(), s.opts...)
+			o.ObserveInt64(partConsumeBytes, s.consume.bytes.Load(), s.opts...)
+		})
 		return nil
-	}, produceRecords, produceBytes, consumeRecords, consumeBytes, openStreams)
+	}, produceRecords, produceBytes, consumeRecords, consumeBytes, openStreams,
+		partProduceRecords, partProduceBytes, partConsumeRecords, partConsumeBytes)
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: register counters: %w", err)
 	}
@@ -206,21 +220,28 @@ func (m *Metrics) done(ctx context.Context, r rpc, start time.Time, err error) {
 	m.duration.Record(ctx, time.Since(start).Seconds(), m.byRPCCode[r][c]...)
 }
 
-// produced records n records of total size bytes appended by one request of r, and the
-// batch size of a ProduceBatch (the other produce RPCs carry one record per message: their
-// batch size would say nothing and cost a measurement per record).
-func (m *Metrics) produced(ctx context.Context, r rpc, n, bytes int) {
+// produced records n records of total size bytes appended by one request of r to partition
+// p (nil: not counted by partition), and the batch size of a ProduceBatch (the other produce
+// RPCs carry one record per message: their batch size would say nothing and cost a
+// measurement per record).
+func (m *Metrics) produced(ctx context.Context, r rpc, p *partitionSeries, n, bytes int) {
 	m.produce[r].records.Add(int64(n))
 	m.produce[r].bytes.Add(int64(bytes))
+	if p != nil {
+		p.produce.records.Add(int64(n))
+		p.produce.bytes.Add(int64(bytes))
+	}
 	if r == rpcProduceBatch {
 		m.batchSize.Record(ctx, int64(n), m.byRPCRecord[r]...)
 	}
 }
 
-// consumed records one record of size bytes served by r.
-func (m *Metrics) consumed(r rpc, bytes int) {
-	m.consume[r].records.Add(1)
+// consumed records n records of size bytes served by r from partition p.
+func (m *Metrics) consumed(r rpc, p *partitionSeries, n, bytes int) {
+	m.consume[r].records.Add(int64(n))
 	m.consume[r].bytes.Add(int64(bytes))
+	p.consume.records.Add(int64(n))
+	p.consume.bytes.Add(int64(bytes))
 }
 
 func (m *Metrics) streamOpened(r rpc) { m.streams[r].Add(1) }

@@ -89,6 +89,11 @@ type Config struct {
 	// spans. They repeat what commitlog_request_duration_seconds says, and building their
 	// attribute sets per call costs the most CPU of all the telemetry; off by default.
 	RPCMetrics bool
+	// MaxPartitionSeries bounds the partitions counted under their own topic and partition
+	// labels (commitlog_partition_*): the first ones this node serves; every later one is
+	// counted under topic="other", partition="other". Zero: DefaultMaxPartitionSeries;
+	// negative: none of their own (every partition is "other").
+	MaxPartitionSeries int
 	// Disabled turns tracing and metrics off: Transport and Metrics return nil (so nothing is
 	// instrumented) and /metrics serves nothing, while /healthz, /readyz and the gRPC health
 	// status work as usual. For measuring what telemetry costs.
@@ -103,6 +108,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MetricsAddr == MetricsOff {
 		c.MetricsAddr = ""
+	}
+	if c.MaxPartitionSeries == 0 {
+		c.MaxPartitionSeries = DefaultMaxPartitionSeries
 	}
 	switch {
 	case c.SampleRatio == 0:
@@ -157,7 +165,7 @@ func New(ctx context.Context, cfg Config) (t *Telemetry, err error) {
 		}
 	}()
 	if cfg.Disabled {
-		if t.metrics, err = newMetrics(nil); err != nil {
+		if t.metrics, err = newMetrics(nil, cfg.MaxPartitionSeries); err != nil {
 			return nil, err
 		}
 		if cfg.MetricsAddr != "" {
@@ -210,7 +218,7 @@ func New(ctx context.Context, cfg Config) (t *Telemetry, err error) {
 			Propagator:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 		}
 	}
-	if t.metrics, err = newMetrics(t.mp); err != nil {
+	if t.metrics, err = newMetrics(t.mp, cfg.MaxPartitionSeries); err != nil {
 		return nil, err
 	}
 	if cfg.MetricsAddr != "" {

@@ -68,9 +68,19 @@ func (l *Log) Append(records ...[]byte) (uint64, error) {
 	next := first + uint64(len(records))
 	l.nextWrite = next
 
+	var tix timeIndex
+	if l.timeIndexing() {
+		// Work on a copy outside mu, publish it with the positions.
+		tix = l.active.tix
+		for i, r := range records {
+			l.addTime(&tix, first+uint64(i), r, int64(pos[i]))
+		}
+	}
+
 	l.mu.Lock()
 	l.active.pos = append(l.active.pos, pos...)
 	l.active.end += int64(len(buf))
+	l.active.tix = tix
 	if l.cfg.Sync != SyncAlways {
 		l.next = next
 		l.wakeLocked()
@@ -118,6 +128,9 @@ func (l *Log) rollLocked() error {
 	// failure need not scan every sealed segment. The writer (holding wmu) is the only one
 	// that changes old.pos, so reading it without mu is safe.
 	l.writeIndex(old, old.pos)
+	if l.timeIndexing() {
+		l.writeTimeIndex(old, old.count(), &old.tix)
+	}
 
 	s, err := l.createSegment(l.nextWrite, 0)
 	if err != nil {

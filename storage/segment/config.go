@@ -59,6 +59,8 @@ const (
 	DefaultMaxBatchBytes = 64 << 20
 	// DefaultSyncInterval is the default Config.SyncInterval.
 	DefaultSyncInterval = 100 * time.Millisecond
+	// DefaultTimeIndexInterval is the default Config.TimeIndexInterval (4 KiB).
+	DefaultTimeIndexInterval = 4 << 10
 )
 
 // ErrInvalidConfig is returned by Open for a Config that fails validation.
@@ -95,6 +97,15 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives recovery reports and background errors (nil discards them).
 	Logger *slog.Logger
+	// Timestamp, when set, makes the log keep a sparse time index (a .tix file per sealed
+	// segment, see timeindex.go) and serve storage.TimeIndex: it returns a record's timestamp
+	// (any unit; larger is later) and false for a record without one. It is called on every
+	// appended record and, when an index must be rebuilt, on stored ones; it must be cheap,
+	// safe for concurrent use, and the same function for the life of the directory.
+	Timestamp func(record []byte) (int64, bool)
+	// TimeIndexInterval is the number of segment bytes between two entries of the time
+	// index (default 4 KiB): a lookup reads about that many bytes of records.
+	TimeIndexInterval int
 }
 
 // withDefaults validates cfg and fills in its defaults.
@@ -119,6 +130,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxBatchBytes == 0 {
 		cfg.MaxBatchBytes = DefaultMaxBatchBytes
 	}
+	if cfg.TimeIndexInterval == 0 {
+		cfg.TimeIndexInterval = DefaultTimeIndexInterval
+	}
 	switch {
 	case cfg.SyncInterval < 0:
 		return cfg, fmt.Errorf("%w: SyncInterval %v is negative", ErrInvalidConfig, cfg.SyncInterval)
@@ -130,6 +144,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("%w: MaxBatchBytes %d not in [1, %d]", ErrInvalidConfig, cfg.MaxBatchBytes, MaxBatchBytesLimit)
 	case cfg.RetentionBytes < 0 || cfg.RetentionAge < 0:
 		return cfg, fmt.Errorf("%w: negative retention", ErrInvalidConfig)
+	case cfg.TimeIndexInterval < 0:
+		return cfg, fmt.Errorf("%w: TimeIndexInterval %d is negative", ErrInvalidConfig, cfg.TimeIndexInterval)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

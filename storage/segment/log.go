@@ -108,6 +108,7 @@ type segment struct {
 	pos    []uint32 // pos[i]: file position of the frame of offset base+i
 	end    int64    // file size: end of the last frame written
 	sealed bool
+	tix    timeIndex // the time index, when Config.Timestamp is set
 }
 
 // count returns the number of records in the segment. Log.mu must be held.
@@ -137,6 +138,9 @@ type RecoveryReport struct {
 	// RebuiltIndexes counts sealed segments whose index file was missing or bad and was
 	// rebuilt by scanning the segment.
 	RebuiltIndexes int
+	// RebuiltTimeIndexes counts sealed segments whose time index file was missing or bad and
+	// was rebuilt by scanning the segment (only with Config.Timestamp).
+	RebuiltTimeIndexes int
 	// TruncatedFile is the segment whose torn tail was cut, if any.
 	TruncatedFile string
 	// TruncatedBytes is the number of bytes cut from the tail.

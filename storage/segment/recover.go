@@ -20,11 +20,14 @@ func (l *Log) recover() error {
 	type found struct{ id, base uint64 }
 	var segs []found
 	idx := map[found]bool{}
+	tix := map[found]bool{}
 	for _, n := range names {
 		if id, base, ok := parseSegName(n, segExt); ok {
 			segs = append(segs, found{id, base})
 		} else if id, base, ok := parseSegName(n, idxExt); ok {
 			idx[found{id, base}] = true
+		} else if id, base, ok := parseSegName(n, tixExt); ok {
+			tix[found{id, base}] = true
 		}
 	}
 	slices.SortFunc(segs, func(a, b found) int { return compareU64(a.id, b.id) })
@@ -92,7 +95,7 @@ func (l *Log) recover() error {
 				return err
 			}
 		} else {
-			if err := l.recoverSealed(s, idx[found{s.id, s.base}]); err != nil {
+			if err := l.recoverSealed(s, idx[found{s.id, s.base}], tix[found{s.id, s.base}]); err != nil {
 				return err
 			}
 			s.sealed = true
@@ -105,13 +108,15 @@ func (l *Log) recover() error {
 		}
 	}
 	// Remove index files of segments that no longer exist or are active.
-	for k := range idx {
-		keep := false
-		for _, s := range l.segs {
-			keep = keep || (s.id == k.id && s.base == k.base && s.sealed)
-		}
-		if !keep {
-			_ = l.fs.Remove(filepath.Join(l.dir, segName(k.id, k.base, idxExt)))
+	for ext, files := range map[string]map[found]bool{idxExt: idx, tixExt: tix} {
+		for k := range files {
+			keep := false
+			for _, s := range l.segs {
+				keep = keep || (s.id == k.id && s.base == k.base && s.sealed)
+			}
+			if !keep {
+				_ = l.fs.Remove(filepath.Join(l.dir, segName(k.id, k.base, ext)))
+			}
 		}
 	}
 	l.active = l.segs[len(l.segs)-1]
@@ -176,12 +181,15 @@ func (l *Log) openSegment(id, base uint64) (*segment, error) {
 // recoverSealed loads a sealed segment's index, or rebuilds it by a full, strict scan when
 // it is missing or bad. With a good index it checks only the last frame (the other frames
 // are verified when read). Any defect is corruption: a sealed segment has no torn tail.
-func (l *Log) recoverSealed(s *segment, hasIdx bool) error {
+func (l *Log) recoverSealed(s *segment, hasIdx, hasTix bool) error {
 	if hasIdx {
 		if pos, err := l.loadIndex(s); err == nil {
 			s.pos = pos
 			if err := l.checkLastFrame(s); err != nil {
 				return err
+			}
+			if l.timeIndexing() {
+				return l.recoverTimeIndex(s, hasTix)
 			}
 			return nil
 		} else {
@@ -202,6 +210,11 @@ func (l *Log) recoverSealed(s *segment, hasIdx bool) error {
 	s.pos = res.pos
 	l.report.RebuiltIndexes++
 	l.writeIndex(s, s.pos)
+	if l.timeIndexing() {
+		s.tix = res.tix
+		l.report.RebuiltTimeIndexes++
+		l.writeTimeIndex(s, s.count(), &s.tix)
+	}
 	return nil
 }
 
@@ -269,12 +282,13 @@ func (l *Log) checkLastFrame(s *segment) error {
 
 // scanResult is the outcome of scanning a segment's frames.
 type scanResult struct {
-	pos       []uint32 // positions of the frames of whole batches
-	goodEnd   int64    // end of the last whole batch
-	frames    int      // valid frames seen, including those of an incomplete batch
-	badAt     int64    // position of the first bad frame (when bad != nil)
-	bad       error    // why the frame at badAt is bad
-	nextValid int64    // when bad != nil: position of a valid frame after badAt, or -1
+	pos       []uint32  // positions of the frames of whole batches
+	goodEnd   int64     // end of the last whole batch
+	frames    int       // valid frames seen, including those of an incomplete batch
+	badAt     int64     // position of the first bad frame (when bad != nil)
+	bad       error     // why the frame at badAt is bad
+	nextValid int64     // when bad != nil: position of a valid frame after badAt, or -1
+	tix       timeIndex // the time index of the whole batches (with Config.Timestamp)
 }
 
 // scan reads every frame of s, verifying checksums and offsets, until the end of the file or
@@ -285,10 +299,11 @@ func (l *Log) scan(s *segment) (scanResult, error) {
 	var fr frameReader
 	fr.reset(s, segHdrLen, s.end, l.cfg.MaxRecordBytes)
 	var pos []uint32
+	var tix timeIndex
 	off := s.base
 	for fr.pos < s.end {
 		p := fr.pos
-		fi, _, err := fr.next()
+		fi, v, err := fr.next()
 		if err == nil && fi.offset != off {
 			err = fmt.Errorf("%w: frame holds offset %d, want %d", errOffset, fi.offset, off)
 		}
@@ -305,11 +320,15 @@ func (l *Log) scan(s *segment) (scanResult, error) {
 			break
 		}
 		pos = append(pos, uint32(p))
+		if l.timeIndexing() {
+			l.addTime(&tix, off, v, p)
+		}
 		res.frames++
 		off++
 		if fi.last {
 			res.goodEnd = fr.pos
 			res.pos = pos
+			res.tix = tix // entries only grow: the header is a prefix
 		}
 	}
 	res.pos = pos[:len(res.pos)]
@@ -371,6 +390,7 @@ func (l *Log) recoverActive(s *segment) error {
 		return fmt.Errorf("segment: %s at position %d: %w: incomplete batch below the synced watermark %d", s.path, res.goodEnd, storage.ErrCorrupt, mark)
 	}
 	s.pos = res.pos
+	s.tix = res.tix
 	cut := res.goodEnd != s.end
 	if cut {
 		n := s.end - res.goodEnd
@@ -416,10 +436,11 @@ func (l *Log) recoverActive(s *segment) error {
 	return nil
 }
 
-// removeSegmentFiles removes a segment file and its index. A failure to remove the index is
+// removeSegmentFiles removes a segment file and its index files. A failure to remove an index is
 // ignored (Open removes orphan indexes); the caller syncs the directory.
 func (l *Log) removeSegmentFiles(s *segment) error {
 	_ = l.fs.Remove(filepath.Join(l.dir, segName(s.id, s.base, idxExt)))
+	_ = l.fs.Remove(filepath.Join(l.dir, segName(s.id, s.base, tixExt)))
 	if err := l.fs.Remove(s.path); err != nil {
 		return fmt.Errorf("remove %s: %w", s.path, err)
 	}

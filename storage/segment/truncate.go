@@ -3,6 +3,7 @@ package segment
 import (
 	"fmt"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/commitlog-go/commitlog/storage"
@@ -155,6 +156,7 @@ func (l *Log) TruncateSuffix(from uint64) error {
 		}
 	}
 	_ = l.fs.Remove(filepath.Join(l.dir, segName(s.id, s.base, idxExt)))
+	_ = l.fs.Remove(filepath.Join(l.dir, segName(s.id, s.base, tixExt)))
 	if s.mark > cut {
 		// Lower the durable watermark first, durably: the bytes appended after the cut
 		// will not be synced, and a watermark above them would call their loss corruption.
@@ -175,6 +177,9 @@ func (l *Log) TruncateSuffix(from uint64) error {
 	}
 	if err := s.f.Sync(); err != nil {
 		return l.fail("fdatasync "+s.path, err)
+	}
+	if l.timeIndexing() {
+		l.retime(s, from, cut)
 	}
 	l.active = s
 	l.nextWrite = from
@@ -253,4 +258,22 @@ func (l *Log) markBatchEnd(s *segment, at, end int64, off uint64) error {
 		return l.fail("fdatasync "+s.path, err)
 	}
 	return nil
+}
+
+// retime rebuilds the time index of s, just cut at file position cut (offset from), from its
+// remaining records. Until it is done, lookups see the old index, whose entries past from are
+// capped by the log's bounds. If the rebuild fails, the entries past from are dropped and the
+// old maximum stays: an upper bound, which costs a lookup a longer read but no wrong answer.
+// l.wmu must be held.
+func (l *Log) retime(s *segment, from uint64, cut int64) {
+	x, err := l.buildTimeIndex(s, cut)
+	if err != nil {
+		l.logger.Warn("segment: cannot rebuild the time index after a truncation; lookups read more", "segment", s.path, "err", err)
+		x = s.tix.clone()
+		n := sort.Search(len(x.entries), func(i int) bool { return x.entries[i].off >= from })
+		x.entries = x.entries[:n]
+	}
+	l.mu.Lock()
+	s.tix = x
+	l.mu.Unlock()
 }

@@ -1,0 +1,36 @@
+package cli
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/commitlog-go/commitlog/server"
+)
+
+// TestServeMetricsPartitionSeriesFlag: --metrics-max-partition-series reaches the Config: its
+// default (100), a value, and 0 meaning no partition of its own (the Config's -1).
+func TestServeMetricsPartitionSeriesFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 100},
+		{[]string{"--metrics-max-partition-series", "7"}, 7},
+		{[]string{"--metrics-max-partition-series", "0"}, -1},
+	} {
+		var got server.Config
+		app := &cli.App{Flags: serveFlags(), Action: func(c *cli.Context) error {
+			var err error
+			got, err = serveConfig(c, slog.New(slog.DiscardHandler))
+			return err
+		}}
+		if err := app.Run(append([]string{"serve"}, tc.args...)); err != nil {
+			t.Fatal(err)
+		}
+		if got.MetricsMaxPartitionSeries != tc.want {
+			t.Errorf("serve %v: MetricsMaxPartitionSeries = %d, want %d", tc.args, got.MetricsMaxPartitionSeries, tc.want)
+		}
+	}
+}

@@ -1,0 +1,191 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// TestRecordSizeCountsKeyAndHeaders: --max-record-bytes bounds a record's key, headers and
+// value together on every produce path. A record whose value fits but whose value, key and
+// headers do not is refused with ResourceExhausted and nothing is stored; one exactly at the
+// limit is stored.
+func TestRecordSizeCountsKeyAndHeaders(t *testing.T) {
+	const limit = 1024
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			srv := startServer(t, Config{Transport: tr, MaxRecordBytes: limit})
+			c := newClient(t, tr, srv.Addr())
+			ctx := ctxT(t, 30*time.Second)
+			if _, err := c.(transport.TopicsClient).CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "t", Partitions: 1}); err != nil {
+				t.Fatal(err)
+			}
+			// value 1000 fits alone; with a 20-byte key and a 4+10-byte header it is 1034.
+			over := func() *logv1.Record {
+				return &logv1.Record{Value: make([]byte, 1000), Key: make([]byte, 20), Headers: []*logv1.Header{{Key: "hdr1", Value: make([]byte, 10)}}}
+			}
+			atLimit := &logv1.Record{Value: make([]byte, 990), Key: make([]byte, 20), Headers: []*logv1.Header{{Key: "hdr1", Value: make([]byte, 10)}}}
+			if n := recordBytes(over()); n <= limit {
+				t.Fatalf("test record is %d bytes, want more than %d", n, limit)
+			}
+			stream := func(topic string, r *logv1.Record) error {
+				ps, err := c.ProduceStream(ctx)
+				if err != nil {
+					return err
+				}
+				defer ps.Close()
+				if err := ps.Send(&logv1.ProduceRequest{Topic: topic, Record: r}); err != nil {
+					return err
+				}
+				if err := ps.CloseSend(); err != nil {
+					return err
+				}
+				_, err = ps.Receive()
+				return err
+			}
+			for _, topic := range []string{"", "t"} {
+				paths := map[string]func(r *logv1.Record) error{
+					"Produce": func(r *logv1.Record) error {
+						_, err := c.Produce(ctx, &logv1.ProduceRequest{Topic: topic, Record: r})
+						return err
+					},
+					"ProduceBatch": func(r *logv1.Record) error {
+						_, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Topic: topic, Records: []*logv1.Record{{Value: []byte("ok")}, r}})
+						return err
+					},
+					"ProduceStream": func(r *logv1.Record) error { return stream(topic, r) },
+				}
+				for name, produce := range paths {
+					if err := produce(over()); transport.CodeOf(err) != transport.ResourceExhausted {
+						t.Errorf("%s to topic %q of a %d-byte record (value %d): %v, want ResourceExhausted", name, topic, recordBytes(over()), len(over().Value), err)
+					}
+					b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Topic: topic, Linearizable: true})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if b.GetNextOffset() != 0 {
+						t.Fatalf("after %s to topic %q was refused: next offset %d, want 0 (nothing stored)", name, topic, b.GetNextOffset())
+					}
+				}
+			}
+			if _, err := c.Produce(ctx, &logv1.ProduceRequest{Topic: "t", Record: atLimit}); err != nil {
+				t.Fatalf("a record of exactly %d bytes: %v", recordBytes(atLimit), err)
+			}
+			if err := stream("", atLimit); err != nil {
+				t.Fatalf("a record of exactly %d bytes on ProduceStream: %v", recordBytes(atLimit), err)
+			}
+		})
+	}
+}
+
+// TestProduceStreamGroupsCountKeys: records with small values and large keys and headers are
+// split into commands by their whole size, so that each command fits the command limit (4 MiB;
+// requests may be larger here, so the request bound does not split them): 12 records of
+// 700 KiB keys (8.4 MiB, three commands' worth) are all stored, in order.
+func TestProduceStreamGroupsCountKeys(t *testing.T) {
+	srv := startServer(t, Config{MaxRequestBytes: 16 << 20})
+	c := newClient(t, TransportConnect, srv.Addr())
+	ctx := ctxT(t, 60*time.Second)
+	const n = 12
+	rec := func(i int) *logv1.Record {
+		k := bytes.Repeat([]byte{byte(i)}, 700<<10)
+		return &logv1.Record{Value: []byte(fmt.Sprint(i)), Key: k, Headers: []*logv1.Header{{Key: "h", Value: make([]byte, 1000)}}}
+	}
+	recs := make([]*logv1.Record, n)
+	for i := range recs {
+		recs[i] = rec(i)
+	}
+	lim := srv.fsm.Limits()
+	for _, g := range srv.svc.commandGroups(recs) {
+		batch := make([]fsm.AppendRecord, len(g))
+		for i, r := range g {
+			batch[i] = appendRecord(r)
+		}
+		if size := fsm.EncodedBatchSize(fsm.Batch{Records: batch}); len(g) > 1 && size > lim.MaxCommandBytes {
+			t.Errorf("a group of %d records encodes to %d bytes, above the %d-byte command limit", len(g), size, lim.MaxCommandBytes)
+		}
+	}
+	ps, err := c.ProduceStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	sendErr := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := ps.Send(&logv1.ProduceRequest{Record: rec(i)}); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+		sendErr <- ps.CloseSend()
+	}()
+	for i := range n {
+		res, err := ps.Receive()
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		if res.GetOffset() != uint64(i) {
+			t.Fatalf("response %d has offset %d", i, res.GetOffset())
+		}
+	}
+	if err := <-sendErr; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ps.Receive(); !errors.Is(err, io.EOF) {
+		t.Fatalf("end of stream: %v", err)
+	}
+	for i := range n {
+		got, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: uint64(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.GetRecord().GetKey(), rec(i).Key) || string(got.GetRecord().GetValue()) != fmt.Sprint(i) {
+			t.Fatalf("offset %d holds another record", i)
+		}
+	}
+}
+
+// TestConsumeStreamBatchOwnsKeys: a batched ConsumeStream sends records whose keys and header
+// values are their own, not bytes the next read overwrites.
+func TestConsumeStreamBatchOwnsKeys(t *testing.T) {
+	srv := startServer(t, Config{})
+	c := newClient(t, TransportGRPC, srv.Addr())
+	ctx := ctxT(t, 30*time.Second)
+	const n = 200
+	recs := make([]*logv1.Record, n)
+	for i := range recs {
+		recs[i] = &logv1.Record{Value: []byte(fmt.Sprint("v", i)), Key: []byte(fmt.Sprint("key-", i)), Headers: []*logv1.Header{{Key: "h", Value: []byte(fmt.Sprint("hv-", i))}}}
+	}
+	if _, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: recs}); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cs, err := c.ConsumeStream(sctx, &logv1.ConsumeRequest{MaxBatch: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for got := 0; got < n; {
+		res, err := cs.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res.GetRecords() {
+			i := int(r.GetOffset())
+			if string(r.GetKey()) != fmt.Sprint("key-", i) || string(r.GetValue()) != fmt.Sprint("v", i) ||
+				len(r.GetHeaders()) != 1 || string(r.GetHeaders()[0].GetValue()) != fmt.Sprint("hv-", i) {
+				t.Fatalf("offset %d: key %q value %q headers %v", i, r.GetKey(), r.GetValue(), r.GetHeaders())
+			}
+			got++
+		}
+	}
+}

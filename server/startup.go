@@ -1,0 +1,378 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+
+	"github.com/commitlog-go/commitlog/authz"
+	"github.com/commitlog-go/commitlog/authz/casbin"
+	"github.com/commitlog-go/commitlog/client"
+	craft "github.com/commitlog-go/commitlog/consensus/raft"
+	"github.com/commitlog-go/commitlog/discovery"
+	dserf "github.com/commitlog-go/commitlog/discovery/serf"
+	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/server/internal/chaosbugs"
+	"github.com/commitlog-go/commitlog/server/telemetry"
+	"github.com/commitlog-go/commitlog/storage"
+	"github.com/commitlog-go/commitlog/storage/segment"
+	"github.com/commitlog-go/commitlog/transport"
+	tconnect "github.com/commitlog-go/commitlog/transport/connect"
+	tgrpc "github.com/commitlog-go/commitlog/transport/grpc"
+	"github.com/commitlog-go/commitlog/transport/mux"
+)
+
+// The composition root's startup, step by step. New runs the steps in the order startupSteps
+// lists them; each builds one piece from the configuration and the pieces of the steps before
+// it, and stores it in the Server. Close releases whatever the Server holds, so a step that
+// fails leaves nothing of the earlier steps open.
+
+// step is one named step of New.
+type step struct {
+	name string
+	run  func() error
+}
+
+// startupSteps are New's steps, in order.
+func (s *Server) startupSteps() []step {
+	return []step{
+		{"prepare data dir", s.prepareDataDir},
+		{"listen", s.listen},
+		{"mux", s.newMux},
+		{"open logs", s.openLogs},
+		{"telemetry", s.startTelemetry},
+		{"raft", s.startRaft},
+		{"authorizer", s.newAuthorizer},
+		{"forwarder", s.newForwarder},
+		{"service", s.newService},
+		{"api", s.startAPI},
+		{"membership", s.startMembership},
+		{"bootstrap", s.startBootstrap},
+	}
+}
+
+// runStep runs st, unless the test hook beforeStep fails it first.
+func (c *Config) runStep(st step) error {
+	if c.beforeStep != nil {
+		if err := c.beforeStep(st.name); err != nil {
+			return err
+		}
+	}
+	return st.run()
+}
+
+// prepareDataDir creates DataDir, or checks an existing one (datadir.go).
+func (s *Server) prepareDataDir() error {
+	return prepareDataDir(s.cfg.DataDir, s.cfg.Logger)
+}
+
+// listen binds the port of the API and Raft on BindAddr's host, and works out the address
+// other nodes and clients reach it at.
+func (s *Server) listen() error {
+	host, _, _ := net.SplitHostPort(s.cfg.BindAddr)
+	port := s.cfg.RPCPort
+	if port < 0 {
+		port = 0
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	s.ln = ln
+	// Raft is protected when the mux has a peer TLS configuration.
+	s.insecure = insecureReasons(ln.Addr().(*net.TCPAddr).IP, &s.cfg, s.cfg.PeerServerTLS != nil)
+	advertise := host
+	if s.cfg.AdvertiseHost != "" {
+		advertise = s.cfg.AdvertiseHost
+	} else if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		// Bound to every interface: advertise an address others can actually dial (the seed
+		// advertised 0.0.0.0).
+		advertise = reachableIP()
+	}
+	s.addr = net.JoinHostPort(advertise, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	return nil
+}
+
+// newMux splits the port between the API and Raft (by first byte; Raft over peer TLS).
+func (s *Server) newMux() error {
+	advertiseAddr, err := net.ResolveTCPAddr("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("server: advertised address %s: %w", s.addr, err)
+	}
+	s.mux, err = mux.New(s.ln, mux.Config{
+		PeerServerTLS:  s.cfg.PeerServerTLS,
+		PeerClientTLS:  s.cfg.PeerClientTLS,
+		PeerServerName: s.cfg.PeerServerName,
+		Advertise:      advertiseAddr,
+		MaxPending:     s.cfg.MaxPendingConns,
+		Logger:         s.cfg.Logger.With("component", "mux"),
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
+
+// openLogs opens the commit log (the default topic's partition 0, DataDir/log: the single log
+// of servers before topics) and the state machine over it and every other partition
+// (DataDir/topics/<topic ID>/<partition>/), all with Config.OpenLog.
+func (s *Server) openLogs() error {
+	openLog := s.cfg.OpenLog
+	if openLog == nil {
+		openLog = segmentOpener(&s.cfg)
+	}
+	var err error
+	s.log, err = openLog(filepath.Join(s.cfg.DataDir, "log"))
+	if err != nil {
+		return fmt.Errorf("server: open the commit log: %w", err)
+	}
+	s.sm, err = fsm.NewMachine(fsm.MachineConfig{
+		Config: fsm.Config{
+			Log:    s.log,
+			Logger: s.cfg.Logger.With("component", "fsm"),
+			Limits: fsm.Limits{MaxRecordBytes: s.cfg.MaxRecordBytes, MaxBatchRecords: s.cfg.MaxBatchRecords},
+		},
+		Dir:     filepath.Join(s.cfg.DataDir, "topics"),
+		OpenLog: openLog,
+	})
+	if err != nil {
+		return fmt.Errorf("server: state machine: %w", err)
+	}
+	s.fsm = s.sm.Default()
+	return nil
+}
+
+// segmentOpener is Config.OpenLog's default: storage/segment, configured by cfg.
+func segmentOpener(cfg *Config) func(dir string) (storage.Log, error) {
+	return func(dir string) (storage.Log, error) {
+		syncPolicy, err := segment.ParseSyncPolicy(cfg.Sync)
+		if err != nil {
+			return nil, err
+		}
+		l, err := segment.Open(dir, segment.Config{
+			Sync:         syncPolicy,
+			SegmentBytes: cfg.SegmentBytes,
+			// Every record the state machine may have to store, whatever --max-record-bytes
+			// says: that flag decides what this node accepts as leader, never what a replica
+			// stores.
+			MaxRecordBytes: fsm.MaxStoredRecordBytes,
+			// A time index of the records' timestamps, for offsets by time
+			// (fsm.FSM.OffsetForTime).
+			Timestamp: fsm.StoredTimestamp,
+			// Retention is decided by the leader and applied through Raft (retentionLoop),
+			// not by each node's storage on its own.
+			Logger: cfg.Logger.With("component", "storage"),
+			FS:     cfg.logFS,
+		})
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return l, nil
+	}
+}
+
+// startTelemetry starts tracing, metrics and the /metrics, /healthz and /readyz endpoint.
+func (s *Server) startTelemetry() error {
+	var err error
+	s.tel, err = telemetry.New(context.Background(), telemetry.Config{
+		NodeID:         s.cfg.NodeName,
+		MetricsAddr:    s.cfg.MetricsAddr,
+		SampleRatio:    s.cfg.TraceSampleRatio,
+		SpanProcessors: s.cfg.TraceProcessors,
+		Disabled:       s.cfg.DisableTelemetry,
+		RPCMetrics:     s.cfg.RPCMetrics,
+		Logger:         s.cfg.Logger.With("component", "telemetry"),
+
+		MaxPartitionSeries: s.cfg.MetricsMaxPartitionSeries,
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
+
+// startRaft starts the Raft node (DataDir/raft) on the mux's Raft side, replicating into the
+// state machine.
+func (s *Server) startRaft() error {
+	rcfg := craft.Config{
+		ID:          s.cfg.NodeName,
+		DataDir:     filepath.Join(s.cfg.DataDir, "raft"),
+		StreamLayer: craft.NewStreamLayer(s.mux.Raft(), s.mux.Raft().Dial),
+		Address:     s.addr,
+		Bootstrap:   s.cfg.bootstrapsAtOnce(),
+		OnClusterID: s.clusterIDSet,
+		Logger:      s.cfg.Logger.With("component", "raft"),
+	}
+	chaosbugs.TuneRaft(&rcfg.SnapshotThreshold, &rcfg.TrailingLogs, &rcfg.SnapshotInterval, &rcfg.WALSegmentSize) // no-op unless -tags chaosbugs
+	var err error
+	s.node, err = craft.New(rcfg, telemetry.InstrumentStateMachine(s.sm, s.tel.Metrics()))
+	if err != nil {
+		return fmt.Errorf("server: raft: %w", err)
+	}
+	return nil
+}
+
+// newAuthorizer builds the authorization of API calls: Config.Authorizer, casbin from the ACL
+// files, or everyone may do everything.
+func (s *Server) newAuthorizer() error {
+	s.acl = s.cfg.Authorizer
+	if s.cfg.ACLPolicyFile != "" {
+		var err error
+		if s.acl, err = casbin.New(casbin.Config{ModelFile: s.cfg.ACLModelFile, PolicyFile: s.cfg.ACLPolicyFile}); err != nil {
+			return fmt.Errorf("server: authorization: %w", err)
+		}
+	}
+	// Authorized when a call's headers arrive, before its request is read (Admit); the
+	// interceptor then skips the check it already passed. A casbin policy names callers by
+	// their certificates, so it needs one; any authorizer trusts a forwarded-for claim only
+	// from a peer.
+	s.apiAdmit, s.apiIntercept = admitEarly(authorizer(s.effectiveACL(), authRules{
+		requireIdentity: s.cfg.ACLPolicyFile != "",
+		forwardOnlyPeer: s.acl != nil,
+	}, peerRule(s.cfg.PeerServerTLS)))
+	return nil
+}
+
+// effectiveACL is the authorizer in force: s.acl, or everyone may do everything.
+func (s *Server) effectiveACL() authz.Authorizer {
+	if s.acl == nil {
+		return authz.AllowAll{}
+	}
+	return s.acl
+}
+
+// newForwarder builds the client a follower forwards writes to the leader with (and asks
+// peers how far they are).
+func (s *Server) newForwarder() error {
+	s.forward = newForwarder(client.NewTransportClient(s.cfg.Transport),
+		transport.ClientConfig{TLS: s.cfg.ForwardTLS, Telemetry: s.tel.Transport()}, s.cfg.MaxForwardClients)
+	return nil
+}
+
+// newService builds the API's implementation over the Raft node and the state machine, with
+// the divergence alarm kept in DataDir.
+func (s *Server) newService() error {
+	div, err := openDivergence(s.cfg.DataDir, s.cfg.Logger.With("component", "divergence"))
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	s.removed = &removedServers{}
+	s.svc = &service{node: s.node, acl: s.effectiveACL(), fsm: s.fsm, sm: s.sm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.logSize, div: div, admit: s.admit,
+		removed: s.removed.mark,
+		// One election: a follower notices the leader is gone (heartbeat timeout), then wins.
+		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout,
+		insecure:   s.insecureMembers}
+	if err := s.tel.Metrics().ObserveDivergence(div.raised); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
+
+// startAPI builds the API server (Connect or gRPC) on the service, NOT_SERVING until a leader
+// is known, and has telemetry follow the node. It serves from Run on.
+func (s *Server) startAPI() error {
+	newServer := func(c transport.ServerConfig) (transport.Server, error) { return tconnect.NewServer(c) }
+	if s.cfg.Transport == TransportGRPC {
+		newServer = func(c transport.ServerConfig) (transport.Server, error) { return tgrpc.NewServer(c) }
+	}
+	api := telemetry.InstrumentLog(s.svc, s.tel.Metrics())
+	var err error
+	s.api, err = newServer(transport.ServerConfig{
+		Log:             api,
+		Cluster:         api,
+		Topics:          s.svc,
+		Telemetry:       s.tel.Transport(),
+		TLS:             s.cfg.ServerTLS,
+		MaxMessageBytes: s.cfg.maxMessageBytes(),
+		Limits:          s.cfg.transportLimits(),
+		Keepalive:       transport.Keepalive{MaxIdle: s.cfg.IdleTimeout},
+		Admit:           s.apiAdmit,
+		Intercept:       s.apiIntercept,
+		Logger:          s.cfg.Logger.With("component", "api"),
+	})
+	if err != nil {
+		return fmt.Errorf("server: api: %w", err)
+	}
+	// NOT_SERVING until a leader is known; telemetry follows leader changes from now on.
+	s.api.SetHealth(transport.HealthNotServing)
+	var segs telemetry.SegmentStats
+	if st, ok := s.log.(telemetry.SegmentStats); ok {
+		segs = st
+	}
+	if err := s.tel.Observe(telemetry.Sources{Consensus: s.node, Segments: segs, Live: s.sm.Err, SetHealth: s.api.SetHealth,
+		Certificates: s.certExpiries}); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
+
+var gossipProfiles = map[string]dserf.Timing{"lan": dserf.TimingLAN, "local": dserf.TimingLocal, "test": dserf.TimingTest}
+
+// startMembership starts the membership (Serf, or Config.Membership's), advertising this
+// node's Raft and API addresses, and the reconciler that turns its events into Raft membership
+// changes on the leader.
+func (s *Server) startMembership() error {
+	events := make(memberEvents, 1)
+	tags := s.tags()
+	s.tagMu.Lock()
+	defer s.tagMu.Unlock()
+	if id := s.node.ClusterID(); id != "" {
+		tags[tagClusterID] = id
+	}
+	m, err := s.newMembership(tags, events)
+	if err != nil {
+		return fmt.Errorf("server: gossip: %w", err)
+	}
+	s.serf = m
+	s.recon = newReconciler(reconcilerConfig{
+		self:     s.cfg.NodeName,
+		admit:    s.admit,
+		proves:   s.cfg.PeerClientTLS != nil,
+		node:     s.node,
+		cluster:  s.node.ClusterID,
+		members:  m,
+		events:   events,
+		removed:  s.removed,
+		bounds:   s.forward.appliedIndexOf,
+		interval: s.cfg.ReconcileInterval,
+		logger:   s.cfg.Logger.With("component", "membership"),
+	})
+	s.recon.start()
+	s.bg.Add(1)
+	go func() { defer s.bg.Done(); s.syncClusterTag() }()
+	return nil
+}
+
+// newMembership starts Config.Membership, or Serf, advertising tags and reporting to handler.
+func (s *Server) newMembership(tags map[string]string, handler discovery.Handler) (discovery.Membership, error) {
+	if s.cfg.Membership != nil {
+		return s.cfg.Membership(MembershipConfig{
+			NodeName: s.cfg.NodeName,
+			Tags:     tags,
+			Handler:  handler,
+			Logger:   s.cfg.Logger.With("component", "membership"),
+		})
+	}
+	advertise := ""
+	if s.cfg.AdvertiseHost != "" {
+		_, port, _ := net.SplitHostPort(s.cfg.BindAddr)
+		advertise = net.JoinHostPort(s.cfg.AdvertiseHost, port)
+	}
+	m, err := dserf.New(dserf.Config{
+		NodeName:       s.cfg.NodeName,
+		BindAddr:       s.cfg.BindAddr,
+		AdvertiseAddr:  advertise,
+		Tags:           tags,
+		StartJoinAddrs: s.cfg.StartJoinAddrs,
+		EncryptKey:     s.cfg.GossipKey,
+		Handler:        handler,
+		Logger:         s.cfg.Logger.With("component", "gossip"),
+		Timing:         gossipProfiles[s.cfg.GossipProfile],
+	})
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return m, nil
+}

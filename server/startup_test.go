@@ -1,0 +1,162 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestNewClosesEarlierStepsOnFailure fails New at each of its steps in turn (before the step
+// runs, so every earlier step has opened what it opens) and checks that New closed it all
+// again: no goroutine left, no file descriptor left, the API and Raft port and the gossip
+// ports free, and the data dir usable by the next New on the same ports.
+func TestNewClosesEarlierStepsOnFailure(t *testing.T) {
+	steps := (&Server{}).startupSteps()
+	if len(steps) < 10 {
+		t.Fatalf("%d steps: New is not split into its steps", len(steps))
+	}
+	config := func(t *testing.T, dir string) Config {
+		rpc, gossip := freePort(t), freePort(t)
+		return Config{
+			DataDir: dir, NodeName: "node-0", GossipProfile: "test",
+			BindAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(gossip)), RPCPort: rpc,
+			MetricsAddr: "127.0.0.1:0", // the telemetry endpoint's listener counts too
+		}
+	}
+	// Once in full first: what the process opens once and keeps (the poller, telemetry's
+	// globals) is not a leak of the runs below.
+	warm, err := New(config(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := warm.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	injected := errors.New("injected failure")
+	for i, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			cfg := config(t, t.TempDir())
+			ignoreRunning := goleak.IgnoreCurrent()
+			fds := openFDs(t)
+			var ran []string
+			cfg.beforeStep = func(name string) error {
+				ran = append(ran, name)
+				if name == st.name {
+					return injected
+				}
+				return nil
+			}
+			s, err := New(cfg)
+			if s != nil || !errors.Is(err, injected) {
+				t.Fatalf("New = %v, %v; want nil and the injected failure", s, err)
+			}
+			if len(ran) != i+1 {
+				t.Fatalf("steps run: %q; want the %d before %q and it", ran, i, st.name)
+			}
+
+			goleak.VerifyNone(t, ignoreRunning,
+				goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
+			if left := openFDs(t); len(left) > len(fds) {
+				t.Errorf("file descriptors left open: %q", newFDs(fds, left))
+			}
+			for _, network := range []string{"tcp", "udp"} { // Serf listens on both
+				addr := cfg.BindAddr
+				if network == "tcp" {
+					if err := listenAndClose(network, net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.RPCPort))); err != nil {
+						t.Errorf("API and Raft port: %v", err)
+					}
+				}
+				if err := listenAndClose(network, addr); err != nil {
+					t.Errorf("gossip port: %v", err)
+				}
+			}
+
+			// The same data dir and ports serve the next start.
+			cfg.beforeStep = nil
+			s, err = New(cfg)
+			if err != nil {
+				t.Fatalf("New after a failed New: %v", err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestNewStepOrder pins the order of startup: each step uses what the ones before it built.
+func TestNewStepOrder(t *testing.T) {
+	var names []string
+	for _, st := range (&Server{}).startupSteps() {
+		names = append(names, st.name)
+	}
+	want := []string{"prepare data dir", "listen", "mux", "open logs", "telemetry", "raft",
+		"authorizer", "forwarder", "service", "api", "membership", "bootstrap"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("steps %q, want %q", names, want)
+	}
+}
+
+// freePort returns a TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func listenAndClose(network, addr string) error {
+	if network == "udp" {
+		c, err := net.ListenPacket(network, addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return err
+	}
+	return ln.Close()
+}
+
+// openFDs lists this process's open file descriptors with what each refers to.
+func openFDs(t *testing.T) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("cannot count file descriptors: %v", err)
+	}
+	fds := make(map[string]string, len(entries))
+	for _, e := range entries {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil {
+			continue // the directory's own descriptor, closed since
+		}
+		fds[e.Name()] = target
+	}
+	return fds
+}
+
+// newFDs describes the descriptors of after that before did not have.
+func newFDs(before, after map[string]string) []string {
+	var out []string
+	for fd, target := range after {
+		if before[fd] != target {
+			out = append(out, fmt.Sprintf("%s → %s", fd, target))
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,103 @@
+package telemetry
+
+import (
+	"testing"
+
+	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+	"github.com/commitlog-go/commitlog/transport/transporttest"
+)
+
+// TestPartitionMetricsCap: records are counted by topic and partition, the first
+// MaxPartitionSeries partitions under their own labels and every later one under "other";
+// requests without a topic count for topic "default".
+func TestPartitionMetricsCap(t *testing.T) {
+	tel := newTelemetry(t, Config{MaxPartitionSeries: 2})
+	svc := InstrumentLog(transporttest.NewService(), tel.Metrics())
+	ctx := t.Context()
+	produce := func(topic string, partition uint32, value string) {
+		t.Helper()
+		if _, err := svc.Produce(ctx, &logv1.ProduceRequest{Topic: topic, Partition: partition, Record: &logv1.Record{Value: []byte(value)}}); err != nil {
+			t.Fatalf("Produce: %v", err)
+		}
+	}
+	produce("orders", 0, "a")
+	produce("orders", 1, "bb")
+	produce("orders", 2, "ccc") // the third partition: beyond the cap
+	produce("orders", 0, "dddd")
+	if _, err := svc.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Topic: "payments", Records: []*logv1.Record{{Value: []byte("12")}, {Value: []byte("3")}}}); err != nil {
+		t.Fatal(err)
+	}
+	produce("", 0, "x") // the default topic: beyond the cap too
+	// A stream over two partitions: one with its own series, one in "other".
+	st := &bidi{reqs: []*logv1.ProduceRequest{
+		{Topic: "orders", Partition: 1, Record: &logv1.Record{Value: []byte("s1")}},
+		{Topic: "orders", Partition: 2, Record: &logv1.Record{Value: []byte("s22")}},
+		{Topic: "orders", Partition: 2, Record: &logv1.Record{Value: []byte("s333")}},
+	}}
+	if err := svc.ProduceStream(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Consume(ctx, &logv1.ConsumeRequest{Topic: "orders", Partition: 1, Offset: 0}); err != nil {
+		t.Fatal(err)
+	}
+
+	fams := telemetrytest.Scrape(t, tel.MetricsAddr())
+	value := func(name, topic, partition string) float64 {
+		t.Helper()
+		m, err := telemetrytest.Find(fams, name, map[string]string{"topic": topic, "partition": partition})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	for _, c := range []struct {
+		name, topic, partition string
+		want                   float64
+	}{
+		{"commitlog_partition_produce_records_total", "orders", "0", 2},
+		{"commitlog_partition_produce_bytes_total", "orders", "0", 5},
+		{"commitlog_partition_produce_records_total", "orders", "1", 2},
+		{"commitlog_partition_produce_bytes_total", "orders", "1", 4},
+		// orders/2 (1 + 2 streamed), payments/0 (a batch of 2) and default/0 (1).
+		{"commitlog_partition_produce_records_total", OtherSeries, OtherSeries, 6},
+		{"commitlog_partition_produce_bytes_total", OtherSeries, OtherSeries, 3 + 3 + 4 + 3 + 1},
+		{"commitlog_partition_consume_records_total", "orders", "1", 1},
+	} {
+		if got := value(c.name, c.topic, c.partition); got != c.want {
+			t.Errorf("%s{topic=%q,partition=%q} = %v, want %v", c.name, c.topic, c.partition, got, c.want)
+		}
+	}
+	// Exactly two partitions have series of their own, whatever was produced.
+	seen := map[string]bool{}
+	for _, m := range fams["commitlog_partition_produce_records_total"].GetMetric() {
+		var topic, partition string
+		for _, l := range m.GetLabel() {
+			switch l.GetName() {
+			case "topic":
+				topic = l.GetValue()
+			case "partition":
+				partition = l.GetValue()
+			}
+		}
+		seen[topic+"/"+partition] = true
+	}
+	if len(seen) != 3 || !seen["orders/0"] || !seen["orders/1"] || !seen[OtherSeries+"/"+OtherSeries] {
+		t.Errorf("series %v, want orders/0, orders/1 and other/other", seen)
+	}
+}
+
+// TestPartitionSeriesDefaultTopic: a request without a topic counts for topic "default".
+func TestPartitionSeriesDefaultTopic(t *testing.T) {
+	p := newPartitionSet(DefaultMaxPartitionSeries)
+	if p.get("", 0) != p.get("default", 0) {
+		t.Fatal(`topic "" and "default" have different series`)
+	}
+	if p.get("default", 0) == p.get("default", 1) {
+		t.Fatal("two partitions share a series")
+	}
+	none := newPartitionSet(-1)
+	if none.get("orders", 0) != &none.other {
+		t.Fatal("a negative cap gave a partition a series of its own")
+	}
+}
