@@ -77,7 +77,7 @@ type Error struct {
 	reason string
 	// rejected is the ProducerRejected detail's reason; zero when absent.
 	rejected ProducerRejection
-	cause  error
+	cause    error
 }
 
 type writeOutcome uint8
