@@ -49,8 +49,10 @@ var topicScoped = map[string]bool{
 	transport.MethodInitProducer: true,
 }
 
-// clusterInternal are the calls cluster peers make to each other on their own behalf.
-var clusterInternal = map[string]bool{transport.MethodGetBounds: true, transport.MethodGetServers: true}
+// clusterInternal are the calls cluster peers make to each other on their own behalf: bounds
+// and checksums (promotion of new members, the divergence check, a follower learning the
+// commit point), who is in the cluster, and a topic's ID and bounds (the divergence check).
+var clusterInternal = map[string]bool{transport.MethodGetBounds: true, transport.MethodGetServers: true, transport.MethodDescribeTopic: true}
 
 // caller is whom the interceptor authorized a call for, kept in the call's context for the
 // handlers' per-topic decisions.

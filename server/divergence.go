@@ -29,6 +29,12 @@ import (
 // each) that every server still holds, taking them in turn, so the whole stored history is
 // compared over time.
 //
+// Every partition is compared this way: the default one at every check, and up to
+// maxDivergencePartitions topic partitions per check, taken in turn. A topic partition is
+// compared only among the servers that hold the same incarnation of its topic (the same ID,
+// before and after the checksums are asked): deleting a topic and creating it again under the
+// same name is not a divergence, whichever servers have applied it.
+//
 // A raised alarm is kept in <data-dir>/DIVERGED (so it survives restarts), shown by the
 // commitlog_divergence_alarm gauge, GetBounds' divergence field and `commitlog cluster
 // status`, and makes the server refuse reads (Consume, ConsumeStream) with DATA_LOSS. Writes
@@ -144,16 +150,18 @@ func (s *service) trustedPeer(ctx context.Context) bool {
 	return ok && p.Server
 }
 
-// checksumAnswer fills res's checksum for req.checksum_at and acts on req.expected_checksum.
-func (s *service) checksumAnswer(ctx context.Context, req *logv1.GetBoundsRequest, res *logv1.GetBoundsResponse) {
+// checksumAnswer fills res's checksum of partition rt for req.checksum_at and acts on
+// req.expected_checksum.
+func (s *service) checksumAnswer(ctx context.Context, req *logv1.GetBoundsRequest, res *logv1.GetBoundsResponse, rt readTarget) {
 	if req.ChecksumAt != nil {
 		at := req.GetChecksumAt()
-		sum, err := s.fsm.Checksum(ctx, at)
+		sum, err := rt.part.Checksum(ctx, at)
 		switch {
 		case err == nil:
 			res.Checksum = &sum
 			if req.ExpectedChecksum != nil && req.GetExpectedChecksum() != sum && s.trustedPeer(ctx) {
-				s.div.raise(fmt.Sprintf("at offset %d its chained checksum is %08x, the cluster majority's %08x", at, sum, req.GetExpectedChecksum()))
+				s.div.raise(fmt.Sprintf("%sat offset %d its chained checksum is %08x, the cluster majority's %08x",
+					divTarget{rt.topic, rt.partition}.where(), at, sum, req.GetExpectedChecksum()))
 			}
 		case !errors.Is(err, fsm.ErrChecksumUnavailable):
 			s.cfg.Logger.Warn("cannot compute the log checksum asked for", "offset", at, "err", err)
@@ -165,7 +173,7 @@ func (s *service) checksumAnswer(ctx context.Context, req *logv1.GetBoundsReques
 // divergenceLoop runs the leader's divergence check every DivergenceCheckInterval until the
 // server stops.
 func (s *Server) divergenceLoop() {
-	var scrub uint64 // the older block the next check compares (see checkDivergence)
+	st := &divergenceState{}
 	t := time.NewTicker(s.cfg.DivergenceCheckInterval)
 	defer t.Stop()
 	for {
@@ -185,31 +193,59 @@ func (s *Server) divergenceLoop() {
 			case <-ctx.Done():
 			}
 		}()
-		if err := s.checkDivergence(ctx, &scrub); err != nil && ctx.Err() == nil {
+		if err := s.checkDivergence(ctx, st); err != nil && ctx.Err() == nil {
 			s.cfg.Logger.Warn("divergence check incomplete", "err", err)
 		}
 		cancel()
 	}
 }
 
-// checkDivergence runs one divergence check (see the top of this file): at the highest offset
-// every reachable server has applied, which covers the newest checksum block, and at the last
-// offset of one older block that every server still holds, taking the blocks in turn (*scrub
-// is the next one), so that the whole history still stored is compared over time.
-func (s *Server) checkDivergence(ctx context.Context, scrub *uint64) error {
+// maxDivergencePartitions bounds the topic partitions one divergence check compares (besides
+// the default partition, compared by every check): they are taken in turn, so that every
+// partition is compared within a few intervals, whatever the number of topics.
+const maxDivergencePartitions = 32
+
+// divTarget is a partition the divergence check compares; the zero value is the default
+// topic's partition 0.
+type divTarget struct {
+	topic     string
+	partition uint32
+}
+
+// where names the partition for an alarm or a log line: "" for the default partition (the
+// messages of servers before topics), "topic "orders" partition 2: " otherwise.
+func (t divTarget) where() string {
+	if (t.topic == "" || t.topic == fsm.DefaultTopic) && t.partition == 0 {
+		return ""
+	}
+	return fmt.Sprintf("topic %q partition %d: ", t.topic, t.partition)
+}
+
+// divergenceState is what the leader's checks carry from one to the next.
+type divergenceState struct {
+	scrub map[divTarget]uint64 // per partition, the older block its next check compares
+	next  int                  // the first topic partition (in name order) the next check compares
+}
+
+// divPeer is a server the check compares this one with.
+type divPeer struct {
+	id string
+	c  transport.Client
+}
+
+// checkDivergence runs one divergence check (see the top of this file) of the default
+// partition and of up to maxDivergencePartitions topic partitions, taken in turn.
+func (s *Server) checkDivergence(ctx context.Context, st *divergenceState) error {
+	if st.scrub == nil {
+		st.scrub = map[divTarget]uint64{}
+	}
 	servers, err := s.node.Servers(ctx)
 	if err != nil {
 		return err
 	}
-	self := s.cfg.NodeName
-	type peer struct {
-		id string
-		c  transport.Client
-	}
-	var peers []peer
-	lowest, common := s.fsm.Bounds()
+	var peers []divPeer
 	for _, srv := range servers {
-		if srv.ID == self {
+		if srv.ID == s.cfg.NodeName {
 			continue
 		}
 		c, release, err := s.forward.client(srv.Address)
@@ -218,58 +254,201 @@ func (s *Server) checkDivergence(ctx context.Context, scrub *uint64) error {
 			continue
 		}
 		defer release() // c is used until the check ends
-		b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{})
-		if err != nil {
-			s.cfg.Logger.Debug("divergence check: server did not answer", "id", srv.ID, "err", err)
-			continue
-		}
-		common = min(common, b.GetNextOffset())
-		lowest = max(lowest, b.GetLowestOffset())
-		peers = append(peers, peer{srv.ID, c})
+		peers = append(peers, divPeer{srv.ID, c})
 	}
-	if common == 0 || len(peers) == 0 {
+	if len(peers) == 0 {
 		return nil
 	}
+	errs := []error{s.checkPartition(ctx, divTarget{}, s.fsm, peers, nil, st)}
+
+	// The topics' partitions, in name order, from where the last check stopped.
+	var targets []divTarget
+	for _, t := range s.sm.Topics() {
+		if t.Name == fsm.DefaultTopic {
+			continue
+		}
+		for p := range t.Partitions {
+			targets = append(targets, divTarget{t.Name, p})
+		}
+	}
+	if len(targets) == 0 {
+		return errors.Join(errs...)
+	}
+	if st.next >= len(targets) {
+		st.next = 0
+	}
+	chosen := targets[st.next:min(len(targets), st.next+maxDivergencePartitions)]
+	st.next += len(chosen)
+	for len(chosen) > 0 {
+		topic := chosen[0].topic
+		n := 1
+		for n < len(chosen) && chosen[n].topic == topic {
+			n++
+		}
+		errs = append(errs, s.checkTopic(ctx, topic, chosen[:n], peers, st))
+		chosen = chosen[n:]
+	}
+	return errors.Join(errs...)
+}
+
+// checkTopic compares some partitions of one topic. A topic is compared only with the servers
+// that hold the same incarnation of it (the same ID, before and after the checksums are
+// asked): a server that has not applied a deletion and re-creation of the topic yet holds
+// other records under its name, without having diverged.
+func (s *Server) checkTopic(ctx context.Context, topic string, parts []divTarget, peers []divPeer, st *divergenceState) error {
+	own, err := s.sm.Topic(topic)
+	if err != nil {
+		return nil // deleted meanwhile
+	}
+	id := own.ID.String()
+	// describe returns, for each peer that holds this incarnation, its partitions' bounds.
+	describe := func(among []divPeer) map[string][]*logv1.PartitionInfo {
+		out := map[string][]*logv1.PartitionInfo{}
+		for _, p := range among {
+			tc, ok := p.c.(transport.TopicsClient)
+			if !ok {
+				continue
+			}
+			d, err := tc.DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: topic})
+			if err != nil || d.GetTopic().GetId() != id {
+				continue // unreachable, or another incarnation (or none yet) there
+			}
+			out[p.id] = d.GetPartitions()
+		}
+		return out
+	}
+	held := describe(peers)
+	var same []divPeer
+	for _, p := range peers {
+		if _, ok := held[p.id]; ok {
+			same = append(same, p)
+		}
+	}
+	if len(same) == 0 {
+		return nil
+	}
+	// still reports, after the checksums were asked, which servers still hold this
+	// incarnation (this one included): only their answers count.
+	still := func() map[string]bool {
+		ok := map[string]bool{}
+		if t, err := s.sm.Topic(topic); err == nil && t.ID == own.ID {
+			ok[s.cfg.NodeName] = true
+		}
+		for pid := range describe(same) {
+			ok[pid] = true
+		}
+		return ok
+	}
+	var errs []error
+	for _, t := range parts {
+		f, _, err := s.sm.Partition(t.topic, t.partition)
+		if err != nil {
+			continue
+		}
+		bounds := map[string][2]uint64{}
+		for pid, infos := range held {
+			for _, pi := range infos {
+				if pi.GetPartition() == t.partition {
+					bounds[pid] = [2]uint64{pi.GetLowestOffset(), pi.GetNextOffset()}
+				}
+			}
+		}
+		errs = append(errs, s.checkPartition(ctx, t, f, same, &partitionBounds{bounds, still}, st))
+	}
+	return errors.Join(errs...)
+}
+
+// partitionBounds are a topic partition's bounds on the peers (lowest, next), as DescribeTopic
+// answered them, and the incarnation check of checkTopic.
+type partitionBounds struct {
+	byPeer map[string][2]uint64
+	still  func() map[string]bool
+}
+
+// checkPartition compares one partition (own is its log here): at the highest offset every
+// reachable server has applied, which covers the newest checksum block, and at the last
+// offset of one older block that every server still holds, taking the blocks in turn
+// (st.scrub), so that the whole history still stored is compared over time. pb is nil for the
+// default partition, whose bounds are asked with GetBounds.
+func (s *Server) checkPartition(ctx context.Context, t divTarget, own *fsm.FSM, peers []divPeer, pb *partitionBounds, st *divergenceState) error {
+	lowest, common := own.Bounds()
 	clients := map[string]transport.Client{}
 	for _, p := range peers {
+		var lo, next uint64
+		if pb != nil {
+			b, ok := pb.byPeer[p.id]
+			if !ok {
+				continue
+			}
+			lo, next = b[0], b[1]
+		} else {
+			b, err := p.c.GetBounds(ctx, &logv1.GetBoundsRequest{})
+			if err != nil {
+				s.cfg.Logger.Debug("divergence check: server did not answer", "id", p.id, "err", err)
+				continue
+			}
+			lo, next = b.GetLowestOffset(), b.GetNextOffset()
+		}
+		common = min(common, next)
+		lowest = max(lowest, lo)
 		clients[p.id] = p.c
 	}
+	if common == 0 || len(clients) == 0 {
+		return nil
+	}
+	var still func() map[string]bool
+	if pb != nil {
+		still = pb.still
+	}
 	at := common - 1
-	err = s.compareChecksums(ctx, at, clients)
+	err := s.compareChecksums(ctx, t, own, at, clients, still)
 	// One older block: those whose start every server still holds, before at's block.
 	const block = fsm.ChecksumBlock
 	first, last := (lowest+block-1)/block, at/block // blocks [first, last)
 	if first < last {
-		k := *scrub
+		k := st.scrub[t]
 		if k < first || k >= last {
 			k = first
 		}
-		*scrub = k + 1
-		err = errors.Join(err, s.compareChecksums(ctx, (k+1)*block-1, clients))
+		st.scrub[t] = k + 1
+		err = errors.Join(err, s.compareChecksums(ctx, t, own, (k+1)*block-1, clients, still))
 	}
 	return err
 }
 
-// compareChecksums compares the servers' chained checksums at offset at, and raises the
-// alarm of those off the majority (see the top of this file).
-func (s *Server) compareChecksums(ctx context.Context, at uint64, peers map[string]transport.Client) error {
+// compareChecksums compares the servers' chained checksums of partition t (own is its log
+// here) at offset at, and raises the alarm of those off the majority (see the top of this
+// file). still, when set, says which servers (this one included) still hold the partition's
+// topic incarnation once the checksums are in: the others' answers are dropped.
+func (s *Server) compareChecksums(ctx context.Context, t divTarget, own *fsm.FSM, at uint64, peers map[string]transport.Client, still func() map[string]bool) error {
 	self := s.cfg.NodeName
-	own, err := s.fsm.Checksum(ctx, at)
+	mine, err := own.Checksum(ctx, at)
 	if err != nil {
 		if errors.Is(err, fsm.ErrChecksumUnavailable) {
 			return nil
 		}
 		return err
 	}
-	sums := map[string]uint32{self: own}
+	sums := map[string]uint32{self: mine}
 	clients := map[string]transport.Client{}
 	for id, c := range peers {
-		b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at})
+		b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at, Topic: t.topic, Partition: t.partition})
 		if err != nil || b.Checksum == nil {
 			continue // unreachable, or an older server that does not compute checksums
 		}
 		sums[id] = b.GetChecksum()
 		clients[id] = c
+	}
+	if still != nil {
+		ok := still()
+		if !ok[self] {
+			return nil // the topic was deleted or re-created here meanwhile
+		}
+		for id := range sums {
+			if !ok[id] {
+				delete(sums, id)
+			}
+		}
 	}
 	counts := map[uint32]int{}
 	for _, v := range sums {
@@ -282,12 +461,13 @@ func (s *Server) compareChecksums(ctx context.Context, at uint64, peers map[stri
 			majority, found = v, true
 		}
 	}
+	where := t.where()
 	if !found {
 		if len(counts) > 1 {
 			for id := range sums {
 				s.tel.Metrics().DivergenceMismatch(ctx, id)
 			}
-			s.cfg.Logger.Error("divergence check: servers disagree on the log's checksum and no majority tells which are wrong", "offset", at, "checksums", fmtSums(sums))
+			s.cfg.Logger.Error("divergence check: servers disagree on the log's checksum and no majority tells which are wrong", "topic", t.topic, "partition", t.partition, "offset", at, "checksums", fmtSums(sums))
 		}
 		return nil
 	}
@@ -296,9 +476,9 @@ func (s *Server) compareChecksums(ctx context.Context, at uint64, peers map[stri
 			continue
 		}
 		s.tel.Metrics().DivergenceMismatch(ctx, id)
-		s.cfg.Logger.Error("divergence check: a server's log differs from the cluster majority's", "server", id, "offset", at, "checksum", fmt.Sprintf("%08x", v), "majority", fmt.Sprintf("%08x", majority))
+		s.cfg.Logger.Error("divergence check: a server's log differs from the cluster majority's", "server", id, "topic", t.topic, "partition", t.partition, "offset", at, "checksum", fmt.Sprintf("%08x", v), "majority", fmt.Sprintf("%08x", majority))
 		if id == self {
-			s.svc.div.raise(fmt.Sprintf("at offset %d its chained checksum is %08x, the cluster majority's %08x", at, v, majority))
+			s.svc.div.raise(fmt.Sprintf("%sat offset %d its chained checksum is %08x, the cluster majority's %08x", where, at, v, majority))
 			// A leader that refuses reads would fail every linearizable read: hand over.
 			if err := s.node.TransferLeadership(ctx, ""); err != nil {
 				s.cfg.Logger.Warn("divergence alarm: cannot hand leadership over", "err", err)
@@ -306,7 +486,7 @@ func (s *Server) compareChecksums(ctx context.Context, at uint64, peers map[stri
 			continue
 		}
 		m := majority
-		if _, err := clients[id].GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at, ExpectedChecksum: &m}); err != nil {
+		if _, err := clients[id].GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at, ExpectedChecksum: &m, Topic: t.topic, Partition: t.partition}); err != nil {
 			s.cfg.Logger.Warn("divergence check: cannot tell a diverged server", "server", id, "err", err)
 		}
 	}

@@ -25,9 +25,16 @@ import (
 // comparison with the other servers can find (as a bug that stored the wrong bytes would).
 func plantDivergence(t *testing.T, dataDir, value string) {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dataDir, "log", "*.seg"))
+	plantDivergenceIn(t, filepath.Join(dataDir, "log"), value)
+}
+
+// plantDivergenceIn is plantDivergence in the log whose segments are in dir (a topic
+// partition's: <data dir>/topics/<topic ID>/<partition>).
+func plantDivergenceIn(t *testing.T, dir, value string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.seg"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no segment in %s: %v", dataDir, err)
+		t.Fatalf("no segment in %s: %v", dir, err)
 	}
 	castagnoli := crc32.MakeTable(crc32.Castagnoli)
 	for _, name := range files {
@@ -50,7 +57,7 @@ func plantDivergence(t *testing.T, dataDir, value string) {
 			p += 16 + n
 		}
 	}
-	t.Fatalf("no record %q in %s", value, dataDir)
+	t.Fatalf("no record %q in %s", value, dir)
 }
 
 // TestDivergenceDetector: a follower whose stored record was changed at rest (its storage sees

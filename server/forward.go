@@ -91,17 +91,12 @@ func (f *forwarder) client(addr string) (transport.Client, func(), error) {
 	return e.c, release, nil
 }
 
-// produceBatch forwards an atomic batch to the leader at addr. A refusal by the leader
-// (invalid, too large, denied, not leader) is passed through unchanged; a failure that may have
-// happened after the leader proposed the batch (unavailable, deadline, canceled, unknown,
-// internal) becomes Unavailable saying that the outcome is unknown.
-func (f *forwarder) produceBatch(ctx context.Context, addr string, records []*logv1.Record) (uint64, error) {
-	res, err := f.produceBatchTo(ctx, addr, &logv1.ProduceBatchRequest{Records: records})
-	return res.GetBaseOffset(), err
-}
-
-// produceBatchTo forwards a whole ProduceBatch request (topic, partition, producer).
-func (f *forwarder) produceBatchTo(ctx context.Context, addr string, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
+// produceBatch forwards a ProduceBatch request (an atomic batch for a topic's partition,
+// perhaps from an idempotent producer) to the leader at addr. A refusal by the leader
+// (invalid, too large, denied, not leader) is passed through unchanged; a failure that may
+// have happened after the leader proposed the batch (unavailable, deadline, canceled,
+// unknown, internal) becomes Unavailable saying that the outcome is unknown.
+func (f *forwarder) produceBatch(ctx context.Context, addr string, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
 	c, release, err := f.client(addr)
 	if err != nil {
 		return nil, err

@@ -24,12 +24,15 @@ func TestForwarderErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	if _, err := f.produceBatch(ctx, leader.Addr(), nil); transport.CodeOf(err) != transport.InvalidArgument {
+	batch := func(records ...*logv1.Record) *logv1.ProduceBatchRequest {
+		return &logv1.ProduceBatchRequest{Records: records}
+	}
+	if _, err := f.produceBatch(ctx, leader.Addr(), batch()); transport.CodeOf(err) != transport.InvalidArgument {
 		t.Errorf("empty batch forwarded: %v, want the leader's InvalidArgument", err)
 	}
-	off, err := f.produceBatch(ctx, leader.Addr(), []*logv1.Record{{Value: []byte("x")}})
-	if err != nil || off != 0 {
-		t.Fatalf("forwarded batch = %d, %v", off, err)
+	res, err := f.produceBatch(ctx, leader.Addr(), batch(&logv1.Record{Value: []byte("x")}))
+	if err != nil || res.GetBaseOffset() != 0 {
+		t.Fatalf("forwarded batch = %v, %v", res, err)
 	}
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -38,7 +41,7 @@ func TestForwarderErrors(t *testing.T) {
 	}
 	dead := l.Addr().String()
 	l.Close()
-	_, err = f.produceBatch(ctx, dead, []*logv1.Record{{Value: []byte("x")}})
+	_, err = f.produceBatch(ctx, dead, batch(&logv1.Record{Value: []byte("x")}))
 	if transport.CodeOf(err) != transport.Unavailable || !transport.IsNotProposed(err) || transport.IsOutcomeUnknown(err) {
 		t.Errorf("leader unreachable (connection refused): %v, want Unavailable with the NotProposed detail", err)
 	}
@@ -59,14 +62,14 @@ func TestForwarderErrors(t *testing.T) {
 		}
 	}()
 	sctx, scancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	_, err = f.produceBatch(sctx, hung.Addr().String(), []*logv1.Record{{Value: []byte("x")}})
+	_, err = f.produceBatch(sctx, hung.Addr().String(), batch(&logv1.Record{Value: []byte("x")}))
 	scancel()
 	if transport.CodeOf(err) != transport.Unavailable || !transport.IsOutcomeUnknown(err) || !strings.Contains(err.Error(), ErrOutcomeUnknownMessage) {
 		t.Errorf("leader silent: %v, want Unavailable with the OutcomeUnknown detail and %q", err, ErrOutcomeUnknownMessage)
 	}
 
 	_ = f.Close()
-	if _, err := f.produceBatch(ctx, leader.Addr(), []*logv1.Record{{Value: []byte("x")}}); err == nil {
+	if _, err := f.produceBatch(ctx, leader.Addr(), batch(&logv1.Record{Value: []byte("x")})); err == nil {
 		t.Error("a closed forwarder forwarded")
 	}
 }

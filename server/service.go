@@ -48,25 +48,22 @@ var (
 )
 
 // proposeTo appends records as one atomic batch, to the default partition or a topic's,
-// optionally idempotent, through consensus. On a follower it forwards the batch to the leader
-// when forwarding is on.
+// optionally idempotent: every produce path (Produce, ProduceBatch, ProduceStream) comes here.
+// It proposes on this node (proposeLocal); a follower forwards the whole request (topic,
+// partition, producer) to the leader when forwarding is on; without a leader it waits, up to
+// an election, for one.
 func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*logv1.Record) (fsm.AppendResult, error) {
 	if len(records) == 0 {
 		return fsm.AppendResult{}, fmt.Errorf("%w: no records", errInvalid)
 	}
 	batch := make([]fsm.AppendRecord, len(records))
-	plain := to.isDefault()
 	for i, r := range records {
 		if r == nil {
 			return fsm.AppendResult{}, fmt.Errorf("%w: record %d is missing", errInvalid, i)
 		}
 		batch[i] = appendRecord(r)
-		plain = plain && r.Key == nil && len(r.GetHeaders()) == 0 && r.GetTimestampMs() == 0
 	}
-	if !plain {
-		return s.proposeTopic(ctx, to, records, batch)
-	}
-	if chaosbugs.On(chaosbugs.AckBeforeCommit) && s.node.IsLeader() {
+	if chaosbugs.On(chaosbugs.AckBeforeCommit) && s.node.IsLeader() && plainDefault(to, batch) {
 		cmd, err := s.fsm.EncodeAppend(batch...)
 		if err != nil {
 			return fsm.AppendResult{}, err
@@ -74,29 +71,26 @@ func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*lo
 		first, err := s.plantedAckBeforeCommit(ctx, cmd)
 		return fsm.AppendResult{First: first, Count: uint64(len(batch))}, err
 	}
-	var (
-		res       fsm.AppendResult
-		err       error
-		waitUntil time.Time // set at the first refusal for want of a leader
-	)
+	var waitUntil time.Time // set at the first refusal for want of a leader
 	for {
 		// Encoded, stamped and checked against the limits on each try: only a leader's
 		// limits refuse a batch (see fsm.FSM.Propose).
-		res, err = s.fsm.Propose(ctx, s.node, batch...)
-		if chaosbugs.On(chaosbugs.StaleLeaderRead) && err == nil {
-			plantedLeaseGranted()
-		}
+		res, err := s.proposeLocal(ctx, to, batch)
 		if err == nil {
-			break
+			return res, nil
 		}
 		nl, isNL := errors.AsType[*consensus.NotLeaderError](err)
 		if isNL && nl.Leader.ID != "" {
 			if s.forward == nil {
 				return fsm.AppendResult{}, err
 			}
-			first, ferr := s.forward.produceBatch(forwardedContext(ctx), nl.Leader.Address, records)
-			if ferr == nil || !transport.IsNotProposed(ferr) {
-				return fsm.AppendResult{First: first, Count: uint64(len(records))}, ferr
+			fres, ferr := s.forward.produceBatch(forwardedContext(ctx), nl.Leader.Address, &logv1.ProduceBatchRequest{
+				Records: records, Topic: to.topic, Partition: to.partition, Producer: to.producer})
+			if ferr == nil {
+				return fsm.AppendResult{First: fres.GetBaseOffset(), Count: uint64(len(records)), Duplicate: fres.GetDuplicate()}, nil
+			}
+			if !transport.IsNotProposed(ferr) {
+				return fsm.AppendResult{}, ferr
 			}
 			// The leader could not take it (gone, stepping down) and nothing was proposed:
 			// wait for the next leader as below.
@@ -113,7 +107,43 @@ func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*lo
 			return fsm.AppendResult{}, err
 		}
 	}
-	return res, nil
+}
+
+// plainDefault reports whether batch goes to the default partition with nothing version 3 of
+// the command format adds (keys, headers, timestamps, a producer): the seed's records.
+func plainDefault(to produceTarget, batch []fsm.AppendRecord) bool {
+	if !to.isDefault() {
+		return false
+	}
+	for _, r := range batch {
+		if r.Key != nil || len(r.Headers) > 0 || r.Timestamp != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// proposeLocal proposes batch through this node's consensus: the seed's records for the
+// default partition through its FSM (fsm.FSM.Propose), everything else through the Machine,
+// which resolves the topic and applies its limits. A leader that does not know the topic or
+// partition yet (just elected, or restarted, and not caught up) catches up once and tries
+// again. Errors: as fsm.FSM.Propose's and fsm.Machine.ProposeAppend's.
+func (s *service) proposeLocal(ctx context.Context, to produceTarget, batch []fsm.AppendRecord) (fsm.AppendResult, error) {
+	if plainDefault(to, batch) {
+		res, err := s.fsm.Propose(ctx, s.node, batch...)
+		if chaosbugs.On(chaosbugs.StaleLeaderRead) && err == nil {
+			plantedLeaseGranted()
+		}
+		return res, err
+	}
+	if s.sm == nil {
+		return fsm.AppendResult{}, fmt.Errorf("%w: %q (this server has no topics)", fsm.ErrUnknownTopic, to.topic)
+	}
+	res, err := s.sm.ProposeAppend(ctx, s.node, to.topic, to.partition, to.ref(), batch...)
+	if unknownTarget(err) && s.node.IsLeader() && s.caughtUp(ctx) {
+		res, err = s.sm.ProposeAppend(ctx, s.node, to.topic, to.partition, to.ref(), batch...)
+	}
+	return res, err
 }
 
 // leaderPoll is how often a request waiting for a leader looks again.
@@ -752,9 +782,7 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 		CommitIndex:     st.CommitIndex,
 		SizeBytes:       uint64(max(s.size(), 0)),
 	}
-	if rt.part == s.fsm {
-		s.checksumAnswer(ctx, req, res) // the divergence detector compares the default partition
-	}
+	s.checksumAnswer(ctx, req, res, rt) // the divergence detector compares every partition
 	return res, nil
 }
 

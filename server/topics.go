@@ -97,49 +97,6 @@ func appendRecord(r *logv1.Record) fsm.AppendRecord {
 	return a
 }
 
-// proposeTopic proposes a batch for any partition (or with keys, headers, timestamps or a
-// producer) through the Machine, forwarding it to the leader as proposeTo does.
-func (s *service) proposeTopic(ctx context.Context, to produceTarget, records []*logv1.Record, batch []fsm.AppendRecord) (fsm.AppendResult, error) {
-	if s.sm == nil {
-		return fsm.AppendResult{}, fmt.Errorf("%w: %q (this server has no topics)", fsm.ErrUnknownTopic, to.topic)
-	}
-	var waitUntil time.Time
-	for {
-		res, err := s.sm.ProposeAppend(ctx, s.node, to.topic, to.partition, to.ref(), batch...)
-		if unknownTarget(err) && s.node.IsLeader() && s.caughtUp(ctx) {
-			// A leader that has not applied every committed entry yet (just elected, or
-			// restarted) may not know a topic the cluster has: it catches up, once.
-			res, err = s.sm.ProposeAppend(ctx, s.node, to.topic, to.partition, to.ref(), batch...)
-		}
-		if err == nil {
-			return res, nil
-		}
-		nl, isNL := errors.AsType[*consensus.NotLeaderError](err)
-		if isNL && nl.Leader.ID != "" {
-			if s.forward == nil {
-				return fsm.AppendResult{}, err
-			}
-			fres, ferr := s.forward.produceBatchTo(forwardedContext(ctx), nl.Leader.Address, &logv1.ProduceBatchRequest{
-				Records: records, Topic: to.topic, Partition: to.partition, Producer: to.producer})
-			if ferr == nil {
-				return fsm.AppendResult{First: fres.GetBaseOffset(), Count: fres.GetCount(), Duplicate: fres.GetDuplicate()}, nil
-			}
-			if !transport.IsNotProposed(ferr) {
-				return fsm.AppendResult{}, ferr
-			}
-			err = ferr
-		} else if !isNL && !errors.Is(err, consensus.ErrNoLeader) {
-			return fsm.AppendResult{}, err
-		}
-		if waitUntil.IsZero() {
-			waitUntil = time.Now().Add(s.leaderWait)
-		}
-		if !s.pause(ctx, waitUntil) {
-			return fsm.AppendResult{}, err
-		}
-	}
-}
-
 // leaderCall runs a topic command on the leader: here when this node leads, otherwise
 // forwarded to the leader's Topics service (nothing is proposed by a follower).
 func leaderCall[Res any](ctx context.Context, s *service, local func() (*Res, error), remote func(transport.TopicsClient) (*Res, error)) (*Res, error) {

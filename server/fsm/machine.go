@@ -63,6 +63,9 @@ type Machine struct {
 	term      uint64
 	// pendingIdem are the idempotent batches accepted since the last flush.
 	pendingIdem []idemItem
+	// markerSnapshots counts, per deletion marker (file name), the snapshots taken since this
+	// process first saw it (Snapshot runs on the Apply goroutine; see collectMarkers).
+	markerSnapshots map[string]int
 
 	// groups are the consumer groups' committed offsets (groups.go), written by the Apply
 	// goroutine under gmu.
@@ -561,10 +564,19 @@ func (m *Machine) openParts(e *topicEntry, from, to uint32) error {
 	return nil
 }
 
+// MarkerSnapshots is how many snapshots this node takes after a topic's deletion before it
+// removes the topic's deletion marker. A marker is needed only while a snapshot taken before
+// the deletion may be restored at startup; Raft keeps the newest snapshots (2 by default),
+// and the snapshot being taken when the marker goes is not persisted yet, hence one more.
+// Counted per process: after a restart a marker's count starts again (it is kept longer,
+// never shorter).
+const MarkerSnapshots = 3
+
 // removeTopic closes a deleted topic's logs and removes its directory. It first leaves a
 // marker, <Dir>/<topic ID>.deleted (synced): a restart that restores a snapshot taken before
 // the deletion finds the marker and knows the topic's files are gone on purpose (its delete
-// is then replayed). Markers are empty files and are kept.
+// is then replayed). Markers are empty files, removed once MarkerSnapshots snapshots were
+// taken after them (collectMarkers), so that they do not pile up.
 func (m *Machine) removeTopic(e *topicEntry) error {
 	var errs []error
 	for _, p := range e.parts {
@@ -630,11 +642,13 @@ func (m *Machine) removeUnknown() {
 		return
 	}
 	cat := m.cat.Load()
+	markers := map[string]bool{}
 	for _, e := range ents {
 		if strings.HasSuffix(e.Name(), deletedSuffix) {
 			// A deletion interrupted between its marker and the removal of the files.
 			if id, err := ParseTopicID(strings.TrimSuffix(e.Name(), deletedSuffix)); err == nil && cat.byID[id] == nil {
 				_ = os.RemoveAll(m.topicDir(id))
+				markers[e.Name()] = true
 			}
 			continue
 		}
@@ -651,6 +665,32 @@ func (m *Machine) removeUnknown() {
 		if err := os.RemoveAll(filepath.Join(m.cfg.Dir, e.Name())); err != nil {
 			m.logger.Warn("could not remove an unknown topic's files", "dir", e.Name(), "err", err)
 		}
+	}
+	m.collectMarkers(markers)
+}
+
+// collectMarkers counts one more snapshot for each deletion marker present (of a topic the
+// catalog no longer names) and removes those counted MarkerSnapshots times. Called by
+// Snapshot, on the Apply goroutine.
+func (m *Machine) collectMarkers(present map[string]bool) {
+	if m.markerSnapshots == nil {
+		m.markerSnapshots = map[string]int{}
+	}
+	for name := range m.markerSnapshots {
+		if !present[name] {
+			delete(m.markerSnapshots, name)
+		}
+	}
+	for name := range present {
+		m.markerSnapshots[name]++
+		if m.markerSnapshots[name] < MarkerSnapshots {
+			continue
+		}
+		if err := os.Remove(filepath.Join(m.cfg.Dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			m.logger.Warn("could not remove a deleted topic's marker", "marker", name, "err", err)
+			continue
+		}
+		delete(m.markerSnapshots, name)
 	}
 }
 

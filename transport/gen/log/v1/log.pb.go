@@ -794,9 +794,8 @@ type GetBoundsRequest struct {
 	// server whose own checksum there differs raises its divergence alarm and
 	// refuses reads. Honoured only from a cluster peer.
 	ExpectedChecksum *uint32 `protobuf:"varint,3,opt,name=expected_checksum,json=expectedChecksum,proto3,oneof" json:"expected_checksum,omitempty"`
-	// topic and partition name the log whose bounds are asked (the checksum
-	// fields apply to the default partition only); empty: "default", 0.
-	// (Added.)
+	// topic and partition name the log whose bounds (and, with checksum_at,
+	// whose checksum) are asked; empty: "default", 0. (Added.)
 	Topic         string `protobuf:"bytes,4,opt,name=topic,proto3" json:"topic,omitempty"`
 	Partition     uint32 `protobuf:"varint,5,opt,name=partition,proto3" json:"partition,omitempty"`
 	unknownFields protoimpl.UnknownFields
