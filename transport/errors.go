@@ -77,7 +77,9 @@ type Error struct {
 	reason string
 	// rejected is the ProducerRejected detail's reason; zero when absent.
 	rejected ProducerRejection
-	cause    error
+	// group is the GroupError detail (consumer groups), never modified once set.
+	group *logv1.GroupError
+	cause error
 }
 
 type writeOutcome uint8
@@ -185,6 +187,38 @@ func ProducerRejectedDetail(err error) (ProducerRejection, bool) {
 	return 0, false
 }
 
+// WithGroupError returns a copy of e carrying the GroupError detail (a copy of d): why a
+// consumer group request was refused, for clients to decide on (rejoin, refresh, give up).
+func (e *Error) WithGroupError(d *logv1.GroupError) *Error {
+	c := *e
+	c.group = proto.CloneOf(d)
+	return &c
+}
+
+// GroupError returns a copy of the GroupError detail, if the error carries one.
+func (e *Error) GroupError() (*logv1.GroupError, bool) {
+	if e.group == nil {
+		return nil, false
+	}
+	return proto.CloneOf(e.group), true
+}
+
+// GroupErrorDetail returns the GroupError detail of the first *Error in err's chain, if it
+// carries one.
+func GroupErrorDetail(err error) (*logv1.GroupError, bool) {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.GroupError()
+	}
+	return nil, false
+}
+
+// GroupErrorReason returns the reason of err's GroupError detail, or
+// REASON_UNSPECIFIED when it has none.
+func GroupErrorReason(err error) logv1.GroupError_Reason {
+	d, _ := GroupErrorDetail(err)
+	return d.GetReason()
+}
+
 // OutcomeUnknown reports whether the error carries the OutcomeUnknown detail, and its reason.
 func (e *Error) OutcomeUnknown() (reason string, ok bool) {
 	return e.reason, e.write == writeUnknown
@@ -267,8 +301,8 @@ func IsNotProposed(err error) bool {
 	return false
 }
 
-// Details returns the wire forms of e's error details (NotLeader, OutcomeUnknown, ProducerRejected,
-// NotProposed), for transport implementations to attach.
+// Details returns the wire forms of e's error details (NotLeader, OutcomeUnknown,
+// NotProposed, ProducerRejected, GroupError), for transport implementations to attach.
 func (e *Error) Details() []proto.Message {
 	var out []proto.Message
 	if e.notLeader != nil {
@@ -282,6 +316,9 @@ func (e *Error) Details() []proto.Message {
 	}
 	if e.rejected != 0 {
 		out = append(out, &logv1.ProducerRejected{Reason: logv1.ProducerRejection(e.rejected)})
+	}
+	if e.group != nil {
+		out = append(out, proto.CloneOf(e.group))
 	}
 	return out
 }
@@ -301,6 +338,8 @@ func (e *Error) WithDetail(d proto.Message) *Error {
 		if v.GetReason() != logv1.ProducerRejection_PRODUCER_REJECTION_UNSPECIFIED {
 			return e.WithProducerRejected(ProducerRejection(v.GetReason()))
 		}
+	case *logv1.GroupError:
+		return e.WithGroupError(v)
 	}
 	return e
 }
