@@ -477,10 +477,17 @@ func (g *GroupConsumer) commit(ctx context.Context, tps []TopicPartition) error 
 	if len(req.Offsets) == 0 || req.MemberId == "" {
 		return nil
 	}
-	return g.onGroups(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+	err := g.onGroups(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
 		_, err := gc.CommitOffsets(ctx, req)
 		return err
 	})
+	switch transport.GroupErrorReason(err) {
+	case logv1.GroupError_REASON_UNKNOWN_MEMBER, logv1.GroupError_REASON_STALE_MEMBER_EPOCH:
+		// Removed or fenced (a new leader): learn it from a heartbeat now, not at the next
+		// interval, so that fewer records are read whose positions cannot be committed.
+		g.poke()
+	}
+	return err
 }
 
 // Assignment returns the partitions the consumer holds now.

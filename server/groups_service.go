@@ -128,7 +128,9 @@ func (s *service) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsReq
 // commit it acknowledged).
 func (s *service) FetchOffsets(ctx context.Context, req *logv1.FetchOffsetsRequest) (*logv1.FetchOffsetsResponse, error) {
 	return groupCall(ctx, s, func() (*logv1.FetchOffsetsResponse, error) {
-		if err := s.leading(); err != nil {
+		// A new leader may not have applied the commits of the previous term yet: catch up
+		// first (it fails with NotLeader on a follower, which groupCall forwards).
+		if err := s.node.LinearizableRead(ctx); err != nil {
 			return nil, err
 		}
 		offs, _ := s.sm.GroupOffsets(req.GetGroup())
@@ -146,17 +148,6 @@ func (s *service) FetchOffsets(ctx context.Context, req *logv1.FetchOffsetsReque
 	}, func(c transport.GroupsClient) (*logv1.FetchOffsetsResponse, error) {
 		return c.FetchOffsets(forwardedContext(ctx), req)
 	})
-}
-
-// leading returns nil on the leader, or the error groupCall forwards.
-func (s *service) leading() error {
-	if s.node.IsLeader() {
-		return nil
-	}
-	if leader, ok := s.node.Leader(); ok && leader.ID != "" {
-		return &consensus.NotLeaderError{Leader: leader}
-	}
-	return consensus.ErrNoLeader
 }
 
 // ListGroups lists the groups with members (the coordinator's) or committed offsets.
@@ -276,7 +267,7 @@ func (s *service) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsReque
 		return nil, err
 	}
 	return groupCall(ctx, s, func() (*logv1.ResetOffsetsResponse, error) {
-		if err := s.leading(); err != nil {
+		if err := s.node.LinearizableRead(ctx); err != nil {
 			return nil, err
 		}
 		if err := fsm.ValidateGroupName(req.GetGroup()); err != nil {
