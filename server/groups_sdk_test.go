@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/transport"
+	tconnect "github.com/commitlog-go/commitlog/transport/connect"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -40,7 +42,7 @@ func (d *delivered) missing(want []string) int {
 	return n
 }
 
-func startSDKMember(t *testing.T, addrs []string, group string, d *delivered) *sdkMember {
+func startSDKMember(t testing.TB, addrs []string, group string, d *delivered) *sdkMember {
 	t.Helper()
 	cl, err := client.New(context.Background(), addrs)
 	if err != nil {
@@ -74,7 +76,7 @@ func startSDKMember(t *testing.T, addrs []string, group string, d *delivered) *s
 }
 
 // stop closes the consumer (commit and leave) and its client.
-func (m *sdkMember) stop(t *testing.T) {
+func (m *sdkMember) stop(testing.TB) {
 	m.cancel()
 	<-m.done
 	_ = m.gc.Close()
@@ -240,4 +242,64 @@ func TestGroupsSDKLeaderFailover(t *testing.T) {
 	}
 	t.Logf("%d records, %d extra deliveries after the failover (the uncommitted window)", len(want), dups)
 
+}
+
+// BenchmarkGroupConsume measures how fast one member, and a group of three, read 6 partitions
+// of 5,000 records of 100 bytes each (one node, Connect over loopback; the SDK's streams).
+func BenchmarkGroupConsume(b *testing.B) {
+	srv, err := New(Config{DataDir: b.TempDir(), NodeName: "bench", BindAddr: "127.0.0.1:0", RPCPort: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	for !srv.node.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	c, err := tconnect.NewClient(srv.Addr(), transport.ClientConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.(transport.TopicsClient).CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "t", Partitions: 6}); err != nil {
+		b.Fatal(err)
+	}
+	const perPartition = 5000
+	var want []string
+	for p := range uint32(6) {
+		for start := 0; start < perPartition; start += 500 {
+			var recs []*logv1.Record
+			for i := start; i < start+500; i++ {
+				v := fmt.Sprintf("p%d-%06d-%s", p, i, strings.Repeat("x", 88))
+				want = append(want, v)
+				recs = append(recs, &logv1.Record{Value: []byte(v)})
+			}
+			if _, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Topic: "t", Partition: p, Records: recs}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, members := range []int{1, 3} {
+		b.Run(fmt.Sprintf("members=%d", members), func(b *testing.B) {
+			for i := range b.N {
+				d := &delivered{counts: map[string]int{}}
+				start := time.Now()
+				var ms []*sdkMember
+				for range members {
+					ms = append(ms, startSDKMember(b, []string{srv.Addr()}, fmt.Sprintf("bench-%d-%d", members, i), d))
+				}
+				for d.missing(want) > 0 {
+					time.Sleep(20 * time.Millisecond)
+				}
+				elapsed := time.Since(start)
+				for _, m := range ms {
+					m.stop(b)
+				}
+				b.ReportMetric(float64(len(want))/elapsed.Seconds(), "records/s")
+			}
+		})
+	}
 }
