@@ -41,7 +41,14 @@ func TestAssembledServer(t *testing.T) {
 	var logs atomic.Int32
 	var decided atomic.Int32
 	cfg := Config{
-		OpenLog: func(string) (storage.Log, error) { logs.Add(1); return memory.New(memory.Config{}), nil },
+		OpenLog: func(string) (storage.Log, error) {
+			logs.Add(1)
+			l, err := memory.New(memory.Config{})
+			if err != nil {
+				return nil, err
+			}
+			return l, nil
+		},
 		// Everyone may produce and consume; nobody may administer.
 		Authorizer: authz.AuthorizerFunc(func(_ context.Context, subject, object, action string) error {
 			decided.Add(1)

@@ -58,7 +58,11 @@ func run() error {
 		BindAddr: "127.0.0.1:0", // with a custom membership only its host is used
 		RPCPort:  -1,            // any free port: srv.Addr() tells which
 		OpenLog: func(string) (storage.Log, error) {
-			return memory.New(memory.Config{}), nil
+			l, err := memory.New(memory.Config{})
+			if err != nil {
+				return nil, err // not a typed nil in the interface
+			}
+			return l, nil
 		},
 		Membership: func(c server.MembershipConfig) (discovery.Membership, error) {
 			// A fixed cluster would list its other servers here, built by server.PeerMember.

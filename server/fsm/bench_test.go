@@ -17,7 +17,7 @@ var benchLogs = []struct {
 	name string
 	open func(b *testing.B) storage.Log
 }{
-	{"memory", func(b *testing.B) storage.Log { return memory.New(memory.Config{}) }},
+	{"memory", func(b *testing.B) storage.Log { return newMemLog(b, memory.Config{}) }},
 	{"segment", func(b *testing.B) storage.Log {
 		l, err := segment.Open(b.TempDir(), segment.Config{Sync: segment.SyncNever})
 		if err != nil {

@@ -14,7 +14,10 @@ import (
 // applies it on every node; readers read by offset. Here Apply is called directly, as the
 // consensus would.
 func Example() {
-	log := memory.New(memory.Config{})
+	log, err := memory.New(memory.Config{})
+	if err != nil {
+		panic(err)
+	}
 	defer log.Close()
 	f, err := fsm.New(fsm.Config{Log: log})
 	if err != nil {

@@ -32,7 +32,7 @@ func TestApplyAssignsDenseOffsets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fl := &faultLog{Log: memory.New(memory.Config{})}
+			fl := &faultLog{Log: newMemLog(t, memory.Config{})}
 			defer fl.Close()
 			f, err := New(Config{Log: fl, MaxAppendBytes: tt.maxAppend})
 			if err != nil {
@@ -117,7 +117,7 @@ func TestApplyRejectsInvalidCommandsDeterministically(t *testing.T) {
 }
 
 func TestApplySkipsReplayedEntries(t *testing.T) {
-	log := memory.New(memory.Config{})
+	log := newMemLog(t, memory.Config{})
 	defer log.Close()
 	f, err := New(Config{Log: log})
 	if err != nil {
@@ -174,7 +174,7 @@ func TestApplySkipsReplayedEntries(t *testing.T) {
 }
 
 func TestApplyStorageFailureIsSticky(t *testing.T) {
-	fl := &faultLog{Log: memory.New(memory.Config{})}
+	fl := &faultLog{Log: newMemLog(t, memory.Config{})}
 	defer fl.Close()
 	f, err := New(Config{Log: fl})
 	if err != nil {
@@ -230,7 +230,7 @@ func TestApplyTooLargeForStorageStopsApplying(t *testing.T) {
 	// it, other replicas store it), so the FSM must not skip it (every later record would land
 	// one offset lower than elsewhere): it stops applying, for good, and serves nothing past
 	// the records it stored.
-	fl := &faultLog{Log: memory.New(memory.Config{}), maxBatchBytes: 40}
+	fl := &faultLog{Log: newMemLog(t, memory.Config{}), maxBatchBytes: 40}
 	defer fl.Close()
 	f, err := New(Config{Log: fl})
 	if err != nil {
@@ -282,7 +282,7 @@ func TestApplyTooLargeForStorageStopsApplying(t *testing.T) {
 }
 
 func TestReadWaitingPastTheEndWokenByFailure(t *testing.T) {
-	fl := &faultLog{Log: memory.New(memory.Config{})}
+	fl := &faultLog{Log: newMemLog(t, memory.Config{})}
 	defer fl.Close()
 	f, err := New(Config{Log: fl})
 	if err != nil {

@@ -16,10 +16,20 @@ import (
 	"github.com/commitlog-go/commitlog/storage/memory"
 )
 
+// newMemLog returns a new in-memory log.
+func newMemLog(t testing.TB, cfg memory.Config) *memory.Log {
+	t.Helper()
+	l, err := memory.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // newMemFSM returns an FSM over a new in-memory log.
 func newMemFSM(t testing.TB, cfg Config) (*FSM, *memory.Log) {
 	t.Helper()
-	log := memory.New(memory.Config{})
+	log := newMemLog(t, memory.Config{})
 	t.Cleanup(func() { _ = log.Close() })
 	cfg.Log = log
 	f, err := New(cfg)

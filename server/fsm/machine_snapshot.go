@@ -396,7 +396,11 @@ func (m *Machine) reconcile(st metaState) error {
 		if old := cat.byID[t.ID]; old == nil && !isDefault && m.deletedMarker(t.ID) {
 			// Deleted after this snapshot (a restart replays the delete): nothing to open.
 			for p := range t.Partitions {
-				f, err := New(Config{Log: memory.New(memory.Config{}), Logger: m.logger})
+				hollow, err := memory.New(memory.Config{})
+				if err != nil {
+					return err
+				}
+				f, err := New(Config{Log: hollow, Logger: m.logger})
 				if err != nil {
 					return err
 				}

@@ -27,7 +27,7 @@ func appendEnvelopeV1(dst []byte, index, term, pos uint64, typ uint32, value []b
 // and retention by age never expires the undated records before the first dated record
 // after them.
 func TestOldDataWithoutTimestamps(t *testing.T) {
-	log := memory.New(memory.Config{})
+	log := newMemLog(t, memory.Config{})
 	defer log.Close()
 	var pos uint64
 	for i := range 3 {
@@ -152,7 +152,7 @@ func TestRestartRestoresTheFirstOffset(t *testing.T) {
 	keepStored(12, 14)
 
 	// Restart with a storage that kept everything (as whole segments may).
-	keep := memory.New(memory.Config{})
+	keep := newMemLog(t, memory.Config{})
 	defer keep.Close()
 	for _, b := range stored {
 		if _, err := keep.Append(b); err != nil {

@@ -104,7 +104,7 @@ func (u unreadable) Read([]byte) (int, error) {
 }
 
 func TestPersistSyncsBeforeWritingTheManifest(t *testing.T) {
-	fl := &faultLog{Log: memory.New(memory.Config{})}
+	fl := &faultLog{Log: newMemLog(t, memory.Config{})}
 	defer fl.Close()
 	f, err := New(Config{Log: fl})
 	if err != nil {
@@ -212,7 +212,7 @@ func TestRestoreIngests(t *testing.T) {
 			}
 			m := persist(t, src)
 
-			fl := &faultLog{Log: memory.New(memory.Config{InitialOffset: tt.localAt})}
+			fl := &faultLog{Log: newMemLog(t, memory.Config{InitialOffset: tt.localAt})}
 			defer fl.Close()
 			dst, err := New(Config{Log: fl, MaxAppendBytes: 1024})
 			if err != nil {
@@ -355,7 +355,7 @@ func TestRestoreDetectsDivergentOverlap(t *testing.T) {
 func TestRestoreStorageFailureIsFatal(t *testing.T) {
 	src, _ := source(t, 50, 5)
 	m := persist(t, src)
-	fl := &faultLog{Log: memory.New(memory.Config{}), appendErr: errDisk}
+	fl := &faultLog{Log: newMemLog(t, memory.Config{}), appendErr: errDisk}
 	defer fl.Close()
 	dst, err := New(Config{Log: fl})
 	if err != nil {
@@ -519,7 +519,7 @@ func TestRestoreKeepsALogCompactedPastTheSnapshot(t *testing.T) {
 func TestApplyRefusesAnUnknownPosition(t *testing.T) {
 	// An empty log that does not start at 0, and no snapshot restored: the FSM cannot know the
 	// byte position of its next record, so it refuses to store rather than diverge.
-	log := memory.New(memory.Config{InitialOffset: 50})
+	log := newMemLog(t, memory.Config{InitialOffset: 50})
 	defer log.Close()
 	f, err := New(Config{Log: log})
 	if err != nil {

@@ -4,6 +4,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"sync"
@@ -35,12 +36,33 @@ type Log struct {
 	notify  chan struct{} // closed and replaced on every append, truncation or close
 }
 
-// New returns an empty Log.
-func New(cfg Config) *Log {
-	if cfg.MaxRecordBytes <= 0 {
+// ErrInvalidConfig is returned by New for a Config that fails validation.
+var ErrInvalidConfig = errors.New("memory: invalid config")
+
+// withDefaults returns cfg with every zero field set to its default.
+func (cfg Config) withDefaults() Config {
+	if cfg.MaxRecordBytes == 0 {
 		cfg.MaxRecordBytes = DefaultMaxRecordBytes
 	}
-	return &Log{maxRecord: cfg.MaxRecordBytes, lowest: cfg.InitialOffset, notify: make(chan struct{})}
+	return cfg
+}
+
+// validate checks a Config with its defaults applied. The error names the field out of range
+// and wraps ErrInvalidConfig.
+func (cfg Config) validate() error {
+	if cfg.MaxRecordBytes < 0 {
+		return fmt.Errorf("%w: MaxRecordBytes %d is negative", ErrInvalidConfig, cfg.MaxRecordBytes)
+	}
+	return nil
+}
+
+// New returns an empty Log. Errors: ErrInvalidConfig (naming the Config field out of range).
+func New(cfg Config) (*Log, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Log{maxRecord: cfg.MaxRecordBytes, lowest: cfg.InitialOffset, notify: make(chan struct{})}, nil
 }
 
 func (l *Log) nextLocked() uint64 { return l.lowest + uint64(len(l.records)) }

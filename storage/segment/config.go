@@ -108,15 +108,10 @@ type Config struct {
 	TimeIndexInterval int
 }
 
-// withDefaults validates cfg and fills in its defaults.
-func (cfg Config) withDefaults() (Config, error) {
+// withDefaults returns cfg with every zero field set to its default.
+func (cfg Config) withDefaults() Config {
 	if cfg.FS == nil {
 		cfg.FS = vfs.OS{}
-	}
-	switch cfg.Sync {
-	case SyncAlways, SyncInterval, SyncNever:
-	default:
-		return cfg, fmt.Errorf("%w: sync policy %d", ErrInvalidConfig, int(cfg.Sync))
 	}
 	if cfg.SyncInterval == 0 {
 		cfg.SyncInterval = DefaultSyncInterval
@@ -133,25 +128,38 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.TimeIndexInterval == 0 {
 		cfg.TimeIndexInterval = DefaultTimeIndexInterval
 	}
-	switch {
-	case cfg.SyncInterval < 0:
-		return cfg, fmt.Errorf("%w: SyncInterval %v is negative", ErrInvalidConfig, cfg.SyncInterval)
-	case cfg.SegmentBytes < segHdrLen+frameHdr || cfg.SegmentBytes > MaxSegmentBytesLimit:
-		return cfg, fmt.Errorf("%w: SegmentBytes %d not in [%d, %d]", ErrInvalidConfig, cfg.SegmentBytes, segHdrLen+frameHdr, MaxSegmentBytesLimit)
-	case cfg.MaxRecordBytes < 0 || cfg.MaxRecordBytes > MaxRecordBytesLimit:
-		return cfg, fmt.Errorf("%w: MaxRecordBytes %d not in [1, %d]", ErrInvalidConfig, cfg.MaxRecordBytes, MaxRecordBytesLimit)
-	case cfg.MaxBatchBytes < 0 || cfg.MaxBatchBytes > MaxBatchBytesLimit:
-		return cfg, fmt.Errorf("%w: MaxBatchBytes %d not in [1, %d]", ErrInvalidConfig, cfg.MaxBatchBytes, MaxBatchBytesLimit)
-	case cfg.RetentionBytes < 0 || cfg.RetentionAge < 0:
-		return cfg, fmt.Errorf("%w: negative retention", ErrInvalidConfig)
-	case cfg.TimeIndexInterval < 0:
-		return cfg, fmt.Errorf("%w: TimeIndexInterval %d is negative", ErrInvalidConfig, cfg.TimeIndexInterval)
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return cfg, nil
+	return cfg
+}
+
+// validate checks a Config with its defaults applied. The error names the first field out of
+// range and wraps ErrInvalidConfig.
+func (cfg Config) validate() error {
+	bad := func(field string, format string, args ...any) error {
+		return fmt.Errorf("%w: %s %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case cfg.Sync != SyncAlways && cfg.Sync != SyncInterval && cfg.Sync != SyncNever:
+		return bad("Sync", "%d is not a sync policy (want SyncAlways, SyncInterval or SyncNever)", int(cfg.Sync))
+	case cfg.SyncInterval < 0:
+		return bad("SyncInterval", "%v is negative", cfg.SyncInterval)
+	case cfg.SegmentBytes < segHdrLen+frameHdr || cfg.SegmentBytes > MaxSegmentBytesLimit:
+		return bad("SegmentBytes", "%d is not in [%d, %d]", cfg.SegmentBytes, segHdrLen+frameHdr, MaxSegmentBytesLimit)
+	case cfg.MaxRecordBytes < 1 || cfg.MaxRecordBytes > MaxRecordBytesLimit:
+		return bad("MaxRecordBytes", "%d is not in [1, %d]", cfg.MaxRecordBytes, MaxRecordBytesLimit)
+	case cfg.MaxBatchBytes < 1 || cfg.MaxBatchBytes > MaxBatchBytesLimit:
+		return bad("MaxBatchBytes", "%d is not in [1, %d]", cfg.MaxBatchBytes, MaxBatchBytesLimit)
+	case cfg.RetentionBytes < 0:
+		return bad("RetentionBytes", "%d is negative", cfg.RetentionBytes)
+	case cfg.RetentionAge < 0:
+		return bad("RetentionAge", "%v is negative", cfg.RetentionAge)
+	case cfg.TimeIndexInterval < 0:
+		return bad("TimeIndexInterval", "%d is negative", cfg.TimeIndexInterval)
+	}
+	return nil
 }

@@ -167,20 +167,30 @@ func TestRetention(t *testing.T) {
 	})
 }
 
-// TestInvalidConfig: Open validates its Config.
+// TestInvalidConfig: Open validates its Config; the error wraps ErrInvalidConfig and names the
+// field.
 func TestInvalidConfig(t *testing.T) {
-	for _, cfg := range []segment.Config{
-		{Sync: segment.SyncPolicy(7)},
-		{SegmentBytes: 10},
-		{SegmentBytes: 2 << 30},
-		{MaxRecordBytes: segment.MaxRecordBytesLimit + 1},
-		{MaxBatchBytes: -1},
-		{RetentionBytes: -1},
-		{SyncInterval: -time.Second},
+	for _, tt := range []struct {
+		field string
+		cfg   segment.Config
+	}{
+		{"Sync", segment.Config{Sync: segment.SyncPolicy(7)}},
+		{"SegmentBytes", segment.Config{SegmentBytes: 10}},
+		{"SegmentBytes", segment.Config{SegmentBytes: 2 << 30}},
+		{"SegmentBytes", segment.Config{SegmentBytes: -1}},
+		{"MaxRecordBytes", segment.Config{MaxRecordBytes: segment.MaxRecordBytesLimit + 1}},
+		{"MaxRecordBytes", segment.Config{MaxRecordBytes: -1}},
+		{"MaxBatchBytes", segment.Config{MaxBatchBytes: -1}},
+		{"MaxBatchBytes", segment.Config{MaxBatchBytes: segment.MaxBatchBytesLimit + 1}},
+		{"RetentionBytes", segment.Config{RetentionBytes: -1}},
+		{"RetentionAge", segment.Config{RetentionAge: -time.Hour}},
+		{"SyncInterval", segment.Config{SyncInterval: -time.Second}},
+		{"TimeIndexInterval", segment.Config{TimeIndexInterval: -1}},
 	} {
-		cfg.FS = crashfs.New()
-		if _, err := segment.Open(dir, cfg); !errors.Is(err, segment.ErrInvalidConfig) {
-			t.Errorf("Open(%+v) = %v, want ErrInvalidConfig", cfg, err)
+		tt.cfg.FS = crashfs.New()
+		l, err := segment.Open(dir, tt.cfg)
+		if l != nil || !errors.Is(err, segment.ErrInvalidConfig) || !strings.Contains(err.Error(), tt.field+" ") {
+			t.Errorf("Open(%+v) = %v, %v; want ErrInvalidConfig naming %s", tt.cfg, l, err, tt.field)
 		}
 	}
 	if _, err := segment.ParseSyncPolicy("sometimes"); !errors.Is(err, segment.ErrInvalidConfig) {

@@ -165,11 +165,11 @@ type RecoveryReport struct {
 // lock on dir: a second Open of the same directory, in this process or another, fails with
 // an error wrapping storage.ErrLocked until the first Log is closed.
 //
-// Errors: ErrInvalidConfig; storage.ErrLocked; storage.ErrCorrupt (wrapped with the file and
+// Errors: ErrInvalidConfig (naming the Config field out of range); storage.ErrLocked; storage.ErrCorrupt (wrapped with the file and
 // position of the defect) when the log holds corruption that is not a torn tail; I/O errors.
 func Open(dir string, cfg Config) (*Log, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	l := &Log{cfg: cfg, fs: cfg.FS, dir: dir, logger: cfg.Logger, stop: make(chan struct{})}

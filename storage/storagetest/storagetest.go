@@ -3,7 +3,13 @@
 //
 //	func TestConformance(t *testing.T) {
 //		storagetest.Run(t, storagetest.Harness{
-//			New: func(t *testing.T) storage.Log { return memory.New(memory.Config{}) },
+//			New: func(t *testing.T) storage.Log {
+//				l, err := memory.New(memory.Config{})
+//				if err != nil {
+//					t.Fatal(err)
+//				}
+//				return l
+//			},
 //		})
 //	}
 package storagetest
