@@ -73,10 +73,16 @@ const testSession = 10 * time.Second
 
 func newCoordFixture(t *testing.T, topics map[string]uint32) *coordFixture {
 	t.Helper()
-	def := memory.New(memory.Config{})
+	def, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var logs []storage.Log
 	m, err := fsm.NewMachine(fsm.MachineConfig{Config: fsm.Config{Log: def}, Dir: t.TempDir(), OpenLog: func(string) (storage.Log, error) {
-		l := memory.New(memory.Config{})
+		l, err := memory.New(memory.Config{})
+		if err != nil {
+			return nil, err
+		}
 		logs = append(logs, l)
 		return l, nil
 	}})
