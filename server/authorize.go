@@ -27,6 +27,15 @@ var methodActions = map[string]string{
 	transport.MethodListTopics:         authz.ActionConsume,
 	transport.MethodDescribeTopic:      authz.ActionConsume,
 	transport.MethodInitProducer:       authz.ActionProduce,
+	// Consumer groups: members consume; deleting a group or resetting its offsets administers.
+	transport.MethodHeartbeat:     authz.ActionConsume,
+	transport.MethodCommitOffsets: authz.ActionConsume,
+	transport.MethodFetchOffsets:  authz.ActionConsume,
+	transport.MethodListGroups:    authz.ActionConsume,
+	transport.MethodDescribeGroup: authz.ActionConsume,
+	transport.MethodListOffsets:   authz.ActionConsume,
+	transport.MethodDeleteGroup:   authz.ActionAdmin,
+	transport.MethodResetOffsets:  authz.ActionAdmin,
 }
 
 // topicScoped are the methods whose request names a topic (none: the default topic): the
@@ -47,6 +56,16 @@ var topicScoped = map[string]bool{
 	transport.MethodDescribeTopic:    true,
 	// A producer ID is not a topic's: it needs produce on some topic.
 	transport.MethodInitProducer: true,
+	// Consumer groups: decided per topic the request names (or, for listings, that the
+	// group holds offsets for: groups_service.go).
+	transport.MethodHeartbeat:     true,
+	transport.MethodCommitOffsets: true,
+	transport.MethodFetchOffsets:  true,
+	transport.MethodListGroups:    true,
+	transport.MethodDescribeGroup: true,
+	transport.MethodDeleteGroup:   true,
+	transport.MethodResetOffsets:  true,
+	transport.MethodListOffsets:   true,
 }
 
 // clusterInternal are the calls cluster peers make to each other on their own behalf: bounds

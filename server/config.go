@@ -230,6 +230,13 @@ type Config struct {
 	RetentionAge   time.Duration
 	// RetentionInterval is how often retention runs (default 1 minute).
 	RetentionInterval time.Duration
+	// GroupSessionTimeout is how long a consumer group member may go without a heartbeat
+	// before the coordinator removes it and its partitions move (default
+	// DefaultGroupSessionTimeout). GroupOffsetsRetention is how long the committed offsets of
+	// a group without members are kept after its last commit (default
+	// DefaultGroupOffsetsRetention); the leader decides, through Raft. See GROUPS.md.
+	GroupSessionTimeout   time.Duration
+	GroupOffsetsRetention time.Duration
 	// DivergenceCheckInterval is how often the leader compares the chained checksum of its log
 	// with every follower's (see divergence.go); default DefaultDivergenceCheckInterval,
 	// negative: never.
@@ -297,6 +304,12 @@ func (c *Config) withDefaults() {
 	}
 	if c.RetentionInterval == 0 {
 		c.RetentionInterval = time.Minute
+	}
+	if c.GroupSessionTimeout <= 0 {
+		c.GroupSessionTimeout = DefaultGroupSessionTimeout
+	}
+	if c.GroupOffsetsRetention <= 0 {
+		c.GroupOffsetsRetention = DefaultGroupOffsetsRetention
 	}
 	if c.DivergenceCheckInterval == 0 {
 		c.DivergenceCheckInterval = DefaultDivergenceCheckInterval

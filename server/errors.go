@@ -8,6 +8,7 @@ import (
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
 // ErrOutcomeUnknownMessage starts the message of every Unavailable error whose write may have
@@ -26,6 +27,10 @@ func toWire(err error) error {
 	if e, ok := errors.AsType[*transport.Error](err); ok {
 		return e
 	}
+	if ge, ok := errors.AsType[*groupError](err); ok {
+		// Consumer groups: the coordinator's refusals, each with its reason as a detail.
+		return transport.NewError(transport.FailedPrecondition, err).WithGroupError(ge.detail())
+	}
 	if nl, ok := errors.AsType[*consensus.NotLeaderError](err); ok && nl.Leader.ID != "" {
 		// The API and Raft share one port, so the leader's Raft address is its API address.
 		return transport.NotLeaderError(transport.NotLeader{LeaderID: nl.Leader.ID, LeaderAddr: nl.Leader.Address}, err.Error())
@@ -35,6 +40,10 @@ func toWire(err error) error {
 		return transport.NewError(transport.OutOfRange, err)
 	case errors.Is(err, fsm.ErrUnknownTopic), errors.Is(err, fsm.ErrUnknownPartition):
 		return transport.NewError(transport.NotFound, err)
+	case errors.Is(err, fsm.ErrUnknownGroup):
+		return transport.NewError(transport.NotFound, err).WithGroupError(&logv1.GroupError{Reason: logv1.GroupError_REASON_UNKNOWN_GROUP})
+	case errors.Is(err, fsm.ErrInvalidGroup):
+		return transport.NewError(transport.InvalidArgument, err).WithGroupError(&logv1.GroupError{Reason: logv1.GroupError_REASON_INVALID})
 	case errors.Is(err, fsm.ErrTopicExists):
 		return transport.NewError(transport.AlreadyExists, err)
 	case errors.Is(err, fsm.ErrInvalidTopic):

@@ -123,6 +123,20 @@ func (f *forwarder) topics(addr string) (transport.TopicsClient, func(), error) 
 	return tc, release, nil
 }
 
+// groups returns the Groups client for addr and its release.
+func (f *forwarder) groups(addr string) (transport.GroupsClient, func(), error) {
+	c, release, err := f.client(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	gc, ok := c.(transport.GroupsClient)
+	if !ok {
+		release()
+		return nil, nil, fmt.Errorf("server: the transport client has no Groups service")
+	}
+	return gc, release, nil
+}
+
 // forwardErr maps the error of a forwarded write. The leader's own verdict (a refusal, a
 // NotLeader or NotProposed detail, an OutcomeUnknown detail) passes through unchanged; a
 // connection that could not be made is "not proposed"; any other failure may have happened

@@ -172,6 +172,8 @@ func (s *Server) Run(ctx context.Context) error {
 	s.bg.Add(2)
 	go func() { defer s.bg.Done(); s.retentionLoop() }()
 	go func() { defer s.bg.Done(); s.watchApply() }()
+	s.bg.Add(1)
+	go func() { defer s.bg.Done(); s.groupsLoop() }()
 	if s.cfg.DivergenceCheckInterval > 0 {
 		s.bg.Add(1)
 		go func() { defer s.bg.Done(); s.divergenceLoop() }()

@@ -40,6 +40,8 @@ type service struct {
 	admit func(ctx context.Context, id, raftAddr string) error
 	// insecure says which servers announce themselves insecure, by id (nil: none known).
 	insecure func() map[string]bool
+	// groups is the consumer groups' coordinator (groups.go); nil: no Groups service.
+	groups *coordinator
 }
 
 var (

@@ -264,6 +264,7 @@ func (s *Server) newService() error {
 		// One election: a follower notices the leader is gone (heartbeat timeout), then wins.
 		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout,
 		insecure:   s.insecureMembers}
+	s.svc.groups = newCoordinator(s.node, s.sm, s.cfg.GroupSessionTimeout, s.cfg.Logger.With("component", "groups"))
 	if err := s.tel.Metrics().ObserveDivergence(div.raised); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -283,6 +284,7 @@ func (s *Server) startAPI() error {
 		Log:             api,
 		Cluster:         api,
 		Topics:          s.svc,
+		Groups:          s.svc,
 		Telemetry:       s.tel.Transport(),
 		TLS:             s.cfg.ServerTLS,
 		MaxMessageBytes: s.cfg.maxMessageBytes(),

@@ -74,8 +74,10 @@ type Limits struct {
 	// message (one record). Default: ServerConfig.MaxMessageBytes.
 	MaxRecordMessageBytes int
 	// MaxSmallMessageBytes bounds every request that carries no record:
-	// Consume, ConsumeStream, GetServers, GetBounds, the Cluster RPCs, the
-	// health service and reflection. Default DefaultMaxSmallMessageBytes.
+	// Consume, ConsumeStream, GetServers, GetBounds, the Cluster and Topics
+	// RPCs, the Groups RPCs but Heartbeat and CommitOffsets (bound by
+	// MaxRecordMessageBytes), the health service and reflection. Default
+	// DefaultMaxSmallMessageBytes.
 	MaxSmallMessageBytes int
 	// MaxBatchRecords bounds the records of one ProduceBatch request; they
 	// are counted in the encoded bytes before the request is decoded.
@@ -104,6 +106,9 @@ func (c ServerConfig) MaxRequestBytes(method string) int {
 	case MethodProduceBatch:
 		return c.MaxMessageBytes
 	case MethodProduce, MethodProduceStream:
+		return c.Limits.MaxRecordMessageBytes
+	case MethodHeartbeat, MethodCommitOffsets:
+		// A member's partitions, offsets and their metadata (up to 4 KiB each): record-sized.
 		return c.Limits.MaxRecordMessageBytes
 	default:
 		return c.Limits.MaxSmallMessageBytes
@@ -142,6 +147,8 @@ type ServerConfig struct {
 	Cluster ClusterService
 	// Topics serves log.v1.Topics. Nil: its RPCs answer Unimplemented.
 	Topics TopicsService
+	// Groups serves log.v1.Groups. Nil: its RPCs answer Unimplemented.
+	Groups GroupsService
 	// TLS, when set, makes the server accept TLS only. Set ClientAuth to
 	// tls.RequireAndVerifyClientCert and ClientCAs for mTLS; the verified
 	// client certificate's CN becomes Peer.Subject. Nil: plaintext (h2c

@@ -75,7 +75,9 @@ type Error struct {
 	write writeOutcome
 	// reason is the detail's reason text (OutcomeUnknown, NotProposed).
 	reason string
-	cause  error
+	// group is the GroupError detail (consumer groups), never modified once set.
+	group *logv1.GroupError
+	cause error
 }
 
 type writeOutcome uint8
@@ -134,6 +136,38 @@ func (e *Error) WithNotProposed(reason string) *Error {
 	c := *e
 	c.write, c.reason = writeNotProposed, reason
 	return &c
+}
+
+// WithGroupError returns a copy of e carrying the GroupError detail (a copy of d): why a
+// consumer group request was refused, for clients to decide on (rejoin, refresh, give up).
+func (e *Error) WithGroupError(d *logv1.GroupError) *Error {
+	c := *e
+	c.group = proto.CloneOf(d)
+	return &c
+}
+
+// GroupError returns a copy of the GroupError detail, if the error carries one.
+func (e *Error) GroupError() (*logv1.GroupError, bool) {
+	if e.group == nil {
+		return nil, false
+	}
+	return proto.CloneOf(e.group), true
+}
+
+// GroupErrorDetail returns the GroupError detail of the first *Error in err's chain, if it
+// carries one.
+func GroupErrorDetail(err error) (*logv1.GroupError, bool) {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.GroupError()
+	}
+	return nil, false
+}
+
+// GroupErrorReason returns the reason of err's GroupError detail, or
+// REASON_UNSPECIFIED when it has none.
+func GroupErrorReason(err error) logv1.GroupError_Reason {
+	d, _ := GroupErrorDetail(err)
+	return d.GetReason()
 }
 
 // OutcomeUnknown reports whether the error carries the OutcomeUnknown detail, and its reason.
@@ -219,7 +253,7 @@ func IsNotProposed(err error) bool {
 }
 
 // Details returns the wire forms of e's error details (NotLeader, OutcomeUnknown,
-// NotProposed), for transport implementations to attach.
+// NotProposed, GroupError), for transport implementations to attach.
 func (e *Error) Details() []proto.Message {
 	var out []proto.Message
 	if e.notLeader != nil {
@@ -230,6 +264,9 @@ func (e *Error) Details() []proto.Message {
 		out = append(out, &logv1.OutcomeUnknown{Reason: e.reason})
 	case writeNotProposed:
 		out = append(out, &logv1.NotProposed{Reason: e.reason})
+	}
+	if e.group != nil {
+		out = append(out, proto.CloneOf(e.group))
 	}
 	return out
 }
@@ -245,6 +282,8 @@ func (e *Error) WithDetail(d proto.Message) *Error {
 		return e.WithOutcomeUnknown(v.GetReason())
 	case *logv1.NotProposed:
 		return e.WithNotProposed(v.GetReason())
+	case *logv1.GroupError:
+		return e.WithGroupError(v)
 	}
 	return e
 }

@@ -25,6 +25,14 @@ const (
 	MethodDescribeTopic      = "/log.v1.Topics/DescribeTopic"
 	MethodAlterTopicConfig   = "/log.v1.Topics/AlterTopicConfig"
 	MethodInitProducer       = "/log.v1.Topics/InitProducer"
+	MethodHeartbeat          = "/log.v1.Groups/Heartbeat"
+	MethodCommitOffsets      = "/log.v1.Groups/CommitOffsets"
+	MethodFetchOffsets       = "/log.v1.Groups/FetchOffsets"
+	MethodListGroups         = "/log.v1.Groups/ListGroups"
+	MethodDescribeGroup      = "/log.v1.Groups/DescribeGroup"
+	MethodDeleteGroup        = "/log.v1.Groups/DeleteGroup"
+	MethodResetOffsets       = "/log.v1.Groups/ResetOffsets"
+	MethodListOffsets        = "/log.v1.Groups/ListOffsets"
 )
 
 // ServerStream is the sending side of a server-streaming RPC, as a handler
@@ -103,6 +111,27 @@ type TopicsService interface {
 	DescribeTopic(ctx context.Context, req *logv1.DescribeTopicRequest) (*logv1.DescribeTopicResponse, error)
 	AlterTopicConfig(ctx context.Context, req *logv1.AlterTopicConfigRequest) (*logv1.AlterTopicConfigResponse, error)
 	InitProducer(ctx context.Context, req *logv1.InitProducerRequest) (*logv1.InitProducerResponse, error)
+}
+
+// GroupsService is the server side of service log.v1.Groups (consumer groups),
+// with the same calling contract as LogService. Optional: a server without it
+// answers Unimplemented.
+type GroupsService interface {
+	Heartbeat(ctx context.Context, req *logv1.HeartbeatRequest) (*logv1.HeartbeatResponse, error)
+	CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsRequest) (*logv1.CommitOffsetsResponse, error)
+	FetchOffsets(ctx context.Context, req *logv1.FetchOffsetsRequest) (*logv1.FetchOffsetsResponse, error)
+	ListGroups(ctx context.Context, req *logv1.ListGroupsRequest) (*logv1.ListGroupsResponse, error)
+	DescribeGroup(ctx context.Context, req *logv1.DescribeGroupRequest) (*logv1.DescribeGroupResponse, error)
+	DeleteGroup(ctx context.Context, req *logv1.DeleteGroupRequest) (*logv1.DeleteGroupResponse, error)
+	ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsRequest) (*logv1.ResetOffsetsResponse, error)
+	ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest) (*logv1.ListOffsetsResponse, error)
+}
+
+// GroupsClient is the caller's side of service log.v1.Groups. The clients of
+// transport/grpc and transport/connect implement it besides Client; errors
+// carry the GroupError detail (GroupErrorDetail).
+type GroupsClient interface {
+	GroupsService
 }
 
 // TopicsClient is the caller's side of service log.v1.Topics. The clients of

@@ -98,6 +98,10 @@ func serveFlags() []cli.Flag {
 			Usage: "keep at most this many bytes of stored records: the leader moves the log start up and every node cuts there, dropping whole segments below it (0: keep everything)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "retention-age", EnvVars: env("retention-age"),
 			Usage: "drop records older than this, by the leader's append time stored in each record: the leader moves the log start up and every node cuts there (0: keep everything)"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "group-session-timeout", Value: server.DefaultGroupSessionTimeout, EnvVars: env("group-session-timeout"),
+			Usage: "a consumer group member that sends no heartbeat for this long is removed and its partitions move to the other members"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "group-offsets-retention", Value: server.DefaultGroupOffsetsRetention, EnvVars: env("group-offsets-retention"),
+			Usage: "the committed offsets of a consumer group without members are dropped this long after its last commit (decided by the leader, applied through Raft)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "divergence-check-interval", Value: server.DefaultDivergenceCheckInterval, EnvVars: env("divergence-check-interval"),
 			Usage: "how often the leader compares the checksum of its log with every follower's; a server whose log differs from the majority's raises an alarm and refuses reads (0: never)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "metrics-addr", Value: "off", EnvVars: env("metrics-addr"),
@@ -219,7 +223,10 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 
 		RetentionBytes: c.Int64("retention-bytes"),
 		RetentionAge:   c.Duration("retention-age"),
-		Logger:         logger,
+
+		GroupSessionTimeout:   c.Duration("group-session-timeout"),
+		GroupOffsetsRetention: c.Duration("group-offsets-retention"),
+		Logger:                logger,
 	}
 	cfg.DivergenceCheckInterval = c.Duration("divergence-check-interval")
 	if cfg.DivergenceCheckInterval == 0 {

@@ -59,12 +59,14 @@ type Client struct {
 	log     logv1connect.LogClient
 	cluster logv1connect.ClusterClient
 	topics  logv1connect.TopicsClient
+	groups  logv1connect.GroupsClient
 	closed  *lifecycle.Stopper // every call's context is bound to it
 }
 
 var (
 	_ transport.Client        = (*Client)(nil)
 	_ transport.TopicsClient  = (*Client)(nil)
+	_ transport.GroupsClient  = (*Client)(nil)
 	_ transport.NewClientFunc = NewClient
 )
 
@@ -127,6 +129,7 @@ func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, erro
 		log:     logv1connect.NewLogClient(hc, scheme+addr, opts...),
 		cluster: logv1connect.NewClusterClient(hc, scheme+addr, opts...),
 		topics:  logv1connect.NewTopicsClient(hc, scheme+addr, opts...),
+		groups:  logv1connect.NewGroupsClient(hc, scheme+addr, opts...),
 	}, nil
 }
 
@@ -296,4 +299,44 @@ func (c *Client) AlterTopicConfig(ctx context.Context, req *logv1.AlterTopicConf
 // InitProducer calls log.v1.Topics/InitProducer.
 func (c *Client) InitProducer(ctx context.Context, req *logv1.InitProducerRequest) (*logv1.InitProducerResponse, error) {
 	return unary(c, ctx, c.topics.InitProducer, req)
+}
+
+// Heartbeat calls log.v1.Groups/Heartbeat.
+func (c *Client) Heartbeat(ctx context.Context, req *logv1.HeartbeatRequest) (*logv1.HeartbeatResponse, error) {
+	return unary(c, ctx, c.groups.Heartbeat, req)
+}
+
+// CommitOffsets calls log.v1.Groups/CommitOffsets.
+func (c *Client) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsRequest) (*logv1.CommitOffsetsResponse, error) {
+	return unary(c, ctx, c.groups.CommitOffsets, req)
+}
+
+// FetchOffsets calls log.v1.Groups/FetchOffsets.
+func (c *Client) FetchOffsets(ctx context.Context, req *logv1.FetchOffsetsRequest) (*logv1.FetchOffsetsResponse, error) {
+	return unary(c, ctx, c.groups.FetchOffsets, req)
+}
+
+// ListGroups calls log.v1.Groups/ListGroups.
+func (c *Client) ListGroups(ctx context.Context, req *logv1.ListGroupsRequest) (*logv1.ListGroupsResponse, error) {
+	return unary(c, ctx, c.groups.ListGroups, req)
+}
+
+// DescribeGroup calls log.v1.Groups/DescribeGroup.
+func (c *Client) DescribeGroup(ctx context.Context, req *logv1.DescribeGroupRequest) (*logv1.DescribeGroupResponse, error) {
+	return unary(c, ctx, c.groups.DescribeGroup, req)
+}
+
+// DeleteGroup calls log.v1.Groups/DeleteGroup.
+func (c *Client) DeleteGroup(ctx context.Context, req *logv1.DeleteGroupRequest) (*logv1.DeleteGroupResponse, error) {
+	return unary(c, ctx, c.groups.DeleteGroup, req)
+}
+
+// ResetOffsets calls log.v1.Groups/ResetOffsets.
+func (c *Client) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsRequest) (*logv1.ResetOffsetsResponse, error) {
+	return unary(c, ctx, c.groups.ResetOffsets, req)
+}
+
+// ListOffsets calls log.v1.Groups/ListOffsets.
+func (c *Client) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest) (*logv1.ListOffsetsResponse, error) {
+	return unary(c, ctx, c.groups.ListOffsets, req)
 }

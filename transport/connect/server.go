@@ -153,6 +153,15 @@ func (s *Server) Handler() http.Handler {
 	} else {
 		mux.Handle(logv1connect.NewTopicsHandler(logv1connect.UnimplementedTopicsHandler{}, readMax(transport.MethodJoin)...))
 	}
+	var groups logv1connect.GroupsHandler = logv1connect.UnimplementedGroupsHandler{}
+	if s.cfg.Groups != nil {
+		groups = groupsHandler{svc: s.cfg.Groups}
+	}
+	mux.Handle(logv1connect.NewGroupsHandler(groups, readMax(transport.MethodFetchOffsets)...))
+	// Heartbeats and commits carry a member's partitions and offsets: record-sized.
+	_, big := logv1connect.NewGroupsHandler(groups, readMax(transport.MethodCommitOffsets)...)
+	mux.Handle(logv1connect.GroupsHeartbeatProcedure, big)
+	mux.Handle(logv1connect.GroupsCommitOffsetsProcedure, big)
 	small := connect.WithReadMaxBytes(s.cfg.Limits.MaxSmallMessageBytes)
 	mux.Handle(grpchealth.NewHandler(s.health, connect.WithCompressMinBytes(s.cfg.CompressMinBytes), small))
 	reflector := grpcreflect.NewStaticReflector(logv1connect.LogName, logv1connect.ClusterName, grpchealth.HealthV1ServiceName)
@@ -228,6 +237,14 @@ var procedures = map[string]bool{
 	logv1connect.TopicsDescribeTopicProcedure:       false,
 	logv1connect.TopicsAlterTopicConfigProcedure:    false,
 	logv1connect.TopicsInitProducerProcedure:        false,
+	logv1connect.GroupsHeartbeatProcedure:           false,
+	logv1connect.GroupsCommitOffsetsProcedure:       false,
+	logv1connect.GroupsFetchOffsetsProcedure:        false,
+	logv1connect.GroupsListGroupsProcedure:          false,
+	logv1connect.GroupsDescribeGroupProcedure:       false,
+	logv1connect.GroupsDeleteGroupProcedure:         false,
+	logv1connect.GroupsResetOffsetsProcedure:        false,
+	logv1connect.GroupsListOffsetsProcedure:         false,
 }
 
 // protocolOf names r's protocol as connect.Peer.Protocol does.
@@ -636,4 +653,41 @@ func newOtelInterceptor(t *transport.Telemetry, server bool) (connect.Intercepto
 		return nil, fmt.Errorf("%w: telemetry: %w", transport.ErrInvalidConfig, err)
 	}
 	return ic, nil
+}
+
+// groupsHandler adapts a transport.GroupsService to the generated Connect interface.
+type groupsHandler struct {
+	svc transport.GroupsService
+}
+
+func (h groupsHandler) Heartbeat(ctx context.Context, req *connect.Request[logv1.HeartbeatRequest]) (*connect.Response[logv1.HeartbeatResponse], error) {
+	return handle(ctx, h.svc.Heartbeat, req)
+}
+
+func (h groupsHandler) CommitOffsets(ctx context.Context, req *connect.Request[logv1.CommitOffsetsRequest]) (*connect.Response[logv1.CommitOffsetsResponse], error) {
+	return handle(ctx, h.svc.CommitOffsets, req)
+}
+
+func (h groupsHandler) FetchOffsets(ctx context.Context, req *connect.Request[logv1.FetchOffsetsRequest]) (*connect.Response[logv1.FetchOffsetsResponse], error) {
+	return handle(ctx, h.svc.FetchOffsets, req)
+}
+
+func (h groupsHandler) ListGroups(ctx context.Context, req *connect.Request[logv1.ListGroupsRequest]) (*connect.Response[logv1.ListGroupsResponse], error) {
+	return handle(ctx, h.svc.ListGroups, req)
+}
+
+func (h groupsHandler) DescribeGroup(ctx context.Context, req *connect.Request[logv1.DescribeGroupRequest]) (*connect.Response[logv1.DescribeGroupResponse], error) {
+	return handle(ctx, h.svc.DescribeGroup, req)
+}
+
+func (h groupsHandler) DeleteGroup(ctx context.Context, req *connect.Request[logv1.DeleteGroupRequest]) (*connect.Response[logv1.DeleteGroupResponse], error) {
+	return handle(ctx, h.svc.DeleteGroup, req)
+}
+
+func (h groupsHandler) ResetOffsets(ctx context.Context, req *connect.Request[logv1.ResetOffsetsRequest]) (*connect.Response[logv1.ResetOffsetsResponse], error) {
+	return handle(ctx, h.svc.ResetOffsets, req)
+}
+
+func (h groupsHandler) ListOffsets(ctx context.Context, req *connect.Request[logv1.ListOffsetsRequest]) (*connect.Response[logv1.ListOffsetsResponse], error) {
+	return handle(ctx, h.svc.ListOffsets, req)
 }

@@ -27,6 +27,7 @@ type Client struct {
 	log     logv1.LogClient
 	cluster logv1.ClusterClient
 	topics  logv1.TopicsClient
+	groups  logv1.GroupsClient
 	once    sync.Once
 	err     error
 }
@@ -34,6 +35,7 @@ type Client struct {
 var (
 	_ transport.Client        = (*Client)(nil)
 	_ transport.TopicsClient  = (*Client)(nil)
+	_ transport.GroupsClient  = (*Client)(nil)
 	_ transport.NewClientFunc = NewClient
 )
 
@@ -65,7 +67,7 @@ func NewClient(addr string, cfg ClientConfig) (transport.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport/grpc: client for %q: %w", addr, err)
 	}
-	return &Client{conn: conn, log: logv1.NewLogClient(conn), cluster: logv1.NewClusterClient(conn), topics: logv1.NewTopicsClient(conn)}, nil
+	return &Client{conn: conn, log: logv1.NewLogClient(conn), cluster: logv1.NewClusterClient(conn), topics: logv1.NewTopicsClient(conn), groups: logv1.NewGroupsClient(conn)}, nil
 }
 
 // Close closes the connection; see transport.Client.
@@ -209,4 +211,44 @@ func (c *Client) AlterTopicConfig(ctx context.Context, req *logv1.AlterTopicConf
 // InitProducer calls log.v1.Topics/InitProducer.
 func (c *Client) InitProducer(ctx context.Context, req *logv1.InitProducerRequest) (*logv1.InitProducerResponse, error) {
 	return unary(ctx, c.topics.InitProducer, req)
+}
+
+// Heartbeat calls log.v1.Groups/Heartbeat.
+func (c *Client) Heartbeat(ctx context.Context, req *logv1.HeartbeatRequest) (*logv1.HeartbeatResponse, error) {
+	return unary(ctx, c.groups.Heartbeat, req)
+}
+
+// CommitOffsets calls log.v1.Groups/CommitOffsets.
+func (c *Client) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsRequest) (*logv1.CommitOffsetsResponse, error) {
+	return unary(ctx, c.groups.CommitOffsets, req)
+}
+
+// FetchOffsets calls log.v1.Groups/FetchOffsets.
+func (c *Client) FetchOffsets(ctx context.Context, req *logv1.FetchOffsetsRequest) (*logv1.FetchOffsetsResponse, error) {
+	return unary(ctx, c.groups.FetchOffsets, req)
+}
+
+// ListGroups calls log.v1.Groups/ListGroups.
+func (c *Client) ListGroups(ctx context.Context, req *logv1.ListGroupsRequest) (*logv1.ListGroupsResponse, error) {
+	return unary(ctx, c.groups.ListGroups, req)
+}
+
+// DescribeGroup calls log.v1.Groups/DescribeGroup.
+func (c *Client) DescribeGroup(ctx context.Context, req *logv1.DescribeGroupRequest) (*logv1.DescribeGroupResponse, error) {
+	return unary(ctx, c.groups.DescribeGroup, req)
+}
+
+// DeleteGroup calls log.v1.Groups/DeleteGroup.
+func (c *Client) DeleteGroup(ctx context.Context, req *logv1.DeleteGroupRequest) (*logv1.DeleteGroupResponse, error) {
+	return unary(ctx, c.groups.DeleteGroup, req)
+}
+
+// ResetOffsets calls log.v1.Groups/ResetOffsets.
+func (c *Client) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsRequest) (*logv1.ResetOffsetsResponse, error) {
+	return unary(ctx, c.groups.ResetOffsets, req)
+}
+
+// ListOffsets calls log.v1.Groups/ListOffsets.
+func (c *Client) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest) (*logv1.ListOffsetsResponse, error) {
+	return unary(ctx, c.groups.ListOffsets, req)
 }

@@ -55,7 +55,7 @@ type Server struct {
 var _ transport.Server = (*Server)(nil)
 
 // services are the names the health service reports on, "" being the whole server.
-var services = []string{"", logv1.Log_ServiceDesc.ServiceName, logv1.Cluster_ServiceDesc.ServiceName, logv1.Topics_ServiceDesc.ServiceName}
+var services = []string{"", logv1.Log_ServiceDesc.ServiceName, logv1.Cluster_ServiceDesc.ServiceName, logv1.Topics_ServiceDesc.ServiceName, logv1.Groups_ServiceDesc.ServiceName}
 
 // NewServer builds a server from cfg (see transport.ServerConfig for the
 // defaults). It returns transport.ErrNoService or an error wrapping
@@ -108,6 +108,11 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 		logv1.RegisterTopicsServer(reg, topicsServer{svc: cfg.Topics})
 	} else {
 		logv1.RegisterTopicsServer(reg, logv1.UnimplementedTopicsServer{})
+	}
+	if cfg.Groups != nil {
+		logv1.RegisterGroupsServer(reg, groupsServer{svc: cfg.Groups})
+	} else {
+		logv1.RegisterGroupsServer(reg, logv1.UnimplementedGroupsServer{})
 	}
 	healthpb.RegisterHealthServer(reg, s.health)
 	reflection.Register(reg)
@@ -176,7 +181,7 @@ func (s *Server) Stop(ctx context.Context) error {
 // known are the methods Admit runs for.
 var known = func() map[string]bool {
 	m := map[string]bool{}
-	for _, d := range []*ggrpc.ServiceDesc{&logv1.Log_ServiceDesc, &logv1.Cluster_ServiceDesc, &logv1.Topics_ServiceDesc} {
+	for _, d := range []*ggrpc.ServiceDesc{&logv1.Log_ServiceDesc, &logv1.Cluster_ServiceDesc, &logv1.Topics_ServiceDesc, &logv1.Groups_ServiceDesc} {
 		for _, md := range d.Methods {
 			m["/"+d.ServiceName+"/"+md.MethodName] = true
 		}
@@ -438,6 +443,44 @@ func (t topicsServer) AlterTopicConfig(ctx context.Context, req *logv1.AlterTopi
 
 func (t topicsServer) InitProducer(ctx context.Context, req *logv1.InitProducerRequest) (*logv1.InitProducerResponse, error) {
 	return t.svc.InitProducer(ctx, req)
+}
+
+// groupsServer adapts a transport.GroupsService to the generated gRPC interface.
+type groupsServer struct {
+	logv1.UnimplementedGroupsServer
+	svc transport.GroupsService
+}
+
+func (g groupsServer) Heartbeat(ctx context.Context, req *logv1.HeartbeatRequest) (*logv1.HeartbeatResponse, error) {
+	return g.svc.Heartbeat(ctx, req)
+}
+
+func (g groupsServer) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsRequest) (*logv1.CommitOffsetsResponse, error) {
+	return g.svc.CommitOffsets(ctx, req)
+}
+
+func (g groupsServer) FetchOffsets(ctx context.Context, req *logv1.FetchOffsetsRequest) (*logv1.FetchOffsetsResponse, error) {
+	return g.svc.FetchOffsets(ctx, req)
+}
+
+func (g groupsServer) ListGroups(ctx context.Context, req *logv1.ListGroupsRequest) (*logv1.ListGroupsResponse, error) {
+	return g.svc.ListGroups(ctx, req)
+}
+
+func (g groupsServer) DescribeGroup(ctx context.Context, req *logv1.DescribeGroupRequest) (*logv1.DescribeGroupResponse, error) {
+	return g.svc.DescribeGroup(ctx, req)
+}
+
+func (g groupsServer) DeleteGroup(ctx context.Context, req *logv1.DeleteGroupRequest) (*logv1.DeleteGroupResponse, error) {
+	return g.svc.DeleteGroup(ctx, req)
+}
+
+func (g groupsServer) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsRequest) (*logv1.ResetOffsetsResponse, error) {
+	return g.svc.ResetOffsets(ctx, req)
+}
+
+func (g groupsServer) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest) (*logv1.ListOffsetsResponse, error) {
+	return g.svc.ListOffsets(ctx, req)
 }
 
 // otelOptions translates t into otelgrpc options. Only log.v1 calls are

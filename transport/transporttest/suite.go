@@ -45,6 +45,7 @@ func Run(t *testing.T, h Harness) {
 		{"Unary", testUnary},
 		{"Cluster", testCluster},
 		{"ClusterUnimplemented", testClusterUnimplemented},
+		{"Groups", testGroups},
 		{"ConsumeStream", testConsumeStream},
 		{"ProduceStream", testProduceStream},
 		{"Errors", testErrors},

@@ -83,6 +83,81 @@ func (Suffrage) EnumDescriptor() ([]byte, []int) {
 	return file_log_v1_log_proto_rawDescGZIP(), []int{0}
 }
 
+type GroupError_Reason int32
+
+const (
+	GroupError_REASON_UNSPECIFIED GroupError_Reason = 0
+	// UNKNOWN_MEMBER: the coordinator does not know the member (removed after
+	// its session timeout, or a new leader): rejoin with member_epoch 0. Code
+	// FAILED_PRECONDITION.
+	GroupError_REASON_UNKNOWN_MEMBER GroupError_Reason = 1
+	// STALE_MEMBER_EPOCH: the request's member epoch is not one under which
+	// the member owns the partition: heartbeat for the current assignment.
+	// Code FAILED_PRECONDITION.
+	GroupError_REASON_STALE_MEMBER_EPOCH GroupError_Reason = 2
+	// NOT_OWNER: the member does not own the partition it commits. Code
+	// FAILED_PRECONDITION.
+	GroupError_REASON_NOT_OWNER GroupError_Reason = 3
+	// GROUP_NOT_EMPTY: the group has members (delete, reset, a commit
+	// without a member). Code FAILED_PRECONDITION.
+	GroupError_REASON_GROUP_NOT_EMPTY GroupError_Reason = 4
+	// UNKNOWN_GROUP: the group has neither members nor offsets. Code
+	// NOT_FOUND.
+	GroupError_REASON_UNKNOWN_GROUP GroupError_Reason = 5
+	// INVALID: a bad group name, subscription or request. Code
+	// INVALID_ARGUMENT.
+	GroupError_REASON_INVALID GroupError_Reason = 6
+)
+
+// Enum value maps for GroupError_Reason.
+var (
+	GroupError_Reason_name = map[int32]string{
+		0: "REASON_UNSPECIFIED",
+		1: "REASON_UNKNOWN_MEMBER",
+		2: "REASON_STALE_MEMBER_EPOCH",
+		3: "REASON_NOT_OWNER",
+		4: "REASON_GROUP_NOT_EMPTY",
+		5: "REASON_UNKNOWN_GROUP",
+		6: "REASON_INVALID",
+	}
+	GroupError_Reason_value = map[string]int32{
+		"REASON_UNSPECIFIED":        0,
+		"REASON_UNKNOWN_MEMBER":     1,
+		"REASON_STALE_MEMBER_EPOCH": 2,
+		"REASON_NOT_OWNER":          3,
+		"REASON_GROUP_NOT_EMPTY":    4,
+		"REASON_UNKNOWN_GROUP":      5,
+		"REASON_INVALID":            6,
+	}
+)
+
+func (x GroupError_Reason) Enum() *GroupError_Reason {
+	p := new(GroupError_Reason)
+	*p = x
+	return p
+}
+
+func (x GroupError_Reason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GroupError_Reason) Descriptor() protoreflect.EnumDescriptor {
+	return file_log_v1_log_proto_enumTypes[1].Descriptor()
+}
+
+func (GroupError_Reason) Type() protoreflect.EnumType {
+	return &file_log_v1_log_proto_enumTypes[1]
+}
+
+func (x GroupError_Reason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GroupError_Reason.Descriptor instead.
+func (GroupError_Reason) EnumDescriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{38, 0}
+}
+
 // Header is a record header. (Added.)
 type Header struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2375,6 +2450,1713 @@ func (x *InitProducerResponse) GetEpoch() uint32 {
 	return 0
 }
 
+// GroupError is sent as an error detail by the Groups service, so that
+// clients tell the cases apart without reading messages. (Added.)
+type GroupError struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Reason   GroupError_Reason      `protobuf:"varint,1,opt,name=reason,proto3,enum=log.v1.GroupError_Reason" json:"reason,omitempty"`
+	Group    string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId string                 `protobuf:"bytes,3,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// member_epoch is the member's current epoch at the coordinator, when it
+	// knows the member.
+	MemberEpoch   int32 `protobuf:"varint,4,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupError) Reset() {
+	*x = GroupError{}
+	mi := &file_log_v1_log_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupError) ProtoMessage() {}
+
+func (x *GroupError) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupError.ProtoReflect.Descriptor instead.
+func (*GroupError) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *GroupError) GetReason() GroupError_Reason {
+	if x != nil {
+		return x.Reason
+	}
+	return GroupError_REASON_UNSPECIFIED
+}
+
+func (x *GroupError) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupError) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupError) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+// TopicPartitions names partitions of one topic.
+type TopicPartitions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partitions    []uint32               `protobuf:"varint,2,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicPartitions) Reset() {
+	*x = TopicPartitions{}
+	mi := &file_log_v1_log_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicPartitions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicPartitions) ProtoMessage() {}
+
+func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
+func (*TopicPartitions) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *TopicPartitions) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TopicPartitions) GetPartitions() []uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type HeartbeatRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// member_id is empty on a first join (the coordinator makes one) and the
+	// one the coordinator answered afterwards.
+	MemberId string `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// member_epoch: 0 joins (or rejoins after UNKNOWN_MEMBER), -1 leaves,
+	// otherwise the epoch of the last assignment the member received.
+	MemberEpoch int32 `protobuf:"varint,3,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	// topics are the topics the member subscribes to (required to join; when
+	// set later, they replace the subscription).
+	Topics []string `protobuf:"bytes,4,rep,name=topics,proto3" json:"topics,omitempty"`
+	// owned are the partitions the member holds now. A partition the
+	// coordinator revoked is released (and given to its new owner) once the
+	// member no longer reports it.
+	Owned []*TopicPartitions `protobuf:"bytes,5,rep,name=owned,proto3" json:"owned,omitempty"`
+	// client_id names the client, for people (DescribeGroup).
+	ClientId      string `protobuf:"bytes,6,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatRequest) Reset() {
+	*x = HeartbeatRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatRequest) ProtoMessage() {}
+
+func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
+func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *HeartbeatRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *HeartbeatRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *HeartbeatRequest) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *HeartbeatRequest) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *HeartbeatRequest) GetOwned() []*TopicPartitions {
+	if x != nil {
+		return x.Owned
+	}
+	return nil
+}
+
+func (x *HeartbeatRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+type HeartbeatResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	MemberId    string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberEpoch int32                  `protobuf:"varint,2,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	// assignment is every partition the member may consume now; it stops
+	// consuming (and commits) any other it holds, then reports owned without
+	// it.
+	Assignment []*TopicPartitions `protobuf:"bytes,3,rep,name=assignment,proto3" json:"assignment,omitempty"`
+	// heartbeat_interval_ms is when to send the next heartbeat.
+	HeartbeatIntervalMs uint32 `protobuf:"varint,4,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
+	// session_timeout_ms is after how long without a heartbeat the member is
+	// removed.
+	SessionTimeoutMs uint32 `protobuf:"varint,5,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
+	// pending is true while partitions the assignor gave the member are still
+	// held by another member (they come with a later heartbeat).
+	Pending       bool `protobuf:"varint,6,opt,name=pending,proto3" json:"pending,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatResponse) Reset() {
+	*x = HeartbeatResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatResponse) ProtoMessage() {}
+
+func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
+func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *HeartbeatResponse) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *HeartbeatResponse) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *HeartbeatResponse) GetAssignment() []*TopicPartitions {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+func (x *HeartbeatResponse) GetHeartbeatIntervalMs() uint32 {
+	if x != nil {
+		return x.HeartbeatIntervalMs
+	}
+	return 0
+}
+
+func (x *HeartbeatResponse) GetSessionTimeoutMs() uint32 {
+	if x != nil {
+		return x.SessionTimeoutMs
+	}
+	return 0
+}
+
+func (x *HeartbeatResponse) GetPending() bool {
+	if x != nil {
+		return x.Pending
+	}
+	return false
+}
+
+type OffsetToCommit struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition uint32                 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// offset is the next offset the group will read.
+	Offset        uint64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Metadata      string `protobuf:"bytes,4,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OffsetToCommit) Reset() {
+	*x = OffsetToCommit{}
+	mi := &file_log_v1_log_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OffsetToCommit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OffsetToCommit) ProtoMessage() {}
+
+func (x *OffsetToCommit) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OffsetToCommit.ProtoReflect.Descriptor instead.
+func (*OffsetToCommit) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *OffsetToCommit) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *OffsetToCommit) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *OffsetToCommit) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *OffsetToCommit) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
+}
+
+type CommitOffsetsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// member_id and member_epoch identify the committing member; empty for an
+	// administrative commit, accepted only while the group has no members.
+	MemberId      string            `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberEpoch   int32             `protobuf:"varint,3,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	Offsets       []*OffsetToCommit `protobuf:"bytes,4,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOffsetsRequest) Reset() {
+	*x = CommitOffsetsRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOffsetsRequest) ProtoMessage() {}
+
+func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *CommitOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *CommitOffsetsRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *CommitOffsetsRequest) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *CommitOffsetsRequest) GetOffsets() []*OffsetToCommit {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type CommitOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOffsetsResponse) Reset() {
+	*x = CommitOffsetsResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOffsetsResponse) ProtoMessage() {}
+
+func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{44}
+}
+
+type FetchOffsetsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// topics limits the answer; empty: every topic the group has offsets for.
+	Topics        []string `protobuf:"bytes,2,rep,name=topics,proto3" json:"topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchOffsetsRequest) Reset() {
+	*x = FetchOffsetsRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchOffsetsRequest) ProtoMessage() {}
+
+func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *FetchOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *FetchOffsetsRequest) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+type CommittedOffset struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition uint32                 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset    uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Metadata  string                 `protobuf:"bytes,4,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// commit_time_ms is when the leader stored it (Unix ms).
+	CommitTimeMs  int64 `protobuf:"varint,5,opt,name=commit_time_ms,json=commitTimeMs,proto3" json:"commit_time_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommittedOffset) Reset() {
+	*x = CommittedOffset{}
+	mi := &file_log_v1_log_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommittedOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommittedOffset) ProtoMessage() {}
+
+func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommittedOffset.ProtoReflect.Descriptor instead.
+func (*CommittedOffset) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *CommittedOffset) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *CommittedOffset) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *CommittedOffset) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *CommittedOffset) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
+}
+
+func (x *CommittedOffset) GetCommitTimeMs() int64 {
+	if x != nil {
+		return x.CommitTimeMs
+	}
+	return 0
+}
+
+type FetchOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offsets       []*CommittedOffset     `protobuf:"bytes,1,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchOffsetsResponse) Reset() {
+	*x = FetchOffsetsResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchOffsetsResponse) ProtoMessage() {}
+
+func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *FetchOffsetsResponse) GetOffsets() []*CommittedOffset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type ListGroupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsRequest) Reset() {
+	*x = ListGroupsRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsRequest) ProtoMessage() {}
+
+func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{48}
+}
+
+type GroupSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// state is "empty" (no members), "stable" (every member holds its target
+	// assignment) or "reconciling" (partitions are moving).
+	State   string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Members uint32 `protobuf:"varint,3,opt,name=members,proto3" json:"members,omitempty"`
+	// offsets is how many partitions the group has committed offsets for.
+	Offsets       uint32 `protobuf:"varint,4,opt,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSummary) Reset() {
+	*x = GroupSummary{}
+	mi := &file_log_v1_log_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSummary) ProtoMessage() {}
+
+func (x *GroupSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
+func (*GroupSummary) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *GroupSummary) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GroupSummary) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *GroupSummary) GetMembers() uint32 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *GroupSummary) GetOffsets() uint32 {
+	if x != nil {
+		return x.Offsets
+	}
+	return 0
+}
+
+type ListGroupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []*GroupSummary        `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsResponse) Reset() {
+	*x = ListGroupsResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsResponse) ProtoMessage() {}
+
+func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
+func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type DescribeGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupRequest) Reset() {
+	*x = DescribeGroupRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupRequest) ProtoMessage() {}
+
+func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
+func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *DescribeGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type GroupMember struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	MemberId    string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	ClientId    string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	MemberEpoch int32                  `protobuf:"varint,3,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	Topics      []string               `protobuf:"bytes,4,rep,name=topics,proto3" json:"topics,omitempty"`
+	// assignment is what the member may consume now.
+	Assignment []*TopicPartitions `protobuf:"bytes,5,rep,name=assignment,proto3" json:"assignment,omitempty"`
+	// target is what the assignor gives it once every move has completed.
+	Target        []*TopicPartitions `protobuf:"bytes,6,rep,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupMember) Reset() {
+	*x = GroupMember{}
+	mi := &file_log_v1_log_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMember) ProtoMessage() {}
+
+func (x *GroupMember) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
+func (*GroupMember) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *GroupMember) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *GroupMember) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *GroupMember) GetAssignment() []*TopicPartitions {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+func (x *GroupMember) GetTarget() []*TopicPartitions {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+type GroupPartition struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition uint32                 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// member_id owns the partition now (empty: none).
+	MemberId string `protobuf:"bytes,3,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// committed_offset is unset when the group committed nothing here.
+	CommittedOffset *uint64 `protobuf:"varint,4,opt,name=committed_offset,json=committedOffset,proto3,oneof" json:"committed_offset,omitempty"`
+	// log_end_offset is the partition's next offset on the leader.
+	LogEndOffset uint64 `protobuf:"varint,5,opt,name=log_end_offset,json=logEndOffset,proto3" json:"log_end_offset,omitempty"`
+	// lag is log_end_offset minus the committed offset (from the partition's
+	// start when nothing is committed).
+	Lag           uint64 `protobuf:"varint,6,opt,name=lag,proto3" json:"lag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupPartition) Reset() {
+	*x = GroupPartition{}
+	mi := &file_log_v1_log_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupPartition) ProtoMessage() {}
+
+func (x *GroupPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupPartition.ProtoReflect.Descriptor instead.
+func (*GroupPartition) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *GroupPartition) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *GroupPartition) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *GroupPartition) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupPartition) GetCommittedOffset() uint64 {
+	if x != nil && x.CommittedOffset != nil {
+		return *x.CommittedOffset
+	}
+	return 0
+}
+
+func (x *GroupPartition) GetLogEndOffset() uint64 {
+	if x != nil {
+		return x.LogEndOffset
+	}
+	return 0
+}
+
+func (x *GroupPartition) GetLag() uint64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+type DescribeGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	GroupEpoch    int32                  `protobuf:"varint,3,opt,name=group_epoch,json=groupEpoch,proto3" json:"group_epoch,omitempty"`
+	Members       []*GroupMember         `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
+	Partitions    []*GroupPartition      `protobuf:"bytes,5,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupResponse) Reset() {
+	*x = DescribeGroupResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupResponse) ProtoMessage() {}
+
+func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
+func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *DescribeGroupResponse) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetGroupEpoch() int32 {
+	if x != nil {
+		return x.GroupEpoch
+	}
+	return 0
+}
+
+func (x *DescribeGroupResponse) GetMembers() []*GroupMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *DescribeGroupResponse) GetPartitions() []*GroupPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type DeleteGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupRequest) Reset() {
+	*x = DeleteGroupRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupRequest) ProtoMessage() {}
+
+func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
+func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *DeleteGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type DeleteGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupResponse) Reset() {
+	*x = DeleteGroupResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupResponse) ProtoMessage() {}
+
+func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
+func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{56}
+}
+
+type ResetOffsetsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Topic string                 `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	// partitions limits the reset; empty: every partition of the topic.
+	Partitions []uint32 `protobuf:"varint,3,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	// Kafka's verbs: exactly one.
+	//
+	// Types that are valid to be assigned to Verb:
+	//
+	//	*ResetOffsetsRequest_ToEarliest
+	//	*ResetOffsetsRequest_ToLatest
+	//	*ResetOffsetsRequest_ToOffset
+	//	*ResetOffsetsRequest_ToDatetimeMs
+	//	*ResetOffsetsRequest_ByDuration
+	//	*ResetOffsetsRequest_ShiftBy
+	Verb isResetOffsetsRequest_Verb `protobuf_oneof:"verb"`
+	// execute stores the new offsets; unset: a dry run that only answers them.
+	Execute       bool `protobuf:"varint,10,opt,name=execute,proto3" json:"execute,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetOffsetsRequest) Reset() {
+	*x = ResetOffsetsRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetOffsetsRequest) ProtoMessage() {}
+
+func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ResetOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ResetOffsetsRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ResetOffsetsRequest) GetPartitions() []uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *ResetOffsetsRequest) GetVerb() isResetOffsetsRequest_Verb {
+	if x != nil {
+		return x.Verb
+	}
+	return nil
+}
+
+func (x *ResetOffsetsRequest) GetToEarliest() bool {
+	if x != nil {
+		if x, ok := x.Verb.(*ResetOffsetsRequest_ToEarliest); ok {
+			return x.ToEarliest
+		}
+	}
+	return false
+}
+
+func (x *ResetOffsetsRequest) GetToLatest() bool {
+	if x != nil {
+		if x, ok := x.Verb.(*ResetOffsetsRequest_ToLatest); ok {
+			return x.ToLatest
+		}
+	}
+	return false
+}
+
+func (x *ResetOffsetsRequest) GetToOffset() uint64 {
+	if x != nil {
+		if x, ok := x.Verb.(*ResetOffsetsRequest_ToOffset); ok {
+			return x.ToOffset
+		}
+	}
+	return 0
+}
+
+func (x *ResetOffsetsRequest) GetToDatetimeMs() int64 {
+	if x != nil {
+		if x, ok := x.Verb.(*ResetOffsetsRequest_ToDatetimeMs); ok {
+			return x.ToDatetimeMs
+		}
+	}
+	return 0
+}
+
+func (x *ResetOffsetsRequest) GetByDuration() *durationpb.Duration {
+	if x != nil {
+		if x, ok := x.Verb.(*ResetOffsetsRequest_ByDuration); ok {
+			return x.ByDuration
+		}
+	}
+	return nil
+}
+
+func (x *ResetOffsetsRequest) GetShiftBy() int64 {
+	if x != nil {
+		if x, ok := x.Verb.(*ResetOffsetsRequest_ShiftBy); ok {
+			return x.ShiftBy
+		}
+	}
+	return 0
+}
+
+func (x *ResetOffsetsRequest) GetExecute() bool {
+	if x != nil {
+		return x.Execute
+	}
+	return false
+}
+
+type isResetOffsetsRequest_Verb interface {
+	isResetOffsetsRequest_Verb()
+}
+
+type ResetOffsetsRequest_ToEarliest struct {
+	ToEarliest bool `protobuf:"varint,4,opt,name=to_earliest,json=toEarliest,proto3,oneof"`
+}
+
+type ResetOffsetsRequest_ToLatest struct {
+	ToLatest bool `protobuf:"varint,5,opt,name=to_latest,json=toLatest,proto3,oneof"`
+}
+
+type ResetOffsetsRequest_ToOffset struct {
+	ToOffset uint64 `protobuf:"varint,6,opt,name=to_offset,json=toOffset,proto3,oneof"`
+}
+
+type ResetOffsetsRequest_ToDatetimeMs struct {
+	// to_datetime_ms: the first offset at or after this time (Unix ms).
+	ToDatetimeMs int64 `protobuf:"varint,7,opt,name=to_datetime_ms,json=toDatetimeMs,proto3,oneof"`
+}
+
+type ResetOffsetsRequest_ByDuration struct {
+	// by_duration: the first offset at or after now minus the duration.
+	ByDuration *durationpb.Duration `protobuf:"bytes,8,opt,name=by_duration,json=byDuration,proto3,oneof"`
+}
+
+type ResetOffsetsRequest_ShiftBy struct {
+	// shift_by moves the committed offset (the partition's start when none).
+	ShiftBy int64 `protobuf:"varint,9,opt,name=shift_by,json=shiftBy,proto3,oneof"`
+}
+
+func (*ResetOffsetsRequest_ToEarliest) isResetOffsetsRequest_Verb() {}
+
+func (*ResetOffsetsRequest_ToLatest) isResetOffsetsRequest_Verb() {}
+
+func (*ResetOffsetsRequest_ToOffset) isResetOffsetsRequest_Verb() {}
+
+func (*ResetOffsetsRequest_ToDatetimeMs) isResetOffsetsRequest_Verb() {}
+
+func (*ResetOffsetsRequest_ByDuration) isResetOffsetsRequest_Verb() {}
+
+func (*ResetOffsetsRequest_ShiftBy) isResetOffsetsRequest_Verb() {}
+
+type OffsetReset struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition uint32                 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// previous_offset is unset when nothing was committed.
+	PreviousOffset *uint64 `protobuf:"varint,3,opt,name=previous_offset,json=previousOffset,proto3,oneof" json:"previous_offset,omitempty"`
+	// new_offset is clamped to the partition's [start, end].
+	NewOffset     uint64 `protobuf:"varint,4,opt,name=new_offset,json=newOffset,proto3" json:"new_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OffsetReset) Reset() {
+	*x = OffsetReset{}
+	mi := &file_log_v1_log_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OffsetReset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OffsetReset) ProtoMessage() {}
+
+func (x *OffsetReset) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OffsetReset.ProtoReflect.Descriptor instead.
+func (*OffsetReset) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *OffsetReset) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *OffsetReset) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *OffsetReset) GetPreviousOffset() uint64 {
+	if x != nil && x.PreviousOffset != nil {
+		return *x.PreviousOffset
+	}
+	return 0
+}
+
+func (x *OffsetReset) GetNewOffset() uint64 {
+	if x != nil {
+		return x.NewOffset
+	}
+	return 0
+}
+
+type ResetOffsetsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Offsets []*OffsetReset         `protobuf:"bytes,1,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	// executed is true when the offsets were stored.
+	Executed      bool `protobuf:"varint,2,opt,name=executed,proto3" json:"executed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetOffsetsResponse) Reset() {
+	*x = ResetOffsetsResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetOffsetsResponse) ProtoMessage() {}
+
+func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ResetOffsetsResponse) GetOffsets() []*OffsetReset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+func (x *ResetOffsetsResponse) GetExecuted() bool {
+	if x != nil {
+		return x.Executed
+	}
+	return false
+}
+
+type ListOffsetsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// partitions limits the answer; empty: every partition.
+	Partitions []uint32 `protobuf:"varint,2,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	// Types that are valid to be assigned to Spec:
+	//
+	//	*ListOffsetsRequest_Earliest
+	//	*ListOffsetsRequest_Latest
+	//	*ListOffsetsRequest_TimestampMs
+	Spec          isListOffsetsRequest_Spec `protobuf_oneof:"spec"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOffsetsRequest) Reset() {
+	*x = ListOffsetsRequest{}
+	mi := &file_log_v1_log_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOffsetsRequest) ProtoMessage() {}
+
+func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ListOffsetsRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ListOffsetsRequest) GetPartitions() []uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *ListOffsetsRequest) GetSpec() isListOffsetsRequest_Spec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *ListOffsetsRequest) GetEarliest() bool {
+	if x != nil {
+		if x, ok := x.Spec.(*ListOffsetsRequest_Earliest); ok {
+			return x.Earliest
+		}
+	}
+	return false
+}
+
+func (x *ListOffsetsRequest) GetLatest() bool {
+	if x != nil {
+		if x, ok := x.Spec.(*ListOffsetsRequest_Latest); ok {
+			return x.Latest
+		}
+	}
+	return false
+}
+
+func (x *ListOffsetsRequest) GetTimestampMs() int64 {
+	if x != nil {
+		if x, ok := x.Spec.(*ListOffsetsRequest_TimestampMs); ok {
+			return x.TimestampMs
+		}
+	}
+	return 0
+}
+
+type isListOffsetsRequest_Spec interface {
+	isListOffsetsRequest_Spec()
+}
+
+type ListOffsetsRequest_Earliest struct {
+	Earliest bool `protobuf:"varint,3,opt,name=earliest,proto3,oneof"`
+}
+
+type ListOffsetsRequest_Latest struct {
+	Latest bool `protobuf:"varint,4,opt,name=latest,proto3,oneof"`
+}
+
+type ListOffsetsRequest_TimestampMs struct {
+	// timestamp_ms: the first offset whose record timestamp is at or after
+	// it (the next offset when none is).
+	TimestampMs int64 `protobuf:"varint,5,opt,name=timestamp_ms,json=timestampMs,proto3,oneof"`
+}
+
+func (*ListOffsetsRequest_Earliest) isListOffsetsRequest_Spec() {}
+
+func (*ListOffsetsRequest_Latest) isListOffsetsRequest_Spec() {}
+
+func (*ListOffsetsRequest_TimestampMs) isListOffsetsRequest_Spec() {}
+
+type PartitionOffset struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionOffset) Reset() {
+	*x = PartitionOffset{}
+	mi := &file_log_v1_log_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionOffset) ProtoMessage() {}
+
+func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionOffset.ProtoReflect.Descriptor instead.
+func (*PartitionOffset) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *PartitionOffset) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionOffset) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+type ListOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offsets       []*PartitionOffset     `protobuf:"bytes,1,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOffsetsResponse) Reset() {
+	*x = ListOffsetsResponse{}
+	mi := &file_log_v1_log_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOffsetsResponse) ProtoMessage() {}
+
+func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ListOffsetsResponse) GetOffsets() []*PartitionOffset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
 var File_log_v1_log_proto protoreflect.FileDescriptor
 
 const file_log_v1_log_proto_rawDesc = "" +
@@ -2547,7 +4329,144 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x14InitProducerResponse\x12\x1f\n" +
 	"\vproducer_id\x18\x01 \x01(\x04R\n" +
 	"producerId\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\rR\x05epoch*e\n" +
+	"\x05epoch\x18\x02 \x01(\rR\x05epoch\"\xd2\x02\n" +
+	"\n" +
+	"GroupError\x121\n" +
+	"\x06reason\x18\x01 \x01(\x0e2\x19.log.v1.GroupError.ReasonR\x06reason\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x03 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x04 \x01(\x05R\vmemberEpoch\"\xba\x01\n" +
+	"\x06Reason\x12\x16\n" +
+	"\x12REASON_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15REASON_UNKNOWN_MEMBER\x10\x01\x12\x1d\n" +
+	"\x19REASON_STALE_MEMBER_EPOCH\x10\x02\x12\x14\n" +
+	"\x10REASON_NOT_OWNER\x10\x03\x12\x1a\n" +
+	"\x16REASON_GROUP_NOT_EMPTY\x10\x04\x12\x18\n" +
+	"\x14REASON_UNKNOWN_GROUP\x10\x05\x12\x12\n" +
+	"\x0eREASON_INVALID\x10\x06\"G\n" +
+	"\x0fTopicPartitions\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\rR\n" +
+	"partitions\"\xcc\x01\n" +
+	"\x10HeartbeatRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x03 \x01(\x05R\vmemberEpoch\x12\x16\n" +
+	"\x06topics\x18\x04 \x03(\tR\x06topics\x12-\n" +
+	"\x05owned\x18\x05 \x03(\v2\x17.log.v1.TopicPartitionsR\x05owned\x12\x1b\n" +
+	"\tclient_id\x18\x06 \x01(\tR\bclientId\"\x88\x02\n" +
+	"\x11HeartbeatResponse\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x02 \x01(\x05R\vmemberEpoch\x127\n" +
+	"\n" +
+	"assignment\x18\x03 \x03(\v2\x17.log.v1.TopicPartitionsR\n" +
+	"assignment\x122\n" +
+	"\x15heartbeat_interval_ms\x18\x04 \x01(\rR\x13heartbeatIntervalMs\x12,\n" +
+	"\x12session_timeout_ms\x18\x05 \x01(\rR\x10sessionTimeoutMs\x12\x18\n" +
+	"\apending\x18\x06 \x01(\bR\apending\"x\n" +
+	"\x0eOffsetToCommit\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x1a\n" +
+	"\bmetadata\x18\x04 \x01(\tR\bmetadata\"\x9e\x01\n" +
+	"\x14CommitOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x03 \x01(\x05R\vmemberEpoch\x120\n" +
+	"\aoffsets\x18\x04 \x03(\v2\x16.log.v1.OffsetToCommitR\aoffsets\"\x17\n" +
+	"\x15CommitOffsetsResponse\"C\n" +
+	"\x13FetchOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
+	"\x06topics\x18\x02 \x03(\tR\x06topics\"\x9f\x01\n" +
+	"\x0fCommittedOffset\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x1a\n" +
+	"\bmetadata\x18\x04 \x01(\tR\bmetadata\x12$\n" +
+	"\x0ecommit_time_ms\x18\x05 \x01(\x03R\fcommitTimeMs\"I\n" +
+	"\x14FetchOffsetsResponse\x121\n" +
+	"\aoffsets\x18\x01 \x03(\v2\x17.log.v1.CommittedOffsetR\aoffsets\"\x13\n" +
+	"\x11ListGroupsRequest\"l\n" +
+	"\fGroupSummary\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x18\n" +
+	"\amembers\x18\x03 \x01(\rR\amembers\x12\x18\n" +
+	"\aoffsets\x18\x04 \x01(\rR\aoffsets\"B\n" +
+	"\x12ListGroupsResponse\x12,\n" +
+	"\x06groups\x18\x01 \x03(\v2\x14.log.v1.GroupSummaryR\x06groups\",\n" +
+	"\x14DescribeGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xec\x01\n" +
+	"\vGroupMember\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12!\n" +
+	"\fmember_epoch\x18\x03 \x01(\x05R\vmemberEpoch\x12\x16\n" +
+	"\x06topics\x18\x04 \x03(\tR\x06topics\x127\n" +
+	"\n" +
+	"assignment\x18\x05 \x03(\v2\x17.log.v1.TopicPartitionsR\n" +
+	"assignment\x12/\n" +
+	"\x06target\x18\x06 \x03(\v2\x17.log.v1.TopicPartitionsR\x06target\"\xde\x01\n" +
+	"\x0eGroupPartition\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x1b\n" +
+	"\tmember_id\x18\x03 \x01(\tR\bmemberId\x12.\n" +
+	"\x10committed_offset\x18\x04 \x01(\x04H\x00R\x0fcommittedOffset\x88\x01\x01\x12$\n" +
+	"\x0elog_end_offset\x18\x05 \x01(\x04R\flogEndOffset\x12\x10\n" +
+	"\x03lag\x18\x06 \x01(\x04R\x03lagB\x13\n" +
+	"\x11_committed_offset\"\xcb\x01\n" +
+	"\x15DescribeGroupResponse\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1f\n" +
+	"\vgroup_epoch\x18\x03 \x01(\x05R\n" +
+	"groupEpoch\x12-\n" +
+	"\amembers\x18\x04 \x03(\v2\x13.log.v1.GroupMemberR\amembers\x126\n" +
+	"\n" +
+	"partitions\x18\x05 \x03(\v2\x16.log.v1.GroupPartitionR\n" +
+	"partitions\"*\n" +
+	"\x12DeleteGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\x15\n" +
+	"\x13DeleteGroupResponse\"\xe7\x02\n" +
+	"\x13ResetOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x03 \x03(\rR\n" +
+	"partitions\x12!\n" +
+	"\vto_earliest\x18\x04 \x01(\bH\x00R\n" +
+	"toEarliest\x12\x1d\n" +
+	"\tto_latest\x18\x05 \x01(\bH\x00R\btoLatest\x12\x1d\n" +
+	"\tto_offset\x18\x06 \x01(\x04H\x00R\btoOffset\x12&\n" +
+	"\x0eto_datetime_ms\x18\a \x01(\x03H\x00R\ftoDatetimeMs\x12<\n" +
+	"\vby_duration\x18\b \x01(\v2\x19.google.protobuf.DurationH\x00R\n" +
+	"byDuration\x12\x1b\n" +
+	"\bshift_by\x18\t \x01(\x03H\x00R\ashiftBy\x12\x18\n" +
+	"\aexecute\x18\n" +
+	" \x01(\bR\aexecuteB\x06\n" +
+	"\x04verb\"\xa2\x01\n" +
+	"\vOffsetReset\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\rR\tpartition\x12,\n" +
+	"\x0fprevious_offset\x18\x03 \x01(\x04H\x00R\x0epreviousOffset\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"new_offset\x18\x04 \x01(\x04R\tnewOffsetB\x12\n" +
+	"\x10_previous_offset\"a\n" +
+	"\x14ResetOffsetsResponse\x12-\n" +
+	"\aoffsets\x18\x01 \x03(\v2\x13.log.v1.OffsetResetR\aoffsets\x12\x1a\n" +
+	"\bexecuted\x18\x02 \x01(\bR\bexecuted\"\xaf\x01\n" +
+	"\x12ListOffsetsRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\rR\n" +
+	"partitions\x12\x1c\n" +
+	"\bearliest\x18\x03 \x01(\bH\x00R\bearliest\x12\x18\n" +
+	"\x06latest\x18\x04 \x01(\bH\x00R\x06latest\x12#\n" +
+	"\ftimestamp_ms\x18\x05 \x01(\x03H\x00R\vtimestampMsB\x06\n" +
+	"\x04spec\"G\n" +
+	"\x0fPartitionOffset\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\"H\n" +
+	"\x13ListOffsetsResponse\x121\n" +
+	"\aoffsets\x18\x01 \x03(\v2\x17.log.v1.PartitionOffsetR\aoffsets*e\n" +
 	"\bSuffrage\x12\x18\n" +
 	"\x14SUFFRAGE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSUFFRAGE_VOTER\x10\x01\x12\x15\n" +
@@ -2573,7 +4492,17 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"ListTopics\x12\x19.log.v1.ListTopicsRequest\x1a\x1a.log.v1.ListTopicsResponse\x12L\n" +
 	"\rDescribeTopic\x12\x1c.log.v1.DescribeTopicRequest\x1a\x1d.log.v1.DescribeTopicResponse\x12U\n" +
 	"\x10AlterTopicConfig\x12\x1f.log.v1.AlterTopicConfigRequest\x1a .log.v1.AlterTopicConfigResponse\x12I\n" +
-	"\fInitProducer\x12\x1b.log.v1.InitProducerRequest\x1a\x1c.log.v1.InitProducerResponseB>Z<github.com/commitlog-go/commitlog/transport/gen/log/v1;logv1b\x06proto3"
+	"\fInitProducer\x12\x1b.log.v1.InitProducerRequest\x1a\x1c.log.v1.InitProducerResponse2\xd1\x04\n" +
+	"\x06Groups\x12@\n" +
+	"\tHeartbeat\x12\x18.log.v1.HeartbeatRequest\x1a\x19.log.v1.HeartbeatResponse\x12L\n" +
+	"\rCommitOffsets\x12\x1c.log.v1.CommitOffsetsRequest\x1a\x1d.log.v1.CommitOffsetsResponse\x12I\n" +
+	"\fFetchOffsets\x12\x1b.log.v1.FetchOffsetsRequest\x1a\x1c.log.v1.FetchOffsetsResponse\x12C\n" +
+	"\n" +
+	"ListGroups\x12\x19.log.v1.ListGroupsRequest\x1a\x1a.log.v1.ListGroupsResponse\x12L\n" +
+	"\rDescribeGroup\x12\x1c.log.v1.DescribeGroupRequest\x1a\x1d.log.v1.DescribeGroupResponse\x12F\n" +
+	"\vDeleteGroup\x12\x1a.log.v1.DeleteGroupRequest\x1a\x1b.log.v1.DeleteGroupResponse\x12I\n" +
+	"\fResetOffsets\x12\x1b.log.v1.ResetOffsetsRequest\x1a\x1c.log.v1.ResetOffsetsResponse\x12F\n" +
+	"\vListOffsets\x12\x1a.log.v1.ListOffsetsRequest\x1a\x1b.log.v1.ListOffsetsResponseB>Z<github.com/commitlog-go/commitlog/transport/gen/log/v1;logv1b\x06proto3"
 
 var (
 	file_log_v1_log_proto_rawDescOnce sync.Once
@@ -2587,105 +4516,160 @@ func file_log_v1_log_proto_rawDescGZIP() []byte {
 	return file_log_v1_log_proto_rawDescData
 }
 
-var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_log_v1_log_proto_goTypes = []any{
 	(Suffrage)(0),                      // 0: log.v1.Suffrage
-	(*Header)(nil),                     // 1: log.v1.Header
-	(*Record)(nil),                     // 2: log.v1.Record
-	(*ProducerRef)(nil),                // 3: log.v1.ProducerRef
-	(*ProduceRequest)(nil),             // 4: log.v1.ProduceRequest
-	(*ProduceResponse)(nil),            // 5: log.v1.ProduceResponse
-	(*ConsumeRequest)(nil),             // 6: log.v1.ConsumeRequest
-	(*ConsumeResponse)(nil),            // 7: log.v1.ConsumeResponse
-	(*ProduceBatchRequest)(nil),        // 8: log.v1.ProduceBatchRequest
-	(*ProduceBatchResponse)(nil),       // 9: log.v1.ProduceBatchResponse
-	(*GetBoundsRequest)(nil),           // 10: log.v1.GetBoundsRequest
-	(*GetBoundsResponse)(nil),          // 11: log.v1.GetBoundsResponse
-	(*GetServersRequest)(nil),          // 12: log.v1.GetServersRequest
-	(*GetServersResponse)(nil),         // 13: log.v1.GetServersResponse
-	(*Server)(nil),                     // 14: log.v1.Server
-	(*NotLeader)(nil),                  // 15: log.v1.NotLeader
-	(*OutcomeUnknown)(nil),             // 16: log.v1.OutcomeUnknown
-	(*NotProposed)(nil),                // 17: log.v1.NotProposed
-	(*JoinRequest)(nil),                // 18: log.v1.JoinRequest
-	(*JoinResponse)(nil),               // 19: log.v1.JoinResponse
-	(*RemoveServerRequest)(nil),        // 20: log.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 21: log.v1.RemoveServerResponse
-	(*TransferLeadershipRequest)(nil),  // 22: log.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 23: log.v1.TransferLeadershipResponse
-	(*TopicConfig)(nil),                // 24: log.v1.TopicConfig
-	(*Topic)(nil),                      // 25: log.v1.Topic
-	(*CreateTopicRequest)(nil),         // 26: log.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),        // 27: log.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),         // 28: log.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 29: log.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),          // 30: log.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 31: log.v1.ListTopicsResponse
-	(*DescribeTopicRequest)(nil),       // 32: log.v1.DescribeTopicRequest
-	(*PartitionInfo)(nil),              // 33: log.v1.PartitionInfo
-	(*DescribeTopicResponse)(nil),      // 34: log.v1.DescribeTopicResponse
-	(*AlterTopicConfigRequest)(nil),    // 35: log.v1.AlterTopicConfigRequest
-	(*AlterTopicConfigResponse)(nil),   // 36: log.v1.AlterTopicConfigResponse
-	(*InitProducerRequest)(nil),        // 37: log.v1.InitProducerRequest
-	(*InitProducerResponse)(nil),       // 38: log.v1.InitProducerResponse
-	(*durationpb.Duration)(nil),        // 39: google.protobuf.Duration
+	(GroupError_Reason)(0),             // 1: log.v1.GroupError.Reason
+	(*Header)(nil),                     // 2: log.v1.Header
+	(*Record)(nil),                     // 3: log.v1.Record
+	(*ProducerRef)(nil),                // 4: log.v1.ProducerRef
+	(*ProduceRequest)(nil),             // 5: log.v1.ProduceRequest
+	(*ProduceResponse)(nil),            // 6: log.v1.ProduceResponse
+	(*ConsumeRequest)(nil),             // 7: log.v1.ConsumeRequest
+	(*ConsumeResponse)(nil),            // 8: log.v1.ConsumeResponse
+	(*ProduceBatchRequest)(nil),        // 9: log.v1.ProduceBatchRequest
+	(*ProduceBatchResponse)(nil),       // 10: log.v1.ProduceBatchResponse
+	(*GetBoundsRequest)(nil),           // 11: log.v1.GetBoundsRequest
+	(*GetBoundsResponse)(nil),          // 12: log.v1.GetBoundsResponse
+	(*GetServersRequest)(nil),          // 13: log.v1.GetServersRequest
+	(*GetServersResponse)(nil),         // 14: log.v1.GetServersResponse
+	(*Server)(nil),                     // 15: log.v1.Server
+	(*NotLeader)(nil),                  // 16: log.v1.NotLeader
+	(*OutcomeUnknown)(nil),             // 17: log.v1.OutcomeUnknown
+	(*NotProposed)(nil),                // 18: log.v1.NotProposed
+	(*JoinRequest)(nil),                // 19: log.v1.JoinRequest
+	(*JoinResponse)(nil),               // 20: log.v1.JoinResponse
+	(*RemoveServerRequest)(nil),        // 21: log.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 22: log.v1.RemoveServerResponse
+	(*TransferLeadershipRequest)(nil),  // 23: log.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 24: log.v1.TransferLeadershipResponse
+	(*TopicConfig)(nil),                // 25: log.v1.TopicConfig
+	(*Topic)(nil),                      // 26: log.v1.Topic
+	(*CreateTopicRequest)(nil),         // 27: log.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),        // 28: log.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),         // 29: log.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 30: log.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),          // 31: log.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 32: log.v1.ListTopicsResponse
+	(*DescribeTopicRequest)(nil),       // 33: log.v1.DescribeTopicRequest
+	(*PartitionInfo)(nil),              // 34: log.v1.PartitionInfo
+	(*DescribeTopicResponse)(nil),      // 35: log.v1.DescribeTopicResponse
+	(*AlterTopicConfigRequest)(nil),    // 36: log.v1.AlterTopicConfigRequest
+	(*AlterTopicConfigResponse)(nil),   // 37: log.v1.AlterTopicConfigResponse
+	(*InitProducerRequest)(nil),        // 38: log.v1.InitProducerRequest
+	(*InitProducerResponse)(nil),       // 39: log.v1.InitProducerResponse
+	(*GroupError)(nil),                 // 40: log.v1.GroupError
+	(*TopicPartitions)(nil),            // 41: log.v1.TopicPartitions
+	(*HeartbeatRequest)(nil),           // 42: log.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),          // 43: log.v1.HeartbeatResponse
+	(*OffsetToCommit)(nil),             // 44: log.v1.OffsetToCommit
+	(*CommitOffsetsRequest)(nil),       // 45: log.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),      // 46: log.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),        // 47: log.v1.FetchOffsetsRequest
+	(*CommittedOffset)(nil),            // 48: log.v1.CommittedOffset
+	(*FetchOffsetsResponse)(nil),       // 49: log.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),          // 50: log.v1.ListGroupsRequest
+	(*GroupSummary)(nil),               // 51: log.v1.GroupSummary
+	(*ListGroupsResponse)(nil),         // 52: log.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 53: log.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                // 54: log.v1.GroupMember
+	(*GroupPartition)(nil),             // 55: log.v1.GroupPartition
+	(*DescribeGroupResponse)(nil),      // 56: log.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),         // 57: log.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),        // 58: log.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),        // 59: log.v1.ResetOffsetsRequest
+	(*OffsetReset)(nil),                // 60: log.v1.OffsetReset
+	(*ResetOffsetsResponse)(nil),       // 61: log.v1.ResetOffsetsResponse
+	(*ListOffsetsRequest)(nil),         // 62: log.v1.ListOffsetsRequest
+	(*PartitionOffset)(nil),            // 63: log.v1.PartitionOffset
+	(*ListOffsetsResponse)(nil),        // 64: log.v1.ListOffsetsResponse
+	(*durationpb.Duration)(nil),        // 65: google.protobuf.Duration
 }
 var file_log_v1_log_proto_depIdxs = []int32{
-	1,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
-	2,  // 1: log.v1.ProduceRequest.record:type_name -> log.v1.Record
-	3,  // 2: log.v1.ProduceRequest.producer:type_name -> log.v1.ProducerRef
-	2,  // 3: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
-	2,  // 4: log.v1.ConsumeResponse.records:type_name -> log.v1.Record
-	2,  // 5: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
-	3,  // 6: log.v1.ProduceBatchRequest.producer:type_name -> log.v1.ProducerRef
-	14, // 7: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
+	2,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
+	3,  // 1: log.v1.ProduceRequest.record:type_name -> log.v1.Record
+	4,  // 2: log.v1.ProduceRequest.producer:type_name -> log.v1.ProducerRef
+	3,  // 3: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
+	3,  // 4: log.v1.ConsumeResponse.records:type_name -> log.v1.Record
+	3,  // 5: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
+	4,  // 6: log.v1.ProduceBatchRequest.producer:type_name -> log.v1.ProducerRef
+	15, // 7: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
 	0,  // 8: log.v1.Server.suffrage:type_name -> log.v1.Suffrage
-	39, // 9: log.v1.Server.last_contact:type_name -> google.protobuf.Duration
-	24, // 10: log.v1.Topic.config:type_name -> log.v1.TopicConfig
-	24, // 11: log.v1.CreateTopicRequest.config:type_name -> log.v1.TopicConfig
-	25, // 12: log.v1.CreateTopicResponse.topic:type_name -> log.v1.Topic
-	25, // 13: log.v1.ListTopicsResponse.topics:type_name -> log.v1.Topic
-	25, // 14: log.v1.DescribeTopicResponse.topic:type_name -> log.v1.Topic
-	33, // 15: log.v1.DescribeTopicResponse.partitions:type_name -> log.v1.PartitionInfo
-	25, // 16: log.v1.AlterTopicConfigResponse.topic:type_name -> log.v1.Topic
-	4,  // 17: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
-	6,  // 18: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
-	6,  // 19: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
-	4,  // 20: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
-	12, // 21: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
-	8,  // 22: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
-	10, // 23: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
-	18, // 24: log.v1.Cluster.Join:input_type -> log.v1.JoinRequest
-	20, // 25: log.v1.Cluster.RemoveServer:input_type -> log.v1.RemoveServerRequest
-	22, // 26: log.v1.Cluster.TransferLeadership:input_type -> log.v1.TransferLeadershipRequest
-	26, // 27: log.v1.Topics.CreateTopic:input_type -> log.v1.CreateTopicRequest
-	28, // 28: log.v1.Topics.DeleteTopic:input_type -> log.v1.DeleteTopicRequest
-	30, // 29: log.v1.Topics.ListTopics:input_type -> log.v1.ListTopicsRequest
-	32, // 30: log.v1.Topics.DescribeTopic:input_type -> log.v1.DescribeTopicRequest
-	35, // 31: log.v1.Topics.AlterTopicConfig:input_type -> log.v1.AlterTopicConfigRequest
-	37, // 32: log.v1.Topics.InitProducer:input_type -> log.v1.InitProducerRequest
-	5,  // 33: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
-	7,  // 34: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
-	7,  // 35: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
-	5,  // 36: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
-	13, // 37: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
-	9,  // 38: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
-	11, // 39: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
-	19, // 40: log.v1.Cluster.Join:output_type -> log.v1.JoinResponse
-	21, // 41: log.v1.Cluster.RemoveServer:output_type -> log.v1.RemoveServerResponse
-	23, // 42: log.v1.Cluster.TransferLeadership:output_type -> log.v1.TransferLeadershipResponse
-	27, // 43: log.v1.Topics.CreateTopic:output_type -> log.v1.CreateTopicResponse
-	29, // 44: log.v1.Topics.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
-	31, // 45: log.v1.Topics.ListTopics:output_type -> log.v1.ListTopicsResponse
-	34, // 46: log.v1.Topics.DescribeTopic:output_type -> log.v1.DescribeTopicResponse
-	36, // 47: log.v1.Topics.AlterTopicConfig:output_type -> log.v1.AlterTopicConfigResponse
-	38, // 48: log.v1.Topics.InitProducer:output_type -> log.v1.InitProducerResponse
-	33, // [33:49] is the sub-list for method output_type
-	17, // [17:33] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	65, // 9: log.v1.Server.last_contact:type_name -> google.protobuf.Duration
+	25, // 10: log.v1.Topic.config:type_name -> log.v1.TopicConfig
+	25, // 11: log.v1.CreateTopicRequest.config:type_name -> log.v1.TopicConfig
+	26, // 12: log.v1.CreateTopicResponse.topic:type_name -> log.v1.Topic
+	26, // 13: log.v1.ListTopicsResponse.topics:type_name -> log.v1.Topic
+	26, // 14: log.v1.DescribeTopicResponse.topic:type_name -> log.v1.Topic
+	34, // 15: log.v1.DescribeTopicResponse.partitions:type_name -> log.v1.PartitionInfo
+	26, // 16: log.v1.AlterTopicConfigResponse.topic:type_name -> log.v1.Topic
+	1,  // 17: log.v1.GroupError.reason:type_name -> log.v1.GroupError.Reason
+	41, // 18: log.v1.HeartbeatRequest.owned:type_name -> log.v1.TopicPartitions
+	41, // 19: log.v1.HeartbeatResponse.assignment:type_name -> log.v1.TopicPartitions
+	44, // 20: log.v1.CommitOffsetsRequest.offsets:type_name -> log.v1.OffsetToCommit
+	48, // 21: log.v1.FetchOffsetsResponse.offsets:type_name -> log.v1.CommittedOffset
+	51, // 22: log.v1.ListGroupsResponse.groups:type_name -> log.v1.GroupSummary
+	41, // 23: log.v1.GroupMember.assignment:type_name -> log.v1.TopicPartitions
+	41, // 24: log.v1.GroupMember.target:type_name -> log.v1.TopicPartitions
+	54, // 25: log.v1.DescribeGroupResponse.members:type_name -> log.v1.GroupMember
+	55, // 26: log.v1.DescribeGroupResponse.partitions:type_name -> log.v1.GroupPartition
+	65, // 27: log.v1.ResetOffsetsRequest.by_duration:type_name -> google.protobuf.Duration
+	60, // 28: log.v1.ResetOffsetsResponse.offsets:type_name -> log.v1.OffsetReset
+	63, // 29: log.v1.ListOffsetsResponse.offsets:type_name -> log.v1.PartitionOffset
+	5,  // 30: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
+	7,  // 31: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
+	7,  // 32: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
+	5,  // 33: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
+	13, // 34: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
+	9,  // 35: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
+	11, // 36: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
+	19, // 37: log.v1.Cluster.Join:input_type -> log.v1.JoinRequest
+	21, // 38: log.v1.Cluster.RemoveServer:input_type -> log.v1.RemoveServerRequest
+	23, // 39: log.v1.Cluster.TransferLeadership:input_type -> log.v1.TransferLeadershipRequest
+	27, // 40: log.v1.Topics.CreateTopic:input_type -> log.v1.CreateTopicRequest
+	29, // 41: log.v1.Topics.DeleteTopic:input_type -> log.v1.DeleteTopicRequest
+	31, // 42: log.v1.Topics.ListTopics:input_type -> log.v1.ListTopicsRequest
+	33, // 43: log.v1.Topics.DescribeTopic:input_type -> log.v1.DescribeTopicRequest
+	36, // 44: log.v1.Topics.AlterTopicConfig:input_type -> log.v1.AlterTopicConfigRequest
+	38, // 45: log.v1.Topics.InitProducer:input_type -> log.v1.InitProducerRequest
+	42, // 46: log.v1.Groups.Heartbeat:input_type -> log.v1.HeartbeatRequest
+	45, // 47: log.v1.Groups.CommitOffsets:input_type -> log.v1.CommitOffsetsRequest
+	47, // 48: log.v1.Groups.FetchOffsets:input_type -> log.v1.FetchOffsetsRequest
+	50, // 49: log.v1.Groups.ListGroups:input_type -> log.v1.ListGroupsRequest
+	53, // 50: log.v1.Groups.DescribeGroup:input_type -> log.v1.DescribeGroupRequest
+	57, // 51: log.v1.Groups.DeleteGroup:input_type -> log.v1.DeleteGroupRequest
+	59, // 52: log.v1.Groups.ResetOffsets:input_type -> log.v1.ResetOffsetsRequest
+	62, // 53: log.v1.Groups.ListOffsets:input_type -> log.v1.ListOffsetsRequest
+	6,  // 54: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
+	8,  // 55: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
+	8,  // 56: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
+	6,  // 57: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
+	14, // 58: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
+	10, // 59: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
+	12, // 60: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
+	20, // 61: log.v1.Cluster.Join:output_type -> log.v1.JoinResponse
+	22, // 62: log.v1.Cluster.RemoveServer:output_type -> log.v1.RemoveServerResponse
+	24, // 63: log.v1.Cluster.TransferLeadership:output_type -> log.v1.TransferLeadershipResponse
+	28, // 64: log.v1.Topics.CreateTopic:output_type -> log.v1.CreateTopicResponse
+	30, // 65: log.v1.Topics.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
+	32, // 66: log.v1.Topics.ListTopics:output_type -> log.v1.ListTopicsResponse
+	35, // 67: log.v1.Topics.DescribeTopic:output_type -> log.v1.DescribeTopicResponse
+	37, // 68: log.v1.Topics.AlterTopicConfig:output_type -> log.v1.AlterTopicConfigResponse
+	39, // 69: log.v1.Topics.InitProducer:output_type -> log.v1.InitProducerResponse
+	43, // 70: log.v1.Groups.Heartbeat:output_type -> log.v1.HeartbeatResponse
+	46, // 71: log.v1.Groups.CommitOffsets:output_type -> log.v1.CommitOffsetsResponse
+	49, // 72: log.v1.Groups.FetchOffsets:output_type -> log.v1.FetchOffsetsResponse
+	52, // 73: log.v1.Groups.ListGroups:output_type -> log.v1.ListGroupsResponse
+	56, // 74: log.v1.Groups.DescribeGroup:output_type -> log.v1.DescribeGroupResponse
+	58, // 75: log.v1.Groups.DeleteGroup:output_type -> log.v1.DeleteGroupResponse
+	61, // 76: log.v1.Groups.ResetOffsets:output_type -> log.v1.ResetOffsetsResponse
+	64, // 77: log.v1.Groups.ListOffsets:output_type -> log.v1.ListOffsetsResponse
+	54, // [54:78] is the sub-list for method output_type
+	30, // [30:54] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_log_v1_log_proto_init() }
@@ -2697,15 +4681,30 @@ func file_log_v1_log_proto_init() {
 	file_log_v1_log_proto_msgTypes[9].OneofWrappers = []any{}
 	file_log_v1_log_proto_msgTypes[10].OneofWrappers = []any{}
 	file_log_v1_log_proto_msgTypes[34].OneofWrappers = []any{}
+	file_log_v1_log_proto_msgTypes[53].OneofWrappers = []any{}
+	file_log_v1_log_proto_msgTypes[57].OneofWrappers = []any{
+		(*ResetOffsetsRequest_ToEarliest)(nil),
+		(*ResetOffsetsRequest_ToLatest)(nil),
+		(*ResetOffsetsRequest_ToOffset)(nil),
+		(*ResetOffsetsRequest_ToDatetimeMs)(nil),
+		(*ResetOffsetsRequest_ByDuration)(nil),
+		(*ResetOffsetsRequest_ShiftBy)(nil),
+	}
+	file_log_v1_log_proto_msgTypes[58].OneofWrappers = []any{}
+	file_log_v1_log_proto_msgTypes[60].OneofWrappers = []any{
+		(*ListOffsetsRequest_Earliest)(nil),
+		(*ListOffsetsRequest_Latest)(nil),
+		(*ListOffsetsRequest_TimestampMs)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_v1_log_proto_rawDesc), len(file_log_v1_log_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   38,
+			NumEnums:      2,
+			NumMessages:   63,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_log_v1_log_proto_goTypes,
 		DependencyIndexes: file_log_v1_log_proto_depIdxs,

@@ -35,6 +35,8 @@ const (
 	ClusterName = "log.v1.Cluster"
 	// TopicsName is the fully-qualified name of the Topics service.
 	TopicsName = "log.v1.Topics"
+	// GroupsName is the fully-qualified name of the Groups service.
+	GroupsName = "log.v1.Groups"
 )
 
 // These constants are the fully-qualified names of the RPCs defined in this package. They're
@@ -78,6 +80,22 @@ const (
 	TopicsAlterTopicConfigProcedure = "/log.v1.Topics/AlterTopicConfig"
 	// TopicsInitProducerProcedure is the fully-qualified name of the Topics's InitProducer RPC.
 	TopicsInitProducerProcedure = "/log.v1.Topics/InitProducer"
+	// GroupsHeartbeatProcedure is the fully-qualified name of the Groups's Heartbeat RPC.
+	GroupsHeartbeatProcedure = "/log.v1.Groups/Heartbeat"
+	// GroupsCommitOffsetsProcedure is the fully-qualified name of the Groups's CommitOffsets RPC.
+	GroupsCommitOffsetsProcedure = "/log.v1.Groups/CommitOffsets"
+	// GroupsFetchOffsetsProcedure is the fully-qualified name of the Groups's FetchOffsets RPC.
+	GroupsFetchOffsetsProcedure = "/log.v1.Groups/FetchOffsets"
+	// GroupsListGroupsProcedure is the fully-qualified name of the Groups's ListGroups RPC.
+	GroupsListGroupsProcedure = "/log.v1.Groups/ListGroups"
+	// GroupsDescribeGroupProcedure is the fully-qualified name of the Groups's DescribeGroup RPC.
+	GroupsDescribeGroupProcedure = "/log.v1.Groups/DescribeGroup"
+	// GroupsDeleteGroupProcedure is the fully-qualified name of the Groups's DeleteGroup RPC.
+	GroupsDeleteGroupProcedure = "/log.v1.Groups/DeleteGroup"
+	// GroupsResetOffsetsProcedure is the fully-qualified name of the Groups's ResetOffsets RPC.
+	GroupsResetOffsetsProcedure = "/log.v1.Groups/ResetOffsets"
+	// GroupsListOffsetsProcedure is the fully-qualified name of the Groups's ListOffsets RPC.
+	GroupsListOffsetsProcedure = "/log.v1.Groups/ListOffsets"
 )
 
 // LogClient is a client for the log.v1.Log service.
@@ -676,4 +694,294 @@ func (UnimplementedTopicsHandler) AlterTopicConfig(context.Context, *connect.Req
 
 func (UnimplementedTopicsHandler) InitProducer(context.Context, *connect.Request[v1.InitProducerRequest]) (*connect.Response[v1.InitProducerResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Topics.InitProducer is not implemented"))
+}
+
+// GroupsClient is a client for the log.v1.Groups service.
+type GroupsClient interface {
+	// Heartbeat joins a group (member_epoch 0), keeps a member in it and
+	// answers its assignment (KIP-848's ConsumerGroupHeartbeat); member_epoch
+	// -1 leaves. A member that sends none for the session timeout is removed
+	// and its partitions move. Errors carry a GroupError detail.
+	Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error)
+	// CommitOffsets stores a group's offsets. From a member: only for
+	// partitions it owns, with its current epoch (fencing). Without a member:
+	// only while the group has no members.
+	CommitOffsets(context.Context, *connect.Request[v1.CommitOffsetsRequest]) (*connect.Response[v1.CommitOffsetsResponse], error)
+	// FetchOffsets answers a group's committed offsets.
+	FetchOffsets(context.Context, *connect.Request[v1.FetchOffsetsRequest]) (*connect.Response[v1.FetchOffsetsResponse], error)
+	// ListGroups lists the groups with members or committed offsets.
+	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
+	// DescribeGroup reports a group's members, their partitions, the committed
+	// offsets and the lag per partition.
+	DescribeGroup(context.Context, *connect.Request[v1.DescribeGroupRequest]) (*connect.Response[v1.DescribeGroupResponse], error)
+	// DeleteGroup removes a group's committed offsets; refused while it has
+	// members.
+	DeleteGroup(context.Context, *connect.Request[v1.DeleteGroupRequest]) (*connect.Response[v1.DeleteGroupResponse], error)
+	// ResetOffsets computes new committed offsets for a group's partitions of a
+	// topic with one of Kafka's reset verbs, and stores them when execute is
+	// set (refused while the group has members). A dry run by default.
+	ResetOffsets(context.Context, *connect.Request[v1.ResetOffsetsRequest]) (*connect.Response[v1.ResetOffsetsResponse], error)
+	// ListOffsets answers per partition the earliest or latest offset, or the
+	// first offset whose record timestamp is at or after a time (Kafka's
+	// ListOffsets), from the time index: the log is not scanned.
+	ListOffsets(context.Context, *connect.Request[v1.ListOffsetsRequest]) (*connect.Response[v1.ListOffsetsResponse], error)
+}
+
+// NewGroupsClient constructs a client for the log.v1.Groups service. By default, it uses the
+// Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and sends
+// uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC() or
+// connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewGroupsClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) GroupsClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	groupsMethods := v1.File_log_v1_log_proto.Services().ByName("Groups").Methods()
+	return &groupsClient{
+		heartbeat: connect.NewClient[v1.HeartbeatRequest, v1.HeartbeatResponse](
+			httpClient,
+			baseURL+GroupsHeartbeatProcedure,
+			connect.WithSchema(groupsMethods.ByName("Heartbeat")),
+			connect.WithClientOptions(opts...),
+		),
+		commitOffsets: connect.NewClient[v1.CommitOffsetsRequest, v1.CommitOffsetsResponse](
+			httpClient,
+			baseURL+GroupsCommitOffsetsProcedure,
+			connect.WithSchema(groupsMethods.ByName("CommitOffsets")),
+			connect.WithClientOptions(opts...),
+		),
+		fetchOffsets: connect.NewClient[v1.FetchOffsetsRequest, v1.FetchOffsetsResponse](
+			httpClient,
+			baseURL+GroupsFetchOffsetsProcedure,
+			connect.WithSchema(groupsMethods.ByName("FetchOffsets")),
+			connect.WithClientOptions(opts...),
+		),
+		listGroups: connect.NewClient[v1.ListGroupsRequest, v1.ListGroupsResponse](
+			httpClient,
+			baseURL+GroupsListGroupsProcedure,
+			connect.WithSchema(groupsMethods.ByName("ListGroups")),
+			connect.WithClientOptions(opts...),
+		),
+		describeGroup: connect.NewClient[v1.DescribeGroupRequest, v1.DescribeGroupResponse](
+			httpClient,
+			baseURL+GroupsDescribeGroupProcedure,
+			connect.WithSchema(groupsMethods.ByName("DescribeGroup")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteGroup: connect.NewClient[v1.DeleteGroupRequest, v1.DeleteGroupResponse](
+			httpClient,
+			baseURL+GroupsDeleteGroupProcedure,
+			connect.WithSchema(groupsMethods.ByName("DeleteGroup")),
+			connect.WithClientOptions(opts...),
+		),
+		resetOffsets: connect.NewClient[v1.ResetOffsetsRequest, v1.ResetOffsetsResponse](
+			httpClient,
+			baseURL+GroupsResetOffsetsProcedure,
+			connect.WithSchema(groupsMethods.ByName("ResetOffsets")),
+			connect.WithClientOptions(opts...),
+		),
+		listOffsets: connect.NewClient[v1.ListOffsetsRequest, v1.ListOffsetsResponse](
+			httpClient,
+			baseURL+GroupsListOffsetsProcedure,
+			connect.WithSchema(groupsMethods.ByName("ListOffsets")),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// groupsClient implements GroupsClient.
+type groupsClient struct {
+	heartbeat     *connect.Client[v1.HeartbeatRequest, v1.HeartbeatResponse]
+	commitOffsets *connect.Client[v1.CommitOffsetsRequest, v1.CommitOffsetsResponse]
+	fetchOffsets  *connect.Client[v1.FetchOffsetsRequest, v1.FetchOffsetsResponse]
+	listGroups    *connect.Client[v1.ListGroupsRequest, v1.ListGroupsResponse]
+	describeGroup *connect.Client[v1.DescribeGroupRequest, v1.DescribeGroupResponse]
+	deleteGroup   *connect.Client[v1.DeleteGroupRequest, v1.DeleteGroupResponse]
+	resetOffsets  *connect.Client[v1.ResetOffsetsRequest, v1.ResetOffsetsResponse]
+	listOffsets   *connect.Client[v1.ListOffsetsRequest, v1.ListOffsetsResponse]
+}
+
+// Heartbeat calls log.v1.Groups.Heartbeat.
+func (c *groupsClient) Heartbeat(ctx context.Context, req *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error) {
+	return c.heartbeat.CallUnary(ctx, req)
+}
+
+// CommitOffsets calls log.v1.Groups.CommitOffsets.
+func (c *groupsClient) CommitOffsets(ctx context.Context, req *connect.Request[v1.CommitOffsetsRequest]) (*connect.Response[v1.CommitOffsetsResponse], error) {
+	return c.commitOffsets.CallUnary(ctx, req)
+}
+
+// FetchOffsets calls log.v1.Groups.FetchOffsets.
+func (c *groupsClient) FetchOffsets(ctx context.Context, req *connect.Request[v1.FetchOffsetsRequest]) (*connect.Response[v1.FetchOffsetsResponse], error) {
+	return c.fetchOffsets.CallUnary(ctx, req)
+}
+
+// ListGroups calls log.v1.Groups.ListGroups.
+func (c *groupsClient) ListGroups(ctx context.Context, req *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error) {
+	return c.listGroups.CallUnary(ctx, req)
+}
+
+// DescribeGroup calls log.v1.Groups.DescribeGroup.
+func (c *groupsClient) DescribeGroup(ctx context.Context, req *connect.Request[v1.DescribeGroupRequest]) (*connect.Response[v1.DescribeGroupResponse], error) {
+	return c.describeGroup.CallUnary(ctx, req)
+}
+
+// DeleteGroup calls log.v1.Groups.DeleteGroup.
+func (c *groupsClient) DeleteGroup(ctx context.Context, req *connect.Request[v1.DeleteGroupRequest]) (*connect.Response[v1.DeleteGroupResponse], error) {
+	return c.deleteGroup.CallUnary(ctx, req)
+}
+
+// ResetOffsets calls log.v1.Groups.ResetOffsets.
+func (c *groupsClient) ResetOffsets(ctx context.Context, req *connect.Request[v1.ResetOffsetsRequest]) (*connect.Response[v1.ResetOffsetsResponse], error) {
+	return c.resetOffsets.CallUnary(ctx, req)
+}
+
+// ListOffsets calls log.v1.Groups.ListOffsets.
+func (c *groupsClient) ListOffsets(ctx context.Context, req *connect.Request[v1.ListOffsetsRequest]) (*connect.Response[v1.ListOffsetsResponse], error) {
+	return c.listOffsets.CallUnary(ctx, req)
+}
+
+// GroupsHandler is an implementation of the log.v1.Groups service.
+type GroupsHandler interface {
+	// Heartbeat joins a group (member_epoch 0), keeps a member in it and
+	// answers its assignment (KIP-848's ConsumerGroupHeartbeat); member_epoch
+	// -1 leaves. A member that sends none for the session timeout is removed
+	// and its partitions move. Errors carry a GroupError detail.
+	Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error)
+	// CommitOffsets stores a group's offsets. From a member: only for
+	// partitions it owns, with its current epoch (fencing). Without a member:
+	// only while the group has no members.
+	CommitOffsets(context.Context, *connect.Request[v1.CommitOffsetsRequest]) (*connect.Response[v1.CommitOffsetsResponse], error)
+	// FetchOffsets answers a group's committed offsets.
+	FetchOffsets(context.Context, *connect.Request[v1.FetchOffsetsRequest]) (*connect.Response[v1.FetchOffsetsResponse], error)
+	// ListGroups lists the groups with members or committed offsets.
+	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
+	// DescribeGroup reports a group's members, their partitions, the committed
+	// offsets and the lag per partition.
+	DescribeGroup(context.Context, *connect.Request[v1.DescribeGroupRequest]) (*connect.Response[v1.DescribeGroupResponse], error)
+	// DeleteGroup removes a group's committed offsets; refused while it has
+	// members.
+	DeleteGroup(context.Context, *connect.Request[v1.DeleteGroupRequest]) (*connect.Response[v1.DeleteGroupResponse], error)
+	// ResetOffsets computes new committed offsets for a group's partitions of a
+	// topic with one of Kafka's reset verbs, and stores them when execute is
+	// set (refused while the group has members). A dry run by default.
+	ResetOffsets(context.Context, *connect.Request[v1.ResetOffsetsRequest]) (*connect.Response[v1.ResetOffsetsResponse], error)
+	// ListOffsets answers per partition the earliest or latest offset, or the
+	// first offset whose record timestamp is at or after a time (Kafka's
+	// ListOffsets), from the time index: the log is not scanned.
+	ListOffsets(context.Context, *connect.Request[v1.ListOffsetsRequest]) (*connect.Response[v1.ListOffsetsResponse], error)
+}
+
+// NewGroupsHandler builds an HTTP handler from the service implementation. It returns the path on
+// which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewGroupsHandler(svc GroupsHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	groupsMethods := v1.File_log_v1_log_proto.Services().ByName("Groups").Methods()
+	groupsHeartbeatHandler := connect.NewUnaryHandler(
+		GroupsHeartbeatProcedure,
+		svc.Heartbeat,
+		connect.WithSchema(groupsMethods.ByName("Heartbeat")),
+		connect.WithHandlerOptions(opts...),
+	)
+	groupsCommitOffsetsHandler := connect.NewUnaryHandler(
+		GroupsCommitOffsetsProcedure,
+		svc.CommitOffsets,
+		connect.WithSchema(groupsMethods.ByName("CommitOffsets")),
+		connect.WithHandlerOptions(opts...),
+	)
+	groupsFetchOffsetsHandler := connect.NewUnaryHandler(
+		GroupsFetchOffsetsProcedure,
+		svc.FetchOffsets,
+		connect.WithSchema(groupsMethods.ByName("FetchOffsets")),
+		connect.WithHandlerOptions(opts...),
+	)
+	groupsListGroupsHandler := connect.NewUnaryHandler(
+		GroupsListGroupsProcedure,
+		svc.ListGroups,
+		connect.WithSchema(groupsMethods.ByName("ListGroups")),
+		connect.WithHandlerOptions(opts...),
+	)
+	groupsDescribeGroupHandler := connect.NewUnaryHandler(
+		GroupsDescribeGroupProcedure,
+		svc.DescribeGroup,
+		connect.WithSchema(groupsMethods.ByName("DescribeGroup")),
+		connect.WithHandlerOptions(opts...),
+	)
+	groupsDeleteGroupHandler := connect.NewUnaryHandler(
+		GroupsDeleteGroupProcedure,
+		svc.DeleteGroup,
+		connect.WithSchema(groupsMethods.ByName("DeleteGroup")),
+		connect.WithHandlerOptions(opts...),
+	)
+	groupsResetOffsetsHandler := connect.NewUnaryHandler(
+		GroupsResetOffsetsProcedure,
+		svc.ResetOffsets,
+		connect.WithSchema(groupsMethods.ByName("ResetOffsets")),
+		connect.WithHandlerOptions(opts...),
+	)
+	groupsListOffsetsHandler := connect.NewUnaryHandler(
+		GroupsListOffsetsProcedure,
+		svc.ListOffsets,
+		connect.WithSchema(groupsMethods.ByName("ListOffsets")),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/log.v1.Groups/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case GroupsHeartbeatProcedure:
+			groupsHeartbeatHandler.ServeHTTP(w, r)
+		case GroupsCommitOffsetsProcedure:
+			groupsCommitOffsetsHandler.ServeHTTP(w, r)
+		case GroupsFetchOffsetsProcedure:
+			groupsFetchOffsetsHandler.ServeHTTP(w, r)
+		case GroupsListGroupsProcedure:
+			groupsListGroupsHandler.ServeHTTP(w, r)
+		case GroupsDescribeGroupProcedure:
+			groupsDescribeGroupHandler.ServeHTTP(w, r)
+		case GroupsDeleteGroupProcedure:
+			groupsDeleteGroupHandler.ServeHTTP(w, r)
+		case GroupsResetOffsetsProcedure:
+			groupsResetOffsetsHandler.ServeHTTP(w, r)
+		case GroupsListOffsetsProcedure:
+			groupsListOffsetsHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedGroupsHandler returns CodeUnimplemented from all methods.
+type UnimplementedGroupsHandler struct{}
+
+func (UnimplementedGroupsHandler) Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Groups.Heartbeat is not implemented"))
+}
+
+func (UnimplementedGroupsHandler) CommitOffsets(context.Context, *connect.Request[v1.CommitOffsetsRequest]) (*connect.Response[v1.CommitOffsetsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Groups.CommitOffsets is not implemented"))
+}
+
+func (UnimplementedGroupsHandler) FetchOffsets(context.Context, *connect.Request[v1.FetchOffsetsRequest]) (*connect.Response[v1.FetchOffsetsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Groups.FetchOffsets is not implemented"))
+}
+
+func (UnimplementedGroupsHandler) ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Groups.ListGroups is not implemented"))
+}
+
+func (UnimplementedGroupsHandler) DescribeGroup(context.Context, *connect.Request[v1.DescribeGroupRequest]) (*connect.Response[v1.DescribeGroupResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Groups.DescribeGroup is not implemented"))
+}
+
+func (UnimplementedGroupsHandler) DeleteGroup(context.Context, *connect.Request[v1.DeleteGroupRequest]) (*connect.Response[v1.DeleteGroupResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Groups.DeleteGroup is not implemented"))
+}
+
+func (UnimplementedGroupsHandler) ResetOffsets(context.Context, *connect.Request[v1.ResetOffsetsRequest]) (*connect.Response[v1.ResetOffsetsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Groups.ResetOffsets is not implemented"))
+}
+
+func (UnimplementedGroupsHandler) ListOffsets(context.Context, *connect.Request[v1.ListOffsetsRequest]) (*connect.Response[v1.ListOffsetsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("log.v1.Groups.ListOffsets is not implemented"))
 }

@@ -1,0 +1,522 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/fsm"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// Consumer groups: the coordinator (see GROUPS.md). The Raft leader coordinates every group:
+// membership, target assignment and who owns which partition live in its memory only; the
+// committed offsets are replicated (fsm/groups.go). A node that is not the leader, or that
+// leads in a new term, starts with no members: members rejoin.
+
+// Defaults of the group settings (Config.GroupSessionTimeout, Config.GroupOffsetsRetention).
+const (
+	// DefaultGroupSessionTimeout is Kafka's group.consumer.session.timeout.ms default.
+	DefaultGroupSessionTimeout = 45 * time.Second
+	// DefaultGroupOffsetsRetention is Kafka's offsets.retention.minutes default (7 days).
+	DefaultGroupOffsetsRetention = 7 * 24 * time.Hour
+	// maxHeartbeatInterval caps the interval a member is told to heartbeat at (Kafka's
+	// group.consumer.heartbeat.interval.ms default).
+	maxHeartbeatInterval = 5 * time.Second
+	// maxGroupMembers bounds one group's members.
+	maxGroupMembers = 10_000
+	// maxSubscribedTopics bounds one member's subscription.
+	maxSubscribedTopics = 1_000
+)
+
+// Coordinator errors. On the wire: FailedPrecondition with a log.v1.GroupError detail naming
+// the reason (toWire).
+var (
+	// ErrUnknownMember: the coordinator does not know the member (removed after its session
+	// timeout, or a new leader): it rejoins with epoch 0.
+	ErrUnknownMember = errors.New("server: unknown group member")
+	// ErrStaleMemberEpoch: a heartbeat or commit with an epoch under which the member does not
+	// own what it names.
+	ErrStaleMemberEpoch = errors.New("server: stale member epoch")
+	// ErrNotOwner: a commit for a partition the member does not own.
+	ErrNotOwner = errors.New("server: partition not owned by the member")
+	// ErrGroupNotEmpty: the operation needs a group without members.
+	ErrGroupNotEmpty = errors.New("server: group has members")
+)
+
+// groupError is a coordinator's refusal: which of the errors above, for which group and member,
+// and the member's current epoch.
+type groupError struct {
+	kind   error
+	group  string
+	member string
+	epoch  int32
+	msg    string
+}
+
+func (e *groupError) Error() string { return e.kind.Error() + ": " + e.msg }
+func (e *groupError) Unwrap() error { return e.kind }
+
+// detail returns the wire detail of e.
+func (e *groupError) detail() *logv1.GroupError {
+	reason := logv1.GroupError_REASON_UNSPECIFIED
+	switch e.kind {
+	case ErrUnknownMember:
+		reason = logv1.GroupError_REASON_UNKNOWN_MEMBER
+	case ErrStaleMemberEpoch:
+		reason = logv1.GroupError_REASON_STALE_MEMBER_EPOCH
+	case ErrNotOwner:
+		reason = logv1.GroupError_REASON_NOT_OWNER
+	case ErrGroupNotEmpty:
+		reason = logv1.GroupError_REASON_GROUP_NOT_EMPTY
+	}
+	return &logv1.GroupError{Reason: reason, Group: e.group, MemberId: e.member, MemberEpoch: e.epoch}
+}
+
+func groupErrorf(kind error, group, member string, epoch int32, format string, args ...any) error {
+	return &groupError{kind: kind, group: group, member: member, epoch: epoch, msg: fmt.Sprintf(format, args...)}
+}
+
+// leaderView is what the coordinator needs of the consensus.
+type leaderView interface {
+	Status() consensus.Status
+	Leader() (consensus.Server, bool)
+}
+
+// coordinator is the leader's group coordinator. Its methods are safe for concurrent use.
+type coordinator struct {
+	node    leaderView
+	sm      *fsm.Machine
+	session time.Duration
+	now     func() time.Time
+	logger  *slog.Logger
+
+	mu sync.Mutex
+	// term is the Raft term the state below belongs to: a new term (or not leading) clears it.
+	term uint64
+	// since is when this node began coordinating in term.
+	since  time.Time
+	groups map[string]*group
+	// emptySince is when a group lost its last member in this term.
+	emptySince map[string]time.Time
+}
+
+// group is one group's membership and assignment.
+type group struct {
+	name string
+	// epoch is the group epoch: it grows whenever the target assignment changes.
+	epoch   int32
+	members map[string]*member
+	// target is the assignor's latest result, member → partitions.
+	target map[string]partitionSet
+	// owner says which member owns each partition now: granted to it and not yet released.
+	owner map[topicPartition]string
+	// partitions are the subscribed topics' partition counts the target was computed with.
+	partitions map[string]uint32
+}
+
+// member is one member of a group.
+type member struct {
+	id, client string
+	epoch      int32
+	topics     []string // sorted
+	// owned maps each partition the member owns to the member epoch it was granted in.
+	owned map[topicPartition]int32
+	// sent is the assignment last answered, sorted.
+	sent     []topicPartition
+	deadline time.Time
+}
+
+func newCoordinator(node leaderView, sm *fsm.Machine, session time.Duration, logger *slog.Logger) *coordinator {
+	return &coordinator{node: node, sm: sm, session: session, now: time.Now, logger: logger,
+		groups: map[string]*group{}, emptySince: map[string]time.Time{}}
+}
+
+// heartbeatInterval is what members are told.
+func (c *coordinator) heartbeatInterval() time.Duration {
+	return min(maxHeartbeatInterval, max(c.session/3, time.Millisecond))
+}
+
+// leadLocked checks that this node leads and resets the state when the term changed. c.mu
+// must be held. Errors: *consensus.NotLeaderError (forwarded by the service), or
+// consensus.ErrNoLeader.
+func (c *coordinator) leadLocked() error {
+	st := c.node.Status()
+	if st.State != "leader" {
+		c.resetLocked(0)
+		if leader, ok := c.node.Leader(); ok && leader.ID != "" {
+			return &consensus.NotLeaderError{Leader: leader}
+		}
+		return consensus.ErrNoLeader
+	}
+	if st.Term != c.term {
+		c.resetLocked(st.Term)
+		c.logger.Info("coordinating consumer groups: members rejoin", "term", st.Term)
+	}
+	return nil
+}
+
+func (c *coordinator) resetLocked(term uint64) {
+	if c.term == term && term == 0 {
+		return
+	}
+	c.term, c.since = term, c.now()
+	clear(c.groups)
+	clear(c.emptySince)
+}
+
+// heartbeatRequest is a heartbeat as the coordinator reads it.
+type heartbeatRequest struct {
+	group, member, client string
+	epoch                 int32
+	topics                []string // nil: unchanged
+	owned                 partitionSet
+}
+
+// heartbeatResult is the coordinator's answer.
+type heartbeatResult struct {
+	member     string
+	epoch      int32
+	assignment []topicPartition
+	pending    bool
+}
+
+// heartbeat joins (epoch 0), keeps (epoch > 0) or removes (epoch -1) a member and answers its
+// assignment. Errors: ErrUnknownMember, ErrStaleMemberEpoch (as *groupError),
+// fsm.ErrInvalidGroup, the leadership errors of leadLocked.
+func (c *coordinator) heartbeat(req heartbeatRequest) (heartbeatResult, error) {
+	if err := fsm.ValidateGroupName(req.group); err != nil {
+		return heartbeatResult{}, err
+	}
+	if len(req.topics) > maxSubscribedTopics {
+		return heartbeatResult{}, fmt.Errorf("%w: %d topics in a subscription, limit %d", fsm.ErrInvalidGroup, len(req.topics), maxSubscribedTopics)
+	}
+	for _, t := range req.topics {
+		if err := fsm.ValidateTopicName(t); err != nil {
+			return heartbeatResult{}, fmt.Errorf("%w: subscription: %w", fsm.ErrInvalidGroup, err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.leadLocked(); err != nil {
+		return heartbeatResult{}, err
+	}
+	now := c.now()
+	g := c.groups[req.group]
+	switch {
+	case req.epoch == -1:
+		if g != nil && g.members[req.member] != nil {
+			c.removeLocked(g, req.member, "left")
+		}
+		return heartbeatResult{member: req.member, epoch: -1}, nil
+	case req.epoch == 0:
+		if len(req.topics) == 0 {
+			return heartbeatResult{}, fmt.Errorf("%w: a join needs the topics the member subscribes to", fsm.ErrInvalidGroup)
+		}
+		if g == nil {
+			g = &group{name: req.group, members: map[string]*member{}, target: map[string]partitionSet{}, owner: map[topicPartition]string{}}
+			c.groups[req.group] = g
+			delete(c.emptySince, req.group)
+		}
+		if m := g.members[req.member]; m != nil {
+			// A rejoin (the member lost its state): it starts over, owning nothing.
+			c.removeLocked(g, req.member, "rejoined")
+		}
+		if len(g.members) >= maxGroupMembers {
+			return heartbeatResult{}, fmt.Errorf("%w: group %q has %d members, the limit", fsm.ErrInvalidGroup, req.group, maxGroupMembers)
+		}
+		id := req.member
+		if id == "" {
+			id = newMemberID()
+		}
+		g.members[id] = &member{id: id, client: req.client, owned: map[topicPartition]int32{}}
+		req.member = id
+		c.logger.Debug("group member joined", "group", req.group, "member", id, "client", req.client)
+	default:
+		var m *member
+		if g != nil {
+			m = g.members[req.member]
+		}
+		if m == nil {
+			return heartbeatResult{}, groupErrorf(ErrUnknownMember, req.group, req.member, 0, "member %q is not in group %q: rejoin", req.member, req.group)
+		}
+		if req.epoch != m.epoch {
+			return heartbeatResult{}, groupErrorf(ErrStaleMemberEpoch, req.group, req.member, m.epoch, "member %q sent epoch %d, its epoch is %d: rejoin", req.member, req.epoch, m.epoch)
+		}
+	}
+	m := g.members[req.member]
+	m.deadline = now.Add(c.session)
+	if req.client != "" {
+		m.client = req.client
+	}
+	changed := false
+	if req.topics != nil {
+		ts := slices.Clone(req.topics)
+		slices.Sort(ts)
+		ts = slices.Compact(ts)
+		if !slices.Equal(ts, m.topics) {
+			m.topics, changed = ts, true
+		}
+	}
+	if c.refreshLocked(g, changed) {
+		c.logger.Debug("group rebalanced", "group", g.name, "epoch", g.epoch, "members", len(g.members))
+	}
+	return c.reconcileLocked(g, m, req.owned, req.epoch > 0), nil
+}
+
+// refreshLocked recomputes g's target assignment when its members or subscriptions changed
+// (force) or a subscribed topic's partition count did, and reports whether the target changed.
+func (c *coordinator) refreshLocked(g *group, force bool) bool {
+	parts := map[string]uint32{}
+	for _, m := range g.members {
+		for _, t := range m.topics {
+			if _, ok := parts[t]; ok {
+				continue
+			}
+			if tp, err := c.sm.Topic(t); err == nil {
+				parts[t] = tp.Partitions
+			} else {
+				parts[t] = 0
+			}
+		}
+	}
+	if !force && maps.Equal(parts, g.partitions) {
+		return false
+	}
+	g.partitions = parts
+	ids := slices.Sorted(maps.Keys(g.members))
+	subs := make([]subscription, len(ids))
+	for i, id := range ids {
+		subs[i] = subscription{member: id, topics: g.members[id].topics}
+	}
+	target := assign(g.target, subs, parts)
+	if maps.EqualFunc(target, g.target, func(a, b partitionSet) bool { return maps.Equal(a, b) }) {
+		return false
+	}
+	g.target = target
+	g.epoch++
+	return true
+}
+
+// reconcileLocked moves g toward its target for member m: partitions m no longer reports
+// (after a revocation) are released, free partitions of its target granted; it answers m's
+// assignment, bumping its epoch when the assignment changed. reported says whether owned is
+// the member's report (a heartbeat, not a join).
+func (c *coordinator) reconcileLocked(g *group, m *member, owned partitionSet, reported bool) heartbeatResult {
+	target := g.target[m.id]
+	for p := range m.owned {
+		if !target[p] && (!reported || !owned[p]) {
+			// Revoked, and the member says it no longer holds it: the next owner may have it.
+			delete(m.owned, p)
+			delete(g.owner, p)
+		}
+	}
+	var granted []topicPartition
+	for _, p := range target.sorted() {
+		if _, taken := g.owner[p]; !taken {
+			g.owner[p] = m.id
+			granted = append(granted, p)
+		}
+	}
+	var assignment []topicPartition
+	for p := range m.owned {
+		if target[p] {
+			assignment = append(assignment, p)
+		}
+	}
+	assignment = append(assignment, granted...)
+	slices.SortFunc(assignment, compareTP)
+	if m.epoch == 0 || !slices.Equal(assignment, m.sent) {
+		m.epoch++
+		m.sent = assignment
+	}
+	for _, p := range granted {
+		m.owned[p] = m.epoch
+	}
+	return heartbeatResult{member: m.id, epoch: m.epoch, assignment: assignment, pending: len(assignment) < len(target)}
+}
+
+// removeLocked removes a member: its partitions become free for their next owners.
+func (c *coordinator) removeLocked(g *group, id, why string) {
+	m := g.members[id]
+	for p := range m.owned {
+		if g.owner[p] == id {
+			delete(g.owner, p)
+		}
+	}
+	delete(g.members, id)
+	delete(g.target, id)
+	c.logger.Debug("group member removed", "group", g.name, "member", id, "reason", why)
+	if len(g.members) == 0 {
+		delete(c.groups, g.name)
+		c.emptySince[g.name] = c.now()
+		return
+	}
+	c.refreshLocked(g, true)
+}
+
+// expireMembers removes the members whose session timed out at now, and returns how many.
+func (c *coordinator) expireMembers(now time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.node.Status().State != "leader" {
+		c.resetLocked(0)
+		return 0
+	}
+	n := 0
+	for _, g := range c.groups {
+		for _, id := range slices.Sorted(maps.Keys(g.members)) {
+			if now.After(g.members[id].deadline) {
+				c.removeLocked(g, id, "session timeout")
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// checkCommit checks that member (with epoch) may commit offsets for partitions of group; an
+// empty member may commit only while the group has no members. Errors: *groupError, the
+// leadership errors.
+func (c *coordinator) checkCommit(group, memberID string, epoch int32, parts []topicPartition) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.leadLocked(); err != nil {
+		return err
+	}
+	g := c.groups[group]
+	if memberID == "" {
+		if g != nil {
+			return groupErrorf(ErrGroupNotEmpty, group, "", 0, "group %q has %d members: only they commit", group, len(g.members))
+		}
+		return nil
+	}
+	var m *member
+	if g != nil {
+		m = g.members[memberID]
+	}
+	if m == nil {
+		return groupErrorf(ErrUnknownMember, group, memberID, 0, "member %q is not in group %q: rejoin", memberID, group)
+	}
+	for _, p := range parts {
+		since, ok := m.owned[p]
+		switch {
+		case !ok || g.owner[p] != memberID:
+			return groupErrorf(ErrNotOwner, group, memberID, m.epoch, "member %q does not own %s/%d", memberID, p.topic, p.partition)
+		case epoch > m.epoch || epoch < since:
+			return groupErrorf(ErrStaleMemberEpoch, group, memberID, m.epoch, "member %q commits %s/%d with epoch %d; it owns it since epoch %d (now %d)", memberID, p.topic, p.partition, epoch, since, m.epoch)
+		}
+	}
+	return nil
+}
+
+// whileEmpty runs fn while group has no members (holding the coordinator, so that none joins
+// meanwhile). Errors: *groupError (ErrGroupNotEmpty), the leadership errors, fn's.
+func (c *coordinator) whileEmpty(group string, fn func() error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.leadLocked(); err != nil {
+		return err
+	}
+	if g := c.groups[group]; g != nil {
+		return groupErrorf(ErrGroupNotEmpty, group, "", 0, "group %q has %d members", group, len(g.members))
+	}
+	return fn()
+}
+
+// expirable returns the groups with committed offsets that have had no member for at least the
+// session timeout on this leader (members of a previous leader have had the time to rejoin),
+// as of now.
+func (c *coordinator) expirable(now time.Time) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leadLocked() != nil || now.Sub(c.since) < c.session {
+		return nil
+	}
+	var out []string
+	for _, gi := range c.sm.Groups() {
+		if c.groups[gi.Name] != nil {
+			continue
+		}
+		if t, ok := c.emptySince[gi.Name]; ok && now.Sub(t) < c.session {
+			continue
+		}
+		out = append(out, gi.Name)
+	}
+	return out
+}
+
+// memberView is a member as DescribeGroup shows it.
+type memberView struct {
+	id, client string
+	epoch      int32
+	topics     []string
+	assignment []topicPartition
+	target     []topicPartition
+}
+
+// groupView is a group as the coordinator knows it.
+type groupView struct {
+	exists  bool
+	epoch   int32
+	state   string
+	members []memberView
+	owner   map[topicPartition]string
+}
+
+// describe returns a group's membership. Errors: the leadership errors.
+func (c *coordinator) describe(name string) (groupView, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.leadLocked(); err != nil {
+		return groupView{}, err
+	}
+	g := c.groups[name]
+	if g == nil {
+		return groupView{state: "empty"}, nil
+	}
+	v := groupView{exists: true, epoch: g.epoch, state: "stable", owner: maps.Clone(g.owner)}
+	for _, id := range slices.Sorted(maps.Keys(g.members)) {
+		m := g.members[id]
+		mv := memberView{id: id, client: m.client, epoch: m.epoch, topics: slices.Clone(m.topics), assignment: slices.Clone(m.sent), target: g.target[id].sorted()}
+		if !slices.Equal(mv.assignment, mv.target) {
+			v.state = "reconciling"
+		}
+		v.members = append(v.members, mv)
+	}
+	return v, nil
+}
+
+// summaries returns the state and member count of every group with members. Errors: the
+// leadership errors.
+func (c *coordinator) summaries() (map[string]groupView, error) {
+	c.mu.Lock()
+	names := slices.Collect(maps.Keys(c.groups))
+	c.mu.Unlock()
+	sort.Strings(names)
+	out := map[string]groupView{}
+	for _, n := range names {
+		v, err := c.describe(n)
+		if err != nil {
+			return nil, err
+		}
+		if v.exists {
+			out[n] = v
+		}
+	}
+	return out, nil
+}
+
+func newMemberID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,400 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/storage"
+	"github.com/commitlog-go/commitlog/storage/memory"
+)
+
+// fakeLeader is the consensus as the coordinator sees it: this node leads in term, or not.
+type fakeLeader struct {
+	mu      sync.Mutex
+	term    uint64
+	leading bool
+}
+
+func (f *fakeLeader) Status() consensus.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := consensus.Status{Term: f.term, State: "follower"}
+	if f.leading {
+		st.State = "leader"
+	}
+	return st
+}
+
+func (f *fakeLeader) Leader() (consensus.Server, bool) {
+	return consensus.Server{ID: "other", Address: "other:1"}, true
+}
+
+func (f *fakeLeader) set(term uint64, leading bool) {
+	f.mu.Lock()
+	f.term, f.leading = term, leading
+	f.mu.Unlock()
+}
+
+// directProposer applies every command to a Machine at once, as a one-node Raft would.
+type directProposer struct {
+	mu    sync.Mutex
+	m     *fsm.Machine
+	index uint64
+}
+
+func (p *directProposer) Propose(_ context.Context, cmd []byte) (any, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.index++
+	return p.m.Apply([]consensus.Entry{{Index: p.index, Term: 1, Data: bytes.Clone(cmd)}})[0], nil
+}
+func (p *directProposer) IsLeader() bool                   { return true }
+func (p *directProposer) Leader() (consensus.Server, bool) { return consensus.Server{ID: "self"}, true }
+
+// coordFixture is a coordinator over a Machine of memory logs, with a controllable clock.
+type coordFixture struct {
+	t    *testing.T
+	c    *coordinator
+	lead *fakeLeader
+	m    *fsm.Machine
+	p    *directProposer
+	now  time.Time
+}
+
+const testSession = 10 * time.Second
+
+func newCoordFixture(t *testing.T, topics map[string]uint32) *coordFixture {
+	t.Helper()
+	def, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs []storage.Log
+	m, err := fsm.NewMachine(fsm.MachineConfig{Config: fsm.Config{Log: def}, Dir: t.TempDir(), OpenLog: func(string) (storage.Log, error) {
+		l, err := memory.New(memory.Config{})
+		if err != nil {
+			return nil, err
+		}
+		logs = append(logs, l)
+		return l, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = m.Close()
+		_ = def.Close()
+		for _, l := range logs {
+			_ = l.Close()
+		}
+	})
+	f := &coordFixture{t: t, lead: &fakeLeader{term: 1, leading: true}, m: m, p: &directProposer{m: m}, now: time.Unix(1_000_000, 0)}
+	f.c = newCoordinator(f.lead, m, testSession, slog.New(slog.DiscardHandler))
+	f.c.now = func() time.Time { return f.now }
+	for name, n := range topics {
+		if _, err := m.CreateTopic(context.Background(), f.p, name, n, fsm.TopicConfig{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+// client is a group member as the SDK plays it: it heartbeats with what it holds and holds
+// what it was assigned.
+type gclient struct {
+	id    string
+	epoch int32
+	held  partitionSet
+	// revoked accumulates every partition taken away from it.
+	revoked []topicPartition
+}
+
+func (f *coordFixture) beat(group string, cl *gclient, topics ...string) heartbeatResult {
+	f.t.Helper()
+	res, err := f.c.heartbeat(heartbeatRequest{group: group, member: cl.id, epoch: cl.epoch, topics: topics, owned: cl.held})
+	if err != nil {
+		f.t.Fatalf("heartbeat %s: %v", cl.id, err)
+	}
+	cl.id, cl.epoch = res.member, res.epoch
+	next := partitionSet{}
+	for _, p := range res.assignment {
+		next[p] = true
+	}
+	for p := range cl.held {
+		if !next[p] {
+			cl.revoked = append(cl.revoked, p)
+		}
+	}
+	cl.held = next
+	return res
+}
+
+// settle heartbeats every client until none is pending and a round changes nothing.
+func (f *coordFixture) settle(group string, cls ...*gclient) {
+	f.t.Helper()
+	for range 20 {
+		stable := true
+		for _, cl := range cls {
+			before := slices.Clone(cl.held.sorted())
+			res := f.beat(group, cl)
+			if res.pending || !slices.Equal(before, cl.held.sorted()) {
+				stable = false
+			}
+		}
+		if stable {
+			return
+		}
+	}
+	f.t.Fatal("the group did not settle in 20 rounds")
+}
+
+// checkOwners: every partition of the topic is held by exactly one client.
+func checkOwners(t *testing.T, topic string, n uint32, cls ...*gclient) {
+	t.Helper()
+	for p := range n {
+		holders := 0
+		for _, cl := range cls {
+			if cl.held[topicPartition{topic, p}] {
+				holders++
+			}
+		}
+		if holders != 1 {
+			t.Fatalf("%s/%d is held by %d members", topic, p, holders)
+		}
+	}
+}
+
+func TestGroupsCoordinatorJoinLeaveKill(t *testing.T) {
+	f := newCoordFixture(t, map[string]uint32{"t": 6})
+	a, b, c := &gclient{}, &gclient{}, &gclient{}
+	for _, cl := range []*gclient{a, b, c} {
+		f.beat("g", cl, "t")
+	}
+	f.settle("g", a, b, c)
+	checkOwners(t, "t", 6, a, b, c)
+	for _, cl := range []*gclient{a, b, c} {
+		if len(cl.held) != 2 {
+			t.Fatalf("%s holds %v, want 2 partitions", cl.id, cl.held.sorted())
+		}
+	}
+
+	// A fourth member: exactly one partition is revoked, from one member, and d gets it only
+	// after that member released it.
+	before := map[*gclient]int{a: len(a.revoked), b: len(b.revoked), c: len(c.revoked)}
+	d := &gclient{}
+	if res := f.beat("g", d, "t"); len(res.assignment) != 0 || !res.pending {
+		t.Fatalf("d's first assignment %v pending %v: want nothing yet (its partition is still held)", res.assignment, res.pending)
+	}
+	f.settle("g", a, b, c, d)
+	checkOwners(t, "t", 6, a, b, c, d)
+	revoked := 0
+	for cl, n := range before {
+		revoked += len(cl.revoked) - n
+	}
+	if revoked != 1 || len(d.held) != 1 {
+		t.Fatalf("a join revoked %d partitions and d holds %d; want 1 and 1", revoked, len(d.held))
+	}
+
+	// b leaves: only b's partitions move.
+	for cl := range before {
+		before[cl] = len(cl.revoked)
+	}
+	bHeld := b.held
+	if _, err := f.c.heartbeat(heartbeatRequest{group: "g", member: b.id, epoch: -1}); err != nil {
+		t.Fatal(err)
+	}
+	f.settle("g", a, c, d)
+	checkOwners(t, "t", 6, a, c, d)
+	for _, cl := range []*gclient{a, c} {
+		if len(cl.revoked) != before[cl] {
+			t.Fatalf("b's leave revoked %v from %s", cl.revoked[before[cl]:], cl.id)
+		}
+	}
+	for p := range bHeld {
+		if !a.held[p] && !c.held[p] && !d.held[p] {
+			t.Fatalf("b's %v went nowhere", p)
+		}
+	}
+
+	// c stops heartbeating: after the session timeout it is removed and its partitions move;
+	// a and d lose nothing.
+	na, nd := len(a.revoked), len(d.revoked)
+	cHeld := c.held
+	f.now = f.now.Add(testSession / 2)
+	f.settle("g", a, d)
+	if n := f.c.expireMembers(f.now); n != 0 {
+		t.Fatalf("expired %d members before the session timeout", n)
+	}
+	f.now = f.now.Add(testSession/2 + time.Millisecond)
+	if n := f.c.expireMembers(f.now); n != 1 {
+		t.Fatalf("expired %d members, want c", n)
+	}
+	f.settle("g", a, d)
+	checkOwners(t, "t", 6, a, d)
+	if len(a.revoked) != na || len(d.revoked) != nd {
+		t.Fatal("c's removal revoked partitions from the members that stayed")
+	}
+	for p := range cHeld {
+		if !a.held[p] && !d.held[p] {
+			t.Fatalf("c's %v went nowhere", p)
+		}
+	}
+	// c comes back with its old identity: unknown, it must rejoin.
+	if _, err := f.c.heartbeat(heartbeatRequest{group: "g", member: c.id, epoch: c.epoch}); !errors.Is(err, ErrUnknownMember) {
+		t.Fatalf("heartbeat of a removed member: %v, want ErrUnknownMember", err)
+	}
+}
+
+func TestGroupsCoordinatorFencing(t *testing.T) {
+	f := newCoordFixture(t, map[string]uint32{"t": 4})
+	a, b := &gclient{}, &gclient{}
+	f.beat("g", a, "t")
+	f.settle("g", a)
+	aEpoch := a.epoch
+	aAll := a.held.sorted()
+	f.beat("g", b, "t")
+	f.settle("g", a, b)
+	if a.epoch == aEpoch {
+		t.Fatal("a's epoch did not change with its assignment")
+	}
+	lost := a.revoked[0]
+	kept := a.held.sorted()[0]
+	for _, c := range []struct {
+		name   string
+		member string
+		epoch  int32
+		parts  []topicPartition
+		want   error
+	}{
+		{"owner, current epoch", a.id, a.epoch, []topicPartition{kept}, nil},
+		{"owner, epoch it got the partition in", a.id, aEpoch, []topicPartition{kept}, nil},
+		{"former owner", a.id, a.epoch, []topicPartition{lost}, ErrNotOwner},
+		{"former owner, old epoch", a.id, aEpoch, []topicPartition{lost}, ErrNotOwner},
+		{"future epoch", a.id, a.epoch + 1, []topicPartition{kept}, ErrStaleMemberEpoch},
+		{"epoch before it got the partition", b.id, b.epoch - 1, b.held.sorted()[:1], ErrStaleMemberEpoch},
+		{"unknown member", "nobody", 1, []topicPartition{kept}, ErrUnknownMember},
+		{"no member while the group has members", "", 0, []topicPartition{kept}, ErrGroupNotEmpty},
+		{"one foreign partition among owned ones", a.id, a.epoch, []topicPartition{kept, b.held.sorted()[0]}, ErrNotOwner},
+	} {
+		err := f.c.checkCommit("g", c.member, c.epoch, c.parts)
+		if !errors.Is(err, c.want) || (c.want == nil && err != nil) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+	if len(aAll) != 4 {
+		t.Fatalf("a alone held %v", aAll)
+	}
+	// A heartbeat with an old epoch is fenced.
+	if _, err := f.c.heartbeat(heartbeatRequest{group: "g", member: a.id, epoch: aEpoch}); !errors.Is(err, ErrStaleMemberEpoch) {
+		t.Fatalf("heartbeat with an old epoch: %v", err)
+	}
+	// An empty group accepts commits without a member; a group nobody joined too.
+	if err := f.c.checkCommit("other", "", 0, []topicPartition{kept}); err != nil {
+		t.Fatalf("commit to an empty group: %v", err)
+	}
+}
+
+// TestGroupsCoordinatorLeaderChange: a new term (or losing leadership) forgets every member;
+// the committed offsets, replicated, remain.
+func TestGroupsCoordinatorLeaderChange(t *testing.T) {
+	f := newCoordFixture(t, map[string]uint32{"t": 2})
+	a := &gclient{}
+	f.beat("g", a, "t")
+	f.settle("g", a)
+	if _, err := f.m.CommitOffsets(context.Background(), f.p, "g", []fsm.GroupOffset{{Topic: "t", Partition: 1, Offset: 7}}); err != nil {
+		t.Fatal(err)
+	}
+	f.lead.set(1, false)
+	var nl *consensus.NotLeaderError
+	if _, err := f.c.heartbeat(heartbeatRequest{group: "g", member: a.id, epoch: a.epoch}); !errors.As(err, &nl) || nl.Leader.ID != "other" {
+		t.Fatalf("heartbeat on a follower: %v, want NotLeaderError naming the leader", err)
+	}
+	f.lead.set(2, true)
+	if _, err := f.c.heartbeat(heartbeatRequest{group: "g", member: a.id, epoch: a.epoch}); !errors.Is(err, ErrUnknownMember) {
+		t.Fatalf("heartbeat after a leader change: %v, want ErrUnknownMember", err)
+	}
+	a.epoch, a.held = 0, nil
+	f.beat("g", a, "t")
+	f.settle("g", a)
+	if len(a.held) != 2 {
+		t.Fatalf("after rejoining a holds %v", a.held.sorted())
+	}
+	if o, ok := f.m.CommittedOffset("g", "t", 1); !ok || o.Offset != 7 {
+		t.Fatalf("offset after the leader change: %+v, %v", o, ok)
+	}
+}
+
+// TestGroupsCoordinatorExpirable: a group is offered for expiry only once it has had no member
+// for a session timeout, and a new leader waits a session timeout for members to rejoin.
+func TestGroupsCoordinatorExpirable(t *testing.T) {
+	f := newCoordFixture(t, map[string]uint32{"t": 1})
+	for _, g := range []string{"idle", "busy"} {
+		if _, err := f.m.CommitOffsets(context.Background(), f.p, g, []fsm.GroupOffset{{Topic: "t", Offset: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.c.heartbeat(heartbeatRequest{}) // takes the term: since = now (fails validation afterwards)
+	if got := f.c.expirable(f.now); len(got) != 0 {
+		t.Fatalf("a new coordinator offers %v before members had a session timeout to rejoin", got)
+	}
+	busy := &gclient{}
+	f.beat("busy", busy, "t")
+	f.now = f.now.Add(testSession)
+	f.beat("busy", busy)
+	if got := f.c.expirable(f.now); !slices.Equal(got, []string{"idle"}) {
+		t.Fatalf("expirable = %v, want [idle]", got)
+	}
+	if _, err := f.c.heartbeat(heartbeatRequest{group: "busy", member: busy.id, epoch: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.c.expirable(f.now); !slices.Equal(got, []string{"idle"}) {
+		t.Fatalf("expirable right after busy's last member left = %v, want [idle]", got)
+	}
+	f.now = f.now.Add(testSession)
+	if got := f.c.expirable(f.now); !slices.Equal(got, []string{"busy", "idle"}) {
+		t.Fatalf("expirable = %v, want [busy idle]", got)
+	}
+}
+
+func TestGroupsCoordinatorSubscriptions(t *testing.T) {
+	f := newCoordFixture(t, map[string]uint32{"x": 3, "y": 2})
+	a, b := &gclient{}, &gclient{}
+	f.beat("g", a, "x", "y")
+	f.beat("g", b, "y")
+	f.settle("g", a, b)
+	checkOwners(t, "x", 3, a, b)
+	checkOwners(t, "y", 2, a, b)
+	for p := range b.held {
+		if p.topic != "y" {
+			t.Fatalf("b holds %v of a topic it does not subscribe to", p)
+		}
+	}
+	// Partitions added to x reach its subscriber at its next heartbeat.
+	if _, err := f.m.CreatePartitions(context.Background(), f.p, "x", 5); err != nil {
+		t.Fatal(err)
+	}
+	f.settle("g", a, b)
+	checkOwners(t, "x", 5, a, b)
+	// b changes its subscription to x: y's partitions go to a, x's are shared.
+	f.beat("g", b, "x")
+	f.settle("g", a, b)
+	checkOwners(t, "x", 5, a, b)
+	checkOwners(t, "y", 2, a, b)
+	if len(b.held) < 2 {
+		t.Fatalf("b holds %v after subscribing to x", b.held.sorted())
+	}
+	if _, err := f.c.heartbeat(heartbeatRequest{group: "g", epoch: 0}); !errors.Is(err, fsm.ErrInvalidGroup) {
+		t.Fatalf("a join without topics: %v", err)
+	}
+	if _, err := f.c.heartbeat(heartbeatRequest{group: "", epoch: 0, topics: []string{"x"}}); !errors.Is(err, fsm.ErrInvalidGroup) {
+		t.Fatalf("a join without a group: %v", err)
+	}
+}

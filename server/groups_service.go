@@ -1,0 +1,458 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/commitlog-go/commitlog/authz"
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+var _ transport.GroupsService = (*service)(nil)
+
+// groupCall runs a Groups call on the leader: here when this node leads, otherwise forwarded
+// to the leader's Groups service. While no leader is known it waits, up to leaderWait.
+func groupCall[Res any](ctx context.Context, s *service, local func() (*Res, error), remote func(transport.GroupsClient) (*Res, error)) (*Res, error) {
+	if s.sm == nil || s.groups == nil {
+		return nil, transport.Errorf(transport.Unimplemented, "this server has no consumer groups")
+	}
+	var waitUntil time.Time
+	for {
+		res, err := local()
+		if err == nil {
+			return res, nil
+		}
+		nl, isNL := errors.AsType[*consensus.NotLeaderError](err)
+		if isNL && nl.Leader.ID != "" && s.forward != nil {
+			gc, release, ferr := s.forward.groups(nl.Leader.Address)
+			if ferr == nil {
+				res, ferr = remote(gc)
+				release()
+				if ferr == nil || !transport.IsNotProposed(ferr) {
+					return res, ferr
+				}
+			}
+			err = ferr
+		} else if !isNL && !errors.Is(err, consensus.ErrNoLeader) {
+			return nil, toWire(err)
+		}
+		if waitUntil.IsZero() {
+			waitUntil = time.Now().Add(s.leaderWait)
+		}
+		if !s.pause(ctx, waitUntil) {
+			return nil, toWire(err)
+		}
+	}
+}
+
+func toPartitionSet(tps []*logv1.TopicPartitions) partitionSet {
+	out := partitionSet{}
+	for _, t := range tps {
+		for _, p := range t.GetPartitions() {
+			out[topicPartition{t.GetTopic(), p}] = true
+		}
+	}
+	return out
+}
+
+func wirePartitions(ps []topicPartition) []*logv1.TopicPartitions {
+	var out []*logv1.TopicPartitions
+	for _, p := range ps {
+		if n := len(out); n == 0 || out[n-1].Topic != p.topic {
+			out = append(out, &logv1.TopicPartitions{Topic: p.topic})
+		}
+		last := out[len(out)-1]
+		last.Partitions = append(last.Partitions, p.partition)
+	}
+	return out
+}
+
+// Heartbeat joins, keeps or removes a group member (see log.v1.Groups).
+func (s *service) Heartbeat(ctx context.Context, req *logv1.HeartbeatRequest) (*logv1.HeartbeatResponse, error) {
+	for _, t := range req.GetTopics() {
+		if err := s.authorizeTopic(ctx, t, authz.ActionConsume); err != nil {
+			return nil, err
+		}
+	}
+	return groupCall(ctx, s, func() (*logv1.HeartbeatResponse, error) {
+		hr := heartbeatRequest{group: req.GetGroup(), member: req.GetMemberId(), client: req.GetClientId(), epoch: req.GetMemberEpoch(), owned: toPartitionSet(req.GetOwned())}
+		if len(req.GetTopics()) > 0 {
+			hr.topics = req.GetTopics()
+		}
+		res, err := s.groups.heartbeat(hr)
+		if err != nil {
+			return nil, err
+		}
+		return &logv1.HeartbeatResponse{MemberId: res.member, MemberEpoch: res.epoch, Assignment: wirePartitions(res.assignment),
+			HeartbeatIntervalMs: uint32(s.groups.heartbeatInterval().Milliseconds()), SessionTimeoutMs: uint32(s.groups.session.Milliseconds()),
+			Pending: res.pending}, nil
+	}, func(c transport.GroupsClient) (*logv1.HeartbeatResponse, error) {
+		return c.Heartbeat(forwardedContext(ctx), req)
+	})
+}
+
+// CommitOffsets stores a group's offsets, fenced by the coordinator (see log.v1.Groups).
+func (s *service) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsRequest) (*logv1.CommitOffsetsResponse, error) {
+	offs := make([]fsm.GroupOffset, len(req.GetOffsets()))
+	parts := make([]topicPartition, len(req.GetOffsets()))
+	for i, o := range req.GetOffsets() {
+		offs[i] = fsm.GroupOffset{Topic: o.GetTopic(), Partition: o.GetPartition(), Offset: o.GetOffset(), Metadata: o.GetMetadata()}
+		parts[i] = topicPartition{o.GetTopic(), o.GetPartition()}
+		if err := s.authorizeTopic(ctx, o.GetTopic(), authz.ActionConsume); err != nil {
+			return nil, err
+		}
+	}
+	return groupCall(ctx, s, func() (*logv1.CommitOffsetsResponse, error) {
+		if err := fsm.ValidateGroupName(req.GetGroup()); err != nil {
+			return nil, err
+		}
+		if err := s.groups.checkCommit(req.GetGroup(), req.GetMemberId(), req.GetMemberEpoch(), parts); err != nil {
+			return nil, err
+		}
+		if _, err := s.sm.CommitOffsets(ctx, s.node, req.GetGroup(), offs); err != nil {
+			return nil, err
+		}
+		return &logv1.CommitOffsetsResponse{}, nil
+	}, func(c transport.GroupsClient) (*logv1.CommitOffsetsResponse, error) {
+		return c.CommitOffsets(forwardedContext(ctx), req)
+	})
+}
+
+// FetchOffsets answers a group's committed offsets, from the leader (which has applied every
+// commit it acknowledged).
+func (s *service) FetchOffsets(ctx context.Context, req *logv1.FetchOffsetsRequest) (*logv1.FetchOffsetsResponse, error) {
+	return groupCall(ctx, s, func() (*logv1.FetchOffsetsResponse, error) {
+		if err := s.leading(); err != nil {
+			return nil, err
+		}
+		offs, _ := s.sm.GroupOffsets(req.GetGroup())
+		res := &logv1.FetchOffsetsResponse{}
+		for _, o := range offs {
+			if len(req.GetTopics()) > 0 && !slices.Contains(req.GetTopics(), o.Topic) {
+				continue
+			}
+			if s.authorizeTopic(ctx, o.Topic, authz.ActionConsume) != nil {
+				continue // only the topics the caller may consume
+			}
+			res.Offsets = append(res.Offsets, &logv1.CommittedOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset, Metadata: o.Metadata, CommitTimeMs: o.CommitTime})
+		}
+		return res, nil
+	}, func(c transport.GroupsClient) (*logv1.FetchOffsetsResponse, error) {
+		return c.FetchOffsets(forwardedContext(ctx), req)
+	})
+}
+
+// leading returns nil on the leader, or the error groupCall forwards.
+func (s *service) leading() error {
+	if s.node.IsLeader() {
+		return nil
+	}
+	if leader, ok := s.node.Leader(); ok && leader.ID != "" {
+		return &consensus.NotLeaderError{Leader: leader}
+	}
+	return consensus.ErrNoLeader
+}
+
+// ListGroups lists the groups with members (the coordinator's) or committed offsets.
+func (s *service) ListGroups(ctx context.Context, req *logv1.ListGroupsRequest) (*logv1.ListGroupsResponse, error) {
+	return groupCall(ctx, s, func() (*logv1.ListGroupsResponse, error) {
+		views, err := s.groups.summaries()
+		if err != nil {
+			return nil, err
+		}
+		byName := map[string]*logv1.GroupSummary{}
+		for name, v := range views {
+			byName[name] = &logv1.GroupSummary{Name: name, State: v.state, Members: uint32(len(v.members))}
+		}
+		for _, gi := range s.sm.Groups() {
+			g := byName[gi.Name]
+			if g == nil {
+				g = &logv1.GroupSummary{Name: gi.Name, State: "empty"}
+				byName[gi.Name] = g
+			}
+			g.Offsets = uint32(gi.Offsets)
+		}
+		res := &logv1.ListGroupsResponse{}
+		for _, name := range sortedKeys(byName) {
+			res.Groups = append(res.Groups, byName[name])
+		}
+		return res, nil
+	}, func(c transport.GroupsClient) (*logv1.ListGroupsResponse, error) {
+		return c.ListGroups(forwardedContext(ctx), req)
+	})
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// DescribeGroup reports a group's members, partitions, committed offsets and lag.
+func (s *service) DescribeGroup(ctx context.Context, req *logv1.DescribeGroupRequest) (*logv1.DescribeGroupResponse, error) {
+	return groupCall(ctx, s, func() (*logv1.DescribeGroupResponse, error) {
+		v, err := s.groups.describe(req.GetGroup())
+		if err != nil {
+			return nil, err
+		}
+		offs, hasOffsets := s.sm.GroupOffsets(req.GetGroup())
+		if !v.exists && !hasOffsets {
+			return nil, fmt.Errorf("%w: %q has neither members nor committed offsets", fsm.ErrUnknownGroup, req.GetGroup())
+		}
+		res := &logv1.DescribeGroupResponse{Group: req.GetGroup(), State: v.state, GroupEpoch: v.epoch}
+		parts := partitionSet{}
+		for _, m := range v.members {
+			res.Members = append(res.Members, &logv1.GroupMember{MemberId: m.id, ClientId: m.client, MemberEpoch: m.epoch, Topics: m.topics,
+				Assignment: wirePartitions(m.assignment), Target: wirePartitions(m.target)})
+			for _, p := range m.target {
+				parts[p] = true
+			}
+		}
+		committed := map[topicPartition]uint64{}
+		for _, o := range offs {
+			p := topicPartition{o.Topic, o.Partition}
+			committed[p] = o.Offset
+			parts[p] = true
+		}
+		for _, p := range parts.sorted() {
+			if s.authorizeTopic(ctx, p.topic, authz.ActionConsume) != nil {
+				continue // only the topics the caller may consume
+			}
+			gp := &logv1.GroupPartition{Topic: p.topic, Partition: p.partition, MemberId: v.owner[p]}
+			var lowest uint64
+			if f, _, err := s.sm.Partition(p.topic, p.partition); err == nil {
+				lowest, gp.LogEndOffset = f.Bounds()
+			}
+			from := lowest
+			if off, ok := committed[p]; ok {
+				gp.CommittedOffset = &off
+				from = max(off, lowest)
+			}
+			if gp.LogEndOffset > from {
+				gp.Lag = gp.LogEndOffset - from
+			}
+			res.Partitions = append(res.Partitions, gp)
+		}
+		return res, nil
+	}, func(c transport.GroupsClient) (*logv1.DescribeGroupResponse, error) {
+		return c.DescribeGroup(forwardedContext(ctx), req)
+	})
+}
+
+// DeleteGroup removes a group's committed offsets; refused while it has members.
+func (s *service) DeleteGroup(ctx context.Context, req *logv1.DeleteGroupRequest) (*logv1.DeleteGroupResponse, error) {
+	return groupCall(ctx, s, func() (*logv1.DeleteGroupResponse, error) {
+		// Deleting a group deletes its offsets: admin on each of their topics.
+		offs, _ := s.sm.GroupOffsets(req.GetGroup())
+		for _, o := range offs {
+			if err := s.authorizeTopic(ctx, o.Topic, authz.ActionAdmin); err != nil {
+				return nil, err
+			}
+		}
+		err := s.groups.whileEmpty(req.GetGroup(), func() error {
+			return s.sm.DeleteGroup(ctx, s.node, req.GetGroup())
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &logv1.DeleteGroupResponse{}, nil
+	}, func(c transport.GroupsClient) (*logv1.DeleteGroupResponse, error) {
+		return c.DeleteGroup(forwardedContext(ctx), req)
+	})
+}
+
+// ResetOffsets plans, and with execute stores, new offsets for a group (Kafka's reset verbs).
+func (s *service) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsRequest) (*logv1.ResetOffsetsResponse, error) {
+	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionAdmin); err != nil {
+		return nil, err
+	}
+	return groupCall(ctx, s, func() (*logv1.ResetOffsetsResponse, error) {
+		if err := s.leading(); err != nil {
+			return nil, err
+		}
+		if err := fsm.ValidateGroupName(req.GetGroup()); err != nil {
+			return nil, err
+		}
+		plan, err := s.resetPlan(req, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		res := &logv1.ResetOffsetsResponse{Offsets: plan}
+		if !req.GetExecute() {
+			return res, nil
+		}
+		offs := make([]fsm.GroupOffset, len(plan))
+		for i, p := range plan {
+			offs[i] = fsm.GroupOffset{Topic: p.Topic, Partition: p.Partition, Offset: p.NewOffset}
+		}
+		err = s.groups.whileEmpty(req.GetGroup(), func() error {
+			_, err := s.sm.CommitOffsets(ctx, s.node, req.GetGroup(), offs)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		res.Executed = true
+		return res, nil
+	}, func(c transport.GroupsClient) (*logv1.ResetOffsetsResponse, error) {
+		return c.ResetOffsets(forwardedContext(ctx), req)
+	})
+}
+
+// resetPlan computes a reset's new offsets from this node's applied state, clamped to each
+// partition's [start, end].
+func (s *service) resetPlan(req *logv1.ResetOffsetsRequest, now time.Time) ([]*logv1.OffsetReset, error) {
+	t, err := s.sm.Topic(req.GetTopic())
+	if err != nil {
+		return nil, err
+	}
+	parts := req.GetPartitions()
+	if len(parts) == 0 {
+		for p := range t.Partitions {
+			parts = append(parts, p)
+		}
+	}
+	if req.GetVerb() == nil {
+		return nil, fmt.Errorf("%w: a reset needs a verb (to-earliest, to-latest, to-offset, to-datetime, by-duration, shift-by)", errInvalid)
+	}
+	var out []*logv1.OffsetReset
+	for _, p := range parts {
+		f, _, err := s.sm.Partition(t.Name, p)
+		if err != nil {
+			return nil, err
+		}
+		lowest, next := f.Bounds()
+		r := &logv1.OffsetReset{Topic: t.Name, Partition: p}
+		cur, hasCur := s.sm.CommittedOffset(req.GetGroup(), t.Name, p)
+		if hasCur {
+			r.PreviousOffset = &cur.Offset
+		}
+		var target uint64
+		switch v := req.GetVerb().(type) {
+		case *logv1.ResetOffsetsRequest_ToEarliest:
+			target = lowest
+		case *logv1.ResetOffsetsRequest_ToLatest:
+			target = next
+		case *logv1.ResetOffsetsRequest_ToOffset:
+			target = v.ToOffset
+		case *logv1.ResetOffsetsRequest_ToDatetimeMs:
+			if target, err = f.OffsetForTime(v.ToDatetimeMs); err != nil {
+				return nil, err
+			}
+		case *logv1.ResetOffsetsRequest_ByDuration:
+			if target, err = f.OffsetForTime(now.Add(-v.ByDuration.AsDuration()).UnixMilli()); err != nil {
+				return nil, err
+			}
+		case *logv1.ResetOffsetsRequest_ShiftBy:
+			base := lowest
+			if hasCur {
+				base = cur.Offset
+			}
+			switch {
+			case v.ShiftBy < 0 && uint64(-v.ShiftBy) > base:
+				target = 0
+			case v.ShiftBy < 0:
+				target = base - uint64(-v.ShiftBy)
+			default:
+				target = base + uint64(v.ShiftBy)
+			}
+		}
+		r.NewOffset = min(max(target, lowest), next)
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ListOffsets answers offsets by position or time from this node's applied state.
+func (s *service) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest) (*logv1.ListOffsetsResponse, error) {
+	if s.sm == nil {
+		return nil, transport.Errorf(transport.Unimplemented, "this server has no topics")
+	}
+	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionConsume); err != nil {
+		return nil, err
+	}
+	t, err := s.sm.Topic(req.GetTopic())
+	if unknownTarget(err) && s.caughtUp(ctx) {
+		t, err = s.sm.Topic(req.GetTopic())
+	}
+	if err != nil {
+		return nil, toWire(err)
+	}
+	parts := req.GetPartitions()
+	if len(parts) == 0 {
+		for p := range t.Partitions {
+			parts = append(parts, p)
+		}
+	}
+	res := &logv1.ListOffsetsResponse{}
+	for _, p := range parts {
+		f, _, err := s.sm.Partition(t.Name, p)
+		if err != nil {
+			return nil, toWire(err)
+		}
+		lowest, next := f.Bounds()
+		po := &logv1.PartitionOffset{Partition: p}
+		switch v := req.GetSpec().(type) {
+		case *logv1.ListOffsetsRequest_Earliest:
+			po.Offset = lowest
+		case *logv1.ListOffsetsRequest_TimestampMs:
+			if po.Offset, err = f.OffsetForTime(v.TimestampMs); err != nil {
+				return nil, toWire(err)
+			}
+		default: // latest
+			po.Offset = next
+		}
+		res.Offsets = append(res.Offsets, po)
+	}
+	return res, nil
+}
+
+// groupsLoop removes members whose session timed out and, on the leader, expires the offsets
+// of groups that have been empty for the retention, until the server stops.
+func (s *Server) groupsLoop() {
+	tick := min(max(s.cfg.GroupSessionTimeout/4, 10*time.Millisecond), time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	every := min(max(s.cfg.GroupOffsetsRetention/10, 100*time.Millisecond), time.Minute)
+	var last time.Time
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case now := <-t.C:
+			s.svc.groups.expireMembers(now)
+			if now.Sub(last) >= every {
+				last = now
+				s.expireGroupOffsets(now)
+			}
+		}
+	}
+}
+
+// expireGroupOffsets proposes, on the leader, the expiry of the offsets of groups that have no
+// members and whose newest commit is older than the retention.
+func (s *Server) expireGroupOffsets(now time.Time) {
+	groups := s.svc.groups.expirable(now)
+	if len(groups) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := s.sm.ExpireOffsets(ctx, s.node, groups, now.Add(-s.cfg.GroupOffsetsRetention))
+	if err != nil {
+		s.cfg.Logger.Warn("expiring the offsets of empty groups failed; retried later", "err", err)
+		return
+	}
+	if len(res.Expired) > 0 {
+		s.cfg.Logger.Info("expired the committed offsets of empty groups", "groups", res.Expired, "retention", s.cfg.GroupOffsetsRetention)
+	}
+}
