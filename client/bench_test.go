@@ -62,7 +62,7 @@ func BenchmarkProducer(b *testing.B) {
 	for _, tr := range transports {
 		b.Run(tr, func(b *testing.B) {
 			_, cl := benchClient(b, tr)
-			p, err := cl.NewProducer()
+			p, err := cl.NewProducer(client.ProducerIdempotence(false))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -31,7 +31,8 @@
 // (leadership lost after proposing, a timeout, a connection broken
 // mid-request, the caller's context ending mid-request) is never retried:
 // it fails with an error wrapping ErrOutcomeUnknown, because a retry could
-// append the record twice. Every error wraps one of the package's sentinel
+// append the record twice (the idempotent Producer, below, is the exception:
+// its retries cannot). Every error wraps one of the package's sentinel
 // errors (ErrOutOfRange, ErrOutcomeUnknown, ErrUnavailable, ErrNotLeader via
 // *NotLeaderError, ErrClosed, …) or the server's *transport.Error, so test
 // them with errors.Is and transport.CodeOf.
@@ -51,10 +52,26 @@
 // # Batching and streaming
 //
 // ProduceBatch appends several records atomically in one request. A Producer
-// (Client.NewProducer) batches records given to Send by count, bytes and
-// linger time, sends one ProduceBatch per batch with bounded in-flight
-// batches and pending records, and delivers each record's offset through a
-// Future or a callback. Stream returns an iter.Seq2 that reads from an
-// offset and then tails the log, resuming after broken streams and leader
-// changes at the next offset, without duplicates or gaps.
+// (Client.NewProducer) batches records given to Send or SendRecord per
+// partition, by count, bytes and linger time, places them with a Partitioner
+// (DefaultPartitioner: Kafka's murmur2 of the key, sticky placement without a
+// key), and delivers each record's offset through a Future or a callback.
+// Stream returns an iter.Seq2 that reads from an offset and then tails the
+// log, resuming after broken streams and leader changes at the next offset,
+// without duplicates or gaps.
+//
+// # The idempotent producer
+//
+// A Producer is idempotent by default: it obtains a producer ID and epoch
+// (InitProducer) and sends each batch with its sequence numbers, which every
+// replica checks. A batch whose outcome is unknown is therefore retried
+// automatically, until acknowledged or until the delivery timeout
+// (ProducerDeliveryTimeout, 2 minutes), and is never stored twice; a
+// partition's records are stored in Send order. A record whose delivery
+// timeout passes while its outcome is unknown fails with ErrDeliveryTimeout
+// and ErrOutcomeUnknown (stored at most once). ErrProducerFenced says another
+// instance took over the producer ID. ProducerIdempotence(false) turns this
+// off: then a batch whose outcome is unknown fails with ErrOutcomeUnknown and
+// is never retried. Two Producers are two producers: the same value sent
+// through both is stored twice.
 package client

@@ -180,8 +180,10 @@ func classify(callerCtx context.Context, err error, write bool) (verdict, error)
 	case transport.OutOfRange:
 		return fatal, fmt.Errorf("%w: %w", ErrOutOfRange, err)
 	case transport.NotFound:
-		// The only NotFound the servers answer: a topic or partition
-		// not (or no longer) there.
+		if _, group := transport.GroupErrorDetail(err); group {
+			return fatal, err // a consumer group's, not a topic's
+		}
+		// A topic or partition not (or no longer) there.
 		return fatal, fmt.Errorf("%w: %w", ErrUnknownTopic, err)
 	case transport.AlreadyExists:
 		return fatal, fmt.Errorf("%w: %w", ErrTopicExists, err)

@@ -8,7 +8,19 @@ import (
 	"time"
 
 	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/client/clienttest"
 )
+
+// exampleServer starts an in-memory single-node server (clienttest) with
+// topics and idempotent producers, serving Connect on loopback, and returns
+// its address and a function that stops it.
+func exampleServer() (string, func()) {
+	srv, err := clienttest.New().Serve(clienttest.ServeOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return srv.Addr(), func() { _ = srv.Close() }
+}
 
 // exampleCluster starts a 3-node in-process fake cluster serving Connect on
 // loopback and returns its addresses and a function that stops it. In real
@@ -88,10 +100,10 @@ func ExampleClient_ProduceBatch() {
 }
 
 func ExampleClient_NewProducer() {
-	addrs, stop := exampleCluster()
+	addr, stop := exampleServer()
 	defer stop()
 	ctx := context.Background()
-	c, err := client.New(ctx, addrs)
+	c, err := client.New(ctx, []string{addr})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -125,10 +137,10 @@ func ExampleClient_NewProducer() {
 }
 
 func ExampleProducer_SendFunc() {
-	addrs, stop := exampleCluster()
+	addr, stop := exampleServer()
 	defer stop()
 	ctx := context.Background()
-	c, err := client.New(ctx, addrs)
+	c, err := client.New(ctx, []string{addr})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -258,4 +270,55 @@ func ExampleClient_TransferLeadership() {
 	// Output:
 	// new leader: node-1
 	// leader address known: true
+}
+
+func ExampleProducer_SendRecord() {
+	addr, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+	c, err := client.New(ctx, []string{addr})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.CreateTopic(ctx, "orders", 4, client.TopicConfig{}); err != nil {
+		log.Fatal(err)
+	}
+	// Idempotent by default: a batch whose outcome is unknown is retried
+	// until acknowledged, and stored once.
+	p, err := c.NewProducer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	f, err := p.SendRecord(ctx, client.Record{
+		Topic:   "orders",
+		Key:     []byte("customer-42"), // same key, same partition, as in Kafka
+		Value:   []byte(`{"total": 12}`),
+		Headers: []client.Header{{Key: "source", Value: []byte("web")}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		log.Fatal(err)
+	}
+	off, err := f.Wait(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("partition", f.Partition(), "offset", off, "key partition", client.KeyPartition([]byte("customer-42"), 4))
+	rec, err := c.ConsumePartition(ctx, "orders", f.Partition(), off)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s %s %s=%s\n", rec.Key, rec.Value, rec.Headers[0].Key, rec.Headers[0].Value)
+	// Output:
+	// partition 1 offset 0 key partition 1
+	// customer-42 {"total": 12} source=web
+}
+
+func ExampleKeyPartition() {
+	// The partition Kafka's clients pick for the key in a 12-partition topic.
+	fmt.Println(client.KeyPartition([]byte("user-1"), 12))
+	// Output: 8
 }

@@ -6,19 +6,47 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
 // Producer defaults, used when a ProducerOption is not given.
 const (
-	DefaultBatchRecords = 1024
-	DefaultBatchBytes   = 1 << 20 // 1 MiB of values
-	DefaultLinger       = 5 * time.Millisecond
-	DefaultMaxInFlight  = 1
-	DefaultMaxPending   = 64 * 1024
+	DefaultBatchRecords    = 1024
+	DefaultBatchBytes      = 1 << 20 // 1 MiB of values
+	DefaultLinger          = 5 * time.Millisecond
+	DefaultMaxInFlight     = 1
+	DefaultMaxPending      = 64 * 1024
+	DefaultDeliveryTimeout = 2 * time.Minute
 )
 
-// ErrProducerClosed is returned by Send and Flush once Close has been called.
-var ErrProducerClosed = errors.New("client: producer closed")
+// The Producer's errors, besides the Client's (ErrOutcomeUnknown,
+// ErrUnavailable, ErrUnknownTopic, ...), which a record's Future reports
+// wrapped.
+var (
+	// ErrProducerClosed is returned by Send and Flush once Close has been
+	// called.
+	ErrProducerClosed = errors.New("client: producer closed")
+	// ErrProducerFenced: another instance re-initialised this producer's ID
+	// (InitProducer with its ID), which bumped the epoch; the server refuses
+	// every later write of this one. Fatal: every record sent after it fails
+	// with it too.
+	ErrProducerFenced = errors.New("client: producer fenced by a newer instance of its ID")
+	// ErrOutOfOrderSequence: the server refused a batch whose sequence number
+	// did not follow the last one it stored for the producer and partition.
+	// Nothing was stored; the producer starts a new epoch for the batches
+	// after it.
+	ErrOutOfOrderSequence = errors.New("client: out of order sequence number")
+	// ErrDuplicateSequence: the server recognised the batch as one it stored
+	// before but no longer knows its offsets (retention removed them). The
+	// records are stored once; their offsets are unknown.
+	ErrDuplicateSequence = errors.New("client: batch stored before, its offsets are unknown")
+	// ErrDeliveryTimeout: a record could not be delivered within the
+	// producer's delivery timeout. Wrapped with ErrOutcomeUnknown when an
+	// attempt may have stored it.
+	ErrDeliveryTimeout = errors.New("client: delivery timeout")
+)
 
 // A ProducerOption configures a Producer. Build them with the Producer*
 // functions of this package.
@@ -31,11 +59,15 @@ type producerOptionFunc func(*producerOptions)
 func (f producerOptionFunc) applyProducer(o *producerOptions) { f(o) }
 
 type producerOptions struct {
-	batchRecords int
-	batchBytes   int
-	linger       time.Duration
-	maxInFlight  int
-	maxPending   int
+	batchRecords    int
+	batchBytes      int
+	linger          time.Duration
+	maxInFlight     int
+	maxPending      int
+	idempotent      bool
+	deliveryTimeout time.Duration
+	partitioner     Partitioner
+	manual          bool
 }
 
 // ProducerBatchRecords caps the number of records of one batch (one
@@ -57,10 +89,12 @@ func ProducerLinger(d time.Duration) ProducerOption {
 	return producerOptionFunc(func(o *producerOptions) { o.linger = d })
 }
 
-// ProducerMaxInFlight bounds the batches being sent at once. With 1 (the
-// default) records are appended in the order Send accepted them; with more,
-// batches may be appended in any order (records within a batch stay in
-// order), which raises throughput over a slow link.
+// ProducerMaxInFlight bounds the batches being sent at once, over all
+// partitions. An idempotent producer sends one batch per partition at a
+// time, so records of a partition are appended in the order Send accepted
+// them, and more in flight only helps with several partitions. Without
+// idempotence, more than 1 lets batches of one partition be appended in any
+// order (records within a batch stay in order). Default DefaultMaxInFlight.
 func ProducerMaxInFlight(n int) ProducerOption {
 	return producerOptionFunc(func(o *producerOptions) { o.maxInFlight = n })
 }
@@ -72,21 +106,56 @@ func ProducerMaxPending(n int) ProducerOption {
 	return producerOptionFunc(func(o *producerOptions) { o.maxPending = n })
 }
 
+// ProducerIdempotence turns the idempotent producer on (the default) or off.
+// Off, a batch whose outcome is unknown fails with ErrOutcomeUnknown and is
+// never retried, since a retry could store it twice; on, it is retried until
+// it is acknowledged or the delivery timeout passes, and stored once.
+func ProducerIdempotence(on bool) ProducerOption {
+	return producerOptionFunc(func(o *producerOptions) { o.idempotent = on })
+}
+
+// ProducerDeliveryTimeout bounds the time from Send to a record's outcome:
+// queueing, batching, every retry. A record not acknowledged by then fails
+// with ErrDeliveryTimeout (and ErrOutcomeUnknown if an attempt may have
+// stored it). Default DefaultDeliveryTimeout.
+func ProducerDeliveryTimeout(d time.Duration) ProducerOption {
+	return producerOptionFunc(func(o *producerOptions) { o.deliveryTimeout = d })
+}
+
+// ProducerPartitioner sets the partitioner of records (DefaultPartitioner by
+// default). It is not used with ProducerManualPartitioning.
+func ProducerPartitioner(p Partitioner) ProducerOption {
+	return producerOptionFunc(func(o *producerOptions) { o.partitioner = p })
+}
+
+// ProducerManualPartitioning makes the Producer send each record to the
+// partition its Partition field names, without a partitioner and without
+// asking for the topic's partition count.
+func ProducerManualPartitioning() ProducerOption {
+	return producerOptionFunc(func(o *producerOptions) { o.manual = true })
+}
+
 // A Future is the result of one record given to Producer.Send. It is safe for
 // concurrent use.
 type Future struct {
-	done   chan struct{}
-	offset uint64
-	err    error
-	cb     func(offset uint64, err error)
+	done      chan struct{}
+	partition uint32
+	offset    uint64
+	err       error
+	cb        func(offset uint64, err error)
 }
 
 // Done is closed once the record's result is known.
 func (f *Future) Done() <-chan struct{} { return f.done }
 
+// Partition returns the partition the Producer placed the record in. It is
+// known as soon as Send returns.
+func (f *Future) Partition() uint32 { return f.partition }
+
 // Wait blocks until the record's result is known or ctx is done, and returns
-// the record's offset or the error that failed its batch: ErrOutcomeUnknown
-// when the batch may have been appended, ErrProducerClosed never (Close
+// the record's offset in its partition or the error that failed it:
+// ErrOutcomeUnknown when it may have been stored (never from an idempotent
+// producer before the delivery timeout), ErrProducerClosed never (Close
 // delivers what it accepted), ctx's error when ctx ended first (the record is
 // still being sent).
 func (f *Future) Wait(ctx context.Context) (uint64, error) {
@@ -106,19 +175,64 @@ func (f *Future) complete(offset uint64, err error) {
 	}
 }
 
+// batch is records of one partition sent in one ProduceBatch request.
 type batch struct {
-	values  [][]byte
-	futures []*Future
-	bytes   int
-	done    chan struct{} // closed once every future completed
+	part     *partState
+	recs     []*logv1.Record
+	futures  []*Future
+	bytes    int
+	deadline time.Time     // the delivery deadline of its first record
+	done     chan struct{} // closed once every future completed
+	seq      int32         // base sequence number, once seqSet
+	seqSet   bool
 }
 
-// A Producer appends records asynchronously in batches: records given to
-// Send accumulate until a batch holds ProducerBatchRecords records or
-// ProducerBatchBytes bytes, or its first record waited ProducerLinger; the
-// batch then travels as one atomic ProduceBatch request, with the client's
-// retries (a refused batch is retried, one whose outcome is unknown is not),
-// and each record's offset is delivered to its Future and callback.
+// partState is one partition's batching and sequence state.
+type partState struct {
+	loc      partitionRef
+	name     string // topic name for errors
+	cur      *batch
+	timer    *time.Timer
+	ready    []*batch // cut, waiting for a sender, in order
+	inFlight int
+	nextSeq  int32 // idempotence: sequence number of the next record
+}
+
+// topicCount is a topic's partition count as last learnt.
+type topicCount struct {
+	n       uint32
+	learned time.Time
+}
+
+// topicCountTTL is how long a learnt partition count is used before the
+// topic is described again (partitions may have been added).
+const topicCountTTL = 30 * time.Second
+
+// A Producer appends records asynchronously in batches, one batch per
+// partition: records given to Send accumulate until a partition's batch holds
+// ProducerBatchRecords records or ProducerBatchBytes bytes, or its first
+// record waited ProducerLinger; the batch then travels as one atomic
+// ProduceBatch request, and each record's offset is delivered to its Future
+// and callback. Records without a partition go where the partitioner puts
+// them (DefaultPartitioner: Kafka's murmur2 of the key, sticky placement
+// without a key).
+//
+// # Idempotence
+//
+// A Producer is idempotent by default (Kafka's KIP-98): it asks the cluster
+// for a producer ID and epoch (InitProducer), numbers the records of each
+// partition, and sends each batch with its producer ID, epoch and base
+// sequence number; every replica's state machine checks them. So a batch
+// whose outcome is unknown (leader lost after proposing, a timeout, a broken
+// connection) is retried automatically, again and again until it is
+// acknowledged or the delivery timeout passes, and it is stored once: a
+// retry of a batch already stored is answered with the original offsets and
+// stores nothing. Each partition has one batch in flight at a time, so the
+// records of a partition are stored in Send order without gaps. What is not
+// covered: a record whose delivery timeout passes while its outcome is
+// unknown fails with ErrDeliveryTimeout and ErrOutcomeUnknown (it may be
+// stored, once); two Producers (or two processes) are two producers, so the
+// same value sent by both is stored twice.
 //
 // A Producer is safe for concurrent use. It owns up to ProducerMaxInFlight
 // sending goroutines, stopped by Close. Create one with Client.NewProducer.
@@ -128,39 +242,60 @@ type Producer struct {
 
 	pending chan struct{} // semaphore: one token per record not yet completed
 
+	// countMu guards counts (held while learning a count: not under mu).
+	countMu sync.Mutex
+	counts  map[string]topicCount
+
 	mu       sync.Mutex
-	cond     *sync.Cond // signals senders: ready grew or closed
-	cur      *batch
-	timer    *time.Timer
-	ready    []*batch            // cut, waiting for a sender, in order
-	inFlight map[*batch]struct{} // taken by a sender, not yet completed
+	cond     *sync.Cond // signals senders: ready grew, a batch completed, closed
+	parts    map[partitionRef]*partState
+	order    []*partState // every partition, for round-robin picks
+	rr       int
+	inFlight map[*batch]struct{}
 	closed   bool
-	wg       sync.WaitGroup
-	once     sync.Once
+
+	// Idempotence state, under mu.
+	pid       ProducerID
+	needID    bool  // ask for a new producer ID before the next batch
+	needEpoch bool  // bump the epoch (sequences restart at 0) before the next batch
+	resetting bool  // a sender is calling InitProducer
+	fatal     error // every later batch fails with it (fenced, unsupported)
+
+	wg   sync.WaitGroup
+	once sync.Once
 }
 
-// NewProducer starts a batching Producer that sends through c. Close it
-// before closing c. It fails with ErrInvalidOption on a non-positive size or
-// negative linger.
+// NewProducer starts a batching Producer that sends through c; it is
+// idempotent unless ProducerIdempotence(false) is given. Close it before
+// closing c. It fails with ErrInvalidOption on a non-positive size or
+// timeout, or a negative linger.
 func (c *Client) NewProducer(opts ...ProducerOption) (*Producer, error) {
 	o := producerOptions{
-		batchRecords: DefaultBatchRecords,
-		batchBytes:   DefaultBatchBytes,
-		linger:       DefaultLinger,
-		maxInFlight:  DefaultMaxInFlight,
-		maxPending:   DefaultMaxPending,
+		batchRecords:    DefaultBatchRecords,
+		batchBytes:      DefaultBatchBytes,
+		linger:          DefaultLinger,
+		maxInFlight:     DefaultMaxInFlight,
+		maxPending:      DefaultMaxPending,
+		idempotent:      true,
+		deliveryTimeout: DefaultDeliveryTimeout,
 	}
 	for _, opt := range opts {
 		opt.applyProducer(&o)
 	}
-	if o.batchRecords <= 0 || o.batchBytes <= 0 || o.maxInFlight <= 0 || o.maxPending <= 0 || o.linger < 0 {
-		return nil, fmt.Errorf("%w: producer sizes must be positive and linger non-negative", ErrInvalidOption)
+	if o.batchRecords <= 0 || o.batchBytes <= 0 || o.maxInFlight <= 0 || o.maxPending <= 0 || o.linger < 0 || o.deliveryTimeout <= 0 {
+		return nil, fmt.Errorf("%w: producer sizes and delivery timeout must be positive and linger non-negative", ErrInvalidOption)
+	}
+	if o.partitioner == nil {
+		o.partitioner = DefaultPartitioner()
 	}
 	p := &Producer{
 		c:        c,
 		opts:     o,
 		pending:  make(chan struct{}, o.maxPending),
+		counts:   make(map[string]topicCount),
+		parts:    make(map[partitionRef]*partState),
 		inFlight: make(map[*batch]struct{}),
+		needID:   o.idempotent,
 	}
 	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(o.maxInFlight)
@@ -170,53 +305,117 @@ func (c *Client) NewProducer(opts ...ProducerOption) (*Producer, error) {
 	return p, nil
 }
 
-// Send hands value to the producer and returns its Future at once; the record
-// is sent in a later batch. Send blocks only while ProducerMaxPending records
-// are pending, until room frees up or ctx is done (then it returns ctx's
-// error and the record is not sent). The producer keeps value until the
-// record completes: do not modify it before. It returns ErrProducerClosed
-// after Close.
+// Send hands value to the producer for partition 0 of DefaultTopic and
+// returns its Future at once; the record is sent in a later batch. See
+// SendRecord.
 func (p *Producer) Send(ctx context.Context, value []byte) (*Future, error) {
-	return p.send(ctx, value, nil)
+	return p.send(ctx, Record{Value: value}, nil)
 }
 
 // SendFunc is Send with a callback run once with the record's offset or
 // error. Callbacks run on the producer's sending goroutine, in record order
 // within a batch: they must be quick and must not call Flush or Close.
 func (p *Producer) SendFunc(ctx context.Context, value []byte, cb func(offset uint64, err error)) error {
-	_, err := p.send(ctx, value, cb)
+	_, err := p.send(ctx, Record{Value: value}, cb)
 	return err
 }
 
-func (p *Producer) send(ctx context.Context, value []byte, cb func(uint64, error)) (*Future, error) {
+// SendRecord hands rec (its Value, Key, Headers and Timestamp) to the
+// producer for topic rec.Topic ("" means DefaultTopic) and returns its Future
+// at once; the record is sent in a later batch. The partition is rec's with
+// ProducerManualPartitioning, else the partitioner's: the first record of a
+// topic (and one every 30 s) asks the cluster for the topic's partition count
+// (DescribeTopic) within ctx, which fails with an error wrapping
+// ErrUnknownTopic for a missing topic.
+//
+// Send blocks only while ProducerMaxPending records are pending, until room
+// frees up or ctx is done (then it returns ctx's error and the record is not
+// sent). The producer keeps the record's slices until it completes: do not
+// modify them before. It returns ErrProducerClosed after Close.
+func (p *Producer) SendRecord(ctx context.Context, rec Record) (*Future, error) {
+	return p.send(ctx, rec, nil)
+}
+
+// SendRecordFunc is SendRecord with a callback, as SendFunc.
+func (p *Producer) SendRecordFunc(ctx context.Context, rec Record, cb func(offset uint64, err error)) error {
+	_, err := p.send(ctx, rec, cb)
+	return err
+}
+
+// partitionCount returns topic's partition count, asking the cluster when
+// it is not known or stale.
+func (p *Producer) partitionCount(ctx context.Context, topic string) (uint32, error) {
+	if topic == "" || topic == DefaultTopic {
+		return 1, nil // the default topic always has exactly one partition
+	}
+	p.countMu.Lock()
+	defer p.countMu.Unlock()
+	if tc, ok := p.counts[topic]; ok && time.Since(tc.learned) < topicCountTTL {
+		return tc.n, nil
+	}
+	d, err := p.c.DescribeTopic(ctx, topic)
+	if err != nil {
+		if tc, ok := p.counts[topic]; ok && !errors.Is(err, ErrUnknownTopic) {
+			return tc.n, nil // keep using the last count through a failure
+		}
+		return 0, err
+	}
+	n := max(d.Partitions, 1)
+	p.counts[topic] = topicCount{n: n, learned: time.Now()}
+	return n, nil
+}
+
+func (p *Producer) send(ctx context.Context, rec Record, cb func(uint64, error)) (*Future, error) {
+	if p.isClosed() {
+		return nil, ErrProducerClosed
+	}
+	var n uint32
+	if !p.opts.manual {
+		var err error
+		if n, err = p.partitionCount(ctx, rec.Topic); err != nil {
+			return nil, fmt.Errorf("send to topic %s: %w", topicName(rec.Topic), err)
+		}
+	}
 	select {
 	case p.pending <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	f := &Future{done: make(chan struct{}), cb: cb}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		<-p.pending
 		return nil, ErrProducerClosed
 	}
-	if p.cur != nil && (len(p.cur.values) >= p.opts.batchRecords || p.cur.bytes+len(value) > p.opts.batchBytes) {
-		p.cutLocked()
+	if !p.opts.manual {
+		rec.Partition = p.opts.partitioner.Partition(&rec, n)
 	}
-	if p.cur == nil {
-		p.cur = &batch{done: make(chan struct{})}
+	loc := partitionRef{topic: wireTopic(rec.Topic), partition: rec.Partition}
+	ps := p.parts[loc]
+	if ps == nil {
+		ps = &partState{loc: loc, name: topicName(rec.Topic)}
+		p.parts[loc] = ps
+		p.order = append(p.order, ps)
+	}
+	f := &Future{done: make(chan struct{}), cb: cb, partition: rec.Partition}
+	wire := recordToProto(&rec)
+	size := len(rec.Value) + len(rec.Key)
+	if ps.cur != nil && (len(ps.cur.recs) >= p.opts.batchRecords || ps.cur.bytes+size > p.opts.batchBytes) {
+		p.cutLocked(ps)
+	}
+	if ps.cur == nil {
+		ps.cur = &batch{part: ps, done: make(chan struct{}), deadline: time.Now().Add(p.opts.deliveryTimeout)}
 		if p.opts.linger > 0 {
-			b := p.cur
-			p.timer = time.AfterFunc(p.opts.linger, func() { p.lingerExpired(b) })
+			b := ps.cur
+			ps.timer = time.AfterFunc(p.opts.linger, func() { p.lingerExpired(b) })
 		}
 	}
-	p.cur.values = append(p.cur.values, value)
-	p.cur.futures = append(p.cur.futures, f)
-	p.cur.bytes += len(value)
+	ps.cur.recs = append(ps.cur.recs, wire)
+	ps.cur.futures = append(ps.cur.futures, f)
+	ps.cur.bytes += size
 	switch {
-	case len(p.cur.values) >= p.opts.batchRecords || p.cur.bytes >= p.opts.batchBytes:
-		p.cutLocked()
+	case len(ps.cur.recs) >= p.opts.batchRecords || ps.cur.bytes >= p.opts.batchBytes:
+		p.cutLocked(ps)
 	case p.opts.linger == 0:
 		// No linger: a free sender takes the batch now; while all
 		// are busy, records keep accumulating in it.
@@ -225,64 +424,218 @@ func (p *Producer) send(ctx context.Context, value []byte, cb func(uint64, error
 	return f, nil
 }
 
-// cutLocked moves the current batch to the ready queue. p.mu must be held.
-func (p *Producer) cutLocked() {
-	if p.cur == nil {
+func (p *Producer) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// cutLocked moves ps's current batch to its ready queue. p.mu must be held.
+func (p *Producer) cutLocked(ps *partState) {
+	if ps.cur == nil {
 		return
 	}
-	if p.timer != nil {
-		p.timer.Stop()
-		p.timer = nil
+	if ps.timer != nil {
+		ps.timer.Stop()
+		ps.timer = nil
 	}
-	p.ready = append(p.ready, p.cur)
-	p.cur = nil
+	ps.ready = append(ps.ready, ps.cur)
+	ps.cur = nil
+	p.opts.partitioner.BatchCut(ps.name, ps.loc.partition)
 	p.cond.Signal()
 }
 
 func (p *Producer) lingerExpired(b *batch) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cur == b {
-		p.cutLocked()
+	if b.part.cur == b {
+		p.cutLocked(b.part)
 	}
 }
 
-// sender takes ready batches in order and sends them until the producer is
-// closed and nothing is left.
+// sendableLocked reports whether a batch of ps may be sent now.
+func (p *Producer) sendableLocked(ps *partState) bool {
+	if p.opts.idempotent && ps.inFlight > 0 {
+		return false
+	}
+	return len(ps.ready) > 0 || (p.opts.linger == 0 && ps.cur != nil)
+}
+
+// pickLocked takes the next batch to send, round-robin over the partitions,
+// or returns nil when none may be sent now.
+func (p *Producer) pickLocked() *batch {
+	if p.needID || p.needEpoch || p.resetting {
+		return nil // batches wait for the new producer ID or epoch
+	}
+	for i := range p.order {
+		ps := p.order[(p.rr+i)%len(p.order)]
+		if !p.sendableLocked(ps) {
+			continue
+		}
+		p.rr = (p.rr + i + 1) % len(p.order)
+		if len(ps.ready) == 0 {
+			p.cutLocked(ps) // linger 0: take what accumulated
+		}
+		b := ps.ready[0]
+		ps.ready[0] = nil
+		ps.ready = ps.ready[1:]
+		ps.inFlight++
+		p.inFlight[b] = struct{}{}
+		return b
+	}
+	return nil
+}
+
+// idleLocked reports whether nothing is left to send or being sent.
+func (p *Producer) idleLocked() bool {
+	if len(p.inFlight) > 0 {
+		return false
+	}
+	for _, ps := range p.order {
+		if len(ps.ready) > 0 || ps.cur != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// sender takes batches and sends them until the producer is closed and
+// nothing is left.
 func (p *Producer) sender() {
 	defer p.wg.Done()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for {
-		p.mu.Lock()
-		for len(p.ready) == 0 && !p.closed && (p.opts.linger > 0 || p.cur == nil) {
-			p.cond.Wait()
+		if p.fatal != nil {
+			if bs := p.takeWaitingLocked(); len(bs) > 0 {
+				p.mu.Unlock()
+				p.fail(bs, p.fatal)
+				p.mu.Lock()
+				continue
+			}
 		}
-		if len(p.ready) == 0 && p.cur != nil {
-			p.cutLocked() // linger 0: take what accumulated
+		if (p.needID || p.needEpoch) && !p.resetting && len(p.inFlight) == 0 && !p.idleLocked() {
+			p.resetLocked()
+			continue
 		}
-		if len(p.ready) == 0 {
+		if b := p.pickLocked(); b != nil {
 			p.mu.Unlock()
+			completed := p.sendBatch(b)
+			p.mu.Lock()
+			b.part.inFlight--
+			delete(p.inFlight, b)
+			if completed {
+				close(b.done)
+			}
+			p.cond.Broadcast()
+			continue
+		}
+		if p.closed && p.idleLocked() {
+			p.cond.Broadcast()
 			return
 		}
-		b := p.ready[0]
-		p.ready[0] = nil
-		p.ready = p.ready[1:]
-		p.inFlight[b] = struct{}{}
-		p.mu.Unlock()
+		p.cond.Wait()
+	}
+}
 
-		p.sendBatch(b)
-
+// resetLocked asks the cluster for a new producer ID (needID) or epoch
+// (needEpoch), with p.mu held on entry and exit (released during the call).
+// Every partition's sequence restarts at 0. A fatal error (fenced, a server
+// without idempotent producers, permission denied) fails every batch.
+func (p *Producer) resetLocked() {
+	p.resetting = true
+	id := p.pid.ID
+	if p.needID {
+		id = 0
+	}
+	p.mu.Unlock()
+	var pid ProducerID
+	var err error
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), p.opts.deliveryTimeout)
+		pid, err = p.c.InitProducer(ctx, id)
+		cancel()
+		if err == nil || errors.Is(err, ErrClosed) || !(errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown)) {
+			break
+		}
+		// A transient failure: try again, while a batch is still in
+		// time (expired ones fail below).
+		if p.expireWaiting(err) {
+			break
+		}
+		if p.c.backoff(context.Background(), min(attempt, 5)) != nil {
+			break
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("idempotent producer: %w", err)
 		p.mu.Lock()
-		delete(p.inFlight, b)
+		if !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrOutcomeUnknown) {
+			p.fatal = err
+		}
+		bs := p.takeWaitingLocked()
 		p.mu.Unlock()
+		p.fail(bs, err)
+		p.mu.Lock()
+		p.resetting = false
+		p.cond.Broadcast()
+		return
+	}
+	p.mu.Lock()
+	p.resetting = false
+	p.pid, p.needID, p.needEpoch = pid, false, false
+	for _, ps := range p.order {
+		ps.nextSeq = 0
+	}
+	p.cond.Broadcast()
+}
+
+// expireWaiting fails the waiting batches whose delivery deadline passed
+// (nothing of them was stored) and reports whether none is left waiting.
+func (p *Producer) expireWaiting(cause error) (noneLeft bool) {
+	p.mu.Lock()
+	now := time.Now()
+	noneLeft = true
+	var expired []*batch
+	for _, ps := range p.order {
+		for len(ps.ready) > 0 && !ps.ready[0].deadline.After(now) {
+			expired = append(expired, ps.ready[0])
+			ps.ready = ps.ready[1:]
+		}
+		if len(ps.ready) > 0 || ps.cur != nil {
+			noneLeft = false
+		}
+	}
+	p.mu.Unlock()
+	p.fail(expired, fmt.Errorf("%w: %w", ErrDeliveryTimeout, cause))
+	return noneLeft
+}
+
+// takeWaitingLocked detaches every batch waiting to be sent (the current
+// ones cut) and returns them.
+func (p *Producer) takeWaitingLocked() []*batch {
+	var out []*batch
+	for _, ps := range p.order {
+		if ps.cur != nil {
+			p.cutLocked(ps)
+		}
+		out = append(out, ps.ready...)
+		ps.ready = nil
+	}
+	return out
+}
+
+// fail completes batches that no sender took with err, without p.mu held
+// (callbacks run).
+func (p *Producer) fail(bs []*batch, err error) {
+	for _, b := range bs {
+		p.finish(b, 0, err)
 		close(b.done)
 	}
 }
 
-func (p *Producer) sendBatch(b *batch) {
-	// The producer's requests are not tied to any caller's context: they
-	// are bounded by the client's request timeout and retry budget, and
-	// fail fast with ErrClosed once the client is closed.
-	base, err := p.c.ProduceBatch(context.Background(), b.values...)
+// finish completes every future of b.
+func (p *Producer) finish(b *batch, base uint64, err error) {
 	for i, f := range b.futures {
 		if err != nil {
 			f.complete(0, err)
@@ -290,6 +643,178 @@ func (p *Producer) sendBatch(b *batch) {
 			f.complete(base+uint64(i), nil)
 		}
 		<-p.pending
+	}
+}
+
+// ref returns the ProducerRef of b, numbering it on its first attempt, or
+// the fatal error. Nil without idempotence.
+func (p *Producer) ref(b *batch) (*logv1.ProducerRef, error) {
+	if !p.opts.idempotent {
+		return nil, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fatal != nil {
+		return nil, p.fatal
+	}
+	if !b.seqSet {
+		b.seq, b.seqSet = b.part.nextSeq, true
+		b.part.nextSeq = int32((int64(b.part.nextSeq) + int64(len(b.recs))) % (1 << 31))
+	}
+	return &logv1.ProducerRef{Id: p.pid.ID, Epoch: p.pid.Epoch, BaseSequence: b.seq}, nil
+}
+
+// requeue puts b back at the head of its partition's queue, unnumbered,
+// after the server forgot the producer (nothing of b was stored).
+func (p *Producer) requeue(b *batch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b.seqSet = false
+	b.part.ready = append([]*batch{b}, b.part.ready...)
+	p.needID = true
+}
+
+// sendBatch sends b until it is acknowledged or fails for good, and
+// completes its futures; it reports false when it requeued b instead.
+func (p *Producer) sendBatch(b *batch) bool {
+	var last error
+	unknown := false // an attempt may have stored b
+	for attempt := 0; ; attempt++ {
+		ref, err := p.ref(b)
+		if err != nil {
+			p.finish(b, 0, err)
+			return true
+		}
+		if !time.Now().Before(b.deadline) {
+			p.finish(b, 0, p.expired(b, last, unknown))
+			return true
+		}
+		// The producer's requests are not tied to any caller's
+		// context: the delivery deadline bounds them, and the client's
+		// ErrClosed ends them.
+		ctx, cancel := context.WithDeadline(context.Background(), b.deadline)
+		base, dup, err := p.c.produceBatch(ctx, b.part.loc, b.recs, ref)
+		cancel()
+		if err == nil {
+			_ = dup // a retry's answer carries the original offsets
+			p.finish(b, base, nil)
+			return true
+		}
+		last = err
+		err = fmt.Errorf("produce batch of %d to %s/%d: %w", len(b.recs), b.part.name, b.part.loc.partition, err)
+		if ref != nil {
+			if reason, ok := transport.ProducerRejectedDetail(err); ok {
+				switch reason {
+				case transport.ProducerUnknown:
+					if unknown {
+						// An earlier attempt may have stored b under the
+						// forgotten ID: it cannot be resent safely.
+						p.finish(b, 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err))
+						p.markEpoch()
+						return true
+					}
+					p.requeue(b)
+					return false
+				case transport.ProducerFenced:
+					p.setFatal(fmt.Errorf("%w: %w", ErrProducerFenced, err))
+					p.finish(b, 0, fmt.Errorf("%w: %w", ErrProducerFenced, err))
+					return true
+				case transport.ProducerDuplicate:
+					p.finish(b, 0, fmt.Errorf("%w: %w", ErrDuplicateSequence, err))
+					return true
+				default: // out of order
+					p.finish(b, 0, fmt.Errorf("%w: %w", ErrOutOfOrderSequence, err))
+					p.markEpoch()
+					return true
+				}
+			}
+		}
+		switch {
+		case errors.Is(err, ErrClosed):
+			p.finish(b, 0, err)
+			if ref != nil && unknown {
+				p.markEpoch()
+			}
+			return true
+		case errors.Is(err, ErrOutcomeUnknown):
+			if ref == nil {
+				p.finish(b, 0, err) // never retried without idempotence
+				return true
+			}
+			unknown = true // retried with the same sequence: stored once
+		case errors.Is(err, ErrUnavailable):
+			// Refused before proposal, or no server reachable: nothing
+			// of this attempt was stored. Retried until the deadline.
+		case !time.Now().Before(b.deadline):
+			// The delivery deadline ended the attempt before it was
+			// sent: reported as expired at the top of the loop.
+			continue
+		default:
+			// An answer a retry would not change (InvalidArgument,
+			// PermissionDenied, an unknown topic, ...): nothing was
+			// stored, so the sequence numbers are handed back.
+			if ref != nil && !unknown {
+				p.unnumber(b)
+			} else if ref != nil {
+				p.markEpoch()
+			}
+			p.finish(b, 0, err)
+			return true
+		}
+		bctx, cancel := context.WithDeadline(context.Background(), b.deadline)
+		berr := p.c.backoff(bctx, min(attempt, 5))
+		cancel()
+		if errors.Is(berr, ErrClosed) {
+			p.finish(b, 0, fmt.Errorf("%w (last error: %w)", ErrClosed, err))
+			if ref != nil && unknown {
+				p.markEpoch()
+			}
+			return true
+		}
+	}
+}
+
+// expired is the error of a batch whose delivery deadline passed.
+func (p *Producer) expired(b *batch, last error, unknown bool) error {
+	err := fmt.Errorf("%w: batch of %d to %s/%d after %v", ErrDeliveryTimeout, len(b.recs), b.part.name, b.part.loc.partition, p.opts.deliveryTimeout)
+	if last != nil {
+		err = fmt.Errorf("%w (last error: %w)", err, last)
+	}
+	if unknown {
+		// It may be stored, and the sequence numbers after it are in doubt:
+		// the next batches start a new epoch.
+		p.markEpoch()
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	if b.seqSet {
+		p.unnumber(b)
+	}
+	return err
+}
+
+// unnumber hands b's sequence numbers back: it was not stored, and it is
+// its partition's only batch in flight, so the next batch takes them.
+func (p *Producer) unnumber(b *batch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b.seqSet {
+		b.part.nextSeq = b.seq
+		b.seqSet = false
+	}
+}
+
+// markEpoch makes the next batch wait for a new epoch.
+func (p *Producer) markEpoch() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.needEpoch = true
+}
+
+func (p *Producer) setFatal(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fatal == nil {
+		p.fatal = err
 	}
 }
 
@@ -303,10 +828,12 @@ func (p *Producer) Flush(ctx context.Context) error {
 		p.mu.Unlock()
 		return ErrProducerClosed
 	}
-	p.cutLocked()
-	waits := make([]chan struct{}, 0, len(p.ready)+len(p.inFlight))
-	for _, b := range p.ready {
-		waits = append(waits, b.done)
+	var waits []chan struct{}
+	for _, ps := range p.order {
+		p.cutLocked(ps)
+		for _, b := range ps.ready {
+			waits = append(waits, b.done)
+		}
 	}
 	for b := range p.inFlight {
 		waits = append(waits, b.done)
@@ -323,13 +850,15 @@ func (p *Producer) Flush(ctx context.Context) error {
 }
 
 // Close stops accepting records, sends every record already accepted, waits
-// until all have completed and stops the producer's goroutines. Sending is
-// bounded by the client's timeouts and retries. Close is idempotent and
-// always returns nil; records' errors are reported by their Futures.
+// until all have completed (within the delivery timeout) and stops the
+// producer's goroutines. Close is idempotent and always returns nil;
+// records' errors are reported by their Futures.
 func (p *Producer) Close() error {
 	p.once.Do(func() {
 		p.mu.Lock()
-		p.cutLocked()
+		for _, ps := range p.order {
+			p.cutLocked(ps)
+		}
 		p.closed = true
 		p.cond.Broadcast()
 		p.mu.Unlock()

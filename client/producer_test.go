@@ -14,7 +14,7 @@ import (
 
 func newProducer(t *testing.T, cl *client.Client, opts ...client.ProducerOption) *client.Producer {
 	t.Helper()
-	p, err := cl.NewProducer(opts...)
+	p, err := cl.NewProducer(append([]client.ProducerOption{client.ProducerIdempotence(false)}, opts...)...)
 	if err != nil {
 		t.Fatalf("NewProducer: %v", err)
 	}
@@ -143,7 +143,7 @@ func TestProducerFlush(t *testing.T) {
 func TestProducerCloseDeliversPending(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
 		cl := newClient(t, c, nil)
-		p, err := cl.NewProducer(client.ProducerLinger(time.Hour))
+		p, err := cl.NewProducer(client.ProducerIdempotence(false), client.ProducerLinger(time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}

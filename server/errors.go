@@ -48,10 +48,16 @@ func toWire(err error) error {
 		return transport.NewError(transport.AlreadyExists, err)
 	case errors.Is(err, fsm.ErrInvalidTopic):
 		return transport.NewError(transport.InvalidArgument, err)
-	case errors.Is(err, fsm.ErrUnknownProducer), errors.Is(err, fsm.ErrProducerFenced),
-		errors.Is(err, fsm.ErrOutOfOrderSequence), errors.Is(err, fsm.ErrDuplicateSequence):
-		// Nothing was stored; the producer decides (re-initialise, or give up).
-		return transport.NewError(transport.FailedPrecondition, err)
+	// The idempotent producer's refusals: nothing was stored; the producer decides (re-initialise,
+	// or give up) on the ProducerRejected detail's reason.
+	case errors.Is(err, fsm.ErrUnknownProducer):
+		return transport.ProducerRejectedError(transport.ProducerUnknown, err)
+	case errors.Is(err, fsm.ErrProducerFenced):
+		return transport.ProducerRejectedError(transport.ProducerFenced, err)
+	case errors.Is(err, fsm.ErrOutOfOrderSequence):
+		return transport.ProducerRejectedError(transport.ProducerOutOfOrder, err)
+	case errors.Is(err, fsm.ErrDuplicateSequence):
+		return transport.ProducerRejectedError(transport.ProducerDuplicate, err)
 	case errors.Is(err, consensus.ErrOutcomeUnknown):
 		// The message keeps the text older SDKs match; newer ones read the detail.
 		return transport.Errorf(transport.Unavailable, "%s: %w", ErrOutcomeUnknownMessage, err).WithOutcomeUnknown(err.Error())

@@ -75,6 +75,8 @@ type Error struct {
 	write writeOutcome
 	// reason is the detail's reason text (OutcomeUnknown, NotProposed).
 	reason string
+	// rejected is the ProducerRejected detail's reason; zero when absent.
+	rejected ProducerRejection
 	// group is the GroupError detail (consumer groups), never modified once set.
 	group *logv1.GroupError
 	cause error
@@ -136,6 +138,53 @@ func (e *Error) WithNotProposed(reason string) *Error {
 	c := *e
 	c.write, c.reason = writeNotProposed, reason
 	return &c
+}
+
+// ProducerRejection says why the idempotent producer checks refused a write (the
+// log.v1.ProducerRejected error detail, sent with FailedPrecondition): nothing was stored by
+// it. Its values are the wire enum's.
+type ProducerRejection int32
+
+// The reasons of ProducerRejected. Their numbers are the wire values and must not change.
+const (
+	// ProducerUnknown: the producer ID is unknown (never handed out, or expired).
+	ProducerUnknown ProducerRejection = ProducerRejection(logv1.ProducerRejection_PRODUCER_REJECTION_UNKNOWN_PRODUCER)
+	// ProducerFenced: a newer InitProducer for the same ID bumped the epoch.
+	ProducerFenced ProducerRejection = ProducerRejection(logv1.ProducerRejection_PRODUCER_REJECTION_FENCED)
+	// ProducerOutOfOrder: the base sequence leaves a gap after the last batch stored.
+	ProducerOutOfOrder ProducerRejection = ProducerRejection(logv1.ProducerRejection_PRODUCER_REJECTION_OUT_OF_ORDER_SEQUENCE)
+	// ProducerDuplicate: a retry of a batch stored before whose offsets are no longer known.
+	ProducerDuplicate ProducerRejection = ProducerRejection(logv1.ProducerRejection_PRODUCER_REJECTION_DUPLICATE_SEQUENCE)
+)
+
+// ProducerRejectedError builds the FailedPrecondition error a server returns when the
+// idempotent producer checks refuse a write, carrying the ProducerRejected detail.
+func ProducerRejectedError(reason ProducerRejection, err error) *Error {
+	e := NewError(FailedPrecondition, err)
+	e.rejected = reason
+	return e
+}
+
+// WithProducerRejected returns a copy of e carrying the ProducerRejected detail.
+func (e *Error) WithProducerRejected(reason ProducerRejection) *Error {
+	c := *e
+	c.rejected = reason
+	return &c
+}
+
+// ProducerRejected reports whether the error carries the ProducerRejected detail, and its
+// reason.
+func (e *Error) ProducerRejected() (ProducerRejection, bool) {
+	return e.rejected, e.rejected != 0
+}
+
+// ProducerRejectedDetail returns the ProducerRejected detail of the first *Error in err's
+// chain, if there is one and it carries the detail.
+func ProducerRejectedDetail(err error) (ProducerRejection, bool) {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.ProducerRejected()
+	}
+	return 0, false
 }
 
 // WithGroupError returns a copy of e carrying the GroupError detail (a copy of d): why a
@@ -253,7 +302,7 @@ func IsNotProposed(err error) bool {
 }
 
 // Details returns the wire forms of e's error details (NotLeader, OutcomeUnknown,
-// NotProposed, GroupError), for transport implementations to attach.
+// NotProposed, ProducerRejected, GroupError), for transport implementations to attach.
 func (e *Error) Details() []proto.Message {
 	var out []proto.Message
 	if e.notLeader != nil {
@@ -264,6 +313,9 @@ func (e *Error) Details() []proto.Message {
 		out = append(out, &logv1.OutcomeUnknown{Reason: e.reason})
 	case writeNotProposed:
 		out = append(out, &logv1.NotProposed{Reason: e.reason})
+	}
+	if e.rejected != 0 {
+		out = append(out, &logv1.ProducerRejected{Reason: logv1.ProducerRejection(e.rejected)})
 	}
 	if e.group != nil {
 		out = append(out, proto.CloneOf(e.group))
@@ -282,6 +334,10 @@ func (e *Error) WithDetail(d proto.Message) *Error {
 		return e.WithOutcomeUnknown(v.GetReason())
 	case *logv1.NotProposed:
 		return e.WithNotProposed(v.GetReason())
+	case *logv1.ProducerRejected:
+		if v.GetReason() != logv1.ProducerRejection_PRODUCER_REJECTION_UNSPECIFIED {
+			return e.WithProducerRejected(ProducerRejection(v.GetReason()))
+		}
 	case *logv1.GroupError:
 		return e.WithGroupError(v)
 	}

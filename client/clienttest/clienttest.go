@@ -365,3 +365,24 @@ func Start(tb TB, transportName string) (*Log, string) {
 	tb.Cleanup(func() { _ = srv.Close() })
 	return l, srv.Addr()
 }
+
+// FenceProducers bumps the epoch of every idempotent producer, as an
+// InitProducer of another instance of each would: their next writes are
+// refused as fenced.
+func (l *Log) FenceProducers() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.producers {
+		p.epoch++
+		p.parts = make(map[partKey][]batchMeta)
+	}
+}
+
+// ForgetProducers drops every idempotent producer, as the server does when a
+// producer expires: their next writes are refused as from an unknown
+// producer.
+func (l *Log) ForgetProducers() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	clear(l.producers)
+}

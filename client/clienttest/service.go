@@ -3,6 +3,7 @@ package clienttest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"strings"
@@ -81,16 +82,16 @@ func (l *Log) loseAnswer(topicName string, partition uint32) error {
 func checkSequence(prod *producer, ref *logv1.ProducerRef, key partKey, count int) (uint64, bool, error) {
 	switch {
 	case prod == nil:
-		return 0, false, producerError(producerUnknown, "clienttest: unknown producer ID %d", ref.GetId())
+		return 0, false, producerError(transport.ProducerUnknown, "clienttest: unknown producer ID %d", ref.GetId())
 	case ref.GetEpoch() != prod.epoch:
-		return 0, false, producerError(producerFenced, "clienttest: producer %d epoch %d fenced by epoch %d", ref.GetId(), ref.GetEpoch(), prod.epoch)
+		return 0, false, producerError(transport.ProducerFenced, "clienttest: producer %d epoch %d fenced by epoch %d", ref.GetId(), ref.GetEpoch(), prod.epoch)
 	case ref.GetBaseSequence() < 0:
-		return 0, false, producerError(producerOutOfOrder, "clienttest: negative base sequence %d", ref.GetBaseSequence())
+		return 0, false, producerError(transport.ProducerOutOfOrder, "clienttest: negative base sequence %d", ref.GetBaseSequence())
 	}
 	w := prod.parts[key]
 	if len(w) == 0 {
 		if ref.GetBaseSequence() != 0 {
-			return 0, false, producerError(producerOutOfOrder, "clienttest: producer %d %s/%d: first sequence %d, want 0", ref.GetId(), key.topic, key.partition, ref.GetBaseSequence())
+			return 0, false, producerError(transport.ProducerOutOfOrder, "clienttest: producer %d %s/%d: first sequence %d, want 0", ref.GetId(), key.topic, key.partition, ref.GetBaseSequence())
 		}
 		return 0, false, nil
 	}
@@ -101,7 +102,7 @@ func checkSequence(prod *producer, ref *logv1.ProducerRef, key partKey, count in
 		}
 	}
 	if want := nextSeq(w[len(w)-1].last); ref.GetBaseSequence() != want {
-		return 0, false, producerError(producerOutOfOrder, "clienttest: producer %d %s/%d: sequence %d, want %d", ref.GetId(), key.topic, key.partition, ref.GetBaseSequence(), want)
+		return 0, false, producerError(transport.ProducerOutOfOrder, "clienttest: producer %d %s/%d: sequence %d, want %d", ref.GetId(), key.topic, key.partition, ref.GetBaseSequence(), want)
 	}
 	return 0, false, nil
 }
@@ -490,24 +491,15 @@ func (l *Log) InitProducer(_ context.Context, req *logv1.InitProducerRequest) (*
 	}
 	prod := l.producers[id]
 	if prod == nil {
-		return nil, producerError(producerUnknown, "clienttest: unknown producer ID %d", id)
+		return nil, producerError(transport.ProducerUnknown, "clienttest: unknown producer ID %d", id)
 	}
 	prod.epoch++
 	prod.parts = make(map[partKey][]batchMeta) // a new epoch starts its sequences at 0
 	return &logv1.InitProducerResponse{ProducerId: id, Epoch: prod.epoch}, nil
 }
 
-// The reasons an idempotent write is refused.
-type producerReason int
-
-const (
-	producerUnknown producerReason = iota
-	producerFenced
-	producerOutOfOrder
-)
-
 // producerError is the server's answer to a refused idempotent write:
-// FailedPrecondition (nothing was stored).
-func producerError(_ producerReason, format string, args ...any) error {
-	return transport.Errorf(transport.FailedPrecondition, format, args...)
+// FailedPrecondition with the ProducerRejected detail (nothing was stored).
+func producerError(reason transport.ProducerRejection, format string, args ...any) error {
+	return transport.ProducerRejectedError(reason, fmt.Errorf(format, args...))
 }

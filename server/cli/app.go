@@ -35,6 +35,7 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			produceCommand(),
 			consumeCommand(),
 			clusterCommand(),
+			topicCommand(),
 			tlsCommand(),
 			versionCommand(),
 		},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -57,15 +58,24 @@ func dial(c *cli.Context) (*client.Client, error) {
 
 func produceCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "produce",
-		Usage:     "append records: the arguments, or one record per line of standard input (batched)",
+		Name: "produce",
+		Usage: "append records: the arguments, or one record per line of standard input (batched). " +
+			"Prints each record's offset; with --topic, its partition, a tab and its offset",
 		ArgsUsage: "[VALUE...]",
 		Flags: append(clientFlags(),
+			&cli.StringFlag{Name: "topic", Usage: `topic to append to (default: "default", the single log of servers before topics)`},
+			&cli.IntFlag{Name: "partition", Value: -1, Usage: "partition to append to (default: the key's partition as Kafka maps it, or a sticky one without a key)"},
+			&cli.StringFlag{Name: "key", Usage: "key of every record (its partition is murmur2(key) mod partitions, as in Kafka)"},
+			&cli.StringSliceFlag{Name: "header", Usage: "header of every record, as KEY=VALUE (repeatable)"},
 			&cli.IntFlag{Name: "batch", Value: client.DefaultBatchRecords, Usage: "most records per request when reading standard input"},
 			&cli.DurationFlag{Name: "linger", Value: 5 * time.Millisecond, Usage: "how long a batch from standard input waits to fill"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print the offsets"},
 		),
 		Action: func(c *cli.Context) error {
+			tmpl, err := recordTemplate(c)
+			if err != nil {
+				return err
+			}
 			cl, err := dial(c)
 			if err != nil {
 				return err
@@ -73,6 +83,9 @@ func produceCommand() *cli.Command {
 			defer cl.Close()
 			out := bufio.NewWriter(c.App.Writer)
 			defer out.Flush()
+			if tmpl != nil {
+				return produceRecords(c, cl, out, *tmpl)
+			}
 			if c.NArg() > 0 {
 				values := make([][]byte, c.NArg())
 				for i, v := range c.Args().Slice() {
@@ -139,17 +152,125 @@ func produceLines(c *cli.Context, cl *client.Client, out io.Writer) error {
 	return flush()
 }
 
+// recordTemplate returns the record every produced value is put in when a topic, partition,
+// key or header flag is given; nil without any (the single log, as before topics).
+func recordTemplate(c *cli.Context) (*client.Record, error) {
+	if !c.IsSet("topic") && !c.IsSet("partition") && !c.IsSet("key") && !c.IsSet("header") {
+		return nil, nil
+	}
+	rec := &client.Record{Topic: c.String("topic")}
+	if c.IsSet("key") {
+		rec.Key = []byte(c.String("key"))
+	}
+	for _, h := range c.StringSlice("header") {
+		k, v, ok := strings.Cut(h, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--header %q: want KEY=VALUE", h)
+		}
+		rec.Headers = append(rec.Headers, client.Header{Key: k, Value: []byte(v)})
+	}
+	if p := c.Int("partition"); c.IsSet("partition") {
+		if p < 0 || p > math.MaxUint32 {
+			return nil, fmt.Errorf("--partition %d: want a partition number", p)
+		}
+		rec.Partition = uint32(p)
+	}
+	return rec, nil
+}
+
+// produceRecords appends the arguments, or each line of standard input, as records made from
+// tmpl, through an idempotent Producer (partitioned by key unless --partition is given), and
+// prints the partition and offset of each, in input order.
+func produceRecords(c *cli.Context, cl *client.Client, out io.Writer, tmpl client.Record) error {
+	opts := []client.ProducerOption{client.ProducerBatchRecords(c.Int("batch")), client.ProducerLinger(c.Duration("linger"))}
+	if c.IsSet("partition") {
+		opts = append(opts, client.ProducerManualPartitioning())
+	}
+	p, err := cl.NewProducer(opts...)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	var futures []*client.Future
+	flush := func() error {
+		for _, f := range futures {
+			off, err := f.Wait(c.Context)
+			if err != nil {
+				return err
+			}
+			if !c.Bool("quiet") {
+				fmt.Fprintf(out, "%d\t%d\n", f.Partition(), off)
+			}
+		}
+		futures = futures[:0]
+		return nil
+	}
+	send := func(value []byte) error {
+		rec := tmpl
+		rec.Value = value
+		f, err := p.SendRecord(c.Context, rec)
+		if err != nil {
+			return err
+		}
+		futures = append(futures, f)
+		if len(futures) >= 4*c.Int("batch") {
+			return flush()
+		}
+		return nil
+	}
+	if c.NArg() > 0 {
+		for _, v := range c.Args().Slice() {
+			if err := send([]byte(v)); err != nil {
+				return err
+			}
+		}
+	} else {
+		sc := bufio.NewScanner(c.App.Reader)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			if err := send(append([]byte(nil), sc.Bytes()...)); err != nil {
+				return err
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return fmt.Errorf("read standard input: %w", err)
+		}
+	}
+	if err := p.Flush(c.Context); err != nil {
+		return err
+	}
+	return flush()
+}
+
+// Output formats of consume.
+const (
+	formatValue = "value"
+	formatText  = "text"
+	formatJSON  = "json"
+)
+
 func consumeCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "consume",
-		Usage: "read records from an offset and print one value per line",
+		Name: "consume",
+		Usage: "read records of a partition from an offset and print them, one per line: the value (--format value), " +
+			"or offset, timestamp, key, headers and value (--format text: tab-separated; --format json: one object per line)",
 		Flags: append(clientFlags(),
+			&cli.StringFlag{Name: "topic", Usage: `topic to read (default: "default", the single log of servers before topics)`},
+			&cli.UintFlag{Name: "partition", Usage: "partition of the topic to read"},
+			&cli.StringFlag{Name: "format", Value: formatValue, Usage: "output: value (the value only), text (offset, timestamp, key, headers, value; tab-separated) or json (one object per line, with topic and partition)"},
 			&cli.Uint64Flag{Name: "from", Usage: "first offset to read"},
 			&cli.Uint64Flag{Name: "count", Usage: "how many records to read (default: up to the end of the log, or forever with --follow)"},
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep waiting for new records (stop with Ctrl-C)"},
-			&cli.BoolFlag{Name: "offsets", Usage: "print each record's offset and a tab before its value"},
+			&cli.BoolFlag{Name: "offsets", Usage: "with --format value: print each record's offset and a tab before its value"},
 		),
 		Action: func(c *cli.Context) error {
+			format := c.String("format")
+			switch format {
+			case formatValue, formatText, formatJSON:
+			default:
+				return fmt.Errorf("--format %q: want value, text or json", format)
+			}
+			topic, partition := c.String("topic"), uint32(c.Uint("partition"))
 			cl, err := dial(c)
 			if err != nil {
 				return err
@@ -157,7 +278,7 @@ func consumeCommand() *cli.Command {
 			defer cl.Close()
 			from, count := c.Uint64("from"), c.Uint64("count")
 			if !c.Bool("follow") && !c.IsSet("count") {
-				b, err := cl.Bounds(c.Context)
+				b, err := cl.PartitionBounds(c.Context, topic, partition)
 				if err != nil {
 					return err
 				}
@@ -174,19 +295,28 @@ func consumeCommand() *cli.Command {
 			ctx, cancel := context.WithCancel(c.Context)
 			defer cancel()
 			var n uint64
-			for rec, err := range cl.Stream(ctx, from) {
+			for rec, err := range cl.StreamPartition(ctx, topic, partition, from) {
 				if err != nil {
 					if c.Bool("follow") && errors.Is(err, context.Canceled) {
 						return nil
 					}
 					return err
 				}
-				if c.Bool("offsets") {
-					out.WriteString(strconv.FormatUint(rec.Offset, 10))
-					out.WriteByte('\t')
+				switch format {
+				case formatText:
+					writeText(out, rec)
+				case formatJSON:
+					if err := writeJSON(out, rec); err != nil {
+						return err
+					}
+				default:
+					if c.Bool("offsets") {
+						out.WriteString(strconv.FormatUint(rec.Offset, 10))
+						out.WriteByte('\t')
+					}
+					out.Write(rec.Value)
+					out.WriteByte('\n')
 				}
-				out.Write(rec.Value)
-				out.WriteByte('\n')
 				if c.Bool("follow") {
 					out.Flush()
 				}

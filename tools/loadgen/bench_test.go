@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/commitlog-go/commitlog/tools/internal/fakelog"
+	"github.com/commitlog-go/commitlog/client/clienttest"
 )
 
 // BenchmarkRun measures the load generator itself, over the real SDK and transports, against the
@@ -14,11 +14,12 @@ func BenchmarkRun(b *testing.B) {
 	for _, tr := range transports {
 		for _, mode := range []Mode{ModeUnary, ModeBatch, ModeStream} {
 			b.Run(tr+"/"+string(mode), func(b *testing.B) {
-				log := fakelog.New()
-				addr, stop, err := log.Serve(tr)
+				log := clienttest.New()
+				srv, err := log.Serve(clienttest.ServeOptions{Transport: tr})
 				if err != nil {
 					b.Fatal(err)
 				}
+				addr, stop := srv.Addr(), func() { _ = srv.Close() }
 				defer stop()
 				cfg := testConfig(tr, addr)
 				cfg.Mode = mode

@@ -87,6 +87,10 @@ type Config struct {
 	BatchBytes   int
 	Linger       time.Duration
 	MaxInFlight  int
+	// Idempotent makes the batch mode's Producers idempotent (the SDK's default; then each
+	// partition has one batch in flight). Off by default here: the tool measures raw appends,
+	// with MaxInFlight batches in flight on the one partition.
+	Idempotent bool
 
 	// Duration is how long the measured phase lasts (after Warmup). Default DefaultDuration
 	// unless Records is set.

@@ -4,19 +4,20 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/commitlog-go/commitlog/tools/internal/fakelog"
+	"github.com/commitlog-go/commitlog/client/clienttest"
 	"github.com/commitlog-go/commitlog/tools/loadgen"
 )
 
 // ExampleRun produces 1000 records in batches and reads them back through a stream, against an
 // in-process server (a real cluster's address works the same way).
 func ExampleRun() {
-	log := fakelog.New()
-	addr, stop, err := log.Serve("connect")
+	log := clienttest.New()
+	srv, err := log.Serve(clienttest.ServeOptions{Transport: "connect"})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
+	addr, stop := srv.Addr(), func() { _ = srv.Close() }
 	defer stop()
 
 	res, err := loadgen.Run(context.Background(), loadgen.Config{

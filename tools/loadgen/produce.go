@@ -89,6 +89,7 @@ func (r *runner) newProducers() ([]*client.Producer, error) {
 	if r.cfg.MaxInFlight > 0 {
 		opts = append(opts, client.ProducerMaxInFlight(r.cfg.MaxInFlight))
 	}
+	opts = append(opts, client.ProducerIdempotence(r.cfg.Idempotent))
 	// Each producer goroutine bounds its own records with the window; the Producer's own bound
 	// only has to be large enough not to interfere.
 	perClient := (r.cfg.Producers + len(r.clients) - 1) / len(r.clients)

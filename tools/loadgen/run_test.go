@@ -13,7 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/commitlog-go/commitlog/client"
-	"github.com/commitlog-go/commitlog/tools/internal/fakelog"
+	"github.com/commitlog-go/commitlog/client/clienttest"
 	"github.com/commitlog-go/commitlog/tools/latency"
 	"github.com/commitlog-go/commitlog/transport"
 )
@@ -25,12 +25,13 @@ func TestMain(m *testing.M) {
 var transports = []string{client.TransportConnect, client.TransportGRPC}
 
 // serve starts a fake log on transport tr and stops it when the test ends.
-func serve(t *testing.T, tr string, log *fakelog.Log) string {
+func serve(t *testing.T, tr string, log *clienttest.Log) string {
 	t.Helper()
-	addr, stop, err := log.Serve(tr)
+	srv, err := log.Serve(clienttest.ServeOptions{Transport: tr})
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr, stop := srv.Addr(), func() { _ = srv.Close() }
 	t.Cleanup(stop)
 	return addr
 }
@@ -47,7 +48,7 @@ func testConfig(tr, addr string) Config {
 }
 
 // checkAllValid fails unless every value in log is one this tool wrote, intact.
-func checkAllValid(t *testing.T, log *fakelog.Log) {
+func checkAllValid(t *testing.T, log *clienttest.Log) {
 	t.Helper()
 	for i, v := range log.Values() {
 		if vd, _ := inspect(v); vd != valueOK {
@@ -61,7 +62,7 @@ func TestRunProducesAndReadsBack(t *testing.T) {
 	for _, tr := range transports {
 		for _, mode := range []Mode{ModeUnary, ModeBatch, ModeStream} {
 			t.Run(tr+"/"+string(mode), func(t *testing.T) {
-				log := fakelog.New()
+				log := clienttest.New()
 				cfg := testConfig(tr, serve(t, tr, log))
 				cfg.Mode = mode
 				cfg.Producers = 3
@@ -106,7 +107,7 @@ func TestRunProducesAndReadsBack(t *testing.T) {
 }
 
 func TestRunWithWarmupCountsOnlyMeasuredRecords(t *testing.T) {
-	log := fakelog.New()
+	log := clienttest.New()
 	cfg := testConfig(client.TransportGRPC, serve(t, client.TransportGRPC, log))
 	cfg.Warmup = 300 * time.Millisecond
 	cfg.Records = 50
@@ -164,7 +165,7 @@ func TestTake(t *testing.T) {
 }
 
 func TestRunDurationBoundAndProgress(t *testing.T) {
-	log := fakelog.New()
+	log := clienttest.New()
 	cfg := testConfig(client.TransportConnect, serve(t, client.TransportConnect, log))
 	cfg.Duration = 300 * time.Millisecond
 	cfg.ProgressInterval = 50 * time.Millisecond
@@ -207,7 +208,7 @@ func (b *syncBuffer) String() string {
 }
 
 func TestRunReadOnly(t *testing.T) {
-	log := fakelog.New()
+	log := clienttest.New()
 	p := newPayload(64)
 	for range 100 {
 		log.Append(p.value(time.Now()))
@@ -257,7 +258,7 @@ func TestRunReadOnly(t *testing.T) {
 }
 
 func TestRunCountsUnreadRecords(t *testing.T) {
-	log := fakelog.New()
+	log := clienttest.New()
 	p := newPayload(32)
 	for range 100 {
 		log.Append(p.value(time.Now()))
@@ -291,7 +292,7 @@ func TestRunCountsUnreadRecords(t *testing.T) {
 func TestRunAbandonsStalledStream(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			log := fakelog.New()
+			log := clienttest.New()
 			var streams atomic.Int32
 			log.StallProduceStream = func() bool { return streams.Add(1) == 1 } // the first one hangs
 			cfg := testConfig(tr, serve(t, tr, log))
@@ -322,7 +323,7 @@ func TestRunAbandonsStalledStream(t *testing.T) {
 func TestRunReopensStalledReadStream(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			log := fakelog.New()
+			log := clienttest.New()
 			p := newPayload(32)
 			for range 50 {
 				log.Append(p.value(time.Now()))
@@ -349,7 +350,7 @@ func TestRunReopensStalledReadStream(t *testing.T) {
 func TestRunStopsAfterTooManyErrors(t *testing.T) {
 	for _, mode := range []Mode{ModeUnary, ModeBatch, ModeStream} {
 		t.Run(string(mode), func(t *testing.T) {
-			log := fakelog.New()
+			log := clienttest.New()
 			log.RefuseProduce = func() error { return transport.Errorf(transport.PermissionDenied, "no produce for you") }
 			cfg := testConfig(client.TransportConnect, serve(t, client.TransportConnect, log))
 			cfg.Mode = mode
@@ -374,7 +375,7 @@ func TestRunStopsAfterTooManyErrors(t *testing.T) {
 }
 
 func TestRunInterrupted(t *testing.T) {
-	log := fakelog.New()
+	log := clienttest.New()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	log.OnAppend = func(n int) {

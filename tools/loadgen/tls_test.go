@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/commitlog-go/commitlog/client"
-	"github.com/commitlog-go/commitlog/tools/internal/fakelog"
+	"github.com/commitlog-go/commitlog/client/clienttest"
 )
 
 // testPKI is a CA with one server and one client certificate, written as PEM files.
@@ -104,11 +104,12 @@ func TestRunOverMutualTLS(t *testing.T) {
 	p := newTestPKI(t)
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			log := fakelog.New()
-			addr, stop, err := log.ServeTLS(tr, p.serverTLS)
+			log := clienttest.New()
+			srv, err := log.Serve(clienttest.ServeOptions{Transport: tr, TLS: p.serverTLS})
 			if err != nil {
 				t.Fatal(err)
 			}
+			addr, stop := srv.Addr(), func() { _ = srv.Close() }
 			t.Cleanup(stop)
 			tlsCfg, err := client.LoadTLS(p.caFile, p.certFile, p.keyFile, "")
 			if err != nil {

@@ -394,8 +394,21 @@ func testErrors(t *testing.T, h Harness) {
 	if !transport.IsNotProposed(err) || transport.IsOutcomeUnknown(err) {
 		t.Errorf("ProduceBatch, no leader: not proposed %v, outcome unknown %v; want true, false", transport.IsNotProposed(err), transport.IsOutcomeUnknown(err))
 	}
+	// The idempotent producer's refusal crosses the wire with its reason.
+	s.Service.SetWriteError(transport.ProducerRejectedError(transport.ProducerFenced, errors.New("fenced by epoch 2")))
+	_, err = c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: []*logv1.Record{{Value: []byte("x")}}})
+	wantCode(t, "ProduceBatch, fenced", err, transport.FailedPrecondition)
+	if got, ok := transport.ProducerRejectedDetail(err); !ok || got != transport.ProducerFenced {
+		t.Errorf("ProduceBatch, fenced: ProducerRejectedDetail = %v, %v; want ProducerFenced", got, ok)
+	}
+	if _, ok := transport.NotLeaderDetail(err); ok || transport.IsOutcomeUnknown(err) || transport.IsNotProposed(err) {
+		t.Errorf("ProduceBatch, fenced: carries another detail too")
+	}
 	s.Service.SetWriteError(nil)
 	_, err = c.Consume(ctx, &logv1.ConsumeRequest{Offset: 99})
+	if _, ok := transport.ProducerRejectedDetail(err); ok {
+		t.Errorf("OutOfRange carries a ProducerRejected detail")
+	}
 	if transport.IsNotProposed(err) || transport.IsOutcomeUnknown(err) {
 		t.Errorf("OutOfRange carries a write-outcome detail")
 	}

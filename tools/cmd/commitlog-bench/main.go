@@ -145,6 +145,7 @@ func parseFlags(args []string, stderr io.Writer) (loadgen.Config, options, error
 	fs.IntVar(&cfg.BatchBytes, "batch-bytes", 0, "batch mode: max value bytes per batch (0: the SDK's default)")
 	fs.DurationVar(&cfg.Linger, "linger", 0, "batch mode: how long a partial batch waits for more records (0: the SDK's default)")
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 0, "batch mode: batches in flight per client (0: the SDK's default)")
+	fs.BoolVar(&cfg.Idempotent, "idempotent", false, "batch mode: idempotent Producers (retries of unknown outcomes stored once; one batch in flight per partition)")
 	fs.DurationVar(&cfg.Duration, "duration", loadgen.DefaultDuration, "length of the measured phase (0 with -records: until the count is reached)")
 	fs.Uint64Var(&records, "records", 0, "stop after this many records in the measured phase (0: no count)")
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured load before the measured phase")

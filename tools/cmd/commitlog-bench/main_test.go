@@ -15,7 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/commitlog-go/commitlog/tools/internal/fakelog"
+	"github.com/commitlog-go/commitlog/client/clienttest"
 	"github.com/commitlog-go/commitlog/tools/loadgen"
 )
 
@@ -109,11 +109,12 @@ func TestHelp(t *testing.T) {
 func TestRunJSON(t *testing.T) {
 	for _, tr := range []string{"connect", "grpc"} {
 		t.Run(tr, func(t *testing.T) {
-			log := fakelog.New()
-			addr, stop, err := log.Serve(tr)
+			log := clienttest.New()
+			srv, err := log.Serve(clienttest.ServeOptions{Transport: tr})
 			if err != nil {
 				t.Fatal(err)
 			}
+			addr, stop := srv.Addr(), func() { _ = srv.Close() }
 			defer stop()
 			var stdout, stderr bytes.Buffer
 			code := run(context.Background(), []string{"-addr", addr, "-transport", tr, "-mode", "stream",
@@ -135,11 +136,12 @@ func TestRunJSON(t *testing.T) {
 }
 
 func TestRunTextAndExitCodes(t *testing.T) {
-	log := fakelog.New()
-	addr, stop, err := log.Serve("connect")
+	log := clienttest.New()
+	srv, err := log.Serve(clienttest.ServeOptions{Transport: "connect"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr, stop := srv.Addr(), func() { _ = srv.Close() }
 	defer stop()
 
 	var stdout bytes.Buffer

@@ -83,6 +83,70 @@ func (Suffrage) EnumDescriptor() ([]byte, []int) {
 	return file_log_v1_log_proto_rawDescGZIP(), []int{0}
 }
 
+// ProducerRejection says why an idempotent write was refused. (Added.)
+type ProducerRejection int32
+
+const (
+	ProducerRejection_PRODUCER_REJECTION_UNSPECIFIED ProducerRejection = 0
+	// The producer ID is unknown (never handed out, or expired): InitProducer
+	// again with 0 and renumber from sequence 0.
+	ProducerRejection_PRODUCER_REJECTION_UNKNOWN_PRODUCER ProducerRejection = 1
+	// The producer's epoch is not the current one: a newer InitProducer for the
+	// same ID fenced this instance.
+	ProducerRejection_PRODUCER_REJECTION_FENCED ProducerRejection = 2
+	// The base sequence is neither the next one expected nor one of the last
+	// batches' (a gap).
+	ProducerRejection_PRODUCER_REJECTION_OUT_OF_ORDER_SEQUENCE ProducerRejection = 3
+	// The batch is a retry of one stored before whose offsets the server no
+	// longer knows: it was stored once, and not again.
+	ProducerRejection_PRODUCER_REJECTION_DUPLICATE_SEQUENCE ProducerRejection = 4
+)
+
+// Enum value maps for ProducerRejection.
+var (
+	ProducerRejection_name = map[int32]string{
+		0: "PRODUCER_REJECTION_UNSPECIFIED",
+		1: "PRODUCER_REJECTION_UNKNOWN_PRODUCER",
+		2: "PRODUCER_REJECTION_FENCED",
+		3: "PRODUCER_REJECTION_OUT_OF_ORDER_SEQUENCE",
+		4: "PRODUCER_REJECTION_DUPLICATE_SEQUENCE",
+	}
+	ProducerRejection_value = map[string]int32{
+		"PRODUCER_REJECTION_UNSPECIFIED":           0,
+		"PRODUCER_REJECTION_UNKNOWN_PRODUCER":      1,
+		"PRODUCER_REJECTION_FENCED":                2,
+		"PRODUCER_REJECTION_OUT_OF_ORDER_SEQUENCE": 3,
+		"PRODUCER_REJECTION_DUPLICATE_SEQUENCE":    4,
+	}
+)
+
+func (x ProducerRejection) Enum() *ProducerRejection {
+	p := new(ProducerRejection)
+	*p = x
+	return p
+}
+
+func (x ProducerRejection) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ProducerRejection) Descriptor() protoreflect.EnumDescriptor {
+	return file_log_v1_log_proto_enumTypes[1].Descriptor()
+}
+
+func (ProducerRejection) Type() protoreflect.EnumType {
+	return &file_log_v1_log_proto_enumTypes[1]
+}
+
+func (x ProducerRejection) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ProducerRejection.Descriptor instead.
+func (ProducerRejection) EnumDescriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{1}
+}
+
 type GroupError_Reason int32
 
 const (
@@ -142,11 +206,11 @@ func (x GroupError_Reason) String() string {
 }
 
 func (GroupError_Reason) Descriptor() protoreflect.EnumDescriptor {
-	return file_log_v1_log_proto_enumTypes[1].Descriptor()
+	return file_log_v1_log_proto_enumTypes[2].Descriptor()
 }
 
 func (GroupError_Reason) Type() protoreflect.EnumType {
-	return &file_log_v1_log_proto_enumTypes[1]
+	return &file_log_v1_log_proto_enumTypes[2]
 }
 
 func (x GroupError_Reason) Number() protoreflect.EnumNumber {
@@ -155,7 +219,7 @@ func (x GroupError_Reason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GroupError_Reason.Descriptor instead.
 func (GroupError_Reason) EnumDescriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{38, 0}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{39, 0}
 }
 
 // Header is a record header. (Added.)
@@ -1380,6 +1444,53 @@ func (x *NotProposed) GetReason() string {
 	return ""
 }
 
+// ProducerRejected is sent as an error detail (with FAILED_PRECONDITION) when
+// the idempotent producer checks refuse a write: nothing was stored by it.
+// Clients decide on the reason, never on the message. (Added.)
+type ProducerRejected struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        ProducerRejection      `protobuf:"varint,1,opt,name=reason,proto3,enum=log.v1.ProducerRejection" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProducerRejected) Reset() {
+	*x = ProducerRejected{}
+	mi := &file_log_v1_log_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProducerRejected) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProducerRejected) ProtoMessage() {}
+
+func (x *ProducerRejected) ProtoReflect() protoreflect.Message {
+	mi := &file_log_v1_log_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProducerRejected.ProtoReflect.Descriptor instead.
+func (*ProducerRejected) Descriptor() ([]byte, []int) {
+	return file_log_v1_log_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ProducerRejected) GetReason() ProducerRejection {
+	if x != nil {
+		return x.Reason
+	}
+	return ProducerRejection_PRODUCER_REJECTION_UNSPECIFIED
+}
+
 type JoinRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1393,7 +1504,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[17]
+	mi := &file_log_v1_log_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1516,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[17]
+	mi := &file_log_v1_log_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1529,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{17}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JoinRequest) GetId() string {
@@ -1457,7 +1568,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[18]
+	mi := &file_log_v1_log_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1580,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[18]
+	mi := &file_log_v1_log_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1593,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{18}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{19}
 }
 
 type RemoveServerRequest struct {
@@ -1494,7 +1605,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[19]
+	mi := &file_log_v1_log_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1506,7 +1617,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[19]
+	mi := &file_log_v1_log_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1519,7 +1630,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{19}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RemoveServerRequest) GetId() string {
@@ -1537,7 +1648,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[20]
+	mi := &file_log_v1_log_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1549,7 +1660,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[20]
+	mi := &file_log_v1_log_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1562,7 +1673,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{20}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{21}
 }
 
 type TransferLeadershipRequest struct {
@@ -1575,7 +1686,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[21]
+	mi := &file_log_v1_log_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +1698,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[21]
+	mi := &file_log_v1_log_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +1711,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{21}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -1620,7 +1731,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[22]
+	mi := &file_log_v1_log_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1743,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[22]
+	mi := &file_log_v1_log_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +1756,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{22}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -1673,7 +1784,7 @@ type TopicConfig struct {
 
 func (x *TopicConfig) Reset() {
 	*x = TopicConfig{}
-	mi := &file_log_v1_log_proto_msgTypes[23]
+	mi := &file_log_v1_log_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1685,7 +1796,7 @@ func (x *TopicConfig) String() string {
 func (*TopicConfig) ProtoMessage() {}
 
 func (x *TopicConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[23]
+	mi := &file_log_v1_log_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1698,7 +1809,7 @@ func (x *TopicConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicConfig.ProtoReflect.Descriptor instead.
 func (*TopicConfig) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{23}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TopicConfig) GetRetentionBytes() int64 {
@@ -1742,7 +1853,7 @@ type Topic struct {
 
 func (x *Topic) Reset() {
 	*x = Topic{}
-	mi := &file_log_v1_log_proto_msgTypes[24]
+	mi := &file_log_v1_log_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1754,7 +1865,7 @@ func (x *Topic) String() string {
 func (*Topic) ProtoMessage() {}
 
 func (x *Topic) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[24]
+	mi := &file_log_v1_log_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1767,7 +1878,7 @@ func (x *Topic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Topic.ProtoReflect.Descriptor instead.
 func (*Topic) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{24}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Topic) GetName() string {
@@ -1810,7 +1921,7 @@ type CreateTopicRequest struct {
 
 func (x *CreateTopicRequest) Reset() {
 	*x = CreateTopicRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[25]
+	mi := &file_log_v1_log_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1822,7 +1933,7 @@ func (x *CreateTopicRequest) String() string {
 func (*CreateTopicRequest) ProtoMessage() {}
 
 func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[25]
+	mi := &file_log_v1_log_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1835,7 +1946,7 @@ func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{25}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateTopicRequest) GetName() string {
@@ -1868,7 +1979,7 @@ type CreateTopicResponse struct {
 
 func (x *CreateTopicResponse) Reset() {
 	*x = CreateTopicResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[26]
+	mi := &file_log_v1_log_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1880,7 +1991,7 @@ func (x *CreateTopicResponse) String() string {
 func (*CreateTopicResponse) ProtoMessage() {}
 
 func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[26]
+	mi := &file_log_v1_log_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1893,7 +2004,7 @@ func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicResponse.ProtoReflect.Descriptor instead.
 func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{26}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateTopicResponse) GetTopic() *Topic {
@@ -1912,7 +2023,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[27]
+	mi := &file_log_v1_log_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1924,7 +2035,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[27]
+	mi := &file_log_v1_log_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1937,7 +2048,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{27}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteTopicRequest) GetName() string {
@@ -1955,7 +2066,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[28]
+	mi := &file_log_v1_log_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1967,7 +2078,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[28]
+	mi := &file_log_v1_log_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1980,7 +2091,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{28}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{29}
 }
 
 type ListTopicsRequest struct {
@@ -1991,7 +2102,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[29]
+	mi := &file_log_v1_log_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2003,7 +2114,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[29]
+	mi := &file_log_v1_log_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2016,7 +2127,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{29}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{30}
 }
 
 type ListTopicsResponse struct {
@@ -2028,7 +2139,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[30]
+	mi := &file_log_v1_log_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2040,7 +2151,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[30]
+	mi := &file_log_v1_log_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2053,7 +2164,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{30}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*Topic {
@@ -2072,7 +2183,7 @@ type DescribeTopicRequest struct {
 
 func (x *DescribeTopicRequest) Reset() {
 	*x = DescribeTopicRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[31]
+	mi := &file_log_v1_log_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2084,7 +2195,7 @@ func (x *DescribeTopicRequest) String() string {
 func (*DescribeTopicRequest) ProtoMessage() {}
 
 func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[31]
+	mi := &file_log_v1_log_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2097,7 +2208,7 @@ func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTopicRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{31}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DescribeTopicRequest) GetName() string {
@@ -2120,7 +2231,7 @@ type PartitionInfo struct {
 
 func (x *PartitionInfo) Reset() {
 	*x = PartitionInfo{}
-	mi := &file_log_v1_log_proto_msgTypes[32]
+	mi := &file_log_v1_log_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +2243,7 @@ func (x *PartitionInfo) String() string {
 func (*PartitionInfo) ProtoMessage() {}
 
 func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[32]
+	mi := &file_log_v1_log_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2145,7 +2256,7 @@ func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionInfo.ProtoReflect.Descriptor instead.
 func (*PartitionInfo) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{32}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PartitionInfo) GetPartition() uint32 {
@@ -2179,7 +2290,7 @@ type DescribeTopicResponse struct {
 
 func (x *DescribeTopicResponse) Reset() {
 	*x = DescribeTopicResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[33]
+	mi := &file_log_v1_log_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2191,7 +2302,7 @@ func (x *DescribeTopicResponse) String() string {
 func (*DescribeTopicResponse) ProtoMessage() {}
 
 func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[33]
+	mi := &file_log_v1_log_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2204,7 +2315,7 @@ func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTopicResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{33}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DescribeTopicResponse) GetTopic() *Topic {
@@ -2238,7 +2349,7 @@ type AlterTopicConfigRequest struct {
 
 func (x *AlterTopicConfigRequest) Reset() {
 	*x = AlterTopicConfigRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[34]
+	mi := &file_log_v1_log_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2250,7 +2361,7 @@ func (x *AlterTopicConfigRequest) String() string {
 func (*AlterTopicConfigRequest) ProtoMessage() {}
 
 func (x *AlterTopicConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[34]
+	mi := &file_log_v1_log_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2263,7 +2374,7 @@ func (x *AlterTopicConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigRequest.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{34}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AlterTopicConfigRequest) GetName() string {
@@ -2317,7 +2428,7 @@ type AlterTopicConfigResponse struct {
 
 func (x *AlterTopicConfigResponse) Reset() {
 	*x = AlterTopicConfigResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[35]
+	mi := &file_log_v1_log_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2329,7 +2440,7 @@ func (x *AlterTopicConfigResponse) String() string {
 func (*AlterTopicConfigResponse) ProtoMessage() {}
 
 func (x *AlterTopicConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[35]
+	mi := &file_log_v1_log_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2342,7 +2453,7 @@ func (x *AlterTopicConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigResponse.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{35}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AlterTopicConfigResponse) GetTopic() *Topic {
@@ -2363,7 +2474,7 @@ type InitProducerRequest struct {
 
 func (x *InitProducerRequest) Reset() {
 	*x = InitProducerRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[36]
+	mi := &file_log_v1_log_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2375,7 +2486,7 @@ func (x *InitProducerRequest) String() string {
 func (*InitProducerRequest) ProtoMessage() {}
 
 func (x *InitProducerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[36]
+	mi := &file_log_v1_log_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2388,7 +2499,7 @@ func (x *InitProducerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitProducerRequest.ProtoReflect.Descriptor instead.
 func (*InitProducerRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{36}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *InitProducerRequest) GetProducerId() uint64 {
@@ -2408,7 +2519,7 @@ type InitProducerResponse struct {
 
 func (x *InitProducerResponse) Reset() {
 	*x = InitProducerResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[37]
+	mi := &file_log_v1_log_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2420,7 +2531,7 @@ func (x *InitProducerResponse) String() string {
 func (*InitProducerResponse) ProtoMessage() {}
 
 func (x *InitProducerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[37]
+	mi := &file_log_v1_log_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2433,7 +2544,7 @@ func (x *InitProducerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitProducerResponse.ProtoReflect.Descriptor instead.
 func (*InitProducerResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{37}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *InitProducerResponse) GetProducerId() uint64 {
@@ -2466,7 +2577,7 @@ type GroupError struct {
 
 func (x *GroupError) Reset() {
 	*x = GroupError{}
-	mi := &file_log_v1_log_proto_msgTypes[38]
+	mi := &file_log_v1_log_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2478,7 +2589,7 @@ func (x *GroupError) String() string {
 func (*GroupError) ProtoMessage() {}
 
 func (x *GroupError) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[38]
+	mi := &file_log_v1_log_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2491,7 +2602,7 @@ func (x *GroupError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupError.ProtoReflect.Descriptor instead.
 func (*GroupError) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{38}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GroupError) GetReason() GroupError_Reason {
@@ -2533,7 +2644,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_log_v1_log_proto_msgTypes[39]
+	mi := &file_log_v1_log_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +2656,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[39]
+	mi := &file_log_v1_log_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +2669,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{39}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -2599,7 +2710,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[40]
+	mi := &file_log_v1_log_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2611,7 +2722,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[40]
+	mi := &file_log_v1_log_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2624,7 +2735,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{40}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *HeartbeatRequest) GetGroup() string {
@@ -2691,7 +2802,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[41]
+	mi := &file_log_v1_log_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2703,7 +2814,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[41]
+	mi := &file_log_v1_log_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2716,7 +2827,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{41}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *HeartbeatResponse) GetMemberId() string {
@@ -2774,7 +2885,7 @@ type OffsetToCommit struct {
 
 func (x *OffsetToCommit) Reset() {
 	*x = OffsetToCommit{}
-	mi := &file_log_v1_log_proto_msgTypes[42]
+	mi := &file_log_v1_log_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2786,7 +2897,7 @@ func (x *OffsetToCommit) String() string {
 func (*OffsetToCommit) ProtoMessage() {}
 
 func (x *OffsetToCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[42]
+	mi := &file_log_v1_log_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2799,7 +2910,7 @@ func (x *OffsetToCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetToCommit.ProtoReflect.Descriptor instead.
 func (*OffsetToCommit) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{42}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *OffsetToCommit) GetTopic() string {
@@ -2844,7 +2955,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[43]
+	mi := &file_log_v1_log_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2856,7 +2967,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[43]
+	mi := &file_log_v1_log_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2869,7 +2980,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{43}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -2908,7 +3019,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[44]
+	mi := &file_log_v1_log_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2920,7 +3031,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[44]
+	mi := &file_log_v1_log_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2933,7 +3044,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{44}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{45}
 }
 
 type FetchOffsetsRequest struct {
@@ -2947,7 +3058,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[45]
+	mi := &file_log_v1_log_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2959,7 +3070,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[45]
+	mi := &file_log_v1_log_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2972,7 +3083,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{45}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -3003,7 +3114,7 @@ type CommittedOffset struct {
 
 func (x *CommittedOffset) Reset() {
 	*x = CommittedOffset{}
-	mi := &file_log_v1_log_proto_msgTypes[46]
+	mi := &file_log_v1_log_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3015,7 +3126,7 @@ func (x *CommittedOffset) String() string {
 func (*CommittedOffset) ProtoMessage() {}
 
 func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[46]
+	mi := &file_log_v1_log_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3028,7 +3139,7 @@ func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommittedOffset.ProtoReflect.Descriptor instead.
 func (*CommittedOffset) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{46}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CommittedOffset) GetTopic() string {
@@ -3075,7 +3186,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[47]
+	mi := &file_log_v1_log_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3087,7 +3198,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[47]
+	mi := &file_log_v1_log_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3100,7 +3211,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{47}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *FetchOffsetsResponse) GetOffsets() []*CommittedOffset {
@@ -3118,7 +3229,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[48]
+	mi := &file_log_v1_log_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3130,7 +3241,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[48]
+	mi := &file_log_v1_log_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3143,7 +3254,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{48}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{49}
 }
 
 type GroupSummary struct {
@@ -3161,7 +3272,7 @@ type GroupSummary struct {
 
 func (x *GroupSummary) Reset() {
 	*x = GroupSummary{}
-	mi := &file_log_v1_log_proto_msgTypes[49]
+	mi := &file_log_v1_log_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3173,7 +3284,7 @@ func (x *GroupSummary) String() string {
 func (*GroupSummary) ProtoMessage() {}
 
 func (x *GroupSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[49]
+	mi := &file_log_v1_log_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3186,7 +3297,7 @@ func (x *GroupSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
 func (*GroupSummary) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{49}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GroupSummary) GetName() string {
@@ -3226,7 +3337,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[50]
+	mi := &file_log_v1_log_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3238,7 +3349,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[50]
+	mi := &file_log_v1_log_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3251,7 +3362,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{50}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
@@ -3270,7 +3381,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[51]
+	mi := &file_log_v1_log_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3282,7 +3393,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[51]
+	mi := &file_log_v1_log_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3295,7 +3406,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{51}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -3321,7 +3432,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_log_v1_log_proto_msgTypes[52]
+	mi := &file_log_v1_log_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3333,7 +3444,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[52]
+	mi := &file_log_v1_log_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3346,7 +3457,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{52}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -3410,7 +3521,7 @@ type GroupPartition struct {
 
 func (x *GroupPartition) Reset() {
 	*x = GroupPartition{}
-	mi := &file_log_v1_log_proto_msgTypes[53]
+	mi := &file_log_v1_log_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3422,7 +3533,7 @@ func (x *GroupPartition) String() string {
 func (*GroupPartition) ProtoMessage() {}
 
 func (x *GroupPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[53]
+	mi := &file_log_v1_log_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3435,7 +3546,7 @@ func (x *GroupPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartition.ProtoReflect.Descriptor instead.
 func (*GroupPartition) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{53}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GroupPartition) GetTopic() string {
@@ -3493,7 +3604,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[54]
+	mi := &file_log_v1_log_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3505,7 +3616,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[54]
+	mi := &file_log_v1_log_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3518,7 +3629,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{54}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -3565,7 +3676,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[55]
+	mi := &file_log_v1_log_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3577,7 +3688,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[55]
+	mi := &file_log_v1_log_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3590,7 +3701,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{55}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DeleteGroupRequest) GetGroup() string {
@@ -3608,7 +3719,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[56]
+	mi := &file_log_v1_log_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3620,7 +3731,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[56]
+	mi := &file_log_v1_log_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3633,7 +3744,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{56}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{57}
 }
 
 type ResetOffsetsRequest struct {
@@ -3661,7 +3772,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[57]
+	mi := &file_log_v1_log_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3673,7 +3784,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[57]
+	mi := &file_log_v1_log_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3686,7 +3797,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{57}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -3835,7 +3946,7 @@ type OffsetReset struct {
 
 func (x *OffsetReset) Reset() {
 	*x = OffsetReset{}
-	mi := &file_log_v1_log_proto_msgTypes[58]
+	mi := &file_log_v1_log_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3847,7 +3958,7 @@ func (x *OffsetReset) String() string {
 func (*OffsetReset) ProtoMessage() {}
 
 func (x *OffsetReset) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[58]
+	mi := &file_log_v1_log_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3860,7 +3971,7 @@ func (x *OffsetReset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetReset.ProtoReflect.Descriptor instead.
 func (*OffsetReset) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{58}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *OffsetReset) GetTopic() string {
@@ -3902,7 +4013,7 @@ type ResetOffsetsResponse struct {
 
 func (x *ResetOffsetsResponse) Reset() {
 	*x = ResetOffsetsResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[59]
+	mi := &file_log_v1_log_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3914,7 +4025,7 @@ func (x *ResetOffsetsResponse) String() string {
 func (*ResetOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[59]
+	mi := &file_log_v1_log_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3927,7 +4038,7 @@ func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{59}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ResetOffsetsResponse) GetOffsets() []*OffsetReset {
@@ -3961,7 +4072,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_log_v1_log_proto_msgTypes[60]
+	mi := &file_log_v1_log_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3973,7 +4084,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[60]
+	mi := &file_log_v1_log_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3986,7 +4097,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{60}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListOffsetsRequest) GetTopic() string {
@@ -4071,7 +4182,7 @@ type PartitionOffset struct {
 
 func (x *PartitionOffset) Reset() {
 	*x = PartitionOffset{}
-	mi := &file_log_v1_log_proto_msgTypes[61]
+	mi := &file_log_v1_log_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4083,7 +4194,7 @@ func (x *PartitionOffset) String() string {
 func (*PartitionOffset) ProtoMessage() {}
 
 func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[61]
+	mi := &file_log_v1_log_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4096,7 +4207,7 @@ func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionOffset.ProtoReflect.Descriptor instead.
 func (*PartitionOffset) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{61}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *PartitionOffset) GetPartition() uint32 {
@@ -4122,7 +4233,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_log_v1_log_proto_msgTypes[62]
+	mi := &file_log_v1_log_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4134,7 +4245,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_v1_log_proto_msgTypes[62]
+	mi := &file_log_v1_log_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4147,7 +4258,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_log_v1_log_proto_rawDescGZIP(), []int{62}
+	return file_log_v1_log_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ListOffsetsResponse) GetOffsets() []*PartitionOffset {
@@ -4255,7 +4366,9 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x0eOutcomeUnknown\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"%\n" +
 	"\vNotProposed\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason\"q\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"E\n" +
+	"\x10ProducerRejected\x121\n" +
+	"\x06reason\x18\x01 \x01(\x0e2\x19.log.v1.ProducerRejectionR\x06reason\"q\n" +
 	"\vJoinRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
@@ -4471,7 +4584,13 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x14SUFFRAGE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSUFFRAGE_VOTER\x10\x01\x12\x15\n" +
 	"\x11SUFFRAGE_NONVOTER\x10\x02\x12\x14\n" +
-	"\x10SUFFRAGE_STAGING\x10\x032\xd9\x03\n" +
+	"\x10SUFFRAGE_STAGING\x10\x03*\xd8\x01\n" +
+	"\x11ProducerRejection\x12\"\n" +
+	"\x1ePRODUCER_REJECTION_UNSPECIFIED\x10\x00\x12'\n" +
+	"#PRODUCER_REJECTION_UNKNOWN_PRODUCER\x10\x01\x12\x1d\n" +
+	"\x19PRODUCER_REJECTION_FENCED\x10\x02\x12,\n" +
+	"(PRODUCER_REJECTION_OUT_OF_ORDER_SEQUENCE\x10\x03\x12)\n" +
+	"%PRODUCER_REJECTION_DUPLICATE_SEQUENCE\x10\x042\xd9\x03\n" +
 	"\x03Log\x12:\n" +
 	"\aProduce\x12\x16.log.v1.ProduceRequest\x1a\x17.log.v1.ProduceResponse\x12:\n" +
 	"\aConsume\x12\x16.log.v1.ConsumeRequest\x1a\x17.log.v1.ConsumeResponse\x12B\n" +
@@ -4516,160 +4635,163 @@ func file_log_v1_log_proto_rawDescGZIP() []byte {
 	return file_log_v1_log_proto_rawDescData
 }
 
-var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_log_v1_log_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_log_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_log_v1_log_proto_goTypes = []any{
 	(Suffrage)(0),                      // 0: log.v1.Suffrage
-	(GroupError_Reason)(0),             // 1: log.v1.GroupError.Reason
-	(*Header)(nil),                     // 2: log.v1.Header
-	(*Record)(nil),                     // 3: log.v1.Record
-	(*ProducerRef)(nil),                // 4: log.v1.ProducerRef
-	(*ProduceRequest)(nil),             // 5: log.v1.ProduceRequest
-	(*ProduceResponse)(nil),            // 6: log.v1.ProduceResponse
-	(*ConsumeRequest)(nil),             // 7: log.v1.ConsumeRequest
-	(*ConsumeResponse)(nil),            // 8: log.v1.ConsumeResponse
-	(*ProduceBatchRequest)(nil),        // 9: log.v1.ProduceBatchRequest
-	(*ProduceBatchResponse)(nil),       // 10: log.v1.ProduceBatchResponse
-	(*GetBoundsRequest)(nil),           // 11: log.v1.GetBoundsRequest
-	(*GetBoundsResponse)(nil),          // 12: log.v1.GetBoundsResponse
-	(*GetServersRequest)(nil),          // 13: log.v1.GetServersRequest
-	(*GetServersResponse)(nil),         // 14: log.v1.GetServersResponse
-	(*Server)(nil),                     // 15: log.v1.Server
-	(*NotLeader)(nil),                  // 16: log.v1.NotLeader
-	(*OutcomeUnknown)(nil),             // 17: log.v1.OutcomeUnknown
-	(*NotProposed)(nil),                // 18: log.v1.NotProposed
-	(*JoinRequest)(nil),                // 19: log.v1.JoinRequest
-	(*JoinResponse)(nil),               // 20: log.v1.JoinResponse
-	(*RemoveServerRequest)(nil),        // 21: log.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 22: log.v1.RemoveServerResponse
-	(*TransferLeadershipRequest)(nil),  // 23: log.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 24: log.v1.TransferLeadershipResponse
-	(*TopicConfig)(nil),                // 25: log.v1.TopicConfig
-	(*Topic)(nil),                      // 26: log.v1.Topic
-	(*CreateTopicRequest)(nil),         // 27: log.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),        // 28: log.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),         // 29: log.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 30: log.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),          // 31: log.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 32: log.v1.ListTopicsResponse
-	(*DescribeTopicRequest)(nil),       // 33: log.v1.DescribeTopicRequest
-	(*PartitionInfo)(nil),              // 34: log.v1.PartitionInfo
-	(*DescribeTopicResponse)(nil),      // 35: log.v1.DescribeTopicResponse
-	(*AlterTopicConfigRequest)(nil),    // 36: log.v1.AlterTopicConfigRequest
-	(*AlterTopicConfigResponse)(nil),   // 37: log.v1.AlterTopicConfigResponse
-	(*InitProducerRequest)(nil),        // 38: log.v1.InitProducerRequest
-	(*InitProducerResponse)(nil),       // 39: log.v1.InitProducerResponse
-	(*GroupError)(nil),                 // 40: log.v1.GroupError
-	(*TopicPartitions)(nil),            // 41: log.v1.TopicPartitions
-	(*HeartbeatRequest)(nil),           // 42: log.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),          // 43: log.v1.HeartbeatResponse
-	(*OffsetToCommit)(nil),             // 44: log.v1.OffsetToCommit
-	(*CommitOffsetsRequest)(nil),       // 45: log.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),      // 46: log.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),        // 47: log.v1.FetchOffsetsRequest
-	(*CommittedOffset)(nil),            // 48: log.v1.CommittedOffset
-	(*FetchOffsetsResponse)(nil),       // 49: log.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),          // 50: log.v1.ListGroupsRequest
-	(*GroupSummary)(nil),               // 51: log.v1.GroupSummary
-	(*ListGroupsResponse)(nil),         // 52: log.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),       // 53: log.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                // 54: log.v1.GroupMember
-	(*GroupPartition)(nil),             // 55: log.v1.GroupPartition
-	(*DescribeGroupResponse)(nil),      // 56: log.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),         // 57: log.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),        // 58: log.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),        // 59: log.v1.ResetOffsetsRequest
-	(*OffsetReset)(nil),                // 60: log.v1.OffsetReset
-	(*ResetOffsetsResponse)(nil),       // 61: log.v1.ResetOffsetsResponse
-	(*ListOffsetsRequest)(nil),         // 62: log.v1.ListOffsetsRequest
-	(*PartitionOffset)(nil),            // 63: log.v1.PartitionOffset
-	(*ListOffsetsResponse)(nil),        // 64: log.v1.ListOffsetsResponse
-	(*durationpb.Duration)(nil),        // 65: google.protobuf.Duration
+	(ProducerRejection)(0),             // 1: log.v1.ProducerRejection
+	(GroupError_Reason)(0),             // 2: log.v1.GroupError.Reason
+	(*Header)(nil),                     // 3: log.v1.Header
+	(*Record)(nil),                     // 4: log.v1.Record
+	(*ProducerRef)(nil),                // 5: log.v1.ProducerRef
+	(*ProduceRequest)(nil),             // 6: log.v1.ProduceRequest
+	(*ProduceResponse)(nil),            // 7: log.v1.ProduceResponse
+	(*ConsumeRequest)(nil),             // 8: log.v1.ConsumeRequest
+	(*ConsumeResponse)(nil),            // 9: log.v1.ConsumeResponse
+	(*ProduceBatchRequest)(nil),        // 10: log.v1.ProduceBatchRequest
+	(*ProduceBatchResponse)(nil),       // 11: log.v1.ProduceBatchResponse
+	(*GetBoundsRequest)(nil),           // 12: log.v1.GetBoundsRequest
+	(*GetBoundsResponse)(nil),          // 13: log.v1.GetBoundsResponse
+	(*GetServersRequest)(nil),          // 14: log.v1.GetServersRequest
+	(*GetServersResponse)(nil),         // 15: log.v1.GetServersResponse
+	(*Server)(nil),                     // 16: log.v1.Server
+	(*NotLeader)(nil),                  // 17: log.v1.NotLeader
+	(*OutcomeUnknown)(nil),             // 18: log.v1.OutcomeUnknown
+	(*NotProposed)(nil),                // 19: log.v1.NotProposed
+	(*ProducerRejected)(nil),           // 20: log.v1.ProducerRejected
+	(*JoinRequest)(nil),                // 21: log.v1.JoinRequest
+	(*JoinResponse)(nil),               // 22: log.v1.JoinResponse
+	(*RemoveServerRequest)(nil),        // 23: log.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 24: log.v1.RemoveServerResponse
+	(*TransferLeadershipRequest)(nil),  // 25: log.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 26: log.v1.TransferLeadershipResponse
+	(*TopicConfig)(nil),                // 27: log.v1.TopicConfig
+	(*Topic)(nil),                      // 28: log.v1.Topic
+	(*CreateTopicRequest)(nil),         // 29: log.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),        // 30: log.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),         // 31: log.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 32: log.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),          // 33: log.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 34: log.v1.ListTopicsResponse
+	(*DescribeTopicRequest)(nil),       // 35: log.v1.DescribeTopicRequest
+	(*PartitionInfo)(nil),              // 36: log.v1.PartitionInfo
+	(*DescribeTopicResponse)(nil),      // 37: log.v1.DescribeTopicResponse
+	(*AlterTopicConfigRequest)(nil),    // 38: log.v1.AlterTopicConfigRequest
+	(*AlterTopicConfigResponse)(nil),   // 39: log.v1.AlterTopicConfigResponse
+	(*InitProducerRequest)(nil),        // 40: log.v1.InitProducerRequest
+	(*InitProducerResponse)(nil),       // 41: log.v1.InitProducerResponse
+	(*GroupError)(nil),                 // 42: log.v1.GroupError
+	(*TopicPartitions)(nil),            // 43: log.v1.TopicPartitions
+	(*HeartbeatRequest)(nil),           // 44: log.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),          // 45: log.v1.HeartbeatResponse
+	(*OffsetToCommit)(nil),             // 46: log.v1.OffsetToCommit
+	(*CommitOffsetsRequest)(nil),       // 47: log.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),      // 48: log.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),        // 49: log.v1.FetchOffsetsRequest
+	(*CommittedOffset)(nil),            // 50: log.v1.CommittedOffset
+	(*FetchOffsetsResponse)(nil),       // 51: log.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),          // 52: log.v1.ListGroupsRequest
+	(*GroupSummary)(nil),               // 53: log.v1.GroupSummary
+	(*ListGroupsResponse)(nil),         // 54: log.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 55: log.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                // 56: log.v1.GroupMember
+	(*GroupPartition)(nil),             // 57: log.v1.GroupPartition
+	(*DescribeGroupResponse)(nil),      // 58: log.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),         // 59: log.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),        // 60: log.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),        // 61: log.v1.ResetOffsetsRequest
+	(*OffsetReset)(nil),                // 62: log.v1.OffsetReset
+	(*ResetOffsetsResponse)(nil),       // 63: log.v1.ResetOffsetsResponse
+	(*ListOffsetsRequest)(nil),         // 64: log.v1.ListOffsetsRequest
+	(*PartitionOffset)(nil),            // 65: log.v1.PartitionOffset
+	(*ListOffsetsResponse)(nil),        // 66: log.v1.ListOffsetsResponse
+	(*durationpb.Duration)(nil),        // 67: google.protobuf.Duration
 }
 var file_log_v1_log_proto_depIdxs = []int32{
-	2,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
-	3,  // 1: log.v1.ProduceRequest.record:type_name -> log.v1.Record
-	4,  // 2: log.v1.ProduceRequest.producer:type_name -> log.v1.ProducerRef
-	3,  // 3: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
-	3,  // 4: log.v1.ConsumeResponse.records:type_name -> log.v1.Record
-	3,  // 5: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
-	4,  // 6: log.v1.ProduceBatchRequest.producer:type_name -> log.v1.ProducerRef
-	15, // 7: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
+	3,  // 0: log.v1.Record.headers:type_name -> log.v1.Header
+	4,  // 1: log.v1.ProduceRequest.record:type_name -> log.v1.Record
+	5,  // 2: log.v1.ProduceRequest.producer:type_name -> log.v1.ProducerRef
+	4,  // 3: log.v1.ConsumeResponse.record:type_name -> log.v1.Record
+	4,  // 4: log.v1.ConsumeResponse.records:type_name -> log.v1.Record
+	4,  // 5: log.v1.ProduceBatchRequest.records:type_name -> log.v1.Record
+	5,  // 6: log.v1.ProduceBatchRequest.producer:type_name -> log.v1.ProducerRef
+	16, // 7: log.v1.GetServersResponse.servers:type_name -> log.v1.Server
 	0,  // 8: log.v1.Server.suffrage:type_name -> log.v1.Suffrage
-	65, // 9: log.v1.Server.last_contact:type_name -> google.protobuf.Duration
-	25, // 10: log.v1.Topic.config:type_name -> log.v1.TopicConfig
-	25, // 11: log.v1.CreateTopicRequest.config:type_name -> log.v1.TopicConfig
-	26, // 12: log.v1.CreateTopicResponse.topic:type_name -> log.v1.Topic
-	26, // 13: log.v1.ListTopicsResponse.topics:type_name -> log.v1.Topic
-	26, // 14: log.v1.DescribeTopicResponse.topic:type_name -> log.v1.Topic
-	34, // 15: log.v1.DescribeTopicResponse.partitions:type_name -> log.v1.PartitionInfo
-	26, // 16: log.v1.AlterTopicConfigResponse.topic:type_name -> log.v1.Topic
-	1,  // 17: log.v1.GroupError.reason:type_name -> log.v1.GroupError.Reason
-	41, // 18: log.v1.HeartbeatRequest.owned:type_name -> log.v1.TopicPartitions
-	41, // 19: log.v1.HeartbeatResponse.assignment:type_name -> log.v1.TopicPartitions
-	44, // 20: log.v1.CommitOffsetsRequest.offsets:type_name -> log.v1.OffsetToCommit
-	48, // 21: log.v1.FetchOffsetsResponse.offsets:type_name -> log.v1.CommittedOffset
-	51, // 22: log.v1.ListGroupsResponse.groups:type_name -> log.v1.GroupSummary
-	41, // 23: log.v1.GroupMember.assignment:type_name -> log.v1.TopicPartitions
-	41, // 24: log.v1.GroupMember.target:type_name -> log.v1.TopicPartitions
-	54, // 25: log.v1.DescribeGroupResponse.members:type_name -> log.v1.GroupMember
-	55, // 26: log.v1.DescribeGroupResponse.partitions:type_name -> log.v1.GroupPartition
-	65, // 27: log.v1.ResetOffsetsRequest.by_duration:type_name -> google.protobuf.Duration
-	60, // 28: log.v1.ResetOffsetsResponse.offsets:type_name -> log.v1.OffsetReset
-	63, // 29: log.v1.ListOffsetsResponse.offsets:type_name -> log.v1.PartitionOffset
-	5,  // 30: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
-	7,  // 31: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
-	7,  // 32: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
-	5,  // 33: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
-	13, // 34: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
-	9,  // 35: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
-	11, // 36: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
-	19, // 37: log.v1.Cluster.Join:input_type -> log.v1.JoinRequest
-	21, // 38: log.v1.Cluster.RemoveServer:input_type -> log.v1.RemoveServerRequest
-	23, // 39: log.v1.Cluster.TransferLeadership:input_type -> log.v1.TransferLeadershipRequest
-	27, // 40: log.v1.Topics.CreateTopic:input_type -> log.v1.CreateTopicRequest
-	29, // 41: log.v1.Topics.DeleteTopic:input_type -> log.v1.DeleteTopicRequest
-	31, // 42: log.v1.Topics.ListTopics:input_type -> log.v1.ListTopicsRequest
-	33, // 43: log.v1.Topics.DescribeTopic:input_type -> log.v1.DescribeTopicRequest
-	36, // 44: log.v1.Topics.AlterTopicConfig:input_type -> log.v1.AlterTopicConfigRequest
-	38, // 45: log.v1.Topics.InitProducer:input_type -> log.v1.InitProducerRequest
-	42, // 46: log.v1.Groups.Heartbeat:input_type -> log.v1.HeartbeatRequest
-	45, // 47: log.v1.Groups.CommitOffsets:input_type -> log.v1.CommitOffsetsRequest
-	47, // 48: log.v1.Groups.FetchOffsets:input_type -> log.v1.FetchOffsetsRequest
-	50, // 49: log.v1.Groups.ListGroups:input_type -> log.v1.ListGroupsRequest
-	53, // 50: log.v1.Groups.DescribeGroup:input_type -> log.v1.DescribeGroupRequest
-	57, // 51: log.v1.Groups.DeleteGroup:input_type -> log.v1.DeleteGroupRequest
-	59, // 52: log.v1.Groups.ResetOffsets:input_type -> log.v1.ResetOffsetsRequest
-	62, // 53: log.v1.Groups.ListOffsets:input_type -> log.v1.ListOffsetsRequest
-	6,  // 54: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
-	8,  // 55: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
-	8,  // 56: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
-	6,  // 57: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
-	14, // 58: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
-	10, // 59: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
-	12, // 60: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
-	20, // 61: log.v1.Cluster.Join:output_type -> log.v1.JoinResponse
-	22, // 62: log.v1.Cluster.RemoveServer:output_type -> log.v1.RemoveServerResponse
-	24, // 63: log.v1.Cluster.TransferLeadership:output_type -> log.v1.TransferLeadershipResponse
-	28, // 64: log.v1.Topics.CreateTopic:output_type -> log.v1.CreateTopicResponse
-	30, // 65: log.v1.Topics.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
-	32, // 66: log.v1.Topics.ListTopics:output_type -> log.v1.ListTopicsResponse
-	35, // 67: log.v1.Topics.DescribeTopic:output_type -> log.v1.DescribeTopicResponse
-	37, // 68: log.v1.Topics.AlterTopicConfig:output_type -> log.v1.AlterTopicConfigResponse
-	39, // 69: log.v1.Topics.InitProducer:output_type -> log.v1.InitProducerResponse
-	43, // 70: log.v1.Groups.Heartbeat:output_type -> log.v1.HeartbeatResponse
-	46, // 71: log.v1.Groups.CommitOffsets:output_type -> log.v1.CommitOffsetsResponse
-	49, // 72: log.v1.Groups.FetchOffsets:output_type -> log.v1.FetchOffsetsResponse
-	52, // 73: log.v1.Groups.ListGroups:output_type -> log.v1.ListGroupsResponse
-	56, // 74: log.v1.Groups.DescribeGroup:output_type -> log.v1.DescribeGroupResponse
-	58, // 75: log.v1.Groups.DeleteGroup:output_type -> log.v1.DeleteGroupResponse
-	61, // 76: log.v1.Groups.ResetOffsets:output_type -> log.v1.ResetOffsetsResponse
-	64, // 77: log.v1.Groups.ListOffsets:output_type -> log.v1.ListOffsetsResponse
-	54, // [54:78] is the sub-list for method output_type
-	30, // [30:54] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	67, // 9: log.v1.Server.last_contact:type_name -> google.protobuf.Duration
+	1,  // 10: log.v1.ProducerRejected.reason:type_name -> log.v1.ProducerRejection
+	27, // 11: log.v1.Topic.config:type_name -> log.v1.TopicConfig
+	27, // 12: log.v1.CreateTopicRequest.config:type_name -> log.v1.TopicConfig
+	28, // 13: log.v1.CreateTopicResponse.topic:type_name -> log.v1.Topic
+	28, // 14: log.v1.ListTopicsResponse.topics:type_name -> log.v1.Topic
+	28, // 15: log.v1.DescribeTopicResponse.topic:type_name -> log.v1.Topic
+	36, // 16: log.v1.DescribeTopicResponse.partitions:type_name -> log.v1.PartitionInfo
+	28, // 17: log.v1.AlterTopicConfigResponse.topic:type_name -> log.v1.Topic
+	2,  // 18: log.v1.GroupError.reason:type_name -> log.v1.GroupError.Reason
+	43, // 19: log.v1.HeartbeatRequest.owned:type_name -> log.v1.TopicPartitions
+	43, // 20: log.v1.HeartbeatResponse.assignment:type_name -> log.v1.TopicPartitions
+	46, // 21: log.v1.CommitOffsetsRequest.offsets:type_name -> log.v1.OffsetToCommit
+	50, // 22: log.v1.FetchOffsetsResponse.offsets:type_name -> log.v1.CommittedOffset
+	53, // 23: log.v1.ListGroupsResponse.groups:type_name -> log.v1.GroupSummary
+	43, // 24: log.v1.GroupMember.assignment:type_name -> log.v1.TopicPartitions
+	43, // 25: log.v1.GroupMember.target:type_name -> log.v1.TopicPartitions
+	56, // 26: log.v1.DescribeGroupResponse.members:type_name -> log.v1.GroupMember
+	57, // 27: log.v1.DescribeGroupResponse.partitions:type_name -> log.v1.GroupPartition
+	67, // 28: log.v1.ResetOffsetsRequest.by_duration:type_name -> google.protobuf.Duration
+	62, // 29: log.v1.ResetOffsetsResponse.offsets:type_name -> log.v1.OffsetReset
+	65, // 30: log.v1.ListOffsetsResponse.offsets:type_name -> log.v1.PartitionOffset
+	6,  // 31: log.v1.Log.Produce:input_type -> log.v1.ProduceRequest
+	8,  // 32: log.v1.Log.Consume:input_type -> log.v1.ConsumeRequest
+	8,  // 33: log.v1.Log.ConsumeStream:input_type -> log.v1.ConsumeRequest
+	6,  // 34: log.v1.Log.ProduceStream:input_type -> log.v1.ProduceRequest
+	14, // 35: log.v1.Log.GetServers:input_type -> log.v1.GetServersRequest
+	10, // 36: log.v1.Log.ProduceBatch:input_type -> log.v1.ProduceBatchRequest
+	12, // 37: log.v1.Log.GetBounds:input_type -> log.v1.GetBoundsRequest
+	21, // 38: log.v1.Cluster.Join:input_type -> log.v1.JoinRequest
+	23, // 39: log.v1.Cluster.RemoveServer:input_type -> log.v1.RemoveServerRequest
+	25, // 40: log.v1.Cluster.TransferLeadership:input_type -> log.v1.TransferLeadershipRequest
+	29, // 41: log.v1.Topics.CreateTopic:input_type -> log.v1.CreateTopicRequest
+	31, // 42: log.v1.Topics.DeleteTopic:input_type -> log.v1.DeleteTopicRequest
+	33, // 43: log.v1.Topics.ListTopics:input_type -> log.v1.ListTopicsRequest
+	35, // 44: log.v1.Topics.DescribeTopic:input_type -> log.v1.DescribeTopicRequest
+	38, // 45: log.v1.Topics.AlterTopicConfig:input_type -> log.v1.AlterTopicConfigRequest
+	40, // 46: log.v1.Topics.InitProducer:input_type -> log.v1.InitProducerRequest
+	44, // 47: log.v1.Groups.Heartbeat:input_type -> log.v1.HeartbeatRequest
+	47, // 48: log.v1.Groups.CommitOffsets:input_type -> log.v1.CommitOffsetsRequest
+	49, // 49: log.v1.Groups.FetchOffsets:input_type -> log.v1.FetchOffsetsRequest
+	52, // 50: log.v1.Groups.ListGroups:input_type -> log.v1.ListGroupsRequest
+	55, // 51: log.v1.Groups.DescribeGroup:input_type -> log.v1.DescribeGroupRequest
+	59, // 52: log.v1.Groups.DeleteGroup:input_type -> log.v1.DeleteGroupRequest
+	61, // 53: log.v1.Groups.ResetOffsets:input_type -> log.v1.ResetOffsetsRequest
+	64, // 54: log.v1.Groups.ListOffsets:input_type -> log.v1.ListOffsetsRequest
+	7,  // 55: log.v1.Log.Produce:output_type -> log.v1.ProduceResponse
+	9,  // 56: log.v1.Log.Consume:output_type -> log.v1.ConsumeResponse
+	9,  // 57: log.v1.Log.ConsumeStream:output_type -> log.v1.ConsumeResponse
+	7,  // 58: log.v1.Log.ProduceStream:output_type -> log.v1.ProduceResponse
+	15, // 59: log.v1.Log.GetServers:output_type -> log.v1.GetServersResponse
+	11, // 60: log.v1.Log.ProduceBatch:output_type -> log.v1.ProduceBatchResponse
+	13, // 61: log.v1.Log.GetBounds:output_type -> log.v1.GetBoundsResponse
+	22, // 62: log.v1.Cluster.Join:output_type -> log.v1.JoinResponse
+	24, // 63: log.v1.Cluster.RemoveServer:output_type -> log.v1.RemoveServerResponse
+	26, // 64: log.v1.Cluster.TransferLeadership:output_type -> log.v1.TransferLeadershipResponse
+	30, // 65: log.v1.Topics.CreateTopic:output_type -> log.v1.CreateTopicResponse
+	32, // 66: log.v1.Topics.DeleteTopic:output_type -> log.v1.DeleteTopicResponse
+	34, // 67: log.v1.Topics.ListTopics:output_type -> log.v1.ListTopicsResponse
+	37, // 68: log.v1.Topics.DescribeTopic:output_type -> log.v1.DescribeTopicResponse
+	39, // 69: log.v1.Topics.AlterTopicConfig:output_type -> log.v1.AlterTopicConfigResponse
+	41, // 70: log.v1.Topics.InitProducer:output_type -> log.v1.InitProducerResponse
+	45, // 71: log.v1.Groups.Heartbeat:output_type -> log.v1.HeartbeatResponse
+	48, // 72: log.v1.Groups.CommitOffsets:output_type -> log.v1.CommitOffsetsResponse
+	51, // 73: log.v1.Groups.FetchOffsets:output_type -> log.v1.FetchOffsetsResponse
+	54, // 74: log.v1.Groups.ListGroups:output_type -> log.v1.ListGroupsResponse
+	58, // 75: log.v1.Groups.DescribeGroup:output_type -> log.v1.DescribeGroupResponse
+	60, // 76: log.v1.Groups.DeleteGroup:output_type -> log.v1.DeleteGroupResponse
+	63, // 77: log.v1.Groups.ResetOffsets:output_type -> log.v1.ResetOffsetsResponse
+	66, // 78: log.v1.Groups.ListOffsets:output_type -> log.v1.ListOffsetsResponse
+	55, // [55:79] is the sub-list for method output_type
+	31, // [31:55] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_log_v1_log_proto_init() }
@@ -4680,9 +4802,9 @@ func file_log_v1_log_proto_init() {
 	file_log_v1_log_proto_msgTypes[1].OneofWrappers = []any{}
 	file_log_v1_log_proto_msgTypes[9].OneofWrappers = []any{}
 	file_log_v1_log_proto_msgTypes[10].OneofWrappers = []any{}
-	file_log_v1_log_proto_msgTypes[34].OneofWrappers = []any{}
-	file_log_v1_log_proto_msgTypes[53].OneofWrappers = []any{}
-	file_log_v1_log_proto_msgTypes[57].OneofWrappers = []any{
+	file_log_v1_log_proto_msgTypes[35].OneofWrappers = []any{}
+	file_log_v1_log_proto_msgTypes[54].OneofWrappers = []any{}
+	file_log_v1_log_proto_msgTypes[58].OneofWrappers = []any{
 		(*ResetOffsetsRequest_ToEarliest)(nil),
 		(*ResetOffsetsRequest_ToLatest)(nil),
 		(*ResetOffsetsRequest_ToOffset)(nil),
@@ -4690,8 +4812,8 @@ func file_log_v1_log_proto_init() {
 		(*ResetOffsetsRequest_ByDuration)(nil),
 		(*ResetOffsetsRequest_ShiftBy)(nil),
 	}
-	file_log_v1_log_proto_msgTypes[58].OneofWrappers = []any{}
-	file_log_v1_log_proto_msgTypes[60].OneofWrappers = []any{
+	file_log_v1_log_proto_msgTypes[59].OneofWrappers = []any{}
+	file_log_v1_log_proto_msgTypes[61].OneofWrappers = []any{
 		(*ListOffsetsRequest_Earliest)(nil),
 		(*ListOffsetsRequest_Latest)(nil),
 		(*ListOffsetsRequest_TimestampMs)(nil),
@@ -4701,8 +4823,8 @@ func file_log_v1_log_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_v1_log_proto_rawDesc), len(file_log_v1_log_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   63,
+			NumEnums:      3,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   4,
 		},
