@@ -305,10 +305,10 @@ func (c *Config) withDefaults() {
 	if c.RetentionInterval == 0 {
 		c.RetentionInterval = time.Minute
 	}
-	if c.GroupSessionTimeout <= 0 {
+	if c.GroupSessionTimeout == 0 {
 		c.GroupSessionTimeout = DefaultGroupSessionTimeout
 	}
-	if c.GroupOffsetsRetention <= 0 {
+	if c.GroupOffsetsRetention == 0 {
 		c.GroupOffsetsRetention = DefaultGroupOffsetsRetention
 	}
 	if c.DivergenceCheckInterval == 0 {
@@ -497,6 +497,11 @@ func (c *Config) validate() error {
 		{"IdleTimeout", int64(c.IdleTimeout)},
 		{"MaxPendingConns", int64(c.MaxPendingConns)},
 		{"MaxForwardClients", int64(c.MaxForwardClients)},
+		{"RetentionInterval", int64(c.RetentionInterval)},
+		{"ReconcileInterval", int64(c.ReconcileInterval)},
+		{"MaxConsumeWait", int64(c.MaxConsumeWait)},
+		{"GroupSessionTimeout", int64(c.GroupSessionTimeout)},
+		{"GroupOffsetsRetention", int64(c.GroupOffsetsRetention)},
 	} {
 		if f.value < 0 {
 			bad(f.field, "%d is negative", f.value)

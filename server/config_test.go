@@ -43,6 +43,11 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		{"IdleTimeout", func(c *Config) { c.IdleTimeout = -time.Second }},
 		{"MaxPendingConns", func(c *Config) { c.MaxPendingConns = -1 }},
 		{"MaxForwardClients", func(c *Config) { c.MaxForwardClients = -1 }},
+		{"RetentionInterval", func(c *Config) { c.RetentionInterval = -time.Second }}, // a ticker would panic in Run
+		{"ReconcileInterval", func(c *Config) { c.ReconcileInterval = -time.Second }},
+		{"MaxConsumeWait", func(c *Config) { c.MaxConsumeWait = -time.Second }},
+		{"GroupSessionTimeout", func(c *Config) { c.GroupSessionTimeout = -time.Second }},
+		{"GroupOffsetsRetention", func(c *Config) { c.GroupOffsetsRetention = -time.Second }},
 		{"ACLModelFile", func(c *Config) { c.ACLModelFile = filepath.Join(seedACLDir, "model.conf") }},
 		{"Authorizer", func(c *Config) {
 			c.Authorizer, c.ACLPolicyFile, c.InsecurePlaintextPeers = authz.AllowAll{}, policy, true
