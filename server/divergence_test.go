@@ -219,10 +219,17 @@ func testDivergenceDetector(t *testing.T, records int, leads bool) {
 	if err != nil || m.GetGauge().GetValue() != 1 {
 		t.Fatalf("commitlog_divergence_alarm on %s = %v, %v; want 1", v.ID(), m, err)
 	}
-	l := leader
-	m, err = telemetrytest.Find(telemetrytest.Scrape(t, l.MetricsAddr()), "commitlog_divergence_mismatches_total", map[string]string{"server": v.ID()})
-	if err != nil || m.GetCounter().GetValue() < 1 {
-		t.Fatalf("commitlog_divergence_mismatches_total{server=%s} on the leader = %v, %v; want >= 1", v.ID(), m, err)
+	// The server that led during the check counted the mismatch; on a loaded machine leadership
+	// may have moved since, so any server's counter will do.
+	counted := false
+	for _, nd := range nodes {
+		m, err := telemetrytest.Find(telemetrytest.Scrape(t, nd.MetricsAddr()), "commitlog_divergence_mismatches_total", map[string]string{"server": v.ID()})
+		if err == nil && m.GetCounter().GetValue() >= 1 {
+			counted = true
+		}
+	}
+	if !counted {
+		t.Fatalf("commitlog_divergence_mismatches_total{server=%s} is not >= 1 on any server", v.ID())
 	}
 	for _, nd := range nodes {
 		if nd == v {
