@@ -101,15 +101,23 @@ func testDivergenceDetector(t *testing.T, records int, leads bool) {
 		return true
 	})
 	ctx := ctxT(t, 120*time.Second)
-	leader := leaderOf(t, nodes)
-	lc := newClient(t, TransportConnect, leader.Addr())
 	for i := 0; i < records; i += 100 {
 		var batch []*logv1.Record
 		for j := i; j < min(records, i+100); j++ {
 			batch = append(batch, &logv1.Record{Value: fmt.Appendf(nil, "record-%d", j)})
 		}
-		if _, err := lc.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: batch}); err != nil {
-			t.Fatalf("ProduceBatch: %v", err)
+		// A loaded machine can lose the leader between batches: a batch that was not proposed
+		// goes to the next leader; any other error fails the test (a duplicate would change
+		// every offset the test checks).
+		for {
+			lc := newClient(t, TransportConnect, leaderOf(t, nodes).Addr())
+			_, err := lc.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: batch})
+			if err == nil {
+				break
+			}
+			if !transport.IsNotProposed(err) || ctx.Err() != nil {
+				t.Fatalf("ProduceBatch: %v", err)
+			}
 		}
 	}
 	bounds := func(nd *testServer) *logv1.GetBoundsResponse {
@@ -137,6 +145,7 @@ func testDivergenceDetector(t *testing.T, records int, leads bool) {
 		t.Fatalf("agreeing servers answer checksums %08x", sums)
 	}
 
+	leader := leaderOf(t, nodes)
 	var victim int
 	for i, nd := range nodes {
 		if nd != leader {
