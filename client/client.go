@@ -71,6 +71,7 @@ func New(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
+	o = o.withDefaults()
 	if err := o.validate(); err != nil {
 		return nil, err
 	}

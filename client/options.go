@@ -85,6 +85,7 @@ type options struct {
 	backoffMax      time.Duration
 }
 
+// defaultOptions are the options before any Option applies: every default.
 func defaultOptions() options {
 	return options{
 		transport:       TransportConnect,
@@ -97,31 +98,35 @@ func defaultOptions() options {
 	}
 }
 
-func (o *options) validate() error {
-	switch o.transport {
-	case TransportConnect, TransportGRPC:
-	default:
-		return fmt.Errorf("%w: unknown transport %q (want %q or %q)", ErrInvalidOption, o.transport, TransportConnect, TransportGRPC)
-	}
-	switch o.readPolicy {
-	case ReadLeader, ReadFollowers, ReadAny:
-	default:
-		return fmt.Errorf("%w: unknown read policy %d", ErrInvalidOption, int(o.readPolicy))
-	}
-	if o.requestTimeout < 0 || o.refreshInterval < 0 {
-		return fmt.Errorf("%w: negative duration", ErrInvalidOption)
-	}
-	if o.maxMessageBytes < 0 {
-		return fmt.Errorf("%w: negative max message bytes %d", ErrInvalidOption, o.maxMessageBytes)
-	}
-	if o.maxRetries < 0 {
-		return fmt.Errorf("%w: negative max retries %d", ErrInvalidOption, o.maxRetries)
-	}
-	if o.backoffBase <= 0 || o.backoffMax < o.backoffBase {
-		return fmt.Errorf("%w: backoff base %v must be > 0 and <= max %v", ErrInvalidOption, o.backoffBase, o.backoffMax)
-	}
+// withDefaults fills in what an option may have left empty (WithLogger(nil)).
+func (o options) withDefaults() options {
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// validate checks the options once every Option applied. The error names the option at fault
+// and wraps ErrInvalidOption.
+func (o options) validate() error {
+	bad := func(option, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: "+format, append([]any{ErrInvalidOption, option}, args...)...)
+	}
+	switch {
+	case o.transport != TransportConnect && o.transport != TransportGRPC:
+		return bad("WithTransport", "unknown transport %q (want %q or %q)", o.transport, TransportConnect, TransportGRPC)
+	case o.readPolicy != ReadLeader && o.readPolicy != ReadFollowers && o.readPolicy != ReadAny:
+		return bad("WithReadPolicy", "unknown read policy %d", int(o.readPolicy))
+	case o.requestTimeout < 0:
+		return bad("WithRequestTimeout", "%v is negative", o.requestTimeout)
+	case o.refreshInterval < 0:
+		return bad("WithRefreshInterval", "%v is negative", o.refreshInterval)
+	case o.maxMessageBytes < 0:
+		return bad("WithMaxMessageBytes", "%d is negative", o.maxMessageBytes)
+	case o.maxRetries < 0:
+		return bad("WithMaxRetries", "%d is negative", o.maxRetries)
+	case o.backoffBase <= 0 || o.backoffMax < o.backoffBase:
+		return bad("WithBackoff", "base %v must be > 0 and <= max %v", o.backoffBase, o.backoffMax)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/commitlog-go/commitlog/transport"
@@ -261,8 +262,38 @@ type Producer struct {
 	resetting bool  // a sender is calling InitProducer
 	fatal     error // every later batch fails with it (fenced, unsupported)
 
+	stats struct {
+		batches, retries, duplicates, inits atomic.Uint64
+	}
+
 	wg   sync.WaitGroup
 	once sync.Once
+}
+
+// ProducerStats counts what a Producer did since it was created.
+type ProducerStats struct {
+	// Batches is the number of batches acknowledged.
+	Batches uint64
+	// Retries counts the attempts whose outcome was unknown, each followed
+	// by a resend unless the delivery timeout passed first (idempotent
+	// producers only).
+	Retries uint64
+	// Duplicates is the number of resends the server recognised as stored
+	// before (it answered the original offsets and stored nothing).
+	Duplicates uint64
+	// Inits is the number of InitProducer calls that succeeded: the first,
+	// then one per new producer ID or epoch.
+	Inits uint64
+}
+
+// Stats returns the producer's counters. Safe for concurrent use.
+func (p *Producer) Stats() ProducerStats {
+	return ProducerStats{
+		Batches:    p.stats.batches.Load(),
+		Retries:    p.stats.retries.Load(),
+		Duplicates: p.stats.duplicates.Load(),
+		Inits:      p.stats.inits.Load(),
+	}
 }
 
 // NewProducer starts a batching Producer that sends through c; it is
@@ -583,6 +614,7 @@ func (p *Producer) resetLocked() {
 	}
 	p.mu.Lock()
 	p.resetting = false
+	p.stats.inits.Add(1)
 	p.pid, p.needID, p.needEpoch = pid, false, false
 	for _, ps := range p.order {
 		ps.nextSeq = 0
@@ -696,7 +728,10 @@ func (p *Producer) sendBatch(b *batch) bool {
 		base, dup, err := p.c.produceBatch(ctx, b.part.loc, b.recs, ref)
 		cancel()
 		if err == nil {
-			_ = dup // a retry's answer carries the original offsets
+			p.stats.batches.Add(1)
+			if dup {
+				p.stats.duplicates.Add(1) // the answer carries the original offsets
+			}
 			p.finish(b, base, nil)
 			return true
 		}
@@ -742,6 +777,7 @@ func (p *Producer) sendBatch(b *batch) bool {
 				return true
 			}
 			unknown = true // retried with the same sequence: stored once
+			p.stats.retries.Add(1)
 		case errors.Is(err, ErrUnavailable):
 			// Refused before proposal, or no server reachable: nothing
 			// of this attempt was stored. Retried until the deadline.

@@ -68,8 +68,10 @@ func TestProducerIdempotentRetriesLostAnswers(t *testing.T) {
 		if got := l.Calls("InitProducer"); got != 1 {
 			t.Errorf("InitProducer calls = %d, want 1", got)
 		}
-		if writes.Load() <= int64(l.Calls("ProduceBatch")/2) {
-			t.Errorf("the fault never fired")
+		st := p.Stats()
+		if st.Inits != 1 || st.Retries == 0 || st.Duplicates == 0 || st.Batches == 0 ||
+			st.Batches+st.Retries != uint64(l.Calls("ProduceBatch")) {
+			t.Errorf("stats %+v with %d ProduceBatch calls: want retries and duplicates, one init, every call counted once", st, l.Calls("ProduceBatch"))
 		}
 	})
 }
@@ -338,3 +340,45 @@ func TestProducerIdempotenceNeedsTopicsSupport(t *testing.T) {
 
 // errNoLeader is a refusal before proposal, as a server in an election sends it.
 var errNoLeader = transport.Errorf(transport.Unavailable, "no leader").WithNotLeader(transport.NotLeader{}).WithNotProposed("no leader")
+
+// TestProducerNewEpochAfterUnknownDeliveryTimeout: a batch whose answers are lost until its
+// delivery timeout fails with ErrDeliveryTimeout and ErrOutcomeUnknown (it was stored, once:
+// every retry was recognised); the producer then starts a new epoch, and the next record is
+// stored after it.
+func TestProducerNewEpochAfterUnknownDeliveryTimeout(t *testing.T) {
+	forEachFake(t, func(t *testing.T, l *clienttest.Log, cl *client.Client) {
+		var lose atomic.Bool
+		lose.Store(true)
+		l.LoseAnswer = func(string, uint32) bool { return lose.Load() }
+		p, err := cl.NewProducer(client.ProducerDeliveryTimeout(200*time.Millisecond), client.ProducerLinger(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		ctx := context.Background()
+		f, err := p.Send(ctx, []byte("lost"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Wait(ctx); !errors.Is(err, client.ErrDeliveryTimeout) || !errors.Is(err, client.ErrOutcomeUnknown) {
+			t.Fatalf("record whose answers were lost: %v, want ErrDeliveryTimeout and ErrOutcomeUnknown", err)
+		}
+		if l.Calls("ProduceBatch") < 2 {
+			t.Fatalf("ProduceBatch calls = %d: the unknown outcome was not retried", l.Calls("ProduceBatch"))
+		}
+		lose.Store(false)
+		f, err = p.Send(ctx, []byte("next"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if off, err := f.Wait(ctx); err != nil || off != 1 {
+			t.Fatalf("next record: offset %d err %v, want 1", off, err)
+		}
+		if got := values(t, l, "", 0); !slices.Equal(got, []string{"lost", "next"}) {
+			t.Fatalf("log holds %q, want each record once", got)
+		}
+		if got := l.Calls("InitProducer"); got != 2 {
+			t.Errorf("InitProducer calls = %d, want 2 (a new epoch after the unknown outcome)", got)
+		}
+	})
+}

@@ -272,16 +272,14 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-func (c *Config) setDefaults() error {
+// withDefaults sets every zero field of c to its default (a NodeName stays empty when the host
+// name cannot be read: validate reports it).
+func (c *Config) withDefaults() {
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
 	}
 	if c.NodeName == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return fmt.Errorf("node name: %w", err)
-		}
-		c.NodeName = h
+		c.NodeName, _ = os.Hostname()
 	}
 	if c.BindAddr == "" {
 		c.BindAddr = DefaultBindAddr
@@ -307,10 +305,10 @@ func (c *Config) setDefaults() error {
 	if c.RetentionInterval == 0 {
 		c.RetentionInterval = time.Minute
 	}
-	if c.GroupSessionTimeout <= 0 {
+	if c.GroupSessionTimeout == 0 {
 		c.GroupSessionTimeout = DefaultGroupSessionTimeout
 	}
-	if c.GroupOffsetsRetention <= 0 {
+	if c.GroupOffsetsRetention == 0 {
 		c.GroupOffsetsRetention = DefaultGroupOffsetsRetention
 	}
 	if c.DivergenceCheckInterval == 0 {
@@ -337,15 +335,19 @@ func (c *Config) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+}
+
+// derivePeerTLS makes the API's mutual TLS secure Raft too when no peer TLS is given (secure by
+// construction): the server certificate, key and client CA become the peer credentials.
+func (c *Config) derivePeerTLS() error {
 	if c.PeerServerTLS == nil && c.PeerClientTLS == nil && c.ServerTLS != nil && c.ServerTLS.ClientCAs != nil && !c.InsecurePlaintextPeers {
-		// Secure by construction: the API's mutual TLS also secures Raft.
 		peer, err := tlsutil.PeerConfigFromServer(c.ServerTLS, c.PeerServerName)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: ServerTLS as the peer credentials: %w", ErrInvalidConfig, err)
 		}
 		c.PeerServerTLS, c.PeerClientTLS = peer, peer
 	}
-	return c.validate()
+	return nil
 }
 
 // MembershipConfig is what Config.Membership is given to start a membership.
@@ -371,6 +373,10 @@ func PeerMember(name, addr string) discovery.Member {
 	return discovery.Member{Name: name, Addr: addr, Tags: map[string]string{tagRaftAddr: addr, tagRPCAddr: addr}}
 }
 
+// ErrInvalidConfig is wrapped by every error New returns for a Config that cannot work; the
+// message names the field. Several fields at fault give several errors, joined.
+var ErrInvalidConfig = errors.New("server: invalid config")
+
 // ErrPlaintextPeers means the API is secured (TLS or an ACL policy) while Raft, on the same
 // port, would be plaintext.
 var ErrPlaintextPeers = errors.New("the API is secured (TLS or an ACL policy) but Raft, on the same port, would be plaintext: " +
@@ -384,30 +390,33 @@ var ErrNoGossipKey = errors.New("TLS is configured but gossip is not encrypted: 
 // a gossip key with TLS, a peer certificate that names this node.
 func (c *Config) validatePeers() error {
 	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s "+format, append([]any{ErrInvalidConfig, field}, args...)...))
+	}
 	if (c.PeerServerTLS == nil) != (c.PeerClientTLS == nil) {
-		errs = append(errs, errors.New("peer TLS needs both PeerServerTLS and PeerClientTLS"))
+		bad("PeerServerTLS", "and PeerClientTLS go together: give both or neither")
 	}
 	secured := c.ServerTLS != nil || c.ACLPolicyFile != "" || c.Authorizer != nil
 	switch {
 	case c.PeerServerTLS != nil && c.InsecurePlaintextPeers:
-		errs = append(errs, errors.New("insecure plaintext peers asked for, but peer TLS is configured: drop one of them"))
+		bad("InsecurePlaintextPeers", "is set, but peer TLS is configured: drop one of them")
 	case secured && c.PeerServerTLS == nil && !c.InsecurePlaintextPeers:
-		errs = append(errs, fmt.Errorf("%w; add peer TLS (commitlog serve: --server-tls-ca-file makes the server certificate "+
+		bad("PeerServerTLS", "is missing: %w; add peer TLS (commitlog serve: --server-tls-ca-file makes the server certificate "+
 			"secure Raft too, or give --peer-tls-cert-file, --peer-tls-key-file and --peer-tls-ca-file), "+
-			"or accept the risk with --insecure-plaintext-peers", ErrPlaintextPeers))
+			"or accept the risk with --insecure-plaintext-peers", ErrPlaintextPeers)
 	}
 	if (c.ServerTLS != nil || c.PeerServerTLS != nil) && c.GossipKey == "" && c.Membership == nil {
-		errs = append(errs, ErrNoGossipKey)
+		bad("GossipKey", "is missing: %w", ErrNoGossipKey)
 	}
 	if c.PeerServerTLS != nil {
 		if err := tlsutil.ValidNodeName(c.NodeName); err != nil {
-			errs = append(errs, fmt.Errorf("with peer TLS the node name must fit in a certificate's DNS name: %w", err))
+			bad("NodeName", "%q: with peer TLS the node name must fit in a certificate's DNS name: %w", c.NodeName, err)
 		} else if leaf, err := tlsutil.Leaf(c.PeerServerTLS); err != nil {
-			errs = append(errs, fmt.Errorf("peer certificate: %w", err))
+			bad("PeerServerTLS", "certificate: %w", err)
 		} else if !tlsutil.CertificateNamesNode(leaf, c.NodeName) {
-			errs = append(errs, fmt.Errorf("the peer certificate %q does not name node %q (it needs the DNS name %s; it names %v): "+
+			bad("PeerServerTLS", "certificate %q does not name node %q (it needs the DNS name %s; it names %v): "+
 				"create one with `commitlog tls cert create --server --node-name %s`",
-				leaf.Subject.CommonName, c.NodeName, tlsutil.NodeDNSName(c.NodeName), tlsutil.CertificateNodes(leaf), c.NodeName))
+				leaf.Subject.CommonName, c.NodeName, tlsutil.NodeDNSName(c.NodeName), tlsutil.CertificateNodes(leaf), c.NodeName)
 		}
 	}
 	return errors.Join(errs...)
@@ -438,51 +447,80 @@ func (c *Config) transportLimits() transport.Limits {
 	}
 }
 
+// validate checks a Config with its defaults applied. Every field at fault gives an error that
+// names it and wraps ErrInvalidConfig; they are joined.
 func (c *Config) validate() error {
 	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s "+format, append([]any{ErrInvalidConfig, field}, args...)...))
+	}
+	if c.NodeName == "" {
+		bad("NodeName", "is empty and the host name cannot be read")
+	}
 	if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
-		errs = append(errs, fmt.Errorf("bind address %q: %w", c.BindAddr, err))
+		bad("BindAddr", "%q: %w", c.BindAddr, err)
 	}
 	if c.RPCPort < -1 || c.RPCPort > 65535 {
-		errs = append(errs, fmt.Errorf("rpc port %d out of range", c.RPCPort))
+		bad("RPCPort", "%d is out of range [-1, 65535]", c.RPCPort)
 	}
 	switch c.Transport {
 	case TransportConnect, TransportGRPC:
 	default:
-		errs = append(errs, fmt.Errorf("transport %q: want %q or %q", c.Transport, TransportConnect, TransportGRPC))
+		bad("Transport", "%q: want %q or %q", c.Transport, TransportConnect, TransportGRPC)
 	}
 	switch c.GossipProfile {
 	case "lan", "local", "test":
 	default:
-		errs = append(errs, fmt.Errorf("gossip profile %q: want lan, local or test", c.GossipProfile))
+		bad("GossipProfile", "%q: want lan, local or test", c.GossipProfile)
 	}
 	switch c.Sync {
 	case "never", "interval", "always":
 	default:
-		errs = append(errs, fmt.Errorf("sync policy %q: want never, interval or always", c.Sync))
+		bad("Sync", "%q: want never, interval or always", c.Sync)
 	}
-	if c.MaxRecordBytes < 0 || c.SegmentBytes < 0 || c.RetentionBytes < 0 || c.RetentionAge < 0 {
-		errs = append(errs, errors.New("sizes and durations must not be negative"))
+	for _, f := range []struct {
+		field string
+		value int64
+	}{
+		{"MaxRecordBytes", int64(c.MaxRecordBytes)},
+		{"SegmentBytes", c.SegmentBytes},
+		{"RetentionBytes", c.RetentionBytes},
+		{"RetentionAge", int64(c.RetentionAge)},
+		{"BootstrapExpect", int64(c.BootstrapExpect)},
+		{"MaxRequestBytes", int64(c.MaxRequestBytes)},
+		{"MaxSmallRequestBytes", int64(c.MaxSmallRequestBytes)},
+		{"MaxBatchRecords", int64(c.MaxBatchRecords)},
+		{"MaxStreamInflightBytes", int64(c.MaxStreamInflightBytes)},
+		{"MaxConcurrentStreams", int64(c.MaxConcurrentStreams)},
+		{"ReadHeaderTimeout", int64(c.ReadHeaderTimeout)},
+		{"RequestReadTimeout", int64(c.RequestReadTimeout)},
+		{"IdleTimeout", int64(c.IdleTimeout)},
+		{"MaxPendingConns", int64(c.MaxPendingConns)},
+		{"MaxForwardClients", int64(c.MaxForwardClients)},
+		{"RetentionInterval", int64(c.RetentionInterval)},
+		{"ReconcileInterval", int64(c.ReconcileInterval)},
+		{"MaxConsumeWait", int64(c.MaxConsumeWait)},
+		{"GroupSessionTimeout", int64(c.GroupSessionTimeout)},
+		{"GroupOffsetsRetention", int64(c.GroupOffsetsRetention)},
+	} {
+		if f.value < 0 {
+			bad(f.field, "%d is negative", f.value)
+		}
 	}
-	if c.BootstrapExpect < 0 {
-		errs = append(errs, fmt.Errorf("bootstrap-expect %d is negative", c.BootstrapExpect))
+	if c.MaxConcurrentStreams > 1<<31-1 {
+		bad("MaxConcurrentStreams", "%d is above %d", c.MaxConcurrentStreams, 1<<31-1)
 	}
 	if c.BootstrapExpect > 0 && c.Bootstrap {
-		errs = append(errs, errors.New("bootstrap and bootstrap-expect are mutually exclusive"))
-	}
-	if c.MaxRequestBytes < 0 || c.MaxSmallRequestBytes < 0 || c.MaxBatchRecords < 0 || c.MaxStreamInflightBytes < 0 ||
-		c.MaxConcurrentStreams < 0 || c.MaxConcurrentStreams > 1<<31-1 || c.ReadHeaderTimeout < 0 || c.RequestReadTimeout < 0 ||
-		c.IdleTimeout < 0 || c.MaxPendingConns < 0 || c.MaxForwardClients < 0 {
-		errs = append(errs, errors.New("limits must not be negative"))
+		bad("BootstrapExpect", "and Bootstrap are mutually exclusive")
 	}
 	if c.MaxRequestBytes > 0 && c.MaxRequestBytes < c.MaxRecordBytes+64<<10 {
-		errs = append(errs, fmt.Errorf("max request bytes %d must be at least max record bytes + 64 KiB (%d)", c.MaxRequestBytes, c.MaxRecordBytes+64<<10))
+		bad("MaxRequestBytes", "%d must be at least MaxRecordBytes + 64 KiB (%d)", c.MaxRequestBytes, c.MaxRecordBytes+64<<10)
 	}
 	if c.ACLModelFile != "" && c.ACLPolicyFile == "" {
-		errs = append(errs, errors.New("an ACL model file needs an ACL policy file"))
+		bad("ACLModelFile", "needs an ACLPolicyFile")
 	}
 	if c.Authorizer != nil && c.ACLPolicyFile != "" {
-		errs = append(errs, errors.New("an Authorizer and an ACL policy file are mutually exclusive"))
+		bad("Authorizer", "and ACLPolicyFile are mutually exclusive")
 	}
 	errs = append(errs, c.validatePeers())
 	return errors.Join(errs...)

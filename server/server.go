@@ -85,8 +85,12 @@ type Server struct {
 // membership, the bootstrap. When one fails, New closes what the earlier ones opened and
 // returns its error.
 func New(cfg Config) (*Server, error) {
-	if err := cfg.setDefaults(); err != nil {
-		return nil, fmt.Errorf("server: config: %w", err)
+	cfg.withDefaults()
+	if err := cfg.derivePeerTLS(); err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	if cfg.InsecurePlaintextPeers {
 		cfg.Logger.Warn(insecurePeersWarning)

@@ -263,8 +263,8 @@ func (s *Server) newService() error {
 		removed: s.removed.mark,
 		// One election: a follower notices the leader is gone (heartbeat timeout), then wins.
 		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout,
-		insecure:   s.insecureMembers}
-	s.svc.groups = newCoordinator(s.node, s.sm, s.cfg.GroupSessionTimeout, s.cfg.Logger.With("component", "groups"))
+		insecure:   s.insecureMembers,
+		groups:     newCoordinator(s.node, s.sm, s.cfg.GroupSessionTimeout, s.cfg.Logger.With("component", "groups"))}
 	if err := s.tel.Metrics().ObserveDivergence(div.raised); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}

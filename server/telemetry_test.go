@@ -227,10 +227,12 @@ func TestTelemetryReadiness(t *testing.T) {
 				code, _ := telemetrytest.Get(t, lone.MetricsAddr(), "/readyz")
 				return code == http.StatusOK
 			})
-			res, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-			if err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-				t.Errorf("health with a leader = %v, %v; want SERVING", res, err)
-			}
+			// /readyz asks Raft when it is called; the health status follows the leader
+			// notification, which may come a moment later.
+			waitFor(t, 10*time.Second, "health SERVING with a leader", func() bool {
+				res, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+				return err == nil && res.GetStatus() == healthpb.HealthCheckResponse_SERVING
+			})
 		})
 	}
 }

@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -233,5 +235,80 @@ func TestTopicACL(t *testing.T) {
 				t.Errorf("DeleteTopic orders as alice: %v", err)
 			}
 		})
+	}
+}
+
+// TestTopicACLForwarded: through a follower of a two-node cluster with mutual TLS, a write
+// and a topic command are forwarded to the leader, which decides for the client the follower
+// names and the topic the request names: alice produces to orders and not to payments; ops
+// creates orders2 only with admin on it; reads on the follower of a topic alice may consume
+// work (the follower asks the leader for the topic's commit point on its own behalf).
+func TestTopicACLForwarded(t *testing.T) {
+	pki := newTestPKI(t)
+	policy := filepath.Join(t.TempDir(), "policy.csv")
+	if err := os.WriteFile(policy, []byte(topicACLPolicy+"p, ops, orders2, admin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nodes := make([]*testServer, 2)
+	for i := range nodes {
+		cfg := pki.secureConfig(TransportConnect, policy)
+		cfg.ACLModelFile = ""
+		cfg.NodeName = fmt.Sprintf("node-%d", i)
+		cfg.GossipProfile = "test"
+		cfg.ReconcileInterval = 100 * time.Millisecond
+		if i > 0 {
+			cfg.StartJoinAddrs = []string{nodes[0].GossipAddr()}
+		}
+		nodes[i] = startNode(t, cfg, i == 0)
+	}
+	waitFor(t, 30*time.Second, "both nodes are voters (Raft over peer TLS)", func() bool {
+		servers, err := nodes[0].node.Servers(context.Background())
+		if err != nil || len(servers) != 2 {
+			return false
+		}
+		for _, s := range servers {
+			if s.Suffrage != consensus.Voter {
+				return false
+			}
+		}
+		return true
+	})
+	leader := leaderOf(t, nodes)
+	follower := nodes[0]
+	if follower == leader {
+		follower = nodes[1]
+	}
+	ctx := ctxT(t, 60*time.Second)
+	client := func(name, addr string) transport.Client {
+		return tlsClient(t, TransportConnect, addr, pki.client(pki.cert(name, certgen.Client, certgen.Options{CommonName: name})))
+	}
+	root := client("root", leader.Addr())
+	for _, name := range []string{"orders", "payments"} {
+		if _, err := root.(transport.TopicsClient).CreateTopic(ctx, &logv1.CreateTopicRequest{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice := client("alice", follower.Addr())
+	res, err := alice.Produce(ctx, &logv1.ProduceRequest{Topic: "orders", Record: &logv1.Record{Value: []byte("via the follower")}})
+	if err != nil || res.GetOffset() != 0 {
+		t.Fatalf("Produce to orders through the follower as alice = %v, %v", res, err)
+	}
+	got, err := alice.Consume(ctx, &logv1.ConsumeRequest{Topic: "orders", Offset: 0})
+	if err != nil || string(got.GetRecord().GetValue()) != "via the follower" {
+		t.Fatalf("Consume orders on the follower as alice = %v, %v", got, err)
+	}
+	if _, err := alice.Produce(ctx, &logv1.ProduceRequest{Topic: "payments", Record: &logv1.Record{Value: []byte("no")}}); transport.CodeOf(err) != transport.PermissionDenied {
+		t.Errorf("Produce to payments through the follower as alice: %v, want PermissionDenied", err)
+	}
+	ops := client("ops", follower.Addr()).(transport.TopicsClient)
+	if _, err := ops.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "orders2"}); err != nil {
+		t.Errorf("CreateTopic orders2 through the follower as ops: %v", err)
+	}
+	if _, err := ops.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "orders3"}); transport.CodeOf(err) != transport.PermissionDenied {
+		t.Errorf("CreateTopic orders3 through the follower as ops: %v, want PermissionDenied", err)
+	}
+	b, err := root.GetBounds(ctx, &logv1.GetBoundsRequest{Topic: "payments", Linearizable: true})
+	if err != nil || b.GetNextOffset() != 0 {
+		t.Errorf("payments after alice's refused write: %v, %v; want nothing stored", b, err)
 	}
 }

@@ -14,7 +14,10 @@ import (
 // to a 4-partition topic of a 3-node cluster while the leader is stopped mid-produce. Every
 // record is acknowledged, stored exactly once, in its key's partition, in send order per key,
 // at the offset its Future reported — the retries of writes whose outcome was unknown across the
-// leader change did not store anything twice.
+// leader change did not store anything twice. (Small batches keep up to 4 in flight when the
+// leader stops; whether one of them is left with an unknown outcome depends on the timing —
+// about one run in three here; client's TestProducerIdempotentRetriesLostAnswers and
+// TestProducerNewEpochAfterUnknownDeliveryTimeout force that case against clienttest.)
 func TestSDKTopicsIdempotenceAcrossLeaderChange(t *testing.T) {
 	nodes := startCluster(t, 3)
 	ctx := ctxT(t, 3*time.Minute)
@@ -31,13 +34,13 @@ func TestSDKTopicsIdempotenceAcrossLeaderChange(t *testing.T) {
 	if _, err := cl.CreateTopic(ctx, "orders", partitions, client.TopicConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := cl.NewProducer(client.ProducerLinger(time.Millisecond), client.ProducerBatchRecords(16), client.ProducerMaxInFlight(partitions))
+	p, err := cl.NewProducer(client.ProducerLinger(time.Millisecond), client.ProducerBatchRecords(4), client.ProducerMaxInFlight(partitions))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
 
-	const n = 600
+	const n = 1200
 	type sent struct {
 		key, value string
 		f          *client.Future
@@ -52,7 +55,7 @@ func TestSDKTopicsIdempotenceAcrossLeaderChange(t *testing.T) {
 			t.Fatalf("SendRecord %d: %v", i, err)
 		}
 		records = append(records, sent{key, value, f})
-		if i == n/3 {
+		if i == n/4 {
 			// Mid-produce: wait until some records are acknowledged, then stop the
 			// leader while the producer keeps sending.
 			if _, err := f.Wait(ctx); err != nil {
@@ -69,6 +72,7 @@ func TestSDKTopicsIdempotenceAcrossLeaderChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped.Wait()
+	t.Logf("producer: %+v", p.Stats()) // Retries > 0: an outcome was unknown across the change
 
 	// Every record acknowledged, in its key's partition.
 	type loc struct {

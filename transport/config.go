@@ -231,21 +231,33 @@ func (c ServerConfig) MaxReceivedBytes() int {
 	return max(c.MaxMessageBytes, c.Limits.MaxRecordMessageBytes, c.Limits.MaxSmallMessageBytes)
 }
 
-// Validate reports ErrNoService or an error wrapping ErrInvalidConfig when
-// c cannot configure a server.
+// Validate reports ErrNoService (no Log), or an error that names the field
+// out of range and wraps ErrInvalidConfig, when c cannot configure a server.
+// Zero fields are valid (WithDefaults sets them); the servers' constructors
+// call Validate, then WithDefaults.
 func (c ServerConfig) Validate() error {
 	if c.Log == nil {
 		return ErrNoService
 	}
-	if c.MaxMessageBytes < 0 || c.CompressMinBytes < 0 {
-		return fmt.Errorf("%w: negative MaxMessageBytes or CompressMinBytes", ErrInvalidConfig)
+	negative := []struct {
+		field string
+		value int64
+	}{
+		{"MaxMessageBytes", int64(c.MaxMessageBytes)},
+		{"CompressMinBytes", int64(c.CompressMinBytes)},
+		{"Keepalive.Time", int64(c.Keepalive.Time)},
+		{"Keepalive.Timeout", int64(c.Keepalive.Timeout)},
+		{"Keepalive.MaxIdle", int64(c.Keepalive.MaxIdle)},
+		{"Limits.MaxRecordMessageBytes", int64(c.Limits.MaxRecordMessageBytes)},
+		{"Limits.MaxSmallMessageBytes", int64(c.Limits.MaxSmallMessageBytes)},
+		{"Limits.MaxBatchRecords", int64(c.Limits.MaxBatchRecords)},
+		{"Limits.ReadHeaderTimeout", int64(c.Limits.ReadHeaderTimeout)},
+		{"Limits.RequestReadTimeout", int64(c.Limits.RequestReadTimeout)},
 	}
-	if c.Keepalive.Time < 0 || c.Keepalive.Timeout < 0 || c.Keepalive.MaxIdle < 0 {
-		return fmt.Errorf("%w: negative keepalive duration", ErrInvalidConfig)
-	}
-	l := c.Limits
-	if l.MaxRecordMessageBytes < 0 || l.MaxSmallMessageBytes < 0 || l.MaxBatchRecords < 0 || l.ReadHeaderTimeout < 0 || l.RequestReadTimeout < 0 {
-		return fmt.Errorf("%w: negative limit", ErrInvalidConfig)
+	for _, f := range negative {
+		if f.value < 0 {
+			return fmt.Errorf("%w: %s %d is negative", ErrInvalidConfig, f.field, f.value)
+		}
 	}
 	return nil
 }

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -144,8 +146,43 @@ func TestServerConfig(t *testing.T) {
 		c.Keepalive.Time != transport.DefaultKeepaliveTime || c.Logger == nil {
 		t.Errorf("WithDefaults = %+v", c)
 	}
+	if err := (transport.ServerConfig{Log: nopLog{}}).Validate(); err != nil {
+		t.Errorf("Validate of a zero config with a Log = %v", err)
+	}
 	cc := transport.ClientConfig{KeepaliveTime: 1}.WithDefaults()
 	if cc.KeepaliveTime != transport.MinClientPingInterval || cc.MaxMessageBytes != transport.DefaultMaxMessageBytes {
 		t.Errorf("ClientConfig.WithDefaults = %+v", cc)
+	}
+}
+
+// nopLog is a LogService for configurations that are never served.
+type nopLog struct{ transport.LogService }
+
+// TestServerConfigValidate: each field out of range is named, wrapped in ErrInvalidConfig.
+func TestServerConfigValidate(t *testing.T) {
+	tests := []struct {
+		field string
+		set   func(*transport.ServerConfig)
+	}{
+		{"MaxMessageBytes", func(c *transport.ServerConfig) { c.MaxMessageBytes = -1 }},
+		{"CompressMinBytes", func(c *transport.ServerConfig) { c.CompressMinBytes = -1 }},
+		{"Keepalive.Time", func(c *transport.ServerConfig) { c.Keepalive.Time = -time.Second }},
+		{"Keepalive.Timeout", func(c *transport.ServerConfig) { c.Keepalive.Timeout = -time.Second }},
+		{"Keepalive.MaxIdle", func(c *transport.ServerConfig) { c.Keepalive.MaxIdle = -time.Second }},
+		{"Limits.MaxRecordMessageBytes", func(c *transport.ServerConfig) { c.Limits.MaxRecordMessageBytes = -1 }},
+		{"Limits.MaxSmallMessageBytes", func(c *transport.ServerConfig) { c.Limits.MaxSmallMessageBytes = -1 }},
+		{"Limits.MaxBatchRecords", func(c *transport.ServerConfig) { c.Limits.MaxBatchRecords = -1 }},
+		{"Limits.ReadHeaderTimeout", func(c *transport.ServerConfig) { c.Limits.ReadHeaderTimeout = -time.Second }},
+		{"Limits.RequestReadTimeout", func(c *transport.ServerConfig) { c.Limits.RequestReadTimeout = -time.Second }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			c := transport.ServerConfig{Log: nopLog{}}
+			tt.set(&c)
+			err := c.Validate()
+			if !errors.Is(err, transport.ErrInvalidConfig) || !strings.Contains(err.Error(), tt.field+" ") {
+				t.Fatalf("Validate = %v, want ErrInvalidConfig naming %s", err, tt.field)
+			}
+		})
 	}
 }

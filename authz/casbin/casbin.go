@@ -21,6 +21,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -52,6 +53,9 @@ var (
 	// ErrInvalidPolicy means the policy file does not parse against the
 	// model (see the strict rules in the package documentation).
 	ErrInvalidPolicy = errors.New("authz/casbin: invalid policy")
+	// ErrInvalidConfig means a Config field is unusable; the message names
+	// it. An empty PolicyFile matches ErrNoPolicyFile too.
+	ErrInvalidConfig = errors.New("authz/casbin: invalid config")
 )
 
 // Config says where the model and the policy are. Both files are read by
@@ -63,6 +67,19 @@ type Config struct {
 	ModelFile string
 	// PolicyFile is the path of the CSV policy. Required.
 	PolicyFile string
+}
+
+// validate checks cfg (whose zero ModelFile means the embedded model: there
+// is no other default to apply). The error names the field and wraps
+// ErrInvalidConfig.
+func (cfg Config) validate() error {
+	switch {
+	case cfg.PolicyFile == "":
+		return fmt.Errorf("%w: PolicyFile is empty: %w", ErrInvalidConfig, ErrNoPolicyFile)
+	case cfg.ModelFile != "" && filepath.Clean(cfg.ModelFile) == filepath.Clean(cfg.PolicyFile):
+		return fmt.Errorf("%w: ModelFile %q is the PolicyFile: a model and a policy are two files", ErrInvalidConfig, cfg.ModelFile)
+	}
+	return nil
 }
 
 // Authorizer is an authz.Authorizer backed by a casbin enforcer.
@@ -154,13 +171,14 @@ var (
 // New loads the model and the policy and returns an Authorizer that allows
 // exactly what the policy allows.
 //
-// It returns an error wrapping ErrNoPolicyFile, ErrInvalidModel or
+// It returns an error wrapping ErrInvalidConfig (with ErrNoPolicyFile for an
+// empty PolicyFile), ErrInvalidModel or
 // ErrInvalidPolicy (or the I/O error, for example fs.ErrNotExist) when the
 // configuration cannot be used; it never returns a permissive Authorizer
 // instead.
 func New(cfg Config) (*Authorizer, error) {
-	if cfg.PolicyFile == "" {
-		return nil, ErrNoPolicyFile
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	a := &Authorizer{cfg: cfg}
 	enf, err := a.load()

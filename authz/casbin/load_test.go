@@ -121,6 +121,33 @@ func TestNewMissingFiles(t *testing.T) {
 	}
 }
 
+// TestNewRejectsInvalidConfig: a Config that cannot work is refused before any file is read,
+// with an error that names the field and wraps ErrInvalidConfig.
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	tests := []struct {
+		name  string
+		cfg   casbin.Config
+		field string
+		also  error
+	}{
+		{"no policy file", casbin.Config{}, "PolicyFile", casbin.ErrNoPolicyFile},
+		{"no policy file, model given", casbin.Config{ModelFile: seedModel}, "PolicyFile", casbin.ErrNoPolicyFile},
+		{"model is the policy", casbin.Config{ModelFile: seedPolicy, PolicyFile: seedPolicy}, "ModelFile", nil},
+		{"model is the policy, spelled differently", casbin.Config{ModelFile: filepath.Dir(seedPolicy) + "/./" + filepath.Base(seedPolicy), PolicyFile: seedPolicy}, "ModelFile", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := casbin.New(tt.cfg)
+			if a != nil || !errors.Is(err, casbin.ErrInvalidConfig) || !strings.Contains(err.Error(), tt.field+" ") {
+				t.Fatalf("New = %v, %v; want ErrInvalidConfig naming %s", a, err, tt.field)
+			}
+			if tt.also != nil && !errors.Is(err, tt.also) {
+				t.Fatalf("New = %v; want it to wrap %v too", err, tt.also)
+			}
+		})
+	}
+}
+
 func TestNewRefusesHugePolicy(t *testing.T) {
 	line := "p, root, *, produce\n"
 	huge := strings.Repeat(line, casbin.MaxPolicyBytes/len(line)+1)

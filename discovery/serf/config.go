@@ -123,83 +123,108 @@ type settings struct {
 	handler       discovery.Handler
 }
 
-// validate checks cfg and applies defaults. Errors wrap discovery.ErrInvalidConfig.
-func (cfg Config) validate() (*settings, error) {
-	s := &settings{cfg: cfg}
-	s.cfg.Tags = cloneTags(cfg.Tags)
-	s.cfg.StartJoinAddrs = append([]string(nil), cfg.StartJoinAddrs...)
-	if s.cfg.NodeName == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("%w: no node name and no host name: %w", discovery.ErrInvalidConfig, err)
+// withDefaults returns cfg with every zero field set to its default, and copies of its map and
+// slice (New keeps no reference to the caller's).
+func (cfg Config) withDefaults() Config {
+	cfg.Tags = cloneTags(cfg.Tags)
+	cfg.StartJoinAddrs = append([]string(nil), cfg.StartJoinAddrs...)
+	if cfg.NodeName == "" {
+		cfg.NodeName, _ = os.Hostname() // none: validate reports it
+	}
+	if cfg.BindAddr == "" {
+		cfg.BindAddr = DefaultBindAddr
+	}
+	if cfg.RetryJoinInterval == 0 {
+		cfg.RetryJoinInterval = DefaultRetryJoinInterval
+		if cfg.Timing == TimingTest {
+			cfg.RetryJoinInterval = 50 * time.Millisecond
 		}
-		s.cfg.NodeName = host
 	}
-	if s.cfg.BindAddr == "" {
-		s.cfg.BindAddr = DefaultBindAddr
+	if cfg.RetryJoinMaxInterval == 0 {
+		cfg.RetryJoinMaxInterval = DefaultRetryJoinMaxInterval
+		if cfg.Timing == TimingTest {
+			cfg.RetryJoinMaxInterval = time.Second
+		}
 	}
-	var err error
-	if s.bindHost, s.bindPort, err = splitHostPort(s.cfg.BindAddr); err != nil {
-		return nil, fmt.Errorf("%w: bind address %q: %w", discovery.ErrInvalidConfig, s.cfg.BindAddr, err)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Handler == nil {
+		cfg.Handler = discovery.HandlerFunc(func(discovery.Event) {})
+	}
+	return cfg
+}
+
+// validate checks a Config with its defaults applied (host names are resolved later, by
+// serfConfig). The error names the field at fault and wraps discovery.ErrInvalidConfig.
+func (cfg Config) validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s "+format, append([]any{discovery.ErrInvalidConfig, field}, args...)...)
+	}
+	if cfg.NodeName == "" {
+		return bad("NodeName", "is empty and the host name cannot be read")
+	}
+	if _, _, err := splitHostPort(cfg.BindAddr); err != nil {
+		return bad("BindAddr", "%q: %w", cfg.BindAddr, err)
+	}
+	if cfg.AdvertiseAddr != "" {
+		host, port, err := splitHostPort(cfg.AdvertiseAddr)
+		switch {
+		case err != nil:
+			return bad("AdvertiseAddr", "%q: %w", cfg.AdvertiseAddr, err)
+		case host == "" || net.ParseIP(host).IsUnspecified():
+			return bad("AdvertiseAddr", "%q: other nodes cannot reach an unspecified address", cfg.AdvertiseAddr)
+		case port == 0:
+			return bad("AdvertiseAddr", "%q: port 0", cfg.AdvertiseAddr)
+		}
+	}
+	if err := checkTags(cfg.Tags); err != nil {
+		return bad("Tags", "%w", err)
+	}
+	for i, a := range cfg.StartJoinAddrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return bad(fmt.Sprintf("StartJoinAddrs[%d]", i), "%q: %w", a, err)
+		}
+	}
+	if cfg.EncryptKey != "" {
+		if _, err := decodeKey(cfg.EncryptKey); err != nil {
+			return bad("EncryptKey", "%w", err)
+		}
+	}
+	switch cfg.Timing {
+	case TimingLAN, TimingLocal, TimingTest:
+	default:
+		return bad("Timing", "%d is not a timing profile", int(cfg.Timing))
+	}
+	if cfg.RetryJoinInterval < 0 {
+		return bad("RetryJoinInterval", "%v is negative", cfg.RetryJoinInterval)
+	}
+	if cfg.RetryJoinMaxInterval < 0 {
+		return bad("RetryJoinMaxInterval", "%v is negative", cfg.RetryJoinMaxInterval)
+	}
+	return nil
+}
+
+// newSettings applies cfg's defaults, validates it and parses it. Errors wrap
+// discovery.ErrInvalidConfig.
+func newSettings(cfg Config) (*settings, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &settings{cfg: cfg, handler: cfg.Handler}
+	s.cfg.RetryJoinMaxInterval = max(cfg.RetryJoinMaxInterval, cfg.RetryJoinInterval)
+	s.bindHost, s.bindPort, _ = splitHostPort(cfg.BindAddr) // checked by validate
 	if s.bindHost == "" {
 		s.bindHost = "0.0.0.0"
 	}
-	if s.cfg.AdvertiseAddr != "" {
-		if s.advertiseHost, s.advertisePort, err = splitHostPort(s.cfg.AdvertiseAddr); err != nil {
-			return nil, fmt.Errorf("%w: advertise address %q: %w", discovery.ErrInvalidConfig, s.cfg.AdvertiseAddr, err)
-		}
-		if s.advertiseHost == "" || net.ParseIP(s.advertiseHost).IsUnspecified() {
-			return nil, fmt.Errorf("%w: advertise address %q: other nodes cannot reach an unspecified address",
-				discovery.ErrInvalidConfig, s.cfg.AdvertiseAddr)
-		}
-		if s.advertisePort == 0 {
-			return nil, fmt.Errorf("%w: advertise address %q: port 0", discovery.ErrInvalidConfig, s.cfg.AdvertiseAddr)
-		}
+	if cfg.AdvertiseAddr != "" {
+		s.advertiseHost, s.advertisePort, _ = splitHostPort(cfg.AdvertiseAddr)
 	}
-	if err := checkTags(s.cfg.Tags); err != nil {
-		return nil, fmt.Errorf("%w: %w", discovery.ErrInvalidConfig, err)
+	if cfg.EncryptKey != "" {
+		s.key, _ = decodeKey(cfg.EncryptKey)
 	}
-	for _, a := range s.cfg.StartJoinAddrs {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return nil, fmt.Errorf("%w: start join address %q: %w", discovery.ErrInvalidConfig, a, err)
-		}
-	}
-	if s.cfg.EncryptKey != "" {
-		if s.key, err = decodeKey(s.cfg.EncryptKey); err != nil {
-			return nil, fmt.Errorf("%w: %w", discovery.ErrInvalidConfig, err)
-		}
-	}
-	switch s.cfg.Timing {
-	case TimingLAN, TimingLocal, TimingTest:
-	default:
-		return nil, fmt.Errorf("%w: unknown timing %d", discovery.ErrInvalidConfig, int(s.cfg.Timing))
-	}
-	if s.cfg.RetryJoinInterval < 0 || s.cfg.RetryJoinMaxInterval < 0 {
-		return nil, fmt.Errorf("%w: negative retry join interval", discovery.ErrInvalidConfig)
-	}
-	if s.cfg.RetryJoinInterval == 0 {
-		s.cfg.RetryJoinInterval = DefaultRetryJoinInterval
-		if s.cfg.Timing == TimingTest {
-			s.cfg.RetryJoinInterval = 50 * time.Millisecond
-		}
-	}
-	if s.cfg.RetryJoinMaxInterval == 0 {
-		s.cfg.RetryJoinMaxInterval = DefaultRetryJoinMaxInterval
-		if s.cfg.Timing == TimingTest {
-			s.cfg.RetryJoinMaxInterval = time.Second
-		}
-	}
-	s.cfg.RetryJoinMaxInterval = max(s.cfg.RetryJoinMaxInterval, s.cfg.RetryJoinInterval)
-	s.logger = s.cfg.Logger
-	if s.logger == nil {
-		s.logger = slog.New(slog.DiscardHandler)
-	}
-	s.logger = s.logger.With(slog.String("node", s.cfg.NodeName))
-	s.handler = s.cfg.Handler
-	if s.handler == nil {
-		s.handler = discovery.HandlerFunc(func(discovery.Event) {})
-	}
+	s.logger = cfg.Logger.With(slog.String("node", cfg.NodeName))
 	return s, nil
 }
 
@@ -208,7 +233,7 @@ func (cfg Config) validate() (*settings, error) {
 func (s *settings) serfConfig(events chan<- hserf.Event) (*hserf.Config, error) {
 	bindIP, err := resolveIP(s.bindHost)
 	if err != nil {
-		return nil, fmt.Errorf("%w: bind address %q: %w", discovery.ErrInvalidConfig, s.cfg.BindAddr, err)
+		return nil, fmt.Errorf("%w: BindAddr %q: %w", discovery.ErrInvalidConfig, s.cfg.BindAddr, err)
 	}
 	// serf's DefaultConfig panics when the host name cannot be read.
 	if _, err := os.Hostname(); err != nil {
@@ -230,10 +255,10 @@ func (s *settings) serfConfig(events chan<- hserf.Event) (*hserf.Config, error) 
 	if s.advertiseHost != "" {
 		advIP, err := resolveIP(s.advertiseHost)
 		if err != nil {
-			return nil, fmt.Errorf("%w: advertise address %q: %w", discovery.ErrInvalidConfig, s.cfg.AdvertiseAddr, err)
+			return nil, fmt.Errorf("%w: AdvertiseAddr %q: %w", discovery.ErrInvalidConfig, s.cfg.AdvertiseAddr, err)
 		}
 		if net.ParseIP(advIP).IsUnspecified() {
-			return nil, fmt.Errorf("%w: advertise address %q resolves to an unspecified address",
+			return nil, fmt.Errorf("%w: AdvertiseAddr %q resolves to an unspecified address",
 				discovery.ErrInvalidConfig, s.cfg.AdvertiseAddr)
 		}
 		ml.AdvertiseAddr = advIP

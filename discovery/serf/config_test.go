@@ -12,22 +12,24 @@ import (
 
 func TestNewRejectsInvalidConfig(t *testing.T) {
 	tests := []struct {
-		name string
-		cfg  serf.Config
+		name  string
+		cfg   serf.Config
+		field string // the field the error names
 	}{
-		{"bind address without port", serf.Config{BindAddr: "127.0.0.1"}},
-		{"bind port out of range", serf.Config{BindAddr: "127.0.0.1:70000"}},
-		{"unresolvable bind host", serf.Config{BindAddr: "no-such-host.invalid:0"}},
-		{"advertise 0.0.0.0", serf.Config{BindAddr: "0.0.0.0:0", AdvertiseAddr: "0.0.0.0:8401"}},
-		{"advertise ::", serf.Config{AdvertiseAddr: "[::]:8401"}},
-		{"advertise without host", serf.Config{AdvertiseAddr: ":8401"}},
-		{"advertise port 0", serf.Config{AdvertiseAddr: "127.0.0.1:0"}},
-		{"key not base64", serf.Config{EncryptKey: "not base64!"}},
-		{"key of 10 bytes", serf.Config{EncryptKey: base64.StdEncoding.EncodeToString(make([]byte, 10))}},
-		{"tags too large", serf.Config{Tags: map[string]string{"k": strings.Repeat("v", serf.MaxTagsSize)}}},
-		{"start join address without port", serf.Config{StartJoinAddrs: []string{"127.0.0.1"}}},
-		{"unknown timing", serf.Config{Timing: serf.Timing(42)}},
-		{"negative retry interval", serf.Config{RetryJoinInterval: -1}},
+		{"bind address without port", serf.Config{BindAddr: "127.0.0.1"}, "BindAddr"},
+		{"bind port out of range", serf.Config{BindAddr: "127.0.0.1:70000"}, "BindAddr"},
+		{"unresolvable bind host", serf.Config{BindAddr: "no-such-host.invalid:0"}, "BindAddr"},
+		{"advertise 0.0.0.0", serf.Config{BindAddr: "0.0.0.0:0", AdvertiseAddr: "0.0.0.0:8401"}, "AdvertiseAddr"},
+		{"advertise ::", serf.Config{AdvertiseAddr: "[::]:8401"}, "AdvertiseAddr"},
+		{"advertise without host", serf.Config{AdvertiseAddr: ":8401"}, "AdvertiseAddr"},
+		{"advertise port 0", serf.Config{AdvertiseAddr: "127.0.0.1:0"}, "AdvertiseAddr"},
+		{"key not base64", serf.Config{EncryptKey: "not base64!"}, "EncryptKey"},
+		{"key of 10 bytes", serf.Config{EncryptKey: base64.StdEncoding.EncodeToString(make([]byte, 10))}, "EncryptKey"},
+		{"tags too large", serf.Config{Tags: map[string]string{"k": strings.Repeat("v", serf.MaxTagsSize)}}, "Tags"},
+		{"start join address without port", serf.Config{StartJoinAddrs: []string{"127.0.0.1:8401", "127.0.0.1"}}, "StartJoinAddrs[1]"},
+		{"unknown timing", serf.Config{Timing: serf.Timing(42)}, "Timing"},
+		{"negative retry interval", serf.Config{RetryJoinInterval: -1}, "RetryJoinInterval"},
+		{"negative retry max interval", serf.Config{RetryJoinMaxInterval: -1}, "RetryJoinMaxInterval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,8 +42,8 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 				_ = m.Close()
 				t.Fatal("New succeeded, want ErrInvalidConfig")
 			}
-			if !errors.Is(err, discovery.ErrInvalidConfig) {
-				t.Fatalf("New = %v, want ErrInvalidConfig", err)
+			if !errors.Is(err, discovery.ErrInvalidConfig) || !strings.Contains(err.Error(), tt.field+" ") {
+				t.Fatalf("New = %v, want ErrInvalidConfig naming %s", err, tt.field)
 			}
 		})
 	}

@@ -70,9 +70,9 @@ var _ discovery.Membership = (*Membership)(nil)
 // New starts a gossip agent: it binds Config.BindAddr, starts delivering events to
 // Config.Handler (the local node's own join comes first), and, if Config.StartJoinAddrs is
 // set, starts joining them in the background. The caller must Close (or Leave) it.
-// Errors: discovery.ErrInvalidConfig (wrapped with the reason); a bind failure (port in use).
+// Errors: discovery.ErrInvalidConfig (naming the Config field at fault); a bind failure (port in use).
 func New(cfg Config) (*Membership, error) {
-	s, err := cfg.validate()
+	s, err := newSettings(cfg)
 	if err != nil {
 		return nil, err
 	}

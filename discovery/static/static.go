@@ -45,11 +45,42 @@ type Membership struct {
 
 var _ discovery.Membership = (*Membership)(nil)
 
-// New validates cfg and starts delivering one EventJoin per member to cfg.Handler.
-// Errors: discovery.ErrInvalidConfig (empty or duplicate names).
-func New(cfg Config) (*Membership, error) {
+// withDefaults returns cfg with its nil Handler and Logger set to their defaults.
+func (cfg Config) withDefaults() Config {
+	if cfg.Handler == nil {
+		cfg.Handler = discovery.HandlerFunc(func(discovery.Event) {})
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
+// validate checks cfg. The error names the field at fault and wraps
+// discovery.ErrInvalidConfig.
+func (cfg Config) validate() error {
 	if cfg.Local.Name == "" {
-		return nil, fmt.Errorf("%w: local member has no name", discovery.ErrInvalidConfig)
+		return fmt.Errorf("%w: Local.Name is empty", discovery.ErrInvalidConfig)
+	}
+	seen := map[string]bool{cfg.Local.Name: true}
+	for i, p := range cfg.Peers {
+		if p.Name == "" {
+			return fmt.Errorf("%w: Peers[%d].Name is empty", discovery.ErrInvalidConfig, i)
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("%w: Peers[%d].Name %q is not unique", discovery.ErrInvalidConfig, i, p.Name)
+		}
+		seen[p.Name] = true
+	}
+	return nil
+}
+
+// New validates cfg and starts delivering one EventJoin per member to cfg.Handler.
+// Errors: discovery.ErrInvalidConfig (empty or duplicate names; the error names the field).
+func New(cfg Config) (*Membership, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	m := &Membership{
 		local:  alive(cfg.Local),
@@ -57,25 +88,11 @@ func New(cfg Config) (*Membership, error) {
 		closed: make(chan struct{}),
 		done:   make(chan struct{}),
 	}
-	if m.logger == nil {
-		m.logger = slog.New(slog.DiscardHandler)
-	}
-	seen := map[string]bool{m.local.Name: true}
 	m.members = append(m.members, m.local)
-	for i, p := range cfg.Peers {
-		if p.Name == "" {
-			return nil, fmt.Errorf("%w: peer %d has no name", discovery.ErrInvalidConfig, i)
-		}
-		if seen[p.Name] {
-			return nil, fmt.Errorf("%w: duplicate member name %q", discovery.ErrInvalidConfig, p.Name)
-		}
-		seen[p.Name] = true
+	for _, p := range cfg.Peers {
 		m.members = append(m.members, alive(p))
 	}
 	handler := cfg.Handler
-	if handler == nil {
-		handler = discovery.HandlerFunc(func(discovery.Event) {})
-	}
 	go m.deliver(handler)
 	return m, nil
 }

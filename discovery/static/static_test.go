@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,18 +96,20 @@ func TestConfigIsCopied(t *testing.T) {
 
 func TestNewRejectsInvalidConfig(t *testing.T) {
 	tests := []struct {
-		name string
-		cfg  static.Config
+		name  string
+		cfg   static.Config
+		field string // the field the error names
 	}{
-		{"local without name", static.Config{}},
-		{"peer without name", static.Config{Local: discovery.Member{Name: "a"}, Peers: []discovery.Member{{}}}},
-		{"peer named as local", static.Config{Local: discovery.Member{Name: "a"}, Peers: []discovery.Member{{Name: "a"}}}},
-		{"duplicate peers", static.Config{Local: discovery.Member{Name: "a"}, Peers: []discovery.Member{{Name: "b"}, {Name: "b"}}}},
+		{"local without name", static.Config{}, "Local.Name"},
+		{"peer without name", static.Config{Local: discovery.Member{Name: "a"}, Peers: []discovery.Member{{}}}, "Peers[0].Name"},
+		{"peer named as local", static.Config{Local: discovery.Member{Name: "a"}, Peers: []discovery.Member{{Name: "a"}}}, "Peers[0].Name"},
+		{"duplicate peers", static.Config{Local: discovery.Member{Name: "a"}, Peers: []discovery.Member{{Name: "b"}, {Name: "b"}}}, "Peers[1].Name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := static.New(tt.cfg); !errors.Is(err, discovery.ErrInvalidConfig) {
-				t.Fatalf("New = %v, want ErrInvalidConfig", err)
+			m, err := static.New(tt.cfg)
+			if m != nil || !errors.Is(err, discovery.ErrInvalidConfig) || !strings.Contains(err.Error(), tt.field+" ") {
+				t.Fatalf("New = %v, %v; want ErrInvalidConfig naming %s", m, err, tt.field)
 			}
 		})
 	}

@@ -111,6 +111,19 @@ func (c *fsmCluster) power(i int) *power {
 	return c.powers[i]
 }
 
+// Stop stops node i. If its power failed, the goroutines its power failure halted exit first, so
+// that Raft's shutdown does not wait for them.
+func (c *fsmCluster) Stop(i int) {
+	c.t.Helper()
+	c.mu.Lock()
+	p := c.powers[i]
+	c.mu.Unlock()
+	if p != nil {
+		p.stopping()
+	}
+	c.Cluster.Stop(i)
+}
+
 // fs returns the crash file system of node i's FSM log.
 func (c *fsmCluster) fs(i int) *crashfs.FS { return c.power(i).fsm }
 

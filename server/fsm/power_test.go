@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 
 	"github.com/hashicorp/raft-wal/types"
@@ -34,8 +35,10 @@ var errPowerOff = errors.New("power is off")
 type power struct {
 	mu  sync.RWMutex
 	off bool
-	fsm *crashfs.FS
-	wal *crashfs.FS
+	// halted is closed when the node whose power failed is stopped: see halt.
+	halted chan struct{}
+	fsm    *crashfs.FS
+	wal    *crashfs.FS
 }
 
 func newPower() *power { return &power{fsm: crashfs.New(), wal: crashfs.New()} }
@@ -45,6 +48,7 @@ func (p *power) cut(mode crashfs.CrashMode, rng *rand.Rand) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.off = true
+	p.halted = make(chan struct{})
 	p.fsm.Crash(mode, rng)
 	p.wal.Crash(mode, rng)
 }
@@ -54,6 +58,37 @@ func (p *power) restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.off = false
+	p.halted = nil
+}
+
+// stopping releases the goroutines that halt holds: the node is being stopped, and they exit
+// instead of returning to code that a machine without power would never run.
+func (p *power) stopping() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.halted != nil {
+		select {
+		case <-p.halted:
+		default:
+			close(p.halted)
+		}
+	}
+}
+
+// halt stops the calling goroutine of a node whose power failed: it waits until the node is
+// stopped, then exits the goroutine (its deferred calls run). A machine without power runs
+// nothing; returning errPowerOff instead is right for most operations (the node refuses, and
+// stops soon), but hashicorp/raft panics when it cannot save its term, which a real power
+// failure never makes it do.
+func (p *power) halt() {
+	p.mu.RLock()
+	h := p.halted
+	p.mu.RUnlock()
+	if h == nil {
+		return // the power is on again: the caller gets its error
+	}
+	<-h
+	runtime.Goexit()
 }
 
 // do runs op unless the power is off.
@@ -164,6 +199,11 @@ func (m *poweredMeta) CommitState(s types.PersistentState) error {
 	return m.p.do(func() error { return m.MetaStore.CommitState(s) })
 }
 
+// SetStable saves Raft's term and vote: once the power is off, its caller halts (see halt).
 func (m *poweredMeta) SetStable(k, v []byte) error {
-	return m.p.do(func() error { return m.MetaStore.SetStable(k, v) })
+	err := m.p.do(func() error { return m.MetaStore.SetStable(k, v) })
+	if errors.Is(err, errPowerOff) {
+		m.p.halt()
+	}
+	return err
 }

@@ -450,3 +450,34 @@ func TestResultWriteText(t *testing.T) {
 func latencySummary(d time.Duration) latency.Summary {
 	return latency.Summary{Count: 1, Min: d, Mean: d, P50: d, P90: d, P99: d, P999: d, Max: d}
 }
+
+// TestRunIdempotentBatchSurvivesLostAnswers: with Idempotent, the batch mode's Producers retry
+// writes whose answers were lost after the records were stored, and every record is stored
+// once and counted once.
+func TestRunIdempotentBatchSurvivesLostAnswers(t *testing.T) {
+	const records = 200
+	log := clienttest.New()
+	var writes atomic.Int64
+	log.LoseAnswer = func(string, uint32) bool { return writes.Add(1)%4 == 0 }
+	cfg := testConfig("connect", serve(t, "connect", log))
+	cfg.Mode = ModeBatch
+	cfg.Idempotent = true
+	cfg.Producers = 2
+	cfg.BatchRecords = 10
+	cfg.Linger = time.Millisecond
+	cfg.Records = records
+	res, err := Run(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := log.Len(); got != records {
+		t.Fatalf("log holds %d records, want %d (each once)", got, records)
+	}
+	checkAllValid(t, log)
+	if p := res.Produce; p == nil || p.Records != records || p.Errors != 0 {
+		t.Fatalf("produce stats %+v", p)
+	}
+	if log.Calls("InitProducer") == 0 || writes.Load() < 4 {
+		t.Fatalf("InitProducer %d calls, %d writes: the idempotent path did not run", log.Calls("InitProducer"), writes.Load())
+	}
+}

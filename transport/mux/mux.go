@@ -48,6 +48,9 @@ const (
 var (
 	// ErrNilListener is returned by New without a listener.
 	ErrNilListener = errors.New("mux: nil listener")
+	// ErrInvalidConfig is returned by New for a Config that fails validation; the message
+	// names the field.
+	ErrInvalidConfig = errors.New("mux: invalid config")
 )
 
 // Config configures a Mux. Zero values take the defaults.
@@ -99,22 +102,47 @@ type Mux struct {
 	order   *list.List                 // of net.Conn, oldest first
 }
 
-// New starts sorting the connections of l. The Mux owns l: Close closes it.
-func New(l net.Listener, cfg Config) (*Mux, error) {
-	if l == nil {
-		return nil, ErrNilListener
-	}
-	if cfg.FirstByteTimeout <= 0 {
+// withDefaults returns cfg with every zero field set to its default.
+func (cfg Config) withDefaults() Config {
+	if cfg.FirstByteTimeout == 0 {
 		cfg.FirstByteTimeout = DefaultFirstByteTimeout
 	}
-	if cfg.HandshakeTimeout <= 0 {
+	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
-	if cfg.MaxPending <= 0 {
+	if cfg.MaxPending == 0 {
 		cfg.MaxPending = DefaultMaxPending
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
+// validate checks a Config with its defaults applied. The error names the field and wraps
+// ErrInvalidConfig.
+func (cfg Config) validate() error {
+	switch {
+	case cfg.FirstByteTimeout < 0:
+		return fmt.Errorf("%w: FirstByteTimeout %v is negative", ErrInvalidConfig, cfg.FirstByteTimeout)
+	case cfg.HandshakeTimeout < 0:
+		return fmt.Errorf("%w: HandshakeTimeout %v is negative", ErrInvalidConfig, cfg.HandshakeTimeout)
+	case cfg.MaxPending < 0:
+		return fmt.Errorf("%w: MaxPending %d is negative", ErrInvalidConfig, cfg.MaxPending)
+	}
+	return nil
+}
+
+// New starts sorting the connections of l. The Mux owns l: Close closes it. When New fails
+// (ErrNilListener, or ErrInvalidConfig naming the Config field out of range), l stays the
+// caller's.
+func New(l net.Listener, cfg Config) (*Mux, error) {
+	if l == nil {
+		return nil, ErrNilListener
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	m := &Mux{l: l, cfg: cfg, pending: make(map[net.Conn]*list.Element), order: list.New()}
 	m.ctx, m.cancel = context.WithCancel(context.Background())

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -306,6 +307,36 @@ func TestSubListenerCloseKeepsOtherSide(t *testing.T) {
 func TestNewNilListener(t *testing.T) {
 	if _, err := mux.New(nil, mux.Config{}); !errors.Is(err, mux.ErrNilListener) {
 		t.Errorf("New(nil) = %v", err)
+	}
+}
+
+// TestNewRejectsInvalidConfig: a negative field is refused, named, and the listener stays the
+// caller's (still open).
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	for _, tt := range []struct {
+		field string
+		cfg   mux.Config
+	}{
+		{"FirstByteTimeout", mux.Config{FirstByteTimeout: -time.Second}},
+		{"HandshakeTimeout", mux.Config{HandshakeTimeout: -time.Second}},
+		{"MaxPending", mux.Config{MaxPending: -1}},
+	} {
+		t.Run(tt.field, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			m, err := mux.New(l, tt.cfg)
+			if m != nil || !errors.Is(err, mux.ErrInvalidConfig) || !strings.Contains(err.Error(), tt.field+" ") {
+				t.Fatalf("New = %v, %v; want ErrInvalidConfig naming %s", m, err, tt.field)
+			}
+			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatalf("the listener was closed by a failed New: %v", err)
+			}
+			_ = c.Close()
+		})
 	}
 }
 

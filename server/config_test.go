@@ -1,0 +1,87 @@
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/authz"
+)
+
+// TestNewRejectsInvalidConfig: New refuses a Config field out of range before it opens
+// anything, with an error that wraps ErrInvalidConfig and names the field.
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	policy := filepath.Join(seedACLDir, "policy.csv")
+	tests := []struct {
+		field string
+		set   func(*Config)
+	}{
+		{"BindAddr", func(c *Config) { c.BindAddr = "no-port" }},
+		{"RPCPort", func(c *Config) { c.RPCPort = 70000 }},
+		{"RPCPort", func(c *Config) { c.RPCPort = -2 }},
+		{"Transport", func(c *Config) { c.Transport = "carrier-pigeon" }},
+		{"GossipProfile", func(c *Config) { c.GossipProfile = "wan" }},
+		{"Sync", func(c *Config) { c.Sync = "sometimes" }},
+		{"MaxRecordBytes", func(c *Config) { c.MaxRecordBytes = -1 }},
+		{"SegmentBytes", func(c *Config) { c.SegmentBytes = -1 }},
+		{"RetentionBytes", func(c *Config) { c.RetentionBytes = -1 }},
+		{"RetentionAge", func(c *Config) { c.RetentionAge = -time.Hour }},
+		{"BootstrapExpect", func(c *Config) { c.BootstrapExpect = -1 }},
+		{"BootstrapExpect", func(c *Config) { c.BootstrapExpect = 3; c.Bootstrap = true }},
+		{"MaxRequestBytes", func(c *Config) { c.MaxRequestBytes = 1024 }},
+		{"MaxSmallRequestBytes", func(c *Config) { c.MaxSmallRequestBytes = -1 }},
+		{"MaxBatchRecords", func(c *Config) { c.MaxBatchRecords = -1 }},
+		{"MaxStreamInflightBytes", func(c *Config) { c.MaxStreamInflightBytes = -1 }},
+		{"MaxConcurrentStreams", func(c *Config) { c.MaxConcurrentStreams = -1 }},
+		{"ReadHeaderTimeout", func(c *Config) { c.ReadHeaderTimeout = -time.Second }},
+		{"RequestReadTimeout", func(c *Config) { c.RequestReadTimeout = -time.Second }},
+		{"IdleTimeout", func(c *Config) { c.IdleTimeout = -time.Second }},
+		{"MaxPendingConns", func(c *Config) { c.MaxPendingConns = -1 }},
+		{"MaxForwardClients", func(c *Config) { c.MaxForwardClients = -1 }},
+		{"RetentionInterval", func(c *Config) { c.RetentionInterval = -time.Second }}, // a ticker would panic in Run
+		{"ReconcileInterval", func(c *Config) { c.ReconcileInterval = -time.Second }},
+		{"MaxConsumeWait", func(c *Config) { c.MaxConsumeWait = -time.Second }},
+		{"GroupSessionTimeout", func(c *Config) { c.GroupSessionTimeout = -time.Second }},
+		{"GroupOffsetsRetention", func(c *Config) { c.GroupOffsetsRetention = -time.Second }},
+		{"ACLModelFile", func(c *Config) { c.ACLModelFile = filepath.Join(seedACLDir, "model.conf") }},
+		{"Authorizer", func(c *Config) {
+			c.Authorizer, c.ACLPolicyFile, c.InsecurePlaintextPeers = authz.AllowAll{}, policy, true
+		}},
+		{"PeerServerTLS", func(c *Config) { c.ACLPolicyFile = policy }}, // plaintext Raft next to an ACL
+		{"InsecurePlaintextPeers", func(c *Config) {
+			c.PeerServerTLS, c.PeerClientTLS, c.InsecurePlaintextPeers = &tls.Config{}, &tls.Config{}, true
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			cfg := Config{DataDir: dir, NodeName: "node-0", BindAddr: "127.0.0.1:0", RPCPort: -1}
+			tt.set(&cfg)
+			s, err := New(cfg)
+			if s != nil {
+				_ = s.Close()
+			}
+			if s != nil || !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tt.field+" ") {
+				t.Fatalf("New = %v, %v; want ErrInvalidConfig naming %s", s, err, tt.field)
+			}
+			if _, statErr := os.Stat(dir); !errors.Is(statErr, fs.ErrNotExist) {
+				t.Errorf("New created %s before refusing its config (%v)", dir, statErr)
+			}
+		})
+	}
+}
+
+// TestNewReportsEveryInvalidField: one error per field at fault, joined.
+func TestNewReportsEveryInvalidField(t *testing.T) {
+	_, err := New(Config{DataDir: t.TempDir(), NodeName: "node-0", Transport: "x", Sync: "y", MaxForwardClients: -1})
+	for _, field := range []string{"Transport ", "Sync ", "MaxForwardClients "} {
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), field) {
+			t.Errorf("New = %v; want ErrInvalidConfig naming %s", err, field)
+		}
+	}
+}
