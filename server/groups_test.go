@@ -405,13 +405,19 @@ func TestGroupsRestartKeepsOffsets(t *testing.T) {
 	}
 	srv.shutdown(t)
 
-	srv = startServer(t, Config{DataDir: dir, GroupSessionTimeout: 100 * time.Millisecond, GroupOffsetsRetention: 300 * time.Millisecond})
+	// The default retention (7 days): the offsets are there after the restart. (With a short
+	// retention, a loaded machine could expire them before the fetch.)
+	srv = startServer(t, Config{DataDir: dir})
 	gc := groupsClient(t, newClient(t, TransportConnect, srv.Addr()))
 	f, err := gc.FetchOffsets(ctx, &logv1.FetchOffsetsRequest{Group: "g"})
 	if err != nil || len(f.GetOffsets()) != 1 || f.GetOffsets()[0].GetOffset() != 8 || f.GetOffsets()[0].GetMetadata() != "m" {
 		t.Fatalf("after a restart: %v, %v", f, err)
 	}
+	srv.shutdown(t)
+
 	// Empty, and its last commit older than the retention: the leader expires it.
+	srv = startServer(t, Config{DataDir: dir, GroupSessionTimeout: 100 * time.Millisecond, GroupOffsetsRetention: 300 * time.Millisecond})
+	gc = groupsClient(t, newClient(t, TransportConnect, srv.Addr()))
 	waitFor(t, 30*time.Second, "the empty group's offsets expire", func() bool {
 		lg, err := gc.ListGroups(ctx, &logv1.ListGroupsRequest{})
 		return err == nil && len(lg.GetGroups()) == 0
