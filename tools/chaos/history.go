@@ -15,6 +15,7 @@ const (
 	KindProduce       = "produce"        // unary Produce through the SDK
 	KindProduceBatch  = "produce-batch"  // ProduceBatch through the SDK (atomic, several values)
 	KindProduceAsync  = "produce-async"  // one record through the SDK's batching Producer
+	KindProduceIdem   = "produce-idem"   // one record through the SDK's idempotent Producer
 	KindProduceStream = "produce-stream" // one record on a ProduceStream to the leader
 	KindReadLin       = "read-lin"       // linearizable Consume through the SDK (leader)
 	KindReadNode      = "read-node"      // linearizable Consume sent to one given node
@@ -50,7 +51,7 @@ type Op struct {
 // IsWrite reports whether the op produces records.
 func (o *Op) IsWrite() bool {
 	switch o.Kind {
-	case KindProduce, KindProduceBatch, KindProduceAsync, KindProduceStream:
+	case KindProduce, KindProduceBatch, KindProduceAsync, KindProduceIdem, KindProduceStream:
 		return true
 	}
 	return false

@@ -136,6 +136,7 @@ func runWorkload(ctx context.Context, cfg WorkloadConfig, h *History, c *Cluster
 		nil, // per-node linearizable reads: their own loop
 		func(ctx context.Context, p int, r *rand.Rand) { w.read(ctx, p, r, KindReadFollower, follower) },
 		func(ctx context.Context, p int, r *rand.Rand) { w.readStream(ctx, p, r, anyc) },
+		nil, // the idempotent Producer: its own loop
 	}
 	var wg sync.WaitGroup
 	for p, f := range workers {
@@ -145,7 +146,9 @@ func runWorkload(ctx context.Context, cfg WorkloadConfig, h *History, c *Cluster
 			defer wg.Done()
 			switch p {
 			case 3:
-				w.asyncLoop(ctx, p, writer)
+				w.asyncLoop(ctx, p, writer, false)
+			case 9:
+				w.asyncLoop(ctx, p, writer, true)
 			case 4:
 				w.streamLoop(ctx, p, writer)
 			case 6:
@@ -204,12 +207,19 @@ func (w *workload) produceBatch(_ context.Context, p int, r *rand.Rand, c *clien
 	w.h.Complete(op, st, off, false, nil, err)
 }
 
-// asyncLoop sends records through the SDK's batching Producer, a few at a time.
-func (w *workload) asyncLoop(ctx context.Context, p int, c *client.Client) {
+// asyncLoop sends records through the SDK's batching Producer, a few at a time. Not
+// idempotent, the checker judges each unknown outcome as such; idempotent, the Producer resends
+// a write whose outcome is unknown (up to its delivery timeout, one op's time here), and the
+// checker's no-duplicates verdict tells whether a resend was ever stored twice.
+func (w *workload) asyncLoop(ctx context.Context, p int, c *client.Client, idempotent bool) {
 	r := rand.New(rand.NewPCG(w.cfg.Seed, uint64(p)))
-	// Not idempotent: the checker judges each unknown outcome as such (an idempotent
-	// Producer would hold a record up to its delivery timeout through every fault).
-	prod, err := c.NewProducer(client.ProducerLinger(2*time.Millisecond), client.ProducerBatchRecords(4), client.ProducerIdempotence(false))
+	kind := KindProduceAsync
+	opts := []client.ProducerOption{client.ProducerLinger(2 * time.Millisecond), client.ProducerBatchRecords(4), client.ProducerIdempotence(idempotent)}
+	if idempotent {
+		kind = KindProduceIdem
+		opts = append(opts, client.ProducerDeliveryTimeout(w.cfg.OpTimeout))
+	}
+	prod, err := c.NewProducer(opts...)
 	if err != nil {
 		return
 	}
@@ -222,7 +232,7 @@ func (w *workload) asyncLoop(ctx context.Context, p int, c *client.Client) {
 		var batch []sent
 		for range 1 + r.IntN(4) {
 			v := w.value(p)
-			op := w.h.Invoke(p, KindProduceAsync, "", 0, []string{v})
+			op := w.h.Invoke(p, kind, "", 0, []string{v})
 			sctx, cancel := w.opContext()
 			f, err := prod.Send(sctx, []byte(v))
 			cancel()
