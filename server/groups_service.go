@@ -2,13 +2,11 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/commitlog-go/commitlog/authz"
-	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/telemetry"
 	"github.com/commitlog-go/commitlog/transport"
@@ -23,33 +21,7 @@ func groupCall[Res any](ctx context.Context, s *service, local func() (*Res, err
 	if s.sm == nil || s.groups == nil {
 		return nil, transport.Errorf(transport.Unimplemented, "this server has no consumer groups")
 	}
-	var waitUntil time.Time
-	for {
-		res, err := local()
-		if err == nil {
-			return res, nil
-		}
-		nl, isNL := errors.AsType[*consensus.NotLeaderError](err)
-		if isNL && nl.Leader.ID != "" && s.forward != nil {
-			gc, release, ferr := s.forward.groups(nl.Leader.Address)
-			if ferr == nil {
-				res, ferr = remote(gc)
-				release()
-				if ferr == nil || !transport.IsNotProposed(ferr) {
-					return res, ferr
-				}
-			}
-			err = ferr
-		} else if !isNL && !errors.Is(err, consensus.ErrNoLeader) {
-			return nil, toWire(err)
-		}
-		if waitUntil.IsZero() {
-			waitUntil = time.Now().Add(s.leaderWait)
-		}
-		if !s.pause(ctx, waitUntil) {
-			return nil, toWire(err)
-		}
-	}
+	return onLeader(ctx, s, local, (*forwarder).groups, remote)
 }
 
 func toPartitionSet(tps []*logv1.TopicPartitions) partitionSet {

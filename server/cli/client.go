@@ -76,33 +76,30 @@ func produceCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := dial(c)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			out := bufio.NewWriter(c.App.Writer)
-			defer out.Flush()
-			if tmpl != nil {
-				return produceRecords(c, cl, out, *tmpl)
-			}
-			if c.NArg() > 0 {
-				values := make([][]byte, c.NArg())
-				for i, v := range c.Args().Slice() {
-					values[i] = []byte(v)
+			return useClient(c, func(cl *client.Client) error {
+				out := bufio.NewWriter(c.App.Writer)
+				defer out.Flush()
+				if tmpl != nil {
+					return produceRecords(c, cl, out, *tmpl)
 				}
-				first, err := cl.ProduceBatch(c.Context, values...)
-				if err != nil {
-					return err
-				}
-				if !c.Bool("quiet") {
-					for i := range values {
-						fmt.Fprintln(out, first+uint64(i))
+				if c.NArg() > 0 {
+					values := make([][]byte, c.NArg())
+					for i, v := range c.Args().Slice() {
+						values[i] = []byte(v)
 					}
+					first, err := cl.ProduceBatch(c.Context, values...)
+					if err != nil {
+						return err
+					}
+					if !c.Bool("quiet") {
+						for i := range values {
+							fmt.Fprintln(out, first+uint64(i))
+						}
+					}
+					return nil
 				}
-				return nil
-			}
-			return produceLines(c, cl, out)
+				return produceLines(c, cl, out)
+			})
 		},
 	}
 }
@@ -271,18 +268,57 @@ func consumeCommand() *cli.Command {
 				return fmt.Errorf("--format %q: want value, text or json", format)
 			}
 			topic, partition := c.String("topic"), uint32(c.Uint("partition"))
-			cl, err := dial(c)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			if group := c.String("group"); group != "" {
-				if topic == "" {
-					topic = client.DefaultTopic
+			return useClient(c, func(cl *client.Client) error {
+				if group := c.String("group"); group != "" {
+					if topic == "" {
+						topic = client.DefaultTopic
+					}
+					out := bufio.NewWriter(c.App.Writer)
+					defer out.Flush()
+					return consumeGroup(c, cl, group, []string{topic}, c.Uint64("count"), func(rec client.Record) error {
+						switch format {
+						case formatText:
+							writeText(out, rec)
+						case formatJSON:
+							if err := writeJSON(out, rec); err != nil {
+								return err
+							}
+						default:
+							if c.Bool("offsets") {
+								fmt.Fprintf(out, "%d:%d\t", rec.Partition, rec.Offset)
+							}
+							out.Write(rec.Value)
+							out.WriteByte('\n')
+						}
+						return out.Flush()
+					})
+				}
+				from, count := c.Uint64("from"), c.Uint64("count")
+				if !c.Bool("follow") && !c.IsSet("count") {
+					b, err := cl.PartitionBounds(c.Context, topic, partition)
+					if err != nil {
+						return err
+					}
+					if from < b.Lowest {
+						return fmt.Errorf("offset %d is below the log start %d: %w", from, b.Lowest, client.ErrOutOfRange)
+					}
+					if from >= b.Next {
+						return nil
+					}
+					count = b.Next - from
 				}
 				out := bufio.NewWriter(c.App.Writer)
 				defer out.Flush()
-				return consumeGroup(c, cl, group, []string{topic}, c.Uint64("count"), func(rec client.Record) error {
+				ctx, cancel := context.WithCancel(c.Context)
+				defer cancel()
+				var n uint64
+				for rec, err := range cl.StreamPartition(ctx, topic, partition, from) {
+					if err != nil {
+						if c.Bool("follow") && errors.Is(err, context.Canceled) {
+							return nil
+						}
+						return err
+					}
 					switch format {
 					case formatText:
 						writeText(out, rec)
@@ -292,63 +328,21 @@ func consumeCommand() *cli.Command {
 						}
 					default:
 						if c.Bool("offsets") {
-							fmt.Fprintf(out, "%d:%d\t", rec.Partition, rec.Offset)
+							out.WriteString(strconv.FormatUint(rec.Offset, 10))
+							out.WriteByte('\t')
 						}
 						out.Write(rec.Value)
 						out.WriteByte('\n')
 					}
-					return out.Flush()
-				})
-			}
-			from, count := c.Uint64("from"), c.Uint64("count")
-			if !c.Bool("follow") && !c.IsSet("count") {
-				b, err := cl.PartitionBounds(c.Context, topic, partition)
-				if err != nil {
-					return err
-				}
-				if from < b.Lowest {
-					return fmt.Errorf("offset %d is below the log start %d: %w", from, b.Lowest, client.ErrOutOfRange)
-				}
-				if from >= b.Next {
-					return nil
-				}
-				count = b.Next - from
-			}
-			out := bufio.NewWriter(c.App.Writer)
-			defer out.Flush()
-			ctx, cancel := context.WithCancel(c.Context)
-			defer cancel()
-			var n uint64
-			for rec, err := range cl.StreamPartition(ctx, topic, partition, from) {
-				if err != nil {
-					if c.Bool("follow") && errors.Is(err, context.Canceled) {
-						return nil
+					if c.Bool("follow") {
+						out.Flush()
 					}
-					return err
-				}
-				switch format {
-				case formatText:
-					writeText(out, rec)
-				case formatJSON:
-					if err := writeJSON(out, rec); err != nil {
-						return err
+					if n++; count > 0 && n >= count {
+						break
 					}
-				default:
-					if c.Bool("offsets") {
-						out.WriteString(strconv.FormatUint(rec.Offset, 10))
-						out.WriteByte('\t')
-					}
-					out.Write(rec.Value)
-					out.WriteByte('\n')
 				}
-				if c.Bool("follow") {
-					out.Flush()
-				}
-				if n++; count > 0 && n >= count {
-					break
-				}
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 }
@@ -363,16 +357,13 @@ func clusterCommand() *cli.Command {
 				Usage: "show the cluster id and list the servers: id, addresses, suffrage, leader, applied index, lag, log bounds, size, divergence alarm, whether it applies (a server that stopped applying says why), and security (insecure: a server listening beyond loopback without TLS or gossip encryption)",
 				Flags: clientFlags(),
 				Action: func(c *cli.Context) error {
-					cl, err := dial(c)
-					if err != nil {
-						return err
-					}
-					defer cl.Close()
-					servers, err := cl.Servers(c.Context)
-					if err != nil {
-						return err
-					}
-					return printStatus(c, cl.ClusterID(), servers)
+					return useClient(c, func(cl *client.Client) error {
+						servers, err := cl.Servers(c.Context)
+						if err != nil {
+							return err
+						}
+						return printStatus(c, cl.ClusterID(), servers)
+					})
 				},
 			},
 			{
@@ -384,16 +375,13 @@ func clusterCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return fmt.Errorf("cluster remove takes one server id, got %d arguments", c.NArg())
 					}
-					cl, err := dial(c)
-					if err != nil {
-						return err
-					}
-					defer cl.Close()
-					if err := cl.RemoveServer(c.Context, c.Args().First()); err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "removed %s\n", c.Args().First())
-					return nil
+					return useClient(c, func(cl *client.Client) error {
+						if err := cl.RemoveServer(c.Context, c.Args().First()); err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "removed %s\n", c.Args().First())
+						return nil
+					})
 				},
 			},
 			{
@@ -402,17 +390,14 @@ func clusterCommand() *cli.Command {
 				ArgsUsage: "[ID]",
 				Flags:     clientFlags(),
 				Action: func(c *cli.Context) error {
-					cl, err := dial(c)
-					if err != nil {
-						return err
-					}
-					defer cl.Close()
-					leader, err := cl.TransferLeadership(c.Context, c.Args().First())
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "leader is now %s\n", leader)
-					return nil
+					return useClient(c, func(cl *client.Client) error {
+						leader, err := cl.TransferLeadership(c.Context, c.Args().First())
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "leader is now %s\n", leader)
+						return nil
+					})
 				},
 			},
 		},
@@ -507,4 +492,14 @@ func humanBytes(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// useClient dials the servers of the command's --addr, runs f with the client and closes it.
+func useClient(c *cli.Context, f func(*client.Client) error) error {
+	cl, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return f(cl)
 }

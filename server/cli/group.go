@@ -24,21 +24,18 @@ func groupCommand() *cli.Command {
 				Usage: "list the groups with members or committed offsets: name, state, members, partitions with offsets",
 				Flags: clientFlags(),
 				Action: func(c *cli.Context) error {
-					cl, err := dial(c)
-					if err != nil {
-						return err
-					}
-					defer cl.Close()
-					gs, err := cl.ListGroups(c.Context)
-					if err != nil {
-						return err
-					}
-					w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(w, "GROUP\tSTATE\tMEMBERS\tOFFSETS")
-					for _, g := range gs {
-						fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", g.Name, g.State, g.Members, g.Offsets)
-					}
-					return w.Flush()
+					return useClient(c, func(cl *client.Client) error {
+						gs, err := cl.ListGroups(c.Context)
+						if err != nil {
+							return err
+						}
+						w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(w, "GROUP\tSTATE\tMEMBERS\tOFFSETS")
+						for _, g := range gs {
+							fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", g.Name, g.State, g.Members, g.Offsets)
+						}
+						return w.Flush()
+					})
 				},
 			},
 			{
@@ -51,36 +48,33 @@ func groupCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					cl, err := dial(c)
-					if err != nil {
-						return err
-					}
-					defer cl.Close()
-					d, err := cl.DescribeGroup(c.Context, group)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "group %s: %s, epoch %d, %d members\n", d.Name, d.State, d.Epoch, len(d.Members))
-					w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-					if len(d.Members) > 0 {
-						fmt.Fprintln(w, "MEMBER\tCLIENT\tEPOCH\tTOPICS\tASSIGNMENT")
-						for _, m := range d.Members {
-							fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\n", m.ID, dash(m.ClientID), m.Epoch, strings.Join(m.Topics, ","), formatTPs(m.Assignment))
-						}
-						if err := w.Flush(); err != nil {
+					return useClient(c, func(cl *client.Client) error {
+						d, err := cl.DescribeGroup(c.Context, group)
+						if err != nil {
 							return err
 						}
-						fmt.Fprintln(c.App.Writer)
-					}
-					fmt.Fprintln(w, "TOPIC\tPARTITION\tCOMMITTED\tLOG-END\tLAG\tMEMBER")
-					for _, p := range d.Partitions {
-						committed := "-"
-						if p.HasCommitted {
-							committed = strconv.FormatUint(p.Committed, 10)
+						fmt.Fprintf(c.App.Writer, "group %s: %s, epoch %d, %d members\n", d.Name, d.State, d.Epoch, len(d.Members))
+						w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+						if len(d.Members) > 0 {
+							fmt.Fprintln(w, "MEMBER\tCLIENT\tEPOCH\tTOPICS\tASSIGNMENT")
+							for _, m := range d.Members {
+								fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\n", m.ID, dash(m.ClientID), m.Epoch, strings.Join(m.Topics, ","), formatTPs(m.Assignment))
+							}
+							if err := w.Flush(); err != nil {
+								return err
+							}
+							fmt.Fprintln(c.App.Writer)
 						}
-						fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%d\t%s\n", p.Topic, p.Partition, committed, p.LogEnd, p.Lag, dash(p.Member))
-					}
-					return w.Flush()
+						fmt.Fprintln(w, "TOPIC\tPARTITION\tCOMMITTED\tLOG-END\tLAG\tMEMBER")
+						for _, p := range d.Partitions {
+							committed := "-"
+							if p.HasCommitted {
+								committed = strconv.FormatUint(p.Committed, 10)
+							}
+							fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%d\t%s\n", p.Topic, p.Partition, committed, p.LogEnd, p.Lag, dash(p.Member))
+						}
+						return w.Flush()
+					})
 				},
 			},
 			{
@@ -93,16 +87,13 @@ func groupCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					cl, err := dial(c)
-					if err != nil {
-						return err
-					}
-					defer cl.Close()
-					if err := cl.DeleteGroup(c.Context, group); err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "deleted group %s\n", group)
-					return nil
+					return useClient(c, func(cl *client.Client) error {
+						if err := cl.DeleteGroup(c.Context, group); err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "deleted group %s\n", group)
+						return nil
+					})
 				},
 			},
 			{
@@ -130,33 +121,30 @@ func groupCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					cl, err := dial(c)
-					if err != nil {
-						return err
-					}
-					defer cl.Close()
-					plan, executed, err := cl.ResetGroupOffsets(c.Context, group, r)
-					if err != nil {
-						return err
-					}
-					w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(w, "TOPIC\tPARTITION\tPREVIOUS\tNEW")
-					for _, o := range plan {
-						prev := "-"
-						if o.HasPrevious {
-							prev = strconv.FormatUint(o.Previous, 10)
+					return useClient(c, func(cl *client.Client) error {
+						plan, executed, err := cl.ResetGroupOffsets(c.Context, group, r)
+						if err != nil {
+							return err
 						}
-						fmt.Fprintf(w, "%s\t%d\t%s\t%d\n", o.Topic, o.Partition, prev, o.New)
-					}
-					if err := w.Flush(); err != nil {
-						return err
-					}
-					if executed {
-						fmt.Fprintln(c.App.Writer, "offsets stored")
-					} else {
-						fmt.Fprintln(c.App.Writer, "dry run: nothing stored (add --execute to store these offsets)")
-					}
-					return nil
+						w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(w, "TOPIC\tPARTITION\tPREVIOUS\tNEW")
+						for _, o := range plan {
+							prev := "-"
+							if o.HasPrevious {
+								prev = strconv.FormatUint(o.Previous, 10)
+							}
+							fmt.Fprintf(w, "%s\t%d\t%s\t%d\n", o.Topic, o.Partition, prev, o.New)
+						}
+						if err := w.Flush(); err != nil {
+							return err
+						}
+						if executed {
+							fmt.Fprintln(c.App.Writer, "offsets stored")
+						} else {
+							fmt.Fprintln(c.App.Writer, "dry run: nothing stored (add --execute to store these offsets)")
+						}
+						return nil
+					})
 				},
 			},
 		},

@@ -37,22 +37,19 @@ func topicCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					cl, err := dial(c)
-					if err != nil {
-						return err
-					}
-					defer cl.Close()
-					t, err := cl.CreateTopic(c.Context, name, uint32(c.Uint("partitions")), client.TopicConfig{
-						RetentionBytes: c.Int64("retention-bytes"),
-						RetentionMs:    c.Int64("retention-ms"),
-						MaxRecordBytes: uint32(c.Uint("max-record-bytes")),
-						TimestampType:  c.String("timestamp-type"),
+					return useClient(c, func(cl *client.Client) error {
+						t, err := cl.CreateTopic(c.Context, name, uint32(c.Uint("partitions")), client.TopicConfig{
+							RetentionBytes: c.Int64("retention-bytes"),
+							RetentionMs:    c.Int64("retention-ms"),
+							MaxRecordBytes: uint32(c.Uint("max-record-bytes")),
+							TimestampType:  c.String("timestamp-type"),
+						})
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "created topic %s (id %s) with %d partitions\n", t.Name, t.ID, t.Partitions)
+						return nil
 					})
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "created topic %s (id %s) with %d partitions\n", t.Name, t.ID, t.Partitions)
-					return nil
 				},
 			},
 			{
@@ -60,21 +57,18 @@ func topicCommand() *cli.Command {
 				Usage: "list the topics: name, id, partitions and settings",
 				Flags: clientFlags(),
 				Action: func(c *cli.Context) error {
-					cl, err := dial(c)
-					if err != nil {
-						return err
-					}
-					defer cl.Close()
-					topics, err := cl.ListTopics(c.Context)
-					if err != nil {
-						return err
-					}
-					tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "NAME\tID\tPARTITIONS\tRETENTION BYTES\tRETENTION MS\tMAX RECORD BYTES\tTIMESTAMP TYPE")
-					for _, t := range topics {
-						fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", t.Name, orDash(t.ID), t.Partitions, configColumns(t.Config))
-					}
-					return tw.Flush()
+					return useClient(c, func(cl *client.Client) error {
+						topics, err := cl.ListTopics(c.Context)
+						if err != nil {
+							return err
+						}
+						tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(tw, "NAME\tID\tPARTITIONS\tRETENTION BYTES\tRETENTION MS\tMAX RECORD BYTES\tTIMESTAMP TYPE")
+						for _, t := range topics {
+							fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", t.Name, orDash(t.ID), t.Partitions, configColumns(t.Config))
+						}
+						return tw.Flush()
+					})
 				},
 			},
 			{
@@ -87,25 +81,22 @@ func topicCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					cl, err := dial(c)
-					if err != nil {
-						return err
-					}
-					defer cl.Close()
-					d, err := cl.DescribeTopic(c.Context, name)
-					if err != nil {
-						return err
-					}
-					w := c.App.Writer
-					fmt.Fprintf(w, "topic: %s\nid: %s\npartitions: %d\n", d.Name, orDash(d.ID), d.Partitions)
-					fmt.Fprintf(w, "retention bytes: %s\nretention ms: %s\nmax record bytes: %s\ntimestamp type: %s\n",
-						setting(d.Config.RetentionBytes), setting(d.Config.RetentionMs), setting(int64(d.Config.MaxRecordBytes)), orServer(d.Config.TimestampType))
-					tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "PARTITION\tLOWEST\tNEXT\tRECORDS")
-					for _, p := range d.PartitionInfo {
-						fmt.Fprintf(tw, "%d\t%d\t%d\t%d\n", p.Partition, p.Lowest, p.Next, p.Next-p.Lowest)
-					}
-					return tw.Flush()
+					return useClient(c, func(cl *client.Client) error {
+						d, err := cl.DescribeTopic(c.Context, name)
+						if err != nil {
+							return err
+						}
+						w := c.App.Writer
+						fmt.Fprintf(w, "topic: %s\nid: %s\npartitions: %d\n", d.Name, orDash(d.ID), d.Partitions)
+						fmt.Fprintf(w, "retention bytes: %s\nretention ms: %s\nmax record bytes: %s\ntimestamp type: %s\n",
+							setting(d.Config.RetentionBytes), setting(d.Config.RetentionMs), setting(int64(d.Config.MaxRecordBytes)), orServer(d.Config.TimestampType))
+						tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(tw, "PARTITION\tLOWEST\tNEXT\tRECORDS")
+						for _, p := range d.PartitionInfo {
+							fmt.Fprintf(tw, "%d\t%d\t%d\t%d\n", p.Partition, p.Lowest, p.Next, p.Next-p.Lowest)
+						}
+						return tw.Flush()
+					})
 				},
 			},
 			{
@@ -144,18 +135,15 @@ func topicCommand() *cli.Command {
 					if alt == (client.TopicAlteration{}) {
 						return fmt.Errorf("topic alter: nothing to change: give --partitions or a setting flag")
 					}
-					cl, err := dial(c)
-					if err != nil {
-						return err
-					}
-					defer cl.Close()
-					t, err := cl.AlterTopic(c.Context, name, alt)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "altered topic %s: %d partitions, retention bytes %s, retention ms %s, max record bytes %s, timestamp type %s\n",
-						t.Name, t.Partitions, setting(t.Config.RetentionBytes), setting(t.Config.RetentionMs), setting(int64(t.Config.MaxRecordBytes)), orServer(t.Config.TimestampType))
-					return nil
+					return useClient(c, func(cl *client.Client) error {
+						t, err := cl.AlterTopic(c.Context, name, alt)
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "altered topic %s: %d partitions, retention bytes %s, retention ms %s, max record bytes %s, timestamp type %s\n",
+							t.Name, t.Partitions, setting(t.Config.RetentionBytes), setting(t.Config.RetentionMs), setting(int64(t.Config.MaxRecordBytes)), orServer(t.Config.TimestampType))
+						return nil
+					})
 				},
 			},
 			{
@@ -168,16 +156,13 @@ func topicCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					cl, err := dial(c)
-					if err != nil {
-						return err
-					}
-					defer cl.Close()
-					if err := cl.DeleteTopic(c.Context, name); err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "deleted topic %s\n", name)
-					return nil
+					return useClient(c, func(cl *client.Client) error {
+						if err := cl.DeleteTopic(c.Context, name); err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "deleted topic %s\n", name)
+						return nil
+					})
 				},
 			},
 		},
