@@ -262,7 +262,8 @@ type Config struct {
 	RPCMetrics bool
 	// MetricsMaxPartitionSeries bounds the partitions whose records are counted under their
 	// own topic and partition labels (commitlog_partition_*): the first ones this node serves;
-	// later ones count as topic="other", partition="other". Zero: 100; negative: none.
+	// later ones count as topic="other", partition="other". Zero: 100; negative: none. It
+	// bounds commitlog_group_lag's (group, topic, partition) series the same way.
 	MetricsMaxPartitionSeries int
 	// DisableTelemetry turns tracing and metrics off (health and readiness still answer):
 	// for measuring what they cost.

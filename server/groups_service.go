@@ -8,6 +8,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/authz"
 	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/server/telemetry"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -191,24 +192,52 @@ func (s *service) DescribeGroup(ctx context.Context, req *logv1.DescribeGroupReq
 				continue // only the topics the caller may consume
 			}
 			gp := &logv1.GroupPartition{Topic: p.topic, Partition: p.partition, MemberId: v.owner[p]}
-			var lowest uint64
-			if f, _, err := s.sm.Partition(p.topic, p.partition); err == nil {
-				lowest, gp.LogEndOffset = f.Bounds()
-			}
-			from := lowest
-			if off, ok := committed[p]; ok {
+			off, ok := committed[p]
+			if ok {
 				gp.CommittedOffset = &off
-				from = max(off, lowest)
 			}
-			if gp.LogEndOffset > from {
-				gp.Lag = gp.LogEndOffset - from
-			}
+			gp.LogEndOffset, gp.Lag = s.partitionLag(p, off, ok)
 			res.Partitions = append(res.Partitions, gp)
 		}
 		return res, nil
 	}, func(c transport.GroupsClient) (*logv1.DescribeGroupResponse, error) {
 		return c.DescribeGroup(forwardedContext(ctx), req)
 	})
+}
+
+// partitionLag returns p's next offset and the records a group whose committed offset in p is
+// committed (none: !ok) has yet to consume there: from the committed offset, or from the
+// lowest retained one when none is committed or retention removed it.
+func (s *service) partitionLag(p topicPartition, committed uint64, ok bool) (end, lag uint64) {
+	var lowest uint64
+	if f, _, err := s.sm.Partition(p.topic, p.partition); err == nil {
+		lowest, end = f.Bounds()
+	}
+	from := lowest
+	if ok {
+		from = max(committed, lowest)
+	}
+	if end > from {
+		lag = end - from
+	}
+	return end, lag
+}
+
+// groupLags is what the commitlog.group.lag metric reports: on the leader, each group's lag
+// in each partition it committed an offset in; nothing on other nodes.
+func (s *service) groupLags() []telemetry.GroupLag {
+	if s.sm == nil || s.node.Status().State != "leader" {
+		return nil
+	}
+	var out []telemetry.GroupLag
+	for _, gi := range s.sm.Groups() {
+		offs, _ := s.sm.GroupOffsets(gi.Name)
+		for _, o := range offs {
+			_, lag := s.partitionLag(topicPartition{o.Topic, o.Partition}, o.Offset, true)
+			out = append(out, telemetry.GroupLag{Group: gi.Name, Topic: o.Topic, Partition: o.Partition, Lag: lag})
+		}
+	}
+	return out
 }
 
 // DeleteGroup removes a group's committed offsets; refused while it has members.

@@ -268,6 +268,9 @@ func (s *Server) newService() error {
 	if err := s.tel.Metrics().ObserveDivergence(div.raised); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	if err := s.tel.Metrics().ObserveGroupLag(s.svc.groupLags); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	return nil
 }
 

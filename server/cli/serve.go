@@ -111,7 +111,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "rpc-metrics", EnvVars: env("rpc-metrics"),
 			Usage: "also export the OpenTelemetry RPC metrics of the transports (rpc_server_call_duration_seconds...), which repeat commitlog_request_duration_seconds at a CPU cost"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "metrics-max-partition-series", Value: telemetry.DefaultMaxPartitionSeries, EnvVars: env("metrics-max-partition-series"),
-			Usage: "partitions whose records are counted under their own topic and partition labels (commitlog_partition_*): the first ones this node serves; the rest count as topic=\"other\", partition=\"other\", so the series stay bounded (0: none of their own)"}),
+			Usage: "partitions whose records are counted under their own topic and partition labels (commitlog_partition_*): the first ones this node serves; the rest count as topic=\"other\", partition=\"other\", so the series stay bounded (0: none of their own); the same cap bounds commitlog_group_lag's group, topic and partition series, the rest summed under \"other\""}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "disable-telemetry", EnvVars: env("disable-telemetry"),
 			Usage: "no tracing and no metrics (health and readiness still answer); to measure what telemetry costs"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: env("log-level"), Usage: "debug, info, warn or error"}),

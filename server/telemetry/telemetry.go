@@ -92,7 +92,8 @@ type Config struct {
 	// MaxPartitionSeries bounds the partitions counted under their own topic and partition
 	// labels (commitlog_partition_*): the first ones this node serves; every later one is
 	// counted under topic="other", partition="other". Zero: DefaultMaxPartitionSeries;
-	// negative: none of their own (every partition is "other").
+	// negative: none of their own (every partition is "other"). It bounds the series of
+	// commitlog_group_lag the same way (ObserveGroupLag).
 	MaxPartitionSeries int
 	// Disabled turns tracing and metrics off: Transport and Metrics return nil (so nothing is
 	// instrumented) and /metrics serves nothing, while /healthz, /readyz and the gRPC health
