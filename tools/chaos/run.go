@@ -88,6 +88,10 @@ func Run(ctx context.Context, cfg RunConfig) (res Result, err error) {
 	}
 	defer admin.Close()
 
+	// The group workload runs apart from the history: its checker needs only what was delivered.
+	group := startGroupReader(c.Addrs(), cfg.Seed)
+	defer group.cancel()
+
 	wcfg := cfg.Workload
 	wcfg.Seed = cfg.Seed
 	wctx, stopWorkload := context.WithCancel(ctx)
@@ -115,6 +119,8 @@ func Run(ctx context.Context, cfg RunConfig) (res Result, err error) {
 	ops := h.Ops()
 	res.Ops = len(ops)
 	res.Verdicts = Check(cfg.Check, ops, logs)
+	ref, _, _, _ := checkLogs(logs)
+	res.Verdicts = append(res.Verdicts, group.finish(ctx, ref, 30*time.Second))
 	res.Failed = Failed(res.Verdicts)
 	res.Elapsed = time.Since(began).Round(time.Second).String()
 	if err := writeJSON(filepath.Join(cfg.Dir, "result.json"), res); err != nil {
