@@ -24,10 +24,17 @@ func startCluster(t *testing.T, n int) []*testServer {
 		}
 		nodes = append(nodes, startNode(t, cfg, i == 0))
 	}
+	waitVoters(t, nodes)
+	return nodes
+}
+
+// waitVoters waits until every node sees all of nodes as voters of its cluster.
+func waitVoters(t *testing.T, nodes []*testServer) {
+	t.Helper()
 	waitFor(t, 30*time.Second, "every node is a voter of one cluster", func() bool {
 		for _, nd := range nodes {
 			servers, err := nd.node.Servers(context.Background())
-			if err != nil || len(servers) != n {
+			if err != nil || len(servers) != len(nodes) {
 				return false
 			}
 			for _, s := range servers {
@@ -38,7 +45,6 @@ func startCluster(t *testing.T, n int) []*testServer {
 		}
 		return true
 	})
-	return nodes
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/commitlog-go/commitlog/authz"
-	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/discovery"
 	"github.com/commitlog-go/commitlog/discovery/static"
 	"github.com/commitlog-go/commitlog/storage"
@@ -154,20 +153,7 @@ func TestStaticMembershipCluster(t *testing.T) {
 		t.Cleanup(func() { ts.shutdown(t) })
 		nodes[i] = ts
 	}
-	waitFor(t, 30*time.Second, "every node is a voter of one cluster", func() bool {
-		for _, nd := range nodes {
-			servers, err := nd.node.Servers(context.Background())
-			if err != nil || len(servers) != n {
-				return false
-			}
-			for _, s := range servers {
-				if s.Suffrage != consensus.Voter {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	waitVoters(t, nodes)
 	leader := leaderOf(t, nodes)
 	var follower *testServer
 	for _, nd := range nodes {

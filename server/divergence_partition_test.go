@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -27,20 +26,7 @@ func TestDivergenceDetectorPartition(t *testing.T) {
 		}
 		nodes[i] = startNode(t, cfgs[i], i == 0)
 	}
-	waitFor(t, 30*time.Second, "every node is a voter of one cluster", func() bool {
-		for _, nd := range nodes {
-			servers, err := nd.node.Servers(t.Context())
-			if err != nil || len(servers) != n {
-				return false
-			}
-			for _, s := range servers {
-				if s.Suffrage != consensus.Voter {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	waitVoters(t, nodes)
 	ctx := ctxT(t, 120*time.Second)
 	leader := leaderOf(t, nodes)
 	lc := newClient(t, TransportConnect, leader.Addr())

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
 	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
@@ -86,20 +85,7 @@ func testDivergenceDetector(t *testing.T, records int, leads bool) {
 		}
 		nodes[i] = startNode(t, cfgs[i], i == 0)
 	}
-	waitFor(t, 30*time.Second, "every node is a voter of one cluster", func() bool {
-		for _, nd := range nodes {
-			servers, err := nd.node.Servers(t.Context())
-			if err != nil || len(servers) != n {
-				return false
-			}
-			for _, s := range servers {
-				if s.Suffrage != consensus.Voter {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	waitVoters(t, nodes)
 	ctx := ctxT(t, 120*time.Second)
 	for i := 0; i < records; i += 100 {
 		var batch []*logv1.Record

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/discovery"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -67,20 +66,7 @@ func (fc *fixedCluster) start() {
 		t.Cleanup(func() { ts.shutdown(t) })
 		fc.nodes = append(fc.nodes, ts)
 	}
-	waitFor(t, 30*time.Second, "every node is a voter of one cluster", func() bool {
-		for _, nd := range fc.nodes {
-			servers, err := nd.node.Servers(context.Background())
-			if err != nil || len(servers) != len(fc.nodes) {
-				return false
-			}
-			for _, s := range servers {
-				if s.Suffrage != consensus.Voter {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	waitVoters(t, fc.nodes)
 	leaderOf(t, fc.nodes)
 }
 

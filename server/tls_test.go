@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/commitlog-go/commitlog/consensus"
 	dserf "github.com/commitlog-go/commitlog/discovery/serf"
 	"github.com/commitlog-go/commitlog/server/tlsutil"
 	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
@@ -389,18 +388,7 @@ func TestTLSClusterForwarding(t *testing.T) {
 				}
 				nodes[i] = startNode(t, cfg, i == 0)
 			}
-			waitFor(t, 30*time.Second, "both nodes are voters (Raft over peer TLS)", func() bool {
-				servers, err := nodes[0].node.Servers(context.Background())
-				if err != nil || len(servers) != 2 {
-					return false
-				}
-				for _, s := range servers {
-					if s.Suffrage != consensus.Voter {
-						return false
-					}
-				}
-				return true
-			})
+			waitVoters(t, nodes)
 			leader := leaderOf(t, nodes)
 			follower := nodes[0]
 			if follower == leader {

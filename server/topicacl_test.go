@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -261,18 +260,7 @@ func TestTopicACLForwarded(t *testing.T) {
 		}
 		nodes[i] = startNode(t, cfg, i == 0)
 	}
-	waitFor(t, 30*time.Second, "both nodes are voters (Raft over peer TLS)", func() bool {
-		servers, err := nodes[0].node.Servers(context.Background())
-		if err != nil || len(servers) != 2 {
-			return false
-		}
-		for _, s := range servers {
-			if s.Suffrage != consensus.Voter {
-				return false
-			}
-		}
-		return true
-	})
+	waitVoters(t, nodes)
 	leader := leaderOf(t, nodes)
 	follower := nodes[0]
 	if follower == leader {

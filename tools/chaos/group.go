@@ -95,6 +95,12 @@ func (g *groupReader) session(ctx context.Context, m int, life time.Duration) {
 	}
 }
 
+// stop ends the members' sessions and waits for them; it may be called more than once.
+func (g *groupReader) stop() {
+	g.cancel()
+	g.wg.Wait()
+}
+
 // covered reports whether every offset of ref was delivered.
 func (g *groupReader) covered(ref map[uint64]string) bool {
 	g.mu.Lock()
@@ -111,10 +117,12 @@ func (g *groupReader) covered(ref map[uint64]string) bool {
 // log), stops them, and returns the verdict.
 func (g *groupReader) finish(ctx context.Context, ref map[uint64]string, wait time.Duration) Verdict {
 	deadline := time.Now().Add(wait)
-	for !g.covered(ref) && time.Now().Before(deadline) && sleepCtx(ctx, 100*time.Millisecond) == nil {
+	for !g.covered(ref) && time.Now().Before(deadline) {
+		if sleepCtx(ctx, 100*time.Millisecond) != nil {
+			break
+		}
 	}
-	g.cancel()
-	g.wg.Wait()
+	g.stop()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return checkGroup(ref, g.delivered, g.repeats, g.sessions)

@@ -90,7 +90,7 @@ func Run(ctx context.Context, cfg RunConfig) (res Result, err error) {
 
 	// The group workload runs apart from the history: its checker needs only what was delivered.
 	group := startGroupReader(c.Addrs(), cfg.Seed)
-	defer group.cancel()
+	defer group.stop()
 
 	wcfg := cfg.Workload
 	wcfg.Seed = cfg.Seed
