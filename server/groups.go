@@ -221,14 +221,16 @@ func (c *coordinator) heartbeat(req heartbeatRequest) (heartbeatResult, error) {
 		if len(req.topics) == 0 {
 			return heartbeatResult{}, fmt.Errorf("%w: a join needs the topics the member subscribes to", fsm.ErrInvalidGroup)
 		}
+		if g != nil && g.members[req.member] != nil {
+			// A rejoin (the member lost its state): it starts over, owning nothing. Removing
+			// a group's last member drops the group, so it is looked up again below.
+			c.removeLocked(g, req.member, "rejoined")
+			g = c.groups[req.group]
+		}
 		if g == nil {
 			g = &group{name: req.group, members: map[string]*member{}, target: map[string]partitionSet{}, owner: map[topicPartition]string{}}
 			c.groups[req.group] = g
 			delete(c.emptySince, req.group)
-		}
-		if m := g.members[req.member]; m != nil {
-			// A rejoin (the member lost its state): it starts over, owning nothing.
-			c.removeLocked(g, req.member, "rejoined")
 		}
 		if len(g.members) >= maxGroupMembers {
 			return heartbeatResult{}, fmt.Errorf("%w: group %q has %d members, the limit", fsm.ErrInvalidGroup, req.group, maxGroupMembers)

@@ -398,3 +398,24 @@ func TestGroupsCoordinatorSubscriptions(t *testing.T) {
 		t.Fatalf("a join without a group: %v", err)
 	}
 }
+
+// TestGroupsCoordinatorSoleMemberRejoins: the only member of a group rejoins under its own id
+// (epoch 0, as the SDK does after a stale epoch): the group is still there, with that member,
+// and the member's next heartbeat is answered, not refused as unknown.
+func TestGroupsCoordinatorSoleMemberRejoins(t *testing.T) {
+	f := newCoordFixture(t, map[string]uint32{"t": 2})
+	a := &gclient{}
+	f.beat("g", a, "t")
+	f.settle("g", a)
+	id := a.id
+	a.epoch, a.held = 0, partitionSet{}
+	f.beat("g", a, "t")
+	if a.id != id {
+		t.Fatalf("rejoined as %q, want %q", a.id, id)
+	}
+	if f.c.groups["g"] == nil || f.c.groups["g"].members[id] == nil {
+		t.Fatal("after the sole member's rejoin the coordinator has no group with it")
+	}
+	f.settle("g", a)
+	checkOwners(t, "t", 2, a)
+}
