@@ -129,17 +129,6 @@ func (c *Client) NewGroupConsumer(ctx context.Context, group string, topics []st
 	return g, nil
 }
 
-// onGroups runs op against the leader's Groups service.
-func (g *GroupConsumer) onGroups(ctx context.Context, op func(context.Context, transport.GroupsClient) error) error {
-	return groupsErr(g.c.onLeader(ctx, false, func(ctx context.Context, tc transport.Client) error {
-		gc, ok := tc.(transport.GroupsClient)
-		if !ok {
-			return fmt.Errorf("%w: transport %T has no Groups client", ErrGroupsUnsupported, tc)
-		}
-		return op(ctx, gc)
-	}))
-}
-
 func groupsErr(err error) error {
 	if err != nil && transport.CodeOf(err) == transport.Unimplemented {
 		return fmt.Errorf("%w: %w", ErrGroupsUnsupported, err)
@@ -164,7 +153,7 @@ func (g *GroupConsumer) heartbeat(ctx context.Context) error {
 	g.mu.Unlock()
 	req.Owned = wireTPs(owned)
 	var res *logv1.HeartbeatResponse
-	err := g.onGroups(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+	err := g.c.onGroupsLeader(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
 		var err error
 		res, err = gc.Heartbeat(ctx, req)
 		return err
@@ -264,7 +253,7 @@ func (g *GroupConsumer) release(ctx context.Context, tps []TopicPartition, commi
 func (g *GroupConsumer) acquire(ctx context.Context, tps []TopicPartition) error {
 	sortTPs(tps)
 	committed := map[TopicPartition]uint64{}
-	err := g.onGroups(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+	err := g.c.onGroupsLeader(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
 		res, err := gc.FetchOffsets(ctx, &logv1.FetchOffsetsRequest{Group: g.group})
 		if err != nil {
 			return err
@@ -277,6 +266,17 @@ func (g *GroupConsumer) acquire(ctx context.Context, tps []TopicPartition) error
 	if err != nil {
 		return err
 	}
+	// Every start is known before any fetcher starts, and found without g.mu held: a failure
+	// leaves nothing running, and Records, Commit and Close do not wait on the network.
+	for _, tp := range tps {
+		if _, ok := committed[tp]; !ok {
+			b, err := g.c.PartitionBounds(ctx, tp.Topic, tp.Partition)
+			if err != nil {
+				return err
+			}
+			committed[tp] = b.Lowest
+		}
+	}
 	if g.opts.onAssigned != nil {
 		g.opts.onAssigned(tps)
 	}
@@ -286,14 +286,7 @@ func (g *GroupConsumer) acquire(ctx context.Context, tps []TopicPartition) error
 		return nil
 	}
 	for _, tp := range tps {
-		from, ok := committed[tp]
-		if !ok {
-			b, err := g.c.PartitionBounds(ctx, tp.Topic, tp.Partition)
-			if err != nil {
-				return err
-			}
-			from = b.Lowest
-		}
+		from := committed[tp]
 		g.position[tp] = from
 		g.held[tp] = g.startFetcher(tp, from)
 	}
@@ -477,7 +470,7 @@ func (g *GroupConsumer) commit(ctx context.Context, tps []TopicPartition) error 
 	if len(req.Offsets) == 0 || req.MemberId == "" {
 		return nil
 	}
-	err := g.onGroups(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+	err := g.c.onGroupsLeader(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
 		_, err := gc.CommitOffsets(ctx, req)
 		return err
 	})
@@ -529,7 +522,7 @@ func (g *GroupConsumer) Close() error {
 	g.held = map[TopicPartition]*fetcher{}
 	g.mu.Unlock()
 	if req.MemberId != "" {
-		lerr := g.onGroups(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+		lerr := g.c.onGroupsLeader(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
 			_, err := gc.Heartbeat(ctx, req)
 			return err
 		})

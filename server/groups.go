@@ -369,9 +369,8 @@ func (c *coordinator) removeLocked(g *group, id, why string) {
 func (c *coordinator) expireMembers(now time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.node.Status().State != "leader" {
-		c.resetLocked(0)
-		return 0
+	if c.leadLocked() != nil {
+		return 0 // not leading: leadLocked dropped every member
 	}
 	n := 0
 	for _, g := range c.groups {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -143,22 +144,13 @@ func (s *service) ListGroups(ctx context.Context, req *logv1.ListGroupsRequest) 
 			g.Offsets = uint32(gi.Offsets)
 		}
 		res := &logv1.ListGroupsResponse{}
-		for _, name := range sortedKeys(byName) {
+		for _, name := range slices.Sorted(maps.Keys(byName)) {
 			res.Groups = append(res.Groups, byName[name])
 		}
 		return res, nil
 	}, func(c transport.GroupsClient) (*logv1.ListGroupsResponse, error) {
 		return c.ListGroups(forwardedContext(ctx), req)
 	})
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // DescribeGroup reports a group's members, partitions, committed offsets and lag.
