@@ -109,32 +109,20 @@ func (f *forwarder) produceBatch(ctx context.Context, addr string, req *logv1.Pr
 	return res, nil
 }
 
-// topicsClient returns the leader's Topics client, for forwarding topic commands.
-func (f *forwarder) topics(addr string) (transport.TopicsClient, func(), error) {
+// serviceClient returns the client of addr as C, one of the transport's service clients
+// (Topics, Groups), and its release.
+func serviceClient[C any](f *forwarder, addr string) (C, func(), error) {
+	var none C
 	c, release, err := f.client(addr)
 	if err != nil {
-		return nil, nil, err
+		return none, nil, err
 	}
-	tc, ok := c.(transport.TopicsClient)
+	sc, ok := any(c).(C)
 	if !ok {
 		release()
-		return nil, nil, fmt.Errorf("server: the transport client has no Topics service")
+		return none, nil, fmt.Errorf("server: the transport client %T has no %T service", c, (*C)(nil))
 	}
-	return tc, release, nil
-}
-
-// groups returns the Groups client for addr and its release.
-func (f *forwarder) groups(addr string) (transport.GroupsClient, func(), error) {
-	c, release, err := f.client(addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	gc, ok := c.(transport.GroupsClient)
-	if !ok {
-		release()
-		return nil, nil, fmt.Errorf("server: the transport client has no Groups service")
-	}
-	return gc, release, nil
+	return sc, release, nil
 }
 
 // forwardErr maps the error of a forwarded write. The leader's own verdict (a refusal, a

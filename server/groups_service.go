@@ -22,7 +22,7 @@ func groupCall[Res any](ctx context.Context, s *service, local func() (*Res, err
 	if s.sm == nil || s.groups == nil {
 		return nil, transport.Errorf(transport.Unimplemented, "this server has no consumer groups")
 	}
-	return onLeader(ctx, s, local, (*forwarder).groups, remote)
+	return onLeader(ctx, s, local, remote)
 }
 
 func toPartitionSet(tps []*logv1.TopicPartitions) partitionSet {

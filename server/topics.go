@@ -103,13 +103,13 @@ func leaderCall[Res any](ctx context.Context, s *service, local func() (*Res, er
 	if s.sm == nil {
 		return nil, toWire(errors.New("server: this server has no topics"))
 	}
-	return onLeader(ctx, s, local, (*forwarder).topics, remote)
+	return onLeader(ctx, s, local, remote)
 }
 
 // onLeader runs local, a call that only the leader answers; while this node does not lead, it
-// runs remote on a client of the leader's service (dial: the forwarder's pool for it), and a
-// leader that answers NotProposed or no leader known is waited for, up to leaderWait.
-func onLeader[C, Res any](ctx context.Context, s *service, local func() (*Res, error), dial func(*forwarder, string) (C, func(), error), remote func(C) (*Res, error)) (*Res, error) {
+// runs remote on the leader's service client C (from the forwarder's pool), and a leader that
+// answers NotProposed or no leader known is waited for, up to leaderWait.
+func onLeader[C, Res any](ctx context.Context, s *service, local func() (*Res, error), remote func(C) (*Res, error)) (*Res, error) {
 	var waitUntil time.Time
 	for {
 		res, err := local()
@@ -118,7 +118,7 @@ func onLeader[C, Res any](ctx context.Context, s *service, local func() (*Res, e
 		}
 		nl, isNL := errors.AsType[*consensus.NotLeaderError](err)
 		if isNL && nl.Leader.ID != "" && s.forward != nil {
-			c, release, ferr := dial(s.forward, nl.Leader.Address)
+			c, release, ferr := serviceClient[C](s.forward, nl.Leader.Address)
 			if ferr == nil {
 				res, ferr = remote(c)
 				release()
