@@ -122,7 +122,7 @@ func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, erro
 		}
 		opts = append(opts, connect.WithInterceptors(ic))
 	}
-	hc := &http.Client{Transport: tr}
+	hc := &http.Client{Transport: coalescingTransport{tr}}
 	return &Client{
 		closed:  lifecycle.NewStopper(),
 		http:    tr,

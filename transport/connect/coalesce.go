@@ -1,0 +1,152 @@
+package connect
+
+import (
+	"encoding/binary"
+	"io"
+	"net/http"
+	"sync"
+)
+
+// coalesceBufferBytes bounds what a streaming request body holds between connect-go's writes
+// and net/http's reads: at most this much is read ahead of the HTTP/2 writer, so a stream's
+// Send still blocks once the connection falls behind.
+const coalesceBufferBytes = 64 << 10
+
+// coalescingTransport makes the request body of a client-streaming call (ProduceStream) hand
+// net/http everything written since its last read. connect-go writes each message to the
+// body's pipe on its own, and net/http's HTTP/2 writer sends every read as a DATA frame
+// followed by a flush: one write system call per message. With the body read ahead into a
+// buffer, the messages sent while the writer was busy go out in one frame and one flush.
+// Requests with a known length (unary calls, server streams) pass through unchanged.
+type coalescingTransport struct {
+	base http.RoundTripper
+}
+
+func (t coalescingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body == nil || req.Body == http.NoBody || req.ContentLength >= 0 || req.GetBody != nil {
+		return t.base.RoundTrip(req)
+	}
+	r := req.Clone(req.Context())
+	r.Body = newCoalescingBody(req.Body, coalesceBufferBytes)
+	return t.base.RoundTrip(r)
+}
+
+// coalescingBody reads src ahead, in its own goroutine, into a buffer of at most max bytes,
+// and gives each Read every whole message buffered (up to the reader's buffer). It knows the
+// envelope framing every streaming protocol of connect-go uses (a flags byte and a 4-byte
+// big-endian length, then the message): connect-go writes an envelope's prefix and its
+// message in two writes, and a Read between them would send the prefix in a frame of its own.
+// A message larger than partialBytes is given out in pieces as it arrives. The goroutine ends
+// when src returns an error (io.EOF when the stream's sender closes it) or Close is called.
+type coalescingBody struct {
+	src io.ReadCloser
+	max int
+
+	mu     sync.Mutex
+	cond   sync.Cond
+	buf    []byte // read from src, not yet given to Read
+	ready  int    // buf[:ready] may be given to Read: whole envelopes, or a large one's start
+	err    error  // src's error, returned once buf is drained
+	closed bool
+
+	// The envelope being read (pump only): its prefix so far, then how much of it is left.
+	prefix  [5]byte
+	prefixN int
+	left    int
+}
+
+// partialBytes is how much of an unfinished envelope is buffered before it is given out
+// anyway: a large message need not wait to be whole.
+const partialBytes = 16 << 10
+
+func newCoalescingBody(src io.ReadCloser, max int) *coalescingBody {
+	b := &coalescingBody{src: src, max: max}
+	b.cond.L = &b.mu
+	go b.pump()
+	return b
+}
+
+func (b *coalescingBody) pump() {
+	chunk := make([]byte, partialBytes)
+	for {
+		n, err := b.src.Read(chunk)
+		b.mu.Lock()
+		for n > 0 && len(b.buf)+n > b.max && len(b.buf) > 0 && !b.closed {
+			b.cond.Wait() // full: wait for Read to take some
+		}
+		if b.closed {
+			b.mu.Unlock()
+			return
+		}
+		base := len(b.buf)
+		b.buf = append(b.buf, chunk[:n]...)
+		if end := b.scan(chunk[:n]); end >= 0 {
+			b.ready = base + end
+		}
+		if err != nil {
+			b.err = err
+			b.ready = len(b.buf)
+		} else if len(b.buf)-b.ready >= partialBytes {
+			b.ready = len(b.buf)
+		}
+		b.cond.Broadcast()
+		b.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// scan follows the envelope framing through p, the bytes just read, and returns the offset in
+// p just past the last envelope p completes, or -1 when it completes none.
+func (b *coalescingBody) scan(p []byte) int {
+	end := -1
+	for i := 0; i < len(p); {
+		if b.prefixN < len(b.prefix) {
+			k := copy(b.prefix[b.prefixN:], p[i:])
+			b.prefixN += k
+			i += k
+			if b.prefixN < len(b.prefix) {
+				break
+			}
+			b.left = int(binary.BigEndian.Uint32(b.prefix[1:]))
+		}
+		k := min(b.left, len(p)-i)
+		i += k
+		b.left -= k
+		if b.left == 0 {
+			b.prefixN = 0
+			end = i
+		}
+	}
+	return end
+}
+
+// Read waits for whole messages (or src's end) and returns as many bytes of them as fit in p.
+func (b *coalescingBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.ready == 0 && b.err == nil && !b.closed {
+		b.cond.Wait()
+	}
+	if b.closed {
+		return 0, io.ErrClosedPipe
+	}
+	if b.ready == 0 {
+		return 0, b.err
+	}
+	n := copy(p, b.buf[:b.ready])
+	b.buf = b.buf[:copy(b.buf, b.buf[n:])]
+	b.ready -= n
+	b.cond.Broadcast()
+	return n, nil
+}
+
+// Close closes src (which ends a pending src.Read) and wakes the pump and any Read.
+func (b *coalescingBody) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.cond.Broadcast()
+	b.mu.Unlock()
+	return b.src.Close()
+}
