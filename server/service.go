@@ -42,6 +42,8 @@ type service struct {
 	insecure func() map[string]bool
 	// groups is the consumer groups' coordinator (groups.go); nil: no Groups service.
 	groups *coordinator
+	// combine groups single-record produces on the leader (combine.go); nil: each proposed alone.
+	combine *combiner
 }
 
 var (
@@ -77,7 +79,15 @@ func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*lo
 	for {
 		// Encoded, stamped and checked against the limits on each try: only a leader's
 		// limits refuse a batch (see fsm.FSM.Propose).
-		res, err := s.proposeLocal(ctx, to, batch)
+		var (
+			res fsm.AppendResult
+			err error
+		)
+		if s.combine != nil && len(batch) == 1 && to.producer.GetId() == 0 && s.node.IsLeader() {
+			res, err = s.combine.append(ctx, to, batch[0])
+		} else {
+			res, err = s.proposeLocal(ctx, to, batch)
+		}
 		if err == nil {
 			return res, nil
 		}
@@ -146,6 +156,13 @@ func (s *service) proposeLocal(ctx context.Context, to produceTarget, batch []fs
 		res, err = s.sm.ProposeAppend(ctx, s.node, to.topic, to.partition, to.ref(), batch...)
 	}
 	return res, err
+}
+
+// combineFits reports whether a group of single-record produces makes one command within the
+// state machine's limits.
+func (s *service) combineFits(records, bytes int) bool {
+	lim := s.fsm.Limits()
+	return records <= lim.MaxBatchRecords && fsm.EncodedAppendOverhead()+bytes <= lim.MaxCommandBytes
 }
 
 // leaderPoll is how often a request waiting for a leader looks again.

@@ -265,6 +265,7 @@ func (s *Server) newService() error {
 		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout,
 		insecure:   s.insecureMembers,
 		groups:     newCoordinator(s.node, s.sm, s.cfg.GroupSessionTimeout, s.cfg.Logger.With("component", "groups"))}
+	s.svc.combine = newCombiner(s.svc.combineFits, s.svc.proposeLocal)
 	if err := s.tel.Metrics().ObserveDivergence(div.raised); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
