@@ -11,8 +11,10 @@
 # medians (the rounds' figures go to $work/rounds.tsv).
 #
 # Settings (environment):
-#   COMMITLOG_BINS  "name=path ..." commitlog binaries to compare (default "commitlog=bin/commitlog";
-#                   e.g. "before=/tmp/old after=bin/commitlog" runs both, each its own cluster)
+#   COMMITLOG_BINS  "name=path[,bench] ..." commitlog binaries to compare (default
+#                   "commitlog=bin/commitlog"; e.g. "before=/tmp/old after=bin/commitlog" runs both,
+#                   each its own cluster); ",bench" drives that cluster with another load tool
+#                   (the SDK's client side is part of what is measured)
 #   BENCH_BIN       the load tool (default bin/commitlog-bench)
 #   BENCH_CACHE     where nats-server is installed (default .cache/bench)
 #   BENCH_DURATION  measured phase per workload (default 10s); BENCH_WARMUP (default 2s)
@@ -39,8 +41,10 @@ all_workloads=(
 	"stream1k|stream, 16 x 256 in flight, 1 KiB|-mode stream -producers 16 -clients 16 -window 256 -record-size 1024"
 	"batch100|batch, 16 x 256, 100 B|-mode batch -producers 16 -clients 16 -window 256 -batch-records 256 -record-size 100"
 	"batch1k|batch, 16 x 256, 1 KiB|-mode batch -producers 16 -clients 16 -window 256 -batch-records 256 -record-size 1024"
+	"stream100g|stream, 16 x 256 in flight, 100 B, SDK over gRPC|-mode stream -producers 16 -clients 16 -window 256 -record-size 100 -transport grpc"
+	"stream1kg|stream, 16 x 256 in flight, 1 KiB, SDK over gRPC|-mode stream -producers 16 -clients 16 -window 256 -record-size 1024 -transport grpc"
 )
-want=${BENCH_WORKLOADS:-unary1 unary16 stream100 stream1k batch100 batch1k}
+want=${BENCH_WORKLOADS:-unary1 unary16 stream100 stream1k batch100 batch1k stream100g stream1kg}
 
 if [ ! -x "$cache/nats-server" ]; then
 	echo "bench-vs-nats: installing nats-server $nats_version into $cache" >&2
@@ -60,7 +64,7 @@ trap stop EXIT
 trap 'exit 130' INT TERM
 
 # targets: name, kind (nats|commitlog), addrs, pids
-t_names=() t_kinds=() t_addrs=() t_pids=()
+t_names=() t_kinds=() t_addrs=() t_pids=() t_bench=()
 
 start_nats() {
 	local base=$port routes="" i p=()
@@ -77,11 +81,11 @@ start_nats() {
 		"$cache/nats-server" -c "$work/nats-$i/nats.conf" >"$work/nats-$i/log" 2>&1 &
 		pids+=($!) p+=($!)
 	done
-	t_names+=(nats) t_kinds+=(nats) t_addrs+=("127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))")
+	t_names+=(nats) t_kinds+=(nats) t_bench+=("$bench") t_addrs+=("127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))")
 	t_pids+=("$(IFS=,; echo "${p[*]}")")
 }
 
-start_commitlog() { # name binary
+start_commitlog() { # name binary [load tool]
 	local base=$port i p=() a=()
 	port=$((port + 40))
 	for i in 1 2 3; do
@@ -92,18 +96,21 @@ start_commitlog() { # name binary
 		"$2" "${args[@]}" >"$work/$1-node-$i.log" 2>&1 &
 		pids+=($!) p+=($!) a+=("127.0.0.1:$rpc")
 	done
-	t_names+=("$1") t_kinds+=(commitlog) t_addrs+=("$(IFS=,; echo "${a[*]}")")
+	t_names+=("$1") t_kinds+=(commitlog) t_bench+=("${3:-$bench}") t_addrs+=("$(IFS=,; echo "${a[*]}")")
 	t_pids+=("$(IFS=,; echo "${p[*]}")")
 }
 
 start_nats
-for b in $bins; do start_commitlog "${b%%=*}" "${b#*=}"; done
+for b in $bins; do
+	IFS=, read -r path tool <<<"${b#*=}"
+	start_commitlog "${b%%=*}" "$path" "$tool"
+done
 
 # Wait until each target takes a record.
 for i in "${!t_names[@]}"; do
 	ok=""
 	for _ in $(seq 60); do
-		if "$bench" -target "${t_kinds[$i]}" -nats-replicas 3 -addr "${t_addrs[$i]}" -records 1 -warmup 0 -progress=-1s \
+		if "${t_bench[$i]}" -target "${t_kinds[$i]}" -nats-replicas 3 -addr "${t_addrs[$i]}" -records 1 -warmup 0 -progress=-1s \
 			-max-errors 1 >/dev/null 2>&1; then ok=1; break; fi
 		sleep 1
 	done
@@ -115,7 +122,7 @@ echo "bench-vs-nats: clusters ready (${t_names[*]}); $rounds round(s) of ${durat
 run() {
 	local i=$1 flags=$2 out
 	# shellcheck disable=SC2086
-	out=$("$bench" -target "${t_kinds[$i]}" -nats-replicas 3 -addr "${t_addrs[$i]}" -server-pids "${t_pids[$i]}" \
+	out=$("${t_bench[$i]}" -target "${t_kinds[$i]}" -nats-replicas 3 -addr "${t_addrs[$i]}" -server-pids "${t_pids[$i]}" \
 		-duration "$duration" -warmup "$warmup" -progress=-1s -max-errors -1 $flags 2>>"$work/bench.err") || true
 	awk '
 		/^produce/ { for (j = 1; j <= NF; j++) if ($j == "records/s") r = $(j-1) }
