@@ -3,8 +3,8 @@ package connect
 import (
 	"encoding/binary"
 	"io"
-	"runtime"
 	"net/http"
+	"runtime"
 	"sync"
 )
 
