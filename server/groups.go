@@ -398,7 +398,7 @@ func (c *coordinator) checkCommit(group, memberID string, epoch int32, parts []t
 		if g != nil {
 			return groupErrorf(ErrGroupNotEmpty, group, "", 0, "group %q has %d members: only they commit", group, len(g.members))
 		}
-		return nil
+		return c.rejoiningLocked(group)
 	}
 	var m *member
 	if g != nil {
@@ -430,7 +430,37 @@ func (c *coordinator) whileEmpty(group string, fn func() error) error {
 	if g := c.groups[group]; g != nil {
 		return groupErrorf(ErrGroupNotEmpty, group, "", 0, "group %q has %d members", group, len(g.members))
 	}
+	if err := c.rejoiningLocked(group); err != nil {
+		return err
+	}
 	return fn()
+}
+
+// rejoiningLocked refuses (ErrGroupNotEmpty) to treat a group without members as empty while
+// members this coordinator never saw may still rejoin it: the group's offsets were last
+// committed before this node began coordinating (a leader change, a new term, a restart), and
+// that was less than a session timeout ago, so members of the previous coordinator may be
+// alive, between two heartbeats. Kafka's coordinator answers COORDINATOR_LOAD_IN_PROGRESS while
+// it loads a group's membership; ours has none to load, so it waits the longest a live member
+// can go without a heartbeat. A group committed to since (by a member that joined here, or by
+// an administrator while it was empty) is not held back. c.mu is held.
+func (c *coordinator) rejoiningLocked(group string) error {
+	left := c.session - c.now().Sub(c.since)
+	if left <= 0 {
+		return nil
+	}
+	offs, ok := c.sm.GroupOffsets(group)
+	if !ok {
+		return nil
+	}
+	for _, o := range offs {
+		if o.CommitTime >= c.since.UnixMilli() {
+			return nil
+		}
+	}
+	return groupErrorf(ErrGroupNotEmpty, group, "", 0,
+		"group %q may still have members: this server became its coordinator less than the session timeout (%v) ago and they may rejoin; retry in %v",
+		group, c.session, left.Round(time.Millisecond))
 }
 
 // expirable returns the groups with committed offsets that have had no member for at least the

@@ -419,3 +419,49 @@ func TestGroupsCoordinatorSoleMemberRejoins(t *testing.T) {
 	f.settle("g", a)
 	checkOwners(t, "t", 2, a)
 }
+
+// TestGroupsCoordinatorRejoinGrace: a coordinator that took over does not call a group empty
+// (for an administrator's commit, reset or delete) while members of the previous coordinator
+// may still rejoin: for a session timeout, unless the group was committed to since.
+func TestGroupsCoordinatorRejoinGrace(t *testing.T) {
+	f := newCoordFixture(t, map[string]uint32{"t": 1})
+	f.now = time.Now() // commit times are the real clock's
+	a := &gclient{}
+	f.beat("g", a, "t")
+	f.settle("g", a)
+	part := []topicPartition{{"t", 0}}
+	for _, g := range []string{"g", "later"} {
+		if _, err := f.m.CommitOffsets(context.Background(), f.p, g, []fsm.GroupOffset{{Topic: "t", Offset: 5}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * time.Millisecond) // the takeover comes after those commits, in ms
+	f.lead.set(1, false)
+	f.c.expireMembers(f.now)
+	f.now = time.Now()
+	f.lead.set(2, true)
+
+	called := false
+	if err := f.c.whileEmpty("g", func() error { called = true; return nil }); !errors.Is(err, ErrGroupNotEmpty) || called {
+		t.Fatalf("delete or reset right after the takeover: %v (ran: %v), want ErrGroupNotEmpty", err, called)
+	}
+	if err := f.c.checkCommit("g", "", 0, part); !errors.Is(err, ErrGroupNotEmpty) {
+		t.Fatalf("commit without a member right after the takeover: %v, want ErrGroupNotEmpty", err)
+	}
+	// A group without offsets, or committed to since the takeover, is empty at once.
+	if err := f.c.whileEmpty("never-committed", func() error { return nil }); err != nil {
+		t.Fatalf("a group without offsets: %v", err)
+	}
+	time.Sleep(2 * time.Millisecond)
+	if _, err := f.m.CommitOffsets(context.Background(), f.p, "later", []fsm.GroupOffset{{Topic: "t", Offset: 6}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.checkCommit("later", "", 0, part); err != nil {
+		t.Fatalf("a group committed to since the takeover: %v", err)
+	}
+	// Once a session timeout has passed, members that did not rejoin are gone.
+	f.now = f.now.Add(testSession)
+	if err := f.c.whileEmpty("g", func() error { called = true; return nil }); err != nil || !called {
+		t.Fatalf("a session timeout after the takeover: %v (ran: %v)", err, called)
+	}
+}
