@@ -294,26 +294,77 @@ func (g *GroupConsumer) acquire(ctx context.Context, tps []TopicPartition) error
 }
 
 // startFetcher streams tp from offset from into g.recs. g.mu must be held.
+//
+// A stream that ends with an error hands it to Records and, unless it is final, starts again:
+// after ErrUnavailable (the cluster was out of reach past the client's retry budget) at the
+// offset after the last record it delivered; after ErrOutOfRange (retention removed the records
+// at the position: Kafka's auto.offset.reset=earliest) at the partition's start. Other errors
+// (PermissionDenied, an unknown topic, ErrGap, ErrClosed) end the fetcher: the partition is
+// read again once it is reassigned.
 func (g *GroupConsumer) startFetcher(tp TopicPartition, from uint64) *fetcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fetcher{tp: tp, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
-		for rec, err := range g.c.StreamPartition(ctx, tp.Topic, tp.Partition, from) {
-			if err != nil && ctx.Err() != nil {
+		next := from
+		for failures := 0; ; failures++ {
+			var err error
+			for rec, rerr := range g.c.StreamPartition(ctx, tp.Topic, tp.Partition, next) {
+				if rerr != nil {
+					err = rerr
+					break
+				}
+				failures = 0
+				select {
+				case g.recs <- fetched{f: f, rec: rec}:
+					next = rec.Offset + 1
+				case <-ctx.Done():
+					return
+				}
+			}
+			if ctx.Err() != nil || err == nil {
 				return
 			}
 			select {
-			case g.recs <- fetched{f: f, rec: rec, err: err}:
+			case g.recs <- fetched{f: f, err: err}:
 			case <-ctx.Done():
 				return
 			}
-			if err != nil {
+			if !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrOutOfRange) {
 				return
+			}
+			if !sleepCtx(ctx, min(refetchBackoff<<min(failures, 6), maxRefetchBackoff)) {
+				return
+			}
+			if errors.Is(err, ErrOutOfRange) {
+				b, berr := g.c.PartitionBounds(ctx, tp.Topic, tp.Partition)
+				if berr != nil {
+					continue // try the same offset again: it answers the same error or reads
+				}
+				next = max(next, b.Lowest)
 			}
 		}
 	}()
 	return f
+}
+
+// refetchBackoff and maxRefetchBackoff bound the wait before a partition's stream starts again
+// after an error (doubling while it keeps failing).
+const (
+	refetchBackoff    = 100 * time.Millisecond
+	maxRefetchBackoff = 5 * time.Second
+)
+
+// sleepCtx waits d or until ctx ends, and reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // loop heartbeats at the coordinator's interval (at once when poked) and commits on the
@@ -394,10 +445,12 @@ func (g *GroupConsumer) fail(err error) {
 }
 
 // Records iterates over the records of the consumer's partitions as they arrive (in offset
-// order within each partition), until ctx ends, the loop stops, the consumer is closed, or a
-// fatal error (yielded once: PermissionDenied, ErrGroupsUnsupported, a partition's stream
-// error such as ErrOutOfRange). A record's position counts as processed when the loop body
-// returns for it. One goroutine at a time.
+// order within each partition), until ctx ends, the loop stops, the consumer is closed, or the
+// consumer fails (PermissionDenied, ErrGroupsUnsupported: yielded once, last). A partition's
+// stream error is yielded too, and the iteration goes on: after ErrUnavailable the partition
+// is read again from where it stopped, after ErrOutOfRange from its start (the records between
+// were removed by retention); after other errors it is read again once reassigned. A record's
+// position counts as processed when the loop body returns for it. One goroutine at a time.
 func (g *GroupConsumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		for {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -304,4 +305,63 @@ func BenchmarkGroupConsume(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestGroupsSDKPositionRemovedByRetention: a member whose committed position was removed by
+// retention is told (ErrOutOfRange, yielded) and reads on from the partition's start (Kafka's
+// auto.offset.reset=earliest), not nothing until the next rebalance.
+func TestGroupsSDKPositionRemovedByRetention(t *testing.T) {
+	srv := startServer(t, Config{SegmentBytes: 4 << 10, RetentionBytes: 16 << 10, RetentionInterval: 50 * time.Millisecond})
+	ctx := ctxT(t, 60*time.Second)
+	c := newClient(t, TransportConnect, srv.Addr())
+	createTopicT(t, ctx, c, "t", 1)
+	gc := groupsClient(t, c)
+	if _, err := gc.CommitOffsets(ctx, &logv1.CommitOffsetsRequest{Group: "g",
+		Offsets: []*logv1.OffsetToCommit{{Topic: "t", Partition: 0, Offset: 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	value := make([]byte, 1000)
+	var recs []*logv1.Record
+	for range 100 {
+		recs = append(recs, &logv1.Record{Value: value})
+	}
+	for range 2 {
+		if _, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Topic: "t", Records: recs[:50]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lowest uint64
+	waitFor(t, 10*time.Second, "retention to remove the committed position", func() bool {
+		b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Topic: "t"})
+		lowest = b.GetLowestOffset()
+		return err == nil && lowest > 0
+	})
+
+	cl, err := client.New(ctx, []string{srv.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	g, err := cl.NewGroupConsumer(ctx, "g", []string{"t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	sawOutOfRange := false
+	for rec, err := range g.Records(ctx) {
+		if err != nil {
+			if !errors.Is(err, client.ErrOutOfRange) || sawOutOfRange {
+				t.Fatalf("Records: %v (out of range seen before: %v)", err, sawOutOfRange)
+			}
+			sawOutOfRange = true
+			continue
+		}
+		if !sawOutOfRange || rec.Offset < lowest {
+			t.Fatalf("record %d first (log start %d, out of range yielded: %v)", rec.Offset, lowest, sawOutOfRange)
+		}
+		if rec.Offset == 99 {
+			return
+		}
+	}
+	t.Fatal("Records ended before the last record")
 }
