@@ -46,8 +46,9 @@ func WithOnAssigned(fn func([]TopicPartition)) GroupOption {
 }
 
 // WithOnRevoked calls fn with the partitions taken from the consumer, after their last
-// records' positions were committed and before another member may read them. It runs on the
-// heartbeat goroutine.
+// records' positions were committed and before another member may read them, and, from Close,
+// with every partition the consumer held when it closed. It runs on the heartbeat goroutine
+// (in Close's, from Close).
 func WithOnRevoked(fn func([]TopicPartition)) GroupOption {
 	return func(o *groupOptions) { o.onRevoked = fn }
 }
@@ -193,7 +194,9 @@ func (g *GroupConsumer) heartbeat(ctx context.Context) error {
 	}
 	g.mu.Unlock()
 	if len(revoked) > 0 {
-		g.release(ctx, revoked, true)
+		if err := g.release(ctx, revoked, true); err != nil {
+			g.c.opts.logger.Warn("group consumer: committing revoked partitions failed; their records may be delivered again", "group", g.group, "err", err)
+		}
 		g.poke() // tell the coordinator at once, so the next owner gets them
 	}
 	if len(added) > 0 {
@@ -215,10 +218,10 @@ func (g *GroupConsumer) heldPartitions() []TopicPartition {
 }
 
 // release stops the fetchers of tps, commits their positions (commit), calls OnRevoked and
-// forgets them.
-func (g *GroupConsumer) release(ctx context.Context, tps []TopicPartition, commit bool) {
+// forgets them. It returns the commit's error.
+func (g *GroupConsumer) release(ctx context.Context, tps []TopicPartition, commit bool) error {
 	if len(tps) == 0 {
-		return
+		return nil
 	}
 	sortTPs(tps)
 	g.mu.Lock()
@@ -233,10 +236,9 @@ func (g *GroupConsumer) release(ctx context.Context, tps []TopicPartition, commi
 		f.cancel()
 		<-f.done
 	}
+	var err error
 	if commit {
-		if err := g.commit(ctx, tps); err != nil {
-			g.c.opts.logger.Warn("group consumer: committing revoked partitions failed; their records may be delivered again", "group", g.group, "err", err)
-		}
+		err = g.commit(ctx, tps)
 	}
 	if g.opts.onRevoked != nil {
 		g.opts.onRevoked(tps)
@@ -247,6 +249,7 @@ func (g *GroupConsumer) release(ctx context.Context, tps []TopicPartition, commi
 		delete(g.position, tp)
 	}
 	g.mu.Unlock()
+	return err
 }
 
 // acquire starts fetching tps from their committed offsets (or their start).
@@ -543,8 +546,8 @@ func (g *GroupConsumer) Assignment() []TopicPartition {
 	return tps
 }
 
-// Close stops heartbeating, stops reading, commits the positions processed and leaves the
-// group, so that its partitions move at once. Idempotent; it returns the commit's or the
+// Close stops heartbeating, stops reading, commits the positions processed, calls OnRevoked
+// with the partitions it held and leaves the group, so that its partitions move at once. Idempotent; it returns the commit's or the
 // leave's error.
 func (g *GroupConsumer) Close() error {
 	g.mu.Lock()
@@ -558,21 +561,10 @@ func (g *GroupConsumer) Close() error {
 	<-g.done
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tps := g.heldPartitions()
-	g.mu.Lock()
-	var fs []*fetcher
-	for _, f := range g.held {
-		fs = append(fs, f)
-	}
-	g.mu.Unlock()
-	for _, f := range fs {
-		f.cancel()
-		<-f.done
-	}
-	err := g.commit(ctx, tps)
+	// Give every partition up as a revocation does (commit, then OnRevoked), then leave.
+	err := g.release(ctx, g.heldPartitions(), true)
 	g.mu.Lock()
 	req := &logv1.HeartbeatRequest{Group: g.group, MemberId: g.member, MemberEpoch: -1}
-	g.held = map[TopicPartition]*fetcher{}
 	g.mu.Unlock()
 	if req.MemberId != "" {
 		lerr := g.c.onGroupsLeader(ctx, func(ctx context.Context, gc transport.GroupsClient) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -364,4 +365,42 @@ func TestGroupsSDKPositionRemovedByRetention(t *testing.T) {
 		}
 	}
 	t.Fatal("Records ended before the last record")
+}
+
+// TestGroupsSDKCloseRevokes: Close gives up the partitions as a revocation does: their
+// positions are committed and OnRevoked is told, then the member leaves.
+func TestGroupsSDKCloseRevokes(t *testing.T) {
+	srv := startServer(t, Config{GroupSessionTimeout: time.Second})
+	ctx := ctxT(t, 30*time.Second)
+	c := newClient(t, TransportConnect, srv.Addr())
+	createTopicT(t, ctx, c, "t", 2)
+	for p := range uint32(2) {
+		if _, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Topic: "t", Partition: p,
+			Records: []*logv1.Record{{Value: []byte("a")}, {Value: []byte("b")}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := &delivered{counts: map[string]int{}}
+	m := startSDKMember(t, []string{srv.Addr()}, "g", d)
+	waitFor(t, 10*time.Second, "both partitions read", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.counts["a"] == 2 && d.counts["b"] == 2
+	})
+	m.cancel()
+	<-m.done
+	if err := m.gc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = m.cl.Close()
+	m.mu.Lock()
+	revoked := slices.Clone(m.revoked)
+	m.mu.Unlock()
+	if len(revoked) != 2 {
+		t.Fatalf("OnRevoked told of %v on Close, want both partitions", revoked)
+	}
+	f, err := groupsClient(t, c).FetchOffsets(ctx, &logv1.FetchOffsetsRequest{Group: "g"})
+	if err != nil || len(f.GetOffsets()) != 2 || f.GetOffsets()[0].GetOffset() != 2 || f.GetOffsets()[1].GetOffset() != 2 {
+		t.Fatalf("offsets committed on Close: %v, %v", f, err)
+	}
 }
