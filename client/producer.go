@@ -201,13 +201,14 @@ type partState struct {
 
 // topicCount is a topic's partition count as last learnt.
 type topicCount struct {
-	n       uint32
-	learned time.Time
+	n          uint32
+	learned    time.Time
+	refreshing bool // a Send is describing the topic again; the others use n meanwhile
 }
 
 // topicCountTTL is how long a learnt partition count is used before the
 // topic is described again (partitions may have been added).
-const topicCountTTL = 30 * time.Second
+var topicCountTTL = 30 * time.Second
 
 // A Producer appends records asynchronously in batches, one batch per
 // partition: records given to Send accumulate until a partition's batch holds
@@ -374,20 +375,35 @@ func (p *Producer) SendRecordFunc(ctx context.Context, rec Record, cb func(offse
 }
 
 // partitionCount returns topic's partition count, asking the cluster when
-// it is not known or stale.
+// it is not known or stale. The cluster is asked without holding the cache:
+// while one Send describes a topic whose count went stale, the others use the
+// stale count, and Sends to other topics never wait for it.
 func (p *Producer) partitionCount(ctx context.Context, topic string) (uint32, error) {
 	if topic == "" || topic == DefaultTopic {
 		return 1, nil // the default topic always has exactly one partition
 	}
 	p.countMu.Lock()
-	defer p.countMu.Unlock()
-	if tc, ok := p.counts[topic]; ok && time.Since(tc.learned) < topicCountTTL {
+	tc, known := p.counts[topic]
+	if known && (tc.refreshing || time.Since(tc.learned) < topicCountTTL) {
+		p.countMu.Unlock()
 		return tc.n, nil
 	}
+	if known {
+		tc.refreshing = true
+		p.counts[topic] = tc
+	}
+	p.countMu.Unlock()
+
 	d, err := p.c.DescribeTopic(ctx, topic)
+	p.countMu.Lock()
+	defer p.countMu.Unlock()
 	if err != nil {
-		if tc, ok := p.counts[topic]; ok && !errors.Is(err, ErrUnknownTopic) {
-			return tc.n, nil // keep using the last count through a failure
+		if known {
+			tc.refreshing = false
+			p.counts[topic] = tc
+			if !errors.Is(err, ErrUnknownTopic) {
+				return tc.n, nil // keep using the last count through a failure
+			}
 		}
 		return 0, err
 	}

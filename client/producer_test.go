@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/client/clienttest"
 	"github.com/commitlog-go/commitlog/transport"
 )
 
@@ -363,4 +365,76 @@ func TestProducerNoLingerAccumulatesWhileBusy(t *testing.T) {
 			t.Errorf("ProduceBatch calls = %d, want 2: the 5 records sent while busy travel together", got)
 		}
 	})
+}
+
+// A Producer that describes a topic again (its partition count went stale) holds no one up:
+// Sends to other topics, and to that topic with the stale count, go on while it waits.
+func TestProducerStaleCountRefreshBlocksNoOne(t *testing.T) {
+	defer client.SetTopicCountTTL(time.Millisecond)()
+	l := clienttest.New()
+	var stall atomic.Pointer[chan struct{}]
+	entered := make(chan string, 10)
+	l.OnDescribeTopic = func(name string) {
+		if ch := stall.Load(); ch != nil && name == "slow" {
+			entered <- name
+			<-*ch
+		}
+	}
+	srv, err := l.Serve(clienttest.ServeOptions{Transport: "connect"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx := context.Background()
+	cl, err := client.New(ctx, []string{srv.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, name := range []string{"slow", "fast"} {
+		if _, err := cl.CreateTopic(ctx, name, 2, client.TopicConfig{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := cl.NewProducer(client.ProducerLinger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	send := func(topic string) error {
+		_, err := p.SendRecord(ctx, client.Record{Topic: topic, Key: []byte("k"), Value: []byte("v")})
+		return err
+	}
+	for _, name := range []string{"slow", "fast"} { // learn both counts
+		if err := send(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(5 * time.Millisecond) // both counts stale
+	release := make(chan struct{})
+	stall.Store(&release)
+	blocked := make(chan error, 1)
+	go func() { blocked <- send("slow") }()
+	<-entered // that Send is describing "slow", and the server holds its answer
+
+	done := make(chan error, 2)
+	go func() { done <- send("fast") }()
+	go func() { done <- send("slow") }()
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a Send waited for another Send's DescribeTopic")
+		}
+	}
+	close(release)
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

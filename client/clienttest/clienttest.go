@@ -74,6 +74,9 @@ type Log struct {
 	// OnConsume is called by Consume with the offset asked for, before it
 	// answers.
 	OnConsume func(offset uint64)
+	// OnDescribeTopic is called by DescribeTopic with the topic's name
+	// before it answers (a test may block in it, as a slow server would).
+	OnDescribeTopic func(name string)
 
 	mu        sync.Mutex
 	topics    map[string]*topic

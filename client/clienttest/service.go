@@ -417,6 +417,9 @@ func (l *Log) ListTopics(context.Context, *logv1.ListTopicsRequest) (*logv1.List
 // DescribeTopic reports a topic and its partitions' bounds.
 func (l *Log) DescribeTopic(_ context.Context, req *logv1.DescribeTopicRequest) (*logv1.DescribeTopicResponse, error) {
 	l.count("DescribeTopic")
+	if l.OnDescribeTopic != nil {
+		l.OnDescribeTopic(req.GetName())
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t, err := l.topicLocked(req.GetName())
