@@ -303,7 +303,8 @@ func (g *GroupConsumer) acquire(ctx context.Context, tps []TopicPartition) error
 // offset after the last record it delivered; after ErrOutOfRange (retention removed the records
 // at the position: Kafka's auto.offset.reset=earliest) at the partition's start. Other errors
 // (PermissionDenied, an unknown topic, ErrGap, ErrClosed) end the fetcher: the partition is
-// read again once it is reassigned.
+// read again once it is reassigned. Between attempts it waits as the client waits between
+// retries (WithBackoff).
 func (g *GroupConsumer) startFetcher(tp TopicPartition, from uint64) *fetcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fetcher{tp: tp, cancel: cancel, done: make(chan struct{})}
@@ -336,7 +337,7 @@ func (g *GroupConsumer) startFetcher(tp TopicPartition, from uint64) *fetcher {
 			if !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrOutOfRange) {
 				return
 			}
-			if !sleepCtx(ctx, min(refetchBackoff<<min(failures, 6), maxRefetchBackoff)) {
+			if g.c.backoff(ctx, failures) != nil {
 				return
 			}
 			if errors.Is(err, ErrOutOfRange) {
@@ -349,25 +350,6 @@ func (g *GroupConsumer) startFetcher(tp TopicPartition, from uint64) *fetcher {
 		}
 	}()
 	return f
-}
-
-// refetchBackoff and maxRefetchBackoff bound the wait before a partition's stream starts again
-// after an error (doubling while it keeps failing).
-const (
-	refetchBackoff    = 100 * time.Millisecond
-	maxRefetchBackoff = 5 * time.Second
-)
-
-// sleepCtx waits d or until ctx ends, and reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // loop heartbeats at the coordinator's interval (at once when poked) and commits on the
