@@ -2,11 +2,16 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/consensus"
+	craft "github.com/commitlog-go/commitlog/consensus/raft"
+	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -117,5 +122,41 @@ func TestProduceDuringLeadershipTransfer(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Errorf("Produce to the old leader during a leadership transfer: %v", err)
+	}
+}
+
+// TestTransferLeadershipRefusals: a transfer to an ID not in the configuration is the caller's
+// mistake (InvalidArgument), and a transfer hashicorp/raft refuses or gives up on (one already
+// in progress, a target not elected in time) is FailedPrecondition: neither is a server fault,
+// which the SDK would report as an unknown outcome.
+func TestTransferLeadershipRefusals(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx := ctxT(t, 30*time.Second)
+	leader := leaderOf(t, nodes)
+	c := newClient(t, TransportConnect, leader.Addr())
+	if _, err := c.TransferLeadership(ctx, &logv1.TransferLeadershipRequest{Id: "nobody"}); transport.CodeOf(err) != transport.InvalidArgument {
+		t.Fatalf("transfer to an unknown ID: %v, want InvalidArgument", err)
+	}
+	sdk, err := client.New(ctx, []string{leader.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdk.Close()
+	if _, err := sdk.TransferLeadership(ctx, "nobody"); err == nil || errors.Is(err, client.ErrOutcomeUnknown) || errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("SDK transfer to an unknown ID: %v, want the server's refusal", err)
+	}
+	for _, tc := range []struct {
+		err  error
+		want transport.Code
+	}{
+		{errors.New("consensus/raft: leadership transfer timeout"), transport.FailedPrecondition},
+		{fmt.Errorf("consensus/raft: transfer leadership: %w", errors.New("leadership transfer in progress")), transport.FailedPrecondition},
+		{fmt.Errorf("consensus/raft: transfer leadership: %w: %q", craft.ErrUnknownServer, "x"), transport.InvalidArgument},
+		{consensus.ErrNoLeader, transport.Unavailable},
+		{context.DeadlineExceeded, transport.DeadlineExceeded},
+	} {
+		if got := transport.CodeOf(transferError(tc.err)); got != tc.want {
+			t.Errorf("transferError(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }

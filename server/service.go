@@ -13,6 +13,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/authz"
 	"github.com/commitlog-go/commitlog/consensus"
+	craft "github.com/commitlog-go/commitlog/consensus/raft"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/internal/chaosbugs"
 	"github.com/commitlog-go/commitlog/storage"
@@ -843,9 +844,26 @@ func (s *service) RemoveServer(ctx context.Context, req *logv1.RemoveServerReque
 	return &logv1.RemoveServerResponse{}, nil
 }
 
+// transferError is toWire for TransferLeadership's refusals, which hashicorp/raft answers
+// without a sentinel this server could map: an ID not in the configuration is the caller's
+// mistake (InvalidArgument); a transfer already in progress, or a target that did not win in
+// time (leadership then stays with the leader), is FailedPrecondition: leadership did not move
+// by this call, and a retry would move it again. Neither is a server fault (Internal), which an
+// SDK would report as an unknown outcome.
+func transferError(err error) error {
+	werr := toWire(err)
+	switch {
+	case errors.Is(err, craft.ErrUnknownServer):
+		return transport.Errorf(transport.InvalidArgument, "%v", err)
+	case transport.CodeOf(werr) == transport.Internal:
+		return transport.Errorf(transport.FailedPrecondition, "leadership was not transferred: %v", err)
+	}
+	return werr
+}
+
 func (s *service) TransferLeadership(ctx context.Context, req *logv1.TransferLeadershipRequest) (*logv1.TransferLeadershipResponse, error) {
 	if err := s.node.TransferLeadership(ctx, req.GetId()); err != nil {
-		return nil, toWire(err)
+		return nil, transferError(err)
 	}
 	leader, _ := s.node.Leader()
 	return &logv1.TransferLeadershipResponse{LeaderId: leader.ID}, nil
