@@ -174,6 +174,16 @@ func segmentOpener(cfg *Config) func(dir string) (storage.Log, error) {
 }
 
 // startTelemetry starts tracing, metrics and the /metrics, /healthz and /readyz endpoint.
+// partitionExists reports whether topic's partition exists (false once the topic is deleted),
+// for the telemetry, which drops the series of deleted partitions.
+func (s *Server) partitionExists(topic string, partition uint32) bool {
+	if s.sm == nil {
+		return true
+	}
+	_, _, err := s.sm.Partition(topic, partition)
+	return !unknownTarget(err)
+}
+
 func (s *Server) startTelemetry() error {
 	var err error
 	s.tel, err = telemetry.New(context.Background(), telemetry.Config{
@@ -186,6 +196,7 @@ func (s *Server) startTelemetry() error {
 		Logger:         s.cfg.Logger.With("component", "telemetry"),
 
 		MaxPartitionSeries: s.cfg.MetricsMaxPartitionSeries,
+		PartitionExists:    s.partitionExists,
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)

@@ -335,3 +335,26 @@ func BenchmarkTelemetry(b *testing.B) {
 		}
 	}
 }
+
+// TestPartitionExists: what the telemetry asks before it drops a partition's series.
+func TestPartitionExists(t *testing.T) {
+	srv := startServer(t, Config{})
+	ctx := ctxT(t, 30*time.Second)
+	c := newClient(t, TransportConnect, srv.Addr())
+	createTopicT(t, ctx, c, "t", 2)
+	for _, tc := range []struct {
+		topic string
+		p     uint32
+		want  bool
+	}{{"default", 0, true}, {"t", 1, true}, {"t", 2, false}, {"nope", 0, false}} {
+		if got := srv.partitionExists(tc.topic, tc.p); got != tc.want {
+			t.Errorf("partitionExists(%q, %d) = %v, want %v", tc.topic, tc.p, got, tc.want)
+		}
+	}
+	if _, err := c.(transport.TopicsClient).DeleteTopic(ctx, &logv1.DeleteTopicRequest{Name: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if srv.partitionExists("t", 0) {
+		t.Error("a deleted topic's partition still exists")
+	}
+}

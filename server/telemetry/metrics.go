@@ -126,12 +126,12 @@ type Metrics struct {
 }
 
 // newMetrics builds the instruments on mp (nil: no-op), with at most maxPartitionSeries
-// partitions counted under their own topic and partition labels.
-func newMetrics(mp metric.MeterProvider, maxPartitionSeries int) (*Metrics, error) {
+// partitions counted under their own topic and partition labels (see partitionSet for exists).
+func newMetrics(mp metric.MeterProvider, maxPartitionSeries int, exists func(string, uint32) bool) (*Metrics, error) {
 	if mp == nil {
 		mp = noop.NewMeterProvider()
 	}
-	m := &Metrics{meter: mp.Meter("github.com/commitlog-go/commitlog/server/telemetry"), partitions: newPartitionSet(maxPartitionSeries)}
+	m := &Metrics{meter: mp.Meter("github.com/commitlog-go/commitlog/server/telemetry"), partitions: newPartitionSet(maxPartitionSeries, exists)}
 	var errs []error
 	counter := func(name, unit, desc string) metric.Int64Counter {
 		c, err := m.meter.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))

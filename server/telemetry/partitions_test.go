@@ -1,7 +1,9 @@
 package telemetry
 
 import (
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -89,15 +91,53 @@ func TestPartitionMetricsCap(t *testing.T) {
 
 // TestPartitionSeriesDefaultTopic: a request without a topic counts for topic "default".
 func TestPartitionSeriesDefaultTopic(t *testing.T) {
-	p := newPartitionSet(DefaultMaxPartitionSeries)
+	p := newPartitionSet(DefaultMaxPartitionSeries, nil)
 	if p.get("", 0) != p.get("default", 0) {
 		t.Fatal(`topic "" and "default" have different series`)
 	}
 	if p.get("default", 0) == p.get("default", 1) {
 		t.Fatal("two partitions share a series")
 	}
-	none := newPartitionSet(-1)
+	none := newPartitionSet(-1, nil)
 	if none.get("orders", 0) != &none.other {
 		t.Fatal("a negative cap gave a partition a series of its own")
+	}
+}
+
+// TestPartitionSeriesOfDeletedTopicsDropped: once the cap is reached, the series of partitions
+// that no longer exist are dropped (at most every partitionPruneInterval) and a new partition
+// gets a series of its own again; live partitions keep theirs.
+func TestPartitionSeriesOfDeletedTopicsDropped(t *testing.T) {
+	deleted := map[string]bool{}
+	var mu sync.Mutex
+	p := newPartitionSet(2, func(topic string, _ uint32) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !deleted[topic]
+	})
+	now := time.Unix(1_000_000, 0)
+	p.now = func() time.Time { return now }
+	live, old := p.get("live", 0), p.get("old", 0)
+	if p.get("new", 0) != &p.other {
+		t.Fatal("a third partition got a series of its own under a cap of 2")
+	}
+	mu.Lock()
+	deleted["old"] = true
+	mu.Unlock()
+	if p.get("new", 0) != &p.other {
+		t.Fatal("looked for deleted partitions again before partitionPruneInterval")
+	}
+	now = now.Add(partitionPruneInterval)
+	s := p.get("new", 0)
+	if s == &p.other || s == old {
+		t.Fatal("the deleted topic's series was not dropped for the new partition")
+	}
+	if p.get("live", 0) != live || p.get("new", 0) != s {
+		t.Fatal("a live partition's series changed")
+	}
+	var visited []*partitionSeries
+	p.each(func(s *partitionSeries) { visited = append(visited, s) })
+	if len(visited) != 2 || visited[0] != live || visited[1] != s {
+		t.Fatalf("each visits %d series, want live's and new's", len(visited))
 	}
 }

@@ -95,6 +95,10 @@ type Config struct {
 	// negative: none of their own (every partition is "other"). It bounds the series of
 	// commitlog_group_lag the same way (ObserveGroupLag).
 	MaxPartitionSeries int
+	// PartitionExists reports whether a topic's partition still exists. When set, the series
+	// of deleted partitions are dropped once MaxPartitionSeries is reached (looked for at most
+	// every 10 s), so that the cap counts live partitions. Nil: series are kept until Close.
+	PartitionExists func(topic string, partition uint32) bool
 	// Disabled turns tracing and metrics off: Transport and Metrics return nil (so nothing is
 	// instrumented) and /metrics serves nothing, while /healthz, /readyz and the gRPC health
 	// status work as usual. For measuring what telemetry costs.
@@ -166,7 +170,7 @@ func New(ctx context.Context, cfg Config) (t *Telemetry, err error) {
 		}
 	}()
 	if cfg.Disabled {
-		if t.metrics, err = newMetrics(nil, cfg.MaxPartitionSeries); err != nil {
+		if t.metrics, err = newMetrics(nil, cfg.MaxPartitionSeries, cfg.PartitionExists); err != nil {
 			return nil, err
 		}
 		if cfg.MetricsAddr != "" {
@@ -219,7 +223,7 @@ func New(ctx context.Context, cfg Config) (t *Telemetry, err error) {
 			Propagator:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 		}
 	}
-	if t.metrics, err = newMetrics(t.mp, cfg.MaxPartitionSeries); err != nil {
+	if t.metrics, err = newMetrics(t.mp, cfg.MaxPartitionSeries, cfg.PartitionExists); err != nil {
 		return nil, err
 	}
 	if cfg.MetricsAddr != "" {
