@@ -227,6 +227,20 @@ type divergenceState struct {
 	next  int                  // the first topic partition (in name order) the next check compares
 }
 
+// forget drops the scrub positions of the topic partitions not among targets (deleted
+// topics), so that they do not pile up while topics come and go.
+func (st *divergenceState) forget(targets []divTarget) {
+	live := make(map[divTarget]bool, len(targets))
+	for _, t := range targets {
+		live[t] = true
+	}
+	for t := range st.scrub {
+		if t != (divTarget{}) && !live[t] {
+			delete(st.scrub, t)
+		}
+	}
+}
+
 // divPeer is a server the check compares this one with.
 type divPeer struct {
 	id string
@@ -271,6 +285,7 @@ func (s *Server) checkDivergence(ctx context.Context, st *divergenceState) error
 			targets = append(targets, divTarget{t.Name, p})
 		}
 	}
+	st.forget(targets)
 	if len(targets) == 0 {
 		return errors.Join(errs...)
 	}

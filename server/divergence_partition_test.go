@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,5 +99,18 @@ func TestDivergenceDetectorPartition(t *testing.T) {
 		if d := bounds(nd).GetDivergence(); d != "" {
 			t.Errorf("%s, whose log agrees with the majority, raised the alarm: %s", nd.ID(), d)
 		}
+	}
+}
+
+// TestDivergenceForgetsDeletedPartitions: a check drops the scrub positions of partitions that
+// are no longer there and keeps the default partition's and the live ones'.
+func TestDivergenceForgetsDeletedPartitions(t *testing.T) {
+	st := &divergenceState{scrub: map[divTarget]uint64{
+		{}: 7, {"live", 0}: 1, {"live", 3}: 2, {"gone", 0}: 3, {"live", 9}: 4,
+	}}
+	st.forget([]divTarget{{"live", 0}, {"live", 3}})
+	want := map[divTarget]uint64{{}: 7, {"live", 0}: 1, {"live", 3}: 2}
+	if !maps.Equal(st.scrub, want) {
+		t.Fatalf("scrub positions %v, want %v", st.scrub, want)
 	}
 }
