@@ -80,7 +80,7 @@ func produceCommand() *cli.Command {
 				out := bufio.NewWriter(c.App.Writer)
 				defer out.Flush()
 				if tmpl != nil {
-					return produceRecords(c, cl, out, *tmpl)
+					return produceRecords(c, cl, out, *tmpl, true)
 				}
 				if c.NArg() > 0 {
 					values := make([][]byte, c.NArg())
@@ -98,55 +98,10 @@ func produceCommand() *cli.Command {
 					}
 					return nil
 				}
-				return produceLines(c, cl, out)
+				return produceRecords(c, cl, out, client.Record{}, false)
 			})
 		},
 	}
-}
-
-// produceLines appends each line of standard input as one record, through a batching Producer,
-// and prints the offsets in input order.
-func produceLines(c *cli.Context, cl *client.Client, out io.Writer) error {
-	p, err := cl.NewProducer(client.ProducerBatchRecords(c.Int("batch")), client.ProducerLinger(c.Duration("linger")))
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	var futures []*client.Future
-	flush := func() error {
-		for _, f := range futures {
-			off, err := f.Wait(c.Context)
-			if err != nil {
-				return err
-			}
-			if !c.Bool("quiet") {
-				fmt.Fprintln(out, off)
-			}
-		}
-		futures = futures[:0]
-		return nil
-	}
-	sc := bufio.NewScanner(c.App.Reader)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		f, err := p.Send(c.Context, append([]byte(nil), sc.Bytes()...))
-		if err != nil {
-			return err
-		}
-		futures = append(futures, f)
-		if len(futures) >= 4*c.Int("batch") {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read standard input: %w", err)
-	}
-	if err := p.Flush(c.Context); err != nil {
-		return err
-	}
-	return flush()
 }
 
 // recordTemplate returns the record every produced value is put in when a topic, partition,
@@ -177,8 +132,9 @@ func recordTemplate(c *cli.Context) (*client.Record, error) {
 
 // produceRecords appends the arguments, or each line of standard input, as records made from
 // tmpl, through an idempotent Producer (partitioned by key unless --partition is given), and
-// prints the partition and offset of each, in input order.
-func produceRecords(c *cli.Context, cl *client.Client, out io.Writer, tmpl client.Record) error {
+// prints the offset of each (withPartition: its partition, a tab and its offset), in input
+// order.
+func produceRecords(c *cli.Context, cl *client.Client, out io.Writer, tmpl client.Record, withPartition bool) error {
 	opts := []client.ProducerOption{client.ProducerBatchRecords(c.Int("batch")), client.ProducerLinger(c.Duration("linger"))}
 	if c.IsSet("partition") {
 		opts = append(opts, client.ProducerManualPartitioning())
@@ -195,8 +151,12 @@ func produceRecords(c *cli.Context, cl *client.Client, out io.Writer, tmpl clien
 			if err != nil {
 				return err
 			}
-			if !c.Bool("quiet") {
+			switch {
+			case c.Bool("quiet"):
+			case withPartition:
 				fmt.Fprintf(out, "%d\t%d\n", f.Partition(), off)
+			default:
+				fmt.Fprintln(out, off)
 			}
 		}
 		futures = futures[:0]
