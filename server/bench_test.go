@@ -19,17 +19,7 @@ import (
 func BenchmarkProduceBatch(b *testing.B) {
 	for _, tr := range transports {
 		b.Run(tr, func(b *testing.B) {
-			srv, err := New(Config{DataDir: b.TempDir(), NodeName: "bench", BindAddr: "127.0.0.1:0", RPCPort: -1, Transport: tr})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- srv.Run(ctx) }()
-			defer func() { cancel(); <-done }()
-			for !srv.node.IsLeader() {
-				time.Sleep(5 * time.Millisecond)
-			}
+			srv := startBenchServer(b, Config{Transport: tr})
 			newc := tconnect.NewClient
 			if tr == TransportGRPC {
 				newc = tgrpc.NewClient
@@ -52,7 +42,7 @@ func BenchmarkProduceBatch(b *testing.B) {
 				go func() {
 					defer wg.Done()
 					for range per {
-						if _, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: records}); err != nil {
+						if _, err := c.ProduceBatch(context.Background(), &logv1.ProduceBatchRequest{Records: records}); err != nil {
 							b.Error(err)
 							return
 						}
@@ -63,4 +53,23 @@ func BenchmarkProduceBatch(b *testing.B) {
 			b.ReportMetric(float64(per*callers*len(records))/b.Elapsed().Seconds(), "records/s")
 		})
 	}
+}
+
+// startBenchServer runs a single-node server with cfg (its data dir, name and addresses filled
+// in) until the benchmark ends, and returns it once it leads.
+func startBenchServer(b *testing.B, cfg Config) *Server {
+	b.Helper()
+	cfg.DataDir, cfg.NodeName, cfg.BindAddr, cfg.RPCPort = b.TempDir(), "bench", "127.0.0.1:0", -1
+	srv, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	for !srv.node.IsLeader() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return srv
 }

@@ -249,17 +249,7 @@ func TestGroupsSDKLeaderFailover(t *testing.T) {
 // BenchmarkGroupConsume measures how fast one member, and a group of three, read 6 partitions
 // of 5,000 records of 100 bytes each (one node, Connect over loopback; the SDK's streams).
 func BenchmarkGroupConsume(b *testing.B) {
-	srv, err := New(Config{DataDir: b.TempDir(), NodeName: "bench", BindAddr: "127.0.0.1:0", RPCPort: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(runCtx) }()
-	defer func() { stop(); <-done }()
-	for !srv.node.IsLeader() {
-		time.Sleep(10 * time.Millisecond)
-	}
+	srv := startBenchServer(b, Config{})
 	c, err := tconnect.NewClient(srv.Addr(), transport.ClientConfig{})
 	if err != nil {
 		b.Fatal(err)

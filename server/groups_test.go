@@ -433,17 +433,7 @@ func TestGroupsRestartKeepsOffsets(t *testing.T) {
 // member heartbeats at once after each answer (no heartbeat interval). Reported: the median
 // over b.N joins and leaves (run with -benchtime=20x for 20).
 func BenchmarkGroupRebalance(b *testing.B) {
-	srv, err := New(Config{DataDir: b.TempDir(), NodeName: "bench", BindAddr: "127.0.0.1:0", RPCPort: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(runCtx) }()
-	defer func() { stop(); <-done }()
-	for !srv.node.IsLeader() {
-		time.Sleep(10 * time.Millisecond)
-	}
+	srv := startBenchServer(b, Config{})
 	c, err := tconnect.NewClient(srv.Addr(), transport.ClientConfig{})
 	if err != nil {
 		b.Fatal(err)

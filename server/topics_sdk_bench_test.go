@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/commitlog-go/commitlog/client"
 )
@@ -20,17 +19,8 @@ func BenchmarkSDKProducer(b *testing.B) {
 	for _, parts := range []uint32{1, 16} {
 		for _, idem := range []bool{false, true} {
 			b.Run(fmt.Sprintf("partitions=%d/idempotent=%t", parts, idem), func(b *testing.B) {
-				srv, err := New(Config{DataDir: b.TempDir(), NodeName: "bench", BindAddr: "127.0.0.1:0", RPCPort: -1})
-				if err != nil {
-					b.Fatal(err)
-				}
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan error, 1)
-				go func() { done <- srv.Run(ctx) }()
-				defer func() { cancel(); <-done }()
-				for !srv.node.IsLeader() {
-					time.Sleep(5 * time.Millisecond)
-				}
+				srv := startBenchServer(b, Config{})
+				ctx := context.Background()
 				cl, err := client.New(ctx, []string{srv.Addr()})
 				if err != nil {
 					b.Fatal(err)
