@@ -64,8 +64,9 @@ func toWire(err error) error {
 	case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrNoLeader):
 		// No leader known (an election, a leadership transfer): refused before proposing.
 		return transport.NewError(transport.Unavailable, err).WithNotLeader(transport.NotLeader{}).WithNotProposed(err.Error())
-	case errors.Is(err, consensus.ErrClosed), errors.Is(err, errStopping):
-		// Closed without ErrOutcomeUnknown (handled above): nothing was proposed.
+	case errors.Is(err, consensus.ErrClosed), errors.Is(err, errStopping), errors.Is(err, errGroupBusy):
+		// Closed without ErrOutcomeUnknown (handled above), or a group busy with an
+		// administrator's change: nothing was proposed.
 		return transport.NewError(transport.Unavailable, err).WithNotProposed(err.Error())
 	case errors.Is(err, storage.ErrClosed), errors.Is(err, errLagging):
 		return transport.NewError(transport.Unavailable, err)

@@ -50,6 +50,10 @@ var (
 	ErrNotOwner = errors.New("server: partition not owned by the member")
 	// ErrGroupNotEmpty: the operation needs a group without members.
 	ErrGroupNotEmpty = errors.New("server: group has members")
+	// errGroupBusy: an operation on a group without members (delete, reset, a commit without a
+	// member) is being proposed; a join, or another such operation, waits for it by retrying.
+	// Nothing was done (Unavailable with the NotProposed detail: the SDK retries).
+	errGroupBusy = errors.New("server: consumer group is being changed by another request")
 )
 
 // groupError is a coordinator's refusal: which of the errors above, for which group and member,
@@ -107,6 +111,9 @@ type coordinator struct {
 	groups map[string]*group
 	// emptySince is when a group lost its last member in this term.
 	emptySince map[string]time.Time
+	// admin holds the groups an operation of whileEmpty is changing: none joins them meanwhile.
+	// A new term does not clear it: the operation's own end does.
+	admin map[string]struct{}
 }
 
 // group is one group's membership and assignment.
@@ -137,7 +144,7 @@ type member struct {
 
 func newCoordinator(node leaderView, sm *fsm.Machine, session time.Duration, logger *slog.Logger) *coordinator {
 	return &coordinator{node: node, sm: sm, session: session, now: time.Now, logger: logger,
-		groups: map[string]*group{}, emptySince: map[string]time.Time{}}
+		groups: map[string]*group{}, emptySince: map[string]time.Time{}, admin: map[string]struct{}{}}
 }
 
 // heartbeatInterval is what members are told.
@@ -220,6 +227,9 @@ func (c *coordinator) heartbeat(req heartbeatRequest) (heartbeatResult, error) {
 	case req.epoch == 0:
 		if len(req.topics) == 0 {
 			return heartbeatResult{}, fmt.Errorf("%w: a join needs the topics the member subscribes to", fsm.ErrInvalidGroup)
+		}
+		if _, busy := c.admin[req.group]; busy {
+			return heartbeatResult{}, fmt.Errorf("%w: group %q: retry the join", errGroupBusy, req.group)
 		}
 		if g != nil && g.members[req.member] != nil {
 			// A rejoin (the member lost its state): it starts over, owning nothing. Removing
@@ -384,23 +394,16 @@ func (c *coordinator) expireMembers(now time.Time) int {
 	return n
 }
 
-// checkCommit checks that member (with epoch) may commit offsets for partitions of group; an
-// empty member may commit only while the group has no members. Errors: *groupError, the
-// leadership errors.
+// checkCommit checks that member (with epoch) may commit offsets for partitions of group (a
+// commit without a member goes through whileEmpty). Errors: *groupError, the leadership errors.
 func (c *coordinator) checkCommit(group, memberID string, epoch int32, parts []topicPartition) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.leadLocked(); err != nil {
 		return err
 	}
-	g := c.groups[group]
-	if memberID == "" {
-		if g != nil {
-			return groupErrorf(ErrGroupNotEmpty, group, "", 0, "group %q has %d members: only they commit", group, len(g.members))
-		}
-		return c.rejoiningLocked(group)
-	}
 	var m *member
+	g := c.groups[group]
 	if g != nil {
 		m = g.members[memberID]
 	}
@@ -419,21 +422,38 @@ func (c *coordinator) checkCommit(group, memberID string, epoch int32, parts []t
 	return nil
 }
 
-// whileEmpty runs fn while group has no members (holding the coordinator, so that none joins
-// meanwhile). Errors: *groupError (ErrGroupNotEmpty), the leadership errors, fn's.
+// whileEmpty runs fn (a Raft proposal: delete, reset, a commit without a member) while group has
+// no members. No member joins the group until fn returns; the coordinator's lock is not held
+// meanwhile, so other groups' heartbeats go on. Errors: *groupError (ErrGroupNotEmpty),
+// errGroupBusy (another such operation on the group is running), the leadership errors, fn's.
 func (c *coordinator) whileEmpty(group string, fn func() error) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	if err := c.emptyLocked(group); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	c.admin[group] = struct{}{}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.admin, group)
+		c.mu.Unlock()
+	}()
+	return fn()
+}
+
+// emptyLocked checks that group may be changed as a group without members. c.mu is held.
+func (c *coordinator) emptyLocked(group string) error {
 	if err := c.leadLocked(); err != nil {
 		return err
 	}
 	if g := c.groups[group]; g != nil {
-		return groupErrorf(ErrGroupNotEmpty, group, "", 0, "group %q has %d members", group, len(g.members))
+		return groupErrorf(ErrGroupNotEmpty, group, "", 0, "group %q has %d members: only they commit, and it cannot be deleted or reset", group, len(g.members))
 	}
-	if err := c.rejoiningLocked(group); err != nil {
-		return err
+	if _, busy := c.admin[group]; busy {
+		return fmt.Errorf("%w: group %q", errGroupBusy, group)
 	}
-	return fn()
+	return c.rejoiningLocked(group)
 }
 
 // rejoiningLocked refuses (ErrGroupNotEmpty) to treat a group without members as empty while

@@ -14,6 +14,7 @@ import (
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/storage/memory"
+	"github.com/commitlog-go/commitlog/transport"
 )
 
 // fakeLeader is the consensus as the coordinator sees it: this node leads in term, or not.
@@ -281,7 +282,6 @@ func TestGroupsCoordinatorFencing(t *testing.T) {
 		{"future epoch", a.id, a.epoch + 1, []topicPartition{kept}, ErrStaleMemberEpoch},
 		{"epoch before it got the partition", b.id, b.epoch - 1, b.held.sorted()[:1], ErrStaleMemberEpoch},
 		{"unknown member", "nobody", 1, []topicPartition{kept}, ErrUnknownMember},
-		{"no member while the group has members", "", 0, []topicPartition{kept}, ErrGroupNotEmpty},
 		{"one foreign partition among owned ones", a.id, a.epoch, []topicPartition{kept, b.held.sorted()[0]}, ErrNotOwner},
 	} {
 		err := f.c.checkCommit("g", c.member, c.epoch, c.parts)
@@ -296,9 +296,12 @@ func TestGroupsCoordinatorFencing(t *testing.T) {
 	if _, err := f.c.heartbeat(heartbeatRequest{group: "g", member: a.id, epoch: aEpoch}); !errors.Is(err, ErrStaleMemberEpoch) {
 		t.Fatalf("heartbeat with an old epoch: %v", err)
 	}
-	// An empty group accepts commits without a member; a group nobody joined too.
-	if err := f.c.checkCommit("other", "", 0, []topicPartition{kept}); err != nil {
-		t.Fatalf("commit to an empty group: %v", err)
+	// Without a member, only a group without members may be committed to (whileEmpty).
+	if err := f.c.whileEmpty("g", func() error { return nil }); !errors.Is(err, ErrGroupNotEmpty) {
+		t.Fatalf("commit without a member while the group has members: %v, want ErrGroupNotEmpty", err)
+	}
+	if err := f.c.whileEmpty("other", func() error { return nil }); err != nil {
+		t.Fatalf("commit to a group nobody joined: %v", err)
 	}
 }
 
@@ -429,7 +432,6 @@ func TestGroupsCoordinatorRejoinGrace(t *testing.T) {
 	a := &gclient{}
 	f.beat("g", a, "t")
 	f.settle("g", a)
-	part := []topicPartition{{"t", 0}}
 	for _, g := range []string{"g", "later"} {
 		if _, err := f.m.CommitOffsets(context.Background(), f.p, g, []fsm.GroupOffset{{Topic: "t", Offset: 5}}); err != nil {
 			t.Fatal(err)
@@ -445,9 +447,7 @@ func TestGroupsCoordinatorRejoinGrace(t *testing.T) {
 	if err := f.c.whileEmpty("g", func() error { called = true; return nil }); !errors.Is(err, ErrGroupNotEmpty) || called {
 		t.Fatalf("delete or reset right after the takeover: %v (ran: %v), want ErrGroupNotEmpty", err, called)
 	}
-	if err := f.c.checkCommit("g", "", 0, part); !errors.Is(err, ErrGroupNotEmpty) {
-		t.Fatalf("commit without a member right after the takeover: %v, want ErrGroupNotEmpty", err)
-	}
+
 	// A group without offsets, or committed to since the takeover, is empty at once.
 	if err := f.c.whileEmpty("never-committed", func() error { return nil }); err != nil {
 		t.Fatalf("a group without offsets: %v", err)
@@ -456,12 +456,59 @@ func TestGroupsCoordinatorRejoinGrace(t *testing.T) {
 	if _, err := f.m.CommitOffsets(context.Background(), f.p, "later", []fsm.GroupOffset{{Topic: "t", Offset: 6}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.c.checkCommit("later", "", 0, part); err != nil {
+	if err := f.c.whileEmpty("later", func() error { return nil }); err != nil {
 		t.Fatalf("a group committed to since the takeover: %v", err)
 	}
 	// Once a session timeout has passed, members that did not rejoin are gone.
 	f.now = f.now.Add(testSession)
 	if err := f.c.whileEmpty("g", func() error { called = true; return nil }); err != nil || !called {
 		t.Fatalf("a session timeout after the takeover: %v (ran: %v)", err, called)
+	}
+}
+
+// TestGroupsCoordinatorWhileEmpty: an operation on a group without members (delete, reset, a
+// commit without a member) does not hold the coordinator while it is proposed: other groups'
+// members heartbeat meanwhile. The group itself takes no member, and no second such operation,
+// until it ends: both are refused with errGroupBusy (retried by the SDK: NotProposed).
+func TestGroupsCoordinatorWhileEmpty(t *testing.T) {
+	f := newCoordFixture(t, map[string]uint32{"t": 2})
+	other := &gclient{}
+	f.beat("other", other, "t")
+
+	fnErr := errors.New("the proposal failed")
+	err := f.c.whileEmpty("g", func() error {
+		// The coordinator is free: these run on this goroutine, and would deadlock were it
+		// held across the proposal.
+		f.beat("other", other)
+		if _, err := f.c.describe("other"); err != nil {
+			t.Errorf("describe during the operation: %v", err)
+		}
+		if _, err := f.c.heartbeat(heartbeatRequest{group: "g", topics: []string{"t"}}); !errors.Is(err, errGroupBusy) {
+			t.Errorf("join during the operation: %v, want errGroupBusy", err)
+		}
+		if err := f.c.whileEmpty("g", func() error { t.Error("a second operation ran"); return nil }); !errors.Is(err, errGroupBusy) {
+			t.Errorf("second operation: %v, want errGroupBusy", err)
+		}
+		if err := toWire(errGroupBusy); transport.CodeOf(err) != transport.Unavailable || !transport.IsNotProposed(err) {
+			t.Errorf("errGroupBusy on the wire: %v, want Unavailable with NotProposed", err)
+		}
+		return fnErr
+	})
+	if !errors.Is(err, fnErr) {
+		t.Fatalf("whileEmpty: %v, want fn's error", err)
+	}
+	// Over (here with fn's error): the group takes members again, and operations once empty.
+	a := &gclient{}
+	f.beat("g", a, "t")
+	f.beat("g", a)
+	if err := f.c.whileEmpty("g", func() error { return nil }); !errors.Is(err, ErrGroupNotEmpty) {
+		t.Fatalf("operation on a group with a member: %v, want ErrGroupNotEmpty", err)
+	}
+	if _, err := f.c.heartbeat(heartbeatRequest{group: "g", member: a.id, epoch: -1}); err != nil {
+		t.Fatal(err)
+	}
+	ran := false
+	if err := f.c.whileEmpty("g", func() error { ran = true; return nil }); err != nil || !ran {
+		t.Fatalf("operation once the member left: %v (ran %v)", err, ran)
 	}
 }

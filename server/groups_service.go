@@ -86,10 +86,17 @@ func (s *service) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsReq
 		if err := fsm.ValidateGroupName(req.GetGroup()); err != nil {
 			return nil, err
 		}
-		if err := s.groups.checkCommit(req.GetGroup(), req.GetMemberId(), req.GetMemberEpoch(), parts); err != nil {
-			return nil, err
+		commit := func() error {
+			_, err := s.sm.CommitOffsets(ctx, s.node, req.GetGroup(), offs)
+			return err
 		}
-		if _, err := s.sm.CommitOffsets(ctx, s.node, req.GetGroup(), offs); err != nil {
+		var err error
+		if req.GetMemberId() == "" {
+			err = s.groups.whileEmpty(req.GetGroup(), commit) // an administrator's
+		} else if err = s.groups.checkCommit(req.GetGroup(), req.GetMemberId(), req.GetMemberEpoch(), parts); err == nil {
+			err = commit()
+		}
+		if err != nil {
 			return nil, err
 		}
 		return &logv1.CommitOffsetsResponse{}, nil
