@@ -56,6 +56,15 @@ func (s *Server) startBootstrap() error {
 func (s *Server) bootstrapLoop() {
 	log := s.cfg.Logger.With("component", "bootstrap")
 	deadline := time.Now().Add(s.cfg.BootstrapWait)
+	ctx, cancel := context.WithCancel(context.Background()) // ends admission checks at stop
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if s.cfg.BootstrapExpect > 0 {
 		log.Info("no Raft state: waiting for the expected servers in gossip", "bootstrap_expect", s.cfg.BootstrapExpect)
 	} else {
@@ -82,7 +91,7 @@ func (s *Server) bootstrapLoop() {
 		}
 		var servers []consensus.Server
 		if s.cfg.BootstrapExpect > 0 {
-			peers := aliveServers(members)
+			peers := s.provenServers(ctx, members)
 			if len(peers) < s.cfg.BootstrapExpect {
 				continue
 			}
@@ -121,13 +130,20 @@ func clusteredMember(members []discovery.Member, self string) (discovery.Member,
 	return discovery.Member{}, false
 }
 
-// aliveServers lists the alive commitlog servers in gossip (self included), sorted by name.
-func aliveServers(members []discovery.Member) []consensus.Server {
+// provenServers lists the alive commitlog servers in gossip that may found the cluster (self
+// included), sorted by name: every other one passes the reconciler's admission (its rpc_addr is
+// its raft_addr and, with peer TLS, a certificate naming it answers there), as any server the
+// leader adds later must. Knowing the gossip key alone makes no founding voter.
+func (s *Server) provenServers(ctx context.Context, members []discovery.Member) []consensus.Server {
 	var out []consensus.Server
 	for _, m := range members {
-		if m.Status == discovery.StatusAlive && m.Tags[tagRaftAddr] != "" {
-			out = append(out, consensus.Server{ID: m.Name, Address: m.Tags[tagRaftAddr], Suffrage: consensus.Voter})
+		if m.Status != discovery.StatusAlive || m.Tags[tagRaftAddr] == "" {
+			continue
 		}
+		if m.Name != s.cfg.NodeName && !s.recon.admitted(ctx, m) {
+			continue
+		}
+		out = append(out, consensus.Server{ID: m.Name, Address: m.Tags[tagRaftAddr], Suffrage: consensus.Voter})
 	}
 	slices.SortFunc(out, func(a, b consensus.Server) int { return strings.Compare(a.ID, b.ID) })
 	return out
