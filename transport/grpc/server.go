@@ -231,9 +231,13 @@ func peerOf(ctx context.Context) transport.Peer {
 }
 
 // call prepares the context of one Log or Cluster call: it records the
-// peer and runs the interception hook.
+// peer (the one Admit left in the context, with what it decided, else the
+// connection's) and runs the interception hook.
 func (s *Server) call(ctx context.Context, method string) (context.Context, error) {
-	p := peerOf(ctx)
+	p, ok := transport.PeerFromContext(ctx)
+	if !ok {
+		p = peerOf(ctx)
+	}
 	ctx = transport.ContextWithPeer(ctx, p)
 	if s.cfg.Intercept != nil {
 		nctx, err := s.cfg.Intercept(ctx, method, p)

@@ -176,6 +176,36 @@ func testAdmitBeforeRead(t *testing.T, h Harness) {
 	}
 }
 
+// testAdmittedPeer: the peer Admit stores in the context, with what it decided (Server), is the
+// one Intercept and the handler see; the transport does not describe the caller afresh. The
+// server's authorization trusts a forwarded-for claim from a cluster peer only, so losing Admit's
+// verdict made a relayed request lose its original caller.
+func testAdmittedPeer(t *testing.T, h Harness) {
+	svc := NewService()
+	seen := make(chan transport.Peer, 1)
+	s := Start(t, h, transport.ServerConfig{
+		Log: svc, Cluster: svc,
+		Admit: func(ctx context.Context, _ string, p transport.Peer) (context.Context, error) {
+			p.Server = true
+			return transport.ContextWithPeer(ctx, p), nil
+		},
+		Intercept: func(ctx context.Context, _ string, p transport.Peer) (context.Context, error) {
+			if pp, ok := transport.PeerFromContext(ctx); !ok || !samePeer(pp, p) {
+				t.Errorf("PeerFromContext in Intercept = %v, %v; want %v", pp, ok, p)
+			}
+			seen <- p
+			return ctx, nil
+		},
+	})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	if _, err := c.Produce(ctxT(t), &logv1.ProduceRequest{Record: &logv1.Record{}}); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-seen; !p.Server || p.Addr == "" || p.Protocol == "" {
+		t.Errorf("Intercept saw %+v, want Admit's peer (Server, with its address and protocol)", p)
+	}
+}
+
 // testBatchRecords: a ProduceBatch is refused when it carries more records
 // than MaxBatchRecords, counted before decoding; 2 M empty records cost the
 // server little.

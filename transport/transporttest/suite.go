@@ -61,6 +61,7 @@ func Run(t *testing.T, h Harness) {
 		{"Telemetry", testTelemetry},
 		{"GzipBomb", testGzipBomb},
 		{"AdmitBeforeRead", testAdmitBeforeRead},
+		{"AdmittedPeer", testAdmittedPeer},
 		{"BatchRecords", testBatchRecords},
 		{"RequestBounds", testRequestBounds},
 		{"MaxConcurrentStreams", testMaxConcurrentStreams},
