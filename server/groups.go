@@ -186,6 +186,9 @@ type heartbeatRequest struct {
 	epoch                 int32
 	topics                []string // nil: unchanged
 	owned                 partitionSet
+	// mayAct, when set, says whether the caller may act for an existing member subscribed to
+	// topics (keep, remove or replace it): the service's consume check on each of them.
+	mayAct func(topics []string) error
 }
 
 // heartbeatResult is the coordinator's answer.
@@ -218,6 +221,13 @@ func (c *coordinator) heartbeat(req heartbeatRequest) (heartbeatResult, error) {
 	}
 	now := c.now()
 	g := c.groups[req.group]
+	if g != nil && req.mayAct != nil {
+		if m := g.members[req.member]; m != nil {
+			if err := req.mayAct(m.topics); err != nil {
+				return heartbeatResult{}, err
+			}
+		}
+	}
 	switch {
 	case req.epoch == -1:
 		if g != nil && g.members[req.member] != nil {

@@ -3,6 +3,7 @@ package server
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -78,5 +79,71 @@ func TestGroupsACL(t *testing.T) {
 	denied("nobody listing groups", err)
 	if _, err := root.DeleteGroup(ctx, &logv1.DeleteGroupRequest{Group: "g"}); err != nil {
 		t.Fatalf("root deleting the group: %v", err)
+	}
+}
+
+// TestGroupsACLOtherMembers: a caller learns nothing, and changes nothing, of group members
+// subscribed to topics it may not consume (topicACLPolicy: alice may consume orders only).
+// DescribeGroup leaves out root's payments member and shows root's member of both topics with
+// orders only; a heartbeat, a leave or a rejoin naming either member is PermissionDenied for
+// alice, and both members are still in the group afterwards.
+func TestGroupsACLOtherMembers(t *testing.T) {
+	pki := newTestPKI(t)
+	policy := filepath.Join(t.TempDir(), "policy.csv")
+	if err := os.WriteFile(policy, []byte(topicACLPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, pki.secureConfig(TransportConnect, policy))
+	ctx := ctxT(t, 60*time.Second)
+	rootC := tlsClient(t, TransportConnect, srv.Addr(), pki.client(pki.cert("root", certgen.Client, certgen.Options{CommonName: "root"})))
+	for _, name := range []string{"orders", "payments"} {
+		if _, err := rootC.(transport.TopicsClient).CreateTopic(ctx, &logv1.CreateTopicRequest{Name: name, Partitions: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := groupsClient(t, rootC)
+	alice := groupsClient(t, tlsClient(t, TransportConnect, srv.Addr(), pki.client(pki.cert("alice", certgen.Client, certgen.Options{CommonName: "alice"}))))
+	payments := &wireMember{group: "g", topics: []string{"payments"}}
+	both := &wireMember{group: "g", topics: []string{"orders", "payments"}}
+	settleWire(t, ctx, root, payments, both)
+
+	d, err := alice.DescribeGroup(ctx, &logv1.DescribeGroupRequest{Group: "g"})
+	if err != nil {
+		t.Fatalf("DescribeGroup as alice: %v", err)
+	}
+	if len(d.GetMembers()) != 1 || d.GetMembers()[0].GetMemberId() != both.id {
+		t.Fatalf("alice sees members %v, want only the one subscribed to orders too", d.GetMembers())
+	}
+	mb := d.GetMembers()[0]
+	if !slices.Equal(mb.GetTopics(), []string{"orders"}) {
+		t.Errorf("alice sees its topics as %v, want [orders]", mb.GetTopics())
+	}
+	for _, tp := range append(mb.GetAssignment(), mb.GetTarget()...) {
+		if tp.GetTopic() != "orders" {
+			t.Errorf("alice sees its partitions of %s", tp.GetTopic())
+		}
+	}
+	for _, p := range d.GetPartitions() {
+		if p.GetTopic() != "orders" {
+			t.Errorf("alice sees partition %s/%d", p.GetTopic(), p.GetPartition())
+		}
+	}
+	if d, err := root.DescribeGroup(ctx, &logv1.DescribeGroupRequest{Group: "g"}); err != nil || len(d.GetMembers()) != 2 || len(d.GetPartitions()) != 4 {
+		t.Fatalf("DescribeGroup as root = %v, %v; want both members and four partitions", d, err)
+	}
+
+	for _, m := range []*wireMember{payments, both} {
+		for _, req := range []*logv1.HeartbeatRequest{
+			{Group: "g", MemberId: m.id, MemberEpoch: m.epoch},                       // keep it
+			{Group: "g", MemberId: m.id, MemberEpoch: -1},                            // remove it
+			{Group: "g", MemberId: m.id, MemberEpoch: 0, Topics: []string{"orders"}}, // replace it
+		} {
+			if _, err := alice.Heartbeat(ctx, req); transport.CodeOf(err) != transport.PermissionDenied {
+				t.Errorf("alice's heartbeat for root's member of %v, epoch %d: %v, want PermissionDenied", m.topics, req.GetMemberEpoch(), err)
+			}
+		}
+		if _, err := m.beat(ctx, root); err != nil {
+			t.Errorf("root's member of %v after alice's heartbeats: %v", m.topics, err)
+		}
 	}
 }

@@ -55,7 +55,17 @@ func (s *service) Heartbeat(ctx context.Context, req *logv1.HeartbeatRequest) (*
 		}
 	}
 	return groupCall(ctx, s, func() (*logv1.HeartbeatResponse, error) {
-		hr := heartbeatRequest{group: req.GetGroup(), member: req.GetMemberId(), client: req.GetClientId(), epoch: req.GetMemberEpoch(), owned: toPartitionSet(req.GetOwned())}
+		hr := heartbeatRequest{group: req.GetGroup(), member: req.GetMemberId(), client: req.GetClientId(), epoch: req.GetMemberEpoch(), owned: toPartitionSet(req.GetOwned()),
+			// Whoever names a member (a heartbeat, a leave, a rejoin under its ID) may consume
+			// what it is subscribed to: the member's own client always may.
+			mayAct: func(topics []string) error {
+				for _, t := range topics {
+					if err := s.authorizeTopic(ctx, t, authz.ActionConsume); err != nil {
+						return err
+					}
+				}
+				return nil
+			}}
 		if len(req.GetTopics()) > 0 {
 			hr.topics = req.GetTopics()
 		}
@@ -172,11 +182,30 @@ func (s *service) DescribeGroup(ctx context.Context, req *logv1.DescribeGroupReq
 			return nil, fmt.Errorf("%w: %q has neither members nor committed offsets", fsm.ErrUnknownGroup, req.GetGroup())
 		}
 		res := &logv1.DescribeGroupResponse{Group: req.GetGroup(), State: v.state, GroupEpoch: v.epoch}
+		// Only the topics the caller may consume: of each member, its subscription and
+		// partitions in them; a member with none of them is left out.
+		mayConsume := map[string]bool{}
+		visible := func(topic string) bool {
+			ok, known := mayConsume[topic]
+			if !known {
+				ok = s.authorizeTopic(ctx, topic, authz.ActionConsume) == nil
+				mayConsume[topic] = ok
+			}
+			return ok
+		}
+		visibleParts := func(ps []topicPartition) []topicPartition {
+			return slices.DeleteFunc(slices.Clone(ps), func(p topicPartition) bool { return !visible(p.topic) })
+		}
 		parts := partitionSet{}
 		for _, m := range v.members {
-			res.Members = append(res.Members, &logv1.GroupMember{MemberId: m.id, ClientId: m.client, MemberEpoch: m.epoch, Topics: m.topics,
-				Assignment: wirePartitions(m.assignment), Target: wirePartitions(m.target)})
-			for _, p := range m.target {
+			topics := slices.DeleteFunc(slices.Clone(m.topics), func(t string) bool { return !visible(t) })
+			if len(topics) == 0 {
+				continue
+			}
+			target := visibleParts(m.target)
+			res.Members = append(res.Members, &logv1.GroupMember{MemberId: m.id, ClientId: m.client, MemberEpoch: m.epoch, Topics: topics,
+				Assignment: wirePartitions(visibleParts(m.assignment)), Target: wirePartitions(target)})
+			for _, p := range target {
 				parts[p] = true
 			}
 		}
@@ -187,8 +216,8 @@ func (s *service) DescribeGroup(ctx context.Context, req *logv1.DescribeGroupReq
 			parts[p] = true
 		}
 		for _, p := range parts.sorted() {
-			if s.authorizeTopic(ctx, p.topic, authz.ActionConsume) != nil {
-				continue // only the topics the caller may consume
+			if !visible(p.topic) {
+				continue
 			}
 			gp := &logv1.GroupPartition{Topic: p.topic, Partition: p.partition, MemberId: v.owner[p]}
 			off, ok := committed[p]
