@@ -173,6 +173,21 @@ func (f *forwarder) Close() error {
 	return nil
 }
 
+// leaderAppliedIndex returns how far the leader at addr has applied after a linearizable read:
+// at least every entry committed when it was called.
+func (f *forwarder) leaderAppliedIndex(ctx context.Context, addr string) (uint64, error) {
+	c, release, err := f.client(addr)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Linearizable: true})
+	if err != nil {
+		return 0, err
+	}
+	return b.GetAppliedIndex(), nil
+}
+
 // committedOffset asks the leader at addr, linearizably, for one past the last record it has
 // committed: the commit point a follower must reach before it may call an offset out of range.
 // The call is the server's own (GetBounds reveals no records), not on a client's behalf.

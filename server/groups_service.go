@@ -416,6 +416,9 @@ func (s *service) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest
 	res := &logv1.ListOffsetsResponse{}
 	for _, p := range parts {
 		f, _, err := s.sm.Partition(t.Name, p)
+		if unknownTarget(err) && s.caughtUp(ctx) {
+			f, _, err = s.sm.Partition(t.Name, p) // a partition added, not applied here yet
+		}
 		if err != nil {
 			return nil, toWire(err)
 		}

@@ -65,26 +65,31 @@ func unknownTarget(err error) bool {
 }
 
 // caughtUp waits, up to an election, until this node has applied every entry the cluster had
-// committed when it was called: on the leader, LinearizableRead proves that; on a follower,
-// its applied index reaches the commit index it has learned from the leader. It reports
-// whether it got there.
+// committed when it was called: on the leader, LinearizableRead proves that; a follower asks
+// the leader for its applied index after a linearizable read (ReadIndex, as commitPoint does)
+// and waits to apply as far. A follower's own commit index is not enough: it learns the
+// leader's only with the next entries or the commit timeout. It reports whether it got there.
 func (s *service) caughtUp(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, s.leaderWait)
 	defer cancel()
+	target := uint64(0) // the leader's applied index, once learned
 	for {
-		err := s.node.LinearizableRead(ctx)
-		if err == nil {
-			return true
-		}
-		if nl, ok := errors.AsType[*consensus.NotLeaderError](err); ok && nl.Leader.ID != "" {
-			if st := s.node.Status(); st.CommitIndex > 0 && st.AppliedIndex >= st.CommitIndex {
+		if target > 0 {
+			if s.node.Status().AppliedIndex >= target {
 				return true
+			}
+		} else if err := s.node.LinearizableRead(ctx); err == nil {
+			return true
+		} else if nl, ok := errors.AsType[*consensus.NotLeaderError](err); ok && nl.Leader.ID != "" && s.forward != nil {
+			if idx, ferr := s.forward.leaderAppliedIndex(ctx, nl.Leader.Address); ferr == nil {
+				target = max(idx, 1)
+				continue
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }
