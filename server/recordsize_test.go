@@ -189,3 +189,41 @@ func TestConsumeStreamBatchOwnsKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordSizeDefaultTopicLimit: a max_record_bytes set on the default topic (AlterTopicConfig)
+// bounds every record produced to it on every path, the seed's plain records (no key, headers
+// or timestamp) included, as it bounds records with a key; records within it are stored.
+func TestRecordSizeDefaultTopicLimit(t *testing.T) {
+	srv := startServer(t, Config{Transport: TransportConnect})
+	c := newClient(t, TransportConnect, srv.Addr())
+	ctx := ctxT(t, 30*time.Second)
+	limit := uint32(16)
+	if _, err := c.(transport.TopicsClient).AlterTopicConfig(ctx, &logv1.AlterTopicConfigRequest{Name: fsm.DefaultTopic, MaxRecordBytes: &limit}); err != nil {
+		t.Fatalf("AlterTopicConfig(default): %v", err)
+	}
+	big, small := bytes.Repeat([]byte{'x'}, 100), []byte("fits")
+	paths := map[string]func(r *logv1.Record) error{
+		"Produce": func(r *logv1.Record) error {
+			_, err := c.Produce(ctx, &logv1.ProduceRequest{Record: r})
+			return err
+		},
+		"ProduceBatch": func(r *logv1.Record) error {
+			_, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: []*logv1.Record{r}})
+			return err
+		},
+	}
+	for name, produce := range paths {
+		for _, r := range []*logv1.Record{{Value: big}, {Value: big, Key: []byte("k")}} {
+			if err := produce(r); transport.CodeOf(err) != transport.ResourceExhausted {
+				t.Errorf("%s of a 100-byte record (key %q) to the default topic limited to %d bytes: %v, want ResourceExhausted", name, r.Key, limit, err)
+			}
+		}
+		if err := produce(&logv1.Record{Value: small}); err != nil {
+			t.Errorf("%s of a record within the limit: %v", name, err)
+		}
+	}
+	b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Linearizable: true})
+	if err != nil || b.GetNextOffset() != 2 {
+		t.Fatalf("GetBounds = %v, %v; want the two small records only", b, err)
+	}
+}

@@ -137,12 +137,13 @@ func plainDefault(to produceTarget, batch []fsm.AppendRecord) bool {
 }
 
 // proposeLocal proposes batch through this node's consensus: the seed's records for the
-// default partition through its FSM (fsm.FSM.Propose), everything else through the Machine,
-// which resolves the topic and applies its limits. A leader that does not know the topic or
+// default partition through its FSM (fsm.FSM.Propose, the node's limits), unless the default
+// topic has a max_record_bytes of its own; everything else through the Machine, which
+// resolves the topic and applies its limits. A leader that does not know the topic or
 // partition yet (just elected, or restarted, and not caught up) catches up once and tries
 // again. Errors: as fsm.FSM.Propose's and fsm.Machine.ProposeAppend's.
 func (s *service) proposeLocal(ctx context.Context, to produceTarget, batch []fsm.AppendRecord) (fsm.AppendResult, error) {
-	if plainDefault(to, batch) {
+	if plainDefault(to, batch) && !s.defaultTopicLimited() {
 		res, err := s.fsm.Propose(ctx, s.node, batch...)
 		if chaosbugs.On(chaosbugs.StaleLeaderRead) && err == nil {
 			plantedLeaseGranted()
@@ -157,6 +158,16 @@ func (s *service) proposeLocal(ctx context.Context, to produceTarget, batch []fs
 		res, err = s.sm.ProposeAppend(ctx, s.node, to.topic, to.partition, to.ref(), batch...)
 	}
 	return res, err
+}
+
+// defaultTopicLimited reports whether the default topic has a record size limit of its own
+// (AlterTopicConfig), which only the Machine's path applies.
+func (s *service) defaultTopicLimited() bool {
+	if s.sm == nil {
+		return false
+	}
+	t, err := s.sm.Topic(fsm.DefaultTopic)
+	return err == nil && t.Config.MaxRecordBytes > 0
 }
 
 // combineFits reports whether a group of single-record produces makes one command within the
