@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"io"
 	"sync"
 	"time"
@@ -60,6 +61,11 @@ var (
 func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*logv1.Record) (fsm.AppendResult, error) {
 	if len(records) == 0 {
 		return fsm.AppendResult{}, fmt.Errorf("%w: no records", errInvalid)
+	}
+	if e := to.producer.GetEpoch(); e > math.MaxUint16 {
+		// Epochs are 16-bit (InitProducer hands them out): a larger one was never handed out,
+		// and must not pass for another once truncated.
+		return fsm.AppendResult{}, fmt.Errorf("%w: producer epoch %d is above %d, the largest there is", errInvalid, e, math.MaxUint16)
 	}
 	batch := make([]fsm.AppendRecord, len(records))
 	for i, r := range records {

@@ -79,6 +79,12 @@ func TestTopicsAPI(t *testing.T) {
 			if _, err := c.ProduceBatch(ctx, gap); transport.CodeOf(err) != transport.FailedPrecondition {
 				t.Errorf("sequence gap: %v", err)
 			}
+			// Epochs are 16-bit: one above was never handed out, and does not pass for epoch 0
+			// (65536 truncated) nor store anything.
+			wrapped := &logv1.ProduceBatchRequest{Topic: "orders", Producer: &logv1.ProducerRef{Id: ref.Id, Epoch: ref.Epoch + 1<<16, BaseSequence: 2}, Records: []*logv1.Record{{Value: []byte("c")}}}
+			if _, err := c.ProduceBatch(ctx, wrapped); transport.CodeOf(err) != transport.InvalidArgument {
+				t.Errorf("producer epoch %d: %v, want InvalidArgument", wrapped.GetProducer().GetEpoch(), err)
+			}
 			desc, err := tc.DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: "orders"})
 			if err != nil || len(desc.GetPartitions()) != 3 || desc.GetPartitions()[0].GetNextOffset() != 2 {
 				t.Fatalf("DescribeTopic = %v, %v", desc, err)
