@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"slices"
 
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -46,12 +47,20 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 		next := from
 		failures := 0
 		targets := c.readTargets(false)
-		cursor := 0
+		// failed are the servers whose stream failed since the last record: the next
+		// attempt goes to the first target not among them (every one in turn, however many),
+		// and once all have failed, round again.
+		failed := map[string]bool{}
 		redirectTo := ""
 		for {
 			addr := redirectTo
 			if addr == "" {
-				addr = targets[cursor%len(targets)]
+				addr = targets[0]
+				if i := slices.IndexFunc(targets, func(a string) bool { return !failed[a] }); i >= 0 {
+					addr = targets[i]
+				} else {
+					clear(failed)
+				}
 			}
 			redirectTo = ""
 			progressed, stop, err := c.streamFrom(ctx, addr, loc, &next, yield)
@@ -68,6 +77,7 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 			}
 			if progressed {
 				failures = 0
+				clear(failed)
 			}
 			if errors.Is(err, ErrGap) {
 				yield(Record{}, err)
@@ -94,6 +104,7 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 				continue
 			}
 			c.opts.logger.Debug("stream broken, resuming", "addr", addr, "next", next, "err", err)
+			failed[addr] = true
 			c.forgetLeader(addr)
 			if failures > 1 {
 				if err := c.backoff(ctx, failures-2); err != nil {
@@ -102,12 +113,6 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 			}
 			if err := c.refreshServers(ctx); err == nil {
 				targets = c.readTargets(false)
-			}
-			// Resume on the first target unless it is the server that
-			// just failed; then on the one after it.
-			cursor = 0
-			if targets[0] == addr {
-				cursor = 1
 			}
 		}
 	}

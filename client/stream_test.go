@@ -185,3 +185,25 @@ func TestStreamReportsGap(t *testing.T) {
 		}
 	})
 }
+
+// TestStreamTriesEveryServer: a broken stream resumes on any live server, not only the first two
+// of the client's list: with the leader and a second server down and no leader elected, it
+// reopens on the third and yields what follows without a gap.
+func TestStreamTriesEveryServer(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0), client.WithMaxRetries(50))
+		produceN(t, cl, 4)
+		recs, errc := collect(context.Background(), cl, 0, 6)
+		checkDense(t, recs, 0, 4)
+		c.setLeader(-1)
+		c.nodes[0].stop()
+		c.nodes[1].stop()
+		eventually(t, "the stream to reopen on the third server", func() bool { return c.nodes[2].called("ConsumeStream") > 0 })
+		c.setLeader(2)
+		produceValues(t, cl, 4, 2)
+		checkDense(t, recs, 4, 2)
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
