@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -67,14 +66,24 @@ func admit(ctx context.Context, peerTLS *tls.Config, id, raftAddr string) error 
 
 // peerRule returns the one rule that makes an API caller a cluster peer (trusted with the
 // forwarded-for header and with the cluster-internal calls): its verified certificate chains to
-// the peer CA, allows server authentication and names a node (tlsutil.VerifyPeer). Without peer
-// TLS no caller is a peer.
+// the peer CA, allows server authentication and names a node (tlsutil.VerifyPeer). The peer CA
+// is the one peerTLS verifies accepted peers against now: a configuration following a reload
+// (tlsutil.Source's) answers the current CAs through GetConfigForClient, so a CA removed by a
+// reload stops making peers. Without peer TLS no caller is a peer.
 func peerRule(peerTLS *tls.Config) func(transport.Peer) bool {
-	var roots *x509.CertPool
-	if peerTLS != nil {
-		roots = peerTLS.ClientCAs
+	if peerTLS == nil {
+		return func(transport.Peer) bool { return false }
 	}
 	return func(p transport.Peer) bool {
-		return roots != nil && len(p.Certificates) > 0 && tlsutil.VerifyPeer(p.Certificates, roots) == nil
+		if len(p.Certificates) == 0 {
+			return false
+		}
+		roots := peerTLS.ClientCAs
+		if peerTLS.GetConfigForClient != nil {
+			if cur, err := peerTLS.GetConfigForClient(&tls.ClientHelloInfo{}); err == nil && cur != nil && cur.ClientCAs != nil {
+				roots = cur.ClientCAs
+			}
+		}
+		return roots != nil && tlsutil.VerifyPeer(p.Certificates, roots) == nil
 	}
 }
