@@ -69,7 +69,9 @@
 // (ProducerDeliveryTimeout, 2 minutes), and is never stored twice; a
 // partition's records are stored in Send order. A record whose delivery
 // timeout passes while its outcome is unknown fails with ErrDeliveryTimeout
-// and ErrOutcomeUnknown (stored at most once). ErrProducerFenced says another
+// and ErrOutcomeUnknown (stored at most once); so does, with its own error,
+// one whose retry after an unknown outcome failed for good (refused, the
+// client closed, the producer fenced). ErrProducerFenced says another
 // instance took over the producer ID. ProducerIdempotence(false) turns this
 // off: then a batch whose outcome is unknown fails with ErrOutcomeUnknown and
 // is never retried. Two Producers are two producers: the same value sent

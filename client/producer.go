@@ -36,8 +36,9 @@ var (
 	ErrProducerFenced = errors.New("client: producer fenced by a newer instance of its ID")
 	// ErrOutOfOrderSequence: the server refused a batch whose sequence number
 	// did not follow the last one it stored for the producer and partition.
-	// Nothing was stored; the producer starts a new epoch for the batches
-	// after it.
+	// The refused attempt stored nothing (an earlier attempt whose outcome
+	// was unknown may have: then the error wraps ErrOutcomeUnknown too); the
+	// producer starts a new epoch for the batches after it.
 	ErrOutOfOrderSequence = errors.New("client: out of order sequence number")
 	// ErrDuplicateSequence: the server recognised the batch as one it stored
 	// before but no longer knows its offsets (retention removed them). The
@@ -154,11 +155,15 @@ func (f *Future) Done() <-chan struct{} { return f.done }
 func (f *Future) Partition() uint32 { return f.partition }
 
 // Wait blocks until the record's result is known or ctx is done, and returns
-// the record's offset in its partition or the error that failed it:
-// ErrOutcomeUnknown when it may have been stored (never from an idempotent
-// producer before the delivery timeout), ErrProducerClosed never (Close
-// delivers what it accepted), ctx's error when ctx ended first (the record is
-// still being sent).
+// the record's offset in its partition or the error that failed it. The
+// error wraps ErrOutcomeUnknown whenever the record may have been stored:
+// without idempotence, after an attempt whose outcome is unknown; with it,
+// when an attempt's outcome was unknown and the retries then ended without
+// an answer for it (the delivery timeout passed, the client was closed, a
+// retry was refused for good or the producer was fenced), together with the
+// error that ended them. ErrProducerClosed never (Close delivers what it
+// accepted); ctx's error when ctx ended first (the record is still being
+// sent).
 func (f *Future) Wait(ctx context.Context) (uint64, error) {
 	select {
 	case <-f.done:
@@ -233,8 +238,10 @@ var topicCountTTL = 30 * time.Second
 // records of a partition are stored in Send order without gaps. What is not
 // covered: a record whose delivery timeout passes while its outcome is
 // unknown fails with ErrDeliveryTimeout and ErrOutcomeUnknown (it may be
-// stored, once); two Producers (or two processes) are two producers, so the
-// same value sent by both is stored twice.
+// stored, once), and so does a record whose retry after an unknown outcome
+// fails for good (refused, the client closed, the producer fenced), with
+// that retry's error; two Producers (or two processes) are two producers, so
+// the same value sent by both is stored twice.
 //
 // A Producer is safe for concurrent use. It owns up to ProducerMaxInFlight
 // sending goroutines, stopped by Close. Create one with Client.NewProducer.
@@ -730,7 +737,7 @@ func (p *Producer) sendBatch(b *batch) bool {
 	for attempt := 0; ; attempt++ {
 		ref, err := p.ref(b)
 		if err != nil {
-			p.finish(b, 0, err)
+			p.finish(b, 0, keepUnknown(err, unknown))
 			return true
 		}
 		if !time.Now().Before(b.deadline) {
@@ -760,7 +767,7 @@ func (p *Producer) sendBatch(b *batch) bool {
 					if unknown {
 						// An earlier attempt may have stored b under the
 						// forgotten ID: it cannot be resent safely.
-						p.finish(b, 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err))
+						p.finish(b, 0, keepUnknown(err, unknown))
 						p.markEpoch()
 						return true
 					}
@@ -768,13 +775,15 @@ func (p *Producer) sendBatch(b *batch) bool {
 					return false
 				case transport.ProducerFenced:
 					p.setFatal(fmt.Errorf("%w: %w", ErrProducerFenced, err))
-					p.finish(b, 0, fmt.Errorf("%w: %w", ErrProducerFenced, err))
+					p.finish(b, 0, keepUnknown(fmt.Errorf("%w: %w", ErrProducerFenced, err), unknown))
 					return true
 				case transport.ProducerDuplicate:
+					// Stored (once) by an earlier attempt: known, not in
+					// doubt, so not wrapped with ErrOutcomeUnknown.
 					p.finish(b, 0, fmt.Errorf("%w: %w", ErrDuplicateSequence, err))
 					return true
 				default: // out of order
-					p.finish(b, 0, fmt.Errorf("%w: %w", ErrOutOfOrderSequence, err))
+					p.finish(b, 0, keepUnknown(fmt.Errorf("%w: %w", ErrOutOfOrderSequence, err), unknown))
 					p.markEpoch()
 					return true
 				}
@@ -782,7 +791,7 @@ func (p *Producer) sendBatch(b *batch) bool {
 		}
 		switch {
 		case errors.Is(err, ErrClosed):
-			p.finish(b, 0, err)
+			p.finish(b, 0, keepUnknown(err, unknown))
 			if ref != nil && unknown {
 				p.markEpoch()
 			}
@@ -810,20 +819,32 @@ func (p *Producer) sendBatch(b *batch) bool {
 			} else if ref != nil {
 				p.markEpoch()
 			}
-			p.finish(b, 0, err)
+			p.finish(b, 0, keepUnknown(err, unknown))
 			return true
 		}
 		bctx, cancel := context.WithDeadline(context.Background(), b.deadline)
 		berr := p.c.backoff(bctx, min(attempt, 5))
 		cancel()
 		if errors.Is(berr, ErrClosed) {
-			p.finish(b, 0, fmt.Errorf("%w (last error: %w)", ErrClosed, err))
+			p.finish(b, 0, keepUnknown(fmt.Errorf("%w (last error: %w)", ErrClosed, err), unknown))
 			if ref != nil && unknown {
 				p.markEpoch()
 			}
 			return true
 		}
 	}
+}
+
+// keepUnknown is the error that ends a batch for good: err, wrapped with
+// ErrOutcomeUnknown when an earlier attempt may have stored the batch
+// (unknown). The attempt that failed last may have been refused outright,
+// but that says nothing of the earlier one: without the wrap the caller
+// would take the records as not stored and could send them again.
+func keepUnknown(err error, unknown bool) error {
+	if !unknown || errors.Is(err, ErrOutcomeUnknown) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 }
 
 // expired is the error of a batch whose delivery deadline passed.
@@ -836,7 +857,7 @@ func (p *Producer) expired(b *batch, last error, unknown bool) error {
 		// It may be stored, and the sequence numbers after it are in doubt:
 		// the next batches start a new epoch.
 		p.markEpoch()
-		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		return keepUnknown(err, unknown)
 	}
 	if b.seqSet {
 		p.unnumber(b)

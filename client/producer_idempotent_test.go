@@ -382,3 +382,82 @@ func TestProducerNewEpochAfterUnknownDeliveryTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestProducerIdempotentUnknownThenRefused: the first attempt of an
+// idempotent batch is stored but its answer is lost (outcome unknown); the
+// retry is refused with an answer a retry would not change (here
+// PermissionDenied, e.g. the policy changed). The record IS stored, so its
+// Future must report ErrOutcomeUnknown; a plain failure invites the caller
+// to resend it (a duplicate).
+func TestProducerIdempotentUnknownThenRefused(t *testing.T) {
+	forEachFake(t, func(t *testing.T, l *clienttest.Log, cl *client.Client) {
+		var writes atomic.Int64
+		l.LoseAnswer = func(string, uint32) bool { return writes.Load() == 1 }
+		l.RefuseProduce = func() error {
+			if writes.Add(1) >= 2 {
+				return transport.Errorf(transport.PermissionDenied, "denied")
+			}
+			return nil
+		}
+		p, err := cl.NewProducer(client.ProducerLinger(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		ctx := context.Background()
+		f, err := p.Send(ctx, []byte("once"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.Wait(ctx)
+		if got := values(t, l, "", 0); !slices.Equal(got, []string{"once"}) {
+			t.Fatalf("log holds %q", got)
+		}
+		if !errors.Is(err, client.ErrOutcomeUnknown) {
+			t.Fatalf("record stored by the first attempt, yet its Future says %v (not ErrOutcomeUnknown)", err)
+		}
+	})
+}
+
+// TestProducerIdempotentUnknownThenClientClosed: the first attempt is
+// stored, answer lost; the retries are refused before proposal (no leader);
+// the client is closed. The Future must say ErrOutcomeUnknown.
+func TestProducerIdempotentUnknownThenClientClosed(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			l, addr := clienttest.Start(t, tr)
+			cl, err := client.New(context.Background(), []string{addr}, client.WithTransport(tr), client.WithBackoff(300*time.Millisecond, 300*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var writes atomic.Int64
+			l.LoseAnswer = func(string, uint32) bool { return writes.Load() == 1 }
+			l.RefuseProduce = func() error {
+				if writes.Add(1) >= 2 {
+					return errNoLeader
+				}
+				return nil
+			}
+			p, err := cl.NewProducer(client.ProducerLinger(0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			f, err := p.Send(ctx, []byte("once"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "a refused retry", func() bool { return writes.Load() >= 2 })
+			time.Sleep(50 * time.Millisecond) // inside the backoff after the refused retry
+			cl.Close()
+			_, err = f.Wait(ctx)
+			p.Close()
+			if got := values(t, l, "", 0); !slices.Equal(got, []string{"once"}) {
+				t.Fatalf("log holds %q", got)
+			}
+			if !errors.Is(err, client.ErrOutcomeUnknown) {
+				t.Fatalf("record stored by the first attempt, yet its Future says %v (not ErrOutcomeUnknown)", err)
+			}
+		})
+	}
+}
