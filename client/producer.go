@@ -353,7 +353,11 @@ func (p *Producer) Send(ctx context.Context, value []byte) (*Future, error) {
 
 // SendFunc is Send with a callback run once with the record's offset or
 // error. Callbacks run on the producer's sending goroutine, in record order
-// within a batch: they must be quick and must not call Flush or Close.
+// within a batch: they must be quick and must not call Flush or Close. They
+// may call Send: the slots of a batch's records are freed before its
+// callbacks run. Should other goroutines fill ProducerMaxPending again
+// first, that Send blocks the sending goroutine, which may be the one the
+// room waits for: give it a context with a deadline.
 func (p *Producer) SendFunc(ctx context.Context, value []byte, cb func(offset uint64, err error)) error {
 	_, err := p.send(ctx, Record{Value: value}, cb)
 	return err
@@ -689,15 +693,22 @@ func (p *Producer) fail(bs []*batch, err error) {
 	}
 }
 
-// finish completes every future of b.
+// finish completes every future of b. The batch's pending slots are freed
+// before any Future completes: a callback may call Send, which would wait
+// forever for the slot of the record whose callback is running if
+// ProducerMaxPending records were pending. Flush and Close do not count
+// slots (they wait for b.done, closed after finish, and for the senders), so
+// freeing them first does not let them return before the callbacks ran.
 func (p *Producer) finish(b *batch, base uint64, err error) {
+	for range b.futures {
+		<-p.pending
+	}
 	for i, f := range b.futures {
 		if err != nil {
 			f.complete(0, err)
 		} else {
 			f.complete(base+uint64(i), nil)
 		}
-		<-p.pending
 	}
 }
 

@@ -438,3 +438,35 @@ func TestProducerStaleCountRefreshBlocksNoOne(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestProducerSendFromCallbackAtMaxPending: a callback may call Send (only
+// Flush and Close are forbidden), e.g. to chain a follow-up record. With the
+// pending bound reached, the record whose callback is running still holds its
+// pending slot until the callback returns, so Send in the callback waits for
+// itself: the sender goroutine deadlocks (here bounded by a 2 s context).
+func TestProducerSendFromCallbackAtMaxPending(t *testing.T) {
+	forEachFake(t, func(t *testing.T, l *clienttest.Log, cl *client.Client) {
+		p, err := cl.NewProducer(client.ProducerIdempotence(false), client.ProducerLinger(0), client.ProducerMaxPending(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		inner := make(chan error, 1)
+		err = p.SendFunc(context.Background(), []byte("first"), func(_ uint64, err error) {
+			if err != nil {
+				inner <- err
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_, err = p.Send(ctx, []byte("follow-up"))
+			inner <- err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-inner; err != nil {
+			t.Fatalf("Send from the first record's callback: %v (the callback holds the only pending slot)", err)
+		}
+	})
+}
