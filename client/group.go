@@ -107,8 +107,12 @@ type fetcher struct {
 
 // NewGroupConsumer joins group as a member subscribed to topics and starts heartbeating; the
 // coordinator answers the partitions to read. Records starts yielding once partitions are
-// assigned. Errors: ErrInvalidOption for a missing group or topics; the join's error (wrapping
-// ErrGroupsUnsupported for a server without consumer groups).
+// assigned. A join whose answer was lost is sent again, as a new member, up to the client's
+// retry budget (WithMaxRetries): the member the lost join may have made never heartbeats, and
+// the coordinator removes it after the session timeout, until when the partitions assigned to
+// it wait. Errors: ErrInvalidOption for a missing group or topics; the join's error (wrapping
+// ErrGroupsUnsupported for a server without consumer groups, ErrOutcomeUnknown when the last
+// join's answer was lost).
 func (c *Client) NewGroupConsumer(ctx context.Context, group string, topics []string, opts ...GroupOption) (*GroupConsumer, error) {
 	if group == "" || len(topics) == 0 {
 		return nil, fmt.Errorf("%w: a group consumer needs a group and at least one topic", ErrInvalidOption)
@@ -123,8 +127,24 @@ func (c *Client) NewGroupConsumer(ctx context.Context, group string, topics []st
 	g := &GroupConsumer{c: c, group: group, topics: slices.Clone(topics), opts: o, recs: make(chan fetched, o.buffer),
 		held: map[TopicPartition]*fetcher{}, position: map[TopicPartition]uint64{},
 		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
-	if err := g.heartbeat(ctx); err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		err := g.heartbeat(ctx)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrOutcomeUnknown) || attempt >= c.opts.maxRetries {
+			return nil, err
+		}
+		// The join's answer was lost: the coordinator may have made a member of it, which
+		// never heartbeats and is removed after the group's session timeout (the partitions
+		// assigned to it wait until then). Join again, as a new member.
+		c.opts.logger.Warn("group consumer: the outcome of the join is unknown; joining again (a member the lost join made expires after the session timeout)", "group", group, "err", err)
+		if berr := c.backoff(ctx, attempt); berr != nil {
+			if errors.Is(berr, ErrClosed) {
+				return nil, berr
+			}
+			return nil, fmt.Errorf("%w: %w", berr, err)
+		}
 	}
 	go g.loop()
 	return g, nil
@@ -153,8 +173,13 @@ func (g *GroupConsumer) heartbeat(ctx context.Context) error {
 	}
 	g.mu.Unlock()
 	req.Owned = wireTPs(owned)
+	// A first join (no member ID yet) makes the coordinator create a member with a new ID: a
+	// resend after a lost answer would create another, so it is a write, never resent, and
+	// fails with ErrOutcomeUnknown. A rejoin names the member's ID (the coordinator replaces
+	// that member) and a heartbeat repeats the member's state: resending them is harmless.
+	join := req.MemberEpoch == 0 && req.MemberId == ""
 	var res *logv1.HeartbeatResponse
-	err := g.c.onGroupsLeader(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+	err := g.c.onGroupsLeader(ctx, join, func(ctx context.Context, gc transport.GroupsClient) error {
 		var err error
 		res, err = gc.Heartbeat(ctx, req)
 		return err
@@ -256,7 +281,7 @@ func (g *GroupConsumer) release(ctx context.Context, tps []TopicPartition, commi
 func (g *GroupConsumer) acquire(ctx context.Context, tps []TopicPartition) error {
 	sortTPs(tps)
 	committed := map[TopicPartition]uint64{}
-	err := g.c.onGroupsLeader(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+	err := g.c.onGroupsLeader(ctx, false, func(ctx context.Context, gc transport.GroupsClient) error {
 		res, err := gc.FetchOffsets(ctx, &logv1.FetchOffsetsRequest{Group: g.group})
 		if err != nil {
 			return err
@@ -508,7 +533,8 @@ func (g *GroupConsumer) commit(ctx context.Context, tps []TopicPartition) error 
 	if len(req.Offsets) == 0 || req.MemberId == "" {
 		return nil
 	}
-	err := g.c.onGroupsLeader(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+	// Retried as a read: a resend stores the same offsets again.
+	err := g.c.onGroupsLeader(ctx, false, func(ctx context.Context, gc transport.GroupsClient) error {
 		_, err := gc.CommitOffsets(ctx, req)
 		return err
 	})
@@ -549,7 +575,9 @@ func (g *GroupConsumer) Close() error {
 	req := &logv1.HeartbeatRequest{Group: g.group, MemberId: g.member, MemberEpoch: -1}
 	g.mu.Unlock()
 	if req.MemberId != "" {
-		lerr := g.c.onGroupsLeader(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+		// A leave of a member the coordinator no longer knows succeeds: resending it is
+		// harmless.
+		lerr := g.c.onGroupsLeader(ctx, false, func(ctx context.Context, gc transport.GroupsClient) error {
 			_, err := gc.Heartbeat(ctx, req)
 			return err
 		})

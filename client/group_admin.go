@@ -50,9 +50,13 @@ type GroupDescription struct {
 	Partitions  []GroupPartition
 }
 
-// onGroupsLeader runs op against the leader's Groups service.
-func (c *Client) onGroupsLeader(ctx context.Context, op func(context.Context, transport.GroupsClient) error) error {
-	return groupsErr(c.onLeader(ctx, false, func(ctx context.Context, tc transport.Client) error {
+// onGroupsLeader runs op against the leader's Groups service. write says whether a resend of
+// op could do harm after an attempt whose outcome is unknown (DeleteGroup, an executed reset,
+// a join that makes the coordinator create a member): then such an attempt is not resent and
+// the error wraps ErrOutcomeUnknown, as for any write (the retry table in the README). Reads,
+// heartbeats of a member and commits, whose resend stores the same thing again, are retried.
+func (c *Client) onGroupsLeader(ctx context.Context, write bool, op func(context.Context, transport.GroupsClient) error) error {
+	return groupsErr(c.onLeader(ctx, write, func(ctx context.Context, tc transport.Client) error {
 		gc, ok := tc.(transport.GroupsClient)
 		if !ok {
 			return fmt.Errorf("%w: transport %T has no Groups client", ErrGroupsUnsupported, tc)
@@ -65,7 +69,7 @@ func (c *Client) onGroupsLeader(ctx context.Context, op func(context.Context, tr
 // server's (PermissionDenied), ErrGroupsUnsupported.
 func (c *Client) ListGroups(ctx context.Context) ([]GroupSummary, error) {
 	var out []GroupSummary
-	err := c.onGroupsLeader(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+	err := c.onGroupsLeader(ctx, false, func(ctx context.Context, gc transport.GroupsClient) error {
 		res, err := gc.ListGroups(ctx, &logv1.ListGroupsRequest{})
 		if err != nil {
 			return err
@@ -84,7 +88,7 @@ func (c *Client) ListGroups(ctx context.Context) ([]GroupSummary, error) {
 // members nor offsets; ErrGroupsUnsupported.
 func (c *Client) DescribeGroup(ctx context.Context, group string) (GroupDescription, error) {
 	var d GroupDescription
-	err := c.onGroupsLeader(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+	err := c.onGroupsLeader(ctx, false, func(ctx context.Context, gc transport.GroupsClient) error {
 		res, err := gc.DescribeGroup(ctx, &logv1.DescribeGroupRequest{Group: group})
 		if err != nil {
 			return err
@@ -104,9 +108,11 @@ func (c *Client) DescribeGroup(ctx context.Context, group string) (GroupDescript
 }
 
 // DeleteGroup removes a group's committed offsets. Errors: a *transport.Error with a
-// GroupError detail: REASON_GROUP_NOT_EMPTY while it has members, REASON_UNKNOWN_GROUP.
+// GroupError detail: REASON_GROUP_NOT_EMPTY while it has members, REASON_UNKNOWN_GROUP;
+// ErrOutcomeUnknown when the request may have deleted the group but its answer was lost (it is
+// not resent: a resend would answer REASON_UNKNOWN_GROUP for a delete that happened).
 func (c *Client) DeleteGroup(ctx context.Context, group string) error {
-	return c.onGroupsLeader(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+	return c.onGroupsLeader(ctx, true, func(ctx context.Context, gc transport.GroupsClient) error {
 		_, err := gc.DeleteGroup(ctx, &logv1.DeleteGroupRequest{Group: group})
 		return err
 	})
@@ -158,7 +164,10 @@ type OffsetReset struct {
 // partition's start and end) and, with Execute, stores them. It reports whether they were
 // stored. Errors: ErrInvalidOption for a missing verb; a *transport.Error with a GroupError
 // detail (REASON_GROUP_NOT_EMPTY: Execute while the group has members); ErrUnknownTopic
-// wrapped in the server's NotFound.
+// wrapped in the server's NotFound; with Execute, ErrOutcomeUnknown when the offsets may have
+// been stored but the answer was lost. An executed reset is never resent after such an answer
+// (ResetShiftBy is relative to the committed offset: a resend would shift twice); check the
+// offsets with DescribeGroup before resetting again. A dry run is retried as a read.
 func (c *Client) ResetGroupOffsets(ctx context.Context, group string, r ResetRequest) ([]OffsetReset, bool, error) {
 	req := &logv1.ResetOffsetsRequest{Group: group, Topic: r.Topic, Partitions: r.Partitions, Execute: r.Execute}
 	switch r.Verb {
@@ -180,7 +189,7 @@ func (c *Client) ResetGroupOffsets(ctx context.Context, group string, r ResetReq
 	}
 	var out []OffsetReset
 	var executed bool
-	err := c.onGroupsLeader(ctx, func(ctx context.Context, gc transport.GroupsClient) error {
+	err := c.onGroupsLeader(ctx, r.Execute, func(ctx context.Context, gc transport.GroupsClient) error {
 		res, err := gc.ResetOffsets(ctx, req)
 		if err != nil {
 			return err

@@ -3,10 +3,19 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/commitlog-go/commitlog/client"
 	"github.com/commitlog-go/commitlog/client/clienttest"
+	"github.com/commitlog-go/commitlog/transport"
+	tconnect "github.com/commitlog-go/commitlog/transport/connect"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+	tgrpc "github.com/commitlog-go/commitlog/transport/grpc"
 )
 
 // TestGroupConsumerRefusals: a group consumer needs a group and topics, and a server without
@@ -34,4 +43,257 @@ func TestGroupConsumerRefusals(t *testing.T) {
 			t.Errorf("a reset without a verb: %v", err)
 		}
 	})
+}
+
+// adminGroups is a minimal Groups service: one group's committed offset of
+// topic t/0, moved by ResetOffsets as the real leader does (shift-by is
+// relative to the committed offset), and whose answer is lost after the change
+// was applied while loseNext is set (Unavailable + OutcomeUnknown, as a leader
+// that lost leadership after committing answers).
+type adminGroups struct {
+	transport.GroupsService // unimplemented methods panic: not called
+
+	mu        sync.Mutex
+	committed int64
+	resets    int
+	loseNext  bool
+}
+
+func (g *adminGroups) ResetOffsets(_ context.Context, req *logv1.ResetOffsetsRequest) (*logv1.ResetOffsetsResponse, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	prev := g.committed
+	g.committed += req.GetShiftBy()
+	g.resets++
+	if g.loseNext {
+		g.loseNext = false
+		return nil, transport.Errorf(transport.Unavailable, "leadership lost after the commit was proposed").WithOutcomeUnknown("leadership lost")
+	}
+	p := uint64(prev)
+	return &logv1.ResetOffsetsResponse{Executed: true, Offsets: []*logv1.OffsetReset{{Topic: "t", Partition: 0, PreviousOffset: &p, NewOffset: uint64(g.committed)}}}, nil
+}
+
+func serveWithGroups(t *testing.T, tr string, g transport.GroupsService) string {
+	t.Helper()
+	l := clienttest.New()
+	// GetServers names the address the Log was last served on: serve it once
+	// to learn an address, then serve it with Groups on that address.
+	first, err := l.Serve(clienttest.ServeOptions{Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := first.Addr()
+	first.Close()
+	cfg := transport.ServerConfig{Log: l, Cluster: l, Topics: l, Groups: g}
+	var srv transport.Server
+	if tr == "grpc" {
+		srv, err = tgrpc.NewServer(cfg)
+	} else {
+		srv, err = tconnect.NewServer(cfg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(lis) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Stop(ctx)
+		<-done
+	})
+	return lis.Addr().String()
+}
+
+// TestResetGroupOffsetsShiftNotResentAfterUnknownOutcome: ResetGroupOffsets with
+// ShiftBy and Execute is not idempotent (the leader adds the shift to the
+// committed offset). When its answer says the outcome is unknown, the SDK
+// must not resend it (and must report ErrOutcomeUnknown); a resend as a read
+// would move the offsets twice.
+func TestResetGroupOffsetsShiftNotResentAfterUnknownOutcome(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			g := &adminGroups{committed: 10, loseNext: true}
+			addr := serveWithGroups(t, tr, g)
+			cl, err := client.New(context.Background(), []string{addr}, client.WithTransport(tr), client.WithBackoff(time.Millisecond, 20*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			_, _, err = cl.ResetGroupOffsets(context.Background(), "g", client.ResetRequest{Topic: "t", Verb: client.ResetShiftBy, Shift: 5, Execute: true})
+			g.mu.Lock()
+			committed, resets := g.committed, g.resets
+			g.mu.Unlock()
+			if resets != 1 || committed != 15 {
+				t.Errorf("a shift by 5 from 10 whose answer was lost was sent %d times: committed offset %d, want 15", resets, committed)
+			}
+			if !errors.Is(err, client.ErrOutcomeUnknown) {
+				t.Errorf("ResetGroupOffsets after a lost answer: err %v, want ErrOutcomeUnknown", err)
+			}
+		})
+	}
+}
+
+func (g *adminGroups) DeleteGroup(_ context.Context, req *logv1.DeleteGroupRequest) (*logv1.DeleteGroupResponse, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.resets++
+	if g.committed < 0 {
+		return nil, transport.Errorf(transport.NotFound, "group %q unknown", req.GetGroup()).
+			WithGroupError(&logv1.GroupError{Reason: logv1.GroupError_REASON_UNKNOWN_GROUP, Group: req.GetGroup()})
+	}
+	g.committed = -1 // deleted
+	if g.loseNext {
+		g.loseNext = false
+		return nil, transport.Errorf(transport.Unavailable, "leadership lost after the delete was proposed").WithOutcomeUnknown("leadership lost")
+	}
+	return &logv1.DeleteGroupResponse{}, nil
+}
+
+// TestDeleteGroupNotResentAfterUnknownOutcome: DeleteGroup whose answer is
+// lost after it deleted the group must report ErrOutcomeUnknown; a resend
+// would report its "unknown group" refusal, telling the caller the delete
+// failed although it happened.
+func TestDeleteGroupNotResentAfterUnknownOutcome(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			g := &adminGroups{committed: 10, loseNext: true}
+			addr := serveWithGroups(t, tr, g)
+			cl, err := client.New(context.Background(), []string{addr}, client.WithTransport(tr), client.WithBackoff(time.Millisecond, 20*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			err = cl.DeleteGroup(context.Background(), "g")
+			g.mu.Lock()
+			calls := g.resets
+			g.mu.Unlock()
+			if calls != 1 || !errors.Is(err, client.ErrOutcomeUnknown) {
+				t.Errorf("DeleteGroup whose answer was lost: sent %d times, err %v; want once and ErrOutcomeUnknown", calls, err)
+			}
+		})
+	}
+}
+
+// joinGroups is a Groups service whose coordinator makes a member of every join without a
+// member ID ("m1", "m2", ...), loses the answers of the first lose joins after making their
+// member (Unavailable + OutcomeUnknown), and answers unknownOnce heartbeats of a member with
+// UNKNOWN_MEMBER (as a new leader does).
+type joinGroups struct {
+	transport.GroupsService
+
+	mu          sync.Mutex
+	joins       []string // the member ID each join named
+	made        int      // members made
+	lose        int
+	unknownOnce int
+	beats       int // heartbeats of a member (epoch > 0) answered
+}
+
+func (g *joinGroups) Heartbeat(_ context.Context, req *logv1.HeartbeatRequest) (*logv1.HeartbeatResponse, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	id := req.GetMemberId()
+	switch req.GetMemberEpoch() {
+	case -1:
+		return &logv1.HeartbeatResponse{MemberId: id, MemberEpoch: -1}, nil
+	case 0:
+		g.joins = append(g.joins, id)
+		if id == "" {
+			g.made++
+			id = fmt.Sprintf("m%d", g.made)
+		}
+		if g.lose > 0 {
+			g.lose--
+			return nil, transport.Errorf(transport.Unavailable, "leadership lost after the join").WithOutcomeUnknown("leadership lost")
+		}
+	default:
+		if g.unknownOnce > 0 {
+			g.unknownOnce--
+			return nil, transport.Errorf(transport.FailedPrecondition, "member %q is not in group %q: rejoin", id, req.GetGroup()).
+				WithGroupError(&logv1.GroupError{Reason: logv1.GroupError_REASON_UNKNOWN_MEMBER, Group: req.GetGroup(), MemberId: id})
+		}
+		g.beats++
+	}
+	return &logv1.HeartbeatResponse{MemberId: id, MemberEpoch: 1, HeartbeatIntervalMs: 20, SessionTimeoutMs: 1000}, nil
+}
+
+func (g *joinGroups) state() (joins []string, beats int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.joins), g.beats
+}
+
+// TestGroupConsumerJoinAfterUnknownOutcome: a first join (no member ID: the coordinator makes
+// one) whose answer is lost is a write of unknown outcome. NewGroupConsumer joins again as a
+// new member (the lost join's member expires after the session timeout); with no retry left,
+// it fails with ErrOutcomeUnknown after the one join.
+func TestGroupConsumerJoinAfterUnknownOutcome(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			g := &joinGroups{lose: 1}
+			addr := serveWithGroups(t, tr, g)
+			cl, err := client.New(context.Background(), []string{addr}, client.WithTransport(tr), client.WithBackoff(time.Millisecond, 20*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			gc, err := cl.NewGroupConsumer(context.Background(), "g", []string{"t"})
+			if err != nil {
+				t.Fatalf("NewGroupConsumer after a join whose answer was lost: %v", err)
+			}
+			if err := gc.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			if joins, _ := g.state(); !slices.Equal(joins, []string{"", ""}) {
+				t.Errorf("joins named %q, want two joins without a member ID", joins)
+			}
+
+			g = &joinGroups{lose: 1}
+			addr = serveWithGroups(t, tr, g)
+			cl2, err := client.New(context.Background(), []string{addr}, client.WithTransport(tr), client.WithBackoff(time.Millisecond, 20*time.Millisecond), client.WithMaxRetries(0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl2.Close()
+			if _, err := cl2.NewGroupConsumer(context.Background(), "g", []string{"t"}); !errors.Is(err, client.ErrOutcomeUnknown) {
+				t.Errorf("NewGroupConsumer without retries after a lost join answer: %v, want ErrOutcomeUnknown", err)
+			}
+			if joins, _ := g.state(); len(joins) != 1 {
+				t.Errorf("%d joins sent without retries, want 1", len(joins))
+			}
+		})
+	}
+}
+
+// TestGroupConsumerRejoinAfterUnknownOutcome: a member told UNKNOWN_MEMBER rejoins under its
+// own ID; a rejoin whose answer is lost is sent again (the coordinator replaces the member of
+// that ID, so a resend makes no second member), and the consumer goes on heartbeating.
+func TestGroupConsumerRejoinAfterUnknownOutcome(t *testing.T) {
+	g := &joinGroups{}
+	addr := serveWithGroups(t, "connect", g)
+	cl, err := client.New(context.Background(), []string{addr}, client.WithTransport("connect"), client.WithBackoff(time.Millisecond, 20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	gc, err := cl.NewGroupConsumer(context.Background(), "g", []string{"t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Close()
+	g.mu.Lock()
+	g.unknownOnce, g.lose = 1, 1 // the next heartbeat is refused, the rejoin's answer lost
+	g.mu.Unlock()
+	eventually(t, "a rejoin, then heartbeats", func() bool {
+		joins, beats := g.state()
+		return len(joins) >= 3 && beats >= 3
+	})
+	if joins, _ := g.state(); !slices.Equal(joins[:3], []string{"", "m1", "m1"}) {
+		t.Errorf("joins named %q, want a join, then the rejoin of m1 resent once", joins)
+	}
 }
