@@ -36,7 +36,10 @@ type groupOptions struct {
 
 // WithAutoCommit sets how often the consumer commits the positions of the records the loop
 // has processed (default 5 s, Kafka's auto.commit.interval.ms); 0 turns automatic commits off
-// (Commit and Close still commit).
+// (Commit and Close still commit). An automatic commit runs beside the heartbeats, so a slow
+// one never delays them; one runs at a time (an interval that ends while the last is still
+// running is skipped), and it is cancelled by Close (which then commits) and before a revoked
+// partition's position is committed.
 func WithAutoCommit(d time.Duration) GroupOption { return func(o *groupOptions) { o.autoCommit = d } }
 
 // WithOnAssigned calls fn with the partitions the consumer was given, before any of their
@@ -89,6 +92,11 @@ type GroupConsumer struct {
 	// pending: partitions assigned to us are still held by another member; heartbeat often
 	// until they come.
 	pending bool
+
+	// The automatic commit running, if any (at most one). Used only by the goroutine that
+	// sends the heartbeats (NewGroupConsumer's, then loop's, then Close's once loop ended).
+	autoCancel context.CancelFunc
+	autoDone   chan struct{}
 }
 
 // fetched is a record from a fetcher, or its error.
@@ -263,6 +271,9 @@ func (g *GroupConsumer) release(ctx context.Context, tps []TopicPartition, commi
 	}
 	var err error
 	if commit {
+		// An automatic commit in flight carries older positions: landing after this
+		// commit, it would move the committed offsets back.
+		g.stopAutoCommit()
 		err = g.commit(ctx, tps)
 	}
 	if g.opts.onRevoked != nil {
@@ -377,10 +388,13 @@ func (g *GroupConsumer) startFetcher(tp TopicPartition, from uint64) *fetcher {
 	return f
 }
 
-// loop heartbeats at the coordinator's interval (at once when poked) and commits on the
-// auto-commit interval, until Close.
+// loop heartbeats at the coordinator's interval (at once when poked) and starts a commit on
+// the auto-commit interval, until Close. The commits run on their own goroutine: one slow
+// commit (each attempt bounded by the request timeout, retried up to the retry budget: 90 s
+// with the defaults) must not stop the heartbeats for longer than the session timeout.
 func (g *GroupConsumer) loop() {
 	defer close(g.done)
+	defer g.stopAutoCommit() // before done: Close commits after it, and no goroutine is left
 	var commitC <-chan time.Time
 	if g.opts.autoCommit > 0 {
 		t := time.NewTicker(g.opts.autoCommit)
@@ -394,9 +408,7 @@ func (g *GroupConsumer) loop() {
 		case <-g.stop:
 			return
 		case <-commitC:
-			if err := g.Commit(context.Background()); err != nil {
-				g.c.opts.logger.Debug("group consumer: auto-commit failed", "group", g.group, "err", err)
-			}
+			g.startAutoCommit()
 			continue
 		case <-g.kick:
 			beat.Stop()
@@ -414,6 +426,38 @@ func (g *GroupConsumer) loop() {
 		}
 		beat.Reset(g.nextInterval())
 	}
+}
+
+// startAutoCommit commits the positions processed on a goroutine of its own, unless the last
+// automatic commit still runs.
+func (g *GroupConsumer) startAutoCommit() {
+	if g.autoDone != nil {
+		select {
+		case <-g.autoDone:
+		default:
+			return // still running: this interval's commit is skipped
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	g.autoCancel, g.autoDone = cancel, done
+	go func() {
+		defer close(done)
+		defer cancel()
+		if err := g.Commit(ctx); err != nil && ctx.Err() == nil {
+			g.c.opts.logger.Debug("group consumer: auto-commit failed", "group", g.group, "err", err)
+		}
+	}()
+}
+
+// stopAutoCommit cancels the automatic commit running, if any, and waits until it ended.
+func (g *GroupConsumer) stopAutoCommit() {
+	if g.autoDone == nil {
+		return
+	}
+	g.autoCancel()
+	<-g.autoDone
+	g.autoCancel, g.autoDone = nil, nil
 }
 
 // nextInterval is when the next heartbeat is due: the coordinator's interval, shorter while

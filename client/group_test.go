@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -295,5 +296,129 @@ func TestGroupConsumerRejoinAfterUnknownOutcome(t *testing.T) {
 	})
 	if joins, _ := g.state(); !slices.Equal(joins[:3], []string{"", "m1", "m1"}) {
 		t.Errorf("joins named %q, want a join, then the rejoin of m1 resent once", joins)
+	}
+}
+
+// beatGroups is a Groups service with one member holding default/0, whose
+// CommitOffsets hangs (as a leader whose Raft proposal is stuck would) while
+// heartbeats, answered from the coordinator's memory, keep working.
+type beatGroups struct {
+	transport.GroupsService
+
+	mu    sync.Mutex
+	beats []time.Time
+}
+
+func (g *beatGroups) Heartbeat(_ context.Context, req *logv1.HeartbeatRequest) (*logv1.HeartbeatResponse, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if req.GetMemberEpoch() == -1 {
+		return &logv1.HeartbeatResponse{MemberId: req.GetMemberId(), MemberEpoch: -1}, nil
+	}
+	g.beats = append(g.beats, time.Now())
+	return &logv1.HeartbeatResponse{MemberId: "m1", MemberEpoch: 1, HeartbeatIntervalMs: 50, SessionTimeoutMs: 1000,
+		Assignment: []*logv1.TopicPartitions{{Topic: "default", Partitions: []uint32{0}}}}, nil
+}
+
+func (g *beatGroups) FetchOffsets(context.Context, *logv1.FetchOffsetsRequest) (*logv1.FetchOffsetsResponse, error) {
+	return &logv1.FetchOffsetsResponse{Offsets: []*logv1.CommittedOffset{{Topic: "default", Partition: 0, Offset: 0}}}, nil
+}
+
+func (g *beatGroups) CommitOffsets(ctx context.Context, _ *logv1.CommitOffsetsRequest) (*logv1.CommitOffsetsResponse, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestGroupConsumerSlowAutoCommitKeepsHeartbeats: one slow auto-commit (each
+// attempt bounded by the request timeout, then retried up to the retry
+// budget) lasts (retries+1) x request timeout: with the defaults 9 x 10 s =
+// 90 s, twice the 45 s session timeout. Run on the heartbeat goroutine, it
+// stopped the heartbeats that long, so the member was expelled and its
+// partitions re-read by others; it must not delay them. Scaled down here:
+// session 1 s, heartbeat every 50 ms, request timeout 200 ms.
+func TestGroupConsumerSlowAutoCommitKeepsHeartbeats(t *testing.T) {
+	tr := "connect"
+	g := &beatGroups{}
+	addr := serveWithGroups(t, tr, g)
+	cl, err := client.New(context.Background(), []string{addr}, client.WithTransport(tr),
+		client.WithBackoff(time.Millisecond, 5*time.Millisecond), client.WithRequestTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	gc, err := cl.NewGroupConsumer(context.Background(), "g", []string{"default"}, client.WithAutoCommit(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	g.mu.Lock()
+	beats := append(append([]time.Time(nil), g.beats...), time.Now()) // the gap up to now counts too
+	g.mu.Unlock()
+	gc.Close()
+	var maxGap time.Duration
+	for i := 1; i < len(beats); i++ {
+		maxGap = max(maxGap, beats[i].Sub(beats[i-1]))
+	}
+	t.Logf("%d beats, max gap %v", len(beats), maxGap)
+	if maxGap > time.Second {
+		t.Errorf("no heartbeat for %v (heartbeat interval 50 ms, session 1 s) while an auto-commit was retried", maxGap.Round(time.Millisecond))
+	}
+}
+
+// closeGroups is beatGroups whose commits hang (until their request ends) while hang is set,
+// and are stored otherwise.
+type closeGroups struct {
+	*beatGroups
+
+	hang    atomic.Bool
+	once    sync.Once
+	hanging chan struct{} // closed when a commit first hangs
+	stored  atomic.Int64
+}
+
+func (g *closeGroups) CommitOffsets(ctx context.Context, _ *logv1.CommitOffsetsRequest) (*logv1.CommitOffsetsResponse, error) {
+	if g.hang.Load() {
+		g.once.Do(func() { close(g.hanging) })
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	g.stored.Add(1)
+	return &logv1.CommitOffsetsResponse{}, nil
+}
+
+// TestGroupConsumerCloseCancelsAutoCommit: Close cancels an auto-commit in flight (its
+// positions are older than the ones Close commits) instead of waiting for it, then commits
+// and leaves as before.
+func TestGroupConsumerCloseCancelsAutoCommit(t *testing.T) {
+	tr := "connect"
+	g := &closeGroups{beatGroups: &beatGroups{}, hanging: make(chan struct{})}
+	g.hang.Store(true)
+	addr := serveWithGroups(t, tr, g)
+	cl, err := client.New(context.Background(), []string{addr}, client.WithTransport(tr),
+		client.WithBackoff(time.Millisecond, 5*time.Millisecond), client.WithRequestTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	gc, err := cl.NewGroupConsumer(context.Background(), "g", []string{"default"}, client.WithAutoCommit(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.hanging:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no auto-commit")
+	}
+	g.hang.Store(false)
+	start := time.Now()
+	err = gc.Close()
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Close took %v: it waited for the auto-commit in flight (request timeout 10 s)", took.Round(time.Millisecond))
+	}
+	if err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if g.stored.Load() == 0 {
+		t.Error("Close committed nothing")
 	}
 }
