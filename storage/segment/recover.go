@@ -43,6 +43,10 @@ func (l *Log) recover() error {
 			l.logger.Warn("segment: removed a segment torn at creation", "file", s.path)
 			continue
 		}
+		if errors.Is(err, errTornCreate) {
+			// Not the last: records after it were written, so it held some once.
+			err = fmt.Errorf("segment: %s at position 0: %w: %w (a segment before the last)", s.path, storage.ErrCorrupt, err)
+		}
 		if err != nil {
 			l.segs = opened
 			return err

@@ -2,6 +2,7 @@ package segment_test
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -116,6 +117,21 @@ func TestTornHeader(t *testing.T) {
 		wantCorrupt(t, err, last, 0)
 		fs.WriteFile(last, orig)
 	})
+	// A segment before the last shorter than its header (a zero-length file: RELIABILITY.md's
+	// "truncated middle") held records once: ErrCorrupt naming it, and nothing removed.
+	for _, size := range []int{0, segHdrLen - 1} {
+		t.Run(fmt.Sprintf("segment before the last cut to %d bytes", size), func(t *testing.T) {
+			mid := files[1]
+			midOrig, _ := fs.ReadFile(mid)
+			fs.WriteFile(mid, midOrig[:size])
+			_, err := segment.Open(dir, cfg)
+			wantCorrupt(t, err, mid, 0)
+			if got := segFiles(t, fs, dir); !slices.Equal(got, files) {
+				t.Fatalf("files after the refused Open: %v, want %v", got, files)
+			}
+			fs.WriteFile(mid, midOrig)
+		})
+	}
 }
 
 // TestGarbageTail: random bytes after the last batch are a torn tail, cut on open.
