@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -69,8 +70,35 @@ func (OS) ReadDir(dir string) ([]string, error) {
 	return names, nil
 }
 
-// MkdirAll implements FS.
-func (OS) MkdirAll(dir string) error { return os.MkdirAll(dir, DirMode) }
+// MkdirAll implements FS: it syncs the parent of every directory it creates, from the
+// deepest up, so that a new directory is durable before it is used (a file's fsync and its
+// directory's do not make the directory's own entry durable).
+func (OS) MkdirAll(dir string) error {
+	var created []string // deepest first
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		created = append(created, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, DirMode); err != nil {
+		return err
+	}
+	for _, d := range created {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return fmt.Errorf("sync the directory of %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+// syncDir is OS.SyncDir; tests replace it to see which directories MkdirAll syncs.
+var syncDir = OS{}.SyncDir
 
 // SyncDir implements FS.
 func (OS) SyncDir(dir string) error {

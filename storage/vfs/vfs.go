@@ -32,7 +32,8 @@ type FS interface {
 	Remove(name string) error
 	// ReadDir returns the names (not paths) of the regular files in dir, sorted.
 	ReadDir(dir string) ([]string, error)
-	// MkdirAll creates dir and its parents if needed.
+	// MkdirAll creates dir and its parents if needed; the directories it creates are durable
+	// when it returns (their entries survive a power failure).
 	MkdirAll(dir string) error
 	// SyncDir makes the creations and removals in dir durable.
 	SyncDir(dir string) error
