@@ -280,6 +280,17 @@ func (r *reconciler) reconcile(ctx context.Context) error {
 				if !r.admitted(ctx, m) {
 					continue
 				}
+				if known && srv.Suffrage == consensus.Voter {
+					// A voter at a new address may be a node whose data dir was wiped: it must
+					// not vote before it has caught up. hashicorp/raft's AddNonvoter only
+					// re-addresses a voter, so it is removed first and comes back as a
+					// non-voter, promoted once caught up like any joining server.
+					r.logger.Info("voter at a new address: re-adding it as a non-voter", "id", m.Name, "old_raft_addr", srv.Address, "raft_addr", raftAddr)
+					if err := r.node.RemoveServer(ctx, m.Name); err != nil {
+						errs = append(errs, fmt.Errorf("remove %s before re-adding it at %s: %w", m.Name, raftAddr, err))
+						continue
+					}
+				}
 				r.logger.Info("adding server as non-voter", "id", m.Name, "raft_addr", raftAddr)
 				if err := r.node.AddNonvoter(ctx, m.Name, raftAddr); err != nil {
 					errs = append(errs, fmt.Errorf("add %s: %w", m.Name, err))

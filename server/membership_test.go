@@ -1,0 +1,78 @@
+package server
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// TestWipedVoterAtNewAddressRejoinsAsNonvoter: a voter whose data dir was wiped restarts under
+// its name at a new address. The leader takes it back as a non-voter (hashicorp/raft's
+// AddNonvoter would only re-address the voter, which would then vote with an empty log) and
+// promotes it once it has caught up.
+func TestWipedVoterAtNewAddressRejoinsAsNonvoter(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := leaderOf(t, nodes)
+	ctx := ctxT(t, 90*time.Second)
+	var w *testServer
+	for _, nd := range nodes {
+		if nd != leader {
+			w = nd
+		}
+	}
+	lc := newClient(t, TransportConnect, leader.Addr())
+	for range 20 {
+		if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldAddr := w.Addr()
+	w.shutdown(t)
+	cfg := w.cfg
+	cfg.StartJoinAddrs = []string{leader.GossipAddr()}
+	cfg.Bootstrap = false
+	var w2 *testServer
+	for w2 == nil || w2.Addr() == oldAddr { // the OS may hand the old port out again
+		if w2 != nil {
+			w2.shutdown(t)
+		}
+		if err := os.RemoveAll(cfg.DataDir); err != nil {
+			t.Fatal(err)
+		}
+		w2 = startNode(t, cfg, false)
+	}
+	var first string
+	waitFor(t, 30*time.Second, "the leader to take the wiped node back at its new address", func() bool {
+		servers, err := leader.node.Servers(ctx)
+		if err != nil {
+			return false
+		}
+		for _, s := range servers {
+			if s.ID == w2.ID() && s.Address == w2.Addr() {
+				first = fmt.Sprintf("%v (its applied index %d, the leader's commit index %d)", s.Suffrage, w2.node.Status().AppliedIndex, leader.node.Status().CommitIndex)
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.HasPrefix(first, "nonvoter") {
+		t.Fatalf("the wiped node at its new address entered the configuration as %s; want a non-voter first", first)
+	}
+	waitFor(t, 30*time.Second, "the wiped node to be promoted once caught up", func() bool {
+		servers, err := leader.node.Servers(ctx)
+		if err != nil {
+			return false
+		}
+		for _, s := range servers {
+			if s.ID == w2.ID() {
+				return s.Suffrage == consensus.Voter && s.Address == w2.Addr()
+			}
+		}
+		return false
+	})
+}
