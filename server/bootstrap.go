@@ -10,6 +10,7 @@ import (
 	"github.com/commitlog-go/commitlog/consensus"
 	craft "github.com/commitlog-go/commitlog/consensus/raft"
 	"github.com/commitlog-go/commitlog/discovery"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
 // Bootstrap rules (server/README.md, "Bootstrapping a cluster"):
@@ -102,6 +103,12 @@ func (s *Server) bootstrapLoop() {
 				}
 				continue
 			}
+			if id, peer := s.peerClusterID(ctx, peers); id != "" {
+				// A membership without tags (a fixed list) cannot show it in gossip.
+				log.Warn("found a server already in a cluster: not bootstrapping, waiting to be added to it",
+					"peer", peer, "cluster_id", id)
+				return
+			}
 			servers = peers
 		} else if time.Now().Before(deadline) {
 			continue
@@ -118,6 +125,33 @@ func (s *Server) bootstrapLoop() {
 			log.Error("bootstrap failed; retrying", "err", err)
 		}
 	}
+}
+
+// peerClusterID asks each server of peers but this one, over the API, for its cluster ID, and
+// returns the first it gets with the server's name: a server already in a cluster, whatever
+// gossip's tags say (a fixed membership has none; tags lag). A server that does not answer is
+// taken as one without a cluster, as it is when gossip shows no tag.
+func (s *Server) peerClusterID(ctx context.Context, peers []consensus.Server) (id, name string) {
+	if s.forward == nil {
+		return "", ""
+	}
+	for _, p := range peers {
+		if p.ID == s.cfg.NodeName {
+			continue
+		}
+		c, release, err := s.forward.client(p.Address) // the API and Raft share one address
+		if err != nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		res, err := c.GetServers(cctx, &logv1.GetServersRequest{})
+		cancel()
+		release()
+		if err == nil && res.GetClusterId() != "" {
+			return res.GetClusterId(), p.ID
+		}
+	}
+	return "", ""
 }
 
 // clusteredMember returns an alive commitlog server other than self that belongs to a cluster.

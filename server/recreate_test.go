@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -177,4 +178,32 @@ func TestTopicDeleteRecreateRestart(t *testing.T) {
 	}
 	want = append(want, "new-2")
 	agree("after a produce")
+}
+
+// TestStaticMembershipWipedLowestJoinsBack: with a fixed membership (no gossip tags) and
+// BootstrapExpect, the lowest-named server restarted with a wiped data dir asks the others
+// for their cluster ID before it bootstraps: it finds theirs and waits to be added, instead of
+// founding a second cluster.
+func TestStaticMembershipWipedLowestJoinsBack(t *testing.T) {
+	fc := newFixedCluster(t, 3)
+	old := fc.nodes[1].node.ClusterID()
+	fc.nodes[0].shutdown(t)
+	if err := os.RemoveAll(fc.cfgs[0].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(fc.cfgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts := &testServer{Server: srv, done: make(chan error, 1), stop: cancel}
+	go func() { ts.done <- srv.Run(ctx) }()
+	t.Cleanup(func() { ts.shutdown(t) })
+	waitFor(t, 30*time.Second, "the wiped node to be in the old cluster again", func() bool {
+		id := ts.node.ClusterID()
+		if id != "" && id != old {
+			t.Fatalf("the wiped node-0 founded cluster %s; the others are in %s", id, old)
+		}
+		return id == old && ts.node.Status().AppliedIndex > 0
+	})
 }
