@@ -192,3 +192,71 @@ func TestReadsDoNotWaitForFsync(t *testing.T) {
 	}
 	checkContent(t, l, 0, 4)
 }
+
+// TestReadsRacingRewrites: a reader racing TruncateSuffix or Reset, each followed by an Append of
+// a record of another size at the same offset, sees a record the log held, or ErrOutOfRange
+// while the offset is gone: never ErrCorrupt on a healthy log (it looked the record's position
+// up before the rewrite and read other bytes there). Read and Records alike.
+func TestReadsRacingRewrites(t *testing.T) {
+	short, long := []byte("x"), bytes.Repeat([]byte("y"), 300)
+	rewrites := map[string]func(l *segment.Log) error{
+		"TruncateSuffix": func(l *segment.Log) error { return l.TruncateSuffix(1) },
+		"Reset":          func(l *segment.Log) error { return l.Reset(1) },
+	}
+	readers := map[string]func(l *segment.Log) error{
+		"Read": func(l *segment.Log) error { _, err := l.Read(1); return err },
+		"Records": func(l *segment.Log) error {
+			for rec, err := range l.Records(1, 2) {
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(rec.Value, short) && !bytes.Equal(rec.Value, long) {
+					return fmt.Errorf("offset 1 holds %q", rec.Value)
+				}
+			}
+			return nil
+		},
+	}
+	for rname, rewrite := range rewrites {
+		for name, read := range readers {
+			t.Run(rname+"/"+name, func(t *testing.T) {
+				l := openT(t, t.TempDir(), segment.Config{FS: crashfs.New(), Sync: segment.SyncNever})
+				if _, err := l.Append([]byte("base")); err != nil {
+					t.Fatal(err)
+				}
+				stop := make(chan struct{})
+				errs := make(chan error, 1)
+				go func() {
+					for {
+						select {
+						case <-stop:
+							errs <- nil
+							return
+						default:
+						}
+						if err := read(l); err != nil && !errors.Is(err, storage.ErrOutOfRange) {
+							errs <- err
+							return
+						}
+					}
+				}()
+				for i := range 3000 {
+					v := short
+					if i%2 == 0 {
+						v = long
+					}
+					if _, err := l.Append(v); err != nil {
+						t.Fatal(err)
+					}
+					if err := rewrite(l); err != nil {
+						t.Fatal(err)
+					}
+				}
+				close(stop)
+				if err := <-errs; err != nil {
+					t.Fatalf("%s of offset 1 racing %s then Append: %v", name, rname, err)
+				}
+			})
+		}
+	}
+}

@@ -22,6 +22,20 @@ func (l *Log) findLocked(off uint64) *segment {
 // Errors: storage.ErrOutOfRange, storage.ErrCorrupt (wrapped with file and position),
 // storage.ErrClosed.
 func (l *Log) Read(off uint64) ([]byte, error) {
+	for {
+		v, err := l.read(off)
+		if err != errRewritten {
+			return v, err
+		}
+	}
+}
+
+// errRewritten: the log was truncated or reset since the record's position was looked up, so
+// what was read there proves nothing: look again.
+var errRewritten = errors.New("segment: rewritten during the read")
+
+// read is one attempt of Read: errRewritten, or Read's answer.
+func (l *Log) read(off uint64) (v []byte, err error) {
 	l.mu.RLock()
 	if l.closed.Load() {
 		l.mu.RUnlock()
@@ -35,20 +49,20 @@ func (l *Log) Read(off uint64) ([]byte, error) {
 	s := l.findLocked(off)
 	i := int(off - s.base)
 	p, end := int64(s.pos[i]), s.frameEnd(i)
+	rewrites := l.rewrites
 	s.acquire()
 	l.mu.RUnlock()
 	defer s.release()
 
-	var err error
 	buf := make([]byte, end-p)
-	var (
-		fi frameInfo
-		v  []byte
-	)
+	var fi frameInfo
 	// A second attempt covers a read racing with TruncateSuffix rewriting the header of the
 	// new last record (an 8-byte in-place write); real corruption fails twice.
 	for attempt := 0; attempt < 2; attempt++ {
 		if _, err = s.f.ReadAt(buf, p); err != nil {
+			if l.rewrittenSince(rewrites) {
+				return nil, errRewritten
+			}
 			return nil, l.readError(s, off, p, err)
 		}
 		fi, v, err = decodeFrame(buf, l.cfg.MaxRecordBytes)
@@ -60,12 +74,22 @@ func (l *Log) Read(off uint64) ([]byte, error) {
 		}
 	}
 	if err != nil {
+		if l.rewrittenSince(rewrites) {
+			return nil, errRewritten
+		}
 		if l.gone(off) {
 			return nil, fmt.Errorf("segment: read %d: truncated concurrently: %w", off, storage.ErrOutOfRange)
 		}
 		return nil, fmt.Errorf("segment: %s at position %d (offset %d): %w: %w", s.path, p, off, storage.ErrCorrupt, err)
 	}
 	return v, nil
+}
+
+// rewrittenSince reports whether TruncateSuffix or Reset ran since rewrites was read.
+func (l *Log) rewrittenSince(rewrites uint64) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.rewrites != rewrites
 }
 
 // gone reports whether off has left the log (truncated, reset or closed) since a read began.
@@ -115,6 +139,7 @@ func (l *Log) Records(from, to uint64) iter.Seq2[storage.Record, error] {
 				return
 			}
 			s := l.findLocked(off)
+			rewrites := l.rewrites
 			stop := min(to, s.base+s.count())
 			start := int64(s.pos[off-s.base])
 			end := s.end
@@ -130,6 +155,11 @@ func (l *Log) Records(from, to uint64) iter.Seq2[storage.Record, error] {
 				fi, v, err := r.next()
 				if err == nil && fi.offset != off {
 					err = fmt.Errorf("%w: frame holds offset %d", errOffset, fi.offset)
+				}
+				if err != nil && l.rewrittenSince(rewrites) {
+					// Truncated or reset since the positions were looked up: look again
+					// from off (what was yielded was the log's then).
+					break
 				}
 				if err != nil {
 					s.release()

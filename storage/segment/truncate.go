@@ -110,6 +110,7 @@ func (l *Log) TruncateSuffix(from uint64) error {
 	l.acquireSyncToken()
 	defer l.releaseSyncToken()
 	l.mu.Lock()
+	l.rewrites++
 	if from < l.lowest || from > l.next {
 		lo, hi := l.lowest, l.next
 		l.mu.Unlock()
@@ -205,6 +206,7 @@ func (l *Log) Reset(next uint64) error {
 	}
 	s.resetFlag = true
 	l.mu.Lock()
+	l.rewrites++
 	old := l.segs
 	l.segs = []*segment{s}
 	l.lowest, l.next = next, next
