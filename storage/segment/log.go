@@ -80,7 +80,7 @@ type Log struct {
 	// rewrites counts TruncateSuffix and Reset calls (mu): a reader that found a record's
 	// position before one may read other bytes there, which is no corruption.
 	rewrites uint64
-	notify chan struct{}
+	notify   chan struct{}
 
 	stop chan struct{}  // closed by Close to stop the interval syncer
 	wg   sync.WaitGroup // the interval syncer
