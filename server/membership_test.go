@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -130,4 +131,66 @@ func TestWipeProcedure(t *testing.T) {
 		lo, next := w2.fsm.Bounds()
 		return lo == 0 && next == 20
 	})
+}
+
+// TestWipedVoterCannotElectLeaderMissingWrite: a voter whose data dir was wiped restarts under its
+// name and address while the only other holder of an acknowledged record is down. It is still a
+// voter in the configuration, but with no Raft state it refuses its vote to a candidate whose
+// log goes past the founding entry (consensus/raft's vote guard): the lagging node cannot win
+// with it, the cluster waits for the holder, and the record survives.
+func TestWipedVoterCannotElectLeaderMissingWrite(t *testing.T) {
+	fc := newFixedCluster(t, 3)
+	ctx := ctxT(t, 120*time.Second)
+	L, W, C := fc.nodes[0], fc.nodes[1], fc.nodes[2] // L keeps the record, W is wiped, C lags
+	if cur := leaderOf(t, fc.nodes); cur != L {
+		if err := cur.node.TransferLeadership(ctx, L.ID()); err != nil {
+			t.Fatalf("transfer: %v", err)
+		}
+		waitLeader(t, L.Server)
+	}
+	lc := newClient(t, TransportConnect, L.Addr())
+	if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("before")}}); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	waitFor(t, 10*time.Second, "C to apply the first record", func() bool { _, next := C.fsm.Bounds(); return next == 1 })
+	C.shutdown(t)
+	res, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("acked")}})
+	if err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	off := res.GetOffset() // committed on L and W only
+	W.shutdown(t)
+	L.shutdown(t)
+	if err := os.RemoveAll(fc.cfgs[1].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	start := func(i int) *testServer {
+		srv, err := New(fc.cfgs[i])
+		if err != nil {
+			t.Fatalf("New %s: %v", fc.cfgs[i].NodeName, err)
+		}
+		c, cancel := context.WithCancel(context.Background())
+		ts := &testServer{Server: srv, done: make(chan error, 1), stop: cancel}
+		go func() { ts.done <- srv.Run(c) }()
+		t.Cleanup(func() { ts.shutdown(t) })
+		return ts
+	}
+	W2, C2 := start(1), start(2)
+	for deadline := time.Now().Add(6 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if C2.node.IsLeader() || W2.node.IsLeader() {
+			t.Fatalf("a leader was elected without the only live holder of offset %d (C leads: %v)", off, C2.node.IsLeader())
+		}
+	}
+	L2 := start(0)
+	nodes := []*testServer{L2, W2, C2}
+	waitVoters(t, nodes)
+	nl := leaderOf(t, nodes)
+	c := newClient(t, TransportConnect, nl.Addr())
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("after")}}); err != nil {
+		t.Fatalf("produce after: %v", err)
+	}
+	got, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: off})
+	if err != nil || string(got.GetRecord().GetValue()) != "acked" {
+		t.Fatalf("acknowledged record at offset %d: got %q, %v (leader %s); want \"acked\"", off, got.GetRecord().GetValue(), err, nl.ID())
+	}
 }

@@ -37,6 +37,7 @@ type Node struct {
 	fsm   *fsm
 	logs  hraft.LogStore
 	trans hraft.Transport
+	votes *voteGuard // between trans and Raft
 	// closers run after raft has shut down, in order (network transport, log store).
 	closers []func() error
 
@@ -143,7 +144,9 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	}
 
 	n.matches = newMatchIndexes()
-	rtrans := wrapMatch(n.trans, n.matches)
+	n.votes = newVoteGuard(n.trans, func() bool { return n.isEmpty(logs, snaps) })
+	n.closers = append(n.closers, n.votes.close)
+	rtrans := wrapMatch(n.votes, n.matches)
 
 	rc := cfg.raftConfig()
 	rc.Logger = hlog
@@ -189,6 +192,17 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	})
 	ok = true
 	return n, nil
+}
+
+// isEmpty reports whether the node holds no Raft entry and no snapshot (a new node, or one
+// whose data dir was wiped). An error reading either counts as state: the guard then stays out.
+func (n *Node) isEmpty(logs hraft.LogStore, snaps hraft.SnapshotStore) bool {
+	last, err := logs.LastIndex()
+	if err != nil || last > 0 {
+		return false
+	}
+	metas, err := snaps.List()
+	return err == nil && len(metas) == 0
 }
 
 // openLogStore opens Raft's log and stable store: raft-wal in DataDir/wal (with the latest
