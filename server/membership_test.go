@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -47,35 +45,9 @@ func TestWipedVoterAtNewAddressRejoinsAsNonvoter(t *testing.T) {
 		}
 		w2 = startNode(t, cfg, false)
 	}
-	var first string
-	waitFor(t, 30*time.Second, "the leader to take the wiped node back at its new address", func() bool {
-		servers, err := leader.node.Servers(ctx)
-		if err != nil {
-			return false
-		}
-		for _, s := range servers {
-			if s.ID == w2.ID() && s.Address == w2.Addr() {
-				first = fmt.Sprintf("%v (its applied index %d, the leader's commit index %d)", s.Suffrage, w2.node.Status().AppliedIndex, leader.node.Status().CommitIndex)
-				return true
-			}
-		}
-		return false
-	})
-	if !strings.HasPrefix(first, "nonvoter") {
-		t.Fatalf("the wiped node at its new address entered the configuration as %s; want a non-voter first", first)
+	if seen := suffrages(t, leader, w2.ID(), w2.Addr()); seen[0] != consensus.Nonvoter {
+		t.Fatalf("the wiped node at its new address went through %v; want a non-voter first", seen)
 	}
-	waitFor(t, 30*time.Second, "the wiped node to be promoted once caught up", func() bool {
-		servers, err := leader.node.Servers(ctx)
-		if err != nil {
-			return false
-		}
-		for _, s := range servers {
-			if s.ID == w2.ID() {
-				return s.Suffrage == consensus.Voter && s.Address == w2.Addr()
-			}
-		}
-		return false
-	})
 }
 
 // TestWipeProcedure: the documented way to wipe a node (stop it, remove it, wipe its data dir,
@@ -107,24 +79,7 @@ func TestWipeProcedure(t *testing.T) {
 	cfg.StartJoinAddrs = []string{leader.GossipAddr()}
 	cfg.Bootstrap = false
 	w2 := startNode(t, cfg, false)
-	// Watched closely: the non-voter phase lasts one reconcile pass when there is little to
-	// catch up on.
-	var seen []consensus.Suffrage
-	for deadline := time.Now().Add(40 * time.Second); len(seen) == 0 || seen[len(seen)-1] != consensus.Voter; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the wiped node is not a voter again after 40s (went through %v)", seen)
-		}
-		servers, err := leader.node.Servers(ctx)
-		if err != nil {
-			continue
-		}
-		for _, s := range servers {
-			if s.ID == w2.ID() && (len(seen) == 0 || seen[len(seen)-1] != s.Suffrage) {
-				seen = append(seen, s.Suffrage)
-			}
-		}
-	}
-	if seen[0] != consensus.Nonvoter {
+	if seen := suffrages(t, leader, w2.ID(), ""); seen[0] != consensus.Nonvoter {
 		t.Fatalf("the wiped node went through %v; want a non-voter first", seen)
 	}
 	waitFor(t, 20*time.Second, "the wiped node to hold every record", func() bool {
@@ -193,4 +148,27 @@ func TestWipedVoterCannotElectLeaderMissingWrite(t *testing.T) {
 	if err != nil || string(got.GetRecord().GetValue()) != "acked" {
 		t.Fatalf("acknowledged record at offset %d: got %q, %v (leader %s); want \"acked\"", off, got.GetRecord().GetValue(), err, nl.ID())
 	}
+}
+
+// suffrages watches id in leader's configuration, closely (a non-voter phase lasts one reconcile
+// pass when there is little to catch up on), until it is a voter at addr ("" for any address),
+// and returns the suffrages it went through there.
+func suffrages(t *testing.T, leader *testServer, id, addr string) []consensus.Suffrage {
+	t.Helper()
+	var seen []consensus.Suffrage
+	for deadline := time.Now().Add(40 * time.Second); len(seen) == 0 || seen[len(seen)-1] != consensus.Voter; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not a voter at %q after 40s (went through %v)", id, addr, seen)
+		}
+		servers, err := leader.node.Servers(context.Background())
+		if err != nil {
+			continue
+		}
+		for _, s := range servers {
+			if s.ID == id && (addr == "" || s.Address == addr) && (len(seen) == 0 || seen[len(seen)-1] != s.Suffrage) {
+				seen = append(seen, s.Suffrage)
+			}
+		}
+	}
+	return seen
 }
