@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -22,7 +23,7 @@ var Version = "dev"
 
 // NewApp returns the commitlog application writing to stdout and stderr.
 func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:                 "commitlog",
 		Usage:                "a distributed commit log: append records, read them back by offset",
 		Version:              Version,
@@ -40,8 +41,39 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			tlsCommand(),
 			versionCommand(),
 		},
+		OnUsageError: usageError,
+	}
+	setUsageError(app.Commands)
+	return app
+}
+
+// setUsageError makes every command among cmds and their subcommands report a usage error as
+// usageError does (urfave/cli does not pass the app's OnUsageError down).
+func setUsageError(cmds []*cli.Command) {
+	for _, cmd := range cmds {
+		if cmd.OnUsageError == nil {
+			cmd.OnUsageError = usageError
+		}
+		setUsageError(cmd.Subcommands)
 	}
 }
+
+// usageError is the OnUsageError of the app and of every command: a flag that does not parse
+// or is not defined is one line on standard error (Main prints the returned error) with a
+// hint to --help, and exit status 1. Without it, urfave/cli prints the whole help to standard
+// output, where a pipeline reads the command's data.
+func usageError(c *cli.Context, err error, _ bool) error {
+	name := c.App.HelpName
+	if c.Command != nil && c.Command.HelpName != "" {
+		name = c.Command.HelpName
+	}
+	msg := longFlagRE.ReplaceAllString(err.Error(), "$1--$2")
+	return fmt.Errorf("%s (see %s --help)", msg, name)
+}
+
+// longFlagRE finds a long flag as the flag package names it in its errors ("-from"), to name
+// it as users type it ("--from").
+var longFlagRE = regexp.MustCompile(`(flag |defined: |argument: )-([a-z0-9][a-z0-9-]+)`)
 
 // Main runs the program with args (args[0] is the program name) and returns its exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {

@@ -141,3 +141,21 @@ func TestClusterStatusShowsInsecure(t *testing.T) {
 		t.Errorf("cluster status has %d server rows, want 2:\n%s", rows, status)
 	}
 }
+
+// TestUsageErrorOnStderr: a usage error (a flag value that does not parse, an unknown flag) is
+// one line on standard error with a hint to --help, and a non-zero exit; standard output, where
+// a pipeline reads data, gets nothing (urfave/cli printed the whole help there).
+func TestUsageErrorOnStderr(t *testing.T) {
+	for _, args := range [][]string{
+		{"consume", "--from", "abc"},
+		{"produce", "--no-such-flag", "v"},
+		{"topic", "create", "--partitions", "x", "t"},
+		{"--no-such-flag"},
+	} {
+		code, out, errOut := run(t, t.Context(), args...)
+		if code == 0 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "--help") {
+			t.Errorf("%v: exit %d, stdout %d bytes starting %q, stderr %q; want a one-line error and a --help hint on stderr only",
+				args, code, len(out), out[:min(len(out), 60)], errOut)
+		}
+	}
+}
