@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -122,4 +123,73 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-format %q: want text or json", format)
 	}
+}
+
+// commandArgs returns the command's arguments, refusing one that names a flag of the command.
+// The flag package that urfave/cli uses stops reading flags at the first argument, so in
+// `produce hello --topic orders` "--topic" and "orders" are arguments: produce would store
+// them as records, and a command taking a name would read the flag as its name or ignore it.
+// After "--" everything is an argument: a "--" before the first argument is the flag
+// package's, and the first "--" among the arguments ends them the same way (it is dropped).
+func commandArgs(c *cli.Context) ([]string, error) {
+	args := c.Args().Slice()
+	if terminatedBefore(c, len(args)) {
+		return args, nil
+	}
+	for i, a := range args {
+		if a == "--" {
+			return append(args[:i:i], args[i+1:]...), nil
+		}
+		if name, ok := namesFlag(c.Command, a); ok {
+			after := ""
+			if i > 0 {
+				after = fmt.Sprintf(" after the argument %q", args[i-1])
+			}
+			return nil, fmt.Errorf("%q%s is the flag --%s: put flags before the arguments (or -- before the arguments to pass it as one)", a, after, name)
+		}
+	}
+	return args, nil
+}
+
+// terminatedBefore reports whether the command's arguments, its last n raw arguments, follow
+// a "--" that ended its flags (not the value of a flag: `--key --`).
+func terminatedBefore(c *cli.Context, n int) bool {
+	lineage := c.Lineage()
+	if len(lineage) < 2 {
+		return false
+	}
+	raw := lineage[1].Args().Slice() // the parent's: the command's name, then its raw arguments
+	i := len(raw) - n - 1
+	if i < 0 || raw[i] != "--" {
+		return false
+	}
+	if i > 0 {
+		prev := raw[i-1]
+		if name, ok := namesFlag(c.Command, prev); ok && !strings.Contains(prev, "=") {
+			for _, f := range c.Command.Flags {
+				if v, ok := f.(interface{ TakesValue() bool }); ok && v.TakesValue() && slices.Contains(f.Names(), name) {
+					return false // the "--" is prev's value
+				}
+			}
+		}
+	}
+	return true
+}
+
+// namesFlag reports whether arg, as -name, --name or --name=value, names a flag of cmd, and
+// which.
+func namesFlag(cmd *cli.Command, arg string) (string, bool) {
+	if cmd == nil || len(arg) < 2 || arg[0] != '-' {
+		return "", false
+	}
+	name, _, _ := strings.Cut(strings.TrimPrefix(arg[1:], "-"), "=")
+	if name == "" {
+		return "", false
+	}
+	for _, f := range cmd.Flags {
+		if slices.Contains(f.Names(), name) {
+			return f.Names()[0], true
+		}
+	}
+	return "", false
 }

@@ -72,6 +72,10 @@ func produceCommand() *cli.Command {
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print the offsets"},
 		),
 		Action: func(c *cli.Context) error {
+			args, err := commandArgs(c)
+			if err != nil {
+				return err
+			}
 			tmpl, err := recordTemplate(c)
 			if err != nil {
 				return err
@@ -80,11 +84,11 @@ func produceCommand() *cli.Command {
 				out := bufio.NewWriter(c.App.Writer)
 				defer out.Flush()
 				if tmpl != nil {
-					return produceRecords(c, cl, out, *tmpl, true)
+					return produceRecords(c, cl, out, args, *tmpl, true)
 				}
-				if c.NArg() > 0 {
-					values := make([][]byte, c.NArg())
-					for i, v := range c.Args().Slice() {
+				if len(args) > 0 {
+					values := make([][]byte, len(args))
+					for i, v := range args {
 						values[i] = []byte(v)
 					}
 					first, err := cl.ProduceBatch(c.Context, values...)
@@ -98,7 +102,7 @@ func produceCommand() *cli.Command {
 					}
 					return nil
 				}
-				return produceRecords(c, cl, out, client.Record{}, false)
+				return produceRecords(c, cl, out, nil, client.Record{}, false)
 			})
 		},
 	}
@@ -134,7 +138,7 @@ func recordTemplate(c *cli.Context) (*client.Record, error) {
 // tmpl, through an idempotent Producer (partitioned by key unless --partition is given), and
 // prints the offset of each (withPartition: its partition, a tab and its offset), in input
 // order.
-func produceRecords(c *cli.Context, cl *client.Client, out io.Writer, tmpl client.Record, withPartition bool) error {
+func produceRecords(c *cli.Context, cl *client.Client, out io.Writer, args []string, tmpl client.Record, withPartition bool) error {
 	opts := []client.ProducerOption{client.ProducerBatchRecords(c.Int("batch")), client.ProducerLinger(c.Duration("linger"))}
 	if c.IsSet("partition") {
 		opts = append(opts, client.ProducerManualPartitioning())
@@ -175,8 +179,8 @@ func produceRecords(c *cli.Context, cl *client.Client, out io.Writer, tmpl clien
 		}
 		return nil
 	}
-	if c.NArg() > 0 {
-		for _, v := range c.Args().Slice() {
+	if len(args) > 0 {
+		for _, v := range args {
 			if err := send([]byte(v)); err != nil {
 				return err
 			}
@@ -332,14 +336,18 @@ func clusterCommand() *cli.Command {
 				ArgsUsage: "ID",
 				Flags:     clientFlags(),
 				Action: func(c *cli.Context) error {
-					if c.NArg() != 1 {
-						return fmt.Errorf("cluster remove takes one server id, got %d arguments", c.NArg())
+					args, err := commandArgs(c)
+					if err != nil {
+						return err
+					}
+					if len(args) != 1 {
+						return fmt.Errorf("cluster remove takes one server id, got %d arguments", len(args))
 					}
 					return useClient(c, func(cl *client.Client) error {
-						if err := cl.RemoveServer(c.Context, c.Args().First()); err != nil {
+						if err := cl.RemoveServer(c.Context, args[0]); err != nil {
 							return err
 						}
-						fmt.Fprintf(c.App.Writer, "removed %s\n", c.Args().First())
+						fmt.Fprintf(c.App.Writer, "removed %s\n", args[0])
 						return nil
 					})
 				},
@@ -350,8 +358,19 @@ func clusterCommand() *cli.Command {
 				ArgsUsage: "[ID]",
 				Flags:     clientFlags(),
 				Action: func(c *cli.Context) error {
+					args, err := commandArgs(c)
+					if err != nil {
+						return err
+					}
+					if len(args) > 1 {
+						return fmt.Errorf("cluster transfer-leadership takes at most one server id, got %d arguments", len(args))
+					}
+					var id string // empty: the leader picks one
+					if len(args) == 1 {
+						id = args[0]
+					}
 					return useClient(c, func(cl *client.Client) error {
-						leader, err := cl.TransferLeadership(c.Context, c.Args().First())
+						leader, err := cl.TransferLeadership(c.Context, id)
 						if err != nil {
 							return err
 						}

@@ -159,3 +159,39 @@ func TestUsageErrorOnStderr(t *testing.T) {
 		}
 	}
 }
+
+// TestProduceFlagAfterValue: the flag package stops reading flags at the first argument, so
+// `produce hello --topic orders` stored "--topic" and "orders" as records of the default topic
+// and exited 0. An argument naming one of the command's flags is refused, unless it comes
+// after "--".
+func TestProduceFlagAfterValue(t *testing.T) {
+	addr := startOne(t)
+	mustRun(t, "topic", "create", "--addr", addr, "orders")
+	code, out, errOut := run(t, t.Context(), "produce", "--addr", addr, "hello", "--topic", "orders")
+	if code == 0 || out != "" || !strings.Contains(errOut, "put flags before") {
+		t.Errorf("produce hello --topic orders: exit %d, stdout %q, stderr %q; want a refusal asking for flags before values", code, out, errOut)
+	}
+	if stored := mustRun(t, "consume", "--addr", addr); stored != "" {
+		t.Fatalf("after the refusal the default topic holds %q", stored)
+	}
+	// After "--", as the first argument (the flag package's) or later (ours), anything is a value.
+	mustRun(t, "produce", "--addr", addr, "--", "-q", "--topic")
+	mustRun(t, "produce", "--addr", addr, "hello", "--", "--topic", "--")
+	if stored := mustRun(t, "consume", "--addr", addr); stored != "-q\n--topic\nhello\n--topic\n--\n" {
+		t.Errorf("the default topic holds %q", stored)
+	}
+	// A string flag's value "--" is not the end of the flags.
+	code, _, errOut = run(t, t.Context(), "produce", "--addr", addr, "--header", "--", "v", "--quiet")
+	if code == 0 || !strings.Contains(errOut, "put flags before") {
+		t.Errorf("produce --header -- v --quiet: exit %d, stderr %q; want --quiet refused", code, errOut)
+	}
+	// Commands taking a name: the flag was read as a second name, or ignored.
+	for _, args := range [][]string{
+		{"topic", "create", "--addr", addr, "more", "--partitions", "3"},
+		{"cluster", "transfer-leadership", "--addr", addr, "n0", "--timeout", "1s"},
+	} {
+		if code, _, errOut := run(t, t.Context(), args...); code == 0 || !strings.Contains(errOut, "put flags before") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+}

@@ -187,10 +187,14 @@ func resetRequest(c *cli.Context) (client.ResetRequest, error) {
 }
 
 func groupArg(c *cli.Context) (string, error) {
-	if c.NArg() != 1 || c.Args().First() == "" {
+	args, err := commandArgs(c)
+	if err != nil {
+		return "", err
+	}
+	if len(args) != 1 || args[0] == "" {
 		return "", errors.New("give one group name, after the flags")
 	}
-	return c.Args().First(), nil
+	return args[0], nil
 }
 
 func dash(s string) string {

@@ -171,10 +171,14 @@ func topicCommand() *cli.Command {
 
 // oneName returns the command's one argument, a topic name.
 func oneName(c *cli.Context) (string, error) {
-	if c.NArg() != 1 {
-		return "", fmt.Errorf("topic %s takes one topic name, got %d arguments", c.Command.Name, c.NArg())
+	args, err := commandArgs(c)
+	if err != nil {
+		return "", err
 	}
-	return c.Args().First(), nil
+	if len(args) != 1 {
+		return "", fmt.Errorf("topic %s takes one topic name, got %d arguments", c.Command.Name, len(args))
+	}
+	return args[0], nil
 }
 
 // configColumns is a topic's settings as list columns.
