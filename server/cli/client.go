@@ -60,11 +60,11 @@ func produceCommand() *cli.Command {
 	return &cli.Command{
 		Name: "produce",
 		Usage: "append records: the arguments, or one record per line of standard input (batched). " +
-			"Prints each record's offset; with --topic, its partition, a tab and its offset",
+			"Prints each record's offset; with --topic, --partition, --key or --header, its partition, a tab and its offset",
 		ArgsUsage: "[VALUE...]",
 		Flags: append(clientFlags(),
 			&cli.StringFlag{Name: "topic", Usage: `topic to append to (default: "default", the single log of servers before topics)`},
-			&cli.IntFlag{Name: "partition", Value: -1, Usage: "partition to append to (default: the key's partition as Kafka maps it, or a sticky one without a key)"},
+			&cli.IntFlag{Name: "partition", Value: -1, Usage: "partition to append to; -1: the key's partition as Kafka maps it, or a sticky one without a key"},
 			&cli.StringFlag{Name: "key", Usage: "key of every record (its partition is murmur2(key) mod partitions, as in Kafka)"},
 			&cli.StringSliceFlag{Name: "header", Usage: "header of every record, as KEY=VALUE (repeatable)"},
 			&cli.IntFlag{Name: "batch", Value: client.DefaultBatchRecords, Usage: "most records per request when reading standard input"},
@@ -108,8 +108,14 @@ func produceCommand() *cli.Command {
 	}
 }
 
+// manualPartition reports whether --partition names a partition (-1, its default, does not).
+func manualPartition(c *cli.Context) bool {
+	return c.IsSet("partition") && c.Int("partition") != -1
+}
+
 // recordTemplate returns the record every produced value is put in when a topic, partition,
-// key or header flag is given; nil without any (the single log, as before topics).
+// key or header flag is given (even --partition -1: what produce prints depends on the flags
+// given, not on their values); nil without any (the single log, as before topics).
 func recordTemplate(c *cli.Context) (*client.Record, error) {
 	if !c.IsSet("topic") && !c.IsSet("partition") && !c.IsSet("key") && !c.IsSet("header") {
 		return nil, nil
@@ -125,9 +131,9 @@ func recordTemplate(c *cli.Context) (*client.Record, error) {
 		}
 		rec.Headers = append(rec.Headers, client.Header{Key: k, Value: []byte(v)})
 	}
-	if p := c.Int("partition"); c.IsSet("partition") {
+	if p := c.Int("partition"); manualPartition(c) {
 		if p < 0 || p > math.MaxUint32 {
-			return nil, fmt.Errorf("--partition %d: want a partition number", p)
+			return nil, fmt.Errorf("--partition %d: want a partition number, or -1 for the key's", p)
 		}
 		rec.Partition = uint32(p)
 	}
@@ -140,7 +146,7 @@ func recordTemplate(c *cli.Context) (*client.Record, error) {
 // order.
 func produceRecords(c *cli.Context, cl *client.Client, out io.Writer, args []string, tmpl client.Record, withPartition bool) error {
 	opts := []client.ProducerOption{client.ProducerBatchRecords(c.Int("batch")), client.ProducerLinger(c.Duration("linger"))}
-	if c.IsSet("partition") {
+	if manualPartition(c) {
 		opts = append(opts, client.ProducerManualPartitioning())
 	}
 	p, err := cl.NewProducer(opts...)

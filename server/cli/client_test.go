@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/commitlog-go/commitlog/client"
 )
 
 // freePort returns a loopback port that was free a moment ago.
@@ -193,5 +195,27 @@ func TestProduceFlagAfterValue(t *testing.T) {
 		if code, _, errOut := run(t, t.Context(), args...); code == 0 || !strings.Contains(errOut, "put flags before") {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
 		}
+	}
+}
+
+// TestProducePartitionDefault: produce --help shows --partition's default as -1, and giving
+// that value means the same as not giving the flag (it was refused); what produce prints
+// (partition, tab, offset) depends on the flags given, not their values.
+func TestProducePartitionDefault(t *testing.T) {
+	_, help, _ := run(t, t.Context(), "produce", "--help")
+	if !strings.Contains(help, "(default: -1)") || !strings.Contains(help, "--topic, --partition, --key or --header, its partition") {
+		t.Errorf("produce --help:\n%s", help)
+	}
+	addr := startOne(t)
+	mustRun(t, "topic", "create", "--addr", addr, "--partitions", "4", "events")
+	part := strconv.Itoa(int(client.KeyPartition([]byte("k"), 4)))
+	if out := mustRun(t, "produce", "--addr", addr, "--topic", "events", "--partition", "-1", "--key", "k", "v"); out != part+"\t0\n" {
+		t.Errorf("produce --partition -1 --key k printed %q, want the key's partition %s and offset 0", out, part)
+	}
+	if out := mustRun(t, "produce", "--addr", addr, "--partition", "-1", "v"); out != "0\t0\n" {
+		t.Errorf("produce --partition -1 to the default topic printed %q", out)
+	}
+	if code, _, errOut := run(t, t.Context(), "produce", "--addr", addr, "--partition", "-2", "v"); code == 0 || !strings.Contains(errOut, "--partition -2") {
+		t.Errorf("produce --partition -2: exit %d, stderr %q", code, errOut)
 	}
 }
