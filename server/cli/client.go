@@ -59,8 +59,11 @@ func dial(c *cli.Context) (*client.Client, error) {
 func produceCommand() *cli.Command {
 	return &cli.Command{
 		Name: "produce",
-		Usage: "append records: the arguments, or one record per line of standard input (batched). " +
+		Usage: "append records: the arguments, or one record per line of standard input (batched; a line holds at most 16 MiB). " +
 			"Prints each record's offset; with --topic, --partition, --key or --header, its partition, a tab and its offset",
+		Description: "Offsets are printed in input order as their batches complete. A record that fails is reported on standard\n" +
+			"error with its line (or argument) number; produce then stops reading, still waits for and reports every record it\n" +
+			"sent, and exits 1. A line of standard input over 16 MiB, and Ctrl-C, stop it the same way. Flags go before the values.",
 		ArgsUsage: "[VALUE...]",
 		Flags: append(clientFlags(),
 			&cli.StringFlag{Name: "topic", Usage: `topic to append to (default: "default", the single log of servers before topics)`},
@@ -140,11 +143,69 @@ func recordTemplate(c *cli.Context) (*client.Record, error) {
 	return rec, nil
 }
 
+// maxLineBytes bounds a line of standard input, which produce reads whole as one record.
+const maxLineBytes = 16 << 20
+
+// produceInput is one value for produceRecords: argument or line n (from 1); or, last, end
+// with the error that ended the input (nil at its end).
+type produceInput struct {
+	n     int
+	value []byte
+	end   bool
+	err   error
+}
+
+// readProduceInput sends args, or without any each line of r, to ch, then a last input with
+// end set. It gives up when quit is closed; it is run on its own goroutine, so that produce
+// can stop (Ctrl-C) while a read of standard input waits for the next line.
+func readProduceInput(r io.Reader, args []string, ch chan<- produceInput, quit <-chan struct{}) {
+	send := func(in produceInput) bool {
+		select {
+		case ch <- in:
+			return true
+		case <-quit:
+			return false
+		}
+	}
+	if len(args) > 0 {
+		for i, a := range args {
+			if !send(produceInput{n: i + 1, value: []byte(a)}) {
+				return
+			}
+		}
+		send(produceInput{end: true})
+		return
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxLineBytes)
+	n := 0
+	for sc.Scan() {
+		n++
+		if !send(produceInput{n: n, value: append([]byte(nil), sc.Bytes()...)}) {
+			return
+		}
+	}
+	err := sc.Err()
+	switch {
+	case errors.Is(err, bufio.ErrTooLong):
+		err = fmt.Errorf("line %d is over the %d MiB limit of a line of standard input", n+1, maxLineBytes>>20)
+	case err != nil:
+		err = fmt.Errorf("read standard input after line %d: %w", n, err)
+	}
+	send(produceInput{end: true, err: err})
+}
+
 // produceRecords appends the arguments, or each line of standard input, as records made from
 // tmpl, through an idempotent Producer (partitioned by key unless --partition is given), and
 // prints the offset of each (withPartition: its partition, a tab and its offset), in input
-// order.
-func produceRecords(c *cli.Context, cl *client.Client, out io.Writer, args []string, tmpl client.Record, withPartition bool) error {
+// order, as their batches complete; a record that failed is reported on standard error
+// instead, with its line (or argument) number.
+//
+// It stops reading at the first failure, at an input it cannot read (a line over
+// maxLineBytes) or when c.Context ends (Ctrl-C), and still waits for every record it sent and
+// reports each, so that every stored record's offset is printed; then it returns an error
+// saying why it stopped.
+func produceRecords(c *cli.Context, cl *client.Client, out *bufio.Writer, args []string, tmpl client.Record, withPartition bool) error {
 	opts := []client.ProducerOption{client.ProducerBatchRecords(c.Int("batch")), client.ProducerLinger(c.Duration("linger"))}
 	if manualPartition(c) {
 		opts = append(opts, client.ProducerManualPartitioning())
@@ -154,59 +215,114 @@ func produceRecords(c *cli.Context, cl *client.Client, out io.Writer, args []str
 		return err
 	}
 	defer p.Close()
-	var futures []*client.Future
-	flush := func() error {
-		for _, f := range futures {
-			off, err := f.Wait(c.Context)
-			if err != nil {
-				return err
-			}
-			switch {
-			case c.Bool("quiet"):
-			case withPartition:
-				fmt.Fprintf(out, "%d\t%d\n", f.Partition(), off)
-			default:
-				fmt.Fprintln(out, off)
-			}
-		}
-		futures = futures[:0]
-		return nil
-	}
-	send := func(value []byte) error {
-		rec := tmpl
-		rec.Value = value
-		f, err := p.SendRecord(c.Context, rec)
-		if err != nil {
-			return err
-		}
-		futures = append(futures, f)
-		if len(futures) >= 4*c.Int("batch") {
-			return flush()
-		}
-		return nil
-	}
+	unit := "line"
 	if len(args) > 0 {
-		for _, v := range args {
-			if err := send([]byte(v)); err != nil {
-				return err
-			}
-		}
-	} else {
-		sc := bufio.NewScanner(c.App.Reader)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
-		for sc.Scan() {
-			if err := send(append([]byte(nil), sc.Bytes()...)); err != nil {
-				return err
-			}
-		}
-		if err := sc.Err(); err != nil {
-			return fmt.Errorf("read standard input: %w", err)
+		unit = "argument"
+	}
+	type sent struct {
+		n int
+		f *client.Future
+	}
+	var (
+		queue            []sent // sent and not yet reported, in input order
+		nsent, failed    int
+		eof, interrupted bool
+		stop             error // what stopped the input: a refused send or a read error
+	)
+	report := func(s sent) {
+		off, err := s.f.Wait(context.Background()) // done
+		switch {
+		case err != nil:
+			failed++
+			out.Flush() // the offsets before it first, on a terminal
+			fmt.Fprintf(c.App.ErrWriter, "commitlog: %s %d: %v\n", unit, s.n, err)
+		case c.Bool("quiet"):
+		case withPartition:
+			fmt.Fprintf(out, "%d\t%d\n", s.f.Partition(), off)
+		default:
+			fmt.Fprintln(out, off)
 		}
 	}
-	if err := p.Flush(c.Context); err != nil {
+	inputs := make(chan produceInput, 64)
+	quit := make(chan struct{})
+	defer close(quit)
+	go readProduceInput(c.App.Reader, args, inputs, quit)
+	for !eof && !interrupted && stop == nil && failed == 0 {
+		var head <-chan struct{}
+		if len(queue) > 0 {
+			head = queue[0].f.Done()
+		}
+		select {
+		case <-c.Context.Done():
+			interrupted = true
+		case in := <-inputs:
+			if in.end {
+				eof, stop = in.err == nil, in.err
+				break
+			}
+			rec := tmpl
+			rec.Value = in.value
+			f, err := p.SendRecord(c.Context, rec)
+			switch {
+			case c.Context.Err() != nil:
+				interrupted = true
+			case err != nil:
+				stop = fmt.Errorf("%s %d: %w", unit, in.n, err)
+			default:
+				queue = append(queue, sent{in.n, f})
+				nsent++
+			}
+		case <-head:
+			for len(queue) > 0 && isDone(queue[0].f) {
+				report(queue[0])
+				queue = queue[1:]
+			}
+			if err := out.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	// Every record sent completes (Close delivers them, within the delivery timeout), even
+	// after Ctrl-C: they may be stored, and their offsets are printed.
+	_ = p.Close()
+	for _, s := range queue {
+		report(s)
+	}
+	if err := out.Flush(); err != nil {
 		return err
 	}
-	return flush()
+	var why []string
+	if failed > 0 {
+		why = append(why, fmt.Sprintf("%d of the %d %ss sent failed", failed, nsent, unit))
+	}
+	if stop != nil {
+		why = append(why, stop.Error())
+	}
+	if interrupted {
+		why = append(why, "interrupted")
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	msg := strings.Join(why, "; ")
+	switch {
+	case eof:
+	case nsent == 0:
+		msg += " (nothing was sent)"
+	default:
+		msg += fmt.Sprintf(" (stopped after sending %s %d: the rest of the input, if any, was not sent)", unit, nsent)
+	}
+	return errors.New(msg)
+}
+
+// isDone reports whether f's result is known.
+func isDone(f *client.Future) bool {
+	select {
+	case <-f.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // Output formats of consume.

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"io"
 	"net"
 	"regexp"
 	"strconv"
@@ -217,5 +219,90 @@ func TestProducePartitionDefault(t *testing.T) {
 	}
 	if code, _, errOut := run(t, t.Context(), "produce", "--addr", addr, "--partition", "-2", "v"); code == 0 || !strings.Contains(errOut, "--partition -2") {
 		t.Errorf("produce --partition -2: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestProduceStdinOversizedLineReportsStored: a line over --max-record-bytes in the middle of
+// standard input makes produce fail, yet the lines sent before and after it may be stored:
+// produce waits for each and prints every stored record's offset (it printed none of those
+// sent with or after the failed one), and names the failed line.
+func TestProduceStdinOversizedLineReportsStored(t *testing.T) {
+	addr := startOneWith(t, "--max-record-bytes", "1024")
+	stdin := "before\n" + strings.Repeat("x", 4096) + "\nafter\n"
+	// --batch 1: one record per request, as happens anyway when the oversized line is large
+	// enough to go alone (2 MiB against the default 1 MiB limit, from the real binary).
+	code, out, errOut := runIn(t, stdin, "produce", "--addr", addr, "--batch", "1")
+	t.Logf("produce: exit %d, stdout %q, stderr %q", code, out, errOut)
+	if code == 0 {
+		t.Fatal("produce of an oversized line exited 0")
+	}
+	if !strings.Contains(errOut, "line 2: ") || !strings.Contains(errOut, "limit 1024") {
+		t.Errorf("stderr %q does not name line 2 and the limit", errOut)
+	}
+	stored := mustRun(t, "consume", "--addr", addr, "--offsets")
+	t.Logf("stored: %q", stored)
+	for _, line := range strings.Split(strings.TrimSuffix(stored, "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		off, _, _ := strings.Cut(line, "\t")
+		if !strings.Contains("\n"+out, "\n"+off+"\n") {
+			t.Errorf("record %q was stored but produce never printed its offset %s (stdout %q)", line, off, out)
+		}
+	}
+}
+
+// TestProduceStdinTooLongLineReportsStored: a line over the 16 MiB a line may hold ended produce
+// with "token too long", without printing the offsets of the lines stored before it. Those are
+// printed; the error names the line and the limit, which produce --help documents.
+func TestProduceStdinTooLongLineReportsStored(t *testing.T) {
+	if _, help, _ := run(t, t.Context(), "produce", "--help"); !strings.Contains(help, "16 MiB") {
+		t.Errorf("produce --help does not document the line limit:\n%s", help)
+	}
+	addr := startOne(t)
+	stdin := "pre\n" + strings.Repeat("y", 17<<20) + "\npost\n"
+	code, out, errOut := runIn(t, stdin, "produce", "--addr", addr)
+	if stored := mustRun(t, "consume", "--addr", addr, "--offsets"); stored != "0\tpre\n" {
+		t.Errorf("stored %q, want pre alone", stored)
+	}
+	if code == 0 || out != "0\n" || !strings.Contains(errOut, "line 2 ") || !strings.Contains(errOut, "16 MiB") {
+		t.Errorf("produce: exit %d, stdout %q, stderr %q; want pre's offset 0, and an error naming line 2 and the 16 MiB limit", code, out, errOut)
+	}
+}
+
+// TestProduceStdinCtrlC: Ctrl-C (the context ending) stops produce while it waits for the next
+// line of standard input (an interactive terminal, a pipe from a slow producer); it waited for
+// another line or EOF. The offset of a line is printed once its batch completes, without
+// waiting for more input.
+func TestProduceStdinCtrlC(t *testing.T) {
+	addr := startOne(t)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"commitlog", "produce", "--addr", addr}, pr, &out, &errOut)
+	}()
+	if _, err := io.WriteString(pw, "typed\n"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); out.String() == ""; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("produce did not print the offset of a typed line within 5s (stderr %q)", errOut.String())
+		}
+	}
+	cancel() // Ctrl-C
+	select {
+	case code := <-done:
+		if code == 0 || out.String() != "0\n" || !strings.Contains(errOut.String(), "interrupted") {
+			t.Errorf("exit %d, stdout %q, stderr %q; want the offset 0 of \"typed\", and an interruption", code, out.String(), errOut.String())
+		}
+	case <-time.After(3 * time.Second):
+		pw.Close()
+		code := <-done
+		t.Fatalf("produce did not stop within 3s of Ctrl-C while waiting for input; after EOF: exit %d, stdout %q, stderr %q",
+			code, out.String(), errOut.String())
 	}
 }

@@ -13,8 +13,15 @@ import (
 // startOne starts a single-node in-process `commitlog serve` and returns its API address.
 func startOne(t *testing.T) string {
 	t.Helper()
-	return startServe(t, "--node-name", "n0", "--data-dir", t.TempDir(), "--rpc-port", "-1",
-		"--gossip-profile", "test", "--log-level", "error", "--bind-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+	return startOneWith(t)
+}
+
+// startOneWith is startOne with extra serve flags.
+func startOneWith(t *testing.T, extra ...string) string {
+	t.Helper()
+	args := append([]string{"--node-name", "n0", "--data-dir", t.TempDir(), "--rpc-port", "-1",
+		"--gossip-profile", "test", "--log-level", "error", "--bind-addr", "127.0.0.1:" + strconv.Itoa(freePort(t))}, extra...)
+	return startServe(t, args...)
 }
 
 // TestTopicCommands runs topic create, list, describe, alter and delete against a real
