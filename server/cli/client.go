@@ -341,8 +341,8 @@ func consumeCommand() *cli.Command {
 			&cli.StringFlag{Name: "topic", Usage: `topic to read (default: "default", the single log of servers before topics)`},
 			&cli.UintFlag{Name: "partition", Usage: "partition of the topic to read (ignored with --group: the group assigns partitions)"},
 			&cli.StringFlag{Name: "format", Value: formatValue, Usage: "output: value (the value only), text (offset, timestamp, key, headers, value; tab-separated) or json (one object per line, with topic and partition)"},
-			&cli.Uint64Flag{Name: "from", Usage: "first offset to read"},
-			&cli.Uint64Flag{Name: "count", Usage: "how many records to read (default: up to the end of the log, or forever with --follow)"},
+			&cli.Uint64Flag{Name: "from", DefaultText: "the partition's lowest offset", Usage: "first offset to read"},
+			&cli.Uint64Flag{Name: "count", Usage: "how many records to read; 0: up to the end of the log, or forever with --follow or --group"},
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep waiting for new records (stop with Ctrl-C)"},
 			&cli.BoolFlag{Name: "offsets", Usage: "with --format value: print each record's offset and a tab before its value (with --group: partition:offset)"},
 		),
@@ -379,19 +379,27 @@ func consumeCommand() *cli.Command {
 						return out.Flush()
 					})
 				}
+				// Without --from, the partition's lowest offset (retention moves it up); without
+				// --count (or 0) and --follow, up to the end of the log as it is now.
 				from, count := c.Uint64("from"), c.Uint64("count")
-				if !c.Bool("follow") && !c.IsSet("count") {
+				toEnd := !c.Bool("follow") && count == 0
+				if !c.IsSet("from") || toEnd {
 					b, err := cl.PartitionBounds(c.Context, topic, partition)
 					if err != nil {
 						return err
 					}
-					if from < b.Lowest {
-						return fmt.Errorf("offset %d is below the log start %d: %w", from, b.Lowest, client.ErrOutOfRange)
+					if !c.IsSet("from") {
+						from = b.Lowest
 					}
-					if from >= b.Next {
-						return nil
+					if toEnd {
+						if from < b.Lowest {
+							return fmt.Errorf("offset %d is below the log start %d: %w", from, b.Lowest, client.ErrOutOfRange)
+						}
+						if from >= b.Next {
+							return nil
+						}
+						count = b.Next - from
 					}
-					count = b.Next - from
 				}
 				out := bufio.NewWriter(c.App.Writer)
 				defer out.Flush()

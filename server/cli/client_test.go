@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"regexp"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/server"
 )
 
 // freePort returns a loopback port that was free a moment ago.
@@ -304,5 +307,84 @@ func TestProduceStdinCtrlC(t *testing.T) {
 		code := <-done
 		t.Fatalf("produce did not stop within 3s of Ctrl-C while waiting for input; after EOF: exit %d, stdout %q, stderr %q",
 			code, out.String(), errOut.String())
+	}
+}
+
+// TestConsumeCountZero: --count's help says 0 means "up to the end of the log"; giving --count
+// 0 explicitly tailed forever instead.
+func TestConsumeCountZero(t *testing.T) {
+	addr := startOne(t)
+	mustRun(t, "produce", "--addr", addr, "a", "b")
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	start := time.Now()
+	code := Main(ctx, []string{"commitlog", "consume", "--addr", addr, "--count", "0"}, strings.NewReader(""), &out, &errOut)
+	if code != 0 || time.Since(start) > 4*time.Second || out.String() != "a\nb\n" {
+		t.Fatalf("consume --count 0: exit %d after %v (stdout %q, stderr %q); want a and b and exit 0 at the end of the log, as without --count",
+			code, time.Since(start).Round(time.Millisecond), out.String(), errOut.String())
+	}
+}
+
+// TestConsumeFromLogStart: without --from, consume starts at the partition's lowest offset; it
+// started at 0 and failed "offset 0 is below the log start" once retention had moved the start.
+// An explicit --from below the start is still refused.
+func TestConsumeFromLogStart(t *testing.T) {
+	// Retention every 50ms (serve has no flag for the interval, a minute).
+	srv, err := server.New(server.Config{DataDir: t.TempDir(), NodeName: "n0", BindAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		RPCPort: -1, GossipProfile: "test", SegmentBytes: 4 << 10, RetentionBytes: 16 << 10, RetentionInterval: 50 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	addr := srv.Addr()
+	code, _, errOut := runIn(t, strings.Repeat(strings.Repeat("v", 1000)+"\n", 100), "produce", "--addr", addr, "--quiet")
+	if code != 0 {
+		t.Fatalf("produce: exit %d: %s", code, errOut)
+	}
+	cl, err := client.New(t.Context(), []string{addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var b client.Bounds
+	for deadline := time.Now().Add(20 * time.Second); b.Lowest == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("retention did not move the log start within 20s")
+		}
+		if b, err = cl.PartitionBounds(t.Context(), "", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// offsets returns the offsets consume --offsets printed.
+	offsets := func(out string) []uint64 {
+		var offs []uint64
+		for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+			off, err := strconv.ParseUint(strings.Split(line, "\t")[0], 10, 64)
+			if err != nil {
+				t.Fatalf("consume printed %.40q", line)
+			}
+			offs = append(offs, off)
+		}
+		return offs
+	}
+	if offs := offsets(mustRun(t, "consume", "--addr", addr, "--offsets", "--count", "1")); len(offs) != 1 || offs[0] < b.Lowest {
+		t.Errorf("consume --count 1 printed offsets %v, want the record at the log start %d", offs, b.Lowest)
+	}
+	offs := offsets(mustRun(t, "consume", "--addr", addr, "--offsets"))
+	if first, last := offs[0], offs[len(offs)-1]; first < b.Lowest || last != 99 || uint64(len(offs)) != last-first+1 {
+		t.Errorf("consume printed offsets %d to %d (%d records); want those from the log start %d to 99", first, last, len(offs), b.Lowest)
+	}
+	if code, _, errOut := run(t, t.Context(), "consume", "--addr", addr, "--from", "0"); code == 0 || !strings.Contains(errOut, "below the log start") {
+		t.Errorf("consume --from 0: exit %d, stderr %q; want the log start's error", code, errOut)
 	}
 }
