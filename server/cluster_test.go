@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,5 +203,23 @@ func TestClusterLeaveAndRemove(t *testing.T) {
 	})
 	if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("alone")}}); err != nil {
 		t.Fatalf("Produce on a one-node cluster: %v", err)
+	}
+}
+
+// TestRemoveServerUnknownID: removing an ID that is not in the Raft configuration is the
+// caller's mistake, InvalidArgument as for TransferLeadership; Raft accepted it and the
+// operator's typo was reported as a removal. The configuration is unchanged.
+func TestRemoveServerUnknownID(t *testing.T) {
+	srv := startServer(t, Config{})
+	ctx := ctxT(t, 20*time.Second)
+	for _, tr := range []string{TransportConnect, TransportGRPC} {
+		c := newClient(t, tr, srv.Addr())
+		if _, err := c.RemoveServer(ctx, &logv1.RemoveServerRequest{Id: "nobody"}); transport.CodeOf(err) != transport.InvalidArgument ||
+			!strings.Contains(err.Error(), `"nobody" is not in the cluster`) {
+			t.Errorf("%s: RemoveServer of an unknown ID: %v, want InvalidArgument naming it", tr, err)
+		}
+	}
+	if servers, err := srv.node.Servers(ctx); err != nil || len(servers) != 1 || servers[0].ID != "node-0" {
+		t.Errorf("configuration after the refusals: %v, %v", servers, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -847,6 +848,18 @@ func (s *service) Join(ctx context.Context, req *logv1.JoinRequest) (*logv1.Join
 func (s *service) RemoveServer(ctx context.Context, req *logv1.RemoveServerRequest) (*logv1.RemoveServerResponse, error) {
 	if req.GetId() == "" {
 		return nil, toWire(fmt.Errorf("%w: remove needs a server id", errInvalid))
+	}
+	// Raft removes an unknown ID without complaint: an operator's typo would report success.
+	// Asked of the leader only (a follower answers NotLeader below), whose configuration is
+	// the latest; InvalidArgument, as TransferLeadership answers an unknown ID.
+	if s.node.IsLeader() {
+		servers, err := s.node.Servers(ctx)
+		if err != nil {
+			return nil, toWire(err)
+		}
+		if !slices.ContainsFunc(servers, func(sv consensus.ServerStatus) bool { return sv.ID == req.GetId() }) {
+			return nil, transport.Errorf(transport.InvalidArgument, "server %q is not in the cluster's configuration", req.GetId())
+		}
 	}
 	// Marked before the removal, so that no reconcile pass running meanwhile adds it back.
 	if s.removed != nil {

@@ -388,3 +388,15 @@ func TestConsumeFromLogStart(t *testing.T) {
 		t.Errorf("consume --from 0: exit %d, stderr %q; want the log start's error", code, errOut)
 	}
 }
+
+// TestClusterRemoveUnknown: removing a server id that is not in the cluster reported success.
+func TestClusterRemoveUnknown(t *testing.T) {
+	addr := startOne(t)
+	code, out, errOut := run(t, t.Context(), "cluster", "remove", "--addr", addr, "no-such-server")
+	if code == 0 || out != "" || !strings.Contains(errOut, `"no-such-server" is not in the cluster`) {
+		t.Fatalf("cluster remove no-such-server: exit %d, stdout %q, stderr %q; want an error naming the id", code, out, errOut)
+	}
+	if status := mustRun(t, "cluster", "status", "--addr", addr); !strings.Contains(status, "n0 ") {
+		t.Errorf("cluster status after the refusal:\n%s", status)
+	}
+}
