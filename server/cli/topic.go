@@ -37,6 +37,11 @@ func topicCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					// The API reads 0 as 1 (its wire default); given on the command line it is a
+					// mistake, refused as Kafka refuses it.
+					if c.Uint("partitions") == 0 {
+						return fmt.Errorf("--partitions 0: a topic needs at least one partition")
+					}
 					return useClient(c, func(cl *client.Client) error {
 						t, err := cl.CreateTopic(c.Context, name, uint32(c.Uint("partitions")), client.TopicConfig{
 							RetentionBytes: c.Int64("retention-bytes"),

@@ -156,3 +156,16 @@ func runIn(t *testing.T, stdin string, args ...string) (code int, stdout, stderr
 	code = Main(t.Context(), append([]string{"commitlog"}, args...), strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
+
+// TestTopicCreateZeroPartitions: --partitions 0 silently created a 1-partition topic (the API
+// reads 0 as 1); it is refused, and nothing is created.
+func TestTopicCreateZeroPartitions(t *testing.T) {
+	addr := startOne(t)
+	code, out, errOut := run(t, t.Context(), "topic", "create", "--addr", addr, "--partitions", "0", "zero")
+	if code == 0 || !strings.Contains(errOut, "at least one partition") {
+		t.Fatalf("topic create --partitions 0: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if list := mustRun(t, "topic", "list", "--addr", addr); strings.Contains(list, "zero") {
+		t.Errorf("topic list after the refusal:\n%s", list)
+	}
+}
