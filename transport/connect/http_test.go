@@ -6,9 +6,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpcreflect"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/commitlog-go/commitlog/transport"
 	tconnect "github.com/commitlog-go/commitlog/transport/connect"
@@ -230,5 +235,30 @@ func TestRequestReadTimeout(t *testing.T) {
 				t.Fatalf("%d records appended", n)
 			}
 		})
+	}
+}
+
+// TestReflectionListsEveryService: server reflection (what grpcurl list asks) names every
+// service the server mounts; log.v1.Topics and log.v1.Groups were missing, so grpcurl could not
+// describe or call them without the proto files.
+func TestReflectionListsEveryService(t *testing.T) {
+	s := transporttest.Start(t, harness(tconnect.ProtocolConnect), transport.ServerConfig{})
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true) // reflection is a bidirectional stream
+	defer tr.CloseIdleConnections()
+	stream := grpcreflect.NewClient(&http.Client{Transport: tr}, "http://"+s.Addr, connect.WithGRPC()).NewStream(t.Context())
+	defer stream.Close()
+	names, err := stream.ListServices()
+	if err != nil {
+		t.Fatalf("ListServices: %v", err)
+	}
+	for _, want := range []protoreflect.FullName{"log.v1.Log", "log.v1.Cluster", "log.v1.Topics", "log.v1.Groups", "grpc.health.v1.Health"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("reflection lists %v, without %s", names, want)
+			continue
+		}
+		if _, err := stream.FileContainingSymbol(want); err != nil {
+			t.Errorf("FileContainingSymbol(%s): %v", want, err)
+		}
 	}
 }

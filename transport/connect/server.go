@@ -113,9 +113,10 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 }
 
 // Handler returns the http.Handler serving log.v1.Log, log.v1.Cluster,
-// grpc.health.v1.Health and reflection, for callers that run their own
-// http.Server (they must then enable HTTP/2 themselves for gRPC and
-// bidirectional streams). Stop still ends the handler's streams.
+// log.v1.Topics, log.v1.Groups, grpc.health.v1.Health and reflection (which
+// lists them all), for callers that run their own http.Server (they must then
+// enable HTTP/2 themselves for gRPC and bidirectional streams). Stop still
+// ends the handler's streams.
 func (s *Server) Handler() http.Handler {
 	opts := []connect.HandlerOption{
 		connect.WithSendMaxBytes(s.cfg.MaxMessageBytes + transport.ResponseOverhead),
@@ -164,7 +165,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(logv1connect.GroupsCommitOffsetsProcedure, big)
 	small := connect.WithReadMaxBytes(s.cfg.Limits.MaxSmallMessageBytes)
 	mux.Handle(grpchealth.NewHandler(s.health, connect.WithCompressMinBytes(s.cfg.CompressMinBytes), small))
-	reflector := grpcreflect.NewStaticReflector(logv1connect.LogName, logv1connect.ClusterName, grpchealth.HealthV1ServiceName)
+	reflector := grpcreflect.NewStaticReflector(logv1connect.LogName, logv1connect.ClusterName, logv1connect.TopicsName,
+		logv1connect.GroupsName, grpchealth.HealthV1ServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector, small))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, small))
 	errw := connect.NewErrorWriter(opts...)
