@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,8 +48,8 @@ func TestExampleConfigFile(t *testing.T) {
 	}
 }
 
-// TestServeReadsConfigFile starts serve from a config file and checks that its values apply and
-// that a flag overrides the file.
+// TestServeReadsConfigFile starts serve from a config file and checks that its values apply,
+// that a flag overrides the file and the environment, and the environment the file.
 func TestServeReadsConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "commitlog.yaml")
@@ -53,10 +57,14 @@ func TestServeReadsConfigFile(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	gossip := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	t.Setenv("COMMITLOG_BIND_ADDR", gossip)
+	t.Setenv("COMMITLOG_TRANSPORT", "connect")
 	var out syncBuffer
 	addr := startServeTo(t, &out, "--config-file", cfg, "--transport", "grpc")
-	if !regexp.MustCompile(`node from-file serving the API on \S+ \(grpc\)`).MatchString(out.String()) {
-		t.Fatalf("serve output %q: want node from-file (from the file) on grpc (the flag overrides the file)", out.String())
+	if !regexp.MustCompile(`node from-file serving the API on \S+ \(grpc\), gossip on ` + regexp.QuoteMeta(gossip)).MatchString(out.String()) {
+		t.Fatalf("serve output %q: want node from-file (from the file) on grpc (the flag overrides the file and the environment), gossip on %s (the environment overrides the file)",
+			out.String(), gossip)
 	}
 	if !strings.Contains(out.String(), filepath.Join(dir, "data")) || addr == "" {
 		t.Fatalf("serve output %q: want the file's data dir", out.String())
@@ -86,5 +94,29 @@ func TestServeLimitFlags(t *testing.T) {
 		RequestReadTimeout: got.RequestReadTimeout, IdleTimeout: got.IdleTimeout, MaxPendingConns: got.MaxPendingConns, MaxForwardClients: got.MaxForwardClients}
 	if fmt.Sprintf("%+v", g) != fmt.Sprintf("%+v", want) {
 		t.Errorf("limits from flags:\n got %+v\nwant %+v", g, want)
+	}
+}
+
+// TestServeRefusesUnknownConfigKey: a config-file key that is no flag's name (data_dir for
+// data-dir) was ignored, so serve ran with the flag's default; it is refused, naming the key,
+// the file and the flag it resembles, before anything starts.
+func TestServeRefusesUnknownConfigKey(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "commitlog.yaml")
+	if err := os.WriteFile(cfg, []byte("data_dir: "+filepath.Join(dir, "typo")+"\nnode-name: n0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // the old code served until then
+	defer cancel()
+	var out, errOut syncBuffer
+	code := Main(ctx, []string{"commitlog", "serve", "--config-file", cfg, "--data-dir", data, "--rpc-port", "-1",
+		"--bind-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--gossip-profile", "test", "--bootstrap-wait", "0s", "--log-level", "error"},
+		strings.NewReader(""), &out, &errOut)
+	if e := errOut.String(); code == 0 || !strings.Contains(e, `unknown key "data_dir" (did you mean data-dir?)`) || !strings.Contains(e, cfg) {
+		t.Errorf("serve with data_dir in its config file: exit %d, stderr %q; want the key, the file and data-dir named", code, e)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("serve created its data dir before refusing the config file (%v)", err)
 	}
 }

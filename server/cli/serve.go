@@ -6,11 +6,15 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
+	"gopkg.in/yaml.v3"
 
 	"github.com/commitlog-go/commitlog/server"
 	"github.com/commitlog-go/commitlog/server/telemetry"
@@ -117,7 +121,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: env("log-level"), Usage: "debug, info, warn or error"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("log-format"), Usage: "text or json"}),
 		&cli.StringFlag{Name: "config-file", EnvVars: env("config-file"),
-			Usage: "YAML file whose keys are these flags' names; flags and environment variables override it"},
+			Usage: "YAML file whose keys are these flags' names (any other key is refused); flags and environment variables override it"},
 	}
 	return flags
 }
@@ -132,10 +136,16 @@ func serveCommand() *cli.Command {
 			"does not load is logged and the previous version kept.",
 		Flags: flags,
 		Before: func(c *cli.Context) error {
-			if c.String("config-file") == "" {
+			path := c.String("config-file")
+			if path == "" {
 				return nil
 			}
-			return altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config-file"))(c)
+			src, err := loadConfigFile(path, flags)
+			if err != nil {
+				return err
+			}
+			// Each flag takes the file's value unless given as a flag or an environment variable.
+			return altsrc.ApplyInputSourceValues(c, src, flags)
 		},
 		Action: func(c *cli.Context) error {
 			logger, err := newLogger(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
@@ -171,6 +181,50 @@ func serveCommand() *cli.Command {
 			return err
 		},
 	}
+}
+
+// loadConfigFile reads the YAML file at path, whose keys are the names of flags that a config
+// file can set, and refuses any other key: altsrc ignores a key no flag asks for, so a typo
+// (data_dir for data-dir) silently left the flag at its default.
+func loadConfigFile(path string, flags []cli.Flag) (altsrc.InputSourceContext, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--config-file: %w", err)
+	}
+	var values map[any]any
+	if err := yaml.Unmarshal(raw, &values); err != nil {
+		return nil, fmt.Errorf("--config-file %s: %w", path, err)
+	}
+	known := map[string]bool{}
+	for _, f := range flags {
+		if _, ok := f.(altsrc.FlagInputSourceExtension); ok {
+			for _, name := range f.Names() {
+				known[name] = true
+			}
+		}
+	}
+	var unknown []string
+	for k := range values {
+		if name, ok := k.(string); !ok || !known[name] {
+			unknown = append(unknown, fmt.Sprint(k))
+		}
+	}
+	if len(unknown) == 0 {
+		return altsrc.NewMapInputSource(path, values), nil
+	}
+	slices.Sort(unknown)
+	for i, k := range unknown {
+		unknown[i] = strconv.Quote(k)
+		if alt := strings.ReplaceAll(k, "_", "-"); known[alt] {
+			unknown[i] += " (did you mean " + alt + "?)"
+		}
+	}
+	keys := "key"
+	if len(unknown) > 1 {
+		keys = "keys"
+	}
+	return nil, fmt.Errorf("--config-file %s: unknown %s %s; its keys are the names of serve's flags (commitlog serve --help), such as data-dir",
+		path, keys, strings.Join(unknown, ", "))
 }
 
 // reloadOnSignal calls srv.Reload for every signal on sig until ctx is done. A file that does
