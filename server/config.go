@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -458,11 +459,18 @@ func (c *Config) validate() error {
 	if c.NodeName == "" {
 		bad("NodeName", "is empty and the host name cannot be read")
 	}
-	if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
+	_, gossipPort, err := net.SplitHostPort(c.BindAddr)
+	if err != nil {
 		bad("BindAddr", "%q: %w", c.BindAddr, err)
 	}
 	if c.RPCPort < -1 || c.RPCPort > 65535 {
 		bad("RPCPort", "%d is out of range [-1, 65535]", c.RPCPort)
+	}
+	// The API and Raft listen on BindAddr's host too: the same port would fail only at bind
+	// time, after the data dir was made. Without Serf (Membership) BindAddr's port is unused.
+	if p, err := strconv.Atoi(gossipPort); err == nil && p > 0 && p == c.RPCPort && c.Membership == nil {
+		bad("RPCPort", "%d is also BindAddr's port (%s): the API and Raft (commitlog serve --rpc-port) and Serf gossip "+
+			"(--bind-addr) listen on the same host and need different ports", c.RPCPort, c.BindAddr)
 	}
 	switch c.Transport {
 	case TransportConnect, TransportGRPC:

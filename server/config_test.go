@@ -24,6 +24,7 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		{"BindAddr", func(c *Config) { c.BindAddr = "no-port" }},
 		{"RPCPort", func(c *Config) { c.RPCPort = 70000 }},
 		{"RPCPort", func(c *Config) { c.RPCPort = -2 }},
+		{"RPCPort", func(c *Config) { c.BindAddr, c.RPCPort = "127.0.0.1:8450", 8450 }}, // Serf's port: bind fails after the data dir is made
 		{"Transport", func(c *Config) { c.Transport = "carrier-pigeon" }},
 		{"GossipProfile", func(c *Config) { c.GossipProfile = "wan" }},
 		{"Sync", func(c *Config) { c.Sync = "sometimes" }},

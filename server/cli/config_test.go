@@ -120,3 +120,19 @@ func TestServeRefusesUnknownConfigKey(t *testing.T) {
 		t.Errorf("serve created its data dir before refusing the config file (%v)", err)
 	}
 }
+
+// TestServeRefusesSharedPort: --rpc-port equal to --bind-addr's port (the API and Raft on the
+// port of Serf gossip) is refused by the configuration's validation, naming both flags, before
+// the data dir is made; it failed only at bind time, after.
+func TestServeRefusesSharedPort(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	port := strconv.Itoa(freePort(t))
+	code, _, errOut := run(t, t.Context(), "serve", "--data-dir", data, "--rpc-port", port, "--bind-addr", "127.0.0.1:"+port,
+		"--gossip-profile", "test", "--bootstrap-wait", "0s", "--log-level", "error")
+	if code == 0 || !strings.Contains(errOut, "--rpc-port") || !strings.Contains(errOut, "--bind-addr") || !strings.Contains(errOut, "invalid config") {
+		t.Errorf("serve --rpc-port %s --bind-addr 127.0.0.1:%s: exit %d, stderr %q; want a config error naming both flags", port, port, code, errOut)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("serve created its data dir before refusing the ports (%v)", err)
+	}
+}
