@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -106,14 +107,20 @@ func TestNewStepOrder(t *testing.T) {
 }
 
 // freePort returns a TCP port that was free a moment ago.
+// freePort returns a port free on 127.0.0.1 for TCP and UDP, below Linux's ephemeral range
+// (32768-60999): a port the kernel hands out (":0") can be taken meanwhile by any outgoing
+// connection of the test processes running in parallel, between the test's check and its bind.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if listenAndClose("tcp", addr) == nil && listenAndClose("udp", addr) == nil {
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port below the ephemeral range")
+	return 0
 }
 
 func listenAndClose(network, addr string) error {
