@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -186,6 +187,24 @@ func (f *forwarder) leaderAppliedIndex(ctx context.Context, addr string) (uint64
 		return 0, err
 	}
 	return b.GetAppliedIndex(), nil
+}
+
+// leaderCommitIndex asks the leader for its commit index (telemetry's readiness target on a
+// follower). The API and Raft share one address.
+func (s *Server) leaderCommitIndex(ctx context.Context, leader consensus.Server) (uint64, error) {
+	if s.forward == nil {
+		return 0, errors.New("server: no forwarder to ask the leader")
+	}
+	c, release, err := s.forward.client(leader.Address)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{})
+	if err != nil {
+		return 0, err
+	}
+	return b.GetCommitIndex(), nil
 }
 
 // committedOffset asks the leader at addr, linearizably, for one past the last record it has

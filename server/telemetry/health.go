@@ -1,8 +1,10 @@
 package telemetry
 
 import (
+	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/transport"
@@ -12,25 +14,31 @@ import (
 //
 // Readiness: the node knows a leader and has applied every entry up to the commit index it
 // knew when it learned of that leader (the target is taken per term: a new leader means a new
-// target). Before Observe, and after Drain, the node is not ready.
+// target) and, on a follower with leaderCommit, up to the leader's commit index as the leader
+// answered it once in that term: a follower's own commit index lags the leader's (it learns it
+// with the next entries: a new, restarted or wiped follower would be ready at once). Before
+// Observe, and after Drain, the node is not ready.
 type health struct {
-	mu        sync.Mutex
-	node      consensus.Consensus
-	live      func() error
-	setHealth func(transport.HealthStatus)
-	draining  bool
-	term      uint64 // the term target belongs to; 0: none yet
-	target    uint64 // commit index known when the leader of term was learned
-	cancel    func() // unsubscribes from leader changes
+	mu           sync.Mutex
+	node         consensus.Consensus
+	live         func() error
+	setHealth    func(transport.HealthStatus)
+	leaderCommit func(ctx context.Context, leader consensus.Server) (uint64, error)
+	draining     bool
+	term         uint64 // the term target belongs to; 0: none yet
+	target       uint64 // commit index known when the leader of term was learned
+	asked        uint64 // the term whose leader's commit index is in target; 0: none
+	cancel       func() // unsubscribes from leader changes
 }
 
 func newHealth() *health { return &health{} }
 
 // observe starts tracking node; setHealth (may be nil) is called with SERVING whenever a leader
 // is known and NOT_SERVING whenever none is, from the consensus notification goroutine.
-func (h *health) observe(node consensus.Consensus, live func() error, setHealth func(transport.HealthStatus)) {
+func (h *health) observe(node consensus.Consensus, live func() error, setHealth func(transport.HealthStatus),
+	leaderCommit func(context.Context, consensus.Server) (uint64, error)) {
 	h.mu.Lock()
-	h.node, h.live, h.setHealth = node, live, setHealth
+	h.node, h.live, h.setHealth, h.leaderCommit = node, live, setHealth, leaderCommit
 	h.mu.Unlock()
 	cancel := node.SubscribeLeader(h.onLeader)
 	h.mu.Lock()
@@ -88,23 +96,45 @@ func (h *health) alive() error {
 // ready reports readiness and, when not ready, why.
 func (h *health) ready() (bool, string) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	switch {
 	case h.draining:
+		h.mu.Unlock()
 		return false, "shutting down"
 	case h.node == nil:
+		h.mu.Unlock()
 		return false, "starting"
 	}
-	st := h.node.Status()
+	node, ask := h.node, h.leaderCommit
+	st := node.Status()
 	if st.Leader.ID == "" {
+		h.mu.Unlock()
 		return false, "no leader"
 	}
 	if st.Term != h.term {
 		// The leader event of this term has not arrived yet: what we know now is the target.
 		h.term, h.target = st.Term, st.CommitIndex
 	}
-	if st.AppliedIndex < h.target {
-		return false, fmt.Sprintf("catching up: applied index %d of %d", st.AppliedIndex, h.target)
+	askLeader := ask != nil && st.State != "leader" && h.asked != st.Term
+	h.mu.Unlock()
+
+	if askLeader {
+		ctx, cancel := context.WithTimeout(context.Background(), leaderCommitTimeout)
+		idx, err := ask(ctx, st.Leader)
+		cancel()
+		if err != nil {
+			return false, fmt.Sprintf("cannot learn the leader's commit index: %v", err)
+		}
+		h.mu.Lock()
+		if h.term == st.Term {
+			h.target, h.asked = max(h.target, idx), st.Term
+		}
+		h.mu.Unlock()
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if applied := node.Status().AppliedIndex; applied < h.target {
+		return false, fmt.Sprintf("catching up: applied index %d of %d", applied, h.target)
 	}
 	if h.live != nil {
 		if err := h.live(); err != nil {
@@ -113,3 +143,6 @@ func (h *health) ready() (bool, string) {
 	}
 	return true, "ready"
 }
+
+// leaderCommitTimeout bounds a readiness check's question to the leader.
+const leaderCommitTimeout = time.Second

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 
@@ -26,6 +27,10 @@ type Sources struct {
 	// Certificates lists the node's TLS certificates (nil: none), for MetricCertExpiry. It is
 	// called at every collection and must be cheap and safe for concurrent use.
 	Certificates func() []CertExpiry
+	// LeaderCommitIndex asks the leader for its commit index (the server asks it over the
+	// peer API). A follower is ready once it has applied that far; without it, a follower's
+	// own commit index is the target, and it lags the leader's.
+	LeaderCommitIndex func(ctx context.Context, leader consensus.Server) (uint64, error)
 }
 
 // Observe starts reporting on src: observable gauges, the leader-change counter, readiness
@@ -38,7 +43,7 @@ func (t *Telemetry) Observe(src Sources) error {
 		return err
 	}
 	if src.Consensus != nil {
-		t.health.observe(src.Consensus, src.Live, src.SetHealth)
+		t.health.observe(src.Consensus, src.Live, src.SetHealth, src.LeaderCommitIndex)
 	}
 	return nil
 }

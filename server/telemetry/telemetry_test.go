@@ -533,3 +533,63 @@ func TestCertExpiryMetric(t *testing.T) {
 		t.Error("the replaced certificate is still reported")
 	}
 }
+
+// TestReadinessWaitsForTheLeadersCommitIndex: a follower whose own commit index lags the
+// leader's (it learns the leader's with the next entries) is ready only once it has applied up
+// to the leader's commit index, asked once per term; a follower that cannot ask is not ready.
+func TestReadinessWaitsForTheLeadersCommitIndex(t *testing.T) {
+	tel := newTelemetry(t, Config{})
+	node := newFakeNode("b")
+	var (
+		mu       sync.Mutex
+		commit   uint64 = 3002
+		askErr   error
+		asked    []consensus.Server
+		answered = func() (uint64, error) { mu.Lock(); defer mu.Unlock(); return commit, askErr }
+	)
+	if err := tel.Observe(Sources{Consensus: node, LeaderCommitIndex: func(_ context.Context, leader consensus.Server) (uint64, error) {
+		mu.Lock()
+		asked = append(asked, leader)
+		mu.Unlock()
+		return answered()
+	}}); err != nil {
+		t.Fatalf("Observe: %v", err)
+	}
+	check := func(what string, wantReady bool, wantReason string) {
+		t.Helper()
+		if ready, reason := tel.Ready(); ready != wantReady || !strings.Contains(reason, wantReason) {
+			t.Errorf("%s: Ready = %v %q, want %v with %q", what, ready, reason, wantReady, wantReason)
+		}
+	}
+	leader := consensus.Server{ID: "a", Address: "a:1"}
+	mu.Lock()
+	askErr = errors.New("unreachable")
+	mu.Unlock()
+	node.set(func(s *consensus.Status) { s.Term, s.Leader, s.CommitIndex, s.AppliedIndex = 2, leader, 0, 0 })
+	check("the leader cannot be asked", false, "cannot learn the leader's commit index: unreachable")
+	mu.Lock()
+	askErr = nil
+	mu.Unlock()
+	check("a new follower, its own commit index 0", false, "catching up: applied index 0 of 3002")
+	node.set(func(s *consensus.Status) { s.CommitIndex, s.AppliedIndex = 3002, 3001 })
+	check("one entry behind", false, "catching up: applied index 3001 of 3002")
+	node.set(func(s *consensus.Status) { s.AppliedIndex = 3002 })
+	check("caught up", true, "ready")
+	mu.Lock()
+	n := len(asked)
+	mu.Unlock()
+	if n != 2 || asked[1] != leader {
+		t.Errorf("asked %v, want the leader twice (once failing, once answering in term 2)", asked)
+	}
+	// The leader itself is its own target.
+	node.set(func(s *consensus.Status) {
+		s.Term, s.State, s.Leader = 3, "leader", consensus.Server{ID: "b", Address: "b:1"}
+	})
+	check("leader", true, "ready")
+	mu.Lock()
+	got := len(asked)
+	mu.Unlock()
+	if got != n {
+		t.Errorf("a leader asked itself: %d questions, want %d", got, n)
+	}
+}

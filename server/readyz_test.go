@@ -1,0 +1,61 @@
+package server
+
+import (
+	"bytes"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// TestReadyzWaitsForLeaderCommit: a server added to a cluster whose leader holds thousands
+// of committed entries must not answer /readyz 200 ("a leader is known and this server has
+// caught up", chart README; "caught up" is what the StatefulSet's rolling update waits for)
+// while it has applied only a fraction of them.
+func TestReadyzWaitsForLeaderCommit(t *testing.T) {
+	tr := TransportConnect
+	leader := startServer(t, Config{NodeName: "leader", Transport: tr, GossipProfile: "test"})
+	ctx := ctxT(t, 120*time.Second)
+	c := newClient(t, tr, leader.Addr())
+	val := bytes.Repeat([]byte("x"), 2048)
+	recs := make([]*logv1.Record, 8)
+	for i := range recs {
+		recs[i] = &logv1.Record{Value: val}
+	}
+	for i := 0; i < 3000; i++ {
+		if _, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: recs}); err != nil {
+			t.Fatalf("ProduceBatch %d: %v", i, err)
+		}
+	}
+	want := leader.node.Status().CommitIndex
+	t.Logf("leader commit index %d", want)
+
+	lone := startNode(t, Config{
+		NodeName: "lone", Transport: tr, GossipProfile: "test", MetricsAddr: "127.0.0.1:0",
+		StartJoinAddrs: []string{deadGossipAddr(t)},
+	}, false)
+	if code, _ := telemetrytest.Get(t, lone.MetricsAddr(), "/readyz"); code == http.StatusOK {
+		t.Fatal("ready before joining")
+	}
+	if _, err := c.Join(ctx, &logv1.JoinRequest{Id: lone.ID(), RaftAddr: lone.Addr()}); err != nil {
+		t.Fatalf("Join: %v", err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		ready, reason := lone.tel.Ready()
+		applied := lone.node.Status().AppliedIndex // read after: only grows
+		if ready {
+			code, body := telemetrytest.Get(t, lone.MetricsAddr(), "/readyz")
+			if applied < want {
+				t.Fatalf("lone reported ready (%q; /readyz now %d %q) with applied index %d of the leader's commit index %d",
+					reason, code, body, applied, want)
+			}
+			t.Logf("ready at applied %d of %d", applied, want)
+			return
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	t.Fatal("never ready")
+}
