@@ -16,4 +16,6 @@ VOLUME /data
 # (/metrics, /healthz, /readyz) when served with --metrics-addr 0.0.0.0:9400.
 EXPOSE 8400 8401 8401/udp 9400
 ENTRYPOINT ["/commitlog"]
-CMD ["serve", "--data-dir", "/data", "--bind-addr", "0.0.0.0:8401"]
+# A fixed node name: the default, the host name, is a new container ID every time the container is
+# recreated, and a node restarted on its data under another name is not in its own cluster.
+CMD ["serve", "--node-name", "node1", "--data-dir", "/data", "--bind-addr", "0.0.0.0:8401"]

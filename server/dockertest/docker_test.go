@@ -183,3 +183,73 @@ func TestComposeCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestImageDefaultCommandKeepsItsData: the image's default command, run again in a new container
+// on the same data volume (how a container is upgraded), is the same node: it leads its
+// single-node cluster again and serves what the first container stored. The default node name,
+// the host name, would be the new container's ID, absent from the cluster its data holds.
+func TestImageDefaultCommandKeepsItsData(t *testing.T) {
+	if _, err := exec.LookPath("docker"); err != nil {
+		skipOrFail(t, "docker is not installed (`make test-deps` installs it)")
+	}
+	_, image := buildImage(t)
+	name := fmt.Sprintf("commitlogtest%d-data", os.Getpid())
+	volume := name + "-vol"
+	t.Cleanup(func() {
+		_ = exec.Command("docker", "rm", "-f", name).Run()
+		_ = exec.Command("docker", "volume", "rm", "-f", volume).Run()
+	})
+	start := func() string {
+		t.Helper()
+		run(t, ".", nil, "docker", "run", "-d", "--name", name, "-v", volume+":/data", "-p", "127.0.0.1::8400",
+			"-e", "COMMITLOG_BOOTSTRAP_WAIT=0s", image)
+		out := strings.TrimSpace(run(t, ".", nil, "docker", "port", name, "8400/tcp"))
+		return strings.Split(out, "\n")[0]
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	call := func(addr, method string, body any) (map[string]any, error) {
+		b, _ := json.Marshal(body)
+		var last error
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			res, err := hc.Post("http://"+addr+"/log.v1.Log/"+method, "application/json", bytes.NewReader(b))
+			if err != nil {
+				last = err
+				continue
+			}
+			raw, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				last = fmt.Errorf("HTTP %d: %s", res.StatusCode, raw)
+				continue
+			}
+			var out map[string]any
+			if err := json.Unmarshal(raw, &out); err != nil {
+				return nil, err
+			}
+			return out, nil
+		}
+		logs, _ := exec.Command("docker", "logs", name).CombinedOutput()
+		return nil, fmt.Errorf("%s: %w\n%s", method, last, logs)
+	}
+	addr := start()
+	if _, err := call(addr, "Produce", map[string]any{"record": map[string]any{"value": "aGk="}}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ".", nil, "docker", "rm", "-f", name)
+	addr = start()
+	out, err := call(addr, "Consume", map[string]any{"offset": 0})
+	if err != nil {
+		t.Fatalf("the new container on the same volume: %v", err)
+	}
+	if rec, _ := out["record"].(map[string]any); rec["value"] != "aGk=" {
+		t.Fatalf("Consume 0 = %v, want the record the first container stored", out)
+	}
+	// It leads again: a write is acknowledged, after the first.
+	out, err = call(addr, "Produce", map[string]any{"record": map[string]any{"value": "dGhlcmU="}})
+	if err != nil {
+		t.Fatalf("a write to the new container: %v", err)
+	}
+	if fmt.Sprint(out["offset"]) != "1" {
+		t.Fatalf("Produce answered %v, want offset 1", out)
+	}
+}
