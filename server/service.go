@@ -553,10 +553,25 @@ func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv
 		return nil, toWire(err)
 	}
 	rec, err := s.consumeFrom(ctx, rt, req.GetOffset(), time.Duration(req.GetMaxWaitMs())*time.Millisecond)
+	err = s.deletedWhileRead(rt, err)
 	if err != nil {
 		return nil, toWire(err)
 	}
 	return &logv1.ConsumeResponse{Record: wireRecord(rec)}, nil
+}
+
+// deletedWhileRead turns the error of a read whose partition log was closed under it into
+// ErrUnknownTopic (NotFound) when its topic was deleted meanwhile (it is gone, or the name now
+// holds another incarnation), so that the client ends the read rather than resume it, by name,
+// in a re-created topic at an offset that means nothing there. Other errors pass unchanged.
+func (s *service) deletedWhileRead(rt readTarget, err error) error {
+	if err == nil || rt.topic == "" || s.sm == nil || !errors.Is(err, storage.ErrClosed) {
+		return err
+	}
+	if f, _, perr := s.sm.Partition(rt.topic, rt.partition); perr == nil && f == rt.part {
+		return err // the same partition: the server is stopping
+	}
+	return fmt.Errorf("%w: %q was deleted while it was read (%v)", fsm.ErrUnknownTopic, rt.topic, err)
 }
 
 // consumeFrom reads the record at off of a partition for Consume, and tells the truth about an offset this
@@ -678,7 +693,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 			if ctx.Err() != nil {
 				return nil
 			}
-			return toWire(err)
+			return toWire(s.deletedWhileRead(rt, err))
 		}
 		if maxBatch <= 1 { // the seed's form: one record per message
 			if err := stream.Send(&logv1.ConsumeResponse{Record: wireRecord(rec)}); err != nil {

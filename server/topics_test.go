@@ -122,3 +122,44 @@ func TestTopicsAPI(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumeStreamOfDeletedTopic: a stream reading a topic that is deleted (here at once
+// re-created under the same name) ends with NotFound: its records are gone, and resuming by
+// name would read the new topic at an offset that means nothing there.
+func TestConsumeStreamOfDeletedTopic(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			srv := startServer(t, Config{Transport: tr})
+			c := newClient(t, tr, srv.Addr())
+			tc := c.(transport.TopicsClient)
+			ctx := ctxT(t, 30*time.Second)
+			if _, err := tc.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "t", Partitions: 1}); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range []string{"a", "b", "c"} {
+				if _, err := c.Produce(ctx, &logv1.ProduceRequest{Topic: "t", Record: &logv1.Record{Value: []byte(v)}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st, err := c.ConsumeStream(ctx, &logv1.ConsumeRequest{Topic: "t", MaxBatch: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			for i := range 3 {
+				if _, err := st.Receive(); err != nil {
+					t.Fatalf("record %d: %v", i, err)
+				}
+			}
+			if _, err := tc.DeleteTopic(ctx, &logv1.DeleteTopicRequest{Name: "t"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tc.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "t", Partitions: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Receive(); transport.CodeOf(err) != transport.NotFound {
+				t.Fatalf("the stream after its topic was deleted and re-created: %v, want NotFound", err)
+			}
+		})
+	}
+}
