@@ -57,15 +57,8 @@ func (s *Server) startBootstrap() error {
 func (s *Server) bootstrapLoop() {
 	log := s.cfg.Logger.With("component", "bootstrap")
 	deadline := time.Now().Add(s.cfg.BootstrapWait)
-	ctx, cancel := context.WithCancel(context.Background()) // ends admission checks at stop
+	ctx, cancel := s.untilStopping(context.Background()) // ends admission checks at stop
 	defer cancel()
-	go func() {
-		select {
-		case <-s.stopping:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	if s.cfg.BootstrapExpect > 0 {
 		log.Info("no Raft state: waiting for the expected servers in gossip", "bootstrap_expect", s.cfg.BootstrapExpect)
 	} else {

@@ -174,51 +174,37 @@ func (f *forwarder) Close() error {
 	return nil
 }
 
+// bounds asks the server at addr for its bounds (GetBounds), as this server: a peer's own call,
+// which reveals no records and is allowed on every topic. The API and Raft share one address.
+func (f *forwarder) bounds(ctx context.Context, addr string, req *logv1.GetBoundsRequest) (*logv1.GetBoundsResponse, error) {
+	c, release, err := f.client(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return c.GetBounds(ctx, req)
+}
+
 // leaderAppliedIndex returns how far the leader at addr has applied after a linearizable read:
 // at least every entry committed when it was called.
 func (f *forwarder) leaderAppliedIndex(ctx context.Context, addr string) (uint64, error) {
-	c, release, err := f.client(addr)
-	if err != nil {
-		return 0, err
-	}
-	defer release()
-	b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Linearizable: true})
-	if err != nil {
-		return 0, err
-	}
-	return b.GetAppliedIndex(), nil
+	b, err := f.bounds(ctx, addr, &logv1.GetBoundsRequest{Linearizable: true})
+	return b.GetAppliedIndex(), err
 }
 
 // leaderCommitIndex asks the leader for its commit index (telemetry's readiness target on a
-// follower). The API and Raft share one address.
+// follower).
 func (s *Server) leaderCommitIndex(ctx context.Context, leader consensus.Server) (uint64, error) {
 	if s.forward == nil {
 		return 0, errors.New("server: no forwarder to ask the leader")
 	}
-	c, release, err := s.forward.client(leader.Address)
-	if err != nil {
-		return 0, err
-	}
-	defer release()
-	b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{})
-	if err != nil {
-		return 0, err
-	}
-	return b.GetCommitIndex(), nil
+	b, err := s.forward.bounds(ctx, leader.Address, &logv1.GetBoundsRequest{})
+	return b.GetCommitIndex(), err
 }
 
 // committedOffset asks the leader at addr, linearizably, for one past the last record it has
 // committed: the commit point a follower must reach before it may call an offset out of range.
-// The call is the server's own (GetBounds reveals no records), not on a client's behalf.
 func (f *forwarder) committedOffset(ctx context.Context, addr, topic string, partition uint32) (uint64, error) {
-	c, release, err := f.client(addr)
-	if err != nil {
-		return 0, err
-	}
-	defer release()
-	b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Linearizable: true, Topic: topic, Partition: partition})
-	if err != nil {
-		return 0, err
-	}
-	return b.GetNextOffset(), nil
+	b, err := f.bounds(ctx, addr, &logv1.GetBoundsRequest{Linearizable: true, Topic: topic, Partition: partition})
+	return b.GetNextOffset(), err
 }

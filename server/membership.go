@@ -355,14 +355,6 @@ func (r *reconciler) promote(ctx context.Context, m discovery.Member) error {
 
 // appliedIndexOf asks the server at rpcAddr how far its state machine has applied.
 func (f *forwarder) appliedIndexOf(ctx context.Context, rpcAddr string) (uint64, error) {
-	c, release, err := f.client(rpcAddr)
-	if err != nil {
-		return 0, err
-	}
-	defer release()
-	b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{})
-	if err != nil {
-		return 0, err
-	}
-	return b.GetAppliedIndex(), nil
+	b, err := f.bounds(ctx, rpcAddr, &logv1.GetBoundsRequest{})
+	return b.GetAppliedIndex(), err
 }

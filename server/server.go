@@ -270,15 +270,10 @@ func (s *Server) watchApply() {
 	if !s.node.IsLeader() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	tctx, tcancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer tcancel()
+	ctx, cancel := s.untilStopping(tctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.stopping:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	if err := s.node.TransferLeadership(ctx, ""); err != nil {
 		s.cfg.Logger.Warn("leadership transfer after the state machine stopped failed", "err", err)
 	}
@@ -403,4 +398,17 @@ func (s *Server) Close() error {
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
+}
+
+// untilStopping returns a context that ends with parent, or when the server begins stopping.
+func (s *Server) untilStopping(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	go func() {
+		select {
+		case <-s.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
