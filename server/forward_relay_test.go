@@ -1,7 +1,6 @@
 package server
 
 import (
-	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,23 +19,7 @@ func TestForwardRelayKeepsOriginalCaller(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			pki := newTestPKI(t)
 			policy := filepath.Join(seedACLDir, "policy.csv")
-			nodes := make([]*testServer, 2)
-			for i := range nodes {
-				cfg := pki.secureConfig(tr, policy)
-				cfg.NodeName = fmt.Sprintf("node-%d", i)
-				cfg.GossipProfile = "test"
-				cfg.ReconcileInterval = 100 * time.Millisecond
-				if i > 0 {
-					cfg.StartJoinAddrs = []string{nodes[0].GossipAddr()}
-				}
-				nodes[i] = startNode(t, cfg, i == 0)
-			}
-			waitVoters(t, nodes)
-			leader := leaderOf(t, nodes)
-			follower := nodes[0]
-			if follower == leader {
-				follower = nodes[1]
-			}
+			_, follower := startSecurePair(t, pki, tr, policy, nil)
 			ctx := ctxT(t, 60*time.Second)
 			peer := tlsClient(t, tr, follower.Addr(), pki.client(filepath.Join(pki.dir, "server.pem"), filepath.Join(pki.dir, "server-key.pem")))
 			_, err := peer.Produce(transport.ContextWithForwardedFor(ctx, "root"), &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("relayed")}})

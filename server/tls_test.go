@@ -377,23 +377,7 @@ func TestTLSClusterForwarding(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			pki := newTestPKI(t)
 			policy := filepath.Join(seedACLDir, "policy.csv")
-			nodes := make([]*testServer, 2)
-			for i := range nodes {
-				cfg := pki.secureConfig(tr, policy)
-				cfg.NodeName = fmt.Sprintf("node-%d", i)
-				cfg.GossipProfile = "test"
-				cfg.ReconcileInterval = 100 * time.Millisecond
-				if i > 0 {
-					cfg.StartJoinAddrs = []string{nodes[0].GossipAddr()}
-				}
-				nodes[i] = startNode(t, cfg, i == 0)
-			}
-			waitVoters(t, nodes)
-			leader := leaderOf(t, nodes)
-			follower := nodes[0]
-			if follower == leader {
-				follower = nodes[1]
-			}
+			leader, follower := startSecurePair(t, pki, tr, policy, nil)
 			ctx := ctxT(t, 60*time.Second)
 
 			root := tlsClient(t, tr, follower.Addr(), pki.client(pki.cert("root", certgen.Client, certgen.Options{CommonName: "root"})))
@@ -422,7 +406,7 @@ func TestTLSClusterForwarding(t *testing.T) {
 				}
 			}
 			// The servers' own certificate is not an admin, on either node.
-			for _, nd := range nodes {
+			for _, nd := range []*testServer{leader, follower} {
 				peer := tlsClient(t, tr, nd.Addr(), pki.client(filepath.Join(pki.dir, "server.pem"), filepath.Join(pki.dir, "server-key.pem")))
 				for _, c := range adminCalls {
 					if err := c.do(ctx, peer); transport.CodeOf(err) != transport.PermissionDenied {
@@ -449,4 +433,31 @@ func TestTLSClientToPlaintextServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startSecurePair starts a two-node cluster secured as secureConfig secures a node (tweak, when
+// set, changes each node's configuration) and returns its leader and its follower.
+func startSecurePair(t *testing.T, pki *testPKI, tr, policy string, tweak func(*Config)) (leader, follower *testServer) {
+	t.Helper()
+	nodes := make([]*testServer, 2)
+	for i := range nodes {
+		cfg := pki.secureConfig(tr, policy)
+		cfg.NodeName = fmt.Sprintf("node-%d", i)
+		cfg.GossipProfile = "test"
+		cfg.ReconcileInterval = 100 * time.Millisecond
+		if i > 0 {
+			cfg.StartJoinAddrs = []string{nodes[0].GossipAddr()}
+		}
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		nodes[i] = startNode(t, cfg, i == 0)
+	}
+	waitVoters(t, nodes)
+	leader = leaderOf(t, nodes)
+	follower = nodes[0]
+	if follower == leader {
+		follower = nodes[1]
+	}
+	return leader, follower
 }

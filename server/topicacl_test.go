@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -248,24 +247,7 @@ func TestTopicACLForwarded(t *testing.T) {
 	if err := os.WriteFile(policy, []byte(topicACLPolicy+"p, ops, orders2, admin\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	nodes := make([]*testServer, 2)
-	for i := range nodes {
-		cfg := pki.secureConfig(TransportConnect, policy)
-		cfg.ACLModelFile = ""
-		cfg.NodeName = fmt.Sprintf("node-%d", i)
-		cfg.GossipProfile = "test"
-		cfg.ReconcileInterval = 100 * time.Millisecond
-		if i > 0 {
-			cfg.StartJoinAddrs = []string{nodes[0].GossipAddr()}
-		}
-		nodes[i] = startNode(t, cfg, i == 0)
-	}
-	waitVoters(t, nodes)
-	leader := leaderOf(t, nodes)
-	follower := nodes[0]
-	if follower == leader {
-		follower = nodes[1]
-	}
+	leader, follower := startSecurePair(t, pki, TransportConnect, policy, func(cfg *Config) { cfg.ACLModelFile = "" })
 	ctx := ctxT(t, 60*time.Second)
 	client := func(name, addr string) transport.Client {
 		return tlsClient(t, TransportConnect, addr, pki.client(pki.cert(name, certgen.Client, certgen.Options{CommonName: name})))
