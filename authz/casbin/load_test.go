@@ -21,6 +21,12 @@ func TestNewFailsClosedOnBadPolicy(t *testing.T) {
 		{name: "too few fields", policy: "p, root, produce\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: "policy.csv:1"},
 		{name: "too many fields", policy: "p, root, *, produce\np, root, *, consume, extra\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: "policy.csv:2"},
 		{name: "unknown policy type", policy: "x, root, *, produce\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: `"x"`},
+		// The model's request, effect and matcher sections are assertions, not policy types.
+		{name: "request section as a policy type", policy: "r, root, *, produce\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: `"r"`},
+		{name: "effect section as a policy type", policy: "e\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: `"e"`},
+		{name: "matcher section as a policy type", policy: "m\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: `"m"`},
+		// No trailing comments: the text would end the action, and the rule never match.
+		{name: "trailing comment", policy: "p, root, *, produce          # every topic\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: "trailing comment"},
 		{name: "role rule without role definition", policy: "g, alice, root\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: `"g"`},
 		{name: "unterminated quote", policy: "p, \"root, *, produce\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: "policy.csv:1"},
 		{name: "bare quote", policy: "p, ro\"ot, *, produce\n", wantErr: casbin.ErrInvalidPolicy, wantMsg: `policy.csv:1: parse error on line 1, column 6: bare "`},

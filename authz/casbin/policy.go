@@ -115,8 +115,13 @@ func parseRule(line string, m model.Model) ([]string, error) {
 	if ptype == "" {
 		return nil, errors.New("missing policy type")
 	}
-	ast, err := m.GetAssertion(ptype[:1], ptype)
-	if err != nil {
+	// Only policy ("p…") and role ("g…") lines: the model's request, effect and matcher
+	// sections ("r", "e", "m") are assertions too, but never rules.
+	var ast *model.Assertion
+	if ptype[0] == 'p' || ptype[0] == 'g' {
+		ast, err = m.GetAssertion(ptype[:1], ptype)
+	}
+	if ast == nil || err != nil {
 		return nil, fmt.Errorf("policy type %q is not defined by the model", ptype)
 	}
 	if got, want := len(rule)-1, len(ast.Tokens); got != want {
@@ -128,6 +133,11 @@ func parseRule(line string, m model.Model) ([]string, error) {
 		// is a mistake in the file, not a rule.
 		if err := authz.ValidateField(field); err != nil {
 			return nil, fmt.Errorf("field %d (%s): %w", i+1, ast.Tokens[i], err)
+		}
+		if strings.Contains(field, " #") { // (tabs are refused above, as control characters)
+			// casbin's format has no trailing comments: the text would be part of the
+			// field, and the rule would never match.
+			return nil, fmt.Errorf("field %d (%s) %q holds a trailing comment: put comments on lines of their own", i+1, ast.Tokens[i], field)
 		}
 	}
 	return rule, nil
