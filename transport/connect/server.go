@@ -46,7 +46,7 @@ import (
 const drainGrace = 2 * time.Second
 
 // services are the names the health service reports on, "" being the whole server.
-var services = []string{"", logv1connect.LogName, logv1connect.ClusterName}
+var services = []string{"", logv1connect.LogName, logv1connect.ClusterName, logv1connect.TopicsName, logv1connect.GroupsName}
 
 // Server is a Connect/gRPC/gRPC-Web server for the commitlog API. Create it
 // with NewServer. Its methods are safe for concurrent use.

@@ -16,7 +16,6 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	ggrpc "google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding"
 	gproto "google.golang.org/grpc/encoding/proto"
@@ -28,7 +27,6 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/stats"
-	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 
@@ -335,7 +333,8 @@ func (s *Server) decode(method string, recv func(any) error, m any) error {
 	}
 	// proto.Unmarshal copies what it keeps, so the buffer goes back to the pool.
 	if err := proto.Unmarshal(b, pm); err != nil {
-		return status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err)
+		// Malformed input, as connect-go answers it (DESIGN.md §2: InvalidArgument).
+		return toStatus(transport.Errorf(transport.InvalidArgument, "malformed request: %v", err))
 	}
 	return nil
 }

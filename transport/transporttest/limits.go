@@ -176,6 +176,21 @@ func testAdmitBeforeRead(t *testing.T, h Harness) {
 	}
 }
 
+// testMalformedRequest: a request that does not decode (here a truncated protobuf message) is
+// InvalidArgument (DESIGN.md §2), whichever server, and nothing reaches the handler.
+func testMalformedRequest(t *testing.T, h Harness) {
+	svc := NewService()
+	s := Start(t, h, transport.ServerConfig{Log: svc, Cluster: svc})
+	truncated := []byte{0x0a, 0x05, 0x0a} // field 1, 5 bytes long, 1 byte there
+	code, msg := rawGRPC(t, s.Addr, transport.MethodProduce, grpcFrame(truncated, false), false)
+	if code != grpcCode(transport.InvalidArgument) {
+		t.Errorf("truncated Produce: grpc-status %s (%s), want %s (InvalidArgument)", code, msg, grpcCode(transport.InvalidArgument))
+	}
+	if svc.Calls() != 0 {
+		t.Errorf("the handler ran %d times", svc.Calls())
+	}
+}
+
 // testAdmittedPeer: the peer Admit stores in the context, with what it decided (Server), is the
 // one Intercept and the handler see; the transport does not describe the caller afresh. The
 // server's authorization trusts a forwarded-for claim from a cluster peer only, so losing Admit's
