@@ -185,6 +185,15 @@ func TestComposeSecureRollingRestart(t *testing.T) {
 	for _, n := range nodes {
 		waitReady(n, 90*time.Second)
 	}
+	// Every server takes a write, the followers by forwarding it to the leader over mutual TLS:
+	// they dial the leader at its address in Raft's configuration (its name, which its
+	// certificate carries), not at the IP Raft learned from its messages.
+	for _, n := range nodes {
+		value := base64.StdEncoding.EncodeToString([]byte("through " + n))
+		if _, err := post(n, "Produce", map[string]any{"record": map[string]any{"value": value}}); err != nil {
+			t.Fatalf("a write through %s: %v\n%s", n, err, logs())
+		}
+	}
 
 	// The writer: one record at a time, to the servers in turn (any server forwards writes to
 	// the leader); a failed write is retried on the next server. It keeps what was acknowledged.
