@@ -90,7 +90,7 @@ type Status struct {
 	ID           string
 	State        string // "leader", "follower", "candidate", "shutdown"
 	Term         uint64
-	Leader       Server // zero if unknown
+	Leader       Server // zero if unknown; its Address is the configuration's (see Leader)
 	CommitIndex  uint64
 	AppliedIndex uint64
 	LastIndex    uint64
@@ -179,7 +179,9 @@ type Consensus interface {
 	// read of the StateMachine after it returns is linearizable.
 	LinearizableRead(ctx context.Context) error
 
-	// Leader returns the current leader as this node knows it; ok is false when unknown.
+	// Leader returns the current leader as this node knows it; ok is false when unknown. Its
+	// Address is the one the configuration holds for it (the address it was added with, which
+	// peers and clients dial and its certificate names), also in NotLeaderError.
 	Leader() (leader Server, ok bool)
 
 	// IsLeader reports whether this node believes it is the leader.

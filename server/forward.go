@@ -192,28 +192,13 @@ func (f *forwarder) leaderAppliedIndex(ctx context.Context, addr string) (uint64
 	return b.GetAppliedIndex(), err
 }
 
-// configAddr returns the address of server in Raft's configuration: the one it was added with
-// (its host name and port, as its certificate names it), where the address Raft reports for
-// the leader is the one the leader advertises on the wire, which may be a resolved IP that the
-// certificate does not name. Falls back to server.Address.
-func configAddr(ctx context.Context, node consensus.Consensus, server consensus.Server) string {
-	if servers, err := node.Servers(ctx); err == nil {
-		for _, sv := range servers {
-			if sv.ID == server.ID && sv.Address != "" {
-				return sv.Address
-			}
-		}
-	}
-	return server.Address
-}
-
 // leaderCommitIndex asks the leader for its commit index (telemetry's readiness target on a
 // follower).
 func (s *Server) leaderCommitIndex(ctx context.Context, leader consensus.Server) (uint64, error) {
 	if s.forward == nil {
 		return 0, errors.New("server: no forwarder to ask the leader")
 	}
-	b, err := s.forward.bounds(ctx, configAddr(ctx, s.node, leader), &logv1.GetBoundsRequest{})
+	b, err := s.forward.bounds(ctx, leader.Address, &logv1.GetBoundsRequest{})
 	return b.GetCommitIndex(), err
 }
 

@@ -104,7 +104,7 @@ func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*lo
 			if s.forward == nil {
 				return fsm.AppendResult{}, err
 			}
-			fres, ferr := s.forward.produceBatch(forwardedContext(ctx), configAddr(ctx, s.node, nl.Leader), &logv1.ProduceBatchRequest{
+			fres, ferr := s.forward.produceBatch(forwardedContext(ctx), nl.Leader.Address, &logv1.ProduceBatchRequest{
 				Records: records, Topic: to.topic, Partition: to.partition, Producer: to.producer})
 			if ferr == nil {
 				return fsm.AppendResult{First: fres.GetBaseOffset(), Count: uint64(len(records)), Duplicate: fres.GetDuplicate()}, nil
@@ -635,7 +635,7 @@ func (s *service) commitPoint(ctx context.Context, rt readTarget) (uint64, error
 		nl, isNL := errors.AsType[*consensus.NotLeaderError](err)
 		switch {
 		case isNL && nl.Leader.ID != "" && s.forward != nil:
-			next, ferr := s.forward.committedOffset(ctx, configAddr(ctx, s.node, nl.Leader), rt.topic, rt.partition)
+			next, ferr := s.forward.committedOffset(ctx, nl.Leader.Address, rt.topic, rt.partition)
 			if ferr == nil {
 				return next, nil
 			}

@@ -81,7 +81,7 @@ func (s *service) caughtUp(ctx context.Context) bool {
 		} else if err := s.node.LinearizableRead(ctx); err == nil {
 			return true
 		} else if nl, ok := errors.AsType[*consensus.NotLeaderError](err); ok && nl.Leader.ID != "" && s.forward != nil {
-			if idx, ferr := s.forward.leaderAppliedIndex(ctx, configAddr(ctx, s.node, nl.Leader)); ferr == nil {
+			if idx, ferr := s.forward.leaderAppliedIndex(ctx, nl.Leader.Address); ferr == nil {
 				target = max(idx, 1)
 				continue
 			}
@@ -123,7 +123,7 @@ func onLeader[C, Res any](ctx context.Context, s *service, local func() (*Res, e
 		}
 		nl, isNL := errors.AsType[*consensus.NotLeaderError](err)
 		if isNL && nl.Leader.ID != "" && s.forward != nil {
-			c, release, ferr := serviceClient[C](s.forward, configAddr(ctx, s.node, nl.Leader))
+			c, release, ferr := serviceClient[C](s.forward, nl.Leader.Address)
 			if ferr == nil {
 				res, ferr = remote(c)
 				release()

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +115,36 @@ func TestNewOwnsStreamLayerOnFailure(t *testing.T) {
 				t.Fatalf("the stream layer is still open after New failed")
 			}
 		})
+	}
+}
+
+// TestLeaderAddressIsTheConfigurations: the leader's address a Node reports (Status, Leader,
+// NotLeaderError) is the one in Raft's configuration, the address it was added with (here a host
+// name), not the transport's advertised one (here the IP it listens on): the name is what its
+// certificate carries and what clients and peers dial.
+func TestLeaderAddressIsTheConfigurations(t *testing.T) {
+	sl, err := TCPStreamLayer("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(sl.Addr().String())
+	addr := net.JoinHostPort("localhost", port)
+	n, err := New(Config{ID: "a", DataDir: t.TempDir(), StreamLayer: sl, Address: addr, Bootstrap: true}, &plainSM{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for !n.IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("no leader")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := n.Status().Leader.Address; got != addr {
+		t.Errorf("Status().Leader.Address = %q, want %q (the configuration's; the transport advertises %s)", got, addr, sl.Addr())
+	}
+	if l, ok := n.Leader(); !ok || l.Address != addr {
+		t.Errorf("Leader() = %+v, %v; want %q", l, ok, addr)
 	}
 }

@@ -376,6 +376,15 @@ func (n *Node) leader() (consensus.Server, bool) {
 	if id == "" {
 		return consensus.Server{}, false
 	}
+	// The leader's address as the configuration holds it (the one it was added with: a host
+	// name its certificate names), not the one raft learned from its messages (the transport's
+	// advertised address, which may be a resolved IP): clients and peers dial it.
+	for _, s := range n.raft.GetConfiguration().Configuration().Servers {
+		if s.ID == id && s.Address != "" {
+			addr = s.Address
+			break
+		}
+	}
 	return consensus.Server{ID: string(id), Address: string(addr), Suffrage: consensus.Voter}, true
 }
 
