@@ -85,7 +85,7 @@ func (s *Server) bootstrapLoop() {
 		}
 		var servers []consensus.Server
 		if s.cfg.BootstrapExpect > 0 {
-			peers := s.provenServers(ctx, members)
+			peers := s.provenServers(ctx, members, s.cfg.BootstrapExpect)
 			if len(peers) < s.cfg.BootstrapExpect {
 				continue
 			}
@@ -161,12 +161,16 @@ func clusteredMember(members []discovery.Member, self string) (discovery.Member,
 // included), sorted by name: every other one passes the reconciler's admission (its rpc_addr is
 // its raft_addr and, with peer TLS, a certificate naming it answers there), as any server the
 // leader adds later must. Knowing the gossip key alone makes no founding voter.
-func (s *Server) provenServers(ctx context.Context, members []discovery.Member) []consensus.Server {
+// Fewer than need alive: none is dialled (the loop polls every bootstrapPoll), nil.
+func (s *Server) provenServers(ctx context.Context, members []discovery.Member, need int) []consensus.Server {
+	alive := slices.DeleteFunc(slices.Clone(members), func(m discovery.Member) bool {
+		return m.Status != discovery.StatusAlive || m.Tags[tagRaftAddr] == ""
+	})
+	if len(alive) < need {
+		return nil
+	}
 	var out []consensus.Server
-	for _, m := range members {
-		if m.Status != discovery.StatusAlive || m.Tags[tagRaftAddr] == "" {
-			continue
-		}
+	for _, m := range alive {
 		if m.Name != s.cfg.NodeName && !s.recon.admitted(ctx, m) {
 			continue
 		}
