@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -15,21 +16,8 @@ import (
 // AddNonvoter would only re-address the voter, which would then vote with an empty log) and
 // promotes it once it has caught up.
 func TestWipedVoterAtNewAddressRejoinsAsNonvoter(t *testing.T) {
-	nodes := startCluster(t, 3)
-	leader := leaderOf(t, nodes)
 	ctx := ctxT(t, 90*time.Second)
-	var w *testServer
-	for _, nd := range nodes {
-		if nd != leader {
-			w = nd
-		}
-	}
-	lc := newClient(t, TransportConnect, leader.Addr())
-	for range 20 {
-		if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	leader, w, _ := clusterWith20Records(t, ctx)
 	oldAddr := w.Addr()
 	w.shutdown(t)
 	cfg := w.cfg
@@ -53,21 +41,8 @@ func TestWipedVoterAtNewAddressRejoinsAsNonvoter(t *testing.T) {
 // TestWipeProcedure: the documented way to wipe a node (stop it, remove it, wipe its data dir,
 // start it) brings it back as a non-voter that is promoted once caught up, with every record.
 func TestWipeProcedure(t *testing.T) {
-	nodes := startCluster(t, 3)
-	leader := leaderOf(t, nodes)
 	ctx := ctxT(t, 90*time.Second)
-	var w *testServer
-	for _, nd := range nodes {
-		if nd != leader {
-			w = nd
-		}
-	}
-	lc := newClient(t, TransportConnect, leader.Addr())
-	for range 20 {
-		if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	leader, w, lc := clusterWith20Records(t, ctx)
 	w.shutdown(t)
 	if _, err := lc.RemoveServer(ctx, &logv1.RemoveServerRequest{Id: w.ID()}); err != nil {
 		t.Fatalf("RemoveServer: %v", err)
@@ -171,4 +146,24 @@ func suffrages(t *testing.T, leader *testServer, id, addr string) []consensus.Su
 		}
 	}
 	return seen
+}
+
+// clusterWith20Records starts a 3-node cluster, stores 20 records through its leader and
+// returns the leader, a follower and a client of the leader.
+func clusterWith20Records(t *testing.T, ctx context.Context) (leader, follower *testServer, lc transport.Client) {
+	t.Helper()
+	nodes := startCluster(t, 3)
+	leader = leaderOf(t, nodes)
+	for _, nd := range nodes {
+		if nd != leader {
+			follower = nd
+		}
+	}
+	lc = newClient(t, TransportConnect, leader.Addr())
+	for range 20 {
+		if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return leader, follower, lc
 }
