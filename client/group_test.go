@@ -74,6 +74,19 @@ func (g *adminGroups) ResetOffsets(_ context.Context, req *logv1.ResetOffsetsReq
 	return &logv1.ResetOffsetsResponse{Executed: true, Offsets: []*logv1.OffsetReset{{Topic: "t", Partition: 0, PreviousOffset: &p, NewOffset: uint64(g.committed)}}}, nil
 }
 
+// groupsTestClient serves g over tr and returns a client of it (fast backoff, then opts),
+// closed when the test ends.
+func groupsTestClient(t *testing.T, tr string, g transport.GroupsService, opts ...client.Option) *client.Client {
+	t.Helper()
+	opts = append([]client.Option{client.WithTransport(tr), client.WithBackoff(time.Millisecond, 20*time.Millisecond)}, opts...)
+	cl, err := client.New(context.Background(), []string{serveWithGroups(t, tr, g)}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
 func serveWithGroups(t *testing.T, tr string, g transport.GroupsService) string {
 	t.Helper()
 	l := clienttest.New()
@@ -119,13 +132,8 @@ func TestResetGroupOffsetsShiftNotResentAfterUnknownOutcome(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			g := &adminGroups{committed: 10, loseNext: true}
-			addr := serveWithGroups(t, tr, g)
-			cl, err := client.New(context.Background(), []string{addr}, client.WithTransport(tr), client.WithBackoff(time.Millisecond, 20*time.Millisecond))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
-			_, _, err = cl.ResetGroupOffsets(context.Background(), "g", client.ResetRequest{Topic: "t", Verb: client.ResetShiftBy, Shift: 5, Execute: true})
+			cl := groupsTestClient(t, tr, g)
+			_, _, err := cl.ResetGroupOffsets(context.Background(), "g", client.ResetRequest{Topic: "t", Verb: client.ResetShiftBy, Shift: 5, Execute: true})
 			g.mu.Lock()
 			committed, resets := g.committed, g.resets
 			g.mu.Unlock()
@@ -163,13 +171,8 @@ func TestDeleteGroupNotResentAfterUnknownOutcome(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			g := &adminGroups{committed: 10, loseNext: true}
-			addr := serveWithGroups(t, tr, g)
-			cl, err := client.New(context.Background(), []string{addr}, client.WithTransport(tr), client.WithBackoff(time.Millisecond, 20*time.Millisecond))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
-			err = cl.DeleteGroup(context.Background(), "g")
+			cl := groupsTestClient(t, tr, g)
+			err := cl.DeleteGroup(context.Background(), "g")
 			g.mu.Lock()
 			calls := g.resets
 			g.mu.Unlock()
@@ -237,12 +240,7 @@ func TestGroupConsumerJoinAfterUnknownOutcome(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			g := &joinGroups{lose: 1}
-			addr := serveWithGroups(t, tr, g)
-			cl, err := client.New(context.Background(), []string{addr}, client.WithTransport(tr), client.WithBackoff(time.Millisecond, 20*time.Millisecond))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
+			cl := groupsTestClient(t, tr, g)
 			gc, err := cl.NewGroupConsumer(context.Background(), "g", []string{"t"})
 			if err != nil {
 				t.Fatalf("NewGroupConsumer after a join whose answer was lost: %v", err)
@@ -255,12 +253,7 @@ func TestGroupConsumerJoinAfterUnknownOutcome(t *testing.T) {
 			}
 
 			g = &joinGroups{lose: 1}
-			addr = serveWithGroups(t, tr, g)
-			cl2, err := client.New(context.Background(), []string{addr}, client.WithTransport(tr), client.WithBackoff(time.Millisecond, 20*time.Millisecond), client.WithMaxRetries(0))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl2.Close()
+			cl2 := groupsTestClient(t, tr, g, client.WithMaxRetries(0))
 			if _, err := cl2.NewGroupConsumer(context.Background(), "g", []string{"t"}); !errors.Is(err, client.ErrOutcomeUnknown) {
 				t.Errorf("NewGroupConsumer without retries after a lost join answer: %v, want ErrOutcomeUnknown", err)
 			}
