@@ -140,7 +140,7 @@ func ProducerManualPartitioning() ProducerOption {
 // A Future is the result of one record given to Producer.Send. It is safe for
 // concurrent use.
 type Future struct {
-	done      chan struct{}
+	done      chan struct{} // its batch's resolved channel
 	partition uint32
 	offset    uint64
 	err       error
@@ -173,14 +173,6 @@ func (f *Future) Wait(ctx context.Context) (uint64, error) {
 	}
 }
 
-func (f *Future) complete(offset uint64, err error) {
-	f.offset, f.err = offset, err
-	close(f.done)
-	if f.cb != nil {
-		f.cb(offset, err)
-	}
-}
-
 // batch is records of one partition sent in one ProduceBatch request.
 type batch struct {
 	part     *partState
@@ -188,7 +180,8 @@ type batch struct {
 	futures  []*Future
 	bytes    int
 	deadline time.Time     // the delivery deadline of its first record
-	done     chan struct{} // closed once every future completed
+	resolved chan struct{} // closed once every future has its result: each Future's Done
+	done     chan struct{} // closed once every future completed (its callback ran)
 	seq      int32         // base sequence number, once seqSet
 	seqSet   bool
 }
@@ -445,8 +438,12 @@ func (p *Producer) send(ctx context.Context, rec Record, cb func(uint64, error))
 		<-p.pending
 		return nil, ErrProducerClosed
 	}
-	if !p.opts.manual {
-		rec.Partition = p.opts.partitioner.Partition(&rec, n)
+	switch {
+	case p.opts.manual:
+	case n == 1:
+		rec.Partition = 0 // no question to ask
+	default:
+		rec.Partition = partitionOf(p.opts.partitioner, rec, n)
 	}
 	loc := partitionRef{topic: wireTopic(rec.Topic), partition: rec.Partition}
 	ps := p.parts[loc]
@@ -455,19 +452,21 @@ func (p *Producer) send(ctx context.Context, rec Record, cb func(uint64, error))
 		p.parts[loc] = ps
 		p.order = append(p.order, ps)
 	}
-	f := &Future{done: make(chan struct{}), cb: cb, partition: rec.Partition}
 	wire := recordToProto(&rec)
 	size := len(rec.Value) + len(rec.Key)
 	if ps.cur != nil && (len(ps.cur.recs) >= p.opts.batchRecords || ps.cur.bytes+size > p.opts.batchBytes) {
 		p.cutLocked(ps)
 	}
 	if ps.cur == nil {
-		ps.cur = &batch{part: ps, done: make(chan struct{}), deadline: time.Now().Add(p.opts.deliveryTimeout)}
+		ps.cur = &batch{part: ps, resolved: make(chan struct{}), done: make(chan struct{}),
+			deadline: time.Now().Add(p.opts.deliveryTimeout)}
 		if p.opts.linger > 0 {
 			b := ps.cur
 			ps.timer = time.AfterFunc(p.opts.linger, func() { p.lingerExpired(b) })
 		}
 	}
+	// The futures of a batch share its channel: one allocation per batch, not per record.
+	f := &Future{done: ps.cur.resolved, cb: cb, partition: rec.Partition}
 	ps.cur.recs = append(ps.cur.recs, wire)
 	ps.cur.futures = append(ps.cur.futures, f)
 	ps.cur.bytes += size
@@ -480,6 +479,13 @@ func (p *Producer) send(ctx context.Context, rec Record, cb func(uint64, error))
 		p.cond.Signal()
 	}
 	return f, nil
+}
+
+// partitionOf asks pt for rec's partition. rec is a copy: handing pt a pointer to send's own
+// record would move that to the heap on every Send, even those to a topic of one partition,
+// which need no question.
+func partitionOf(pt Partitioner, rec Record, n uint32) uint32 {
+	return pt.Partition(&rec, n)
 }
 
 func (p *Producer) isClosed() bool {
@@ -705,9 +711,17 @@ func (p *Producer) finish(b *batch, base uint64, err error) {
 	}
 	for i, f := range b.futures {
 		if err != nil {
-			f.complete(0, err)
+			f.err = err
 		} else {
-			f.complete(base+uint64(i), nil)
+			f.offset = base + uint64(i)
+		}
+	}
+	// Every result is set before any callback runs, so a callback may Wait for any record of
+	// its own batch.
+	close(b.resolved)
+	for _, f := range b.futures {
+		if f.cb != nil {
+			f.cb(f.offset, f.err)
 		}
 	}
 }

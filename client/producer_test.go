@@ -470,3 +470,46 @@ func TestProducerSendFromCallbackAtMaxPending(t *testing.T) {
 		}
 	})
 }
+
+// A callback may wait for another record of its own batch: every result of a batch is known
+// before its first callback runs.
+func TestProducerCallbackWaitsForItsBatch(t *testing.T) {
+	forEachFake(t, func(t *testing.T, l *clienttest.Log, cl *client.Client) {
+		p, err := cl.NewProducer(client.ProducerIdempotence(false), client.ProducerLinger(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		type result struct {
+			off uint64
+			err error
+		}
+		inner := make(chan result, 1)
+		var second *client.Future
+		ready := make(chan struct{})
+		err = p.SendFunc(context.Background(), []byte("first"), func(first uint64, err error) {
+			<-ready
+			if err != nil {
+				inner <- result{err: err}
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			off, err := second.Wait(ctx)
+			inner <- result{off - first, err}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if second, err = p.Send(context.Background(), []byte("second")); err != nil {
+			t.Fatal(err)
+		}
+		close(ready)
+		if err := p.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-inner; r.err != nil || r.off != 1 {
+			t.Fatalf("the second record's Wait in the first's callback: offset +%d, %v; want +1, nil", r.off, r.err)
+		}
+	})
+}
