@@ -262,3 +262,26 @@ func TestReflectionListsEveryService(t *testing.T) {
 		}
 	}
 }
+
+// TestUnsupportedMediaTypeSaysWhatToSend: curl's -d without -H sends a form's content type;
+// the 415 says which to send instead.
+func TestUnsupportedMediaTypeSaysWhatToSend(t *testing.T) {
+	s := transporttest.Start(t, harness(tconnect.ProtocolConnect), transport.ServerConfig{})
+	res, body := post(t, s.Addr, "/log.v1.Log/Produce", "application/x-www-form-urlencoded", `{"record":{"value":"aGk="}}`, nil)
+	if res.StatusCode != http.StatusUnsupportedMediaType {
+		t.Fatalf("status %s, want 415", res.Status)
+	}
+	if !strings.Contains(string(body), `"application/x-www-form-urlencoded"`) || !strings.Contains(string(body), "Content-Type: application/json") {
+		t.Errorf("body %q: want the content type sent and the one to send", body)
+	}
+	if res.Header.Get("Accept-Post") == "" {
+		t.Error("the Accept-Post header is gone")
+	}
+	// A supported type still works, and an unknown path is still 404.
+	if res, body := post(t, s.Addr, "/log.v1.Log/Produce", "application/json", `{"record":{"value":"aGk="}}`, nil); res.StatusCode != http.StatusOK {
+		t.Fatalf("JSON produce: %s: %s", res.Status, body)
+	}
+	if res, _ := post(t, s.Addr, "/log.v1.Log/Nope", "text/plain", `x`, nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown method: %s, want 404", res.Status)
+	}
+}

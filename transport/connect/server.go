@@ -205,6 +205,9 @@ func (s *Server) Handler() http.Handler {
 				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
 			}
 		}
+		if ok && !knownContentType(r.Header.Get("Content-Type")) {
+			w = &mediaTypeHint{ResponseWriter: w, contentType: r.Header.Get("Content-Type")}
+		}
 		if r.URL.Path == logv1connect.LogProduceStreamProcedure {
 			cw := &corkWriter{ResponseWriter: w}
 			w, ctx = cw, context.WithValue(ctx, corkKey{}, cw)
@@ -693,3 +696,37 @@ func (h groupsHandler) ResetOffsets(ctx context.Context, req *connect.Request[lo
 func (h groupsHandler) ListOffsets(ctx context.Context, req *connect.Request[logv1.ListOffsetsRequest]) (*connect.Response[logv1.ListOffsetsResponse], error) {
 	return handle(ctx, h.svc.ListOffsets, req)
 }
+
+// knownContentType reports whether ct may be one that the Connect, gRPC and gRPC-Web handlers
+// take (they decide; this only has to let every one of theirs through).
+func knownContentType(ct string) bool {
+	for _, p := range []string{"application/json", "application/proto", "application/connect+", "application/grpc"} {
+		if strings.HasPrefix(ct, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// mediaTypeHint adds a body to the handler's empty 415 (Unsupported Media Type) answer
+// saying what to send: curl's -d sends application/x-www-form-urlencoded, and a bare 415
+// leaves its user guessing.
+type mediaTypeHint struct {
+	http.ResponseWriter
+	contentType string
+}
+
+func (w *mediaTypeHint) WriteHeader(code int) {
+	if code != http.StatusUnsupportedMediaType {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.ResponseWriter.WriteHeader(code)
+	_, _ = fmt.Fprintf(w.ResponseWriter, "unsupported Content-Type %q: send Connect JSON with "+
+		"Content-Type: application/json (curl -H 'Content-Type: application/json'), or "+
+		"application/proto; gRPC and gRPC-Web clients set their own\n", w.contentType)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *mediaTypeHint) Unwrap() http.ResponseWriter { return w.ResponseWriter }
