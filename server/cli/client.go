@@ -395,8 +395,12 @@ func consumeCommand() *cli.Command {
 						if from < b.Lowest {
 							return fmt.Errorf("offset %d is below the log start %d: %w", from, b.Lowest, client.ErrOutOfRange)
 						}
-						if from >= b.Next {
-							return nil
+						if from > b.Next {
+							// A typo in --from read nothing and exited 0; as below the start.
+							return fmt.Errorf("offset %d is past the end of the log (next offset %d): %w", from, b.Next, client.ErrOutOfRange)
+						}
+						if from == b.Next {
+							return nil // nothing written there yet
 						}
 						count = b.Next - from
 					}

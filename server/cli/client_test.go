@@ -326,6 +326,21 @@ func TestConsumeCountZero(t *testing.T) {
 	}
 }
 
+// TestConsumePastTheEnd: --from past the end of the log printed nothing and exited 0, so a typo
+// looked like an empty log; it is refused as an offset below the start is. At the end itself
+// there is nothing to read yet, which is no error.
+func TestConsumePastTheEnd(t *testing.T) {
+	addr := startOne(t)
+	mustRun(t, "produce", "--addr", addr, "a", "b")
+	if code, out, errOut := run(t, t.Context(), "consume", "--addr", addr, "--from", "3"); code == 0 || out != "" ||
+		!strings.Contains(errOut, "offset 3 is past the end of the log (next offset 2)") {
+		t.Errorf("consume --from 3: exit %d, stdout %q, stderr %q; want the end's error", code, out, errOut)
+	}
+	if code, out, errOut := run(t, t.Context(), "consume", "--addr", addr, "--from", "2"); code != 0 || out != "" {
+		t.Errorf("consume --from 2 (the end): exit %d, stdout %q, stderr %q; want nothing and exit 0", code, out, errOut)
+	}
+}
+
 // TestConsumeFromLogStart: without --from, consume starts at the partition's lowest offset; it
 // started at 0 and failed "offset 0 is below the log start" once retention had moved the start.
 // An explicit --from below the start is still refused.
