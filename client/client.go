@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -64,8 +65,9 @@ type refreshCall struct {
 // "host:port" of one or more of its servers; more seeds survive more dead
 // servers). It asks the seeds for the server list before returning, within
 // ctx and the retry budget, and fails with an error wrapping ErrUnavailable
-// when none answers; ErrNoAddresses when addrs is empty; ErrInvalidOption
-// for a bad option. Close the Client when done.
+// when none answers; ErrNoAddresses when addrs is empty; ErrInvalidAddress
+// when one is not "host:port"; ErrInvalidOption for a bad option. Close the
+// Client when done.
 func New(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -83,6 +85,12 @@ func New(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
 	}
 	if len(seeds) == 0 {
 		return nil, ErrNoAddresses
+	}
+	for _, a := range seeds {
+		// At once: a malformed address would otherwise be retried for the whole budget.
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("%w %q: %v", ErrInvalidAddress, a, err)
+		}
 	}
 	c := &Client{
 		opts:  o,

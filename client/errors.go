@@ -35,6 +35,8 @@ var (
 	ErrClosed = errors.New("client: closed")
 	// ErrNoAddresses: New was given no server address.
 	ErrNoAddresses = errors.New("client: no server addresses")
+	// ErrInvalidAddress: New was given an address that is not "host:port".
+	ErrInvalidAddress = errors.New("client: invalid server address")
 	// ErrInvalidOption: an option has an invalid value.
 	ErrInvalidOption = errors.New("client: invalid option")
 	// ErrGap: a stream received an offset past the one it expected, so

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -274,6 +275,16 @@ func TestNewErrors(t *testing.T) {
 	ctx := context.Background()
 	if _, err := client.New(ctx, nil); !errors.Is(err, client.ErrNoAddresses) {
 		t.Errorf("New(nil) err = %v, want ErrNoAddresses", err)
+	}
+	for _, tr := range transports {
+		// Refused before any attempt: a malformed address was retried for the whole budget.
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := client.New(ctx, []string{"127.0.0.1:1", "nonsense"}, client.WithTransport(tr),
+			client.WithBackoff(time.Hour, time.Hour))
+		cancel()
+		if !errors.Is(err, client.ErrInvalidAddress) || !strings.Contains(err.Error(), `"nonsense"`) {
+			t.Errorf("%s: New with address nonsense: err = %v, want ErrInvalidAddress naming it", tr, err)
+		}
 	}
 	if _, err := client.New(ctx, []string{"127.0.0.1:1"}, client.WithTransport("smoke-signals")); !errors.Is(err, client.ErrInvalidOption) {
 		t.Errorf("unknown transport: err = %v, want ErrInvalidOption", err)
