@@ -135,11 +135,22 @@ type member struct {
 	id, client string
 	epoch      int32
 	topics     []string // sorted
-	// owned maps each partition the member owns to the member epoch it was granted in.
-	owned map[topicPartition]int32
+	// owned maps each partition the member owns to its grant.
+	owned map[topicPartition]grant
+	// gone are partitions the member still holds of a topic deleted since they were granted
+	// (perhaps created again under its name): they are answered no more, so that the member
+	// drops its position there, and released once it no longer reports them.
+	gone partitionSet
 	// sent is the assignment last answered, sorted.
 	sent     []topicPartition
 	deadline time.Time
+}
+
+// grant is how a member came to own a partition: the member epoch it was granted in, and the
+// ID its topic had then (a topic deleted and created again under its name is another topic).
+type grant struct {
+	epoch int32
+	topic fsm.TopicID
 }
 
 func newCoordinator(node leaderView, sm *fsm.Machine, session time.Duration, logger *slog.Logger) *coordinator {
@@ -259,7 +270,7 @@ func (c *coordinator) heartbeat(req heartbeatRequest) (heartbeatResult, error) {
 		if id == "" {
 			id = newMemberID()
 		}
-		g.members[id] = &member{id: id, client: req.client, owned: map[topicPartition]int32{}}
+		g.members[id] = &member{id: id, client: req.client, owned: map[topicPartition]grant{}, gone: partitionSet{}}
 		req.member = id
 		c.logger.Debug("group member joined", "group", req.group, "member", id, "client", req.client)
 	default:
@@ -334,6 +345,20 @@ func (c *coordinator) refreshLocked(g *group, force bool) bool {
 // the member's report (a heartbeat, not a join).
 func (c *coordinator) reconcileLocked(g *group, m *member, owned partitionSet, reported bool) heartbeatResult {
 	target := g.target[m.id]
+	for p, gr := range m.owned {
+		if gr.topic != c.topicID(p.topic) {
+			// Its topic was deleted since it was granted: the member's position there means
+			// nothing in a topic created again under the name. Revoked, whatever the target.
+			delete(m.owned, p)
+			m.gone[p] = true
+		}
+	}
+	for p := range m.gone {
+		if !reported || !owned[p] {
+			delete(m.gone, p)
+			delete(g.owner, p)
+		}
+	}
 	for p := range m.owned {
 		if !target[p] && (!reported || !owned[p]) {
 			// Revoked, and the member says it no longer holds it: the next owner may have it.
@@ -361,15 +386,29 @@ func (c *coordinator) reconcileLocked(g *group, m *member, owned partitionSet, r
 		m.sent = assignment
 	}
 	for _, p := range granted {
-		m.owned[p] = m.epoch
+		m.owned[p] = grant{epoch: m.epoch, topic: c.topicID(p.topic)}
 	}
 	return heartbeatResult{member: m.id, epoch: m.epoch, assignment: assignment, pending: len(assignment) < len(target)}
+}
+
+// topicID returns the ID of the topic named topic, or the zero ID when there is none.
+func (c *coordinator) topicID(topic string) fsm.TopicID {
+	t, err := c.sm.Topic(topic)
+	if err != nil {
+		return fsm.TopicID{}
+	}
+	return t.ID
 }
 
 // removeLocked removes a member: its partitions become free for their next owners.
 func (c *coordinator) removeLocked(g *group, id, why string) {
 	m := g.members[id]
 	for p := range m.owned {
+		if g.owner[p] == id {
+			delete(g.owner, p)
+		}
+	}
+	for p := range m.gone {
 		if g.owner[p] == id {
 			delete(g.owner, p)
 		}
@@ -421,12 +460,16 @@ func (c *coordinator) checkCommit(group, memberID string, epoch int32, parts []t
 		return groupErrorf(ErrUnknownMember, group, memberID, 0, "member %q is not in group %q: rejoin", memberID, group)
 	}
 	for _, p := range parts {
-		since, ok := m.owned[p]
+		gr, ok := m.owned[p]
 		switch {
 		case !ok || g.owner[p] != memberID:
 			return groupErrorf(ErrNotOwner, group, memberID, m.epoch, "member %q does not own %s/%d", memberID, p.topic, p.partition)
-		case epoch > m.epoch || epoch < since:
-			return groupErrorf(ErrStaleMemberEpoch, group, memberID, m.epoch, "member %q commits %s/%d with epoch %d; it owns it since epoch %d (now %d)", memberID, p.topic, p.partition, epoch, since, m.epoch)
+		case gr.topic != c.topicID(p.topic):
+			// Its position is in a topic deleted since: it must not land in the one created
+			// again under the name.
+			return groupErrorf(ErrNotOwner, group, memberID, m.epoch, "member %q owns %s/%d of a topic deleted since: it was revoked", memberID, p.topic, p.partition)
+		case epoch > m.epoch || epoch < gr.epoch:
+			return groupErrorf(ErrStaleMemberEpoch, group, memberID, m.epoch, "member %q commits %s/%d with epoch %d; it owns it since epoch %d (now %d)", memberID, p.topic, p.partition, epoch, gr.epoch, m.epoch)
 		}
 	}
 	return nil

@@ -394,3 +394,94 @@ func TestGroupsSDKCloseRevokes(t *testing.T) {
 		t.Fatalf("offsets committed on Close: %v, %v", f, err)
 	}
 }
+
+// TestGroupsSDKTopicRecreated: a member reading a topic that is deleted and created again
+// under the same name reads the new topic from its start, and never commits its position in
+// the old one to the new one (a restart would skip the new topic's first records).
+func TestGroupsSDKTopicRecreated(t *testing.T) {
+	srv := startServer(t, Config{GroupSessionTimeout: time.Second})
+	ctx := ctxT(t, 60*time.Second)
+	c := newClient(t, TransportConnect, srv.Addr())
+	tc := c.(transport.TopicsClient)
+	createTopicT(t, ctx, c, "t", 1)
+	produce := func(values ...string) {
+		t.Helper()
+		var recs []*logv1.Record
+		for _, v := range values {
+			recs = append(recs, &logv1.Record{Value: []byte(v)})
+		}
+		if _, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Topic: "t", Records: recs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce("old-0", "old-1", "old-2", "old-3", "old-4")
+
+	cl, err := client.New(ctx, []string{srv.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	g, err := cl.NewGroupConsumer(ctx, "g", []string{"t"}, client.WithAutoCommit(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	d := &delivered{counts: map[string]int{}}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for rec, err := range g.Records(rctx) {
+			if err != nil {
+				if rctx.Err() != nil {
+					return
+				}
+				continue // the old topic's stream ends with NotFound: yielded, read on
+			}
+			d.mu.Lock()
+			d.counts[string(rec.Value)]++
+			d.mu.Unlock()
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	gcl := groupsClient(t, c)
+	committed := func() (uint64, bool) {
+		f, err := gcl.FetchOffsets(ctx, &logv1.FetchOffsetsRequest{Group: "g"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range f.GetOffsets() {
+			if o.GetTopic() == "t" && o.GetPartition() == 0 {
+				return o.GetOffset(), true
+			}
+		}
+		return 0, false
+	}
+	waitFor(t, 10*time.Second, "the old topic's records read and committed", func() bool {
+		off, ok := committed()
+		return ok && off == 5
+	})
+
+	if _, err := tc.DeleteTopic(ctx, &logv1.DeleteTopicRequest{Name: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	createTopicT(t, ctx, c, "t", 1)
+	produce("new-0", "new-1")
+	want := []string{"new-0", "new-1"}
+	// Until the member reads the new topic, whatever it commits there must not be its
+	// position in the old one.
+	waitFor(t, 10*time.Second, "the new topic's records read", func() bool {
+		if off, ok := committed(); ok && off > 2 {
+			t.Fatalf("the new topic (2 records) has committed offset %d: the old topic's position", off)
+		}
+		return d.missing(want) == 0
+	})
+	cancel()
+	<-done
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if off, ok := committed(); !ok || off != 2 {
+		t.Fatalf("committed offset in the new topic after Close: %d (%v), want 2", off, ok)
+	}
+}
