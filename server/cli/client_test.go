@@ -345,41 +345,12 @@ func TestConsumePastTheEnd(t *testing.T) {
 // started at 0 and failed "offset 0 is below the log start" once retention had moved the start.
 // An explicit --from below the start is still refused.
 func TestConsumeFromLogStart(t *testing.T) {
-	// Retention every 50ms (serve has no flag for the interval, a minute).
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), NodeName: "n0", BindAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		RPCPort: -1, GossipProfile: "test", SegmentBytes: 4 << 10, RetentionBytes: 16 << 10, RetentionInterval: 50 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	addr := srv.Addr()
+	addr := startRetentionServer(t)
 	code, _, errOut := runIn(t, strings.Repeat(strings.Repeat("v", 1000)+"\n", 100), "produce", "--addr", addr, "--quiet")
 	if code != 0 {
 		t.Fatalf("produce: exit %d: %s", code, errOut)
 	}
-	cl, err := client.New(t.Context(), []string{addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var b client.Bounds
-	for deadline := time.Now().Add(20 * time.Second); b.Lowest == 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("retention did not move the log start within 20s")
-		}
-		if b, err = cl.PartitionBounds(t.Context(), "", 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b := waitLogStartMoved(t, addr)
 	// offsets returns the offsets consume --offsets printed.
 	offsets := func(out string) []uint64 {
 		var offs []uint64
@@ -414,4 +385,48 @@ func TestClusterRemoveUnknown(t *testing.T) {
 	if status := mustRun(t, "cluster", "status", "--addr", addr); !strings.Contains(status, "n0 ") {
 		t.Errorf("cluster status after the refusal:\n%s", status)
 	}
+}
+
+// startRetentionServer starts a one-node server whose retention keeps about 16 KiB per
+// partition, run every 50ms (serve has no flag for the interval, a minute), and returns its
+// address.
+func startRetentionServer(t *testing.T) string {
+	t.Helper()
+	srv, err := server.New(server.Config{DataDir: t.TempDir(), NodeName: "n0", BindAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		RPCPort: -1, GossipProfile: "test", SegmentBytes: 4 << 10, RetentionBytes: 16 << 10, RetentionInterval: 50 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return srv.Addr()
+}
+
+// waitLogStartMoved waits until retention moved the default partition's start past 0, and
+// returns its bounds.
+func waitLogStartMoved(t *testing.T, addr string) client.Bounds {
+	t.Helper()
+	cl, err := client.New(t.Context(), []string{addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var b client.Bounds
+	for deadline := time.Now().Add(20 * time.Second); b.Lowest == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("retention did not move the log start within 20s")
+		}
+		if b, err = cl.PartitionBounds(t.Context(), "", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
 }

@@ -235,14 +235,21 @@ func consumeGroup(c *cli.Context, cl *client.Client, group string, topics []stri
 		return err
 	}
 	var n uint64
+	// last is the error yielded last, if no record came after it: Records goes on after a
+	// partition's error (from the partition's start when retention removed the position, from
+	// where it stopped when the cluster was out of reach), and ends only after a final one.
+	var last error
 	for rec, err := range gc.Records(c.Context) {
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
+				last = nil
 				break
 			}
-			_ = gc.Close()
-			return err
+			fmt.Fprintf(c.App.ErrWriter, "commitlog: %v\n", err)
+			last = err
+			continue
 		}
+		last = nil
 		if err := print(rec); err != nil {
 			_ = gc.Close()
 			return err
@@ -250,6 +257,10 @@ func consumeGroup(c *cli.Context, cl *client.Client, group string, topics []stri
 		if n++; count > 0 && n >= count {
 			break
 		}
+	}
+	if last != nil {
+		_ = gc.Close()
+		return last
 	}
 	return gc.Close()
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -65,5 +66,26 @@ func TestConsumeGroup(t *testing.T) {
 	}
 	if out := mustRun(t, "group", "describe", "--addr", addr, "cg"); !strings.Contains(out, "default  0          4          4        0") {
 		t.Fatalf("group describe after consuming everything:\n%s", out)
+	}
+}
+
+// TestConsumeGroupPositionRemovedByRetention: a group whose committed offset retention removed
+// reads on from the partition's start, as the SDK's consumer does (Kafka's
+// auto.offset.reset=earliest); consume --group exited with the out-of-range error instead, on
+// every run, and never read the partition again.
+func TestConsumeGroupPositionRemovedByRetention(t *testing.T) {
+	addr := startRetentionServer(t)
+	mustRun(t, "group", "reset", "--addr", addr, "--topic", "default", "--to-offset", "0", "--execute", "cg")
+	if code, _, errOut := runIn(t, strings.Repeat(strings.Repeat("v", 1000)+"\n", 100), "produce", "--addr", addr, "--quiet"); code != 0 {
+		t.Fatalf("produce: exit %d: %s", code, errOut)
+	}
+	b := waitLogStartMoved(t, addr)
+	code, out, errOut := run(t, t.Context(), "consume", "--addr", addr, "--group", "cg", "--count", "1", "--offsets")
+	if code != 0 {
+		t.Fatalf("consume --group with its committed offset removed: exit %d, stderr %q", code, errOut)
+	}
+	var part, off uint64
+	if _, err := fmt.Sscanf(out, "%d:%d\t", &part, &off); err != nil || off < b.Lowest {
+		t.Fatalf("consume --group printed %.40q; want a record at or after the log start %d", out, b.Lowest)
 	}
 }
