@@ -512,3 +512,33 @@ func TestGroupsCoordinatorWhileEmpty(t *testing.T) {
 		t.Fatalf("operation once the member left: %v (ran %v)", err, ran)
 	}
 }
+
+// TestGroupsCoordinatorTopicRecreated: a topic deleted and created again under its name is
+// another topic: its partitions are revoked from the member that held them (which may not
+// commit its position in the old topic to the new one), then granted again.
+func TestGroupsCoordinatorTopicRecreated(t *testing.T) {
+	f := newCoordFixture(t, map[string]uint32{"t": 2})
+	a := &gclient{}
+	f.beat("g", a, "t")
+	f.settle("g", a)
+	if len(a.held) != 2 {
+		t.Fatalf("a holds %v", a.held.sorted())
+	}
+	ctx := context.Background()
+	if _, err := f.m.DeleteTopic(ctx, f.p, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.CreateTopic(ctx, f.p, "t", 2, fsm.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.checkCommit("g", a.id, a.epoch, a.held.sorted()); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("commit of a partition of the deleted topic: %v, want ErrNotOwner", err)
+	}
+	f.settle("g", a)
+	if len(a.revoked) != 2 || len(a.held) != 2 {
+		t.Fatalf("a gave up %v and holds %v; want both revoked, then granted again", a.revoked, a.held.sorted())
+	}
+	if err := f.c.checkCommit("g", a.id, a.epoch, a.held.sorted()); err != nil {
+		t.Fatalf("commit of the partitions granted again: %v", err)
+	}
+}
