@@ -15,6 +15,7 @@ import (
 	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/storage/memory"
 	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
 // fakeLeader is the consensus as the coordinator sees it: this node leads in term, or not.
@@ -542,3 +543,97 @@ func TestGroupsCoordinatorTopicRecreated(t *testing.T) {
 		t.Fatalf("commit of the partitions granted again: %v", err)
 	}
 }
+
+// catchUpOnRead is a new leader that has not applied the previous term's entries yet: it
+// applies them when asked for a linearizable read, as Raft's barrier makes it do.
+type catchUpOnRead struct {
+	consensus.Consensus
+	*directProposer
+	catchUp func()
+}
+
+func (c catchUpOnRead) Propose(ctx context.Context, cmd []byte) (any, error) {
+	return c.directProposer.Propose(ctx, cmd)
+}
+func (c catchUpOnRead) IsLeader() bool                   { return true }
+func (c catchUpOnRead) Leader() (consensus.Server, bool) { return consensus.Server{ID: "self"}, true }
+
+func (c catchUpOnRead) LinearizableRead(context.Context) error {
+	c.catchUp()
+	return nil
+}
+
+// TestGroupReadsCatchUp: DescribeGroup, ListGroups and DeleteGroup answered from a new
+// leader's applied state before it caught up, so a group whose commits it had not applied yet
+// was "unknown" (and a delete was authorized without the topics of its offsets); FetchOffsets
+// already caught up first. An invalid group name was answered NOT_FOUND, not INVALID_ARGUMENT
+// as GROUPS.md says.
+func TestGroupReadsCatchUp(t *testing.T) {
+	ctx := t.Context()
+	for _, op := range []string{"describe", "list", "delete"} {
+		t.Run(op, func(t *testing.T) {
+			f := newCoordFixture(t, map[string]uint32{"t": 1})
+			// The commit of the previous term: proposed, not applied here yet.
+			var held []byte
+			hold := proposeFunc(func(cmd []byte) { held = bytes.Clone(cmd) })
+			_, _ = f.m.CommitOffsets(ctx, hold, "g", []fsm.GroupOffset{{Topic: "t", Partition: 0, Offset: 3}})
+			if held == nil {
+				t.Fatal("no commit command was proposed")
+			}
+			caughtUp := false
+			svc := &service{sm: f.m, groups: f.c, cfg: &Config{}, stop: make(chan struct{}),
+				node: catchUpOnRead{directProposer: f.p, catchUp: func() {
+					if !caughtUp {
+						caughtUp = true
+						_, _ = f.p.Propose(ctx, held)
+					}
+				}}}
+			var err error
+			switch op {
+			case "describe":
+				var res *logv1.DescribeGroupResponse
+				res, err = svc.DescribeGroup(ctx, &logv1.DescribeGroupRequest{Group: "g"})
+				if err == nil && (len(res.GetPartitions()) != 1 || res.GetPartitions()[0].GetCommittedOffset() != 3) {
+					t.Errorf("DescribeGroup: %v, want the committed offset 3", res)
+				}
+			case "list":
+				var res *logv1.ListGroupsResponse
+				res, err = svc.ListGroups(ctx, &logv1.ListGroupsRequest{})
+				if err == nil && (len(res.GetGroups()) != 1 || res.GetGroups()[0].GetName() != "g") {
+					t.Errorf("ListGroups: %v, want g", res)
+				}
+			case "delete":
+				_, err = svc.DeleteGroup(ctx, &logv1.DeleteGroupRequest{Group: "g"})
+				if _, ok := f.m.GroupOffsets("g"); err == nil && ok {
+					t.Error("DeleteGroup succeeded, but g's offsets are still there")
+				}
+			}
+			if err != nil {
+				t.Fatalf("%s before the leader caught up: %v", op, err)
+			}
+			if op == "list" {
+				return
+			}
+			for _, name := range []string{"", string(make([]byte, fsm.MaxGroupNameLen+1))} {
+				if op == "describe" {
+					_, err = svc.DescribeGroup(ctx, &logv1.DescribeGroupRequest{Group: name})
+				} else {
+					_, err = svc.DeleteGroup(ctx, &logv1.DeleteGroupRequest{Group: name})
+				}
+				if code := transport.CodeOf(err); code != transport.InvalidArgument {
+					t.Errorf("%s of group %.10q: %v (code %v), want InvalidArgument", op, name, err, code)
+				}
+			}
+		})
+	}
+}
+
+// proposeFunc is a proposer that hands each command to a function and applies nothing.
+type proposeFunc func(cmd []byte)
+
+func (p proposeFunc) Propose(_ context.Context, cmd []byte) (any, error) {
+	p(cmd)
+	return nil, errors.New("held: not applied")
+}
+func (p proposeFunc) IsLeader() bool                   { return true }
+func (p proposeFunc) Leader() (consensus.Server, bool) { return consensus.Server{ID: "self"}, true }

@@ -119,9 +119,7 @@ func (s *service) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsReq
 // commit it acknowledged).
 func (s *service) FetchOffsets(ctx context.Context, req *logv1.FetchOffsetsRequest) (*logv1.FetchOffsetsResponse, error) {
 	return groupCall(ctx, s, func() (*logv1.FetchOffsetsResponse, error) {
-		// A new leader may not have applied the commits of the previous term yet: catch up
-		// first (it fails with NotLeader on a follower, which groupCall forwards).
-		if err := s.node.LinearizableRead(ctx); err != nil {
+		if err := s.groupRead(ctx, req.GetGroup()); err != nil {
 			return nil, err
 		}
 		offs, _ := s.sm.GroupOffsets(req.GetGroup())
@@ -141,9 +139,25 @@ func (s *service) FetchOffsets(ctx context.Context, req *logv1.FetchOffsetsReque
 	})
 }
 
+// groupRead readies the leader to answer from its applied group state: group must be a valid
+// name (an empty one was answered "unknown group"), and the leader catches up first, since a
+// new one may not have applied the commits of the previous term yet (the answer would miss
+// them: a group reported unknown, an offset or lag from before, a delete authorized without
+// the topics of the offsets it removes). On a follower it fails with NotLeader, which
+// groupCall forwards.
+func (s *service) groupRead(ctx context.Context, group string) error {
+	if err := fsm.ValidateGroupName(group); err != nil {
+		return err
+	}
+	return s.node.LinearizableRead(ctx)
+}
+
 // ListGroups lists the groups with members (the coordinator's) or committed offsets.
 func (s *service) ListGroups(ctx context.Context, req *logv1.ListGroupsRequest) (*logv1.ListGroupsResponse, error) {
 	return groupCall(ctx, s, func() (*logv1.ListGroupsResponse, error) {
+		if err := s.node.LinearizableRead(ctx); err != nil { // see groupRead
+			return nil, err
+		}
 		views, err := s.groups.summaries()
 		if err != nil {
 			return nil, err
@@ -173,6 +187,9 @@ func (s *service) ListGroups(ctx context.Context, req *logv1.ListGroupsRequest) 
 // DescribeGroup reports a group's members, partitions, committed offsets and lag.
 func (s *service) DescribeGroup(ctx context.Context, req *logv1.DescribeGroupRequest) (*logv1.DescribeGroupResponse, error) {
 	return groupCall(ctx, s, func() (*logv1.DescribeGroupResponse, error) {
+		if err := s.groupRead(ctx, req.GetGroup()); err != nil {
+			return nil, err
+		}
 		v, err := s.groups.describe(req.GetGroup())
 		if err != nil {
 			return nil, err
@@ -271,6 +288,9 @@ func (s *service) groupLags() []telemetry.GroupLag {
 // DeleteGroup removes a group's committed offsets; refused while it has members.
 func (s *service) DeleteGroup(ctx context.Context, req *logv1.DeleteGroupRequest) (*logv1.DeleteGroupResponse, error) {
 	return groupCall(ctx, s, func() (*logv1.DeleteGroupResponse, error) {
+		if err := s.groupRead(ctx, req.GetGroup()); err != nil {
+			return nil, err
+		}
 		// Deleting a group deletes its offsets: admin on each of their topics.
 		offs, _ := s.sm.GroupOffsets(req.GetGroup())
 		for _, o := range offs {
