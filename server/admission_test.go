@@ -1,14 +1,19 @@
 package server
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
 
 	"github.com/commitlog-go/commitlog/server/tlsutil"
 	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
 	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
 // TestPeerRuleFollowsReload: which API callers count as cluster peers (trusted with the
@@ -75,5 +80,84 @@ func TestPeerRuleFollowsReload(t *testing.T) {
 	check("after the peer CA was replaced", map[string]bool{"new CA's node": true})
 	if peerRule(nil)(transport.Peer{Certificates: oldNode}) {
 		t.Error("without peer TLS a caller is a peer")
+	}
+}
+
+// TestDerivedPeerCAFollowsReload: a node secured as the README shows (mutual TLS on the API, no
+// --peer-tls-*: the server credentials are the peer credentials) reloads its CA file (SIGHUP)
+// to replace a CA. From then on, Raft on the shared port refuses a node certificate of the
+// removed CA and accepts one of the new CA, and on the API a node certificate of the new CA is
+// a cluster peer (it may forward for root), as the API's own handshake already follows the
+// reload.
+func TestDerivedPeerCAFollowsReload(t *testing.T) {
+	oldPKI, newPKI := newTestPKI(t), newTestPKI(t)
+	dir := t.TempDir()
+	certFile, keyFile, caFile := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"), filepath.Join(dir, "ca.pem")
+	install := func(p *testPKI) {
+		t.Helper()
+		c, k := p.nodeCert("server", "node-0")
+		for src, dst := range map[string]string{c: certFile, k: keyFile, p.caFile: caFile} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dst+".new", b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(dst+".new", dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	install(oldPKI)
+	src, err := tlsutil.NewSource(certFile, keyFile, caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := src.ServerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, Config{
+		NodeName: "node-0", ServerTLS: api, TLSCredentials: map[string]*tlsutil.Source{"server": src},
+		ACLModelFile: filepath.Join(seedACLDir, "model.conf"), ACLPolicyFile: filepath.Join(seedACLDir, "policy.csv"),
+		GossipKey: oldPKI.gossipKey(),
+	})
+
+	// A node certificate (naming node-7) of each CA, as a Raft peer dialing the shared port.
+	raftDial := func(p *testPKI, name string) error {
+		t.Helper()
+		kp, err := tls.LoadX509KeyPair(p.nodeCert(name, "node-7"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		layer := &rawRaftLayer{tlsCfg: &tls.Config{Certificates: []tls.Certificate{kp}, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12},
+			closed: make(chan struct{})}
+		defer layer.Close()
+		conn, err := layer.Dial(hraft.ServerAddress(srv.Addr()), 10*time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err
+	}
+	if err := raftDial(oldPKI, "old-node"); err != nil {
+		t.Fatalf("before the reload, a node certificate of the CA was refused on Raft: %v", err)
+	}
+
+	install(newPKI)
+	if err := srv.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if err := raftDial(oldPKI, "old-node-2"); err == nil {
+		t.Error("after the CA was replaced, a node certificate of the removed CA still speaks Raft")
+	}
+	if err := raftDial(newPKI, "new-node"); err != nil {
+		t.Errorf("after the CA was replaced, a node certificate of the new CA was refused on Raft: %v", err)
+	}
+	ctx := ctxT(t, 30*time.Second)
+	peer := tlsClient(t, TransportConnect, srv.Addr(), newPKI.client(newPKI.nodeCert("new-peer", "node-1")))
+	_, err = peer.Produce(transport.ContextWithForwardedFor(ctx, "root"), &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}})
+	if err != nil {
+		t.Errorf("after the CA was replaced, a node certificate of the new CA forwarding for root: %v", err)
 	}
 }

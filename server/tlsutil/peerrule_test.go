@@ -91,8 +91,13 @@ func TestPeerConfigFromServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if peer.RootCAs != api.ClientCAs || peer.ClientAuth != tls.RequireAndVerifyClientCert || peer.ServerName != "server.commitlog" ||
-		peer.VerifyConnection == nil || peer.GetConfigForClient != nil {
+		peer.VerifyConnection == nil || peer.GetConfigForClient == nil {
 		t.Errorf("derived config: %+v", peer)
+	}
+	// Each handshake gets the API's current configuration with the peer rule, never the API's.
+	if cur, err := peer.GetConfigForClient(&tls.ClientHelloInfo{}); err != nil || cur == api || cur.ClientCAs != api.ClientCAs ||
+		cur.ClientAuth != tls.RequireAndVerifyClientCert || cur.VerifyConnection == nil || cur.GetConfigForClient != nil {
+		t.Errorf("derived per-handshake config: %+v, %v", cur, err)
 	}
 	leaf, err := tlsutil.Leaf(peer)
 	if err != nil || !tlsutil.CertificateNamesNode(leaf, "node-1") {

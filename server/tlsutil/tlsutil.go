@@ -18,6 +18,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/commitlog-go/commitlog/client"
@@ -288,14 +289,40 @@ func Leaf(cfg *tls.Config) (*x509.Certificate, error) {
 
 // PeerConfigFromServer derives a peer configuration (see PeerConfig) from an API server
 // configuration with mutual TLS: the server's certificate is the peer certificate and the CA
-// its clients must chain to is the peer CA. It returns an error when server has no client CA.
+// its clients must chain to is the peer CA. When server answers each handshake with a current
+// configuration (GetConfigForClient, as a Source's does after a Reload), so does the derived
+// one, with the peer rule applied to it: accepted peers are verified against the API's current
+// client CAs. It returns an error when server has no client CA.
 func PeerConfigFromServer(server *tls.Config, serverName string) (*tls.Config, error) {
 	if server == nil || server.ClientCAs == nil {
 		return nil, fmt.Errorf("tlsutil: peer: %w: the API configuration has no client CA to use as the peer CA", ErrMissingFile)
 	}
+	cfg := derivePeer(server, serverName)
+	if get := server.GetConfigForClient; get != nil {
+		var (
+			mu            sync.Mutex
+			from, derived *tls.Config
+		)
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			cur, err := get(hello)
+			if err != nil || cur == nil || cur.ClientCAs == nil {
+				return nil, err // nil, nil: cfg itself
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if cur != from { // derived once per configuration the API answers
+				from, derived = cur, derivePeer(cur, serverName)
+			}
+			return derived, nil
+		}
+	}
+	return cfg, nil
+}
+
+// derivePeer is PeerConfigFromServer's configuration of one API configuration, without its
+// per-client configuration (which would be the API's, without the peer rule).
+func derivePeer(server *tls.Config, serverName string) *tls.Config {
 	cfg := server.Clone()
-	// A per-client configuration would be the API's, without the peer rule: Raft connections
-	// always use this one (certificates still rotate through GetCertificate, if set).
 	cfg.GetConfigForClient = nil
 	cfg.RootCAs = server.ClientCAs
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
@@ -310,7 +337,7 @@ func PeerConfigFromServer(server *tls.Config, serverName string) (*tls.Config, e
 			return get(&tls.ClientHelloInfo{})
 		}
 	}
-	return cfg, nil
+	return cfg
 }
 
 // SubjectFromState returns the identity of the peer of a TLS connection:
