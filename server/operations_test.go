@@ -192,6 +192,79 @@ func TestCertExpiry(t *testing.T) {
 	}
 }
 
+// TestReloadRevokesOpenStreams: a reload of the policy (SIGHUP) that revokes a client's rights
+// applies to the streams it has open too: its tailing ConsumeStream ends PermissionDenied
+// instead of carrying the next record, and its ProduceStream's next request is refused and
+// never appended.
+func TestReloadRevokesOpenStreams(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			pki := newTestPKI(t)
+			policy := filepath.Join(t.TempDir(), "policy.csv")
+			write := func(text string) {
+				t.Helper()
+				if err := os.WriteFile(policy+".new", []byte(text), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(policy+".new", policy); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const rootRules = "p, root, *, produce\np, root, *, consume\n"
+			write(rootRules + "p, alice, *, produce\np, alice, *, consume\n")
+			srv := startServer(t, pki.secureConfig(tr, policy))
+			ctx := ctxT(t, 30*time.Second)
+			root := tlsClient(t, tr, srv.Addr(), pki.client(pki.cert("root", certgen.Client, certgen.Options{CommonName: "root"})))
+			alice := tlsClient(t, tr, srv.Addr(), pki.client(pki.cert("alice", certgen.Client, certgen.Options{CommonName: "alice"})))
+			produce := func(v string) {
+				t.Helper()
+				if _, err := root.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte(v)}}); err != nil {
+					t.Fatalf("Produce as root: %v", err)
+				}
+			}
+			produce("before") // a Connect stream opens once its first message is sent
+			cs, err := alice.ConsumeStream(ctx, &logv1.ConsumeRequest{Offset: 0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cs.Close()
+			ps, err := alice.ProduceStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ps.Close()
+
+			if err := ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("alice before")}}); err != nil {
+				t.Fatalf("alice's ProduceStream send: %v", err)
+			}
+			if res, err := ps.Receive(); err != nil || res.GetOffset() != 1 {
+				t.Fatalf("alice's ProduceStream before the reload: %v, %v; want offset 1", res, err)
+			}
+			for off := range uint64(2) {
+				if res, err := cs.Receive(); err != nil || res.GetRecord().GetOffset() != off {
+					t.Fatalf("alice's ConsumeStream before the reload: %v, %v; want offset %d", res, err, off)
+				}
+			}
+
+			write(rootRules) // alice may do nothing now
+			if err := srv.Reload(); err != nil {
+				t.Fatalf("Reload: %v", err)
+			}
+			produce("after")
+			if res, err := cs.Receive(); transport.CodeOf(err) != transport.PermissionDenied {
+				t.Errorf("alice's ConsumeStream after her right was revoked: %q, %v; want PermissionDenied", res.GetRecord().GetValue(), err)
+			}
+			_ = ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("alice after")}}) // a failed Send: Receive says why
+			if res, err := ps.Receive(); transport.CodeOf(err) != transport.PermissionDenied {
+				t.Errorf("alice's ProduceStream after her right was revoked: %v, %v; want PermissionDenied", res, err)
+			}
+			if b, err := root.GetBounds(ctx, &logv1.GetBoundsRequest{}); err != nil || b.GetNextOffset() != 3 {
+				t.Errorf("GetBounds = %v, %v; want next offset 3 (alice's record after the revocation not appended)", b, err)
+			}
+		})
+	}
+}
+
 // TestReloadPolicy checks Server.Reload (what SIGHUP calls) with a good policy file, which
 // takes effect at once, then a bad one, which is reported naming the file while the previous
 // policy keeps deciding.

@@ -66,8 +66,9 @@ func (s *Server) insecureMembers() map[string]bool {
 }
 
 // Reload reads the ACL policy and the TLS certificates (Config.TLSCredentials) again, as SIGHUP
-// does. What loads is used from then on — by every decision for the policy, by every new
-// handshake for certificates — and what does not keeps what was loaded before: the error says
+// does. What loads is used from then on — by every decision for the policy (open streams
+// included: each is decided again before its next record), by every new handshake for
+// certificates — and what does not keeps what was loaded before: the error says
 // which file failed and why. It then checks the certificates' expiry. Safe for concurrent use.
 func (s *Server) Reload() error {
 	var errs []error
@@ -75,6 +76,9 @@ func (s *Server) Reload() error {
 		if err := r.Reload(); err != nil {
 			errs = append(errs, fmt.Errorf("ACL policy %s: %w", s.cfg.ACLPolicyFile, err))
 		} else {
+			if s.svc != nil {
+				s.svc.policyGen.Add(1) // open streams decide again
+			}
 			s.cfg.Logger.Info("reloaded the ACL policy", "file", s.cfg.ACLPolicyFile)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -47,6 +48,9 @@ type service struct {
 	groups *coordinator
 	// combine groups single-record produces on the leader (combine.go); nil: each proposed alone.
 	combine *combiner
+	// policyGen counts the reloads of the ACL policy (Server.Reload): a stream authorized
+	// under an earlier policy is decided again before it carries another record.
+	policyGen atomic.Uint64
 }
 
 var (
@@ -307,7 +311,8 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 		run     []*logv1.Record
 		resps   []logv1.ProduceResponse
 		ptrs    []*logv1.ProduceResponse
-		allowed = map[string]bool{} // topics this stream's caller may produce to, as decided
+		allowed = map[string]bool{}  // topics this stream's caller may produce to, as decided
+		gen     = s.policyGen.Load() // under the policy of this generation
 	)
 	for {
 		var (
@@ -333,6 +338,10 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 				run = append(run, r.GetRecord())
 			}
 			rest = rest[n:]
+			if g := s.policyGen.Load(); g != gen { // a reloaded policy decides again
+				clear(allowed)
+				gen = g
+			}
 			if !allowed[to.topic] {
 				// A topic the caller may not produce to ends the stream (PermissionDenied).
 				if err := s.authorizeTopic(ctx, to.topic, authz.ActionProduce); err != nil {
@@ -657,6 +666,7 @@ func (s *service) commitPoint(ctx context.Context, rt readTarget) (uint64, error
 }
 
 func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, stream transport.ServerStream[logv1.ConsumeResponse]) error {
+	gen := s.policyGen.Load() // the policy generation the stream is authorized under
 	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionConsume); err != nil {
 		return err
 	}
@@ -694,6 +704,14 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 				return nil
 			}
 			return toWire(s.deletedWhileRead(rt, err))
+		}
+		if g := s.policyGen.Load(); g != gen {
+			// The policy was reloaded: a caller no longer allowed gets no further record
+			// (PermissionDenied), whatever the stream has batched.
+			if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionConsume); err != nil {
+				return err
+			}
+			gen = g
 		}
 		if maxBatch <= 1 { // the seed's form: one record per message
 			if err := stream.Send(&logv1.ConsumeResponse{Record: wireRecord(rec)}); err != nil {
