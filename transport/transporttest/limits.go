@@ -13,8 +13,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	ggrpc "google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -335,5 +337,92 @@ func testMaxConcurrentStreams(t *testing.T, h Harness) {
 			t.Fatalf("SETTINGS_MAX_CONCURRENT_STREAMS = %d (sent: %v), want 3", v, ok)
 		}
 		return
+	}
+}
+
+// testHeaderBounds: a request's headers are bounded as its body is. A health check whose
+// headers carry 1 MiB in one field, sent in HEADERS and CONTINUATION frames as any client
+// may, is refused (the stream reset, 431, or an error status), never served: a caller cannot
+// make the server hold megabytes of metadata per call, before Admit decides on it or for the
+// life of a stream.
+func testHeaderBounds(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{})
+	conn, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/grpc.health.v1.Health/Check"},
+		{":authority", s.Addr}, {"content-type", "application/grpc"}, {"te", "trailers"}, {"x-pad", strings.Repeat("a", 1<<20)}} {
+		if err := enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A write the server cut short (it closed the connection) is a refusal too.
+	const maxFrame = 16 << 10 // the initial SETTINGS_MAX_FRAME_SIZE
+	rest := block.Bytes()
+	first := rest[:maxFrame]
+	rest = rest[maxFrame:]
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: first}); err != nil {
+		t.Logf("refused while sending the headers: %v", err)
+		return
+	}
+	for len(rest) > 0 {
+		n := min(len(rest), maxFrame)
+		if err := fr.WriteContinuation(1, n == len(rest), rest[:n]); err != nil {
+			t.Logf("refused while sending the headers: %v", err)
+			return
+		}
+		rest = rest[n:]
+	}
+	if err := fr.WriteData(1, true, grpcFrame(nil, false)); err != nil {
+		t.Logf("refused after the headers: %v", err)
+		return
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Logf("connection ended: %v", err)
+			return
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		case *http2.RSTStreamFrame:
+			t.Logf("stream reset: %v", f.ErrCode)
+			return
+		case *http2.GoAwayFrame:
+			t.Logf("GOAWAY: %v", f.ErrCode)
+			return
+		case *http2.MetaHeadersFrame:
+			if st := f.PseudoValue("status"); st != "" && st != "200" {
+				t.Logf("HTTP status %s", st)
+				return
+			}
+			for _, hf := range f.RegularFields() {
+				if hf.Name == "grpc-status" {
+					if hf.Value == "0" {
+						t.Fatal("a health check with 1 MiB of headers was served")
+					}
+					t.Logf("grpc-status %s", hf.Value)
+					return
+				}
+			}
+		}
 	}
 }

@@ -66,6 +66,7 @@ func Run(t *testing.T, h Harness) {
 		{"BatchRecords", testBatchRecords},
 		{"RequestBounds", testRequestBounds},
 		{"MaxConcurrentStreams", testMaxConcurrentStreams},
+		{"HeaderBounds", testHeaderBounds},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
