@@ -56,7 +56,34 @@ func Check(cfg CheckConfig, ops []*Op, logs []NodeLog) []Verdict {
 	out = append(out, checkReads(ops, ref))
 	out = append(out, checkFreshReads(ops))
 	out = append(out, checkLinearizable(ops, ref, cfg.LinearizabilityTimeout))
+	out = append(out, checkProgress(ops))
 	return out
+}
+
+// checkProgress: the workload got something done. Every other checker passes an empty
+// history, so a cluster that refused or timed out every op (never formed a quorum, every write
+// failing) would pass them all: a run needs acknowledged writes and answered linearizable reads.
+func checkProgress(ops []*Op) Verdict {
+	writes, reads := 0, 0
+	for _, op := range ops {
+		switch {
+		case op.Status != StatusOK:
+		case op.IsWrite():
+			writes++
+		case linearizableRead(op) || op.Kind == KindBoundsNode:
+			reads++
+		}
+	}
+	var a anomalies
+	if writes == 0 {
+		a.add("no write was acknowledged in %d operations", len(ops))
+	}
+	if reads == 0 {
+		a.add("no linearizable read was answered in %d operations", len(ops))
+	}
+	v := a.verdict("progress")
+	v.Note = fmt.Sprintf("%d acknowledged writes, %d answered linearizable reads", writes, reads)
+	return v
 }
 
 // Failed reports whether any verdict found an anomaly.

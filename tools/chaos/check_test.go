@@ -231,3 +231,38 @@ func TestScheduleNeverCombinesSlowMembershipFaults(t *testing.T) {
 		t.Fatal("no schedule combined two faults")
 	}
 }
+
+// TestCheckFailsAWorkloadThatMadeNoProgress: a run in which every op failed, or no
+// linearizable read was ever answered, is not a pass, although no other checker finds an
+// anomaly in it.
+func TestCheckFailsAWorkloadThatMadeNoProgress(t *testing.T) {
+	empty := []NodeLog{logOf("n1"), logOf("n2"), logOf("n3")}
+	nothing := &hist{}
+	nothing.add(KindProduce, StatusFail, 0, false, 0, 10, "a")
+	nothing.add(KindProduceStream, StatusUnknown, 0, false, 0, 10, "b") // never stored
+	nothing.add(KindReadLin, StatusFail, 0, false, 5, 15)
+	nothing.add(KindBoundsNode, StatusFail, 0, false, 5, 15)
+	noReads := &hist{}
+	noReads.add(KindProduce, StatusOK, 0, false, 0, 10, "a")
+	noReads.add(KindReadFollower, StatusOK, 0, true, 20, 21, "a")
+	noReads.add(KindReadNode, StatusFail, 0, false, 20, 30)
+	for _, tc := range []struct {
+		name string
+		ops  []*Op
+		logs []NodeLog
+	}{
+		{"no op succeeded", nothing.ops, empty},
+		{"no ops", nil, empty},
+		{"no linearizable read answered", noReads.ops, []NodeLog{logOf("n1", "a"), logOf("n2", "a"), logOf("n3", "a")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vs := Check(CheckConfig{}, tc.ops, tc.logs)
+			if !Failed(vs) {
+				t.Fatalf("a run that made no progress passes: %+v", vs)
+			}
+			if v := verdictOf(t, vs, "progress"); v.OK || v.First == "" {
+				t.Fatalf("progress: %+v", v)
+			}
+		})
+	}
+}
