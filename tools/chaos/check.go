@@ -55,6 +55,7 @@ func Check(cfg CheckConfig, ops []*Op, logs []NodeLog) []Verdict {
 	out = append(out, checkWrites(ops, ref)...)
 	out = append(out, checkReads(ops, ref))
 	out = append(out, checkFreshReads(ops))
+	out = append(out, checkReplicaReadsCommitted(ops))
 	out = append(out, checkLinearizable(ops, ref, cfg.LinearizabilityTimeout))
 	out = append(out, checkProgress(ops))
 	return out
@@ -240,11 +241,9 @@ func checkReads(ops []*Op, ref map[uint64]string) Verdict {
 	return v
 }
 
-// checkFreshReads is a fast necessary condition of linearizability that needs no search: a
-// linearizable read begun after a write was acknowledged sees it (GetBounds answers past its
-// last offset; a Consume of an offset at or below it finds a record). porcupine finds the same
-// anomalies, but may give up on a long history; this never does.
-func checkFreshReads(ops []*Op) Verdict {
+// ackedBefore returns a function that tells, for a time, one past the highest offset of the
+// writes acknowledged before it (0 when none was).
+func ackedBefore(ops []*Op) func(at int64) uint64 {
 	type ack struct {
 		at  int64
 		end uint64 // one past the write's last offset
@@ -264,6 +263,21 @@ func checkFreshReads(ops []*Op) Verdict {
 			prefix[i] = max(prefix[i], prefix[i-1])
 		}
 	}
+	return func(at int64) uint64 {
+		i := sort.Search(len(acks), func(i int) bool { return acks[i].at >= at }) - 1
+		if i < 0 {
+			return 0
+		}
+		return prefix[i]
+	}
+}
+
+// checkFreshReads is a fast necessary condition of linearizability that needs no search: a
+// linearizable read begun after a write was acknowledged sees it (GetBounds answers past its
+// last offset; a Consume of an offset at or below it finds a record). porcupine finds the same
+// anomalies, but may give up on a long history; this never does.
+func checkFreshReads(ops []*Op) Verdict {
+	knownAt := ackedBefore(ops)
 	var a anomalies
 	n := 0
 	for _, op := range ops {
@@ -271,11 +285,7 @@ func checkFreshReads(ops []*Op) Verdict {
 			continue
 		}
 		n++
-		i := sort.Search(len(acks), func(i int) bool { return acks[i].at >= op.Invoke }) - 1
-		if i < 0 {
-			continue
-		}
-		known := prefix[i] // offsets below it were acknowledged before the read began
+		known := knownAt(op.Invoke) // offsets below it were acknowledged before the read began
 		switch {
 		case op.Kind == KindBoundsNode && op.Offset < known:
 			a.add("%s (op %d at %s, [%s, %s]) answered next offset %d, but offsets up to %d were acknowledged before it began",
@@ -287,6 +297,29 @@ func checkFreshReads(ops []*Op) Verdict {
 	}
 	v := a.verdict("linearizable-reads-fresh")
 	v.Note = fmt.Sprintf("%d linearizable reads", n)
+	return v
+}
+
+// checkReplicaReadsCommitted: a read served by any replica (followers included) never
+// answers out of range for an offset below the cluster's commit point (DESIGN: a follower
+// learns the leader's commit point and waits until it applied that far); an offset
+// acknowledged before the read began is below it.
+func checkReplicaReadsCommitted(ops []*Op) Verdict {
+	knownAt := ackedBefore(ops)
+	var a anomalies
+	n := 0
+	for _, op := range ops {
+		if op.Status != StatusOK || op.Kind != KindReadFollower {
+			continue
+		}
+		n++
+		if !op.Found && op.Offset < knownAt(op.Invoke) {
+			a.add("%s (op %d at %s, [%s, %s]) answered out of range for offset %d, acknowledged before it began",
+				op.Kind, op.ID, opNode(op), fmtNS(op.Invoke), fmtNS(op.Complete), op.Offset)
+		}
+	}
+	v := a.verdict("replica-reads-committed")
+	v.Note = fmt.Sprintf("%d replica reads", n)
 	return v
 }
 

@@ -126,6 +126,11 @@ func TestCheckFindsEachAnomaly(t *testing.T) {
 			h.add(KindBoundsNode, StatusOK, 1, false, 30, 31)
 			return logs
 		}, []string{"linearizable-reads-fresh", "linearizable"}},
+		{"follower out of range for an acknowledged offset", func(h *hist, logs []NodeLog) []NodeLog {
+			// Offset 1 was acknowledged at 20 ms; a follower read begun at 30 ms said out of range.
+			h.add(KindReadFollower, StatusOK, 1, false, 30, 31)
+			return logs
+		}, []string{"replica-reads-committed"}},
 		{"acknowledged out of order", func(h *hist, logs []NodeLog) []NodeLog {
 			// A write acknowledged at offset 0 after one at 1 had completed, both stored as acked.
 			h.ops[0].Invoke, h.ops[0].Complete = 21e6, 22e6
