@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -435,29 +436,37 @@ func (w *workload) readStream(_ context.Context, p int, r *rand.Rand, c *client.
 	op := w.h.Invoke(p, KindReadStream, "", from, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.RequestTimeout)
 	defer cancel()
-	var vals []string
-	var serr error
+	vals, serr := collectStream(ctx, from, 20, c.Stream(ctx, from))
+	st := StatusOK
+	if serr != nil && len(vals) == 0 {
+		st = StatusFail
+	}
+	w.h.Complete(op, st, from, len(vals) > 0, vals, serr)
+}
+
+// collectStream takes up to n records of a stream from offset from: their values, in order,
+// as the values at from, from+1, …, and the error that ended it early (none for ctx's end). A
+// record yielded out of place (a gap, a repeat, a reordering) is kept as the value at the
+// offset where it came, and ends the collection: reads-match-log then reports the stream,
+// whose values no longer match the log there.
+func collectStream(ctx context.Context, from uint64, n int, stream iter.Seq2[client.Record, error]) (vals []string, serr error) {
 	next := from
-	for rec, err := range c.Stream(ctx, from) {
+	for rec, err := range stream {
 		if err != nil {
 			if ctx.Err() == nil {
 				serr = err
 			}
 			break
 		}
+		vals = append(vals, string(rec.Value))
 		if rec.Offset != next {
 			serr = fmt.Errorf("stream yielded offset %d where %d was expected", rec.Offset, next)
 			break
 		}
-		vals = append(vals, string(rec.Value))
 		next++
-		if len(vals) >= 20 {
+		if len(vals) >= n {
 			break
 		}
 	}
-	st := StatusOK
-	if serr != nil && len(vals) == 0 {
-		st = StatusFail
-	}
-	w.h.Complete(op, st, from, len(vals) > 0, vals, serr)
+	return vals, serr
 }

@@ -68,3 +68,24 @@ func TestWriteReport(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamGapIsAnAnomaly: a stream that skips a record is not a pass: the record it yielded
+// in the skipped one's place is what the op read there, and reads-match-log reports it.
+func TestStreamGapIsAnAnomaly(t *testing.T) {
+	stream := func(yield func(client.Record, error) bool) {
+		for _, r := range []client.Record{{Offset: 0, Value: []byte("a")}, {Offset: 1, Value: []byte("b")}, {Offset: 3, Value: []byte("d")}} {
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+	vals, serr := collectStream(context.Background(), 0, 20, stream)
+	if serr == nil {
+		t.Fatalf("a gap in the stream went unnoticed: %q", vals)
+	}
+	h, logs := good()
+	h.add(KindReadStream, StatusOK, 0, true, 70, 80, vals...)
+	if v := verdictOf(t, Check(CheckConfig{}, h.ops, logs), "reads-match-log"); v.OK {
+		t.Fatalf("a stream that yielded %q from offset 0 of a log holding a, b, c, d passes reads-match-log: %+v", vals, v)
+	}
+}
