@@ -86,13 +86,23 @@ func (g *groupReader) session(ctx context.Context, m int, life time.Duration) {
 		if err != nil {
 			continue // a partition's stream broke (it is read again) or the session ends
 		}
-		g.mu.Lock()
-		if _, ok := g.delivered[rec.Offset]; ok {
-			g.repeats++
-		}
-		g.delivered[rec.Offset] = string(rec.Value)
-		g.mu.Unlock()
+		g.deliver(rec.Offset, string(rec.Value))
 	}
+}
+
+// deliver records that the group was given v at off. A repeat with the same value is counted;
+// one with another value keeps both ("x | y"), which matches no log: a wrong delivery is not
+// hidden by a right one after it (nor a right one by a wrong one).
+func (g *groupReader) deliver(off uint64, v string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if before, ok := g.delivered[off]; ok {
+		g.repeats++
+		if before != v {
+			v = before + " | " + v
+		}
+	}
+	g.delivered[off] = v
 }
 
 // stop ends the members' sessions and waits for them; it may be called more than once.

@@ -25,3 +25,26 @@ func TestCheckGroup(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupWrongDeliveryNotHiddenByARepeat: an offset delivered with a wrong value and then
+// again with the right one (a new owner re-reading the uncommitted window) is an anomaly.
+func TestGroupWrongDeliveryNotHiddenByARepeat(t *testing.T) {
+	ref := map[uint64]string{0: "a", 1: "b"}
+	for _, order := range [][]string{{"x", "b"}, {"b", "x"}} {
+		g := &groupReader{delivered: map[uint64]string{}}
+		g.deliver(0, "a")
+		for _, v := range order {
+			g.deliver(1, v)
+		}
+		if v := checkGroup(ref, g.delivered, g.repeats, 1); v.OK {
+			t.Fatalf("offset 1 delivered as %q passes: %+v", order, v)
+		}
+	}
+	g := &groupReader{delivered: map[uint64]string{}}
+	for _, off := range []uint64{0, 1, 0, 1} {
+		g.deliver(off, ref[off])
+	}
+	if v := checkGroup(ref, g.delivered, g.repeats, 1); !v.OK || g.repeats != 2 {
+		t.Fatalf("right repeats: %+v, %d repeats", v, g.repeats)
+	}
+}
