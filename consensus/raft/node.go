@@ -144,7 +144,22 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	}
 
 	n.matches = newMatchIndexes()
-	n.votes = newVoteGuard(n.trans, func() bool { return n.isEmpty(logs, snaps) })
+	n.votes = newVoteGuard(n.trans, guardState{
+		isEmpty:   func() bool { return n.isEmpty(logs, snaps) },
+		termAt:    func(i uint64) (uint64, bool) { return termAt(logs, snaps, i) },
+		lastIndex: func() uint64 { return lastIndex(logs, snaps) },
+		armed: func() bool {
+			v, err := stable.GetUint64(keyVoteGuardArmed)
+			return err == nil && v == 1
+		},
+		setArmed: func(on bool) error {
+			v := uint64(0)
+			if on {
+				v = 1
+			}
+			return stable.SetUint64(keyVoteGuardArmed, v)
+		},
+	})
 	n.closers = append(n.closers, n.votes.close)
 	rtrans := wrapMatch(n.votes, n.matches)
 
@@ -203,6 +218,39 @@ func (n *Node) isEmpty(logs hraft.LogStore, snaps hraft.SnapshotStore) bool {
 	}
 	metas, err := snaps.List()
 	return err == nil && len(metas) == 0
+}
+
+// keyVoteGuardArmed, in the stable store, is 1 while the vote guard is armed: the node received
+// its state from a leader starting empty, and has not caught up with a commit point yet.
+var keyVoteGuardArmed = []byte("commitlog_vote_guard_armed")
+
+// termAt returns the term of the entry at index: in the log, or the last of a snapshot.
+func termAt(logs hraft.LogStore, snaps hraft.SnapshotStore, index uint64) (uint64, bool) {
+	var l hraft.Log
+	if err := logs.GetLog(index, &l); err == nil {
+		return l.Term, true
+	}
+	metas, err := snaps.List()
+	if err != nil {
+		return 0, false
+	}
+	for _, m := range metas {
+		if m.Index == index {
+			return m.Term, true
+		}
+	}
+	return 0, false
+}
+
+// lastIndex returns the index of the last entry the node holds, in its log or a snapshot.
+func lastIndex(logs hraft.LogStore, snaps hraft.SnapshotStore) uint64 {
+	last, _ := logs.LastIndex()
+	if metas, err := snaps.List(); err == nil {
+		for _, m := range metas {
+			last = max(last, m.Index)
+		}
+	}
+	return last
 }
 
 // openLogStore opens Raft's log and stable store: raft-wal in DataDir/wal (with the latest

@@ -16,22 +16,53 @@ import (
 // every vote and pre-vote for a candidate whose log goes past index 1 (the founding
 // configuration, which hashicorp/raft's BootstrapCluster writes at index 1: the votes that
 // found a cluster with bootstrap-expect are still granted, before any write can have been
-// acknowledged). Once the node has state, Raft decides alone.
+// acknowledged).
+//
+// Holding some entries is not enough: a node that started empty and received only part of the
+// log (a first batch, or a snapshot and not yet the entries after it) would, if the leader
+// then failed, vote for a candidate whose log is longer than that part but lacks entries the
+// wiped node had acknowledged before it lost them. So a node that received its state from a
+// leader starting empty (armed; remembered in the stable store, across restarts) goes on
+// refusing until it holds a commit point of a leader that covers an entry of that leader's
+// own term: every entry committed in earlier terms lies below it. From then on, and on a node
+// that held state when it first heard from a leader, Raft decides alone.
 //
 // It sits between the transport and Raft: Raft reads RPCs from Consumer, fed by run.
 type voteGuard struct {
 	hraft.Transport
 	in      <-chan hraft.RPC
 	out     chan hraft.RPC
-	isEmpty func() bool // whether the node holds no entry and no snapshot
-	held    atomic.Bool // state seen once: from then on, nothing is refused
+	st      guardState
+	held    atomic.Bool // caught up once: from then on, nothing is refused
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	refused atomic.Uint64 // votes and pre-votes refused, for tests and logs
+
+	// Used by run only (refuse and observe).
+	heard  bool                               // a leader's AppendEntries or InstallSnapshot seen since the start
+	armed  bool                               // the node received its state from a leader, starting empty
+	term   uint64                             // the term of the latest leader heard
+	own    uint64                             // the index of an entry of that leader's own term; 0: none seen yet
+	target struct{ commit, own, term uint64 } // the latest commit point covering an own entry
 }
 
-func newVoteGuard(t hraft.Transport, isEmpty func() bool) *voteGuard {
-	g := &voteGuard{Transport: t, in: t.Consumer(), out: make(chan hraft.RPC), isEmpty: isEmpty, stop: make(chan struct{})}
+// guardState is what the guard reads of the node's Raft state, and where it keeps whether it
+// is armed.
+type guardState struct {
+	isEmpty func() bool // whether the node holds no entry and no snapshot
+	// termAt returns the term of the entry the node holds at index (in its log, or as the last
+	// entry of a snapshot), false when it holds none there.
+	termAt    func(index uint64) (uint64, bool)
+	lastIndex func() uint64
+	armed     func() bool      // persisted: the node was armed and has not caught up yet
+	setArmed  func(bool) error // persists armed
+}
+
+func newVoteGuard(t hraft.Transport, st guardState) *voteGuard {
+	g := &voteGuard{Transport: t, in: t.Consumer(), out: make(chan hraft.RPC), st: st, stop: make(chan struct{})}
+	if st.armed() {
+		g.heard, g.armed = true, true // restarted before it caught up
+	}
 	g.wg.Add(1)
 	go g.run()
 	return g
@@ -63,6 +94,9 @@ func (g *voteGuard) run() {
 			if g.refuse(rpc) {
 				continue
 			}
+			if g.observe(rpc) && g.caughtUp() {
+				g.held.Store(true)
+			}
 			select {
 			case g.out <- rpc:
 			case <-g.stop:
@@ -88,7 +122,7 @@ func (g *voteGuard) refuse(rpc hraft.RPC) bool {
 	if last <= 1 || g.held.Load() {
 		return false
 	}
-	if !g.isEmpty() {
+	if g.caughtUp() {
 		g.held.Store(true)
 		return false
 	}
@@ -97,6 +131,79 @@ func (g *voteGuard) refuse(rpc hraft.RPC) bool {
 		rpc.Respond(&hraft.RequestPreVoteResponse{Term: term, Granted: false}, nil)
 	} else {
 		rpc.Respond(&hraft.RequestVoteResponse{Term: term, Granted: false}, nil)
+	}
+	return true
+}
+
+// caughtUp reports whether the node may vote as Raft decides: it holds state, and either held
+// it before any leader reached it, or holds a commit point covering an entry of its leader's
+// own term (and that entry: its log is that leader's up to there).
+func (g *voteGuard) caughtUp() bool {
+	if g.st.isEmpty() {
+		return false
+	}
+	if !g.armed {
+		return true
+	}
+	t := g.target
+	if t.commit == 0 || g.st.lastIndex() < t.commit {
+		return false
+	}
+	if term, ok := g.st.termAt(t.own); !ok || term != t.term {
+		return false
+	}
+	if err := g.st.setArmed(false); err != nil {
+		return false
+	}
+	return true
+}
+
+// observe follows, while the node is not caught up, what the leaders send it: whether it
+// received its state starting empty (armed), and the latest commit point that covers an
+// entry of the sender's own term. It reports whether the node is armed and not caught up yet
+// (the caller then looks whether it is now: what Raft applied of the RPCs before is in the
+// stores).
+func (g *voteGuard) observe(rpc hraft.RPC) bool {
+	if g.held.Load() {
+		return false
+	}
+	var term, commit, own uint64
+	switch req := rpc.Command.(type) {
+	case *hraft.AppendEntriesRequest:
+		term, commit = req.Term, req.LeaderCommitIndex
+		for _, e := range req.Entries {
+			if e.Term == req.Term {
+				own = e.Index // the first: a commit point lags the entries sent with it
+				break
+			}
+		}
+	case *hraft.InstallSnapshotRequest:
+		// A snapshot holds committed entries only: its last one is committed.
+		term, commit = req.Term, req.LastLogIndex
+		if req.LastLogTerm == req.Term {
+			own = req.LastLogIndex
+		}
+	default:
+		return g.armed
+	}
+	if !g.heard {
+		g.heard = true
+		// Not armed when it cannot be remembered: as before the guard knew of catching up.
+		g.armed = g.st.isEmpty() && g.st.setArmed(true) == nil
+	}
+	if !g.armed {
+		return false
+	}
+	if term > g.term {
+		g.term, g.own = term, 0
+	}
+	if term == g.term {
+		if _, snap := rpc.Command.(*hraft.InstallSnapshotRequest); own != 0 && (g.own == 0 || snap) {
+			g.own = own // a snapshot replaces the log, and the entry seen before with it
+		}
+		if g.own != 0 && commit >= g.own && commit > g.target.commit {
+			g.target.commit, g.target.own, g.target.term = commit, g.own, term
+		}
 	}
 	return true
 }

@@ -1,6 +1,8 @@
 package raft
 
 import (
+	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,7 +25,9 @@ func TestVoteGuard(t *testing.T) {
 	var empty atomic.Bool
 	empty.Store(true)
 	in := make(chan hraft.RPC)
-	g := newVoteGuard(consumerTransport{ch: in}, empty.Load)
+	g := newVoteGuard(consumerTransport{ch: in}, guardState{isEmpty: empty.Load,
+		termAt: func(uint64) (uint64, bool) { return 0, false }, lastIndex: func() uint64 { return 0 },
+		armed: func() bool { return false }, setArmed: func(bool) error { return errors.New("no stable store") }})
 	defer g.close()
 
 	send := func(cmd any) (forwarded bool, resp hraft.RPCResponse) {
@@ -79,8 +83,123 @@ func TestVoteGuard(t *testing.T) {
 		t.Fatalf("refused %d, want 2", n)
 	}
 
-	empty.Store(false) // caught up from the leader
+	empty.Store(false) // caught up from the leader (arming needs a stable store: this one has none)
 	forwarded("vote once the node holds state", &hraft.RequestVoteRequest{Term: 9, LastLogIndex: 42, LastLogTerm: 6})
 	empty.Store(true) // the guard does not look again
 	forwarded("vote after state was seen once", &hraft.RequestVoteRequest{Term: 10, LastLogIndex: 42, LastLogTerm: 6})
+}
+
+// guardLog is a node's Raft state as the vote guard sees it: index -> term, and the armed flag
+// of its stable store.
+type guardLog struct {
+	mu    sync.Mutex
+	terms map[uint64]uint64
+	armed bool
+}
+
+func (l *guardLog) state() guardState {
+	return guardState{
+		isEmpty: func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.terms) == 0 },
+		termAt: func(i uint64) (uint64, bool) {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			t, ok := l.terms[i]
+			return t, ok
+		},
+		lastIndex: func() uint64 {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			last := uint64(0)
+			for i := range l.terms {
+				last = max(last, i)
+			}
+			return last
+		},
+		armed:    func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.armed },
+		setArmed: func(on bool) error { l.mu.Lock(); defer l.mu.Unlock(); l.armed = on; return nil },
+	}
+}
+
+// TestVoteGuardHoldsUntilCaughtUp: a wiped voter that has received only part of the log
+// (the leader failed during its catch-up) must not vote for a candidate whose log is longer
+// than that part but shorter than the commit point: that candidate lacks entries the wiped
+// node may have acknowledged before it lost them. It votes freely once it holds a commit
+// point covering an entry of its leader's term, and is still held after a restart midway.
+func TestVoteGuardHoldsUntilCaughtUp(t *testing.T) {
+	// The leader's log, term 5: entries 1-90 of terms 1-3, 91-100 its own (91: its no-op);
+	// 100 committed (on the leader and, before the wipe, this node).
+	term := func(i uint64) uint64 {
+		switch {
+		case i == 1:
+			return 1
+		case i <= 90:
+			return 3
+		}
+		return 5
+	}
+	entries := func(from, to uint64) []*hraft.Log {
+		var out []*hraft.Log
+		for i := from; i <= to; i++ {
+			out = append(out, &hraft.Log{Index: i, Term: term(i)})
+		}
+		return out
+	}
+	node := &guardLog{terms: map[uint64]uint64{}} // wiped: empty
+
+	in := make(chan hraft.RPC)
+	start := func() *voteGuard { return newVoteGuard(consumerTransport{ch: in}, node.state()) }
+	g := start()
+	// appendEntries hands req to the guard; Raft (the test) appends its entries.
+	appendEntries := func(req *hraft.AppendEntriesRequest) {
+		t.Helper()
+		in <- hraft.RPC{Command: req, RespChan: make(chan hraft.RPCResponse, 1)}
+		select {
+		case <-g.Consumer():
+		case <-time.After(10 * time.Second):
+			t.Fatal("append entries not handed to Raft")
+		}
+		node.mu.Lock()
+		for _, e := range req.Entries {
+			node.terms[e.Index] = e.Term
+		}
+		node.mu.Unlock()
+	}
+	vote := func(req *hraft.RequestVoteRequest) (granted bool) {
+		t.Helper()
+		respCh := make(chan hraft.RPCResponse, 1)
+		in <- hraft.RPC{Command: req, RespChan: respCh}
+		select {
+		case <-g.Consumer():
+			return true // Raft decides: this candidate's log (longer than the node's) wins
+		case r := <-respCh:
+			return r.Response.(*hraft.RequestVoteResponse).Granted
+		case <-time.After(10 * time.Second):
+			t.Fatal("vote neither handed to Raft nor answered")
+		}
+		return false
+	}
+	// A lagging candidate: entries up to 70, none of 71-100 (committed).
+	lagging := &hraft.RequestVoteRequest{Term: 6, LastLogIndex: 70, LastLogTerm: 3}
+
+	appendEntries(&hraft.AppendEntriesRequest{Term: 5, Entries: entries(1, 64), LeaderCommitIndex: 100})
+	if vote(lagging) {
+		t.Fatal("a wiped node holding entries 1-64 of a log committed to 100 helps elect a candidate without 71-100")
+	}
+
+	// It restarts before catching up: still held.
+	g.close()
+	g = start()
+	appendEntries(&hraft.AppendEntriesRequest{Term: 5, PrevLogEntry: 64, PrevLogTerm: 3, Entries: entries(65, 66), LeaderCommitIndex: 100})
+	if vote(lagging) {
+		t.Fatal("after a restart midway, the node helps elect a candidate without 71-100")
+	}
+
+	appendEntries(&hraft.AppendEntriesRequest{Term: 5, PrevLogEntry: 66, PrevLogTerm: 3, Entries: entries(67, 100), LeaderCommitIndex: 100})
+	if !vote(&hraft.RequestVoteRequest{Term: 6, LastLogIndex: 100, LastLogTerm: 5}) {
+		t.Fatal("caught up, the node still refuses its vote")
+	}
+	g.close()
+	if node.armed {
+		t.Fatal("caught up, the node is still armed in its stable store")
+	}
 }
