@@ -17,6 +17,7 @@ const (
 	KindProduceAsync  = "produce-async"  // one record through the SDK's batching Producer
 	KindProduceIdem   = "produce-idem"   // one record through the SDK's idempotent Producer
 	KindProduceStream = "produce-stream" // one record on a ProduceStream to the leader
+	KindProduceNode   = "produce-node"   // unary Produce sent to one given node (forwarded by a follower)
 	KindReadLin       = "read-lin"       // linearizable Consume through the SDK (leader)
 	KindReadNode      = "read-node"      // linearizable Consume sent to one given node
 	KindReadFollower  = "read-follower"  // Consume through the SDK, followers first
@@ -51,7 +52,7 @@ type Op struct {
 // IsWrite reports whether the op produces records.
 func (o *Op) IsWrite() bool {
 	switch o.Kind {
-	case KindProduce, KindProduceBatch, KindProduceAsync, KindProduceIdem, KindProduceStream:
+	case KindProduce, KindProduceBatch, KindProduceAsync, KindProduceIdem, KindProduceStream, KindProduceNode:
 		return true
 	}
 	return false

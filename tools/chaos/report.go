@@ -10,11 +10,11 @@ import (
 )
 
 var kindColors = map[string]string{
-	KindProduce: "#1f77b4", KindProduceBatch: "#ff7f0e", KindProduceAsync: "#2ca02c", KindProduceIdem: "#17becf", KindProduceStream: "#d62728",
+	KindProduce: "#1f77b4", KindProduceBatch: "#ff7f0e", KindProduceAsync: "#2ca02c", KindProduceIdem: "#17becf", KindProduceStream: "#d62728", KindProduceNode: "#bcbd22",
 	KindReadLin: "#9467bd", KindReadNode: "#8c564b", KindReadFollower: "#e377c2", KindReadStream: "#17becf", KindBoundsNode: "#7f7f7f",
 }
 
-var kindOrder = []string{KindProduce, KindProduceBatch, KindProduceAsync, KindProduceIdem, KindProduceStream, KindReadLin, KindReadNode, KindReadFollower, KindReadStream, KindBoundsNode}
+var kindOrder = []string{KindProduce, KindProduceBatch, KindProduceAsync, KindProduceIdem, KindProduceStream, KindProduceNode, KindReadLin, KindReadNode, KindReadFollower, KindReadStream, KindBoundsNode}
 
 // WriteReport writes a self-contained HTML page: throughput and latency per op kind over
 // time with the nemesis windows shaded, and every checker's verdict.

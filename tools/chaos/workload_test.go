@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/transport"
 )
 
 // TestWriteStatus: a write is unknown exactly when the SDK says its outcome is unknown (or the
@@ -36,6 +37,31 @@ func TestWriteStatus(t *testing.T) {
 	}
 	if st, _ := readStatus(fmt.Errorf("consume: %w", client.ErrUnavailable)); st != StatusFail {
 		t.Errorf("unavailable read: %s, want fail", st)
+	}
+}
+
+// TestNodeWriteStatus: a write sent with the transport alone is refused only when the server
+// says so (a NotLeader or NotProposed detail, or an answer a retry would not change); a
+// broken connection, a deadline or an Unavailable without detail may have appended.
+func TestNodeWriteStatus(t *testing.T) {
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{nil, StatusOK},
+		{transport.Errorf(transport.Unavailable, "forwarded, answer lost").WithOutcomeUnknown("answer lost"), StatusUnknown},
+		{transport.Errorf(transport.FailedPrecondition, "not the leader").WithNotLeader(transport.NotLeader{LeaderID: "n1"}), StatusFail},
+		{transport.Errorf(transport.Unavailable, "no leader").WithNotLeader(transport.NotLeader{}), StatusFail},
+		{transport.Errorf(transport.Unavailable, "stepping down").WithNotProposed("transfer"), StatusFail},
+		{transport.Errorf(transport.InvalidArgument, "too large"), StatusFail},
+		{transport.Errorf(transport.Unavailable, "connection reset"), StatusUnknown},
+		{transport.Errorf(transport.Canceled, "connection reset by peer"), StatusUnknown},
+		{fmt.Errorf("produce: %w", context.DeadlineExceeded), StatusUnknown},
+	}
+	for _, c := range cases {
+		if got := nodeWriteStatus(c.err); got != c.want {
+			t.Errorf("nodeWriteStatus(%v) = %s, want %s", c.err, got, c.want)
+		}
 	}
 }
 
