@@ -42,6 +42,9 @@ type Verdict struct {
 type CheckConfig struct {
 	// LinearizabilityTimeout bounds porcupine; 0 means 1 minute.
 	LinearizabilityTimeout time.Duration
+	// NotAllVoters, when set, says why the healed cluster did not have every node back as a
+	// voter (Cluster.WaitVoters): caught-up fails with it.
+	NotAllVoters error
 }
 
 // Check runs every checker over a run's ops and the nodes' final logs.
@@ -51,6 +54,13 @@ func Check(cfg CheckConfig, ops []*Op, logs []NodeLog) []Verdict {
 	}
 	var out []Verdict
 	ref, agree, caught, dense := checkLogs(logs)
+	if err := cfg.NotAllVoters; err != nil {
+		if caught.OK {
+			caught.First = fmt.Sprintf("not every node is a voter again: %v", err)
+		}
+		caught.OK = false
+		caught.Anomalies++
+	}
 	out = append(out, dense, agree, caught)
 	out = append(out, checkWrites(ops, ref)...)
 	out = append(out, checkReads(ops, ref))

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -269,5 +270,15 @@ func TestCheckFailsAWorkloadThatMadeNoProgress(t *testing.T) {
 				t.Fatalf("progress: %+v", v)
 			}
 		})
+	}
+}
+
+// TestCheckCaughtUpNeedsEveryVoter: nodes that hold the whole log but are not all voters again
+// after the heal (a removed node never promoted back) fail caught-up.
+func TestCheckCaughtUpNeedsEveryVoter(t *testing.T) {
+	h, logs := good()
+	vs := Check(CheckConfig{NotAllVoters: errors.New("2 voters of 3")}, h.ops, logs)
+	if v := verdictOf(t, vs, "caught-up"); v.OK || !strings.Contains(v.First, "2 voters of 3") {
+		t.Fatalf("caught-up: %+v", v)
 	}
 }

@@ -115,10 +115,12 @@ func Run(ctx context.Context, cfg RunConfig) (res Result, err error) {
 		logf("nemesis: %v", err)
 	}
 
-	logs := c.finalLogs(ctx, logf)
+	logs, notVoters := c.finalLogs(ctx, logf)
 	ops := h.Ops()
 	res.Ops = len(ops)
-	res.Verdicts = Check(cfg.Check, ops, logs)
+	ccfg := cfg.Check
+	ccfg.NotAllVoters = notVoters
+	res.Verdicts = Check(ccfg, ops, logs)
 	ref, _, _, _ := checkLogs(logs)
 	res.Verdicts = append(res.Verdicts, group.finish(ctx, ref, 30*time.Second))
 	res.Failed = Failed(res.Verdicts)
@@ -141,10 +143,11 @@ func writeJSON(path string, v any) error {
 }
 
 // finalLogs waits until every node is a voter and all hold the same number of records (90 s
-// each: a healthy cluster takes seconds), then reads each node's whole log.
-func (c *Cluster) finalLogs(ctx context.Context, logf func(string, ...any)) []NodeLog {
-	if err := c.WaitVoters(ctx, 90*time.Second); err != nil {
-		logf("final: %v", err)
+// each: a healthy cluster takes seconds), then reads each node's whole log. It returns the
+// logs, and why not every node was a voter (nil when all were).
+func (c *Cluster) finalLogs(ctx context.Context, logf func(string, ...any)) (_ []NodeLog, notVoters error) {
+	if notVoters = c.WaitVoters(ctx, 90*time.Second); notVoters != nil {
+		logf("final: %v", notVoters)
 	}
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
@@ -171,7 +174,7 @@ read:
 	for _, n := range c.Nodes {
 		out = append(out, c.readAll(ctx, n))
 	}
-	return out
+	return out, notVoters
 }
 
 func (c *Cluster) bounds(ctx context.Context, n *Node) (*logv1.GetBoundsResponse, error) {
