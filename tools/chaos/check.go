@@ -71,6 +71,17 @@ func Check(cfg CheckConfig, ops []*Op, logs []NodeLog) []Verdict {
 	return out
 }
 
+// checkNemesis: every fault of the schedule was applied and healed (err says which were not).
+// A run whose faults did not happen, or were left in place, is no pass: the checkers would
+// judge a quiet cluster, or one the final reads found partitioned.
+func checkNemesis(err error) Verdict {
+	var a anomalies
+	if err != nil {
+		a.add("the schedule's faults were not all applied and healed: %v", err)
+	}
+	return a.verdict("nemesis")
+}
+
 // checkProgress: the workload got something done. Every other checker passes an empty
 // history, so a cluster that refused or timed out every op (never formed a quorum, every write
 // failing) would pass them all: a run needs acknowledged writes and answered linearizable reads.

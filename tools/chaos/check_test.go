@@ -282,3 +282,14 @@ func TestCheckCaughtUpNeedsEveryVoter(t *testing.T) {
 		t.Fatalf("caught-up: %+v", v)
 	}
 }
+
+// TestCheckNemesis: a fault that could not be applied or healed fails the run.
+func TestCheckNemesis(t *testing.T) {
+	if v := checkNemesis(nil); !v.OK {
+		t.Fatalf("every fault applied: %+v", v)
+	}
+	v := checkNemesis(errors.Join(nil, errors.New("partition-leader: nft: exit status 1")))
+	if v.OK || !Failed([]Verdict{v}) || !strings.Contains(v.First, "nft") {
+		t.Fatalf("a fault not applied: %+v", v)
+	}
+}

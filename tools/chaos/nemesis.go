@@ -90,6 +90,8 @@ type nemesis struct {
 	r     *rand.Rand
 	admin *client.Client
 	log   func(format string, args ...any)
+	// failed holds the faults that could not be applied.
+	failed []error
 }
 
 // run applies the windows in order until they are done or ctx ends; it heals after each.
@@ -105,6 +107,7 @@ func (n *nemesis) run(ctx context.Context, s Schedule) error {
 			detail, heal, err := n.apply(ctx, f, w.Hold)
 			if err != nil {
 				details = append(details, fmt.Sprintf("%s: %v", f, err))
+				n.failed = append(n.failed, fmt.Errorf("%s: %w", f, err))
 			} else {
 				details = append(details, detail)
 			}

@@ -111,8 +111,9 @@ func Run(ctx context.Context, cfg RunConfig) (res Result, err error) {
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	if err := errors.Join(nerr, herr); err != nil {
-		logf("nemesis: %v", err)
+	nemErr := errors.Join(append(nem.failed, nerr, herr)...)
+	if nemErr != nil {
+		logf("nemesis: %v", nemErr)
 	}
 
 	logs, notVoters := c.finalLogs(ctx, logf)
@@ -122,7 +123,7 @@ func Run(ctx context.Context, cfg RunConfig) (res Result, err error) {
 	ccfg.NotAllVoters = notVoters
 	res.Verdicts = Check(ccfg, ops, logs)
 	ref, _, _, _ := checkLogs(logs)
-	res.Verdicts = append(res.Verdicts, group.finish(ctx, ref, 30*time.Second))
+	res.Verdicts = append(res.Verdicts, group.finish(ctx, ref, 30*time.Second), checkNemesis(nemErr))
 	res.Failed = Failed(res.Verdicts)
 	res.Elapsed = time.Since(began).Round(time.Second).String()
 	if err := writeJSON(filepath.Join(cfg.Dir, "result.json"), res); err != nil {
