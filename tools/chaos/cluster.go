@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -255,6 +256,22 @@ func (c *Cluster) servers(ctx context.Context, n *Node) ([]*logv1.Server, error)
 		return nil, err
 	}
 	return resp.GetServers(), nil
+}
+
+// removed reports whether the server named name is out of the leader's configuration, asking
+// the leader until one answers or d passes (known false: none did).
+func (c *Cluster) removed(ctx context.Context, name string, d time.Duration) (removed, known bool) {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		if l := c.Leader(ctx); l != nil {
+			if srv, err := c.servers(ctx, l); err == nil {
+				return !slices.ContainsFunc(srv, func(s *logv1.Server) bool { return s.GetId() == name }), true
+			}
+		}
+		if sleepCtx(ctx, 250*time.Millisecond) != nil {
+			break
+		}
+	}
+	return false, false
 }
 
 // waitUp waits until node n answers GetServers, leader or not.

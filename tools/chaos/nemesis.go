@@ -298,19 +298,38 @@ func (n *nemesis) apply(ctx context.Context, f string, hold time.Duration) (stri
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := n.admin.RemoveServer(actx, x.name)
 		cancel()
-		if err != nil {
-			return "remove " + x.name, nil, err
+		wipe := func() error {
+			x.Stop()
+			return x.Wipe()
 		}
-		x.Stop()
-		if err := x.Wipe(); err != nil {
-			return "remove " + x.name, nil, err
-		}
-		return fmt.Sprintf("remove %s, wipe its data, add it back", x.name), func() error {
+		addBack := func() error {
 			if err := x.Start(); err != nil {
 				return err
 			}
 			return n.c.WaitVoters(ctx, 60*time.Second)
-		}, nil
+		}
+		if err != nil {
+			// Refused or unknown, perhaps for want of a quorum that another fault took: the
+			// service's answer, not the fault's failure. Removed all the same (an unknown
+			// outcome that was applied): go on as if answered. Still a member: nothing was
+			// done, unless the removal is applied later, which the heal finds and completes.
+			removed, known := n.c.removed(ctx, x.name, 20*time.Second)
+			switch {
+			case !known:
+				return "remove " + x.name, nil, fmt.Errorf("%w; then no leader said whether it was removed", err)
+			case !removed:
+				return fmt.Sprintf("remove %s: refused (%v), left in place", x.name, err), func() error {
+					if removed, known := n.c.removed(ctx, x.name, 20*time.Second); known && removed {
+						return errors.Join(wipe(), addBack())
+					}
+					return nil
+				}, nil
+			}
+		}
+		if err := wipe(); err != nil {
+			return "remove " + x.name, nil, err
+		}
+		return fmt.Sprintf("remove %s, wipe its data, add it back", x.name), addBack, nil
 	}
 	return "", nil, fmt.Errorf("chaos: unknown fault %q", f)
 }
