@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/transport"
@@ -226,4 +229,69 @@ func TestRecordSizeDefaultTopicLimit(t *testing.T) {
 	if err != nil || b.GetNextOffset() != 2 {
 		t.Fatalf("GetBounds = %v, %v; want the two small records only", b, err)
 	}
+}
+
+// TestProduceStreamMessageRefusedWithItsCode: a ProduceStream message the transport refuses
+// before decoding it (larger than the stream's per-message bound) ends the stream with
+// ResourceExhausted, as Produce answers it (DESIGN.md §2), not Internal; and a malformed one
+// with InvalidArgument (gRPC, whose server decodes each message itself). Nothing is stored.
+func TestProduceStreamMessageRefusedWithItsCode(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			srv := startServer(t, Config{Transport: tr, MaxRecordBytes: 1024})
+			c := newClient(t, tr, srv.Addr())
+			ctx := ctxT(t, 30*time.Second)
+			ps, err := c.ProduceStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ps.Close()
+			// The bound of one stream message is MaxRecordBytes + 64 KiB.
+			_ = ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: make([]byte, 200<<10)}})
+			_ = ps.CloseSend()
+			_, err = ps.Receive()
+			if code := transport.CodeOf(err); code != transport.ResourceExhausted {
+				t.Errorf("ProduceStream of a 200 KiB message: %v (code %v), want ResourceExhausted", err, code)
+			}
+			b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Linearizable: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.GetNextOffset() != 0 {
+				t.Fatalf("next offset %d after the refused message, want 0", b.GetNextOffset())
+			}
+		})
+	}
+	t.Run("grpc/malformed", func(t *testing.T) {
+		srv := startServer(t, Config{Transport: TransportGRPC})
+		// Field 1 (record) as bytes whose length runs past the message's end.
+		msg := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.BytesType), 100)
+		if code := rawGRPCPlain(t, srv.Addr(), transport.MethodProduceStream, grpcFrame(msg)); code != fmt.Sprint(int(transport.InvalidArgument)) {
+			t.Errorf("ProduceStream of a malformed message: grpc-status %s, want %d (InvalidArgument)", code, transport.InvalidArgument)
+		}
+	})
+}
+
+// rawGRPCPlain is rawGRPCTLS over plaintext HTTP/2 (h2c).
+func rawGRPCPlain(t *testing.T, addr, method string, frame []byte) string {
+	t.Helper()
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctxT(t, 30*time.Second), http.MethodPost, "http://"+addr+method, bytes.NewReader(frame))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("Te", "trailers")
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, res.Body)
+	if code := res.Header.Get("Grpc-Status"); code != "" {
+		return code
+	}
+	return res.Trailer.Get("Grpc-Status")
 }

@@ -322,7 +322,13 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 		)
 		batch, cost, ok, recvErr = q.take(ctx, batch[:0], maxStreamBatch)
 		if !ok {
-			return toWire(recvErr)
+			if recvErr != nil {
+				// The transport's own error (a message too large or malformed, the client
+				// gone): returned as is, the transport sends its code (toWire would make
+				// it Internal).
+				return recvErr
+			}
+			return nil
 		}
 		// Consecutive requests for the same partition (without a producer: an idempotent
 		// request is a batch of its own, with its own sequence number) are coalesced.
