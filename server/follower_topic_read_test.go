@@ -1,11 +1,17 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/storage"
+	"github.com/commitlog-go/commitlog/storage/memory"
 	"github.com/commitlog-go/commitlog/transport"
+	tconnect "github.com/commitlog-go/commitlog/transport/connect"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -53,5 +59,70 @@ func TestFollowerReadAfterCreateTopic(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("partition added", name, 1)
+	}
+}
+
+// followerNode is a consensus.Consensus for a follower of a remote leader that has not
+// applied the leader's latest entries: only what the produce path calls is implemented.
+type followerNode struct {
+	consensus.Consensus
+	leader consensus.Server
+}
+
+func (f followerNode) IsLeader() bool                   { return false }
+func (f followerNode) Leader() (consensus.Server, bool) { return f.leader, f.leader.ID != "" }
+func (f followerNode) Propose(context.Context, []byte) (any, error) {
+	return nil, &consensus.NotLeaderError{Leader: f.leader}
+}
+
+// TestFollowerProduceToTopicItHasNotApplied: a produce that reaches a follower which has not
+// applied the topic's creation yet is forwarded to the leader, whose catalogue decides: it is
+// stored, not refused with NotFound (DESIGN.md §4: writes to any node work). A topic the
+// leader does not know either is NotFound, as the leader answers it.
+func TestFollowerProduceToTopicItHasNotApplied(t *testing.T) {
+	leader := startServer(t, Config{})
+	ctx := ctxT(t, 60*time.Second)
+	lc := newClient(t, TransportConnect, leader.Addr())
+	if _, err := lc.(transport.TopicsClient).CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "fresh", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The follower: a state machine that knows only the default topic.
+	def, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := fsm.NewMachine(fsm.MachineConfig{Config: fsm.Config{Log: def}, Dir: t.TempDir(),
+		OpenLog: func(string) (storage.Log, error) { return memory.New(memory.Config{}) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(); _ = def.Close() })
+	fwd := newForwarder(tconnect.NewClient, transport.ClientConfig{}, DefaultMaxForwardClients)
+	t.Cleanup(func() { _ = fwd.Close() })
+	svc := &service{
+		node:       followerNode{leader: consensus.Server{ID: leader.ID(), Address: leader.Addr()}},
+		fsm:        m.Default(),
+		sm:         m,
+		forward:    fwd,
+		cfg:        &Config{},
+		stop:       make(chan struct{}),
+		leaderWait: 2 * time.Second,
+	}
+
+	res, err := svc.Produce(ctx, &logv1.ProduceRequest{Topic: "fresh", Record: &logv1.Record{Value: []byte("v")}})
+	if err != nil {
+		t.Fatalf("Produce to a topic the leader created, through a follower that has not applied it: %v (code %v), want it forwarded and stored", err, transport.CodeOf(err))
+	}
+	got, err := lc.Consume(ctx, &logv1.ConsumeRequest{Topic: "fresh", Offset: res.GetOffset()})
+	if err != nil || string(got.GetRecord().GetValue()) != "v" {
+		t.Fatalf("the leader's record at %d = %v, %v; want v", res.GetOffset(), got, err)
+	}
+	if _, err := svc.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Topic: "fresh", Records: []*logv1.Record{{Value: []byte("w")}}}); err != nil {
+		t.Fatalf("ProduceBatch through the follower: %v", err)
+	}
+	_, err = svc.Produce(ctx, &logv1.ProduceRequest{Topic: "nowhere", Record: &logv1.Record{Value: []byte("v")}})
+	if code := transport.CodeOf(err); code != transport.NotFound {
+		t.Fatalf("Produce to a topic nobody knows, through the follower: %v (code %v), want NotFound", err, code)
 	}
 }

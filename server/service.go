@@ -152,7 +152,8 @@ func plainDefault(to produceTarget, batch []fsm.AppendRecord) bool {
 // topic has a max_record_bytes of its own; everything else through the Machine, which
 // resolves the topic and applies its limits. A leader that does not know the topic or
 // partition yet (just elected, or restarted, and not caught up) catches up once and tries
-// again. Errors: as fsm.FSM.Propose's and fsm.Machine.ProposeAppend's.
+// again; a follower that does not know it answers *consensus.NotLeaderError. Errors: as
+// fsm.FSM.Propose's and fsm.Machine.ProposeAppend's.
 func (s *service) proposeLocal(ctx context.Context, to produceTarget, batch []fsm.AppendRecord) (fsm.AppendResult, error) {
 	if plainDefault(to, batch) && !s.defaultTopicLimited() {
 		res, err := s.fsm.Propose(ctx, s.node, batch...)
@@ -165,7 +166,14 @@ func (s *service) proposeLocal(ctx context.Context, to produceTarget, batch []fs
 		return fsm.AppendResult{}, fmt.Errorf("%w: %q (this server has no topics)", fsm.ErrUnknownTopic, to.topic)
 	}
 	res, err := s.sm.ProposeAppend(ctx, s.node, to.topic, to.partition, to.ref(), batch...)
-	if unknownTarget(err) && s.node.IsLeader() && s.caughtUp(ctx) {
+	if unknownTarget(err) && !s.node.IsLeader() {
+		// A follower may not have applied the topic's (or partition's) creation yet: the
+		// leader's catalogue decides, so the write goes there (forwarded, or the client
+		// redirected), as one above this node's limits does (fsm.FSM.Propose).
+		leader, _ := s.node.Leader()
+		return fsm.AppendResult{}, &consensus.NotLeaderError{Leader: leader}
+	}
+	if unknownTarget(err) && s.caughtUp(ctx) {
 		res, err = s.sm.ProposeAppend(ctx, s.node, to.topic, to.partition, to.ref(), batch...)
 	}
 	return res, err
