@@ -126,3 +126,47 @@ func TestFollowerProduceToTopicItHasNotApplied(t *testing.T) {
 		t.Fatalf("Produce to a topic nobody knows, through the follower: %v (code %v), want NotFound", err, code)
 	}
 }
+
+// TestFollowerTopicAdminItHasNotApplied: topic administration that reaches a follower is
+// decided by the leader, whatever the follower has applied: altering and deleting a topic the
+// leader created, through a follower that has not applied its creation, succeed instead of
+// answering NotFound from the follower's stale catalogue.
+func TestFollowerTopicAdminItHasNotApplied(t *testing.T) {
+	leader := startServer(t, Config{})
+	ctx := ctxT(t, 60*time.Second)
+	lc := newClient(t, TransportConnect, leader.Addr())
+	if _, err := lc.(transport.TopicsClient).CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "fresh", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	def, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := fsm.NewMachine(fsm.MachineConfig{Config: fsm.Config{Log: def}, Dir: t.TempDir(),
+		OpenLog: func(string) (storage.Log, error) { return memory.New(memory.Config{}) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(); _ = def.Close() })
+	fwd := newForwarder(tconnect.NewClient, transport.ClientConfig{}, DefaultMaxForwardClients)
+	t.Cleanup(func() { _ = fwd.Close() })
+	svc := &service{
+		node:       followerNode{leader: consensus.Server{ID: leader.ID(), Address: leader.Addr()}},
+		fsm:        m.Default(),
+		sm:         m,
+		forward:    fwd,
+		cfg:        &Config{},
+		stop:       make(chan struct{}),
+		leaderWait: 2 * time.Second,
+	}
+	two := uint32(2)
+	if _, err := svc.AlterTopicConfig(ctx, &logv1.AlterTopicConfigRequest{Name: "fresh", Partitions: &two}); err != nil {
+		t.Fatalf("AlterTopicConfig through a follower that has not applied the topic: %v (code %v), want it done by the leader", err, transport.CodeOf(err))
+	}
+	if _, err := svc.DeleteTopic(ctx, &logv1.DeleteTopicRequest{Name: "fresh"}); err != nil {
+		t.Fatalf("DeleteTopic through a follower that has not applied the topic: %v (code %v), want it done by the leader", err, transport.CodeOf(err))
+	}
+	if _, err := lc.(transport.TopicsClient).DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: "fresh"}); transport.CodeOf(err) != transport.NotFound {
+		t.Fatalf("the leader still describes the deleted topic: %v", err)
+	}
+}

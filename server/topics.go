@@ -108,7 +108,15 @@ func leaderCall[Res any](ctx context.Context, s *service, local func() (*Res, er
 	if s.sm == nil {
 		return nil, toWire(errors.New("server: this server has no topics"))
 	}
-	return onLeader(ctx, s, local, remote)
+	return onLeader(ctx, s, func() (*Res, error) {
+		if !s.node.IsLeader() {
+			// A follower's catalogue may lag the leader's: its checks (unknown topic, topic
+			// exists) decide nothing.
+			leader, _ := s.node.Leader()
+			return nil, &consensus.NotLeaderError{Leader: leader}
+		}
+		return local()
+	}, remote)
 }
 
 // onLeader runs local, a call that only the leader answers; while this node does not lead, it
