@@ -295,3 +295,38 @@ func rawGRPCPlain(t *testing.T, addr, method string, frame []byte) string {
 	}
 	return res.Trailer.Get("Grpc-Status")
 }
+
+// TestProduceStreamEndsUnavailableOnStop: a server that stops while a ProduceStream is open
+// ends it with Unavailable and the NotProposed detail (nothing it had not answered was
+// proposed: the client may send it again elsewhere), not with OK, which says that every
+// request was answered, nor with Canceled, which the client did not ask for.
+func TestProduceStreamEndsUnavailableOnStop(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			srv := startServer(t, Config{Transport: tr})
+			c := newClient(t, tr, srv.Addr())
+			ctx := ctxT(t, 30*time.Second)
+			ps, err := c.ProduceStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ps.Close()
+			if err := ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("a")}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ps.Receive(); err != nil {
+				t.Fatal(err)
+			}
+			stopped := make(chan struct{})
+			go func() {
+				defer close(stopped)
+				srv.shutdown(t)
+			}()
+			_, err = ps.Receive()
+			<-stopped
+			if transport.CodeOf(err) != transport.Unavailable || !transport.IsNotProposed(err) {
+				t.Errorf("ProduceStream open while the server stopped ended with %v (code %v), want Unavailable with the NotProposed detail", err, transport.CodeOf(err))
+			}
+		})
+	}
+}

@@ -330,6 +330,11 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 		)
 		batch, cost, ok, recvErr = q.take(ctx, batch[:0], maxStreamBatch)
 		if !ok {
+			if s.stoppedStream(ctx) {
+				// The server's stop ended the stream: what it had not answered was not
+				// proposed, and the client may send it elsewhere.
+				return toWire(errStopping)
+			}
 			if recvErr != nil {
 				// The transport's own error (a message too large or malformed, the client
 				// gone): returned as is, the transport sends its code (toWire would make
@@ -368,6 +373,11 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 			for _, group := range s.commandGroups(run) {
 				res, err := s.proposeTo(ctx, to, group)
 				if err != nil {
+					if err == ctx.Err() && s.stoppedStream(ctx) {
+						// The context's error itself (not one that wraps it, as an unknown
+						// outcome may): the batch was not proposed.
+						err = errStopping
+					}
 					return toWire(err)
 				}
 				if cap(resps) < len(group) {
@@ -388,6 +398,19 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 		clear(batch) // drop the requests: the next take reuses the slice
 		clear(run)
 		budget.release(cost)
+	}
+}
+
+// stoppedStream reports whether a stream's ctx ended because the server is stopping.
+func (s *service) stoppedStream(ctx context.Context) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
 	}
 }
 
