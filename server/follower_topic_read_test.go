@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,5 +169,67 @@ func TestFollowerTopicAdminItHasNotApplied(t *testing.T) {
 	}
 	if _, err := lc.(transport.TopicsClient).DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: "fresh"}); transport.CodeOf(err) != transport.NotFound {
 		t.Fatalf("the leader still describes the deleted topic: %v", err)
+	}
+}
+
+// catchingUpFollower is a followerNode whose state machine catches up (catchUp runs, once)
+// when it is asked how far it has applied.
+type catchingUpFollower struct {
+	followerNode
+	once    *sync.Once
+	catchUp func()
+}
+
+func (f catchingUpFollower) LinearizableRead(context.Context) error {
+	return &consensus.NotLeaderError{Leader: f.leader}
+}
+
+func (f catchingUpFollower) Status() consensus.Status {
+	f.once.Do(f.catchUp)
+	return consensus.Status{AppliedIndex: 1 << 40}
+}
+
+// TestFollowerDescribeTopicCatchesUp: DescribeTopic of a topic whose creation the leader
+// acknowledged, on a follower that has not applied it yet, catches up (ReadIndex) and describes
+// it, as Consume and ListOffsets do there, rather than answer NotFound (a Producer reading from
+// followers would fail its records with ErrUnknownTopic).
+func TestFollowerDescribeTopicCatchesUp(t *testing.T) {
+	leader := startServer(t, Config{})
+	ctx := ctxT(t, 60*time.Second)
+	lc := newClient(t, TransportConnect, leader.Addr())
+	if _, err := lc.(transport.TopicsClient).CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "fresh", Partitions: 3}); err != nil {
+		t.Fatal(err)
+	}
+	def, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := fsm.NewMachine(fsm.MachineConfig{Config: fsm.Config{Log: def}, Dir: t.TempDir(),
+		OpenLog: func(string) (storage.Log, error) { return memory.New(memory.Config{}) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(); _ = def.Close() })
+	fwd := newForwarder(tconnect.NewClient, transport.ClientConfig{}, DefaultMaxForwardClients)
+	t.Cleanup(func() { _ = fwd.Close() })
+	node := catchingUpFollower{
+		followerNode: followerNode{leader: consensus.Server{ID: leader.ID(), Address: leader.Addr()}},
+		once:         &sync.Once{},
+		catchUp: func() {
+			if _, err := m.CreateTopic(ctx, &directProposer{m: m}, "fresh", 3, fsm.TopicConfig{}); err != nil {
+				t.Errorf("the follower applies the topic's creation: %v", err)
+			}
+		},
+	}
+	svc := &service{node: node, fsm: m.Default(), sm: m, forward: fwd, cfg: &Config{}, stop: make(chan struct{}), leaderWait: 5 * time.Second}
+	res, err := svc.DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: "fresh"})
+	if err != nil {
+		t.Fatalf("DescribeTopic on a follower that has not applied the topic yet: %v (code %v), want it described after catching up", err, transport.CodeOf(err))
+	}
+	if res.GetTopic().GetPartitions() != 3 || len(res.GetPartitions()) != 3 {
+		t.Fatalf("DescribeTopic = %v, want 3 partitions", res)
+	}
+	if _, err := svc.DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: "nowhere"}); transport.CodeOf(err) != transport.NotFound {
+		t.Fatalf("DescribeTopic of a topic nobody knows: %v, want NotFound", err)
 	}
 }

@@ -261,6 +261,9 @@ func (s *service) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicReq
 		return nil, toWire(fmt.Errorf("%w: %q", fsm.ErrUnknownTopic, req.GetName()))
 	}
 	t, err := s.sm.Topic(req.GetName())
+	if unknownTarget(err) && s.caughtUp(ctx) {
+		t, err = s.sm.Topic(req.GetName()) // created, not applied here yet
+	}
 	if err != nil {
 		return nil, toWire(err)
 	}
