@@ -7,8 +7,11 @@ import (
 	"net"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+	tgrpc "github.com/commitlog-go/commitlog/transport/grpc"
 )
 
 func TestClassify(t *testing.T) {
@@ -70,5 +73,32 @@ func TestClassify(t *testing.T) {
 				t.Errorf("err = %v: an unknown outcome must not look retryable", err)
 			}
 		})
+	}
+}
+
+// TestNeverSentWhileConnecting: a gRPC call that ends while its connection is still being set
+// up (the server's address takes the TCP connection and never answers: a leader partitioned
+// away, a process paused) was never sent: a write that fails so, when the request timeout
+// ends the attempt, is retried, not reported as an unknown outcome.
+func TestNeverSentWhileConnecting(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0") // the kernel completes the handshake; nobody answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	tc, err := tgrpc.NewClient(l.Addr().String(), transport.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = tc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}})
+	if err == nil {
+		t.Fatal("Produce to a server that never answers succeeded")
+	}
+	// The attempt's timeout ended, the caller's context did not.
+	if v, cerr := classify(context.Background(), err, true); v != retry || errors.Is(cerr, ErrOutcomeUnknown) {
+		t.Errorf("write that never left the client (%v): verdict %d, err %v; want retry", err, v, cerr)
 	}
 }

@@ -223,8 +223,11 @@ func neverSent(err error) bool {
 	if te, ok := errors.AsType[*transport.Error](err); ok {
 		m := strings.ToLower(te.Message())
 		// grpc-go reports a failed connection attempt, before any
-		// request was written, as "…Error while dialing…".
-		if strings.Contains(m, "while dialing") || strings.Contains(m, "connection refused") {
+		// request was written, as "…Error while dialing…", and a call
+		// whose context ended while its connection was still being set
+		// up as "…while waiting for connections to become ready".
+		if strings.Contains(m, "while dialing") || strings.Contains(m, "connection refused") ||
+			strings.Contains(m, "while waiting for connections to become ready") {
 			return true
 		}
 	}
