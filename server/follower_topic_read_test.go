@@ -233,3 +233,57 @@ func TestFollowerDescribeTopicCatchesUp(t *testing.T) {
 		t.Fatalf("DescribeTopic of a topic nobody knows: %v, want NotFound", err)
 	}
 }
+
+// laggingLeader is a consensus.Consensus for a leader just elected, whose state machine has
+// not applied every committed entry yet: LinearizableRead applies them (catchUp, once), as
+// hashicorp/raft's barrier does; Propose applies commands at once.
+type laggingLeader struct {
+	consensus.Consensus
+	p       *directProposer
+	once    *sync.Once
+	catchUp func()
+}
+
+func (l laggingLeader) IsLeader() bool                   { return true }
+func (l laggingLeader) Leader() (consensus.Server, bool) { return consensus.Server{ID: "self"}, true }
+func (l laggingLeader) Propose(ctx context.Context, cmd []byte) (any, error) {
+	return l.p.Propose(ctx, cmd)
+}
+func (l laggingLeader) LinearizableRead(context.Context) error {
+	l.once.Do(l.catchUp)
+	return nil
+}
+
+// TestNewLeaderTopicAdminCatchesUp: a leader that has not applied a topic's creation yet (just
+// elected) catches up before it answers a topic administration NotFound: altering and deleting
+// a topic whose creation was acknowledged succeed.
+func TestNewLeaderTopicAdminCatchesUp(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	def, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := fsm.NewMachine(fsm.MachineConfig{Config: fsm.Config{Log: def}, Dir: t.TempDir(),
+		OpenLog: func(string) (storage.Log, error) { return memory.New(memory.Config{}) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(); _ = def.Close() })
+	p := &directProposer{m: m}
+	node := laggingLeader{p: p, once: &sync.Once{}, catchUp: func() {
+		if _, err := m.CreateTopic(ctx, p, "fresh", 1, fsm.TopicConfig{}); err != nil {
+			t.Errorf("the leader applies the topic's creation: %v", err)
+		}
+	}}
+	svc := &service{node: node, fsm: m.Default(), sm: m, cfg: &Config{}, stop: make(chan struct{}), leaderWait: 5 * time.Second}
+	two := uint32(2)
+	if _, err := svc.AlterTopicConfig(ctx, &logv1.AlterTopicConfigRequest{Name: "fresh", Partitions: &two}); err != nil {
+		t.Fatalf("AlterTopicConfig on a leader that has not applied the topic yet: %v (code %v), want it done after catching up", err, transport.CodeOf(err))
+	}
+	if _, err := svc.DeleteTopic(ctx, &logv1.DeleteTopicRequest{Name: "fresh"}); err != nil {
+		t.Fatalf("DeleteTopic: %v", err)
+	}
+	if _, err := svc.DeleteTopic(ctx, &logv1.DeleteTopicRequest{Name: "fresh"}); transport.CodeOf(err) != transport.NotFound {
+		t.Fatalf("DeleteTopic of a deleted topic: %v, want NotFound", err)
+	}
+}

@@ -115,7 +115,13 @@ func leaderCall[Res any](ctx context.Context, s *service, local func() (*Res, er
 			leader, _ := s.node.Leader()
 			return nil, &consensus.NotLeaderError{Leader: leader}
 		}
-		return local()
+		res, err := local()
+		if (unknownTarget(err) || errors.Is(err, fsm.ErrTopicExists)) && s.caughtUp(ctx) {
+			// A leader just elected may not have applied every committed entry yet (a
+			// topic created or deleted under the last leader): its checks decide once it has.
+			res, err = local()
+		}
+		return res, err
 	}, remote)
 }
 
