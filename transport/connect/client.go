@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -149,11 +151,33 @@ func unary[Req, Res any](c *Client, ctx context.Context, call func(context.Conte
 	if subject, ok := transport.ForwardedForFromContext(ctx); ok {
 		creq.Header().Set(transport.ForwardedForHeader, subject)
 	}
-	res, err := call(ctx, creq)
+	var sent sentTrace
+	res, err := call(sent.context(ctx), creq)
 	if err != nil {
-		return nil, fromConnect(err)
+		return nil, sent.mark(fromConnect(err))
 	}
 	return res.Msg, nil
+}
+
+// sentTrace tells a call that never got a connection (the dial or the TLS handshake did not
+// complete: a server paused or partitioned away) from one that may have reached the server:
+// only the first is certainly not proposed, and a caller may send a write again elsewhere.
+// The request is written on a connection only after net/http reports it got one (GotConn),
+// and a call that returned without one will not be sent later.
+type sentTrace struct{ gotConn atomic.Bool }
+
+func (t *sentTrace) context(ctx context.Context) context.Context {
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { t.gotConn.Store(true) },
+	})
+}
+
+// mark adds the NotProposed detail to err when the call never got a connection.
+func (t *sentTrace) mark(err error) error {
+	if te, ok := err.(*transport.Error); ok && !t.gotConn.Load() {
+		return te.WithNotProposed("no connection to the server: the request was not sent")
+	}
+	return err
 }
 
 // Produce calls log.v1.Log/Produce.
