@@ -14,6 +14,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/authz"
 	"github.com/commitlog-go/commitlog/discovery"
+	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/tlsutil"
 	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/storage/vfs"
@@ -183,7 +184,7 @@ type Config struct {
 	Sync string
 	// SegmentBytes is the size at which commit-log segments roll (default 64 MiB).
 	SegmentBytes int64
-	// MaxRecordBytes bounds one record (default 1 MiB) and MaxRequestBytes one request
+	// MaxRecordBytes bounds one record (default 1 MiB, at most fsm.MaxRecordValueBytes) and MaxRequestBytes one request
 	// (default 4 MiB + framing). It is checked by the leader before it proposes (a follower
 	// forwards a larger record rather than refusing it); a replica stores every committed
 	// record, whatever its own MaxRecordBytes.
@@ -515,6 +516,9 @@ func (c *Config) validate() error {
 		if f.value < 0 {
 			bad(f.field, "%d is negative", f.value)
 		}
+	}
+	if c.MaxRecordBytes > fsm.MaxRecordValueBytes {
+		bad("MaxRecordBytes", "%d is above %d, the largest record a command carries", c.MaxRecordBytes, fsm.MaxRecordValueBytes)
 	}
 	if c.MaxConcurrentStreams > 1<<31-1 {
 		bad("MaxConcurrentStreams", "%d is above %d", c.MaxConcurrentStreams, 1<<31-1)

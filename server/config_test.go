@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/commitlog-go/commitlog/authz"
+	"github.com/commitlog-go/commitlog/server/fsm"
 )
 
 // TestNewRejectsInvalidConfig: New refuses a Config field out of range before it opens
@@ -29,6 +30,7 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		{"GossipProfile", func(c *Config) { c.GossipProfile = "wan" }},
 		{"Sync", func(c *Config) { c.Sync = "sometimes" }},
 		{"MaxRecordBytes", func(c *Config) { c.MaxRecordBytes = -1 }},
+		{"MaxRecordBytes", func(c *Config) { c.MaxRecordBytes = fsm.MaxRecordValueBytes + 1 }}, // no command could carry it
 		{"SegmentBytes", func(c *Config) { c.SegmentBytes = -1 }},
 		{"RetentionBytes", func(c *Config) { c.RetentionBytes = -1 }},
 		{"RetentionAge", func(c *Config) { c.RetentionAge = -time.Hour }},

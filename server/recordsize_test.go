@@ -14,6 +14,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/transport"
+	tconnect "github.com/commitlog-go/commitlog/transport/connect"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -328,5 +329,60 @@ func TestProduceStreamEndsUnavailableOnStop(t *testing.T) {
 				t.Errorf("ProduceStream open while the server stopped ended with %v (code %v), want Unavailable with the NotProposed detail", err, transport.CodeOf(err))
 			}
 		})
+	}
+}
+
+// TestRecordAtMaxRecordBytesIsStored: a record exactly at --max-record-bytes is stored, on
+// every produce path, also at the largest limit a record may have (fsm.MaxRecordValueBytes,
+// 4 MiB): the command that carries it alone is larger than the record, and the leader's
+// command bound must not refuse what the record bound allows. (A larger limit is refused by
+// New: TestNewRejectsInvalidConfig.)
+func TestRecordAtMaxRecordBytesIsStored(t *testing.T) {
+	const limit = fsm.MaxRecordValueBytes
+	srv := startServer(t, Config{MaxRecordBytes: limit})
+	c, err := tconnect.NewClient(srv.Addr(), transport.ClientConfig{MaxMessageBytes: 2 * limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := ctxT(t, 60*time.Second)
+	value := bytes.Repeat([]byte{'v'}, limit)
+	keyed := &logv1.Record{Value: value[:limit-10], Key: []byte("k"), Headers: []*logv1.Header{{Key: "h", Value: make([]byte, 8)}}}
+	paths := []struct {
+		name    string
+		produce func() (uint64, error)
+	}{
+		{"Produce", func() (uint64, error) {
+			res, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: value}})
+			return res.GetOffset(), err
+		}},
+		{"ProduceBatch", func() (uint64, error) {
+			res, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: []*logv1.Record{{Value: value}}})
+			return res.GetBaseOffset(), err
+		}},
+		{"Produce keyed", func() (uint64, error) {
+			res, err := c.Produce(ctx, &logv1.ProduceRequest{Record: keyed})
+			return res.GetOffset(), err
+		}},
+	}
+	for i, p := range paths {
+		off, err := p.produce()
+		if err != nil {
+			t.Fatalf("%s of a %d-byte record with --max-record-bytes %d: %v", p.name, limit, limit, err)
+		}
+		if off != uint64(i) {
+			t.Fatalf("%s stored at %d, want %d", p.name, off, i)
+		}
+		res, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: off})
+		if err != nil {
+			t.Fatalf("Consume(%d): %v", off, err)
+		}
+		want := value
+		if p.name == "Produce keyed" {
+			want = keyed.GetValue()
+		}
+		if got := res.GetRecord().GetValue(); !bytes.Equal(got, want) {
+			t.Fatalf("Consume(%d) returned %d bytes, want %d", off, len(got), len(want))
+		}
 	}
 }

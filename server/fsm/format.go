@@ -111,11 +111,20 @@ func (l Limits) withDefaults() Limits {
 		}
 		return min(v, hard)
 	}
+	rec := fix(l.MaxRecordBytes, DefaultMaxRecordBytes, MaxRecordValueBytes)
 	return Limits{
-		MaxRecordBytes:  fix(l.MaxRecordBytes, DefaultMaxRecordBytes, MaxRecordValueBytes),
+		MaxRecordBytes:  rec,
 		MaxBatchRecords: fix(l.MaxBatchRecords, DefaultMaxBatchRecords, MaxBatchRecords),
-		MaxCommandBytes: fix(l.MaxCommandBytes, DefaultMaxCommandBytes, MaxCommandBytes),
+		// The default always carries one record at MaxRecordBytes: the record bound, not the
+		// command's, decides whether a record alone is too large.
+		MaxCommandBytes: fix(l.MaxCommandBytes, max(DefaultMaxCommandBytes, singleRecordCommandBytes(rec)), MaxCommandBytes),
 	}
+}
+
+// singleRecordCommandBytes is the largest append command carrying one record whose key,
+// headers and value make n bytes, in any format version.
+func singleRecordCommandBytes(n int) int {
+	return EncodedAppendOverhead() + recordHeaderLenV3 + 4 + 8 + 4 + 8*MaxRecordHeaders + n
 }
 
 // hardLimits are the format's own bounds: what every node accepts.

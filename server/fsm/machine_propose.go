@@ -16,6 +16,8 @@ func (m *Machine) TopicLimits(t Topic) Limits {
 	lim := m.def.limits
 	if t.Config.MaxRecordBytes > 0 {
 		lim.MaxRecordBytes = t.Config.MaxRecordBytes
+		// A record at the topic's limit fits a command alone, as at the machine's.
+		lim.MaxCommandBytes = max(lim.MaxCommandBytes, singleRecordCommandBytes(min(lim.MaxRecordBytes, MaxRecordValueBytes)))
 	}
 	return lim.withDefaults()
 }

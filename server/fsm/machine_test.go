@@ -395,3 +395,33 @@ func TestMachineManifestDecodeRejectsCorruption(t *testing.T) {
 		t.Errorf("a truncated manifest decoded")
 	}
 }
+
+// TestRecordAtTopicLimitIsStored: a record exactly at its topic's MaxRecordBytes — the largest
+// a topic may set, above the machine's own limit — is stored, value, key and header alike: the
+// command carrying it alone is larger than the record, and the command bound must not refuse
+// what the record bound allows. One byte more is refused.
+func TestRecordAtTopicLimitIsStored(t *testing.T) {
+	n := openMachineNode(t, t.TempDir())
+	ctx := context.Background()
+	if _, err := n.m.CreateTopic(ctx, n, "big", 1, TopicConfig{MaxRecordBytes: MaxRecordValueBytes}); err != nil {
+		t.Fatal(err)
+	}
+	rec := AppendRecord{Value: make([]byte, MaxRecordValueBytes-12), Key: []byte("key"), Headers: []Header{{Key: "h", Value: make([]byte, 8)}}}
+	if got := RecordSize(rec); got != MaxRecordValueBytes {
+		t.Fatalf("test record is %d bytes", got)
+	}
+	if res := n.produce("big", 0, rec); res.First != 0 || res.Count != 1 {
+		t.Fatalf("produce = %+v", res)
+	}
+	plain := AppendRecord{Value: make([]byte, MaxRecordValueBytes)}
+	if res := n.produce("big", 0, plain); res.First != 1 {
+		t.Fatalf("produce = %+v", res)
+	}
+	if n.m.Default().Limits().MaxRecordBytes != DefaultMaxRecordBytes {
+		t.Fatalf("the machine's own limit is %d", n.m.Default().Limits().MaxRecordBytes)
+	}
+	rec.Value = append(rec.Value, 0)
+	if _, err := n.m.ProposeAppend(ctx, n, "big", 0, ProducerRef{}, rec); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a record one byte over the topic's limit: %v, want ErrTooLarge", err)
+	}
+}
