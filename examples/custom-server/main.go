@@ -23,6 +23,7 @@ import (
 	"github.com/commitlog-go/commitlog/discovery"
 	"github.com/commitlog-go/commitlog/discovery/static"
 	"github.com/commitlog-go/commitlog/server"
+	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/storage/memory"
 	"github.com/commitlog-go/commitlog/transport"
@@ -58,7 +59,9 @@ func run() error {
 		BindAddr: "127.0.0.1:0", // with a custom membership only its host is used
 		RPCPort:  -1,            // any free port: srv.Addr() tells which
 		OpenLog: func(string) (storage.Log, error) {
-			l, err := memory.New(memory.Config{})
+			// The log must store every record the state machine applies, whatever the
+			// record limit (memory's default, 4 MiB, is below it).
+			l, err := memory.New(memory.Config{MaxRecordBytes: fsm.MaxStoredRecordBytes})
 			if err != nil {
 				return nil, err // not a typed nil in the interface
 			}
