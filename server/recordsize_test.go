@@ -16,6 +16,7 @@ import (
 	"github.com/commitlog-go/commitlog/transport"
 	tconnect "github.com/commitlog-go/commitlog/transport/connect"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+	tgrpc "github.com/commitlog-go/commitlog/transport/grpc"
 )
 
 // TestRecordSizeCountsKeyAndHeaders: --max-record-bytes bounds a record's key, headers and
@@ -384,5 +385,46 @@ func TestRecordAtMaxRecordBytesIsStored(t *testing.T) {
 		if got := res.GetRecord().GetValue(); !bytes.Equal(got, want) {
 			t.Fatalf("Consume(%d) returned %d bytes, want %d", off, len(got), len(want))
 		}
+	}
+}
+
+// TestFollowerForwardsLargeRequests: a follower forwards to the leader every write its own
+// bounds admit, as the leader would store it itself: a record at --max-record-bytes (4 MiB,
+// the largest) and a batch above 4 MiB that makes one command, both above the 4 MiB a
+// transport client sends by default.
+func TestFollowerForwardsLargeRequests(t *testing.T) {
+	const limit = fsm.MaxRecordValueBytes
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			nodes := startClusterWith(t, 2, func(_ int, cfg *Config) {
+				cfg.MaxRecordBytes = limit
+				cfg.Transport = tr
+			})
+			newc := tconnect.NewClient
+			if tr == TransportGRPC {
+				newc = tgrpc.NewClient
+			}
+			c, err := newc(nodes[1].Addr(), transport.ClientConfig{MaxMessageBytes: 8 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			ctx := ctxT(t, 60*time.Second)
+			one, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: bytes.Repeat([]byte{'z'}, limit)}})
+			if err != nil {
+				t.Fatalf("Produce of a %d-byte record to the follower (--max-record-bytes %d): %v", limit, limit, err)
+			}
+			if one.GetOffset() != 0 {
+				t.Fatalf("Produce stored at %d, want 0", one.GetOffset())
+			}
+			batch := []*logv1.Record{{Value: bytes.Repeat([]byte{'a'}, 2_100_000)}, {Value: bytes.Repeat([]byte{'b'}, 2_100_000)}}
+			res, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: batch})
+			if err != nil {
+				t.Fatalf("ProduceBatch of 4.2 MB to the follower: %v", err)
+			}
+			if res.GetBaseOffset() != 1 {
+				t.Fatalf("ProduceBatch stored at %d, want 1", res.GetBaseOffset())
+			}
+		})
 	}
 }

@@ -255,10 +255,11 @@ func (s *Server) effectiveACL() authz.Authorizer {
 }
 
 // newForwarder builds the client a follower forwards writes to the leader with (and asks
-// peers how far they are).
+// peers how far they are). It sends every request this node's own bounds admit (the
+// transport client's default, 4 MiB, refused larger batches and records).
 func (s *Server) newForwarder() error {
 	s.forward = newForwarder(client.NewTransportClient(s.cfg.Transport),
-		transport.ClientConfig{TLS: s.cfg.ForwardTLS, Telemetry: s.tel.Transport()}, s.cfg.MaxForwardClients)
+		transport.ClientConfig{TLS: s.cfg.ForwardTLS, Telemetry: s.tel.Transport(), MaxMessageBytes: s.cfg.maxMessageBytes()}, s.cfg.MaxForwardClients)
 	return nil
 }
 
