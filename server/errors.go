@@ -36,6 +36,10 @@ func toWire(err error) error {
 		return transport.NotLeaderError(transport.NotLeader{LeaderID: nl.Leader.ID, LeaderAddr: nl.Leader.Address}, err.Error())
 	}
 	switch {
+	case errors.Is(err, fsm.ErrFailed):
+		// This node stopped applying committed entries: whatever the cause it wraps (a log
+		// refusing a record as too large, say), the write was committed, nothing was refused.
+		return transport.NewError(transport.Internal, err)
 	case errors.Is(err, storage.ErrOutOfRange):
 		return transport.NewError(transport.OutOfRange, err)
 	case errors.Is(err, fsm.ErrUnknownTopic), errors.Is(err, fsm.ErrUnknownPartition):
@@ -76,7 +80,7 @@ func toWire(err error) error {
 		return transport.NewError(transport.ResourceExhausted, err)
 	case errors.Is(err, fsm.ErrInvalidCommand), errors.Is(err, fsm.ErrEmptyBatch), errors.Is(err, storage.ErrEmptyBatch), errors.Is(err, errInvalid):
 		return transport.NewError(transport.InvalidArgument, err)
-	case errors.Is(err, fsm.ErrFailed), errors.Is(err, storage.ErrFailed):
+	case errors.Is(err, storage.ErrFailed):
 		return transport.NewError(transport.Internal, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return transport.NewError(transport.DeadlineExceeded, err)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
+	"github.com/commitlog-go/commitlog/storage"
+	"github.com/commitlog-go/commitlog/storage/memory"
 	"github.com/commitlog-go/commitlog/storage/vfs/crashfs"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -252,6 +254,35 @@ func TestApplyStopIsReported(t *testing.T) {
 	case err := <-srv.done:
 		t.Fatalf("Run returned after the failure: %v", err)
 	default:
+	}
+	if !errors.Is(srv.fsm.Err(), fsm.ErrFailed) {
+		t.Fatalf("fsm.Err = %v", srv.fsm.Err())
+	}
+}
+
+// TestApplyStopIsNoRefusal: once a node stops applying because its log refused a committed
+// entry as too large (a log that does not accept fsm.MaxStoredRecordBytes), the produce of
+// that entry and of every later one on it were committed: none is answered as a refusal
+// (ResourceExhausted: "too large, nothing stored"; a 2-byte record was so answered), but
+// Internal, which clients treat as an outcome they do not know.
+func TestApplyStopIsNoRefusal(t *testing.T) {
+	srv := startServer(t, Config{OpenLog: func(string) (storage.Log, error) {
+		l, err := memory.New(memory.Config{MaxRecordBytes: 200})
+		if err != nil {
+			return nil, err
+		}
+		return l, nil
+	}})
+	c := newClient(t, TransportConnect, srv.Addr())
+	ctx := ctxT(t, 60*time.Second)
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("ok")}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{1000, 2} {
+		_, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: make([]byte, size)}})
+		if code := transport.CodeOf(err); code != transport.Internal {
+			t.Fatalf("Produce of %d bytes after the log refused a committed entry: %v, want Internal", size, err)
+		}
 	}
 	if !errors.Is(srv.fsm.Err(), fsm.ErrFailed) {
 		t.Fatalf("fsm.Err = %v", srv.fsm.Err())
