@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -39,6 +40,9 @@ func dial(c *cli.Context) (*client.Client, error) {
 	opts := []client.Option{
 		client.WithTransport(c.String("transport")),
 		client.WithRequestTimeout(c.Duration("timeout")),
+		// Room for a record at the largest --max-record-bytes a server takes, and its framing:
+		// the client's 4 MiB default refused to send such a record, or to receive it.
+		client.WithMaxMessageBytes(fsm.MaxRecordValueBytes + 64<<10),
 	}
 	tlsCfg, err := clientTLS(c)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/client"
 	"github.com/commitlog-go/commitlog/server"
+	"github.com/commitlog-go/commitlog/server/fsm"
 )
 
 // freePort returns a loopback port that was free a moment ago.
@@ -429,4 +430,20 @@ func waitLogStartMoved(t *testing.T, addr string) client.Bounds {
 		}
 	}
 	return b
+}
+
+// TestProduceConsumeRecordAtLargestLimit: produce and consume move a record at the largest
+// --max-record-bytes a server takes (4 MiB): the client they use bounded its messages at
+// 4 MiB, so such a line was refused before it was sent, and such a record, produced by
+// another client, could not be read back.
+func TestProduceConsumeRecordAtLargestLimit(t *testing.T) {
+	addr := startOneWith(t, "--max-record-bytes", strconv.Itoa(fsm.MaxRecordValueBytes))
+	line := strings.Repeat("z", fsm.MaxRecordValueBytes)
+	code, out, errOut := runIn(t, line+"\n", "produce", "--addr", addr)
+	if code != 0 || out != "0\n" {
+		t.Fatalf("produce of a %d-byte line: exit %d, stdout %q, stderr %q", len(line), code, out, errOut)
+	}
+	if got := mustRun(t, "consume", "--addr", addr); got != line+"\n" {
+		t.Fatalf("consume returned %d bytes, want the %d-byte record", len(got), len(line)+1)
+	}
 }
