@@ -11,6 +11,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/storage/segment"
+	"github.com/commitlog-go/commitlog/storage/vfs"
 	"github.com/commitlog-go/commitlog/storage/vfs/crashfs"
 )
 
@@ -258,5 +259,114 @@ func TestReadsRacingRewrites(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// gateFS is a crashfs whose next File.ReadAt, once armed, waits for release after signalling
+// that it started.
+type gateFS struct {
+	*crashfs.FS
+	mu      sync.Mutex
+	armed   bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gateFS) arm() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.armed, g.entered, g.release = true, make(chan struct{}), make(chan struct{})
+}
+
+func (g *gateFS) Create(name string) (vfs.File, error) {
+	f, err := g.FS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return &gateFile{File: f, g: g}, nil
+}
+
+func (g *gateFS) Open(name string) (vfs.File, error) {
+	f, err := g.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return &gateFile{File: f, g: g}, nil
+}
+
+type gateFile struct {
+	vfs.File
+	g *gateFS
+}
+
+func (f *gateFile) ReadAt(p []byte, off int64) (int, error) {
+	f.g.mu.Lock()
+	armed, entered, release := f.g.armed, f.g.entered, f.g.release
+	f.g.armed = false
+	f.g.mu.Unlock()
+	if armed {
+		close(entered)
+		<-release
+	}
+	return f.File.ReadAt(p, off)
+}
+
+// TestReadAfterTruncateSuffixSeesNoUnsyncedRecord: under SyncAlways a record is visible only
+// once durable. A Read (or Records) that looked a record's position up before a
+// TruncateSuffix, and read there after the offset was appended again — written, its fsync
+// still running — returned that new record, which a power failure then erased: a read of a
+// record the log never held. It answers ErrOutOfRange (the offset is not in the log), as a
+// read after the truncation does.
+func TestReadAfterTruncateSuffixSeesNoUnsyncedRecord(t *testing.T) {
+	readers := map[string]func(l *segment.Log) ([]byte, error){
+		"Read": func(l *segment.Log) ([]byte, error) { return l.Read(1) },
+		"Records": func(l *segment.Log) ([]byte, error) {
+			for rec, err := range l.Records(1, 2) {
+				return rec.Value, err
+			}
+			return nil, errors.New("Records yielded nothing")
+		},
+	}
+	for name, read := range readers {
+		t.Run(name, func(t *testing.T) {
+			g := &gateFS{FS: crashfs.New()}
+			l := openT(t, dir, segment.Config{FS: g, Sync: segment.SyncAlways})
+			if _, err := l.Append([]byte("old-0"), []byte("old-1")); err != nil {
+				t.Fatal(err)
+			}
+			g.arm()
+			type result struct {
+				v   []byte
+				err error
+			}
+			got := make(chan result, 1)
+			go func() {
+				v, err := read(l)
+				got <- result{bytes.Clone(v), err}
+			}()
+			<-g.entered // the position of offset 1 is looked up; its pread waits
+			if err := l.TruncateSuffix(1); err != nil {
+				t.Fatal(err)
+			}
+			entered, release := g.HoldSyncs()
+			appended := make(chan error, 1)
+			go func() {
+				_, err := l.Append([]byte("new-1"))
+				appended <- err
+			}()
+			<-entered // new-1 is written at the old record's position; its fsync waits
+			if _, next := l.Bounds(); next != 1 {
+				t.Fatalf("next = %d while the append's fsync waits, want 1", next)
+			}
+			close(g.release)
+			r := <-got
+			release()
+			if err := <-appended; err != nil {
+				t.Fatal(err)
+			}
+			if !errors.Is(r.err, storage.ErrOutOfRange) {
+				t.Fatalf("%s of offset 1 racing TruncateSuffix(1) and an Append not yet durable = %q, %v; want ErrOutOfRange", name, r.v, r.err)
+			}
+		})
 	}
 }

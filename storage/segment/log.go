@@ -77,9 +77,11 @@ type Log struct {
 	segs   []*segment // ordered by base offset (mu)
 	lowest uint64     // first offset held (mu)
 	next   uint64     // first offset not visible to readers (mu)
-	// rewrites counts TruncateSuffix and Reset calls (mu): a reader that found a record's
-	// position before one may read other bytes there, which is no corruption.
-	rewrites uint64
+	// rewrites counts TruncateSuffix and Reset calls (changed with mu held for writing, before
+	// they touch a file): a reader that found a record's position before one may read other
+	// bytes there — no corruption, but no record of the log either (another record at that
+	// offset, maybe one not yet durable).
+	rewrites atomic.Uint64
 	notify   chan struct{}
 
 	stop chan struct{}  // closed by Close to stop the interval syncer

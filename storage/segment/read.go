@@ -49,7 +49,7 @@ func (l *Log) read(off uint64) (v []byte, err error) {
 	s := l.findLocked(off)
 	i := int(off - s.base)
 	p, end := int64(s.pos[i]), s.frameEnd(i)
-	rewrites := l.rewrites
+	rewrites := l.rewrites.Load()
 	s.acquire()
 	l.mu.RUnlock()
 	defer s.release()
@@ -82,14 +82,17 @@ func (l *Log) read(off uint64) (v []byte, err error) {
 		}
 		return nil, fmt.Errorf("segment: %s at position %d (offset %d): %w: %w", s.path, p, off, storage.ErrCorrupt, err)
 	}
+	if l.rewrittenSince(rewrites) {
+		// A whole record, but maybe another one: the offset written again after a
+		// TruncateSuffix, and not durable yet under SyncAlways.
+		return nil, errRewritten
+	}
 	return v, nil
 }
 
 // rewrittenSince reports whether TruncateSuffix or Reset ran since rewrites was read.
 func (l *Log) rewrittenSince(rewrites uint64) bool {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.rewrites != rewrites
+	return l.rewrites.Load() != rewrites
 }
 
 // gone reports whether off has left the log (truncated, reset or closed) since a read began.
@@ -139,7 +142,7 @@ func (l *Log) Records(from, to uint64) iter.Seq2[storage.Record, error] {
 				return
 			}
 			s := l.findLocked(off)
-			rewrites := l.rewrites
+			rewrites := l.rewrites.Load()
 			stop := min(to, s.base+s.count())
 			start := int64(s.pos[off-s.base])
 			end := s.end
@@ -156,9 +159,10 @@ func (l *Log) Records(from, to uint64) iter.Seq2[storage.Record, error] {
 				if err == nil && fi.offset != off {
 					err = fmt.Errorf("%w: frame holds offset %d", errOffset, fi.offset)
 				}
-				if err != nil && l.rewrittenSince(rewrites) {
-					// Truncated or reset since the positions were looked up: look again
-					// from off (what was yielded was the log's then).
+				if l.rewrittenSince(rewrites) {
+					// Truncated or reset since the positions were looked up: what was read
+					// may be other bytes, even a record written again and not durable yet.
+					// Look again from off (what was yielded was the log's then).
 					break
 				}
 				if err != nil {

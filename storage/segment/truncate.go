@@ -110,7 +110,7 @@ func (l *Log) TruncateSuffix(from uint64) error {
 	l.acquireSyncToken()
 	defer l.releaseSyncToken()
 	l.mu.Lock()
-	l.rewrites++
+	l.rewrites.Add(1)
 	if from < l.lowest || from > l.next {
 		lo, hi := l.lowest, l.next
 		l.mu.Unlock()
@@ -206,7 +206,7 @@ func (l *Log) Reset(next uint64) error {
 	}
 	s.resetFlag = true
 	l.mu.Lock()
-	l.rewrites++
+	l.rewrites.Add(1)
 	old := l.segs
 	l.segs = []*segment{s}
 	l.lowest, l.next = next, next
