@@ -627,8 +627,11 @@ func (s *service) deletedWhileRead(rt readTarget, err error) error {
 // maxWait > 0 asks to wait that long (capped by MaxConsumeWait) for off to be written first
 // (a long poll). The client's deadline never stretches a wait beyond MaxConsumeWait.
 func (s *service) consumeFrom(ctx context.Context, rt readTarget, off uint64, maxWait time.Duration) (fsm.Record, error) {
-	if _, next := rt.part.Bounds(); off < next {
-		return rt.part.Read(ctx, off) // held here (or below the start: OutOfRange at once)
+	if _, next := rt.part.Bounds(); off < next || rt.part.Err() != nil {
+		// Held here (or below the start: OutOfRange at once); or this node stopped applying,
+		// and its next offset says nothing of what the cluster committed: the state
+		// machine's error, never "beyond every committed record".
+		return rt.part.Read(ctx, off)
 	}
 	if maxWait > 0 {
 		wctx, cancel := context.WithTimeout(ctx, min(maxWait, s.cfg.MaxConsumeWait))

@@ -98,7 +98,8 @@ type Limits struct {
 	MaxRecordBytes int
 	// MaxBatchRecords bounds the records of one command (default DefaultMaxBatchRecords).
 	MaxBatchRecords int
-	// MaxCommandBytes bounds one encoded command (default DefaultMaxCommandBytes).
+	// MaxCommandBytes bounds one encoded command (default DefaultMaxCommandBytes, or more when
+	// one record at MaxRecordBytes needs more: a record within its bound always fits alone).
 	MaxCommandBytes int
 }
 
