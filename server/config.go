@@ -118,7 +118,9 @@ type Config struct {
 	PeerClientTLS *tls.Config
 	// InsecurePlaintextPeers accepts plaintext Raft next to a secured API: anyone who reaches
 	// the port can then depose the leader and append records past the ACL, and new members are
-	// admitted without proof of identity. New logs a warning at every start.
+	// admitted without proof of identity. New logs a warning at every start. On the API, with
+	// mutual TLS, peers are still the callers with a certificate from the API's client CA
+	// that names a node.
 	InsecurePlaintextPeers bool
 	// PeerServerName is the name peers' certificates are verified against when dialing them
 	// (default: the host of the address dialed).

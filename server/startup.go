@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/internal/chaosbugs"
 	"github.com/commitlog-go/commitlog/server/telemetry"
+	"github.com/commitlog-go/commitlog/server/tlsutil"
 	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/storage/segment"
 	"github.com/commitlog-go/commitlog/transport"
@@ -242,8 +244,24 @@ func (s *Server) newAuthorizer() error {
 	s.apiAdmit, s.apiIntercept = admitEarly(authorizer(s.effectiveACL(), authRules{
 		requireIdentity: s.cfg.ACLPolicyFile != "",
 		forwardOnlyPeer: s.acl != nil,
-	}, peerRule(s.cfg.PeerServerTLS)))
+	}, peerRule(s.peerIdentityTLS())))
 	return nil
+}
+
+// peerIdentityTLS is the configuration whose CA makes an API caller a cluster peer: the peer
+// TLS, or, with plaintext Raft (InsecurePlaintextPeers) next to an API with mutual TLS, the
+// API's, as it would secure Raft without that flag. Raft's plaintext is no reason to stop
+// telling peers on the API: without them nobody could forward a write or ask the
+// cluster-internal calls under an ACL, and a cluster under one never grew past its first node.
+func (s *Server) peerIdentityTLS() *tls.Config {
+	if s.cfg.PeerServerTLS != nil || !s.cfg.InsecurePlaintextPeers || s.cfg.ServerTLS == nil || s.cfg.ServerTLS.ClientCAs == nil {
+		return s.cfg.PeerServerTLS
+	}
+	peer, err := tlsutil.PeerConfigFromServer(s.cfg.ServerTLS, s.cfg.PeerServerName)
+	if err != nil {
+		return nil
+	}
+	return peer
 }
 
 // effectiveACL is the authorizer in force: s.acl, or everyone may do everything.
