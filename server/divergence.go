@@ -141,9 +141,10 @@ func writeFileSync(name string, data []byte) error {
 
 // trustedPeer reports whether the caller may tell this server the cluster's checksum: a
 // cluster peer (peerRule: a certificate from the peer CA naming a node), or anyone when the
-// API has no TLS (there is no identity to check).
+// API verifies no client certificate (no TLS, or TLS without a client CA: there is no identity
+// to check, and without this no peer's alarm would ever count).
 func (s *service) trustedPeer(ctx context.Context) bool {
-	if s.cfg.ServerTLS == nil {
+	if s.cfg.ServerTLS == nil || s.cfg.ServerTLS.ClientCAs == nil {
 		return true
 	}
 	p, ok := transport.PeerFromContext(ctx)

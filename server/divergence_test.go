@@ -13,6 +13,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
+	"github.com/commitlog-go/commitlog/server/tlsutil"
 	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -272,5 +273,34 @@ func TestDivergenceAlarmOnlyFromPeers(t *testing.T) {
 	}
 	if _, err := root.Consume(ctx, &logv1.ConsumeRequest{Offset: 0}); transport.CodeOf(err) != transport.DataLoss {
 		t.Fatalf("Consume after the alarm: %v, want DATA_LOSS", err)
+	}
+}
+
+// TestDivergenceAlarmWithoutClientCertificates: with API TLS that verifies no client
+// certificate (no client CA) and peer TLS of its own, no caller can prove it is a peer, so
+// every peer's alarm was ignored and the detector never fired; as without TLS, anyone's counts.
+func TestDivergenceAlarmWithoutClientCertificates(t *testing.T) {
+	pki := newTestPKI(t)
+	cfg := pki.secureConfig(TransportConnect, "")
+	certFile, keyFile := filepath.Join(pki.dir, "server.pem"), filepath.Join(pki.dir, "server-key.pem")
+	api, err := tlsutil.ServerConfig(certFile, keyFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ServerTLS, cfg.ACLModelFile, cfg.DivergenceCheckInterval = api, "", -1
+	srv := startServer(t, cfg)
+	ctx := ctxT(t, 60*time.Second)
+	c := tlsClient(t, TransportConnect, srv.Addr(), pki.client("", ""))
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("hello")}}); err != nil {
+		t.Fatalf("Produce: %v", err)
+	}
+	at := uint64(0)
+	b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at})
+	if err != nil || b.Checksum == nil {
+		t.Fatalf("GetBounds(checksum_at 0) = %v, %v", b, err)
+	}
+	wrong := b.GetChecksum() + 1
+	if b, err = c.GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at, ExpectedChecksum: &wrong}); err != nil || b.GetDivergence() == "" {
+		t.Fatalf("an expected_checksum that differs did not raise the alarm: %v, %v", b, err)
 	}
 }
