@@ -663,6 +663,11 @@ func (p *Producer) expireWaiting(cause error) (noneLeft bool) {
 	noneLeft = true
 	var expired []*batch
 	for _, ps := range p.order {
+		if ps.cur != nil && !ps.cur.deadline.After(now) {
+			// Without linger a batch waits uncut until a sender takes it: it
+			// expires as well.
+			p.cutLocked(ps)
+		}
 		for len(ps.ready) > 0 && !ps.ready[0].deadline.After(now) {
 			expired = append(expired, ps.ready[0])
 			ps.ready = ps.ready[1:]

@@ -461,3 +461,46 @@ func TestProducerIdempotentUnknownThenClientClosed(t *testing.T) {
 		})
 	}
 }
+
+// TestProducerDeliveryTimeoutWithoutLingerWhileInitFails: with ProducerLinger(0) a record
+// waits in its partition's current batch until a sender takes it. While the cluster cannot be
+// reached the sender keeps asking for a producer ID, and the record must still fail with
+// ErrDeliveryTimeout once its delivery timeout passed, not wait for the cluster to come back.
+func TestProducerDeliveryTimeoutWithoutLingerWhileInitFails(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			l := clienttest.New()
+			srv, err := l.Serve(clienttest.ServeOptions{Transport: tr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl, err := client.New(context.Background(), []string{srv.Addr()}, client.WithTransport(tr),
+				client.WithBackoff(time.Millisecond, 20*time.Millisecond), client.WithMaxRetries(2))
+			if err != nil {
+				_ = srv.Close()
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			// The cluster goes away before the producer asks for its ID.
+			if err := srv.Close(); err != nil {
+				t.Fatal(err)
+			}
+			p, err := cl.NewProducer(client.ProducerDeliveryTimeout(200*time.Millisecond), client.ProducerLinger(0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			f, err := p.Send(context.Background(), []byte("never"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A bound far above the delivery timeout, only so that the test ends: the record
+			// must fail on its own, while the producer is open.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := f.Wait(ctx); !errors.Is(err, client.ErrDeliveryTimeout) {
+				t.Fatalf("record sent while the cluster is unreachable: %v, want ErrDeliveryTimeout", err)
+			}
+		})
+	}
+}
