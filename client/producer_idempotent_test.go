@@ -504,3 +504,48 @@ func TestProducerDeliveryTimeoutWithoutLingerWhileInitFails(t *testing.T) {
 		})
 	}
 }
+
+// TestProducerForgottenAfterUnknownOutcome: a batch whose answer was lost is retried after the
+// server forgot the producer (expired): it fails with ErrOutcomeUnknown (it may be stored under
+// the forgotten ID), and the producer asks for a new epoch of that ID, which a server that no
+// longer knows it answers with a new ID, as the cluster's state machine does. The next
+// records are stored: the producer is not left failing every record.
+func TestProducerForgottenAfterUnknownOutcome(t *testing.T) {
+	forEachFake(t, func(t *testing.T, l *clienttest.Log, cl *client.Client) {
+		var lose atomic.Bool
+		lose.Store(true)
+		l.LoseAnswer = func(string, uint32) bool {
+			if lose.Load() {
+				// The answer of this write is lost, and the producer expires before
+				// its retry.
+				lose.Store(false)
+				l.ForgetProducers()
+				return true
+			}
+			return false
+		}
+		ctx := context.Background()
+		p, err := cl.NewProducer(client.ProducerLinger(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		f, err := p.Send(ctx, []byte("a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Wait(ctx); !errors.Is(err, client.ErrOutcomeUnknown) {
+			t.Fatalf("record a, retried after its producer was forgotten: %v, want ErrOutcomeUnknown", err)
+		}
+		f, err = p.Send(ctx, []byte("b"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if off, err := f.Wait(ctx); err != nil || off != 1 {
+			t.Fatalf("record b: offset %d err %v, want offset 1", off, err)
+		}
+		if got := values(t, l, "", 0); !slices.Equal(got, []string{"a", "b"}) {
+			t.Fatalf("log holds %q", got)
+		}
+	})
+}

@@ -480,21 +480,19 @@ func (l *Log) AlterTopicConfig(_ context.Context, req *logv1.AlterTopicConfigReq
 }
 
 // InitProducer hands out a new producer ID (epoch 0), or bumps the epoch of
-// an existing one, fencing its older instances.
+// an existing one, fencing its older instances. An ID it does not know (never
+// handed out, or forgotten) gets a new ID, as from the cluster's state machine.
 func (l *Log) InitProducer(_ context.Context, req *logv1.InitProducerRequest) (*logv1.InitProducerResponse, error) {
 	l.count("InitProducer")
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	id := req.GetProducerId()
-	if id == 0 {
+	prod := l.producers[id]
+	if prod == nil {
 		l.nextPID++
 		id = l.nextPID
 		l.producers[id] = &producer{parts: make(map[partKey][]batchMeta)}
 		return &logv1.InitProducerResponse{ProducerId: id}, nil
-	}
-	prod := l.producers[id]
-	if prod == nil {
-		return nil, producerError(transport.ProducerUnknown, "clienttest: unknown producer ID %d", id)
 	}
 	prod.epoch++
 	prod.parts = make(map[partKey][]batchMeta) // a new epoch starts its sequences at 0
