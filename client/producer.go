@@ -619,7 +619,7 @@ func (p *Producer) resetLocked() {
 		ctx, cancel := context.WithTimeout(context.Background(), p.opts.deliveryTimeout)
 		pid, err = p.c.InitProducer(ctx, id)
 		cancel()
-		if err == nil || errors.Is(err, ErrClosed) || !(errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown)) {
+		if err == nil || errors.Is(err, ErrClosed) || !initTransient(err) {
 			break
 		}
 		// A transient failure: try again, while a batch is still in
@@ -634,7 +634,7 @@ func (p *Producer) resetLocked() {
 	if err != nil {
 		err = fmt.Errorf("idempotent producer: %w", err)
 		p.mu.Lock()
-		if !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrOutcomeUnknown) {
+		if !initTransient(err) {
 			p.fatal = err
 		}
 		bs := p.takeWaitingLocked()
@@ -653,6 +653,13 @@ func (p *Producer) resetLocked() {
 		ps.nextSeq = 0
 	}
 	p.cond.Broadcast()
+}
+
+// initTransient reports whether an InitProducer error may pass: no server
+// reachable, an unknown outcome, or redirects past the retry budget (a
+// leadership change under way). Any other error is fatal to the producer.
+func initTransient(err error) bool {
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrNotLeader)
 }
 
 // expireWaiting fails the waiting batches whose delivery deadline passed
