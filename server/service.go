@@ -737,7 +737,10 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 		if err != nil {
 			select {
 			case <-s.stop:
-				return nil // the server is stopping: end the stream cleanly
+				// The server is stopping: Unavailable, as a ProduceStream ends. A tailing
+				// stream has no end of its own: ended OK, a client would take it as done
+				// rather than resume elsewhere.
+				return toWire(errStopping)
 			default:
 			}
 			if ctx.Err() != nil {
