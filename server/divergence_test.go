@@ -274,6 +274,11 @@ func TestDivergenceAlarmOnlyFromPeers(t *testing.T) {
 	if _, err := root.Consume(ctx, &logv1.ConsumeRequest{Offset: 0}); transport.CodeOf(err) != transport.DataLoss {
 		t.Fatalf("Consume after the alarm: %v, want DATA_LOSS", err)
 	}
+	// Every read fails there: the node is no longer ready (it was, and a Service kept sending
+	// it readers).
+	if ready, reason := srv.tel.Ready(); ready || !strings.Contains(reason, "divergence alarm") {
+		t.Errorf("after the alarm: Ready = %v %q, want not ready, naming the alarm", ready, reason)
+	}
 }
 
 // TestDivergenceAlarmWithoutClientCertificates: with API TLS that verifies no client

@@ -338,7 +338,7 @@ func (s *Server) startAPI() error {
 		segs = st
 	}
 	if err := s.tel.Observe(telemetry.Sources{Consensus: s.node, Segments: segs, Live: s.sm.Err, SetHealth: s.api.SetHealth,
-		Certificates: s.certExpiries, LeaderCommitIndex: s.leaderCommitIndex}); err != nil {
+		Certificates: s.certExpiries, LeaderCommitIndex: s.leaderCommitIndex, Diverged: s.svc.div.message}); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	return nil

@@ -24,6 +24,7 @@ type health struct {
 	live         func() error
 	setHealth    func(transport.HealthStatus)
 	leaderCommit func(ctx context.Context, leader consensus.Server) (uint64, error)
+	diverged     func() string // the divergence alarm's message; nil: none
 	draining     bool
 	term         uint64 // the term target belongs to; 0: none yet
 	target       uint64 // commit index known when the leader of term was learned
@@ -36,9 +37,9 @@ func newHealth() *health { return &health{} }
 // observe starts tracking node; setHealth (may be nil) is called with SERVING whenever a leader
 // is known and NOT_SERVING whenever none is, from the consensus notification goroutine.
 func (h *health) observe(node consensus.Consensus, live func() error, setHealth func(transport.HealthStatus),
-	leaderCommit func(context.Context, consensus.Server) (uint64, error)) {
+	leaderCommit func(context.Context, consensus.Server) (uint64, error), diverged func() string) {
 	h.mu.Lock()
-	h.node, h.live, h.setHealth, h.leaderCommit = node, live, setHealth, leaderCommit
+	h.node, h.live, h.setHealth, h.leaderCommit, h.diverged = node, live, setHealth, leaderCommit, diverged
 	h.mu.Unlock()
 	cancel := node.SubscribeLeader(h.onLeader)
 	h.mu.Lock()
@@ -139,6 +140,11 @@ func (h *health) ready() (bool, string) {
 	if h.live != nil {
 		if err := h.live(); err != nil {
 			return false, err.Error()
+		}
+	}
+	if h.diverged != nil {
+		if msg := h.diverged(); msg != "" {
+			return false, "divergence alarm: " + msg
 		}
 	}
 	return true, "ready"

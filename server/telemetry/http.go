@@ -31,6 +31,10 @@ type Sources struct {
 	// peer API). A follower is ready once it has applied that far; without it, a follower's
 	// own commit index is the target, and it lags the leader's.
 	LeaderCommitIndex func(ctx context.Context, leader consensus.Server) (uint64, error)
+	// Diverged returns the divergence alarm's message, "" while none is raised: a node whose
+	// alarm is raised refuses every read, so it is not ready (it stays alive: a restart keeps
+	// the alarm). Nil: never.
+	Diverged func() string
 }
 
 // Observe starts reporting on src: observable gauges, the leader-change counter, readiness
@@ -43,7 +47,7 @@ func (t *Telemetry) Observe(src Sources) error {
 		return err
 	}
 	if src.Consensus != nil {
-		t.health.observe(src.Consensus, src.Live, src.SetHealth, src.LeaderCommitIndex)
+		t.health.observe(src.Consensus, src.Live, src.SetHealth, src.LeaderCommitIndex, src.Diverged)
 	}
 	return nil
 }

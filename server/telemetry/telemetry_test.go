@@ -593,3 +593,30 @@ func TestReadinessWaitsForTheLeadersCommitIndex(t *testing.T) {
 		t.Errorf("a leader asked itself: %d questions, want %d", got, n)
 	}
 }
+
+// TestReadinessFollowsTheDivergenceAlarm: a node whose divergence alarm is raised answers every
+// read DATA_LOSS; it was ready (a Service kept sending it readers) and now is not, while it
+// stays alive (a restart keeps the alarm).
+func TestReadinessFollowsTheDivergenceAlarm(t *testing.T) {
+	tel := newTelemetry(t, Config{})
+	node := newFakeNode("a")
+	var (
+		mu    sync.Mutex
+		alarm string
+	)
+	if err := tel.Observe(Sources{Consensus: node, Diverged: func() string { mu.Lock(); defer mu.Unlock(); return alarm }}); err != nil {
+		t.Fatalf("Observe: %v", err)
+	}
+	node.set(func(s *consensus.Status) {
+		s.Term, s.State, s.Leader, s.CommitIndex, s.AppliedIndex = 2, "leader", consensus.Server{ID: "a", Address: "a:1"}, 5, 5
+	})
+	if ready, reason := tel.Ready(); !ready {
+		t.Fatalf("Ready = false %q, want ready", reason)
+	}
+	mu.Lock()
+	alarm = "at offset 7 its chained checksum is 00000001, the cluster majority's 00000002"
+	mu.Unlock()
+	if ready, reason := tel.Ready(); ready || !strings.Contains(reason, "divergence alarm: at offset 7") {
+		t.Errorf("alarm raised: Ready = %v %q, want not ready, naming the alarm", ready, reason)
+	}
+}
