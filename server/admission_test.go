@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,5 +160,58 @@ func TestDerivedPeerCAFollowsReload(t *testing.T) {
 	_, err = peer.Produce(transport.ContextWithForwardedFor(ctx, "root"), &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}})
 	if err != nil {
 		t.Errorf("after the CA was replaced, a node certificate of the new CA forwarding for root: %v", err)
+	}
+}
+
+// TestReloadRefusesPeerCertificateNamingAnotherNode: New refuses a peer certificate that does
+// not name the node, but a SIGHUP took one, so the node served it until its next start failed.
+// Reload now keeps the previous certificate and says why.
+func TestReloadRefusesPeerCertificateNamingAnotherNode(t *testing.T) {
+	pki := newTestPKI(t)
+	dir := t.TempDir()
+	certFile, keyFile, caFile := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"), filepath.Join(dir, "ca.pem")
+	certs := map[string][2]string{}
+	for _, node := range []string{"node-0", "node-7"} {
+		c, k := pki.nodeCert("server-"+node, node)
+		certs[node] = [2]string{c, k}
+	}
+	install := func(node string) {
+		t.Helper()
+		c, k := certs[node][0], certs[node][1]
+		for src, dst := range map[string]string{c: certFile, k: keyFile, pki.caFile: caFile} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dst+".new", b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(dst+".new", dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	install("node-0")
+	src, err := tlsutil.NewSource(certFile, keyFile, caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := src.ServerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, Config{NodeName: "node-0", ServerTLS: api, TLSCredentials: map[string]*tlsutil.Source{"server": src},
+		GossipKey: pki.gossipKey()})
+
+	install("node-7")
+	if err := srv.Reload(); err == nil || !strings.Contains(err.Error(), `does not name node "node-0"`) {
+		t.Fatalf("Reload with a certificate naming node-7 = %v, want a refusal naming node-0", err)
+	}
+	if leaf := src.Certificate().Leaf; !tlsutil.CertificateNamesNode(leaf, "node-0") {
+		t.Errorf("after the refused reload the node presents %v, want its previous certificate", tlsutil.CertificateNodes(leaf))
+	}
+	install("node-0")
+	if err := srv.Reload(); err != nil {
+		t.Errorf("Reload with a certificate naming the node: %v", err)
 	}
 }

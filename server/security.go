@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/commitlog-go/commitlog/server/telemetry"
+	"github.com/commitlog-go/commitlog/server/tlsutil"
 )
 
 // tagInsecure is the Serf tag a node sets to "true" when it is insecure (see insecureReasons),
@@ -85,7 +87,11 @@ func (s *Server) Reload() error {
 	for _, role := range s.credentialRoles() {
 		src := s.cfg.TLSCredentials[role]
 		cert, _, ca := src.Files()
-		if err := src.Reload(); err != nil {
+		var check func(*x509.Certificate) error
+		if role == s.peerCertRole() {
+			check = s.namesThisNode // as New requires: a restart would fail on it
+		}
+		if err := src.ReloadChecked(check); err != nil {
 			errs = append(errs, fmt.Errorf("%s TLS credentials: %w", role, err))
 			continue
 		}
@@ -96,6 +102,28 @@ func (s *Server) Reload() error {
 		return fmt.Errorf("server: reload: %w", err)
 	}
 	return nil
+}
+
+// peerCertRole is the credentials role whose certificate this node presents to its peers:
+// "peer" (--peer-tls-*), or "server" when the API's credentials secure Raft too; "" when no
+// certificate is a peer's.
+func (s *Server) peerCertRole() string {
+	switch {
+	case s.cfg.TLSCredentials["peer"] != nil:
+		return "peer"
+	case s.cfg.PeerServerTLS != nil && s.cfg.TLSCredentials["server"] != nil:
+		return "server"
+	}
+	return ""
+}
+
+// namesThisNode returns an error unless cert names this node, as a peer certificate must.
+func (s *Server) namesThisNode(cert *x509.Certificate) error {
+	if tlsutil.CertificateNamesNode(cert, s.cfg.NodeName) {
+		return nil
+	}
+	return fmt.Errorf("certificate %q does not name node %q (it needs the DNS name %s; it names %v)",
+		cert.Subject.CommonName, s.cfg.NodeName, tlsutil.NodeDNSName(s.cfg.NodeName), tlsutil.CertificateNodes(cert))
 }
 
 func (s *Server) credentialRoles() []string {

@@ -66,10 +66,18 @@ func NewSource(certFile, keyFile, caFile string) (*Source, error) {
 // Reload reads the files again. If they all load, new handshakes use them; if any does not,
 // the Source keeps the credentials it had and returns the error (wrapping what NewSource
 // would). Concurrent Reloads are serialized.
-func (s *Source) Reload() error {
+func (s *Source) Reload() error { return s.ReloadChecked(nil) }
+
+// ReloadChecked is Reload, with check (when set) deciding whether the new certificate, when
+// the Source has one, may replace the current one: its error keeps the previous credentials,
+// and is returned.
+func (s *Source) ReloadChecked(check func(*x509.Certificate) error) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	c, err := s.load()
+	if err == nil && check != nil && c.cert != nil {
+		err = check(c.cert.Leaf)
+	}
 	if err != nil {
 		return fmt.Errorf("%w (keeping the previous certificates)", err)
 	}
