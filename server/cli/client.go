@@ -456,7 +456,7 @@ func clusterCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "status",
-				Usage: "show the cluster id and list the servers: id, addresses, suffrage, leader, applied index, lag, log bounds, size, divergence alarm, whether it applies (a server that stopped applying says why), and security (insecure: a server listening beyond loopback without TLS or gossip encryption)",
+				Usage: "show the cluster id and list the servers: id, addresses, suffrage, leader, applied index, lag, log bounds and size on disk (of the default topic), divergence alarm, whether it applies (a server that stopped applying says why), and security (insecure: a server listening beyond loopback without TLS or gossip encryption)",
 				Flags: clientFlags(),
 				Action: func(c *cli.Context) error {
 					return useClient(c, func(cl *client.Client) error {
