@@ -428,3 +428,51 @@ func TestFollowerForwardsLargeRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumeStreamBatchFitsMessageBound: with --max-record-bytes at its largest, a batched
+// ConsumeStream whose batch already holds almost 1 MiB when a large record comes sends that
+// record in a message of its own: batched with the rest it made a message beyond the
+// transport's bound, and the stream failed (ResourceExhausted) at that offset on every retry,
+// though each record fits a message alone (Consume reads it).
+func TestConsumeStreamBatchFitsMessageBound(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			srv := startServer(t, Config{Transport: tr, MaxRecordBytes: fsm.MaxRecordValueBytes})
+			newc := tconnect.NewClient
+			if tr == TransportGRPC {
+				newc = tgrpc.NewClient
+			}
+			c, err := newc(srv.Addr(), transport.ClientConfig{MaxMessageBytes: fsm.MaxRecordValueBytes + 64<<10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx := ctxT(t, 60*time.Second)
+			sizes := []int{maxStreamBatchBytes - 4<<10, fsm.MaxRecordValueBytes - 4<<10}
+			for i, n := range sizes {
+				if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: bytes.Repeat([]byte{byte('a' + i)}, n)}}); err != nil {
+					t.Fatalf("produce %d bytes: %v", n, err)
+				}
+			}
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			cs, err := c.ConsumeStream(sctx, &logv1.ConsumeRequest{MaxBatch: 1024})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cs.Close()
+			for got := 0; got < len(sizes); {
+				res, err := cs.Receive()
+				if err != nil {
+					t.Fatalf("after %d records: %v", got, err)
+				}
+				for _, r := range res.GetRecords() {
+					if r.GetOffset() != uint64(got) || len(r.GetValue()) != sizes[got] {
+						t.Fatalf("record %d: offset %d, %d bytes", got, r.GetOffset(), len(r.GetValue()))
+					}
+					got++
+				}
+			}
+		})
+	}
+}

@@ -767,6 +767,14 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 		// so batched ones are copied.
 		r := wireRecord(rec)
 		copyRecordBytes(r)
+		if n := recordBytes(r); len(batch) > 0 && batchBytes+n > maxStreamBatchBytes {
+			// Sent apart: a large record added to a batch of almost maxStreamBatchBytes
+			// would make a message beyond the transport's bound (one record alone fits it).
+			if err := stream.Send(&logv1.ConsumeResponse{Records: batch}); err != nil {
+				return toWire(err)
+			}
+			batch, batchBytes = make([]*logv1.Record, 0, len(batch)), 0
+		}
 		batch = append(batch, r)
 		batchBytes += recordBytes(r)
 		if rec.Offset+1 >= next { // at the end as last seen: look again (once per batch, not per record)
