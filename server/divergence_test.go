@@ -309,3 +309,35 @@ func TestDivergenceAlarmWithoutClientCertificates(t *testing.T) {
 		t.Fatalf("an expected_checksum that differs did not raise the alarm: %v, %v", b, err)
 	}
 }
+
+// TestDivergenceAlarmEndsOpenStreams: a ConsumeStream opened before the divergence alarm is
+// raised carries no record after it: it ends with DATA_LOSS, as every read of a diverged
+// server answers. It went on tailing the diverged log, serving its records.
+func TestDivergenceAlarmEndsOpenStreams(t *testing.T) {
+	for _, batch := range []uint32{1, 64} {
+		t.Run(fmt.Sprint("max_batch=", batch), func(t *testing.T) {
+			srv := startServer(t, Config{DivergenceCheckInterval: -1})
+			c := newClient(t, TransportGRPC, srv.Addr())
+			ctx := ctxT(t, 30*time.Second)
+			if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("before")}}); err != nil {
+				t.Fatal(err)
+			}
+			st, err := c.ConsumeStream(ctx, &logv1.ConsumeRequest{MaxBatch: batch})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if _, err := st.Receive(); err != nil {
+				t.Fatalf("first record: %v", err)
+			}
+			srv.svc.div.raise("planted by the test")
+			if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("after")}}); err != nil {
+				t.Fatal(err)
+			}
+			res, err := st.Receive()
+			if transport.CodeOf(err) != transport.DataLoss {
+				t.Fatalf("the open stream after the alarm: %v, %v; want DATA_LOSS", res, err)
+			}
+		})
+	}
+}

@@ -748,6 +748,9 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 			}
 			return toWire(s.deletedWhileRead(rt, err))
 		}
+		if err := s.div.readErr(); err != nil {
+			return err // the alarm was raised while the stream was open: no further record
+		}
 		if g := s.policyGen.Load(); g != gen {
 			// The policy was reloaded: a caller no longer allowed gets no further record
 			// (PermissionDenied), whatever the stream has batched.
