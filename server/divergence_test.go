@@ -341,3 +341,31 @@ func TestDivergenceAlarmEndsOpenStreams(t *testing.T) {
 		})
 	}
 }
+
+// TestDivergenceAlarmEndsLongPoll: a Consume long-polling when the divergence alarm is raised
+// answers DATA_LOSS, not the record the diverged log then applies.
+func TestDivergenceAlarmEndsLongPoll(t *testing.T) {
+	srv := startServer(t, Config{DivergenceCheckInterval: -1, MaxConsumeWait: time.Minute})
+	c := newClient(t, TransportGRPC, srv.Addr())
+	ctx := ctxT(t, 60*time.Second)
+	type answer struct {
+		res *logv1.ConsumeResponse
+		err error
+	}
+	done := make(chan answer, 1)
+	early := make(chan error, 1)
+	go func() {
+		res, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 0, MaxWaitMs: 50_000})
+		early <- err
+		done <- answer{res, err}
+	}()
+	waitParked(t, "(*service).consumeFrom", early)
+	srv.svc.div.raise("planted by the test")
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("after")}}); err != nil {
+		t.Fatal(err)
+	}
+	a := <-done
+	if transport.CodeOf(a.err) != transport.DataLoss {
+		t.Fatalf("the long poll after the alarm: %v, %v; want DATA_LOSS", a.res, a.err)
+	}
+}

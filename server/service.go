@@ -603,6 +603,9 @@ func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv
 	if err != nil {
 		return nil, toWire(err)
 	}
+	if err := s.div.readErr(); err != nil {
+		return nil, err // the alarm was raised while the read waited (a long poll)
+	}
 	return &logv1.ConsumeResponse{Record: wireRecord(rec)}, nil
 }
 
