@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/commitlog-go/commitlog/server/fsm"
@@ -55,6 +56,9 @@ type divergence struct {
 
 	mu  sync.Mutex
 	msg string // "" while not raised
+	// on is msg != "", for readErr: checked before every record a stream sends, so without
+	// the lock.
+	on atomic.Bool
 }
 
 // openDivergence loads the alarm kept in dataDir, if any.
@@ -67,6 +71,7 @@ func openDivergence(dataDir string, logger *slog.Logger) (*divergence, error) {
 		if d.msg == "" {
 			d.msg = "raised (empty " + divergedFile + " file)"
 		}
+		d.on.Store(true)
 		logger.Error("divergence alarm raised before this start: this server refuses reads until an operator repairs it", "file", d.path, "alarm", d.msg)
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("read %s: %w", d.path, err)
@@ -98,6 +103,7 @@ func (d *divergence) raise(msg string) {
 		return
 	}
 	d.msg = msg
+	d.on.Store(true)
 	d.logger.Error("divergence alarm: this server's log differs from the cluster's; it refuses reads until an operator repairs it (wipe its data dir and let it rejoin)", "alarm", msg, "file", d.path)
 	if err := writeFileSync(d.path, []byte(msg+"\n")); err != nil {
 		d.logger.Error("cannot record the divergence alarm; it lasts until this server stops", "file", d.path, "err", err)
@@ -106,6 +112,9 @@ func (d *divergence) raise(msg string) {
 
 // readErr returns the error reads answer while the alarm is raised, nil otherwise.
 func (d *divergence) readErr() error {
+	if d == nil || !d.on.Load() {
+		return nil
+	}
 	if msg := d.message(); msg != "" {
 		return transport.Errorf(transport.DataLoss, "this server's log diverged from the cluster's (%s): it refuses reads until an operator repairs it; read from another server", msg)
 	}
