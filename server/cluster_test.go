@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/commitlog-go/commitlog/client"
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/discovery"
 	"github.com/commitlog-go/commitlog/transport"
@@ -220,6 +222,32 @@ func TestRemoveServerUnknownID(t *testing.T) {
 		}
 	}
 	if servers, err := srv.node.Servers(ctx); err != nil || len(servers) != 1 || servers[0].ID != "node-0" {
+		t.Errorf("configuration after the refusals: %v, %v", servers, err)
+	}
+}
+
+// TestRemoveServerLastVoter: Raft refuses to remove the last voter; its refusal came out as
+// Internal, which the SDK reports as an unknown outcome, for a removal that never happened.
+// It is FailedPrecondition, naming the server, and the configuration is unchanged.
+func TestRemoveServerLastVoter(t *testing.T) {
+	srv := startServer(t, Config{})
+	ctx := ctxT(t, 20*time.Second)
+	for _, tr := range []string{TransportConnect, TransportGRPC} {
+		c := newClient(t, tr, srv.Addr())
+		if _, err := c.RemoveServer(ctx, &logv1.RemoveServerRequest{Id: "node-0"}); transport.CodeOf(err) != transport.FailedPrecondition ||
+			!strings.Contains(err.Error(), `"node-0" is the cluster's last voter`) {
+			t.Errorf("%s: RemoveServer of the last voter: %v, want FailedPrecondition naming it", tr, err)
+		}
+	}
+	sdk, err := client.New(ctx, []string{srv.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdk.Close()
+	if err := sdk.RemoveServer(ctx, "node-0"); err == nil || errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Errorf("SDK RemoveServer of the last voter: %v, want the server's refusal", err)
+	}
+	if servers, err := srv.node.Servers(ctx); err != nil || len(servers) != 1 || servers[0].ID != "node-0" || !srv.node.IsLeader() {
 		t.Errorf("configuration after the refusals: %v, %v", servers, err)
 	}
 }

@@ -950,6 +950,13 @@ func (s *service) RemoveServer(ctx context.Context, req *logv1.RemoveServerReque
 		if !slices.ContainsFunc(servers, func(sv consensus.ServerStatus) bool { return sv.ID == req.GetId() }) {
 			return nil, transport.Errorf(transport.InvalidArgument, "server %q is not in the cluster's configuration", req.GetId())
 		}
+		// Raft refuses to remove the last voter with an error of its own, which came out as
+		// Internal: the SDK reported an unknown outcome for a removal that never happened.
+		if !slices.ContainsFunc(servers, func(sv consensus.ServerStatus) bool {
+			return sv.ID != req.GetId() && sv.Suffrage == consensus.Voter
+		}) {
+			return nil, transport.Errorf(transport.FailedPrecondition, "server %q is the cluster's last voter: removing it would leave no server to elect a leader", req.GetId())
+		}
 	}
 	// Marked before the removal, so that no reconcile pass running meanwhile adds it back.
 	if s.removed != nil {
