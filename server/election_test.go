@@ -160,3 +160,38 @@ func TestTransferLeadershipRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestTransferLeadershipToNonvoter: leadership can go only to a voter. A transfer to a
+// non-voter was sent on anyway: its vote requests, refused, still deposed the leader, another
+// voter was elected, and the call answered success with no leader ("leader is now "). It is
+// refused now, FailedPrecondition (a joining server is promoted once caught up), and the
+// leader keeps leading in its term.
+func TestTransferLeadershipToNonvoter(t *testing.T) {
+	nodes := startCluster(t, 2)
+	leader := leaderOf(t, nodes)
+	ctx := ctxT(t, 60*time.Second)
+	// Outside the others' gossip, so that no reconciler promotes it: it stays a non-voter.
+	nv := startNode(t, Config{NodeName: "node-9", Membership: staticMembership(), StartJoinAddrs: []string{"unused"}}, false)
+	if err := leader.node.AddNonvoter(ctx, nv.ID(), nv.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the non-voter has the leader's log", func() bool {
+		return nv.node.ClusterID() == leader.node.ClusterID() && nv.node.Status().AppliedIndex >= leader.node.Status().CommitIndex
+	})
+	term := leader.node.Status().Term
+	c := newClient(t, TransportConnect, leader.Addr())
+	if res, err := c.TransferLeadership(ctx, &logv1.TransferLeadershipRequest{Id: nv.ID()}); transport.CodeOf(err) != transport.FailedPrecondition {
+		t.Fatalf("transfer to a non-voter: %v, %v; want FailedPrecondition", res, err)
+	}
+	sdk, err := client.New(ctx, []string{leader.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdk.Close()
+	if _, err := sdk.TransferLeadership(ctx, nv.ID()); err == nil || errors.Is(err, client.ErrOutcomeUnknown) || errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("SDK transfer to a non-voter: %v, want the server's refusal", err)
+	}
+	if st := leader.node.Status(); !leader.node.IsLeader() || st.Term != term {
+		t.Fatalf("after the refused transfers %s is %s in term %d; it led in term %d", leader.ID(), st.State, st.Term, term)
+	}
+}

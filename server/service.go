@@ -973,8 +973,9 @@ func (s *service) RemoveServer(ctx context.Context, req *logv1.RemoveServerReque
 
 // transferError is toWire for TransferLeadership's refusals, which hashicorp/raft answers
 // without a sentinel this server could map: an ID not in the configuration is the caller's
-// mistake (InvalidArgument); a transfer already in progress, or a target that did not win in
-// time (leadership then stays with the leader), is FailedPrecondition: leadership did not move
+// mistake (InvalidArgument); a non-voter target (a joining server not yet promoted), a
+// transfer already in progress, or a target that did not win in time (leadership then stays
+// with the leader), is FailedPrecondition: leadership did not move
 // by this call, and a retry would move it again. Neither is a server fault (Internal), which an
 // SDK would report as an unknown outcome.
 func transferError(err error) error {
@@ -982,6 +983,8 @@ func transferError(err error) error {
 	switch {
 	case errors.Is(err, craft.ErrUnknownServer):
 		return transport.Errorf(transport.InvalidArgument, "%v", err)
+	case errors.Is(err, craft.ErrNotVoter):
+		return transport.Errorf(transport.FailedPrecondition, "leadership was not transferred: only a voter can lead: %v", err)
 	case transport.CodeOf(werr) == transport.Internal:
 		return transport.Errorf(transport.FailedPrecondition, "leadership was not transferred: %v", err)
 	}

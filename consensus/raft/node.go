@@ -664,7 +664,8 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 
 // TransferLeadership hands leadership to id (its address looked up in the configuration), or
 // to the most up-to-date voter when id is empty. Leader only. It returns once the transfer
-// completed or failed.
+// completed or failed; an id not in the configuration is ErrUnknownServer, a non-voter's
+// ErrNotVoter (nothing is tried).
 func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 	if n.closing.Load() {
 		return consensus.ErrClosed
@@ -685,13 +686,19 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 			return n.mapErr(err, false)
 		}
 		var addr hraft.ServerAddress
+		voter := false
 		for _, s := range cf.Configuration().Servers {
 			if string(s.ID) == id {
-				addr = s.Address
+				addr, voter = s.Address, s.Suffrage == hraft.Voter
 			}
 		}
 		if addr == "" {
 			return fmt.Errorf("consensus/raft: transfer leadership: %w: %q", ErrUnknownServer, id)
+		}
+		if !voter {
+			// hashicorp/raft sends it TimeoutNow anyway: its vote requests, refused, still
+			// depose the leader, and another voter is elected, not it.
+			return fmt.Errorf("consensus/raft: transfer leadership: %w: %q", ErrNotVoter, id)
 		}
 		f = n.raft.LeadershipTransferToServer(hraft.ServerID(id), addr)
 	}
@@ -710,6 +717,10 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 
 // ErrUnknownServer is returned when a server ID is not in the configuration.
 var ErrUnknownServer = errors.New("consensus/raft: unknown server")
+
+// ErrNotVoter is returned when leadership is asked to go to a server that is in the
+// configuration but does not vote (a non-voter, promoted once it has caught up).
+var ErrNotVoter = errors.New("consensus/raft: not a voter")
 
 // SubscribeLeader calls fn with the leader known when it subscribes, then on every change of
 // leader seen by this node, from the Node's single notification goroutine, in order. fn must
