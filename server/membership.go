@@ -58,6 +58,8 @@ type reconciler struct {
 // reconcilerConfig is what a reconciler works with.
 type reconcilerConfig struct {
 	self string
+	// addr is this node's Raft address, as it advertises it.
+	addr string
 	// admit checks that the server at a raft address proves it is the named member (see
 	// Server.admit); nil admits everyone.
 	admit func(ctx context.Context, id, raftAddr string) error
@@ -261,6 +263,9 @@ func (r *reconciler) reconcile(ctx context.Context) error {
 		inRaft[s.ID] = s
 	}
 	var errs []error
+	if err := r.readdressSelf(ctx, inRaft[r.self]); err != nil {
+		errs = append(errs, err)
+	}
 	for _, m := range r.members.Members() {
 		if m.Name == r.self || r.removed.skip(m) {
 			continue
@@ -319,6 +324,22 @@ func (r *reconciler) reconcile(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// readdressSelf updates the leader's own address in Raft's configuration (srv, its entry
+// there) to the one it advertises, when it restarted at another (a changed --advertise-host or
+// port): the configuration is what GetServers answers, so clients and `cluster status` were
+// sent to the old address, where nothing answers (a single node could not be written to at
+// all). The leader has every committed entry: it stays a voter.
+func (r *reconciler) readdressSelf(ctx context.Context, srv consensus.ServerStatus) error {
+	if srv.ID != r.self || r.addr == "" || srv.Address == r.addr || srv.Suffrage != consensus.Voter {
+		return nil
+	}
+	r.logger.Info("this leader's address changed: updating it in the Raft configuration", "id", r.self, "old_raft_addr", srv.Address, "raft_addr", r.addr)
+	if err := r.node.AddVoter(ctx, r.self, r.addr); err != nil {
+		return fmt.Errorf("update %s's address to %s: %w", r.self, r.addr, err)
+	}
+	return nil
 }
 
 // stillThere reports whether the server named id still proves its name at raftAddr, its address

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commitlog-go/commitlog/client"
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -166,4 +167,46 @@ func clusterWith20Records(t *testing.T, ctx context.Context) (leader, follower *
 		}
 	}
 	return leader, follower, lc
+}
+
+// TestLeaderRestartedAtNewAddressIsReaddressed: a node restarted on its data dir at another
+// address (a changed --advertise-host or port) that leads, here a single node, updates its own
+// entry in Raft's configuration. The leader re-addressed every other server but never itself:
+// GetServers (`cluster status`) kept naming the old address, and the SDK, sent there, could not
+// write at all.
+func TestLeaderRestartedAtNewAddressIsReaddressed(t *testing.T) {
+	ctx := ctxT(t, 60*time.Second)
+	cfg := Config{DataDir: t.TempDir(), ReconcileInterval: 100 * time.Millisecond}
+	srv := startServer(t, cfg)
+	oldAddr := srv.Addr()
+	if _, err := newClient(t, TransportConnect, oldAddr).Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("before")}}); err != nil {
+		t.Fatal(err)
+	}
+	srv.shutdown(t)
+	var srv2 *testServer
+	for i := 0; i < 5 && (srv2 == nil || srv2.Addr() == oldAddr); i++ { // the OS may hand the old port out again
+		if srv2 != nil {
+			srv2.shutdown(t)
+		}
+		srv2 = startServer(t, cfg)
+	}
+	if srv2.Addr() == oldAddr {
+		t.Fatalf("the OS handed out the old port %s five times", oldAddr)
+	}
+	c := newClient(t, TransportConnect, srv2.Addr())
+	waitFor(t, 20*time.Second, "GetServers names the new address", func() bool {
+		res, err := c.GetServers(ctx, &logv1.GetServersRequest{})
+		return err == nil && len(res.GetServers()) == 1 && res.GetServers()[0].GetRpcAddr() == srv2.Addr()
+	})
+	sdk, err := client.New(ctx, []string{srv2.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdk.Close()
+	if off, err := sdk.Produce(ctx, []byte("after")); err != nil || off != 1 {
+		t.Fatalf("SDK Produce after the restart: %d, %v; want offset 1", off, err)
+	}
+	if rec, err := sdk.Consume(ctx, 0); err != nil || string(rec.Value) != "before" {
+		t.Fatalf("the record acknowledged before the restart: %v, %v", rec, err)
+	}
 }

@@ -364,6 +364,7 @@ func (s *Server) startMembership() error {
 	s.serf = m
 	s.recon = newReconciler(reconcilerConfig{
 		self:     s.cfg.NodeName,
+		addr:     s.addr,
 		admit:    s.admit,
 		proves:   s.cfg.PeerClientTLS != nil,
 		node:     s.node,
