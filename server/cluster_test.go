@@ -251,3 +251,32 @@ func TestRemoveServerLastVoter(t *testing.T) {
 		t.Errorf("configuration after the refusals: %v, %v", servers, err)
 	}
 }
+
+// TestRemoveLeaderRejoinsAsFollower: `cluster remove` of the leader, asked of the leader. It
+// steps down; still running, it is added back by the next leader (README: "one still running
+// when leadership moves … is added back … promoted once caught up") and keeps applying. Its Raft
+// shut down instead (hashicorp/raft's ShutdownOnRemove), while the process ran on: the next
+// leader added it back and promoted it anyway, a voter that never stored an entry again.
+func TestRemoveLeaderRejoinsAsFollower(t *testing.T) {
+	nodes := startCluster(t, 3)
+	old := leaderOf(t, nodes)
+	ctx := ctxT(t, 60*time.Second)
+	if _, err := newClient(t, TransportConnect, old.Addr()).RemoveServer(ctx, &logv1.RemoveServerRequest{Id: old.ID()}); err != nil {
+		t.Fatalf("RemoveServer of the leader: %v", err)
+	}
+	var others []*testServer
+	for _, nd := range nodes {
+		if nd != old {
+			others = append(others, nd)
+		}
+	}
+	leader := leaderOf(t, others)
+	if _, err := newClient(t, TransportConnect, leader.Addr()).Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("after")}}); err != nil {
+		t.Fatal(err)
+	}
+	commit := leader.node.Status().CommitIndex
+	waitFor(t, 30*time.Second, "the removed leader, added back, applies what was written since", func() bool {
+		return old.node.Status().AppliedIndex >= commit
+	})
+	waitVoters(t, nodes)
+}

@@ -291,6 +291,11 @@ func (c Config) raftConfig() *hraft.Config {
 	// when it shuts down, which would strand their callers (TestCloseWithProposalsInFlight).
 	rc.BatchApplyCh = false
 	rc.NoLegacyTelemetry = true
+	// A leader removed from the configuration (`cluster remove` of the leader) steps down and
+	// stays a follower: shut down, as hashicorp/raft's default has it, its Raft never came
+	// back while the process ran on, and the next leader, seeing it alive in gossip, added it
+	// back and promoted it, a voter that could never vote or store an entry again.
+	rc.ShutdownOnRemove = false
 	return rc
 }
 
