@@ -97,18 +97,7 @@ func TestDerivedPeerCAFollowsReload(t *testing.T) {
 	install := func(p *testPKI) {
 		t.Helper()
 		c, k := p.nodeCert("server", "node-0")
-		for src, dst := range map[string]string{c: certFile, k: keyFile, p.caFile: caFile} {
-			b, err := os.ReadFile(src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(dst+".new", b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Rename(dst+".new", dst); err != nil {
-				t.Fatal(err)
-			}
-		}
+		replaceFiles(t, map[string]string{c: certFile, k: keyFile, p.caFile: caFile})
 	}
 	install(oldPKI)
 	src, err := tlsutil.NewSource(certFile, keyFile, caFile)
@@ -178,18 +167,7 @@ func TestReloadRefusesPeerCertificateNamingAnotherNode(t *testing.T) {
 	install := func(node string) {
 		t.Helper()
 		c, k := certs[node][0], certs[node][1]
-		for src, dst := range map[string]string{c: certFile, k: keyFile, pki.caFile: caFile} {
-			b, err := os.ReadFile(src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(dst+".new", b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Rename(dst+".new", dst); err != nil {
-				t.Fatal(err)
-			}
-		}
+		replaceFiles(t, map[string]string{c: certFile, k: keyFile, pki.caFile: caFile})
 	}
 	install("node-0")
 	src, err := tlsutil.NewSource(certFile, keyFile, caFile)

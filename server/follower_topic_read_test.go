@@ -81,26 +81,12 @@ func (f followerNode) Propose(context.Context, []byte) (any, error) {
 // stored, not refused with NotFound (DESIGN.md §4: writes to any node work). A topic the
 // leader does not know either is NotFound, as the leader answers it.
 func TestFollowerProduceToTopicItHasNotApplied(t *testing.T) {
-	leader := startServer(t, Config{})
 	ctx := ctxT(t, 60*time.Second)
-	lc := newClient(t, TransportConnect, leader.Addr())
-	if _, err := lc.(transport.TopicsClient).CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "fresh", Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
+	leader, lc := leaderWithTopic(t, ctx, "fresh", 1)
 
 	// The follower: a state machine that knows only the default topic.
-	def, err := memory.New(memory.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := fsm.NewMachine(fsm.MachineConfig{Config: fsm.Config{Log: def}, Dir: t.TempDir(),
-		OpenLog: func(string) (storage.Log, error) { return memory.New(memory.Config{}) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(); _ = def.Close() })
-	fwd := newForwarder(tconnect.NewClient, transport.ClientConfig{}, DefaultMaxForwardClients)
-	t.Cleanup(func() { _ = fwd.Close() })
+	m := emptyMachine(t)
+	fwd := testForwarder(t)
 	svc := &service{
 		node:       followerNode{leader: consensus.Server{ID: leader.ID(), Address: leader.Addr()}},
 		fsm:        m.Default(),
@@ -133,24 +119,10 @@ func TestFollowerProduceToTopicItHasNotApplied(t *testing.T) {
 // leader created, through a follower that has not applied its creation, succeed instead of
 // answering NotFound from the follower's stale catalogue.
 func TestFollowerTopicAdminItHasNotApplied(t *testing.T) {
-	leader := startServer(t, Config{})
 	ctx := ctxT(t, 60*time.Second)
-	lc := newClient(t, TransportConnect, leader.Addr())
-	if _, err := lc.(transport.TopicsClient).CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "fresh", Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	def, err := memory.New(memory.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := fsm.NewMachine(fsm.MachineConfig{Config: fsm.Config{Log: def}, Dir: t.TempDir(),
-		OpenLog: func(string) (storage.Log, error) { return memory.New(memory.Config{}) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(); _ = def.Close() })
-	fwd := newForwarder(tconnect.NewClient, transport.ClientConfig{}, DefaultMaxForwardClients)
-	t.Cleanup(func() { _ = fwd.Close() })
+	leader, lc := leaderWithTopic(t, ctx, "fresh", 1)
+	m := emptyMachine(t)
+	fwd := testForwarder(t)
 	svc := &service{
 		node:       followerNode{leader: consensus.Server{ID: leader.ID(), Address: leader.Addr()}},
 		fsm:        m.Default(),
@@ -194,24 +166,10 @@ func (f catchingUpFollower) Status() consensus.Status {
 // it, as Consume and ListOffsets do there, rather than answer NotFound (a Producer reading from
 // followers would fail its records with ErrUnknownTopic).
 func TestFollowerDescribeTopicCatchesUp(t *testing.T) {
-	leader := startServer(t, Config{})
 	ctx := ctxT(t, 60*time.Second)
-	lc := newClient(t, TransportConnect, leader.Addr())
-	if _, err := lc.(transport.TopicsClient).CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "fresh", Partitions: 3}); err != nil {
-		t.Fatal(err)
-	}
-	def, err := memory.New(memory.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := fsm.NewMachine(fsm.MachineConfig{Config: fsm.Config{Log: def}, Dir: t.TempDir(),
-		OpenLog: func(string) (storage.Log, error) { return memory.New(memory.Config{}) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(); _ = def.Close() })
-	fwd := newForwarder(tconnect.NewClient, transport.ClientConfig{}, DefaultMaxForwardClients)
-	t.Cleanup(func() { _ = fwd.Close() })
+	leader, _ := leaderWithTopic(t, ctx, "fresh", 3)
+	m := emptyMachine(t)
+	fwd := testForwarder(t)
 	node := catchingUpFollower{
 		followerNode: followerNode{leader: consensus.Server{ID: leader.ID(), Address: leader.Addr()}},
 		once:         &sync.Once{},
@@ -259,16 +217,7 @@ func (l laggingLeader) LinearizableRead(context.Context) error {
 // a topic whose creation was acknowledged succeed.
 func TestNewLeaderTopicAdminCatchesUp(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
-	def, err := memory.New(memory.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := fsm.NewMachine(fsm.MachineConfig{Config: fsm.Config{Log: def}, Dir: t.TempDir(),
-		OpenLog: func(string) (storage.Log, error) { return memory.New(memory.Config{}) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(); _ = def.Close() })
+	m := emptyMachine(t)
 	p := &directProposer{m: m}
 	node := laggingLeader{p: p, once: &sync.Once{}, catchUp: func() {
 		if _, err := m.CreateTopic(ctx, p, "fresh", 1, fsm.TopicConfig{}); err != nil {
@@ -286,4 +235,40 @@ func TestNewLeaderTopicAdminCatchesUp(t *testing.T) {
 	if _, err := svc.DeleteTopic(ctx, &logv1.DeleteTopicRequest{Name: "fresh"}); transport.CodeOf(err) != transport.NotFound {
 		t.Fatalf("DeleteTopic of a deleted topic: %v, want NotFound", err)
 	}
+}
+
+// emptyMachine is a state machine of memory logs that knows only the default topic: a node that
+// has applied nothing yet.
+func emptyMachine(t *testing.T) *fsm.Machine {
+	t.Helper()
+	def, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := fsm.NewMachine(fsm.MachineConfig{Config: fsm.Config{Log: def}, Dir: t.TempDir(),
+		OpenLog: func(string) (storage.Log, error) { return memory.New(memory.Config{}) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(); _ = def.Close() })
+	return m
+}
+
+// testForwarder is a follower's forwarding client, closed when the test ends.
+func testForwarder(t *testing.T) *forwarder {
+	t.Helper()
+	fwd := newForwarder(tconnect.NewClient, transport.ClientConfig{}, DefaultMaxForwardClients)
+	t.Cleanup(func() { _ = fwd.Close() })
+	return fwd
+}
+
+// leaderWithTopic starts a one-node server holding a topic, and returns it with a client.
+func leaderWithTopic(t *testing.T, ctx context.Context, topic string, partitions uint32) (*testServer, transport.Client) {
+	t.Helper()
+	leader := startServer(t, Config{})
+	lc := newClient(t, TransportConnect, leader.Addr())
+	if _, err := lc.(transport.TopicsClient).CreateTopic(ctx, &logv1.CreateTopicRequest{Name: topic, Partitions: partitions}); err != nil {
+		t.Fatal(err)
+	}
+	return leader, lc
 }

@@ -168,18 +168,7 @@ func TestCertExpiry(t *testing.T) {
 	longCert, longKey := p.cert("long", certgen.Server, certgen.Options{
 		CommonName: "long", DNSNames: []string{"localhost", tlsutil.NodeDNSName("node-0")}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Days: 90,
 	})
-	for src, dst := range map[string]string{longCert: certFile, longKey: keyFile} {
-		data, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(dst+".new", data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(dst+".new", dst); err != nil {
-			t.Fatal(err)
-		}
-	}
+	replaceFiles(t, map[string]string{longCert: certFile, longKey: keyFile})
 	if err := srv.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
@@ -307,5 +296,23 @@ func TestReloadPolicy(t *testing.T) {
 	}
 	if err := produce(); err != nil {
 		t.Errorf("after a bad policy file, the previous policy was not kept: %v", err)
+	}
+}
+
+// replaceFiles copies each source file over its destination atomically (a new file renamed
+// over the old one), as an operator rotating certificates should.
+func replaceFiles(t *testing.T, srcToDst map[string]string) {
+	t.Helper()
+	for src, dst := range srcToDst {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst+".new", data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(dst+".new", dst); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
