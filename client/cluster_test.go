@@ -67,6 +67,8 @@ type fakeNode struct {
 	subject atomic.Value // string: the Peer.Subject of the last Produce
 
 	clusterID atomic.Value // string: the cluster ID GetServers answers (default "fake-cluster")
+
+	diverged atomic.Bool // every read answers DataLoss, as a server whose divergence alarm is raised
 }
 
 // newFakeCluster starts n nodes serving over the named transport, node 0
@@ -315,9 +317,15 @@ func (nd *fakeNode) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchReq
 	return &logv1.ProduceBatchResponse{BaseOffset: base, Count: uint64(len(values))}, nil
 }
 
+// errDiverged is what a server whose divergence alarm is raised answers every read.
+var errDiverged = transport.Errorf(transport.DataLoss, "this server's log diverged from the cluster's: read from another server")
+
 // Consume implements transport.LogService.
 func (nd *fakeNode) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1.ConsumeResponse, error) {
 	nd.count("Consume")
+	if nd.diverged.Load() {
+		return nil, errDiverged
+	}
 	if req.GetLinearizable() && !nd.isLeader() {
 		nd.c.mu.Lock()
 		err := nd.c.notLeaderLocked(nd)
@@ -334,6 +342,9 @@ func (nd *fakeNode) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*lo
 // ConsumeStream implements transport.LogService.
 func (nd *fakeNode) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, stream transport.ServerStream[logv1.ConsumeResponse]) error {
 	nd.count("ConsumeStream")
+	if nd.diverged.Load() {
+		return errDiverged
+	}
 	nd.mu.Lock()
 	broken := nd.streams
 	nd.mu.Unlock()

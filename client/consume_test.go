@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,6 +119,48 @@ func TestReadsFailOverToLiveReplica(t *testing.T) {
 		}
 		if n := c.nodes[2].called("Consume"); n < 5 {
 			t.Errorf("live follower served %d reads, want ≥ 5", n)
+		}
+	})
+}
+
+// TestReadsSkipDivergedReplica: a replica whose divergence alarm is raised answers every read
+// DataLoss, "read from another server"; reads and streams took it as final and failed though
+// the other replicas serve the log. They now go on to another replica.
+func TestReadsSkipDivergedReplica(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithReadPolicy(client.ReadFollowers), client.WithRefreshInterval(0))
+		produceN(t, cl, 3)
+		c.nodes[1].diverged.Store(true)
+		for i := range 6 {
+			if _, err := cl.Consume(context.Background(), 0); err != nil {
+				t.Fatalf("read %d with a diverged follower: %v", i, err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i := range 3 { // a stream starting at each follower in turn
+			n := 0
+			for rec, err := range cl.Stream(ctx, 0) {
+				if err != nil {
+					t.Fatalf("stream %d with a diverged follower: %v", i, err)
+				}
+				if rec.Offset != uint64(n) {
+					t.Fatalf("stream %d yielded offset %d, want %d", i, rec.Offset, n)
+				}
+				if n++; n == 3 {
+					break
+				}
+			}
+		}
+		if c.nodes[1].called("Consume") == 0 && c.nodes[1].called("ConsumeStream") == 0 {
+			t.Error("the diverged follower was never asked: the test proves nothing")
+		}
+		// Every replica diverged: the DataLoss is returned once the retries are spent.
+		for _, nd := range c.nodes {
+			nd.diverged.Store(true)
+		}
+		if _, err := cl.Consume(context.Background(), 0); err == nil || !strings.Contains(err.Error(), "diverged") {
+			t.Errorf("read with every replica diverged: %v, want the DataLoss", err)
 		}
 	})
 }

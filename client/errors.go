@@ -179,6 +179,13 @@ func classify(callerCtx context.Context, err error, write bool) (verdict, error)
 		}
 	}
 	switch code {
+	case transport.DataLoss:
+		if !write {
+			// This replica cannot serve it (its divergence alarm is raised, or its copy is
+			// corrupt): another may. Returned once every try failed.
+			return retry, err
+		}
+		return fatal, err
 	case transport.OutOfRange:
 		return fatal, fmt.Errorf("%w: %w", ErrOutOfRange, err)
 	case transport.NotFound:
@@ -202,7 +209,7 @@ func classify(callerCtx context.Context, err error, write bool) (verdict, error)
 	default:
 		// OutOfRange aside, the other codes (InvalidArgument,
 		// PermissionDenied, FailedPrecondition without a NotLeader
-		// detail, DataLoss, …) are answers a retry would not change.
+		// detail, …) are answers a retry would not change.
 		return fatal, err
 	}
 }
