@@ -233,14 +233,20 @@ func grpcFrame(msg []byte) []byte {
 	return append(frame, msg...)
 }
 
-// rawGRPCTLS makes one gRPC call over TLS carrying frame (see grpcFrame), with no client
-// library, and returns the grpc-status.
-func rawGRPCTLS(t *testing.T, addr, method string, tlsCfg *tls.Config, frame []byte) string {
+// rawGRPC makes one gRPC call carrying frame (see grpcFrame), with no client library, over TLS,
+// or over plaintext HTTP/2 (h2c) when tlsCfg is nil, and returns the grpc-status.
+func rawGRPC(t *testing.T, addr, method string, tlsCfg *tls.Config, frame []byte) string {
 	t.Helper()
 	tr := &http.Transport{TLSClientConfig: tlsCfg, Protocols: new(http.Protocols)}
-	tr.Protocols.SetHTTP2(true)
+	scheme := "https://"
+	if tlsCfg == nil {
+		scheme = "http://"
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	} else {
+		tr.Protocols.SetHTTP2(true)
+	}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctxT(t, 30*time.Second), http.MethodPost, "https://"+addr+method, bytes.NewReader(frame))
+	req, err := http.NewRequestWithContext(ctxT(t, 30*time.Second), http.MethodPost, scheme+addr+method, bytes.NewReader(frame))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +291,7 @@ func TestDeniedBatchCostsNothing(t *testing.T) {
 			} {
 				tlsCfg := pki.client(pki.cert(who.cn, certgen.Client, certgen.Options{CommonName: who.cn}))
 				var code string
-				n := allocated(func() { code = rawGRPCTLS(t, srv.Addr(), transport.MethodProduceBatch, tlsCfg, frame) })
+				n := allocated(func() { code = rawGRPC(t, srv.Addr(), transport.MethodProduceBatch, tlsCfg, frame) })
 				ok := false
 				for _, c := range who.want {
 					ok = ok || code == fmt.Sprint(int(c))

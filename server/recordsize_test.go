@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"testing"
 	"time"
 
@@ -268,34 +267,10 @@ func TestProduceStreamMessageRefusedWithItsCode(t *testing.T) {
 		srv := startServer(t, Config{Transport: TransportGRPC})
 		// Field 1 (record) as bytes whose length runs past the message's end.
 		msg := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.BytesType), 100)
-		if code := rawGRPCPlain(t, srv.Addr(), transport.MethodProduceStream, grpcFrame(msg)); code != fmt.Sprint(int(transport.InvalidArgument)) {
+		if code := rawGRPC(t, srv.Addr(), transport.MethodProduceStream, nil, grpcFrame(msg)); code != fmt.Sprint(int(transport.InvalidArgument)) {
 			t.Errorf("ProduceStream of a malformed message: grpc-status %s, want %d (InvalidArgument)", code, transport.InvalidArgument)
 		}
 	})
-}
-
-// rawGRPCPlain is rawGRPCTLS over plaintext HTTP/2 (h2c).
-func rawGRPCPlain(t *testing.T, addr, method string, frame []byte) string {
-	t.Helper()
-	tr := &http.Transport{Protocols: new(http.Protocols)}
-	tr.Protocols.SetUnencryptedHTTP2(true)
-	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctxT(t, 30*time.Second), http.MethodPost, "http://"+addr+method, bytes.NewReader(frame))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/grpc")
-	req.Header.Set("Te", "trailers")
-	res, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatalf("%s: %v", method, err)
-	}
-	defer res.Body.Close()
-	_, _ = io.Copy(io.Discard, res.Body)
-	if code := res.Header.Get("Grpc-Status"); code != "" {
-		return code
-	}
-	return res.Trailer.Get("Grpc-Status")
 }
 
 // TestProduceStreamEndsUnavailableOnStop: a server that stops while a ProduceStream is open

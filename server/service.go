@@ -736,6 +736,13 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	var batch []*logv1.Record
 	var next uint64 // the log's next offset as last seen
 	batchBytes := 0
+	sendBatch := func() error {
+		if err := stream.Send(&logv1.ConsumeResponse{Records: batch}); err != nil {
+			return toWire(err)
+		}
+		batch, batchBytes = make([]*logv1.Record, 0, len(batch)), 0
+		return nil
+	}
 	for rec, err := range rt.part.Records(ctx, req.GetOffset()) {
 		if err != nil {
 			select {
@@ -772,25 +779,24 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 		// bytes (value, key, header values) are only valid until the next iteration step,
 		// so batched ones are copied.
 		r := wireRecord(rec)
-		copyRecordBytes(r)
-		if n := recordBytes(r); len(batch) > 0 && batchBytes+n > maxStreamBatchBytes {
+		n := recordBytes(r)
+		copyRecordBytes(r, n)
+		if len(batch) > 0 && batchBytes+n > maxStreamBatchBytes {
 			// Sent apart: a large record added to a batch of almost maxStreamBatchBytes
 			// would make a message beyond the transport's bound (one record alone fits it).
-			if err := stream.Send(&logv1.ConsumeResponse{Records: batch}); err != nil {
-				return toWire(err)
+			if err := sendBatch(); err != nil {
+				return err
 			}
-			batch, batchBytes = make([]*logv1.Record, 0, len(batch)), 0
 		}
 		batch = append(batch, r)
-		batchBytes += recordBytes(r)
+		batchBytes += n
 		if rec.Offset+1 >= next { // at the end as last seen: look again (once per batch, not per record)
 			_, next = rt.part.Bounds()
 		}
 		if len(batch) >= maxBatch || batchBytes >= maxStreamBatchBytes || rec.Offset+1 >= next {
-			if err := stream.Send(&logv1.ConsumeResponse{Records: batch}); err != nil {
-				return toWire(err)
+			if err := sendBatch(); err != nil {
+				return err
 			}
-			batch, batchBytes = make([]*logv1.Record, 0, len(batch)), 0
 		}
 	}
 	return nil
@@ -802,9 +808,10 @@ const (
 	maxStreamBatchBytes   = 1 << 20
 )
 
-// copyRecordBytes makes r's value, key and header values its own, in one allocation.
-func copyRecordBytes(r *logv1.Record) {
-	buf := make([]byte, 0, recordBytes(r)-headerKeyBytes(r))
+// copyRecordBytes makes r's value, key and header values its own, in one allocation; size is
+// recordBytes(r).
+func copyRecordBytes(r *logv1.Record, size int) {
+	buf := make([]byte, 0, size-headerKeyBytes(r))
 	own := func(b []byte) []byte {
 		if b == nil {
 			return nil

@@ -15,6 +15,8 @@ const (
 	// DefaultMaxMessageBytes bounds every message received, as grpc-go does
 	// by default. connect-go has no default bound; we always set one.
 	DefaultMaxMessageBytes = 4 << 20
+	// MaxHeaderBytes bounds the headers (metadata) of one call, on every transport.
+	MaxHeaderBytes = 64 << 10
 	// DefaultCompressMinBytes is the smallest response the Connect server
 	// compresses: gzip on tiny responses cost 25-40% of throughput here.
 	DefaultCompressMinBytes = 1024

@@ -94,7 +94,7 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 		TLSConfig:         cfg.TLS,
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Keepalive.MaxIdle,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    transport.MaxHeaderBytes,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: int(cfg.Limits.MaxConcurrentStreams),
 			SendPingTimeout:      cfg.Keepalive.Time,

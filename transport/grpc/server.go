@@ -71,9 +71,8 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 		ggrpc.MaxRecvMsgSize(cfg.MaxReceivedBytes()),
 		ggrpc.MaxSendMsgSize(cfg.MaxMessageBytes + transport.ResponseOverhead),
 		ggrpc.MaxConcurrentStreams(cfg.Limits.MaxConcurrentStreams),
-		// A call's headers are bounded as the connect transport bounds them (its
-		// http.Server's MaxHeaderBytes); grpc-go's own default is 16 MiB a call.
-		ggrpc.MaxHeaderListSize(maxHeaderListSize),
+		// grpc-go's own default is 16 MiB a call.
+		ggrpc.MaxHeaderListSize(transport.MaxHeaderBytes),
 		ggrpc.ConnectionTimeout(cfg.Limits.ReadHeaderTimeout),
 		ggrpc.ForceServerCodecV2(rawCodec{encoding.GetCodecV2(gproto.Name)}),
 		ggrpc.KeepaliveParams(keepalive.ServerParameters{
@@ -178,9 +177,6 @@ func (s *Server) Stop(ctx context.Context) error {
 	close(s.stopped)
 	return err
 }
-
-// maxHeaderListSize bounds the headers (metadata) of one call.
-const maxHeaderListSize = 64 << 10
 
 // known are the methods Admit runs for.
 var known = func() map[string]bool {
