@@ -77,6 +77,28 @@ func (f *fakeNode) set(change func(*consensus.Status)) {
 	}
 }
 
+// setQuietly changes the status without telling subscribers, and notify tells them the
+// current leader later: consensus/raft's Status shows a new leader before its observer
+// delivers the event.
+func (f *fakeNode) setQuietly(change func(*consensus.Status)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(&f.status)
+}
+
+func (f *fakeNode) notify() {
+	f.mu.Lock()
+	ev := consensus.LeaderEvent{Leader: f.status.Leader, IsSelf: f.status.Leader.ID == f.status.ID && f.status.ID != ""}
+	subs := make([]func(consensus.LeaderEvent), 0, len(f.subs))
+	for _, fn := range f.subs {
+		subs = append(subs, fn)
+	}
+	f.mu.Unlock()
+	for _, fn := range subs {
+		fn(ev)
+	}
+}
+
 func (f *fakeNode) setServers(servers []consensus.ServerStatus) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

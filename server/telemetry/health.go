@@ -53,13 +53,21 @@ func (h *health) onLeader(ev consensus.LeaderEvent) {
 	status := transport.HealthNotServing
 	if ev.Leader.ID != "" {
 		status = transport.HealthServing
-		st := h.node.Status()
-		h.term, h.target = st.Term, st.CommitIndex
+		h.retarget(h.node.Status())
 	}
 	if h.draining || h.setHealth == nil {
 		return
 	}
 	h.setHealth(status)
+}
+
+// retarget takes the commit index in st as the target when st starts a new term, and leaves
+// the target alone within a term: the leader event can arrive after a readiness check has
+// taken the target, and raised it to the leader's commit index. Called with mu held.
+func (h *health) retarget(st consensus.Status) {
+	if st.Term != h.term {
+		h.term, h.target = st.Term, st.CommitIndex
+	}
 }
 
 // drain makes the node unready and NOT_SERVING for good.
@@ -111,10 +119,7 @@ func (h *health) ready() (bool, string) {
 		h.mu.Unlock()
 		return false, "no leader"
 	}
-	if st.Term != h.term {
-		// The leader event of this term has not arrived yet: what we know now is the target.
-		h.term, h.target = st.Term, st.CommitIndex
-	}
+	h.retarget(st) // the leader event of this term may not have arrived yet
 	askLeader := ask != nil && st.State != "leader" && h.asked != st.Term
 	h.mu.Unlock()
 

@@ -594,6 +594,32 @@ func TestReadinessWaitsForTheLeadersCommitIndex(t *testing.T) {
 	}
 }
 
+// TestReadinessKeepsTheLeadersCommitIndex: the leader event of a term can arrive after a
+// readiness check has already asked the leader (Status shows the leader first). It must not
+// lower the target to the follower's own commit index: a server joining a cluster with 3002
+// committed entries was ready with none applied (TestReadyzWaitsForLeaderCommit, in CI).
+func TestReadinessKeepsTheLeadersCommitIndex(t *testing.T) {
+	tel := newTelemetry(t, Config{})
+	node := newFakeNode("b")
+	if err := tel.Observe(Sources{Consensus: node, LeaderCommitIndex: func(context.Context, consensus.Server) (uint64, error) {
+		return 3002, nil
+	}}); err != nil {
+		t.Fatalf("Observe: %v", err)
+	}
+	node.setQuietly(func(s *consensus.Status) { s.Term, s.Leader = 2, consensus.Server{ID: "a", Address: "a:1"} })
+	if ready, reason := tel.Ready(); ready || !strings.Contains(reason, "applied index 0 of 3002") {
+		t.Fatalf("before the leader event: Ready = %v %q, want catching up to 3002", ready, reason)
+	}
+	node.notify()
+	if ready, reason := tel.Ready(); ready || !strings.Contains(reason, "applied index 0 of 3002") {
+		t.Fatalf("after the leader event: Ready = %v %q, want catching up to 3002", ready, reason)
+	}
+	node.setQuietly(func(s *consensus.Status) { s.CommitIndex, s.AppliedIndex = 3002, 3002 })
+	if ready, reason := tel.Ready(); !ready {
+		t.Fatalf("caught up: Ready = false %q", reason)
+	}
+}
+
 // TestReadinessFollowsTheDivergenceAlarm: a node whose divergence alarm is raised answers every
 // read DATA_LOSS; it was ready (a Service kept sending it readers) and now is not, while it
 // stays alive (a restart keeps the alarm).
