@@ -373,6 +373,9 @@ func (s *Server) Close() error {
 			}
 			cancel()
 		}
+		if s.svc != nil && s.svc.leaderLoss != nil {
+			s.svc.leaderLoss.stop()
+		}
 		if s.node != nil {
 			if err := s.node.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close raft: %w", err))

@@ -46,6 +46,9 @@ type service struct {
 	insecure func() map[string]bool
 	// groups is the consumer groups' coordinator (groups.go); nil: no Groups service.
 	groups *coordinator
+	// leaderLoss tracks since when this node has known no leader (leaderloss.go); a
+	// ConsumeStream ends once that lasted leaderWait. nil: streams wait on.
+	leaderLoss *leaderLoss
 	// combine groups single-record produces on the leader (combine.go); nil: each proposed alone.
 	combine *combiner
 	// policyGen counts the reloads of the ACL policy (Server.Reload): a stream authorized
@@ -723,15 +726,9 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	if err != nil {
 		return toWire(err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go endWithoutLeader(ctx, cancel, s.leaderLoss, s.leaderWait, s.stop)
 	maxBatch := int(min(req.GetMaxBatch(), maxStreamBatchRecords))
 	var batch []*logv1.Record
 	var next uint64 // the log's next offset as last seen
@@ -745,13 +742,12 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	}
 	for rec, err := range rt.part.Records(ctx, req.GetOffset()) {
 		if err != nil {
-			select {
-			case <-s.stop:
-				// The server is stopping: Unavailable, as a ProduceStream ends. A tailing
-				// stream has no end of its own: ended OK, a client would take it as done
-				// rather than resume elsewhere.
-				return toWire(errStopping)
-			default:
+			if cause := streamEndCause(ctx); cause != nil {
+				// The server is stopping (Unavailable, as a ProduceStream ends), or this
+				// node lost its leader, so no record may come here for as long as that lasts:
+				// Unavailable, and the client resumes elsewhere. A tailing stream has no end
+				// of its own: ended OK, a client would take it as done.
+				return toWire(cause)
 			}
 			if ctx.Err() != nil {
 				return nil

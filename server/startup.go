@@ -294,7 +294,8 @@ func (s *Server) newService() error {
 		// One election: a follower notices the leader is gone (heartbeat timeout), then wins.
 		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout,
 		insecure:   s.insecureMembers,
-		groups:     newCoordinator(s.node, s.sm, s.cfg.GroupSessionTimeout, s.cfg.Logger.With("component", "groups"))}
+		groups:     newCoordinator(s.node, s.sm, s.cfg.GroupSessionTimeout, s.cfg.Logger.With("component", "groups")),
+		leaderLoss: watchLeaderLoss(s.node)}
 	s.svc.combine = newCombiner(s.svc.combineFits, s.svc.proposeLocal)
 	if err := s.tel.Metrics().ObserveDivergence(div.raised); err != nil {
 		return fmt.Errorf("server: %w", err)

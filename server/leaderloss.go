@@ -1,0 +1,121 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/commitlog-go/commitlog/consensus"
+)
+
+// leaderLoss tracks since when this node has known no leader, so that a tailing
+// ConsumeStream does not wait forever on a node cut off from its cluster (partitioned,
+// removed, or the last of its cluster still up): Raft sends such a node no entries, and the
+// stream would stall without an error while the others go on committing. etcd ends a watch
+// the same way (WithRequireLeader).
+type leaderLoss struct {
+	mu      sync.Mutex
+	since   time.Time     // when the leader was lost; zero while one is known
+	changed chan struct{} // closed, and replaced, at every change of since
+	cancel  func()        // unsubscribes from leader changes
+}
+
+// watchLeaderLoss follows node's leader changes until stop.
+func watchLeaderLoss(node consensus.Consensus) *leaderLoss {
+	l := &leaderLoss{since: time.Now(), changed: make(chan struct{})}
+	l.cancel = node.SubscribeLeader(l.observe) // delivers the current leader at once
+	return l
+}
+
+func (l *leaderLoss) observe(ev consensus.LeaderEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lost := ev.Leader.ID == ""
+	if lost == !l.since.IsZero() {
+		return
+	}
+	l.since = time.Time{}
+	if lost {
+		l.since = time.Now()
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+func (l *leaderLoss) state() (since time.Time, changed <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.since, l.changed
+}
+
+// stop unsubscribes. Idempotent.
+func (l *leaderLoss) stop() {
+	l.mu.Lock()
+	cancel := l.cancel
+	l.cancel = nil
+	l.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// errLeaderLost ends a stream whose node knew no leader for too long (Unavailable, with the
+// empty NotLeader detail: clients resume on another server).
+var errLeaderLost = errors.New("server: this node lost its leader")
+
+// endWithoutLeader cancels ctx, with errLeaderLost as its cause, once this node has known no
+// leader for d while the stream was open, or with errStopping once the server begins to stop.
+// It returns when ctx ends. l may be nil (no tracking: only the stop ends it).
+func endWithoutLeader(ctx context.Context, cancel context.CancelCauseFunc, l *leaderLoss, d time.Duration, stop <-chan struct{}) {
+	opened := time.Now()
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		var changed <-chan struct{}
+		var expired <-chan time.Time
+		if timer != nil {
+			timer.Stop()
+		}
+		if l != nil {
+			var since time.Time
+			since, changed = l.state()
+			if !since.IsZero() {
+				timer = time.NewTimer(time.Until(later(since, opened).Add(d)))
+				expired = timer.C
+			}
+		}
+		select {
+		case <-stop:
+			cancel(errStopping)
+			return
+		case <-ctx.Done():
+			return
+		case <-expired:
+			cancel(fmt.Errorf("%w %v ago: %w", errLeaderLost, d, consensus.ErrNoLeader))
+			return
+		case <-changed:
+		}
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// streamEndCause is why a stream's context ended when the server ended it (errStopping,
+// errLeaderLost), or nil when the client did.
+func streamEndCause(ctx context.Context) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errStopping) || errors.Is(cause, errLeaderLost) {
+		return cause
+	}
+	return nil
+}
