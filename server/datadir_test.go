@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	craft "github.com/commitlog-go/commitlog/consensus/raft"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -137,4 +138,22 @@ func TestDataDirRefused(t *testing.T) {
 	if m := modes[oldFile].Perm(); m != 0o600 {
 		t.Errorf("seed file: mode %#o after start, want 0600", m)
 	}
+}
+
+// TestDataDirOfAnotherNodeRefused: a server started under another --node-name on a node's
+// data dir would reuse that node's Raft term and votes; it is refused at start, naming the
+// owner, and the owner starts on it as before.
+func TestDataDirOfAnotherNodeRefused(t *testing.T) {
+	dir := t.TempDir()
+	first := startServer(t, Config{NodeName: "node-0", DataDir: dir})
+	first.shutdown(t)
+	s, err := New(Config{NodeName: "node-1", DataDir: dir, BindAddr: "127.0.0.1:0", RPCPort: -1})
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("node-1 started on node-0's data dir")
+	}
+	if !errors.Is(err, craft.ErrWrongNode) || !strings.Contains(err.Error(), `"node-0"`) {
+		t.Fatalf("New: %v, want ErrWrongNode naming node-0", err)
+	}
+	startServer(t, Config{NodeName: "node-0", DataDir: dir})
 }

@@ -121,6 +121,9 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := claimDataDir(stable, logs, snaps, n.ident, cfg.ID, cfg.DataDir); err != nil {
+		return nil, err
+	}
 	// Cluster-ID entries are the Node's own: the FSM hands them to the identity, never to sm.
 	n.fsm = newFSM(sm, cfg.MaxManifestSize, func(id string) {
 		if _, err := n.ident.setIfEmpty(id, "committed by the leader of a cluster without one"); err != nil {
