@@ -158,6 +158,9 @@ func plainDefault(to produceTarget, batch []fsm.AppendRecord) bool {
 // again; a follower that does not know it answers *consensus.NotLeaderError. Errors: as
 // fsm.FSM.Propose's and fsm.Machine.ProposeAppend's.
 func (s *service) proposeLocal(ctx context.Context, to produceTarget, batch []fsm.AppendRecord) (fsm.AppendResult, error) {
+	if err := s.checkProducerOwner(ctx, to.producer.GetId()); err != nil {
+		return fsm.AppendResult{}, err
+	}
 	if plainDefault(to, batch) && !s.defaultTopicLimited() {
 		res, err := s.fsm.Propose(ctx, s.node, batch...)
 		if chaosbugs.On(chaosbugs.StaleLeaderRead) && err == nil {

@@ -231,11 +231,7 @@ func (s *service) AlterTopicConfig(ctx context.Context, req *logv1.AlterTopicCon
 
 func (s *service) InitProducer(ctx context.Context, req *logv1.InitProducerRequest) (*logv1.InitProducerResponse, error) {
 	return leaderCall(ctx, s, func() (*logv1.InitProducerResponse, error) {
-		r, err := s.sm.InitProducer(ctx, s.node, req.GetProducerId())
-		if err != nil {
-			return nil, err
-		}
-		return &logv1.InitProducerResponse{ProducerId: r.ID, Epoch: uint32(r.Epoch)}, nil
+		return s.initProducer(ctx, req.GetProducerId())
 	}, func(c transport.TopicsClient) (*logv1.InitProducerResponse, error) {
 		return c.InitProducer(forwardedContext(ctx), req)
 	})

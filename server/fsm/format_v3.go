@@ -42,17 +42,18 @@ import (
 // bounds, checked before allocating: header count <= MaxRecordHeaders; a record's key, header
 // keys and values and value together <= MaxRecordValueBytes.
 const (
-	commandVersion3    = 3
-	targetLen          = 16 + 4
-	producerLen        = 8 + 2 + 4
-	recordAttrTime     = 1
-	recordAttrKey      = 2
-	recordHeaderLenV3  = 4 + 1 + 4 // type, attrs, header count (value length counted apart)
-	commandKindCreate  = 3
-	commandKindDelete  = 4
-	commandKindAddPart = 5
-	commandKindAlter   = 6
-	commandKindInitPID = 7
+	commandVersion3     = 3
+	targetLen           = 16 + 4
+	producerLen         = 8 + 2 + 4
+	recordAttrTime      = 1
+	recordAttrKey       = 2
+	recordHeaderLenV3   = 4 + 1 + 4 // type, attrs, header count (value length counted apart)
+	commandKindCreate   = 3
+	commandKindDelete   = 4
+	commandKindAddPart  = 5
+	commandKindAlter    = 6
+	commandKindInitPID  = 7
+	commandKindClaimPID = 11
 )
 
 // Command kinds of version 3.
@@ -67,6 +68,10 @@ const (
 	KindAlterTopic CommandKind = commandKindAlter
 	// KindInitProducer hands out a producer ID and epoch (idempotent producer).
 	KindInitProducer CommandKind = commandKindInitPID
+	// KindClaimProducer records the client a producer ID belongs to (the first claim wins).
+	// A server older than it answers the command ErrInvalidCommand and changes nothing: the
+	// owner decides only who may use the ID, never what a replica stores.
+	KindClaimProducer CommandKind = commandKindClaimPID
 )
 
 // MaxRecordHeaders bounds the headers of one record.
@@ -330,7 +335,7 @@ func decodeV3(cmd Command, count uint32, body []byte) (Command, error) {
 		cmd.First = binary.BigEndian.Uint64(body[targetLen:])
 		return cmd, nil
 	case KindCreateTopic, KindDeleteTopic, KindCreatePartitions, KindAlterTopic, KindInitProducer,
-		KindCommitOffsets, KindDeleteGroup, KindExpireOffsets:
+		KindCommitOffsets, KindDeleteGroup, KindExpireOffsets, KindClaimProducer:
 		if count != 0 {
 			return bad("metadata command with count %d", count)
 		}

@@ -58,8 +58,10 @@ type Machine struct {
 
 	cat atomic.Pointer[catalog]
 
-	// Owned by the Apply goroutine.
+	// Owned by the Apply goroutine; ownersMu is held to change the table's map or an owner
+	// (init, claim, restore), and by ProducerOwner to read them.
 	producers producerTable
+	ownersMu  sync.RWMutex
 	term      uint64
 	// pendingIdem are the idempotent batches accepted since the last flush.
 	pendingIdem []idemItem
@@ -238,6 +240,20 @@ func (m *Machine) AppliedIndex() uint64 { return m.applied.Load() }
 // Producers returns the number of idempotent producers in the table.
 func (m *Machine) Producers() int { return int(m.nProducers.Load()) }
 
+// ProducerOwner returns the client producer id belongs to as this replica has applied it
+// ("" when nobody claimed it); known is false when id is not in its table. An owner never
+// changes once claimed, and IDs are never handed out twice: a replica that knows the owner
+// knows the leader's. Safe for concurrent use.
+func (m *Machine) ProducerOwner(id uint64) (owner string, known bool) {
+	m.ownersMu.RLock()
+	defer m.ownersMu.RUnlock()
+	st := m.producers.ByID[id]
+	if st == nil {
+		return "", false
+	}
+	return st.Owner, true
+}
+
 // Err returns the sticky error once the machine stopped applying (a partition could not store
 // a committed entry, or a topic's logs could not be created or removed); nil before.
 func (m *Machine) Err() error {
@@ -414,7 +430,17 @@ func (m *Machine) applyMetaErr(cmd Command) (any, error) {
 		if err := decodeStrict(cmd.Meta, &b); err != nil {
 			return nil, err
 		}
+		m.ownersMu.Lock()
+		defer m.ownersMu.Unlock()
 		return m.producers.init(b, cmd.Timestamp), nil
+	case KindClaimProducer:
+		var b claimProducerBody
+		if err := decodeStrict(cmd.Meta, &b); err != nil {
+			return nil, err
+		}
+		m.ownersMu.Lock()
+		defer m.ownersMu.Unlock()
+		return m.producers.claim(b), nil
 	case KindCreateTopic:
 		var b createTopicBody
 		if err := decodeStrict(cmd.Meta, &b); err != nil {

@@ -173,6 +173,21 @@ func (m *Machine) AlterTopic(ctx context.Context, c Proposer, name string, patch
 	return m.proposeTopic(ctx, c, KindAlterTopic, alterTopicBody{Name: t.Name, ID: t.ID, Patch: patch})
 }
 
+// ClaimProducer records owner as the client producer id belongs to, unless another client
+// claimed it first, and returns the owner after the command (see ClaimProducerResult).
+// Errors: the proposer's; ErrInvalidCommand from a leader older than owners.
+func (m *Machine) ClaimProducer(ctx context.Context, c Proposer, id uint64, owner string) (ClaimProducerResult, error) {
+	res, err := m.proposeMeta(ctx, c, KindClaimProducer, claimProducerBody{ID: id, Owner: owner})
+	if err != nil {
+		return ClaimProducerResult{}, err
+	}
+	r, ok := res.(ClaimProducerResult)
+	if !ok {
+		return ClaimProducerResult{}, fmt.Errorf("fsm: unexpected apply result %T for ClaimProducer", res)
+	}
+	return r, nil
+}
+
 // InitProducer hands out an idempotent producer ID and epoch: a new ID when id is 0 (or no
 // longer known), otherwise id with its epoch bumped, which fences every older instance of it.
 // Errors: the proposer's.

@@ -308,7 +308,9 @@ func (m *Machine) Restore(manifestBytes []byte, data io.Reader) error {
 		if err := m.reconcile(metaState{Topics: []Topic{{Name: DefaultTopic, Partitions: 1}}}); err != nil {
 			return err
 		}
+		m.ownersMu.Lock()
 		m.producers = producerTable{}
+		m.ownersMu.Unlock()
 		m.nProducers.Store(0)
 		m.restoreGroups(nil)
 		m.applied.Store(lm.Index)
@@ -362,7 +364,9 @@ func (m *Machine) Restore(manifestBytes []byte, data io.Reader) error {
 			return m.partErr(p, err)
 		}
 	}
+	m.ownersMu.Lock()
 	m.producers = st.Producers
+	m.ownersMu.Unlock()
 	m.nProducers.Store(int64(m.producers.Len()))
 	m.restoreGroups(st.Groups)
 	m.applied.Store(mm.Index)

@@ -51,6 +51,9 @@ type producerState struct {
 	// clocks, so expiry is judged the same on every replica.
 	LastTS     int64               `json:"last_ts"`
 	Partitions []producerPartition `json:"partitions,omitempty"`
+	// Owner is the client the ID belongs to (KindClaimProducer); "": anyone's (claimed by
+	// nobody, or handed out before owners were recorded).
+	Owner string `json:"owner,omitempty"`
 }
 
 type producerPartition struct {
@@ -85,6 +88,31 @@ type initProducerBody struct {
 	// applying the command.
 	ExpiryMs     int64 `json:"expiry_ms,omitempty"`
 	MaxProducers int   `json:"max_producers,omitempty"`
+}
+
+type claimProducerBody struct {
+	ID    uint64 `json:"id"`
+	Owner string `json:"owner"`
+}
+
+// ClaimProducerResult is the Apply result of a ClaimProducer command: the producer's owner
+// after it (the claimant's name unless another claimed it first); Known is false when the
+// producer is not in the table (expired, or never handed out), and nothing was recorded.
+type ClaimProducerResult struct {
+	Owner string
+	Known bool
+}
+
+// claim records owner as the owner of producer b.ID, unless it has one.
+func (t *producerTable) claim(b claimProducerBody) ClaimProducerResult {
+	st := t.ByID[b.ID]
+	if st == nil || b.ID == 0 {
+		return ClaimProducerResult{}
+	}
+	if st.Owner == "" {
+		st.Owner = b.Owner
+	}
+	return ClaimProducerResult{Owner: st.Owner, Known: true}
 }
 
 // lastSeq returns the sequence number of the last record of a batch of count records

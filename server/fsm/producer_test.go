@@ -160,3 +160,52 @@ func TestProducerExpiryAndCap(t *testing.T) {
 		t.Errorf("IDs are reused: %d after %d", d.ID, c.ID)
 	}
 }
+
+// TestProducerOwner: the first claim of a producer ID records its owner and later claims
+// keep it; an unknown ID records nothing; the owner survives a re-initialisation (epoch bump),
+// a snapshot and a replay.
+func TestProducerOwner(t *testing.T) {
+	dir := t.TempDir()
+	n := openMachineNode(t, dir)
+	ctx := context.Background()
+	p, err := n.m.InitProducer(ctx, n, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owner, known := n.m.ProducerOwner(p.ID); !known || owner != "" {
+		t.Fatalf("before a claim: owner %q known %v, want anyone's", owner, known)
+	}
+	for _, c := range []struct{ claimant, want string }{{"alice", "alice"}, {"mallory", "alice"}} {
+		got, err := n.m.ClaimProducer(ctx, n, p.ID, c.claimant)
+		if err != nil || got != (ClaimProducerResult{Owner: c.want, Known: true}) {
+			t.Fatalf("%s claims: %+v, %v; want owner %s", c.claimant, got, err, c.want)
+		}
+	}
+	if got, err := n.m.ClaimProducer(ctx, n, p.ID+1, "mallory"); err != nil || got.Known {
+		t.Fatalf("claim of an unknown ID: %+v, %v", got, err)
+	}
+	if _, known := n.m.ProducerOwner(p.ID + 1); known {
+		t.Fatal("an unknown ID became known by a claim")
+	}
+	if _, err := n.m.InitProducer(ctx, n, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	manifest := n.snapshot()
+	entries := n.entries
+	n.close()
+
+	check := func(what string, m *Machine) {
+		t.Helper()
+		if owner, known := m.ProducerOwner(p.ID); !known || owner != "alice" {
+			t.Errorf("%s: owner %q known %v, want alice", what, owner, known)
+		}
+	}
+	replayed := openMachineNode(t, t.TempDir())
+	replayed.m.Apply(entries)
+	check("replayed", replayed.m)
+	restored := openMachineNode(t, t.TempDir())
+	if err := restored.m.Restore(manifest, neverRead{t}); err != nil {
+		t.Fatal(err)
+	}
+	check("restored from a snapshot", restored.m)
+}

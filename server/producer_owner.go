@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// An idempotent producer's ID belongs to the client that asked for it (the subject of its
+// certificate): the leader records it (fsm.KindClaimProducer) before answering InitProducer.
+// Another client may neither re-initialise it (which would fence the owner) nor produce under
+// it (which would take the owner's next sequence numbers: the owner's batch would then be
+// answered "duplicate", and never stored). A producer handed out to a caller without an
+// identity, or before owners were recorded, is anyone's, as before.
+
+// initProducer answers InitProducer on the leader: the caller must own a producer it
+// re-initialises; a new one is claimed for the caller.
+func (s *service) initProducer(ctx context.Context, id uint64) (*logv1.InitProducerResponse, error) {
+	if err := s.checkProducerOwner(ctx, id); err != nil {
+		return nil, err
+	}
+	r, err := s.sm.InitProducer(ctx, s.node, id)
+	if err != nil {
+		return nil, err
+	}
+	if subject := callerOf(ctx).subject; subject != "" {
+		c, err := s.sm.ClaimProducer(ctx, s.node, r.ID, subject)
+		if err != nil {
+			return nil, err
+		}
+		if c.Known && c.Owner != subject {
+			// Another client claimed the new ID between its hand-out and this claim (it
+			// guessed it): this caller must not use it. Asking again hands out another.
+			return nil, transport.Errorf(transport.Aborted, "server: producer %d was claimed by another client meanwhile: ask for a new one", r.ID)
+		}
+	}
+	return &logv1.InitProducerResponse{ProducerId: r.ID, Epoch: uint32(r.Epoch)}, nil
+}
+
+// checkProducerOwner refuses (PermissionDenied) a call on producer id by a client other than
+// its owner. This replica's table decides when it knows the ID (an owner never changes, an ID
+// is never handed out twice); a leader that does not know it catches up first, since the
+// claim may be committed but not applied here yet.
+func (s *service) checkProducerOwner(ctx context.Context, id uint64) error {
+	if id == 0 || s.sm == nil {
+		return nil
+	}
+	owner, known := s.sm.ProducerOwner(id)
+	if !known && s.node.IsLeader() {
+		if err := s.node.LinearizableRead(ctx); err != nil {
+			return err
+		}
+		owner, _ = s.sm.ProducerOwner(id)
+	}
+	if owner != "" && owner != callerOf(ctx).subject {
+		return transport.Errorf(transport.PermissionDenied, "server: producer %d belongs to another client", id)
+	}
+	return nil
+}
