@@ -74,6 +74,45 @@ func TestConsumeLongPollCapped(t *testing.T) {
 	}
 }
 
+// TestLongPollEndsAtStop: a unary Consume long-polling past the end held a graceful stop
+// for the API's whole shutdown timeout (5 s), however long its wait. The stop now ends it at
+// once, Unavailable (read elsewhere), and the server stops well before that timeout.
+func TestLongPollEndsAtStop(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			srv := startServer(t, Config{Transport: tr, MaxConsumeWait: time.Minute})
+			c := newClient(t, tr, srv.Addr())
+			ctx := ctxT(t, 90*time.Second)
+			type answer struct {
+				err  error
+				when time.Time
+			}
+			got := make(chan answer, 1)
+			go func() {
+				_, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 0, MaxWaitMs: 60_000})
+				got <- answer{err, time.Now()}
+			}()
+			time.Sleep(time.Second) // the call reaches the server and waits there
+			if len(got) != 0 {
+				t.Fatalf("the long poll did not wait: %v", (<-got).err)
+			}
+			start := time.Now()
+			srv.shutdown(t)
+			stopped := time.Since(start)
+			a := <-got
+			if code := transport.CodeOf(a.err); code != transport.Unavailable {
+				t.Errorf("long poll at the stop: %v (code %v), want Unavailable", a.err, code)
+			}
+			if took := a.when.Sub(start); took >= shutdownTimeout/2 {
+				t.Errorf("long poll answered %v after the stop began: it held the stop", took)
+			}
+			if stopped >= shutdownTimeout/2 {
+				t.Errorf("the server took %v to stop", stopped)
+			}
+		})
+	}
+}
+
 // leaderless is a consensus.Consensus for a follower of a remote leader: only what Consume's
 // read path calls is implemented.
 type followerOf struct {

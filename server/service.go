@@ -643,9 +643,7 @@ func (s *service) consumeFrom(ctx context.Context, rt readTarget, off uint64, ma
 		return rt.part.Read(ctx, off)
 	}
 	if maxWait > 0 {
-		wctx, cancel := context.WithTimeout(ctx, min(maxWait, s.cfg.MaxConsumeWait))
-		rec, err := rt.part.Read(wctx, off)
-		cancel()
+		rec, err := s.readWithin(ctx, rt, off, min(maxWait, s.cfg.MaxConsumeWait))
 		if err == nil || ctx.Err() != nil || !errors.Is(err, storage.ErrOutOfRange) {
 			return rec, err
 		}
@@ -666,13 +664,35 @@ func (s *service) consumeFrom(ctx context.Context, rt readTarget, off uint64, ma
 		return fsm.Record{}, fmt.Errorf("server: read %d: beyond every committed record (next offset %d): %w", off, max(next, committed), storage.ErrOutOfRange)
 	}
 	// Committed, not applied here yet: catch up, within MaxConsumeWait.
-	wctx, cancel := context.WithTimeout(ctx, s.cfg.MaxConsumeWait)
-	defer cancel()
-	rec, err := rt.part.Read(wctx, off)
+	rec, err := s.readWithin(ctx, rt, off, s.cfg.MaxConsumeWait)
 	if err != nil && ctx.Err() == nil && errors.Is(err, storage.ErrOutOfRange) {
 		if lowest, _ := rt.part.Bounds(); off >= lowest {
 			return fsm.Record{}, fmt.Errorf("%w: offset %d is committed (next offset %d on the leader) but not applied here within %v (%v)",
 				errLagging, off, committed, s.cfg.MaxConsumeWait, err)
+		}
+	}
+	return rec, err
+}
+
+// readWithin reads off, waiting up to d for it to be applied here; a wait that the server's
+// stop cuts short answers errStopping (Unavailable: read elsewhere), so that a long poll does
+// not hold a graceful stop for its whole wait.
+func (s *service) readWithin(ctx context.Context, rt readTarget, off uint64, d time.Duration) (fsm.Record, error) {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	rec, err := rt.part.Read(wctx, off)
+	if err != nil && ctx.Err() == nil {
+		select {
+		case <-s.stop:
+			return fsm.Record{}, fmt.Errorf("%w (%v)", errStopping, err)
+		default:
 		}
 	}
 	return rec, err
