@@ -765,7 +765,13 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	}
 	for rec, err := range rt.part.Records(ctx, req.GetOffset()) {
 		if err != nil {
-			if cause := streamEndCause(ctx); cause != nil {
+			cause := streamEndCause(ctx)
+			select {
+			case <-s.stop: // before its watcher ended ctx (a log closed under the stream)
+				cause = errStopping
+			default:
+			}
+			if cause != nil {
 				// The server is stopping (Unavailable, as a ProduceStream ends), or this
 				// node lost its leader, so no record may come here for as long as that lasts:
 				// Unavailable, and the client resumes elsewhere. A tailing stream has no end
