@@ -50,6 +50,10 @@ type fakeCluster struct {
 	replay  uint64
 	gapAt   uint64          // if > 0, streams skip the record at this offset
 	removed map[string]bool // node ids removed by RemoveServer
+	// leaderlessStreams > 0: every ConsumeStream ends after that long (a
+	// time.Duration) with the empty NotLeader detail, as the servers of a
+	// cluster without a leader end them.
+	leaderlessStreams atomic.Int64
 }
 
 type fakeNode struct {
@@ -356,9 +360,17 @@ func (nd *fakeNode) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest
 	nd.c.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var leaderLost <-chan time.Time
+	if d := time.Duration(nd.c.leaderlessStreams.Load()); d > 0 {
+		leaderLost = time.After(d)
+	}
+	lost := make(chan struct{})
 	go func() {
 		select {
 		case <-broken:
+			cancel()
+		case <-leaderLost:
+			close(lost)
 			cancel()
 		case <-ctx.Done():
 		}
@@ -369,6 +381,9 @@ func (nd *fakeNode) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest
 			select {
 			case <-broken:
 				return transport.Errorf(transport.Unavailable, "stream broken")
+			case <-lost:
+				// As a server that has known no leader for an election ends it.
+				return transport.NotLeaderError(transport.NotLeader{}, "this node lost its leader")
 			default:
 				return ctx.Err() // the client left or the server stops
 			}

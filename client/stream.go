@@ -26,7 +26,9 @@ import (
 // is below the log's start; ErrGap when the server skipped offsets; ErrClosed
 // when the client is closed; an error wrapping ErrUnavailable after more than
 // the retry budget of consecutive failed reconnections (a reconnection that
-// yields a record resets the count); or the server's error (e.g.
+// yields a record resets the count; a server that ended the stream because it
+// knows no leader is not counted, so that a tailing Stream waits out a cluster
+// without a leader); or the server's error (e.g.
 // PermissionDenied). The Record values are owned by the loop body.
 //
 // Each call of the returned iterator opens its own stream; the iterator may
@@ -93,12 +95,22 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 				yield(Record{}, fmt.Errorf("stream from offset %d: %w", next, err))
 				return
 			}
-			failures++
+			nl, isNL := errors.AsType[*NotLeaderError](err)
+			leaderless := isNL && nl.LeaderAddr == ""
+			if leaderless {
+				// A server that knows no leader (it ends a tailing stream once that has
+				// lasted an election) answered: no failed reconnection. A tailing Stream
+				// waits for the cluster to elect one, however long, as a Kafka consumer
+				// does, and meanwhile goes round the servers for one that has a leader.
+				failures = 0
+			} else {
+				failures++
+			}
 			if failures > c.opts.maxRetries {
 				yield(Record{}, fmt.Errorf("stream from offset %d: %d reconnections failed: %w", next, failures, err))
 				return
 			}
-			if nl, ok := errors.AsType[*NotLeaderError](err); ok && v == redirect && nl.LeaderAddr != addr {
+			if isNL && v == redirect && nl.LeaderAddr != addr {
 				c.setLeader(nl.LeaderAddr)
 				redirectTo = nl.LeaderAddr
 				continue
@@ -106,8 +118,8 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 			c.opts.logger.Debug("stream broken, resuming", "addr", addr, "next", next, "err", err)
 			failed[addr] = true
 			c.forgetLeader(addr)
-			if failures > 1 {
-				if err := c.backoff(ctx, failures-2); err != nil {
+			if failures > 1 || leaderless {
+				if err := c.backoff(ctx, max(failures-2, 0)); err != nil {
 					continue // reported at the top of the next round
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/commitlog-go/commitlog/client"
 )
@@ -202,6 +203,42 @@ func TestStreamTriesEveryServer(t *testing.T) {
 		c.setLeader(2)
 		produceValues(t, cl, 4, 2)
 		checkDense(t, recs, 4, 2)
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestStreamWaitsOutALeaderlessCluster: servers that know no leader end a
+// tailing stream after an election's worth of time (so that it moves to a
+// server that has one). When none has, that is no failed reconnection: the
+// Stream goes on waiting, far past its retry budget, and yields what comes
+// once a leader is back, without a gap.
+func TestStreamWaitsOutALeaderlessCluster(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithMaxRetries(2), client.WithRefreshInterval(0))
+		produceN(t, cl, 2)
+		recs, errc := collect(context.Background(), cl, 0, 4)
+		checkDense(t, recs, 0, 2)
+		c.leaderlessStreams.Store(int64(50 * time.Millisecond))
+		for _, nd := range c.nodes {
+			nd.breakStreams() // the open stream reopens under the new rule
+		}
+		eventually(t, "streams ended leaderless well past the retry budget", func() bool {
+			select {
+			case err := <-errc:
+				t.Fatalf("the stream ended while the cluster had no leader: %v", err)
+			default:
+			}
+			var total int64
+			for _, nd := range c.nodes {
+				total += nd.called("ConsumeStream")
+			}
+			return total > 12
+		})
+		c.leaderlessStreams.Store(0)
+		produceValues(t, cl, 2, 2)
+		checkDense(t, recs, 2, 2)
 		if err := <-errc; err != nil {
 			t.Fatal(err)
 		}
