@@ -230,6 +230,11 @@ func TestApplyStopIsReported(t *testing.T) {
 	if !strings.Contains(b.GetApplyError(), "disk on fire") || b.GetNextOffset() != 3 {
 		t.Fatalf("GetBounds: next %d, apply_error %q", b.GetNextOffset(), b.GetApplyError())
 	}
+	// Asked for the commit point (as a follower asks its leader before it answers "out of
+	// range"), it must not answer its own next offset: offset 3 is committed.
+	if b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Linearizable: true}); transport.CodeOf(err) != transport.Internal {
+		t.Fatalf("linearizable GetBounds after the failure: next %d, %v; want Internal", b.GetNextOffset(), err)
+	}
 	if v := stopped(); v != 1 {
 		t.Fatalf("commitlog_apply_stopped = %v after the failure", v)
 	}

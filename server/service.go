@@ -931,6 +931,13 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 	if err != nil {
 		return nil, toWire(err)
 	}
+	if err := rt.part.Err(); err != nil && req.GetLinearizable() {
+		// This node stopped applying: its next offset says nothing of what the cluster
+		// committed (a follower asking for the commit point would call committed offsets
+		// out of range). Internal, as a read there is answered; the plain answer still
+		// reports apply_error, for `cluster status`.
+		return nil, toWire(err)
+	}
 	lowest, next := rt.part.Bounds()
 	st := s.node.Status()
 	res := &logv1.GetBoundsResponse{
