@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 
 	"github.com/commitlog-go/commitlog/client"
@@ -81,6 +82,44 @@ func BenchmarkProducer(b *testing.B) {
 			}
 			if _, err := last.Wait(ctx); err != nil {
 				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// BenchmarkProducerParallel is many goroutines sharing one Producer through
+// SendFunc, as the load generator's batch mode does: it shows the cost of
+// Send's locks and channel operations under contention.
+func BenchmarkProducerParallel(b *testing.B) {
+	for _, tr := range transports {
+		b.Run(tr, func(b *testing.B) {
+			_, cl := benchClient(b, tr)
+			p, err := cl.NewProducer(client.ProducerIdempotence(false))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			var failed atomic.Int64
+			cb := func(_ uint64, err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+			}
+			b.SetBytes(int64(len(value100)))
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := p.SendFunc(ctx, value100, cb); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			if err := p.Close(); err != nil {
+				b.Fatal(err)
+			}
+			if n := failed.Load(); n > 0 {
+				b.Fatalf("%d records failed", n)
 			}
 		})
 	}
