@@ -142,7 +142,15 @@ func recordFromProto(r *logv1.Record, topic string, partition uint32) Record {
 // recordToProto converts the produced fields of rec (value, key, headers,
 // timestamp).
 func recordToProto(rec *Record) *logv1.Record {
-	p := &logv1.Record{Value: rec.Value, Key: rec.Key}
+	p := &logv1.Record{}
+	fillProto(p, rec)
+	return p
+}
+
+// fillProto sets the produced fields of the zero record p from rec, as
+// recordToProto does, for a p allocated with others (a Producer's batch).
+func fillProto(p *logv1.Record, rec *Record) {
+	p.Value, p.Key = rec.Value, rec.Key
 	if rec.Key != nil && len(rec.Key) == 0 {
 		p.Key = []byte{}
 	}
@@ -155,7 +163,6 @@ func recordToProto(rec *Record) *logv1.Record {
 	if !rec.Timestamp.IsZero() {
 		p.TimestampMs = rec.Timestamp.UnixMilli()
 	}
-	return p
 }
 
 // wireTopic is the topic name sent for topic: "" stays "" (the default

@@ -184,6 +184,43 @@ type batch struct {
 	done     chan struct{} // closed once every future completed (its callback ran)
 	seq      int32         // base sequence number, once seqSet
 	seqSet   bool
+
+	// The records and futures not used yet of the chunk last allocated
+	// for recs and futures: a batch allocates them a chunk at a time, not
+	// one by one. Futures have their own chunks so that a Future the
+	// caller keeps does not keep the records' values.
+	recSlab []logv1.Record
+	futSlab []Future
+}
+
+// newBatchLocked starts a batch of ps. Its first chunk of records holds as
+// many as ps's last batch did: under a steady load a batch allocates its
+// records and futures at once. p.mu must be held.
+func (p *Producer) newBatchLocked(ps *partState) *batch {
+	n := min(max(ps.lastRecs, 1), p.opts.batchRecords)
+	return &batch{part: ps, resolved: make(chan struct{}), done: make(chan struct{}),
+		deadline: time.Now().Add(p.opts.deliveryTimeout),
+		recs:     make([]*logv1.Record, 0, n), futures: make([]*Future, 0, n),
+		recSlab: make([]logv1.Record, n), futSlab: make([]Future, n)}
+}
+
+// addLocked appends rec to b and returns its Future. When b's chunk is
+// used up, the next one holds as many records as b already does (capped by
+// the records b may still take), so a batch that outgrows its first chunk
+// allocates O(log n) times. p.mu must be held.
+func (p *Producer) addLocked(b *batch, rec *Record, cb func(uint64, error)) *Future {
+	if len(b.recSlab) == 0 {
+		n := max(min(len(b.recs), p.opts.batchRecords-len(b.recs)), 1)
+		b.recSlab, b.futSlab = make([]logv1.Record, n), make([]Future, n)
+	}
+	wire, f := &b.recSlab[0], &b.futSlab[0]
+	b.recSlab, b.futSlab = b.recSlab[1:], b.futSlab[1:]
+	fillProto(wire, rec)
+	// The futures of a batch share its channel: one allocation per batch, not per record.
+	f.done, f.cb, f.partition = b.resolved, cb, rec.Partition
+	b.recs = append(b.recs, wire)
+	b.futures = append(b.futures, f)
+	return f
 }
 
 // partState is one partition's batching and sequence state.
@@ -195,6 +232,7 @@ type partState struct {
 	ready    []*batch // cut, waiting for a sender, in order
 	inFlight int
 	nextSeq  int32 // idempotence: sequence number of the next record
+	lastRecs int   // records of the batch cut last, to size the next one
 }
 
 // topicCount is a topic's partition count as last learnt.
@@ -452,23 +490,18 @@ func (p *Producer) send(ctx context.Context, rec Record, cb func(uint64, error))
 		p.parts[loc] = ps
 		p.order = append(p.order, ps)
 	}
-	wire := recordToProto(&rec)
 	size := len(rec.Value) + len(rec.Key)
 	if ps.cur != nil && (len(ps.cur.recs) >= p.opts.batchRecords || ps.cur.bytes+size > p.opts.batchBytes) {
 		p.cutLocked(ps)
 	}
 	if ps.cur == nil {
-		ps.cur = &batch{part: ps, resolved: make(chan struct{}), done: make(chan struct{}),
-			deadline: time.Now().Add(p.opts.deliveryTimeout)}
+		ps.cur = p.newBatchLocked(ps)
 		if p.opts.linger > 0 {
 			b := ps.cur
 			ps.timer = time.AfterFunc(p.opts.linger, func() { p.lingerExpired(b) })
 		}
 	}
-	// The futures of a batch share its channel: one allocation per batch, not per record.
-	f := &Future{done: ps.cur.resolved, cb: cb, partition: rec.Partition}
-	ps.cur.recs = append(ps.cur.recs, wire)
-	ps.cur.futures = append(ps.cur.futures, f)
+	f := p.addLocked(ps.cur, &rec, cb)
 	ps.cur.bytes += size
 	switch {
 	case len(ps.cur.recs) >= p.opts.batchRecords || ps.cur.bytes >= p.opts.batchBytes:
@@ -503,6 +536,7 @@ func (p *Producer) cutLocked(ps *partState) {
 		ps.timer.Stop()
 		ps.timer = nil
 	}
+	ps.lastRecs = len(ps.cur.recs)
 	ps.ready = append(ps.ready, ps.cur)
 	ps.cur = nil
 	p.opts.partitioner.BatchCut(ps.name, ps.loc.partition)
@@ -734,6 +768,9 @@ func (p *Producer) finish(b *batch, base uint64, err error) {
 	for _, f := range b.futures {
 		if f.cb != nil {
 			f.cb(f.offset, f.err)
+			// The futures of a chunk live as long as any of them is kept:
+			// a kept one does not keep the others' callbacks.
+			f.cb = nil
 		}
 	}
 }

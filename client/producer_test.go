@@ -513,3 +513,74 @@ func TestProducerCallbackWaitsForItsBatch(t *testing.T) {
 		}
 	})
 }
+
+// The Producer allocates a batch's records and futures in chunks sized after
+// the partition's previous batch; batches that outgrow, fill or undershoot
+// their first chunk must still carry every record once, in Send order, and
+// each record's Future and callback must get its own offset.
+func TestProducerBatchesOfChangingSizesKeepEveryRecord(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		p := newProducer(t, cl, client.ProducerBatchRecords(7), client.ProducerLinger(time.Hour))
+		ctx := context.Background()
+		var (
+			fs   []*client.Future
+			want []string
+			mu   sync.Mutex
+			cbs  = map[int]uint64{} // record index → offset its callback got
+		)
+		// Between flushes: a batch of 3, then 20 (outgrowing the chunk of 3,
+		// cut at 7 twice), then 1 (a chunk of 6 mostly unused), then 30.
+		for _, n := range []int{3, 20, 1, 30} {
+			for range n {
+				i := len(want)
+				v := fmt.Sprintf("r%03d", i)
+				want = append(want, v)
+				if i%3 == 0 {
+					err := p.SendFunc(ctx, []byte(v), func(off uint64, err error) {
+						if err != nil {
+							t.Errorf("record %d: %v", i, err)
+						}
+						mu.Lock()
+						defer mu.Unlock()
+						if _, dup := cbs[i]; dup {
+							t.Errorf("record %d: callback ran twice", i)
+						}
+						cbs[i] = off
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					fs = append(fs, nil)
+					continue
+				}
+				f, err := p.Send(ctx, []byte(v))
+				if err != nil {
+					t.Fatal(err)
+				}
+				fs = append(fs, f)
+			}
+			if err := p.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, f := range fs {
+			if f == nil {
+				mu.Lock()
+				off, ok := cbs[i]
+				mu.Unlock()
+				if !ok || off != uint64(i) {
+					t.Errorf("record %d: callback offset %d (ran: %v), want %d", i, off, ok, i)
+				}
+				continue
+			}
+			off, err := f.Wait(ctx)
+			if err != nil || off != uint64(i) {
+				t.Errorf("record %d: offset %d, err %v; want %d, nil", i, off, err, i)
+			}
+		}
+		if got := c.values(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("log = %q, want %q", got, want)
+		}
+	})
+}
