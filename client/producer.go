@@ -193,24 +193,28 @@ type batch struct {
 	futSlab []Future
 }
 
-// newBatchLocked starts a batch of ps. Its first chunk of records holds as
-// many as ps's last batch did: under a steady load a batch allocates its
-// records and futures at once. p.mu must be held.
+// maxChunk caps the records and futures of one chunk: small chunks are
+// allocated from the per-size caches, and a Future the caller keeps keeps at
+// most maxChunk futures (3 KiB) alive.
+const maxChunk = 64
+
+// newBatchLocked starts a batch of ps. Its slices and first chunk hold as
+// many records as ps's last batch did (up to maxChunk for the chunk): under a
+// steady load they need not grow. p.mu must be held.
 func (p *Producer) newBatchLocked(ps *partState) *batch {
 	n := min(max(ps.lastRecs, 1), p.opts.batchRecords)
 	return &batch{part: ps, resolved: make(chan struct{}), done: make(chan struct{}),
 		deadline: time.Now().Add(p.opts.deliveryTimeout),
 		recs:     make([]*logv1.Record, 0, n), futures: make([]*Future, 0, n),
-		recSlab: make([]logv1.Record, n), futSlab: make([]Future, n)}
+		recSlab: make([]logv1.Record, min(n, maxChunk)), futSlab: make([]Future, min(n, maxChunk))}
 }
 
 // addLocked appends rec to b and returns its Future. When b's chunk is
 // used up, the next one holds as many records as b already does (capped by
-// the records b may still take), so a batch that outgrows its first chunk
-// allocates O(log n) times. p.mu must be held.
+// maxChunk and the records b may still take). p.mu must be held.
 func (p *Producer) addLocked(b *batch, rec *Record, cb func(uint64, error)) *Future {
 	if len(b.recSlab) == 0 {
-		n := max(min(len(b.recs), p.opts.batchRecords-len(b.recs)), 1)
+		n := max(min(len(b.recs), p.opts.batchRecords-len(b.recs), maxChunk), 1)
 		b.recSlab, b.futSlab = make([]logv1.Record, n), make([]Future, n)
 	}
 	wire, f := &b.recSlab[0], &b.futSlab[0]
