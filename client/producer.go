@@ -284,7 +284,9 @@ type Producer struct {
 	c    *Client
 	opts producerOptions
 
-	pending chan struct{} // semaphore: one token per record not yet completed
+	// closedFlag mirrors closed for Send's first check, which must not
+	// take mu.
+	closedFlag atomic.Bool
 
 	// countMu guards counts (held while learning a count: not under mu).
 	countMu sync.Mutex
@@ -297,6 +299,11 @@ type Producer struct {
 	rr       int
 	inFlight map[*batch]struct{}
 	closed   bool
+	// pending counts the records accepted by Send and not yet completed;
+	// room, when not nil, is closed (and cleared) when some complete, to
+	// wake the Sends waiting for pending to drop below maxPending.
+	pending int
+	room    chan struct{}
 
 	// Idempotence state, under mu.
 	pid       ProducerID
@@ -365,7 +372,6 @@ func (c *Client) NewProducer(opts ...ProducerOption) (*Producer, error) {
 	p := &Producer{
 		c:        c,
 		opts:     o,
-		pending:  make(chan struct{}, o.maxPending),
 		counts:   make(map[string]topicCount),
 		parts:    make(map[partitionRef]*partState),
 		inFlight: make(map[*batch]struct{}),
@@ -459,7 +465,7 @@ func (p *Producer) partitionCount(ctx context.Context, topic string) (uint32, er
 }
 
 func (p *Producer) send(ctx context.Context, rec Record, cb func(uint64, error)) (*Future, error) {
-	if p.isClosed() {
+	if p.closedFlag.Load() {
 		return nil, ErrProducerClosed
 	}
 	var n uint32
@@ -469,17 +475,26 @@ func (p *Producer) send(ctx context.Context, rec Record, cb func(uint64, error))
 			return nil, fmt.Errorf("send to topic %s: %w", topicName(rec.Topic), err)
 		}
 	}
-	select {
-	case p.pending <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for !p.closed && p.pending >= p.opts.maxPending {
+		if p.room == nil {
+			p.room = make(chan struct{})
+		}
+		room := p.room
+		p.mu.Unlock()
+		select {
+		case <-room:
+			p.mu.Lock()
+		case <-ctx.Done():
+			p.mu.Lock()
+			return nil, ctx.Err()
+		}
+	}
 	if p.closed {
-		<-p.pending
 		return nil, ErrProducerClosed
 	}
+	p.pending++
 	switch {
 	case p.opts.manual:
 	case n == 1:
@@ -523,12 +538,6 @@ func (p *Producer) send(ctx context.Context, rec Record, cb func(uint64, error))
 // which need no question.
 func partitionOf(pt Partitioner, rec Record, n uint32) uint32 {
 	return pt.Partition(&rec, n)
-}
-
-func (p *Producer) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
 }
 
 // cutLocked moves ps's current batch to its ready queue. p.mu must be held.
@@ -756,9 +765,13 @@ func (p *Producer) fail(bs []*batch, err error) {
 // slots (they wait for b.done, closed after finish, and for the senders), so
 // freeing them first does not let them return before the callbacks ran.
 func (p *Producer) finish(b *batch, base uint64, err error) {
-	for range b.futures {
-		<-p.pending
+	p.mu.Lock()
+	p.pending -= len(b.futures)
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
 	}
+	p.mu.Unlock()
 	for i, f := range b.futures {
 		if err != nil {
 			f.err = err
@@ -1011,6 +1024,7 @@ func (p *Producer) Close() error {
 			p.cutLocked(ps)
 		}
 		p.closed = true
+		p.closedFlag.Store(true)
 		p.cond.Broadcast()
 		p.mu.Unlock()
 		p.wg.Wait()

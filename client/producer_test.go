@@ -584,3 +584,48 @@ func TestProducerBatchesOfChangingSizesKeepEveryRecord(t *testing.T) {
 		}
 	})
 }
+
+// Sends blocked at ProducerMaxPending must each be woken when room frees,
+// and never exceed the bound: with a bound of 1, every batch holds one
+// record, however many goroutines wait.
+func TestProducerMaxPendingWakesWaitingSends(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		p := newProducer(t, cl, client.ProducerMaxPending(1), client.ProducerLinger(0))
+		var mu sync.Mutex
+		sizes := map[int]int{} // batch size → batches
+		c.setFault(func(_ string, values [][]byte) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			sizes[len(values)]++
+			return true, nil
+		})
+		ctx := context.Background()
+		const senders, each = 4, 25
+		var wg sync.WaitGroup
+		errs := make(chan error, senders*each)
+		for range senders {
+			wg.Go(func() {
+				for range each {
+					f, err := p.Send(ctx, []byte("x"))
+					if err == nil {
+						_, err = f.Wait(ctx)
+					}
+					if err != nil {
+						errs <- err
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(sizes) != 1 || sizes[1] != senders*each {
+			t.Errorf("batch sizes (size → batches) = %v, want only %d batches of 1", sizes, senders*each)
+		}
+	})
+}
