@@ -140,19 +140,34 @@ func ProducerManualPartitioning() ProducerOption {
 // A Future is the result of one record given to Producer.Send. It is safe for
 // concurrent use.
 type Future struct {
-	done      chan struct{} // its batch's resolved channel
+	res *outcome // its batch's, shared by the batch's futures
+	idx uint32   // its record's index in the batch (a batch is one request: far fewer than 2³² records)
+	cb  func(offset uint64, err error)
+}
+
+// outcome is the result of a batch, which its futures share: a Future is
+// small, and finish sets one result, not one per record.
+type outcome struct {
+	done      chan struct{} // closed once base or err is set: each Future's Done
 	partition uint32
-	offset    uint64
+	base      uint64 // the offset of the batch's first record, when err is nil
 	err       error
-	cb        func(offset uint64, err error)
+}
+
+// result returns the offset or error of f, once f.res.done is closed.
+func (f *Future) result() (uint64, error) {
+	if f.res.err != nil {
+		return 0, f.res.err
+	}
+	return f.res.base + uint64(f.idx), nil
 }
 
 // Done is closed once the record's result is known.
-func (f *Future) Done() <-chan struct{} { return f.done }
+func (f *Future) Done() <-chan struct{} { return f.res.done }
 
 // Partition returns the partition the Producer placed the record in. It is
 // known as soon as Send returns.
-func (f *Future) Partition() uint32 { return f.partition }
+func (f *Future) Partition() uint32 { return f.res.partition }
 
 // Wait blocks until the record's result is known or ctx is done, and returns
 // the record's offset in its partition or the error that failed it. The
@@ -166,8 +181,8 @@ func (f *Future) Partition() uint32 { return f.partition }
 // sent).
 func (f *Future) Wait(ctx context.Context) (uint64, error) {
 	select {
-	case <-f.done:
-		return f.offset, f.err
+	case <-f.res.done:
+		return f.result()
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
@@ -180,7 +195,7 @@ type batch struct {
 	futures  []*Future
 	bytes    int
 	deadline time.Time     // the delivery deadline of its first record
-	resolved chan struct{} // closed once every future has its result: each Future's Done
+	res      *outcome      // its futures' result
 	done     chan struct{} // closed once every future completed (its callback ran)
 	seq      int32         // base sequence number, once seqSet
 	seqSet   bool
@@ -195,7 +210,7 @@ type batch struct {
 
 // maxChunk caps the records and futures of one chunk: small chunks are
 // allocated from the per-size caches, and a Future the caller keeps keeps at
-// most maxChunk futures (3 KiB) alive.
+// most maxChunk futures (1.5 KiB) alive.
 const maxChunk = 64
 
 // newBatchLocked starts a batch of ps. Its slices and first chunk hold as
@@ -203,7 +218,8 @@ const maxChunk = 64
 // steady load they need not grow. p.mu must be held.
 func (p *Producer) newBatchLocked(ps *partState) *batch {
 	n := min(max(ps.lastRecs, 1), p.opts.batchRecords)
-	return &batch{part: ps, resolved: make(chan struct{}), done: make(chan struct{}),
+	return &batch{part: ps, done: make(chan struct{}),
+		res:      &outcome{done: make(chan struct{}), partition: ps.loc.partition},
 		deadline: time.Now().Add(p.opts.deliveryTimeout),
 		recs:     make([]*logv1.Record, 0, n), futures: make([]*Future, 0, n),
 		recSlab: make([]logv1.Record, min(n, maxChunk)), futSlab: make([]Future, min(n, maxChunk))}
@@ -220,8 +236,7 @@ func (p *Producer) addLocked(b *batch, rec *Record, cb func(uint64, error)) *Fut
 	wire, f := &b.recSlab[0], &b.futSlab[0]
 	b.recSlab, b.futSlab = b.recSlab[1:], b.futSlab[1:]
 	fillProto(wire, rec)
-	// The futures of a batch share its channel: one allocation per batch, not per record.
-	f.done, f.cb, f.partition = b.resolved, cb, rec.Partition
+	f.res, f.idx, f.cb = b.res, uint32(len(b.recs)), cb
 	b.recs = append(b.recs, wire)
 	b.futures = append(b.futures, f)
 	return f
@@ -772,19 +787,13 @@ func (p *Producer) finish(b *batch, base uint64, err error) {
 		p.room = nil
 	}
 	p.mu.Unlock()
-	for i, f := range b.futures {
-		if err != nil {
-			f.err = err
-		} else {
-			f.offset = base + uint64(i)
-		}
-	}
+	b.res.base, b.res.err = base, err
 	// Every result is set before any callback runs, so a callback may Wait for any record of
 	// its own batch.
-	close(b.resolved)
+	close(b.res.done)
 	for _, f := range b.futures {
 		if f.cb != nil {
-			f.cb(f.offset, f.err)
+			f.cb(f.result())
 			// The futures of a chunk live as long as any of them is kept:
 			// a kept one does not keep the others' callbacks.
 			f.cb = nil
