@@ -14,9 +14,11 @@ import (
 //
 // Readiness: the node knows a leader and has applied every entry up to the commit index it
 // knew when it learned of that leader (the target is taken per term: a new leader means a new
-// target) and, on a follower with leaderCommit, up to the leader's commit index as the leader
-// answered it once in that term: a follower's own commit index lags the leader's (it learns it
-// with the next entries: a new, restarted or wiped follower would be ready at once). Before
+// target, and so does a leader learned again after it was lost, in the same term or not) and,
+// on a follower with leaderCommit, up to the leader's commit index as the leader answered it
+// once after it learned that leader: a follower's own commit index lags the leader's (it
+// learns it with the next entries: a new, restarted or wiped follower would be ready at once,
+// and so would a follower back from a partition). Before
 // Observe, and after Drain, the node is not ready.
 type health struct {
 	mu           sync.Mutex
@@ -54,6 +56,8 @@ func (h *health) onLeader(ev consensus.LeaderEvent) {
 	if ev.Leader.ID != "" {
 		status = transport.HealthServing
 		h.retarget(h.node.Status())
+	} else {
+		h.forget()
 	}
 	if h.draining || h.setHealth == nil {
 		return
@@ -68,6 +72,14 @@ func (h *health) retarget(st consensus.Status) {
 	if st.Term != h.term {
 		h.term, h.target = st.Term, st.CommitIndex
 	}
+}
+
+// forget drops the target once the leader is lost: a node cut off for a while (a partition)
+// can learn the same leader again in the same term (with pre-vote its term did not move),
+// after the leader committed on without it; the leader's commit index is then asked again.
+// Called with mu held.
+func (h *health) forget() {
+	h.term, h.target, h.asked = 0, 0, 0
 }
 
 // drain makes the node unready and NOT_SERVING for good.
@@ -116,6 +128,7 @@ func (h *health) ready() (bool, string) {
 	node, ask := h.node, h.leaderCommit
 	st := node.Status()
 	if st.Leader.ID == "" {
+		h.forget() // the leader event may not have arrived yet
 		h.mu.Unlock()
 		return false, "no leader"
 	}
@@ -139,6 +152,11 @@ func (h *health) ready() (bool, string) {
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.term != st.Term {
+		// The leader was lost (or a new term began) while its commit index was asked: the
+		// target is gone, and 0 would say ready.
+		return false, "no leader"
+	}
 	if applied := node.Status().AppliedIndex; applied < h.target {
 		return false, fmt.Sprintf("catching up: applied index %d of %d", applied, h.target)
 	}

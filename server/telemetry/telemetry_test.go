@@ -620,6 +620,50 @@ func TestReadinessKeepsTheLeadersCommitIndex(t *testing.T) {
 	}
 }
 
+// TestReadinessAsksAgainAfterTheLeaderWasLost: a follower cut off from its leader for a while
+// (a partition) learns the same leader again in the same term: with pre-vote, a follower that
+// could reach no one never raised its term, and the leader, which kept a quorum, committed on.
+// The readiness target of that term, the leader's commit index asked before the partition,
+// says nothing of what was committed meanwhile: the node must ask again, not be ready while
+// it is far behind.
+func TestReadinessAsksAgainAfterTheLeaderWasLost(t *testing.T) {
+	tel := newTelemetry(t, Config{})
+	node := newFakeNode("b")
+	var (
+		mu     sync.Mutex
+		commit uint64 = 100
+	)
+	if err := tel.Observe(Sources{Consensus: node, LeaderCommitIndex: func(context.Context, consensus.Server) (uint64, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return commit, nil
+	}}); err != nil {
+		t.Fatalf("Observe: %v", err)
+	}
+	leader := consensus.Server{ID: "a", Address: "a:1"}
+	node.set(func(s *consensus.Status) { s.Term, s.Leader, s.CommitIndex, s.AppliedIndex = 2, leader, 100, 100 })
+	if ready, reason := tel.Ready(); !ready {
+		t.Fatalf("caught up: Ready = false %q", reason)
+	}
+	// Partitioned: the leader is lost, the term stays (pre-vote failed), the others commit on.
+	node.set(func(s *consensus.Status) { s.Leader = consensus.Server{} })
+	if ready, reason := tel.Ready(); ready || !strings.Contains(reason, "no leader") {
+		t.Fatalf("partitioned: Ready = %v %q, want no leader", ready, reason)
+	}
+	mu.Lock()
+	commit = 5000
+	mu.Unlock()
+	// Healed: the same leader, the same term; the follower has applied nothing new yet.
+	node.set(func(s *consensus.Status) { s.Leader = leader })
+	if ready, reason := tel.Ready(); ready || !strings.Contains(reason, "applied index 100 of 5000") {
+		t.Fatalf("the leader learned again, 4900 entries behind: Ready = %v %q, want catching up to 5000", ready, reason)
+	}
+	node.set(func(s *consensus.Status) { s.CommitIndex, s.AppliedIndex = 5000, 5000 })
+	if ready, reason := tel.Ready(); !ready {
+		t.Fatalf("caught up again: Ready = false %q", reason)
+	}
+}
+
 // TestReadinessFollowsTheDivergenceAlarm: a node whose divergence alarm is raised answers every
 // read DATA_LOSS; it was ready (a Service kept sending it readers) and now is not, while it
 // stays alive (a restart keeps the alarm).
