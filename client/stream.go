@@ -28,7 +28,8 @@ import (
 // the retry budget of consecutive failed reconnections (a reconnection that
 // yields a record resets the count; a server that ended the stream because it
 // knows no leader is not counted, so that a tailing Stream waits out a cluster
-// without a leader); or the server's error (e.g.
+// without a leader, though it is backed off from as a failure is); or the
+// server's error (e.g.
 // PermissionDenied). The Record values are owned by the loop body.
 //
 // Each call of the returned iterator opens its own stream; the iterator may
@@ -48,6 +49,7 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 		defer cancel()
 		next := from
 		failures := 0
+		waits := 0 // streams ended for want of a leader since the last record: not failures, but backed off as they are
 		targets := c.readTargets(false)
 		// failed are the servers whose stream failed since the last record: the next
 		// attempt goes to the first target not among them (every one in turn, however many),
@@ -78,7 +80,7 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 				return
 			}
 			if progressed {
-				failures = 0
+				failures, waits = 0, 0
 				clear(failed)
 			}
 			if errors.Is(err, ErrGap) {
@@ -101,8 +103,10 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 				// A server that knows no leader (it ends a tailing stream once that has
 				// lasted an election) answered: no failed reconnection. A tailing Stream
 				// waits for the cluster to elect one, however long, as a Kafka consumer
-				// does, and meanwhile goes round the servers for one that has a leader.
+				// does, and meanwhile goes round the servers for one that has a leader,
+				// backing off as from failures (a server may refuse each stream at once).
 				failures = 0
+				waits++
 			} else {
 				failures++
 			}
@@ -119,7 +123,7 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 			failed[addr] = true
 			c.forgetLeader(addr)
 			if failures > 1 || leaderless {
-				if err := c.backoff(ctx, max(failures-2, 0)); err != nil {
+				if err := c.backoff(ctx, max(failures-2, waits-1, 0)); err != nil {
 					continue // reported at the top of the next round
 				}
 			}

@@ -244,3 +244,41 @@ func TestStreamWaitsOutALeaderlessCluster(t *testing.T) {
 		}
 	})
 }
+
+// TestStreamBacksOffFromServersWithoutALeader: a server that refuses every
+// stream at once for want of a leader (the empty NotLeader detail) is not a
+// failed reconnection, so the Stream waits on; but it must still back off as
+// it would from failures, up to the backoff's maximum, rather than reopen a
+// stream every base interval (25 ms) for as long as the cluster has no leader.
+func TestStreamBacksOffFromServersWithoutALeader(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithMaxRetries(2), client.WithRefreshInterval(0),
+			client.WithBackoff(client.DefaultBackoffBase, client.DefaultBackoffMax))
+		c.leaderlessStreams.Store(1) // every stream ends at once
+		ctx, cancel := context.WithCancel(context.Background())
+		recs, errc := collect(ctx, cl, 0, 1)
+		const watch = 3 * time.Second
+		time.Sleep(watch)
+		select {
+		case err := <-errc:
+			t.Fatalf("the stream ended while the cluster had no leader: %v", err)
+		default:
+		}
+		var total int64
+		for _, nd := range c.nodes {
+			total += nd.called("ConsumeStream")
+		}
+		// Backing off as from failures (25 ms doubling, with jitter, up to 1 s):
+		// about a dozen streams in 3 s. At the base interval: over a hundred.
+		t.Logf("%d streams in %v", total, watch)
+		if total > 25 {
+			t.Errorf("%d streams opened in %v against servers without a leader: no growing backoff", total, watch)
+		}
+		cancel()
+		for range recs {
+		}
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Errorf("stream ended with %v, want context.Canceled", err)
+		}
+	})
+}
