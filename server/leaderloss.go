@@ -67,9 +67,11 @@ var errLeaderLost = errors.New("server: this node lost its leader")
 
 // endWithoutLeader cancels ctx, with errLeaderLost as its cause, once this node has known no
 // leader for d while the stream was open, or with errStopping once the server begins to stop.
-// It returns when ctx ends. l may be nil (no tracking: only the stop ends it).
-func endWithoutLeader(ctx context.Context, cancel context.CancelCauseFunc, l *leaderLoss, d time.Duration, stop <-chan struct{}) {
-	opened := time.Now()
+// It returns when ctx ends. l may be nil (no tracking: only the stop ends it). behind (may be
+// nil) reports whether the stream has records of this node left to send: those can be read
+// however long the leader is away, so the stream is ended only once it has sent them all.
+func endWithoutLeader(ctx context.Context, cancel context.CancelCauseFunc, l *leaderLoss, d time.Duration, stop <-chan struct{}, behind func() bool) {
+	opened := time.Now() // the leader loss counts from here at the earliest
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -97,12 +99,20 @@ func endWithoutLeader(ctx context.Context, cancel context.CancelCauseFunc, l *le
 		case <-ctx.Done():
 			return
 		case <-expired:
+			if behind != nil && behind() {
+				opened = time.Now().Add(behindPoll - d) // look again in behindPoll
+				continue
+			}
 			cancel(fmt.Errorf("%w %v ago: %w", errLeaderLost, d, consensus.ErrNoLeader))
 			return
 		case <-changed:
 		}
 	}
 }
+
+// behindPoll is how often a stream still sending what its leaderless node holds looks again
+// whether it has sent it all.
+const behindPoll = 100 * time.Millisecond
 
 func later(a, b time.Time) time.Time {
 	if a.After(b) {

@@ -72,3 +72,78 @@ func TestConsumeStreamEndsWhenItsNodeLosesTheLeader(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumeStreamReadsWhatItsNodeHoldsWithoutALeader: a node without a leader gets no
+// new record, but it still holds every record it applied. A stream still reading those (a
+// backlog: the last node up, read for what it holds) was ended once the node had known no
+// leader for an election, whatever remained unsent, and a client that does not resume (the
+// seed's, grpcurl) could never read the node's log through. Only a stream that has sent
+// everything its node holds is waiting for records that cannot come: that one ends.
+func TestConsumeStreamReadsWhatItsNodeHoldsWithoutALeader(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			nodes := startClusterWith(t, 3, func(_ int, cfg *Config) { cfg.Transport = tr })
+			leader := leaderOf(t, nodes)
+			var follower *testServer
+			var others []*testServer
+			for _, nd := range nodes {
+				if nd != leader && follower == nil {
+					follower = nd
+				} else {
+					others = append(others, nd)
+				}
+			}
+			ctx := ctxT(t, 120*time.Second)
+			lc := newClient(t, tr, leader.Addr())
+			// More than the transports' flow-control windows hold (16 MiB at most), and more
+			// records than a stream sends between two looks at its context (1024).
+			const total, batch, size = 2048, 64, 16 << 10
+			value := make([]byte, size)
+			for i := 0; i < total; i += batch {
+				recs := make([]*logv1.Record, batch)
+				for j := range recs {
+					recs[j] = &logv1.Record{Value: value}
+				}
+				if _, err := lc.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: recs}); err != nil {
+					t.Fatalf("ProduceBatch: %v", err)
+				}
+			}
+			fc := newClient(t, tr, follower.Addr())
+			waitFor(t, 30*time.Second, "the follower holds every record", func() bool {
+				b, err := fc.GetBounds(ctx, &logv1.GetBoundsRequest{})
+				return err == nil && b.GetNextOffset() == total
+			})
+			st, err := fc.ConsumeStream(ctx, &logv1.ConsumeRequest{Offset: 0, MaxBatch: 1})
+			if err != nil {
+				t.Fatalf("ConsumeStream: %v", err)
+			}
+			defer st.Close()
+			if _, err := st.Receive(); err != nil {
+				t.Fatalf("first record: %v", err)
+			}
+			for _, nd := range others {
+				nd.shutdown(t)
+			}
+			// The reader is slow: the node knows no leader for longer than an election
+			// before it has read the backlog.
+			time.Sleep(4 * time.Second)
+			got := uint64(1)
+			for {
+				res, err := st.Receive()
+				if err != nil {
+					if got != total {
+						t.Fatalf("stream ended after %d of the %d records its node holds: %v", got, total, err)
+					}
+					if nl, ok := transport.NotLeaderDetail(err); !ok || nl.LeaderAddr != "" || transport.CodeOf(err) != transport.Unavailable {
+						t.Fatalf("stream ended at its node's end with %v, want Unavailable with the empty NotLeader detail", err)
+					}
+					return
+				}
+				if off := res.GetRecord().GetOffset(); off != got {
+					t.Fatalf("record at %d, want %d", off, got)
+				}
+				got++
+			}
+		})
+	}
+}

@@ -751,7 +751,10 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	go endWithoutLeader(ctx, cancel, s.leaderLoss, s.leaderWait, s.stop)
+	var pos atomic.Uint64 // the offset of the next record the stream sends
+	pos.Store(req.GetOffset())
+	behind := func() bool { _, next := rt.part.Bounds(); return pos.Load() < next }
+	go endWithoutLeader(ctx, cancel, s.leaderLoss, s.leaderWait, s.stop, behind)
 	maxBatch := int(min(req.GetMaxBatch(), maxStreamBatchRecords))
 	var batch []*logv1.Record
 	var next uint64 // the log's next offset as last seen
@@ -773,7 +776,8 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 			}
 			if cause != nil {
 				// The server is stopping (Unavailable, as a ProduceStream ends), or this
-				// node lost its leader, so no record may come here for as long as that lasts:
+				// node lost its leader and the stream has sent every record it holds, so no
+				// record may come here for as long as that lasts:
 				// Unavailable, and the client resumes elsewhere. A tailing stream has no end
 				// of its own: ended OK, a client would take it as done.
 				return toWire(cause)
@@ -783,6 +787,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 			}
 			return toWire(s.deletedWhileRead(rt, err))
 		}
+		pos.Store(rec.Offset + 1)
 		if err := s.div.readErr(); err != nil {
 			return err // the alarm was raised while the stream was open: no further record
 		}
