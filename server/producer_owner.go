@@ -15,16 +15,23 @@ import (
 // identity, or before owners were recorded, is anyone's, as before.
 
 // initProducer answers InitProducer on the leader: the caller must own a producer it
-// re-initialises; a new one is claimed for the caller.
+// re-initialises; a new one is claimed for the caller. A caller with an identity holds claimMu
+// from the hand-out to the claim: the ID is known and nobody's in between, and IDs are handed
+// out in sequence, so another client producing under the next ID would otherwise land there.
 func (s *service) initProducer(ctx context.Context, id uint64) (*logv1.InitProducerResponse, error) {
-	if err := s.checkProducerOwner(ctx, id); err != nil {
+	subject := callerOf(ctx).subject
+	if subject != "" {
+		s.claimMu.Lock()
+		defer s.claimMu.Unlock()
+	}
+	if err := s.checkOwner(ctx, id); err != nil {
 		return nil, err
 	}
 	r, err := s.sm.InitProducer(ctx, s.node, id)
 	if err != nil {
 		return nil, err
 	}
-	if subject := callerOf(ctx).subject; subject != "" {
+	if subject != "" {
 		c, err := s.sm.ClaimProducer(ctx, s.node, r.ID, subject)
 		if err != nil {
 			return nil, err
@@ -38,11 +45,32 @@ func (s *service) initProducer(ctx context.Context, id uint64) (*logv1.InitProdu
 	return &logv1.InitProducerResponse{ProducerId: r.ID, Epoch: uint32(r.Epoch)}, nil
 }
 
-// checkProducerOwner refuses (PermissionDenied) a call on producer id by a client other than
-// its owner. This replica's table decides when it knows the ID (an owner never changes, an ID
-// is never handed out twice); a leader that does not know it catches up first, since the
-// claim may be committed but not applied here yet.
-func (s *service) checkProducerOwner(ctx context.Context, id uint64) error {
+// checkProducerOwner refuses (PermissionDenied) a produce on producer id by a client other
+// than its owner. A produce on an ID nobody owns (yet, or not known here) holds claimMu's read
+// lock until release, called once the batch is proposed: a claim under way (initProducer) is
+// waited for, and none starts while such a batch is in flight, so a batch under an ID that is
+// being claimed is judged against its owner. Owners never change, so an owned ID takes no lock.
+func (s *service) checkProducerOwner(ctx context.Context, id uint64) (release func(), err error) {
+	release = func() {}
+	if id == 0 || s.sm == nil {
+		return release, nil
+	}
+	if owner, known := s.sm.ProducerOwner(id); !known || owner == "" {
+		s.claimMu.RLock()
+		release = s.claimMu.RUnlock
+	}
+	if err := s.checkOwner(ctx, id); err != nil {
+		release()
+		return func() {}, err
+	}
+	return release, nil
+}
+
+// checkOwner refuses (PermissionDenied) a call on producer id by a client other than its
+// owner. This replica's table decides when it knows the ID (an owner never changes, an ID is
+// never handed out twice); a leader that does not know it catches up first, since the claim
+// may be committed but not applied here yet.
+func (s *service) checkOwner(ctx context.Context, id uint64) error {
 	if id == 0 || s.sm == nil {
 		return nil
 	}

@@ -3,6 +3,8 @@ package server
 import (
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,5 +79,69 @@ func TestProducerBelongsToItsClient(t *testing.T) {
 				t.Errorf("mallory's own producer: %v, %v", own, err)
 			}
 		})
+	}
+}
+
+// TestProducerClaimWindow: InitProducer hands the ID out with one Raft command and records its
+// owner with a second; producer IDs are handed out in sequence, so a client that keeps
+// producing under the next ID lands in between, while the ID is known and nobody's yet. Its
+// batch took the owner's first sequence numbers: the owner's first batch was then answered
+// "duplicate" and never stored. A produce under an unclaimed ID now waits for a claim under
+// way, and a claim for one in flight.
+func TestProducerClaimWindow(t *testing.T) {
+	tr := TransportGRPC
+	pki := newTestPKI(t)
+	policy := filepath.Join(t.TempDir(), "policy.csv")
+	if err := os.WriteFile(policy, []byte("p, alice, *, produce\np, alice, *, consume\np, mallory, *, produce\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	leader, _ := startSecurePair(t, pki, tr, policy, nil)
+	ctx := ctxT(t, 90*time.Second)
+	type client interface {
+		transport.Client
+		transport.TopicsClient
+	}
+	as := func(name string) client {
+		return tlsClient(t, tr, leader.Addr(), pki.client(pki.cert(name, certgen.Client, certgen.Options{CommonName: name}))).(client)
+	}
+	alice, mallory := as("alice"), as("mallory")
+	first, err := alice.InitProducer(ctx, &logv1.InitProducerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := first.GetProducerId()
+	for round := 0; round < 30; round++ {
+		next++
+		stop := make(chan struct{})
+		var stolen atomic.Int64
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					req := &logv1.ProduceBatchRequest{Producer: &logv1.ProducerRef{Id: next}, Records: []*logv1.Record{{Value: []byte("mallory")}}}
+					if _, err := mallory.ProduceBatch(ctx, req); err == nil {
+						stolen.Add(1)
+						return
+					}
+				}
+			})
+		}
+		init, err := alice.InitProducer(ctx, &logv1.InitProducerRequest{})
+		time.Sleep(20 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("round %d: alice's InitProducer: %v", round, err)
+		}
+		next = init.GetProducerId()
+		res, err := alice.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Producer: &logv1.ProducerRef{Id: next, Epoch: init.GetEpoch()}, Records: []*logv1.Record{{Value: []byte("alice")}}})
+		if n := stolen.Load(); n > 0 || err != nil || res.GetDuplicate() {
+			t.Fatalf("round %d: mallory stored %d batches under alice's producer %d; alice's first batch: %v, %v", round, n, next, res, err)
+		}
 	}
 }

@@ -51,6 +51,9 @@ type service struct {
 	leaderLoss *leaderLoss
 	// combine groups single-record produces on the leader (combine.go); nil: each proposed alone.
 	combine *combiner
+	// claimMu orders InitProducer's claims against produces under IDs nobody owns
+	// (producer_owner.go).
+	claimMu sync.RWMutex
 	// policyGen counts the reloads of the ACL policy (Server.Reload): a stream authorized
 	// under an earlier policy is decided again before it carries another record.
 	policyGen atomic.Uint64
@@ -158,9 +161,11 @@ func plainDefault(to produceTarget, batch []fsm.AppendRecord) bool {
 // again; a follower that does not know it answers *consensus.NotLeaderError. Errors: as
 // fsm.FSM.Propose's and fsm.Machine.ProposeAppend's.
 func (s *service) proposeLocal(ctx context.Context, to produceTarget, batch []fsm.AppendRecord) (fsm.AppendResult, error) {
-	if err := s.checkProducerOwner(ctx, to.producer.GetId()); err != nil {
+	release, err := s.checkProducerOwner(ctx, to.producer.GetId())
+	if err != nil {
 		return fsm.AppendResult{}, err
 	}
+	defer release()
 	if plainDefault(to, batch) && !s.defaultTopicLimited() {
 		res, err := s.fsm.Propose(ctx, s.node, batch...)
 		if chaosbugs.On(chaosbugs.StaleLeaderRead) && err == nil {
