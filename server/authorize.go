@@ -118,9 +118,10 @@ func anyObject(ctx context.Context, a authz.Authorizer, subject, action string, 
 type authRules struct {
 	// requireIdentity refuses callers without a verified client certificate.
 	requireIdentity bool
-	// forwardOnlyPeer trusts the forwarded-for claim (a follower forwarding a client's
-	// write) only from a cluster peer; without it (everyone may do everything) the claim
-	// changes nothing that matters.
+	// forwardOnlyPeer refuses the forwarded-for claim (a follower forwarding a client's
+	// write) from a caller that is not a cluster peer; without it (everyone may do
+	// everything) such a claim is ignored: the caller is its own subject, which still
+	// decides who owns an idempotent producer (producer_owner.go).
 	forwardOnlyPeer bool
 }
 
@@ -143,7 +144,11 @@ func authorizer(a authz.Authorizer, rules authRules, isPeer func(transport.Peer)
 			if rules.forwardOnlyPeer && !peer.Server {
 				return nil, transport.Errorf(transport.PermissionDenied, "only a cluster peer may forward requests (caller %q)", peer.Subject)
 			}
-			subject = peer.ForwardedFor
+			if peer.Server {
+				// Without forwardOnlyPeer (everyone may do everything) another caller's claim
+				// is ignored: the subject still decides who owns an idempotent producer.
+				subject = peer.ForwardedFor
+			}
 		case peer.Server && clusterInternal[method]:
 			// Peers ask each other how far they have applied (promotion of new members) and
 			// who is in the cluster; these reveal no records.

@@ -145,3 +145,43 @@ func TestProducerClaimWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestProducerOwnerForwardedForNotPeer: with mutual TLS and no ACL policy (everyone may do
+// everything) the forwarded-for header was trusted from any caller, so a client naming the
+// owner in it passed for the owner and produced under its ID, taking its sequence numbers. A
+// forwarded-for claim from a caller that is not a cluster peer now names nobody but the
+// caller; a follower still forwards for the client.
+func TestProducerOwnerForwardedForNotPeer(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			pki := newTestPKI(t)
+			leader, follower := startSecurePair(t, pki, tr, "", func(c *Config) { c.ACLModelFile = "" })
+			ctx := ctxT(t, 60*time.Second)
+			type client interface {
+				transport.Client
+				transport.TopicsClient
+			}
+			as := func(name, addr string) client {
+				return tlsClient(t, tr, addr, pki.client(pki.cert(name+"-"+addr, certgen.Client, certgen.Options{CommonName: name}))).(client)
+			}
+			alice, aliceF, mallory := as("alice", leader.Addr()), as("alice", follower.Addr()), as("mallory", leader.Addr())
+			init, err := aliceF.InitProducer(ctx, &logv1.InitProducerRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch := func(seq int32, v string) *logv1.ProduceBatchRequest {
+				return &logv1.ProduceBatchRequest{Producer: &logv1.ProducerRef{Id: init.GetProducerId(), Epoch: init.GetEpoch(), BaseSequence: seq}, Records: []*logv1.Record{{Value: []byte(v)}}}
+			}
+			if _, err := alice.ProduceBatch(ctx, batch(0, "alice 0")); err != nil {
+				t.Fatal(err)
+			}
+			if res, err := mallory.ProduceBatch(transport.ContextWithForwardedFor(ctx, "alice"), batch(1, "mallory")); transport.CodeOf(err) != transport.PermissionDenied {
+				t.Errorf("mallory, forwarded for alice, produces under her producer: %v, %v; want PermissionDenied", res, err)
+			}
+			res, err := aliceF.ProduceBatch(ctx, batch(1, "alice 1"))
+			if err != nil || res.GetDuplicate() || res.GetBaseOffset() != 1 {
+				t.Fatalf("alice's second batch through the follower: %v, %v; want it stored at offset 1", res, err)
+			}
+		})
+	}
+}
