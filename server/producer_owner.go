@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -67,19 +68,31 @@ func (s *service) checkProducerOwner(ctx context.Context, id uint64) (release fu
 }
 
 // checkOwner refuses (PermissionDenied) a call on producer id by a client other than its
-// owner. This replica's table decides when it knows the ID (an owner never changes, an ID is
-// never handed out twice); a leader that does not know it catches up first, since the claim
-// may be committed but not applied here yet.
+// owner. This replica's table decides when it knows the owner (an owner never changes, an ID
+// is never handed out twice). A leader that does not know the ID, or knows it without an
+// owner in a term in which it has not caught up yet (elected, it may not have applied the
+// claim the last leader committed), catches up first: once per term for IDs it knows. A
+// follower that knows no owner answers *consensus.NotLeaderError: the leader decides.
 func (s *service) checkOwner(ctx context.Context, id uint64) error {
 	if id == 0 || s.sm == nil {
 		return nil
 	}
 	owner, known := s.sm.ProducerOwner(id)
-	if !known && s.node.IsLeader() {
-		if err := s.node.LinearizableRead(ctx); err != nil {
-			return err
+	if owner == "" && !s.node.IsLeader() {
+		// Only the leader may judge an ID this replica knows no owner of (its claim may not
+		// be applied here yet), and this node could be elected before proposing: the leader
+		// decides (the write is forwarded, or the client redirected).
+		leader, _ := s.node.Leader()
+		return &consensus.NotLeaderError{Leader: leader}
+	}
+	if owner == "" {
+		if term := s.node.Status().Term; !known || s.ownersTerm.Load() != term {
+			if err := s.node.LinearizableRead(ctx); err != nil {
+				return err
+			}
+			s.ownersTerm.Store(term)
+			owner, _ = s.sm.ProducerOwner(id)
 		}
-		owner, _ = s.sm.ProducerOwner(id)
 	}
 	if owner != "" && owner != callerOf(ctx).subject {
 		return transport.Errorf(transport.PermissionDenied, "server: producer %d belongs to another client", id)

@@ -54,6 +54,9 @@ type service struct {
 	// claimMu orders InitProducer's claims against produces under IDs nobody owns
 	// (producer_owner.go).
 	claimMu sync.RWMutex
+	// ownersTerm is the last term in which this leader caught up before judging a producer
+	// without an owner (producer_owner.go).
+	ownersTerm atomic.Uint64
 	// policyGen counts the reloads of the ACL policy (Server.Reload): a stream authorized
 	// under an earlier policy is decided again before it carries another record.
 	policyGen atomic.Uint64
