@@ -36,7 +36,7 @@ func TestProducerOwnerNewLeader(t *testing.T) {
 		file := fmt.Sprintf("%s-%d", name, round)
 		return tlsClient(t, tr, addr, pki.client(pki.cert(file, certgen.Client, certgen.Options{CommonName: name}))).(client)
 	}
-	for round := 0; round < 15; round++ {
+	for round := 0; round < 30; round++ {
 		leader := leaderOf(t, nodes)
 		other := a
 		if leader == a {
