@@ -71,7 +71,8 @@ var errLeaderLost = errors.New("server: this node lost its leader")
 // nil) reports whether the stream has records of this node left to send: those can be read
 // however long the leader is away, so the stream is ended only once it has sent them all.
 func endWithoutLeader(ctx context.Context, cancel context.CancelCauseFunc, l *leaderLoss, d time.Duration, stop <-chan struct{}, behind func() bool) {
-	opened := time.Now() // the leader loss counts from here at the earliest
+	opened := time.Now()  // the leader loss counts from here at the earliest
+	var recheck time.Time // while the stream still sends what its node holds: when to look again
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -88,7 +89,7 @@ func endWithoutLeader(ctx context.Context, cancel context.CancelCauseFunc, l *le
 			var since time.Time
 			since, changed = l.state()
 			if !since.IsZero() {
-				timer = time.NewTimer(time.Until(later(since, opened).Add(d)))
+				timer = time.NewTimer(time.Until(later(later(since, opened).Add(d), recheck)))
 				expired = timer.C
 			}
 		}
@@ -100,7 +101,7 @@ func endWithoutLeader(ctx context.Context, cancel context.CancelCauseFunc, l *le
 			return
 		case <-expired:
 			if behind != nil && behind() {
-				opened = time.Now().Add(behindPoll - d) // look again in behindPoll
+				recheck = time.Now().Add(behindPoll)
 				continue
 			}
 			cancel(fmt.Errorf("%w %v ago: %w", errLeaderLost, d, consensus.ErrNoLeader))

@@ -60,6 +60,7 @@ func (s *service) checkProducerOwner(ctx context.Context, id uint64) (release fu
 		s.claimMu.RLock()
 		release = s.claimMu.RUnlock
 	}
+	// Read again under the lock: a claim that held it has recorded its owner meanwhile.
 	if err := s.checkOwner(ctx, id); err != nil {
 		release()
 		return func() {}, err

@@ -405,10 +405,16 @@ func (s *Server) Close() error {
 
 // untilStopping returns a context that ends with parent, or when the server begins stopping.
 func (s *Server) untilStopping(parent context.Context) (context.Context, context.CancelFunc) {
+	return untilClosed(parent, s.stopping)
+}
+
+// untilClosed returns a context that ends with parent, or when stop is closed. Its goroutine
+// ends with the context: call the CancelFunc.
+func untilClosed(parent context.Context, stop <-chan struct{}) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(parent)
 	go func() {
 		select {
-		case <-s.stopping:
+		case <-stop:
 			cancel()
 		case <-ctx.Done():
 		}

@@ -686,15 +686,10 @@ func (s *service) consumeFrom(ctx context.Context, rt readTarget, off uint64, ma
 // stop cuts short answers errStopping (Unavailable: read elsewhere), so that a long poll does
 // not hold a graceful stop for its whole wait.
 func (s *service) readWithin(ctx context.Context, rt readTarget, off uint64, d time.Duration) (fsm.Record, error) {
-	wctx, cancel := context.WithTimeout(ctx, d)
+	sctx, scancel := untilClosed(ctx, s.stop)
+	defer scancel()
+	wctx, cancel := context.WithTimeout(sctx, d)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-wctx.Done():
-		}
-	}()
 	rec, err := rt.part.Read(wctx, off)
 	if err != nil && ctx.Err() == nil {
 		select {
