@@ -20,3 +20,9 @@ func ClearClusterID(dataDir string) error {
 	defer w.Close()
 	return w.Set(keyClusterID, []byte{})
 }
+
+// DropObservations stops raft's observations reaching n's leader watch, as if every one were
+// dropped for a full buffer.
+func (n *Node) DropObservations() {
+	n.leaders.r.DeregisterObserver(n.leaders.observer)
+}

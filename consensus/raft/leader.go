@@ -14,7 +14,9 @@ import (
 // subscribers and records followers' failed heartbeats. Raft's observer channel is
 // non-blocking (a slow subscriber must never stall raft), so an observation only "kicks" the
 // goroutine, which then reads raft's current leader: a dropped observation cannot lose the
-// latest state, though a short-lived intermediate leader may be coalesced away.
+// latest state, though a short-lived intermediate leader may be coalesced away. Should every
+// observation of a change be dropped (the buffer full when it happened), the goroutine also
+// reads the leader every recheckLeader, so that no change goes unreported for longer.
 type leaderWatch struct {
 	r      *hraft.Raft
 	selfID string
@@ -65,14 +67,22 @@ func newLeaderWatch(r *hraft.Raft, selfID string, log *slog.Logger) *leaderWatch
 	return w
 }
 
+// recheckLeader bounds how late a leader change is reported when raft's observations of it
+// were dropped.
+const recheckLeader = 500 * time.Millisecond
+
 func (w *leaderWatch) run() {
 	defer close(w.done)
 	w.check() // the leader known at start (e.g. none)
+	tick := time.NewTicker(recheckLeader)
+	defer tick.Stop()
 	for {
 		select {
 		case <-w.stop:
 			return
 		case <-w.kick:
+			w.check()
+		case <-tick.C:
 			w.check()
 		case o := <-w.obsCh:
 			switch d := o.Data.(type) {

@@ -253,6 +253,33 @@ func TestSubscribeLeader(t *testing.T) {
 	}
 }
 
+// TestSubscribeLeaderWithoutObservations: raft drops observations when its observer's buffer
+// is full; a leader change whose every observation was dropped is still reported.
+func TestSubscribeLeaderWithoutObservations(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	l := c.WaitLeader()
+	f, g := (l+1)%3, (l+2)%3
+	var (
+		mu     sync.Mutex
+		leader string
+	)
+	cancel := c.Node(f).SubscribeLeader(func(ev consensus.LeaderEvent) {
+		mu.Lock()
+		leader = ev.Leader.ID
+		mu.Unlock()
+	})
+	defer cancel()
+	reported := func(id string) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); return leader == id }
+	}
+	c.WaitFor("initial event", reported(c.ID(l)))
+	c.Node(f).DropObservations()
+	if err := c.Node(l).TransferLeadership(ctxT(t), c.ID(g)); err != nil {
+		t.Fatalf("transfer: %v", err)
+	}
+	c.WaitFor("the new leader reported without observations", reported(c.ID(g)))
+}
+
 func TestLinearizableRead(t *testing.T) {
 	c := consensustest.NewCluster(t, 3, consensustest.Options{})
 	l := c.WaitLeader()
