@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"syscall"
 
 	"connectrpc.com/connect"
 
@@ -52,7 +53,14 @@ func fromConnect(err error) error {
 		}
 		return transport.NewError(transport.Unavailable, err)
 	}
-	e := transport.NewError(transport.Code(ce.Code()), errors.New(ce.Message()))
+	code := transport.Code(ce.Code())
+	if code == transport.Canceled && brokenConnection(err) {
+		// connect-go calls a reset or broken connection Canceled, as it does on the server
+		// side, where it means the client went away. On the client it means the server or the
+		// path to it did: the caller cancelled nothing, and may retry.
+		code = transport.Unavailable
+	}
+	e := transport.NewError(code, errors.New(ce.Message()))
 	for _, d := range ce.Details() {
 		v, err := d.Value()
 		if err != nil {
@@ -61,4 +69,10 @@ func fromConnect(err error) error {
 		e = e.WithDetail(v)
 	}
 	return e
+}
+
+// brokenConnection reports whether err is a connection reset or broken under a call, not the
+// caller's cancellation.
+func brokenConnection(err error) bool {
+	return !errors.Is(err, context.Canceled) && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
 }

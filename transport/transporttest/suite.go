@@ -67,6 +67,7 @@ func Run(t *testing.T, h Harness) {
 		{"RequestBounds", testRequestBounds},
 		{"MaxConcurrentStreams", testMaxConcurrentStreams},
 		{"HeaderBounds", testHeaderBounds},
+		{"BrokenConnection", testBrokenConnection},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })

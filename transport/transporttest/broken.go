@@ -1,0 +1,94 @@
+package transporttest
+
+import (
+	"io"
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// cutProxy forwards TCP connections to a server until cut, which resets every connection it
+// carries (SO_LINGER 0: the peers see ECONNRESET, as when the server's host or process dies).
+type cutProxy struct {
+	l     net.Listener
+	to    string
+	mu    sync.Mutex
+	conns []*net.TCPConn
+	wg    sync.WaitGroup
+}
+
+func newCutProxy(t testing.TB, to string) *cutProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	p := &cutProxy{l: l, to: to}
+	p.wg.Go(p.accept)
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *cutProxy) addr() string { return p.l.Addr().String() }
+
+func (p *cutProxy) accept() {
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.to)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c.(*net.TCPConn), s.(*net.TCPConn))
+		p.mu.Unlock()
+		p.wg.Go(func() { _, _ = io.Copy(s, c); _ = s.(*net.TCPConn).CloseWrite() })
+		p.wg.Go(func() { _, _ = io.Copy(c, s); _ = c.(*net.TCPConn).CloseWrite() })
+	}
+}
+
+// cut closes the listener and resets every connection, and waits for the copies to end.
+func (p *cutProxy) cut() {
+	p.l.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		_ = c.SetLinger(0)
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// testBrokenConnection: a call whose connection is reset under it (the server's host died, a
+// middlebox dropped it) fails Unavailable: the caller cancelled nothing, and a caller that
+// retries on Unavailable must retry it. A Canceled would say the caller gave up.
+func testBrokenConnection(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{})
+	p := newCutProxy(t, s.Addr)
+	c := Dial(t, h, p.addr(), transport.ClientConfig{})
+	ctx := ctxT(t)
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("a")}}); err != nil {
+		t.Fatalf("Produce: %v", err)
+	}
+	st, err := c.ConsumeStream(ctx, &logv1.ConsumeRequest{})
+	if err != nil {
+		t.Fatalf("ConsumeStream: %v", err)
+	}
+	defer st.Close()
+	if _, err := st.Receive(); err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	p.cut()
+	_, err = st.Receive()
+	wantCode(t, "a tailing stream's Receive after its connection was reset", err, transport.Unavailable)
+	if ctx.Err() != nil {
+		t.Fatalf("the call's context ended (%v): the test proves nothing", ctx.Err())
+	}
+}
