@@ -91,6 +91,8 @@ func Run(ctx context.Context, cfg RunConfig) (res Result, err error) {
 	// The group workload runs apart from the history: its checker needs only what was delivered.
 	group := startGroupReader(c.Addrs(), cfg.Seed)
 	defer group.stop()
+	topic := startTopicWriter(c.Addrs(), cfg.Seed, fmt.Sprintf("s%d", cfg.Seed))
+	defer topic.stop()
 
 	wcfg := cfg.Workload
 	wcfg.Seed = cfg.Seed
@@ -123,7 +125,9 @@ func Run(ctx context.Context, cfg RunConfig) (res Result, err error) {
 	ccfg.NotAllVoters = notVoters
 	res.Verdicts = Check(ccfg, ops, logs)
 	ref, _, _, _ := checkLogs(logs)
-	res.Verdicts = append(res.Verdicts, group.finish(ctx, ref, 30*time.Second), checkNemesis(nemErr))
+	res.Verdicts = append(res.Verdicts, group.finish(ctx, ref, 30*time.Second))
+	res.Verdicts = append(res.Verdicts, topic.finish(ctx, c, notVoters, 60*time.Second)...)
+	res.Verdicts = append(res.Verdicts, checkNemesis(nemErr))
 	res.Failed = Failed(res.Verdicts)
 	res.Elapsed = time.Since(began).Round(time.Second).String()
 	if err := writeJSON(filepath.Join(cfg.Dir, "result.json"), res); err != nil {
@@ -179,6 +183,12 @@ read:
 }
 
 func (c *Cluster) bounds(ctx context.Context, n *Node) (*logv1.GetBoundsResponse, error) {
+	return c.partitionBounds(ctx, n, "", 0)
+}
+
+// partitionBounds asks node n for the bounds of partition of topic ("" the default one) that
+// n itself holds.
+func (c *Cluster) partitionBounds(ctx context.Context, n *Node, topic string, partition uint32) (*logv1.GetBoundsResponse, error) {
 	tc, err := c.conn(n)
 	if err != nil {
 		return nil, err
@@ -186,13 +196,19 @@ func (c *Cluster) bounds(ctx context.Context, n *Node) (*logv1.GetBoundsResponse
 	defer tc.Close()
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	return tc.GetBounds(ctx, &logv1.GetBoundsRequest{})
+	return tc.GetBounds(ctx, &logv1.GetBoundsRequest{Topic: topic, Partition: partition})
 }
 
 // readAll reads node n's log from 0 to its end (non-linearizable: what n itself holds).
 func (c *Cluster) readAll(ctx context.Context, n *Node) NodeLog {
+	return c.readPartition(ctx, n, "", 0)
+}
+
+// readPartition reads partition of topic ("" the default one) as node n holds it, from its
+// lowest offset to its end.
+func (c *Cluster) readPartition(ctx context.Context, n *Node, topic string, partition uint32) NodeLog {
 	nl := NodeLog{Node: n.name}
-	b, err := c.bounds(ctx, n)
+	b, err := c.partitionBounds(ctx, n, topic, partition)
 	if err != nil {
 		nl.Err = err
 		return nl
@@ -209,7 +225,7 @@ func (c *Cluster) readAll(ctx context.Context, n *Node) NodeLog {
 	defer tc.Close()
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	st, err := tc.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: b.GetLowestOffset(), MaxBatch: 1000})
+	st, err := tc.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: b.GetLowestOffset(), MaxBatch: 1000, Topic: topic, Partition: partition})
 	if err != nil {
 		nl.Err = err
 		return nl
