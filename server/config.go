@@ -35,6 +35,8 @@ const (
 	DefaultMaxRecordBytes = 1 << 20
 	DefaultMaxConsumeWait = time.Second
 	DefaultSegmentBytes   = 64 << 20
+	// DefaultRetentionInterval is how often retention runs.
+	DefaultRetentionInterval = time.Minute
 	// DefaultBootstrapWait is `commitlog serve`'s --bootstrap-wait (Config.BootstrapWait's zero
 	// value means no wait).
 	DefaultBootstrapWait = 15 * time.Second
@@ -308,7 +310,7 @@ func (c *Config) withDefaults() {
 		c.GossipProfile = "lan"
 	}
 	if c.RetentionInterval == 0 {
-		c.RetentionInterval = time.Minute
+		c.RetentionInterval = DefaultRetentionInterval
 	}
 	if c.GroupSessionTimeout == 0 {
 		c.GroupSessionTimeout = DefaultGroupSessionTimeout

@@ -102,6 +102,8 @@ func serveFlags() []cli.Flag {
 			Usage: "keep at most this many bytes of stored records: the leader moves the log start up and every node cuts there, dropping whole segments below it (0: keep everything)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "retention-age", EnvVars: env("retention-age"),
 			Usage: "drop records older than this, by the leader's append time stored in each record: the leader moves the log start up and every node cuts there (0: keep everything)"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "retention-check-interval", Value: server.DefaultRetentionInterval, EnvVars: env("retention-check-interval"),
+			Usage: "how often the leader applies --retention-bytes, --retention-age and each topic's retention (Kafka's log.retention.check.interval.ms)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "group-session-timeout", Value: server.DefaultGroupSessionTimeout, EnvVars: env("group-session-timeout"),
 			Usage: "a consumer group member that sends no heartbeat for this long is removed and its partitions move to the other members"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "group-offsets-retention", Value: server.DefaultGroupOffsetsRetention, EnvVars: env("group-offsets-retention"),
@@ -275,8 +277,9 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 		MaxPendingConns:        c.Int("max-pending-conns"),
 		MaxForwardClients:      c.Int("max-forward-clients"),
 
-		RetentionBytes: c.Int64("retention-bytes"),
-		RetentionAge:   c.Duration("retention-age"),
+		RetentionBytes:    c.Int64("retention-bytes"),
+		RetentionAge:      c.Duration("retention-age"),
+		RetentionInterval: c.Duration("retention-check-interval"),
 
 		GroupSessionTimeout:   c.Duration("group-session-timeout"),
 		GroupOffsetsRetention: c.Duration("group-offsets-retention"),

@@ -138,6 +138,12 @@ func (a *anomalies) verdict(name string) Verdict {
 // checkLogs compares the nodes' logs: offsets dense, one value per offset across nodes, every
 // node holding the whole log. It returns the reference log (the longest one, by offset).
 func checkLogs(logs []NodeLog) (ref map[uint64]string, agree, caught, dense Verdict) {
+	return checkLogsFrom(logs, false)
+}
+
+// checkLogsFrom is checkLogs for logs that retention may have cut (trimmed): a node's log may
+// start above 0, but every node's at the same offset.
+func checkLogsFrom(logs []NodeLog, trimmed bool) (ref map[uint64]string, agree, caught, dense Verdict) {
 	ref = map[uint64]string{}
 	owner := map[uint64]string{}
 	var da, aa, ca anomalies
@@ -156,8 +162,20 @@ func checkLogs(logs []NodeLog) (ref map[uint64]string, agree, caught, dense Verd
 		if n := len(l.Records); n > 0 {
 			longest = max(longest, l.Records[n-1].Offset+1)
 		}
-		if len(l.Records) > 0 && l.Records[0].Offset != 0 {
+		if len(l.Records) > 0 && l.Records[0].Offset != 0 && !trimmed {
 			da.add("node %s: log starts at offset %d, not 0", l.Node, l.Records[0].Offset)
+		}
+	}
+	if trimmed {
+		var first *NodeLog
+		for i, l := range logs {
+			switch {
+			case len(l.Records) == 0:
+			case first == nil:
+				first = &logs[i]
+			case l.Records[0].Offset != first.Records[0].Offset:
+				da.add("node %s: log starts at offset %d, node %s's at %d", l.Node, l.Records[0].Offset, first.Node, first.Records[0].Offset)
+			}
 		}
 	}
 	for _, l := range logs {
@@ -182,13 +200,19 @@ func checkLogs(logs []NodeLog) (ref map[uint64]string, agree, caught, dense Verd
 // checkWrites: acknowledged records stored at their offsets, no duplicates, refused writes
 // never stored, nothing stored that nobody wrote.
 func checkWrites(ops []*Op, ref map[uint64]string) []Verdict {
+	return checkWritesFrom(ops, ref, 0)
+}
+
+// checkWritesFrom is checkWrites for a log whose records below from were dropped by
+// retention: an acknowledged record there is not looked for.
+func checkWritesFrom(ops []*Op, ref map[uint64]string, from uint64) []Verdict {
 	where := map[string][]uint64{}
 	for off, v := range ref {
 		where[v] = append(where[v], off)
 	}
 	written := map[string]*Op{}
 	var lost, refused, dup, phantom anomalies
-	okCount, unknownStored, unknownCount := 0, 0, 0
+	okCount, unknownStored, unknownCount, dropped := 0, 0, 0, 0
 	for _, op := range ops {
 		if !op.IsWrite() {
 			continue
@@ -199,6 +223,10 @@ func checkWrites(ops []*Op, ref map[uint64]string) []Verdict {
 			case StatusOK:
 				okCount++
 				want := op.Offset + uint64(i)
+				if want < from {
+					dropped++
+					continue
+				}
 				if got, ok := ref[want]; !ok || got != v {
 					at := "nowhere"
 					if offs := where[v]; len(offs) > 0 {
@@ -237,6 +265,9 @@ func checkWrites(ops []*Op, ref map[uint64]string) []Verdict {
 	}
 	l := lost.verdict("acknowledged-not-lost")
 	l.Note = fmt.Sprintf("%d acknowledged records; %d of %d unknown-outcome records stored", okCount, unknownStored, unknownCount)
+	if from > 0 {
+		l.Note += fmt.Sprintf("; %d acknowledged records below offset %d, dropped by retention", dropped, from)
+	}
 	return []Verdict{l, dup.verdict("no-duplicates"), refused.verdict("refused-never-stored"), phantom.verdict("no-phantoms")}
 }
 

@@ -78,6 +78,9 @@ func (n *Node) Start() error {
 		"--bind-addr", n.gossipAddr(),
 		"--rpc-port", strconv.Itoa(apiPort),
 		"--gossip-profile", "local",
+		// Small segments and a retention check every second: the retention topic of the topic
+		// workload is cut during the faults.
+		"--segment-bytes", "4096", "--retention-check-interval", "1s",
 	}
 	// Every node knows every other's gossip address, and --bootstrap-expect makes the
 	// lowest-named one found the cluster once all are in gossip; a node with Raft state, or one

@@ -12,19 +12,32 @@ import (
 	"github.com/commitlog-go/commitlog/client"
 )
 
-// The topic workload's topic, created at the start of a run.
-const (
-	chaosTopic      = "chaos-t"
-	topicPartitions = 3
-)
+// topicSpec is one topic of the topic workload.
+type topicSpec struct {
+	name       string
+	partitions uint32
+	cfg        client.TopicConfig
+}
+
+// trimmed reports whether retention cuts the topic during a run.
+func (s topicSpec) trimmed() bool { return s.cfg.RetentionBytes > 0 }
+
+// The topic workload's topics, created at the start of a run: one kept whole, and one whose
+// retention (4 KiB of records a partition, with the servers' 4 KiB segments and a retention
+// check every second, see Node.Start) cuts its partitions during the faults.
+var chaosTopics = []topicSpec{
+	{name: "chaos-t", partitions: 3},
+	{name: "chaos-r", partitions: 2, cfg: client.TopicConfig{RetentionBytes: 4 << 10}},
+}
 
 // topicWriter is the topic workload: while the nemesis runs, three writers produce to the
-// partitions of a topic of their own: unary ProduceRecord and atomic ProduceRecords to a
-// partition they pick, and an idempotent Producer whose keys spread its records over the
-// partitions. Each write is recorded with its partition; after the run every node's copy of
-// every partition is read and judged as the default topic's log is (checkTopic): the nodes
-// agree, acknowledged records are at their offsets, nothing is stored twice, nor in another
-// partition than the one it was written to.
+// partitions of topics of their own: unary ProduceRecord and atomic ProduceRecords to a
+// topic and partition they pick, and an idempotent Producer whose keys spread its records
+// over a topic's partitions. Each write is recorded with its partition; after the run every
+// node's copy of every partition is read and judged as the default topic's log is
+// (checkTopics): the nodes agree, acknowledged records are at their offsets (or below the
+// start retention moved up), nothing is stored twice, nor in another partition than the one
+// it was written to.
 type topicWriter struct {
 	addrs  []string
 	seed   uint64
@@ -34,17 +47,21 @@ type topicWriter struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	created bool
+	created map[string]bool
 	nextID  int64
 	seq     int
-	ops     [topicPartitions][]*Op
+	ops     map[string][][]*Op // topic → partition → writes
 }
 
 // startTopicWriter starts the topic workload against the cluster at addrs; tag makes its
 // values unique to the run.
 func startTopicWriter(addrs []string, seed uint64, tag string) *topicWriter {
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &topicWriter{addrs: addrs, seed: seed, tag: tag, began: time.Now(), cancel: cancel}
+	t := &topicWriter{addrs: addrs, seed: seed, tag: tag, began: time.Now(), cancel: cancel,
+		created: map[string]bool{}, ops: map[string][][]*Op{}}
+	for _, spec := range chaosTopics {
+		t.ops[spec.name] = make([][]*Op, spec.partitions)
+	}
 	for w := range 3 {
 		t.wg.Go(func() { t.writer(ctx, w) })
 	}
@@ -66,7 +83,8 @@ func (t *topicWriter) writer(ctx context.Context, w int) {
 		return
 	}
 	for sleepCtx(ctx, time.Duration(20+r.IntN(100))*time.Millisecond) == nil {
-		p := r.Uint32N(topicPartitions)
+		spec := chaosTopics[r.IntN(len(chaosTopics))]
+		p := r.Uint32N(spec.partitions)
 		n := 1
 		if w == 1 {
 			n = 1 + r.IntN(3)
@@ -79,16 +97,16 @@ func (t *topicWriter) writer(ctx context.Context, w int) {
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		var off uint64
 		if n == 1 {
-			off, err = c.ProduceRecord(octx, client.Record{Topic: chaosTopic, Partition: p, Value: []byte(vals[0])})
+			off, err = c.ProduceRecord(octx, client.Record{Topic: spec.name, Partition: p, Value: []byte(vals[0])})
 		} else {
 			recs := make([]client.Record, n)
 			for i, v := range vals {
 				recs[i] = client.Record{Value: []byte(v)}
 			}
-			off, err = c.ProduceRecords(octx, chaosTopic, p, recs...)
+			off, err = c.ProduceRecords(octx, spec.name, p, recs...)
 		}
 		cancel()
-		t.complete(ctx, op, p, off, err)
+		t.complete(ctx, op, spec.name, p, off, err)
 	}
 }
 
@@ -106,15 +124,16 @@ func (t *topicWriter) producerLoop(ctx context.Context, r *rand.Rand, c *client.
 			f  *client.Future
 		}
 		var batch []sent
+		spec := chaosTopics[r.IntN(len(chaosTopics))]
 		for _, v := range t.values(w, 1+r.IntN(4)) {
 			op := t.invoke(w, KindProduceIdem, []string{v})
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			f, err := prod.SendRecord(sctx, client.Record{Topic: chaosTopic, Key: fmt.Appendf(nil, "k%d", r.IntN(16)), Value: []byte(v)})
+			f, err := prod.SendRecord(sctx, client.Record{Topic: spec.name, Key: fmt.Appendf(nil, "k%d", r.IntN(16)), Value: []byte(v)})
 			cancel()
 			if err != nil {
 				// Refused by Send, never queued: no partition was picked; judged with partition 0's
 				// writes (stored anywhere, it is a phantom there or refused-never-stored here).
-				t.complete(ctx, op, 0, 0, err)
+				t.complete(ctx, op, spec.name, 0, 0, err)
 				continue
 			}
 			batch = append(batch, sent{op, f})
@@ -123,29 +142,33 @@ func (t *topicWriter) producerLoop(ctx context.Context, r *rand.Rand, c *client.
 			wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 			off, err := s.f.Wait(wctx)
 			cancel()
-			t.complete(ctx, s.op, s.f.Partition(), off, err)
+			t.complete(ctx, s.op, spec.name, s.f.Partition(), off, err)
 		}
 	}
 }
 
-// create makes the topic; it reports whether the topic exists.
+// create makes the topics; it reports whether they all exist.
 func (t *topicWriter) create(ctx context.Context, c *client.Client) bool {
-	t.mu.Lock()
-	done := t.created
-	t.mu.Unlock()
-	if done {
-		return true
+	all := true
+	for _, spec := range chaosTopics {
+		t.mu.Lock()
+		done := t.created[spec.name]
+		t.mu.Unlock()
+		if done {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := c.CreateTopic(cctx, spec.name, spec.partitions, spec.cfg)
+		cancel()
+		if err != nil && !errors.Is(err, client.ErrTopicExists) {
+			all = false
+			continue
+		}
+		t.mu.Lock()
+		t.created[spec.name] = true
+		t.mu.Unlock()
 	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_, err := c.CreateTopic(cctx, chaosTopic, topicPartitions, client.TopicConfig{})
-	if err != nil && !errors.Is(err, client.ErrTopicExists) {
-		return false
-	}
-	t.mu.Lock()
-	t.created = true
-	t.mu.Unlock()
-	return true
+	return all
 }
 
 func (t *topicWriter) values(w, n int) []string {
@@ -166,9 +189,9 @@ func (t *topicWriter) invoke(w int, kind string, vals []string) *Op {
 	return &Op{ID: t.nextID, Process: 100 + w, Kind: kind, Values: vals, Invoke: time.Since(t.began).Nanoseconds()}
 }
 
-// complete records op's outcome under partition p. A write cut short by the end of the
-// workload has an unknown outcome.
-func (t *topicWriter) complete(ctx context.Context, op *Op, p uint32, off uint64, err error) {
+// complete records op's outcome under partition p of topic. A write cut short by the end of
+// the workload has an unknown outcome.
+func (t *topicWriter) complete(ctx context.Context, op *Op, topic string, p uint32, off uint64, err error) {
 	op.Complete = time.Since(t.began).Nanoseconds()
 	op.Status = writeStatus(err)
 	if err != nil && ctx.Err() != nil {
@@ -181,7 +204,8 @@ func (t *topicWriter) complete(ctx context.Context, op *Op, p uint32, off uint64
 		op.Err = err.Error()
 	}
 	t.mu.Lock()
-	t.ops[p%topicPartitions] = append(t.ops[p%topicPartitions], op)
+	parts := t.ops[topic]
+	parts[int(p)%len(parts)] = append(parts[int(p)%len(parts)], op)
 	t.mu.Unlock()
 }
 
@@ -191,38 +215,47 @@ func (t *topicWriter) stop() {
 	t.wg.Wait()
 }
 
+// topicPartition is what a run leaves of one partition of a topic-workload topic.
+type topicPartition struct {
+	name    string // topic/partition
+	trimmed bool   // retention may have cut it
+	logs    []NodeLog
+	ops     []*Op
+}
+
 // finish stops the writers, waits (up to wait) until every node holds as many records of each
 // partition, reads every node's copy of each and returns the verdicts.
 func (t *topicWriter) finish(ctx context.Context, c *Cluster, notVoters error, wait time.Duration) []Verdict {
 	t.stop()
-	t.mu.Lock()
-	created := t.created
-	t.mu.Unlock()
-	if !created {
-		var a anomalies
-		a.add("the topic %q was never created", chaosTopic)
-		return []Verdict{a.verdict("topic-created")}
-	}
 	deadline := time.Now().Add(wait)
-	var parts [topicPartitions][]NodeLog
-	for p := range uint32(topicPartitions) {
-		for time.Now().Before(deadline) && !c.partitionConverged(ctx, p) {
-			if sleepCtx(ctx, 500*time.Millisecond) != nil {
-				break
-			}
+	var parts []topicPartition
+	var missing anomalies
+	for _, spec := range chaosTopics {
+		if !t.created[spec.name] {
+			missing.add("the topic %q was never created", spec.name)
+			continue
 		}
-		for _, n := range c.Nodes {
-			parts[p] = append(parts[p], c.readPartition(ctx, n, chaosTopic, p))
+		for p := range spec.partitions {
+			for time.Now().Before(deadline) && !c.partitionConverged(ctx, spec.name, p) {
+				if sleepCtx(ctx, 500*time.Millisecond) != nil {
+					break
+				}
+			}
+			tp := topicPartition{name: fmt.Sprintf("%s/%d", spec.name, p), trimmed: spec.trimmed(), ops: t.ops[spec.name][p]}
+			for _, n := range c.Nodes {
+				tp.logs = append(tp.logs, c.readPartition(ctx, n, spec.name, p))
+			}
+			parts = append(parts, tp)
 		}
 	}
-	return checkTopic(parts[:], t.ops[:], notVoters)
+	return append(checkTopics(parts, notVoters), missing.verdict("topic-created"))
 }
 
-// partitionConverged reports whether every node holds as many records of partition p.
-func (c *Cluster) partitionConverged(ctx context.Context, p uint32) bool {
+// partitionConverged reports whether every node holds as many records of partition p of topic.
+func (c *Cluster) partitionConverged(ctx context.Context, topic string, p uint32) bool {
 	var next []uint64
 	for _, n := range c.Nodes {
-		b, err := c.partitionBounds(ctx, n, chaosTopic, p)
+		b, err := c.partitionBounds(ctx, n, topic, p)
 		if err != nil {
 			return false
 		}
@@ -236,19 +269,27 @@ func (c *Cluster) partitionConverged(ctx context.Context, p uint32) bool {
 	return true
 }
 
-// checkTopic judges each partition as the default topic's log is judged (checkLogs,
-// checkWrites), given the nodes' copies of each and the writes made to each, and merges the
+// checkTopics judges each partition as the default topic's log is judged (checkLogs,
+// checkWrites; from its first offset where retention may have cut it), and merges the
 // partitions' verdicts into one per checker, named "topic-<checker>".
-func checkTopic(parts [][]NodeLog, ops [][]*Op, notVoters error) []Verdict {
+func checkTopics(parts []topicPartition, notVoters error) []Verdict {
 	var per [][]Verdict
-	for p, logs := range parts {
-		ref, agree, caught, dense := checkLogs(logs)
+	for _, tp := range parts {
+		ref, agree, caught, dense := checkLogsFrom(tp.logs, tp.trimmed)
 		if notVoters != nil && caught.OK {
 			caught.OK, caught.Anomalies = false, 1
 			caught.First = fmt.Sprintf("not every node is a voter again: %v", notVoters)
 		}
-		vs := append([]Verdict{dense, agree, caught}, checkWrites(ops[p], ref)...)
-		per = append(per, vs)
+		from := uint64(0)
+		for _, l := range tp.logs {
+			if len(l.Records) > 0 {
+				from = max(from, l.Records[0].Offset)
+			}
+		}
+		per = append(per, append([]Verdict{dense, agree, caught}, checkWritesFrom(tp.ops, ref, from)...))
+	}
+	if len(per) == 0 {
+		return nil
 	}
 	out := make([]Verdict, len(per[0]))
 	for i := range out {
@@ -259,10 +300,10 @@ func checkTopic(parts [][]NodeLog, ops [][]*Op, notVoters error) []Verdict {
 			v.OK = v.OK && pv.OK
 			v.Anomalies += pv.Anomalies
 			if v.First == "" && pv.First != "" {
-				v.First = fmt.Sprintf("partition %d: %s", p, pv.First)
+				v.First = fmt.Sprintf("%s: %s", parts[p].name, pv.First)
 			}
 			if pv.Note != "" {
-				notes = append(notes, fmt.Sprintf("partition %d: %s", p, pv.Note))
+				notes = append(notes, fmt.Sprintf("%s: %s", parts[p].name, pv.Note))
 			}
 		}
 		v.Note = strings.Join(notes, "; ")

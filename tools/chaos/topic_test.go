@@ -6,18 +6,31 @@ import (
 	"testing"
 )
 
-func TestCheckTopicAcceptsAGoodRun(t *testing.T) {
-	var p0, p1 hist
+// logFrom is logOf for a log whose first offset is from.
+func logFrom(node string, from uint64, values ...string) NodeLog {
+	l := logOf(node, values...)
+	for i := range l.Records {
+		l.Records[i].Offset += from
+	}
+	return l
+}
+
+func TestCheckTopicsAcceptsAGoodRun(t *testing.T) {
+	var p0, p1, r0 hist
 	p0.add(KindProduce, StatusOK, 0, false, 1, 2, "a")
 	p0.add(KindProduceBatch, StatusOK, 1, false, 3, 4, "b", "c")
 	p1.add(KindProduceIdem, StatusOK, 0, false, 1, 2, "x")
 	p1.add(KindProduce, StatusUnknown, 0, false, 3, 4, "y")
 	p1.add(KindProduce, StatusFail, 0, false, 5, 6, "z")
-	parts := [][]NodeLog{
-		{logOf("n1", "a", "b", "c"), logOf("n2", "a", "b", "c")},
-		{logOf("n1", "x", "y"), logOf("n2", "x", "y")},
+	r0.add(KindProduce, StatusOK, 0, false, 1, 2, "gone")
+	r0.add(KindProduce, StatusOK, 3, false, 3, 4, "kept")
+	r0.add(KindProduce, StatusUnknown, 0, false, 5, 6, "u")
+	parts := []topicPartition{
+		{name: "t/0", logs: []NodeLog{logOf("n1", "a", "b", "c"), logOf("n2", "a", "b", "c")}, ops: p0.ops},
+		{name: "t/1", logs: []NodeLog{logOf("n1", "x", "y"), logOf("n2", "x", "y")}, ops: p1.ops},
+		{name: "r/0", trimmed: true, logs: []NodeLog{logFrom("n1", 2, "u", "kept"), logFrom("n2", 2, "u", "kept")}, ops: r0.ops},
 	}
-	vs := checkTopic(parts, [][]*Op{p0.ops, p1.ops}, nil)
+	vs := checkTopics(parts, nil)
 	if len(vs) != 7 {
 		t.Fatalf("%d verdicts, want 7: %+v", len(vs), vs)
 	}
@@ -26,62 +39,86 @@ func TestCheckTopicAcceptsAGoodRun(t *testing.T) {
 			t.Errorf("verdict %+v, want a passing topic-… verdict", v)
 		}
 	}
-	if n := verdictOf(t, vs, "topic-nodes-agree").Note; !strings.Contains(n, "partition 1: 2 nodes, 2 offsets") {
-		t.Errorf("note %q does not count partition 1", n)
+	if n := verdictOf(t, vs, "topic-nodes-agree").Note; !strings.Contains(n, "t/1: 2 nodes, 2 offsets") {
+		t.Errorf("note %q does not count t/1", n)
+	}
+	if n := verdictOf(t, vs, "topic-acknowledged-not-lost").Note; !strings.Contains(n, "r/0: 2 acknowledged records; 1 of 1 unknown-outcome records stored; 1 acknowledged records below offset 2, dropped by retention") {
+		t.Errorf("note %q does not count r/0's dropped record", n)
 	}
 }
 
-func TestCheckTopicFindsEachAnomaly(t *testing.T) {
+func TestCheckTopicsFindsEachAnomaly(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		parts   [][]NodeLog
-		p1      []string // values of an acknowledged write to partition 1 at offset 0
-		voters  error
-		verdict string
-		first   string
+		name     string
+		t0, t1   []NodeLog
+		trimmed  bool     // t/1 is cut by retention
+		t1Values []string // an acknowledged write to t/1 at offset t1At
+		t1At     uint64
+		voters   error
+		verdict  string
+		first    string
 	}{
 		{
-			name:    "replicas disagree",
-			parts:   [][]NodeLog{{logOf("n1", "a")}, {logOf("n1", "x"), logOf("n2", "w")}},
-			p1:      []string{"x"},
+			name: "replicas disagree",
+			t0:   []NodeLog{logOf("n1", "a")}, t1: []NodeLog{logOf("n1", "x"), logOf("n2", "w")}, t1Values: []string{"x"},
 			verdict: "topic-nodes-agree",
-			first:   `partition 1: offset 0: node n1 holds "x", node n2 holds "w"`,
+			first:   `t/1: offset 0: node n1 holds "x", node n2 holds "w"`,
 		},
 		{
-			name:    "a record stored in another partition",
-			parts:   [][]NodeLog{{logOf("n1", "a", "x")}, {logOf("n1")}},
-			p1:      []string{"x"},
+			name: "a record stored in another partition",
+			t0:   []NodeLog{logOf("n1", "a", "x")}, t1: []NodeLog{logOf("n1")}, t1Values: []string{"x"},
 			verdict: "topic-acknowledged-not-lost",
-			first:   `partition 1: acknowledged produce`,
+			first:   `t/1: acknowledged produce`,
 		},
 		{
-			name:    "the same record stored in its partition's wrong place",
-			parts:   [][]NodeLog{{logOf("n1", "a", "x")}, {logOf("n1", "x")}},
-			p1:      []string{"x"},
+			name: "the same record stored in another partition too",
+			t0:   []NodeLog{logOf("n1", "a", "x")}, t1: []NodeLog{logOf("n1", "x")}, t1Values: []string{"x"},
 			verdict: "topic-no-phantoms",
-			first:   `partition 0: offset 1 holds "x", which no operation wrote`,
+			first:   `t/0: offset 1 holds "x", which no operation wrote`,
 		},
 		{
-			name:    "a node behind",
-			parts:   [][]NodeLog{{logOf("n1", "a"), logOf("n2", "a")}, {logOf("n1", "x"), logOf("n2")}},
-			p1:      []string{"x"},
+			name: "a node behind",
+			t0:   []NodeLog{logOf("n1", "a"), logOf("n2", "a")}, t1: []NodeLog{logOf("n1", "x"), logOf("n2")}, t1Values: []string{"x"},
 			verdict: "topic-caught-up",
-			first:   "partition 1: node n2: holds offsets up to 0, another node up to 1",
+			first:   "t/1: node n2: holds offsets up to 0, another node up to 1",
 		},
 		{
-			name:    "a node not a voter",
-			parts:   [][]NodeLog{{logOf("n1", "a")}, {logOf("n1", "x")}},
-			p1:      []string{"x"},
+			name: "a node not a voter",
+			t0:   []NodeLog{logOf("n1", "a")}, t1: []NodeLog{logOf("n1", "x")}, t1Values: []string{"x"},
 			voters:  errors.New("n3 is a nonvoter"),
 			verdict: "topic-caught-up",
-			first:   "partition 0: not every node is a voter again: n3 is a nonvoter",
+			first:   "t/0: not every node is a voter again: n3 is a nonvoter",
+		},
+		{
+			name: "a log not cut by retention starting above 0",
+			t0:   []NodeLog{logOf("n1", "a")}, t1: []NodeLog{logFrom("n1", 1, "x")}, t1Values: []string{"x"}, t1At: 1,
+			verdict: "topic-offsets-dense",
+			first:   "t/1: node n1: log starts at offset 1, not 0",
+		},
+		{
+			name: "retention cut the nodes at different offsets",
+			t0:   []NodeLog{logOf("n1", "a")}, t1: []NodeLog{logFrom("n1", 1, "w", "x"), logFrom("n2", 2, "x")}, trimmed: true,
+			t1Values: []string{"x"}, t1At: 2,
+			verdict: "topic-offsets-dense",
+			first:   "t/1: node n2: log starts at offset 2, node n1's at 1",
+		},
+		{
+			name: "an acknowledged record above retention's cut lost",
+			t0:   []NodeLog{logOf("n1", "a")}, t1: []NodeLog{logFrom("n1", 2, "w")}, trimmed: true,
+			t1Values: []string{"x"}, t1At: 3,
+			verdict: "topic-acknowledged-not-lost",
+			first:   `t/1: acknowledged produce`,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var p0, p1 hist
 			p0.add(KindProduce, StatusOK, 0, false, 1, 2, "a")
-			p1.add(KindProduce, StatusOK, 0, false, 1, 2, tc.p1...)
-			vs := checkTopic(tc.parts, [][]*Op{p0.ops, p1.ops}, tc.voters)
+			p1.add(KindProduce, StatusOK, tc.t1At, false, 1, 2, tc.t1Values...)
+			p1.add(KindProduce, StatusUnknown, 0, false, 3, 4, "w")
+			vs := checkTopics([]topicPartition{
+				{name: "t/0", logs: tc.t0, ops: p0.ops},
+				{name: "t/1", trimmed: tc.trimmed, logs: tc.t1, ops: p1.ops},
+			}, tc.voters)
 			v := verdictOf(t, vs, tc.verdict)
 			if v.OK || !strings.HasPrefix(v.First, tc.first) {
 				t.Fatalf("%s: %+v, want a failure starting %q", tc.verdict, v, tc.first)
