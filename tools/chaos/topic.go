@@ -225,7 +225,7 @@ type topicPartition struct {
 
 // finish stops the writers, waits (up to wait) until every node holds as many records of each
 // partition, reads every node's copy of each and returns the verdicts.
-func (t *topicWriter) finish(ctx context.Context, c *Cluster, notVoters error, wait time.Duration) []Verdict {
+func (t *topicWriter) finish(ctx context.Context, c partitionReader, notVoters error, wait time.Duration) []Verdict {
 	t.stop()
 	deadline := time.Now().Add(wait)
 	var parts []topicPartition
@@ -242,13 +242,26 @@ func (t *topicWriter) finish(ctx context.Context, c *Cluster, notVoters error, w
 				}
 			}
 			tp := topicPartition{name: fmt.Sprintf("%s/%d", spec.name, p), trimmed: spec.trimmed(), ops: t.ops[spec.name][p]}
-			for _, n := range c.Nodes {
-				tp.logs = append(tp.logs, c.readPartition(ctx, n, spec.name, p))
-			}
+			tp.logs = c.readCopies(ctx, spec.name, p)
 			parts = append(parts, tp)
 		}
 	}
 	return append(checkTopics(parts, notVoters), missing.verdict("topic-created"))
+}
+
+// partitionReader is what finish needs of the cluster.
+type partitionReader interface {
+	partitionConverged(ctx context.Context, topic string, p uint32) bool
+	readCopies(ctx context.Context, topic string, p uint32) []NodeLog
+}
+
+// readCopies reads every node's copy of partition p of topic, one node after another.
+func (c *Cluster) readCopies(ctx context.Context, topic string, p uint32) []NodeLog {
+	logs := make([]NodeLog, 0, len(c.Nodes))
+	for _, n := range c.Nodes {
+		logs = append(logs, c.readPartition(ctx, n, topic, p))
+	}
+	return logs
 }
 
 // partitionConverged reports whether every node holds as many records of partition p of topic.
