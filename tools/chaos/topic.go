@@ -236,17 +236,43 @@ func (t *topicWriter) finish(ctx context.Context, c partitionReader, notVoters e
 			continue
 		}
 		for p := range spec.partitions {
-			for time.Now().Before(deadline) && !c.partitionConverged(ctx, spec.name, p) {
-				if sleepCtx(ctx, 500*time.Millisecond) != nil {
+			tp := topicPartition{name: fmt.Sprintf("%s/%d", spec.name, p), trimmed: spec.trimmed(), ops: t.ops[spec.name][p]}
+			// The nodes' copies are read one after another, and retention still cuts after the
+			// writers stopped (the leader's next check, every node when it applies the cut): copies
+			// read on either side of a cut differ on a correct cluster. They are read again, until
+			// the deadline, while they do not settle; a difference that lasts is still reported.
+			for {
+				for time.Now().Before(deadline) && !c.partitionConverged(ctx, spec.name, p) {
+					if sleepCtx(ctx, 500*time.Millisecond) != nil {
+						break
+					}
+				}
+				tp.logs = c.readCopies(ctx, spec.name, p)
+				if copiesSettled(tp.logs) || !time.Now().Before(deadline) || sleepCtx(ctx, 500*time.Millisecond) != nil {
 					break
 				}
 			}
-			tp := topicPartition{name: fmt.Sprintf("%s/%d", spec.name, p), trimmed: spec.trimmed(), ops: t.ops[spec.name][p]}
-			tp.logs = c.readCopies(ctx, spec.name, p)
 			parts = append(parts, tp)
 		}
 	}
 	return append(checkTopics(parts, notVoters), missing.verdict("topic-created"))
+}
+
+// copiesSettled reports whether the nodes' copies of a partition were all read whole and span
+// the same offsets.
+func copiesSettled(logs []NodeLog) bool {
+	span := func(l NodeLog) [2]uint64 {
+		if len(l.Records) == 0 {
+			return [2]uint64{}
+		}
+		return [2]uint64{l.Records[0].Offset, l.Records[len(l.Records)-1].Offset + 1}
+	}
+	for _, l := range logs {
+		if l.Err != nil || span(l) != span(logs[0]) {
+			return false
+		}
+	}
+	return true
 }
 
 // partitionReader is what finish needs of the cluster.

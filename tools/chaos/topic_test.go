@@ -1,9 +1,11 @@
 package chaos
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // logFrom is logOf for a log whose first offset is from.
@@ -127,5 +129,73 @@ func TestCheckTopicsFindsEachAnomaly(t *testing.T) {
 				t.Fatalf("Failed(%+v) = false", vs)
 			}
 		})
+	}
+}
+
+// cuttingReader is a cluster whose retention cut of chaos-r/0 (proposed by the leader's last
+// retention check, after the writers stopped) reaches its nodes while finish reads them: the
+// first read finds n1 not cut yet, n2 and n3 cut; every later read finds all three cut.
+type cuttingReader struct{ reads int }
+
+func (c *cuttingReader) partitionConverged(context.Context, string, uint32) bool { return true }
+
+func (c *cuttingReader) readCopies(_ context.Context, topic string, p uint32) []NodeLog {
+	if topic != "chaos-r" || p != 0 {
+		return []NodeLog{logOf("n1"), logOf("n2"), logOf("n3")}
+	}
+	c.reads++
+	if c.reads == 1 {
+		return []NodeLog{logOf("n1", "a", "b", "c"), logFrom("n2", 2, "c"), logFrom("n3", 2, "c")}
+	}
+	return []NodeLog{logFrom("n1", 2, "c"), logFrom("n2", 2, "c"), logFrom("n3", 2, "c")}
+}
+
+// TestFinishWaitsForRetentionCut: a retention cut that lands between the reads of two nodes'
+// copies is no anomaly of a correct cluster: finish reads again until the copies settle.
+func TestFinishWaitsForRetentionCut(t *testing.T) {
+	var r0 hist
+	r0.add(KindProduce, StatusOK, 0, false, 1, 2, "a")
+	r0.add(KindProduce, StatusOK, 1, false, 3, 4, "b")
+	r0.add(KindProduce, StatusOK, 2, false, 5, 6, "c")
+	tw := &topicWriter{cancel: func() {}, created: map[string]bool{}, ops: map[string][][]*Op{}}
+	for _, spec := range chaosTopics {
+		tw.created[spec.name] = true
+		tw.ops[spec.name] = make([][]*Op, spec.partitions)
+	}
+	tw.ops["chaos-r"][0] = r0.ops
+	vs := tw.finish(context.Background(), &cuttingReader{}, nil, 5*time.Second)
+	for _, v := range vs {
+		if !v.OK {
+			t.Errorf("verdict %+v, want a pass", v)
+		}
+	}
+}
+
+// stuckReader is a cluster one node of which cut chaos-r/0 at another offset for good.
+type stuckReader struct{ cuttingReader }
+
+func (c *stuckReader) readCopies(_ context.Context, topic string, p uint32) []NodeLog {
+	if topic != "chaos-r" || p != 0 {
+		return []NodeLog{logOf("n1"), logOf("n2")}
+	}
+	c.reads++
+	return []NodeLog{logFrom("n1", 1, "b", "c"), logFrom("n2", 2, "c")}
+}
+
+// TestFinishReportsALastingDifference: finish reads again only until its deadline; copies that
+// never settle are judged as last read.
+func TestFinishReportsALastingDifference(t *testing.T) {
+	tw := &topicWriter{cancel: func() {}, created: map[string]bool{}, ops: map[string][][]*Op{}}
+	for _, spec := range chaosTopics {
+		tw.created[spec.name] = true
+		tw.ops[spec.name] = make([][]*Op, spec.partitions)
+	}
+	r := &stuckReader{}
+	v := verdictOf(t, tw.finish(context.Background(), r, nil, time.Second), "topic-offsets-dense")
+	if v.OK || !strings.HasPrefix(v.First, "chaos-r/0: node n2: log starts at offset 2, node n1's at 1") {
+		t.Fatalf("%+v, want the different starts reported", v)
+	}
+	if r.reads < 2 {
+		t.Fatalf("%d reads, want the copies read again until the deadline", r.reads)
 	}
 }
