@@ -103,7 +103,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "retention-age", EnvVars: env("retention-age"),
 			Usage: "drop records older than this, by the leader's append time stored in each record: the leader moves the log start up and every node cuts there (0: keep everything)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "retention-check-interval", Value: server.DefaultRetentionInterval, EnvVars: env("retention-check-interval"),
-			Usage: "how often the leader applies --retention-bytes, --retention-age and each topic's retention (Kafka's log.retention.check.interval.ms)"}),
+			Usage: "how often retention runs: the leader applies --retention-bytes, --retention-age and each topic's retention, and every node drops the segments below the log start (Kafka's log.retention.check.interval.ms; 0: the default, 1m)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "group-session-timeout", Value: server.DefaultGroupSessionTimeout, EnvVars: env("group-session-timeout"),
 			Usage: "a consumer group member that sends no heartbeat for this long is removed and its partitions move to the other members"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "group-offsets-retention", Value: server.DefaultGroupOffsetsRetention, EnvVars: env("group-offsets-retention"),
