@@ -348,5 +348,49 @@ func checkTopics(parts []topicPartition, notVoters error) []Verdict {
 		v.Note = strings.Join(notes, "; ")
 		out[i] = v
 	}
-	return out
+	return append(out, checkTopicProgress(parts))
+}
+
+// checkTopicProgress: every topic had a write acknowledged. As for the default topic
+// (checkProgress), every other checker passes an empty history: a workload that never reached
+// the cluster, or whose every write to a topic failed, would pass them all.
+func checkTopicProgress(parts []topicPartition) Verdict {
+	var topics []string
+	acked, ops, cut := map[string]int{}, map[string]int{}, map[string]int{}
+	for _, tp := range parts {
+		topic := tp.name
+		if i := strings.LastIndexByte(topic, '/'); i >= 0 {
+			topic = topic[:i]
+		}
+		if _, seen := ops[topic]; !seen {
+			topics = append(topics, topic)
+			ops[topic] = 0
+		}
+		for _, op := range tp.ops {
+			if !op.IsWrite() {
+				continue
+			}
+			ops[topic]++
+			if op.Status == StatusOK {
+				acked[topic]++
+			}
+		}
+		for _, l := range tp.logs {
+			if len(l.Records) > 0 && l.Records[0].Offset > 0 {
+				cut[topic]++
+				break
+			}
+		}
+	}
+	var a anomalies
+	var notes []string
+	for _, topic := range topics {
+		if acked[topic] == 0 {
+			a.add("topic %q: no write was acknowledged in %d operations", topic, ops[topic])
+		}
+		notes = append(notes, fmt.Sprintf("%s: %d acknowledged writes, %d partitions cut by retention", topic, acked[topic], cut[topic]))
+	}
+	v := a.verdict("topic-progress")
+	v.Note = strings.Join(notes, "; ")
+	return v
 }

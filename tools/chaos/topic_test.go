@@ -33,8 +33,8 @@ func TestCheckTopicsAcceptsAGoodRun(t *testing.T) {
 		{name: "r/0", trimmed: true, logs: []NodeLog{logFrom("n1", 2, "u", "kept"), logFrom("n2", 2, "u", "kept")}, ops: r0.ops},
 	}
 	vs := checkTopics(parts, nil)
-	if len(vs) != 7 {
-		t.Fatalf("%d verdicts, want 7: %+v", len(vs), vs)
+	if len(vs) != 8 {
+		t.Fatalf("%d verdicts, want 8: %+v", len(vs), vs)
 	}
 	for _, v := range vs {
 		if !v.OK || !strings.HasPrefix(v.Name, "topic-") {
@@ -140,6 +140,9 @@ type cuttingReader struct{ reads int }
 func (c *cuttingReader) partitionConverged(context.Context, string, uint32) bool { return true }
 
 func (c *cuttingReader) readCopies(_ context.Context, topic string, p uint32) []NodeLog {
+	if topic == "chaos-t" && p == 0 {
+		return []NodeLog{logOf("n1", "t"), logOf("n2", "t"), logOf("n3", "t")}
+	}
 	if topic != "chaos-r" || p != 0 {
 		return []NodeLog{logOf("n1"), logOf("n2"), logOf("n3")}
 	}
@@ -163,6 +166,9 @@ func TestFinishWaitsForRetentionCut(t *testing.T) {
 		tw.ops[spec.name] = make([][]*Op, spec.partitions)
 	}
 	tw.ops["chaos-r"][0] = r0.ops
+	var t0 hist
+	t0.add(KindProduce, StatusOK, 0, false, 1, 2, "t")
+	tw.ops["chaos-t"][0] = t0.ops
 	vs := tw.finish(context.Background(), &cuttingReader{}, nil, 5*time.Second)
 	for _, v := range vs {
 		if !v.OK {
@@ -197,5 +203,26 @@ func TestFinishReportsALastingDifference(t *testing.T) {
 	}
 	if r.reads < 2 {
 		t.Fatalf("%d reads, want the copies read again until the deadline", r.reads)
+	}
+}
+
+// TestCheckTopicsWithoutProgressFails: a topic workload none of whose writes to a topic was
+// acknowledged (the writers never reached the cluster, or every write failed) tested nothing
+// of that topic, and every other checker passes an empty history.
+func TestCheckTopicsWithoutProgressFails(t *testing.T) {
+	var p0, r0 hist
+	p0.add(KindProduce, StatusOK, 0, false, 1, 2, "a")
+	r0.add(KindProduce, StatusFail, 0, false, 1, 2, "x")
+	vs := checkTopics([]topicPartition{
+		{name: "t/0", logs: []NodeLog{logOf("n1", "a"), logOf("n2", "a")}, ops: p0.ops},
+		{name: "r/0", trimmed: true, logs: []NodeLog{logOf("n1"), logOf("n2")}, ops: r0.ops},
+		{name: "r/1", trimmed: true, logs: []NodeLog{logOf("n1"), logOf("n2")}},
+	}, nil)
+	if !Failed(vs) {
+		t.Fatalf("Failed(%+v) = false, want topic r without an acknowledged write a failure", vs)
+	}
+	v := verdictOf(t, vs, "topic-progress")
+	if v.OK || v.First != `topic "r": no write was acknowledged in 1 operations` {
+		t.Fatalf("topic-progress: %+v", v)
 	}
 }
