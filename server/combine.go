@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
@@ -54,9 +55,20 @@ func newCombiner(fits func(int, int) bool,
 	return &combiner{propose: propose, fits: fits, parts: map[partKey]*partQueue{}}
 }
 
+// errWithdrawn: a record waited behind a proposal in flight until its caller's deadline was
+// near (or its context ended), and was taken back: it was never proposed.
+var errWithdrawn = errors.New("server: the record waited behind a proposal in flight and was not proposed")
+
+// withdrawMargin is how long before its caller's deadline a record still waiting is taken
+// back (at most; a tenth of the time left when that is less), so that the answer that nothing
+// was proposed reaches the caller while it still listens: told at the deadline, it would
+// only know that the outcome is unknown.
+const withdrawMargin = 200 * time.Millisecond
+
 // append proposes rec to to's partition (to has no producer) with whatever else is waiting
-// there, and returns its offset. A caller whose ctx ends while its record waits is answered
-// ctx's error (nothing was proposed); once its record was proposed, ErrOutcomeUnknown.
+// there, and returns its offset. A caller whose record still waits when its deadline is near
+// (withdrawMargin) or its ctx ends is answered errWithdrawn (nothing was proposed); once its
+// record was proposed, it waits for the outcome until ctx ends, then ErrOutcomeUnknown.
 func (c *combiner) append(ctx context.Context, to produceTarget, rec fsm.AppendRecord) (fsm.AppendResult, error) {
 	m := &waiter{rec: rec, size: fsm.EncodedRecordSize(rec), done: make(chan struct{})}
 	k := partKey{to.topic, to.partition}
@@ -73,19 +85,35 @@ func (c *combiner) append(ctx context.Context, to produceTarget, rec fsm.AppendR
 	if start {
 		go c.run(k, to)
 	}
+	var near <-chan time.Time
+	if d, ok := ctx.Deadline(); ok {
+		left := time.Until(d)
+		t := time.NewTimer(left - min(withdrawMargin, left/10))
+		defer t.Stop()
+		near = t.C
+	}
+	cause := error(nil)
 	select {
 	case <-m.done:
 		return m.res, m.err
 	case <-ctx.Done():
+		cause = ctx.Err()
+	case <-near:
+		cause = errors.New("its deadline is near")
 	}
 	c.mu.Lock()
 	if !m.taken {
 		// Still waiting: withdraw it, nothing was proposed.
 		q.waiting = withdraw(q.waiting, m)
 		c.mu.Unlock()
-		return fsm.AppendResult{}, ctx.Err()
+		return fsm.AppendResult{}, fmt.Errorf("%w: %w", errWithdrawn, cause)
 	}
 	c.mu.Unlock()
+	select {
+	case <-m.done:
+		return m.res, m.err
+	case <-ctx.Done():
+	}
 	select {
 	case <-m.done:
 		return m.res, m.err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/transport"
 )
 
 // fakeLog is a proposal function for the combiner: it appends every batch it is given (after
@@ -179,8 +180,8 @@ func TestCombinerCallerGivesUp(t *testing.T) {
 	}()
 	queued(t, c, 1)
 	cancel()
-	if err := <-errc; !errors.Is(err, context.Canceled) || errors.Is(err, consensus.ErrOutcomeUnknown) {
-		t.Fatalf("withdrawn: %v, want context.Canceled", err)
+	if err := <-errc; !errors.Is(err, errWithdrawn) || !errors.Is(err, context.Canceled) || errors.Is(err, consensus.ErrOutcomeUnknown) {
+		t.Fatalf("withdrawn: %v, want errWithdrawn with context.Canceled", err)
 	}
 	f.gate <- struct{}{} // "held" commits; nothing else was queued
 	idle(t, c)
@@ -200,6 +201,58 @@ func TestCombinerCallerGivesUp(t *testing.T) {
 	}
 	f.gate <- struct{}{}
 	idle(t, c)
+}
+
+// A record still waiting behind a proposal in flight when its caller's deadline is near is
+// taken back and answered, before the deadline, that it was not proposed: the caller hears it
+// and may send the record again (to the next leader). Answered at the deadline, it could only
+// have taken the outcome as unknown. A record already proposed waits for its outcome.
+func TestCombinerAnswersNotProposedBeforeTheDeadline(t *testing.T) {
+	f := &fakeLog{entered: make(chan struct{}, 100), gate: make(chan struct{})}
+	c := newCombiner(fitsUpTo(100), f.propose)
+	heldc := make(chan error, 1)
+	go func() {
+		_, err := c.append(context.Background(), produceTarget{}, fsm.AppendRecord{Value: []byte("held")})
+		heldc <- err
+	}()
+	<-f.entered
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := c.append(ctx, produceTarget{}, fsm.AppendRecord{Value: []byte("waiting")})
+	if ctx.Err() != nil {
+		t.Fatalf("answered %v only once the deadline had passed", err)
+	}
+	if !errors.Is(err, errWithdrawn) {
+		t.Fatalf("answered %v, want errWithdrawn", err)
+	}
+	if te := toWire(err); !transport.IsNotProposed(te) || transport.CodeOf(te) != transport.Unavailable {
+		t.Fatalf("on the wire: %v, want Unavailable with the NotProposed detail", te)
+	}
+
+	// A record proposed before its deadline came near is not taken back.
+	f.gate <- struct{}{} // "held" commits
+	if err := <-heldc; err != nil {
+		t.Fatalf("held: %v", err)
+	}
+	idle(t, c)
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.append(ctx, produceTarget{}, fsm.AppendRecord{Value: []byte("in flight")})
+		errc <- err
+	}()
+	<-f.entered
+	time.Sleep(290 * time.Millisecond) // past the point a waiting record would be taken back
+	f.gate <- struct{}{}
+	if err := <-errc; err != nil {
+		t.Fatalf("in flight: %v, want its offset", err)
+	}
+	idle(t, c)
+	if f.next != 2 {
+		t.Fatalf("log holds %d records, want 2 (waiting never proposed)", f.next)
+	}
 }
 
 // Every member of a group that fails gets the group's error.

@@ -68,6 +68,10 @@ func toWire(err error) error {
 	case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrNoLeader):
 		// No leader known (an election, a leadership transfer): refused before proposing.
 		return transport.NewError(transport.Unavailable, err).WithNotLeader(transport.NotLeader{}).WithNotProposed(err.Error())
+	case errors.Is(err, errWithdrawn):
+		// Taken back before it was proposed (its caller's deadline near): another try, here or
+		// on another server, cannot append it twice.
+		return transport.NewError(transport.Unavailable, err).WithNotProposed(err.Error())
 	case errors.Is(err, consensus.ErrClosed), errors.Is(err, errStopping), errors.Is(err, errGroupBusy):
 		// Closed without ErrOutcomeUnknown (handled above), or a group busy with an
 		// administrator's change: nothing was proposed.
