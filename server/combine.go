@@ -65,6 +65,18 @@ var errWithdrawn = errors.New("server: the record waited behind a proposal in fl
 // only know that the outcome is unknown.
 const withdrawMargin = 200 * time.Millisecond
 
+// nearDeadline returns when a caller waiting under ctx, from now, is to be answered that its
+// write was not proposed rather than wait on (withdrawMargin, or a tenth of the time left,
+// before ctx's deadline; already passed when the deadline has), and false when ctx has no
+// deadline.
+func nearDeadline(ctx context.Context) (time.Time, bool) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return time.Time{}, false
+	}
+	return d.Add(-min(withdrawMargin, time.Until(d)/10)), true
+}
+
 // append proposes rec to to's partition (to has no producer) with whatever else is waiting
 // there, and returns its offset. A caller whose record still waits when its deadline is near
 // (withdrawMargin) or its ctx ends is answered errWithdrawn (nothing was proposed); once its
@@ -86,9 +98,8 @@ func (c *combiner) append(ctx context.Context, to produceTarget, rec fsm.AppendR
 		go c.run(k, to)
 	}
 	var near <-chan time.Time
-	if d, ok := ctx.Deadline(); ok {
-		left := time.Until(d)
-		t := time.NewTimer(left - min(withdrawMargin, left/10))
+	if at, ok := nearDeadline(ctx); ok {
+		t := time.NewTimer(time.Until(at))
 		defer t.Stop()
 		near = t.C
 	}
