@@ -73,3 +73,61 @@ func TestFollowerForwardAnswersNotProposedBeforeTheDeadline(t *testing.T) {
 		t.Fatalf("answered %v, want Unavailable with the NotProposed detail", err)
 	}
 }
+
+// leaderOnly is a consensus.Consensus that is the leader: only what the produce path asks
+// before it reaches the combiner is implemented.
+type leaderOnly struct{ consensus.Consensus }
+
+func (leaderOnly) IsLeader() bool { return true }
+
+// chanStream is a ProduceStream's server side fed from reqs, until ctx ends.
+type chanStream struct {
+	ctx  context.Context
+	reqs chan *logv1.ProduceRequest
+}
+
+func (s chanStream) Receive() (*logv1.ProduceRequest, error) {
+	select {
+	case r := <-s.reqs:
+		return r, nil
+	case <-s.ctx.Done():
+		return nil, s.ctx.Err()
+	}
+}
+
+func (s chanStream) Send(*logv1.ProduceResponse) error { return nil }
+
+// A ProduceStream whose record the combiner takes back because the server stops (the stream's
+// context cancelled) ends Unavailable with NotProposed, as a stop ends every stream, not
+// Canceled as a caller that cancelled its own call is answered.
+func TestProduceStreamStoppedWhileCombinedIsUnavailable(t *testing.T) {
+	f := &fakeLog{entered: make(chan struct{}, 100), gate: make(chan struct{})}
+	c := newCombiner(fitsUpTo(100), f.propose)
+	stop := make(chan struct{})
+	m := emptyMachine(t)
+	svc := &service{node: leaderOnly{}, fsm: m.Default(), sm: m, cfg: &Config{}, stop: stop, combine: c}
+	heldc := make(chan error, 1)
+	go func() {
+		_, err := svc.Produce(context.Background(), &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("held")}})
+		heldc <- err
+	}()
+	<-f.entered
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := chanStream{ctx: ctx, reqs: make(chan *logv1.ProduceRequest, 1)}
+	errc := make(chan error, 1)
+	go func() { errc <- svc.ProduceStream(ctx, st) }()
+	st.reqs <- &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("waiting")}}
+	queued(t, c, 1)
+	close(stop) // the server stops: its transport cancels the streams' contexts
+	cancel()
+	if err := <-errc; transport.CodeOf(err) != transport.Unavailable || !transport.IsNotProposed(err) {
+		t.Errorf("ProduceStream stopped with its record waiting: %v (code %v), want Unavailable with the NotProposed detail", err, transport.CodeOf(err))
+	}
+	f.gate <- struct{}{}
+	if err := <-heldc; err != nil {
+		t.Fatalf("held: %v", err)
+	}
+	idle(t, c)
+}

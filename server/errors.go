@@ -70,8 +70,14 @@ func toWire(err error) error {
 		return transport.NewError(transport.Unavailable, err).WithNotLeader(transport.NotLeader{}).WithNotProposed(err.Error())
 	case errors.Is(err, errWithdrawn):
 		// Taken back before it was proposed (its caller's deadline near): another try, here or
-		// on another server, cannot append it twice.
-		return transport.NewError(transport.Unavailable, err).WithNotProposed(err.Error())
+		// on another server, cannot append it twice. Taken back because the caller cancelled,
+		// it is the caller's Canceled (request metrics count it so), not the server's
+		// unavailability.
+		code := transport.Unavailable
+		if errors.Is(err, context.Canceled) {
+			code = transport.Canceled
+		}
+		return transport.NewError(code, err).WithNotProposed(err.Error())
 	case errors.Is(err, consensus.ErrClosed), errors.Is(err, errStopping), errors.Is(err, errGroupBusy):
 		// Closed without ErrOutcomeUnknown (handled above), or a group busy with an
 		// administrator's change: nothing was proposed.

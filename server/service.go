@@ -395,9 +395,10 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 			for _, group := range s.commandGroups(run) {
 				res, err := s.proposeTo(ctx, to, group)
 				if err != nil {
-					if err == ctx.Err() && s.stoppedStream(ctx) {
+					if (err == ctx.Err() || errors.Is(err, errWithdrawn)) && s.stoppedStream(ctx) {
 						// The context's error itself (not one that wraps it, as an unknown
-						// outcome may): the batch was not proposed.
+						// outcome may), or the combiner's taking the record back: the batch
+						// was not proposed.
 						err = errStopping
 					}
 					return toWire(err)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -32,6 +33,10 @@ func TestToWireDetails(t *testing.T) {
 		{"closed after proposing", fmt.Errorf("%w: %w", consensus.ErrClosed, consensus.ErrOutcomeUnknown), want{transport.Unavailable, true, false, false}},
 		{"closed before proposing", consensus.ErrClosed, want{transport.Unavailable, false, true, false}},
 		{"server stopping", errStopping, want{transport.Unavailable, false, true, false}},
+		{"taken back, deadline near", fmt.Errorf("%w: its deadline is near", errWithdrawn), want{transport.Unavailable, false, true, false}},
+		// The caller cancelled: counted (request metrics by code) as its own, not as the
+		// server's unavailability, as it was before the combiner took records back.
+		{"taken back, caller cancelled", fmt.Errorf("%w: %w", errWithdrawn, context.Canceled), want{transport.Canceled, false, true, false}},
 		{"replica lagging", fmt.Errorf("%w: offset 8", errLagging), want{transport.Unavailable, false, false, false}},
 		{"out of range", fmt.Errorf("read 9: %w", storage.ErrOutOfRange), want{transport.OutOfRange, false, false, false}},
 	}
