@@ -18,6 +18,8 @@ func TestClassify(t *testing.T) {
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
 	live := context.Background()
+	expired, cancelExpired := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancelExpired()
 	tests := []struct {
 		name    string
 		ctx     context.Context
@@ -46,6 +48,11 @@ func TestClassify(t *testing.T) {
 		{"permission denied", live, transport.Errorf(transport.PermissionDenied, "nobody"), true, fatal, nil},
 		{"failed precondition without detail", live, transport.Errorf(transport.FailedPrecondition, "x"), true, fatal, nil},
 		{"caller canceled write", canceled, transport.Errorf(transport.Canceled, "context canceled"), true, unknown, ErrOutcomeUnknown},
+		// The server answered that it did not propose the write (its combiner took it back as
+		// the deadline neared), and the caller's deadline passed before the answer was
+		// classified: nothing was appended, whatever the caller's context says now.
+		{"caller's deadline passed after a NotProposed answer", expired, transport.Errorf(transport.Unavailable, "taken back").WithNotProposed("deadline near"), true, fatal, ErrUnavailable},
+		{"caller canceled after a NotLeader answer", canceled, transport.NotLeaderError(transport.NotLeader{LeaderID: "b", LeaderAddr: "127.0.0.1:2"}, "no"), true, fatal, ErrUnavailable},
 		{"caller canceled read", canceled, transport.Errorf(transport.Canceled, "context canceled"), false, fatal, context.Canceled},
 		{"closed", live, ErrClosed, true, fatal, ErrClosed},
 		{"no connection could be set up", live, &notSentError{errors.New("bad address")}, true, retry, nil},
@@ -68,6 +75,9 @@ func TestClassify(t *testing.T) {
 			}
 			if !errors.Is(err, tt.err) {
 				t.Errorf("err = %v lost the original %v", err, tt.err)
+			}
+			if transport.IsNotProposed(tt.err) && errors.Is(err, ErrOutcomeUnknown) {
+				t.Errorf("err = %v: the server said it did not propose the write", err)
 			}
 			if tt.write && v == unknown && errors.Is(err, ErrUnavailable) {
 				t.Errorf("err = %v: an unknown outcome must not look retryable", err)

@@ -140,6 +140,12 @@ func classify(callerCtx context.Context, err error, write bool) (verdict, error)
 		if errors.Is(err, cerr) {
 			cerr = nil // already in the chain
 		}
+		if write && refusedBeforeProposing(err) {
+			// The server answered, before the caller's context ended, that it did not propose
+			// the write (a combiner taking a record back as the deadline neared answers just
+			// before it): nothing was appended, the caller's context only stops the retries.
+			return fatal, fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(cerr, err))
+		}
 		if write {
 			return unknown, fmt.Errorf("%w: %w", ErrOutcomeUnknown, errors.Join(cerr, err))
 		}
@@ -212,6 +218,17 @@ func classify(callerCtx context.Context, err error, write bool) (verdict, error)
 		// detail, …) are answers a retry would not change.
 		return fatal, err
 	}
+}
+
+// refusedBeforeProposing reports whether err carries a server's (or the transport's) word that
+// the write was not proposed: the NotProposed detail, or a NotLeader detail (this server did
+// not take it), and no OutcomeUnknown detail.
+func refusedBeforeProposing(err error) bool {
+	if transport.IsOutcomeUnknown(err) {
+		return false
+	}
+	_, nl := transport.NotLeaderDetail(err)
+	return nl || transport.IsNotProposed(err)
 }
 
 // neverSent reports whether err proves the request never left the client:
