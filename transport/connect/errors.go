@@ -60,6 +60,13 @@ func fromConnect(err error) error {
 		// path to it did: the caller cancelled nothing, and may retry.
 		code = transport.Unavailable
 	}
+	if (code == transport.Internal || code == transport.Unknown) && lostConnection(err) {
+		// A connection closed under the call (a FIN: the server's process died, its kernel
+		// closed the socket) ends the response body with io.ErrUnexpectedEOF, which
+		// connect-go reports as an incomplete envelope: the server did not answer, as grpc-go
+		// says (Unavailable), and the caller may retry.
+		code = transport.Unavailable
+	}
 	e := transport.NewError(code, errors.New(ce.Message()))
 	for _, d := range ce.Details() {
 		v, err := d.Value()
@@ -75,4 +82,10 @@ func fromConnect(err error) error {
 // caller's cancellation.
 func brokenConnection(err error) bool {
 	return !errors.Is(err, context.Canceled) && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
+}
+
+// lostConnection reports whether err is a response cut short by its connection's end, not
+// the caller's cancellation or deadline.
+func lostConnection(err error) bool {
+	return errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }

@@ -54,16 +54,52 @@ func (p *cutProxy) accept() {
 }
 
 // cut closes the listener and resets every connection, and waits for the copies to end.
-func (p *cutProxy) cut() {
+func (p *cutProxy) cut() { p.end(true) }
+
+// close closes the listener and every connection (a FIN, as the kernel closes the sockets of
+// a process that died, when nothing it had not read was left), and waits for the copies to end.
+func (p *cutProxy) close() { p.end(false) }
+
+func (p *cutProxy) end(reset bool) {
 	p.l.Close()
 	p.mu.Lock()
 	for _, c := range p.conns {
-		_ = c.SetLinger(0)
+		if reset {
+			_ = c.SetLinger(0)
+		}
 		c.Close()
 	}
 	p.conns = nil
 	p.mu.Unlock()
 	p.wg.Wait()
+}
+
+// testClosedConnection: a call whose connection is closed under it, cleanly at the TCP level
+// (the server's process died and its kernel closed the socket), fails Unavailable too, not
+// Internal or Unknown: the server did not answer, and a caller that retries on Unavailable
+// must retry it.
+func testClosedConnection(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{})
+	p := newCutProxy(t, s.Addr)
+	c := Dial(t, h, p.addr(), transport.ClientConfig{})
+	ctx := ctxT(t)
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("a")}}); err != nil {
+		t.Fatalf("Produce: %v", err)
+	}
+	st, err := c.ConsumeStream(ctx, &logv1.ConsumeRequest{})
+	if err != nil {
+		t.Fatalf("ConsumeStream: %v", err)
+	}
+	defer st.Close()
+	if _, err := st.Receive(); err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	p.close()
+	_, err = st.Receive()
+	wantCode(t, "a tailing stream's Receive after its connection was closed", err, transport.Unavailable)
+	if ctx.Err() != nil {
+		t.Fatalf("the call's context ended (%v): the test proves nothing", ctx.Err())
+	}
 }
 
 // testBrokenConnection: a call whose connection is reset under it (the server's host died, a

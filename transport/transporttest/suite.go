@@ -68,6 +68,7 @@ func Run(t *testing.T, h Harness) {
 		{"MaxConcurrentStreams", testMaxConcurrentStreams},
 		{"HeaderBounds", testHeaderBounds},
 		{"BrokenConnection", testBrokenConnection},
+		{"ClosedConnection", testClosedConnection},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
