@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -145,6 +146,47 @@ func TestConsumeStreamReadsWhatItsNodeHoldsWithoutALeader(t *testing.T) {
 					t.Fatalf("record at %d, want %d", off, got)
 				}
 				got++
+			}
+		})
+	}
+}
+
+// TestProduceWithoutLeaderAnsweredBeforeDeadline: a write to a node that knows no leader waits
+// for one (an election's time), but no later than its caller can still hear that nothing was
+// proposed. A caller whose deadline is shorter than that wait was answered only at its
+// deadline, and could only take the outcome as unknown.
+func TestProduceWithoutLeaderAnsweredBeforeDeadline(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			nodes := startClusterWith(t, 3, func(_ int, cfg *Config) { cfg.Transport = tr })
+			leader := leaderOf(t, nodes)
+			var follower, other *testServer
+			for _, nd := range nodes {
+				switch {
+				case nd == leader:
+				case follower == nil:
+					follower = nd
+				default:
+					other = nd
+				}
+			}
+			other.shutdown(t)
+			leader.shutdown(t)
+			// A graceful stop may hand leadership to follower, which then steps down without
+			// a majority.
+			waitFor(t, 20*time.Second, "follower knows no leader", func() bool {
+				_, known := follower.node.Leader()
+				return !known && !follower.node.IsLeader()
+			})
+			fc := newClient(t, tr, follower.Addr())
+			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+			defer cancel()
+			_, err := fc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("r")}})
+			if ctx.Err() != nil {
+				t.Fatalf("Produce answered %v only once its deadline had passed", err)
+			}
+			if !transport.IsNotProposed(err) {
+				t.Fatalf("Produce = %v, want the NotProposed detail", err)
 			}
 		})
 	}
