@@ -17,6 +17,7 @@ type cutProxy struct {
 	to    string
 	mu    sync.Mutex
 	conns []*net.TCPConn
+	ended bool // no connection is carried after end
 	wg    sync.WaitGroup
 }
 
@@ -46,6 +47,13 @@ func (p *cutProxy) accept() {
 			continue
 		}
 		p.mu.Lock()
+		if p.ended {
+			// Accepted while end ran: it would never close these.
+			p.mu.Unlock()
+			c.Close()
+			s.Close()
+			return
+		}
 		p.conns = append(p.conns, c.(*net.TCPConn), s.(*net.TCPConn))
 		p.mu.Unlock()
 		p.wg.Go(func() { _, _ = io.Copy(s, c); _ = s.(*net.TCPConn).CloseWrite() })
@@ -63,6 +71,7 @@ func (p *cutProxy) close() { p.end(false) }
 func (p *cutProxy) end(reset bool) {
 	p.l.Close()
 	p.mu.Lock()
+	p.ended = true
 	for _, c := range p.conns {
 		if reset {
 			_ = c.SetLinger(0)
