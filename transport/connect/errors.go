@@ -54,18 +54,16 @@ func fromConnect(err error) error {
 		return transport.NewError(transport.Unavailable, err)
 	}
 	code := transport.Code(ce.Code())
-	if code == transport.Canceled && brokenConnection(err) {
-		// connect-go calls a reset or broken connection Canceled, as it does on the server
-		// side, where it means the client went away. On the client it means the server or the
-		// path to it did: the caller cancelled nothing, and may retry.
-		code = transport.Unavailable
-	}
-	if (code == transport.Internal || code == transport.Unknown) && lostConnection(err) {
-		// A connection closed under the call (a FIN: the server's process died, its kernel
-		// closed the socket) ends the response body with io.ErrUnexpectedEOF, which
-		// connect-go reports as an incomplete envelope: the server did not answer, as grpc-go
-		// says (Unavailable), and the caller may retry.
-		code = transport.Unavailable
+	switch code {
+	case transport.Canceled, transport.Internal, transport.Unknown:
+		if connectionEnded(err) {
+			// connect-go calls a reset or broken connection Canceled (on the server side, where
+			// it means the client went away), and a connection closed under the call (a FIN:
+			// the server's process died) an incomplete envelope, Internal. On the client both
+			// mean the server did not answer, as grpc-go says (Unavailable): the caller
+			// cancelled nothing, and may retry.
+			code = transport.Unavailable
+		}
 	}
 	e := transport.NewError(code, errors.New(ce.Message()))
 	for _, d := range ce.Details() {
@@ -78,14 +76,11 @@ func fromConnect(err error) error {
 	return e
 }
 
-// brokenConnection reports whether err is a connection reset or broken under a call, not the
-// caller's cancellation.
-func brokenConnection(err error) bool {
-	return !errors.Is(err, context.Canceled) && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
-}
-
-// lostConnection reports whether err is a response cut short by its connection's end, not
-// the caller's cancellation or deadline.
-func lostConnection(err error) bool {
-	return errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+// connectionEnded reports whether err is a call's connection reset, broken or closed under
+// it (the response cut short), not the caller's cancellation or deadline.
+func connectionEnded(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF)
 }

@@ -88,33 +88,19 @@ func (p *cutProxy) end(reset bool) {
 // Internal or Unknown: the server did not answer, and a caller that retries on Unavailable
 // must retry it.
 func testClosedConnection(t *testing.T, h Harness) {
-	s := Start(t, h, transport.ServerConfig{})
-	p := newCutProxy(t, s.Addr)
-	c := Dial(t, h, p.addr(), transport.ClientConfig{})
-	ctx := ctxT(t)
-	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("a")}}); err != nil {
-		t.Fatalf("Produce: %v", err)
-	}
-	st, err := c.ConsumeStream(ctx, &logv1.ConsumeRequest{})
-	if err != nil {
-		t.Fatalf("ConsumeStream: %v", err)
-	}
-	defer st.Close()
-	if _, err := st.Receive(); err != nil {
-		t.Fatalf("Receive: %v", err)
-	}
-	p.close()
-	_, err = st.Receive()
-	wantCode(t, "a tailing stream's Receive after its connection was closed", err, transport.Unavailable)
-	if ctx.Err() != nil {
-		t.Fatalf("the call's context ended (%v): the test proves nothing", ctx.Err())
-	}
+	testConnectionEnd(t, h, "closed", (*cutProxy).close)
 }
 
 // testBrokenConnection: a call whose connection is reset under it (the server's host died, a
 // middlebox dropped it) fails Unavailable: the caller cancelled nothing, and a caller that
 // retries on Unavailable must retry it. A Canceled would say the caller gave up.
 func testBrokenConnection(t *testing.T, h Harness) {
+	testConnectionEnd(t, h, "reset", (*cutProxy).cut)
+}
+
+// testConnectionEnd ends (with end) the connection under a tailing stream and checks that its
+// Receive fails Unavailable while the call's context is still alive.
+func testConnectionEnd(t *testing.T, h Harness, how string, end func(*cutProxy)) {
 	s := Start(t, h, transport.ServerConfig{})
 	p := newCutProxy(t, s.Addr)
 	c := Dial(t, h, p.addr(), transport.ClientConfig{})
@@ -130,9 +116,9 @@ func testBrokenConnection(t *testing.T, h Harness) {
 	if _, err := st.Receive(); err != nil {
 		t.Fatalf("Receive: %v", err)
 	}
-	p.cut()
+	end(p)
 	_, err = st.Receive()
-	wantCode(t, "a tailing stream's Receive after its connection was reset", err, transport.Unavailable)
+	wantCode(t, "a tailing stream's Receive after its connection was "+how, err, transport.Unavailable)
 	if ctx.Err() != nil {
 		t.Fatalf("the call's context ended (%v): the test proves nothing", ctx.Err())
 	}
