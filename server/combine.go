@@ -98,7 +98,9 @@ func (c *combiner) append(ctx context.Context, to produceTarget, rec fsm.AppendR
 		go c.run(k, to)
 	}
 	var near <-chan time.Time
-	if at, ok := nearDeadline(ctx); ok {
+	if at, ok := nearDeadline(ctx); ok && !start {
+		// Only a record behind a proposal in flight can wait long: one that started the run
+		// is taken at once, and spares the unary path a timer.
 		t := time.NewTimer(time.Until(at))
 		defer t.Stop()
 		near = t.C

@@ -97,11 +97,6 @@ func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*lo
 		return fsm.AppendResult{First: first, Count: uint64(len(batch))}, err
 	}
 	var waitUntil time.Time // set at the first refusal for want of a leader
-	// A refusal is answered as it stands once the caller's deadline is near, as the leader's
-	// combiner does (nearDeadline): waiting and trying again until the deadline, the answer
-	// that nothing was proposed would come when the caller could only take the outcome as
-	// unknown. A forwarded write the leader took back at its own near deadline comes back then.
-	near, hasNear := nearDeadline(ctx)
 	for {
 		// Encoded, stamped and checked against the limits on each try: only a leader's
 		// limits refuse a batch (see fsm.FSM.Propose).
@@ -140,7 +135,12 @@ func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*lo
 		// Wait, up to the time an election takes, for a leader to propose to or forward to.
 		if waitUntil.IsZero() {
 			waitUntil = time.Now().Add(s.leaderWait)
-			if hasNear && near.Before(waitUntil) {
+			// A refusal is answered as it stands once the caller's deadline is near, as the
+			// leader's combiner does: waiting and trying again until the deadline, the answer
+			// that nothing was proposed would come when the caller could only take the outcome
+			// as unknown. A forwarded write the leader took back at its own near deadline
+			// comes back then.
+			if near, ok := nearDeadline(ctx); ok && near.Before(waitUntil) {
 				waitUntil = near
 			}
 		}
