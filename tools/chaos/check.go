@@ -54,14 +54,7 @@ func Check(cfg CheckConfig, ops []*Op, logs []NodeLog) []Verdict {
 	}
 	var out []Verdict
 	ref, agree, caught, dense := checkLogs(logs)
-	if err := cfg.NotAllVoters; err != nil {
-		if caught.OK {
-			caught.First = fmt.Sprintf("not every node is a voter again: %v", err)
-		}
-		caught.OK = false
-		caught.Anomalies++
-	}
-	out = append(out, dense, agree, caught)
+	out = append(out, dense, agree, votersBack(caught, cfg.NotAllVoters))
 	out = append(out, checkWrites(ops, ref)...)
 	out = append(out, checkReads(ops, ref))
 	out = append(out, checkFreshReads(ops))
@@ -69,6 +62,18 @@ func Check(cfg CheckConfig, ops []*Op, logs []NodeLog) []Verdict {
 	out = append(out, checkLinearizable(ops, ref, cfg.LinearizabilityTimeout))
 	out = append(out, checkProgress(ops))
 	return out
+}
+
+// votersBack fails caught (caught-up) when notVoters says why not every node is a voter again.
+func votersBack(caught Verdict, notVoters error) Verdict {
+	if notVoters != nil {
+		if caught.OK {
+			caught.First = fmt.Sprintf("not every node is a voter again: %v", notVoters)
+		}
+		caught.OK = false
+		caught.Anomalies++
+	}
+	return caught
 }
 
 // checkNemesis: every fault of the schedule was applied and healed (err says which were not).

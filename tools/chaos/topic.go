@@ -217,11 +217,15 @@ func (t *topicWriter) stop() {
 
 // topicPartition is what a run leaves of one partition of a topic-workload topic.
 type topicPartition struct {
-	name    string // topic/partition
-	trimmed bool   // retention may have cut it
-	logs    []NodeLog
-	ops     []*Op
+	topic     string
+	partition uint32
+	trimmed   bool // retention may have cut it
+	logs      []NodeLog
+	ops       []*Op
 }
+
+// name is "topic/partition".
+func (tp topicPartition) name() string { return fmt.Sprintf("%s/%d", tp.topic, tp.partition) }
 
 // finish stops the writers, waits (up to wait) until every node holds as many records of each
 // partition, reads every node's copy of each and returns the verdicts.
@@ -236,7 +240,7 @@ func (t *topicWriter) finish(ctx context.Context, c partitionReader, notVoters e
 			continue
 		}
 		for p := range spec.partitions {
-			tp := topicPartition{name: fmt.Sprintf("%s/%d", spec.name, p), trimmed: spec.trimmed(), ops: t.ops[spec.name][p]}
+			tp := topicPartition{topic: spec.name, partition: p, trimmed: spec.trimmed(), ops: t.ops[spec.name][p]}
 			// The nodes' copies are read one after another, and retention still cuts after the
 			// writers stopped (the leader's next check, every node when it applies the cut): copies
 			// read on either side of a cut differ on a correct cluster. They are read again, until
@@ -292,18 +296,13 @@ func (c *Cluster) readCopies(ctx context.Context, topic string, p uint32) []Node
 
 // partitionConverged reports whether every node holds as many records of partition p of topic.
 func (c *Cluster) partitionConverged(ctx context.Context, topic string, p uint32) bool {
-	var next []uint64
-	for _, n := range c.Nodes {
+	var first uint64
+	for i, n := range c.Nodes {
 		b, err := c.partitionBounds(ctx, n, topic, p)
-		if err != nil {
+		if err != nil || (i > 0 && b.GetNextOffset() != first) {
 			return false
 		}
-		next = append(next, b.GetNextOffset())
-	}
-	for _, x := range next {
-		if x != next[0] {
-			return false
-		}
+		first = b.GetNextOffset()
 	}
 	return true
 }
@@ -315,10 +314,7 @@ func checkTopics(parts []topicPartition, notVoters error) []Verdict {
 	var per [][]Verdict
 	for _, tp := range parts {
 		ref, agree, caught, dense := checkLogsFrom(tp.logs, tp.trimmed)
-		if notVoters != nil && caught.OK {
-			caught.OK, caught.Anomalies = false, 1
-			caught.First = fmt.Sprintf("not every node is a voter again: %v", notVoters)
-		}
+		caught = votersBack(caught, notVoters)
 		from := uint64(0)
 		for _, l := range tp.logs {
 			if len(l.Records) > 0 {
@@ -339,10 +335,10 @@ func checkTopics(parts []topicPartition, notVoters error) []Verdict {
 			v.OK = v.OK && pv.OK
 			v.Anomalies += pv.Anomalies
 			if v.First == "" && pv.First != "" {
-				v.First = fmt.Sprintf("%s: %s", parts[p].name, pv.First)
+				v.First = fmt.Sprintf("%s: %s", parts[p].name(), pv.First)
 			}
 			if pv.Note != "" {
-				notes = append(notes, fmt.Sprintf("%s: %s", parts[p].name, pv.Note))
+				notes = append(notes, fmt.Sprintf("%s: %s", parts[p].name(), pv.Note))
 			}
 		}
 		v.Note = strings.Join(notes, "; ")
@@ -358,10 +354,7 @@ func checkTopicProgress(parts []topicPartition) Verdict {
 	var topics []string
 	acked, ops, cut := map[string]int{}, map[string]int{}, map[string]int{}
 	for _, tp := range parts {
-		topic := tp.name
-		if i := strings.LastIndexByte(topic, '/'); i >= 0 {
-			topic = topic[:i]
-		}
+		topic := tp.topic
 		if _, seen := ops[topic]; !seen {
 			topics = append(topics, topic)
 			ops[topic] = 0

@@ -28,9 +28,9 @@ func TestCheckTopicsAcceptsAGoodRun(t *testing.T) {
 	r0.add(KindProduce, StatusOK, 3, false, 3, 4, "kept")
 	r0.add(KindProduce, StatusUnknown, 0, false, 5, 6, "u")
 	parts := []topicPartition{
-		{name: "t/0", logs: []NodeLog{logOf("n1", "a", "b", "c"), logOf("n2", "a", "b", "c")}, ops: p0.ops},
-		{name: "t/1", logs: []NodeLog{logOf("n1", "x", "y"), logOf("n2", "x", "y")}, ops: p1.ops},
-		{name: "r/0", trimmed: true, logs: []NodeLog{logFrom("n1", 2, "u", "kept"), logFrom("n2", 2, "u", "kept")}, ops: r0.ops},
+		{topic: "t", partition: 0, logs: []NodeLog{logOf("n1", "a", "b", "c"), logOf("n2", "a", "b", "c")}, ops: p0.ops},
+		{topic: "t", partition: 1, logs: []NodeLog{logOf("n1", "x", "y"), logOf("n2", "x", "y")}, ops: p1.ops},
+		{topic: "r", partition: 0, trimmed: true, logs: []NodeLog{logFrom("n1", 2, "u", "kept"), logFrom("n2", 2, "u", "kept")}, ops: r0.ops},
 	}
 	vs := checkTopics(parts, nil)
 	if len(vs) != 8 {
@@ -118,8 +118,8 @@ func TestCheckTopicsFindsEachAnomaly(t *testing.T) {
 			p1.add(KindProduce, StatusOK, tc.t1At, false, 1, 2, tc.t1Values...)
 			p1.add(KindProduce, StatusUnknown, 0, false, 3, 4, "w")
 			vs := checkTopics([]topicPartition{
-				{name: "t/0", logs: tc.t0, ops: p0.ops},
-				{name: "t/1", trimmed: tc.trimmed, logs: tc.t1, ops: p1.ops},
+				{topic: "t", partition: 0, logs: tc.t0, ops: p0.ops},
+				{topic: "t", partition: 1, trimmed: tc.trimmed, logs: tc.t1, ops: p1.ops},
 			}, tc.voters)
 			v := verdictOf(t, vs, tc.verdict)
 			if v.OK || !strings.HasPrefix(v.First, tc.first) {
@@ -214,9 +214,9 @@ func TestCheckTopicsWithoutProgressFails(t *testing.T) {
 	p0.add(KindProduce, StatusOK, 0, false, 1, 2, "a")
 	r0.add(KindProduce, StatusFail, 0, false, 1, 2, "x")
 	vs := checkTopics([]topicPartition{
-		{name: "t/0", logs: []NodeLog{logOf("n1", "a"), logOf("n2", "a")}, ops: p0.ops},
-		{name: "r/0", trimmed: true, logs: []NodeLog{logOf("n1"), logOf("n2")}, ops: r0.ops},
-		{name: "r/1", trimmed: true, logs: []NodeLog{logOf("n1"), logOf("n2")}},
+		{topic: "t", partition: 0, logs: []NodeLog{logOf("n1", "a"), logOf("n2", "a")}, ops: p0.ops},
+		{topic: "r", partition: 0, trimmed: true, logs: []NodeLog{logOf("n1"), logOf("n2")}, ops: r0.ops},
+		{topic: "r", partition: 1, trimmed: true, logs: []NodeLog{logOf("n1"), logOf("n2")}},
 	}, nil)
 	if !Failed(vs) {
 		t.Fatalf("Failed(%+v) = false, want topic r without an acknowledged write a failure", vs)
