@@ -77,17 +77,29 @@ func TestMembershipChanges(t *testing.T) {
 	if _, ok := serverByID(t, leader, c.ID(n)); ok {
 		t.Fatalf("removed server still in the configuration")
 	}
-	c.Propose([]byte("after-remove"))
-	c.WaitFor("the remaining voters applied", func() bool {
-		for i := range 3 {
-			if c.List(i).Len() != 12 {
-				return false
+	// hashicorp/raft stops replicating to a removed server once the removal is appended, but the
+	// replication goroutine may still answer one trigger that arrived before its stop, sending
+	// what the leader's log holds at that moment: the first entry proposed after the removal can
+	// reach the removed server (and be applied, with the commit index sent alongside), nothing
+	// proposed once that entry is applied everywhere else can.
+	remaining := func(want int) func() bool {
+		return func() bool {
+			for i := range 3 {
+				if c.List(i).Len() != want {
+					return false
+				}
 			}
+			return true
 		}
-		return true
-	})
-	if got := c.List(n).Len(); got != 11 {
-		t.Fatalf("removed server applied %d entries, want 11", got)
+	}
+	c.Propose([]byte("after-remove"))
+	c.WaitFor("the remaining voters applied", remaining(12))
+	for k := range 5 {
+		c.Propose(fmt.Appendf(nil, "after-remove-%d", k))
+	}
+	c.WaitFor("the remaining voters applied the later entries", remaining(17))
+	if got := c.List(n).Len(); got != 11 && got != 12 {
+		t.Fatalf("removed server applied %d entries, want 11 (or 12: the entry racing its removal)", got)
 	}
 }
 
