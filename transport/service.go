@@ -181,7 +181,8 @@ type Client interface {
 	Join(ctx context.Context, req *logv1.JoinRequest) (*logv1.JoinResponse, error)
 	RemoveServer(ctx context.Context, req *logv1.RemoveServerRequest) (*logv1.RemoveServerResponse, error)
 	TransferLeadership(ctx context.Context, req *logv1.TransferLeadershipRequest) (*logv1.TransferLeadershipResponse, error)
-	// Close releases the client's connections; calls in flight and later
-	// calls fail with Canceled. Idempotent.
+	// Close closes every connection the client opened, also one still
+	// carrying a call; calls in flight and later calls fail with Canceled.
+	// Idempotent.
 	Close() error
 }

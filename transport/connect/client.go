@@ -21,7 +21,7 @@ import (
 )
 
 // idleConnTimeout closes client connections that carried no call for
-// this long, including any left over after Close.
+// this long.
 const idleConnTimeout = 90 * time.Second
 
 // ClientConfig is the shared client configuration; see transport.ClientConfig.
@@ -58,6 +58,7 @@ func (p Protocol) String() string {
 // error they return is a *transport.Error.
 type Client struct {
 	http    *http.Transport
+	conns   *connSet // every connection http dialed, for Close
 	log     logv1connect.LogClient
 	cluster logv1connect.ClusterClient
 	topics  logv1connect.TopicsClient
@@ -85,6 +86,7 @@ func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, erro
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, fmt.Errorf("transport/connect: client address %q: %w", addr, err)
 	}
+	conns := &connSet{conns: map[*trackedConn]struct{}{}}
 	tr := &http.Transport{
 		Proxy:             nil,
 		ForceAttemptHTTP2: true,
@@ -94,7 +96,7 @@ func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, erro
 			SendPingTimeout: cfg.KeepaliveTime,
 			PingTimeout:     cfg.KeepaliveTimeout,
 		},
-		DialContext: (&net.Dialer{KeepAlive: cfg.KeepaliveTime}).DialContext,
+		DialContext: conns.dial(&net.Dialer{KeepAlive: cfg.KeepaliveTime}),
 	}
 	tr.Protocols = new(http.Protocols)
 	scheme := "http://"
@@ -128,6 +130,7 @@ func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, erro
 	return &Client{
 		closed:  lifecycle.NewStopper(),
 		http:    tr,
+		conns:   conns,
 		log:     logv1connect.NewLogClient(hc, scheme+addr, opts...),
 		cluster: logv1connect.NewClusterClient(hc, scheme+addr, opts...),
 		topics:  logv1connect.NewTopicsClient(hc, scheme+addr, opts...),
@@ -140,8 +143,62 @@ func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, erro
 func (c *Client) Close() error {
 	if c.closed.Stop() {
 		c.http.CloseIdleConnections()
+		c.conns.closeAll()
 	}
 	return nil
+}
+
+// connSet holds the connections a Client dialed, so that Close ends every one of them:
+// CloseIdleConnections leaves a connection that still carries a stream, as one does for a
+// moment after its call was cancelled (net/http ends the stream in the background), and a
+// connection to a server that went silent would then stay open, with the goroutine reading it,
+// until the idle timeout.
+type connSet struct {
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	closed bool
+}
+
+func (s *connSet) dial(d *net.Dialer) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed {
+			c.Close()
+			return nil, net.ErrClosed
+		}
+		tc := &trackedConn{Conn: c, set: s}
+		s.conns[tc] = struct{}{}
+		return tc, nil
+	}
+}
+
+// closeAll closes every connection held, and any dialed later.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	conns := s.conns
+	s.conns, s.closed = nil, true
+	s.mu.Unlock()
+	for c := range conns {
+		_ = c.Conn.Close()
+	}
+}
+
+// trackedConn leaves its set when closed.
+type trackedConn struct {
+	net.Conn
+	set *connSet
+}
+
+func (c *trackedConn) Close() error {
+	c.set.mu.Lock()
+	delete(c.set.conns, c)
+	c.set.mu.Unlock()
+	return c.Conn.Close()
 }
 
 func unary[Req, Res any](c *Client, ctx context.Context, call func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), req *Req) (*Res, error) {

@@ -1,10 +1,12 @@
 package transporttest
 
 import (
+	"context"
 	"io"
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -121,5 +123,95 @@ func testConnectionEnd(t *testing.T, h Harness, how string, end func(*cutProxy))
 	wantCode(t, "a tailing stream's Receive after its connection was "+how, err, transport.Unavailable)
 	if ctx.Err() != nil {
 		t.Fatalf("the call's context ended (%v): the test proves nothing", ctx.Err())
+	}
+}
+
+// silentServer accepts TCP connections and reads them, answering nothing (a server that
+// hangs), and counts the connections it accepted and those the client ended.
+type silentServer struct {
+	l              net.Listener
+	mu             sync.Mutex
+	conns          []net.Conn
+	accepted, done int
+	wg             sync.WaitGroup
+}
+
+func newSilentServer(t testing.TB) *silentServer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	s := &silentServer{l: l}
+	s.wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			s.accepted++
+			s.mu.Unlock()
+			s.wg.Go(func() {
+				_, _ = io.Copy(io.Discard, c)
+				s.mu.Lock()
+				s.done++
+				s.mu.Unlock()
+			})
+		}
+	})
+	t.Cleanup(func() {
+		l.Close()
+		s.mu.Lock()
+		for _, c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+	return s
+}
+
+// open is how many accepted connections the client has not ended, and how many were accepted.
+func (s *silentServer) open() (open, accepted int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted - s.done, s.accepted
+}
+
+// testClientCloseEndsConnections: Close ends every connection the client opened, also those
+// under calls that a silent server never answered and that their callers had just given up:
+// a client closed after its server hung keeps no connection, and no goroutine reading one.
+func testClientCloseEndsConnections(t *testing.T, h Harness) {
+	s := newSilentServer(t)
+	c, err := h.NewClient(s.l.Addr().String(), transport.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		ctx, cancel := context.WithTimeout(ctxT(t), 100*time.Millisecond)
+		_, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("a")}})
+		cancel()
+		if err == nil {
+			t.Fatal("Produce to a silent server succeeded")
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		open, accepted := s.open()
+		if accepted == 0 {
+			t.Fatal("the client never connected: the test proves nothing")
+		}
+		if open == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the %d connections the client opened still open 5 s after Close", open, accepted)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

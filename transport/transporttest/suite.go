@@ -69,6 +69,7 @@ func Run(t *testing.T, h Harness) {
 		{"HeaderBounds", testHeaderBounds},
 		{"BrokenConnection", testBrokenConnection},
 		{"ClosedConnection", testClosedConnection},
+		{"ClientCloseEndsConnections", testClientCloseEndsConnections},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
