@@ -415,6 +415,11 @@ func (c *Config) validatePeers() error {
 	if (c.ServerTLS != nil || c.PeerServerTLS != nil) && c.GossipKey == "" && c.Membership == nil {
 		bad("GossipKey", "is missing: %w", ErrNoGossipKey)
 	}
+	if c.PeerServerTLS != nil && c.PeerServerTLS.ClientCAs == nil {
+		// Without a peer CA nothing verifies the certificates of accepted Raft connections.
+		bad("PeerServerTLS", "has no ClientCAs: the peer CA that accepted Raft peers' certificates must chain to "+
+			"(tlsutil.PeerConfig builds a peer configuration)")
+	}
 	if c.PeerServerTLS != nil {
 		if err := tlsutil.ValidNodeName(c.NodeName); err != nil {
 			bad("NodeName", "%q: with peer TLS the node name must fit in a certificate's DNS name: %w", c.NodeName, err)
