@@ -49,6 +49,11 @@ func wirePartitions(ps []topicPartition) []*logv1.TopicPartitions {
 
 // Heartbeat joins, keeps or removes a group member (see log.v1.Groups).
 func (s *service) Heartbeat(ctx context.Context, req *logv1.HeartbeatRequest) (*logv1.HeartbeatResponse, error) {
+	// The bound before the work it bounds: each topic costs an authorization (here, and again
+	// on the leader this may forward to), and a record-sized request names ~10^5 of them.
+	if n := len(req.GetTopics()); n > maxSubscribedTopics {
+		return nil, toWire(fmt.Errorf("%w: %d topics in a subscription, limit %d", fsm.ErrInvalidGroup, n, maxSubscribedTopics))
+	}
 	for _, t := range req.GetTopics() {
 		if err := s.authorizeTopic(ctx, t, authz.ActionConsume); err != nil {
 			return nil, err
