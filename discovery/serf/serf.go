@@ -95,8 +95,20 @@ func New(cfg Config) (*Membership, error) {
 	if err := probeBind(conf.MemberlistConfig.BindAddr, conf.MemberlistConfig.BindPort); err != nil {
 		return nil, fmt.Errorf("discovery/serf: bind %s: %w", s.cfg.BindAddr, err)
 	}
+	// The stream connections of others go through the bounds of guard.go.
+	ml := conf.MemberlistConfig
+	gt, err := newGuardedTransport(ml.BindAddr, ml.BindPort, ml.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("discovery/serf: bind %s: %w", s.cfg.BindAddr, err)
+	}
+	if ml.BindPort == 0 { // as memberlist does with the transport it makes
+		port := gt.GetAutoBindPort()
+		ml.BindPort, ml.AdvertisePort = port, port
+	}
+	ml.Transport = gt
 	m.serf, err = hserf.Create(conf)
 	if err != nil {
+		_ = gt.Shutdown()
 		return nil, fmt.Errorf("discovery/serf: start gossip on %s: %w", s.cfg.BindAddr, err)
 	}
 	m.wg.Add(1)
