@@ -296,9 +296,17 @@ func (a *Authorizer) load() (*casbinv2.SyncedEnforcer, error) {
 	enf.EnableAutoSave(false)
 	// Evaluate one request so that an effect or matcher casbin cannot
 	// evaluate fails here rather than on every request later. The control
-	// character makes sure no rule matches it.
-	if _, err := enf.Enforce("\x00probe", "\x00probe", "\x00probe"); err != nil {
+	// characters make sure no rule names it: a model that allows it allows
+	// what no rule allows (an effect such as !some(where (p.eft == deny)), a
+	// matcher that ignores the request), and deny by default is the rule.
+	ok, err := enf.Enforce("\x00probe", "\x00probe", "\x00probe")
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidModel, modelName(a.cfg.ModelFile), err)
+	}
+	if ok {
+		return nil, fmt.Errorf("%w: %s allows a request that no policy rule names (subject, object and action "+
+			"matching no rule); commitlog denies by default: allow with rules, and deny with an effect such as "+
+			"some(where (p.eft == allow)) && !some(where (p.eft == deny))", ErrInvalidModel, modelName(a.cfg.ModelFile))
 	}
 	return enf, nil
 }

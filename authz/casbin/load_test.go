@@ -75,6 +75,9 @@ func TestNewFailsClosedOnBadModel(t *testing.T) {
 		{name: "unsupported effect", model: req + pol + "[policy_effect]\ne = some(wher (p.eft == allow))\n" + match},
 		{name: "matcher syntax error", model: req + pol + eff + "[matchers]\nm = r.sub == \n"},
 		{name: "matcher with unknown function", model: req + pol + eff + "[matchers]\nm = nosuch(r.sub, p.sub)\n"},
+		// Deny by default: a model under which a request no rule names is allowed fails closed.
+		{name: "allow by default effect", model: req + pol + "[policy_effect]\ne = !some(where (p.eft == deny))\n" + match},
+		{name: "matcher matching every rule", model: req + pol + eff + "[matchers]\nm = true\n"},
 		{name: "two request fields", model: "[request_definition]\nr = sub, act\n[policy_definition]\np = sub, act\n" + eff + "[matchers]\nm = r.sub == p.sub && r.act == p.act\n"},
 	}
 	for _, tt := range tests {
@@ -90,13 +93,22 @@ func TestNewFailsClosedOnBadModel(t *testing.T) {
 			}
 		})
 	}
-	// The fragments above do make a valid model: the failures are theirs.
+	// The fragments above do make a valid model: the failures are theirs. So does a model
+	// whose deny rules override its allow rules (deny by default still).
 	dir := t.TempDir()
 	if _, err := casbin.New(casbin.Config{
 		ModelFile:  writeFile(t, dir, "model.conf", req+pol+eff+match),
 		PolicyFile: writeFile(t, dir, "policy.csv", policy),
 	}); err != nil {
 		t.Fatalf("control model: %v", err)
+	}
+	denyOverride := req + "[policy_definition]\np = sub, obj, act, eft\n" +
+		"[policy_effect]\ne = some(where (p.eft == allow)) && !some(where (p.eft == deny))\n" + match
+	if _, err := casbin.New(casbin.Config{
+		ModelFile:  writeFile(t, dir, "deny-override.conf", denyOverride),
+		PolicyFile: writeFile(t, dir, "deny-override.csv", "p, root, *, produce, allow\np, root, *, consume, deny\n"),
+	}); err != nil {
+		t.Fatalf("deny-override model: %v", err)
 	}
 }
 
