@@ -213,6 +213,11 @@ func (s *service) AlterTopicConfig(ctx context.Context, req *logv1.AlterTopicCon
 		if err != nil {
 			return nil, err
 		}
+		// The settings are checked before the partitions are added: a request refused for
+		// its settings must change nothing.
+		if err := patch.Validate(t.Config); err != nil {
+			return nil, err
+		}
 		if req.Partitions != nil && req.GetPartitions() != t.Partitions {
 			if t, err = s.sm.CreatePartitions(ctx, s.node, req.GetName(), req.GetPartitions()); err != nil {
 				return nil, err

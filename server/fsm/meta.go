@@ -120,6 +120,10 @@ func (p TopicConfigPatch) apply(c TopicConfig) TopicConfig {
 	return c
 }
 
+// Validate checks the settings p gives a topic whose settings are c. Errors: ErrInvalidTopic,
+// wrapped.
+func (p TopicConfigPatch) Validate(c TopicConfig) error { return p.apply(c).Validate() }
+
 // Topic is a topic's metadata.
 type Topic struct {
 	Name       string      `json:"name"`
