@@ -86,7 +86,7 @@ func toWire(err error) error {
 		return transport.NewError(transport.Unavailable, err)
 	case errors.Is(err, storage.ErrCorrupt):
 		return transport.NewError(transport.DataLoss, err)
-	case errors.Is(err, fsm.ErrTooLarge), errors.Is(err, storage.ErrTooLarge):
+	case errors.Is(err, fsm.ErrTooLarge), errors.Is(err, storage.ErrTooLarge), errors.Is(err, errTooManyFiles):
 		return transport.NewError(transport.ResourceExhausted, err)
 	case errors.Is(err, fsm.ErrInvalidCommand), errors.Is(err, fsm.ErrEmptyBatch), errors.Is(err, storage.ErrEmptyBatch), errors.Is(err, errInvalid):
 		return transport.NewError(transport.InvalidArgument, err)
@@ -106,4 +106,15 @@ var (
 	// errLagging: this replica could not catch up, in time, to the commit point it learned
 	// from the leader; another replica (or a later retry) can serve the read.
 	errLagging = errors.New("server: replica lagging behind the leader's commit point")
+	// errTooManyFiles: partitions refused before they were proposed, since this server could
+	// not open their files within its open-file limit (openFilesRoom).
+	errTooManyFiles = errors.New("server: open-file limit too low for the partitions")
+)
+
+const (
+	// filesPerPartition is what an open partition holds open: its active segment's log and
+	// index files.
+	filesPerPartition = 2
+	// openFilesReserve is what openFilesRoom keeps for connections, Raft and rolled segments.
+	openFilesReserve = 256
 )

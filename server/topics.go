@@ -172,6 +172,11 @@ func (s *service) CreateTopic(ctx context.Context, req *logv1.CreateTopicRequest
 	c := req.GetConfig()
 	cfg := fsm.TopicConfig{RetentionBytes: c.GetRetentionBytes(), RetentionMs: c.GetRetentionMs(), MaxRecordBytes: int(c.GetMaxRecordBytes()), TimestampType: c.GetTimestampType()}
 	return leaderCall(ctx, s, func() (*logv1.CreateTopicResponse, error) {
+		if parts <= fsm.MaxPartitionsPerTopic { // more: refused by CreateTopic
+			if err := openFilesRoom(parts); err != nil {
+				return nil, err
+			}
+		}
 		t, err := s.sm.CreateTopic(ctx, s.node, req.GetName(), parts, cfg)
 		if err != nil {
 			return nil, err
@@ -219,6 +224,11 @@ func (s *service) AlterTopicConfig(ctx context.Context, req *logv1.AlterTopicCon
 			return nil, err
 		}
 		if req.Partitions != nil && req.GetPartitions() != t.Partitions {
+			if n := req.GetPartitions(); n > t.Partitions && n <= fsm.MaxPartitionsPerTopic {
+				if err := openFilesRoom(n - t.Partitions); err != nil {
+					return nil, err
+				}
+			}
 			if t, err = s.sm.CreatePartitions(ctx, s.node, req.GetName(), req.GetPartitions()); err != nil {
 				return nil, err
 			}

@@ -1,0 +1,37 @@
+//go:build linux
+
+package server
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// openFilesRoom checks, on the leader before it proposes partitions, that this process may open
+// the files of parts more partitions (each holds its active segment's log and index open) and
+// keep a reserve for connections and segments to come. Creating the partitions is applied by
+// every replica; one that cannot open them stops applying for good (the entry is committed: it
+// cannot be skipped), and so does the same replica again at every restart. So a request the
+// open-file limit cannot hold is refused before anything is proposed. Without a way to count
+// the open files (no /proc/self/fd) it checks nothing.
+func openFilesRoom(parts uint32) error {
+	if parts == 0 {
+		return nil
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == ^uint64(0) {
+		return nil
+	}
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil
+	}
+	open := len(es)
+	need := uint64(open) + uint64(parts)*filesPerPartition + openFilesReserve
+	if need > lim.Cur {
+		return fmt.Errorf("%w: %d partitions need about %d open files; this server has %d open and may open %d (keeping %d in reserve): raise its open-files limit (ulimit -n, systemd LimitNOFILE)",
+			errTooManyFiles, parts, uint64(parts)*filesPerPartition, open, lim.Cur, openFilesReserve)
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package server
+
+import (
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/transport"
+)
+
+// TestCreateTopicBeyondOpenFileLimitRefused: a topic (or added partitions) whose files this
+// server cannot open within its open-file limit is refused (ResourceExhausted) before it is
+// proposed. It used to be committed: every replica failed to open the partitions and stopped
+// applying for good (every later write failed, and the replay failed again at a restart).
+func TestCreateTopicBeyondOpenFileLimitRefused(t *testing.T) {
+	srv := startServer(t, Config{})
+	ctx := ctxT(t, 60*time.Second)
+	cl, err := client.New(ctx, []string{srv.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := cl.CreateTopic(ctx, "small", 1, client.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := old
+	lim.Cur = uint64(len(fds)) + 600
+	if lim.Cur > old.Cur {
+		t.Skipf("open-file limit %d already low", old.Cur)
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	restore := func() {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer restore()
+
+	if _, err := cl.CreateTopic(ctx, "big", 1000, client.TopicConfig{}); transport.CodeOf(err) != transport.ResourceExhausted {
+		t.Fatalf("a topic of 1000 partitions under a limit of %d open files: %v, want ResourceExhausted", lim.Cur, err)
+	}
+	parts := uint32(1000)
+	if _, err := cl.AlterTopic(ctx, "small", client.TopicAlteration{Partitions: &parts}); transport.CodeOf(err) != transport.ResourceExhausted {
+		t.Fatalf("adding 999 partitions under a limit of %d open files: %v, want ResourceExhausted", lim.Cur, err)
+	}
+	restore()
+
+	// Nothing was proposed: the server goes on applying.
+	if _, err := cl.Produce(ctx, []byte("x")); err != nil {
+		t.Fatalf("produce after the refusals: %v", err)
+	}
+	if _, err := cl.CreateTopic(ctx, "big", 2, client.TopicConfig{}); err != nil {
+		t.Fatalf("create after the refusals: %v", err)
+	}
+	d, err := cl.DescribeTopic(ctx, "small")
+	if err != nil || d.Partitions != 1 {
+		t.Fatalf("small after the refused alter: %+v, %v; want 1 partition", d.Topic, err)
+	}
+}
