@@ -78,8 +78,9 @@ func ProducerBatchRecords(n int) ProducerOption {
 	return producerOptionFunc(func(o *producerOptions) { o.batchRecords = n })
 }
 
-// ProducerBatchBytes caps the summed value sizes of one batch. A single
-// record larger than the cap travels alone. Default DefaultBatchBytes.
+// ProducerBatchBytes caps the summed sizes of the records of one batch (values,
+// keys and headers). A single record larger than the cap travels alone.
+// Default DefaultBatchBytes.
 func ProducerBatchBytes(n int) ProducerOption {
 	return producerOptionFunc(func(o *producerOptions) { o.batchBytes = n })
 }
@@ -524,7 +525,7 @@ func (p *Producer) send(ctx context.Context, rec Record, cb func(uint64, error))
 		p.parts[loc] = ps
 		p.order = append(p.order, ps)
 	}
-	size := len(rec.Value) + len(rec.Key)
+	size := batchSize(&rec)
 	if ps.cur != nil && (len(ps.cur.recs) >= p.opts.batchRecords || ps.cur.bytes+size > p.opts.batchBytes) {
 		p.cutLocked(ps)
 	}
@@ -546,6 +547,16 @@ func (p *Producer) send(ctx context.Context, rec Record, cb func(uint64, error))
 		p.cond.Signal()
 	}
 	return f, nil
+}
+
+// batchSize is what rec counts against ProducerBatchBytes: its value, key and headers, all of
+// which travel in the batch's request (and count against the server's record limits).
+func batchSize(rec *Record) int {
+	n := len(rec.Value) + len(rec.Key)
+	for _, h := range rec.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // partitionOf asks pt for rec's partition. rec is a copy: handing pt a pointer to send's own
