@@ -8,6 +8,7 @@ import (
 	"iter"
 	"slices"
 
+	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -56,6 +57,11 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 		// and once all have failed, round again.
 		failed := map[string]bool{}
 		redirectTo := ""
+		// id is the ID of the topic the stream began with (learned before its first record;
+		// none for the default topic or a server without topic IDs): every resumed stream
+		// names it, so that a topic deleted and created again under its name while the
+		// stream reconnected ends the stream (ErrUnknownTopic) instead of going on in it.
+		id, yielded := "", false
 		for {
 			addr := redirectTo
 			if addr == "" {
@@ -67,7 +73,8 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 				}
 			}
 			redirectTo = ""
-			progressed, stop, err := c.streamFrom(ctx, addr, loc, &next, yield)
+			progressed, stop, err := c.streamFrom(ctx, addr, loc, &next, &id, !yielded, yield)
+			yielded = yielded || progressed
 			if stop {
 				return
 			}
@@ -137,7 +144,9 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 // streamFrom consumes one stream from addr starting at *next, yielding
 // records and advancing *next. It reports whether it yielded a record,
 // whether the loop body asked to stop, and the error that ended the stream.
-func (c *Client) streamFrom(ctx context.Context, addr string, loc partitionRef, next *uint64, yield func(Record, error) bool) (progressed, stop bool, err error) {
+// The stream names the topic ID *id; with learn (no record yielded yet) and
+// no ID known, it first asks addr for the topic's ID.
+func (c *Client) streamFrom(ctx context.Context, addr string, loc partitionRef, next *uint64, id *string, learn bool, yield func(Record, error) bool) (progressed, stop bool, err error) {
 	tc, err := c.conn(addr)
 	if err != nil {
 		if errors.Is(err, ErrClosed) {
@@ -151,9 +160,21 @@ func (c *Client) streamFrom(ctx context.Context, addr string, loc partitionRef, 
 	if err != nil {
 		return false, false, &notSentError{err}
 	}
+	if learn && *id == "" && loc.topic != "" {
+		if tpc, ok := tc.(transport.TopicsClient); ok {
+			dctx, dcancel := c.attemptContext(ctx)
+			d, derr := tpc.DescribeTopic(dctx, &logv1.DescribeTopicRequest{Name: loc.topic})
+			dcancel()
+			if derr == nil {
+				*id = d.GetTopic().GetId()
+			}
+			// Otherwise the stream tells (an unknown topic), or a server without topic IDs
+			// reads as before.
+		}
+	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := tc.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: *next, MaxBatch: streamBatch, Topic: loc.topic, Partition: loc.partition})
+	st, err := tc.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: *next, MaxBatch: streamBatch, Topic: loc.topic, Partition: loc.partition, TopicId: *id})
 	if err != nil {
 		return false, false, err
 	}

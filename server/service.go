@@ -617,7 +617,7 @@ func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv
 			return &logv1.ConsumeResponse{Record: wireRecord(rec)}, nil
 		}
 	}
-	rt, err := s.readTarget(ctx, req.GetTopic(), req.GetPartition())
+	rt, err := s.readTargetID(ctx, req.GetTopic(), req.GetPartition(), req.GetTopicId())
 	if err != nil {
 		return nil, toWire(err)
 	}
@@ -757,7 +757,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
 		return toWire(err)
 	}
-	rt, err := s.readTarget(ctx, req.GetTopic(), req.GetPartition())
+	rt, err := s.readTargetID(ctx, req.GetTopic(), req.GetPartition(), req.GetTopicId())
 	if err != nil {
 		return toWire(err)
 	}

@@ -36,6 +36,7 @@ type readTarget struct {
 	topic     string
 	partition uint32
 	part      *fsm.FSM
+	id        fsm.TopicID // its topic's
 }
 
 // readTarget resolves a read's topic and partition ("" and 0: the default partition).
@@ -50,14 +51,32 @@ func (s *service) readTarget(ctx context.Context, topic string, partition uint32
 	if s.sm == nil {
 		return readTarget{}, fmt.Errorf("%w: %q (this server has no topics)", fsm.ErrUnknownTopic, topic)
 	}
-	f, _, err := s.sm.Partition(topic, partition)
+	f, t, err := s.sm.Partition(topic, partition)
 	if unknownTarget(err) && s.caughtUp(ctx) {
-		f, _, err = s.sm.Partition(topic, partition)
+		f, t, err = s.sm.Partition(topic, partition)
 	}
 	if err != nil {
 		return readTarget{}, err
 	}
-	return readTarget{topic: topic, partition: partition, part: f}, nil
+	return readTarget{topic: topic, partition: partition, part: f, id: t.ID}, nil
+}
+
+// readTargetID is readTarget for a read that names the ID its topic must have (id; "": any):
+// a reader that began with a topic never goes on in another one under its name (deleted and
+// created again while it reconnected). A topic with another ID here may be one this node has
+// not yet applied the creation of: it catches up first. Errors: readTarget's;
+// fsm.ErrUnknownTopic when the topic has another ID.
+func (s *service) readTargetID(ctx context.Context, topic string, partition uint32, id string) (readTarget, error) {
+	rt, err := s.readTarget(ctx, topic, partition)
+	if err != nil || id == "" || rt.id.String() == id {
+		return rt, err
+	}
+	if s.caughtUp(ctx) {
+		if rt, err = s.readTarget(ctx, topic, partition); err != nil || rt.id.String() == id {
+			return rt, err
+		}
+	}
+	return readTarget{}, fmt.Errorf("%w: %q has ID %s, not %s: deleted since, perhaps created again", fsm.ErrUnknownTopic, topic, rt.id, id)
 }
 
 func unknownTarget(err error) bool {

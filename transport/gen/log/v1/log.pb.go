@@ -590,8 +590,13 @@ type ConsumeRequest struct {
 	// as the seed. Ignored by ConsumeStream. (Added.)
 	MaxWaitMs uint32 `protobuf:"varint,4,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`
 	// topic and partition name the log to read; empty: "default", 0. (Added.)
-	Topic         string `protobuf:"bytes,5,opt,name=topic,proto3" json:"topic,omitempty"`
-	Partition     uint32 `protobuf:"varint,6,opt,name=partition,proto3" json:"partition,omitempty"`
+	Topic     string `protobuf:"bytes,5,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition uint32 `protobuf:"varint,6,opt,name=partition,proto3" json:"partition,omitempty"`
+	// topic_id, when set, is the ID (Topic.id) of the topic the reader began
+	// with: a topic that has another ID now (deleted since, perhaps created
+	// again under its name) is answered NOT_FOUND, so that a stream resumed
+	// after a reconnection never goes on in another topic. (Added.)
+	TopicId       string `protobuf:"bytes,7,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -666,6 +671,13 @@ func (x *ConsumeRequest) GetPartition() uint32 {
 		return x.Partition
 	}
 	return 0
+}
+
+func (x *ConsumeRequest) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
 }
 
 type ConsumeResponse struct {
@@ -4296,14 +4308,15 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\bproducer\x18\x04 \x01(\v2\x13.log.v1.ProducerRefR\bproducer\"G\n" +
 	"\x0fProduceResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xbd\x01\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xd8\x01\n" +
 	"\x0eConsumeRequest\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\"\n" +
 	"\flinearizable\x18\x02 \x01(\bR\flinearizable\x12\x1b\n" +
 	"\tmax_batch\x18\x03 \x01(\rR\bmaxBatch\x12\x1e\n" +
 	"\vmax_wait_ms\x18\x04 \x01(\rR\tmaxWaitMs\x12\x14\n" +
 	"\x05topic\x18\x05 \x01(\tR\x05topic\x12\x1c\n" +
-	"\tpartition\x18\x06 \x01(\rR\tpartition\"c\n" +
+	"\tpartition\x18\x06 \x01(\rR\tpartition\x12\x19\n" +
+	"\btopic_id\x18\a \x01(\tR\atopicId\"c\n" +
 	"\x0fConsumeResponse\x12&\n" +
 	"\x06record\x18\x02 \x01(\v2\x0e.log.v1.RecordR\x06record\x12(\n" +
 	"\arecords\x18\x03 \x03(\v2\x0e.log.v1.RecordR\arecords\"\xa4\x01\n" +
