@@ -42,7 +42,10 @@ func (c *Client) Stream(ctx context.Context, from uint64) iter.Seq2[Record, erro
 
 // StreamPartition is Stream over partition of topic ("" means DefaultTopic).
 // An unknown topic or partition ends the sequence with an error wrapping
-// ErrUnknownTopic.
+// ErrUnknownTopic; so does the topic's deletion, even when a topic of the same
+// name is created while the stream reconnects (it is another topic: the
+// stream learns its topic's ID before its first record and names it when it
+// resumes).
 func (c *Client) StreamPartition(ctx context.Context, topic string, partition uint32, from uint64) iter.Seq2[Record, error] {
 	loc := partitionRef{topic: wireTopic(topic), partition: partition}
 	return func(yield func(Record, error) bool) {
