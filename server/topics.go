@@ -65,16 +65,20 @@ func (s *service) readTarget(ctx context.Context, topic string, partition uint32
 // a reader that began with a topic never goes on in another one under its name (deleted and
 // created again while it reconnected). A topic with another ID here may be one this node has
 // not yet applied the creation of: it catches up first. Errors: readTarget's;
-// fsm.ErrUnknownTopic when the topic has another ID.
+// fsm.ErrUnknownTopic when the topic has another ID; errLagging when this node could not catch
+// up to tell.
 func (s *service) readTargetID(ctx context.Context, topic string, partition uint32, id string) (readTarget, error) {
 	rt, err := s.readTarget(ctx, topic, partition)
 	if err != nil || id == "" || rt.id.String() == id {
 		return rt, err
 	}
-	if s.caughtUp(ctx) {
-		if rt, err = s.readTarget(ctx, topic, partition); err != nil || rt.id.String() == id {
-			return rt, err
-		}
+	if !s.caughtUp(ctx) {
+		// This node may lag the topic's creation, and cannot tell: another replica, or a
+		// later try, can (Unavailable).
+		return readTarget{}, fmt.Errorf("%w: %q has ID %s here, not %s, and this node could not catch up with the leader", errLagging, topic, rt.id, id)
+	}
+	if rt, err = s.readTarget(ctx, topic, partition); err != nil || rt.id.String() == id {
+		return rt, err
 	}
 	return readTarget{}, fmt.Errorf("%w: %q has ID %s, not %s: deleted since, perhaps created again", fsm.ErrUnknownTopic, topic, rt.id, id)
 }
