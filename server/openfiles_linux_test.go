@@ -33,11 +33,9 @@ func TestCreateTopicBeyondOpenFileLimitRefused(t *testing.T) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
 		t.Fatal(err)
 	}
+	// A limit with room for 300 partitions, not 1000 (or the process's own, if lower).
 	lim := old
-	lim.Cur = uint64(len(fds)) + 600
-	if lim.Cur > old.Cur {
-		t.Skipf("open-file limit %d already low", old.Cur)
-	}
+	lim.Cur = min(old.Cur, uint64(len(fds))+600)
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
