@@ -30,6 +30,7 @@ func TestGroupsACL(t *testing.T) {
 		if _, err := rootC.(transport.TopicsClient).CreateTopic(ctx, &logv1.CreateTopicRequest{Name: name, Partitions: 1}); err != nil {
 			t.Fatal(err)
 		}
+		fillTopicT(t, ctx, rootC, name, 1, 2)
 	}
 	root, alice, nobody := groupsClient(t, rootC), client("alice"), client("nobody")
 	denied := func(what string, err error) {

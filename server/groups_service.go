@@ -101,7 +101,10 @@ func (s *service) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsReq
 		if err := fsm.ValidateGroupName(req.GetGroup()); err != nil {
 			return nil, err
 		}
-		commit := func() error {
+		commit := func() error { // after the member's checks: a fenced member learns it first
+			if err := s.offsetsWithinLogs(ctx, offs); err != nil {
+				return err
+			}
 			_, err := s.sm.CommitOffsets(ctx, s.node, req.GetGroup(), offs)
 			return err
 		}
@@ -118,6 +121,34 @@ func (s *service) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsReq
 	}, func(c transport.GroupsClient) (*logv1.CommitOffsetsResponse, error) {
 		return c.CommitOffsets(forwardedContext(ctx), req)
 	})
+}
+
+// offsetsWithinLogs refuses a commit of an offset beyond its partition's next offset: a group
+// reading from there would wait for that offset and never deliver the records written before it
+// (a committed offset is the next record to read, so at most the partition's next offset). The
+// leader may not yet have applied records another replica served: it catches up before it
+// refuses. Partitions it does not know are left to the commit's own checks.
+func (s *service) offsetsWithinLogs(ctx context.Context, offs []fsm.GroupOffset) error {
+	beyond := func() (fsm.GroupOffset, uint64, bool) {
+		for _, o := range offs {
+			f, _, err := s.sm.Partition(o.Topic, o.Partition)
+			if err != nil {
+				continue
+			}
+			if _, next := f.Bounds(); o.Offset > next {
+				return o, next, true
+			}
+		}
+		return fsm.GroupOffset{}, 0, false
+	}
+	if _, _, ok := beyond(); !ok || !s.caughtUp(ctx) {
+		return nil // or: cannot tell (the commit's own errors, or a refusal by a later leader, follow)
+	}
+	if o, next, ok := beyond(); ok {
+		return fmt.Errorf("%w: offset %d of topic %q partition %d is beyond the partition's end (next offset %d): a committed offset is the next record to read",
+			errInvalid, o.Offset, o.Topic, o.Partition, next)
+	}
+	return nil
 }
 
 // FetchOffsets answers a group's committed offsets, from the leader (which has applied every

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"testing"
@@ -107,6 +108,21 @@ func createTopicT(t *testing.T, ctx context.Context, c transport.Client, name st
 	}
 	if _, err := tc.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: name, Partitions: parts}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// fillTopicT writes n records to each of the parts partitions of topic name, so that offsets up
+// to n may be committed in them.
+func fillTopicT(t *testing.T, ctx context.Context, c transport.Client, name string, parts uint32, n int) {
+	t.Helper()
+	for p := range parts {
+		recs := make([]*logv1.Record, n)
+		for i := range recs {
+			recs[i] = &logv1.Record{Value: fmt.Appendf(nil, "%d-%d", p, i)}
+		}
+		if _, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Topic: name, Partition: p, Records: recs}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -353,6 +369,7 @@ func TestGroupsLeaderFailover(t *testing.T) {
 	leader := leaderOf(t, nodes)
 	c := newClient(t, TransportConnect, leader.Addr())
 	createTopicT(t, ctx, c, "f", 2)
+	fillTopicT(t, ctx, c, "f", 2, 4)
 	var follower *testServer
 	for _, nd := range nodes {
 		if nd != leader {
@@ -404,6 +421,7 @@ func TestGroupsRestartKeepsOffsets(t *testing.T) {
 	c := newClient(t, TransportConnect, srv.Addr())
 	ctx := ctxT(t, 60*time.Second)
 	createTopicT(t, ctx, c, "k", 3)
+	fillTopicT(t, ctx, c, "k", 3, 8)
 	if _, err := groupsClient(t, c).CommitOffsets(ctx, &logv1.CommitOffsetsRequest{Group: "g", Offsets: []*logv1.OffsetToCommit{{Topic: "k", Partition: 2, Offset: 8, Metadata: "m"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -469,4 +487,49 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
+}
+
+// TestCommitBeyondPartitionEndRefused: a committed offset is the next record to read, so one
+// beyond the partition's end is refused (InvalidArgument), by a member and by an administrator
+// alike, and through a follower. It used to be stored: the group's consumers then waited at it
+// and never delivered the records written below it.
+func TestCommitBeyondPartitionEndRefused(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := leaderOf(t, nodes)
+	var follower *testServer
+	for _, nd := range nodes {
+		if nd != leader {
+			follower = nd
+		}
+	}
+	ctx := ctxT(t, 60*time.Second)
+	c := newClient(t, TransportConnect, follower.Addr())
+	createTopicT(t, ctx, c, "e", 1)
+	fillTopicT(t, ctx, c, "e", 1, 3)
+	gc := groupsClient(t, c)
+	commit := func(member *wireMember, off uint64) error {
+		req := &logv1.CommitOffsetsRequest{Group: "g", Offsets: []*logv1.OffsetToCommit{{Topic: "e", Offset: off}}}
+		if member != nil {
+			req.MemberId, req.MemberEpoch = member.id, member.epoch
+		}
+		_, err := gc.CommitOffsets(ctx, req)
+		return err
+	}
+	for _, off := range []uint64{4, 100, math.MaxUint64} {
+		if err := commit(nil, off); transport.CodeOf(err) != transport.InvalidArgument {
+			t.Errorf("commit of offset %d past a partition of 3 records: %v, want InvalidArgument", off, err)
+		}
+	}
+	if err := commit(nil, 3); err != nil { // the end itself: everything was read
+		t.Fatalf("commit of the partition's end: %v", err)
+	}
+	m := &wireMember{group: "g", topics: []string{"e"}}
+	settleWire(t, ctx, gc, m)
+	if err := commit(m, 100); transport.CodeOf(err) != transport.InvalidArgument {
+		t.Errorf("a member's commit past the end: %v, want InvalidArgument", err)
+	}
+	f, err := gc.FetchOffsets(ctx, &logv1.FetchOffsetsRequest{Group: "g"})
+	if err != nil || len(f.GetOffsets()) != 1 || f.GetOffsets()[0].GetOffset() != 3 {
+		t.Fatalf("offsets after the refusals: %v, %v; want offset 3 only", f, err)
+	}
 }
