@@ -11,10 +11,13 @@
 # medians (the rounds' figures go to $work/rounds.tsv).
 #
 # Settings (environment):
-#   COMMITLOG_BINS  "name=path[,bench] ..." commitlog binaries to compare (default
+#   COMMITLOG_BINS  "name=path[,bench[,transport]] ..." commitlog binaries to compare (default
 #                   "commitlog=bin/commitlog"; e.g. "before=/tmp/old after=bin/commitlog" runs both,
 #                   each its own cluster); ",bench" drives that cluster with another load tool
-#                   (the SDK's client side is part of what is measured)
+#                   (the SDK's client side is part of what is measured); ",,grpc" runs that
+#                   cluster with `serve --transport grpc` (the grpc-go server instead of Connect's)
+#                   and every workload against it over gRPC, e.g.
+#                   "connect=bin/commitlog grpc=bin/commitlog,,grpc"
 #   BENCH_BIN       the load tool (default bin/commitlog-bench)
 #   BENCH_CACHE     where nats-server is installed (default .cache/bench)
 #   BENCH_DURATION  measured phase per workload (default 10s); BENCH_WARMUP (default 2s)
@@ -43,6 +46,8 @@ all_workloads=(
 	"batch1k|batch, 16 x 256, 1 KiB|-mode batch -producers 16 -clients 16 -window 256 -batch-records 256 -record-size 1024"
 	"stream100g|stream, 16 x 256 in flight, 100 B, SDK over gRPC|-mode stream -producers 16 -clients 16 -window 256 -record-size 100 -transport grpc"
 	"stream1kg|stream, 16 x 256 in flight, 1 KiB, SDK over gRPC|-mode stream -producers 16 -clients 16 -window 256 -record-size 1024 -transport grpc"
+	"unary1g|unary, 1 client, SDK over gRPC|-mode unary -producers 1 -clients 1 -transport grpc"
+	"unary16g|unary, 16 clients, SDK over gRPC|-mode unary -producers 16 -clients 16 -transport grpc"
 )
 want=${BENCH_WORKLOADS:-unary1 unary16 stream100 stream1k batch100 batch1k stream100g stream1kg}
 
@@ -63,8 +68,8 @@ stop() {
 trap stop EXIT
 trap 'exit 130' INT TERM
 
-# targets: name, kind (nats|commitlog), addrs, pids
-t_names=() t_kinds=() t_addrs=() t_pids=() t_bench=()
+# targets: name, kind (nats|commitlog), addrs, pids, load tool, extra load tool flags
+t_names=() t_kinds=() t_addrs=() t_pids=() t_bench=() t_flags=()
 
 start_nats() {
 	local base=$port routes="" i p=()
@@ -81,37 +86,40 @@ start_nats() {
 		"$cache/nats-server" -c "$work/nats-$i/nats.conf" >"$work/nats-$i/log" 2>&1 &
 		pids+=($!) p+=($!)
 	done
-	t_names+=(nats) t_kinds+=(nats) t_bench+=("$bench") t_addrs+=("127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))")
+	t_names+=(nats) t_kinds+=(nats) t_bench+=("$bench") t_flags+=("") t_addrs+=("127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))")
 	t_pids+=("$(IFS=,; echo "${p[*]}")")
 }
 
-start_commitlog() { # name binary [load tool]
-	local base=$port i p=() a=()
+start_commitlog() { # name binary [load tool [transport]]
+	local base=$port i p=() a=() flags=""
+	[ -n "${4:-}" ] && flags="-transport $4"
 	port=$((port + 40))
 	for i in 1 2 3; do
 		local rpc=$((base + (i - 1) * 10))
 		local args=(serve --node-name "node-$i" --data-dir "$work/data-$1/node-$i" --bind-addr "127.0.0.1:$((rpc + 1))"
 			--rpc-port "$rpc" --gossip-profile local --log-level warn --bootstrap-expect 3)
 		[ "$i" -gt 1 ] && args+=(--start-join-addrs "127.0.0.1:$((base + 1))")
+		[ -n "${4:-}" ] && args+=(--transport "$4")
 		"$2" "${args[@]}" >"$work/$1-node-$i.log" 2>&1 &
 		pids+=($!) p+=($!) a+=("127.0.0.1:$rpc")
 	done
-	t_names+=("$1") t_kinds+=(commitlog) t_bench+=("${3:-$bench}") t_addrs+=("$(IFS=,; echo "${a[*]}")")
+	t_names+=("$1") t_kinds+=(commitlog) t_bench+=("${3:-$bench}") t_flags+=("$flags") t_addrs+=("$(IFS=,; echo "${a[*]}")")
 	t_pids+=("$(IFS=,; echo "${p[*]}")")
 }
 
 start_nats
 for b in $bins; do
-	IFS=, read -r path tool <<<"${b#*=}"
-	start_commitlog "${b%%=*}" "$path" "$tool"
+	IFS=, read -r path tool transport <<<"${b#*=}"
+	start_commitlog "${b%%=*}" "$path" "$tool" "$transport"
 done
 
 # Wait until each target takes a record.
 for i in "${!t_names[@]}"; do
 	ok=""
 	for _ in $(seq 60); do
+		# shellcheck disable=SC2086 # t_flags is a list of flags
 		if "${t_bench[$i]}" -target "${t_kinds[$i]}" -nats-replicas 3 -addr "${t_addrs[$i]}" -records 1 -warmup 0 -progress=-1s \
-			-max-errors 1 >/dev/null 2>&1; then ok=1; break; fi
+			-max-errors 1 ${t_flags[$i]} >/dev/null 2>&1; then ok=1; break; fi
 		sleep 1
 	done
 	[ -n "$ok" ] || { echo "bench-vs-nats: ${t_names[$i]} never became ready; logs in $work" >&2; exit 1; }
@@ -123,7 +131,7 @@ run() {
 	local i=$1 flags=$2 out
 	# shellcheck disable=SC2086
 	out=$("${t_bench[$i]}" -target "${t_kinds[$i]}" -nats-replicas 3 -addr "${t_addrs[$i]}" -server-pids "${t_pids[$i]}" \
-		-duration "$duration" -warmup "$warmup" -progress=-1s -max-errors -1 $flags 2>>"$work/bench.err") || true
+		-duration "$duration" -warmup "$warmup" -progress=-1s -max-errors -1 $flags ${t_flags[$i]} 2>>"$work/bench.err") || true
 	awk '
 		/^produce/ { for (j = 1; j <= NF; j++) if ($j == "records/s") r = $(j-1) }
 		/latency p50/ { for (j = 1; j <= NF; j++) if ($j == "p50") p = $(j+1) }
