@@ -17,14 +17,7 @@ import (
 func TestCreateTopicBeyondOpenFileLimitRefused(t *testing.T) {
 	srv := startServer(t, Config{})
 	ctx := ctxT(t, 60*time.Second)
-	cl, err := client.New(ctx, []string{srv.Addr()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := cl.CreateTopic(ctx, "small", 1, client.TopicConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	cl := sdkWithTopic(t, ctx, srv, "small", 1)
 	fds, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Skip("no /proc/self/fd")

@@ -15,14 +15,7 @@ import (
 func TestProducerBatchCountsHeaders(t *testing.T) {
 	srv := startServer(t, Config{})
 	ctx := ctxT(t, 60*time.Second)
-	cl, err := client.New(ctx, []string{srv.Addr()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := cl.CreateTopic(ctx, "t", 1, client.TopicConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	cl := sdkWithTopic(t, ctx, srv, "t", 1)
 	p, err := cl.NewProducer(client.ProducerLinger(time.Second))
 	if err != nil {
 		t.Fatal(err)

@@ -14,16 +14,9 @@ import (
 func TestAlterTopicRefusedChangesNothing(t *testing.T) {
 	srv := startServer(t, Config{})
 	ctx := ctxT(t, 30*time.Second)
-	cl, err := client.New(ctx, []string{srv.Addr()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := cl.CreateTopic(ctx, "t", 1, client.TopicConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	cl := sdkWithTopic(t, ctx, srv, "t", 1)
 	parts, bad := uint32(4), int64(-5)
-	_, err = cl.AlterTopic(ctx, "t", client.TopicAlteration{Partitions: &parts, RetentionBytes: &bad})
+	_, err := cl.AlterTopic(ctx, "t", client.TopicAlteration{Partitions: &parts, RetentionBytes: &bad})
 	if transport.CodeOf(err) != transport.InvalidArgument {
 		t.Fatalf("AlterTopic with an invalid retention: %v, want InvalidArgument", err)
 	}

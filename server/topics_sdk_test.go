@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -9,6 +10,21 @@ import (
 
 	"github.com/commitlog-go/commitlog/client"
 )
+
+// sdkWithTopic returns an SDK client of srv, closed when the test ends, after creating through
+// it topic name of parts partitions.
+func sdkWithTopic(t *testing.T, ctx context.Context, srv *testServer, name string, parts uint32) *client.Client {
+	t.Helper()
+	cl, err := client.New(ctx, []string{srv.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	if _, err := cl.CreateTopic(ctx, name, parts, client.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
 
 // TestSDKTopicsIdempotenceAcrossLeaderChange: the SDK's idempotent Producer writes keyed records
 // to a 4-partition topic of a 3-node cluster while the leader is stopped mid-produce. Every
