@@ -384,9 +384,10 @@ func consumeCommand() *cli.Command {
 					})
 				}
 				// Without --from, the partition's lowest offset (retention moves it up); without
-				// --count (or 0) and --follow, up to the end of the log as it is now.
+				// --follow, up to the end of the log as it is now, or --count records if fewer
+				// (a --count beyond the end waited there forever, as --follow does).
 				from, count := c.Uint64("from"), c.Uint64("count")
-				toEnd := !c.Bool("follow") && count == 0
+				toEnd := !c.Bool("follow")
 				if !c.IsSet("from") || toEnd {
 					b, err := cl.PartitionBounds(c.Context, topic, partition)
 					if err != nil {
@@ -406,7 +407,9 @@ func consumeCommand() *cli.Command {
 						if from == b.Next {
 							return nil // nothing written there yet
 						}
-						count = b.Next - from
+						if left := b.Next - from; count == 0 || count > left {
+							count = left
+						}
 					}
 				}
 				out := bufio.NewWriter(c.App.Writer)

@@ -447,3 +447,30 @@ func TestProduceConsumeRecordAtLargestLimit(t *testing.T) {
 		t.Fatalf("consume returned %d bytes, want the %d-byte record", len(got), len(line)+1)
 	}
 }
+
+// TestConsumeCountBeyondTheEnd: without --follow, consume reads up to the end of the log (or
+// --count records); with a --count larger than what is left, it waited forever at the end, as
+// --follow does, and --from past the end with --count waited instead of being refused.
+func TestConsumeCountBeyondTheEnd(t *testing.T) {
+	addr := startOne(t)
+	mustRun(t, "produce", "--addr", addr, "a", "b", "c")
+	// consume runs one consume, giving up after 5 seconds.
+	consume := func(args ...string) (int, string, string, time.Duration) {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		start := time.Now()
+		code, out, errOut := run(t, ctx, append([]string{"consume", "--addr", addr}, args...)...)
+		return code, out, errOut, time.Since(start).Round(time.Millisecond)
+	}
+	if code, out, errOut, took := consume("--from", "1", "--count", "5"); code != 0 || out != "b\nc\n" {
+		t.Errorf("consume --from 1 --count 5: exit %d after %v (stdout %q, stderr %q); want b and c and exit 0 at the end of the log",
+			code, took, out, errOut)
+	}
+	if code, out, errOut, _ := consume("--from", "2", "--count", "1"); code != 0 || out != "c\n" {
+		t.Errorf("consume --from 2 --count 1: exit %d, stdout %q, stderr %q; want c", code, out, errOut)
+	}
+	if code, out, errOut, took := consume("--from", "9", "--count", "1"); code == 0 || out != "" ||
+		!strings.Contains(errOut, "past the end of the log") {
+		t.Errorf("consume --from 9 --count 1: exit %d after %v, stdout %q, stderr %q; want the end's error", code, took, out, errOut)
+	}
+}
