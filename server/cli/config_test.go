@@ -138,3 +138,30 @@ func TestServeRefusesSharedPort(t *testing.T) {
 		t.Errorf("serve created its data dir before refusing the ports (%v)", err)
 	}
 }
+
+// TestConfigFileWholeNumberRatio: --trace-sample-ratio takes 0 to 1, but a config file's
+// "trace-sample-ratio: 1" (or 0), which YAML reads as an integer, was refused as a mismatched
+// type; only 1.0 was taken.
+func TestConfigFileWholeNumberRatio(t *testing.T) {
+	for body, want := range map[string]float64{"trace-sample-ratio: 1\n": 1, "trace-sample-ratio: 0\n": -1, "trace-sample-ratio: 0.5\n": 0.5} {
+		cfg := filepath.Join(t.TempDir(), "commitlog.yaml")
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var got server.Config
+		cmd := serveCommand()
+		cmd.Action = func(c *cli.Context) error {
+			var err error
+			got, err = serveConfig(c, slog.New(slog.DiscardHandler))
+			return err
+		}
+		app := &cli.App{Commands: []*cli.Command{cmd}}
+		if err := app.Run([]string{"commitlog", "serve", "--config-file", cfg}); err != nil {
+			t.Errorf("config file %q: %v", body, err)
+			continue
+		}
+		if got.TraceSampleRatio != want {
+			t.Errorf("config file %q: TraceSampleRatio %v, want %v", body, got.TraceSampleRatio, want)
+		}
+	}
+}

@@ -212,6 +212,18 @@ func loadConfigFile(path string, flags []cli.Flag) (altsrc.InputSourceContext, e
 		}
 	}
 	if len(unknown) == 0 {
+		// YAML reads a whole number ("trace-sample-ratio: 1") as an int, which altsrc refuses
+		// for a float flag: take it as the float it is.
+		for _, f := range flags {
+			if _, ok := f.(*altsrc.Float64Flag); !ok {
+				continue
+			}
+			for _, name := range f.Names() {
+				if n, ok := values[name].(int); ok {
+					values[name] = float64(n)
+				}
+			}
+		}
 		return altsrc.NewMapInputSource(path, values), nil
 	}
 	slices.Sort(unknown)
