@@ -165,3 +165,24 @@ func TestConfigFileWholeNumberRatio(t *testing.T) {
 		}
 	}
 }
+
+// TestServeStartLineNamesDefaults: an empty --node-name or --data-dir (as an empty
+// COMMITLOG_NODE_NAME or COMMITLOG_DATA_DIR gives) runs the server with the host name and
+// ./data, but serve's start line said "node  serving …, data in " (empty), hiding where the
+// node keeps its data and what it is called.
+func TestServeStartLineNamesDefaults(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		t.Skip("no host name")
+	}
+	dir := t.TempDir()
+	t.Chdir(dir)
+	var out syncBuffer
+	startServeTo(t, &out, "--node-name", "", "--data-dir", "", "--bind-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--rpc-port", "-1", "--log-level", "error")
+	if !strings.Contains(out.String(), "node "+host+" serving") || !strings.Contains(out.String(), "data in "+server.DefaultDataDir+"\n") {
+		t.Errorf("serve output %q: want node %s and data in %s", out.String(), host, server.DefaultDataDir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, server.DefaultDataDir)); err != nil {
+		t.Errorf("data dir: %v", err)
+	}
+}

@@ -176,8 +176,12 @@ func serveCommand() *cli.Command {
 				reloadOnSignal(ctx, hup, srv, logger)
 			}()
 			defer wg.Wait()
+			dataDir := cfg.DataDir
+			if dataDir == "" {
+				dataDir = server.DefaultDataDir // what the server uses: an empty flag said "data in "
+			}
 			fmt.Fprintf(c.App.Writer, "commitlog %s: node %s serving the API on %s (%s), gossip on %s, data in %s\n",
-				Version, cfg.NodeName, srv.Addr(), cfg.Transport, cfg.BindAddr, cfg.DataDir)
+				Version, srv.ID(), srv.Addr(), cfg.Transport, cfg.BindAddr, dataDir)
 			err = srv.Run(ctx)
 			stop() // ends reloadOnSignal
 			return err
