@@ -357,7 +357,11 @@ func consumeCommand() *cli.Command {
 			default:
 				return fmt.Errorf("--format %q: want value, text or json", format)
 			}
-			topic, partition := c.String("topic"), uint32(c.Uint("partition"))
+			topic := c.String("topic")
+			partition, err := uint32Flag(c, "partition")
+			if err != nil {
+				return err
+			}
 			return useClient(c, func(cl *client.Client) error {
 				if group := c.String("group"); group != "" {
 					if topic == "" {

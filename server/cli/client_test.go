@@ -474,3 +474,24 @@ func TestConsumeCountBeyondTheEnd(t *testing.T) {
 		t.Errorf("consume --from 9 --count 1: exit %d after %v, stdout %q, stderr %q; want the end's error", code, took, out, errOut)
 	}
 }
+
+// TestPartitionFlagsBeyondUint32Refused: partition numbers, counts and record bounds are 32-bit
+// on the wire, and the CLI cut a larger flag value to its low 32 bits: consume --partition
+// 4294967296 read partition 0, and topic create --partitions 4294967297 made a topic of one
+// partition. They are refused.
+func TestPartitionFlagsBeyondUint32Refused(t *testing.T) {
+	addr := startOne(t)
+	mustRun(t, "produce", "--addr", addr, "a")
+	for _, args := range [][]string{
+		{"consume", "--addr", addr, "--partition", "4294967296"},
+		{"topic", "create", "--addr", addr, "--partitions", "4294967297", "t1"},
+		{"topic", "create", "--addr", addr, "--max-record-bytes", "4294967296", "t2"},
+		{"topic", "alter", "--addr", addr, "--partitions", "4294967297", "default"},
+		{"topic", "alter", "--addr", addr, "--max-record-bytes", "4294967296", "default"},
+	} {
+		code, out, errOut := run(t, t.Context(), args...)
+		if code == 0 || !strings.Contains(errOut, "4294967295") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want it refused as beyond 4294967295", strings.Join(args, " "), code, out, errOut)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"math"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -37,16 +38,24 @@ func topicCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					partitions, err := uint32Flag(c, "partitions")
+					if err != nil {
+						return err
+					}
+					maxRecordBytes, err := uint32Flag(c, "max-record-bytes")
+					if err != nil {
+						return err
+					}
 					// The API reads 0 as 1 (its wire default); given on the command line it is a
 					// mistake, refused as Kafka refuses it.
-					if c.Uint("partitions") == 0 {
+					if partitions == 0 {
 						return fmt.Errorf("--partitions 0: a topic needs at least one partition")
 					}
 					return useClient(c, func(cl *client.Client) error {
-						t, err := cl.CreateTopic(c.Context, name, uint32(c.Uint("partitions")), client.TopicConfig{
+						t, err := cl.CreateTopic(c.Context, name, partitions, client.TopicConfig{
 							RetentionBytes: c.Int64("retention-bytes"),
 							RetentionMs:    c.Int64("retention-ms"),
-							MaxRecordBytes: uint32(c.Uint("max-record-bytes")),
+							MaxRecordBytes: maxRecordBytes,
 							TimestampType:  c.String("timestamp-type"),
 						})
 						if err != nil {
@@ -118,7 +127,10 @@ func topicCommand() *cli.Command {
 					}
 					var alt client.TopicAlteration
 					if c.IsSet("partitions") {
-						v := uint32(c.Uint("partitions"))
+						v, err := uint32Flag(c, "partitions")
+						if err != nil {
+							return err
+						}
 						alt.Partitions = &v
 					}
 					if c.IsSet("retention-bytes") {
@@ -130,7 +142,10 @@ func topicCommand() *cli.Command {
 						alt.RetentionMs = &v
 					}
 					if c.IsSet("max-record-bytes") {
-						v := uint32(c.Uint("max-record-bytes"))
+						v, err := uint32Flag(c, "max-record-bytes")
+						if err != nil {
+							return err
+						}
 						alt.MaxRecordBytes = &v
 					}
 					if c.IsSet("timestamp-type") {
@@ -214,4 +229,15 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// uint32Flag returns the value of the uint flag name, refusing one beyond 32 bits, the width of
+// partition numbers, counts and record bounds on the wire: it was cut to its low 32 bits
+// (--partition 4294967296 read partition 0).
+func uint32Flag(c *cli.Context, name string) (uint32, error) {
+	v := c.Uint(name)
+	if uint64(v) > math.MaxUint32 {
+		return 0, fmt.Errorf("--%s %d: want at most %d", name, v, uint32(math.MaxUint32))
+	}
+	return uint32(v), nil
 }
