@@ -31,12 +31,15 @@ func clientFlags() []cli.Flag {
 		&cli.StringFlag{Name: "tls-key-file", EnvVars: []string{"COMMITLOG_TLS_KEY_FILE"}, Usage: "client key (PEM) for mTLS"},
 		&cli.StringFlag{Name: "tls-ca-file", EnvVars: []string{"COMMITLOG_TLS_CA_FILE"}, Usage: "CA that the server certificate must chain to (enables TLS)"},
 		&cli.StringFlag{Name: "tls-server-name", EnvVars: []string{"COMMITLOG_TLS_SERVER_NAME"}, Usage: "name to verify the server certificate against (default: the address's host)"},
-		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "deadline of each request"},
+		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "deadline of each request (0: none)"},
 	}
 }
 
 // dial connects to the cluster named by the client flags.
 func dial(c *cli.Context) (*client.Client, error) {
+	if d := c.Duration("timeout"); d < 0 {
+		return nil, fmt.Errorf("--timeout %v: want a duration of 0 (none) or more", d)
+	}
 	opts := []client.Option{
 		client.WithTransport(c.String("transport")),
 		client.WithRequestTimeout(c.Duration("timeout")),
@@ -51,7 +54,7 @@ func dial(c *cli.Context) (*client.Client, error) {
 	if tlsCfg != nil {
 		opts = append(opts, client.WithTLS(tlsCfg))
 	}
-	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	ctx, cancel := requestContext(c)
 	defer cancel()
 	cl, err := client.New(ctx, c.StringSlice("addr"), opts...)
 	if err != nil {
@@ -550,7 +553,7 @@ func printStatus(c *cli.Context, clusterID string, servers []client.Server) erro
 			selves[i].err = err
 			continue
 		}
-		ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+		ctx, cancel := requestContext(c)
 		selves[i].b, selves[i].err = tc.GetBounds(ctx, &logv1.GetBoundsRequest{})
 		cancel()
 		_ = tc.Close()
@@ -626,4 +629,14 @@ func useClient(c *cli.Context, f func(*client.Client) error) error {
 	}
 	defer cl.Close()
 	return f(cl)
+}
+
+// requestContext is c's context bounded by --timeout; with --timeout 0 (none, as the SDK's
+// request timeout 0) it is not bounded: a deadline of 0 failed every command at once with
+// "cluster unavailable".
+func requestContext(c *cli.Context) (context.Context, context.CancelFunc) {
+	if d := c.Duration("timeout"); d > 0 {
+		return context.WithTimeout(c.Context, d)
+	}
+	return context.WithCancel(c.Context)
 }

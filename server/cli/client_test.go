@@ -495,3 +495,21 @@ func TestPartitionFlagsBeyondUint32Refused(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeoutZero: --timeout 0s failed every command at once with "cluster unavailable:
+// context deadline exceeded", though the cluster was up (and the SDK's request timeout of 0
+// means no bound); it means no deadline, as in the SDK.
+func TestTimeoutZero(t *testing.T) {
+	addr := startOne(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if code, out, errOut := run(t, ctx, "produce", "--addr", addr, "--timeout", "0s", "a"); code != 0 || out != "0\n" {
+		t.Errorf("produce --timeout 0s: exit %d, stdout %q, stderr %q; want offset 0", code, out, errOut)
+	}
+	if code, out, errOut := run(t, ctx, "cluster", "status", "--addr", addr, "--timeout", "0s"); code != 0 || strings.Contains(out, "unreachable") {
+		t.Errorf("cluster status --timeout 0s: exit %d, stdout %q, stderr %q; want the server reachable", code, out, errOut)
+	}
+	if code, _, errOut := run(t, ctx, "produce", "--addr", addr, "--timeout", "-1s", "a"); code == 0 || !strings.Contains(errOut, "--timeout") {
+		t.Errorf("produce --timeout -1s: exit %d, stderr %q; want --timeout refused", code, errOut)
+	}
+}
