@@ -13,8 +13,8 @@ import (
 )
 
 // writeText writes rec as one tab-separated line: offset, timestamp (RFC 3339, UTC, "-" when
-// none), key ("-" when none; quoted when it is empty or holds tabs, newlines or bytes that are
-// not UTF-8), headers (k=v joined with ","; "-" when none) and value (quoted likewise).
+// none), key ("-" when none; quoted when it is empty, is "-", or holds tabs, newlines or bytes
+// that are not UTF-8), headers (k=v joined with ","; "-" when none) and value (quoted likewise).
 func writeText(out *bufio.Writer, rec client.Record) {
 	out.WriteString(strconv.FormatUint(rec.Offset, 10))
 	out.WriteByte('\t')
@@ -24,9 +24,12 @@ func writeText(out *bufio.Writer, rec client.Record) {
 		out.WriteString(rec.Timestamp.UTC().Format(time.RFC3339Nano))
 	}
 	out.WriteByte('\t')
-	if rec.Key == nil {
+	switch {
+	case rec.Key == nil:
 		out.WriteByte('-')
-	} else {
+	case string(rec.Key) == "-":
+		out.WriteString(`"-"`) // as is, it read as no key
+	default:
 		out.WriteString(textField(rec.Key))
 	}
 	out.WriteByte('\t')

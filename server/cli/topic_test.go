@@ -169,3 +169,20 @@ func TestTopicCreateZeroPartitions(t *testing.T) {
 		t.Errorf("topic list after the refusal:\n%s", list)
 	}
 }
+
+// TestConsumeTextKeyDash: --format text prints "-" for a record without a key, and printed a
+// key that is "-" the same way, so the two could not be told apart; that key is quoted.
+func TestConsumeTextKeyDash(t *testing.T) {
+	addr := startOne(t)
+	mustRun(t, "produce", "--addr", addr, "--key=-", "a")
+	mustRun(t, "produce", "--addr", addr, "b")
+	out := mustRun(t, "consume", "--addr", addr, "--format", "text")
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("consume --format text printed %q, want two lines", out)
+	}
+	keyed, unkeyed := strings.Split(lines[0], "\t"), strings.Split(lines[1], "\t")
+	if len(keyed) != 5 || len(unkeyed) != 5 || keyed[2] != `"-"` || unkeyed[2] != "-" {
+		t.Errorf("consume --format text printed %q; want the key \"-\" quoted, and - for no key", out)
+	}
+}
