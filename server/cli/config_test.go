@@ -186,3 +186,34 @@ func TestServeStartLineNamesDefaults(t *testing.T) {
 		t.Errorf("data dir: %v", err)
 	}
 }
+
+// TestConfigFileJoinAddrsString: --start-join-addrs and COMMITLOG_START_JOIN_ADDRS take
+// addresses separated with commas, but the config file refused "start-join-addrs: a:1,b:2" (or
+// a single address) as a mismatched type, taking only a YAML list.
+func TestConfigFileJoinAddrsString(t *testing.T) {
+	for body, want := range map[string]string{
+		"start-join-addrs: 10.0.0.2:8401\n":               "[10.0.0.2:8401]",
+		"start-join-addrs: 10.0.0.2:8401,10.0.0.3:8401\n": "[10.0.0.2:8401 10.0.0.3:8401]",
+		"start-join-addrs: [10.0.0.2:8401]\n":             "[10.0.0.2:8401]",
+	} {
+		cfg := filepath.Join(t.TempDir(), "commitlog.yaml")
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var got server.Config
+		cmd := serveCommand()
+		cmd.Action = func(c *cli.Context) error {
+			var err error
+			got, err = serveConfig(c, slog.New(slog.DiscardHandler))
+			return err
+		}
+		app := &cli.App{Commands: []*cli.Command{cmd}}
+		if err := app.Run([]string{"commitlog", "serve", "--config-file", cfg}); err != nil {
+			t.Errorf("config file %q: %v", body, err)
+			continue
+		}
+		if fmt.Sprint(got.StartJoinAddrs) != want {
+			t.Errorf("config file %q: StartJoinAddrs %v, want %s", body, got.StartJoinAddrs, want)
+		}
+	}
+}

@@ -218,13 +218,25 @@ func loadConfigFile(path string, flags []cli.Flag) (altsrc.InputSourceContext, e
 	if len(unknown) == 0 {
 		// YAML reads a whole number ("trace-sample-ratio: 1") as an int, which altsrc refuses
 		// for a float flag: take it as the float it is.
+		// A list flag's value may be a string of items separated with commas, as in its flag
+		// and environment variable ("start-join-addrs: a:8401,b:8401"): altsrc took only a list.
 		for _, f := range flags {
-			if _, ok := f.(*altsrc.Float64Flag); !ok {
-				continue
-			}
+			_, isFloat := f.(*altsrc.Float64Flag)
+			_, isList := f.(*altsrc.StringSliceFlag)
 			for _, name := range f.Names() {
-				if n, ok := values[name].(int); ok {
-					values[name] = float64(n)
+				switch v := values[name].(type) {
+				case int:
+					if isFloat {
+						values[name] = float64(v)
+					}
+				case string:
+					if isList {
+						var items []any
+						for _, item := range strings.Split(v, ",") {
+							items = append(items, strings.TrimSpace(item))
+						}
+						values[name] = items
+					}
 				}
 			}
 		}
