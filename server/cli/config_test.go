@@ -217,3 +217,35 @@ func TestConfigFileJoinAddrsString(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigFileUnderEmptyEnv: an environment variable set to nothing (COMMITLOG_SEGMENT_BYTES=,
+// as a compose file's ${VAR} of an unset VAR gives) hid the config file's key: serve ran with
+// the flag's default (or, for a string, ""), not the file's value, so "COMMITLOG_DATA_DIR="
+// put the node's data in ./data instead of the file's data-dir. An empty variable is as unset;
+// a flag still overrides the file.
+func TestConfigFileUnderEmptyEnv(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfg := filepath.Join(t.TempDir(), "commitlog.yaml")
+	body := "segment-bytes: 1048576\ndata-dir: " + dataDir + "\nnode-name: from-file\nsync: always\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"COMMITLOG_SEGMENT_BYTES", "COMMITLOG_DATA_DIR", "COMMITLOG_NODE_NAME", "COMMITLOG_SYNC"} {
+		t.Setenv(name, "")
+	}
+	var got server.Config
+	cmd := serveCommand()
+	cmd.Action = func(c *cli.Context) error {
+		var err error
+		got, err = serveConfig(c, slog.New(slog.DiscardHandler))
+		return err
+	}
+	app := &cli.App{Commands: []*cli.Command{cmd}}
+	if err := app.Run([]string{"commitlog", "serve", "--config-file", cfg, "--sync", "interval"}); err != nil {
+		t.Fatal(err)
+	}
+	if got.SegmentBytes != 1<<20 || got.DataDir != dataDir || got.NodeName != "from-file" || got.Sync != "interval" {
+		t.Errorf("under empty COMMITLOG_ variables: segment bytes %d, data dir %q, node name %q, sync %q; want the file's 1048576, %q and from-file, and the flag's interval",
+			got.SegmentBytes, got.DataDir, got.NodeName, got.Sync, dataDir)
+	}
+}

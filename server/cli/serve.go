@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -123,7 +124,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: env("log-level"), Usage: "debug, info, warn or error"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("log-format"), Usage: "text or json"}),
 		&cli.StringFlag{Name: "config-file", EnvVars: env("config-file"),
-			Usage: "YAML file whose keys are these flags' names (any other key is refused); flags and environment variables override it"},
+			Usage: "YAML file whose keys are these flags' names (any other key is refused); flags and environment variables override it (an empty variable does not)"},
 	}
 	return flags
 }
@@ -146,6 +147,7 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			ignoreEmptyEnv(flags)
 			// Each flag takes the file's value unless given as a flag or an environment variable.
 			return altsrc.ApplyInputSourceValues(c, src, flags)
 		},
@@ -332,4 +334,45 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 		cfg.MetricsMaxPartitionSeries = -1 // the flag's 0 means none; the Config's zero means the default
 	}
 	return cfg, nil
+}
+
+// ignoreEmptyEnv makes a flag whose environment variable is set to nothing (COMMITLOG_DATA_DIR=,
+// as a compose file's ${VAR} of an unset VAR gives) take the config file's value, as if the
+// variable were unset: altsrc counted it as given, so the file's key was dropped and the flag
+// kept its default (or, for a string, ""). A flag given on the command line still wins.
+func ignoreEmptyEnv(flags []cli.Flag) {
+	for _, f := range flags {
+		if _, ok := f.(altsrc.FlagInputSourceExtension); !ok {
+			continue
+		}
+		v := reflect.ValueOf(f)
+		if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct || v.Elem().NumField() == 0 {
+			continue
+		}
+		inner := v.Elem().Field(0) // the embedded *cli.XFlag
+		if inner.Kind() != reflect.Pointer || inner.IsNil() {
+			continue
+		}
+		envVars, hasBeenSet := inner.Elem().FieldByName("EnvVars"), inner.Elem().FieldByName("HasBeenSet")
+		if !envVars.IsValid() || !hasBeenSet.IsValid() || !envVars.CanSet() || !hasBeenSet.CanSet() {
+			continue
+		}
+		names, _ := envVars.Interface().([]string)
+		if len(names) == 0 {
+			continue
+		}
+		setEmpty, setNonEmpty := false, false
+		for _, name := range names {
+			if val, ok := os.LookupEnv(name); ok {
+				setEmpty, setNonEmpty = setEmpty || val == "", setNonEmpty || val != ""
+			}
+		}
+		if !setEmpty || setNonEmpty {
+			continue
+		}
+		// Set to nothing: as unset. HasBeenSet says only that the environment gave it; a
+		// command-line value is seen in the flag set.
+		envVars.Set(reflect.ValueOf([]string(nil)))
+		hasBeenSet.SetBool(false)
+	}
 }
