@@ -76,7 +76,7 @@ func produceCommand() *cli.Command {
 			&cli.StringFlag{Name: "topic", Usage: `topic to append to (default: "default", the single log of servers before topics)`},
 			&cli.IntFlag{Name: "partition", Value: -1, Usage: "partition to append to; -1: the key's partition as Kafka maps it, or a sticky one without a key"},
 			&cli.StringFlag{Name: "key", Usage: "key of every record (its partition is murmur2(key) mod partitions, as in Kafka)"},
-			&cli.StringSliceFlag{Name: "header", Usage: "header of every record, as KEY=VALUE (repeatable)"},
+			&cli.GenericFlag{Name: "header", Value: &headerList{}, Usage: "header of every record, as KEY=VALUE (repeatable; the value may hold commas)"},
 			&cli.IntFlag{Name: "batch", Value: client.DefaultBatchRecords, Usage: "most records per request when reading standard input"},
 			&cli.DurationFlag{Name: "linger", Value: 5 * time.Millisecond, Usage: "how long a batch from standard input waits to fill"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print the offsets"},
@@ -134,7 +134,11 @@ func recordTemplate(c *cli.Context) (*client.Record, error) {
 	if c.IsSet("key") {
 		rec.Key = []byte(c.String("key"))
 	}
-	for _, h := range c.StringSlice("header") {
+	var headers []string
+	if l, ok := c.Generic("header").(*headerList); ok {
+		headers = *l
+	}
+	for _, h := range headers {
 		k, v, ok := strings.Cut(h, "=")
 		if !ok || k == "" {
 			return nil, fmt.Errorf("--header %q: want KEY=VALUE", h)
@@ -148,6 +152,18 @@ func recordTemplate(c *cli.Context) (*client.Record, error) {
 		rec.Partition = uint32(p)
 	}
 	return rec, nil
+}
+
+// headerList is produce's --header values, one per flag given. A list flag split each at its
+// commas, so a header's value could not hold one.
+type headerList []string
+
+func (l *headerList) Set(v string) error { *l = append(*l, v); return nil }
+func (l *headerList) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(*l, " ")
 }
 
 // maxLineBytes bounds a line of standard input, which produce reads whole as one record.

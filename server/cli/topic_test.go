@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -184,5 +185,23 @@ func TestConsumeTextKeyDash(t *testing.T) {
 	keyed, unkeyed := strings.Split(lines[0], "\t"), strings.Split(lines[1], "\t")
 	if len(keyed) != 5 || len(unkeyed) != 5 || keyed[2] != `"-"` || unkeyed[2] != "-" {
 		t.Errorf("consume --format text printed %q; want the key \"-\" quoted, and - for no key", out)
+	}
+}
+
+// TestProduceHeaderWithComma: --header takes KEY=VALUE, but its value was split at commas as a
+// list flag's: --header tags=a,b was refused ("b": want KEY=VALUE), and --header q=x=1,y=2
+// stored two headers, q=x=1 and y=2. A header's value may hold commas.
+func TestProduceHeaderWithComma(t *testing.T) {
+	addr := startOne(t)
+	mustRun(t, "produce", "--addr", addr, "--header", "tags=a,b", "--header", "q=x=1,y=2", "v")
+	out := mustRun(t, "consume", "--addr", addr, "--format", "json")
+	var rec struct {
+		Headers []struct{ Key, Value string } `json:"headers"`
+	}
+	if err := json.Unmarshal([]byte(out), &rec); err != nil {
+		t.Fatalf("consume --format json printed %q: %v", out, err)
+	}
+	if fmt.Sprint(rec.Headers) != "[{tags a,b} {q x=1,y=2}]" {
+		t.Errorf("headers %v, want tags=a,b and q=x=1,y=2", rec.Headers)
 	}
 }
