@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,7 +23,16 @@ import (
 // serveFlags are serve's flags. The seed's names and defaults are kept; every flag can also be
 // set by an environment variable COMMITLOG_<NAME> and by a key of the same name in --config-file.
 func serveFlags() []cli.Flag {
-	env := func(name string) []string { return []string{"COMMITLOG_" + envName(name)} }
+	// A variable set to nothing (COMMITLOG_DATA_DIR=, as a compose file's ${VAR} of an unset VAR
+	// gives) counts as unset: urfave/cli took it as given, so it hid the config file's key and
+	// the flag kept its default (or, for a string, "").
+	env := func(name string) []string {
+		v := "COMMITLOG_" + envName(name)
+		if val, ok := os.LookupEnv(v); ok && val == "" {
+			return nil
+		}
+		return []string{v}
+	}
 	host, _ := os.Hostname()
 	flags := []cli.Flag{
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "data-dir", Value: server.DefaultDataDir, EnvVars: env("data-dir"),
@@ -147,7 +155,6 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			ignoreEmptyEnv(flags)
 			// Each flag takes the file's value unless given as a flag or an environment variable.
 			return altsrc.ApplyInputSourceValues(c, src, flags)
 		},
@@ -334,45 +341,4 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 		cfg.MetricsMaxPartitionSeries = -1 // the flag's 0 means none; the Config's zero means the default
 	}
 	return cfg, nil
-}
-
-// ignoreEmptyEnv makes a flag whose environment variable is set to nothing (COMMITLOG_DATA_DIR=,
-// as a compose file's ${VAR} of an unset VAR gives) take the config file's value, as if the
-// variable were unset: altsrc counted it as given, so the file's key was dropped and the flag
-// kept its default (or, for a string, ""). A flag given on the command line still wins.
-func ignoreEmptyEnv(flags []cli.Flag) {
-	for _, f := range flags {
-		if _, ok := f.(altsrc.FlagInputSourceExtension); !ok {
-			continue
-		}
-		v := reflect.ValueOf(f)
-		if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct || v.Elem().NumField() == 0 {
-			continue
-		}
-		inner := v.Elem().Field(0) // the embedded *cli.XFlag
-		if inner.Kind() != reflect.Pointer || inner.IsNil() {
-			continue
-		}
-		envVars, hasBeenSet := inner.Elem().FieldByName("EnvVars"), inner.Elem().FieldByName("HasBeenSet")
-		if !envVars.IsValid() || !hasBeenSet.IsValid() || !envVars.CanSet() || !hasBeenSet.CanSet() {
-			continue
-		}
-		names, _ := envVars.Interface().([]string)
-		if len(names) == 0 {
-			continue
-		}
-		setEmpty, setNonEmpty := false, false
-		for _, name := range names {
-			if val, ok := os.LookupEnv(name); ok {
-				setEmpty, setNonEmpty = setEmpty || val == "", setNonEmpty || val != ""
-			}
-		}
-		if !setEmpty || setNonEmpty {
-			continue
-		}
-		// Set to nothing: as unset. HasBeenSet says only that the environment gave it; a
-		// command-line value is seen in the flag set.
-		envVars.Set(reflect.ValueOf([]string(nil)))
-		hasBeenSet.SetBool(false)
-	}
 }
