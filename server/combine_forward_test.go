@@ -2,12 +2,15 @@ package server
 
 import (
 	"context"
+	"net"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/transport"
+	tconnect "github.com/commitlog-go/commitlog/transport/connect"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -130,4 +133,61 @@ func TestProduceStreamStoppedWhileCombinedIsUnavailable(t *testing.T) {
 		t.Fatalf("held: %v", err)
 	}
 	idle(t, c)
+}
+
+// brokenLeader is a transport.Client standing for a leader whose connection breaks under a
+// forwarded Topics call, after the request was sent (it may have been proposed).
+type brokenLeader struct {
+	transport.Client
+	transport.TopicsClient
+}
+
+func (brokenLeader) CreateTopic(context.Context, *logv1.CreateTopicRequest) (*logv1.CreateTopicResponse, error) {
+	return nil, transport.Errorf(transport.Unavailable, "read: %w", syscall.ECONNRESET)
+}
+
+func (brokenLeader) Close() error { return nil }
+
+// TestFollowerForwardedAdminWriteOutcomeUnknown: a write of the Topics (or Groups) service
+// forwarded by a follower to a leader whose connection breaks after the request was sent is
+// answered Unavailable with the OutcomeUnknown detail, as a forwarded produce is: a plain
+// Unavailable let a raw client resend a write that may have happened. A leader that cannot be
+// dialled is NotProposed: nothing was sent.
+func TestFollowerForwardedAdminWriteOutcomeUnknown(t *testing.T) {
+	follower := func(newClient transport.NewClientFunc) *service {
+		fwd := newForwarder(newClient, transport.ClientConfig{}, DefaultMaxForwardClients)
+		t.Cleanup(func() { _ = fwd.Close() })
+		m := emptyMachine(t)
+		return &service{
+			node:       followerNode{leader: consensus.Server{ID: "leader", Address: "leader:1"}},
+			fsm:        m.Default(),
+			sm:         m,
+			forward:    fwd,
+			cfg:        &Config{},
+			stop:       make(chan struct{}),
+			leaderWait: 300 * time.Millisecond,
+		}
+	}
+	ctx := ctxT(t, 10*time.Second)
+	req := &logv1.CreateTopicRequest{Name: "t", Partitions: 1}
+
+	svc := follower(func(string, transport.ClientConfig) (transport.Client, error) { return brokenLeader{}, nil })
+	_, err := svc.CreateTopic(ctx, req)
+	if transport.CodeOf(err) != transport.Unavailable || !transport.IsOutcomeUnknown(err) {
+		t.Errorf("forwarded CreateTopic whose connection broke: %v, want Unavailable with the OutcomeUnknown detail", err)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	svc = follower(func(_ string, cfg transport.ClientConfig) (transport.Client, error) {
+		return tconnect.NewClient(dead, cfg) // every forward is refused at the dial
+	})
+	_, err = svc.CreateTopic(ctx, req)
+	if transport.CodeOf(err) != transport.Unavailable || !transport.IsNotProposed(err) || transport.IsOutcomeUnknown(err) {
+		t.Errorf("forwarded CreateTopic to a leader that cannot be dialled: %v, want Unavailable with the NotProposed detail", err)
+	}
 }

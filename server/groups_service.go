@@ -17,12 +17,13 @@ import (
 var _ transport.GroupsService = (*service)(nil)
 
 // groupCall runs a Groups call on the leader: here when this node leads, otherwise forwarded
-// to the leader's Groups service. While no leader is known it waits, up to leaderWait.
-func groupCall[Res any](ctx context.Context, s *service, local func() (*Res, error), remote func(transport.GroupsClient) (*Res, error)) (*Res, error) {
+// to the leader's Groups service. While no leader is known it waits, up to leaderWait. write
+// says whether the call changes the group state (see onLeader).
+func groupCall[Res any](ctx context.Context, s *service, write bool, local func() (*Res, error), remote func(transport.GroupsClient) (*Res, error)) (*Res, error) {
 	if s.sm == nil || s.groups == nil {
 		return nil, transport.Errorf(transport.Unimplemented, "this server has no consumer groups")
 	}
-	return onLeader(ctx, s, local, remote)
+	return onLeader(ctx, s, write, local, remote)
 }
 
 func toPartitionSet(tps []*logv1.TopicPartitions) partitionSet {
@@ -59,7 +60,7 @@ func (s *service) Heartbeat(ctx context.Context, req *logv1.HeartbeatRequest) (*
 			return nil, err
 		}
 	}
-	return groupCall(ctx, s, func() (*logv1.HeartbeatResponse, error) {
+	return groupCall(ctx, s, false, func() (*logv1.HeartbeatResponse, error) {
 		hr := heartbeatRequest{group: req.GetGroup(), member: req.GetMemberId(), client: req.GetClientId(), epoch: req.GetMemberEpoch(), owned: toPartitionSet(req.GetOwned()),
 			// Whoever names a member (a heartbeat, a leave, a rejoin under its ID) may consume
 			// what it is subscribed to: the member's own client always may.
@@ -97,7 +98,7 @@ func (s *service) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsReq
 			return nil, err
 		}
 	}
-	return groupCall(ctx, s, func() (*logv1.CommitOffsetsResponse, error) {
+	return groupCall(ctx, s, true, func() (*logv1.CommitOffsetsResponse, error) {
 		if err := fsm.ValidateGroupName(req.GetGroup()); err != nil {
 			return nil, err
 		}
@@ -154,7 +155,7 @@ func (s *service) offsetsWithinLogs(ctx context.Context, offs []fsm.GroupOffset)
 // FetchOffsets answers a group's committed offsets, from the leader (which has applied every
 // commit it acknowledged).
 func (s *service) FetchOffsets(ctx context.Context, req *logv1.FetchOffsetsRequest) (*logv1.FetchOffsetsResponse, error) {
-	return groupCall(ctx, s, func() (*logv1.FetchOffsetsResponse, error) {
+	return groupCall(ctx, s, false, func() (*logv1.FetchOffsetsResponse, error) {
 		if err := s.groupRead(ctx, req.GetGroup()); err != nil {
 			return nil, err
 		}
@@ -190,7 +191,7 @@ func (s *service) groupRead(ctx context.Context, group string) error {
 
 // ListGroups lists the groups with members (the coordinator's) or committed offsets.
 func (s *service) ListGroups(ctx context.Context, req *logv1.ListGroupsRequest) (*logv1.ListGroupsResponse, error) {
-	return groupCall(ctx, s, func() (*logv1.ListGroupsResponse, error) {
+	return groupCall(ctx, s, false, func() (*logv1.ListGroupsResponse, error) {
 		if err := s.node.LinearizableRead(ctx); err != nil { // see groupRead
 			return nil, err
 		}
@@ -222,7 +223,7 @@ func (s *service) ListGroups(ctx context.Context, req *logv1.ListGroupsRequest) 
 
 // DescribeGroup reports a group's members, partitions, committed offsets and lag.
 func (s *service) DescribeGroup(ctx context.Context, req *logv1.DescribeGroupRequest) (*logv1.DescribeGroupResponse, error) {
-	return groupCall(ctx, s, func() (*logv1.DescribeGroupResponse, error) {
+	return groupCall(ctx, s, false, func() (*logv1.DescribeGroupResponse, error) {
 		if err := s.groupRead(ctx, req.GetGroup()); err != nil {
 			return nil, err
 		}
@@ -323,7 +324,7 @@ func (s *service) groupLags() []telemetry.GroupLag {
 
 // DeleteGroup removes a group's committed offsets; refused while it has members.
 func (s *service) DeleteGroup(ctx context.Context, req *logv1.DeleteGroupRequest) (*logv1.DeleteGroupResponse, error) {
-	return groupCall(ctx, s, func() (*logv1.DeleteGroupResponse, error) {
+	return groupCall(ctx, s, true, func() (*logv1.DeleteGroupResponse, error) {
 		if err := s.groupRead(ctx, req.GetGroup()); err != nil {
 			return nil, err
 		}
@@ -351,7 +352,7 @@ func (s *service) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsReque
 	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionAdmin); err != nil {
 		return nil, err
 	}
-	return groupCall(ctx, s, func() (*logv1.ResetOffsetsResponse, error) {
+	return groupCall(ctx, s, req.GetExecute(), func() (*logv1.ResetOffsetsResponse, error) {
 		if err := s.node.LinearizableRead(ctx); err != nil {
 			return nil, err
 		}

@@ -131,7 +131,7 @@ func leaderCall[Res any](ctx context.Context, s *service, local func() (*Res, er
 	if s.sm == nil {
 		return nil, toWire(errors.New("server: this server has no topics"))
 	}
-	return onLeader(ctx, s, func() (*Res, error) {
+	return onLeader(ctx, s, true, func() (*Res, error) {
 		if !s.node.IsLeader() {
 			// A follower's catalogue may lag the leader's: its checks (unknown topic, topic
 			// exists) decide nothing.
@@ -150,8 +150,11 @@ func leaderCall[Res any](ctx context.Context, s *service, local func() (*Res, er
 
 // onLeader runs local, a call that only the leader answers; while this node does not lead, it
 // runs remote on the leader's service client C (from the forwarder's pool), and a leader that
-// answers NotProposed or no leader known is waited for, up to leaderWait.
-func onLeader[C, Res any](ctx context.Context, s *service, local func() (*Res, error), remote func(C) (*Res, error)) (*Res, error) {
+// answers NotProposed or no leader known is waited for, up to leaderWait. For a write, a
+// forwarding failure is mapped as a forwarded produce's (forwardErr): a leader that could not
+// be reached is NotProposed (and waited for), one that may have taken the request and did not
+// answer is OutcomeUnknown, so that no client resends a write that may have happened.
+func onLeader[C, Res any](ctx context.Context, s *service, write bool, local func() (*Res, error), remote func(C) (*Res, error)) (*Res, error) {
 	var waitUntil time.Time
 	for {
 		res, err := local()
@@ -164,6 +167,9 @@ func onLeader[C, Res any](ctx context.Context, s *service, local func() (*Res, e
 			if ferr == nil {
 				res, ferr = remote(c)
 				release()
+				if ferr != nil && write {
+					ferr = forwardErr(nl.Leader.Address, ferr)
+				}
 				if ferr == nil || !transport.IsNotProposed(ferr) {
 					return res, ferr
 				}
