@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/commitlog-go/commitlog/server/tlsutil"
@@ -87,59 +86,4 @@ func peerRule(peerTLS *tls.Config) func(transport.Peer) bool {
 		}
 		return roots != nil && tlsutil.VerifyPeer(p.Certificates, roots) == nil
 	}
-}
-
-// peerAcceptTLS returns the configuration Raft's side of the mux accepts connections with: cfg,
-// made to apply the one rule of a peer (a verified certificate that allows server
-// authentication and names a node, see tlsutil.VerifyPeer) whatever built it. Config documents
-// PeerServerTLS only as a configuration whose ClientCAs is the peer CA: a plain mutual-TLS
-// server configuration (tlsutil.ServerConfig) accepted any client certificate of that CA,
-// whose holder could then speak Raft (depose the leader, append records past the ACL). A
-// configuration answering each handshake (GetConfigForClient, as tlsutil.Source's do) gets
-// the rule on each configuration it answers. Nil stays nil (plaintext Raft).
-func peerAcceptTLS(cfg *tls.Config) *tls.Config {
-	if cfg == nil {
-		return nil
-	}
-	out := withPeerRule(cfg)
-	if get := cfg.GetConfigForClient; get != nil {
-		var (
-			mu            sync.Mutex
-			from, derived *tls.Config
-		)
-		out.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-			cur, err := get(hello)
-			if err != nil || cur == nil {
-				return cur, err // nil, nil: out itself
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if cur != from { // derived once per configuration cfg answers
-				from, derived = cur, withPeerRule(cur)
-			}
-			return derived, nil
-		}
-	}
-	return out
-}
-
-// withPeerRule returns a copy of cfg that requires a verified client certificate which
-// tlsutil.CheckServerCertificate accepts, before cfg's own VerifyConnection, if any.
-func withPeerRule(cfg *tls.Config) *tls.Config {
-	c := cfg.Clone()
-	c.ClientAuth = tls.RequireAndVerifyClientCert
-	verify := cfg.VerifyConnection
-	c.VerifyConnection = func(cs tls.ConnectionState) error {
-		if len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
-			return errors.New("server: a Raft peer must present a verified certificate")
-		}
-		if err := tlsutil.CheckServerCertificate(cs.PeerCertificates[0]); err != nil {
-			return err
-		}
-		if verify != nil {
-			return verify(cs)
-		}
-		return nil
-	}
-	return c
 }

@@ -104,7 +104,7 @@ func (s *Server) newMux() error {
 		return fmt.Errorf("server: advertised address %s: %w", s.addr, err)
 	}
 	s.mux, err = mux.New(s.ln, mux.Config{
-		PeerServerTLS:  peerAcceptTLS(s.cfg.PeerServerTLS), // the peer rule, whatever built it
+		PeerServerTLS:  tlsutil.AcceptPeersOnly(s.cfg.PeerServerTLS), // the peer rule, whatever built it
 		PeerClientTLS:  s.cfg.PeerClientTLS,
 		PeerServerName: s.cfg.PeerServerName,
 		Advertise:      advertiseAddr,

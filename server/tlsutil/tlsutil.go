@@ -297,26 +297,67 @@ func PeerConfigFromServer(server *tls.Config, serverName string) (*tls.Config, e
 	if server == nil || server.ClientCAs == nil {
 		return nil, fmt.Errorf("tlsutil: peer: %w: the API configuration has no client CA to use as the peer CA", ErrMissingFile)
 	}
-	cfg := derivePeer(server, serverName)
-	if get := server.GetConfigForClient; get != nil {
-		var (
-			mu            sync.Mutex
-			from, derived *tls.Config
-		)
-		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-			cur, err := get(hello)
-			if err != nil || cur == nil || cur.ClientCAs == nil {
-				return nil, err // nil, nil: cfg itself
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if cur != from { // derived once per configuration the API answers
-				from, derived = cur, derivePeer(cur, serverName)
-			}
-			return derived, nil
-		}
+	return perHandshake(server, func(c *tls.Config) *tls.Config { return derivePeer(c, serverName) }), nil
+}
+
+// AcceptPeersOnly returns cfg, the accepting side of peer connections (Raft's), made to accept
+// only cluster peers whatever built it: a verified client certificate that allows server
+// authentication and names a node (requirePeer), then cfg's own VerifyConnection, if any. A
+// plain mutual-TLS server configuration of the peer CA (ServerConfig) would accept any client
+// certificate of that CA, whose holder could then speak Raft. Each configuration cfg answers
+// per handshake (GetConfigForClient, as a Source's do) gets the same rule. Nil stays nil.
+func AcceptPeersOnly(cfg *tls.Config) *tls.Config {
+	if cfg == nil {
+		return nil
 	}
-	return cfg, nil
+	return perHandshake(cfg, func(c *tls.Config) *tls.Config {
+		out := c.Clone()
+		out.GetConfigForClient = nil
+		out.ClientAuth = tls.RequireAndVerifyClientCert
+		own := c.VerifyConnection
+		out.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.VerifiedChains) == 0 {
+				return errors.New("tlsutil: a peer must present a verified certificate")
+			}
+			if err := requirePeer(cs); err != nil {
+				return err
+			}
+			if own != nil {
+				return own(cs)
+			}
+			return nil
+		}
+		return out
+	})
+}
+
+// perHandshake returns derive(cfg) whose GetConfigForClient, when cfg has one, answers derive
+// of each configuration cfg's answers (derived once per configuration; an answer without client
+// CAs, or none, is the returned configuration itself). derive must return a configuration
+// without GetConfigForClient.
+func perHandshake(cfg *tls.Config, derive func(*tls.Config) *tls.Config) *tls.Config {
+	out := derive(cfg)
+	get := cfg.GetConfigForClient
+	if get == nil {
+		return out
+	}
+	var (
+		mu            sync.Mutex
+		from, derived *tls.Config
+	)
+	out.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		cur, err := get(hello)
+		if err != nil || cur == nil || cur.ClientCAs == nil {
+			return nil, err // nil, nil: out itself
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if cur != from {
+			from, derived = cur, derive(cur)
+		}
+		return derived, nil
+	}
+	return out
 }
 
 // derivePeer is PeerConfigFromServer's configuration of one API configuration, without its
