@@ -52,20 +52,9 @@ func TestFollowerForwardAnswersNotProposedBeforeTheDeadline(t *testing.T) {
 		idle(t, lc)
 	}()
 
-	fwd := newForwarder(func(string, transport.ClientConfig) (transport.Client, error) {
+	svc := followerService(t, forwardTarget, func(string, transport.ClientConfig) (transport.Client, error) {
 		return combiningLeader{c: lc}, nil
-	}, transport.ClientConfig{}, DefaultMaxForwardClients)
-	t.Cleanup(func() { _ = fwd.Close() })
-	m := emptyMachine(t)
-	svc := &service{
-		node:       followerNode{leader: consensus.Server{ID: "leader", Address: "leader:1"}},
-		fsm:        m.Default(),
-		sm:         m,
-		forward:    fwd,
-		cfg:        &Config{},
-		stop:       make(chan struct{}),
-		leaderWait: 5 * time.Second,
-	}
+	}, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, err := svc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("waiting")}})
@@ -135,6 +124,10 @@ func TestProduceStreamStoppedWhileCombinedIsUnavailable(t *testing.T) {
 	idle(t, c)
 }
 
+// forwardTarget is the leader a followerService of these tests forwards to: its address only
+// names the fake client its forwarder makes.
+var forwardTarget = consensus.Server{ID: "leader", Address: "leader:1"}
+
 // brokenLeader is a transport.Client standing for a leader whose connection breaks under a
 // forwarded Topics call, after the request was sent (it may have been proposed).
 type brokenLeader struct {
@@ -155,18 +148,7 @@ func (brokenLeader) Close() error { return nil }
 // dialled is NotProposed: nothing was sent.
 func TestFollowerForwardedAdminWriteOutcomeUnknown(t *testing.T) {
 	follower := func(newClient transport.NewClientFunc) *service {
-		fwd := newForwarder(newClient, transport.ClientConfig{}, DefaultMaxForwardClients)
-		t.Cleanup(func() { _ = fwd.Close() })
-		m := emptyMachine(t)
-		return &service{
-			node:       followerNode{leader: consensus.Server{ID: "leader", Address: "leader:1"}},
-			fsm:        m.Default(),
-			sm:         m,
-			forward:    fwd,
-			cfg:        &Config{},
-			stop:       make(chan struct{}),
-			leaderWait: 300 * time.Millisecond,
-		}
+		return followerService(t, forwardTarget, newClient, 300*time.Millisecond)
 	}
 	ctx := ctxT(t, 10*time.Second)
 	req := &logv1.CreateTopicRequest{Name: "t", Partitions: 1}

@@ -85,17 +85,7 @@ func TestFollowerProduceToTopicItHasNotApplied(t *testing.T) {
 	leader, lc := leaderWithTopic(t, ctx, "fresh", 1)
 
 	// The follower: a state machine that knows only the default topic.
-	m := emptyMachine(t)
-	fwd := testForwarder(t)
-	svc := &service{
-		node:       followerNode{leader: consensus.Server{ID: leader.ID(), Address: leader.Addr()}},
-		fsm:        m.Default(),
-		sm:         m,
-		forward:    fwd,
-		cfg:        &Config{},
-		stop:       make(chan struct{}),
-		leaderWait: 2 * time.Second,
-	}
+	svc := followerService(t, consensus.Server{ID: leader.ID(), Address: leader.Addr()}, tconnect.NewClient, 2*time.Second)
 
 	res, err := svc.Produce(ctx, &logv1.ProduceRequest{Topic: "fresh", Record: &logv1.Record{Value: []byte("v")}})
 	if err != nil {
@@ -121,17 +111,7 @@ func TestFollowerProduceToTopicItHasNotApplied(t *testing.T) {
 func TestFollowerTopicAdminItHasNotApplied(t *testing.T) {
 	ctx := ctxT(t, 60*time.Second)
 	leader, lc := leaderWithTopic(t, ctx, "fresh", 1)
-	m := emptyMachine(t)
-	fwd := testForwarder(t)
-	svc := &service{
-		node:       followerNode{leader: consensus.Server{ID: leader.ID(), Address: leader.Addr()}},
-		fsm:        m.Default(),
-		sm:         m,
-		forward:    fwd,
-		cfg:        &Config{},
-		stop:       make(chan struct{}),
-		leaderWait: 2 * time.Second,
-	}
+	svc := followerService(t, consensus.Server{ID: leader.ID(), Address: leader.Addr()}, tconnect.NewClient, 2*time.Second)
 	two := uint32(2)
 	if _, err := svc.AlterTopicConfig(ctx, &logv1.AlterTopicConfigRequest{Name: "fresh", Partitions: &two}); err != nil {
 		t.Fatalf("AlterTopicConfig through a follower that has not applied the topic: %v (code %v), want it done by the leader", err, transport.CodeOf(err))
@@ -255,6 +235,25 @@ func emptyMachine(t *testing.T) *fsm.Machine {
 }
 
 // testForwarder is a follower's forwarding client, closed when the test ends.
+// followerService is the service of a follower of leader that has applied nothing but the
+// default topic's creation, forwarding through clients of newClient, and waiting leaderWait for
+// a leader.
+func followerService(t *testing.T, leader consensus.Server, newClient transport.NewClientFunc, leaderWait time.Duration) *service {
+	t.Helper()
+	fwd := newForwarder(newClient, transport.ClientConfig{}, DefaultMaxForwardClients)
+	t.Cleanup(func() { _ = fwd.Close() })
+	m := emptyMachine(t)
+	return &service{
+		node:       followerNode{leader: leader},
+		fsm:        m.Default(),
+		sm:         m,
+		forward:    fwd,
+		cfg:        &Config{},
+		stop:       make(chan struct{}),
+		leaderWait: leaderWait,
+	}
+}
+
 func testForwarder(t *testing.T) *forwarder {
 	t.Helper()
 	fwd := newForwarder(tconnect.NewClient, transport.ClientConfig{}, DefaultMaxForwardClients)
