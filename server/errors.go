@@ -110,11 +110,3 @@ var (
 	// not open their files within its open-file limit (openFilesRoom).
 	errTooManyFiles = errors.New("server: open-file limit too low for the partitions")
 )
-
-const (
-	// filesPerPartition is what an open partition holds open: its active segment's log and
-	// index files.
-	filesPerPartition = 2
-	// openFilesReserve is what openFilesRoom keeps for connections, Raft and rolled segments.
-	openFilesReserve = 256
-)

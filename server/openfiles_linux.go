@@ -8,6 +8,14 @@ import (
 	"syscall"
 )
 
+const (
+	// filesPerPartition is what an open partition holds open: its active segment's log and
+	// index files.
+	filesPerPartition = 2
+	// openFilesReserve is what openFilesRoom keeps for connections, Raft and rolled segments.
+	openFilesReserve = 256
+)
+
 // openFilesRoom checks, on the leader before it proposes partitions, that this process may open
 // the files of parts more partitions (each holds its active segment's log and index open) and
 // keep a reserve for connections and segments to come. Creating the partitions is applied by

@@ -139,24 +139,33 @@ func TestServeRefusesSharedPort(t *testing.T) {
 	}
 }
 
+// serveConfigFrom returns the server Config that serve builds from a config file holding body
+// and the flags args (serve's command, flags and environment as in the binary).
+func serveConfigFrom(t *testing.T, body string, args ...string) (server.Config, error) {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "commitlog.yaml")
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var got server.Config
+	cmd := serveCommand()
+	cmd.Action = func(c *cli.Context) error {
+		var err error
+		got, err = serveConfig(c, slog.New(slog.DiscardHandler))
+		return err
+	}
+	app := &cli.App{Commands: []*cli.Command{cmd}}
+	err := app.Run(append([]string{"commitlog", "serve", "--config-file", cfg}, args...))
+	return got, err
+}
+
 // TestConfigFileWholeNumberRatio: --trace-sample-ratio takes 0 to 1, but a config file's
 // "trace-sample-ratio: 1" (or 0), which YAML reads as an integer, was refused as a mismatched
 // type; only 1.0 was taken.
 func TestConfigFileWholeNumberRatio(t *testing.T) {
 	for body, want := range map[string]float64{"trace-sample-ratio: 1\n": 1, "trace-sample-ratio: 0\n": -1, "trace-sample-ratio: 0.5\n": 0.5} {
-		cfg := filepath.Join(t.TempDir(), "commitlog.yaml")
-		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var got server.Config
-		cmd := serveCommand()
-		cmd.Action = func(c *cli.Context) error {
-			var err error
-			got, err = serveConfig(c, slog.New(slog.DiscardHandler))
-			return err
-		}
-		app := &cli.App{Commands: []*cli.Command{cmd}}
-		if err := app.Run([]string{"commitlog", "serve", "--config-file", cfg}); err != nil {
+		got, err := serveConfigFrom(t, body)
+		if err != nil {
 			t.Errorf("config file %q: %v", body, err)
 			continue
 		}
@@ -196,19 +205,8 @@ func TestConfigFileJoinAddrsString(t *testing.T) {
 		"start-join-addrs: 10.0.0.2:8401,10.0.0.3:8401\n": "[10.0.0.2:8401 10.0.0.3:8401]",
 		"start-join-addrs: [10.0.0.2:8401]\n":             "[10.0.0.2:8401]",
 	} {
-		cfg := filepath.Join(t.TempDir(), "commitlog.yaml")
-		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var got server.Config
-		cmd := serveCommand()
-		cmd.Action = func(c *cli.Context) error {
-			var err error
-			got, err = serveConfig(c, slog.New(slog.DiscardHandler))
-			return err
-		}
-		app := &cli.App{Commands: []*cli.Command{cmd}}
-		if err := app.Run([]string{"commitlog", "serve", "--config-file", cfg}); err != nil {
+		got, err := serveConfigFrom(t, body)
+		if err != nil {
 			t.Errorf("config file %q: %v", body, err)
 			continue
 		}
@@ -225,23 +223,11 @@ func TestConfigFileJoinAddrsString(t *testing.T) {
 // a flag still overrides the file.
 func TestConfigFileUnderEmptyEnv(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
-	cfg := filepath.Join(t.TempDir(), "commitlog.yaml")
-	body := "segment-bytes: 1048576\ndata-dir: " + dataDir + "\nnode-name: from-file\nsync: always\n"
-	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	for _, name := range []string{"COMMITLOG_SEGMENT_BYTES", "COMMITLOG_DATA_DIR", "COMMITLOG_NODE_NAME", "COMMITLOG_SYNC"} {
 		t.Setenv(name, "")
 	}
-	var got server.Config
-	cmd := serveCommand()
-	cmd.Action = func(c *cli.Context) error {
-		var err error
-		got, err = serveConfig(c, slog.New(slog.DiscardHandler))
-		return err
-	}
-	app := &cli.App{Commands: []*cli.Command{cmd}}
-	if err := app.Run([]string{"commitlog", "serve", "--config-file", cfg, "--sync", "interval"}); err != nil {
+	got, err := serveConfigFrom(t, "segment-bytes: 1048576\ndata-dir: "+dataDir+"\nnode-name: from-file\nsync: always\n", "--sync", "interval")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if got.SegmentBytes != 1<<20 || got.DataDir != dataDir || got.NodeName != "from-file" || got.Sync != "interval" {

@@ -225,30 +225,7 @@ func loadConfigFile(path string, flags []cli.Flag) (altsrc.InputSourceContext, e
 		}
 	}
 	if len(unknown) == 0 {
-		// YAML reads a whole number ("trace-sample-ratio: 1") as an int, which altsrc refuses
-		// for a float flag: take it as the float it is.
-		// A list flag's value may be a string of items separated with commas, as in its flag
-		// and environment variable ("start-join-addrs: a:8401,b:8401"): altsrc took only a list.
-		for _, f := range flags {
-			_, isFloat := f.(*altsrc.Float64Flag)
-			_, isList := f.(*altsrc.StringSliceFlag)
-			for _, name := range f.Names() {
-				switch v := values[name].(type) {
-				case int:
-					if isFloat {
-						values[name] = float64(v)
-					}
-				case string:
-					if isList {
-						var items []any
-						for _, item := range strings.Split(v, ",") {
-							items = append(items, strings.TrimSpace(item))
-						}
-						values[name] = items
-					}
-				}
-			}
-		}
+		coerceFileValues(values, flags)
 		return altsrc.NewMapInputSource(path, values), nil
 	}
 	slices.Sort(unknown)
@@ -341,4 +318,34 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 		cfg.MetricsMaxPartitionSeries = -1 // the flag's 0 means none; the Config's zero means the default
 	}
 	return cfg, nil
+}
+
+// coerceFileValues reads a config file's values as their flags' own forms do: YAML reads a whole
+// number ("trace-sample-ratio: 1") as an int, which altsrc refuses for a float flag; and a list
+// flag's value may be a string of items separated with commas, as in its flag and environment
+// variable ("start-join-addrs: a:8401,b:8401"), where altsrc took only a list.
+func coerceFileValues(values map[any]any, flags []cli.Flag) {
+	for _, f := range flags {
+		_, isFloat := f.(*altsrc.Float64Flag)
+		_, isList := f.(*altsrc.StringSliceFlag)
+		if !isFloat && !isList {
+			continue
+		}
+		for _, name := range f.Names() {
+			switch v := values[name].(type) {
+			case int:
+				if isFloat {
+					values[name] = float64(v)
+				}
+			case string:
+				if isList {
+					var items []any
+					for _, item := range strings.Split(v, ",") {
+						items = append(items, strings.TrimSpace(item))
+					}
+					values[name] = items
+				}
+			}
+		}
+	}
 }
