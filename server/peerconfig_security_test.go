@@ -25,9 +25,11 @@ func TestRaftPeerRuleWhateverPeerTLS(t *testing.T) {
 	pki := newTestPKI(t)
 	certFile, keyFile := pki.serverCert()
 
-	t.Run("mutual TLS without the peer rule", func(t *testing.T) {
-		cfg := pki.readmeConfig("node-0")
-		peerSrv, err := tlsutil.ServerConfig(certFile, keyFile, pki.caFile)
+	// withMutualTLSPeers gives cfg peer TLS built as a plain mutual-TLS server configuration
+	// (verifying client certificates of clientCA; none when ""), not tlsutil.PeerConfig.
+	withMutualTLSPeers := func(t *testing.T, cfg *Config, clientCA string) {
+		t.Helper()
+		peerSrv, err := tlsutil.ServerConfig(certFile, keyFile, clientCA)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,6 +38,11 @@ func TestRaftPeerRuleWhateverPeerTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg.PeerServerTLS, cfg.PeerClientTLS, cfg.PeerServerName = peerSrv, peerCli, peerName
+	}
+
+	t.Run("mutual TLS without the peer rule", func(t *testing.T) {
+		cfg := pki.readmeConfig("node-0")
+		withMutualTLSPeers(t, &cfg, pki.caFile)
 		srv := startServer(t, cfg)
 		ctx := ctxT(t, 60*time.Second)
 		root := tlsClient(t, TransportConnect, srv.Addr(), pki.client(pki.cert("root", certgen.Client, certgen.Options{CommonName: "root"})))
@@ -73,15 +80,7 @@ func TestRaftPeerRuleWhateverPeerTLS(t *testing.T) {
 
 	t.Run("no client certificate asked", func(t *testing.T) {
 		cfg := pki.readmeConfig("node-0")
-		peerSrv, err := tlsutil.ServerConfig(certFile, keyFile, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		peerCli, err := tlsutil.ClientConfig(certFile, keyFile, pki.caFile, peerName)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.PeerServerTLS, cfg.PeerClientTLS, cfg.PeerServerName = peerSrv, peerCli, peerName
+		withMutualTLSPeers(t, &cfg, "")
 		cfg.DataDir = filepath.Join(t.TempDir(), "data")
 		cfg.BindAddr, cfg.RPCPort = "127.0.0.1:0", -1
 		srv, err := New(cfg)
