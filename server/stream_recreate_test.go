@@ -3,10 +3,17 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/transport"
+	tconnect "github.com/commitlog-go/commitlog/transport/connect"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
 // TestStreamPartitionEndsWhenTopicRecreatedWhileReconnecting: an SDK stream of a topic that
@@ -89,5 +96,29 @@ func TestStreamPartitionEndsWhenTopicRecreatedWhileReconnecting(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("the stream neither ended nor yielded within 60 s")
+	}
+}
+
+// TestReadNamingTopicIDUnconfirmedIsUnavailable: a read naming a topic ID that this node's topic
+// of that name does not have, on a node that cannot catch up with the leader to tell (cut off
+// from it), is Unavailable: the node may only lag the topic's creation, and a NotFound would
+// end a reader's stream of a topic that exists. Another replica, or a later try, can tell.
+func TestReadNamingTopicIDUnconfirmedIsUnavailable(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreachable := consensus.Server{ID: "leader", Address: l.Addr().String()}
+	l.Close()
+	svc := followerService(t, unreachable, tconnect.NewClient, 300*time.Millisecond)
+	svc.node = catchingUpFollower{followerNode: followerNode{leader: unreachable}, once: &sync.Once{}, catchUp: func() {}}
+	if _, err := svc.sm.CreateTopic(ctx, &directProposer{m: svc.sm}, "t", 1, fsm.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	other := fsm.TopicID{1}.String()
+	_, err = svc.Consume(ctx, &logv1.ConsumeRequest{Topic: "t", TopicId: other})
+	if transport.CodeOf(err) != transport.Unavailable {
+		t.Fatalf("Consume naming another topic ID on a node cut off from its leader: %v (code %v), want Unavailable", err, transport.CodeOf(err))
 	}
 }
