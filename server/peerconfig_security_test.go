@@ -2,13 +2,10 @@ package server
 
 import (
 	"errors"
-	"io"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	hraft "github.com/hashicorp/raft"
 
 	"github.com/commitlog-go/commitlog/server/tlsutil"
 	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
@@ -55,20 +52,7 @@ func TestRaftPeerRuleWhateverPeerTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		layer := &rawRaftLayer{tlsCfg: stranger, closed: make(chan struct{})}
-		trans := hraft.NewNetworkTransport(layer, 1, 5*time.Second, io.Discard)
-		defer trans.Close()
-		req := &hraft.AppendEntriesRequest{
-			RPCHeader:         hraft.RPCHeader{ProtocolVersion: hraft.ProtocolVersionMax, ID: []byte("mallory"), Addr: []byte("127.0.0.1:1")},
-			Term:              before.Term + 100,
-			PrevLogEntry:      before.LastIndex,
-			PrevLogTerm:       before.Term,
-			LeaderCommitIndex: before.LastIndex + 1,
-			Entries: []*hraft.Log{{Index: before.LastIndex + 1, Term: before.Term + 100, Type: hraft.LogCommand,
-				Data: []byte("forged")}},
-		}
-		var resp hraft.AppendEntriesResponse
-		if err := trans.AppendEntries("node-0", hraft.ServerAddress(srv.Addr()), req, &resp); err == nil {
+		if resp, err := forgeAppendEntries(srv, stranger, before); err == nil {
 			t.Errorf("AppendEntries over TLS with a client certificate was answered: %+v", resp)
 		}
 		after := srv.node.Status()

@@ -140,20 +140,7 @@ func TestRaftRefusesStrangers(t *testing.T) {
 		{"TLS with a certificate of both usages from the API's CA naming no node", strangerTLS(unnamedCert, unnamedKey)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			layer := &rawRaftLayer{tlsCfg: tc.tls, closed: make(chan struct{})}
-			trans := hraft.NewNetworkTransport(layer, 1, 5*time.Second, io.Discard)
-			defer trans.Close()
-			req := &hraft.AppendEntriesRequest{
-				RPCHeader:         hraft.RPCHeader{ProtocolVersion: hraft.ProtocolVersionMax, ID: []byte("mallory"), Addr: []byte("127.0.0.1:1")},
-				Term:              before.Term + 100,
-				PrevLogEntry:      before.LastIndex,
-				PrevLogTerm:       before.Term,
-				LeaderCommitIndex: before.LastIndex + 1,
-				Entries: []*hraft.Log{{Index: before.LastIndex + 1, Term: before.Term + 100, Type: hraft.LogCommand,
-					Data: []byte("forged")}},
-			}
-			var resp hraft.AppendEntriesResponse
-			err := trans.AppendEntries("node-0", hraft.ServerAddress(srv.Addr()), req, &resp)
+			resp, err := forgeAppendEntries(srv, tc.tls, before)
 			if err == nil {
 				t.Fatalf("AppendEntries from a stranger was answered: %+v", resp)
 			}
@@ -399,4 +386,24 @@ func TestConfigRefusesInsecurePeers(t *testing.T) {
 			t.Error("no warning logged at start")
 		}
 	})
+}
+
+// forgeAppendEntries sends srv (node-0) over Raft's port, with tlsCfg (nil: plaintext), an
+// AppendEntries of a forged entry at a term 100 above before's, as a stranger would.
+func forgeAppendEntries(srv *testServer, tlsCfg *tls.Config, before consensus.Status) (hraft.AppendEntriesResponse, error) {
+	layer := &rawRaftLayer{tlsCfg: tlsCfg, closed: make(chan struct{})}
+	trans := hraft.NewNetworkTransport(layer, 1, 5*time.Second, io.Discard)
+	defer trans.Close()
+	req := &hraft.AppendEntriesRequest{
+		RPCHeader:         hraft.RPCHeader{ProtocolVersion: hraft.ProtocolVersionMax, ID: []byte("mallory"), Addr: []byte("127.0.0.1:1")},
+		Term:              before.Term + 100,
+		PrevLogEntry:      before.LastIndex,
+		PrevLogTerm:       before.Term,
+		LeaderCommitIndex: before.LastIndex + 1,
+		Entries: []*hraft.Log{{Index: before.LastIndex + 1, Term: before.Term + 100, Type: hraft.LogCommand,
+			Data: []byte("forged")}},
+	}
+	var resp hraft.AppendEntriesResponse
+	err := trans.AppendEntries("node-0", hraft.ServerAddress(srv.Addr()), req, &resp)
+	return resp, err
 }
