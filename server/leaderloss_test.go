@@ -86,6 +86,31 @@ func TestConsumeStreamReadsWhatItsNodeHoldsWithoutALeader(t *testing.T) {
 	for _, tr := range []string{TransportGRPC} {
 		t.Run(tr, func(t *testing.T) {
 			nodes := startClusterWith(t, 3, func(_ int, cfg *Config) { cfg.Transport = tr })
+			ctx := ctxT(t, 120*time.Second)
+			// More than the transports' flow-control windows hold (16 MiB at most), and more
+			// records than a stream sends between two looks at its context (1024).
+			const want, batch, size = 2048, 64, 16 << 10
+			value := make([]byte, size)
+			recs := make([]*logv1.Record, batch)
+			for j := range recs {
+				recs[j] = &logv1.Record{Value: value}
+			}
+			// Written through whichever node leads: on a loaded machine leadership may move
+			// while 32 MiB are replicated, and a batch whose outcome is unknown is sent again
+			// (a duplicate only makes the log longer; its end is read afterwards).
+			lc := newClient(t, tr, leaderOf(t, nodes).Addr())
+			for end := uint64(0); end < want; {
+				res, err := lc.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: recs})
+				if err != nil {
+					if ctx.Err() != nil {
+						t.Fatalf("ProduceBatch: %v", err)
+					}
+					t.Logf("ProduceBatch (sent again, to the leader then): %v", err)
+					lc = newClient(t, tr, leaderOf(t, nodes).Addr())
+					continue
+				}
+				end = res.GetBaseOffset() + batch
+			}
 			leader := leaderOf(t, nodes)
 			var follower *testServer
 			var others []*testServer
@@ -96,21 +121,11 @@ func TestConsumeStreamReadsWhatItsNodeHoldsWithoutALeader(t *testing.T) {
 					others = append(others, nd)
 				}
 			}
-			ctx := ctxT(t, 120*time.Second)
-			lc := newClient(t, tr, leader.Addr())
-			// More than the transports' flow-control windows hold (16 MiB at most), and more
-			// records than a stream sends between two looks at its context (1024).
-			const total, batch, size = 2048, 64, 16 << 10
-			value := make([]byte, size)
-			for i := 0; i < total; i += batch {
-				recs := make([]*logv1.Record, batch)
-				for j := range recs {
-					recs[j] = &logv1.Record{Value: value}
-				}
-				if _, err := lc.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: recs}); err != nil {
-					t.Fatalf("ProduceBatch: %v", err)
-				}
+			b, err := newClient(t, tr, leader.Addr()).GetBounds(ctx, &logv1.GetBoundsRequest{})
+			if err != nil {
+				t.Fatalf("leader's GetBounds: %v", err)
 			}
+			total := b.GetNextOffset()
 			fc := newClient(t, tr, follower.Addr())
 			waitFor(t, 30*time.Second, "the follower holds every record", func() bool {
 				b, err := fc.GetBounds(ctx, &logv1.GetBoundsRequest{})
