@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -270,4 +271,66 @@ func leaderWithTopic(t *testing.T, ctx context.Context, topic string, partitions
 		t.Fatal(err)
 	}
 	return leader, lc
+}
+
+// discardStream is a ConsumeStream's stream that drops what it is sent.
+type discardStream struct{}
+
+func (discardStream) Send(*logv1.ConsumeResponse) error { return nil }
+
+// TestReadOfTopicUnconfirmedIsUnavailable: a read of a topic (or of a partition) this node does
+// not know, on a node that cannot catch up with the leader to tell (cut off from it), is
+// Unavailable: its creation may be committed and not applied here yet. NotFound ended an SDK
+// read, a StreamPartition and a group member's fetcher with ErrUnknownTopic, though the topic
+// exists and every other replica serves it. Consume, ConsumeStream, GetBounds, DescribeTopic
+// and ListOffsets.
+func TestReadOfTopicUnconfirmedIsUnavailable(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreachable := consensus.Server{ID: "leader", Address: l.Addr().String()}
+	l.Close()
+	svc := followerService(t, unreachable, tconnect.NewClient, 300*time.Millisecond)
+	svc.node = catchingUpFollower{followerNode: followerNode{leader: unreachable}, once: &sync.Once{}, catchUp: func() {}}
+	if _, err := svc.sm.CreateTopic(ctx, &directProposer{m: svc.sm}, "known", 1, fsm.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	reads := map[string]func(topic string, partition uint32) error{
+		"Consume": func(topic string, partition uint32) error {
+			_, err := svc.Consume(ctx, &logv1.ConsumeRequest{Topic: topic, Partition: partition})
+			return err
+		},
+		"ConsumeStream": func(topic string, partition uint32) error {
+			return svc.ConsumeStream(ctx, &logv1.ConsumeRequest{Topic: topic, Partition: partition}, discardStream{})
+		},
+		"GetBounds": func(topic string, partition uint32) error {
+			_, err := svc.GetBounds(ctx, &logv1.GetBoundsRequest{Topic: topic, Partition: partition})
+			return err
+		},
+		"DescribeTopic": func(topic string, partition uint32) error {
+			if partition > 0 {
+				return transport.Errorf(transport.Unavailable, "no partition to name")
+			}
+			_, err := svc.DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: topic})
+			return err
+		},
+		"ListOffsets": func(topic string, partition uint32) error {
+			_, err := svc.ListOffsets(ctx, &logv1.ListOffsetsRequest{Topic: topic, Partitions: []uint32{partition}})
+			return err
+		},
+	}
+	for name, read := range reads {
+		// A topic created and not applied here; a partition added and not applied here.
+		for _, at := range []struct {
+			topic     string
+			partition uint32
+		}{{"fresh", 0}, {"known", 1}} {
+			if err := read(at.topic, at.partition); transport.CodeOf(err) != transport.Unavailable {
+				t.Errorf("%s of %s/%d on a node cut off from its leader, which does not know it: %v (code %v), want Unavailable",
+					name, at.topic, at.partition, err, transport.CodeOf(err))
+			}
+		}
+	}
 }

@@ -458,7 +458,10 @@ func (s *service) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest
 		return nil, err
 	}
 	t, err := s.sm.Topic(req.GetTopic())
-	if unknownTarget(err) && s.caughtUp(ctx) {
+	if unknownTarget(err) {
+		if !s.caughtUp(ctx) {
+			return nil, toWire(unconfirmedUnknown(err))
+		}
 		t, err = s.sm.Topic(req.GetTopic())
 	}
 	if err != nil {
@@ -473,7 +476,10 @@ func (s *service) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest
 	res := &logv1.ListOffsetsResponse{}
 	for _, p := range parts {
 		f, _, err := s.sm.Partition(t.Name, p)
-		if unknownTarget(err) && s.caughtUp(ctx) {
+		if unknownTarget(err) {
+			if !s.caughtUp(ctx) {
+				return nil, toWire(unconfirmedUnknown(err))
+			}
 			f, _, err = s.sm.Partition(t.Name, p) // a partition added, not applied here yet
 		}
 		if err != nil {

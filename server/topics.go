@@ -43,7 +43,8 @@ type readTarget struct {
 // A topic or partition this node does not know may be one whose creation is committed but not
 // applied here yet (a restarted node replays its log; a follower lags): it catches up first
 // (caughtUp) and answers NotFound only if the cluster does not know it either.
-// Errors: fsm.ErrUnknownTopic, fsm.ErrUnknownPartition (NotFound on the wire).
+// Errors: fsm.ErrUnknownTopic, fsm.ErrUnknownPartition (NotFound on the wire); errLagging when
+// this node could not catch up to tell (unconfirmedUnknown).
 func (s *service) readTarget(ctx context.Context, topic string, partition uint32) (readTarget, error) {
 	if (topic == "" || topic == fsm.DefaultTopic) && partition == 0 {
 		return readTarget{part: s.fsm}, nil
@@ -52,7 +53,10 @@ func (s *service) readTarget(ctx context.Context, topic string, partition uint32
 		return readTarget{}, fmt.Errorf("%w: %q (this server has no topics)", fsm.ErrUnknownTopic, topic)
 	}
 	f, t, err := s.sm.Partition(topic, partition)
-	if unknownTarget(err) && s.caughtUp(ctx) {
+	if unknownTarget(err) {
+		if !s.caughtUp(ctx) {
+			return readTarget{}, unconfirmedUnknown(err)
+		}
 		f, t, err = s.sm.Partition(topic, partition)
 	}
 	if err != nil {
@@ -85,6 +89,16 @@ func (s *service) readTargetID(ctx context.Context, topic string, partition uint
 
 func unknownTarget(err error) bool {
 	return errors.Is(err, fsm.ErrUnknownTopic) || errors.Is(err, fsm.ErrUnknownPartition)
+}
+
+// unconfirmedUnknown is the answer to a read of a topic or partition this node does not know
+// and could not catch up with the leader to confirm unknown (cut off from it, an election):
+// its creation may be committed and not applied here, so errLagging (Unavailable: another
+// replica, or a later try, can tell), never NotFound, which ends a reader's stream, and an SDK
+// read, of a topic that exists. err (the lookup's) is kept as text only: wrapped, it would
+// make the answer NotFound.
+func unconfirmedUnknown(err error) error {
+	return fmt.Errorf("%w: %v, and this node could not catch up with the leader to tell whether the cluster knows it", errLagging, err)
 }
 
 // caughtUp waits, up to an election, until this node has applied every entry the cluster had
@@ -307,7 +321,10 @@ func (s *service) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicReq
 		return nil, toWire(fmt.Errorf("%w: %q", fsm.ErrUnknownTopic, req.GetName()))
 	}
 	t, err := s.sm.Topic(req.GetName())
-	if unknownTarget(err) && s.caughtUp(ctx) {
+	if unknownTarget(err) {
+		if !s.caughtUp(ctx) {
+			return nil, toWire(unconfirmedUnknown(err))
+		}
 		t, err = s.sm.Topic(req.GetName()) // created, not applied here yet
 	}
 	if err != nil {
