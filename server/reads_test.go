@@ -206,3 +206,48 @@ func TestLaggingFollowerReadIndex(t *testing.T) {
 		t.Fatalf("follower read %d after catching up: %v", n-1, err)
 	}
 }
+
+// TestLaggingFollowerReadBeforeDeadline: a follower that cannot apply, within the caller's
+// deadline, an offset the leader has committed answers Unavailable (read elsewhere) before that
+// deadline; it answered OutOfRange once the deadline had passed (the record is acknowledged),
+// or nothing the caller could still hear. With and without a long poll (max_wait_ms beyond
+// the deadline).
+func TestLaggingFollowerReadBeforeDeadline(t *testing.T) {
+	leader := startServer(t, Config{})
+	lc := newClient(t, TransportConnect, leader.Addr())
+	if _, err := lc.Produce(ctxT(t, 30*time.Second), &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	// The follower: a state machine that applied nothing (its applies stalled).
+	lg, err := segment.Open(t.TempDir(), segment.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lg.Close() })
+	f, err := fsm.New(fsm.Config{Log: lg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := newForwarder(tconnect.NewClient, transport.ClientConfig{}, DefaultMaxForwardClients)
+	t.Cleanup(func() { _ = fwd.Close() })
+	svc := &service{
+		node:       followerOf{leader: consensus.Server{ID: leader.ID(), Address: leader.Addr()}},
+		fsm:        f,
+		forward:    fwd,
+		cfg:        &Config{MaxConsumeWait: time.Minute},
+		stop:       make(chan struct{}),
+		leaderWait: 2 * time.Second,
+	}
+	for _, maxWaitMs := range []uint32{0, 60_000} {
+		const deadline = 1500 * time.Millisecond
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		start := time.Now()
+		_, err := svc.Consume(ctx, &logv1.ConsumeRequest{Offset: 0, MaxWaitMs: maxWaitMs})
+		took := time.Since(start)
+		cancel()
+		if code := transport.CodeOf(err); code != transport.Unavailable || took >= deadline {
+			t.Errorf("max_wait_ms %d: acknowledged offset on a stalled follower: %v (code %v) after %v, want Unavailable before the %v deadline",
+				maxWaitMs, err, code, took, deadline)
+		}
+	}
+}

@@ -660,9 +660,12 @@ func (s *service) consumeFrom(ctx context.Context, rt readTarget, off uint64, ma
 		return rt.part.Read(ctx, off)
 	}
 	if maxWait > 0 {
-		rec, err := s.readWithin(ctx, rt, off, min(maxWait, s.cfg.MaxConsumeWait))
-		if err == nil || ctx.Err() != nil || !errors.Is(err, storage.ErrOutOfRange) {
+		rec, err := s.readWithin(ctx, rt, off, untilNearDeadline(ctx, min(maxWait, s.cfg.MaxConsumeWait)))
+		if err == nil || !errors.Is(err, storage.ErrOutOfRange) {
 			return rec, err
+		}
+		if ctx.Err() != nil {
+			return fsm.Record{}, readEnded(ctx, off)
 		}
 		// Not written here in time: is it written anywhere? Below.
 	}
@@ -680,15 +683,36 @@ func (s *service) consumeFrom(ctx context.Context, rt readTarget, off uint64, ma
 		_, next := rt.part.Bounds()
 		return fsm.Record{}, fmt.Errorf("server: read %d: beyond every committed record (next offset %d): %w", off, max(next, committed), storage.ErrOutOfRange)
 	}
-	// Committed, not applied here yet: catch up, within MaxConsumeWait.
-	rec, err := s.readWithin(ctx, rt, off, s.cfg.MaxConsumeWait)
-	if err != nil && ctx.Err() == nil && errors.Is(err, storage.ErrOutOfRange) {
+	// Committed, not applied here yet: catch up, within MaxConsumeWait and before the caller's
+	// deadline is near, so that it hears Unavailable (read elsewhere) in time.
+	rec, err := s.readWithin(ctx, rt, off, untilNearDeadline(ctx, s.cfg.MaxConsumeWait))
+	if err != nil && errors.Is(err, storage.ErrOutOfRange) {
 		if lowest, _ := rt.part.Bounds(); off >= lowest {
+			if ctx.Err() != nil {
+				return fsm.Record{}, readEnded(ctx, off)
+			}
 			return fsm.Record{}, fmt.Errorf("%w: offset %d is committed (next offset %d on the leader) but not applied here within %v (%v)",
 				errLagging, off, committed, s.cfg.MaxConsumeWait, err)
 		}
 	}
 	return rec, err
+}
+
+// untilNearDeadline is d, cut short to end when the caller's deadline is near (nearDeadline):
+// a read's wait that ends at the deadline itself is answered too late to be heard, or, ended
+// by the caller's context, said nothing of whether the offset is committed.
+func untilNearDeadline(ctx context.Context, d time.Duration) time.Duration {
+	if near, ok := nearDeadline(ctx); ok {
+		d = min(d, time.Until(near))
+	}
+	return d
+}
+
+// readEnded is the answer to a read of off whose caller's context ended while it waited for
+// off here: the context's error (DeadlineExceeded, Canceled), never OutOfRange, since off may
+// be committed and only not applied here.
+func readEnded(ctx context.Context, off uint64) error {
+	return fmt.Errorf("server: read %d: not applied here when the request ended: %w", off, ctx.Err())
 }
 
 // readWithin reads off, waiting up to d for it to be applied here; a wait that the server's
