@@ -159,6 +159,11 @@ func (f *FSM) Records(ctx context.Context, from uint64) iter.Seq2[Record, error]
 					yield(Record{}, fmt.Errorf("fsm: records at %d: %w", off, err))
 					return
 				}
+				if off < f.first.Load() {
+					// A retain command applied meanwhile made it unreadable, whatever the
+					// storage still holds: reported at the top of the loop (ErrOutOfRange).
+					break
+				}
 				r, err := decodeRecord(off, rec.Value)
 				if err != nil {
 					yield(Record{}, err)

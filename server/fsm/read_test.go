@@ -9,6 +9,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/storage"
+	"github.com/commitlog-go/commitlog/storage/segment"
 )
 
 func TestReadErrors(t *testing.T) {
@@ -160,5 +161,57 @@ func TestRecordsErrors(t *testing.T) {
 	}
 	if yielded != 1 {
 		t.Fatalf("Records on a closed log yielded %d items, want one ErrClosed", yielded)
+	}
+}
+
+// TestRecordsEndAtRetentionCut: an iteration that is below the log's start once a retain
+// command is applied under it (a stream reading a backlog while retention runs) ends with
+// ErrOutOfRange before its next record, as a read there answers: it went on yielding every
+// record of the range it had started reading, though the cut made them unreadable on every
+// replica (Consume of the same offsets answered OutOfRange meanwhile).
+func TestRecordsEndAtRetentionCut(t *testing.T) {
+	for _, name := range []string{"memory", "segment"} {
+		t.Run(name, func(t *testing.T) {
+			var f *FSM
+			if name == "memory" {
+				f, _ = newMemFSM(t, Config{})
+			} else {
+				lg, err := segment.Open(t.TempDir(), segment.Config{SegmentBytes: 4 << 10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = lg.Close() })
+				if f, err = New(Config{Log: lg}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const n, cut = 2000, 1500
+			idx := applyRange(t, f, 0, n, 100, 1)
+			var got []uint64
+			var end error
+			for r, err := range f.Records(t.Context(), 0) {
+				if err != nil {
+					end = err
+					break
+				}
+				got = append(got, r.Offset)
+				if r.Offset == 10 {
+					res := f.Apply([]consensus.Entry{{Index: idx, Term: 1, Data: EncodeRetain(cut, testTime)}})
+					if rr, ok := res[0].(RetainResult); !ok || rr.First != cut {
+						t.Fatalf("retain: %v", res[0])
+					}
+				}
+				if r.Offset > 10 && r.Offset < cut {
+					if _, err := f.Read(t.Context(), r.Offset); !errors.Is(err, storage.ErrOutOfRange) {
+						t.Fatalf("Read(%d) below the cut: %v, want ErrOutOfRange", r.Offset, err)
+					}
+					t.Fatalf("Records yielded offset %d after the log start moved to %d", r.Offset, cut)
+				}
+			}
+			if !errors.Is(end, storage.ErrOutOfRange) || len(got) != 11 {
+				t.Fatalf("Records across a retention cut: %d records (last %d), ended with %v; want offsets 0..10, then ErrOutOfRange",
+					len(got), got[len(got)-1], end)
+			}
+		})
 	}
 }
