@@ -251,3 +251,31 @@ func TestLaggingFollowerReadBeforeDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaderlessReadBeforeDeadline: a read that must learn the cluster's commit point (an
+// offset past this node's end) or catch up with it (a topic this node does not know), on a
+// node that knows no leader, waits for one only until its caller's deadline is near, then
+// answers Unavailable (read elsewhere) while the caller still listens, as a produce waiting
+// for a leader does: it waited up to an election whatever the deadline, and answered at the
+// deadline, when the caller could only see its own DeadlineExceeded (for a past-end read,
+// DESIGN.md §3 says: OutOfRange promptly, never DeadlineExceeded).
+func TestLeaderlessReadBeforeDeadline(t *testing.T) {
+	svc := followerService(t, consensus.Server{}, tconnect.NewClient, time.Minute)
+	svc.cfg.MaxConsumeWait = time.Minute
+	svc.node = followerOf{}
+	reads := map[string]*logv1.ConsumeRequest{
+		"past the end":  {Offset: 0},
+		"unknown topic": {Topic: "fresh"},
+	}
+	for name, req := range reads {
+		const deadline = 1500 * time.Millisecond
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		start := time.Now()
+		_, err := svc.Consume(ctx, req)
+		took := time.Since(start)
+		cancel()
+		if code := transport.CodeOf(err); code != transport.Unavailable || took >= deadline {
+			t.Errorf("%s, no leader: %v (code %v) after %v, want Unavailable before the %v deadline", name, err, code, took, deadline)
+		}
+	}
+}

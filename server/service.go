@@ -699,8 +699,9 @@ func (s *service) consumeFrom(ctx context.Context, rt readTarget, off uint64, ma
 }
 
 // untilNearDeadline is d, cut short to end when the caller's deadline is near (nearDeadline):
-// a read's wait that ends at the deadline itself is answered too late to be heard, or, ended
-// by the caller's context, said nothing of whether the offset is committed.
+// a read's wait (for a record, for a leader) that ends at the deadline itself is answered too
+// late to be heard, or, ended by the caller's context, said nothing of whether the offset is
+// committed.
 func untilNearDeadline(ctx context.Context, d time.Duration) time.Duration {
 	if near, ok := nearDeadline(ctx); ok {
 		d = min(d, time.Until(near))
@@ -737,9 +738,10 @@ func (s *service) readWithin(ctx context.Context, rt readTarget, off uint64, d t
 // commitPoint returns one past the last record the cluster had committed when the call
 // began. On the leader: after LinearizableRead (which proves leadership and applies every
 // committed entry), this node's next offset. Elsewhere: the leader's, asked over the API
-// (GetBounds, linearizable), waiting up to an election for a leader to be known.
+// (GetBounds, linearizable), waiting up to an election for a leader to be known, and no longer
+// than until the caller's deadline is near (nearDeadline), so that it hears Unavailable.
 func (s *service) commitPoint(ctx context.Context, rt readTarget) (uint64, error) {
-	waitUntil := time.Now().Add(s.leaderWait)
+	waitUntil := time.Now().Add(untilNearDeadline(ctx, s.leaderWait))
 	for {
 		err := s.node.LinearizableRead(ctx)
 		if err == nil {

@@ -105,9 +105,10 @@ func unconfirmedUnknown(err error) error {
 // committed when it was called: on the leader, LinearizableRead proves that; a follower asks
 // the leader for its applied index after a linearizable read (ReadIndex, as commitPoint does)
 // and waits to apply as far. A follower's own commit index is not enough: it learns the
-// leader's only with the next entries or the commit timeout. It reports whether it got there.
+// leader's only with the next entries or the commit timeout. It reports whether it got there,
+// giving up once the caller's deadline is near (untilNearDeadline), so that it hears the answer.
 func (s *service) caughtUp(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, s.leaderWait)
+	ctx, cancel := context.WithTimeout(ctx, untilNearDeadline(ctx, s.leaderWait))
 	defer cancel()
 	target := uint64(0) // the leader's applied index, once learned
 	for {
