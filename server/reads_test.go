@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/storage"
+	"github.com/commitlog-go/commitlog/storage/memory"
 	"github.com/commitlog-go/commitlog/storage/segment"
 	"github.com/commitlog-go/commitlog/transport"
 	tconnect "github.com/commitlog-go/commitlog/transport/connect"
@@ -277,5 +280,63 @@ func TestLeaderlessReadBeforeDeadline(t *testing.T) {
 		if code := transport.CodeOf(err); code != transport.Unavailable || took >= deadline {
 			t.Errorf("%s, no leader: %v (code %v) after %v, want Unavailable before the %v deadline", name, err, code, took, deadline)
 		}
+	}
+}
+
+// captureStream is a ConsumeStream's stream that keeps the offsets it is sent.
+type captureStream struct{ offsets []uint64 }
+
+func (c *captureStream) Send(r *logv1.ConsumeResponse) error {
+	for _, rec := range append(r.GetRecords(), r.GetRecord()) {
+		if rec != nil {
+			c.offsets = append(c.offsets, rec.GetOffset())
+		}
+	}
+	return nil
+}
+
+// TestReadsAfterMachineStopped: a node whose state machine stopped applying at a topic command
+// (it could not open the new topic's partition logs) applies no later entry to any partition,
+// though the cluster commits them. A read past what it holds answered OutOfRange "beyond every
+// committed record" on it as leader (its own stale next offset taken for the commit point), and
+// a ConsumeStream there tailed forever, silently, while the other replicas went on; as when a
+// partition itself stops applying, they answer the state machine's error (Internal: read
+// elsewhere), after every record it holds.
+func TestReadsAfterMachineStopped(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	def, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = def.Close() })
+	m, err := fsm.NewMachine(fsm.MachineConfig{Config: fsm.Config{Log: def}, Dir: t.TempDir(),
+		OpenLog: func(string) (storage.Log, error) { return nil, errors.New("too many open files") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	p := &directProposer{m: m}
+	node := laggingLeader{p: p, once: &sync.Once{}, catchUp: func() {}}
+	svc := &service{node: node, fsm: m.Default(), sm: m, cfg: &Config{MaxConsumeWait: time.Second}, stop: make(chan struct{}), leaderWait: time.Second}
+	if _, err := svc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("a")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.CreateTopic(ctx, p, "t", 1, fsm.TopicConfig{}); err == nil || m.Err() == nil {
+		t.Fatalf("CreateTopic with partition logs that cannot open: %v (machine error %v), want the machine stopped", err, m.Err())
+	}
+	// The cluster commits a record at offset 1 that this node does not apply.
+	if _, err := svc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("b")}}); err == nil {
+		t.Fatal("a produce on a stopped state machine succeeded")
+	}
+	if _, err := svc.Consume(ctx, &logv1.ConsumeRequest{Offset: 1}); transport.CodeOf(err) != transport.Internal {
+		t.Errorf("Consume past what a stopped state machine holds: %v (code %v), want Internal", err, transport.CodeOf(err))
+	}
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var got captureStream
+	err = svc.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: 0, MaxBatch: 16}, &got)
+	if transport.CodeOf(err) != transport.Internal || sctx.Err() != nil || !slices.Equal(got.offsets, []uint64{0}) {
+		t.Errorf("ConsumeStream on a stopped state machine: sent %v, ended with %v (code %v, waited out its deadline: %v); want offset 0, then Internal",
+			got.offsets, err, transport.CodeOf(err), sctx.Err() != nil)
 	}
 }

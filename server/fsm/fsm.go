@@ -215,14 +215,24 @@ func (f *FSM) Failed() <-chan struct{} { return f.failed }
 // fail makes err the sticky error (the first one wins) and returns the sticky error.
 func (f *FSM) fail(err error) error {
 	f.failOnce.Do(func() {
-		e := fmt.Errorf("%w: %w", ErrFailed, err)
-		f.failErr.Store(&e)
-		close(f.failed)
-		f.failCancel()
+		f.setFailed(fmt.Errorf("%w: %w", ErrFailed, err))
 		f.logger.Error("state machine stopped applying: a committed entry could not be stored; this node serves nothing past it until the cause is fixed and it is restarted",
 			"err", err, "applied_index", f.applied.Load(), "log_next", f.goodNext.Load())
 	})
 	return f.Err()
+}
+
+// stop makes err (wrapping ErrFailed), its Machine's failure, the sticky error, as fail does:
+// the Machine applies no later entry to any partition, so each one's readers learn it as from
+// a failure of its own. The Machine logged it, once.
+func (f *FSM) stop(err error) {
+	f.failOnce.Do(func() { f.setFailed(err) })
+}
+
+func (f *FSM) setFailed(err error) {
+	f.failErr.Store(&err)
+	close(f.failed)
+	f.failCancel()
 }
 
 // AppliedIndex returns the Raft index of the last entry applied (or restored from a snapshot);

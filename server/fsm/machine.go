@@ -275,6 +275,13 @@ func (m *Machine) fail(err error) error {
 		close(m.failed)
 		m.logger.Error("state machine stopped applying: a committed entry could not be applied; this node needs its cause fixed and a restart",
 			"err", err, "applied_index", m.applied.Load())
+		// No partition applies a later entry: reads past what each holds answer err, and
+		// readers waiting there are woken, rather than take its end for the cluster's.
+		for _, e := range m.cat.Load().entries() {
+			for _, p := range e.parts {
+				p.stop(err)
+			}
+		}
 	})
 	return m.Err()
 }
@@ -308,12 +315,16 @@ func (m *Machine) Apply(entries []consensus.Entry) []any {
 	pend := map[*partition][]applyItem{}
 	var order []*partition
 	flush := func() {
+		var failed error // the first partition's failure, once every partition applied its part
 		for _, p := range order {
 			p.apply(pend[p], results)
-			if err := p.Err(); err != nil {
-				m.fail(err)
+			if err := p.Err(); err != nil && failed == nil {
+				failed = err
 			}
 			delete(pend, p)
+		}
+		if failed != nil {
+			m.fail(failed)
 		}
 		order = order[:0]
 		m.settle(results)
