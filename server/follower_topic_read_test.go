@@ -334,3 +334,22 @@ func TestReadOfTopicUnconfirmedIsUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowerReadOfTopicTheLeaderDeleted: a read past the end of a topic that this follower
+// still holds but the cluster deleted (the leader, asked for the commit point, answers that it
+// does not know the topic) is NotFound, the leader's answer: it was turned into Unavailable
+// "could not learn the cluster's commit point in time", as was every answer of the leader to
+// that question, however promptly it came.
+func TestFollowerReadOfTopicTheLeaderDeleted(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	leader := startServer(t, Config{})
+	svc := followerService(t, consensus.Server{ID: leader.ID(), Address: leader.Addr()}, tconnect.NewClient, 2*time.Second)
+	svc.node = followerOf{leader: consensus.Server{ID: leader.ID(), Address: leader.Addr()}}
+	if _, err := svc.sm.CreateTopic(ctx, &directProposer{m: svc.sm}, "gone", 1, fsm.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := svc.Consume(ctx, &logv1.ConsumeRequest{Topic: "gone", Offset: 0})
+	if code := transport.CodeOf(err); code != transport.NotFound {
+		t.Fatalf("Consume past the end of a topic the leader does not know, on a follower that still holds it: %v (code %v), want NotFound", err, code)
+	}
+}

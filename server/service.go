@@ -672,9 +672,10 @@ func (s *service) consumeFrom(ctx context.Context, rt readTarget, off uint64, ma
 	// Bounded whatever the client's deadline: at most an election, then MaxConsumeWait.
 	cctx, ccancel := context.WithTimeout(ctx, s.leaderWait+s.cfg.MaxConsumeWait)
 	committed, err := s.commitPoint(cctx, rt)
+	timedOut := cctx.Err() != nil // read before ccancel, which would end cctx whatever happened
 	ccancel()
 	if err != nil {
-		if ctx.Err() == nil && cctx.Err() != nil {
+		if ctx.Err() == nil && timedOut {
 			return fsm.Record{}, fmt.Errorf("%w: could not learn the cluster's commit point in time (%v)", errLagging, err)
 		}
 		return fsm.Record{}, err
