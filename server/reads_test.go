@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -338,5 +339,62 @@ func TestReadsAfterMachineStopped(t *testing.T) {
 	if transport.CodeOf(err) != transport.Internal || sctx.Err() != nil || !slices.Equal(got.offsets, []uint64{0}) {
 		t.Errorf("ConsumeStream on a stopped state machine: sent %v, ended with %v (code %v, waited out its deadline: %v); want offset 0, then Internal",
 			got.offsets, err, transport.CodeOf(err), sctx.Err() != nil)
+	}
+}
+
+// failingLog is a storage.Log whose appends fail once fail is set.
+type failingLog struct {
+	storage.Log
+	fail *atomic.Bool
+}
+
+func (l failingLog) Append(records ...[]byte) (uint64, error) {
+	if l.fail.Load() {
+		return 0, fmt.Errorf("%w: disk on fire", storage.ErrFailed)
+	}
+	return l.Log.Append(records...)
+}
+
+// TestPastEndReadWhileLeaderStopsApplying: a leader whose state machine stops applying (its
+// storage fails on a committed entry) while a read past its end learns the commit point
+// (LinearizableRead applies every committed entry, the failing one included) answers the
+// state machine's error, not OutOfRange "beyond every committed record": it took the next
+// offset where its failure left it for the cluster's commit point, though the entry it failed
+// on was committed.
+func TestPastEndReadWhileLeaderStopsApplying(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	mem, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mem.Close() })
+	fail := &atomic.Bool{}
+	m, err := fsm.NewMachine(fsm.MachineConfig{Config: fsm.Config{Log: failingLog{Log: mem, fail: fail}}, Dir: t.TempDir(),
+		OpenLog: func(string) (storage.Log, error) { return memory.New(memory.Config{}) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	p := &directProposer{m: m}
+	node := laggingLeader{p: p, once: &sync.Once{}, catchUp: func() {
+		// Committed before the read's barrier, applied while it waits: the storage fails.
+		cmd, err := m.Default().EncodeAppend(fsm.AppendRecord{Value: []byte("b")})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		fail.Store(true)
+		_, _ = p.Propose(ctx, cmd)
+	}}
+	svc := &service{node: node, fsm: m.Default(), sm: m, cfg: &Config{MaxConsumeWait: time.Second}, stop: make(chan struct{}), leaderWait: time.Second}
+	if _, err := svc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("a")}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.Consume(ctx, &logv1.ConsumeRequest{Offset: 1})
+	if m.Default().Err() == nil {
+		t.Fatal("the state machine did not stop applying")
+	}
+	if code := transport.CodeOf(err); code != transport.Internal {
+		t.Fatalf("past-end Consume on a leader that stopped applying meanwhile: %v (code %v), want Internal", err, code)
 	}
 }

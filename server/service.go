@@ -746,6 +746,11 @@ func (s *service) commitPoint(ctx context.Context, rt readTarget) (uint64, error
 	for {
 		err := s.node.LinearizableRead(ctx)
 		if err == nil {
+			if err := rt.part.Err(); err != nil {
+				// It stopped applying meanwhile (at an entry the read waited for, perhaps):
+				// its next offset says nothing of what the cluster committed.
+				return 0, err
+			}
 			_, next := rt.part.Bounds()
 			return next, nil
 		}
