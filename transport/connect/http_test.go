@@ -190,6 +190,28 @@ func TestJSONBatchRecords(t *testing.T) {
 	}
 }
 
+// TestJSONBatchRecordsCountsRecordsOnly: the records-per-batch count of a JSON ProduceBatch
+// counts its records, not every JSON object in it: a record's headers and the producer are
+// objects too, and a header key may hold a brace. A batch of 2 records with 3 headers each was
+// refused as more than 3 records (ResourceExhausted), though the same batch in binary or over
+// gRPC was appended.
+func TestJSONBatchRecordsCountsRecordsOnly(t *testing.T) {
+	s := transporttest.Start(t, harness(tconnect.ProtocolConnect), transport.ServerConfig{Limits: transport.Limits{MaxBatchRecords: 3}})
+	hdrs := `"headers":[{"key":"a{"},{"key":"b","value":"aGk="},{"key":"{{{"}]`
+	body := `{"records":[{"value":"aGk=",` + hdrs + `},{` + hdrs + `}],"producer":{"id":"0"}}`
+	res, b := post(t, s.Addr, "/log.v1.Log/ProduceBatch", "application/json", body, nil)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("2 records with headers: %s: %s", res.Status, b)
+	}
+	if n := len(s.Service.Records()); n != 2 {
+		t.Fatalf("%d records appended, want 2", n)
+	}
+	res, b = post(t, s.Addr, "/log.v1.Log/ProduceBatch", "application/json", `{"records":[{},{`+hdrs+`},{},{}]}`, nil)
+	if res.StatusCode == http.StatusOK || !strings.Contains(string(b), "at most 3 records") {
+		t.Fatalf("4 records: %s: %s, want a refusal naming the limit", res.Status, b)
+	}
+}
+
 // TestRequestReadTimeout: a unary request whose body stalls is answered when
 // RequestReadTimeout passes, while the client still holds the body open; a
 // stream's body may take its time.

@@ -3,8 +3,6 @@
 package limits
 
 import (
-	"bytes"
-
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/commitlog-go/commitlog/transport"
@@ -39,13 +37,36 @@ func CheckBatchProto(data []byte, max int) error {
 	return nil
 }
 
-// CheckBatchJSON is CheckBatchProto for the JSON form. A record is a JSON
-// object, and nothing else in a valid ProduceBatchRequest opens one (values
-// are base64, types numbers), so the objects opened, less the request's
-// own, bound the records from above.
+// CheckBatchJSON is CheckBatchProto for the JSON form. It counts the objects
+// directly inside an array that is a member of the request object: the
+// records (the request's only repeated message field), and nothing else a
+// valid request holds (a record's headers nest deeper, the producer is no
+// array's element, braces in strings are skipped). It scans the bytes once
+// and allocates nothing; malformed bytes are left to the decoder.
 func CheckBatchJSON(data []byte, max int) error {
-	if bytes.Count(data, []byte{'{'})-1 > max {
-		return tooMany(max)
+	n, depth := 0, 0
+	inArray := false // the container at depth 2 is an array
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '"':
+			for i++; i < len(data) && data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			depth++
+			if depth == 2 {
+				inArray = data[i] == '['
+			}
+			if depth == 3 && inArray && data[i] == '{' {
+				if n++; n > max {
+					return tooMany(max)
+				}
+			}
+		case '}', ']':
+			depth--
+		}
 	}
 	return nil
 }
