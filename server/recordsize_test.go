@@ -451,3 +451,52 @@ func TestConsumeStreamBatchFitsMessageBound(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumeStreamBatchCountsHeaders: a batched ConsumeStream bounds its messages by the
+// records' encoded size, headers' framing included. Records with many tiny headers (1024
+// headers of one byte each: 1 KiB counted by the record-size limit, 5 KiB on the wire) were
+// batched by their key, header and value bytes only: 1024 of them made a 5 MiB message, beyond
+// the transport's bound, and the stream failed (ResourceExhausted) at that offset on every
+// retry, though each record fits a message alone.
+func TestConsumeStreamBatchCountsHeaders(t *testing.T) {
+	const records, headers = 1024, fsm.MaxRecordHeaders
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			srv := startServer(t, Config{Transport: tr})
+			c := newClient(t, tr, srv.Addr())
+			ctx := ctxT(t, 60*time.Second)
+			hdrs := make([]*logv1.Header, headers)
+			for i := range hdrs {
+				hdrs[i] = &logv1.Header{Key: "k"}
+			}
+			for range records / 256 {
+				batch := make([]*logv1.Record, 256)
+				for i := range batch {
+					batch[i] = &logv1.Record{Headers: hdrs}
+				}
+				if _, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: batch}); err != nil {
+					t.Fatalf("ProduceBatch: %v", err)
+				}
+			}
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			cs, err := c.ConsumeStream(sctx, &logv1.ConsumeRequest{MaxBatch: records})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cs.Close()
+			for got := 0; got < records; {
+				res, err := cs.Receive()
+				if err != nil {
+					t.Fatalf("after %d records: %v", got, err)
+				}
+				for _, r := range res.GetRecords() {
+					if r.GetOffset() != uint64(got) || len(r.GetHeaders()) != headers {
+						t.Fatalf("record %d: offset %d, %d headers", got, r.GetOffset(), len(r.GetHeaders()))
+					}
+					got++
+				}
+			}
+		})
+	}
+}

@@ -853,8 +853,10 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 		// bytes (value, key, header values) are only valid until the next iteration step,
 		// so batched ones are copied.
 		r := wireRecord(rec)
-		n := recordBytes(r)
-		copyRecordBytes(r, n)
+		copyRecordBytes(r, recordBytes(r))
+		// Counted as encoded in the message, framing included: a record with many small
+		// headers encodes to several times its key, header and value bytes.
+		n := protowire.SizeTag(3) + protowire.SizeBytes(proto.Size(r))
 		if len(batch) > 0 && batchBytes+n > maxStreamBatchBytes {
 			// Sent apart: a large record added to a batch of almost maxStreamBatchBytes
 			// would make a message beyond the transport's bound (one record alone fits it).
