@@ -12,8 +12,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
 	"github.com/commitlog-go/commitlog/transport"
@@ -58,7 +60,9 @@ func TestProduceStreamSplitsCommands(t *testing.T) {
 type gatedStream struct {
 	total int
 	value func(i int) []byte
-	open  chan struct{}
+	// request, when set, makes each request instead of value.
+	request func() *logv1.ProduceRequest
+	open    chan struct{}
 
 	mu       sync.Mutex
 	received int      // requests returned by Receive
@@ -75,6 +79,9 @@ func (s *gatedStream) Receive() (*logv1.ProduceRequest, error) {
 		return nil, io.EOF
 	}
 	s.received++
+	if s.request != nil {
+		return s.request(), nil
+	}
 	return &logv1.ProduceRequest{Record: &logv1.Record{Value: s.value(s.received - 1)}}, nil
 }
 
@@ -125,6 +132,54 @@ func TestProduceStreamBackpressure(t *testing.T) {
 		if off != uint64(i) {
 			t.Fatalf("response %d has offset %d", i, off)
 		}
+	}
+}
+
+// TestProduceStreamBudgetCountsReceivedBytes: the in-flight budget counts what a received
+// request holds, not only its record's key, header and value bytes. Requests of 16 value
+// bytes, 256 empty headers (2 bytes each on the wire, a struct each once decoded) and an 8 KiB
+// field this server does not know (kept by the decoder) counted 80 bytes each: with a 64 KiB
+// budget and no response read, the server read and held all 300 of them (2.6 MB received,
+// more in memory) instead of stopping at its budget.
+func TestProduceStreamBudgetCountsReceivedBytes(t *testing.T) {
+	const budget, total = 64 << 10, 300
+	srv := startServer(t, Config{MaxRecordBytes: 16 << 10, MaxStreamInflightBytes: budget})
+	rec := &logv1.Record{Value: make([]byte, 16), Headers: make([]*logv1.Header, 256)}
+	for i := range rec.Headers {
+		rec.Headers[i] = &logv1.Header{}
+	}
+	wire, err := proto.Marshal(&logv1.ProduceRequest{Record: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire = protowire.AppendBytes(protowire.AppendTag(wire, 99, protowire.BytesType), make([]byte, 8<<10))
+	request := func() *logv1.ProduceRequest {
+		var req logv1.ProduceRequest
+		if err := proto.Unmarshal(wire, &req); err != nil {
+			t.Error(err)
+		}
+		return &req
+	}
+	// What one request holds: its bytes as received, and a struct per header.
+	held := len(wire) + len(rec.Headers)*int(unsafe.Sizeof(logv1.Header{}))
+	st := &gatedStream{total: total, request: request, open: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- srv.svc.ProduceStream(ctxT(t, 60*time.Second), st) }()
+	waitFor(t, 20*time.Second, "the server reads", func() bool {
+		received, _ := st.counts()
+		return received > 0
+	})
+	time.Sleep(200 * time.Millisecond) // room to read on, were the budget not spent
+	// The server holds what fits in its budget, and reads one more request that waits for room.
+	if received, _ := st.counts(); (received-1)*held > budget {
+		t.Errorf("with no response read: %d requests of %d bytes held received; the budget is %d bytes", received, held, budget)
+	}
+	close(st.open)
+	if err := <-done; err != nil {
+		t.Fatalf("ProduceStream: %v", err)
+	}
+	if len(st.offsets) != total {
+		t.Fatalf("%d responses, want %d", len(st.offsets), total)
 	}
 }
 

@@ -287,14 +287,20 @@ const maxStreamTopicsAllowed = 64
 // become one or more commands, see commandGroups).
 const maxStreamBatch = 512
 
-// streamRecordOverhead is what a queued ProduceStream request costs beyond its record's key,
-// headers and value, counted against the stream's in-flight budget.
-const streamRecordOverhead = 64
+// streamRecordOverhead is what a queued ProduceStream request costs beyond its encoded bytes,
+// counted against the stream's in-flight budget; streamHeaderOverhead is what each of its
+// record's headers costs besides (a struct and a pointer, for 2 bytes on the wire).
+const (
+	streamRecordOverhead = 64
+	streamHeaderOverhead = 96
+)
 
-// streamCost is what req counts against its stream's in-flight budget: its record's key,
-// headers and value (what the record-size limit counts) and an overhead.
+// streamCost is what req counts against its stream's in-flight budget: what it holds once
+// decoded. Its encoded size, not only its record's key, headers and value (what the
+// record-size limit counts): fields this server does not know are kept too, and headers'
+// framing; each header's struct; and an overhead.
 func streamCost(req *logv1.ProduceRequest) int {
-	return recordBytes(req.GetRecord()) + streamRecordOverhead
+	return proto.Size(req) + len(req.GetRecord().GetHeaders())*streamHeaderOverhead + streamRecordOverhead
 }
 
 // recordBytes is what the record-size limits count of r: its key, its headers' keys and
