@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -493,6 +494,51 @@ func TestConsumeStreamBatchCountsHeaders(t *testing.T) {
 				for _, r := range res.GetRecords() {
 					if r.GetOffset() != uint64(got) || len(r.GetHeaders()) != headers {
 						t.Fatalf("record %d: offset %d, %d headers", got, r.GetOffset(), len(r.GetHeaders()))
+					}
+					got++
+				}
+			}
+		})
+	}
+}
+
+// TestConsumeStreamBatchWithinSmallRequestBound: with --max-request-bytes below the 1 MiB a
+// batched ConsumeStream message may hold (a server of small records: --max-record-bytes 1024,
+// --max-request-bytes 66 KiB, which bound responses too), batches stay within that bound: 100
+// records of 1000 bytes were sent in one 102 KB message, beyond it, and the stream failed
+// (ResourceExhausted) at that offset on every retry.
+func TestConsumeStreamBatchWithinSmallRequestBound(t *testing.T) {
+	const records, size = 100, 1000
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			srv := startServer(t, Config{Transport: tr, MaxRecordBytes: 1024, MaxRequestBytes: 1024 + 64<<10})
+			c := newClient(t, tr, srv.Addr())
+			ctx := ctxT(t, 30*time.Second)
+			batch := make([]*logv1.Record, records)
+			for i := range batch {
+				batch[i] = &logv1.Record{Value: make([]byte, size)}
+				rand.Read(batch[i].Value) // incompressible: Connect checks its bound on the compressed message
+			}
+			for i := 0; i < records; i += 50 {
+				if _, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: batch[i : i+50]}); err != nil {
+					t.Fatalf("ProduceBatch: %v", err)
+				}
+			}
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			cs, err := c.ConsumeStream(sctx, &logv1.ConsumeRequest{MaxBatch: 1024})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cs.Close()
+			for got := 0; got < records; {
+				res, err := cs.Receive()
+				if err != nil {
+					t.Fatalf("after %d records: %v", got, err)
+				}
+				for _, r := range res.GetRecords() {
+					if r.GetOffset() != uint64(got) || len(r.GetValue()) != size {
+						t.Fatalf("record %d: offset %d, %d bytes", got, r.GetOffset(), len(r.GetValue()))
 					}
 					got++
 				}

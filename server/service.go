@@ -806,6 +806,8 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	behind := func() bool { _, next := rt.part.Bounds(); return pos.Load() < next }
 	go endWithoutLeader(ctx, cancel, s.leaderLoss, s.leaderWait, s.stop, behind)
 	maxBatch := int(min(req.GetMaxBatch(), maxStreamBatchRecords))
+	// Within the transport's bound on what it sends, which a small --max-request-bytes lowers.
+	maxBatchBytes := min(maxStreamBatchBytes, s.cfg.maxMessageBytes())
 	var batch []*logv1.Record
 	var next uint64 // the log's next offset as last seen
 	batchBytes := 0
@@ -863,8 +865,8 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 		// Counted as encoded in the message, framing included: a record with many small
 		// headers encodes to several times its key, header and value bytes.
 		n := protowire.SizeTag(3) + protowire.SizeBytes(proto.Size(r))
-		if len(batch) > 0 && batchBytes+n > maxStreamBatchBytes {
-			// Sent apart: a large record added to a batch of almost maxStreamBatchBytes
+		if len(batch) > 0 && batchBytes+n > maxBatchBytes {
+			// Sent apart: a large record added to a batch of almost maxBatchBytes
 			// would make a message beyond the transport's bound (one record alone fits it).
 			if err := sendBatch(); err != nil {
 				return err
@@ -875,7 +877,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 		if rec.Offset+1 >= next { // at the end as last seen: look again (once per batch, not per record)
 			_, next = rt.part.Bounds()
 		}
-		if len(batch) >= maxBatch || batchBytes >= maxStreamBatchBytes || rec.Offset+1 >= next {
+		if len(batch) >= maxBatch || batchBytes >= maxBatchBytes || rec.Offset+1 >= next {
 			if err := sendBatch(); err != nil {
 				return err
 			}
