@@ -307,3 +307,21 @@ func TestUnsupportedMediaTypeSaysWhatToSend(t *testing.T) {
 		t.Errorf("unknown method: %s, want 404", res.Status)
 	}
 }
+
+// TestUnsupportedMediaTypeLikeASupportedOne: a type that only begins like a supported one
+// (application/protobuf, the name other protobuf APIs use) gets the same hint: it was taken
+// for application/proto and answered with a bare 415.
+func TestUnsupportedMediaTypeLikeASupportedOne(t *testing.T) {
+	s := transporttest.Start(t, harness(tconnect.ProtocolConnect), transport.ServerConfig{})
+	for _, ct := range []string{"application/protobuf", "application/jsonl", "application/grpcx"} {
+		res, body := post(t, s.Addr, "/log.v1.Log/Produce", ct, `{"record":{"value":"aGk="}}`, nil)
+		if res.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(string(body), "Content-Type: application/json") {
+			t.Errorf("%s: %s %q, want 415 saying what to send", ct, res.Status, body)
+		}
+	}
+	for _, ct := range []string{"Application/JSON", "application/json; charset=utf-8", "application/grpc-web+proto"} {
+		if res, body := post(t, s.Addr, "/log.v1.Log/GetServers", ct, `{}`, nil); res.StatusCode == http.StatusUnsupportedMediaType || strings.Contains(string(body), "send Connect JSON") {
+			t.Errorf("%s: %s %q, want it taken", ct, res.Status, body)
+		}
+	}
+}

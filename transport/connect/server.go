@@ -698,10 +698,19 @@ func (h groupsHandler) ListOffsets(ctx context.Context, req *connect.Request[log
 }
 
 // knownContentType reports whether ct may be one that the Connect, gRPC and gRPC-Web handlers
-// take (they decide; this only has to let every one of theirs through).
+// take (they decide; this only has to let every one of theirs through): its media type, without
+// parameters and case, is application/json or application/proto (Connect unary), or
+// application/connect+*, application/grpc, application/grpc+*, application/grpc-web,
+// application/grpc-web+*. A prefix alone is not enough: application/protobuf is not taken.
 func knownContentType(ct string) bool {
-	for _, p := range []string{"application/json", "application/proto", "application/connect+", "application/grpc"} {
-		if strings.HasPrefix(ct, p) {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	switch mt {
+	case "application/json", "application/proto", "application/grpc", "application/grpc-web":
+		return true
+	}
+	for _, p := range []string{"application/connect+", "application/grpc+", "application/grpc-web+"} {
+		if strings.HasPrefix(mt, p) {
 			return true
 		}
 	}
