@@ -280,3 +280,47 @@ func TestRemoveLeaderRejoinsAsFollower(t *testing.T) {
 	})
 	waitVoters(t, nodes)
 }
+
+// TestGetServersReportsUnreachableFollower: GetServers on the leader reports a follower it
+// cannot reach as unhealthy, with the time since it last heard from it (Server.healthy and
+// last_contact, which the SDK's Servers and `cluster status` show). The consensus layer knew
+// (ServerStatus.LastContact), but the answer said healthy, with no last contact, for every
+// other server whatever its state.
+func TestGetServersReportsUnreachableFollower(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := leaderOf(t, nodes)
+	var follower *testServer
+	for _, nd := range nodes {
+		if nd != leader {
+			follower = nd
+			break
+		}
+	}
+	c := newClient(t, TransportConnect, leader.Addr())
+	ctx := ctxT(t, 60*time.Second)
+	server := func(id string) *logv1.Server {
+		res, err := c.GetServers(ctx, &logv1.GetServersRequest{})
+		if err != nil {
+			t.Fatalf("GetServers: %v", err)
+		}
+		for _, s := range res.GetServers() {
+			if s.GetId() == id {
+				return s
+			}
+		}
+		t.Fatalf("GetServers does not list %s: %v", id, res)
+		return nil
+	}
+	id := follower.cfg.NodeName
+	if s := server(id); !s.GetHealthy() || s.GetLastContact() != nil {
+		t.Fatalf("a follower in contact: %v, want healthy without a last contact", s)
+	}
+	follower.shutdown(t)
+	waitFor(t, 30*time.Second, "the leader reports the stopped follower unhealthy", func() bool {
+		s := server(id)
+		return !s.GetHealthy() && s.GetLastContact() != nil
+	})
+	if d := server(id).GetLastContact().AsDuration(); d <= 0 || d > time.Minute {
+		t.Fatalf("last contact %v ago, want a plausible time", d)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/commitlog-go/commitlog/authz"
 	"github.com/commitlog-go/commitlog/consensus"
@@ -957,6 +958,12 @@ func (s *service) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*
 			w.Healthy = s.fsm.Err() == nil // a node that stopped applying is not
 		} else if srv.MatchIndex > 0 {
 			w.AppliedIndex = srv.MatchIndex
+		}
+		if !srv.LastContact.IsZero() {
+			// Known on the leader while its heartbeats to it fail (consensus/raft): unreachable
+			// since it last answered.
+			w.Healthy = false
+			w.LastContact = durationpb.New(max(time.Since(srv.LastContact), 0))
 		}
 		if w.AppliedIndex > 0 && status.CommitIndex > w.AppliedIndex {
 			w.Lag = status.CommitIndex - w.AppliedIndex
