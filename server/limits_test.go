@@ -183,6 +183,39 @@ func TestProduceStreamBudgetCountsReceivedBytes(t *testing.T) {
 	}
 }
 
+// TestProduceStreamRequestWithoutRecord: a ProduceStream request that carries no record (an
+// empty message, as any client can send) ends the stream with InvalidArgument, as Produce
+// answers it, and nothing is stored. It made the server dereference the missing record while
+// sizing the request's command: with --transport grpc the panic killed the server process
+// (grpc-go recovers no handler panic); over Connect the stream was reset without a status.
+func TestProduceStreamRequestWithoutRecord(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			srv := startServer(t, Config{Transport: tr})
+			c := newClient(t, tr, srv.Addr())
+			ctx := ctxT(t, 30*time.Second)
+			ps, err := c.ProduceStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ps.Close()
+			if err := ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("a")}}); err != nil {
+				t.Fatal(err)
+			}
+			if res, err := ps.Receive(); err != nil || res.GetOffset() != 0 {
+				t.Fatalf("first record: %v, %v", res, err)
+			}
+			_ = ps.Send(&logv1.ProduceRequest{}) // an error here says the stream broke: Receive tells why
+			if res, err := ps.Receive(); transport.CodeOf(err) != transport.InvalidArgument {
+				t.Fatalf("after a request without a record: %v, %v; want InvalidArgument", res, err)
+			}
+			if res, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("b")}}); err != nil || res.GetOffset() != 1 {
+				t.Fatalf("Produce after the refused stream: %v, %v; want offset 1", res, err)
+			}
+		})
+	}
+}
+
 // TestProduceStreamSplitsCoalesced: while the first response waits, the server queues more
 // than 512 requests of 8 KiB; it then takes 512 at once (4.2 MiB, more than one command holds)
 // and must split them: every request is answered, in order, and stored in order.

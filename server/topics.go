@@ -133,7 +133,7 @@ func (s *service) caughtUp(ctx context.Context) bool {
 }
 
 func appendRecord(r *logv1.Record) fsm.AppendRecord {
-	a := fsm.AppendRecord{Value: r.GetValue(), Type: r.GetType(), Key: r.Key, Timestamp: r.GetTimestampMs()}
+	a := fsm.AppendRecord{Value: r.GetValue(), Type: r.GetType(), Key: r.GetKey(), Timestamp: r.GetTimestampMs()}
 	for _, h := range r.GetHeaders() {
 		a.Headers = append(a.Headers, fsm.Header{Key: h.GetKey(), Value: h.GetValue()})
 	}
