@@ -1,11 +1,15 @@
 package telemetry
 
 import (
+	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
+	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 	"github.com/commitlog-go/commitlog/transport/transporttest"
 )
@@ -140,4 +144,45 @@ func TestPartitionSeriesOfDeletedTopicsDropped(t *testing.T) {
 	if len(visited) != 2 || visited[0] != live || visited[1] != s {
 		t.Fatalf("each visits %d series, want live's and new's", len(visited))
 	}
+}
+
+// refusingStreams is a log service whose streams refuse every request (as the server refuses
+// an unknown topic, NotFound) without sending a record.
+type refusingStreams struct{ Service }
+
+func (refusingStreams) ConsumeStream(context.Context, *logv1.ConsumeRequest, transport.ServerStream[logv1.ConsumeResponse]) error {
+	return transport.Errorf(transport.NotFound, "unknown topic")
+}
+
+func (refusingStreams) ProduceStream(_ context.Context, st transport.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]) error {
+	if _, err := st.Receive(); err != nil {
+		return err
+	}
+	return transport.Errorf(transport.NotFound, "unknown topic")
+}
+
+// TestPartitionSeriesOnlyForServedPartitions: a stream refused before it carried a record
+// (an unknown topic, a name no topic may have) gets no series of its own. Streams took a
+// series for whatever topic their request named before the service judged it, so a client
+// naming topics that do not exist (of up to a request's size, 1 MiB on ProduceStream) filled
+// the series cap with its names, each exported as a label on every scrape, and real
+// partitions were counted under "other".
+func TestPartitionSeriesOnlyForServedPartitions(t *testing.T) {
+	tel := newTelemetry(t, Config{MaxPartitionSeries: 4})
+	svc := InstrumentLog(refusingStreams{transporttest.NewService()}, tel.Metrics())
+	ctx := t.Context()
+	long := strings.Repeat("x", 64<<10)
+	for i := range 4 {
+		name := fmt.Sprintf("nope-%d-%s", i, long)
+		if err := svc.ConsumeStream(ctx, &logv1.ConsumeRequest{Topic: name}, nil); transport.CodeOf(err) != transport.NotFound {
+			t.Fatalf("ConsumeStream: %v", err)
+		}
+		st := &bidi{reqs: []*logv1.ProduceRequest{{Topic: name + "p", Record: &logv1.Record{Value: []byte("v")}}}}
+		if err := svc.ProduceStream(ctx, st); transport.CodeOf(err) != transport.NotFound {
+			t.Fatalf("ProduceStream: %v", err)
+		}
+	}
+	tel.Metrics().partitions.each(func(s *partitionSeries) {
+		t.Error("a refused stream has a series of its own")
+	})
 }

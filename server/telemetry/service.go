@@ -71,14 +71,21 @@ func (s *instrumented) Consume(ctx context.Context, req *logv1.ConsumeRequest) (
 // consumeStream counts what the handler sends: one record, or a batch of them.
 type consumeStream struct {
 	transport.ServerStream[logv1.ConsumeResponse]
-	ctx  context.Context
-	m    *Metrics
+	ctx   context.Context
+	m     *Metrics
+	topic string
+	pnum  uint32
+	// part is the partition's series, taken at the first message sent: a stream the handler
+	// refuses (an unknown topic: a name of the client's) takes none.
 	part *partitionSeries
 }
 
 func (c *consumeStream) Send(res *logv1.ConsumeResponse) error {
 	err := c.ServerStream.Send(res)
 	if err == nil {
+		if c.part == nil {
+			c.part = c.m.partitions.get(c.topic, c.pnum)
+		}
 		if batch := res.GetRecords(); len(batch) > 0 {
 			c.m.consumed(rpcConsumeStream, c.part, len(batch), valueBytes(batch))
 		} else {
@@ -91,7 +98,7 @@ func (c *consumeStream) Send(res *logv1.ConsumeResponse) error {
 func (s *instrumented) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, stream transport.ServerStream[logv1.ConsumeResponse]) error {
 	start := time.Now()
 	s.m.streamOpened(rpcConsumeStream)
-	err := s.svc.ConsumeStream(ctx, req, &consumeStream{ServerStream: stream, ctx: ctx, m: s.m, part: s.m.partitions.get(req.GetTopic(), req.GetPartition())})
+	err := s.svc.ConsumeStream(ctx, req, &consumeStream{ServerStream: stream, ctx: ctx, m: s.m, topic: req.GetTopic(), pnum: req.GetPartition()})
 	s.m.streamClosed(rpcConsumeStream)
 	s.m.done(ctx, rpcConsumeStream, start, err)
 	return err
@@ -106,8 +113,10 @@ type produceStream struct {
 	// sizes of requests received and not yet answered, in order. Receive and Send may run
 	// in two goroutines.
 	sizes chan streamed
-	// the last request's partition and its series (Receive's goroutine only): a stream
-	// usually writes to one partition, so the series is looked up once.
+	// the partition and series of the last request answered (Send's goroutine only): a
+	// stream usually writes to one partition, so the series is looked up once. A series is
+	// taken when a request is answered, not when it arrives: a request the handler refuses
+	// (an unknown topic: a name of the client's) takes none.
 	lastTopic string
 	lastPart  uint32
 	last      *partitionSeries
@@ -115,19 +124,32 @@ type produceStream struct {
 
 // streamed is a received request's size and partition.
 type streamed struct {
-	size int
-	part *partitionSeries
+	size      int
+	topic     string
+	partition uint32
+}
+
+// next returns the series and size of the next request answered, for Metrics.produced (nil
+// and 0 when its size was not kept: it is counted by RPC only).
+func (p *produceStream) next() (*partitionSeries, int) {
+	var s streamed
+	select {
+	case s = <-p.sizes:
+	default:
+		return nil, 0
+	}
+	if p.last == nil || s.topic != p.lastTopic || s.partition != p.lastPart {
+		p.lastTopic, p.lastPart = s.topic, s.partition
+		p.last = p.m.partitions.get(s.topic, s.partition)
+	}
+	return p.last, s.size
 }
 
 func (p *produceStream) Receive() (*logv1.ProduceRequest, error) {
 	req, err := p.BidiStream.Receive()
 	if err == nil {
-		if p.last == nil || req.GetTopic() != p.lastTopic || req.GetPartition() != p.lastPart {
-			p.lastTopic, p.lastPart = req.GetTopic(), req.GetPartition()
-			p.last = p.m.partitions.get(p.lastTopic, p.lastPart)
-		}
 		select {
-		case p.sizes <- streamed{len(req.GetRecord().GetValue()), p.last}:
+		case p.sizes <- streamed{len(req.GetRecord().GetValue()), req.GetTopic(), req.GetPartition()}:
 		default: // more than the buffer in flight: count the record with size 0, by RPC only
 		}
 	}
@@ -137,12 +159,8 @@ func (p *produceStream) Receive() (*logv1.ProduceRequest, error) {
 func (p *produceStream) Send(res *logv1.ProduceResponse) error {
 	err := p.BidiStream.Send(res)
 	if err == nil {
-		var s streamed
-		select {
-		case s = <-p.sizes:
-		default:
-		}
-		p.m.produced(p.ctx, rpcProduceStream, s.part, 1, s.size)
+		part, size := p.next()
+		p.m.produced(p.ctx, rpcProduceStream, part, 1, size)
 	}
 	return err
 }
@@ -164,17 +182,13 @@ func (p *produceStream) SendBatch(msgs []*logv1.ProduceResponse) error {
 			n, bytes = 0, 0
 		}
 		for range msgs {
-			var s streamed
-			select {
-			case s = <-p.sizes:
-			default:
-			}
-			if s.part != run {
+			part, size := p.next()
+			if part != run {
 				flush()
-				run = s.part
+				run = part
 			}
 			n++
-			bytes += s.size
+			bytes += size
 		}
 		flush()
 	}
