@@ -12,10 +12,12 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime/debug"
 	"sync"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	ggrpc "google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding"
 	gproto "google.golang.org/grpc/encoding/proto"
@@ -27,6 +29,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 
@@ -84,8 +87,8 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 			MinTime:             transport.MinClientPingInterval,
 			PermitWithoutStream: true,
 		}),
-		ggrpc.ChainUnaryInterceptor(s.unaryInterceptor),
-		ggrpc.ChainStreamInterceptor(s.streamInterceptor),
+		ggrpc.ChainUnaryInterceptor(s.recoverUnary, s.unaryInterceptor),
+		ggrpc.ChainStreamInterceptor(s.recoverStream, s.streamInterceptor),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, ggrpc.Creds(credentials.NewTLS(cfg.TLS)))
@@ -255,6 +258,27 @@ func (s *Server) call(ctx context.Context, method string) (context.Context, erro
 func ours(method string) bool {
 	const prefix = "/log.v1."
 	return len(method) > len(prefix) && method[:len(prefix)] == prefix
+}
+
+// recoverUnary and recoverStream answer Internal for a handler that panics, and log it with
+// its stack: grpc-go recovers no handler panic, so one would end the whole process, where
+// net/http (the Connect server) ends only the stream.
+func (s *Server) recoverUnary(ctx context.Context, req any, info *ggrpc.UnaryServerInfo, handler ggrpc.UnaryHandler) (_ any, err error) {
+	defer s.recovered(info.FullMethod, &err)
+	return handler(ctx, req)
+}
+
+func (s *Server) recoverStream(srv any, ss ggrpc.ServerStream, info *ggrpc.StreamServerInfo, handler ggrpc.StreamHandler) (err error) {
+	defer s.recovered(info.FullMethod, &err)
+	return handler(srv, ss)
+}
+
+// recovered, deferred, turns a panic of a method's handler into an Internal *err.
+func (s *Server) recovered(method string, err *error) {
+	if p := recover(); p != nil {
+		s.cfg.Logger.Error("transport: handler panicked", "method", method, "panic", p, "stack", string(debug.Stack()))
+		*err = status.Error(codes.Internal, "internal error")
+	}
 }
 
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *ggrpc.UnaryServerInfo, handler ggrpc.UnaryHandler) (any, error) {

@@ -70,6 +70,7 @@ func Run(t *testing.T, h Harness) {
 		{"BrokenConnection", testBrokenConnection},
 		{"ClosedConnection", testClosedConnection},
 		{"ClientCloseEndsConnections", testClientCloseEndsConnections},
+		{"HandlerPanic", testHandlerPanic},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
@@ -829,4 +830,35 @@ func testClientClose(t *testing.T, h Harness) {
 func samePeer(a, b transport.Peer) bool {
 	return a.Subject == b.Subject && a.Addr == b.Addr && a.Protocol == b.Protocol && a.Server == b.Server &&
 		a.ForwardedFor == b.ForwardedFor && slices.Equal(a.Certificates, b.Certificates)
+}
+
+// panicService is a Service whose Produce and ConsumeStream panic.
+type panicService struct{ *Service }
+
+func (panicService) Produce(context.Context, *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
+	panic("transporttest: planted panic")
+}
+
+func (panicService) ConsumeStream(context.Context, *logv1.ConsumeRequest, transport.ServerStream[logv1.ConsumeResponse]) error {
+	panic("transporttest: planted panic")
+}
+
+// testHandlerPanic: a handler that panics is answered Internal, and the server goes on
+// serving (grpc-go recovers no handler panic: the process ended).
+func testHandlerPanic(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{Log: panicService{NewService()}})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	ctx := ctxT(t)
+	for range 2 {
+		_, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}})
+		wantCode(t, "Produce that panics", err, transport.Internal)
+	}
+	cs, err := c.ConsumeStream(ctx, &logv1.ConsumeRequest{})
+	if err == nil {
+		defer cs.Close()
+		_, err = cs.Receive()
+	}
+	wantCode(t, "ConsumeStream that panics", err, transport.Internal)
+	_, err = c.Consume(ctx, &logv1.ConsumeRequest{Offset: 0})
+	wantCode(t, "Consume after the panics", err, transport.OutOfRange)
 }
