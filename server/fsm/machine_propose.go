@@ -152,11 +152,19 @@ func (m *Machine) DeleteTopic(ctx context.Context, c Proposer, name string) (Top
 }
 
 // CreatePartitions raises a topic's partition count to partitions. Errors: ErrUnknownTopic;
-// ErrInvalidTopic when partitions is not above the current count or above the limits.
+// ErrInvalidTopic for the default topic, or when partitions is not above the current count or
+// above the limits.
 func (m *Machine) CreatePartitions(ctx context.Context, c Proposer, name string, partitions uint32) (Topic, error) {
 	t, err := m.Topic(name)
 	if err != nil {
 		return Topic{}, err
+	}
+	if t.Name == DefaultTopic {
+		// Refused before proposing (not when applied, so that a log holding such a command
+		// from an older version replays as it did): the clients that name no topic, the
+		// seed's among them, write and read its partition 0 only, and so do keyed records of
+		// the SDK's Producer; more partitions would never be written.
+		return Topic{}, fmt.Errorf("%w: the default topic has one partition (the log of clients that name no topic); create a topic for more", ErrInvalidTopic)
 	}
 	return m.proposeTopic(ctx, c, KindCreatePartitions, createPartitionsBody{Name: t.Name, ID: t.ID, Partitions: partitions})
 }

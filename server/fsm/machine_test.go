@@ -106,6 +106,12 @@ func TestMachineTopics(t *testing.T) {
 	if _, err := m.DeleteTopic(ctx, n, DefaultTopic); !errors.Is(err, ErrInvalidTopic) {
 		t.Errorf("deleting the default topic: %v", err)
 	}
+	if _, err := m.CreatePartitions(ctx, n, DefaultTopic, 4); !errors.Is(err, ErrInvalidTopic) {
+		t.Errorf("adding partitions to the default topic: %v", err)
+	}
+	if d, _ := m.Topic(DefaultTopic); d.Partitions != 1 {
+		t.Errorf("the default topic has %d partitions, want 1", d.Partitions)
+	}
 	old, _, _ := m.Partition("orders", 0)
 	if _, err := m.DeleteTopic(ctx, n, "orders"); err != nil {
 		t.Fatalf("DeleteTopic: %v", err)
