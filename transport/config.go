@@ -162,8 +162,10 @@ type ServerConfig struct {
 	// DefaultMaxMessageBytes.
 	MaxMessageBytes int
 	// CompressMinBytes is the smallest response the Connect server
-	// compresses when the client accepts gzip. grpc-go compresses only when
-	// the client asks for it. Default DefaultCompressMinBytes.
+	// compresses when the client accepts gzip. The grpc-go server neither
+	// compresses nor takes compressed requests (no compressor is registered:
+	// a gzip request is answered Unimplemented). Default
+	// DefaultCompressMinBytes.
 	CompressMinBytes int
 	// Keepalive configures server-side pings.
 	Keepalive Keepalive
