@@ -278,6 +278,9 @@ func (s *Server) checkDivergence(ctx context.Context, st *divergenceState) error
 			continue
 		}
 		defer release() // c is used until the check ends
+		if !s.sameCluster(ctx, srv.ID, c) {
+			continue
+		}
 		peers = append(peers, divPeer{srv.ID, c})
 	}
 	if len(peers) == 0 {
@@ -314,6 +317,29 @@ func (s *Server) checkDivergence(ctx context.Context, st *divergenceState) error
 		chosen = chosen[n:]
 	}
 	return errors.Join(errs...)
+}
+
+// sameCluster reports whether the server answering at a configured server's address (id) is
+// of this node's cluster. The address of a server that is gone may answer for a node of
+// another cluster (a port or an IP reused): its log is not this cluster's, and telling it the
+// majority's checksum would raise the alarm of a healthy server. A cluster without an ID (one
+// that predates them, until its log gives it one) compares every server, as before.
+func (s *Server) sameCluster(ctx context.Context, id string, c transport.Client) bool {
+	ours := s.node.ClusterID()
+	if ours == "" {
+		return true
+	}
+	res, err := c.GetServers(ctx, &logv1.GetServersRequest{})
+	if err != nil {
+		s.cfg.Logger.Debug("divergence check: server did not answer", "id", id, "err", err)
+		return false
+	}
+	if theirs := res.GetClusterId(); theirs != ours {
+		s.cfg.Logger.Warn("divergence check: the address of a server in the Raft configuration answers for another cluster: not comparing it",
+			"id", id, "local_cluster_id", ours, "peer_cluster_id", theirs)
+		return false
+	}
+	return true
 }
 
 // checkTopic compares some partitions of one topic. A topic is compared only with the servers

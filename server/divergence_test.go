@@ -369,3 +369,48 @@ func TestDivergenceAlarmEndsLongPoll(t *testing.T) {
 		t.Fatalf("the long poll after the alarm: %v, %v; want DATA_LOSS", a.res, a.err)
 	}
 }
+
+// TestDivergenceCheckIgnoresServerOfAnotherCluster: a server in the Raft configuration whose
+// address now answers for a node of another cluster (a removed node's port or pod IP reused by
+// another cluster) holds another log there. The leader's check compared it with its own
+// cluster's servers and, finding it in the minority, told it the majority's checksum: the
+// healthy server of the other cluster raised its divergence alarm (kept across restarts) and
+// refused every read. Servers of another cluster are not compared, nor told anything.
+func TestDivergenceCheckIgnoresServerOfAnotherCluster(t *testing.T) {
+	ctx := ctxT(t, 60*time.Second)
+	nodes := startCluster(t, 3)
+	leader := leaderOf(t, nodes)
+	other := startServer(t, Config{NodeName: "other-0", DivergenceCheckInterval: -1})
+	if other.node.ClusterID() == "" || other.node.ClusterID() == leader.node.ClusterID() {
+		t.Fatalf("cluster IDs: %q and %q, want two", leader.node.ClusterID(), other.node.ClusterID())
+	}
+	// A non-voter: the quorum stays the three nodes.
+	if err := leader.node.AddNonvoter(ctx, "node-3", other.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	lc, oc := newClient(t, TransportConnect, leader.Addr()), newClient(t, TransportConnect, other.Addr())
+	for i := range 5 {
+		for c, prefix := range map[transport.Client]string{lc: "ours", oc: "theirs"} {
+			if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: fmt.Appendf(nil, "%s-%d", prefix, i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, nd := range nodes {
+		waitFor(t, 20*time.Second, nd.ID()+" applied every record", func() bool { _, next := nd.fsm.Bounds(); return next == 5 })
+	}
+	if err := leader.checkDivergence(ctx, &divergenceState{}); err != nil {
+		t.Fatalf("checkDivergence: %v", err)
+	}
+	if msg := other.svc.div.message(); msg != "" {
+		t.Fatalf("the other cluster's server raised its divergence alarm: %s", msg)
+	}
+	if _, err := oc.Consume(ctx, &logv1.ConsumeRequest{Offset: 0}); err != nil {
+		t.Fatalf("Consume on the other cluster's server: %v", err)
+	}
+	for _, nd := range nodes {
+		if msg := nd.svc.div.message(); msg != "" {
+			t.Fatalf("%s raised its divergence alarm: %s", nd.ID(), msg)
+		}
+	}
+}
