@@ -65,8 +65,10 @@ type Machine struct {
 	term      uint64
 	// pendingIdem are the idempotent batches accepted since the last flush.
 	pendingIdem []idemItem
-	// markerSnapshots counts, per deletion marker (file name), the snapshots taken since this
-	// process first saw it (Snapshot runs on the Apply goroutine; see collectMarkers).
+	// markerSnapshots counts, per deletion marker (file name), the snapshots persisted since
+	// this process first saw it (see collectMarkers), under markerMu: snapshots are taken on
+	// the Apply goroutine and persisted on the consensus' snapshot goroutine.
+	markerMu        sync.Mutex
 	markerSnapshots map[string]int
 
 	// groups are the consumer groups' committed offsets (groups.go), written by the Apply
@@ -669,14 +671,16 @@ func (m *Machine) deletedMarker(id TopicID) bool {
 }
 
 // removeUnknown removes topic directories the catalog does not name (topics deleted before a
-// snapshot this node installed). Called when taking a snapshot: no topic is being created.
-func (m *Machine) removeUnknown() {
+// snapshot this node installed), and returns the deletion markers present of topics the
+// catalog does not name (see collectMarkers). Called when taking a snapshot: no topic is being
+// created.
+func (m *Machine) removeUnknown() map[string]bool {
 	if m.cfg.Dir == "" {
-		return
+		return nil
 	}
 	ents, err := os.ReadDir(m.cfg.Dir)
 	if err != nil {
-		return
+		return nil
 	}
 	cat := m.cat.Load()
 	markers := map[string]bool{}
@@ -703,13 +707,18 @@ func (m *Machine) removeUnknown() {
 			m.logger.Warn("could not remove an unknown topic's files", "dir", e.Name(), "err", err)
 		}
 	}
-	m.collectMarkers(markers)
+	return markers
 }
 
 // collectMarkers counts one more snapshot for each deletion marker present (of a topic the
-// catalog no longer names) and removes those counted MarkerSnapshots times. Called by
-// Snapshot, on the Apply goroutine.
+// catalog no longer names) and removes those counted MarkerSnapshots times. Called once a
+// snapshot was persisted (machineSnapshot.Persist): a snapshot the consensus takes and then
+// discards (its store could not create it, a configuration change was being applied) keeps
+// nothing, so it must not count, or a marker could go while the newest snapshot kept still
+// names the deleted topic.
 func (m *Machine) collectMarkers(present map[string]bool) {
+	m.markerMu.Lock()
+	defer m.markerMu.Unlock()
 	if m.markerSnapshots == nil {
 		m.markerSnapshots = map[string]int{}
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/commitlog-go/commitlog/consensus"
 )
 
 // TestDeletionMarkersCollected: a deleted topic's marker is kept while a snapshot taken before
@@ -89,5 +91,60 @@ func TestDeletionMarkersCollected(t *testing.T) {
 	}
 	if got := r.partitionValues("kept", 0); !slices.Equal(got, []string{"k0"}) {
 		t.Errorf("kept/0 = %q", got)
+	}
+}
+
+// TestDeletionMarkerKeptThroughDiscardedSnapshots: a snapshot the consensus takes but does not
+// keep (hashicorp/raft discards it when the snapshot store cannot create it, say on a full disk,
+// or when a configuration change is still being applied) must not count towards removing a
+// deletion marker. They counted: after MarkerSnapshots discarded snapshots the marker of a topic
+// deleted after the newest kept snapshot was gone, and the node could not restart: restoring
+// that snapshot found the topic's files missing with nothing saying why, and asked for data a
+// node restoring its own snapshot does not have.
+func TestDeletionMarkerKeptThroughDiscardedSnapshots(t *testing.T) {
+	dir := t.TempDir()
+	n := openMachineNode(t, dir)
+	ctx := context.Background()
+	if _, err := n.m.CreateTopic(ctx, n, "gone", 1, TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	n.produce("gone", 0, recs("x")...)
+	n.produce("", 0, recs("d0")...)
+	kept := n.snapshot() // the newest snapshot the consensus keeps
+	if _, err := n.m.DeleteTopic(ctx, n, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	n.produce("", 0, recs("d1")...)
+	for range MarkerSnapshots + 1 {
+		s, err := n.m.Snapshot() // taken, then discarded: never persisted
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Release()
+	}
+	entries := n.entries
+	n.close()
+
+	r := openMachineNode(t, dir)
+	if err := r.m.Restore(kept, neverRead{t}); err != nil {
+		t.Fatalf("restart: restoring the newest kept snapshot: %v", err)
+	}
+	mm, err := decodeMachineManifest(kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Index > mm.Index {
+			r.m.Apply([]consensus.Entry{e})
+		}
+	}
+	if err := r.m.Err(); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	if _, err := r.m.Topic("gone"); !errors.Is(err, ErrUnknownTopic) {
+		t.Errorf("gone after the replay: %v, want ErrUnknownTopic", err)
+	}
+	if got := r.partitionValues("", 0); !slices.Equal(got, []string{"d0", "d1"}) {
+		t.Errorf("default partition = %q", got)
 	}
 }

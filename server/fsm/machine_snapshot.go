@@ -133,11 +133,14 @@ func (m *Machine) orderedParts() []*partition {
 	return out
 }
 
-// machineSnapshot is a Machine's consensus.Snapshot: the manifest, and the logs to sync.
+// machineSnapshot is a Machine's consensus.Snapshot: the manifest, the logs to sync, and the
+// deletion markers it counts for once persisted (see collectMarkers).
 type machineSnapshot struct {
+	m        *Machine
 	logs     []storage.Log
 	manifest []byte
 	index    uint64
+	markers  map[string]bool
 }
 
 // Persist syncs every partition's log, then writes the manifest.
@@ -150,6 +153,7 @@ func (s *machineSnapshot) Persist(w io.Writer) error {
 	if _, err := w.Write(s.manifest); err != nil {
 		return fmt.Errorf("fsm: persist snapshot at index %d: %w", s.index, err)
 	}
+	s.m.collectMarkers(s.markers)
 	return nil
 }
 
@@ -168,14 +172,14 @@ func (m *Machine) Snapshot() (consensus.Snapshot, error) {
 			return nil, errors.New("fsm: snapshot: a topic deleted after the restored snapshot is still being replayed; try later")
 		}
 	}
-	m.removeUnknown()
+	markers := m.removeUnknown()
 	meta, err := m.metaJSON()
 	if err != nil {
 		return nil, fmt.Errorf("fsm: snapshot metadata: %w", err)
 	}
 	idx, term := m.applied.Load(), m.term
 	mm := machineManifest{Index: idx, Term: term, Meta: meta}
-	s := &machineSnapshot{index: idx}
+	s := &machineSnapshot{m: m, index: idx, markers: markers}
 	for _, p := range m.orderedParts() {
 		if err := p.Err(); err != nil {
 			return nil, m.fail(err)
