@@ -266,7 +266,12 @@ func (r *reconciler) reconcile(ctx context.Context) error {
 	if err := r.readdressSelf(ctx, inRaft[r.self]); err != nil {
 		errs = append(errs, err)
 	}
-	for _, m := range r.members.Members() {
+	members := r.members.Members()
+	alive := make(map[string]bool, len(members))
+	for _, m := range members {
+		alive[m.Name] = m.Status == discovery.StatusAlive
+	}
+	for _, m := range members {
 		if m.Name == r.self || r.removed.skip(m) {
 			continue
 		}
@@ -279,6 +284,10 @@ func (r *reconciler) reconcile(ctx context.Context) error {
 		case discovery.StatusAlive:
 			if raftAddr == "" {
 				continue // not a commitlog server
+			}
+			if err := r.replaceStale(ctx, m, inRaft, alive); err != nil {
+				errs = append(errs, err)
+				continue
 			}
 			switch {
 			case !known || srv.Address != raftAddr:
@@ -324,6 +333,52 @@ func (r *reconciler) reconcile(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// replaceStale removes from Raft's configuration (inRaft) the other servers at m's Raft address
+// that are not alive in gossip (alive, by name): a server that came back at its address under
+// another name (its data dir wiped, its --node-name changed). Raft refuses a second server at
+// one address, so m could never be added while the old entry stayed: every pass failed, and
+// the old name stayed in the configuration. As Consul does, the old entry goes first; a voter
+// only while the voters left alive in gossip are a majority of those left, so that the removal
+// itself commits. Only once m proves it is at that address (admission), and never this
+// leader's own entry.
+func (r *reconciler) replaceStale(ctx context.Context, m discovery.Member, inRaft map[string]consensus.ServerStatus, alive map[string]bool) error {
+	raftAddr := m.Tags[tagRaftAddr]
+	var errs []error
+	for _, srv := range inRaft {
+		if srv.Address != raftAddr || srv.ID == m.Name || srv.ID == r.self || alive[srv.ID] {
+			continue
+		}
+		if srv.Suffrage == consensus.Voter && !r.quorumWithout(srv.ID, inRaft, alive) {
+			r.logger.Warn("not yet removing a server whose Raft address another server now holds: too few voters left alive", "id", srv.ID, "raft_addr", raftAddr, "new_id", m.Name)
+			continue
+		}
+		if !r.admitted(ctx, m) {
+			return nil
+		}
+		r.logger.Info("removing a server whose Raft address another server now holds", "id", srv.ID, "raft_addr", raftAddr, "new_id", m.Name)
+		if err := r.node.RemoveServer(ctx, srv.ID); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s, whose address %s %s now holds: %w", srv.ID, raftAddr, m.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// quorumWithout reports whether the voters of inRaft other than id that are alive in gossip
+// (this leader included) are a majority of the voters other than id.
+func (r *reconciler) quorumWithout(id string, inRaft map[string]consensus.ServerStatus, alive map[string]bool) bool {
+	voters, live := 0, 0
+	for _, srv := range inRaft {
+		if srv.ID == id || srv.Suffrage != consensus.Voter {
+			continue
+		}
+		voters++
+		if srv.ID == r.self || alive[srv.ID] {
+			live++
+		}
+	}
+	return 2*live > voters
 }
 
 // readdressSelf updates the leader's own address in Raft's configuration (srv, its entry

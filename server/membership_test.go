@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -208,5 +210,81 @@ func TestLeaderRestartedAtNewAddressIsReaddressed(t *testing.T) {
 	}
 	if rec, err := sdk.Consume(ctx, 0); err != nil || string(rec.Value) != "before" {
 		t.Fatalf("the record acknowledged before the restart: %v, %v", rec, err)
+	}
+}
+
+// TestServerBackUnderNewNameReplacesOldEntry: a server whose data dir was wiped comes back at
+// its address under another name. Raft refuses a second server at one address: the leader
+// failed to add the new name at every pass, and the old name stayed in the configuration. As
+// Consul does, the entry of a server that is gone and whose Raft address another member now
+// proves is removed, the new name is added and promoted, and the cluster is three servers
+// that a majority of keeps writing.
+func TestServerBackUnderNewNameReplacesOldEntry(t *testing.T) {
+	ctx := ctxT(t, 90*time.Second)
+	nodes := startCluster(t, 3)
+	leader := leaderOf(t, nodes)
+	var w *testServer
+	for _, nd := range nodes {
+		if nd != leader {
+			w = nd
+		}
+	}
+	_, port, err := net.SplitHostPort(w.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.shutdown(t)
+	cfg := w.cfg
+	if err := os.RemoveAll(cfg.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	cfg.NodeName = "node-3"
+	cfg.StartJoinAddrs = []string{leader.GossipAddr()}
+	cfg.BindAddr = "127.0.0.1:0"
+	cfg.RPCPort, _ = strconv.Atoi(port)
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New at the old address %s: %v", w.Addr(), err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	n3 := &testServer{Server: srv, done: make(chan error, 1), stop: cancel}
+	go func() { n3.done <- srv.Run(runCtx) }()
+	t.Cleanup(func() { n3.shutdown(t) })
+	if n3.Addr() != w.Addr() {
+		t.Fatalf("restarted at %s, want the old address %s", n3.Addr(), w.Addr())
+	}
+	waitFor(t, 40*time.Second, "node-3 a voter and "+w.ID()+" gone from the configuration", func() bool {
+		servers, err := leader.node.Servers(ctx)
+		if err != nil {
+			return false
+		}
+		ids := map[string]consensus.Suffrage{}
+		for _, s := range servers {
+			ids[s.ID] = s.Suffrage
+		}
+		sf, ok := ids["node-3"]
+		_, old := ids[w.ID()]
+		return ok && sf == consensus.Voter && !old && len(servers) == 3
+	})
+	// One server stopped: the two others are a majority and still write.
+	n3.shutdown(t)
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	var rest []*testServer
+	for _, nd := range nodes {
+		if nd != w {
+			rest = append(rest, nd)
+		}
+	}
+	for {
+		c := newClient(t, TransportConnect, leaderOf(t, rest).Addr())
+		_, err := c.Produce(wctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("after")}})
+		if err == nil {
+			break
+		}
+		if wctx.Err() != nil {
+			t.Fatalf("produce with two of three servers up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
