@@ -324,3 +324,32 @@ func TestGetServersReportsUnreachableFollower(t *testing.T) {
 		t.Fatalf("last contact %v ago, want a plausible time", d)
 	}
 }
+
+// TestMixedTransports: servers of one cluster started with different --transport flags (a
+// cluster moving from one to the other a node at a time). A connect-go server accepts the gRPC
+// protocol; a grpc-go server speaks nothing else. The calls servers make to each other spoke
+// the Connect protocol from a Connect server: a grpc-go server answered 415, so a Connect
+// leader never promoted a gRPC server it added (it could not ask how far it was), and a
+// Connect follower could not forward a write to a gRPC leader (reported as an unknown outcome).
+// They speak gRPC, which both understand.
+func TestMixedTransports(t *testing.T) {
+	for _, tc := range []struct{ leader, other string }{{TransportConnect, TransportGRPC}, {TransportGRPC, TransportConnect}} {
+		t.Run(tc.leader+" leader", func(t *testing.T) {
+			ctx := ctxT(t, 60*time.Second)
+			leader := startNode(t, Config{NodeName: "node-0", GossipProfile: "test", ReconcileInterval: 100 * time.Millisecond, Transport: tc.leader}, true)
+			other := startNode(t, Config{NodeName: "node-1", GossipProfile: "test", ReconcileInterval: 100 * time.Millisecond, Transport: tc.other,
+				StartJoinAddrs: []string{leader.GossipAddr()}}, false)
+			waitVoters(t, []*testServer{leader, other})
+			if !leader.node.IsLeader() {
+				t.Fatal("leadership moved to the server that joined")
+			}
+			res, err := newClient(t, tc.other, other.Addr()).Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("forwarded")}})
+			if err != nil {
+				t.Fatalf("produce through the %s follower: %v", tc.other, err)
+			}
+			if rec, err := newClient(t, tc.leader, leader.Addr()).Consume(ctx, &logv1.ConsumeRequest{Offset: res.GetOffset()}); err != nil || string(rec.GetRecord().GetValue()) != "forwarded" {
+				t.Fatalf("consume on the leader: %v, %v", rec, err)
+			}
+		})
+	}
+}

@@ -276,9 +276,27 @@ func (s *Server) effectiveACL() authz.Authorizer {
 // peers how far they are). It sends every request this node's own bounds admit (the
 // transport client's default, 4 MiB, refused larger batches and records).
 func (s *Server) newForwarder() error {
-	s.forward = newForwarder(client.NewTransportClient(s.cfg.Transport),
+	s.forward = newForwarder(peerClient(s.cfg.Transport),
 		transport.ClientConfig{TLS: s.cfg.ForwardTLS, Telemetry: s.tel.Transport(), MaxMessageBytes: s.cfg.maxMessageBytes()}, s.cfg.MaxForwardClients)
 	return nil
+}
+
+// peerClient returns how a server with the transport name opens clients to the other
+// servers: always speaking the gRPC protocol, which both transports serve (a connect-go server
+// accepts it besides Connect's own; a grpc-go server accepts nothing else), so that servers
+// started with different --transport flags still forward writes and ask each other how far they
+// are.
+func peerClient(name string) transport.NewClientFunc {
+	if name == TransportGRPC {
+		return client.NewTransportClient(name)
+	}
+	return func(addr string, cfg transport.ClientConfig) (transport.Client, error) {
+		c, err := tconnect.NewClientProtocol(addr, cfg, tconnect.ProtocolGRPC)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return c, nil
+	}
 }
 
 // newService builds the API's implementation over the Raft node and the state machine, with
