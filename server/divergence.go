@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -207,6 +208,41 @@ func (s *Server) divergenceLoop() {
 			s.cfg.Logger.Warn("divergence check incomplete", "err", err)
 		}
 		cancel()
+	}
+}
+
+// handOverWhileDiverged hands leadership over whenever this server leads with its divergence
+// alarm raised (it refuses every read, linearizable ones included), until the server stops.
+// Its own divergence check would hand over too, but only an interval later, and never with the
+// check off: a server alarmed before (the alarm is kept across restarts) can win an election.
+func (s *Server) handOverWhileDiverged() {
+	leads := make(chan struct{}, 1)
+	cancel := s.node.SubscribeLeader(func(ev consensus.LeaderEvent) {
+		if ev.IsSelf {
+			select {
+			case leads <- struct{}{}:
+			default:
+			}
+		}
+	})
+	defer cancel()
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case <-leads:
+		}
+		if !s.node.IsLeader() || !s.svc.div.raised() {
+			continue
+		}
+		s.cfg.Logger.Warn("divergence alarm: this server leads while it refuses reads: handing leadership over", "alarm", s.svc.div.message())
+		tctx, tcancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		ctx, cancel := s.untilStopping(tctx)
+		if err := s.node.TransferLeadership(ctx, ""); err != nil {
+			s.cfg.Logger.Warn("divergence alarm: cannot hand leadership over", "err", err)
+		}
+		cancel()
+		tcancel()
 	}
 }
 

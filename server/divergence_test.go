@@ -414,3 +414,43 @@ func TestDivergenceCheckIgnoresServerOfAnotherCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestDivergedServerHandsOverLeadership: a server whose divergence alarm is raised (kept across
+// restarts) that becomes leader refuses every read there, linearizable ones included. It handed
+// leadership over only when its own divergence check found it in the minority, an interval
+// later (never with the check off); it hands over as soon as it leads.
+func TestDivergedServerHandsOverLeadership(t *testing.T) {
+	ctx := ctxT(t, 60*time.Second)
+	nodes := make([]*testServer, 3)
+	for i := range nodes {
+		cfg := Config{NodeName: fmt.Sprintf("node-%d", i), GossipProfile: "test", ReconcileInterval: 100 * time.Millisecond,
+			DivergenceCheckInterval: -1} // no check: only the alarm itself may move leadership
+		if i > 0 {
+			cfg.StartJoinAddrs = []string{nodes[0].GossipAddr()}
+		}
+		nodes[i] = startNode(t, cfg, i == 0)
+	}
+	waitVoters(t, nodes)
+	leader := leaderOf(t, nodes)
+	var diverged *testServer
+	for _, nd := range nodes {
+		if nd != leader {
+			diverged = nd
+		}
+	}
+	diverged.svc.div.raise("planted by the test")
+	if err := leader.node.TransferLeadership(ctx, diverged.ID()); err != nil {
+		t.Fatalf("transfer to %s: %v", diverged.ID(), err)
+	}
+	waitFor(t, 10*time.Second, "another server leads", func() bool {
+		for _, nd := range nodes {
+			if nd != diverged && nd.node.IsLeader() {
+				return true
+			}
+		}
+		return false
+	})
+	if diverged.node.IsLeader() {
+		t.Fatalf("%s, whose divergence alarm is raised, still leads", diverged.ID())
+	}
+}

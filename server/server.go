@@ -174,6 +174,8 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer s.bg.Done(); s.watchApply() }()
 	s.bg.Add(1)
 	go func() { defer s.bg.Done(); s.groupsLoop() }()
+	s.bg.Add(1)
+	go func() { defer s.bg.Done(); s.handOverWhileDiverged() }()
 	if s.cfg.DivergenceCheckInterval > 0 {
 		s.bg.Add(1)
 		go func() { defer s.bg.Done(); s.divergenceLoop() }()
