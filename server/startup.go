@@ -217,6 +217,8 @@ func (s *Server) startRaft() error {
 		Bootstrap:   s.cfg.bootstrapsAtOnce(),
 		OnClusterID: s.clusterIDSet,
 		Logger:      s.cfg.Logger.With("component", "raft"),
+		// The state machine's tables (producers, group offsets) outgrow the default 8 MiB.
+		MaxManifestSize: fsm.MaxManifestBytes,
 	}
 	chaosbugs.TuneRaft(&rcfg.SnapshotThreshold, &rcfg.TrailingLogs, &rcfg.SnapshotInterval, &rcfg.WALSegmentSize) // no-op unless -tags chaosbugs
 	var err error

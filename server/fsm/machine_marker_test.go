@@ -3,12 +3,15 @@ package fsm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/commitlog-go/commitlog/consensus"
+	craft "github.com/commitlog-go/commitlog/consensus/raft"
 )
 
 // TestDeletionMarkersCollected: a deleted topic's marker is kept while a snapshot taken before
@@ -146,5 +149,31 @@ func TestDeletionMarkerKeptThroughDiscardedSnapshots(t *testing.T) {
 	}
 	if got := r.partitionValues("", 0); !slices.Equal(got, []string{"d0", "d1"}) {
 		t.Errorf("default partition = %q", got)
+	}
+}
+
+// TestManifestWithinMaxManifestBytes: the tables a snapshot's manifest holds outgrow
+// consensus/raft's default bound on manifests (8 MiB), within the state machine's own limits:
+// 25 groups' commits of 100 partitions with MaxOffsetMetadata each. Under that bound every
+// snapshot failed to persist, for good (the Raft log never compacted). MaxManifestBytes, which
+// the server sets, holds them.
+func TestManifestWithinMaxManifestBytes(t *testing.T) {
+	n := openMachineNode(t, t.TempDir())
+	ctx := context.Background()
+	if _, err := n.m.CreateTopic(ctx, n, "t", 100, TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	meta := strings.Repeat("m", MaxOffsetMetadata)
+	for g := range 25 {
+		offs := make([]GroupOffset, 100)
+		for p := range offs {
+			offs[p] = GroupOffset{Topic: "t", Partition: uint32(p), Metadata: meta}
+		}
+		mustCommit(t, n, fmt.Sprintf("g%d", g), offs...)
+	}
+	size := len(n.snapshot())
+	if size <= craft.DefaultMaxManifestSize || size > MaxManifestBytes {
+		t.Fatalf("manifest of %d bytes; want above consensus/raft's default bound %d (what this test is about) and within MaxManifestBytes %d",
+			size, craft.DefaultMaxManifestSize, MaxManifestBytes)
 	}
 }

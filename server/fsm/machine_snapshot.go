@@ -47,6 +47,15 @@ const (
 	restoreBufferSize = 256 << 10
 )
 
+// MaxManifestBytes is the largest snapshot manifest a Machine is expected to write, for the
+// consensus' bound on manifests (consensus/raft's MaxManifestSize, 8 MiB by default, is too
+// small): the metadata holds the producer table, up to DefaultMaxProducers producers of ~185
+// bytes each for one partition (~18 MiB; more for producers that write several partitions),
+// and the consumer groups' committed offsets, up to MaxOffsetMetadata bytes each. A snapshot
+// whose manifest is larger fails to persist, and keeps failing: the Raft log is never
+// compacted, and a restart replays all of it.
+const MaxManifestBytes = 256 << 20
+
 type machineManifest struct {
 	Index, Term uint64
 	Meta        []byte
