@@ -479,25 +479,7 @@ func TestConsumeStreamBatchCountsHeaders(t *testing.T) {
 					t.Fatalf("ProduceBatch: %v", err)
 				}
 			}
-			sctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			cs, err := c.ConsumeStream(sctx, &logv1.ConsumeRequest{MaxBatch: records})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cs.Close()
-			for got := 0; got < records; {
-				res, err := cs.Receive()
-				if err != nil {
-					t.Fatalf("after %d records: %v", got, err)
-				}
-				for _, r := range res.GetRecords() {
-					if r.GetOffset() != uint64(got) || len(r.GetHeaders()) != headers {
-						t.Fatalf("record %d: offset %d, %d headers", got, r.GetOffset(), len(r.GetHeaders()))
-					}
-					got++
-				}
-			}
+			readBatched(ctx, t, c, records, records, func(r *logv1.Record) bool { return len(r.GetHeaders()) == headers })
 		})
 	}
 }
@@ -524,25 +506,32 @@ func TestConsumeStreamBatchWithinSmallRequestBound(t *testing.T) {
 					t.Fatalf("ProduceBatch: %v", err)
 				}
 			}
-			sctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			cs, err := c.ConsumeStream(sctx, &logv1.ConsumeRequest{MaxBatch: 1024})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cs.Close()
-			for got := 0; got < records; {
-				res, err := cs.Receive()
-				if err != nil {
-					t.Fatalf("after %d records: %v", got, err)
-				}
-				for _, r := range res.GetRecords() {
-					if r.GetOffset() != uint64(got) || len(r.GetValue()) != size {
-						t.Fatalf("record %d: offset %d, %d bytes", got, r.GetOffset(), len(r.GetValue()))
-					}
-					got++
-				}
-			}
+			readBatched(ctx, t, c, records, 1024, func(r *logv1.Record) bool { return len(r.GetValue()) == size })
 		})
+	}
+}
+
+// readBatched reads records records from offset 0 with a batched ConsumeStream (maxBatch), and
+// fails unless they come in order and each is ok.
+func readBatched(ctx context.Context, t *testing.T, c transport.Client, records int, maxBatch uint32, ok func(*logv1.Record) bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cs, err := c.ConsumeStream(ctx, &logv1.ConsumeRequest{MaxBatch: maxBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	for got := 0; got < records; {
+		res, err := cs.Receive()
+		if err != nil {
+			t.Fatalf("after %d records: %v", got, err)
+		}
+		for _, r := range res.GetRecords() {
+			if r.GetOffset() != uint64(got) || !ok(r) {
+				t.Fatalf("record %d: offset %d, %d bytes, %d headers", got, r.GetOffset(), len(r.GetValue()), len(r.GetHeaders()))
+			}
+			got++
+		}
 	}
 }
