@@ -41,7 +41,7 @@ func valueBytes(records []*logv1.Record) int {
 func (s *instrumented) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
 	start := time.Now()
 	res, err := s.svc.Produce(ctx, req)
-	if err == nil {
+	if err == nil && !res.GetDuplicate() { // a recognised retry appended nothing
 		s.m.produced(ctx, rpcProduce, s.m.partitions.get(req.GetTopic(), req.GetPartition()), 1, len(req.GetRecord().GetValue()))
 	}
 	s.m.done(ctx, rpcProduce, start, err)
@@ -51,7 +51,7 @@ func (s *instrumented) Produce(ctx context.Context, req *logv1.ProduceRequest) (
 func (s *instrumented) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
 	start := time.Now()
 	res, err := s.svc.ProduceBatch(ctx, req)
-	if err == nil {
+	if err == nil && !res.GetDuplicate() {
 		s.m.produced(ctx, rpcProduceBatch, s.m.partitions.get(req.GetTopic(), req.GetPartition()), len(req.GetRecords()), valueBytes(req.GetRecords()))
 	}
 	s.m.done(ctx, rpcProduceBatch, start, err)
@@ -105,7 +105,8 @@ func (s *instrumented) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequ
 }
 
 // produceStream counts the records the handler acknowledges: one per response sent, whose
-// size and partition are those of the request it answers (responses come in request order).
+// size and partition are those of the request it answers (responses come in request order),
+// except a duplicate (an idempotent producer's recognised retry: nothing was appended).
 type produceStream struct {
 	transport.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]
 	ctx context.Context
@@ -160,7 +161,9 @@ func (p *produceStream) Send(res *logv1.ProduceResponse) error {
 	err := p.BidiStream.Send(res)
 	if err == nil {
 		part, size := p.next()
-		p.m.produced(p.ctx, rpcProduceStream, part, 1, size)
+		if !res.GetDuplicate() {
+			p.m.produced(p.ctx, rpcProduceStream, part, 1, size)
+		}
 	}
 	return err
 }
@@ -181,8 +184,11 @@ func (p *produceStream) SendBatch(msgs []*logv1.ProduceResponse) error {
 			}
 			n, bytes = 0, 0
 		}
-		for range msgs {
+		for _, res := range msgs {
 			part, size := p.next()
+			if res.GetDuplicate() {
+				continue
+			}
 			if part != run {
 				flush()
 				run = part
