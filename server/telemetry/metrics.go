@@ -390,15 +390,32 @@ func (m *Metrics) observeCertificates(certs func() []CertExpiry) error {
 		return nil
 	}
 	g, err := m.meter.Float64ObservableGauge(MetricCertExpiry, metric.WithUnit("s"),
-		metric.WithDescription("Seconds until each TLS certificate of the node expires (negative: expired), by role, kind (cert or ca) and subject; reloaded certificates replace the old ones."))
+		metric.WithDescription("Seconds until each TLS certificate of the node expires (negative: expired), by role, kind (cert or ca) and subject (certificates alike in all three: the first to expire); reloaded certificates replace the old ones."))
 	if err != nil {
 		return fmt.Errorf("telemetry: certificate instrument: %w", err)
 	}
 	reg, err := m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		now := time.Now()
+		// Certificates that share role, kind and subject (a CA bundle holding the old and the
+		// new CA of a rotation, both named alike) share a series: it says when the first of them
+		// expires. Observed one by one, the last observation won and hid an earlier expiry.
+		type series struct{ role, kind, subject string }
+		var (
+			order []series
+			first = map[series]time.Time{}
+		)
 		for _, c := range certs() {
-			o.ObserveFloat64(g, c.NotAfter.Sub(now).Seconds(), metric.WithAttributes(
-				AttrCertRole.String(c.Role), AttrCertKind.String(c.Kind), AttrCertSubject.String(c.Subject)))
+			k := series{c.Role, c.Kind, c.Subject}
+			if at, ok := first[k]; !ok {
+				order = append(order, k)
+				first[k] = c.NotAfter
+			} else if c.NotAfter.Before(at) {
+				first[k] = c.NotAfter
+			}
+		}
+		for _, k := range order {
+			o.ObserveFloat64(g, first[k].Sub(now).Seconds(), metric.WithAttributes(
+				AttrCertRole.String(k.role), AttrCertKind.String(k.kind), AttrCertSubject.String(k.subject)))
 		}
 		return nil
 	}, g)
