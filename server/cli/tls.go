@@ -130,7 +130,7 @@ func certCreateFlags() []cli.Flag {
 		&cli.StringFlag{Name: "cn", Usage: "common name: the client identity (required with --client); default \"server\" with --server"},
 		&cli.StringSliceFlag{Name: "dns", Usage: "DNS name the server certificate is valid for (repeat; default: localhost and " +
 			DefaultPeerServerName + ", with the loopback addresses, when neither --dns nor --ip is given)"},
-		&cli.StringSliceFlag{Name: "ip", Usage: "IP address the server certificate is valid for (repeat)"},
+		&cli.StringSliceFlag{Name: "ip", Usage: "IP address the server certificate is valid for (repeat; an address given as --dns is refused)"},
 		&cli.StringSliceFlag{Name: "node-name", Usage: "node (serve --node-name) the server certificate proves to be, as the DNS name " +
 			"<node-name>" + tlsutil.NodeNameSuffix + "; peers admit and trust only certificates that name a node (repeat; default: this host's name, serve's default node name)"},
 		&cli.StringFlag{Name: "ca-file", Usage: "CA certificate to sign with (default: <dir>/<prefix>-ca.pem)"},
@@ -227,6 +227,12 @@ func certCreate(c *cli.Context) error {
 	}
 
 	opts := certgen.Options{CommonName: cn, Days: c.Int("days"), DNSNames: c.StringSlice("dns")}
+	for _, s := range opts.DNSNames {
+		// TLS clients match an address they dial against a certificate's IP addresses only.
+		if net.ParseIP(s) != nil {
+			return fmt.Errorf("--dns %q is an IP address: give it with --ip (clients dialing it never match a DNS name)", s)
+		}
+	}
 	for _, s := range c.StringSlice("ip") {
 		ip := net.ParseIP(s)
 		if ip == nil {

@@ -622,3 +622,26 @@ func TestClientTLSFlagErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSCertCreateDNSNameThatIsAnIP: an IP address given as --dns made a certificate that no
+// client dialing that address accepts (TLS clients match an IP address against the IP
+// addresses of a certificate only, never its DNS names), and the command said it was created
+// "for 10.1.2.3". It is refused, pointing at --ip, and nothing is written.
+func TestTLSCertCreateDNSNameThatIsAnIP(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "tls", "ca", "create", "--dir", dir)
+	for _, addr := range []string{"10.1.2.3", "::1"} {
+		code, _, errOut := run(t, t.Context(), "tls", "cert", "create", "--server", "--node-name", "n1", "--dns", "node1.example", "--dns", addr, "--dir", dir)
+		if code == 0 || !strings.Contains(errOut, "--ip") || !strings.Contains(errOut, addr) {
+			t.Errorf("--dns %s: exit %d, stderr %q; want a failure naming it and --ip", addr, code, errOut)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "commitlog-server.pem")); err == nil {
+			t.Fatalf("--dns %s: the certificate was written", addr)
+		}
+	}
+	mustRun(t, "tls", "cert", "create", "--server", "--node-name", "n1", "--dns", "node1.example", "--ip", "10.1.2.3", "--dir", dir)
+	cert := parseCert(t, filepath.Join(dir, "commitlog-server.pem"))
+	if err := cert.VerifyHostname("10.1.2.3"); err != nil {
+		t.Errorf("with --ip: %v", err)
+	}
+}
