@@ -144,7 +144,7 @@ func serveCommand() *cli.Command {
 		Usage: "run a commitlog server (with no flags: a single-node server on 127.0.0.1:8400)",
 		Description: "SIGINT or SIGTERM stops the server gracefully. SIGHUP reloads the ACL policy (--acl-policy-file) and\n" +
 			"the TLS certificates, keys and CAs (--server-tls-*, --peer-tls-*): new connections use them; a file that\n" +
-			"does not load is logged and the previous version kept.",
+			"does not load, or a certificate that has expired, is logged and the previous version kept.",
 		Flags: flags,
 		Before: func(c *cli.Context) error {
 			path := c.String("config-file")

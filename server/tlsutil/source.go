@@ -64,8 +64,8 @@ func NewSource(certFile, keyFile, caFile string) (*Source, error) {
 }
 
 // Reload reads the files again. If they all load, new handshakes use them; if any does not,
-// the Source keeps the credentials it had and returns the error (wrapping what NewSource
-// would). Concurrent Reloads are serialized.
+// or the certificate has expired, the Source keeps the credentials it had and returns the error
+// (wrapping what NewSource would). Concurrent Reloads are serialized.
 func (s *Source) Reload() error { return s.ReloadChecked(nil) }
 
 // ReloadChecked is Reload, with check (when set) deciding whether the new certificate, when
@@ -75,6 +75,11 @@ func (s *Source) ReloadChecked(check func(*x509.Certificate) error) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	c, err := s.load()
+	if err == nil && c.cert != nil && c.cert.Leaf != nil && time.Now().After(c.cert.Leaf.NotAfter) {
+		// An old file copied back: every handshake with it would fail.
+		err = fmt.Errorf("tlsutil: certificate %q in %s expired at %s", c.cert.Leaf.Subject.CommonName, s.certFile,
+			c.cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
 	if err == nil && check != nil && c.cert != nil {
 		err = check(c.cert.Leaf)
 	}
