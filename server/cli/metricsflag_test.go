@@ -34,3 +34,31 @@ func TestServeMetricsPartitionSeriesFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRPCPortZero: --rpc-port 0 picks a free port, as port 0 does everywhere (--bind-addr
+// 127.0.0.1:0, --metrics-addr 127.0.0.1:0, the seed's --rpc-port): it meant the Config's zero,
+// the default 8400, so a second node started with it on one host took or collided with 8400.
+func TestServeRPCPortZero(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, server.DefaultRPCPort},
+		{[]string{"--rpc-port", "9401"}, 9401},
+		{[]string{"--rpc-port", "0"}, -1},
+		{[]string{"--rpc-port", "-1"}, -1},
+	} {
+		var got server.Config
+		app := &cli.App{Flags: serveFlags(), Action: func(c *cli.Context) error {
+			var err error
+			got, err = serveConfig(c, slog.New(slog.DiscardHandler))
+			return err
+		}}
+		if err := app.Run(append([]string{"serve"}, tc.args...)); err != nil {
+			t.Fatal(err)
+		}
+		if got.RPCPort != tc.want {
+			t.Errorf("serve %v: RPCPort = %d, want %d", tc.args, got.RPCPort, tc.want)
+		}
+	}
+}

@@ -42,7 +42,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "bind-addr", Value: server.DefaultBindAddr, EnvVars: env("bind-addr"),
 			Usage: "host:port for Serf gossip; its host is also where the API and Raft listen"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "rpc-port", Value: server.DefaultRPCPort, EnvVars: env("rpc-port"),
-			Usage: "port of the client API and of Raft, which share it"}),
+			Usage: "port of the client API and of Raft, which share it; 0 picks a free port (the start line prints the address)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "advertise-host", EnvVars: env("advertise-host"),
 			Usage: "host that other nodes and clients reach this node at (default: the bind address's host)"}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "start-join-addrs", EnvVars: env("start-join-addrs"),
@@ -298,6 +298,9 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 		GroupSessionTimeout:   c.Duration("group-session-timeout"),
 		GroupOffsetsRetention: c.Duration("group-offsets-retention"),
 		Logger:                logger,
+	}
+	if cfg.RPCPort == 0 {
+		cfg.RPCPort = -1 // the flag's 0 picks a free port; the Config's zero means the default
 	}
 	cfg.DivergenceCheckInterval = c.Duration("divergence-check-interval")
 	if cfg.DivergenceCheckInterval == 0 {
