@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -234,4 +235,25 @@ func TestConfigFileUnderEmptyEnv(t *testing.T) {
 		t.Errorf("under empty COMMITLOG_ variables: segment bytes %d, data dir %q, node name %q, sync %q; want the file's 1048576, %q and from-file, and the flag's interval",
 			got.SegmentBytes, got.DataDir, got.NodeName, got.Sync, dataDir)
 	}
+}
+
+// TestServeStartLineNamesGossipPort: with --bind-addr host:0 the start line named the gossip
+// address as "127.0.0.1:0", the port asked for, not the one Serf took, which another node's
+// --start-join-addrs needs. It names the port Serf listens on.
+func TestServeStartLineNamesGossipPort(t *testing.T) {
+	var out syncBuffer
+	startServeTo(t, &out, "--data-dir", filepath.Join(t.TempDir(), "data"), "--bind-addr", "127.0.0.1:0", "--rpc-port", "-1", "--log-level", "error")
+	m := regexp.MustCompile(`, gossip on (\S+),`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("serve output %q: no gossip address", out.String())
+	}
+	host, port, err := net.SplitHostPort(m[1])
+	if err != nil || host != "127.0.0.1" || port == "0" {
+		t.Fatalf("serve output %q: gossip on %s, want 127.0.0.1 and the port Serf listens on", out.String(), m[1])
+	}
+	conn, err := net.DialTimeout("tcp", m[1], 5*time.Second) // Serf listens on TCP and UDP
+	if err != nil {
+		t.Fatalf("nothing listens at the gossip address printed: %v", err)
+	}
+	conn.Close()
 }

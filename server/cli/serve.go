@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"slices"
@@ -189,8 +190,15 @@ func serveCommand() *cli.Command {
 			if dataDir == "" {
 				dataDir = server.DefaultDataDir // what the server uses: an empty flag said "data in "
 			}
+			gossip := cfg.BindAddr
+			if host, port, err := net.SplitHostPort(gossip); err == nil && port == "0" {
+				// The port Serf took, which other nodes' --start-join-addrs need.
+				if _, p, err := net.SplitHostPort(srv.GossipAddr()); err == nil {
+					gossip = net.JoinHostPort(host, p)
+				}
+			}
 			fmt.Fprintf(c.App.Writer, "commitlog %s: node %s serving the API on %s (%s), gossip on %s, data in %s\n",
-				Version, srv.ID(), srv.Addr(), cfg.Transport, cfg.BindAddr, dataDir)
+				Version, srv.ID(), srv.Addr(), cfg.Transport, gossip, dataDir)
 			err = srv.Run(ctx)
 			stop() // ends reloadOnSignal
 			return err
