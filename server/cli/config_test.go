@@ -257,3 +257,17 @@ func TestServeStartLineNamesGossipPort(t *testing.T) {
 	}
 	conn.Close()
 }
+
+// TestServeRefusesArguments: serve takes no arguments, and the flag package stops reading flags
+// at the first one, so `serve --leave-on-shutdown false --log-level error` set
+// --leave-on-shutdown (a boolean flag takes no separate value), then ignored "false" and every
+// flag after it: the node served, and left the cluster when stopped. It is refused, saying why.
+func TestServeRefusesArguments(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // the server, if it starts, stops then
+	defer cancel()
+	code, out, errOut := run(t, ctx, "serve", "--data-dir", filepath.Join(t.TempDir(), "data"), "--rpc-port", "-1",
+		"--bind-addr", "127.0.0.1:0", "--bootstrap-wait", "0", "--leave-on-shutdown", "false", "--log-level", "error")
+	if code == 0 || strings.Contains(out, "serving") || !strings.Contains(errOut, `"false"`) || !strings.Contains(errOut, "--leave-on-shutdown=false") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want a refusal naming the argument and the --flag=false form", code, out, errOut)
+	}
+}

@@ -160,6 +160,9 @@ func serveCommand() *cli.Command {
 			return altsrc.ApplyInputSourceValues(c, src, flags)
 		},
 		Action: func(c *cli.Context) error {
+			if err := noServeArgs(c); err != nil {
+				return err
+			}
 			logger, err := newLogger(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
 			if err != nil {
 				return err
@@ -204,6 +207,38 @@ func serveCommand() *cli.Command {
 			return err
 		},
 	}
+}
+
+// noServeArgs refuses arguments: serve takes none, and the flag package stops reading flags at
+// the first one, so in `serve --leave-on-shutdown false --log-level error` the boolean flag was
+// set, and "false" and every flag after it were silently ignored.
+func noServeArgs(c *cli.Context) error {
+	args := c.Args().Slice()
+	if len(args) == 0 {
+		return nil
+	}
+	hint := ""
+	if lineage := c.Lineage(); len(lineage) > 1 {
+		raw := lineage[1].Args().Slice() // the command's name, then its raw arguments
+		if i := len(raw) - len(args) - 1; i > 0 && raw[i] != "--" {
+			if name, ok := namesFlag(c.Command, raw[i]); ok && !strings.Contains(raw[i], "=") {
+				if _, err := strconv.ParseBool(args[0]); err == nil && !flagTakesValue(c.Command, name) {
+					hint = fmt.Sprintf(" (--%s takes no separate value: write --%s=%s)", name, name, args[0])
+				}
+			}
+		}
+	}
+	return fmt.Errorf("serve takes no arguments, got %q%s; flags after an argument are not read", args, hint)
+}
+
+// flagTakesValue reports whether cmd's flag name takes a value (boolean flags do not).
+func flagTakesValue(cmd *cli.Command, name string) bool {
+	for _, f := range cmd.Flags {
+		if v, ok := f.(interface{ TakesValue() bool }); ok && slices.Contains(f.Names(), name) {
+			return v.TakesValue()
+		}
+	}
+	return false
 }
 
 // loadConfigFile reads the YAML file at path, whose keys are the names of flags that a config
