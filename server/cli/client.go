@@ -370,6 +370,9 @@ func consumeCommand() *cli.Command {
 			&cli.BoolFlag{Name: "offsets", Usage: "with --format value: print each record's offset and a tab before its value (with --group: partition:offset)"},
 		),
 		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
 			format := c.String("format")
 			switch format {
 			case formatValue, formatText, formatJSON:
@@ -485,6 +488,9 @@ func clusterCommand() *cli.Command {
 				Usage: "show the cluster id and list the servers: id, addresses, suffrage, leader, applied index, lag, log bounds and size on disk (of the default topic), divergence alarm, whether it applies (a server that stopped applying says why), and security (insecure: a server listening beyond loopback without TLS or gossip encryption)",
 				Flags: clientFlags(),
 				Action: func(c *cli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
 					return useClient(c, func(cl *client.Client) error {
 						servers, err := cl.Servers(c.Context)
 						if err != nil {

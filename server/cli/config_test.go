@@ -271,3 +271,27 @@ func TestServeRefusesArguments(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q; want a refusal naming the argument and the --flag=false form", code, out, errOut)
 	}
 }
+
+// TestCommandsWithoutArgumentsRefuseThem: consume, cluster status, topic list and group list
+// take no arguments, and the flag package stops reading flags at the first one, so in
+// `consume --follow true --addr other:8400` --addr was silently dropped and the command read
+// from the default address (another cluster, maybe). They refuse arguments.
+func TestCommandsWithoutArgumentsRefuseThem(t *testing.T) {
+	// Whatever happens, nothing dials the default address: the environment names a closed port.
+	t.Setenv("COMMITLOG_ADDR", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+	other := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	for _, args := range [][]string{
+		{"consume", "--timeout", "2s", "--follow", "true", "--addr", other},
+		{"cluster", "status", "--timeout", "2s", "extra", "--addr", other},
+		{"topic", "list", "--timeout", "2s", "extra", "--addr", other},
+		{"group", "list", "--timeout", "2s", "extra", "--addr", other},
+	} {
+		code, _, errOut := run(t, t.Context(), args...)
+		if code == 0 || !strings.Contains(errOut, "takes no arguments") {
+			t.Errorf("commitlog %v: exit %d, stderr %q; want a refusal of the arguments", args, code, errOut)
+		}
+	}
+	if code, _, errOut := run(t, t.Context(), "consume", "--follow", "true"); !strings.Contains(errOut, "--follow=true") {
+		t.Errorf("consume --follow true: exit %d, stderr %q; want the hint --follow=true", code, errOut)
+	}
+}

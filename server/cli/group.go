@@ -24,6 +24,9 @@ func groupCommand() *cli.Command {
 				Usage: "list the groups with members or committed offsets: name, state, members, partitions with offsets",
 				Flags: clientFlags(),
 				Action: func(c *cli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
 					return useClient(c, func(cl *client.Client) error {
 						gs, err := cl.ListGroups(c.Context)
 						if err != nil {

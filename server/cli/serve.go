@@ -160,7 +160,7 @@ func serveCommand() *cli.Command {
 			return altsrc.ApplyInputSourceValues(c, src, flags)
 		},
 		Action: func(c *cli.Context) error {
-			if err := noServeArgs(c); err != nil {
+			if err := noArgs(c); err != nil {
 				return err
 			}
 			logger, err := newLogger(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
@@ -209,10 +209,11 @@ func serveCommand() *cli.Command {
 	}
 }
 
-// noServeArgs refuses arguments: serve takes none, and the flag package stops reading flags at
-// the first one, so in `serve --leave-on-shutdown false --log-level error` the boolean flag was
-// set, and "false" and every flag after it were silently ignored.
-func noServeArgs(c *cli.Context) error {
+// noArgs refuses arguments, for a command that takes none (serve, consume, the list commands):
+// the flag package stops reading flags at the first one, so in `serve --leave-on-shutdown false
+// --log-level error` the boolean flag was set, and "false" and every flag after it were
+// silently ignored.
+func noArgs(c *cli.Context) error {
 	args := c.Args().Slice()
 	if len(args) == 0 {
 		return nil
@@ -228,7 +229,7 @@ func noServeArgs(c *cli.Context) error {
 			}
 		}
 	}
-	return fmt.Errorf("serve takes no arguments, got %q%s; flags after an argument are not read", args, hint)
+	return fmt.Errorf("%s takes no arguments, got %q%s; flags after an argument are not read", strings.TrimPrefix(c.Command.HelpName, c.App.Name+" "), args, hint)
 }
 
 // flagTakesValue reports whether cmd's flag name takes a value (boolean flags do not).

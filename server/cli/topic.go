@@ -71,6 +71,9 @@ func topicCommand() *cli.Command {
 				Usage: "list the topics: name, id, partitions and settings",
 				Flags: clientFlags(),
 				Action: func(c *cli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
 					return useClient(c, func(cl *client.Client) error {
 						topics, err := cl.ListTopics(c.Context)
 						if err != nil {
