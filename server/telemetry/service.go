@@ -98,8 +98,8 @@ func (c *consumeStream) Send(res *logv1.ConsumeResponse) error {
 func (s *instrumented) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, stream transport.ServerStream[logv1.ConsumeResponse]) error {
 	start := time.Now()
 	s.m.streamOpened(rpcConsumeStream)
+	defer s.m.streamClosed(rpcConsumeStream) // a handler's panic, which the transports recover, ends the stream too
 	err := s.svc.ConsumeStream(ctx, req, &consumeStream{ServerStream: stream, ctx: ctx, m: s.m, topic: req.GetTopic(), pnum: req.GetPartition()})
-	s.m.streamClosed(rpcConsumeStream)
 	s.m.done(ctx, rpcConsumeStream, start, err)
 	return err
 }
@@ -207,8 +207,8 @@ const produceStreamWindow = 4096
 func (s *instrumented) ProduceStream(ctx context.Context, stream transport.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]) error {
 	start := time.Now()
 	s.m.streamOpened(rpcProduceStream)
+	defer s.m.streamClosed(rpcProduceStream)
 	err := s.svc.ProduceStream(ctx, &produceStream{BidiStream: stream, ctx: ctx, m: s.m, sizes: make(chan streamed, produceStreamWindow)})
-	s.m.streamClosed(rpcProduceStream)
 	s.m.done(ctx, rpcProduceStream, start, err)
 	return err
 }
