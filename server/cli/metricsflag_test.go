@@ -2,6 +2,7 @@ package cli
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
@@ -59,6 +60,22 @@ func TestServeRPCPortZero(t *testing.T) {
 		}
 		if got.RPCPort != tc.want {
 			t.Errorf("serve %v: RPCPort = %d, want %d", tc.args, got.RPCPort, tc.want)
+		}
+	}
+}
+
+// TestServeTraceSampleRatioRefused: --trace-sample-ratio outside 0..1 is refused naming the
+// flag: a negative value silently meant 0 (no traces), and NaN passed every check and, in the
+// OpenTelemetry ratio sampler, sampled every trace.
+func TestServeTraceSampleRatioRefused(t *testing.T) {
+	for _, v := range []string{"-0.5", "NaN", "1.5"} {
+		app := &cli.App{Flags: serveFlags(), Action: func(c *cli.Context) error {
+			_, err := serveConfig(c, slog.New(slog.DiscardHandler))
+			return err
+		}}
+		err := app.Run([]string{"serve", "--trace-sample-ratio", v})
+		if err == nil || !strings.Contains(err.Error(), "--trace-sample-ratio") {
+			t.Errorf("--trace-sample-ratio %s: %v, want an error naming the flag", v, err)
 		}
 	}
 }

@@ -355,6 +355,9 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 	}
 	cfg.MetricsAddr = c.String("metrics-addr")
 	cfg.TraceSampleRatio = c.Float64("trace-sample-ratio")
+	if r := cfg.TraceSampleRatio; !(r >= 0 && r <= 1) { // NaN too, which every comparison let through
+		return server.Config{}, fmt.Errorf("--trace-sample-ratio %v: want a fraction from 0 (no new traces) to 1 (all)", r)
+	}
 	if cfg.TraceSampleRatio == 0 {
 		cfg.TraceSampleRatio = -1 // the flag's 0 means none; the Config's zero means the default
 	}

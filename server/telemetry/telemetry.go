@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -122,8 +123,8 @@ func (c *Config) setDefaults() error {
 		c.SampleRatio = DefaultSampleRatio
 	case c.SampleRatio < 0:
 		c.SampleRatio = 0
-	case c.SampleRatio > 1:
-		return fmt.Errorf("%w: sample ratio %v above 1", ErrInvalidConfig, c.SampleRatio)
+	case c.SampleRatio > 1 || math.IsNaN(c.SampleRatio):
+		return fmt.Errorf("%w: sample ratio %v, want 0 to 1", ErrInvalidConfig, c.SampleRatio)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

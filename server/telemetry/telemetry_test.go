@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -50,6 +51,7 @@ func TestConfigValidation(t *testing.T) {
 		env  map[string]string
 	}{
 		{"ratio above 1", Config{SampleRatio: 1.5}, nil},
+		{"ratio NaN", Config{SampleRatio: math.NaN()}, nil},
 		{"bad metrics address", Config{MetricsAddr: "no-port"}, nil},
 		{"unknown OTLP protocol", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon"}},
 	}
