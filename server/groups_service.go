@@ -457,13 +457,7 @@ func (s *service) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest
 	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionConsume); err != nil {
 		return nil, err
 	}
-	t, err := s.sm.Topic(req.GetTopic())
-	if unknownTarget(err) {
-		if !s.caughtUp(ctx) {
-			return nil, toWire(unconfirmedUnknown(err))
-		}
-		t, err = s.sm.Topic(req.GetTopic())
-	}
+	t, err := s.knownTopic(ctx, req.GetTopic())
 	if err != nil {
 		return nil, toWire(err)
 	}
@@ -475,13 +469,7 @@ func (s *service) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest
 	}
 	res := &logv1.ListOffsetsResponse{}
 	for _, p := range parts {
-		f, _, err := s.sm.Partition(t.Name, p)
-		if unknownTarget(err) {
-			if !s.caughtUp(ctx) {
-				return nil, toWire(unconfirmedUnknown(err))
-			}
-			f, _, err = s.sm.Partition(t.Name, p) // a partition added, not applied here yet
-		}
+		f, _, err := s.knownPartition(ctx, t.Name, p)
 		if err != nil {
 			return nil, toWire(err)
 		}

@@ -52,17 +52,41 @@ func (s *service) readTarget(ctx context.Context, topic string, partition uint32
 	if s.sm == nil {
 		return readTarget{}, fmt.Errorf("%w: %q (this server has no topics)", fsm.ErrUnknownTopic, topic)
 	}
-	f, t, err := s.sm.Partition(topic, partition)
-	if unknownTarget(err) {
-		if !s.caughtUp(ctx) {
-			return readTarget{}, unconfirmedUnknown(err)
-		}
-		f, t, err = s.sm.Partition(topic, partition)
-	}
+	f, t, err := s.knownPartition(ctx, topic, partition)
 	if err != nil {
 		return readTarget{}, err
 	}
 	return readTarget{topic: topic, partition: partition, part: f, id: t.ID}, nil
+}
+
+// knownTopic is the state machine's topic name; one this node does not know may be one whose
+// creation is committed and not applied here yet: it catches up first (caughtUp), and answers
+// unconfirmedUnknown when it cannot.
+func (s *service) knownTopic(ctx context.Context, name string) (fsm.Topic, error) {
+	return caughtUpLookup(ctx, s, func() (fsm.Topic, error) { return s.sm.Topic(name) })
+}
+
+// knownPartition is knownTopic for a partition (one added and not applied here yet, too).
+func (s *service) knownPartition(ctx context.Context, topic string, partition uint32) (*fsm.FSM, fsm.Topic, error) {
+	var t fsm.Topic
+	f, err := caughtUpLookup(ctx, s, func() (f *fsm.FSM, err error) {
+		f, t, err = s.sm.Partition(topic, partition)
+		return f, err
+	})
+	return f, t, err
+}
+
+// caughtUpLookup runs lookup and, when it names a topic or partition this node does not know,
+// runs it again once caught up with the leader; unconfirmedUnknown when it cannot catch up.
+func caughtUpLookup[T any](ctx context.Context, s *service, lookup func() (T, error)) (T, error) {
+	v, err := lookup()
+	if unknownTarget(err) {
+		if !s.caughtUp(ctx) {
+			return v, unconfirmedUnknown(err)
+		}
+		v, err = lookup()
+	}
+	return v, err
 }
 
 // readTargetID is readTarget for a read that names the ID its topic must have (id; "": any):
@@ -321,13 +345,7 @@ func (s *service) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicReq
 	if s.sm == nil {
 		return nil, toWire(fmt.Errorf("%w: %q", fsm.ErrUnknownTopic, req.GetName()))
 	}
-	t, err := s.sm.Topic(req.GetName())
-	if unknownTarget(err) {
-		if !s.caughtUp(ctx) {
-			return nil, toWire(unconfirmedUnknown(err))
-		}
-		t, err = s.sm.Topic(req.GetName()) // created, not applied here yet
-	}
+	t, err := s.knownTopic(ctx, req.GetName())
 	if err != nil {
 		return nil, toWire(err)
 	}
