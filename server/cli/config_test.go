@@ -75,17 +75,11 @@ func TestServeReadsConfigFile(t *testing.T) {
 // TestServeLimitFlags: every limit flag (and --retention-check-interval) reaches the server's
 // Config.
 func TestServeLimitFlags(t *testing.T) {
-	var got server.Config
-	app := &cli.App{Flags: serveFlags(), Action: func(c *cli.Context) error {
-		var err error
-		got, err = serveConfig(c, slog.New(slog.DiscardHandler))
-		return err
-	}}
-	err := app.Run([]string{"serve",
+	got, err := serveConfigOf(
 		"--max-request-bytes", "8388608", "--max-small-request-bytes", "1024", "--max-batch-records", "7",
 		"--max-stream-inflight-bytes", "2097152", "--max-concurrent-streams", "9", "--read-header-timeout", "3s",
 		"--request-read-timeout", "4s", "--idle-timeout", "5m", "--max-pending-conns", "11", "--max-forward-clients", "3",
-		"--retention-check-interval", "2s"})
+		"--retention-check-interval", "2s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +136,18 @@ func TestServeRefusesSharedPort(t *testing.T) {
 
 // serveConfigFrom returns the server Config that serve builds from a config file holding body
 // and the flags args (serve's command, flags and environment as in the binary).
+// serveConfigOf is the Config serve builds from the flags args.
+func serveConfigOf(args ...string) (server.Config, error) {
+	var got server.Config
+	app := &cli.App{Flags: serveFlags(), Action: func(c *cli.Context) error {
+		var err error
+		got, err = serveConfig(c, slog.New(slog.DiscardHandler))
+		return err
+	}}
+	err := app.Run(append([]string{"serve"}, args...))
+	return got, err
+}
+
 func serveConfigFrom(t *testing.T, body string, args ...string) (server.Config, error) {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "commitlog.yaml")

@@ -1,11 +1,8 @@
 package cli
 
 import (
-	"log/slog"
 	"strings"
 	"testing"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/commitlog-go/commitlog/server"
 )
@@ -21,13 +18,8 @@ func TestServeMetricsPartitionSeriesFlag(t *testing.T) {
 		{[]string{"--metrics-max-partition-series", "7"}, 7},
 		{[]string{"--metrics-max-partition-series", "0"}, -1},
 	} {
-		var got server.Config
-		app := &cli.App{Flags: serveFlags(), Action: func(c *cli.Context) error {
-			var err error
-			got, err = serveConfig(c, slog.New(slog.DiscardHandler))
-			return err
-		}}
-		if err := app.Run(append([]string{"serve"}, tc.args...)); err != nil {
+		got, err := serveConfigOf(tc.args...)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if got.MetricsMaxPartitionSeries != tc.want {
@@ -49,13 +41,8 @@ func TestServeRPCPortZero(t *testing.T) {
 		{[]string{"--rpc-port", "0"}, -1},
 		{[]string{"--rpc-port", "-1"}, -1},
 	} {
-		var got server.Config
-		app := &cli.App{Flags: serveFlags(), Action: func(c *cli.Context) error {
-			var err error
-			got, err = serveConfig(c, slog.New(slog.DiscardHandler))
-			return err
-		}}
-		if err := app.Run(append([]string{"serve"}, tc.args...)); err != nil {
+		got, err := serveConfigOf(tc.args...)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if got.RPCPort != tc.want {
@@ -69,11 +56,7 @@ func TestServeRPCPortZero(t *testing.T) {
 // OpenTelemetry ratio sampler, sampled every trace.
 func TestServeTraceSampleRatioRefused(t *testing.T) {
 	for _, v := range []string{"-0.5", "NaN", "1.5"} {
-		app := &cli.App{Flags: serveFlags(), Action: func(c *cli.Context) error {
-			_, err := serveConfig(c, slog.New(slog.DiscardHandler))
-			return err
-		}}
-		err := app.Run([]string{"serve", "--trace-sample-ratio", v})
+		_, err := serveConfigOf("--trace-sample-ratio", v)
 		if err == nil || !strings.Contains(err.Error(), "--trace-sample-ratio") {
 			t.Errorf("--trace-sample-ratio %s: %v, want an error naming the flag", v, err)
 		}
