@@ -862,7 +862,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 		// bytes (value, key, header values) are only valid until the next iteration step,
 		// so batched ones are copied.
 		r := wireRecord(rec)
-		copyRecordBytes(r, recordBytes(r))
+		copyRecordBytes(r)
 		// Counted as encoded in the message, framing included: a record with many small
 		// headers encodes to several times its key, header and value bytes.
 		n := protowire.SizeTag(3) + protowire.SizeBytes(proto.Size(r))
@@ -893,10 +893,13 @@ const (
 	maxStreamBatchBytes   = 1 << 20
 )
 
-// copyRecordBytes makes r's value, key and header values its own, in one allocation; size is
-// recordBytes(r).
-func copyRecordBytes(r *logv1.Record, size int) {
-	buf := make([]byte, 0, size-headerKeyBytes(r))
+// copyRecordBytes makes r's value, key and header values its own, in one allocation.
+func copyRecordBytes(r *logv1.Record) {
+	size := len(r.Value) + len(r.Key)
+	for _, h := range r.Headers {
+		size += len(h.Value)
+	}
+	buf := make([]byte, 0, size)
 	own := func(b []byte) []byte {
 		if b == nil {
 			return nil
@@ -909,14 +912,6 @@ func copyRecordBytes(r *logv1.Record, size int) {
 	for _, h := range r.Headers {
 		h.Value = own(h.Value)
 	}
-}
-
-func headerKeyBytes(r *logv1.Record) int {
-	n := 0
-	for _, h := range r.GetHeaders() {
-		n += len(h.GetKey())
-	}
-	return n
 }
 
 func wireRecord(r fsm.Record) *logv1.Record {
