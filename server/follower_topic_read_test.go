@@ -286,17 +286,7 @@ func (discardStream) Send(*logv1.ConsumeResponse) error { return nil }
 // and ListOffsets.
 func TestReadOfTopicUnconfirmedIsUnavailable(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	unreachable := consensus.Server{ID: "leader", Address: l.Addr().String()}
-	l.Close()
-	svc := followerService(t, unreachable, tconnect.NewClient, 300*time.Millisecond)
-	svc.node = catchingUpFollower{followerNode: followerNode{leader: unreachable}, once: &sync.Once{}, catchUp: func() {}}
-	if _, err := svc.sm.CreateTopic(ctx, &directProposer{m: svc.sm}, "known", 1, fsm.TopicConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	svc := cutOffFollower(ctx, t, "known")
 	reads := map[string]func(topic string, partition uint32) error{
 		"Consume": func(topic string, partition uint32) error {
 			_, err := svc.Consume(ctx, &logv1.ConsumeRequest{Topic: topic, Partition: partition})
@@ -352,4 +342,22 @@ func TestFollowerReadOfTopicTheLeaderDeleted(t *testing.T) {
 	if code := transport.CodeOf(err); code != transport.NotFound {
 		t.Fatalf("Consume past the end of a topic the leader does not know, on a follower that still holds it: %v (code %v), want NotFound", err, code)
 	}
+}
+
+// cutOffFollower is a follower service holding topic (one partition) whose leader cannot be
+// reached: it cannot catch up to tell what the cluster knows.
+func cutOffFollower(ctx context.Context, t *testing.T, topic string) *service {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreachable := consensus.Server{ID: "leader", Address: l.Addr().String()}
+	l.Close()
+	svc := followerService(t, unreachable, tconnect.NewClient, 300*time.Millisecond)
+	svc.node = catchingUpFollower{followerNode: followerNode{leader: unreachable}, once: &sync.Once{}, catchUp: func() {}}
+	if _, err := svc.sm.CreateTopic(ctx, &directProposer{m: svc.sm}, topic, 1, fsm.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }

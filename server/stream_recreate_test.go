@@ -3,16 +3,12 @@ package server
 import (
 	"errors"
 	"fmt"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/commitlog-go/commitlog/client"
-	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/transport"
-	tconnect "github.com/commitlog-go/commitlog/transport/connect"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -105,19 +101,9 @@ func TestStreamPartitionEndsWhenTopicRecreatedWhileReconnecting(t *testing.T) {
 // end a reader's stream of a topic that exists. Another replica, or a later try, can tell.
 func TestReadNamingTopicIDUnconfirmedIsUnavailable(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	unreachable := consensus.Server{ID: "leader", Address: l.Addr().String()}
-	l.Close()
-	svc := followerService(t, unreachable, tconnect.NewClient, 300*time.Millisecond)
-	svc.node = catchingUpFollower{followerNode: followerNode{leader: unreachable}, once: &sync.Once{}, catchUp: func() {}}
-	if _, err := svc.sm.CreateTopic(ctx, &directProposer{m: svc.sm}, "t", 1, fsm.TopicConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	svc := cutOffFollower(ctx, t, "t")
 	other := fsm.TopicID{1}.String()
-	_, err = svc.Consume(ctx, &logv1.ConsumeRequest{Topic: "t", TopicId: other})
+	_, err := svc.Consume(ctx, &logv1.ConsumeRequest{Topic: "t", TopicId: other})
 	if transport.CodeOf(err) != transport.Unavailable {
 		t.Fatalf("Consume naming another topic ID on a node cut off from its leader: %v (code %v), want Unavailable", err, transport.CodeOf(err))
 	}
