@@ -145,15 +145,7 @@ func TestLaggingFollowerReadIndex(t *testing.T) {
 	}
 
 	// The follower: a state machine that applied only the first half.
-	lg, err := segment.Open(t.TempDir(), segment.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lg.Close() })
-	f, err := fsm.New(fsm.Config{Log: lg})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := emptyFSM(t)
 	apply := func(from, to int) {
 		for i := from; i < to; i++ {
 			cmd, err := f.EncodeAppend(fsm.AppendRecord{Value: fmt.Appendf(nil, "v%d", i)})
@@ -183,7 +175,7 @@ func TestLaggingFollowerReadIndex(t *testing.T) {
 
 	// Stalled: an acknowledged offset is Unavailable (another replica can serve it), never
 	// OutOfRange.
-	_, err = svc.Consume(ctx, &logv1.ConsumeRequest{Offset: n - 2})
+	_, err := svc.Consume(ctx, &logv1.ConsumeRequest{Offset: n - 2})
 	if code := transport.CodeOf(err); code != transport.Unavailable {
 		t.Fatalf("stalled follower, acknowledged offset: %v (code %v), want Unavailable", err, code)
 	}
@@ -223,15 +215,7 @@ func TestLaggingFollowerReadBeforeDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The follower: a state machine that applied nothing (its applies stalled).
-	lg, err := segment.Open(t.TempDir(), segment.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lg.Close() })
-	f, err := fsm.New(fsm.Config{Log: lg})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := emptyFSM(t)
 	fwd := newForwarder(tconnect.NewClient, transport.ClientConfig{}, DefaultMaxForwardClients)
 	t.Cleanup(func() { _ = fwd.Close() })
 	svc := &service{
@@ -397,4 +381,19 @@ func TestPastEndReadWhileLeaderStopsApplying(t *testing.T) {
 	if code := transport.CodeOf(err); code != transport.Internal {
 		t.Fatalf("past-end Consume on a leader that stopped applying meanwhile: %v (code %v), want Internal", err, code)
 	}
+}
+
+// emptyFSM is a state machine over an empty segment log, closed when the test ends.
+func emptyFSM(t *testing.T) *fsm.FSM {
+	t.Helper()
+	lg, err := segment.Open(t.TempDir(), segment.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lg.Close() })
+	f, err := fsm.New(fsm.Config{Log: lg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
