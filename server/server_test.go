@@ -87,7 +87,10 @@ func (ts *testServer) shutdown(t *testing.T) {
 				t.Errorf("Run: %v", err)
 			}
 		case <-time.After(30 * time.Second):
-			t.Fatal("Run did not return after its context ended")
+			// The goroutines say where it hangs: the log of a CI run is all there is of it.
+			buf := make([]byte, 4<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("Run did not return after its context ended; goroutines:\n%s", buf)
 		}
 	})
 }
