@@ -32,7 +32,8 @@ type guardedTransport struct {
 	*memberlist.NetTransport
 	streams chan net.Conn
 	slots   chan struct{}
-	done    chan struct{}
+	done    chan struct{} // closed when Shutdown begins: stop passing connections on
+	stopped chan struct{} // closed when the NetTransport has shut down
 	once    sync.Once
 	logger  *log.Logger
 }
@@ -58,7 +59,7 @@ func newGuardedTransport(addr string, port int, logger *log.Logger) (*guardedTra
 		return nil, fmt.Errorf("discovery/serf: gossip transport: %w", err)
 	}
 	t := &guardedTransport{NetTransport: nt, streams: make(chan net.Conn), slots: make(chan struct{}, maxInboundStreams),
-		done: make(chan struct{}), logger: logger}
+		done: make(chan struct{}), stopped: make(chan struct{}), logger: logger}
 	go t.pass(nt.StreamCh())
 	return t, nil
 }
@@ -68,11 +69,30 @@ func (t *guardedTransport) StreamCh() <-chan net.Conn { return t.streams }
 
 // Shutdown stops passing on connections and shuts the transport down.
 func (t *guardedTransport) Shutdown() error {
-	t.once.Do(func() { close(t.done) })
-	return t.NetTransport.Shutdown()
+	var err error
+	t.once.Do(func() {
+		close(t.done)
+		err = t.NetTransport.Shutdown()
+		close(t.stopped)
+	})
+	return err
 }
 
+// pass hands the accepted connections within the bounds to memberlist until Shutdown begins,
+// then closes those accepted until the NetTransport has stopped: its accept loop blocks on
+// handing a connection over, and its Shutdown waits for that loop, so a connection accepted
+// after pass stopped reading would hold Shutdown (and the server's) forever.
 func (t *guardedTransport) pass(in <-chan net.Conn) {
+	defer func() {
+		for {
+			select {
+			case c := <-in:
+				_ = c.Close()
+			case <-t.stopped:
+				return
+			}
+		}
+	}()
 	for {
 		select {
 		case <-t.done:
