@@ -92,12 +92,22 @@ func caughtUpLookup[T any](ctx context.Context, s *service, lookup func() (T, er
 // readTargetID is readTarget for a read that names the ID its topic must have (id; "": any):
 // a reader that began with a topic never goes on in another one under its name (deleted and
 // created again while it reconnected). A topic with another ID here may be one this node has
-// not yet applied the creation of: it catches up first. Errors: readTarget's;
+// not yet applied the creation of: it catches up first. Errors: errInvalid (InvalidArgument)
+// at once when id is not a topic ID as this server issues them (a UUID); readTarget's;
 // fsm.ErrUnknownTopic when the topic has another ID; errLagging when this node could not catch
 // up to tell.
 func (s *service) readTargetID(ctx context.Context, topic string, partition uint32, id string) (readTarget, error) {
+	var want fsm.TopicID
+	if id != "" {
+		var err error
+		if want, err = fsm.ParseTopicID(id); err != nil {
+			// Never a topic's: a typo, or an ID not of this server's making. NotFound would
+			// tell the reader that its topic was deleted.
+			return readTarget{}, fmt.Errorf("%w: topic_id %q is not a topic ID (a UUID, as Topic.id gives it)", errInvalid, id)
+		}
+	}
 	rt, err := s.readTarget(ctx, topic, partition)
-	if err != nil || id == "" || rt.id.String() == id {
+	if err != nil || id == "" || rt.id == want {
 		return rt, err
 	}
 	if !s.caughtUp(ctx) {
@@ -105,7 +115,7 @@ func (s *service) readTargetID(ctx context.Context, topic string, partition uint
 		// later try, can (Unavailable).
 		return readTarget{}, fmt.Errorf("%w: %q has ID %s here, not %s, and this node could not catch up with the leader", errLagging, topic, rt.id, id)
 	}
-	if rt, err = s.readTarget(ctx, topic, partition); err != nil || rt.id.String() == id {
+	if rt, err = s.readTarget(ctx, topic, partition); err != nil || rt.id == want {
 		return rt, err
 	}
 	return readTarget{}, fmt.Errorf("%w: %q has ID %s, not %s: deleted since, perhaps created again", fsm.ErrUnknownTopic, topic, rt.id, id)
