@@ -361,3 +361,68 @@ func cutOffFollower(ctx context.Context, t *testing.T, topic string) *service {
 	}
 	return svc
 }
+
+// TestFollowerReadByIDOfTopicTheLeaderRecreated: a read naming its topic's ID (topic_id, as
+// the SDK's streams resume), on a follower that still holds that topic while the cluster
+// deleted it and created another of the same name (entries this follower has not applied), is
+// answered as the leader answers it: NotFound. Past the follower's end it answered OutOfRange
+// (the leader's commit point, asked by name, was the new topic's), and below the new topic's
+// commit point Unavailable after waiting for records that would never come.
+func TestFollowerReadByIDOfTopicTheLeaderRecreated(t *testing.T) {
+	ctx := ctxT(t, 60*time.Second)
+	leader, lc := leaderWithTopic(t, ctx, "t", 1)
+	for range 2 {
+		if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Topic: "t", Record: &logv1.Record{Value: []byte("new")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The follower applied the old topic "t" (another ID), not its deletion nor the new one.
+	svc := followerService(t, consensus.Server{ID: leader.ID(), Address: leader.Addr()}, tconnect.NewClient, 2*time.Second)
+	svc.cfg.MaxConsumeWait = 300 * time.Millisecond
+	svc.node = catchingUpFollower{followerNode: followerNode{leader: consensus.Server{ID: leader.ID(), Address: leader.Addr()}}, once: &sync.Once{}, catchUp: func() {}}
+	old, err := svc.sm.CreateTopic(ctx, &directProposer{m: svc.sm}, "t", 1, fsm.TopicConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []uint64{0, 2, 5} {
+		req := &logv1.ConsumeRequest{Topic: "t", TopicId: old.ID.String(), Offset: off}
+		if _, err := lc.Consume(ctx, req); transport.CodeOf(err) != transport.NotFound {
+			t.Fatalf("the leader's answer to a read of offset %d naming the old topic's ID: %v, want NotFound", off, err)
+		}
+		_, err := svc.Consume(ctx, req)
+		if code := transport.CodeOf(err); code != transport.NotFound {
+			t.Errorf("Consume of offset %d naming the old topic's ID, on a follower that still holds it: %v (code %v), want NotFound as the leader answers",
+				off, err, code)
+		}
+	}
+	// Without the ID, the name reads whatever topic has it: the follower's end is the
+	// leader's answer's (OutOfRange past the new topic's end).
+	if _, err := svc.Consume(ctx, &logv1.ConsumeRequest{Topic: "t", Offset: 5}); transport.CodeOf(err) != transport.OutOfRange {
+		t.Errorf("Consume past every topic's end, by name only: %v, want OutOfRange", err)
+	}
+}
+
+// TestNewLeaderReadByIDOfTopicRecreated: the same on a leader just elected that has not applied
+// the deletion and re-creation yet (its barrier applies them): NotFound, not OutOfRange.
+func TestNewLeaderReadByIDOfTopicRecreated(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	m := emptyMachine(t)
+	p := &directProposer{m: m}
+	old, err := m.CreateTopic(ctx, p, "t", 1, fsm.TopicConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := laggingLeader{p: p, once: &sync.Once{}, catchUp: func() {
+		if _, err := m.DeleteTopic(ctx, p, "t"); err != nil {
+			t.Errorf("the leader applies the deletion: %v", err)
+		}
+		if _, err := m.CreateTopic(ctx, p, "t", 1, fsm.TopicConfig{}); err != nil {
+			t.Errorf("the leader applies the new creation: %v", err)
+		}
+	}}
+	svc := &service{node: node, fsm: m.Default(), sm: m, cfg: &Config{MaxConsumeWait: 300 * time.Millisecond}, stop: make(chan struct{}), leaderWait: 2 * time.Second}
+	_, err = svc.Consume(ctx, &logv1.ConsumeRequest{Topic: "t", TopicId: old.ID.String(), Offset: 3})
+	if code := transport.CodeOf(err); code != transport.NotFound {
+		t.Fatalf("Consume past the end naming the ID of a topic deleted and created again, on a leader applying that: %v (code %v), want NotFound", err, code)
+	}
+}

@@ -202,6 +202,22 @@ func (s *Server) leaderCommitIndex(ctx context.Context, leader consensus.Server)
 	return b.GetCommitIndex(), err
 }
 
+// topicID asks the server at addr for the ID of its topic named topic (DescribeTopic: what it
+// has applied). Errors: the server's (NotFound when it does not know the topic).
+func (f *forwarder) topicID(ctx context.Context, addr, topic string) (string, error) {
+	c, release, err := f.client(addr)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	tc, ok := c.(transport.TopicsClient)
+	if !ok {
+		return "", fmt.Errorf("server: the client to %s has no Topics service", addr)
+	}
+	res, err := tc.DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: topic})
+	return res.GetTopic().GetId(), err
+}
+
 // committedOffset asks the leader at addr, linearizably, for one past the last record it has
 // committed: the commit point a follower must reach before it may call an offset out of range.
 func (f *forwarder) committedOffset(ctx context.Context, addr, topic string, partition uint32) (uint64, error) {

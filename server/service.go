@@ -758,6 +758,13 @@ func (s *service) commitPoint(ctx context.Context, rt readTarget) (uint64, error
 				// its next offset says nothing of what the cluster committed.
 				return 0, err
 			}
+			if rt.pinned {
+				// Every committed entry is applied here now: is the read's topic still the
+				// one of its name?
+				if f, _, perr := s.sm.Partition(rt.topic, rt.partition); perr != nil || f != rt.part {
+					return 0, fmt.Errorf("%w: %q is no longer the topic with ID %s: deleted since, perhaps created again", fsm.ErrUnknownTopic, rt.topic, rt.id)
+				}
+			}
 			_, next := rt.part.Bounds()
 			return next, nil
 		}
@@ -765,6 +772,16 @@ func (s *service) commitPoint(ctx context.Context, rt readTarget) (uint64, error
 		switch {
 		case isNL && nl.Leader.ID != "" && s.forward != nil:
 			next, ferr := s.forward.committedOffset(ctx, nl.Leader.Address, rt.topic, rt.partition)
+			if ferr == nil && rt.pinned {
+				// The leader answered for the topic of that name it knows: when that is
+				// another topic (this one deleted, and created again, in entries not applied
+				// here yet), its commit point says nothing of this one, and the leader
+				// answers this read NotFound (readTargetID), never OutOfRange.
+				var id string
+				if id, ferr = s.forward.topicID(ctx, nl.Leader.Address, rt.topic); ferr == nil && id != rt.id.String() {
+					return 0, fmt.Errorf("%w: %q has ID %s on the leader, not %s: deleted since, perhaps created again", fsm.ErrUnknownTopic, rt.topic, id, rt.id)
+				}
+			}
 			if ferr == nil {
 				return next, nil
 			}

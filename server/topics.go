@@ -37,6 +37,9 @@ type readTarget struct {
 	partition uint32
 	part      *fsm.FSM
 	id        fsm.TopicID // its topic's
+	// pinned: the read named its topic's ID (ConsumeRequest.topic_id), so what the cluster
+	// says of another topic of the same name (deleted and created again) is no answer to it.
+	pinned bool
 }
 
 // readTarget resolves a read's topic and partition ("" and 0: the default partition).
@@ -108,6 +111,7 @@ func (s *service) readTargetID(ctx context.Context, topic string, partition uint
 	}
 	rt, err := s.readTarget(ctx, topic, partition)
 	if err != nil || id == "" || rt.id == want {
+		rt.pinned = err == nil && id != "" && rt.topic != ""
 		return rt, err
 	}
 	if !s.caughtUp(ctx) {
@@ -116,6 +120,7 @@ func (s *service) readTargetID(ctx context.Context, topic string, partition uint
 		return readTarget{}, fmt.Errorf("%w: %q has ID %s here, not %s, and this node could not catch up with the leader", errLagging, topic, rt.id, id)
 	}
 	if rt, err = s.readTarget(ctx, topic, partition); err != nil || rt.id == want {
+		rt.pinned = err == nil && rt.topic != ""
 		return rt, err
 	}
 	return readTarget{}, fmt.Errorf("%w: %q has ID %s, not %s: deleted since, perhaps created again", fsm.ErrUnknownTopic, topic, rt.id, id)
