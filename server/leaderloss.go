@@ -123,9 +123,9 @@ func later(a, b time.Time) time.Time {
 }
 
 // streamEndCause is why a stream's context ended when the server ended it (errStopping,
-// errLeaderLost), or nil when the client did.
+// errLeaderLost, errLagging), or nil when the client did.
 func streamEndCause(ctx context.Context) error {
-	if cause := context.Cause(ctx); errors.Is(cause, errStopping) || errors.Is(cause, errLeaderLost) {
+	if cause := context.Cause(ctx); errors.Is(cause, errStopping) || errors.Is(cause, errLeaderLost) || errors.Is(cause, errLagging) {
 		return cause
 	}
 	return nil

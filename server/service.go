@@ -823,6 +823,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	pos.Store(req.GetOffset())
 	behind := func() bool { _, next := rt.part.Bounds(); return pos.Load() < next }
 	go endWithoutLeader(ctx, cancel, s.leaderLoss, s.leaderWait, s.stop, behind)
+	go s.endWhenStalled(ctx, cancel, rt, &pos)
 	maxBatch := int(min(req.GetMaxBatch(), maxStreamBatchRecords))
 	// Within the transport's bound on what it sends, which a small --max-request-bytes lowers.
 	maxBatchBytes := min(maxStreamBatchBytes, s.cfg.maxMessageBytes())
@@ -846,7 +847,8 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 			}
 			if cause != nil {
 				// The server is stopping (Unavailable, as a ProduceStream ends), or this
-				// node lost its leader and the stream has sent every record it holds, so no
+				// node lost its leader, or does not apply what the cluster committed
+				// (endWhenStalled), and the stream has sent every record it holds, so no
 				// record may come here for as long as that lasts:
 				// Unavailable, and the client resumes elsewhere. A tailing stream has no end
 				// of its own: ended OK, a client would take it as done.

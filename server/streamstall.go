@@ -1,0 +1,90 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/transport"
+)
+
+// endWhenStalled cancels a ConsumeStream's ctx, with a cause wrapping errLagging (Unavailable:
+// the client resumes on another replica), when the stream has sent every record its node holds
+// and the node does not apply what the cluster committed after them: its state machine
+// stalled, or it is cut off from a leader it still knows (a node that knows no leader is
+// endWithoutLeader's). Such a stream waited silently forever while the other replicas went on;
+// a Consume of the same offset there answers Unavailable within --max-consume-wait
+// (consumeFrom), and so does the stream now, a little later.
+//
+// While the stream waits at its node's end with nothing applied there for a whole interval
+// (stallInterval), it asks for the cluster's commit point (commitPoint: on a follower, one
+// linearizable GetBounds to the leader); when that is past the stream's position and the node
+// does not get there within MaxConsumeWait, or the leader cannot be asked within an election
+// and MaxConsumeWait, the stream ends. A leader's own streams are not watched (it applies what
+// it commits). It returns when ctx ends. pos is the offset of the next record the stream sends.
+func (s *service) endWhenStalled(ctx context.Context, cancel context.CancelCauseFunc, rt readTarget, pos *atomic.Uint64) {
+	every := s.stallInterval()
+	timer := time.NewTimer(every)
+	defer timer.Stop()
+	seen, looked := uint64(0), false // the node's next offset at the last look
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		timer.Reset(every)
+		_, next := rt.part.Bounds()
+		applied := !looked || next != seen
+		seen, looked = next, true
+		p := pos.Load()
+		if p < next || applied || rt.part.Err() != nil || s.node.IsLeader() {
+			// Still sending what it holds, or it applies; or it stopped applying for good,
+			// which the stream itself reports (Internal); or it leads.
+			continue
+		}
+		cctx, ccancel := context.WithTimeout(ctx, s.leaderWait+s.cfg.MaxConsumeWait)
+		committed, err := s.commitPoint(cctx, rt)
+		ccancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if _, nl := errors.AsType[*consensus.NotLeaderError](err); nl || errors.Is(err, consensus.ErrNoLeader) ||
+				transport.CodeOf(toWire(err)) == transport.NotFound || rt.part.Err() != nil {
+				// No leader (endWithoutLeader ends the stream once that lasts), or none this
+				// node can ask; a topic the leader no longer has (its deletion, applied here,
+				// ends the stream); a state machine that stopped meanwhile (the stream says so).
+				continue
+			}
+			cancel(fmt.Errorf("%w: the stream is at offset %d, all this node holds, and it could not learn the cluster's commit point (%v)", errLagging, p, err))
+			return
+		}
+		if p >= committed {
+			continue // nothing committed past the stream: an idle log
+		}
+		wctx, wcancel := context.WithTimeout(ctx, s.cfg.MaxConsumeWait)
+		_, err = rt.part.Read(wctx, p)
+		timedOut := wctx.Err() != nil
+		wcancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil || !timedOut {
+			continue // applied meanwhile; or another failure, which the stream meets too
+		}
+		cancel(fmt.Errorf("%w: offset %d is committed (next offset %d on the leader) but not applied here within %v", errLagging, p, committed, s.cfg.MaxConsumeWait))
+		return
+	}
+}
+
+// stallInterval is how long a stream waits at its node's end, with nothing applied there,
+// before endWhenStalled asks for the cluster's commit point: two elections' length, at least
+// MaxConsumeWait, so that an idle stream on a follower costs the leader one linearizable read
+// every few seconds.
+func (s *service) stallInterval() time.Duration {
+	return max(2*s.leaderWait, s.cfg.MaxConsumeWait, 10*time.Millisecond)
+}
