@@ -45,7 +45,8 @@ func (c *Client) Stream(ctx context.Context, from uint64) iter.Seq2[Record, erro
 // ErrUnknownTopic; so does the topic's deletion, even when a topic of the same
 // name is created while the stream reconnects (it is another topic: the
 // stream learns its topic's ID before its first record and names it when it
-// resumes).
+// resumes; a failure to learn it that another try may not meet, such as
+// Unavailable, fails that attempt like a broken stream).
 func (c *Client) StreamPartition(ctx context.Context, topic string, partition uint32, from uint64) iter.Seq2[Record, error] {
 	loc := partitionRef{topic: wireTopic(topic), partition: partition}
 	return func(yield func(Record, error) bool) {
@@ -148,7 +149,8 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 // records and advancing *next. It reports whether it yielded a record,
 // whether the loop body asked to stop, and the error that ended the stream.
 // The stream names the topic ID *id; with learn (no record yielded yet) and
-// no ID known, it first asks addr for the topic's ID.
+// no ID known, it first asks addr for the topic's ID, and fails the attempt,
+// reading nothing, when addr cannot tell now (a transient error).
 func (c *Client) streamFrom(ctx context.Context, addr string, loc partitionRef, next *uint64, id *string, learn bool, yield func(Record, error) bool) (progressed, stop bool, err error) {
 	tc, err := c.conn(addr)
 	if err != nil {
@@ -170,9 +172,15 @@ func (c *Client) streamFrom(ctx context.Context, addr string, loc partitionRef, 
 			dcancel()
 			if derr == nil {
 				*id = d.GetTopic().GetId()
+			} else if v, _ := classify(ctx, derr, false); v == retry || v == redirect {
+				// A transient failure (this server cannot tell now, or the connection
+				// broke): no record is read before the ID is known, or a resumed stream
+				// could go on in another topic of that name. The attempt failed; the next
+				// one asks again.
+				return false, false, derr
 			}
-			// Otherwise the stream tells (an unknown topic), or a server without topic IDs
-			// reads as before.
+			// Otherwise the stream tells (an unknown topic, a refusal), or a server without
+			// topic IDs (Unimplemented) reads as before.
 		}
 	}
 	sctx, cancel := context.WithCancel(ctx)

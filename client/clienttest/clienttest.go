@@ -77,6 +77,10 @@ type Log struct {
 	// OnDescribeTopic is called by DescribeTopic with the topic's name
 	// before it answers (a test may block in it, as a slow server would).
 	OnDescribeTopic func(name string)
+	// RefuseDescribeTopic, when it returns an error for a DescribeTopic of
+	// the topic named, refuses the call with that error (a transient
+	// failure, e.g. Unavailable) instead of answering.
+	RefuseDescribeTopic func(name string) error
 
 	mu        sync.Mutex
 	topics    map[string]*topic

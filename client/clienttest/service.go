@@ -167,6 +167,30 @@ func (l *Log) ProduceStream(ctx context.Context, stream transport.BidiStream[log
 	}
 }
 
+// checkTopicID answers NotFound, as the real server does, when a read names
+// the ID its topic must have (topic_id) and the topic of that name has
+// another (deleted since, perhaps created again); InvalidArgument when the
+// ID is not UUID-shaped.
+func (l *Log) checkTopicID(req *logv1.ConsumeRequest) error {
+	id := req.GetTopicId()
+	if id == "" {
+		return nil
+	}
+	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
+		return transport.Errorf(transport.InvalidArgument, "clienttest: topic_id %q is not a topic ID", id)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t, err := l.topicLocked(req.GetTopic())
+	if err != nil {
+		return err
+	}
+	if t.id != id {
+		return transport.Errorf(transport.NotFound, "clienttest: topic %q has ID %s, not %s: deleted since, perhaps created again", t.name, t.id, id)
+	}
+	return nil
+}
+
 // record returns the record at offset of topic/partition (nil when not
 // written yet) and a channel closed on the partition's next append.
 func (l *Log) record(topicName string, partition uint32, offset uint64) (*logv1.Record, <-chan struct{}, error) {
@@ -192,6 +216,9 @@ func (l *Log) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1.Co
 	l.count("Consume")
 	if l.OnConsume != nil {
 		l.OnConsume(req.GetOffset())
+	}
+	if err := l.checkTopicID(req); err != nil {
+		return nil, err
 	}
 	var deadline <-chan time.Time
 	if ms := req.GetMaxWaitMs(); ms > 0 {
@@ -227,6 +254,9 @@ func (l *Log) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, stre
 	if l.StallConsumeStream != nil && l.StallConsumeStream() {
 		<-ctx.Done()
 		return nil
+	}
+	if err := l.checkTopicID(req); err != nil {
+		return err
 	}
 	maxBatch := max(int(req.GetMaxBatch()), 1)
 	for off := req.GetOffset(); ; {
@@ -419,6 +449,11 @@ func (l *Log) DescribeTopic(_ context.Context, req *logv1.DescribeTopicRequest) 
 	l.count("DescribeTopic")
 	if l.OnDescribeTopic != nil {
 		l.OnDescribeTopic(req.GetName())
+	}
+	if l.RefuseDescribeTopic != nil {
+		if err := l.RefuseDescribeTopic(req.GetName()); err != nil {
+			return nil, err
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
