@@ -36,7 +36,7 @@ func clientFlags() []cli.Flag {
 }
 
 // dial connects to the cluster named by the client flags.
-func dial(c *cli.Context) (*client.Client, error) {
+func dial(c *cli.Context, extra ...client.Option) (*client.Client, error) {
 	if d := c.Duration("timeout"); d < 0 {
 		return nil, fmt.Errorf("--timeout %v: want a duration of 0 (none) or more", d)
 	}
@@ -54,6 +54,7 @@ func dial(c *cli.Context) (*client.Client, error) {
 	if tlsCfg != nil {
 		opts = append(opts, client.WithTLS(tlsCfg))
 	}
+	opts = append(opts, extra...)
 	ctx, cancel := requestContext(c)
 	defer cancel()
 	cl, err := client.New(ctx, c.StringSlice("addr"), opts...)
@@ -365,7 +366,7 @@ func consumeCommand() *cli.Command {
 			&cli.UintFlag{Name: "partition", Usage: "partition of the topic to read (ignored with --group: the group assigns partitions)"},
 			&cli.StringFlag{Name: "format", Value: formatValue, Usage: "output: value (the value only), text (offset, timestamp, key, headers, value; tab-separated) or json (one object per line, with topic and partition)"},
 			&cli.Uint64Flag{Name: "from", DefaultText: "the partition's lowest offset", Usage: "first offset to read"},
-			&cli.Uint64Flag{Name: "count", Usage: "how many records to read; 0: up to the end of the log, or forever with --follow or --group"},
+			&cli.Uint64Flag{Name: "count", Usage: "how many records to read; 0: up to the end of the log (every record acknowledged when consume starts, as the leader tells), or forever with --follow or --group"},
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep waiting for new records (stop with Ctrl-C)"},
 			&cli.BoolFlag{Name: "offsets", Usage: "with --format value: print each record's offset and a tab before its value (with --group: partition:offset)"},
 		),
@@ -383,6 +384,15 @@ func consumeCommand() *cli.Command {
 			partition, err := uint32Flag(c, "partition")
 			if err != nil {
 				return err
+			}
+			var extra []client.Option
+			if c.String("group") == "" && !c.Bool("follow") {
+				// The end it stops at is the cluster's commit point when it starts, asked of
+				// the leader with a linearizable read: a plain one, answered by a leader just
+				// elected (which may not have applied every committed record yet) or by a
+				// lagging replica, ended before the last acknowledged records. Only the
+				// bounds are read so; the records stream from any replica.
+				extra = append(extra, client.WithLinearizableReads())
 			}
 			return useClient(c, func(cl *client.Client) error {
 				if group := c.String("group"); group != "" {
@@ -473,7 +483,7 @@ func consumeCommand() *cli.Command {
 					}
 				}
 				return nil
-			})
+			}, extra...)
 		},
 	}
 }
@@ -644,8 +654,8 @@ func humanBytes(n uint64) string {
 }
 
 // useClient dials the servers of the command's --addr, runs f with the client and closes it.
-func useClient(c *cli.Context, f func(*client.Client) error) error {
-	cl, err := dial(c)
+func useClient(c *cli.Context, f func(*client.Client) error, extra ...client.Option) error {
+	cl, err := dial(c, extra...)
 	if err != nil {
 		return err
 	}
