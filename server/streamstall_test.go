@@ -86,3 +86,60 @@ func TestConsumeStreamEndsOnStalledFollower(t *testing.T) {
 		}
 	})
 }
+
+// TestFollowerConsumeStreamIdleStaysOpen: on a real 3-node cluster, a ConsumeStream tailing
+// an idle log on a follower that applies everything stays open past several stall checks (each
+// asks the leader for its commit point), and then sends the next record committed.
+func TestFollowerConsumeStreamIdleStaysOpen(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx := ctxT(t, 90*time.Second)
+	leader := leaderOf(t, nodes)
+	lc := newClient(t, TransportConnect, leader.Addr())
+	if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("a")}}); err != nil {
+		t.Fatal(err)
+	}
+	var follower *testServer
+	for _, nd := range nodes {
+		if nd != leader {
+			follower = nd
+			break
+		}
+	}
+	svc := follower.svc
+	fc := newClient(t, TransportConnect, follower.Addr())
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := fc.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if r, err := st.Receive(); err != nil || string(r.GetRecord().GetValue()) != "a" {
+		t.Fatalf("first record: %v, %v", r, err)
+	}
+	idle := 3*svc.stallInterval() + svc.leaderWait
+	got := make(chan error, 1)
+	go func() {
+		r, err := st.Receive()
+		if err == nil && string(r.GetRecord().GetValue()) != "b" {
+			err = fmt.Errorf("record %v, want b", r)
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("the idle stream on a healthy follower ended: %v", err)
+	case <-time.After(idle):
+	}
+	if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("b")}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("the next record on the stream: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stream did not send the next record")
+	}
+}
