@@ -426,3 +426,48 @@ func TestNewLeaderReadByIDOfTopicRecreated(t *testing.T) {
 		t.Fatalf("Consume past the end naming the ID of a topic deleted and created again, on a leader applying that: %v (code %v), want NotFound", err, code)
 	}
 }
+
+// TestFollowerReadByIDBelowStartOfTopicTheLeaderRecreated: the same below the start of the
+// follower's copy of the old topic (retention cut it): the follower answered OutOfRange from
+// its own copy, the leader NotFound. Consume and ConsumeStream; a read by name only is still
+// OutOfRange there.
+func TestFollowerReadByIDBelowStartOfTopicTheLeaderRecreated(t *testing.T) {
+	ctx := ctxT(t, 60*time.Second)
+	leader, lc := leaderWithTopic(t, ctx, "t", 1)
+	at := consensus.Server{ID: leader.ID(), Address: leader.Addr()}
+	svc := followerService(t, at, tconnect.NewClient, 2*time.Second)
+	svc.node = catchingUpFollower{followerNode: followerNode{leader: at}, once: &sync.Once{}, catchUp: func() {}}
+	p := &directProposer{m: svc.sm}
+	old, err := svc.sm.CreateTopic(ctx, p, "t", 1, fsm.TopicConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, err := svc.sm.ProposeAppend(ctx, p, "t", 0, fsm.ProducerRef{}, fsm.AppendRecord{Value: []byte("old")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.sm.ProposeRetention(ctx, p, fsm.Target{Topic: old.ID}, 3); err != nil {
+		t.Fatal(err)
+	}
+	req := &logv1.ConsumeRequest{Topic: "t", TopicId: old.ID.String(), Offset: 1}
+	if _, err := lc.Consume(ctx, req); transport.CodeOf(err) != transport.NotFound {
+		t.Fatalf("the leader's answer: %v, want NotFound", err)
+	}
+	if _, err := svc.Consume(ctx, req); transport.CodeOf(err) != transport.NotFound {
+		t.Errorf("Consume below the start of the old topic's copy, naming its ID: %v (code %v), want NotFound", err, transport.CodeOf(err))
+	}
+	if err := svc.ConsumeStream(ctx, req, discardStream{}); transport.CodeOf(err) != transport.NotFound {
+		t.Errorf("ConsumeStream below the start of the old topic's copy, naming its ID: %v (code %v), want NotFound", err, transport.CodeOf(err))
+	}
+	if _, err := svc.Consume(ctx, &logv1.ConsumeRequest{Topic: "t", Offset: 1}); transport.CodeOf(err) != transport.OutOfRange {
+		t.Errorf("Consume below the start by name only: %v, want OutOfRange", err)
+	}
+	// On a node whose topic of that name is the cluster's (a leader here), below the start
+	// naming its ID is OutOfRange.
+	lsvc := &service{node: laggingLeader{p: p, once: &sync.Once{}, catchUp: func() {}}, fsm: svc.sm.Default(), sm: svc.sm,
+		cfg: &Config{MaxConsumeWait: 300 * time.Millisecond}, stop: make(chan struct{}), leaderWait: 2 * time.Second}
+	if _, err := lsvc.Consume(ctx, req); transport.CodeOf(err) != transport.OutOfRange {
+		t.Errorf("Consume below the start naming the ID of the cluster's topic: %v (code %v), want OutOfRange", err, transport.CodeOf(err))
+	}
+}

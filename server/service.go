@@ -661,10 +661,12 @@ func (s *service) deletedWhileRead(rt readTarget, err error) error {
 // (a long poll). The client's deadline never stretches a wait beyond MaxConsumeWait.
 func (s *service) consumeFrom(ctx context.Context, rt readTarget, off uint64, maxWait time.Duration) (fsm.Record, error) {
 	if _, next := rt.part.Bounds(); off < next || rt.part.Err() != nil {
-		// Held here (or below the start: OutOfRange at once); or this node stopped applying,
-		// and its next offset says nothing of what the cluster committed: the state
-		// machine's error, never "beyond every committed record".
-		return rt.part.Read(ctx, off)
+		// Held here (or below the start: OutOfRange at once, unless the read names a topic
+		// ID the cluster no longer has); or this node stopped applying, and its next offset
+		// says nothing of what the cluster committed: the state machine's error, never
+		// "beyond every committed record".
+		rec, err := rt.part.Read(ctx, off)
+		return rec, s.pinnedOutOfRange(ctx, rt, err)
 	}
 	if maxWait > 0 {
 		rec, err := s.readWithin(ctx, rt, off, untilNearDeadline(ctx, min(maxWait, s.cfg.MaxConsumeWait)))
@@ -857,7 +859,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 			if ctx.Err() != nil {
 				return nil
 			}
-			return toWire(s.deletedWhileRead(rt, err))
+			return toWire(s.pinnedOutOfRange(ctx, rt, s.deletedWhileRead(rt, err)))
 		}
 		pos.Store(rec.Offset + 1)
 		if err := s.div.readErr(); err != nil {

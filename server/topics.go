@@ -9,6 +9,7 @@ import (
 	"github.com/commitlog-go/commitlog/authz"
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -124,6 +125,34 @@ func (s *service) readTargetID(ctx context.Context, topic string, partition uint
 		return rt, err
 	}
 	return readTarget{}, fmt.Errorf("%w: %q has ID %s, not %s: deleted since, perhaps created again", fsm.ErrUnknownTopic, topic, rt.id, id)
+}
+
+// pinnedOutOfRange is err, the OutOfRange answer this node gives a read naming its topic's ID
+// (rt.pinned) from its own copy (an offset below its log's start), unless the cluster's topic
+// of that name is no longer that topic (deleted, perhaps created again, in entries not applied
+// here): then ErrUnknownTopic (NotFound), the leader's answer. It asks the leader (on a
+// follower, DescribeTopic) at most until the caller's deadline is near; when it cannot tell,
+// err stands. Other errors pass unchanged.
+func (s *service) pinnedOutOfRange(ctx context.Context, rt readTarget, err error) error {
+	if !rt.pinned || !errors.Is(err, storage.ErrOutOfRange) {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, untilNearDeadline(ctx, s.leaderWait))
+	defer cancel()
+	lerr := s.node.LinearizableRead(ctx)
+	if lerr == nil {
+		if f, _, perr := s.sm.Partition(rt.topic, rt.partition); perr != nil || f != rt.part {
+			return fmt.Errorf("%w: %q is no longer the topic with ID %s: deleted since, perhaps created again", fsm.ErrUnknownTopic, rt.topic, rt.id)
+		}
+		return err
+	}
+	if nl, ok := errors.AsType[*consensus.NotLeaderError](lerr); ok && nl.Leader.ID != "" && s.forward != nil {
+		id, ferr := s.forward.topicID(ctx, nl.Leader.Address, rt.topic)
+		if (ferr == nil && id != rt.id.String()) || transport.CodeOf(ferr) == transport.NotFound {
+			return fmt.Errorf("%w: %q is no longer the topic with ID %s on the leader: deleted since, perhaps created again", fsm.ErrUnknownTopic, rt.topic, rt.id)
+		}
+	}
+	return err
 }
 
 func unknownTarget(err error) bool {
