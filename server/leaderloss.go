@@ -123,9 +123,10 @@ func later(a, b time.Time) time.Time {
 }
 
 // streamEndCause is why a stream's context ended when the server ended it (errStopping,
-// errLeaderLost, errLagging), or nil when the client did.
+// errLeaderLost, errLagging, errStreamTopicGone), or nil when the client did.
 func streamEndCause(ctx context.Context) error {
-	if cause := context.Cause(ctx); errors.Is(cause, errStopping) || errors.Is(cause, errLeaderLost) || errors.Is(cause, errLagging) {
+	if cause := context.Cause(ctx); errors.Is(cause, errStopping) || errors.Is(cause, errLeaderLost) || errors.Is(cause, errLagging) ||
+		errors.Is(cause, errStreamTopicGone) {
 		return cause
 	}
 	return nil

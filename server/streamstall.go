@@ -23,7 +23,8 @@ import (
 // (stallInterval), it asks for the cluster's commit point (commitPoint: on a follower, one
 // linearizable GetBounds to the leader); when that is past the stream's position and the node
 // does not get there within MaxConsumeWait, or the leader cannot be asked within an election
-// and MaxConsumeWait, the stream ends. A leader's own streams are not watched (it applies what
+// and MaxConsumeWait, the stream ends; when the leader no longer has the stream's topic, it
+// ends NotFound, the leader's answer. A leader's own streams are not watched (it applies what
 // it commits). It returns when ctx ends. pos is the offset of the next record the stream sends.
 func (s *service) endWhenStalled(ctx context.Context, cancel context.CancelCauseFunc, rt readTarget, pos *atomic.Uint64) {
 	every := s.stallInterval()
@@ -53,12 +54,17 @@ func (s *service) endWhenStalled(ctx context.Context, cancel context.CancelCause
 			return
 		}
 		if err != nil {
-			if _, nl := errors.AsType[*consensus.NotLeaderError](err); nl || errors.Is(err, consensus.ErrNoLeader) ||
-				transport.CodeOf(toWire(err)) == transport.NotFound || rt.part.Err() != nil {
+			if _, nl := errors.AsType[*consensus.NotLeaderError](err); nl || errors.Is(err, consensus.ErrNoLeader) || rt.part.Err() != nil {
 				// No leader (endWithoutLeader ends the stream once that lasts), or none this
-				// node can ask; a topic the leader no longer has (its deletion, applied here,
-				// ends the stream); a state machine that stopped meanwhile (the stream says so).
+				// node can ask; a state machine that stopped meanwhile (the stream says so).
 				continue
+			}
+			if transport.CodeOf(toWire(err)) == transport.NotFound {
+				// The cluster no longer has the stream's topic (or, for a stream naming its
+				// topic's ID, has another of its name): the leader's answer, NotFound, which
+				// this node would give once it applied the deletion.
+				cancel(fmt.Errorf("%w: %w", errStreamTopicGone, err))
+				return
 			}
 			cancel(fmt.Errorf("%w: the stream is at offset %d, all this node holds, and it could not learn the cluster's commit point (%v)", errLagging, p, err))
 			return
@@ -80,6 +86,10 @@ func (s *service) endWhenStalled(ctx context.Context, cancel context.CancelCause
 		return
 	}
 }
+
+// errStreamTopicGone ends a stream (NotFound, with the cause it wraps) whose topic the leader
+// no longer has while this node has not applied the deletion.
+var errStreamTopicGone = errors.New("server: the stream's topic is gone from the cluster")
 
 // stallInterval is how long a stream waits at its node's end, with nothing applied there,
 // before endWhenStalled asks for the cluster's commit point: two elections' length, at least

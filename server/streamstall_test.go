@@ -77,6 +77,21 @@ func TestConsumeStreamEndsOnStalledFollower(t *testing.T) {
 				got, err, transport.CodeOf(err), waited)
 		}
 	})
+	t.Run("topic gone", func(t *testing.T) {
+		// The follower holds a topic the cluster deleted, and does not apply the deletion.
+		svc := follower(t, at, 0)
+		svc.sm = emptyMachine(t)
+		if _, err := svc.sm.CreateTopic(ctx, &directProposer{m: svc.sm}, "gone", 1, fsm.TopicConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		err := svc.ConsumeStream(sctx, &logv1.ConsumeRequest{Topic: "gone"}, discardStream{})
+		if transport.CodeOf(err) != transport.NotFound || sctx.Err() != nil {
+			t.Errorf("ConsumeStream of a topic the leader deleted, on a follower that does not apply the deletion: %v (code %v, waited out its deadline: %v); want NotFound",
+				err, transport.CodeOf(err), sctx.Err() != nil)
+		}
+	})
 	t.Run("caught up and idle", func(t *testing.T) {
 		svc := follower(t, at, n)
 		got, waited, err := stream(svc, 4*time.Second)
