@@ -211,6 +211,40 @@ func newMetrics(mp metric.MeterProvider, maxPartitionSeries int, exists func(str
 	return m, nil
 }
 
+// errPanicked is how a call whose handler panicked ended: the transports recover the panic and
+// answer Internal (grpc-go through the transport's recovery interceptor, Connect through
+// net/http, which resets the stream).
+var errPanicked = transport.Errorf(transport.Internal, "handler panicked")
+
+// call is one call being measured. end records it; panicked, deferred, records a call whose
+// handler panicked (end never ran) as errPanicked, so that the latency histogram counts it
+// with its code, and lets the panic go on to the transport's recovery.
+type call struct {
+	m     *Metrics
+	ctx   context.Context
+	rpc   rpc
+	start time.Time
+	ended bool
+}
+
+// begin starts measuring a call of r.
+func (m *Metrics) begin(ctx context.Context, r rpc) call {
+	return call{m: m, ctx: ctx, rpc: r, start: time.Now()}
+}
+
+// end records the call, ended with err.
+func (c *call) end(err error) {
+	c.ended = true
+	c.m.done(c.ctx, c.rpc, c.start, err)
+}
+
+// panicked records the call as errPanicked unless end recorded it. Deferred.
+func (c *call) panicked() {
+	if !c.ended {
+		c.m.done(c.ctx, c.rpc, c.start, errPanicked)
+	}
+}
+
 // done records a call of r that started at start and ended with err.
 func (m *Metrics) done(ctx context.Context, r rpc, start time.Time, err error) {
 	c := int(transport.CodeOf(err))

@@ -2,7 +2,6 @@ package telemetry
 
 import (
 	"context"
-	"time"
 
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -39,32 +38,35 @@ func valueBytes(records []*logv1.Record) int {
 }
 
 func (s *instrumented) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
-	start := time.Now()
+	c := s.m.begin(ctx, rpcProduce)
+	defer c.panicked()
 	res, err := s.svc.Produce(ctx, req)
 	if err == nil && !res.GetDuplicate() { // a recognised retry appended nothing
 		s.m.produced(ctx, rpcProduce, s.m.partitions.get(req.GetTopic(), req.GetPartition()), 1, len(req.GetRecord().GetValue()))
 	}
-	s.m.done(ctx, rpcProduce, start, err)
+	c.end(err)
 	return res, err
 }
 
 func (s *instrumented) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
-	start := time.Now()
+	c := s.m.begin(ctx, rpcProduceBatch)
+	defer c.panicked()
 	res, err := s.svc.ProduceBatch(ctx, req)
 	if err == nil && !res.GetDuplicate() {
 		s.m.produced(ctx, rpcProduceBatch, s.m.partitions.get(req.GetTopic(), req.GetPartition()), len(req.GetRecords()), valueBytes(req.GetRecords()))
 	}
-	s.m.done(ctx, rpcProduceBatch, start, err)
+	c.end(err)
 	return res, err
 }
 
 func (s *instrumented) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1.ConsumeResponse, error) {
-	start := time.Now()
+	c := s.m.begin(ctx, rpcConsume)
+	defer c.panicked()
 	res, err := s.svc.Consume(ctx, req)
 	if err == nil {
 		s.m.consumed(rpcConsume, s.m.partitions.get(req.GetTopic(), req.GetPartition()), 1, len(res.GetRecord().GetValue()))
 	}
-	s.m.done(ctx, rpcConsume, start, err)
+	c.end(err)
 	return res, err
 }
 
@@ -96,11 +98,12 @@ func (c *consumeStream) Send(res *logv1.ConsumeResponse) error {
 }
 
 func (s *instrumented) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, stream transport.ServerStream[logv1.ConsumeResponse]) error {
-	start := time.Now()
+	c := s.m.begin(ctx, rpcConsumeStream)
+	defer c.panicked()
 	s.m.streamOpened(rpcConsumeStream)
 	defer s.m.streamClosed(rpcConsumeStream) // a handler's panic, which the transports recover, ends the stream too
 	err := s.svc.ConsumeStream(ctx, req, &consumeStream{ServerStream: stream, ctx: ctx, m: s.m, topic: req.GetTopic(), pnum: req.GetPartition()})
-	s.m.done(ctx, rpcConsumeStream, start, err)
+	c.end(err)
 	return err
 }
 
@@ -205,45 +208,51 @@ func (p *produceStream) SendBatch(msgs []*logv1.ProduceResponse) error {
 const produceStreamWindow = 4096
 
 func (s *instrumented) ProduceStream(ctx context.Context, stream transport.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]) error {
-	start := time.Now()
+	c := s.m.begin(ctx, rpcProduceStream)
+	defer c.panicked()
 	s.m.streamOpened(rpcProduceStream)
 	defer s.m.streamClosed(rpcProduceStream)
 	err := s.svc.ProduceStream(ctx, &produceStream{BidiStream: stream, ctx: ctx, m: s.m, sizes: make(chan streamed, produceStreamWindow)})
-	s.m.done(ctx, rpcProduceStream, start, err)
+	c.end(err)
 	return err
 }
 
 func (s *instrumented) GetServers(ctx context.Context, req *logv1.GetServersRequest) (*logv1.GetServersResponse, error) {
-	start := time.Now()
+	c := s.m.begin(ctx, rpcGetServers)
+	defer c.panicked()
 	res, err := s.svc.GetServers(ctx, req)
-	s.m.done(ctx, rpcGetServers, start, err)
+	c.end(err)
 	return res, err
 }
 
 func (s *instrumented) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*logv1.GetBoundsResponse, error) {
-	start := time.Now()
+	c := s.m.begin(ctx, rpcGetBounds)
+	defer c.panicked()
 	res, err := s.svc.GetBounds(ctx, req)
-	s.m.done(ctx, rpcGetBounds, start, err)
+	c.end(err)
 	return res, err
 }
 
 func (s *instrumented) Join(ctx context.Context, req *logv1.JoinRequest) (*logv1.JoinResponse, error) {
-	start := time.Now()
+	c := s.m.begin(ctx, rpcJoin)
+	defer c.panicked()
 	res, err := s.svc.Join(ctx, req)
-	s.m.done(ctx, rpcJoin, start, err)
+	c.end(err)
 	return res, err
 }
 
 func (s *instrumented) RemoveServer(ctx context.Context, req *logv1.RemoveServerRequest) (*logv1.RemoveServerResponse, error) {
-	start := time.Now()
+	c := s.m.begin(ctx, rpcRemoveServer)
+	defer c.panicked()
 	res, err := s.svc.RemoveServer(ctx, req)
-	s.m.done(ctx, rpcRemoveServer, start, err)
+	c.end(err)
 	return res, err
 }
 
 func (s *instrumented) TransferLeadership(ctx context.Context, req *logv1.TransferLeadershipRequest) (*logv1.TransferLeadershipResponse, error) {
-	start := time.Now()
+	c := s.m.begin(ctx, rpcTransferLeadership)
+	defer c.panicked()
 	res, err := s.svc.TransferLeadership(ctx, req)
-	s.m.done(ctx, rpcTransferLeadership, start, err)
+	c.end(err)
 	return res, err
 }
