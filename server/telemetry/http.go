@@ -3,7 +3,9 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -81,6 +83,51 @@ func (t *Telemetry) Handler() http.Handler {
 		fmt.Fprintln(w, reason)
 	})
 	return mux
+}
+
+// Timeouts of the HTTP endpoints (the metrics endpoint, and NewDebugServer's), so that a client
+// that connects and then sends nothing, or its headers a byte at a time, cannot hold a
+// connection (a goroutine and a file descriptor) for long. net/http applies ReadHeaderTimeout
+// from a request's first byte only: without IdleTimeout (or ReadTimeout), a kept-alive
+// connection waiting for its next request was never closed.
+const (
+	// HTTPReadHeaderTimeout bounds a new connection's wait for its first request's headers,
+	// and each request's headers from its first byte.
+	HTTPReadHeaderTimeout = 10 * time.Second
+	// HTTPReadTimeout bounds reading a whole request, body included (the endpoints take GETs).
+	HTTPReadTimeout = 30 * time.Second
+	// HTTPIdleTimeout closes a kept-alive connection that sends no next request for this long
+	// (a scraper reconnects at its next scrape; Go's client retries a GET on a connection the
+	// server closed while idle).
+	HTTPIdleTimeout = 30 * time.Second
+	// metricsWriteTimeout bounds writing a response of the metrics endpoint.
+	metricsWriteTimeout = time.Minute
+)
+
+// newHTTPServer returns a server of h with the endpoints' read and idle timeouts and no
+// write timeout, logging its errors to logger at debug level.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: HTTPReadHeaderTimeout,
+		ReadTimeout:       HTTPReadTimeout,
+		IdleTimeout:       HTTPIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+}
+
+// NewDebugServer returns an http.Server listening at addr (ListenAndServe) for h, such as
+// net/http/pprof's handlers (`commitlog` serves them at COMMITLOG_PPROF_ADDR), with the
+// endpoints' read and idle timeouts and no write timeout: /debug/pprof/profile and
+// /debug/pprof/trace answer after the seconds they are asked for, and pprof refuses a duration
+// at or beyond the server's WriteTimeout. A nil logger discards the server's errors.
+func NewDebugServer(addr string, h http.Handler, logger *slog.Logger) *http.Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	srv := newHTTPServer(h, logger)
+	srv.Addr = addr
+	return srv
 }
 
 // errorLogger routes promhttp's errors to the telemetry logger.

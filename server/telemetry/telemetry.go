@@ -34,7 +34,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
@@ -292,11 +291,10 @@ func (t *Telemetry) listen() error {
 		return fmt.Errorf("telemetry: metrics listener: %w", err)
 	}
 	t.ln = ln
-	t.srv = &http.Server{
-		Handler:           t.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(t.cfg.Logger.Handler(), slog.LevelDebug),
-	}
+	t.srv = newHTTPServer(t.Handler(), t.cfg.Logger)
+	// A scrape that takes longer than this is long abandoned by its scraper (Prometheus's
+	// scrape_timeout is at most its interval); no endpoint here answers slowly on purpose.
+	t.srv.WriteTimeout = metricsWriteTimeout
 	t.served = make(chan struct{})
 	go func() {
 		defer close(t.served)
