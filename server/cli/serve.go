@@ -143,7 +143,9 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run a commitlog server (with no flags: a single-node server on 127.0.0.1:8400)",
-		Description: "SIGINT or SIGTERM stops the server gracefully. SIGHUP reloads the ACL policy (--acl-policy-file) and\n" +
+		Description: "SIGINT or SIGTERM stops the server gracefully: a leader hands leadership over, --leave-on-shutdown\n" +
+			"leaves the cluster, calls in flight are drained (each step bounded, up to seconds). A second SIGINT or SIGTERM\n" +
+			"meanwhile exits at once, with status 1, without finishing the graceful stop. SIGHUP reloads the ACL policy (--acl-policy-file) and\n" +
 			"the TLS certificates, keys and CAs (--server-tls-*, --peer-tls-*): new connections use them; a file that\n" +
 			"does not load, or a certificate that has expired, is logged and the previous version kept.",
 		Flags: flags,
@@ -171,7 +173,12 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			// The first SIGINT or SIGTERM stops the server gracefully (ctx); a second one, while
+			// that takes its time, makes serve return at once (forced).
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			ctx, stop := context.WithCancel(c.Context)
 			defer stop()
 			// SIGHUP reloads the ACL policy and the TLS certificates. Registered before the server
 			// starts, so that an early SIGHUP does not kill the process.
@@ -202,9 +209,25 @@ func serveCommand() *cli.Command {
 			}
 			fmt.Fprintf(c.App.Writer, "commitlog %s: node %s serving the API on %s (%s), gossip on %s, data in %s\n",
 				Version, srv.ID(), srv.Addr(), cfg.Transport, gossip, dataDir)
-			err = srv.Run(ctx)
-			stop() // ends reloadOnSignal
-			return err
+			ran := make(chan error, 1)
+			go func() { ran <- srv.Run(ctx) }()
+			forced := make(chan os.Signal, 1)
+			done := make(chan struct{})
+			defer close(done) // before wg.Wait: ends watchStopSignals
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				watchStopSignals(sigs, done, stop, forced, logger)
+			}()
+			select {
+			case err = <-ran:
+				stop() // ends reloadOnSignal
+				return err
+			case sig := <-forced:
+				// srv.Run goes on stopping until the process exits: main exits (status 1,
+				// printing this error) as soon as serve returns.
+				return fmt.Errorf("serve: %v received again while stopping gracefully: exited without finishing the graceful stop (leadership transfer, leave, draining calls)", sig)
+			}
 		},
 	}
 }
@@ -285,6 +308,27 @@ func loadConfigFile(path string, flags []cli.Flag) (altsrc.InputSourceContext, e
 	}
 	return nil, fmt.Errorf("--config-file %s: unknown %s %s; its keys are the names of serve's flags (commitlog serve --help), such as data-dir",
 		path, keys, strings.Join(unknown, ", "))
+}
+
+// watchStopSignals reads the stop signals on sigs until done is closed. The first one logs that
+// the server stops gracefully and calls stop (srv.Run's context ends: it begins its graceful
+// stop, as it does when the caller's context ends); the next one goes to forced, to exit at
+// once, as a second Ctrl-C does in Consul or nats-server. Only signals count: a graceful stop
+// that the caller's context began takes one signal to force.
+func watchStopSignals(sigs <-chan os.Signal, done <-chan struct{}, stop func(), forced chan<- os.Signal, logger *slog.Logger) {
+	for seen := 0; ; seen++ {
+		select {
+		case <-done:
+			return
+		case sig := <-sigs:
+			if seen > 0 {
+				forced <- sig // buffered: serve reads it, or has returned
+				return
+			}
+			logger.Info("stopping gracefully (leadership handed over, calls drained); send the signal again to exit at once", "signal", sig.String())
+			stop()
+		}
+	}
 }
 
 // reloadOnSignal calls srv.Reload for every signal on sig until ctx is done. A file that does

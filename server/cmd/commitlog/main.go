@@ -15,8 +15,8 @@ import (
 )
 
 func main() {
-	// Ctrl-C or SIGTERM ends every command cleanly: serve stops gracefully, consume --follow
-	// returns after flushing what it printed.
+	// Ctrl-C or SIGTERM ends every command cleanly: serve stops gracefully (a second one exits
+	// at once: serve returns), consume --follow returns after flushing what it printed.
 	// COMMITLOG_PPROF_ADDR (e.g. 127.0.0.1:6060) serves net/http/pprof, for profiling a real
 	// process under load; unset (the default), nothing listens.
 	// It has read and idle timeouts (a client that sends nothing does not hold a connection)
