@@ -2,6 +2,8 @@ package tlsutil_test
 
 import (
 	"crypto/tls"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,5 +41,36 @@ func TestSourceReloadRefusesExpiredCertificate(t *testing.T) {
 	}
 	if out := handshake(t, serverCfg, client); out.clientErr != nil || out.serverErr != nil || out.clientSubject != "fresh" {
 		t.Errorf("handshake after the refused reload: client %v, server %v, presented %q; want fresh", out.clientErr, out.serverErr, out.clientSubject)
+	}
+}
+
+// TestNewSourceRefusesExpiredCertificate: a Source built from an expired certificate (a server
+// started with it) was accepted: the server started, logged the expiry, and then failed every
+// TLS handshake, clients' and peers' alike, while looking healthy to its supervisor. NewSource
+// refuses it as Reload does, naming the file and when it expired. An expired CA of the bundle
+// is not refused (a bundle keeps the old CA during a rotation).
+func TestNewSourceRefusesExpiredCertificate(t *testing.T) {
+	dir := t.TempDir()
+	past := time.Now().AddDate(0, 0, -10)
+	ca := must(t)(certgen.CreateCA(certgen.Options{CommonName: "test CA", Now: func() time.Time { return past }}))
+	caFile := write(t, dir, "ca", ca).cert
+	expiredCert := must(t)(certgen.CreateServerCert(ca, certgen.Options{CommonName: "expired", DNSNames: []string{"localhost"}, Days: 2,
+		Now: func() time.Time { return past }}))
+	expired := write(t, dir, "expired", expiredCert)
+
+	_, err := tlsutil.NewSource(expired.cert, expired.key, caFile)
+	notAfter := expiredCert.Cert.NotAfter.UTC().Format(time.RFC3339)
+	if err == nil || !strings.Contains(err.Error(), "expired") || !strings.Contains(err.Error(), expired.cert) || !strings.Contains(err.Error(), notAfter) {
+		t.Fatalf("NewSource with an expired certificate: %v; want an error naming %s and its expiry %s", err, expired.cert, notAfter)
+	}
+
+	oldCA := must(t)(certgen.CreateCA(certgen.Options{CommonName: "old CA", Days: 2, Now: func() time.Time { return past }}))
+	bundle := filepath.Join(dir, "bundle.pem")
+	if err := os.WriteFile(bundle, append(must2[[]byte](t)(os.ReadFile(caFile)), oldCA.CertPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fresh := write(t, dir, "fresh", must(t)(certgen.CreateServerCert(ca, certgen.Options{CommonName: "fresh", DNSNames: []string{"localhost"}})))
+	if _, err := tlsutil.NewSource(fresh.cert, fresh.key, bundle); err != nil {
+		t.Errorf("NewSource with a valid certificate and an expired CA in the bundle: %v, want it accepted", err)
 	}
 }

@@ -48,19 +48,34 @@ type CertExpiry struct {
 }
 
 // NewSource loads the key pair in certFile and keyFile (both or neither) and the CA bundle in
-// caFile (optional). At least one of them must be given. It returns an error wrapping
-// ErrMissingFile, ErrNoCertificates, or the error of reading or parsing the files.
+// caFile (optional). At least one of them must be given. A certificate that has expired is
+// refused, as Reload refuses it: a server started with it would fail every handshake while
+// looking alive (etcd and Consul also refuse to start so); an expired CA of the bundle is not
+// (a bundle keeps the old CA during a rotation). It returns an error wrapping ErrMissingFile,
+// ErrNoCertificates, ErrExpired, or the error of reading or parsing the files.
 func NewSource(certFile, keyFile, caFile string) (*Source, error) {
 	if certFile == "" && keyFile == "" && caFile == "" {
 		return nil, fmt.Errorf("tlsutil: source: %w: no certificate and no CA file", ErrMissingFile)
 	}
 	s := &Source{certFile: certFile, keyFile: keyFile, caFile: caFile}
 	c, err := s.load()
+	if err == nil {
+		err = s.checkExpiry(c, time.Now())
+	}
 	if err != nil {
 		return nil, err
 	}
 	s.cur.Store(c)
 	return s, nil
+}
+
+// checkExpiry refuses c's certificate if it has expired at now, naming the file and when.
+func (s *Source) checkExpiry(c *credentials, now time.Time) error {
+	if c.cert == nil || c.cert.Leaf == nil || !now.After(c.cert.Leaf.NotAfter) {
+		return nil
+	}
+	return fmt.Errorf("%w: %q in %s expired at %s: replace the file", ErrExpired, c.cert.Leaf.Subject.CommonName, s.certFile,
+		c.cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 }
 
 // Reload reads the files again. If they all load, new handshakes use them; if any does not,
@@ -75,10 +90,9 @@ func (s *Source) ReloadChecked(check func(*x509.Certificate) error) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	c, err := s.load()
-	if err == nil && c.cert != nil && c.cert.Leaf != nil && time.Now().After(c.cert.Leaf.NotAfter) {
+	if err == nil {
 		// An old file copied back: every handshake with it would fail.
-		err = fmt.Errorf("tlsutil: certificate %q in %s expired at %s", c.cert.Leaf.Subject.CommonName, s.certFile,
-			c.cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		err = s.checkExpiry(c, time.Now())
 	}
 	if err == nil && check != nil && c.cert != nil {
 		err = check(c.cert.Leaf)

@@ -40,6 +40,9 @@ var (
 	// certificate, or one without a common name: there is no identity to
 	// authorize. The server answers Unauthenticated.
 	ErrUnauthenticated = errors.New("tlsutil: no verified client identity")
+	// ErrExpired means a certificate (not a CA of a bundle) is past its validity: NewSource
+	// and Reload refuse it.
+	ErrExpired = errors.New("tlsutil: certificate expired")
 )
 
 // Option adjusts a configuration built here.
