@@ -50,7 +50,7 @@ type CertExpiry struct {
 // NewSource loads the key pair in certFile and keyFile (both or neither) and the CA bundle in
 // caFile (optional). At least one of them must be given. A certificate that has expired is
 // refused, as Reload refuses it: a server started with it would fail every handshake while
-// looking alive (etcd and Consul also refuse to start so); an expired CA of the bundle is not
+// looking alive; an expired CA of the bundle is not
 // (a bundle keeps the old CA during a rotation). It returns an error wrapping ErrMissingFile,
 // ErrNoCertificates, ErrExpired, or the error of reading or parsing the files.
 func NewSource(certFile, keyFile, caFile string) (*Source, error) {
