@@ -86,7 +86,7 @@ func toWire(err error) error {
 		return transport.NewError(transport.Unavailable, err)
 	case errors.Is(err, storage.ErrCorrupt):
 		return transport.NewError(transport.DataLoss, err)
-	case errors.Is(err, fsm.ErrTooLarge), errors.Is(err, storage.ErrTooLarge), errors.Is(err, errTooManyFiles):
+	case errors.Is(err, fsm.ErrTooLarge), errors.Is(err, storage.ErrTooLarge), errors.Is(err, errTooManyFiles), errors.Is(err, errGroupLimit):
 		return transport.NewError(transport.ResourceExhausted, err)
 	case errors.Is(err, fsm.ErrInvalidCommand), errors.Is(err, fsm.ErrEmptyBatch), errors.Is(err, storage.ErrEmptyBatch), errors.Is(err, errInvalid):
 		return transport.NewError(transport.InvalidArgument, err)

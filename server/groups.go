@@ -9,8 +9,10 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
@@ -31,11 +33,48 @@ const (
 	// maxHeartbeatInterval caps the interval a member is told to heartbeat at (Kafka's
 	// group.consumer.heartbeat.interval.ms default).
 	maxHeartbeatInterval = 5 * time.Second
-	// maxGroupMembers bounds one group's members.
+	// maxGroupMembers bounds one group's members (as Kafka's group.max.size does).
 	maxGroupMembers = 10_000
+	// maxCoordinatedMembers bounds the members of all groups together, and so the groups the
+	// coordinator holds in memory (a group has at least one member; fsm.MaxGroups, the same
+	// number, bounds the groups with committed offsets): beyond it a join is refused
+	// ResourceExhausted. It bounds the coordinator's memory whatever the clients do, where a
+	// per-client cap would not: client ids are the clients' own choice, and without TLS every
+	// client is anonymous.
+	maxCoordinatedMembers = 100_000
 	// maxSubscribedTopics bounds one member's subscription.
 	maxSubscribedTopics = 1_000
+	// maxMemberIDLen and maxClientIDLen bound a member's id and its client id, in bytes: room
+	// for Kafka's forms (the coordinator makes 32 hex digits; a Java consumer's client.id
+	// defaults to consumer-<group.id>-<n>, a classic member id is <client.id>-<UUID>), far
+	// below what a request may carry. Like group names, they are UTF-8 without control
+	// characters: `group describe` prints them.
+	maxMemberIDLen = 512
+	maxClientIDLen = 512
 )
+
+// errGroupLimit: a join refused because the coordinator holds as many members as it may
+// (ResourceExhausted on the wire). Nothing was changed.
+var errGroupLimit = errors.New("server: consumer group limit reached")
+
+// validateMemberIDs checks a heartbeat's member id and client id (either may be empty).
+// Errors: fsm.ErrInvalidGroup, wrapped.
+func validateMemberIDs(member, client string) error {
+	for _, f := range []struct {
+		what, v string
+		limit   int
+	}{{"member id", member, maxMemberIDLen}, {"client id", client, maxClientIDLen}} {
+		switch {
+		case len(f.v) > f.limit:
+			return fmt.Errorf("%w: %s of %d bytes, limit %d", fsm.ErrInvalidGroup, f.what, len(f.v), f.limit)
+		case !utf8.ValidString(f.v):
+			return fmt.Errorf("%w: %s is not UTF-8", fsm.ErrInvalidGroup, f.what)
+		case strings.ContainsFunc(f.v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+			return fmt.Errorf("%w: %s %q has a control character", fsm.ErrInvalidGroup, f.what, f.v)
+		}
+	}
+	return nil
+}
 
 // Coordinator errors. On the wire: FailedPrecondition with a log.v1.GroupError detail naming
 // the reason (toWire).
@@ -109,6 +148,8 @@ type coordinator struct {
 	// since is when this node began coordinating in term.
 	since  time.Time
 	groups map[string]*group
+	// members counts the members of all groups.
+	members int
 	// emptySince is when a group lost its last member in this term.
 	emptySince map[string]time.Time
 	// admin holds the groups an operation of whileEmpty is changing: none joins them meanwhile.
@@ -188,6 +229,7 @@ func (c *coordinator) resetLocked(term uint64) {
 	}
 	c.term, c.since = term, c.now()
 	clear(c.groups)
+	c.members = 0
 	clear(c.emptySince)
 }
 
@@ -215,6 +257,9 @@ type heartbeatResult struct {
 // fsm.ErrInvalidGroup, the leadership errors of leadLocked.
 func (c *coordinator) heartbeat(req heartbeatRequest) (heartbeatResult, error) {
 	if err := fsm.ValidateGroupName(req.group); err != nil {
+		return heartbeatResult{}, err
+	}
+	if err := validateMemberIDs(req.member, req.client); err != nil {
 		return heartbeatResult{}, err
 	}
 	if len(req.topics) > maxSubscribedTopics {
@@ -258,19 +303,25 @@ func (c *coordinator) heartbeat(req heartbeatRequest) (heartbeatResult, error) {
 			c.removeLocked(g, req.member, "rejoined")
 			g = c.groups[req.group]
 		}
+		// The limits, before anything changes (a rejoin's removal above aside).
+		switch {
+		case g != nil && len(g.members) >= maxGroupMembers:
+			return heartbeatResult{}, fmt.Errorf("%w: group %q has %d members, the limit", fsm.ErrInvalidGroup, req.group, maxGroupMembers)
+		case c.members >= maxCoordinatedMembers:
+			return heartbeatResult{}, fmt.Errorf("%w: the consumer groups have %d members together (in %d groups), the most this coordinator holds; retry later",
+				errGroupLimit, maxCoordinatedMembers, len(c.groups))
+		}
 		if g == nil {
 			g = &group{name: req.group, members: map[string]*member{}, target: map[string]partitionSet{}, owner: map[topicPartition]string{}}
 			c.groups[req.group] = g
 			delete(c.emptySince, req.group)
-		}
-		if len(g.members) >= maxGroupMembers {
-			return heartbeatResult{}, fmt.Errorf("%w: group %q has %d members, the limit", fsm.ErrInvalidGroup, req.group, maxGroupMembers)
 		}
 		id := req.member
 		if id == "" {
 			id = newMemberID()
 		}
 		g.members[id] = &member{id: id, client: req.client, owned: map[topicPartition]grant{}, gone: partitionSet{}}
+		c.members++
 		req.member = id
 		c.logger.Debug("group member joined", "group", req.group, "member", id, "client", req.client)
 	default:
@@ -414,6 +465,7 @@ func (c *coordinator) removeLocked(g *group, id, why string) {
 		}
 	}
 	delete(g.members, id)
+	c.members--
 	delete(g.target, id)
 	c.logger.Debug("group member removed", "group", g.name, "member", id, "reason", why)
 	if len(g.members) == 0 {
@@ -424,7 +476,10 @@ func (c *coordinator) removeLocked(g *group, id, why string) {
 	c.refreshLocked(g, true)
 }
 
-// expireMembers removes the members whose session timed out at now, and returns how many.
+// expireMembers removes the members whose session timed out at now, and returns how many. It
+// also forgets the groups that emptied a session timeout or more before now: expirable no
+// longer holds them back, and a client joining and leaving ever new groups must not grow
+// emptySince for the rest of the term.
 func (c *coordinator) expireMembers(now time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -440,6 +495,7 @@ func (c *coordinator) expireMembers(now time.Time) int {
 			}
 		}
 	}
+	maps.DeleteFunc(c.emptySince, func(_ string, t time.Time) bool { return now.Sub(t) >= c.session })
 	return n
 }
 
