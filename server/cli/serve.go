@@ -144,10 +144,11 @@ func serveCommand() *cli.Command {
 		Name:  "serve",
 		Usage: "run a commitlog server (with no flags: a single-node server on 127.0.0.1:8400)",
 		Description: "SIGINT or SIGTERM stops the server gracefully: a leader hands leadership over, --leave-on-shutdown\n" +
-			"leaves the cluster, calls in flight are drained (each step bounded, up to seconds). A second SIGINT or SIGTERM\n" +
-			"meanwhile exits at once, with status 1, without finishing the graceful stop. SIGHUP reloads the ACL policy (--acl-policy-file) and\n" +
-			"the TLS certificates, keys and CAs (--server-tls-*, --peer-tls-*): new connections use them; a file that\n" +
-			"does not load, or a certificate that has expired, is logged and the previous version kept.",
+			"leaves the cluster, calls in flight are drained (each step bounded, up to seconds). A second SIGINT or\n" +
+			"SIGTERM meanwhile exits at once, with status 1, without finishing the graceful stop.\n" +
+			"SIGHUP reloads the ACL policy (--acl-policy-file) and the TLS certificates, keys and CAs (--server-tls-*,\n" +
+			"--peer-tls-*): new connections use them; a file that does not load, or a certificate that has expired, is\n" +
+			"logged and the previous version kept. serve refuses to start with an expired certificate.",
 		Flags: flags,
 		Before: func(c *cli.Context) error {
 			path := c.String("config-file")
