@@ -227,7 +227,7 @@ func serveCommand() *cli.Command {
 			case sig := <-forced:
 				// srv.Run goes on stopping until the process exits: main exits (status 1,
 				// printing this error) as soon as serve returns.
-				return fmt.Errorf("serve: %v received again while stopping gracefully: exited without finishing the graceful stop (leadership transfer, leave, draining calls)", sig)
+				return fmt.Errorf("serve: %s received again while stopping gracefully: exited without finishing the graceful stop (leadership transfer, leave, draining calls)", signalName(sig))
 			}
 		},
 	}
@@ -314,7 +314,7 @@ func loadConfigFile(path string, flags []cli.Flag) (altsrc.InputSourceContext, e
 // watchStopSignals reads the stop signals on sigs until done is closed. The first one logs that
 // the server stops gracefully and calls stop (srv.Run's context ends: it begins its graceful
 // stop, as it does when the caller's context ends); the next one goes to forced, to exit at
-// once, as a second Ctrl-C does in Consul or nats-server. Only signals count: a graceful stop
+// once, as a second Ctrl-C does to a Consul agent. Only signals count: a graceful stop
 // that the caller's context began takes one signal to force.
 func watchStopSignals(sigs <-chan os.Signal, done <-chan struct{}, stop func(), forced chan<- os.Signal, logger *slog.Logger) {
 	for seen := 0; ; seen++ {
@@ -326,10 +326,21 @@ func watchStopSignals(sigs <-chan os.Signal, done <-chan struct{}, stop func(), 
 				forced <- sig // buffered: serve reads it, or has returned
 				return
 			}
-			logger.Info("stopping gracefully (leadership handed over, calls drained); send the signal again to exit at once", "signal", sig.String())
+			logger.Info("stopping gracefully (leadership handed over, calls drained); send the signal again to exit at once", "signal", signalName(sig))
 			stop()
 		}
 	}
+}
+
+// signalName names a stop signal as users send it (SIGINT, not "interrupt").
+func signalName(sig os.Signal) string {
+	switch sig {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return sig.String()
 }
 
 // reloadOnSignal calls srv.Reload for every signal on sig until ctx is done. A file that does
