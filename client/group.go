@@ -56,7 +56,8 @@ func WithOnRevoked(fn func([]TopicPartition)) GroupOption {
 	return func(o *groupOptions) { o.onRevoked = fn }
 }
 
-// WithClientID names the consumer in DescribeGroup.
+// WithClientID names the consumer in DescribeGroup: at most 512 bytes of UTF-8 without control
+// characters (servers refuse the join otherwise, InvalidArgument).
 func WithClientID(id string) GroupOption { return func(o *groupOptions) { o.clientID = id } }
 
 // GroupConsumer consumes the partitions the group's coordinator assigns it, of the topics it
