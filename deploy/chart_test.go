@@ -7,6 +7,7 @@ package deploy
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -113,6 +114,10 @@ type manifests struct {
 	kinds           []string
 	commitlogFlags  map[string]string // the serve arguments, --name=value
 	commitlogSwitch map[string]bool   // the serve arguments without a value
+	// bootstrapExpect is the --bootstrap-expect the pods start with: the argument, or the
+	// COMMITLOG_BOOTSTRAP_EXPECT environment variable (its value, or the ConfigMap key it
+	// names); "" when neither.
+	bootstrapExpect string
 }
 
 // certificate is cert-manager's Certificate (cert-manager.io/v1), the fields of its spec this
@@ -240,6 +245,21 @@ func renderAndDecode(t *testing.T, ch *chart.Chart, values string) *manifests {
 			m.commitlogSwitch[name] = true
 		}
 	}
+	m.bootstrapExpect = m.commitlogFlags["--bootstrap-expect"]
+	for _, e := range c.Env {
+		if e.Name != "COMMITLOG_BOOTSTRAP_EXPECT" || m.bootstrapExpect != "" {
+			continue
+		}
+		m.bootstrapExpect = e.Value
+		if e.ValueFrom != nil && e.ValueFrom.ConfigMapKeyRef != nil {
+			ref := e.ValueFrom.ConfigMapKeyRef
+			cm := m.configMaps[ref.Name]
+			if cm == nil {
+				t.Fatalf("COMMITLOG_BOOTSTRAP_EXPECT from ConfigMap %s, which the chart does not render", ref.Name)
+			}
+			m.bootstrapExpect = cm.Data[ref.Key]
+		}
+	}
 	return m
 }
 
@@ -330,9 +350,9 @@ func checkManifests(t *testing.T, name string, values map[string]any, m *manifes
 	if m.commitlogSwitch["--bootstrap"] || f["--bootstrap"] != "" || f["--bootstrap-wait"] != "" {
 		t.Errorf("args %q: --bootstrap makes a pod found a cluster of its own", c.Args)
 	}
-	expect, err := strconv.Atoi(f["--bootstrap-expect"])
+	expect, err := strconv.Atoi(m.bootstrapExpect)
 	if err != nil {
-		t.Fatalf("--bootstrap-expect = %q: %v", f["--bootstrap-expect"], err)
+		t.Fatalf("--bootstrap-expect = %q: %v", m.bootstrapExpect, err)
 	}
 	if expect > replicas || 2*expect <= replicas {
 		t.Errorf("--bootstrap-expect=%d with %d replicas: must be a majority, and no more than the replicas", expect, replicas)
@@ -453,7 +473,7 @@ func checkManifests(t *testing.T, name string, values map[string]any, m *manifes
 		if !strings.Contains(m.notes, "WARNING: INSECURE") {
 			t.Errorf("insecure values and NOTES.txt does not warn:\n%s", m.notes)
 		}
-		if len(m.configMaps) != 0 {
+		if m.configMaps[fullname+"-acl"] != nil {
 			t.Error("an ACL ConfigMap without TLS (the server refuses an ACL without mTLS)")
 		}
 	}
@@ -478,8 +498,8 @@ func volume(t *testing.T, sts *appsv1.StatefulSet, name string) corev1.Volume {
 // chart's Secrets.
 func TestDefaults(t *testing.T) {
 	m := renderAndDecode(t, loadChart(t), "")
-	if *m.sts.Spec.Replicas != 3 || m.commitlogFlags["--bootstrap-expect"] != "3" || m.pdb.Spec.MinAvailable.IntValue() != 2 {
-		t.Errorf("replicas %d, --bootstrap-expect %s, PDB minAvailable %v", *m.sts.Spec.Replicas, m.commitlogFlags["--bootstrap-expect"], m.pdb.Spec.MinAvailable)
+	if *m.sts.Spec.Replicas != 3 || m.bootstrapExpect != "3" || m.pdb.Spec.MinAvailable.IntValue() != 2 {
+		t.Errorf("replicas %d, --bootstrap-expect %s, PDB minAvailable %v", *m.sts.Spec.Replicas, m.bootstrapExpect, m.pdb.Spec.MinAvailable)
 	}
 	if tls := volume(t, m.sts, "tls"); tls.Secret == nil || tls.Secret.SecretName != "commitlog-tls" {
 		t.Errorf("tls volume %+v, want Secret commitlog-tls", tls)
@@ -490,7 +510,7 @@ func TestDefaults(t *testing.T) {
 	if m.serviceMonitor != nil || m.certificate != nil {
 		t.Error("optional ServiceMonitor or Certificate rendered by default")
 	}
-	want := []string{"ConfigMap", "PodDisruptionBudget", "Service", "Service", "StatefulSet"}
+	want := []string{"ConfigMap", "ConfigMap", "PodDisruptionBudget", "Service", "Service", "StatefulSet"}
 	if got := slices.Sorted(slices.Values(m.kinds)); !slices.Equal(got, want) {
 		t.Errorf("kinds %v, want %v", got, want)
 	}
@@ -498,8 +518,8 @@ func TestDefaults(t *testing.T) {
 
 func TestFiveReplicas(t *testing.T) {
 	m := renderAndDecode(t, loadChart(t), valueSets["five"])
-	if m.commitlogFlags["--bootstrap-expect"] != "5" || m.pdb.Spec.MinAvailable.IntValue() != 4 {
-		t.Errorf("--bootstrap-expect %s, PDB %v", m.commitlogFlags["--bootstrap-expect"], m.pdb.Spec.MinAvailable)
+	if m.bootstrapExpect != "5" || m.pdb.Spec.MinAvailable.IntValue() != 4 {
+		t.Errorf("--bootstrap-expect %s, PDB %v", m.bootstrapExpect, m.pdb.Spec.MinAvailable)
 	}
 	if want := "$(POD_NAME).commitlog-headless.prod.svc.k8s.example"; m.commitlogFlags["--advertise-host"] != want {
 		t.Errorf("--advertise-host %q", m.commitlogFlags["--advertise-host"])
@@ -668,5 +688,33 @@ func TestArgsAreServeFlags(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Changing replicas must not change the pod template: a changed template rolls every pod, one at
+// a time. On a scale-down (5 to 3) the removed pods are still voters in Raft until `cluster
+// remove` (README.md, "Scaling down"), so each restart of a remaining pod left 2 of 5 voters up:
+// no quorum, no writes, on every step of the roll. --bootstrap-expect, which follows replicas,
+// was an argument.
+func TestScalingDoesNotRollPods(t *testing.T) {
+	ch := loadChart(t)
+	for _, name := range []string{"default", "cert-manager", "csi", "insecure"} {
+		t.Run(name, func(t *testing.T) {
+			var templates [][]byte
+			for _, replicas := range []int{3, 5} {
+				m := renderAndDecode(t, ch, valueSets[name]+fmt.Sprintf("\nreplicas: %d\n", replicas))
+				if m.bootstrapExpect != strconv.Itoa(replicas) {
+					t.Errorf("replicas %d: --bootstrap-expect %q, want %d", replicas, m.bootstrapExpect, replicas)
+				}
+				b, err := json.Marshal(m.sts.Spec.Template)
+				if err != nil {
+					t.Fatal(err)
+				}
+				templates = append(templates, b)
+			}
+			if !bytes.Equal(templates[0], templates[1]) {
+				t.Errorf("the pod template differs between 3 and 5 replicas: scaling rolls every pod\n3: %s\n5: %s", templates[0], templates[1])
+			}
+		})
 	}
 }
