@@ -97,17 +97,24 @@ func (s *Server) listen() error {
 	return nil
 }
 
+// advertisedAddr is the host:port this node advertises, as a net.Addr that is not resolved:
+// Raft's listener reports it (the transport's local address, which Raft sends its peers), and
+// peers dial it by name. A Kubernetes pod's name under its headless Service does not resolve
+// until the pod's IP is published, which may be after the process starts: resolving it here
+// made every pod of a new StatefulSet exit once; gossip waits for it (discovery/serf).
+type advertisedAddr string
+
+func (a advertisedAddr) Network() string { return "tcp" }
+func (a advertisedAddr) String() string  { return string(a) }
+
 // newMux splits the port between the API and Raft (by first byte; Raft over peer TLS).
 func (s *Server) newMux() error {
-	advertiseAddr, err := net.ResolveTCPAddr("tcp", s.addr)
-	if err != nil {
-		return fmt.Errorf("server: advertised address %s: %w", s.addr, err)
-	}
+	var err error
 	s.mux, err = mux.New(s.ln, mux.Config{
 		PeerServerTLS:  tlsutil.AcceptPeersOnly(s.cfg.PeerServerTLS), // the peer rule, whatever built it
 		PeerClientTLS:  s.cfg.PeerClientTLS,
 		PeerServerName: s.cfg.PeerServerName,
-		Advertise:      advertiseAddr,
+		Advertise:      advertisedAddr(s.addr),
 		MaxPending:     s.cfg.MaxPendingConns,
 		Logger:         s.cfg.Logger.With("component", "mux"),
 	})

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -166,4 +167,24 @@ func newFDs(before, after map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestAdvertiseHostNotResolvableYet: the Helm chart advertises each pod's DNS name under the
+// headless Service, which resolves only once the pod's IP is published, possibly after the
+// server starts. New must not need it to resolve: it failed ("advertised address ...: no such
+// host"), and every pod of a new StatefulSet exited once and waited out a crash-loop back-off.
+// (Gossip, which needs the IP, waits for the name: discovery/serf.)
+func TestAdvertiseHostNotResolvableYet(t *testing.T) {
+	const host = "commitlog-0.commitlog-headless.prod.svc.invalid" // .invalid never resolves
+	srv := startServer(t, Config{AdvertiseHost: host, Membership: staticMembership()})
+	if h, _, _ := net.SplitHostPort(srv.Addr()); h != host {
+		t.Errorf("Addr() = %s, want the advertised host %s", srv.Addr(), host)
+	}
+	servers, err := srv.node.Servers(ctxT(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(servers) != 1 || servers[0].Address != srv.Addr() {
+		t.Errorf("Raft configuration %+v, want this node at %s", servers, srv.Addr())
+	}
 }

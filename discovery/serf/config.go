@@ -25,6 +25,9 @@ const (
 	DefaultRetryJoinInterval = time.Second
 	// DefaultRetryJoinMaxInterval caps the delay between two join attempts.
 	DefaultRetryJoinMaxInterval = 30 * time.Second
+	// DefaultAdvertiseResolveTimeout is how long New waits for a host name in
+	// Config.AdvertiseAddr that does not resolve yet.
+	DefaultAdvertiseResolveTimeout = 2 * time.Minute
 	// MaxTagsSize is the largest encoded size of a node's tags that gossip can carry
 	// (memberlist's metadata limit).
 	MaxTagsSize = memberlist.MetaMaxSize
@@ -75,10 +78,16 @@ type Config struct {
 	BindAddr string
 	// AdvertiseAddr is the host:port other nodes use to reach this one, when it differs from
 	// BindAddr (NAT, containers, Kubernetes: bind 0.0.0.0, advertise the pod IP). A host name
-	// is resolved once, at New. An unspecified address (0.0.0.0, ::) is rejected: nobody can
-	// reach it. Default: the bind address, or, when binding every interface, a private IP of
-	// this host chosen by memberlist.
+	// is resolved once, at New, which waits up to AdvertiseResolveTimeout for a name that does
+	// not resolve yet. An unspecified address (0.0.0.0, ::) is rejected: nobody can reach it.
+	// Default: the bind address, or, when binding every interface, a private IP of this host
+	// chosen by memberlist.
 	AdvertiseAddr string
+	// AdvertiseResolveTimeout is how long New keeps trying a host name in AdvertiseAddr that
+	// does not resolve: a Kubernetes pod's own DNS name under a headless Service exists only once
+	// its IP is published, which may be after the process starts. Default:
+	// DefaultAdvertiseResolveTimeout; negative: one attempt.
+	AdvertiseResolveTimeout time.Duration
 	// Tags are advertised to every member (commitlog puts its Raft and API addresses there).
 	// Their encoded size must stay under MaxTagsSize.
 	Tags map[string]string
@@ -145,6 +154,9 @@ func (cfg Config) withDefaults() Config {
 		if cfg.Timing == TimingTest {
 			cfg.RetryJoinMaxInterval = time.Second
 		}
+	}
+	if cfg.AdvertiseResolveTimeout == 0 {
+		cfg.AdvertiseResolveTimeout = DefaultAdvertiseResolveTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -253,7 +265,7 @@ func (s *settings) serfConfig(events chan<- hserf.Event) (*hserf.Config, error) 
 	ml.BindPort = s.bindPort
 	ml.AdvertisePort = s.bindPort
 	if s.advertiseHost != "" {
-		advIP, err := resolveIP(s.advertiseHost)
+		advIP, err := s.resolveAdvertise()
 		if err != nil {
 			return nil, fmt.Errorf("%w: AdvertiseAddr %q: %w", discovery.ErrInvalidConfig, s.cfg.AdvertiseAddr, err)
 		}
@@ -325,11 +337,31 @@ func splitHostPort(addr string) (string, int, error) {
 
 // resolveIP returns host if it is an IP address, else the first address it resolves to
 // (IPv4 preferred).
+// resolveAdvertise resolves the advertised host, retrying a name that does not resolve (yet)
+// for up to AdvertiseResolveTimeout: a pod of a StatefulSet starts before its DNS name under the
+// headless Service is published, and failing there made every pod of a new cluster exit once.
+func (s *settings) resolveAdvertise() (string, error) {
+	deadline := time.Now().Add(s.cfg.AdvertiseResolveTimeout)
+	wait := 100 * time.Millisecond
+	for {
+		ip, err := resolveIP(s.advertiseHost)
+		if err == nil || time.Now().Add(wait).After(deadline) {
+			return ip, err
+		}
+		s.logger.Warn("the advertised host does not resolve yet: retrying", "host", s.advertiseHost, "err", err, "retry_in", wait)
+		time.Sleep(wait)
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// lookupIP is net.LookupIP; tests replace it.
+var lookupIP = net.LookupIP
+
 func resolveIP(host string) (string, error) {
 	if ip := net.ParseIP(host); ip != nil {
 		return ip.String(), nil
 	}
-	ips, err := net.LookupIP(host)
+	ips, err := lookupIP(host)
 	if err != nil {
 		return "", fmt.Errorf("resolve %q: %w", host, err)
 	}

@@ -45,7 +45,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "rpc-port", Value: server.DefaultRPCPort, EnvVars: env("rpc-port"),
 			Usage: "port of the client API and of Raft, which share it; 0 picks a free port (the start line prints the address)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "advertise-host", EnvVars: env("advertise-host"),
-			Usage: "host that other nodes and clients reach this node at (default: the bind address's host)"}),
+			Usage: "host that other nodes and clients reach this node at; a name that does not resolve yet (a Kubernetes pod's own DNS name) is waited for, up to 2 minutes (default: the bind address's host)"}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "start-join-addrs", EnvVars: env("start-join-addrs"),
 			Usage: "Serf addresses of existing members to join (repeat or separate with commas)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "bootstrap", EnvVars: env("bootstrap"),
