@@ -93,6 +93,17 @@ app.kubernetes.io/component: server
 {{- if and (include "commitlog.secure" .) (eq .Values.tls.source "csi") (not .Values.tls.csi.issuerRef.name) -}}
 {{- fail "tls.source=csi needs tls.csi.issuerRef.name" -}}
 {{- end -}}
+{{- /* Scaling down: the StatefulSet (Parallel) deletes every removed pod at once, and each is
+still a voter until `cluster remove`. Losing more than a minority of the voters at once loses the
+quorum, and `cluster remove` needs one. The StatefulSet's current size (lookup: an upgrade against
+a cluster; nothing with `helm template`) stands for the voters. */ -}}
+{{- $current := lookup "apps/v1" "StatefulSet" .Release.Namespace (include "commitlog.fullname" .) -}}
+{{- if and $current $current.spec (not .Values.allowScaleDownBeyondMinority) -}}
+{{- $from := int $current.spec.replicas -}}
+{{- if and (lt $replicas $from) (gt (sub $from $replicas) (div (sub $from 1) 2)) -}}
+{{- fail (printf "replicas %d -> %d stops %d of %d servers at once, more than the %d a cluster of %d voters can lose: it would lose its quorum (and `cluster remove` needs one). Scale down by at most %d at a time and run `cluster remove` for the removed pods after each step; or run `cluster remove` for every pod to be removed first, then set allowScaleDownBeyondMinority=true" $from $replicas (sub $from $replicas) $from (div (sub $from 1) 2) $from (div (sub $from 1) 2)) -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) -}}
 {{- if lt (int .Values.podDisruptionBudget.minAvailable) (int (include "commitlog.quorum" .)) -}}
 {{- fail (printf "podDisruptionBudget.minAvailable (%v) is below a quorum of %d replicas (%s): an eviction could stop the cluster" .Values.podDisruptionBudget.minAvailable $replicas (include "commitlog.quorum" .)) -}}
