@@ -718,3 +718,39 @@ func TestScalingDoesNotRollPods(t *testing.T) {
 		})
 	}
 }
+
+// podDisruptionBudget.minAvailable may be a percentage, which Kubernetes rounds up: 67% (and
+// 34%) of 3 replicas is 2 or more, a quorum. The chart read "67%" as the number 0 and refused
+// it as "below a quorum".
+func TestPDBPercentage(t *testing.T) {
+	ch := loadChart(t)
+	for _, tc := range []struct {
+		replicas int
+		min      string
+		refused  bool
+	}{
+		{3, "67%", false}, // 2.01 -> 3
+		{3, "34%", false}, // 1.02 -> 2
+		{3, "33%", true},  // 0.99 -> 1
+		{5, "59%", false}, // 2.95 -> 3
+		{5, "40%", true},  // 2
+	} {
+		t.Run(fmt.Sprintf("%d replicas %s", tc.replicas, tc.min), func(t *testing.T) {
+			values := fmt.Sprintf("replicas: %d\npodDisruptionBudget: {minAvailable: %q}", tc.replicas, tc.min)
+			files, err := render(t, ch, values)
+			if tc.refused {
+				if err == nil || !strings.Contains(err.Error(), "below a quorum") {
+					t.Errorf("render = %v, want it refused (below a quorum)", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("render: %v", err)
+			}
+			m := decode(t, files)
+			if got := m.pdb.Spec.MinAvailable.String(); got != tc.min {
+				t.Errorf("PDB minAvailable %s, want %s", got, tc.min)
+			}
+		})
+	}
+}

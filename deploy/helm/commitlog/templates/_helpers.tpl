@@ -105,7 +105,15 @@ a cluster; nothing with `helm template`) stands for the voters. */ -}}
 {{- end -}}
 {{- end -}}
 {{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) -}}
-{{- if lt (int .Values.podDisruptionBudget.minAvailable) (int (include "commitlog.quorum" .)) -}}
+{{- $min := .Values.podDisruptionBudget.minAvailable -}}
+{{- $minPods := 0 -}}
+{{- if and (kindIs "string" $min) (hasSuffix "%" $min) -}}
+{{- /* A percentage of the replicas, rounded up, as Kubernetes counts it. */ -}}
+{{- $minPods = div (add (mul (int (trimSuffix "%" $min)) $replicas) 99) 100 -}}
+{{- else -}}
+{{- $minPods = int $min -}}
+{{- end -}}
+{{- if lt (int $minPods) (int (include "commitlog.quorum" .)) -}}
 {{- fail (printf "podDisruptionBudget.minAvailable (%v) is below a quorum of %d replicas (%s): an eviction could stop the cluster" .Values.podDisruptionBudget.minAvailable $replicas (include "commitlog.quorum" .)) -}}
 {{- end -}}
 {{- end -}}
