@@ -339,6 +339,14 @@ func checkManifests(t *testing.T, name string, values map[string]any, m *manifes
 	if podName < 0 {
 		t.Error("no POD_NAME from metadata.name in the environment: $(POD_NAME) would stay literal")
 	}
+	// Gossip at the pod's IP: its DNS name, resolved at start, may still give the IP of the pod's
+	// previous incarnation.
+	podIP := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "POD_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP"
+	})
+	if f["--gossip-advertise-host"] != "$(POD_IP)" || podIP < 0 {
+		t.Errorf("--gossip-advertise-host = %q, POD_IP from status.podIP at %d: want the pod's IP", f["--gossip-advertise-host"], podIP)
+	}
 	if want := podDomain + ":8401"; f["--start-join-addrs"] != want {
 		t.Errorf("--start-join-addrs = %q, want the headless Service %q", f["--start-join-addrs"], want)
 	}

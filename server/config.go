@@ -80,6 +80,13 @@ type Config struct {
 	// AdvertiseHost, when set, is the host other nodes and clients are told to reach this node
 	// at, instead of BindAddr's host (which may be 0.0.0.0).
 	AdvertiseHost string
+	// GossipAdvertiseHost, when set, is the host Serf advertises for this node's gossip
+	// instead of AdvertiseHost (which Raft and the API keep): gossip needs an IP address, which
+	// a host name is resolved to once, at start. A Kubernetes pod's DNS name may then still
+	// resolve to the IP its previous incarnation had (DNS caches keep it for a few seconds), and
+	// the node would gossip, for its whole life, at an address where nobody listens; the Helm
+	// chart gives the pod's own IP here (status.podIP).
+	GossipAdvertiseHost string
 	// StartJoinAddrs are the Serf addresses of existing members to join.
 	StartJoinAddrs []string
 	// Bootstrap makes this node bootstrap a new cluster with itself as the only voter when it

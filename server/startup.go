@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -421,9 +422,9 @@ func (s *Server) newMembership(tags map[string]string, handler discovery.Handler
 		})
 	}
 	advertise := ""
-	if s.cfg.AdvertiseHost != "" {
+	if host := cmp.Or(s.cfg.GossipAdvertiseHost, s.cfg.AdvertiseHost); host != "" {
 		_, port, _ := net.SplitHostPort(s.cfg.BindAddr)
-		advertise = net.JoinHostPort(s.cfg.AdvertiseHost, port)
+		advertise = net.JoinHostPort(host, port)
 	}
 	m, err := dserf.New(dserf.Config{
 		NodeName:       s.cfg.NodeName,

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -186,5 +187,34 @@ func TestAdvertiseHostNotResolvableYet(t *testing.T) {
 	}
 	if len(servers) != 1 || servers[0].Address != srv.Addr() {
 		t.Errorf("Raft configuration %+v, want this node at %s", servers, srv.Addr())
+	}
+}
+
+// TestGossipAdvertiseHost: Serf gossips at GossipAdvertiseHost (the Helm chart gives the pod's
+// IP), while Raft and the API keep AdvertiseHost (the pod's DNS name, which its certificate
+// names). Resolving the DNS name for gossip at start could give the IP of the pod's previous
+// incarnation, still in DNS caches for a few seconds after a restart: the node then gossiped at
+// an address nobody listens on, and the others saw it failed until its next restart.
+func TestGossipAdvertiseHost(t *testing.T) {
+	const host = "commitlog-0.commitlog-headless.prod.svc.invalid" // never resolves
+	port := strconv.Itoa(freePort(t))
+	srv, err := New(Config{
+		DataDir: t.TempDir(), NodeName: "commitlog-0", BindAddr: "127.0.0.1:" + port, RPCPort: -1,
+		AdvertiseHost: host, GossipAdvertiseHost: "127.0.0.1",
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ts := &testServer{Server: srv, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts.stop = cancel
+	go func() { ts.done <- srv.Run(ctx) }()
+	t.Cleanup(func() { ts.shutdown(t) })
+	waitLeader(t, srv)
+	if got, want := srv.serf.LocalMember().Addr, "127.0.0.1:"+port; got != want {
+		t.Errorf("gossip address %s, want %s (GossipAdvertiseHost)", got, want)
+	}
+	if h, _, _ := net.SplitHostPort(srv.Addr()); h != host {
+		t.Errorf("Raft and API address %s, want the host %s (AdvertiseHost)", srv.Addr(), host)
 	}
 }
