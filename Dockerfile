@@ -8,11 +8,8 @@
 FROM scratch
 COPY bin/commitlog /commitlog
 # /data belongs to the server's user: a new Docker volume mounted there starts as a copy of it,
-# so the server can create its files. (Kubernetes volumes get the pod's fsGroup instead.) Its
-# mode is set here, not taken from the checkout: under umask 002 (Debian's, Ubuntu's and
-# Fedora's default for users) the checkout's directory is 0775, and the server refuses a data
-# directory that group or others may write. --chmod needs BuildKit (Docker's builder since 23.0).
-COPY --chown=65532:65532 --chmod=0700 deploy/docker/data/ /data/
+# so the server can create its files. (Kubernetes volumes get the pod's fsGroup instead.)
+COPY --chown=65532:65532 deploy/docker/data/ /data/
 USER 65532:65532
 VOLUME /data
 # 8400: the API and Raft (one port); 8401: Serf gossip (TCP and UDP); 9400: metrics and probes

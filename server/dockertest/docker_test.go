@@ -88,12 +88,6 @@ func buildImage(t *testing.T) (ctxDir, image string) {
 			t.Fatal(err)
 		}
 	}
-	// The mode a checkout made under umask 002 (Debian's, Ubuntu's and Fedora's default for
-	// users) gives the directory the image's /data is copied from: the image must not keep it
-	// (the server refuses a data directory that group or others may write).
-	if err := os.Chmod(filepath.Join(ctxDir, "deploy/docker/data"), 0o775); err != nil {
-		t.Fatal(err)
-	}
 	image = fmt.Sprintf("commitlog:test%d-%s", os.Getpid(), strings.ToLower(t.Name()))
 	run(t, ctxDir, nil, "docker", "build", "-t", image, ".")
 	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", image).Run() })
