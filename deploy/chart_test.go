@@ -409,6 +409,14 @@ func checkManifests(t *testing.T, name string, values map[string]any, m *manifes
 	probe("liveness", c.LivenessProbe, "/healthz")
 	probe("startup", c.StartupProbe, "/healthz")
 
+	// The Go runtime knows the memory limit: its garbage collector otherwise lets the heap reach
+	// twice what is live, past a limit the live data fits in (an OOM kill).
+	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory"
+	}) {
+		t.Error("no GOMEMLIMIT from limits.memory: the garbage collector does not know the container's memory limit")
+	}
+
 	// Graceful stop: the server's shutdown (hand leadership over, leave if removed, end
 	// streams: about 25 s at worst) fits in the grace period.
 	if g := spec.TerminationGracePeriodSeconds; g == nil || *g < 30 {
