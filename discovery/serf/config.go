@@ -260,6 +260,15 @@ func (s *settings) serfConfig(events chan<- hserf.Event) (*hserf.Config, error) 
 		applyTestSerfTimings(conf)
 	}
 	ml := conf.MemberlistConfig
+	if ml.DeadNodeReclaimTime == 0 {
+		// A failed member may come back under its name at another address at once: a
+		// Kubernetes pod restarts with a new IP. memberlist's default (0) refused such a
+		// member ("Conflicting address") until it forgot the dead one, GossipToTheDeadTime (30 s
+		// on a LAN) after its death, and longer until the next state sync: the restarted server
+		// was seen failed meanwhile. Only a member already declared dead is replaced: a live one
+		// keeps its address against any other claiming its name.
+		ml.DeadNodeReclaimTime = deadNodeReclaimTime
+	}
 	ml.Name = s.cfg.NodeName
 	ml.BindAddr = bindIP
 	ml.BindPort = s.bindPort
@@ -353,6 +362,10 @@ func (s *settings) resolveAdvertise() (string, error) {
 		wait = min(2*wait, 5*time.Second)
 	}
 }
+
+// deadNodeReclaimTime is how long a member must have been dead before another address may take
+// its name (memberlist's DeadNodeReclaimTime).
+const deadNodeReclaimTime = time.Second
 
 // lookupIP is net.LookupIP; tests replace it.
 var lookupIP = net.LookupIP
