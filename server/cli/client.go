@@ -512,23 +512,25 @@ func clusterCommand() *cli.Command {
 			},
 			{
 				Name:      "remove",
-				Usage:     "remove a server from the cluster",
-				ArgsUsage: "ID",
-				Flags:     clientFlags(),
+				Usage:     "remove servers from the cluster, one at a time in the order given, each once the previous removal committed; a server about to be removed that leads first hands leadership to one that stays",
+				ArgsUsage: "ID...",
+				Flags: append(clientFlags(),
+					&cli.BoolFlag{Name: "missing-ok", Usage: "an ID the leader's configuration does not list counts as removed (a retry after a partial run: the Helm chart's scale-down Job)"}),
 				Action: func(c *cli.Context) error {
 					args, err := commandArgs(c)
 					if err != nil {
 						return err
 					}
-					if len(args) != 1 {
-						return fmt.Errorf("cluster remove takes one server id, got %d arguments", len(args))
+					if len(args) == 0 {
+						return fmt.Errorf("cluster remove takes at least one server id, got none")
+					}
+					for _, id := range args {
+						if id == "" {
+							return fmt.Errorf("cluster remove: an empty server id")
+						}
 					}
 					return useClient(c, func(cl *client.Client) error {
-						if err := cl.RemoveServer(c.Context, args[0]); err != nil {
-							return err
-						}
-						fmt.Fprintf(c.App.Writer, "removed %s\n", args[0])
-						return nil
+						return removeServers(c, cl, args, c.Bool("missing-ok"))
 					})
 				},
 			},

@@ -90,7 +90,7 @@ func TestClientCommandsAgainstACluster(t *testing.T) {
 		t.Fatalf("consume --count 2 --offsets printed %q", out)
 	}
 	code, _, errOut := run(t, t.Context(), "cluster", "remove", "--addr", addrs[0])
-	if code == 0 || !strings.Contains(errOut, "one server id") {
+	if code == 0 || !strings.Contains(errOut, "at least one server id") {
 		t.Errorf("cluster remove without an id: exit %d, %q", code, errOut)
 	}
 }

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/transport"
+)
+
+// removeServers removes ids from the cluster's configuration one at a time, in the order given:
+// each RemoveServer returns once the leader committed the new configuration, so the next starts
+// from it, and the quorum only ever shrinks by one voter at a time.
+//
+// A server about to be removed that is the leader first hands leadership to a voter that stays.
+// The leader that removes a server remembers not to add it back while it is still alive in
+// gossip (it stays alive until it is stopped: the chart's StatefulSet shrinks only after the
+// removal), and a leader that removed itself took that memory with it: the next leader saw the
+// removed server alive and added it back.
+//
+// With missingOK, an id the leader's configuration does not list (InvalidArgument: the command
+// refuses empty ids) counts as removed: a retry after a partial run, or a server an operator
+// removed by hand.
+func removeServers(c *cli.Context, cl *client.Client, ids []string, missingOK bool) error {
+	for _, id := range ids {
+		if err := leadElsewhere(c, cl, id, ids); err != nil {
+			return err
+		}
+		err := cl.RemoveServer(c.Context, id)
+		switch {
+		case err == nil:
+			fmt.Fprintf(c.App.Writer, "removed %s\n", id)
+		case missingOK && transport.CodeOf(err) == transport.InvalidArgument:
+			fmt.Fprintf(c.App.Writer, "%s is not in the cluster's configuration: already removed\n", id)
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// leadElsewhere hands leadership from id, when id leads, to a voter not in removing; it does
+// nothing when id does not lead or no such voter exists (the server then refuses to remove its
+// last voter itself).
+func leadElsewhere(c *cli.Context, cl *client.Client, id string, removing []string) error {
+	servers, err := cl.Servers(c.Context)
+	if err != nil {
+		return err
+	}
+	leads := slices.ContainsFunc(servers, func(s client.Server) bool { return s.ID == id && s.IsLeader })
+	if !leads {
+		return nil
+	}
+	i := slices.IndexFunc(servers, func(s client.Server) bool { return s.Voter && !slices.Contains(removing, s.ID) })
+	if i < 0 {
+		return nil
+	}
+	to, err := cl.TransferLeadership(c.Context, servers[i].ID)
+	if err != nil {
+		return fmt.Errorf("before removing the leader %s: %w", id, err)
+	}
+	if to == "" { // the server did not know the new leader yet
+		to = servers[i].ID
+	}
+	fmt.Fprintf(c.App.Writer, "leadership handed from %s to %s\n", id, to)
+	return nil
+}
