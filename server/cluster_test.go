@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -351,5 +352,50 @@ func TestMixedTransports(t *testing.T) {
 				t.Fatalf("consume on the leader: %v, %v", rec, err)
 			}
 		})
+	}
+}
+
+// TestRemoveServerKeepsQuorum: removing a voter while the voters that stay and answer the
+// leader are not a majority of those that stay is refused (FailedPrecondition) and the
+// configuration is unchanged. Raft counts votes by the new configuration from the moment the
+// leader appends it: with one of three servers down, removing another running one left two
+// voters, one of them down, and the removal (and every write after it) never committed. The
+// chart's scale-down removes running servers one at a time; a server already down must stop
+// it, not the cluster.
+func TestRemoveServerKeepsQuorum(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := leaderOf(t, nodes)
+	var down, other *testServer
+	for _, nd := range nodes {
+		switch {
+		case nd == leader:
+		case down == nil:
+			down = nd
+		default:
+			other = nd
+		}
+	}
+	ctx := ctxT(t, 60*time.Second)
+	c := newClient(t, TransportConnect, leader.Addr())
+	down.shutdown(t)
+	waitFor(t, 30*time.Second, "the leader sees the stopped follower fail", func() bool {
+		servers, err := leader.node.Servers(ctx)
+		return err == nil && slices.ContainsFunc(servers, func(s consensus.ServerStatus) bool {
+			return s.ID == down.ID() && !s.LastContact.IsZero()
+		})
+	})
+	_, err := c.RemoveServer(ctx, &logv1.RemoveServerRequest{Id: other.ID()})
+	if transport.CodeOf(err) != transport.FailedPrecondition || !strings.Contains(err.Error(), "fewer than their quorum") {
+		t.Fatalf("RemoveServer of a running voter with another down: %v, want FailedPrecondition (quorum)", err)
+	}
+	if servers, err := leader.node.Servers(ctx); err != nil || len(servers) != 3 {
+		t.Errorf("configuration after the refusal: %v, %v", servers, err)
+	}
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("still")}}); err != nil {
+		t.Errorf("Produce after the refusal: %v", err)
+	}
+	// The down server itself may go: the two that stay both answer.
+	if _, err := c.RemoveServer(ctx, &logv1.RemoveServerRequest{Id: down.ID()}); err != nil {
+		t.Errorf("RemoveServer of the down server: %v", err)
 	}
 }

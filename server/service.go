@@ -1078,6 +1078,27 @@ func (s *service) RemoveServer(ctx context.Context, req *logv1.RemoveServerReque
 		}) {
 			return nil, transport.Errorf(transport.FailedPrecondition, "server %q is the cluster's last voter: removing it would leave no server to elect a leader", req.GetId())
 		}
+		// Raft counts votes by the new configuration as soon as the leader appends it: removing
+		// a voter while the voters that stay and answer the leader are not a majority of those
+		// that stay never commits, and the cluster has no quorum until failed servers return.
+		// (A scale-down removes running servers one by one while another may be down.)
+		if i := slices.IndexFunc(servers, func(sv consensus.ServerStatus) bool { return sv.ID == req.GetId() }); servers[i].Suffrage == consensus.Voter {
+			stay, up := 0, 0
+			for _, sv := range servers {
+				if sv.ID == req.GetId() || sv.Suffrage != consensus.Voter {
+					continue
+				}
+				stay++
+				if sv.LastContact.IsZero() { // the leader's heartbeats to it do not fail
+					up++
+				}
+			}
+			if up <= stay/2 {
+				return nil, transport.Errorf(transport.FailedPrecondition,
+					"removing server %q would leave %d voters of which %d answer the leader, fewer than their quorum of %d: the removal would never commit and the cluster would stop; bring the failed servers back first",
+					req.GetId(), stay, up, stay/2+1)
+			}
+		}
 	}
 	// Marked before the removal, so that no reconcile pass running meanwhile adds it back.
 	if s.removed != nil {
