@@ -27,6 +27,7 @@ import (
 	"helm.sh/helm/v3/pkg/lint"
 	"helm.sh/helm/v3/pkg/lint/support"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
@@ -111,6 +112,7 @@ type manifests struct {
 	configMaps      map[string]*corev1.ConfigMap
 	serviceMonitor  *monitoringv1.ServiceMonitor
 	certificate     *certificate
+	job             *batchv1.Job // the scale-down hook
 	kinds           []string
 	commitlogFlags  map[string]string // the serve arguments, --name=value
 	commitlogSwitch map[string]bool   // the serve arguments without a value
@@ -188,6 +190,9 @@ func decode(t *testing.T, files map[string]string) *manifests {
 			case "monitoring.coreos.com/v1 ServiceMonitor":
 				m.serviceMonitor = &monitoringv1.ServiceMonitor{}
 				obj = m.serviceMonitor
+			case "batch/v1 Job":
+				m.job = &batchv1.Job{}
+				obj = m.job
 			case "cert-manager.io/v1 Certificate":
 				m.certificate = &certificate{}
 				obj = m.certificate
@@ -643,7 +648,17 @@ var (
 	buildErr  error
 )
 
-// commitlogBinary builds the server's binary (as `make build` and the compose test do).
+// TestMain removes the binary commitlogBinary built, once every test that uses it is done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// commitlogBinary builds the server's binary (as `make build` and the compose test do), once
+// for every test; TestMain removes it.
 func commitlogBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -670,7 +685,6 @@ func commitlogBinary(t *testing.T) string {
 // pod exit at start, which no rendering check sees.
 func TestArgsAreServeFlags(t *testing.T) {
 	bin := commitlogBinary(t)
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
 	help, err := exec.Command(bin, "serve", "--help").CombinedOutput()
 	if err != nil {
 		t.Fatalf("serve --help: %v\n%s", err, help)

@@ -41,38 +41,48 @@ func (c clusterWith) GetClientFor(apiVersion, kind string) (dynamic.Namespaceabl
 // current replicas.
 func upgrade(t *testing.T, ch *chart.Chart, current int64, values string) error {
 	t.Helper()
+	_, err := upgradeFiles(t, ch, current, values)
+	return err
+}
+
+// upgradeFiles is upgrade returning the rendered files by name.
+func upgradeFiles(t *testing.T, ch *chart.Chart, current int64, values string) (map[string]string, error) {
+	t.Helper()
 	vals, err := chartutil.ToRenderValues(ch, readValues(t, values),
 		chartutil.ReleaseOptions{Name: release, Namespace: namespace, IsUpgrade: true, Revision: 2},
 		chartutil.DefaultCapabilities)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = engine.RenderWithClientProvider(ch, vals, clusterWith{current})
-	return err
+	return engine.RenderWithClientProvider(ch, vals, clusterWith{current})
 }
 
-// The StatefulSet (Parallel) deletes every pod a scale-down removes at once, and each is still a
-// Raft voter until `cluster remove`: 3 to 1 stopped 2 of 3 voters, 5 to 2 stopped 3 of 5, and
-// the cluster had no quorum left, not even to run `cluster remove`. The README says never to
-// scale down by more than a minority at once; the chart now refuses it on upgrade, unless told
-// the pods are out of Raft already.
+// The StatefulSet (Parallel) deletes every pod a scale-down removes at once. Without the
+// scale-down hook (scaleDown.removeFromRaft=false) each is still a Raft voter until `cluster
+// remove`: 3 to 1 stopped 2 of 3 voters, 5 to 2 stopped 3 of 5, and the cluster had no quorum
+// left, not even to run `cluster remove`; the chart refuses it on upgrade, unless told the pods
+// are out of Raft already. With the hook (the default), which removes them from Raft one at a
+// time before the StatefulSet shrinks, any scale-down keeps the quorum, and is accepted.
 func TestScaleDownBeyondMinorityRefused(t *testing.T) {
 	ch := loadChart(t)
+	const manual = "\nscaleDown: {removeFromRaft: false}"
 	for _, tc := range []struct {
 		current  int64
 		values   string
 		refused  bool
 		scenario string
 	}{
-		{0, "replicas: 3", false, "a new install"},
-		{3, "replicas: 5", false, "scaling up"},
-		{3, "replicas: 3", false, "an upgrade at the same size"},
-		{5, "replicas: 3", false, "5 to 3: 2 of 5 voters stop, 3 keep the quorum"},
-		{3, "replicas: 2\npodDisruptionBudget: {enabled: false}", false, "3 to 2"},
-		{5, "replicas: 2\npodDisruptionBudget: {enabled: false}", true, "5 to 2: 3 of 5 voters stop"},
-		{3, "replicas: 1", true, "3 to 1: 2 of 3 voters stop"},
-		{2, "replicas: 1", true, "2 to 1: 1 of 2 voters stops"},
-		{3, "replicas: 1\nallowScaleDownBeyondMinority: true", false, "3 to 1 once removed from Raft"},
+		{0, "replicas: 3" + manual, false, "a new install"},
+		{3, "replicas: 5" + manual, false, "scaling up"},
+		{3, "replicas: 3" + manual, false, "an upgrade at the same size"},
+		{5, "replicas: 3" + manual, false, "5 to 3: 2 of 5 voters stop, 3 keep the quorum"},
+		{3, "replicas: 2\npodDisruptionBudget: {enabled: false}" + manual, false, "3 to 2"},
+		{5, "replicas: 2\npodDisruptionBudget: {enabled: false}" + manual, true, "5 to 2: 3 of 5 voters stop"},
+		{3, "replicas: 1" + manual, true, "3 to 1: 2 of 3 voters stop"},
+		{2, "replicas: 1" + manual, true, "2 to 1: 1 of 2 voters stops"},
+		{3, "replicas: 1\nallowScaleDownBeyondMinority: true" + manual, false, "3 to 1 once removed from Raft"},
+		{3, "replicas: 1", false, "3 to 1, the hook removing them from Raft first"},
+		{5, "replicas: 2\npodDisruptionBudget: {enabled: false}", false, "5 to 2, the hook removing them from Raft first"},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
 			err := upgrade(t, ch, tc.current, tc.values)

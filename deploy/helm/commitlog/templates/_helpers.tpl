@@ -30,6 +30,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: server
 {{- end -}}
 
+{{/* The scale-down Job's labels: not the servers' (the Services, the PodDisruptionBudget and the
+anti-affinity select app.kubernetes.io/name with the instance). */}}
+{{- define "commitlog.scaleDownSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "commitlog.name" . }}-scale-down
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "commitlog.scaleDownLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "commitlog.scaleDownSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: scale-down
+{{- end -}}
+
 {{/* The DNS domain of the headless Service: pods are <pod>.<this>. */}}
 {{- define "commitlog.podDomain" -}}
 {{- printf "%s.%s.svc.%s" (include "commitlog.headless" .) .Release.Namespace .Values.clusterDomain -}}
@@ -59,6 +74,17 @@ app.kubernetes.io/component: server
 {{- $n := int .Values.replicas -}}
 {{- if not (kindIs "invalid" .Values.bootstrapExpect) -}}{{- $n = int .Values.bootstrapExpect -}}{{- end -}}
 {{- $n -}}
+{{- end -}}
+
+{{/* The replicas of the release's StatefulSet in the cluster, as `helm upgrade` looks it up; 0
+on install, and whenever the chart is rendered without a cluster (`helm template`, Argo CD). */}}
+{{- define "commitlog.currentReplicas" -}}
+{{- $current := lookup "apps/v1" "StatefulSet" .Release.Namespace (include "commitlog.fullname" .) -}}
+{{- if and .Release.IsUpgrade $current $current.spec -}}
+{{- int $current.spec.replicas -}}
+{{- else -}}
+0
+{{- end -}}
 {{- end -}}
 
 {{/* A quorum of the configured replicas. */}}
@@ -93,16 +119,16 @@ app.kubernetes.io/component: server
 {{- if and (include "commitlog.secure" .) (eq .Values.tls.source "csi") (not .Values.tls.csi.issuerRef.name) -}}
 {{- fail "tls.source=csi needs tls.csi.issuerRef.name" -}}
 {{- end -}}
-{{- /* Scaling down: the StatefulSet (Parallel) deletes every removed pod at once, and each is
-still a voter until `cluster remove`. Losing more than a minority of the voters at once loses the
-quorum, and `cluster remove` needs one. The StatefulSet's current size (lookup: an upgrade against
-a cluster; nothing with `helm template`) stands for the voters. */ -}}
-{{- $current := lookup "apps/v1" "StatefulSet" .Release.Namespace (include "commitlog.fullname" .) -}}
-{{- if and $current $current.spec (not .Values.allowScaleDownBeyondMinority) -}}
-{{- $from := int $current.spec.replicas -}}
-{{- if and (lt $replicas $from) (gt (sub $from $replicas) (div (sub $from 1) 2)) -}}
-{{- fail (printf "replicas %d -> %d stops %d of %d servers at once, more than the %d a cluster of %d voters can lose: it would lose its quorum (and `cluster remove` needs one). Scale down by at most %d at a time and run `cluster remove` for the removed pods after each step; or run `cluster remove` for every pod to be removed first, then set allowScaleDownBeyondMinority=true" $from $replicas (sub $from $replicas) $from (div (sub $from 1) 2) $from (div (sub $from 1) 2)) -}}
-{{- end -}}
+{{- /* Scaling down: the StatefulSet (Parallel) deletes every removed pod at once. With
+scaleDown.removeFromRaft (the default), the pre-upgrade hook Job (job-scale-down.yaml) has removed
+them from Raft, one at a time while they all still run, before the StatefulSet shrinks: any
+scale-down keeps the quorum. Without it, each is still a voter until `cluster remove`, and losing
+more than a minority of the voters at once loses the quorum, which `cluster remove` needs. The
+StatefulSet's current size (lookup: an upgrade against a cluster; nothing with `helm template`)
+stands for the voters. */ -}}
+{{- $from := int (include "commitlog.currentReplicas" .) -}}
+{{- if and (not .Values.scaleDown.removeFromRaft) (not .Values.allowScaleDownBeyondMinority) (lt $replicas $from) (gt (sub $from $replicas) (div (sub $from 1) 2)) -}}
+{{- fail (printf "replicas %d -> %d stops %d of %d servers at once, more than the %d a cluster of %d voters can lose: it would lose its quorum (and `cluster remove` needs one). Leave scaleDown.removeFromRaft on (the chart removes them from Raft first); or scale down by at most %d at a time and run `cluster remove` for the removed pods after each step; or run `cluster remove` for every pod to be removed first, then set allowScaleDownBeyondMinority=true" $from $replicas (sub $from $replicas) $from (div (sub $from 1) 2) $from (div (sub $from 1) 2)) -}}
 {{- end -}}
 {{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) -}}
 {{- $min := .Values.podDisruptionBudget.minAvailable -}}
