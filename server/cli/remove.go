@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/client"
 	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
 // removeServers removes ids from the cluster's configuration one at a time, in the order given:
@@ -41,29 +43,78 @@ func removeServers(c *cli.Context, cl *client.Client, ids []string, missingOK bo
 	return nil
 }
 
-// leadElsewhere hands leadership from id, when id leads, to a voter not in removing; it does
-// nothing when id does not lead or no such voter exists (the server then refuses to remove its
-// last voter itself).
+// leadElsewhere hands leadership from id, when id leads, to a voter not in removing: one whose
+// heartbeats the leader receives, the most up to date of those (a transfer to a server that is
+// down fails). It does nothing when id does not lead or no such voter exists (the server then
+// refuses to remove its last voter itself).
 func leadElsewhere(c *cli.Context, cl *client.Client, id string, removing []string) error {
 	servers, err := cl.Servers(c.Context)
 	if err != nil {
 		return err
 	}
-	leads := slices.ContainsFunc(servers, func(s client.Server) bool { return s.ID == id && s.IsLeader })
-	if !leads {
-		return nil
-	}
-	i := slices.IndexFunc(servers, func(s client.Server) bool { return s.Voter && !slices.Contains(removing, s.ID) })
+	i := slices.IndexFunc(servers, func(s client.Server) bool { return s.ID == id && s.IsLeader })
 	if i < 0 {
 		return nil
 	}
-	to, err := cl.TransferLeadership(c.Context, servers[i].ID)
+	// Only the leader knows which followers it hears from: any other server reports each one
+	// healthy. Asked directly; its answer replaces the first.
+	if view, err := serversOf(c, servers[i].Addr); err == nil {
+		servers = view
+	}
+	var stay []client.Server
+	for _, s := range servers {
+		if s.Voter && !slices.Contains(removing, s.ID) {
+			stay = append(stay, s)
+		}
+	}
+	if len(stay) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(stay, func(a, b client.Server) int {
+		if a.Healthy != b.Healthy {
+			if a.Healthy {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.Lag, b.Lag)
+	})
+	to, err := cl.TransferLeadership(c.Context, stay[0].ID)
 	if err != nil {
 		return fmt.Errorf("before removing the leader %s: %w", id, err)
 	}
 	if to == "" { // the server did not know the new leader yet
-		to = servers[i].ID
+		to = stay[0].ID
 	}
 	fmt.Fprintf(c.App.Writer, "leadership handed from %s to %s\n", id, to)
 	return nil
+}
+
+// serversOf asks the server at addr for the servers as it knows them.
+func serversOf(c *cli.Context, addr string) ([]client.Server, error) {
+	tlsCfg, err := clientTLS(c)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := client.NewTransportClient(c.String("transport"))(addr, transport.ClientConfig{TLS: tlsCfg})
+	if err != nil {
+		return nil, err
+	}
+	defer tc.Close()
+	ctx, cancel := requestContext(c)
+	defer cancel()
+	resp, err := tc.GetServers(ctx, &logv1.GetServersRequest{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]client.Server, 0, len(resp.GetServers()))
+	for _, p := range resp.GetServers() {
+		out = append(out, client.Server{
+			ID: p.GetId(), Addr: p.GetRpcAddr(), IsLeader: p.GetIsLeader(),
+			Voter:   p.GetSuffrage() == logv1.Suffrage_SUFFRAGE_VOTER,
+			Lag:     p.GetLag(),
+			Healthy: p.GetHealthy(),
+		})
+	}
+	return out, nil
 }

@@ -1,19 +1,34 @@
 package cli
 
 import (
+	"context"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/commitlog-go/commitlog/client"
 )
 
 // startThree starts three in-process servers that form a cluster and returns their API
 // addresses, n0's first, once `cluster status` shows three voters and a leader.
 func startThree(t *testing.T) []string {
 	t.Helper()
+	addrs, _ := startN(t, 3)
+	return addrs
+}
+
+// startN starts n in-process servers n0, n1, ... that form a cluster and returns their API
+// addresses and a function that stops each, by index, once `cluster status` shows n voters and
+// a leader.
+func startN(t *testing.T, n int) ([]string, []func()) {
+	t.Helper()
 	seed := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	var addrs []string
-	for i := range 3 {
+	var stops []func()
+	for i := range n {
 		args := []string{"--node-name", "n" + strconv.Itoa(i), "--data-dir", t.TempDir(), "--rpc-port", "-1",
 			"--gossip-profile", "test", "--log-level", "error"}
 		if i == 0 {
@@ -21,12 +36,50 @@ func startThree(t *testing.T) []string {
 		} else {
 			args = append(args, "--bind-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--start-join-addrs", seed)
 		}
-		addrs = append(addrs, startServe(t, args...))
+		addr, stop := startServeStoppable(t, args...)
+		addrs, stops = append(addrs, addr), append(stops, stop)
 	}
-	waitStatus(t, addrs[0], "three voters and a leader", func(rows map[string][]string) bool {
-		return len(rows) == 3 && voters(rows) == 3 && leader(rows) != ""
+	waitStatus(t, addrs[0], strconv.Itoa(n)+" voters and a leader", func(rows map[string][]string) bool {
+		return len(rows) == n && voters(rows) == n && leader(rows) != ""
 	})
-	return addrs
+	return addrs, stops
+}
+
+// startServeStoppable is startServe returning also a function that stops the server (and
+// waits for it), idempotent; the test's end stops it too.
+func startServeStoppable(t *testing.T, args ...string) (string, func()) {
+	t.Helper()
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, append([]string{"commitlog", "serve", "--bootstrap-wait", "0s"}, args...), strings.NewReader(""), out, errOut)
+	}()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case code := <-done:
+				if code != 0 {
+					t.Errorf("serve exited %d: %s", code, errOut.String())
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("serve did not stop within 30s of its context ending")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m := servingRE.FindStringSubmatch(out.String()); m != nil {
+			return m[1], stop
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not report its address within 30s: %s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // statusRows runs `cluster status` against addr and returns its table's rows by server id
@@ -128,5 +181,52 @@ func TestClusterRemoveSeveral(t *testing.T) {
 	}
 	if code, _, errOut := run(t, t.Context(), "cluster", "remove", "--addr", stayAddr, follower); code == 0 || !strings.Contains(errOut, "not in the cluster") {
 		t.Errorf("cluster remove of a removed server without --missing-ok: exit %d, stderr %q; want refused", code, errOut)
+	}
+}
+
+// TestClusterRemoveHandsLeadershipToARunningServer: the leader about to be removed hands
+// leadership to a voter that stays and that it hears from. The first voter that stays in the
+// configuration's order was chosen, down or not: the transfer to a stopped server failed, and
+// so did the removal (a chart's scale-down with commitlog-0 down and the leader among the pods
+// removed).
+func TestClusterRemoveHandsLeadershipToARunningServer(t *testing.T) {
+	addrs, stops := startN(t, 4)
+	rows := statusRows(t, addrs[0])
+	lead := leader(rows)
+	leadAddr := addrs[lead[1]-'0']
+	sdk, err := client.New(t.Context(), []string{leadAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdk.Close()
+	servers, err := sdk.Servers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first voter in the configuration's order other than the leader: stopped.
+	i := slices.IndexFunc(servers, func(s client.Server) bool { return s.Voter && s.ID != lead })
+	down := servers[i].ID
+	stops[down[1]-'0']()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		servers, err := sdk.Servers(t.Context())
+		if err == nil && slices.ContainsFunc(servers, func(s client.Server) bool { return s.ID == down && !s.Healthy }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader never reported the stopped %s unhealthy: %v %v", down, servers, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var other string // a running server that stays, to ask
+	for id := range rows {
+		if id != lead && id != down {
+			other = addrs[id[1]-'0']
+			break
+		}
+	}
+	out := mustRun(t, "cluster", "remove", "--addr", other, lead)
+	if !strings.Contains(out, "leadership handed from "+lead+" to ") || strings.Contains(out, " to "+down+"\n") || !strings.Contains(out, "removed "+lead) {
+		t.Errorf("cluster remove %s (%s down) printed %q; want leadership handed to a running server, then the removal", lead, down, out)
 	}
 }
