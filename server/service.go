@@ -61,6 +61,9 @@ type service struct {
 	// policyGen counts the reloads of the ACL policy (Server.Reload): a stream authorized
 	// under an earlier policy is decided again before it carries another record.
 	policyGen atomic.Uint64
+	// stallLooks shares the stall checks' looks at a partition's commit point between its
+	// streams (streamstall.go).
+	stallLooks stallLooks
 }
 
 var (

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/transport"
 )
 
@@ -21,7 +23,8 @@ import (
 //
 // While the stream waits at its node's end with nothing applied there for a whole interval
 // (stallInterval), it asks for the cluster's commit point (commitPoint: on a follower, one
-// linearizable GetBounds to the leader); when that is past the stream's position and the node
+// linearizable GetBounds to the leader, and a DescribeTopic for a stream naming its topic's
+// ID), shared by the streams of its partition (stallLooks); when that is past the stream's position and the node
 // does not get there within MaxConsumeWait, or the leader cannot be asked within an election
 // and MaxConsumeWait, the stream ends; when the leader no longer has the stream's topic, it
 // ends NotFound, the leader's answer. A leader's own streams are not watched (it applies what
@@ -47,9 +50,7 @@ func (s *service) endWhenStalled(ctx context.Context, cancel context.CancelCause
 			// which the stream itself reports (Internal); or it leads.
 			continue
 		}
-		cctx, ccancel := context.WithTimeout(ctx, s.leaderWait+s.cfg.MaxConsumeWait)
-		committed, err := s.commitPoint(cctx, rt)
-		ccancel()
+		committed, err := s.stallLooks.commitPoint(ctx, s, rt, every)
 		if ctx.Err() != nil {
 			return
 		}
@@ -97,4 +98,90 @@ var errStreamTopicGone = errors.New("server: the stream's topic is gone from the
 // every few seconds.
 func (s *service) stallInterval() time.Duration {
 	return max(2*s.leaderWait, s.cfg.MaxConsumeWait, 10*time.Millisecond)
+}
+
+// stallLooks shares endWhenStalled's looks at the cluster's commit point between the streams
+// of one partition on this node: a look begun less than a stall interval ago answers every
+// stream of that partition, and streams that look while one is under way wait for it. Each
+// stream looked on its own: a follower serving a thousand idle streams of one partition cost
+// the leader a thousand linearizable reads (and as many DescribeTopic calls for streams
+// naming their topic's ID, as the SDK's do) every interval, where one tells them all. A
+// commit point up to an interval old only delays the check by an interval: what the cluster
+// had committed then, it still has. The zero value is ready to use.
+type stallLooks struct {
+	mu    sync.Mutex
+	looks map[stallKey]*stallLook
+}
+
+// stallKey names what a look is of: a partition (its state machine, so one incarnation of its
+// topic), and whether the look also checks the topic's ID (readTarget.pinned).
+type stallKey struct {
+	part   *fsm.FSM
+	pinned bool
+}
+
+// stallLook is the last look at one partition's commit point.
+type stallLook struct {
+	at        time.Time // when it began; zero: none yet
+	committed uint64
+	err       error
+	busy      chan struct{} // non-nil while a look is under way; closed when it ends
+	users     int           // the callers holding it: it is dropped at 0
+}
+
+// commitPoint is s.commitPoint(rt), bounded by an election and MaxConsumeWait, or the answer of
+// a look at rt's partition begun less than fresh ago, or of the one under way. A look whose
+// caller's ctx ended is not kept: another caller looks again. Errors: commitPoint's, ctx's.
+func (l *stallLooks) commitPoint(ctx context.Context, s *service, rt readTarget, fresh time.Duration) (uint64, error) {
+	key := stallKey{part: rt.part, pinned: rt.pinned}
+	l.mu.Lock()
+	if l.looks == nil {
+		l.looks = make(map[stallKey]*stallLook)
+	}
+	lk := l.looks[key]
+	if lk == nil {
+		lk = &stallLook{}
+		l.looks[key] = lk
+	}
+	lk.users++
+	defer func() {
+		l.mu.Lock()
+		if lk.users--; lk.users == 0 && l.looks[key] == lk {
+			delete(l.looks, key)
+		}
+		l.mu.Unlock()
+	}()
+	for {
+		if lk.busy != nil {
+			busy := lk.busy
+			l.mu.Unlock()
+			select {
+			case <-busy:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+			l.mu.Lock()
+			continue
+		}
+		if !lk.at.IsZero() && time.Since(lk.at) < fresh {
+			committed, err := lk.committed, lk.err
+			l.mu.Unlock()
+			return committed, err
+		}
+		busy := make(chan struct{})
+		lk.busy = busy
+		began := time.Now()
+		l.mu.Unlock()
+		cctx, cancel := context.WithTimeout(ctx, s.leaderWait+s.cfg.MaxConsumeWait)
+		committed, err := s.commitPoint(cctx, rt)
+		cancel()
+		l.mu.Lock()
+		lk.busy = nil
+		close(busy)
+		if ctx.Err() == nil {
+			lk.at, lk.committed, lk.err = began, committed, err
+		}
+		l.mu.Unlock()
+		return committed, err
+	}
 }
