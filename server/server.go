@@ -47,6 +47,8 @@ const insecurePeersWarning = "INSECURE: Raft runs in plaintext next to a secured
 type Server struct {
 	cfg  Config
 	addr string // the API and Raft address others reach this node at
+	// startCtx ends the waits of the startup steps (NewContext); only they use it.
+	startCtx context.Context
 
 	ln      net.Listener
 	mux     *mux.Mux
@@ -85,6 +87,15 @@ type Server struct {
 // membership, the bootstrap. When one fails, New closes what the earlier ones opened and
 // returns its error.
 func New(cfg Config) (*Server, error) {
+	return NewContext(context.Background(), cfg)
+}
+
+// NewContext is New, whose waits at start ctx cuts short: gossip's wait for an advertised host
+// name that does not resolve yet (--advertise-host, --gossip-advertise-host: up to 2 minutes)
+// ends when ctx does, so that a process stopped meanwhile (SIGTERM, Ctrl-C) stops at once.
+// ctx bounds only the start: the server runs until Run's context ends. Errors: New's; ctx's
+// error, wrapped, when it ended a wait.
+func NewContext(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.withDefaults()
 	if err := cfg.derivePeerTLS(); err != nil {
 		return nil, err
@@ -95,7 +106,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.InsecurePlaintextPeers {
 		cfg.Logger.Warn(insecurePeersWarning)
 	}
-	s := &Server{cfg: cfg, stopping: make(chan struct{}), clusterTag: make(chan struct{}, 1)}
+	s := &Server{cfg: cfg, startCtx: ctx, stopping: make(chan struct{}), clusterTag: make(chan struct{}, 1)}
 	for _, st := range s.startupSteps() {
 		if err := s.cfg.runStep(st); err != nil {
 			_ = s.Close()

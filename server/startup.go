@@ -426,7 +426,7 @@ func (s *Server) newMembership(tags map[string]string, handler discovery.Handler
 		_, port, _ := net.SplitHostPort(s.cfg.BindAddr)
 		advertise = net.JoinHostPort(host, port)
 	}
-	m, err := dserf.New(dserf.Config{
+	m, err := dserf.NewContext(s.startCtx, dserf.Config{
 		NodeName:       s.cfg.NodeName,
 		BindAddr:       s.cfg.BindAddr,
 		AdvertiseAddr:  advertise,

@@ -1,6 +1,8 @@
 package serf_test
 
 import (
+	"context"
+	"errors"
 	"net"
 	"strconv"
 	"sync/atomic"
@@ -44,5 +46,26 @@ func TestAdvertiseHostThatResolvesLate(t *testing.T) {
 	_, err := serf.New(serf.Config{NodeName: "b", BindAddr: "127.0.0.1:0", AdvertiseAddr: "never.invalid:8401", AdvertiseResolveTimeout: 300 * time.Millisecond})
 	if err == nil {
 		t.Fatal("New with an advertised host that never resolves succeeded")
+	}
+}
+
+// A process stopped while New waits for its advertised host name (SIGTERM from Kubernetes
+// deleting a pod that never got its DNS name, an operator's Ctrl-C after a typo) stops at
+// once: NewContext's ctx ends the wait. New slept out the whole AdvertiseResolveTimeout (2
+// minutes by default) whatever the caller did.
+func TestAdvertiseHostWaitEndsWithContext(t *testing.T) {
+	restore := serf.SetLookupIP(func(h string) ([]net.IP, error) {
+		return nil, &net.DNSError{Err: "no such host", Name: h, IsNotFound: true}
+	})
+	defer restore()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	m, err := serf.NewContext(ctx, serf.Config{NodeName: "c", BindAddr: "127.0.0.1:0", AdvertiseAddr: "never.invalid:8401"})
+	if err == nil {
+		_ = m.Close()
+		t.Fatal("NewContext with an advertised host that never resolves succeeded")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("NewContext whose ctx ended while it waited for the advertised host: %v, want context.Canceled", err)
 	}
 }

@@ -1,6 +1,7 @@
 package serf
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
@@ -79,7 +80,7 @@ type Config struct {
 	// AdvertiseAddr is the host:port other nodes use to reach this one, when it differs from
 	// BindAddr (NAT, containers, Kubernetes: bind 0.0.0.0, advertise the pod IP). A host name
 	// is resolved once, at New, which waits up to AdvertiseResolveTimeout for a name that does
-	// not resolve yet. An unspecified address (0.0.0.0, ::) is rejected: nobody can reach it.
+	// not resolve yet (NewContext: or until its ctx ends). An unspecified address (0.0.0.0, ::) is rejected: nobody can reach it.
 	// Default: the bind address, or, when binding every interface, a private IP of this host
 	// chosen by memberlist.
 	AdvertiseAddr string
@@ -241,8 +242,8 @@ func newSettings(cfg Config) (*settings, error) {
 }
 
 // serfConfig builds the hashicorp/serf configuration. Host names in the bind and advertise
-// addresses are resolved here.
-func (s *settings) serfConfig(events chan<- hserf.Event) (*hserf.Config, error) {
+// addresses are resolved here; ctx ends the wait for an advertised name (resolveAdvertise).
+func (s *settings) serfConfig(ctx context.Context, events chan<- hserf.Event) (*hserf.Config, error) {
 	bindIP, err := resolveIP(s.bindHost)
 	if err != nil {
 		return nil, fmt.Errorf("%w: BindAddr %q: %w", discovery.ErrInvalidConfig, s.cfg.BindAddr, err)
@@ -274,7 +275,7 @@ func (s *settings) serfConfig(events chan<- hserf.Event) (*hserf.Config, error) 
 	ml.BindPort = s.bindPort
 	ml.AdvertisePort = s.bindPort
 	if s.advertiseHost != "" {
-		advIP, err := s.resolveAdvertise()
+		advIP, err := s.resolveAdvertise(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("%w: AdvertiseAddr %q: %w", discovery.ErrInvalidConfig, s.cfg.AdvertiseAddr, err)
 		}
@@ -344,21 +345,30 @@ func splitHostPort(addr string) (string, int, error) {
 	return host, int(port), nil
 }
 
-// resolveIP returns host if it is an IP address, else the first address it resolves to
-// (IPv4 preferred).
 // resolveAdvertise resolves the advertised host, retrying a name that does not resolve (yet)
 // for up to AdvertiseResolveTimeout: a pod of a StatefulSet starts before its DNS name under the
 // headless Service is published, and failing there made every pod of a new cluster exit once.
-func (s *settings) resolveAdvertise() (string, error) {
+// It gives up when ctx ends (with ctx's error): the process is being stopped, and a stop
+// signal must not wait out the whole timeout.
+func (s *settings) resolveAdvertise(ctx context.Context) (string, error) {
 	deadline := time.Now().Add(s.cfg.AdvertiseResolveTimeout)
 	wait := 100 * time.Millisecond
 	for {
-		ip, err := resolveIP(s.advertiseHost)
+		ip, err := resolveIPContext(ctx, s.advertiseHost)
 		if err == nil || time.Now().Add(wait).After(deadline) {
 			return ip, err
 		}
+		if cerr := ctx.Err(); cerr != nil {
+			return "", fmt.Errorf("resolve %q: %w (%v)", s.advertiseHost, cerr, err)
+		}
 		s.logger.Warn("the advertised host does not resolve yet: retrying", "host", s.advertiseHost, "err", err, "retry_in", wait)
-		time.Sleep(wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return "", fmt.Errorf("resolve %q: %w (%v)", s.advertiseHost, ctx.Err(), err)
+		}
 		wait = min(2*wait, 5*time.Second)
 	}
 }
@@ -367,14 +377,23 @@ func (s *settings) resolveAdvertise() (string, error) {
 // its name (memberlist's DeadNodeReclaimTime).
 const deadNodeReclaimTime = time.Second
 
-// lookupIP is net.LookupIP; tests replace it.
-var lookupIP = net.LookupIP
+// lookupIP is net.DefaultResolver's LookupIP (any family); tests replace it.
+var lookupIP = func(ctx context.Context, host string) ([]net.IP, error) {
+	return net.DefaultResolver.LookupIP(ctx, "ip", host)
+}
 
+// resolveIP returns host if it is an IP address, else the first address it resolves to
+// (IPv4 preferred).
 func resolveIP(host string) (string, error) {
+	return resolveIPContext(context.Background(), host)
+}
+
+// resolveIPContext is resolveIP, whose lookup ctx can cut short.
+func resolveIPContext(ctx context.Context, host string) (string, error) {
 	if ip := net.ParseIP(host); ip != nil {
 		return ip.String(), nil
 	}
-	ips, err := lookupIP(host)
+	ips, err := lookupIP(ctx, host)
 	if err != nil {
 		return "", fmt.Errorf("resolve %q: %w", host, err)
 	}

@@ -72,6 +72,14 @@ var _ discovery.Membership = (*Membership)(nil)
 // set, starts joining them in the background. The caller must Close (or Leave) it.
 // Errors: discovery.ErrInvalidConfig (naming the Config field at fault); a bind failure (port in use).
 func New(cfg Config) (*Membership, error) {
+	return NewContext(context.Background(), cfg)
+}
+
+// NewContext is New, whose wait for a host name in Config.AdvertiseAddr that does not resolve
+// yet (up to Config.AdvertiseResolveTimeout) ends when ctx does: a process stopped while it
+// waits (SIGTERM, Ctrl-C) stops at once, not minutes later. ctx bounds only the start: the
+// Membership runs until Close. Errors: New's; ctx's error, wrapped, when it ended the wait.
+func NewContext(ctx context.Context, cfg Config) (*Membership, error) {
 	s, err := newSettings(cfg)
 	if err != nil {
 		return nil, err
@@ -86,7 +94,7 @@ func New(cfg Config) (*Membership, error) {
 		shutdownCh: make(chan struct{}),
 		joinedCh:   make(chan struct{}),
 	}
-	conf, err := s.serfConfig(m.events)
+	conf, err := s.serfConfig(ctx, m.events)
 	if err != nil {
 		return nil, err
 	}

@@ -45,7 +45,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "rpc-port", Value: server.DefaultRPCPort, EnvVars: env("rpc-port"),
 			Usage: "port of the client API and of Raft, which share it; 0 picks a free port (the start line prints the address)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "advertise-host", EnvVars: env("advertise-host"),
-			Usage: "host that other nodes and clients reach this node at; a name that does not resolve yet (a Kubernetes pod's own DNS name) is waited for, up to 2 minutes (default: the bind address's host)"}),
+			Usage: "host that other nodes and clients reach this node at; a name that does not resolve yet (a Kubernetes pod's own DNS name) is waited for, up to 2 minutes or until SIGINT or SIGTERM (default: the bind address's host)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "gossip-advertise-host", EnvVars: env("gossip-advertise-host"),
 			Usage: "host (an IP address, or a name resolved at start) that other nodes reach this node's Serf gossip at; Raft and the API keep --advertise-host (default: --advertise-host), e.g. a Kubernetes pod's IP, which its DNS name may not resolve to yet at start"}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "start-join-addrs", EnvVars: env("start-join-addrs"),
@@ -188,17 +188,31 @@ func serveCommand() *cli.Command {
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			srv, err := server.New(cfg)
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			// The stop signals are watched from here on: the start may wait (for an advertised
+			// host name that does not resolve yet, up to 2 minutes), and a SIGTERM or Ctrl-C
+			// meanwhile must end it, not wait it out.
+			forced := make(chan os.Signal, 1)
+			done := make(chan struct{})
+			defer close(done) // before wg.Wait: ends watchStopSignals
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				watchStopSignals(sigs, done, stop, forced, logger)
+			}()
+			srv, err := server.NewContext(ctx, cfg)
 			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("serve: stopped while starting: %w", err)
+				}
 				return err
 			}
-			var wg sync.WaitGroup
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				reloadOnSignal(ctx, hup, srv, logger)
 			}()
-			defer wg.Wait()
 			dataDir := cfg.DataDir
 			if dataDir == "" {
 				dataDir = server.DefaultDataDir // what the server uses: an empty flag said "data in "
@@ -214,14 +228,6 @@ func serveCommand() *cli.Command {
 				Version, srv.ID(), srv.Addr(), cfg.Transport, gossip, dataDir)
 			ran := make(chan error, 1)
 			go func() { ran <- srv.Run(ctx) }()
-			forced := make(chan os.Signal, 1)
-			done := make(chan struct{})
-			defer close(done) // before wg.Wait: ends watchStopSignals
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				watchStopSignals(sigs, done, stop, forced, logger)
-			}()
 			select {
 			case err = <-ran:
 				stop() // ends reloadOnSignal
