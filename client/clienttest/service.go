@@ -176,7 +176,7 @@ func (l *Log) checkTopicID(req *logv1.ConsumeRequest) error {
 	if id == "" {
 		return nil
 	}
-	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
+	if !topicIDShaped(id) {
 		return transport.Errorf(transport.InvalidArgument, "clienttest: topic_id %q is not a topic ID", id)
 	}
 	l.mu.Lock()
@@ -185,10 +185,32 @@ func (l *Log) checkTopicID(req *logv1.ConsumeRequest) error {
 	if err != nil {
 		return err
 	}
-	if t.id != id {
+	if !strings.EqualFold(t.id, id) { // the server compares the 16 bytes it parses
 		return transport.Errorf(transport.NotFound, "clienttest: topic %q has ID %s, not %s: deleted since, perhaps created again", t.name, t.id, id)
 	}
 	return nil
+}
+
+// topicIDShaped reports whether id is a UUID as the server parses one: 36
+// characters, hex digits (either case) and dashes at 8, 13, 18 and 23.
+func topicIDShaped(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i := range len(id) {
+		c := id[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // record returns the record at offset of topic/partition (nil when not
