@@ -1,6 +1,8 @@
 package serf_test
 
 import (
+	"bytes"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -16,6 +18,8 @@ import (
 // GossipToTheDeadTime after its death (15 s with TimingLocal, 30 s on a LAN), and the others saw
 // the restarted server failed meanwhile.
 func TestFailedMemberBackAtNewAddress(t *testing.T) {
+	// Registered first, so run last: after the members' Close.
+	t.Cleanup(func() { waitMemberlistProbesEnded() })
 	start := func(name string, port int, join ...string) (*serf.Membership, *discoverytest.Recorder) {
 		t.Helper()
 		rec := &discoverytest.Recorder{}
@@ -49,5 +53,19 @@ func TestFailedMemberBackAtNewAddress(t *testing.T) {
 			t.Fatalf("a does not see b alive at its new address %s within 5 s: %+v", want, a.Members())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitMemberlistProbesEnded waits, up to 10 s, until no goroutine runs a memberlist probe. A
+// probe under way when a Membership closes runs its course after Close (memberlist's Shutdown
+// does not wait for it): up to its ProbeInterval, 1 s with TimingLocal, about as long as
+// goleak waits at the end of the package's tests, which then failed about every other run
+// under -race.
+func waitMemberlistProbesEnded() {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		if n := runtime.Stack(buf, true); !bytes.Contains(buf[:n], []byte("memberlist.(*Memberlist).probeNode")) {
+			return
+		}
 	}
 }
