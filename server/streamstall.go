@@ -31,6 +31,8 @@ import (
 // it commits). It returns when ctx ends. pos is the offset of the next record the stream sends.
 func (s *service) endWhenStalled(ctx context.Context, cancel context.CancelCauseFunc, rt readTarget, pos *atomic.Uint64) {
 	every := s.stallInterval()
+	look, release := s.stallLooks.hold(rt)
+	defer release()
 	timer := time.NewTimer(every)
 	defer timer.Stop()
 	seen, looked := uint64(0), false // the node's next offset at the last look
@@ -50,7 +52,7 @@ func (s *service) endWhenStalled(ctx context.Context, cancel context.CancelCause
 			// which the stream itself reports (Internal); or it leads.
 			continue
 		}
-		committed, err := s.stallLooks.commitPoint(ctx, s, rt, every)
+		committed, err := look.commitPoint(ctx, s, rt, every)
 		if ctx.Err() != nil {
 			return
 		}
@@ -120,21 +122,22 @@ type stallKey struct {
 	pinned bool
 }
 
-// stallLook is the last look at one partition's commit point.
+// stallLook is the last look at one partition's commit point, shared by the streams holding it.
 type stallLook struct {
+	mu        sync.Mutex
 	at        time.Time // when it began; zero: none yet
 	committed uint64
 	err       error
 	busy      chan struct{} // non-nil while a look is under way; closed when it ends
-	users     int           // the callers holding it: it is dropped at 0
+	holders   int           // the streams holding it (stallLooks.mu): dropped at 0
 }
 
-// commitPoint is s.commitPoint(rt), bounded by an election and MaxConsumeWait, or the answer of
-// a look at rt's partition begun less than fresh ago, or of the one under way. A look whose
-// caller's ctx ended is not kept: another caller looks again. Errors: commitPoint's, ctx's.
-func (l *stallLooks) commitPoint(ctx context.Context, s *service, rt readTarget, fresh time.Duration) (uint64, error) {
+// hold returns the shared look of rt's partition, which the caller (a stream) holds until it
+// calls release.
+func (l *stallLooks) hold(rt readTarget) (*stallLook, func()) {
 	key := stallKey{part: rt.part, pinned: rt.pinned}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.looks == nil {
 		l.looks = make(map[stallKey]*stallLook)
 	}
@@ -143,45 +146,48 @@ func (l *stallLooks) commitPoint(ctx context.Context, s *service, rt readTarget,
 		lk = &stallLook{}
 		l.looks[key] = lk
 	}
-	lk.users++
-	defer func() {
+	lk.holders++
+	return lk, func() {
 		l.mu.Lock()
-		if lk.users--; lk.users == 0 && l.looks[key] == lk {
+		defer l.mu.Unlock()
+		if lk.holders--; lk.holders == 0 {
 			delete(l.looks, key)
 		}
-		l.mu.Unlock()
-	}()
-	for {
-		if lk.busy != nil {
-			busy := lk.busy
-			l.mu.Unlock()
-			select {
-			case <-busy:
-			case <-ctx.Done():
-				return 0, ctx.Err()
-			}
-			l.mu.Lock()
-			continue
-		}
-		if !lk.at.IsZero() && time.Since(lk.at) < fresh {
-			committed, err := lk.committed, lk.err
-			l.mu.Unlock()
-			return committed, err
-		}
-		busy := make(chan struct{})
-		lk.busy = busy
-		began := time.Now()
-		l.mu.Unlock()
-		cctx, cancel := context.WithTimeout(ctx, s.leaderWait+s.cfg.MaxConsumeWait)
-		committed, err := s.commitPoint(cctx, rt)
-		cancel()
-		l.mu.Lock()
-		lk.busy = nil
-		close(busy)
-		if ctx.Err() == nil {
-			lk.at, lk.committed, lk.err = began, committed, err
-		}
-		l.mu.Unlock()
-		return committed, err
 	}
+}
+
+// commitPoint is s.commitPoint(rt), bounded by an election and MaxConsumeWait; or the answer of
+// the look begun less than fresh ago, or of the one under way. A look whose caller's ctx ended
+// is not kept: another caller looks again. Errors: commitPoint's, ctx's.
+func (lk *stallLook) commitPoint(ctx context.Context, s *service, rt readTarget, fresh time.Duration) (uint64, error) {
+	lk.mu.Lock()
+	for lk.busy != nil {
+		busy := lk.busy
+		lk.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		lk.mu.Lock()
+	}
+	if !lk.at.IsZero() && time.Since(lk.at) < fresh {
+		defer lk.mu.Unlock()
+		return lk.committed, lk.err
+	}
+	busy := make(chan struct{})
+	lk.busy = busy
+	began := time.Now()
+	lk.mu.Unlock()
+	cctx, cancel := context.WithTimeout(ctx, s.leaderWait+s.cfg.MaxConsumeWait)
+	committed, err := s.commitPoint(cctx, rt)
+	cancel()
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	lk.busy = nil
+	close(busy)
+	if ctx.Err() == nil {
+		lk.at, lk.committed, lk.err = began, committed, err
+	}
+	return committed, err
 }
