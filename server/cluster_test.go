@@ -32,10 +32,12 @@ func startCluster(t *testing.T, n int) []*testServer {
 	return nodes
 }
 
-// waitVoters waits until every node sees all of nodes as voters of its cluster.
+// waitVoters waits until every node sees all of nodes as voters of its cluster. When they do
+// not in time, it logs what each node sees (Raft's configuration, gossip's members) before
+// failing: a CI log is all there is of a cluster that did not form.
 func waitVoters(t *testing.T, nodes []*testServer) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "every node is a voter of one cluster", func() bool {
+	formed := func() bool {
 		for _, nd := range nodes {
 			servers, err := nd.node.Servers(context.Background())
 			if err != nil || len(servers) != len(nodes) {
@@ -48,7 +50,20 @@ func waitVoters(t *testing.T, nodes []*testServer) {
 			}
 		}
 		return true
-	})
+	}
+	for deadline := time.Now().Add(30 * time.Second); !formed(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			for _, nd := range nodes {
+				servers, err := nd.node.Servers(context.Background())
+				var members []string
+				for _, m := range nd.serf.Members() {
+					members = append(members, fmt.Sprintf("%s=%v", m.Name, m.Status))
+				}
+				t.Logf("%s (leader %v): raft servers %+v (err %v); gossip members %v", nd.cfg.NodeName, nd.node.IsLeader(), servers, err, members)
+			}
+			t.Fatal("timed out after 30s waiting until every node is a voter of one cluster")
+		}
+	}
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
