@@ -46,9 +46,9 @@ type reconciler struct {
 
 	mu      sync.Mutex
 	foreign map[string]string // member → the other cluster ID last logged for it
-	// refused holds members that failed admission, by name and raft address, until when they
-	// are not tried again (so that a stranger cannot make every pass wait on its handshake).
-	refused map[refusal]time.Time
+	// refused holds members that failed admission, by name and raft address, with until when
+	// they are not tried again (so that a stranger cannot make every pass wait on its handshake).
+	refused map[refusal]refusedFor
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -209,9 +209,31 @@ func (r *reconciler) ofAnotherCluster(m discovery.Member) bool {
 // refusal names a member that failed admission at an address.
 type refusal struct{ id, raftAddr string }
 
-// refusedRetry is how long a member that failed admission is left alone before it is tried
-// again (a real server that started with the wrong certificate, fixed and restarted).
-const refusedRetry = 30 * time.Second
+// refusedFor is how long a refused member is left alone: until then, after a wait of wait.
+type refusedFor struct {
+	until time.Time
+	wait  time.Duration
+}
+
+// A member that failed admission is left alone refusedFirstRetry, and twice as long after each
+// refusal that follows, up to refusedRetry (a real server that started with the wrong
+// certificate, fixed and restarted, is tried again within that). A first failure is often
+// passing (a handshake that timed out on a loaded host, a node restarting): with one fixed wait
+// of 30 s, a joining server whose first check failed so stayed out of the cluster that long.
+// A stranger still costs at most one handshake every refusedRetry once it has failed a few.
+const (
+	refusedFirstRetry = time.Second
+	refusedRetry      = 30 * time.Second
+)
+
+// nextRefusal is the refusal that follows prev (zero: none) at now.
+func nextRefusal(prev refusedFor, now time.Time) refusedFor {
+	wait := refusedFirstRetry
+	if prev.wait > 0 && now.Before(prev.until.Add(refusedRetry)) {
+		wait = min(2*prev.wait, refusedRetry)
+	}
+	return refusedFor{until: now.Add(wait), wait: wait}
+}
 
 // admitted reports whether m may enter (or be promoted in) Raft's configuration: it proved its
 // identity at its advertised Raft address, and its API address is that same address (a server
@@ -220,9 +242,9 @@ func (r *reconciler) admitted(ctx context.Context, m discovery.Member) bool {
 	raftAddr, rpcAddr := m.Tags[tagRaftAddr], m.Tags[tagRPCAddr]
 	key := refusal{m.Name, raftAddr}
 	r.mu.Lock()
-	until, refused := r.refused[key]
+	prev, refused := r.refused[key]
 	r.mu.Unlock()
-	if refused && time.Now().Before(until) {
+	if refused && time.Now().Before(prev.until) {
 		return false
 	}
 	var err error
@@ -236,15 +258,15 @@ func (r *reconciler) admitted(ctx context.Context, m discovery.Member) bool {
 	defer r.mu.Unlock()
 	if err != nil {
 		if r.refused == nil {
-			r.refused = map[refusal]time.Time{}
+			r.refused = map[refusal]refusedFor{}
 		}
 		now := time.Now()
-		for k, t := range r.refused { // forget expired refusals: the map stays as small as Serf's member list
-			if now.After(t) {
+		for k, f := range r.refused { // forget old refusals: the map stays as small as Serf's member list
+			if now.After(f.until.Add(refusedRetry)) {
 				delete(r.refused, k)
 			}
 		}
-		r.refused[key] = now.Add(refusedRetry)
+		r.refused[key] = nextRefusal(r.refused[key], now)
 		r.logger.Warn("refusing server into the Raft configuration", "id", m.Name, "raft_addr", raftAddr, "err", err)
 		return false
 	}
