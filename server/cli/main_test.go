@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"os"
+	"os/exec"
 	"os/signal"
 	"syscall"
 	"testing"
@@ -24,4 +25,33 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}
 	goleak.VerifyTestMain(m)
+}
+
+// serveProcess is `commitlog serve` run as a process of its own (the test binary, asCommitlog),
+// for tests that send it signals. It is killed, if still running, when the test ends.
+type serveProcess struct {
+	cmd    *exec.Cmd
+	errOut *syncBuffer
+	// exited receives Wait's result once; whoever takes it puts it back.
+	exited chan error
+}
+
+func startServeProcess(t *testing.T, args ...string) *serveProcess {
+	t.Helper()
+	p := &serveProcess{cmd: exec.Command(os.Args[0], append([]string{"serve"}, args...)...), errOut: &syncBuffer{}, exited: make(chan error, 1)}
+	p.cmd.Env = append(os.Environ(), asCommitlog+"=1")
+	p.cmd.Stdout, p.cmd.Stderr = &syncBuffer{}, p.errOut
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	return p
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -19,25 +18,10 @@ import (
 // started, and the wait ran its whole course. It stops at once, with status 1, saying so.
 func TestServeStopSignalWhileStarting(t *testing.T) {
 	gossip := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	cmd := exec.Command(os.Args[0], "serve", "--node-name", "n0", "--data-dir", filepath.Join(t.TempDir(), "data"),
+	p := startServeProcess(t, "--node-name", "n0", "--data-dir", filepath.Join(t.TempDir(), "data"),
 		"--rpc-port", "0", "--bind-addr", gossip, "--bootstrap-wait", "0s", "--gossip-profile", "test",
 		"--advertise-host", "commitlog-0.commitlog-headless.prod.svc.invalid", "--log-level", "info")
-	cmd.Env = append(os.Environ(), asCommitlog+"=1")
-	var out, errOut syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		select {
-		case <-exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
+	cmd, errOut, exited := p.cmd, p.errOut, p.exited
 	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(errOut.String(), "does not resolve yet"); time.Sleep(20 * time.Millisecond) {
 		select {
 		case err := <-exited:

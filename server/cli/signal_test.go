@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -22,25 +21,10 @@ import (
 // connection whose request body never ends (the endpoint's shutdown waits up to 5 s for it).
 func TestServeSecondSignalExitsAtOnce(t *testing.T) {
 	metrics := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	cmd := exec.Command(os.Args[0], "serve", "--node-name", "n0", "--data-dir", filepath.Join(t.TempDir(), "data"),
+	p := startServeProcess(t, "--node-name", "n0", "--data-dir", filepath.Join(t.TempDir(), "data"),
 		"--rpc-port", "0", "--bind-addr", "127.0.0.1:0", "--bootstrap-wait", "0s", "--gossip-profile", "test",
 		"--metrics-addr", metrics, "--log-level", "info")
-	cmd.Env = append(os.Environ(), asCommitlog+"=1")
-	var out, errOut syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		select {
-		case <-exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
+	cmd, errOut, exited := p.cmd, p.errOut, p.exited
 	get := func(path string) (int, string) {
 		res, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + metrics + path)
 		if err != nil {
