@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -412,5 +415,93 @@ func TestRemoveServerKeepsQuorum(t *testing.T) {
 	// The down server itself may go: the two that stay both answer.
 	if _, err := c.RemoveServer(ctx, &logv1.RemoveServerRequest{Id: down.ID()}); err != nil {
 		t.Errorf("RemoveServer of the down server: %v", err)
+	}
+}
+
+// TestRemoveServerKeepsQuorumOnANewLeader: the quorum check holds on a leader elected moments
+// ago, which has seen none of its heartbeats fail yet, as cluster remove makes one when it
+// hands leadership away from a server it removes. With one of three servers down (its address
+// accepts connections and never answers, as a host that hangs: heartbeats to it neither
+// succeed nor fail for the transport's timeout), leadership moved to the other running one,
+// and the former leader's removal asked of it, the new leader counted the down server as
+// answering: the removal left two voters, one down, and the cluster stopped. The down server
+// itself may still go.
+func TestRemoveServerKeepsQuorumOnANewLeader(t *testing.T) {
+	nodes := startCluster(t, 3)
+	old := leaderOf(t, nodes)
+	var down, next *testServer
+	for _, nd := range nodes {
+		switch {
+		case nd == old:
+		case down == nil:
+			down = nd
+		default:
+			next = nd
+		}
+	}
+	ctx := ctxT(t, 90*time.Second)
+	addr := down.Addr()
+	down.shutdown(t)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen on the stopped server's address: %v", err)
+	}
+	var (
+		mu     sync.Mutex
+		conns  []net.Conn
+		closed bool
+		wg     sync.WaitGroup
+	)
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		closed = true
+		for _, conn := range conns {
+			_ = conn.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			if closed {
+				_ = conn.Close()
+			}
+			mu.Unlock()
+			wg.Add(1)
+			go func() { // read and never answer
+				defer wg.Done()
+				_, _ = io.Copy(io.Discard, conn)
+			}()
+		}
+	}()
+
+	if _, err := newClient(t, TransportConnect, old.Addr()).TransferLeadership(ctx, &logv1.TransferLeadershipRequest{Id: next.ID()}); err != nil {
+		t.Fatalf("TransferLeadership to %s: %v", next.ID(), err)
+	}
+	waitLeader(t, next.Server)
+	c := newClient(t, TransportConnect, next.Addr())
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	_, err = c.RemoveServer(rctx, &logv1.RemoveServerRequest{Id: old.ID()})
+	cancel()
+	if transport.CodeOf(err) != transport.FailedPrecondition || !strings.Contains(err.Error(), "fewer than their quorum") {
+		t.Fatalf("RemoveServer of the former leader on the new one, another server down: %v, want FailedPrecondition (quorum)", err)
+	}
+	if servers, err := next.node.Servers(ctx); err != nil || len(servers) != 3 {
+		t.Errorf("configuration after the refusal: %v, %v", servers, err)
+	}
+	if _, err := c.RemoveServer(ctx, &logv1.RemoveServerRequest{Id: down.ID()}); err != nil {
+		t.Errorf("RemoveServer of the down server: %v", err)
+	}
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("still")}}); err != nil {
+		t.Errorf("Produce after the removals: %v", err)
 	}
 }

@@ -1081,26 +1081,8 @@ func (s *service) RemoveServer(ctx context.Context, req *logv1.RemoveServerReque
 		}) {
 			return nil, transport.Errorf(transport.FailedPrecondition, "server %q is the cluster's last voter: removing it would leave no server to elect a leader", req.GetId())
 		}
-		// Raft counts votes by the new configuration as soon as the leader appends it: removing
-		// a voter while the voters that stay and answer the leader are not a majority of those
-		// that stay never commits, and the cluster has no quorum until failed servers return.
-		// (A scale-down removes running servers one by one while another may be down.)
-		if i := slices.IndexFunc(servers, func(sv consensus.ServerStatus) bool { return sv.ID == req.GetId() }); servers[i].Suffrage == consensus.Voter {
-			stay, up := 0, 0
-			for _, sv := range servers {
-				if sv.ID == req.GetId() || sv.Suffrage != consensus.Voter {
-					continue
-				}
-				stay++
-				if sv.LastContact.IsZero() { // the leader's heartbeats to it do not fail
-					up++
-				}
-			}
-			if up <= stay/2 {
-				return nil, transport.Errorf(transport.FailedPrecondition,
-					"removing server %q would leave %d voters of which %d answer the leader, fewer than their quorum of %d: the removal would never commit and the cluster would stop; bring the failed servers back first",
-					req.GetId(), stay, up, stay/2+1)
-			}
+		if err := s.checkRemovalQuorum(ctx, req.GetId(), servers); err != nil {
+			return nil, err
 		}
 	}
 	// Marked before the removal, so that no reconcile pass running meanwhile adds it back.
@@ -1114,6 +1096,66 @@ func (s *service) RemoveServer(ctx context.Context, req *logv1.RemoveServerReque
 		return nil, toWire(err)
 	}
 	return &logv1.RemoveServerResponse{}, nil
+}
+
+// removalQuorumWait bounds how long RemoveServer waits for the leader to learn whether the
+// voters that stay answer it (a leader elected moments ago knows nothing of them yet).
+const removalQuorumWait = 2 * time.Second
+
+// checkRemovalQuorum refuses (FailedPrecondition) the removal of the voter id when the voters
+// that stay and answer the leader would not be a majority of those that stay. Raft counts
+// votes by the new configuration as soon as the leader appends it: such a removal never
+// commits, and the cluster has no quorum until failed servers return. (A scale-down removes
+// running servers one by one while another may be down.)
+//
+// A voter answers when the leader's heartbeats to it do not fail AND it acknowledged an append
+// of this term (a match index): a leader elected moments ago (cluster remove makes one when it
+// hands leadership away from a server it removes) has seen no heartbeat fail yet, and took a
+// server that is down for one that answers. While the voters whose state is still unknown
+// could make the difference, the leader asks again, for up to removalQuorumWait.
+func (s *service) checkRemovalQuorum(ctx context.Context, id string, servers []consensus.ServerStatus) error {
+	if i := slices.IndexFunc(servers, func(sv consensus.ServerStatus) bool { return sv.ID == id }); i < 0 || servers[i].Suffrage != consensus.Voter {
+		return nil // a non-voter's removal does not change the quorum
+	}
+	deadline := time.Now().Add(removalQuorumWait)
+	for {
+		stay, up, unknown := 0, 0, 0
+		for _, sv := range servers {
+			if sv.ID == id || sv.Suffrage != consensus.Voter {
+				continue
+			}
+			stay++
+			switch {
+			case sv.Leader:
+				up++
+			case !sv.LastContact.IsZero(): // the leader's heartbeats to it fail
+			case sv.MatchIndex > 0:
+				up++
+			default:
+				unknown++
+			}
+		}
+		if up > stay/2 {
+			return nil
+		}
+		if !s.node.IsLeader() {
+			return nil // leadership moved meanwhile: the removal itself answers NotLeader
+		}
+		if up+unknown <= stay/2 || time.Now().After(deadline) {
+			return transport.Errorf(transport.FailedPrecondition,
+				"removing server %q would leave %d voters of which %d answer the leader, fewer than their quorum of %d: the removal would never commit and the cluster would stop; bring the failed servers back first",
+				id, stay, up, stay/2+1)
+		}
+		select {
+		case <-ctx.Done():
+			return toWire(ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+		var err error
+		if servers, err = s.node.Servers(ctx); err != nil {
+			return toWire(err)
+		}
+	}
 }
 
 // transferError is toWire for TransferLeadership's refusals, which hashicorp/raft answers
