@@ -53,8 +53,9 @@ const (
 	maxClientIDLen = 512
 )
 
-// errGroupLimit: a join refused because the coordinator holds as many members as it may
-// (ResourceExhausted on the wire). Nothing was changed.
+// errGroupLimit: a join refused because its group, or the coordinator, holds as many members
+// as it may (ResourceExhausted on the wire, as DESIGN.md's limits: the request is well formed,
+// and a member that leaves makes room). Nothing was changed.
 var errGroupLimit = errors.New("server: consumer group limit reached")
 
 // validateMemberIDs checks a heartbeat's member id and client id (either may be empty).
@@ -306,7 +307,7 @@ func (c *coordinator) heartbeat(req heartbeatRequest) (heartbeatResult, error) {
 		// The limits, before anything changes (a rejoin's removal above aside).
 		switch {
 		case g != nil && len(g.members) >= maxGroupMembers:
-			return heartbeatResult{}, fmt.Errorf("%w: group %q has %d members, the limit", fsm.ErrInvalidGroup, req.group, maxGroupMembers)
+			return heartbeatResult{}, fmt.Errorf("%w: group %q has %d members, the limit; retry later", errGroupLimit, req.group, maxGroupMembers)
 		case c.members >= maxCoordinatedMembers:
 			return heartbeatResult{}, fmt.Errorf("%w: the consumer groups have %d members together (in %d groups), the most this coordinator holds; retry later",
 				errGroupLimit, maxCoordinatedMembers, len(c.groups))

@@ -70,6 +70,44 @@ func TestCoordinatorMembersCapped(t *testing.T) {
 	}
 }
 
+// TestGroupMembersCapped: a join to a group that holds 10,000 members (the limit, Kafka's
+// group.max.size) was refused InvalidArgument, as a malformed request, though the request was
+// well formed and the same join succeeds once a member leaves: it is ResourceExhausted, as
+// DESIGN.md's limits and the coordinator's own, naming the limit. Another group still takes
+// members.
+func TestGroupMembersCapped(t *testing.T) {
+	f := newCoordFixture(t, map[string]uint32{"t": 1})
+	const limit = 10_000
+	res, err := f.c.heartbeat(heartbeatRequest{group: "g", topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := res.member
+	// The other members are added as the coordinator holds them: joining them one by one
+	// rebalances the group at each join, which takes minutes under -race.
+	f.c.mu.Lock()
+	g := f.c.groups["g"]
+	for i := 1; i < limit; i++ {
+		id := fmt.Sprintf("m%d", i)
+		g.members[id] = &member{id: id, epoch: 1, topics: []string{"t"}, owned: map[topicPartition]grant{}, deadline: f.now.Add(testSession)}
+	}
+	f.c.members += limit - 1
+	f.c.mu.Unlock()
+	_, err = f.c.heartbeat(heartbeatRequest{group: "g", topics: []string{"t"}})
+	if code := transport.CodeOf(toWire(err)); code != transport.ResourceExhausted || !strings.Contains(fmt.Sprint(err), "10000 members") {
+		t.Errorf("join to a group of %d members: %v (code %v), want ResourceExhausted naming the limit", limit, err, code)
+	}
+	if _, err := f.c.heartbeat(heartbeatRequest{group: "other", topics: []string{"t"}}); err != nil {
+		t.Errorf("join to another group: %v, want it accepted", err)
+	}
+	if _, err := f.c.heartbeat(heartbeatRequest{group: "g", member: first, epoch: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.c.heartbeat(heartbeatRequest{group: "g", topics: []string{"t"}}); err != nil {
+		t.Errorf("join after a member left: %v, want it accepted", err)
+	}
+}
+
 // TestCoordinatorForgetsEmptyGroups: the coordinator remembered when each group lost its last
 // member (emptySince) for the rest of its term: a client joining and leaving ever new groups
 // grew the leader's memory without bound. An entry serves only for a session timeout (offsets
