@@ -414,13 +414,9 @@ func checkManifests(t *testing.T, name string, values map[string]any, m *manifes
 	probe("liveness", c.LivenessProbe, "/healthz")
 	probe("startup", c.StartupProbe, "/healthz")
 
-	// The Go runtime knows the memory limit: its garbage collector otherwise lets the heap reach
-	// twice what is live, past a limit the live data fits in (an OOM kill).
-	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
-		return e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory"
-	}) {
-		t.Error("no GOMEMLIMIT from limits.memory: the garbage collector does not know the container's memory limit")
-	}
+	// The Go runtime knows the memory limit, less headroom: its garbage collector otherwise lets
+	// the heap reach twice what is live, past a limit the live data fits in (an OOM kill).
+	checkGoMemLimit(t, c)
 
 	// Graceful stop: the server's shutdown (hand leadership over, leave if removed, end
 	// streams: about 25 s at worst) fits in the grace period.
@@ -497,6 +493,41 @@ func checkManifests(t *testing.T, name string, values map[string]any, m *manifes
 		if m.configMaps[fullname+"-acl"] != nil {
 			t.Error("an ACL ConfigMap without TLS (the server refuses an ACL without mTLS)")
 		}
+	}
+}
+
+// checkGoMemLimit: with a memory limit, GOMEMLIMIT is 90% of it in bytes (Go's guidance: the
+// soft limit governs the heap and the runtime's own memory, not all a container holds); without
+// one, none.
+func checkGoMemLimit(t *testing.T, c corev1.Container) {
+	t.Helper()
+	i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
+	limit, ok := c.Resources.Limits[corev1.ResourceMemory]
+	switch {
+	case !ok && i >= 0:
+		t.Errorf("GOMEMLIMIT %+v without a memory limit", c.Env[i])
+	case !ok:
+	case i < 0:
+		t.Error("no GOMEMLIMIT: the garbage collector does not know the container's memory limit")
+	case c.Env[i].Value != strconv.FormatInt(limit.Value()*9/10, 10) || c.Env[i].ValueFrom != nil:
+		t.Errorf("GOMEMLIMIT %+v with a memory limit of %s, want %d (90%%)", c.Env[i], limit.String(), limit.Value()*9/10)
+	}
+}
+
+// TestGoMemLimitLeavesHeadroom: GOMEMLIMIT was the container's whole memory limit, which leaves
+// the memory Go's soft limit does not govern nowhere to go but over the limit (an OOM kill);
+// it is 90% of the limit, for every form of quantity, and absent without a limit. A form it
+// cannot read fails the render.
+func TestGoMemLimitLeavesHeadroom(t *testing.T) {
+	ch := loadChart(t)
+	for _, q := range []string{"512Mi", "1Gi", "1500M", "2G", "1.5Gi", "536870912", "64Ki"} {
+		m := renderAndDecode(t, ch, fmt.Sprintf("resources:\n  limits:\n    memory: %q\n", q))
+		checkGoMemLimit(t, container(t, m.sts))
+	}
+	m := renderAndDecode(t, ch, "resources:\n  limits: null\n")
+	checkGoMemLimit(t, container(t, m.sts))
+	if _, err := render(t, ch, "resources:\n  limits:\n    memory: 1e9\n"); err == nil || !strings.Contains(err.Error(), "GOMEMLIMIT") {
+		t.Errorf("render with memory 1e9: %v, want a failure naming GOMEMLIMIT", err)
 	}
 }
 

@@ -144,3 +144,20 @@ stands for the voters. */ -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/* GOMEMLIMIT for a container memory limit (a Kubernetes quantity: 512Mi, 1Gi, 1500M, 1.5Gi,
+536870912): 90% of it, in bytes, leaving room for what Go's soft limit does not govern. */}}
+{{- define "commitlog.goMemLimit" -}}
+{{- $q := toString . -}}
+{{- if not (regexMatch `^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$` $q) -}}
+{{- fail (printf "resources.limits.memory %q: want a number of bytes with an optional suffix Ki, Mi, Gi, Ti, k, M, G or T (for GOMEMLIMIT)" $q) -}}
+{{- end -}}
+{{- $num := regexReplaceAll `^([0-9.]+).*$` $q "${1}" -}}
+{{- $unit := regexReplaceAll `^[0-9.]+` $q "" -}}
+{{- $mult := get (dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776) $unit -}}
+{{- if contains "." $num -}}
+{{- printf "%d" (int64 (floor (divf (mulf $num $mult 9) 10))) -}}
+{{- else -}}
+{{- printf "%d" (div (mul (int64 $num) $mult 9) 10) -}}
+{{- end -}}
+{{- end -}}
