@@ -81,6 +81,7 @@ type Config struct {
 	// BindAddr (NAT, containers, Kubernetes: bind 0.0.0.0, advertise the pod IP). A host name
 	// is resolved once, at New, which waits up to AdvertiseResolveTimeout for a name that does
 	// not resolve yet (NewContext: or until its ctx ends). An unspecified address (0.0.0.0, ::) is rejected: nobody can reach it.
+	// Port 0 advertises the port gossip binds (the free one taken when BindAddr asks for port 0).
 	// Default: the bind address, or, when binding every interface, a private IP of this host
 	// chosen by memberlist.
 	AdvertiseAddr string
@@ -181,14 +182,12 @@ func (cfg Config) validate() error {
 		return bad("BindAddr", "%q: %w", cfg.BindAddr, err)
 	}
 	if cfg.AdvertiseAddr != "" {
-		host, port, err := splitHostPort(cfg.AdvertiseAddr)
+		host, _, err := splitHostPort(cfg.AdvertiseAddr)
 		switch {
 		case err != nil:
 			return bad("AdvertiseAddr", "%q: %w", cfg.AdvertiseAddr, err)
 		case host == "" || net.ParseIP(host).IsUnspecified():
 			return bad("AdvertiseAddr", "%q: other nodes cannot reach an unspecified address", cfg.AdvertiseAddr)
-		case port == 0:
-			return bad("AdvertiseAddr", "%q: port 0", cfg.AdvertiseAddr)
 		}
 	}
 	if err := checkTags(cfg.Tags); err != nil {
@@ -284,7 +283,9 @@ func (s *settings) serfConfig(ctx context.Context, events chan<- hserf.Event) (*
 				discovery.ErrInvalidConfig, s.cfg.AdvertiseAddr)
 		}
 		ml.AdvertiseAddr = advIP
-		ml.AdvertisePort = s.advertisePort
+		if s.advertisePort != 0 { // port 0: the port gossip binds (New reads it back)
+			ml.AdvertisePort = s.advertisePort
+		}
 	}
 	if s.key != nil {
 		ml.SecretKey = s.key

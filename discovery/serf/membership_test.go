@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"net"
 	"strconv"
 	"testing"
 
@@ -269,5 +270,25 @@ func TestAdvertiseAddrDiffersFromBindAddr(t *testing.T) {
 	b := startNode(t, "b", serf.Config{StartJoinAddrs: []string{a.m.LocalMember().Addr}})
 	if e := waitFor(t, b.rec, discovery.EventJoin, "a"); e.Member.Addr != "127.0.0.1:"+port {
 		t.Errorf("b sees a at %q, want the advertised address", e.Member.Addr)
+	}
+}
+
+// TestAdvertiseAddrPort0: an AdvertiseAddr of port 0 advertises the port gossip binds, the
+// free one taken for a BindAddr of port 0 (it was refused: a server given an advertise host
+// and a gossip port 0 did not start), and another node joins there. An AdvertiseAddr's own
+// port stays advertised with a BindAddr of port 0 (it was replaced by the bound one).
+func TestAdvertiseAddrPort0(t *testing.T) {
+	a := startNode(t, "a", serf.Config{AdvertiseAddr: "127.0.0.1:0"})
+	_, port, err := net.SplitHostPort(a.m.LocalMember().Addr)
+	if err != nil || port == "0" {
+		t.Fatalf("LocalMember().Addr = %q, want the bound port", a.m.LocalMember().Addr)
+	}
+	b := startNode(t, "b", serf.Config{StartJoinAddrs: []string{a.m.LocalMember().Addr}})
+	waitFor(t, b.rec, discovery.EventJoin, "a")
+
+	nat := strconv.Itoa(freePort(t))
+	c := startNode(t, "c", serf.Config{AdvertiseAddr: "127.0.0.1:" + nat})
+	if got, want := c.m.LocalMember().Addr, "127.0.0.1:"+nat; got != want {
+		t.Errorf("LocalMember().Addr = %q, want the advertised %q", got, want)
 	}
 }

@@ -111,7 +111,10 @@ func NewContext(ctx context.Context, cfg Config) (*Membership, error) {
 	}
 	if ml.BindPort == 0 { // as memberlist does with the transport it makes
 		port := gt.GetAutoBindPort()
-		ml.BindPort, ml.AdvertisePort = port, port
+		if ml.AdvertisePort == 0 { // not an AdvertiseAddr's own port
+			ml.AdvertisePort = port
+		}
+		ml.BindPort = port
 	}
 	ml.Transport = gt
 	m.serf, err = hserf.Create(conf)

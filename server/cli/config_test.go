@@ -264,6 +264,32 @@ func TestServeStartLineNamesGossipPort(t *testing.T) {
 	conn.Close()
 }
 
+// TestServeAdvertiseHostWithGossipPort0: with --advertise-host (or --gossip-advertise-host),
+// Serf was told to advertise that host with --bind-addr's port, and a --bind-addr of port 0 (a
+// free port) was refused at start ("AdvertiseAddr ...: port 0"). It serves, and advertises the
+// port gossip took, where something listens.
+func TestServeAdvertiseHostWithGossipPort0(t *testing.T) {
+	for _, flag := range []string{"--advertise-host", "--gossip-advertise-host"} {
+		t.Run(flag, func(t *testing.T) {
+			var out syncBuffer
+			startServeTo(t, &out, "--data-dir", filepath.Join(t.TempDir(), "data"), "--bind-addr", "127.0.0.1:0",
+				flag, "127.0.0.1", "--rpc-port", "-1", "--log-level", "error")
+			m := regexp.MustCompile(`, gossip on (\S+),`).FindStringSubmatch(out.String())
+			if m == nil {
+				t.Fatalf("serve output %q: no gossip address", out.String())
+			}
+			if _, port, err := net.SplitHostPort(m[1]); err != nil || port == "0" {
+				t.Fatalf("serve output %q: gossip on %s, want the port Serf listens on", out.String(), m[1])
+			}
+			conn, err := net.DialTimeout("tcp", m[1], 5*time.Second)
+			if err != nil {
+				t.Fatalf("nothing listens at the advertised gossip address: %v", err)
+			}
+			conn.Close()
+		})
+	}
+}
+
 // TestServeRefusesArguments: serve takes no arguments, and the flag package stops reading flags
 // at the first one, so `serve --leave-on-shutdown false --log-level error` set
 // --leave-on-shutdown (a boolean flag takes no separate value), then ignored "false" and every
