@@ -505,3 +505,65 @@ func TestRemoveServerKeepsQuorumOnANewLeader(t *testing.T) {
 		t.Errorf("Produce after the removals: %v", err)
 	}
 }
+
+// TestRemovalQuorumArithmetic: which removals the quorum check allows, on a leader that knows
+// each voter's state (a failing voter carries a LastContact; one that answered this leader a
+// match index). A dead voter may always go while the rest answer (3 voters one dead, 2 voters
+// one dead: the way to recover), a running one only while the voters that stay and answer are
+// a majority of those that stay; a non-voter's removal does not count. A voter this leader has
+// not heard from yet counts as not answering once the check stops waiting for it.
+func TestRemovalQuorumArithmetic(t *testing.T) {
+	up := func(id string) consensus.ServerStatus {
+		return consensus.ServerStatus{Server: consensus.Server{ID: id, Suffrage: consensus.Voter}, MatchIndex: 7}
+	}
+	leader := consensus.ServerStatus{Server: consensus.Server{ID: "L", Suffrage: consensus.Voter}, Leader: true}
+	dead := func(id string) consensus.ServerStatus {
+		s := up(id)
+		s.LastContact = time.Now().Add(-time.Minute)
+		return s
+	}
+	unknown := func(id string) consensus.ServerStatus {
+		s := up(id)
+		s.MatchIndex = 0
+		return s
+	}
+	nonvoter := consensus.ServerStatus{Server: consensus.Server{ID: "n", Suffrage: consensus.Nonvoter}}
+	for _, tc := range []struct {
+		name    string
+		servers []consensus.ServerStatus
+		remove  string
+		allowed bool
+	}{
+		{"3 voters, remove the dead one", []consensus.ServerStatus{leader, up("a"), dead("d")}, "d", true},
+		{"3 voters one dead, remove a running follower", []consensus.ServerStatus{leader, up("a"), dead("d")}, "a", false},
+		{"3 voters one dead, remove the leader", []consensus.ServerStatus{leader, up("a"), dead("d")}, "L", false},
+		{"2 voters, remove the dead one", []consensus.ServerStatus{leader, dead("d")}, "d", true},
+		{"4 voters one dead, remove a running follower", []consensus.ServerStatus{leader, up("a"), up("b"), dead("d")}, "a", true},
+		{"5 voters two dead, remove a dead one", []consensus.ServerStatus{leader, up("a"), up("b"), dead("d"), dead("e")}, "d", true},
+		{"5 voters two dead, remove a running follower", []consensus.ServerStatus{leader, up("a"), up("b"), dead("d"), dead("e")}, "a", false},
+		{"a non-voter, a voter dead", []consensus.ServerStatus{leader, up("a"), dead("d"), nonvoter}, "n", true},
+		{"3 voters one not heard from yet, remove a running follower", []consensus.ServerStatus{leader, up("a"), unknown("u")}, "a", false},
+	} {
+		svc := &service{node: staticLeader{servers: tc.servers}}
+		err := svc.checkRemovalQuorum(ctxT(t, 30*time.Second), tc.remove, tc.servers)
+		if tc.allowed && err != nil {
+			t.Errorf("%s: %v, want it allowed", tc.name, err)
+		}
+		if !tc.allowed && transport.CodeOf(err) != transport.FailedPrecondition {
+			t.Errorf("%s: %v, want FailedPrecondition", tc.name, err)
+		}
+	}
+}
+
+// staticLeader is a consensus.Consensus that leads and answers Servers with servers: what the
+// removal's quorum check asks.
+type staticLeader struct {
+	consensus.Consensus
+	servers []consensus.ServerStatus
+}
+
+func (staticLeader) IsLeader() bool { return true }
+
+func (l staticLeader) Servers(context.Context) ([]consensus.ServerStatus, error) {
+	return slices.Clone(l.servers), nil
+}
