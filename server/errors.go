@@ -46,6 +46,8 @@ func toWire(err error) error {
 		return transport.NewError(transport.NotFound, err)
 	case errors.Is(err, fsm.ErrUnknownGroup):
 		return transport.NewError(transport.NotFound, err).WithGroupError(&logv1.GroupError{Reason: logv1.GroupError_REASON_UNKNOWN_GROUP})
+	case errors.Is(err, fsm.ErrTooManyGroups):
+		return transport.NewError(transport.ResourceExhausted, err)
 	case errors.Is(err, fsm.ErrInvalidGroup):
 		return transport.NewError(transport.InvalidArgument, err).WithGroupError(&logv1.GroupError{Reason: logv1.GroupError_REASON_INVALID})
 	case errors.Is(err, fsm.ErrTopicExists):

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/transport"
 )
 
@@ -140,4 +141,14 @@ func emptyGroupsRemembered(c *coordinator) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.emptySince)
+}
+
+// TestTooManyGroupsIsResourceExhausted: the cap on groups with committed offsets
+// (fsm.MaxGroups) is a limit reached, answered ResourceExhausted as the coordinator's member
+// caps are, not InvalidArgument (a commit refused there is not a bad request).
+func TestTooManyGroupsIsResourceExhausted(t *testing.T) {
+	err := fmt.Errorf("commit offsets: %w: 100000 groups have offsets, the limit", fsm.ErrTooManyGroups)
+	if code := transport.CodeOf(toWire(err)); code != transport.ResourceExhausted {
+		t.Fatalf("%v answered %v, want ResourceExhausted", err, code)
+	}
 }

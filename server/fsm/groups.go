@@ -59,8 +59,11 @@ const (
 var (
 	// ErrUnknownGroup: the group has no committed offsets.
 	ErrUnknownGroup = errors.New("fsm: unknown group")
-	// ErrInvalidGroup: a bad group name, offset metadata, or too many groups.
+	// ErrInvalidGroup: a bad group name or offset metadata.
 	ErrInvalidGroup = errors.New("fsm: invalid group request")
+	// ErrTooManyGroups: MaxGroups groups have committed offsets, and a commit would add one.
+	// A limit of the cluster's, not a bad request: the server answers ResourceExhausted.
+	ErrTooManyGroups = errors.New("fsm: too many groups")
 )
 
 // OffsetCommit is one offset of a commit: the next offset the group will read in a partition.
@@ -183,7 +186,7 @@ func (m *Machine) applyGroup(cmd Command) (any, error) {
 		g := m.groups[b.Group]
 		if g == nil {
 			if len(m.groups) >= MaxGroups {
-				return nil, fmt.Errorf("%w: %d groups have offsets, the limit", ErrInvalidGroup, MaxGroups)
+				return nil, fmt.Errorf("%w: %d groups have offsets, the limit", ErrTooManyGroups, MaxGroups)
 			}
 			g = map[offsetKey]CommittedOffset{}
 			m.groups[b.Group] = g

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -172,4 +173,26 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestGroupsCapped: at MaxGroups groups with committed offsets, a commit that would add a group
+// is refused with ErrTooManyGroups (the server's ResourceExhausted: a limit reached, not a bad
+// request, which ErrInvalidGroup's InvalidArgument said), nothing stored; a known group still
+// commits. The limit had no test.
+func TestGroupsCapped(t *testing.T) {
+	n := openMachineNode(t, t.TempDir())
+	n.m.gmu.Lock()
+	for i := range MaxGroups - 1 {
+		n.m.groups[fmt.Sprintf("filler-%d", i)] = map[offsetKey]CommittedOffset{}
+	}
+	n.m.gmu.Unlock()
+	mustCommit(t, n, "last", GroupOffset{Partition: 0, Offset: 1}) // the MaxGroups-th
+	_, err := n.m.CommitOffsets(context.Background(), n, "over", []GroupOffset{{Partition: 0, Offset: 1}})
+	if !errors.Is(err, ErrTooManyGroups) || errors.Is(err, ErrInvalidGroup) {
+		t.Fatalf("commit of group %d: %v; want ErrTooManyGroups", MaxGroups+1, err)
+	}
+	if _, ok := n.m.GroupOffsets("over"); ok {
+		t.Fatal("the refused group was stored")
+	}
+	mustCommit(t, n, "last", GroupOffset{Partition: 0, Offset: 2})
 }
