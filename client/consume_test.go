@@ -239,3 +239,24 @@ func TestAdmin(t *testing.T) {
 		}
 	})
 }
+
+// TestServersAt: ServersAt asks the one server named, once (cluster remove asks the leader,
+// the only one that knows which followers answer it); an address nobody serves is an error.
+func TestServersAt(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0))
+		before := c.nodes[1].called("GetServers")
+		servers, err := cl.ServersAt(context.Background(), c.nodes[1].addr)
+		if err != nil || len(servers) != 3 || servers[0].ID != c.nodes[0].id || !servers[0].IsLeader {
+			t.Fatalf("ServersAt(%s) = %+v, %v; want the 3 servers, node 0 leading", c.nodes[1].addr, servers, err)
+		}
+		if got := c.nodes[1].called("GetServers") - before; got != 1 {
+			t.Errorf("the server asked answered %d GetServers, want 1", got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if _, err := cl.ServersAt(ctx, "127.0.0.1:1"); err == nil {
+			t.Error("ServersAt of an address nobody serves: no error")
+		}
+	})
+}

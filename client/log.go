@@ -325,6 +325,29 @@ func (c *Client) Servers(ctx context.Context) ([]Server, error) {
 	return slices.Clone(servers), nil
 }
 
+// ServersAt asks the server at addr (an API address, such as a Server's
+// Addr) for the servers as it knows them: one request, not retried. Only the
+// leader knows which followers answer it (Healthy, LastContact, Lag); another
+// server reports each one healthy. Errors: ErrClosed; ErrUnavailable when
+// addr cannot be reached; *ClusterMismatchError when addr serves another
+// cluster; the server's *transport.Error.
+func (c *Client) ServersAt(ctx context.Context, addr string) ([]Server, error) {
+	ctx, cancel := c.merged(ctx)
+	defer cancel()
+	tc, err := c.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := tc.GetServers(ctx, &logv1.GetServersRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("servers at %s: %w", addr, err)
+	}
+	if err := c.checkCluster(addr, resp.GetClusterId()); err != nil {
+		return nil, err
+	}
+	return serversFromProto(resp.GetServers()), nil
+}
+
 // Leader returns the API address of the leader as the client last learned
 // it, without a request; "" when unknown.
 func (c *Client) Leader() string {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/commitlog-go/commitlog/client"
 	"github.com/commitlog-go/commitlog/transport"
-	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
 // removeServers removes ids from the cluster's configuration one at a time, in the order given:
@@ -58,7 +57,7 @@ func leadElsewhere(c *cli.Context, cl *client.Client, id string, removing []stri
 	}
 	// Only the leader knows which followers it hears from: any other server reports each one
 	// healthy. Asked directly; its answer replaces the first.
-	if view, err := serversOf(c, servers[i].Addr); err == nil {
+	if view, err := cl.ServersAt(c.Context, servers[i].Addr); err == nil {
 		servers = view
 	}
 	var stay []client.Server
@@ -88,33 +87,4 @@ func leadElsewhere(c *cli.Context, cl *client.Client, id string, removing []stri
 	}
 	fmt.Fprintf(c.App.Writer, "leadership handed from %s to %s\n", id, to)
 	return nil
-}
-
-// serversOf asks the server at addr for the servers as it knows them.
-func serversOf(c *cli.Context, addr string) ([]client.Server, error) {
-	tlsCfg, err := clientTLS(c)
-	if err != nil {
-		return nil, err
-	}
-	tc, err := client.NewTransportClient(c.String("transport"))(addr, transport.ClientConfig{TLS: tlsCfg})
-	if err != nil {
-		return nil, err
-	}
-	defer tc.Close()
-	ctx, cancel := requestContext(c)
-	defer cancel()
-	resp, err := tc.GetServers(ctx, &logv1.GetServersRequest{})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]client.Server, 0, len(resp.GetServers()))
-	for _, p := range resp.GetServers() {
-		out = append(out, client.Server{
-			ID: p.GetId(), Addr: p.GetRpcAddr(), IsLeader: p.GetIsLeader(),
-			Voter:   p.GetSuffrage() == logv1.Suffrage_SUFFRAGE_VOTER,
-			Lag:     p.GetLag(),
-			Healthy: p.GetHealthy(),
-		})
-	}
-	return out, nil
 }
