@@ -766,8 +766,8 @@ func (s *service) commitPoint(ctx context.Context, rt readTarget) (uint64, error
 			if rt.pinned {
 				// Every committed entry is applied here now: is the read's topic still the
 				// one of its name?
-				if f, _, perr := s.sm.Partition(rt.topic, rt.partition); perr != nil || f != rt.part {
-					return 0, fmt.Errorf("%w: %q is no longer the topic with ID %s: deleted since, perhaps created again", fsm.ErrUnknownTopic, rt.topic, rt.id)
+				if gone := s.pinnedGone(rt); gone != nil {
+					return 0, gone
 				}
 			}
 			_, next := rt.part.Bounds()
@@ -782,9 +782,8 @@ func (s *service) commitPoint(ctx context.Context, rt readTarget) (uint64, error
 				// another topic (this one deleted, and created again, in entries not applied
 				// here yet), its commit point says nothing of this one, and the leader
 				// answers this read NotFound (readTargetID), never OutOfRange.
-				var id string
-				if id, ferr = s.forward.topicID(ctx, nl.Leader.Address, rt.topic); ferr == nil && id != rt.id.String() {
-					return 0, fmt.Errorf("%w: %q has ID %s on the leader, not %s: deleted since, perhaps created again", fsm.ErrUnknownTopic, rt.topic, id, rt.id)
+				if ferr = s.pinnedGoneOnLeader(ctx, nl.Leader.Address, rt); errors.Is(ferr, fsm.ErrUnknownTopic) {
+					return 0, ferr
 				}
 			}
 			if ferr == nil {

@@ -141,18 +141,42 @@ func (s *service) pinnedOutOfRange(ctx context.Context, rt readTarget, err error
 	defer cancel()
 	lerr := s.node.LinearizableRead(ctx)
 	if lerr == nil {
-		if f, _, perr := s.sm.Partition(rt.topic, rt.partition); perr != nil || f != rt.part {
-			return fmt.Errorf("%w: %q is no longer the topic with ID %s: deleted since, perhaps created again", fsm.ErrUnknownTopic, rt.topic, rt.id)
+		if gone := s.pinnedGone(rt); gone != nil {
+			return gone
 		}
 		return err
 	}
 	if nl, ok := errors.AsType[*consensus.NotLeaderError](lerr); ok && nl.Leader.ID != "" && s.forward != nil {
-		id, ferr := s.forward.topicID(ctx, nl.Leader.Address, rt.topic)
-		if (ferr == nil && id != rt.id.String()) || transport.CodeOf(ferr) == transport.NotFound {
-			return fmt.Errorf("%w: %q is no longer the topic with ID %s on the leader: deleted since, perhaps created again", fsm.ErrUnknownTopic, rt.topic, rt.id)
+		if gone := s.pinnedGoneOnLeader(ctx, nl.Leader.Address, rt); errors.Is(gone, fsm.ErrUnknownTopic) {
+			return gone
 		}
 	}
 	return err
+}
+
+// pinnedGone is ErrUnknownTopic when rt's topic name no longer names rt's topic here (deleted,
+// perhaps created again); nil when it still does. Asked once this node applied every committed
+// entry (after a linearizable read), it is the cluster's answer.
+func (s *service) pinnedGone(rt readTarget) error {
+	if f, _, err := s.sm.Partition(rt.topic, rt.partition); err != nil || f != rt.part {
+		return fmt.Errorf("%w: %q is no longer the topic with ID %s: deleted since, perhaps created again", fsm.ErrUnknownTopic, rt.topic, rt.id)
+	}
+	return nil
+}
+
+// pinnedGoneOnLeader is pinnedGone asked of the leader at addr (DescribeTopic): ErrUnknownTopic
+// when its topic of that name has another ID, or it has none; nil when it is rt's topic; the
+// call's error when the leader could not tell.
+func (s *service) pinnedGoneOnLeader(ctx context.Context, addr string, rt readTarget) error {
+	id, err := s.forward.topicID(ctx, addr, rt.topic)
+	switch {
+	case err == nil && id == rt.id.String():
+		return nil
+	case err == nil || transport.CodeOf(err) == transport.NotFound:
+		return fmt.Errorf("%w: %q is no longer the topic with ID %s on the leader (its ID there: %q): deleted since, perhaps created again", fsm.ErrUnknownTopic, rt.topic, rt.id, id)
+	default:
+		return err
+	}
 }
 
 func unknownTarget(err error) bool {
