@@ -164,7 +164,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(logv1connect.GroupsHeartbeatProcedure, big)
 	mux.Handle(logv1connect.GroupsCommitOffsetsProcedure, big)
 	small := connect.WithReadMaxBytes(s.cfg.Limits.MaxSmallMessageBytes)
-	mux.Handle(grpchealth.NewHandler(s.health, connect.WithCompressMinBytes(s.cfg.CompressMinBytes), small))
+	mux.Handle(grpchealth.NewHandler(s.health, connect.WithCompressMinBytes(s.cfg.CompressMinBytes), small,
+		connect.WithInterceptors(healthWatchInterceptor{})))
 	reflector := grpcreflect.NewStaticReflector(logv1connect.LogName, logv1connect.ClusterName, logv1connect.TopicsName,
 		logv1connect.GroupsName, grpchealth.HealthV1ServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector, small))
@@ -175,10 +176,17 @@ func (s *Server) Handler() http.Handler {
 		defer s.leave()
 		ctx := r.Context()
 		if !strings.HasPrefix(r.URL.Path, "/log.v1.") {
-			// Health watches and reflection streams end on Stop too; log.v1
-			// streams are bound by the interceptor, unary calls are not.
+			// Health watches (once they reported NOT_SERVING) and reflection
+			// streams end on Stop too; log.v1 streams are bound by the
+			// interceptor, unary calls are not.
 			var cancel context.CancelFunc
-			ctx, cancel = s.stopper.Bind(ctx)
+			if r.URL.Path == healthWatchProcedure {
+				var w *lifecycle.Watch
+				ctx, w, cancel = s.stopper.BindWatch(ctx)
+				ctx = context.WithValue(ctx, watchKey{}, w)
+			} else {
+				ctx, cancel = s.stopper.Bind(ctx)
+			}
 			defer cancel()
 		}
 		p := transport.Peer{Addr: r.RemoteAddr, Subject: transport.PeerSubject(r.TLS), Certificates: transport.PeerCertificates(r.TLS),
@@ -220,8 +228,46 @@ func slicesClone(o []connect.HandlerOption) []connect.HandlerOption {
 	return append([]connect.HandlerOption(nil), o...)
 }
 
-// healthCheckProcedure is the health service's unary method.
-const healthCheckProcedure = "/grpc.health.v1.Health/Check"
+// healthCheckProcedure is the health service's unary method, healthWatchProcedure its stream.
+const (
+	healthCheckProcedure = "/grpc.health.v1.Health/Check"
+	healthWatchProcedure = "/grpc.health.v1.Health/Watch"
+)
+
+// watchKey is the context key of a health watch's lifecycle.Watch.
+type watchKey struct{}
+
+// healthWatchInterceptor tells a health watch's lifecycle.Watch what the watch sent.
+type healthWatchInterceptor struct{}
+
+func (healthWatchInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc { return next }
+
+func (healthWatchInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (healthWatchInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+
+		if w, ok := ctx.Value(watchKey{}).(*lifecycle.Watch); ok {
+			conn = watchConn{StreamingHandlerConn: conn, w: w}
+		}
+		return next(ctx, conn)
+	}
+}
+
+type watchConn struct {
+	connect.StreamingHandlerConn
+	w *lifecycle.Watch
+}
+
+func (c watchConn) Send(m any) error {
+	err := c.StreamingHandlerConn.Send(m)
+	if err == nil {
+		c.w.Sent(lifecycle.FinalHealthStatus(m))
+	}
+	return err
+}
 
 // procedures are the log.v1 methods Admit runs for, each saying whether it
 // is a stream.

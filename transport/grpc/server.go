@@ -294,7 +294,13 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *ggrpc.Unar
 }
 
 func (s *Server) streamInterceptor(srv any, ss ggrpc.ServerStream, info *ggrpc.StreamServerInfo, handler ggrpc.StreamHandler) error {
-	// Every stream ends on Stop: ours, health watches, reflection.
+	// Every stream ends on Stop: ours, health watches (once they reported
+	// NOT_SERVING), reflection.
+	if info.FullMethod == healthWatchMethod {
+		ctx, w, cancel := s.stopper.BindWatch(ss.Context())
+		defer cancel()
+		return handler(srv, &watchStream{ctxStream: ctxStream{ServerStream: ss, ctx: ctx, s: s, method: info.FullMethod}, w: w})
+	}
 	ctx, cancel := s.stopper.Bind(ss.Context())
 	defer cancel()
 	if !ours(info.FullMethod) {
@@ -317,6 +323,23 @@ type ctxStream struct {
 }
 
 func (c *ctxStream) Context() context.Context { return c.ctx }
+
+// healthWatchMethod is the health service's streaming method.
+const healthWatchMethod = "/grpc.health.v1.Health/Watch"
+
+// watchStream tells its health watch's lifecycle.Watch what it sent.
+type watchStream struct {
+	ctxStream
+	w *lifecycle.Watch
+}
+
+func (c *watchStream) SendMsg(m any) error {
+	err := c.ctxStream.SendMsg(m)
+	if err == nil {
+		c.w.Sent(lifecycle.FinalHealthStatus(m))
+	}
+	return err
+}
 
 func (c *ctxStream) RecvMsg(m any) error { return c.s.decode(c.method, c.ServerStream.RecvMsg, m) }
 

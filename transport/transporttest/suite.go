@@ -55,6 +55,7 @@ func Run(t *testing.T, h Harness) {
 		{"Health", testHealth},
 		{"Reflection", testReflection},
 		{"StopEndsStreams", testStopEndsStreams},
+		{"StopHealthWatchSeesNotServing", testStopHealthWatchSeesNotServing},
 		{"StopIdempotent", testStopIdempotent},
 		{"ClientClose", testClientClose},
 		{"SeedWire", testSeedWire},
@@ -756,19 +757,55 @@ func testStopEndsStreams(t *testing.T, h Harness) {
 	if _, err := stream.Receive(); err == nil {
 		t.Fatalf("Receive after Stop succeeded")
 	}
-	for range 3 { // NOT_SERVING may arrive before the end of the stream
-		res, err := watch.Recv()
-		if err != nil {
-			break
-		}
-		if res.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			t.Fatalf("health watch reports SERVING after Stop")
-		}
-	}
+	watchNotServing(t, watch)
 	_, err = c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{}})
 	wantCode(t, "Produce after Stop", err, transport.Unavailable)
 	if err := s.Server.Serve(mustListen(t)); !errors.Is(err, transport.ErrServerStopped) {
 		t.Errorf("Serve after Stop = %v, want ErrServerStopped", err)
+	}
+}
+
+// testStopHealthWatchSeesNotServing stops servers with a health watch open, whether or not
+// NOT_SERVING was set before Stop: each watch reports NOT_SERVING before it ends (a load
+// balancer watching learns the server stopped serving, not only that its stream broke).
+func testStopHealthWatchSeesNotServing(t *testing.T, h Harness) {
+	for i := range 20 {
+		s := Start(t, h, transport.ServerConfig{})
+		conn, err := ggrpc.NewClient("passthrough:///"+s.Addr, ggrpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		watch, err := healthpb.NewHealthClient(conn).Watch(ctxT(t), &healthpb.HealthCheckRequest{Service: "log.v1.Log"})
+		if err != nil {
+			t.Fatalf("Watch: %v", err)
+		}
+		if res, err := watch.Recv(); err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("Watch Recv = %v, %v", res, err)
+		}
+		if i%2 == 1 { // as server.Server does: NOT_SERVING first, Stop a moment later
+			s.Server.SetHealth(transport.HealthNotServing)
+		}
+		s.Stop(t)
+		watchNotServing(t, watch)
+		conn.Close()
+	}
+}
+
+// watchNotServing reads watch until it ends and fails unless it reported NOT_SERVING first,
+// and never SERVING.
+func watchNotServing(t *testing.T, watch ggrpc.ServerStreamingClient[healthpb.HealthCheckResponse]) {
+	t.Helper()
+	for {
+		res, err := watch.Recv()
+		if err != nil {
+			t.Fatalf("the health watch ended (%v) without reporting NOT_SERVING", err)
+		}
+		switch res.GetStatus() {
+		case healthpb.HealthCheckResponse_NOT_SERVING:
+			return
+		case healthpb.HealthCheckResponse_SERVING:
+			t.Fatalf("health watch reports SERVING after Stop")
+		}
 	}
 }
 
