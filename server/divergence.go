@@ -28,8 +28,12 @@ import (
 // raises its own alarm when it is in the minority, and hands leadership over. Without a strict
 // majority (a two-node tie), nothing is raised: only the error log and the counter tell. Each
 // check also compares the last offset of one older checksum block (fsm.ChecksumBlock offsets
-// each) that every server still holds, taking them in turn, so the whole stored history is
-// compared over time.
+// each) that every server still holds: first the rest of the block the previous check
+// compared as the newest one, once the log moved past it, otherwise the blocks in turn, so
+// the whole stored history is compared over time (divergenceState.plan). A block that
+// retention cut (its start is below the first offset every server holds, as when a partition
+// of fewer records than a block lost its first ones) is compared by the chain from that first
+// offset (GetBounds checksum_from), not from the block's start, which no server holds.
 //
 // Every partition is compared this way: the default one at every check, and up to
 // maxDivergencePartitions topic partitions per check, taken in turn. A topic partition is
@@ -166,13 +170,20 @@ func (s *service) trustedPeer(ctx context.Context) bool {
 func (s *service) checksumAnswer(ctx context.Context, req *logv1.GetBoundsRequest, res *logv1.GetBoundsResponse, rt readTarget) {
 	if req.ChecksumAt != nil {
 		at := req.GetChecksumAt()
-		sum, err := rt.part.Checksum(ctx, at)
+		from := at - at%fsm.ChecksumBlock
+		if req.ChecksumFrom != nil {
+			from = req.GetChecksumFrom()
+		}
+		sum, err := rt.part.ChecksumFrom(ctx, from, at)
 		switch {
 		case err == nil:
 			res.Checksum = &sum
+			if req.ChecksumFrom != nil {
+				res.ChecksumFrom = &from
+			}
 			if req.ExpectedChecksum != nil && req.GetExpectedChecksum() != sum && s.trustedPeer(ctx) {
-				s.div.raise(fmt.Sprintf("%sat offset %d its chained checksum is %08x, the cluster majority's %08x",
-					divTarget{rt.topic, rt.partition}.where(), at, sum, req.GetExpectedChecksum()))
+				s.div.raise(fmt.Sprintf("%sat offset %d its chained checksum is %08x, the cluster majority's %08x%s",
+					divTarget{rt.topic, rt.partition}.where(), at, sum, req.GetExpectedChecksum(), chainFrom(from, at)))
 			}
 		case !errors.Is(err, fsm.ErrChecksumUnavailable):
 			s.cfg.Logger.Warn("cannot compute the log checksum asked for", "offset", at, "err", err)
@@ -267,10 +278,64 @@ func (t divTarget) where() string {
 	return fmt.Sprintf("topic %q partition %d: ", t.topic, t.partition)
 }
 
+// chainFrom tells, for an alarm or a log line, where a chain ending at at started when that is
+// not its block's start (a block that retention cut): "" otherwise.
+func chainFrom(from, at uint64) string {
+	if from == at-at%fsm.ChecksumBlock {
+		return ""
+	}
+	return fmt.Sprintf(" (chain from offset %d)", from)
+}
+
 // divergenceState is what the leader's checks carry from one to the next.
 type divergenceState struct {
 	scrub map[divTarget]uint64 // per partition, the older block its next check compares
-	next  int                  // the first topic partition (in name order) the next check compares
+	// tail is, per partition, the offset its last check compared in the newest block: the
+	// records after it in that block are compared once the log moved past the block.
+	tail map[divTarget]uint64
+	next int // the first topic partition (in name order) the next check compares
+}
+
+// span is a chain the check compares: the servers' checksums at at of the chain from from
+// (fsm.FSM.ChecksumFrom; from is in at's block).
+type span struct{ from, at uint64 }
+
+// plan picks the chains one check of partition t compares, every server holding [lowest,
+// common): the newest block up to common-1 (from lowest when retention cut that block), and
+// one older block, whole or from lowest: the rest of the block the last check compared as the
+// newest one when the log has since moved past it (so that the records written between that
+// check and the block's end are compared at once, not when the scrub comes round to them),
+// otherwise the next block in turn (st.scrub), so that every record still held, in partial
+// blocks too, is compared within as many checks as there are blocks.
+func (st *divergenceState) plan(t divTarget, lowest, common uint64) []span {
+	if st.scrub == nil {
+		st.scrub = map[divTarget]uint64{}
+	}
+	if st.tail == nil {
+		st.tail = map[divTarget]uint64{}
+	}
+	if common == 0 || lowest >= common {
+		return nil
+	}
+	const block = fsm.ChecksumBlock
+	at := common - 1
+	whole := func(k uint64) span { return span{max(k*block, lowest), (k+1)*block - 1} }
+	out := []span{{max(at-at%block, lowest), at}}
+	first, last := lowest/block, at/block // the older blocks still held, partly or whole: [first, last)
+	prev, seen := st.tail[t]
+	st.tail[t] = at
+	if seen && prev/block >= first && prev/block < last && prev%block != block-1 {
+		return append(out, whole(prev/block))
+	}
+	if first < last {
+		k := st.scrub[t]
+		if k < first || k >= last {
+			k = first
+		}
+		st.scrub[t] = k + 1
+		out = append(out, whole(k))
+	}
+	return out
 }
 
 // forget drops the scrub positions of the topic partitions not among targets (deleted
@@ -285,6 +350,11 @@ func (st *divergenceState) forget(targets []divTarget) {
 			delete(st.scrub, t)
 		}
 	}
+	for t := range st.tail {
+		if t != (divTarget{}) && !live[t] {
+			delete(st.tail, t)
+		}
+	}
 }
 
 // divPeer is a server the check compares this one with.
@@ -296,9 +366,6 @@ type divPeer struct {
 // checkDivergence runs one divergence check (see the top of this file) of the default
 // partition and of up to maxDivergencePartitions topic partitions, taken in turn.
 func (s *Server) checkDivergence(ctx context.Context, st *divergenceState) error {
-	if st.scrub == nil {
-		st.scrub = map[divTarget]uint64{}
-	}
 	servers, err := s.node.Servers(ctx)
 	if err != nil {
 		return err
@@ -452,11 +519,10 @@ type partitionBounds struct {
 	still  func() map[string]bool
 }
 
-// checkPartition compares one partition (own is its log here): at the highest offset every
-// reachable server has applied, which covers the newest checksum block, and at the last
-// offset of one older block that every server still holds, taking the blocks in turn
-// (st.scrub), so that the whole history still stored is compared over time. pb is nil for the
-// default partition, whose bounds are asked with GetBounds.
+// checkPartition compares one partition (own is its log here): the chains st.plan picks
+// among the records every reachable server holds (the newest block and one older one), so that
+// the whole history still stored is compared over time. pb is nil for the default partition,
+// whose bounds are asked with GetBounds.
 func (s *Server) checkPartition(ctx context.Context, t divTarget, own *fsm.FSM, peers []divPeer, pb *partitionBounds, st *divergenceState) error {
 	lowest, common := own.Bounds()
 	clients := map[string]transport.Client{}
@@ -480,36 +546,34 @@ func (s *Server) checkPartition(ctx context.Context, t divTarget, own *fsm.FSM, 
 		lowest = max(lowest, lo)
 		clients[p.id] = p.c
 	}
-	if common == 0 || len(clients) == 0 {
+	if len(clients) == 0 {
 		return nil
 	}
 	var still func() map[string]bool
 	if pb != nil {
 		still = pb.still
 	}
-	at := common - 1
-	err := s.compareChecksums(ctx, t, own, at, clients, still)
-	// One older block: those whose start every server still holds, before at's block.
-	const block = fsm.ChecksumBlock
-	first, last := (lowest+block-1)/block, at/block // blocks [first, last)
-	if first < last {
-		k := st.scrub[t]
-		if k < first || k >= last {
-			k = first
-		}
-		st.scrub[t] = k + 1
-		err = errors.Join(err, s.compareChecksums(ctx, t, own, (k+1)*block-1, clients, still))
+	var errs []error
+	for _, sp := range st.plan(t, lowest, common) {
+		errs = append(errs, s.compareChecksums(ctx, t, own, sp, clients, still))
 	}
-	return err
+	return errors.Join(errs...)
 }
 
 // compareChecksums compares the servers' chained checksums of partition t (own is its log
-// here) at offset at, and raises the alarm of those off the majority (see the top of this
+// here) at offset sp.at, of the chain from sp.from, and raises the alarm of those off the majority (see the top of this
 // file). still, when set, says which servers (this one included) still hold the partition's
 // topic incarnation once the checksums are in: the others' answers are dropped.
-func (s *Server) compareChecksums(ctx context.Context, t divTarget, own *fsm.FSM, at uint64, peers map[string]transport.Client, still func() map[string]bool) error {
+func (s *Server) compareChecksums(ctx context.Context, t divTarget, own *fsm.FSM, sp span, peers map[string]transport.Client, still func() map[string]bool) error {
 	self := s.cfg.NodeName
-	mine, err := own.Checksum(ctx, at)
+	at := sp.at
+	// A chain from its block's start is asked without checksum_from, as servers that predate
+	// the field understand it; another one with it, and only the answers that echo it count.
+	var from *uint64
+	if sp.from != at-at%fsm.ChecksumBlock {
+		from = &sp.from
+	}
+	mine, err := own.ChecksumFrom(ctx, sp.from, at)
 	if err != nil {
 		if errors.Is(err, fsm.ErrChecksumUnavailable) {
 			return nil
@@ -519,9 +583,12 @@ func (s *Server) compareChecksums(ctx context.Context, t divTarget, own *fsm.FSM
 	sums := map[string]uint32{self: mine}
 	clients := map[string]transport.Client{}
 	for id, c := range peers {
-		b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at, Topic: t.topic, Partition: t.partition})
+		b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at, ChecksumFrom: from, Topic: t.topic, Partition: t.partition})
 		if err != nil || b.Checksum == nil {
 			continue // unreachable, or an older server that does not compute checksums
+		}
+		if from != nil && (b.ChecksumFrom == nil || b.GetChecksumFrom() != sp.from) {
+			continue // an older server: its chain starts at the block's start
 		}
 		sums[id] = b.GetChecksum()
 		clients[id] = c
@@ -548,13 +615,13 @@ func (s *Server) compareChecksums(ctx context.Context, t divTarget, own *fsm.FSM
 			majority, found = v, true
 		}
 	}
-	where := t.where()
+	where, chain := t.where(), chainFrom(sp.from, at)
 	if !found {
 		if len(counts) > 1 {
 			for id := range sums {
 				s.tel.Metrics().DivergenceMismatch(ctx, id)
 			}
-			s.cfg.Logger.Error("divergence check: servers disagree on the log's checksum and no majority tells which are wrong", "topic", t.topic, "partition", t.partition, "offset", at, "checksums", fmtSums(sums))
+			s.cfg.Logger.Error("divergence check: servers disagree on the log's checksum and no majority tells which are wrong", "topic", t.topic, "partition", t.partition, "offset", at, "from", sp.from, "checksums", fmtSums(sums))
 		}
 		return nil
 	}
@@ -563,9 +630,9 @@ func (s *Server) compareChecksums(ctx context.Context, t divTarget, own *fsm.FSM
 			continue
 		}
 		s.tel.Metrics().DivergenceMismatch(ctx, id)
-		s.cfg.Logger.Error("divergence check: a server's log differs from the cluster majority's", "server", id, "topic", t.topic, "partition", t.partition, "offset", at, "checksum", fmt.Sprintf("%08x", v), "majority", fmt.Sprintf("%08x", majority))
+		s.cfg.Logger.Error("divergence check: a server's log differs from the cluster majority's", "server", id, "topic", t.topic, "partition", t.partition, "offset", at, "from", sp.from, "checksum", fmt.Sprintf("%08x", v), "majority", fmt.Sprintf("%08x", majority))
 		if id == self {
-			s.svc.div.raise(fmt.Sprintf("%sat offset %d its chained checksum is %08x, the cluster majority's %08x", where, at, v, majority))
+			s.svc.div.raise(fmt.Sprintf("%sat offset %d its chained checksum is %08x, the cluster majority's %08x%s", where, at, v, majority, chain))
 			// A leader that refuses reads would fail every linearizable read: hand over.
 			if err := s.node.TransferLeadership(ctx, ""); err != nil {
 				s.cfg.Logger.Warn("divergence alarm: cannot hand leadership over", "err", err)
@@ -573,7 +640,7 @@ func (s *Server) compareChecksums(ctx context.Context, t divTarget, own *fsm.FSM
 			continue
 		}
 		m := majority
-		if _, err := clients[id].GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at, ExpectedChecksum: &m, Topic: t.topic, Partition: t.partition}); err != nil {
+		if _, err := clients[id].GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at, ChecksumFrom: from, ExpectedChecksum: &m, Topic: t.topic, Partition: t.partition}); err != nil {
 			s.cfg.Logger.Warn("divergence check: cannot tell a diverged server", "server", id, "err", err)
 		}
 	}

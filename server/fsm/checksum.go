@@ -19,10 +19,13 @@ import (
 //	sum = CRC-32C(8-byte little-endian start)
 //	for each offset o in [start, at]: sum = CRC-32C-update(sum, 4-byte little-endian CRC-32C(record o))
 //
-// where start = at - at%ChecksumBlock. The chain restarts at every multiple of ChecksumBlock,
+// where start = at - at%ChecksumBlock (ChecksumFrom names a later start in the same block: a
+// block that retention cut, whose start is below the log's first offset, is compared from an
+// offset every server still holds). The chain restarts at every multiple of ChecksumBlock,
 // so that any node holding a block can compute its checksums from the log alone: nothing is
-// persisted, and the checksums survive restarts, retention (which removes whole blocks' worth
-// of records below the compared offsets) and snapshot installs (which copy stored bytes). A
+// persisted, and the checksums survive restarts, retention (a block it cut is compared from
+// an offset every node still holds, see ChecksumFrom) and snapshot installs (which copy stored
+// bytes). A
 // checker that compares the current offset covers the newest block; comparing the last offset
 // of older blocks covers the rest of the history still stored.
 
@@ -37,7 +40,8 @@ var ErrChecksumUnavailable = errors.New("fsm: checksum unavailable at this offse
 type checksumCache struct {
 	mu      sync.Mutex
 	ok      bool
-	upto    uint64 // the chain covers [upto - upto%ChecksumBlock, upto]
+	from    uint64 // the chain covers [from, upto]
+	upto    uint64
 	sum     uint32
 	lastCRC uint32 // CRC-32C of the record at upto, to detect a log changed under the cache
 }
@@ -49,10 +53,17 @@ type checksumCache struct {
 // Errors: ErrChecksumUnavailable (wrapped); the log's read errors (storage.ErrCorrupt, ...);
 // ctx.Err().
 func (f *FSM) Checksum(ctx context.Context, at uint64) (uint32, error) {
+	return f.ChecksumFrom(ctx, at-at%ChecksumBlock, at)
+}
+
+// ChecksumFrom is Checksum with the chain starting at from, an offset of at's block at or
+// below at, instead of the block's start (the same value when from is the block's start).
+// from outside [at's block start, at] is unavailable.
+func (f *FSM) ChecksumFrom(ctx context.Context, from, at uint64) (uint32, error) {
 	lowest, next := f.Bounds() // the replicated start: the same on every node
-	start := at - at%ChecksumBlock
-	if at >= next || start < lowest {
-		return 0, fmt.Errorf("%w: offset %d (block from %d), log holds [%d, %d)", ErrChecksumUnavailable, at, start, lowest, next)
+	start := from
+	if at >= next || start < lowest || start > at || start < at-at%ChecksumBlock {
+		return 0, fmt.Errorf("%w: offset %d (chain from %d), log holds [%d, %d)", ErrChecksumUnavailable, at, start, lowest, next)
 	}
 	c := &f.chk
 	c.mu.Lock()
@@ -60,7 +71,7 @@ func (f *FSM) Checksum(ctx context.Context, at uint64) (uint32, error) {
 	var le [8]byte
 	binary.LittleEndian.PutUint64(le[:], start)
 	sum, from := crc32.Checksum(le[:], castagnoli), start
-	if c.ok && c.upto <= at && c.upto-c.upto%ChecksumBlock == start {
+	if c.ok && c.upto <= at && c.from == start {
 		b, err := f.log.Read(c.upto)
 		if err == nil && crc32.Checksum(b, castagnoli) == c.lastCRC {
 			sum, from = c.sum, c.upto+1
@@ -88,6 +99,6 @@ func (f *FSM) Checksum(ctx context.Context, at uint64) (uint32, error) {
 	if o != at+1 {
 		return 0, fmt.Errorf("%w: the log ended at %d while computing the checksum at %d", ErrChecksumUnavailable, o, at)
 	}
-	c.ok, c.upto, c.sum, c.lastCRC = true, at, sum, last
+	c.ok, c.from, c.upto, c.sum, c.lastCRC = true, start, at, sum, last
 	return sum, nil
 }

@@ -68,3 +68,62 @@ func TestChecksum(t *testing.T) {
 		}
 	}
 }
+
+// TestChecksumFrom: a chain from an offset inside a block (one that retention cut) is computed
+// once the block's start is gone, is the same on nodes that hold the same records and differs
+// where they differ; from the block's start it is Checksum's value; from outside at's block,
+// or below the log's first offset, it is unavailable.
+func TestChecksumFrom(t *testing.T) {
+	ctx := context.Background()
+	a, _ := newMemFSM(t, Config{})
+	b, _ := newMemFSM(t, Config{})
+	const n, planted = 300, 250
+	for i := range uint64(n) {
+		e := consensus.Entry{Index: i + 1, Term: 1, Data: cmd(t, fmt.Sprint("v", i))}
+		mustApply(t, a, e)
+		if i == planted {
+			e.Data = cmd(t, fmt.Sprint("V", i))
+		}
+		mustApply(t, b, e)
+	}
+	for _, f := range []*FSM{a, b} {
+		if s, err := f.ChecksumFrom(ctx, 0, 20); err != nil || s != must(t)(f.Checksum(ctx, 20)) {
+			t.Fatalf("ChecksumFrom(0, 20) = %08x, %v; want Checksum(20)", s, err)
+		}
+		f.first.Store(100) // a retain command's effect
+	}
+	if _, err := a.Checksum(ctx, n-1); !errors.Is(err, ErrChecksumUnavailable) {
+		t.Fatalf("Checksum in the cut block: %v, want ErrChecksumUnavailable", err)
+	}
+	for _, at := range []uint64{100, 200, planted - 1, planted, n - 1, 150} {
+		sa, err := a.ChecksumFrom(ctx, 100, at)
+		if err != nil {
+			t.Fatalf("ChecksumFrom(100, %d): %v", at, err)
+		}
+		sb, err := b.ChecksumFrom(ctx, 100, at)
+		if err != nil {
+			t.Fatalf("ChecksumFrom(100, %d): %v", at, err)
+		}
+		if (sa != sb) != (at >= planted) {
+			t.Fatalf("at %d: chains from 100 %08x and %08x; want equal %v", at, sa, sb, at < planted)
+		}
+	}
+	if s1, s2 := must(t)(a.ChecksumFrom(ctx, 100, 200)), must(t)(a.ChecksumFrom(ctx, 101, 200)); s1 == s2 {
+		t.Fatal("chains from different offsets have the same checksum")
+	}
+	for _, c := range [][2]uint64{{99, 200}, {201, 200}, {100, n}} {
+		if _, err := a.ChecksumFrom(ctx, c[0], c[1]); !errors.Is(err, ErrChecksumUnavailable) {
+			t.Fatalf("ChecksumFrom(%d, %d): %v, want ErrChecksumUnavailable", c[0], c[1], err)
+		}
+	}
+}
+
+func must(t *testing.T) func(uint32, error) uint32 {
+	return func(s uint32, err error) uint32 {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}

@@ -883,8 +883,14 @@ type GetBoundsRequest struct {
 	ExpectedChecksum *uint32 `protobuf:"varint,3,opt,name=expected_checksum,json=expectedChecksum,proto3,oneof" json:"expected_checksum,omitempty"`
 	// topic and partition name the log whose bounds (and, with checksum_at,
 	// whose checksum) are asked; empty: "default", 0. (Added.)
-	Topic         string `protobuf:"bytes,4,opt,name=topic,proto3" json:"topic,omitempty"`
-	Partition     uint32 `protobuf:"varint,5,opt,name=partition,proto3" json:"partition,omitempty"`
+	Topic     string `protobuf:"bytes,4,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition uint32 `protobuf:"varint,5,opt,name=partition,proto3" json:"partition,omitempty"`
+	// checksum_from, with checksum_at, starts the chain at this offset instead of
+	// at the start of checksum_at's block: an offset of that block, at or below
+	// checksum_at. The divergence check sends it for a block that retention cut
+	// (its start is below the log's first offset), which no chain from the
+	// block's start can cover. (Added.)
+	ChecksumFrom  *uint64 `protobuf:"varint,6,opt,name=checksum_from,json=checksumFrom,proto3,oneof" json:"checksum_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -954,6 +960,13 @@ func (x *GetBoundsRequest) GetPartition() uint32 {
 	return 0
 }
 
+func (x *GetBoundsRequest) GetChecksumFrom() uint64 {
+	if x != nil && x.ChecksumFrom != nil {
+		return *x.ChecksumFrom
+	}
+	return 0
+}
+
 type GetBoundsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// lowest_offset is the first offset still stored (retention moves it up).
@@ -981,7 +994,11 @@ type GetBoundsResponse struct {
 	// apply_error is set once this server's state machine stopped applying because it
 	// could not store a committed entry: why. The server then serves no record at or
 	// past next_offset; an operator fixes the cause and restarts it. Empty while healthy.
-	ApplyError    string `protobuf:"bytes,9,opt,name=apply_error,json=applyError,proto3" json:"apply_error,omitempty"`
+	ApplyError string `protobuf:"bytes,9,opt,name=apply_error,json=applyError,proto3" json:"apply_error,omitempty"`
+	// checksum_from echoes the request's checksum_from when checksum is the chain
+	// from there; a server that predates the field answers the chain from the
+	// block's start, which the divergence check must not compare. (Added.)
+	ChecksumFrom  *uint64 `protobuf:"varint,10,opt,name=checksum_from,json=checksumFrom,proto3,oneof" json:"checksum_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1077,6 +1094,13 @@ func (x *GetBoundsResponse) GetApplyError() string {
 		return x.ApplyError
 	}
 	return ""
+}
+
+func (x *GetBoundsResponse) GetChecksumFrom() uint64 {
+	if x != nil && x.ChecksumFrom != nil {
+		return *x.ChecksumFrom
+	}
+	return 0
 }
 
 type GetServersRequest struct {
@@ -4329,16 +4353,18 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\vbase_offset\x18\x01 \x01(\x04R\n" +
 	"baseOffset\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\xe8\x01\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\xa4\x02\n" +
 	"\x10GetBoundsRequest\x12\"\n" +
 	"\flinearizable\x18\x01 \x01(\bR\flinearizable\x12$\n" +
 	"\vchecksum_at\x18\x02 \x01(\x04H\x00R\n" +
 	"checksumAt\x88\x01\x01\x120\n" +
 	"\x11expected_checksum\x18\x03 \x01(\rH\x01R\x10expectedChecksum\x88\x01\x01\x12\x14\n" +
 	"\x05topic\x18\x04 \x01(\tR\x05topic\x12\x1c\n" +
-	"\tpartition\x18\x05 \x01(\rR\tpartitionB\x0e\n" +
+	"\tpartition\x18\x05 \x01(\rR\tpartition\x12(\n" +
+	"\rchecksum_from\x18\x06 \x01(\x04H\x02R\fchecksumFrom\x88\x01\x01B\x0e\n" +
 	"\f_checksum_atB\x14\n" +
-	"\x12_expected_checksum\"\xda\x02\n" +
+	"\x12_expected_checksumB\x10\n" +
+	"\x0e_checksum_from\"\x96\x03\n" +
 	"\x11GetBoundsResponse\x12#\n" +
 	"\rlowest_offset\x18\x01 \x01(\x04R\flowestOffset\x12\x1f\n" +
 	"\vnext_offset\x18\x02 \x01(\x04R\n" +
@@ -4353,8 +4379,11 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"divergence\x18\b \x01(\tR\n" +
 	"divergence\x12\x1f\n" +
 	"\vapply_error\x18\t \x01(\tR\n" +
-	"applyErrorB\v\n" +
-	"\t_checksum\"\x13\n" +
+	"applyError\x12(\n" +
+	"\rchecksum_from\x18\n" +
+	" \x01(\x04H\x01R\fchecksumFrom\x88\x01\x01B\v\n" +
+	"\t_checksumB\x10\n" +
+	"\x0e_checksum_from\"\x13\n" +
 	"\x11GetServersRequest\"]\n" +
 	"\x12GetServersResponse\x12(\n" +
 	"\aservers\x18\x01 \x03(\v2\x0e.log.v1.ServerR\aservers\x12\x1d\n" +
