@@ -13,7 +13,16 @@
 // connection, never the accept loop. At most Config.MaxPending connections
 // wait for their first byte (or a Raft peer's TLS handshake); a new
 // connection beyond that closes the oldest waiting one, so idle connections
-// cannot crowd out clients that speak at once.
+// cannot crowd out clients that speak at once. An API connection that opens
+// with a TLS record keeps its place among the waiting ones until its TLS
+// handshake is over (the API server runs the handshake; the Mux watches the
+// record types the client sends), so stalled API handshakes are bounded by
+// MaxPending too.
+//
+// At most Config.MaxConns API connections are open at once (handed to the
+// API and not yet closed); one beyond it is closed as soon as its first byte
+// sorts it to the API. Raft's connections are not counted: strangers filling
+// the API's allowance cannot lock the cluster's own peers out.
 package mux
 
 import (
@@ -40,6 +49,13 @@ const (
 	DefaultFirstByteTimeout = 10 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultMaxPending       = 1024
+	// refusedLogEvery is how often, at most, a connection refused over MaxConns is logged.
+	refusedLogEvery = 10 * time.Second
+	// tlsHandshakeRecord and tlsApplicationData are TLS record types: the first byte of a
+	// ClientHello, and the type of the records a client sends once its handshake is over (in
+	// TLS 1.3 its encrypted Finished too: the client's last handshake message).
+	tlsHandshakeRecord = 0x16
+	tlsApplicationData = 0x17
 	// queueLen is how many sorted connections may wait for Accept per side.
 	queueLen = 64
 )
@@ -76,10 +92,16 @@ type Config struct {
 	// Raft's, for their TLS handshake; a new connection beyond it closes the
 	// oldest waiting one. Default DefaultMaxPending.
 	MaxPending int
+	// MaxConns bounds the API connections open at once: handed to the API listener and
+	// not yet closed (by its server). A connection sorted to the API beyond it is closed at
+	// once, counted (Stats) and logged at warn level, at most every 10 s. Raft's
+	// connections are not counted. Zero: no bound.
+	MaxConns int
 	// Advertise, when set, is the address Raft's listener reports (Addr);
 	// otherwise the listener's own address.
 	Advertise net.Addr
-	// Logger receives refused connections at debug level. Default: discards.
+	// Logger receives refused connections (at debug level; at warn level, rate limited,
+	// those over MaxConns). Default: discards.
 	Logger *slog.Logger
 }
 
@@ -100,6 +122,29 @@ type Mux struct {
 	mu      sync.Mutex
 	pending map[net.Conn]*list.Element // connections whose first byte is awaited
 	order   *list.List                 // of net.Conn, oldest first
+	apiOpen int                        // API connections handed over and not closed
+	refused uint64                     // API connections closed over MaxConns
+	// refusedLogged is when a refusal over MaxConns was last logged; refusedSince counts
+	// those since.
+	refusedLogged time.Time
+	refusedSince  uint64
+}
+
+// Stats are a Mux's connection counts at one moment.
+type Stats struct {
+	// Pending is the connections waiting for their first byte or their TLS handshake.
+	Pending int
+	// APIOpen is the API connections handed over and not yet closed.
+	APIOpen int
+	// Refused is the API connections closed over MaxConns since New.
+	Refused uint64
+}
+
+// Stats returns the connection counts.
+func (m *Mux) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Stats{Pending: m.order.Len(), APIOpen: m.apiOpen, Refused: m.refused}
 }
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -129,6 +174,8 @@ func (cfg Config) validate() error {
 		return fmt.Errorf("%w: HandshakeTimeout %v is negative", ErrInvalidConfig, cfg.HandshakeTimeout)
 	case cfg.MaxPending < 0:
 		return fmt.Errorf("%w: MaxPending %d is negative", ErrInvalidConfig, cfg.MaxPending)
+	case cfg.MaxConns < 0:
+		return fmt.Errorf("%w: MaxConns %d is negative", ErrInvalidConfig, cfg.MaxConns)
 	}
 	return nil
 }
@@ -246,8 +293,8 @@ func (m *Mux) sort(raw net.Conn) {
 	defer m.wg.Done()
 	handed := false
 	defer func() {
-		m.unpend(raw)
 		if !handed {
+			m.unpend(raw)
 			raw.Close()
 		}
 	}()
@@ -260,7 +307,13 @@ func (m *Mux) sort(raw net.Conn) {
 	}
 	conn.SetReadDeadline(time.Time{})
 	if b[0] != RaftByte {
-		handed = m.unpend(raw) && m.api.deliver(&replayConn{Conn: conn, first: b[0], unread: true})
+		c := &replayConn{Conn: conn, first: b[0], unread: true, m: m, handshaking: b[0] == tlsHandshakeRecord}
+		if !m.admitAPI(raw, c.handshaking) {
+			return
+		}
+		if handed = m.api.deliver(c); !handed {
+			m.release(raw)
+		}
 		return
 	}
 	if m.cfg.PeerServerTLS != nil {
@@ -275,6 +328,53 @@ func (m *Mux) sort(raw net.Conn) {
 		conn = tc
 	}
 	handed = m.unpend(raw) && m.raft.deliver(conn)
+}
+
+// admitAPI counts conn, sorted to the API, as open, unless it is no longer waiting (closed as
+// the oldest, or by Close) or MaxConns are open: then false, and conn must be closed. A TLS
+// connection (handshaking) stays among the waiting ones until its handshake is over.
+func (m *Mux) admitAPI(conn net.Conn, handshaking bool) bool {
+	m.mu.Lock()
+	e, ok := m.pending[conn]
+	if !ok {
+		m.mu.Unlock()
+		return false
+	}
+	if m.cfg.MaxConns > 0 && m.apiOpen >= m.cfg.MaxConns {
+		m.order.Remove(e)
+		delete(m.pending, conn)
+		m.refused++
+		m.refusedSince++
+		var since uint64
+		now := time.Now()
+		if now.Sub(m.refusedLogged) >= refusedLogEvery {
+			since, m.refusedSince, m.refusedLogged = m.refusedSince, 0, now
+		}
+		m.mu.Unlock()
+		if since > 0 {
+			m.cfg.Logger.Warn("mux: too many API connections open; closed new ones (raise --max-conns, and the open-files limit with it)",
+				"remote", conn.RemoteAddr(), "max_conns", m.cfg.MaxConns, "refused", since)
+		}
+		return false
+	}
+	m.apiOpen++
+	if !handshaking {
+		m.order.Remove(e)
+		delete(m.pending, conn)
+	}
+	m.mu.Unlock()
+	return true
+}
+
+// release forgets an API connection counted by admitAPI: it closed (or was never handed over).
+func (m *Mux) release(conn net.Conn) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.pending[conn]; ok {
+		m.order.Remove(e)
+		delete(m.pending, conn)
+	}
+	m.apiOpen--
 }
 
 // unpend forgets conn as waiting; false if it was no longer (closed as the oldest, or by
@@ -297,13 +397,70 @@ func (m *Mux) unpend(conn net.Conn) bool {
 const apiReadBuffer = 16 << 10
 
 // replayConn returns the already-read first byte before reading conn, and buffers reads (see
-// apiReadBuffer).
+// apiReadBuffer). With a Mux, it is counted among the API's open connections until closed and,
+// while handshaking, among the waiting ones until the client's first application data record.
 type replayConn struct {
 	net.Conn
-	mu     sync.Mutex // serializes Reads: the buffer is not safe for concurrent use
-	first  byte
-	unread bool
-	r      *bufio.Reader
+	m           *Mux
+	mu          sync.Mutex // serializes Reads: the buffer is not safe for concurrent use
+	first       byte
+	unread      bool
+	r           *bufio.Reader
+	handshaking bool        // a TLS handshake is watched for its end (under mu)
+	records     recordWatch // under mu
+	closeOnce   sync.Once
+}
+
+// Close closes the connection and, the first time, stops counting it.
+func (c *replayConn) Close() error {
+	c.closeOnce.Do(func() {
+		if c.m != nil {
+			c.m.release(c.Conn)
+		}
+	})
+	return c.Conn.Close()
+}
+
+// watch follows the TLS records in p, read from the client, and ends the wait of a handshake
+// once the client sends application data.
+func (c *replayConn) watch(p []byte) {
+	if c.handshaking && c.records.feed(p) {
+		c.handshaking = false
+		if c.m != nil {
+			c.m.unpend(c.Conn)
+		}
+	}
+}
+
+// recordWatch follows the records of a TLS stream, as the bytes come.
+type recordWatch struct {
+	hdr  [5]byte // a record header: type, version (2 bytes), length (2 bytes)
+	nhdr int     // bytes of hdr read
+	body int     // bytes of the current record's body not yet read
+}
+
+// feed reads the next bytes of the stream; true once a record of application data begins.
+func (w *recordWatch) feed(p []byte) bool {
+	for len(p) > 0 {
+		if w.body > 0 {
+			k := min(w.body, len(p))
+			w.body -= k
+			p = p[k:]
+			continue
+		}
+		k := copy(w.hdr[w.nhdr:], p)
+		w.nhdr += k
+		p = p[k:]
+		if w.nhdr < len(w.hdr) {
+			return false
+		}
+		w.nhdr = 0
+		if w.hdr[0] == tlsApplicationData {
+			return true
+		}
+		w.body = int(w.hdr[3])<<8 | int(w.hdr[4])
+	}
+	return false
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {
@@ -315,12 +472,15 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	if c.unread {
 		c.unread = false
 		p[0] = c.first
+		c.watch(p[:1])
 		return 1, nil
 	}
 	if c.r == nil {
 		c.r = bufio.NewReaderSize(c.Conn, apiReadBuffer)
 	}
-	return c.r.Read(p)
+	n, err := c.r.Read(p)
+	c.watch(p[:n])
+	return n, err
 }
 
 // subListener is one side of the Mux: a net.Listener fed by the sorter.

@@ -44,3 +44,27 @@ func TestReplayConnBuffersReads(t *testing.T) {
 		t.Fatalf("%d reads reached the connection, want 1 (buffered)", cc.reads)
 	}
 }
+
+// TestRecordWatchFindsApplicationData: the watch follows record headers and bodies split
+// across reads at any point, and sees the first application data record, not a body byte
+// that looks like one.
+func TestRecordWatchFindsApplicationData(t *testing.T) {
+	stream := []byte{
+		0x16, 0x03, 0x01, 0x00, 0x03, 0x17, 0x17, 0x17, // handshake record; its body looks like types
+		0x14, 0x03, 0x03, 0x00, 0x01, 0x01, // change cipher spec
+		0x17, 0x03, 0x03, 0x00, 0x02, 0xaa, 0xbb, // application data
+	}
+	appData := 14 // index of the application data record's header
+	for chunk := 1; chunk <= len(stream); chunk++ {
+		var w recordWatch
+		found := -1
+		for i := 0; i < len(stream) && found < 0; i += chunk {
+			if w.feed(stream[i:min(i+chunk, len(stream))]) {
+				found = i
+			}
+		}
+		if found < 0 || found > appData+4 || found+chunk <= appData+4 {
+			t.Errorf("chunks of %d: application data seen in the chunk at %d, want the one holding byte %d", chunk, found, appData+4)
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package mux_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+	tgrpc "github.com/commitlog-go/commitlog/transport/grpc"
+	"github.com/commitlog-go/commitlog/transport/mux"
+	"github.com/commitlog-go/commitlog/transport/transporttest"
+)
+
+// dialSpeaking opens a connection to addr that sends first, closed when the test ends.
+func dialSpeaking(t *testing.T, addr string, first []byte) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// closedByServer reports whether c is closed by the other side within waitLimit (false: it
+// stayed open, or sent data).
+func closedByServer(t *testing.T, c net.Conn) bool {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(waitLimit))
+	_, err := c.Read(make([]byte, 1))
+	if err == nil {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read: %v, want EOF (closed by the server)", err)
+	}
+	return true
+}
+
+// acceptAPI accepts one API connection, or fails the test.
+func acceptAPI(t *testing.T, m *mux.Mux) net.Conn {
+	t.Helper()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		c, err := m.API().Accept()
+		if err != nil {
+			close(ch)
+			return
+		}
+		ch <- c
+	}()
+	select {
+	case c, ok := <-ch:
+		if !ok {
+			t.Fatal("API Accept failed")
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	case <-time.After(waitLimit):
+		t.Fatal("no API connection accepted")
+		return nil
+	}
+}
+
+// TestMaxConnsClosesOneOver: with MaxConns API connections open, one more is closed at once;
+// once one of them closes, a new one is accepted again.
+func TestMaxConnsClosesOneOver(t *testing.T) {
+	const maxConns = 3
+	m := newMux(t, mux.Config{MaxConns: maxConns})
+	addr := m.Addr().String()
+	var server []net.Conn
+	for range maxConns {
+		dialSpeaking(t, addr, []byte("P"))
+		server = append(server, acceptAPI(t, m))
+	}
+	over := dialSpeaking(t, addr, []byte("P"))
+	if !closedByServer(t, over) {
+		t.Fatalf("connection %d of at most %d still open", maxConns+1, maxConns)
+	}
+	if st := m.Stats(); st.Refused != 1 || st.APIOpen != maxConns {
+		t.Fatalf("Stats = %+v, want Refused 1, APIOpen %d", st, maxConns)
+	}
+	// The API server closes one: room for another.
+	server[0].Close()
+	server[0].Close() // counted once
+	dialSpeaking(t, addr, []byte("P"))
+	acceptAPI(t, m)
+	if st := m.Stats(); st.APIOpen != maxConns {
+		t.Fatalf("Stats = %+v, want APIOpen %d", st, maxConns)
+	}
+}
+
+// TestMaxConnsKeepsRaft: Raft's connections are not counted against MaxConns, and the API's
+// at the cap do not keep Raft out.
+func TestMaxConnsKeepsRaft(t *testing.T) {
+	m := newMux(t, mux.Config{MaxConns: 1})
+	addr := m.Addr().String()
+	raftDial := func() {
+		t.Helper()
+		accepted := acceptRaft(m)
+		conn, err := m.Raft().Dial(addr, waitLimit)
+		if err != nil {
+			t.Fatalf("Dial: %v", err)
+		}
+		defer conn.Close()
+		server, ok := <-accepted
+		if !ok {
+			t.Fatal("raft Accept failed")
+		}
+		defer server.Close()
+		echoCheck(t, conn, server)
+	}
+	// A Raft connection open does not take the API's one place.
+	accepted := acceptRaft(m)
+	raftConn, err := m.Raft().Dial(addr, waitLimit)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer raftConn.Close()
+	if s, ok := <-accepted; ok {
+		defer s.Close()
+	}
+	dialSpeaking(t, addr, []byte("P"))
+	acceptAPI(t, m)
+	// The API is full; more API connections are refused, Raft's still get through.
+	if over := dialSpeaking(t, addr, []byte("P")); !closedByServer(t, over) {
+		t.Fatal("API connection over MaxConns still open")
+	}
+	raftDial()
+	raftDial()
+}
+
+// partialClientHello is the start of a TLS record carrying a ClientHello that never comes.
+var partialClientHello = []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01}
+
+// TestStalledTLSHandshakesArePending: API connections that start a TLS handshake and never
+// finish it count among the MaxPending waiting connections (the oldest is closed), so they do
+// not pile up however many come, and a client that completes its handshake is served and no
+// longer waiting. TLS 1.2 and 1.3 both (the end of the handshake is seen in the records the
+// client sends).
+func TestStalledTLSHandshakesArePending(t *testing.T) {
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			const maxPending, stalled = 4, 20
+			pki := transporttest.NewPKI(t)
+			m := newMux(t, mux.Config{FirstByteTimeout: time.Hour, MaxPending: maxPending})
+			// The server alone would let a handshake take an hour.
+			srv, err := tgrpc.NewServer(transport.ServerConfig{Log: transporttest.NewService(), TLS: pki.ServerTLS(),
+				Limits: transport.Limits{ReadHeaderTimeout: time.Hour}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() { defer close(done); srv.Serve(m.API()) }()
+			t.Cleanup(func() { srv.Stop(context.Background()); <-done })
+			addr := m.Addr().String()
+
+			var conns []net.Conn
+			for range stalled {
+				conns = append(conns, dialSpeaking(t, addr, partialClientHello))
+			}
+			for i, c := range conns[:stalled-maxPending] {
+				if !closedByServer(t, c) {
+					t.Fatalf("stalled handshake %d of %d still open with MaxPending %d", i+1, stalled, maxPending)
+				}
+			}
+			clientTLS := pki.ClientTLS("root")
+			clientTLS.MaxVersion = version
+			c, err := tgrpc.NewClient(addr, transport.ClientConfig{TLS: clientTLS})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+			defer cancel()
+			if _, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{}); err != nil {
+				t.Fatalf("legit client among stalled handshakes: %v", err)
+			}
+			// The legit connection closed the oldest stalled one, then left the waiting ones.
+			if st := m.Stats(); st.Pending != maxPending-1 {
+				t.Fatalf("Stats = %+v, want Pending %d", st, maxPending-1)
+			}
+		})
+	}
+}
