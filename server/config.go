@@ -57,6 +57,9 @@ const (
 	DefaultMaxStreamInflightBytes = 8 << 20
 	// DefaultMaxPendingConns bounds the connections whose first byte is awaited.
 	DefaultMaxPendingConns = mux.DefaultMaxPending
+	// DefaultMaxConns bounds the API connections open at once (NATS's max_connections),
+	// unless half the open-files limit is less (see Config.MaxConns).
+	DefaultMaxConns = 64 << 10
 	// DefaultMaxForwardClients bounds the forwarder's cached clients.
 	DefaultMaxForwardClients = 16
 )
@@ -225,8 +228,15 @@ type Config struct {
 	RequestReadTimeout time.Duration
 	IdleTimeout        time.Duration
 	// MaxPendingConns bounds the connections the shared port holds while waiting for their
-	// first byte (default 1024); beyond it the oldest is closed.
+	// first byte, or an API connection over TLS for the end of its handshake (default 1024);
+	// beyond it the oldest is closed.
 	MaxPendingConns int
+	// MaxConns bounds the API connections open at once on the shared port; one more is closed
+	// as soon as it is sorted to the API (and logged). Raft's connections are not counted,
+	// so clients filling it cannot lock peers out. Default (0): DefaultMaxConns, at most half
+	// the soft open-files limit (RLIMIT_NOFILE), so that connections leave the other half to
+	// segment files, Raft's log and snapshots, waiting connections and gossip.
+	MaxConns int
 	// MaxForwardClients bounds the API clients a follower keeps to forward writes and query
 	// peers (default 16); the least recently used is closed.
 	MaxForwardClients int
@@ -345,6 +355,7 @@ func (c *Config) withDefaults() {
 	setDefault(&c.RequestReadTimeout, DefaultRequestReadTimeout)
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.MaxPendingConns, DefaultMaxPendingConns)
+	setDefault(&c.MaxConns, defaultMaxConns())
 	setDefault(&c.MaxForwardClients, DefaultMaxForwardClients)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -522,6 +533,7 @@ func (c *Config) validate() error {
 		{"RequestReadTimeout", int64(c.RequestReadTimeout)},
 		{"IdleTimeout", int64(c.IdleTimeout)},
 		{"MaxPendingConns", int64(c.MaxPendingConns)},
+		{"MaxConns", int64(c.MaxConns)},
 		{"MaxForwardClients", int64(c.MaxForwardClients)},
 		{"RetentionInterval", int64(c.RetentionInterval)},
 		{"ReconcileInterval", int64(c.ReconcileInterval)},

@@ -45,6 +45,7 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		{"RequestReadTimeout", func(c *Config) { c.RequestReadTimeout = -time.Second }},
 		{"IdleTimeout", func(c *Config) { c.IdleTimeout = -time.Second }},
 		{"MaxPendingConns", func(c *Config) { c.MaxPendingConns = -1 }},
+		{"MaxConns", func(c *Config) { c.MaxConns = -1 }},
 		{"MaxForwardClients", func(c *Config) { c.MaxForwardClients = -1 }},
 		{"RetentionInterval", func(c *Config) { c.RetentionInterval = -time.Second }}, // a ticker would panic in Run
 		{"ReconcileInterval", func(c *Config) { c.ReconcileInterval = -time.Second }},

@@ -16,6 +16,21 @@ const (
 	openFilesReserve = 256
 )
 
+// defaultMaxConns is Config.MaxConns's default: DefaultMaxConns, at most half the soft
+// open-files limit (at least 1), the other half kept for files and the connections not counted.
+func defaultMaxConns() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == ^uint64(0) {
+		return DefaultMaxConns
+	}
+	return maxConnsFor(lim.Cur)
+}
+
+// maxConnsFor is the default cap on API connections under a soft open-files limit of nofile.
+func maxConnsFor(nofile uint64) int {
+	return int(max(1, min(nofile/2, DefaultMaxConns)))
+}
+
 // openFilesRoom checks, on the leader before it proposes partitions, that this process may open
 // the files of parts more partitions (each holds its active segment's log and index open) and
 // keep a reserve for connections and segments to come. Creating the partitions is applied by

@@ -60,3 +60,25 @@ func TestCreateTopicBeyondOpenFileLimitRefused(t *testing.T) {
 		t.Fatalf("small after the refused alter: %+v, %v; want 1 partition", d.Topic, err)
 	}
 }
+
+// TestDefaultMaxConnsLeavesHalfTheFiles: --max-conns's default is 64K, at most half the soft
+// open-files limit, so connections cannot take the files that segments and Raft need.
+func TestDefaultMaxConnsLeavesHalfTheFiles(t *testing.T) {
+	for _, tc := range []struct {
+		nofile uint64
+		want   int
+	}{{1024, 512}, {1, 1}, {65536, 32768}, {1 << 20, DefaultMaxConns}} {
+		if got := maxConnsFor(tc.nofile); got != tc.want {
+			t.Errorf("maxConnsFor(%d) = %d, want %d", tc.nofile, got, tc.want)
+		}
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	var cfg Config
+	cfg.withDefaults()
+	if lim.Cur != ^uint64(0) && uint64(cfg.MaxConns) > lim.Cur/2 {
+		t.Errorf("default MaxConns %d over half the open-files limit %d", cfg.MaxConns, lim.Cur)
+	}
+}

@@ -117,6 +117,7 @@ func (s *Server) newMux() error {
 		PeerServerName: s.cfg.PeerServerName,
 		Advertise:      advertisedAddr(s.addr),
 		MaxPending:     s.cfg.MaxPendingConns,
+		MaxConns:       s.cfg.MaxConns,
 		Logger:         s.cfg.Logger.With("component", "mux"),
 	})
 	if err != nil {

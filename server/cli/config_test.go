@@ -78,17 +78,17 @@ func TestServeLimitFlags(t *testing.T) {
 	got, err := serveConfigOf(
 		"--max-request-bytes", "8388608", "--max-small-request-bytes", "1024", "--max-batch-records", "7",
 		"--max-stream-inflight-bytes", "2097152", "--max-concurrent-streams", "9", "--read-header-timeout", "3s",
-		"--request-read-timeout", "4s", "--idle-timeout", "5m", "--max-pending-conns", "11", "--max-forward-clients", "3",
+		"--request-read-timeout", "4s", "--idle-timeout", "5m", "--max-pending-conns", "11", "--max-conns", "13", "--max-forward-clients", "3",
 		"--retention-check-interval", "2s")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := server.Config{MaxRequestBytes: 8 << 20, MaxSmallRequestBytes: 1024, MaxBatchRecords: 7, MaxStreamInflightBytes: 2 << 20,
 		MaxConcurrentStreams: 9, ReadHeaderTimeout: 3 * time.Second, RequestReadTimeout: 4 * time.Second, IdleTimeout: 5 * time.Minute,
-		MaxPendingConns: 11, MaxForwardClients: 3, RetentionInterval: 2 * time.Second}
+		MaxPendingConns: 11, MaxConns: 13, MaxForwardClients: 3, RetentionInterval: 2 * time.Second}
 	g := server.Config{RetentionInterval: got.RetentionInterval, MaxRequestBytes: got.MaxRequestBytes, MaxSmallRequestBytes: got.MaxSmallRequestBytes, MaxBatchRecords: got.MaxBatchRecords,
 		MaxStreamInflightBytes: got.MaxStreamInflightBytes, MaxConcurrentStreams: got.MaxConcurrentStreams, ReadHeaderTimeout: got.ReadHeaderTimeout,
-		RequestReadTimeout: got.RequestReadTimeout, IdleTimeout: got.IdleTimeout, MaxPendingConns: got.MaxPendingConns, MaxForwardClients: got.MaxForwardClients}
+		RequestReadTimeout: got.RequestReadTimeout, IdleTimeout: got.IdleTimeout, MaxPendingConns: got.MaxPendingConns, MaxConns: got.MaxConns, MaxForwardClients: got.MaxForwardClients}
 	if fmt.Sprintf("%+v", g) != fmt.Sprintf("%+v", want) {
 		t.Errorf("limits from flags:\n got %+v\nwant %+v", g, want)
 	}

@@ -105,7 +105,9 @@ func serveFlags() []cli.Flag {
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "idle-timeout", Value: server.DefaultIdleTimeout, EnvVars: env("idle-timeout"),
 			Usage: "close API connections that carried no call for this long (an open stream is not idle)"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-pending-conns", Value: server.DefaultMaxPendingConns, EnvVars: env("max-pending-conns"),
-			Usage: "connections the shared port holds while waiting for their first byte; a new one beyond it closes the oldest"}),
+			Usage: "connections the shared port holds while waiting for their first byte (an API connection over TLS: until its handshake is over); a new one beyond it closes the oldest"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-conns", EnvVars: env("max-conns"), DefaultText: "65536, at most half the open-files limit (ulimit -n)",
+			Usage: "API connections open at once on the shared port (Raft's are not counted); one more is closed at once and logged; 0: the default, which leaves half the open files to segment files, Raft's log and snapshots"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-forward-clients", Value: server.DefaultMaxForwardClients, EnvVars: env("max-forward-clients"),
 			Usage: "API clients a node keeps open to other nodes (forwarding writes, asking peers); the least recently used is closed"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "max-consume-wait", Value: server.DefaultMaxConsumeWait, EnvVars: env("max-consume-wait"),
@@ -398,6 +400,7 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 		RequestReadTimeout:     c.Duration("request-read-timeout"),
 		IdleTimeout:            c.Duration("idle-timeout"),
 		MaxPendingConns:        c.Int("max-pending-conns"),
+		MaxConns:               c.Int("max-conns"),
 		MaxForwardClients:      c.Int("max-forward-clients"),
 
 		RetentionBytes:    c.Int64("retention-bytes"),
