@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/commitlog-go/commitlog/transport"
+	tconnect "github.com/commitlog-go/commitlog/transport/connect"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 	tgrpc "github.com/commitlog-go/commitlog/transport/grpc"
 	"github.com/commitlog-go/commitlog/transport/mux"
@@ -152,47 +153,70 @@ var partialClientHello = []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01}
 // longer waiting. TLS 1.2 and 1.3 both (the end of the handshake is seen in the records the
 // client sends).
 func TestStalledTLSHandshakesArePending(t *testing.T) {
-	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-		t.Run(tls.VersionName(version), func(t *testing.T) {
-			const maxPending, stalled = 4, 20
-			pki := transporttest.NewPKI(t)
-			m := newMux(t, mux.Config{FirstByteTimeout: time.Hour, MaxPending: maxPending})
-			// The server alone would let a handshake take an hour.
-			srv, err := tgrpc.NewServer(transport.ServerConfig{Log: transporttest.NewService(), TLS: pki.ServerTLS(),
-				Limits: transport.Limits{ReadHeaderTimeout: time.Hour}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan struct{})
-			go func() { defer close(done); srv.Serve(m.API()) }()
-			t.Cleanup(func() { srv.Stop(context.Background()); <-done })
-			addr := m.Addr().String()
+	type server interface {
+		Serve(net.Listener) error
+		Stop(context.Context) error
+	}
+	transports := []struct {
+		name      string
+		newServer func(transport.ServerConfig) (server, error)
+		newClient func(string, transport.ClientConfig) (transport.Client, error)
+	}{
+		{"grpc", func(c transport.ServerConfig) (server, error) { return tgrpc.NewServer(c) },
+			func(a string, c transport.ClientConfig) (transport.Client, error) { return tgrpc.NewClient(a, c) }},
+		{"connect", func(c transport.ServerConfig) (server, error) { return tconnect.NewServer(c) },
+			func(a string, c transport.ClientConfig) (transport.Client, error) { return tconnect.NewClient(a, c) }},
+	}
+	for _, tr := range transports {
+		for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+			t.Run(tr.name+"/"+tls.VersionName(version), func(t *testing.T) {
+				testStalledTLSHandshakes(t, version, tr.newServer, tr.newClient)
+			})
+		}
+	}
+}
 
-			var conns []net.Conn
-			for range stalled {
-				conns = append(conns, dialSpeaking(t, addr, partialClientHello))
-			}
-			for i, c := range conns[:stalled-maxPending] {
-				if !closedByServer(t, c) {
-					t.Fatalf("stalled handshake %d of %d still open with MaxPending %d", i+1, stalled, maxPending)
-				}
-			}
-			clientTLS := pki.ClientTLS("root")
-			clientTLS.MaxVersion = version
-			c, err := tgrpc.NewClient(addr, transport.ClientConfig{TLS: clientTLS})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
-			defer cancel()
-			if _, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{}); err != nil {
-				t.Fatalf("legit client among stalled handshakes: %v", err)
-			}
-			// The legit connection closed the oldest stalled one, then left the waiting ones.
-			if st := m.Stats(); st.Pending != maxPending-1 {
-				t.Fatalf("Stats = %+v, want Pending %d", st, maxPending-1)
-			}
-		})
+func testStalledTLSHandshakes[S interface {
+	Serve(net.Listener) error
+	Stop(context.Context) error
+}](t *testing.T, version uint16, newServer func(transport.ServerConfig) (S, error), newClient func(string, transport.ClientConfig) (transport.Client, error)) {
+	const maxPending, stalled = 4, 20
+	pki := transporttest.NewPKI(t)
+	m := newMux(t, mux.Config{FirstByteTimeout: time.Hour, MaxPending: maxPending})
+	// The server alone would let a handshake take an hour.
+	srv, err := newServer(transport.ServerConfig{Log: transporttest.NewService(), TLS: pki.ServerTLS(),
+		Limits: transport.Limits{ReadHeaderTimeout: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(m.API()) }()
+	t.Cleanup(func() { srv.Stop(context.Background()); <-done })
+	addr := m.Addr().String()
+
+	var conns []net.Conn
+	for range stalled {
+		conns = append(conns, dialSpeaking(t, addr, partialClientHello))
+	}
+	for i, c := range conns[:stalled-maxPending] {
+		if !closedByServer(t, c) {
+			t.Fatalf("stalled handshake %d of %d still open with MaxPending %d", i+1, stalled, maxPending)
+		}
+	}
+	clientTLS := pki.ClientTLS("root")
+	clientTLS.MaxVersion = version
+	c, err := newClient(addr, transport.ClientConfig{TLS: clientTLS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+	defer cancel()
+	if _, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{}); err != nil {
+		t.Fatalf("legit client among stalled handshakes: %v", err)
+	}
+	// The legit connection closed the oldest stalled one, then left the waiting ones.
+	if st := m.Stats(); st.Pending != maxPending-1 {
+		t.Fatalf("Stats = %+v, want Pending %d", st, maxPending-1)
 	}
 }

@@ -53,7 +53,7 @@ const (
 	refusedLogEvery = 10 * time.Second
 	// tlsHandshakeRecord and tlsApplicationData are TLS record types: the first byte of a
 	// ClientHello, and the type of the records a client sends once its handshake is over (in
-	// TLS 1.3 its encrypted Finished too: the client's last handshake message).
+	// TLS 1.3 also of its encrypted last flight: its certificate, when asked, and Finished).
 	tlsHandshakeRecord = 0x16
 	tlsApplicationData = 0x17
 	// queueLen is how many sorted connections may wait for Accept per side.
@@ -422,7 +422,7 @@ func (c *replayConn) Close() error {
 }
 
 // watch follows the TLS records in p, read from the client, and ends the wait of a handshake
-// once the client sends application data.
+// once the client has sent a record of application data.
 func (c *replayConn) watch(p []byte) {
 	if c.handshaking && c.records.feed(p) {
 		c.handshaking = false
@@ -434,19 +434,31 @@ func (c *replayConn) watch(p []byte) {
 
 // recordWatch follows the records of a TLS stream, as the bytes come.
 type recordWatch struct {
-	hdr  [5]byte // a record header: type, version (2 bytes), length (2 bytes)
-	nhdr int     // bytes of hdr read
-	body int     // bytes of the current record's body not yet read
+	hdr     [5]byte // a record header: type, version (2 bytes), length (2 bytes)
+	nhdr    int     // bytes of hdr read
+	body    int     // bytes of the current record's body not yet read
+	appData bool    // the current record is application data
 }
 
-// feed reads the next bytes of the stream; true once a record of application data begins.
+// feed reads the next bytes of the stream; true once a whole record of application data has
+// come. Whole: a client that sends a record header and stalls must not pass for one whose
+// handshake is over (the server would wait for the record's body, up to its own timeout);
+// once the record is whole, the server decrypts it, or fails and closes the connection.
 func (w *recordWatch) feed(p []byte) bool {
-	for len(p) > 0 {
+	for {
 		if w.body > 0 {
 			k := min(w.body, len(p))
 			w.body -= k
 			p = p[k:]
-			continue
+			if w.body > 0 {
+				return false
+			}
+		}
+		if w.appData {
+			return true
+		}
+		if len(p) == 0 {
+			return false
 		}
 		k := copy(w.hdr[w.nhdr:], p)
 		w.nhdr += k
@@ -455,12 +467,9 @@ func (w *recordWatch) feed(p []byte) bool {
 			return false
 		}
 		w.nhdr = 0
-		if w.hdr[0] == tlsApplicationData {
-			return true
-		}
+		w.appData = w.hdr[0] == tlsApplicationData
 		w.body = int(w.hdr[3])<<8 | int(w.hdr[4])
 	}
-	return false
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {

@@ -46,15 +46,16 @@ func TestReplayConnBuffersReads(t *testing.T) {
 }
 
 // TestRecordWatchFindsApplicationData: the watch follows record headers and bodies split
-// across reads at any point, and sees the first application data record, not a body byte
-// that looks like one.
+// across reads at any point, and sees the first whole application data record, not a body byte
+// that looks like one, nor the header of one whose body has not come.
 func TestRecordWatchFindsApplicationData(t *testing.T) {
 	stream := []byte{
 		0x16, 0x03, 0x01, 0x00, 0x03, 0x17, 0x17, 0x17, // handshake record; its body looks like types
 		0x14, 0x03, 0x03, 0x00, 0x01, 0x01, // change cipher spec
 		0x17, 0x03, 0x03, 0x00, 0x02, 0xaa, 0xbb, // application data
+		0x17, 0x03, 0x03, 0x00, 0x01, 0xcc,
 	}
-	appData := 14 // index of the application data record's header
+	last := 20 // the last byte of the first application data record
 	for chunk := 1; chunk <= len(stream); chunk++ {
 		var w recordWatch
 		found := -1
@@ -63,8 +64,16 @@ func TestRecordWatchFindsApplicationData(t *testing.T) {
 				found = i
 			}
 		}
-		if found < 0 || found > appData+4 || found+chunk <= appData+4 {
-			t.Errorf("chunks of %d: application data seen in the chunk at %d, want the one holding byte %d", chunk, found, appData+4)
+		if found < 0 || found > last || found+chunk <= last {
+			t.Errorf("chunks of %d: application data seen in the chunk at %d, want the one holding byte %d", chunk, found, last)
 		}
+	}
+	var w recordWatch
+	if w.feed([]byte{0x17, 0x03, 0x03, 0x40, 0x00, 0x01}) {
+		t.Error("an application data record seen whole from its header and one byte of 16384")
+	}
+	w = recordWatch{}
+	if !w.feed([]byte{0x17, 0x03, 0x03, 0x00, 0x00}) {
+		t.Error("an empty application data record not seen")
 	}
 }
