@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -18,6 +19,7 @@ func TestMaxConnsKeepsClusterWorking(t *testing.T) {
 	nodes := startClusterWith(t, 3, func(i int, cfg *Config) {
 		cfg.MaxConns = maxConns
 		cfg.ReadHeaderTimeout = time.Hour // the held connections stay until the test ends
+		cfg.MetricsAddr = "127.0.0.1:0"
 	})
 	ctx := ctxT(t, 90*time.Second)
 	// Each node's one legit client, connected before the strangers come.
@@ -50,6 +52,13 @@ func TestMaxConnsKeepsClusterWorking(t *testing.T) {
 		waitFor(t, 10*time.Second, "node "+nd.ID()+" refuses a connection over --max-conns", func() bool { return nd.mux.Stats().Refused > 0 })
 		if st := nd.mux.Stats(); st.APIOpen > maxConns {
 			t.Fatalf("node %s: mux stats %+v, want at most %d open", nd.ID(), st, maxConns)
+		}
+		fams := telemetrytest.Scrape(t, nd.MetricsAddr())
+		if m, err := telemetrytest.Find(fams, "commitlog_api_connections_refused_total", nil); err != nil || m.GetCounter().GetValue() < 1 {
+			t.Fatalf("commitlog_api_connections_refused_total on %s = %v, %v; want at least 1", nd.ID(), m, err)
+		}
+		if m, err := telemetrytest.Find(fams, "commitlog_api_connections", nil); err != nil || m.GetGauge().GetValue() > maxConns || m.GetGauge().GetValue() < 1 {
+			t.Fatalf("commitlog_api_connections on %s = %v, %v; want 1 to %d", nd.ID(), m, err, maxConns)
 		}
 	}
 	leader := leaderOf(t, nodes)

@@ -332,6 +332,12 @@ func (s *Server) newService() error {
 	if err := s.tel.Metrics().ObserveGroupLag(s.svc.groupLags); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	if err := s.tel.Metrics().ObserveConnections(func() telemetry.ConnStats {
+		st := s.mux.Stats()
+		return telemetry.ConnStats{Open: int64(st.APIOpen), Refused: st.Refused}
+	}); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	return nil
 }
 
