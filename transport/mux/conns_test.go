@@ -5,7 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -218,5 +221,45 @@ func testStalledTLSHandshakes[S interface {
 	// The legit connection closed the oldest stalled one, then left the waiting ones.
 	if st := m.Stats(); st.Pending != maxPending-1 {
 		t.Fatalf("Stats = %+v, want Pending %d", st, maxPending-1)
+	}
+}
+
+// warnCounter counts the records of level warn or above.
+type warnCounter struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *warnCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h *warnCounter) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.msgs = append(h.msgs, r.Message)
+	return nil
+}
+func (h *warnCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *warnCounter) WithGroup(string) slog.Handler      { return h }
+
+// TestMaxConnsRefusalsLoggedRateLimited: a flood of connections over MaxConns is logged, but
+// not once per connection (the log must not become the next thing a stranger fills).
+func TestMaxConnsRefusalsLoggedRateLimited(t *testing.T) {
+	h := &warnCounter{}
+	m := newMux(t, mux.Config{MaxConns: 1, Logger: slog.New(h)})
+	addr := m.Addr().String()
+	dialSpeaking(t, addr, []byte("P"))
+	acceptAPI(t, m)
+	const over = 10
+	for range over {
+		if c := dialSpeaking(t, addr, []byte("P")); !closedByServer(t, c) {
+			t.Fatal("API connection over MaxConns still open")
+		}
+	}
+	if st := m.Stats(); st.Refused != over {
+		t.Fatalf("Stats = %+v, want Refused %d", st, over)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.msgs) != 1 || !strings.Contains(h.msgs[0], "too many API connections") {
+		t.Fatalf("warnings %q, want one about too many API connections", h.msgs)
 	}
 }
