@@ -503,6 +503,7 @@ func (m *Machine) applyMetaErr(cmd Command) (any, error) {
 		}
 		m.publish(cat, nil, old)
 		m.dropTopicOffsets(old.ID)
+		m.producers.dropTopic(old.ID) // its windows (the Apply goroutine's; no owner changes)
 		if err := m.removeTopic(old); err != nil {
 			return nil, m.fail(err)
 		}

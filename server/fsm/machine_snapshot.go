@@ -377,6 +377,13 @@ func (m *Machine) Restore(manifestBytes []byte, data io.Reader) error {
 			return m.partErr(p, err)
 		}
 	}
+	// A snapshot written before deletes dropped a topic's producer windows may hold those of
+	// topics deleted since (see producerTable.dropTopic): they go now.
+	known := make(map[TopicID]bool, len(st.Topics))
+	for _, t := range st.Topics {
+		known[t.ID] = true
+	}
+	st.Producers.dropTopicsExcept(known)
 	m.ownersMu.Lock()
 	m.producers = st.Producers
 	m.ownersMu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -195,6 +196,30 @@ func (t *producerTable) settle(ref ProducerRef, target Target, offset uint64, un
 			if b := &pp.Batches[i]; b.pending && b.FirstSeq == ref.BaseSequence {
 				b.Offset, b.Unknown, b.pending = offset, unknown, false
 			}
+		}
+	}
+}
+
+// dropTopic forgets what every producer remembered of topic id's partitions (the topic was
+// deleted). It changes no Apply result, so a log written before it replays the same: topic IDs
+// are random and never handed out twice, and an append naming a deleted topic's ID is refused
+// (ErrUnknownTopic) before its producer is looked at. A topic created again under the name has
+// another ID, whose partitions every producer starts at sequence 0.
+func (t *producerTable) dropTopic(id TopicID) {
+	t.dropPartitions(func(pp producerPartition) bool { return pp.Topic == id })
+}
+
+// dropTopicsExcept forgets the windows of every topic but the default one and those known
+// holds (a restored snapshot's catalogue), as dropTopic.
+func (t *producerTable) dropTopicsExcept(known map[TopicID]bool) {
+	t.dropPartitions(func(pp producerPartition) bool { return pp.Topic != TopicID{} && !known[pp.Topic] })
+}
+
+func (t *producerTable) dropPartitions(drop func(producerPartition) bool) {
+	for _, st := range t.ByID {
+		st.Partitions = slices.DeleteFunc(st.Partitions, drop)
+		if len(st.Partitions) == 0 {
+			st.Partitions = nil
 		}
 	}
 }
