@@ -80,6 +80,12 @@ func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*lo
 	if len(records) == 0 {
 		return fsm.AppendResult{}, fmt.Errorf("%w: no records", errInvalid)
 	}
+	if to.topicID != "" {
+		if _, err := fsm.ParseTopicID(to.topicID); err != nil {
+			// Never a topic's: NotFound would tell the producer that its topic was deleted.
+			return fsm.AppendResult{}, fmt.Errorf("%w: topic_id %q is not a topic ID (a UUID, as Topic.id gives it)", errInvalid, to.topicID)
+		}
+	}
 	if e := to.producer.GetEpoch(); e > math.MaxUint16 {
 		// Epochs are 16-bit (InitProducer hands them out): a larger one was never handed out,
 		// and must not pass for another once truncated.
@@ -108,7 +114,7 @@ func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*lo
 			res fsm.AppendResult
 			err error
 		)
-		if s.combine != nil && len(batch) == 1 && to.producer.GetId() == 0 && s.node.IsLeader() {
+		if s.combine != nil && len(batch) == 1 && to.producer.GetId() == 0 && to.topicID == "" && s.node.IsLeader() {
 			res, err = s.combine.append(ctx, to, batch[0])
 		} else {
 			res, err = s.proposeLocal(ctx, to, batch)
@@ -122,7 +128,7 @@ func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*lo
 				return fsm.AppendResult{}, err
 			}
 			fres, ferr := s.forward.produceBatch(forwardedContext(ctx), nl.Leader.Address, &logv1.ProduceBatchRequest{
-				Records: records, Topic: to.topic, Partition: to.partition, Producer: to.producer})
+				Records: records, Topic: to.topic, Partition: to.partition, Producer: to.producer, TopicId: to.topicID})
 			if ferr == nil {
 				return fsm.AppendResult{First: fres.GetBaseOffset(), Count: uint64(len(records)), Duplicate: fres.GetDuplicate()}, nil
 			}
@@ -191,7 +197,7 @@ func (s *service) proposeLocal(ctx context.Context, to produceTarget, batch []fs
 	if s.sm == nil {
 		return fsm.AppendResult{}, fmt.Errorf("%w: %q (this server has no topics)", fsm.ErrUnknownTopic, to.topic)
 	}
-	res, err := s.sm.ProposeAppend(ctx, s.node, to.topic, to.partition, to.ref(), batch...)
+	res, err := s.sm.ProposeAppendTo(ctx, s.node, to.topic, to.partition, to.pin(), to.ref(), batch...)
 	if unknownTarget(err) && !s.node.IsLeader() {
 		// A follower may not have applied the topic's (or partition's) creation yet: the
 		// leader's catalogue decides, so the write goes there (forwarded, or the client
@@ -200,7 +206,9 @@ func (s *service) proposeLocal(ctx context.Context, to produceTarget, batch []fs
 		return fsm.AppendResult{}, &consensus.NotLeaderError{Leader: leader}
 	}
 	if unknownTarget(err) && s.caughtUp(ctx) {
-		res, err = s.sm.ProposeAppend(ctx, s.node, to.topic, to.partition, to.ref(), batch...)
+		// A topic of another ID than the one the request names (to.topicID) may be one whose
+		// delete and re-creation this leader has not applied yet: the same.
+		res, err = s.sm.ProposeAppendTo(ctx, s.node, to.topic, to.partition, to.pin(), to.ref(), batch...)
 	}
 	return res, err
 }
@@ -265,7 +273,7 @@ func (s *service) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv
 	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionProduce); err != nil {
 		return nil, err
 	}
-	res, err := s.proposeTo(ctx, produceTarget{req.GetTopic(), req.GetPartition(), req.GetProducer()}, []*logv1.Record{req.GetRecord()})
+	res, err := s.proposeTo(ctx, produceTarget{req.GetTopic(), req.GetPartition(), req.GetProducer(), req.GetTopicId()}, []*logv1.Record{req.GetRecord()})
 	if err != nil {
 		return nil, toWire(err)
 	}
@@ -276,7 +284,7 @@ func (s *service) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchReque
 	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionProduce); err != nil {
 		return nil, err
 	}
-	res, err := s.proposeTo(ctx, produceTarget{req.GetTopic(), req.GetPartition(), req.GetProducer()}, req.GetRecords())
+	res, err := s.proposeTo(ctx, produceTarget{req.GetTopic(), req.GetPartition(), req.GetProducer(), req.GetTopicId()}, req.GetRecords())
 	if err != nil {
 		return nil, toWire(err)
 	}
@@ -378,10 +386,11 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 		// Consecutive requests for the same partition (without a producer: an idempotent
 		// request is a batch of its own, with its own sequence number) are coalesced.
 		for rest := batch; len(rest) > 0; {
-			to := produceTarget{rest[0].GetTopic(), rest[0].GetPartition(), rest[0].GetProducer()}
+			to := produceTarget{rest[0].GetTopic(), rest[0].GetPartition(), rest[0].GetProducer(), rest[0].GetTopicId()}
 			n := 1
 			for to.producer.GetId() == 0 && n < len(rest) && rest[n].GetTopic() == to.topic &&
-				rest[n].GetPartition() == to.partition && rest[n].GetProducer().GetId() == 0 {
+				rest[n].GetPartition() == to.partition && rest[n].GetProducer().GetId() == 0 &&
+				rest[n].GetTopicId() == to.topicID {
 				n++
 			}
 			run = run[:0]

@@ -44,9 +44,21 @@ func (m *Machine) Target(topic string, partition uint32) (Target, Topic, error) 
 // Errors: ErrUnknownTopic, ErrUnknownPartition; as FSM.Propose's; the entry's Apply error
 // (also ErrUnknownProducer, ErrProducerFenced, ErrOutOfOrderSequence, ErrDuplicateSequence).
 func (m *Machine) ProposeAppend(ctx context.Context, c Proposer, topic string, partition uint32, producer ProducerRef, records ...AppendRecord) (AppendResult, error) {
+	return m.ProposeAppendTo(ctx, c, topic, partition, nil, producer, records...)
+}
+
+// ProposeAppendTo is ProposeAppend to the topic of that name only if its ID is *id (nil: any):
+// one with another ID here (the topic was deleted, perhaps created again under its name, or this
+// replica has not applied the creation of the one with that ID yet) answers ErrUnknownTopic and
+// proposes nothing. The command names the topic's ID, so a topic deleted before it is applied
+// refuses it too (ErrUnknownTopic).
+func (m *Machine) ProposeAppendTo(ctx context.Context, c Proposer, topic string, partition uint32, id *TopicID, producer ProducerRef, records ...AppendRecord) (AppendResult, error) {
 	target, t, err := m.Target(topic, partition)
 	if err != nil {
 		return AppendResult{}, err
+	}
+	if id != nil && target.Topic != *id {
+		return AppendResult{}, fmt.Errorf("%w: %q has ID %s here, not %s: deleted since, perhaps created again", ErrUnknownTopic, t.Name, target.Topic, *id)
 	}
 	if t.Config.TimestampType == TimestampAppend {
 		stripped := make([]AppendRecord, len(records))

@@ -454,7 +454,9 @@ type ProduceRequest struct {
 	// partition is the topic's partition (0 when unset). (Added.)
 	Partition uint32 `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
 	// producer, when set, makes the append idempotent. (Added.)
-	Producer      *ProducerRef `protobuf:"bytes,4,opt,name=producer,proto3" json:"producer,omitempty"`
+	Producer *ProducerRef `protobuf:"bytes,4,opt,name=producer,proto3" json:"producer,omitempty"`
+	// topic_id: see ProduceBatchRequest.topic_id. (Added.)
+	TopicId       string `protobuf:"bytes,5,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -515,6 +517,13 @@ func (x *ProduceRequest) GetProducer() *ProducerRef {
 		return x.Producer
 	}
 	return nil
+}
+
+func (x *ProduceRequest) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
 }
 
 type ProduceResponse struct {
@@ -742,7 +751,15 @@ type ProduceBatchRequest struct {
 	Topic     string `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
 	Partition uint32 `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
 	// producer, when set, makes the batch idempotent. (Added.)
-	Producer      *ProducerRef `protobuf:"bytes,4,opt,name=producer,proto3" json:"producer,omitempty"`
+	Producer *ProducerRef `protobuf:"bytes,4,opt,name=producer,proto3" json:"producer,omitempty"`
+	// topic_id, when set, is the ID (Topic.id) of the topic the producer began
+	// with: a topic that has another ID now (deleted since, perhaps created
+	// again under its name) is answered NOT_FOUND and nothing is appended, so
+	// that a batch, or its retry, never lands in another topic of that name.
+	// A server older than it ignores it (and appends to the topic of that name,
+	// whatever its ID). The default topic's ID is the nil UUID.
+	// (Added.)
+	TopicId       string `protobuf:"bytes,5,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -803,6 +820,13 @@ func (x *ProduceBatchRequest) GetProducer() *ProducerRef {
 		return x.Producer
 	}
 	return nil
+}
+
+func (x *ProduceBatchRequest) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
 }
 
 type ProduceBatchResponse struct {
@@ -4324,12 +4348,13 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\vProducerRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\rR\x05epoch\x12#\n" +
-	"\rbase_sequence\x18\x03 \x01(\x05R\fbaseSequence\"\x9d\x01\n" +
+	"\rbase_sequence\x18\x03 \x01(\x05R\fbaseSequence\"\xb8\x01\n" +
 	"\x0eProduceRequest\x12&\n" +
 	"\x06record\x18\x01 \x01(\v2\x0e.log.v1.RecordR\x06record\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x03 \x01(\rR\tpartition\x12/\n" +
-	"\bproducer\x18\x04 \x01(\v2\x13.log.v1.ProducerRefR\bproducer\"G\n" +
+	"\bproducer\x18\x04 \x01(\v2\x13.log.v1.ProducerRefR\bproducer\x12\x19\n" +
+	"\btopic_id\x18\x05 \x01(\tR\atopicId\"G\n" +
 	"\x0fProduceResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xd8\x01\n" +
@@ -4343,12 +4368,13 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\btopic_id\x18\a \x01(\tR\atopicId\"c\n" +
 	"\x0fConsumeResponse\x12&\n" +
 	"\x06record\x18\x02 \x01(\v2\x0e.log.v1.RecordR\x06record\x12(\n" +
-	"\arecords\x18\x03 \x03(\v2\x0e.log.v1.RecordR\arecords\"\xa4\x01\n" +
+	"\arecords\x18\x03 \x03(\v2\x0e.log.v1.RecordR\arecords\"\xbf\x01\n" +
 	"\x13ProduceBatchRequest\x12(\n" +
 	"\arecords\x18\x01 \x03(\v2\x0e.log.v1.RecordR\arecords\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x03 \x01(\rR\tpartition\x12/\n" +
-	"\bproducer\x18\x04 \x01(\v2\x13.log.v1.ProducerRefR\bproducer\"k\n" +
+	"\bproducer\x18\x04 \x01(\v2\x13.log.v1.ProducerRefR\bproducer\x12\x19\n" +
+	"\btopic_id\x18\x05 \x01(\tR\atopicId\"k\n" +
 	"\x14ProduceBatchResponse\x12\x1f\n" +
 	"\vbase_offset\x18\x01 \x01(\x04R\n" +
 	"baseOffset\x12\x14\n" +
