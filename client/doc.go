@@ -75,5 +75,8 @@
 // instance took over the producer ID. ProducerIdempotence(false) turns this
 // off: then a batch whose outcome is unknown fails with ErrOutcomeUnknown and
 // is never retried. Two Producers are two producers: the same value sent
-// through both is stored twice.
+// through both is stored twice. A Producer pins the ID each topic has when
+// it first learns it: once the topic is deleted and created again under its
+// name, every record sent to it fails with ErrUnknownTopic, and none, not
+// even a retry, lands in the new topic.
 package client

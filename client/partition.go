@@ -54,7 +54,7 @@ func (c *Client) ProduceRecords(ctx context.Context, topic string, partition uin
 	for i := range recs {
 		ps[i] = recordToProto(&recs[i])
 	}
-	base, _, err := c.produceBatch(ctx, partitionRef{topic: wireTopic(topic), partition: partition}, ps, nil)
+	base, _, err := c.produceBatch(ctx, partitionRef{topic: wireTopic(topic), partition: partition}, "", ps, nil)
 	if err != nil {
 		return 0, fmt.Errorf("produce batch of %d to %s/%d: %w", len(recs), topicName(topic), partition, err)
 	}
@@ -64,8 +64,8 @@ func (c *Client) ProduceRecords(ctx context.Context, topic string, partition uin
 // produceBatch sends one ProduceBatch to the leader, with the write retry
 // policy, and returns its base offset and whether the server recognised it
 // as an idempotent retry.
-func (c *Client) produceBatch(ctx context.Context, loc partitionRef, recs []*logv1.Record, ref *logv1.ProducerRef) (base uint64, dup bool, err error) {
-	req := &logv1.ProduceBatchRequest{Records: recs, Topic: loc.topic, Partition: loc.partition, Producer: ref}
+func (c *Client) produceBatch(ctx context.Context, loc partitionRef, topicID string, recs []*logv1.Record, ref *logv1.ProducerRef) (base uint64, dup bool, err error) {
+	req := &logv1.ProduceBatchRequest{Records: recs, Topic: loc.topic, Partition: loc.partition, Producer: ref, TopicId: topicID}
 	err = c.onLeader(ctx, true, func(ctx context.Context, tc transport.Client) error {
 		resp, err := tc.ProduceBatch(ctx, req)
 		if err != nil {

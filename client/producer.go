@@ -133,7 +133,9 @@ func ProducerPartitioner(p Partitioner) ProducerOption {
 
 // ProducerManualPartitioning makes the Producer send each record to the
 // partition its Partition field names, without a partitioner and without
-// asking for the topic's partition count.
+// asking for the topic's partition count in Send (the Producer
+// still describes each topic once, before its first batch, to learn its ID:
+// see Producer).
 func ProducerManualPartitioning() ProducerOption {
 	return producerOptionFunc(func(o *producerOptions) { o.manual = true })
 }
@@ -294,6 +296,14 @@ var topicCountTTL = 30 * time.Second
 // that retry's error; two Producers (or two processes) are two producers, so
 // the same value sent by both is stored twice.
 //
+// A topic deleted and created again under its name is another topic: the
+// Producer pins the ID each topic has when it first learns it (SendRecord's
+// DescribeTopic; with ProducerManualPartitioning, before the topic's first
+// batch) and every batch names it, so that once the name is another topic's
+// every record sent to it (a retry, or one accepted before the re-creation)
+// fails with ErrUnknownTopic, and none is stored in the new topic. Use a new
+// Producer for the new topic.
+//
 // A Producer is safe for concurrent use. It owns up to ProducerMaxInFlight
 // sending goroutines, stopped by Close. Create one with Client.NewProducer.
 type Producer struct {
@@ -304,9 +314,15 @@ type Producer struct {
 	// take mu.
 	closedFlag atomic.Bool
 
-	// countMu guards counts (held while learning a count: not under mu).
+	// countMu guards counts and ids (never held while asking the cluster;
+	// not under mu).
 	countMu sync.Mutex
 	counts  map[string]topicCount
+	// ids are the topic IDs the producer pinned, by wire topic name: the ID
+	// each topic had when the producer first learnt it. Every batch names it
+	// (ProduceBatchRequest.topic_id), so that a batch, or its retry, never
+	// lands in another topic created under the name since.
+	ids map[string]string
 
 	mu       sync.Mutex
 	cond     *sync.Cond // signals senders: ready grew, a batch completed, closed
@@ -389,6 +405,7 @@ func (c *Client) NewProducer(opts ...ProducerOption) (*Producer, error) {
 		c:        c,
 		opts:     o,
 		counts:   make(map[string]topicCount),
+		ids:      make(map[string]string),
 		parts:    make(map[partitionRef]*partState),
 		inFlight: make(map[*batch]struct{}),
 		needID:   o.idempotent,
@@ -426,7 +443,8 @@ func (p *Producer) SendFunc(ctx context.Context, value []byte, cb func(offset ui
 // ProducerManualPartitioning, else the partitioner's: the first record of a
 // topic (and one every 30 s) asks the cluster for the topic's partition count
 // (DescribeTopic) within ctx, which fails with an error wrapping
-// ErrUnknownTopic for a missing topic.
+// ErrUnknownTopic for a missing topic, or for one deleted and created again
+// since the producer learnt it (see Producer).
 //
 // Send blocks only while ProducerMaxPending records are pending, until room
 // frees up or ctx is done (then it returns ctx's error and the record is not
@@ -475,9 +493,67 @@ func (p *Producer) partitionCount(ctx context.Context, topic string) (uint32, er
 		}
 		return 0, err
 	}
+	if err := p.pinLocked(topic, d.ID); err != nil {
+		if known {
+			tc.refreshing = false
+			p.counts[topic] = tc
+		}
+		return 0, err
+	}
 	n := max(d.Partitions, 1)
 	p.counts[topic] = topicCount{n: n, learned: time.Now()}
 	return n, nil
+}
+
+// pinLocked pins id as topic's ID (wire name) unless one is pinned, and
+// fails with an error wrapping ErrUnknownTopic when another one is: the
+// topic was deleted and created again since the producer learnt it. An
+// empty id (a server without topic IDs) pins nothing. p.countMu must be
+// held.
+func (p *Producer) pinLocked(topic, id string) error {
+	pinned := p.ids[topic]
+	switch {
+	case id == "":
+	case pinned == "":
+		p.ids[topic] = id
+	case pinned != id:
+		return fmt.Errorf("%w: topic %q has ID %s, this producer's has %s: deleted since, perhaps created again", ErrUnknownTopic, topic, id, pinned)
+	}
+	return nil
+}
+
+// topicID returns the ID batch b's topic is pinned to ("" for the default
+// topic, which is never deleted). Unpinned (ProducerManualPartitioning: Send
+// does not describe topics), it asks the cluster once, within b's delivery
+// deadline: an unknown topic fails b (an error wrapping ErrUnknownTopic);
+// any other failure (a refusal to describe, a server that cannot tell now)
+// leaves b unpinned, sent as before topic IDs, and the next batch asks again.
+func (p *Producer) topicID(b *batch) (string, error) {
+	topic := b.part.loc.topic
+	if topic == "" || topic == DefaultTopic {
+		return "", nil
+	}
+	p.countMu.Lock()
+	id := p.ids[topic]
+	p.countMu.Unlock()
+	if id != "" {
+		return id, nil
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), b.deadline)
+	d, err := p.c.DescribeTopic(ctx, topic)
+	cancel()
+	if errors.Is(err, ErrUnknownTopic) {
+		return "", err
+	}
+	if err != nil {
+		return "", nil
+	}
+	p.countMu.Lock()
+	defer p.countMu.Unlock()
+	if err := p.pinLocked(topic, d.ID); err != nil {
+		return "", err
+	}
+	return p.ids[topic], nil
 }
 
 func (p *Producer) send(ctx context.Context, rec Record, cb func(uint64, error)) (*Future, error) {
@@ -845,6 +921,11 @@ func (p *Producer) requeue(b *batch) {
 func (p *Producer) sendBatch(b *batch) bool {
 	var last error
 	unknown := false // an attempt may have stored b
+	topicID, err := p.topicID(b)
+	if err != nil {
+		p.finish(b, 0, fmt.Errorf("produce batch of %d to %s/%d: %w", len(b.recs), b.part.name, b.part.loc.partition, err))
+		return true
+	}
 	for attempt := 0; ; attempt++ {
 		ref, err := p.ref(b)
 		if err != nil {
@@ -859,7 +940,7 @@ func (p *Producer) sendBatch(b *batch) bool {
 		// context: the delivery deadline bounds them, and the client's
 		// ErrClosed ends them.
 		ctx, cancel := context.WithDeadline(context.Background(), b.deadline)
-		base, dup, err := p.c.produceBatch(ctx, b.part.loc, b.recs, ref)
+		base, dup, err := p.c.produceBatch(ctx, b.part.loc, topicID, b.recs, ref)
 		cancel()
 		if err == nil {
 			p.stats.batches.Add(1)

@@ -16,7 +16,7 @@ import (
 // write appends recs to topic/partition, checking ref's sequence numbers when
 // it is set, and returns the base offset and whether the write was a retry
 // of one of the producer's last batches (then nothing was stored).
-func (l *Log) write(topicName string, partition uint32, recs []*logv1.Record, ref *logv1.ProducerRef) (uint64, bool, error) {
+func (l *Log) write(topicName string, partition uint32, topicID string, recs []*logv1.Record, ref *logv1.ProducerRef) (uint64, bool, error) {
 	if l.RefuseProduce != nil {
 		if err := l.RefuseProduce(); err != nil {
 			return 0, false, err
@@ -25,11 +25,20 @@ func (l *Log) write(topicName string, partition uint32, recs []*logv1.Record, re
 	if len(recs) == 0 {
 		return 0, false, transport.Errorf(transport.InvalidArgument, "clienttest: empty batch")
 	}
+	if topicID != "" && !topicIDShaped(topicID) {
+		return 0, false, transport.Errorf(transport.InvalidArgument, "clienttest: topic_id %q is not a topic ID", topicID)
+	}
 	l.mu.Lock()
 	t, err := l.topicLocked(topicName)
 	if err != nil {
 		l.mu.Unlock()
 		return 0, false, err
+	}
+	if topicID != "" && !strings.EqualFold(t.id, topicID) {
+		// As the server: a produce naming its topic's ID never lands in another topic of
+		// that name (ProduceBatchRequest.topic_id).
+		l.mu.Unlock()
+		return 0, false, transport.Errorf(transport.NotFound, "clienttest: topic %q has ID %s, not %s: deleted since, perhaps created again", t.name, t.id, topicID)
 	}
 	p, err := l.partitionLocked(topicName, partition)
 	if err != nil {
@@ -121,7 +130,7 @@ func nextSeq(s int32) int32 {
 // Produce appends one record.
 func (l *Log) Produce(_ context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
 	l.count("Produce")
-	off, dup, err := l.write(req.GetTopic(), req.GetPartition(), []*logv1.Record{req.GetRecord()}, req.GetProducer())
+	off, dup, err := l.write(req.GetTopic(), req.GetPartition(), req.GetTopicId(), []*logv1.Record{req.GetRecord()}, req.GetProducer())
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +140,7 @@ func (l *Log) Produce(_ context.Context, req *logv1.ProduceRequest) (*logv1.Prod
 // ProduceBatch appends the records of req atomically.
 func (l *Log) ProduceBatch(_ context.Context, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
 	l.count("ProduceBatch")
-	base, dup, err := l.write(req.GetTopic(), req.GetPartition(), req.GetRecords(), req.GetProducer())
+	base, dup, err := l.write(req.GetTopic(), req.GetPartition(), req.GetTopicId(), req.GetRecords(), req.GetProducer())
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +166,7 @@ func (l *Log) ProduceStream(ctx context.Context, stream transport.BidiStream[log
 		if err != nil {
 			return err
 		}
-		off, dup, err := l.write(req.GetTopic(), req.GetPartition(), []*logv1.Record{req.GetRecord()}, req.GetProducer())
+		off, dup, err := l.write(req.GetTopic(), req.GetPartition(), req.GetTopicId(), []*logv1.Record{req.GetRecord()}, req.GetProducer())
 		if err != nil {
 			return err
 		}
