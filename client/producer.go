@@ -323,6 +323,10 @@ type Producer struct {
 	// (ProduceBatchRequest.topic_id), so that a batch, or its retry, never
 	// lands in another topic created under the name since.
 	ids map[string]string
+	// unpinnable are the topics the producer may not describe (refused, or
+	// a server without topic IDs): their batches go by name, and topicID
+	// does not ask again for each.
+	unpinnable map[string]bool
 
 	mu       sync.Mutex
 	cond     *sync.Cond // signals senders: ready grew, a batch completed, closed
@@ -402,13 +406,14 @@ func (c *Client) NewProducer(opts ...ProducerOption) (*Producer, error) {
 		o.partitioner = DefaultPartitioner()
 	}
 	p := &Producer{
-		c:        c,
-		opts:     o,
-		counts:   make(map[string]topicCount),
-		ids:      make(map[string]string),
-		parts:    make(map[partitionRef]*partState),
-		inFlight: make(map[*batch]struct{}),
-		needID:   o.idempotent,
+		c:          c,
+		opts:       o,
+		counts:     make(map[string]topicCount),
+		ids:        make(map[string]string),
+		unpinnable: make(map[string]bool),
+		parts:      make(map[partitionRef]*partState),
+		inFlight:   make(map[*batch]struct{}),
+		needID:     o.idempotent,
 	}
 	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(o.maxInFlight)
@@ -526,30 +531,35 @@ func (p *Producer) pinLocked(topic, id string) error {
 // topic, which is never deleted). Unpinned (ProducerManualPartitioning: Send
 // does not describe topics), it asks the cluster once, within b's delivery
 // deadline: an unknown topic fails b (an error wrapping ErrUnknownTopic);
-// any other failure (a refusal to describe, a server that cannot tell now)
-// leaves b unpinned, sent as before topic IDs, and the next batch asks again.
+// any other failure leaves b unpinned, sent by name as before topic IDs: a
+// server that cannot tell now is asked again for the next batch, one that
+// refused (PermissionDenied, no topic IDs) is not asked again.
 func (p *Producer) topicID(b *batch) (string, error) {
 	topic := b.part.loc.topic
 	if topic == "" || topic == DefaultTopic {
 		return "", nil
 	}
 	p.countMu.Lock()
-	id := p.ids[topic]
+	id, unpinnable := p.ids[topic], p.unpinnable[topic]
 	p.countMu.Unlock()
-	if id != "" {
+	if id != "" || unpinnable {
 		return id, nil
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), b.deadline)
 	d, err := p.c.DescribeTopic(ctx, topic)
+	expired := ctx.Err() != nil
 	cancel()
 	if errors.Is(err, ErrUnknownTopic) {
 		return "", err
 	}
-	if err != nil {
-		return "", nil
-	}
 	p.countMu.Lock()
 	defer p.countMu.Unlock()
+	if err != nil {
+		if !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrOutcomeUnknown) && !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrClosed) && !expired {
+			p.unpinnable[topic] = true
+		}
+		return "", nil
+	}
 	if err := p.pinLocked(topic, d.ID); err != nil {
 		return "", err
 	}

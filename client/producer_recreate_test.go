@@ -8,6 +8,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/client"
 	"github.com/commitlog-go/commitlog/client/clienttest"
+	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -51,6 +52,38 @@ func TestProducerRetryAfterTopicRecreatedFailsUnknown(t *testing.T) {
 		}
 		if got := values(t, l, "t", 0); len(got) != 0 {
 			t.Errorf("the new topic holds %q", got)
+		}
+	})
+}
+
+// TestProducerManualUnpinnableTopicAskedOnce: a manually partitioning Producer that may not
+// describe its topic (PermissionDenied) sends its batches by name, as before topic IDs, and asks
+// once, not before every batch.
+func TestProducerManualUnpinnableTopicAskedOnce(t *testing.T) {
+	forEachFake(t, func(t *testing.T, l *clienttest.Log, cl *client.Client) {
+		ctx := context.Background()
+		if _, err := cl.CreateTopic(ctx, "t", 1, client.TopicConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		l.RefuseDescribeTopic = func(string) error {
+			return transport.Errorf(transport.PermissionDenied, "clienttest: no consume on t")
+		}
+		p, err := cl.NewProducer(client.ProducerManualPartitioning())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		for i := range 3 {
+			f, err := p.SendRecord(ctx, client.Record{Topic: "t", Value: []byte("v")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if off, err := f.Wait(ctx); err != nil || off != uint64(i) {
+				t.Fatalf("record %d: %d, %v", i, off, err)
+			}
+		}
+		if n := l.Calls("DescribeTopic"); n != 1 {
+			t.Errorf("DescribeTopic calls: %d, want 1", n)
 		}
 	})
 }
