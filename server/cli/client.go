@@ -512,7 +512,7 @@ func clusterCommand() *cli.Command {
 			},
 			{
 				Name:      "remove",
-				Usage:     "remove servers from the cluster, one at a time in the order given, each once the previous removal committed; a server about to be removed that leads first hands leadership to one that stays",
+				Usage:     "remove servers from the cluster, one at a time in the order given, each once the previous removal committed; a server about to be removed that leads first hands leadership to one that stays; a transient failure (an election, a hand-over not done in time) is tried again for up to --timeout per server, a refusal (quorum) fails at once",
 				ArgsUsage: "ID...",
 				Flags: append(clientFlags(),
 					&cli.BoolFlag{Name: "missing-ok", Usage: "an ID the leader's configuration does not list counts as removed (a retry after a partial run: the Helm chart's scale-down Job)"}),
