@@ -1092,6 +1092,9 @@ func (s *service) RemoveServer(ctx context.Context, req *logv1.RemoveServerReque
 		if err := s.checkRemovalQuorum(ctx, req.GetId(), servers); err != nil {
 			return nil, err
 		}
+		if self, ok := s.node.Leader(); ok && self.ID == req.GetId() {
+			return nil, s.leadElsewhereBeforeRemoval(ctx, self.ID)
+		}
 	}
 	// Marked before the removal, so that no reconcile pass running meanwhile adds it back.
 	if s.removed != nil {
@@ -1104,6 +1107,22 @@ func (s *service) RemoveServer(ctx context.Context, req *logv1.RemoveServerReque
 		return nil, toWire(err)
 	}
 	return &logv1.RemoveServerResponse{}, nil
+}
+
+// leadElsewhereBeforeRemoval answers a request to this leader to remove itself: it hands
+// leadership to another voter and refuses the removal as not proposed (Unavailable, no leader
+// named), so that the caller sends it again to the next leader. A leader that removed itself
+// took with it the memory that the server was removed (the service's mark, which keeps the
+// reconciler from adding back a removed server while it still runs): the next leader saw it
+// alive in gossip and added it back. The leader that removes it is now always one that stays.
+// (`cluster remove` hands leadership away first; a leadership change just before its removal
+// arrived, or another client, brought the request here.)
+func (s *service) leadElsewhereBeforeRemoval(ctx context.Context, self string) error {
+	msg := fmt.Sprintf("server %q leads: it does not remove itself; leadership handed to another voter, send the removal to the new leader", self)
+	if err := s.node.TransferLeadership(ctx, ""); err != nil {
+		msg = fmt.Sprintf("server %q leads: it does not remove itself, and handing leadership to another voter failed (%v); try again", self, err)
+	}
+	return transport.Errorf(transport.Unavailable, "%s", msg).WithNotLeader(transport.NotLeader{}).WithNotProposed(msg)
 }
 
 // removalQuorumWait bounds how long RemoveServer waits for the leader to learn whether the
