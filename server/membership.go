@@ -429,8 +429,9 @@ func (r *reconciler) stillThere(ctx context.Context, id, raftAddr string) bool {
 	return r.admit(ctx, id, raftAddr) == nil
 }
 
-// promote makes a non-voter a voter once its state machine has applied up to (nearly) the
-// leader's commit index, so that adding its vote never makes the quorum wait for a laggard.
+// promote makes a non-voter a voter once its state machine has applied something and up to
+// (nearly) the leader's commit index, so that adding its vote never makes the quorum wait for
+// a laggard.
 func (r *reconciler) promote(ctx context.Context, m discovery.Member) error {
 	if !r.admitted(ctx, m) {
 		return nil
@@ -440,7 +441,11 @@ func (r *reconciler) promote(ctx context.Context, m discovery.Member) error {
 		return fmt.Errorf("ask %s how far it is: %w", m.Name, err)
 	}
 	commit := r.node.Status().CommitIndex
-	if applied+promoteLag < commit {
+	if applied == 0 || applied+promoteLag < commit {
+		// A server that has applied nothing holds no configuration yet (a new cluster's log is
+		// shorter than promoteLag): promoted, it made the leader's quorum wait for a server
+		// with no log, and a leader that lost contact with it meanwhile (a loaded host) stepped
+		// down; the cluster then elected no leader, and never formed.
 		r.logger.Debug("non-voter still catching up", "id", m.Name, "applied", applied, "commit", commit)
 		return nil
 	}
