@@ -315,6 +315,48 @@ func TestRemoveLeaderAskedOfItself(t *testing.T) {
 	}
 }
 
+// TestRemovedServerNotAddedBackByTheNextLeader: a server removed while it still runs (a
+// scale-down removes pods before the StatefulSet stops them) stays out of the configuration
+// when leadership moves afterwards. The leader that removed it remembered the removal, but the
+// next one knew nothing of it, saw it alive in gossip and added it back. The removed server,
+// seeing its removal, now stops advertising its Raft address.
+func TestRemovedServerNotAddedBackByTheNextLeader(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := leaderOf(t, nodes)
+	var gone, next *testServer
+	for _, nd := range nodes {
+		switch {
+		case nd == leader:
+		case gone == nil:
+			gone = nd
+		default:
+			next = nd
+		}
+	}
+	ctx := ctxT(t, 60*time.Second)
+	if _, err := newClient(t, TransportConnect, leader.Addr()).RemoveServer(ctx, &logv1.RemoveServerRequest{Id: gone.ID()}); err != nil {
+		t.Fatalf("RemoveServer: %v", err)
+	}
+	// Until the next leader's gossip shows the removed server without a Raft address (10 s at
+	// most: the old code never withdrew it; the test goes on to show what follows).
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if i := slices.IndexFunc(next.serf.Members(), func(m discovery.Member) bool { return m.Name == gone.ID() }); i >= 0 && next.serf.Members()[i].Tags[tagRaftAddr] == "" {
+			break
+		}
+	}
+	if err := leader.node.TransferLeadership(ctx, next.ID()); err != nil {
+		t.Fatalf("TransferLeadership to %s: %v", next.ID(), err)
+	}
+	waitFor(t, 20*time.Second, next.ID()+" leads", next.node.IsLeader)
+	// 30 reconcile passes of the new leader (every 100 ms here).
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		servers, err := next.node.Servers(ctx)
+		if err == nil && slices.ContainsFunc(servers, func(s consensus.ServerStatus) bool { return s.ID == gone.ID() }) {
+			t.Fatalf("the removed %s, still running, is back in the new leader's configuration: %v", gone.ID(), servers)
+		}
+	}
+}
+
 // TestGetServersReportsUnreachableFollower: GetServers on the leader reports a follower it
 // cannot reach as unhealthy, with the time since it last heard from it (Server.healthy and
 // last_contact, which the SDK's Servers and `cluster status` show). The consensus layer knew

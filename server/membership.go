@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,6 +51,10 @@ type reconciler struct {
 	// they are not tried again (so that a stranger cannot make every pass wait on its handshake).
 	refused map[refusal]refusedFor
 
+	// listed and removedSelf are watchSelf's, owned by the loop: this node was in the
+	// configuration since it started; it saw itself removed and announced it.
+	listed, removedSelf bool
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
@@ -72,6 +77,9 @@ type reconcilerConfig struct {
 	// events is the membership's Handler: each event wakes a pass. Nil: passes run on
 	// leadership changes and every interval only.
 	events memberEvents
+	// announceRemoved advertises in gossip whether this node was removed from the
+	// configuration (see watchSelf); nil: it is not told.
+	announceRemoved func(ctx context.Context, removed bool) error
 	// removed are the servers an operator removed (the service marks them); nil: none.
 	removed  *removedServers
 	bounds   func(ctx context.Context, rpcAddr string) (appliedIndex uint64, err error)
@@ -128,10 +136,12 @@ func (r *reconciler) start() {
 			case <-r.events:
 			case <-t.C:
 			}
+			ctx, cancelCtx := context.WithTimeout(context.Background(), 10*time.Second)
+			r.watchSelf(ctx)
 			if !r.node.IsLeader() || r.members == nil {
+				cancelCtx()
 				continue
 			}
-			ctx, cancelCtx := context.WithTimeout(context.Background(), 10*time.Second)
 			if err := r.reconcile(ctx); err != nil && !errors.Is(err, consensus.ErrNotLeader) {
 				r.logger.Warn("membership reconcile failed", "err", err)
 			}
@@ -146,6 +156,48 @@ func (r *reconciler) close() {
 		close(r.stop)
 		r.wg.Wait()
 	})
+}
+
+// watchSelf announces in gossip that this node was removed from Raft's configuration when the
+// configuration it holds no longer lists it after it did since the node started (an operator
+// removed it; the leader replicates the removal to the removed server before it stops
+// replicating to it), and that it is back when listed again. The leader that removed it
+// remembers not to add it back while it runs, but a next leader (an election, a hand-over)
+// knew nothing of the removal: it saw the node alive in gossip and added it back, a removed
+// pod back in the configuration until it stopped, then a voter down. A node announced removed
+// advertises no Raft address, so that no leader, of this version or older, adds it. Restarted,
+// it announces itself again and is added back, as before. Loop only.
+func (r *reconciler) watchSelf(ctx context.Context) {
+	if r.announceRemoved == nil {
+		return
+	}
+	servers, err := r.node.Servers(ctx)
+	if err != nil {
+		return
+	}
+	listed := slices.ContainsFunc(servers, func(s consensus.ServerStatus) bool { return s.ID == r.self })
+	if listed {
+		r.listed = true
+	}
+	if removed := r.listed && !listed; removed != r.removedSelf {
+		err := r.announceRemoved(ctx, removed)
+		if errors.Is(err, discovery.ErrNotSupported) {
+			// A fixed membership (Config.Membership): its servers are known in advance and no
+			// reconciler adds one it does not list.
+			r.announceRemoved = nil
+			return
+		}
+		if err != nil {
+			r.logger.Warn("cannot announce in gossip whether this server was removed from the cluster", "removed", removed, "err", err)
+			return
+		}
+		r.removedSelf = removed
+		if removed {
+			r.logger.Warn("this server was removed from the cluster's configuration: it no longer advertises its Raft address in gossip, so that no leader adds it back; stop it, or restart it to rejoin")
+		} else {
+			r.logger.Info("this server is in the cluster's configuration again: advertising its Raft address in gossip")
+		}
+	}
 }
 
 // removedServers are the servers an operator removed while they are alive in Serf, so that the

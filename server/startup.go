@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -399,23 +400,38 @@ func (s *Server) startMembership() error {
 	}
 	s.serf = m
 	s.recon = newReconciler(reconcilerConfig{
-		self:     s.cfg.NodeName,
-		addr:     s.addr,
-		admit:    s.admit,
-		proves:   s.cfg.PeerClientTLS != nil,
-		node:     s.node,
-		cluster:  s.node.ClusterID,
-		members:  m,
-		events:   events,
-		removed:  s.removed,
-		bounds:   s.forward.appliedIndexOf,
-		interval: s.cfg.ReconcileInterval,
-		logger:   s.cfg.Logger.With("component", "membership"),
+		self:            s.cfg.NodeName,
+		addr:            s.addr,
+		admit:           s.admit,
+		proves:          s.cfg.PeerClientTLS != nil,
+		node:            s.node,
+		cluster:         s.node.ClusterID,
+		members:         m,
+		events:          events,
+		removed:         s.removed,
+		bounds:          s.forward.appliedIndexOf,
+		announceRemoved: s.announceRemoved,
+		interval:        s.cfg.ReconcileInterval,
+		logger:          s.cfg.Logger.With("component", "membership"),
 	})
 	s.recon.start()
 	s.bg.Add(1)
 	go func() { defer s.bg.Done(); s.syncClusterTag() }()
 	return nil
+}
+
+// announceRemoved advertises this node's Raft address in gossip, or (removed) withdraws it: a
+// member without one is no server to add (see reconciler.watchSelf).
+func (s *Server) announceRemoved(ctx context.Context, removed bool) error {
+	s.tagMu.Lock()
+	defer s.tagMu.Unlock()
+	next := maps.Clone(s.serf.LocalMember().Tags)
+	if removed {
+		delete(next, tagRaftAddr)
+	} else {
+		next[tagRaftAddr] = s.addr
+	}
+	return s.serf.SetTags(ctx, next)
 }
 
 // newMembership starts Config.Membership, or Serf, advertising tags and reporting to handler.
