@@ -51,9 +51,11 @@ type reconciler struct {
 	// they are not tried again (so that a stranger cannot make every pass wait on its handshake).
 	refused map[refusal]refusedFor
 
-	// listed and removedSelf are watchSelf's, owned by the loop: this node was in the
-	// configuration since it started; it saw itself removed and announced it.
+	// listed, unlisted and removedSelf are watchSelf's, owned by the loop: this node was in
+	// the configuration since it started; since when it has not been, after it was; it
+	// announced itself removed.
 	listed, removedSelf bool
+	unlisted            time.Time
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -158,8 +160,16 @@ func (r *reconciler) close() {
 	})
 }
 
+// removedGrace is how long watchSelf waits, the node no longer listed, before it announces
+// itself removed: a leader re-addressing it (removed, then added at once), or a new leader
+// adding it back after the entry that added it was lost with an old leader (its latest
+// configuration rolled back to the committed one), lists it again within that time; once the
+// node withdraws its address no leader adds it, so that would leave it out until restarted.
+func (r *reconciler) removedGrace() time.Duration { return 5 * r.interval }
+
 // watchSelf announces in gossip that this node was removed from Raft's configuration when the
-// configuration it holds no longer lists it after it did since the node started (an operator
+// configuration it holds has no longer listed it for removedGrace after it did since the node
+// started (an operator
 // removed it; the leader replicates the removal to the removed server before it stops
 // replicating to it), and that it is back when listed again. The leader that removed it
 // remembers not to add it back while it runs, but a next leader (an election, a hand-over)
@@ -176,10 +186,13 @@ func (r *reconciler) watchSelf(ctx context.Context) {
 		return
 	}
 	listed := slices.ContainsFunc(servers, func(s consensus.ServerStatus) bool { return s.ID == r.self })
-	if listed {
-		r.listed = true
+	switch {
+	case listed:
+		r.listed, r.unlisted = true, time.Time{}
+	case r.listed && r.unlisted.IsZero():
+		r.unlisted = time.Now()
 	}
-	if removed := r.listed && !listed; removed != r.removedSelf {
+	if removed := r.listed && !listed && time.Since(r.unlisted) >= r.removedGrace(); removed != r.removedSelf {
 		err := r.announceRemoved(ctx, removed)
 		if errors.Is(err, discovery.ErrNotSupported) {
 			// A fixed membership (Config.Membership): its servers are known in advance and no
