@@ -513,11 +513,15 @@ func (p *Producer) partitionCount(ctx context.Context, topic string) (uint32, er
 // pinLocked pins id as topic's ID (wire name) unless one is pinned, and
 // fails with an error wrapping ErrUnknownTopic when another one is: the
 // topic was deleted and created again since the producer learnt it. An
-// empty id (a server without topic IDs) pins nothing. p.countMu must be
-// held.
+// empty id (a server without topic IDs) pins nothing and, when nothing is
+// pinned, marks the topic unpinnable, so that topicID does not ask again
+// before every batch (a later description with an ID, the partition count's
+// refresh, still pins it). p.countMu must be held.
 func (p *Producer) pinLocked(topic, id string) error {
 	pinned := p.ids[topic]
 	switch {
+	case id == "" && pinned == "":
+		p.unpinnable[topic] = true
 	case id == "":
 	case pinned == "":
 		p.ids[topic] = id

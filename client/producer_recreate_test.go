@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 
@@ -86,4 +87,42 @@ func TestProducerManualUnpinnableTopicAskedOnce(t *testing.T) {
 			t.Errorf("DescribeTopic calls: %d, want 1", n)
 		}
 	})
+}
+
+// TestProducerServerWithoutTopicIDsAskedOnce: a Producer whose server predates topic IDs (its
+// topics are described without one) sends its batches by name and describes each topic once
+// (and every 30 s for its partition count), not before every batch.
+func TestProducerServerWithoutTopicIDsAskedOnce(t *testing.T) {
+	for _, manual := range []bool{false, true} {
+		t.Run(fmt.Sprintf("manual=%v", manual), func(t *testing.T) {
+			forEachFake(t, func(t *testing.T, l *clienttest.Log, cl *client.Client) {
+				ctx := context.Background()
+				l.NoTopicIDs = true
+				if _, err := cl.CreateTopic(ctx, "t", 1, client.TopicConfig{}); err != nil {
+					t.Fatal(err)
+				}
+				var opts []client.ProducerOption
+				if manual {
+					opts = append(opts, client.ProducerManualPartitioning())
+				}
+				p, err := cl.NewProducer(opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Close()
+				for i := range 3 {
+					f, err := p.SendRecord(ctx, client.Record{Topic: "t", Value: []byte("v")})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if off, err := f.Wait(ctx); err != nil || off != uint64(i) {
+						t.Fatalf("record %d: %d, %v", i, off, err)
+					}
+				}
+				if n := l.Calls("DescribeTopic"); n != 1 {
+					t.Errorf("DescribeTopic calls: %d, want 1", n)
+				}
+			})
+		})
+	}
 }

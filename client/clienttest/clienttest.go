@@ -81,6 +81,10 @@ type Log struct {
 	// the topic named, refuses the call with that error (a transient
 	// failure, e.g. Unavailable) instead of answering.
 	RefuseDescribeTopic func(name string) error
+	// NoTopicIDs, when set, makes the log answer as a server that predates
+	// topic IDs: topics are described without an ID and a produce's
+	// topic_id is ignored.
+	NoTopicIDs bool
 
 	mu        sync.Mutex
 	topics    map[string]*topic
