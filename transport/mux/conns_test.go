@@ -263,3 +263,41 @@ func TestMaxConnsRefusalsLoggedRateLimited(t *testing.T) {
 		t.Fatalf("warnings %q, want one about too many API connections", h.msgs)
 	}
 }
+
+// waitStats polls m's Stats until ok holds, or fails the test.
+func waitStats(t *testing.T, m *mux.Mux, ok func(mux.Stats) bool) {
+	t.Helper()
+	for end := time.Now().Add(waitLimit); ; time.Sleep(5 * time.Millisecond) {
+		st := m.Stats()
+		if ok(st) {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("Stats = %+v", st)
+		}
+	}
+}
+
+// TestAPIOpenAfterAPIListenerCloses: API connections queued for an Accept that never comes are
+// closed by the API listener's Close and stop counting, and one sorted after it is closed
+// without counting: the count comes back to zero, nothing refused.
+func TestAPIOpenAfterAPIListenerCloses(t *testing.T) {
+	m := newMux(t, mux.Config{MaxConns: 2})
+	addr := m.Addr().String()
+	queued := []net.Conn{dialSpeaking(t, addr, []byte("P")), dialSpeaking(t, addr, []byte("P"))}
+	waitStats(t, m, func(st mux.Stats) bool { return st.APIOpen == 2 && st.Pending == 0 })
+	m.API().Close()
+	for i, c := range queued {
+		if !closedByServer(t, c) {
+			t.Fatalf("queued connection %d still open after the API listener closed", i)
+		}
+	}
+	waitStats(t, m, func(st mux.Stats) bool { return st.APIOpen == 0 })
+	// Several: each one's sorter found both the closed listener and room in its queue.
+	for i := range 8 {
+		if late := dialSpeaking(t, addr, []byte("P")); !closedByServer(t, late) {
+			t.Fatalf("connection %d sorted after the API listener closed still open (Stats %+v)", i, m.Stats())
+		}
+	}
+	waitStats(t, m, func(st mux.Stats) bool { return st.APIOpen == 0 && st.Pending == 0 && st.Refused == 0 })
+}

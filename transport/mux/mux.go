@@ -508,10 +508,19 @@ func newSubListener(m *Mux, addr net.Addr) *subListener {
 	return &subListener{m: m, addr: addr, conns: make(chan net.Conn, queueLen), closed: make(chan struct{}), err: net.ErrClosed}
 }
 
-// deliver queues conn for Accept; false when the listener or Mux closed.
+// deliver queues conn for Accept; false when the listener or Mux closed. A conn queued as
+// this listener closes (the select takes any ready case: room in the queue as well as closed)
+// is closed by drain here, as Close drains only what was queued before it: it would stay
+// open, and counted among the API's open connections, until the Mux closed. (The Mux's own
+// Close drains after the sorters have returned.)
 func (s *subListener) deliver(conn net.Conn) bool {
 	select {
 	case s.conns <- conn:
+		select {
+		case <-s.closed:
+			s.drain()
+		default:
+		}
 		return true
 	case <-s.closed:
 		return false
