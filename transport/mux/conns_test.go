@@ -301,3 +301,25 @@ func TestAPIOpenAfterAPIListenerCloses(t *testing.T) {
 	}
 	waitStats(t, m, func(st mux.Stats) bool { return st.APIOpen == 0 && st.Pending == 0 && st.Refused == 0 })
 }
+
+// TestStalledTLSHandshakeClosedAsOldestStopsCounting: an API connection in its TLS handshake
+// that a newer waiting connection pushes out (MaxPending) is closed under the API server,
+// whose Close then ends its count once: nothing stays open or pending.
+func TestStalledTLSHandshakeClosedAsOldestStopsCounting(t *testing.T) {
+	m := newMux(t, mux.Config{MaxPending: 1, MaxConns: 4})
+	addr := m.Addr().String()
+	stalled := dialSpeaking(t, addr, partialClientHello)
+	server := acceptAPI(t, m)
+	waitStats(t, m, func(st mux.Stats) bool { return st.APIOpen == 1 && st.Pending == 1 })
+	dialSpeaking(t, addr, nil) // waits for its first byte: the handshake is the oldest
+	if !closedByServer(t, stalled) {
+		t.Fatal("stalled handshake still open with a newer connection waiting over MaxPending")
+	}
+	server.SetReadDeadline(time.Now().Add(waitLimit))
+	if b, err := io.ReadAll(server); err == nil {
+		t.Fatalf("the API server read %x from a connection closed under it, and no error", b)
+	}
+	server.Close()
+	server.Close()
+	waitStats(t, m, func(st mux.Stats) bool { return st.APIOpen == 0 && st.Pending == 1 })
+}
