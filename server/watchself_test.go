@@ -2,10 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
 	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/discovery"
 )
 
 // selfNode is a consensus.Consensus whose configuration lists ids. Any other method panics
@@ -56,4 +59,34 @@ func TestWatchSelfWaitsBeforeAnnouncingRemoval(t *testing.T) {
 	step(others, true, true)                       // still not listed after the grace: announced
 	step(others, true, true)                       // once
 	step(append(others, "n1"), false, true, false) // listed again: back
+}
+
+// TestWatchSelfAnnounceFailures: an announcement gossip failed is tried again at the next pass;
+// a membership that cannot announce (a fixed one: discovery.ErrNotSupported) is not asked again.
+func TestWatchSelfAnnounceFailures(t *testing.T) {
+	node := &selfNode{ids: []string{"n1", "n2"}}
+	var calls int
+	answer := errors.New("serf: closed")
+	r := newReconciler(reconcilerConfig{self: "n1", node: node, announceRemoved: func(_ context.Context, removed bool) error {
+		calls++
+		if !removed {
+			t.Errorf("announced back, never removed")
+		}
+		return answer
+	}})
+	r.watchSelf(t.Context()) // listed
+	node.ids = []string{"n2"}
+	r.watchSelf(t.Context())
+	r.unlisted = r.unlisted.Add(-r.removedGrace())
+	r.watchSelf(t.Context())
+	r.watchSelf(t.Context())
+	if calls != 2 || r.removedSelf {
+		t.Fatalf("after 2 failed announcements: %d calls, removedSelf %v; want 2 calls, not removed", calls, r.removedSelf)
+	}
+	answer = fmt.Errorf("static: %w", discovery.ErrNotSupported)
+	r.watchSelf(t.Context())
+	r.watchSelf(t.Context())
+	if calls != 3 || r.announceRemoved != nil {
+		t.Fatalf("a membership that cannot announce: %d calls, want 3 (asked once)", calls)
+	}
 }
