@@ -13,6 +13,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/commitlog-go/commitlog/authz"
+	craft "github.com/commitlog-go/commitlog/consensus/raft"
 	"github.com/commitlog-go/commitlog/discovery"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/tlsutil"
@@ -267,6 +268,9 @@ type Config struct {
 
 	// logFS is the commit log's file system (nil: the OS's); tests inject faults with it.
 	logFS vfs.FS
+	// raftLayer, when set, wraps the stream layer Raft runs on (tests cut a node's Raft off
+	// with it).
+	raftLayer func(craft.StreamLayer) craft.StreamLayer
 	// beforeStep, when set, is called before each step of New with the step's name; an error
 	// fails New there, as if the step had (tests check what a failed startup leaves open).
 	beforeStep func(step string) error

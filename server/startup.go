@@ -219,10 +219,14 @@ func (s *Server) startTelemetry() error {
 // startRaft starts the Raft node (DataDir/raft) on the mux's Raft side, replicating into the
 // state machine.
 func (s *Server) startRaft() error {
+	layer := craft.NewStreamLayer(s.mux.Raft(), s.mux.Raft().Dial)
+	if s.cfg.raftLayer != nil {
+		layer = s.cfg.raftLayer(layer)
+	}
 	rcfg := craft.Config{
 		ID:          s.cfg.NodeName,
 		DataDir:     filepath.Join(s.cfg.DataDir, "raft"),
-		StreamLayer: craft.NewStreamLayer(s.mux.Raft(), s.mux.Raft().Dial),
+		StreamLayer: layer,
 		Address:     s.addr,
 		Bootstrap:   s.cfg.bootstrapsAtOnce(),
 		OnClusterID: s.clusterIDSet,
