@@ -18,6 +18,7 @@ import (
 type leaderLoss struct {
 	mu      sync.Mutex
 	since   time.Time     // when the leader was lost; zero while one is known
+	heard   bool          // a leader was known at some point since the start
 	changed chan struct{} // closed, and replaced, at every change of since
 	cancel  func()        // unsubscribes from leader changes
 }
@@ -33,6 +34,7 @@ func (l *leaderLoss) observe(ev consensus.LeaderEvent) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lost := ev.Leader.ID == ""
+	l.heard = l.heard || !lost
 	if lost == !l.since.IsZero() {
 		return
 	}
@@ -48,6 +50,17 @@ func (l *leaderLoss) state() (since time.Time, changed <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.since, l.changed
+}
+
+// unheardFor is how long this node has known no leader after it knew one since it started;
+// 0 while it knows one, or never knew one (a new node, a node restarted that no leader reaches).
+func (l *leaderLoss) unheardFor() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.heard || l.since.IsZero() {
+		return 0
+	}
+	return time.Since(l.since)
 }
 
 // stop unsubscribes. Idempotent.

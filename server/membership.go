@@ -56,6 +56,11 @@ type reconciler struct {
 	// announced itself removed.
 	listed, removedSelf bool
 	unlisted            time.Time
+	// asked is when watchSelf last asked the leader whether it lists this node; byLeader that
+	// the removal it goes by is the leader's answer, this node's own configuration still
+	// listing it.
+	asked    time.Time
+	byLeader bool
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -82,6 +87,13 @@ type reconcilerConfig struct {
 	// announceRemoved advertises in gossip whether this node was removed from the
 	// configuration (see watchSelf); nil: it is not told.
 	announceRemoved func(ctx context.Context, removed bool) error
+	// unheard tells how long this node has known no leader after it knew one (0: it knows
+	// one, or never did); once that is unheardAfter, watchSelf asks askLeader whether the
+	// leader's configuration still lists this node (see Server.leaderListing: answered is false
+	// when no leader answered). Nil: watchSelf goes by this node's own configuration only.
+	unheard      func() time.Duration
+	unheardAfter time.Duration
+	askLeader    func(ctx context.Context) (listed, answered bool)
 	// removed are the servers an operator removed (the service marks them); nil: none.
 	removed  *removedServers
 	bounds   func(ctx context.Context, rpcAddr string) (appliedIndex uint64, err error)
@@ -169,14 +181,20 @@ func (r *reconciler) removedGrace() time.Duration { return 5 * r.interval }
 
 // watchSelf announces in gossip that this node was removed from Raft's configuration when the
 // configuration it holds has no longer listed it for removedGrace after it did since the node
-// started (an operator
-// removed it; the leader replicates the removal to the removed server before it stops
-// replicating to it), and that it is back when listed again. The leader that removed it
-// remembers not to add it back while it runs, but a next leader (an election, a hand-over)
-// knew nothing of the removal: it saw the node alive in gossip and added it back, a removed
-// pod back in the configuration until it stopped, then a voter down. A node announced removed
-// advertises no Raft address, so that no leader, of this version or older, adds it. Restarted,
-// it announces itself again and is added back, as before. Loop only.
+// started (an operator removed it; the leader usually replicates the removal to the removed
+// server before it stops replicating to it), and that it is back when listed again. The leader
+// that removed it remembers not to add it back while it runs, but a next leader (an election, a
+// hand-over) knew nothing of the removal: it saw the node alive in gossip and added it back, a
+// removed pod back in the configuration until it stopped, then a voter down. A node announced
+// removed advertises no Raft address, so that no leader, of this version or older, adds it.
+// Restarted, it announces itself again and is added back, as before.
+//
+// A removed server that the removal did not reach (cut off, or slow, at that moment) keeps a
+// configuration that lists it: it went on advertising its Raft address and campaigning, and a
+// next leader added it back. So a node that has heard from no leader for unheardAfter, after it
+// knew one since it started, goes by the leader's answer (askLeader) instead of its own
+// configuration: the same grace, the same announcement. A node merely cut off is still listed
+// by the leader, and one that no leader answers changes nothing. Loop only.
 func (r *reconciler) watchSelf(ctx context.Context) {
 	if r.announceRemoved == nil {
 		return
@@ -186,6 +204,23 @@ func (r *reconciler) watchSelf(ctx context.Context) {
 		return
 	}
 	listed := slices.ContainsFunc(servers, func(s consensus.ServerStatus) bool { return s.ID == r.self })
+	r.byLeader = false
+	if listed && r.askLeader != nil && r.unheard != nil && r.unheard() >= r.unheardAfter {
+		// The leader removed this node but stopped replicating to it before the removal
+		// reached it (it was cut off, or slow): its own configuration still lists it, and it
+		// would advertise its Raft address, and campaign, for as long as it runs. Having heard
+		// from no leader for several election timeouts, it asks the leader, at most once per
+		// interval. No answer tells nothing: nothing changes.
+		if time.Since(r.asked) < r.interval {
+			return
+		}
+		r.asked = time.Now()
+		leaderListed, answered := r.askLeader(ctx)
+		if !answered {
+			return
+		}
+		listed, r.byLeader = leaderListed, !leaderListed
+	}
 	switch {
 	case listed:
 		r.listed, r.unlisted = true, time.Time{}
@@ -205,9 +240,12 @@ func (r *reconciler) watchSelf(ctx context.Context) {
 			return
 		}
 		r.removedSelf = removed
-		if removed {
+		switch {
+		case removed && r.byLeader:
+			r.logger.Warn("this server was removed from the cluster's configuration, and missed its removal (no leader has reached it since; its own configuration still lists it): it no longer advertises its Raft address in gossip, so that no leader adds it back; stop it, or restart it to rejoin")
+		case removed:
 			r.logger.Warn("this server was removed from the cluster's configuration: it no longer advertises its Raft address in gossip, so that no leader adds it back; stop it, or restart it to rejoin")
-		} else {
+		default:
 			r.logger.Info("this server is in the cluster's configuration again: advertising its Raft address in gossip")
 		}
 	}

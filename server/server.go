@@ -323,16 +323,37 @@ func (s *Server) shutdown() error {
 // removedFromCluster reports whether the leader's configuration no longer lists this node (an
 // operator removed it). Such a node leaves Serf when it stops, so that no later leader, seeing
 // it alive a moment longer, adds it back. A removed node no longer hears from the leader, so
-// the other members are asked, and only the leader's own answer counts.
+// the other members are asked, and only the leader's own answer counts (see leaderListing).
 func (s *Server) removedFromCluster() bool {
-	if s.serf == nil {
-		return false
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	listed, answered := s.leaderListing(ctx)
+	return answered && !listed
+}
+
+// leaderListing asks the other members alive in gossip for the Raft configuration, and reports
+// whether the leader's lists this node (listed), and whether the leader answered at all
+// (answered): only an answer that leaderAnswer takes as the leader's counts, so that neither a
+// follower with a stale configuration nor a stranger can make a node think it was removed.
+func (s *Server) leaderListing(ctx context.Context) (listed, answered bool) {
+	if s.serf == nil {
+		return false, false
+	}
+	local, err := s.node.Servers(ctx)
+	if err != nil {
+		return false, false
+	}
+	known := make(map[string]bool, len(local))
+	for _, srv := range local {
+		known[srv.ID] = true
+	}
+	cluster := s.node.ClusterID()
 	for _, m := range s.serf.Members() {
 		addr := m.Tags[tagRPCAddr]
-		if m.Name == s.cfg.NodeName || m.Status != discovery.StatusAlive || addr == "" {
+		if m.Name == s.cfg.NodeName || m.Status != discovery.StatusAlive || addr == "" || !known[m.Name] {
+			continue
+		}
+		if theirs := m.Tags[tagClusterID]; theirs != "" && cluster != "" && theirs != cluster {
 			continue
 		}
 		c, release, err := s.forward.client(addr)
@@ -344,16 +365,28 @@ func (s *Server) removedFromCluster() bool {
 		if err != nil {
 			continue
 		}
-		answeredByLeader, listed := false, false
-		for _, srv := range res.GetServers() {
-			answeredByLeader = answeredByLeader || (srv.GetId() == m.Name && srv.GetIsLeader())
-			listed = listed || srv.GetId() == s.cfg.NodeName
-		}
-		if answeredByLeader {
-			return !listed
+		if listed, ok := leaderAnswer(s.cfg.NodeName, m.Name, cluster, known, res); ok {
+			return listed, true
 		}
 	}
-	return false
+	return false, false
+}
+
+// leaderAnswer reads res, the answer of the gossip member named member to GetServers, asked by
+// the node self of the cluster cluster whose own Raft configuration lists the servers known.
+// It is the leader's answer (ok) only when member names itself leader in it, is a server known
+// (a stranger's word does not count, whatever it claims), and does not say it is of another
+// cluster (an older server says no cluster ID); listed then says whether the leader's
+// configuration lists self. Any other answer (a follower's, which may be stale) tells nothing.
+func leaderAnswer(self, member, cluster string, known map[string]bool, res *logv1.GetServersResponse) (listed, ok bool) {
+	if !known[member] || (res.GetClusterId() != "" && cluster != "" && res.GetClusterId() != cluster) {
+		return false, false
+	}
+	for _, srv := range res.GetServers() {
+		ok = ok || (srv.GetId() == member && srv.GetIsLeader())
+		listed = listed || srv.GetId() == self
+	}
+	return listed && ok, ok
 }
 
 // Close stops everything at once and releases the node's data. It is idempotent; Run calls it.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/commitlog-go/commitlog/authz"
 	"github.com/commitlog-go/commitlog/authz/casbin"
@@ -415,14 +416,26 @@ func (s *Server) startMembership() error {
 		removed:         s.removed,
 		bounds:          s.forward.appliedIndexOf,
 		announceRemoved: s.announceRemoved,
-		interval:        s.cfg.ReconcileInterval,
-		logger:          s.cfg.Logger.With("component", "membership"),
+		unheard:         s.svc.leaderLoss.unheardFor,
+		unheardAfter:    leaderUnheardAfter,
+		askLeader: func(ctx context.Context) (bool, bool) {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return s.leaderListing(ctx)
+		},
+		interval: s.cfg.ReconcileInterval,
+		logger:   s.cfg.Logger.With("component", "membership"),
 	})
 	s.recon.start()
 	s.bg.Add(1)
 	go func() { defer s.bg.Done(); s.syncClusterTag() }()
 	return nil
 }
+
+// leaderUnheardAfter is how long a node that knew a leader hears from none before it asks the
+// leader whether it was removed (see reconciler.watchSelf): several election timeouts, so that
+// an ordinary election or hand-over does not make it ask.
+const leaderUnheardAfter = 3 * (craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout)
 
 // announceRemoved advertises this node's Raft address in gossip, or (removed) withdraws it: a
 // member without one is no server to add (see reconciler.watchSelf).
