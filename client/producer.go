@@ -299,10 +299,11 @@ var topicCountTTL = 30 * time.Second
 // A topic deleted and created again under its name is another topic: the
 // Producer pins the ID each topic has when it first learns it (SendRecord's
 // DescribeTopic; with ProducerManualPartitioning, before the topic's first
-// batch) and every batch names it, so that once the name is another topic's
-// every record sent to it (a retry, or one accepted before the re-creation)
-// fails with ErrUnknownTopic, and none is stored in the new topic. Use a new
-// Producer for the new topic.
+// batch), asked of the leader whatever the read policy (a lagging follower
+// may still name a deleted topic), and every batch names it, so that once
+// the name is another topic's every record sent to it (a retry, or one
+// accepted before the re-creation) fails with ErrUnknownTopic, and none is
+// stored in the new topic. Use a new Producer for the new topic.
 //
 // A Producer is safe for concurrent use. It owns up to ProducerMaxInFlight
 // sending goroutines, stopped by Close. Create one with Client.NewProducer.
@@ -446,7 +447,7 @@ func (p *Producer) SendFunc(ctx context.Context, value []byte, cb func(offset ui
 // producer for topic rec.Topic ("" means DefaultTopic) and returns its Future
 // at once; the record is sent in a later batch. The partition is rec's with
 // ProducerManualPartitioning, else the partitioner's: the first record of a
-// topic (and one every 30 s) asks the cluster for the topic's partition count
+// topic (and one every 30 s) asks the leader for the topic's partition count
 // (DescribeTopic) within ctx, which fails with an error wrapping
 // ErrUnknownTopic for a missing topic, or for one deleted and created again
 // since the producer learnt it (see Producer).
@@ -485,7 +486,7 @@ func (p *Producer) partitionCount(ctx context.Context, topic string) (uint32, er
 	}
 	p.countMu.Unlock()
 
-	d, err := p.c.DescribeTopic(ctx, topic)
+	d, err := p.c.describeTopicOnLeader(ctx, topic)
 	p.countMu.Lock()
 	defer p.countMu.Unlock()
 	if err != nil {
@@ -550,7 +551,7 @@ func (p *Producer) topicID(b *batch) (string, error) {
 		return id, nil
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), b.deadline)
-	d, err := p.c.DescribeTopic(ctx, topic)
+	d, err := p.c.describeTopicOnLeader(ctx, topic)
 	expired := ctx.Err() != nil
 	cancel()
 	if errors.Is(err, ErrUnknownTopic) {

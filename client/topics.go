@@ -89,7 +89,17 @@ func topicFromProto(t *logv1.Topic) Topic {
 // retry policy of onLeader. A server without the service fails the call with
 // ErrTopicsUnsupported.
 func (c *Client) onTopicsLeader(ctx context.Context, op func(context.Context, transport.TopicsClient) error) error {
-	return topicsErr(c.onLeader(ctx, true, func(ctx context.Context, tc transport.Client) error {
+	return c.onTopicsLeaderAs(ctx, true, op)
+}
+
+// onTopicsLeaderRead is onTopicsLeader for a read (op changes nothing): an
+// attempt whose outcome is unknown is retried like a read's.
+func (c *Client) onTopicsLeaderRead(ctx context.Context, op func(context.Context, transport.TopicsClient) error) error {
+	return c.onTopicsLeaderAs(ctx, false, op)
+}
+
+func (c *Client) onTopicsLeaderAs(ctx context.Context, write bool, op func(context.Context, transport.TopicsClient) error) error {
+	return topicsErr(c.onLeader(ctx, write, func(ctx context.Context, tc transport.Client) error {
 		tpc, ok := tc.(transport.TopicsClient)
 		if !ok {
 			return fmt.Errorf("%w: transport %T has no Topics client", ErrTopicsUnsupported, tc)
@@ -219,8 +229,20 @@ func (c *Client) ListTopics(ctx context.Context) ([]Topic, error) {
 // ErrUnknownTopic when there is no such topic, ErrTopicsUnsupported for a
 // server older than topics, or as Consume's.
 func (c *Client) DescribeTopic(ctx context.Context, name string) (TopicDescription, error) {
+	return c.describeTopic(ctx, name, c.onTopicsReplica)
+}
+
+// describeTopicOnLeader is DescribeTopic asked of the leader, which answers
+// once it has applied every committed entry: the topic the cluster names
+// name now, never an older one a lagging replica still holds (deleted and
+// created again since). A Producer pins the ID it gives (see Producer).
+func (c *Client) describeTopicOnLeader(ctx context.Context, name string) (TopicDescription, error) {
+	return c.describeTopic(ctx, name, c.onTopicsLeaderRead)
+}
+
+func (c *Client) describeTopic(ctx context.Context, name string, on func(context.Context, func(context.Context, transport.TopicsClient) error) error) (TopicDescription, error) {
 	var d TopicDescription
-	err := c.onTopicsReplica(ctx, func(ctx context.Context, tc transport.TopicsClient) error {
+	err := on(ctx, func(ctx context.Context, tc transport.TopicsClient) error {
 		resp, err := tc.DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: name})
 		if err != nil {
 			return err
