@@ -421,12 +421,18 @@ func (s *service) ListTopics(ctx context.Context, _ *logv1.ListTopicsRequest) (*
 }
 
 // DescribeTopic answers from this server's applied state, for a topic the caller may consume.
+// On the leader that is the cluster's state: it first applies every committed entry
+// (leaderCaughtUp). A follower answers from what it has applied (a topic it does not know yet,
+// once caught up: knownTopic).
 func (s *service) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicRequest) (*logv1.DescribeTopicResponse, error) {
 	if err := s.authorizeTopic(ctx, req.GetName(), authz.ActionConsume); err != nil {
 		return nil, err
 	}
 	if s.sm == nil {
 		return nil, toWire(fmt.Errorf("%w: %q", fsm.ErrUnknownTopic, req.GetName()))
+	}
+	if err := s.leaderCaughtUp(ctx); err != nil {
+		return nil, toWire(err)
 	}
 	t, err := s.knownTopic(ctx, req.GetName())
 	if err != nil {
@@ -442,4 +448,24 @@ func (s *service) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicReq
 		res.Partitions = append(res.Partitions, &logv1.PartitionInfo{Partition: p, LowestOffset: lowest, NextOffset: next})
 	}
 	return res, nil
+}
+
+// leaderCaughtUp, on the leader, applies every entry committed when it was called
+// (LinearizableRead) before a DescribeTopic answers: a leader just elected may not have applied
+// a deletion and re-creation of the topic yet, and would name the deleted topic's ID, which an
+// SDK Producer (it describes topics on the leader) pins, and then has every batch refused
+// NotFound: records to a topic that exists fail for the Producer's life. When it cannot confirm
+// (leadership lost, no quorum) within the wait a read has for a leader, errLagging
+// (Unavailable: the SDK retries, on the leader it learns). A follower does nothing: nil.
+func (s *service) leaderCaughtUp(ctx context.Context) error {
+	if !s.node.IsLeader() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, untilNearDeadline(ctx, s.leaderWait))
+	defer cancel()
+	if err := s.node.LinearizableRead(ctx); err != nil {
+		// err as text only: a NotLeaderError wrapped would redirect a read a follower may answer.
+		return fmt.Errorf("%w: this leader could not confirm it applied every committed entry: %v", errLagging, err)
+	}
+	return nil
 }
