@@ -21,7 +21,8 @@
 // spreads them round-robin over replicas; a follower serves committed
 // records only and waits for one it has not applied yet.
 // WithLinearizableReads makes Consume and Bounds linearizable on the leader.
-// A read that fails is retried on the next replica.
+// A read that fails is retried on the next replica. A Producer describes its
+// topics on the leader whatever the policy (see Producer).
 //
 // # Retries and errors
 //
