@@ -68,8 +68,15 @@ func (mi *matchIndexes) observeAppend(id hraft.ServerID, req *hraft.AppendEntrie
 // has one, so raft shuts the transport down as before.
 func wrapMatch(t hraft.Transport, mi *matchIndexes) hraft.Transport {
 	mt := &matchTransport{Transport: t, matches: mi}
-	if _, ok := t.(hraft.WithClose); ok {
+	_, closes := t.(hraft.WithClose)
+	_, preVotes := t.(hraft.WithPreVote)
+	switch {
+	case closes && preVotes:
+		return &closingPreVoteMatchTransport{closingMatchTransport{mt}}
+	case closes:
 		return &closingMatchTransport{mt}
+	case preVotes:
+		return &preVoteMatchTransport{mt}
 	}
 	return mt
 }
@@ -77,6 +84,20 @@ func wrapMatch(t hraft.Transport, mi *matchIndexes) hraft.Transport {
 type closingMatchTransport struct{ *matchTransport }
 
 func (c *closingMatchTransport) Close() error { return c.Transport.(hraft.WithClose).Close() }
+
+// preVoteMatchTransport passes pre-votes through (hraft.WithPreVote: Raft runs pre-vote only
+// when its transport has it).
+type preVoteMatchTransport struct{ *matchTransport }
+
+func (p *preVoteMatchTransport) RequestPreVote(id hraft.ServerID, target hraft.ServerAddress, args *hraft.RequestPreVoteRequest, resp *hraft.RequestPreVoteResponse) error {
+	return p.Transport.(hraft.WithPreVote).RequestPreVote(id, target, args, resp)
+}
+
+type closingPreVoteMatchTransport struct{ closingMatchTransport }
+
+func (p *closingPreVoteMatchTransport) RequestPreVote(id hraft.ServerID, target hraft.ServerAddress, args *hraft.RequestPreVoteRequest, resp *hraft.RequestPreVoteResponse) error {
+	return p.Transport.(hraft.WithPreVote).RequestPreVote(id, target, args, resp)
+}
 
 func (t *matchTransport) AppendEntries(id hraft.ServerID, target hraft.ServerAddress, args *hraft.AppendEntriesRequest, resp *hraft.AppendEntriesResponse) error {
 	err := t.Transport.AppendEntries(id, target, args, resp)

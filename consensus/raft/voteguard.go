@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -70,6 +71,18 @@ func newVoteGuard(t hraft.Transport, st guardState) *voteGuard {
 
 // Consumer implements hraft.Transport.
 func (g *voteGuard) Consumer() <-chan hraft.RPC { return g.out }
+
+// RequestPreVote implements hraft.WithPreVote, passed to the transport the guard wraps (every
+// transport of hashicorp/raft v1.8 has it). Without it Raft turns pre-vote off: a server cut
+// off from the leader, back after it campaigned, deposed a healthy leader with its higher term.
+func (g *voteGuard) RequestPreVote(id hraft.ServerID, target hraft.ServerAddress, args *hraft.RequestPreVoteRequest, resp *hraft.RequestPreVoteResponse) error {
+	pv, ok := g.Transport.(hraft.WithPreVote)
+	if !ok {
+		// Raft counts a peer that does not know the RPC as granting it.
+		return errors.New("unexpected command: this transport has no pre-vote")
+	}
+	return pv.RequestPreVote(id, target, args, resp)
+}
 
 // Close implements hraft.WithClose: Raft closes its transport at shutdown, as before the guard.
 func (g *voteGuard) Close() error {
