@@ -66,7 +66,7 @@ func removeServer(c *cli.Context, cl remover, id string, removing []string, miss
 	maybeDone := false // an earlier try may have removed it (its outcome was unknown)
 	wait := removeRetryFirst
 	for {
-		err := leadElsewhere(c, ctx, cl, id, removing)
+		err := leadElsewhere(ctx, c, cl, id, removing)
 		if err == nil {
 			err = cl.RemoveServer(ctx, id)
 			switch {
@@ -119,7 +119,7 @@ func transient(err error) bool {
 // heartbeats the leader receives, the most up to date of those (a transfer to a server that is
 // down fails). It does nothing when id does not lead or no such voter exists (the server then
 // refuses to remove its last voter itself).
-func leadElsewhere(c *cli.Context, ctx context.Context, cl remover, id string, removing []string) error {
+func leadElsewhere(ctx context.Context, c *cli.Context, cl remover, id string, removing []string) error {
 	servers, err := cl.Servers(ctx)
 	if err != nil {
 		return err
