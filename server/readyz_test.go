@@ -17,7 +17,7 @@ import (
 func TestReadyzWaitsForLeaderCommit(t *testing.T) {
 	tr := TransportConnect
 	leader := startServer(t, Config{NodeName: "leader", Transport: tr, GossipProfile: "test"})
-	ctx := ctxT(t, 120*time.Second)
+	ctx := ctxT(t, 180*time.Second)
 	c := newClient(t, tr, leader.Addr())
 	val := bytes.Repeat([]byte("x"), 2048)
 	recs := make([]*logv1.Record, 8)
@@ -42,10 +42,17 @@ func TestReadyzWaitsForLeaderCommit(t *testing.T) {
 	if _, err := c.Join(ctx, &logv1.JoinRequest{Id: lone.ID(), RaftAddr: lone.Addr()}); err != nil {
 		t.Fatalf("Join: %v", err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	// Catching up copies ~50 MB; under the race detector with other packages' tests running it
+	// once took more than a minute. A failure says how far it got and why it was not ready.
+	deadline := time.Now().Add(120 * time.Second)
+	var (
+		reason  string
+		applied uint64
+	)
 	for time.Now().Before(deadline) {
-		ready, reason := lone.tel.Ready()
-		applied := lone.node.Status().AppliedIndex // read after: only grows
+		var ready bool
+		ready, reason = lone.tel.Ready()
+		applied = lone.node.Status().AppliedIndex // read after: only grows
 		if ready {
 			code, body := telemetrytest.Get(t, lone.MetricsAddr(), "/readyz")
 			if applied < want {
@@ -57,5 +64,5 @@ func TestReadyzWaitsForLeaderCommit(t *testing.T) {
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
-	t.Fatal("never ready")
+	t.Fatalf("never ready: %q, applied index %d of the leader's commit index %d; lone's view: %+v", reason, applied, want, lone.node.Status())
 }
