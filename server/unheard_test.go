@@ -242,6 +242,10 @@ func TestCutOffServerNotTakenAsRemoved(t *testing.T) {
 		t.Fatalf("Produce after the heal: %v", err)
 	}
 	waitVoters(t, nodes)
+	// With pre-vote the healed follower does not force an election: the leader's replication
+	// to it resumes after its own backoff (hashicorp/raft: up to ~10 s), not at once.
+	commit := leader.node.Status().CommitIndex
+	waitFor(t, 30*time.Second, cut.ID()+" applies the leader's commit index", func() bool { return cut.node.Status().AppliedIndex >= commit })
 	checkLog(t, cut, []string{"healed"})
 	if advertisedRaftAddr(leader, cut.ID()) == "" {
 		t.Fatalf("%s withdrew its Raft address", cut.ID())
