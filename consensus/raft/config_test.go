@@ -135,7 +135,8 @@ func TestLeaderAddressIsTheConfigurations(t *testing.T) {
 	}
 	defer n.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for !n.IsLeader() {
+	// hashicorp/raft sets its state to leader a moment before it records itself as the leader.
+	for _, known := n.Leader(); !n.IsLeader() || !known; _, known = n.Leader() {
 		if time.Now().After(deadline) {
 			t.Fatal("no leader")
 		}
