@@ -81,10 +81,12 @@ func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*lo
 		return fsm.AppendResult{}, fmt.Errorf("%w: no records", errInvalid)
 	}
 	if to.topicID != "" {
-		if _, err := fsm.ParseTopicID(to.topicID); err != nil {
+		id, err := fsm.ParseTopicID(to.topicID)
+		if err != nil {
 			// Never a topic's: NotFound would tell the producer that its topic was deleted.
 			return fsm.AppendResult{}, fmt.Errorf("%w: topic_id %q is not a topic ID (a UUID, as Topic.id gives it)", errInvalid, to.topicID)
 		}
+		to.pin = &id
 	}
 	if e := to.producer.GetEpoch(); e > math.MaxUint16 {
 		// Epochs are 16-bit (InitProducer hands them out): a larger one was never handed out,
@@ -197,7 +199,7 @@ func (s *service) proposeLocal(ctx context.Context, to produceTarget, batch []fs
 	if s.sm == nil {
 		return fsm.AppendResult{}, fmt.Errorf("%w: %q (this server has no topics)", fsm.ErrUnknownTopic, to.topic)
 	}
-	res, err := s.sm.ProposeAppendTo(ctx, s.node, to.topic, to.partition, to.pin(), to.ref(), batch...)
+	res, err := s.sm.ProposeAppendTo(ctx, s.node, to.topic, to.partition, to.pin, to.ref(), batch...)
 	if unknownTarget(err) && !s.node.IsLeader() {
 		// A follower may not have applied the topic's (or partition's) creation yet: the
 		// leader's catalogue decides, so the write goes there (forwarded, or the client
@@ -208,7 +210,7 @@ func (s *service) proposeLocal(ctx context.Context, to produceTarget, batch []fs
 	if unknownTarget(err) && s.caughtUp(ctx) {
 		// A topic of another ID than the one the request names (to.topicID) may be one whose
 		// delete and re-creation this leader has not applied yet: the same.
-		res, err = s.sm.ProposeAppendTo(ctx, s.node, to.topic, to.partition, to.pin(), to.ref(), batch...)
+		res, err = s.sm.ProposeAppendTo(ctx, s.node, to.topic, to.partition, to.pin, to.ref(), batch...)
 	}
 	return res, err
 }
@@ -273,7 +275,7 @@ func (s *service) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv
 	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionProduce); err != nil {
 		return nil, err
 	}
-	res, err := s.proposeTo(ctx, produceTarget{req.GetTopic(), req.GetPartition(), req.GetProducer(), req.GetTopicId()}, []*logv1.Record{req.GetRecord()})
+	res, err := s.proposeTo(ctx, produceTarget{topic: req.GetTopic(), partition: req.GetPartition(), producer: req.GetProducer(), topicID: req.GetTopicId()}, []*logv1.Record{req.GetRecord()})
 	if err != nil {
 		return nil, toWire(err)
 	}
@@ -284,7 +286,7 @@ func (s *service) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchReque
 	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionProduce); err != nil {
 		return nil, err
 	}
-	res, err := s.proposeTo(ctx, produceTarget{req.GetTopic(), req.GetPartition(), req.GetProducer(), req.GetTopicId()}, req.GetRecords())
+	res, err := s.proposeTo(ctx, produceTarget{topic: req.GetTopic(), partition: req.GetPartition(), producer: req.GetProducer(), topicID: req.GetTopicId()}, req.GetRecords())
 	if err != nil {
 		return nil, toWire(err)
 	}
@@ -386,7 +388,7 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 		// Consecutive requests for the same partition (without a producer: an idempotent
 		// request is a batch of its own, with its own sequence number) are coalesced.
 		for rest := batch; len(rest) > 0; {
-			to := produceTarget{rest[0].GetTopic(), rest[0].GetPartition(), rest[0].GetProducer(), rest[0].GetTopicId()}
+			to := produceTarget{topic: rest[0].GetTopic(), partition: rest[0].GetPartition(), producer: rest[0].GetProducer(), topicID: rest[0].GetTopicId()}
 			n := 1
 			for to.producer.GetId() == 0 && n < len(rest) && rest[n].GetTopic() == to.topic &&
 				rest[n].GetPartition() == to.partition && rest[n].GetProducer().GetId() == 0 &&

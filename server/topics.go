@@ -17,30 +17,18 @@ import (
 var _ transport.TopicsService = (*service)(nil)
 
 // produceTarget is where a produce request goes: topic ("" is the default topic), partition,
-// the idempotent producer, if any, and the ID the topic must have ("": any; checked by
-// proposeTo to be a topic ID).
+// the idempotent producer, if any, and the ID the topic must have ("": any; proposeTo checks it
+// and sets pin, the parsed ID, which proposeLocal passes on).
 type produceTarget struct {
 	topic     string
 	partition uint32
 	producer  *logv1.ProducerRef
 	topicID   string
+	pin       *fsm.TopicID
 }
 
 func (t produceTarget) isDefault() bool {
 	return (t.topic == "" || t.topic == fsm.DefaultTopic) && t.partition == 0 && t.producer.GetId() == 0 && t.topicID == ""
-}
-
-// pin is the topic ID the append must go to (nil: any).
-func (t produceTarget) pin() *fsm.TopicID {
-	if t.topicID == "" {
-		return nil
-	}
-	id, err := fsm.ParseTopicID(t.topicID)
-	if err != nil {
-		// proposeTo refused it already; never an ID that matches.
-		return &fsm.TopicID{0xff}
-	}
-	return &id
 }
 
 func (t produceTarget) ref() fsm.ProducerRef {
