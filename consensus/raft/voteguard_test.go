@@ -203,3 +203,43 @@ func TestVoteGuardHoldsUntilCaughtUp(t *testing.T) {
 		t.Fatal("caught up, the node is still armed in its stable store")
 	}
 }
+
+// preVoteTransport is a consumerTransport that answers RequestPreVote.
+type preVoteTransport struct {
+	consumerTransport
+	calls atomic.Int32
+}
+
+func (p *preVoteTransport) RequestPreVote(_ hraft.ServerID, _ hraft.ServerAddress, args *hraft.RequestPreVoteRequest, resp *hraft.RequestPreVoteResponse) error {
+	p.calls.Add(1)
+	resp.Term, resp.Granted = args.Term, true
+	return nil
+}
+
+// TestVoteGuardPreVote: the guard passes a pre-vote request to the transport it wraps, and
+// fails it when that transport has none: Raft counts a peer whose answer is "unknown command"
+// as granting a pre-vote, so the guard must not pretend to have sent it.
+func TestVoteGuardPreVote(t *testing.T) {
+	st := guardState{isEmpty: func() bool { return false },
+		termAt: func(uint64) (uint64, bool) { return 0, false }, lastIndex: func() uint64 { return 0 },
+		armed: func() bool { return false }, setArmed: func(bool) error { return nil }}
+
+	pv := &preVoteTransport{consumerTransport: consumerTransport{ch: make(chan hraft.RPC)}}
+	g := newVoteGuard(pv, st)
+	defer g.close()
+	var resp hraft.RequestPreVoteResponse
+	if err := g.RequestPreVote("n2", "addr2", &hraft.RequestPreVoteRequest{Term: 7}, &resp); err != nil {
+		t.Fatalf("pre-vote through a transport that has it: %v", err)
+	}
+	if pv.calls.Load() != 1 || !resp.Granted || resp.Term != 7 {
+		t.Fatalf("pre-vote reached the transport %d times, answer %+v; want once, granted in term 7", pv.calls.Load(), resp)
+	}
+
+	plain := newVoteGuard(consumerTransport{ch: make(chan hraft.RPC)}, st)
+	defer plain.close()
+	resp = hraft.RequestPreVoteResponse{}
+	err := plain.RequestPreVote("n2", "addr2", &hraft.RequestPreVoteRequest{Term: 7}, &resp)
+	if err == nil || resp.Granted {
+		t.Fatalf("pre-vote through a transport without it: %v, answer %+v; want an error, not granted", err, resp)
+	}
+}
