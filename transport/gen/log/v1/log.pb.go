@@ -2235,8 +2235,19 @@ func (x *ListTopicsResponse) GetTopics() []*Topic {
 }
 
 type DescribeTopicRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// require_leader asks for the cluster's answer: only the leader answers,
+	// once it has applied every committed entry (a linearizable read), so that
+	// the topic named is the one the cluster holds under name now, never one a
+	// lagging replica still holds (deleted and created again since; the SDK's
+	// Producer pins the ID it gets). A server that is not the leader refuses
+	// it as it refuses a write: FAILED_PRECONDITION with a NotLeader detail
+	// naming the leader, or UNAVAILABLE with an empty NotLeader when it knows
+	// none; follow the detail and ask again. Unset, a server answers from what
+	// it has applied (a follower may answer). A server older than this field
+	// ignores it and answers as when it is unset. (Added.)
+	RequireLeader bool `protobuf:"varint,2,opt,name=require_leader,json=requireLeader,proto3" json:"require_leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2276,6 +2287,13 @@ func (x *DescribeTopicRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *DescribeTopicRequest) GetRequireLeader() bool {
+	if x != nil {
+		return x.RequireLeader
+	}
+	return false
 }
 
 type PartitionInfo struct {
@@ -4475,9 +4493,10 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x13DeleteTopicResponse\"\x13\n" +
 	"\x11ListTopicsRequest\";\n" +
 	"\x12ListTopicsResponse\x12%\n" +
-	"\x06topics\x18\x01 \x03(\v2\r.log.v1.TopicR\x06topics\"*\n" +
+	"\x06topics\x18\x01 \x03(\v2\r.log.v1.TopicR\x06topics\"Q\n" +
 	"\x14DescribeTopicRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"s\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
+	"\x0erequire_leader\x18\x02 \x01(\bR\rrequireLeader\"s\n" +
 	"\rPartitionInfo\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12#\n" +
 	"\rlowest_offset\x18\x02 \x01(\x04R\flowestOffset\x12\x1f\n" +

@@ -596,7 +596,7 @@ type TopicsClient interface {
 	// ListTopics lists the topics the caller may consume.
 	ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsResponse, error)
 	// DescribeTopic reports a topic and each partition's bounds on the answering
-	// server (`consume`).
+	// server (`consume`); with require_leader, on the leader only.
 	DescribeTopic(ctx context.Context, in *DescribeTopicRequest, opts ...grpc.CallOption) (*DescribeTopicResponse, error)
 	// AlterTopicConfig changes a topic's settings or raises its partition count
 	// (`admin`).
@@ -689,7 +689,7 @@ type TopicsServer interface {
 	// ListTopics lists the topics the caller may consume.
 	ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error)
 	// DescribeTopic reports a topic and each partition's bounds on the answering
-	// server (`consume`).
+	// server (`consume`); with require_leader, on the leader only.
 	DescribeTopic(context.Context, *DescribeTopicRequest) (*DescribeTopicResponse, error)
 	// AlterTopicConfig changes a topic's settings or raises its partition count
 	// (`admin`).

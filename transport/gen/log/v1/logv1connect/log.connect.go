@@ -487,7 +487,7 @@ type TopicsClient interface {
 	// ListTopics lists the topics the caller may consume.
 	ListTopics(context.Context, *connect.Request[v1.ListTopicsRequest]) (*connect.Response[v1.ListTopicsResponse], error)
 	// DescribeTopic reports a topic and each partition's bounds on the answering
-	// server (`consume`).
+	// server (`consume`); with require_leader, on the leader only.
 	DescribeTopic(context.Context, *connect.Request[v1.DescribeTopicRequest]) (*connect.Response[v1.DescribeTopicResponse], error)
 	// AlterTopicConfig changes a topic's settings or raises its partition count
 	// (`admin`).
@@ -596,7 +596,7 @@ type TopicsHandler interface {
 	// ListTopics lists the topics the caller may consume.
 	ListTopics(context.Context, *connect.Request[v1.ListTopicsRequest]) (*connect.Response[v1.ListTopicsResponse], error)
 	// DescribeTopic reports a topic and each partition's bounds on the answering
-	// server (`consume`).
+	// server (`consume`); with require_leader, on the leader only.
 	DescribeTopic(context.Context, *connect.Request[v1.DescribeTopicRequest]) (*connect.Response[v1.DescribeTopicResponse], error)
 	// AlterTopicConfig changes a topic's settings or raises its partition count
 	// (`admin`).
