@@ -63,3 +63,50 @@ type unconfirmedLeader struct {
 }
 
 func (u unconfirmedLeader) LinearizableRead(context.Context) error { return u.err }
+
+// TestDescribeTopicRequireLeaderOnFollower: DescribeTopic with require_leader reaching a node
+// that is not the leader (an SDK's stale idea of the leader, an ex-leader) is refused as a
+// write is, NotLeader naming the leader (FailedPrecondition; Unavailable with an empty NotLeader
+// when it knows none), so the SDK asks the leader, which answers once caught up. The follower
+// answered from what it had applied: a lagging one named a topic the cluster deleted and
+// created again, whose ID the SDK's Producer pinned, and every batch was refused NotFound.
+// Without the field a follower still answers (the read policy's DescribeTopic), and a leader
+// that loses its leadership while it catches up names the new leader.
+func TestDescribeTopicRequireLeaderOnFollower(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	m := emptyMachine(t)
+	p := &directProposer{m: m}
+	old, err := m.CreateTopic(ctx, p, "t", 1, fsm.TopicConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := consensus.Server{ID: "n1", Address: "127.0.0.1:1"}
+	follower := func(l consensus.Server) *service {
+		return &service{node: followerNode{leader: l}, fsm: m.Default(), sm: m, cfg: &Config{}, stop: make(chan struct{}), leaderWait: 5 * time.Second}
+	}
+
+	res, err := follower(leader).DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: "t", RequireLeader: true})
+	nl, ok := transport.NotLeaderDetail(err)
+	if transport.CodeOf(err) != transport.FailedPrecondition || !ok || nl.LeaderID != leader.ID || nl.LeaderAddr != leader.Address {
+		t.Fatalf("DescribeTopic with require_leader on a follower: %v, %v (code %v, NotLeader %+v %v); want FailedPrecondition with NotLeader naming %+v",
+			res, err, transport.CodeOf(err), nl, ok, leader)
+	}
+
+	res, err = follower(consensus.Server{}).DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: "t", RequireLeader: true})
+	if nl, ok := transport.NotLeaderDetail(err); transport.CodeOf(err) != transport.Unavailable || !ok || nl.LeaderAddr != "" {
+		t.Errorf("DescribeTopic with require_leader on a follower that knows no leader: %v, %v (code %v, NotLeader %+v %v); want Unavailable with an empty NotLeader",
+			res, err, transport.CodeOf(err), nl, ok)
+	}
+
+	if res, err := follower(leader).DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: "t"}); err != nil || res.GetTopic().GetId() != old.ID.String() {
+		t.Errorf("DescribeTopic without require_leader on a follower: %v, %v; want its own answer (ID %s)", res, err, old.ID)
+	}
+
+	lost := unconfirmedLeader{laggingLeader: laggingLeader{p: p, once: &sync.Once{}, catchUp: func() {}}, err: &consensus.NotLeaderError{Leader: leader}}
+	svc := &service{node: lost, fsm: m.Default(), sm: m, cfg: &Config{}, stop: make(chan struct{}), leaderWait: 5 * time.Second}
+	res, err = svc.DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: "t", RequireLeader: true})
+	if nl, ok := transport.NotLeaderDetail(err); !ok || nl.LeaderAddr != leader.Address {
+		t.Errorf("DescribeTopic with require_leader on a leader that lost its leadership to %+v while catching up: %v, %v (code %v, NotLeader %+v %v); want NotLeader naming it",
+			leader, res, err, transport.CodeOf(err), nl, ok)
+	}
+}

@@ -411,7 +411,10 @@ func (s *service) ListTopics(ctx context.Context, _ *logv1.ListTopicsRequest) (*
 // DescribeTopic answers from this server's applied state, for a topic the caller may consume.
 // On the leader that is the cluster's state: it first applies every committed entry
 // (leaderCaughtUp). A follower answers from what it has applied (a topic it does not know yet,
-// once caught up: knownTopic).
+// once caught up: knownTopic), unless the request has require_leader: then it refuses as it
+// refuses a write, NotLeader naming the leader (the SDK asks it there), since what it has
+// applied may name a topic the cluster deleted and created again, whose ID a Producer would
+// pin.
 func (s *service) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicRequest) (*logv1.DescribeTopicResponse, error) {
 	if err := s.authorizeTopic(ctx, req.GetName(), authz.ActionConsume); err != nil {
 		return nil, err
@@ -419,7 +422,11 @@ func (s *service) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicReq
 	if s.sm == nil {
 		return nil, toWire(fmt.Errorf("%w: %q", fsm.ErrUnknownTopic, req.GetName()))
 	}
-	if err := s.leaderCaughtUp(ctx); err != nil {
+	if req.GetRequireLeader() && !s.node.IsLeader() {
+		leader, _ := s.node.Leader()
+		return nil, toWire(&consensus.NotLeaderError{Leader: leader})
+	}
+	if err := s.leaderCaughtUp(ctx, req.GetRequireLeader()); err != nil {
 		return nil, toWire(err)
 	}
 	t, err := s.knownTopic(ctx, req.GetName())
@@ -444,14 +451,19 @@ func (s *service) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicReq
 // SDK Producer (it describes topics on the leader) pins, and then has every batch refused
 // NotFound: records to a topic that exists fail for the Producer's life. When it cannot confirm
 // (leadership lost, no quorum) within the wait a read has for a leader, errLagging
-// (Unavailable: the SDK retries, on the leader it learns). A follower does nothing: nil.
-func (s *service) leaderCaughtUp(ctx context.Context) error {
+// (Unavailable: the SDK retries, on the leader it learns); with leaderOnly (require_leader),
+// leadership lost to a known leader is that *consensus.NotLeaderError (NotLeader: the caller
+// asks the leader it names). A follower does nothing: nil.
+func (s *service) leaderCaughtUp(ctx context.Context, leaderOnly bool) error {
 	if !s.node.IsLeader() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, untilNearDeadline(ctx, s.leaderWait))
 	defer cancel()
 	if err := s.node.LinearizableRead(ctx); err != nil {
+		if nl, ok := errors.AsType[*consensus.NotLeaderError](err); ok && leaderOnly && nl.Leader.ID != "" {
+			return nl
+		}
 		// err as text only: a NotLeaderError wrapped would redirect a read a follower may answer.
 		return fmt.Errorf("%w: this leader could not confirm it applied every committed entry: %v", errLagging, err)
 	}
