@@ -30,7 +30,13 @@ func (v twoNodeView) GetServers(context.Context, *logv1.GetServersRequest) (*log
 // serveView serves v over Connect on a loopback port until the test ends.
 func serveView(t *testing.T, v twoNodeView) string {
 	t.Helper()
-	srv, err := tconnect.NewServer(transport.ServerConfig{Log: v, Cluster: v, Topics: v})
+	return serveConfig(t, transport.ServerConfig{Log: v, Cluster: v, Topics: v})
+}
+
+// serveConfig serves cfg over Connect on a loopback port until the test ends.
+func serveConfig(t *testing.T, cfg transport.ServerConfig) string {
+	t.Helper()
+	srv, err := tconnect.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -229,21 +229,27 @@ func (c *Client) ListTopics(ctx context.Context) ([]Topic, error) {
 // ErrUnknownTopic when there is no such topic, ErrTopicsUnsupported for a
 // server older than topics, or as Consume's.
 func (c *Client) DescribeTopic(ctx context.Context, name string) (TopicDescription, error) {
-	return c.describeTopic(ctx, name, c.onTopicsReplica)
+	return c.describeTopic(ctx, &logv1.DescribeTopicRequest{Name: name}, c.onTopicsReplica)
 }
 
 // describeTopicOnLeader is DescribeTopic asked of the leader, which answers
 // once it has applied every committed entry: the topic the cluster names
 // name now, never an older one a lagging replica still holds (deleted and
-// created again since). A Producer pins the ID it gives (see Producer).
+// created again since). A Producer pins the ID it gives (see Producer). The
+// request has require_leader: a node this client still takes for the leader
+// but that no longer is (a follower, perhaps lagging) refuses it with
+// NotLeader, and it is asked again of the leader named, rather than answer
+// from what it has applied. A server older than require_leader answers it
+// as any DescribeTopic.
 func (c *Client) describeTopicOnLeader(ctx context.Context, name string) (TopicDescription, error) {
-	return c.describeTopic(ctx, name, c.onTopicsLeaderRead)
+	return c.describeTopic(ctx, &logv1.DescribeTopicRequest{Name: name, RequireLeader: true}, c.onTopicsLeaderRead)
 }
 
-func (c *Client) describeTopic(ctx context.Context, name string, on func(context.Context, func(context.Context, transport.TopicsClient) error) error) (TopicDescription, error) {
+func (c *Client) describeTopic(ctx context.Context, req *logv1.DescribeTopicRequest, on func(context.Context, func(context.Context, transport.TopicsClient) error) error) (TopicDescription, error) {
+	name := req.GetName()
 	var d TopicDescription
 	err := on(ctx, func(ctx context.Context, tc transport.TopicsClient) error {
-		resp, err := tc.DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: name})
+		resp, err := tc.DescribeTopic(ctx, req)
 		if err != nil {
 			return err
 		}
