@@ -46,6 +46,7 @@ func Run(t *testing.T, h Harness) {
 		{"Cluster", testCluster},
 		{"ClusterUnimplemented", testClusterUnimplemented},
 		{"Groups", testGroups},
+		{"DescribeTopicRequireLeader", testDescribeTopicRequireLeader},
 		{"ConsumeStream", testConsumeStream},
 		{"ProduceStream", testProduceStream},
 		{"Errors", testErrors},
