@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/transport"
+	tconnect "github.com/commitlog-go/commitlog/transport/connect"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -108,5 +110,48 @@ func TestDescribeTopicRequireLeaderOnFollower(t *testing.T) {
 	if nl, ok := transport.NotLeaderDetail(err); !ok || nl.LeaderAddr != leader.Address {
 		t.Errorf("DescribeTopic with require_leader on a leader that lost its leadership to %+v while catching up: %v, %v (code %v, NotLeader %+v %v); want NotLeader naming it",
 			leader, res, err, transport.CodeOf(err), nl, ok)
+	}
+}
+
+// TestForwardedTopicIDAsksTheLeaderOnly: the ID a follower asks of the node it takes for the
+// leader (pinnedGoneOnLeader: is a pinned read's topic still the cluster's?) is the leader's
+// answer; a node that is no longer the leader refuses (NotLeader) rather than name what it has
+// applied. It answered from its own state: lagging the topic's deletion (and re-creation), the
+// deleted topic's ID, and the follower took a pinned read's topic for the cluster's; lagging
+// its creation, NotFound, and the follower answered NotFound to a read of a topic that exists.
+func TestForwardedTopicIDAsksTheLeaderOnly(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	// The ex-leader: a follower now, that still holds an incarnation of t.
+	m := emptyMachine(t)
+	old, err := m.CreateTopic(ctx, &directProposer{m: m}, "t", 1, fsm.TopicConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := consensus.Server{ID: "n1", Address: "127.0.0.1:1"}
+	ex := &service{node: followerNode{leader: leader}, fsm: m.Default(), sm: m, cfg: &Config{}, stop: make(chan struct{}), leaderWait: time.Second}
+	srv, err := tconnect.NewServer(transport.ServerConfig{Log: ex, Topics: ex})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(lis)
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Stop(ctx)
+		<-served
+	})
+
+	id, err := testForwarder(t).topicID(ctx, lis.Addr().String(), "t")
+	if nl, ok := transport.NotLeaderDetail(err); !ok || nl.LeaderAddr != leader.Address {
+		t.Fatalf("topicID asked of an ex-leader: %q (its own topic's: %v), %v (code %v, NotLeader %+v %v); want NotLeader naming %s",
+			id, id == old.ID.String(), err, transport.CodeOf(err), nl, ok, leader.Address)
 	}
 }

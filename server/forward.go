@@ -202,8 +202,10 @@ func (s *Server) leaderCommitIndex(ctx context.Context, leader consensus.Server)
 	return b.GetCommitIndex(), err
 }
 
-// topicID asks the server at addr for the ID of its topic named topic (DescribeTopic: what it
-// has applied). Errors: the server's (NotFound when it does not know the topic).
+// topicID asks the leader at addr for the ID of its topic named topic (DescribeTopic with
+// require_leader: once it has applied every committed entry). A server at addr that is no
+// longer the leader (a lagging one would name what it has applied) refuses it with NotLeader.
+// Errors: the server's (NotFound when the leader does not know the topic).
 func (f *forwarder) topicID(ctx context.Context, addr, topic string) (string, error) {
 	c, release, err := f.client(addr)
 	if err != nil {
@@ -214,7 +216,7 @@ func (f *forwarder) topicID(ctx context.Context, addr, topic string) (string, er
 	if !ok {
 		return "", fmt.Errorf("server: the client to %s has no Topics service", addr)
 	}
-	res, err := tc.DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: topic})
+	res, err := tc.DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: topic, RequireLeader: true})
 	return res.GetTopic().GetId(), err
 }
 
