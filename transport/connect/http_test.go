@@ -174,7 +174,8 @@ func TestPeerProtocol(t *testing.T) {
 }
 
 // TestJSONBatchRecords: a JSON ProduceBatch with more records than MaxBatchRecords is refused
-// before it is decoded; one within the limit is appended.
+// before it is decoded, with resource_exhausted (HTTP 429) as over gRPC; one within the limit
+// is appended.
 func TestJSONBatchRecords(t *testing.T) {
 	s := transporttest.Start(t, harness(tconnect.ProtocolConnect), transport.ServerConfig{Limits: transport.Limits{MaxBatchRecords: 3}})
 	res, body := post(t, s.Addr, "/log.v1.Log/ProduceBatch", "application/json", `{"records":[{},{"value":"aGk="},{}]}`, nil)
@@ -182,8 +183,9 @@ func TestJSONBatchRecords(t *testing.T) {
 		t.Fatalf("3 records: %s: %s", res.Status, body)
 	}
 	res, body = post(t, s.Addr, "/log.v1.Log/ProduceBatch", "application/json", `{"records":[{},{},{},{}]}`, nil)
-	if res.StatusCode == http.StatusOK || !strings.Contains(string(body), "at most 3 records") {
-		t.Fatalf("4 records: %s: %s, want a refusal naming the limit", res.Status, body)
+	if res.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), `"resource_exhausted"`) ||
+		!strings.Contains(string(body), "at most 3 records") {
+		t.Fatalf("4 records: %s: %s, want resource_exhausted naming the limit", res.Status, body)
 	}
 	if n := len(s.Service.Records()); n != 3 {
 		t.Fatalf("%d records appended, want 3", n)

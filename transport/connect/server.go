@@ -140,10 +140,13 @@ func (s *Server) Handler() http.Handler {
 	_, record := logv1connect.NewLogHandler(logh, readMax(transport.MethodProduce)...)
 	mux.Handle(logv1connect.LogProduceProcedure, record)
 	mux.Handle(logv1connect.LogProduceStreamProcedure, record)
+	// ProduceBatch's own handler: its request type lets batchCodec refuse too many records
+	// with ResourceExhausted (see batchRequest).
 	maxRecs := s.cfg.Limits.MaxBatchRecords
-	_, batch := logv1connect.NewLogHandler(logh, readMax(transport.MethodProduceBatch,
-		connect.WithCodec(batchCodec{max: maxRecs}), connect.WithCodec(batchCodec{json: true, max: maxRecs}))...)
-	mux.Handle(logv1connect.LogProduceBatchProcedure, batch)
+	mux.Handle(logv1connect.LogProduceBatchProcedure, connect.NewUnaryHandler(logv1connect.LogProduceBatchProcedure, logh.produceBatch,
+		connect.WithSchema(logv1.File_log_v1_log_proto.Services().ByName("Log").Methods().ByName("ProduceBatch")),
+		connect.WithHandlerOptions(readMax(transport.MethodProduceBatch,
+			connect.WithCodec(batchCodec{max: maxRecs}), connect.WithCodec(batchCodec{json: true, max: maxRecs}))...)))
 	if s.cfg.Cluster != nil {
 		mux.Handle(logv1connect.NewClusterHandler(clusterHandler{svc: s.cfg.Cluster}, readMax(transport.MethodJoin)...))
 	} else {
@@ -329,8 +332,10 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 
 // batchCodec decodes ProduceBatch requests (binary or JSON) after counting
 // their records in the encoded bytes: more than max is refused before
-// anything is allocated. connect-go reports a codec's refusal as
-// InvalidArgument.
+// anything is allocated. connect-go reports every error a codec returns as
+// InvalidArgument, so a refusal is not returned but kept in the
+// batchRequest, which interceptor answers (ResourceExhausted, as the grpc
+// transport does) before the interception hook or the handler runs.
 type batchCodec struct {
 	json bool
 	max  int
@@ -359,19 +364,43 @@ func (c batchCodec) Unmarshal(data []byte, v any) error {
 	if !ok {
 		return fmt.Errorf("%T is not a proto.Message", v)
 	}
+	br, isBatch := v.(*batchRequest)
+	if isBatch {
+		m = &br.ProduceBatchRequest
+	}
+	check := limits.CheckBatchProto
 	if c.json {
 		if len(data) == 0 {
 			return errors.New("zero-length payload is not a valid JSON object")
 		}
-		if err := limits.CheckBatchJSON(data, c.max); err != nil {
+		check = limits.CheckBatchJSON
+	}
+	if err := check(data, c.max); err != nil {
+		if !isBatch {
 			return err
 		}
+		br.refused = err
+		return nil
+	}
+	if c.json {
 		return protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(data, m)
 	}
-	if err := limits.CheckBatchProto(data, c.max); err != nil {
-		return err
-	}
 	return proto.Unmarshal(data, m)
+}
+
+// batchRequest is the request of the ProduceBatch handler: the decoded
+// request or, when batchCodec refused it before decoding, the refusal.
+type batchRequest struct {
+	logv1.ProduceBatchRequest
+	refused error
+}
+
+// refusal returns the error batchCodec kept in req's message, if any.
+func refusal(req connect.AnyRequest) error {
+	if br, ok := req.Any().(*batchRequest); ok && br.refused != nil {
+		return br.refused
+	}
+	return nil
 }
 
 // enter and leave count the requests being handled.
@@ -506,6 +535,10 @@ func (i interceptor) call(ctx context.Context, method, protocol string) (context
 
 func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if err := refusal(req); err != nil {
+			// Refused while decoding, as the grpc transport refuses it: before the hook.
+			return nil, toConnect(err)
+		}
 		ctx, err := i.call(ctx, req.Spec().Procedure, req.Peer().Protocol)
 		if err != nil {
 			return nil, toConnect(err)
@@ -550,6 +583,18 @@ func (h logHandler) Produce(ctx context.Context, req *connect.Request[logv1.Prod
 
 func (h logHandler) ProduceBatch(ctx context.Context, req *connect.Request[logv1.ProduceBatchRequest]) (*connect.Response[logv1.ProduceBatchResponse], error) {
 	return handle(ctx, h.svc.ProduceBatch, req)
+}
+
+// produceBatch is ProduceBatch for the request batchCodec decodes.
+func (h logHandler) produceBatch(ctx context.Context, req *connect.Request[batchRequest]) (*connect.Response[logv1.ProduceBatchResponse], error) {
+	if err := refusal(req); err != nil {
+		return nil, toConnect(err)
+	}
+	res, err := h.svc.ProduceBatch(ctx, &req.Msg.ProduceBatchRequest)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(res), nil
 }
 
 func (h logHandler) Consume(ctx context.Context, req *connect.Request[logv1.ConsumeRequest]) (*connect.Response[logv1.ConsumeResponse], error) {
