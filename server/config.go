@@ -56,7 +56,8 @@ const (
 	DefaultIdleTimeout = 10 * time.Minute
 	// DefaultMaxStreamInflightBytes bounds what one ProduceStream holds unanswered.
 	DefaultMaxStreamInflightBytes = 8 << 20
-	// DefaultMaxPendingConns bounds the connections whose first byte is awaited.
+	// DefaultMaxPendingConns bounds the connections whose first byte is awaited, unless a
+	// quarter of the open-files limit, or MaxConns, is less (see Config.MaxPendingConns).
 	DefaultMaxPendingConns = mux.DefaultMaxPending
 	// DefaultMaxConns bounds the API connections open at once (NATS's max_connections),
 	// unless half the open-files limit is less (see Config.MaxConns).
@@ -229,8 +230,10 @@ type Config struct {
 	RequestReadTimeout time.Duration
 	IdleTimeout        time.Duration
 	// MaxPendingConns bounds the connections the shared port holds while waiting for their
-	// first byte, or an API connection over TLS for the end of its handshake (default 1024);
-	// beyond it the oldest is closed.
+	// first byte, or an API connection over TLS for the end of its handshake; beyond it the
+	// oldest is closed. Default (0): DefaultMaxPendingConns, at most a quarter of the soft
+	// open-files limit and at most MaxConns, so that waiting connections and MaxConns together
+	// leave a quarter of the open files to segments, Raft and gossip.
 	MaxPendingConns int
 	// MaxConns bounds the API connections open at once on the shared port; one more is closed
 	// as soon as it is sorted to the API (and logged). Raft's connections are not counted,
@@ -358,8 +361,8 @@ func (c *Config) withDefaults() {
 	setDefault(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDefault(&c.RequestReadTimeout, DefaultRequestReadTimeout)
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
-	setDefault(&c.MaxPendingConns, DefaultMaxPendingConns)
 	setDefault(&c.MaxConns, defaultMaxConns())
+	setDefault(&c.MaxPendingConns, defaultMaxPendingConns(c.MaxConns))
 	setDefault(&c.MaxForwardClients, DefaultMaxForwardClients)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -31,6 +31,23 @@ func maxConnsFor(nofile uint64) int {
 	return int(max(1, min(nofile/2, DefaultMaxConns)))
 }
 
+// defaultMaxPendingConns is Config.MaxPendingConns's default: DefaultMaxPendingConns, at most a
+// quarter of the soft open-files limit and at most maxConns (at least 1).
+func defaultMaxPendingConns(maxConns int) int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == ^uint64(0) {
+		return max(1, min(DefaultMaxPendingConns, maxConns))
+	}
+	return maxPendingConnsFor(lim.Cur, maxConns)
+}
+
+// maxPendingConnsFor is the default cap on connections waiting for their first byte under a
+// soft open-files limit of nofile, with at most maxConns API connections: with the half of the
+// files maxConnsFor gives connections, a quarter still stays for segments, Raft and gossip.
+func maxPendingConnsFor(nofile uint64, maxConns int) int {
+	return int(max(1, min(nofile/4, DefaultMaxPendingConns, uint64(max(maxConns, 1)))))
+}
+
 // openFilesRoom checks, on the leader before it proposes partitions, that this process may open
 // the files of parts more partitions (each holds its active segment's log and index open) and
 // keep a reserve for connections and segments to come. Creating the partitions is applied by

@@ -82,3 +82,52 @@ func TestDefaultMaxConnsLeavesHalfTheFiles(t *testing.T) {
 		t.Errorf("default MaxConns %d over half the open-files limit %d", cfg.MaxConns, lim.Cur)
 	}
 }
+
+// TestDefaultMaxPendingConnsLeavesAQuarterOfTheFiles: --max-pending-conns's default is 1024, at
+// most a quarter of the soft open-files limit and at most --max-conns, so that waiting
+// connections and --max-conns together leave files to segments and Raft. It was 1024 whatever
+// the limit: under the common 1024, waiting connections alone could take every descriptor.
+func TestDefaultMaxPendingConnsLeavesAQuarterOfTheFiles(t *testing.T) {
+	for _, tc := range []struct {
+		nofile   uint64
+		maxConns int
+		want     int
+	}{
+		{1024, maxConnsFor(1024), 256},
+		{4, maxConnsFor(4), 1},
+		{1, maxConnsFor(1), 1},
+		{65536, maxConnsFor(65536), DefaultMaxPendingConns},
+		{1 << 20, 100, 100}, // never above --max-conns
+		{1 << 20, 0, 1},
+	} {
+		if got := maxPendingConnsFor(tc.nofile, tc.maxConns); got != tc.want {
+			t.Errorf("maxPendingConnsFor(%d, %d) = %d, want %d", tc.nofile, tc.maxConns, got, tc.want)
+		}
+	}
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	// Under this process's limit lowered to 1024 (lowering the soft limit needs no privilege).
+	lim := old
+	lim.Cur = min(old.Cur, 1024)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	var cfg Config
+	cfg.withDefaults()
+	if uint64(cfg.MaxPendingConns) > lim.Cur/4 || cfg.MaxPendingConns > cfg.MaxConns || cfg.MaxPendingConns < 1 {
+		t.Errorf("default MaxPendingConns %d under an open-files limit of %d (MaxConns %d), want at most a quarter of the limit and at most MaxConns",
+			cfg.MaxPendingConns, lim.Cur, cfg.MaxConns)
+	}
+	cfg = Config{MaxConns: 10}
+	cfg.withDefaults()
+	if cfg.MaxPendingConns != 10 {
+		t.Errorf("default MaxPendingConns with MaxConns 10: %d, want 10", cfg.MaxPendingConns)
+	}
+}
