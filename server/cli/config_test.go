@@ -94,6 +94,20 @@ func TestServeLimitFlags(t *testing.T) {
 	}
 }
 
+// TestServeConnLimitDefaultsFollowOpenFiles: without --max-pending-conns and --max-conns, serve
+// leaves both to the server's defaults, which follow the open-files limit. --max-pending-conns
+// passed a fixed 1024, whatever the limit.
+func TestServeConnLimitDefaultsFollowOpenFiles(t *testing.T) {
+	got, err := serveConfigOf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.MaxPendingConns != 0 || got.MaxConns != 0 {
+		t.Errorf("without the flags: MaxPendingConns %d, MaxConns %d; want 0 (the server's defaults, which follow the open-files limit)",
+			got.MaxPendingConns, got.MaxConns)
+	}
+}
+
 // TestServeRefusesUnknownConfigKey: a config-file key that is no flag's name (data_dir for
 // data-dir) was ignored, so serve ran with the flag's default; it is refused, naming the key,
 // the file and the flag it resembles, before anything starts.
