@@ -154,6 +154,20 @@ type SnapshotSizer interface {
 	SnapshotDataSize(manifest []byte) (int64, error)
 }
 
+// CommittedConfiguration is optionally implemented by a Consensus that knows which of its
+// configurations committed. Servers answers the latest configuration this node holds, which may
+// not have committed yet: an entry adding a server reaches that server before it commits, and a
+// leader lost before the commit takes it with it (the next leader's log does not have it, and
+// the server's latest configuration rolls back to one without it). Only a committed
+// configuration says that a server was a member of the cluster.
+type CommittedConfiguration interface {
+	// CommittedServers returns the latest configuration this node knows to have committed (the
+	// last configuration entry its state machine was handed, or the configuration of the
+	// snapshot it last restored), and its log index; ok is false while it knows none (a new
+	// node, or one restarted without a snapshot, before a leader told it what committed).
+	CommittedServers() (servers []Server, index uint64, ok bool)
+}
+
 // Snapshot is a point-in-time snapshot returned by StateMachine.Snapshot.
 type Snapshot interface {
 	// Persist writes the snapshot's manifest to w. Manifests are small (implementations may

@@ -81,6 +81,11 @@ type fsm struct {
 	// onClusterID is called with the ID of each committed cluster-ID entry (clusterIDFromLog);
 	// such entries are the Node's own and never reach the StateMachine.
 	onClusterID func(id string)
+	// onConfiguration is called with each committed configuration entry (raft hands a
+	// BatchingFSM those too), and onRestore with the raft index of each snapshot restored; both
+	// may be nil. Set before raft starts.
+	onConfiguration func(index uint64, c hraft.Configuration)
+	onRestore       func(index uint64)
 
 	applied atomic.Uint64 // last entry index the StateMachine applied (or restored)
 
@@ -98,11 +103,15 @@ func newFSM(sm consensus.StateMachine, maxManifest int, onClusterID func(id stri
 
 func (f *fsm) setApplied(index uint64) { f.applied.Store(index) }
 
-// ApplyBatch hands the command entries of logs to the StateMachine as one batch.
+// ApplyBatch hands the command entries of logs to the StateMachine as one batch, and the
+// configuration entries to onConfiguration.
 func (f *fsm) ApplyBatch(logs []*hraft.Log) []any {
 	results := make([]any, len(logs))
 	f.entries, f.pos = f.entries[:0], f.pos[:0]
 	for i, l := range logs {
+		if l.Type == hraft.LogConfiguration && f.onConfiguration != nil {
+			f.onConfiguration(l.Index, hraft.DecodeConfiguration(l.Data))
+		}
 		if l.Type != hraft.LogCommand {
 			continue
 		}
@@ -160,6 +169,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("consensus/raft: state machine restore: %w", err)
 	}
 	f.setApplied(h.applied)
+	if f.onRestore != nil {
+		f.onRestore(h.applied)
+	}
 	return nil
 }
 

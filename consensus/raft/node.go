@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,9 @@ type Node struct {
 	leaders *leaderWatch
 	matches *matchIndexes // followers' match indexes, as the leader learns them
 	ident   *clusterIdentity
+	// committed is the latest configuration known to have committed (see CommittedServers);
+	// nil until one is.
+	committed atomic.Pointer[committedConfiguration]
 	// The stores, for Bootstrap's existing-state check.
 	stable hraft.StableStore
 	snaps  hraft.SnapshotStore
@@ -61,7 +65,16 @@ type Node struct {
 	closeErr  error
 }
 
-var _ consensus.Consensus = (*Node)(nil)
+var (
+	_ consensus.Consensus              = (*Node)(nil)
+	_ consensus.CommittedConfiguration = (*Node)(nil)
+)
+
+// committedConfiguration is a configuration that committed, at its log index.
+type committedConfiguration struct {
+	servers []consensus.Server
+	index   uint64
+}
 
 // New opens (or creates) the node's state in cfg.DataDir, starts Raft and returns the running
 // Node. With cfg.Bootstrap and no existing state it bootstraps a single-voter cluster of
@@ -130,6 +143,23 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 			logger.Error("cannot set the cluster id", "err", err)
 		}
 	})
+	n.fsm.onConfiguration = n.setCommitted
+	n.fsm.onRestore = func(index uint64) {
+		// The snapshot raft restored is in the store (one received from a leader is stored
+		// before it is restored); its configuration is the one that had committed when it was
+		// taken.
+		metas, err := snaps.List()
+		if err != nil {
+			logger.Warn("cannot read the configuration of the snapshot restored", "index", index, "err", err)
+			return
+		}
+		for _, m := range metas {
+			if m.Index == index {
+				n.setCommitted(m.ConfigurationIndex, m.Configuration)
+				return
+			}
+		}
+	}
 
 	if cfg.StreamLayer != nil {
 		tl := newTrackingLayer(&clusterLayer{StreamLayer: cfg.StreamLayer, ident: n.ident, timeout: cfg.TransportTimeout})
@@ -400,6 +430,30 @@ func (n *Node) Close() error {
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr
+}
+
+// setCommitted records c, committed at index. From raft's FSM goroutine, or its restore at start.
+func (n *Node) setCommitted(index uint64, c hraft.Configuration) {
+	servers := make([]consensus.Server, 0, len(c.Servers))
+	for _, s := range c.Servers {
+		servers = append(servers, consensus.Server{ID: string(s.ID), Address: string(s.Address), Suffrage: suffrage(s.Suffrage)})
+	}
+	n.committed.Store(&committedConfiguration{servers: servers, index: index})
+}
+
+// CommittedServers returns the latest configuration this node knows to have committed, and its
+// index: the last configuration entry raft handed its state machine (raft hands it committed
+// entries only), or the configuration of the snapshot it last restored. ok is false while it
+// knows none: a new node, or one restarted without a snapshot, until a leader has told it how
+// far the log committed and it applied a configuration entry. Servers, by contrast, answers the
+// latest configuration in the log, committed or not (hashicorp/raft v1.8 does not say which,
+// nor its index: GetConfiguration's Index is always 0).
+func (n *Node) CommittedServers() (servers []consensus.Server, index uint64, ok bool) {
+	c := n.committed.Load()
+	if c == nil {
+		return nil, 0, false
+	}
+	return slices.Clone(c.servers), c.index, true
 }
 
 // Raft returns the underlying hashicorp/raft instance, for metrics and diagnostics. Do not
