@@ -51,9 +51,9 @@ type reconciler struct {
 	// they are not tried again (so that a stranger cannot make every pass wait on its handshake).
 	refused map[refusal]refusedFor
 
-	// listed, unlisted and removedSelf are watchSelf's, owned by the loop: this node was in
-	// the configuration since it started; since when it has not been, after it was; it
-	// announced itself removed.
+	// listed, unlisted and removedSelf are watchSelf's, owned by the loop: this node was a
+	// member (listed by its configuration, and by a committed one) since it started; since when
+	// its configuration has not listed it, after it was a member; it announced itself removed.
 	listed, removedSelf bool
 	unlisted            time.Time
 	// asked is when watchSelf last asked the leader whether it lists this node; byLeader that
@@ -174,15 +174,20 @@ func (r *reconciler) close() {
 
 // removedGrace is how long watchSelf waits, the node no longer listed, before it announces
 // itself removed: a leader re-addressing it (removed, then added at once), or a new leader
-// adding it back after the entry that added it was lost with an old leader (its latest
+// adding it back after the entry that re-added it was lost with an old leader (its latest
 // configuration rolled back to the committed one), lists it again within that time; once the
-// node withdraws its address no leader adds it, so that would leave it out until restarted.
+// node withdraws its address no leader adds it, so that would leave it out until restarted. (A
+// node that was never a member, its first addition rolled back, does not withdraw at all.)
 func (r *reconciler) removedGrace() time.Duration { return 5 * r.interval }
 
 // watchSelf announces in gossip that this node was removed from Raft's configuration when the
-// configuration it holds has no longer listed it for removedGrace after it did since the node
-// started (an operator removed it; the leader usually replicates the removal to the removed
-// server before it stops replicating to it), and that it is back when listed again. The leader
+// configuration it holds has no longer listed it for removedGrace after the node was a member
+// since it started (an operator removed it; the leader usually replicates the removal to the
+// removed server before it stops replicating to it), and that it is back when listed again. A
+// member is listed by its configuration and by the latest one it knows to have committed
+// (consensus.CommittedConfiguration): an addition that never committed, lost with the leader
+// that appended it, is no membership, and its rollback no removal (the node went on
+// advertising its Raft address, and the next leader added it again). The leader
 // that removed it remembers not to add it back while it runs, but a next leader (an election, a
 // hand-over) knew nothing of the removal: it saw the node alive in gossip and added it back, a
 // removed pod back in the configuration until it stopped, then a voter down. A node announced
@@ -204,6 +209,13 @@ func (r *reconciler) watchSelf(ctx context.Context) {
 		return
 	}
 	listed := slices.ContainsFunc(servers, func(s consensus.ServerStatus) bool { return s.ID == r.self })
+	// A member: listed, and by a configuration that committed. A configuration entry adding
+	// this node reaches it before it commits; a leader lost before the commit takes the entry
+	// with it, and the node's configuration rolls back to one without it. That is no removal:
+	// taken as one, the node withdrew its Raft address once the grace passed with no leader
+	// adding it again (no leader meanwhile, or one slow to reconcile), and then no leader ever
+	// added it: it stayed out of the cluster until restarted.
+	member := listed && r.inCommitted()
 	r.byLeader = false
 	if listed && r.askLeader != nil && r.unheard != nil && r.unheard() >= r.unheardAfter {
 		// The leader removed this node but stopped replicating to it before the removal
@@ -223,7 +235,7 @@ func (r *reconciler) watchSelf(ctx context.Context) {
 	}
 	switch {
 	case listed:
-		r.listed, r.unlisted = true, time.Time{}
+		r.listed, r.unlisted = r.listed || member, time.Time{}
 	case r.listed && r.unlisted.IsZero():
 		r.unlisted = time.Now()
 	}
@@ -249,6 +261,18 @@ func (r *reconciler) watchSelf(ctx context.Context) {
 			r.logger.Info("this server is in the cluster's configuration again: advertising its Raft address in gossip")
 		}
 	}
+}
+
+// inCommitted reports whether the latest configuration this node knows to have committed lists
+// it. A consensus that cannot tell (it does not implement consensus.CommittedConfiguration)
+// answers true: its latest configuration counts, as it did before.
+func (r *reconciler) inCommitted() bool {
+	c, ok := r.node.(consensus.CommittedConfiguration)
+	if !ok {
+		return true
+	}
+	servers, _, known := c.CommittedServers()
+	return known && slices.ContainsFunc(servers, func(s consensus.Server) bool { return s.ID == r.self })
 }
 
 // removedServers are the servers an operator removed while they are alive in Serf, so that the

@@ -90,3 +90,60 @@ func TestWatchSelfAnnounceFailures(t *testing.T) {
 		t.Fatalf("a membership that cannot announce: %d calls, want 3 (asked once)", calls)
 	}
 }
+
+// committedNode is a selfNode that also tells which configuration committed: committed, nil
+// while it knows none (consensus.CommittedConfiguration).
+type committedNode struct {
+	selfNode
+	committed []string
+}
+
+func (n *committedNode) CommittedServers() ([]consensus.Server, uint64, bool) {
+	if n.committed == nil {
+		return nil, 0, false
+	}
+	var out []consensus.Server
+	for _, id := range n.committed {
+		out = append(out, consensus.Server{ID: id})
+	}
+	return out, uint64(len(n.committed)), true
+}
+
+// TestWatchSelfIgnoresRolledBackAddition: a joining node that saw itself added by an entry that
+// never committed (the leader that appended it died, or lost leadership, first; the next
+// leader's log does not have it, and the node's configuration rolls back to one without it) was
+// never a member: it does not announce itself removed, however long no leader adds it again.
+// It took the rollback for a removal and withdrew its Raft address once the grace passed, and
+// then no leader ever added it: it stayed out of the cluster until restarted. Once a committed
+// configuration lists it, a removal is one, as before.
+func TestWatchSelfIgnoresRolledBackAddition(t *testing.T) {
+	node := &committedNode{}
+	var announced []bool
+	r := newReconciler(reconcilerConfig{self: "n1", node: node, announceRemoved: func(_ context.Context, removed bool) error {
+		announced = append(announced, removed)
+		return nil
+	}})
+	step := func(ids, committed []string, elapsed bool, want ...bool) {
+		t.Helper()
+		node.ids, node.committed = ids, committed
+		if elapsed && !r.unlisted.IsZero() {
+			r.unlisted = r.unlisted.Add(-r.removedGrace())
+		}
+		r.watchSelf(t.Context())
+		if !slices.Equal(announced, want) {
+			t.Fatalf("configuration %v, committed %v (grace over: %v): announced %v, want %v", ids, committed, elapsed, announced, want)
+		}
+	}
+	others, with := []string{"n2", "n3"}, []string{"n2", "n3", "n1"}
+	step(others, nil, true)     // joining, nothing committed known yet: nothing
+	step(with, nil, false)      // added, not committed (a new node knows no commit yet)
+	step(others, nil, true)     // rolled back: nothing...
+	step(others, nil, true)     // ...however long
+	step(with, others, false)   // added again, not committed yet
+	step(others, others, false) // rolled back again
+	step(others, others, true)  // nothing
+	step(with, with, false)     // added, committed: a member
+	step(others, with, false)   // removed (the removal not known committed here yet)...
+	step(others, with, true, true)
+	step(with, others, false, true, false) // re-added: back
+}
