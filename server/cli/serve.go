@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -149,7 +150,10 @@ func serveCommand() *cli.Command {
 		Usage: "run a commitlog server (with no flags: a single-node server on 127.0.0.1:8400)",
 		Description: "SIGINT or SIGTERM stops the server gracefully: a leader hands leadership over, --leave-on-shutdown\n" +
 			"leaves the cluster, calls in flight are drained (each step bounded, up to seconds). A second SIGINT or\n" +
-			"SIGTERM meanwhile exits at once, with status 1, without finishing the graceful stop.\n" +
+			"SIGTERM meanwhile exits at once, with status 1, without finishing the graceful stop. During the start,\n" +
+			"the first one cuts short the waits that can be (an advertised host name that does not resolve yet) and\n" +
+			"serve stops; a second one exits at once, with status 1, even while a start step that cannot be cut\n" +
+			"short (the data dir or Raft's log on a slow or hung disk) holds the start up.\n" +
 			"SIGHUP reloads the ACL policy (--acl-policy-file) and the TLS certificates, keys and CAs (--server-tls-*,\n" +
 			"--peer-tls-*): new connections use them; a file that does not load, or a certificate that has expired, is\n" +
 			"logged and the previous version kept. serve refuses to start with an expired certificate.",
@@ -198,18 +202,40 @@ func serveCommand() *cli.Command {
 			forced := make(chan os.Signal, 1)
 			done := make(chan struct{})
 			defer close(done) // before wg.Wait: ends watchStopSignals
+			var started atomic.Bool
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				watchStopSignals(sigs, done, stop, forced, logger)
+				watchStopSignals(sigs, done, &started, stop, forced, logger)
 			}()
-			srv, err := server.NewContext(ctx, cfg)
+			// The start runs on its own goroutine, so that a second signal ends serve even while
+			// a step that does not watch ctx holds it up (a data dir or Raft's log on a hung
+			// disk or NFS mount, a file that never ends): the first signal only cancels ctx.
+			type startResult struct {
+				srv *server.Server
+				err error
+			}
+			startDone := make(chan startResult, 1)
+			go func() {
+				srv, err := server.NewContext(ctx, cfg)
+				startDone <- startResult{srv, err}
+			}()
+			var srv *server.Server
+			select {
+			case r := <-startDone:
+				srv, err = r.srv, r.err
+			case sig := <-forced:
+				// NewContext goes on until the process exits: main exits (status 1, printing
+				// this error) as soon as serve returns.
+				return fmt.Errorf("serve: %s received again while starting: exited without finishing the start", signalName(sig))
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return fmt.Errorf("serve: stopped while starting: %w", err)
 				}
 				return err
 			}
+			started.Store(true)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -322,11 +348,13 @@ func loadConfigFile(path string, flags []cli.Flag) (altsrc.InputSourceContext, e
 }
 
 // watchStopSignals reads the stop signals on sigs until done is closed. The first one logs that
-// the server stops gracefully and calls stop (srv.Run's context ends: it begins its graceful
-// stop, as it does when the caller's context ends); the next one goes to forced, to exit at
-// once, as a second Ctrl-C does to a Consul agent. Only signals count: a graceful stop
-// that the caller's context began takes one signal to force.
-func watchStopSignals(sigs <-chan os.Signal, done <-chan struct{}, stop func(), forced chan<- os.Signal, logger *slog.Logger) {
+// serve stops and calls stop: once the server has started (started is set), srv.Run's context
+// ends and it begins its graceful stop, as it does when the caller's context ends; before, the
+// start's context ends, which cuts short the start steps that watch it. The next one goes to
+// forced, to exit at once, as a second Ctrl-C does to a Consul agent, also while a start step
+// that does not watch the context holds the start up. Only signals count: a graceful stop that
+// the caller's context began takes one signal to force.
+func watchStopSignals(sigs <-chan os.Signal, done <-chan struct{}, started *atomic.Bool, stop func(), forced chan<- os.Signal, logger *slog.Logger) {
 	for seen := 0; ; seen++ {
 		select {
 		case <-done:
@@ -336,7 +364,11 @@ func watchStopSignals(sigs <-chan os.Signal, done <-chan struct{}, stop func(), 
 				forced <- sig // buffered: serve reads it, or has returned
 				return
 			}
-			logger.Info("stopping gracefully (leadership handed over, calls drained); send the signal again to exit at once", "signal", signalName(sig))
+			if started.Load() {
+				logger.Info("stopping gracefully (leadership handed over, calls drained); send the signal again to exit at once", "signal", signalName(sig))
+			} else {
+				logger.Info("stopping while starting (the start steps that can be cut short end, then serve exits); send the signal again to exit at once", "signal", signalName(sig))
+			}
 			stop()
 		}
 	}
