@@ -163,8 +163,8 @@ type SnapshotSizer interface {
 type CommittedConfiguration interface {
 	// CommittedServers returns the latest configuration this node knows to have committed (the
 	// last configuration entry its state machine was handed, or the configuration of the
-	// snapshot it last restored), and its log index; ok is false while it knows none (a new
-	// node, or one restarted without a snapshot, before a leader told it what committed).
+	// snapshot it last restored), and its log index, also across a restart; ok is false while
+	// it knows none (a new node, before a leader told it what committed).
 	CommittedServers() (servers []Server, index uint64, ok bool)
 }
 

@@ -105,3 +105,60 @@ func TestWatchSelfAdditionLostWithItsLeader(t *testing.T) {
 	unheard = time.Minute // whether or not the removal reached it, it asks the leader
 	pass("removed", true)
 }
+
+// TestWatchSelfRemovedWhileDownRestartedWithoutSnapshot, on real Raft nodes: a member removed
+// while it was down, restarted without a snapshot, holds a log whose configuration lists it, and
+// no leader ever replicates to it again (so it never learns what committed from one). It was a
+// member, committed, before it stopped: asking the leader, it announces itself removed, as it
+// did before its committed membership was checked. Taken for a node that never was one, it
+// stayed listed in gossip, and a next leader added the removed server back.
+func TestWatchSelfRemovedWhileDownRestartedWithoutSnapshot(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	c.Propose([]byte("one"))
+	l := c.WaitLeader()
+	f := (l + 1) % 3
+	self := c.ID(f)
+	c.WaitApplied(c.Node(l).Status().CommitIndex, f)
+	c.Stop(f)
+	leader := c.Node(l)
+	if err := leader.RemoveServer(t.Context(), self); err != nil {
+		t.Fatalf("RemoveServer: %v", err)
+	}
+	c.Restart(f)
+	node := c.Node(f)
+	if servers, err := node.Servers(t.Context()); err != nil || !slices.ContainsFunc(servers, func(s consensus.ServerStatus) bool { return s.ID == self }) {
+		t.Fatalf("restarted, %s's own configuration %v (%v) does not list it: the removal reached it", self, servers, err)
+	}
+
+	var announced []bool
+	var unheard time.Duration
+	r := newReconciler(reconcilerConfig{self: self, node: node, unheardAfter: time.Second,
+		unheard: func() time.Duration { return unheard },
+		askLeader: func(ctx context.Context) (bool, bool) {
+			if !leader.IsLeader() {
+				return false, false
+			}
+			servers, err := leader.Servers(ctx)
+			if err != nil {
+				return false, false
+			}
+			return slices.ContainsFunc(servers, func(s consensus.ServerStatus) bool { return s.ID == self }), true
+		},
+		announceRemoved: func(_ context.Context, removed bool) error {
+			announced = append(announced, removed)
+			return nil
+		}})
+	r.watchSelf(t.Context()) // just restarted: its own configuration lists it
+	unheard = time.Minute    // no leader reaches it: it asks the leader
+	for range 3 {
+		r.asked = time.Time{} // not rate-limited here
+		if !r.unlisted.IsZero() {
+			r.unlisted = r.unlisted.Add(-r.removedGrace())
+		}
+		r.watchSelf(t.Context())
+	}
+	if !slices.Equal(announced, []bool{true}) {
+		servers, index, ok := node.CommittedServers()
+		t.Fatalf("removed while down, restarted without a snapshot: announced %v, want [true] (committed configuration %v at %d, known %v)", announced, servers, index, ok)
+	}
+}

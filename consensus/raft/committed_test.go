@@ -83,7 +83,7 @@ func TestCommittedServersOfAnAdditionLostWithItsLeader(t *testing.T) {
 
 // TestCommittedServersAfterRestart: a server restarted, and reached by no leader, knows the
 // configuration of the snapshot it restored as committed; one restarted without a snapshot knows
-// none until a leader tells it what committed.
+// the one it had applied before it stopped (kept in its stable store).
 func TestCommittedServersAfterRestart(t *testing.T) {
 	c := consensustest.NewCluster(t, 3, consensustest.Options{})
 	c.Propose([]byte("one"))
@@ -101,7 +101,7 @@ func TestCommittedServersAfterRestart(t *testing.T) {
 	if listed, known := committedLists(c.Node(withSnap), c.ID(withSnap)); !listed || !known {
 		t.Fatalf("restarted from a snapshot: committed configuration %v", committedOf(c.Node(withSnap).CommittedServers()))
 	}
-	if _, known := committedLists(c.Node(without), c.ID(without)); known {
+	if listed, known := committedLists(c.Node(without), c.ID(without)); !listed || !known {
 		t.Fatalf("restarted without a snapshot, reached by no leader: committed configuration %v", committedOf(c.Node(without).CommittedServers()))
 	}
 	c.Heal()

@@ -143,6 +143,9 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 			logger.Error("cannot set the cluster id", "err", err)
 		}
 	})
+	if c := loadCommitted(stable, logger); c != nil {
+		n.committed.Store(c)
+	}
 	n.fsm.onConfiguration = n.setCommitted
 	n.fsm.onRestore = func(index uint64) {
 		// The snapshot raft restored is in the store (one received from a leader is stored
@@ -432,20 +435,13 @@ func (n *Node) Close() error {
 	return n.closeErr
 }
 
-// setCommitted records c, committed at index. From raft's FSM goroutine, or its restore at start.
-func (n *Node) setCommitted(index uint64, c hraft.Configuration) {
-	servers := make([]consensus.Server, 0, len(c.Servers))
-	for _, s := range c.Servers {
-		servers = append(servers, consensus.Server{ID: string(s.ID), Address: string(s.Address), Suffrage: suffrage(s.Suffrage)})
-	}
-	n.committed.Store(&committedConfiguration{servers: servers, index: index})
-}
-
 // CommittedServers returns the latest configuration this node knows to have committed, and its
 // index: the last configuration entry raft handed its state machine (raft hands it committed
-// entries only), or the configuration of the snapshot it last restored. ok is false while it
-// knows none: a new node, or one restarted without a snapshot, until a leader has told it how
-// far the log committed and it applied a configuration entry. Servers, by contrast, answers the
+// entries only), or the configuration of the snapshot it last restored, whichever is later; it
+// is kept in the stable store, so a node restarted (with or without a snapshot) knows what it
+// knew before. ok is false while it knows none: a new node (or one whose data dir predates
+// this), until a leader has told it how far the log committed and it applied a configuration
+// entry or restored a snapshot. Servers, by contrast, answers the
 // latest configuration in the log, committed or not (hashicorp/raft v1.8 does not say which,
 // nor its index: GetConfiguration's Index is always 0).
 func (n *Node) CommittedServers() (servers []consensus.Server, index uint64, ok bool) {
