@@ -3,6 +3,7 @@ package raft_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -124,3 +125,44 @@ func serverByIDNoFail(n *craft.Node, id string) (consensus.ServerStatus, bool) {
 }
 
 func committedOf(servers []consensus.Server, _ uint64, _ bool) []consensus.Server { return servers }
+
+// TestCommittedServersOfAServerJoinedFromASnapshot: a server that joined from the leader's
+// snapshot (taken before it was added, so its configuration does not list it) and then applied
+// the entry adding it, restarted and reached by no leader, knows the configuration that added it,
+// not the older one of the snapshot it restores.
+func TestCommittedServersOfAServerJoinedFromASnapshot(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{Config: func(_ int, cfg *craft.Config) {
+		// The joining server can only catch up from the snapshot.
+		cfg.TrailingLogs = 4
+		cfg.WALSegmentSize = 2048       // so that compaction deletes segments
+		cfg.SnapshotThreshold = 1 << 20 // snapshots only when asked
+	}})
+	for k := range 40 {
+		c.Propose(fmt.Appendf(nil, "cmd-%d-%s", k, make([]byte, 100)))
+	}
+	l := c.WaitLeader()
+	if err := c.Node(l).Raft().Snapshot().Error(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	c.WaitFor("log compacted", func() bool {
+		first, err := leaderFirstIndex(c.Node(l))
+		return err == nil && first > 10
+	})
+	n := c.AddNode()
+	if err := c.Node(l).AddNonvoter(ctxT(t), c.ID(n), c.Addr(n)); err != nil {
+		t.Fatalf("AddNonvoter: %v", err)
+	}
+	c.WaitFor(c.ID(n)+" applies the configuration adding it", func() bool {
+		listed, _ := committedLists(c.Node(n), c.ID(n))
+		return listed
+	})
+	if c.List(n).Restores() == 0 {
+		t.Fatalf("%s caught up without the leader's snapshot", c.ID(n))
+	}
+	c.Partition(n)
+	c.Stop(n)
+	c.Restart(n)
+	if listed, known := committedLists(c.Node(n), c.ID(n)); !listed || !known {
+		t.Fatalf("restarted from the snapshot it joined from: committed configuration %v", committedOf(c.Node(n).CommittedServers()))
+	}
+}
