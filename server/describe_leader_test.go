@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,5 +154,38 @@ func TestForwardedTopicIDAsksTheLeaderOnly(t *testing.T) {
 	if nl, ok := transport.NotLeaderDetail(err); !ok || nl.LeaderAddr != leader.Address {
 		t.Fatalf("topicID asked of an ex-leader: %q (its own topic's: %v), %v (code %v, NotLeader %+v %v); want NotLeader naming %s",
 			id, id == old.ID.String(), err, transport.CodeOf(err), nl, ok, leader.Address)
+	}
+}
+
+// deposedLeader leads when DescribeTopic first asks, and has lost its leadership to leader by
+// the time it would catch up: IsLeader is true once, then false.
+type deposedLeader struct {
+	followerNode
+	asked *atomic.Int32
+}
+
+func (d deposedLeader) IsLeader() bool { return d.asked.Add(1) == 1 }
+func (d deposedLeader) LinearizableRead(context.Context) error {
+	return &consensus.NotLeaderError{Leader: d.leader}
+}
+
+// TestDescribeTopicRequireLeaderDeposedBetweenChecks: a leader deposed between DescribeTopic's
+// check for require_leader and its catching up refuses, NotLeader naming the new leader, as a
+// node that was not the leader does. It answered from what it had applied, without a
+// linearizable read: a leader just elected and deposed at once names a topic the cluster deleted
+// and created again, whose ID the SDK's Producer pins.
+func TestDescribeTopicRequireLeaderDeposedBetweenChecks(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	m := emptyMachine(t)
+	if _, err := m.CreateTopic(ctx, &directProposer{m: m}, "t", 1, fsm.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	leader := consensus.Server{ID: "n1", Address: "127.0.0.1:1"}
+	node := deposedLeader{followerNode: followerNode{leader: leader}, asked: new(atomic.Int32)}
+	svc := &service{node: node, fsm: m.Default(), sm: m, cfg: &Config{}, stop: make(chan struct{}), leaderWait: 5 * time.Second}
+	res, err := svc.DescribeTopic(ctx, &logv1.DescribeTopicRequest{Name: "t", RequireLeader: true})
+	if nl, ok := transport.NotLeaderDetail(err); !ok || nl.LeaderAddr != leader.Address {
+		t.Errorf("DescribeTopic with require_leader on a leader deposed before it caught up: %v, %v (code %v, NotLeader %+v %v); want NotLeader naming %+v",
+			res, err, transport.CodeOf(err), nl, ok, leader)
 	}
 }

@@ -422,10 +422,6 @@ func (s *service) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicReq
 	if s.sm == nil {
 		return nil, toWire(fmt.Errorf("%w: %q", fsm.ErrUnknownTopic, req.GetName()))
 	}
-	if req.GetRequireLeader() && !s.node.IsLeader() {
-		leader, _ := s.node.Leader()
-		return nil, toWire(&consensus.NotLeaderError{Leader: leader})
-	}
 	if err := s.leaderCaughtUp(ctx, req.GetRequireLeader()); err != nil {
 		return nil, toWire(err)
 	}
@@ -453,9 +449,16 @@ func (s *service) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicReq
 // (leadership lost, no quorum) within the wait a read has for a leader, errLagging
 // (Unavailable: the SDK retries, on the leader it learns); with leaderOnly (require_leader),
 // leadership lost to a known leader is that *consensus.NotLeaderError (NotLeader: the caller
-// asks the leader it names). A follower does nothing: nil.
+// asks the leader it names). A follower does nothing: nil; with leaderOnly it refuses, a
+// *consensus.NotLeaderError naming the leader it knows (if any). Leadership is checked once,
+// and confirmed by the linearizable read: a leader deposed after a first check never answers
+// from what it has applied.
 func (s *service) leaderCaughtUp(ctx context.Context, leaderOnly bool) error {
 	if !s.node.IsLeader() {
+		if leaderOnly {
+			leader, _ := s.node.Leader()
+			return &consensus.NotLeaderError{Leader: leader}
+		}
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, untilNearDeadline(ctx, s.leaderWait))
