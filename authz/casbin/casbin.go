@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -109,6 +110,7 @@ const MaxCachedDecisions = 4096
 type generation struct {
 	enf       *casbinv2.SyncedEnforcer
 	objects   []string // every object the policy's rules name, and authz.ObjectAll
+	groups    bool     // some rule's object starts with authz.ObjectGroupPrefix: group checks on
 	decisions sync.Map // decisionKey -> bool
 	cached    atomic.Int64
 }
@@ -166,6 +168,7 @@ func (g *generation) anyObject(subject, action string) (bool, error) {
 var (
 	_ authz.Authorizer          = (*Authorizer)(nil)
 	_ authz.AnyObjectAuthorizer = (*Authorizer)(nil)
+	_ authz.GroupAuthorizer     = (*Authorizer)(nil)
 )
 
 // New loads the model and the policy and returns an Authorizer that allows
@@ -225,13 +228,15 @@ func newGeneration(enf *casbinv2.SyncedEnforcer) (*generation, error) {
 	}
 	seen := map[string]bool{authz.ObjectAll: true}
 	objects := []string{authz.ObjectAll}
+	groups := false
 	for _, r := range rules {
 		if len(r) > 1 && !seen[r[1]] {
 			seen[r[1]] = true
 			objects = append(objects, r[1])
+			groups = groups || strings.HasPrefix(r[1], authz.ObjectGroupPrefix)
 		}
 	}
-	return &generation{enf: enf, objects: objects}, nil
+	return &generation{enf: enf, objects: objects, groups: groups}, nil
 }
 
 // Authorize reports whether subject may perform action on object.
@@ -280,6 +285,41 @@ func (a *Authorizer) AuthorizeAnyObject(ctx context.Context, subject, action str
 		return &authz.DeniedError{Subject: subject, Object: authz.ObjectAll, Action: action}
 	}
 	return nil
+}
+
+// GroupChecks reports whether the current policy names a group object: a rule whose object
+// starts with authz.ObjectGroupPrefix (see authz.GroupAuthorizer). Reload decides it again.
+func (a *Authorizer) GroupChecks() bool { return a.gen.Load().groups }
+
+// AuthorizeGroup decides whether subject may perform action on consumer group group (see
+// authz.GroupAuthorizer), with one policy: nil when it names no group object (group checks
+// off); otherwise nil when it allows the group's object (authz.GroupObject(group)) or
+// authz.ObjectAll, which stands for every group whatever the model, as for topics.
+//
+// A denial is a *authz.DeniedError naming the group's object; other errors as Authorize's.
+// Safe for concurrent use.
+func (a *Authorizer) AuthorizeGroup(ctx context.Context, subject, group, action string) error {
+	gen := a.gen.Load()
+	if !gen.groups {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("authz/casbin: authorize: %w", err)
+	}
+	object := authz.GroupObject(group)
+	if err := authz.ValidateRequest(subject, object, action); err != nil {
+		return err
+	}
+	for _, obj := range [...]string{object, authz.ObjectAll} {
+		ok, err := gen.enforce(subject, obj, action)
+		if err != nil {
+			return fmt.Errorf("authz/casbin: enforce (subject %q, object %q, action %q): %w", subject, obj, action, err)
+		}
+		if ok {
+			return nil
+		}
+	}
+	return &authz.DeniedError{Subject: subject, Object: object, Action: action}
 }
 
 // load builds a new enforcer from the configured files. The result is
