@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/commitlog-go/commitlog/authz"
+	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/transport"
 )
 
@@ -197,6 +199,39 @@ func (s *service) authorizeTopic(ctx context.Context, topic, action string) erro
 		return denied(err)
 	}
 	return nil
+}
+
+// authorizeGroup refuses (PermissionDenied, naming the group's object "group:<name>") a call
+// whose caller may not perform action on consumer group group, when the policy makes groups
+// objects (authz.GroupAuthorizer: it names a group object; a rule for "*" allows every group).
+// Otherwise, and for a cluster peer's own internal call, it allows: group calls are then decided
+// by their topics alone. With group checks on, an invalid group name is refused as one
+// (InvalidArgument) before it is asked about.
+func (s *service) authorizeGroup(ctx context.Context, group, action string) error {
+	c := callerOf(ctx)
+	if c.internal || s.acl == nil || !authz.GroupChecks(s.acl) {
+		return nil
+	}
+	if err := fsm.ValidateGroupName(group); err != nil {
+		return toWire(err)
+	}
+	if err := authz.AuthorizeGroup(ctx, s.acl, c.subject, group, action); err != nil {
+		return denied(err)
+	}
+	return nil
+}
+
+// logGroupChecks says whether the loaded policy makes consumer groups objects of their own, at
+// start and after every reload of the policy.
+func logGroupChecks(logger *slog.Logger, a authz.Authorizer) {
+	if _, ok := a.(authz.GroupAuthorizer); !ok {
+		return
+	}
+	if authz.GroupChecks(a) {
+		logger.Info("ACL: group authorization on: the policy names group:<name> objects; every consumer group call also needs consume (admin to reset offsets or delete) on its group")
+		return
+	}
+	logger.Info("ACL: group authorization off: the policy names no group:<name> object; consumer group calls are decided by their topics alone")
 }
 
 // denied maps an authorization failure to its wire error.

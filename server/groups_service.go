@@ -60,6 +60,9 @@ func (s *service) Heartbeat(ctx context.Context, req *logv1.HeartbeatRequest) (*
 			return nil, err
 		}
 	}
+	if err := s.authorizeGroup(ctx, req.GetGroup(), authz.ActionConsume); err != nil {
+		return nil, err
+	}
 	return groupCall(ctx, s, false, func() (*logv1.HeartbeatResponse, error) {
 		hr := heartbeatRequest{group: req.GetGroup(), member: req.GetMemberId(), client: req.GetClientId(), epoch: req.GetMemberEpoch(), owned: toPartitionSet(req.GetOwned()),
 			// Whoever names a member (a heartbeat, a leave, a rejoin under its ID) may consume
@@ -97,6 +100,9 @@ func (s *service) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsReq
 		if err := s.authorizeTopic(ctx, o.GetTopic(), authz.ActionConsume); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.authorizeGroup(ctx, req.GetGroup(), authz.ActionConsume); err != nil {
+		return nil, err
 	}
 	return groupCall(ctx, s, true, func() (*logv1.CommitOffsetsResponse, error) {
 		if err := fsm.ValidateGroupName(req.GetGroup()); err != nil {
@@ -155,6 +161,9 @@ func (s *service) offsetsWithinLogs(ctx context.Context, offs []fsm.GroupOffset)
 // FetchOffsets answers a group's committed offsets, from the leader (which has applied every
 // commit it acknowledged).
 func (s *service) FetchOffsets(ctx context.Context, req *logv1.FetchOffsetsRequest) (*logv1.FetchOffsetsResponse, error) {
+	if err := s.authorizeGroup(ctx, req.GetGroup(), authz.ActionConsume); err != nil {
+		return nil, err
+	}
 	return groupCall(ctx, s, false, func() (*logv1.FetchOffsetsResponse, error) {
 		if err := s.groupRead(ctx, req.GetGroup()); err != nil {
 			return nil, err
@@ -213,6 +222,9 @@ func (s *service) ListGroups(ctx context.Context, req *logv1.ListGroupsRequest) 
 		}
 		res := &logv1.ListGroupsResponse{}
 		for _, name := range slices.Sorted(maps.Keys(byName)) {
+			if s.authorizeGroup(ctx, name, authz.ActionConsume) != nil {
+				continue // only the groups the caller may consume (with group checks on)
+			}
 			res.Groups = append(res.Groups, byName[name])
 		}
 		return res, nil
@@ -223,6 +235,9 @@ func (s *service) ListGroups(ctx context.Context, req *logv1.ListGroupsRequest) 
 
 // DescribeGroup reports a group's members, partitions, committed offsets and lag.
 func (s *service) DescribeGroup(ctx context.Context, req *logv1.DescribeGroupRequest) (*logv1.DescribeGroupResponse, error) {
+	if err := s.authorizeGroup(ctx, req.GetGroup(), authz.ActionConsume); err != nil {
+		return nil, err
+	}
 	return groupCall(ctx, s, false, func() (*logv1.DescribeGroupResponse, error) {
 		if err := s.groupRead(ctx, req.GetGroup()); err != nil {
 			return nil, err
@@ -324,6 +339,9 @@ func (s *service) groupLags() []telemetry.GroupLag {
 
 // DeleteGroup removes a group's committed offsets; refused while it has members.
 func (s *service) DeleteGroup(ctx context.Context, req *logv1.DeleteGroupRequest) (*logv1.DeleteGroupResponse, error) {
+	if err := s.authorizeGroup(ctx, req.GetGroup(), authz.ActionAdmin); err != nil {
+		return nil, err
+	}
 	return groupCall(ctx, s, true, func() (*logv1.DeleteGroupResponse, error) {
 		if err := s.groupRead(ctx, req.GetGroup()); err != nil {
 			return nil, err
@@ -350,6 +368,9 @@ func (s *service) DeleteGroup(ctx context.Context, req *logv1.DeleteGroupRequest
 // ResetOffsets plans, and with execute stores, new offsets for a group (Kafka's reset verbs).
 func (s *service) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsRequest) (*logv1.ResetOffsetsResponse, error) {
 	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionAdmin); err != nil {
+		return nil, err
+	}
+	if err := s.authorizeGroup(ctx, req.GetGroup(), authz.ActionAdmin); err != nil {
 		return nil, err
 	}
 	return groupCall(ctx, s, req.GetExecute(), func() (*logv1.ResetOffsetsResponse, error) {

@@ -82,6 +82,7 @@ func (s *Server) Reload() error {
 				s.svc.policyGen.Add(1) // open streams decide again
 			}
 			s.cfg.Logger.Info("reloaded the ACL policy", "file", s.cfg.ACLPolicyFile)
+			logGroupChecks(s.cfg.Logger, s.acl)
 		}
 	}
 	for _, role := range s.credentialRoles() {

@@ -254,6 +254,9 @@ func (s *Server) newAuthorizer() error {
 			return fmt.Errorf("server: authorization: %w", err)
 		}
 	}
+	if s.acl != nil {
+		logGroupChecks(s.cfg.Logger, s.acl)
+	}
 	// Authorized when a call's headers arrive, before its request is read (Admit); the
 	// interceptor then skips the check it already passed. A casbin policy names callers by
 	// their certificates, so it needs one; any authorizer trusts a forwarded-for claim only
