@@ -37,7 +37,8 @@ const (
 
 // Objects. The object of a request is the name of the topic it reads,
 // writes or administers; requests that name no topic (every request of the
-// seed's clients) are for the default topic, ObjectDefaultTopic.
+// seed's clients) are for the default topic, ObjectDefaultTopic. A consumer
+// group is an object too, GroupObject (see GroupAuthorizer).
 const (
 	// ObjectAll is the object that stands for every topic. It is the object
 	// the seed project used ("*") for its single log, so the seed's policy
