@@ -294,7 +294,9 @@ func (a *Authorizer) GroupChecks() bool { return a.gen.Load().groups }
 // AuthorizeGroup decides whether subject may perform action on consumer group group (see
 // authz.GroupAuthorizer), with one policy: nil when it names no group object (group checks
 // off); otherwise nil when it allows the group's object (authz.GroupObject(group)) or
-// authz.ObjectAll, which stands for every group whatever the model, as for topics.
+// authz.ObjectAll, which stands for every group whatever the model, as for topics. A group
+// whose object no policy line can hold (a name with a character authz.ValidateField refuses,
+// which group names may contain) is decided by authz.ObjectAll alone.
 //
 // A denial is a *authz.DeniedError naming the group's object; other errors as Authorize's.
 // Safe for concurrent use.
@@ -307,10 +309,20 @@ func (a *Authorizer) AuthorizeGroup(ctx context.Context, subject, group, action 
 		return fmt.Errorf("authz/casbin: authorize: %w", err)
 	}
 	object := authz.GroupObject(group)
-	if err := authz.ValidateRequest(subject, object, action); err != nil {
+	if err := authz.ValidateRequest(subject, authz.ObjectAll, action); err != nil {
+		if de, ok := errors.AsType[*authz.DeniedError](err); ok {
+			de.Object = object // the denial names the group's object
+		}
 		return err
 	}
-	for _, obj := range [...]string{object, authz.ObjectAll} {
+	objects := []string{object, authz.ObjectAll}
+	if authz.ValidateField(object) != nil {
+		// A group name holding a character no policy line can (authz.ValidateField refuses
+		// more than group names do): no rule names its object, and only the "*" rules, which
+		// stand for every group, decide it.
+		objects = objects[1:]
+	}
+	for _, obj := range objects {
 		ok, err := gen.enforce(subject, obj, action)
 		if err != nil {
 			return fmt.Errorf("authz/casbin: enforce (subject %q, object %q, action %q): %w", subject, obj, action, err)

@@ -169,3 +169,37 @@ func TestGroupPatterns(t *testing.T) {
 		t.Errorf("alice on team-b-orders: %v, want ErrDenied", err)
 	}
 }
+
+// TestGroupStarCoversUnnameableGroups: a group name the server accepts may hold a character no
+// policy line can (a line or paragraph separator, a C1 control, a bidirectional-text control:
+// authz.ValidateField refuses them, fsm.ValidateGroupName does not), so no rule can name its
+// object. The "*" rules, which stand for every group, must still decide it: they were refused
+// before matching, so once a policy named one group, an application allowed every group by
+// "*" could no longer join such a group it had used all along, nor an administrator with
+// "*" see, reset or delete it.
+func TestGroupStarCoversUnnameableGroups(t *testing.T) {
+	a, err := casbin.New(casbin.Config{PolicyFile: writeFile(t, t.TempDir(), "policy.csv", groupPolicy)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, group := range []string{"team-a\u2028", "billing\u200e", "x\u0085y", "\u202eevil"} {
+		if err := a.AuthorizeGroup(ctx, "root", group, authz.ActionConsume); err != nil {
+			t.Errorf("root (p, root, *, consume) on group %q: %v, want allowed", group, err)
+		}
+		for _, tt := range []struct{ subject, action string }{{"root", authz.ActionAdmin}, {"alice", authz.ActionConsume}, {"nobody", authz.ActionConsume}} {
+			err := a.AuthorizeGroup(ctx, tt.subject, group, tt.action)
+			var de *authz.DeniedError
+			if !errors.Is(err, authz.ErrDenied) || !errors.As(err, &de) || de.Object != authz.GroupObject(group) {
+				t.Errorf("AuthorizeGroup(%q, %q, %q) = %v, want a DeniedError naming the group's object", tt.subject, group, tt.action, err)
+			}
+		}
+	}
+	// The subject and the action are still validated.
+	if err := a.AuthorizeGroup(ctx, "root\n", "team-a\u2028", authz.ActionConsume); !errors.Is(err, authz.ErrInvalidSubject) {
+		t.Errorf("an invalid subject: %v, want ErrInvalidSubject", err)
+	}
+	if err := a.AuthorizeGroup(ctx, "root", "team-a\u2028", ""); !errors.Is(err, authz.ErrInvalidRequest) {
+		t.Errorf("an empty action: %v, want ErrInvalidRequest", err)
+	}
+}
