@@ -187,3 +187,41 @@ func TestGroupObjectsACL(t *testing.T) {
 	_, err = bob.DescribeGroup(ctx, &logv1.DescribeGroupRequest{Group: "team-a"})
 	deniedGroup("bob describing team-a after the second reload", err)
 }
+
+// TestGroupObjectsACLStarCoversEveryGroupName: a group name may hold a character no policy line
+// can (here a left-to-right mark, U+200E, as a copied name brings along): with group checks on,
+// "*" must still stand for that group too. The group's object was refused before matching, so
+// root (every action on "*") could neither join, see, reset nor delete such a group once the
+// policy named any group.
+func TestGroupObjectsACLStarCoversEveryGroupName(t *testing.T) {
+	pki := newTestPKI(t)
+	policy := filepath.Join(t.TempDir(), "policy.csv")
+	if err := os.WriteFile(policy, []byte(groupObjectsPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, pki.secureConfig(TransportConnect, policy))
+	ctx := ctxT(t, 60*time.Second)
+	rootC := tlsClient(t, TransportConnect, srv.Addr(), pki.client(pki.cert("root", certgen.Client, certgen.Options{CommonName: "root"})))
+	if _, err := rootC.(transport.TopicsClient).CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "orders", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	fillTopicT(t, ctx, rootC, "orders", 1, 3)
+	root := groupsClient(t, rootC)
+	const group = "billing\u200e"
+	m := &wireMember{group: group, topics: []string{"orders"}}
+	settleWire(t, ctx, root, m)
+	if _, err := root.CommitOffsets(ctx, &logv1.CommitOffsetsRequest{Group: group, MemberId: m.id, MemberEpoch: m.epoch,
+		Offsets: []*logv1.OffsetToCommit{{Topic: "orders", Offset: 1}}}); err != nil {
+		t.Fatalf("root committing for %q: %v", group, err)
+	}
+	res, err := root.ListGroups(ctx, &logv1.ListGroupsRequest{})
+	if err != nil || !slices.ContainsFunc(res.GetGroups(), func(g *logv1.GroupSummary) bool { return g.GetName() == group }) {
+		t.Errorf("root's ListGroups = %v, %v; want %q listed", res, err, group)
+	}
+	if _, err := root.Heartbeat(ctx, &logv1.HeartbeatRequest{Group: group, MemberId: m.id, MemberEpoch: -1}); err != nil {
+		t.Fatalf("root leaving %q: %v", group, err)
+	}
+	if _, err := root.DeleteGroup(ctx, &logv1.DeleteGroupRequest{Group: group}); err != nil {
+		t.Fatalf("root deleting %q: %v", group, err)
+	}
+}
