@@ -225,3 +225,92 @@ func TestGroupObjectsACLStarCoversEveryGroupName(t *testing.T) {
 		t.Fatalf("root deleting %q: %v", group, err)
 	}
 }
+
+// TestGroupObjectsACLForwarded: a group call made to a follower is decided for the client on
+// the node it called and again, under the forwarded-for claim, on the leader: each node's own
+// policy refuses it, and the leader filters ListGroups for the client, not for the follower
+// whose certificate ("server", allowed everything here) forwards it.
+func TestGroupObjectsACLForwarded(t *testing.T) {
+	pki := newTestPKI(t)
+	dir := t.TempDir()
+	const peerRules = "p, server, *, consume\np, server, *, admin\n"
+	allowing := groupObjectsPolicy + peerRules
+	refusingAlice := strings.Replace(groupObjectsPolicy, "p, alice, group:team-a, consume\n", "", 1) + peerRules
+	files := []string{filepath.Join(dir, "node-0.csv"), filepath.Join(dir, "node-1.csv")}
+	write := func(file, text string) {
+		t.Helper()
+		if err := os.WriteFile(file+".new", []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(file+".new", file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range files {
+		write(f, allowing)
+	}
+	node := 0
+	leader, follower := startSecurePair(t, pki, TransportConnect, files[0], func(cfg *Config) {
+		cfg.ACLPolicyFile = files[node]
+		node++
+	})
+	policyOf := func(s *testServer) string { return s.cfg.ACLPolicyFile }
+	ctx := ctxT(t, 60*time.Second)
+	client := func(name string) transport.GroupsClient {
+		return groupsClient(t, tlsClient(t, TransportConnect, follower.Addr(), pki.client(pki.cert(name, certgen.Client, certgen.Options{CommonName: name}))))
+	}
+	rootC := tlsClient(t, TransportConnect, leader.Addr(), pki.client(pki.cert("root", certgen.Client, certgen.Options{CommonName: "root"})))
+	if _, err := rootC.(transport.TopicsClient).CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "orders", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	fillTopicT(t, ctx, rootC, "orders", 1, 3)
+	alice, bob := client("alice"), client("bob")
+
+	m := &wireMember{group: "team-a", topics: []string{"orders"}}
+	settleWire(t, ctx, alice, m)
+	if _, err := alice.CommitOffsets(ctx, &logv1.CommitOffsetsRequest{Group: "team-a", MemberId: m.id, MemberEpoch: m.epoch,
+		Offsets: []*logv1.OffsetToCommit{{Topic: "orders", Offset: 1}}}); err != nil {
+		t.Fatalf("alice committing for team-a through the follower: %v", err)
+	}
+	if _, err := bob.Heartbeat(ctx, &logv1.HeartbeatRequest{Group: "team-a", MemberId: m.id, MemberEpoch: -1}); transport.CodeOf(err) != transport.PermissionDenied {
+		t.Errorf("bob removing alice's member through the follower: %v, want PermissionDenied", err)
+	}
+	listed := func(gc transport.GroupsClient) bool {
+		t.Helper()
+		res, err := gc.ListGroups(ctx, &logv1.ListGroupsRequest{})
+		if err != nil {
+			t.Fatalf("ListGroups through the follower: %v", err)
+		}
+		return slices.ContainsFunc(res.GetGroups(), func(g *logv1.GroupSummary) bool { return g.GetName() == "team-a" })
+	}
+	if listed(bob) || !listed(alice) {
+		t.Errorf("ListGroups through the follower: bob sees team-a %v (want false), alice %v (want true)", listed(bob), listed(alice))
+	}
+
+	fetch := func() error {
+		_, err := alice.FetchOffsets(ctx, &logv1.FetchOffsetsRequest{Group: "team-a"})
+		return err
+	}
+	reload := func(s *testServer, text string) {
+		t.Helper()
+		write(policyOf(s), text)
+		if err := s.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The node called refuses by its own policy, whatever the leader's.
+	reload(follower, refusingAlice)
+	if err := fetch(); transport.CodeOf(err) != transport.PermissionDenied || !strings.Contains(err.Error(), `"group:team-a"`) {
+		t.Errorf("alice fetching team-a's offsets from a follower whose policy refuses it: %v, want PermissionDenied naming group:team-a", err)
+	}
+	// And the leader decides for the client the follower forwards for.
+	reload(follower, allowing)
+	reload(leader, refusingAlice)
+	if err := fetch(); transport.CodeOf(err) != transport.PermissionDenied || !strings.Contains(err.Error(), `"group:team-a"`) {
+		t.Errorf("alice fetching team-a's offsets through the follower from a leader whose policy refuses it: %v, want PermissionDenied naming group:team-a", err)
+	}
+	reload(leader, allowing)
+	if err := fetch(); err != nil {
+		t.Errorf("alice fetching team-a's offsets through the follower, allowed again: %v", err)
+	}
+}
