@@ -277,8 +277,9 @@ func (r *reconciler) inCommitted() bool {
 
 // removedServers are the servers an operator removed while they are alive in Serf, so that the
 // reconciler does not add them back. The marks are kept in memory on this node only and are
-// dropped once the member leaves or fails; a removed node should be stopped. Safe for
-// concurrent use.
+// dropped once the member leaves or fails, or comes back without Raft state (no cluster ID in
+// its tags: its data dir wiped, the documented way back in); a removed node should be stopped.
+// Safe for concurrent use.
 type removedServers struct {
 	mu  sync.Mutex
 	ids map[string]bool
@@ -299,11 +300,15 @@ func (r *removedServers) mark(id string, removed bool) {
 }
 
 // skip reports whether m was removed by an operator, and forgets the mark of a member that is
-// no longer alive.
+// no longer alive or that has no Raft state. A removed server restarted on a wiped data dir
+// before Serf declared it failed (it refutes the suspicion: Serf never reports it gone) was
+// alive all along to this leader, which kept skipping it: it waited to be added for as long as
+// this leader led. A server with Raft state advertises its cluster ID (one without waits to be
+// added), and a removed one still running keeps advertising it.
 func (r *removedServers) skip(m discovery.Member) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if m.Status != discovery.StatusAlive {
+	if m.Status != discovery.StatusAlive || m.Tags[tagClusterID] == "" {
 		delete(r.ids, m.Name)
 	}
 	return r.ids[m.Name]
