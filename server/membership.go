@@ -21,6 +21,10 @@ const (
 	// tagClusterID is the ID of the cluster the node belongs to; absent while it belongs to
 	// none (a new node waiting to be added).
 	tagClusterID = "cluster_id"
+	// tagStart is set anew by each process at its start (a random nonce): a removed server
+	// restarted before Serf saw it fail is told from the process that was removed by it (see
+	// removedServers). Servers of older versions advertise none.
+	tagStart = "start"
 )
 
 // Membership defaults.
@@ -105,6 +109,9 @@ type reconcilerConfig struct {
 func newReconciler(cfg reconcilerConfig) *reconciler {
 	if cfg.removed == nil {
 		cfg.removed = &removedServers{}
+	}
+	if cfg.members != nil {
+		cfg.removed.use(cfg.members)
 	}
 	if cfg.events == nil {
 		cfg.events = make(memberEvents, 1)
@@ -277,41 +284,90 @@ func (r *reconciler) inCommitted() bool {
 
 // removedServers are the servers an operator removed while they are alive in Serf, so that the
 // reconciler does not add them back. The marks are kept in memory on this node only and are
-// dropped once the member leaves or fails, or comes back without Raft state (no cluster ID in
-// its tags: its data dir wiped, the documented way back in); a removed node should be stopped.
-// Safe for concurrent use.
+// dropped once the member leaves or fails, comes back without Raft state (no cluster ID in its
+// tags: its data dir wiped, the documented way back in), or comes back as another process (its
+// start tag differs from the one it advertised when it was removed: restarted, with its data);
+// a removed node should be stopped. Safe for concurrent use.
 type removedServers struct {
 	mu  sync.Mutex
-	ids map[string]bool
+	ids map[string]removedMark
+	// members is the gossip membership a removed server is looked up in when it is marked
+	// (see use); nil: its start tag is taken at the first sighting.
+	members discovery.Membership
+}
+
+// removedMark is what is remembered of a removed server: the start tag (tagStart) of the
+// process that was removed, once known (known; "" from a server that advertises none).
+type removedMark struct {
+	start string
+	known bool
+}
+
+// use makes mark look removed servers up in members (nil: none).
+func (r *removedServers) use(members discovery.Membership) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.members = members
 }
 
 // mark records that an operator removed id (removed) or that the removal failed (!removed).
+// The start tag the member advertises now, in the membership given to use, is the process that
+// was removed; a member not found there has it taken at its first sighting (see skip).
 func (r *removedServers) mark(id string, removed bool) {
+	r.mu.Lock()
+	members := r.members
+	r.mu.Unlock()
+	var mk removedMark
+	if removed && members != nil {
+		for _, m := range members.Members() { // outside r.mu: the membership has locks of its own
+			if m.Name == id {
+				mk = removedMark{start: m.Tags[tagStart], known: true}
+				break
+			}
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ids == nil {
-		r.ids = map[string]bool{}
+		r.ids = map[string]removedMark{}
 	}
 	if removed {
-		r.ids[id] = true
+		r.ids[id] = mk
 	} else {
 		delete(r.ids, id)
 	}
 }
 
 // skip reports whether m was removed by an operator, and forgets the mark of a member that is
-// no longer alive or that has no Raft state. A removed server restarted on a wiped data dir
-// before Serf declared it failed (it refutes the suspicion: Serf never reports it gone) was
-// alive all along to this leader, which kept skipping it: it waited to be added for as long as
-// this leader led. A server with Raft state advertises its cluster ID (one without waits to be
-// added), and a removed one still running keeps advertising it.
+// no longer alive, that has no Raft state, or that is another process than the one removed. A
+// removed server restarted before Serf declared it failed (killed, crashed: the new process
+// refutes the suspicion, and Serf never reports it gone) was alive all along to this leader,
+// which kept skipping it: it waited to be added for as long as this leader led, where one
+// restarted more slowly, or stopped gracefully, was added back. A server with Raft state
+// advertises its cluster ID (one without, its data dir wiped, waits to be added), and each
+// process a start tag of its own; a removed one still running keeps advertising both. A server
+// that advertises no start tag (an older version) is told from a restart only by its cluster ID.
 func (r *removedServers) skip(m discovery.Member) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if m.Status != discovery.StatusAlive || m.Tags[tagClusterID] == "" {
-		delete(r.ids, m.Name)
+	mk, ok := r.ids[m.Name]
+	if !ok {
+		return false
 	}
-	return r.ids[m.Name]
+	start := m.Tags[tagStart]
+	switch {
+	case m.Status != discovery.StatusAlive || m.Tags[tagClusterID] == "":
+		delete(r.ids, m.Name)
+		return false
+	case !mk.known:
+		// Not in the membership when it was removed: the process seen now is taken as the
+		// one removed (one restarted before this first sighting is not told apart).
+		r.ids[m.Name] = removedMark{start: start, known: true}
+	case start != mk.start:
+		delete(r.ids, m.Name)
+		return false
+	}
+	return true
 }
 
 // ofAnotherCluster reports whether m belongs to a cluster other than this node's (its

@@ -9,6 +9,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -132,13 +134,22 @@ func (s *Server) admit(ctx context.Context, id, raftAddr string) error {
 	return admit(ctx, s.cfg.PeerClientTLS, id, raftAddr)
 }
 
-// tags are the Serf tags this node advertises.
+// tags are the Serf tags this node advertises, with a start tag (tagStart) of its own: a
+// random nonce, new at each call (once per start).
 func (s *Server) tags() map[string]string {
-	tags := map[string]string{tagRaftAddr: s.addr, tagRPCAddr: s.addr}
+	tags := map[string]string{tagRaftAddr: s.addr, tagRPCAddr: s.addr, tagStart: startNonce()}
 	if len(s.insecure) > 0 {
 		tags[tagInsecure] = "true"
 	}
 	return tags
+}
+
+// startNonce returns a new start tag: 8 random bytes in hex (24 bytes of the tags' 512 once
+// encoded, with its key).
+func startNonce() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never returns an error
+	return hex.EncodeToString(b[:])
 }
 
 // GossipAddr returns the address Serf gossips on.
