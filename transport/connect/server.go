@@ -16,6 +16,7 @@
 package connect
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -222,6 +223,7 @@ func (s *Server) Handler() http.Handler {
 		if r.URL.Path == logv1connect.LogProduceStreamProcedure {
 			cw := &corkWriter{ResponseWriter: w}
 			w, ctx = cw, context.WithValue(ctx, corkKey{}, cw)
+			r.Body = newReadAheadBody(r.Body)
 		}
 		mux.ServeHTTP(w, r.WithContext(ctx))
 	})
@@ -645,6 +647,23 @@ func (b bidiHandler) SendBatch(msgs []*logv1.ProduceResponse) error {
 	}
 	b.cork.corked.Store(false)
 	return b.cork.flush()
+}
+
+// readAheadBody is the request body of a ProduceStream: connect-go reads each message with
+// two or more small reads (its 5-byte prefix, then the message), and each read of an HTTP/2
+// request body is a hop to the connection's serving goroutine (flow control). Reading ahead
+// takes what has arrived at once, up to the buffer, so that a read serves many messages; it
+// never waits for more than has arrived.
+type readAheadBody struct {
+	*bufio.Reader
+	io.Closer
+}
+
+// readAheadBytes is a ProduceStream body's read-ahead buffer: an HTTP/2 frame's payload.
+const readAheadBytes = 16 << 10
+
+func newReadAheadBody(body io.ReadCloser) readAheadBody {
+	return readAheadBody{Reader: bufio.NewReaderSize(body, readAheadBytes), Closer: body}
 }
 
 // corkWriter is the http.ResponseWriter of a ProduceStream: connect-go flushes after every
