@@ -525,30 +525,34 @@ func (c *Config) validate() error {
 	for _, f := range []struct {
 		field string
 		value int64
+		dur   bool // a time.Duration: printed as one (-1s, not -1000000000)
 	}{
-		{"MaxRecordBytes", int64(c.MaxRecordBytes)},
-		{"SegmentBytes", c.SegmentBytes},
-		{"RetentionBytes", c.RetentionBytes},
-		{"RetentionAge", int64(c.RetentionAge)},
-		{"BootstrapExpect", int64(c.BootstrapExpect)},
-		{"MaxRequestBytes", int64(c.MaxRequestBytes)},
-		{"MaxSmallRequestBytes", int64(c.MaxSmallRequestBytes)},
-		{"MaxBatchRecords", int64(c.MaxBatchRecords)},
-		{"MaxStreamInflightBytes", int64(c.MaxStreamInflightBytes)},
-		{"MaxConcurrentStreams", int64(c.MaxConcurrentStreams)},
-		{"ReadHeaderTimeout", int64(c.ReadHeaderTimeout)},
-		{"RequestReadTimeout", int64(c.RequestReadTimeout)},
-		{"IdleTimeout", int64(c.IdleTimeout)},
-		{"MaxPendingConns", int64(c.MaxPendingConns)},
-		{"MaxConns", int64(c.MaxConns)},
-		{"MaxForwardClients", int64(c.MaxForwardClients)},
-		{"RetentionInterval", int64(c.RetentionInterval)},
-		{"ReconcileInterval", int64(c.ReconcileInterval)},
-		{"MaxConsumeWait", int64(c.MaxConsumeWait)},
-		{"GroupSessionTimeout", int64(c.GroupSessionTimeout)},
-		{"GroupOffsetsRetention", int64(c.GroupOffsetsRetention)},
+		{"MaxRecordBytes", int64(c.MaxRecordBytes), false},
+		{"SegmentBytes", c.SegmentBytes, false},
+		{"RetentionBytes", c.RetentionBytes, false},
+		{"RetentionAge", int64(c.RetentionAge), true},
+		{"BootstrapExpect", int64(c.BootstrapExpect), false},
+		{"MaxRequestBytes", int64(c.MaxRequestBytes), false},
+		{"MaxSmallRequestBytes", int64(c.MaxSmallRequestBytes), false},
+		{"MaxBatchRecords", int64(c.MaxBatchRecords), false},
+		{"MaxStreamInflightBytes", int64(c.MaxStreamInflightBytes), false},
+		{"MaxConcurrentStreams", int64(c.MaxConcurrentStreams), false},
+		{"ReadHeaderTimeout", int64(c.ReadHeaderTimeout), true},
+		{"RequestReadTimeout", int64(c.RequestReadTimeout), true},
+		{"IdleTimeout", int64(c.IdleTimeout), true},
+		{"MaxPendingConns", int64(c.MaxPendingConns), false},
+		{"MaxConns", int64(c.MaxConns), false},
+		{"MaxForwardClients", int64(c.MaxForwardClients), false},
+		{"RetentionInterval", int64(c.RetentionInterval), true},
+		{"ReconcileInterval", int64(c.ReconcileInterval), true},
+		{"MaxConsumeWait", int64(c.MaxConsumeWait), true},
+		{"GroupSessionTimeout", int64(c.GroupSessionTimeout), true},
+		{"GroupOffsetsRetention", int64(c.GroupOffsetsRetention), true},
 	} {
-		if f.value < 0 {
+		switch {
+		case f.value < 0 && f.dur:
+			bad(f.field, "%v is negative", time.Duration(f.value))
+		case f.value < 0:
 			bad(f.field, "%d is negative", f.value)
 		}
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -233,7 +235,7 @@ func serveCommand() *cli.Command {
 				if ctx.Err() != nil {
 					return fmt.Errorf("serve: stopped while starting: %w", err)
 				}
-				return err
+				return flagNamedError(err)
 			}
 			started.Store(true)
 			wg.Add(1)
@@ -345,6 +347,54 @@ func loadConfigFile(path string, flags []cli.Flag) (altsrc.InputSourceContext, e
 	}
 	return nil, fmt.Errorf("--config-file %s: unknown %s %s; its keys are the names of serve's flags (commitlog serve --help), such as data-dir",
 		path, keys, strings.Join(unknown, ", "))
+}
+
+// configFieldFlags maps the server.Config fields that one serve flag sets to that flag, so
+// that the server's configuration errors name what the user gave: "invalid config: RPCPort
+// 70000 is out of range" named a Go field, not --rpc-port.
+var configFieldFlags = map[string]string{
+	"DataDir": "data-dir", "NodeName": "node-name", "BindAddr": "bind-addr", "RPCPort": "rpc-port",
+	"AdvertiseHost": "advertise-host", "GossipAdvertiseHost": "gossip-advertise-host", "StartJoinAddrs": "start-join-addrs",
+	"Bootstrap": "bootstrap", "BootstrapExpect": "bootstrap-expect", "BootstrapWait": "bootstrap-wait", "Transport": "transport",
+	"ACLModelFile": "acl-model-file", "ACLPolicyFile": "acl-policy-file", "InsecurePlaintextPeers": "insecure-plaintext-peers",
+	"GossipKey": "gossip-key-file", "GossipProfile": "gossip-profile", "LeaveOnShutdown": "leave-on-shutdown", "Sync": "sync",
+	"SegmentBytes": "segment-bytes", "MaxRecordBytes": "max-record-bytes", "MaxRequestBytes": "max-request-bytes",
+	"MaxSmallRequestBytes": "max-small-request-bytes", "MaxBatchRecords": "max-batch-records",
+	"MaxStreamInflightBytes": "max-stream-inflight-bytes", "MaxConcurrentStreams": "max-concurrent-streams",
+	"ReadHeaderTimeout": "read-header-timeout", "RequestReadTimeout": "request-read-timeout", "IdleTimeout": "idle-timeout",
+	"MaxPendingConns": "max-pending-conns", "MaxConns": "max-conns", "MaxForwardClients": "max-forward-clients",
+	"MaxConsumeWait": "max-consume-wait", "RetentionBytes": "retention-bytes", "RetentionAge": "retention-age",
+	"RetentionInterval": "retention-check-interval", "GroupSessionTimeout": "group-session-timeout",
+	"GroupOffsetsRetention": "group-offsets-retention", "DivergenceCheckInterval": "divergence-check-interval",
+	"MetricsAddr": "metrics-addr", "TraceSampleRatio": "trace-sample-ratio", "MetricsMaxPartitionSeries": "metrics-max-partition-series",
+}
+
+// configFieldRE finds a Config field of configFieldFlags in an error message.
+var configFieldRE = func() *regexp.Regexp {
+	fields := slices.Sorted(maps.Keys(configFieldFlags))
+	slices.Reverse(fields) // the longest first among fields that share a start (BootstrapExpect, Bootstrap)
+	return regexp.MustCompile(`\b(` + strings.Join(fields, "|") + `)\b`)
+}()
+
+// namedError is an error whose message names serve's flags where the wrapped one named
+// server.Config fields.
+type namedError struct {
+	msg string
+	err error
+}
+
+func (e *namedError) Error() string { return e.msg }
+func (e *namedError) Unwrap() error { return e.err }
+
+// flagNamedError returns err with the Config fields named in a configuration error ("invalid
+// config: …", from the server or a package it configures) replaced with their flags.
+func flagNamedError(err error) error {
+	msg := err.Error()
+	if !strings.Contains(msg, "invalid config") {
+		return err
+	}
+	named := configFieldRE.ReplaceAllStringFunc(msg, func(field string) string { return "--" + configFieldFlags[field] })
+	return &namedError{msg: named, err: err}
 }
 
 // watchStopSignals reads the stop signals on sigs until done is closed. The first one logs that
