@@ -34,3 +34,38 @@ func TestServeConfigErrorsNameFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesReplacedValues: a value that the server's Config would silently replace is
+// refused, naming the flag: a zero where the flag gives 0 no meaning (the Config took it as its
+// default: --segment-bytes 0 rolled segments at 64 MiB), and a negative --bootstrap-wait
+// (taken as 0: bootstrapped at once), --divergence-check-interval (never) or
+// --metrics-max-partition-series (none), where every other flag refuses a negative value.
+func TestServeRefusesReplacedValues(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--segment-bytes", "0"}, "--segment-bytes 0: want more than 0 (default: 67108864)"},
+		{[]string{"--max-record-bytes", "0"}, "--max-record-bytes 0: want more than 0"},
+		{[]string{"--max-batch-records", "0"}, "--max-batch-records 0: want more than 0"},
+		{[]string{"--max-concurrent-streams", "0"}, "--max-concurrent-streams 0: want more than 0"},
+		{[]string{"--idle-timeout", "0s"}, "--idle-timeout 0s: want more than 0 (default: 10m0s)"},
+		{[]string{"--group-session-timeout", "0"}, "--group-session-timeout 0s: want more than 0"},
+		{[]string{"--bootstrap-wait", "-1s"}, "--bootstrap-wait -1s is negative"},
+		{[]string{"--divergence-check-interval", "-5s"}, "--divergence-check-interval -5s is negative"},
+		{[]string{"--metrics-max-partition-series", "-1"}, "--metrics-max-partition-series -1 is negative"},
+	} {
+		_, err := serveConfigOf(tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("serve %s: error %v; want %q", strings.Join(tc.args, " "), err, tc.want)
+		}
+	}
+	// A config-file key and an environment variable are refused alike.
+	if _, err := serveConfigFrom(t, "segment-bytes: 0\n"); err == nil || !strings.Contains(err.Error(), "--segment-bytes 0") {
+		t.Errorf("config file segment-bytes: 0: error %v; want --segment-bytes 0 refused", err)
+	}
+	t.Setenv("COMMITLOG_MAX_FORWARD_CLIENTS", "0")
+	if _, err := serveConfigOf(); err == nil || !strings.Contains(err.Error(), "--max-forward-clients 0") {
+		t.Errorf("COMMITLOG_MAX_FORWARD_CLIENTS=0: error %v; want --max-forward-clients 0 refused", err)
+	}
+}

@@ -2,12 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net"
 	"os"
 	"os/signal"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -452,6 +454,9 @@ func reloadOnSignal(ctx context.Context, sig <-chan os.Signal, srv *server.Serve
 }
 
 func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
+	if err := checkServeValues(c); err != nil {
+		return server.Config{}, err
+	}
 	cfg := server.Config{
 		DataDir:             c.String("data-dir"),
 		NodeName:            c.String("node-name"),
@@ -518,6 +523,47 @@ func serveConfig(c *cli.Context, logger *slog.Logger) (server.Config, error) {
 		cfg.MetricsMaxPartitionSeries = -1 // the flag's 0 means none; the Config's zero means the default
 	}
 	return cfg, nil
+}
+
+// Serve flags whose 0 the server's Config would take as its default, and whose help gives 0
+// no meaning: given as 0 (a flag, a variable or a config-file key), they are refused rather
+// than silently replaced.
+var serveFlagsNotZero = []string{
+	"segment-bytes", "max-record-bytes", "max-small-request-bytes", "max-batch-records", "max-stream-inflight-bytes",
+	"max-concurrent-streams", "read-header-timeout", "request-read-timeout", "idle-timeout", "max-forward-clients",
+	"max-consume-wait", "group-session-timeout", "group-offsets-retention",
+}
+
+// Serve flags whose negative values the server's Config takes as another setting (a negative
+// --bootstrap-wait as 0, a negative --divergence-check-interval as never, a negative
+// --metrics-max-partition-series as none), where the other flags refuse them.
+var serveFlagsNotNegative = []string{"bootstrap-wait", "divergence-check-interval", "metrics-max-partition-series"}
+
+// checkServeValues refuses the values of serve's flags that the server's Config does not refuse
+// but would replace: a zero of serveFlagsNotZero, a negative value of serveFlagsNotNegative.
+func checkServeValues(c *cli.Context) error {
+	var errs []error
+	for _, name := range serveFlagsNotZero {
+		if c.IsSet(name) && reflect.ValueOf(c.Value(name)).IsZero() {
+			errs = append(errs, fmt.Errorf("--%s %v: want more than 0 (default: %s)", name, c.Value(name), serveFlagDefault(name)))
+		}
+	}
+	for _, name := range serveFlagsNotNegative {
+		if v := reflect.ValueOf(c.Value(name)); v.CanInt() && v.Int() < 0 {
+			errs = append(errs, fmt.Errorf("--%s %v is negative: want 0 or more", name, c.Value(name)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// serveFlagDefault is the default of serve's flag name, as --help shows it.
+func serveFlagDefault(name string) string {
+	for _, f := range serveFlags() {
+		if d, ok := f.(cli.DocGenerationFlag); ok && slices.Contains(f.Names(), name) {
+			return d.GetDefaultText()
+		}
+	}
+	return "?"
 }
 
 // coerceFileValues reads a config file's values as their flags' own forms do: YAML reads a whole
