@@ -87,6 +87,14 @@ func produceCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			// Checked here, not only by the producer: with arguments and no record flag, produce
+			// sends one batch without a producer, and took any value silently.
+			if n := c.Int("batch"); n < 1 {
+				return fmt.Errorf("--batch %d: want 1 or more records per request", n)
+			}
+			if d := c.Duration("linger"); d < 0 {
+				return fmt.Errorf("--linger %v is negative: want 0 (send at once) or more", d)
+			}
 			tmpl, err := recordTemplate(c)
 			if err != nil {
 				return err
@@ -379,6 +387,13 @@ func consumeCommand() *cli.Command {
 			case formatValue, formatText, formatJSON:
 			default:
 				return fmt.Errorf("--format %q: want value, text or json", format)
+			}
+			if c.Bool("offsets") && format != formatValue {
+				// It was ignored: text and json print the offset anyway.
+				return fmt.Errorf("--offsets goes with --format value; --format %s prints each record's offset already", format)
+			}
+			if d := c.Duration("auto-commit"); d < 0 {
+				return fmt.Errorf("--auto-commit %v is negative: want 0 (commit on exit only) or more", d)
 			}
 			topic := c.String("topic")
 			partition, err := uint32Flag(c, "partition")

@@ -69,3 +69,40 @@ func TestServeRefusesReplacedValues(t *testing.T) {
 		t.Errorf("COMMITLOG_MAX_FORWARD_CLIENTS=0: error %v; want --max-forward-clients 0 refused", err)
 	}
 }
+
+// TestClientFlagValuesRefused: a client flag value that was ignored or taken silently is
+// refused, naming the flag, and nothing is stored: produce --batch 0 (or --linger -1s) with
+// values as arguments stored them (the values go in one request, without the producer that
+// refuses such settings, unnamed, on standard input); consume --offsets with --format text or
+// json was ignored; a negative consume --auto-commit was refused by the SDK without the flag's
+// name; group reset --by-duration -1h (now plus an hour) reset every partition to its end.
+func TestClientFlagValuesRefused(t *testing.T) {
+	addr := startOne(t)
+	mustRun(t, "topic", "create", "--addr", addr, "orders")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"produce", "--batch", "0", "v"}, "--batch 0: want 1 or more"},
+		{[]string{"produce", "--batch", "-1", "v"}, "--batch -1: want 1 or more"},
+		{[]string{"produce", "--linger", "-1s", "v"}, "--linger -1s is negative"},
+		{[]string{"consume", "--format", "text", "--offsets"}, "--offsets goes with --format value"},
+		{[]string{"consume", "--format", "json", "--offsets"}, "--offsets goes with --format value"},
+		{[]string{"consume", "--group", "g", "--auto-commit", "-1s"}, "--auto-commit -1s is negative"},
+		{[]string{"group", "reset", "--topic", "orders", "--by-duration", "-1h", "g"}, "--by-duration -1h0m0s is negative"},
+	} {
+		args := append([]string{tc.args[0]}, "--addr", addr)
+		if tc.args[0] == "group" {
+			args = append([]string{"group", "reset", "--addr", addr}, tc.args[2:]...)
+		} else {
+			args = append(args, tc.args[1:]...)
+		}
+		code, out, errOut := run(t, t.Context(), args...)
+		if code != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 1 and %q", strings.Join(tc.args, " "), code, out, errOut, tc.want)
+		}
+	}
+	if stored := mustRun(t, "consume", "--addr", addr); stored != "" {
+		t.Errorf("stored %q after refused produce commands, want nothing", stored)
+	}
+}

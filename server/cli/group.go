@@ -178,6 +178,10 @@ func resetRequest(c *cli.Context) (client.ResetRequest, error) {
 		r.Verb, r.Time, verbs = client.ResetToDatetime, t, append(verbs, "--to-datetime")
 	}
 	if c.IsSet("by-duration") {
+		if d := c.Duration("by-duration"); d < 0 {
+			// now minus a negative duration is in the future: every partition's end, silently.
+			return r, fmt.Errorf("--by-duration %v is negative: want how far back from now (e.g. 1h), or --to-latest", d)
+		}
 		r.Verb, r.Duration, verbs = client.ResetByDuration, c.Duration("by-duration"), append(verbs, "--by-duration")
 	}
 	if c.IsSet("shift-by") {
@@ -272,6 +276,6 @@ func consumeGroup(c *cli.Context, cl *client.Client, group string, topics []stri
 func groupConsumeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "group", Usage: "consume as a member of this consumer group: the records of the partitions the group gives this member, from the group's committed offsets; positions are committed as they are printed (at least once) and on exit, when the member leaves the group"},
-		&cli.DurationFlag{Name: "auto-commit", Value: time.Second, Usage: "with --group: how often positions are committed"},
+		&cli.DurationFlag{Name: "auto-commit", Value: time.Second, Usage: "with --group: how often positions are committed (0: only on exit and when the group takes a partition away)"},
 	}
 }
