@@ -72,9 +72,10 @@ func usageError(c *cli.Context, err error, _ bool) error {
 	return fmt.Errorf("%s (see %s --help)", msg, name)
 }
 
-// longFlagRE finds a long flag as the flag package names it in its errors ("-from"), to name
-// it as users type it ("--from").
-var longFlagRE = regexp.MustCompile(`(flag |defined: |argument: )-([a-z0-9][a-z0-9-]+)`)
+// longFlagRE finds a long flag as the flag package names it in its errors ("-from"; a
+// boolean's value: `invalid boolean value "x" for -follow`), to name it as users type it
+// ("--from").
+var longFlagRE = regexp.MustCompile(`(flag |defined: |argument: |boolean value "[^"]*" for )-([a-z0-9][a-z0-9-]+)`)
 
 // Main runs the program with args (args[0] is the program name) and returns its exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {

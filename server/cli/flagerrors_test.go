@@ -106,3 +106,19 @@ func TestClientFlagValuesRefused(t *testing.T) {
 		t.Errorf("stored %q after refused produce commands, want nothing", stored)
 	}
 }
+
+// TestBoolUsageErrorNamesFlag: a boolean flag's value that does not parse named the flag as the
+// flag package does ("for -leave-on-shutdown"), where every other usage error names it as users
+// type it.
+func TestBoolUsageErrorNamesFlag(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve", "--leave-on-shutdown=maybe"},
+		{"consume", "--follow=often"},
+	} {
+		flag, _, _ := strings.Cut(args[1], "=")
+		code, _, errOut := run(t, t.Context(), args...)
+		if code != 1 || !strings.Contains(errOut, "for "+flag+":") {
+			t.Errorf("%v: exit %d, stderr %q; want exit 1 and the flag named %s", args, code, errOut, flag)
+		}
+	}
+}
