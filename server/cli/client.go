@@ -71,7 +71,9 @@ func produceCommand() *cli.Command {
 			"Prints each record's offset; with --topic, --partition, --key or --header, its partition, a tab and its offset",
 		Description: "Offsets are printed in input order as their batches complete. A record that fails is reported on standard\n" +
 			"error with its line (or argument) number; produce then stops reading, still waits for and reports every record it\n" +
-			"sent, and exits 1. A line of standard input over 16 MiB, and Ctrl-C, stop it the same way. Flags go before the values.",
+			"sent, and exits 1. A line of standard input over 16 MiB, and Ctrl-C, stop it the same way. Flags go before the values.\n" +
+			"A line's end (\\n, or \\r\\n: the carriage return is dropped too) is not part of its record: a value that holds a\n" +
+			"newline or ends with a carriage return goes as an argument.",
 		ArgsUsage: "[VALUE...]",
 		Flags: append(clientFlags(),
 			&cli.StringFlag{Name: "topic", Usage: `topic to append to (default: "default", the single log of servers before topics)`},
@@ -209,15 +211,24 @@ func readProduceInput(r io.Reader, args []string, ch chan<- produceInput, quit <
 		return
 	}
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), maxLineBytes)
+	// Room for a line of maxLineBytes and its "\r\n": the scanner refuses a line that does not
+	// fit in its buffer with its end, so a buffer of maxLineBytes refused a line of exactly that.
+	sc.Buffer(make([]byte, 64<<10), maxLineBytes+2)
 	n := 0
+	var err error
 	for sc.Scan() {
+		if len(sc.Bytes()) > maxLineBytes {
+			err = bufio.ErrTooLong
+			break
+		}
 		n++
 		if !send(produceInput{n: n, value: append([]byte(nil), sc.Bytes()...)}) {
 			return
 		}
 	}
-	err := sc.Err()
+	if err == nil {
+		err = sc.Err()
+	}
 	switch {
 	case errors.Is(err, bufio.ErrTooLong):
 		err = fmt.Errorf("line %d is over the %d MiB limit of a line of standard input", n+1, maxLineBytes>>20)
