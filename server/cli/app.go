@@ -92,6 +92,9 @@ func versionCommand() *cli.Command {
 		Name:  "version",
 		Usage: "print the version and build information",
 		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
 			fmt.Fprintf(c.App.Writer, "commitlog %s\n", Version)
 			fmt.Fprintf(c.App.Writer, "go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			if bi, ok := debug.ReadBuildInfo(); ok {

@@ -122,3 +122,16 @@ func TestBoolUsageErrorNamesFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionRefusesArguments: version printed the version whatever followed it (`commitlog
+// version --json`, an unknown flag after an argument...), as no other command without arguments
+// does.
+func TestVersionRefusesArguments(t *testing.T) {
+	code, out, errOut := run(t, t.Context(), "version", "extra")
+	if code != 1 || out != "" || !strings.Contains(errOut, `version takes no arguments, got ["extra"]`) {
+		t.Errorf("version extra: exit %d, stdout %q, stderr %q; want exit 1 and the arguments refused", code, out, errOut)
+	}
+	if out := mustRun(t, "version"); !strings.HasPrefix(out, "commitlog ") {
+		t.Errorf("version printed %q", out)
+	}
+}
