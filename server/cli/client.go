@@ -29,8 +29,8 @@ func clientFlags() []cli.Flag {
 			Usage: "API transport: connect or grpc"},
 		&cli.StringFlag{Name: "tls-cert-file", EnvVars: []string{"COMMITLOG_TLS_CERT_FILE"}, Usage: "client certificate (PEM) for mTLS"},
 		&cli.StringFlag{Name: "tls-key-file", EnvVars: []string{"COMMITLOG_TLS_KEY_FILE"}, Usage: "client key (PEM) for mTLS"},
-		&cli.StringFlag{Name: "tls-ca-file", EnvVars: []string{"COMMITLOG_TLS_CA_FILE"}, Usage: "CA that the server certificate must chain to (enables TLS)"},
-		&cli.StringFlag{Name: "tls-server-name", EnvVars: []string{"COMMITLOG_TLS_SERVER_NAME"}, Usage: "name to verify the server certificate against (default: the address's host)"},
+		&cli.StringFlag{Name: "tls-ca-file", EnvVars: []string{"COMMITLOG_TLS_CA_FILE"}, Usage: "CA that the server certificate must chain to (default: the system's roots); any --tls-* flag enables TLS"},
+		&cli.StringFlag{Name: "tls-server-name", EnvVars: []string{"COMMITLOG_TLS_SERVER_NAME"}, Usage: "name to verify the server certificate against (default: the address's host); enables TLS"},
 		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "deadline of each request (0: none)"},
 	}
 }
@@ -39,6 +39,12 @@ func clientFlags() []cli.Flag {
 func dial(c *cli.Context, extra ...client.Option) (*client.Client, error) {
 	if d := c.Duration("timeout"); d < 0 {
 		return nil, fmt.Errorf("--timeout %v: want a duration of 0 (none) or more", d)
+	}
+	switch t := c.String("transport"); t {
+	case client.TransportConnect, client.TransportGRPC:
+	default:
+		// The SDK's refusal named its option (WithTransport), not the flag.
+		return nil, fmt.Errorf("--transport %q: want %s or %s", t, client.TransportConnect, client.TransportGRPC)
 	}
 	opts := []client.Option{
 		client.WithTransport(c.String("transport")),

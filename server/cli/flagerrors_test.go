@@ -135,3 +135,19 @@ func TestVersionRefusesArguments(t *testing.T) {
 		t.Errorf("version printed %q", out)
 	}
 }
+
+// TestClientTransportAndTLSFlags: an unknown --transport was refused by the SDK, naming its
+// option (WithTransport), not the flag; and --tls-server-name alone enables TLS (with the
+// system's roots), which the help did not say: only --tls-ca-file said "enables TLS", and a
+// plaintext server then failed with "server gave HTTP response to HTTPS client".
+func TestClientTransportAndTLSFlags(t *testing.T) {
+	t.Setenv("COMMITLOG_ADDR", "127.0.0.1:"+strconv.Itoa(freePort(t))) // nothing dialled answers
+	code, _, errOut := run(t, t.Context(), "cluster", "status", "--timeout", "1s", "--transport", "http")
+	if code != 1 || !strings.Contains(errOut, `--transport "http": want connect or grpc`) {
+		t.Errorf("cluster status --transport http: exit %d, stderr %q; want the flag named", code, errOut)
+	}
+	_, help, _ := run(t, t.Context(), "cluster", "status", "--help")
+	if !strings.Contains(help, "the address's host); enables TLS") || !strings.Contains(help, "any --tls-* flag enables TLS") {
+		t.Errorf("cluster status --help does not say that any --tls-* flag enables TLS:\n%s", help)
+	}
+}
