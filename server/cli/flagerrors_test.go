@@ -151,3 +151,15 @@ func TestClientTransportAndTLSFlags(t *testing.T) {
 		t.Errorf("cluster status --help does not say that any --tls-* flag enables TLS:\n%s", help)
 	}
 }
+
+// TestConfigFileWrongTypeNamesFile: a config-file value of the wrong type was refused as
+// "Mismatched type for flag 'rpc-port'", which did not say that the value came from the file
+// (the flag and its environment variable may be unset, or right).
+func TestConfigFileWrongTypeNamesFile(t *testing.T) {
+	for _, body := range []string{"rpc-port: abc\n", "leave-on-shutdown: maybe\n", "bootstrap-wait: 5\n"} {
+		_, err := serveConfigFrom(t, body)
+		if err == nil || !strings.Contains(err.Error(), "--config-file ") || !strings.Contains(err.Error(), ".yaml: ") {
+			t.Errorf("config file %q: error %v; want the file named", body, err)
+		}
+	}
+}

@@ -172,7 +172,12 @@ func serveCommand() *cli.Command {
 				return err
 			}
 			// Each flag takes the file's value unless given as a flag or an environment variable.
-			return altsrc.ApplyInputSourceValues(c, src, flags)
+			if err := altsrc.ApplyInputSourceValues(c, src, flags); err != nil {
+				// altsrc's error ("Mismatched type for flag 'rpc-port'") did not say where the
+				// value came from.
+				return fmt.Errorf("--config-file %s: %w", path, err)
+			}
+			return nil
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
