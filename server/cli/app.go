@@ -81,11 +81,19 @@ var longFlagRE = regexp.MustCompile(`(flag |defined: |argument: |boolean value "
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := NewApp(stdin, stdout, stderr)
 	if err := app.RunContext(ctx, args); err != nil {
-		fmt.Fprintf(stderr, "commitlog: %v\n", err)
+		msg := err.Error()
+		if m := requiredFlagsRE.FindStringSubmatch(msg); m != nil {
+			// urfave/cli names a required flag without its dashes: `Required flag "topic" not set`.
+			msg = "missing " + m[1] + " --" + strings.ReplaceAll(m[2], ", ", ", --")
+		}
+		fmt.Fprintf(stderr, "commitlog: %s\n", msg)
 		return 1
 	}
 	return 0
 }
+
+// requiredFlagsRE matches urfave/cli's error for required flags not given.
+var requiredFlagsRE = regexp.MustCompile(`^Required (flags?) "([^"]+)" not set$`)
 
 func versionCommand() *cli.Command {
 	return &cli.Command{

@@ -163,3 +163,13 @@ func TestConfigFileWrongTypeNamesFile(t *testing.T) {
 		}
 	}
 }
+
+// TestRequiredFlagNamed: a required flag not given was reported as urfave/cli words it,
+// `Required flag "topic" not set`, without the flag's dashes.
+func TestRequiredFlagNamed(t *testing.T) {
+	t.Setenv("COMMITLOG_ADDR", "127.0.0.1:"+strconv.Itoa(freePort(t))) // nothing dialled answers
+	code, _, errOut := run(t, t.Context(), "group", "reset", "--to-earliest", "g")
+	if code != 1 || errOut != "commitlog: missing flag --topic\n" {
+		t.Errorf("group reset without --topic: exit %d, stderr %q; want exit 1 and \"missing flag --topic\"", code, errOut)
+	}
+}
