@@ -497,6 +497,16 @@ func (c *Config) validate() error {
 	_, gossipPort, err := net.SplitHostPort(c.BindAddr)
 	if err != nil {
 		bad("BindAddr", "%q: %w", c.BindAddr, err)
+	} else if _, perr := strconv.ParseUint(gossipPort, 10, 16); perr != nil && c.Membership == nil {
+		// Serf refused it only when it started, after the data dir was made and a lone node
+		// had bootstrapped its Raft state there.
+		bad("BindAddr", "%q: bad port %q, want 0 to 65535", c.BindAddr, gossipPort)
+	}
+	for _, h := range []struct{ field, host string }{{"AdvertiseHost", c.AdvertiseHost}, {"GossipAdvertiseHost", c.GossipAdvertiseHost}} {
+		if _, _, err := net.SplitHostPort(h.host); err == nil {
+			// A host:port was looked up as a name, and waited for, up to 2 minutes.
+			bad(h.field, "%q holds a port: want a host alone (the ports are RPCPort's and BindAddr's)", h.host)
+		}
 	}
 	if c.RPCPort < -1 || c.RPCPort > 65535 {
 		bad("RPCPort", "%d is out of range [-1, 65535]", c.RPCPort)

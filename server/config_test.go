@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io/fs"
@@ -86,6 +87,41 @@ func TestNewReportsEveryInvalidField(t *testing.T) {
 	for _, field := range []string{"Transport ", "Sync ", "MaxForwardClients "} {
 		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), field) {
 			t.Errorf("New = %v; want ErrInvalidConfig naming %s", err, field)
+		}
+	}
+}
+
+// TestNewRejectsBadBindPortAndAdvertisePort: a BindAddr whose port is out of range or not a
+// number passed validation, and Serf refused it only when it started: after the data dir was
+// made and a lone node had bootstrapped its Raft state there. A host:port as AdvertiseHost or
+// GossipAdvertiseHost was looked up as a host name, and waited for, up to 2 minutes. Both are
+// refused before anything is created.
+func TestNewRejectsBadBindPortAndAdvertisePort(t *testing.T) {
+	for _, tt := range []struct {
+		field string
+		set   func(*Config)
+	}{
+		{"BindAddr", func(c *Config) { c.BindAddr = "127.0.0.1:70000" }},
+		{"BindAddr", func(c *Config) { c.BindAddr = "127.0.0.1:-1" }},
+		{"BindAddr", func(c *Config) { c.BindAddr = "127.0.0.1:abc" }},
+		{"BindAddr", func(c *Config) { c.BindAddr = "127.0.0.1:" }},
+		{"AdvertiseHost", func(c *Config) { c.AdvertiseHost = "10.0.0.1:8400" }},
+		{"GossipAdvertiseHost", func(c *Config) { c.GossipAdvertiseHost = "[::1]:8401" }},
+	} {
+		dir := filepath.Join(t.TempDir(), "data")
+		cfg := Config{DataDir: dir, NodeName: "node-0", BindAddr: "127.0.0.1:0", RPCPort: -1, GossipProfile: "test", BootstrapWait: -1}
+		tt.set(&cfg)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // the old code waited for the advertised host
+		s, err := NewContext(ctx, cfg)
+		cancel()
+		if s != nil {
+			_ = s.Close()
+		}
+		if s != nil || !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tt.field+" ") {
+			t.Errorf("%s %+v: New = %v, %v; want ErrInvalidConfig naming %s", tt.field, cfg.BindAddr+" "+cfg.AdvertiseHost+" "+cfg.GossipAdvertiseHost, s, err, tt.field)
+		}
+		if _, statErr := os.Stat(dir); !errors.Is(statErr, fs.ErrNotExist) {
+			t.Errorf("%s: New created %s before refusing its config (%v)", tt.field, dir, statErr)
 		}
 	}
 }
