@@ -459,6 +459,18 @@ func (c *Config) validatePeers() error {
 	return errors.Join(errs...)
 }
 
+// checkHostPort checks that addr is host:port with a port from 0 to 65535.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("bad port %q, want 0 to 65535", port)
+	}
+	return nil
+}
+
 // setDefault sets *v to def when it is zero.
 func setDefault[T int | time.Duration](v *T, def T) {
 	if *v == 0 {
@@ -501,6 +513,20 @@ func (c *Config) validate() error {
 		// Serf refused it only when it started, after the data dir was made and a lone node
 		// had bootstrapped its Raft state there.
 		bad("BindAddr", "%q: bad port %q, want 0 to 65535", c.BindAddr, gossipPort)
+	}
+	// Addresses that Serf and the telemetry endpoint refused only when they started, after the
+	// data dir was made (and, for Serf, Raft's log opened in it).
+	if c.Membership == nil {
+		for i, a := range c.StartJoinAddrs {
+			if err := checkHostPort(a); err != nil {
+				bad("StartJoinAddrs", "[%d] %q: %w", i, a, err)
+			}
+		}
+	}
+	if c.MetricsAddr != "" && c.MetricsAddr != "off" {
+		if err := checkHostPort(c.MetricsAddr); err != nil {
+			bad("MetricsAddr", "%q: %w", c.MetricsAddr, err)
+		}
 	}
 	for _, h := range []struct{ field, host string }{{"AdvertiseHost", c.AdvertiseHost}, {"GossipAdvertiseHost", c.GossipAdvertiseHost}} {
 		if _, _, err := net.SplitHostPort(h.host); err == nil {
