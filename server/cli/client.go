@@ -388,9 +388,9 @@ func consumeCommand() *cli.Command {
 			"or offset, timestamp, key, headers and value (--format text: tab-separated; --format json: one object per line)",
 		Flags: append(append(clientFlags(), groupConsumeFlags()...),
 			&cli.StringFlag{Name: "topic", Usage: `topic to read (default: "default", the single log of servers before topics)`},
-			&cli.UintFlag{Name: "partition", Usage: "partition of the topic to read (ignored with --group: the group assigns partitions)"},
+			&cli.UintFlag{Name: "partition", Usage: "partition of the topic to read (not with --group: the group assigns partitions)"},
 			&cli.StringFlag{Name: "format", Value: formatValue, Usage: "output: value (the value only), text (offset, timestamp, key, headers, value; tab-separated) or json (one object per line, with topic and partition)"},
-			&cli.Uint64Flag{Name: "from", DefaultText: "the partition's lowest offset", Usage: "first offset to read"},
+			&cli.Uint64Flag{Name: "from", DefaultText: "the partition's lowest offset", Usage: "first offset to read (not with --group: it reads from the group's committed offsets)"},
 			&cli.Uint64Flag{Name: "count", Usage: "how many records to read; 0: up to the end of the log (every record acknowledged when consume starts, as the leader tells), or forever with --follow or --group"},
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep waiting for new records (stop with Ctrl-C)"},
 			&cli.BoolFlag{Name: "offsets", Usage: "with --format value: print each record's offset and a tab before its value (with --group: partition:offset)"},
@@ -408,6 +408,15 @@ func consumeCommand() *cli.Command {
 			if c.Bool("offsets") && format != formatValue {
 				// It was ignored: text and json print the offset anyway.
 				return fmt.Errorf("--offsets goes with --format value; --format %s prints each record's offset already", format)
+			}
+			if c.String("group") != "" {
+				// The group decides both: they were ignored, and consume read from the group's
+				// committed offsets as if they were not given.
+				for _, f := range []string{"from", "partition"} {
+					if c.IsSet(f) {
+						return fmt.Errorf("--%s goes without --group: the group assigns the partitions and reads from its committed offsets (set them with group reset)", f)
+					}
+				}
 			}
 			if d := c.Duration("auto-commit"); d < 0 {
 				return fmt.Errorf("--auto-commit %v is negative: want 0 (commit on exit only) or more", d)

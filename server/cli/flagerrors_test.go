@@ -173,3 +173,18 @@ func TestRequiredFlagNamed(t *testing.T) {
 		t.Errorf("group reset without --topic: exit %d, stderr %q; want exit 1 and \"missing flag --topic\"", code, errOut)
 	}
 }
+
+// TestConsumeGroupRefusesFromAndPartition: consume --group ignored --from and --partition (the
+// group assigns the partitions and reads from its committed offsets): `consume --group g --from
+// 5` printed offset 0. Both are refused with --group, naming the flag.
+func TestConsumeGroupRefusesFromAndPartition(t *testing.T) {
+	addr := startOne(t)
+	mustRun(t, "produce", "--addr", addr, "a", "b")
+	for _, flag := range [][]string{{"--from", "1"}, {"--partition", "0"}} {
+		args := append([]string{"consume", "--addr", addr, "--group", "g", "--count", "1"}, flag...)
+		code, out, errOut := run(t, t.Context(), args...)
+		if code != 1 || out != "" || !strings.Contains(errOut, flag[0]+" goes without --group") {
+			t.Errorf("consume --group g %s: exit %d, stdout %q, stderr %q; want exit 1 and %s refused", strings.Join(flag, " "), code, out, errOut, flag[0])
+		}
+	}
+}
