@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -186,5 +187,22 @@ func TestConsumeGroupRefusesFromAndPartition(t *testing.T) {
 		if code != 1 || out != "" || !strings.Contains(errOut, flag[0]+" goes without --group") {
 			t.Errorf("consume --group g %s: exit %d, stdout %q, stderr %q; want exit 1 and %s refused", strings.Join(flag, " "), code, out, errOut, flag[0])
 		}
+	}
+}
+
+// TestTLSDaysZeroRefused: tls ca create --days 0 (and tls cert create --days 0) made a
+// certificate valid for the default's years: certgen takes 0 for its default. --days takes 1
+// to certgen.MaxDays, and nothing is written otherwise.
+func TestTLSDaysZeroRefused(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := run(t, t.Context(), "tls", "ca", "create", "--dir", dir, "--days", "0"); code != 1 || !strings.Contains(errOut, "--days 0: want 1 to 36500") {
+		t.Errorf("tls ca create --days 0: exit %d, stderr %q; want exit 1 and --days refused", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "commitlog-ca.pem")); err == nil {
+		t.Errorf("tls ca create --days 0 wrote the CA")
+	}
+	mustRun(t, "tls", "ca", "create", "--dir", dir)
+	if code, _, errOut := run(t, t.Context(), "tls", "cert", "create", "--dir", dir, "--client", "--cn", "a", "--days", "0"); code != 1 || !strings.Contains(errOut, "--days 0: want 1 to 36500") {
+		t.Errorf("tls cert create --days 0: exit %d, stderr %q; want exit 1 and --days refused", code, errOut)
 	}
 }

@@ -161,6 +161,15 @@ func checkFileName(name string, emptyOK bool) error {
 	return nil
 }
 
+// daysFlag returns --days, from 1 to certgen.MaxDays: certgen takes 0 for its default, so
+// --days 0 made a certificate valid for the default's years instead of being refused.
+func daysFlag(c *cli.Context) (int, error) {
+	if d := c.Int("days"); d < 1 || d > certgen.MaxDays {
+		return 0, fmt.Errorf("--days %d: want 1 to %d", d, certgen.MaxDays)
+	}
+	return c.Int("days"), nil
+}
+
 func caCreate(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("tls ca create takes no arguments, got %q", c.Args().Slice())
@@ -169,7 +178,11 @@ func caCreate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ca, err := certgen.CreateCA(certgen.Options{CommonName: c.String("common-name"), Days: c.Int("days")})
+	days, err := daysFlag(c)
+	if err != nil {
+		return err
+	}
+	ca, err := certgen.CreateCA(certgen.Options{CommonName: c.String("common-name"), Days: days})
 	if err != nil {
 		return err
 	}
@@ -226,7 +239,11 @@ func certCreate(c *cli.Context) error {
 		return fmt.Errorf("load the CA: %w", err)
 	}
 
-	opts := certgen.Options{CommonName: cn, Days: c.Int("days"), DNSNames: c.StringSlice("dns")}
+	days, err := daysFlag(c)
+	if err != nil {
+		return err
+	}
+	opts := certgen.Options{CommonName: cn, Days: days, DNSNames: c.StringSlice("dns")}
 	for _, s := range opts.DNSNames {
 		// TLS clients match an address they dial against a certificate's IP addresses only.
 		if net.ParseIP(s) != nil {
