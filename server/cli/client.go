@@ -597,6 +597,12 @@ func clusterCommand() *cli.Command {
 						if err != nil {
 							return err
 						}
+						if leader == "" {
+							// The old leader answers once it has stepped down, often before it
+							// has heard from the new one: "leader is now " named nobody.
+							fmt.Fprintln(c.App.Writer, "leadership handed over; the new leader is not known yet (cluster status shows it once elected)")
+							return nil
+						}
 						fmt.Fprintf(c.App.Writer, "leader is now %s\n", leader)
 						return nil
 					})
