@@ -259,6 +259,14 @@ func (s *settings) serfConfig(ctx context.Context, events chan<- hserf.Event) (*
 		conf.MemberlistConfig = testMemberlistConfig()
 		applyTestSerfTimings(conf)
 	}
+	// No name conflict resolution: with it, a member that finds its name held at another
+	// address asks the others which address they know and, in the minority, shuts its gossip
+	// down for good. Anyone with the gossip key can take a dead member's name (below), so a
+	// server coming back from a crash or restart found a squatter there and lost its gossip
+	// until it restarted again. Without it the conflict is logged; memberlist still refuses a
+	// second address for a live member, and the real member is seen again once the other
+	// stops (Raft's membership never takes gossip's word for a name: see server/admission.go).
+	conf.EnableNameConflictResolution = false
 	ml := conf.MemberlistConfig
 	if ml.DeadNodeReclaimTime == 0 {
 		// A failed member may come back under its name at another address at once: a
