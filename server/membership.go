@@ -54,6 +54,9 @@ type reconciler struct {
 	// refused holds members that failed admission, by name and raft address, with until when
 	// they are not tried again (so that a stranger cannot make every pass wait on its handshake).
 	refused map[refusal]refusedFor
+	// ahead holds the outcomes of the admission checks this pass ran at its start
+	// (admitAhead), by name and raft address; nil between passes.
+	ahead map[refusal]bool
 
 	// listed, unlisted and removedSelf are watchSelf's, owned by the loop: this node was a
 	// member (listed by its configuration, and by a committed one) since it started; since when
@@ -430,6 +433,10 @@ func (r *reconciler) admitted(ctx context.Context, m discovery.Member) bool {
 	raftAddr, rpcAddr := m.Tags[tagRaftAddr], m.Tags[tagRPCAddr]
 	key := refusal{m.Name, raftAddr}
 	r.mu.Lock()
+	if ok, checked := r.ahead[key]; checked {
+		r.mu.Unlock()
+		return ok // checked at the start of this pass (admitAhead)
+	}
 	prev, refused := r.refused[key]
 	r.mu.Unlock()
 	if refused && time.Now().Before(prev.until) {
@@ -441,6 +448,10 @@ func (r *reconciler) admitted(ctx context.Context, m discovery.Member) bool {
 		err = fmt.Errorf("%w: its rpc_addr %s is not its raft_addr", ErrNotAdmitted, rpcAddr)
 	case r.admit != nil:
 		err = r.admit(ctx, m.Name, raftAddr)
+	}
+	if err != nil && ctx.Err() != nil {
+		// The pass ran out of time, not the member's check: not a refusal to put it off for.
+		return false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -462,6 +473,55 @@ func (r *reconciler) admitted(ctx context.Context, m discovery.Member) bool {
 	return true
 }
 
+// maxAdmitAhead bounds the admission checks one reconcile pass runs at once (admitAhead).
+const maxAdmitAhead = 64
+
+// admitAhead runs, all at once (at most maxAdmitAhead at a time), the admission checks that the
+// pass over members will ask for (admitted): every alive member advertising a Raft address that
+// Raft's configuration (inRaft) does not hold for it, or that is a non-voter there (promotion).
+// Checked one after the other, a few members advertising an address that accepts connections
+// and never answers (anyone with the gossip key can run them) took admitTimeout each and used up
+// the pass: a real server behind them in the member list was never checked, and was refused for
+// the pass's deadline, its next check put off longer each time. The pass then uses the
+// outcomes; the returned function forgets them.
+func (r *reconciler) admitAhead(ctx context.Context, members []discovery.Member, inRaft map[string]consensus.ServerStatus) func() {
+	var todo []discovery.Member
+	for _, m := range members {
+		raftAddr := m.Tags[tagRaftAddr]
+		srv, known := inRaft[m.Name]
+		if m.Status == discovery.StatusAlive && raftAddr != "" && (!known || srv.Address != raftAddr || srv.Suffrage == consensus.Nonvoter) {
+			todo = append(todo, m)
+		}
+	}
+	outcomes := make(map[refusal]bool, len(todo))
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, maxAdmitAhead)
+	)
+	for _, m := range todo {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ok := r.admitted(ctx, m)
+			mu.Lock()
+			outcomes[refusal{m.Name, m.Tags[tagRaftAddr]}] = ok
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	r.mu.Lock()
+	r.ahead = outcomes
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		r.ahead = nil
+		r.mu.Unlock()
+	}
+}
+
 // reconcile runs one pass. Leader only.
 func (r *reconciler) reconcile(ctx context.Context) error {
 	servers, err := r.node.Servers(ctx)
@@ -481,13 +541,15 @@ func (r *reconciler) reconcile(ctx context.Context) error {
 	for _, m := range members {
 		alive[m.Name] = m.Status == discovery.StatusAlive
 	}
+	todo := members[:0:0]
 	for _, m := range members {
-		if m.Name == r.self || r.removed.skip(m) {
+		if m.Name == r.self || r.removed.skip(m) || r.ofAnotherCluster(m) {
 			continue
 		}
-		if r.ofAnotherCluster(m) {
-			continue
-		}
+		todo = append(todo, m)
+	}
+	defer r.admitAhead(ctx, todo, inRaft)()
+	for _, m := range todo {
 		raftAddr := m.Tags[tagRaftAddr]
 		srv, known := inRaft[m.Name]
 		switch m.Status {
