@@ -288,7 +288,7 @@ func TestCommandGroups(t *testing.T) {
 		{recs(half, half, 1), fmt.Sprint([][]int{{half}, {half, 1}})},
 		{recs(1, lim.MaxCommandBytes, 2), fmt.Sprint([][]int{{1}, {lim.MaxCommandBytes}, {2}})},
 	} {
-		got := srv.svc.commandGroups(tc.in)
+		got := srv.svc.commandGroups(tc.in, 0)
 		if fmt.Sprint(sizesOf(got)) != tc.want {
 			t.Errorf("commandGroups = %v, want %s", sizesOf(got), tc.want)
 		}

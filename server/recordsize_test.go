@@ -109,7 +109,7 @@ func TestProduceStreamGroupsCountKeys(t *testing.T) {
 		recs[i] = rec(i)
 	}
 	lim := srv.fsm.Limits()
-	for _, g := range srv.svc.commandGroups(recs) {
+	for _, g := range srv.svc.commandGroups(recs, 0) {
 		batch := make([]fsm.AppendRecord, len(g))
 		for i, r := range g {
 			batch[i] = appendRecord(r)

@@ -413,7 +413,7 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 					allowed[to.topic] = true
 				}
 			}
-			for _, group := range s.commandGroups(run) {
+			for _, group := range s.commandGroups(run, s.recordLimit(to.topic, to.partition)) {
 				res, err := s.proposeTo(ctx, to, group)
 				if err != nil {
 					if (err == ctx.Err() || errors.Is(err, errWithdrawn)) && s.stoppedStream(ctx) {
@@ -547,9 +547,12 @@ func (s *service) streamInflightBytes() int {
 
 // commandGroups splits records, in order, into runs that each make one command within the
 // state machine's limits (bytes and records) and, forwarded by a follower, one ProduceBatch
-// request within the request bound. A record too large on its own is a run of one, which the
-// proposal then refuses.
-func (s *service) commandGroups(records []*logv1.Record) [][]*logv1.Record {
+// request within the request bound. A record too large on its own, or above recordLimit (the
+// record bound of the partition's topic as this node knows it, see recordLimit), is a run of
+// one, which the proposal then refuses: the stream's valid records before it are proposed
+// without it, as they would be had they come in another read of the stream, and answered, and
+// the refusal is the over-limit record's alone.
+func (s *service) commandGroups(records []*logv1.Record, recordLimit int) [][]*logv1.Record {
 	lim := s.fsm.Limits()
 	// Sizes in the largest encoding (version 3: keys, headers, timestamps, a target and a
 	// producer), so that no group becomes a command above the limit whatever its records hold.
@@ -557,17 +560,33 @@ func (s *service) commandGroups(records []*logv1.Record) [][]*logv1.Record {
 	maxWire := s.cfg.maxMessageBytes()
 	var groups [][]*logv1.Record
 	start, cmd, wire := 0, header, 0
+	alone := false // the run so far is one record above recordLimit
 	for i, r := range records {
-		rc := fsm.EncodedRecordSize(appendRecord(r))
+		a := appendRecord(r)
+		rc := fsm.EncodedRecordSize(a)
 		rw := protowire.SizeTag(1) + protowire.SizeBytes(proto.Size(r))
-		if i > start && (cmd+rc > lim.MaxCommandBytes || wire+rw > maxWire || i-start >= lim.MaxBatchRecords) {
+		over := recordLimit > 0 && fsm.RecordSize(a) > recordLimit
+		if i > start && (alone || over || cmd+rc > lim.MaxCommandBytes || wire+rw > maxWire || i-start >= lim.MaxBatchRecords) {
 			groups = append(groups, records[start:i])
 			start, cmd, wire = i, header, 0
 		}
+		alone = over
 		cmd += rc
 		wire += rw
 	}
 	return append(groups, records[start:])
+}
+
+// recordLimit is the record bound of a partition's topic as this node knows it (the topic's
+// --max-record-bytes, or the server's): it only decides how a ProduceStream groups its records
+// (commandGroups); the leader's limits decide what is refused.
+func (s *service) recordLimit(topic string, partition uint32) int {
+	if s.sm != nil {
+		if _, t, err := s.sm.Target(topic, partition); err == nil {
+			return s.sm.TopicLimits(t).MaxRecordBytes
+		}
+	}
+	return s.fsm.Limits().MaxRecordBytes
 }
 
 // byteBudget bounds the bytes one receiver may hold; acquire waits for release. One goroutine

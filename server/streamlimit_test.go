@@ -1,0 +1,107 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// limitStream is a ProduceStream client that sends total requests at once, the one at index
+// big over the record limit, and blocks its first response until open is closed, so that
+// every request is queued behind the first one (one read of the stream takes them together).
+type limitStream struct {
+	total, big int
+	topic      string
+	limit      int
+	open       chan struct{}
+
+	mu       sync.Mutex
+	received int
+	offsets  []uint64
+}
+
+func (s *limitStream) Receive() (*logv1.ProduceRequest, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.received == s.total {
+		return nil, io.EOF
+	}
+	i := s.received
+	s.received++
+	v := []byte(fmt.Sprint("valid-", i))
+	if i == s.big {
+		v = make([]byte, 2*s.limit)
+	}
+	return &logv1.ProduceRequest{Topic: s.topic, Record: &logv1.Record{Value: v}}, nil
+}
+
+func (s *limitStream) Send(r *logv1.ProduceResponse) error {
+	<-s.open
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offsets = append(s.offsets, r.GetOffset())
+	return nil
+}
+
+// TestProduceStreamRefusesOnlyTheOverLimitRecord: a ProduceStream request over the record limit
+// (the server's --max-record-bytes, or its topic's) is refused alone. The valid requests sent
+// before it are stored and answered, whether or not the server read them together with it
+// (before, they shared its command and were refused with it, unanswered and unstored, or stored,
+// depending on how the stream's reads fell), and nothing at or after it is stored.
+func TestProduceStreamRefusesOnlyTheOverLimitRecord(t *testing.T) {
+	const limit, total, big = 1024, 20, 12
+	srv := startServer(t, Config{MaxRecordBytes: limit})
+	ctx := ctxT(t, 60*time.Second)
+	c := newClient(t, TransportConnect, srv.Addr())
+	tc := c.(transport.TopicsClient)
+	if _, err := tc.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "small", Partitions: 1, Config: &logv1.TopicConfig{MaxRecordBytes: 100}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tcase := range []struct {
+		topic string
+		limit int
+	}{{"", limit}, {"small", 100}} {
+		t.Run(fmt.Sprintf("topic=%q", tcase.topic), func(t *testing.T) {
+			st := &limitStream{total: total, big: big, topic: tcase.topic, limit: tcase.limit, open: make(chan struct{})}
+			done := make(chan error, 1)
+			go func() { done <- srv.svc.ProduceStream(ctx, st) }()
+			waitFor(t, 20*time.Second, "every request read", func() bool {
+				st.mu.Lock()
+				defer st.mu.Unlock()
+				return st.received == total
+			})
+			close(st.open)
+			err := <-done
+			if transport.CodeOf(toWire(err)) != transport.ResourceExhausted {
+				t.Fatalf("ProduceStream: %v, want ResourceExhausted", err)
+			}
+			st.mu.Lock()
+			offsets := append([]uint64(nil), st.offsets...)
+			st.mu.Unlock()
+			if len(offsets) != big {
+				t.Errorf("%d requests answered before the refusal, want the %d valid ones sent before the over-limit one", len(offsets), big)
+			}
+			b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Topic: tcase.topic})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.GetNextOffset() != uint64(len(offsets)) {
+				t.Errorf("the log holds %d records, %d were answered", b.GetNextOffset(), len(offsets))
+			}
+			for i, off := range offsets {
+				rec, err := c.Consume(ctx, &logv1.ConsumeRequest{Topic: tcase.topic, Offset: off})
+				if err != nil {
+					t.Fatalf("Consume(%d): %v", off, err)
+				}
+				if want := fmt.Sprint("valid-", i); string(rec.GetRecord().GetValue()) != want {
+					t.Errorf("offset %d holds %q, want %q", off, rec.GetRecord().GetValue(), want)
+				}
+			}
+		})
+	}
+}
