@@ -120,14 +120,6 @@ func NewContext(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// logSize returns the commit log's size on disk, when its implementation tells (0 otherwise).
-func (s *Server) logSize() int64 {
-	if l, ok := s.log.(interface{ Size() int64 }); ok {
-		return l.Size()
-	}
-	return 0
-}
-
 // admit checks that the server at raftAddr proves it is id before it enters Raft's
 // configuration (see admit).
 func (s *Server) admit(ctx context.Context, id, raftAddr string) error {

@@ -36,7 +36,6 @@ type service struct {
 	cfg     *Config
 	stop    <-chan struct{}               // closed when the server begins to stop; ends streams
 	removed func(id string, removed bool) // told of servers an operator removes
-	size    func() int64                  // the commit log's size on disk
 	div     *divergence                   // the divergence alarm (divergence.go)
 	// leaderWait is how long a write that finds no leader (an election, a leadership
 	// transfer) waits for one before it is refused; 0: refused at once.
@@ -1061,7 +1060,7 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 		CommittedOffset: next,
 		AppliedIndex:    st.AppliedIndex, // Raft's, so that commit_index - applied_index is the lag
 		CommitIndex:     st.CommitIndex,
-		SizeBytes:       uint64(max(s.size(), 0)),
+		SizeBytes:       uint64(max(rt.part.Size(), 0)), // the partition's, not the default topic's
 	}
 	s.checksumAnswer(ctx, req, res, rt) // the divergence detector compares every partition
 	return res, nil

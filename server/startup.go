@@ -327,7 +327,7 @@ func (s *Server) newService() error {
 		return fmt.Errorf("server: %w", err)
 	}
 	s.removed = &removedServers{}
-	s.svc = &service{node: s.node, acl: s.effectiveACL(), fsm: s.fsm, sm: s.sm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, size: s.logSize, div: div, admit: s.admit,
+	s.svc = &service{node: s.node, acl: s.effectiveACL(), fsm: s.fsm, sm: s.sm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, div: div, admit: s.admit,
 		removed: s.removed.mark,
 		// One election: a follower notices the leader is gone (heartbeat timeout), then wins.
 		leaderWait: craft.DefaultHeartbeatTimeout + craft.DefaultElectionTimeout,

@@ -195,6 +195,15 @@ func (f *FSM) loadLast() error {
 // Limits returns the limits EncodeAppend applies for this FSM (defaults filled in).
 func (f *FSM) Limits() Limits { return f.limits }
 
+// Size is the size on disk of the partition's log (its segments), or 0 when its log does not
+// tell (a storage.Log without a Size method).
+func (f *FSM) Size() int64 {
+	if l, ok := f.log.(interface{ Size() int64 }); ok {
+		return l.Size()
+	}
+	return 0
+}
+
 // EncodeAppend encodes an append command for records within the FSM's configured Limits. It
 // is EncodeAppend(f.Limits(), records...): safe for concurrent use, same errors.
 func (f *FSM) EncodeAppend(records ...AppendRecord) ([]byte, error) {

@@ -1005,7 +1005,8 @@ type GetBoundsResponse struct {
 	AppliedIndex uint64 `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	// commit_index is the last Raft index this server knows to be committed.
 	CommitIndex uint64 `protobuf:"varint,5,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
-	// size_bytes is the size on disk of this server's commit log (its segments).
+	// size_bytes is the size on disk of the partition's log on this server (its
+	// segments): the default topic's for a request without a topic.
 	SizeBytes uint64 `protobuf:"varint,6,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// checksum is the chained checksum at the request's checksum_at; unset when
 	// not asked or when the server cannot compute it there (offset not applied,
