@@ -206,7 +206,7 @@ func encodeAppend(version int, lim Limits, tsMillis int64, records []AppendRecor
 	size := hdr
 	for i, r := range records {
 		if len(r.Value) > lim.MaxRecordBytes {
-			return nil, fmt.Errorf("record %d is %d bytes, limit %d: %w", i, len(r.Value), lim.MaxRecordBytes, ErrTooLarge)
+			return nil, fmt.Errorf("%s is %d bytes, limit %d: %w", recordName(i, len(records)), len(r.Value), lim.MaxRecordBytes, ErrTooLarge)
 		}
 		size += recordHeaderLen + len(r.Value)
 		if size > lim.MaxCommandBytes {
@@ -459,4 +459,14 @@ func decodeEnvelope(b []byte) (envelope, error) {
 	}
 	env.Value = rest
 	return env, nil
+}
+
+// recordName names the record at index i of a command of n records in an error: "record i"
+// in a batch, "the record" alone (a unary produce, or a ProduceStream's record, whose index in
+// the command the server made says nothing to the client).
+func recordName(i, n int) string {
+	if n == 1 {
+		return "the record"
+	}
+	return fmt.Sprintf("record %d", i)
 }

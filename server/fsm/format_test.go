@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -245,5 +246,32 @@ func TestEncodedRecordSizeBounds(t *testing.T) {
 	over := AppendRecord{Value: make([]byte, 10), Key: make([]byte, 10), Headers: []Header{{Key: "k", Value: make([]byte, 5)}}}
 	if _, err := EncodeBatchAt(Limits{MaxRecordBytes: 20}, time.Now(), Batch{Records: []AppendRecord{over}}); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("a 26-byte record under a 20-byte limit: %v, want ErrTooLarge", err)
+	}
+}
+
+// TestTooLargeRecordNamed: a record over the limit is named by its index in a batch, and as
+// "the record" alone: a ProduceStream's refused record is a command of its own, and "record 0"
+// named its place in a command the client never saw.
+func TestTooLargeRecordNamed(t *testing.T) {
+	lim := Limits{MaxRecordBytes: 10}
+	big, small := AppendRecord{Value: make([]byte, 11)}, AppendRecord{Value: []byte("v")}
+	keyed := AppendRecord{Value: make([]byte, 11), Key: []byte("k")} // encoded as version 3
+	for _, tt := range []struct {
+		name string
+		enc  func() ([]byte, error)
+		want string
+	}{
+		{"alone", func() ([]byte, error) { return EncodeAppend(lim, big) }, "the record is 11 bytes, limit 10"},
+		{"second of two", func() ([]byte, error) { return EncodeAppend(lim, small, big) }, "record 1 is 11 bytes, limit 10"},
+		{"alone, v3", func() ([]byte, error) { return EncodeBatchAt(lim, time.Now(), Batch{Records: []AppendRecord{keyed}}) },
+			"the record is 12 bytes (key, headers and value), limit 10"},
+		{"second of two, v3", func() ([]byte, error) {
+			return EncodeBatchAt(lim, time.Now(), Batch{Records: []AppendRecord{small, keyed}})
+		}, "record 1 is 12 bytes (key, headers and value), limit 10"},
+	} {
+		_, err := tt.enc()
+		if !errors.Is(err, ErrTooLarge) || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%s: %v; want ErrTooLarge saying %q", tt.name, err, tt.want)
+		}
 	}
 }

@@ -235,10 +235,10 @@ func EncodeBatchAt(lim Limits, ts time.Time, b Batch) ([]byte, error) {
 	size := commandHeaderLen + targetLen + producerLen
 	for i, r := range b.Records {
 		if n := recordSize(r); n > lim.MaxRecordBytes {
-			return nil, fmt.Errorf("record %d is %d bytes (key, headers and value), limit %d: %w", i, n, lim.MaxRecordBytes, ErrTooLarge)
+			return nil, fmt.Errorf("%s is %d bytes (key, headers and value), limit %d: %w", recordName(i, len(b.Records)), n, lim.MaxRecordBytes, ErrTooLarge)
 		}
 		if len(r.Headers) > MaxRecordHeaders {
-			return nil, fmt.Errorf("record %d has %d headers, limit %d: %w", i, len(r.Headers), MaxRecordHeaders, ErrTooLarge)
+			return nil, fmt.Errorf("%s has %d headers, limit %d: %w", recordName(i, len(b.Records)), len(r.Headers), MaxRecordHeaders, ErrTooLarge)
 		}
 		size += encodedRecordSizeV3(r)
 		if size > lim.MaxCommandBytes {
