@@ -206,3 +206,13 @@ func TestTLSDaysZeroRefused(t *testing.T) {
 		t.Errorf("tls cert create --days 0: exit %d, stderr %q; want exit 1 and --days refused", code, errOut)
 	}
 }
+
+// TestTimeoutFromEnvironment: --timeout, like every other client connection flag, is also read
+// from its variable, COMMITLOG_TIMEOUT (it was the only one without).
+func TestTimeoutFromEnvironment(t *testing.T) {
+	t.Setenv("COMMITLOG_TIMEOUT", "-1s")
+	code, _, errOut := run(t, t.Context(), "produce", "--addr", "127.0.0.1:1", "v")
+	if code == 0 || !strings.Contains(errOut, "--timeout -1s") {
+		t.Errorf("COMMITLOG_TIMEOUT=-1s: exit %d, stderr %q; want --timeout -1s refused", code, errOut)
+	}
+}
