@@ -63,3 +63,32 @@ func TestAdmissionNotStarvedByTarpits(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmissionCutByThePassIsNoRefusal: a check that the pass's deadline cut short says nothing
+// of the member: it is not recorded as a refusal (which would put its next check off, longer
+// each time), and the next pass checks it again.
+func TestAdmissionCutByThePassIsNoRefusal(t *testing.T) {
+	const addr = "127.0.0.1:1"
+	m := discovery.Member{Name: "node-1", Addr: addr, Status: discovery.StatusAlive, Tags: map[string]string{tagRaftAddr: addr, tagRPCAddr: addr}}
+	checks := 0
+	r := newReconciler(reconcilerConfig{self: "node-0", logger: slog.New(slog.DiscardHandler), proves: true,
+		admit: func(ctx context.Context, id, _ string) error {
+			checks++
+			<-ctx.Done() // a handshake still running when the pass ends
+			return ctx.Err()
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if r.admitted(ctx, m) {
+		t.Fatal("admitted by a check the pass cut short")
+	}
+	r.mu.Lock()
+	_, refused := r.refused[refusal{m.Name, addr}]
+	r.mu.Unlock()
+	if refused {
+		t.Fatal("a check cut short by the pass is recorded as a refusal: the member's next check is put off")
+	}
+	if r.admitted(ctx, m); checks != 2 {
+		t.Fatalf("%d checks after two passes, want 2 (the second not put off)", checks)
+	}
+}

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -676,8 +674,4 @@ func (c *coordinator) summaries() (map[string]groupView, error) {
 	return out, nil
 }
 
-func newMemberID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func newMemberID() string { return randomHex(16) }

@@ -487,9 +487,7 @@ const maxAdmitAhead = 64
 func (r *reconciler) admitAhead(ctx context.Context, members []discovery.Member, inRaft map[string]consensus.ServerStatus) func() {
 	var todo []discovery.Member
 	for _, m := range members {
-		raftAddr := m.Tags[tagRaftAddr]
-		srv, known := inRaft[m.Name]
-		if m.Status == discovery.StatusAlive && raftAddr != "" && (!known || srv.Address != raftAddr || srv.Suffrage == consensus.Nonvoter) {
+		if m.Status == discovery.StatusAlive && m.Tags[tagRaftAddr] != "" && wantsAdmission(m, inRaft) {
 			todo = append(todo, m)
 		}
 	}
@@ -500,16 +498,14 @@ func (r *reconciler) admitAhead(ctx context.Context, members []discovery.Member,
 		sem = make(chan struct{}, maxAdmitAhead)
 	)
 	for _, m := range todo {
-		wg.Add(1)
 		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer func() { <-sem }()
 			ok := r.admitted(ctx, m)
 			mu.Lock()
 			outcomes[refusal{m.Name, m.Tags[tagRaftAddr]}] = ok
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
 	r.mu.Lock()
@@ -520,6 +516,14 @@ func (r *reconciler) admitAhead(ctx context.Context, members []discovery.Member,
 		r.ahead = nil
 		r.mu.Unlock()
 	}
+}
+
+// wantsAdmission reports whether the pass checks alive member m's admission (admitted): its
+// Raft address is not the one Raft's configuration (inRaft) holds for it (it is added), or it
+// is a non-voter there (it is promoted).
+func wantsAdmission(m discovery.Member, inRaft map[string]consensus.ServerStatus) bool {
+	srv, known := inRaft[m.Name]
+	return !known || srv.Address != m.Tags[tagRaftAddr] || srv.Suffrage == consensus.Nonvoter
 }
 
 // reconcile runs one pass. Leader only.

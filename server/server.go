@@ -138,10 +138,13 @@ func (s *Server) tags() map[string]string {
 
 // startNonce returns a new start tag: 8 random bytes in hex (24 bytes of the tags' 512 once
 // encoded, with its key).
-func startNonce() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never returns an error
-	return hex.EncodeToString(b[:])
+func startNonce() string { return randomHex(8) }
+
+// randomHex returns n random bytes in hex (start tags, group member IDs).
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never returns an error
+	return hex.EncodeToString(b)
 }
 
 // GossipAddr returns the address Serf gossips on.
