@@ -165,6 +165,32 @@ func TestClusterFollowerWithLowerRecordLimit(t *testing.T) {
 	produce(leader, []byte("b"))
 	produce(follower, big) // forwarded: the leader's limit decides
 	produce(follower, []byte("c"))
+	// The same through a ProduceStream sent to the follower: the follower groups the stream's
+	// records into commands by its own lower limit, the leader's limit decides.
+	ps, err := follower.ProduceStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	streamed := [][]byte{[]byte("d"), big, []byte("e"), big, []byte("f")}
+	for _, v := range streamed {
+		if err := ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: v}}); err != nil {
+			t.Fatalf("ProduceStream Send: %v", err)
+		}
+	}
+	if err := ps.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range streamed {
+		res, err := ps.Receive()
+		if err != nil {
+			t.Fatalf("ProduceStream through the follower, %d bytes: %v", len(v), err)
+		}
+		if res.GetOffset() != uint64(len(want)) {
+			t.Fatalf("ProduceStream stored %d bytes at %d, want %d", len(v), res.GetOffset(), len(want))
+		}
+		want = append(want, string(v))
+	}
 	for i, nd := range nodes {
 		c := newClient(t, TransportConnect, nd.Addr())
 		waitFor(t, 30*time.Second, fmt.Sprintf("node %d applies everything", i), func() bool {
