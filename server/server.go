@@ -354,6 +354,7 @@ func (s *Server) leaderListing(ctx context.Context) (listed, answered bool) {
 		known[srv.ID] = true
 	}
 	cluster := s.node.ClusterID()
+	var asked []listingMember
 	for _, m := range s.serf.Members() {
 		addr := m.Tags[tagRPCAddr]
 		if m.Name == s.cfg.NodeName || m.Status != discovery.StatusAlive || addr == "" || !known[m.Name] {
@@ -362,17 +363,48 @@ func (s *Server) leaderListing(ctx context.Context) (listed, answered bool) {
 		if theirs := m.Tags[tagClusterID]; theirs != "" && cluster != "" && theirs != cluster {
 			continue
 		}
+		asked = append(asked, listingMember{name: m.Name, rpcAddr: addr})
+	}
+	return askListing(ctx, s.cfg.NodeName, cluster, known, asked, func(ctx context.Context, addr string) (*logv1.GetServersResponse, error) {
 		c, release, err := s.forward.client(addr)
 		if err != nil {
-			continue
+			return nil, err
 		}
-		res, err := c.GetServers(ctx, &logv1.GetServersRequest{})
-		release()
-		if err != nil {
-			continue
-		}
-		if listed, ok := leaderAnswer(s.cfg.NodeName, m.Name, cluster, known, res); ok {
-			return listed, true
+		defer release()
+		return c.GetServers(ctx, &logv1.GetServersRequest{})
+	})
+}
+
+// listingMember is a gossip member leaderListing asks: its name and API address.
+type listingMember struct{ name, rpcAddr string }
+
+// askListing asks every member of members for the Raft configuration at once (getServers) and
+// returns the first answer that leaderAnswer takes as the leader's, or answered false once
+// every member has failed or ctx is done. At once, not in turn: a member that does not answer
+// (cut off by a partition, paused, a black hole) used up the whole of ctx before the leader,
+// later in the list, was asked. It waits for the calls it cancels.
+func askListing(ctx context.Context, self, cluster string, known map[string]bool, members []listingMember,
+	getServers func(ctx context.Context, addr string) (*logv1.GetServersResponse, error)) (listed, answered bool) {
+	type answer struct{ listed, ok bool }
+	answers := make(chan answer, len(members))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, m := range members {
+		wg.Go(func() {
+			res, err := getServers(ctx, m.rpcAddr)
+			if err != nil {
+				answers <- answer{}
+				return
+			}
+			l, ok := leaderAnswer(self, m.name, cluster, known, res)
+			answers <- answer{l, ok}
+		})
+	}
+	for range members {
+		if a := <-answers; a.ok {
+			return a.listed, true
 		}
 	}
 	return false, false

@@ -355,3 +355,57 @@ func TestUnheardFor(t *testing.T) {
 		t.Fatalf("lost its leader a minute ago: %v", d)
 	}
 }
+
+// TestAskListingPastASilentMember: the members are asked at once. A member that never answers
+// (cut off, paused) does not keep the leader, asked after it, from being heard: in turn, the
+// silent member used up the whole deadline and a removed node never learnt that it was removed.
+// Every call is over when askListing returns.
+func TestAskListingPastASilentMember(t *testing.T) {
+	known := map[string]bool{"a": true, "b": true, "me": true}
+	leaderRes := &logv1.GetServersResponse{ClusterId: "c1", Servers: []*logv1.Server{{Id: "a"}, {Id: "b", IsLeader: true}}}
+	var mu sync.Mutex
+	running := 0
+	get := func(ctx context.Context, addr string) (*logv1.GetServersResponse, error) {
+		mu.Lock()
+		running++
+		mu.Unlock()
+		defer func() { mu.Lock(); running--; mu.Unlock() }()
+		switch addr {
+		case "silent":
+			<-ctx.Done()
+			return nil, ctx.Err()
+		case "down":
+			return nil, errors.New("connection refused")
+		case "follower":
+			return &logv1.GetServersResponse{ClusterId: "c1", Servers: []*logv1.Server{{Id: "a"}, {Id: "b"}}}, nil
+		}
+		return leaderRes, nil
+	}
+	for _, tc := range []struct {
+		name             string
+		members          []listingMember
+		listed, answered bool
+	}{
+		{"a silent member before the leader", []listingMember{{"a", "silent"}, {"b", "leader"}}, false, true},
+		{"a follower and a down member before the leader", []listingMember{{"a", "follower"}, {"a", "down"}, {"b", "leader"}}, false, true},
+		{"only a silent member and a follower", []listingMember{{"a", "silent"}, {"b", "follower"}}, false, false},
+		{"no member", nil, false, false},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		start := time.Now()
+		listed, answered := askListing(ctx, "me", "c1", known, tc.members, get)
+		took, expired := time.Since(start), ctx.Err() != nil
+		cancel()
+		if listed != tc.listed || answered != tc.answered {
+			t.Errorf("%s: listed %v, answered %v (after %v); want %v, %v", tc.name, listed, answered, took, tc.listed, tc.answered)
+		}
+		if tc.answered && expired {
+			t.Errorf("%s: the leader's answer came only when the deadline had passed (%v)", tc.name, took)
+		}
+		mu.Lock()
+		if running != 0 {
+			t.Errorf("%s: %d calls still running after askListing returned", tc.name, running)
+		}
+		mu.Unlock()
+	}
+}
