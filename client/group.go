@@ -196,7 +196,12 @@ func (g *GroupConsumer) heartbeat(ctx context.Context) error {
 	switch transport.GroupErrorReason(err) {
 	case logv1.GroupError_REASON_UNKNOWN_MEMBER, logv1.GroupError_REASON_STALE_MEMBER_EPOCH:
 		// Removed or fenced (a new leader, a missed session): whatever we hold may be
-		// someone else's now. Give it up without committing, and rejoin.
+		// someone else's now. Give it up without committing, and rejoin. The automatic
+		// commit in flight goes too: it carries this incarnation's epoch and positions,
+		// and, retried through an election, it could land after the rejoin, at a
+		// coordinator where the member (same ID, epochs counted from 1 again) has that
+		// epoch again, and move the committed offsets back.
+		g.stopAutoCommit()
 		g.release(ctx, g.heldPartitions(), false)
 		g.mu.Lock()
 		g.epoch = 0

@@ -415,3 +415,91 @@ func TestGroupConsumerCloseCancelsAutoCommit(t *testing.T) {
 		t.Error("Close committed nothing")
 	}
 }
+
+// rejoinGroups is a Groups service whose one member, m1, holds default/0. Its commits fail
+// with Unavailable (a leader election) while failing is set; the first one makes the next
+// heartbeat answer UNKNOWN_MEMBER (the new leader does not know the member), and the member's
+// rejoin (under m1, epoch 1 again, as a new coordinator numbers it) ends the failures. The
+// committed offset is 7 before the rejoin and 3 after it (another member committed meanwhile),
+// so a commit of 7 after the rejoin carries a position of the member's previous incarnation.
+type rejoinGroups struct {
+	transport.GroupsService
+
+	mu         sync.Mutex
+	failing    bool
+	refuseNext bool
+	refused    bool
+	rejoined   bool
+	afterJoin  []uint64 // offsets stored after the rejoin
+}
+
+func (g *rejoinGroups) Heartbeat(_ context.Context, req *logv1.HeartbeatRequest) (*logv1.HeartbeatResponse, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if req.GetMemberEpoch() == -1 {
+		return &logv1.HeartbeatResponse{MemberId: req.GetMemberId(), MemberEpoch: -1}, nil
+	}
+	if req.GetMemberEpoch() > 0 && g.refuseNext {
+		g.refuseNext, g.refused = false, true
+		return nil, transport.Errorf(transport.FailedPrecondition, "member %q is not in group %q: rejoin", req.GetMemberId(), req.GetGroup()).
+			WithGroupError(&logv1.GroupError{Reason: logv1.GroupError_REASON_UNKNOWN_MEMBER, Group: req.GetGroup(), MemberId: req.GetMemberId()})
+	}
+	if req.GetMemberEpoch() == 0 && req.GetMemberId() == "m1" {
+		g.rejoined = true
+	}
+	return &logv1.HeartbeatResponse{MemberId: "m1", MemberEpoch: 1, HeartbeatIntervalMs: 20, SessionTimeoutMs: 1000,
+		Assignment: []*logv1.TopicPartitions{{Topic: "default", Partitions: []uint32{0}}}}, nil
+}
+
+func (g *rejoinGroups) FetchOffsets(context.Context, *logv1.FetchOffsetsRequest) (*logv1.FetchOffsetsResponse, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	off := uint64(7)
+	if g.rejoined {
+		off, g.failing = 3, false // the election is over
+	}
+	return &logv1.FetchOffsetsResponse{Offsets: []*logv1.CommittedOffset{{Topic: "default", Partition: 0, Offset: off}}}, nil
+}
+
+func (g *rejoinGroups) CommitOffsets(_ context.Context, req *logv1.CommitOffsetsRequest) (*logv1.CommitOffsetsResponse, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.failing {
+		if !g.refused {
+			g.refuseNext = true
+		}
+		return nil, transport.Errorf(transport.Unavailable, "no leader")
+	}
+	if g.rejoined {
+		for _, o := range req.GetOffsets() {
+			g.afterJoin = append(g.afterJoin, o.GetOffset())
+		}
+	}
+	return &logv1.CommitOffsetsResponse{}, nil
+}
+
+// TestGroupConsumerRejoinDropsAutoCommit: a member told UNKNOWN_MEMBER gives up its partitions
+// without committing, and so does the automatic commit in flight: its positions are the
+// previous incarnation's. Left running, it was retried through the election and landed after
+// the rejoin, accepted by a coordinator where the member, rejoined under its ID, had the same
+// epoch again (epochs restart at 1), and moved the committed offset back to where the member
+// had been before the partition was read (and committed further) by others.
+func TestGroupConsumerRejoinDropsAutoCommit(t *testing.T) {
+	g := &rejoinGroups{failing: true}
+	cl := groupsTestClient(t, "connect", g, client.WithMaxRetries(1000), client.WithBackoff(5*time.Millisecond, 20*time.Millisecond))
+	gc, err := cl.NewGroupConsumer(context.Background(), "g", []string{"default"}, client.WithAutoCommit(30*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Close()
+	eventually(t, "commits after the rejoin", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return len(g.afterJoin) >= 3
+	})
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if slices.Contains(g.afterJoin, 7) {
+		t.Errorf("offsets committed after the rejoin: %v; 7 is the position of the member's previous incarnation, from an automatic commit sent before it was told UNKNOWN_MEMBER", g.afterJoin)
+	}
+}
