@@ -236,6 +236,14 @@ func formatTPs(tps []client.TopicPartition) string {
 // the partitions the coordinator assigns, commits their positions every autoCommit, and on
 // Ctrl-C, or after count records (0: no limit), commits and leaves the group.
 func consumeGroup(c *cli.Context, cl *client.Client, group string, topics []string, count uint64, print func(client.Record) error) error {
+	// A member subscribed to a topic that does not exist waits for it (the coordinator
+	// assigns nothing): from the command line that is a mistyped --topic, waited on
+	// silently forever. Refuse it, as consume without --group does.
+	for _, topic := range topics {
+		if _, err := cl.DescribeTopic(c.Context, topic); err != nil {
+			return err // it names the topic
+		}
+	}
 	gc, err := cl.NewGroupConsumer(c.Context, group, topics, client.WithClientID("commitlog-cli"),
 		client.WithAutoCommit(c.Duration("auto-commit")))
 	if err != nil {
@@ -275,7 +283,7 @@ func consumeGroup(c *cli.Context, cl *client.Client, group string, topics []stri
 // groupConsumeFlags are consume's flags for consuming as a group member.
 func groupConsumeFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "group", Usage: "consume as a member of this consumer group: the records of the partitions the group gives this member, from the group's committed offsets; positions are committed as they are printed (at least once) and on exit, when the member leaves the group"},
+		&cli.StringFlag{Name: "group", Usage: "consume as a member of this consumer group: the records of the partitions the group gives this member, from the group's committed offsets; positions are committed as they are printed (at least once) and on exit, when the member leaves the group; a --topic that does not exist is refused"},
 		&cli.DurationFlag{Name: "auto-commit", Value: time.Second, Usage: "with --group: how often positions are committed (0: only on exit and when the group takes a partition away)"},
 	}
 }

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestGroupCommands: group reset (dry run, then --execute on an empty group), list, describe
@@ -87,5 +89,26 @@ func TestConsumeGroupPositionRemovedByRetention(t *testing.T) {
 	var part, off uint64
 	if _, err := fmt.Sscanf(out, "%d:%d\t", &part, &off); err != nil || off < b.Lowest {
 		t.Fatalf("consume --group printed %.40q; want a record at or after the log start %d", out, b.Lowest)
+	}
+}
+
+// TestConsumeGroupUnknownTopic: consume --group of a topic that does not exist fails at once
+// with the unknown topic, as consume without --group does, and joins no group; it waited
+// silently forever instead (a member subscribed to nothing that exists), and a mistyped
+// --topic looked like a topic without new records.
+func TestConsumeGroupUnknownTopic(t *testing.T) {
+	addr := startServe(t, "--node-name", "u0", "--data-dir", t.TempDir(), "--rpc-port", "-1", "--bind-addr", "127.0.0.1:0",
+		"--log-level", "error", "--bootstrap-wait", "0s")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	code, _, errOut := run(t, ctx, "consume", "--addr", addr, "--group", "cg", "--topic", "nosuch", "--count", "1")
+	if ctx.Err() != nil {
+		t.Fatal("consume --group of an unknown topic still waits after 10 s")
+	}
+	if code == 0 || !strings.Contains(errOut, "unknown topic") || !strings.Contains(errOut, `"nosuch"`) {
+		t.Errorf("consume --group of an unknown topic: exit %d, %q; want a failure naming the unknown topic", code, errOut)
+	}
+	if out := mustRun(t, "group", "list", "--addr", addr); strings.Contains(out, "cg") {
+		t.Errorf("the refused consume left a group behind:\n%s", out)
 	}
 }
