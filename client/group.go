@@ -85,6 +85,12 @@ type GroupConsumer struct {
 	position map[TopicPartition]uint64   // next offset to read, per held partition
 	err      error                       // a fatal error, ended with Records
 	closed   bool
+	// removed ends, with the coordinator's refusal as its cause, when the member is told it
+	// was removed or fenced: the commits in flight (automatic or Commit's), which carry the
+	// positions and the epoch of the member as it was, stop there. A new one follows for
+	// the rejoined member.
+	removed       context.Context
+	removedCancel context.CancelCauseFunc
 
 	stop     chan struct{} // closed by Close: the heartbeat loop ends
 	done     chan struct{} // closed when the heartbeat loop ended
@@ -136,6 +142,7 @@ func (c *Client) NewGroupConsumer(ctx context.Context, group string, topics []st
 	g := &GroupConsumer{c: c, group: group, topics: slices.Clone(topics), opts: o, recs: make(chan fetched, o.buffer),
 		held: map[TopicPartition]*fetcher{}, position: map[TopicPartition]uint64{},
 		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	g.removed, g.removedCancel = context.WithCancelCause(context.Background())
 	for attempt := 0; ; attempt++ {
 		err := g.heartbeat(ctx)
 		if err == nil {
@@ -196,11 +203,15 @@ func (g *GroupConsumer) heartbeat(ctx context.Context) error {
 	switch transport.GroupErrorReason(err) {
 	case logv1.GroupError_REASON_UNKNOWN_MEMBER, logv1.GroupError_REASON_STALE_MEMBER_EPOCH:
 		// Removed or fenced (a new leader, a missed session): whatever we hold may be
-		// someone else's now. Give it up without committing, and rejoin. The automatic
-		// commit in flight goes too: it carries this incarnation's epoch and positions,
-		// and, retried through an election, it could land after the rejoin, at a
-		// coordinator where the member (same ID, epochs counted from 1 again) has that
-		// epoch again, and move the committed offsets back.
+		// someone else's now. Give it up without committing, and rejoin. The commits in
+		// flight end too: they carry this incarnation's epoch and positions and, retried
+		// through an election, could land after the rejoin, at a coordinator where the
+		// member (same ID, epochs counted from 1 again) has that epoch again, and move
+		// the committed offsets back.
+		g.mu.Lock()
+		g.removedCancel(err)
+		g.removed, g.removedCancel = context.WithCancelCause(context.Background())
+		g.mu.Unlock()
 		g.stopAutoCommit()
 		g.release(ctx, g.heldPartitions(), false)
 		g.mu.Lock()
@@ -566,7 +577,9 @@ func (g *GroupConsumer) advance(f fetched) {
 // Commit commits the positions of the records processed in every partition the consumer
 // holds. Errors: the server's (a *transport.Error with a GroupError detail when the
 // coordinator refused: the partitions moved, and their next owner re-reads from the last
-// committed position).
+// committed position). A commit still being retried when a heartbeat learns that the member
+// was removed or fenced ends with that refusal (UNKNOWN_MEMBER, STALE_MEMBER_EPOCH): its
+// positions are the removed member's, never committed after it rejoined.
 func (g *GroupConsumer) Commit(ctx context.Context) error {
 	return g.commit(ctx, g.heldPartitions())
 }
@@ -579,15 +592,26 @@ func (g *GroupConsumer) commit(ctx context.Context, tps []TopicPartition) error 
 			req.Offsets = append(req.Offsets, &logv1.OffsetToCommit{Topic: tp.Topic, Partition: tp.Partition, Offset: pos})
 		}
 	}
+	removed := g.removed
 	g.mu.Unlock()
 	if len(req.Offsets) == 0 || req.MemberId == "" {
 		return nil
 	}
-	// Retried as a read: a resend stores the same offsets again.
+	// Retried as a read: a resend stores the same offsets again, as long as the member is
+	// the one that read them (removed ends the retries otherwise).
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(removed, func() { cancel(context.Cause(removed)) })
+	defer stop()
 	err := g.c.onGroupsLeader(ctx, false, func(ctx context.Context, gc transport.GroupsClient) error {
 		_, err := gc.CommitOffsets(ctx, req)
 		return err
 	})
+	if err != nil && removed.Err() != nil {
+		// The coordinator's refusal, which ended the commit: UNKNOWN_MEMBER or
+		// STALE_MEMBER_EPOCH, as if it had refused the commit itself.
+		return context.Cause(removed)
+	}
 	switch transport.GroupErrorReason(err) {
 	case logv1.GroupError_REASON_UNKNOWN_MEMBER, logv1.GroupError_REASON_STALE_MEMBER_EPOCH:
 		// Removed or fenced (a new leader): learn it from a heartbeat now, not at the next

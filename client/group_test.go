@@ -503,3 +503,33 @@ func TestGroupConsumerRejoinDropsAutoCommit(t *testing.T) {
 		t.Errorf("offsets committed after the rejoin: %v; 7 is the position of the member's previous incarnation, from an automatic commit sent before it was told UNKNOWN_MEMBER", g.afterJoin)
 	}
 }
+
+// TestGroupConsumerRejoinEndsCommit: the same for Commit: a commit retried through an
+// election while the member is told UNKNOWN_MEMBER and rejoins ends with that refusal
+// instead of landing, after the rejoin, with the previous incarnation's positions.
+func TestGroupConsumerRejoinEndsCommit(t *testing.T) {
+	g := &rejoinGroups{failing: true}
+	cl := groupsTestClient(t, "connect", g, client.WithMaxRetries(1000), client.WithBackoff(5*time.Millisecond, 20*time.Millisecond))
+	gc, err := cl.NewGroupConsumer(context.Background(), "g", []string{"default"}, client.WithAutoCommit(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Close()
+	eventually(t, "the partition", func() bool { return len(gc.Assignment()) == 1 })
+	errc := make(chan error, 1)
+	go func() { errc <- gc.Commit(context.Background()) }()
+	select {
+	case err = <-errc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Commit still retrying 10 s after the member was told UNKNOWN_MEMBER")
+	}
+	if r := transport.GroupErrorReason(err); r != logv1.GroupError_REASON_UNKNOWN_MEMBER {
+		t.Errorf("Commit: %v (reason %v), want the coordinator's UNKNOWN_MEMBER", err, r)
+	}
+	time.Sleep(100 * time.Millisecond) // a retry left running would land now
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if slices.Contains(g.afterJoin, 7) {
+		t.Errorf("offsets committed after the rejoin: %v; 7 is the position of the member's previous incarnation, from a Commit called before it was told UNKNOWN_MEMBER", g.afterJoin)
+	}
+}
