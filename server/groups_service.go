@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -108,6 +109,14 @@ func (s *service) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsReq
 		if err := fsm.ValidateGroupName(req.GetGroup()); err != nil {
 			return nil, err
 		}
+		// The topics as they are before the checks: a topic deleted and created again under
+		// its name after them is another topic, which the positions were not read in (the
+		// proposal refuses it, ErrTopicReplaced).
+		for i := range offs {
+			if t, err := s.sm.Topic(offs[i].Topic); err == nil {
+				offs[i].TopicID = t.ID
+			}
+		}
 		commit := func() error { // after the member's checks: a fenced member learns it first
 			if err := s.offsetsWithinLogs(ctx, offs); err != nil {
 				return err
@@ -119,7 +128,13 @@ func (s *service) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsReq
 		if req.GetMemberId() == "" {
 			err = s.groups.whileEmpty(req.GetGroup(), commit) // an administrator's
 		} else if err = s.groups.checkCommit(req.GetGroup(), req.GetMemberId(), req.GetMemberEpoch(), parts); err == nil {
-			err = commit()
+			if s.commitChecked != nil {
+				s.commitChecked()
+			}
+			if err = commit(); errors.Is(err, fsm.ErrTopicReplaced) {
+				// As checkCommit answers for a partition of a topic deleted since its grant.
+				err = groupErrorf(ErrNotOwner, req.GetGroup(), req.GetMemberId(), 0, "member %q owns a partition of a topic deleted since: it was revoked (%v)", req.GetMemberId(), err)
+			}
 		}
 		if err != nil {
 			return nil, err

@@ -63,6 +63,9 @@ type service struct {
 	// stallLooks shares the stall checks' looks at a partition's commit point between its
 	// streams (streamstall.go).
 	stallLooks stallLooks
+	// commitChecked, when set (tests only), runs when CommitOffsets has checked a member's
+	// commit, before it is proposed.
+	commitChecked func()
 }
 
 var (

@@ -337,6 +337,10 @@ type GroupOffset struct {
 	Partition uint32
 	Offset    uint64
 	Metadata  string
+	// TopicID, when not zero, is the topic the offset was read in, as the caller checked it:
+	// when the topic of that name is another by now (deleted and created again), the commit
+	// is refused (ErrTopicReplaced) instead of storing a position of the old one in the new one.
+	TopicID TopicID
 }
 
 // CommitOffsets stores a group's offsets through c, stamped with this node's clock. The
@@ -372,6 +376,9 @@ func (m *Machine) commitBody(group string, offsets []GroupOffset) (commitOffsets
 		t, err := m.Topic(o.Topic)
 		if err != nil {
 			return commitOffsetsBody{}, err
+		}
+		if o.TopicID != (TopicID{}) && o.TopicID != t.ID {
+			return commitOffsetsBody{}, fmt.Errorf("%w: topic %q (ID %s, now %s)", ErrTopicReplaced, t.Name, o.TopicID, t.ID)
 		}
 		if o.Partition >= t.Partitions {
 			return commitOffsetsBody{}, fmt.Errorf("%w: topic %q has %d partitions, no partition %d", ErrUnknownPartition, t.Name, t.Partitions, o.Partition)

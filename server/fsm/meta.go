@@ -14,6 +14,9 @@ import (
 var (
 	// ErrUnknownTopic: no topic has that name (or ID).
 	ErrUnknownTopic = errors.New("fsm: unknown topic")
+	// ErrTopicReplaced: the topic named is not the one asked for by ID: that one was deleted,
+	// and a topic was created again under its name. It is an ErrUnknownTopic too.
+	ErrTopicReplaced = fmt.Errorf("%w: deleted and created again since", ErrUnknownTopic)
 	// ErrUnknownPartition: the topic has no such partition.
 	ErrUnknownPartition = errors.New("fsm: unknown partition")
 	// ErrTopicExists: a topic of that name exists (or one whose name collides with it).

@@ -1,0 +1,54 @@
+package server
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/transport"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// TestCommitOfRecreatedTopicRefused: a member's commit is checked against the topic it was
+// granted (a topic deleted and created again under its name is another topic), then proposed.
+// When the topic was deleted and created again between the check and the proposal, the commit
+// was stored in the new topic, with a position read in the old one: the group then skipped the
+// new topic's first records, never delivered. The offsets now name the topic they were checked
+// against, and such a commit is refused (NOT_OWNER, as any commit of a replaced topic).
+func TestCommitOfRecreatedTopicRefused(t *testing.T) {
+	srv := startServer(t, Config{})
+	ctx := ctxT(t, 60*time.Second)
+	c := newClient(t, TransportConnect, srv.Addr())
+	createTopicT(t, ctx, c, "r", 1)
+	fillTopicT(t, ctx, c, "r", 1, 5)
+	gc := groupsClient(t, c)
+	m := &wireMember{group: "g", topics: []string{"r"}}
+	settleWire(t, ctx, gc, m)
+
+	tc := c.(transport.TopicsClient)
+	var once sync.Once
+	srv.svc.commitChecked = func() {
+		once.Do(func() {
+			if _, err := tc.DeleteTopic(ctx, &logv1.DeleteTopicRequest{Name: "r"}); err != nil {
+				t.Error(err)
+			}
+			if _, err := tc.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "r", Partitions: 1}); err != nil {
+				t.Error(err)
+			}
+			fillTopicT(t, ctx, c, "r", 1, 5)
+		})
+	}
+	_, err := gc.CommitOffsets(ctx, &logv1.CommitOffsetsRequest{Group: "g", MemberId: m.id, MemberEpoch: m.epoch,
+		Offsets: []*logv1.OffsetToCommit{{Topic: "r", Partition: 0, Offset: 3}}})
+	srv.svc.commitChecked = nil
+	if transport.GroupErrorReason(err) != logv1.GroupError_REASON_NOT_OWNER {
+		t.Errorf("commit of a position in a topic deleted and created again since the commit was checked: %v, want NOT_OWNER", err)
+	}
+	f, err := gc.FetchOffsets(ctx, &logv1.FetchOffsetsRequest{Group: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.GetOffsets()) != 0 {
+		t.Errorf("offsets of the new topic: %v; the old topic's position 3 skips its records 0 to 2", f.GetOffsets())
+	}
+}
