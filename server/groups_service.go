@@ -428,7 +428,8 @@ func (s *service) resetPlan(req *logv1.ResetOffsetsRequest, now time.Time) ([]*l
 	if err != nil {
 		return nil, err
 	}
-	parts := req.GetPartitions()
+	// Each partition once, in order, however often the request names it.
+	parts := slices.Compact(slices.Sorted(slices.Values(req.GetPartitions())))
 	if len(parts) == 0 {
 		for p := range t.Partitions {
 			parts = append(parts, p)
@@ -497,7 +498,8 @@ func (s *service) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest
 	if err != nil {
 		return nil, toWire(err)
 	}
-	parts := req.GetPartitions()
+	// Each partition once, in order, however often the request names it.
+	parts := slices.Compact(slices.Sorted(slices.Values(req.GetPartitions())))
 	if len(parts) == 0 {
 		for p := range t.Partitions {
 			parts = append(parts, p)
