@@ -42,6 +42,9 @@ type Client struct {
 	leader  string   // API address of the leader; "" when unknown
 	closed  bool
 	refresh *refreshCall // the refresh under way, if any
+	// producers are the Producers made by NewProducer and not closed yet:
+	// Close closes them, so that none outlives the client.
+	producers map[*Producer]struct{}
 	// clusterID is the cluster the client serves: WithClusterID's, else the
 	// first one a server named. verified lists the addresses whose
 	// connection answered with it (or with none) since their last failure.
@@ -98,6 +101,7 @@ func New(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
 		dial:  dialer(&o),
 		conns: make(map[string]transport.Client),
 
+		producers: make(map[*Producer]struct{}),
 		clusterID: o.clusterID,
 		verified:  make(map[string]bool),
 	}
@@ -114,8 +118,10 @@ func New(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
 }
 
 // Close stops the background refresh, ends the client's streams, fails
-// calls in flight and closes every connection. It is idempotent; it returns
-// the first error of closing a connection.
+// calls in flight, closes the Producers made from it that are still open
+// (their pending records fail with ErrClosed, later Sends too) and closes
+// every connection. It is idempotent; it returns the first error of closing
+// a connection. It must not be called from a Producer's callback.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -125,8 +131,15 @@ func (c *Client) Close() error {
 	c.closed = true
 	conns := c.conns
 	c.conns = nil
+	producers := c.producers
+	c.producers = nil
 	c.mu.Unlock()
 	c.cancel()
+	// Every request of a Producer now fails at once with ErrClosed: closing
+	// it completes its records and stops its goroutines without delay.
+	for p := range producers {
+		p.Close()
+	}
 	c.wg.Wait()
 	var errs []error
 	for addr, tc := range conns {

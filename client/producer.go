@@ -306,7 +306,8 @@ var topicCountTTL = 30 * time.Second
 // stored in the new topic. Use a new Producer for the new topic.
 //
 // A Producer is safe for concurrent use. It owns up to ProducerMaxInFlight
-// sending goroutines, stopped by Close. Create one with Client.NewProducer.
+// sending goroutines, stopped by Close (or by the Client's Close). Create one
+// with Client.NewProducer.
 type Producer struct {
 	c    *Client
 	opts producerOptions
@@ -385,8 +386,10 @@ func (p *Producer) Stats() ProducerStats {
 
 // NewProducer starts a batching Producer that sends through c; it is
 // idempotent unless ProducerIdempotence(false) is given. Close it before
-// closing c. It fails with ErrInvalidOption on a non-positive size or
-// timeout, or a negative linger.
+// closing c, so that its records are delivered: c's Close closes the
+// Producers still open, failing their pending records and later Sends with
+// ErrClosed. It fails with ErrInvalidOption on a non-positive size or
+// timeout, or a negative linger, and with ErrClosed once c is closed.
 func (c *Client) NewProducer(opts ...ProducerOption) (*Producer, error) {
 	o := producerOptions{
 		batchRecords:    DefaultBatchRecords,
@@ -417,6 +420,13 @@ func (c *Client) NewProducer(opts ...ProducerOption) (*Producer, error) {
 		needID:     o.idempotent,
 	}
 	p.cond = sync.NewCond(&p.mu)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c.producers[p] = struct{}{}
+	c.mu.Unlock()
 	p.wg.Add(o.maxInFlight)
 	for range o.maxInFlight {
 		go p.sender()
@@ -433,7 +443,8 @@ func (p *Producer) Send(ctx context.Context, value []byte) (*Future, error) {
 
 // SendFunc is Send with a callback run once with the record's offset or
 // error. Callbacks run on the producer's sending goroutine, in record order
-// within a batch: they must be quick and must not call Flush or Close. They
+// within a batch: they must be quick and must not call Flush or Close (the
+// Producer's or the Client's). They
 // may call Send: the slots of a batch's records are freed before its
 // callbacks run. Should other goroutines fill ProducerMaxPending again
 // first, that Send blocks the sending goroutine, which may be the one the
@@ -572,6 +583,11 @@ func (p *Producer) topicID(b *batch) (string, error) {
 }
 
 func (p *Producer) send(ctx context.Context, rec Record, cb func(uint64, error)) (*Future, error) {
+	if p.c.isClosed() {
+		// Nothing could be delivered: the client's Close closes the
+		// producer too.
+		return nil, ErrClosed
+	}
 	if p.closedFlag.Load() {
 		return nil, ErrProducerClosed
 	}
@@ -599,6 +615,9 @@ func (p *Producer) send(ctx context.Context, rec Record, cb func(uint64, error))
 		}
 	}
 	if p.closed {
+		if p.c.isClosed() {
+			return nil, ErrClosed
+		}
 		return nil, ErrProducerClosed
 	}
 	p.pending++
@@ -1144,6 +1163,9 @@ func (p *Producer) Close() error {
 		p.cond.Broadcast()
 		p.mu.Unlock()
 		p.wg.Wait()
+		p.c.mu.Lock()
+		delete(p.c.producers, p) // nil map once the client is closed: a no-op
+		p.c.mu.Unlock()
 	})
 	return nil
 }
