@@ -73,6 +73,19 @@ type fakeNode struct {
 	clusterID atomic.Value // string: the cluster ID GetServers answers (default "fake-cluster")
 
 	diverged atomic.Bool // every read answers DataLoss, as a server whose divergence alarm is raised
+
+	// hung makes the node answer nothing, as a paused process: its streams send no more and
+	// GetServers and GetBounds wait until the caller gives up.
+	hung atomic.Bool
+}
+
+// hang, when the node is hung, waits until ctx ends and returns its error.
+func (nd *fakeNode) hang(ctx context.Context) error {
+	if !nd.hung.Load() {
+		return nil
+	}
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 // newFakeCluster starts n nodes serving over the named transport, node 0
@@ -395,6 +408,9 @@ func (nd *fakeNode) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest
 			off++
 			continue
 		}
+		if err := nd.hang(ctx); err != nil {
+			return err
+		}
 		if err := stream.Send(&logv1.ConsumeResponse{Record: r}); err != nil {
 			return err
 		}
@@ -410,6 +426,9 @@ func (nd *fakeNode) ProduceStream(ctx context.Context, stream transport.BidiStre
 // GetServers implements transport.LogService.
 func (nd *fakeNode) GetServers(ctx context.Context, req *logv1.GetServersRequest) (*logv1.GetServersResponse, error) {
 	nd.count("GetServers")
+	if err := nd.hang(ctx); err != nil {
+		return nil, err
+	}
 	nd.c.mu.Lock()
 	defer nd.c.mu.Unlock()
 	resp := &logv1.GetServersResponse{ClusterId: "fake-cluster"}
@@ -431,6 +450,9 @@ func (nd *fakeNode) GetServers(ctx context.Context, req *logv1.GetServersRequest
 // GetBounds implements transport.LogService.
 func (nd *fakeNode) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*logv1.GetBoundsResponse, error) {
 	nd.count("GetBounds")
+	if err := nd.hang(ctx); err != nil {
+		return nil, err
+	}
 	nd.c.mu.Lock()
 	defer nd.c.mu.Unlock()
 	n := uint64(len(nd.c.log))

@@ -9,3 +9,11 @@ func SetTopicCountTTL(d time.Duration) (restore func()) {
 	topicCountTTL = d
 	return func() { topicCountTTL = old }
 }
+
+// SetStreamProbeInterval sets how long a stream may be silent before its server is probed, for
+// a test, and returns the function that restores it.
+func SetStreamProbeInterval(d time.Duration) (restore func()) {
+	old := streamProbeInterval
+	streamProbeInterval = d
+	return func() { streamProbeInterval = old }
+}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"iter"
 	"slices"
+	"sync/atomic"
+	"time"
 
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -20,7 +22,10 @@ import (
 // (server stopped, connection lost, leader change) it reconnects, to
 // another server if need be, and resumes at the offset after the last
 // record it yielded: the records it yields have consecutive offsets,
-// without duplicates or gaps.
+// without duplicates or gaps. A server that hangs (a paused process, a
+// connection cut off without a reset) is left as a broken one: after 3 s
+// without a message the client asks it for its bounds, and one that does
+// not answer within 2 s (or WithRequestTimeout, if shorter) is left.
 //
 // The sequence ends with exactly one non-nil error unless the loop stops
 // first: ctx's error when ctx ends; an error wrapping ErrOutOfRange when from
@@ -190,11 +195,29 @@ func (c *Client) streamFrom(ctx context.Context, addr string, loc partitionRef, 
 		return false, false, err
 	}
 	defer st.Close()
+	// A server that hangs (paused, frozen, cut off without a reset) neither
+	// sends nor ends the stream: without a probe the stream would wait for
+	// the connection's keepalive (40 s) while the cluster serves elsewhere.
+	var last atomic.Int64 // time of the last message, UnixNano
+	last.Store(time.Now().UnixNano())
+	var stalled atomic.Bool
+	probed := make(chan struct{})
+	go func() {
+		defer close(probed)
+		c.probeStream(sctx, tc, loc, &last, func() { stalled.Store(true); cancel() })
+	}()
+	defer func() { cancel(); <-probed }()
 	for {
 		resp, err := st.Receive()
 		if err != nil {
+			if stalled.Load() && ctx.Err() == nil {
+				// Retried elsewhere, as a broken stream.
+				return progressed, false, fmt.Errorf("%w: stream from %s: the server sent nothing for %v and did not answer a probe within %v",
+					ErrUnavailable, addr, streamProbeInterval, c.probeTimeout())
+			}
 			return progressed, false, err
 		}
+		last.Store(time.Now().UnixNano())
 		recs := resp.GetRecords()
 		if len(recs) == 0 { // a server that does not batch (the seed's form)
 			recs = []*logv1.Record{resp.GetRecord()}
@@ -213,6 +236,54 @@ func (c *Client) streamFrom(ctx context.Context, addr string, loc partitionRef, 
 				return progressed, true, nil
 			}
 		}
+	}
+}
+
+// streamProbeInterval is how long a stream may go without a message before
+// the client asks its server (GetBounds) whether it still answers.
+var streamProbeInterval = 3 * time.Second
+
+// probeTimeout bounds a stream's probe: as a refresh's GetServers, shorter
+// than other requests (the request timeout, if lower).
+func (c *Client) probeTimeout() time.Duration {
+	if c.opts.requestTimeout > 0 {
+		return min(maxRefreshAttempt, c.opts.requestTimeout)
+	}
+	return maxRefreshAttempt
+}
+
+// probeStream asks the server of a stream whether it answers, each time the
+// stream has been silent (no message since last) for streamProbeInterval,
+// until ctx ends. A server that does not answer within probeTimeout is
+// hung: stalled is called, which ends the stream so that it resumes
+// elsewhere. An answer, even an error, means the server is alive: the
+// stream itself reports what it has to; a server that does not know
+// GetBounds (Unimplemented) is not probed again.
+func (c *Client) probeStream(ctx context.Context, tc transport.Client, loc partitionRef, last *atomic.Int64, stalled func()) {
+	t := time.NewTimer(streamProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if idle := time.Since(time.Unix(0, last.Load())); idle < streamProbeInterval {
+			t.Reset(streamProbeInterval - idle)
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, c.probeTimeout())
+		_, err := tc.GetBounds(pctx, &logv1.GetBoundsRequest{Topic: loc.topic, Partition: loc.partition})
+		timedOut := pctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		switch {
+		case timedOut:
+			stalled()
+			return
+		case transport.CodeOf(err) == transport.Unimplemented:
+			return
+		}
+		t.Reset(streamProbeInterval)
 	}
 }
 
