@@ -807,7 +807,7 @@ func (p *Producer) resetLocked() {
 		}
 		// A transient failure: try again, while a batch is still in
 		// time (expired ones fail below).
-		if p.expireWaiting(err) {
+		if p.expireWaiting(notSent(err)) {
 			break
 		}
 		if p.c.backoff(context.Background(), min(attempt, 5)) != nil {
@@ -822,7 +822,7 @@ func (p *Producer) resetLocked() {
 		}
 		bs := p.takeWaitingLocked()
 		p.mu.Unlock()
-		p.fail(bs, err)
+		p.fail(bs, notSent(err))
 		p.mu.Lock()
 		p.resetting = false
 		p.cond.Broadcast()
@@ -836,6 +836,23 @@ func (p *Producer) resetLocked() {
 		ps.nextSeq = 0
 	}
 	p.cond.Broadcast()
+}
+
+// notSent is the error of records that waited for an InitProducer that
+// failed with err: they were never sent (a batch an attempt may have stored
+// is never left waiting), so an unknown outcome of the InitProducer (a
+// producer ID perhaps allocated) says nothing of them and must not read as
+// ErrOutcomeUnknown: it is named in the message and the error wraps
+// ErrUnavailable (ErrClosed once the client is closed) instead.
+func notSent(err error) error {
+	if !errors.Is(err, ErrOutcomeUnknown) {
+		return err
+	}
+	sentinel := ErrUnavailable
+	if errors.Is(err, ErrClosed) {
+		sentinel = ErrClosed
+	}
+	return fmt.Errorf("%w: not sent: the producer ID could not be obtained (%v)", sentinel, err)
 }
 
 // initTransient reports whether an InitProducer error may pass: no server

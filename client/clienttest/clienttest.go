@@ -81,6 +81,11 @@ type Log struct {
 	// the topic named, refuses the call with that error (a transient
 	// failure, e.g. Unavailable) instead of answering.
 	RefuseDescribeTopic func(name string) error
+	// RefuseInitProducer, when it returns an error, makes InitProducer
+	// answer that error instead of handing out a producer ID (e.g.
+	// Unavailable with the OutcomeUnknown detail: the ID may have been
+	// allocated).
+	RefuseInitProducer func() error
 	// NoTopicIDs, when set, makes the log answer as a server that predates
 	// topic IDs: topics are described without an ID and a produce's
 	// topic_id is ignored.

@@ -556,6 +556,11 @@ func (l *Log) AlterTopicConfig(_ context.Context, req *logv1.AlterTopicConfigReq
 // handed out, or forgotten) gets a new ID, as from the cluster's state machine.
 func (l *Log) InitProducer(_ context.Context, req *logv1.InitProducerRequest) (*logv1.InitProducerResponse, error) {
 	l.count("InitProducer")
+	if l.RefuseInitProducer != nil {
+		if err := l.RefuseInitProducer(); err != nil {
+			return nil, err
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	id := req.GetProducerId()
