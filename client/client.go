@@ -121,7 +121,8 @@ func New(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
 // calls in flight, closes the Producers made from it that are still open
 // (their pending records fail with ErrClosed, later Sends too) and closes
 // every connection. It is idempotent; it returns the first error of closing
-// a connection. It must not be called from a Producer's callback.
+// a connection. Called while a Producer's callback runs (from one, say), it
+// does not wait for that Producer's goroutines to end.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -138,6 +139,13 @@ func (c *Client) Close() error {
 	// Every request of a Producer now fails at once with ErrClosed: closing
 	// it completes its records and stops its goroutines without delay.
 	for p := range producers {
+		if p.callbacks.Load() > 0 {
+			// Perhaps called from one of its callbacks, on a sending
+			// goroutine, which waiting for them would wait for: they end
+			// on their own, every request failing at once.
+			p.stop()
+			continue
+		}
 		p.Close()
 	}
 	c.wg.Wait()

@@ -315,6 +315,10 @@ type Producer struct {
 	// closedFlag mirrors closed for Send's first check, which must not
 	// take mu.
 	closedFlag atomic.Bool
+	// callbacks counts the callbacks running: a Client's Close made while one
+	// runs does not wait for the sending goroutines (it may be made from
+	// one of them).
+	callbacks atomic.Int32
 
 	// countMu guards counts and ids (never held while asking the cluster;
 	// not under mu).
@@ -444,9 +448,8 @@ func (p *Producer) Send(ctx context.Context, value []byte) (*Future, error) {
 // SendFunc is Send with a callback run once with the record's offset or
 // error. Callbacks run on the producer's sending goroutine, in record order
 // within a batch: they must be quick and must not call Flush or Close (the
-// Producer's or the Client's). They
-// may call Send: the slots of a batch's records are freed before its
-// callbacks run. Should other goroutines fill ProducerMaxPending again
+// Client's Close they may call). They may call Send: the slots of a batch's
+// records are freed before its callbacks run. Should other goroutines fill ProducerMaxPending again
 // first, that Send blocks the sending goroutine, which may be the one the
 // room waits for: give it a context with a deadline.
 func (p *Producer) SendFunc(ctx context.Context, value []byte, cb func(offset uint64, err error)) error {
@@ -931,7 +934,9 @@ func (p *Producer) finish(b *batch, base uint64, err error) {
 	close(b.res.done)
 	for _, f := range b.futures {
 		if f.cb != nil {
+			p.callbacks.Add(1)
 			f.cb(f.result())
+			p.callbacks.Add(-1)
 			// The futures of a chunk live as long as any of them is kept:
 			// a kept one does not keep the others' callbacks.
 			f.cb = nil
@@ -1171,18 +1176,24 @@ func (p *Producer) Flush(ctx context.Context) error {
 // records' errors are reported by their Futures.
 func (p *Producer) Close() error {
 	p.once.Do(func() {
-		p.mu.Lock()
-		for _, ps := range p.order {
-			p.cutLocked(ps)
-		}
-		p.closed = true
-		p.closedFlag.Store(true)
-		p.cond.Broadcast()
-		p.mu.Unlock()
+		p.stop()
 		p.wg.Wait()
 		p.c.mu.Lock()
 		delete(p.c.producers, p) // nil map once the client is closed: a no-op
 		p.c.mu.Unlock()
 	})
 	return nil
+}
+
+// stop is Close without the wait for the sending goroutines: the batches
+// being filled are cut, and Send is refused from now on.
+func (p *Producer) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ps := range p.order {
+		p.cutLocked(ps)
+	}
+	p.closed = true
+	p.closedFlag.Store(true)
+	p.cond.Broadcast()
 }

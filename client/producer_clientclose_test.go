@@ -92,3 +92,36 @@ func testClientCloseEndsProducers(t *testing.T, tr string, addrs []string, opts 
 		t.Errorf("NewProducer after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestClientCloseFromProducerCallback: a callback may close the Client (on a
+// fatal error, say). Closing the Client closes its Producers, and waiting for
+// their sending goroutines from one of them would wait forever.
+func TestClientCloseFromProducerCallback(t *testing.T) {
+	_, addr := clienttest.Start(t, "connect")
+	cl, err := client.New(context.Background(), []string{addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := cl.NewProducer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	if err := p.SendFunc(context.Background(), []byte("x"), func(uint64, error) { closed <- cl.Close() }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Client.Close from a callback: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Client.Close called from a Producer's callback did not return within 10s")
+	}
+	if _, err := p.Send(context.Background(), []byte("y")); !errors.Is(err, client.ErrClosed) {
+		t.Errorf("Send after the Client's Close: %v, want ErrClosed", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("Producer.Close after the Client's: %v", err)
+	}
+}
