@@ -156,13 +156,47 @@ func writeFileSync(name string, data []byte) error {
 // trustedPeer reports whether the caller may tell this server the cluster's checksum: a
 // cluster peer (peerRule: a certificate from the peer CA naming a node), or anyone when the
 // API verifies no client certificate (no TLS, or TLS without a client CA: there is no identity
-// to check, and without this no peer's alarm would ever count).
+// to check, and without this no peer's alarm would ever count; claimConfirmed then checks the
+// claim with the leader).
 func (s *service) trustedPeer(ctx context.Context) bool {
 	if s.cfg.ServerTLS == nil || s.cfg.ServerTLS.ClientCAs == nil {
 		return true
 	}
 	p, ok := transport.PeerFromContext(ctx)
 	return ok && p.Server
+}
+
+// claimConfirmed reports whether a GetBounds' claim (expected_checksum) that the cluster holds
+// another checksum than this server at req's offset is to be believed, so that this server
+// raises its divergence alarm. A verified peer's is (trustedPeer). Where callers cannot prove
+// they are peers (no client CA: plaintext, or TLS without client certificates), anyone who may
+// call GetBounds could send one, and a single request (a curl) made every server it reached
+// refuse reads until an operator repaired it. So there the claim is checked with the one that
+// makes it in the divergence check, the leader: a follower believes it only when the leader's
+// own checksum there is the claimed one, and the leader never believes a request (it raises
+// its own alarm from its own comparison, compareChecksums). A leader in the minority tells the
+// others of the minority a value it does not hold itself: they are told again, and believe it,
+// once it has handed leadership to a server of the majority.
+func (s *service) claimConfirmed(ctx context.Context, req *logv1.GetBoundsRequest) bool {
+	if s.cfg.ServerTLS != nil && s.cfg.ServerTLS.ClientCAs != nil {
+		return s.trustedPeer(ctx)
+	}
+	if s.forward == nil || s.node.IsLeader() {
+		return false
+	}
+	leader, ok := s.node.Leader()
+	if !ok || leader.Address == "" {
+		return false
+	}
+	b, err := s.forward.bounds(ctx, leader.Address, &logv1.GetBoundsRequest{ChecksumAt: req.ChecksumAt,
+		ChecksumFrom: req.ChecksumFrom, Topic: req.GetTopic(), Partition: req.GetPartition()})
+	if err != nil || b.Checksum == nil || (req.ChecksumFrom != nil && b.ChecksumFrom == nil) {
+		if err != nil {
+			s.cfg.Logger.Warn("divergence: cannot check a claim that this server's log differs with the leader", "leader", leader.ID, "err", err)
+		}
+		return false
+	}
+	return b.GetChecksum() == req.GetExpectedChecksum()
 }
 
 // checksumAnswer fills res's checksum of partition rt for req.checksum_at and acts on
@@ -181,7 +215,7 @@ func (s *service) checksumAnswer(ctx context.Context, req *logv1.GetBoundsReques
 			if req.ChecksumFrom != nil {
 				res.ChecksumFrom = &from
 			}
-			if req.ExpectedChecksum != nil && req.GetExpectedChecksum() != sum && s.trustedPeer(ctx) {
+			if req.ExpectedChecksum != nil && req.GetExpectedChecksum() != sum && s.claimConfirmed(ctx, req) {
 				s.div.raise(fmt.Sprintf("%sat offset %d its chained checksum is %08x, the cluster majority's %08x%s",
 					divTarget{rt.topic, rt.partition}.where(), at, sum, req.GetExpectedChecksum(), chainFrom(from, at)))
 			}

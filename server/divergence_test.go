@@ -281,9 +281,43 @@ func TestDivergenceAlarmOnlyFromPeers(t *testing.T) {
 	}
 }
 
+// TestDivergenceClaimFromAClientIsChecked: without TLS anyone may send GetBounds with an
+// expected_checksum. A single `curl -d '{"checksumAt":"0","expectedChecksum":5}'` to each
+// server of a healthy cluster raised every server's divergence alarm, and the whole cluster
+// refused reads (DATA_LOSS) until an operator wiped data dirs. A follower now believes the
+// claim only when the leader holds the claimed checksum; the leader never believes one.
+func TestDivergenceClaimFromAClientIsChecked(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx := ctxT(t, 60*time.Second)
+	leader := leaderOf(t, nodes)
+	lc := newClient(t, TransportConnect, leader.Addr())
+	if _, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("hello")}}); err != nil {
+		t.Fatalf("Produce: %v", err)
+	}
+	at := uint64(0)
+	for _, nd := range nodes {
+		c := newClient(t, TransportConnect, nd.Addr())
+		var b *logv1.GetBoundsResponse
+		waitFor(t, 10*time.Second, nd.ID()+" applied the record", func() bool {
+			var err error
+			b, err = c.GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at})
+			return err == nil && b.Checksum != nil
+		})
+		wrong := b.GetChecksum() + 1
+		if b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at, ExpectedChecksum: &wrong}); err != nil || b.GetDivergence() != "" {
+			t.Fatalf("%s (leader %v): a client's expected_checksum raised the alarm: %v, %v", nd.ID(), nd == leader, b, err)
+		}
+		if _, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: 0}); err != nil {
+			t.Fatalf("Consume on %s after a client's claim: %v", nd.ID(), err)
+		}
+	}
+}
+
 // TestDivergenceAlarmWithoutClientCertificates: with API TLS that verifies no client
 // certificate (no client CA) and peer TLS of its own, no caller can prove it is a peer, so
-// every peer's alarm was ignored and the detector never fired; as without TLS, anyone's counts.
+// every peer's alarm was ignored and the detector never fired; as without TLS, a claim counts
+// once the leader confirms it (claimConfirmed), and the leader believes no request: here, a
+// single server, a client's claim is ignored.
 func TestDivergenceAlarmWithoutClientCertificates(t *testing.T) {
 	pki := newTestPKI(t)
 	cfg := pki.secureConfig(TransportConnect, "")
@@ -305,8 +339,8 @@ func TestDivergenceAlarmWithoutClientCertificates(t *testing.T) {
 		t.Fatalf("GetBounds(checksum_at 0) = %v, %v", b, err)
 	}
 	wrong := b.GetChecksum() + 1
-	if b, err = c.GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at, ExpectedChecksum: &wrong}); err != nil || b.GetDivergence() == "" {
-		t.Fatalf("an expected_checksum that differs did not raise the alarm: %v, %v", b, err)
+	if b, err = c.GetBounds(ctx, &logv1.GetBoundsRequest{ChecksumAt: &at, ExpectedChecksum: &wrong}); err != nil || b.GetDivergence() != "" {
+		t.Fatalf("the leader believed a request's expected_checksum: %v, %v", b, err)
 	}
 }
 
