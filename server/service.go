@@ -98,6 +98,9 @@ func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*lo
 	batch := make([]fsm.AppendRecord, len(records))
 	for i, r := range records {
 		if r == nil {
+			if len(records) == 1 {
+				return fsm.AppendResult{}, fmt.Errorf("%w: the request has no record", errInvalid)
+			}
 			return fsm.AppendResult{}, fmt.Errorf("%w: record %d is missing", errInvalid, i)
 		}
 		batch[i] = appendRecord(r)
@@ -390,11 +393,16 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 		// Consecutive requests for the same partition (without a producer: an idempotent
 		// request is a batch of its own, with its own sequence number) are coalesced.
 		for rest := batch; len(rest) > 0; {
+			if rest[0].GetRecord() == nil {
+				// Refused alone, once the records before it are stored and answered (it ends
+				// a run below), as Produce refuses it.
+				return toWire(fmt.Errorf("%w: a request has no record", errInvalid))
+			}
 			to := produceTarget{topic: rest[0].GetTopic(), partition: rest[0].GetPartition(), producer: rest[0].GetProducer(), topicID: rest[0].GetTopicId()}
 			n := 1
 			for to.producer.GetId() == 0 && n < len(rest) && rest[n].GetTopic() == to.topic &&
 				rest[n].GetPartition() == to.partition && rest[n].GetProducer().GetId() == 0 &&
-				rest[n].GetTopicId() == to.topicID {
+				rest[n].GetTopicId() == to.topicID && rest[n].GetRecord() != nil {
 				n++
 			}
 			run = run[:0]

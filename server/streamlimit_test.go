@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ type limitStream struct {
 	total, big int
 	topic      string
 	limit      int
+	noRecord   bool // the request at big carries no record (instead of one over the limit)
 	open       chan struct{}
 
 	mu       sync.Mutex
@@ -35,6 +37,9 @@ func (s *limitStream) Receive() (*logv1.ProduceRequest, error) {
 	s.received++
 	v := []byte(fmt.Sprint("valid-", i))
 	if i == s.big {
+		if s.noRecord {
+			return &logv1.ProduceRequest{Topic: s.topic}, nil
+		}
 		v = make([]byte, 2*s.limit)
 	}
 	return &logv1.ProduceRequest{Topic: s.topic, Record: &logv1.Record{Value: v}}, nil
@@ -103,5 +108,44 @@ func TestProduceStreamRefusesOnlyTheOverLimitRecord(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestProduceStreamRefusesOnlyTheRequestWithoutRecord: a ProduceStream request without a
+// record (`{}` from grpcurl, an empty message) ends the stream with InvalidArgument, and the
+// valid requests sent before it are stored and answered, whether or not the server read them
+// together with it. They shared its command, which was refused as a whole ("record 12 is
+// missing"): the records before it were neither stored nor answered, and the message named an
+// index the client never sent.
+func TestProduceStreamRefusesOnlyTheRequestWithoutRecord(t *testing.T) {
+	const total, big = 20, 12
+	srv := startServer(t, Config{})
+	ctx := ctxT(t, 60*time.Second)
+	c := newClient(t, TransportConnect, srv.Addr())
+	st := &limitStream{total: total, big: big, noRecord: true, open: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- srv.svc.ProduceStream(ctx, st) }()
+	waitFor(t, 20*time.Second, "every request read", func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.received == total
+	})
+	close(st.open)
+	err := <-done
+	if transport.CodeOf(toWire(err)) != transport.InvalidArgument || !strings.Contains(err.Error(), "no record") {
+		t.Errorf("ProduceStream: %v, want InvalidArgument saying the request has no record", err)
+	}
+	st.mu.Lock()
+	offsets := append([]uint64(nil), st.offsets...)
+	st.mu.Unlock()
+	if len(offsets) != big {
+		t.Errorf("%d requests answered before the refusal, want the %d valid ones sent before the one without a record", len(offsets), big)
+	}
+	b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.GetNextOffset() != uint64(len(offsets)) {
+		t.Errorf("the log holds %d records, %d were answered", b.GetNextOffset(), len(offsets))
 	}
 }
