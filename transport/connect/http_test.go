@@ -327,3 +327,43 @@ func TestUnsupportedMediaTypeLikeASupportedOne(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalsSayWhatToSend: connect-go refuses a GET (405), a bidirectional stream over
+// HTTP/1.1 (505), Connect unary JSON to a stream and Connect streaming to a unary method (415)
+// with a bare status and no body: what curl users try first got no word on what to send.
+func TestRefusalsSayWhatToSend(t *testing.T) {
+	s := transporttest.Start(t, harness(tconnect.ProtocolConnect), transport.ServerConfig{})
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+s.Addr+"/log.v1.Log/GetServers", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	res, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusMethodNotAllowed || res.Header.Get("Allow") != "POST" || !strings.Contains(string(body), "takes POST") {
+		t.Errorf("GET: %s (Allow %q) %q, want 405 saying to POST", res.Status, res.Header.Get("Allow"), body)
+	}
+	for _, c := range []struct {
+		path, ct, body string
+		code           int
+		want           string
+	}{
+		{"/log.v1.Log/ProduceStream", "application/connect+json", "", http.StatusHTTPVersionNotSupported, "needs HTTP/2"},
+		{"/log.v1.Log/ConsumeStream", "application/json", `{"offset":0}`, http.StatusUnsupportedMediaType, "application/connect+json"},
+		{"/log.v1.Log/Produce", "application/connect+json", `{}`, http.StatusUnsupportedMediaType, "is a unary call"},
+	} {
+		res, body := post(t, s.Addr, c.path, c.ct, c.body, nil)
+		if res.StatusCode != c.code || !strings.Contains(string(body), c.want) {
+			t.Errorf("POST %s as %s: %s %q, want %d saying %q", c.path, c.ct, res.Status, body, c.code, c.want)
+		}
+	}
+	// What is taken still works.
+	if res, body := post(t, s.Addr, "/log.v1.Log/Produce", "application/json", `{"record":{"value":"aGk="}}`, nil); res.StatusCode != http.StatusOK {
+		t.Fatalf("JSON produce: %s: %s", res.Status, body)
+	}
+}

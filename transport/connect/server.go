@@ -217,8 +217,8 @@ func (s *Server) Handler() http.Handler {
 				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
 			}
 		}
-		if ok && !knownContentType(r.Header.Get("Content-Type")) {
-			w = &mediaTypeHint{ResponseWriter: w, contentType: r.Header.Get("Content-Type")}
+		if ok && needsHint(r, stream) {
+			w = &mediaTypeHint{ResponseWriter: w, r: r, stream: stream}
 		}
 		if r.URL.Path == logv1connect.LogProduceStreamProcedure {
 			cw := &corkWriter{ResponseWriter: w}
@@ -825,25 +825,73 @@ func knownContentType(ct string) bool {
 	return false
 }
 
-// mediaTypeHint adds a body to the handler's empty 415 (Unsupported Media Type) answer
-// saying what to send: curl's -d sends application/x-www-form-urlencoded, and a bare 415
-// leaves its user guessing.
+// needsHint reports whether connect-go may refuse r (a call of a log.v1 procedure, a stream
+// or not) with a bare status: 405 for a method other than POST, 505 for a bidirectional stream
+// over HTTP/1.1, 415 for a content type it does not take, or one of the other kind of call
+// (Connect's unary application/json to a stream, application/connect+json to a unary
+// method). Only those requests get a mediaTypeHint; the others run unwrapped.
+func needsHint(r *http.Request, stream bool) bool {
+	ct := r.Header.Get("Content-Type")
+	if r.Method != http.MethodPost || !knownContentType(ct) ||
+		(r.ProtoMajor < 2 && r.URL.Path == logv1connect.LogProduceStreamProcedure) {
+		return true
+	}
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	if stream {
+		return mt == "application/json" || mt == "application/proto"
+	}
+	return strings.HasPrefix(mt, "application/connect+")
+}
+
+// mediaTypeHint adds a body to the handler's empty refusals of a call it cannot take, saying
+// what to send instead: 415 (Unsupported Media Type: curl's -d sends
+// application/x-www-form-urlencoded), 405 (Method Not Allowed: a GET) and 505 (HTTP Version
+// Not Supported: a bidirectional stream over HTTP/1.1). A bare status leaves its user
+// guessing.
 type mediaTypeHint struct {
 	http.ResponseWriter
-	contentType string
+	r      *http.Request
+	stream bool
 }
 
 func (w *mediaTypeHint) WriteHeader(code int) {
-	if code != http.StatusUnsupportedMediaType {
+	var msg string
+	ct := w.r.Header.Get("Content-Type")
+	switch code {
+	case http.StatusMethodNotAllowed:
+		msg = fmt.Sprintf("%s takes POST, not %s: send Connect JSON with "+
+			"curl -H 'Content-Type: application/json' -d '{...}'", w.r.URL.Path, w.r.Method)
+	case http.StatusHTTPVersionNotSupported:
+		msg = fmt.Sprintf("%s is a bidirectional stream: it needs HTTP/2, not %s "+
+			"(curl --http2-prior-knowledge over plaintext, or TLS)", w.r.URL.Path, w.r.Proto)
+	case http.StatusUnsupportedMediaType:
+		mt, _, _ := strings.Cut(ct, ";")
+		mt = strings.ToLower(strings.TrimSpace(mt))
+		switch {
+		case w.stream && (mt == "application/json" || mt == "application/proto"):
+			msg = fmt.Sprintf("unsupported Content-Type %q: %s is a stream: send Connect streaming "+
+				"(Content-Type: application/connect+json or application/connect+proto, each message "+
+				"enveloped), gRPC or gRPC-Web; application/json and application/proto are for unary calls", ct, w.r.URL.Path)
+		case !w.stream && strings.HasPrefix(mt, "application/connect+"):
+			msg = fmt.Sprintf("unsupported Content-Type %q: %s is a unary call: send Content-Type: "+
+				"application/json or application/proto; application/connect+* is for streams", ct, w.r.URL.Path)
+		default:
+			msg = fmt.Sprintf("unsupported Content-Type %q: send Connect JSON with "+
+				"Content-Type: application/json (curl -H 'Content-Type: application/json'), or "+
+				"application/proto; gRPC and gRPC-Web clients set their own", ct)
+		}
+	default:
 		w.ResponseWriter.WriteHeader(code)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.ResponseWriter.WriteHeader(code)
-	_, _ = fmt.Fprintf(w.ResponseWriter, "unsupported Content-Type %q: send Connect JSON with "+
-		"Content-Type: application/json (curl -H 'Content-Type: application/json'), or "+
-		"application/proto; gRPC and gRPC-Web clients set their own\n", w.contentType)
+	_, _ = fmt.Fprintln(w.ResponseWriter, msg)
 }
+
+// Flush lets a stream flush through the wrapper (connect-go requires an http.Flusher).
+func (w *mediaTypeHint) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
 
 // Unwrap lets http.ResponseController reach the server's writer.
 func (w *mediaTypeHint) Unwrap() http.ResponseWriter { return w.ResponseWriter }
