@@ -134,6 +134,9 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.serving = true
 	s.mu.Unlock()
+	if s.cfg.TLS == nil {
+		l = http1Listener{l}
+	}
 	err := s.gs.Serve(l)
 	if errors.Is(err, ggrpc.ErrServerStopped) {
 		return transport.ErrServerStopped
