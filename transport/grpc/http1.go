@@ -57,7 +57,7 @@ func (c *http1Conn) Read(p []byte) (int, error) {
 // preface (which an HTTP/2 client sends first, without waiting for the server).
 func (c *http1Conn) Write(p []byte) (int, error) {
 	c.once.Do(c.sniff)
-	if c.err != nil && len(c.head) == 0 {
+	if c.err != nil { // refused, or the client closed before sending 4 bytes: nothing to answer
 		return 0, c.err
 	}
 	return c.Conn.Write(p)
