@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -53,6 +54,24 @@ func (s *limitStream) Send(r *logv1.ProduceResponse) error {
 	return nil
 }
 
+// run serves s on srv's ProduceStream until every request is read, then lets the answers
+// through, and returns the offsets answered and the stream's end.
+func (s *limitStream) run(t *testing.T, ctx context.Context, srv *testServer) ([]uint64, error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- srv.svc.ProduceStream(ctx, s) }()
+	waitFor(t, 20*time.Second, "every request read", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.received == s.total
+	})
+	close(s.open)
+	err := <-done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]uint64(nil), s.offsets...), err
+}
+
 // TestProduceStreamRefusesOnlyTheOverLimitRecord: a ProduceStream request over the record limit
 // (the server's --max-record-bytes, or its topic's) is refused alone. The valid requests sent
 // before it are stored and answered, whether or not the server read them together with it
@@ -73,21 +92,10 @@ func TestProduceStreamRefusesOnlyTheOverLimitRecord(t *testing.T) {
 	}{{"", limit}, {"small", 100}} {
 		t.Run(fmt.Sprintf("topic=%q", tcase.topic), func(t *testing.T) {
 			st := &limitStream{total: total, big: big, topic: tcase.topic, limit: tcase.limit, open: make(chan struct{})}
-			done := make(chan error, 1)
-			go func() { done <- srv.svc.ProduceStream(ctx, st) }()
-			waitFor(t, 20*time.Second, "every request read", func() bool {
-				st.mu.Lock()
-				defer st.mu.Unlock()
-				return st.received == total
-			})
-			close(st.open)
-			err := <-done
+			offsets, err := st.run(t, ctx, srv)
 			if transport.CodeOf(toWire(err)) != transport.ResourceExhausted {
 				t.Fatalf("ProduceStream: %v, want ResourceExhausted", err)
 			}
-			st.mu.Lock()
-			offsets := append([]uint64(nil), st.offsets...)
-			st.mu.Unlock()
 			if len(offsets) != big {
 				t.Errorf("%d requests answered before the refusal, want the %d valid ones sent before the over-limit one", len(offsets), big)
 			}
@@ -123,21 +131,10 @@ func TestProduceStreamRefusesOnlyTheRequestWithoutRecord(t *testing.T) {
 	ctx := ctxT(t, 60*time.Second)
 	c := newClient(t, TransportConnect, srv.Addr())
 	st := &limitStream{total: total, big: big, noRecord: true, open: make(chan struct{})}
-	done := make(chan error, 1)
-	go func() { done <- srv.svc.ProduceStream(ctx, st) }()
-	waitFor(t, 20*time.Second, "every request read", func() bool {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		return st.received == total
-	})
-	close(st.open)
-	err := <-done
+	offsets, err := st.run(t, ctx, srv)
 	if transport.CodeOf(toWire(err)) != transport.InvalidArgument || !strings.Contains(err.Error(), "no record") {
 		t.Errorf("ProduceStream: %v, want InvalidArgument saying the request has no record", err)
 	}
-	st.mu.Lock()
-	offsets := append([]uint64(nil), st.offsets...)
-	st.mu.Unlock()
 	if len(offsets) != big {
 		t.Errorf("%d requests answered before the refusal, want the %d valid ones sent before the one without a record", len(offsets), big)
 	}
