@@ -245,6 +245,25 @@ func commandCRC(b []byte) uint32 {
 	return crc32.Update(crc32.Checksum(b[:8], castagnoli), castagnoli, b[commandHeaderLenV1:])
 }
 
+// corruptEntry returns an error wrapping storage.ErrCorrupt when a committed entry that does not
+// decode fails its own checksum, and nil otherwise. Every command is encoded with its checksum
+// by the server that proposes it, so such an entry is not a command the cluster rejected
+// deterministically: this node's copy of it is damaged (its Raft log on disk, which does not
+// verify what it reads back). Applying it as a rejection would silently drop its records here
+// alone and shift every later offset; the state machine stops instead.
+func corruptEntry(index uint64, data []byte) error {
+	if len(data) < commandHeaderLenV1 {
+		return nil
+	}
+	got, want := commandCRC(data), binary.BigEndian.Uint32(data[8:12])
+	if got == want {
+		return nil
+	}
+	return fmt.Errorf("entry %d: %w: this node's copy of a committed entry fails its checksum (%08x, the command says %08x): "+
+		"its Raft log on disk is damaged; stop the node, remove it from the cluster (commitlog cluster remove), wipe its data dir and start it to rejoin",
+		index, storage.ErrCorrupt, got, want)
+}
+
 // DecodeCommand decodes a command encoded by EncodeAppend or EncodeRetain (or a version-1
 // append), enforcing the format's hard bounds. The returned Command's values alias data. It
 // allocates at most one slice of min(count, len(data)/8) records. It is safe for concurrent

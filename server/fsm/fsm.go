@@ -304,6 +304,11 @@ func (f *FSM) apply(items []applyItem, results []any) {
 				continue
 			}
 			if err != nil {
+				if cerr := corruptEntry(e.Index, e.Data); cerr != nil {
+					// Damaged here, not rejected everywhere: never skip a committed entry.
+					results[i] = f.fail(cerr)
+					continue
+				}
 				// Rejected deterministically: nothing to store.
 				f.setApplied(e.Index, e.Term)
 				results[i] = fmt.Errorf("entry %d: %w", e.Index, err)

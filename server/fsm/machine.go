@@ -339,6 +339,13 @@ func (m *Machine) Apply(entries []consensus.Entry) []any {
 		cmd, err := DecodeCommand(e.Data)
 		switch {
 		case err != nil:
+			if cerr := corruptEntry(e.Index, e.Data); cerr != nil {
+				// Apply what came before it, then stop: never skip a committed entry.
+				flush()
+				m.fail(cerr)
+				results[i] = m.Err()
+				break
+			}
 			results[i] = fmt.Errorf("entry %d: %w", e.Index, err)
 		case cmd.Kind == KindAppend || cmd.Kind == KindRetain:
 			p, err := m.lookup(cmd.Target)
