@@ -14,6 +14,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -219,6 +220,10 @@ func (s *service) checksumAnswer(ctx context.Context, req *logv1.GetBoundsReques
 				s.div.raise(fmt.Sprintf("%sat offset %d its chained checksum is %08x, the cluster majority's %08x%s",
 					divTarget{rt.topic, rt.partition}.where(), at, sum, req.GetExpectedChecksum(), chainFrom(from, at)))
 			}
+		case errors.Is(err, storage.ErrCorrupt):
+			// A stored record this node acknowledged no longer reads back: its log lost
+			// committed data, which only its peers hold now. Whoever asks, the evidence is local.
+			s.div.raise(corruptAlarm(divTarget{rt.topic, rt.partition}, at, err))
 		case !errors.Is(err, fsm.ErrChecksumUnavailable):
 			s.cfg.Logger.Warn("cannot compute the log checksum asked for", "offset", at, "err", err)
 		}
@@ -612,6 +617,14 @@ func (s *Server) compareChecksums(ctx context.Context, t divTarget, own *fsm.FSM
 		if errors.Is(err, fsm.ErrChecksumUnavailable) {
 			return nil
 		}
+		if errors.Is(err, storage.ErrCorrupt) {
+			s.svc.div.raise(corruptAlarm(t, at, err))
+			// A leader that refuses reads would fail every linearizable read: hand over.
+			if terr := s.node.TransferLeadership(ctx, ""); terr != nil {
+				s.cfg.Logger.Warn("divergence alarm: cannot hand leadership over", "err", terr)
+			}
+			return nil
+		}
 		return err
 	}
 	sums := map[string]uint32{self: mine}
@@ -679,6 +692,15 @@ func (s *Server) compareChecksums(ctx context.Context, t divTarget, own *fsm.FSM
 		}
 	}
 	return nil
+}
+
+// corruptAlarm is the divergence alarm's description of a stored record that fails its
+// checksum while the log's checksum at offset at is computed (a bit flipped at rest in a
+// sealed segment, which the storage's cheap check at start does not read): the server serves
+// that record to no one, but it also lost it, so it refuses every read and hands leadership
+// over, as a diverged server does, until it is repaired from its peers.
+func corruptAlarm(t divTarget, at uint64, err error) string {
+	return fmt.Sprintf("%sa stored record below offset %d is corrupt on disk: %v", t.where(), at+1, err)
 }
 
 // fmtSums formats checksums by server for a log line.
