@@ -301,6 +301,15 @@ func openLogStore(cfg Config, hlog hclog.Logger) (hraft.LogStore, hraft.StableSt
 	if err := os.MkdirAll(walDir, dirMode); err != nil {
 		return nil, nil, nil, fmt.Errorf("consensus/raft: create wal dir: %w", err)
 	}
+	// bbolt initializes an empty file as a new database without raft-wal's buckets, on which
+	// raft-wal's Load dereferences a nil bucket (a panic). raft-wal creates the file whole (a
+	// temporary one, renamed), so an empty one is damage: Raft's term, vote and the list of
+	// its log's segments are gone, and this node must not vote or lead on what is left.
+	metaPath := filepath.Join(walDir, metadb.FileName)
+	if fi, err := os.Stat(metaPath); err == nil && fi.Size() == 0 {
+		return nil, nil, nil, fmt.Errorf("consensus/raft: %s is empty: Raft's term, vote and log index are lost, and this node cannot restart on this data dir; "+
+			"stop it, remove it from the cluster (commitlog cluster remove %s), wipe its data dir and start it to rejoin", metaPath, cfg.ID)
+	}
 	// raft-wal v0.4.0's Close does not close its meta database (a bolt file holding an
 	// flock), so a restart in the same process would block: own it and close it after.
 	var meta WALMetaStore = &metadb.BoltMetaDB{}
