@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -224,6 +225,11 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	}
 	r, err := hraft.NewRaft(rc, n.fsm, logs, stable, snaps, rtrans)
 	if err != nil {
+		if strings.Contains(err.Error(), "failed to load any existing snapshots") {
+			// hashicorp/raft logs each snapshot it tried and why; its error names none.
+			return nil, fmt.Errorf("consensus/raft: start raft: %w: no snapshot in %s opens and restores (the log names each one and why: a damaged file, or a state machine that cannot restore it); "+
+				"this node cannot restart on this data dir: stop it, remove it from the cluster (commitlog cluster remove %s), wipe its data dir and start it to rejoin", err, snapDir, cfg.ID)
+		}
 		return nil, fmt.Errorf("consensus/raft: start raft: %w", err)
 	}
 	n.raft = r

@@ -1,0 +1,41 @@
+package raft
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCorruptSnapshotRefusedWithRepair: a node whose only snapshot is damaged refused to start
+// with hashicorp/raft's "failed to load any existing snapshots", which names neither the
+// snapshots nor what to do. The error now names the snapshot dir and the repair.
+func TestCorruptSnapshotRefusedWithRepair(t *testing.T) {
+	sm := &plainSM{manifest: []byte("m")}
+	store, f, dir := newStore(t, sm, 1<<10)
+	f.setApplied(42)
+	id := takeSnapshot(t, store, f, 42)
+	state := filepath.Join(dir, "snapshots", id, "state.bin")
+	b, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 0xff
+	if err := os.WriteFile(state, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := TCPStreamLayer("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Config{ID: "n1", DataDir: dir, StreamLayer: stream,
+		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond}, &plainSM{})
+	if err == nil {
+		n.Close()
+		t.Fatal("a node started on a data dir whose only snapshot is corrupt")
+	}
+	if !strings.Contains(err.Error(), filepath.Join(dir, "snapshots")) || !strings.Contains(err.Error(), "wipe its data dir") {
+		t.Fatalf("error %q does not name the snapshot dir and the repair", err)
+	}
+}
