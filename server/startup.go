@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -139,7 +140,7 @@ func (s *Server) openLogs() error {
 	var err error
 	s.log, err = openLog(filepath.Join(s.cfg.DataDir, "log"))
 	if err != nil {
-		return fmt.Errorf("server: open the commit log: %w", err)
+		return fmt.Errorf("server: open the commit log: %w%s", err, corruptRepair(err, s.cfg.NodeName))
 	}
 	s.sm, err = fsm.NewMachine(fsm.MachineConfig{
 		Config: fsm.Config{
@@ -151,10 +152,20 @@ func (s *Server) openLogs() error {
 		OpenLog: openLog,
 	})
 	if err != nil {
-		return fmt.Errorf("server: state machine: %w", err)
+		return fmt.Errorf("server: state machine: %w%s", err, corruptRepair(err, s.cfg.NodeName))
 	}
 	s.fsm = s.sm.Default()
 	return nil
+}
+
+// corruptRepair is what an operator does about a commit log that refuses to open as corrupt
+// (durable bytes damaged or missing, a segment gone): the other servers hold every
+// acknowledged record, so the node is rebuilt from them. Empty for any other error.
+func corruptRepair(err error, node string) string {
+	if !errors.Is(err, storage.ErrCorrupt) {
+		return ""
+	}
+	return fmt.Sprintf(" (this node cannot restart on its data dir; the other servers hold every acknowledged record: stop it, remove it from the cluster (commitlog cluster remove %s), wipe its data dir and start it to rejoin; a single server: restore its data dir from a backup)", node)
 }
 
 // segmentOpener is Config.OpenLog's default: storage/segment, configured by cfg.
