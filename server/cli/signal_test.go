@@ -59,6 +59,15 @@ func TestServeSecondSignalExitsAtOnce(t *testing.T) {
 	if _, err := io.WriteString(hold, "GET /healthz HTTP/1.1\r\nHost: metrics\r\nContent-Length: 1000\r\n\r\nabc"); err != nil {
 		t.Fatal(err)
 	}
+	// A request on a new connection answered: the server accepted hold before it (it accepts in
+	// turn). Unaccepted when the shutdown closes the listener, hold would hold nothing up, and
+	// the graceful stop could end before the second signal.
+	fresh := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	if res, err := fresh.Get("http://" + metrics + "/healthz"); err != nil {
+		t.Fatal(err)
+	} else {
+		_ = res.Body.Close()
+	}
 
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
