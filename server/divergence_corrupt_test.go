@@ -38,24 +38,12 @@ func TestCorruptRecordAtRestRaisesAlarm(t *testing.T) {
 		for j := i; j < i+10; j++ {
 			batch = append(batch, &logv1.Record{Value: fmt.Appendf(nil, "record-%d", j)})
 		}
-		for {
-			_, err := newClient(t, TransportConnect, leaderOf(t, nodes).Addr()).ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: batch})
-			if err == nil {
-				break
-			}
-			if !transport.IsNotProposed(err) || ctx.Err() != nil {
-				t.Fatalf("ProduceBatch: %v", err)
-			}
-		}
+		writeOnLeader(t, ctx, nodes, func(c transport.Client) error {
+			_, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: batch})
+			return err
+		})
 	}
-	bounds := func(nd *testServer) *logv1.GetBoundsResponse {
-		t.Helper()
-		b, err := newClient(t, TransportConnect, nd.Addr()).GetBounds(ctx, &logv1.GetBoundsRequest{})
-		if err != nil {
-			t.Fatalf("GetBounds on %s: %v", nd.ID(), err)
-		}
-		return b
-	}
+	bounds := boundsOn(t, ctx)
 	for _, nd := range nodes {
 		waitFor(t, 30*time.Second, nd.ID()+" applied every record", func() bool { return bounds(nd).GetNextOffset() == records })
 	}

@@ -37,25 +37,12 @@ func TestDivergenceDetectorBlockCutByRetention(t *testing.T) {
 		return fmt.Appendf(v, "/r%03d", i)
 	}
 	for i := range records {
-		for {
-			lc := newClient(t, TransportConnect, leaderOf(t, nodes).Addr())
-			_, err := lc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: value(i)}})
-			if err == nil {
-				break
-			}
-			if !transport.IsNotProposed(err) || ctx.Err() != nil {
-				t.Fatalf("Produce: %v", err)
-			}
-		}
+		writeOnLeader(t, ctx, nodes, func(c transport.Client) error {
+			_, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: value(i)}})
+			return err
+		})
 	}
-	bounds := func(nd *testServer) *logv1.GetBoundsResponse {
-		t.Helper()
-		b, err := newClient(t, TransportConnect, nd.Addr()).GetBounds(ctx, &logv1.GetBoundsRequest{})
-		if err != nil {
-			t.Fatalf("GetBounds on %s: %v", nd.ID(), err)
-		}
-		return b
-	}
+	bounds := boundsOn(t, ctx)
 	// Retention keeps about 16 of the 40 records: the log starts inside block 0.
 	for _, nd := range nodes {
 		waitFor(t, 30*time.Second, nd.ID()+" applied every record and retention", func() bool {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -93,28 +94,12 @@ func testDivergenceDetector(t *testing.T, records int, leads bool) {
 		for j := i; j < min(records, i+100); j++ {
 			batch = append(batch, &logv1.Record{Value: fmt.Appendf(nil, "record-%d", j)})
 		}
-		// A loaded machine can lose the leader between batches: a batch that was not proposed
-		// goes to the next leader; any other error fails the test (a duplicate would change
-		// every offset the test checks).
-		for {
-			lc := newClient(t, TransportConnect, leaderOf(t, nodes).Addr())
-			_, err := lc.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: batch})
-			if err == nil {
-				break
-			}
-			if !transport.IsNotProposed(err) || ctx.Err() != nil {
-				t.Fatalf("ProduceBatch: %v", err)
-			}
-		}
+		writeOnLeader(t, ctx, nodes, func(c transport.Client) error {
+			_, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: batch})
+			return err
+		})
 	}
-	bounds := func(nd *testServer) *logv1.GetBoundsResponse {
-		t.Helper()
-		b, err := newClient(t, TransportConnect, nd.Addr()).GetBounds(ctx, &logv1.GetBoundsRequest{})
-		if err != nil {
-			t.Fatalf("GetBounds on %s: %v", nd.ID(), err)
-		}
-		return b
-	}
+	bounds := boundsOn(t, ctx)
 	for _, nd := range nodes {
 		waitFor(t, 30*time.Second, nd.ID()+" applied every record", func() bool { return bounds(nd).GetNextOffset() == uint64(records) })
 	}
@@ -486,5 +471,34 @@ func TestDivergedServerHandsOverLeadership(t *testing.T) {
 	})
 	if diverged.node.IsLeader() {
 		t.Fatalf("%s, whose divergence alarm is raised, still leads", diverged.ID())
+	}
+}
+
+// writeOnLeader calls write with a client of the leader until it succeeds. A loaded machine can lose
+// the leader between writes: a write that was not proposed goes to the next leader; any other
+// error fails the test (a duplicate would change every offset the divergence tests check).
+func writeOnLeader(t *testing.T, ctx context.Context, nodes []*testServer, write func(transport.Client) error) {
+	t.Helper()
+	for {
+		err := write(newClient(t, TransportConnect, leaderOf(t, nodes).Addr()))
+		if err == nil {
+			return
+		}
+		if !transport.IsNotProposed(err) || ctx.Err() != nil {
+			t.Fatalf("write to the leader: %v", err)
+		}
+	}
+}
+
+// boundsOn returns a function asking a node for the default partition's bounds; an error fails
+// the test.
+func boundsOn(t *testing.T, ctx context.Context) func(nd *testServer) *logv1.GetBoundsResponse {
+	return func(nd *testServer) *logv1.GetBoundsResponse {
+		t.Helper()
+		b, err := newClient(t, TransportConnect, nd.Addr()).GetBounds(ctx, &logv1.GetBoundsRequest{})
+		if err != nil {
+			t.Fatalf("GetBounds on %s: %v", nd.ID(), err)
+		}
+		return b
 	}
 }
