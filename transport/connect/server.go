@@ -805,14 +805,20 @@ func (h groupsHandler) ListOffsets(ctx context.Context, req *connect.Request[log
 	return handle(ctx, h.svc.ListOffsets, req)
 }
 
-// knownContentType reports whether ct may be one that the Connect, gRPC and gRPC-Web handlers
-// take (they decide; this only has to let every one of theirs through): its media type, without
-// parameters and case, is application/json or application/proto (Connect unary), or
+// mediaType returns ct's media type without its parameters, surrounding spaces and case:
+// "Application/JSON; charset=utf-8" is "application/json". Every check of a request's
+// Content-Type here goes through it, so a request's header is parsed once.
+func mediaType(ct string) string {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.ToLower(strings.TrimSpace(mt))
+}
+
+// knownMediaType reports whether mt (a media type from mediaType) may be one that the Connect,
+// gRPC and gRPC-Web handlers take (they decide; this only has to let every one of theirs
+// through): application/json or application/proto (Connect unary), or
 // application/connect+*, application/grpc, application/grpc+*, application/grpc-web,
 // application/grpc-web+*. A prefix alone is not enough: application/protobuf is not taken.
-func knownContentType(ct string) bool {
-	mt, _, _ := strings.Cut(ct, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
+func knownMediaType(mt string) bool {
 	switch mt {
 	case "application/json", "application/proto", "application/grpc", "application/grpc-web":
 		return true
@@ -831,13 +837,11 @@ func knownContentType(ct string) bool {
 // (Connect's unary application/json to a stream, application/connect+json to a unary
 // method). Only those requests get a mediaTypeHint; the others run unwrapped.
 func needsHint(r *http.Request, stream bool) bool {
-	ct := r.Header.Get("Content-Type")
-	if r.Method != http.MethodPost || !knownContentType(ct) ||
+	mt := mediaType(r.Header.Get("Content-Type"))
+	if r.Method != http.MethodPost || !knownMediaType(mt) ||
 		(r.ProtoMajor < 2 && r.URL.Path == logv1connect.LogProduceStreamProcedure) {
 		return true
 	}
-	mt, _, _ := strings.Cut(ct, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
 	if stream {
 		return mt == "application/json" || mt == "application/proto"
 	}
@@ -866,8 +870,7 @@ func (w *mediaTypeHint) WriteHeader(code int) {
 		msg = fmt.Sprintf("%s is a bidirectional stream: it needs HTTP/2, not %s "+
 			"(curl --http2-prior-knowledge over plaintext, or TLS)", w.r.URL.Path, w.r.Proto)
 	case http.StatusUnsupportedMediaType:
-		mt, _, _ := strings.Cut(ct, ";")
-		mt = strings.ToLower(strings.TrimSpace(mt))
+		mt := mediaType(ct)
 		switch {
 		case w.stream && (mt == "application/json" || mt == "application/proto"):
 			msg = fmt.Sprintf("unsupported Content-Type %q: %s is a stream: send Connect streaming "+
