@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,33 +21,9 @@ import (
 // record for good. The check now raises the follower's alarm: it refuses reads (DATA_LOSS) and
 // tells the operator to repair it from its peers; the other servers serve the record.
 func TestCorruptRecordAtRestRaisesAlarm(t *testing.T) {
-	const n, records = 3, 200
-	cfgs := make([]Config, n)
-	nodes := make([]*testServer, n)
-	for i := range n {
-		cfgs[i] = Config{NodeName: fmt.Sprintf("node-%d", i), GossipProfile: "test", ReconcileInterval: 100 * time.Millisecond,
-			DivergenceCheckInterval: 100 * time.Millisecond, DataDir: t.TempDir(), SegmentBytes: 4096}
-		if i > 0 {
-			cfgs[i].StartJoinAddrs = []string{nodes[0].GossipAddr()}
-		}
-		nodes[i] = startNode(t, cfgs[i], i == 0)
-	}
-	waitVoters(t, nodes)
 	ctx := ctxT(t, 120*time.Second)
-	for i := 0; i < records; i += 10 {
-		var batch []*logv1.Record
-		for j := i; j < i+10; j++ {
-			batch = append(batch, &logv1.Record{Value: fmt.Appendf(nil, "record-%d", j)})
-		}
-		writeOnLeader(t, ctx, nodes, func(c transport.Client) error {
-			_, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: batch})
-			return err
-		})
-	}
+	nodes, cfgs := clusterOfRecords(t, ctx, func(int) time.Duration { return 100 * time.Millisecond })
 	bounds := boundsOn(t, ctx)
-	for _, nd := range nodes {
-		waitFor(t, 30*time.Second, nd.ID()+" applied every record", func() bool { return bounds(nd).GetNextOffset() == records })
-	}
 	leader := leaderOf(t, nodes)
 	victim := 0
 	for i, nd := range nodes {
@@ -56,39 +33,7 @@ func TestCorruptRecordAtRestRaisesAlarm(t *testing.T) {
 		}
 	}
 	nodes[victim].shutdown(t)
-	// Flip a byte of "record-5" in its sealed segment, leaving its frame's checksum stale; the
-	// segment's index file stays.
-	segs, err := filepath.Glob(filepath.Join(cfgs[victim].DataDir, "log", "*.seg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	flipped := false
-	for _, seg := range segs {
-		if _, err := os.Stat(strings.TrimSuffix(seg, ".seg") + ".idx"); err != nil {
-			continue // the active segment: a flip there is refused at start, another case
-		}
-		b, err := os.ReadFile(seg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; !flipped; {
-			j := bytes.Index(b[i:], []byte("record-5"))
-			if j < 0 {
-				break
-			}
-			if e := i + j + len("record-5"); e == len(b) || b[e] < '0' || b[e] > '9' {
-				b[i+j] ^= 0x20
-				if err := os.WriteFile(seg, b, 0o600); err != nil {
-					t.Fatal(err)
-				}
-				flipped = true
-			}
-			i += j + 1
-		}
-	}
-	if !flipped {
-		t.Fatalf("no record-5 in a sealed segment of %s", cfgs[victim].DataDir)
-	}
+	flipSealedRecord(t, cfgs[victim].DataDir, "record-5")
 	cfg := cfgs[victim]
 	cfg.StartJoinAddrs = []string{leader.GossipAddr()}
 	nodes[victim] = startNode(t, cfg, false)
@@ -111,4 +56,159 @@ func TestCorruptRecordAtRestRaisesAlarm(t *testing.T) {
 			t.Fatalf("Consume(5) on %s = %v, %v", nd.ID(), rec, err)
 		}
 	}
+}
+
+// corruptRecords is how many records clusterOfRecords writes: "record-0" and on.
+const corruptRecords = 200
+
+// clusterOfRecords starts three servers (node-0 bootstraps; node i runs the divergence check
+// every check(i), -1: never) whose segments roll at 4 KiB, writes corruptRecords records and
+// waits until each server applied them. It returns the servers and their configurations.
+func clusterOfRecords(t *testing.T, ctx context.Context, check func(i int) time.Duration) ([]*testServer, []Config) {
+	t.Helper()
+	const n = 3
+	cfgs := make([]Config, n)
+	nodes := make([]*testServer, n)
+	for i := range n {
+		cfgs[i] = Config{NodeName: fmt.Sprintf("node-%d", i), GossipProfile: "test", ReconcileInterval: 100 * time.Millisecond,
+			DivergenceCheckInterval: check(i), DataDir: t.TempDir(), SegmentBytes: 4096}
+		if i > 0 {
+			cfgs[i].StartJoinAddrs = []string{nodes[0].GossipAddr()}
+		}
+		nodes[i] = startNode(t, cfgs[i], i == 0)
+	}
+	waitVoters(t, nodes)
+	for i := 0; i < corruptRecords; i += 10 {
+		var batch []*logv1.Record
+		for j := i; j < i+10; j++ {
+			batch = append(batch, &logv1.Record{Value: fmt.Appendf(nil, "record-%d", j)})
+		}
+		writeOnLeader(t, ctx, nodes, func(c transport.Client) error {
+			_, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: batch})
+			return err
+		})
+	}
+	bounds := boundsOn(t, ctx)
+	for _, nd := range nodes {
+		waitFor(t, 30*time.Second, nd.ID()+" applied every record", func() bool { return bounds(nd).GetNextOffset() == corruptRecords })
+	}
+	return nodes, cfgs
+}
+
+// TestLeaderCorruptRecordAtRestRaisesAlarm: the leader's own divergence check finds a record
+// of its own log corrupt at rest (compareChecksums cannot compute its own checksum): it raises
+// its alarm (refusing reads with DATA_LOSS) and hands leadership over, since a leader that
+// refuses reads fails every linearizable read. Only the corrupt server runs the check, so no
+// other leader raises its alarm for it while it follows.
+func TestLeaderCorruptRecordAtRestRaisesAlarm(t *testing.T) {
+	const victim = 1
+	ctx := ctxT(t, 120*time.Second)
+	nodes, cfgs := clusterOfRecords(t, ctx, func(i int) time.Duration {
+		if i == victim {
+			return 100 * time.Millisecond
+		}
+		return -1
+	})
+	bounds := boundsOn(t, ctx)
+	if nodes[victim].node.IsLeader() {
+		// It must follow when it restarts, so that it finds the corruption as leader.
+		if err := nodes[victim].node.TransferLeadership(ctx, nodes[0].ID()); err != nil {
+			t.Fatalf("transfer away from %s: %v", nodes[victim].ID(), err)
+		}
+	}
+	nodes[victim].shutdown(t)
+	flipSealedRecord(t, cfgs[victim].DataDir, "record-5")
+	cfg := cfgs[victim]
+	cfg.StartJoinAddrs = []string{nodes[0].GossipAddr()}
+	nodes[victim] = startNode(t, cfg, false)
+	v := nodes[victim]
+	waitFor(t, 30*time.Second, v.ID()+" caught up", func() bool { return bounds(v).GetNextOffset() == corruptRecords })
+	if d := bounds(v).GetDivergence(); d != "" {
+		t.Fatalf("%s raised its alarm as a follower: %s", v.ID(), d)
+	}
+
+	// Lead with the corrupt record: its own check finds it.
+	waitFor(t, 30*time.Second, v.ID()+" leads", func() bool {
+		if v.node.IsLeader() {
+			return true
+		}
+		if l := currentLeader(nodes); l != nil {
+			_ = l.node.TransferLeadership(ctx, v.ID())
+		}
+		return v.node.IsLeader()
+	})
+	waitFor(t, 60*time.Second, "the corrupt record raises the alarm on the leader "+v.ID(), func() bool { return bounds(v).GetDivergence() != "" })
+	alarm := bounds(v).GetDivergence()
+	t.Logf("alarm: %s", alarm)
+	if !strings.Contains(alarm, "corrupt on disk") {
+		t.Errorf("alarm %q does not say the record is corrupt on disk", alarm)
+	}
+	waitFor(t, 10*time.Second, v.ID()+" hands leadership over", func() bool {
+		if v.node.IsLeader() {
+			return false
+		}
+		l := currentLeader(nodes)
+		return l != nil && l != v
+	})
+	if _, err := newClient(t, TransportConnect, v.Addr()).Consume(ctx, &logv1.ConsumeRequest{Offset: 0}); transport.CodeOf(err) != transport.DataLoss {
+		t.Fatalf("Consume(0) on the corrupt server: %v, want DATA_LOSS", err)
+	}
+	for _, nd := range nodes {
+		if nd == v {
+			continue
+		}
+		if d := bounds(nd).GetDivergence(); d != "" {
+			t.Fatalf("%s, whose log is whole, raised the alarm: %s", nd.ID(), d)
+		}
+		rec, err := newClient(t, TransportConnect, nd.Addr()).Consume(ctx, &logv1.ConsumeRequest{Offset: 5})
+		if err != nil || string(rec.GetRecord().GetValue()) != "record-5" {
+			t.Fatalf("Consume(5) on %s = %v, %v", nd.ID(), rec, err)
+		}
+	}
+}
+
+// currentLeader returns the server of nodes that believes it leads, nil if none does.
+func currentLeader(nodes []*testServer) *testServer {
+	for _, nd := range nodes {
+		if nd.node.IsLeader() {
+			return nd
+		}
+	}
+	return nil
+}
+
+// flipSealedRecord flips, at rest, a byte of the stored record whose value is value in a
+// sealed segment of the commit log of the (stopped) server whose data dir is dataDir,
+// leaving its frame's checksum stale; the segment's index file stays, so the storage's cheap
+// check at start reads nothing wrong.
+func flipSealedRecord(t *testing.T, dataDir, value string) {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(dataDir, "log", "*.seg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seg := range segs {
+		if _, err := os.Stat(strings.TrimSuffix(seg, ".seg") + ".idx"); err != nil {
+			continue // the active segment: a flip there is refused at start, another case
+		}
+		b, err := os.ReadFile(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; ; {
+			j := bytes.Index(b[i:], []byte(value))
+			if j < 0 {
+				break
+			}
+			if e := i + j + len(value); e == len(b) || b[e] < '0' || b[e] > '9' {
+				b[i+j] ^= 0x20
+				if err := os.WriteFile(seg, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			i += j + 1
+		}
+	}
+	t.Fatalf("no %s in a sealed segment of %s", value, dataDir)
 }
