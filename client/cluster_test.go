@@ -77,6 +77,9 @@ type fakeNode struct {
 	// hung makes the node answer nothing, as a paused process: its streams send no more and
 	// GetServers and GetBounds wait until the caller gives up.
 	hung atomic.Bool
+
+	// noBounds makes GetBounds answer Unimplemented, as a server older than it.
+	noBounds atomic.Bool
 }
 
 // hang, when the node is hung, waits until ctx ends and returns its error.
@@ -452,6 +455,9 @@ func (nd *fakeNode) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) 
 	nd.count("GetBounds")
 	if err := nd.hang(ctx); err != nil {
 		return nil, err
+	}
+	if nd.noBounds.Load() {
+		return nil, transport.Errorf(transport.Unimplemented, "fake: GetBounds")
 	}
 	nd.c.mu.Lock()
 	defer nd.c.mu.Unlock()

@@ -43,3 +43,66 @@ func TestStreamLeavesAHungServer(t *testing.T) {
 		c.nodes[0].hung.Store(false)
 	})
 }
+
+// TestStreamProbeStopsOnAnOldServer: a tailing Stream silent for a probe interval asks its
+// server GetBounds; a server that does not know it (Unimplemented, an older server) is alive
+// and is not probed again, and the stream goes on reading from it, neither ended nor resumed
+// elsewhere.
+func TestStreamProbeStopsOnAnOldServer(t *testing.T) {
+	const probe = 50 * time.Millisecond
+	defer client.SetStreamProbeInterval(probe)()
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0), client.WithRequestTimeout(500*time.Millisecond))
+		produceN(t, cl, 2)
+		for _, nd := range c.nodes {
+			nd.noBounds.Store(true)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		recs, errc := collect(ctx, cl, 0, 4)
+		// The stream and its probe end before the probe interval is restored.
+		defer func() {
+			cancel()
+			for range recs {
+			}
+		}()
+		checkDense(t, recs, 0, 2)
+		// Silent for 20 probe intervals: one probe, answered Unimplemented, and no other.
+		eventually(t, "the silent stream probes its server", func() bool { return boundsCalls(c) > 0 })
+		time.Sleep(20 * probe)
+		if n := boundsCalls(c); n != 1 {
+			t.Fatalf("the stream probed its server %d times over %v of silence, want once: a server without GetBounds is not probed again", n, 20*probe)
+		}
+		produceValues(t, cl, 2, 2)
+		select {
+		case <-time.After(5 * time.Second):
+			t.Fatal("the stream yielded nothing for 5s after its server answered the probe Unimplemented")
+		case rec := <-recs:
+			if rec.Offset != 2 {
+				t.Fatalf("got offset %d after the probe, want 2", rec.Offset)
+			}
+		}
+		checkDense(t, recs, 3, 1)
+		if err := <-errc; err != nil {
+			t.Fatalf("the stream ended with %v", err)
+		}
+		var streams int64
+		for _, nd := range c.nodes {
+			streams += nd.called("ConsumeStream")
+		}
+		if streams != 1 {
+			t.Errorf("%d ConsumeStream calls, want 1: the stream was resumed after the probe", streams)
+		}
+		if n := boundsCalls(c); n != 1 {
+			t.Errorf("%d GetBounds calls in all, want the one probe", n)
+		}
+	})
+}
+
+// boundsCalls is how many GetBounds calls reached c's nodes.
+func boundsCalls(c *fakeCluster) int64 {
+	var n int64
+	for _, nd := range c.nodes {
+		n += nd.called("GetBounds")
+	}
+	return n
+}
