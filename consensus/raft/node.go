@@ -77,6 +77,12 @@ type committedConfiguration struct {
 	index   uint64
 }
 
+// raftNoSnapshotLoads is hashicorp/raft's error when NewRaft finds snapshots and none of them
+// restores: a plain string, with no sentinel to match, so New matches its text to add the
+// repair hint. TestCorruptSnapshotRefusedWithRepair makes raft produce it: a raft upgrade that
+// changes the text fails that test instead of silently losing the hint.
+const raftNoSnapshotLoads = "failed to load any existing snapshots"
+
 // New opens (or creates) the node's state in cfg.DataDir, starts Raft and returns the running
 // Node. With cfg.Bootstrap and no existing state it bootstraps a single-voter cluster of
 // itself (or of cfg.BootstrapServers). New takes ownership of cfg.StreamLayer: the Node closes
@@ -225,7 +231,7 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	}
 	r, err := hraft.NewRaft(rc, n.fsm, logs, stable, snaps, rtrans)
 	if err != nil {
-		if strings.Contains(err.Error(), "failed to load any existing snapshots") {
+		if strings.Contains(err.Error(), raftNoSnapshotLoads) {
 			// hashicorp/raft logs each snapshot it tried and why; its error names none.
 			return nil, fmt.Errorf("consensus/raft: start raft: %w: no snapshot in %s opens and restores (the log names each one and why: a damaged file, or a state machine that cannot restore it); "+
 				"this node cannot restart on this data dir: stop it, remove it from the cluster (commitlog cluster remove %s), wipe its data dir and start it to rejoin", err, snapDir, cfg.ID)

@@ -10,7 +10,9 @@ import (
 
 // TestCorruptSnapshotRefusedWithRepair: a node whose only snapshot is damaged refused to start
 // with hashicorp/raft's "failed to load any existing snapshots", which names neither the
-// snapshots nor what to do. The error now names the snapshot dir and the repair.
+// snapshots nor what to do. The error now names the snapshot dir and the repair. raft itself
+// produces its error here, so the text New matches (raftNoSnapshotLoads) is pinned to the raft
+// version in go.mod.
 func TestCorruptSnapshotRefusedWithRepair(t *testing.T) {
 	sm := &plainSM{manifest: []byte("m")}
 	store, f, dir := newStore(t, sm, 1<<10)
@@ -34,6 +36,12 @@ func TestCorruptSnapshotRefusedWithRepair(t *testing.T) {
 	if err == nil {
 		n.Close()
 		t.Fatal("a node started on a data dir whose only snapshot is corrupt")
+	}
+	// raft's own error, from its FileSnapshotStore and NewRaft at the version in go.mod: the
+	// text New matches.
+	if !strings.Contains(err.Error(), raftNoSnapshotLoads) {
+		t.Fatalf("error %q lacks hashicorp/raft's %q, which New matches to add the repair hint: raft's text changed; "+
+			"update raftNoSnapshotLoads", err, raftNoSnapshotLoads)
 	}
 	if !strings.Contains(err.Error(), filepath.Join(dir, "snapshots")) || !strings.Contains(err.Error(), "wipe its data dir") {
 		t.Fatalf("error %q does not name the snapshot dir and the repair", err)
