@@ -151,22 +151,54 @@ type Future struct {
 // outcome is the result of a batch, which its futures share: a Future is
 // small, and finish sets one result, not one per record.
 type outcome struct {
-	done      chan struct{} // closed once base or err is set: each Future's Done
+	done      chan struct{} // closed once base or err is set (or both halves of a split are done): each Future's Done
 	partition uint32
 	base      uint64 // the offset of the batch's first record, when err is nil
 	err       error
+
+	// split is set when the server refused the batch as too large
+	// (ResourceExhausted: more records or bytes than its limits) and it was
+	// sent again as two halves, each with its own outcome; done is closed
+	// once both are. parent is the outcome of the batch a half was split from.
+	split  atomic.Pointer[splitOutcome]
+	parent *outcome
 }
 
-// result returns the offset or error of f, once f.res.done is closed.
-func (f *Future) result() (uint64, error) {
-	if f.res.err != nil {
-		return 0, f.res.err
+// splitOutcome is the two halves of a split batch: records [0, half) went
+// with lo, the rest with hi.
+type splitOutcome struct {
+	half   uint32
+	lo, hi *outcome
+	left   atomic.Int32 // halves not done yet
+}
+
+// leaf returns the outcome that holds the result of the record at idx of
+// o's batch, and the record's index in that outcome's batch.
+func (o *outcome) leaf(idx uint32) (*outcome, uint32) {
+	for s := o.split.Load(); s != nil; s = o.split.Load() {
+		if idx < s.half {
+			o = s.lo
+		} else {
+			o, idx = s.hi, idx-s.half
+		}
 	}
-	return f.res.base + uint64(f.idx), nil
+	return o, idx
+}
+
+// result returns the offset or error of f, once its Done is closed.
+func (f *Future) result() (uint64, error) {
+	o, idx := f.res.leaf(f.idx)
+	if o.err != nil {
+		return 0, o.err
+	}
+	return o.base + uint64(idx), nil
 }
 
 // Done is closed once the record's result is known.
-func (f *Future) Done() <-chan struct{} { return f.res.done }
+func (f *Future) Done() <-chan struct{} {
+	o, _ := f.res.leaf(f.idx)
+	return o.done
+}
 
 // Partition returns the partition the Producer placed the record in. It is
 // known as soon as Send returns.
@@ -184,7 +216,7 @@ func (f *Future) Partition() uint32 { return f.res.partition }
 // sent).
 func (f *Future) Wait(ctx context.Context) (uint64, error) {
 	select {
-	case <-f.res.done:
+	case <-f.Done():
 		return f.result()
 	case <-ctx.Done():
 		return 0, ctx.Err()
@@ -355,7 +387,7 @@ type Producer struct {
 	fatal     error // every later batch fails with it (fenced, unsupported)
 
 	stats struct {
-		batches, retries, duplicates, inits atomic.Uint64
+		batches, retries, duplicates, inits, splits atomic.Uint64
 	}
 
 	wg   sync.WaitGroup
@@ -376,6 +408,9 @@ type ProducerStats struct {
 	// Inits is the number of InitProducer calls that succeeded: the first,
 	// then one per new producer ID or epoch.
 	Inits uint64
+	// Splits is the number of batches the server refused as too large
+	// (ResourceExhausted) that were sent again as two halves.
+	Splits uint64
 }
 
 // Stats returns the producer's counters. Safe for concurrent use.
@@ -384,6 +419,7 @@ func (p *Producer) Stats() ProducerStats {
 		Batches:    p.stats.batches.Load(),
 		Retries:    p.stats.retries.Load(),
 		Duplicates: p.stats.duplicates.Load(),
+		Splits:     p.stats.splits.Load(),
 		Inits:      p.stats.inits.Load(),
 	}
 }
@@ -932,6 +968,10 @@ func (p *Producer) finish(b *batch, base uint64, err error) {
 	// Every result is set before any callback runs, so a callback may Wait for any record of
 	// its own batch.
 	close(b.res.done)
+	// A half of a split batch: the batch it came from is done once both halves are.
+	for o := b.res; o.parent != nil && o.parent.split.Load().left.Add(-1) == 0; o = o.parent {
+		close(o.parent.done)
+	}
 	for _, f := range b.futures {
 		if f.cb != nil {
 			p.callbacks.Add(1)
@@ -970,6 +1010,38 @@ func (p *Producer) requeue(b *batch) {
 	b.seqSet = false
 	b.part.ready = append([]*batch{b}, b.part.ready...)
 	p.needID = true
+}
+
+// splitBatch puts the two halves of b, which was refused as too large and
+// holds more than one record, at the head of its partition's queue, in its
+// place: its futures take their results from the halves, and b.done is
+// closed once both halves are done.
+func (p *Producer) splitBatch(b *batch) {
+	h := len(b.recs) / 2
+	half := func(recs []*logv1.Record, futures []*Future) *batch {
+		bytes := 0
+		for _, r := range recs {
+			bytes += len(r.GetValue()) + len(r.GetKey())
+			for _, hd := range r.GetHeaders() {
+				bytes += len(hd.GetKey()) + len(hd.GetValue())
+			}
+		}
+		return &batch{part: b.part, recs: recs, futures: futures, bytes: bytes, deadline: b.deadline, done: make(chan struct{}),
+			res: &outcome{done: make(chan struct{}), partition: b.res.partition, parent: b.res}}
+	}
+	lo, hi := half(b.recs[:h], b.futures[:h]), half(b.recs[h:], b.futures[h:])
+	s := &splitOutcome{half: uint32(h), lo: lo.res, hi: hi.res}
+	s.left.Store(2)
+	b.res.split.Store(s)
+	go func() {
+		<-lo.done
+		<-hi.done
+		close(b.done)
+	}()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b.part.ready = append([]*batch{lo, hi}, b.part.ready...)
+	p.stats.splits.Add(1)
 }
 
 // sendBatch sends b until it is acknowledged or fails for good, and
@@ -1058,6 +1130,17 @@ func (p *Producer) sendBatch(b *batch) bool {
 			// The delivery deadline ended the attempt before it was
 			// sent: reported as expired at the top of the loop.
 			continue
+		case !unknown && len(b.recs) > 1 && transport.CodeOf(err) == transport.ResourceExhausted:
+			// Refused as too large (more records or bytes than the
+			// server's limits), before anything was stored: as Kafka's
+			// producer does, the batch is split in two and the halves
+			// are sent in its place, in order, until they fit (a single
+			// record too large fails alone).
+			if ref != nil {
+				p.unnumber(b)
+			}
+			p.splitBatch(b)
+			return false
 		default:
 			// An answer a retry would not change (InvalidArgument,
 			// PermissionDenied, an unknown topic, ...): nothing was

@@ -86,7 +86,7 @@ func produceCommand() *cli.Command {
 			&cli.IntFlag{Name: "partition", Value: -1, Usage: "partition to append to; -1: the key's partition as Kafka maps it, or a sticky one without a key"},
 			&cli.StringFlag{Name: "key", Usage: "key of every record (its partition is murmur2(key) mod partitions, as in Kafka)"},
 			&cli.GenericFlag{Name: "header", Value: &headerList{}, Usage: "header of every record, as KEY=VALUE (repeatable; the value may hold commas)"},
-			&cli.IntFlag{Name: "batch", Value: client.DefaultBatchRecords, Usage: "most records per request when reading standard input"},
+			&cli.IntFlag{Name: "batch", Value: client.DefaultBatchRecords, Usage: "most records per request when reading standard input; a batch the server refuses as too large (its --max-batch-records or --max-request-bytes) is split until it fits, each record stored once, in order"},
 			&cli.DurationFlag{Name: "linger", Value: 5 * time.Millisecond, Usage: "how long a batch from standard input waits to fill"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print the offsets"},
 		),
@@ -118,20 +118,40 @@ func produceCommand() *cli.Command {
 					for i, v := range args {
 						values[i] = []byte(v)
 					}
-					first, err := cl.ProduceBatch(c.Context, values...)
-					if err != nil {
-						return err
-					}
-					if !c.Bool("quiet") {
-						for i := range values {
-							fmt.Fprintln(out, first+uint64(i))
+					return produceSplit(c.Context, cl, values, func(first uint64, n int) {
+						if !c.Bool("quiet") {
+							for i := range n {
+								fmt.Fprintln(out, first+uint64(i))
+							}
 						}
-					}
-					return nil
+					})
 				}
 				return produceRecords(c, cl, out, nil, client.Record{}, false)
 			})
 		},
+	}
+}
+
+// produceSplit appends values as one atomic batch, or, when the server refuses it as too
+// large (ResourceExhausted: more records or bytes than its --max-batch-records or
+// --max-request-bytes; nothing was stored), as two halves in order, split again until they fit,
+// as Kafka's producer splits a batch the broker refuses. stored is called with the first offset
+// and the count of each part stored, in order; at the first part that fails, the rest is not
+// sent and its error is returned.
+func produceSplit(ctx context.Context, cl *client.Client, values [][]byte, stored func(first uint64, n int)) error {
+	first, err := cl.ProduceBatch(ctx, values...)
+	switch {
+	case err == nil:
+		stored(first, len(values))
+		return nil
+	case len(values) > 1 && transport.CodeOf(err) == transport.ResourceExhausted && !errors.Is(err, client.ErrOutcomeUnknown):
+		h := len(values) / 2
+		if err := produceSplit(ctx, cl, values[:h], stored); err != nil {
+			return err
+		}
+		return produceSplit(ctx, cl, values[h:], stored)
+	default:
+		return err
 	}
 }
 

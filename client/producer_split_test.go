@@ -1,0 +1,81 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/transport"
+)
+
+// TestProducerSplitsBatchRefusedAsTooLarge: a batch the server refuses as too large
+// (ResourceExhausted: more records than its --max-batch-records, more bytes than its request
+// limit) failed every one of its records, so a Producer whose batch size was above the
+// server's limit stored nothing. As Kafka's producer does, the batch is split in halves until
+// they fit: every record is stored once, in Send order, each Future gets its own offset (and
+// Flush returns once all are done), and a record too large alone fails alone.
+func TestProducerSplitsBatchRefusedAsTooLarge(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		c.setFault(func(_ string, values [][]byte) (bool, error) {
+			if len(values) > 3 {
+				return false, transport.Errorf(transport.ResourceExhausted, "a ProduceBatch may carry at most 3 records")
+			}
+			if slices.ContainsFunc(values, func(v []byte) bool { return string(v) == "big" }) {
+				return false, transport.Errorf(transport.ResourceExhausted, "record too large")
+			}
+			return true, nil
+		})
+		cl := newClient(t, c, nil)
+		p := newProducer(t, cl, client.ProducerBatchRecords(11), client.ProducerLinger(time.Hour))
+		ctx := context.Background()
+		var fs []*client.Future
+		var want []string
+		for i := range 11 {
+			v := fmt.Sprintf("r%02d", i)
+			if i == 7 {
+				v = "big"
+			} else {
+				want = append(want, v)
+			}
+			f, err := p.Send(ctx, []byte(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs = append(fs, f)
+		}
+		flushCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := p.Flush(flushCtx); err != nil {
+			t.Fatalf("Flush: %v", err)
+		}
+		stored := c.values()
+		if !slices.Equal(stored, want) {
+			t.Fatalf("stored %q, want %q (every record but the one too large alone, once, in order)", stored, want)
+		}
+		for i, f := range fs {
+			select {
+			case <-f.Done():
+			default:
+				t.Fatalf("record %d: Done not closed after Flush", i)
+			}
+			off, err := f.Wait(ctx)
+			switch {
+			case i == 7:
+				if err == nil || transport.CodeOf(err) != transport.ResourceExhausted || errors.Is(err, client.ErrOutcomeUnknown) {
+					t.Errorf("record too large: offset %d, error %v; want its ResourceExhausted", off, err)
+				}
+			case err != nil:
+				t.Errorf("record %d: %v", i, err)
+			case stored[off] != fmt.Sprintf("r%02d", i):
+				t.Errorf("record %d got offset %d, which holds %q", i, off, stored[off])
+			}
+		}
+		if s := p.Stats(); s.Splits == 0 {
+			t.Errorf("Stats().Splits = 0 after splitting")
+		}
+	})
+}
