@@ -103,6 +103,9 @@ func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*lo
 			}
 			return fsm.AppendResult{}, fmt.Errorf("%w: record %d is missing", errInvalid, i)
 		}
+		if err := checkTimestamp(r, i, len(records)); err != nil {
+			return fsm.AppendResult{}, err
+		}
 		batch[i] = appendRecord(r)
 	}
 	if chaosbugs.On(chaosbugs.AckBeforeCommit) && s.node.IsLeader() && plainDefault(to, batch) {
@@ -165,6 +168,21 @@ func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*lo
 			return fsm.AppendResult{}, err
 		}
 	}
+}
+
+// checkTimestamp refuses a record (at index i of a request of n) whose timestamp_ms is
+// negative, as Kafka refuses timestamps before the epoch (its -1 means "none", which is 0 here):
+// it was stored as sent, and read back as a time before 1970 that retention and time lookups
+// (ListOffsets by timestamp) would then use.
+func checkTimestamp(r *logv1.Record, i, n int) error {
+	ts := r.GetTimestampMs()
+	if ts >= 0 {
+		return nil
+	}
+	if n == 1 {
+		return fmt.Errorf("%w: timestamp_ms %d is negative: want Unix milliseconds, or 0 for none (the server's time)", errInvalid, ts)
+	}
+	return fmt.Errorf("%w: record %d: timestamp_ms %d is negative: want Unix milliseconds, or 0 for none (the server's time)", errInvalid, i, ts)
 }
 
 // plainDefault reports whether batch goes to the default partition with nothing version 3 of
@@ -398,11 +416,15 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 				// a run below), as Produce refuses it.
 				return toWire(fmt.Errorf("%w: a request has no record", errInvalid))
 			}
+			if err := checkTimestamp(rest[0].GetRecord(), 0, 1); err != nil {
+				// Refused alone too: the valid records before it are stored and answered.
+				return toWire(err)
+			}
 			to := produceTarget{topic: rest[0].GetTopic(), partition: rest[0].GetPartition(), producer: rest[0].GetProducer(), topicID: rest[0].GetTopicId()}
 			n := 1
 			for to.producer.GetId() == 0 && n < len(rest) && rest[n].GetTopic() == to.topic &&
 				rest[n].GetPartition() == to.partition && rest[n].GetProducer().GetId() == 0 &&
-				rest[n].GetTopicId() == to.topicID && rest[n].GetRecord() != nil {
+				rest[n].GetTopicId() == to.topicID && rest[n].GetRecord() != nil && rest[n].GetRecord().GetTimestampMs() >= 0 {
 				n++
 			}
 			run = run[:0]

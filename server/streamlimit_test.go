@@ -21,6 +21,7 @@ type limitStream struct {
 	topic      string
 	limit      int
 	noRecord   bool // the request at big carries no record (instead of one over the limit)
+	negativeTS bool // the request at big carries a record with a negative timestamp_ms
 	open       chan struct{}
 
 	mu       sync.Mutex
@@ -40,6 +41,9 @@ func (s *limitStream) Receive() (*logv1.ProduceRequest, error) {
 	if i == s.big {
 		if s.noRecord {
 			return &logv1.ProduceRequest{Topic: s.topic}, nil
+		}
+		if s.negativeTS {
+			return &logv1.ProduceRequest{Topic: s.topic, Record: &logv1.Record{Value: v, TimestampMs: -5}}, nil
 		}
 		v = make([]byte, 2*s.limit)
 	}
