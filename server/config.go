@@ -2,12 +2,14 @@ package server
 
 import (
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -18,6 +20,7 @@ import (
 	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/tlsutil"
 	"github.com/commitlog-go/commitlog/storage"
+	"github.com/commitlog-go/commitlog/storage/segment"
 	"github.com/commitlog-go/commitlog/storage/vfs"
 	"github.com/commitlog-go/commitlog/transport"
 	"github.com/commitlog-go/commitlog/transport/mux"
@@ -460,6 +463,31 @@ func (c *Config) validatePeers() error {
 }
 
 // checkHostPort checks that addr is host:port with a port from 0 to 65535.
+// validHost reports whether h is an IP address (IPv6 with or without brackets) or a host name
+// that a resolver could answer: dot-separated labels of letters, digits, '-' and '_' (which
+// some DNS names, as Kubernetes' SRV-style ones, hold), 1 to 63 bytes each, 253 in all, an
+// ending dot allowed.
+func validHost(h string) bool {
+	if net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")) != nil {
+		return true
+	}
+	name := strings.TrimSuffix(h, ".")
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func checkHostPort(addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -532,6 +560,16 @@ func (c *Config) validate() error {
 		if _, _, err := net.SplitHostPort(h.host); err == nil {
 			// A host:port was looked up as a name, and waited for, up to 2 minutes.
 			bad(h.field, "%q holds a port: want a host alone (the ports are RPCPort's and BindAddr's)", h.host)
+		} else if h.host != "" && !validHost(h.host) {
+			// A name that can never resolve ("my host") was waited for too, up to 2 minutes.
+			bad(h.field, "%q is neither an IP address nor a valid host name (labels of letters, digits, '-' and '_', "+
+				"separated by dots, at most 63 bytes each and 253 in all)", h.host)
+		}
+	}
+	if c.GossipKey != "" && c.Membership == nil {
+		// Serf refused it only when it started, after the data dir was made and Raft's log opened.
+		if key, err := base64.StdEncoding.DecodeString(c.GossipKey); err != nil || (len(key) != 16 && len(key) != 24 && len(key) != 32) {
+			bad("GossipKey", "is not a gossip key: want the base64 (standard encoding) of 16, 24 or 32 bytes, as `commitlog tls gossip-key` makes")
 		}
 	}
 	if c.RPCPort < -1 || c.RPCPort > 65535 {
@@ -592,8 +630,17 @@ func (c *Config) validate() error {
 			bad(f.field, "%d is negative", f.value)
 		}
 	}
+	if c.OpenLog == nil && c.SegmentBytes > 0 && (c.SegmentBytes < segment.MinSegmentBytes || c.SegmentBytes > segment.MaxSegmentBytesLimit) {
+		// The segment log refused it only when it opened, after the data dir was made.
+		bad("SegmentBytes", "%d is not in [%d, %d]", c.SegmentBytes, segment.MinSegmentBytes, segment.MaxSegmentBytesLimit)
+	}
 	if c.MaxRecordBytes > fsm.MaxRecordValueBytes {
 		bad("MaxRecordBytes", "%d is above %d, the largest record a command carries", c.MaxRecordBytes, fsm.MaxRecordValueBytes)
+	}
+	if c.MaxBatchRecords > fsm.MaxBatchRecords {
+		// The state machine capped it silently: a batch above the cap passed the transport's
+		// check, and was refused by the command's.
+		bad("MaxBatchRecords", "%d is above %d, the most records a command carries", c.MaxBatchRecords, fsm.MaxBatchRecords)
 	}
 	if c.MaxConcurrentStreams > 1<<31-1 {
 		bad("MaxConcurrentStreams", "%d is above %d", c.MaxConcurrentStreams, 1<<31-1)

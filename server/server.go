@@ -84,8 +84,8 @@ type Server struct {
 }
 
 // New opens the node's data, binds its port and starts Raft; it serves nothing until Run.
-// It runs the steps of startupSteps (startup.go) in order: prepare the data dir, listen, the
-// mux, the logs, telemetry, Raft, the authorizer, the forwarder, the service, the API, the
+// It runs the steps of startupSteps (startup.go) in order: the authorizer, prepare the data
+// dir, listen, the mux, the logs, telemetry, Raft, the forwarder, the service, the API, the
 // membership, the bootstrap. When one fails, New closes what the earlier ones opened and
 // returns its error.
 func New(cfg Config) (*Server, error) {

@@ -44,13 +44,15 @@ type step struct {
 // startupSteps are New's steps, in order.
 func (s *Server) startupSteps() []step {
 	return []step{
+		// First: a policy or model file that does not load is refused before anything is
+		// made on disk (it was refused after the data dir and Raft's log were made).
+		{"authorizer", s.newAuthorizer},
 		{"prepare data dir", s.prepareDataDir},
 		{"listen", s.listen},
 		{"mux", s.newMux},
 		{"open logs", s.openLogs},
 		{"telemetry", s.startTelemetry},
 		{"raft", s.startRaft},
-		{"authorizer", s.newAuthorizer},
 		{"forwarder", s.newForwarder},
 		{"service", s.newService},
 		{"api", s.startAPI},

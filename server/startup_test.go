@@ -101,8 +101,8 @@ func TestNewStepOrder(t *testing.T) {
 	for _, st := range (&Server{}).startupSteps() {
 		names = append(names, st.name)
 	}
-	want := []string{"prepare data dir", "listen", "mux", "open logs", "telemetry", "raft",
-		"authorizer", "forwarder", "service", "api", "membership", "bootstrap"}
+	want := []string{"authorizer", "prepare data dir", "listen", "mux", "open logs", "telemetry", "raft",
+		"forwarder", "service", "api", "membership", "bootstrap"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("steps %q, want %q", names, want)
 	}

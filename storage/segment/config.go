@@ -148,8 +148,8 @@ func (cfg Config) validate() error {
 		return bad("Sync", "%d is not a sync policy (want SyncAlways, SyncInterval or SyncNever)", int(cfg.Sync))
 	case cfg.SyncInterval < 0:
 		return bad("SyncInterval", "%v is negative", cfg.SyncInterval)
-	case cfg.SegmentBytes < segHdrLen+frameHdr || cfg.SegmentBytes > MaxSegmentBytesLimit:
-		return bad("SegmentBytes", "%d is not in [%d, %d]", cfg.SegmentBytes, segHdrLen+frameHdr, MaxSegmentBytesLimit)
+	case cfg.SegmentBytes < MinSegmentBytes || cfg.SegmentBytes > MaxSegmentBytesLimit:
+		return bad("SegmentBytes", "%d is not in [%d, %d]", cfg.SegmentBytes, MinSegmentBytes, MaxSegmentBytesLimit)
 	case cfg.MaxRecordBytes < 1 || cfg.MaxRecordBytes > MaxRecordBytesLimit:
 		return bad("MaxRecordBytes", "%d is not in [1, %d]", cfg.MaxRecordBytes, MaxRecordBytesLimit)
 	case cfg.MaxBatchBytes < 1 || cfg.MaxBatchBytes > MaxBatchBytesLimit:

@@ -136,6 +136,9 @@ const (
 	MaxRecordBytesLimit = 64 << 20
 	// MaxSegmentBytesLimit is the largest value Config.SegmentBytes may take (1 GiB).
 	MaxSegmentBytesLimit = 1 << 30
+	// MinSegmentBytes is the smallest value Config.SegmentBytes may take: a segment's header
+	// and one record frame's (56 bytes).
+	MinSegmentBytes = segHdrLen + frameHdr
 	// MaxBatchBytesLimit is the largest value Config.MaxBatchBytes may take (1 GiB). With
 	// MaxSegmentBytesLimit it keeps every segment below 4 GiB, so positions fit in 32 bits.
 	MaxBatchBytesLimit = 1 << 30
