@@ -26,16 +26,29 @@ import (
 	"github.com/commitlog-go/commitlog/server/telemetry"
 )
 
+// unsetEnvMark ends the name of a flag's environment variable that is set to nothing, which
+// counts as unset (see serveFlags): a name holding a NUL byte is never found in the
+// environment (by urfave/cli, altsrc or os.LookupEnv), and init's FlagStringer drops the mark from --help.
+// Dropping the name instead hid "[$COMMITLOG_…]" from --help while the variable was empty.
+const unsetEnvMark = "\x00"
+
+func init() {
+	// urfave/cli v2.27 renders a flag's help through FlagStringer (its FlagEnvHinter is unused).
+	stringer := cli.FlagStringer
+	cli.FlagStringer = func(f cli.Flag) string { return strings.ReplaceAll(stringer(f), unsetEnvMark, "") }
+}
+
 // serveFlags are serve's flags. The seed's names and defaults are kept; every flag can also be
 // set by an environment variable COMMITLOG_<NAME> and by a key of the same name in --config-file.
 func serveFlags() []cli.Flag {
 	// A variable set to nothing (COMMITLOG_DATA_DIR=, as a compose file's ${VAR} of an unset VAR
 	// gives) counts as unset: urfave/cli took it as given, so it hid the config file's key and
-	// the flag kept its default (or, for a string, "").
+	// the flag kept its default (or, for a string, ""). Its name then carries unsetEnvMark, so
+	// that no lookup finds it while --help still shows it (the FlagStringer set in init).
 	env := func(name string) []string {
 		v := "COMMITLOG_" + envName(name)
 		if val, ok := os.LookupEnv(v); ok && val == "" {
-			return nil
+			return []string{v + unsetEnvMark}
 		}
 		return []string{v}
 	}
