@@ -410,7 +410,7 @@ func consumeCommand() *cli.Command {
 			&cli.StringFlag{Name: "topic", Usage: `topic to read (default: "default", the single log of servers before topics)`},
 			&cli.UintFlag{Name: "partition", Usage: "partition of the topic to read (not with --group: the group assigns partitions)"},
 			&cli.StringFlag{Name: "format", Value: formatValue, Usage: "output: value (the value only), text (offset, timestamp, key, headers, value; tab-separated) or json (one object per line, with topic and partition)"},
-			&cli.Uint64Flag{Name: "from", DefaultText: "the partition's lowest offset", Usage: "first offset to read (not with --group: it reads from the group's committed offsets)"},
+			&cli.Uint64Flag{Name: "from", DefaultText: "the partition's lowest offset", Usage: "first offset to read, from the partition's lowest to its next offset (the end: nothing to read, or with --follow the next record); outside them, refused with the bounds, with --follow too (not with --group: it reads from the group's committed offsets)"},
 			&cli.Uint64Flag{Name: "count", Usage: "how many records to read; 0: up to the end of the log (every record acknowledged when consume starts, as the leader tells), or forever with --follow or --group"},
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep waiting for new records (stop with Ctrl-C)"},
 			&cli.BoolFlag{Name: "offsets", Usage: "with --format value: print each record's offset and a tab before its value (with --group: partition:offset)"},
@@ -447,12 +447,13 @@ func consumeCommand() *cli.Command {
 				return err
 			}
 			var extra []client.Option
-			if c.String("group") == "" && !c.Bool("follow") {
-				// The end it stops at is the cluster's commit point when it starts, asked of
-				// the leader with a linearizable read: a plain one, answered by a leader just
-				// elected (which may not have applied every committed record yet) or by a
-				// lagging replica, ended before the last acknowledged records. Only the
-				// bounds are read so; the records stream from any replica.
+			if c.String("group") == "" && (!c.Bool("follow") || c.IsSet("from")) {
+				// The end it stops at (and, with --follow, the end --from is checked against)
+				// is the cluster's commit point when it starts, asked of the leader with a
+				// linearizable read: a plain one, answered by a leader just elected (which may
+				// not have applied every committed record yet) or by a lagging replica, ended
+				// before the last acknowledged records. Only the bounds are read so; the
+				// records stream from any replica.
 				extra = append(extra, client.WithLinearizableReads())
 			}
 			return useClient(c, func(cl *client.Client) error {
@@ -482,31 +483,38 @@ func consumeCommand() *cli.Command {
 				}
 				// Without --from, the partition's lowest offset (retention moves it up); without
 				// --follow, up to the end of the log as it is now, or --count records if fewer
-				// (a --count beyond the end waited there forever, as --follow does).
+				// (a --count beyond the end waited there forever, as --follow does). A --from
+				// outside the partition's bounds is refused, with --follow too (Kafka's offset
+				// out of range without a reset policy): it waited silently, past the end, for
+				// records that a typo's offset may never see; --from at the end waits for the
+				// next record.
 				from, count := c.Uint64("from"), c.Uint64("count")
 				toEnd := !c.Bool("follow")
-				if !c.IsSet("from") || toEnd {
-					b, err := cl.PartitionBounds(c.Context, topic, partition)
-					if err != nil {
-						return err
+				b, err := cl.PartitionBounds(c.Context, topic, partition)
+				if err != nil {
+					return err
+				}
+				if !c.IsSet("from") {
+					from = b.Lowest
+				}
+				if from < b.Lowest {
+					return fmt.Errorf("offset %d is below the log start %d: %w", from, b.Lowest, client.ErrOutOfRange)
+				}
+				if from > b.Next {
+					// A typo in --from read nothing and exited 0 (or, with --follow, waited
+					// silently); as below the start.
+					hint := ""
+					if !toEnd {
+						hint = fmt.Sprintf("; --from %d follows from the end", b.Next)
 					}
-					if !c.IsSet("from") {
-						from = b.Lowest
+					return fmt.Errorf("offset %d is past the end of the log (next offset %d)%s: %w", from, b.Next, hint, client.ErrOutOfRange)
+				}
+				if toEnd {
+					if from == b.Next {
+						return nil // nothing written there yet
 					}
-					if toEnd {
-						if from < b.Lowest {
-							return fmt.Errorf("offset %d is below the log start %d: %w", from, b.Lowest, client.ErrOutOfRange)
-						}
-						if from > b.Next {
-							// A typo in --from read nothing and exited 0; as below the start.
-							return fmt.Errorf("offset %d is past the end of the log (next offset %d): %w", from, b.Next, client.ErrOutOfRange)
-						}
-						if from == b.Next {
-							return nil // nothing written there yet
-						}
-						if left := b.Next - from; count == 0 || count > left {
-							count = left
-						}
+					if left := b.Next - from; count == 0 || count > left {
+						count = left
 					}
 				}
 				out := bufio.NewWriter(c.App.Writer)
