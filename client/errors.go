@@ -39,6 +39,10 @@ var (
 	ErrInvalidAddress = errors.New("client: invalid server address")
 	// ErrInvalidOption: an option has an invalid value.
 	ErrInvalidOption = errors.New("client: invalid option")
+	// ErrInvalidRecord: a Producer was given a record that servers refuse
+	// (a Timestamp before 1970): refused by Send alone, so that it does not
+	// take the other records of its batch down with it.
+	ErrInvalidRecord = errors.New("client: invalid record")
 	// ErrGap: a stream received an offset past the one it expected, so
 	// records would be skipped (the log was truncated under the reader).
 	ErrGap = errors.New("client: gap in stream offsets")

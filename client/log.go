@@ -35,7 +35,9 @@ type Record struct {
 	Headers []Header
 	// Timestamp is the record's time, kept to the millisecond. On produce
 	// the zero Time sends none, and the leader stamps its append time
-	// (topics with timestamp type "append" always use the leader's). On
+	// (topics with timestamp type "append" always use the leader's); a
+	// time before 1970 is refused (InvalidArgument; ErrInvalidRecord from a
+	// Producer's Send). On
 	// consume it is the zero Time for records stored before timestamps.
 	Timestamp time.Time
 	// Term is the Raft term in which the record was appended.

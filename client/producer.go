@@ -630,6 +630,11 @@ func (p *Producer) send(ctx context.Context, rec Record, cb func(uint64, error))
 	if p.closedFlag.Load() {
 		return nil, ErrProducerClosed
 	}
+	if !rec.Timestamp.IsZero() && rec.Timestamp.UnixMilli() < 0 {
+		// Servers refuse a negative timestamp_ms (InvalidArgument), and a batch is atomic:
+		// refused here, as Kafka's ProducerRecord refuses it, it fails alone.
+		return nil, fmt.Errorf("%w: timestamp %v is before 1970 (Unix milliseconds %d)", ErrInvalidRecord, rec.Timestamp, rec.Timestamp.UnixMilli())
+	}
 	var n uint32
 	if !p.opts.manual {
 		var err error

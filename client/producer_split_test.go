@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +77,34 @@ func TestProducerSplitsBatchRefusedAsTooLarge(t *testing.T) {
 		}
 		if s := p.Stats(); s.Splits == 0 {
 			t.Errorf("Stats().Splits = 0 after splitting")
+		}
+	})
+}
+
+// TestProducerRefusesTimestampBefore1970: servers refuse a record whose timestamp_ms is
+// negative (InvalidArgument), and a batch is atomic: sent in a batch, it failed every record
+// of it. Send refuses it alone, with ErrInvalidRecord, as Kafka's ProducerRecord does; the
+// records around it are stored.
+func TestProducerRefusesTimestampBefore1970(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		p := newProducer(t, cl, client.ProducerBatchRecords(10), client.ProducerLinger(time.Hour))
+		ctx := context.Background()
+		if _, err := p.SendRecord(ctx, client.Record{Value: []byte("before")}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := p.SendRecord(ctx, client.Record{Value: []byte("old"), Timestamp: time.UnixMilli(-5)})
+		if err == nil || !strings.Contains(err.Error(), "before 1970") || !errors.Is(err, client.ErrInvalidRecord) {
+			t.Errorf("SendRecord with a timestamp before 1970: %v; want ErrInvalidRecord", err)
+		}
+		if _, err := p.SendRecord(ctx, client.Record{Value: []byte("after"), Timestamp: time.UnixMilli(1)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.values(); !slices.Equal(got, []string{"before", "after"}) {
+			t.Errorf("stored %q, want before and after", got)
 		}
 	})
 }
