@@ -292,9 +292,10 @@ type Record struct {
 	// headers are the record's headers. (Added.)
 	Headers []*Header `protobuf:"bytes,6,rep,name=headers,proto3" json:"headers,omitempty"`
 	// timestamp_ms is the record's time in Unix milliseconds: on produce, the
-	// producer's (0: none; topics with timestamp_type "append" ignore it); on
-	// consume, the producer's when it gave one, otherwise the leader's append
-	// time (0 for records stored before timestamps). (Added.)
+	// producer's (0: none; topics with timestamp_type "append" ignore it; a
+	// negative one is refused, InvalidArgument); on consume, the producer's
+	// when it gave one, otherwise the leader's append time (0 for records
+	// stored before timestamps). (Added.)
 	TimestampMs   int64 `protobuf:"varint,7,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
