@@ -154,6 +154,13 @@ type Config struct {
 
 	// Logger receives the Node's and hashicorp/raft's logs. Nil discards them.
 	Logger *slog.Logger
+
+	// OnFatal is called when the node cannot go on without a restart: its Raft log on disk
+	// no longer matches what Raft holds in memory after a failed write (fsynced entries
+	// missing when the log was reopened, or a write failing right after Raft cut the log's
+	// tail). Nil: log the error, print it on stderr and exit the process with status 1, so that
+	// a supervisor restarts the node (Raft then reloads its state from disk). Tests set it.
+	OnFatal func(error)
 }
 
 // WALFS is the file system interface of hashicorp/raft-wal (its types.VFS).

@@ -27,6 +27,9 @@ import (
 //     error (nothing proposed).
 //   - ErrLeadershipLost, ErrAbortedByRestore: the entry was appended, then leadership was
 //     lost (or the state replaced) before it was known to commit. → ErrOutcomeUnknown.
+//   - errLogWrite (the leader's own log write failed; it answers the batch with the error and
+//     steps down): the batch was not fsynced, but its bytes may be in the file and read back
+//     as log by a restart that comes before the Node's recovery. → ErrOutcomeUnknown.
 //   - ErrRaftShutdown: ErrClosed; if the entry may have been enqueued before the shutdown it
 //     may also have committed, so the error is also ErrOutcomeUnknown.
 func mapError(err error, proposed bool, leader func() (consensus.Server, bool)) error {
@@ -42,7 +45,8 @@ func mapError(err error, proposed bool, leader func() (consensus.Server, bool)) 
 		return fmt.Errorf("%w: leadership transfer in progress", consensus.ErrNoLeader)
 	case errors.Is(err, hraft.ErrEnqueueTimeout):
 		return fmt.Errorf("consensus/raft: %v: %w", err, context.DeadlineExceeded)
-	case errors.Is(err, hraft.ErrLeadershipLost), errors.Is(err, hraft.ErrAbortedByRestore):
+	case errors.Is(err, hraft.ErrLeadershipLost), errors.Is(err, hraft.ErrAbortedByRestore),
+		errors.Is(err, errLogWrite):
 		return fmt.Errorf("%w (%v)", consensus.ErrOutcomeUnknown, err)
 	case errors.Is(err, hraft.ErrRaftShutdown):
 		if proposed {

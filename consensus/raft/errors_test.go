@@ -3,7 +3,9 @@ package raft
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"syscall"
 	"testing"
 
 	hraft "github.com/hashicorp/raft"
@@ -36,6 +38,8 @@ func TestMapError(t *testing.T) {
 			is: []error{consensus.ErrOutcomeUnknown}, isNot: []error{consensus.ErrNotLeader, consensus.ErrClosed}},
 		{name: "aborted by restore", err: hraft.ErrAbortedByRestore, proposed: true, leader: known,
 			is: []error{consensus.ErrOutcomeUnknown}},
+		{name: "leader's log write failed", err: fmt.Errorf("%w: %w", errLogWrite, syscall.ENOSPC), proposed: true, leader: known,
+			is: []error{consensus.ErrOutcomeUnknown}, isNot: []error{consensus.ErrNotLeader, consensus.ErrClosed}},
 		{name: "enqueue timeout: not proposed", err: hraft.ErrEnqueueTimeout, proposed: true, leader: known,
 			is: []error{context.DeadlineExceeded}, isNot: []error{consensus.ErrOutcomeUnknown}},
 		{name: "shutdown before enqueue", err: hraft.ErrRaftShutdown, proposed: false, leader: known,

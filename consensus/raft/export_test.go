@@ -5,6 +5,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	wal "github.com/hashicorp/raft-wal"
+	walfs "github.com/hashicorp/raft-wal/fs"
 	"github.com/hashicorp/raft-wal/metadb"
 )
 
@@ -26,3 +27,22 @@ func ClearClusterID(dataDir string) error {
 func (n *Node) DropObservations() {
 	n.leaders.r.DeregisterObserver(n.leaders.observer)
 }
+
+// Fault modes of FaultFS.
+const (
+	FaultNone  = faultNone
+	FaultFull  = faultFull
+	FaultFsync = faultFsync
+)
+
+// FaultFS is a WALFS with a switchable fault (see faultFS).
+type FaultFS = faultFS
+
+// NewFaultFS returns the OS file system, without a fault yet.
+func NewFaultFS() *FaultFS { return &faultFS{FS: walfs.New()} }
+
+// Set switches the fault mode.
+func (f *faultFS) Set(mode int32) { f.mode.Store(mode) }
+
+// Hits returns how many operations failed.
+func (f *faultFS) Hits() int { return int(f.hits.Load()) }

@@ -332,23 +332,28 @@ func openLogStore(cfg Config, hlog hclog.Logger) (hraft.LogStore, hraft.StableSt
 	if cfg.WALSegmentSize > 0 {
 		segSize = cfg.WALSegmentSize
 	}
-	w, err := openWAL(walDir, cfg.WALFS, meta, segSize, hlog.Named("wal"))
+	walLog := hlog.Named("wal")
+	fatal := cfg.OnFatal
+	if fatal == nil {
+		fatal = func(err error) {
+			msg := fmt.Sprintf("consensus/raft: fatal: the raft log in %s: %v; exiting so that the node restarts on its data", walDir, err)
+			walLog.Error(msg)
+			fmt.Fprintln(os.Stderr, msg)
+			os.Exit(1)
+		}
+	}
+	// The leader sends followers the entries it has just written: from memory (a log cache
+	// inside walStore), not read back (and decoded) from the WAL's files, which cost a sixth of
+	// the leader's CPU under streaming load. Writes go through to the WAL before they are
+	// cached. walStore reopens the WAL from disk after a failed write.
+	store, err := newWALStore(func() (*wal.WAL, error) {
+		return openWAL(walDir, cfg.WALFS, meta, segSize, walLog)
+	}, meta, walLog, fatal)
 	if err != nil {
 		_ = meta.Close()
 		return nil, nil, nil, fmt.Errorf("consensus/raft: open wal: %w", err)
 	}
-	closers := []func() error{w.Close, meta.Close}
-	// The leader sends followers the entries it has just written: from memory, not read back
-	// (and decoded) from the WAL's files, which cost a sixth of the leader's CPU under
-	// streaming load. Writes go through to the WAL before they are cached.
-	cache, err := hraft.NewLogCache(logCacheEntries, w)
-	if err != nil {
-		for _, c := range closers {
-			_ = c()
-		}
-		return nil, nil, nil, fmt.Errorf("consensus/raft: log cache: %w", err)
-	}
-	return cache, w, closers, nil
+	return store, store, []func() error{store.Close, meta.Close}, nil
 }
 
 // bootstrapConfiguration is the initial configuration: servers, or this node alone.

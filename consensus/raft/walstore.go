@@ -1,0 +1,307 @@
+package raft
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	hraft "github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/types"
+)
+
+// errLogWrite marks a failed write of Raft's log (StoreLogs, DeleteRange). A leader's
+// proposals in the failed batch get it; mapError answers ErrOutcomeUnknown: the batch was not
+// fsynced, but its bytes may have reached the file, and a process that crashed before the
+// node recovered reads them back as its log on restart.
+var errLogWrite = errors.New("consensus/raft: raft log write failed")
+
+// walStore is Raft's log store and stable store: raft-wal, with the latest entries cached in
+// memory, that recovers from a failed write by reopening the WAL from disk.
+//
+// Why: raft-wal v0.4.0 changes its in-memory state before a write is durable. A batch whose
+// write or fsync fails (ENOSPC, EIO) has already been added to the tail segment's in-memory
+// frame index (segment.Writer.appendEntry) while its commit index stayed behind, so every
+// later append is refused ("non-monotonic append to segment"); a failed segment rotation (no
+// space for the new file) leaves the tail sealed in memory, and every later append gets
+// "segment is sealed". Either way the node stays up but can never write its log again.
+// hashicorp/raft itself copes with a failed StoreLogs: the leader answers the batch's
+// proposals with the error and steps down, a follower fails the AppendEntries and the leader
+// resends the entries; neither advances its in-memory last index.
+//
+// So after a failed write, the next write first reopens the WAL from its files, as a restart
+// would (raft-wal recovers a torn tail: a batch without a whole commit frame is dropped),
+// then cuts the log back to the last index it had before the failed StoreLogs: a batch
+// whose fsync failed can still be read back whole from the page cache, yet it was never
+// durable (after a failed fsync, the kernel may have dropped the pages' error and their
+// data), never acknowledged, and Raft's in-memory state does not count it. The log then holds
+// exactly what Raft believes it holds, and the write is retried. Reads go on meanwhile from
+// the old WAL, whose in-memory state holds only what was fsynced; the swap is made under a
+// lock, so Raft never sees a half-swapped store.
+//
+// When the log on disk cannot match what Raft believes, recovery is unsafe and the node fails
+// stop (Config.OnFatal): fsynced entries missing after the reopen, or a StoreLogs failing just
+// after a tail truncation succeeded (hashicorp/raft v1.8.0 then keeps the truncated entries'
+// last index in memory — a TODO in its appendEntries — and asks forever for entries that are
+// gone).
+type walStore struct {
+	open   func() (*wal.WAL, error) // opens the WAL from its files
+	meta   types.MetaStore          // the WAL's meta store, open across reopens
+	logger hclog.Logger
+	fatal  func(error)
+
+	// wmu serializes writes and recovery.
+	wmu sync.Mutex
+	// mu guards w and cache against the swap: readers take it shared.
+	mu    sync.RWMutex
+	w     *wal.WAL
+	cache *hraft.LogCache
+
+	// Under wmu:
+	failed error  // the failed write not yet recovered from, or nil
+	stored bool   // failed is a StoreLogs's
+	want   uint64 // after a failed StoreLogs: the last index before it
+	cut    bool   // a DeleteRange cut the log's tail since the last successful StoreLogs
+}
+
+var (
+	_ hraft.LogStore          = (*walStore)(nil)
+	_ hraft.StableStore       = (*walStore)(nil)
+	_ hraft.MonotonicLogStore = (*walStore)(nil)
+)
+
+// newWALStore opens the WAL with open, which must use meta as its meta store. The caller
+// closes meta after the walStore.
+func newWALStore(open func() (*wal.WAL, error), meta types.MetaStore, logger hclog.Logger, fatal func(error)) (*walStore, error) {
+	w, err := open()
+	if err != nil {
+		return nil, err
+	}
+	s := &walStore{open: open, meta: meta, logger: logger, fatal: fatal}
+	if err := s.set(w); err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// set makes w the current WAL, with a new cache (which only caches what w stored).
+func (s *walStore) set(w *wal.WAL) error {
+	cache, err := hraft.NewLogCache(logCacheEntries, w)
+	if err != nil {
+		return err
+	}
+	s.w, s.cache = w, cache
+	return nil
+}
+
+// FirstIndex implements hraft.LogStore.
+func (s *walStore) FirstIndex() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cache.FirstIndex()
+}
+
+// LastIndex implements hraft.LogStore.
+func (s *walStore) LastIndex() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cache.LastIndex()
+}
+
+// GetLog implements hraft.LogStore.
+func (s *walStore) GetLog(index uint64, log *hraft.Log) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cache.GetLog(index, log)
+}
+
+// IsMonotonic implements hraft.MonotonicLogStore: raft-wal refuses gaps.
+func (s *walStore) IsMonotonic() bool { return true }
+
+// StoreLog implements hraft.LogStore.
+func (s *walStore) StoreLog(log *hraft.Log) error { return s.StoreLogs([]*hraft.Log{log}) }
+
+// StoreLogs implements hraft.LogStore.
+func (s *walStore) StoreLogs(logs []*hraft.Log) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	err := s.storeLocked(logs)
+	switch {
+	case err == nil:
+		s.cut = false
+	case s.cut:
+		s.fatal(fmt.Errorf("%w; hashicorp/raft cut the log's tail just before, and keeps the cut entries' last index in memory: this node cannot go on without a restart", err))
+	}
+	return err
+}
+
+func (s *walStore) storeLocked(logs []*hraft.Log) error {
+	if err := s.recoverLocked(); err != nil {
+		return err
+	}
+	last, err := s.w.LastIndex()
+	if err != nil {
+		return err
+	}
+	if err := s.cache.StoreLogs(logs); err != nil {
+		s.failed, s.stored, s.want = err, true, last
+		s.logger.Error("raft log write failed: the log will be reopened from disk before the next write", "last_index", last, "error", err)
+		return fmt.Errorf("%w: %w", errLogWrite, err)
+	}
+	return nil
+}
+
+// DeleteRange implements hraft.LogStore.
+//
+// A failed head truncation (log compaction) changed nothing that matters: raft-wal commits its
+// meta store atomically, and Raft retries compaction after its next snapshot; a broken WAL
+// shows at the next StoreLogs.
+//
+// A failed tail cut (a follower clearing a conflicting suffix) is retried at once on the WAL
+// reopened from disk: raft-wal commits a cut to its meta store before it creates the new tail
+// segment, which fails on a full disk, so a cut that failed may be durable, and Raft must
+// then be told it succeeded (the retry is a no-op), lest it ask for entries that are gone. The
+// current WAL is closed before the reopen, not after: a StoreLogs waits for the segment
+// rotation it triggered, a DeleteRange does not, and closing abandons a rotation not yet
+// started (the reopen completes it: completeRotation) where the old WAL could otherwise commit
+// it over the new one's state. A tail cut runs on Raft's main goroutine, which is the one that
+// would otherwise read the log meanwhile; a reopen that fails then leaves no log to read, and
+// the node fails stop.
+func (s *walStore) DeleteRange(minIdx, maxIdx uint64) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.recoverLocked(); err != nil {
+		return err
+	}
+	first, err := s.w.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := s.w.LastIndex()
+	if err != nil {
+		return err
+	}
+	tail := minIdx > first && minIdx <= last && maxIdx >= last
+	err = s.cache.DeleteRange(minIdx, maxIdx)
+	if err != nil && !tail {
+		return fmt.Errorf("%w: %w", errLogWrite, err)
+	}
+	if err != nil {
+		s.logger.Error("raft log tail cut failed: reopening the log from disk", "min", minIdx, "max", maxIdx, "error", err)
+		s.mu.Lock()
+		_ = s.w.Close()
+		s.mu.Unlock()
+		s.failed, s.stored = err, false
+		if rerr := s.recoverLocked(); rerr != nil {
+			s.fatal(fmt.Errorf("%w: cutting the log's tail at index %d: %w; the log could not be reopened: %w", errLogWrite, minIdx, err, rerr))
+			return rerr
+		}
+		if err = s.cache.DeleteRange(minIdx, maxIdx); err != nil {
+			s.failed, s.stored = err, false
+			return fmt.Errorf("%w: %w", errLogWrite, err)
+		}
+	}
+	if tail {
+		s.cut = true
+	}
+	return nil
+}
+
+// recoverLocked, after a failed write, reopens the WAL from disk and cuts it back to what Raft
+// believes it holds; the reopened WAL replaces the current one only when all that succeeded,
+// and until then reads go on from the current one. No segment rotation is pending on the
+// current WAL (which would commit to the meta store behind the new one's back): failed is set
+// by a failed StoreLogs, which waited for the rotation its predecessor triggered and triggers
+// none itself, or by a tail cut that failed on a WAL closed before, or freshly reopened and
+// not yet appended to. wmu must be held.
+func (s *walStore) recoverLocked() error {
+	if s.failed == nil {
+		return nil
+	}
+	failed := s.failed
+	w, err := s.open()
+	if err != nil {
+		s.logger.Error("cannot reopen the raft log after a failed write", "error", err)
+		return fmt.Errorf("%w: %w (reopening the log: %w)", errLogWrite, failed, err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			_ = w.Close()
+		}
+	}()
+	last, err := w.LastIndex()
+	if err != nil {
+		return err
+	}
+	if s.stored {
+		switch {
+		case last < s.want:
+			err := fmt.Errorf("%w: after %w, the log reopened from disk ends at index %d, before index %d, which was fsynced", errLogWrite, failed, last, s.want)
+			s.fatal(err)
+			return err
+		case last > s.want:
+			// The failed batch, readable although its fsync failed.
+			s.logger.Warn("dropping log entries whose write failed", "from", s.want+1, "to", last)
+			if err := w.DeleteRange(s.want+1, last); err != nil {
+				return fmt.Errorf("%w: %w (dropping the entries whose write failed: %w)", errLogWrite, failed, err)
+			}
+		}
+	}
+	s.mu.Lock()
+	old := s.w
+	err = s.set(w)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	keep = true
+	_ = old.Close()
+	s.failed = nil
+	last, _ = w.LastIndex()
+	s.logger.Info("raft log reopened after a failed write", "last_index", last)
+	return nil
+}
+
+// The stable store (term, vote, the Node's keys) is raft-wal's meta store, which stays open
+// across reopens of the WAL: its methods go there directly, as raft-wal's own do, so that they
+// never meet a WAL being reopened.
+
+// Get implements hraft.StableStore.
+func (s *walStore) Get(key []byte) ([]byte, error) { return s.meta.GetStable(key) }
+
+// Set implements hraft.StableStore.
+func (s *walStore) Set(key, val []byte) error { return s.meta.SetStable(key, val) }
+
+// GetUint64 implements hraft.StableStore, as raft-wal's WAL.GetUint64 (little-endian; a key
+// not set is 0).
+func (s *walStore) GetUint64(key []byte) (uint64, error) {
+	raw, err := s.meta.GetStable(key)
+	if err != nil {
+		return 0, err
+	}
+	if len(raw) == 0 {
+		return 0, nil
+	}
+	if len(raw) != 8 {
+		return 0, fmt.Errorf("consensus/raft: GetUint64 of a key holding %d bytes", len(raw))
+	}
+	return binary.LittleEndian.Uint64(raw), nil
+}
+
+// SetUint64 implements hraft.StableStore, as raft-wal's WAL.SetUint64.
+func (s *walStore) SetUint64(key []byte, val uint64) error {
+	return s.meta.SetStable(key, binary.LittleEndian.AppendUint64(nil, val))
+}
+
+// Close closes the current WAL.
+func (s *walStore) Close() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Close()
+}

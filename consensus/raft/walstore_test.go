@@ -1,0 +1,131 @@
+package raft
+
+import (
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	hraft "github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hashicorp/raft-wal/types"
+)
+
+func entries(term, from, to uint64) []*hraft.Log {
+	var ls []*hraft.Log
+	for i := from; i <= to; i++ {
+		ls = append(ls, &hraft.Log{Index: i, Term: term, Type: hraft.LogCommand, Data: make([]byte, 300)})
+	}
+	return ls
+}
+
+// openTestStore opens a walStore in dir on vfs; fatal records OnFatal's calls. close closes
+// it and its meta store (also called by t.Cleanup).
+func openTestStore(t *testing.T, dir string, vfs types.VFS, fatal *[]error) (s *walStore, close func()) {
+	t.Helper()
+	meta := &metadb.BoltMetaDB{}
+	s, err := newWALStore(func() (*wal.WAL, error) {
+		return openWAL(dir, vfs, meta, 4096, hclog.NewNullLogger())
+	}, meta, hclog.NewNullLogger(), func(err error) { *fatal = append(*fatal, err) })
+	if err != nil {
+		_ = meta.Close()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	close = func() {
+		once.Do(func() {
+			_ = s.Close()
+			_ = meta.Close()
+		})
+	}
+	t.Cleanup(close)
+	return s, close
+}
+
+func checkLast(t *testing.T, s *walStore, want uint64) {
+	t.Helper()
+	if got, err := s.LastIndex(); err != nil || got != want {
+		t.Fatalf("last index %d (%v), want %d", got, err, want)
+	}
+}
+
+// TestWALStoreRecoversAfterFailedWrite: a StoreLogs that fails (disk full: a torn write, no
+// space for a new segment; or a failed fsync after the whole batch reached the page cache)
+// leaves the log as it was; once the fault is gone the same indexes are written again (raft
+// resends them, possibly from another leader), and they, not the failed batch, are what the
+// log holds, also after a reopen.
+func TestWALStoreRecoversAfterFailedWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mode int32
+	}{{"full", FaultFull}, {"fsync", FaultFsync}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			vfs := NewFaultFS()
+			var fatal []error
+			s, closeStore := openTestStore(t, dir, vfs, &fatal)
+			if err := s.StoreLogs(entries(1, 1, 5)); err != nil {
+				t.Fatal(err)
+			}
+			vfs.Set(tc.mode)
+			for range 3 { // the leader retries while the fault lasts
+				if err := s.StoreLogs(entries(1, 6, 8)); !errors.Is(err, errLogWrite) {
+					t.Fatalf("store under fault: %v, want errLogWrite", err)
+				}
+				checkLast(t, s, 5)
+			}
+			vfs.Set(FaultNone)
+			if err := s.StoreLogs(entries(2, 6, 20)); err != nil {
+				t.Fatalf("store after the fault: %v", err)
+			}
+			checkLast(t, s, 20)
+			if len(fatal) > 0 {
+				t.Fatalf("OnFatal called: %v", fatal)
+			}
+			closeStore()
+			s, _ = openTestStore(t, dir, vfs, &fatal)
+			checkLast(t, s, 20)
+			for i := uint64(1); i <= 20; i++ {
+				var l hraft.Log
+				if err := s.GetLog(i, &l); err != nil {
+					t.Fatalf("get %d: %v", i, err)
+				}
+				if want := uint64(1 + min(i/6, 1)); l.Term != want {
+					t.Fatalf("entry %d has term %d, want %d", i, l.Term, want)
+				}
+			}
+		})
+	}
+}
+
+// TestWALStoreFailsStopAfterTailCut: raft cuts a follower's conflicting tail, then its append
+// fails; hashicorp/raft keeps the cut entries' last index in memory and would ask forever for
+// entries that are gone, so the store calls OnFatal. A cut that raft-wal reports as failed but
+// committed (its meta store is written before the new tail segment is created, which fails on
+// a full disk) is reported as done.
+func TestWALStoreFailsStopAfterTailCut(t *testing.T) {
+	vfs := NewFaultFS()
+	var fatal []error
+	s, _ := openTestStore(t, t.TempDir(), vfs, &fatal)
+	if err := s.StoreLogs(entries(1, 1, 5)); err != nil {
+		t.Fatal(err)
+	}
+	vfs.Set(FaultFull)
+	if err := s.DeleteRange(4, 5); err != nil {
+		t.Fatalf("tail cut on a full disk: %v, want nil (it is committed)", err)
+	}
+	if vfs.Hits() == 0 {
+		t.Fatal("the cut never hit the fault")
+	}
+	checkLast(t, s, 3)
+	if len(fatal) > 0 {
+		t.Fatalf("OnFatal called early: %v", fatal)
+	}
+	if err := s.StoreLogs(entries(2, 4, 6)); !errors.Is(err, errLogWrite) {
+		t.Fatalf("store under fault: %v, want errLogWrite", err)
+	}
+	if len(fatal) != 1 {
+		t.Fatalf("OnFatal called %d times, want once", len(fatal))
+	}
+}
