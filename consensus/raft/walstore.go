@@ -60,10 +60,14 @@ type walStore struct {
 	cache *hraft.LogCache
 
 	// Under wmu:
-	failed error  // the failed write not yet recovered from, or nil
-	stored bool   // failed is a StoreLogs's
-	want   uint64 // after a failed StoreLogs: the last index before it
-	cut    bool   // a DeleteRange cut the log's tail since the last successful StoreLogs
+	failed error // the failed write not yet recovered from, or nil
+	stored bool  // failed is a StoreLogs's
+	// quiesce: failed is a DeleteRange's, after which a segment rotation may be pending on the
+	// current WAL: it is closed before the reopen.
+	quiesce bool
+	want    uint64 // after a failed StoreLogs: the last index before it
+	cut     bool   // a DeleteRange cut the log's tail since the last successful StoreLogs
+	closed  bool   // Close was called: no reopening
 }
 
 var (
@@ -156,51 +160,64 @@ func (s *walStore) storeLocked(logs []*hraft.Log) error {
 
 // DeleteRange implements hraft.LogStore.
 //
-// A failed head truncation (log compaction) changed nothing that matters: raft-wal commits its
-// meta store atomically, and Raft retries compaction after its next snapshot; a broken WAL
-// shows at the next StoreLogs.
+// A failed head truncation (log compaction) is left to the next append, which reopens the WAL
+// first: Raft keeps no in-memory state of it and retries compaction after its next snapshot,
+// but raft-wal may have committed it to its meta store and failed after (one that removes
+// every segment creates a new one), so the WAL's memory may no longer match its files, and an
+// append to its old tail could be lost on restart.
 //
 // A failed tail cut (a follower clearing a conflicting suffix) is retried at once on the WAL
 // reopened from disk: raft-wal commits a cut to its meta store before it creates the new tail
 // segment, which fails on a full disk, so a cut that failed may be durable, and Raft must
-// then be told it succeeded (the retry is a no-op), lest it ask for entries that are gone. The
-// current WAL is closed before the reopen, not after: a StoreLogs waits for the segment
-// rotation it triggered, a DeleteRange does not, and closing abandons a rotation not yet
-// started (the reopen completes it: completeRotation) where the old WAL could otherwise commit
-// it over the new one's state. A tail cut runs on Raft's main goroutine, which is the one that
-// would otherwise read the log meanwhile; a reopen that fails then leaves no log to read, and
-// the node fails stop.
+// then be told it succeeded (the retry is a no-op), lest it ask for entries that are gone.
+//
+// After a failed DeleteRange the current WAL is closed before the reopen, not after: a
+// StoreLogs waits for the segment rotation the one before it triggered, a DeleteRange does
+// not, and a rotation run after a truncation that failed commits the WAL's stale memory to the
+// meta store, listing again segment files the reopened WAL may have deleted as unused.
+// Closing abandons a rotation not yet started (the reopen completes it: completeRotation). So
+// the reopen runs only on Raft's main goroutine (an append, a tail cut), the one that would
+// otherwise read the log meanwhile, never from the snapshot goroutine's compaction; and a
+// reopen that fails leaves no log to read: the node fails stop.
 func (s *walStore) DeleteRange(minIdx, maxIdx uint64) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	isTail := func() (bool, error) {
+		first, err := s.w.FirstIndex()
+		if err != nil {
+			return false, err
+		}
+		last, err := s.w.LastIndex()
+		return minIdx > first && minIdx <= last && maxIdx >= last, err
+	}
+	tail, err := isTail()
+	if err != nil {
+		return err
+	}
+	if s.failed != nil && s.quiesce && !tail {
+		return fmt.Errorf("%w: %w (the log is reopened from disk at the next append)", errLogWrite, s.failed)
+	}
 	if err := s.recoverLocked(); err != nil {
 		return err
 	}
-	first, err := s.w.FirstIndex()
-	if err != nil {
+	if tail, err = isTail(); err != nil {
 		return err
 	}
-	last, err := s.w.LastIndex()
-	if err != nil {
-		return err
-	}
-	tail := minIdx > first && minIdx <= last && maxIdx >= last
 	err = s.cache.DeleteRange(minIdx, maxIdx)
 	if err != nil && !tail {
+		s.failed, s.stored, s.quiesce = err, false, true
+		s.logger.Error("raft log head truncation failed: the log will be reopened from disk before the next append", "min", minIdx, "max", maxIdx, "error", err)
 		return fmt.Errorf("%w: %w", errLogWrite, err)
 	}
 	if err != nil {
 		s.logger.Error("raft log tail cut failed: reopening the log from disk", "min", minIdx, "max", maxIdx, "error", err)
-		s.mu.Lock()
-		_ = s.w.Close()
-		s.mu.Unlock()
-		s.failed, s.stored = err, false
+		s.failed, s.stored, s.quiesce = err, false, true
 		if rerr := s.recoverLocked(); rerr != nil {
-			s.fatal(fmt.Errorf("%w: cutting the log's tail at index %d: %w; the log could not be reopened: %w", errLogWrite, minIdx, err, rerr))
 			return rerr
 		}
 		if err = s.cache.DeleteRange(minIdx, maxIdx); err != nil {
-			s.failed, s.stored = err, false
+			// On a WAL just reopened, with no rotation pending.
+			s.failed, s.stored, s.quiesce = err, false, false
 			return fmt.Errorf("%w: %w", errLogWrite, err)
 		}
 	}
@@ -211,21 +228,32 @@ func (s *walStore) DeleteRange(minIdx, maxIdx uint64) error {
 }
 
 // recoverLocked, after a failed write, reopens the WAL from disk and cuts it back to what Raft
-// believes it holds; the reopened WAL replaces the current one only when all that succeeded,
-// and until then reads go on from the current one. No segment rotation is pending on the
-// current WAL (which would commit to the meta store behind the new one's back): failed is set
-// by a failed StoreLogs, which waited for the rotation its predecessor triggered and triggers
-// none itself, or by a tail cut that failed on a WAL closed before, or freshly reopened and
-// not yet appended to. wmu must be held.
+// believes it holds. After a failed StoreLogs, the reopened WAL replaces the current one only
+// when all that succeeded, and until then reads go on from the current one: no segment
+// rotation is pending on it (a StoreLogs waits for the rotation the one before it triggered,
+// and a failed one triggers none). After a failed DeleteRange (quiesce), the current WAL is
+// closed first (see DeleteRange), and a reopen that fails is fatal. wmu must be held.
 func (s *walStore) recoverLocked() error {
 	if s.failed == nil {
 		return nil
 	}
+	if s.closed {
+		return wal.ErrClosed
+	}
 	failed := s.failed
+	if s.quiesce {
+		s.mu.Lock()
+		_ = s.w.Close() // idempotent
+		s.mu.Unlock()
+	}
 	w, err := s.open()
 	if err != nil {
 		s.logger.Error("cannot reopen the raft log after a failed write", "error", err)
-		return fmt.Errorf("%w: %w (reopening the log: %w)", errLogWrite, failed, err)
+		err = fmt.Errorf("%w: %w (reopening the log: %w)", errLogWrite, failed, err)
+		if s.quiesce {
+			s.fatal(fmt.Errorf("%w; the log is closed, and Raft cannot read it", err))
+		}
+		return err
 	}
 	keep := false
 	defer func() {
@@ -260,7 +288,7 @@ func (s *walStore) recoverLocked() error {
 	}
 	keep = true
 	_ = old.Close()
-	s.failed = nil
+	s.failed, s.quiesce = nil, false
 	last, _ = w.LastIndex()
 	s.logger.Info("raft log reopened after a failed write", "last_index", last)
 	return nil
@@ -303,5 +331,6 @@ func (s *walStore) Close() error {
 	defer s.wmu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	return s.w.Close()
 }

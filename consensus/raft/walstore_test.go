@@ -129,3 +129,34 @@ func TestWALStoreFailsStopAfterTailCut(t *testing.T) {
 		t.Fatalf("OnFatal called %d times, want once", len(fatal))
 	}
 }
+
+// TestWALStoreReopensAfterFailedHeadTruncation: a compaction that removes every segment
+// commits the new segment list, then fails to create the new tail segment (a full disk); the
+// entries stored after it must survive a restart.
+func TestWALStoreReopensAfterFailedHeadTruncation(t *testing.T) {
+	dir := t.TempDir()
+	vfs := NewFaultFS()
+	var fatal []error
+	s, closeStore := openTestStore(t, dir, vfs, &fatal)
+	if err := s.StoreLogs(entries(1, 1, 20)); err != nil {
+		t.Fatal(err)
+	}
+	vfs.Set(FaultFull)
+	if err := s.DeleteRange(1, 20); err == nil {
+		t.Fatal("compaction of every segment on a full disk succeeded")
+	}
+	vfs.Set(FaultNone)
+	if err := s.StoreLogs(entries(1, 21, 25)); err != nil {
+		t.Fatalf("store after the failed compaction: %v", err)
+	}
+	closeStore()
+	s, _ = openTestStore(t, dir, vfs, &fatal)
+	checkLast(t, s, 25)
+	var l hraft.Log
+	if err := s.GetLog(21, &l); err != nil {
+		t.Fatalf("entry 21 after a reopen: %v", err)
+	}
+	if len(fatal) > 0 {
+		t.Fatalf("OnFatal called: %v", fatal)
+	}
+}
