@@ -41,11 +41,12 @@ var errLogWrite = errors.New("consensus/raft: raft log write failed")
 // the old WAL, whose in-memory state holds only what was fsynced; the swap is made under a
 // lock, so Raft never sees a half-swapped store.
 //
-// When the log on disk cannot match what Raft believes, recovery is unsafe and the node fails
-// stop (Config.OnFatal): fsynced entries missing after the reopen, or a StoreLogs failing just
-// after a tail truncation succeeded (hashicorp/raft v1.8.0 then keeps the truncated entries'
-// last index in memory — a TODO in its appendEntries — and asks forever for entries that are
-// gone).
+// Failed truncations are handled in DeleteRange. When the log on disk cannot match what Raft
+// believes, recovery is unsafe and the node fails stop (Config.OnFatal): fsynced entries
+// missing after the reopen, a StoreLogs failing just after a tail truncation succeeded
+// (hashicorp/raft v1.8.0 then keeps the truncated entries' last index in memory — a TODO in its
+// appendEntries — and asks forever for entries that are gone), or a reopen failing after a
+// failed truncation closed the WAL.
 type walStore struct {
 	open   func() (*wal.WAL, error) // opens the WAL from its files
 	meta   types.MetaStore          // the WAL's meta store, open across reopens
