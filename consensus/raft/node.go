@@ -129,12 +129,15 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 		return nil, fmt.Errorf("consensus/raft: open snapshot store: %w", err)
 	}
 	n.logs = logs
+	snapDir := filepath.Join(cfg.DataDir, "snapshots")
+	if err := removeTempSnapshots(snapDir, logger); err != nil {
+		return nil, err
+	}
 	// raft-wal's meta database is created 0644 and the snapshots directory 0755; files of an
 	// older version may be looser still.
 	if err := makePrivate(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	snapDir := filepath.Join(cfg.DataDir, "snapshots")
 	snaps := &snapshotStore{FileSnapshotStore: fss, sm: sm, maxManifest: cfg.MaxManifestSize, dir: snapDir}
 	n.stable, n.snaps = stable, snaps
 	n.ident, err = loadClusterIdentity(stable, logger, cfg.OnClusterID)

@@ -1,0 +1,96 @@
+package raft
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestLeftoverTempSnapshotsRemovedAtStart: hashicorp/raft's FileSnapshotStore writes a snapshot
+// (a local one, or one received in InstallSnapshot) into "<id>.tmp" and renames it on a
+// successful Close; a failed install (disk full) or a crash mid-snapshot left the .tmp
+// directory behind forever, as raft skips but never removes it. A node now removes them when
+// it starts, logging each, and keeps its real snapshots.
+func TestLeftoverTempSnapshotsRemovedAtStart(t *testing.T) {
+	sm := &plainSM{manifest: []byte("m")}
+	store, f, dir := newStore(t, sm, 1<<10)
+	f.setApplied(42)
+	id := takeSnapshot(t, store, f, 42)
+	snapDir := filepath.Join(dir, "snapshots")
+	real := filepath.Join(snapDir, id)
+
+	// A partial snapshot as a failed install leaves it: raft's own name with the suffix, and a
+	// (here complete-looking) meta.json and state.bin, which must not make it count.
+	tmpDir := filepath.Join(snapDir, "2-99-1700000000000.tmp")
+	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"meta.json", "state.bin"} {
+		b, err := os.ReadFile(filepath.Join(real, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(tmpDir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tmpFile := filepath.Join(snapDir, "stray.tmp")
+	if err := os.WriteFile(tmpFile, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	stream, err := TCPStreamLayer("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	n, err := New(Config{ID: "n1", DataDir: dir, StreamLayer: stream,
+		Logger:           slog.New(slog.NewTextHandler(&logs, nil)),
+		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond}, &plainSM{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+
+	for _, p := range []string{tmpDir, tmpFile} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("leftover temporary snapshot %s still there after start (stat: %v)", p, err)
+		}
+		if !strings.Contains(logs.String(), p) {
+			t.Errorf("removal of %s not logged", p)
+		}
+	}
+	metas, err := n.snaps.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(metas) != 1 || metas[0].ID != id {
+		t.Fatalf("snapshots after start = %v, want only the real one %s", metas, id)
+	}
+	if _, err := os.Stat(filepath.Join(real, "state.bin")); err != nil {
+		t.Fatalf("real snapshot damaged: %v", err)
+	}
+}
