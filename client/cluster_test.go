@@ -54,6 +54,11 @@ type fakeCluster struct {
 	// time.Duration) with the empty NotLeader detail, as the servers of a
 	// cluster without a leader end them.
 	leaderlessStreams atomic.Int64
+	// blindTransfer > 0 (a time.Duration): TransferLeadership answers an
+	// empty leader id, as an old leader that stepped down before hearing
+	// from its successor does, and the servers keep naming the old leader
+	// for that long before the new one leads.
+	blindTransfer atomic.Int64
 }
 
 type fakeNode struct {
@@ -507,6 +512,15 @@ func (nd *fakeNode) TransferLeadership(ctx context.Context, req *logv1.TransferL
 		if to < 0 {
 			return nil, transport.Errorf(transport.NotFound, "no server %q", req.GetId())
 		}
+	}
+	if d := time.Duration(c.blindTransfer.Load()); d > 0 {
+		time.AfterFunc(d, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.leader = to
+			c.term++
+		})
+		return &logv1.TransferLeadershipResponse{}, nil
 	}
 	c.leader = to
 	c.term++

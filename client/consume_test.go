@@ -240,6 +240,40 @@ func TestAdmin(t *testing.T) {
 	})
 }
 
+// TestTransferLeadershipNamesNewLeader: the old leader answers a transfer once it has stepped
+// down, often before it knows its successor (an empty leader_id); TransferLeadership returned
+// that empty id, and callers (the CLI) had to ask the servers themselves. It now asks them, until
+// one names a leader other than the old one, bounded by ctx.
+func TestTransferLeadershipNamesNewLeader(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0))
+		c.blindTransfer.Store(int64(300 * time.Millisecond))
+		leader, err := cl.TransferLeadership(context.Background(), "node-2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leader != "node-2" {
+			t.Errorf("new leader = %q, want node-2 (the old leader did not name it; the servers do once it leads)", leader)
+		}
+
+		// The caller's context bounds the wait: leadership did move, so no error, and no id.
+		c.blindTransfer.Store(int64(3 * time.Second))
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		leader, err = cl.TransferLeadership(ctx, "node-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leader != "" {
+			t.Errorf("new leader = %q before any was elected, want \"\"", leader)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("TransferLeadership took %v, past its context's 200ms", d)
+		}
+	})
+}
+
 // TestServersAt: ServersAt asks the one server named, once (cluster remove asks the leader,
 // the only one that knows which followers answer it); an address nobody serves is an error.
 func TestServersAt(t *testing.T) {

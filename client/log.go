@@ -373,8 +373,13 @@ func (c *Client) RemoveServer(ctx context.Context, id string) error {
 }
 
 // TransferLeadership asks the leader to hand leadership to the voter with id
-// (empty: the leader picks one) and returns the new leader's id when the
-// server knew it. The client forgets the old leader, so its next write
+// (empty: the leader picks one) and returns the new leader's id. The old
+// leader answers once it has stepped down, often before it has heard from
+// its successor; the client then asks the servers, for up to 5 s (the
+// request timeout, when shorter; less if ctx ends first), until one names a
+// leader other than the old one. The id is "" (with a nil error: leadership did move)
+// when none was named in time, or when the client did not know the old
+// leader's address. The client forgets the old leader, so its next write
 // finds the new one. Errors as RemoveServer's.
 func (c *Client) TransferLeadership(ctx context.Context, id string) (string, error) {
 	var leader string
@@ -392,5 +397,50 @@ func (c *Client) TransferLeadership(ctx context.Context, id string) (string, err
 	}
 	from, _ = c.snapshot()
 	c.forgetLeader(from)
+	if leader == "" && from != "" {
+		leader = c.newLeaderAfter(ctx, from)
+	}
 	return leader, nil
+}
+
+// newLeaderWait bounds how long TransferLeadership asks the servers for the
+// new leader when the old one did not name it (the request timeout, when
+// shorter).
+const newLeaderWait = 5 * time.Second
+
+// newLeaderPoll is how often TransferLeadership asks for the new leader.
+const newLeaderPoll = 50 * time.Millisecond
+
+// newLeaderAfter asks the servers, for up to newLeaderWait (the request
+// timeout, when shorter) or until ctx ends, for a leader whose API address is not old, and returns its id; ""
+// if none was named in time.
+func (c *Client) newLeaderAfter(ctx context.Context, old string) string {
+	ctx, cancel := c.merged(ctx)
+	defer cancel()
+	wait := newLeaderWait
+	if c.opts.requestTimeout > 0 {
+		wait = min(wait, c.opts.requestTimeout)
+	}
+	ctx, cancel = context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		// A follower that has not heard from the new leader yet still names
+		// the old one: forget it each round, so the next one asks the others.
+		if c.refreshServers(ctx) == nil {
+			leader, servers := c.snapshot()
+			if leader != "" && leader != old {
+				for _, s := range servers {
+					if s.Addr == leader {
+						return s.ID
+					}
+				}
+			}
+			c.forgetLeader(old)
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-time.After(newLeaderPoll):
+		}
+	}
 }

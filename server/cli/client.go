@@ -621,15 +621,11 @@ func clusterCommand() *cli.Command {
 						id = args[0]
 					}
 					return useClient(c, func(cl *client.Client) error {
-						old := leaderID(c.Context, cl)
+						// The SDK asks the servers for the new leader when the old one, having
+						// stepped down, did not name it (for up to 5 s, or --timeout if shorter).
 						leader, err := cl.TransferLeadership(c.Context, id)
 						if err != nil {
 							return err
-						}
-						if leader == "" && old != "" {
-							// The old leader answers once it has stepped down, often before it
-							// has heard from the new one: ask the servers for a while.
-							leader = newLeaderAfter(c.Context, cl, old, min(newLeaderWait, c.Duration("timeout")))
 						}
 						if leader == "" {
 							fmt.Fprintln(c.App.Writer, "leadership handed over; the new leader is not known yet (cluster status shows it once elected)")
@@ -641,45 +637,6 @@ func clusterCommand() *cli.Command {
 				},
 			},
 		},
-	}
-}
-
-// newLeaderWait bounds how long cluster transfer-leadership asks for the new leader when the
-// old one did not name it (its --timeout, when shorter).
-const newLeaderWait = 5 * time.Second
-
-// leaderID is the ID of the server the cluster names as its leader, "" when none answers or
-// none leads.
-func leaderID(ctx context.Context, cl *client.Client) string {
-	servers, err := cl.Servers(ctx)
-	if err != nil {
-		return ""
-	}
-	for _, s := range servers {
-		if s.IsLeader {
-			return s.ID
-		}
-	}
-	return ""
-}
-
-// newLeaderAfter asks the servers, for up to wait, for a leader other than old (an ID), and
-// returns its ID; "" if none was named in time.
-func newLeaderAfter(ctx context.Context, cl *client.Client, old string, wait time.Duration) string {
-	if wait <= 0 {
-		wait = newLeaderWait
-	}
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	for {
-		if id := leaderID(ctx, cl); id != "" && id != old {
-			return id
-		}
-		select {
-		case <-ctx.Done():
-			return ""
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
 }
 
