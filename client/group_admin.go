@@ -164,7 +164,9 @@ type OffsetReset struct {
 // partition's start and end) and, with Execute, stores them. It reports whether they were
 // stored. Errors: ErrInvalidOption for a missing verb; a *transport.Error with a GroupError
 // detail (REASON_GROUP_NOT_EMPTY: Execute while the group has members); ErrUnknownTopic
-// wrapped in the server's NotFound; with Execute, ErrOutcomeUnknown when the offsets may have
+// wrapped in the server's NotFound (also when, with Execute, the topic was deleted and
+// created again under its name between the plan and the store: nothing is stored, as the
+// plan was made in the old topic); with Execute, ErrOutcomeUnknown when the offsets may have
 // been stored but the answer was lost. An executed reset is never resent after such an answer
 // (ResetShiftBy is relative to the committed offset: a resend would shift twice); check the
 // offsets with DescribeGroup before resetting again. A dry run is retried as a read.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,5 +51,54 @@ func TestCommitOfRecreatedTopicRefused(t *testing.T) {
 	}
 	if len(f.GetOffsets()) != 0 {
 		t.Errorf("offsets of the new topic: %v; the old topic's position 3 skips its records 0 to 2", f.GetOffsets())
+	}
+}
+
+// TestResetOfRecreatedTopicRefused: group reset --execute plans the offsets from the topic as it
+// is, then stores them. When the topic was deleted and created again under its name between the
+// plan and the store, the old topic's offsets were stored in the new topic (here position 3: the
+// group would skip the new topic's records 0 to 2). The offsets now name the topic they were
+// planned in, as a member's commit does, and such a reset is refused: the topic it planned in is
+// gone (NotFound, "deleted and created again since"), and nothing is stored.
+func TestResetOfRecreatedTopicRefused(t *testing.T) {
+	srv := startServer(t, Config{})
+	ctx := ctxT(t, 60*time.Second)
+	c := newClient(t, TransportConnect, srv.Addr())
+	createTopicT(t, ctx, c, "r", 1)
+	fillTopicT(t, ctx, c, "r", 1, 5)
+	gc := groupsClient(t, c)
+	tc := c.(transport.TopicsClient)
+
+	var once sync.Once
+	srv.svc.resetPlanned = func() {
+		once.Do(func() {
+			if _, err := tc.DeleteTopic(ctx, &logv1.DeleteTopicRequest{Name: "r"}); err != nil {
+				t.Error(err)
+			}
+			if _, err := tc.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "r", Partitions: 1}); err != nil {
+				t.Error(err)
+			}
+			fillTopicT(t, ctx, c, "r", 1, 5)
+		})
+	}
+	_, err := gc.ResetOffsets(ctx, &logv1.ResetOffsetsRequest{Group: "g", Topic: "r",
+		Verb: &logv1.ResetOffsetsRequest_ToOffset{ToOffset: 3}, Execute: true})
+	srv.svc.resetPlanned = nil
+	if transport.CodeOf(err) != transport.NotFound || !strings.Contains(err.Error(), "deleted and created again") {
+		t.Errorf("reset planned in a topic deleted and created again before it was stored: %v, want NotFound (the topic was replaced)", err)
+	}
+	f, err := gc.FetchOffsets(ctx, &logv1.FetchOffsetsRequest{Group: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.GetOffsets()) != 0 {
+		t.Errorf("offsets of the new topic: %v; the old topic's position 3 skips its records 0 to 2", f.GetOffsets())
+	}
+
+	// Without a replacement, the same reset is stored.
+	res, err := gc.ResetOffsets(ctx, &logv1.ResetOffsetsRequest{Group: "g", Topic: "r",
+		Verb: &logv1.ResetOffsetsRequest_ToOffset{ToOffset: 3}, Execute: true})
+	if err != nil || !res.GetExecuted() {
+		t.Fatalf("reset: %v, %v", res, err)
 	}
 }

@@ -395,7 +395,7 @@ func (s *service) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsReque
 		if err := fsm.ValidateGroupName(req.GetGroup()); err != nil {
 			return nil, err
 		}
-		plan, err := s.resetPlan(req, time.Now())
+		plan, topicID, err := s.resetPlan(req, time.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -403,9 +403,16 @@ func (s *service) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsReque
 		if !req.GetExecute() {
 			return res, nil
 		}
+		if s.resetPlanned != nil {
+			s.resetPlanned()
+		}
+		// The offsets name the topic they were planned in: a topic deleted and created again
+		// under its name since is another topic, whose records the plan never saw; storing the
+		// old topic's positions there would skip (or replay) the new one's records. The commit
+		// refuses it (ErrTopicReplaced, an unknown topic: NotFound).
 		offs := make([]fsm.GroupOffset, len(plan))
 		for i, p := range plan {
-			offs[i] = fsm.GroupOffset{Topic: p.Topic, Partition: p.Partition, Offset: p.NewOffset}
+			offs[i] = fsm.GroupOffset{Topic: p.Topic, Partition: p.Partition, Offset: p.NewOffset, TopicID: topicID}
 		}
 		err = s.groups.whileEmpty(req.GetGroup(), func() error {
 			_, err := s.sm.CommitOffsets(ctx, s.node, req.GetGroup(), offs)
@@ -422,11 +429,13 @@ func (s *service) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsReque
 }
 
 // resetPlan computes a reset's new offsets from this node's applied state, clamped to each
-// partition's [start, end].
-func (s *service) resetPlan(req *logv1.ResetOffsetsRequest, now time.Time) ([]*logv1.OffsetReset, error) {
+// partition's [start, end], and returns them with the ID of the topic they were planned in
+// (read once, first: a topic replaced during the plan makes that ID stale, so the commit
+// refuses the plan rather than store it in the new topic).
+func (s *service) resetPlan(req *logv1.ResetOffsetsRequest, now time.Time) ([]*logv1.OffsetReset, fsm.TopicID, error) {
 	t, err := s.sm.Topic(req.GetTopic())
 	if err != nil {
-		return nil, err
+		return nil, fsm.TopicID{}, err
 	}
 	// Each partition once, in order, however often the request names it.
 	parts := slices.Compact(slices.Sorted(slices.Values(req.GetPartitions())))
@@ -436,13 +445,13 @@ func (s *service) resetPlan(req *logv1.ResetOffsetsRequest, now time.Time) ([]*l
 		}
 	}
 	if req.GetVerb() == nil {
-		return nil, fmt.Errorf("%w: a reset needs a verb (to-earliest, to-latest, to-offset, to-datetime, by-duration, shift-by)", errInvalid)
+		return nil, fsm.TopicID{}, fmt.Errorf("%w: a reset needs a verb (to-earliest, to-latest, to-offset, to-datetime, by-duration, shift-by)", errInvalid)
 	}
 	var out []*logv1.OffsetReset
 	for _, p := range parts {
 		f, _, err := s.sm.Partition(t.Name, p)
 		if err != nil {
-			return nil, err
+			return nil, fsm.TopicID{}, err
 		}
 		lowest, next := f.Bounds()
 		r := &logv1.OffsetReset{Topic: t.Name, Partition: p}
@@ -460,11 +469,11 @@ func (s *service) resetPlan(req *logv1.ResetOffsetsRequest, now time.Time) ([]*l
 			target = v.ToOffset
 		case *logv1.ResetOffsetsRequest_ToDatetimeMs:
 			if target, err = f.OffsetForTime(v.ToDatetimeMs); err != nil {
-				return nil, err
+				return nil, fsm.TopicID{}, err
 			}
 		case *logv1.ResetOffsetsRequest_ByDuration:
 			if target, err = f.OffsetForTime(now.Add(-v.ByDuration.AsDuration()).UnixMilli()); err != nil {
-				return nil, err
+				return nil, fsm.TopicID{}, err
 			}
 		case *logv1.ResetOffsetsRequest_ShiftBy:
 			base := lowest
@@ -483,7 +492,7 @@ func (s *service) resetPlan(req *logv1.ResetOffsetsRequest, now time.Time) ([]*l
 		r.NewOffset = min(max(target, lowest), next)
 		out = append(out, r)
 	}
-	return out, nil
+	return out, t.ID, nil
 }
 
 // ListOffsets answers offsets by position or time from this node's applied state.

@@ -66,6 +66,9 @@ type service struct {
 	// commitChecked, when set (tests only), runs when CommitOffsets has checked a member's
 	// commit, before it is proposed.
 	commitChecked func()
+	// resetPlanned, when set (tests only), runs when ResetOffsets with execute has planned
+	// its offsets, before it stores them.
+	resetPlanned func()
 }
 
 var (
