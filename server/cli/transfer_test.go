@@ -34,9 +34,10 @@ func (deposedLog) TransferLeadership(context.Context, *logv1.TransferLeadershipR
 
 // TestTransferLeadershipNewLeaderUnknown: the old leader answers a transfer as soon as it has
 // stepped down, often before it knows the new leader; cluster transfer-leadership then printed
-// "leader is now " with nothing after it (seen against a 3-node cluster). It asks the servers
-// for the new leader for a while (e2e's TestClusterMembership sees it named), and when none is
-// named says that the leadership was handed over and the new leader is not known yet.
+// "leader is now " with nothing after it (seen against a 3-node cluster). The SDK's
+// TransferLeadership asks the servers for the new leader for a while (e2e's
+// TestClusterMembership sees it named), and when none is named the command says that the
+// leadership was handed over and the new leader is not known yet.
 func TestTransferLeadershipNewLeaderUnknown(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -35,7 +35,7 @@ func TestClusterMembership(t *testing.T) {
 	t.Log("the operator moves the leadership")
 	out := mustCLI(t, "", "cluster", "transfer-leadership", "--addr", leader.Addr).Stdout
 	// The new leader, named: the old one answers as soon as it has stepped down, often before
-	// it knows its successor, and the command then asks the servers (it printed "leader is now "
+	// it knows its successor, and the SDK then asks the servers (it printed "leader is now "
 	// with no name, and later "not known yet").
 	if name, ok := strings.CutPrefix(out, "leader is now "); !ok || !strings.HasSuffix(name, "\n") ||
 		strings.TrimSpace(name) == "" || strings.TrimSpace(name) == leader.Name() {
