@@ -168,6 +168,16 @@ func authorizer(a authz.Authorizer, rules authRules, isPeer func(transport.Peer)
 			}
 			return nil, denied(err)
 		}
+		if method == transport.MethodDescribeTopic {
+			// A producer describes a topic (its partitions and ID) before it sends to it:
+			// produce on a topic allows describing it, as Kafka's Write implies Describe. The
+			// handler decides for the topic named.
+			err := anyObject(ctx, a, subject, authz.ActionConsume, true)
+			if err != nil && anyObject(ctx, a, subject, authz.ActionProduce, true) != nil {
+				return nil, denied(err)
+			}
+			return ctx, nil
+		}
 		if topicScoped[method] {
 			// The topic is in the request, not read yet: the handler decides for it.
 			if err := anyObject(ctx, a, subject, action, method != transport.MethodInitProducer); err != nil {

@@ -408,7 +408,8 @@ func (s *service) ListTopics(ctx context.Context, _ *logv1.ListTopicsRequest) (*
 	return res, nil
 }
 
-// DescribeTopic answers from this server's applied state, for a topic the caller may consume.
+// DescribeTopic answers from this server's applied state, for a topic the caller may consume or
+// produce to (a producer learns the topic's partitions and ID so).
 // On the leader that is the cluster's state: it first applies every committed entry
 // (leaderCaughtUp). A follower answers from what it has applied (a topic it does not know yet,
 // once caught up: knownTopic), unless the request has require_leader: then it refuses as it
@@ -417,7 +418,9 @@ func (s *service) ListTopics(ctx context.Context, _ *logv1.ListTopicsRequest) (*
 // pin.
 func (s *service) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicRequest) (*logv1.DescribeTopicResponse, error) {
 	if err := s.authorizeTopic(ctx, req.GetName(), authz.ActionConsume); err != nil {
-		return nil, err
+		if s.authorizeTopic(ctx, req.GetName(), authz.ActionProduce) != nil {
+			return nil, err
+		}
 	}
 	if s.sm == nil {
 		return nil, toWire(fmt.Errorf("%w: %q", fsm.ErrUnknownTopic, req.GetName()))
