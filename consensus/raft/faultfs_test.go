@@ -13,6 +13,10 @@ const (
 	faultNone  int32 = iota
 	faultFull        // the disk is full: writes store half their bytes and fail with ENOSPC, new segment files cannot be allocated
 	faultFsync       // writes land in the page cache, but fsync fails with EIO
+	// faultPastEnd: the disk is full and segment files are preallocated (as on a real disk):
+	// bytes within a file's first pastEnd bytes are written, the rest fail with ENOSPC, and new
+	// segment files cannot be allocated.
+	faultPastEnd
 )
 
 // faultFS is raft-wal's OS file system with a switchable fault.
@@ -20,6 +24,8 @@ type faultFS struct {
 	*walfs.FS
 	mode atomic.Int32
 	hits atomic.Int32 // operations failed
+	// pastEnd is the size of the preallocated files under faultPastEnd.
+	pastEnd int64
 }
 
 func (f *faultFS) fail(err error) error {
@@ -28,7 +34,7 @@ func (f *faultFS) fail(err error) error {
 }
 
 func (f *faultFS) Create(dir, name string, size uint64) (types.WritableFile, error) {
-	if f.mode.Load() == faultFull {
+	if m := f.mode.Load(); m == faultFull || m == faultPastEnd {
 		// As raft-wal's own: the file is created, then preallocating it fails.
 		wf, err := f.FS.Create(dir, name, 0)
 		if err == nil {
@@ -59,6 +65,10 @@ type faultFile struct {
 func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	if f.fs.mode.Load() == faultFull {
 		n, _ := f.WritableFile.WriteAt(p[:len(p)/2], off) // a torn write
+		return n, f.fs.fail(syscall.ENOSPC)
+	}
+	if f.fs.mode.Load() == faultPastEnd && off+int64(len(p)) > f.fs.pastEnd {
+		n, _ := f.WritableFile.WriteAt(p[:max(0, f.fs.pastEnd-off)], off)
 		return n, f.fs.fail(syscall.ENOSPC)
 	}
 	return f.WritableFile.WriteAt(p, off)

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hashicorp/raft-wal/segment"
 	"github.com/hashicorp/raft-wal/types"
 )
 
@@ -127,6 +129,126 @@ func TestWALReopensAfterInterruptedRotation(t *testing.T) {
 	for i := uint64(1); i <= next+1; i++ {
 		var l hraft.Log
 		if err := w.GetLog(i, &l); err != nil || string(l.Data) != string(entry(i).Data) {
+			t.Fatalf("GetLog(%d) = %q, %v", i, l.Data, err)
+		}
+	}
+}
+
+// TestWALStoreRecoversAfterTornSeal: on a full disk with preallocated segments, the append
+// that fills a segment writes its entries and the header of the index frame that seals it
+// within the preallocated bytes, and fails past them, before its commit frame. raft-wal's
+// recovery scan of that tail still reports it sealed (it takes any index frame it meets), so
+// the reopen must not complete a rotation there: the seal never committed, and a segment sealed
+// at an index block that is not on disk fails every read of its entries ("failed to read
+// segment index: EOF"; hashicorp/raft panics on it). Found on tmpfs: a follower's WAL filled,
+// it reopened the log, and then panicked in processLogs.
+func TestWALStoreRecoversAfterTornSeal(t *testing.T) {
+	dir := t.TempDir()
+	vfs := NewFaultFS()
+	vfs.pastEnd = 4096 // openTestStore's segment size
+	var fatal []error
+	s, closeStore := openTestStore(t, dir, vfs, &fatal)
+	small := func(from, to uint64) []*hraft.Log {
+		ls := entries(1, from, to)
+		for _, l := range ls {
+			l.Data = fmt.Appendf(nil, "entry %d", l.Index)
+		}
+		return ls
+	}
+	vfs.Set(faultPastEnd)
+	last := uint64(0)
+	for ; ; last++ {
+		if err := s.StoreLogs(small(last+1, last+1)); err != nil {
+			break
+		}
+		if last > 1000 {
+			t.Fatal("no failed append in 1000 entries")
+		}
+	}
+	vfs.Set(FaultNone)
+	if err := s.StoreLogs(small(last+1, last+3)); err != nil {
+		t.Fatalf("store after the disk has space: %v", err)
+	}
+	check := func() {
+		t.Helper()
+		checkLast(t, s, last+3)
+		for i := uint64(1); i <= last+3; i++ {
+			var l hraft.Log
+			if err := s.GetLog(i, &l); err != nil || string(l.Data) != fmt.Sprintf("entry %d", i) {
+				t.Fatalf("GetLog(%d) = %q, %v", i, l.Data, err)
+			}
+		}
+	}
+	check()
+	closeStore()
+	s, _ = openTestStore(t, dir, vfs, &fatal)
+	check()
+	if len(fatal) > 0 {
+		t.Fatalf("OnFatal called: %v", fatal)
+	}
+}
+
+// TestWALOpensSegmentWithTornSealCommitted: a data dir where an earlier version committed a
+// torn seal (see TestWALStoreRecoversAfterTornSeal) to the meta store: the node panicked at
+// every restart. The sealed segment whose index frame does not list its entries is read by
+// scanning it, and the log goes on.
+func TestWALOpensSegmentWithTornSealCommitted(t *testing.T) {
+	dir := t.TempDir()
+	vfs := NewFaultFS()
+	vfs.pastEnd = 4096
+	var fatal []error
+	s, closeStore := openTestStore(t, dir, vfs, &fatal)
+	small := func(from, to uint64) []*hraft.Log {
+		ls := entries(1, from, to)
+		for _, l := range ls {
+			l.Data = fmt.Appendf(nil, "entry %d", l.Index)
+		}
+		return ls
+	}
+	vfs.Set(faultPastEnd)
+	last := uint64(0)
+	for ; last < 1000; last++ {
+		if err := s.StoreLogs(small(last+1, last+1)); err != nil {
+			break
+		}
+	}
+	vfs.Set(FaultNone)
+	closeStore()
+
+	// What the earlier completeRotation committed: the tail sealed at the torn index frame.
+	meta := &metadb.BoltMetaDB{}
+	st, err := meta.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail := st.Segments[len(st.Segments)-1]
+	w, err := segment.NewFiler(dir, vfs).RecoverTail(tail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, indexStart, err := w.Sealed()
+	_ = w.Close()
+	if err != nil || !sealed {
+		t.Fatalf("recovered tail sealed %v (%v), want a torn seal", sealed, err)
+	}
+	tail.SealTime, tail.MaxIndex, tail.IndexStart = time.Now(), last, indexStart
+	st.Segments[len(st.Segments)-1] = tail
+	st.Segments = append(st.Segments, types.SegmentInfo{ID: st.NextSegmentID, BaseIndex: last + 1, MinIndex: last + 1,
+		SizeLimit: 4096, Codec: wal.CodecBinaryV1, CreateTime: time.Now()})
+	st.NextSegmentID++
+	if err := meta.CommitState(st); err != nil {
+		t.Fatal(err)
+	}
+	_ = meta.Close()
+
+	s, _ = openTestStore(t, dir, vfs, &fatal)
+	if err := s.StoreLogs(small(last+1, last+3)); err != nil {
+		t.Fatalf("store after reopening: %v", err)
+	}
+	checkLast(t, s, last+3)
+	for i := uint64(1); i <= last+3; i++ {
+		var l hraft.Log
+		if err := s.GetLog(i, &l); err != nil || string(l.Data) != fmt.Sprintf("entry %d", i) {
 			t.Fatalf("GetLog(%d) = %q, %v", i, l.Data, err)
 		}
 	}
