@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	hraft "github.com/hashicorp/raft"
-	walfs "github.com/hashicorp/raft-wal/fs"
 	"github.com/hashicorp/raft-wal/types"
 )
 
@@ -21,17 +20,22 @@ const (
 	fileMode fs.FileMode = 0o600
 )
 
-// privateWALFS is raft-wal's file system with new segment files made 0600.
+// privateWALFS is raft-wal's file system (walfs.New()) with new segment files made 0600, also
+// when preallocating one fails (a full disk): raft-wal has created the file by then, and the
+// WAL reopened after the failed write goes on with it as its tail.
 type privateWALFS struct {
-	*walfs.FS
+	types.VFS
 }
 
 var _ types.VFS = privateWALFS{}
 
 // Create implements types.VFS.
 func (p privateWALFS) Create(dir, name string, size uint64) (types.WritableFile, error) {
-	f, err := p.FS.Create(dir, name, size)
+	f, err := p.VFS.Create(dir, name, size)
 	if err != nil {
+		if cerr := os.Chmod(filepath.Join(dir, name), fileMode); cerr != nil && !errors.Is(cerr, fs.ErrNotExist) {
+			return nil, errors.Join(err, fmt.Errorf("consensus/raft: chmod %s: %w", name, cerr))
+		}
 		return nil, err
 	}
 	if err := os.Chmod(filepath.Join(dir, name), fileMode); err != nil {

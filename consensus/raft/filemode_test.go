@@ -2,11 +2,16 @@ package raft
 
 import (
 	"context"
+	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	walfs "github.com/hashicorp/raft-wal/fs"
+	"github.com/hashicorp/raft-wal/types"
 )
 
 // TestFileModes checks that everything a Node stores is private to its owner, even with a
@@ -77,5 +82,37 @@ func TestFileModes(t *testing.T) {
 	}
 	if seen["wal"] < 3 || seen["meta"] != 1 || seen["snapshots"] < 1 {
 		t.Fatalf("files found per directory: %v; want raft-wal segments, its meta database and a snapshot", seen)
+	}
+}
+
+// failingPrealloc creates segment files as raft-wal's OS file system does (0644), then fails
+// to preallocate them, as on a full disk.
+type failingPrealloc struct{ types.VFS }
+
+func (f failingPrealloc) Create(dir, name string, _ uint64) (types.WritableFile, error) {
+	wf, err := f.VFS.Create(dir, name, 0)
+	if err == nil {
+		_ = wf.Close()
+	}
+	return nil, syscall.ENOSPC
+}
+
+// TestPrivateWALFSFailedCreate: a segment file whose preallocation failed is kept by raft-wal
+// (the reopened WAL goes on with it as its tail) and must be private too. Found on tmpfs: a
+// WAL that filled left its next segment 0644 until the node restarted.
+func TestPrivateWALFSFailedCreate(t *testing.T) {
+	old := syscall.Umask(0o022)
+	t.Cleanup(func() { syscall.Umask(old) })
+	dir := t.TempDir()
+	p := privateWALFS{failingPrealloc{walfs.New()}}
+	if _, err := p.Create(dir, "seg.wal", 4096); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Create: %v, want ENOSPC", err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "seg.wal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != fileMode {
+		t.Fatalf("mode %v after a failed preallocation, want %v", fi.Mode().Perm(), fileMode)
 	}
 }
