@@ -18,7 +18,7 @@ for m in "${@:-${modules[@]}}"; do
 	echo "== test $m"
 	log="$logs/$m.log"
 	# shellcheck disable=SC2086 # GOTESTFLAGS is a list of flags
-	(cd "$root/$m" && go test -race -count=1 -timeout 15m -v ${GOTESTFLAGS:-} ./...) >"$log" 2>&1
+	(cd "$root/$m" && go test -race -count=1 -timeout 25m -v ${GOTESTFLAGS:-} ./...) >"$log" 2>&1
 	rc=$?
 	grep -E '^(ok |FAIL|\? |panic:)' "$log"
 	if [ $rc -ne 0 ]; then
