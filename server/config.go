@@ -462,7 +462,6 @@ func (c *Config) validatePeers() error {
 	return errors.Join(errs...)
 }
 
-// checkHostPort checks that addr is host:port with a port from 0 to 65535.
 // validHost reports whether h is an IP address (IPv6 with or without brackets) or a host name
 // that a resolver could answer: dot-separated labels of letters, digits, '-' and '_' (which
 // some DNS names, as Kubernetes' SRV-style ones, hold), 1 to 63 bytes each, 253 in all, an
@@ -488,6 +487,7 @@ func validHost(h string) bool {
 	return true
 }
 
+// checkHostPort checks that addr is host:port with a port from 0 to 65535.
 func checkHostPort(addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
