@@ -56,7 +56,7 @@ if [ ! -x "$cache/nats-server" ]; then
 	mkdir -p "$cache"
 	GOBIN="$cache" go install "github.com/nats-io/nats-server/v2@$nats_version"
 fi
-[ -x "$bench" ] || { echo "bench-vs-nats: no load tool at $bench (make build-bench)" >&2; exit 1; }
+[ -x "$bench" ] || { echo "bench-vs-nats: no load tool at $bench (make bench-vs-nats builds it; or: cd tools && go build -o ../bin/commitlog-bench ./cmd/commitlog-bench)" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-vs-nats.XXXXXX")
 pids=()
