@@ -1,8 +1,8 @@
 package server
 
 import (
-	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,7 +33,7 @@ func TestCorruptRecordAtRestRaisesAlarm(t *testing.T) {
 		}
 	}
 	nodes[victim].shutdown(t)
-	flipSealedRecord(t, cfgs[victim].DataDir, "record-5")
+	flipSealedRecord(t, cfgs[victim].DataDir, 5) // "record-5"
 	cfg := cfgs[victim]
 	cfg.StartJoinAddrs = []string{leader.GossipAddr()}
 	nodes[victim] = startNode(t, cfg, false)
@@ -117,7 +117,7 @@ func TestLeaderCorruptRecordAtRestRaisesAlarm(t *testing.T) {
 		}
 	}
 	nodes[victim].shutdown(t)
-	flipSealedRecord(t, cfgs[victim].DataDir, "record-5")
+	flipSealedRecord(t, cfgs[victim].DataDir, 5) // "record-5"
 	cfg := cfgs[victim]
 	cfg.StartJoinAddrs = []string{nodes[0].GossipAddr()}
 	nodes[victim] = startNode(t, cfg, false)
@@ -177,12 +177,16 @@ func currentLeader(nodes []*testServer) *testServer {
 	return nil
 }
 
-// flipSealedRecord flips, at rest, a byte of the stored record whose value is value in a
-// sealed segment of the commit log of the (stopped) server whose data dir is dataDir,
-// leaving its frame's checksum stale; the segment's index file stays, so the storage's cheap
-// check at start reads nothing wrong.
-func flipSealedRecord(t *testing.T, dataDir, value string) {
+// flipSealedRecord flips, at rest, a byte of the stored record at offset off in a sealed
+// segment of the commit log of the (stopped) server whose data dir is dataDir, leaving its
+// frame's checksum stale; the segment's index file stays, so the storage's cheap check at
+// start reads nothing wrong. It walks the frames (storage/segment/format.go: CRC u32, length
+// u32 whose bit 31 marks a batch's end, offset u64, value) rather than searching for the
+// value's bytes: a search cannot tell "record-5" from "record-5" followed by a next frame's
+// checksum that starts with a digit, and picked the wrong segment's copy or none.
+func flipSealedRecord(t *testing.T, dataDir string, off uint64) {
 	t.Helper()
+	const segHdr, frameHdr = 40, 16
 	segs, err := filepath.Glob(filepath.Join(dataDir, "log", "*.seg"))
 	if err != nil {
 		t.Fatal(err)
@@ -195,20 +199,20 @@ func flipSealedRecord(t *testing.T, dataDir, value string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; ; {
-			j := bytes.Index(b[i:], []byte(value))
-			if j < 0 {
+		for pos := segHdr; pos+frameHdr <= len(b); {
+			n := int(binary.LittleEndian.Uint32(b[pos+4:]) &^ (1 << 31))
+			if n == 0 || pos+frameHdr+n > len(b) {
 				break
 			}
-			if e := i + j + len(value); e == len(b) || b[e] < '0' || b[e] > '9' {
-				b[i+j] ^= 0x20
+			if binary.LittleEndian.Uint64(b[pos+8:]) == off {
+				b[pos+frameHdr+n-1] ^= 0x20
 				if err := os.WriteFile(seg, b, 0o600); err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			i += j + 1
+			pos += frameHdr + n
 		}
 	}
-	t.Fatalf("no %s in a sealed segment of %s", value, dataDir)
+	t.Fatalf("no record at offset %d in a sealed segment of %s", off, dataDir)
 }
