@@ -1000,7 +1000,10 @@ type GetBoundsResponse struct {
 	// past the last record this server has applied. lowest == next: empty.
 	NextOffset uint64 `protobuf:"varint,2,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
 	// committed_offset is one past the last record this server knows to be
-	// committed by the cluster; next_offset catches up to it as it applies.
+	// committed by the cluster: every record below it is committed. A server
+	// learns a record's offset only by applying it, so this equals next_offset;
+	// with linearizable set, it is at least the cluster's commit point when the
+	// request arrived.
 	CommittedOffset uint64 `protobuf:"varint,3,opt,name=committed_offset,json=committedOffset,proto3" json:"committed_offset,omitempty"`
 	// applied_index is the last Raft index this server's state machine applied.
 	AppliedIndex uint64 `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
