@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,7 +31,7 @@ func TestCorruptRecordAtRestRaisesAlarm(t *testing.T) {
 		}
 	}
 	nodes[victim].shutdown(t)
-	flipSealedRecord(t, cfgs[victim].DataDir, 5) // "record-5"
+	flipSealedRecord(t, cfgs[victim].DataDir, "record-5")
 	cfg := cfgs[victim]
 	cfg.StartJoinAddrs = []string{leader.GossipAddr()}
 	nodes[victim] = startNode(t, cfg, false)
@@ -117,7 +115,7 @@ func TestLeaderCorruptRecordAtRestRaisesAlarm(t *testing.T) {
 		}
 	}
 	nodes[victim].shutdown(t)
-	flipSealedRecord(t, cfgs[victim].DataDir, 5) // "record-5"
+	flipSealedRecord(t, cfgs[victim].DataDir, "record-5")
 	cfg := cfgs[victim]
 	cfg.StartJoinAddrs = []string{nodes[0].GossipAddr()}
 	nodes[victim] = startNode(t, cfg, false)
@@ -177,42 +175,12 @@ func currentLeader(nodes []*testServer) *testServer {
 	return nil
 }
 
-// flipSealedRecord flips, at rest, a byte of the stored record at offset off in a sealed
-// segment of the commit log of the (stopped) server whose data dir is dataDir, leaving its
-// frame's checksum stale; the segment's index file stays, so the storage's cheap check at
-// start reads nothing wrong. It walks the frames (storage/segment/format.go: CRC u32, length
-// u32 whose bit 31 marks a batch's end, offset u64, value) rather than searching for the
-// value's bytes: a search cannot tell "record-5" from "record-5" followed by a next frame's
-// checksum that starts with a digit, and picked the wrong segment's copy or none.
-func flipSealedRecord(t *testing.T, dataDir string, off uint64) {
+// flipSealedRecord flips, at rest, a byte of the stored record whose value is value in a
+// sealed segment of the commit log of the (stopped) server whose data dir is dataDir,
+// leaving its frame's checksum stale; the segment's index file stays, so the storage's cheap
+// check at start reads nothing wrong (a flip in the active segment is refused at start,
+// another case).
+func flipSealedRecord(t *testing.T, dataDir, value string) {
 	t.Helper()
-	const segHdr, frameHdr = 40, 16
-	segs, err := filepath.Glob(filepath.Join(dataDir, "log", "*.seg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, seg := range segs {
-		if _, err := os.Stat(strings.TrimSuffix(seg, ".seg") + ".idx"); err != nil {
-			continue // the active segment: a flip there is refused at start, another case
-		}
-		b, err := os.ReadFile(seg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for pos := segHdr; pos+frameHdr <= len(b); {
-			n := int(binary.LittleEndian.Uint32(b[pos+4:]) &^ (1 << 31))
-			if n == 0 || pos+frameHdr+n > len(b) {
-				break
-			}
-			if binary.LittleEndian.Uint64(b[pos+8:]) == off {
-				b[pos+frameHdr+n-1] ^= 0x20
-				if err := os.WriteFile(seg, b, 0o600); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			pos += frameHdr + n
-		}
-	}
-	t.Fatalf("no record at offset %d in a sealed segment of %s", off, dataDir)
+	editStoredRecord(t, filepath.Join(dataDir, "log"), value, true, func(frame []byte) { frame[len(frame)-1] ^= 0x20 })
 }

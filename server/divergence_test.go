@@ -33,23 +33,41 @@ func plantDivergence(t *testing.T, dataDir, value string) {
 // partition's: <data dir>/topics/<topic ID>/<partition>).
 func plantDivergenceIn(t *testing.T, dir, value string) {
 	t.Helper()
+	castagnoli := crc32.MakeTable(crc32.Castagnoli)
+	editStoredRecord(t, dir, value, false, func(frame []byte) {
+		frame[len(frame)-len(value)] ^= 0x20
+		binary.LittleEndian.PutUint32(frame, crc32.Checksum(frame[4:], castagnoli))
+	})
+}
+
+// editStoredRecord calls edit with the whole frame (header included) of the stored record
+// whose value is value in the segments of the commit log in dir (sealedOnly: only segments
+// with an index file, which the storage does not scan at start), and writes the segment back.
+// It walks the frames (storage/segment/format.go: after the 40-byte header, CRC-32C (4) |
+// length (4, bit 31: last of a batch) | offset (8) | stored bytes, whose last field is the
+// value): a search of the file for value's bytes cannot tell "record-5" from "record-5"
+// followed by the next frame's checksum.
+func editStoredRecord(t *testing.T, dir, value string, sealedOnly bool, edit func(frame []byte)) {
+	t.Helper()
 	files, err := filepath.Glob(filepath.Join(dir, "*.seg"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no segment in %s: %v", dir, err)
 	}
-	castagnoli := crc32.MakeTable(crc32.Castagnoli)
 	for _, name := range files {
+		if _, err := os.Stat(strings.TrimSuffix(name, ".seg") + ".idx"); sealedOnly && err != nil {
+			continue
+		}
 		b, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Frames after the 40-byte header: CRC-32C (4) | length (4, bit 31: last) | offset (8) | stored bytes.
 		for p := 40; p+16 <= len(b); {
 			n := int(binary.LittleEndian.Uint32(b[p+4:]) &^ (1 << 31))
-			stored := b[p+16 : p+16+n]
-			if bytes.HasSuffix(stored, []byte(value)) {
-				stored[len(stored)-len(value)] ^= 0x20
-				binary.LittleEndian.PutUint32(b[p:], crc32.Checksum(b[p+4:p+16+n], castagnoli))
+			if p+16+n > len(b) {
+				break
+			}
+			if bytes.HasSuffix(b[p+16:p+16+n], []byte(value)) {
+				edit(b[p : p+16+n])
 				if err := os.WriteFile(name, b, 0o600); err != nil {
 					t.Fatal(err)
 				}
@@ -58,7 +76,7 @@ func plantDivergenceIn(t *testing.T, dir, value string) {
 			p += 16 + n
 		}
 	}
-	t.Fatalf("no record %q in %s", value, dir)
+	t.Fatalf("no record %q in %s (sealed only: %v)", value, dir, sealedOnly)
 }
 
 // TestDivergenceDetector: a follower whose stored record was changed at rest (its storage sees
