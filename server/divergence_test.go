@@ -185,24 +185,7 @@ func testDivergenceDetector(t *testing.T, records int, leads bool) {
 		leader = v
 	}
 
-	waitFor(t, 60*time.Second, "the planted divergence raises the alarm on "+v.ID(), func() bool { return bounds(v).GetDivergence() != "" })
-	t.Logf("alarm: %s", bounds(v).GetDivergence())
-	_, err := newClient(t, TransportConnect, v.Addr()).Consume(ctx, &logv1.ConsumeRequest{Offset: 0})
-	if transport.CodeOf(err) != transport.DataLoss || !strings.Contains(err.Error(), "diverged") {
-		t.Fatalf("Consume on the diverged server: %v, want DATA_LOSS", err)
-	}
-	for _, nd := range nodes {
-		if nd == v {
-			continue
-		}
-		if d := bounds(nd).GetDivergence(); d != "" {
-			t.Fatalf("%s, whose log agrees with the majority, raised the alarm: %s", nd.ID(), d)
-		}
-		rec, err := newClient(t, TransportConnect, nd.Addr()).Consume(ctx, &logv1.ConsumeRequest{Offset: 5})
-		if err != nil || string(rec.GetRecord().GetValue()) != "record-5" {
-			t.Fatalf("Consume(5) on %s = %v, %v", nd.ID(), rec, err)
-		}
-	}
+	alarmOnlyOn(t, ctx, nodes, v, bounds, "the planted divergence", 5)
 
 	// The metrics tell: the victim's alarm gauge, the leader's mismatch counter.
 	m, err := telemetrytest.Find(telemetrytest.Scrape(t, v.MetricsAddr()), "commitlog_divergence_alarm", nil)
@@ -510,6 +493,35 @@ func writeOnLeader(t *testing.T, ctx context.Context, nodes []*testServer, write
 
 // boundsOn returns a function asking a node for the default partition's bounds; an error fails
 // the test.
+// alarmOnlyOn waits until the divergence alarm is raised on v (cause names what raised it,
+// for the wait's message) and checks that v refuses reads with DATA_LOSS while every other
+// server of nodes raised no alarm and serves "record-<off>" at offset off. It returns v's alarm.
+func alarmOnlyOn(t *testing.T, ctx context.Context, nodes []*testServer, v *testServer,
+	bounds func(*testServer) *logv1.GetBoundsResponse, cause string, off uint64) string {
+	t.Helper()
+	waitFor(t, 60*time.Second, cause+" raises the alarm on "+v.ID(), func() bool { return bounds(v).GetDivergence() != "" })
+	alarm := bounds(v).GetDivergence()
+	t.Logf("alarm: %s", alarm)
+	_, err := newClient(t, TransportConnect, v.Addr()).Consume(ctx, &logv1.ConsumeRequest{Offset: 0})
+	if transport.CodeOf(err) != transport.DataLoss || !strings.Contains(err.Error(), "diverged") {
+		t.Fatalf("Consume(0) on %s, whose alarm is raised: %v, want DATA_LOSS", v.ID(), err)
+	}
+	want := fmt.Sprintf("record-%d", off)
+	for _, nd := range nodes {
+		if nd == v {
+			continue
+		}
+		if d := bounds(nd).GetDivergence(); d != "" {
+			t.Fatalf("%s, whose log agrees with the majority, raised the alarm: %s", nd.ID(), d)
+		}
+		rec, err := newClient(t, TransportConnect, nd.Addr()).Consume(ctx, &logv1.ConsumeRequest{Offset: off})
+		if err != nil || string(rec.GetRecord().GetValue()) != want {
+			t.Fatalf("Consume(%d) on %s = %v, %v; want %q", off, nd.ID(), rec, err, want)
+		}
+	}
+	return alarm
+}
+
 func boundsOn(t *testing.T, ctx context.Context) func(nd *testServer) *logv1.GetBoundsResponse {
 	return func(nd *testServer) *logv1.GetBoundsResponse {
 		t.Helper()
