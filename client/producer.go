@@ -231,9 +231,14 @@ type batch struct {
 	bytes    int
 	deadline time.Time     // the delivery deadline of its first record
 	res      *outcome      // its futures' result
-	done     chan struct{} // closed once every future completed (its callback ran)
+	done     chan struct{} // closed once every future completed (its callback ran): by closeDone
 	seq      int32         // base sequence number, once seqSet
 	seqSet   bool
+
+	// parent is the batch a half was split from; halves counts, in a split
+	// batch, the halves whose done is not closed yet.
+	parent *batch
+	halves atomic.Int32
 
 	// The records and futures not used yet of the chunk last allocated
 	// for recs and futures: a batch allocates them a chunk at a time, not
@@ -816,7 +821,7 @@ func (p *Producer) sender() {
 			b.part.inFlight--
 			delete(p.inFlight, b)
 			if completed {
-				close(b.done)
+				closeDone(b)
 			}
 			p.cond.Broadcast()
 			continue
@@ -951,7 +956,17 @@ func (p *Producer) takeWaitingLocked() []*batch {
 func (p *Producer) fail(bs []*batch, err error) {
 	for _, b := range bs {
 		p.finish(b, 0, err)
-		close(b.done)
+		closeDone(b)
+	}
+}
+
+// closeDone closes b.done, once every future of b completed. A half of a
+// split batch: the batch it was split from is done once both halves are, and
+// so on up.
+func closeDone(b *batch) {
+	close(b.done)
+	for ; b.parent != nil && b.parent.halves.Add(-1) == 0; b = b.parent {
+		close(b.parent.done)
 	}
 }
 
@@ -1032,17 +1047,13 @@ func (p *Producer) splitBatch(b *batch) {
 			}
 		}
 		return &batch{part: b.part, recs: recs, futures: futures, bytes: bytes, deadline: b.deadline, done: make(chan struct{}),
-			res: &outcome{done: make(chan struct{}), partition: b.res.partition, parent: b.res}}
+			res: &outcome{done: make(chan struct{}), partition: b.res.partition, parent: b.res}, parent: b}
 	}
 	lo, hi := half(b.recs[:h], b.futures[:h]), half(b.recs[h:], b.futures[h:])
 	s := &splitOutcome{half: uint32(h), lo: lo.res, hi: hi.res}
 	s.left.Store(2)
 	b.res.split.Store(s)
-	go func() {
-		<-lo.done
-		<-hi.done
-		close(b.done)
-	}()
+	b.halves.Store(2) // before either half is queued: closeDone counts it down
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b.part.ready = append([]*batch{lo, hi}, b.part.ready...)
