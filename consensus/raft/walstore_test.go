@@ -2,7 +2,9 @@ package raft
 
 import (
 	"errors"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -159,4 +161,141 @@ func TestWALStoreReopensAfterFailedHeadTruncation(t *testing.T) {
 	if len(fatal) > 0 {
 		t.Fatalf("OnFatal called: %v", fatal)
 	}
+}
+
+// faultMeta is a meta store whose Load (which every open of the WAL calls) or CommitState
+// (a truncation's commit of the new segment list) fails while its switch is on.
+type faultMeta struct {
+	types.MetaStore
+	failLoad, failCommit atomic.Bool
+}
+
+var errMetaFault = errors.New("injected meta store fault")
+
+func (m *faultMeta) Load(dir string) (types.PersistentState, error) {
+	if m.failLoad.Load() {
+		return types.PersistentState{}, errMetaFault
+	}
+	return m.MetaStore.Load(dir)
+}
+
+func (m *faultMeta) CommitState(s types.PersistentState) error {
+	if m.failCommit.Load() {
+		return errMetaFault
+	}
+	return m.MetaStore.CommitState(s)
+}
+
+// openFaultMetaStore is openTestStore with its meta store behind a faultMeta.
+func openFaultMetaStore(t *testing.T, dir string, vfs types.VFS, fatal *[]error) (s *walStore, meta *faultMeta, close func()) {
+	t.Helper()
+	bolt := &metadb.BoltMetaDB{}
+	meta = &faultMeta{MetaStore: bolt}
+	s, err := newWALStore(func() (*wal.WAL, error) {
+		return openWAL(dir, vfs, meta, 4096, hclog.NewNullLogger())
+	}, meta, hclog.NewNullLogger(), func(err error) { *fatal = append(*fatal, err) })
+	if err != nil {
+		_ = bolt.Close()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	close = func() {
+		once.Do(func() {
+			_ = s.Close()
+			_ = bolt.Close()
+		})
+	}
+	t.Cleanup(close)
+	return s, meta, close
+}
+
+// TestWALStoreRecoveryFaults: the recovery after a failed StoreLogs (an fsync that failed:
+// the batch is readable from the page cache, so the reopened WAL must drop it) itself fails,
+// in its reopen of the WAL (the meta store cannot be loaded) or in its drop of the failed
+// batch (the meta store cannot commit the cut). The write fails with errLogWrite saying so,
+// reads go on from the current WAL, which holds what was fsynced, the node is not stopped,
+// and the next write retries the recovery: once the fault is gone it succeeds, and the log
+// holds the rewritten entries, not the failed batch, also after a reopen. After a failed head
+// truncation, the current WAL is closed before the reopen: a reopen that fails then leaves no
+// log to read, and the node fails stop.
+func TestWALStoreRecoveryFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(m *faultMeta, on bool)
+		want string // in the error of a write while the recovery fails
+	}{
+		{"reopen", func(m *faultMeta, on bool) { m.failLoad.Store(on) }, "reopening the log"},
+		{"drop failed batch", func(m *faultMeta, on bool) { m.failCommit.Store(on) }, "dropping the entries whose write failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			vfs := NewFaultFS()
+			var fatal []error
+			s, meta, closeStore := openFaultMetaStore(t, dir, vfs, &fatal)
+			if err := s.StoreLogs(entries(1, 1, 5)); err != nil {
+				t.Fatal(err)
+			}
+			vfs.Set(FaultFsync)
+			if err := s.StoreLogs(entries(1, 6, 8)); !errors.Is(err, errLogWrite) {
+				t.Fatalf("store under fault: %v, want errLogWrite", err)
+			}
+			vfs.Set(FaultNone)
+			tc.set(meta, true)
+			for range 3 { // the leader retries while the fault lasts
+				err := s.StoreLogs(entries(2, 6, 8))
+				if !errors.Is(err, errLogWrite) || !errors.Is(err, errMetaFault) || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("store while the recovery fails: %v, want errLogWrite %s", err, tc.want)
+				}
+				checkLast(t, s, 5)
+				var l hraft.Log
+				if err := s.GetLog(5, &l); err != nil {
+					t.Fatalf("read while the recovery fails: %v", err)
+				}
+			}
+			if len(fatal) > 0 {
+				t.Fatalf("OnFatal called: %v", fatal)
+			}
+			tc.set(meta, false)
+			if err := s.StoreLogs(entries(2, 6, 20)); err != nil {
+				t.Fatalf("store after the fault: %v", err)
+			}
+			checkLast(t, s, 20)
+			if len(fatal) > 0 {
+				t.Fatalf("OnFatal called: %v", fatal)
+			}
+			closeStore()
+			s, _, _ = openFaultMetaStore(t, dir, vfs, &fatal)
+			checkLast(t, s, 20)
+			for i := uint64(1); i <= 20; i++ {
+				var l hraft.Log
+				if err := s.GetLog(i, &l); err != nil {
+					t.Fatalf("get %d: %v", i, err)
+				}
+				if want := uint64(1 + min(i/6, 1)); l.Term != want {
+					t.Fatalf("entry %d has term %d, want %d", i, l.Term, want)
+				}
+			}
+		})
+	}
+
+	t.Run("reopen after failed head truncation", func(t *testing.T) {
+		vfs := NewFaultFS()
+		var fatal []error
+		s, meta, _ := openFaultMetaStore(t, t.TempDir(), vfs, &fatal)
+		if err := s.StoreLogs(entries(1, 1, 20)); err != nil {
+			t.Fatal(err)
+		}
+		vfs.Set(FaultFull)
+		if err := s.DeleteRange(1, 20); err == nil {
+			t.Fatal("compaction of every segment on a full disk succeeded")
+		}
+		vfs.Set(FaultNone)
+		meta.failLoad.Store(true)
+		if err := s.StoreLogs(entries(1, 21, 25)); !errors.Is(err, errLogWrite) || !errors.Is(err, errMetaFault) {
+			t.Fatalf("store while the reopen fails: %v, want errLogWrite", err)
+		}
+		if len(fatal) != 1 || !strings.Contains(fatal[0].Error(), "the log is closed") {
+			t.Fatalf("OnFatal calls %v, want one: the log is closed", fatal)
+		}
+	})
 }
