@@ -227,7 +227,10 @@ const tempSnapshotSuffix = ".tmp"
 // a snapshot that never completed: FileSnapshotStore skips them but never removes them, so
 // each failed install would keep its partial copy of the state forever. Only entries directly
 // in dir whose name ends in tempSnapshotSuffix are removed; complete snapshots never carry it.
-// It must run before raft starts (nothing may be writing a snapshot meanwhile).
+// It must run before raft starts (nothing may be writing a snapshot meanwhile). A dir it cannot
+// read or a leftover it cannot remove is an error, and New refuses to start: a snapshots dir the
+// node cannot write would fail its snapshots and installs too, and a log line alone would leave
+// the partial copy there for good.
 func removeTempSnapshots(dir string, logger *slog.Logger) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -93,4 +94,73 @@ func TestLeftoverTempSnapshotsRemovedAtStart(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(real, "state.bin")); err != nil {
 		t.Fatalf("real snapshot damaged: %v", err)
 	}
+}
+
+// TestLeftoverTempSnapshotUnremovableRefusesStart: a leftover temporary snapshot that cannot
+// be removed (or a snapshots directory that cannot be read) means a data dir the node cannot
+// write as it must: snapshots and their installs would fail there too. As for any data dir
+// it cannot use, the node refuses to start with an error naming the path, rather than log it
+// and run on a data dir that fails later (and keeps the partial copy forever).
+func TestLeftoverTempSnapshotUnremovableRefusesStart(t *testing.T) {
+	t.Run("remove fails", func(t *testing.T) {
+		dir := t.TempDir()
+		tmpDir := filepath.Join(dir, "snapshots", "2-99-1700000000000.tmp")
+		if err := os.MkdirAll(tmpDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		stuck := filepath.Join(tmpDir, "state.bin")
+		if err := os.WriteFile(stuck, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		makeUnremovable(t, stuck)
+		stream, err := TCPStreamLayer("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs syncBuffer
+		n, err := New(Config{ID: "n1", DataDir: dir, StreamLayer: stream,
+			Logger:           slog.New(slog.NewTextHandler(&logs, nil)),
+			HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond}, &plainSM{})
+		if err == nil {
+			n.Close()
+			t.Fatalf("New started with an unremovable leftover snapshot %s; logs:\n%s", tmpDir, logs.String())
+		}
+		if !strings.Contains(err.Error(), "remove incomplete snapshot "+tmpDir) {
+			t.Fatalf("New: %v; want it to name the leftover snapshot %s", err, tmpDir)
+		}
+	})
+	t.Run("read fails", func(t *testing.T) {
+		// The snapshots "directory" is a file: reading it fails (ENOTDIR), as root too.
+		notDir := filepath.Join(t.TempDir(), "snapshots")
+		if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := removeTempSnapshots(notDir, slog.New(slog.DiscardHandler))
+		if err == nil || !strings.Contains(err.Error(), "read snapshot dir") {
+			t.Fatalf("removeTempSnapshots of an unreadable dir: %v, want the read error", err)
+		}
+		// A snapshots directory not made yet is no error.
+		if err := removeTempSnapshots(filepath.Join(t.TempDir(), "none"), slog.New(slog.DiscardHandler)); err != nil {
+			t.Fatalf("removeTempSnapshots of a missing dir: %v", err)
+		}
+	})
+}
+
+// makeUnremovable makes the file at p impossible to remove until the test ends: its directory
+// read-only, or, as root (whom permissions do not stop), p immutable (chattr +i); the test is
+// skipped where neither works.
+func makeUnremovable(t *testing.T, p string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		parent := filepath.Dir(p)
+		if err := os.Chmod(parent, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.Chmod(parent, 0o700) })
+		return
+	}
+	if out, err := exec.Command("chattr", "+i", p).CombinedOutput(); err != nil {
+		t.Skipf("cannot make %s immutable as root: %v: %s", p, err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("chattr", "-i", p).Run() })
 }
