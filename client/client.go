@@ -405,6 +405,13 @@ func (c *Client) isClosed() bool {
 // backoff and a refresh, an unknown outcome is returned as is. write says
 // whether op changes the log.
 func (c *Client) onLeader(ctx context.Context, write bool, op func(context.Context, transport.Client) error) error {
+	return c.onLeaderAt(ctx, write, nil, op)
+}
+
+// onLeaderAt is onLeader that, when op succeeds and at is not nil, sets *at to
+// the address of the server that answered it (the client's idea of the leader
+// may have changed meanwhile).
+func (c *Client) onLeaderAt(ctx context.Context, write bool, at *string, op func(context.Context, transport.Client) error) error {
 	ctx, cancel := c.merged(ctx)
 	defer cancel()
 	var last error
@@ -443,6 +450,9 @@ func (c *Client) onLeader(ctx context.Context, write bool, op func(context.Conte
 		}
 		err := c.attempt(ctx, addr, op)
 		if err == nil {
+			if at != nil {
+				*at = addr
+			}
 			return nil
 		}
 		var v verdict

@@ -59,6 +59,10 @@ type fakeCluster struct {
 	// from its successor does, and the servers keep naming the old leader
 	// for that long before the new one leads.
 	blindTransfer atomic.Int64
+	// transferHook, when set (before the client is used), runs when a
+	// transfer to node index to is accepted, without mu held, before the
+	// empty answer of a blind transfer.
+	transferHook func(to int)
 }
 
 type fakeNode struct {
@@ -520,6 +524,11 @@ func (nd *fakeNode) TransferLeadership(ctx context.Context, req *logv1.TransferL
 			c.leader = to
 			c.term++
 		})
+		if c.transferHook != nil {
+			c.mu.Unlock()
+			c.transferHook(to)
+			c.mu.Lock()
+		}
 		return &logv1.TransferLeadershipResponse{}, nil
 	}
 	c.leader = to

@@ -274,6 +274,53 @@ func TestTransferLeadershipNamesNewLeader(t *testing.T) {
 	})
 }
 
+// TestTransferLeadershipLeaderChangedMeanwhile: TransferLeadership took the old leader's address
+// from the client's idea of the leader once the transfer was answered, but a refresh meanwhile
+// (another call's, the background one) may have changed it. Had it learnt the new leader,
+// TransferLeadership forgot that one and waited for a leader other than it: none came, and it
+// answered "" when its context ended. Had it learnt that none leads yet (the old leader stepped
+// down), the old leader's address was unknown, and it answered "" at once, without asking for the
+// new one. The old leader is now the server that answered the transfer.
+func TestTransferLeadershipLeaderChangedMeanwhile(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		blind time.Duration // until the new leader leads, when the refresh does not find it
+		lead  func(c *fakeCluster, to int)
+	}{
+		{"refresh found the new leader", 3 * time.Second, func(c *fakeCluster, to int) { c.setLeader(to) }},
+		{"refresh found no leader", 300 * time.Millisecond, func(c *fakeCluster, _ int) { c.setLeader(-1) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+				var cl *client.Client
+				c.blindTransfer.Store(int64(tc.blind))
+				c.transferHook = func(to int) {
+					tc.lead(c, to)
+					ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+					defer cancel()
+					_, _ = cl.Servers(ctx) // the refresh that changes the client's leader
+				}
+				cl = newClient(t, c, nil, client.WithRefreshInterval(0))
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				leader, err := cl.TransferLeadership(ctx, "node-2")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if leader != "node-2" {
+					t.Fatalf("new leader = %q, want node-2", leader)
+				}
+				if _, err := cl.Produce(context.Background(), []byte("x")); err != nil {
+					t.Fatal(err)
+				}
+				if got := c.nodes[2].called("Produce"); got != 1 {
+					t.Errorf("new leader saw %d produces, want 1", got)
+				}
+			})
+		})
+	}
+}
+
 // TestServersAt: ServersAt asks the one server named, once (cluster remove asks the leader,
 // the only one that knows which followers answer it); an address nobody serves is an error.
 func TestServersAt(t *testing.T) {

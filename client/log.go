@@ -377,14 +377,16 @@ func (c *Client) RemoveServer(ctx context.Context, id string) error {
 // leader answers once it has stepped down, often before it has heard from
 // its successor; the client then asks the servers, for up to 5 s (the
 // request timeout, when shorter; less if ctx ends first), until one names a
-// leader other than the old one. The id is "" (with a nil error: leadership did move)
-// when none was named in time, or when the client did not know the old
-// leader's address. The client forgets the old leader, so its next write
-// finds the new one. Errors as RemoveServer's.
+// leader other than the old one (the server that answered the transfer). The
+// id is "" (with a nil error: leadership did move) when none was named in
+// time. The client forgets the old leader, so its next write finds the new
+// one. Errors as RemoveServer's.
 func (c *Client) TransferLeadership(ctx context.Context, id string) (string, error) {
-	var leader string
-	var from string
-	err := c.onLeader(ctx, true, func(ctx context.Context, tc transport.Client) error {
+	// from is the server that answered, not the client's leader once it did:
+	// a refresh meanwhile (another call's, the background one) may have
+	// learnt the new leader, or that none leads yet.
+	var leader, from string
+	err := c.onLeaderAt(ctx, true, &from, func(ctx context.Context, tc transport.Client) error {
 		resp, err := tc.TransferLeadership(ctx, &logv1.TransferLeadershipRequest{Id: id})
 		if err != nil {
 			return err
@@ -395,9 +397,8 @@ func (c *Client) TransferLeadership(ctx context.Context, id string) (string, err
 	if err != nil {
 		return "", fmt.Errorf("transfer leadership to %q: %w", id, err)
 	}
-	from, _ = c.snapshot()
 	c.forgetLeader(from)
-	if leader == "" && from != "" {
+	if leader == "" {
 		leader = c.newLeaderAfter(ctx, from)
 	}
 	return leader, nil
