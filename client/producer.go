@@ -1151,7 +1151,10 @@ func (p *Producer) sendBatch(b *batch) bool {
 			// server's limits), before anything was stored: as Kafka's
 			// producer does, the batch is split in two and the halves
 			// are sent in its place, in order, until they fit (a single
-			// record too large fails alone).
+			// record too large fails alone). The servers answer
+			// ResourceExhausted on this path only for a size limit, with
+			// no detail naming it: one for another reason (a proxy's rate
+			// limit) is split too, down to single records that each fail.
 			if ref != nil {
 				p.unnumber(b)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,6 +106,52 @@ func TestProducerRefusesTimestampBefore1970(t *testing.T) {
 		}
 		if got := c.values(); !slices.Equal(got, []string{"before", "after"}) {
 			t.Errorf("stored %q, want before and after", got)
+		}
+	})
+}
+
+// TestProducerNonSizeResourceExhaustedFailsAlone: the servers answer ResourceExhausted on the
+// produce path only for a size limit (a record over --max-record-bytes, a batch over
+// --max-batch-records, a request over the transport's bound), with no detail that says which
+// limit; a refusal with that code for another reason (a proxy's rate limit, say) cannot be
+// told apart, so the Producer splits it too. It must not loop: the halves are split down to
+// single records, each refused once, failing with the server's error, and Flush returns.
+func TestProducerNonSizeResourceExhaustedFailsAlone(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		var refusals atomic.Int32
+		c.setFault(func(_ string, values [][]byte) (bool, error) {
+			refusals.Add(1)
+			return false, transport.Errorf(transport.ResourceExhausted, "rate limit: too many requests on this connection")
+		})
+		cl := newClient(t, c, nil)
+		// A loop would end at the delivery timeout, failing the records with ErrDeliveryTimeout.
+		p := newProducer(t, cl, client.ProducerBatchRecords(4), client.ProducerLinger(time.Hour), client.ProducerDeliveryTimeout(3*time.Second))
+		ctx := context.Background()
+		var fs []*client.Future
+		for i := range 4 {
+			f, err := p.Send(ctx, fmt.Appendf(nil, "r%d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs = append(fs, f)
+		}
+		flushCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := p.Flush(flushCtx); err != nil {
+			t.Fatalf("Flush: %v (refused %d times)", err, refusals.Load())
+		}
+		for i, f := range fs {
+			off, err := f.Wait(ctx)
+			if transport.CodeOf(err) != transport.ResourceExhausted || !strings.Contains(err.Error(), "rate limit") || errors.Is(err, client.ErrOutcomeUnknown) {
+				t.Errorf("record %d: offset %d, error %v; want the server's ResourceExhausted", i, off, err)
+			}
+		}
+		// 4 records, then 2 halves of 2, then 4 single records: each sent once.
+		if got := refusals.Load(); got != 7 {
+			t.Errorf("the server refused %d requests, want 7", got)
+		}
+		if got := c.values(); len(got) != 0 {
+			t.Errorf("stored %q, want nothing", got)
 		}
 	})
 }
