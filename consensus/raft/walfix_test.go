@@ -145,44 +145,16 @@ func TestWALReopensAfterInterruptedRotation(t *testing.T) {
 func TestWALStoreRecoversAfterTornSeal(t *testing.T) {
 	dir := t.TempDir()
 	vfs := NewFaultFS()
-	vfs.pastEnd = 4096 // openTestStore's segment size
 	var fatal []error
 	s, closeStore := openTestStore(t, dir, vfs, &fatal)
-	small := func(from, to uint64) []*hraft.Log {
-		ls := entries(1, from, to)
-		for _, l := range ls {
-			l.Data = fmt.Appendf(nil, "entry %d", l.Index)
-		}
-		return ls
-	}
-	vfs.Set(faultPastEnd)
-	last := uint64(0)
-	for ; ; last++ {
-		if err := s.StoreLogs(small(last+1, last+1)); err != nil {
-			break
-		}
-		if last > 1000 {
-			t.Fatal("no failed append in 1000 entries")
-		}
-	}
-	vfs.Set(FaultNone)
-	if err := s.StoreLogs(small(last+1, last+3)); err != nil {
+	last := storeUntilTornSeal(t, s, vfs)
+	if err := s.StoreLogs(smallEntries(last+1, last+3)); err != nil {
 		t.Fatalf("store after the disk has space: %v", err)
 	}
-	check := func() {
-		t.Helper()
-		checkLast(t, s, last+3)
-		for i := uint64(1); i <= last+3; i++ {
-			var l hraft.Log
-			if err := s.GetLog(i, &l); err != nil || string(l.Data) != fmt.Sprintf("entry %d", i) {
-				t.Fatalf("GetLog(%d) = %q, %v", i, l.Data, err)
-			}
-		}
-	}
-	check()
+	checkSmallEntries(t, s, last+3)
 	closeStore()
 	s, _ = openTestStore(t, dir, vfs, &fatal)
-	check()
+	checkSmallEntries(t, s, last+3)
 	if len(fatal) > 0 {
 		t.Fatalf("OnFatal called: %v", fatal)
 	}
@@ -195,24 +167,9 @@ func TestWALStoreRecoversAfterTornSeal(t *testing.T) {
 func TestWALOpensSegmentWithTornSealCommitted(t *testing.T) {
 	dir := t.TempDir()
 	vfs := NewFaultFS()
-	vfs.pastEnd = 4096
 	var fatal []error
 	s, closeStore := openTestStore(t, dir, vfs, &fatal)
-	small := func(from, to uint64) []*hraft.Log {
-		ls := entries(1, from, to)
-		for _, l := range ls {
-			l.Data = fmt.Appendf(nil, "entry %d", l.Index)
-		}
-		return ls
-	}
-	vfs.Set(faultPastEnd)
-	last := uint64(0)
-	for ; last < 1000; last++ {
-		if err := s.StoreLogs(small(last+1, last+1)); err != nil {
-			break
-		}
-	}
-	vfs.Set(FaultNone)
+	last := storeUntilTornSeal(t, s, vfs)
 	closeStore()
 
 	// What the earlier completeRotation committed: the tail sealed at the torn index frame.
@@ -242,11 +199,44 @@ func TestWALOpensSegmentWithTornSealCommitted(t *testing.T) {
 	_ = meta.Close()
 
 	s, _ = openTestStore(t, dir, vfs, &fatal)
-	if err := s.StoreLogs(small(last+1, last+3)); err != nil {
+	if err := s.StoreLogs(smallEntries(last+1, last+3)); err != nil {
 		t.Fatalf("store after reopening: %v", err)
 	}
-	checkLast(t, s, last+3)
-	for i := uint64(1); i <= last+3; i++ {
+	checkSmallEntries(t, s, last+3)
+}
+
+// smallEntries returns entries from to to (term 1) whose data is "entry <index>".
+func smallEntries(from, to uint64) []*hraft.Log {
+	ls := entries(1, from, to)
+	for _, l := range ls {
+		l.Data = fmt.Appendf(nil, "entry %d", l.Index)
+	}
+	return ls
+}
+
+// storeUntilTornSeal stores smallEntries in s one at a time on a full disk whose segment files
+// are preallocated (vfs's faultPastEnd, at openTestStore's segment size) until an append fails:
+// the one that fills the tail segment, whose seal is torn. It then gives the disk its space
+// back and returns the last index stored.
+func storeUntilTornSeal(t *testing.T, s *walStore, vfs *FaultFS) uint64 {
+	t.Helper()
+	vfs.pastEnd = 4096 // openTestStore's segment size
+	vfs.Set(faultPastEnd)
+	defer vfs.Set(FaultNone)
+	for last := uint64(0); last < 1000; last++ {
+		if err := s.StoreLogs(smallEntries(last+1, last+1)); err != nil {
+			return last
+		}
+	}
+	t.Fatal("no failed append in 1000 entries")
+	return 0
+}
+
+// checkSmallEntries checks that s holds smallEntries(1, last) and ends there.
+func checkSmallEntries(t *testing.T, s *walStore, last uint64) {
+	t.Helper()
+	checkLast(t, s, last)
+	for i := uint64(1); i <= last; i++ {
 		var l hraft.Log
 		if err := s.GetLog(i, &l); err != nil || string(l.Data) != fmt.Sprintf("entry %d", i) {
 			t.Fatalf("GetLog(%d) = %q, %v", i, l.Data, err)
