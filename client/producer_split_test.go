@@ -34,8 +34,7 @@ func TestProducerSplitsBatchRefusedAsTooLarge(t *testing.T) {
 		cl := newClient(t, c, nil)
 		p := newProducer(t, cl, client.ProducerBatchRecords(11), client.ProducerLinger(time.Hour))
 		ctx := context.Background()
-		var fs []*client.Future
-		var want []string
+		var values, want []string
 		for i := range 11 {
 			v := fmt.Sprintf("r%02d", i)
 			if i == 7 {
@@ -43,17 +42,9 @@ func TestProducerSplitsBatchRefusedAsTooLarge(t *testing.T) {
 			} else {
 				want = append(want, v)
 			}
-			f, err := p.Send(ctx, []byte(v))
-			if err != nil {
-				t.Fatal(err)
-			}
-			fs = append(fs, f)
+			values = append(values, v)
 		}
-		flushCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := p.Flush(flushCtx); err != nil {
-			t.Fatalf("Flush: %v", err)
-		}
+		fs := sendAndFlush(t, p, values)
 		stored := c.values()
 		if !slices.Equal(stored, want) {
 			t.Fatalf("stored %q, want %q (every record but the one too large alone, once, in order)", stored, want)
@@ -127,19 +118,7 @@ func TestProducerNonSizeResourceExhaustedFailsAlone(t *testing.T) {
 		// A loop would end at the delivery timeout, failing the records with ErrDeliveryTimeout.
 		p := newProducer(t, cl, client.ProducerBatchRecords(4), client.ProducerLinger(time.Hour), client.ProducerDeliveryTimeout(3*time.Second))
 		ctx := context.Background()
-		var fs []*client.Future
-		for i := range 4 {
-			f, err := p.Send(ctx, fmt.Appendf(nil, "r%d", i))
-			if err != nil {
-				t.Fatal(err)
-			}
-			fs = append(fs, f)
-		}
-		flushCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := p.Flush(flushCtx); err != nil {
-			t.Fatalf("Flush: %v (refused %d times)", err, refusals.Load())
-		}
+		fs := sendAndFlush(t, p, []string{"r0", "r1", "r2", "r3"})
 		for i, f := range fs {
 			off, err := f.Wait(ctx)
 			if transport.CodeOf(err) != transport.ResourceExhausted || !strings.Contains(err.Error(), "rate limit") || errors.Is(err, client.ErrOutcomeUnknown) {
@@ -154,4 +133,24 @@ func TestProducerNonSizeResourceExhaustedFailsAlone(t *testing.T) {
 			t.Errorf("stored %q, want nothing", got)
 		}
 	})
+}
+
+// sendAndFlush sends values with p and flushes it (within 10 s), and returns their futures.
+func sendAndFlush(t *testing.T, p *client.Producer, values []string) []*client.Future {
+	t.Helper()
+	ctx := context.Background()
+	var fs []*client.Future
+	for _, v := range values {
+		f, err := p.Send(ctx, []byte(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, f)
+	}
+	flushCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := p.Flush(flushCtx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	return fs
 }

@@ -63,14 +63,7 @@ func TestLeftoverTempSnapshotsRemovedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stream, err := TCPStreamLayer("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	n, err := New(Config{ID: "n1", DataDir: dir, StreamLayer: stream,
-		Logger:           slog.New(slog.NewTextHandler(&logs, nil)),
-		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond}, &plainSM{})
+	n, logs, err := newLoggedNode(t, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,14 +106,7 @@ func TestLeftoverTempSnapshotUnremovableRefusesStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		makeUnremovable(t, stuck)
-		stream, err := TCPStreamLayer("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var logs syncBuffer
-		n, err := New(Config{ID: "n1", DataDir: dir, StreamLayer: stream,
-			Logger:           slog.New(slog.NewTextHandler(&logs, nil)),
-			HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond}, &plainSM{})
+		n, logs, err := newLoggedNode(t, dir)
 		if err == nil {
 			n.Close()
 			t.Fatalf("New started with an unremovable leftover snapshot %s; logs:\n%s", tmpDir, logs.String())
@@ -144,6 +130,20 @@ func TestLeftoverTempSnapshotUnremovableRefusesStart(t *testing.T) {
 			t.Fatalf("removeTempSnapshots of a missing dir: %v", err)
 		}
 	})
+}
+
+// newLoggedNode starts a single node n1 on dir whose log goes to the returned buffer.
+func newLoggedNode(t *testing.T, dir string) (*Node, *syncBuffer, error) {
+	t.Helper()
+	stream, err := TCPStreamLayer("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	n, err := New(Config{ID: "n1", DataDir: dir, StreamLayer: stream,
+		Logger:           slog.New(slog.NewTextHandler(logs, nil)),
+		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond}, &plainSM{})
+	return n, logs, err
 }
 
 // makeUnremovable makes the file at p impossible to remove until the test ends: its directory

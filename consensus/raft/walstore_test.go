@@ -26,7 +26,13 @@ func entries(term, from, to uint64) []*hraft.Log {
 // it and its meta store (also called by t.Cleanup).
 func openTestStore(t *testing.T, dir string, vfs types.VFS, fatal *[]error) (s *walStore, close func()) {
 	t.Helper()
-	meta := &metadb.BoltMetaDB{}
+	return openTestStoreMeta(t, dir, vfs, fatal, &metadb.BoltMetaDB{})
+}
+
+// openTestStoreMeta is openTestStore on the meta store meta (a BoltMetaDB, or a wrapper of one
+// whose Close closes it).
+func openTestStoreMeta(t *testing.T, dir string, vfs types.VFS, fatal *[]error, meta types.MetaStore) (s *walStore, close func()) {
+	t.Helper()
 	s, err := newWALStore(func() (*wal.WAL, error) {
 		return openWAL(dir, vfs, meta, 4096, hclog.NewNullLogger())
 	}, meta, hclog.NewNullLogger(), func(err error) { *fatal = append(*fatal, err) })
@@ -78,26 +84,35 @@ func TestWALStoreRecoversAfterFailedWrite(t *testing.T) {
 				checkLast(t, s, 5)
 			}
 			vfs.Set(FaultNone)
-			if err := s.StoreLogs(entries(2, 6, 20)); err != nil {
-				t.Fatalf("store after the fault: %v", err)
-			}
-			checkLast(t, s, 20)
-			if len(fatal) > 0 {
-				t.Fatalf("OnFatal called: %v", fatal)
-			}
-			closeStore()
-			s, _ = openTestStore(t, dir, vfs, &fatal)
-			checkLast(t, s, 20)
-			for i := uint64(1); i <= 20; i++ {
-				var l hraft.Log
-				if err := s.GetLog(i, &l); err != nil {
-					t.Fatalf("get %d: %v", i, err)
-				}
-				if want := uint64(1 + min(i/6, 1)); l.Term != want {
-					t.Fatalf("entry %d has term %d, want %d", i, l.Term, want)
-				}
-			}
+			rewriteAndReopen(t, s, closeStore, dir, vfs, &fatal)
 		})
+	}
+}
+
+// rewriteAndReopen, once the fault that failed the write of entries 6 to 8 of term 1 is gone,
+// writes entries 6 to 20 of term 2 in s (as raft resends them, possibly from another leader),
+// closes s with closeStore, opens the log in dir again, and checks that it holds them, not the
+// failed batch, and that OnFatal was never called.
+func rewriteAndReopen(t *testing.T, s *walStore, closeStore func(), dir string, vfs types.VFS, fatal *[]error) {
+	t.Helper()
+	if err := s.StoreLogs(entries(2, 6, 20)); err != nil {
+		t.Fatalf("store after the fault: %v", err)
+	}
+	checkLast(t, s, 20)
+	if len(*fatal) > 0 {
+		t.Fatalf("OnFatal called: %v", *fatal)
+	}
+	closeStore()
+	s, _ = openTestStore(t, dir, vfs, fatal)
+	checkLast(t, s, 20)
+	for i := uint64(1); i <= 20; i++ {
+		var l hraft.Log
+		if err := s.GetLog(i, &l); err != nil {
+			t.Fatalf("get %d: %v", i, err)
+		}
+		if want := uint64(1 + min(i/6, 1)); l.Term != want {
+			t.Fatalf("entry %d has term %d, want %d", i, l.Term, want)
+		}
 	}
 }
 
@@ -140,14 +155,7 @@ func TestWALStoreReopensAfterFailedHeadTruncation(t *testing.T) {
 	vfs := NewFaultFS()
 	var fatal []error
 	s, closeStore := openTestStore(t, dir, vfs, &fatal)
-	if err := s.StoreLogs(entries(1, 1, 20)); err != nil {
-		t.Fatal(err)
-	}
-	vfs.Set(FaultFull)
-	if err := s.DeleteRange(1, 20); err == nil {
-		t.Fatal("compaction of every segment on a full disk succeeded")
-	}
-	vfs.Set(FaultNone)
+	failHeadTruncation(t, s, vfs)
 	if err := s.StoreLogs(entries(1, 21, 25)); err != nil {
 		t.Fatalf("store after the failed compaction: %v", err)
 	}
@@ -160,6 +168,21 @@ func TestWALStoreReopensAfterFailedHeadTruncation(t *testing.T) {
 	}
 	if len(fatal) > 0 {
 		t.Fatalf("OnFatal called: %v", fatal)
+	}
+}
+
+// failHeadTruncation stores entries 1 to 20 in s, then compacts them all on a full disk: the
+// new segment list is committed, the new tail segment cannot be created, and the compaction
+// fails. The disk then has space again.
+func failHeadTruncation(t *testing.T, s *walStore, vfs *FaultFS) {
+	t.Helper()
+	if err := s.StoreLogs(entries(1, 1, 20)); err != nil {
+		t.Fatal(err)
+	}
+	vfs.Set(FaultFull)
+	defer vfs.Set(FaultNone)
+	if err := s.DeleteRange(1, 20); err == nil {
+		t.Fatal("compaction of every segment on a full disk succeeded")
 	}
 }
 
@@ -189,23 +212,8 @@ func (m *faultMeta) CommitState(s types.PersistentState) error {
 // openFaultMetaStore is openTestStore with its meta store behind a faultMeta.
 func openFaultMetaStore(t *testing.T, dir string, vfs types.VFS, fatal *[]error) (s *walStore, meta *faultMeta, close func()) {
 	t.Helper()
-	bolt := &metadb.BoltMetaDB{}
-	meta = &faultMeta{MetaStore: bolt}
-	s, err := newWALStore(func() (*wal.WAL, error) {
-		return openWAL(dir, vfs, meta, 4096, hclog.NewNullLogger())
-	}, meta, hclog.NewNullLogger(), func(err error) { *fatal = append(*fatal, err) })
-	if err != nil {
-		_ = bolt.Close()
-		t.Fatal(err)
-	}
-	var once sync.Once
-	close = func() {
-		once.Do(func() {
-			_ = s.Close()
-			_ = bolt.Close()
-		})
-	}
-	t.Cleanup(close)
+	meta = &faultMeta{MetaStore: &metadb.BoltMetaDB{}}
+	s, close = openTestStoreMeta(t, dir, vfs, fatal, meta)
 	return s, meta, close
 }
 
@@ -252,29 +260,8 @@ func TestWALStoreRecoveryFaults(t *testing.T) {
 					t.Fatalf("read while the recovery fails: %v", err)
 				}
 			}
-			if len(fatal) > 0 {
-				t.Fatalf("OnFatal called: %v", fatal)
-			}
 			tc.set(meta, false)
-			if err := s.StoreLogs(entries(2, 6, 20)); err != nil {
-				t.Fatalf("store after the fault: %v", err)
-			}
-			checkLast(t, s, 20)
-			if len(fatal) > 0 {
-				t.Fatalf("OnFatal called: %v", fatal)
-			}
-			closeStore()
-			s, _, _ = openFaultMetaStore(t, dir, vfs, &fatal)
-			checkLast(t, s, 20)
-			for i := uint64(1); i <= 20; i++ {
-				var l hraft.Log
-				if err := s.GetLog(i, &l); err != nil {
-					t.Fatalf("get %d: %v", i, err)
-				}
-				if want := uint64(1 + min(i/6, 1)); l.Term != want {
-					t.Fatalf("entry %d has term %d, want %d", i, l.Term, want)
-				}
-			}
+			rewriteAndReopen(t, s, closeStore, dir, vfs, &fatal)
 		})
 	}
 
@@ -282,14 +269,7 @@ func TestWALStoreRecoveryFaults(t *testing.T) {
 		vfs := NewFaultFS()
 		var fatal []error
 		s, meta, _ := openFaultMetaStore(t, t.TempDir(), vfs, &fatal)
-		if err := s.StoreLogs(entries(1, 1, 20)); err != nil {
-			t.Fatal(err)
-		}
-		vfs.Set(FaultFull)
-		if err := s.DeleteRange(1, 20); err == nil {
-			t.Fatal("compaction of every segment on a full disk succeeded")
-		}
-		vfs.Set(FaultNone)
+		failHeadTruncation(t, s, vfs)
 		meta.failLoad.Store(true)
 		if err := s.StoreLogs(entries(1, 21, 25)); !errors.Is(err, errLogWrite) || !errors.Is(err, errMetaFault) {
 			t.Fatalf("store while the reopen fails: %v, want errLogWrite", err)
