@@ -440,6 +440,13 @@ func (s *Server) Close() error {
 				errs = append(errs, fmt.Errorf("close gossip: %w", err))
 			}
 		}
+		if s.mux != nil {
+			// Refuse new connections before the API stops: one accepted while Raft still
+			// holds the shared port would reach no API and be closed with its request
+			// unread, an outcome the client cannot know. The API's GOAWAY sends the calls
+			// it did not take elsewhere; a refused connection tells a client so too.
+			_ = s.mux.StopAccepting()
+		}
 		if s.api != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			if err := s.api.Stop(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

@@ -114,6 +114,9 @@ type Mux struct {
 	raft *StreamLayer
 
 	closeOnce sync.Once
+	stopOnce  sync.Once
+	stopped   chan struct{}   // closed by StopAccepting: the listener is closed
+	lerr      error           // the listener's Close error, set by StopAccepting
 	ctx       context.Context // canceled by Close
 	cancel    context.CancelFunc
 	closed    <-chan struct{} // ctx.Done()
@@ -191,7 +194,7 @@ func New(l net.Listener, cfg Config) (*Mux, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	m := &Mux{l: l, cfg: cfg, pending: make(map[net.Conn]*list.Element), order: list.New()}
+	m := &Mux{l: l, cfg: cfg, pending: make(map[net.Conn]*list.Element), order: list.New(), stopped: make(chan struct{})}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.closed = m.ctx.Done()
 	m.api = newSubListener(m, l.Addr())
@@ -225,7 +228,7 @@ func (m *Mux) Close() error {
 	var err error
 	m.closeOnce.Do(func() {
 		m.cancel()
-		err = m.l.Close()
+		err = m.StopAccepting()
 		m.mu.Lock()
 		for c := range m.pending {
 			c.Close()
@@ -238,6 +241,22 @@ func (m *Mux) Close() error {
 	return err
 }
 
+// StopAccepting closes the shared listener and nothing else: from then on the operating system
+// refuses a new connection, Raft's or the API's, so its client knows that it sent nothing,
+// while the connections already accepted keep working (those still waiting for their first
+// byte are sorted and handed over as before). A server stopping gracefully calls it before it
+// stops its API, whose listener is only the Mux's: a connection accepted after that would be
+// sorted to an API that no longer serves and closed with the client's request unread, which
+// the client cannot tell from a request cut off after the server took it. Close still stops
+// the rest. Idempotent; returns the listener's Close error.
+func (m *Mux) StopAccepting() error {
+	m.stopOnce.Do(func() {
+		close(m.stopped)
+		m.lerr = m.l.Close()
+	})
+	return m.lerr
+}
+
 func (m *Mux) acceptLoop() {
 	defer m.wg.Done()
 	var delay time.Duration
@@ -246,6 +265,8 @@ func (m *Mux) acceptLoop() {
 		if err != nil {
 			select {
 			case <-m.closed:
+				return
+			case <-m.stopped:
 				return
 			default:
 			}

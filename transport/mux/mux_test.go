@@ -388,3 +388,60 @@ func TestPendingCapClosesOldest(t *testing.T) {
 	}
 	_ = idle2
 }
+
+// TestStopAcceptingRefusesNewKeepsOpen: after StopAccepting a new connection is refused by the
+// operating system (its client knows it sent nothing), a Raft connection accepted before
+// keeps carrying data, and one still waiting for its first byte is still sorted.
+func TestStopAcceptingRefusesNewKeepsOpen(t *testing.T) {
+	m := newMux(t, mux.Config{})
+	addr := m.Addr().String()
+	raftCh := acceptRaft(m)
+	raftClient, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raftClient.Close()
+	if _, err := raftClient.Write([]byte{mux.RaftByte}); err != nil {
+		t.Fatal(err)
+	}
+	raftServer, ok := <-raftCh
+	if !ok {
+		t.Fatal("Raft Accept failed")
+	}
+	defer raftServer.Close()
+	late, err := net.Dial("tcp", addr) // accepted, its first byte not sent yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	waitUntil := time.Now().Add(waitLimit)
+	for m.Stats().Pending == 0 && time.Now().Before(waitUntil) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := m.StopAccepting(); err != nil {
+		t.Fatalf("StopAccepting: %v", err)
+	}
+	if err := m.StopAccepting(); err != nil {
+		t.Fatalf("second StopAccepting: %v", err)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("a connection was accepted after StopAccepting")
+	} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial after StopAccepting = %v, want connection refused", err)
+	}
+	echoCheck(t, raftClient, raftServer)
+	lateCh := acceptRaft(m)
+	if _, err := late.Write([]byte{mux.RaftByte}); err != nil {
+		t.Fatal(err)
+	}
+	lateServer, ok := <-lateCh
+	if !ok {
+		t.Fatal("a connection accepted before StopAccepting was not sorted")
+	}
+	defer lateServer.Close()
+	echoCheck(t, late, lateServer)
+	if err := m.Close(); err != nil {
+		t.Fatalf("Close after StopAccepting: %v", err)
+	}
+}
