@@ -362,6 +362,12 @@ func recordBytes(r *logv1.Record) int {
 func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Proposals run under pctx: ctx, except that the server's stop ends it only
+	// streamStopGrace later, so that a record proposed before the stop is answered (its entry
+	// commits a moment later, or its failure says why) rather than left "outcome unknown".
+	// What the stream has not proposed when the stop comes is refused as not proposed.
+	pctx, pcancel := s.outlastStop(ctx, streamStopGrace)
+	defer pcancel()
 	budget := newByteBudget(s.streamInflightBytes())
 	q := newStreamQueue()
 	go func() {
@@ -414,6 +420,10 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 		// Consecutive requests for the same partition (without a producer: an idempotent
 		// request is a batch of its own, with its own sequence number) are coalesced.
 		for rest := batch; len(rest) > 0; {
+			if s.stoppedStream(ctx) {
+				// Everything before rest was answered; rest was not proposed.
+				return toWire(errStopping)
+			}
 			if rest[0].GetRecord() == nil {
 				// Refused alone, once the records before it are stored and answered (it ends
 				// a run below), as Produce refuses it.
@@ -449,9 +459,12 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 				}
 			}
 			for _, group := range s.commandGroups(run, s.recordLimit(to.topic, to.partition)) {
-				res, err := s.proposeTo(ctx, to, group)
+				if s.stoppedStream(ctx) {
+					return toWire(errStopping)
+				}
+				res, err := s.proposeTo(pctx, to, group)
 				if err != nil {
-					if (err == ctx.Err() || errors.Is(err, errWithdrawn)) && s.stoppedStream(ctx) {
+					if (err == ctx.Err() || err == pctx.Err() || errors.Is(err, errWithdrawn)) && s.stoppedStream(ctx) {
 						// The context's error itself (not one that wraps it, as an unknown
 						// outcome may), or the combiner's taking the record back: the batch
 						// was not proposed.
@@ -478,6 +491,40 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 		clear(run)
 		budget.release(cost)
 	}
+}
+
+// streamStopGrace is how long a ProduceStream's proposals in flight when the server begins
+// stopping are still waited for (a Raft commit takes milliseconds; well within the API's drain).
+const streamStopGrace = 2 * time.Second
+
+// outlastStop returns a context with ctx's values and deadline that ends when ctx ends, except
+// when ctx ends because the server is stopping: then it ends grace later (or at ctx's deadline).
+// Its goroutine ends with it: call the CancelFunc.
+func (s *service) outlastStop(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if d, ok := ctx.Deadline(); ok {
+		var dcancel context.CancelFunc
+		pctx, dcancel = context.WithDeadline(pctx, d)
+		inner := cancel
+		cancel = func() { dcancel(); inner() }
+	}
+	go func() {
+		select {
+		case <-pctx.Done():
+			return
+		case <-ctx.Done():
+		}
+		if s.stoppedStream(ctx) {
+			t := time.NewTimer(grace)
+			defer t.Stop()
+			select {
+			case <-pctx.Done():
+			case <-t.C:
+			}
+		}
+		cancel()
+	}()
+	return pctx, cancel
 }
 
 // stoppedStream reports whether a stream's ctx ended because the server is stopping.

@@ -72,3 +72,68 @@ func refusedUntaken(err error) bool {
 	m := strings.ToLower(err.Error())
 	return strings.Contains(m, "connection refused") || strings.Contains(m, "while dialing")
 }
+
+// TestGracefulStopAnswersStreamedProposals stops a node gracefully while ProduceStreams pipeline
+// records to it. A record the node proposed before the stop is answered (its entry commits a
+// moment later, or its failure says why); the stop only refuses, as not proposed, what it had
+// not proposed yet. The stop's end of the streams' contexts used to cut the wait for proposals
+// already in flight, and their records were answered "outcome unknown (context canceled)"
+// though the entry committed.
+func TestGracefulStopAnswersStreamedProposals(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			for round := range 3 {
+				srv := startServer(t, Config{Transport: tr})
+				var (
+					wg       sync.WaitGroup
+					answered atomic.Int64
+					mu       sync.Mutex
+					unknown  []string
+				)
+				for range 4 {
+					c := newClient(t, tr, srv.Addr())
+					ps, err := c.ProduceStream(ctxT(t, 30*time.Second))
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { ps.Close() })
+					window, done := make(chan struct{}, 256), make(chan struct{})
+					wg.Go(func() {
+						for {
+							select {
+							case window <- struct{}{}:
+							case <-done:
+								return
+							}
+							if err := ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("v")}}); err != nil {
+								return
+							}
+						}
+					})
+					wg.Go(func() {
+						defer close(done)
+						for {
+							if _, err := ps.Receive(); err != nil {
+								if transport.IsOutcomeUnknown(err) {
+									mu.Lock()
+									unknown = append(unknown, err.Error())
+									mu.Unlock()
+								}
+								return
+							}
+							answered.Add(1)
+							<-window
+						}
+					})
+				}
+				waitFor(t, 20*time.Second, "streamed produces are answered", func() bool { return answered.Load() >= 5000 })
+				srv.shutdown(t)
+				wg.Wait()
+				if len(unknown) > 0 {
+					t.Fatalf("round %d: %d of 4 streams ended with a record's outcome unknown after a graceful stop, e.g. %s",
+						round, len(unknown), unknown[0])
+				}
+			}
+		})
+	}
+}
