@@ -86,8 +86,9 @@ func ProducerBatchBytes(n int) ProducerOption {
 }
 
 // ProducerLinger is how long a batch that is not full waits for more records
-// before it is sent. Zero sends a batch as soon as a sender is free: records
-// accumulate only while every sender is busy. Default DefaultLinger.
+// before it is sent. Zero sends a batch as soon as a sender is free. Either
+// way, records keep joining a batch while every sender is busy, until a
+// sender takes it or it is full. Default DefaultLinger.
 func ProducerLinger(d time.Duration) ProducerOption {
 	return producerOptionFunc(func(o *producerOptions) { o.linger = d })
 }
@@ -234,6 +235,9 @@ type batch struct {
 	done     chan struct{} // closed once every future completed (its callback ran): by closeDone
 	seq      int32         // base sequence number, once seqSet
 	seqSet   bool
+	// lingered: its linger passed. It may be sent from then on, and records
+	// keep joining it until a sender takes it (or it fills up).
+	lingered bool
 
 	// parent is the batch a half was split from; halves counts, in a split
 	// batch, the halves whose done is not closed yet.
@@ -741,11 +745,17 @@ func (p *Producer) cutLocked(ps *partState) {
 	p.cond.Signal()
 }
 
+// lingerExpired makes b sendable. It is not cut yet: while every sender is busy, records keep
+// joining it (as Kafka's accumulator appends to a batch until it is drained), so that a slow
+// round trip sends more records at once instead of one small batch per linger. A sender cuts
+// it when it takes it (pickLocked).
 func (p *Producer) lingerExpired(b *batch) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if b.part.cur == b {
-		p.cutLocked(b.part)
+		b.lingered = true
+		b.part.timer = nil
+		p.cond.Signal()
 	}
 }
 
@@ -754,7 +764,7 @@ func (p *Producer) sendableLocked(ps *partState) bool {
 	if p.opts.idempotent && ps.inFlight > 0 {
 		return false
 	}
-	return len(ps.ready) > 0 || (p.opts.linger == 0 && ps.cur != nil)
+	return len(ps.ready) > 0 || (ps.cur != nil && (p.opts.linger == 0 || ps.cur.lingered))
 }
 
 // pickLocked takes the next batch to send, round-robin over the partitions,
@@ -770,7 +780,7 @@ func (p *Producer) pickLocked() *batch {
 		}
 		p.rr = (p.rr + i + 1) % len(p.order)
 		if len(ps.ready) == 0 {
-			p.cutLocked(ps) // linger 0: take what accumulated
+			p.cutLocked(ps) // linger 0, or passed: take what accumulated
 		}
 		b := ps.ready[0]
 		ps.ready[0] = nil
