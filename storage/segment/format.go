@@ -19,6 +19,7 @@ import (
 //	0000000002-00000000000000001234.seg       segment id 2, base offset 1234 (the active one)
 //	0000000001-00000000000000000000.tix       time index of segment 1 (only with Config.Timestamp;
 //	                                          format in timeindex.go)
+//	FIRST                                     the id of the first segment (format in first.go)
 //
 // Segment ids increase by one for every new segment file and order the files. A segment
 // holds the consecutive offsets [base, base+n); the segments of a log are contiguous. Only the

@@ -58,6 +58,7 @@ type Log struct {
 	active    *segment // the segment appended to (wmu; also in segs)
 	nextWrite uint64   // offset the next appended record gets (wmu)
 	nextID    uint64   // id of the next segment file (wmu)
+	firstID   uint64   // the first segment id the FIRST file holds; 0: none yet (wmu)
 
 	// smu guards the group-commit state.
 	smu     sync.Mutex

@@ -31,6 +31,7 @@ func (l *Log) recover() error {
 		}
 	}
 	slices.SortFunc(segs, func(a, b found) int { return compareU64(a.id, b.id) })
+	firstID, firstOK, firstErr := l.readFirst()
 
 	// Open every segment and check its header.
 	var opened []*segment
@@ -72,6 +73,9 @@ func (l *Log) recover() error {
 			l.logger.Warn("segment: finished an interrupted reset", "removed", i)
 			break
 		}
+	}
+	if err := l.checkFirst(firstID, firstOK, firstErr); err != nil {
+		return err
 	}
 	if len(segs) > 0 {
 		l.nextID = segs[len(segs)-1].id + 1
@@ -121,6 +125,11 @@ func (l *Log) recover() error {
 			if !keep {
 				_ = l.fs.Remove(filepath.Join(l.dir, segName(k.id, k.base, ext)))
 			}
+		}
+	}
+	if l.firstID != l.segs[0].id {
+		if err := l.writeFirst(l.segs[0].id); err != nil {
+			return fmt.Errorf("segment: %w", err)
 		}
 	}
 	l.active = l.segs[len(l.segs)-1]

@@ -85,6 +85,14 @@ func (l *Log) removeOldestLocked(drop func(s *segment, total int64, after *segme
 			l.mu.Unlock()
 			return removed, nil
 		}
+		newFirst := l.segs[1].id
+		l.mu.Unlock()
+		// Record the new first segment before deleting the old one, so that Open tells this
+		// deletion from a lost segment. wmu keeps l.segs as it is meanwhile.
+		if err := l.writeFirst(newFirst); err != nil {
+			return removed, l.fail("retention", err)
+		}
+		l.mu.Lock()
 		l.segs = l.segs[1:]
 		l.lowest = l.segs[0].base
 		l.wakeLocked()
@@ -205,6 +213,10 @@ func (l *Log) Reset(next uint64) error {
 		return l.fail("reset", err)
 	}
 	s.resetFlag = true
+	if err := l.writeFirst(s.id); err != nil {
+		// The reset is durable: Open takes the reset segment as the first whatever FIRST says.
+		l.logger.Warn("segment: recording the first segment after reset", "dir", l.dir, "err", err)
+	}
 	l.mu.Lock()
 	l.rewrites.Add(1)
 	old := l.segs

@@ -1,0 +1,175 @@
+package segment_test
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/commitlog-go/commitlog/storage"
+	"github.com/commitlog-go/commitlog/storage/segment"
+	"github.com/commitlog-go/commitlog/storage/vfs/crashfs"
+)
+
+// TestMissingFirstSegments: the oldest segment files deleted at rest (by hand, or lost) are
+// corruption, named with the missing segments, and not taken for retention: Open used to
+// succeed with the log starting at the next segment, every record below it gone without an
+// error. Segments that retention or Reset deleted, and a FIRST file damaged or missing alone
+// (which loses nothing), still open.
+func TestMissingFirstSegments(t *testing.T) {
+	setup := func(t *testing.T) (*crashfs.FS, segment.Config, []string) {
+		fs := crashfs.New()
+		cfg := segment.Config{FS: fs, SegmentBytes: 120}
+		l := openT(t, dir, cfg)
+		appendBatches(t, l, 3, 3, 3, 3, 3)
+		closeT(t, l)
+		files := segFiles(t, fs, dir)
+		if len(files) < 4 {
+			t.Fatalf("want 4+ segments, got %d", len(files))
+		}
+		return fs, cfg, files
+	}
+	removeSeg := func(t *testing.T, fs *crashfs.FS, seg string) {
+		t.Helper()
+		for _, ext := range []string{".seg", ".idx", ".tix"} {
+			err := fs.Remove(strings.TrimSuffix(seg, ".seg") + ext)
+			if err != nil && ext == ".seg" {
+				t.Fatal(err)
+			}
+		}
+	}
+	wantMissing := func(t *testing.T, err error, first string) {
+		t.Helper()
+		if !errors.Is(err, storage.ErrCorrupt) {
+			t.Fatalf("Open = %v, want ErrCorrupt (records below the first segment left are missing)", err)
+		}
+		for _, s := range []string{filepath.Join(dir, "FIRST"), first, "missing"} {
+			if !strings.Contains(err.Error(), s) {
+				t.Fatalf("error %q does not name %q", err, s)
+			}
+		}
+	}
+
+	t.Run("first deleted", func(t *testing.T) {
+		fs, cfg, files := setup(t)
+		removeSeg(t, fs, files[0])
+		_, err := segment.Open(dir, cfg)
+		wantMissing(t, err, files[1])
+	})
+	t.Run("first two deleted", func(t *testing.T) {
+		fs, cfg, files := setup(t)
+		removeSeg(t, fs, files[0])
+		removeSeg(t, fs, files[1])
+		_, err := segment.Open(dir, cfg)
+		wantMissing(t, err, files[2])
+	})
+	t.Run("every segment deleted", func(t *testing.T) {
+		fs, cfg, files := setup(t)
+		for _, f := range files {
+			removeSeg(t, fs, f)
+		}
+		_, err := segment.Open(dir, cfg)
+		if !errors.Is(err, storage.ErrCorrupt) {
+			t.Fatalf("Open = %v, want ErrCorrupt", err)
+		}
+	})
+	t.Run("first deleted after retention", func(t *testing.T) {
+		fs, cfg, files := setup(t)
+		l := openT(t, dir, cfg)
+		if err := l.TruncatePrefix(4); err != nil {
+			t.Fatal(err)
+		}
+		closeT(t, l)
+		left := segFiles(t, fs, dir)
+		if len(left) != len(files)-1 {
+			t.Fatalf("retention left %d segments of %d, want one fewer", len(left), len(files))
+		}
+		l = openT(t, dir, cfg) // retention's deletion is no corruption
+		lowest, next := l.Bounds()
+		checkContent(t, l, lowest, next)
+		closeT(t, l)
+		removeSeg(t, fs, left[0])
+		_, err := segment.Open(dir, cfg)
+		wantMissing(t, err, left[1])
+	})
+	t.Run("reset", func(t *testing.T) {
+		fs, cfg, _ := setup(t)
+		l := openT(t, dir, cfg)
+		if err := l.Reset(1000); err != nil {
+			t.Fatal(err)
+		}
+		appendBatches(t, l, 3, 3, 3)
+		closeT(t, l)
+		l = openT(t, dir, cfg)
+		checkContent(t, l, 1000, 1009)
+		closeT(t, l)
+		removeSeg(t, fs, segFiles(t, fs, dir)[0])
+		_, err := segment.Open(dir, cfg)
+		if !errors.Is(err, storage.ErrCorrupt) {
+			t.Fatalf("Open = %v, want ErrCorrupt", err)
+		}
+	})
+	t.Run("FIRST damaged or missing alone", func(t *testing.T) {
+		for name, data := range map[string][]byte{"empty": {}, "short": {1, 2, 3}, "flipped": nil, "missing": nil} {
+			t.Run(name, func(t *testing.T) {
+				fs, cfg, _ := setup(t)
+				first := filepath.Join(dir, "FIRST")
+				switch name {
+				case "missing":
+					if err := fs.Remove(first); err != nil {
+						t.Fatal(err)
+					}
+				case "flipped":
+					b, err := fs.ReadFile(first)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b[5] ^= 0x40
+					fs.WriteFile(first, b)
+				default:
+					fs.WriteFile(first, data)
+				}
+				l := openT(t, dir, cfg)
+				checkContent(t, l, 0, 15)
+				closeT(t, l)
+				// FIRST is recorded again: a deleted first segment is found once more.
+				removeSeg(t, fs, segFiles(t, fs, dir)[0])
+				_, err := segment.Open(dir, cfg)
+				if !errors.Is(err, storage.ErrCorrupt) {
+					t.Fatalf("Open = %v, want ErrCorrupt", err)
+				}
+			})
+		}
+	})
+}
+
+// TestRetentionCrashKeepsFirst: a power failure at any point of a retention run (FIRST
+// written, segments removed, directory synced or not) reopens as a log whose records are a
+// suffix of what it held, never as corruption.
+func TestRetentionCrashKeepsFirst(t *testing.T) {
+	for n := 1; n <= 6; n++ {
+		for _, op := range []crashfs.Op{crashfs.OpSync, crashfs.OpSyncDir, crashfs.OpRemove, crashfs.OpWrite} {
+			fs := crashfs.New()
+			cfg := segment.Config{FS: fs, SegmentBytes: 120}
+			l := openT(t, dir, cfg)
+			appendBatches(t, l, 3, 3, 3, 3, 3)
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			fs.FailNth(op, n, errors.New("injected"))
+			_ = l.TruncatePrefix(10)
+			fs.Crash(crashfs.DropUnsynced, nil)
+			_ = l.Close()
+			l, err := segment.Open(dir, cfg)
+			if err != nil {
+				t.Fatalf("op %v #%d: reopen after a crash in retention: %v", op, n, err)
+			}
+			lowest, next := l.Bounds()
+			if next != 15 || lowest > 10 {
+				t.Fatalf("op %v #%d: bounds [%d, %d) after the crash, want a suffix of [0, 15) from at most 10", op, n, lowest, next)
+			}
+			checkContent(t, l, lowest, next)
+			_ = l.Close()
+		}
+	}
+}
