@@ -43,3 +43,90 @@ func TestCorruptLogRefusedWithRepair(t *testing.T) {
 		t.Fatalf("error %q does not name %s and the repair", err, seg)
 	}
 }
+
+// TestLostRaftStateRefused: a node whose Raft files lost entries its commit log had applied
+// (the raft directory deleted, or the WAL segment emptied or cut, while it was stopped)
+// started: without Raft state it bootstrapped a new cluster over the old commit log, whose
+// topics were gone and whose writes then failed "already applied"; with a cut WAL it started
+// with no configuration and never elected a leader. It is now refused, naming the raft
+// directory and the repair.
+func TestLostRaftStateRefused(t *testing.T) {
+	for name, damage := range map[string]func(t *testing.T, raftDir string){
+		"raft dir deleted": func(t *testing.T, raftDir string) {
+			if err := os.RemoveAll(raftDir); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"wal segment emptied": func(t *testing.T, raftDir string) {
+			wals, err := filepath.Glob(filepath.Join(raftDir, "wal", "*.wal"))
+			if err != nil || len(wals) == 0 {
+				t.Fatalf("no wal segment: %v", err)
+			}
+			if err := os.Truncate(wals[0], 0); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := Config{NodeName: "node-0", GossipProfile: "test", DataDir: t.TempDir()}
+			nd := startNode(t, cfg, true)
+			ctx := ctxT(t, 30*time.Second)
+			c := newClient(t, TransportConnect, nd.Addr())
+			for range 5 {
+				if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("v")}}); err != nil {
+					t.Fatalf("Produce: %v", err)
+				}
+			}
+			nd.shutdown(t)
+			raftDir := filepath.Join(cfg.DataDir, "raft")
+			damage(t, raftDir)
+			cfg.BindAddr, cfg.RPCPort = "127.0.0.1:0", -1
+			srv, err := New(cfg)
+			if err == nil {
+				_ = srv.Close()
+				t.Fatal("the server started with Raft files that lost the entries its commit log applied")
+			}
+			if !strings.Contains(err.Error(), raftDir) || !strings.Contains(err.Error(), "wipe its data dir") {
+				t.Fatalf("error %q does not name %s and the repair", err, raftDir)
+			}
+		})
+	}
+}
+
+// TestMissingFirstSegmentRefused: the oldest segment files of the commit log deleted while
+// the node was stopped. The node started, its log starting at the next segment as if
+// retention had dropped the records below it: acknowledged records gone without an error
+// (Consume answered "below the log start"). It is now refused, naming the files.
+func TestMissingFirstSegmentRefused(t *testing.T) {
+	cfg := Config{NodeName: "node-0", GossipProfile: "test", DataDir: t.TempDir(), SegmentBytes: 256}
+	nd := startNode(t, cfg, true)
+	ctx := ctxT(t, 30*time.Second)
+	c := newClient(t, TransportConnect, nd.Addr())
+	for range 20 {
+		if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte(strings.Repeat("v", 60))}}); err != nil {
+			t.Fatalf("Produce: %v", err)
+		}
+	}
+	nd.shutdown(t)
+	first, err := filepath.Glob(filepath.Join(cfg.DataDir, "log", "0000000001-*"))
+	if err != nil || len(first) == 0 {
+		t.Fatalf("no first segment: %v", err)
+	}
+	if segs, _ := filepath.Glob(filepath.Join(cfg.DataDir, "log", "*.seg")); len(segs) < 3 {
+		t.Fatalf("%d segments, want 3 or more", len(segs))
+	}
+	for _, f := range first {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.BindAddr, cfg.RPCPort = "127.0.0.1:0", -1
+	srv, err := New(cfg)
+	if err == nil {
+		_ = srv.Close()
+		t.Fatal("the server started on a commit log missing its first segment")
+	}
+	if !strings.Contains(err.Error(), "missing") || !strings.Contains(err.Error(), "wipe its data dir") {
+		t.Fatalf("error %q does not say that segments are missing and the repair", err)
+	}
+}
