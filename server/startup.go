@@ -247,6 +247,9 @@ func (s *Server) startRaft() error {
 		Logger:      s.cfg.Logger.With("component", "raft"),
 		// The state machine's tables (producers, group offsets) outgrow the default 8 MiB.
 		MaxManifestSize: fsm.MaxManifestBytes,
+		// What the commit log holds was applied from Raft's log: Raft's files ending before
+		// it were damaged, and the node must not start (nor bootstrap) on them.
+		AppliedIndex: s.sm.AppliedIndex(),
 	}
 	chaosbugs.TuneRaft(&rcfg.SnapshotThreshold, &rcfg.TrailingLogs, &rcfg.SnapshotInterval, &rcfg.WALSegmentSize) // no-op unless -tags chaosbugs
 	var err error

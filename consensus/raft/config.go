@@ -148,6 +148,14 @@ type Config struct {
 	WALFS   WALFS
 	WALMeta func(WALMetaStore) WALMetaStore
 
+	// AppliedIndex is the Raft index the state machine's own durable state has applied, as it
+	// stands on disk when New is called (0: unknown, or nothing). A state machine applies only
+	// entries that Raft's log or a snapshot held durably, so New refuses to start when the log
+	// and the snapshots end below it: Raft's files were deleted, truncated or replaced, and the
+	// node would otherwise start (or bootstrap a new cluster) on a log that lost its
+	// configuration and entries the state machine applied. Ignored with UnsafeInmemLog.
+	AppliedIndex uint64
+
 	// UnsafeInmemLog keeps Raft's log and stable store in memory: nothing survives a restart
 	// and nothing is fsynced. For benchmarks (the in-memory floor) and throwaway tests only.
 	UnsafeInmemLog bool

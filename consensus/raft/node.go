@@ -140,6 +140,12 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	}
 	snaps := &snapshotStore{FileSnapshotStore: fss, sm: sm, maxManifest: cfg.MaxManifestSize, dir: snapDir}
 	n.stable, n.snaps = stable, snaps
+	if last := lastIndex(logs, snaps); !cfg.UnsafeInmemLog && last < cfg.AppliedIndex {
+		return nil, fmt.Errorf("consensus/raft: Raft's log and snapshots in %s end at index %d, but the state machine applied entries up to index %d: "+
+			"Raft's files lost entries (deleted, truncated or replaced), and with them the configuration and votes this node had; "+
+			"this node cannot restart on this data dir: stop it, remove it from the cluster (commitlog cluster remove %s), wipe its data dir and start it to rejoin",
+			cfg.DataDir, last, cfg.AppliedIndex, cfg.ID)
+	}
 	n.ident, err = loadClusterIdentity(stable, logger, cfg.OnClusterID)
 	if err != nil {
 		return nil, err
