@@ -146,6 +146,9 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 			"this node cannot restart on this data dir: stop it, remove it from the cluster (commitlog cluster remove %s), wipe its data dir and start it to rejoin",
 			cfg.DataDir, last, cfg.AppliedIndex, cfg.ID)
 	}
+	if err := checkLogReadable(logs, snaps, cfg.DataDir, cfg.ID); err != nil {
+		return nil, err
+	}
 	n.ident, err = loadClusterIdentity(stable, logger, cfg.OnClusterID)
 	if err != nil {
 		return nil, err
@@ -330,6 +333,9 @@ func openLogStore(cfg Config, hlog hclog.Logger) (hraft.LogStore, hraft.StableSt
 	if fi, err := os.Stat(metaPath); err == nil && fi.Size() == 0 {
 		return nil, nil, nil, fmt.Errorf("consensus/raft: %s is empty: Raft's term, vote and log index are lost, and this node cannot restart on this data dir; "+
 			"stop it, remove it from the cluster (commitlog cluster remove %s), wipe its data dir and start it to rejoin", metaPath, cfg.ID)
+	}
+	if err := checkWALMeta(walDir, metaPath, cfg.ID); err != nil {
+		return nil, nil, nil, err
 	}
 	// raft-wal v0.4.0's Close does not close its meta database (a bolt file holding an
 	// flock), so a restart in the same process would block: own it and close it after.

@@ -1,0 +1,138 @@
+package raft
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDamagedWALMetaRefused: raft-wal's meta database cut in its middle while the node was
+// stopped made the next start die of a fault inside bbolt (SIGBUS, "unexpected fault address",
+// naming no file); deleted beside the WAL's segments it failed with "open …wal: file exists".
+// New now refuses both with an error naming the file and the repair.
+func TestDamagedWALMetaRefused(t *testing.T) {
+	for name, damage := range map[string]func(t *testing.T, meta string){
+		"cut": func(t *testing.T, meta string) {
+			if err := os.Truncate(meta, 10000); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"missing": func(t *testing.T, meta string) {
+			if err := os.Remove(meta); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "raft")
+			newNode := func() (*Node, error) {
+				stream, err := TCPStreamLayer("127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return New(Config{
+					ID: "n1", DataDir: dir, StreamLayer: stream, Bootstrap: true,
+					HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
+				}, &plainSM{manifest: []byte("m")})
+			}
+			n, err := newNode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			for i := 0; i < 5; i++ {
+				for {
+					if _, err := n.Propose(ctx, []byte("x")); err == nil {
+						break
+					} else if ctx.Err() != nil {
+						t.Fatalf("propose: %v", err)
+					}
+					time.Sleep(10 * time.Millisecond) // no leader yet
+				}
+			}
+			if err := n.Close(); err != nil {
+				t.Fatal(err)
+			}
+			meta := filepath.Join(dir, "wal", "wal-meta.db")
+			damage(t, meta)
+			n, err = newNode()
+			if err == nil {
+				_ = n.Close()
+				t.Fatal("New started on a damaged WAL meta database")
+			}
+			if !strings.Contains(err.Error(), meta) || !strings.Contains(err.Error(), "wipe its data dir") {
+				t.Fatalf("error %q does not name %s and the repair", err, meta)
+			}
+		})
+	}
+}
+
+// TestDamagedWALEntryRefused: a byte changed inside an entry of Raft's log (its timestamp's
+// encoding) made hashicorp/raft's NewRaft panic while it scanned the log for configurations
+// ("panic: Time.UnmarshalBinary: unsupported version", a stack trace, no file named). New
+// now refuses with an error naming the WAL, the entry and the repair.
+func TestDamagedWALEntryRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "raft")
+	newNode := func() (*Node, error) {
+		stream, err := TCPStreamLayer("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return New(Config{
+			ID: "n1", DataDir: dir, StreamLayer: stream, Bootstrap: true,
+			HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
+		}, &plainSM{manifest: []byte("m")})
+	}
+	n, err := newNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	marker := []byte("damage-this-entry")
+	for _, cmd := range [][]byte{[]byte("a"), marker, []byte("b")} {
+		for {
+			if _, err := n.Propose(ctx, cmd); err == nil {
+				break
+			} else if ctx.Err() != nil {
+				t.Fatalf("propose: %v", err)
+			}
+			time.Sleep(10 * time.Millisecond) // no leader yet
+		}
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wals, err := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
+	if err != nil || len(wals) != 1 {
+		t.Fatalf("wal segments %v, %v; want one", wals, err)
+	}
+	b, err := os.ReadFile(wals[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// raft-wal's encoding of an entry: index, term, type, data, extensions (length 0), then
+	// AppendedAt's MarshalBinary, whose first byte is its version.
+	at := bytes.Index(b, marker)
+	if at < 0 {
+		t.Fatal("the entry is not in the WAL")
+	}
+	at += len(marker) + 1
+	b[at] = 0xff
+	if err := os.WriteFile(wals[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err = newNode()
+	if err == nil {
+		_ = n.Close()
+		t.Fatal("New started on a WAL whose entry does not read")
+	}
+	if walDir := filepath.Join(dir, "wal"); !strings.Contains(err.Error(), walDir) || !strings.Contains(err.Error(), "wipe its data dir") {
+		t.Fatalf("error %q does not name %s and the repair", err, walDir)
+	}
+}
