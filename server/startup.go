@@ -47,8 +47,10 @@ func (s *Server) startupSteps() []step {
 		// First: a policy or model file that does not load is refused before anything is
 		// made on disk (it was refused after the data dir and Raft's log were made).
 		{"authorizer", s.newAuthorizer},
-		{"prepare data dir", s.prepareDataDir},
+		// Then the ports: one in use is refused before the data dir is made (it was refused
+		// after the data dir, the commit log and Raft's state, bootstrapped, were).
 		{"listen", s.listen},
+		{"prepare data dir", s.prepareDataDir},
 		{"mux", s.newMux},
 		{"open logs", s.openLogs},
 		{"telemetry", s.startTelemetry},
@@ -100,6 +102,26 @@ func (s *Server) listen() error {
 		advertise = reachableIP()
 	}
 	s.addr = net.JoinHostPort(advertise, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	return checkGossipPort(s.cfg.BindAddr)
+}
+
+// checkGossipPort binds BindAddr's TCP and UDP port for a moment (Serf binds both), so that a
+// port in use is refused before the data dir is made. A port 0 picks a free one: nothing to
+// check.
+func checkGossipPort(bindAddr string) error {
+	if _, port, err := net.SplitHostPort(bindAddr); err != nil || port == "0" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", bindAddr)
+	if err != nil {
+		return fmt.Errorf("server: gossip: --bind-addr %s: %w", bindAddr, err)
+	}
+	_ = ln.Close()
+	pc, err := net.ListenPacket("udp", bindAddr)
+	if err != nil {
+		return fmt.Errorf("server: gossip: --bind-addr %s: %w", bindAddr, err)
+	}
+	_ = pc.Close()
 	return nil
 }
 

@@ -101,7 +101,7 @@ func TestNewStepOrder(t *testing.T) {
 	for _, st := range (&Server{}).startupSteps() {
 		names = append(names, st.name)
 	}
-	want := []string{"authorizer", "prepare data dir", "listen", "mux", "open logs", "telemetry", "raft",
+	want := []string{"authorizer", "listen", "prepare data dir", "mux", "open logs", "telemetry", "raft",
 		"forwarder", "service", "api", "membership", "bootstrap"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("steps %q, want %q", names, want)
@@ -216,5 +216,48 @@ func TestGossipAdvertiseHost(t *testing.T) {
 	}
 	if h, _, _ := net.SplitHostPort(srv.Addr()); h != host {
 		t.Errorf("Raft and API address %s, want the host %s (AdvertiseHost)", srv.Addr(), host)
+	}
+}
+
+// TestPortInUseRefusedBeforeDataDir: a gossip port (--bind-addr) in use was refused only by
+// the membership step, after the data dir, the commit log and Raft's state had been made (and,
+// with --bootstrap-wait 0, a one-node cluster bootstrapped in it, which the node could then no
+// longer leave to join another); an API port in use left an empty data dir behind. Both are
+// now refused before the data dir is made.
+func TestPortInUseRefusedBeforeDataDir(t *testing.T) {
+	for _, which := range []string{"gossip tcp", "gossip udp", "api"} {
+		t.Run(which, func(t *testing.T) {
+			rpc, gossip := freePort(t), freePort(t)
+			busy := gossip
+			if which == "api" {
+				busy = rpc
+			}
+			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(busy))
+			if which == "gossip udp" {
+				pc, err := net.ListenPacket("udp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer pc.Close()
+			} else {
+				ln, err := net.Listen("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+			}
+			dir := filepath.Join(t.TempDir(), "data")
+			s, err := New(Config{
+				DataDir: dir, NodeName: "node-0", GossipProfile: "test",
+				BindAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(gossip)), RPCPort: rpc,
+			})
+			if err == nil {
+				_ = s.Close()
+				t.Fatalf("New started with port %d in use", busy)
+			}
+			if _, serr := os.Stat(dir); !errors.Is(serr, os.ErrNotExist) {
+				t.Fatalf("New failed (%v) but made the data dir %s (stat: %v)", err, dir, serr)
+			}
+		})
 	}
 }
