@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Topic errors. Compare with errors.Is; they are wrapped with context. As Apply results they
@@ -159,8 +160,11 @@ func ValidateTopicName(name string) error {
 	case name == "." || name == "..":
 		return fmt.Errorf("%w: topic name %q is not allowed", ErrInvalidTopic, name)
 	}
-	for _, c := range []byte(name) {
+	for i, c := range name {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			if c == utf8.RuneError {
+				return fmt.Errorf("%w: topic name %q: byte %#02x (not UTF-8) not in [a-zA-Z0-9._-]", ErrInvalidTopic, name, name[i])
+			}
 			return fmt.Errorf("%w: topic name %q: character %q not in [a-zA-Z0-9._-]", ErrInvalidTopic, name, c)
 		}
 	}
