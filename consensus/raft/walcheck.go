@@ -41,18 +41,27 @@ func checkWALMeta(walDir, metaPath, id string) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("consensus/raft: %s is not a regular file (%s); %s", metaPath, fi.Mode().Type(), repair)
 	}
-	// bbolt's two meta pages (page 0, and page 1 one page size further): the valid one with
-	// the higher transaction id says how many pages the file holds. An invalid pair is left
-	// to bbolt, which reports it as an error.
+	// bbolt's two meta pages (page 0, and page 1 one page size further, as bbolt finds it:
+	// 4096 bytes when page 0 is unreadable): the valid one with the higher transaction id says
+	// how many pages the file holds. With neither valid bbolt fails with "invalid database",
+	// "version mismatch" or "checksum error", naming neither the path nor what to do.
 	size := fi.Size()
-	var best *boltMeta
-	if m, ok := readBoltMeta(f, 0); ok {
-		best = &m
-		if m1, ok := readBoltMeta(f, int64(m.pageSize)); ok && m1.txid > m.txid {
-			best = &m1
-		}
+	m0, ok0 := readBoltMeta(f, 0)
+	next := int64(4096)
+	if ok0 {
+		next = int64(m0.pageSize)
 	}
-	if best != nil && uint64(size) < best.pgid*uint64(best.pageSize) {
+	m1, ok1 := readBoltMeta(f, next)
+	var best *boltMeta
+	switch {
+	case ok0 && (!ok1 || m0.txid >= m1.txid):
+		best = &m0
+	case ok1:
+		best = &m1
+	default:
+		return fmt.Errorf("consensus/raft: %s is damaged: neither of its two meta pages is valid: Raft's term, vote and the list of its log's segments are lost; %s", metaPath, repair)
+	}
+	if uint64(size) < best.pgid*uint64(best.pageSize) {
 		return fmt.Errorf("consensus/raft: %s is cut: it holds %d bytes, but its meta page says %d pages of %d bytes (%d): Raft's term, vote and the list of its log's segments are damaged; %s",
 			metaPath, size, best.pgid, best.pageSize, best.pgid*uint64(best.pageSize), repair)
 	}

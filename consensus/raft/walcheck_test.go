@@ -12,13 +12,26 @@ import (
 
 // TestDamagedWALMetaRefused: raft-wal's meta database cut in its middle while the node was
 // stopped made the next start die of a fault inside bbolt (SIGBUS, "unexpected fault address",
-// naming no file); deleted beside the WAL's segments it failed with "open …wal: file exists".
-// New now refuses both with an error naming the file and the repair.
+// naming no file); deleted beside the WAL's segments it failed with "open …wal: file exists";
+// with both meta pages damaged, "open wal: failed to open wal-meta.db: version mismatch". New
+// now refuses each with an error naming the file and the repair.
 func TestDamagedWALMetaRefused(t *testing.T) {
 	for name, damage := range map[string]func(t *testing.T, meta string){
 		"cut": func(t *testing.T, meta string) {
 			if err := os.Truncate(meta, 10000); err != nil {
 				t.Fatal(err)
+			}
+		},
+		"both meta pages damaged": func(t *testing.T, meta string) {
+			f, err := os.OpenFile(meta, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			for _, off := range []int64{20, 4096 + 20} { // each meta page's version
+				if _, err := f.WriteAt([]byte{0xff}, off); err != nil {
+					t.Fatal(err)
+				}
 			}
 		},
 		"missing": func(t *testing.T, meta string) {
