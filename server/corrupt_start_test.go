@@ -1,12 +1,15 @@
 package server
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -128,5 +131,50 @@ func TestMissingFirstSegmentRefused(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "missing") || !strings.Contains(err.Error(), "wipe its data dir") {
 		t.Fatalf("error %q does not say that segments are missing and the repair", err)
+	}
+}
+
+// TestConsumeStreamSendsRecordsBeforeCorruptOne: a record corrupt at rest in a sealed
+// segment ended a ConsumeStream from the log start with DATA_LOSS and none of the whole
+// records before it, which the stream had read into its batch: a reader could not get them
+// by streaming. They are now sent, then DATA_LOSS.
+func TestConsumeStreamSendsRecordsBeforeCorruptOne(t *testing.T) {
+	cfg := Config{NodeName: "node-0", GossipProfile: "test", DataDir: t.TempDir(), SegmentBytes: 1024, DivergenceCheckInterval: -1}
+	nd := startNode(t, cfg, true)
+	ctx := ctxT(t, 30*time.Second)
+	c := newClient(t, TransportConnect, nd.Addr())
+	for i := range 40 {
+		if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte(fmt.Sprintf("record-%d", i))}}); err != nil {
+			t.Fatalf("Produce: %v", err)
+		}
+	}
+	nd.shutdown(t)
+	flipSealedRecord(t, cfg.DataDir, "record-5")
+	nd = startNode(t, cfg, true)
+	c = newClient(t, TransportConnect, nd.Addr())
+	st, err := c.ConsumeStream(ctx, &logv1.ConsumeRequest{MaxBatch: 100}) // as the SDK asks
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var got []string
+	for {
+		res, err := st.Receive()
+		if err != nil {
+			if transport.CodeOf(err) != transport.DataLoss {
+				t.Fatalf("stream ended with %v, want DATA_LOSS", err)
+			}
+			break
+		}
+		for _, r := range res.GetRecords() {
+			got = append(got, string(r.GetValue()))
+		}
+		if r := res.GetRecord(); r != nil && len(res.GetRecords()) == 0 {
+			got = append(got, string(r.GetValue()))
+		}
+	}
+	want := []string{"record-0", "record-1", "record-2", "record-3", "record-4"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("records before DATA_LOSS: %q, want %q", got, want)
 	}
 }

@@ -955,6 +955,14 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	}
 	for rec, err := range rt.part.Records(ctx, req.GetOffset()) {
 		if err != nil {
+			if len(batch) > 0 && ctx.Err() == nil {
+				// The records read before the error are whole and committed: send them
+				// first (a record corrupt at rest ended the stream without the good ones
+				// before it, and the client could never read past them).
+				if err := sendBatch(); err != nil {
+					return err
+				}
+			}
 			cause := streamEndCause(ctx)
 			select {
 			case <-s.stop: // before its watcher ended ctx (a log closed under the stream)
