@@ -499,7 +499,7 @@ const streamStopGrace = 2 * time.Second
 
 // outlastStop returns a context with ctx's values and deadline that ends when ctx ends, except
 // when ctx ends because the server is stopping: then it ends grace later (or at ctx's deadline).
-// Its goroutine ends with it: call the CancelFunc.
+// Call the CancelFunc to release it.
 func (s *service) outlastStop(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	if d, ok := ctx.Deadline(); ok {
@@ -508,23 +508,14 @@ func (s *service) outlastStop(ctx context.Context, grace time.Duration) (context
 		inner := cancel
 		cancel = func() { dcancel(); inner() }
 	}
-	go func() {
-		select {
-		case <-pctx.Done():
-			return
-		case <-ctx.Done():
-		}
+	stop := context.AfterFunc(ctx, func() {
 		if s.stoppedStream(ctx) {
-			t := time.NewTimer(grace)
-			defer t.Stop()
-			select {
-			case <-pctx.Done():
-			case <-t.C:
-			}
+			time.AfterFunc(grace, cancel)
+			return
 		}
 		cancel()
-	}()
-	return pctx, cancel
+	})
+	return pctx, func() { stop(); cancel() }
 }
 
 // stoppedStream reports whether a stream's ctx ended because the server is stopping.
