@@ -612,21 +612,30 @@ func (c *Client) readTargets(linearizable bool) []string {
 
 // onReplica runs the read op with the read retry policy: each retry moves on
 // to the next target; a redirect (a follower refusing a linearizable read)
-// goes to the named leader at once.
+// goes to the named leader at once. A DataLoss refusal (a replica whose log
+// diverged or whose copy is corrupt) moves on to a target that has not
+// refused at once, without a backoff and without spending the retry budget:
+// the others hold the record. Once every target refused so, the DataLoss is
+// returned.
 func (c *Client) onReplica(ctx context.Context, linearizable bool, op func(context.Context, transport.Client) error) error {
 	ctx, cancel := c.merged(ctx)
 	defer cancel()
 	targets := c.readTargets(linearizable)
 	next := 0
 	redirectTo := ""
+	refused := map[string]bool{} // targets that answered DataLoss
 	var last error
-	for attempt := 0; ; attempt++ {
+	for attempt := 0; ; {
 		if c.isClosed() {
 			return ErrClosed
 		}
 		addr := redirectTo
 		if addr == "" {
 			addr = targets[next%len(targets)]
+			for i := 0; refused[addr] && i < len(targets); i++ {
+				next++
+				addr = targets[next%len(targets)]
+			}
 			next++
 		}
 		redirectTo = ""
@@ -640,12 +649,20 @@ func (c *Client) onReplica(ctx context.Context, linearizable bool, op func(conte
 			return ErrClosed
 		}
 		last = err
+		if v == retry && transport.CodeOf(err) == transport.DataLoss {
+			refused[addr] = true
+			if !slices.ContainsFunc(targets, func(a string) bool { return !refused[a] }) {
+				return err // every server refused it
+			}
+			continue
+		}
 		if v == fatal || attempt >= c.opts.maxRetries {
 			return err
 		}
 		if nl, ok := errors.AsType[*NotLeaderError](err); ok && v == redirect && nl.LeaderAddr != addr {
 			c.setLeader(nl.LeaderAddr)
 			redirectTo = nl.LeaderAddr
+			attempt++
 			continue
 		}
 		c.forgetLeader(addr)
@@ -657,6 +674,7 @@ func (c *Client) onReplica(ctx context.Context, linearizable bool, op func(conte
 			}
 			return fmt.Errorf("%w: %w", err, last)
 		}
+		attempt++
 		if next%len(targets) == 0 {
 			// Every target failed once: learn the cluster again.
 			if err := c.refreshServers(ctx); err == nil {

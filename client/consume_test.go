@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/commitlog-go/commitlog/client"
+	"github.com/commitlog-go/commitlog/transport"
 )
 
 // produceN appends n records "v0", "v1", … through cl.
@@ -155,12 +156,90 @@ func TestReadsSkipDivergedReplica(t *testing.T) {
 		if c.nodes[1].called("Consume") == 0 && c.nodes[1].called("ConsumeStream") == 0 {
 			t.Error("the diverged follower was never asked: the test proves nothing")
 		}
-		// Every replica diverged: the DataLoss is returned once the retries are spent.
+		// Every replica diverged: the DataLoss is returned once each has refused.
 		for _, nd := range c.nodes {
 			nd.diverged.Store(true)
 		}
 		if _, err := cl.Consume(context.Background(), 0); err == nil || !strings.Contains(err.Error(), "diverged") {
 			t.Errorf("read with every replica diverged: %v, want the DataLoss", err)
+		}
+	})
+}
+
+// TestDataLossGoesToAnotherServerAtOnce: a server answering DataLoss ("read from another
+// server") was retried as an unavailable one: a backoff after each refusal, and with every
+// server refusing, the whole retry budget (9 attempts, 3 per server) spent before the
+// DataLoss was returned. A read refused DataLoss now goes to another server at once, asks
+// each server once, and fails with the DataLoss when every one refused it.
+func TestDataLossGoesToAnotherServerAtOnce(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		// A backoff of 2 s: one round of it shows in the timings.
+		cl := newClient(t, c, nil, client.WithReadPolicy(client.ReadFollowers), client.WithRefreshInterval(0),
+			client.WithBackoff(2*time.Second, 2*time.Second))
+		produceN(t, cl, 3)
+		c.nodes[1].diverged.Store(true)
+		c.nodes[2].diverged.Store(true)
+		calls := func(method string) (n int64) {
+			for _, nd := range c.nodes {
+				n += nd.called(method)
+			}
+			return n
+		}
+		// Both followers refuse: the read ends on the leader, without a backoff.
+		for i := range 2 {
+			start := time.Now()
+			if _, err := cl.Consume(context.Background(), 0); err != nil {
+				t.Fatalf("read %d with two diverged followers: %v", i, err)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("read %d with two diverged followers took %v: backed off", i, d)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		start := time.Now()
+		for rec, err := range cl.Stream(ctx, 0) {
+			if err != nil {
+				t.Fatalf("stream with two diverged followers: %v", err)
+			}
+			if rec.Offset == 2 {
+				break
+			}
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("stream with two diverged followers took %v to read 3 records: backed off", d)
+		}
+
+		// Every server refuses: each is asked once, and the DataLoss comes back at once.
+		c.nodes[0].diverged.Store(true)
+		before := calls("Consume")
+		start = time.Now()
+		_, err := cl.Consume(context.Background(), 0)
+		if transport.CodeOf(err) != transport.DataLoss {
+			t.Errorf("read with every server diverged: %v, want the DataLoss", err)
+		}
+		if n := calls("Consume") - before; n != 3 {
+			t.Errorf("read with every server diverged asked %d times, want 3 (each server once)", n)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("read with every server diverged took %v: backed off", d)
+		}
+		before = calls("ConsumeStream")
+		start = time.Now()
+		n := 0
+		for _, err := range cl.Stream(ctx, 0) {
+			if n++; n > 1 {
+				t.Fatal("stream with every server diverged yielded more than its error")
+			}
+			if transport.CodeOf(err) != transport.DataLoss {
+				t.Errorf("stream with every server diverged: %v, want the DataLoss", err)
+			}
+		}
+		if n := calls("ConsumeStream") - before; n != 3 {
+			t.Errorf("stream with every server diverged opened %d streams, want 3 (each server once)", n)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("stream with every server diverged took %v: backed off", d)
 		}
 	})
 }

@@ -241,7 +241,9 @@ func (c *Client) ProduceBatch(ctx context.Context, values ...[]byte) (uint64, er
 }
 
 // Consume reads the record at offset from a server chosen by the read
-// policy, retrying on other servers when one fails. An offset not yet
+// policy, retrying on other servers when one fails (one that refuses with
+// DataLoss, its log diverged or its copy corrupt, is left for another at once;
+// the DataLoss is returned once every server refused). An offset not yet
 // written is waited for (a long poll, max_wait_ms) until shortly before ctx's
 // deadline (or the request timeout), at most the server's --max-consume-wait,
 // then the call fails with an error wrapping ErrOutOfRange; without a

@@ -34,9 +34,10 @@ import (
 // the retry budget of consecutive failed reconnections (a reconnection that
 // yields a record resets the count; a server that ended the stream because it
 // knows no leader is not counted, so that a tailing Stream waits out a cluster
-// without a leader, though it is backed off from as a failure is); or the
-// server's error (e.g.
-// PermissionDenied). The Record values are owned by the loop body.
+// without a leader, though it is backed off from as a failure is); the
+// server's DataLoss once every server refused the stream so (a server that
+// does is left for another at once, without a backoff or a count); or the
+// server's error (e.g. PermissionDenied). The Record values are owned by the loop body.
 //
 // Each call of the returned iterator opens its own stream; the iterator may
 // be used by one goroutine at a time. Stream reads partition 0 of
@@ -65,6 +66,10 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 		// attempt goes to the first target not among them (every one in turn, however many),
 		// and once all have failed, round again.
 		failed := map[string]bool{}
+		// refused are the servers that refused the stream with DataLoss (their log diverged,
+		// or their copy is corrupt) since the last record: never asked again until a record
+		// comes; once every target has, the stream ends with the DataLoss.
+		refused := map[string]bool{}
 		redirectTo := ""
 		// id is the ID of the topic the stream began with (learned before its first record;
 		// none for the default topic or a server without topic IDs): every resumed stream
@@ -74,12 +79,12 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 		for {
 			addr := redirectTo
 			if addr == "" {
-				addr = targets[0]
-				if i := slices.IndexFunc(targets, func(a string) bool { return !failed[a] }); i >= 0 {
-					addr = targets[i]
-				} else {
+				i := slices.IndexFunc(targets, func(a string) bool { return !failed[a] && !refused[a] })
+				if i < 0 {
 					clear(failed)
+					i = max(slices.IndexFunc(targets, func(a string) bool { return !refused[a] }), 0)
 				}
+				addr = targets[i]
 			}
 			redirectTo = ""
 			progressed, stop, err := c.streamFrom(ctx, addr, loc, &next, &id, !yielded, yield)
@@ -98,6 +103,7 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 			if progressed {
 				failures, waits = 0, 0
 				clear(failed)
+				clear(refused)
 			}
 			if errors.Is(err, ErrGap) {
 				yield(Record{}, err)
@@ -112,6 +118,17 @@ func (c *Client) StreamPartition(ctx context.Context, topic string, partition ui
 			if v == fatal {
 				yield(Record{}, fmt.Errorf("stream from offset %d: %w", next, err))
 				return
+			}
+			if transport.CodeOf(err) == transport.DataLoss {
+				// This server cannot serve the log; the others hold it: go to one of
+				// them at once, with no backoff and no failed reconnection counted.
+				refused[addr] = true
+				if !slices.ContainsFunc(targets, func(a string) bool { return !refused[a] }) {
+					yield(Record{}, fmt.Errorf("stream from offset %d: every server refused it: %w", next, err))
+					return
+				}
+				c.opts.logger.Debug("stream refused (data loss), resuming on another server", "addr", addr, "next", next, "err", err)
+				continue
 			}
 			nl, isNL := errors.AsType[*NotLeaderError](err)
 			leaderless := isNL && nl.LeaderAddr == ""
