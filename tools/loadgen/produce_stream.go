@@ -26,19 +26,35 @@ var errStrayResponse = errors.New("loadgen: produce stream answered a request it
 
 // streamProducer pipelines records on a ProduceStream to the leader, keeping up to cfg.Window
 // unanswered. The SDK has no streaming produce, so this goes to the transport directly, at the
-// leader the SDK found; a broken stream is reopened (at the leader then known) after a pause,
-// and its unanswered records count as failed.
+// leader the SDK found; its unanswered records count as failed. A broken stream is reopened at
+// the leader the cluster names then (the SDK's cached leader may be the server that just
+// stopped: nothing else refreshes it in this mode), after a pause that grows, up to
+// maxReopenPause, while reopened streams fail without an answer.
 func (r *runner) streamProducer(c *client.Client, rec *latency.Recorder) {
+	failures := 0 // streams failed in a row without an answer
 	for !r.stopped() {
-		n, err := r.produceOnStream(c, rec)
+		n, answered, err := r.produceOnStream(c, rec, failures > 0)
+		if answered {
+			failures = 0
+		}
 		if err == nil {
 			continue
 		}
 		if r.fail(r.runCtx, r.produce, max(n, 1), err) {
 			return
 		}
-		r.pause(r.runCtx, r.stop)
+		r.pauseFor(r.runCtx, r.stop, reopenPause(failures))
+		failures++
 	}
+}
+
+// maxReopenPause bounds the pause before a produce stream is reopened.
+const maxReopenPause = 500 * time.Millisecond
+
+// reopenPause is the pause after the failures-th stream in a row (0-based) failed without an
+// answer: errorPause, doubled at each failure, at most maxReopenPause.
+func reopenPause(failures int) time.Duration {
+	return min(errorPause<<min(failures, 10), maxReopenPause)
 }
 
 // sentRecord is a record sent on a stream and not yet answered.
@@ -49,27 +65,29 @@ type sentRecord struct {
 }
 
 // produceOnStream runs one ProduceStream until the measured phase ends or the stream breaks. It
-// returns the number of records left unanswered and the error that broke the stream (nil after
-// a clean end).
-func (r *runner) produceOnStream(c *client.Client, rec *latency.Recorder) (uint64, error) {
-	tc, err := r.dialLeader(c)
+// returns the number of records left unanswered, whether the server answered any, and the error
+// that broke the stream (nil after a clean end). With refresh it asks the cluster for its leader
+// first instead of trusting the SDK's cached one.
+func (r *runner) produceOnStream(c *client.Client, rec *latency.Recorder, refresh bool) (unanswered uint64, answered bool, err error) {
+	tc, err := r.dialLeader(c, refresh)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer func() { _ = tc.Close() }() // nothing to report: the stream's own status is returned
 	ctx, cancel := context.WithCancelCause(r.runCtx)
 	defer cancel(nil)
 	stream, err := tc.ProduceStream(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("loadgen: open produce stream: %w", err)
+		return 0, false, fmt.Errorf("loadgen: open produce stream: %w", err)
 	}
 	defer func() { _ = stream.Close() }()
 
 	inflight := make(chan sentRecord, r.cfg.Window)
 	var lastAck atomic.Int64 // unix ns of the last answer, or of a send when none was outstanding
 	lastAck.Store(time.Now().UnixNano())
+	var acked atomic.Bool
 	recvDone := make(chan error, 1)
-	go func() { recvDone <- r.receiveAcks(stream, inflight, rec, &lastAck) }()
+	go func() { recvDone <- r.receiveAcks(stream, inflight, rec, &lastAck, &acked) }()
 	// The watchdog abandons a stream whose server stopped answering: the stream has no per-request
 	// deadline, so without it a hung server would hold this producer forever.
 	watchDone := make(chan struct{})
@@ -127,17 +145,17 @@ send:
 		if errors.Is(context.Cause(ctx), errStalled) {
 			recvErr = errStalled
 		}
-		return uint64(len(inflight)) + unsent, recvErr
+		return uint64(len(inflight)) + unsent, acked.Load(), recvErr
 	}
 	if n := len(inflight); n > 0 {
-		return uint64(n), fmt.Errorf("loadgen: produce stream ended with %d records unanswered", n)
+		return uint64(n), acked.Load(), fmt.Errorf("loadgen: produce stream ended with %d records unanswered", n)
 	}
-	return 0, nil
+	return 0, acked.Load(), nil
 }
 
 // receiveAcks reads the stream's responses, each answering the oldest unanswered record, until
-// the stream ends; it returns nil when the server ended it cleanly.
-func (r *runner) receiveAcks(stream transport.BidiClientStream[logv1.ProduceRequest, logv1.ProduceResponse], inflight chan sentRecord, rec *latency.Recorder, lastAck *atomic.Int64) error {
+// the stream ends, setting acked at the first; it returns nil when the server ended it cleanly.
+func (r *runner) receiveAcks(stream transport.BidiClientStream[logv1.ProduceRequest, logv1.ProduceResponse], inflight chan sentRecord, rec *latency.Recorder, lastAck *atomic.Int64, acked *atomic.Bool) error {
 	for {
 		resp, err := stream.Receive()
 		if errors.Is(err, io.EOF) {
@@ -154,6 +172,7 @@ func (r *runner) receiveAcks(stream transport.BidiClientStream[logv1.ProduceRequ
 		default:
 			return errStrayResponse
 		}
+		acked.Store(true)
 		r.wm.ack(resp.GetOffset(), 1)
 		if s.measured {
 			rec.Record(t1.Sub(s.at))
@@ -163,9 +182,12 @@ func (r *runner) receiveAcks(stream transport.BidiClientStream[logv1.ProduceRequ
 }
 
 // dialLeader opens a transport client to the leader the SDK client knows, asking the cluster
-// when it knows none.
-func (r *runner) dialLeader(c *client.Client) (transport.Client, error) {
-	addr := c.Leader()
+// (Servers, which also updates the SDK's view) when it knows none or refresh is set.
+func (r *runner) dialLeader(c *client.Client, refresh bool) (transport.Client, error) {
+	addr := ""
+	if !refresh {
+		addr = c.Leader()
+	}
 	if addr == "" {
 		servers, err := c.Servers(r.runCtx)
 		if err != nil {

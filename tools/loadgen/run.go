@@ -296,7 +296,12 @@ func (r *runner) fail(ctx context.Context, k *kind, n uint64, err error) bool {
 
 // pause waits errorPause, or less if ctx ends or stop is closed (nil: never).
 func (r *runner) pause(ctx context.Context, stop <-chan struct{}) {
-	t := time.NewTimer(errorPause)
+	r.pauseFor(ctx, stop, errorPause)
+}
+
+// pauseFor waits d, or less if ctx ends or stop is closed (nil: never).
+func (r *runner) pauseFor(ctx context.Context, stop <-chan struct{}, d time.Duration) {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -481,3 +481,71 @@ func TestRunIdempotentBatchSurvivesLostAnswers(t *testing.T) {
 		t.Fatalf("InitProducer %d calls, %d writes: the idempotent path did not run", log.Calls("InitProducer"), writes.Load())
 	}
 }
+
+// TestRunStreamFindsNewLeader: in stream mode a broken produce stream was reopened at the
+// SDK's cached leader, which nothing refreshes in this mode: once the leader stopped, the
+// producers redialed its address every 20 ms ("connection refused") for as long as it was
+// down, even after another server led. The stream is now reopened at the leader the cluster
+// names, with a growing pause while reopened streams fail.
+func TestRunStreamFindsNewLeader(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			log := clienttest.New()
+			standby := serve(t, tr, log) // answers GetServers while the leader is down
+			first, err := log.Serve(clienttest.ServeOptions{Transport: tr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = first.Close() })
+			// At the 100th record the leader stops (refusing writes first, so that its open
+			// stream ends and it stops at once); for a second the cluster still names it (no
+			// election yet), then a new server leads.
+			const outage = time.Second
+			var down atomic.Bool
+			log.RefuseProduce = func() error {
+				if down.Load() {
+					return transport.Errorf(transport.Unavailable, "server stopping")
+				}
+				return nil
+			}
+			var moved sync.Once
+			movedDone := make(chan struct{})
+			log.OnAppend = func(n int) {
+				if n < 100 {
+					return
+				}
+				moved.Do(func() {
+					down.Store(true)
+					go func() {
+						defer close(movedDone)
+						_ = first.Close()
+						time.Sleep(outage)
+						down.Store(false)
+						next := serve(t, tr, log)
+						t.Logf("leader moved from %s to %s", first.Addr(), next)
+					}()
+				})
+			}
+			defer func() { <-movedDone }()
+			cfg := testConfig(tr, first.Addr())
+			cfg.Addrs = []string{first.Addr(), standby}
+			cfg.Mode = ModeStream
+			cfg.Producers = 1
+			cfg.Window = 1 // a failed stream counts 1 or 2 errors
+			cfg.Records = 400
+			cfg.MaxErrors = 200
+			res, err := Run(context.Background(), cfg, nil)
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			// The few streams that failed during the outage (a growing pause: 20 ms, 40 ms, …
+			// 500 ms, so about 8 in a second), not one every 20 ms; then the new leader took
+			// the rest.
+			p := res.Produce
+			t.Logf("%d errors: %v", p.Errors, p.ErrorSamples)
+			if p.Errors > 30 || p.Records+p.Errors < 400 || uint64(log.Len()) != p.Records {
+				t.Fatalf("produce %+v, log %d", p, log.Len())
+			}
+		})
+	}
+}
