@@ -40,6 +40,9 @@ func TestClassify(t *testing.T) {
 		{"may have happened, read", live, transport.Errorf(transport.Unavailable, "the write may have happened"), false, retry, ErrUnavailable},
 		{"plain unavailable write", live, transport.Errorf(transport.Unavailable, "transport is closing"), true, unknown, ErrOutcomeUnknown},
 		{"plain unavailable read", live, transport.Errorf(transport.Unavailable, "transport is closing"), false, retry, ErrUnavailable},
+		// A follower that did not apply an acknowledged offset within --max-consume-wait (a node
+		// replaying its log after a restart): the read is retried on the next server (README.md).
+		{"lagging replica read", live, transport.Errorf(transport.Unavailable, "server: replica lagging behind the leader's commit point: offset 7 is committed (next offset 8 on the leader) but not applied here within 1s (storage: offset out of range)"), false, retry, ErrUnavailable},
 		{"grpc dial failure write", live, transport.Errorf(transport.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`), true, retry, ErrUnavailable},
 		{"connect dial failure write", live, transport.Errorf(transport.Unavailable, "dial tcp 127.0.0.1:1: connect: connection refused"), true, retry, ErrUnavailable},
 		{"deadline write", live, transport.Errorf(transport.DeadlineExceeded, "deadline exceeded"), true, unknown, ErrOutcomeUnknown},

@@ -19,7 +19,9 @@
 // Consume, Bounds and Stream go to the leader by default (ReadLeader: reads
 // see every acknowledged write). WithReadPolicy(ReadFollowers) or ReadAny
 // spreads them round-robin over replicas; a follower serves committed
-// records only and waits for one it has not applied yet.
+// records only and waits for one it has not applied yet, up to the server's
+// --max-consume-wait (1 s by default), then answers Unavailable and the read
+// moves on to the next server.
 // WithLinearizableReads makes Consume and Bounds linearizable on the leader.
 // A read that fails is retried on the next replica. A Producer describes its
 // topics on the leader whatever the policy (see Producer).

@@ -27,9 +27,11 @@ const (
 	ReadLeader ReadPolicy = iota
 	// ReadFollowers spreads reads round-robin over the followers and uses
 	// the leader only when no follower answers. Followers serve committed
-	// records only; one that has not applied a record yet waits for it up
-	// to the request deadline (long poll), so reads stay correct but may be
-	// slower right after a write.
+	// records only; one that has not applied a record yet (lagging, or
+	// replaying its log after a restart) waits for it up to the server's
+	// --max-consume-wait (1 s by default) and then answers Unavailable, and
+	// the read is retried on the next server after a short backoff: reads
+	// stay correct but may be slower right after a write.
 	ReadFollowers
 	// ReadAny spreads reads round-robin over every known server, leader
 	// included.

@@ -129,7 +129,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-forward-clients", Value: server.DefaultMaxForwardClients, EnvVars: env("max-forward-clients"),
 			Usage: "API clients a node keeps open to other nodes (forwarding writes, asking peers); the least recently used is closed"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "max-consume-wait", Value: server.DefaultMaxConsumeWait, EnvVars: env("max-consume-wait"),
-			Usage: "cap on every Consume wait, whatever the client's deadline: a long poll asked with max_wait_ms, and a follower catching up to the leader's commit point (a past-end Consume without max_wait_ms answers OutOfRange at once)"}),
+			Usage: "cap on every Consume wait, whatever the client's deadline: a long poll asked with max_wait_ms, and a follower catching up to the leader's commit point, which then answers Unavailable (retryable: read elsewhere), e.g. for the seconds of a restarted node's log replay (a past-end Consume without max_wait_ms answers OutOfRange at once)"}),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "retention-bytes", EnvVars: env("retention-bytes"),
 			Usage: "keep at most this many bytes of stored records: the leader moves the log start up and every node cuts there, dropping whole segments below it (0: keep everything)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "retention-age", EnvVars: env("retention-age"),
