@@ -42,38 +42,11 @@ func TestDamagedWALMetaRefused(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "raft")
-			newNode := func() (*Node, error) {
-				stream, err := TCPStreamLayer("127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				return New(Config{
-					ID: "n1", DataDir: dir, StreamLayer: stream, Bootstrap: true,
-					HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-				}, &plainSM{manifest: []byte("m")})
-			}
-			n, err := newNode()
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			for i := 0; i < 5; i++ {
-				for {
-					if _, err := n.Propose(ctx, []byte("x")); err == nil {
-						break
-					} else if ctx.Err() != nil {
-						t.Fatalf("propose: %v", err)
-					}
-					time.Sleep(10 * time.Millisecond) // no leader yet
-				}
-			}
-			if err := n.Close(); err != nil {
-				t.Fatal(err)
-			}
+			newNode := singleNode(t, dir)
+			proposeAndClose(t, newNode, []byte("x"), []byte("x"), []byte("x"), []byte("x"), []byte("x"))
 			meta := filepath.Join(dir, "wal", "wal-meta.db")
 			damage(t, meta)
-			n, err = newNode()
+			n, err := newNode()
 			if err == nil {
 				_ = n.Close()
 				t.Fatal("New started on a damaged WAL meta database")
@@ -91,36 +64,9 @@ func TestDamagedWALMetaRefused(t *testing.T) {
 // now refuses with an error naming the WAL, the entry and the repair.
 func TestDamagedWALEntryRefused(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "raft")
-	newNode := func() (*Node, error) {
-		stream, err := TCPStreamLayer("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return New(Config{
-			ID: "n1", DataDir: dir, StreamLayer: stream, Bootstrap: true,
-			HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		}, &plainSM{manifest: []byte("m")})
-	}
-	n, err := newNode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	newNode := singleNode(t, dir)
 	marker := []byte("damage-this-entry")
-	for _, cmd := range [][]byte{[]byte("a"), marker, []byte("b")} {
-		for {
-			if _, err := n.Propose(ctx, cmd); err == nil {
-				break
-			} else if ctx.Err() != nil {
-				t.Fatalf("propose: %v", err)
-			}
-			time.Sleep(10 * time.Millisecond) // no leader yet
-		}
-	}
-	if err := n.Close(); err != nil {
-		t.Fatal(err)
-	}
+	proposeAndClose(t, newNode, []byte("a"), marker, []byte("b"))
 	wals, err := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
 	if err != nil || len(wals) != 1 {
 		t.Fatalf("wal segments %v, %v; want one", wals, err)
@@ -140,12 +86,52 @@ func TestDamagedWALEntryRefused(t *testing.T) {
 	if err := os.WriteFile(wals[0], b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n, err = newNode()
+	n, err := newNode()
 	if err == nil {
 		_ = n.Close()
 		t.Fatal("New started on a WAL whose entry does not read")
 	}
 	if walDir := filepath.Join(dir, "wal"); !strings.Contains(err.Error(), walDir) || !strings.Contains(err.Error(), "wipe its data dir") {
 		t.Fatalf("error %q does not name %s and the repair", err, walDir)
+	}
+}
+
+// singleNode returns a function that starts the one-node cluster of ID n1 whose Raft data dir
+// is dir, bootstrapping it when dir holds no state.
+func singleNode(t *testing.T, dir string) func() (*Node, error) {
+	return func() (*Node, error) {
+		stream, err := TCPStreamLayer("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return New(Config{
+			ID: "n1", DataDir: dir, StreamLayer: stream, Bootstrap: true,
+			HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
+		}, &plainSM{manifest: []byte("m")})
+	}
+}
+
+// proposeAndClose starts the node newNode starts, proposes cmds in order once it leads, and
+// closes it.
+func proposeAndClose(t *testing.T, newNode func() (*Node, error), cmds ...[]byte) {
+	t.Helper()
+	n, err := newNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, cmd := range cmds {
+		for {
+			if _, err := n.Propose(ctx, cmd); err == nil {
+				break
+			} else if ctx.Err() != nil {
+				t.Fatalf("propose: %v", err)
+			}
+			time.Sleep(10 * time.Millisecond) // no leader yet
+		}
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
