@@ -20,41 +20,53 @@ import (
 // connection; while Raft still needs the shared port, such a connection used to be accepted,
 // sorted to the stopped API and closed with the request unread.
 func TestGracefulStopLeavesNoWriteUnknown(t *testing.T) {
+	stopUnderLoad(t, 8, 100, "a produce cut off by a graceful stop (outcome unknown to them)",
+		func(t *testing.T, c transport.Client, answered *atomic.Int64) error {
+			for {
+				_, err := c.Produce(ctxT(t, 20*time.Second), &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("v")}})
+				if err != nil {
+					if refusedUntaken(err) {
+						return nil
+					}
+					return err
+				}
+				answered.Add(1)
+			}
+		})
+}
+
+// stopUnderLoad runs, on each transport, three rounds of: a server, clients clients each
+// running load until it returns, a graceful stop once want calls were answered (load counts
+// them in answered), and a check that no load returned an error (what says what such an
+// error means, for the failure message).
+func stopUnderLoad(t *testing.T, clients int, want int64, what string,
+	load func(t *testing.T, c transport.Client, answered *atomic.Int64) error) {
+	t.Helper()
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			for round := range 3 {
 				srv := startServer(t, Config{Transport: tr})
 				var (
-					wg     sync.WaitGroup
-					ok     atomic.Int64
-					mu     sync.Mutex
-					cutOff []string
+					wg       sync.WaitGroup
+					answered atomic.Int64
+					mu       sync.Mutex
+					bad      []string
 				)
-				for range 8 {
+				for range clients {
 					c := newClient(t, tr, srv.Addr())
 					wg.Go(func() {
-						for {
-							ctx := ctxT(t, 20*time.Second)
-							_, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("v")}})
-							if err == nil {
-								ok.Add(1)
-								continue
-							}
-							if !refusedUntaken(err) {
-								mu.Lock()
-								cutOff = append(cutOff, err.Error())
-								mu.Unlock()
-							}
-							return
+						if err := load(t, c, &answered); err != nil {
+							mu.Lock()
+							bad = append(bad, err.Error())
+							mu.Unlock()
 						}
 					})
 				}
-				waitFor(t, 20*time.Second, "produces are answered", func() bool { return ok.Load() >= 100 })
+				waitFor(t, 20*time.Second, "calls are answered", func() bool { return answered.Load() >= want })
 				srv.shutdown(t)
 				wg.Wait()
-				if len(cutOff) > 0 {
-					t.Fatalf("round %d: %d of 8 clients had a produce cut off by a graceful stop (outcome unknown to them), e.g. %s",
-						round, len(cutOff), cutOff[0])
+				if len(bad) > 0 {
+					t.Fatalf("round %d: %d of %d clients had %s, e.g. %s", round, len(bad), clients, what, bad[0])
 				}
 			}
 		})
@@ -80,60 +92,39 @@ func refusedUntaken(err error) bool {
 // already in flight, and their records were answered "outcome unknown (context canceled)"
 // though the entry committed.
 func TestGracefulStopAnswersStreamedProposals(t *testing.T) {
-	for _, tr := range transports {
-		t.Run(tr, func(t *testing.T) {
-			for round := range 3 {
-				srv := startServer(t, Config{Transport: tr})
-				var (
-					wg       sync.WaitGroup
-					answered atomic.Int64
-					mu       sync.Mutex
-					unknown  []string
-				)
-				for range 4 {
-					c := newClient(t, tr, srv.Addr())
-					ps, err := c.ProduceStream(ctxT(t, 30*time.Second))
-					if err != nil {
-						t.Fatal(err)
+	stopUnderLoad(t, 4, 5000, "a stream ended with a record's outcome unknown after a graceful stop",
+		func(t *testing.T, c transport.Client, answered *atomic.Int64) error {
+			ps, err := c.ProduceStream(ctxT(t, 30*time.Second))
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			defer ps.Close()
+			window, done := make(chan struct{}, 256), make(chan struct{})
+			var sender sync.WaitGroup
+			defer sender.Wait()
+			defer close(done)
+			sender.Go(func() {
+				for {
+					select {
+					case window <- struct{}{}:
+					case <-done:
+						return
 					}
-					t.Cleanup(func() { ps.Close() })
-					window, done := make(chan struct{}, 256), make(chan struct{})
-					wg.Go(func() {
-						for {
-							select {
-							case window <- struct{}{}:
-							case <-done:
-								return
-							}
-							if err := ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("v")}}); err != nil {
-								return
-							}
-						}
-					})
-					wg.Go(func() {
-						defer close(done)
-						for {
-							if _, err := ps.Receive(); err != nil {
-								if transport.IsOutcomeUnknown(err) {
-									mu.Lock()
-									unknown = append(unknown, err.Error())
-									mu.Unlock()
-								}
-								return
-							}
-							answered.Add(1)
-							<-window
-						}
-					})
+					if err := ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("v")}}); err != nil {
+						return
+					}
 				}
-				waitFor(t, 20*time.Second, "streamed produces are answered", func() bool { return answered.Load() >= 5000 })
-				srv.shutdown(t)
-				wg.Wait()
-				if len(unknown) > 0 {
-					t.Fatalf("round %d: %d of 4 streams ended with a record's outcome unknown after a graceful stop, e.g. %s",
-						round, len(unknown), unknown[0])
+			})
+			for {
+				if _, err := ps.Receive(); err != nil {
+					if transport.IsOutcomeUnknown(err) {
+						return err
+					}
+					return nil
 				}
+				answered.Add(1)
+				<-window
 			}
 		})
-	}
 }
