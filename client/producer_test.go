@@ -331,42 +331,6 @@ func TestNewProducerRejectsBadOptions(t *testing.T) {
 	}
 }
 
-func TestProducerNoLingerAccumulatesWhileBusy(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
-		cl := newClient(t, c, nil)
-		p := newProducer(t, cl, client.ProducerLinger(0))
-		entered := make(chan struct{}, 1)
-		release := make(chan struct{})
-		c.setFault(func(_ string, values [][]byte) (bool, error) {
-			if string(values[0]) == "first" {
-				entered <- struct{}{}
-				<-release
-			}
-			return true, nil
-		})
-		ctx := context.Background()
-		if _, err := p.Send(ctx, []byte("first")); err != nil {
-			t.Fatal(err)
-		}
-		<-entered // the only sender is now busy with "first"
-		var last *client.Future
-		for i := range 5 {
-			f, err := p.Send(ctx, []byte{byte(i)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			last = f
-		}
-		close(release)
-		if off, err := last.Wait(ctx); err != nil || off != 5 {
-			t.Fatalf("last record: offset %d err %v, want 5 nil", off, err)
-		}
-		if got := c.nodes[0].called("ProduceBatch"); got != 2 {
-			t.Errorf("ProduceBatch calls = %d, want 2: the 5 records sent while busy travel together", got)
-		}
-	})
-}
-
 // A Producer that describes a topic again (its partition count went stale) holds no one up:
 // Sends to other topics, and to that topic with the stale count, go on while it waits.
 func TestProducerStaleCountRefreshBlocksNoOne(t *testing.T) {
