@@ -96,6 +96,61 @@ func TestLostRaftStateRefused(t *testing.T) {
 	}
 }
 
+// TestLostRaftStateRefusedTopicsOnly: Raft's check of its own files was given the applied
+// index of the default topic's partition 0 only, since the other topics' partitions open
+// later, from the snapshot Raft restores and the entries it replays. A node whose records
+// were all in other topics therefore started (and bootstrapped a new cluster) once its Raft
+// files were gone. The highest index any partition on disk applied is now checked.
+func TestLostRaftStateRefusedTopicsOnly(t *testing.T) {
+	for name, damage := range map[string]func(t *testing.T, raftDir string){
+		"raft dir deleted": func(t *testing.T, raftDir string) {
+			if err := os.RemoveAll(raftDir); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"wal segment emptied": func(t *testing.T, raftDir string) {
+			wals, err := filepath.Glob(filepath.Join(raftDir, "wal", "*.wal"))
+			if err != nil || len(wals) == 0 {
+				t.Fatalf("no wal segment: %v", err)
+			}
+			if err := os.Truncate(wals[0], 0); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := Config{NodeName: "node-0", GossipProfile: "test", DataDir: t.TempDir()}
+			nd := startNode(t, cfg, true)
+			ctx := ctxT(t, 30*time.Second)
+			c := newClient(t, TransportConnect, nd.Addr())
+			tc := c.(transport.TopicsClient)
+			if _, err := tc.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "orders", Partitions: 2}); err != nil {
+				t.Fatalf("CreateTopic: %v", err)
+			}
+			for i := range 5 {
+				if _, err := c.Produce(ctx, &logv1.ProduceRequest{Topic: "orders", Partition: uint32(i % 2), Record: &logv1.Record{Value: []byte("v")}}); err != nil {
+					t.Fatalf("Produce: %v", err)
+				}
+			}
+			if lo, next := nd.fsm.Bounds(); lo != 0 || next != 0 {
+				t.Fatalf("the default partition holds [%d, %d): want it empty", lo, next)
+			}
+			nd.shutdown(t)
+			raftDir := filepath.Join(cfg.DataDir, "raft")
+			damage(t, raftDir)
+			cfg.BindAddr, cfg.RPCPort = "127.0.0.1:0", -1
+			srv, err := New(cfg)
+			if err == nil {
+				_ = srv.Close()
+				t.Fatal("the server started with Raft files that lost the entries its topics' partitions applied")
+			}
+			if !strings.Contains(err.Error(), raftDir) || !strings.Contains(err.Error(), "wipe its data dir") {
+				t.Fatalf("error %q does not name %s and the repair", err, raftDir)
+			}
+		})
+	}
+}
+
 // TestMissingFirstSegmentRefused: the oldest segment files of the commit log deleted while
 // the node was stopped. The node started, its log starting at the next segment as if
 // retention had dropped the records below it: acknowledged records gone without an error

@@ -155,7 +155,8 @@ func (s *Server) newMux() error {
 
 // openLogs opens the commit log (the default topic's partition 0, DataDir/log: the single log
 // of servers before topics) and the state machine over it and every other partition
-// (DataDir/topics/<topic ID>/<partition>/), all with Config.OpenLog.
+// (DataDir/topics/<topic ID>/<partition>/), all with Config.OpenLog, and learns the highest
+// Raft index any of them applied (appliedIndex).
 func (s *Server) openLogs() error {
 	openLog := s.cfg.OpenLog
 	if openLog == nil {
@@ -166,19 +167,28 @@ func (s *Server) openLogs() error {
 	if err != nil {
 		return fmt.Errorf("server: open the commit log: %w%s", err, corruptRepair(err, s.cfg.NodeName))
 	}
+	topics := filepath.Join(s.cfg.DataDir, "topics")
 	s.sm, err = fsm.NewMachine(fsm.MachineConfig{
 		Config: fsm.Config{
 			Log:    s.log,
 			Logger: s.cfg.Logger.With("component", "fsm"),
 			Limits: fsm.Limits{MaxRecordBytes: s.cfg.MaxRecordBytes, MaxBatchRecords: s.cfg.MaxBatchRecords},
 		},
-		Dir:     filepath.Join(s.cfg.DataDir, "topics"),
+		Dir:     topics,
 		OpenLog: openLog,
 	})
 	if err != nil {
 		return fmt.Errorf("server: state machine: %w%s", err, corruptRepair(err, s.cfg.NodeName))
 	}
 	s.fsm = s.sm.Default()
+	// The Machine knows the default partition's applied index; the other partitions open
+	// only when Raft restores its snapshot and replays its log, too late for Raft's check of
+	// its own files: read theirs now, before the Machine opens them.
+	stored, err := fsm.StoredAppliedIndex(topics, openLog)
+	if err != nil {
+		return fmt.Errorf("server: state machine: %w%s", err, corruptRepair(err, s.cfg.NodeName))
+	}
+	s.appliedIndex = max(s.sm.AppliedIndex(), stored)
 	return nil
 }
 
@@ -269,9 +279,10 @@ func (s *Server) startRaft() error {
 		Logger:      s.cfg.Logger.With("component", "raft"),
 		// The state machine's tables (producers, group offsets) outgrow the default 8 MiB.
 		MaxManifestSize: fsm.MaxManifestBytes,
-		// What the commit log holds was applied from Raft's log: Raft's files ending before
-		// it were damaged, and the node must not start (nor bootstrap) on them.
-		AppliedIndex: s.sm.AppliedIndex(),
+		// What the partitions hold (the default one and every topic's stored on disk) was
+		// applied from Raft's log: Raft's files ending before the highest index any of them
+		// applied were damaged, and the node must not start (nor bootstrap) on them.
+		AppliedIndex: s.appliedIndex,
 	}
 	chaosbugs.TuneRaft(&rcfg.SnapshotThreshold, &rcfg.TrailingLogs, &rcfg.SnapshotInterval, &rcfg.WALSegmentSize) // no-op unless -tags chaosbugs
 	var err error

@@ -153,7 +153,10 @@ type Config struct {
 	// entries that Raft's log or a snapshot held durably, so New refuses to start when the log
 	// and the snapshots end below it: Raft's files were deleted, truncated or replaced, and the
 	// node would otherwise start (or bootstrap a new cluster) on a log that lost its
-	// configuration and entries the state machine applied. Ignored with UnsafeInmemLog.
+	// configuration and entries the state machine applied. A state machine stored in several
+	// logs (one per partition) passes the highest index any of them applied, those it opens
+	// only once New restores a snapshot or replays the log included. Ignored with
+	// UnsafeInmemLog.
 	AppliedIndex uint64
 
 	// UnsafeInmemLog keeps Raft's log and stable store in memory: nothing survives a restart
