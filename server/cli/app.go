@@ -43,17 +43,43 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			versionCommand(),
 		},
 		OnUsageError: usageError,
+		Action:       unknownCommand(cli.ShowAppHelp),
+		// urfave/cli prints an ExitCoder's message to os.Stderr and calls os.Exit itself
+		// ("No help topic for 'x'", status 3, from `commitlog help x`): Main reports every
+		// error, on the app's standard error, with status 1.
+		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	setUsageError(app.Commands)
 	return app
 }
 
+// unknownCommand is the Action of the app and of every command made of subcommands: without
+// arguments it shows the help (showHelp), as urfave/cli does; an argument that names no
+// subcommand (a typo: `commitlog cluster stauts`) is a usage error. urfave/cli's own answer,
+// "No help topic for 'stauts'", exited with status 3 past Main.
+func unknownCommand(showHelp func(*cli.Context) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() == 0 {
+			return showHelp(c)
+		}
+		name := c.App.HelpName
+		if c.Command != nil && c.Command.HelpName != "" {
+			name = c.Command.HelpName
+		}
+		return fmt.Errorf("unknown command %q (see %s --help)", c.Args().First(), name)
+	}
+}
+
 // setUsageError makes every command among cmds and their subcommands report a usage error as
-// usageError does (urfave/cli does not pass the app's OnUsageError down).
+// usageError does (urfave/cli does not pass the app's OnUsageError down), and an unknown
+// subcommand as unknownCommand does.
 func setUsageError(cmds []*cli.Command) {
 	for _, cmd := range cmds {
 		if cmd.OnUsageError == nil {
 			cmd.OnUsageError = usageError
+		}
+		if cmd.Action == nil && len(cmd.Subcommands) > 0 {
+			cmd.Action = unknownCommand(cli.ShowSubcommandHelp)
 		}
 		setUsageError(cmd.Subcommands)
 	}

@@ -216,3 +216,32 @@ func TestTimeoutFromEnvironment(t *testing.T) {
 		t.Errorf("COMMITLOG_TIMEOUT=-1s: exit %d, stderr %q; want --timeout -1s refused", code, errOut)
 	}
 }
+
+// TestUnknownCommandIsUsageError: an unknown command or subcommand (`commitlog prodcue`,
+// `commitlog cluster stauts`) is a usage error like any other: one line on standard error naming
+// it, with a --help hint, and exit status 1. urfave/cli answered "No help topic for 'prodcue'"
+// and called os.Exit(3) itself, past Main (and its writers), which ended a test binary running
+// Main in process.
+func TestUnknownCommandIsUsageError(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"prodcue"}, `unknown command "prodcue" (see commitlog --help)`},
+		{[]string{"cluster", "stauts"}, `unknown command "stauts" (see commitlog cluster --help)`},
+		{[]string{"tls", "ca", "craete"}, `unknown command "craete" (see commitlog tls ca --help)`},
+		{[]string{"help", "prodcue"}, `No help topic for 'prodcue'`},
+	} {
+		code, out, errOut := run(t, t.Context(), tc.args...)
+		if code != 1 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 and one line %q", tc.args, code, out, errOut, tc.want)
+		}
+	}
+	// Without arguments a command that has subcommands still lists them.
+	for _, args := range [][]string{{}, {"cluster"}, {"tls", "ca"}} {
+		code, out, errOut := run(t, t.Context(), args...)
+		if code != 0 || !strings.Contains(out, "COMMANDS:") || errOut != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 0 and the help", args, code, out, errOut)
+		}
+	}
+}
