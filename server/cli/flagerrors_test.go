@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 )
 
 // TestServeConfigErrorsNameFlags: a flag value that the server's configuration refuses is
@@ -243,5 +246,27 @@ func TestUnknownCommandIsUsageError(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "COMMANDS:") || errOut != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 0 and the help", args, code, out, errOut)
 		}
+	}
+}
+
+// TestHelpPlaceholders: urfave/cli takes the first `quoted` words of a flag's usage as its
+// value's placeholder, so serve --help read "--gossip-key-file commitlog tls gossip-key" where
+// every other flag reads "--name value". No flag's usage holds a backquote.
+func TestHelpPlaceholders(t *testing.T) {
+	var walk func(path string, cmds []*cli.Command)
+	walk = func(path string, cmds []*cli.Command) {
+		for _, cmd := range cmds {
+			for _, f := range cmd.Flags {
+				if u, ok := f.(cli.DocGenerationFlag); ok && strings.Contains(u.GetUsage(), "`") {
+					t.Errorf("%s %s --%s: usage %q holds a backquote, which --help takes as the value's name", path, cmd.Name, f.Names()[0], u.GetUsage())
+				}
+			}
+			walk(path+" "+cmd.Name, cmd.Subcommands)
+		}
+	}
+	walk("commitlog", NewApp(strings.NewReader(""), io.Discard, io.Discard).Commands)
+	_, out, _ := run(t, t.Context(), "serve", "--help")
+	if !strings.Contains(out, "--gossip-key-file value ") {
+		t.Errorf("serve --help does not show --gossip-key-file value:\n%s", out)
 	}
 }

@@ -94,7 +94,7 @@ func serveFlags() []cli.Flag {
 			Usage: "INSECURE: allow plaintext Raft next to a TLS API (anyone reaching the port can depose the leader, append records past the ACL " +
 				"and join unproven); without --peer-tls-*, mutual TLS on the API (--server-tls-ca-file) secures Raft and this is refused otherwise"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "gossip-key-file", EnvVars: env("gossip-key-file"),
-			Usage: "file holding the base64 key that encrypts Serf gossip (make one with `commitlog tls gossip-key`); every member needs the same key; " +
+			Usage: "file holding the base64 key that encrypts Serf gossip (make one with: commitlog tls gossip-key); every member needs the same key; " +
 				"required with TLS; refused when group or others may access it (except, for a non-root server, a root-owned file only its group may read: a Kubernetes Secret with an fsGroup)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "gossip-profile", Value: "lan", EnvVars: env("gossip-profile"),
 			Usage: "Serf timings: lan, local (one host or a fast network: failures detected sooner) or test"}),
