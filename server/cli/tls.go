@@ -182,6 +182,9 @@ func caCreate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkDir(c.String("dir")); err != nil {
+		return err
+	}
 	ca, err := certgen.CreateCA(certgen.Options{CommonName: c.String("common-name"), Days: days})
 	if err != nil {
 		return err
@@ -224,6 +227,9 @@ func certCreate(c *cli.Context) error {
 		return err
 	}
 	dir := c.String("dir")
+	if err := checkDir(dir); err != nil {
+		return err
+	}
 	caFile, caKeyFile := c.String("ca-file"), c.String("ca-key-file")
 	if caFile == "" {
 		caFile = filepath.Join(dir, caBase+".pem")
@@ -292,6 +298,21 @@ func certCreate(c *cli.Context) error {
 		what += " for " + strings.Join(sans, ", ") + "; it proves to be node " + strings.Join(nodes, ", node ")
 	}
 	return writeKeyPair(c, kp, base, what)
+}
+
+// checkDir refuses a --dir that is not an existing directory, naming the flag: the error was
+// the temporary file's ("open missing/.commitlog-ca-key.pem.tmp123: no such file or directory").
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("--dir %s does not exist: create it first", dir)
+	case err != nil:
+		return fmt.Errorf("--dir: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("--dir %s is not a directory", dir)
+	}
+	return nil
 }
 
 // writeKeyPair writes kp as <dir>/<base>.pem and <dir>/<base>-key.pem and says so.

@@ -198,6 +198,8 @@ func TestTLSCreateErrors(t *testing.T) {
 		{"outlives the CA", []string{"tls", "cert", "create", "--server", "--days", "365", "--dir", dir}, "outlive"},
 		{"CA days out of range", []string{"tls", "ca", "create", "--days", "-1", "--dir", empty}, "days"},
 		{"arguments", []string{"tls", "ca", "create", "--dir", empty, "extra"}, "no arguments"},
+		{"no such dir", []string{"tls", "ca", "create", "--dir", filepath.Join(empty, "missing")}, "--dir " + filepath.Join(empty, "missing") + " does not exist"},
+		{"dir is a file", []string{"tls", "ca", "create", "--dir", filepath.Join(dir, "commitlog-ca.pem")}, "is not a directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, errOut := run(t, t.Context(), tc.args...)
