@@ -251,7 +251,8 @@ func TestUnknownCommandIsUsageError(t *testing.T) {
 
 // TestHelpPlaceholders: urfave/cli takes the first `quoted` words of a flag's usage as its
 // value's placeholder, so serve --help read "--gossip-key-file commitlog tls gossip-key" where
-// every other flag reads "--name value". No flag's usage holds a backquote.
+// every other flag reads "--name value". No flag's usage holds a backquote, and no usage line
+// names the options twice.
 func TestHelpPlaceholders(t *testing.T) {
 	var walk func(path string, cmds []*cli.Command)
 	walk = func(path string, cmds []*cli.Command) {
@@ -260,6 +261,11 @@ func TestHelpPlaceholders(t *testing.T) {
 				if u, ok := f.(cli.DocGenerationFlag); ok && strings.Contains(u.GetUsage(), "`") {
 					t.Errorf("%s %s --%s: usage %q holds a backquote, which --help takes as the value's name", path, cmd.Name, f.Names()[0], u.GetUsage())
 				}
+			}
+			// urfave/cli writes "[command options]" before ArgsUsage: "group describe [command
+			// options] [flags] GROUP" named the options twice.
+			if strings.Contains(cmd.ArgsUsage, "[flags]") {
+				t.Errorf("%s %s: usage line %q names the options again", path, cmd.Name, "[command options] "+cmd.ArgsUsage)
 			}
 			walk(path+" "+cmd.Name, cmd.Subcommands)
 		}

@@ -44,7 +44,7 @@ func groupCommand() *cli.Command {
 			{
 				Name:      "describe",
 				Usage:     "show a group's members, their partitions, the committed offsets and the lag per partition",
-				ArgsUsage: "[flags] GROUP",
+				ArgsUsage: "GROUP",
 				Flags:     clientFlags(),
 				Action: func(c *cli.Context) error {
 					group, err := groupArg(c)
@@ -83,7 +83,7 @@ func groupCommand() *cli.Command {
 			{
 				Name:      "delete",
 				Usage:     "delete a group's committed offsets (refused while it has members)",
-				ArgsUsage: "[flags] GROUP",
+				ArgsUsage: "GROUP",
 				Flags:     clientFlags(),
 				Action: func(c *cli.Context) error {
 					group, err := groupArg(c)
