@@ -142,9 +142,8 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	n.stable, n.snaps = stable, snaps
 	if last := lastIndex(logs, snaps); !cfg.UnsafeInmemLog && last < cfg.AppliedIndex {
 		return nil, fmt.Errorf("consensus/raft: Raft's log and snapshots in %s end at index %d, but the state machine applied entries up to index %d: "+
-			"Raft's files lost entries (deleted, truncated or replaced), and with them the configuration and votes this node had; "+
-			"this node cannot restart on this data dir: stop it, remove it from the cluster (commitlog cluster remove %s), wipe its data dir and start it to rejoin",
-			cfg.DataDir, last, cfg.AppliedIndex, cfg.ID)
+			"Raft's files lost entries (deleted, truncated or replaced), and with them the configuration and votes this node had; %s",
+			cfg.DataDir, last, cfg.AppliedIndex, repairHint(cfg.ID))
 	}
 	if err := checkLogReadable(logs, snaps, cfg.DataDir, cfg.ID); err != nil {
 		return nil, err
@@ -245,8 +244,8 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	if err != nil {
 		if strings.Contains(err.Error(), raftNoSnapshotLoads) {
 			// hashicorp/raft logs each snapshot it tried and why; its error names none.
-			return nil, fmt.Errorf("consensus/raft: start raft: %w: no snapshot in %s opens and restores (the log names each one and why: a damaged file, or a state machine that cannot restore it); "+
-				"this node cannot restart on this data dir: stop it, remove it from the cluster (commitlog cluster remove %s), wipe its data dir and start it to rejoin", err, snapDir, cfg.ID)
+			return nil, fmt.Errorf("consensus/raft: start raft: %w: no snapshot in %s opens and restores (the log names each one and why: a damaged file, or a state machine that cannot restore it); %s",
+				err, snapDir, repairHint(cfg.ID))
 		}
 		return nil, fmt.Errorf("consensus/raft: start raft: %w", err)
 	}
@@ -331,8 +330,7 @@ func openLogStore(cfg Config, hlog hclog.Logger) (hraft.LogStore, hraft.StableSt
 	// its log's segments are gone, and this node must not vote or lead on what is left.
 	metaPath := filepath.Join(walDir, metadb.FileName)
 	if fi, err := os.Stat(metaPath); err == nil && fi.Size() == 0 {
-		return nil, nil, nil, fmt.Errorf("consensus/raft: %s is empty: Raft's term, vote and log index are lost, and this node cannot restart on this data dir; "+
-			"stop it, remove it from the cluster (commitlog cluster remove %s), wipe its data dir and start it to rejoin", metaPath, cfg.ID)
+		return nil, nil, nil, fmt.Errorf("consensus/raft: %s is empty: Raft's term, vote and log index are lost, and %s", metaPath, repairHint(cfg.ID))
 	}
 	if err := checkWALMeta(walDir, metaPath, cfg.ID); err != nil {
 		return nil, nil, nil, err

@@ -43,7 +43,7 @@ func TestCorruptSnapshotRefusedWithRepair(t *testing.T) {
 		t.Fatalf("error %q lacks hashicorp/raft's %q, which New matches to add the repair hint: raft's text changed; "+
 			"update raftNoSnapshotLoads", err, raftNoSnapshotLoads)
 	}
-	if !strings.Contains(err.Error(), filepath.Join(dir, "snapshots")) || !strings.Contains(err.Error(), "wipe its data dir") {
+	if !strings.Contains(err.Error(), filepath.Join(dir, "snapshots")) || !strings.Contains(err.Error(), repairHint("n1")) {
 		t.Fatalf("error %q does not name the snapshot dir and the repair", err)
 	}
 }

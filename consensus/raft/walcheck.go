@@ -12,13 +12,21 @@ import (
 	hraft "github.com/hashicorp/raft"
 )
 
+// repairHint is what an operator does about a node whose Raft files refuse to start (damaged,
+// missing or cut): the other servers hold Raft's log, so the node, identified by id, is removed
+// and rejoins empty. It is the tail of each such error of New; server/startup.go's
+// corruptRepair says the same of the commit log.
+func repairHint(id string) string {
+	return fmt.Sprintf("this node cannot restart on this data dir: stop it, remove it from the cluster (commitlog cluster remove %s), wipe its data dir and start it to rejoin", id)
+}
+
 // checkWALMeta refuses damage to raft-wal's files that the libraries do not survive as
 // errors: a meta database (bbolt) cut below the pages its meta page says it holds makes bbolt
 // read its mmap past the end of the file (SIGBUS: the process dies with a fault, naming no
 // file); a meta database missing beside the WAL's segment files makes raft-wal create a new
 // first segment over the old one ("open …: file exists"), or start with no log at all.
 func checkWALMeta(walDir, metaPath, id string) error {
-	repair := fmt.Sprintf("this node cannot restart on this data dir: stop it, remove it from the cluster (commitlog cluster remove %s), wipe its data dir and start it to rejoin", id)
+	repair := repairHint(id)
 	f, err := os.Open(metaPath)
 	if os.IsNotExist(err) {
 		names, _ := os.ReadDir(walDir)
@@ -120,9 +128,8 @@ func checkLogReadable(logs hraft.LogStore, snaps hraft.SnapshotStore, dataDir, i
 	for i := max(first, 1); i <= last; i++ {
 		var e hraft.Log
 		if err := logs.GetLog(i, &e); err != nil {
-			return fmt.Errorf("consensus/raft: Raft's log in %s: entry %d of [%d, %d] does not read (%w): the WAL is damaged; "+
-				"this node cannot restart on this data dir: stop it, remove it from the cluster (commitlog cluster remove %s), wipe its data dir and start it to rejoin",
-				filepath.Join(dataDir, "wal"), i, first, last, err, id)
+			return fmt.Errorf("consensus/raft: Raft's log in %s: entry %d of [%d, %d] does not read (%w): the WAL is damaged; %s",
+				filepath.Join(dataDir, "wal"), i, first, last, err, repairHint(id))
 		}
 	}
 	return nil

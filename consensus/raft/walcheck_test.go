@@ -51,7 +51,7 @@ func TestDamagedWALMetaRefused(t *testing.T) {
 				_ = n.Close()
 				t.Fatal("New started on a damaged WAL meta database")
 			}
-			if !strings.Contains(err.Error(), meta) || !strings.Contains(err.Error(), "wipe its data dir") {
+			if !strings.Contains(err.Error(), meta) || !strings.Contains(err.Error(), repairHint("n1")) {
 				t.Fatalf("error %q does not name %s and the repair", err, meta)
 			}
 		})
@@ -91,7 +91,7 @@ func TestDamagedWALEntryRefused(t *testing.T) {
 		_ = n.Close()
 		t.Fatal("New started on a WAL whose entry does not read")
 	}
-	if walDir := filepath.Join(dir, "wal"); !strings.Contains(err.Error(), walDir) || !strings.Contains(err.Error(), "wipe its data dir") {
+	if walDir := filepath.Join(dir, "wal"); !strings.Contains(err.Error(), walDir) || !strings.Contains(err.Error(), repairHint("n1")) {
 		t.Fatalf("error %q does not name %s and the repair", err, walDir)
 	}
 }
@@ -133,5 +133,15 @@ func proposeAndClose(t *testing.T, newNode func() (*Node, error), cmds ...[]byte
 	}
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRepairHint pins the repair each of New's refusals of damaged Raft files ends with: the
+// text operators (and docs, and server's tests) know.
+func TestRepairHint(t *testing.T) {
+	const want = "this node cannot restart on this data dir: stop it, remove it from the cluster (commitlog cluster remove node-3), " +
+		"wipe its data dir and start it to rejoin"
+	if got := repairHint("node-3"); got != want {
+		t.Fatalf("repairHint(node-3) = %q, want %q", got, want)
 	}
 }

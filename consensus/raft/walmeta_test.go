@@ -48,7 +48,7 @@ func TestEmptyWALMetaRefused(t *testing.T) {
 		}
 		t.Fatalf("Raft's log opened with an empty %s", metadb.FileName)
 	}
-	if !strings.Contains(err.Error(), meta) || !strings.Contains(err.Error(), "wipe its data dir") {
+	if !strings.Contains(err.Error(), meta) || !strings.Contains(err.Error(), repairHint("n1")) {
 		t.Fatalf("error %q does not name %s and the repair", err, meta)
 	}
 }
