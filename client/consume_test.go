@@ -212,36 +212,42 @@ func TestDataLossGoesToAnotherServerAtOnce(t *testing.T) {
 
 		// Every server refuses: each is asked once, and the DataLoss comes back at once.
 		c.nodes[0].diverged.Store(true)
-		before := calls("Consume")
-		start = time.Now()
-		_, err := cl.Consume(context.Background(), 0)
-		if transport.CodeOf(err) != transport.DataLoss {
-			t.Errorf("read with every server diverged: %v, want the DataLoss", err)
-		}
-		if n := calls("Consume") - before; n != 3 {
-			t.Errorf("read with every server diverged asked %d times, want 3 (each server once)", n)
-		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("read with every server diverged took %v: backed off", d)
-		}
-		before = calls("ConsumeStream")
-		start = time.Now()
-		n := 0
-		for _, err := range cl.Stream(ctx, 0) {
-			if n++; n > 1 {
-				t.Fatal("stream with every server diverged yielded more than its error")
+		checkRefusedAtOnce(t, "read", func() int64 { return calls("Consume") }, func() error {
+			_, err := cl.Consume(context.Background(), 0)
+			return err
+		})
+		checkRefusedAtOnce(t, "stream", func() int64 { return calls("ConsumeStream") }, func() error {
+			var last error
+			n := 0
+			for _, err := range cl.Stream(ctx, 0) {
+				if n++; n > 1 {
+					t.Fatal("stream with every server diverged yielded more than its error")
+				}
+				last = err
 			}
-			if transport.CodeOf(err) != transport.DataLoss {
-				t.Errorf("stream with every server diverged: %v, want the DataLoss", err)
-			}
-		}
-		if n := calls("ConsumeStream") - before; n != 3 {
-			t.Errorf("stream with every server diverged opened %d streams, want 3 (each server once)", n)
-		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("stream with every server diverged took %v: backed off", d)
-		}
+			return last
+		})
 	})
+}
+
+// checkRefusedAtOnce checks what run does (a read, named what) with every one of the three
+// servers refusing it DataLoss: it fails with the DataLoss, having asked each server once
+// (calls counts the requests so far, of every server), without a backoff (under 1 s).
+func checkRefusedAtOnce(t *testing.T, what string, calls func() int64, run func() error) {
+	t.Helper()
+	before := calls()
+	start := time.Now()
+	err := run()
+	d := time.Since(start)
+	if transport.CodeOf(err) != transport.DataLoss {
+		t.Errorf("%s with every server diverged: %v, want the DataLoss", what, err)
+	}
+	if n := calls() - before; n != 3 {
+		t.Errorf("%s with every server diverged asked %d times, want 3 (each server once)", what, n)
+	}
+	if d > time.Second {
+		t.Errorf("%s with every server diverged took %v: backed off", what, d)
+	}
 }
 
 func TestLinearizableReadsGoToLeader(t *testing.T) {
