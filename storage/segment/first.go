@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"path/filepath"
 
@@ -48,7 +49,8 @@ func encodeFirst(id uint64) []byte {
 var errFirstDamaged = errors.New("segment: damaged FIRST file")
 
 // readFirst returns the first segment id the FIRST file records; ok is false when there is
-// no FIRST file. Errors: errFirstDamaged (wrapped), or the file's I/O error.
+// no FIRST file. Errors: errFirstDamaged (wrapped) for a short file or a bad magic or
+// checksum, or the file's I/O error (an open or read failing otherwise), which is no damage.
 func (l *Log) readFirst() (id uint64, ok bool, err error) {
 	path := filepath.Join(l.dir, firstName)
 	f, err := l.fs.Open(path)
@@ -61,6 +63,11 @@ func (l *Log) readFirst() (id uint64, ok bool, err error) {
 	defer func() { _ = f.Close() }()
 	var b [firstLen]byte
 	n, err := f.ReadAt(b[:], 0)
+	if n < firstLen && err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		// An I/O error says nothing of the file's content: taken for damage, Open would
+		// record the lowest segment found, and a first segment lost at rest with it.
+		return 0, false, fmt.Errorf("segment: read %s: %w", path, err)
+	}
 	if n < firstLen {
 		return 0, false, fmt.Errorf("%w: %s holds %d bytes, want %d (%v)", errFirstDamaged, path, n, firstLen, err)
 	}

@@ -2,8 +2,10 @@ package segment_test
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/commitlog-go/commitlog/storage"
@@ -174,5 +176,56 @@ func TestRetentionCrashKeepsFirst(t *testing.T) {
 			checkContent(t, l, lowest, next)
 			_ = l.Close()
 		}
+	}
+}
+
+// TestFirstReadFault: a read of the FIRST file that fails with an I/O error (not a short
+// file) is an error of Open, not damage: readFirst took any short read for a damaged FIRST,
+// so Open warned, took the lowest segment left for the first and recorded it, and a first
+// segment deleted at rest (what FIRST guards against) opened as a shorter log, its records
+// gone without an error, FIRST then recording the loss as the log's start.
+func TestFirstReadFault(t *testing.T) {
+	for _, firstLost := range []bool{false, true} {
+		t.Run(fmt.Sprintf("first segment lost %v", firstLost), func(t *testing.T) {
+			fs := crashfs.New()
+			cfg := segment.Config{FS: fs, SegmentBytes: 120}
+			l := openT(t, dir, cfg)
+			appendBatches(t, l, 3, 3, 3, 3, 3)
+			closeT(t, l)
+			files := segFiles(t, fs, dir)
+			if firstLost {
+				for _, ext := range []string{".seg", ".idx", ".tix"} {
+					_ = fs.Remove(strings.TrimSuffix(files[0], ".seg") + ext)
+				}
+			}
+			first := filepath.Join(dir, "FIRST")
+			// FIRST is the first file Open reads (before any segment's header).
+			fs.FailNext(crashfs.OpRead, syscall.EIO)
+			l, err := segment.Open(dir, cfg)
+			if err == nil {
+				lowest, next := l.Bounds()
+				_ = l.Close()
+				t.Fatalf("Open with FIRST's read failing (EIO) opened the log [%d, %d), want the I/O error", lowest, next)
+			}
+			if !errors.Is(err, syscall.EIO) || errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), first) {
+				t.Fatalf("Open with FIRST's read failing: %v, want EIO naming %s, not ErrCorrupt", err, first)
+			}
+			// The fault passed, Open finds what the log holds.
+			l, err = segment.Open(dir, cfg)
+			if firstLost {
+				if err == nil {
+					_ = l.Close()
+				}
+				if !errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), "missing") {
+					t.Fatalf("Open after the fault, the first segment lost: %v, want ErrCorrupt (missing segments)", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open after the fault: %v", err)
+			}
+			checkContent(t, l, 0, 15)
+			closeT(t, l)
+		})
 	}
 }
