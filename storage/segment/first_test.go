@@ -1,12 +1,17 @@
 package segment_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/storage/segment"
@@ -228,4 +233,156 @@ func TestFirstReadFault(t *testing.T) {
 			closeT(t, l)
 		})
 	}
+}
+
+// TestRetentionFirstWriteFault: retention records the new first segment in FIRST before it
+// deletes the old one; when that write fails (in place, or creating a FIRST that was
+// missing), TruncatePrefix and EnforceRetention fail with the log's sticky error naming FIRST,
+// delete nothing, and the log, reopened, holds every record.
+func TestRetentionFirstWriteFault(t *testing.T) {
+	injected := errors.New("injected")
+	retention := map[string]func(l *segment.Log) error{
+		"TruncatePrefix": func(l *segment.Log) error { return l.TruncatePrefix(10) },
+		"EnforceRetention": func(l *segment.Log) error {
+			n, err := l.EnforceRetention(time.Now())
+			if n != 0 {
+				return fmt.Errorf("EnforceRetention removed %d segments, error %v", n, err)
+			}
+			return err
+		},
+	}
+	for _, tc := range []struct {
+		name      string
+		firstGone bool // FIRST removed first: writeFirst creates it
+		op        crashfs.Op
+	}{
+		{"in place, write", false, crashfs.OpWrite},
+		{"in place, fsync", false, crashfs.OpSync},
+		{"created, create", true, crashfs.OpCreate},
+		{"created, write", true, crashfs.OpWrite},
+		{"created, fsync", true, crashfs.OpSync},
+		{"created, dir fsync", true, crashfs.OpSyncDir},
+	} {
+		for rname, retain := range retention {
+			t.Run(tc.name+"/"+rname, func(t *testing.T) {
+				fs := crashfs.New()
+				cfg := segment.Config{FS: fs, SegmentBytes: 120, RetentionBytes: 1}
+				l := openT(t, dir, cfg)
+				appendBatches(t, l, 3, 3, 3, 3, 3)
+				if err := l.Sync(); err != nil {
+					t.Fatal(err)
+				}
+				files := segFiles(t, fs, dir)
+				first := filepath.Join(dir, "FIRST")
+				if tc.firstGone {
+					if err := fs.Remove(first); err != nil {
+						t.Fatal(err)
+					}
+				}
+				fs.FailNext(tc.op, injected)
+				err := retain(l)
+				if !errors.Is(err, storage.ErrFailed) || !errors.Is(err, injected) || !strings.Contains(err.Error(), first) {
+					t.Fatalf("%s with FIRST's write failing: %v, want ErrFailed wrapping the fault and naming %s", rname, err, first)
+				}
+				if got := segFiles(t, fs, dir); !slices.Equal(got, files) {
+					t.Fatalf("%s whose FIRST write failed left segments %v, want every one of %v", rname, got, files)
+				}
+				if lowest, next := l.Bounds(); lowest != 0 || next != 15 {
+					t.Fatalf("bounds after the failed %s: [%d, %d), want [0, 15)", rname, lowest, next)
+				}
+				checkContent(t, l, 0, 15)
+				if err := l.Close(); !errors.Is(err, injected) {
+					t.Fatalf("Close after the failed %s: %v, want the sticky error", rname, err)
+				}
+				l = openT(t, dir, cfg)
+				checkContent(t, l, 0, 15)
+				// The fault passed, retention deletes what it may.
+				if err := l.TruncatePrefix(10); err != nil {
+					t.Fatalf("TruncatePrefix after reopening: %v", err)
+				}
+				lowest, next := l.Bounds()
+				if lowest == 0 || lowest > 10 || next != 15 {
+					t.Fatalf("bounds after retention: [%d, %d), want [(0, 10], 15)", lowest, next)
+				}
+				checkContent(t, l, lowest, next)
+			})
+		}
+	}
+}
+
+// TestResetFirstWriteFault: Reset records its new segment in FIRST after the reset segment is
+// durable; when that write fails, Reset still succeeds (Open takes a reset segment for the
+// first whatever FIRST says), logs a warning, and the log works on: reopened, it starts at
+// the reset, FIRST recorded again, so a first segment then deleted is still refused.
+func TestResetFirstWriteFault(t *testing.T) {
+	injected := errors.New("injected")
+	for _, tc := range []struct {
+		name      string
+		firstGone bool // FIRST removed first: writeFirst creates it
+		op        crashfs.Op
+		nth       int // the op of Reset that is FIRST's (the reset segment's own come first)
+	}{
+		{"in place, write", false, crashfs.OpWrite, 2},
+		{"in place, fsync", false, crashfs.OpSync, 2},
+		{"created, create", true, crashfs.OpCreate, 2},
+		{"created, dir fsync", true, crashfs.OpSyncDir, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := crashfs.New()
+			logs := &lockedBuffer{}
+			cfg := segment.Config{FS: fs, SegmentBytes: 120, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+			l := openT(t, dir, cfg)
+			appendBatches(t, l, 3, 3, 3)
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			first := filepath.Join(dir, "FIRST")
+			if tc.firstGone {
+				if err := fs.Remove(first); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fs.FailNth(tc.op, tc.nth, injected)
+			if err := l.Reset(1000); err != nil {
+				t.Fatalf("Reset with FIRST's write failing: %v, want success (the reset segment is durable)", err)
+			}
+			if out := logs.String(); !strings.Contains(out, "recording the first segment after reset") || !strings.Contains(out, "injected") {
+				t.Fatalf("Reset with FIRST's write failing logged %q, want a warning with the fault", out)
+			}
+			appendBatches(t, l, 3, 3, 3)
+			checkContent(t, l, 1000, 1009)
+			closeT(t, l)
+			l = openT(t, dir, cfg)
+			checkContent(t, l, 1000, 1009)
+			closeT(t, l)
+			files := segFiles(t, fs, dir)
+			if len(files) < 2 {
+				t.Fatalf("want 2+ segments after the reset, got %v", files)
+			}
+			for _, ext := range []string{".seg", ".idx", ".tix"} {
+				_ = fs.Remove(strings.TrimSuffix(files[0], ".seg") + ext)
+			}
+			if _, err := segment.Open(dir, cfg); !errors.Is(err, storage.ErrCorrupt) {
+				t.Fatalf("Open with the reset segment %s deleted = %v, want ErrCorrupt", files[0], err)
+			}
+		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
