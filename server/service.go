@@ -497,23 +497,29 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 // stopping are still waited for (a Raft commit takes milliseconds; well within the API's drain).
 const streamStopGrace = 2 * time.Second
 
-// outlastStop returns a context with ctx's values and deadline that ends when ctx ends, except
-// when ctx ends because the server is stopping: then it ends grace later (or at ctx's deadline).
-// Call the CancelFunc to release it.
+// outlastStop returns a context with ctx's values and deadline that ends when ctx ends (at ctx's
+// deadline with DeadlineExceeded, as ctx), except when ctx ends because the server is stopping:
+// then it ends grace later (or at ctx's deadline). Call the CancelFunc to release it.
 func (s *service) outlastStop(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	if d, ok := ctx.Deadline(); ok {
+	d, hasDeadline := ctx.Deadline()
+	if hasDeadline {
 		var dcancel context.CancelFunc
 		pctx, dcancel = context.WithDeadline(pctx, d)
 		inner := cancel
 		cancel = func() { dcancel(); inner() }
 	}
 	stop := context.AfterFunc(ctx, func() {
-		if s.stoppedStream(ctx) {
+		switch {
+		case s.stoppedStream(ctx):
 			time.AfterFunc(grace, cancel)
-			return
+		case hasDeadline && errors.Is(ctx.Err(), context.DeadlineExceeded):
+			// ctx's deadline passed: pctx's own, the same, ends it as it ended ctx. Canceling
+			// here would often win that race and end pctx Canceled, which a proposal under
+			// it returns (the stream's status then Canceled, not DeadlineExceeded).
+		default:
+			cancel()
 		}
-		cancel()
 	})
 	return pctx, func() { stop(); cancel() }
 }
