@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -47,14 +48,17 @@ func TestCorruptLogRefusedWithRepair(t *testing.T) {
 	}
 }
 
-// TestLostRaftStateRefused: a node whose Raft files lost entries its commit log had applied
+// TestLostRaftStateRefused: a node whose Raft files lost entries its partitions had applied
 // (the raft directory deleted, or the WAL segment emptied or cut, while it was stopped)
 // started: without Raft state it bootstrapped a new cluster over the old commit log, whose
 // topics were gone and whose writes then failed "already applied"; with a cut WAL it started
 // with no configuration and never elected a leader. It is now refused, naming the raft
-// directory and the repair.
+// directory and the repair. "topics only": the check was given the applied index of the
+// default topic's partition 0 only, since the other topics' partitions open later, from the
+// snapshot Raft restores and the entries it replays, so a node whose records were all in other
+// topics started; the highest index any partition on disk applied is now checked.
 func TestLostRaftStateRefused(t *testing.T) {
-	for name, damage := range map[string]func(t *testing.T, raftDir string){
+	damages := map[string]func(t *testing.T, raftDir string){
 		"raft dir deleted": func(t *testing.T, raftDir string) {
 			if err := os.RemoveAll(raftDir); err != nil {
 				t.Fatal(err)
@@ -69,62 +73,17 @@ func TestLostRaftStateRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
-	} {
-		t.Run(name, func(t *testing.T) {
-			cfg := Config{NodeName: "node-0", GossipProfile: "test", DataDir: t.TempDir()}
-			nd := startNode(t, cfg, true)
-			ctx := ctxT(t, 30*time.Second)
-			c := newClient(t, TransportConnect, nd.Addr())
+	}
+	fills := map[string]func(t *testing.T, ctx context.Context, nd *testServer, c transport.Client){
+		"default partition": func(t *testing.T, ctx context.Context, _ *testServer, c transport.Client) {
 			for range 5 {
 				if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("v")}}); err != nil {
 					t.Fatalf("Produce: %v", err)
 				}
 			}
-			nd.shutdown(t)
-			raftDir := filepath.Join(cfg.DataDir, "raft")
-			damage(t, raftDir)
-			cfg.BindAddr, cfg.RPCPort = "127.0.0.1:0", -1
-			srv, err := New(cfg)
-			if err == nil {
-				_ = srv.Close()
-				t.Fatal("the server started with Raft files that lost the entries its commit log applied")
-			}
-			if !strings.Contains(err.Error(), raftDir) || !strings.Contains(err.Error(), "wipe its data dir") {
-				t.Fatalf("error %q does not name %s and the repair", err, raftDir)
-			}
-		})
-	}
-}
-
-// TestLostRaftStateRefusedTopicsOnly: Raft's check of its own files was given the applied
-// index of the default topic's partition 0 only, since the other topics' partitions open
-// later, from the snapshot Raft restores and the entries it replays. A node whose records
-// were all in other topics therefore started (and bootstrapped a new cluster) once its Raft
-// files were gone. The highest index any partition on disk applied is now checked.
-func TestLostRaftStateRefusedTopicsOnly(t *testing.T) {
-	for name, damage := range map[string]func(t *testing.T, raftDir string){
-		"raft dir deleted": func(t *testing.T, raftDir string) {
-			if err := os.RemoveAll(raftDir); err != nil {
-				t.Fatal(err)
-			}
 		},
-		"wal segment emptied": func(t *testing.T, raftDir string) {
-			wals, err := filepath.Glob(filepath.Join(raftDir, "wal", "*.wal"))
-			if err != nil || len(wals) == 0 {
-				t.Fatalf("no wal segment: %v", err)
-			}
-			if err := os.Truncate(wals[0], 0); err != nil {
-				t.Fatal(err)
-			}
-		},
-	} {
-		t.Run(name, func(t *testing.T) {
-			cfg := Config{NodeName: "node-0", GossipProfile: "test", DataDir: t.TempDir()}
-			nd := startNode(t, cfg, true)
-			ctx := ctxT(t, 30*time.Second)
-			c := newClient(t, TransportConnect, nd.Addr())
-			tc := c.(transport.TopicsClient)
-			if _, err := tc.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "orders", Partitions: 2}); err != nil {
+		"topics only": func(t *testing.T, ctx context.Context, nd *testServer, c transport.Client) {
+			if _, err := c.(transport.TopicsClient).CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "orders", Partitions: 2}); err != nil {
 				t.Fatalf("CreateTopic: %v", err)
 			}
 			for i := range 5 {
@@ -135,19 +94,28 @@ func TestLostRaftStateRefusedTopicsOnly(t *testing.T) {
 			if lo, next := nd.fsm.Bounds(); lo != 0 || next != 0 {
 				t.Fatalf("the default partition holds [%d, %d): want it empty", lo, next)
 			}
-			nd.shutdown(t)
-			raftDir := filepath.Join(cfg.DataDir, "raft")
-			damage(t, raftDir)
-			cfg.BindAddr, cfg.RPCPort = "127.0.0.1:0", -1
-			srv, err := New(cfg)
-			if err == nil {
-				_ = srv.Close()
-				t.Fatal("the server started with Raft files that lost the entries its topics' partitions applied")
-			}
-			if !strings.Contains(err.Error(), raftDir) || !strings.Contains(err.Error(), "wipe its data dir") {
-				t.Fatalf("error %q does not name %s and the repair", err, raftDir)
-			}
-		})
+		},
+	}
+	for fillName, fill := range fills {
+		for damageName, damage := range damages {
+			t.Run(fillName+"/"+damageName, func(t *testing.T) {
+				cfg := Config{NodeName: "node-0", GossipProfile: "test", DataDir: t.TempDir()}
+				nd := startNode(t, cfg, true)
+				fill(t, ctxT(t, 30*time.Second), nd, newClient(t, TransportConnect, nd.Addr()))
+				nd.shutdown(t)
+				raftDir := filepath.Join(cfg.DataDir, "raft")
+				damage(t, raftDir)
+				cfg.BindAddr, cfg.RPCPort = "127.0.0.1:0", -1
+				srv, err := New(cfg)
+				if err == nil {
+					_ = srv.Close()
+					t.Fatal("the server started with Raft files that lost the entries its partitions applied")
+				}
+				if !strings.Contains(err.Error(), raftDir) || !strings.Contains(err.Error(), "wipe its data dir") {
+					t.Fatalf("error %q does not name %s and the repair", err, raftDir)
+				}
+			})
+		}
 	}
 }
 
