@@ -18,33 +18,39 @@ import (
 	"github.com/commitlog-go/commitlog/storage/vfs/crashfs"
 )
 
+// fiveSegmentLog stores 15 records in five batches in a log of 4+ segments on a crashfs and
+// closes it: the file system, the log's config and its segment files, oldest first.
+func fiveSegmentLog(t *testing.T) (*crashfs.FS, segment.Config, []string) {
+	t.Helper()
+	fs := crashfs.New()
+	cfg := segment.Config{FS: fs, SegmentBytes: 120}
+	l := openT(t, dir, cfg)
+	appendBatches(t, l, 3, 3, 3, 3, 3)
+	closeT(t, l)
+	files := segFiles(t, fs, dir)
+	if len(files) < 4 {
+		t.Fatalf("want 4+ segments, got %d", len(files))
+	}
+	return fs, cfg, files
+}
+
+// removeSeg deletes segment seg's files (.seg, and its .idx and .tix where they exist).
+func removeSeg(t *testing.T, fs *crashfs.FS, seg string) {
+	t.Helper()
+	for _, ext := range []string{".seg", ".idx", ".tix"} {
+		err := fs.Remove(strings.TrimSuffix(seg, ".seg") + ext)
+		if err != nil && ext == ".seg" {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestMissingFirstSegments: the oldest segment files deleted at rest (by hand, or lost) are
 // corruption, named with the missing segments, and not taken for retention: Open used to
 // succeed with the log starting at the next segment, every record below it gone without an
 // error. Segments that retention or Reset deleted, and a FIRST file damaged or missing alone
 // (which loses nothing), still open.
 func TestMissingFirstSegments(t *testing.T) {
-	setup := func(t *testing.T) (*crashfs.FS, segment.Config, []string) {
-		fs := crashfs.New()
-		cfg := segment.Config{FS: fs, SegmentBytes: 120}
-		l := openT(t, dir, cfg)
-		appendBatches(t, l, 3, 3, 3, 3, 3)
-		closeT(t, l)
-		files := segFiles(t, fs, dir)
-		if len(files) < 4 {
-			t.Fatalf("want 4+ segments, got %d", len(files))
-		}
-		return fs, cfg, files
-	}
-	removeSeg := func(t *testing.T, fs *crashfs.FS, seg string) {
-		t.Helper()
-		for _, ext := range []string{".seg", ".idx", ".tix"} {
-			err := fs.Remove(strings.TrimSuffix(seg, ".seg") + ext)
-			if err != nil && ext == ".seg" {
-				t.Fatal(err)
-			}
-		}
-	}
 	wantMissing := func(t *testing.T, err error, first string) {
 		t.Helper()
 		if !errors.Is(err, storage.ErrCorrupt) {
@@ -69,20 +75,20 @@ func TestMissingFirstSegments(t *testing.T) {
 	}
 
 	t.Run("first deleted", func(t *testing.T) {
-		fs, cfg, files := setup(t)
+		fs, cfg, files := fiveSegmentLog(t)
 		removeSeg(t, fs, files[0])
 		_, err := segment.Open(dir, cfg)
 		wantMissing(t, err, files[1])
 	})
 	t.Run("first two deleted", func(t *testing.T) {
-		fs, cfg, files := setup(t)
+		fs, cfg, files := fiveSegmentLog(t)
 		removeSeg(t, fs, files[0])
 		removeSeg(t, fs, files[1])
 		_, err := segment.Open(dir, cfg)
 		wantMissing(t, err, files[2])
 	})
 	t.Run("every segment deleted", func(t *testing.T) {
-		fs, cfg, files := setup(t)
+		fs, cfg, files := fiveSegmentLog(t)
 		for _, f := range files {
 			removeSeg(t, fs, f)
 		}
@@ -92,7 +98,7 @@ func TestMissingFirstSegments(t *testing.T) {
 		}
 	})
 	t.Run("first deleted after retention", func(t *testing.T) {
-		fs, cfg, files := setup(t)
+		fs, cfg, files := fiveSegmentLog(t)
 		l := openT(t, dir, cfg)
 		if err := l.TruncatePrefix(4); err != nil {
 			t.Fatal(err)
@@ -111,7 +117,7 @@ func TestMissingFirstSegments(t *testing.T) {
 		wantMissing(t, err, left[1])
 	})
 	t.Run("reset", func(t *testing.T) {
-		fs, cfg, _ := setup(t)
+		fs, cfg, _ := fiveSegmentLog(t)
 		l := openT(t, dir, cfg)
 		if err := l.Reset(1000); err != nil {
 			t.Fatal(err)
@@ -126,7 +132,7 @@ func TestMissingFirstSegments(t *testing.T) {
 	t.Run("FIRST damaged or missing alone", func(t *testing.T) {
 		for name, data := range map[string][]byte{"empty": {}, "short": {1, 2, 3}, "flipped": nil, "missing": nil} {
 			t.Run(name, func(t *testing.T) {
-				fs, cfg, _ := setup(t)
+				fs, cfg, _ := fiveSegmentLog(t)
 				first := filepath.Join(dir, "FIRST")
 				switch name {
 				case "missing":
@@ -192,16 +198,9 @@ func TestRetentionCrashKeepsFirst(t *testing.T) {
 func TestFirstReadFault(t *testing.T) {
 	for _, firstLost := range []bool{false, true} {
 		t.Run(fmt.Sprintf("first segment lost %v", firstLost), func(t *testing.T) {
-			fs := crashfs.New()
-			cfg := segment.Config{FS: fs, SegmentBytes: 120}
-			l := openT(t, dir, cfg)
-			appendBatches(t, l, 3, 3, 3, 3, 3)
-			closeT(t, l)
-			files := segFiles(t, fs, dir)
+			fs, cfg, files := fiveSegmentLog(t)
 			if firstLost {
-				for _, ext := range []string{".seg", ".idx", ".tix"} {
-					_ = fs.Remove(strings.TrimSuffix(files[0], ".seg") + ext)
-				}
+				removeSeg(t, fs, files[0])
 			}
 			first := filepath.Join(dir, "FIRST")
 			// FIRST is the first file Open reads (before any segment's header).

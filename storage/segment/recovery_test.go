@@ -248,15 +248,7 @@ func TestBitFlip(t *testing.T) {
 
 // TestMissingSegment: a segment missing from the middle is corruption.
 func TestMissingSegment(t *testing.T) {
-	fs := crashfs.New()
-	cfg := segment.Config{FS: fs, SegmentBytes: 200}
-	l := openT(t, dir, cfg)
-	appendBatches(t, l, 3, 3, 3, 3, 3)
-	closeT(t, l)
-	files := segFiles(t, fs, dir)
-	if len(files) < 3 {
-		t.Fatalf("want 3+ segments, got %d", len(files))
-	}
+	fs, cfg, files := fiveSegmentLog(t)
 	if err := fs.Remove(files[1]); err != nil {
 		t.Fatal(err)
 	}
