@@ -125,9 +125,12 @@ type fetcher struct {
 // assigned. A join whose answer was lost is sent again, as a new member, up to the client's
 // retry budget (WithMaxRetries): the member the lost join may have made never heartbeats, and
 // the coordinator removes it after the session timeout, until when the partitions assigned to
-// it wait. Errors: ErrInvalidOption for a missing group or topics; the join's error (wrapping
+// it wait. A member whose join was answered but that could not start (its partitions'
+// committed offsets or bounds could not be read, or ctx ended) leaves the group before the
+// error is returned, so that its partitions go to the other members at once. Errors:
+// ErrInvalidOption for a missing group or topics; the join's error (wrapping
 // ErrGroupsUnsupported for a server without consumer groups, ErrOutcomeUnknown when the last
-// join's answer was lost).
+// join's answer was lost); the start's.
 func (c *Client) NewGroupConsumer(ctx context.Context, group string, topics []string, opts ...GroupOption) (*GroupConsumer, error) {
 	if group == "" || len(topics) == 0 {
 		return nil, fmt.Errorf("%w: a group consumer needs a group and at least one topic", ErrInvalidOption)
@@ -149,6 +152,7 @@ func (c *Client) NewGroupConsumer(ctx context.Context, group string, topics []st
 			break
 		}
 		if !errors.Is(err, ErrOutcomeUnknown) || attempt >= c.opts.maxRetries {
+			g.leaveAfterFailedStart()
 			return nil, err
 		}
 		// The join's answer was lost: the coordinator may have made a member of it, which
@@ -164,6 +168,30 @@ func (c *Client) NewGroupConsumer(ctx context.Context, group string, topics []st
 	}
 	go g.loop()
 	return g, nil
+}
+
+// leaveAfterFailedStart leaves the group when NewGroupConsumer fails after a join was
+// answered: the coordinator made a member and assigned it partitions, but the member could not
+// start reading them (their committed offsets or bounds could not be read, or the caller's
+// context ended meanwhile). Left there, that member held its partitions, read by nobody, until
+// the session timeout removed it, and the caller had no consumer to Close. Best effort, on a
+// context of its own (the caller's may have ended): a member that stays expires as before.
+func (g *GroupConsumer) leaveAfterFailedStart() {
+	g.mu.Lock()
+	req := &logv1.HeartbeatRequest{Group: g.group, MemberId: g.member, MemberEpoch: -1}
+	g.mu.Unlock()
+	if req.MemberId == "" {
+		return // no join was answered
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := g.c.onGroupsLeader(ctx, false, func(ctx context.Context, gc transport.GroupsClient) error {
+		_, err := gc.Heartbeat(ctx, req)
+		return err
+	})
+	if err != nil {
+		g.c.opts.logger.Warn("group consumer: leaving after a failed start failed; the member expires after the session timeout", "group", g.group, "member", req.MemberId, "err", err)
+	}
 }
 
 func groupsErr(err error) error {
