@@ -49,7 +49,9 @@ func WithOnAssigned(fn func([]TopicPartition)) GroupOption {
 }
 
 // WithOnRevoked calls fn with the partitions taken from the consumer, after their last
-// records' positions were committed and before another member may read them, and, from Close,
+// records' positions were committed and before another member may read them (a revocation
+// first waits, up to half the session timeout, for the loop body to return for a record of
+// those partitions it is processing; Close does not), and, from Close,
 // with every partition the consumer held when it closed. It runs on the heartbeat goroutine
 // (in Close's, from Close).
 func WithOnRevoked(fn func([]TopicPartition)) GroupOption {
@@ -96,6 +98,12 @@ type GroupConsumer struct {
 	done     chan struct{} // closed when the heartbeat loop ended
 	kick     chan struct{} // asks the heartbeat loop for an immediate heartbeat
 	interval time.Duration
+	session  time.Duration // the coordinator's session timeout
+	// inflight is the fetcher whose record the loop body is processing (Records yielded it
+	// and the body has not returned), nil when none; inflightDone is closed when it returns.
+	// A revocation waits for it (awaitInflight).
+	inflight     *fetcher
+	inflightDone chan struct{}
 	// pending: partitions assigned to us are still held by another member; heartbeat often
 	// until they come.
 	pending bool
@@ -118,6 +126,9 @@ type fetcher struct {
 	tp     TopicPartition
 	cancel context.CancelFunc
 	done   chan struct{}
+	// released: the partition is being given up; Records yields none of its records any
+	// more. Guarded by GroupConsumer.mu.
+	released bool
 }
 
 // NewGroupConsumer joins group as a member subscribed to topics and starts heartbeating; the
@@ -241,7 +252,7 @@ func (g *GroupConsumer) heartbeat(ctx context.Context) error {
 		g.removed, g.removedCancel = context.WithCancelCause(context.Background())
 		g.mu.Unlock()
 		g.stopAutoCommit()
-		g.release(ctx, g.heldPartitions(), false)
+		g.release(ctx, g.heldPartitions(), false, false)
 		g.mu.Lock()
 		g.epoch = 0
 		g.mu.Unlock()
@@ -254,6 +265,7 @@ func (g *GroupConsumer) heartbeat(ctx context.Context) error {
 	g.mu.Lock()
 	g.member, g.epoch = res.GetMemberId(), res.GetMemberEpoch()
 	g.interval = time.Duration(res.GetHeartbeatIntervalMs()) * time.Millisecond
+	g.session = time.Duration(res.GetSessionTimeoutMs()) * time.Millisecond
 	g.pending = res.GetPending()
 	assigned := map[TopicPartition]bool{}
 	for _, tp := range fromWireTPs(res.GetAssignment()) {
@@ -272,7 +284,7 @@ func (g *GroupConsumer) heartbeat(ctx context.Context) error {
 	}
 	g.mu.Unlock()
 	if len(revoked) > 0 {
-		if err := g.release(ctx, revoked, true); err != nil {
+		if err := g.release(ctx, revoked, true, true); err != nil {
 			g.c.opts.logger.Warn("group consumer: committing revoked partitions failed; their records may be delivered again", "group", g.group, "err", err)
 		}
 		g.poke() // tell the coordinator at once, so the next owner gets them
@@ -296,8 +308,10 @@ func (g *GroupConsumer) heldPartitions() []TopicPartition {
 }
 
 // release stops the fetchers of tps, commits their positions (commit), calls OnRevoked and
-// forgets them. It returns the commit's error.
-func (g *GroupConsumer) release(ctx context.Context, tps []TopicPartition, commit bool) error {
+// forgets them. With await (a revocation), it first waits for the loop body to return for a
+// record of tps it is processing (awaitInflight), so that the partition is not consumed by
+// this member and its next owner at once. It returns the commit's error.
+func (g *GroupConsumer) release(ctx context.Context, tps []TopicPartition, commit, await bool) error {
 	if len(tps) == 0 {
 		return nil
 	}
@@ -306,6 +320,7 @@ func (g *GroupConsumer) release(ctx context.Context, tps []TopicPartition, commi
 	var fs []*fetcher
 	for _, tp := range tps {
 		if f := g.held[tp]; f != nil {
+			f.released = true // Records yields no more of its records
 			fs = append(fs, f)
 		}
 	}
@@ -313,6 +328,12 @@ func (g *GroupConsumer) release(ctx context.Context, tps []TopicPartition, commi
 	for _, f := range fs {
 		f.cancel()
 		<-f.done
+	}
+	if await && g.awaitInflight(fs) {
+		// The wait may have taken much of the heartbeat's time: the commit gets its own.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
 	}
 	var err error
 	if commit {
@@ -331,6 +352,36 @@ func (g *GroupConsumer) release(ctx context.Context, tps []TopicPartition, commi
 	}
 	g.mu.Unlock()
 	return err
+}
+
+// awaitInflight waits until the loop body returned for the record it is processing, if that
+// record is of one of fs (whose partitions are being revoked: Records yields none of their
+// records any more), so that its position is committed and the partition's next owner starts
+// after it instead of consuming the partition while this member still does. The wait is
+// bounded by half the session timeout (heartbeats wait meanwhile; the member must not be
+// removed for it), and ends when Close is called (Close may be called from the loop body).
+// It reports whether it waited.
+func (g *GroupConsumer) awaitInflight(fs []*fetcher) bool {
+	g.mu.Lock()
+	f, done, session := g.inflight, g.inflightDone, g.session
+	g.mu.Unlock()
+	if f == nil || !slices.Contains(fs, f) {
+		return false
+	}
+	bound := session / 2
+	if bound <= 0 {
+		bound = time.Second
+	}
+	t := time.NewTimer(bound)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-g.stop:
+	case <-t.C:
+		g.c.opts.logger.Warn("group consumer: a revoked partition's record is still being processed after half the session timeout; releasing the partition (its next owner reads that record again)",
+			"group", g.group, "topic", f.tp.Topic, "partition", f.tp.Partition)
+	}
+	return true
 }
 
 // acquire starts fetching tps from their committed offsets (or their start).
@@ -572,10 +623,13 @@ func (g *GroupConsumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 					return
 				}
 				g.mu.Lock()
-				current := g.held[f.f.tp] == f.f
+				current := g.held[f.f.tp] == f.f && !f.f.released
+				if current && f.err == nil {
+					g.inflight, g.inflightDone = f.f, make(chan struct{})
+				}
 				g.mu.Unlock()
 				if !current {
-					continue // from a partition given up since: its next owner reads it
+					continue // from a partition given up (or being given up) since: its next owner reads it
 				}
 				if f.err != nil {
 					if !yield(Record{}, f.err) {
@@ -598,6 +652,10 @@ func (g *GroupConsumer) advance(f fetched) {
 	g.mu.Lock()
 	if g.held[f.f.tp] == f.f {
 		g.position[f.f.tp] = f.rec.Offset + 1
+	}
+	if g.inflight == f.f {
+		g.inflight = nil
+		close(g.inflightDone)
 	}
 	g.mu.Unlock()
 }
@@ -672,7 +730,7 @@ func (g *GroupConsumer) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Give every partition up as a revocation does (commit, then OnRevoked), then leave.
-	err := g.release(ctx, g.heldPartitions(), true)
+	err := g.release(ctx, g.heldPartitions(), true, false)
 	g.mu.Lock()
 	req := &logv1.HeartbeatRequest{Group: g.group, MemberId: g.member, MemberEpoch: -1}
 	g.mu.Unlock()
