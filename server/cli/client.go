@@ -429,6 +429,13 @@ func consumeCommand() *cli.Command {
 				// It was ignored: text and json print the offset anyway.
 				return fmt.Errorf("--offsets goes with --format value; --format %s prints each record's offset already", format)
 			}
+			if c.IsSet("group") && c.String("group") == "" {
+				// It was taken as no --group: consume read partition 0 from its start.
+				return errors.New("--group needs a group name (without --group, consume reads one partition from --from)")
+			}
+			if c.String("group") == "" && c.IsSet("auto-commit") {
+				return errors.New("--auto-commit goes with --group: without it consume commits nothing")
+			}
 			if c.String("group") != "" {
 				// The group decides both: they were ignored, and consume read from the group's
 				// committed offsets as if they were not given.

@@ -112,3 +112,23 @@ func TestConsumeGroupUnknownTopic(t *testing.T) {
 		t.Errorf("the refused consume left a group behind:\n%s", out)
 	}
 }
+
+// TestConsumeGroupFlagErrors: --group "" was taken as no --group, and consume silently read
+// partition 0 from its start instead of consuming as a group member; --auto-commit without
+// --group was silently ignored. Both are refused, before any server is asked.
+func TestConsumeGroupFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--group", "", "--topic", "t"}, "--group needs a group name"},
+		{[]string{"--group=", "--count", "1"}, "--group needs a group name"},
+		{[]string{"--auto-commit", "5s", "--topic", "t"}, "--auto-commit goes with --group"},
+	} {
+		args := append([]string{"consume", "--addr", "127.0.0.1:1", "--timeout", "1s"}, tc.args...)
+		code, _, errOut := run(t, t.Context(), args...)
+		if code != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("consume %q: exit %d, stderr %q; want exit 1 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}
