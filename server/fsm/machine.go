@@ -588,27 +588,63 @@ func (m *Machine) publish(cat *catalog, e, old *topicEntry) {
 
 func (m *Machine) topicDir(id TopicID) string { return filepath.Join(m.cfg.Dir, id.String()) }
 
-// openParts opens (creating) the partitions [from, to) of e.
+// openPartsWorkers is how many partitions openParts opens at once: opening one creates its
+// directory and files and syncs them (a few fsyncs, each ~0.2 ms on these disks and waited
+// for in turn), so a topic of thousands of partitions took seconds to create one at a time,
+// while the Apply goroutine, and every write to the cluster, waited.
+const openPartsWorkers = 16
+
+// openParts opens (creating) the partitions [from, to) of e, openPartsWorkers at once, and
+// appends them to e.parts in order. On an error it closes those it opened and returns the
+// error of the lowest partition that failed.
 func (m *Machine) openParts(e *topicEntry, from, to uint32) error {
-	if from < to && (m.cfg.Dir == "" || m.cfg.OpenLog == nil) {
+	if from >= to {
+		return nil
+	}
+	if m.cfg.Dir == "" || m.cfg.OpenLog == nil {
 		return errors.New("fsm: this machine has no MachineConfig.Dir or OpenLog: it cannot store topics")
 	}
-	for p := from; p < to; p++ {
-		dir := filepath.Join(m.topicDir(e.ID), strconv.FormatUint(uint64(p), 10))
-		log, err := m.cfg.OpenLog(dir)
-		if err != nil {
-			return fmt.Errorf("open partition %s/%d: %w", e.Name, p, err)
-		}
-		cfg := m.cfg.Config
-		cfg.Log = log
-		f, err := New(cfg)
-		if err != nil {
-			_ = log.Close()
-			return fmt.Errorf("open partition %s/%d: %w", e.Name, p, err)
-		}
-		e.parts = append(e.parts, &partition{FSM: f, target: Target{Topic: e.ID, Partition: p}, log: log, owned: true})
+	n := to - from
+	parts, errs := make([]*partition, n), make([]error, n)
+	var next atomic.Uint32
+	var wg sync.WaitGroup
+	for range min(openPartsWorkers, int(n)) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < n; i = next.Add(1) - 1 {
+				parts[i], errs[i] = m.openPart(e, from+i)
+			}
+		})
 	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			for _, p := range parts {
+				if p != nil {
+					_ = p.log.Close()
+				}
+			}
+			return err
+		}
+	}
+	e.parts = append(e.parts, parts...)
 	return nil
+}
+
+// openPart opens (creating) partition p of e.
+func (m *Machine) openPart(e *topicEntry, p uint32) (*partition, error) {
+	dir := filepath.Join(m.topicDir(e.ID), strconv.FormatUint(uint64(p), 10))
+	log, err := m.cfg.OpenLog(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open partition %s/%d: %w", e.Name, p, err)
+	}
+	cfg := m.cfg.Config
+	cfg.Log = log
+	f, err := New(cfg)
+	if err != nil {
+		_ = log.Close()
+		return nil, fmt.Errorf("open partition %s/%d: %w", e.Name, p, err)
+	}
+	return &partition{FSM: f, target: Target{Topic: e.ID, Partition: p}, log: log, owned: true}, nil
 }
 
 // MarkerSnapshots is how many snapshots this node takes after a topic's deletion before it
