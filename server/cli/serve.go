@@ -172,8 +172,8 @@ func serveCommand() *cli.Command {
 			"serve stops; a second one exits at once, with status 1, even while a start step that cannot be cut\n" +
 			"short (the data dir or Raft's log on a slow or hung disk) holds the start up.\n" +
 			"SIGHUP reloads the ACL policy (--acl-policy-file) and the TLS certificates, keys and CAs (--server-tls-*,\n" +
-			"--peer-tls-*): new connections use them; a file that does not load, or a certificate that has expired, is\n" +
-			"logged and the previous version kept. serve refuses to start with an expired certificate.",
+			"--peer-tls-*): new connections use them; a file that does not load, or a certificate that has expired or is not\n" +
+			"valid yet, is logged and the previous version kept. serve refuses to start with such a certificate.",
 		Flags: flags,
 		Before: func(c *cli.Context) error {
 			path := c.String("config-file")

@@ -2,6 +2,7 @@ package tlsutil_test
 
 import (
 	"crypto/tls"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +73,58 @@ func TestNewSourceRefusesExpiredCertificate(t *testing.T) {
 	fresh := write(t, dir, "fresh", must(t)(certgen.CreateServerCert(ca, certgen.Options{CommonName: "fresh", DNSNames: []string{"localhost"}})))
 	if _, err := tlsutil.NewSource(fresh.cert, fresh.key, bundle); err != nil {
 		t.Errorf("NewSource with a valid certificate and an expired CA in the bundle: %v, want it accepted", err)
+	}
+}
+
+// TestSourceReloadRefusesNotYetValidCertificate: a reload whose certificate is not valid yet
+// (issued by a host whose clock is ahead, or with a start date to come) replaced the working
+// certificate, and every new handshake, clients' and peers' alike, failed with "certificate
+// has expired or is not yet valid" until it became valid: a node rotated so was cut off from
+// its clients and its cluster. The reload keeps the previous certificate and says why.
+func TestSourceReloadRefusesNotYetValidCertificate(t *testing.T) {
+	dir := t.TempDir()
+	past := time.Now().AddDate(0, 0, -10)
+	ca := must(t)(certgen.CreateCA(certgen.Options{CommonName: "test CA", Now: func() time.Time { return past }}))
+	caFile := write(t, dir, "ca", ca).cert
+	opts := certgen.Options{CommonName: "fresh", DNSNames: []string{"localhost"}}
+	fresh := write(t, dir, "fresh", must(t)(certgen.CreateServerCert(ca, opts)))
+	opts.CommonName, opts.Now = "future", func() time.Time { return time.Now().Add(time.Hour) }
+	future := write(t, dir, "future", must(t)(certgen.CreateServerCert(ca, opts)))
+
+	l := newLive(t, fresh, caFile)
+	src := mustSource(t, l)
+	serverCfg := must2[*tls.Config](t)(src.ServerConfig())
+	alice := write(t, dir, "alice", must(t)(certgen.CreateClientCert(ca, certgen.Options{CommonName: "alice"})))
+	client := must2[*tls.Config](t)(tlsutil.ClientConfig(alice.cert, alice.key, caFile, "localhost"))
+
+	l.rotate(t, future, "")
+	err := src.Reload()
+	if !errors.Is(err, tlsutil.ErrNotYetValid) || !strings.Contains(err.Error(), "valid from") {
+		t.Errorf("Reload of a certificate not valid yet: %v, want ErrNotYetValid saying when it is valid from", err)
+	}
+	if cn := src.Certificate().Leaf.Subject.CommonName; cn != "fresh" {
+		t.Errorf("after the reload the Source holds %q, want the previous certificate (fresh)", cn)
+	}
+	if out := handshake(t, serverCfg, client); out.clientErr != nil || out.serverErr != nil || out.clientSubject != "fresh" {
+		t.Errorf("handshake after the refused reload: client %v, server %v, presented %q; want fresh", out.clientErr, out.serverErr, out.clientSubject)
+	}
+}
+
+// TestNewSourceRefusesNotYetValidCertificate: a server started with a certificate not valid
+// yet started, looked healthy, and failed every TLS handshake until the certificate's start.
+// NewSource refuses it as it refuses an expired one, naming the file and when it becomes
+// valid.
+func TestNewSourceRefusesNotYetValidCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca := must(t)(certgen.CreateCA(certgen.Options{CommonName: "test CA"}))
+	caFile := write(t, dir, "ca", ca).cert
+	futureCert := must(t)(certgen.CreateServerCert(ca, certgen.Options{CommonName: "future", DNSNames: []string{"localhost"},
+		Now: func() time.Time { return time.Now().Add(time.Hour) }}))
+	future := write(t, dir, "future", futureCert)
+
+	_, err := tlsutil.NewSource(future.cert, future.key, caFile)
+	notBefore := futureCert.Cert.NotBefore.UTC().Format(time.RFC3339)
+	if !errors.Is(err, tlsutil.ErrNotYetValid) || !strings.Contains(err.Error(), future.cert) || !strings.Contains(err.Error(), notBefore) {
+		t.Fatalf("NewSource with a certificate not valid yet: %v; want ErrNotYetValid naming %s and its start %s", err, future.cert, notBefore)
 	}
 }

@@ -48,11 +48,11 @@ type CertExpiry struct {
 }
 
 // NewSource loads the key pair in certFile and keyFile (both or neither) and the CA bundle in
-// caFile (optional). At least one of them must be given. A certificate that has expired is
-// refused, as Reload refuses it: a server started with it would fail every handshake while
-// looking alive; an expired CA of the bundle is not
+// caFile (optional). At least one of them must be given. A certificate that has expired, or
+// is not valid yet, is refused, as Reload refuses it: a server started with it would fail
+// every handshake while looking alive; an expired CA of the bundle is not
 // (a bundle keeps the old CA during a rotation). It returns an error wrapping ErrMissingFile,
-// ErrNoCertificates, ErrExpired, or the error of reading or parsing the files.
+// ErrNoCertificates, ErrExpired, ErrNotYetValid, or the error of reading or parsing the files.
 func NewSource(certFile, keyFile, caFile string) (*Source, error) {
 	if certFile == "" && keyFile == "" && caFile == "" {
 		return nil, fmt.Errorf("tlsutil: source: %w: no certificate and no CA file", ErrMissingFile)
@@ -60,7 +60,7 @@ func NewSource(certFile, keyFile, caFile string) (*Source, error) {
 	s := &Source{certFile: certFile, keyFile: keyFile, caFile: caFile}
 	c, err := s.load()
 	if err == nil {
-		err = s.checkExpiry(c, time.Now())
+		err = s.checkValidity(c, time.Now())
 	}
 	if err != nil {
 		return nil, err
@@ -69,17 +69,27 @@ func NewSource(certFile, keyFile, caFile string) (*Source, error) {
 	return s, nil
 }
 
-// checkExpiry refuses c's certificate if it has expired at now, naming the file and when.
-func (s *Source) checkExpiry(c *credentials, now time.Time) error {
-	if c.cert == nil || c.cert.Leaf == nil || !now.After(c.cert.Leaf.NotAfter) {
+// checkValidity refuses c's certificate if it is outside its validity at now (expired, or not
+// valid yet: issued by a host whose clock is ahead, or with a start date to come), naming the
+// file and when. Every handshake with it would fail: clients and peers check both ends.
+func (s *Source) checkValidity(c *credentials, now time.Time) error {
+	if c.cert == nil || c.cert.Leaf == nil {
 		return nil
 	}
-	return fmt.Errorf("%w: %q in %s expired at %s: replace the file", ErrExpired, c.cert.Leaf.Subject.CommonName, s.certFile,
-		c.cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	leaf := c.cert.Leaf
+	switch {
+	case now.After(leaf.NotAfter):
+		return fmt.Errorf("%w: %q in %s expired at %s: replace the file", ErrExpired, leaf.Subject.CommonName, s.certFile,
+			leaf.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(leaf.NotBefore):
+		return fmt.Errorf("%w: %q in %s is valid from %s, and this host's clock says %s: wait until then, or check the clocks",
+			ErrNotYetValid, leaf.Subject.CommonName, s.certFile, leaf.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // Reload reads the files again. If they all load, new handshakes use them; if any does not,
-// or the certificate has expired, the Source keeps the credentials it had and returns the error
+// or the certificate has expired or is not valid yet, the Source keeps the credentials it had and returns the error
 // (wrapping what NewSource would). Concurrent Reloads are serialized.
 func (s *Source) Reload() error { return s.ReloadChecked(nil) }
 
@@ -91,8 +101,9 @@ func (s *Source) ReloadChecked(check func(*x509.Certificate) error) error {
 	defer s.reloadMu.Unlock()
 	c, err := s.load()
 	if err == nil {
-		// An old file copied back: every handshake with it would fail.
-		err = s.checkExpiry(c, time.Now())
+		// An old file copied back, or a new one not valid yet: every handshake with it
+		// would fail.
+		err = s.checkValidity(c, time.Now())
 	}
 	if err == nil && check != nil && c.cert != nil {
 		err = check(c.cert.Leaf)

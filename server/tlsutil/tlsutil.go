@@ -43,6 +43,9 @@ var (
 	// ErrExpired means a certificate (not a CA of a bundle) is past its validity: NewSource
 	// and Reload refuse it.
 	ErrExpired = errors.New("tlsutil: certificate expired")
+	// ErrNotYetValid means a certificate (not a CA of a bundle) is not valid yet (its NotBefore
+	// is after this host's clock): NewSource and Reload refuse it.
+	ErrNotYetValid = errors.New("tlsutil: certificate not valid yet")
 )
 
 // Option adjusts a configuration built here.
