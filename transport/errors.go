@@ -10,6 +10,35 @@ import (
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
+// Why a client could not talk to a server, when its transport can tell: both implementations'
+// clients put one of these in the chain of the call's *Error (errors.Is), next to the error
+// their library returned, so that callers can explain a mismatched configuration. The code is
+// what it would be without them (Unavailable, or Unknown for ErrGRPCOnly).
+var (
+	// ErrClosedInPreface: the server closed the connection before it sent its HTTP/2
+	// preface. A TLS server does that to a plaintext client, whose preface it reads as a
+	// broken TLS handshake; over TLS it comes after the handshake, as a TLS 1.3 server that
+	// refuses the client's certificate (or its absence) may end the connection.
+	ErrClosedInPreface = errors.New("transport: the server closed the connection during the HTTP/2 preface")
+	// ErrNotTLS: the client began a TLS handshake and the server answered in plaintext (an
+	// HTTP response, HTTP/2 frames): it does not use TLS.
+	ErrNotTLS = errors.New("transport: the server answered the TLS handshake in plaintext")
+	// ErrServerCertificate: the client did not verify the server's TLS certificate (signed by
+	// no CA the client trusts, expired, or not issued for the name dialled).
+	ErrServerCertificate = errors.New("transport: the server's TLS certificate was not verified")
+	// ErrTLSRefused: the server ended the TLS handshake with an alert: it refused the
+	// client's certificate, or its absence, or the TLS versions offered.
+	ErrTLSRefused = errors.New("transport: the server refused the TLS handshake")
+	// ErrNoClientCertificate: the server asked for a TLS client certificate, the client has
+	// none, and the call failed before an answer. A TLS 1.3 server that requires one refuses
+	// it after the client's side of the handshake is done: the client may see only the
+	// connection end (a reset, a broken pipe).
+	ErrNoClientCertificate = errors.New("transport: the server asked for a TLS client certificate and the client has none")
+	// ErrGRPCOnly: the server answered a Connect (or gRPC-Web) request as a server that speaks
+	// gRPC only does (HTTP 415 with a gRPC content type).
+	ErrGRPCOnly = errors.New("transport: the server speaks gRPC only")
+)
+
 // Code is a status code, numbered as gRPC numbers them (google.rpc.Code), so
 // that it converts to and from both wire protocols without a table.
 type Code uint32
@@ -227,6 +256,15 @@ func (e *Error) OutcomeUnknown() (reason string, ok bool) {
 // NotProposed reports whether the error carries the NotProposed detail, and its reason.
 func (e *Error) NotProposed() (reason string, ok bool) {
 	return e.reason, e.write == writeNotProposed
+}
+
+// WithCause returns a copy of e that wraps cause (for errors.Is and errors.As), its message
+// unchanged. Transport implementations use it to keep the error their library returned (a
+// TLS handshake's, a connection's end) in the chain of the error they decoded.
+func (e *Error) WithCause(cause error) *Error {
+	c := *e
+	c.cause = cause
+	return &c
 }
 
 // Code returns the error's status code.

@@ -2,14 +2,17 @@ package connect
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -64,6 +67,8 @@ type Client struct {
 	topics  logv1connect.TopicsClient
 	groups  logv1connect.GroupsClient
 	closed  *lifecycle.Stopper // every call's context is bound to it
+	// certAsked is set when a server asked for a client certificate the client has none of.
+	certAsked *atomic.Bool
 }
 
 var (
@@ -87,11 +92,12 @@ func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, erro
 		return nil, fmt.Errorf("transport/connect: client address %q: %w", addr, err)
 	}
 	conns := &connSet{conns: map[*trackedConn]struct{}{}}
+	certAsked := new(atomic.Bool)
 	tr := &http.Transport{
 		Proxy:             nil,
 		ForceAttemptHTTP2: true,
 		IdleConnTimeout:   idleConnTimeout,
-		TLSClientConfig:   cfg.TLS,
+		TLSClientConfig:   noCertTLS(cfg.TLS, certAsked),
 		HTTP2: &http.HTTP2Config{
 			SendPingTimeout: cfg.KeepaliveTime,
 			PingTimeout:     cfg.KeepaliveTimeout,
@@ -128,13 +134,14 @@ func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, erro
 	}
 	hc := &http.Client{Transport: coalescingTransport{tr}}
 	return &Client{
-		closed:  lifecycle.NewStopper(),
-		http:    tr,
-		conns:   conns,
-		log:     logv1connect.NewLogClient(hc, scheme+addr, opts...),
-		cluster: logv1connect.NewClusterClient(hc, scheme+addr, opts...),
-		topics:  logv1connect.NewTopicsClient(hc, scheme+addr, opts...),
-		groups:  logv1connect.NewGroupsClient(hc, scheme+addr, opts...),
+		closed:    lifecycle.NewStopper(),
+		certAsked: certAsked,
+		http:      tr,
+		conns:     conns,
+		log:       logv1connect.NewLogClient(hc, scheme+addr, opts...),
+		cluster:   logv1connect.NewClusterClient(hc, scheme+addr, opts...),
+		topics:    logv1connect.NewTopicsClient(hc, scheme+addr, opts...),
+		groups:    logv1connect.NewGroupsClient(hc, scheme+addr, opts...),
 	}, nil
 }
 
@@ -192,6 +199,29 @@ func (s *connSet) closeAll() {
 type trackedConn struct {
 	net.Conn
 	set *connSet
+	// answered is set once the server sent a byte (its preface, over plaintext).
+	answered atomic.Bool
+	// hungUp is set when the server closed or reset the connection before sending a byte.
+	hungUp atomic.Bool
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.answered.Load() {
+		c.answered.Store(true)
+	}
+	if err != nil && !c.answered.Load() && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+		c.hungUp.Store(true)
+	}
+	return n, err
+}
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil && !c.answered.Load() && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+		c.hungUp.Store(true)
+	}
+	return n, err
 }
 
 func (c *trackedConn) Close() error {
@@ -211,7 +241,7 @@ func unary[Req, Res any](c *Client, ctx context.Context, call func(context.Conte
 	var sent sentTrace
 	res, err := call(sent.context(ctx), creq)
 	if err != nil {
-		return nil, sent.mark(fromConnect(err))
+		return nil, noCert(sent.mark(fromConnect(err)), c.certAsked)
 	}
 	return res.Msg, nil
 }
@@ -220,21 +250,72 @@ func unary[Req, Res any](c *Client, ctx context.Context, call func(context.Conte
 // complete: a server paused or partitioned away) from one that may have reached the server:
 // only the first is certainly not proposed, and a caller may send a write again elsewhere.
 // The request is written on a connection only after net/http reports it got one (GotConn),
-// and a call that returned without one will not be sent later.
-type sentTrace struct{ gotConn atomic.Bool }
+// and a call that returned without one will not be sent later. It also keeps what explains a
+// failed call: the plaintext connection it got, and whether the server answered as a gRPC-only
+// server (see grpcOnly).
+type sentTrace struct {
+	gotConn atomic.Bool
+	conn    atomic.Pointer[trackedConn] // the plaintext connection the call got
+	// grpcOnly is set when the server refused the request's content type as grpc-go does.
+	grpcOnly atomic.Bool
+}
+
+type sentTraceKey struct{}
 
 func (t *sentTrace) context(ctx context.Context) context.Context {
+	ctx = context.WithValue(ctx, sentTraceKey{}, t)
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn: func(httptrace.GotConnInfo) { t.gotConn.Store(true) },
+		GotConn: func(info httptrace.GotConnInfo) {
+			t.gotConn.Store(true)
+			if c, ok := info.Conn.(*trackedConn); ok {
+				t.conn.Store(c)
+			}
+		},
 	})
 }
 
-// mark adds the NotProposed detail to err when the call never got a connection.
+// mark adds the NotProposed detail to err when the call never got a connection, and to its
+// chain transport.ErrClosedInPreface when the server closed a plaintext connection without
+// sending a byte, or transport.ErrGRPCOnly when it answered as a gRPC-only server.
 func (t *sentTrace) mark(err error) error {
-	if te, ok := err.(*transport.Error); ok && !t.gotConn.Load() {
-		return te.WithNotProposed("no connection to the server: the request was not sent")
+	te, ok := err.(*transport.Error)
+	if !ok {
+		return err
 	}
-	return err
+	if !t.gotConn.Load() {
+		te = te.WithNotProposed("no connection to the server: the request was not sent")
+	}
+	switch {
+	case t.grpcOnly.Load():
+		te = te.WithCause(errors.Join(transport.ErrGRPCOnly, te.Unwrap()))
+	case te.Code() == transport.Unavailable:
+		// net/http reports this as io.ErrUnexpectedEOF, or as "http2: client conn could not
+		// be established" when the connection ended before the request was queued on it: the
+		// connection itself says what happened.
+		if c := t.conn.Load(); c != nil && c.hungUp.Load() {
+			te = te.WithCause(errors.Join(transport.ErrClosedInPreface, te.Unwrap()))
+		}
+	}
+	return te
+}
+
+// noteGRPCOnly marks the call's sentTrace when res refused req's content type as a server that
+// speaks gRPC only does: grpc-go answers a request that is not gRPC with HTTP 415 and a gRPC
+// content type, which connect-go reports as an Unknown error "415 Unsupported Media Type".
+func noteGRPCOnly(req *http.Request, res *http.Response) {
+	if res.StatusCode != http.StatusUnsupportedMediaType || !isGRPC(res.Header.Get("Content-Type")) || isGRPC(req.Header.Get("Content-Type")) {
+		return
+	}
+	if t, ok := req.Context().Value(sentTraceKey{}).(*sentTrace); ok {
+		t.grpcOnly.Store(true)
+	}
+}
+
+// isGRPC reports whether contentType is gRPC's (application/grpc, application/grpc+proto, ...),
+// not gRPC-Web's.
+func isGRPC(contentType string) bool {
+	return contentType == "application/grpc" || strings.HasPrefix(contentType, "application/grpc+") ||
+		strings.HasPrefix(contentType, "application/grpc;")
 }
 
 // Produce calls log.v1.Log/Produce.
@@ -283,21 +364,22 @@ func (c *Client) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest) (
 	s, err := c.log.ConsumeStream(ctx, connect.NewRequest(req))
 	if err != nil {
 		cancel()
-		return nil, fromConnect(err)
+		return nil, noCert(fromConnect(err), c.certAsked)
 	}
-	return &serverStream{s: s, cancel: cancel}, nil
+	return &serverStream{s: s, cancel: cancel, certAsked: c.certAsked}, nil
 }
 
 // ProduceStream opens log.v1.Log/ProduceStream; see transport.Client.
 func (c *Client) ProduceStream(ctx context.Context) (transport.BidiClientStream[logv1.ProduceRequest, logv1.ProduceResponse], error) {
 	ctx, cancel := c.closed.Bind(ctx)
-	return &bidiStream{s: c.log.ProduceStream(ctx), cancel: cancel}, nil
+	return &bidiStream{s: c.log.ProduceStream(ctx), cancel: cancel, certAsked: c.certAsked}, nil
 }
 
 type serverStream struct {
-	s      *connect.ServerStreamForClient[logv1.ConsumeResponse]
-	cancel context.CancelFunc
-	once   sync.Once
+	s         *connect.ServerStreamForClient[logv1.ConsumeResponse]
+	cancel    context.CancelFunc
+	once      sync.Once
+	certAsked *atomic.Bool
 }
 
 func (s *serverStream) Receive() (*logv1.ConsumeResponse, error) {
@@ -305,7 +387,7 @@ func (s *serverStream) Receive() (*logv1.ConsumeResponse, error) {
 		return s.s.Msg(), nil
 	}
 	if err := s.s.Err(); err != nil {
-		return nil, fromConnect(err)
+		return nil, noCert(fromConnect(err), s.certAsked)
 	}
 	return nil, io.EOF
 }
@@ -319,9 +401,10 @@ func (s *serverStream) Close() error {
 }
 
 type bidiStream struct {
-	s      *connect.BidiStreamForClient[logv1.ProduceRequest, logv1.ProduceResponse]
-	cancel context.CancelFunc
-	once   sync.Once
+	s         *connect.BidiStreamForClient[logv1.ProduceRequest, logv1.ProduceResponse]
+	cancel    context.CancelFunc
+	once      sync.Once
+	certAsked *atomic.Bool
 }
 
 // Send returns io.EOF when the stream broke; Receive then gives the status.
@@ -338,7 +421,7 @@ func (b *bidiStream) CloseSend() error { return fromConnect(b.s.CloseRequest()) 
 func (b *bidiStream) Receive() (*logv1.ProduceResponse, error) {
 	m, err := b.s.Receive()
 	if err != nil {
-		return nil, fromConnect(err)
+		return nil, noCert(fromConnect(err), b.certAsked)
 	}
 	return m, nil
 }
@@ -420,4 +503,27 @@ func (c *Client) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsReques
 // ListOffsets calls log.v1.Groups/ListOffsets.
 func (c *Client) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest) (*logv1.ListOffsetsResponse, error) {
 	return unary(c, ctx, c.groups.ListOffsets, req)
+}
+
+// noCertTLS returns cfg, or when it gives no client certificate a copy of it that records in
+// asked that a server asked for one (sending none, as cfg would).
+func noCertTLS(cfg *tls.Config, asked *atomic.Bool) *tls.Config {
+	if cfg == nil || len(cfg.Certificates) > 0 || cfg.GetClientCertificate != nil {
+		return cfg
+	}
+	cfg = cfg.Clone()
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		asked.Store(true)
+		return &tls.Certificate{}, nil
+	}
+	return cfg
+}
+
+// noCert adds transport.ErrNoClientCertificate to the chain of err, an Unavailable
+// *transport.Error, when a server asked the client for a certificate it does not have.
+func noCert(err error, asked *atomic.Bool) error {
+	if te, ok := err.(*transport.Error); ok && te.Code() == transport.Unavailable && asked.Load() {
+		return te.WithCause(errors.Join(transport.ErrNoClientCertificate, te.Unwrap()))
+	}
+	return err
 }

@@ -27,7 +27,11 @@ type coalescingTransport struct {
 
 func (t coalescingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body == nil || req.Body == http.NoBody || req.ContentLength >= 0 || req.GetBody != nil {
-		return t.base.RoundTrip(req)
+		res, err := t.base.RoundTrip(req)
+		if err == nil {
+			noteGRPCOnly(req, res)
+		}
+		return res, err
 	}
 	r := req.Clone(req.Context())
 	r.Body = newCoalescingBody(req.Body, coalesceBufferBytes)

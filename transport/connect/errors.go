@@ -2,8 +2,11 @@ package connect
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
+	"net"
+	"net/http"
 	"syscall"
 
 	"connectrpc.com/connect"
@@ -65,7 +68,14 @@ func fromConnect(err error) error {
 			code = transport.Unavailable
 		}
 	}
-	e := transport.NewError(code, errors.New(ce.Message()))
+	// The message is connect-go's, without its code; the chain keeps connect-go's error (and
+	// what it wraps: a TLS handshake's error, io.ErrUnexpectedEOF, ...) and, when the failure
+	// tells what is wrong with the connection, the transport's word for it.
+	var cause error = ce
+	if why := connectionCause(ce); why != nil {
+		cause = errors.Join(why, ce)
+	}
+	e := transport.NewError(code, errors.New(ce.Message())).WithCause(cause)
 	for _, d := range ce.Details() {
 		v, err := d.Value()
 		if err != nil {
@@ -74,6 +84,29 @@ func fromConnect(err error) error {
 		e = e.WithDetail(v)
 	}
 	return e
+}
+
+// connectionCause returns the transport error that says why the connection behind err, a
+// connect-go client error, failed (ErrNotTLS, ErrServerCertificate, ErrTLSRefused), or nil.
+// net/http and crypto/tls give typed errors for each.
+func connectionCause(err error) error {
+	if errors.Is(err, http.ErrSchemeMismatch) {
+		// net/http's word for a TLS handshake answered with an HTTP/1 response.
+		return transport.ErrNotTLS
+	}
+	if _, ok := errors.AsType[tls.RecordHeaderError](err); ok {
+		// The first bytes the server sent are no TLS record (an HTTP/2 server's SETTINGS).
+		return transport.ErrNotTLS
+	}
+	if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+		return transport.ErrServerCertificate
+	}
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "remote error" {
+		// crypto/tls reports an alert the server sent as a *net.OpError with this Op (the
+		// alert's own type is unexported).
+		return transport.ErrTLSRefused
+	}
+	return nil
 }
 
 // connectionEnded reports whether err is a call's connection reset, broken or closed under

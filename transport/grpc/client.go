@@ -2,8 +2,11 @@ package grpc
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	ggrpc "google.golang.org/grpc"
@@ -30,6 +33,8 @@ type Client struct {
 	groups  logv1.GroupsClient
 	once    sync.Once
 	err     error
+	// certAsked is set when the server asked for a client certificate the client has none of.
+	certAsked *atomic.Bool
 }
 
 var (
@@ -45,8 +50,9 @@ var (
 func NewClient(addr string, cfg ClientConfig) (transport.Client, error) {
 	cfg = cfg.WithDefaults()
 	creds := insecure.NewCredentials()
+	certAsked := new(atomic.Bool)
 	if cfg.TLS != nil {
-		creds = credentials.NewTLS(cfg.TLS)
+		creds = credentials.NewTLS(noCertTLS(cfg.TLS, certAsked))
 	}
 	opts := []ggrpc.DialOption{
 		ggrpc.WithTransportCredentials(creds),
@@ -67,7 +73,8 @@ func NewClient(addr string, cfg ClientConfig) (transport.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport/grpc: client for %q: %w", addr, err)
 	}
-	return &Client{conn: conn, log: logv1.NewLogClient(conn), cluster: logv1.NewClusterClient(conn), topics: logv1.NewTopicsClient(conn), groups: logv1.NewGroupsClient(conn)}, nil
+	return &Client{conn: conn, log: logv1.NewLogClient(conn), cluster: logv1.NewClusterClient(conn), topics: logv1.NewTopicsClient(conn), groups: logv1.NewGroupsClient(conn),
+		certAsked: certAsked}, nil
 }
 
 // Close closes the connection; see transport.Client.
@@ -76,55 +83,55 @@ func (c *Client) Close() error {
 	return c.err
 }
 
-func unary[Req, Res any](ctx context.Context, call func(context.Context, *Req, ...ggrpc.CallOption) (*Res, error), req *Req) (*Res, error) {
+func unary[Req, Res any](c *Client, ctx context.Context, call func(context.Context, *Req, ...ggrpc.CallOption) (*Res, error), req *Req) (*Res, error) {
 	if subject, ok := transport.ForwardedForFromContext(ctx); ok {
 		ctx = metadata.AppendToOutgoingContext(ctx, transport.ForwardedForHeader, subject)
 	}
 	res, err := call(ctx, req)
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, noCert(fromStatus(err), c.certAsked)
 	}
 	return res, nil
 }
 
 // Produce calls log.v1.Log/Produce.
 func (c *Client) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {
-	return unary(ctx, c.log.Produce, req)
+	return unary(c, ctx, c.log.Produce, req)
 }
 
 // ProduceBatch calls log.v1.Log/ProduceBatch.
 func (c *Client) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchRequest) (*logv1.ProduceBatchResponse, error) {
-	return unary(ctx, c.log.ProduceBatch, req)
+	return unary(c, ctx, c.log.ProduceBatch, req)
 }
 
 // Consume calls log.v1.Log/Consume.
 func (c *Client) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1.ConsumeResponse, error) {
-	return unary(ctx, c.log.Consume, req)
+	return unary(c, ctx, c.log.Consume, req)
 }
 
 // GetServers calls log.v1.Log/GetServers.
 func (c *Client) GetServers(ctx context.Context, req *logv1.GetServersRequest) (*logv1.GetServersResponse, error) {
-	return unary(ctx, c.log.GetServers, req)
+	return unary(c, ctx, c.log.GetServers, req)
 }
 
 // GetBounds calls log.v1.Log/GetBounds.
 func (c *Client) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*logv1.GetBoundsResponse, error) {
-	return unary(ctx, c.log.GetBounds, req)
+	return unary(c, ctx, c.log.GetBounds, req)
 }
 
 // Join calls log.v1.Cluster/Join.
 func (c *Client) Join(ctx context.Context, req *logv1.JoinRequest) (*logv1.JoinResponse, error) {
-	return unary(ctx, c.cluster.Join, req)
+	return unary(c, ctx, c.cluster.Join, req)
 }
 
 // RemoveServer calls log.v1.Cluster/RemoveServer.
 func (c *Client) RemoveServer(ctx context.Context, req *logv1.RemoveServerRequest) (*logv1.RemoveServerResponse, error) {
-	return unary(ctx, c.cluster.RemoveServer, req)
+	return unary(c, ctx, c.cluster.RemoveServer, req)
 }
 
 // TransferLeadership calls log.v1.Cluster/TransferLeadership.
 func (c *Client) TransferLeadership(ctx context.Context, req *logv1.TransferLeadershipRequest) (*logv1.TransferLeadershipResponse, error) {
-	return unary(ctx, c.cluster.TransferLeadership, req)
+	return unary(c, ctx, c.cluster.TransferLeadership, req)
 }
 
 // ConsumeStream opens log.v1.Log/ConsumeStream; see transport.Client.
@@ -133,9 +140,9 @@ func (c *Client) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest) (
 	s, err := c.log.ConsumeStream(ctx, req)
 	if err != nil {
 		cancel()
-		return nil, fromStatus(err)
+		return nil, noCert(fromStatus(err), c.certAsked)
 	}
-	return &serverStream{s: s, cancel: cancel}, nil
+	return &serverStream{s: s, cancel: cancel, certAsked: c.certAsked}, nil
 }
 
 // ProduceStream opens log.v1.Log/ProduceStream; see transport.Client.
@@ -144,19 +151,20 @@ func (c *Client) ProduceStream(ctx context.Context) (transport.BidiClientStream[
 	s, err := c.log.ProduceStream(ctx)
 	if err != nil {
 		cancel()
-		return nil, fromStatus(err)
+		return nil, noCert(fromStatus(err), c.certAsked)
 	}
-	return &bidiStream{s: s, cancel: cancel}, nil
+	return &bidiStream{s: s, cancel: cancel, certAsked: c.certAsked}, nil
 }
 
 type serverStream struct {
-	s      ggrpc.ServerStreamingClient[logv1.ConsumeResponse]
-	cancel context.CancelFunc
+	s         ggrpc.ServerStreamingClient[logv1.ConsumeResponse]
+	cancel    context.CancelFunc
+	certAsked *atomic.Bool
 }
 
 func (s *serverStream) Receive() (*logv1.ConsumeResponse, error) {
 	m, err := s.s.Recv()
-	return m, fromStatus(err)
+	return m, noCert(fromStatus(err), s.certAsked)
 }
 
 func (s *serverStream) Close() error {
@@ -165,8 +173,9 @@ func (s *serverStream) Close() error {
 }
 
 type bidiStream struct {
-	s      ggrpc.BidiStreamingClient[logv1.ProduceRequest, logv1.ProduceResponse]
-	cancel context.CancelFunc
+	s         ggrpc.BidiStreamingClient[logv1.ProduceRequest, logv1.ProduceResponse]
+	cancel    context.CancelFunc
+	certAsked *atomic.Bool
 }
 
 // Send returns io.EOF when the stream broke; Receive then gives the status.
@@ -175,7 +184,7 @@ func (b *bidiStream) CloseSend() error                   { return fromStatus(b.s
 
 func (b *bidiStream) Receive() (*logv1.ProduceResponse, error) {
 	m, err := b.s.Recv()
-	return m, fromStatus(err)
+	return m, noCert(fromStatus(err), b.certAsked)
 }
 
 func (b *bidiStream) Close() error {
@@ -185,70 +194,93 @@ func (b *bidiStream) Close() error {
 
 // CreateTopic calls log.v1.Topics/CreateTopic.
 func (c *Client) CreateTopic(ctx context.Context, req *logv1.CreateTopicRequest) (*logv1.CreateTopicResponse, error) {
-	return unary(ctx, c.topics.CreateTopic, req)
+	return unary(c, ctx, c.topics.CreateTopic, req)
 }
 
 // DeleteTopic calls log.v1.Topics/DeleteTopic.
 func (c *Client) DeleteTopic(ctx context.Context, req *logv1.DeleteTopicRequest) (*logv1.DeleteTopicResponse, error) {
-	return unary(ctx, c.topics.DeleteTopic, req)
+	return unary(c, ctx, c.topics.DeleteTopic, req)
 }
 
 // ListTopics calls log.v1.Topics/ListTopics.
 func (c *Client) ListTopics(ctx context.Context, req *logv1.ListTopicsRequest) (*logv1.ListTopicsResponse, error) {
-	return unary(ctx, c.topics.ListTopics, req)
+	return unary(c, ctx, c.topics.ListTopics, req)
 }
 
 // DescribeTopic calls log.v1.Topics/DescribeTopic.
 func (c *Client) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicRequest) (*logv1.DescribeTopicResponse, error) {
-	return unary(ctx, c.topics.DescribeTopic, req)
+	return unary(c, ctx, c.topics.DescribeTopic, req)
 }
 
 // AlterTopicConfig calls log.v1.Topics/AlterTopicConfig.
 func (c *Client) AlterTopicConfig(ctx context.Context, req *logv1.AlterTopicConfigRequest) (*logv1.AlterTopicConfigResponse, error) {
-	return unary(ctx, c.topics.AlterTopicConfig, req)
+	return unary(c, ctx, c.topics.AlterTopicConfig, req)
 }
 
 // InitProducer calls log.v1.Topics/InitProducer.
 func (c *Client) InitProducer(ctx context.Context, req *logv1.InitProducerRequest) (*logv1.InitProducerResponse, error) {
-	return unary(ctx, c.topics.InitProducer, req)
+	return unary(c, ctx, c.topics.InitProducer, req)
 }
 
 // Heartbeat calls log.v1.Groups/Heartbeat.
 func (c *Client) Heartbeat(ctx context.Context, req *logv1.HeartbeatRequest) (*logv1.HeartbeatResponse, error) {
-	return unary(ctx, c.groups.Heartbeat, req)
+	return unary(c, ctx, c.groups.Heartbeat, req)
 }
 
 // CommitOffsets calls log.v1.Groups/CommitOffsets.
 func (c *Client) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsRequest) (*logv1.CommitOffsetsResponse, error) {
-	return unary(ctx, c.groups.CommitOffsets, req)
+	return unary(c, ctx, c.groups.CommitOffsets, req)
 }
 
 // FetchOffsets calls log.v1.Groups/FetchOffsets.
 func (c *Client) FetchOffsets(ctx context.Context, req *logv1.FetchOffsetsRequest) (*logv1.FetchOffsetsResponse, error) {
-	return unary(ctx, c.groups.FetchOffsets, req)
+	return unary(c, ctx, c.groups.FetchOffsets, req)
 }
 
 // ListGroups calls log.v1.Groups/ListGroups.
 func (c *Client) ListGroups(ctx context.Context, req *logv1.ListGroupsRequest) (*logv1.ListGroupsResponse, error) {
-	return unary(ctx, c.groups.ListGroups, req)
+	return unary(c, ctx, c.groups.ListGroups, req)
 }
 
 // DescribeGroup calls log.v1.Groups/DescribeGroup.
 func (c *Client) DescribeGroup(ctx context.Context, req *logv1.DescribeGroupRequest) (*logv1.DescribeGroupResponse, error) {
-	return unary(ctx, c.groups.DescribeGroup, req)
+	return unary(c, ctx, c.groups.DescribeGroup, req)
 }
 
 // DeleteGroup calls log.v1.Groups/DeleteGroup.
 func (c *Client) DeleteGroup(ctx context.Context, req *logv1.DeleteGroupRequest) (*logv1.DeleteGroupResponse, error) {
-	return unary(ctx, c.groups.DeleteGroup, req)
+	return unary(c, ctx, c.groups.DeleteGroup, req)
 }
 
 // ResetOffsets calls log.v1.Groups/ResetOffsets.
 func (c *Client) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsRequest) (*logv1.ResetOffsetsResponse, error) {
-	return unary(ctx, c.groups.ResetOffsets, req)
+	return unary(c, ctx, c.groups.ResetOffsets, req)
 }
 
 // ListOffsets calls log.v1.Groups/ListOffsets.
 func (c *Client) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest) (*logv1.ListOffsetsResponse, error) {
-	return unary(ctx, c.groups.ListOffsets, req)
+	return unary(c, ctx, c.groups.ListOffsets, req)
+}
+
+// noCertTLS returns cfg, or when it gives no client certificate a copy of it that records in
+// asked that a server asked for one (sending none, as cfg would).
+func noCertTLS(cfg *tls.Config, asked *atomic.Bool) *tls.Config {
+	if cfg == nil || len(cfg.Certificates) > 0 || cfg.GetClientCertificate != nil {
+		return cfg
+	}
+	cfg = cfg.Clone()
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		asked.Store(true)
+		return &tls.Certificate{}, nil
+	}
+	return cfg
+}
+
+// noCert adds transport.ErrNoClientCertificate to the chain of err, an Unavailable
+// *transport.Error, when a server asked the client for a certificate it does not have.
+func noCert(err error, asked *atomic.Bool) error {
+	if te, ok := err.(*transport.Error); ok && te.Code() == transport.Unavailable && asked.Load() {
+		return te.WithCause(errors.Join(transport.ErrNoClientCertificate, te.Unwrap()))
+	}
+	return err
 }

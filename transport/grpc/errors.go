@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -52,10 +53,36 @@ func fromStatus(err error) error {
 	}
 	s := status.Convert(err)
 	e := transport.NewError(transport.Code(s.Code()), errors.New(s.Message()))
+	if s.Code() == codes.Unavailable {
+		if why := connectionCause(s.Message()); why != nil {
+			e = e.WithCause(why)
+		}
+	}
 	for _, d := range s.Details() {
 		if m, ok := d.(proto.Message); ok {
 			e = e.WithDetail(m)
 		}
 	}
 	return e
+}
+
+// connectionCause returns the transport error that says why a call's connection failed
+// (ErrClosedInPreface, ErrNotTLS, ErrServerCertificate, ErrTLSRefused), or nil, from the message
+// of the Unavailable status grpc-go gives the call. grpc-go (v1.85.0) keeps only the text of the
+// connection's error in the status, not the error: this is the one place that reads it.
+func connectionCause(msg string) error {
+	switch {
+	case strings.Contains(msg, "remote error: tls: "):
+		// crypto/tls's text for an alert the server sent: in the handshake, or (TLS 1.3: a
+		// client certificate refused) in place of the server's preface.
+		return transport.ErrTLSRefused
+	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return transport.ErrNotTLS
+	case strings.Contains(msg, "tls: failed to verify certificate"):
+		return transport.ErrServerCertificate
+	case strings.Contains(msg, "error reading server preface: EOF"),
+		strings.Contains(msg, "error reading server preface: ") && strings.Contains(msg, "connection reset by peer"):
+		return transport.ErrClosedInPreface
+	}
+	return nil
 }

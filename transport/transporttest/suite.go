@@ -53,6 +53,7 @@ func Run(t *testing.T, h Harness) {
 		{"OversizedMessage", testOversized},
 		{"Interceptor", testInterceptor},
 		{"MutualTLS", testMutualTLS},
+		{"ConfigMismatch", testConfigMismatch},
 		{"Health", testHealth},
 		{"Reflection", testReflection},
 		{"StopEndsStreams", testStopEndsStreams},
