@@ -294,7 +294,7 @@ func (c *Client) doRefresh() error {
 			if c.ctx.Err() != nil {
 				return ErrClosed
 			}
-			errs = append(errs, fmt.Errorf("get servers from %s: %w", addr, err))
+			errs = append(errs, fmt.Errorf("get servers from %s: %w", addr, c.explain(err)))
 			continue
 		}
 		if err := c.checkCluster(addr, resp.GetClusterId()); err != nil {
@@ -504,11 +504,11 @@ func (c *Client) attempt(ctx context.Context, addr string, op func(context.Conte
 	actx, cancel := c.attemptContext(ctx)
 	defer cancel()
 	if err := c.verify(actx, addr, tc); err != nil {
-		return &notSentError{err}
+		return &notSentError{c.explain(err)}
 	}
 	if err := op(actx, tc); err != nil {
 		c.unverify(addr) // it may have restarted as another server
-		return err
+		return c.explain(err)
 	}
 	return nil
 }

@@ -1,0 +1,78 @@
+package client_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/client"
+)
+
+// TestConfigMismatch checks that New against servers whose TLS or transport does not match the
+// client's fails with ErrUnavailable, as before, and with the error that says what is likely
+// wrong (errors.Is) and a message naming the option that fixes it.
+func TestConfigMismatch(t *testing.T) {
+	pki, other := newTestPKI(t), newTestPKI(t)
+	mtls := &tls.Config{Certificates: []tls.Certificate{pki.server}, ClientCAs: pki.pool,
+		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	good := &tls.Config{Certificates: []tls.Certificate{pki.client}, RootCAs: pki.pool, MinVersion: tls.VersionTLS12}
+	for _, tr := range transports {
+		tlsCluster, err := startFakeClusterTLS(tr, 2, mtls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(tlsCluster.stop)
+		plainCluster, err := startFakeCluster(tr, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(plainCluster.stop)
+		tests := []struct {
+			name      string
+			addrs     []string
+			transport string
+			tls       *tls.Config
+			want      error
+			option    string
+		}{
+			{"plaintext client", tlsCluster.addrs(), tr, nil, client.ErrTLSRequired, "WithTLS"},
+			{"no client certificate", tlsCluster.addrs(), tr, &tls.Config{RootCAs: pki.pool, MinVersion: tls.VersionTLS12},
+				client.ErrClientCertificate, "Certificates of WithTLS"},
+			{"CA that did not sign the server's certificate", tlsCluster.addrs(), tr,
+				&tls.Config{Certificates: []tls.Certificate{pki.client}, RootCAs: other.pool, MinVersion: tls.VersionTLS12},
+				client.ErrServerCertificate, "RootCAs of WithTLS"},
+			{"TLS client, plaintext server", plainCluster.addrs(), tr, good, client.ErrServerNotTLS, "WithTLS"},
+		}
+		if tr == client.TransportGRPC {
+			tests = append(tests, struct {
+				name      string
+				addrs     []string
+				transport string
+				tls       *tls.Config
+				want      error
+				option    string
+			}{"connect client, grpc server", plainCluster.addrs(), client.TransportConnect, nil, client.ErrTransportMismatch, "WithTransport(TransportGRPC)"})
+		}
+		for _, tc := range tests {
+			t.Run(tr+"/"+tc.name, func(t *testing.T) {
+				opts := []client.Option{client.WithTransport(tc.transport), client.WithMaxRetries(1), client.WithBackoff(time.Millisecond, time.Millisecond)}
+				if tc.tls != nil {
+					opts = append(opts, client.WithTLS(tc.tls))
+				}
+				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+				defer cancel()
+				c, err := client.New(ctx, tc.addrs, opts...)
+				if err == nil {
+					c.Close()
+					t.Fatal("New succeeded")
+				}
+				if !errors.Is(err, client.ErrUnavailable) || !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.option) {
+					t.Errorf("New: %v; want ErrUnavailable and %v, naming %s", err, tc.want, tc.option)
+				}
+			})
+		}
+	}
+}
