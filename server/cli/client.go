@@ -26,7 +26,7 @@ func clientFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "addr", Value: cli.NewStringSlice("127.0.0.1:8400"), EnvVars: []string{"COMMITLOG_ADDR"},
 			Usage: "API address of one or more servers (the client finds the leader itself)"},
 		&cli.StringFlag{Name: "transport", Value: client.TransportConnect, EnvVars: []string{"COMMITLOG_TRANSPORT"},
-			Usage: "API transport: connect or grpc"},
+			Usage: "API transport: connect or grpc, as the servers' serve --transport (a grpc client talks to a connect server too)"},
 		&cli.StringFlag{Name: "tls-cert-file", EnvVars: []string{"COMMITLOG_TLS_CERT_FILE"}, Usage: "client certificate (PEM) for mTLS"},
 		&cli.StringFlag{Name: "tls-key-file", EnvVars: []string{"COMMITLOG_TLS_KEY_FILE"}, Usage: "client key (PEM) for mTLS"},
 		&cli.StringFlag{Name: "tls-ca-file", EnvVars: []string{"COMMITLOG_TLS_CA_FILE"}, Usage: "CA that the server certificate must chain to (default: the system's roots); any --tls-* flag enables TLS"},
@@ -65,9 +65,30 @@ func dial(c *cli.Context, extra ...client.Option) (*client.Client, error) {
 	defer cancel()
 	cl, err := client.New(ctx, c.StringSlice("addr"), opts...)
 	if err != nil {
+		if hint := flagHint(err); hint != "" {
+			return nil, fmt.Errorf("connect to %s: %w (%s)", strings.Join(c.StringSlice("addr"), ","), err, hint)
+		}
 		return nil, fmt.Errorf("connect to %s: %w", strings.Join(c.StringSlice("addr"), ","), err)
 	}
 	return cl, nil
+}
+
+// flagHint names the client flags that likely fix err, when the SDK said the client's
+// configuration does not match the server's; "" otherwise.
+func flagHint(err error) string {
+	switch {
+	case errors.Is(err, client.ErrTransportMismatch):
+		return "the server was started with --transport grpc: pass --transport grpc"
+	case errors.Is(err, client.ErrTLSRequired):
+		return "the server likely requires TLS: pass --tls-ca-file (and --tls-cert-file and --tls-key-file if it requires client certificates)"
+	case errors.Is(err, client.ErrServerNotTLS):
+		return "the server does not use TLS: leave out the --tls-* flags"
+	case errors.Is(err, client.ErrServerCertificate):
+		return "pass --tls-ca-file with the CA that signed the server's certificate (and --tls-server-name if the certificate is not for the address's host)"
+	case errors.Is(err, client.ErrClientCertificate):
+		return "the server likely requires a client certificate: pass --tls-cert-file and --tls-key-file with one signed by a CA it trusts"
+	}
+	return ""
 }
 
 func produceCommand() *cli.Command {
