@@ -66,7 +66,8 @@ func dial(c *cli.Context, extra ...client.Option) (*client.Client, error) {
 	cl, err := client.New(ctx, c.StringSlice("addr"), opts...)
 	if err != nil {
 		if hint := flagHint(err); hint != "" {
-			return nil, fmt.Errorf("connect to %s: %w (%s)", strings.Join(c.StringSlice("addr"), ","), err, hint)
+			// The hint first: the SDK's error that follows is long.
+			return nil, fmt.Errorf("connect to %s: %s: %w", strings.Join(c.StringSlice("addr"), ","), hint, err)
 		}
 		return nil, fmt.Errorf("connect to %s: %w", strings.Join(c.StringSlice("addr"), ","), err)
 	}
@@ -78,13 +79,13 @@ func dial(c *cli.Context, extra ...client.Option) (*client.Client, error) {
 func flagHint(err error) string {
 	switch {
 	case errors.Is(err, client.ErrTransportMismatch):
-		return "the server was started with --transport grpc: pass --transport grpc"
+		return "the server speaks gRPC only (serve --transport grpc): pass --transport grpc"
 	case errors.Is(err, client.ErrTLSRequired):
-		return "the server likely requires TLS: pass --tls-ca-file (and --tls-cert-file and --tls-key-file if it requires client certificates)"
+		return "the server likely requires TLS: pass --tls-ca-file, and --tls-cert-file and --tls-key-file if it requires client certificates"
 	case errors.Is(err, client.ErrServerNotTLS):
 		return "the server does not use TLS: leave out the --tls-* flags"
 	case errors.Is(err, client.ErrServerCertificate):
-		return "pass --tls-ca-file with the CA that signed the server's certificate (and --tls-server-name if the certificate is not for the address's host)"
+		return "the server's certificate was not verified: pass --tls-ca-file with the CA that signed it, and --tls-server-name if it is not for the address's host"
 	case errors.Is(err, client.ErrClientCertificate):
 		return "the server likely requires a client certificate: pass --tls-cert-file and --tls-key-file with one signed by a CA it trusts"
 	}

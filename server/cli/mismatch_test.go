@@ -46,7 +46,7 @@ func TestClientMismatchHints(t *testing.T) {
 		{"no client certificate", append(status, "--addr", mtls, "--tls-ca-file", f("commitlog-ca.pem")), "",
 			"pass --tls-cert-file and --tls-key-file"},
 		{"CA that did not sign the server's certificate", append(append(status, "--addr", mtls, "--tls-ca-file",
-			filepath.Join(otherDir, "commitlog-ca.pem")), root[2:]...), "", "pass --tls-ca-file with the CA that signed the server's certificate"},
+			filepath.Join(otherDir, "commitlog-ca.pem")), root[2:]...), "", "pass --tls-ca-file with the CA that signed it"},
 		{"TLS client, plaintext server", append(append(status, "--addr", grpcPlain, "--transport", "grpc"), root...), "",
 			"leave out the --tls-* flags"},
 		{"connect client, grpc server", append(status, "--addr", grpcPlain), "", "pass --transport grpc"},
