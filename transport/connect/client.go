@@ -2,7 +2,6 @@ package connect
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 	"github.com/commitlog-go/commitlog/transport/gen/log/v1/logv1connect"
+	"github.com/commitlog-go/commitlog/transport/internal/certask"
 	"github.com/commitlog-go/commitlog/transport/internal/lifecycle"
 )
 
@@ -68,7 +68,7 @@ type Client struct {
 	groups  logv1connect.GroupsClient
 	closed  *lifecycle.Stopper // every call's context is bound to it
 	// certAsked is set when a server asked for a client certificate the client has none of.
-	certAsked *atomic.Bool
+	certAsked *certask.Probe
 }
 
 var (
@@ -92,12 +92,12 @@ func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, erro
 		return nil, fmt.Errorf("transport/connect: client address %q: %w", addr, err)
 	}
 	conns := &connSet{conns: map[*trackedConn]struct{}{}}
-	certAsked := new(atomic.Bool)
+	certAsked := new(certask.Probe)
 	tr := &http.Transport{
 		Proxy:             nil,
 		ForceAttemptHTTP2: true,
 		IdleConnTimeout:   idleConnTimeout,
-		TLSClientConfig:   noCertTLS(cfg.TLS, certAsked),
+		TLSClientConfig:   certAsked.Config(cfg.TLS),
 		HTTP2: &http.HTTP2Config{
 			SendPingTimeout: cfg.KeepaliveTime,
 			PingTimeout:     cfg.KeepaliveTimeout,
@@ -241,7 +241,7 @@ func unary[Req, Res any](c *Client, ctx context.Context, call func(context.Conte
 	var sent sentTrace
 	res, err := call(sent.context(ctx), creq)
 	if err != nil {
-		return nil, noCert(sent.mark(fromConnect(err)), c.certAsked)
+		return nil, c.certAsked.Mark(sent.mark(fromConnect(err)))
 	}
 	return res.Msg, nil
 }
@@ -364,7 +364,7 @@ func (c *Client) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest) (
 	s, err := c.log.ConsumeStream(ctx, connect.NewRequest(req))
 	if err != nil {
 		cancel()
-		return nil, noCert(fromConnect(err), c.certAsked)
+		return nil, c.certAsked.Mark(fromConnect(err))
 	}
 	return &serverStream{s: s, cancel: cancel, certAsked: c.certAsked}, nil
 }
@@ -379,7 +379,7 @@ type serverStream struct {
 	s         *connect.ServerStreamForClient[logv1.ConsumeResponse]
 	cancel    context.CancelFunc
 	once      sync.Once
-	certAsked *atomic.Bool
+	certAsked *certask.Probe
 }
 
 func (s *serverStream) Receive() (*logv1.ConsumeResponse, error) {
@@ -387,7 +387,7 @@ func (s *serverStream) Receive() (*logv1.ConsumeResponse, error) {
 		return s.s.Msg(), nil
 	}
 	if err := s.s.Err(); err != nil {
-		return nil, noCert(fromConnect(err), s.certAsked)
+		return nil, s.certAsked.Mark(fromConnect(err))
 	}
 	return nil, io.EOF
 }
@@ -404,7 +404,7 @@ type bidiStream struct {
 	s         *connect.BidiStreamForClient[logv1.ProduceRequest, logv1.ProduceResponse]
 	cancel    context.CancelFunc
 	once      sync.Once
-	certAsked *atomic.Bool
+	certAsked *certask.Probe
 }
 
 // Send returns io.EOF when the stream broke; Receive then gives the status.
@@ -421,7 +421,7 @@ func (b *bidiStream) CloseSend() error { return fromConnect(b.s.CloseRequest()) 
 func (b *bidiStream) Receive() (*logv1.ProduceResponse, error) {
 	m, err := b.s.Receive()
 	if err != nil {
-		return nil, noCert(fromConnect(err), b.certAsked)
+		return nil, b.certAsked.Mark(fromConnect(err))
 	}
 	return m, nil
 }
@@ -503,27 +503,4 @@ func (c *Client) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsReques
 // ListOffsets calls log.v1.Groups/ListOffsets.
 func (c *Client) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest) (*logv1.ListOffsetsResponse, error) {
 	return unary(c, ctx, c.groups.ListOffsets, req)
-}
-
-// noCertTLS returns cfg, or when it gives no client certificate a copy of it that records in
-// asked that a server asked for one (sending none, as cfg would).
-func noCertTLS(cfg *tls.Config, asked *atomic.Bool) *tls.Config {
-	if cfg == nil || len(cfg.Certificates) > 0 || cfg.GetClientCertificate != nil {
-		return cfg
-	}
-	cfg = cfg.Clone()
-	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-		asked.Store(true)
-		return &tls.Certificate{}, nil
-	}
-	return cfg
-}
-
-// noCert adds transport.ErrNoClientCertificate to the chain of err, an Unavailable
-// *transport.Error, when a server asked the client for a certificate it does not have.
-func noCert(err error, asked *atomic.Bool) error {
-	if te, ok := err.(*transport.Error); ok && te.Code() == transport.Unavailable && asked.Load() {
-		return te.WithCause(errors.Join(transport.ErrNoClientCertificate, te.Unwrap()))
-	}
-	return err
 }

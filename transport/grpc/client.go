@@ -2,11 +2,8 @@ package grpc
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	ggrpc "google.golang.org/grpc"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+	"github.com/commitlog-go/commitlog/transport/internal/certask"
 )
 
 // ClientConfig is the shared client configuration; see transport.ClientConfig.
@@ -34,7 +32,7 @@ type Client struct {
 	once    sync.Once
 	err     error
 	// certAsked is set when the server asked for a client certificate the client has none of.
-	certAsked *atomic.Bool
+	certAsked *certask.Probe
 }
 
 var (
@@ -50,9 +48,9 @@ var (
 func NewClient(addr string, cfg ClientConfig) (transport.Client, error) {
 	cfg = cfg.WithDefaults()
 	creds := insecure.NewCredentials()
-	certAsked := new(atomic.Bool)
+	certAsked := new(certask.Probe)
 	if cfg.TLS != nil {
-		creds = credentials.NewTLS(noCertTLS(cfg.TLS, certAsked))
+		creds = credentials.NewTLS(certAsked.Config(cfg.TLS))
 	}
 	opts := []ggrpc.DialOption{
 		ggrpc.WithTransportCredentials(creds),
@@ -89,7 +87,7 @@ func unary[Req, Res any](c *Client, ctx context.Context, call func(context.Conte
 	}
 	res, err := call(ctx, req)
 	if err != nil {
-		return nil, noCert(fromStatus(err), c.certAsked)
+		return nil, c.certAsked.Mark(fromStatus(err))
 	}
 	return res, nil
 }
@@ -140,7 +138,7 @@ func (c *Client) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest) (
 	s, err := c.log.ConsumeStream(ctx, req)
 	if err != nil {
 		cancel()
-		return nil, noCert(fromStatus(err), c.certAsked)
+		return nil, c.certAsked.Mark(fromStatus(err))
 	}
 	return &serverStream{s: s, cancel: cancel, certAsked: c.certAsked}, nil
 }
@@ -151,7 +149,7 @@ func (c *Client) ProduceStream(ctx context.Context) (transport.BidiClientStream[
 	s, err := c.log.ProduceStream(ctx)
 	if err != nil {
 		cancel()
-		return nil, noCert(fromStatus(err), c.certAsked)
+		return nil, c.certAsked.Mark(fromStatus(err))
 	}
 	return &bidiStream{s: s, cancel: cancel, certAsked: c.certAsked}, nil
 }
@@ -159,12 +157,12 @@ func (c *Client) ProduceStream(ctx context.Context) (transport.BidiClientStream[
 type serverStream struct {
 	s         ggrpc.ServerStreamingClient[logv1.ConsumeResponse]
 	cancel    context.CancelFunc
-	certAsked *atomic.Bool
+	certAsked *certask.Probe
 }
 
 func (s *serverStream) Receive() (*logv1.ConsumeResponse, error) {
 	m, err := s.s.Recv()
-	return m, noCert(fromStatus(err), s.certAsked)
+	return m, s.certAsked.Mark(fromStatus(err))
 }
 
 func (s *serverStream) Close() error {
@@ -175,7 +173,7 @@ func (s *serverStream) Close() error {
 type bidiStream struct {
 	s         ggrpc.BidiStreamingClient[logv1.ProduceRequest, logv1.ProduceResponse]
 	cancel    context.CancelFunc
-	certAsked *atomic.Bool
+	certAsked *certask.Probe
 }
 
 // Send returns io.EOF when the stream broke; Receive then gives the status.
@@ -184,7 +182,7 @@ func (b *bidiStream) CloseSend() error                   { return fromStatus(b.s
 
 func (b *bidiStream) Receive() (*logv1.ProduceResponse, error) {
 	m, err := b.s.Recv()
-	return m, noCert(fromStatus(err), b.certAsked)
+	return m, b.certAsked.Mark(fromStatus(err))
 }
 
 func (b *bidiStream) Close() error {
@@ -260,27 +258,4 @@ func (c *Client) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsReques
 // ListOffsets calls log.v1.Groups/ListOffsets.
 func (c *Client) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest) (*logv1.ListOffsetsResponse, error) {
 	return unary(c, ctx, c.groups.ListOffsets, req)
-}
-
-// noCertTLS returns cfg, or when it gives no client certificate a copy of it that records in
-// asked that a server asked for one (sending none, as cfg would).
-func noCertTLS(cfg *tls.Config, asked *atomic.Bool) *tls.Config {
-	if cfg == nil || len(cfg.Certificates) > 0 || cfg.GetClientCertificate != nil {
-		return cfg
-	}
-	cfg = cfg.Clone()
-	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-		asked.Store(true)
-		return &tls.Certificate{}, nil
-	}
-	return cfg
-}
-
-// noCert adds transport.ErrNoClientCertificate to the chain of err, an Unavailable
-// *transport.Error, when a server asked the client for a certificate it does not have.
-func noCert(err error, asked *atomic.Bool) error {
-	if te, ok := err.(*transport.Error); ok && te.Code() == transport.Unavailable && asked.Load() {
-		return te.WithCause(errors.Join(transport.ErrNoClientCertificate, te.Unwrap()))
-	}
-	return err
 }
