@@ -97,6 +97,28 @@ func (s *Source) Reload() error { return s.ReloadChecked(nil) }
 // the Source has one, may replace the current one: its error keeps the previous credentials,
 // and is returned.
 func (s *Source) ReloadChecked(check func(*x509.Certificate) error) error {
+	return s.reload(check, false)
+}
+
+// ReloadPeer is ReloadChecked for the credentials a node presents to its peers: it also keeps
+// the previous credentials when the new certificate is one that peers trusting the new CA
+// bundle would refuse (VerifyOwnPeer: a certificate of another CA, say), returning an error
+// wrapping ErrPeerRefused that names the files and the certificate's issuer.
+func (s *Source) ReloadPeer(check func(*x509.Certificate) error) error {
+	return s.reload(check, true)
+}
+
+// CheckPeer returns an error wrapping ErrPeerRefused, naming the files and the certificate's
+// issuer, unless the Source's current certificate is one that peers trusting its CA bundle
+// accept (VerifyOwnPeer). Call it at start on the credentials a node presents to its peers,
+// as ReloadPeer checks a reloaded certificate.
+func (s *Source) CheckPeer() error { return s.checkPeer(s.cur.Load()) }
+
+func (s *Source) checkPeer(c *credentials) error {
+	return VerifyOwnPeer(c.cert, c.pool, s.certFile, s.caFile)
+}
+
+func (s *Source) reload(check func(*x509.Certificate) error, peer bool) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	c, err := s.load()
@@ -107,6 +129,10 @@ func (s *Source) ReloadChecked(check func(*x509.Certificate) error) error {
 	}
 	if err == nil && check != nil && c.cert != nil {
 		err = check(c.cert.Leaf)
+	}
+	if err == nil && peer {
+		// A certificate of another CA: every peer would refuse it.
+		err = s.checkPeer(c)
 	}
 	if err != nil {
 		return fmt.Errorf("%w (keeping the previous certificates)", err)

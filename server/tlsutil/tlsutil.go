@@ -46,6 +46,11 @@ var (
 	// ErrNotYetValid means a certificate (not a CA of a bundle) is not valid yet (its NotBefore
 	// is after this host's clock): NewSource and Reload refuse it.
 	ErrNotYetValid = errors.New("tlsutil: certificate not valid yet")
+	// ErrPeerRefused means a node's own peer certificate is one its peers would refuse: it does
+	// not chain to the peer CA bundle (as a certificate of another CA does), or is not a peer's
+	// (CheckServerCertificate). A node started with it would be cut off from the cluster:
+	// VerifyOwnPeer, Source.CheckPeer and Source.ReloadPeer return it.
+	ErrPeerRefused = errors.New("tlsutil: peers would refuse this certificate")
 )
 
 // Option adjusts a configuration built here.
@@ -255,20 +260,85 @@ func VerifyPeer(chain []*x509.Certificate, roots *x509.CertPool) error {
 	if roots == nil {
 		return errors.New("tlsutil: no peer CA")
 	}
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	if err := verifyChain(chain, roots, x509.ExtKeyUsageClientAuth); err != nil {
 		return fmt.Errorf("tlsutil: certificate %q does not chain to the peer CA: %w", chain[0].Subject.CommonName, err)
 	}
 	return CheckServerCertificate(chain[0])
 }
 
-// Leaf returns the certificate cfg presents (the first of Certificates, or GetCertificate's
-// answer), parsed; an error when it has none.
-func Leaf(cfg *tls.Config) (*x509.Certificate, error) {
+// verifyChain verifies chain (leaf first, then the intermediates it presents) against roots
+// for usage, as crypto/tls verifies a presented chain: a dialed peer's for server
+// authentication, a dialing peer's for client authentication (ClientAuth
+// RequireAndVerifyClientCert).
+func verifyChain(chain []*x509.Certificate, roots *x509.CertPool, usage x509.ExtKeyUsage) error {
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	_, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}})
+	return err
+}
+
+// VerifyOwnPeer returns an error wrapping ErrPeerRefused unless cert — the chain a node
+// presents to its peers: its certificate and the intermediates after it — is one the peers
+// trusting roots (the node's own peer CA bundle) accept, by the rules they apply: a dialing
+// peer's chain must verify for client authentication and satisfy CheckServerCertificate
+// (VerifyPeer, the accepting end of Raft), a dialed peer's for server authentication (the
+// leader's admission, a follower dialing the leader). The name a dialer expects is not
+// checked: it depends on the address dialed. certFile and caFile, when not empty, are named
+// in the error, which also names the certificate's issuer. A bundle of several CAs (a
+// rotation) accepts a certificate of any of them.
+func VerifyOwnPeer(cert *tls.Certificate, roots *x509.CertPool, certFile, caFile string) error {
+	if cert == nil || len(cert.Certificate) == 0 {
+		return fmt.Errorf("%w: no certificate", ErrPeerRefused)
+	}
+	chain := make([]*x509.Certificate, 0, len(cert.Certificate))
+	for i, der := range cert.Certificate {
+		if i == 0 && cert.Leaf != nil {
+			chain = append(chain, cert.Leaf)
+			continue
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return fmt.Errorf("%w: certificate %d of the chain: %w", ErrPeerRefused, i, err)
+		}
+		chain = append(chain, c)
+	}
+	leaf := chain[0]
+	what := fmt.Sprintf("certificate %q", leaf.Subject.CommonName)
+	if certFile != "" {
+		what += " in " + certFile
+	}
+	issuer := leaf.Issuer.CommonName
+	if issuer == "" {
+		issuer = leaf.Issuer.String()
+	}
+	what += fmt.Sprintf(" (issued by %q)", issuer)
+	bundle := "the peer CA"
+	if caFile != "" {
+		bundle = "the peer CA bundle " + caFile
+	}
+	if roots == nil {
+		return fmt.Errorf("%w: %s: no peer CA to verify it against", ErrPeerRefused, what)
+	}
+	if err := CheckServerCertificate(leaf); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrPeerRefused, what, err)
+	}
+	err := verifyChain(chain, roots, x509.ExtKeyUsageClientAuth)
+	if err == nil {
+		err = verifyChain(chain, roots, x509.ExtKeyUsageServerAuth)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s is not trusted by %s: %w; every peer would refuse it and this node would be cut off "+
+			"from the cluster: use a certificate issued by a CA of that bundle (with the intermediates, if any, after it in "+
+			"the certificate file), or add its CA to the bundle of every node", ErrPeerRefused, what, bundle, err)
+	}
+	return nil
+}
+
+// Presented returns the certificate chain cfg presents (the first of Certificates, or
+// GetCertificate's answer); an error when it has none.
+func Presented(cfg *tls.Config) (*tls.Certificate, error) {
 	var cert *tls.Certificate
 	switch {
 	case cfg == nil:
@@ -283,6 +353,16 @@ func Leaf(cfg *tls.Config) (*x509.Certificate, error) {
 	}
 	if cert == nil {
 		return nil, errors.New("tlsutil: no certificate configured")
+	}
+	return cert, nil
+}
+
+// Leaf returns the certificate cfg presents (the first of Certificates, or GetCertificate's
+// answer), parsed; an error when it has none.
+func Leaf(cfg *tls.Config) (*x509.Certificate, error) {
+	cert, err := Presented(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if cert.Leaf != nil {
 		return cert.Leaf, nil
