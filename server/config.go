@@ -127,7 +127,9 @@ type Config struct {
 	// Secure by construction: when ServerTLS requires client certificates and no peer
 	// configuration is given, the API's certificate, key and client CA serve as the peer
 	// credentials (tlsutil.PeerConfigFromServer). The peer certificate must name this node
-	// (tlsutil.NodeDNSName(NodeName) among its DNS names): New refuses it otherwise. A secured
+	// (tlsutil.NodeDNSName(NodeName) among its DNS names) and be one that peers trusting
+	// PeerServerTLS's ClientCAs accept (tlsutil.VerifyOwnPeer: a certificate of another CA would
+	// be refused by every peer): New refuses it otherwise. A secured
 	// API (ServerTLS or an ACL policy) with plaintext Raft is refused unless
 	// InsecurePlaintextPeers is set.
 	ServerTLS     *tls.Config
@@ -457,9 +459,33 @@ func (c *Config) validatePeers() error {
 			bad("PeerServerTLS", "certificate %q does not name node %q (it needs the DNS name %s; it names %v): "+
 				"create one with `commitlog tls cert create --server --node-name %s`",
 				leaf.Subject.CommonName, c.NodeName, tlsutil.NodeDNSName(c.NodeName), tlsutil.CertificateNodes(leaf), c.NodeName)
+		} else if cert, err := tlsutil.Presented(c.PeerServerTLS); err == nil && c.PeerServerTLS.ClientCAs != nil {
+			// The chain this node presents, against the peer CA it verifies its peers with (the
+			// cluster's: peers verify it against theirs), by the peers' rules; a certificate of
+			// another CA would start and be refused by every peer.
+			var certFile, caFile string
+			if src := c.TLSCredentials[c.peerCertRole()]; src != nil {
+				certFile, _, caFile = src.Files()
+			}
+			if err := tlsutil.VerifyOwnPeer(cert, c.PeerServerTLS.ClientCAs, certFile, caFile); err != nil {
+				bad("PeerServerTLS", "%w", err)
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// peerCertRole is the TLSCredentials role whose certificate this node presents to its peers:
+// "peer" (--peer-tls-*), or "server" when the API's credentials secure Raft too; "" when no
+// certificate is a peer's.
+func (c *Config) peerCertRole() string {
+	switch {
+	case c.TLSCredentials["peer"] != nil:
+		return "peer"
+	case c.PeerServerTLS != nil && c.TLSCredentials["server"] != nil:
+		return "server"
+	}
+	return ""
 }
 
 // validHost reports whether h is an IP address (IPv6 with or without brackets) or a host name

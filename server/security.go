@@ -88,11 +88,13 @@ func (s *Server) Reload() error {
 	for _, role := range s.credentialRoles() {
 		src := s.cfg.TLSCredentials[role]
 		cert, _, ca := src.Files()
-		var check func(*x509.Certificate) error
-		if role == s.peerCertRole() {
-			check = s.namesThisNode // as New requires: a restart would fail on it
+		reload := src.Reload
+		if role == s.cfg.peerCertRole() {
+			// As New requires (a restart would fail on them): the certificate names this node,
+			// and peers trusting the new peer CA bundle accept it.
+			reload = func() error { return src.ReloadPeer(s.namesThisNode) }
 		}
-		if err := src.ReloadChecked(check); err != nil {
+		if err := reload(); err != nil {
 			errs = append(errs, fmt.Errorf("%s TLS credentials: %w", role, err))
 			continue
 		}
@@ -103,19 +105,6 @@ func (s *Server) Reload() error {
 		return fmt.Errorf("server: reload: %w", err)
 	}
 	return nil
-}
-
-// peerCertRole is the credentials role whose certificate this node presents to its peers:
-// "peer" (--peer-tls-*), or "server" when the API's credentials secure Raft too; "" when no
-// certificate is a peer's.
-func (s *Server) peerCertRole() string {
-	switch {
-	case s.cfg.TLSCredentials["peer"] != nil:
-		return "peer"
-	case s.cfg.PeerServerTLS != nil && s.cfg.TLSCredentials["server"] != nil:
-		return "server"
-	}
-	return ""
 }
 
 // namesThisNode returns an error unless cert names this node, as a peer certificate must.

@@ -84,7 +84,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "server-tls-key-file", EnvVars: env("server-tls-key-file"), Usage: "API server key (PEM)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "server-tls-ca-file", EnvVars: env("server-tls-ca-file"), Usage: "CA that client certificates must chain to (enables mTLS)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "peer-tls-cert-file", EnvVars: env("peer-tls-cert-file"),
-			Usage: "peer certificate for Raft traffic (PEM); it must name this node (tls cert create --server --node-name); default: the server certificate when --server-tls-ca-file is given"}),
+			Usage: "peer certificate for Raft traffic (PEM); it must name this node (tls cert create --server --node-name) and chain to --peer-tls-ca-file; default: the server certificate when --server-tls-ca-file is given"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "peer-tls-key-file", EnvVars: env("peer-tls-key-file"), Usage: "peer key for Raft traffic (PEM)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "peer-tls-ca-file", EnvVars: env("peer-tls-ca-file"),
 			Usage: "CA that peer certificates must chain to (default: --server-tls-ca-file)"}),
@@ -173,7 +173,10 @@ func serveCommand() *cli.Command {
 			"short (the data dir or Raft's log on a slow or hung disk) holds the start up.\n" +
 			"SIGHUP reloads the ACL policy (--acl-policy-file) and the TLS certificates, keys and CAs (--server-tls-*,\n" +
 			"--peer-tls-*): new connections use them; a file that does not load, or a certificate that has expired or is not\n" +
-			"valid yet, is logged and the previous version kept. serve refuses to start with such a certificate.",
+			"valid yet, is logged and the previous version kept. serve refuses to start with such a certificate.\n" +
+			"The certificate presented to peers (--peer-tls-cert-file, else --server-tls-cert-file) must chain to the peer\n" +
+			"CA file (--peer-tls-ca-file, else --server-tls-ca-file), as peers require: serve refuses to start otherwise,\n" +
+			"naming the files and the certificate's issuer, and a reload keeps the previous certificate.",
 		Flags: flags,
 		Before: func(c *cli.Context) error {
 			path := c.String("config-file")
