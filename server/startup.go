@@ -158,9 +158,11 @@ func (s *Server) newMux() error {
 // (DataDir/topics/<topic ID>/<partition>/), all with Config.OpenLog, and learns the highest
 // Raft index any of them applied (appliedIndex).
 func (s *Server) openLogs() error {
-	openLog := s.cfg.OpenLog
+	openLog, workers := s.cfg.OpenLog, 1
 	if openLog == nil {
-		openLog = segmentOpener(&s.cfg)
+		// storage/segment's Open is safe for concurrent use: a topic's partitions are
+		// created 16 at a time (their fsyncs overlap).
+		openLog, workers = segmentOpener(&s.cfg), 16
 	}
 	var err error
 	s.log, err = openLog(filepath.Join(s.cfg.DataDir, "log"))
@@ -174,8 +176,9 @@ func (s *Server) openLogs() error {
 			Logger: s.cfg.Logger.With("component", "fsm"),
 			Limits: fsm.Limits{MaxRecordBytes: s.cfg.MaxRecordBytes, MaxBatchRecords: s.cfg.MaxBatchRecords},
 		},
-		Dir:     topics,
-		OpenLog: openLog,
+		Dir:         topics,
+		OpenLog:     openLog,
+		OpenWorkers: workers,
 	})
 	if err != nil {
 		return fmt.Errorf("server: state machine: %w%s", err, corruptRepair(err, s.cfg.NodeName))

@@ -35,6 +35,12 @@ type MachineConfig struct {
 	// OpenLog opens, creating it when missing, the log of a partition in dir. Required to
 	// create topics. The Machine closes the logs it opened (Close).
 	OpenLog func(dir string) (storage.Log, error)
+	// OpenWorkers is how many partitions of a topic OpenLog may open at once, each in its own
+	// directory (default 1: one after another). Opening a durable log creates and syncs its
+	// files: a topic of thousands of partitions takes seconds to create one at a time, while
+	// Apply, and every write, waits. Set it above 1 only when OpenLog is safe for concurrent
+	// use (storage/segment's Open is).
+	OpenWorkers int
 	// ProducerExpiry is how long an idle idempotent producer is remembered, in milliseconds
 	// (default DefaultProducerExpiry); MaxProducers caps the table (default
 	// DefaultMaxProducers). They are the leader's settings: InitProducer commands carry them.
@@ -588,13 +594,7 @@ func (m *Machine) publish(cat *catalog, e, old *topicEntry) {
 
 func (m *Machine) topicDir(id TopicID) string { return filepath.Join(m.cfg.Dir, id.String()) }
 
-// openPartsWorkers is how many partitions openParts opens at once: opening one creates its
-// directory and files and syncs them (a few fsyncs, each ~0.2 ms on these disks and waited
-// for in turn), so a topic of thousands of partitions took seconds to create one at a time,
-// while the Apply goroutine, and every write to the cluster, waited.
-const openPartsWorkers = 16
-
-// openParts opens (creating) the partitions [from, to) of e, openPartsWorkers at once, and
+// openParts opens (creating) the partitions [from, to) of e, MachineConfig.OpenWorkers at once, and
 // appends them to e.parts in order. On an error it closes those it opened and returns the
 // error of the lowest partition that failed.
 func (m *Machine) openParts(e *topicEntry, from, to uint32) error {
@@ -608,7 +608,7 @@ func (m *Machine) openParts(e *topicEntry, from, to uint32) error {
 	parts, errs := make([]*partition, n), make([]error, n)
 	var next atomic.Uint32
 	var wg sync.WaitGroup
-	for range min(openPartsWorkers, int(n)) {
+	for range min(max(m.cfg.OpenWorkers, 1), int(n)) {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < n; i = next.Add(1) - 1 {
 				parts[i], errs[i] = m.openPart(e, from+i)

@@ -7,7 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/commitlog-go/commitlog/storage"
 )
@@ -52,17 +54,17 @@ func (c *countingLogs) opened() int {
 	return len(c.open)
 }
 
-// TestCreateTopicOpensPartitionsInOrder: the partitions of a new topic are opened several at
-// once (openParts): each partition's FSM is the one of its own directory, in order, and
-// records written to each read back from it alone. When one fails to open, the Machine fails
-// with the lowest failing partition's error, and every log opened for the topic is closed.
+// TestCreateTopicOpensPartitionsInOrder: the partitions of a new topic are opened
+// MachineConfig.OpenWorkers at once (openParts): each partition's FSM is the one of its own
+// directory, in order. When one fails to open, the Machine fails with the lowest failing
+// partition's error, and every log opened for the topic is closed.
 func TestCreateTopicOpensPartitionsInOrder(t *testing.T) {
 	ctx := context.Background()
-	const parts = 3*openPartsWorkers + 5
+	const workers, parts = 16, 3*16 + 5
 	t.Run("opened", func(t *testing.T) {
 		logs := &countingLogs{open: map[storage.Log]string{}}
 		n := openMachineNode(t, t.TempDir())
-		n.m.cfg.OpenLog = logs.openLog
+		n.m.cfg.OpenLog, n.m.cfg.OpenWorkers = logs.openLog, workers
 		tp, err := n.m.CreateTopic(ctx, n, "many", parts, TopicConfig{})
 		if err != nil {
 			t.Fatal(err)
@@ -80,11 +82,28 @@ func TestCreateTopicOpensPartitionsInOrder(t *testing.T) {
 			}
 		}
 	})
+	t.Run("one at a time by default", func(t *testing.T) {
+		// A custom OpenLog need not be safe for concurrent use unless OpenWorkers says so.
+		var inflight, most atomic.Int32
+		n := openMachineNode(t, t.TempDir())
+		n.m.cfg.OpenLog = func(dir string) (storage.Log, error) {
+			most.Store(max(most.Load(), inflight.Add(1)))
+			defer inflight.Add(-1)
+			time.Sleep(time.Millisecond)
+			return segmentOpener(dir)
+		}
+		if _, err := n.m.CreateTopic(ctx, n, "many", 8, TopicConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		if most.Load() != 1 {
+			t.Fatalf("OpenLog ran %d at once, want 1 (OpenWorkers unset)", most.Load())
+		}
+	})
 	t.Run("one fails", func(t *testing.T) {
 		dir := t.TempDir()
 		logs := &countingLogs{open: map[storage.Log]string{}, fail: map[string]bool{"37": true, "41": true}}
 		n := openMachineNode(t, dir)
-		n.m.cfg.OpenLog = logs.openLog
+		n.m.cfg.OpenLog, n.m.cfg.OpenWorkers = logs.openLog, workers
 		_, err := n.m.CreateTopic(ctx, n, "many", parts, TopicConfig{})
 		if err == nil || !strings.Contains(err.Error(), "open partition many/37: injected open failure") {
 			t.Fatalf("CreateTopic with partitions 37 and 41 failing to open: %v, want partition 37's error", err)
