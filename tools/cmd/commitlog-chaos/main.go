@@ -78,6 +78,8 @@ func run() int {
 	}
 	var results []chaos.Result
 	failed, errs := 0, 0
+	// Every failing schedule's line again at the end, where a CI log's tail shows it.
+	var failures []string
 	for s := *seed; s < *seed+uint64(*schedules); s++ {
 		sdir := filepath.Join(*dir, fmt.Sprintf("seed-%d", s))
 		if *resume {
@@ -107,16 +109,20 @@ func run() int {
 		}
 		if err != nil && res.Verdicts != nil {
 			errs++ // the run was made and checked, but left something behind
-			fmt.Printf("seed %d: cleanup: %v\n", s, err)
+			failures = append(failures, fmt.Sprintf("seed %d: cleanup: %v", s, err))
+			fmt.Println(failures[len(failures)-1])
 		} else if err != nil {
 			errs++
-			fmt.Printf("seed %d: the run could not be made: %v (node logs in %s)\n", s, err, sdir)
+			failures = append(failures, fmt.Sprintf("seed %d: the run could not be made: %v (node logs in %s)", s, err, sdir))
+			fmt.Println(failures[len(failures)-1])
 			continue
 		}
 		results = append(results, res)
-		fmt.Printf("seed %d: %d ops, %s: %s\n", s, res.Ops, verdictWord(res), summary(res))
+		line := fmt.Sprintf("seed %d: %d ops, %s: %s", s, res.Ops, verdictWord(res), summary(res))
+		fmt.Println(line)
 		if res.Failed {
 			failed++
+			failures = append(failures, line)
 		} else if !*keepData {
 			for i := 1; i <= *nodes; i++ {
 				_ = os.RemoveAll(filepath.Join(sdir, fmt.Sprintf("n%d", i)))
@@ -127,6 +133,9 @@ func run() int {
 	b, _ := json.MarshalIndent(results, "", "  ")
 	_ = os.WriteFile(filepath.Join(*dir, "summary.json"), b, 0o644)
 	fmt.Printf("\n%d schedules: %d with anomalies, %d could not run; reports in %s/seed-*/report.html\n", len(results)+errs, failed, errs, *dir)
+	for _, f := range failures {
+		fmt.Println("  " + f)
+	}
 	if *expectAnomaly {
 		fmt.Printf("planted bug %s: caught in %d of %d schedules\n", *bug, failed, len(results)+errs)
 		return 0
