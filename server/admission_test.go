@@ -100,16 +100,8 @@ func TestDerivedPeerCAFollowsReload(t *testing.T) {
 		replaceFiles(t, map[string]string{c: certFile, k: keyFile, p.caFile: caFile})
 	}
 	install(oldPKI)
-	src, err := tlsutil.NewSource(certFile, keyFile, caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := src.ServerConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := startServer(t, Config{
-		NodeName: "node-0", ServerTLS: api, TLSCredentials: map[string]*tlsutil.Source{"server": src},
+	srv, _ := startWithAPICredentials(t, certFile, keyFile, caFile, Config{
+		NodeName:     "node-0",
 		ACLModelFile: filepath.Join(seedACLDir, "model.conf"), ACLPolicyFile: filepath.Join(seedACLDir, "policy.csv"),
 		GossipKey: oldPKI.gossipKey(),
 	})
@@ -146,7 +138,7 @@ func TestDerivedPeerCAFollowsReload(t *testing.T) {
 	}
 	ctx := ctxT(t, 30*time.Second)
 	peer := tlsClient(t, TransportConnect, srv.Addr(), newPKI.client(newPKI.nodeCert("new-peer", "node-1")))
-	_, err = peer.Produce(transport.ContextWithForwardedFor(ctx, "root"), &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}})
+	_, err := peer.Produce(transport.ContextWithForwardedFor(ctx, "root"), &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}})
 	if err != nil {
 		t.Errorf("after the CA was replaced, a node certificate of the new CA forwarding for root: %v", err)
 	}
@@ -170,16 +162,7 @@ func TestReloadRefusesPeerCertificateNamingAnotherNode(t *testing.T) {
 		replaceFiles(t, map[string]string{c: certFile, k: keyFile, pki.caFile: caFile})
 	}
 	install("node-0")
-	src, err := tlsutil.NewSource(certFile, keyFile, caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := src.ServerConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := startServer(t, Config{NodeName: "node-0", ServerTLS: api, TLSCredentials: map[string]*tlsutil.Source{"server": src},
-		GossipKey: pki.gossipKey()})
+	srv, src := startWithAPICredentials(t, certFile, keyFile, caFile, Config{NodeName: "node-0", GossipKey: pki.gossipKey()})
 
 	install("node-7")
 	if err := srv.Reload(); err == nil || !strings.Contains(err.Error(), `does not name node "node-0"`) {

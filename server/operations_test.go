@@ -126,20 +126,12 @@ func TestCertExpiry(t *testing.T) {
 	certFile, keyFile := p.cert("short", certgen.Server, certgen.Options{
 		CommonName: "short", DNSNames: []string{"localhost", tlsutil.NodeDNSName("node-0")}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Days: 3,
 	})
-	src, err := tlsutil.NewSource(certFile, keyFile, p.caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := src.ServerConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs syncBuffer
-	srv := startServer(t, Config{
-		Transport: TransportGRPC, // the CLI tests cover the Connect transport with reloadable TLS
-		ServerTLS: api, TLSCredentials: map[string]*tlsutil.Source{"server": src}, MetricsAddr: "127.0.0.1:0",
-		GossipKey: p.gossipKey(), // TLS requires it
-		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
+	srv, src := startWithAPICredentials(t, certFile, keyFile, p.caFile, Config{
+		Transport:   TransportGRPC, // the CLI tests cover the Connect transport with reloadable TLS
+		MetricsAddr: "127.0.0.1:0",
+		GossipKey:   p.gossipKey(), // TLS requires it
+		Logger:      slog.New(slog.NewTextHandler(&logs, nil)),
 	})
 	short := src.Expiries()[0].NotAfter
 

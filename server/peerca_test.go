@@ -120,20 +120,11 @@ func TestReloadRefusesPeerCertificateOfAnotherCA(t *testing.T) {
 	}
 	install(good)
 	replaceFiles(t, map[string]string{pki.caFile: caFile})
-	src, err := tlsutil.NewSource(certFile, keyFile, caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := src.ServerConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The API's credentials secure Raft too (no peer credentials of their own).
-	srv := startServer(t, Config{NodeName: "node-0", ServerTLS: api, TLSCredentials: map[string]*tlsutil.Source{"server": src},
-		GossipKey: pki.gossipKey()})
+	srv, src := startWithAPICredentials(t, certFile, keyFile, caFile, Config{NodeName: "node-0", GossipKey: pki.gossipKey()})
 
 	install(stranger)
-	err = srv.Reload()
+	err := srv.Reload()
 	if !errors.Is(err, tlsutil.ErrPeerRefused) || !strings.Contains(err.Error(), `"other CA"`) ||
 		!strings.Contains(err.Error(), certFile) || !strings.Contains(err.Error(), caFile) {
 		t.Fatalf("Reload with a certificate of another CA = %v, want a refusal naming its issuer (other CA), %s and %s", err, certFile, caFile)

@@ -157,6 +157,23 @@ func tlsClient(t *testing.T, tr, addr string, tlsCfg *tls.Config) transport.Clie
 	return c
 }
 
+// startWithAPICredentials starts a server secured by reloadable API credentials read from
+// certFile, keyFile and caFile (a tlsutil.Source named "server", as the CLI builds it, which
+// also secures Raft when cfg has no peer credentials), cfg giving the rest, and returns the
+// server and the Source.
+func startWithAPICredentials(t *testing.T, certFile, keyFile, caFile string, cfg Config) (*testServer, *tlsutil.Source) {
+	t.Helper()
+	src, err := tlsutil.NewSource(certFile, keyFile, caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ServerTLS, err = src.ServerConfig(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.TLSCredentials = map[string]*tlsutil.Source{"server": src}
+	return startServer(t, cfg), src
+}
+
 // call is one API method called with a fixed request.
 type call struct {
 	name string
