@@ -19,6 +19,14 @@ func TestConfigMismatch(t *testing.T) {
 	mtls := &tls.Config{Certificates: []tls.Certificate{pki.server}, ClientCAs: pki.pool,
 		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
 	good := &tls.Config{Certificates: []tls.Certificate{pki.client}, RootCAs: pki.pool, MinVersion: tls.VersionTLS12}
+	type mismatch struct {
+		name      string
+		addrs     []string
+		transport string
+		tls       *tls.Config
+		want      error  // the cause
+		option    string // what the message must name
+	}
 	for _, tr := range transports {
 		tlsCluster, err := startFakeClusterTLS(tr, 2, mtls)
 		if err != nil {
@@ -30,14 +38,7 @@ func TestConfigMismatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(plainCluster.stop)
-		tests := []struct {
-			name      string
-			addrs     []string
-			transport string
-			tls       *tls.Config
-			want      error
-			option    string
-		}{
+		tests := []mismatch{
 			{"plaintext client", tlsCluster.addrs(), tr, nil, client.ErrTLSRequired, "WithTLS"},
 			{"no client certificate", tlsCluster.addrs(), tr, &tls.Config{RootCAs: pki.pool, MinVersion: tls.VersionTLS12},
 				client.ErrClientCertificate, "Certificates of WithTLS"},
@@ -47,14 +48,8 @@ func TestConfigMismatch(t *testing.T) {
 			{"TLS client, plaintext server", plainCluster.addrs(), tr, good, client.ErrServerNotTLS, "WithTLS"},
 		}
 		if tr == client.TransportGRPC {
-			tests = append(tests, struct {
-				name      string
-				addrs     []string
-				transport string
-				tls       *tls.Config
-				want      error
-				option    string
-			}{"connect client, grpc server", plainCluster.addrs(), client.TransportConnect, nil, client.ErrTransportMismatch, "WithTransport(TransportGRPC)"})
+			tests = append(tests, mismatch{"connect client, grpc server", plainCluster.addrs(), client.TransportConnect, nil,
+				client.ErrTransportMismatch, "WithTransport(TransportGRPC)"})
 		}
 		for _, tc := range tests {
 			t.Run(tr+"/"+tc.name, func(t *testing.T) {
@@ -69,10 +64,17 @@ func TestConfigMismatch(t *testing.T) {
 					c.Close()
 					t.Fatal("New succeeded")
 				}
-				if !errors.Is(err, client.ErrUnavailable) || !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.option) {
-					t.Errorf("New: %v; want ErrUnavailable and %v, naming %s", err, tc.want, tc.option)
-				}
+				wantCause(t, err, client.ErrUnavailable, tc.want, tc.option)
 			})
 		}
+	}
+}
+
+// wantCause reports an error unless err is code (one of the client's classes, such as
+// ErrUnavailable) with cause in its chain and a message naming option.
+func wantCause(t *testing.T, err, code, cause error, option string) {
+	t.Helper()
+	if !errors.Is(err, code) || !errors.Is(err, cause) || !strings.Contains(err.Error(), option) {
+		t.Errorf("err = %v; want %v with %v in its chain, naming %s", err, code, cause, option)
 	}
 }
