@@ -72,10 +72,6 @@ type Server struct {
 	// insecure lists what this node leaves unprotected on a non-loopback address (none: safe).
 	insecure []string
 
-	// appliedIndex is the highest Raft index any partition on disk had applied at start
-	// (openLogs), for Raft's check that its files still hold it.
-	appliedIndex uint64
-
 	tel *telemetry.Telemetry
 
 	tagMu      sync.Mutex    // serializes changes of this node's Serf tags

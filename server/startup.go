@@ -155,28 +155,22 @@ func (s *Server) newMux() error {
 
 // openLogs opens the commit log (the default topic's partition 0, DataDir/log: the single log
 // of servers before topics) and the state machine over it and every other partition
-// (DataDir/topics/<topic ID>/<partition>/), all with Config.OpenLog, and learns the highest
-// Raft index any of them applied (appliedIndex).
+// (DataDir/topics/<topic ID>/<partition>/), all with Config.OpenLog. The Machine opens the
+// topics' partitions only when Raft restores its snapshot and replays its log (startRaft).
 func (s *Server) openLogs() error {
-	openLog, workers := s.cfg.OpenLog, 1
-	if openLog == nil {
-		// storage/segment's Open is safe for concurrent use: a topic's partitions are
-		// created 16 at a time (their fsyncs overlap).
-		openLog, workers = segmentOpener(&s.cfg), 16
-	}
+	openLog, workers := s.logOpener()
 	var err error
 	s.log, err = openLog(filepath.Join(s.cfg.DataDir, "log"))
 	if err != nil {
 		return fmt.Errorf("server: open the commit log: %w%s", err, corruptRepair(err, s.cfg.NodeName))
 	}
-	topics := filepath.Join(s.cfg.DataDir, "topics")
 	s.sm, err = fsm.NewMachine(fsm.MachineConfig{
 		Config: fsm.Config{
 			Log:    s.log,
 			Logger: s.cfg.Logger.With("component", "fsm"),
 			Limits: fsm.Limits{MaxRecordBytes: s.cfg.MaxRecordBytes, MaxBatchRecords: s.cfg.MaxBatchRecords},
 		},
-		Dir:         topics,
+		Dir:         s.topicsDir(),
 		OpenLog:     openLog,
 		OpenWorkers: workers,
 	})
@@ -184,16 +178,22 @@ func (s *Server) openLogs() error {
 		return fmt.Errorf("server: state machine: %w%s", err, corruptRepair(err, s.cfg.NodeName))
 	}
 	s.fsm = s.sm.Default()
-	// The Machine knows the default partition's applied index; the other partitions open
-	// only when Raft restores its snapshot and replays its log, too late for Raft's check of
-	// its own files: read theirs now, before the Machine opens them.
-	stored, err := fsm.StoredAppliedIndex(topics, openLog)
-	if err != nil {
-		return fmt.Errorf("server: state machine: %w%s", err, corruptRepair(err, s.cfg.NodeName))
-	}
-	s.appliedIndex = max(s.sm.AppliedIndex(), stored)
 	return nil
 }
+
+// logOpener is what opens a partition's log: Config.OpenLog or storage/segment, and how many
+// partitions the Machine may open at once with it.
+func (s *Server) logOpener() (openLog func(dir string) (storage.Log, error), workers int) {
+	if s.cfg.OpenLog != nil {
+		return s.cfg.OpenLog, 1
+	}
+	// storage/segment's Open is safe for concurrent use: a topic's partitions are created 16
+	// at a time (their fsyncs overlap).
+	return segmentOpener(&s.cfg), 16
+}
+
+// topicsDir holds the partitions of every topic but the default one's partition 0.
+func (s *Server) topicsDir() string { return filepath.Join(s.cfg.DataDir, "topics") }
 
 // corruptRepair is what an operator does about a commit log that refuses to open as corrupt
 // (durable bytes damaged or missing, a segment gone): the other servers hold every
@@ -268,6 +268,17 @@ func (s *Server) startTelemetry() error {
 // startRaft starts the Raft node (DataDir/raft) on the mux's Raft side, replicating into the
 // state machine.
 func (s *Server) startRaft() error {
+	// What the partitions hold (the default one and every topic's stored on disk) was applied
+	// from Raft's log: Raft's files ending before the highest index any of them applied were
+	// damaged, and the node must not start (nor bootstrap) on them. The Machine knows the
+	// default partition's applied index; it opens the others only as Raft restores its
+	// snapshot and replays its log (craft.New), too late for that check: read theirs from
+	// their files now, before it opens them (each holds its segments' lock while open).
+	openLog, _ := s.logOpener()
+	stored, err := fsm.StoredAppliedIndex(s.topicsDir(), openLog)
+	if err != nil {
+		return fmt.Errorf("server: state machine: %w%s", err, corruptRepair(err, s.cfg.NodeName))
+	}
 	layer := craft.NewStreamLayer(s.mux.Raft(), s.mux.Raft().Dial)
 	if s.cfg.raftLayer != nil {
 		layer = s.cfg.raftLayer(layer)
@@ -282,13 +293,9 @@ func (s *Server) startRaft() error {
 		Logger:      s.cfg.Logger.With("component", "raft"),
 		// The state machine's tables (producers, group offsets) outgrow the default 8 MiB.
 		MaxManifestSize: fsm.MaxManifestBytes,
-		// What the partitions hold (the default one and every topic's stored on disk) was
-		// applied from Raft's log: Raft's files ending before the highest index any of them
-		// applied were damaged, and the node must not start (nor bootstrap) on them.
-		AppliedIndex: s.appliedIndex,
+		AppliedIndex:    max(s.sm.AppliedIndex(), stored),
 	}
 	chaosbugs.TuneRaft(&rcfg.SnapshotThreshold, &rcfg.TrailingLogs, &rcfg.SnapshotInterval, &rcfg.WALSegmentSize) // no-op unless -tags chaosbugs
-	var err error
 	s.node, err = craft.New(rcfg, telemetry.InstrumentStateMachine(s.sm, s.tel.Metrics()))
 	if err != nil {
 		return fmt.Errorf("server: raft: %w", err)
