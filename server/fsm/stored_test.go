@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/commitlog-go/commitlog/storage"
@@ -92,5 +93,20 @@ func TestStoredAppliedIndex(t *testing.T) {
 			t.Fatalf("reopen %s: %v", d, err)
 		}
 		_ = l.Close()
+	}
+}
+
+// TestStoredAppliedIndexUnreadableDir: a topics' directory that cannot be read (here a
+// regular file where it should be: permission bits do not stop root) is an error, not "no
+// topic was stored": the node would otherwise start without checking Raft's files against
+// what the topics' partitions applied.
+func TestStoredAppliedIndexUnreadableDir(t *testing.T) {
+	topics := filepath.Join(t.TempDir(), "topics")
+	if err := os.WriteFile(topics, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := StoredAppliedIndex(topics, segmentOpener)
+	if !errors.Is(err, syscall.ENOTDIR) || !strings.Contains(err.Error(), "topics' directory") {
+		t.Fatalf("StoredAppliedIndex over a regular file = %d, %v; want ENOTDIR reading the topics' directory", got, err)
 	}
 }
