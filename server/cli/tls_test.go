@@ -200,6 +200,11 @@ func TestTLSCreateErrors(t *testing.T) {
 		{"arguments", []string{"tls", "ca", "create", "--dir", empty, "extra"}, "no arguments"},
 		{"no such dir", []string{"tls", "ca", "create", "--dir", filepath.Join(empty, "missing")}, "--dir " + filepath.Join(empty, "missing") + " does not exist"},
 		{"dir is a file", []string{"tls", "ca", "create", "--dir", filepath.Join(dir, "commitlog-ca.pem")}, "is not a directory"},
+		// A stat that fails otherwise than "does not exist" (ENOTDIR: a path through a file).
+		{"dir under a file", []string{"tls", "ca", "create", "--dir", filepath.Join(dir, "commitlog-ca.pem", "sub")},
+			"--dir: stat " + filepath.Join(dir, "commitlog-ca.pem", "sub") + ": not a directory"},
+		{"cert dir under a file", []string{"tls", "cert", "create", "--server", "--dir", filepath.Join(dir, "commitlog-ca.pem", "sub")},
+			"--dir: stat " + filepath.Join(dir, "commitlog-ca.pem", "sub") + ": not a directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, errOut := run(t, t.Context(), tc.args...)
