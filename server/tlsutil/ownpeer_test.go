@@ -68,7 +68,7 @@ func intermediateChain(t *testing.T, dir string) (rootFile string, chain, leafOn
 // against its own peer CA bundle. A certificate of another CA is refused, naming the file,
 // its issuer and the bundle; a bundle of two CAs (a rotation) accepts either's; a chain
 // through an intermediate CA is accepted when the file holds the intermediate, as peers accept
-// it in a handshake.
+// it in a handshake; an intermediate that does not parse is refused, naming the file.
 func TestVerifyOwnPeer(t *testing.T) {
 	f := newFixture(t)
 	dir := t.TempDir()
@@ -78,6 +78,9 @@ func TestVerifyOwnPeer(t *testing.T) {
 	bundle := filepath.Join(dir, "bundle.pem")
 	writeBytes(t, bundle, append(readFile(t, f.caFile), readFile(t, otherCAFile)...))
 	rootFile, chain, leafOnly := intermediateChain(t, dir)
+	// An intermediate that does not parse (tls.LoadX509KeyPair parses the leaf only).
+	garbled := files{cert: filepath.Join(dir, "garbled-chain.pem"), key: leafOnly.key}
+	writeBytes(t, garbled.cert, append(readFile(t, leafOnly.cert), pemCert([]byte("not a certificate"))...))
 
 	for _, tt := range []struct {
 		name     string
@@ -94,6 +97,7 @@ func TestVerifyOwnPeer(t *testing.T) {
 		{"rotation bundle, new CA's certificate", stranger, bundle, false, nil},
 		{"through an intermediate in the file", chain, rootFile, false, nil},
 		{"intermediate missing from the file", leafOnly, rootFile, true, []string{`"intermediate CA"`, "unknown authority"}},
+		{"unparseable intermediate in the file", garbled, rootFile, true, []string{"certificate 1 of the chain", garbled.cert, "x509: malformed"}},
 		{"client certificate", f.aliceSAN, f.caFile, true, []string{"server authentication"}},
 		{"certificate naming no node", f.unnamed, f.caFile, true, []string{"names no node"}},
 	} {

@@ -292,6 +292,10 @@ func VerifyOwnPeer(cert *tls.Certificate, roots *x509.CertPool, certFile, caFile
 	if cert == nil || len(cert.Certificate) == 0 {
 		return fmt.Errorf("%w: no certificate", ErrPeerRefused)
 	}
+	in := ""
+	if certFile != "" {
+		in = " in " + certFile
+	}
 	chain := make([]*x509.Certificate, 0, len(cert.Certificate))
 	for i, der := range cert.Certificate {
 		if i == 0 && cert.Leaf != nil {
@@ -300,15 +304,12 @@ func VerifyOwnPeer(cert *tls.Certificate, roots *x509.CertPool, certFile, caFile
 		}
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
-			return fmt.Errorf("%w: certificate %d of the chain: %w", ErrPeerRefused, i, err)
+			return fmt.Errorf("%w: certificate %d of the chain%s: %w", ErrPeerRefused, i, in, err)
 		}
 		chain = append(chain, c)
 	}
 	leaf := chain[0]
-	what := fmt.Sprintf("certificate %q", leaf.Subject.CommonName)
-	if certFile != "" {
-		what += " in " + certFile
-	}
+	what := fmt.Sprintf("certificate %q%s", leaf.Subject.CommonName, in)
 	issuer := leaf.Issuer.CommonName
 	if issuer == "" {
 		issuer = leaf.Issuer.String()
