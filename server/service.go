@@ -975,8 +975,11 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 				// of its own: ended OK, a client would take it as done.
 				return toWire(cause)
 			}
-			if ctx.Err() != nil {
-				return nil
+			if err := ctx.Err(); err != nil {
+				// The caller's deadline passed (or it cancelled): DeadlineExceeded
+				// (Canceled), never OK, for the same reason as above: a raw client
+				// whose own timer has not fired yet would take an OK end as the log's.
+				return toWire(err)
 			}
 			return toWire(s.pinnedOutOfRange(ctx, rt, s.deletedWhileRead(rt, err)))
 		}
