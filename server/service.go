@@ -458,11 +458,27 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 					allowed[to.topic] = true
 				}
 			}
-			for _, group := range s.commandGroups(run, s.recordLimit(to.topic, to.partition)) {
+			groups := s.commandGroups(run, s.recordLimit(to.topic, to.partition))
+			for gi := 0; gi < len(groups); gi++ {
+				group := groups[gi]
 				if s.stoppedStream(ctx) {
 					return toWire(errStopping)
 				}
 				res, err := s.proposeTo(pctx, to, group)
+				if err != nil && len(group) > 1 && refusedForSize(err) {
+					// The leader refused the group as a whole, before proposing it: its
+					// limits are below this node's (a follower during a rolling change of
+					// --max-record-bytes or --max-batch-records groups by its own). Propose
+					// the group's records one by one, as the leader's combiner does, so
+					// that the valid records before the one refused are stored and
+					// answered, it alone is refused, and nothing after it is stored.
+					singles := make([][]*logv1.Record, 0, len(group)+len(groups)-gi-1)
+					for _, r := range group {
+						singles = append(singles, []*logv1.Record{r})
+					}
+					groups, gi = append(singles, groups[gi+1:]...), -1
+					continue
+				}
 				if err != nil {
 					if (err == ctx.Err() || err == pctx.Err() || errors.Is(err, errWithdrawn)) && s.stoppedStream(ctx) {
 						// The context's error itself (not one that wraps it, as an unknown
@@ -491,6 +507,14 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 		clear(run)
 		budget.release(cost)
 	}
+}
+
+// refusedForSize reports whether err refused a batch for its size or record count (a record
+// above the limit, too many records): ResourceExhausted, which is answered before anything is
+// proposed, never for an outcome unknown, so the batch's records may be proposed again apart.
+func refusedForSize(err error) bool {
+	return errors.Is(err, fsm.ErrTooLarge) || errors.Is(err, storage.ErrTooLarge) ||
+		transport.CodeOf(err) == transport.ResourceExhausted
 }
 
 // streamStopGrace is how long a ProduceStream's proposals in flight when the server begins

@@ -150,3 +150,47 @@ func TestProduceStreamRefusesOnlyTheRequestWithoutRecord(t *testing.T) {
 		t.Errorf("the log holds %d records, %d were answered", b.GetNextOffset(), len(offsets))
 	}
 }
+
+// TestProduceStreamOnFollowerRefusesOnlyTheOverLimitRecord: a follower whose --max-record-bytes
+// is above the leader's (a rolling change of the flag, which the follower's forwarding makes
+// safe) groups a ProduceStream's records by its own limit, so a record over the leader's limit
+// shares a command with the valid records read with it. The leader refused that command as a
+// whole: the valid records before the large one were neither stored nor answered, and each was
+// refused ResourceExhausted, as though it were too large itself. As on the leader, the valid
+// records before it are stored and answered, the large one alone is refused, and nothing after it
+// is stored.
+func TestProduceStreamOnFollowerRefusesOnlyTheOverLimitRecord(t *testing.T) {
+	const limit, total, big = 1024, 20, 12
+	nodes := startClusterWith(t, 2, func(i int, cfg *Config) {
+		cfg.MaxRecordBytes = limit // the leader's
+		if i == 1 {
+			cfg.MaxRecordBytes = 64 << 10
+		}
+	})
+	ctx := ctxT(t, 60*time.Second)
+	st := &limitStream{total: total, big: big, limit: limit, open: make(chan struct{})}
+	offsets, err := st.run(t, ctx, nodes[1])
+	if transport.CodeOf(toWire(err)) != transport.ResourceExhausted {
+		t.Fatalf("ProduceStream through the follower: %v, want ResourceExhausted", err)
+	}
+	if len(offsets) != big {
+		t.Errorf("%d requests answered before the refusal (%v), want the %d valid ones sent before the over-limit one", len(offsets), err, big)
+	}
+	c := newClient(t, TransportConnect, nodes[0].Addr())
+	b, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Linearizable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.GetNextOffset() != uint64(len(offsets)) {
+		t.Errorf("the log holds %d records, %d were answered", b.GetNextOffset(), len(offsets))
+	}
+	for i, off := range offsets {
+		rec, err := c.Consume(ctx, &logv1.ConsumeRequest{Offset: off})
+		if err != nil {
+			t.Fatalf("Consume(%d): %v", off, err)
+		}
+		if want := fmt.Sprint("valid-", i); string(rec.GetRecord().GetValue()) != want {
+			t.Errorf("offset %d holds %q, want %q", off, rec.GetRecord().GetValue(), want)
+		}
+	}
+}
