@@ -510,11 +510,12 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 }
 
 // refusedForSize reports whether err refused a batch for its size or record count (a record
-// above the limit, too many records): ResourceExhausted, which is answered before anything is
-// proposed, never for an outcome unknown, so the batch's records may be proposed again apart.
+// above the limit, too many records): ResourceExhausted on the wire, which a produce is answered
+// only before anything is proposed, so the batch's records may be proposed again apart. A
+// committed entry this node's log refused as too large is not one: it wraps fsm.ErrFailed
+// (Internal on the wire), and proposing its records again would store them twice.
 func refusedForSize(err error) bool {
-	return errors.Is(err, fsm.ErrTooLarge) || errors.Is(err, storage.ErrTooLarge) ||
-		transport.CodeOf(err) == transport.ResourceExhausted
+	return transport.CodeOf(toWire(err)) == transport.ResourceExhausted
 }
 
 // streamStopGrace is how long a ProduceStream's proposals in flight when the server begins

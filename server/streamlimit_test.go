@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -191,6 +194,29 @@ func TestProduceStreamOnFollowerRefusesOnlyTheOverLimitRecord(t *testing.T) {
 		}
 		if want := fmt.Sprint("valid-", i); string(rec.GetRecord().GetValue()) != want {
 			t.Errorf("offset %d holds %q, want %q", off, rec.GetRecord().GetValue(), want)
+		}
+	}
+}
+
+// TestRefusedForSize: a ProduceStream proposes a group's records again one by one only after a
+// refusal that comes before anything is proposed. A committed entry this node's log refused as
+// too large wraps storage.ErrTooLarge too, but under fsm.ErrFailed: proposing its records again
+// would store them twice on every replica that stored them once.
+func TestRefusedForSize(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"over this node's limit", fmt.Errorf("record 3: %w", fsm.ErrTooLarge), true},
+		{"over the leader's limit, forwarded", transport.Errorf(transport.ResourceExhausted, "record 1 is 800 bytes, limit 500"), true},
+		{"committed, then refused by this node's log", fmt.Errorf("%w: %w", fsm.ErrFailed, storage.ErrTooLarge), false},
+		{"the leader's state machine failed, forwarded", transport.NewError(transport.Internal, fmt.Errorf("%w: %w", fsm.ErrFailed, storage.ErrTooLarge)), false},
+		{"outcome unknown", consensus.ErrOutcomeUnknown, false},
+		{"no leader", consensus.ErrNoLeader, false},
+	} {
+		if got := refusedForSize(c.err); got != c.want {
+			t.Errorf("%s: refusedForSize(%v) = %v, want %v", c.name, c.err, got, c.want)
 		}
 	}
 }
