@@ -415,7 +415,14 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 				// it Internal).
 				return recvErr
 			}
-			return nil
+			if err := ctx.Err(); err != nil {
+				// The caller's deadline passed (or it cancelled) while its side was open:
+				// DeadlineExceeded (Canceled), never OK, which tells a raw client that the
+				// server ended the call of its own accord with everything answered, while
+				// records it sent may never have been read.
+				return toWire(err)
+			}
+			return nil // the client's end of stream, every record answered
 		}
 		// Consecutive requests for the same partition (without a producer: an idempotent
 		// request is a batch of its own, with its own sequence number) are coalesced.
