@@ -1,8 +1,6 @@
 package server
 
 import (
-	"bytes"
-	"encoding/binary"
 	"io"
 	"net/http"
 	"strings"
@@ -47,13 +45,9 @@ func rawProduceStreamUntilDeadline(t *testing.T, addr, protocol string) (code st
 	if err != nil {
 		t.Fatal(err)
 	}
-	var frame bytes.Buffer
-	frame.WriteByte(0)
-	_ = binary.Write(&frame, binary.BigEndian, uint32(len(msg)))
-	frame.Write(msg)
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	go func() { _, _ = pw.Write(frame.Bytes()) }() // then the body stays open
+	go func() { _, _ = pw.Write(envelope(msg)) }() // then the body stays open
 
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
@@ -80,20 +74,10 @@ func rawProduceStreamUntilDeadline(t *testing.T, addr, protocol string) (code st
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}
-	end := ""
-	for len(out) >= 5 {
-		flags, n := out[0], binary.BigEndian.Uint32(out[1:5])
-		if int(n) > len(out)-5 {
-			t.Fatalf("truncated envelope: %q", out)
-		}
-		if flags&0x02 != 0 {
-			end = string(out[5 : 5+n])
-		} else {
-			answers++
-		}
-		out = out[5+n:]
-	}
+	msgs, endMsg := splitEnvelopes(t, out)
+	answers = len(msgs)
 	if protocol == "connect" {
+		end := string(endMsg)
 		if !strings.Contains(end, `"code"`) {
 			return "ok", answers
 		}

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"net/http"
 	"testing"
 	"time"
@@ -16,11 +15,7 @@ import (
 func TestTailingStreamOutlivesServerTimeouts(t *testing.T) {
 	srv := startServer(t, Config{Transport: TransportConnect, IdleTimeout: 200 * time.Millisecond, RequestReadTimeout: 200 * time.Millisecond})
 	for _, h2 := range []bool{false, true} {
-		msg := []byte(`{"offset":"0"}`)
-		var body bytes.Buffer
-		body.WriteByte(0)
-		_ = binary.Write(&body, binary.BigEndian, uint32(len(msg)))
-		body.Write(msg)
+		body := envelope([]byte(`{"offset":"0"}`))
 		tr := &http.Transport{Protocols: new(http.Protocols)}
 		if h2 {
 			tr.Protocols.SetUnencryptedHTTP2(true)
@@ -28,7 +23,7 @@ func TestTailingStreamOutlivesServerTimeouts(t *testing.T) {
 			tr.Protocols.SetHTTP1(true)
 		}
 		ctx, cancel := context.WithCancel(t.Context())
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+srv.Addr()+"/log.v1.Log/ConsumeStream", &body)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+srv.Addr()+"/log.v1.Log/ConsumeStream", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
