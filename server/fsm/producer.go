@@ -55,6 +55,10 @@ type producerState struct {
 	// Owner is the client the ID belongs to (KindClaimProducer); "": anyone's (claimed by
 	// nobody, or handed out before owners were recorded).
 	Owner string `json:"owner,omitempty"`
+	// Retired: the ID was re-initialised at its last epoch (MaxUint16), which handed out a
+	// new ID instead: the instance holding the last epoch is fenced as by any
+	// re-initialisation, and the ID is never used again.
+	Retired bool `json:"retired,omitempty"`
 }
 
 type producerPartition struct {
@@ -149,6 +153,9 @@ func (t *producerTable) check(ref ProducerRef, target Target, count int) (*batch
 	if st == nil {
 		return nil, fmt.Errorf("%w: %d", ErrUnknownProducer, ref.ID)
 	}
+	if st.Retired {
+		return nil, fmt.Errorf("%w: producer %d epoch %d: its epochs are spent, it was re-initialised under a new ID", ErrProducerFenced, ref.ID, ref.Epoch)
+	}
 	if ref.Epoch != st.Epoch {
 		return nil, fmt.Errorf("%w: producer %d epoch %d, current %d", ErrProducerFenced, ref.ID, ref.Epoch, st.Epoch)
 	}
@@ -242,6 +249,12 @@ func (t *producerTable) init(body initProducerBody, ts int64) InitProducerResult
 		st.LastTS = max(st.LastTS, ts)
 		st.Partitions = nil
 		return InitProducerResult{ID: body.ID, Epoch: st.Epoch}
+	} else if body.ID != 0 && st != nil {
+		// The last epoch is spent: a new ID is handed out below (as Kafka does), and the
+		// instance holding the last epoch is fenced all the same.
+		st.Retired = true
+		st.LastTS = max(st.LastTS, ts)
+		st.Partitions = nil
 	}
 	// Expire idle producers, then evict the least recently used beyond the cap, in ID order
 	// so that every replica removes the same ones.
