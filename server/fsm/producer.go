@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 )
 
 // Idempotent producer errors (Kafka's KIP-98 model). As Apply results they are deterministic:
@@ -256,31 +255,56 @@ func (t *producerTable) init(body initProducerBody, ts int64) InitProducerResult
 		st.LastTS = max(st.LastTS, ts)
 		st.Partitions = nil
 	}
-	// Expire idle producers, then evict the least recently used beyond the cap, in ID order
-	// so that every replica removes the same ones.
-	ids := make([]uint64, 0, len(t.ByID))
-	for id, st := range t.ByID {
-		if st.LastTS < ts-expiry {
-			delete(t.ByID, id)
-			continue
-		}
-		ids = append(ids, id)
-	}
-	if len(ids) >= maxProducers {
-		sort.Slice(ids, func(i, j int) bool {
-			a, b := t.ByID[ids[i]], t.ByID[ids[j]]
-			if a.LastTS != b.LastTS {
-				return a.LastTS < b.LastTS
-			}
-			return ids[i] < ids[j]
-		})
-		for _, id := range ids[:len(ids)-maxProducers+1] {
-			delete(t.ByID, id)
-		}
-	}
+	t.expireAndEvict(ts-expiry, maxProducers-1)
 	t.NextID++
 	t.ByID[t.NextID] = &producerState{LastTS: ts}
 	return InitProducerResult{ID: t.NextID, Epoch: 0}
+}
+
+// expireAndEvict removes the producers last used before cutoff, then the least recently used
+// (the lowest (LastTS, ID) first, so that every replica removes the same ones) until at most
+// keep are left. It runs on every InitProducer, in the apply loop that every partition waits
+// on: one pass over the table, and a sort only when more than one must go (a lower cap).
+func (t *producerTable) expireAndEvict(cutoff int64, keep int) {
+	type entry struct {
+		ts int64
+		id uint64
+	}
+	less := func(a, b entry) bool { return a.ts < b.ts || (a.ts == b.ts && a.id < b.id) }
+	var oldest entry
+	n := 0
+	for id, st := range t.ByID {
+		if st.LastTS < cutoff {
+			delete(t.ByID, id)
+			continue
+		}
+		if e := (entry{st.LastTS, id}); n == 0 || less(e, oldest) {
+			oldest = e
+		}
+		n++
+	}
+	switch over := n - keep; {
+	case over <= 0:
+	case over == 1:
+		delete(t.ByID, oldest.id)
+	default:
+		all := make([]entry, 0, n)
+		for id, st := range t.ByID {
+			all = append(all, entry{st.LastTS, id})
+		}
+		slices.SortFunc(all, func(a, b entry) int {
+			switch {
+			case less(a, b):
+				return -1
+			case less(b, a):
+				return 1
+			}
+			return 0
+		})
+		for _, e := range all[:over] {
+			delete(t.ByID, e.id)
+		}
+	}
 }
 
 // Len returns the number of producers in the table.

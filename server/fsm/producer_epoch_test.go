@@ -2,9 +2,13 @@ package fsm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
+	"maps"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -63,4 +67,64 @@ func TestProducerEpochExhaustedFencesOldInstance(t *testing.T) {
 	}
 	restored.index = uint64(len(entries))
 	check("restored from a snapshot", restored)
+}
+
+// TestProducerEvictionOrder: expireAndEvict removes exactly the producers the sort over the
+// whole table removed (every replica must remove the same ones): the idle ones, then the lowest
+// (LastTS, ID) first, with ties in LastTS, one over the cap (the single pass) and several over a
+// lowered cap (the sort).
+func TestProducerEvictionOrder(t *testing.T) {
+	reference := func(byID map[uint64]*producerState, cutoff int64, keep int) []uint64 {
+		var ids []uint64
+		for id, st := range byID {
+			if st.LastTS >= cutoff {
+				ids = append(ids, id)
+			}
+		}
+		slices.SortFunc(ids, func(a, b uint64) int {
+			if c := cmp.Compare(byID[a].LastTS, byID[b].LastTS); c != 0 {
+				return c
+			}
+			return cmp.Compare(a, b)
+		})
+		if over := len(ids) - keep; over > 0 {
+			ids = ids[over:]
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for round := range 500 {
+		n := 1 + r.IntN(60)
+		tab := producerTable{ByID: map[uint64]*producerState{}}
+		for range n {
+			tab.ByID[1+r.Uint64N(200)] = &producerState{LastTS: r.Int64N(20)} // ties in LastTS
+		}
+		cutoff := r.Int64N(6)
+		keep := max(0, len(tab.ByID)-r.IntN(4)) // 0 to 3 over, before expiry
+		if round%5 == 0 {
+			keep = r.IntN(len(tab.ByID) + 1) // a lowered cap: many over
+		}
+		want := reference(tab.ByID, cutoff, keep)
+		tab.expireAndEvict(cutoff, keep)
+		got := slices.Sorted(maps.Keys(tab.ByID))
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d (cutoff %d, keep %d): kept %v, want %v", round, cutoff, keep, got, want)
+		}
+	}
+}
+
+// BenchmarkInitProducerAtCap: one InitProducer on a table at its cap (DefaultMaxProducers),
+// which evicts the least recently used producer. It runs in the apply loop every partition's
+// writes wait on.
+func BenchmarkInitProducerAtCap(b *testing.B) {
+	tab := producerTable{ByID: map[uint64]*producerState{}}
+	for i := range DefaultMaxProducers {
+		tab.init(initProducerBody{}, int64(i))
+	}
+	ts := int64(DefaultMaxProducers)
+	for b.Loop() {
+		tab.init(initProducerBody{}, ts)
+		ts++
+	}
 }
