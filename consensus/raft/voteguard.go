@@ -84,6 +84,18 @@ func (g *voteGuard) RequestPreVote(id hraft.ServerID, target hraft.ServerAddress
 	return pv.RequestPreVote(id, target, args, resp)
 }
 
+// SetHeartbeatHandler implements hraft.Transport by leaving the transport's heartbeat fast path
+// off: heartbeats reach Raft through Consumer, and its main loop, like every other RPC.
+// hashicorp/raft (v1.8.0, hashicorp/raft#695) handles a fast-path heartbeat on the transport's
+// goroutine, where one carrying a newer term sets the node's term and makes it a follower while
+// its main loop may be dispatching a write as leader: that write is then stored under the new
+// term at an index where the new term's leader stored another entry, the two logs agree on the
+// term there and are never reconciled, and this node applies a record the others never hold
+// (found by commitlog-chaos: a leader paused with SIGSTOP, resumed with writes queued). The
+// fast path saves a heartbeat waiting behind a disk write; a follower's main loop sets its last
+// contact after each append, so the wait does not start elections.
+func (g *voteGuard) SetHeartbeatHandler(func(hraft.RPC)) {}
+
 // Close implements hraft.WithClose: Raft closes its transport at shutdown, as before the guard.
 func (g *voteGuard) Close() error {
 	if c, ok := g.Transport.(hraft.WithClose); ok {
