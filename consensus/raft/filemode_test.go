@@ -22,30 +22,15 @@ func TestFileModes(t *testing.T) {
 	t.Cleanup(func() { syscall.Umask(old) })
 
 	dir := filepath.Join(t.TempDir(), "raft")
-	stream, err := TCPStreamLayer("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := New(Config{
-		ID: "n1", DataDir: dir, StreamLayer: stream, Bootstrap: true,
-		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		WALSegmentSize: 4096, // several raft-wal segments
-	}, &plainSM{manifest: []byte("m")})
+	n, err := singleNode(t, dir, func(c *Config) { c.WALSegmentSize = 4096 })() // several raft-wal segments
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i := 0; i < 50; i++ {
-		for {
-			if _, err := n.Propose(ctx, make([]byte, 200)); err == nil {
-				break
-			} else if ctx.Err() != nil {
-				t.Fatalf("propose: %v", err)
-			}
-			time.Sleep(10 * time.Millisecond) // no leader yet
-		}
+	for range 50 {
+		proposeWhenLeading(t, ctx, n, make([]byte, 200))
 	}
 	if err := n.raft.Snapshot().Error(); err != nil {
 		t.Fatalf("snapshot: %v", err)

@@ -63,29 +63,14 @@ func (f gatedFile) Sync() error {
 // a paused leader, resumed with writes queued, applied three records no other node holds).
 func TestHeartbeatOfNewerTermWaitsForTheMainLoop(t *testing.T) {
 	vfs := &gatedFS{FS: walfs.New()}
-	stream, err := TCPStreamLayer("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := New(Config{
-		ID: "n1", DataDir: t.TempDir(), StreamLayer: stream, Bootstrap: true,
-		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		WALFS: vfs,
-	}, &plainSM{manifest: []byte("m")})
+	n, err := singleNode(t, t.TempDir(), func(c *Config) { c.WALFS = vfs })()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for {
-		if _, err := n.Propose(ctx, []byte("first")); err == nil {
-			break
-		} else if ctx.Err() != nil {
-			t.Fatalf("propose: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond) // no leader yet
-	}
+	proposeWhenLeading(t, ctx, n, []byte("first"))
 	term := n.raft.CurrentTerm()
 
 	// The leader's main loop enters its write of the next entry and waits there.
@@ -111,7 +96,7 @@ func TestHeartbeatOfNewerTermWaitsForTheMainLoop(t *testing.T) {
 	answered := make(chan error, 1)
 	go func() {
 		var resp hraft.AppendEntriesResponse
-		answered <- trans.AppendEntries("n2", hraft.ServerAddress(stream.Addr().String()), &hraft.AppendEntriesRequest{
+		answered <- trans.AppendEntries("n2", hraft.ServerAddress(n.Address()), &hraft.AppendEntriesRequest{
 			RPCHeader: hraft.RPCHeader{ProtocolVersion: hraft.ProtocolVersionMax, ID: []byte("n2"), Addr: []byte(peer.Addr().String())},
 			Term:      term + 1,
 		}, &resp)

@@ -100,16 +100,34 @@ func TestDamagedWALEntryRefused(t *testing.T) {
 
 // singleNode returns a function that starts the one-node cluster of ID n1 whose Raft data dir
 // is dir, bootstrapping it when dir holds no state.
-func singleNode(t *testing.T, dir string) func() (*Node, error) {
+func singleNode(t *testing.T, dir string, opts ...func(*Config)) func() (*Node, error) {
 	return func() (*Node, error) {
 		stream, err := TCPStreamLayer("127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		return New(Config{
+		cfg := Config{
 			ID: "n1", DataDir: dir, StreamLayer: stream, Bootstrap: true,
 			HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		}, &plainSM{manifest: []byte("m")})
+		}
+		for _, opt := range opts {
+			opt(&cfg)
+		}
+		return New(cfg, &plainSM{manifest: []byte("m")})
+	}
+}
+
+// proposeWhenLeading proposes cmd to n, again and again until n leads and the proposal
+// commits, or ctx ends.
+func proposeWhenLeading(t *testing.T, ctx context.Context, n *Node, cmd []byte) {
+	t.Helper()
+	for {
+		if _, err := n.Propose(ctx, cmd); err == nil {
+			return
+		} else if ctx.Err() != nil {
+			t.Fatalf("propose: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond) // no leader yet
 	}
 }
 
@@ -124,14 +142,7 @@ func proposeAndClose(t *testing.T, newNode func() (*Node, error), cmds ...[]byte
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, cmd := range cmds {
-		for {
-			if _, err := n.Propose(ctx, cmd); err == nil {
-				break
-			} else if ctx.Err() != nil {
-				t.Fatalf("propose: %v", err)
-			}
-			time.Sleep(10 * time.Millisecond) // no leader yet
-		}
+		proposeWhenLeading(t, ctx, n, cmd)
 	}
 	if err := n.Close(); err != nil {
 		t.Fatal(err)

@@ -46,19 +46,13 @@ func TestWALFSAndMeta(t *testing.T) {
 	var commits, closes atomic.Int32
 	open := func() *Node {
 		t.Helper()
-		stream, err := TCPStreamLayer("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := New(Config{
-			ID: "n1", DataDir: dir, StreamLayer: stream, Bootstrap: true,
-			HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-			WALSegmentSize: 4096,
-			WALFS:          vfs,
-			WALMeta: func(m WALMetaStore) WALMetaStore {
+		n, err := singleNode(t, dir, func(c *Config) {
+			c.WALSegmentSize = 4096
+			c.WALFS = vfs
+			c.WALMeta = func(m WALMetaStore) WALMetaStore {
 				return countingMeta{WALMetaStore: m, commits: &commits, closes: &closes}
-			},
-		}, &plainSM{manifest: []byte("m")})
+			}
+		})()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,14 +62,7 @@ func TestWALFSAndMeta(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for range 30 {
-		for {
-			if _, err := n.Propose(ctx, make([]byte, 200)); err == nil {
-				break
-			} else if ctx.Err() != nil {
-				t.Fatalf("propose: %v", err)
-			}
-			time.Sleep(10 * time.Millisecond) // no leader yet
-		}
+		proposeWhenLeading(t, ctx, n, make([]byte, 200))
 	}
 	last, err := n.logs.LastIndex()
 	if err != nil {
