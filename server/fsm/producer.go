@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -243,17 +244,16 @@ func (t *producerTable) init(body initProducerBody, ts int64) InitProducerResult
 	if maxProducers <= 0 {
 		maxProducers = DefaultMaxProducers
 	}
-	if st := t.ByID[body.ID]; body.ID != 0 && st != nil && st.Epoch < math.MaxUint16 {
-		st.Epoch++
+	if st := t.ByID[body.ID]; body.ID != 0 && st != nil {
 		st.LastTS = max(st.LastTS, ts)
 		st.Partitions = nil
-		return InitProducerResult{ID: body.ID, Epoch: st.Epoch}
-	} else if body.ID != 0 && st != nil {
+		if st.Epoch < math.MaxUint16 {
+			st.Epoch++
+			return InitProducerResult{ID: body.ID, Epoch: st.Epoch}
+		}
 		// The last epoch is spent: a new ID is handed out below (as Kafka does), and the
 		// instance holding the last epoch is fenced all the same.
 		st.Retired = true
-		st.LastTS = max(st.LastTS, ts)
-		st.Partitions = nil
 	}
 	t.expireAndEvict(ts-expiry, maxProducers-1)
 	t.NextID++
@@ -270,7 +270,7 @@ func (t *producerTable) expireAndEvict(cutoff int64, keep int) {
 		ts int64
 		id uint64
 	}
-	less := func(a, b entry) bool { return a.ts < b.ts || (a.ts == b.ts && a.id < b.id) }
+	compare := func(a, b entry) int { return cmp.Or(cmp.Compare(a.ts, b.ts), cmp.Compare(a.id, b.id)) }
 	var oldest entry
 	n := 0
 	for id, st := range t.ByID {
@@ -278,7 +278,7 @@ func (t *producerTable) expireAndEvict(cutoff int64, keep int) {
 			delete(t.ByID, id)
 			continue
 		}
-		if e := (entry{st.LastTS, id}); n == 0 || less(e, oldest) {
+		if e := (entry{st.LastTS, id}); n == 0 || compare(e, oldest) < 0 {
 			oldest = e
 		}
 		n++
@@ -292,15 +292,7 @@ func (t *producerTable) expireAndEvict(cutoff int64, keep int) {
 		for id, st := range t.ByID {
 			all = append(all, entry{st.LastTS, id})
 		}
-		slices.SortFunc(all, func(a, b entry) int {
-			switch {
-			case less(a, b):
-				return -1
-			case less(b, a):
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(all, compare)
 		for _, e := range all[:over] {
 			delete(t.ByID, e.id)
 		}

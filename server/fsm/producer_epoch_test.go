@@ -69,6 +69,41 @@ func TestProducerEpochExhaustedFencesOldInstance(t *testing.T) {
 	check("restored from a snapshot", restored)
 }
 
+// TestRetiredProducerIsEvictedLikeAnyOther: a retired ID (its epochs spent) counts against
+// the table's cap and is evicted by age like any other, so retired IDs cannot fill the table;
+// once evicted, its last instance is told the ID is unknown (no longer fenced), and
+// re-initialising it hands out a new ID, never the old one again.
+func TestRetiredProducerIsEvictedLikeAnyOther(t *testing.T) {
+	const expiry, maxProducers = 1000, 3
+	var tab producerTable
+	init := func(id uint64, ts int64) InitProducerResult {
+		return tab.init(initProducerBody{ID: id, ExpiryMs: expiry, MaxProducers: maxProducers}, ts)
+	}
+	retired := init(0, 1)
+	tab.ByID[retired.ID].Epoch = math.MaxUint16
+	last := ProducerRef{ID: retired.ID, Epoch: math.MaxUint16}
+	if r := init(retired.ID, 2); r.ID == retired.ID || !tab.ByID[retired.ID].Retired {
+		t.Fatalf("re-init at the last epoch = %+v; want a new ID and the old one retired", r)
+	}
+	if _, err := tab.check(last, Target{}, 1); !errors.Is(err, ErrProducerFenced) {
+		t.Fatalf("the retired ID's last instance: %v, want ErrProducerFenced", err)
+	}
+	// The table holds the retired ID and its successor; a third and a fourth producer bring it
+	// over the cap of 3, and the retired ID is the least recently used.
+	init(0, 3)
+	init(0, 4)
+	if _, ok := tab.ByID[retired.ID]; ok || tab.Len() != maxProducers {
+		t.Fatalf("at the cap, the table holds %d producers, the retired ID among them: %v; want %d, without it",
+			tab.Len(), ok, maxProducers)
+	}
+	if _, err := tab.check(last, Target{}, 1); !errors.Is(err, ErrUnknownProducer) {
+		t.Fatalf("the evicted retired ID's last instance: %v, want ErrUnknownProducer", err)
+	}
+	if r := init(retired.ID, 5); r.ID == retired.ID || r.Epoch != 0 {
+		t.Fatalf("re-init of the evicted retired ID = %+v; want a new ID at epoch 0", r)
+	}
+}
+
 // TestProducerEvictionOrder: expireAndEvict removes exactly the producers the sort over the
 // whole table removed (every replica must remove the same ones): the idle ones, then the lowest
 // (LastTS, ID) first, with ties in LastTS, one over the cap (the single pass) and several over a
