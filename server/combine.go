@@ -190,7 +190,7 @@ func (c *combiner) proposeGroup(to produceTarget, group []*waiter) {
 	// is answered by append. The proposal ends when Raft resolves it or the node closes.
 	ctx := context.Background()
 	res, err := c.propose(ctx, to, batch)
-	if err != nil && len(group) > 1 && (errors.Is(err, fsm.ErrTooLarge) || errors.Is(err, fsm.ErrEmptyBatch)) {
+	if err != nil && len(group) > 1 && refusedAsAWhole(err) {
 		// Refused as a whole: each member on its own gets the answer it would have had.
 		for _, m := range group {
 			m.res, m.err = c.propose(ctx, to, []fsm.AppendRecord{m.rec})

@@ -465,25 +465,25 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 					allowed[to.topic] = true
 				}
 			}
-			groups := s.commandGroups(run, s.recordLimit(to.topic, to.partition))
-			for gi := 0; gi < len(groups); gi++ {
-				group := groups[gi]
+			for groups := s.commandGroups(run, s.recordLimit(to.topic, to.partition)); len(groups) > 0; {
+				group := groups[0]
+				groups = groups[1:]
 				if s.stoppedStream(ctx) {
 					return toWire(errStopping)
 				}
 				res, err := s.proposeTo(pctx, to, group)
-				if err != nil && len(group) > 1 && refusedForSize(err) {
+				if err != nil && len(group) > 1 && refusedAsAWhole(err) {
 					// The leader refused the group as a whole, before proposing it: its
 					// limits are below this node's (a follower during a rolling change of
 					// --max-record-bytes or --max-batch-records groups by its own). Propose
 					// the group's records one by one, as the leader's combiner does, so
 					// that the valid records before the one refused are stored and
 					// answered, it alone is refused, and nothing after it is stored.
-					singles := make([][]*logv1.Record, 0, len(group)+len(groups)-gi-1)
+					singles := make([][]*logv1.Record, 0, len(group)+len(groups))
 					for _, r := range group {
 						singles = append(singles, []*logv1.Record{r})
 					}
-					groups, gi = append(singles, groups[gi+1:]...), -1
+					groups = append(singles, groups...)
 					continue
 				}
 				if err != nil {
@@ -516,13 +516,18 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 	}
 }
 
-// refusedForSize reports whether err refused a batch for its size or record count (a record
-// above the limit, too many records): ResourceExhausted on the wire, which a produce is answered
-// only before anything is proposed, so the batch's records may be proposed again apart. A
-// committed entry this node's log refused as too large is not one: it wraps fsm.ErrFailed
-// (Internal on the wire), and proposing its records again would store them twice.
-func refusedForSize(err error) bool {
-	return transport.CodeOf(toWire(err)) == transport.ResourceExhausted
+// refusedAsAWhole reports whether err refused a group of records as a whole before anything
+// was proposed, so that its records may be proposed again one by one, each to get the answer it
+// would have had alone: the group was empty, or over a limit on size or record count
+// (fsm.ErrTooLarge here; ResourceExhausted from the leader, for a group this node forwarded;
+// on the produce path nothing else is ResourceExhausted). A committed entry this node's log
+// refused as too large is not one: it wraps fsm.ErrFailed (Internal on the wire), and proposing
+// its records again would store them twice.
+func refusedAsAWhole(err error) bool {
+	if errors.Is(err, fsm.ErrFailed) {
+		return false
+	}
+	return errors.Is(err, fsm.ErrEmptyBatch) || transport.CodeOf(toWire(err)) == transport.ResourceExhausted
 }
 
 // streamStopGrace is how long a ProduceStream's proposals in flight when the server begins

@@ -198,11 +198,11 @@ func TestProduceStreamOnFollowerRefusesOnlyTheOverLimitRecord(t *testing.T) {
 	}
 }
 
-// TestRefusedForSize: a ProduceStream proposes a group's records again one by one only after a
-// refusal that comes before anything is proposed. A committed entry this node's log refused as
+// TestRefusedAsAWhole: a ProduceStream and the unary combiner propose a group's records again
+// one by one only after a refusal that comes before anything is proposed. A committed entry this node's log refused as
 // too large wraps storage.ErrTooLarge too, but under fsm.ErrFailed: proposing its records again
 // would store them twice on every replica that stored them once.
-func TestRefusedForSize(t *testing.T) {
+func TestRefusedAsAWhole(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		err  error
@@ -212,11 +212,14 @@ func TestRefusedForSize(t *testing.T) {
 		{"over the leader's limit, forwarded", transport.Errorf(transport.ResourceExhausted, "record 1 is 800 bytes, limit 500"), true},
 		{"committed, then refused by this node's log", fmt.Errorf("%w: %w", fsm.ErrFailed, storage.ErrTooLarge), false},
 		{"the leader's state machine failed, forwarded", transport.NewError(transport.Internal, fmt.Errorf("%w: %w", fsm.ErrFailed, storage.ErrTooLarge)), false},
+		{"empty", fmt.Errorf("record 0: %w", fsm.ErrEmptyBatch), true},
+		{"one record invalid", fmt.Errorf("%w: negative timestamp", errInvalid), false},
+		{"committed, then found empty by this node's log", fmt.Errorf("%w: %w", fsm.ErrFailed, fsm.ErrEmptyBatch), false},
 		{"outcome unknown", consensus.ErrOutcomeUnknown, false},
 		{"no leader", consensus.ErrNoLeader, false},
 	} {
-		if got := refusedForSize(c.err); got != c.want {
-			t.Errorf("%s: refusedForSize(%v) = %v, want %v", c.name, c.err, got, c.want)
+		if got := refusedAsAWhole(c.err); got != c.want {
+			t.Errorf("%s: refusedAsAWhole(%v) = %v, want %v", c.name, c.err, got, c.want)
 		}
 	}
 }
