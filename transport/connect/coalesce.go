@@ -1,6 +1,7 @@
 package connect
 
 import (
+	"context"
 	"encoding/binary"
 	"io"
 	"net/http"
@@ -21,6 +22,13 @@ const coalesceBufferBytes = 64 << 10
 // Read that finds less than a frame yields once to let senders add to it. Measured with 16
 // streams of 100-byte records: write calls per record from 2 to 0.02, client CPU ÷ 1.5.
 // Requests with a known length (unary calls, server streams) pass through unchanged.
+//
+// The body also ends the call when the request's context ends: net/http's HTTP/2 client does
+// not watch the context while it waits for the body (connect-go's pipe, which nothing closes
+// on cancel), so a cancelled stream stayed open on both sides until the caller closed it, and
+// then ended as if the client had finished sending (the server's handler answering OK). A body
+// read that fails instead makes net/http reset the stream (RST_STREAM CANCEL), and the server
+// sees the call cancelled.
 type coalescingTransport struct {
 	base http.RoundTripper
 }
@@ -34,7 +42,9 @@ func (t coalescingTransport) RoundTrip(req *http.Request) (*http.Response, error
 		return res, err
 	}
 	r := req.Clone(req.Context())
-	r.Body = newCoalescingBody(req.Body, coalesceBufferBytes)
+	b := newCoalescingBody(req.Body, coalesceBufferBytes)
+	b.stop = context.AfterFunc(r.Context(), func() { b.closeWith(r.Context().Err()) })
+	r.Body = b
 	return t.base.RoundTrip(r)
 }
 
@@ -54,7 +64,8 @@ type coalescingBody struct {
 	buf    []byte // read from src, not yet given to Read
 	ready  int    // buf[:ready] may be given to Read: whole envelopes, or a large one's start
 	err    error  // src's error, returned once buf is drained
-	closed bool
+	closed error  // set by Close (io.ErrClosedPipe) or the request's context's end: Read's answer
+	stop   func() bool
 
 	// The envelope being read (pump only): its prefix so far, then how much of it is left.
 	prefix  [5]byte
@@ -78,10 +89,10 @@ func (b *coalescingBody) pump() {
 	for {
 		n, err := b.src.Read(chunk)
 		b.mu.Lock()
-		for n > 0 && len(b.buf)+n > b.max && len(b.buf) > 0 && !b.closed {
+		for n > 0 && len(b.buf)+n > b.max && len(b.buf) > 0 && b.closed == nil {
 			b.cond.Wait() // full: wait for Read to take some
 		}
-		if b.closed {
+		if b.closed != nil {
 			b.mu.Unlock()
 			return
 		}
@@ -133,10 +144,10 @@ func (b *coalescingBody) scan(p []byte) int {
 func (b *coalescingBody) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for b.ready == 0 && b.err == nil && !b.closed {
+	for b.ready == 0 && b.err == nil && b.closed == nil {
 		b.cond.Wait()
 	}
-	if b.ready < len(p) && b.err == nil && !b.closed {
+	if b.ready < len(p) && b.err == nil && b.closed == nil {
 		// Let the goroutines that are ready to run (a sender with its next message among
 		// them) go first, once: what they add goes out in this frame, not a frame of its own.
 		// grpc-go's writer does the same before it flushes a small batch (loopyWriter.run).
@@ -144,8 +155,8 @@ func (b *coalescingBody) Read(p []byte) (int, error) {
 		runtime.Gosched()
 		b.mu.Lock()
 	}
-	if b.closed {
-		return 0, io.ErrClosedPipe
+	if b.closed != nil {
+		return 0, b.closed
 	}
 	if b.ready == 0 {
 		return 0, b.err
@@ -159,8 +170,18 @@ func (b *coalescingBody) Read(p []byte) (int, error) {
 
 // Close closes src (which ends a pending src.Read) and wakes the pump and any Read.
 func (b *coalescingBody) Close() error {
+	if b.stop != nil {
+		b.stop()
+	}
+	return b.closeWith(io.ErrClosedPipe)
+}
+
+// closeWith closes the body as Close does; Read returns err from then on (the first one given).
+func (b *coalescingBody) closeWith(err error) error {
 	b.mu.Lock()
-	b.closed = true
+	if b.closed == nil {
+		b.closed = err
+	}
 	b.cond.Broadcast()
 	b.mu.Unlock()
 	return b.src.Close()

@@ -2,9 +2,11 @@ package connect
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -147,3 +149,58 @@ func waitBuffered(t *testing.T, b *coalescingBody, n int) {
 		}
 	}
 }
+
+// A streaming request's body fails its Read with the context's error when the request's
+// context ends (net/http then resets the stream, and the server sees the call cancelled), and
+// closes connect-go's pipe, whose writer is told so; a body closed first is not touched.
+func TestCoalescingBodyEndsWithContext(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	read := make(chan error, 1)
+	base := roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		go func() {
+			_, err := io.ReadAll(req.Body)
+			read <- err
+		}()
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://example/log.v1.Log/ProduceStream", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = -1 // a stream's, as connect-go sends it
+	if _, err := (coalescingTransport{base: base}).RoundTrip(req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pw.Write(envelope([]byte("r0"))); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-read; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the body's Read after the context ended: %v, want context.Canceled", err)
+	}
+	if _, err := pw.Write(envelope([]byte("r1"))); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("a Write after the context ended: %v, want io.ErrClosedPipe", err)
+	}
+
+	// Closed at the end of the stream, then cancelled: the context has nothing left to end.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	b := newCoalescingBody(io.NopCloser(bytes.NewReader(envelope([]byte("r0")))), coalesceBufferBytes)
+	b.stop = context.AfterFunc(ctx, func() { b.closeWith(ctx.Err()) })
+	if got, err := io.ReadAll(b); err != nil || len(got) != 7 {
+		t.Fatalf("ReadAll = %d bytes, %v", len(got), err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := b.Read(make([]byte, 1)); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("Read after Close, then cancel: %v, want io.ErrClosedPipe", err)
+	}
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
