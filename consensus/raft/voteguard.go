@@ -93,7 +93,10 @@ func (g *voteGuard) RequestPreVote(id hraft.ServerID, target hraft.ServerAddress
 // term there and are never reconciled, and this node applies a record the others never hold
 // (found by commitlog-chaos: a leader paused with SIGSTOP, resumed with writes queued). The
 // fast path saves a heartbeat waiting behind a disk write; a follower's main loop sets its last
-// contact after each append, so the wait does not start elections.
+// contact after each append, so the wait does not start elections. It is here, not in a wrapper
+// of its own, because the guard is the transport New always gives Raft, and a wrapper would have
+// to forward WithPreVote and WithClose again, as the guard does (Raft turns pre-vote off for a
+// transport without it); TestHeartbeatOfNewerTermWaitsForTheMainLoop goes through New.
 func (g *voteGuard) SetHeartbeatHandler(func(hraft.RPC)) {}
 
 // Close implements hraft.WithClose: Raft closes its transport at shutdown, as before the guard.
