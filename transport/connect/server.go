@@ -57,6 +57,9 @@ type Server struct {
 	health  *grpchealth.StaticChecker
 	stopper *lifecycle.Stopper
 	otel    connect.Interceptor // nil without ServerConfig.Telemetry
+	// headersHold is how long a plaintext connection holds a response's HEADERS frame for
+	// the frame after it (headersConn).
+	headersHold time.Duration
 
 	mu      sync.Mutex
 	serving bool
@@ -82,6 +85,8 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 		health:  grpchealth.NewStaticChecker(services[1:]...),
 		stopper: lifecycle.NewStopper(),
 		stopped: make(chan struct{}),
+
+		headersHold: headersHold,
 	}
 	if cfg.Telemetry != nil {
 		ic, err := newOtelInterceptor(cfg.Telemetry, true)
@@ -451,7 +456,7 @@ func (s *Server) Serve(l net.Listener) error {
 	if s.cfg.TLS != nil {
 		err = s.http.ServeTLS(l, "", "")
 	} else {
-		err = s.http.Serve(l)
+		err = s.http.Serve(headersListener{l, s.headersHold})
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		if s.stopper.Stopped() {
