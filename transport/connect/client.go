@@ -111,6 +111,7 @@ func NewClientProtocol(addr string, cfg ClientConfig, p Protocol) (*Client, erro
 		tr.Protocols.SetHTTP2(true)
 	} else {
 		tr.Protocols.SetUnencryptedHTTP2(true)
+		conns.headersHold = headersHold
 	}
 	opts := []connect.ClientOption{
 		connect.WithReadMaxBytes(cfg.MaxMessageBytes + transport.ResponseOverhead),
@@ -161,16 +162,28 @@ func (c *Client) Close() error {
 // connection to a server that went silent would then stay open, with the goroutine reading it,
 // until the idle timeout.
 type connSet struct {
+	// headersHold, when not 0 (plaintext connections), makes each connection a headersConn:
+	// a request's HEADERS frame goes out with its body, in one write.
+	headersHold time.Duration
+
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
 	closed bool
 }
 
-func (s *connSet) dial(d *net.Dialer) func(context.Context, string, string) (net.Conn, error) {
+// dialer is what connSet dials with (a *net.Dialer; tests count the writes beneath).
+type dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func (s *connSet) dial(d dialer) func(context.Context, string, string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
+		}
+		if s.headersHold > 0 {
+			c = newHeadersConn(c, s.headersHold)
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()

@@ -23,7 +23,8 @@ func (l headersListener) Accept() (net.Conn, error) {
 	return newHeadersConn(c, l.hold), nil
 }
 
-// headersConn sends a response's HEADERS frame together with the frame after it. net/http's
+// headersConn sends a response's HEADERS frame together with the frame after it, and on the
+// client's side a request's, which net/http's HTTP/2 client flushes before the body too. net/http's
 // HTTP/2 server writes a handler's response headers and waits for them to be written (and
 // flushed) before the handler's body goes out, so every unary response cost two write system
 // calls, and the client's reader woke twice. A Write that is exactly one HEADERS frame which

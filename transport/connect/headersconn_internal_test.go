@@ -2,6 +2,7 @@ package connect
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -257,5 +258,51 @@ func TestUnaryResponseIsOneWrite(t *testing.T) {
 				t.Errorf("%.2f writes per unary response, want %v", perCall, want)
 			}
 		})
+	}
+}
+
+// countingDialer dials TCP connections whose writes it counts.
+type countingDialer struct{ writes *atomic.Int64 }
+
+func (d countingDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, d.writes}, nil
+}
+
+// TestUnaryRequestIsOneWrite: the client sends a unary call's request (HEADERS and DATA) in
+// one write, not two.
+func TestUnaryRequestIsOneWrite(t *testing.T) {
+	s := transporttest.Start(t, transporttest.Harness{
+		NewServer: func(cfg transport.ServerConfig) (transport.Server, error) { return NewServer(cfg) },
+	}, transport.ServerConfig{})
+	c, err := NewClientProtocol(s.Addr, transport.ClientConfig{}, ProtocolConnect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var writes atomic.Int64
+	if c.conns.headersHold == 0 {
+		t.Fatal("a plaintext client's connections do not hold HEADERS for the body")
+	}
+	c.conns.headersHold = time.Minute // the body always comes in time: the count does not depend on the machine's speed
+	c.http.DialContext = c.conns.dial(countingDialer{&writes})
+	ctx := t.Context()
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("warm")}}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	before := writes.Load()
+	for i := range n {
+		if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("r")}}); err != nil {
+			t.Fatalf("Produce %d: %v", i, err)
+		}
+	}
+	perCall := float64(writes.Load()-before) / n
+	t.Logf("%.2f writes per unary request", perCall)
+	if perCall > 1.1 { // the odd WINDOW_UPDATE or PING besides
+		t.Errorf("%.2f writes per unary request, want 1", perCall)
 	}
 }
