@@ -360,6 +360,7 @@ func recordBytes(r *logv1.Record) int {
 // answered are bounded by --max-stream-inflight-bytes: when the budget is spent the receiver
 // stops reading, and the transport's flow control makes the client wait.
 func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]) error {
+	callCtx := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Proposals run under pctx: ctx, except that the server's stop ends it only
@@ -506,7 +507,7 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 					resps[i] = logv1.ProduceResponse{Offset: res.First + uint64(i), Duplicate: res.Duplicate}
 				}
 				if err := transport.SendBatch(stream, ptrs[:len(group)]); err != nil {
-					return toWire(err)
+					return sendFailed(callCtx, err)
 				}
 			}
 		}
@@ -514,6 +515,20 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 		clear(run)
 		budget.release(cost)
 	}
+}
+
+// sendFailed is the status of a stream (ctx is the call's context, as the transport gave it)
+// whose Send failed with err. A Send fails when the client reset the stream (it cancelled, or
+// its deadline passed, or it stopped reading and then went away) or its connection broke, and
+// the transport has then ended the call's context: the context's error, Canceled or
+// DeadlineExceeded, is the call's status, as when the stream ends while it waits for a record.
+// toWire of the transport's own error made it Internal, a server fault in the request metrics
+// for every client that went away while the server was sending to it.
+func sendFailed(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return toWire(cerr)
+	}
+	return toWire(err)
 }
 
 // refusedAsAWhole reports whether err refused a group of records as a whole before anything
@@ -967,6 +982,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	if err != nil {
 		return toWire(err)
 	}
+	callCtx := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var pos atomic.Uint64 // the offset of the next record the stream sends
@@ -982,7 +998,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	batchBytes := 0
 	sendBatch := func() error {
 		if err := stream.Send(&logv1.ConsumeResponse{Records: batch}); err != nil {
-			return toWire(err)
+			return sendFailed(callCtx, err)
 		}
 		batch, batchBytes = make([]*logv1.Record, 0, len(batch)), 0
 		return nil
@@ -1034,7 +1050,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 		}
 		if maxBatch <= 1 { // the seed's form: one record per message
 			if err := stream.Send(&logv1.ConsumeResponse{Record: wireRecord(rec)}); err != nil {
-				return toWire(err)
+				return sendFailed(callCtx, err)
 			}
 			continue
 		}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,6 +75,131 @@ func TestCancelledStreamsEndCanceled(t *testing.T) {
 			for _, rpc := range []string{"ProduceStream", "ConsumeStream"} {
 				if n := counts(rpc, "ok"); n != 0 {
 					t.Errorf("%d cancelled %s calls ended OK", n, rpc)
+				}
+			}
+		})
+	}
+}
+
+// requestCounts returns, for rpc, how many calls the server's request duration metric counts
+// under each code.
+func requestCounts(t *testing.T, s *testServer, rpc string) map[string]uint64 {
+	t.Helper()
+	counts := map[string]uint64{}
+	for _, m := range telemetrytest.Scrape(t, s.MetricsAddr())["commitlog_request_duration_seconds"].GetMetric() {
+		var r, code string
+		for _, l := range m.GetLabel() {
+			switch l.GetName() {
+			case "rpc":
+				r = l.GetValue()
+			case "code":
+				code = l.GetValue()
+			}
+		}
+		if r == rpc {
+			counts[code] += m.GetHistogram().GetSampleCount()
+		}
+	}
+	return counts
+}
+
+// TestCancelledBusyStreamsEndCanceled: a stream the client cancels while the server is sending
+// to it — a ConsumeStream catching up on many records, one whose client never reads, a
+// ProduceStream whose client never reads its answers — ends Canceled in the server's account,
+// as a stream cancelled while idle does. The server's Send fails then, with the transport's
+// error for a stream the client reset, and the handlers made that Internal (toWire of an error
+// it does not know): a server fault in the metrics, for every consumer that stopped reading.
+func TestCancelledBusyStreamsEndCanceled(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			s := startServer(t, Config{Transport: tr, MetricsAddr: "127.0.0.1:0"})
+			c := newClient(t, tr, s.Addr())
+			ctx := ctxT(t, 60*time.Second)
+			value := make([]byte, 100)
+			for range 20 {
+				recs := make([]*logv1.Record, 1000)
+				for j := range recs {
+					recs[j] = &logv1.Record{Value: value}
+				}
+				if _, err := c.ProduceBatch(ctx, &logv1.ProduceBatchRequest{Records: recs}); err != nil {
+					t.Fatalf("ProduceBatch: %v", err)
+				}
+			}
+			defer func() {
+				if t.Failed() {
+					for _, rpc := range []string{"ConsumeStream", "ProduceStream"} {
+						t.Logf("%s: %v", rpc, requestCounts(t, s, rpc))
+					}
+				}
+			}()
+			streamsOpen := func(rpc string) float64 {
+				m, err := telemetrytest.Find(telemetrytest.Scrape(t, s.MetricsAddr()), "commitlog_streams_open", map[string]string{"rpc": rpc})
+				if err != nil {
+					return 0
+				}
+				return m.GetGauge().GetValue()
+			}
+
+			// Catching up: one record read of the 20,000, then cancelled.
+			cctx, cancel := context.WithCancel(ctx)
+			cs, err := c.ConsumeStream(cctx, &logv1.ConsumeRequest{Offset: 0})
+			if err != nil {
+				t.Fatalf("ConsumeStream: %v", err)
+			}
+			if _, err := cs.Receive(); err != nil {
+				t.Fatalf("ConsumeStream Receive: %v", err)
+			}
+			cancel()
+			_ = cs.Close()
+			waitFor(t, 10*time.Second, "the catching-up stream to end", func() bool { return streamsOpen("ConsumeStream") == 0 })
+
+			// Never read: the server fills the flow-control windows and waits in Send.
+			cctx, cancel = context.WithCancel(ctx)
+			if cs, err = c.ConsumeStream(cctx, &logv1.ConsumeRequest{Offset: 0}); err != nil {
+				t.Fatalf("ConsumeStream: %v", err)
+			}
+			waitFor(t, 10*time.Second, "the unread stream to open", func() bool { return streamsOpen("ConsumeStream") == 1 })
+			time.Sleep(500 * time.Millisecond)
+			cancel()
+			_ = cs.Close()
+			waitFor(t, 10*time.Second, "the unread stream to end", func() bool { return streamsOpen("ConsumeStream") == 0 })
+
+			// A ProduceStream whose answers are never read: the server waits in Send once the
+			// client's window for them is full (about 9 bytes an answer).
+			pctx, cancel := context.WithCancel(ctx)
+			ps, err := c.ProduceStream(pctx)
+			if err != nil {
+				t.Fatalf("ProduceStream: %v", err)
+			}
+			var sent atomic.Int64
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for sent.Load() < 2_000_000 {
+					if ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{}}) != nil {
+						return
+					}
+					sent.Add(1)
+				}
+			}()
+			// The client's sends stall once the server, waiting in Send, stops reading.
+			last := int64(-1)
+			waitFor(t, 30*time.Second, "the client's sends to stall", func() bool {
+				time.Sleep(300 * time.Millisecond)
+				n := sent.Load()
+				defer func() { last = n }()
+				return n == last
+			})
+			t.Logf("%d requests sent before the stall", last)
+			cancel()
+			_ = ps.Close()
+			<-done
+			waitFor(t, 20*time.Second, "the ProduceStream to end", func() bool { return streamsOpen("ProduceStream") == 0 })
+
+			for rpc, want := range map[string]uint64{"ConsumeStream": 2, "ProduceStream": 1} {
+				got := requestCounts(t, s, rpc)
+				if got["canceled"] != want || len(got) != 1 {
+					t.Errorf("%s calls by code: %v, want canceled: %d", rpc, got, want)
 				}
 			}
 		})
