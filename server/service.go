@@ -303,7 +303,7 @@ func (s *service) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv
 	}
 	res, err := s.proposeTo(ctx, produceTarget{topic: req.GetTopic(), partition: req.GetPartition(), producer: req.GetProducer(), topicID: req.GetTopicId()}, []*logv1.Record{req.GetRecord()})
 	if err != nil {
-		return nil, toWire(err)
+		return nil, s.writeErr(ctx, err)
 	}
 	return &logv1.ProduceResponse{Offset: res.First, Duplicate: res.Duplicate}, nil
 }
@@ -314,7 +314,7 @@ func (s *service) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchReque
 	}
 	res, err := s.proposeTo(ctx, produceTarget{topic: req.GetTopic(), partition: req.GetPartition(), producer: req.GetProducer(), topicID: req.GetTopicId()}, req.GetRecords())
 	if err != nil {
-		return nil, toWire(err)
+		return nil, s.writeErr(ctx, err)
 	}
 	return &logv1.ProduceBatchResponse{BaseOffset: res.First, Count: uint64(len(req.GetRecords())), Duplicate: res.Duplicate}, nil
 }
@@ -494,7 +494,7 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 						// was not proposed.
 						err = errStopping
 					}
-					return toWire(err)
+					return s.writeErr(callCtx, err)
 				}
 				if cap(resps) < len(group) {
 					resps = make([]logv1.ProduceResponse, len(group))
@@ -515,6 +515,29 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 		clear(run)
 		budget.release(cost)
 	}
+}
+
+// writeErr is toWire for the error of a write (Produce, ProduceBatch, a ProduceStream's
+// proposal) under the call's context ctx. A write whose caller cancelled after it was proposed
+// (or whose connection closed) has an unknown outcome, which toWire answers Unavailable with an
+// OutcomeUnknown detail. Nobody hears that answer: the caller reset the call (and a follower
+// forwarding for it ends its own call to the leader so). But the request metrics counted each
+// such cancel as the server's unavailability, for writes that mostly were stored. It is the
+// caller's Canceled, with the same message and detail, as a write taken back before it was
+// proposed is (errWithdrawn). Not when the server's stop ended the call (its caller still
+// listens), nor at the caller's deadline: a timeout after proposing is Unavailable by the wire
+// contract, and that answer may reach the caller before its own timer fires.
+func (s *service) writeErr(ctx context.Context, err error) error {
+	werr := toWire(err)
+	e, ok := errors.AsType[*transport.Error](werr)
+	if !ok || e.Code() != transport.Unavailable || !errors.Is(ctx.Err(), context.Canceled) || s.stoppedStream(ctx) {
+		return werr
+	}
+	reason, unknown := e.OutcomeUnknown()
+	if !unknown {
+		return werr
+	}
+	return transport.Errorf(transport.Canceled, "%s", e.Message()).WithOutcomeUnknown(reason).WithCause(err)
 }
 
 // sendFailed is the status of a stream (ctx is the call's context, as the transport gave it)
