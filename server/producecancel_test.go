@@ -51,3 +51,43 @@ func TestCancelledProduceCountsCanceled(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelledForwardedProduceCountsCanceled: the same through a follower, which forwards the
+// writes to the leader: a write cancelled after it was proposed (the follower's forward then
+// ends cancelled, its outcome unknown) is Canceled on both, not Unavailable.
+func TestCancelledForwardedProduceCountsCanceled(t *testing.T) {
+	nodes := startClusterWith(t, 3, func(i int, cfg *Config) { cfg.MetricsAddr = "127.0.0.1:0" })
+	ctx := ctxT(t, 60*time.Second)
+	var follower *testServer
+	for _, n := range nodes {
+		if !n.node.IsLeader() {
+			follower = n
+		}
+	}
+	c := newClient(t, TransportConnect, follower.Addr())
+	recs := make([]*logv1.Record, 500)
+	for i := range recs {
+		recs[i] = &logv1.Record{Value: make([]byte, 100)}
+	}
+	for i := range 200 {
+		cctx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(time.Duration(i%40)*60*time.Microsecond, cancel)
+		if i%2 == 0 {
+			_, _ = c.Produce(cctx, &logv1.ProduceRequest{Record: recs[0]})
+		} else {
+			_, _ = c.ProduceBatch(cctx, &logv1.ProduceBatchRequest{Records: recs})
+		}
+		cancel()
+	}
+	time.Sleep(500 * time.Millisecond) // the last calls' accounts
+	for _, n := range nodes {
+		for _, rpc := range []string{"Produce", "ProduceBatch"} {
+			counts := requestCounts(t, n, rpc)
+			for code, k := range counts {
+				if code != "ok" && code != "canceled" {
+					t.Errorf("%s (leader: %v) %s: %d cancelled calls counted %s (all: %v), want ok or canceled", n.cfg.NodeName, n.node.IsLeader(), rpc, k, code, counts)
+				}
+			}
+		}
+	}
+}
