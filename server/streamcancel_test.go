@@ -52,33 +52,33 @@ func TestCancelledStreamsEndCanceled(t *testing.T) {
 			}
 			cancelConsume()
 
-			counts := func(rpc, code string) uint64 {
-				m, err := telemetrytest.Find(telemetrytest.Scrape(t, s.MetricsAddr()), "commitlog_request_duration_seconds", map[string]string{"rpc": rpc, "code": code})
-				if err != nil {
-					return 0
-				}
-				return m.GetHistogram().GetSampleCount()
-			}
 			defer func() {
 				if t.Failed() {
-					fams := telemetrytest.Scrape(t, s.MetricsAddr())
-					for _, name := range []string{"commitlog_request_duration_seconds", "commitlog_streams_open"} {
-						for _, m := range fams[name].GetMetric() {
-							t.Logf("%s %v count %d gauge %v", name, m.GetLabel(), m.GetHistogram().GetSampleCount(), m.GetGauge().GetValue())
-						}
+					for _, rpc := range []string{"ProduceStream", "ConsumeStream"} {
+						t.Logf("%s: %v, open: %v", rpc, requestCounts(t, s, rpc), streamsOpen(t, s, rpc))
 					}
 				}
 			}()
 			waitFor(t, 10*time.Second, "both streams to end", func() bool {
-				return counts("ProduceStream", "canceled") == 1 && counts("ConsumeStream", "canceled") == 1
+				return requestCounts(t, s, "ProduceStream")["canceled"] == 1 && requestCounts(t, s, "ConsumeStream")["canceled"] == 1
 			})
 			for _, rpc := range []string{"ProduceStream", "ConsumeStream"} {
-				if n := counts(rpc, "ok"); n != 0 {
+				if n := requestCounts(t, s, rpc)["ok"]; n != 0 {
 					t.Errorf("%d cancelled %s calls ended OK", n, rpc)
 				}
 			}
 		})
 	}
+}
+
+// streamsOpen returns the server's count of rpc's open streams.
+func streamsOpen(t *testing.T, s *testServer, rpc string) float64 {
+	t.Helper()
+	m, err := telemetrytest.Find(telemetrytest.Scrape(t, s.MetricsAddr()), "commitlog_streams_open", map[string]string{"rpc": rpc})
+	if err != nil {
+		return 0
+	}
+	return m.GetGauge().GetValue()
 }
 
 // requestCounts returns, for rpc, how many calls the server's request duration metric counts
@@ -132,13 +132,6 @@ func TestCancelledBusyStreamsEndCanceled(t *testing.T) {
 					}
 				}
 			}()
-			streamsOpen := func(rpc string) float64 {
-				m, err := telemetrytest.Find(telemetrytest.Scrape(t, s.MetricsAddr()), "commitlog_streams_open", map[string]string{"rpc": rpc})
-				if err != nil {
-					return 0
-				}
-				return m.GetGauge().GetValue()
-			}
 
 			// Catching up: one record read of the 20,000, then cancelled.
 			cctx, cancel := context.WithCancel(ctx)
@@ -151,18 +144,18 @@ func TestCancelledBusyStreamsEndCanceled(t *testing.T) {
 			}
 			cancel()
 			_ = cs.Close()
-			waitFor(t, 10*time.Second, "the catching-up stream to end", func() bool { return streamsOpen("ConsumeStream") == 0 })
+			waitFor(t, 10*time.Second, "the catching-up stream to end", func() bool { return streamsOpen(t, s, "ConsumeStream") == 0 })
 
 			// Never read: the server fills the flow-control windows and waits in Send.
 			cctx, cancel = context.WithCancel(ctx)
 			if cs, err = c.ConsumeStream(cctx, &logv1.ConsumeRequest{Offset: 0}); err != nil {
 				t.Fatalf("ConsumeStream: %v", err)
 			}
-			waitFor(t, 10*time.Second, "the unread stream to open", func() bool { return streamsOpen("ConsumeStream") == 1 })
+			waitFor(t, 10*time.Second, "the unread stream to open", func() bool { return streamsOpen(t, s, "ConsumeStream") == 1 })
 			time.Sleep(500 * time.Millisecond)
 			cancel()
 			_ = cs.Close()
-			waitFor(t, 10*time.Second, "the unread stream to end", func() bool { return streamsOpen("ConsumeStream") == 0 })
+			waitFor(t, 10*time.Second, "the unread stream to end", func() bool { return streamsOpen(t, s, "ConsumeStream") == 0 })
 
 			// A ProduceStream whose answers are never read: the server waits in Send once the
 			// client's window for them is full (about 9 bytes an answer).
@@ -194,7 +187,7 @@ func TestCancelledBusyStreamsEndCanceled(t *testing.T) {
 			cancel()
 			_ = ps.Close()
 			<-done
-			waitFor(t, 20*time.Second, "the ProduceStream to end", func() bool { return streamsOpen("ProduceStream") == 0 })
+			waitFor(t, 20*time.Second, "the ProduceStream to end", func() bool { return streamsOpen(t, s, "ProduceStream") == 0 })
 
 			for rpc, want := range map[string]uint64{"ConsumeStream": 2, "ProduceStream": 1} {
 				got := requestCounts(t, s, rpc)
