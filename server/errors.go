@@ -40,6 +40,10 @@ func toWire(err error) error {
 		// This node stopped applying committed entries: whatever the cause it wraps (a log
 		// refusing a record as too large, say), the write was committed, nothing was refused.
 		return transport.NewError(transport.Internal, err)
+	case errors.Is(err, fsm.ErrStopped):
+		// A leader that stopped applying refused the write before proposing it (it hands
+		// leadership over): another server, or a later leader, may take it.
+		return transport.NewError(transport.Unavailable, err).WithNotProposed(err.Error())
 	case errors.Is(err, storage.ErrOutOfRange):
 		return transport.NewError(transport.OutOfRange, err)
 	case errors.Is(err, fsm.ErrUnknownTopic), errors.Is(err, fsm.ErrUnknownPartition):

@@ -297,9 +297,12 @@ func TestApplyStopIsReported(t *testing.T) {
 
 // TestApplyStopIsNoRefusal: once a node stops applying because its log refused a committed
 // entry as too large (a log that does not accept fsm.MaxStoredRecordBytes), the produce of
-// that entry and of every later one on it were committed: none is answered as a refusal
-// (ResourceExhausted: "too large, nothing stored"; a 2-byte record was so answered), but
-// Internal, which clients treat as an outcome they do not know.
+// that entry was committed: it is not answered as a refusal (ResourceExhausted: "too large,
+// nothing stored"), but Internal, which clients treat as an outcome they do not know. Every
+// later produce on it, still the leader (no other node to hand leadership to), is refused
+// before it is proposed: Unavailable with the NotProposed detail, and Raft's log does not grow
+// (before, each was committed and answered Internal, and a cluster whose disks were all full
+// went on appending writes its callers were told might have failed).
 func TestApplyStopIsNoRefusal(t *testing.T) {
 	srv := startServer(t, Config{OpenLog: func(string) (storage.Log, error) {
 		l, err := memory.New(memory.Config{MaxRecordBytes: 200})
@@ -313,11 +316,19 @@ func TestApplyStopIsNoRefusal(t *testing.T) {
 	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("ok")}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, size := range []int{1000, 2} {
-		_, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: make([]byte, size)}})
-		if code := transport.CodeOf(err); code != transport.Internal {
-			t.Fatalf("Produce of %d bytes after the log refused a committed entry: %v, want Internal", size, err)
+	_, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: make([]byte, 1000)}})
+	if code := transport.CodeOf(err); code != transport.Internal {
+		t.Fatalf("Produce of 1000 bytes the log refuses once committed: %v, want Internal", err)
+	}
+	last := srv.node.Status().LastIndex
+	for range 3 {
+		_, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: make([]byte, 2)}})
+		if code := transport.CodeOf(err); code != transport.Unavailable || !transport.IsNotProposed(err) {
+			t.Fatalf("Produce of 2 bytes after the log refused a committed entry: %v, want Unavailable, not proposed", err)
 		}
+	}
+	if got := srv.node.Status().LastIndex; got != last {
+		t.Fatalf("Raft's last index went from %d to %d after the state machine stopped", last, got)
 	}
 	if !errors.Is(srv.fsm.Err(), fsm.ErrFailed) {
 		t.Fatalf("fsm.Err = %v", srv.fsm.Err())

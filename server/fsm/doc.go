@@ -56,7 +56,9 @@
 // result, Snapshot and Restore returns it, Err reports it, Failed is closed and the error is
 // logged. The FSM keeps serving the records it stored before the failure, and nothing at or
 // past it: Bounds' next stays there, Read and Records answer ErrFailed (at once, and waiting
-// readers are woken). Restarting the node (after fixing the cause) replays what was lost.
+// readers are woken). While this node leads, Propose and the Machine's proposals refuse every
+// later command before proposing it (ErrStopped): committed, it would fail here. Restarting the
+// node (after fixing the cause) replays what was lost.
 //
 // # Snapshots
 //

@@ -38,7 +38,21 @@ var (
 	// before, nothing past them; it is repaired by fixing the cause (disk, storage limits) and
 	// restarting it: replay restores what was not stored.
 	ErrFailed = errors.New("fsm: state machine failed: a committed entry could not be stored")
+	// ErrStopped: refused before proposing, on a leader whose state machine stopped applying
+	// (ErrFailed): the write would be committed on the other nodes and fail here, its outcome
+	// unknown to its caller. Nothing was proposed; another leader may take it. It does not wrap
+	// ErrFailed (it names its cause as text).
+	ErrStopped = errors.New("fsm: not proposed: this node stopped applying committed entries")
 )
+
+// refuseStopped returns ErrStopped naming stopped, the sticky ErrFailed, when c leads and
+// stopped is set; nil otherwise (a follower hands the write to the leader).
+func refuseStopped(c Proposer, stopped error) error {
+	if stopped == nil || !c.IsLeader() {
+		return nil
+	}
+	return fmt.Errorf("%w (%v)", ErrStopped, stopped)
+}
 
 // errNoLog is returned by New when Config.Log is nil.
 var errNoLog = errors.New("fsm: Config.Log is required")

@@ -79,17 +79,22 @@ func (m *Machine) ProposeAppendTo(ctx context.Context, c Proposer, topic string,
 	if err != nil {
 		return AppendResult{}, err
 	}
-	return proposeAs[AppendResult](ctx, c, cmd, "an append")
+	return proposeAs[AppendResult](ctx, c, m.Err(), cmd, "an append")
 }
 
 // ProposeRetention proposes a retain command for one partition (see FSM.ProposeRetention).
 func (m *Machine) ProposeRetention(ctx context.Context, c Proposer, t Target, first uint64) (uint64, error) {
-	r, err := proposeAs[RetainResult](ctx, c, EncodeRetainTarget(t, first, time.Now()), "a retain command")
+	r, err := proposeAs[RetainResult](ctx, c, m.Err(), EncodeRetainTarget(t, first, time.Now()), "a retain command")
 	return r.First, err
 }
 
-func proposeAs[R any](ctx context.Context, c Proposer, cmd []byte, what string) (R, error) {
+// proposeAs proposes cmd through c unless c leads and stopped (the machine's sticky error) is
+// set (ErrStopped), and returns its Apply result as an R.
+func proposeAs[R any](ctx context.Context, c Proposer, stopped error, cmd []byte, what string) (R, error) {
 	var zero R
+	if err := refuseStopped(c, stopped); err != nil {
+		return zero, err
+	}
 	res, err := c.Propose(ctx, cmd)
 	if err != nil {
 		return zero, err
@@ -111,6 +116,9 @@ func (m *Machine) proposeMeta(ctx context.Context, c Proposer, k CommandKind, bo
 	}
 	cmd, err := encodeMeta(k, time.Now(), b)
 	if err != nil {
+		return nil, err
+	}
+	if err := refuseStopped(c, m.Err()); err != nil {
 		return nil, err
 	}
 	res, err := c.Propose(ctx, cmd)

@@ -29,7 +29,7 @@ var _ Proposer = consensus.Consensus(nil)
 // limits is not refused but answered with *consensus.NotLeaderError (nothing was proposed),
 // so that the caller forwards it to the leader, whose limits decide.
 //
-// Errors: ErrEmptyBatch, ErrTooLarge (on the leader; nothing was proposed); c's errors
+// Errors: ErrEmptyBatch, ErrTooLarge, ErrStopped (on the leader; nothing was proposed); c's errors
 // (consensus.ErrNotLeader, ErrNoLeader, ErrOutcomeUnknown, ErrClosed, ctx's); the entry's
 // Apply error (ErrFailed when this node could not store it, ErrInvalidCommand).
 func (f *FSM) Propose(ctx context.Context, c Proposer, records ...AppendRecord) (AppendResult, error) {
@@ -41,6 +41,9 @@ func (f *FSM) Propose(ctx context.Context, c Proposer, records ...AppendRecord) 
 		}
 	}
 	if err != nil {
+		return AppendResult{}, err
+	}
+	if err := refuseStopped(c, f.Err()); err != nil {
 		return AppendResult{}, err
 	}
 	res, err := c.Propose(ctx, cmd)
@@ -64,6 +67,9 @@ func (f *FSM) Propose(ctx context.Context, c Proposer, records ...AppendRecord) 
 // Errors: c's errors, as for Propose; the entry's Apply error (ErrInvalidCommand when first
 // would empty the log, ErrFailed).
 func (f *FSM) ProposeRetention(ctx context.Context, c Proposer, first uint64) (uint64, error) {
+	if err := refuseStopped(c, f.Err()); err != nil {
+		return 0, err
+	}
 	res, err := c.Propose(ctx, EncodeRetain(first, time.Now()))
 	if err != nil {
 		return 0, err
