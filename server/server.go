@@ -275,10 +275,14 @@ func (s *Server) enforcePartitionRetention(now time.Time, p fsm.PartitionRef) {
 	log.Info("retention: log start moved", "from", lowest, "to", got)
 }
 
-// watchApply reacts, once, to the state machine stopping (it could not store a committed
-// entry; the FSM has logged why): this node keeps answering reads below the failure point and
-// status calls, so that `cluster status` shows the failure, but a leader hands leadership
-// over, since every write it committed would fail on it.
+// watchApply reacts to the state machine stopping (it could not store a committed entry; the
+// FSM has logged why): this node keeps answering reads below the failure point and status
+// calls, so that `cluster status` shows the failure, but whenever it leads — when it stops,
+// or elected later (its Raft log is whole, so it can win an election) — it hands leadership
+// over, since it refuses every write (fsm.ErrStopped). When it finds itself leading again
+// (the transfer failed, or every other node stopped too and handed it back), it tries again
+// after a wait that doubles, up to stoppedLeaderMaxWait, so that stopped nodes do not pass
+// leadership back and forth without end.
 func (s *Server) watchApply() {
 	select {
 	case <-s.stopping:
@@ -286,9 +290,32 @@ func (s *Server) watchApply() {
 	case <-s.sm.Failed():
 	}
 	s.cfg.Logger.Error("this node stopped applying committed entries; it needs an operator (fix the cause, restart it)", "err", s.sm.Err())
-	if !s.node.IsLeader() {
-		return
+	wait := stoppedLeaderCheck
+	for {
+		if s.node.IsLeader() {
+			s.handOverStopped()
+			wait = min(2*wait, stoppedLeaderMaxWait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-s.stopping:
+			t.Stop()
+			return
+		case <-t.C:
+		}
 	}
+}
+
+// stoppedLeaderCheck is how often a node whose state machine stopped checks whether it leads
+// (then hands leadership over); after each hand-over the wait doubles, up to
+// stoppedLeaderMaxWait.
+const (
+	stoppedLeaderCheck   = time.Second
+	stoppedLeaderMaxWait = time.Minute
+)
+
+// handOverStopped transfers leadership away from this node, whose state machine stopped.
+func (s *Server) handOverStopped() {
 	tctx, tcancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer tcancel()
 	ctx, cancel := s.untilStopping(tctx)

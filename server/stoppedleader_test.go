@@ -1,0 +1,63 @@
+package server
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/storage/vfs/crashfs"
+	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
+)
+
+// TestStoppedNodeElectedLaterHandsLeadershipOver: a follower whose state machine stopped (its
+// disk full) keeps a whole Raft log, so it can still be elected. Elected, it must hand
+// leadership over as a leader that stops does, rather than lead on refusing every write
+// (before, it handed leadership over only if it led when it stopped: on real processes with
+// every disk full, a node that stopped as a follower was elected and led for good).
+func TestStoppedNodeElectedLaterHandsLeadershipOver(t *testing.T) {
+	fs := crashfs.New()
+	nodes := startClusterWith(t, 3, func(i int, cfg *Config) {
+		if i == 2 {
+			cfg.logFS = fs
+		}
+	})
+	ctx := ctxT(t, 90*time.Second)
+	leader := leaderOf(t, nodes)
+	c := newClient(t, TransportConnect, leader.Addr())
+	produce := func() {
+		t.Helper()
+		if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("r")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce()
+	stopped := nodes[2]
+	waitFor(t, 20*time.Second, "node-2 applies the first record", func() bool {
+		_, next := stopped.fsm.Bounds()
+		return next == 1
+	})
+	if err := stopped.log.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	fs.FailNext(crashfs.OpWrite, errors.New("no space left on device"))
+	produce()
+	waitFor(t, 20*time.Second, "node-2 stops applying", func() bool { return errors.Is(stopped.fsm.Err(), fsm.ErrFailed) })
+	if stopped.node.IsLeader() {
+		t.Fatal("node-2 leads already")
+	}
+	if err := leader.node.TransferLeadership(ctx, "node-2"); err != nil {
+		t.Fatalf("TransferLeadership to node-2: %v", err)
+	}
+	waitFor(t, 10*time.Second, "node-2 leads", stopped.node.IsLeader)
+	waitFor(t, 20*time.Second, "node-2 hands leadership over", func() bool { return !stopped.node.IsLeader() })
+	// A healthy node leads and takes writes.
+	next := leaderOf(t, nodes)
+	if next == stopped {
+		t.Fatal("node-2 leads again")
+	}
+	c2 := newClient(t, TransportConnect, next.Addr())
+	if _, err := c2.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("after")}}); err != nil {
+		t.Fatalf("Produce on the new leader: %v", err)
+	}
+}
