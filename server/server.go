@@ -279,10 +279,10 @@ func (s *Server) enforcePartitionRetention(now time.Time, p fsm.PartitionRef) {
 // FSM has logged why): this node keeps answering reads below the failure point and status
 // calls, so that `cluster status` shows the failure, but whenever it leads — when it stops,
 // or elected later (its Raft log is whole, so it can win an election) — it hands leadership
-// over, since it refuses every write (fsm.ErrStopped). When it finds itself leading again
-// (the transfer failed, or every other node stopped too and handed it back), it tries again
-// after a wait that doubles, up to stoppedLeaderMaxWait, so that stopped nodes do not pass
-// leadership back and forth without end.
+// over, since it refuses every write (fsm.ErrStopped). It checks every stoppedLeaderCheck;
+// when leadership keeps coming back (every other node stopped too, and hands it back), the
+// hand-overs are spaced out (handOverDue), so that stopped nodes do not pass leadership back
+// and forth every second.
 func (s *Server) watchApply() {
 	select {
 	case <-s.stopping:
@@ -290,29 +290,50 @@ func (s *Server) watchApply() {
 	case <-s.sm.Failed():
 	}
 	s.cfg.Logger.Error("this node stopped applying committed entries; it needs an operator (fix the cause, restart it)", "err", s.sm.Err())
-	wait := stoppedLeaderCheck
+	tick := time.NewTicker(stoppedLeaderCheck)
+	defer tick.Stop()
+	var last time.Time // the last hand-over
+	backoff := stoppedLeaderCheck
 	for {
 		if s.node.IsLeader() {
-			s.handOverStopped()
-			wait = min(2*wait, stoppedLeaderMaxWait)
+			var due bool
+			if due, backoff = handOverDue(time.Now(), last, backoff); due {
+				s.handOverStopped()
+				last = time.Now()
+			}
 		}
-		t := time.NewTimer(wait)
 		select {
 		case <-s.stopping:
-			t.Stop()
 			return
-		case <-t.C:
+		case <-tick.C:
 		}
 	}
 }
 
-// stoppedLeaderCheck is how often a node whose state machine stopped checks whether it leads
-// (then hands leadership over); after each hand-over the wait doubles, up to
-// stoppedLeaderMaxWait.
+// stoppedLeaderCheck is how often a node whose state machine stopped checks whether it leads;
+// stoppedLeaderMaxWait is the longest it then waits between two hand-overs.
 const (
 	stoppedLeaderCheck   = time.Second
 	stoppedLeaderMaxWait = time.Minute
 )
+
+// handOverDue decides, at now, for a stopped node that leads, whether to hand leadership over
+// again after the last hand-over (zero: none yet), and returns the backoff to use from then on.
+// Leadership back within twice the backoff is a ping-pong between stopped nodes: the next
+// hand-over waits until the backoff has passed, and the backoff doubles, up to
+// stoppedLeaderMaxWait. Leadership back after longer (this node elected again, much later) is
+// handed over at once, and the backoff starts again from stoppedLeaderCheck.
+func handOverDue(now, last time.Time, backoff time.Duration) (bool, time.Duration) {
+	since := now.Sub(last)
+	switch {
+	case last.IsZero() || since >= 2*backoff:
+		return true, stoppedLeaderCheck
+	case since >= backoff:
+		return true, min(2*backoff, stoppedLeaderMaxWait)
+	default:
+		return false, backoff
+	}
+}
 
 // handOverStopped transfers leadership away from this node, whose state machine stopped.
 func (s *Server) handOverStopped() {

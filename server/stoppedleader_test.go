@@ -61,3 +61,32 @@ func TestStoppedNodeElectedLaterHandsLeadershipOver(t *testing.T) {
 		t.Fatalf("Produce on the new leader: %v", err)
 	}
 }
+
+// TestHandOverDue: a stopped node that leads hands leadership over at once the first time, and
+// again at once when it is elected much later; leadership coming back sooner (stopped nodes
+// passing it back and forth) is handed over only once the backoff has passed, the backoff
+// doubling up to stoppedLeaderMaxWait. (Before, the wait doubled after every hand-over and
+// never came back down: a node elected hours later refused writes for up to a minute.)
+func TestHandOverDue(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	for _, c := range []struct {
+		name        string
+		last        time.Time
+		now         time.Time
+		backoff     time.Duration
+		wantDue     bool
+		wantBackoff time.Duration
+	}{
+		{"first", time.Time{}, t0, stoppedLeaderCheck, true, stoppedLeaderCheck},
+		{"back within the backoff", t0, t0.Add(500 * time.Millisecond), stoppedLeaderCheck, false, stoppedLeaderCheck},
+		{"back after the backoff, within twice it", t0, t0.Add(1500 * time.Millisecond), stoppedLeaderCheck, true, 2 * stoppedLeaderCheck},
+		{"ping-pong at the cap", t0, t0.Add(90 * time.Second), stoppedLeaderMaxWait, true, stoppedLeaderMaxWait},
+		{"at the cap, back within it", t0, t0.Add(30 * time.Second), stoppedLeaderMaxWait, false, stoppedLeaderMaxWait},
+		{"elected again much later", t0, t0.Add(3 * time.Hour), stoppedLeaderMaxWait, true, stoppedLeaderCheck},
+	} {
+		due, backoff := handOverDue(c.now, c.last, c.backoff)
+		if due != c.wantDue || backoff != c.wantBackoff {
+			t.Errorf("%s: handOverDue = %v, %v; want %v, %v", c.name, due, backoff, c.wantDue, c.wantBackoff)
+		}
+	}
+}
