@@ -272,8 +272,9 @@ func (l *Log) recoverTimeIndex(s *segment, hasTix bool) error {
 // the log's lowest offset whose timestamp (per Config.Timestamp) is at or after ts, or the
 // next offset when there is none. It finds the first segment whose largest timestamp
 // reaches ts and reads only the records between two of its index entries.
-// Errors: storage.ErrNoTimeIndex (Config.Timestamp is nil), storage.ErrClosed,
-// storage.ErrCorrupt, storage.ErrOutOfRange (the records were truncated concurrently).
+// A lookup that races a truncation (retention, Reset) starts again from the new lowest
+// offset. Errors: storage.ErrNoTimeIndex (Config.Timestamp is nil), storage.ErrClosed,
+// storage.ErrCorrupt.
 func (l *Log) OffsetForTime(ts int64) (uint64, error) {
 	if !l.timeIndexing() {
 		return 0, storage.ErrNoTimeIndex
@@ -302,13 +303,24 @@ func (l *Log) OffsetForTime(ts int64) (uint64, error) {
 			return next, nil
 		}
 		from, to = max(from, lowest, after), min(to, next)
+		truncated := false
 		for rec, err := range l.Records(from, to) {
+			if errors.Is(err, storage.ErrOutOfRange) {
+				// Retention (or Reset) removed the span under us: look again from the
+				// log's new lowest offset.
+				truncated = true
+				break
+			}
 			if err != nil {
 				return 0, err
 			}
 			if t, ok := l.cfg.Timestamp(rec.Value); ok && t >= ts {
 				return rec.Offset, nil
 			}
+		}
+		if truncated {
+			after = 0 // a Reset may have started the log anew
+			continue
 		}
 		if to >= next {
 			return next, nil

@@ -3,6 +3,7 @@ package segment_test
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -236,5 +237,58 @@ func TestTimeIndexNotConfigured(t *testing.T) {
 	checkLookups(t, l, targets(41))
 	if _, err := os.Stat(d); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTimeIndexLookupDuringRetention looks offsets up by time while retention removes the
+// oldest segments under the lookups: each answer is the first record at or after the time
+// among those the log holds, never storage.ErrOutOfRange (which TimeIndex does not return;
+// a lookup that raced a truncation starts again from the new lowest offset).
+func TestTimeIndexLookupDuringRetention(t *testing.T) {
+	fs := crashfs.New()
+	l, err := segment.Open("log", timedConfig(fs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const n = 4000
+	for i := range n {
+		if _, err := l.Append(timed(int64(i), "0123456789abcdef0123456789abcdef")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for before := uint64(0); before < n-100; before += 7 {
+			if err := l.TruncatePrefix(before); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var failure error
+	for running := true; running && failure == nil; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		lowest, _ := l.Bounds()
+		got, err := l.OffsetForTime(0)
+		switch {
+		case err != nil:
+			failure = fmt.Errorf("OffsetForTime(0) during retention: %w", err)
+		case got < lowest:
+			failure = fmt.Errorf("OffsetForTime(0) = %d, below the lowest offset %d", got, lowest)
+		}
+	}
+	<-done
+	if failure != nil {
+		t.Fatal(failure)
+	}
+	lowest, _ := l.Bounds()
+	if got, err := l.OffsetForTime(0); err != nil || got != lowest {
+		t.Fatalf("OffsetForTime(0) after retention = %d, %v; want the lowest offset %d", got, err, lowest)
 	}
 }
