@@ -104,4 +104,10 @@ type TimeIndex interface {
 	// timestamp are skipped. Safe for concurrent use.
 	// Errors: ErrNoTimeIndex, ErrClosed, ErrCorrupt.
 	OffsetForTime(ts int64) (uint64, error)
+	// OffsetForTimeFrom is OffsetForTime among the records at or above from (its owner's
+	// first served offset, when it serves fewer records than the log holds): the first
+	// record at or above max(from, Lowest) whose timestamp is at or after ts; Next when there
+	// is none. It reads at most the rest of from's segment more than OffsetForTime.
+	// Errors: as OffsetForTime.
+	OffsetForTimeFrom(ts int64, from uint64) (uint64, error)
 }

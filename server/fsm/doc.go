@@ -95,7 +95,9 @@
 //
 // OffsetForTime answers Kafka's ListOffsets by timestamp: the first record whose Timestamp is
 // at or after a time. Over a storage.Log with a time index (storage.TimeIndex, fed by
-// StoredTimestamp) it reads a few records; otherwise it reads from the log start.
+// StoredTimestamp) it reads a few records (at most the rest of a segment more after a
+// retention cut inside it: storage.TimeIndex.OffsetForTimeFrom the first offset served);
+// otherwise it reads from the log start.
 //
 // # Reads
 //

@@ -50,7 +50,9 @@ func (f *FSM) OffsetForTime(ts int64) (uint64, error) {
 	lowest, next := f.Bounds()
 	from := lowest
 	if ti, ok := f.log.(storage.TimeIndex); ok {
-		off, err := ti.OffsetForTime(ts)
+		// From the first offset served: retention cuts inside a segment, and the records
+		// below the cut that stay on disk must not decide where the search goes.
+		off, err := ti.OffsetForTimeFrom(ts, lowest)
 		switch {
 		case errors.Is(err, storage.ErrNoTimeIndex):
 		case err != nil:

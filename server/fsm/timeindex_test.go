@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,6 +105,82 @@ func TestStoredTimestamp(t *testing.T) {
 			if r.Timestamp != ts {
 				t.Errorf("%s: StoredTimestamp %d, Record.Timestamp %d (envelope %+v)", c.name, ts, r.Timestamp, env)
 			}
+		}
+	}
+}
+
+// countingLog counts the records read through Read.
+type countingLog struct {
+	*segment.Log
+	reads atomic.Int64
+}
+
+func (c *countingLog) Read(off uint64) ([]byte, error) {
+	c.reads.Add(1)
+	return c.Log.Read(off)
+}
+
+// TestOffsetForTimeAfterCutInsideSegment: retention cuts the log inside a segment (the
+// segment stays on disk; its records below the cut are not served). A lookup whose first
+// match in the stored segments lies below the cut must not read the log from the cut to
+// the end to find the first match above it: it reads at most about a segment.
+func TestOffsetForTimeAfterCutInsideSegment(t *testing.T) {
+	seg, err := segment.Open(t.TempDir(), segment.Config{Sync: segment.SyncNever, SegmentBytes: 4096,
+		TimeIndexInterval: 100, Timestamp: StoredTimestamp, MaxRecordBytes: MaxStoredRecordBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = seg.Close() })
+	log := &countingLog{Log: seg}
+	f, err := New(Config{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.UnixMilli(1_780_000_000_000)
+	index := uint64(0)
+	produce := func(tss ...int64) {
+		t.Helper()
+		recs := make([]AppendRecord, len(tss))
+		for i, ts := range tss {
+			recs[i] = AppendRecord{Value: []byte("0123456789"), Type: 1, Timestamp: ts}
+		}
+		b, err := EncodeBatchAt(Limits{}, at, Batch{Records: recs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		index++
+		mustApply(t, f, consensus.Entry{Index: index, Term: 1, Data: b})
+	}
+	// Offsets 0-1 are late (producer time 9000), 2-9 early (1000, 7000 at 6): the cut at 5
+	// leaves 0-4 in the first segment, unserved.
+	produce(9000, 9000, 1000, 1000, 1000, 1000, 7000, 1000, 1000, 1000)
+	for range 3000 {
+		produce(1000)
+	}
+	produce(9500)
+	if seg.Segments() < 10 {
+		t.Fatalf("%d segments; the test wants many", seg.Segments())
+	}
+	index++
+	f.Apply([]consensus.Entry{{Index: index, Term: 1, Data: EncodeRetain(5, at)}})
+	if lo, _ := f.Bounds(); lo != 5 {
+		t.Fatalf("lowest %d after the cut, want 5", lo)
+	}
+	if lo, _ := seg.Bounds(); lo != 0 {
+		t.Fatalf("the stored log starts at %d; the test wants the cut inside its first segment", lo)
+	}
+	_, next := f.Bounds()
+	for _, c := range []struct {
+		ts   int64
+		want uint64
+	}{{5000, 6}, {8000, next - 1}, {9000, next - 1}, {9501, next}, {1000, 5}} {
+		log.reads.Store(0)
+		got, err := f.OffsetForTime(c.ts)
+		if err != nil || got != c.want {
+			t.Fatalf("OffsetForTime(%d) = %d, %v; want %d", c.ts, got, err, c.want)
+		}
+		if n := log.reads.Load(); n > 200 {
+			t.Errorf("OffsetForTime(%d) read %d records of %d: it scanned the log", c.ts, n, next)
 		}
 	}
 }

@@ -276,10 +276,18 @@ func (l *Log) recoverTimeIndex(s *segment, hasTix bool) error {
 // offset. Errors: storage.ErrNoTimeIndex (Config.Timestamp is nil), storage.ErrClosed,
 // storage.ErrCorrupt.
 func (l *Log) OffsetForTime(ts int64) (uint64, error) {
+	return l.OffsetForTimeFrom(ts, 0)
+}
+
+// OffsetForTimeFrom implements storage.TimeIndex: OffsetForTime among the records at or
+// above from. The index entries of from's segment say nothing about its records after a
+// record that raised the segment's maximum, so when from is inside a segment that segment is
+// read from from to the first match (at most to its end).
+func (l *Log) OffsetForTimeFrom(ts int64, start uint64) (uint64, error) {
 	if !l.timeIndexing() {
 		return 0, storage.ErrNoTimeIndex
 	}
-	after := uint64(0) // look only at segments holding offsets at or above it
+	after := start // look only at segments holding offsets at or above it
 	for {
 		l.mu.RLock()
 		if l.closed.Load() {
@@ -295,6 +303,11 @@ func (l *Log) OffsetForTime(ts int64) (uint64, error) {
 			}
 			from, to = s.tix.span(s.base, s.count(), ts)
 			segEnd = s.base + s.count()
+			if after > s.base {
+				// Records from after on: a match may lie past the span, which is the first
+				// match from the segment's base.
+				to = segEnd
+			}
 			found = true
 			break
 		}
@@ -319,7 +332,7 @@ func (l *Log) OffsetForTime(ts int64) (uint64, error) {
 			}
 		}
 		if truncated {
-			after = 0 // a Reset may have started the log anew
+			after = start // a Reset may have started the log anew
 			continue
 		}
 		if to >= next {

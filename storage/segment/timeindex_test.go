@@ -292,3 +292,44 @@ func TestTimeIndexLookupDuringRetention(t *testing.T) {
 		t.Fatalf("OffsetForTime(0) after retention = %d, %v; want the lowest offset %d", got, err, lowest)
 	}
 }
+
+// TestTimeIndexLookupFrom checks OffsetForTimeFrom against a full read from every start
+// offset, with timestamps that go back (so that a segment's records after its maximum
+// are found only by reading them), and a start below the log and past its end.
+func TestTimeIndexLookupFrom(t *testing.T) {
+	fs := crashfs.New()
+	l := openT(t, dir, timedConfig(fs))
+	defer closeT(t, l)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 600 {
+		if _, err := l.Append(timed(int64(rng.IntN(1000)), "record")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.Segments() < 5 {
+		t.Fatalf("%d segments: the test wants several", l.Segments())
+	}
+	lowest, next := l.Bounds()
+	var all []int64
+	for rec, err := range l.Records(lowest, next) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := tsOf(rec.Value)
+		all = append(all, v)
+	}
+	for from := uint64(0); from <= next+1; from += 1 + uint64(rng.IntN(5)) {
+		for _, ts := range []int64{-1, 0, 1, 500, 900, 990, 999, 1000} {
+			want := next
+			for off := from; off < next; off++ {
+				if all[off] >= ts {
+					want = off
+					break
+				}
+			}
+			if got, err := l.OffsetForTimeFrom(ts, from); err != nil || got != want {
+				t.Fatalf("OffsetForTimeFrom(%d, %d) = %d, %v; want %d", ts, from, got, err, want)
+			}
+		}
+	}
+}
