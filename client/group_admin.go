@@ -180,10 +180,10 @@ func (c *Client) ResetGroupOffsets(ctx context.Context, group string, r ResetReq
 	case ResetToOffset:
 		req.Verb = &logv1.ResetOffsetsRequest_ToOffset{ToOffset: r.Offset}
 	case ResetToDatetime:
-		req.Verb = &logv1.ResetOffsetsRequest_ToDatetimeMs{ToDatetimeMs: r.Time.UnixMilli()}
+		req.Verb = &logv1.ResetOffsetsRequest_ToDatetimeMs{ToDatetimeMs: millisAtOrAfter(r.Time)}
 	case ResetByDuration:
 		// As Kafka's tool does: now minus the duration, by this client's clock.
-		req.Verb = &logv1.ResetOffsetsRequest_ToDatetimeMs{ToDatetimeMs: time.Now().Add(-r.Duration).UnixMilli()}
+		req.Verb = &logv1.ResetOffsetsRequest_ToDatetimeMs{ToDatetimeMs: millisAtOrAfter(time.Now().Add(-r.Duration))}
 	case ResetShiftBy:
 		req.Verb = &logv1.ResetOffsetsRequest_ShiftBy{ShiftBy: r.Shift}
 	default:
@@ -204,4 +204,15 @@ func (c *Client) ResetGroupOffsets(ctx context.Context, group string, r ResetReq
 		return nil
 	})
 	return out, executed, err
+}
+
+// millisAtOrAfter returns the first Unix millisecond at or after t: records carry
+// millisecond timestamps, and one at the millisecond below a time between two is before it
+// (time.Time.UnixMilli rounds down).
+func millisAtOrAfter(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if time.UnixMilli(ms).Before(t) {
+		ms++
+	}
+	return ms
 }

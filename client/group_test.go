@@ -533,3 +533,46 @@ func TestGroupConsumerRejoinEndsCommit(t *testing.T) {
 		t.Errorf("offsets committed after the rejoin: %v; 7 is the position of the member's previous incarnation, from a Commit called before it was told UNKNOWN_MEMBER", g.afterJoin)
 	}
 }
+
+// datetimeGroups records the to_datetime_ms of each reset.
+type datetimeGroups struct {
+	transport.GroupsService // unimplemented methods panic: not called
+
+	mu  sync.Mutex
+	got []int64
+}
+
+func (g *datetimeGroups) ResetOffsets(_ context.Context, req *logv1.ResetOffsetsRequest) (*logv1.ResetOffsetsResponse, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.got = append(g.got, req.GetToDatetimeMs())
+	return &logv1.ResetOffsetsResponse{}, nil
+}
+
+// TestResetToDatetimeRoundsUp: the server's records carry millisecond timestamps, and a
+// reset to a time asks for the first record at or after it. A time between two
+// milliseconds must ask from the next one: a record at the millisecond below is before it.
+func TestResetToDatetimeRoundsUp(t *testing.T) {
+	g := &datetimeGroups{}
+	cl := groupsTestClient(t, "connect", g)
+	for _, c := range []struct {
+		at   time.Time
+		want int64
+	}{
+		{time.UnixMilli(5000), 5000},
+		{time.UnixMilli(5000).Add(500 * time.Microsecond), 5001},
+		{time.UnixMilli(5000).Add(time.Nanosecond), 5001},
+		{time.UnixMilli(-1000).Add(500 * time.Microsecond), -999},
+		{time.UnixMilli(0).Add(-500 * time.Microsecond), 0},
+	} {
+		if _, _, err := cl.ResetGroupOffsets(context.Background(), "g", client.ResetRequest{Topic: "t", Verb: client.ResetToDatetime, Time: c.at}); err != nil {
+			t.Fatal(err)
+		}
+		g.mu.Lock()
+		got := g.got[len(g.got)-1]
+		g.mu.Unlock()
+		if got != c.want {
+			t.Errorf("reset to %s: to_datetime_ms %d, want %d", c.at.UTC().Format(time.RFC3339Nano), got, c.want)
+		}
+	}
+}
