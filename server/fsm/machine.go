@@ -754,6 +754,59 @@ func (m *Machine) removeUnknown() map[string]bool {
 	return markers
 }
 
+// removeDeletedBefore removes, after a snapshot at index was restored, the directories of
+// topics the catalog does not name that were deleted at or before index: those with a
+// deletion marker (their delete was applied here), and those holding a record applied at or
+// before index (the topic existed then, and the snapshot, which would name it, does not). A
+// node that was down while a topic was deleted and catches up by installing a snapshot starts
+// with the default topic only, so reconcile never sees such a topic. A directory whose
+// partitions hold no record, or one applied after index (a topic created after the snapshot,
+// whose create the consensus replays), is left to the next snapshot's removeUnknown.
+func (m *Machine) removeDeletedBefore(index uint64) {
+	if m.cfg.Dir == "" || m.cfg.OpenLog == nil {
+		return
+	}
+	ents, err := os.ReadDir(m.cfg.Dir)
+	if err != nil {
+		return
+	}
+	cat := m.cat.Load()
+	for _, e := range ents {
+		id, err := ParseTopicID(e.Name())
+		if err != nil || !e.IsDir() || id == (TopicID{}) || cat.byID[id] != nil {
+			continue
+		}
+		dir := m.topicDir(id)
+		if !m.deletedMarker(id) {
+			parts, err := os.ReadDir(dir)
+			if err != nil {
+				continue
+			}
+			var applied uint64
+			ok := true
+			for _, p := range parts {
+				if _, err := strconv.ParseUint(p.Name(), 10, 32); err != nil || !p.IsDir() {
+					continue
+				}
+				idx, err := partitionApplied(filepath.Join(dir, p.Name()), m.cfg.OpenLog)
+				if err != nil {
+					ok = false
+					break
+				}
+				applied = max(applied, idx)
+			}
+			if !ok || applied == 0 || applied > index {
+				continue
+			}
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			m.logger.Warn("could not remove a deleted topic's files", "dir", e.Name(), "err", err)
+			continue
+		}
+		m.logger.Info("removed the files of a topic deleted before the restored snapshot", "id", id)
+	}
+}
+
 // collectMarkers counts one more snapshot for each deletion marker present (of a topic the
 // catalog no longer names) and removes those counted MarkerSnapshots times. Called once a
 // snapshot was persisted (machineSnapshot.Persist): a snapshot the consensus takes and then

@@ -300,7 +300,9 @@ func (r *multiReader) Close() error {
 // restores the default topic's partition 0 and leaves no other topic. A machine manifest sets
 // the metadata (topics missing locally are created, topics the snapshot lacks are deleted)
 // and restores every partition as FSM.Restore does: a partition whose log holds its manifest
-// is kept and reads nothing; when all do, data is not read at all.
+// is kept and reads nothing; when all do, data is not read at all. The files of topics deleted
+// at or before the snapshot that this node's catalog did not name (it was down, and restarted
+// with the default topic only) are removed too (removeDeletedBefore).
 //
 // Errors: as FSM.Restore's; a bad manifest or metadata (wrapping storage.ErrCorrupt).
 func (m *Machine) Restore(manifestBytes []byte, data io.Reader) error {
@@ -389,6 +391,7 @@ func (m *Machine) Restore(manifestBytes []byte, data io.Reader) error {
 	m.ownersMu.Unlock()
 	m.nProducers.Store(int64(m.producers.Len()))
 	m.restoreGroups(st.Groups)
+	m.removeDeletedBefore(mm.Index)
 	m.applied.Store(mm.Index)
 	m.term = mm.Term
 	m.logger.Debug("restored snapshot", "index", mm.Index, "partitions", len(mm.Parts), "read_data", !allHold)
