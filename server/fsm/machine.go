@@ -755,13 +755,15 @@ func (m *Machine) removeUnknown() map[string]bool {
 }
 
 // removeDeletedBefore removes, after a snapshot at index was restored, the directories of
-// topics the catalog does not name that were deleted at or before index: those with a
-// deletion marker (their delete was applied here), and those holding a record applied at or
-// before index (the topic existed then, and the snapshot, which would name it, does not). A
+// topics the catalog does not name and whose partitions hold no record applied after index: a
 // node that was down while a topic was deleted and catches up by installing a snapshot starts
-// with the default topic only, so reconcile never sees such a topic. A directory whose
-// partitions hold no record, or one applied after index (a topic created after the snapshot,
-// whose create the consensus replays), is left to the next snapshot's removeUnknown.
+// with the default topic only, so reconcile never sees such a topic. A topic that held a record
+// applied at or before index existed then, and the snapshot, which would name it, does not: it
+// was deleted. One whose partitions hold no record may have been created after the snapshot,
+// but then the consensus replays its create, which opens its (empty) partitions again, so
+// nothing is lost. A topic with a record applied after index (created after the snapshot: its
+// records are kept, as its replay expects) and a partition that does not open are left to the
+// next snapshot's removeUnknown.
 func (m *Machine) removeDeletedBefore(index uint64) {
 	if m.cfg.Dir == "" || m.cfg.OpenLog == nil {
 		return
@@ -795,7 +797,7 @@ func (m *Machine) removeDeletedBefore(index uint64) {
 				}
 				applied = max(applied, idx)
 			}
-			if !ok || applied == 0 || applied > index {
+			if !ok || applied > index {
 				continue
 			}
 		}

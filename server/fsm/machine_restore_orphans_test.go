@@ -22,6 +22,10 @@ func TestRestoreRemovesTopicsDeletedWhileDown(t *testing.T) {
 	}
 	leader.produce("gone", 0, recs("a", "b")...)
 	leader.produce("gone", 1, recs("c")...)
+	empty, err := leader.m.CreateTopic(ctx, leader, "gone-empty", 3, TopicConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := leader.m.CreateTopic(ctx, leader, "kept", 1, TopicConfig{}); err != nil {
 		t.Fatal(err)
 	}
@@ -42,8 +46,10 @@ func TestRestoreRemovesTopicsDeletedWhileDown(t *testing.T) {
 	}
 
 	// The cluster deletes the topic and snapshots.
-	if _, err := leader.m.DeleteTopic(ctx, leader, "gone"); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"gone", "gone-empty"} {
+		if _, err := leader.m.DeleteTopic(ctx, leader, name); err != nil {
+			t.Fatal(err)
+		}
 	}
 	leader.produce("kept", 0, recs("k1")...)
 	manifest := leader.snapshot()
@@ -57,6 +63,9 @@ func TestRestoreRemovesTopicsDeletedWhileDown(t *testing.T) {
 	if _, err := os.Stat(goneDir); !os.IsNotExist(err) {
 		ents, _ := os.ReadDir(goneDir)
 		t.Fatalf("after restoring a snapshot that lacks the deleted topic, its files are still on disk (%d partition dirs, stat: %v)", len(ents), err)
+	}
+	if _, err := os.Stat(filepath.Join(fdir, "topics", empty.ID.String())); !os.IsNotExist(err) {
+		t.Fatalf("after restoring a snapshot that lacks the deleted topic of no records, its files are still on disk (stat: %v)", err)
 	}
 	if got := back.partitionValues("kept", 0); len(got) != 2 || got[0] != "k0" || got[1] != "k1" {
 		t.Fatalf("kept/0 after restore: %q, want [k0 k1]", got)
