@@ -735,21 +735,10 @@ func (m *Machine) removeUnknown() map[string]bool {
 				_ = os.RemoveAll(m.topicDir(id))
 				markers[e.Name()] = true
 			}
-			continue
 		}
-		id, err := ParseTopicID(e.Name())
-		if err != nil || !e.IsDir() {
-			continue
-		}
-		if t := cat.byID[id]; t != nil {
-			continue
-		}
-		if id == (TopicID{}) {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(m.cfg.Dir, e.Name())); err != nil {
-			m.logger.Warn("could not remove an unknown topic's files", "dir", e.Name(), "err", err)
-		}
+	}
+	for _, id := range unknownTopics(ents, cat) {
+		m.removeTopicDir(id, "could not remove an unknown topic's files")
 	}
 	return markers
 }
@@ -772,41 +761,61 @@ func (m *Machine) removeDeletedBefore(index uint64) {
 	if err != nil {
 		return
 	}
-	cat := m.cat.Load()
+	for _, id := range unknownTopics(ents, m.cat.Load()) {
+		if !m.deletedMarker(id) {
+			if applied, ok := m.topicApplied(id); !ok || applied > index {
+				continue
+			}
+		}
+		if m.removeTopicDir(id, "could not remove a deleted topic's files") {
+			m.logger.Info("removed the files of a topic deleted before the restored snapshot", "id", id)
+		}
+	}
+}
+
+// unknownTopics returns the IDs of the topic directories among ents (m.cfg.Dir's) that cat does
+// not name, the default topic's excepted.
+func unknownTopics(ents []os.DirEntry, cat *catalog) []TopicID {
+	var ids []TopicID
 	for _, e := range ents {
 		id, err := ParseTopicID(e.Name())
 		if err != nil || !e.IsDir() || id == (TopicID{}) || cat.byID[id] != nil {
 			continue
 		}
-		dir := m.topicDir(id)
-		if !m.deletedMarker(id) {
-			parts, err := os.ReadDir(dir)
-			if err != nil {
-				continue
-			}
-			var applied uint64
-			ok := true
-			for _, p := range parts {
-				if _, err := strconv.ParseUint(p.Name(), 10, 32); err != nil || !p.IsDir() {
-					continue
-				}
-				idx, err := partitionApplied(filepath.Join(dir, p.Name()), m.cfg.OpenLog)
-				if err != nil {
-					ok = false
-					break
-				}
-				applied = max(applied, idx)
-			}
-			if !ok || applied > index {
-				continue
-			}
-		}
-		if err := os.RemoveAll(dir); err != nil {
-			m.logger.Warn("could not remove a deleted topic's files", "dir", e.Name(), "err", err)
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// removeTopicDir removes topic id's directory, logging failure with msg; it reports success.
+func (m *Machine) removeTopicDir(id TopicID, msg string) bool {
+	if err := os.RemoveAll(m.topicDir(id)); err != nil {
+		m.logger.Warn(msg, "dir", id.String(), "err", err)
+		return false
+	}
+	return true
+}
+
+// topicApplied returns the highest Raft index applied to any partition of topic id's directory,
+// false when a partition does not open.
+func (m *Machine) topicApplied(id TopicID) (uint64, bool) {
+	dir := m.topicDir(id)
+	parts, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, false
+	}
+	var applied uint64
+	for _, p := range parts {
+		if _, err := strconv.ParseUint(p.Name(), 10, 32); err != nil || !p.IsDir() {
 			continue
 		}
-		m.logger.Info("removed the files of a topic deleted before the restored snapshot", "id", id)
+		idx, err := partitionApplied(filepath.Join(dir, p.Name()), m.cfg.OpenLog)
+		if err != nil {
+			return 0, false
+		}
+		applied = max(applied, idx)
 	}
+	return applied, true
 }
 
 // collectMarkers counts one more snapshot for each deletion marker present (of a topic the
