@@ -108,6 +108,7 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 		if ok {
 			return
 		}
+		n.stopGoroutines()
 		_ = n.runClosers()
 		if n.trans == nil && cfg.StreamLayer != nil {
 			_ = cfg.StreamLayer.Close() // New owns it, even when failing early
@@ -214,7 +215,6 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 			return stable.SetUint64(keyVoteGuardArmed, v)
 		},
 	})
-	n.closers = append(n.closers, n.votes.close)
 	rtrans := wrapMatch(n.votes, n.matches)
 
 	rc := cfg.raftConfig()
@@ -441,6 +441,15 @@ func (n *Node) HasState() (bool, error) {
 // none (no Raft state yet, not yet added to a cluster).
 func (n *Node) ClusterID() string { return n.ident.get() }
 
+// stopGoroutines stops the goroutines New started besides Raft's (the vote guard), which read
+// and write the stores: before runClosers closes them (the guard, still answering an RPC, wrote
+// to a closed meta store under TestCommittedServersOfAServerJoinedFromASnapshot in CI).
+func (n *Node) stopGoroutines() {
+	if n.votes != nil {
+		n.votes.close()
+	}
+}
+
 func (n *Node) runClosers() error {
 	var errs []error
 	for _, c := range n.closers {
@@ -466,6 +475,7 @@ func (n *Node) Close() error {
 		n.leaders.close()
 		n.bg.Wait()
 		n.reads.wait()
+		n.stopGoroutines()
 		if err := n.runClosers(); err != nil {
 			errs = append(errs, fmt.Errorf("consensus/raft: close: %w", err))
 		}

@@ -107,11 +107,10 @@ func (g *voteGuard) Close() error {
 	return nil
 }
 
-// close stops the guard (a Node closer, after Raft has shut down).
-func (g *voteGuard) close() error {
+// close stops the guard (after Raft has shut down, before the stores close).
+func (g *voteGuard) close() {
 	close(g.stop)
 	g.wg.Wait()
-	return nil
 }
 
 func (g *voteGuard) run() {

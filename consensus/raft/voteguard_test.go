@@ -246,3 +246,30 @@ func TestVoteGuardPreVote(t *testing.T) {
 		t.Fatalf("pre-vote through a transport without it: %v, answer %+v; want Raft's \"unexpected command\" error, not granted", err, resp)
 	}
 }
+
+// TestCloseStopsTheGuardBeforeTheStores: the guard reads and writes the stores while it answers
+// an RPC, so Close stops it before it closes them (CI saw the guard write to a meta store Close
+// had closed).
+func TestCloseStopsTheGuardBeforeTheStores(t *testing.T) {
+	_, trans := hraft.NewInmemTransport("a")
+	n, err := New(Config{ID: "a", DataDir: t.TempDir(), Transport: trans, Bootstrap: true}, &plainSM{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := false
+	n.closers = append([]func() error{func() error {
+		checked = true
+		select {
+		case <-n.votes.stop:
+		default:
+			t.Error("the stores close while the vote guard runs")
+		}
+		return nil
+	}}, n.closers...)
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !checked {
+		t.Fatal("Close ran no closer")
+	}
+}
