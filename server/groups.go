@@ -184,6 +184,23 @@ type member struct {
 	// sent is the assignment last answered, sorted.
 	sent     []topicPartition
 	deadline time.Time
+	// releaseBy, when set, is when the member must have released the partitions it was told
+	// to give up (revoked, or of a deleted topic): a session timeout after it was first told.
+	releaseBy time.Time
+}
+
+// holdsRevoked reports whether m still holds a partition it was told to give up: one not in
+// its target, or of a deleted topic.
+func (m *member) holdsRevoked(target partitionSet) bool {
+	if len(m.gone) > 0 {
+		return true
+	}
+	for p := range m.owned {
+		if !target[p] {
+			return true
+		}
+	}
+	return false
 }
 
 // grant is how a member came to own a partition: the member epoch it was granted in, and the
@@ -438,6 +455,12 @@ func (c *coordinator) reconcileLocked(g *group, m *member, owned partitionSet, r
 	for _, p := range granted {
 		m.owned[p] = grant{epoch: m.epoch, topic: c.topicID(p.topic)}
 	}
+	switch {
+	case !m.holdsRevoked(target):
+		m.releaseBy = time.Time{}
+	case m.releaseBy.IsZero():
+		m.releaseBy = c.now().Add(c.session)
+	}
 	return heartbeatResult{member: m.id, epoch: m.epoch, assignment: assignment, pending: len(assignment) < len(target)}
 }
 
@@ -475,7 +498,8 @@ func (c *coordinator) removeLocked(g *group, id, why string) {
 	c.refreshLocked(g, true)
 }
 
-// expireMembers removes the members whose session timed out at now, and returns how many. It
+// expireMembers removes the members whose session timed out at now, or that still hold
+// partitions they were told to give up a session timeout before now, and returns how many. It
 // also forgets the groups that emptied a session timeout or more before now: expirable no
 // longer holds them back, and a client joining and leaving ever new groups must not grow
 // emptySince for the rest of the term.
@@ -488,8 +512,15 @@ func (c *coordinator) expireMembers(now time.Time) int {
 	n := 0
 	for _, g := range c.groups {
 		for _, id := range slices.Sorted(maps.Keys(g.members)) {
-			if now.After(g.members[id].deadline) {
+			m := g.members[id]
+			switch {
+			case now.After(m.deadline):
 				c.removeLocked(g, id, "session timeout")
+				n++
+			case !m.releaseBy.IsZero() && now.After(m.releaseBy):
+				// It heartbeats but keeps what it was told to give up, and the next owner
+				// waits for it: as KIP-848's rebalance timeout, it is fenced.
+				c.removeLocked(g, id, "rebalance timeout: revoked partitions not released")
 				n++
 			}
 		}

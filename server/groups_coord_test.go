@@ -637,3 +637,70 @@ func (p proposeFunc) Propose(_ context.Context, cmd []byte) (any, error) {
 }
 func (p proposeFunc) IsLeader() bool                   { return true }
 func (p proposeFunc) Leader() (consensus.Server, bool) { return consensus.Server{ID: "self"}, true }
+
+// TestGroupsCoordinatorRebalanceTimeout: a member that heartbeats but never releases a partition
+// it was told to give up would hold the partition's next owner back for ever; a session timeout
+// after it was told, it is removed (KIP-848's rebalance timeout), and the partition moves. A
+// member that releases within that time stays.
+func TestGroupsCoordinatorRebalanceTimeout(t *testing.T) {
+	f := newCoordFixture(t, map[string]uint32{"t": 2})
+	a := &gclient{}
+	f.beat("g", a, "t")
+	f.settle("g", a)
+	b := &gclient{}
+	if res := f.beat("g", b, "t"); !res.pending {
+		t.Fatalf("b's first answer %v is not pending", res.assignment)
+	}
+	// a is told to give up one partition, and keeps reporting both.
+	stubborn := a.held
+	beatStubborn := func() {
+		t.Helper()
+		res, err := f.c.heartbeat(heartbeatRequest{group: "g", member: a.id, epoch: a.epoch, owned: stubborn})
+		if err != nil {
+			t.Fatalf("a's heartbeat: %v", err)
+		}
+		a.epoch = res.epoch
+		if len(res.assignment) != 1 {
+			t.Fatalf("a's assignment %v, want one partition", res.assignment)
+		}
+	}
+	beatStubborn()
+	for range 3 {
+		f.now = f.now.Add(testSession / 3)
+		beatStubborn()
+		if res := f.beat("g", b, "t"); len(res.assignment) != 0 || !res.pending {
+			t.Fatalf("b got %v while a still holds its partition", res.assignment)
+		}
+		if n := f.c.expireMembers(f.now); n != 0 {
+			t.Fatalf("expired %d members within the session timeout of the revocation", n)
+		}
+	}
+	f.now = f.now.Add(time.Millisecond)
+	if n := f.c.expireMembers(f.now); n != 1 {
+		t.Fatalf("expired %d members a session timeout after the revocation, want a", n)
+	}
+	if _, err := f.c.heartbeat(heartbeatRequest{group: "g", member: a.id, epoch: a.epoch, owned: stubborn}); !errors.Is(err, ErrUnknownMember) {
+		t.Fatalf("a's heartbeat after its removal: %v, want ErrUnknownMember", err)
+	}
+	f.settle("g", b)
+	checkOwners(t, "t", 2, b)
+
+	// c joins: b gives up a partition late, but within the time; it stays, and nothing is
+	// held against it afterwards.
+	c := &gclient{}
+	f.beat("g", c, "t")
+	held := b.held
+	res, err := f.c.heartbeat(heartbeatRequest{group: "g", member: b.id, epoch: b.epoch, owned: held})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.epoch = res.epoch
+	f.now = f.now.Add(testSession - time.Millisecond)
+	f.settle("g", b, c)
+	checkOwners(t, "t", 2, b, c)
+	f.now = f.now.Add(testSession / 2)
+	f.settle("g", b, c)
+	if n := f.c.expireMembers(f.now); n != 0 {
+		t.Fatalf("expired %d members that released in time", n)
+	}
+}
