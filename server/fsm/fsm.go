@@ -45,15 +45,6 @@ var (
 	ErrStopped = errors.New("fsm: not proposed: this node stopped applying committed entries")
 )
 
-// refuseStopped returns ErrStopped naming stopped, the sticky ErrFailed, when c leads and
-// stopped is set; nil otherwise (a follower hands the write to the leader).
-func refuseStopped(c Proposer, stopped error) error {
-	if stopped == nil || !c.IsLeader() {
-		return nil
-	}
-	return fmt.Errorf("%w (%v)", ErrStopped, stopped)
-}
-
 // errNoLog is returned by New when Config.Log is nil.
 var errNoLog = errors.New("fsm: Config.Log is required")
 

@@ -88,27 +88,6 @@ func (m *Machine) ProposeRetention(ctx context.Context, c Proposer, t Target, fi
 	return r.First, err
 }
 
-// proposeAs proposes cmd through c unless c leads and stopped (the machine's sticky error) is
-// set (ErrStopped), and returns its Apply result as an R.
-func proposeAs[R any](ctx context.Context, c Proposer, stopped error, cmd []byte, what string) (R, error) {
-	var zero R
-	if err := refuseStopped(c, stopped); err != nil {
-		return zero, err
-	}
-	res, err := c.Propose(ctx, cmd)
-	if err != nil {
-		return zero, err
-	}
-	switch r := res.(type) {
-	case R:
-		return r, nil
-	case error:
-		return zero, r
-	default:
-		return zero, fmt.Errorf("fsm: unexpected apply result %T for %s", res, what)
-	}
-}
-
 func (m *Machine) proposeMeta(ctx context.Context, c Proposer, k CommandKind, body any) (any, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
@@ -118,17 +97,7 @@ func (m *Machine) proposeMeta(ctx context.Context, c Proposer, k CommandKind, bo
 	if err != nil {
 		return nil, err
 	}
-	if err := refuseStopped(c, m.Err()); err != nil {
-		return nil, err
-	}
-	res, err := c.Propose(ctx, cmd)
-	if err != nil {
-		return nil, err
-	}
-	if err, ok := res.(error); ok {
-		return nil, err
-	}
-	return res, nil
+	return propose(ctx, c, m.Err(), cmd)
 }
 
 func (m *Machine) proposeTopic(ctx context.Context, c Proposer, k CommandKind, body any) (Topic, error) {

@@ -43,21 +43,7 @@ func (f *FSM) Propose(ctx context.Context, c Proposer, records ...AppendRecord) 
 	if err != nil {
 		return AppendResult{}, err
 	}
-	if err := refuseStopped(c, f.Err()); err != nil {
-		return AppendResult{}, err
-	}
-	res, err := c.Propose(ctx, cmd)
-	if err != nil {
-		return AppendResult{}, err
-	}
-	switch r := res.(type) {
-	case AppendResult:
-		return r, nil
-	case error:
-		return AppendResult{}, r
-	default:
-		return AppendResult{}, fmt.Errorf("fsm: unexpected apply result %T for an append", res)
-	}
+	return proposeAs[AppendResult](ctx, c, f.Err(), cmd, "an append")
 }
 
 // ProposeRetention proposes a retain command: once applied, every replica serves nothing
@@ -67,19 +53,43 @@ func (f *FSM) Propose(ctx context.Context, c Proposer, records ...AppendRecord) 
 // Errors: c's errors, as for Propose; the entry's Apply error (ErrInvalidCommand when first
 // would empty the log, ErrFailed).
 func (f *FSM) ProposeRetention(ctx context.Context, c Proposer, first uint64) (uint64, error) {
-	if err := refuseStopped(c, f.Err()); err != nil {
-		return 0, err
+	r, err := proposeAs[RetainResult](ctx, c, f.Err(), EncodeRetain(first, time.Now()), "a retain command")
+	return r.First, err
+}
+
+// propose is the one place this package proposes a command: every proposal path goes through
+// it, so that none misses its check. On a leader whose state machine stopped applying
+// (stopped, the FSM's or Machine's sticky ErrFailed, is set) it proposes nothing and returns
+// ErrStopped naming stopped: the write would be committed on the other nodes and fail here, its
+// outcome unknown to its caller. A follower proposes whatever stopped is: c hands the write to
+// the leader (or answers NotLeader), which may be healthy.
+//
+// It returns c's error, or the entry's Apply result (an error result as the error).
+func propose(ctx context.Context, c Proposer, stopped error, cmd []byte) (any, error) {
+	if stopped != nil && c.IsLeader() {
+		return nil, fmt.Errorf("%w (%v)", ErrStopped, stopped)
 	}
-	res, err := c.Propose(ctx, EncodeRetain(first, time.Now()))
+	res, err := c.Propose(ctx, cmd)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	switch r := res.(type) {
-	case RetainResult:
-		return r.First, nil
-	case error:
-		return 0, r
-	default:
-		return 0, fmt.Errorf("fsm: unexpected apply result %T for a retain command", res)
+	if err, ok := res.(error); ok {
+		return nil, err
 	}
+	return res, nil
+}
+
+// proposeAs proposes cmd (see propose) and returns its Apply result as an R; what names the
+// command in the error for a result of another type.
+func proposeAs[R any](ctx context.Context, c Proposer, stopped error, cmd []byte, what string) (R, error) {
+	var zero R
+	res, err := propose(ctx, c, stopped, cmd)
+	if err != nil {
+		return zero, err
+	}
+	r, ok := res.(R)
+	if !ok {
+		return zero, fmt.Errorf("fsm: unexpected apply result %T for %s", res, what)
+	}
+	return r, nil
 }
