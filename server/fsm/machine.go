@@ -88,6 +88,10 @@ type Machine struct {
 	failOnce   sync.Once
 	failErr    atomic.Pointer[error]
 	failed     chan struct{}
+
+	// removeAll removes a topic's directory: os.RemoveAll, which tests replace to make it fail
+	// (as root, permissions do not).
+	removeAll func(path string) error
 }
 
 // catalog is an immutable view of the topics; Apply publishes a new one on every change.
@@ -133,7 +137,7 @@ func NewMachine(cfg MachineConfig) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Machine{cfg: cfg, logger: cfg.Logger, def: def, failed: make(chan struct{}), groups: groupTable{}}
+	m := &Machine{cfg: cfg, logger: cfg.Logger, def: def, failed: make(chan struct{}), groups: groupTable{}, removeAll: os.RemoveAll}
 	m.applied.Store(def.AppliedIndex())
 	m.term = def.term
 	dt := &topicEntry{Topic: Topic{Name: DefaultTopic, Partitions: 1}, parts: []*partition{{FSM: def, log: cfg.Log}}}
@@ -685,7 +689,7 @@ func (m *Machine) removeTopic(e *topicEntry) error {
 	if err := syncDir(m.cfg.Dir); err != nil {
 		return fmt.Errorf("delete topic %q: %w", e.Name, err)
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := m.removeAll(dir); err != nil {
 		return fmt.Errorf("delete topic %q: %w", e.Name, err)
 	}
 	return nil
@@ -732,7 +736,7 @@ func (m *Machine) removeUnknown() map[string]bool {
 		if strings.HasSuffix(e.Name(), deletedSuffix) {
 			// A deletion interrupted between its marker and the removal of the files.
 			if id, err := ParseTopicID(strings.TrimSuffix(e.Name(), deletedSuffix)); err == nil && cat.byID[id] == nil {
-				_ = os.RemoveAll(m.topicDir(id))
+				_ = m.removeAll(m.topicDir(id))
 				markers[e.Name()] = true
 			}
 		}
@@ -789,7 +793,7 @@ func unknownTopics(ents []os.DirEntry, cat *catalog) []TopicID {
 
 // removeTopicDir removes topic id's directory, logging failure with msg; it reports success.
 func (m *Machine) removeTopicDir(id TopicID, msg string) bool {
-	if err := os.RemoveAll(m.topicDir(id)); err != nil {
+	if err := m.removeAll(m.topicDir(id)); err != nil {
 		m.logger.Warn(msg, "dir", id.String(), "err", err)
 		return false
 	}
