@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -302,9 +303,11 @@ func TestApplyStopIsReported(t *testing.T) {
 // later produce on it, still the leader (no other node to hand leadership to), is refused
 // before it is proposed: Unavailable with the NotProposed detail, and Raft's log does not grow
 // (before, each was committed and answered Internal, and a cluster whose disks were all full
-// went on appending writes its callers were told might have failed).
+// went on appending writes its callers were told might have failed). Its hand-over of
+// leadership, with no other node to take it, fails, and says so in its log.
 func TestApplyStopIsNoRefusal(t *testing.T) {
-	srv := startServer(t, Config{OpenLog: func(string) (storage.Log, error) {
+	var logs syncBuffer
+	srv := startServer(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil)), OpenLog: func(string) (storage.Log, error) {
 		l, err := memory.New(memory.Config{MaxRecordBytes: 200})
 		if err != nil {
 			return nil, err
@@ -333,4 +336,7 @@ func TestApplyStopIsNoRefusal(t *testing.T) {
 	if !errors.Is(srv.fsm.Err(), fsm.ErrFailed) {
 		t.Fatalf("fsm.Err = %v", srv.fsm.Err())
 	}
+	waitFor(t, 20*time.Second, "the failed hand-over is logged", func() bool {
+		return strings.Contains(logs.String(), `level=WARN msg="leadership transfer after the state machine stopped failed" err=`)
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -292,15 +293,10 @@ func (s *Server) watchApply() {
 	s.cfg.Logger.Error("this node stopped applying committed entries; it needs an operator (fix the cause, restart it)", "err", s.sm.Err())
 	tick := time.NewTicker(stoppedLeaderCheck)
 	defer tick.Stop()
-	var last time.Time // the last hand-over
-	backoff := stoppedLeaderCheck
+	h := stoppedLeader{transfer: s.handOverStopped, now: time.Now, logger: s.cfg.Logger}
 	for {
 		if s.node.IsLeader() {
-			var due bool
-			if due, backoff = handOverDue(time.Now(), last, backoff); due {
-				s.handOverStopped()
-				last = time.Now()
-			}
+			h.leads()
 		}
 		select {
 		case <-s.stopping:
@@ -335,15 +331,38 @@ func handOverDue(now, last time.Time, backoff time.Duration) (bool, time.Duratio
 	}
 }
 
+// stoppedLeader is watchApply's hand-over state, owned by its goroutine.
+type stoppedLeader struct {
+	transfer func() error     // hands leadership over (handOverStopped)
+	now      func() time.Time // time.Now
+	logger   *slog.Logger
+	last     time.Time     // the end of the last hand-over (zero: none yet)
+	backoff  time.Duration // handOverDue's (unused before the first hand-over)
+}
+
+// leads is called whenever the stopped node finds that it leads: it hands leadership over when
+// one is due (handOverDue). A failed transfer is logged and counts as a hand-over: it is tried
+// again once the backoff has passed, as when leadership comes back, so that a node with no
+// other voter to hand over to (or whose transfers keep failing) neither gives up nor logs every
+// stoppedLeaderCheck.
+func (l *stoppedLeader) leads() {
+	var due bool
+	if due, l.backoff = handOverDue(l.now(), l.last, l.backoff); !due {
+		return
+	}
+	if err := l.transfer(); err != nil {
+		l.logger.Warn("leadership transfer after the state machine stopped failed", "err", err)
+	}
+	l.last = l.now()
+}
+
 // handOverStopped transfers leadership away from this node, whose state machine stopped.
-func (s *Server) handOverStopped() {
+func (s *Server) handOverStopped() error {
 	tctx, tcancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer tcancel()
 	ctx, cancel := s.untilStopping(tctx)
 	defer cancel()
-	if err := s.node.TransferLeadership(ctx, ""); err != nil {
-		s.cfg.Logger.Warn("leadership transfer after the state machine stopped failed", "err", err)
-	}
+	return s.node.TransferLeadership(ctx, "")
 }
 
 // shutdownTimeout bounds each step of a graceful stop.

@@ -2,6 +2,8 @@ package server
 
 import (
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +89,44 @@ func TestHandOverDue(t *testing.T) {
 		due, backoff := handOverDue(c.now, c.last, c.backoff)
 		if due != c.wantDue || backoff != c.wantBackoff {
 			t.Errorf("%s: handOverDue = %v, %v; want %v, %v", c.name, due, backoff, c.wantDue, c.wantBackoff)
+		}
+	}
+}
+
+// TestStoppedLeaderFailedTransferIsRetried: a stopped leader whose leadership transfer fails
+// (no other voter, or none reachable) logs the failure and tries again, as often as
+// handOverDue lets it: not at every check (a warning a second, for good, on a single node), and
+// never giving up. The clock is the test's.
+func TestStoppedLeaderFailedTransferIsRetried(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	now := t0
+	var logs syncBuffer
+	transfers := 0
+	h := stoppedLeader{
+		transfer: func() error { transfers++; return errors.New("no voter to transfer to") },
+		now:      func() time.Time { return now },
+		logger:   slog.New(slog.NewTextHandler(&logs, nil)),
+	}
+	const warning = `level=WARN msg="leadership transfer after the state machine stopped failed" err="no voter to transfer to"`
+	for _, c := range []struct {
+		at            time.Duration // since t0
+		wantTransfers int
+	}{
+		{0, 1},                       // at once
+		{500 * time.Millisecond, 1},  // within the backoff (1 s)
+		{1500 * time.Millisecond, 2}, // after it: again, the backoff now 2 s
+		{3 * time.Second, 2},         // within it
+		{3600 * time.Millisecond, 3}, // after it: again, the backoff now 4 s
+		{7 * time.Second, 3},         // within it
+		{8 * time.Second, 4},         // after it
+	} {
+		now = t0.Add(c.at)
+		h.leads()
+		if transfers != c.wantTransfers {
+			t.Fatalf("at %v: %d transfers, want %d", c.at, transfers, c.wantTransfers)
+		}
+		if got := strings.Count(logs.String(), warning); got != transfers {
+			t.Fatalf("at %v: %d failed transfers, %d warnings; want one each:\n%s", c.at, transfers, got, logs.String())
 		}
 	}
 }
