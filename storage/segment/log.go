@@ -87,6 +87,10 @@ type Log struct {
 
 	stop chan struct{}  // closed by Close to stop the interval syncer
 	wg   sync.WaitGroup // the interval syncer
+
+	// lookupHook, nil but in tests, runs in OffsetForTimeFrom after it found the span to read
+	// and dropped mu, before it reads it: where a truncation is a race the lookup survives.
+	lookupHook func()
 }
 
 // pending is a batch written but not yet durable under SyncAlways.

@@ -316,6 +316,9 @@ func (l *Log) OffsetForTimeFrom(ts int64, start uint64) (uint64, error) {
 			return next, nil
 		}
 		from, to = max(from, lowest, after), min(to, next)
+		if l.lookupHook != nil {
+			l.lookupHook()
+		}
 		truncated := false
 		for rec, err := range l.Records(from, to) {
 			if errors.Is(err, storage.ErrOutOfRange) {

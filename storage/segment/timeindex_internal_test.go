@@ -134,6 +134,53 @@ func TestTimeIndexSpan(t *testing.T) {
 	}
 }
 
+// TestTimeIndexLookupMeetsTwoTruncations: retention removes the segment a lookup is about to
+// read twice in a row, each time after the lookup found its span and before it read it. The
+// lookup starts again each time and answers from what the log holds then, never
+// storage.ErrOutOfRange. (TestTimeIndexLookupDuringRetention races many truncations at random;
+// this is the deterministic case of more than one in one lookup.)
+func TestTimeIndexLookupMeetsTwoTruncations(t *testing.T) {
+	l, err := Open(t.TempDir(), goldenTimedConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 100 {
+		b := binary.BigEndian.AppendUint64([]byte("ts="), uint64(i))
+		if _, err := l.Append(fmt.Appendf(b, " record %03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.Segments() < 4 {
+		t.Fatalf("%d segments: the test wants at least 4", l.Segments())
+	}
+	lookups, truncations := 0, 0
+	l.lookupHook = func() {
+		lookups++
+		if truncations == 2 {
+			return
+		}
+		// Retention drops the oldest segment, the one the lookup is about to read.
+		l.mu.RLock()
+		end := l.segs[0].base + l.segs[0].count()
+		l.mu.RUnlock()
+		if err := l.TruncatePrefix(end); err != nil {
+			t.Fatal(err)
+		}
+		truncations++
+	}
+	// Every record's timestamp (its offset) is at or after 0: the answer is the first record at
+	// or above start that the log holds.
+	got, err := l.OffsetForTimeFrom(0, 3)
+	lowest, _ := l.Bounds()
+	if err != nil || got != lowest {
+		t.Fatalf("OffsetForTimeFrom(0, 3) across two truncations = %d, %v; want the lowest offset %d", got, err, lowest)
+	}
+	if truncations != 2 || lookups != 3 {
+		t.Fatalf("%d truncations under %d spans looked up; want 2 under 3 (the test no longer races what it means to)", truncations, lookups)
+	}
+}
+
 // FuzzDecodeTimeIndex: the time index decoder never panics, never allocates more entries
 // than its input holds, and what it accepts re-encodes to the same bytes.
 func FuzzDecodeTimeIndex(f *testing.F) {
