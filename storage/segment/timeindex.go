@@ -288,11 +288,18 @@ func (l *Log) OffsetForTimeFrom(ts int64, start uint64) (uint64, error) {
 		return 0, storage.ErrNoTimeIndex
 	}
 	after := start // look only at segments holding offsets at or above it
+	rewrites := l.rewrites.Load()
 	for {
 		l.mu.RLock()
 		if l.closed.Load() {
 			l.mu.RUnlock()
 			return 0, storage.ErrClosed
+		}
+		if l.rewrittenSince(rewrites) {
+			// Reset or TruncateSuffix since the last look: the offsets below after that were
+			// looked at hold other records now, or none; look again from start.
+			rewrites = l.rewrites.Load()
+			after = start
 		}
 		lowest, next := l.lowest, l.next
 		var from, to, segEnd uint64

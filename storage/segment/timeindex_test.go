@@ -333,3 +333,60 @@ func TestTimeIndexLookupFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeIndexLookupFromAcrossReset: a lookup from inside a segment past its largest
+// timestamp reads the rest of that segment, finds nothing, and goes on with the segments after
+// it. When the log is Reset under it meanwhile (a snapshot installed) and written again, the
+// records below that segment's end are other records: the lookup starts again from its start
+// offset in the log as it is, as it does when a truncation removed its span, rather than skip
+// them (before, it answered the new log's next offset, passing over a matching record).
+func TestTimeIndexLookupFromAcrossReset(t *testing.T) {
+	fs := crashfs.New()
+	var l *segment.Log
+	armed, trigger := false, ""
+	cfg := timedConfig(fs)
+	cfg.Timestamp = func(b []byte) (int64, bool) {
+		if armed && string(b[8:]) == trigger {
+			armed = false
+			// The last record of the span: the log starts anew, its records all match.
+			if err := l.Reset(0); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 20 {
+				if _, err := l.Append(timed(1000, fmt.Sprintf("new %06d", i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return tsOf(b)
+	}
+	l = openT(t, dir, cfg)
+	defer closeT(t, l)
+	var firstLast uint64 // the first segment's last offset
+	for off := uint64(0); l.Segments() < 3 || off < 200; off++ {
+		ts := int64(0)
+		if off < 5 {
+			ts = 1000 // the first segment's largest timestamp is in its first records
+		}
+		if _, err := l.Append(timed(ts, fmt.Sprintf("old %06d", off))); err != nil {
+			t.Fatal(err)
+		}
+		if l.Segments() == 2 && firstLast == 0 {
+			firstLast = off - 1
+		}
+	}
+	if _, err := l.Append(timed(1000, "old last")); err != nil {
+		t.Fatal(err)
+	}
+	if firstLast < 25 {
+		t.Fatalf("the first segment ends at %d; the test wants it past the 20 records written after the Reset", firstLast)
+	}
+	trigger, armed = fmt.Sprintf("old %06d", firstLast), true
+	got, err := l.OffsetForTimeFrom(1000, 5)
+	if armed {
+		t.Fatal("the lookup did not read the first segment's last record: the test no longer races what it means to")
+	}
+	if err != nil || got != 5 {
+		t.Fatalf("OffsetForTimeFrom(1000, 5) across a Reset = %d, %v; want 5, the first match at or above 5 of the log as it is", got, err)
+	}
+}
