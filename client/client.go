@@ -624,6 +624,9 @@ func (c *Client) onReplica(ctx context.Context, linearizable bool, op func(conte
 	next := 0
 	redirectTo := ""
 	refused := map[string]bool{} // targets that answered DataLoss
+	// own holds, per target, the error it answered itself (not a redirect) the last time it
+	// failed a retryable attempt of this read.
+	own := map[string]error{}
 	var last error
 	for attempt := 0; ; {
 		if c.isClosed() {
@@ -648,6 +651,21 @@ func (c *Client) onReplica(ctx context.Context, linearizable bool, op func(conte
 		if c.isClosed() {
 			return ErrClosed
 		}
+		nl, isNL := errors.AsType[*NotLeaderError](err)
+		switch {
+		case v == redirect && isNL && own[nl.LeaderAddr] != nil:
+			// A follower names as leader a server that failed this read itself (a leader
+			// whose state machine stopped, say): its own answer says why, the redirect only
+			// who leads. Back to it after a backoff, not at once: bouncing between it and
+			// its followers spent the retries in a hot loop and ended on the redirect
+			// ("not the leader, leader is X", of X itself).
+			err, v = own[nl.LeaderAddr], retry
+			redirectTo = nl.LeaderAddr
+		case v == retry && transport.CodeOf(err) != transport.DataLoss:
+			own[addr] = err
+		case v == redirect:
+			delete(own, addr) // it no longer leads
+		}
 		last = err
 		if v == retry && transport.CodeOf(err) == transport.DataLoss {
 			refused[addr] = true
@@ -659,13 +677,15 @@ func (c *Client) onReplica(ctx context.Context, linearizable bool, op func(conte
 		if v == fatal || attempt >= c.opts.maxRetries {
 			return err
 		}
-		if nl, ok := errors.AsType[*NotLeaderError](err); ok && v == redirect && nl.LeaderAddr != addr {
+		if v == redirect && isNL && nl.LeaderAddr != addr {
 			c.setLeader(nl.LeaderAddr)
 			redirectTo = nl.LeaderAddr
 			attempt++
 			continue
 		}
-		c.forgetLeader(addr)
+		if redirectTo == "" {
+			c.forgetLeader(addr)
+		}
 		// Without a backoff a read would spin over the targets when all
 		// are down; with one a dead replica costs one short wait.
 		if err := c.backoff(ctx, attempt); err != nil {

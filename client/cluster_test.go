@@ -89,6 +89,10 @@ type fakeNode struct {
 
 	// noBounds makes GetBounds answer Unimplemented, as a server older than it.
 	noBounds atomic.Bool
+
+	// stopped makes the node, while it leads, answer linearizable reads errStoppedLeader, as a
+	// leader whose state machine stopped applying does (its followers still name it leader).
+	stopped atomic.Bool
 }
 
 // hang, when the node is hung, waits until ctx ends and returns its error.
@@ -349,6 +353,10 @@ func (nd *fakeNode) ProduceBatch(ctx context.Context, req *logv1.ProduceBatchReq
 // errDiverged is what a server whose divergence alarm is raised answers every read.
 var errDiverged = transport.Errorf(transport.DataLoss, "this server's log diverged from the cluster's: read from another server")
 
+// errStoppedLeader is what a leader whose state machine stopped applying answers a
+// linearizable read.
+var errStoppedLeader = transport.Errorf(transport.Unavailable, "node-0 leads but its state machine stopped applying committed entries (disk full)")
+
 // Consume implements transport.LogService.
 func (nd *fakeNode) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv1.ConsumeResponse, error) {
 	nd.count("Consume")
@@ -360,6 +368,9 @@ func (nd *fakeNode) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*lo
 		err := nd.c.notLeaderLocked(nd)
 		nd.c.mu.Unlock()
 		return nil, err
+	}
+	if req.GetLinearizable() && nd.stopped.Load() {
+		return nil, errStoppedLeader
 	}
 	r, err := nd.c.read(ctx, req.GetOffset())
 	if err != nil {

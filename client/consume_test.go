@@ -426,3 +426,23 @@ func TestServersAt(t *testing.T) {
 		}
 	})
 }
+
+// TestLinearizableReadOnStoppedLeaderSaysWhy: a leader that refuses a linearizable read itself
+// (its state machine stopped), while its followers redirect the read to it: the client reports
+// the leader's own answer, whatever the retry budget, never the redirect (before, it bounced
+// between the leader and its followers, the redirects without a backoff, and ended, for an
+// even budget, on "not the leader, leader is node-0 at …", said of the leader itself).
+func TestLinearizableReadOnStoppedLeaderSaysWhy(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		for _, retries := range []int{3, 4, 8} {
+			cl := newClient(t, c, nil, client.WithLinearizableReads(), client.WithRefreshInterval(0), client.WithMaxRetries(retries))
+			produceN(t, cl, 1)
+			c.nodes[0].stopped.Store(true)
+			_, err := cl.Consume(context.Background(), 0)
+			c.nodes[0].stopped.Store(false)
+			if errors.Is(err, client.ErrNotLeader) || !errors.Is(err, client.ErrUnavailable) || !strings.Contains(err.Error(), "state machine stopped") {
+				t.Fatalf("%d retries: linearizable Consume with a stopped leader: %v; want ErrUnavailable with the leader's own error", retries, err)
+			}
+		}
+	})
+}
