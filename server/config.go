@@ -282,6 +282,10 @@ type Config struct {
 	// beforeStep, when set, is called before each step of New with the step's name; an error
 	// fails New there, as if the step had (tests check what a failed startup leaves open).
 	beforeStep func(step string) error
+	// keepStoppedLeadership, when set, keeps a leader whose state machine stopped from handing
+	// leadership over (watchApply), as when every other node stopped too or the transfers
+	// fail: tests see what such a leader answers.
+	keepStoppedLeadership bool
 
 	// MetricsAddr is the host:port of the telemetry endpoint: /metrics (Prometheus), /healthz
 	// and /readyz; port 0 picks a free one (see Server.MetricsAddr). "" or "off": none.

@@ -88,7 +88,7 @@ func toWire(err error) error {
 		// Closed without ErrOutcomeUnknown (handled above), or a group busy with an
 		// administrator's change: nothing was proposed.
 		return transport.NewError(transport.Unavailable, err).WithNotProposed(err.Error())
-	case errors.Is(err, storage.ErrClosed), errors.Is(err, errLagging):
+	case errors.Is(err, storage.ErrClosed), errors.Is(err, errLagging), errors.Is(err, errStoppedLeader):
 		return transport.NewError(transport.Unavailable, err)
 	case errors.Is(err, storage.ErrCorrupt):
 		return transport.NewError(transport.DataLoss, err)
@@ -112,6 +112,9 @@ var (
 	// errLagging: this replica could not catch up, in time, to the commit point it learned
 	// from the leader; another replica (or a later retry) can serve the read.
 	errLagging = errors.New("server: replica lagging behind the leader's commit point")
+	// errStoppedLeader: a linearizable read refused by a leader whose state machine stopped
+	// applying (service.stoppedLeaderRead); it hands leadership over, and reads resume then.
+	errStoppedLeader = errors.New("server: linearizable read refused")
 	// errTooManyFiles: partitions refused before they were proposed, since this server could
 	// not open their files within its open-file limit (openFilesRoom).
 	errTooManyFiles = errors.New("server: open-file limit too low for the partitions")

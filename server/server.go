@@ -295,7 +295,7 @@ func (s *Server) watchApply() {
 	defer tick.Stop()
 	h := stoppedLeader{transfer: s.handOverStopped, now: time.Now, logger: s.cfg.Logger}
 	for {
-		if s.node.IsLeader() {
+		if s.node.IsLeader() && !s.cfg.keepStoppedLeadership {
 			h.leads()
 		}
 		select {

@@ -1187,6 +1187,17 @@ func (s *service) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*
 	return &logv1.GetServersResponse{Servers: out, ClusterId: status.ClusterID}, nil
 }
 
+// stoppedLeaderRead is the refusal of a linearizable read on this node, which leads but whose
+// state machine stopped applying (cause): it cannot tell what the cluster committed past what
+// it stored. Unavailable (errStoppedLeader): the read succeeds once another node leads, which
+// it hands leadership to (watchApply), so a client retries; its message names this node and
+// the cause, for the user to see.
+func (s *service) stoppedLeaderRead(cause error) error {
+	return fmt.Errorf("%w: %s leads but its state machine stopped applying committed entries (%v); "+
+		"it cannot tell what the cluster committed past what it stored, and linearizable reads resume when another node leads (it hands leadership over)",
+		errStoppedLeader, s.node.Status().ID, cause)
+}
+
 // applyError is why this node's state machine stopped applying; "" while it applies.
 func (s *service) applyError() string {
 	if s.sm != nil {
@@ -1212,11 +1223,11 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 		return nil, toWire(err)
 	}
 	if err := rt.part.Err(); err != nil && req.GetLinearizable() {
-		// This node stopped applying: its next offset says nothing of what the cluster
-		// committed (a follower asking for the commit point would call committed offsets
-		// out of range). Internal, as a read there is answered; the plain answer still
-		// reports apply_error, for `cluster status`.
-		return nil, toWire(err)
+		// This node leads (readGuard proved it) but stopped applying: its next offset says
+		// nothing of what the cluster committed (a follower asking for the commit point would
+		// call committed offsets out of range). The plain answer still reports apply_error,
+		// for `cluster status`.
+		return nil, toWire(s.stoppedLeaderRead(err))
 	}
 	lowest, next := rt.part.Bounds()
 	st := s.node.Status()
