@@ -1168,7 +1168,7 @@ func (s *service) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*
 			w.Suffrage = logv1.Suffrage_SUFFRAGE_NONVOTER
 		}
 		if srv.ID == status.ID {
-			w.AppliedIndex = status.AppliedIndex
+			w.AppliedIndex = s.appliedIndex(status)
 			w.Healthy = s.fsm.Err() == nil // a node that stopped applying is not
 		} else if srv.MatchIndex > 0 {
 			w.AppliedIndex = srv.MatchIndex
@@ -1185,6 +1185,22 @@ func (s *service) GetServers(ctx context.Context, _ *logv1.GetServersRequest) (*
 		out = append(out, w)
 	}
 	return &logv1.GetServersResponse{Servers: out, ClusterId: status.ClusterID}, nil
+}
+
+// appliedIndex is the last Raft index this node's state machine applied: Raft's applied index
+// while it applies; once it stopped, the last index through which it applied every entry
+// (fsm.Machine.AppliedIndex: the end of the last batch it applied whole). Raft goes on handing
+// a stopped state machine every committed entry, each refused, and its applied index goes on
+// with them: `cluster status` showed a stopped node as applied up to the commit index, with
+// no lag, while its offsets stood still.
+func (s *service) appliedIndex(st consensus.Status) uint64 {
+	switch {
+	case s.sm != nil && s.sm.Err() != nil:
+		return min(s.sm.AppliedIndex(), st.AppliedIndex)
+	case s.sm == nil && s.fsm != nil && s.fsm.Err() != nil:
+		return min(s.fsm.AppliedIndex(), st.AppliedIndex)
+	}
+	return st.AppliedIndex
 }
 
 // stoppedLeaderRead is the refusal of a linearizable read on this node, which leads but whose
@@ -1236,7 +1252,7 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 		LowestOffset:    lowest,
 		NextOffset:      next,
 		CommittedOffset: next,
-		AppliedIndex:    st.AppliedIndex, // Raft's, so that commit_index - applied_index is the lag
+		AppliedIndex:    s.appliedIndex(st), // so that commit_index - applied_index is the lag
 		CommitIndex:     st.CommitIndex,
 		SizeBytes:       uint64(max(rt.part.Size(), 0)), // the partition's, not the default topic's
 	}

@@ -117,3 +117,51 @@ func TestStoppedLeaderReadSaysWhy(t *testing.T) {
 		t.Fatalf("plain Consume of offset 1: %q, %v", rec.Value, err)
 	}
 }
+
+// TestStoppedNodeAppliedIndexIsItsStateMachines: GetBounds' applied_index, which `cluster
+// status` shows as APPLIED (and LAG, from the leader's commit index), is documented as the
+// last Raft index the server's state machine applied. For a node whose state machine stopped,
+// Raft's applied index goes on (raft hands it every committed entry, refused one by one), so
+// the status showed it applied everything with no lag, while its OFFSETS stood still. It must
+// stay where the state machine stopped.
+func TestStoppedNodeAppliedIndexIsItsStateMachines(t *testing.T) {
+	ctx := ctxT(t, 90*time.Second)
+	nodes := stopNode(t, ctx, 2, false)
+	stopped := nodes[2]
+	smApplied := stopped.sm.AppliedIndex()
+	c := newClient(t, TransportConnect, nodes[0].Addr())
+	for range 3 {
+		if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("later")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lb, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{Linearizable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "Raft on the stopped node applies the later entries", func() bool {
+		return stopped.node.Status().AppliedIndex >= lb.GetCommitIndex()
+	})
+	sc := newClient(t, TransportConnect, stopped.Addr())
+	b, err := sc.GetBounds(ctx, &logv1.GetBoundsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.GetApplyError() == "" || b.GetNextOffset() != 1 {
+		t.Fatalf("GetBounds on the stopped node: next %d, apply_error %q", b.GetNextOffset(), b.GetApplyError())
+	}
+	if b.GetAppliedIndex() != smApplied || b.GetAppliedIndex() >= lb.GetCommitIndex() {
+		t.Fatalf("GetBounds on the stopped node: applied_index %d; its state machine applied up to %d, Raft %d, the leader committed %d",
+			b.GetAppliedIndex(), smApplied, stopped.node.Status().AppliedIndex, lb.GetCommitIndex())
+	}
+	// GetServers, which also says "exact for itself", agrees.
+	srvs, err := sc.GetServers(ctx, &logv1.GetServersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range srvs.GetServers() {
+		if s.GetId() == "node-2" && (s.GetAppliedIndex() != smApplied || s.GetHealthy()) {
+			t.Fatalf("GetServers on the stopped node, of itself: applied_index %d (state machine %d), healthy %v", s.GetAppliedIndex(), smApplied, s.GetHealthy())
+		}
+	}
+}
