@@ -165,3 +165,24 @@ func TestStoppedNodeAppliedIndexIsItsStateMachines(t *testing.T) {
 		}
 	}
 }
+
+// TestStoppedLeaderReadsResumeAfterHandOver: what the stopped leader's refusal promises. A
+// leader that stops hands leadership over; the SDK's linearizable read, refused by it, retries
+// and is answered by the next leader, with the cluster's bounds (offset 1, which the stopped
+// node never stored, included).
+func TestStoppedLeaderReadsResumeAfterHandOver(t *testing.T) {
+	ctx := ctxT(t, 90*time.Second)
+	nodes := stopNode(t, ctx, 0, false)
+	addrs := []string{nodes[0].Addr(), nodes[1].Addr(), nodes[2].Addr()}
+	// A budget that outlasts a hand-over on a loaded machine.
+	sdk, err := client.New(ctx, addrs, client.WithLinearizableReads(), client.WithBackoff(10*time.Millisecond, 200*time.Millisecond),
+		client.WithMaxRetries(100), client.WithRefreshInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdk.Close()
+	b, err := sdk.PartitionBounds(ctx, "", 0)
+	if err != nil || b.Next != 2 {
+		t.Fatalf("SDK linearizable bounds after the stopped leader handed over: %+v, %v; want next offset 2", b, err)
+	}
+}
