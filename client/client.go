@@ -350,6 +350,11 @@ func (c *Client) refreshWithRetry(ctx context.Context) error {
 		return nil
 	}
 	if ctx.Err() != nil {
+		if errors.Is(err, ErrUnavailable) {
+			// Said once: "cluster unavailable: context deadline exceeded: cluster
+			// unavailable: get servers from …" named it twice.
+			return fmt.Errorf("%w (%w)", err, ctx.Err())
+		}
 		return fmt.Errorf("%w: %w: %w", ErrUnavailable, ctx.Err(), err)
 	}
 	return err

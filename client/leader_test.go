@@ -298,6 +298,13 @@ func TestNewErrors(t *testing.T) {
 		if !errors.Is(err, client.ErrUnavailable) {
 			t.Errorf("%s: New against a dead address: err = %v, want ErrUnavailable", tr, err)
 		}
+		// Until the context ends: its error too, and "cluster unavailable" said once.
+		ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		_, err = client.New(ctx, []string{closedAddr(t)}, client.WithTransport(tr), client.WithMaxRetries(1000), client.WithBackoff(20*time.Millisecond, 20*time.Millisecond))
+		cancel()
+		if !errors.Is(err, client.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) || strings.Count(err.Error(), client.ErrUnavailable.Error()) != 1 {
+			t.Errorf("%s: New against a dead address until the deadline: err = %v, want ErrUnavailable and DeadlineExceeded, said once", tr, err)
+		}
 	}
 }
 
