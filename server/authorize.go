@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/commitlog-go/commitlog/authz"
@@ -165,6 +166,11 @@ func authorizer(a authz.Authorizer, rules authRules, isPeer func(transport.Peer)
 				if err = anyObject(ctx, a, subject, act, false); err == nil {
 					return ctx, nil
 				}
+			}
+			if de := (*authz.DeniedError)(nil); errors.As(err, &de) && de.Err == nil {
+				// The last refusal names admin alone, which sent a denied client (the seed's
+				// nobody, trying to consume) looking for an admin rule: name all three.
+				err = fmt.Errorf("subject %q may not produce, consume or admin any object, one of which listing the servers (every client's first call) needs: %w", subject, authz.ErrDenied)
 			}
 			return nil, denied(err)
 		}

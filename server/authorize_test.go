@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/commitlog-go/commitlog/authz"
@@ -113,6 +115,34 @@ func TestCustomAuthorizerRules(t *testing.T) {
 			_, err := intercept(context.Background(), tt.method, tt.peer)
 			if got := transport.CodeOf(err); got != tt.want {
 				t.Fatalf("%s by %+v: %v (code %v), want %v", tt.method, tt.peer, err, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestGetServersDeniedNamesEveryAction: a client no rule allows anything is refused at its first
+// call, GetServers, with a message naming the three actions any of which would do; it named the
+// last one asked, admin, alone ("subject "nobody" may not "admin" object "*""), which sent the
+// seed's nobody, trying to consume, looking for an admin rule.
+func TestGetServersDeniedNamesEveryAction(t *testing.T) {
+	policy := authz.AuthorizerFunc(func(_ context.Context, subject, object, action string) error {
+		if subject == "root" {
+			return nil
+		}
+		return &authz.DeniedError{Subject: subject, Object: object, Action: action}
+	})
+	for name, a := range map[string]authz.Authorizer{"any-object": anyObjectOf(policy), "plain": policy} {
+		t.Run(name, func(t *testing.T) {
+			intercept := authorizer(a, authRules{requireIdentity: true, forwardOnlyPeer: true}, func(transport.Peer) bool { return false })
+			_, err := intercept(context.Background(), transport.MethodGetServers, transport.Peer{Subject: "nobody"})
+			if got := transport.CodeOf(err); got != transport.PermissionDenied {
+				t.Fatalf("GetServers by nobody: %v (code %v), want PermissionDenied", err, got)
+			}
+			if msg := err.Error(); !strings.Contains(msg, `subject "nobody" may not produce, consume or admin any object`) {
+				t.Fatalf("GetServers by nobody: %q does not name the three actions", msg)
+			}
+			if !errors.Is(err, authz.ErrDenied) {
+				t.Fatalf("GetServers by nobody: %v does not match authz.ErrDenied", err)
 			}
 		})
 	}
