@@ -99,7 +99,8 @@ type Config struct {
 	// it (or, in a read-only run, read by each reader kind). With Duration also set, whichever
 	// comes first ends the run.
 	Records uint64
-	// Warmup is run before the measured phase; what happens during it is not counted.
+	// Warmup is run before the measured phase; what happens during it is not counted. A
+	// read-only run (Producers 0) has none.
 	Warmup time.Duration
 
 	// Consumers is the number of goroutines that read records back with unary Consume calls:

@@ -51,6 +51,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		RecordSize:      cfg.RecordSize,
 		Warmup:          cfg.Warmup,
 	}
+	if cfg.readOnly() {
+		// A read-only run reads a fixed range once: a warmup would read its start uncounted
+		// (a short range entirely: "0 records in 0s"), so it has none.
+		cfg.Warmup = 0
+		res.Warmup = 0
+	}
 	if cfg.Mode != ModeUnary {
 		res.Window = cfg.Window
 	}

@@ -226,6 +226,8 @@ func TestRunReadOnly(t *testing.T) {
 		{"from an offset", 50, 0, 52, 2, 0},
 		{"a count", 0, 10, 10, 0, 1},
 		{"past the end", 500, 0, 0, 0, 0},
+		// A warmup (the CLI's default is 1s) would read the range uncounted: none is run.
+		{"a count with a warmup", 0, 10, 10, 0, 1},
 	}
 	for _, tr := range transports {
 		addr := serve(t, tr, log)
@@ -238,6 +240,9 @@ func TestRunReadOnly(t *testing.T) {
 				cfg.From = tt.from
 				cfg.Records = tt.records
 				cfg.Duration = time.Hour // the range bounds the run
+				if strings.Contains(tt.name, "warmup") {
+					cfg.Warmup = time.Hour
+				}
 				res, err := Run(context.Background(), cfg, nil)
 				if err != nil {
 					t.Fatal(err)

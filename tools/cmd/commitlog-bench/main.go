@@ -148,7 +148,7 @@ func parseFlags(args []string, stderr io.Writer) (loadgen.Config, options, error
 	fs.BoolVar(&cfg.Idempotent, "idempotent", false, "batch mode: idempotent Producers (retries of unknown outcomes stored once; one batch in flight per partition)")
 	fs.DurationVar(&cfg.Duration, "duration", loadgen.DefaultDuration, "length of the measured phase (0 with -records: until the count is reached)")
 	fs.Uint64Var(&records, "records", 0, "stop after this many records in the measured phase (0: no count)")
-	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured load before the measured phase")
+	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured load before the measured phase (none in a read-only run: it would read the range uncounted)")
 	fs.IntVar(&cfg.Consumers, "consumers", 0, "goroutines reading records back with unary Consume")
 	fs.IntVar(&cfg.StreamConsumers, "stream-consumers", 0, "goroutines each reading every record back with a stream")
 	fs.Uint64Var(&cfg.From, "from", 0, "read-only runs: first offset to read (default: the log's start)")
