@@ -392,9 +392,17 @@ var configFieldFlags = map[string]string{
 	"MetricsAddr": "metrics-addr", "TraceSampleRatio": "trace-sample-ratio", "MetricsMaxPartitionSeries": "metrics-max-partition-series",
 }
 
-// configFieldRE finds a Config field of configFieldFlags in an error message.
+// configFieldWords names the server.Config fields that several serve flags set, in the same
+// messages: "invalid config: PeerServerTLS certificate "server" does not name node "n2"" named a
+// Go field where a user of serve gave --server-tls-cert-file.
+var configFieldWords = map[string]string{
+	"PeerServerTLS": "peer TLS (--peer-tls-*, else --server-tls-*)",
+}
+
+// configFieldRE finds a Config field of configFieldFlags or configFieldWords in an error message.
 var configFieldRE = func() *regexp.Regexp {
-	fields := slices.Sorted(maps.Keys(configFieldFlags))
+	fields := append(slices.Collect(maps.Keys(configFieldFlags)), slices.Collect(maps.Keys(configFieldWords))...)
+	slices.Sort(fields)
 	slices.Reverse(fields) // the longest first among fields that share a start (BootstrapExpect, Bootstrap)
 	return regexp.MustCompile(`\b(` + strings.Join(fields, "|") + `)\b`)
 }()
@@ -416,7 +424,12 @@ func flagNamedError(err error) error {
 	if !strings.Contains(msg, "invalid config") {
 		return err
 	}
-	named := configFieldRE.ReplaceAllStringFunc(msg, func(field string) string { return "--" + configFieldFlags[field] })
+	named := configFieldRE.ReplaceAllStringFunc(msg, func(field string) string {
+		if words, ok := configFieldWords[field]; ok {
+			return words
+		}
+		return "--" + configFieldFlags[field]
+	})
 	return &namedError{msg: named, err: err}
 }
 

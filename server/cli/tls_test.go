@@ -455,8 +455,9 @@ func TestServeSecurityFlagErrors(t *testing.T) {
 		{"group-readable gossip key", []string{"--gossip-key-file", f("group.key")}, "accessible by group or others (mode 0640)"},
 		{"insecure peers and peer TLS", append([]string{"--insecure-plaintext-peers", "--peer-tls-cert-file", cert, "--peer-tls-key-file", key, "--peer-tls-ca-file", ca}, gossip...),
 			"--insecure-plaintext-peers contradicts"},
+		// The message named the Config field ("PeerServerTLS certificate ..."), not the flags.
 		{"server certificate not naming the node", append([]string{"--node-name", "elsewhere", "--server-tls-cert-file", cert, "--server-tls-key-file", key, "--server-tls-ca-file", ca}, gossip...),
-			"--node-name elsewhere"},
+			`invalid config: peer TLS (--peer-tls-*, else --server-tls-*) certificate "server" does not name node "elsewhere"`},
 		{"empty gossip key file", []string{"--gossip-key-file", f("empty.key")}, "is empty"},
 		{"missing gossip key file", []string{"--gossip-key-file", f("nope.key")}, "--gossip-key-file"},
 	} {
