@@ -60,7 +60,7 @@ func tlsCommand() *cli.Command {
 				Usage: "certificate commands",
 				Subcommands: []*cli.Command{{
 					Name: "create",
-					Usage: "create a server certificate (<prefix>-server.pem, or <prefix>-<cn>-server.pem with --cn) " +
+					Usage: "create a server certificate (<prefix>-server.pem, or <prefix>-<cn>-server.pem with a --cn other than server) " +
 						"or a client certificate (<prefix>-<cn>-client.pem), signed by the CA",
 					Flags:  certCreateFlags(),
 					Action: certCreate,
