@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -434,4 +435,19 @@ func TestServersReportUnreachableFollower(t *testing.T) {
 		s, _ := serverByID(t, leader, c.ID(f))
 		return s.LastContact.IsZero() || !leader.IsLeader()
 	})
+}
+
+// TestTransferLeadershipWithoutAnotherVoter: a leader that is the only voter cannot hand
+// leadership over, and says so: hashicorp/raft's answer, "cannot find peer", reached
+// `commitlog cluster transfer-leadership` on a single node as it was.
+func TestTransferLeadershipWithoutAnotherVoter(t *testing.T) {
+	c := consensustest.NewCluster(t, 1, consensustest.Options{})
+	l := c.WaitLeader()
+	err := c.Node(l).TransferLeadership(ctxT(t), "")
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("no voter other than %q", c.ID(l))) {
+		t.Fatalf("transfer leadership of a single voter: %v, want it to say there is no other voter", err)
+	}
+	if got := c.WaitLeader(); got != l {
+		t.Fatalf("leader is node %d, want %d", got, l)
+	}
 }

@@ -777,6 +777,22 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 	}
 	var f hraft.Future
 	if id == "" {
+		cf := n.raft.GetConfiguration()
+		done, err := n.await(ctx, cf)
+		if !done {
+			return err
+		}
+		if err != nil {
+			return n.mapErr(err, false)
+		}
+		other := false
+		for _, s := range cf.Configuration().Servers {
+			other = other || (string(s.ID) != n.cfg.ID && s.Suffrage == hraft.Voter)
+		}
+		if !other {
+			// hashicorp/raft answers "cannot find peer", which does not say why.
+			return fmt.Errorf("consensus/raft: transfer leadership: no voter other than %q to hand leadership to", n.cfg.ID)
+		}
 		f = n.raft.LeadershipTransfer()
 	} else {
 		cf := n.raft.GetConfiguration()
