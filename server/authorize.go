@@ -170,7 +170,11 @@ func authorizer(a authz.Authorizer, rules authRules, isPeer func(transport.Peer)
 			if de := (*authz.DeniedError)(nil); errors.As(err, &de) && de.Err == nil {
 				// The last refusal names admin alone, which sent a denied client (the seed's
 				// nobody, trying to consume) looking for an admin rule: name all three.
-				err = fmt.Errorf("subject %q may not produce, consume or admin any object, one of which listing the servers (every client's first call) needs: %w", subject, authz.ErrDenied)
+				object := fmt.Sprintf("object %q", de.Object)
+				if _, ok := a.(authz.AnyObjectAuthorizer); ok {
+					object = "any object"
+				}
+				err = fmt.Errorf("subject %q may not produce, consume or admin %s, one of which listing the servers (every client's first call) needs: %w", subject, object, authz.ErrDenied)
 			}
 			return nil, denied(err)
 		}

@@ -131,15 +131,23 @@ func TestGetServersDeniedNamesEveryAction(t *testing.T) {
 		}
 		return &authz.DeniedError{Subject: subject, Object: object, Action: action}
 	})
-	for name, a := range map[string]authz.Authorizer{"any-object": anyObjectOf(policy), "plain": policy} {
+	for name, tc := range map[string]struct {
+		a    authz.Authorizer
+		want string
+	}{
+		"any-object": {anyObjectOf(policy), `subject "nobody" may not produce, consume or admin any object`},
+		// A plain Authorizer is asked about "*" alone.
+		"plain": {policy, `subject "nobody" may not produce, consume or admin object "*"`},
+	} {
+		a := tc.a
 		t.Run(name, func(t *testing.T) {
 			intercept := authorizer(a, authRules{requireIdentity: true, forwardOnlyPeer: true}, func(transport.Peer) bool { return false })
 			_, err := intercept(context.Background(), transport.MethodGetServers, transport.Peer{Subject: "nobody"})
 			if got := transport.CodeOf(err); got != transport.PermissionDenied {
 				t.Fatalf("GetServers by nobody: %v (code %v), want PermissionDenied", err, got)
 			}
-			if msg := err.Error(); !strings.Contains(msg, `subject "nobody" may not produce, consume or admin any object`) {
-				t.Fatalf("GetServers by nobody: %q does not name the three actions", msg)
+			if msg := err.Error(); !strings.Contains(msg, tc.want) {
+				t.Fatalf("GetServers by nobody: %q does not name the three actions (%q)", msg, tc.want)
 			}
 			if !errors.Is(err, authz.ErrDenied) {
 				t.Fatalf("GetServers by nobody: %v does not match authz.ErrDenied", err)
