@@ -68,7 +68,8 @@ type refreshCall struct {
 // "host:port" of one or more of its servers; more seeds survive more dead
 // servers). It asks the seeds for the server list before returning, within
 // ctx and the retry budget, and fails with an error wrapping ErrUnavailable
-// when none answers; ErrNoAddresses when addrs is empty; ErrInvalidAddress
+// when none answers; with the server's PermissionDenied or Unauthenticated
+// (transport.CodeOf), at once, when it refuses the caller; ErrNoAddresses when addrs is empty; ErrInvalidAddress
 // when one is not "host:port"; ErrInvalidOption for a bad option. Close the
 // Client when done.
 func New(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
@@ -326,7 +327,21 @@ func (c *Client) doRefresh() error {
 		c.mu.Unlock()
 		return fmt.Errorf("%w: no leader known by any server", ErrUnavailable)
 	}
+	for _, err := range errs {
+		if refusedCaller(err) {
+			// The caller itself is refused: asking again, or another server, answers the same,
+			// and "cluster unavailable" would send the user looking at the servers.
+			return err
+		}
+	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(errs...))
+}
+
+// refusedCaller reports whether err is a server's refusal of the caller (PermissionDenied,
+// Unauthenticated): returned, never retried (see the README's table).
+func refusedCaller(err error) bool {
+	code := transport.CodeOf(err)
+	return code == transport.PermissionDenied || code == transport.Unauthenticated
 }
 
 // refreshWithRetry refreshes until a leader is known, the retry budget is
@@ -339,7 +354,7 @@ func (c *Client) refreshWithRetry(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, ErrClosed) || ctx.Err() != nil || attempt >= c.opts.maxRetries {
+		if errors.Is(err, ErrClosed) || refusedCaller(err) || ctx.Err() != nil || attempt >= c.opts.maxRetries {
 			break
 		}
 		if err := c.backoff(ctx, attempt); err != nil {

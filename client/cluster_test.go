@@ -93,6 +93,9 @@ type fakeNode struct {
 	// stopped makes the node, while it leads, answer linearizable reads errStoppedLeader, as a
 	// leader whose state machine stopped applying does (its followers still name it leader).
 	stopped atomic.Bool
+
+	// denied makes GetServers answer this error (a refusal of the caller, say).
+	denied atomic.Pointer[error]
 }
 
 // hang, when the node is hung, waits until ctx ends and returns its error.
@@ -451,6 +454,9 @@ func (nd *fakeNode) GetServers(ctx context.Context, req *logv1.GetServersRequest
 	nd.count("GetServers")
 	if err := nd.hang(ctx); err != nil {
 		return nil, err
+	}
+	if err := nd.denied.Load(); err != nil {
+		return nil, *err
 	}
 	nd.c.mu.Lock()
 	defer nd.c.mu.Unlock()

@@ -343,3 +343,43 @@ func TestWriteWithEndedContextIsNotSent(t *testing.T) {
 		}
 	})
 }
+
+// TestNewRefusedCallerIsReturned: a server that refuses the caller (PermissionDenied,
+// Unauthenticated) answers every retry the same: New returns its refusal at once, not
+// "cluster unavailable" after the whole retry budget, and Servers likewise.
+func TestNewRefusedCallerIsReturned(t *testing.T) {
+	for _, code := range []transport.Code{transport.PermissionDenied, transport.Unauthenticated} {
+		forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+			var refusal error = transport.Errorf(code, "subject \"nobody\" may not list the servers")
+			for _, nd := range c.nodes {
+				nd.denied.Store(&refusal)
+			}
+			_, err := client.New(context.Background(), c.addrs(), client.WithTransport(c.transport), client.WithMaxRetries(5),
+				client.WithBackoff(time.Millisecond, time.Millisecond))
+			if transport.CodeOf(err) != code || errors.Is(err, client.ErrUnavailable) {
+				t.Fatalf("New refused by every server: %v, want %v, not ErrUnavailable", err, code)
+			}
+			for _, nd := range c.nodes {
+				if n := nd.called("GetServers"); n != 1 {
+					t.Fatalf("%s asked %d times, want once", nd.id, n)
+				}
+			}
+			// Refused once the client runs: Servers returns the refusal.
+			for _, nd := range c.nodes {
+				nd.denied.Store(nil)
+			}
+			cl, err := client.New(context.Background(), c.addrs(), client.WithTransport(c.transport), client.WithMaxRetries(5),
+				client.WithBackoff(time.Millisecond, time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			for _, nd := range c.nodes {
+				nd.denied.Store(&refusal)
+			}
+			if _, err := cl.Servers(context.Background()); transport.CodeOf(err) != code {
+				t.Fatalf("Servers refused by every server: %v, want %v", err, code)
+			}
+		})
+	}
+}

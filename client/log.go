@@ -305,14 +305,15 @@ func (c *Client) Bounds(ctx context.Context) (Bounds, error) {
 // Servers asks the cluster for its server list now (the leader first), updates
 // the client's view with it and returns it. It fails with an error wrapping
 // ErrUnavailable when no server answers, or when none knows a leader and the
-// retry budget runs out (the list is then still returned).
+// retry budget runs out (the list is then still returned); with the server's
+// PermissionDenied or Unauthenticated, at once, when it refuses the caller.
 func (c *Client) Servers(ctx context.Context) ([]Server, error) {
 	ctx, cancel := c.merged(ctx)
 	defer cancel()
 	var err error
 	for attempt := 0; ; attempt++ {
 		err = c.refreshServers(ctx)
-		if err == nil || errors.Is(err, ErrClosed) || ctx.Err() != nil || attempt >= c.opts.maxRetries {
+		if err == nil || errors.Is(err, ErrClosed) || refusedCaller(err) || ctx.Err() != nil || attempt >= c.opts.maxRetries {
 			break
 		}
 		if c.backoff(ctx, attempt) != nil {
