@@ -6,6 +6,8 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+	"sync"
+	"time"
 )
 
 // LevelTrace is the slog level given to serf's and memberlist's "[TRACE]" lines, below
@@ -24,27 +26,118 @@ const LevelTrace = slog.LevelDebug - 4
 //
 // Concurrency: safe for concurrent use if the slog handler is (every slog handler in the
 // standard library is). *log.Logger calls Write once per line.
+//
+// Lines about what a remote address sent (memberlist ends them with "from=<address>": a packet
+// that does not decrypt, a stream that is not encrypted, a message that does not decode) are
+// limited per kind (see remoteLines): anyone who reaches the gossip port, without the key,
+// makes one such line per packet, and would otherwise flood the log (and the disk it is
+// written to) at the rate they send.
 type logWriter struct {
 	logger    *slog.Logger
 	component string
+	remote    *remoteLines
 }
 
 // newStdLogger returns a *log.Logger, without its own prefix or timestamp, that forwards to
 // logger. component names the library when a line does not name it.
 func newStdLogger(logger *slog.Logger, component string) *log.Logger {
-	return log.New(&logWriter{logger: logger, component: component}, "", 0)
+	return log.New(&logWriter{logger: logger, component: component, remote: newRemoteLines(time.Now)}, "", 0)
 }
 
-// Write logs every non-empty line of p. It never fails.
+// Write logs every non-empty line of p, but lines about what a remote address sent beyond
+// their kind's allowance (see remoteLines). It never fails.
 func (w *logWriter) Write(p []byte) (int, error) {
 	for line := range bytes.Lines(p) {
 		level, component, msg := parseLogLine(string(line), w.component)
 		if msg == "" {
 			continue
 		}
-		w.logger.Log(context.Background(), level, msg, slog.String("component", component))
+		attrs := []slog.Attr{slog.String("component", component)}
+		if w.remote != nil && strings.Contains(msg, "from=") {
+			ok, suppressed := w.remote.allow(remoteKind(msg))
+			if !ok {
+				continue
+			}
+			if suppressed > 0 {
+				attrs = append(attrs, slog.Int("suppressed", suppressed))
+			}
+		}
+		w.logger.LogAttrs(context.Background(), level, msg, attrs...)
 	}
 	return len(p), nil
+}
+
+// Allowance of the lines about what a remote address sent, per kind: a burst of
+// remoteLineBurst, then one every remoteLineEvery. At most remoteKindsMax kinds are counted
+// apart; further kinds share one allowance.
+const (
+	remoteLineBurst = 10
+	remoteLineEvery = time.Second
+	remoteKindsMax  = 64
+)
+
+// remoteLines is a token bucket per kind of line. Safe for concurrent use.
+type remoteLines struct {
+	now   func() time.Time
+	mu    sync.Mutex
+	kinds map[string]*remoteKindState
+}
+
+type remoteKindState struct {
+	tokens     float64
+	last       time.Time
+	suppressed int // lines dropped since the last one logged
+}
+
+func newRemoteLines(now func() time.Time) *remoteLines {
+	return &remoteLines{now: now, kinds: make(map[string]*remoteKindState)}
+}
+
+// allow reports whether a line of kind may be logged now and, when it may, how many lines of
+// its kind were dropped since the last one logged.
+func (r *remoteLines) allow(kind string) (bool, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	st, ok := r.kinds[kind]
+	if !ok {
+		if len(r.kinds) >= remoteKindsMax {
+			kind = "\x00other" // no line's kind: remoteKind never returns a control character
+			st = r.kinds[kind]
+		}
+		if st == nil {
+			st = &remoteKindState{tokens: remoteLineBurst, last: now}
+			r.kinds[kind] = st
+		}
+	}
+	if d := now.Sub(st.last); d > 0 {
+		st.tokens = min(remoteLineBurst, st.tokens+float64(d)/float64(remoteLineEvery))
+	}
+	st.last = now
+	if st.tokens < 1 {
+		st.suppressed++
+		return false, 0
+	}
+	st.tokens--
+	n := st.suppressed
+	st.suppressed = 0
+	return true, n
+}
+
+// remoteKind is a line's kind: its message up to the first ": " or " from=", whichever comes
+// first ("Decrypt packet failed", "failed to receive"), so that the details a sender chooses
+// (the error, its address) do not make new kinds.
+func remoteKind(msg string) string {
+	if i := strings.Index(msg, " from="); i >= 0 {
+		msg = msg[:i]
+	}
+	if i := strings.Index(msg, ": "); i >= 0 {
+		msg = msg[:i]
+	}
+	if len(msg) > 64 {
+		msg = msg[:64]
+	}
+	return msg
 }
 
 // parseLogLine splits a serf or memberlist log line into its level, component and message.
