@@ -110,7 +110,9 @@ type Config struct {
 	// EncryptKey, if set, is the base64 (standard encoding) of a 16, 24 or 32-byte AES key
 	// (GenerateKey makes one). Gossip is then encrypted and authenticated, and messages that
 	// are not encrypted with this key are rejected, so a node with a different key, or none,
-	// cannot join. Every member of a cluster must use the same key. Default: no encryption.
+	// cannot join. Every member of a cluster must use the same key. It stays the only key:
+	// a keyring changed by serf's key queries (which any member may send) is put back within
+	// a moment. Default: no encryption.
 	EncryptKey string
 	// Handler receives membership events, from one goroutine, in order (see
 	// discovery.Handler). Default: events are dropped.

@@ -12,6 +12,7 @@
 package serf
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	hserf "github.com/hashicorp/serf/serf"
 
 	"github.com/commitlog-go/commitlog/discovery"
@@ -124,6 +126,10 @@ func NewContext(ctx context.Context, cfg Config) (*Membership, error) {
 	}
 	m.wg.Add(1)
 	go m.eventLoop()
+	if kr := conf.MemberlistConfig.Keyring; s.key != nil && kr != nil {
+		m.wg.Add(1)
+		go m.guardKeyring(kr, s.key)
+	}
 	if len(s.cfg.StartJoinAddrs) > 0 {
 		m.wg.Add(1)
 		go m.retryJoin(s.cfg.StartJoinAddrs)
@@ -489,4 +495,48 @@ func probeBind(ip string, port int) error {
 		return err
 	}
 	return u.Close()
+}
+
+// keyringCheckEvery is how often guardKeyring compares the gossip keyring with the configured
+// key.
+const keyringCheckEvery = 250 * time.Millisecond
+
+// guardKeyring keeps key the only key of the gossip keyring kr until Close. Serf answers the
+// key queries of any member (_serf_install-key, _serf_use-key, _serf_remove-key: what `serf
+// keys` sends) and cannot be told not to, and anyone who knows the gossip key is a member: such
+// a process could make every node encrypt with a key of its own and drop the configured one,
+// so that a node started again with the configured key (a restart, a new server) could no
+// longer join. Keys are not rotated through gossip here (every member is given its key at
+// start), so a keyring that is not the configured key alone is put back, and logged.
+func (m *Membership) guardKeyring(kr *memberlist.Keyring, key []byte) {
+	defer m.wg.Done()
+	t := time.NewTicker(keyringCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.closingCh:
+			return
+		case <-t.C:
+		}
+		if restoreKeyring(kr, key) {
+			m.logger.Warn("gossip keyring changed by a member's key query (install-key, use-key or remove-key); put the configured key back as the only key: a process that knows the gossip key is trying to replace it")
+		}
+	}
+}
+
+// restoreKeyring makes key the only key of kr; it reports whether kr had any other key, or
+// another primary key.
+func restoreKeyring(kr *memberlist.Keyring, key []byte) bool {
+	keys := kr.GetKeys() // the primary key first
+	if len(keys) == 1 && bytes.Equal(keys[0], key) {
+		return false
+	}
+	_ = kr.AddKey(key) // a no-op when installed
+	_ = kr.UseKey(key)
+	for _, k := range kr.GetKeys() {
+		if !bytes.Equal(k, key) {
+			_ = kr.RemoveKey(k)
+		}
+	}
+	return true
 }
