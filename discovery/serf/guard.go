@@ -101,7 +101,8 @@ func (t *guardedTransport) pass(in <-chan net.Conn) {
 			select {
 			case t.slots <- struct{}{}:
 			default:
-				t.logger.Printf("[WARN] memberlist: %d gossip streams already in progress: closed the one from %s", maxInboundStreams, c.RemoteAddr())
+				// "from=": a line about what a remote address did, limited (logwriter.go).
+				t.logger.Printf("[WARN] memberlist: %d gossip streams already in progress: closed a new one from=%s", maxInboundStreams, c.RemoteAddr())
 				_ = c.Close()
 				continue
 			}

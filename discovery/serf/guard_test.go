@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,7 +21,8 @@ import (
 // connections (each buffering what it sends, for the 10 s TCP timeout of the default timing),
 // nor make one connection buffer megabytes: the bounds apply before the work.
 func TestGossipStreamsBoundedBeforeAuthentication(t *testing.T) {
-	logger := slog.New(slog.DiscardHandler)
+	logs := newCaptureHandler()
+	logger := slog.New(logs)
 	if os.Getenv("DISCOVERY_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -73,6 +75,20 @@ func TestGossipStreamsBoundedBeforeAuthentication(t *testing.T) {
 	wg.Wait()
 	if held > 64 {
 		t.Errorf("%d of %d unauthenticated gossip streams are held open, each buffering what it sends", held, strangers)
+	}
+	// Each stream closed over the bound was logged: as many lines as a stranger opens
+	// connections. Such lines are limited (10 at once, then one a second).
+	if os.Getenv("DISCOVERY_TEST_LOG") == "" {
+		closed := 0
+		logs.has(func(r logRecord) bool {
+			if strings.Contains(r.Msg, "gossip streams already in progress") {
+				closed++
+			}
+			return false
+		})
+		if closed > 20 {
+			t.Errorf("the streams of %d strangers closed over the bound were logged in %d lines, want at most 20", strangers, closed)
+		}
 	}
 	for _, c := range conns {
 		_ = c.Close()
