@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -124,8 +125,11 @@ func (g *groupReader) covered(ref map[uint64]string) bool {
 }
 
 // finish waits up to wait for the members to deliver every record of ref (the healed cluster's
-// log), stops them, and returns the verdict.
-func (g *groupReader) finish(ctx context.Context, ref map[uint64]string, wait time.Duration) Verdict {
+// log), stops them, and returns the verdict. A write whose outcome was unknown may commit after
+// ref was read (its entry was in a Raft log, committed once the healed cluster caught up): when
+// the group was given an offset ref does not hold, reread reads the cluster's log again, and
+// the delivery is checked against that.
+func (g *groupReader) finish(ctx context.Context, ref map[uint64]string, wait time.Duration, reread func() map[uint64]string) Verdict {
 	deadline := time.Now().Add(wait)
 	for !g.covered(ref) && time.Now().Before(deadline) {
 		if sleepCtx(ctx, 100*time.Millisecond) != nil {
@@ -135,12 +139,21 @@ func (g *groupReader) finish(ctx context.Context, ref map[uint64]string, wait ti
 	g.stop()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return checkGroup(ref, g.delivered, g.repeats, g.sessions)
+	var late map[uint64]string
+	for off := range g.delivered {
+		if _, ok := ref[off]; !ok {
+			late = reread()
+			break
+		}
+	}
+	return checkGroup(ref, late, g.delivered, g.repeats, g.sessions)
 }
 
 // checkGroup: every record of the log (ref) was delivered to a member of the group at least
-// once, with the value the log holds at its offset.
-func checkGroup(ref, delivered map[uint64]string, repeats, sessions int) Verdict {
+// once, with the value the log holds at its offset; and every record delivered is in the log:
+// in ref, or in late (the log read again after the members stopped, nil if it was not), with
+// the value delivered.
+func checkGroup(ref, late, delivered map[uint64]string, repeats, sessions int) Verdict {
 	var a anomalies
 	offs := slices.Sorted(func(yield func(uint64) bool) {
 		for off := range ref {
@@ -158,13 +171,25 @@ func checkGroup(ref, delivered map[uint64]string, repeats, sessions int) Verdict
 			a.add("offset %d was delivered as %q; the log holds %q", off, v, ref[off])
 		}
 	}
-	for off, v := range delivered {
-		if _, ok := ref[off]; !ok {
+	committedLate := 0
+	for _, off := range slices.Sorted(maps.Keys(delivered)) {
+		if _, ok := ref[off]; ok {
+			continue
+		}
+		v := delivered[off]
+		switch lv, ok := late[off]; {
+		case !ok:
 			a.add("offset %d (%q) was delivered but is in no node's log", off, v)
-			break
+		case lv != v:
+			a.add("offset %d was delivered as %q; the log, read again, holds %q", off, v, lv)
+		default:
+			committedLate++
 		}
 	}
 	v := a.verdict("group-at-least-once")
 	v.Note = fmt.Sprintf("%d records, %d delivered again, %d member sessions", len(ref), repeats, sessions)
+	if committedLate > 0 {
+		v.Note += fmt.Sprintf(", %d committed after the final read", committedLate)
+	}
 	return v
 }

@@ -125,7 +125,11 @@ func Run(ctx context.Context, cfg RunConfig) (res Result, err error) {
 	ccfg.NotAllVoters = notVoters
 	res.Verdicts = Check(ccfg, ops, logs)
 	ref, _, _, _ := checkLogs(logs)
-	res.Verdicts = append(res.Verdicts, group.finish(ctx, ref, 30*time.Second))
+	res.Verdicts = append(res.Verdicts, group.finish(ctx, ref, 30*time.Second, func() map[uint64]string {
+		logs, _ := c.finalLogs(ctx, logf)
+		late, _, _, _ := checkLogs(logs)
+		return late
+	}))
 	res.Verdicts = append(res.Verdicts, topic.finish(ctx, c, notVoters, 60*time.Second)...)
 	res.Verdicts = append(res.Verdicts, checkNemesis(nemErr))
 	res.Failed = Failed(res.Verdicts)
