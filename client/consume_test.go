@@ -446,3 +446,19 @@ func TestLinearizableReadOnStoppedLeaderSaysWhy(t *testing.T) {
 		}
 	})
 }
+
+// TestTransferLeadershipErrorNamesTarget: a failed transfer names the server asked for, and
+// none when none was (it said `transfer leadership to ""`).
+func TestTransferLeadershipErrorNamesTarget(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0))
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		for id, want := range map[string]string{"": "transfer leadership: ", "node-2": `transfer leadership to "node-2": `} {
+			_, err := cl.TransferLeadership(ctx, id)
+			if err == nil || !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("TransferLeadership(%q) with an ended context: %v, want it to begin %q", id, err, want)
+			}
+		}
+	})
+}

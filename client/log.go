@@ -398,6 +398,9 @@ func (c *Client) TransferLeadership(ctx context.Context, id string) (string, err
 		return nil
 	})
 	if err != nil {
+		if id == "" {
+			return "", fmt.Errorf("transfer leadership: %w", err)
+		}
 		return "", fmt.Errorf("transfer leadership to %q: %w", id, err)
 	}
 	c.forgetLeader(from)
