@@ -109,3 +109,11 @@ func writeJSON(out *bufio.Writer, rec client.Record) error {
 	out.Write(b)
 	return out.WriteByte('\n')
 }
+
+// plural is n and noun, with an "s" unless n is 1: "1 partition", "3 partitions".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}

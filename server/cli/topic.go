@@ -61,7 +61,7 @@ func topicCommand() *cli.Command {
 						if err != nil {
 							return err
 						}
-						fmt.Fprintf(c.App.Writer, "created topic %s (id %s) with %d partitions\n", t.Name, t.ID, t.Partitions)
+						fmt.Fprintf(c.App.Writer, "created topic %s (id %s) with %s\n", t.Name, t.ID, plural(int(t.Partitions), "partition"))
 						return nil
 					})
 				},
@@ -163,8 +163,8 @@ func topicCommand() *cli.Command {
 						if err != nil {
 							return err
 						}
-						fmt.Fprintf(c.App.Writer, "altered topic %s: %d partitions, retention bytes %s, retention ms %s, max record bytes %s, timestamp type %s\n",
-							t.Name, t.Partitions, setting(t.Config.RetentionBytes), setting(t.Config.RetentionMs), setting(int64(t.Config.MaxRecordBytes)), orServer(t.Config.TimestampType))
+						fmt.Fprintf(c.App.Writer, "altered topic %s: %s, retention bytes %s, retention ms %s, max record bytes %s, timestamp type %s\n",
+							t.Name, plural(int(t.Partitions), "partition"), setting(t.Config.RetentionBytes), setting(t.Config.RetentionMs), setting(int64(t.Config.MaxRecordBytes)), orServer(t.Config.TimestampType))
 						return nil
 					})
 				},

@@ -33,6 +33,9 @@ func TestTopicCommands(t *testing.T) {
 	if !strings.Contains(out, "created topic orders") || !strings.Contains(out, "3 partitions") {
 		t.Fatalf("topic create printed %q", out)
 	}
+	if out := mustRun(t, "topic", "create", "--addr", addr, "single"); !strings.Contains(out, "with 1 partition\n") {
+		t.Errorf("topic create of one partition printed %q", out)
+	}
 	code, _, errOut := run(t, t.Context(), "topic", "create", "--addr", addr, "orders")
 	if code == 0 || !strings.Contains(errOut, "exists") {
 		t.Errorf("second create: exit %d, %q", code, errOut)
@@ -51,7 +54,7 @@ func TestTopicCommands(t *testing.T) {
 			t.Errorf("orders row %q", l)
 		}
 	}
-	if strings.Join(rows, ",") != "default,orders" || !strings.HasPrefix(list, "NAME") {
+	if strings.Join(rows, ",") != "default,orders,single" || !strings.HasPrefix(list, "NAME") {
 		t.Fatalf("topic list:\n%s", list)
 	}
 
