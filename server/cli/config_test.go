@@ -47,6 +47,12 @@ func TestExampleConfigFile(t *testing.T) {
 			t.Errorf("example key %q is not a serve flag that a config file can set", k)
 		}
 	}
+	// Complete, as server/README.md calls it: every such flag is a key, or a commented one.
+	for k := range fromFile {
+		if _, ok := keys[k]; !ok && !regexp.MustCompile(`(?m)^# `+regexp.QuoteMeta(k)+`:`).Match(raw) {
+			t.Errorf("serve flag --%s is not in the example, as a key or a commented one", k)
+		}
+	}
 }
 
 // TestServeReadsConfigFile starts serve from a config file and checks that its values apply,
