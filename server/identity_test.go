@@ -4,11 +4,13 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/discovery"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -93,14 +95,52 @@ func TestClusterIDInGetServersAndGossip(t *testing.T) {
 	})
 }
 
-// TestReconcilerIgnoresAnotherCluster: two single-node clusters whose gossip meets never add
-// each other to Raft; each leader logs the refusal with both cluster IDs.
+// TestReconcilerIgnoresAnotherCluster: a member of another cluster (its cluster_id tag differs)
+// that gossip reports alive is never added to Raft; the leader logs the refusal with both
+// cluster IDs. (Gossip refuses such members itself, TestGossipRefusesAnotherCluster: this is the
+// reconciler's own check behind it.)
 func TestReconcilerIgnoresAnotherCluster(t *testing.T) {
+	a, rec := startLogged(t, Config{NodeName: "a", GossipProfile: "test"}, true)
+	ctx := ctxT(t, 30*time.Second)
+	idA := a.node.ClusterID()
+	const idB = "00000000-0000-4000-8000-00000000000b"
+	if idA == "" || idA == idB {
+		t.Fatalf("cluster id %q", idA)
+	}
+	stranger := fakeMembers{members: []discovery.Member{{Name: "b", Addr: "127.0.0.1:2", Status: discovery.StatusAlive,
+		Tags: map[string]string{tagRaftAddr: "127.0.0.1:1", tagRPCAddr: "127.0.0.1:1", tagClusterID: idB, tagStart: "1"}}}}
+	var admitted []string
+	r := newReconciler(reconcilerConfig{self: "a", node: a.node, cluster: a.node.ClusterID, members: stranger,
+		logger: slog.New(rec), admit: func(_ context.Context, id, _ string) error {
+			admitted = append(admitted, id)
+			return nil
+		}})
+	if err := r.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	servers, err := a.node.Servers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(servers) != 1 || servers[0].ID != "a" || len(admitted) != 0 {
+		t.Fatalf("the configuration took in the other cluster: %+v (admission asked about %q)", servers, admitted)
+	}
+	if !rec.has("local_cluster_id", idA, "peer_cluster_id", idB, "id", "b") {
+		t.Fatal("the refusal was not logged with both cluster ids")
+	}
+}
+
+// TestGossipRefusesAnotherCluster: a server of another cluster given this cluster's gossip
+// address (--start-join-addrs) cannot join its gossip: the join fails, naming the other
+// cluster, and neither pool holds the other's server. The pools merged before: each leader
+// ignored the other's servers, but a new server joining either cluster was seen by both
+// leaders, added by both, and stayed an unreachable non-voter in one of them.
+func TestGossipRefusesAnotherCluster(t *testing.T) {
 	fast := func(name string) Config {
 		return Config{NodeName: name, GossipProfile: "test", ReconcileInterval: 50 * time.Millisecond}
 	}
-	a, recA := startLogged(t, fast("a"), true)
-	b, recB := startLogged(t, fast("b"), true)
+	a := startNode(t, fast("a"), true)
+	b := startNode(t, fast("b"), true)
 	idA, idB := a.node.ClusterID(), b.node.ClusterID()
 	if idA == "" || idB == "" || idA == idB {
 		t.Fatalf("cluster ids %q, %q", idA, idB)
@@ -108,21 +148,34 @@ func TestReconcilerIgnoresAnotherCluster(t *testing.T) {
 	waitFor(t, 20*time.Second, "both advertise their cluster id", func() bool {
 		return a.serf.LocalMember().Tags[tagClusterID] == idA && b.serf.LocalMember().Tags[tagClusterID] == idB
 	})
-	if _, err := b.serf.Join(ctxT(t, 10*time.Second), []string{a.GossipAddr()}); err != nil {
-		t.Fatalf("join gossip: %v", err)
+	_, err := b.serf.Join(ctxT(t, 10*time.Second), []string{a.GossipAddr()})
+	if err == nil || !strings.Contains(err.Error(), "another cluster") {
+		t.Fatalf("a server of another cluster joined this one's gossip: Join = %v, want a refusal naming the other cluster", err)
 	}
-	waitFor(t, 20*time.Second, "both leaders log the other cluster with both ids", func() bool {
-		return recA.has("local_cluster_id", idA, "peer_cluster_id", idB, "id", "b") &&
-			recB.has("local_cluster_id", idB, "peer_cluster_id", idA, "id", "a")
-	})
-	for _, nd := range []*testServer{a, b} {
-		servers, err := nd.node.Servers(ctxT(t, 10*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(servers) != 1 || servers[0].ID != nd.ID() {
-			t.Fatalf("%s's configuration took in the other cluster: %+v", nd.ID(), servers)
-		}
+	holds := func(nd *testServer, name string) bool {
+		return slices.ContainsFunc(nd.serf.Members(), func(m discovery.Member) bool { return m.Name == name })
+	}
+	if holds(a, "b") || holds(b, "a") {
+		t.Fatalf("the gossip pools merged: a holds b %v, b holds a %v", holds(a, "b"), holds(b, "a"))
+	}
+
+	// A new server joining b's gossip is b's alone.
+	cfg := fast("c")
+	cfg.StartJoinAddrs = []string{b.GossipAddr()}
+	c := startNode(t, cfg, false)
+	waitVoters(t, []*testServer{b, c})
+	if got := c.node.ClusterID(); got != idB {
+		t.Fatalf("c's cluster id %q, want b's %q", got, idB)
+	}
+	if holds(a, "c") {
+		t.Fatal("c, joining b's gossip, is in a's")
+	}
+	servers, err := a.node.Servers(ctxT(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(servers) != 1 || servers[0].ID != "a" {
+		t.Fatalf("a's configuration took in another cluster's server: %+v", servers)
 	}
 }
 

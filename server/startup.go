@@ -513,6 +513,29 @@ func (s *Server) announceRemoved(ctx context.Context, removed bool) error {
 	return s.serf.SetTags(ctx, next)
 }
 
+// acceptMember refuses, at the gossip level, a member of another cluster: one whose
+// cluster_id tag is set and differs from this node's (when it has one). Without it, a server of
+// another cluster given this one's gossip address (--start-join-addrs) merged the two gossip
+// pools for good: each leader ignored the other's servers, but both leaders then saw every
+// new server that joined either cluster with an empty data dir and both added it, so that it
+// could end up in the cluster it was not meant for, and always stayed a stale unreachable
+// non-voter in the other's configuration. A member with no cluster ID (a new or wiped server)
+// is accepted, and so is every member while this node has none.
+func (s *Server) acceptMember(m discovery.Member) error {
+	theirs := m.Tags[tagClusterID]
+	if theirs == "" || s.node == nil {
+		return nil
+	}
+	if ours := s.node.ClusterID(); ours != "" && theirs != ours {
+		return fmt.Errorf("%w: member %q is a server of cluster %s, this node's cluster is %s",
+			errOtherCluster, m.Name, theirs, ours)
+	}
+	return nil
+}
+
+// errOtherCluster refuses a gossip member of another cluster (acceptMember).
+var errOtherCluster = errors.New("a gossip member of another cluster")
+
 // newMembership starts Config.Membership, or Serf, advertising tags and reporting to handler.
 func (s *Server) newMembership(tags map[string]string, handler discovery.Handler) (discovery.Membership, error) {
 	if s.cfg.Membership != nil {
@@ -538,6 +561,7 @@ func (s *Server) newMembership(tags map[string]string, handler discovery.Handler
 		Handler:        handler,
 		Logger:         s.cfg.Logger.With("component", "gossip"),
 		Timing:         gossipProfiles[s.cfg.GossipProfile],
+		Accept:         s.acceptMember,
 	})
 	if err != nil {
 		return nil, err // not a typed nil in the interface

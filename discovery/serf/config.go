@@ -122,6 +122,15 @@ type Config struct {
 	Logger *slog.Logger
 	// Timing selects the gossip timings. Default: TimingLAN.
 	Timing Timing
+	// Accept, if set, is asked about every member that gossip would add or update: each
+	// member of a join's or a state sync's push/pull, and each alive message (this node's own
+	// included). An error refuses it: the alive message is ignored, and a join or state sync
+	// that carries such a member fails as a whole, on both ends (the joining node's Join
+	// reports the error). Two gossip pools that refuse each other's members so never merge:
+	// commitlog refuses the members of another cluster. It is called from gossip's goroutines,
+	// with a copy of the member: it must be quick and safe for concurrent use. Default: every
+	// member is accepted.
+	Accept func(discovery.Member) error
 }
 
 // settings is a validated Config with its defaults applied.
@@ -309,7 +318,24 @@ func (s *settings) serfConfig(ctx context.Context, events chan<- hserf.Event) (*
 	conf.NodeName = s.cfg.NodeName
 	conf.Tags = cloneTags(s.cfg.Tags)
 	conf.EventCh = events
+	if s.cfg.Accept != nil {
+		conf.Merge = acceptDelegate(s.cfg.Accept)
+	}
 	return conf, nil
+}
+
+// acceptDelegate is serf's merge delegate for Config.Accept: serf asks it about the members
+// of every push/pull merge and of every alive message.
+type acceptDelegate func(discovery.Member) error
+
+// NotifyMerge refuses members, all of them, when Accept refuses one.
+func (a acceptDelegate) NotifyMerge(members []*hserf.Member) error {
+	for _, mem := range members {
+		if err := a(convertMember(*mem)); err != nil {
+			return fmt.Errorf("discovery/serf: refusing gossip member %q at %s: %w", mem.Name, mem.Addr, err)
+		}
+	}
+	return nil
 }
 
 // testMemberlistConfig is memberlist's local profile, sped up for tests on one machine.
