@@ -593,7 +593,7 @@ func clusterCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "status",
-				Usage: "show the cluster id and list the servers: id, addresses, suffrage, leader, applied index, lag, log bounds and size on disk (of the default topic), divergence alarm, whether it applies (a server that stopped applying says why), and security (insecure: a server listening beyond loopback without TLS or gossip encryption)",
+				Usage: "show the cluster id and list the servers: id, addresses, suffrage, leader, applied index, lag, log bounds and size on disk (of the default topic), divergence alarm, whether it applies (a server that stopped applying says why), and security (insecure: a server listening beyond loopback without TLS or gossip encryption); with no leader (quorum lost, an election), the table as the servers that answer know it, and exit status 1",
 				Flags: clientFlags(),
 				Action: func(c *cli.Context) error {
 					if err := noArgs(c); err != nil {
@@ -601,6 +601,15 @@ func clusterCommand() *cli.Command {
 					}
 					return useClient(c, func(cl *client.Client) error {
 						servers, err := cl.Servers(c.Context)
+						if err != nil && errors.Is(err, client.ErrUnavailable) && len(servers) > 0 {
+							// No leader (quorum lost, an election): the table is what an operator
+							// needs then, which servers answer and which do not. It showed
+							// nothing but the error. Still exit 1: no leader is a failure.
+							if perr := printStatus(c, cl.ClusterID(), servers); perr != nil {
+								return perr
+							}
+							return fmt.Errorf("%w (the servers above are the configuration as the servers that answered know it; none leads)", err)
+						}
 						if err != nil {
 							return err
 						}

@@ -249,3 +249,39 @@ func TestClusterRemoveHandsLeadershipToARunningServer(t *testing.T) {
 		t.Errorf("cluster remove %s (%s down) printed %q; want leadership handed to a running server, then the removal", lead, down, out)
 	}
 }
+
+// TestClusterStatusWithoutLeader: with the quorum lost (two of three servers stopped), `cluster
+// status` still prints the servers as the one left knows them, the stopped ones unreachable,
+// and exits 1 saying no server leads. It printed only the error, no table: nothing told the
+// operator which servers were down.
+func TestClusterStatusWithoutLeader(t *testing.T) {
+	addrs, stops := startN(t, 3)
+	stops[1]()
+	stops[2]()
+	var code int
+	var out, errOut string
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		code, out, errOut = run(t, t.Context(), "cluster", "status", "--addr", addrs[0], "--timeout", "3s")
+		if code != 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // n0 may still lead until its lease runs out
+	}
+	if code == 0 {
+		t.Fatalf("cluster status with two of three servers stopped exited 0:\n%s", out)
+	}
+	if !strings.Contains(errOut, "no leader") {
+		t.Errorf("stderr does not say no server leads: %s", errOut)
+	}
+	rows := map[string][]string{}
+	for line := range strings.Lines(out) {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[0], "n") {
+			rows[f[0]] = f
+		}
+	}
+	if len(rows) != 3 || leader(rows) != "" || !strings.Contains(strings.Join(rows["n1"], " "), "unreachable") ||
+		!strings.Contains(strings.Join(rows["n2"], " "), "unreachable") || strings.Contains(strings.Join(rows["n0"], " "), "unreachable") {
+		t.Fatalf("want the three servers, no leader, n1 and n2 unreachable; stdout:\n%s\nstderr: %s", out, errOut)
+	}
+}
