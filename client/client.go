@@ -512,6 +512,15 @@ func (c *Client) onLeaderAt(ctx context.Context, write bool, at *string, op func
 	}
 }
 
+// orAnswered is err, or answered (an error a server answered itself, nil if none did) when err
+// is a connection that could not be made.
+func orAnswered(err, answered error) error {
+	if answered != nil && neverSent(err) {
+		return answered
+	}
+	return err
+}
+
 // attempt runs op once against addr, bounded by the request timeout.
 func (c *Client) attempt(ctx context.Context, addr string, op func(context.Context, transport.Client) error) error {
 	tc, err := c.conn(addr)
@@ -648,6 +657,10 @@ func (c *Client) onReplica(ctx context.Context, linearizable bool, op func(conte
 	// failed a retryable attempt of this read.
 	own := map[string]error{}
 	var last error
+	// answered is the latest error a server answered itself: what is returned when the retries
+	// end on a server that could not be reached ("no leader" from the one server up, say, says
+	// more than a connection refused by one that is down).
+	var answered error
 	for attempt := 0; ; {
 		if c.isClosed() {
 			return ErrClosed
@@ -687,6 +700,9 @@ func (c *Client) onReplica(ctx context.Context, linearizable bool, op func(conte
 			delete(own, addr) // it no longer leads
 		}
 		last = err
+		if !neverSent(err) {
+			answered = err
+		}
 		if v == retry && transport.CodeOf(err) == transport.DataLoss {
 			refused[addr] = true
 			if !slices.ContainsFunc(targets, func(a string) bool { return !refused[a] }) {
@@ -694,8 +710,11 @@ func (c *Client) onReplica(ctx context.Context, linearizable bool, op func(conte
 			}
 			continue
 		}
-		if v == fatal || attempt >= c.opts.maxRetries {
+		if v == fatal {
 			return err
+		}
+		if attempt >= c.opts.maxRetries {
+			return orAnswered(err, answered)
 		}
 		if v == redirect && isNL && nl.LeaderAddr != addr {
 			c.setLeader(nl.LeaderAddr)
@@ -712,7 +731,7 @@ func (c *Client) onReplica(ctx context.Context, linearizable bool, op func(conte
 			if errors.Is(err, ErrClosed) {
 				return err
 			}
-			return fmt.Errorf("%w: %w", err, last)
+			return fmt.Errorf("%w: %w", err, orAnswered(last, answered))
 		}
 		attempt++
 		if next%len(targets) == 0 {

@@ -462,3 +462,20 @@ func TestTransferLeadershipErrorNamesTarget(t *testing.T) {
 		}
 	})
 }
+
+// TestReadRetriesEndOnAnAnswer: a quorum lost, one server up and knowing no leader, the others
+// down. A linearizable read whose retries end on a server that is down reports what the server
+// that is up answered (no leader), not the connection the last one refused.
+func TestReadRetriesEndOnAnAnswer(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0), client.WithLinearizableReads(),
+			client.WithMaxRetries(4), client.WithBackoff(time.Millisecond, time.Millisecond))
+		c.setLeader(-1)
+		c.nodes[1].stop()
+		c.nodes[2].stop()
+		_, err := cl.Consume(context.Background(), 0)
+		if _, noLeader := errors.AsType[*client.NotLeaderError](err); !errors.Is(err, client.ErrUnavailable) || !noLeader {
+			t.Fatalf("linearizable Consume, no leader, two servers down: %v; want the answer of the one up (no leader)", err)
+		}
+	})
+}
