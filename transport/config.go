@@ -183,7 +183,11 @@ type ServerConfig struct {
 	Admit Interceptor
 	// Intercept, when set, runs before every Log and Cluster handler.
 	Intercept Interceptor
-	// Logger receives the server's background events. Default: discards.
+	// Logger receives the server's background events, among them the TLS handshakes the
+	// server refuses: at warn level with the remote address and the reason ("transport:
+	// rejected TLS handshake"; a 10-line burst then one a second per reason, the next line
+	// counting those dropped: "suppressed"), at debug level when the client hung up (EOF,
+	// reset). Default: discards.
 	Logger *slog.Logger
 	// Telemetry, when set, traces and measures every Log and Cluster call
 	// (not health checks or reflection) with OpenTelemetry. Nil: none.

@@ -37,6 +37,7 @@ import (
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 	"github.com/commitlog-go/commitlog/transport/internal/lifecycle"
 	"github.com/commitlog-go/commitlog/transport/internal/limits"
+	"github.com/commitlog-go/commitlog/transport/internal/rejectlog"
 )
 
 // Server is a gRPC server for the commitlog API. Create it with NewServer.
@@ -91,7 +92,8 @@ func NewServer(cfg transport.ServerConfig) (*Server, error) {
 		ggrpc.ChainStreamInterceptor(s.recoverStream, s.streamInterceptor),
 	}
 	if cfg.TLS != nil {
-		opts = append(opts, ggrpc.Creds(credentials.NewTLS(cfg.TLS)))
+		opts = append(opts, ggrpc.Creds(loggingCreds{credentials.NewTLS(cfg.TLS),
+			rejectlog.NewHandshakes(cfg.Logger, "transport: rejected TLS handshake")}))
 	}
 	if cfg.Admit != nil {
 		opts = append(opts, ggrpc.InTapHandle(s.admit))

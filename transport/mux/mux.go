@@ -38,6 +38,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/commitlog-go/commitlog/transport/internal/rejectlog"
 )
 
 // RaftByte is the first byte of every Raft connection. Part of the wire
@@ -100,8 +102,13 @@ type Config struct {
 	// Advertise, when set, is the address Raft's listener reports (Addr);
 	// otherwise the listener's own address.
 	Advertise net.Addr
-	// Logger receives refused connections (at debug level; at warn level, rate limited,
-	// those over MaxConns). Default: discards.
+	// Logger receives refused connections: at warn level, rate limited, the Raft peer TLS
+	// handshakes refused (with the remote address and the reason: no certificate, unknown
+	// authority, expired, not TLS, timeout...; a 10-line burst then one a second per reason,
+	// the next line counting those dropped: "suppressed"), the connections closed over
+	// MaxPending (limited likewise) and those over MaxConns (at most every 10 s); at debug
+	// level, connections that send no first byte and peer handshakes the client hung up on
+	// (EOF, reset) or this Mux cut (MaxPending, Close). Default: discards.
 	Logger *slog.Logger
 }
 
@@ -131,6 +138,11 @@ type Mux struct {
 	// those since.
 	refusedLogged time.Time
 	refusedSince  uint64
+
+	// handshakes logs the Raft peer TLS handshakes refused; pendingLines limits the lines
+	// about connections closed over MaxPending.
+	handshakes   *rejectlog.Handshakes
+	pendingLines *rejectlog.Limiter
 }
 
 // Stats are a Mux's connection counts at one moment.
@@ -194,7 +206,9 @@ func New(l net.Listener, cfg Config) (*Mux, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	m := &Mux{l: l, cfg: cfg, pending: make(map[net.Conn]*list.Element), order: list.New(), stopped: make(chan struct{})}
+	m := &Mux{l: l, cfg: cfg, pending: make(map[net.Conn]*list.Element), order: list.New(), stopped: make(chan struct{}),
+		handshakes:   rejectlog.NewHandshakes(cfg.Logger, "mux: rejected raft peer TLS handshake"),
+		pendingLines: rejectlog.NewLimiter(nil)}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.closed = m.ctx.Done()
 	m.api = newSubListener(m, l.Addr())
@@ -294,17 +308,20 @@ func (m *Mux) acceptLoop() {
 			return
 		default:
 		}
+		var oldest net.Conn
 		if m.order.Len() >= m.cfg.MaxPending {
-			// Closing it makes its sorter return (and forget it).
-			oldest := m.order.Remove(m.order.Front()).(net.Conn)
+			oldest = m.order.Remove(m.order.Front()).(net.Conn)
 			delete(m.pending, oldest)
-			oldest.Close()
-			m.cfg.Logger.Debug("mux: too many connections waiting for their first byte; closed the oldest",
-				"remote", oldest.RemoteAddr(), "max_pending", m.cfg.MaxPending)
 		}
 		m.pending[conn] = m.order.PushBack(conn)
 		m.wg.Add(1)
 		m.mu.Unlock()
+		if oldest != nil {
+			// Logged before the Close, which makes its sorter return (and forget it), logging
+			// its end at debug level only: this line says why.
+			m.logPendingCap(oldest)
+			oldest.Close()
+		}
 		go m.sort(conn)
 	}
 }
@@ -343,12 +360,28 @@ func (m *Mux) sort(raw net.Conn) {
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
-			m.cfg.Logger.Debug("mux: raft peer TLS handshake failed", "remote", conn.RemoteAddr(), "err", err)
+			// Logged before the deferred Close: the line is there once the client sees the end.
+			m.handshakes.Report(conn.RemoteAddr().String(), err)
 			return
 		}
 		conn = tc
 	}
 	handed = m.unpend(raw) && m.raft.deliver(conn)
+}
+
+// logPendingCap logs, at warn level and limited as refused handshakes are (rejectlog), that
+// oldest was closed to make room under MaxPending: someone holds many connections open without
+// speaking (or without finishing their TLS handshake), or MaxPending is too low for the load.
+func (m *Mux) logPendingCap(oldest net.Conn) {
+	ok, suppressed := m.pendingLines.Allow("pending")
+	if !ok {
+		return
+	}
+	attrs := []any{"remote", oldest.RemoteAddr(), "max_pending", m.cfg.MaxPending}
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
+	}
+	m.cfg.Logger.Warn("mux: too many connections waiting for their first byte or TLS handshake; closed the oldest (raise --max-pending-conns if clients are cut)", attrs...)
 }
 
 // admitAPI counts conn, sorted to the API, as open, unless it is no longer waiting (closed as
