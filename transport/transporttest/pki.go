@@ -58,6 +58,11 @@ func (p *PKI) Pool() *x509.CertPool { return p.pool }
 
 func (p *PKI) issue(cn string, usage []x509.ExtKeyUsage, server bool) tls.Certificate {
 	p.t.Helper()
+	return p.issueValid(cn, usage, server, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+}
+
+func (p *PKI) issueValid(cn string, usage []x509.ExtKeyUsage, server bool, notBefore, notAfter time.Time) tls.Certificate {
+	p.t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		p.t.Fatalf("key: %v", err)
@@ -66,8 +71,8 @@ func (p *PKI) issue(cn string, usage []x509.ExtKeyUsage, server bool) tls.Certif
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(p.serial),
 		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  usage,
 	}
@@ -100,6 +105,14 @@ func (p *PKI) ClientTLS(cn string) *tls.Config {
 	if cn != "" {
 		c.Certificates = []tls.Certificate{p.issue(cn, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, false)}
 	}
+	return c
+}
+
+// ExpiredClientTLS is ClientTLS(cn) with a certificate that expired an hour ago.
+func (p *PKI) ExpiredClientTLS(cn string) *tls.Config {
+	c := &tls.Config{RootCAs: p.pool, MinVersion: tls.VersionTLS12}
+	c.Certificates = []tls.Certificate{p.issueValid(cn, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, false,
+		time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))}
 	return c
 }
 
