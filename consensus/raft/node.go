@@ -775,16 +775,16 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	cf := n.raft.GetConfiguration()
+	done, err := n.await(ctx, cf)
+	if !done {
+		return err
+	}
+	if err != nil {
+		return n.mapErr(err, false)
+	}
 	var f hraft.Future
 	if id == "" {
-		cf := n.raft.GetConfiguration()
-		done, err := n.await(ctx, cf)
-		if !done {
-			return err
-		}
-		if err != nil {
-			return n.mapErr(err, false)
-		}
 		other := false
 		for _, s := range cf.Configuration().Servers {
 			other = other || (string(s.ID) != n.cfg.ID && s.Suffrage == hraft.Voter)
@@ -795,14 +795,6 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 		}
 		f = n.raft.LeadershipTransfer()
 	} else {
-		cf := n.raft.GetConfiguration()
-		done, err := n.await(ctx, cf)
-		if !done {
-			return err
-		}
-		if err != nil {
-			return n.mapErr(err, false)
-		}
 		var addr hraft.ServerAddress
 		voter := false
 		for _, s := range cf.Configuration().Servers {
@@ -820,7 +812,7 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 		}
 		f = n.raft.LeadershipTransferToServer(hraft.ServerID(id), addr)
 	}
-	done, err := n.await(ctx, f)
+	done, err = n.await(ctx, f)
 	if !done {
 		return err
 	}
