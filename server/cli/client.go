@@ -689,6 +689,7 @@ func printStatus(c *cli.Context, clusterID string, servers []client.Server) erro
 	}
 	newClient := client.NewTransportClient(c.String("transport"))
 	var commit uint64
+	commitKnown := false // a leader answered with its commit index
 	type self struct {
 		b   *logv1.GetBoundsResponse
 		err error
@@ -705,7 +706,7 @@ func printStatus(c *cli.Context, clusterID string, servers []client.Server) erro
 		cancel()
 		_ = tc.Close()
 		if s.IsLeader && selves[i].err == nil {
-			commit = selves[i].b.GetCommitIndex()
+			commit, commitKnown = selves[i].b.GetCommitIndex(), true
 		}
 	}
 	if clusterID == "" {
@@ -723,9 +724,7 @@ func printStatus(c *cli.Context, clusterID string, servers []client.Server) erro
 		applied, lag, offsets, size, diverged, applying := "-", "-", "unreachable", "-", "-", "-"
 		if b := selves[i].b; selves[i].err == nil {
 			applied = strconv.FormatUint(b.GetAppliedIndex(), 10)
-			if commit >= b.GetAppliedIndex() {
-				lag = strconv.FormatUint(commit-b.GetAppliedIndex(), 10)
-			}
+			lag = lagCell(commit, commitKnown, b.GetAppliedIndex())
 			offsets = fmt.Sprintf("[%d, %d)", b.GetLowestOffset(), b.GetNextOffset())
 			size = humanBytes(b.GetSizeBytes())
 			diverged = "no"
@@ -753,6 +752,16 @@ func printStatus(c *cli.Context, clusterID string, servers []client.Server) erro
 		fmt.Fprintln(c.App.Writer, a)
 	}
 	return nil
+}
+
+// lagCell is the LAG cell of a server that applied applied: how far it is behind the leader's
+// commit index, or "-" (unknown) when no leader gave one (none known, or it did not answer) or
+// the server is ahead of it (the leader's answer predates the server's).
+func lagCell(commit uint64, commitKnown bool, applied uint64) string {
+	if !commitKnown || commit < applied {
+		return "-"
+	}
+	return strconv.FormatUint(commit-applied, 10)
 }
 
 func humanBytes(n uint64) string {
