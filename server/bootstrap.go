@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,6 +69,7 @@ func (s *Server) bootstrapLoop() {
 	t := time.NewTicker(bootstrapPoll)
 	defer t.Stop()
 	waitingFor := ""
+	var conflicts expectConflicts
 	for {
 		select {
 		case <-s.stopping:
@@ -78,6 +81,7 @@ func (s *Server) bootstrapLoop() {
 			return
 		}
 		members := s.serf.Members()
+		conflicts.check(log, members, s.cfg.NodeName, s.cfg.BootstrapExpect)
 		if m, ok := clusteredMember(members, s.cfg.NodeName); ok {
 			log.Warn("found a server already in a cluster: not bootstrapping, waiting to be added to it",
 				"peer", m.Name, "cluster_id", m.Tags[tagClusterID])
@@ -117,6 +121,37 @@ func (s *Server) bootstrapLoop() {
 		default:
 			log.Error("bootstrap failed; retrying", "err", err)
 		}
+	}
+}
+
+// expectConflicts warns of servers whose --bootstrap-expect (their expect tag) differs from
+// this node's, as Consul does: they disagree on when the cluster may be founded (one may
+// bootstrap with fewer voters than another waits for). Each member and value is logged once,
+// not at every poll.
+type expectConflicts struct {
+	logged map[string]string // member → its expect value last warned of
+}
+
+// check warns of each member of members but self that advertises an expect value other than
+// expect, unless it was warned of with that value already. Without an expect of its own (0),
+// or for a member advertising none (a server with only --start-join-addrs, or of an older
+// version), there is nothing to compare.
+func (c *expectConflicts) check(log *slog.Logger, members []discovery.Member, self string, expect int) {
+	if expect <= 0 {
+		return
+	}
+	ours := strconv.Itoa(expect)
+	for _, m := range members {
+		theirs := m.Tags[tagExpect]
+		if m.Name == self || theirs == "" || theirs == ours || c.logged[m.Name] == theirs {
+			continue
+		}
+		if c.logged == nil {
+			c.logged = map[string]string{}
+		}
+		c.logged[m.Name] = theirs
+		log.Warn("a server expects a different number of servers: all servers should be given the same --bootstrap-expect",
+			"member", m.Name, "member_bootstrap_expect", theirs, "bootstrap_expect", expect)
 	}
 }
 

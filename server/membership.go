@@ -25,6 +25,10 @@ const (
 	// restarted before Serf saw it fail is told from the process that was removed by it (see
 	// removedServers). Servers of older versions advertise none.
 	tagStart = "start"
+	// tagExpect is the node's --bootstrap-expect (Config.BootstrapExpect), absent without one:
+	// a node that waits to bootstrap warns of a server that expects another number
+	// (expectConflicts). Servers of older versions advertise none, and ignore it.
+	tagExpect = "expect"
 )
 
 // Membership defaults.

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -133,6 +134,9 @@ func (s *Server) tags() map[string]string {
 	tags := map[string]string{tagRaftAddr: s.addr, tagRPCAddr: s.addr, tagStart: startNonce()}
 	if len(s.insecure) > 0 {
 		tags[tagInsecure] = "true"
+	}
+	if s.cfg.BootstrapExpect > 0 {
+		tags[tagExpect] = strconv.Itoa(s.cfg.BootstrapExpect)
 	}
 	return tags
 }
