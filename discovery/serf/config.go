@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"os"
@@ -96,7 +97,10 @@ type Config struct {
 	// StartJoinAddrs are gossip addresses of existing members. If set, New returns at once
 	// and a background goroutine tries to join them, retrying with exponential backoff (from
 	// RetryJoinInterval up to RetryJoinMaxInterval, with jitter) until one attempt reaches at
-	// least one other node or the Membership is closed. The list may name this node itself
+	// least one other node or the Membership is closed. An attempt that finds another live
+	// member holding NodeName at another address does not count: the others refuse this node
+	// under that name, so it is logged as an error and retried (it succeeds once that member
+	// has left or failed). The list may name this node itself
 	// (every pod of a Kubernetes StatefulSet gets the same list): reaching only itself does not
 	// count, so nodes started together never stop retrying before they found each other.
 	// Joined reports when it succeeded.
@@ -253,7 +257,10 @@ func newSettings(cfg Config) (*settings, error) {
 
 // serfConfig builds the hashicorp/serf configuration. Host names in the bind and advertise
 // addresses are resolved here; ctx ends the wait for an advertised name (resolveAdvertise).
-func (s *settings) serfConfig(ctx context.Context, events chan<- hserf.Event) (*hserf.Config, error) {
+//
+// onConflict is called with the address of each node that serf reports claiming this node's
+// name while alive (see nameConflictAddr).
+func (s *settings) serfConfig(ctx context.Context, events chan<- hserf.Event, onConflict func(addr string)) (*hserf.Config, error) {
 	bindIP, err := resolveIP(s.bindHost)
 	if err != nil {
 		return nil, fmt.Errorf("%w: BindAddr %q: %w", discovery.ErrInvalidConfig, s.cfg.BindAddr, err)
@@ -313,7 +320,8 @@ func (s *settings) serfConfig(ctx context.Context, events chan<- hserf.Event) (*
 	}
 	ml.Logger = newStdLogger(s.logger, "memberlist")
 	ml.LogOutput = nil
-	conf.Logger = newStdLogger(s.logger, "serf")
+	serfLog := &logWriter{logger: s.logger, component: "serf", remote: newRemoteLines(time.Now), onConflict: onConflict}
+	conf.Logger = log.New(serfLog, "", 0)
 	conf.LogOutput = nil
 	conf.NodeName = s.cfg.NodeName
 	conf.Tags = cloneTags(s.cfg.Tags)

@@ -176,6 +176,7 @@ type logRecord struct {
 	Msg       string
 	Component string
 	Node      string
+	Attrs     map[string]string // every attribute, by key
 }
 
 // captureHandler is a slog.Handler that keeps every record.
@@ -192,8 +193,9 @@ func newCaptureHandler() *captureHandler {
 func (h *captureHandler) Enabled(context.Context, slog.Level) bool { return true }
 
 func (h *captureHandler) Handle(_ context.Context, r slog.Record) error {
-	rec := logRecord{Level: r.Level, Msg: r.Message}
+	rec := logRecord{Level: r.Level, Msg: r.Message, Attrs: map[string]string{}}
 	find := func(a slog.Attr) bool {
+		rec.Attrs[a.Key] = a.Value.String()
 		switch a.Key {
 		case "component":
 			rec.Component = a.Value.String()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,9 @@ type logWriter struct {
 	logger    *slog.Logger
 	component string
 	remote    *remoteLines
+	// onConflict, if set, is called with the other node's address (host:port) for each of
+	// serf's lines that says another node holds this node's name (see nameConflictAddr).
+	onConflict func(addr string)
 }
 
 // newStdLogger returns a *log.Logger, without its own prefix or timestamp, that forwards to
@@ -52,6 +56,11 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		if msg == "" {
 			continue
 		}
+		if w.onConflict != nil {
+			if addr, ok := nameConflictAddr(msg); ok {
+				w.onConflict(addr)
+			}
+		}
 		attrs := []slog.Attr{slog.String("component", component)}
 		if w.remote != nil && strings.Contains(msg, "from=") {
 			ok, suppressed := w.remote.allow(remoteKind(msg))
@@ -65,6 +74,36 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		w.logger.LogAttrs(context.Background(), level, msg, attrs...)
 	}
 	return len(p), nil
+}
+
+// nameConflictPrefix and nameConflictSuffix frame the address in serf's line about a node at
+// another address that claims this node's name (serf's handleNodeConflict, called by
+// memberlist when it refuses an alive message for a live member at a second address):
+//
+//	[ERR] serf: Node name conflicts with another node at 10.0.0.2:7946. Names must be unique! (Resolution enabled: false)
+//
+// serf has no other way to report it: memberlist's conflict delegate is serf's own.
+const (
+	nameConflictPrefix = "Node name conflicts with another node at "
+	nameConflictSuffix = ". Names must be unique!"
+)
+
+// nameConflictAddr returns the address (host:port, an IPv6 host in brackets) of serf's line
+// about a node that claims this node's name; ok is false for any other line.
+func nameConflictAddr(msg string) (string, bool) {
+	rest, ok := strings.CutPrefix(msg, nameConflictPrefix)
+	if !ok {
+		return "", false
+	}
+	addr, _, ok := strings.Cut(rest, nameConflictSuffix)
+	if !ok {
+		return "", false
+	}
+	// serf prints IP:port without brackets, also for an IPv6 address.
+	if i := strings.LastIndexByte(addr, ':'); i > 0 {
+		addr = net.JoinHostPort(addr[:i], addr[i+1:])
+	}
+	return addr, true
 }
 
 // Allowance of the lines about what a remote address sent, per kind: a burst of

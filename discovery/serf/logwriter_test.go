@@ -120,3 +120,24 @@ func TestLogWriterLimitsRemoteLines(t *testing.T) {
 		t.Errorf("%d lines of %d made-up kinds logged %d lines, want at most %d", sent, sent, got, most)
 	}
 }
+
+// serf prints the other node's address as IP:port, also for IPv6; the conflict reports it as
+// host:port (an IPv6 host in brackets), and no other line is taken for a conflict.
+func TestNameConflictAddr(t *testing.T) {
+	tests := []struct {
+		msg    string
+		want   string
+		wantOK bool
+	}{
+		{"Node name conflicts with another node at 10.0.0.2:7946. Names must be unique! (Resolution enabled: false)", "10.0.0.2:7946", true},
+		{"Node name conflicts with another node at ::1:7946. Names must be unique! (Resolution enabled: false)", "[::1]:7946", true},
+		{"Name conflict for 'b' both 10.0.0.2:7946 and 10.0.0.3:7946 are claiming", "", false},
+		{"Node name conflicts with another node at 10.0.0.2:7946", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := nameConflictAddr(tt.msg)
+		if got != tt.want || ok != tt.wantOK {
+			t.Errorf("nameConflictAddr(%q) = %q, %v; want %q, %v", tt.msg, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}

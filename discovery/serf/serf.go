@@ -65,6 +65,10 @@ type Membership struct {
 	joinedCh   chan struct{} // closed when the start join succeeded (or there was none)
 	closeOnce  sync.Once
 	closeErr   error
+
+	conflictMu   sync.Mutex
+	conflicts    uint64 // how many times serf reported another live node holding this node's name
+	conflictAddr string // the address of the last such node
 }
 
 var _ discovery.Membership = (*Membership)(nil)
@@ -96,7 +100,7 @@ func NewContext(ctx context.Context, cfg Config) (*Membership, error) {
 		shutdownCh: make(chan struct{}),
 		joinedCh:   make(chan struct{}),
 	}
-	conf, err := s.serfConfig(ctx, m.events)
+	conf, err := s.serfConfig(ctx, m.events, m.noteConflict)
 	if err != nil {
 		return nil, err
 	}
@@ -142,8 +146,8 @@ func NewContext(ctx context.Context, cfg Config) (*Membership, error) {
 }
 
 // Joined returns a channel that is closed once a background join of Config.StartJoinAddrs
-// has reached at least one of them (at once if there were none). It is never closed if the
-// Membership is closed before that.
+// has reached at least one of them (at once if there were none) and met no live member
+// holding this node's name. It is never closed if the Membership is closed before that.
 func (m *Membership) Joined() <-chan struct{} { return m.joinedCh }
 
 // Members implements discovery.Membership. After Close it returns the last known view.
@@ -399,6 +403,7 @@ func (m *Membership) retryJoin(addrs []string) {
 			m.unlockOps()
 			return
 		}
+		conflictsBefore, _ := m.lastConflict()
 		n, err := m.serf.Join(addrs, true)
 		// A list naming this node too (every pod of a StatefulSet gets the same list) reaches
 		// this node itself at once: that joins nothing, so it does not count.
@@ -407,7 +412,15 @@ func (m *Membership) retryJoin(addrs []string) {
 		if n > 0 && !others && err == nil {
 			err = errors.New("reached only this node")
 		}
-		if n > 0 && others {
+		if conflicts, holder := m.lastConflict(); n > 0 && others && conflicts != conflictsBefore {
+			// memberlist refused this node's alive message: the others keep the live member at
+			// holder under this name, and never see this node. Joining again succeeds once that
+			// member is gone (dead for deadNodeReclaimTime, or left).
+			m.logger.Error("not joined: another live member holds this node's name at another address; names must be unique",
+				slog.String("name", m.s.cfg.NodeName), slog.String("holder", holder),
+				slog.String("addr", m.LocalMember().Addr), slog.Int("attempt", attempt))
+			err = fmt.Errorf("node name %q is held by a live member at %s", m.s.cfg.NodeName, holder)
+		} else if n > 0 && others {
 			m.logger.Info("joined the cluster", slog.Int("reached", n), slog.Int("attempt", attempt))
 			close(m.joinedCh)
 			return
@@ -428,6 +441,22 @@ func (m *Membership) retryJoin(addrs []string) {
 		}
 		delay = min(2*delay, m.s.cfg.RetryJoinMaxInterval)
 	}
+}
+
+// noteConflict records that serf reported a live node at addr holding this node's name.
+func (m *Membership) noteConflict(addr string) {
+	m.conflictMu.Lock()
+	defer m.conflictMu.Unlock()
+	m.conflicts++
+	m.conflictAddr = addr
+}
+
+// lastConflict returns how many name conflicts serf reported so far, and the address of the
+// node of the last one.
+func (m *Membership) lastConflict() (uint64, string) {
+	m.conflictMu.Lock()
+	defer m.conflictMu.Unlock()
+	return m.conflicts, m.conflictAddr
 }
 
 // convertMember turns a serf member into a discovery.Member (a copy).
