@@ -409,17 +409,17 @@ func (m *Membership) retryJoin(addrs []string) {
 		// this node itself at once: that joins nothing, so it does not count.
 		others := m.serf.NumNodes() > 1
 		m.unlockOps()
-		if n > 0 && !others && err == nil {
-			err = errors.New("reached only this node")
-		}
-		if conflicts, holder := m.lastConflict(); n > 0 && others && conflicts != conflictsBefore {
+		if conflicts, holder := m.lastConflict(); n > 0 && conflicts != conflictsBefore {
 			// memberlist refused this node's alive message: the others keep the live member at
-			// holder under this name, and never see this node. Joining again succeeds once that
-			// member is gone (dead for deadNodeReclaimTime, or left).
+			// holder under this name, and never see this node (when holder is the only member
+			// reached, this node sees no other either). Joining again succeeds once that member
+			// is gone (dead for deadNodeReclaimTime, or left).
 			m.logger.Error("not joined: another live member holds this node's name at another address; names must be unique",
 				slog.String("name", m.s.cfg.NodeName), slog.String("holder", holder),
 				slog.String("addr", m.LocalMember().Addr), slog.Int("attempt", attempt))
 			err = fmt.Errorf("node name %q is held by a live member at %s", m.s.cfg.NodeName, holder)
+		} else if n > 0 && !others && err == nil {
+			err = errors.New("reached only this node")
 		} else if n > 0 && others {
 			m.logger.Info("joined the cluster", slog.Int("reached", n), slog.Int("attempt", attempt))
 			close(m.joinedCh)
