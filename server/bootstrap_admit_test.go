@@ -32,18 +32,9 @@ func TestBootstrapExpectAdmitsOnlyProvenServers(t *testing.T) {
 	}
 	dead := l.Addr().String()
 	_ = l.Close()
-	m, err := dserf.New(dserf.Config{NodeName: "aa-intruder", BindAddr: "127.0.0.1:0", EncryptKey: pki.gossipKey(),
+	startGossip(t, dserf.Config{NodeName: "aa-intruder", BindAddr: "127.0.0.1:0", EncryptKey: pki.gossipKey(),
 		Tags:           map[string]string{tagRaftAddr: dead, tagRPCAddr: dead},
 		StartJoinAddrs: []string{n0.GossipAddr()}, Timing: dserf.TimingTest})
-	if err != nil {
-		t.Fatalf("serf: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_ = m.Leave(ctx)
-		cancel()
-		_ = m.Close()
-	})
 	waitFor(t, 10*time.Second, "node-0 sees the intruder in gossip", func() bool {
 		return slices.ContainsFunc(n0.serf.Members(), func(mb discovery.Member) bool { return mb.Name == "aa-intruder" })
 	})
@@ -64,4 +55,21 @@ func TestBootstrapExpectAdmitsOnlyProvenServers(t *testing.T) {
 			}
 		}
 	}
+}
+
+// startGossip starts a Serf membership of cfg (a gossip member that is no server, or plays
+// one), which leaves and closes when the test ends.
+func startGossip(t *testing.T, cfg dserf.Config) *dserf.Membership {
+	t.Helper()
+	m, err := dserf.New(cfg)
+	if err != nil {
+		t.Fatalf("serf %s: %v", cfg.NodeName, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = m.Leave(ctx)
+		cancel()
+		_ = m.Close()
+	})
+	return m
 }

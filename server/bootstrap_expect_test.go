@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"log/slog"
 	"slices"
 	"strings"
@@ -92,15 +91,5 @@ func expectMembership(t *testing.T, name string, expect int, join string) *dserf
 	if join != "" {
 		c.StartJoinAddrs = []string{join}
 	}
-	m, err := dserf.New(c)
-	if err != nil {
-		t.Fatalf("serf: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_ = m.Leave(ctx)
-		cancel()
-		_ = m.Close()
-	})
-	return m
+	return startGossip(t, c)
 }

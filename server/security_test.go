@@ -211,27 +211,14 @@ func TestAdmissionRefusesUnprovenMembers(t *testing.T) {
 	mallory := startNode(t, Config{NodeName: "mallory", GossipKey: pki.gossipKey(), GossipProfile: "test",
 		StartJoinAddrs: []string{nodes[0].GossipAddr()}, LeaveOnShutdown: true}, false)
 	real := nodes[1].Addr()
-	var fakes []*dserf.Membership
 	for _, f := range []struct{ name, raftAddr, rpcAddr string }{
 		{"fake", real, real},
 		{"fake2", mallory.Addr(), real},
 	} {
-		m, err := dserf.New(dserf.Config{NodeName: f.name, BindAddr: "127.0.0.1:0", EncryptKey: pki.gossipKey(),
+		startGossip(t, dserf.Config{NodeName: f.name, BindAddr: "127.0.0.1:0", EncryptKey: pki.gossipKey(),
 			Tags:           map[string]string{tagRaftAddr: f.raftAddr, tagRPCAddr: f.rpcAddr},
 			StartJoinAddrs: []string{nodes[0].GossipAddr()}, Timing: dserf.TimingTest})
-		if err != nil {
-			t.Fatalf("serf %s: %v", f.name, err)
-		}
-		fakes = append(fakes, m)
 	}
-	t.Cleanup(func() {
-		for _, m := range fakes {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_ = m.Leave(ctx)
-			cancel()
-			_ = m.Close()
-		}
-	})
 
 	// The leader tries each stranger and refuses it; checked from then on, the configuration
 	// still holds only the two real nodes, and stays so.
