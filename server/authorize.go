@@ -44,7 +44,7 @@ var methodActions = map[string]string{
 // topicScoped are the methods whose request names a topic (none: the default topic): the
 // interceptor, which runs before the request is read, refuses a caller that may perform the
 // method's action on no object at all, and the handler decides for the topic the request
-// names (service.authorizeTopic). ListTopics answers with the topics the caller may consume.
+// names (service.authorizeTopic). ListTopics answers with the topics the caller may describe.
 var topicScoped = map[string]bool{
 	transport.MethodProduce:          true,
 	transport.MethodProduceBatch:     true,
@@ -70,6 +70,12 @@ var topicScoped = map[string]bool{
 	transport.MethodResetOffsets:  true,
 	transport.MethodListOffsets:   true,
 }
+
+// describeActions are the actions any of which lets a caller describe a topic and see it in
+// ListTopics: reading it, writing to it (a Producer describes its topic, for its partitions and
+// ID, before it sends) or administering it (whoever creates, alters and deletes it), as Kafka's
+// Read, Write, Alter and Delete each imply Describe.
+var describeActions = []string{authz.ActionConsume, authz.ActionProduce, authz.ActionAdmin}
 
 // clusterInternal are the calls cluster peers make to each other on their own behalf: bounds
 // and checksums (promotion of new members, the divergence check, a follower learning the
@@ -178,15 +184,20 @@ func authorizer(a authz.Authorizer, rules authRules, isPeer func(transport.Peer)
 			}
 			return nil, denied(err)
 		}
-		if method == transport.MethodDescribeTopic {
-			// A producer describes a topic (its partitions and ID) before it sends to it:
-			// produce on a topic allows describing it, as Kafka's Write implies Describe. The
-			// handler decides for the topic named.
-			err := anyObject(ctx, a, subject, authz.ActionConsume, true)
-			if err != nil && anyObject(ctx, a, subject, authz.ActionProduce, true) != nil {
-				return nil, denied(err)
+		if method == transport.MethodDescribeTopic || method == transport.MethodListTopics {
+			// Who may consume, produce to or administer some topic may describe and list
+			// topics (describeActions); the handler decides for each topic.
+			var first error
+			for _, act := range describeActions {
+				err := anyObject(ctx, a, subject, act, true)
+				if err == nil {
+					return ctx, nil
+				}
+				if first == nil {
+					first = err
+				}
 			}
-			return ctx, nil
+			return nil, denied(first)
 		}
 		if topicScoped[method] {
 			// The topic is in the request, not read yet: the handler decides for it.
@@ -219,6 +230,22 @@ func (s *service) authorizeTopic(ctx context.Context, topic, action string) erro
 		return denied(err)
 	}
 	return nil
+}
+
+// authorizeDescribe refuses (PermissionDenied, naming consume) a call whose caller may not
+// describe topic: one that may perform none of describeActions on it.
+func (s *service) authorizeDescribe(ctx context.Context, topic string) error {
+	var first error
+	for _, act := range describeActions {
+		err := s.authorizeTopic(ctx, topic, act)
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // authorizeGroup refuses (PermissionDenied, naming the group's object "group:<name>") a call

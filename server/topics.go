@@ -392,7 +392,7 @@ func (s *service) InitProducer(ctx context.Context, req *logv1.InitProducerReque
 }
 
 // ListTopics answers from this server's applied metadata, with the topics the caller may
-// consume.
+// describe (consume, produce to or administer: describeActions).
 func (s *service) ListTopics(ctx context.Context, _ *logv1.ListTopicsRequest) (*logv1.ListTopicsResponse, error) {
 	topics := []fsm.Topic{{Name: fsm.DefaultTopic, Partitions: 1}}
 	if s.sm != nil {
@@ -400,7 +400,7 @@ func (s *service) ListTopics(ctx context.Context, _ *logv1.ListTopicsRequest) (*
 	}
 	res := &logv1.ListTopicsResponse{}
 	for _, t := range topics {
-		if s.authorizeTopic(ctx, t.Name, authz.ActionConsume) != nil {
+		if s.authorizeDescribe(ctx, t.Name) != nil {
 			continue
 		}
 		res.Topics = append(res.Topics, wireTopic(t))
@@ -408,8 +408,8 @@ func (s *service) ListTopics(ctx context.Context, _ *logv1.ListTopicsRequest) (*
 	return res, nil
 }
 
-// DescribeTopic answers from this server's applied state, for a topic the caller may consume or
-// produce to (a producer learns the topic's partitions and ID so).
+// DescribeTopic answers from this server's applied state, for a topic the caller may consume,
+// produce to or administer (describeActions; a producer learns the topic's partitions and ID so).
 // On the leader that is the cluster's state: it first applies every committed entry
 // (leaderCaughtUp). A follower answers from what it has applied (a topic it does not know yet,
 // once caught up: knownTopic), unless the request has require_leader: then it refuses as it
@@ -417,10 +417,8 @@ func (s *service) ListTopics(ctx context.Context, _ *logv1.ListTopicsRequest) (*
 // applied may name a topic the cluster deleted and created again, whose ID a Producer would
 // pin.
 func (s *service) DescribeTopic(ctx context.Context, req *logv1.DescribeTopicRequest) (*logv1.DescribeTopicResponse, error) {
-	if err := s.authorizeTopic(ctx, req.GetName(), authz.ActionConsume); err != nil {
-		if s.authorizeTopic(ctx, req.GetName(), authz.ActionProduce) != nil {
-			return nil, err
-		}
+	if err := s.authorizeDescribe(ctx, req.GetName()); err != nil {
+		return nil, err
 	}
 	if s.sm == nil {
 		return nil, toWire(fmt.Errorf("%w: %q", fsm.ErrUnknownTopic, req.GetName()))

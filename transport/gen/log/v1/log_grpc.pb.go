@@ -593,10 +593,12 @@ type TopicsClient interface {
 	CreateTopic(ctx context.Context, in *CreateTopicRequest, opts ...grpc.CallOption) (*CreateTopicResponse, error)
 	// DeleteTopic deletes a topic and its records on every server (`admin`).
 	DeleteTopic(ctx context.Context, in *DeleteTopicRequest, opts ...grpc.CallOption) (*DeleteTopicResponse, error)
-	// ListTopics lists the topics the caller may consume.
+	// ListTopics lists the topics the caller may describe (`consume`, `produce`
+	// or `admin` on the topic).
 	ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsResponse, error)
 	// DescribeTopic reports a topic and each partition's bounds on the answering
-	// server (`consume`); with require_leader, on the leader only.
+	// server (`consume`, `produce` or `admin`); with require_leader, on the leader
+	// only.
 	DescribeTopic(ctx context.Context, in *DescribeTopicRequest, opts ...grpc.CallOption) (*DescribeTopicResponse, error)
 	// AlterTopicConfig changes a topic's settings or raises its partition count
 	// (`admin`).
@@ -686,10 +688,12 @@ type TopicsServer interface {
 	CreateTopic(context.Context, *CreateTopicRequest) (*CreateTopicResponse, error)
 	// DeleteTopic deletes a topic and its records on every server (`admin`).
 	DeleteTopic(context.Context, *DeleteTopicRequest) (*DeleteTopicResponse, error)
-	// ListTopics lists the topics the caller may consume.
+	// ListTopics lists the topics the caller may describe (`consume`, `produce`
+	// or `admin` on the topic).
 	ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error)
 	// DescribeTopic reports a topic and each partition's bounds on the answering
-	// server (`consume`); with require_leader, on the leader only.
+	// server (`consume`, `produce` or `admin`); with require_leader, on the leader
+	// only.
 	DescribeTopic(context.Context, *DescribeTopicRequest) (*DescribeTopicResponse, error)
 	// AlterTopicConfig changes a topic's settings or raises its partition count
 	// (`admin`).

@@ -484,10 +484,12 @@ type TopicsClient interface {
 	CreateTopic(context.Context, *connect.Request[v1.CreateTopicRequest]) (*connect.Response[v1.CreateTopicResponse], error)
 	// DeleteTopic deletes a topic and its records on every server (`admin`).
 	DeleteTopic(context.Context, *connect.Request[v1.DeleteTopicRequest]) (*connect.Response[v1.DeleteTopicResponse], error)
-	// ListTopics lists the topics the caller may consume.
+	// ListTopics lists the topics the caller may describe (`consume`, `produce`
+	// or `admin` on the topic).
 	ListTopics(context.Context, *connect.Request[v1.ListTopicsRequest]) (*connect.Response[v1.ListTopicsResponse], error)
 	// DescribeTopic reports a topic and each partition's bounds on the answering
-	// server (`consume`); with require_leader, on the leader only.
+	// server (`consume`, `produce` or `admin`); with require_leader, on the leader
+	// only.
 	DescribeTopic(context.Context, *connect.Request[v1.DescribeTopicRequest]) (*connect.Response[v1.DescribeTopicResponse], error)
 	// AlterTopicConfig changes a topic's settings or raises its partition count
 	// (`admin`).
@@ -593,10 +595,12 @@ type TopicsHandler interface {
 	CreateTopic(context.Context, *connect.Request[v1.CreateTopicRequest]) (*connect.Response[v1.CreateTopicResponse], error)
 	// DeleteTopic deletes a topic and its records on every server (`admin`).
 	DeleteTopic(context.Context, *connect.Request[v1.DeleteTopicRequest]) (*connect.Response[v1.DeleteTopicResponse], error)
-	// ListTopics lists the topics the caller may consume.
+	// ListTopics lists the topics the caller may describe (`consume`, `produce`
+	// or `admin` on the topic).
 	ListTopics(context.Context, *connect.Request[v1.ListTopicsRequest]) (*connect.Response[v1.ListTopicsResponse], error)
 	// DescribeTopic reports a topic and each partition's bounds on the answering
-	// server (`consume`); with require_leader, on the leader only.
+	// server (`consume`, `produce` or `admin`); with require_leader, on the leader
+	// only.
 	DescribeTopic(context.Context, *connect.Request[v1.DescribeTopicRequest]) (*connect.Response[v1.DescribeTopicResponse], error)
 	// AlterTopicConfig changes a topic's settings or raises its partition count
 	// (`admin`).
