@@ -185,6 +185,17 @@ func TestComposeSecureRollingRestart(t *testing.T) {
 	for _, n := range nodes {
 		waitReady(n, 90*time.Second)
 	}
+	// The CLI in a server's container needs no flags, as `kubectl exec <pod> -- /commitlog
+	// cluster status` in the chart's pods: its environment names the server's own address and
+	// certificate (the compose file's header documents it).
+	for _, n := range nodes {
+		out := run(t, ctxDir, env, composeCmd[0], composeArgs("exec", "-T", n, "/commitlog", "cluster", "status")...)
+		for _, want := range nodes {
+			if !strings.Contains(out, want+":8400") {
+				t.Fatalf("cluster status in %s does not list %s:\n%s", n, want, out)
+			}
+		}
+	}
 	// Every server takes a write, the followers by forwarding it to the leader over mutual TLS:
 	// they dial the leader at its address in Raft's configuration (its name, which its
 	// certificate carries), not at the IP Raft learned from its messages.
