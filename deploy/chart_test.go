@@ -568,6 +568,32 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// TestNotes: what helm prints after an install reads right: "1 server" (not "1 servers"), the
+// scaling paragraph apart from the status command, and no certificate in the pods of a plaintext
+// install.
+func TestNotes(t *testing.T) {
+	for _, tc := range []struct {
+		values      string
+		want, avoid []string
+	}{
+		{"", []string{"commitlog: 3 servers (", "certificate and address are in its environment", "cluster status\n\nScaling down"}, nil},
+		{valueSets["single"], []string{"commitlog: 1 server (commitlog-0 .. commitlog-0)"}, []string{"1 servers"}},
+		{valueSets["insecure"], []string{"own address is in its environment", "cluster status\n\nScaling down"}, []string{"certificate"}},
+	} {
+		m := renderAndDecode(t, loadChart(t), tc.values)
+		for _, want := range tc.want {
+			if !strings.Contains(m.notes, want) {
+				t.Errorf("values %q: NOTES.txt lacks %q:\n%s", tc.values, want, m.notes)
+			}
+		}
+		for _, avoid := range tc.avoid {
+			if strings.Contains(m.notes, avoid) {
+				t.Errorf("values %q: NOTES.txt says %q:\n%s", tc.values, avoid, m.notes)
+			}
+		}
+	}
+}
+
 func TestFiveReplicas(t *testing.T) {
 	m := renderAndDecode(t, loadChart(t), valueSets["five"])
 	if m.bootstrapExpect != "5" || m.pdb.Spec.MinAvailable.IntValue() != 4 {
