@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -93,6 +94,10 @@ func (c TopicConfig) Retention(server RetentionPolicy) RetentionPolicy {
 	switch {
 	case c.RetentionMs == -1:
 		p.Age = 0
+	case c.RetentionMs > int64(math.MaxInt64/time.Millisecond):
+		// More than a Duration holds (about 292 years): multiplied, it wrapped to a tiny or
+		// negative bound. No record is that old: the largest Duration keeps them all.
+		p.Age = math.MaxInt64
 	case c.RetentionMs > 0:
 		p.Age = time.Duration(c.RetentionMs) * time.Millisecond
 	}
