@@ -367,6 +367,9 @@ func (l *Log) TransferLeadership(context.Context, *logv1.TransferLeadershipReque
 // maxPartitions bounds one topic's partitions, as the server does.
 const maxPartitions = 4096
 
+// maxRecordBytes bounds a topic's max record bytes, as the server does.
+const maxRecordBytes = 4 << 20
+
 func validTopicName(name string) error {
 	switch {
 	case name == "", len(name) > 249, name == ".", name == "..":
@@ -388,6 +391,9 @@ func validConfig(c *logv1.TopicConfig) error {
 	}
 	if c.GetRetentionBytes() < -1 || c.GetRetentionMs() < -1 {
 		return transport.Errorf(transport.InvalidArgument, "clienttest: retention below -1")
+	}
+	if c.GetMaxRecordBytes() > maxRecordBytes {
+		return transport.Errorf(transport.InvalidArgument, "clienttest: max record bytes %d outside [0, %d]", c.GetMaxRecordBytes(), maxRecordBytes)
 	}
 	return nil
 }
@@ -432,13 +438,13 @@ func (l *Log) CreateTopic(_ context.Context, req *logv1.CreateTopicRequest) (*lo
 	return &logv1.CreateTopicResponse{Topic: t.proto()}, nil
 }
 
-// DeleteTopic deletes a topic and its records; the default topic cannot be
-// deleted.
+// DeleteTopic deletes a topic and its records; the default topic (also named
+// by "", as in every request) cannot be deleted.
 func (l *Log) DeleteTopic(_ context.Context, req *logv1.DeleteTopicRequest) (*logv1.DeleteTopicResponse, error) {
 	l.count("DeleteTopic")
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if req.GetName() == DefaultTopic {
+	if req.GetName() == "" || req.GetName() == DefaultTopic {
 		return nil, transport.Errorf(transport.InvalidArgument, "clienttest: the default topic cannot be deleted")
 	}
 	t, err := l.topicLocked(req.GetName())
@@ -478,7 +484,8 @@ func (l *Log) ListTopics(context.Context, *logv1.ListTopicsRequest) (*logv1.List
 	return res, nil
 }
 
-// DescribeTopic reports a topic and its partitions' bounds.
+// DescribeTopic reports a topic and its partitions' bounds ("": the default
+// topic, as the server answers).
 func (l *Log) DescribeTopic(_ context.Context, req *logv1.DescribeTopicRequest) (*logv1.DescribeTopicResponse, error) {
 	l.count("DescribeTopic")
 	if l.OnDescribeTopic != nil {
@@ -492,10 +499,7 @@ func (l *Log) DescribeTopic(_ context.Context, req *logv1.DescribeTopicRequest) 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t, err := l.topicLocked(req.GetName())
-	if err != nil || req.GetName() == "" {
-		if err == nil {
-			err = transport.Errorf(transport.NotFound, "clienttest: unknown topic %q", req.GetName())
-		}
+	if err != nil {
 		return nil, err
 	}
 	res := &logv1.DescribeTopicResponse{Topic: t.proto()}
