@@ -31,7 +31,7 @@ func clientFlags() []cli.Flag {
 		&cli.StringFlag{Name: "tls-key-file", EnvVars: []string{"COMMITLOG_TLS_KEY_FILE"}, Usage: "client key (PEM) for mTLS"},
 		&cli.StringFlag{Name: "tls-ca-file", EnvVars: []string{"COMMITLOG_TLS_CA_FILE"}, Usage: "CA that the server certificate must chain to (default: the system's roots); any --tls-* flag enables TLS"},
 		&cli.StringFlag{Name: "tls-server-name", EnvVars: []string{"COMMITLOG_TLS_SERVER_NAME"}, Usage: "name to verify the server certificate against (default: the address's host); enables TLS"},
-		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, EnvVars: []string{"COMMITLOG_TIMEOUT"}, Usage: "deadline of each request (0: none)"},
+		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, EnvVars: []string{"COMMITLOG_TIMEOUT"}, Usage: "deadline of each attempt of a request (0: none); a failed attempt is tried again, up to 8 times with backoff, so a command can take several times this"},
 	}
 }
 
