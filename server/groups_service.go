@@ -20,7 +20,7 @@ var _ transport.GroupsService = (*service)(nil)
 // groupCall runs a Groups call on the leader: here when this node leads, otherwise forwarded
 // to the leader's Groups service. While no leader is known it waits, up to leaderWait. write
 // says whether the call changes the group state (see onLeader).
-func groupCall[Res any](ctx context.Context, s *service, write bool, local func() (*Res, error), remote func(transport.GroupsClient) (*Res, error)) (*Res, error) {
+func groupCall[Res any](ctx context.Context, s *service, write bool, local func() (*Res, error), remote func(context.Context, transport.GroupsClient) (*Res, error)) (*Res, error) {
 	if s.sm == nil || s.groups == nil {
 		return nil, transport.Errorf(transport.Unimplemented, "this server has no consumer groups")
 	}
@@ -86,8 +86,8 @@ func (s *service) Heartbeat(ctx context.Context, req *logv1.HeartbeatRequest) (*
 		return &logv1.HeartbeatResponse{MemberId: res.member, MemberEpoch: res.epoch, Assignment: wirePartitions(res.assignment),
 			HeartbeatIntervalMs: uint32(s.groups.heartbeatInterval().Milliseconds()), SessionTimeoutMs: uint32(s.groups.session.Milliseconds()),
 			Pending: res.pending}, nil
-	}, func(c transport.GroupsClient) (*logv1.HeartbeatResponse, error) {
-		return c.Heartbeat(forwardedContext(ctx), req)
+	}, func(ctx context.Context, c transport.GroupsClient) (*logv1.HeartbeatResponse, error) {
+		return c.Heartbeat(ctx, req)
 	})
 }
 
@@ -140,8 +140,8 @@ func (s *service) CommitOffsets(ctx context.Context, req *logv1.CommitOffsetsReq
 			return nil, err
 		}
 		return &logv1.CommitOffsetsResponse{}, nil
-	}, func(c transport.GroupsClient) (*logv1.CommitOffsetsResponse, error) {
-		return c.CommitOffsets(forwardedContext(ctx), req)
+	}, func(ctx context.Context, c transport.GroupsClient) (*logv1.CommitOffsetsResponse, error) {
+		return c.CommitOffsets(ctx, req)
 	})
 }
 
@@ -195,8 +195,8 @@ func (s *service) FetchOffsets(ctx context.Context, req *logv1.FetchOffsetsReque
 			res.Offsets = append(res.Offsets, &logv1.CommittedOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset, Metadata: o.Metadata, CommitTimeMs: o.CommitTime})
 		}
 		return res, nil
-	}, func(c transport.GroupsClient) (*logv1.FetchOffsetsResponse, error) {
-		return c.FetchOffsets(forwardedContext(ctx), req)
+	}, func(ctx context.Context, c transport.GroupsClient) (*logv1.FetchOffsetsResponse, error) {
+		return c.FetchOffsets(ctx, req)
 	})
 }
 
@@ -243,8 +243,8 @@ func (s *service) ListGroups(ctx context.Context, req *logv1.ListGroupsRequest) 
 			res.Groups = append(res.Groups, byName[name])
 		}
 		return res, nil
-	}, func(c transport.GroupsClient) (*logv1.ListGroupsResponse, error) {
-		return c.ListGroups(forwardedContext(ctx), req)
+	}, func(ctx context.Context, c transport.GroupsClient) (*logv1.ListGroupsResponse, error) {
+		return c.ListGroups(ctx, req)
 	})
 }
 
@@ -312,8 +312,8 @@ func (s *service) DescribeGroup(ctx context.Context, req *logv1.DescribeGroupReq
 			res.Partitions = append(res.Partitions, gp)
 		}
 		return res, nil
-	}, func(c transport.GroupsClient) (*logv1.DescribeGroupResponse, error) {
-		return c.DescribeGroup(forwardedContext(ctx), req)
+	}, func(ctx context.Context, c transport.GroupsClient) (*logv1.DescribeGroupResponse, error) {
+		return c.DescribeGroup(ctx, req)
 	})
 }
 
@@ -375,8 +375,8 @@ func (s *service) DeleteGroup(ctx context.Context, req *logv1.DeleteGroupRequest
 			return nil, err
 		}
 		return &logv1.DeleteGroupResponse{}, nil
-	}, func(c transport.GroupsClient) (*logv1.DeleteGroupResponse, error) {
-		return c.DeleteGroup(forwardedContext(ctx), req)
+	}, func(ctx context.Context, c transport.GroupsClient) (*logv1.DeleteGroupResponse, error) {
+		return c.DeleteGroup(ctx, req)
 	})
 }
 
@@ -423,8 +423,8 @@ func (s *service) ResetOffsets(ctx context.Context, req *logv1.ResetOffsetsReque
 		}
 		res.Executed = true
 		return res, nil
-	}, func(c transport.GroupsClient) (*logv1.ResetOffsetsResponse, error) {
-		return c.ResetOffsets(forwardedContext(ctx), req)
+	}, func(ctx context.Context, c transport.GroupsClient) (*logv1.ResetOffsetsResponse, error) {
+		return c.ResetOffsets(ctx, req)
 	})
 }
 

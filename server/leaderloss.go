@@ -21,6 +21,11 @@ type leaderLoss struct {
 	heard   bool          // a leader was known at some point since the start
 	changed chan struct{} // closed, and replaced, at every change of since
 	cancel  func()        // unsubscribes from leader changes
+	// leader is the last leader known (its ID; "" before any), and reign ends (endReign)
+	// once another is known: a time without a leader does not end it (it may come back).
+	leader   string
+	reign    context.Context
+	endReign context.CancelFunc
 }
 
 // watchLeaderLoss follows node's leader changes until stop.
@@ -35,6 +40,13 @@ func (l *leaderLoss) observe(ev consensus.LeaderEvent) {
 	defer l.mu.Unlock()
 	lost := ev.Leader.ID == ""
 	l.heard = l.heard || !lost
+	if !lost && ev.Leader.ID != l.leader {
+		if l.endReign != nil {
+			l.endReign()
+		}
+		l.leader = ev.Leader.ID
+		l.reign, l.endReign = context.WithCancel(context.Background())
+	}
 	if lost == !l.since.IsZero() {
 		return
 	}
@@ -50,6 +62,17 @@ func (l *leaderLoss) state() (since time.Time, changed <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.since, l.changed
+}
+
+// reignOf returns a context that ends once this node knows a leader other than id, nil when
+// the last leader it knew is not id (it cannot tell when id is succeeded).
+func (l *leaderLoss) reignOf(id string) context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if id == "" || id != l.leader {
+		return nil
+	}
+	return l.reign
 }
 
 // unheardFor is how long this node has known no leader after it knew one since it started;

@@ -140,8 +140,10 @@ func (s *service) proposeTo(ctx context.Context, to produceTarget, records []*lo
 			if s.forward == nil {
 				return fsm.AppendResult{}, err
 			}
-			fres, ferr := s.forward.produceBatch(forwardedContext(ctx), nl.Leader.Address, &logv1.ProduceBatchRequest{
+			fctx, done := s.forwardContext(ctx, nl.Leader.ID, true)
+			fres, ferr := s.forward.produceBatch(fctx, nl.Leader.Address, &logv1.ProduceBatchRequest{
 				Records: records, Topic: to.topic, Partition: to.partition, Producer: to.producer, TopicId: to.topicID})
+			ferr = done(ferr)
 			if ferr == nil {
 				return fsm.AppendResult{First: fres.GetBaseOffset(), Count: uint64(len(records)), Duplicate: fres.GetDuplicate()}, nil
 			}
@@ -295,6 +297,51 @@ func forwardedContext(ctx context.Context) context.Context {
 		return ctx
 	}
 	return transport.ContextWithForwardedFor(ctx, subject)
+}
+
+// leaderSucceededGrace is how long a call forwarded to the leader may still wait for its answer
+// once this node knows another leader: a leader that handed over answers what it was sent at
+// once (stored, or refused), while one that is paused or cut off answers nothing, and its
+// connection, alive in the kernel, fails only when a keepalive ping goes unanswered (30 s and
+// more). A variable for tests.
+var leaderSucceededGrace = time.Second
+
+// errLeaderSucceeded ends a call forwarded to a leader that another succeeded (forwardContext).
+var errLeaderSucceeded = errors.New("server: the leader was succeeded before it answered")
+
+// forwardContext returns the context of a call forwarded to the leader named id: ctx as the
+// leader must see it (forwardedContext), which also ends leaderSucceededGrace after this node
+// learns of another leader. done, called with the call's error once it returns, releases the
+// context and says what such an ending means: for a write, that its outcome is unknown (the
+// leader may have stored it before it was succeeded), for a read, that nothing was answered
+// (NotProposed: asked again of the new leader).
+func (s *service) forwardContext(ctx context.Context, id string, write bool) (context.Context, func(error) error) {
+	fctx, cancel := context.WithCancelCause(forwardedContext(ctx))
+	var reign context.Context
+	if s.leaderLoss != nil {
+		reign = s.leaderLoss.reignOf(id)
+	}
+	stop := func() bool { return true }
+	if reign != nil {
+		grace := leaderSucceededGrace
+		stop = context.AfterFunc(reign, func() {
+			time.AfterFunc(grace, func() { cancel(errLeaderSucceeded) })
+		})
+	}
+	return fctx, func(err error) error {
+		stop()
+		ended := context.Cause(fctx) == errLeaderSucceeded && ctx.Err() == nil
+		cancel(nil)
+		if err == nil || !ended {
+			return err
+		}
+		if write {
+			return transport.Errorf(transport.Unavailable, "%s: forwarded to the leader %s, which did not answer within %v of this node learning of another leader",
+				ErrOutcomeUnknownMessage, id, leaderSucceededGrace).WithOutcomeUnknown("the leader was succeeded before it answered")
+		}
+		return transport.Errorf(transport.Unavailable, "forwarded to the leader %s, which did not answer within %v of this node learning of another leader",
+			id, leaderSucceededGrace).WithNotProposed("the leader was succeeded before it answered")
+	}
 }
 
 func (s *service) Produce(ctx context.Context, req *logv1.ProduceRequest) (*logv1.ProduceResponse, error) {

@@ -237,7 +237,7 @@ func appendRecord(r *logv1.Record) fsm.AppendRecord {
 
 // leaderCall runs a topic command on the leader: here when this node leads, otherwise
 // forwarded to the leader's Topics service (nothing is proposed by a follower).
-func leaderCall[Res any](ctx context.Context, s *service, local func() (*Res, error), remote func(transport.TopicsClient) (*Res, error)) (*Res, error) {
+func leaderCall[Res any](ctx context.Context, s *service, local func() (*Res, error), remote func(context.Context, transport.TopicsClient) (*Res, error)) (*Res, error) {
 	if s.sm == nil {
 		return nil, toWire(errors.New("server: this server has no topics"))
 	}
@@ -259,12 +259,13 @@ func leaderCall[Res any](ctx context.Context, s *service, local func() (*Res, er
 }
 
 // onLeader runs local, a call that only the leader answers; while this node does not lead, it
-// runs remote on the leader's service client C (from the forwarder's pool), and a leader that
-// answers NotProposed or no leader known is waited for, up to leaderWait. For a write, a
-// forwarding failure is mapped as a forwarded produce's (forwardErr): a leader that could not
-// be reached is NotProposed (and waited for), one that may have taken the request and did not
-// answer is OutcomeUnknown, so that no client resends a write that may have happened.
-func onLeader[C, Res any](ctx context.Context, s *service, write bool, local func() (*Res, error), remote func(C) (*Res, error)) (*Res, error) {
+// runs remote on the leader's service client C (from the forwarder's pool) with ctx as the
+// leader must see it, ended once another leader is known (forwardContext), and a leader that answers NotProposed or no leader known
+// is waited for, up to leaderWait. For a write, a forwarding failure is mapped as a forwarded
+// produce's (forwardErr): a leader that could not be reached is NotProposed (and waited for),
+// one that may have taken the request and did not answer is OutcomeUnknown, so that no client
+// resends a write that may have happened.
+func onLeader[C, Res any](ctx context.Context, s *service, write bool, local func() (*Res, error), remote func(context.Context, C) (*Res, error)) (*Res, error) {
 	var waitUntil time.Time
 	for {
 		res, err := local()
@@ -275,7 +276,9 @@ func onLeader[C, Res any](ctx context.Context, s *service, write bool, local fun
 		if isNL && nl.Leader.ID != "" && s.forward != nil {
 			c, release, ferr := serviceClient[C](s.forward, nl.Leader.Address)
 			if ferr == nil {
-				res, ferr = remote(c)
+				fctx, done := s.forwardContext(ctx, nl.Leader.ID, write)
+				res, ferr = remote(fctx, c)
+				ferr = done(ferr)
 				release()
 				if ferr != nil && write {
 					ferr = forwardErr(nl.Leader.Address, ferr)
@@ -321,8 +324,8 @@ func (s *service) CreateTopic(ctx context.Context, req *logv1.CreateTopicRequest
 			return nil, err
 		}
 		return &logv1.CreateTopicResponse{Topic: wireTopic(t)}, nil
-	}, func(c transport.TopicsClient) (*logv1.CreateTopicResponse, error) {
-		return c.CreateTopic(forwardedContext(ctx), req)
+	}, func(ctx context.Context, c transport.TopicsClient) (*logv1.CreateTopicResponse, error) {
+		return c.CreateTopic(ctx, req)
 	})
 }
 
@@ -335,8 +338,8 @@ func (s *service) DeleteTopic(ctx context.Context, req *logv1.DeleteTopicRequest
 			return nil, err
 		}
 		return &logv1.DeleteTopicResponse{}, nil
-	}, func(c transport.TopicsClient) (*logv1.DeleteTopicResponse, error) {
-		return c.DeleteTopic(forwardedContext(ctx), req)
+	}, func(ctx context.Context, c transport.TopicsClient) (*logv1.DeleteTopicResponse, error) {
+		return c.DeleteTopic(ctx, req)
 	})
 }
 
@@ -378,16 +381,16 @@ func (s *service) AlterTopicConfig(ctx context.Context, req *logv1.AlterTopicCon
 			}
 		}
 		return &logv1.AlterTopicConfigResponse{Topic: wireTopic(t)}, nil
-	}, func(c transport.TopicsClient) (*logv1.AlterTopicConfigResponse, error) {
-		return c.AlterTopicConfig(forwardedContext(ctx), req)
+	}, func(ctx context.Context, c transport.TopicsClient) (*logv1.AlterTopicConfigResponse, error) {
+		return c.AlterTopicConfig(ctx, req)
 	})
 }
 
 func (s *service) InitProducer(ctx context.Context, req *logv1.InitProducerRequest) (*logv1.InitProducerResponse, error) {
 	return leaderCall(ctx, s, func() (*logv1.InitProducerResponse, error) {
 		return s.initProducer(ctx, req.GetProducerId())
-	}, func(c transport.TopicsClient) (*logv1.InitProducerResponse, error) {
-		return c.InitProducer(forwardedContext(ctx), req)
+	}, func(ctx context.Context, c transport.TopicsClient) (*logv1.InitProducerResponse, error) {
+		return c.InitProducer(ctx, req)
 	})
 }
 

@@ -350,8 +350,27 @@ func testStaleLeader(t *testing.T, c *cluster, led *ledger, old *Node) {
 			old.Resume()
 		}
 	}()
+	// A write sent to a follower that still takes the paused leader for the leader: forwarded
+	// there, it must be answered once the follower knows the new leader (outcome unknown), not
+	// only when the paused leader comes back or a keepalive ping on the forwarding connection
+	// goes unanswered.
+	via := c.followers(old)[0]
+	forwarded := "forwarded-to-paused-old-leader"
+	led.attempt(forwarded)
+	forward := queueJSON(t, via.Addr, "Produce", fmt.Sprintf(`{"record":{"value":%q}}`, b64(forwarded)))
 	newLeader := c.waitNewLeader(old)
 	t.Logf("paused %s; %s leads", old.Name(), newLeader.Name())
+	if code, body := forward(); code == http.StatusOK {
+		var pr jsonProduceResponse
+		if err := json.Unmarshal(body, &pr); err != nil {
+			t.Fatalf("%s's Produce answer %s: %v", via.Name(), body, err)
+		}
+		led.ack(pr.Offset, forwarded)
+	} else if !strings.Contains(string(body), "outcome unknown") {
+		t.Errorf("a write sent to %s while the leader %s was paused: HTTP %d %s; want it stored or its outcome unknown", via.Name(), old.Name(), code, body)
+	} else {
+		t.Logf("%s answered a write it forwarded to the paused leader: HTTP %d %s", via.Name(), code, body)
+	}
 
 	// An acknowledged write the paused leader knows nothing about.
 	sdk := newSDK(t, "connect", newLeader.Addr)
