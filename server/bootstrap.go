@@ -245,9 +245,11 @@ func (s *Server) syncClusterTag() {
 			next[k] = v
 		}
 		next[tagClusterID] = id
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := s.untilStopping(tctx) // Close waits for this goroutine
 		err := s.serf.SetTags(ctx, next)
 		cancel()
+		tcancel()
 		s.tagMu.Unlock()
 		if errors.Is(err, discovery.ErrNotSupported) {
 			// A fixed membership (Config.Membership) cannot advertise it; nothing needs it

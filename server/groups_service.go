@@ -566,7 +566,9 @@ func (s *Server) expireGroupOffsets(now time.Time) {
 	if len(groups) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer tcancel()
+	ctx, cancel := s.untilStopping(tctx) // Close waits for groupsLoop
 	defer cancel()
 	res, err := s.sm.ExpireOffsets(ctx, s.node, groups, now.Add(-s.cfg.GroupOffsetsRetention))
 	if err != nil {

@@ -243,6 +243,11 @@ func (s *Server) retentionLoop() {
 // OutOfRange everywhere.
 func (s *Server) enforceRetention(now time.Time) {
 	for _, p := range s.sm.Partitions() {
+		select {
+		case <-s.stopping:
+			return
+		default:
+		}
 		s.enforcePartitionRetention(now, p)
 	}
 }
@@ -270,7 +275,9 @@ func (s *Server) enforcePartitionRetention(now time.Time, p fsm.PartitionRef) {
 	if first <= lowest {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RetentionInterval)
+	tctx, tcancel := context.WithTimeout(context.Background(), s.cfg.RetentionInterval)
+	defer tcancel()
+	ctx, cancel := s.untilStopping(tctx) // Close waits for this pass
 	defer cancel()
 	got, err := s.sm.ProposeRetention(ctx, s.node, p.Target, first)
 	if err != nil {
@@ -498,7 +505,9 @@ func leaderAnswer(self, member, cluster string, known map[string]bool, res *logv
 	return listed && ok, ok
 }
 
-// Close stops everything at once and releases the node's data. It is idempotent; Run calls it.
+// Close stops everything at once and releases the node's data: it stops the API, waits for the
+// background goroutines (whose waits end with it), then closes Raft and the logs. It is
+// idempotent; Run calls it.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stopping)
@@ -525,6 +534,12 @@ func (s *Server) Close() error {
 			}
 			cancel()
 		}
+		// The background goroutines (retention, group expiry, the divergence check, the
+		// bootstrap loop, …) watch s.stopping and end their waits with it: wait for them
+		// before closing what they use (the forwarder, telemetry, Raft, the logs), so that
+		// none of them calls into a store that is closing or closed. The API's Serve is one
+		// of them: it returned once the API stopped.
+		s.bg.Wait()
 		if s.forward != nil {
 			_ = s.forward.Close()
 		}
@@ -559,7 +574,6 @@ func (s *Server) Close() error {
 				errs = append(errs, fmt.Errorf("close log: %w", err))
 			}
 		}
-		s.bg.Wait()
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
