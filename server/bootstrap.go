@@ -70,6 +70,7 @@ func (s *Server) bootstrapLoop() {
 	defer t.Stop()
 	waitingFor := ""
 	var conflicts expectConflicts
+	nameTaken := "" // the holder of this node's name last logged
 	for {
 		select {
 		case <-s.stopping:
@@ -79,6 +80,16 @@ func (s *Server) bootstrapLoop() {
 		if id := s.node.ClusterID(); id != "" {
 			log.Info("joined an existing cluster: not bootstrapping", "cluster_id", id)
 			return
+		}
+		// A node whose start join another live member holding its name refused reaches no
+		// cluster, whatever it looks for: bootstrapping would found a second one under a
+		// member's name. It waits until that member is gone and its join succeeds.
+		if holder, ok := s.nameConflict(); ok {
+			if holder != nameTaken {
+				nameTaken = holder
+				log.Warn("not bootstrapping: another live member holds this node's name; waiting until it is gone", "holder", holder)
+			}
+			continue
 		}
 		members := s.serf.Members()
 		conflicts.check(log, members, s.cfg.NodeName, s.cfg.BootstrapExpect)

@@ -719,3 +719,28 @@ func (f *forwarder) appliedIndexOf(ctx context.Context, rpcAddr string) (uint64,
 	b, err := f.bounds(ctx, rpcAddr, &logv1.GetBoundsRequest{})
 	return b.GetAppliedIndex(), err
 }
+
+// nameConflicter is a membership that tells when its start join is refused because another
+// live member holds this node's name (discovery/serf's Membership): the other members keep
+// that member and never see this node.
+type nameConflicter interface {
+	NameConflict() (holder string, conflict bool)
+}
+
+// nameConflict reports whether another live member holds this node's name, so that this node
+// is part of no cluster (see nameConflicter); false with a membership that cannot tell.
+func (s *Server) nameConflict() (holder string, conflict bool) {
+	if p := s.conflicts.Load(); p != nil {
+		return (*p).NameConflict()
+	}
+	return "", false
+}
+
+// notMember is readiness's reason when this node is part of no cluster (telemetry.Sources'
+// NotMember), "" otherwise.
+func (s *Server) notMember() string {
+	if holder, ok := s.nameConflict(); ok {
+		return fmt.Sprintf("not a cluster member: another live member holds this node's name %q at %s (node names must be unique)", s.cfg.NodeName, holder)
+	}
+	return ""
+}

@@ -17,6 +17,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/commitlog-go/commitlog/authz"
@@ -75,6 +76,10 @@ type Server struct {
 	insecure []string
 
 	tel *telemetry.Telemetry
+
+	// conflicts is the membership when it can tell that a live member holds this node's name
+	// (discovery/serf's NameConflict): set once the membership has started.
+	conflicts atomic.Pointer[nameConflicter]
 
 	tagMu      sync.Mutex    // serializes changes of this node's Serf tags
 	clusterTag chan struct{} // kicks syncClusterTag: the cluster ID was set

@@ -442,7 +442,8 @@ func (s *Server) startAPI() error {
 		segs = st
 	}
 	if err := s.tel.Observe(telemetry.Sources{Consensus: s.node, Segments: segs, Live: s.sm.Err, SetHealth: s.api.SetHealth,
-		Certificates: s.certExpiries, LeaderCommitIndex: s.leaderCommitIndex, Diverged: s.svc.div.message}); err != nil {
+		Certificates: s.certExpiries, LeaderCommitIndex: s.leaderCommitIndex, Diverged: s.svc.div.message,
+		NotMember: s.notMember}); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	return nil
@@ -466,6 +467,9 @@ func (s *Server) startMembership() error {
 		return fmt.Errorf("server: gossip: %w", err)
 	}
 	s.serf = m
+	if nc, ok := m.(nameConflicter); ok {
+		s.conflicts.Store(&nc)
+	}
 	s.recon = newReconciler(reconcilerConfig{
 		self:            s.cfg.NodeName,
 		addr:            s.addr,

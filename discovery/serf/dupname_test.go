@@ -51,6 +51,12 @@ func TestDuplicateNameIsNotJoined(t *testing.T) {
 				t.Fatal("Joined is closed for a node whose name another live member holds")
 			default:
 			}
+			if got, ok := dup.m.NameConflict(); !ok || got != addr {
+				t.Fatalf("NameConflict of the duplicate = %q, %v; want %q, true", got, ok, addr)
+			}
+			if got, ok := holder.m.NameConflict(); ok {
+				t.Fatalf("NameConflict of the live holder = %q, true; want false", got)
+			}
 			// The live holder keeps its name and address.
 			for _, mem := range a.m.Members() {
 				if mem.Name == name && (mem.Addr != addr || mem.Status != discovery.StatusAlive) {

@@ -69,6 +69,9 @@ type Membership struct {
 	conflictMu   sync.Mutex
 	conflicts    uint64 // how many times serf reported another live node holding this node's name
 	conflictAddr string // the address of the last such node
+	// joinConflict is the address of the live member holding this node's name that refused
+	// the last start join attempt; "" once a start join succeeded, or none was refused so.
+	joinConflict string
 }
 
 var _ discovery.Membership = (*Membership)(nil)
@@ -418,10 +421,12 @@ func (m *Membership) retryJoin(addrs []string) {
 				slog.String("name", m.s.cfg.NodeName), slog.String("holder", holder),
 				slog.String("addr", m.LocalMember().Addr), slog.Int("attempt", attempt))
 			err = fmt.Errorf("node name %q is held by a live member at %s", m.s.cfg.NodeName, holder)
+			m.setJoinConflict(holder)
 		} else if n > 0 && !others && err == nil {
 			err = errors.New("reached only this node")
 		} else if n > 0 && others {
 			m.logger.Info("joined the cluster", slog.Int("reached", n), slog.Int("attempt", attempt))
+			m.setJoinConflict("")
 			close(m.joinedCh)
 			return
 		}
@@ -449,6 +454,24 @@ func (m *Membership) noteConflict(addr string) {
 	defer m.conflictMu.Unlock()
 	m.conflicts++
 	m.conflictAddr = addr
+}
+
+// setJoinConflict records the outcome of a start join attempt for NameConflict.
+func (m *Membership) setJoinConflict(holder string) {
+	m.conflictMu.Lock()
+	defer m.conflictMu.Unlock()
+	m.joinConflict = holder
+}
+
+// NameConflict reports whether this node's start join (Config.StartJoinAddrs) was refused
+// because another live member holds this node's name at another address (holder): the other
+// members keep that member and never see this node, which is then part of no cluster. It stays
+// so until a start join succeeds (once the holder left or failed); it is false for a node
+// without a start join, and for the live holder.
+func (m *Membership) NameConflict() (holder string, conflict bool) {
+	m.conflictMu.Lock()
+	defer m.conflictMu.Unlock()
+	return m.joinConflict, m.joinConflict != ""
 }
 
 // lastConflict returns how many name conflicts serf reported so far, and the address of the

@@ -12,7 +12,7 @@ import (
 
 // health tracks liveness and readiness and drives the gRPC health status from leader changes.
 //
-// Readiness: the node knows a leader and has applied every entry up to the commit index it
+// Readiness: the node is not known to be out of every cluster (notMember), knows a leader and has applied every entry up to the commit index it
 // knew when it learned of that leader (the target is taken per term: a new leader means a new
 // target, and so does a leader learned again after it was lost, in the same term or not) and,
 // on a follower with leaderCommit, up to the leader's commit index as the leader answered it
@@ -27,6 +27,7 @@ type health struct {
 	setHealth    func(transport.HealthStatus)
 	leaderCommit func(ctx context.Context, leader consensus.Server) (uint64, error)
 	diverged     func() string // the divergence alarm's message; nil: none
+	notMember    func() string // why the node is part of no cluster; nil: never
 	draining     bool
 	term         uint64 // the term target belongs to; 0: none yet
 	target       uint64 // commit index known when the leader of term was learned
@@ -39,9 +40,9 @@ func newHealth() *health { return &health{} }
 // observe starts tracking node; setHealth (may be nil) is called with SERVING whenever a leader
 // is known and NOT_SERVING whenever none is, from the consensus notification goroutine.
 func (h *health) observe(node consensus.Consensus, live func() error, setHealth func(transport.HealthStatus),
-	leaderCommit func(context.Context, consensus.Server) (uint64, error), diverged func() string) {
+	leaderCommit func(context.Context, consensus.Server) (uint64, error), diverged, notMember func() string) {
 	h.mu.Lock()
-	h.node, h.live, h.setHealth, h.leaderCommit, h.diverged = node, live, setHealth, leaderCommit, diverged
+	h.node, h.live, h.setHealth, h.leaderCommit, h.diverged, h.notMember = node, live, setHealth, leaderCommit, diverged, notMember
 	h.mu.Unlock()
 	cancel := node.SubscribeLeader(h.onLeader)
 	h.mu.Lock()
@@ -124,6 +125,12 @@ func (h *health) ready() (bool, string) {
 	case h.node == nil:
 		h.mu.Unlock()
 		return false, "starting"
+	}
+	if h.notMember != nil {
+		if why := h.notMember(); why != "" {
+			h.mu.Unlock()
+			return false, why
+		}
 	}
 	node, ask := h.node, h.leaderCommit
 	st := node.Status()

@@ -37,6 +37,11 @@ type Sources struct {
 	// alarm is raised refuses every read, so it is not ready (it stays alive: a restart keeps
 	// the alarm). Nil: never.
 	Diverged func() string
+	// NotMember returns why this node is part of no cluster, "" while nothing says so (the
+	// server: its gossip start join is refused because another live member holds its name).
+	// Such a node is not ready, whatever its own Raft state says, and its reason is the one
+	// /readyz gives. Called on every readiness check: keep it cheap. Nil: never.
+	NotMember func() string
 }
 
 // Observe starts reporting on src: observable gauges, the leader-change counter, readiness
@@ -49,7 +54,7 @@ func (t *Telemetry) Observe(src Sources) error {
 		return err
 	}
 	if src.Consensus != nil {
-		t.health.observe(src.Consensus, src.Live, src.SetHealth, src.LeaderCommitIndex, src.Diverged)
+		t.health.observe(src.Consensus, src.Live, src.SetHealth, src.LeaderCommitIndex, src.Diverged, src.NotMember)
 	}
 	return nil
 }
