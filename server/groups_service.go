@@ -503,6 +503,13 @@ func (s *service) ListOffsets(ctx context.Context, req *logv1.ListOffsetsRequest
 	if err := s.authorizeTopic(ctx, req.GetTopic(), authz.ActionConsume); err != nil {
 		return nil, err
 	}
+	if ts, ok := req.GetSpec().(*logv1.ListOffsetsRequest_TimestampMs); ok && ts.TimestampMs < 0 {
+		// Kafka's ListOffsets takes -1 for the latest offset and -2 for the earliest; as a
+		// time, either is before every record (none is stamped before 1970) and would answer
+		// the earliest offset: a Kafka client's "latest" silently read from the start.
+		return nil, transport.Errorf(transport.InvalidArgument,
+			"timestamp_ms %d is negative: set latest or earliest for those offsets (Kafka's -1 and -2 are not timestamps here)", ts.TimestampMs)
+	}
 	t, err := s.knownTopic(ctx, req.GetTopic())
 	if err != nil {
 		return nil, toWire(err)

@@ -4245,7 +4245,9 @@ type ListOffsetsRequest_Latest struct {
 
 type ListOffsetsRequest_TimestampMs struct {
 	// timestamp_ms: the first offset whose record timestamp is at or after
-	// it (the next offset when none is).
+	// it (the next offset when none is), in Unix ms. A negative one is refused
+	// with InvalidArgument: Kafka's -1 (latest) and -2 (earliest) are the
+	// latest and earliest fields here.
 	TimestampMs int64 `protobuf:"varint,5,opt,name=timestamp_ms,json=timestampMs,proto3,oneof"`
 }
 
