@@ -595,7 +595,9 @@ func (g *GroupConsumer) fail(err error) {
 }
 
 // Records iterates over the records of the consumer's partitions as they arrive (in offset
-// order within each partition), until ctx ends, the loop stops, the consumer is closed, or the
+// order within each partition), until ctx ends, the loop stops, the consumer is closed (Close,
+// from any goroutine, ends it with ErrClosed at once: records fetched and not yet yielded are
+// dropped, and read again by the partitions' next owner), or the
 // consumer fails (PermissionDenied, ErrGroupsUnsupported: yielded once, last). A partition's
 // stream error is yielded too, and the iteration goes on: after ErrUnavailable the partition
 // is read again from where it stopped, after ErrOutOfRange from its start (the records between
@@ -603,19 +605,34 @@ func (g *GroupConsumer) fail(err error) {
 // position counts as processed when the loop body returns for it. One goroutine at a time.
 func (g *GroupConsumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
+		// ended yields why the consumer stopped: its failure, or ErrClosed.
+		ended := func() {
+			g.mu.Lock()
+			err := g.err
+			g.mu.Unlock()
+			if err == nil {
+				err = ErrClosed
+			}
+			yield(Record{}, err)
+		}
 		for {
+			select {
+			case <-g.stop:
+				// Closed, maybe from another goroutine: end now, not once the heartbeat
+				// loop has (a heartbeat in flight lasts up to its timeout).
+				ended()
+				return
+			default:
+			}
 			select {
 			case <-ctx.Done():
 				yield(Record{}, ctx.Err())
 				return
+			case <-g.stop:
+				ended()
+				return
 			case <-g.done:
-				g.mu.Lock()
-				err := g.err
-				g.mu.Unlock()
-				if err == nil {
-					err = ErrClosed
-				}
-				yield(Record{}, err)
+				ended()
 				return
 			case f := <-g.recs:
 				if f.f == nil {
@@ -623,7 +640,7 @@ func (g *GroupConsumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 					return
 				}
 				g.mu.Lock()
-				current := g.held[f.f.tp] == f.f && !f.f.released
+				current := g.held[f.f.tp] == f.f && !f.f.released && !g.closed
 				if current && f.err == nil {
 					g.inflight, g.inflightDone = f.f, make(chan struct{})
 				}
@@ -716,7 +733,8 @@ func (g *GroupConsumer) Assignment() []TopicPartition {
 
 // Close stops heartbeating, stops reading, commits the positions processed, calls OnRevoked
 // with the partitions it held and leaves the group, so that its partitions move at once. Idempotent; it returns the commit's or the
-// leave's error.
+// leave's error. Safe to call while another goroutine iterates Records, which then ends with
+// ErrClosed at once; Close itself first waits for a heartbeat in flight (10 s at most).
 func (g *GroupConsumer) Close() error {
 	g.mu.Lock()
 	if g.closed {
