@@ -28,7 +28,8 @@ import (
 // not answer within 2 s (or WithRequestTimeout, if shorter) is left.
 //
 // The sequence ends with exactly one non-nil error unless the loop stops
-// first: ctx's error when ctx ends; an error wrapping ErrOutOfRange when from
+// first: ctx's error when ctx ends (no record is yielded once ctx has ended,
+// even one already received); an error wrapping ErrOutOfRange when from
 // is below the log's start; ErrGap when the server skipped offsets; ErrClosed
 // when the client is closed; an error wrapping ErrUnavailable after more than
 // the retry budget of consecutive failed reconnections (a reconnection that
@@ -246,6 +247,12 @@ func (c *Client) streamFrom(ctx context.Context, addr string, loc partitionRef, 
 				continue // already yielded before a reconnection
 			case rec.Offset > *next:
 				return progressed, false, fmt.Errorf("%w: expected offset %d, server %s sent %d", ErrGap, *next, addr, rec.Offset)
+			}
+			if err := ctx.Err(); err != nil {
+				// Cancelled (or the client closed): the records already received (the
+				// rest of a batch, and the messages grpc-go or net/http buffered, which
+				// they hand out after a cancellation) are not yielded.
+				return progressed, false, err
 			}
 			*next = rec.Offset + 1
 			progressed = true

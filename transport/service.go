@@ -142,7 +142,9 @@ type TopicsClient interface {
 
 // ClientStream is the receiving side of a server-streaming RPC. Receive
 // returns the next message, io.EOF when the server ended the stream with
-// OK, or an *Error. Close cancels the stream and releases its resources;
+// OK, or an *Error; once the stream's context has ended, it returns that
+// (Canceled, DeadlineExceeded), never a message received before and still
+// buffered. Close cancels the stream and releases its resources;
 // it is idempotent and must be called once the caller is done. Receive is
 // not safe for concurrent use; Close may be called from another goroutine
 // to interrupt a blocked Receive.

@@ -379,7 +379,7 @@ func (c *Client) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest) (
 		cancel()
 		return nil, c.certAsked.Mark(fromConnect(err))
 	}
-	return &serverStream{s: s, cancel: cancel, certAsked: c.certAsked}, nil
+	return &serverStream{s: s, ctx: ctx, cancel: cancel, certAsked: c.certAsked}, nil
 }
 
 // ProduceStream opens log.v1.Log/ProduceStream; see transport.Client.
@@ -390,12 +390,18 @@ func (c *Client) ProduceStream(ctx context.Context) (transport.BidiClientStream[
 
 type serverStream struct {
 	s         *connect.ServerStreamForClient[logv1.ConsumeResponse]
+	ctx       context.Context // the stream's: cancelled by the caller, Close or the client's Close
 	cancel    context.CancelFunc
 	once      sync.Once
 	certAsked *certask.Probe
 }
 
 func (s *serverStream) Receive() (*logv1.ConsumeResponse, error) {
+	// What the response body had buffered is not handed out once the stream's context
+	// ended (as for grpc-go's client).
+	if err := s.ctx.Err(); err != nil {
+		return nil, fromConnect(err)
+	}
 	if s.s.Receive() {
 		return s.s.Msg(), nil
 	}

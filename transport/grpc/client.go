@@ -140,7 +140,7 @@ func (c *Client) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest) (
 		cancel()
 		return nil, c.certAsked.Mark(fromStatus(err))
 	}
-	return &serverStream{s: s, cancel: cancel, certAsked: c.certAsked}, nil
+	return &serverStream{s: s, ctx: ctx, cancel: cancel, certAsked: c.certAsked}, nil
 }
 
 // ProduceStream opens log.v1.Log/ProduceStream; see transport.Client.
@@ -156,11 +156,18 @@ func (c *Client) ProduceStream(ctx context.Context) (transport.BidiClientStream[
 
 type serverStream struct {
 	s         ggrpc.ServerStreamingClient[logv1.ConsumeResponse]
+	ctx       context.Context // the stream's: cancelled by the caller or Close
 	cancel    context.CancelFunc
 	certAsked *certask.Probe
 }
 
 func (s *serverStream) Receive() (*logv1.ConsumeResponse, error) {
+	// grpc-go hands out the messages it had received before the stream's context ended,
+	// picking between them and the cancellation at random: a caller that cancelled would
+	// read on, for as many messages as the window held.
+	if err := s.ctx.Err(); err != nil {
+		return nil, fromStatus(err)
+	}
 	m, err := s.s.Recv()
 	return m, s.certAsked.Mark(fromStatus(err))
 }

@@ -48,6 +48,7 @@ func Run(t *testing.T, h Harness) {
 		{"Groups", testGroups},
 		{"DescribeTopicRequireLeader", testDescribeTopicRequireLeader},
 		{"ConsumeStream", testConsumeStream},
+		{"ConsumeStreamReceiveAfterCancel", testConsumeStreamReceiveAfterCancel},
 		{"ProduceStream", testProduceStream},
 		{"Errors", testErrors},
 		{"OversizedMessage", testOversized},
@@ -833,6 +834,45 @@ func mustListen(t testing.TB) net.Listener {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// testConsumeStreamReceiveAfterCancel: once the stream's context is cancelled, Receive answers
+// the cancellation (Canceled), not the messages already received and buffered (grpc-go and
+// net/http hand those out after a cancellation, so a caller that cancelled read on).
+func testConsumeStreamReceiveAfterCancel(t *testing.T, h Harness) {
+	s := Start(t, h, transport.ServerConfig{})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	ctx := ctxT(t)
+	for range 100 {
+		if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("v")}}); err != nil {
+			t.Fatalf("Produce: %v", err)
+		}
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.ConsumeStream(sctx, &logv1.ConsumeRequest{MaxBatch: 1})
+	if err != nil {
+		t.Fatalf("ConsumeStream: %v", err)
+	}
+	defer stream.Close()
+	if _, err := stream.Receive(); err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	cancel()
+	n := 0
+	for {
+		res, err := stream.Receive()
+		if err != nil {
+			if n > 0 || transport.CodeOf(err) != transport.Canceled {
+				t.Fatalf("after the cancellation Receive returned %d messages, then %v; want none, then Canceled", n, err)
+			}
+			return
+		}
+		n++
+		if n > 200 {
+			t.Fatalf("Receive after the cancellation keeps answering messages (offset %d)", res.GetRecord().GetOffset())
+		}
+	}
 }
 
 func testClientClose(t *testing.T, h Harness) {

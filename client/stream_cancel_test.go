@@ -1,0 +1,40 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// TestStreamYieldsNothingAfterCancel: once the caller's context is cancelled (here from the
+// loop body, at the first record), Stream yields no more records, only ctx's error. It went on
+// yielding the records already received (a batch of up to 1024 per message, and the messages
+// the transport had buffered: grpc-go and net/http hand those out after the cancellation)
+// before it noticed.
+func TestStreamYieldsNothingAfterCancel(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil)
+		produceN(t, cl, 200)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		n, after := 0, 0
+		var end error
+		for rec, err := range cl.Stream(ctx, 0) {
+			if err != nil {
+				end = err
+				break
+			}
+			n++
+			if ctx.Err() != nil {
+				after++
+				continue
+			}
+			if rec.Offset == 100 {
+				cancel()
+			}
+		}
+		if after > 0 || !errors.Is(end, context.Canceled) {
+			t.Fatalf("after the cancellation the stream yielded %d records (%d in all), then %v; want none, then context.Canceled", after, n, end)
+		}
+	})
+}
