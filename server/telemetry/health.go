@@ -13,12 +13,13 @@ import (
 // health tracks liveness and readiness and drives the gRPC health status from leader changes.
 //
 // Readiness: the node is not known to be out of every cluster (notMember), knows a leader and
-// has applied every entry up to the commit index it knew when it learned of that leader (the target is taken per term: a new leader means a new
-// target, and so does a leader learned again after it was lost, in the same term or not) and,
-// on a follower with leaderCommit, up to the leader's commit index as the leader answered it
-// once after it learned that leader: a follower's own commit index lags the leader's (it
-// learns it with the next entries: a new, restarted or wiped follower would be ready at once,
-// and so would a follower back from a partition). Before
+// has applied every entry up to the commit index it knew when it learned of that leader (the
+// target is taken per term: a new leader means a new target, and so does a leader learned again
+// after it was lost, in the same term or not) and, on a follower with leaderCommit, up to the
+// leader's commit index as the leader answered it once after it learned that leader: a
+// follower's own commit index lags the leader's (it learns it with the next entries: a new,
+// restarted or wiped follower would be ready at once, and so would a follower back from a
+// partition). Before
 // Observe, and after Drain, the node is not ready.
 type health struct {
 	mu           sync.Mutex
