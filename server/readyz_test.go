@@ -39,9 +39,18 @@ func TestReadyzWaitsForLeaderCommit(t *testing.T) {
 	if code, _ := telemetrytest.Get(t, lone.MetricsAddr(), "/readyz"); code == http.StatusOK {
 		t.Fatal("ready before joining")
 	}
-	if _, err := c.Join(ctx, &logv1.JoinRequest{Id: lone.ID(), RaftAddr: lone.Addr()}); err != nil {
-		t.Fatalf("Join: %v", err)
-	}
+	// Join adds lone as a non-voter and returns once it has caught up and been made a voter:
+	// readiness is watched meanwhile.
+	joined := make(chan error, 1)
+	go func() {
+		_, err := c.Join(ctx, &logv1.JoinRequest{Id: lone.ID(), RaftAddr: lone.Addr()})
+		joined <- err
+	}()
+	defer func() {
+		if err := <-joined; err != nil {
+			t.Errorf("Join: %v", err)
+		}
+	}()
 	// Catching up copies ~50 MB; under the race detector with other packages' tests running it
 	// once took more than a minute. A failure says how far it got and why it was not ready.
 	deadline := time.Now().Add(120 * time.Second)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -266,11 +267,16 @@ const leaderPoll = 20 * time.Millisecond
 // pause waits leaderPoll (less when until comes sooner) and reports whether the caller may
 // look again: false once until has passed, ctx is done or the server is stopping.
 func (s *service) pause(ctx context.Context, until time.Time) bool {
+	return s.pauseFor(ctx, until, leaderPoll)
+}
+
+// pauseFor is pause for at most poll.
+func (s *service) pauseFor(ctx context.Context, until time.Time, poll time.Duration) bool {
 	d := time.Until(until)
 	if d <= 0 {
 		return false
 	}
-	t := time.NewTimer(min(d, leaderPoll))
+	t := time.NewTimer(min(d, poll))
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -1320,12 +1326,60 @@ func (s *service) Join(ctx context.Context, req *logv1.JoinRequest) (*logv1.Join
 	if req.GetNonvoter() {
 		err = s.node.AddNonvoter(ctx, req.GetId(), req.GetRaftAddr())
 	} else {
-		err = s.node.AddVoter(ctx, req.GetId(), req.GetRaftAddr())
+		err = s.joinVoter(ctx, req.GetId(), req.GetRaftAddr(), cmp.Or(req.GetRpcAddr(), req.GetRaftAddr()))
 	}
 	if err != nil {
 		return nil, toWire(err)
 	}
 	return &logv1.JoinResponse{}, nil
+}
+
+// joinPromoteWait bounds how long Join waits for a new voter to catch up when its caller set no
+// deadline. A variable for tests.
+var joinPromoteWait = 5 * time.Minute
+
+// joinPoll is how often Join asks a joining server how far it has applied.
+const joinPoll = 100 * time.Millisecond
+
+// joinVoter adds server id as a voter the way servers found by gossip are added
+// (reconciler.promote): a non-voter first, made a voter once it has applied something and up to
+// nearly the commit index (promoteLag), as it answers at apiAddr. Added as a voter at once, a
+// new server joins the quorum with nothing applied: the leader of a one-voter cluster then
+// needs it for every commit, steps down when it loses contact with it while it copies the log
+// (a loaded host), and is never elected again, since the new server refuses its vote until it
+// has caught up (consensus/raft's vote guard). A server that is a voter already is re-addressed
+// as before. Join waits for the promotion until its caller's deadline is near (or
+// joinPromoteWait); then the server stays a non-voter, and Join answers DeadlineExceeded saying
+// how far it got: joining it again promotes it once it has caught up.
+func (s *service) joinVoter(ctx context.Context, id, raftAddr, apiAddr string) error {
+	servers, err := s.node.Servers(ctx)
+	if err != nil {
+		return err
+	}
+	if i := slices.IndexFunc(servers, func(sv consensus.ServerStatus) bool { return sv.ID == id }); s.forward == nil || (i >= 0 && servers[i].Suffrage == consensus.Voter) {
+		return s.node.AddVoter(ctx, id, raftAddr)
+	}
+	if err := s.node.AddNonvoter(ctx, id, raftAddr); err != nil {
+		return err
+	}
+	until := time.Now().Add(joinPromoteWait)
+	if near, ok := nearDeadline(ctx); ok && near.Before(until) {
+		until = near
+	}
+	for {
+		applied, err := s.forward.appliedIndexOf(ctx, apiAddr)
+		commit := s.node.Status().CommitIndex
+		if err == nil && applied > 0 && applied+promoteLag >= commit {
+			return s.node.AddVoter(ctx, id, raftAddr)
+		}
+		if !s.pauseFor(ctx, until, joinPoll) {
+			why := fmt.Sprintf("it had applied %d of %d entries", applied, commit)
+			if err != nil {
+				why = fmt.Sprintf("asking it at %s how far it is: %v", apiAddr, err)
+			}
+			return transport.Errorf(transport.DeadlineExceeded, "server %q was added as a non-voter and has not caught up (%s): join it again to make it a voter once it has", id, why)
+		}
+	}
 }
 
 func (s *service) RemoveServer(ctx context.Context, req *logv1.RemoveServerRequest) (*logv1.RemoveServerResponse, error) {

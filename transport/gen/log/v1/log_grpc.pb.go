@@ -396,7 +396,9 @@ const (
 //
 // Cluster administers Raft membership and leadership. (Added; not in the seed.)
 type ClusterClient interface {
-	// Join adds a server to the Raft configuration. Leader only.
+	// Join adds a server to the Raft configuration. Leader only. A voter is added
+	// as a non-voter and promoted once it has caught up; Join answers then, or
+	// DEADLINE_EXCEEDED when the caller's deadline comes first.
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
 	// RemoveServer removes a server from the Raft configuration. Leader only.
 	RemoveServer(ctx context.Context, in *RemoveServerRequest, opts ...grpc.CallOption) (*RemoveServerResponse, error)
@@ -448,7 +450,9 @@ func (c *clusterClient) TransferLeadership(ctx context.Context, in *TransferLead
 //
 // Cluster administers Raft membership and leadership. (Added; not in the seed.)
 type ClusterServer interface {
-	// Join adds a server to the Raft configuration. Leader only.
+	// Join adds a server to the Raft configuration. Leader only. A voter is added
+	// as a non-voter and promoted once it has caught up; Join answers then, or
+	// DEADLINE_EXCEEDED when the caller's deadline comes first.
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
 	// RemoveServer removes a server from the Raft configuration. Leader only.
 	RemoveServer(context.Context, *RemoveServerRequest) (*RemoveServerResponse, error)

@@ -352,7 +352,9 @@ func (UnimplementedLogHandler) GetBounds(context.Context, *connect.Request[v1.Ge
 
 // ClusterClient is a client for the log.v1.Cluster service.
 type ClusterClient interface {
-	// Join adds a server to the Raft configuration. Leader only.
+	// Join adds a server to the Raft configuration. Leader only. A voter is added
+	// as a non-voter and promoted once it has caught up; Join answers then, or
+	// DEADLINE_EXCEEDED when the caller's deadline comes first.
 	Join(context.Context, *connect.Request[v1.JoinRequest]) (*connect.Response[v1.JoinResponse], error)
 	// RemoveServer removes a server from the Raft configuration. Leader only.
 	RemoveServer(context.Context, *connect.Request[v1.RemoveServerRequest]) (*connect.Response[v1.RemoveServerResponse], error)
@@ -416,7 +418,9 @@ func (c *clusterClient) TransferLeadership(ctx context.Context, req *connect.Req
 
 // ClusterHandler is an implementation of the log.v1.Cluster service.
 type ClusterHandler interface {
-	// Join adds a server to the Raft configuration. Leader only.
+	// Join adds a server to the Raft configuration. Leader only. A voter is added
+	// as a non-voter and promoted once it has caught up; Join answers then, or
+	// DEADLINE_EXCEEDED when the caller's deadline comes first.
 	Join(context.Context, *connect.Request[v1.JoinRequest]) (*connect.Response[v1.JoinResponse], error)
 	// RemoveServer removes a server from the Raft configuration. Leader only.
 	RemoveServer(context.Context, *connect.Request[v1.RemoveServerRequest]) (*connect.Response[v1.RemoveServerResponse], error)
