@@ -421,8 +421,8 @@ func (s *Server) startAPI() error {
 	s.api, err = newServer(transport.ServerConfig{
 		Log:             api,
 		Cluster:         api,
-		Topics:          s.svc,
-		Groups:          s.svc,
+		Topics:          telemetry.InstrumentTopics(s.svc, s.tel.Metrics()),
+		Groups:          telemetry.InstrumentGroups(s.svc, s.tel.Metrics()),
 		Telemetry:       s.tel.Transport(),
 		TLS:             s.cfg.ServerTLS,
 		MaxMessageBytes: s.cfg.maxMessageBytes(),

@@ -82,6 +82,45 @@ func TestTelemetryMetricsAfterProduce(t *testing.T) {
 	}
 }
 
+// TestTelemetryMeasuresTopicsAndGroups: the Topics and Groups services' calls (topic admin,
+// consumer-group heartbeats and commits) were missing from commitlog_request_duration_seconds,
+// failed ones included, so that an alert on its code!="ok" series never saw a refused commit
+// or a failing heartbeat.
+func TestTelemetryMeasuresTopicsAndGroups(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			s := startServer(t, Config{Transport: tr, MetricsAddr: "127.0.0.1:0"})
+			c := newClient(t, tr, s.Addr())
+			ctx := ctxT(t, 20*time.Second)
+			tc := c.(transport.TopicsClient)
+			if _, err := tc.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "orders", Partitions: 1}); err != nil {
+				t.Fatalf("CreateTopic: %v", err)
+			}
+			if _, err := tc.CreateTopic(ctx, &logv1.CreateTopicRequest{Name: "bad name"}); transport.CodeOf(err) != transport.InvalidArgument {
+				t.Fatalf("CreateTopic of a bad name: %v, want InvalidArgument", err)
+			}
+			if _, err := groupsClient(t, c).ListGroups(ctx, &logv1.ListGroupsRequest{}); err != nil {
+				t.Fatalf("ListGroups: %v", err)
+			}
+			fams := telemetrytest.Scrape(t, s.MetricsAddr())
+			for _, want := range []map[string]string{
+				{"rpc": "CreateTopic", "code": "ok"},
+				{"rpc": "CreateTopic", "code": "invalid_argument"},
+				{"rpc": "ListGroups", "code": "ok"},
+			} {
+				m, err := telemetrytest.Find(fams, "commitlog_request_duration_seconds", want)
+				if err != nil {
+					t.Error(err)
+					continue
+				}
+				if n := m.GetHistogram().GetSampleCount(); n != 1 {
+					t.Errorf("commitlog_request_duration_seconds%v counts %d calls, want 1", want, n)
+				}
+			}
+		})
+	}
+}
+
 // traced is a node with its own in-memory span recorder.
 type traced struct {
 	*testServer

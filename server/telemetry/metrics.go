@@ -82,12 +82,30 @@ const (
 	rpcJoin
 	rpcRemoveServer
 	rpcTransferLeadership
+	// log.v1.Topics (admin.go)
+	rpcCreateTopic
+	rpcDeleteTopic
+	rpcListTopics
+	rpcDescribeTopic
+	rpcAlterTopicConfig
+	rpcInitProducer
+	// log.v1.Groups (admin.go)
+	rpcHeartbeat
+	rpcCommitOffsets
+	rpcFetchOffsets
+	rpcListGroups
+	rpcDescribeGroup
+	rpcDeleteGroup
+	rpcResetOffsets
+	rpcListOffsets
 	numRPC
 )
 
 var rpcNames = [numRPC]string{
 	"Produce", "ProduceBatch", "Consume", "ConsumeStream", "ProduceStream",
 	"GetServers", "GetBounds", "Join", "RemoveServer", "TransferLeadership",
+	"CreateTopic", "DeleteTopic", "ListTopics", "DescribeTopic", "AlterTopicConfig", "InitProducer",
+	"Heartbeat", "CommitOffsets", "FetchOffsets", "ListGroups", "DescribeGroup", "DeleteGroup", "ResetOffsets", "ListOffsets",
 }
 
 // numCodes is the number of transport codes with names; others count as unknown.
