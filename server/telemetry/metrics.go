@@ -189,6 +189,7 @@ func newMetrics(mp metric.MeterProvider, maxPartitionSeries int, exists func(str
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("telemetry: instruments: %w", err)
 	}
+	m.snapshots.Add(context.Background(), 0) // exported from the start, as leaderChanges (observe)
 	for r := range numRPC {
 		opt := metric.WithAttributeSet(attribute.NewSet(AttrRPC.String(rpcNames[r])))
 		m.byRPCRecord[r] = []metric.RecordOption{opt}
@@ -417,6 +418,9 @@ func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats, live func
 	m.stoppers = append(m.stoppers, reg.Unregister)
 	m.mu.Unlock()
 	if node != nil {
+		// The counter is exported from the start, at 0: a series that first appears at 1
+		// (Prometheus' increase() and rate() see no increase in it) hides the first change.
+		m.leaderChanges.Add(context.Background(), 0)
 		var (
 			first   = true
 			current string

@@ -358,6 +358,28 @@ func TestNodeMetrics(t *testing.T) {
 
 // TestReadinessAndHealth walks a node through no leader, a leader while behind, caught up,
 // leader lost and drain, checking /readyz, /healthz and the gRPC health status each time.
+// TestLeaderChangesCounterStartsAtZero: commitlog_raft_leader_changes_total (and
+// commitlog_raft_snapshots_total) was missing until the first change, so that it first appeared at 1 and Prometheus' increase() over it (an alert
+// on leader changes) never saw that first change: a node that started without a leader, then
+// found one, showed no change at all.
+func TestLeaderChangesCounterStartsAtZero(t *testing.T) {
+	tel := newTelemetry(t, Config{})
+	if err := tel.Observe(Sources{Consensus: newFakeNode("a")}); err != nil { // no leader yet
+		t.Fatalf("Observe: %v", err)
+	}
+	fams := telemetrytest.Scrape(t, tel.MetricsAddr())
+	for _, name := range []string{"commitlog_raft_leader_changes_total", "commitlog_raft_snapshots_total"} {
+		m, err := telemetrytest.Find(fams, name, nil)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if got := m.GetCounter().GetValue(); got != 0 {
+			t.Errorf("%s = %v before any, want 0", name, got)
+		}
+	}
+}
+
 func TestReadinessAndHealth(t *testing.T) {
 	tel := newTelemetry(t, Config{})
 	addr := tel.MetricsAddr()
