@@ -345,7 +345,7 @@ func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats, live func
 		last = gauge(MetricLastIndex, "{entry}", "The last index in this node's Raft log.")
 		term = gauge(MetricTerm, "{term}", "This node's current Raft term.")
 		leader = gauge(MetricIsLeader, "", "1 when this node is the leader, else 0.")
-		contact = fgauge(MetricLastContact, "s", "Time since this follower last heard from the leader (0 on the leader).")
+		contact = fgauge(MetricLastContact, "s", "Time since this follower last heard from the leader, or since it started if it has not (0 on the leader).")
 		lag = gauge(MetricFollowerLag, "{entry}", "On the leader: the leader's commit index minus each follower's match index.")
 		followerContact = fgauge(MetricFollowerContact, "s", "On the leader: time since each follower last answered.")
 		instruments = append(instruments, commit, applied, last, term, leader, contact, lag, followerContact)
@@ -358,6 +358,9 @@ func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats, live func
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("telemetry: node instruments: %w", err)
 	}
+	// A follower that has not heard from a leader since it started (a new node, one restarted
+	// into a partition, one waiting for --bootstrap-expect) has gone that long without contact.
+	started := time.Now()
 	reg, err := m.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		if segs != nil {
 			o.ObserveInt64(segments, int64(segs.Segments()))
@@ -384,8 +387,11 @@ func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats, live func
 		}
 		o.ObserveInt64(leader, isLeader)
 		since := 0.0
-		if !st.LastContact.IsZero() {
+		switch {
+		case !st.LastContact.IsZero():
 			since = time.Since(st.LastContact).Seconds()
+		case isLeader == 0:
+			since = time.Since(started).Seconds()
 		}
 		o.ObserveFloat64(contact, since)
 		if isLeader == 0 {

@@ -380,6 +380,24 @@ func TestLeaderChangesCounterStartsAtZero(t *testing.T) {
 	}
 }
 
+// TestLastContactOfAFollowerThatNeverHeardALeader: a follower that had not heard from any
+// leader since it started (waiting for --bootstrap-expect, restarted into a partition)
+// reported commitlog_raft_last_contact_seconds 0, as a follower that just heard one does, so
+// that an alert on it never fired for a node that had no contact at all.
+func TestLastContactOfAFollowerThatNeverHeardALeader(t *testing.T) {
+	tel := newTelemetry(t, Config{})
+	if err := tel.Observe(Sources{Consensus: newFakeNode("a")}); err != nil { // follower, no contact
+		t.Fatalf("Observe: %v", err)
+	}
+	m, err := telemetrytest.Find(telemetrytest.Scrape(t, tel.MetricsAddr()), "commitlog_raft_last_contact_seconds", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetGauge().GetValue(); got <= 0 {
+		t.Fatalf("commitlog_raft_last_contact_seconds = %v on a follower that never heard a leader, want the time since it started", got)
+	}
+}
+
 func TestReadinessAndHealth(t *testing.T) {
 	tel := newTelemetry(t, Config{})
 	addr := tel.MetricsAddr()
