@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -406,6 +407,21 @@ func recordBytes(r *logv1.Record) int {
 	return n
 }
 
+// maxTracedStreamProposals is how many proposals of one ProduceStream its trace follows (on a
+// follower: forwards to the leader, two spans each).
+const maxTracedStreamProposals = 100
+
+// untracedContext is ctx with its span context no longer sampled: calls made under it (a
+// forward) propagate the trace as not sampled, so that neither this node nor the leader
+// records their spans. ctx itself when it carries no sampled span.
+func untracedContext(ctx context.Context) context.Context {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsSampled() {
+		return ctx
+	}
+	return trace.ContextWithSpanContext(ctx, sc.WithTraceFlags(sc.TraceFlags()&^trace.FlagsSampled))
+}
+
 // ProduceStream pipelines: one goroutine receives requests while another proposes whatever
 // has arrived meanwhile (in arrival order, so records keep the stream's order, split into
 // commands that each fit the command limit) and answers each request with its offset, in
@@ -422,6 +438,11 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 	// What the stream has not proposed when the stop comes is refused as not proposed.
 	pctx, pcancel := s.outlastStop(ctx, streamStopGrace)
 	defer pcancel()
+	// On a follower every proposal is a forward (a client span here, a server span on the
+	// leader) in the stream's trace: a stream's first maxTracedStreamProposals are traced,
+	// the rest go under untraced, so that a long stream does not grow one trace without end.
+	untraced := untracedContext(pctx)
+	traced := 0
 	budget := newByteBudget(s.streamInflightBytes())
 	q := newStreamQueue()
 	go func() {
@@ -525,7 +546,12 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 				if s.stoppedStream(ctx) {
 					return toWire(errStopping)
 				}
-				res, err := s.proposeTo(pctx, to, group)
+				prctx := untraced
+				if traced < maxTracedStreamProposals {
+					prctx = pctx
+					traced++
+				}
+				res, err := s.proposeTo(prctx, to, group)
 				if err != nil && len(group) > 1 && refusedAsAWhole(err) {
 					// The leader refused the group as a whole, before proposing it: its
 					// limits are below this node's (a follower during a rolling change of

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -205,6 +206,52 @@ func TestTelemetryForwardedProduceIsOneTrace(t *testing.T) {
 					lServer.Parent().SpanID(), lServer.Parent().IsRemote(), fClient.SpanContext().SpanID())
 			}
 		})
+	}
+}
+
+// TestTelemetryLongProduceStreamOnAFollowerBoundsItsTrace: a sampled ProduceStream sent to a
+// follower made two spans for each of its proposals (the forward's client span, the leader's
+// server span), in one trace, for as long as the stream lasted: a producer streaming one
+// record at a time for an hour made a trace of millions of spans. Its first
+// maxTracedStreamProposals are traced, the others not.
+func TestTelemetryLongProduceStreamOnAFollowerBoundsItsTrace(t *testing.T) {
+	leader, follower := startTracedPair(t, TransportConnect)
+	c := newClient(t, TransportConnect, follower.Addr())
+	ctx := ctxT(t, 60*time.Second)
+	st, err := c.ProduceStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = maxTracedStreamProposals + 20
+	for i := range n { // one at a time: each record its own proposal, its own forward
+		if err := st.Send(&logv1.ProduceRequest{Record: &logv1.Record{Value: fmt.Appendf(nil, "r%d", i)}}); err != nil {
+			t.Fatalf("Send %d: %v", i, err)
+		}
+		if _, err := st.Receive(); err != nil {
+			t.Fatalf("Receive %d: %v", i, err)
+		}
+	}
+	_ = st.CloseSend()
+	if _, err := st.Receive(); err != io.EOF {
+		t.Fatalf("end of stream: %v, want EOF", err)
+	}
+	_ = st.Close()
+	count := func(rec *tracetest.SpanRecorder, name string, kind trace.SpanKind) (n int) {
+		for _, s := range rec.Ended() {
+			if s.Name() == name && s.SpanKind() == kind {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 10*time.Second, "the follower's stream span ends", func() bool {
+		return count(follower.spans, "log.v1.Log/ProduceStream", trace.SpanKindServer) == 1
+	})
+	if got := count(follower.spans, "log.v1.Log/ProduceBatch", trace.SpanKindClient); got != maxTracedStreamProposals {
+		t.Errorf("the follower recorded %d forward spans for a stream of %d records sent one at a time, want the first %d", got, n, maxTracedStreamProposals)
+	}
+	if got := count(leader.spans, "log.v1.Log/ProduceBatch", trace.SpanKindServer); got > maxTracedStreamProposals {
+		t.Errorf("the leader recorded %d spans of forwards for a stream of %d records, want at most %d", got, n, maxTracedStreamProposals)
 	}
 }
 
