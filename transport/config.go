@@ -189,8 +189,9 @@ type ServerConfig struct {
 	// counting those dropped: "suppressed"), at debug level when the client hung up (EOF,
 	// reset). Default: discards.
 	Logger *slog.Logger
-	// Telemetry, when set, traces and measures every Log and Cluster call
-	// (not health checks or reflection) with OpenTelemetry. Nil: none.
+	// Telemetry, when set, traces and measures every call of the log.v1
+	// services (Log, Cluster, Topics, Groups; not health checks or
+	// reflection) with OpenTelemetry. Nil: none.
 	Telemetry *Telemetry
 }
 
