@@ -38,7 +38,8 @@ func newHclog(l *slog.Logger, name string) hclog.Logger {
 
 // Repeated lines: lineBurst lines of one kind (logger, message and the peer it is about) are
 // logged at once, then one every lineEvery; the next line logged says how many were dropped
-// ("suppressed"). Debug and trace lines, asked for, are not limited.
+// ("suppressed"). Only warnings and errors are limited: info lines (a change of state, an
+// election won) are kept, and debug and trace lines are asked for.
 const (
 	lineBurst = 5
 	lineEvery = 10 * time.Second
@@ -139,7 +140,7 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 		return
 	}
 	suppressed := 0
-	if lv >= slog.LevelInfo && a.lines != nil {
+	if lv >= slog.LevelWarn && a.lines != nil {
 		ok, n := a.lines.allow(lineKindOf(a.name, msg, a.implied, args))
 		if !ok {
 			return
