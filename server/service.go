@@ -1361,8 +1361,8 @@ func (s *service) Join(ctx context.Context, req *logv1.JoinRequest) (*logv1.Join
 }
 
 // joinPromoteWait bounds how long Join waits for a new voter to catch up when its caller set no
-// deadline. A variable for tests.
-var joinPromoteWait = 5 * time.Minute
+// deadline.
+const joinPromoteWait = 5 * time.Minute
 
 // joinPoll is how often Join asks a joining server how far it has applied.
 const joinPoll = 100 * time.Millisecond
