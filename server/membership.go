@@ -699,7 +699,7 @@ func (r *reconciler) promote(ctx context.Context, m discovery.Member) error {
 		return fmt.Errorf("ask %s how far it is: %w", m.Name, err)
 	}
 	commit := r.node.Status().CommitIndex
-	if applied == 0 || applied+promoteLag < commit {
+	if !caughtUp(applied, commit) {
 		// A server that has applied nothing holds no configuration yet (a new cluster's log is
 		// shorter than promoteLag): promoted, it made the leader's quorum wait for a server
 		// with no log, and a leader that lost contact with it meanwhile (a loaded host) stepped
@@ -712,6 +712,13 @@ func (r *reconciler) promote(ctx context.Context, m discovery.Member) error {
 		return fmt.Errorf("promote %s: %w", m.Name, err)
 	}
 	return nil
+}
+
+// caughtUp reports whether a non-voter that has applied applied entries may be promoted while
+// the leader's commit index is commit: it has applied something (it holds a configuration) and
+// is at most promoteLag behind.
+func caughtUp(applied, commit uint64) bool {
+	return applied > 0 && applied+promoteLag >= commit
 }
 
 // appliedIndexOf asks the server at rpcAddr how far its state machine has applied.

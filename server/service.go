@@ -1382,7 +1382,11 @@ func (s *service) joinVoter(ctx context.Context, id, raftAddr, apiAddr string) e
 	if err != nil {
 		return err
 	}
-	if i := slices.IndexFunc(servers, func(sv consensus.ServerStatus) bool { return sv.ID == id }); s.forward == nil || (i >= 0 && servers[i].Suffrage == consensus.Voter) {
+	isVoter := slices.ContainsFunc(servers, func(sv consensus.ServerStatus) bool {
+		return sv.ID == id && sv.Suffrage == consensus.Voter
+	})
+	if isVoter || s.forward == nil {
+		// A voter already (re-addressed as before), or no way to ask how far it is.
 		return s.node.AddVoter(ctx, id, raftAddr)
 	}
 	if err := s.node.AddNonvoter(ctx, id, raftAddr); err != nil {
@@ -1395,7 +1399,7 @@ func (s *service) joinVoter(ctx context.Context, id, raftAddr, apiAddr string) e
 	for {
 		applied, err := s.forward.appliedIndexOf(ctx, apiAddr)
 		commit := s.node.Status().CommitIndex
-		if err == nil && applied > 0 && applied+promoteLag >= commit {
+		if err == nil && caughtUp(applied, commit) {
 			return s.node.AddVoter(ctx, id, raftAddr)
 		}
 		if !s.pauseFor(ctx, until, joinPoll) {
