@@ -34,7 +34,8 @@ build:
 run: build
 	bin/commitlog serve --data-dir "$(DATA_DIR)" --bootstrap-wait 0s
 
-## cluster: three local nodes (API on 127.0.0.1:8400, 8410, 8420); Ctrl-C stops them
+## cluster: three local nodes (API on 127.0.0.1:8400, 8410, 8420); Ctrl-C stops them; a node that
+## exits is reported with the command that restarts it, and the others keep running
 cluster: build
 	bash scripts/cluster.sh
 
