@@ -273,6 +273,7 @@ func (c *Client) refreshServers(ctx context.Context) error {
 func (c *Client) doRefresh() error {
 	var errs []error
 	var leaderless []Server
+	inCluster := false // an answering server listed a configuration (some server)
 	for _, addr := range c.candidates() {
 		tc, err := c.conn(addr)
 		if err != nil {
@@ -304,6 +305,7 @@ func (c *Client) doRefresh() error {
 			continue
 		}
 		servers := serversFromProto(resp.GetServers())
+		inCluster = inCluster || len(servers) > 0
 		leader := ""
 		for _, s := range servers {
 			if s.IsLeader {
@@ -325,6 +327,11 @@ func (c *Client) doRefresh() error {
 		c.mu.Lock()
 		c.servers, c.leader = leaderless, ""
 		c.mu.Unlock()
+		if !inCluster {
+			// A new server that has not bootstrapped or joined a cluster yet lists nobody, not
+			// even itself: "no leader" alone sent users looking for a failure.
+			return fmt.Errorf("%w: no leader known by any server: %w", ErrUnavailable, errNotInCluster)
+		}
 		return fmt.Errorf("%w: no leader known by any server", ErrUnavailable)
 	}
 	for _, err := range errs {

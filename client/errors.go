@@ -277,3 +277,8 @@ func hasDetails(e *transport.Error) bool {
 	_, np := e.NotProposed()
 	return nl || ou || np
 }
+
+// errNotInCluster explains an ErrUnavailable when every server that answered lists no server at
+// all: it has not bootstrapped a cluster nor been added to one yet.
+var errNotInCluster = errors.New("the servers that answered are in no cluster yet: a new server waits for " +
+	"the other servers of its cluster, or bootstraps one after serve's --bootstrap-wait (15 s by default); try again shortly")
