@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -99,7 +102,10 @@ func produceCommand() *cli.Command {
 			"Prints each record's offset; with --topic, --partition, --key or --header, its partition, a tab and its offset",
 		Description: "Offsets are printed in input order as their batches complete. A record that fails is reported on standard\n" +
 			"error with its line (or argument) number; produce then stops reading, still waits for and reports every record it\n" +
-			"sent, and exits 1. A line of standard input over 16 MiB, and Ctrl-C, stop it the same way. Flags go before the values.\n" +
+			"sent, and exits 1. A line of standard input over 16 MiB, and Ctrl-C, stop it the same way. A line (or, with --topic,\n" +
+			"--partition, --key or --header, an argument) that no server takes (none leads, or they are down) is retried for up to\n" +
+			"2 minutes; a second Ctrl-C (or SIGTERM) meanwhile exits at once, with status 1, naming the first record whose outcome\n" +
+			"is unknown. Flags go before the values.\n" +
 			"A line's end (\\n, or \\r\\n: the carriage return is dropped too) is not part of its record: a value that holds a\n" +
 			"newline or ends with a carriage return goes as an argument.",
 		ArgsUsage: "[VALUE...]",
@@ -305,7 +311,18 @@ func produceRecords(c *cli.Context, cl *client.Client, out *bufio.Writer, args [
 	if err != nil {
 		return err
 	}
-	defer p.Close()
+	closing := false // p.Close runs on a goroutine of its own: a second signal does not wait for it
+	defer func() {
+		if !closing {
+			_ = p.Close()
+		}
+	}()
+	// The first SIGINT or SIGTERM ends c.Context: produce stops reading and waits for the records
+	// it sent (up to the Producer's delivery timeout, 2 min, while no server takes them). A
+	// second one exits at once, as it does serve; before, it was ignored.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	unit := "line"
 	if len(args) > 0 {
 		unit = "argument"
@@ -374,8 +391,60 @@ func produceRecords(c *cli.Context, cl *client.Client, out *bufio.Writer, args [
 		}
 	}
 	// Every record sent completes (Close delivers them, within the delivery timeout), even
-	// after Ctrl-C: they may be stored, and their offsets are printed.
-	_ = p.Close()
+	// after Ctrl-C: they may be stored, and their offsets are printed. A second signal exits
+	// without waiting for them.
+	closing = true
+	closed := make(chan struct{})
+	go func() {
+		_ = p.Close()
+		close(closed)
+	}()
+	pending := func() int {
+		n := 0
+		for _, s := range queue {
+			if !isDone(s.f) {
+				n++
+			}
+		}
+		return n
+	}
+	for signals, waiting := 0, true; waiting; {
+		select {
+		case <-closed:
+			waiting = false
+		case sig := <-sigs:
+			signals++
+			if signals == 1 {
+				if n := pending(); n > 0 {
+					out.Flush()
+					fmt.Fprintf(c.App.ErrWriter, "commitlog: %s: waiting for the %d %s(s) sent and not acknowledged yet (up to 2 min); %s again exits at once, without knowing whether they were stored\n",
+						signalName(sig), n, unit, signalName(sig))
+				}
+				continue
+			}
+			// The records done so far, in input order, then the first one not known.
+			for len(queue) > 0 && isDone(queue[0].f) {
+				report(queue[0])
+				queue = queue[1:]
+			}
+			if err := out.Flush(); err != nil {
+				return err
+			}
+			if len(queue) == 0 {
+				continue // every record's outcome is known: Close returns at once
+			}
+			n, units := pending(), unit+"s"
+			if n == 1 {
+				units = unit
+			}
+			msg := fmt.Sprintf("%s received again: exited without waiting for %d %s sent and not acknowledged (from %s %d): they may or may not be stored",
+				signalName(sig), n, units, unit, queue[0].n)
+			if failed > 0 {
+				msg = fmt.Sprintf("%d of the %d %ss sent failed; %s", failed, nsent, unit, msg)
+			}
+			return errors.New(msg)
+		}
+	}
 	for _, s := range queue {
 		report(s)
 	}
