@@ -101,7 +101,8 @@ func produceCommand() *cli.Command {
 		Usage: "append records: the arguments, or one record per line of standard input (batched; a line holds at most 16 MiB). " +
 			"Prints each record's offset; with --topic, --partition, --key or --header, its partition, a tab and its offset",
 		Description: "Offsets are printed in input order as their batches complete. A record that fails is reported on standard\n" +
-			"error with its line (or argument) number; produce then stops reading, still waits for and reports every record it\n" +
+			"error with its line (or argument) number (the next ones failing with the same error: in one line, lines N-M);\n" +
+			"produce then stops reading, still waits for and reports every record it\n" +
 			"sent, and exits 1. A line of standard input over 16 MiB, and Ctrl-C, stop it the same way. A line (or, with --topic,\n" +
 			"--partition, --key or --header, an argument) that no server takes (none leads, or they are down) is retried for up to\n" +
 			"2 minutes; a second Ctrl-C (or SIGTERM) meanwhile exits at once, with status 1, naming the first record whose outcome\n" +
@@ -337,13 +338,35 @@ func produceRecords(c *cli.Context, cl *client.Client, out *bufio.Writer, args [
 		eof, interrupted bool
 		stop             error // what stopped the input: a refused send or a read error
 	)
+	// Records that fail together (the tens of thousands in flight when the servers went away)
+	// fail with the same error: the first of a run of consecutive ones is reported at once, the
+	// rest in one line when the run ends. Each was a line of its own, tens of thousands of lines.
+	var (
+		runFirst, runLast int
+		runErr            string
+	)
+	endRun := func() {
+		if runLast > runFirst {
+			fmt.Fprintf(c.App.ErrWriter, "commitlog: %ss %d-%d: the same error as %s %d\n", unit, runFirst+1, runLast, unit, runFirst)
+		}
+		runFirst, runLast, runErr = 0, 0, ""
+	}
 	report := func(s sent) {
 		off, err := s.f.Wait(context.Background()) // done
+		if err == nil {
+			endRun()
+		}
 		switch {
 		case err != nil:
 			failed++
+			if msg := err.Error(); msg == runErr && s.n == runLast+1 {
+				runLast = s.n
+				break
+			}
+			endRun()
 			out.Flush() // the offsets before it first, on a terminal
 			fmt.Fprintf(c.App.ErrWriter, "commitlog: %s %d: %v\n", unit, s.n, err)
+			runFirst, runLast, runErr = s.n, s.n, err.Error()
 		case c.Bool("quiet"):
 		case withPartition:
 			fmt.Fprintf(out, "%d\t%d\n", s.f.Partition(), off)
@@ -430,6 +453,7 @@ func produceRecords(c *cli.Context, cl *client.Client, out *bufio.Writer, args [
 			if err := out.Flush(); err != nil {
 				return err
 			}
+			endRun()
 			if len(queue) == 0 {
 				continue // every record's outcome is known: Close returns at once
 			}
@@ -448,6 +472,7 @@ func produceRecords(c *cli.Context, cl *client.Client, out *bufio.Writer, args [
 	for _, s := range queue {
 		report(s)
 	}
+	endRun()
 	if err := out.Flush(); err != nil {
 		return err
 	}
