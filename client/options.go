@@ -56,7 +56,7 @@ func (p ReadPolicy) String() string {
 const (
 	DefaultRequestTimeout  = 10 * time.Second
 	DefaultRefreshInterval = 30 * time.Second
-	DefaultMaxRetries      = 8
+	DefaultMaxRetries      = 16
 	DefaultBackoffBase     = 25 * time.Millisecond
 	DefaultBackoffMax      = time.Second
 )
@@ -192,7 +192,9 @@ func WithReadPolicy(p ReadPolicy) Option {
 // WithMaxRetries bounds how many times one call is retried after a failure
 // that is safe to retry (a read, or a write refused before it was proposed).
 // Following a NotLeader redirect counts as a retry. Zero disables retries.
-// Default DefaultMaxRetries.
+// Default DefaultMaxRetries: with the default backoff, 6 to 12 s of waiting
+// in all, longer than an election after a leader dies (~1 s until its
+// followers give up on it, then the vote; more on a loaded machine).
 func WithMaxRetries(n int) Option {
 	return optionFunc(func(o *options) { o.maxRetries = n })
 }
