@@ -112,7 +112,9 @@ func readBoltMeta(r io.ReaderAt, off int64) (boltMeta, bool) {
 // hashicorp/raft's NewRaft does at start to find the latest configuration, which panics on an
 // entry that does not read (a damaged byte in the WAL: "Time.UnmarshalBinary: unsupported
 // version", the process dying with a stack trace). It returns an error naming the entry and
-// the repair instead.
+// the repair instead. A log whose first entry is past the newest snapshot's index + 1 (the
+// snapshots deleted after compaction) made NewRaft panic the same way ("log not found"): it is
+// refused too.
 func checkLogReadable(logs hraft.LogStore, snaps hraft.SnapshotStore, dataDir, id string) error {
 	first, err := logs.FirstIndex()
 	if err != nil {
@@ -122,9 +124,18 @@ func checkLogReadable(logs hraft.LogStore, snaps hraft.SnapshotStore, dataDir, i
 	if err != nil {
 		return fmt.Errorf("consensus/raft: Raft's log in %s: last index: %w", dataDir, err)
 	}
+	var snapIndex uint64 // the newest snapshot's (List sorts newest first); 0: none
 	if metas, err := snaps.List(); err == nil && len(metas) > 0 {
-		first = max(first, metas[0].Index+1)
+		snapIndex = metas[0].Index
 	}
+	if last > 0 && first > snapIndex+1 {
+		// NewRaft reads entries from the snapshot's index on (from 1 without one): the entries
+		// compaction removed below the log's first were in a snapshot that is gone.
+		return fmt.Errorf("consensus/raft: Raft's log in %s starts at index %d, but no snapshot in %s covers the entries before it (newest: index %d): "+
+			"the snapshots were deleted or lost after the log was compacted, and with them the state and configuration below index %d; %s",
+			filepath.Join(dataDir, "wal"), first, filepath.Join(dataDir, "snapshots"), snapIndex, first, repairHint(id))
+	}
+	first = max(first, snapIndex+1)
 	for i := max(first, 1); i <= last; i++ {
 		var e hraft.Log
 		if err := logs.GetLog(i, &e); err != nil {

@@ -203,3 +203,55 @@ func TestWALMetaOpenFailure(t *testing.T) {
 		t.Fatalf("error %q suggests wiping the node for a file it could not open", err)
 	}
 }
+
+// TestSnapshotsDeletedAfterCompactionRefused: a node whose snapshots directory was deleted
+// (or lost) after Raft had compacted its log below the snapshot made hashicorp/raft's NewRaft
+// panic while it scanned the log for configurations from index 1 ("panic: log not found", a
+// stack trace, no file named; found by deleting a stopped server's raft/snapshots). New now
+// refuses with an error naming the snapshot dir, the log's first index and the repair.
+func TestSnapshotsDeletedAfterCompactionRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "raft")
+	newNode := singleNode(t, dir, func(c *Config) {
+		c.TrailingLogs = 4
+		c.WALSegmentSize = 2048       // so that compaction deletes segments
+		c.SnapshotThreshold = 1 << 20 // snapshots only when asked
+	})
+	n, err := newNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range 40 {
+		proposeWhenLeading(t, ctx, n, make([]byte, 100))
+	}
+	if err := n.Raft().Snapshot().Error(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	first, err := n.FirstIndex()
+	if err != nil || first <= 1 {
+		t.Fatalf("log not compacted: first index %d, %v", first, err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	snapDir := filepath.Join(dir, "snapshots")
+	if err := os.RemoveAll(snapDir); err != nil {
+		t.Fatal(err)
+	}
+	n, err = func() (n *Node, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("New panicked on a compacted log without its snapshots: %v", r)
+			}
+		}()
+		return newNode()
+	}()
+	if err == nil {
+		_ = n.Close()
+		t.Fatal("New started on a compacted log whose snapshots were deleted")
+	}
+	if !strings.Contains(err.Error(), snapDir) || !strings.Contains(err.Error(), repairHint("n1")) {
+		t.Fatalf("error %q does not name %s and the repair", err, snapDir)
+	}
+}
