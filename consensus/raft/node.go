@@ -240,7 +240,7 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 			}
 		}
 	}
-	r, err := hraft.NewRaft(rc, n.fsm, logs, stable, snaps, rtrans)
+	r, err := newRaft(rc, n.fsm, logs, stable, snaps, rtrans, cfg.DataDir, cfg.ID)
 	if err != nil {
 		if strings.Contains(err.Error(), raftNoSnapshotLoads) {
 			// hashicorp/raft logs each snapshot it tried and why; its error names none.
@@ -367,6 +367,25 @@ func openLogStore(cfg Config, hlog hclog.Logger) (hraft.LogStore, hraft.StableSt
 		return nil, nil, nil, fmt.Errorf("consensus/raft: open wal: %w", err)
 	}
 	return store, store, []func() error{store.Close, meta.Close}, nil
+}
+
+// newRaft is hraft.NewRaft, whose panic becomes an error naming dataDir and the repair. NewRaft
+// restores the newest snapshot that restores, then reads every entry after it to find the
+// latest configuration, and panics on one it cannot read ("log not found"), before it starts
+// any goroutine. checkLogReadable refuses what it can see beforehand; it cannot see which
+// snapshot will restore: when the newest does not (damaged, or a state machine that cannot
+// restore it) and raft falls back to an older one that compaction has left behind, the
+// entries after that one are gone.
+func newRaft(rc *hraft.Config, fsm hraft.FSM, logs hraft.LogStore, stable hraft.StableStore, snaps hraft.SnapshotStore,
+	trans hraft.Transport, dataDir, id string) (r *hraft.Raft, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r, err = nil, fmt.Errorf("reading Raft's log in %s after the snapshot it restored failed (%v): "+
+				"the log does not hold the entries after that snapshot (if a newer snapshot did not restore, the log names it and why); %s",
+				dataDir, p, repairHint(id))
+		}
+	}()
+	return hraft.NewRaft(rc, fsm, logs, stable, snaps, trans)
 }
 
 // bootstrapConfiguration is the initial configuration: servers, or this node alone.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -253,5 +254,80 @@ func TestSnapshotsDeletedAfterCompactionRefused(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), snapDir) || !strings.Contains(err.Error(), repairHint("n1")) {
 		t.Fatalf("error %q does not name %s and the repair", err, snapDir)
+	}
+}
+
+// TestOlderSnapshotPastCompactionRefused: when the newest snapshot does not restore (damaged,
+// or a state machine that cannot restore it: a server whose partition directory was deleted),
+// hashicorp/raft falls back to an older one and then reads the log from that one's index on;
+// compaction had removed those entries, and NewRaft panicked ("panic: log not found", a stack
+// trace; found by deleting a stopped server's partition directory after two snapshots). New
+// now returns an error naming the data dir and the repair.
+func TestOlderSnapshotPastCompactionRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "raft")
+	newNode := singleNode(t, dir, func(c *Config) {
+		c.TrailingLogs = 4
+		c.WALSegmentSize = 2048       // so that compaction deletes segments
+		c.SnapshotThreshold = 1 << 20 // snapshots only when asked
+	})
+	n, err := newNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	snapDir := filepath.Join(dir, "snapshots")
+	snapshot := func() string { // the new snapshot's directory
+		before, _ := filepath.Glob(filepath.Join(snapDir, "*"))
+		if err := n.Raft().Snapshot().Error(); err != nil {
+			t.Fatalf("snapshot: %v", err)
+		}
+		after, _ := filepath.Glob(filepath.Join(snapDir, "*"))
+		for _, s := range after {
+			if !slices.Contains(before, s) {
+				return s
+			}
+		}
+		t.Fatal("no new snapshot directory")
+		return ""
+	}
+	for range 20 {
+		proposeWhenLeading(t, ctx, n, make([]byte, 100))
+	}
+	older := n.Raft().LastIndex()
+	snapshot()
+	for range 40 {
+		proposeWhenLeading(t, ctx, n, make([]byte, 100))
+	}
+	newest := snapshot()
+	if first, err := n.FirstIndex(); err != nil || first <= older+1 {
+		t.Fatalf("log not compacted past the older snapshot (index %d): first index %d, %v", older, first, err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(newest, "state.bin")
+	b, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 0xff
+	if err := os.WriteFile(state, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err = func() (n *Node, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("New panicked on a log compacted past the only snapshot that restores: %v", r)
+			}
+		}()
+		return newNode()
+	}()
+	if err == nil {
+		_ = n.Close()
+		t.Fatal("New started on a log compacted past the only snapshot that restores")
+	}
+	if !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), repairHint("n1")) {
+		t.Fatalf("error %q does not name %s and the repair", err, dir)
 	}
 }
