@@ -165,13 +165,15 @@ func (h *health) ready() (bool, string) {
 		// target is gone, and 0 would say ready.
 		return false, "no leader"
 	}
-	if applied := node.Status().AppliedIndex; applied < h.target {
-		return false, fmt.Sprintf("catching up: applied index %d of %d", applied, h.target)
-	}
+	// A failure that needs an operator (a state machine stopped: a restart) before a lag that
+	// ends by itself: a full disk causes both.
 	if h.live != nil {
 		if err := h.live(); err != nil {
 			return false, err.Error()
 		}
+	}
+	if applied := node.Status().AppliedIndex; applied < h.target {
+		return false, fmt.Sprintf("catching up: applied index %d of %d", applied, h.target)
 	}
 	if h.diverged != nil {
 		if msg := h.diverged(); msg != "" {

@@ -463,6 +463,14 @@ func TestReadinessAndHealth(t *testing.T) {
 	if code, body := telemetrytest.Get(t, addr, "/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "state machine failed") {
 		t.Errorf("/healthz after a failure = %d %q, want 503 naming it", code, body)
 	}
+	// A node whose state machine stopped (its disk full under the commit log's segments) and
+	// whose Raft log lags too (the same full disk) answered "catching up", which goes away by
+	// itself; the failure that needs an operator (a restart) is the reason to give.
+	node.set(func(s *consensus.Status) { s.AppliedIndex = 5 })
+	if code, body := telemetrytest.Get(t, addr, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "state machine failed") {
+		t.Errorf("/readyz after a failure, behind = %d %q, want 503 naming the failure", code, body)
+	}
+	node.set(func(s *consensus.Status) { s.AppliedIndex = 12 })
 	liveErr = nil
 
 	tel.Drain()
