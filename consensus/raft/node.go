@@ -139,7 +139,7 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	if err := makePrivate(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	snaps := &snapshotStore{FileSnapshotStore: fss, sm: sm, maxManifest: cfg.MaxManifestSize, dir: snapDir}
+	snaps := &snapshotStore{FileSnapshotStore: fss, sm: sm, maxManifest: cfg.MaxManifestSize, dir: snapDir, logger: logger}
 	n.stable, n.snaps = stable, snaps
 	if last := lastIndex(logs, snaps); !cfg.UnsafeInmemLog && last < cfg.AppliedIndex {
 		return nil, fmt.Errorf("consensus/raft: Raft's log and snapshots in %s end at index %d, but the state machine applied entries up to index %d: "+

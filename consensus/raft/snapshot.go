@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	hraft "github.com/hashicorp/raft"
 
@@ -29,6 +30,10 @@ type snapshotStore struct {
 	sm          consensus.StateMachine
 	maxManifest int
 	dir         string // the snapshots directory, whose new snapshots Create makes private ("": left as created)
+	logger      *slog.Logger
+
+	mu   sync.Mutex      // serializes Create
+	live map[string]bool // IDs of the sinks Create returned that are not closed or cancelled yet
 }
 
 var _ hraft.SnapshotStore = (*snapshotStore)(nil)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	hraft "github.com/hashicorp/raft"
 )
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
@@ -163,4 +165,55 @@ func makeUnremovable(t *testing.T, p string) {
 		t.Skipf("cannot make %s immutable as root: %v: %s", p, err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("chattr", "-i", p).Run() })
+}
+
+// TestAbandonedTempSnapshotRemovedByNextCreate: a follower whose disk filled during
+// InstallSnapshot (the audit's 150 MiB tmpfs under a 250 MiB log) kept each failed install's
+// partial copy ("<id>.tmp": FileSnapshotSink.Cancel removes it only once its writes flush, and
+// FileSnapshotStore.Create leaves its directory when it cannot write the metadata) until it
+// restarted, so the disk stayed full and the leader's retries failed even once the disk had
+// grown enough for the snapshot. The next Create now removes every temporary snapshot that no
+// live sink writes, and keeps those being written.
+func TestAbandonedTempSnapshotRemovedByNextCreate(t *testing.T) {
+	store, _, dir := newStore(t, &plainSM{manifest: []byte("m")}, 1<<10)
+	store.dir = filepath.Join(dir, "snapshots")
+	var conf hraft.Configuration
+	live, err := store.Create(hraft.SnapshotVersionMax, 10, 1, conf, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := live.Write([]byte("being written")); err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(store.dir, "2-99-1700000000000.tmp")
+	if err := os.MkdirAll(stray, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stray, "state.bin"), make([]byte, 1<<16), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	next, err := store.Create(hraft.SnapshotVersionMax, 20, 1, conf, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stray); !os.IsNotExist(err) {
+		t.Errorf("a temporary snapshot no sink writes is still there after the next Create (stat: %v)", err)
+	}
+	liveDir := filepath.Join(store.dir, live.ID()+tempSnapshotSuffix)
+	if _, err := os.Stat(liveDir); err != nil {
+		t.Fatalf("the snapshot being written was removed: %v", err)
+	}
+	if err := next.Cancel(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(store.dir, next.ID()+tempSnapshotSuffix)); !os.IsNotExist(err) {
+		t.Errorf("a cancelled snapshot is still there (stat: %v)", err)
+	}
+	if err := live.Close(); err != nil {
+		t.Fatal(err)
+	}
+	metas, err := store.List()
+	if err != nil || len(metas) != 1 || metas[0].ID != live.ID() {
+		t.Fatalf("snapshots %v, %v; want the one closed, %s", metas, err, live.ID())
+	}
 }
