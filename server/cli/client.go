@@ -584,6 +584,15 @@ func consumeCommand() *cli.Command {
 					if topic == "" {
 						topic = client.DefaultTopic
 					}
+					// A reader of standard output that goes away (`| head`) made the next
+					// write raise SIGPIPE, which killed the member without committing what it
+					// printed or leaving: the group kept it, with its partitions, for the
+					// session timeout. With SIGPIPE caught, the write fails with EPIPE, and
+					// consumeGroup commits and leaves (Kafka's console consumer closes its
+					// consumer when standard output fails).
+					pipe := make(chan os.Signal, 1)
+					signal.Notify(pipe, syscall.SIGPIPE)
+					defer signal.Stop(pipe)
 					out := bufio.NewWriter(c.App.Writer)
 					defer out.Flush()
 					return consumeGroup(c, cl, group, []string{topic}, c.Uint64("count"), func(rec client.Record) error {
