@@ -2,10 +2,12 @@ package server
 
 import (
 	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
+	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -72,5 +74,41 @@ func TestMaxConnsKeepsClusterWorking(t *testing.T) {
 	next := leaderOf(t, nodes)
 	if _, err := clients[next].Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("after")}}); err != nil {
 		t.Fatalf("Produce on the new leader with every API full: %v", err)
+	}
+}
+
+// TestStrangersNotSpeakingTLSCannotFillMaxConns: on a TLS API, connections that send one byte
+// that begins no TLS handshake and then nothing wait among --max-pending-conns like stalled
+// handshakes (the oldest is closed), so they cannot hold every --max-conns slot. Found by
+// flooding a secured node's port with such connections: they were counted as open at once,
+// beyond the pending cap, and while the TLS server waited for the rest of a record header
+// (--read-header-timeout) every new client connection was closed over --max-conns.
+func TestStrangersNotSpeakingTLSCannotFillMaxConns(t *testing.T) {
+	const maxConns, maxPending = 4, 2
+	pki := newTestPKI(t)
+	cfg := pki.secureConfig(TransportConnect, filepath.Join(seedACLDir, "policy.csv"))
+	cfg.MaxConns, cfg.MaxPendingConns = maxConns, maxPending
+	cfg.ReadHeaderTimeout = time.Hour // the strangers' connections would stay until the test ends
+	srv := startServer(t, cfg)
+	for range 3 * maxConns {
+		c, err := net.Dial("tcp", srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Write([]byte{0x17}); err != nil { // a TLS record type, not a handshake's
+			t.Fatal(err)
+		}
+	}
+	// Sorted: all open (before), or the newest waiting and the others closed. The client's
+	// connection comes after every stranger's, so none of theirs closes it as the oldest.
+	waitFor(t, 10*time.Second, "the strangers' connections sorted", func() bool {
+		st := srv.mux.Stats()
+		return st.APIOpen == maxConns || (st.Pending == maxPending && st.APIOpen == maxPending)
+	})
+	root := tlsClient(t, TransportConnect, srv.Addr(), pki.client(pki.cert("root", certgen.Client, certgen.Options{CommonName: "root"})))
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := root.GetBounds(ctx, &logv1.GetBoundsRequest{}); err != nil {
+		t.Fatalf("a client among strangers that sent one non-TLS byte each: %v (mux stats %+v)", err, srv.mux.Stats())
 	}
 }

@@ -145,6 +145,7 @@ func (s *Server) newMux() error {
 		Advertise:      advertisedAddr(s.addr),
 		MaxPending:     s.cfg.MaxPendingConns,
 		MaxConns:       s.cfg.MaxConns,
+		APITLS:         s.cfg.ServerTLS != nil, // a non-TLS first byte waits with the handshakes
 		Logger:         s.cfg.Logger.With("component", "mux"),
 	})
 	if err != nil {

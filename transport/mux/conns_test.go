@@ -173,19 +173,30 @@ func TestStalledTLSHandshakesArePending(t *testing.T) {
 	for _, tr := range transports {
 		for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 			t.Run(tr.name+"/"+tls.VersionName(version), func(t *testing.T) {
-				testStalledTLSHandshakes(t, version, tr.newServer, tr.newClient)
+				testStalledTLSHandshakes(t, version, partialClientHello, tr.newServer, tr.newClient)
 			})
 		}
+		// A first byte that begins no TLS handshake (here the record type of application
+		// data, then nothing) cannot be a client of a TLS API, whose server then waits for the
+		// rest of a record header until its handshake timeout. Found by flooding a secured
+		// node's port with such connections: they were handed over as open API connections
+		// at once, out of MaxPending's reach, filled MaxConns and every client's new connection
+		// was closed (48 of 60 calls refused) while the stalled ones were never cut.
+		t.Run(tr.name+"/not-a-handshake", func(t *testing.T) {
+			testStalledTLSHandshakes(t, tls.VersionTLS13, []byte{0x17}, tr.newServer, tr.newClient)
+		})
 	}
 }
 
 func testStalledTLSHandshakes[S interface {
 	Serve(net.Listener) error
 	Stop(context.Context) error
-}](t *testing.T, version uint16, newServer func(transport.ServerConfig) (S, error), newClient func(string, transport.ClientConfig) (transport.Client, error)) {
+}](t *testing.T, version uint16, first []byte, newServer func(transport.ServerConfig) (S, error), newClient func(string, transport.ClientConfig) (transport.Client, error)) {
 	const maxPending, stalled = 4, 20
 	pki := transporttest.NewPKI(t)
-	m := newMux(t, mux.Config{FirstByteTimeout: time.Hour, MaxPending: maxPending})
+	// MaxConns below the stalled connections: those that left the waiting ones would crowd
+	// the client out.
+	m := newMux(t, mux.Config{FirstByteTimeout: time.Hour, MaxPending: maxPending, MaxConns: 2 * maxPending, APITLS: true})
 	// The server alone would let a handshake take an hour.
 	srv, err := newServer(transport.ServerConfig{Log: transporttest.NewService(), TLS: pki.ServerTLS(),
 		Limits: transport.Limits{ReadHeaderTimeout: time.Hour}})
@@ -199,7 +210,7 @@ func testStalledTLSHandshakes[S interface {
 
 	var conns []net.Conn
 	for range stalled {
-		conns = append(conns, dialSpeaking(t, addr, partialClientHello))
+		conns = append(conns, dialSpeaking(t, addr, first))
 	}
 	for i, c := range conns[:stalled-maxPending] {
 		if !closedByServer(t, c) {

@@ -17,7 +17,9 @@
 // with a TLS record keeps its place among the waiting ones until its TLS
 // handshake is over (the API server runs the handshake; the Mux watches the
 // record types the client sends), so stalled API handshakes are bounded by
-// MaxPending too.
+// MaxPending too. With Config.APITLS, so is an API connection whose first byte
+// begins no TLS handshake: it can only be refused, once the API's TLS server
+// has read a record header, and until then it waits with the others.
 //
 // At most Config.MaxConns API connections are open at once (handed to the
 // API and not yet closed); one beyond it is closed as soon as its first byte
@@ -99,6 +101,14 @@ type Config struct {
 	// once, counted (Stats) and logged at warn level, at most every 10 s. Raft's
 	// connections are not counted. Zero: no bound.
 	MaxConns int
+	// APITLS says that the API server runs TLS on its connections. Every API connection
+	// then waits among MaxPending until its client has sent application data, whatever its
+	// first byte: one that begins no TLS handshake (a byte other than a TLS handshake
+	// record's, then silence) would otherwise be counted as open at once, out of
+	// MaxPending's reach, while the API's TLS server waits up to its handshake timeout for
+	// the rest of a record header, so that strangers sending one byte each filled MaxConns
+	// and locked clients out. Without it (a plaintext API), only a TLS first byte waits.
+	APITLS bool
 	// Advertise, when set, is the address Raft's listener reports (Addr);
 	// otherwise the listener's own address.
 	Advertise net.Addr
@@ -345,7 +355,7 @@ func (m *Mux) sort(raw net.Conn) {
 	}
 	conn.SetReadDeadline(time.Time{})
 	if b[0] != RaftByte {
-		c := &replayConn{Conn: conn, first: b[0], unread: true, m: m, handshaking: b[0] == tlsHandshakeRecord}
+		c := &replayConn{Conn: conn, first: b[0], unread: true, m: m, handshaking: b[0] == tlsHandshakeRecord || m.cfg.APITLS}
 		if !m.admitAPI(raw, c.handshaking) {
 			return
 		}
