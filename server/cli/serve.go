@@ -143,7 +143,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "divergence-check-interval", Value: server.DefaultDivergenceCheckInterval, EnvVars: env("divergence-check-interval"),
 			Usage: "how often the leader compares the checksum of its log with every follower's; a server whose log differs from the majority's raises an alarm and refuses reads (0: never)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "metrics-addr", Value: "off", EnvVars: env("metrics-addr"),
-			Usage: "host:port serving /metrics (Prometheus), /healthz (liveness) and /readyz (readiness: a leader is known and this node caught up), e.g. 127.0.0.1:9400; off: none. Plain HTTP without authentication, and the metrics name topics and groups: bind it to loopback or a private address"}),
+			Usage: "host:port serving /metrics (Prometheus), /healthz (liveness) and /readyz (readiness: a leader is known and this node caught up), e.g. 127.0.0.1:9400; off: none. Plain HTTP without authentication, and the metrics name topics and groups: bind it to loopback or a private address (it holds at most 64 connections: one more closes the oldest)"}),
 		altsrc.NewFloat64Flag(&cli.Float64Flag{Name: "trace-sample-ratio", Value: 0.1, EnvVars: env("trace-sample-ratio"),
 			Usage: "fraction of new traces sampled, 0 to 1 (a sampled caller's trace is always followed); spans go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, and the other OTEL_* variables apply"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "rpc-metrics", EnvVars: env("rpc-metrics"),

@@ -290,7 +290,7 @@ func (t *Telemetry) listen() error {
 	if err != nil {
 		return fmt.Errorf("telemetry: metrics listener: %w", err)
 	}
-	t.ln = ln
+	t.ln = newOldestClosingListener(ln, HTTPMaxConns, t.cfg.Logger)
 	t.srv = newHTTPServer(t.Handler(), t.cfg.Logger)
 	// A scrape that takes longer than this is long abandoned by its scraper (Prometheus's
 	// scrape_timeout is at most its interval); no endpoint here answers slowly on purpose.
@@ -298,7 +298,7 @@ func (t *Telemetry) listen() error {
 	t.served = make(chan struct{})
 	go func() {
 		defer close(t.served)
-		if err := t.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := t.srv.Serve(t.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			t.cfg.Logger.Error("metrics endpoint stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
