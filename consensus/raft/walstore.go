@@ -151,13 +151,29 @@ func (s *walStore) storeLocked(logs []*hraft.Log) error {
 	if err != nil {
 		return err
 	}
-	if err := s.cache.StoreLogs(logs); err != nil {
-		s.failed, s.stored, s.want = err, true, last
-		s.logger.Error("raft log write failed: the log will be reopened from disk before the next write", "last_index", last, "error", err)
-		return fmt.Errorf("%w: %w", errLogWrite, err)
+	// One raft-wal append per at most maxStoreBytes of entries: raft-wal encodes a whole
+	// append in its tail segment's buffer, which never shrinks until the segment rolls, and a
+	// group commit may be MaxAppendEntries (512) commands of up to 4 MiB each (a leader under
+	// ProduceStreams kept 1 GiB of it while idle). A failure in any part drops the whole batch
+	// on recovery (want is the last index before it), as one append did.
+	for len(logs) > 0 {
+		n, size := 0, 0
+		for n < len(logs) && (n == 0 || size+len(logs[n].Data) <= maxStoreBytes) {
+			size += len(logs[n].Data)
+			n++
+		}
+		if err := s.cache.StoreLogs(logs[:n]); err != nil {
+			s.failed, s.stored, s.want = err, true, last
+			s.logger.Error("raft log write failed: the log will be reopened from disk before the next write", "last_index", last, "error", err)
+			return fmt.Errorf("%w: %w", errLogWrite, err)
+		}
+		logs = logs[n:]
 	}
 	return nil
 }
+
+// maxStoreBytes bounds the entries' data in one raft-wal append (one entry may exceed it).
+const maxStoreBytes = 8 << 20
 
 // DeleteRange implements hraft.LogStore.
 //

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -278,4 +279,49 @@ func TestWALStoreRecoveryFaults(t *testing.T) {
 			t.Fatalf("OnFatal calls %v, want one: the log is closed", fatal)
 		}
 	})
+}
+
+// TestWALStoreBoundsRetainedBuffer: raft-wal encodes each append in its tail segment's
+// buffer, which keeps its largest size until the segment rolls. A group commit of 40 entries
+// of 1 MiB (the leader's under ProduceStreams: up to 512 of 4 MiB) used to leave 64 MiB on
+// the heap of an idle node (1 GiB measured on a real leader); appends of at most
+// maxStoreBytes keep it to twice that.
+func TestWALStoreBoundsRetainedBuffer(t *testing.T) {
+	meta := &metadb.BoltMetaDB{}
+	dir := t.TempDir()
+	s, err := newWALStore(func() (*wal.WAL, error) {
+		return openWAL(dir, nil, meta, wal.DefaultSegmentSize, hclog.NewNullLogger())
+	}, meta, hclog.NewNullLogger(), func(err error) { t.Error(err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(); _ = meta.Close() })
+	if err := s.StoreLogs(entries(1, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	func() {
+		var big []*hraft.Log
+		for i := uint64(2); i <= 41; i++ {
+			big = append(big, &hraft.Log{Index: i, Term: 1, Type: hraft.LogCommand, Data: make([]byte, 1<<20)})
+		}
+		if err := s.StoreLogs(big); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	// Push the big entries out of the log cache.
+	if err := s.StoreLogs(entries(1, 42, 42+2*logCacheEntries)); err != nil {
+		t.Fatal(err)
+	}
+	after := heap()
+	if retained := int64(after) - int64(before); retained > 2*maxStoreBytes+4<<20 {
+		t.Fatalf("the store holds %d MiB more after one 40 MiB append, want at most %d MiB", retained>>20, (2*maxStoreBytes+4<<20)>>20)
+	}
+	checkLast(t, s, 42+2*logCacheEntries)
 }
