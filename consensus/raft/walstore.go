@@ -152,7 +152,7 @@ func (s *walStore) storeLocked(logs []*hraft.Log) error {
 		return err
 	}
 	// One raft-wal append per at most maxStoreBytes of entries: raft-wal encodes a whole
-	// append in its tail segment's buffer, which never shrinks until the segment rolls, and a
+	// append in its segment's buffer, which never shrinks (a sealed segment keeps it), and a
 	// group commit may be MaxAppendEntries (512) commands of up to 4 MiB each (a leader under
 	// ProduceStreams kept 1 GiB of it while idle). A failure in any part drops the whole batch
 	// on recovery (want is the last index before it), as one append did.
@@ -173,7 +173,9 @@ func (s *walStore) storeLocked(logs []*hraft.Log) error {
 }
 
 // maxStoreBytes bounds the entries' data in one raft-wal append (one entry may exceed it).
-const maxStoreBytes = 8 << 20
+// Below 8 MiB by what frames add, so that the buffer (which raft-wal doubles) stays at 8 MiB:
+// a sealed segment keeps its writer, and its buffer, as its reader until compaction deletes it.
+const maxStoreBytes = 7 << 20
 
 // DeleteRange implements hraft.LogStore.
 //
