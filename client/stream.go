@@ -208,14 +208,12 @@ func (c *Client) streamFrom(ctx context.Context, addr string, loc partitionRef, 
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := tc.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: *next, MaxBatch: streamBatch, Topic: loc.topic, Partition: loc.partition, TopicId: *id})
-	if err != nil {
-		return false, false, err
-	}
-	defer st.Close()
 	// A server that hangs (paused, frozen, cut off without a reset) neither
 	// sends nor ends the stream: without a probe the stream would wait for
 	// the connection's keepalive (40 s) while the cluster serves elsewhere.
+	// The probe starts before the stream opens: over Connect, opening it
+	// returns only with the response headers, which the server sends with
+	// its first message (none yet at the end of the log).
 	var last atomic.Int64 // time of the last message, UnixNano
 	last.Store(time.Now().UnixNano())
 	var stalled atomic.Bool
@@ -225,15 +223,23 @@ func (c *Client) streamFrom(ctx context.Context, addr string, loc partitionRef, 
 		c.probeStream(sctx, tc, loc, &last, func() { stalled.Store(true); cancel() })
 	}()
 	defer func() { cancel(); <-probed }()
+	hung := func(err error) error {
+		if stalled.Load() && ctx.Err() == nil {
+			// Retried elsewhere, as a broken stream.
+			return fmt.Errorf("%w: stream from %s: the server sent nothing for %v and did not answer a probe within %v",
+				ErrUnavailable, addr, streamProbeInterval, c.probeTimeout())
+		}
+		return err
+	}
+	st, err := tc.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: *next, MaxBatch: streamBatch, Topic: loc.topic, Partition: loc.partition, TopicId: *id})
+	if err != nil {
+		return false, false, hung(err)
+	}
+	defer st.Close()
 	for {
 		resp, err := st.Receive()
 		if err != nil {
-			if stalled.Load() && ctx.Err() == nil {
-				// Retried elsewhere, as a broken stream.
-				return progressed, false, fmt.Errorf("%w: stream from %s: the server sent nothing for %v and did not answer a probe within %v",
-					ErrUnavailable, addr, streamProbeInterval, c.probeTimeout())
-			}
-			return progressed, false, err
+			return progressed, false, hung(err)
 		}
 		last.Store(time.Now().UnixNano())
 		recs := resp.GetRecords()

@@ -106,3 +106,38 @@ func boundsCalls(c *fakeCluster) int64 {
 	}
 	return n
 }
+
+// TestStreamLeavesAServerHungBeforeItsFirstRecord: a Stream opened at the end of the log, on a
+// server that hangs before it has a record to send. Over Connect, opening the stream returns
+// only with the response headers, which the server sends with its first message: the probe
+// started after the open never ran, and the stream waited for the connection's keepalive
+// (40 s) while another server led and the records were written there.
+func TestStreamLeavesAServerHungBeforeItsFirstRecord(t *testing.T) {
+	defer client.SetStreamProbeInterval(100 * time.Millisecond)()
+	forEachTransport(t, func(t *testing.T, c *fakeCluster) {
+		cl := newClient(t, c, nil, client.WithRefreshInterval(0), client.WithRequestTimeout(500*time.Millisecond))
+		produceN(t, cl, 2)
+		c.nodes[0].hung.Store(true) // the leader the stream reads from
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		recs, errc := collect(ctx, cl, 2, 3)
+		eventually(t, "the stream opened on the hung leader", func() bool { return c.nodes[0].called("ConsumeStream") >= 1 })
+		c.setLeader(1)
+		produceValues(t, cl, 2, 3)
+		deadline := time.After(5 * time.Second)
+		for off := uint64(2); off < 5; off++ {
+			select {
+			case rec := <-recs:
+				if rec.Offset != off || string(rec.Value) != fmt.Sprintf("v%d", off) {
+					t.Fatalf("got offset %d %q, want offset %d v%d", rec.Offset, rec.Value, off, off)
+				}
+			case <-deadline:
+				t.Fatalf("the stream yielded nothing past offset %d for 5s after its server hung, though another server led", off)
+			}
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		c.nodes[0].hung.Store(false)
+	})
+}
