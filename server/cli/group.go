@@ -283,7 +283,7 @@ func consumeGroup(c *cli.Context, cl *client.Client, group string, topics []stri
 // groupConsumeFlags are consume's flags for consuming as a group member.
 func groupConsumeFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "group", Usage: "consume as a member of this consumer group: the records of the partitions the group gives this member, from the group's committed offsets; positions are committed as they are printed (at least once) and on exit, when the member leaves the group (also when the reader of its output goes away, as `| head` does: it then exits with status 1); a --topic that does not exist is refused"},
+		&cli.StringFlag{Name: "group", Usage: "consume as a member of this consumer group: the records of the partitions the group gives this member, from the group's committed offsets; positions are committed as they are printed (at least once) and on exit, when the member leaves the group (also when the reader of its output goes away, as a pipe into head does: it then exits with status 1); a --topic that does not exist is refused"},
 		&cli.DurationFlag{Name: "auto-commit", Value: time.Second, Usage: "with --group: how often positions are committed (0: only on exit and when the group takes a partition away)"},
 	}
 }
