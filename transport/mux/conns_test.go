@@ -334,3 +334,27 @@ func TestStalledTLSHandshakeClosedAsOldestStopsCounting(t *testing.T) {
 	server.Close()
 	waitStats(t, m, func(st mux.Stats) bool { return st.APIOpen == 0 && st.Pending == 1 })
 }
+
+// TestStalledTLSHandshakeClosedAsOldestFreesItsPlace: an API connection cut as the oldest
+// waiting one stops counting against MaxConns when the Mux closes it, not when its server
+// notices: here the server never does, and the next client is still taken. Found in CI: a
+// client coming just after a flood of stalled handshakes was refused (connection reset) by
+// connections already closed that the loaded server had not yet released.
+func TestStalledTLSHandshakeClosedAsOldestFreesItsPlace(t *testing.T) {
+	m := newMux(t, mux.Config{MaxPending: 1, MaxConns: 1})
+	addr := m.Addr().String()
+	stalled := dialSpeaking(t, addr, partialClientHello)
+	held := acceptAPI(t, m) // the server holds it and never reads or closes it
+	waitStats(t, m, func(st mux.Stats) bool { return st.APIOpen == 1 && st.Pending == 1 })
+	dialSpeaking(t, addr, partialClientHello)
+	if !closedByServer(t, stalled) {
+		t.Fatal("stalled handshake still open with a newer one waiting over MaxPending")
+	}
+	acceptAPI(t, m)
+	waitStats(t, m, func(st mux.Stats) bool { return st.APIOpen == 1 && st.Pending == 1 && st.Refused == 0 })
+	// The server's late Close of the cut connection does not count it out a second time.
+	held.Close()
+	if st := m.Stats(); st.APIOpen != 1 {
+		t.Fatalf("Stats = %+v after the cut connection's late Close, want APIOpen 1", st)
+	}
+}

@@ -142,8 +142,12 @@ type Mux struct {
 	mu      sync.Mutex
 	pending map[net.Conn]*list.Element // connections whose first byte is awaited
 	order   *list.List                 // of net.Conn, oldest first
-	apiOpen int                        // API connections handed over and not closed
-	refused uint64                     // API connections closed over MaxConns
+	// open holds the API connections handed over and not closed, nor cut as the oldest
+	// waiting: one cut is no longer counted against MaxConns from the moment the Mux closes
+	// it, not once its server has noticed (under load, a client coming just after a flood of
+	// stalled handshakes was refused over MaxConns by connections already closed).
+	open    map[net.Conn]struct{}
+	refused uint64 // API connections closed over MaxConns
 	// refusedLogged is when a refusal over MaxConns was last logged; refusedSince counts
 	// those since.
 	refusedLogged time.Time
@@ -169,7 +173,7 @@ type Stats struct {
 func (m *Mux) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Stats{Pending: m.order.Len(), APIOpen: m.apiOpen, Refused: m.refused}
+	return Stats{Pending: m.order.Len(), APIOpen: len(m.open), Refused: m.refused}
 }
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -216,7 +220,7 @@ func New(l net.Listener, cfg Config) (*Mux, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	m := &Mux{l: l, cfg: cfg, pending: make(map[net.Conn]*list.Element), order: list.New(), stopped: make(chan struct{}),
+	m := &Mux{l: l, cfg: cfg, pending: make(map[net.Conn]*list.Element), open: make(map[net.Conn]struct{}), order: list.New(), stopped: make(chan struct{}),
 		handshakes:   rejectlog.NewHandshakes(cfg.Logger, "mux: rejected raft peer TLS handshake"),
 		pendingLines: rejectlog.NewLimiter(nil)}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
@@ -322,6 +326,7 @@ func (m *Mux) acceptLoop() {
 		if m.order.Len() >= m.cfg.MaxPending {
 			oldest = m.order.Remove(m.order.Front()).(net.Conn)
 			delete(m.pending, oldest)
+			delete(m.open, oldest)
 		}
 		m.pending[conn] = m.order.PushBack(conn)
 		m.wg.Add(1)
@@ -404,7 +409,7 @@ func (m *Mux) admitAPI(conn net.Conn, handshaking bool) bool {
 		m.mu.Unlock()
 		return false
 	}
-	if m.cfg.MaxConns > 0 && m.apiOpen >= m.cfg.MaxConns {
+	if m.cfg.MaxConns > 0 && len(m.open) >= m.cfg.MaxConns {
 		m.order.Remove(e)
 		delete(m.pending, conn)
 		m.refused++
@@ -421,7 +426,7 @@ func (m *Mux) admitAPI(conn net.Conn, handshaking bool) bool {
 		}
 		return false
 	}
-	m.apiOpen++
+	m.open[conn] = struct{}{}
 	if !handshaking {
 		m.order.Remove(e)
 		delete(m.pending, conn)
@@ -438,7 +443,7 @@ func (m *Mux) release(conn net.Conn) {
 		m.order.Remove(e)
 		delete(m.pending, conn)
 	}
-	m.apiOpen--
+	delete(m.open, conn)
 }
 
 // unpend forgets conn as waiting; false if it was no longer (closed as the oldest, or by
