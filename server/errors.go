@@ -36,6 +36,10 @@ func toWire(err error) error {
 		return transport.NotLeaderError(transport.NotLeader{LeaderID: nl.Leader.ID, LeaderAddr: nl.Leader.Address}, err.Error())
 	}
 	switch {
+	case errors.Is(err, fsm.ErrNotStoredHere):
+		// A read past what this node stored before it stopped applying: the record may be
+		// committed and held by the other replicas, which can serve it.
+		return transport.NewError(transport.Unavailable, err)
 	case errors.Is(err, fsm.ErrFailed):
 		// This node stopped applying committed entries: whatever the cause it wraps (a log
 		// refusing a record as too large, say), the write was committed, nothing was refused.

@@ -123,7 +123,7 @@ func TestStoppedLeaderReadSaysWhy(t *testing.T) {
 // last Raft index the server's state machine applied. For a node whose state machine stopped,
 // Raft's applied index goes on (raft hands it every committed entry, refused one by one), so
 // the status showed it applied everything with no lag, while its OFFSETS stood still. It must
-// stay where the state machine stopped.
+// stay where the state machine stopped. A read past what it stored is Unavailable.
 func TestStoppedNodeAppliedIndexIsItsStateMachines(t *testing.T) {
 	ctx := ctxT(t, 90*time.Second)
 	nodes := stopNode(t, ctx, 2, false)
@@ -149,6 +149,13 @@ func TestStoppedNodeAppliedIndexIsItsStateMachines(t *testing.T) {
 	}
 	if b.GetApplyError() == "" || b.GetNextOffset() != 1 {
 		t.Fatalf("GetBounds on the stopped node: next %d, apply_error %q", b.GetNextOffset(), b.GetApplyError())
+	}
+	// A read of offset 1, committed and held by the other replicas but not stored here:
+	// Unavailable (read another replica), naming the cause; before, Internal, the answer of a
+	// server fault, which an API user does not retry elsewhere.
+	rec, err := sc.Consume(ctx, &logv1.ConsumeRequest{Offset: 1})
+	if code := transport.CodeOf(err); code != transport.Unavailable || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("Consume(1) on the stopped follower: %q, %v (code %v); want Unavailable naming the cause", rec.GetRecord().GetValue(), err, code)
 	}
 	if b.GetAppliedIndex() != smApplied || b.GetAppliedIndex() >= lb.GetCommitIndex() {
 		t.Fatalf("GetBounds on the stopped node: applied_index %d; its state machine applied up to %d, Raft %d, the leader committed %d",

@@ -43,6 +43,10 @@ var (
 	// unknown to its caller. Nothing was proposed; another leader may take it. It does not wrap
 	// ErrFailed (it names its cause as text).
 	ErrStopped = errors.New("fsm: not proposed: this node stopped applying committed entries")
+	// ErrNotStoredHere: a read at or past the first record this node failed to store (it
+	// wraps ErrFailed too). Another replica may hold the record: the server answers
+	// Unavailable, the answer of a replica that cannot serve a read another can, not Internal.
+	ErrNotStoredHere = errors.New("fsm: not stored here: this node stopped applying before it")
 )
 
 // errNoLog is returned by New when Config.Log is nil.

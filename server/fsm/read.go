@@ -49,7 +49,7 @@ func (f *FSM) Bounds() (lowest, next uint64) {
 // it stored in full; nil otherwise.
 func (f *FSM) failedAt(off uint64) error {
 	if err := f.Err(); err != nil && off >= f.goodNext.Load() {
-		return fmt.Errorf("fsm: read %d: this node stopped applying before it: %w", off, err)
+		return fmt.Errorf("fsm: read %d: %w: %w", off, ErrNotStoredHere, err)
 	}
 	return nil
 }
