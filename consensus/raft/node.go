@@ -364,7 +364,7 @@ func openLogStore(cfg Config, hlog hclog.Logger) (hraft.LogStore, hraft.StableSt
 	}, meta, walLog, fatal)
 	if err != nil {
 		_ = meta.Close()
-		return nil, nil, nil, fmt.Errorf("consensus/raft: open wal: %w", err)
+		return nil, nil, nil, fmt.Errorf("consensus/raft: open wal in %s: %w", walDir, err)
 	}
 	return store, store, []func() error{store.Close, meta.Close}, nil
 }

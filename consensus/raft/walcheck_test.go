@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft-wal/types"
 )
 
 // TestDamagedWALMetaRefused: raft-wal's meta database cut in its middle while the node was
@@ -329,5 +331,28 @@ func TestOlderSnapshotPastCompactionRefused(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), repairHint("n1")) {
 		t.Fatalf("error %q does not name %s and the repair", err, dir)
+	}
+}
+
+// noSpaceMeta is a WAL meta store whose Load fails as a full disk makes it fail.
+type noSpaceMeta struct{ WALMetaStore }
+
+func (noSpaceMeta) Load(string) (types.PersistentState, error) {
+	return types.PersistentState{}, syscall.ENOSPC
+}
+
+// TestOpenWALErrorNamesItsDir: a WAL that cannot be opened (a new node on a nearly full disk)
+// said "open wal: no space left on device", naming no directory; the error names it now.
+func TestOpenWALErrorNamesItsDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "raft")
+	n, err := singleNode(t, dir, func(c *Config) {
+		c.WALMeta = func(m WALMetaStore) WALMetaStore { return noSpaceMeta{m} }
+	})()
+	if err == nil {
+		_ = n.Close()
+		t.Fatal("New opened a WAL whose meta store cannot load")
+	}
+	if walDir := filepath.Join(dir, "wal"); !strings.Contains(err.Error(), walDir) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("error %q does not name %s and wrap ENOSPC", err, walDir)
 	}
 }
