@@ -94,6 +94,18 @@ type Bounds struct {
 	Committed uint64
 }
 
+// boundsRequest is the GetBounds request of a Bounds call: under ReadLeader it
+// sets require_leader, so that a server the client still takes for the leader
+// and that no longer is names the leader (a redirect, which the client
+// follows and remembers) instead of answering its own bounds. Without it such
+// a server, which forwards the client's writes to the new leader, left the
+// client unaware of the change until its next refresh (WithRefreshInterval)
+// and answered a next offset below the records it had just acknowledged.
+func (c *Client) boundsRequest(topic string, partition uint32) *logv1.GetBoundsRequest {
+	return &logv1.GetBoundsRequest{Linearizable: c.opts.linearizable, RequireLeader: c.opts.readPolicy == ReadLeader,
+		Topic: topic, Partition: partition}
+}
+
 func serversFromProto(ps []*logv1.Server) []Server {
 	out := make([]Server, 0, len(ps))
 	for _, p := range ps {
@@ -284,10 +296,13 @@ func longPollMillis(ctx context.Context) uint32 {
 }
 
 // Bounds returns the offsets held by a server chosen by the read policy (the
-// leader by default, whose Committed is the cluster's).
+// leader by default, whose Committed is the cluster's: under ReadLeader only
+// the leader answers, so that the bounds hold every record this client was
+// acknowledged, even when the server it last knew as the leader has handed
+// leadership over and forwards its writes).
 func (c *Client) Bounds(ctx context.Context) (Bounds, error) {
 	var b Bounds
-	req := &logv1.GetBoundsRequest{Linearizable: c.opts.linearizable}
+	req := c.boundsRequest("", 0)
 	err := c.onReplica(ctx, c.opts.linearizable, func(ctx context.Context, tc transport.Client) error {
 		resp, err := tc.GetBounds(ctx, req)
 		if err != nil {

@@ -111,7 +111,7 @@ func (c *Client) ConsumePartition(ctx context.Context, topic string, partition u
 // An unknown topic or partition fails with an error wrapping ErrUnknownTopic.
 func (c *Client) PartitionBounds(ctx context.Context, topic string, partition uint32) (Bounds, error) {
 	var b Bounds
-	req := &logv1.GetBoundsRequest{Linearizable: c.opts.linearizable, Topic: wireTopic(topic), Partition: partition}
+	req := c.boundsRequest(wireTopic(topic), partition)
 	err := c.onReplica(ctx, c.opts.linearizable, func(ctx context.Context, tc transport.Client) error {
 		resp, err := tc.GetBounds(ctx, req)
 		if err != nil {

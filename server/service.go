@@ -1313,6 +1313,15 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 	if err := s.readGuard(ctx, req.GetLinearizable()); err != nil {
 		return nil, toWire(err)
 	}
+	if req.GetRequireLeader() && !s.node.IsLeader() {
+		// The caller wants the cluster's bounds (the SDK's ReadLeader) and takes this node for
+		// the leader: it is not, so it says who is, as it does for a write. Answering its own
+		// bounds instead, a node that handed leadership over (and forwards the client's writes,
+		// so that the client never hears of the change) would name a next offset below records
+		// the client was just acknowledged.
+		leader, _ := s.node.Leader()
+		return nil, toWire(&consensus.NotLeaderError{Leader: leader})
+	}
 	rt, err := s.readTarget(ctx, req.GetTopic(), req.GetPartition())
 	if err != nil {
 		return nil, toWire(err)

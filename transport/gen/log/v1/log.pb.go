@@ -915,7 +915,18 @@ type GetBoundsRequest struct {
 	// checksum_at. The divergence check sends it for a block that retention cut
 	// (its start is below the log's first offset), which no chain from the
 	// block's start can cover. (Added.)
-	ChecksumFrom  *uint64 `protobuf:"varint,6,opt,name=checksum_from,json=checksumFrom,proto3,oneof" json:"checksum_from,omitempty"`
+	ChecksumFrom *uint64 `protobuf:"varint,6,opt,name=checksum_from,json=checksumFrom,proto3,oneof" json:"checksum_from,omitempty"`
+	// require_leader asks for the leader's bounds, whose committed_offset is
+	// the cluster's: a server that is not the leader refuses it as it refuses a
+	// write, FAILED_PRECONDITION with a NotLeader detail naming the leader, or
+	// UNAVAILABLE with an empty NotLeader when it knows none; follow the detail
+	// and ask again. The SDK sets it under its default read policy (ReadLeader):
+	// a server it still takes for the leader that handed leadership over
+	// forwards the client's writes to the new leader, so the client would not
+	// otherwise learn of the change, and that server's own bounds may lack
+	// records the client was just acknowledged. Unset, any server answers from
+	// what it has applied. A server older than this field ignores it. (Added.)
+	RequireLeader bool `protobuf:"varint,7,opt,name=require_leader,json=requireLeader,proto3" json:"require_leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -990,6 +1001,13 @@ func (x *GetBoundsRequest) GetChecksumFrom() uint64 {
 		return *x.ChecksumFrom
 	}
 	return 0
+}
+
+func (x *GetBoundsRequest) GetRequireLeader() bool {
+	if x != nil {
+		return x.RequireLeader
+	}
+	return false
 }
 
 type GetBoundsResponse struct {
@@ -4404,7 +4422,7 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\vbase_offset\x18\x01 \x01(\x04R\n" +
 	"baseOffset\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\xa4\x02\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\xcb\x02\n" +
 	"\x10GetBoundsRequest\x12\"\n" +
 	"\flinearizable\x18\x01 \x01(\bR\flinearizable\x12$\n" +
 	"\vchecksum_at\x18\x02 \x01(\x04H\x00R\n" +
@@ -4412,7 +4430,8 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x11expected_checksum\x18\x03 \x01(\rH\x01R\x10expectedChecksum\x88\x01\x01\x12\x14\n" +
 	"\x05topic\x18\x04 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x05 \x01(\rR\tpartition\x12(\n" +
-	"\rchecksum_from\x18\x06 \x01(\x04H\x02R\fchecksumFrom\x88\x01\x01B\x0e\n" +
+	"\rchecksum_from\x18\x06 \x01(\x04H\x02R\fchecksumFrom\x88\x01\x01\x12%\n" +
+	"\x0erequire_leader\x18\a \x01(\bR\rrequireLeaderB\x0e\n" +
 	"\f_checksum_atB\x14\n" +
 	"\x12_expected_checksumB\x10\n" +
 	"\x0e_checksum_from\"\x96\x03\n" +
