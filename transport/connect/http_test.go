@@ -356,6 +356,10 @@ func TestRefusalsSayWhatToSend(t *testing.T) {
 		{"/log.v1.Log/ProduceStream", "application/connect+json", "", http.StatusHTTPVersionNotSupported, "needs HTTP/2"},
 		{"/log.v1.Log/ConsumeStream", "application/json", `{"offset":0}`, http.StatusUnsupportedMediaType, "application/connect+json"},
 		{"/log.v1.Log/Produce", "application/connect+json", `{}`, http.StatusUnsupportedMediaType, "is a unary call"},
+		// gRPC-Web's text mode (the default of grpc-web's protoc plugin) was told that "gRPC-Web
+		// clients set their own" content type, which it had: connect-go serves binary gRPC-Web only.
+		{"/log.v1.Log/GetServers", "application/grpc-web-text", "AAAAAAA=", http.StatusUnsupportedMediaType, "application/grpc-web+proto"},
+		{"/log.v1.Log/ConsumeStream", "application/grpc-web-text+proto", "AAAAAAA=", http.StatusUnsupportedMediaType, "text mode"},
 	} {
 		res, body := post(t, s.Addr, c.path, c.ct, c.body, nil)
 		if res.StatusCode != c.code || !strings.Contains(string(body), c.want) {

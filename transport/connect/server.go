@@ -881,6 +881,10 @@ func (w *mediaTypeHint) WriteHeader(code int) {
 			msg = fmt.Sprintf("unsupported Content-Type %q: %s is a stream: send Connect streaming "+
 				"(Content-Type: application/connect+json or application/connect+proto, each message "+
 				"enveloped), gRPC or gRPC-Web; application/json and application/proto are for unary calls", ct, w.r.URL.Path)
+		case mt == "application/grpc-web-text" || strings.HasPrefix(mt, "application/grpc-web-text+"):
+			msg = fmt.Sprintf("unsupported Content-Type %q: gRPC-Web's text mode (base64 bodies) is not served: "+
+				"send binary gRPC-Web (Content-Type: application/grpc-web+proto; grpc-web's mode=grpcweb, "+
+				"which streams servers too), or use a Connect client (connect-web)", ct)
 		case !w.stream && strings.HasPrefix(mt, "application/connect+"):
 			msg = fmt.Sprintf("unsupported Content-Type %q: %s is a unary call: send Content-Type: "+
 				"application/json or application/proto; application/connect+* is for streams", ct, w.r.URL.Path)
