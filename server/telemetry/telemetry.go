@@ -36,6 +36,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -188,6 +189,15 @@ func New(ctx context.Context, cfg Config) (t *Telemetry, err error) {
 	promExp, err := otelprom.New(otelprom.WithRegisterer(t.registry), otelprom.WithoutScopeInfo())
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
+	}
+	// The Go runtime's and the process's own series (go_goroutines, go_memstats_*,
+	// process_resident_memory_bytes, process_open_fds, …), as every Go exporter serves them:
+	// without them a leak of goroutines, memory or descriptors under load showed nowhere.
+	if err := t.registry.Register(collectors.NewGoCollector()); err != nil {
+		return nil, fmt.Errorf("telemetry: Go collector: %w", err)
+	}
+	if err := t.registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, fmt.Errorf("telemetry: process collector: %w", err)
 	}
 	t.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(promExp), sdkmetric.WithResource(res))
 

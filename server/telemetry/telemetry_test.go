@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -353,6 +354,31 @@ func TestNodeMetrics(t *testing.T) {
 	}
 	if n := node.subscribers(); n != 0 {
 		t.Errorf("%d leader subscriptions left after Close", n)
+	}
+}
+
+// TestRuntimeMetrics: /metrics served no series of the Go runtime or of the process, so a
+// node's goroutines, heap, resident memory and open files under load (a leak) could not be
+// watched where its other metrics are.
+func TestRuntimeMetrics(t *testing.T) {
+	tel := newTelemetry(t, Config{})
+	fams := telemetrytest.Scrape(t, tel.MetricsAddr())
+	names := []string{"go_goroutines", "go_memstats_heap_inuse_bytes", "go_threads"}
+	if runtime.GOOS == "linux" {
+		names = append(names, "process_resident_memory_bytes", "process_open_fds")
+	}
+	for _, name := range names {
+		m, err := telemetrytest.Find(fams, name, nil)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if v := m.GetGauge().GetValue(); v <= 0 {
+			t.Errorf("%s = %v, want > 0", name, v)
+		}
+	}
+	if err := tel.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 }
 
