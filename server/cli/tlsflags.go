@@ -91,8 +91,14 @@ func (f serveTLS) apply(cfg *server.Config) error {
 	peerFlags := []struct{ name, value string }{
 		{"peer-tls-cert-file", f.peerCert}, {"peer-tls-key-file", f.peerKey}, {"peer-tls-ca-file", f.peerCA},
 	}
+	// --peer-tls-ca-file defaults to --server-tls-ca-file, as its usage says: a peer certificate
+	// and key given next to mutual TLS on the API were refused ("needs --peer-tls-ca-file").
+	peerCADefault := f.peerCA == "" && f.serverCA != "" && (f.peerCert != "" || f.peerKey != "")
 	var peerSet, peerMissing []string
 	for _, p := range peerFlags {
+		if p.value == "" && p.name == "peer-tls-ca-file" && peerCADefault {
+			continue
+		}
 		if p.value == "" {
 			peerMissing = append(peerMissing, "--"+p.name)
 		} else {
@@ -139,7 +145,11 @@ func (f serveTLS) apply(cfg *server.Config) error {
 		creds["server"] = src
 	}
 	if peerTLS {
-		src, err := tlsutil.NewSource(f.peerCert, f.peerKey, f.peerCA)
+		peerCA := f.peerCA
+		if peerCADefault {
+			peerCA = f.serverCA
+		}
+		src, err := tlsutil.NewSource(f.peerCert, f.peerKey, peerCA)
 		if err != nil {
 			return fmt.Errorf("--peer-tls-*: %w", err)
 		}
