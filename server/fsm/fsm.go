@@ -174,6 +174,14 @@ func New(cfg Config) (*FSM, error) {
 func (f *FSM) loadLast() error {
 	lowest, next := f.log.Bounds()
 	f.goodNext.Store(next)
+	if s, ok := f.log.(starter); ok {
+		// The cut this node applied last (a retain command, a snapshot's first offset), which
+		// the storage keeps: the records it still holds below it (whole segments are dropped
+		// only) were cut on every replica, and must not be served again after a restart while
+		// Raft has not replayed the retain command (it replays nothing before a leader tells
+		// it what committed: a node restarted alone would serve them for good).
+		lowest = max(lowest, min(s.Start(), next))
+	}
 	if f.first.Load() < lowest {
 		// After a restart, until the snapshot and the replayed retain commands raise it.
 		f.first.Store(lowest)
@@ -462,6 +470,10 @@ func (f *FSM) applyRetain(e consensus.Entry, first uint64) any {
 	}
 	return RetainResult{First: first}
 }
+
+// starter is a storage.Log that keeps the offset it was last cut at (TruncatePrefix's before)
+// across restarts, as storage/segment's Log does (Start).
+type starter interface{ Start() uint64 }
 
 // First returns the log's replicated first offset (see Bounds).
 func (f *FSM) First() uint64 { return f.first.Load() }

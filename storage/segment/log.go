@@ -77,6 +77,7 @@ type Log struct {
 	mu     sync.RWMutex
 	segs   []*segment // ordered by base offset (mu)
 	lowest uint64     // first offset held (mu)
+	start  uint64     // offset the owner last cut the log at, as START records it (mu; written under wmu too)
 	next   uint64     // first offset not visible to readers (mu)
 	// rewrites counts TruncateSuffix and Reset calls (changed with mu held for writing, before
 	// they touch a file): a reader that found a record's position before one may read other

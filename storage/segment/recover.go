@@ -136,6 +136,16 @@ func (l *Log) recover() error {
 	l.lowest = l.segs[0].base
 	l.next = l.active.base + l.active.count()
 	l.nextWrite = l.next
+	l.start = l.lowest
+	if startID, start, ok := l.readStart(); ok && startID == l.segs[0].id {
+		l.start = max(start, l.lowest)
+		if l.start > l.next {
+			// The log lost records past its start at rest (an unsynced tail): the records
+			// appended from now on are new ones.
+			l.start = l.next
+			l.writeStartOrWarn(startID, l.next)
+		}
+	}
 	return nil
 }
 

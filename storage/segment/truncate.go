@@ -34,10 +34,24 @@ func (l *Log) TruncatePrefix(before uint64) error {
 	if l.closed.Load() {
 		return storage.ErrClosed
 	}
-	_, err := l.removeOldestLocked(func(s *segment, _ int64, _ *segment) bool {
+	if _, err := l.removeOldestLocked(func(s *segment, _ int64, _ *segment) bool {
 		return s.base+s.count() <= before
-	})
-	return err
+	}); err != nil {
+		return err
+	}
+	// Record the cut, for Start after a restart: the lowest segment may still hold records
+	// below it.
+	l.mu.Lock()
+	cut := min(before, l.next)
+	if cut <= max(l.start, l.lowest) {
+		l.mu.Unlock()
+		return nil
+	}
+	l.start = cut
+	id := l.segs[0].id
+	l.mu.Unlock()
+	l.writeStartOrWarn(id, cut)
+	return nil
 }
 
 // EnforceRetention deletes the oldest sealed segments that Config.RetentionBytes and
@@ -127,6 +141,14 @@ func (l *Log) TruncateSuffix(from uint64) error {
 	if from == l.next {
 		l.mu.Unlock()
 		return nil
+	}
+	if from < l.start {
+		// Cut below the recorded start: the records written from there on are new ones.
+		l.start = from
+		id := l.segs[0].id
+		l.mu.Unlock()
+		l.writeStartOrWarn(id, from)
+		l.mu.Lock()
 	}
 	// The segment holding from: the last one starting at or before it.
 	k := len(l.segs) - 1
@@ -221,7 +243,7 @@ func (l *Log) Reset(next uint64) error {
 	l.rewrites.Add(1)
 	old := l.segs
 	l.segs = []*segment{s}
-	l.lowest, l.next = next, next
+	l.lowest, l.next, l.start = next, next, next
 	l.wakeLocked()
 	l.mu.Unlock()
 	l.active = s

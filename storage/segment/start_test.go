@@ -1,0 +1,96 @@
+package segment_test
+
+import (
+	"testing"
+
+	"github.com/commitlog-go/commitlog/storage/segment"
+	"github.com/commitlog-go/commitlog/storage/vfs/crashfs"
+)
+
+// TestStartKeptAcrossReopen: the offset TruncatePrefix cut the log at is kept across a reopen
+// and a power failure (Start), although the lowest segment still holds records below it;
+// Reset and a TruncateSuffix below it move it; a damaged START file only loses the cut.
+func TestStartKeptAcrossReopen(t *testing.T) {
+	fs := crashfs.New()
+	cfg := segment.Config{FS: fs, SegmentBytes: 120}
+	l := openT(t, dir, cfg)
+	appendBatches(t, l, 3, 3, 3, 3, 3)
+	if got := l.Start(); got != 0 {
+		t.Fatalf("Start of a new log = %d, want 0", got)
+	}
+	lowest, next := l.Bounds()
+	cut := lowest + (next-lowest)/2 + 1
+	if err := l.TruncatePrefix(cut); err != nil {
+		t.Fatal(err)
+	}
+	if lo, _ := l.Bounds(); lo >= cut {
+		t.Fatalf("lowest %d after TruncatePrefix(%d): the test needs a cut inside a segment", lo, cut)
+	}
+	if got := l.Start(); got != cut {
+		t.Fatalf("Start = %d after TruncatePrefix(%d)", got, cut)
+	}
+	if err := l.TruncatePrefix(cut - 1); err != nil { // never moves down
+		t.Fatal(err)
+	}
+	fs.Crash(crashfs.DropUnsynced, nil)
+	l = openT(t, dir, cfg)
+	if got := l.Start(); got != cut {
+		t.Fatalf("Start = %d after a power failure and reopen, want %d", got, cut)
+	}
+	if err := l.TruncateSuffix(cut - 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Start(); got != cut-1 {
+		t.Fatalf("Start = %d after TruncateSuffix(%d)", got, cut-1)
+	}
+	closeT(t, l)
+	l = openT(t, dir, cfg)
+	if got := l.Start(); got != cut-1 {
+		t.Fatalf("Start = %d after TruncateSuffix(%d) and reopen", got, cut-1)
+	}
+	if err := l.Reset(5); err != nil {
+		t.Fatal(err)
+	}
+	appendBatches(t, l, 3)
+	closeT(t, l)
+	l = openT(t, dir, cfg)
+	if got := l.Start(); got != 5 {
+		t.Fatalf("Start = %d after Reset(5) and reopen", got)
+	}
+	closeT(t, l)
+	fs.WriteFile(dir+"/START", []byte("damaged"))
+	l = openT(t, dir, cfg)
+	defer closeT(t, l)
+	if lo, _ := l.Bounds(); l.Start() != lo {
+		t.Fatalf("Start = %d with a damaged START file, want the lowest offset %d", l.Start(), lo)
+	}
+}
+
+// TestStartPastEndAfterPowerFailure: a cut recorded above records that a power failure then
+// loses (TruncatePrefix does not sync them) is brought down to the log's end at Open, and
+// stays there once records are appended again, across another reopen.
+func TestStartPastEndAfterPowerFailure(t *testing.T) {
+	fs := crashfs.New()
+	cfg := segment.Config{FS: fs, SegmentBytes: 4096, Sync: segment.SyncNever}
+	l := openT(t, dir, cfg)
+	appendBatches(t, l, 3)
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	appendBatches(t, l, 3) // [3, 6) unsynced
+	if err := l.TruncatePrefix(5); err != nil {
+		t.Fatal(err)
+	}
+	fs.Crash(crashfs.DropUnsynced, nil)
+	l = openT(t, dir, cfg)
+	if _, next := l.Bounds(); next != 3 || l.Start() != 3 {
+		t.Fatalf("after the power failure: next %d, Start %d, want 3 and 3", next, l.Start())
+	}
+	appendBatches(t, l, 3)
+	closeT(t, l)
+	l = openT(t, dir, cfg)
+	defer closeT(t, l)
+	if got := l.Start(); got != 3 {
+		t.Fatalf("Start = %d after appending past the lost tail and reopening, want 3", got)
+	}
+}
