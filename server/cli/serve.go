@@ -105,7 +105,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "segment-bytes", Value: server.DefaultSegmentBytes, EnvVars: env("segment-bytes"),
 			Usage: "size at which commit-log segments roll, from 56 to 1073741824 (1 GiB)"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-record-bytes", Value: server.DefaultMaxRecordBytes, EnvVars: env("max-record-bytes"),
-			Usage: "largest record this node accepts while it leads, at most 4194304 (followers forward larger ones to the leader; every node stores whatever the leader committed)"}),
+			Usage: "largest record this node accepts while it leads, at most 4194304 (followers forward larger ones to the leader, in a Produce or ProduceStream message of at most their own limit + 64 KiB; every node stores whatever the leader committed)"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-request-bytes", EnvVars: env("max-request-bytes"), DefaultText: "4 MiB, or max-record-bytes + 64 KiB if more",
 			Usage: "largest request read (a ProduceBatch), checked before decoding"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-small-request-bytes", Value: server.DefaultMaxSmallRequestBytes, EnvVars: env("max-small-request-bytes"),
