@@ -137,7 +137,7 @@ func (l *Log) recover() error {
 	l.next = l.active.base + l.active.count()
 	l.nextWrite = l.next
 	l.start = l.lowest
-	if startID, start, ok := l.readStart(); ok && startID == l.segs[0].id {
+	if startID, start, ok := l.readStart(); ok && slices.ContainsFunc(l.segs, func(s *segment) bool { return s.id == startID }) {
 		l.start = max(start, l.lowest)
 		if l.start > l.next {
 			// The log lost records past its start at rest (an unsynced tail): the records

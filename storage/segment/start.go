@@ -16,21 +16,21 @@ import (
 // serve again after a restart, before its replicated log start is learnt anew.
 //
 //	+-------------------------------+-------------------------------+
-//	| magic "CLGO" (u32)            | first segment id (u64) ...    |  0
+//	| magic "CLGO" (u32)            | holding segment's id (u64) ...|  0
 //	+-------------------------------+-------------------------------+
-//	| ... first segment id          | start offset (u64) ...        |  8
+//	| ... holding segment's id      | start offset (u64) ...        |  8
 //	+-------------------------------+-------------------------------+
 //	| ... start offset              | CRC-32C of bytes [0, 20) (u32)| 16
 //	+-------------------------------+-------------------------------+
 //
-// It holds the id of the log's first segment when it was written, and counts only while that
-// segment is still the first: segments dropped below it later (the file is rewritten after
-// each cut), or a Reset (a new segment), make it stale, and a stale, missing (a log written
-// before it existed, or never cut) or damaged file means the lowest offset held. It is
-// rewritten in place (24 bytes in one sector) and fdatasync'ed; it only hides records, so a
-// failure to write it is logged, not fatal: the log start is then learnt again from the
-// owner's replicated state. A start beyond the log's end after Open (records lost at rest)
-// is clamped to it.
+// It names the segment holding the start offset when it was written, which no truncation of
+// the prefix deletes, and counts only while that segment exists: a Reset (new segments only)
+// makes it stale, and a stale, missing (a log written before it existed, or never cut) or
+// damaged file means the lowest offset held. It is written before the first segment below
+// the cut is deleted (so a crash amid the deletions leaves it in place), rewritten in place
+// (24 bytes in one sector) and fdatasync'ed; it only hides records, so a failure to write
+// it is logged, not fatal: the log start is then learnt again from the owner's replicated
+// state. A start beyond the log's end after Open (records lost at rest) is clamped to it.
 const (
 	startName          = "START"
 	startMagic  uint32 = 0x4f474c43 // "CLGO" little endian
@@ -47,7 +47,7 @@ func encodeStart(id, off uint64) []byte {
 	return b
 }
 
-// readStart returns the first segment id and the offset the START file records; ok is false
+// readStart returns the segment id and the offset the START file records; ok is false
 // when there is none, or it cannot be read or is damaged (logged: it only hides records, so
 // going without it loses nothing).
 func (l *Log) readStart() (id, off uint64, ok bool) {
@@ -75,7 +75,7 @@ func (l *Log) readStart() (id, off uint64, ok bool) {
 	return binary.LittleEndian.Uint64(b[4:]), binary.LittleEndian.Uint64(b[12:]), true
 }
 
-// writeStartOrWarn durably records off as the start of the log whose first segment is id (see
+// writeStartOrWarn durably records off as the log's start, held by segment id (see
 // writeStart), logging a failure. l.wmu must be held (or Open running).
 func (l *Log) writeStartOrWarn(id, off uint64) {
 	if err := l.writeStart(id, off); err != nil {
@@ -83,7 +83,7 @@ func (l *Log) writeStartOrWarn(id, off uint64) {
 	}
 }
 
-// writeStart durably records off as the start of the log whose first segment is id: in place
+// writeStart durably records off as the log's start, held by segment id: in place
 // when the file holds a whole record, else by creating it. l.wmu must be held (or Open running).
 func (l *Log) writeStart(id, off uint64) error {
 	path := filepath.Join(l.dir, startName)
@@ -123,6 +123,18 @@ func (l *Log) writeStart(id, off uint64) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// holderLocked returns the segment holding off: the last one starting at or below it (the
+// first one when off is below every base). l.mu must be held.
+func (l *Log) holderLocked(off uint64) *segment {
+	h := l.segs[0]
+	for _, s := range l.segs {
+		if s.base <= off {
+			h = s
+		}
+	}
+	return h
 }
 
 // Start returns the offset the log was last cut at (TruncatePrefix's before, Reset's next),

@@ -1,6 +1,7 @@
 package segment_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/commitlog-go/commitlog/storage/segment"
@@ -92,5 +93,36 @@ func TestStartPastEndAfterPowerFailure(t *testing.T) {
 	defer closeT(t, l)
 	if got := l.Start(); got != 3 {
 		t.Fatalf("Start = %d after appending past the lost tail and reopening, want 3", got)
+	}
+}
+
+// TestStartKeptWhenDeletionsStop: TruncatePrefix deletes the segments below the cut one by
+// one (an fsync of FIRST each), so a process killed among them (a failing Remove here, then
+// a power failure) leaves a first segment below the cut: the START file must already hold the
+// cut then. Before, it was written after the last deletion: a node killed during a cut that
+// dropped many small segments restarted with a lower start (seen with real processes and
+// --segment-bytes 1024: lowest_offset 66675 after a cut at 66901 on the others).
+func TestStartKeptWhenDeletionsStop(t *testing.T) {
+	fs := crashfs.New()
+	cfg := segment.Config{FS: fs, SegmentBytes: 120}
+	l := openT(t, dir, cfg)
+	appendBatches(t, l, 3, 3, 3, 3, 3, 3)
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	_, next := l.Bounds()
+	cut := next - 2
+	fs.FailNth(crashfs.OpRemove, 6, errors.New("injected: killed here")) // the second segment's .seg (after its .idx and .tix)
+	if err := l.TruncatePrefix(cut); err == nil {
+		t.Fatal("TruncatePrefix with the second segment's removal failing: no error")
+	}
+	fs.Crash(crashfs.DropUnsynced, nil)
+	l = openT(t, dir, cfg)
+	defer closeT(t, l)
+	if lo, _ := l.Bounds(); lo >= cut {
+		t.Fatalf("lowest %d after the interrupted deletions: the test needs segments below the cut %d left", lo, cut)
+	}
+	if got := l.Start(); got != cut {
+		t.Fatalf("Start = %d after deletions stopped midway and a reopen, want the cut %d", got, cut)
 	}
 }

@@ -26,7 +26,9 @@ func (l *Log) beginStructural() error {
 
 // TruncatePrefix implements storage.Log. It deletes whole sealed segments whose records are
 // all below before, oldest first; it never deletes the active segment, so it may keep more
-// than asked. Readers of a deleted segment that are mid-read finish their read.
+// than asked. Readers of a deleted segment that are mid-read finish their read. It records
+// before in the START file (Start), durably, before the first segment goes: a crash in the
+// middle of the deletions (one fsync each) leaves a log that still knows its start.
 // Errors: storage.ErrClosed, storage.ErrFailed (a segment could not be removed).
 func (l *Log) TruncatePrefix(before uint64) error {
 	l.wmu.Lock()
@@ -34,23 +36,29 @@ func (l *Log) TruncatePrefix(before uint64) error {
 	if l.closed.Load() {
 		return storage.ErrClosed
 	}
+	l.mu.RLock()
+	cut := min(before, l.next)
+	need := cut > max(l.start, l.lowest)
+	// The segment holding cut (the active one for cut == next) is never deleted here: START
+	// names it, and counts while it exists (see start.go).
+	holder := l.holderLocked(cut)
+	l.mu.RUnlock()
+	record := func() {
+		if !need {
+			return
+		}
+		need = false
+		l.writeStartOrWarn(holder.id, cut)
+		l.mu.Lock()
+		l.start = max(l.start, cut)
+		l.mu.Unlock()
+	}
 	if _, err := l.removeOldestLocked(func(s *segment, _ int64, _ *segment) bool {
 		return s.base+s.count() <= before
-	}); err != nil {
+	}, record); err != nil {
 		return err
 	}
-	// Record the cut, for Start after a restart: the lowest segment may still hold records
-	// below it.
-	l.mu.Lock()
-	cut := min(before, l.next)
-	if cut <= max(l.start, l.lowest) {
-		l.mu.Unlock()
-		return nil
-	}
-	l.start = cut
-	id := l.segs[0].id
-	l.mu.Unlock()
-	l.writeStartOrWarn(id, cut)
+	record() // nothing was deleted
 	return nil
 }
 
@@ -70,12 +78,14 @@ func (l *Log) EnforceRetention(now time.Time) (removedSegments int, err error) {
 			return true
 		}
 		return l.cfg.RetentionAge > 0 && now.Sub(time.Unix(0, after.created)) > l.cfg.RetentionAge
-	})
+	}, nil)
 }
 
 // removeOldestLocked deletes sealed segments from the oldest while drop(segment, total size
-// of the log, the segment after it) says so. l.wmu must be held.
-func (l *Log) removeOldestLocked(drop func(s *segment, total int64, after *segment) bool) (int, error) {
+// of the log, the segment after it) says so. beforeDelete, when not nil, is called once,
+// before the first segment file is deleted (after FIRST records the new first segment). l.wmu
+// must be held.
+func (l *Log) removeOldestLocked(drop func(s *segment, total int64, after *segment) bool, beforeDelete func()) (int, error) {
 	removed := 0
 	defer func() {
 		if removed > 0 {
@@ -105,6 +115,10 @@ func (l *Log) removeOldestLocked(drop func(s *segment, total int64, after *segme
 		// deletion from a lost segment. wmu keeps l.segs as it is meanwhile.
 		if err := l.writeFirst(newFirst); err != nil {
 			return removed, l.fail("retention", err)
+		}
+		if beforeDelete != nil {
+			beforeDelete()
+			beforeDelete = nil
 		}
 		l.mu.Lock()
 		l.segs = l.segs[1:]
@@ -145,7 +159,7 @@ func (l *Log) TruncateSuffix(from uint64) error {
 	if from < l.start {
 		// Cut below the recorded start: the records written from there on are new ones.
 		l.start = from
-		id := l.segs[0].id
+		id := l.holderLocked(from).id
 		l.mu.Unlock()
 		l.writeStartOrWarn(id, from)
 		l.mu.Lock()
