@@ -463,11 +463,14 @@ func (f *FSM) applyRetain(e consensus.Entry, first uint64) any {
 			return f.fail(fmt.Errorf("retain entry %d: read record %d: %w", e.Index, first, err))
 		}
 	}
+	// The storage records the cut (and drops what it can) before reads see it, so that once
+	// this node answered OutOfRange below it, it still does after a kill and restart.
+	err := f.compactTo(first)
 	f.first.Store(first)
-	f.logger.Info("retention: log start moved", "first", first, "index", e.Index)
-	if err := f.Compact(); err != nil {
+	if err != nil {
 		return f.fail(fmt.Errorf("retain entry %d: %w", e.Index, err))
 	}
+	f.logger.Info("retention: log start moved", "first", first, "index", e.Index)
 	return RetainResult{First: first}
 }
 
@@ -482,8 +485,10 @@ func (f *FSM) First() uint64 { return f.first.Load() }
 // offset (a storage.Log drops whole segments only, so some records below it may stay until
 // their segment is sealed). It changes nothing anyone can read. Safe for concurrent use with
 // every other method; the server calls it periodically.
-func (f *FSM) Compact() error {
-	first := f.first.Load()
+func (f *FSM) Compact() error { return f.compactTo(f.first.Load()) }
+
+// compactTo is Compact with first as the log's first offset.
+func (f *FSM) compactTo(first uint64) error {
 	if lowest, _ := f.log.Bounds(); lowest >= first {
 		return nil
 	}
