@@ -285,7 +285,7 @@ func (c *captureStream) Send(r *logv1.ConsumeResponse) error {
 // though the cluster commits them. A read past what it holds answered OutOfRange "beyond every
 // committed record" on it as leader (its own stale next offset taken for the commit point), and
 // a ConsumeStream there tailed forever, silently, while the other replicas went on; as when a
-// partition itself stops applying, they answer the state machine's error (Internal: read
+// partition itself stops applying, they answer the state machine's error (Unavailable: read
 // elsewhere), after every record it holds.
 func TestReadsAfterMachineStopped(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
@@ -313,15 +313,15 @@ func TestReadsAfterMachineStopped(t *testing.T) {
 	if _, err := svc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("b")}}); err == nil {
 		t.Fatal("a produce on a stopped state machine succeeded")
 	}
-	if _, err := svc.Consume(ctx, &logv1.ConsumeRequest{Offset: 1}); transport.CodeOf(err) != transport.Internal {
-		t.Errorf("Consume past what a stopped state machine holds: %v (code %v), want Internal", err, transport.CodeOf(err))
+	if _, err := svc.Consume(ctx, &logv1.ConsumeRequest{Offset: 1}); transport.CodeOf(err) != transport.Unavailable {
+		t.Errorf("Consume past what a stopped state machine holds: %v (code %v), want Unavailable", err, transport.CodeOf(err))
 	}
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var got captureStream
 	err = svc.ConsumeStream(sctx, &logv1.ConsumeRequest{Offset: 0, MaxBatch: 16}, &got)
-	if transport.CodeOf(err) != transport.Internal || sctx.Err() != nil || !slices.Equal(got.offsets, []uint64{0}) {
-		t.Errorf("ConsumeStream on a stopped state machine: sent %v, ended with %v (code %v, waited out its deadline: %v); want offset 0, then Internal",
+	if transport.CodeOf(err) != transport.Unavailable || sctx.Err() != nil || !slices.Equal(got.offsets, []uint64{0}) {
+		t.Errorf("ConsumeStream on a stopped state machine: sent %v, ended with %v (code %v, waited out its deadline: %v); want offset 0, then Unavailable",
 			got.offsets, err, transport.CodeOf(err), sctx.Err() != nil)
 	}
 }
@@ -378,8 +378,8 @@ func TestPastEndReadWhileLeaderStopsApplying(t *testing.T) {
 	if m.Default().Err() == nil {
 		t.Fatal("the state machine did not stop applying")
 	}
-	if code := transport.CodeOf(err); code != transport.Internal {
-		t.Fatalf("past-end Consume on a leader that stopped applying meanwhile: %v (code %v), want Internal", err, code)
+	if code := transport.CodeOf(err); code != transport.Unavailable {
+		t.Fatalf("past-end Consume on a leader that stopped applying meanwhile: %v (code %v), want Unavailable", err, code)
 	}
 }
 

@@ -1023,8 +1023,9 @@ func (s *service) commitPoint(ctx context.Context, rt readTarget) (uint64, error
 		if err == nil {
 			if err := rt.part.Err(); err != nil {
 				// It stopped applying meanwhile (at an entry the read waited for, perhaps):
-				// its next offset says nothing of what the cluster committed.
-				return 0, err
+				// its next offset says nothing of what the cluster committed, and the read is
+				// past what it stored (Unavailable: read elsewhere).
+				return 0, fmt.Errorf("%w: %w", fsm.ErrNotStoredHere, err)
 			}
 			if rt.pinned {
 				// Every committed entry is applied here now: is the read's topic still the
