@@ -171,6 +171,14 @@ func (w *leaderWatch) failedContact(id string) time.Time {
 	return w.failed[id]
 }
 
+// failing reports whether the last heartbeat to id failed (none succeeded since).
+func (w *leaderWatch) failing(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.failed[id]
+	return ok
+}
+
 // close stops the goroutine and waits for it. Call once, after raft has shut down.
 func (w *leaderWatch) close() {
 	w.r.DeregisterObserver(w.observer)

@@ -451,3 +451,49 @@ func TestTransferLeadershipWithoutAnotherVoter(t *testing.T) {
 		t.Fatalf("leader is node %d, want %d", got, l)
 	}
 }
+
+// TestTransferLeadershipSkipsADeadVoter: with a voter down (the first in the configuration, no
+// entry appended since it went), TransferLeadership(ctx, "") hands leadership to the live one.
+// Before, hashicorp/raft's pick (the highest next index, ties to the first in the
+// configuration) chose the dead voter every time: on real processes a leader whose state
+// machine stopped (a damaged Raft log) kept failing to hand over to a stopped peer, and the
+// cluster took no writes with only a minority down.
+func TestTransferLeadershipSkipsADeadVoter(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{TCP: true})
+	l := c.WaitLeader()
+	c.Propose([]byte("x"))
+	servers, err := c.Node(l).Servers(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, live := -1, -1
+	for _, s := range servers {
+		if i := c.Index(s.ID); i != l {
+			if dead < 0 {
+				dead = i
+			} else {
+				live = i
+			}
+		}
+	}
+	c.WaitApplied(c.Node(l).Status().LastIndex, dead, live)
+	c.Stop(dead)
+	c.WaitFor("the leader sees the dead voter's heartbeats fail", func() bool {
+		ss, err := c.Node(l).Servers(ctxT(t))
+		if err != nil {
+			return false
+		}
+		for _, s := range ss {
+			if s.ID == c.ID(dead) {
+				return !s.LastContact.IsZero()
+			}
+		}
+		return false
+	})
+	if err := c.Node(l).TransferLeadership(ctxT(t), ""); err != nil {
+		t.Fatalf("transfer leadership with %s down: %v", c.ID(dead), err)
+	}
+	if got := c.WaitLeader(l, live); got != live {
+		t.Fatalf("leader is node %d, want %d", got, live)
+	}
+}

@@ -812,7 +812,13 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 			// hashicorp/raft answers "cannot find peer", which does not say why.
 			return fmt.Errorf("consensus/raft: transfer leadership: no voter other than %q to hand leadership to", n.cfg.ID)
 		}
-		f = n.raft.LeadershipTransfer()
+		// Not hashicorp/raft's LeadershipTransfer: it picks the voter with the highest next
+		// index, and a voter that is down keeps the next index it had (ties go to the first in
+		// the configuration), so a leader whose peer had just died kept handing leadership to it,
+		// failing every time, while a live voter was there (a stopped state machine's leader kept
+		// the cluster unwritable with a minority down).
+		t := n.transferTarget(cf.Configuration().Servers)
+		f = n.raft.LeadershipTransferToServer(t.ID, t.Address)
 	} else {
 		var addr hraft.ServerAddress
 		voter := false
@@ -842,6 +848,31 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 		return n.mapErr(err, false)
 	}
 	return nil
+}
+
+// transferTarget picks the voter other than this node to hand leadership to: one the leader
+// hears from (no failed heartbeat since its last contact) before one it does not, then the one
+// holding the most of the log in this term, then the first in the configuration. servers must
+// hold such a voter.
+func (n *Node) transferTarget(servers []hraft.Server) hraft.Server {
+	term := n.raft.CurrentTerm()
+	var (
+		pick      hraft.Server
+		found     bool
+		pickReach bool
+		pickMatch uint64
+	)
+	for _, s := range servers {
+		if string(s.ID) == n.cfg.ID || s.Suffrage != hraft.Voter {
+			continue
+		}
+		reach := !n.leaders.failing(string(s.ID))
+		match := n.matches.get(s.ID, term)
+		if !found || (reach && !pickReach) || (reach == pickReach && match > pickMatch) {
+			pick, found, pickReach, pickMatch = s, true, reach, match
+		}
+	}
+	return pick
 }
 
 // ErrUnknownServer is returned when a server ID is not in the configuration.
