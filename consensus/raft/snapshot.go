@@ -45,6 +45,10 @@ func (s *snapshotStore) Open(id string) (*hraft.SnapshotMeta, io.ReadCloser, err
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := checkSnapshotMeta(id, meta); err != nil {
+		_ = rc.Close()
+		return nil, nil, err
+	}
 	br := bufio.NewReader(rc)
 	h, err := readFrameHeader(br, s.maxManifest)
 	if err != nil {
@@ -88,6 +92,23 @@ func (s *snapshotStore) Open(id string) (*hraft.SnapshotMeta, io.ReadCloser, err
 	m.Size = framed + size
 	lazy := &lazyData{open: func() (io.ReadCloser, error) { return src.SnapshotData(manifest) }, remaining: size}
 	return &m, &joinedReader{r: io.MultiReader(bytesReader(head), lazy), closers: []io.Closer{lazy}}, nil
+}
+
+// checkSnapshotMeta checks a snapshot's meta.json against its ID, "<term>-<index>-<ms>", which
+// FileSnapshotStore makes from the term and index and also names the directory with. meta.json
+// has no checksum of its own (its CRC covers state.bin only): a bit flipped in its Index or
+// Term was taken at its word, and the node restored the snapshot as covering entries it does
+// not (a higher index: raft skips applying them) or with a term it never had. A meta.json that
+// disagrees with its name is refused like a damaged state.bin: raft then tries an older
+// snapshot, or the node refuses to start naming the repair.
+func checkSnapshotMeta(id string, meta *hraft.SnapshotMeta) error {
+	var term, index, ms uint64
+	if n, err := fmt.Sscanf(id, "%d-%d-%d", &term, &index, &ms); err != nil || n != 3 ||
+		meta.ID != id || meta.Term != term || meta.Index != index {
+		return fmt.Errorf("open snapshot %s: %w: its meta.json (ID %q, term %d, index %d) disagrees with its name",
+			id, ErrBadSnapshot, meta.ID, meta.Term, meta.Index)
+	}
+	return nil
 }
 
 // dataSize returns the exact length of src's data stream for manifest: from SnapshotSizer when
