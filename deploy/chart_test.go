@@ -689,6 +689,11 @@ func TestRefusedValues(t *testing.T) {
 		"csi without issuer":          {"tls: {source: csi}", "issuerRef.name"},
 		"unknown tls source":          {"tls: {source: vault}", "tls.source"},
 		"no replicas":                 {"replicas: 0\nbootstrapExpect: 0", "at least 1"},
+		// The kubelet would make /data/commitlog group-writable at every mount (Always, also
+		// Kubernetes' default when unset): the server refuses such a data dir, so every pod
+		// started again on its volume exits at once.
+		"fsGroup applied at every mount": {"podSecurityContext: {fsGroupChangePolicy: Always}", "fsGroupChangePolicy must be OnRootMismatch"},
+		"fsGroupChangePolicy unset":      {"podSecurityContext: {fsGroupChangePolicy: null}", "fsGroupChangePolicy must be OnRootMismatch"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := render(t, ch, tc.values)

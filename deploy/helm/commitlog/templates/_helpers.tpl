@@ -130,6 +130,14 @@ stands for the voters. */ -}}
 {{- if and (not .Values.scaleDown.removeFromRaft) (not .Values.allowScaleDownBeyondMinority) (lt $replicas $from) (gt (sub $from $replicas) (div (sub $from 1) 2)) -}}
 {{- fail (printf "replicas %d -> %d stops %d of %d servers at once, more than the %d a cluster of %d voters can lose: it would lose its quorum (and `cluster remove` needs one). Leave scaleDown.removeFromRaft on (the chart removes them from Raft first); or scale down by at most %d at a time and run `cluster remove` for the removed pods after each step; or run `cluster remove` for every pod to be removed first, then set allowScaleDownBeyondMinority=true" $from $replicas (sub $from $replicas) $from (div (sub $from 1) 2) $from (div (sub $from 1) 2)) -}}
 {{- end -}}
+{{- /* The data dir is a 0700 subdirectory of a volume whose root the kubelet makes group-writable
+for fsGroup. A kubelet that applies fsGroup to the whole volume at a mount (fsGroupChangePolicy
+Always, Kubernetes' default when the field is unset) makes it 2770 too, and the server refuses a
+data dir others may write: every pod started again on its volume would exit at once. */ -}}
+{{- $fsPolicy := dig "fsGroupChangePolicy" "" (.Values.podSecurityContext | default dict) -}}
+{{- if ne $fsPolicy "OnRootMismatch" -}}
+{{- fail (printf "podSecurityContext.fsGroupChangePolicy must be OnRootMismatch, not %q: otherwise the kubelet makes every file of a volume group-writable for fsGroup at each mount (Kubernetes' default, Always), and the server refuses its data dir when its pod starts again (/data/commitlog is writable by group or others)" (toString $fsPolicy)) -}}
+{{- end -}}
 {{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) -}}
 {{- $min := .Values.podDisruptionBudget.minAvailable -}}
 {{- $minPods := 0 -}}
