@@ -78,14 +78,24 @@ func (l *Log) readFirst() (id uint64, ok bool, err error) {
 	return binary.LittleEndian.Uint64(b[4:]), true, nil
 }
 
-// writeFirst durably records id as the log's first segment: in place when the file holds a
-// whole record, else by creating it. l.wmu must be held (or Open running).
+// writeFirst durably records id as the log's first segment (writeRecordFile). l.wmu must be
+// held (or Open running).
 func (l *Log) writeFirst(id uint64) error {
-	path := filepath.Join(l.dir, firstName)
-	b := encodeFirst(id)
+	if err := l.writeRecordFile(firstName, encodeFirst(id)); err != nil {
+		return err
+	}
+	l.firstID = id
+	return nil
+}
+
+// writeRecordFile durably writes b, a whole fixed-size record (FIRST, START), to the file name
+// in the log's directory: in place when the file holds a record of that size (one sector,
+// fdatasync'ed), else by creating it (and syncing the directory).
+func (l *Log) writeRecordFile(name string, b []byte) error {
+	path := filepath.Join(l.dir, name)
 	if f, err := l.fs.Open(path); err == nil {
 		size, serr := f.Size()
-		if serr == nil && size == firstLen {
+		if serr == nil && size == int64(len(b)) {
 			_, err = f.WriteAt(b, 0)
 			if err == nil {
 				err = f.Sync()
@@ -96,7 +106,6 @@ func (l *Log) writeFirst(id uint64) error {
 			if err != nil {
 				return fmt.Errorf("write %s: %w", path, err)
 			}
-			l.firstID = id
 			return nil
 		}
 		_ = f.Close()
@@ -118,7 +127,6 @@ func (l *Log) writeFirst(id uint64) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	l.firstID = id
 	return nil
 }
 

@@ -3,7 +3,6 @@ package segment
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/crc32"
 	"io"
 	"io/fs"
@@ -83,46 +82,10 @@ func (l *Log) writeStartOrWarn(id, off uint64) {
 	}
 }
 
-// writeStart durably records off as the log's start, held by segment id: in place
-// when the file holds a whole record, else by creating it. l.wmu must be held (or Open running).
+// writeStart durably records off as the log's start, held by segment id (writeRecordFile).
+// l.wmu must be held (or Open running).
 func (l *Log) writeStart(id, off uint64) error {
-	path := filepath.Join(l.dir, startName)
-	b := encodeStart(id, off)
-	if f, err := l.fs.Open(path); err == nil {
-		size, serr := f.Size()
-		if serr == nil && size == startLen {
-			_, err = f.WriteAt(b, 0)
-			if err == nil {
-				err = f.Sync()
-			}
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("write %s: %w", path, err)
-			}
-			return nil
-		}
-		_ = f.Close()
-	}
-	f, err := l.fs.Create(path)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = l.fs.SyncDir(l.dir)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return l.writeRecordFile(startName, encodeStart(id, off))
 }
 
 // holderLocked returns the segment holding off: the last one starting at or below it (the
