@@ -1,7 +1,10 @@
 package segment_test
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/commitlog-go/commitlog/storage/segment"
@@ -61,7 +64,6 @@ func TestStartKeptAcrossReopen(t *testing.T) {
 	closeT(t, l)
 	fs.WriteFile(dir+"/START", []byte("damaged"))
 	l = openT(t, dir, cfg)
-	defer closeT(t, l)
 	if lo, _ := l.Bounds(); l.Start() != lo {
 		t.Fatalf("Start = %d with a damaged START file, want the lowest offset %d", l.Start(), lo)
 	}
@@ -90,7 +92,6 @@ func TestStartPastEndAfterPowerFailure(t *testing.T) {
 	appendBatches(t, l, 3)
 	closeT(t, l)
 	l = openT(t, dir, cfg)
-	defer closeT(t, l)
 	if got := l.Start(); got != 3 {
 		t.Fatalf("Start = %d after appending past the lost tail and reopening, want 3", got)
 	}
@@ -118,11 +119,39 @@ func TestStartKeptWhenDeletionsStop(t *testing.T) {
 	}
 	fs.Crash(crashfs.DropUnsynced, nil)
 	l = openT(t, dir, cfg)
-	defer closeT(t, l)
 	if lo, _ := l.Bounds(); lo >= cut {
 		t.Fatalf("lowest %d after the interrupted deletions: the test needs segments below the cut %d left", lo, cut)
 	}
 	if got := l.Start(); got != cut {
 		t.Fatalf("Start = %d after deletions stopped midway and a reopen, want the cut %d", got, cut)
+	}
+}
+
+// TestStartWriteFailureOnlyLosesTheCut: a START file that cannot be written (here its creation
+// fails) is logged and fails nothing: TruncatePrefix succeeds and Start answers the cut while the
+// log stays open; after a reopen the cut is lost (Start is the lowest offset held) and no record
+// with it.
+func TestStartWriteFailureOnlyLosesTheCut(t *testing.T) {
+	fs := crashfs.New()
+	var logged bytes.Buffer
+	cfg := segment.Config{FS: fs, SegmentBytes: 120, Logger: slog.New(slog.NewTextHandler(&logged, nil))}
+	l := openT(t, dir, cfg)
+	appendBatches(t, l, 3, 3, 3, 3, 3)
+	lowest, next := l.Bounds()
+	cut := lowest + 1 // inside the first segment: nothing is deleted, START alone records it
+	fs.FailNext(crashfs.OpCreate, errors.New("disk on fire"))
+	if err := l.TruncatePrefix(cut); err != nil {
+		t.Fatalf("TruncatePrefix(%d) with START unwritable: %v, want nil (START only hides records)", cut, err)
+	}
+	if got := l.Start(); got != cut {
+		t.Fatalf("Start = %d after TruncatePrefix(%d)", got, cut)
+	}
+	if !strings.Contains(logged.String(), "recording the log's start") || !strings.Contains(logged.String(), "disk on fire") {
+		t.Fatalf("the failed START write was not logged: %q", logged.String())
+	}
+	closeT(t, l)
+	l = openT(t, dir, cfg)
+	if lo, hi := l.Bounds(); lo != lowest || hi != next || l.Start() != lowest {
+		t.Fatalf("after a reopen: bounds [%d, %d), Start %d; want [%d, %d), Start %d", lo, hi, l.Start(), lowest, next, lowest)
 	}
 }
