@@ -510,36 +510,8 @@ func TestServeRefusesClientCertificateAsPeer(t *testing.T) {
 		"--peer-tls-cert-file", f("commitlog-server.pem"), "--peer-tls-key-file", f("commitlog-server-key.pem"),
 		"--peer-tls-ca-file", f("commitlog-ca.pem"), "--peer-tls-server-name", DefaultPeerServerName,
 	)
-	pool := x509.NewCertPool()
-	pool.AddCert(parseCert(t, f("commitlog-ca.pem")))
-
-	// dialRaft opens a Raft connection presenting the given certificate and reports whether the
-	// node kept it open (a Raft server waits for the dialer to speak first) or refused it.
-	dialRaft := func(certFile, keyFile string) (accepted bool, err error) {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		if _, err := conn.Write([]byte{mux.RaftByte}); err != nil {
-			t.Fatal(err)
-		}
-		tc := tls.Client(conn, &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: DefaultPeerServerName, MinVersion: tls.VersionTLS12})
-		_ = tc.SetDeadline(time.Now().Add(2 * time.Second))
-		if err := tc.Handshake(); err != nil {
-			return false, err
-		}
-		// TLS 1.3: the server verifies the client's certificate after the client's side of the
-		// handshake is done; its verdict arrives as an alert on the first read.
-		_, err = tc.Read(make([]byte, 1))
-		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-			return true, nil
-		}
-		return false, err
+	dialRaft := func(certFile, keyFile string) (bool, error) {
+		return dialRaftPeer(t, addr, f("commitlog-ca.pem"), certFile, keyFile)
 	}
 	if accepted, err := dialRaft(f("commitlog-server.pem"), f("commitlog-server-key.pem")); !accepted {
 		t.Errorf("a server certificate was refused as a peer: %v", err)
@@ -571,12 +543,22 @@ func TestServePeerCADefaultsToServerCA(t *testing.T) {
 		"--server-tls-ca-file", f("commitlog-ca.pem"),
 		"--peer-tls-cert-file", f("commitlog-server.pem"), "--peer-tls-key-file", f("commitlog-server-key.pem"),
 	)
-	cert, err := tls.LoadX509KeyPair(f("commitlog-server.pem"), f("commitlog-server-key.pem"))
+	if accepted, err := dialRaftPeer(t, addr, f("commitlog-ca.pem"), f("commitlog-server.pem"), f("commitlog-server-key.pem")); !accepted {
+		t.Fatalf("a peer certificate of the server CA was refused on Raft's side: %v", err)
+	}
+}
+
+// dialRaftPeer opens a Raft connection to addr presenting the given certificate (verifying the
+// node against caFile, as DefaultPeerServerName) and reports whether the node kept it open (a
+// Raft server waits for the dialer to speak first) or refused it, with the refusal.
+func dialRaftPeer(t *testing.T, addr, caFile, certFile, keyFile string) (accepted bool, err error) {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(parseCert(t, f("commitlog-ca.pem")))
+	pool.AddCert(parseCert(t, caFile))
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -588,14 +570,17 @@ func TestServePeerCADefaultsToServerCA(t *testing.T) {
 	tc := tls.Client(conn, &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: DefaultPeerServerName, MinVersion: tls.VersionTLS12})
 	_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
 	if err := tc.Handshake(); err != nil {
-		t.Fatalf("peer handshake: %v", err)
+		return false, err
 	}
-	// TLS 1.3: the server's verdict on the client's certificate arrives on the first read; a
-	// Raft server kept waiting for the dialer to speak times the read out.
+	// TLS 1.3: the server verifies the client's certificate after the client's side of the
+	// handshake is done; its verdict arrives as an alert on the first read, and a Raft server
+	// kept waiting for the dialer to speak times the read out.
+	_ = tc.SetReadDeadline(time.Now().Add(2 * time.Second))
 	_, err = tc.Read(make([]byte, 1))
-	if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
-		t.Fatalf("a peer certificate of the server CA was refused on Raft's side: %v", err)
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		return true, nil
 	}
+	return false, err
 }
 
 // TestServeInsecurePlaintextPeersWarns starts a node with API TLS and plaintext Raft, asked for
