@@ -20,19 +20,7 @@ import (
 func TestPowerFailureAfterRetentionCut(t *testing.T) {
 	fs := crashfs.New()
 	cfg := segment.Config{FS: fs, Sync: segment.SyncNever, SegmentBytes: 512, MaxRecordBytes: MaxStoredRecordBytes}
-	open := func() (*segment.Log, *FSM) {
-		t.Helper()
-		l, err := segment.Open("/log", cfg)
-		if err != nil {
-			t.Fatalf("segment.Open: %v", err)
-		}
-		f, err := New(Config{Log: l})
-		if err != nil {
-			_ = l.Close()
-			t.Fatalf("New: %v", err)
-		}
-		return l, f
-	}
+	open := func() (*segment.Log, *FSM) { return openSegmentFSM(t, "/log", cfg) }
 	ref, _ := newMemFSM(t, Config{})
 	l, f := open()
 	var entries []consensus.Entry
@@ -78,4 +66,20 @@ func TestPowerFailureAfterRetentionCut(t *testing.T) {
 			t.Fatalf("offset %d: %q (%v), every other replica %q (%v)", off, b.Value, err2, a.Value, err1)
 		}
 	}
+}
+
+// openSegmentFSM opens a segment log in dir with cfg and a state machine on it (not closed:
+// the tests close the log when they restart it).
+func openSegmentFSM(t *testing.T, dir string, cfg segment.Config) (*segment.Log, *FSM) {
+	t.Helper()
+	l, err := segment.Open(dir, cfg)
+	if err != nil {
+		t.Fatalf("segment.Open: %v", err)
+	}
+	f, err := New(Config{Log: l})
+	if err != nil {
+		_ = l.Close()
+		t.Fatalf("New: %v", err)
+	}
+	return l, f
 }

@@ -22,19 +22,7 @@ import (
 func TestRestartKeepsTheRetentionCut(t *testing.T) {
 	dir := t.TempDir()
 	cfg := segment.Config{Sync: segment.SyncNever, SegmentBytes: 512, MaxRecordBytes: MaxStoredRecordBytes}
-	open := func() (*segment.Log, *FSM) {
-		t.Helper()
-		l, err := segment.Open(dir, cfg)
-		if err != nil {
-			t.Fatalf("segment.Open: %v", err)
-		}
-		f, err := New(Config{Log: l})
-		if err != nil {
-			_ = l.Close()
-			t.Fatalf("New: %v", err)
-		}
-		return l, f
-	}
+	open := func() (*segment.Log, *FSM) { return openSegmentFSM(t, dir, cfg) }
 	l, f := open()
 	index := uint64(0)
 	apply := func(data []byte) {
