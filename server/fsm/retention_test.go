@@ -205,3 +205,47 @@ func TestRestartRestoresTheFirstOffset(t *testing.T) {
 		t.Fatalf("a replayed retain rejected the first time moved the start to %d", lo)
 	}
 }
+
+// cutObserver wraps a storage.Log and records, when the FSM asks it to drop segments, the
+// first offset the FSM showed readers at that moment.
+type cutObserver struct {
+	storage.Log
+	f          *FSM
+	firstSeen  []uint64 // FSM.First() at each TruncatePrefix
+	truncateTo []uint64
+}
+
+func (l *cutObserver) TruncatePrefix(first uint64) error {
+	l.firstSeen = append(l.firstSeen, l.f.First())
+	l.truncateTo = append(l.truncateTo, first)
+	return l.Log.TruncatePrefix(first)
+}
+
+// TestRetainReachesTheStorageBeforeReads: a retain command has the storage record the cut
+// before reads see the new log start, so that a node that answered OutOfRange below the cut
+// (which it may only do once the storage holds the cut) answers the same after a kill and a
+// restart. Before, the FSM moved First first, and readers were refused below the cut while the
+// storage had not recorded it yet.
+func TestRetainReachesTheStorageBeforeReads(t *testing.T) {
+	l := &cutObserver{Log: newMemLog(t, memory.Config{})}
+	defer l.Close()
+	f, err := New(Config{Log: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.f = f
+	applyRange(t, f, 0, 10, 2, 1) // indices 1..5, offsets 0..9
+	res := f.Apply([]consensus.Entry{{Index: 6, Term: 1, Data: EncodeRetain(4, testTime)}})
+	if r, ok := res[0].(RetainResult); !ok || r.First != 4 {
+		t.Fatalf("retain: %v", res[0])
+	}
+	if len(l.truncateTo) != 1 || l.truncateTo[0] != 4 {
+		t.Fatalf("storage asked to drop below %v, want [4]", l.truncateTo)
+	}
+	if l.firstSeen[0] != 0 {
+		t.Fatalf("when the storage was asked to record the cut at 4, readers already saw first %d; want 0 (the cut visible only once stored)", l.firstSeen[0])
+	}
+	if got := f.First(); got != 4 {
+		t.Fatalf("after the retain, first %d, want 4", got)
+	}
+}
