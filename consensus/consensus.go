@@ -99,6 +99,9 @@ type Status struct {
 	// ClusterID identifies the cluster this node belongs to; "" while it belongs to none yet
 	// (no state, not yet added to a cluster) or for implementations without cluster IDs.
 	ClusterID string
+	// Fenced is why this node is fenced (Fencer): it neither votes nor campaigns. "" while
+	// it is not, and for implementations without fencing.
+	Fenced string
 }
 
 // LeaderEvent is delivered when this node's view of the leader changes.
@@ -166,6 +169,24 @@ type CommittedConfiguration interface {
 	// snapshot it last restored), and its log index, also across a restart; ok is false while
 	// it knows none (a new node, before a leader told it what committed).
 	CommittedServers() (servers []Server, index uint64, ok bool)
+}
+
+// Fencer is optionally implemented by a Consensus that can keep a node out of elections: a
+// node that lost committed data (its state machine's copy of the log is damaged) must neither
+// vote nor lead until it is repaired from its peers. A fenced node still receives, stores and
+// acknowledges the log, so it still counts toward the commit quorum; only its votes are gone,
+// so a cluster that needs its vote to elect a leader has none until it is repaired (or a
+// healthy voter comes back).
+type Fencer interface {
+	// Fence keeps this node from voting and from being elected, for reason (logged, and
+	// shown in Status.Fenced), until Unfence. A node that leads when fenced keeps leading
+	// until it transfers leadership or loses it. Idempotent; a later reason replaces the
+	// earlier one.
+	Fence(reason string)
+	// Unfence lifts Fence.
+	Unfence()
+	// Fenced returns why the node is fenced; ok is false while it is not.
+	Fenced() (reason string, ok bool)
 }
 
 // Snapshot is a point-in-time snapshot returned by StateMachine.Snapshot.

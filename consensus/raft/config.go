@@ -159,6 +159,12 @@ type Config struct {
 	// UnsafeInmemLog.
 	AppliedIndex uint64
 
+	// Fenced, when not empty, starts the node fenced, for this reason (see Node.Fence): it
+	// refuses every vote and pre-vote and never campaigns, from the first RPC on, until
+	// Node.Unfence. For a node whose caller knows at start that it lost committed data (an
+	// alarm kept on disk).
+	Fenced string
+
 	// UnsafeInmemLog keeps Raft's log and stable store in memory: nothing survives a restart
 	// and nothing is fsynced. For benchmarks (the in-memory floor) and throwaway tests only.
 	UnsafeInmemLog bool

@@ -69,6 +69,7 @@ type Node struct {
 var (
 	_ consensus.Consensus              = (*Node)(nil)
 	_ consensus.CommittedConfiguration = (*Node)(nil)
+	_ consensus.Fencer                 = (*Node)(nil)
 )
 
 // committedConfiguration is a configuration that committed, at its log index.
@@ -214,7 +215,10 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 			}
 			return stable.SetUint64(keyVoteGuardArmed, v)
 		},
-	})
+	}, cfg.Fenced)
+	if cfg.Fenced != "" {
+		logger.Warn("fenced at start: this node refuses every vote and pre-vote and does not campaign until it is repaired", "reason", cfg.Fenced)
+	}
 	rtrans := wrapMatch(n.votes, n.matches)
 
 	rc := cfg.raftConfig()
@@ -716,6 +720,7 @@ func (n *Node) Status() consensus.Status {
 		LastIndex:    n.raft.LastIndex(),
 		ClusterID:    n.ident.get(),
 	}
+	st.Fenced, _ = n.Fenced()
 	if l, ok := n.leader(); ok {
 		st.Leader = l
 	}
@@ -723,6 +728,38 @@ func (n *Node) Status() consensus.Status {
 		st.LastContact = n.raft.LastContact()
 	}
 	return st
+}
+
+// Fence keeps this node out of elections, for reason (consensus.Fencer): until Unfence, it
+// refuses every vote and pre-vote it is asked for and sends none of its own, so it is never
+// elected (see voteGuard). A node that leads when it is fenced keeps leading until it hands
+// leadership over (TransferLeadership) or loses it: Raft has no way to step down alone. It
+// logs once per change of reason, not per refused vote. Fencing is not remembered across
+// restarts: the caller keeps its reason and passes it in Config.Fenced.
+func (n *Node) Fence(reason string) {
+	if reason == "" {
+		reason = "fenced"
+	}
+	if old := n.votes.fence.Swap(&reason); old == nil || *old != reason {
+		n.cfg.Logger.Warn("fenced: this node refuses every vote and pre-vote and does not campaign until it is repaired",
+			"raft_id", n.cfg.ID, "reason", reason)
+	}
+}
+
+// Unfence lifts Fence: the node votes and campaigns as Raft decides again.
+func (n *Node) Unfence() {
+	if old := n.votes.fence.Swap(nil); old != nil {
+		n.cfg.Logger.Info("fence lifted: this node votes and campaigns again", "raft_id", n.cfg.ID, "was", *old,
+			"votes_refused", n.votes.fenceRefused.Load(), "campaigns_blocked", n.votes.fenceBlocked.Load())
+	}
+}
+
+// Fenced returns why the node is fenced; ok is false while it is not.
+func (n *Node) Fenced() (reason string, ok bool) {
+	if r := n.votes.fence.Load(); r != nil {
+		return *r, true
+	}
+	return "", false
 }
 
 func stateName(s hraft.RaftState) string {

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -28,6 +29,23 @@ import (
 // own term: every entry committed in earlier terms lies below it. From then on, and on a node
 // that held state when it first heard from a leader, Raft decides alone.
 //
+// The node's owner can also fence it (Node.Fence): a node that lost committed data (its
+// divergence alarm, a damaged entry in its Raft log) must neither vote nor lead until it is
+// repaired from its peers. While fenced, the guard refuses every vote and pre-vote it is asked
+// for, whatever the candidate's log, and fails the node's own vote and pre-vote requests
+// without sending them (the guard is also the transport Raft sends through): the node cannot
+// collect a vote, so it is never elected. With pre-vote on (it always is: see RequestPreVote)
+// such a node campaigns with pre-votes only, which change no term: hashicorp/raft v1.8's
+// runCandidate starts a real election (electSelf, which increments and persists the term)
+// only once a quorum granted the pre-vote, and the node's own pre-vote is the only one it gets.
+// Only a leader's TimeoutNow (a leadership transfer to it) skips the pre-vote: the guard fails
+// it, so the transfer fails at once and the leader keeps leading (an election started by it
+// would raise this node's term, and its answers with that term depose the leader). A fenced
+// node keeps
+// receiving and acknowledging entries (its Raft log is whole, or the owner would not start it):
+// only elections are closed to it. Its own vote for itself is Raft's, not an RPC: the only
+// voter of a one-voter cluster still elects itself.
+//
 // It sits between the transport and Raft: Raft reads RPCs from Consumer, fed by run.
 type voteGuard struct {
 	hraft.Transport
@@ -38,6 +56,11 @@ type voteGuard struct {
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	refused atomic.Uint64 // votes and pre-votes refused, for tests and logs
+
+	// fence is why the node is fenced (Node.Fence); nil while it is not.
+	fence        atomic.Pointer[string]
+	fenceRefused atomic.Uint64 // votes, pre-votes and TimeoutNows refused because the node is fenced
+	fenceBlocked atomic.Uint64 // the node's own vote and pre-vote requests not sent because it is fenced
 
 	// Used by run only (refuse and observe).
 	heard  bool                               // a leader's AppendEntries or InstallSnapshot seen since the start
@@ -59,8 +82,12 @@ type guardState struct {
 	setArmed  func(bool) error // persists armed
 }
 
-func newVoteGuard(t hraft.Transport, st guardState) *voteGuard {
+// newVoteGuard starts the guard of t; fenced, when not empty, fences it from the first RPC.
+func newVoteGuard(t hraft.Transport, st guardState, fenced string) *voteGuard {
 	g := &voteGuard{Transport: t, in: t.Consumer(), out: make(chan hraft.RPC), st: st, stop: make(chan struct{})}
+	if fenced != "" {
+		g.fence.Store(&fenced)
+	}
 	if st.armed() {
 		g.heard, g.armed = true, true // restarted before it caught up
 	}
@@ -76,12 +103,38 @@ func (g *voteGuard) Consumer() <-chan hraft.RPC { return g.out }
 // transport of hashicorp/raft v1.8 has it). Without it Raft turns pre-vote off: a server cut
 // off from the leader, back after it campaigned, deposed a healthy leader with its higher term.
 func (g *voteGuard) RequestPreVote(id hraft.ServerID, target hraft.ServerAddress, args *hraft.RequestPreVoteRequest, resp *hraft.RequestPreVoteResponse) error {
+	if err := g.fencedErr(); err != nil {
+		return err
+	}
 	pv, ok := g.Transport.(hraft.WithPreVote)
 	if !ok {
 		// Raft counts a peer that does not know the RPC as granting it.
 		return errors.New("unexpected command: this transport has no pre-vote")
 	}
 	return pv.RequestPreVote(id, target, args, resp)
+}
+
+// RequestVote implements hraft.Transport: a fenced node's requests for votes fail unsent.
+func (g *voteGuard) RequestVote(id hraft.ServerID, target hraft.ServerAddress, args *hraft.RequestVoteRequest, resp *hraft.RequestVoteResponse) error {
+	if err := g.fencedErr(); err != nil {
+		return err
+	}
+	return g.Transport.RequestVote(id, target, args, resp)
+}
+
+// errFenced is what a fenced node's own vote and pre-vote requests fail with. Its text must
+// not hold hashicorp/raft's "unexpected command", which counts a pre-vote as granted.
+var errFenced = errors.New("consensus/raft: this node is fenced (it lost committed data): it neither votes nor campaigns")
+
+// fencedErr returns, while the node is fenced, the error its own vote requests fail with (and
+// counts them); nil otherwise.
+func (g *voteGuard) fencedErr() error {
+	r := g.fence.Load()
+	if r == nil {
+		return nil
+	}
+	g.fenceBlocked.Add(1)
+	return fmt.Errorf("%w (%s)", errFenced, *r)
 }
 
 // SetHeartbeatHandler implements hraft.Transport by leaving the transport's heartbeat fast path
@@ -143,8 +196,23 @@ func (g *voteGuard) refuse(rpc hraft.RPC) bool {
 		term, last = req.Term, req.LastLogIndex
 	case *hraft.RequestPreVoteRequest:
 		term, last = req.Term, req.LastLogIndex
+	case *hraft.TimeoutNowRequest:
+		// A leader handing leadership to this node: fenced, it could not win the election
+		// that TimeoutNow starts (without a pre-vote), only raise its term, which deposes the
+		// leader. Failing the RPC fails the transfer at once, and the leader keeps leading.
+		if r := g.fence.Load(); r != nil {
+			g.fenceRefused.Add(1)
+			rpc.Respond(nil, fmt.Errorf("%w: it does not take leadership (%s)", errFenced, *r))
+			return true
+		}
+		return false
 	default:
 		return false
+	}
+	if g.fence.Load() != nil {
+		g.fenceRefused.Add(1)
+		respondRefused(rpc, term)
+		return true
 	}
 	if last <= 1 || g.held.Load() {
 		return false
@@ -154,12 +222,17 @@ func (g *voteGuard) refuse(rpc hraft.RPC) bool {
 		return false
 	}
 	g.refused.Add(1)
+	respondRefused(rpc, term)
+	return true
+}
+
+// respondRefused answers the vote or pre-vote rpc, for term, not granted.
+func respondRefused(rpc hraft.RPC, term uint64) {
 	if _, pre := rpc.Command.(*hraft.RequestPreVoteRequest); pre {
 		rpc.Respond(&hraft.RequestPreVoteResponse{Term: term, Granted: false}, nil)
 	} else {
 		rpc.Respond(&hraft.RequestVoteResponse{Term: term, Granted: false}, nil)
 	}
-	return true
 }
 
 // caughtUp reports whether the node may vote as Raft decides: it holds state, and either held

@@ -28,7 +28,7 @@ func TestVoteGuard(t *testing.T) {
 	in := make(chan hraft.RPC)
 	g := newVoteGuard(consumerTransport{ch: in}, guardState{isEmpty: empty.Load,
 		termAt: func(uint64) (uint64, bool) { return 0, false }, lastIndex: func() uint64 { return 0 },
-		armed: func() bool { return false }, setArmed: func(bool) error { return errors.New("no stable store") }})
+		armed: func() bool { return false }, setArmed: func(bool) error { return errors.New("no stable store") }}, "")
 	defer g.close()
 
 	send := func(cmd any) (forwarded bool, resp hraft.RPCResponse) {
@@ -148,7 +148,7 @@ func TestVoteGuardHoldsUntilCaughtUp(t *testing.T) {
 	node := &guardLog{terms: map[uint64]uint64{}} // wiped: empty
 
 	in := make(chan hraft.RPC)
-	start := func() *voteGuard { return newVoteGuard(consumerTransport{ch: in}, node.state()) }
+	start := func() *voteGuard { return newVoteGuard(consumerTransport{ch: in}, node.state(), "") }
 	g := start()
 	// appendEntries hands req to the guard; Raft (the test) appends its entries.
 	appendEntries := func(req *hraft.AppendEntriesRequest) {
@@ -228,7 +228,7 @@ func TestVoteGuardPreVote(t *testing.T) {
 		armed: func() bool { return false }, setArmed: func(bool) error { return nil }}
 
 	pv := &preVoteTransport{consumerTransport: consumerTransport{ch: make(chan hraft.RPC)}}
-	g := newVoteGuard(pv, st)
+	g := newVoteGuard(pv, st, "")
 	defer g.close()
 	var resp hraft.RequestPreVoteResponse
 	if err := g.RequestPreVote("n2", "addr2", &hraft.RequestPreVoteRequest{Term: 7}, &resp); err != nil {
@@ -238,7 +238,7 @@ func TestVoteGuardPreVote(t *testing.T) {
 		t.Fatalf("pre-vote reached the transport %d times, answer %+v; want once, granted in term 7", pv.calls.Load(), resp)
 	}
 
-	plain := newVoteGuard(consumerTransport{ch: make(chan hraft.RPC)}, st)
+	plain := newVoteGuard(consumerTransport{ch: make(chan hraft.RPC)}, st, "")
 	defer plain.close()
 	resp = hraft.RequestPreVoteResponse{}
 	err := plain.RequestPreVote("n2", "addr2", &hraft.RequestPreVoteRequest{Term: 7}, &resp)
