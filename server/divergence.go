@@ -60,6 +60,10 @@ type divergence struct {
 	path   string
 	logger *slog.Logger
 
+	// onRaise, when set (before the server runs), is called once, with the description, when
+	// the alarm is raised: it fences the Raft node (fence.go).
+	onRaise func(msg string)
+
 	mu  sync.Mutex
 	msg string // "" while not raised
 	// on is msg != "", for readErr: checked before every record a stream sends, so without
@@ -110,7 +114,11 @@ func (d *divergence) raise(msg string) {
 	}
 	d.msg = msg
 	d.on.Store(true)
-	d.logger.Error("divergence alarm: this server's log differs from the cluster's; it refuses reads until an operator repairs it (wipe its data dir and let it rejoin)", "alarm", msg, "file", d.path)
+	if d.onRaise != nil {
+		d.onRaise(msg)
+	}
+	d.logger.Error("divergence alarm: this server's log differs from the cluster's; it refuses reads, and neither votes nor leads, until an operator repairs it "+
+		"(stop it, remove it from the cluster, wipe its data dir and let it rejoin)", "alarm", msg, "file", d.path)
 	if err := writeFileSync(d.path, []byte(msg+"\n")); err != nil {
 		d.logger.Error("cannot record the divergence alarm; it lasts until this server stops", "file", d.path, "err", err)
 	}
@@ -264,7 +272,9 @@ func (s *Server) divergenceLoop() {
 // handOverWhileDiverged hands leadership over whenever this server leads with its divergence
 // alarm raised (it refuses every read, linearizable ones included), until the server stops.
 // Its own divergence check would hand over too, but only an interval later, and never with the
-// check off: a server alarmed before (the alarm is kept across restarts) can win an election.
+// check off. The alarm also fences the node (fence.go), so it is not elected and takes no
+// hand-over: this is for where the fence cannot keep it out, the only voter of a cluster, which
+// elects itself (its hand-over then fails, and is tried at its next election).
 func (s *Server) handOverWhileDiverged() {
 	leads := make(chan struct{}, 1)
 	cancel := s.node.SubscribeLeader(func(ev consensus.LeaderEvent) {

@@ -438,7 +438,10 @@ func TestDivergenceCheckIgnoresServerOfAnotherCluster(t *testing.T) {
 // TestDivergedServerHandsOverLeadership: a server whose divergence alarm is raised (kept across
 // restarts) that becomes leader refuses every read there, linearizable ones included. It handed
 // leadership over only when its own divergence check found it in the minority, an interval
-// later (never with the check off); it hands over as soon as it leads.
+// later (never with the check off); it hands over as soon as it leads. Its alarm now also
+// fences it (TestDivergenceAlarmFencesNode): a hand-over to it fails, so it leads only where
+// the fence cannot keep it out (the only voter, which elects itself): the test lifts the fence
+// to make it lead.
 func TestDivergedServerHandsOverLeadership(t *testing.T) {
 	ctx := ctxT(t, 60*time.Second)
 	nodes := make([]*testServer, 3)
@@ -459,6 +462,10 @@ func TestDivergedServerHandsOverLeadership(t *testing.T) {
 		}
 	}
 	diverged.svc.div.raise("planted by the test")
+	if err := leader.node.TransferLeadership(ctx, diverged.ID()); err == nil {
+		t.Fatalf("leadership handed over to %s, whose divergence alarm fences it", diverged.ID())
+	}
+	diverged.node.Unfence()
 	if err := leader.node.TransferLeadership(ctx, diverged.ID()); err != nil {
 		t.Fatalf("transfer to %s: %v", diverged.ID(), err)
 	}

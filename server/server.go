@@ -58,7 +58,8 @@ type Server struct {
 	ln      net.Listener
 	mux     *mux.Mux
 	log     storage.Log
-	fsm     *fsm.FSM // the default topic's partition 0 (sm.Default())
+	div     *divergence // the divergence alarm, opened before Raft (its raised alarm fences the node: fence.go)
+	fsm     *fsm.FSM    // the default topic's partition 0 (sm.Default())
 	sm      *fsm.Machine
 	node    *craft.Node
 	api     transport.Server
@@ -306,7 +307,9 @@ func (s *Server) watchApply() {
 		return
 	case <-s.sm.Failed():
 	}
-	s.cfg.Logger.Error("this node stopped applying committed entries; it needs an operator (fix the cause, restart it)", "err", s.sm.Err())
+	if !s.fenceIfCorrupt(s.sm.Err()) {
+		s.cfg.Logger.Error("this node stopped applying committed entries; it needs an operator (fix the cause, restart it)", "err", s.sm.Err())
+	}
 	tick := time.NewTicker(stoppedLeaderCheck)
 	defer tick.Stop()
 	h := stoppedLeader{transfer: s.handOverStopped, now: time.Now, logger: s.cfg.Logger}

@@ -280,6 +280,15 @@ func (s *Server) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("server: state machine: %w%s", err, corruptRepair(err, s.cfg.NodeName))
 	}
+	// A node whose divergence alarm is kept, or that stopped on damaged data, starts fenced
+	// (fence.go): it votes for nobody from its first RPC.
+	if s.div, err = openDivergence(s.cfg.DataDir, s.cfg.Logger.With("component", "divergence")); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	fenced, err := fenceAtStart(s.cfg.DataDir, s.div)
+	if err != nil {
+		return err
+	}
 	layer := craft.NewStreamLayer(s.mux.Raft(), s.mux.Raft().Dial)
 	if s.cfg.raftLayer != nil {
 		layer = s.cfg.raftLayer(layer)
@@ -295,12 +304,15 @@ func (s *Server) startRaft() error {
 		// The state machine's tables (producers, group offsets) outgrow the default 8 MiB.
 		MaxManifestSize: fsm.MaxManifestBytes,
 		AppliedIndex:    max(s.sm.AppliedIndex(), stored),
+		Fenced:          fenced,
 	}
 	chaosbugs.TuneRaft(&rcfg.SnapshotThreshold, &rcfg.TrailingLogs, &rcfg.SnapshotInterval, &rcfg.WALSegmentSize) // no-op unless -tags chaosbugs
 	s.node, err = craft.New(rcfg, telemetry.InstrumentStateMachine(s.sm, s.tel.Metrics()))
 	if err != nil {
 		return fmt.Errorf("server: raft: %w", err)
 	}
+	node := s.node
+	s.div.onRaise = func(msg string) { node.Fence(divergenceFence(msg)) }
 	return nil
 }
 
@@ -382,10 +394,7 @@ func peerClient(name string) transport.NewClientFunc {
 // newService builds the API's implementation over the Raft node and the state machine, with
 // the divergence alarm kept in DataDir.
 func (s *Server) newService() error {
-	div, err := openDivergence(s.cfg.DataDir, s.cfg.Logger.With("component", "divergence"))
-	if err != nil {
-		return fmt.Errorf("server: %w", err)
-	}
+	div := s.div // opened by startRaft
 	s.removed = &removedServers{}
 	s.svc = &service{node: s.node, acl: s.effectiveACL(), fsm: s.fsm, sm: s.sm, forward: s.forward, cfg: &s.cfg, stop: s.stopping, div: div, admit: s.admit,
 		removed: s.removed.mark,

@@ -46,9 +46,3 @@ func (f *faultFS) Set(mode int32) { f.mode.Store(mode) }
 
 // Hits returns how many operations failed.
 func (f *faultFS) Hits() int { return int(f.hits.Load()) }
-
-// FenceCounts returns the votes, pre-votes and TimeoutNows n refused because it is fenced, and
-// its own vote and pre-vote requests it did not send because it is fenced.
-func (n *Node) FenceCounts() (refused, blocked uint64) {
-	return n.votes.fenceRefused.Load(), n.votes.fenceBlocked.Load()
-}

@@ -762,6 +762,13 @@ func (n *Node) Fenced() (reason string, ok bool) {
 	return "", false
 }
 
+// FenceCounts returns, since the node started, the votes, pre-votes and leadership hand-overs
+// it refused because it was fenced, and its own vote and pre-vote requests it did not send
+// because it was fenced (one per voter asked, each time it campaigned).
+func (n *Node) FenceCounts() (refused, blocked uint64) {
+	return n.votes.fenceRefused.Load(), n.votes.fenceBlocked.Load()
+}
+
 func stateName(s hraft.RaftState) string {
 	switch s {
 	case hraft.Leader:
