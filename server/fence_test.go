@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/commitlog-go/commitlog/consensus"
+	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
 	"github.com/commitlog-go/commitlog/storage"
 )
 
@@ -24,7 +25,7 @@ func TestDivergenceAlarmFencesNode(t *testing.T) {
 	cfgs := make([]Config, 3)
 	for i := range nodes {
 		cfgs[i] = Config{NodeName: fmt.Sprintf("node-%d", i), GossipProfile: "test", ReconcileInterval: 100 * time.Millisecond,
-			DivergenceCheckInterval: -1, DataDir: t.TempDir()} // no check: the test raises the alarm
+			DivergenceCheckInterval: -1, DataDir: t.TempDir(), MetricsAddr: "127.0.0.1:0"} // no check: the test raises the alarm
 		if i > 0 {
 			cfgs[i].StartJoinAddrs = []string{nodes[0].GossipAddr()}
 		}
@@ -52,6 +53,9 @@ func TestDivergenceAlarmFencesNode(t *testing.T) {
 	nodes[d] = startNode(t, cfg, false)
 	if reason, ok := nodes[d].node.Fenced(); !ok || !strings.Contains(reason, planted) {
 		t.Fatalf("%s restarted with its divergence alarm kept, and its Raft node is fenced: %v (%q)", nodes[d].ID(), ok, reason)
+	}
+	if m, err := telemetrytest.Find(telemetrytest.Scrape(t, nodes[d].MetricsAddr()), "commitlog_raft_fenced", nil); err != nil || m.GetGauge().GetValue() != 1 {
+		t.Fatalf("commitlog_raft_fenced on %s = %v, %v; want 1", nodes[d].ID(), m, err)
 	}
 	waitFor(t, 60*time.Second, "the leader holds "+nodes[d].ID()+" as a voter at its new address", func() bool {
 		servers, err := leader.node.Servers(ctx)

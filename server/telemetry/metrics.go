@@ -32,6 +32,7 @@ const (
 	MetricLastIndex        = "commitlog.raft.last.index"
 	MetricTerm             = "commitlog.raft.term"
 	MetricIsLeader         = "commitlog.raft.leader"
+	MetricFenced           = "commitlog.raft.fenced"
 	MetricLastContact      = "commitlog.raft.last.contact"
 	MetricFollowerLag      = "commitlog.raft.follower.lag"
 	MetricFollowerContact  = "commitlog.raft.follower.last.contact"
@@ -329,6 +330,7 @@ func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats, live func
 	}
 	var (
 		commit, applied, last, term, leader metric.Int64ObservableGauge
+		fenced                              metric.Int64ObservableGauge
 		lag                                 metric.Int64ObservableGauge
 		contact, followerContact            metric.Float64ObservableGauge
 		segments, size                      metric.Int64ObservableGauge
@@ -345,10 +347,11 @@ func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats, live func
 		last = gauge(MetricLastIndex, "{entry}", "The last index in this node's Raft log.")
 		term = gauge(MetricTerm, "{term}", "This node's current Raft term.")
 		leader = gauge(MetricIsLeader, "", "1 when this node is the leader, else 0.")
+		fenced = gauge(MetricFenced, "", "1 while this node is fenced (it lost committed data: it neither votes nor is elected until repaired), else 0.")
 		contact = fgauge(MetricLastContact, "s", "Time since this follower last heard from the leader, or since it started if it has not (0 on the leader).")
 		lag = gauge(MetricFollowerLag, "{entry}", "On the leader: the leader's commit index minus each follower's match index.")
 		followerContact = fgauge(MetricFollowerContact, "s", "On the leader: time since each follower last answered.")
-		instruments = append(instruments, commit, applied, last, term, leader, contact, lag, followerContact)
+		instruments = append(instruments, commit, applied, last, term, leader, fenced, contact, lag, followerContact)
 	}
 	if segs != nil {
 		segments = gauge(MetricSegments, "{segment}", "Segment files of the commit log.")
@@ -386,6 +389,11 @@ func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats, live func
 			isLeader = 1
 		}
 		o.ObserveInt64(leader, isLeader)
+		isFenced := int64(0)
+		if st.Fenced != "" {
+			isFenced = 1
+		}
+		o.ObserveInt64(fenced, isFenced)
 		since := 0.0
 		switch {
 		case !st.LastContact.IsZero():

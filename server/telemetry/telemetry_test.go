@@ -303,6 +303,7 @@ func TestNodeMetrics(t *testing.T) {
 	node.set(func(s *consensus.Status) {
 		s.State, s.Term, s.CommitIndex, s.AppliedIndex, s.LastIndex = "leader", 3, 40, 38, 41
 		s.Leader = consensus.Server{ID: "a", Address: "a:1"}
+		s.Fenced = "divergence alarm: test"
 	})
 	node.setServers([]consensus.ServerStatus{
 		{Server: consensus.Server{ID: "a"}, Leader: true},
@@ -326,6 +327,7 @@ func TestNodeMetrics(t *testing.T) {
 		{"commitlog_raft_last_index", nil, 41},
 		{"commitlog_raft_term", nil, 3},
 		{"commitlog_raft_leader", nil, 1},
+		{"commitlog_raft_fenced", nil, 1},
 		{"commitlog_raft_follower_lag", map[string]string{"follower": "b"}, 10},
 		{"commitlog_raft_follower_lag", map[string]string{"follower": "c"}, 0},
 		{"commitlog_raft_leader_changes_total", nil, 2},
