@@ -45,7 +45,8 @@ import (
 // A raised alarm is kept in <data-dir>/DIVERGED (so it survives restarts), shown by the
 // commitlog_divergence_alarm gauge, GetBounds' divergence field and `commitlog cluster
 // status`, and makes the server refuse reads (Consume, ConsumeStream) with DATA_LOSS. Writes
-// still go through Raft, whose entries are not affected. Repair: stop the server, wipe its data
+// still go through Raft, whose entries are not affected. It also fences the Raft node
+// (fence.go): the server neither votes nor is elected, also after a restart. Repair: stop the server, wipe its data
 // dir and let it rejoin (it then installs a snapshot from the leader); deleting DIVERGED alone
 // clears the alarm without repairing anything.
 
