@@ -110,3 +110,29 @@ func TestFencedLeaderHandsOver(t *testing.T) {
 	}
 	c.Propose([]byte("after the hand-over"))
 }
+
+// TestHandOverSkipsFencedVoter: a leader handing leadership to "the most up-to-date voter"
+// whose pick is fenced hands it to the next voter. Before, the hand-over failed (the fenced
+// voter refuses it), and a leader stopping gracefully left no leader where the other voter could
+// have led.
+func TestHandOverSkipsFencedVoter(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	c.Propose([]byte("before"))
+	L := c.WaitLeader()
+	c.WaitApplied(c.Node(L).Status().LastIndex)
+	// Every voter holds the whole log: the pick goes to the first in the configuration.
+	F := 0
+	if F == L {
+		F = 1
+	}
+	c.Node(F).Fence("test")
+	if err := c.Node(L).TransferLeadership(ctxT(t), ""); err != nil {
+		t.Fatalf("hand-over with the fenced node %d among the voters: %v", F, err)
+	}
+	if l := c.WaitLeader(); l == L || l == F {
+		t.Fatalf("node %d leads after the hand-over of %d, with %d fenced", l, L, F)
+	}
+	if refused, _ := c.Node(F).FenceCounts(); refused == 0 {
+		t.Logf("the pick was not the fenced node %d: the retry was not exercised", F)
+	}
+}

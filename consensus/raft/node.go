@@ -861,8 +861,7 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 		// the configuration), so a leader whose peer had just died kept handing leadership to it,
 		// failing every time, while a live voter was there (a stopped state machine's leader kept
 		// the cluster unwritable with a minority down).
-		t := n.transferTarget(cf.Configuration().Servers)
-		f = n.raft.LeadershipTransferToServer(t.ID, t.Address)
+		return n.transferToAny(ctx, cf.Configuration().Servers)
 	} else {
 		var addr hraft.ServerAddress
 		voter := false
@@ -892,6 +891,37 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 		return n.mapErr(err, false)
 	}
 	return nil
+}
+
+// transferToAny hands leadership to the voter transferTarget picks among servers; when that
+// voter refuses it because it is fenced (it lost committed data: see voteGuard), to the next
+// one, without it. A leader stopping gracefully, or one whose state machine stopped, would
+// otherwise fail its hand-over whenever the fenced voter was the most up to date, and a leader
+// that then stops leaves no leader where the other voter could have led.
+func (n *Node) transferToAny(ctx context.Context, servers []hraft.Server) error {
+	servers = slices.Clone(servers)
+	for {
+		t := n.transferTarget(servers)
+		done, err := n.await(ctx, n.raft.LeadershipTransferToServer(t.ID, t.Address))
+		if !done {
+			return err
+		}
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, hraft.ErrLeadershipTransferInProgress) {
+			return fmt.Errorf("consensus/raft: transfer leadership: %w", err)
+		}
+		// hashicorp/raft wraps the target's answer to TimeoutNow with %v: only its text is left.
+		fenced := strings.Contains(err.Error(), errFenced.Error())
+		servers = slices.DeleteFunc(servers, func(s hraft.Server) bool { return s.ID == t.ID })
+		if !fenced || !slices.ContainsFunc(servers, func(s hraft.Server) bool {
+			return string(s.ID) != n.cfg.ID && s.Suffrage == hraft.Voter
+		}) {
+			return n.mapErr(err, false)
+		}
+		n.cfg.Logger.Info("leadership transfer: the voter picked is fenced; trying the next one", "raft_id", n.cfg.ID, "fenced", t.ID)
+	}
 }
 
 // transferTarget picks the voter other than this node to hand leadership to: one the leader
