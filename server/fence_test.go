@@ -13,6 +13,7 @@ import (
 	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
 	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/storage/vfs/crashfs"
+	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
 
@@ -48,6 +49,10 @@ func TestDivergenceAlarmFencesNode(t *testing.T) {
 	}
 	if err := leader.node.TransferLeadership(ctx, nodes[d].ID()); err == nil || nodes[d].node.IsLeader() {
 		t.Fatalf("leadership handed over to %s, whose divergence alarm is raised (err %v)", nodes[d].ID(), err)
+	}
+	_, err := newClient(t, TransportConnect, leader.Addr()).TransferLeadership(ctx, &logv1.TransferLeadershipRequest{Id: nodes[d].ID()})
+	if transport.CodeOf(err) != transport.FailedPrecondition || !strings.Contains(err.Error(), "fenced") {
+		t.Fatalf("cluster transfer-leadership to %s, whose divergence alarm is raised: %v, want FailedPrecondition saying it is fenced", nodes[d].ID(), err)
 	}
 
 	// After a restart (on a new port: the leader re-adds it there and promotes it again).
