@@ -141,7 +141,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "group-offsets-retention", Value: server.DefaultGroupOffsetsRetention, EnvVars: env("group-offsets-retention"),
 			Usage: "the committed offsets of a consumer group without members are dropped this long after its last commit (decided by the leader, applied through Raft)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "divergence-check-interval", Value: server.DefaultDivergenceCheckInterval, EnvVars: env("divergence-check-interval"),
-			Usage: "how often the leader compares the checksum of its log with every follower's; a server whose log differs from the majority's raises an alarm and refuses reads (0: never)"}),
+			Usage: "how often the leader compares the checksum of its log with every follower's; a server whose log differs from the majority's raises an alarm, refuses reads, and neither votes nor leads until it is repaired (0: never)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "metrics-addr", Value: "off", EnvVars: env("metrics-addr"),
 			Usage: "host:port serving /metrics (Prometheus), /healthz (liveness) and /readyz (readiness: a leader is known and this node caught up), e.g. 127.0.0.1:9400; off: none. Plain HTTP without authentication, and the metrics name topics and groups: bind it to loopback or a private address (it holds at most 64 connections: one more closes the oldest)"}),
 		altsrc.NewFloat64Flag(&cli.Float64Flag{Name: "trace-sample-ratio", Value: 0.1, EnvVars: env("trace-sample-ratio"),
