@@ -41,9 +41,8 @@ import (
 // Only a leader's TimeoutNow (a leadership transfer to it) skips the pre-vote: the guard fails
 // it, so the transfer fails at once and the leader keeps leading (an election started by it
 // would raise this node's term, and its answers with that term depose the leader). A fenced
-// node keeps
-// receiving and acknowledging entries (its Raft log is whole, or the owner would not start it):
-// only elections are closed to it. Its own vote for itself is Raft's, not an RPC: the only
+// node keeps receiving and acknowledging entries (its Raft log is whole, or the owner would
+// not start it): only elections are closed to it. Its own vote for itself is Raft's, not an RPC: the only
 // voter of a one-voter cluster still elects itself.
 //
 // It sits between the transport and Raft: Raft reads RPCs from Consumer, fed by run.
