@@ -17,6 +17,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	craft "github.com/commitlog-go/commitlog/consensus/raft"
+	"github.com/commitlog-go/commitlog/server/fsm"
 	"github.com/commitlog-go/commitlog/server/tlsutil/certgen"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -395,5 +397,29 @@ func TestDeniedBatchCostsNothing(t *testing.T) {
 				t.Errorf("%d records appended", next)
 			}
 		})
+	}
+}
+
+// TestRaftAppendEntriesBoundedByCommandBytes: the server tells Raft its largest command, so
+// that one AppendEntries RPC carries about craft.MaxAppendBytes at most (64 commands at the
+// default 4 MiB), not hashicorp/raft's 512 commands whatever their size: with 4 MiB
+// ProduceBatch commands a follower catching up received 2 GiB RPCs, and peaked at 8 GB of
+// memory (the leader at 4.3 GB).
+func TestRaftAppendEntriesBoundedByCommandBytes(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  Config
+		want int
+	}{
+		{Config{}, 64},
+		{Config{MaxRecordBytes: fsm.MaxRecordValueBytes}, 63}, // commands a little over 4 MiB
+	} {
+		srv := startServer(t, tt.cfg)
+		cmd := srv.fsm.Limits().MaxCommandBytes
+		got := srv.node.MaxAppendEntries()
+		srv.shutdown(t)
+		if got != tt.want || got*cmd > craft.MaxAppendBytes {
+			t.Errorf("max record bytes %d (commands up to %d B): Raft sends up to %d entries per AppendEntries, want %d (at most %d B)",
+				tt.cfg.MaxRecordBytes, cmd, got, tt.want, craft.MaxAppendBytes)
+		}
 	}
 }

@@ -303,8 +303,10 @@ func (s *Server) startRaft() error {
 		Logger:      s.cfg.Logger.With("component", "raft"),
 		// The state machine's tables (producers, group offsets) outgrow the default 8 MiB.
 		MaxManifestSize: fsm.MaxManifestBytes,
-		AppliedIndex:    max(s.sm.AppliedIndex(), stored),
-		Fenced:          fenced,
+		// Bounds one AppendEntries RPC by bytes (about craft.MaxAppendBytes), not by count alone.
+		MaxEntryBytes: s.fsm.Limits().MaxCommandBytes,
+		AppliedIndex:  max(s.sm.AppliedIndex(), stored),
+		Fenced:        fenced,
 	}
 	chaosbugs.TuneRaft(&rcfg.SnapshotThreshold, &rcfg.TrailingLogs, &rcfg.SnapshotInterval, &rcfg.WALSegmentSize) // no-op unless -tags chaosbugs
 	s.node, err = craft.New(rcfg, telemetry.InstrumentStateMachine(s.sm, s.tel.Metrics()))

@@ -66,6 +66,13 @@ const (
 	DefaultTransportTimeout   = 10 * time.Second
 )
 
+// MaxAppendBytes is about the most bytes of commands one AppendEntries RPC carries when
+// Config.MaxEntryBytes is set; minAppendEntries is the fewest entries per RPC it then leaves.
+const (
+	MaxAppendBytes   = 256 << 20
+	minAppendEntries = 16
+)
+
 // Config configures a Node. The zero value of every field but ID, DataDir and one of
 // StreamLayer/Transport means the documented default. New validates it.
 type Config struct {
@@ -122,8 +129,15 @@ type Config struct {
 	// catches up from the log rather than a snapshot. Default 10240.
 	TrailingLogs uint64
 	// MaxAppendEntries: the most entries per AppendEntries RPC and per group commit (≤ 1024).
-	// Default 512.
+	// Default 512, or fewer with MaxEntryBytes.
 	MaxAppendEntries int
+	// MaxEntryBytes, when positive, is the largest command the caller proposes. hashicorp/raft
+	// bounds an AppendEntries RPC (and the entries the leader reads into memory to send it, and
+	// the follower decodes) by its count of entries alone: 512 commands of 4 MiB made 2 GiB RPCs,
+	// and a follower catching up on such a log peaked at 8 GB of memory. With MaxEntryBytes,
+	// MaxAppendEntries defaults to MaxAppendBytes / MaxEntryBytes, within [16, 512]: 64 for
+	// 4 MiB commands, 512 for commands of 512 KiB or less.
+	MaxEntryBytes int
 	// RetainSnapshots: snapshots kept on disk. Default 2.
 	RetainSnapshots int
 	// MaxManifestSize bounds a snapshot manifest (what Snapshot.Persist writes). Default 8 MiB.
@@ -206,6 +220,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAppendEntries == 0 {
 		c.MaxAppendEntries = DefaultMaxAppendEntries
+		if c.MaxEntryBytes > 0 {
+			c.MaxAppendEntries = min(DefaultMaxAppendEntries, max(minAppendEntries, MaxAppendBytes/c.MaxEntryBytes))
+		}
 	}
 	if c.RetainSnapshots == 0 {
 		c.RetainSnapshots = DefaultRetainSnapshots
@@ -260,6 +277,8 @@ func (c Config) validate() error {
 		return bad("LeaderLeaseTimeout %v exceeds HeartbeatTimeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
 	case c.CommitTimeout < time.Millisecond:
 		return bad("CommitTimeout %v is below 1ms", c.CommitTimeout)
+	case c.MaxEntryBytes < 0:
+		return bad("MaxEntryBytes %d is negative", c.MaxEntryBytes)
 	case c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024:
 		return bad("MaxAppendEntries %d is outside [1, 1024]", c.MaxAppendEntries)
 	case c.SnapshotInterval < 5*time.Millisecond:

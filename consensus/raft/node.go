@@ -769,6 +769,10 @@ func (n *Node) FenceCounts() (refused, blocked uint64) {
 	return n.votes.fenceRefused.Load(), n.votes.fenceBlocked.Load()
 }
 
+// MaxAppendEntries returns the most entries this node sends in one AppendEntries RPC and
+// takes into one group commit: Config.MaxAppendEntries after its default (see MaxEntryBytes).
+func (n *Node) MaxAppendEntries() int { return n.cfg.MaxAppendEntries }
+
 func stateName(s hraft.RaftState) string {
 	switch s {
 	case hraft.Leader:

@@ -153,7 +153,7 @@ func (s *walStore) storeLocked(logs []*hraft.Log) error {
 	}
 	// One raft-wal append per at most maxStoreBytes of entries: raft-wal encodes a whole
 	// append in its segment's buffer, which never shrinks (a sealed segment keeps it), and a
-	// group commit may be MaxAppendEntries (512) commands of up to 4 MiB each (a leader under
+	// group commit may be MaxAppendEntries (up to 512) commands of up to 16 MiB each (a leader under
 	// ProduceStreams kept 1 GiB of it while idle). A failure in any part drops the whole batch
 	// on recovery (want is the last index before it), as one append did.
 	for len(logs) > 0 {
