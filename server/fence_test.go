@@ -12,7 +12,6 @@ import (
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/server/telemetry/telemetrytest"
 	"github.com/commitlog-go/commitlog/storage"
-	"github.com/commitlog-go/commitlog/storage/vfs/crashfs"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -145,32 +144,8 @@ var errNoSpace = errors.New("no space left on device")
 // reason is kept in FENCED: a hand-over to it fails. (A stop on a full disk does not fence:
 // TestStoppedNodeElectedLaterHandsLeadershipOver hands leadership to such a node.)
 func TestStateMachineStoppedOnDamagedDataFencesNode(t *testing.T) {
-	fs := crashfs.New()
-	nodes := startClusterWith(t, 3, func(i int, cfg *Config) {
-		if i == 2 {
-			cfg.logFS = fs
-		}
-	})
+	nodes, damaged := stopFollowerOn(t, fmt.Errorf("injected by the test: %w", storage.ErrCorrupt))
 	ctx := ctxT(t, 90*time.Second)
-	leader := leaderOf(t, nodes)
-	c := newClient(t, TransportConnect, leader.Addr())
-	produce := func() {
-		t.Helper()
-		if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("r")}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	produce()
-	damaged := nodes[2]
-	waitFor(t, 20*time.Second, "node-2 applies the first record", func() bool {
-		_, next := damaged.fsm.Bounds()
-		return next == 1
-	})
-	if err := damaged.log.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	fs.FailNext(crashfs.OpWrite, fmt.Errorf("injected by the test: %w", storage.ErrCorrupt))
-	produce()
 	waitFor(t, 20*time.Second, "node-2 stops applying on damaged data", func() bool { return errors.Is(damaged.sm.Err(), storage.ErrCorrupt) })
 	waitFor(t, 20*time.Second, "node-2 is fenced", func() bool { _, ok := damaged.node.Fenced(); return ok })
 	if b, err := os.ReadFile(filepath.Join(damaged.cfg.DataDir, fencedFile)); err != nil || !strings.Contains(string(b), "injected by the test") {

@@ -18,33 +18,10 @@ import (
 // (before, it handed leadership over only if it led when it stopped: on real processes with
 // every disk full, a node that stopped as a follower was elected and led for good).
 func TestStoppedNodeElectedLaterHandsLeadershipOver(t *testing.T) {
-	fs := crashfs.New()
-	nodes := startClusterWith(t, 3, func(i int, cfg *Config) {
-		if i == 2 {
-			cfg.logFS = fs
-		}
-	})
+	nodes, stopped := stopFollowerOn(t, errNoSpace)
+	waitFor(t, 20*time.Second, "node-2 stops applying", func() bool { return errors.Is(stopped.fsm.Err(), fsm.ErrFailed) })
 	ctx := ctxT(t, 90*time.Second)
 	leader := leaderOf(t, nodes)
-	c := newClient(t, TransportConnect, leader.Addr())
-	produce := func() {
-		t.Helper()
-		if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("r")}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	produce()
-	stopped := nodes[2]
-	waitFor(t, 20*time.Second, "node-2 applies the first record", func() bool {
-		_, next := stopped.fsm.Bounds()
-		return next == 1
-	})
-	if err := stopped.log.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	fs.FailNext(crashfs.OpWrite, errors.New("no space left on device"))
-	produce()
-	waitFor(t, 20*time.Second, "node-2 stops applying", func() bool { return errors.Is(stopped.fsm.Err(), fsm.ErrFailed) })
 	if stopped.node.IsLeader() {
 		t.Fatal("node-2 leads already")
 	}
@@ -129,4 +106,37 @@ func TestStoppedLeaderFailedTransferIsRetried(t *testing.T) {
 			t.Fatalf("at %v: %d failed transfers, %d warnings; want one each:\n%s", c.at, transfers, got, logs.String())
 		}
 	}
+}
+
+// stopFollowerOn starts three servers, node-2's commit log on a crashfs, and has node-2's
+// state machine stop: the write that stores the second record fails with err. It returns the
+// servers and node-2 (which may not have stopped yet when it returns).
+func stopFollowerOn(t *testing.T, err error) (nodes []*testServer, stopped *testServer) {
+	t.Helper()
+	fs := crashfs.New()
+	nodes = startClusterWith(t, 3, func(i int, cfg *Config) {
+		if i == 2 {
+			cfg.logFS = fs
+		}
+	})
+	ctx := ctxT(t, 90*time.Second)
+	c := newClient(t, TransportConnect, leaderOf(t, nodes).Addr())
+	produce := func() {
+		t.Helper()
+		if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("r")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce()
+	stopped = nodes[2]
+	waitFor(t, 20*time.Second, "node-2 applies the first record", func() bool {
+		_, next := stopped.fsm.Bounds()
+		return next == 1
+	})
+	if err := stopped.log.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	fs.FailNext(crashfs.OpWrite, err)
+	produce()
+	return nodes, stopped
 }
