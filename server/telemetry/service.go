@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"sync"
 
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
@@ -116,7 +117,7 @@ type produceStream struct {
 	m   *Metrics
 	// sizes of requests received and not yet answered, in order. Receive and Send may run
 	// in two goroutines.
-	sizes chan streamed
+	sizes sizeQueue
 	// the partition and series of the last request answered (Send's goroutine only): a
 	// stream usually writes to one partition, so the series is looked up once. A series is
 	// taken when a request is answered, not when it arrives: a request the handler refuses
@@ -133,13 +134,53 @@ type streamed struct {
 	partition uint32
 }
 
+// sizeQueue is the FIFO of a stream's requests received and not yet answered. It holds at
+// most produceStreamWindow, and grows only as requests wait: a channel of that capacity cost
+// every stream 128 KiB when it opened (a stream of one record, or an idle one, included).
+type sizeQueue struct {
+	mu   sync.Mutex
+	q    []streamed
+	head int // q[head:] waits
+}
+
+// push adds s, and reports false (s is not kept) when produceStreamWindow already wait.
+func (z *sizeQueue) push(s streamed) bool {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if len(z.q)-z.head >= produceStreamWindow {
+		return false
+	}
+	if z.head > 0 && len(z.q) == cap(z.q) {
+		// Full at the end: move what waits to the front rather than grow.
+		n := copy(z.q, z.q[z.head:])
+		clear(z.q[n:])
+		z.q, z.head = z.q[:n], 0
+	}
+	z.q = append(z.q, s)
+	return true
+}
+
+// pop removes and returns the oldest waiting entry; false when none waits.
+func (z *sizeQueue) pop() (streamed, bool) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.head == len(z.q) {
+		return streamed{}, false
+	}
+	s := z.q[z.head]
+	z.q[z.head] = streamed{}
+	z.head++
+	if z.head == len(z.q) {
+		z.q, z.head = z.q[:0], 0
+	}
+	return s, true
+}
+
 // next returns the series and size of the next request answered, for Metrics.produced (nil
 // and 0 when its size was not kept: it is counted by RPC only).
 func (p *produceStream) next() (*partitionSeries, int) {
-	var s streamed
-	select {
-	case s = <-p.sizes:
-	default:
+	s, ok := p.sizes.pop()
+	if !ok {
 		return nil, 0
 	}
 	if p.last == nil || s.topic != p.lastTopic || s.partition != p.lastPart {
@@ -152,10 +193,8 @@ func (p *produceStream) next() (*partitionSeries, int) {
 func (p *produceStream) Receive() (*logv1.ProduceRequest, error) {
 	req, err := p.BidiStream.Receive()
 	if err == nil {
-		select {
-		case p.sizes <- streamed{len(req.GetRecord().GetValue()), req.GetTopic(), req.GetPartition()}:
-		default: // more than the buffer in flight: count the record with size 0, by RPC only
-		}
+		// Beyond produceStreamWindow in flight, the record is counted with size 0, by RPC only.
+		p.sizes.push(streamed{len(req.GetRecord().GetValue()), req.GetTopic(), req.GetPartition()})
 	}
 	return req, err
 }
@@ -212,7 +251,7 @@ func (s *instrumented) ProduceStream(ctx context.Context, stream transport.BidiS
 	defer c.panicked()
 	s.m.streamOpened(rpcProduceStream)
 	defer s.m.streamClosed(rpcProduceStream)
-	err := s.svc.ProduceStream(ctx, &produceStream{BidiStream: stream, ctx: ctx, m: s.m, sizes: make(chan streamed, produceStreamWindow)})
+	err := s.svc.ProduceStream(ctx, &produceStream{BidiStream: stream, ctx: ctx, m: s.m})
 	c.end(err)
 	return err
 }
