@@ -64,6 +64,8 @@ type divergence struct {
 	// onRaise, when set (before the server runs), is called once, with the description, when
 	// the alarm is raised: it fences the Raft node (fence.go).
 	onRaise func(msg string)
+	// raisedC gets a value when the alarm is raised (handOverWhileDiverged: a leader hands over).
+	raisedC chan struct{}
 
 	mu  sync.Mutex
 	msg string // "" while not raised
@@ -74,7 +76,7 @@ type divergence struct {
 
 // openDivergence loads the alarm kept in dataDir, if any.
 func openDivergence(dataDir string, logger *slog.Logger) (*divergence, error) {
-	d := &divergence{path: filepath.Join(dataDir, divergedFile), logger: logger}
+	d := &divergence{path: filepath.Join(dataDir, divergedFile), logger: logger, raisedC: make(chan struct{}, 1)}
 	b, err := os.ReadFile(d.path)
 	switch {
 	case err == nil:
@@ -117,6 +119,10 @@ func (d *divergence) raise(msg string) {
 	d.on.Store(true)
 	if d.onRaise != nil {
 		d.onRaise(msg)
+	}
+	select {
+	case d.raisedC <- struct{}{}:
+	default:
 	}
 	d.logger.Error("divergence alarm: this server's log differs from the cluster's; it refuses reads, and neither votes nor leads, until an operator repairs it "+
 		"(stop it, remove it from the cluster, wipe its data dir and let it rejoin)", "alarm", msg, "file", d.path)
@@ -271,9 +277,10 @@ func (s *Server) divergenceLoop() {
 }
 
 // handOverWhileDiverged hands leadership over whenever this server leads with its divergence
-// alarm raised (it refuses every read, linearizable ones included), until the server stops.
-// Its own divergence check would hand over too, but only an interval later, and never with the
-// check off. The alarm also fences the node (fence.go), so it is not elected and takes no
+// alarm raised (it refuses every read, linearizable ones included), until the server stops:
+// when it is elected so, and when the alarm is raised while it leads (a read found a record
+// corrupt). Its own divergence check would hand over too, but only an interval later, and never
+// with the check off. The alarm also fences the node (fence.go), so it is not elected and takes no
 // hand-over: this is for where the fence cannot keep it out, the only voter of a cluster, which
 // elects itself (its hand-over then fails, and is tried at its next election).
 func (s *Server) handOverWhileDiverged() {
@@ -292,6 +299,7 @@ func (s *Server) handOverWhileDiverged() {
 		case <-s.stopping:
 			return
 		case <-leads:
+		case <-s.svc.div.raisedC: // raised while it leads (a read found a corrupt record)
 		}
 		if !s.node.IsLeader() || !s.svc.div.raised() {
 			continue
@@ -712,6 +720,12 @@ func (s *Server) compareChecksums(ctx context.Context, t divTarget, own *fsm.FSM
 // over, as a diverged server does, until it is repaired from its peers.
 func corruptAlarm(t divTarget, at uint64, err error) string {
 	return fmt.Sprintf("%sa stored record below offset %d is corrupt on disk: %v", t.where(), at+1, err)
+}
+
+// corruptReadAlarm is the divergence alarm's description of a stored record that failed its
+// checksum when a client read it (corruptRead).
+func corruptReadAlarm(t divTarget, err error) string {
+	return fmt.Sprintf("%sa stored record is corrupt on disk (found by a read): %v", t.where(), err)
 }
 
 // fmtSums formats checksums by server for a log line.

@@ -154,3 +154,90 @@ func flipSealedRecord(t *testing.T, dataDir, value string) {
 	t.Helper()
 	editStoredRecord(t, filepath.Join(dataDir, "log"), value, true, func(frame []byte) { frame[len(frame)-1] ^= 0x20 })
 }
+
+// TestCorruptRecordFoundByStreamFencesFollower: a follower whose sealed segment holds a byte
+// flipped at rest answered a ConsumeStream reaching that record DATA_LOSS, and nothing else
+// happened: with the divergence check off (or until a check covered the record) it went on
+// voting and could be elected, though it had lost a committed record (RELIABILITY.md,
+// invariant 8). The read now raises its alarm, which fences it.
+func TestCorruptRecordFoundByStreamFencesFollower(t *testing.T) {
+	ctx := ctxT(t, 120*time.Second)
+	nodes, v := restartWithCorruptRecord(t, ctx, false)
+	st, err := newClient(t, TransportConnect, v.Addr()).ConsumeStream(ctx, &logv1.ConsumeRequest{MaxBatch: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for {
+		if _, err = st.Receive(); err != nil {
+			break
+		}
+	}
+	if transport.CodeOf(err) != transport.DataLoss {
+		t.Fatalf("ConsumeStream on %s ended with %v, want DATA_LOSS", v.ID(), err)
+	}
+	corruptReadFenced(t, ctx, nodes, v)
+}
+
+// TestCorruptRecordFoundByConsumeFencesLeader: as TestCorruptRecordFoundByStreamFencesFollower,
+// on the leader, found by a Consume: it raises its alarm, is fenced and hands leadership over.
+func TestCorruptRecordFoundByConsumeFencesLeader(t *testing.T) {
+	ctx := ctxT(t, 120*time.Second)
+	nodes, v := restartWithCorruptRecord(t, ctx, true)
+	_, err := newClient(t, TransportConnect, v.Addr()).Consume(ctx, &logv1.ConsumeRequest{Offset: 5})
+	if transport.CodeOf(err) != transport.DataLoss {
+		t.Fatalf("Consume(5) on %s = %v, want DATA_LOSS", v.ID(), err)
+	}
+	corruptReadFenced(t, ctx, nodes, v)
+	waitFor(t, 30*time.Second, v.ID()+" hands leadership over", func() bool {
+		l := currentLeader(nodes)
+		return l != nil && l != v
+	})
+}
+
+// restartWithCorruptRecord starts clusterOfRecords with the divergence check off, flips
+// "record-5" at rest in a sealed segment of one server, restarts it, waits until it caught up
+// and, when lead, makes it the leader. It returns the servers and that one.
+func restartWithCorruptRecord(t *testing.T, ctx context.Context, lead bool) ([]*testServer, *testServer) {
+	t.Helper()
+	nodes, cfgs := clusterOfRecords(t, ctx, func(int) time.Duration { return -1 })
+	bounds := boundsOn(t, ctx)
+	victim := 1
+	if nodes[victim].node.IsLeader() {
+		if err := nodes[victim].node.TransferLeadership(ctx, nodes[0].ID()); err != nil {
+			t.Fatalf("transfer away from %s: %v", nodes[victim].ID(), err)
+		}
+	}
+	nodes[victim].shutdown(t)
+	flipSealedRecord(t, cfgs[victim].DataDir, "record-5")
+	cfg := cfgs[victim]
+	cfg.StartJoinAddrs = []string{nodes[0].GossipAddr()}
+	nodes[victim] = startNode(t, cfg, false)
+	v := nodes[victim]
+	waitVoters(t, nodes)
+	waitFor(t, 30*time.Second, v.ID()+" caught up", func() bool { return bounds(v).GetNextOffset() == corruptRecords })
+	if lead {
+		waitFor(t, 30*time.Second, v.ID()+" leads", func() bool {
+			if l := currentLeader(nodes); l != nil && l != v {
+				_ = l.node.TransferLeadership(ctx, v.ID())
+			}
+			return v.node.IsLeader()
+		})
+	}
+	return nodes, v
+}
+
+// corruptReadFenced checks that v, whose read found a corrupt record, raised its alarm (only
+// it: the others serve the record) and is fenced: a hand-over to it fails.
+func corruptReadFenced(t *testing.T, ctx context.Context, nodes []*testServer, v *testServer) {
+	t.Helper()
+	alarm := alarmOnlyOn(t, ctx, nodes, v, boundsOn(t, ctx), "a read of the corrupt record", 5)
+	if !strings.Contains(alarm, "corrupt on disk") {
+		t.Errorf("alarm %q does not say the record is corrupt on disk", alarm)
+	}
+	if reason, ok := v.node.Fenced(); !ok {
+		t.Fatalf("%s found a corrupt record of its own, and its Raft node is not fenced", v.ID())
+	} else if !strings.Contains(reason, "corrupt on disk") {
+		t.Errorf("%s is fenced for %q, want the corrupt record", v.ID(), reason)
+	}
+}

@@ -897,12 +897,28 @@ func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv
 	rec, err := s.consumeFrom(ctx, rt, req.GetOffset(), time.Duration(req.GetMaxWaitMs())*time.Millisecond)
 	err = s.deletedWhileRead(rt, err)
 	if err != nil {
+		s.corruptRead(rt, err)
 		return nil, toWire(err)
 	}
 	if err := s.div.readErr(); err != nil {
 		return nil, err // the alarm was raised while the read waited (a long poll)
 	}
 	return &logv1.ConsumeResponse{Record: wireRecord(rec)}, nil
+}
+
+// corruptRead raises the divergence alarm when err, a read's error, says a record this node
+// stored no longer reads back (storage.ErrCorrupt: a byte flipped at rest, a zeroed block):
+// the node lost a committed record that only its peers hold, so it refuses every read and,
+// fenced, neither votes nor leads until it is repaired (RELIABILITY.md, invariant 8). Before,
+// the read alone answered DATA_LOSS and the node went on voting, and could be elected, until a
+// divergence check happened to cover the record, which with the check off was never. A read
+// at or past where the state machine stopped (fsm.ErrNotStoredHere) is not a stored record:
+// a stop on damaged data fences by itself (fenceIfCorrupt), and one for another cause must not.
+func (s *service) corruptRead(rt readTarget, err error) {
+	if !errors.Is(err, storage.ErrCorrupt) || errors.Is(err, fsm.ErrNotStoredHere) {
+		return
+	}
+	s.div.raise(corruptReadAlarm(divTarget{rt.topic, rt.partition}, err))
 }
 
 // deletedWhileRead turns the error of a read whose partition log was closed under it into
@@ -1137,6 +1153,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 				// whose own timer has not fired yet would take an OK end as the log's.
 				return toWire(err)
 			}
+			s.corruptRead(rt, err)
 			return toWire(s.pinnedOutOfRange(ctx, rt, s.deletedWhileRead(rt, err)))
 		}
 		pos.Store(rec.Offset + 1)
