@@ -19,6 +19,7 @@ import (
 
 	"github.com/commitlog-go/commitlog/client"
 	"github.com/commitlog-go/commitlog/server/fsm"
+	"github.com/commitlog-go/commitlog/storage"
 	"github.com/commitlog-go/commitlog/transport"
 	logv1 "github.com/commitlog-go/commitlog/transport/gen/log/v1"
 )
@@ -831,15 +832,14 @@ func printStatus(c *cli.Context, clusterID string, servers []client.Server) erro
 			offsets = fmt.Sprintf("[%d, %d)", b.GetLowestOffset(), b.GetNextOffset())
 			size = humanBytes(b.GetSizeBytes())
 			diverged = "no"
-			if msg := b.GetDivergence(); msg != "" {
+			if b.GetDivergence() != "" {
 				diverged = "YES"
-				alarms = append(alarms, fmt.Sprintf("%s: divergence alarm: %s (it refuses reads; wipe its data dir and let it rejoin)", s.ID, msg))
 			}
 			applying = "yes"
-			if msg := b.GetApplyError(); msg != "" {
+			if b.GetApplyError() != "" {
 				applying = "STOPPED"
-				alarms = append(alarms, fmt.Sprintf("%s: stopped applying: %s (it serves nothing from offset %d on; fix the cause and restart it)", s.ID, msg, b.GetNextOffset()))
 			}
+			alarms = append(alarms, statusNotes(s.ID, b)...)
 		}
 		// insecure: listening beyond loopback without TLS or gossip encryption (the server says so).
 		security := "ok"
@@ -855,6 +855,28 @@ func printStatus(c *cli.Context, clusterID string, servers []client.Server) erro
 		fmt.Fprintln(c.App.Writer, a)
 	}
 	return nil
+}
+
+// statusNotes explains, below the status table, a server's raised divergence alarm and why
+// its state machine stopped applying, with what the operator does about each. A server that
+// lost committed data (its alarm, or a stop on damaged data: an error wrapping
+// storage.ErrCorrupt, whose text is all that crosses the wire) is fenced, and a restart does
+// not lift it: it is repaired from its peers (server/README.md). Any other stop is fixed and
+// restarted.
+func statusNotes(id string, b *logv1.GetBoundsResponse) []string {
+	repair := "stop it, commitlog cluster remove " + id + " (through another server), wipe its data dir and start it"
+	var notes []string
+	if msg := b.GetDivergence(); msg != "" {
+		notes = append(notes, fmt.Sprintf("%s: divergence alarm: %s (it refuses reads and is fenced: it neither votes nor leads, also after a restart; repair: %s)", id, msg, repair))
+	}
+	if msg := b.GetApplyError(); msg != "" {
+		if strings.Contains(msg, storage.ErrCorrupt.Error()) {
+			notes = append(notes, fmt.Sprintf("%s: stopped applying on damaged data: %s (it serves nothing from offset %d on, and is fenced: it neither votes nor leads, also after a restart; repair: %s)", id, msg, b.GetNextOffset(), repair))
+		} else {
+			notes = append(notes, fmt.Sprintf("%s: stopped applying: %s (it serves nothing from offset %d on; fix the cause and restart it)", id, msg, b.GetNextOffset()))
+		}
+	}
+	return notes
 }
 
 // lagCell is the LAG cell of a server that applied applied: how far it is behind the leader's
