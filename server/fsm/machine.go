@@ -285,8 +285,15 @@ func (m *Machine) fail(err error) error {
 		}
 		m.failErr.Store(&err)
 		close(m.failed)
-		m.logger.Error("state machine stopped applying: a committed entry could not be applied; this node needs its cause fixed and a restart",
-			"err", err, "applied_index", m.applied.Load())
+		if errors.Is(err, storage.ErrCorrupt) {
+			// Damaged data: a restart replays up to it again. The server fences the node.
+			m.logger.Error("state machine stopped applying on damaged data: this node lost committed data, and a restart does not repair it; "+
+				"it is rebuilt from its peers (stop it, remove it from the cluster, wipe its data dir and start it)",
+				"err", err, "applied_index", m.applied.Load())
+		} else {
+			m.logger.Error("state machine stopped applying: a committed entry could not be applied; this node needs its cause fixed and a restart",
+				"err", err, "applied_index", m.applied.Load())
+		}
 		// No partition applies a later entry: reads past what each holds answer err, and
 		// readers waiting there are woken, rather than take its end for the cluster's.
 		for _, e := range m.cat.Load().entries() {
