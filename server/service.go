@@ -897,7 +897,7 @@ func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv
 	rec, err := s.consumeFrom(ctx, rt, req.GetOffset(), time.Duration(req.GetMaxWaitMs())*time.Millisecond)
 	err = s.deletedWhileRead(rt, err)
 	if err != nil {
-		s.corruptRead(rt, err)
+		s.corruptRead(ctx, rt, err)
 		return nil, toWire(err)
 	}
 	if err := s.div.readErr(); err != nil {
@@ -914,8 +914,16 @@ func (s *service) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*logv
 // divergence check happened to cover the record, which with the check off was never. A read
 // at or past where the state machine stopped (fsm.ErrNotStoredHere) is not a stored record:
 // a stop on damaged data fences by itself (fenceIfCorrupt), and one for another cause must not.
-func (s *service) corruptRead(rt readTarget, err error) {
-	if !errors.Is(err, storage.ErrCorrupt) || errors.Is(err, fsm.ErrNotStoredHere) {
+// The only server of a cluster raises nothing: it has no peer to be repaired from, and elects
+// itself fenced or not, so the alarm would only refuse every record it still holds (the read
+// of the corrupt one answers DATA_LOSS all the same).
+func (s *service) corruptRead(ctx context.Context, rt readTarget, err error) {
+	if !errors.Is(err, storage.ErrCorrupt) || errors.Is(err, fsm.ErrNotStoredHere) || s.div.raised() {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if servers, serr := s.node.Servers(sctx); serr == nil && !slices.ContainsFunc(servers, func(v consensus.ServerStatus) bool { return v.ID != s.cfg.NodeName }) {
 		return
 	}
 	s.div.raise(corruptReadAlarm(divTarget{rt.topic, rt.partition}, err))
@@ -1153,7 +1161,7 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 				// whose own timer has not fired yet would take an OK end as the log's.
 				return toWire(err)
 			}
-			s.corruptRead(rt, err)
+			s.corruptRead(ctx, rt, err)
 			return toWire(s.pinnedOutOfRange(ctx, rt, s.deletedWhileRead(rt, err)))
 		}
 		pos.Store(rec.Offset + 1)
