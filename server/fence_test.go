@@ -133,6 +133,17 @@ func TestCorruptStopFences(t *testing.T) {
 	if reason, ok := srv.node.Fenced(); !ok || !strings.Contains(reason, "entry 7") {
 		t.Fatalf("restarted after a stop on damaged data: Fenced() = %q, %v", reason, ok)
 	}
+	// Before its replay reaches the damaged entry, nothing else tells that it is fenced:
+	// GetBounds (cluster status) says so. It showed neither an alarm nor a stop: with no leader
+	// (the fenced node's vote needed), an operator saw no reason for it.
+	b, err := srv.svc.GetBounds(t.Context(), &logv1.GetBoundsRequest{})
+	if err != nil {
+		t.Fatalf("GetBounds: %v", err)
+	}
+	if !strings.Contains(b.GetFenced(), "entry 7") || b.GetApplyError() != "" || b.GetDivergence() != "" {
+		t.Fatalf("GetBounds of a server restarted fenced: fenced %q, apply_error %q, divergence %q; want the fence's reason only",
+			b.GetFenced(), b.GetApplyError(), b.GetDivergence())
+	}
 }
 
 // errNoSpace stands for a full disk's error.

@@ -1369,6 +1369,7 @@ func (s *service) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (*
 		AppliedIndex:    s.appliedIndex(st), // so that commit_index - applied_index is the lag
 		CommitIndex:     st.CommitIndex,
 		SizeBytes:       uint64(max(rt.part.Size(), 0)), // the partition's, not the default topic's
+		Fenced:          st.Fenced,                      // for `cluster status`: a fenced node may show no other sign
 	}
 	s.checksumAnswer(ctx, req, res, rt) // the divergence detector compares every partition
 	return res, nil

@@ -697,7 +697,7 @@ func clusterCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "status",
-				Usage: "show the cluster id and list the servers: id, addresses, suffrage, leader, applied index, lag, log bounds and size on disk (of the default topic), divergence alarm, whether it applies (a server that stopped applying says why), and security (insecure: a server listening beyond loopback without TLS or gossip encryption); with no leader (quorum lost, an election), the table as the servers that answer know it, and exit status 1",
+				Usage: "show the cluster id and list the servers: id, addresses, suffrage, leader, applied index, lag, log bounds and size on disk (of the default topic), divergence alarm, whether it applies (a server that stopped applying says why; a fenced server says so, and how to repair it), and security (insecure: a server listening beyond loopback without TLS or gossip encryption); with no leader (quorum lost, an election), the table as the servers that answer know it, and exit status 1",
 				Flags: clientFlags(),
 				Action: func(c *cli.Context) error {
 					if err := noArgs(c); err != nil {
@@ -857,8 +857,9 @@ func printStatus(c *cli.Context, clusterID string, servers []client.Server) erro
 	return nil
 }
 
-// statusNotes explains, below the status table, a server's raised divergence alarm and why
-// its state machine stopped applying, with what the operator does about each. A server that
+// statusNotes explains, below the status table, a server's raised divergence alarm, why its
+// state machine stopped applying, and why it is fenced when nothing else says so, with what the
+// operator does about each. A server that
 // lost committed data (its alarm, or a stop on damaged data: an error wrapping
 // storage.ErrCorrupt, whose text is all that crosses the wire) is fenced, and a restart does
 // not lift it: it is repaired from its peers (server/README.md). Any other stop is fixed and
@@ -868,6 +869,11 @@ func statusNotes(id string, b *logv1.GetBoundsResponse) []string {
 	var notes []string
 	if msg := b.GetDivergence(); msg != "" {
 		notes = append(notes, fmt.Sprintf("%s: divergence alarm: %s (it refuses reads and is fenced: it neither votes nor leads, also after a restart; repair: %s)", id, msg, repair))
+	}
+	if msg := b.GetFenced(); msg != "" && b.GetDivergence() == "" && !strings.Contains(b.GetApplyError(), storage.ErrCorrupt.Error()) {
+		// Fenced with no other sign: restarted with FENCED kept, before its replay reached the
+		// damaged entry again (or a server that keeps the reason only).
+		notes = append(notes, fmt.Sprintf("%s: fenced: %s (it neither votes nor leads, also after a restart; repair: %s)", id, msg, repair))
 	}
 	if msg := b.GetApplyError(); msg != "" {
 		if strings.Contains(msg, storage.ErrCorrupt.Error()) {

@@ -22,6 +22,8 @@ func TestStatusNotesTellRepairOfFencedServer(t *testing.T) {
 	}{
 		{"divergence alarm", &logv1.GetBoundsResponse{Divergence: "at offset 7 its chained checksum is 1, the cluster majority's 2"}, repair, "let it rejoin"},
 		{"stopped on damaged data", &logv1.GetBoundsResponse{NextOffset: 9, ApplyError: "fsm: apply 12: command checksum mismatch: storage: corrupt data"}, repair, "fix the cause"},
+		{"fenced at a restart, before its replay reaches the damaged entry", &logv1.GetBoundsResponse{
+			Fenced: "the state machine stopped on damaged data: fsm: apply 12: storage: corrupt data"}, "node-2: fenced: the state machine stopped on damaged data", "fix the cause"},
 		{"stopped on a full disk", &logv1.GetBoundsResponse{NextOffset: 9, ApplyError: "fsm: apply 12: write: no space left on device"}, "fix the cause and restart it", "fenced"},
 	} {
 		notes := strings.Join(statusNotes("node-2", tt.b), "\n")

@@ -1045,7 +1045,13 @@ type GetBoundsResponse struct {
 	// checksum_from echoes the request's checksum_from when checksum is the chain
 	// from there; a server that predates the field answers the chain from the
 	// block's start, which the divergence check must not compare. (Added.)
-	ChecksumFrom  *uint64 `protobuf:"varint,10,opt,name=checksum_from,json=checksumFrom,proto3,oneof" json:"checksum_from,omitempty"`
+	ChecksumFrom *uint64 `protobuf:"varint,10,opt,name=checksum_from,json=checksumFrom,proto3,oneof" json:"checksum_from,omitempty"`
+	// fenced is empty unless this server is fenced out of elections (it lost
+	// committed data: it neither votes nor leads until it is repaired from its
+	// peers): then why. A fenced server may show no divergence and no
+	// apply_error, as after a restart before its replay reaches the damaged
+	// entry that fenced it. (Added.)
+	Fenced        string `protobuf:"bytes,11,opt,name=fenced,proto3" json:"fenced,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1148,6 +1154,13 @@ func (x *GetBoundsResponse) GetChecksumFrom() uint64 {
 		return *x.ChecksumFrom
 	}
 	return 0
+}
+
+func (x *GetBoundsResponse) GetFenced() string {
+	if x != nil {
+		return x.Fenced
+	}
+	return ""
 }
 
 type GetServersRequest struct {
@@ -4434,7 +4447,7 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\x0erequire_leader\x18\a \x01(\bR\rrequireLeaderB\x0e\n" +
 	"\f_checksum_atB\x14\n" +
 	"\x12_expected_checksumB\x10\n" +
-	"\x0e_checksum_from\"\x96\x03\n" +
+	"\x0e_checksum_from\"\xae\x03\n" +
 	"\x11GetBoundsResponse\x12#\n" +
 	"\rlowest_offset\x18\x01 \x01(\x04R\flowestOffset\x12\x1f\n" +
 	"\vnext_offset\x18\x02 \x01(\x04R\n" +
@@ -4451,7 +4464,8 @@ const file_log_v1_log_proto_rawDesc = "" +
 	"\vapply_error\x18\t \x01(\tR\n" +
 	"applyError\x12(\n" +
 	"\rchecksum_from\x18\n" +
-	" \x01(\x04H\x01R\fchecksumFrom\x88\x01\x01B\v\n" +
+	" \x01(\x04H\x01R\fchecksumFrom\x88\x01\x01\x12\x16\n" +
+	"\x06fenced\x18\v \x01(\tR\x06fencedB\v\n" +
 	"\t_checksumB\x10\n" +
 	"\x0e_checksum_from\"\x13\n" +
 	"\x11GetServersRequest\"]\n" +
