@@ -143,6 +143,13 @@ type StateMachine interface {
 // SnapshotSource is implemented by a StateMachine whose snapshot manifest only describes data
 // it keeps itself. When a snapshot must be sent to another node, the consensus sends the
 // manifest followed by the stream SnapshotData returns for it.
+//
+// A snapshot received from another node carries that data, stored with it until the
+// StateMachine has restored it. Then the consensus may replace it by one of the StateMachine's
+// own: it calls Snapshot right after Restore (nothing applied in between), Persist (which makes
+// the restored state durable) and SnapshotData's size, stores that manifest at the received
+// snapshot's index, and only then deletes the received data, so a node does not keep a second
+// copy of the state. consensus/raft does.
 type SnapshotSource interface {
 	SnapshotData(manifest []byte) (io.ReadCloser, error)
 }
@@ -192,7 +199,10 @@ type Fencer interface {
 // Snapshot is a point-in-time snapshot returned by StateMachine.Snapshot.
 type Snapshot interface {
 	// Persist writes the snapshot's manifest to w. Manifests are small (implementations may
-	// bound them, e.g. to a few MiB).
+	// bound them, e.g. to a few MiB). When it returns nil, the state the manifest describes must
+	// be durable: the consensus then drops what it would need to rebuild that state (it compacts
+	// its log behind the snapshot, and deletes the data of a snapshot received from another
+	// node that the StateMachine restored: see SnapshotSource).
 	Persist(w io.Writer) error
 	// Release is called when the consensus is done with the snapshot.
 	Release()

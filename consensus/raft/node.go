@@ -168,6 +168,9 @@ func New(cfg Config, sm consensus.StateMachine) (*Node, error) {
 	}
 	n.fsm.onConfiguration = n.setCommitted
 	n.fsm.onRestore = func(index uint64) {
+		// A snapshot received from a leader gives way to one served from sm's data, once sm
+		// made what it restored durable (see replaceReceived).
+		defer snaps.afterRestore(index)
 		// The snapshot raft restored is in the store (one received from a leader is stored
 		// before it is restored); its configuration is the one that had committed when it was
 		// taken.

@@ -34,6 +34,9 @@ type snapshotStore struct {
 
 	mu   sync.Mutex      // serializes Create
 	live map[string]bool // IDs of the sinks Create returned that are not closed or cancelled yet
+
+	openMu       sync.Mutex
+	lastReceived *receivedOpen // the last snapshot opened, if it was received (see afterRestore)
 }
 
 var _ hraft.SnapshotStore = (*snapshotStore)(nil)
@@ -65,6 +68,7 @@ func (s *snapshotStore) Open(id string) (*hraft.SnapshotMeta, io.ReadCloser, err
 		return nil, nil, fmt.Errorf("open snapshot %s: %w: %d bytes stored, frame needs %d", id, ErrBadSnapshot, meta.Size, framed)
 	case meta.Size > framed:
 		// Received from a leader: the data is stored; return the stream unchanged.
+		s.noteOpen(meta, true)
 		return meta, &joinedReader{r: io.MultiReader(bytesReader(h.encode()), br), closers: []io.Closer{rc}}, nil
 	}
 	manifest := make([]byte, h.manifestLen)
@@ -73,6 +77,7 @@ func (s *snapshotStore) Open(id string) (*hraft.SnapshotMeta, io.ReadCloser, err
 		return nil, nil, fmt.Errorf("open snapshot %s: %w: read manifest: %w", id, ErrBadSnapshot, err)
 	}
 	_ = rc.Close()
+	s.noteOpen(meta, false)
 	head := append(h.encode(), manifest...)
 	src, ok := s.sm.(consensus.SnapshotSource)
 	if !ok {
