@@ -163,4 +163,37 @@ func TestMachineClusterPartitionsAgree(t *testing.T) {
 	if d, _, _ := want.Partition("doomed", 0); len(readAll(t, d)) != 0 {
 		t.Errorf("the re-created topic holds the old one's records")
 	}
+
+	// Node 2 keeps no copy of the leader's data in Raft's snapshots directory: the received
+	// snapshot was replaced by one its own logs serve, which it restarts from.
+	var left []string
+	c.WaitFor("node 2's received snapshot replaced by a manifest-only one", func() bool {
+		all, data := raftSnapshotsWithData(t, c.Dir(2))
+		left = data
+		return all > 0 && len(data) == 0
+	})
+	if len(left) > 0 {
+		t.Fatalf("snapshots holding data: %v", left)
+	}
+	c.Stop(2)
+	c.Restart(2)
+	produce("a", 4, "after-restart")
+	c.WaitFor("every node to apply the same after node 2's restart", func() bool {
+		a := machineOf(t, c, c.WaitLeader()).AppliedIndex()
+		for _, i := range c.Running() {
+			if machineOf(t, c, i).AppliedIndex() != a {
+				return false
+			}
+		}
+		return true
+	})
+	for _, ref := range machineOf(t, c, 0).Partitions() {
+		f, _, err := machineOf(t, c, 2).Partition(ref.Topic.Name, ref.Partition)
+		if err != nil {
+			t.Fatalf("node 2 after restart %s/%d: %v", ref.Topic.Name, ref.Partition, err)
+		}
+		if got, want := len(readAll(t, f)), len(readAll(t, ref.FSM)); got != want {
+			t.Fatalf("node 2 after restart %s/%d: %d records, node 0 %d", ref.Topic.Name, ref.Partition, got, want)
+		}
+	}
 }

@@ -313,6 +313,16 @@ func TestMachineSnapshotInstall(t *testing.T) {
 			if err := dst.m.Restore(manifest, neverRead{t}); err != nil {
 				t.Fatalf("second Restore: %v", err)
 			}
+			// consensus/raft replaces the received snapshot by the installed node's own, taken
+			// right after the restore: it serves the stream the node received, and restores
+			// from the node's logs without reading any data.
+			own := dst.snapshot()
+			if got := dst.data(own); !bytes.Equal(got, data) {
+				t.Fatalf("the installed node's own snapshot streams %d bytes, unlike the %d it received", len(got), len(data))
+			}
+			if err := dst.m.Restore(own, neverRead{t}); err != nil {
+				t.Fatalf("Restore of its own snapshot: %v", err)
+			}
 		})
 	}
 }
