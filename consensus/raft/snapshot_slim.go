@@ -14,11 +14,12 @@ import (
 // A snapshot received from a leader (InstallSnapshot) is stored whole: frame, manifest and the
 // leader's data stream, as large as the state itself. Once the StateMachine has restored it,
 // that data is a second copy of what the StateMachine keeps, and FileSnapshotStore would keep
-// it until RetainSnapshots newer snapshots push it out (on a quiet cluster, for good): a node
-// that caught up on 100 GB used 200 GB. So, right after such a restore, replaceReceived
-// stores the state as a local snapshot is stored (frame and manifest only, the data served by
-// the StateMachine's SnapshotSource) at the received one's index, term and configuration, and
-// only then deletes the received one. Each step leaves the node able to start:
+// it until RetainSnapshots newer snapshots push it out (SnapshotThreshold entries later: on a
+// quiet cluster, possibly never): a node that caught up on 100 GB used 200 GB. So, right after
+// such a restore, replaceReceived stores the state as a local snapshot is stored (frame and
+// manifest only, the data served by the StateMachine's SnapshotSource) at the received one's
+// index, term and configuration, and only then deletes the received one. Each step leaves the
+// node able to start:
 //
 //   - The StateMachine's own snapshot is taken and persisted first: Persist makes the state it
 //     describes durable (consensus.Snapshot), as raft relies on for every local snapshot

@@ -45,9 +45,9 @@ func snapshotsWithData(t *testing.T, c *consensustest.Cluster, i int) (all int, 
 // stores the leader's whole data stream in its snapshots directory; once its state machine
 // restored it (and made it durable), that copy is replaced by a snapshot holding only the
 // manifest, served from the follower's own data. It used to stay until RetainSnapshots newer
-// snapshots pushed it out (on a quiet cluster, for good), doubling the node's disk use. The
-// follower then restarts from the new snapshot without reading any data, and, as leader, serves
-// it to a node that joins.
+// snapshots pushed it out (SnapshotThreshold entries later: on a quiet cluster, possibly
+// never), doubling the node's disk use. The follower then restarts from the new snapshot
+// without reading any data, and, as leader, serves it to a node that joins.
 func TestInstalledSnapshotKeepsNoCopyOfTheData(t *testing.T) {
 	for _, tcp := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tcp=%v", tcp), func(t *testing.T) {
