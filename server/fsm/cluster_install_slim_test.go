@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -59,21 +58,7 @@ func TestClusterInstalledSnapshotKeepsNoCopyOfTheData(t *testing.T) {
 	for _, i := range c.Running() {
 		snapshotNode(t, c, i)
 	}
-	joiner := c.AddNode()
-	c.WaitFor("the new node added as a voter", func() bool {
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		err := c.Node(c.WaitLeader(0, 1, 2)).AddVoter(ctx, c.ID(joiner), c.Addr(joiner))
-		if err != nil && !isRetryable(err) {
-			t.Fatalf("AddVoter: %v", err)
-		}
-		return err == nil
-	})
-	c.converge(next)
-	c.WaitFor("the new node to record an installed snapshot", func() bool {
-		got := c.Node(joiner).Raft().Stats()["last_snapshot_index"]
-		return got != "0" && got != ""
-	})
+	joiner := joinBySnapshot(t, c, next)
 	var left []string
 	t.Cleanup(func() {
 		if t.Failed() && len(left) > 0 {

@@ -403,6 +403,23 @@ func testClusterSnapshotInstall(t *testing.T, batches, perBatch int, inmem bool)
 	}
 
 	start := time.Now()
+	joinBySnapshot(t, c, next)
+	t.Logf("node joined and installed a %d-record, %d MiB snapshot in %v", next, int(next)*size>>20, time.Since(start))
+	recs := c.checkInvariants(l)
+	if uint64(len(recs)) != next {
+		t.Fatalf("log holds %d records, want %d", len(recs), next)
+	}
+	// The new node goes on with the others.
+	proposeBatches(t, c, l, "after", 3, next)
+	c.checkInvariants(l)
+}
+
+// joinBySnapshot adds a new node to c as a voter (through the leader among nodes 0, 1, 2),
+// waits until every running node holds next records, and until the new node recorded the
+// snapshot it installed (Raft records it just after the FSM's Restore returns). The caller
+// has every node snapshot and compact first, so that whichever leads must send a snapshot.
+func joinBySnapshot(t *testing.T, c *fsmCluster, next uint64) int {
+	t.Helper()
 	joiner := c.AddNode()
 	c.WaitFor("the new node added as a voter", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -414,17 +431,9 @@ func testClusterSnapshotInstall(t *testing.T, batches, perBatch int, inmem bool)
 		return err == nil
 	})
 	c.converge(next)
-	// Raft records the installed snapshot just after the FSM's Restore returns.
 	c.WaitFor("the new node to record an installed snapshot", func() bool {
 		got := c.Node(joiner).Raft().Stats()["last_snapshot_index"]
 		return got != "0" && got != ""
 	})
-	t.Logf("node joined and installed a %d-record, %d MiB snapshot in %v", next, int(next)*size>>20, time.Since(start))
-	recs := c.checkInvariants(l)
-	if uint64(len(recs)) != next {
-		t.Fatalf("log holds %d records, want %d", len(recs), next)
-	}
-	// The new node goes on with the others.
-	proposeBatches(t, c, l, "after", 3, next)
-	c.checkInvariants(l)
+	return joiner
 }
