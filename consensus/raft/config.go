@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
@@ -404,10 +405,62 @@ func (l *trackingLayer) Close() error {
 	return err
 }
 
+// trackedConn also turns the deadline hashicorp/raft's NetworkTransport sets on a connection
+// before each RPC (SetDeadline(now + Timeout)) into a deadline for progress: every read or write
+// that moves bytes moves the deadline to that many seconds from then. The transport's Timeout
+// bounds the whole RPC, request and response, whatever its size: an AppendEntries of 64 commands
+// of 4 MiB (256 MiB) needs more than 25.6 MB/s to finish in the default 10 s, and on a slower
+// link every catch-up RPC timed out and was sent again from the same entry, so that the follower
+// never caught up. A peer that stops answering still fails the RPC after Timeout without bytes.
 type trackedConn struct {
 	net.Conn
 	l    *trackingLayer
 	once sync.Once
+	// span is the length of the last deadline set (0: none), renewed on progress.
+	span atomic.Int64
+}
+
+// progressChunk is the most bytes one Write hands the connection before renewing the deadline,
+// so that a large write (a 4 MiB command, which bufio passes on unbuffered) on a slow link is
+// progress, not one step that must fit in the timeout.
+const progressChunk = 64 << 10
+
+func (c *trackedConn) SetDeadline(t time.Time) error {
+	span := int64(0)
+	if !t.IsZero() {
+		span = max(int64(time.Until(t)), 1)
+	}
+	c.span.Store(span)
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *trackedConn) renew() {
+	if span := c.span.Load(); span > 0 {
+		_ = c.Conn.SetDeadline(time.Now().Add(time.Duration(span)))
+	}
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && err == nil {
+		c.renew()
+	}
+	return n, err
+}
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), progressChunk)
+		m, err := c.Conn.Write(p[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		c.renew()
+		p = p[k:]
+	}
+	return n, nil
 }
 
 func (c *trackedConn) Close() error {
