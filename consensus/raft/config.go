@@ -145,7 +145,8 @@ type Config struct {
 	MaxManifestSize int
 
 	// TransportPool and TransportTimeout tune the NetworkTransport built on StreamLayer:
-	// pooled connections per peer (default 3) and I/O timeout (default 10s).
+	// pooled connections per peer (default 3) and I/O timeout (default 10s): the longest an RPC
+	// waits without moving a byte, not its whole duration (see trackedConn).
 	TransportPool    int
 	TransportTimeout time.Duration
 
