@@ -37,7 +37,9 @@ func (c slowConn) Write(p []byte) (int, error) {
 // for the whole RPC needs more than 25.6 MB/s, and on a slower link every catch-up RPC timed
 // out and was sent again, from the same entry, forever: the follower never caught up.
 func TestAppendEntriesOnSlowLinkOutlivesTransportTimeout(t *testing.T) {
-	const timeout = 200 * time.Millisecond
+	// Bytes move every 40 ms (a 64 KiB write of the transport), far within the timeout even on
+	// a loaded machine.
+	const timeout = time.Second
 	newTrans := func(slow bool) (*hraft.NetworkTransport, *trackingLayer) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -70,8 +72,8 @@ func TestAppendEntriesOnSlowLinkOutlivesTransportTimeout(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() { close(done); <-served })
-	// 1 MiB: about 640 ms on the slow link, more than three times the timeout.
-	entries := make([]*hraft.Log, 16)
+	// 5 MiB: about 3.2 s on the slow link, more than three times the timeout.
+	entries := make([]*hraft.Log, 80)
 	for i := range entries {
 		entries[i] = &hraft.Log{Index: uint64(i + 1), Term: 1, Type: hraft.LogCommand, Data: make([]byte, 64<<10)}
 	}
@@ -79,7 +81,7 @@ func TestAppendEntriesOnSlowLinkOutlivesTransportTimeout(t *testing.T) {
 	start := time.Now()
 	err := leader.AppendEntries("f", follower.LocalAddr(), &hraft.AppendEntriesRequest{Term: 1, Entries: entries}, &resp)
 	if err != nil {
-		t.Fatalf("AppendEntries of 1 MiB on a link moving 16 KiB every %v, transport timeout %v: %v (after %v)", slowEvery, timeout, err, time.Since(start))
+		t.Fatalf("AppendEntries of 5 MiB on a link moving 16 KiB every %v, transport timeout %v: %v (after %v)", slowEvery, timeout, err, time.Since(start))
 	}
 	if !resp.Success {
 		t.Fatal("AppendEntries: not successful")
