@@ -92,18 +92,8 @@ func TestLeaderCorruptRecordAtRestRaisesAlarm(t *testing.T) {
 		return -1
 	})
 	bounds := boundsOn(t, ctx)
-	if nodes[victim].node.IsLeader() {
-		// It must follow when it restarts, so that it finds the corruption as leader.
-		if err := nodes[victim].node.TransferLeadership(ctx, nodes[0].ID()); err != nil {
-			t.Fatalf("transfer away from %s: %v", nodes[victim].ID(), err)
-		}
-	}
-	nodes[victim].shutdown(t)
-	flipSealedRecord(t, cfgs[victim].DataDir, "record-5")
-	cfg := cfgs[victim]
-	cfg.StartJoinAddrs = []string{nodes[0].GossipAddr()}
-	nodes[victim] = startNode(t, cfg, false)
-	v := nodes[victim]
+	// It must follow when it restarts, so that it finds the corruption as leader.
+	v := restartWithFlippedRecord(t, ctx, nodes, cfgs, victim)
 	waitFor(t, 30*time.Second, v.ID()+" caught up", func() bool { return bounds(v).GetNextOffset() == corruptRecords })
 	if d := bounds(v).GetDivergence(); d != "" {
 		t.Fatalf("%s raised its alarm as a follower: %s", v.ID(), d)
@@ -202,18 +192,7 @@ func restartWithCorruptRecord(t *testing.T, ctx context.Context, lead bool) ([]*
 	t.Helper()
 	nodes, cfgs := clusterOfRecords(t, ctx, func(int) time.Duration { return -1 })
 	bounds := boundsOn(t, ctx)
-	victim := 1
-	if nodes[victim].node.IsLeader() {
-		if err := nodes[victim].node.TransferLeadership(ctx, nodes[0].ID()); err != nil {
-			t.Fatalf("transfer away from %s: %v", nodes[victim].ID(), err)
-		}
-	}
-	nodes[victim].shutdown(t)
-	flipSealedRecord(t, cfgs[victim].DataDir, "record-5")
-	cfg := cfgs[victim]
-	cfg.StartJoinAddrs = []string{nodes[0].GossipAddr()}
-	nodes[victim] = startNode(t, cfg, false)
-	v := nodes[victim]
+	v := restartWithFlippedRecord(t, ctx, nodes, cfgs, 1)
 	waitVoters(t, nodes)
 	waitFor(t, 30*time.Second, v.ID()+" caught up", func() bool { return bounds(v).GetNextOffset() == corruptRecords })
 	if lead {
@@ -225,6 +204,24 @@ func restartWithCorruptRecord(t *testing.T, ctx context.Context, lead bool) ([]*
 		})
 	}
 	return nodes, v
+}
+
+// restartWithFlippedRecord hands leadership away from nodes[victim] if it leads, stops it,
+// flips "record-5" at rest in a sealed segment of its data dir, and starts it again, joining
+// nodes[0]. It returns the restarted server (also in nodes[victim]).
+func restartWithFlippedRecord(t *testing.T, ctx context.Context, nodes []*testServer, cfgs []Config, victim int) *testServer {
+	t.Helper()
+	if nodes[victim].node.IsLeader() {
+		if err := nodes[victim].node.TransferLeadership(ctx, nodes[0].ID()); err != nil {
+			t.Fatalf("transfer away from %s: %v", nodes[victim].ID(), err)
+		}
+	}
+	nodes[victim].shutdown(t)
+	flipSealedRecord(t, cfgs[victim].DataDir, "record-5")
+	cfg := cfgs[victim]
+	cfg.StartJoinAddrs = []string{nodes[0].GossipAddr()}
+	nodes[victim] = startNode(t, cfg, false)
+	return nodes[victim]
 }
 
 // corruptReadFenced checks that v, whose read found a corrupt record, raised its alarm (only
