@@ -244,9 +244,9 @@ func (g *GroupConsumer) heartbeat(ctx context.Context) error {
 		// Removed or fenced (a new leader, a missed session): whatever we hold may be
 		// someone else's now. Give it up without committing, and rejoin. The commits in
 		// flight end too: they carry this incarnation's epoch and positions and, retried
-		// through an election, could land after the rejoin, at a coordinator where the
-		// member (same ID, epochs counted from 1 again) has that epoch again, and move
-		// the committed offsets back.
+		// through an election, could land after the rejoin, at a new coordinator where
+		// the member (same ID, that coordinator's own epochs) has that epoch again, and
+		// move the committed offsets back.
 		g.mu.Lock()
 		g.removedCancel(err)
 		g.removed, g.removedCancel = context.WithCancelCause(context.Background())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -154,6 +155,11 @@ type coordinator struct {
 	// admin holds the groups an operation of whileEmpty is changing: none joins them meanwhile.
 	// A new term does not clear it: the operation's own end does.
 	admin map[string]struct{}
+	// epochs is the highest member epoch this coordinator has answered (a new term does not
+	// clear it). A member that joins starts above it, so that an earlier incarnation of its
+	// ID (replaced by a join under the ID, or removed and then joined again) is fenced: its
+	// heartbeats and commits carry an epoch the new one never has.
+	epochs int32
 }
 
 // group is one group's membership and assignment.
@@ -181,8 +187,9 @@ type member struct {
 	// (perhaps created again under its name): they are answered no more, so that the member
 	// drops its position there, and released once it no longer reports them.
 	gone partitionSet
-	// sent is the assignment last answered, sorted.
+	// sent is the assignment last answered, sorted; answered says whether one was.
 	sent     []topicPartition
+	answered bool
 	deadline time.Time
 	// releaseBy, when set, is when the member must have released the partitions it was told
 	// to give up (revoked, or of a deleted topic): a session timeout after it was first told.
@@ -336,7 +343,11 @@ func (c *coordinator) heartbeat(req heartbeatRequest) (heartbeatResult, error) {
 		if id == "" {
 			id = newMemberID()
 		}
-		g.members[id] = &member{id: id, client: req.client, owned: map[topicPartition]grant{}, gone: partitionSet{}}
+		if c.epochs > math.MaxInt32/2 {
+			c.epochs = 0 // after a billion joins: room for the members' own epochs to grow
+		}
+		// Its epochs start above every one answered here: see coordinator.epochs.
+		g.members[id] = &member{id: id, client: req.client, epoch: c.epochs, owned: map[topicPartition]grant{}, gone: partitionSet{}}
 		c.members++
 		req.member = id
 		c.logger.Debug("group member joined", "group", req.group, "member", id, "client", req.client)
@@ -448,9 +459,10 @@ func (c *coordinator) reconcileLocked(g *group, m *member, owned partitionSet, r
 	}
 	assignment = append(assignment, granted...)
 	slices.SortFunc(assignment, compareTP)
-	if m.epoch == 0 || !slices.Equal(assignment, m.sent) {
+	if !m.answered || !slices.Equal(assignment, m.sent) {
 		m.epoch++
-		m.sent = assignment
+		m.sent, m.answered = assignment, true
+		c.epochs = max(c.epochs, m.epoch)
 	}
 	for _, p := range granted {
 		m.owned[p] = grant{epoch: m.epoch, topic: c.topicID(p.topic)}
