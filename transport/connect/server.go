@@ -18,6 +18,7 @@ package connect
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -213,6 +214,9 @@ func (s *Server) Handler() http.Handler {
 			if nctx != nil {
 				ctx = nctx
 			}
+		}
+		if enveloped(mediaType(r.Header.Get("Content-Type"))) {
+			r.Body = &envelopeBody{ReadCloser: r.Body}
 		}
 		if (ok && !stream) || r.URL.Path == healthCheckProcedure {
 			// A unary request's body must arrive in time; the deadline is
@@ -834,6 +838,62 @@ func knownMediaType(mt string) bool {
 		}
 	}
 	return false
+}
+
+// enveloped reports whether mt (a media type from mediaType) is one whose request body is a
+// sequence of 5-byte-prefixed messages: gRPC, gRPC-Web and Connect streaming.
+func enveloped(mt string) bool {
+	return mt == "application/grpc" || mt == "application/grpc-web" ||
+		strings.HasPrefix(mt, "application/grpc+") || strings.HasPrefix(mt, "application/grpc-web+") ||
+		strings.HasPrefix(mt, "application/connect+")
+}
+
+// envelopeBody is an enveloped request body that follows its messages' prefixes, so that a body
+// ending inside a message (a prefix cut short, or a length beyond what was sent) is answered
+// InvalidArgument, the client's mistake (DESIGN.md §2: malformed), saying so. connect-go calls
+// it Internal ("protocol error: incomplete envelope"), as it would a server's truncated answer.
+type envelopeBody struct {
+	io.ReadCloser
+	prefix [5]byte
+	got    int    // bytes of the current prefix read, 0 to 4
+	size   uint32 // the current message's length, once its prefix is read
+	left   uint32 // bytes of the current message still to come
+}
+
+func (b *envelopeBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.follow(p[:n])
+	if errors.Is(err, io.EOF) && (b.got > 0 || b.left > 0) {
+		if b.got > 0 {
+			err = connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
+				"malformed request: the request ended inside a message: %d of its 5-byte prefix sent", b.got))
+		} else {
+			err = connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
+				"malformed request: the request ended inside a message: its prefix promised %d bytes, %d sent",
+				b.size, b.size-b.left))
+		}
+	}
+	return n, err
+}
+
+// follow moves b's position in the message sequence over p, the bytes just read.
+func (b *envelopeBody) follow(p []byte) {
+	for len(p) > 0 {
+		if b.left > 0 {
+			k := uint32(min(uint64(len(p)), uint64(b.left)))
+			b.left -= k
+			p = p[k:]
+			continue
+		}
+		k := copy(b.prefix[b.got:], p)
+		b.got += k
+		p = p[k:]
+		if b.got == len(b.prefix) {
+			b.got = 0
+			b.size = binary.BigEndian.Uint32(b.prefix[1:])
+			b.left = b.size
+		}
+	}
 }
 
 // needsHint reports whether connect-go may refuse r (a call of a log.v1 procedure, a stream
