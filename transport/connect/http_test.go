@@ -328,6 +328,21 @@ func TestUnsupportedMediaTypeLikeASupportedOne(t *testing.T) {
 	}
 }
 
+// TestUnsupportedMediaTypeParameters: a supported type with a parameter connect-go does not take
+// (charset=latin1) was refused with a bare 415 and no word on what was wrong; charset=utf-8 is
+// still taken.
+func TestUnsupportedMediaTypeParameters(t *testing.T) {
+	s := transporttest.Start(t, harness(tconnect.ProtocolConnect), transport.ServerConfig{})
+	res, body := post(t, s.Addr, "/log.v1.Log/GetServers", "application/json; charset=latin1", `{}`, nil)
+	if res.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(string(body), "charset=utf-8") ||
+		!strings.Contains(string(body), "Content-Type: application/json") {
+		t.Errorf("charset=latin1: %s %q, want 415 saying only charset=utf-8 is taken", res.Status, body)
+	}
+	if res, body := post(t, s.Addr, "/log.v1.Log/GetServers", "application/json; charset=UTF-8", `{}`, nil); res.StatusCode != http.StatusOK {
+		t.Errorf("charset=UTF-8: %s %q, want it taken", res.Status, body)
+	}
+}
+
 // TestRefusalsSayWhatToSend: connect-go refuses a GET (405), a bidirectional stream over
 // HTTP/1.1 (505), Connect unary JSON to a stream and Connect streaming to a unary method (415)
 // with a bare status and no body: what curl users try first got no word on what to send.

@@ -902,8 +902,11 @@ func (b *envelopeBody) follow(p []byte) {
 // (Connect's unary application/json to a stream, application/connect+json to a unary
 // method). Only those requests get a mediaTypeHint; the others run unwrapped.
 func needsHint(r *http.Request, stream bool) bool {
-	mt := mediaType(r.Header.Get("Content-Type"))
-	if r.Method != http.MethodPost || !knownMediaType(mt) ||
+	ct := r.Header.Get("Content-Type")
+	mt := mediaType(ct)
+	// A known type with parameters (charset=latin1) may be refused too: connect-go takes
+	// charset=utf-8 alone.
+	if r.Method != http.MethodPost || !knownMediaType(mt) || strings.Contains(ct, ";") ||
 		(r.ProtoMajor < 2 && r.URL.Path == logv1connect.LogProduceStreamProcedure) {
 		return true
 	}
@@ -948,6 +951,9 @@ func (w *mediaTypeHint) WriteHeader(code int) {
 		case !w.stream && strings.HasPrefix(mt, "application/connect+"):
 			msg = fmt.Sprintf("unsupported Content-Type %q: %s is a unary call: send Content-Type: "+
 				"application/json or application/proto; application/connect+* is for streams", ct, w.r.URL.Path)
+		case knownMediaType(mt):
+			msg = fmt.Sprintf("unsupported Content-Type %q: of its parameters only charset=utf-8 is taken: "+
+				"send Content-Type: %s", ct, mt)
 		default:
 			msg = fmt.Sprintf("unsupported Content-Type %q: send Connect JSON with "+
 				"Content-Type: application/json (curl -H 'Content-Type: application/json'), or "+
