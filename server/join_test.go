@@ -62,3 +62,30 @@ func TestJoinVoterPromotedOnceCaughtUp(t *testing.T) {
 		t.Error("lone was made a voter with nothing applied")
 	}
 }
+
+// TestJoinRefusesBadAddresses: a Join whose raft or API address is not host:port is refused
+// with InvalidArgument naming it, and the configuration is unchanged. It was added as a
+// non-voter under that address, which nothing can dial, and the call waited for it to catch up
+// until the caller's deadline.
+func TestJoinRefusesBadAddresses(t *testing.T) {
+	tr := TransportConnect
+	leader := startServer(t, Config{NodeName: "leader", Transport: tr, GossipProfile: "test"})
+	c := newClient(t, tr, leader.Addr())
+	for _, req := range []*logv1.JoinRequest{
+		{Id: "x", RaftAddr: "garbage"},
+		{Id: "x", RaftAddr: "127.0.0.1:99999"},
+		{Id: "x", RaftAddr: "127.0.0.1:1", RpcAddr: "nohost"},
+	} {
+		_, err := c.Join(ctxT(t, 5*time.Second), req)
+		if transport.CodeOf(err) != transport.InvalidArgument || !strings.Contains(err.Error(), "host:port") {
+			t.Errorf("Join %v: %v; want InvalidArgument saying the address is not host:port", req, err)
+		}
+	}
+	servers, err := leader.node.Servers(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(servers) != 1 || servers[0].ID != "leader" {
+		t.Errorf("configuration after the refused joins: %+v; want the leader alone", servers)
+	}
+}

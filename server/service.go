@@ -1379,6 +1379,16 @@ func (s *service) Join(ctx context.Context, req *logv1.JoinRequest) (*logv1.Join
 	if req.GetId() == "" || req.GetRaftAddr() == "" {
 		return nil, toWire(fmt.Errorf("%w: join needs an id and a raft address", errInvalid))
 	}
+	// Before anything enters Raft's configuration: a server added under an address nothing can
+	// dial stays there (as a non-voter), and the call waits for it to catch up until its deadline.
+	for _, a := range []struct{ name, addr string }{{"raft_addr", req.GetRaftAddr()}, {"rpc_addr", req.GetRpcAddr()}} {
+		if a.addr == "" {
+			continue
+		}
+		if err := checkHostPort(a.addr); err != nil {
+			return nil, toWire(fmt.Errorf("%w: join: %s %q is not host:port: %v", errInvalid, a.name, a.addr, err))
+		}
+	}
 	if s.admit != nil {
 		if err := s.admit(ctx, req.GetId(), req.GetRaftAddr()); err != nil {
 			return nil, transport.NewError(transport.FailedPrecondition, err)
