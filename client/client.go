@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,7 +71,7 @@ type refreshCall struct {
 // ctx and the retry budget, and fails with an error wrapping ErrUnavailable
 // when none answers; with the server's PermissionDenied or Unauthenticated
 // (transport.CodeOf), at once, when it refuses the caller; ErrNoAddresses when addrs is empty; ErrInvalidAddress
-// when one is not "host:port"; ErrInvalidOption for a bad option. Close the
+// when one is not "host:port" (a port from 1 to 65535); ErrInvalidOption for a bad option. Close the
 // Client when done.
 func New(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
 	o := defaultOptions()
@@ -92,8 +93,12 @@ func New(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
 	}
 	for _, a := range seeds {
 		// At once: a malformed address would otherwise be retried for the whole budget.
-		if _, _, err := net.SplitHostPort(a); err != nil {
+		_, port, err := net.SplitHostPort(a)
+		if err != nil {
 			return nil, fmt.Errorf("%w %q: %v", ErrInvalidAddress, a, err)
+		}
+		if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+			return nil, fmt.Errorf("%w %q: port %q, want 1 to 65535", ErrInvalidAddress, a, port)
 		}
 	}
 	c := &Client{

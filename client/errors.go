@@ -35,7 +35,7 @@ var (
 	ErrClosed = errors.New("client: closed")
 	// ErrNoAddresses: New was given no server address.
 	ErrNoAddresses = errors.New("client: no server addresses")
-	// ErrInvalidAddress: New was given an address that is not "host:port".
+	// ErrInvalidAddress: New was given an address that is not "host:port" with a port from 1 to 65535.
 	ErrInvalidAddress = errors.New("client: invalid server address")
 	// ErrInvalidOption: an option has an invalid value.
 	ErrInvalidOption = errors.New("client: invalid option")

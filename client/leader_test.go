@@ -285,6 +285,16 @@ func TestNewErrors(t *testing.T) {
 		if !errors.Is(err, client.ErrInvalidAddress) || !strings.Contains(err.Error(), `"nonsense"`) {
 			t.Errorf("%s: New with address nonsense: err = %v, want ErrInvalidAddress naming it", tr, err)
 		}
+		// A port out of range or not a number was retried too (9 s from the CLI), then called
+		// the cluster unavailable.
+		for _, addr := range []string{"127.0.0.1:99999", "127.0.0.1:abc", "127.0.0.1:0"} {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := client.New(ctx, []string{addr}, client.WithTransport(tr), client.WithBackoff(time.Hour, time.Hour))
+			cancel()
+			if !errors.Is(err, client.ErrInvalidAddress) || !strings.Contains(err.Error(), addr) {
+				t.Errorf("%s: New with address %s: err = %v, want ErrInvalidAddress naming it", tr, addr, err)
+			}
+		}
 	}
 	if _, err := client.New(ctx, []string{"127.0.0.1:1"}, client.WithTransport("smoke-signals")); !errors.Is(err, client.ErrInvalidOption) {
 		t.Errorf("unknown transport: err = %v, want ErrInvalidOption", err)
