@@ -95,6 +95,7 @@ type Limits struct {
 	// take to arrive on the Connect server (grpc-go has no per-call read
 	// deadline; its calls are bounded by MaxConcurrentStreams and the
 	// keepalive). Streams are exempt: they live as long as the client wants.
+	// A body late is answered DeadlineExceeded, saying so.
 	// Default DefaultRequestReadTimeout.
 	RequestReadTimeout time.Duration
 }

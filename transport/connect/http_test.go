@@ -1,10 +1,13 @@
 package connect_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -259,6 +262,38 @@ func TestRequestReadTimeout(t *testing.T) {
 				t.Fatalf("%d records appended", n)
 			}
 		})
+	}
+}
+
+// TestRequestReadTimeoutKnownLength: a unary request whose body stops short of its
+// Content-Length is answered when RequestReadTimeout passes, saying so. The deadline was lifted
+// on its own error, and net/http, which reads what is left of a body before it writes the
+// answer, then waited for the missing bytes with no deadline: no answer at all, for as long as
+// the client kept the connection.
+func TestRequestReadTimeoutKnownLength(t *testing.T) {
+	s := transporttest.Start(t, harness(tconnect.ProtocolConnect), transport.ServerConfig{Limits: transport.Limits{RequestReadTimeout: 200 * time.Millisecond}})
+	c, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := `{"record":{"value":"aGk="}}`
+	if _, err := fmt.Fprintf(c, "POST /log.v1.Log/Produce HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+		"Content-Length: %d\r\n\r\n%s", len(body)+10, body); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer to a body short of its Content-Length: %v", err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(b), "did not arrive within 200ms") {
+		t.Errorf("answer %s %q, want 504 (deadline_exceeded) saying the body did not arrive in time", res.Status, b)
+	}
+	if n := len(s.Service.Records()); n != 0 {
+		t.Fatalf("%d records appended", n)
 	}
 }
 

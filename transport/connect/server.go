@@ -24,6 +24,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -223,7 +224,7 @@ func (s *Server) Handler() http.Handler {
 			// lifted once it has (so a long-poll is not cut on HTTP/1.1).
 			rc := http.NewResponseController(w)
 			if rc.SetReadDeadline(time.Now().Add(s.cfg.Limits.RequestReadTimeout)) == nil {
-				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, timeout: s.cfg.Limits.RequestReadTimeout}
 			}
 		}
 		if ok && needsHint(r, stream) {
@@ -325,18 +326,26 @@ func protocolOf(r *http.Request) string {
 	}
 }
 
-// deadlineBody lifts the read deadline once the body is read to its end.
+// deadlineBody lifts the read deadline once the body is read to its end. Only then: lifted on
+// the deadline's own error, a body of known length (Content-Length) still short of it was read
+// again with no deadline by net/http, which reads what is left of a body before it writes the
+// answer, so the call never answered.
 type deadlineBody struct {
 	io.ReadCloser
-	rc   *http.ResponseController
-	done bool
+	rc      *http.ResponseController
+	timeout time.Duration
+	done    bool
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && !b.done {
+	if errors.Is(err, io.EOF) && !b.done {
 		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf(
+			"the request body did not arrive within %v (the server's request read timeout): %w", b.timeout, err))
 	}
 	return n, err
 }
