@@ -7,14 +7,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/commitlog-go/commitlog/client"
 )
 
 // writeText writes rec as one tab-separated line: offset, timestamp (RFC 3339, UTC, "-" when
-// none), key ("-" when none; quoted when it is empty, is "-", or holds tabs, newlines or bytes
-// that are not UTF-8), headers (k=v joined with ","; "-" when none) and value (quoted likewise).
+// none), key ("-" when none; quoted when it is empty, is "-", or holds tabs, newlines, other
+// control characters or bytes that are not UTF-8), headers (k=v joined with ","; "-" when none)
+// and value (quoted likewise).
 func writeText(out *bufio.Writer, rec client.Record) {
 	out.WriteString(strconv.FormatUint(rec.Offset, 10))
 	out.WriteByte('\t')
@@ -49,10 +51,12 @@ func writeText(out *bufio.Writer, rec client.Record) {
 	out.WriteByte('\n')
 }
 
-// textField is b as is when that keeps the line's columns apart, else Go-quoted.
+// textField is b as is when that keeps the line's columns apart and writes nothing a terminal
+// acts on, else Go-quoted: a control character (NUL, ESC starting a terminal's escape sequence,
+// a backspace) written as is reached the terminal, which could hide or rewrite what was shown.
 func textField(b []byte) string {
 	s := string(b)
-	if len(b) > 0 && utf8.Valid(b) && !strings.ContainsAny(s, "\t\n\r,=\"") {
+	if len(b) > 0 && utf8.Valid(b) && !strings.ContainsAny(s, ",=\"") && !strings.ContainsFunc(s, unicode.IsControl) {
 		return s
 	}
 	return strconv.Quote(s)
