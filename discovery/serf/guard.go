@@ -1,6 +1,7 @@
 package serf
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"log"
@@ -17,8 +18,13 @@ import (
 // the sender keeps sending within its TCP timeout), and serves every connection at once: anyone
 // who can reach the gossip port, without the key, could make a node hold as much memory as it
 // cares to send. The bounds apply before that work: at most maxInboundStreams connections are
-// served at a time (a connection beyond them is closed at once), and each may send at most
-// maxStreamBytes (a push/pull of a commitlog cluster's state is a few KiB per member).
+// served at a time, and each may send at most maxStreamBytes (a push/pull of a commitlog
+// cluster's state is a few KiB per member). A connection beyond them closes the oldest one, as
+// the API port's waiting connections do (transport/mux): closing the new one instead let a
+// stranger without the key hold every slot with a few idle connections a second (each lasts
+// memberlist's TCP timeout, 10 s in the LAN timing), and every member's push/pull and join
+// through this node failed (EOF) for as long as it kept them open. Now a stranger must open
+// maxInboundStreams connections within the milliseconds a member's exchange takes.
 const (
 	maxInboundStreams = 32
 	maxStreamBytes    = 2 << 20
@@ -36,6 +42,9 @@ type guardedTransport struct {
 	stopped chan struct{} // closed when the NetTransport has shut down
 	once    sync.Once
 	logger  *log.Logger
+
+	mu   sync.Mutex
+	open list.List // *guardedConn holding a slot, oldest first
 }
 
 // newGuardedTransport binds addr:port (port 0: a free port, retried as memberlist does, the
@@ -101,19 +110,46 @@ func (t *guardedTransport) pass(in <-chan net.Conn) {
 			select {
 			case t.slots <- struct{}{}:
 			default:
-				// "from=": a line about what a remote address did, limited (logwriter.go).
-				t.logger.Printf("[WARN] memberlist: %d gossip streams already in progress: closed a new one from=%s", maxInboundStreams, c.RemoteAddr())
-				_ = c.Close()
-				continue
+				if oldest := t.oldest(); oldest != nil {
+					// "from=": a line about what a remote address did, limited (logwriter.go).
+					t.logger.Printf("[WARN] memberlist: %d gossip streams already in progress: closed the oldest from=%s", maxInboundStreams, oldest.RemoteAddr())
+					_ = oldest.Close() // gives its slot back
+				}
+				select {
+				case t.slots <- struct{}{}:
+				case <-t.done:
+					_ = c.Close()
+					return
+				}
+			}
+			gc := &guardedConn{Conn: c}
+			t.mu.Lock()
+			e := t.open.PushBack(gc)
+			t.mu.Unlock()
+			gc.release = func() {
+				t.mu.Lock()
+				t.open.Remove(e)
+				t.mu.Unlock()
+				<-t.slots
 			}
 			select {
-			case t.streams <- &guardedConn{Conn: c, release: func() { <-t.slots }}:
+			case t.streams <- gc:
 			case <-t.done:
-				_ = c.Close()
+				_ = gc.Close()
 				return
 			}
 		}
 	}
+}
+
+// oldest returns the connection that has held its slot longest, nil if none does.
+func (t *guardedTransport) oldest() *guardedConn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e := t.open.Front(); e != nil {
+		return e.Value.(*guardedConn)
+	}
+	return nil
 }
 
 // guardedConn is an accepted stream connection holding one of the transport's slots until it

@@ -1,6 +1,7 @@
 package serf_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -116,4 +117,38 @@ func TestGossipStreamsBoundedBeforeAuthentication(t *testing.T) {
 		t.Errorf("a stream that sent 8 MiB of an unauthenticated message is still read after 5 s")
 	}
 	t.Logf("the stranger sent %d bytes", <-sent)
+}
+
+// TestGossipStrangersCannotLockOutMembers: a stranger without the key opens connections to the
+// gossip port and sends nothing. Each is held for memberlist's TCP timeout (10 s in the default
+// timing), and a connection over the bound used to be the one closed: a few idle connections a
+// second held every slot, and a member with the key could not join (or push/pull) through this
+// node ("failed to join ...: EOF"). A new connection closes the oldest instead.
+func TestGossipStrangersCannotLockOutMembers(t *testing.T) {
+	key := mustKey(t)
+	m, err := serf.New(serf.Config{NodeName: "n", BindAddr: "127.0.0.1:0", EncryptKey: key,
+		Handler: &discoverytest.Recorder{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	addr := m.LocalMember().Addr
+
+	const strangers = 100
+	for range strangers {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+	}
+	time.Sleep(300 * time.Millisecond) // accepted and handed on
+
+	j := startNode(t, "joiner", serf.Config{EncryptKey: key})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := j.m.Join(ctx, []string{addr}); err != nil {
+		t.Fatalf("a member with the key cannot join while a stranger holds %d idle connections to the gossip port: %v", strangers, err)
+	}
+	waitAliveCount(t, m, 2)
 }
