@@ -784,8 +784,10 @@ func clusterCommand() *cli.Command {
 
 // printStatus prints the cluster ID, then the servers as a table, with what each server says of
 // itself (applied index, log bounds, size on disk, divergence alarm), asked directly; a server
-// that does not answer is shown unreachable. Each raised divergence alarm is explained below the
-// table.
+// that does not answer is shown unreachable, one that refuses the caller denied (an identity
+// that may not consume, such as one allowed admin alone: it answered, and an operator must not
+// take it for a server that is down). Each raised divergence alarm, and each refusal, is
+// explained below the table.
 func printStatus(c *cli.Context, clusterID string, servers []client.Server) error {
 	tlsCfg, err := clientTLS(c)
 	if err != nil {
@@ -826,6 +828,10 @@ func printStatus(c *cli.Context, clusterID string, servers []client.Server) erro
 			suffrage = "nonvoter"
 		}
 		applied, lag, offsets, size, diverged, applying := "-", "-", "unreachable", "-", "-", "-"
+		if code := transport.CodeOf(selves[i].err); code == transport.PermissionDenied || code == transport.Unauthenticated {
+			offsets = "denied"
+			alarms = append(alarms, fmt.Sprintf("%s: denied: it answered, but refuses this identity its bounds (consume on the default topic): %v", s.ID, selves[i].err))
+		}
 		if b := selves[i].b; selves[i].err == nil {
 			applied = strconv.FormatUint(b.GetAppliedIndex(), 10)
 			lag = lagCell(commit, commitKnown, b.GetAppliedIndex())
