@@ -240,8 +240,9 @@ type Config struct {
 	// open-files limit and at most MaxConns, so that waiting connections and MaxConns together
 	// leave a quarter of the open files to segments, Raft and gossip.
 	MaxPendingConns int
-	// MaxConns bounds the API connections open at once on the shared port; one more is closed
-	// as soon as it is sorted to the API (and logged). Raft's connections are not counted,
+	// MaxConns bounds the API connections open at once on the shared port; one more closes the
+	// oldest still in its TLS handshake, or, with none, is closed as soon as it is sorted to
+	// the API (and logged). Raft's connections are not counted,
 	// so clients filling it cannot lock peers out. Default (0): DefaultMaxConns, at most half
 	// the soft open-files limit (RLIMIT_NOFILE), so that connections leave the other half to
 	// segment files, Raft's log and snapshots, waiting connections and gossip.

@@ -125,7 +125,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-pending-conns", EnvVars: env("max-pending-conns"), DefaultText: "1024, at most a quarter of the open-files limit (ulimit -n) and at most max-conns",
 			Usage: "connections the shared port holds while waiting for their first byte (an API connection over TLS: until its handshake is over); a new one beyond it closes the oldest; 0: the default"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-conns", EnvVars: env("max-conns"), DefaultText: "65536, at most half the open-files limit (ulimit -n)",
-			Usage: "API connections open at once on the shared port (Raft's are not counted); one more is closed at once and logged; 0: the default, which leaves half the open files to segment files, Raft's log and snapshots"}),
+			Usage: "API connections open at once on the shared port (Raft's are not counted); one more closes the oldest still in its TLS handshake, or with none is closed at once and logged; 0: the default, which leaves half the open files to segment files, Raft's log and snapshots"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-forward-clients", Value: server.DefaultMaxForwardClients, EnvVars: env("max-forward-clients"),
 			Usage: "API clients a node keeps open to other nodes (forwarding writes, asking peers); the least recently used is closed"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "max-consume-wait", Value: server.DefaultMaxConsumeWait, EnvVars: env("max-consume-wait"),

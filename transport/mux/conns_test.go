@@ -358,3 +358,69 @@ func TestStalledTLSHandshakeClosedAsOldestFreesItsPlace(t *testing.T) {
 		t.Fatalf("Stats = %+v after the cut connection's late Close, want APIOpen 1", st)
 	}
 }
+
+// TestStalledTLSHandshakesCannotFillMaxConns: API connections in their TLS handshake count
+// against MaxConns. With MaxConns no more than the established connections plus MaxPending
+// (serve's default MaxPending is at most MaxConns: `--max-conns 20` makes both 20), stalled
+// handshakes filled what the established ones left while the waiting ones were not full, so no
+// new connection closed them, and every client's new connection was refused over MaxConns for
+// as long as a stranger without a certificate kept stalling (seen against a secured node: 60
+// ClientHellos then silence, and every call refused until the handshake timeout). The oldest
+// stalled handshake now gives way.
+func TestStalledTLSHandshakesCannotFillMaxConns(t *testing.T) {
+	for _, tr := range []struct {
+		name      string
+		newServer func(transport.ServerConfig) (interface {
+			Serve(net.Listener) error
+			Stop(context.Context) error
+		}, error)
+		newClient func(string, transport.ClientConfig) (transport.Client, error)
+	}{
+		{"grpc", func(c transport.ServerConfig) (interface {
+			Serve(net.Listener) error
+			Stop(context.Context) error
+		}, error) {
+			return tgrpc.NewServer(c)
+		}, func(a string, c transport.ClientConfig) (transport.Client, error) { return tgrpc.NewClient(a, c) }},
+		{"connect", func(c transport.ServerConfig) (interface {
+			Serve(net.Listener) error
+			Stop(context.Context) error
+		}, error) {
+			return tconnect.NewServer(c)
+		}, func(a string, c transport.ClientConfig) (transport.Client, error) { return tconnect.NewClient(a, c) }},
+	} {
+		t.Run(tr.name, func(t *testing.T) {
+			const maxConns, stalled = 4, 12
+			pki := transporttest.NewPKI(t)
+			m := newMux(t, mux.Config{FirstByteTimeout: time.Hour, MaxPending: maxConns, MaxConns: maxConns, APITLS: true})
+			srv, err := tr.newServer(transport.ServerConfig{Log: transporttest.NewService(), TLS: pki.ServerTLS(),
+				Limits: transport.Limits{ReadHeaderTimeout: time.Hour}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() { defer close(done); srv.Serve(m.API()) }()
+			t.Cleanup(func() { srv.Stop(context.Background()); <-done })
+			addr := m.Addr().String()
+			call := func(what string) {
+				t.Helper()
+				c, err := tr.newClient(addr, transport.ClientConfig{TLS: pki.ClientTLS("root")})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() }) // kept open: an established connection
+				ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+				defer cancel()
+				if _, err := c.GetBounds(ctx, &logv1.GetBoundsRequest{}); err != nil {
+					t.Fatalf("%s: %v (mux stats %+v)", what, err, m.Stats())
+				}
+			}
+			call("a client before the strangers")
+			for range stalled {
+				dialSpeaking(t, addr, partialClientHello)
+			}
+			time.Sleep(200 * time.Millisecond) // sorted: each counted as open, or refused
+			call("a client among stalled handshakes filling MaxConns")
+		})
+	}
+}

@@ -22,8 +22,9 @@
 // has read a record header, and until then it waits with the others.
 //
 // At most Config.MaxConns API connections are open at once (handed to the
-// API and not yet closed); one beyond it is closed as soon as its first byte
-// sorts it to the API. Raft's connections are not counted: strangers filling
+// API and not yet closed); one beyond it closes the oldest of them still in its
+// TLS handshake, and is closed itself, as soon as its first byte sorts it to
+// the API, when there is none. Raft's connections are not counted: strangers filling
 // the API's allowance cannot lock the cluster's own peers out.
 package mux
 
@@ -97,8 +98,10 @@ type Config struct {
 	// oldest waiting one. Default DefaultMaxPending.
 	MaxPending int
 	// MaxConns bounds the API connections open at once: handed to the API listener and
-	// not yet closed (by its server). A connection sorted to the API beyond it is closed at
-	// once, counted (Stats) and logged at warn level, at most every 10 s. Raft's
+	// not yet closed (by its server), those in their TLS handshake included. A connection
+	// sorted to the API beyond it closes the oldest of those still in their handshake;
+	// with none, it is closed at once, counted (Stats) and logged at warn level, at most
+	// every 10 s. Raft's
 	// connections are not counted. Zero: no bound.
 	MaxConns int
 	// APITLS says that the API server runs TLS on its connections. Every API connection
@@ -409,7 +412,19 @@ func (m *Mux) admitAPI(conn net.Conn, handshaking bool) bool {
 		m.mu.Unlock()
 		return false
 	}
+	var stalled net.Conn
 	if m.cfg.MaxConns > 0 && len(m.open) >= m.cfg.MaxConns {
+		stalled = m.oldestHandshaking()
+	}
+	if stalled != nil {
+		// Open connections still in their TLS handshake count against MaxConns: when they fill
+		// what established ones leave, the waiting ones are not full, so no new connection
+		// closed them, and every new one was refused for as long as their senders stalled.
+		// They give way as they do under MaxPending: the oldest is closed.
+		m.order.Remove(m.pending[stalled])
+		delete(m.pending, stalled)
+		delete(m.open, stalled)
+	} else if m.cfg.MaxConns > 0 && len(m.open) >= m.cfg.MaxConns {
 		m.order.Remove(e)
 		delete(m.pending, conn)
 		m.refused++
@@ -432,7 +447,30 @@ func (m *Mux) admitAPI(conn net.Conn, handshaking bool) bool {
 		delete(m.pending, conn)
 	}
 	m.mu.Unlock()
+	if stalled != nil {
+		if ok, suppressed := m.pendingLines.Allow("handshaking over max-conns"); ok {
+			attrs := []any{"remote", stalled.RemoteAddr(), "max_conns", m.cfg.MaxConns}
+			if suppressed > 0 {
+				attrs = append(attrs, "suppressed", suppressed)
+			}
+			m.cfg.Logger.Warn("mux: API connections open up to max-conns; closed the oldest still in its TLS handshake", attrs...)
+		}
+		stalled.Close()
+	}
 	return true
+}
+
+// oldestHandshaking returns the oldest waiting connection that is counted as open (an API
+// connection in its TLS handshake), nil if none is. Under m.mu.
+func (m *Mux) oldestHandshaking() net.Conn {
+	for e := m.order.Front(); e != nil; e = e.Next() {
+		if c := e.Value.(net.Conn); c != nil {
+			if _, ok := m.open[c]; ok {
+				return c
+			}
+		}
+	}
+	return nil
 }
 
 // release forgets an API connection counted by admitAPI: it closed (or was never handed over).
