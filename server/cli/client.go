@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -44,6 +45,9 @@ func dial(c *cli.Context, extra ...client.Option) (*client.Client, error) {
 	if d := c.Duration("timeout"); d < 0 {
 		return nil, fmt.Errorf("--timeout %v: want a duration of 0 (none) or more", d)
 	}
+	if err := checkAddrs(c.StringSlice("addr")); err != nil {
+		return nil, err
+	}
 	switch t := c.String("transport"); t {
 	case client.TransportConnect, client.TransportGRPC:
 	default:
@@ -76,6 +80,32 @@ func dial(c *cli.Context, extra ...client.Option) (*client.Client, error) {
 		return nil, fmt.Errorf("connect to %s: %w", strings.Join(c.StringSlice("addr"), ","), err)
 	}
 	return cl, nil
+}
+
+// checkAddrs refuses an --addr that no dial can reach: one without a port, or with a port
+// number outside 1-65535. The SDK took "127.0.0.1:99999" (or ":0") and dialled it for every
+// attempt of its retry budget, about 9 s, before its error ("dial tcp: address 99999: invalid
+// port") named neither the flag nor that retrying could not help. A port given by name
+// ("host:https") is left to the dialer.
+func checkAddrs(addrs []string) error {
+	given := 0
+	for _, a := range addrs {
+		if a == "" {
+			continue
+		}
+		given++
+		_, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return fmt.Errorf("--addr %q: want host:port: %v", a, err)
+		}
+		if n, err := strconv.Atoi(port); err == nil && (n < 1 || n > 65535) {
+			return fmt.Errorf("--addr %q: port %d is out of range: want 1 to 65535", a, n)
+		}
+	}
+	if given == 0 {
+		return errors.New("--addr: want the host:port of one or more servers, got none")
+	}
+	return nil
 }
 
 // flagHint names the client flags that likely fix err, when the SDK said the client's
