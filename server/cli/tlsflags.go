@@ -23,6 +23,18 @@ func clientTLS(c *cli.Context) (*tls.Config, error) {
 	if err := needPair("tls-cert-file", cert, "tls-key-file", key); err != nil {
 		return nil, err
 	}
+	// Each file is loaded alone first, so that an error names the flag that gave it: the SDK's
+	// ("client TLS: client: bad TLS files: CA file: open …") named no flag.
+	if ca != "" {
+		if _, err := client.LoadTLS(ca, "", "", ""); err != nil {
+			return nil, fmt.Errorf("--tls-ca-file %s: %w", ca, err)
+		}
+	}
+	if cert != "" {
+		if _, err := client.LoadTLS("", cert, key, ""); err != nil {
+			return nil, fmt.Errorf("--tls-cert-file %s, --tls-key-file %s: %w", cert, key, err)
+		}
+	}
 	cfg, err := client.LoadTLS(ca, cert, key, name) // nil when every flag is empty
 	if err != nil {
 		return nil, fmt.Errorf("client TLS: %w", err)
