@@ -61,7 +61,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "bind-addr", Value: server.DefaultBindAddr, EnvVars: env("bind-addr"),
 			Usage: "host:port for Serf gossip; its host is also where the API and Raft listen"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "rpc-port", Value: server.DefaultRPCPort, EnvVars: env("rpc-port"),
-			Usage: "port of the client API and of Raft, which share it; 0 picks a free port (the start line prints the address)"}),
+			Usage: "port of the client API and of Raft, which share it; 0 (or -1) picks a free port (the start line prints the address)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "advertise-host", EnvVars: env("advertise-host"),
 			Usage: "host that other nodes and clients reach this node at; a name that does not resolve yet (a Kubernetes pod's own DNS name) is waited for, up to 2 minutes or until SIGINT or SIGTERM; one that never can (a space, an empty label) is refused at once (default: the bind address's host; bound to every interface (0.0.0.0, ::), the first non-loopback IPv4 address of this host)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "gossip-advertise-host", EnvVars: env("gossip-advertise-host"),
