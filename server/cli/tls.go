@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -285,6 +286,14 @@ func certCreate(c *cli.Context) error {
 		}
 	}
 	kp, err := certgen.CreateCert(ca, kind, opts)
+	if errors.Is(err, certgen.ErrOutlivesCA) {
+		// certgen's error named the dates, not the flag: the default --days (365) fails so
+		// against any CA with less than a year left, and the user did not give --days.
+		if left := int(time.Until(ca.Cert.NotAfter).Hours() / 24); left >= 1 {
+			return fmt.Errorf("--days %d: %w: give --days %d or fewer, or a CA valid for longer", days, err, left)
+		}
+		return fmt.Errorf("--days %d: %w: it has less than a day left: create a new CA", days, err)
+	}
 	if err != nil {
 		return err
 	}
