@@ -88,7 +88,9 @@ func (s *Server) listen() error {
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
-		return fmt.Errorf("server: listen: %w", err)
+		// Named as --bind-addr's error below is: "server: listen: listen tcp …: address
+		// already in use" did not say which of serve's two ports was taken.
+		return fmt.Errorf("server: listen: --rpc-port %d (the API and Raft): %w", s.cfg.RPCPort, err)
 	}
 	s.ln = ln
 	// Raft is protected when the mux has a peer TLS configuration.
