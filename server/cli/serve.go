@@ -107,7 +107,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-record-bytes", Value: server.DefaultMaxRecordBytes, EnvVars: env("max-record-bytes"),
 			Usage: "largest record this node accepts while it leads, at most 4194304 (followers forward larger ones to the leader, in a Produce or ProduceStream message of at most their own limit + 64 KiB; every node stores whatever the leader committed)"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-request-bytes", EnvVars: env("max-request-bytes"), DefaultText: "4 MiB, or max-record-bytes + 64 KiB if more",
-			Usage: "largest request read (a ProduceBatch), checked before decoding"}),
+			Usage: "largest request read (a ProduceBatch), checked before decoding; 0: the default"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-small-request-bytes", Value: server.DefaultMaxSmallRequestBytes, EnvVars: env("max-small-request-bytes"),
 			Usage: "largest request that carries no record (Consume, GetServers, GetBounds, cluster commands, health, reflection); Produce and ProduceStream messages get max-record-bytes + 64 KiB"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-batch-records", Value: server.DefaultMaxBatchRecords, EnvVars: env("max-batch-records"),
