@@ -155,7 +155,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: env("log-level"), Usage: "debug, info, warn or error"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("log-format"), Usage: "text or json"}),
 		&cli.StringFlag{Name: "config-file", EnvVars: env("config-file"),
-			Usage: "YAML file whose keys are these flags' names (any other key is refused); flags and environment variables override it (an empty variable does not)"},
+			Usage: "YAML file whose keys are the other flags' names (any other key is refused); flags and environment variables override it (an empty variable does not)"},
 	}
 	return flags
 }
@@ -360,6 +360,11 @@ func loadConfigFile(path string, flags []cli.Flag) (altsrc.InputSourceContext, e
 	slices.Sort(unknown)
 	for i, k := range unknown {
 		unknown[i] = strconv.Quote(k)
+		if k == "config-file" {
+			// A flag's name, refused all the same: one file does not name another.
+			unknown[i] += " (a file cannot name another: give --config-file on the command line)"
+			continue
+		}
 		if alt := strings.ReplaceAll(k, "_", "-"); known[alt] {
 			unknown[i] += " (did you mean " + alt + "?)"
 		}
