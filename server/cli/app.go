@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
 )
 
 // Version is the program's version, set at build time with
@@ -94,8 +95,40 @@ func usageError(c *cli.Context, err error, _ bool) error {
 	if c.Command != nil && c.Command.HelpName != "" {
 		name = c.Command.HelpName
 	}
-	msg := longFlagRE.ReplaceAllString(err.Error(), "$1--$2")
+	msg := err.Error()
+	if m := invalidValueRE.FindStringSubmatch(msg); m != nil && c.Command != nil && !strings.Contains(msg, "out of range") {
+		if want := flagValueHint(c.Command.Flags, m[2]); want != "" {
+			// The flag package's "parse error" (or strconv's words) said nothing of the form
+			// wanted: "--bootstrap-wait 5" or "--by-duration 5" lacked only a unit.
+			msg = fmt.Sprintf(`invalid value "%s" for flag --%s: %s`, m[1], m[2], want)
+		}
+	}
+	msg = longFlagRE.ReplaceAllString(msg, "$1--$2")
 	return fmt.Errorf("%s (see %s --help)", msg, name)
+}
+
+// invalidValueRE matches the flag package's error for a value that does not parse.
+var invalidValueRE = regexp.MustCompile(`^invalid value "((?:[^"\\]|\\.)*)" for flag -([a-z0-9][a-z0-9-]+): `)
+
+// flagValueHint says what form flag name of flags takes, from its type; "" when it has none
+// to say.
+func flagValueHint(flags []cli.Flag, name string) string {
+	for _, f := range flags {
+		if !slices.Contains(f.Names(), name) {
+			continue
+		}
+		switch f.(type) {
+		case *cli.DurationFlag, *altsrc.DurationFlag:
+			return "want a duration with its unit, such as 500ms, 30s or 1h30m"
+		case *cli.UintFlag, *cli.Uint64Flag, *cli.UintSliceFlag:
+			return "want a whole number, 0 or more"
+		case *cli.IntFlag, *cli.Int64Flag, *altsrc.IntFlag, *altsrc.Int64Flag:
+			return "want a whole number"
+		case *cli.Float64Flag, *altsrc.Float64Flag:
+			return "want a number"
+		}
+	}
+	return ""
 }
 
 // longFlagRE finds a long flag as the flag package names it in its errors ("-from"; a
