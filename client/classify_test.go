@@ -56,6 +56,9 @@ func TestClassify(t *testing.T) {
 		// classified: nothing was appended, whatever the caller's context says now.
 		{"caller's deadline passed after a NotProposed answer", expired, transport.Errorf(transport.Unavailable, "taken back").WithNotProposed("deadline near"), true, fatal, ErrUnavailable},
 		{"caller canceled after a NotLeader answer", canceled, transport.NotLeaderError(transport.NotLeader{LeaderID: "b", LeaderAddr: "127.0.0.1:2"}, "no"), true, fatal, ErrUnavailable},
+		// A connection that could not be made, and the caller's context ended meanwhile: the
+		// request never left the client, nothing to doubt.
+		{"caller canceled while dialing", canceled, fmt.Errorf("post: %w", &net.OpError{Op: "dial", Net: "tcp", Err: context.Canceled}), true, fatal, ErrUnavailable},
 		{"caller canceled read", canceled, transport.Errorf(transport.Canceled, "context canceled"), false, fatal, context.Canceled},
 		{"closed", live, ErrClosed, true, fatal, ErrClosed},
 		{"no connection could be set up", live, &notSentError{errors.New("bad address")}, true, retry, nil},
@@ -113,5 +116,36 @@ func TestNeverSentWhileConnecting(t *testing.T) {
 	// The attempt's timeout ended, the caller's context did not.
 	if v, cerr := classify(context.Background(), err, true); v != retry || errors.Is(cerr, ErrOutcomeUnknown) {
 		t.Errorf("write that never left the client (%v): verdict %d, err %v; want retry", err, v, cerr)
+	}
+}
+
+// TestNeverSentWhileConnectingCallerDeadline: the same write that never left the client (its
+// gRPC connection still being set up), ended this time by the caller's own deadline rather than
+// the attempt's timeout, is not an unknown outcome either: nothing was sent, so the caller is
+// told the cluster was unavailable (and that its context ended), never that the record may
+// have been appended.
+func TestNeverSentWhileConnectingCallerDeadline(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0") // the kernel completes the handshake; nobody answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	tc, err := tgrpc.NewClient(l.Addr().String(), transport.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond) // the caller's
+	defer cancel()
+	_, err = tc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}})
+	if err == nil {
+		t.Fatal("Produce to a server that never answers succeeded")
+	}
+	v, cerr := classify(ctx, err, true)
+	if v == unknown || errors.Is(cerr, ErrOutcomeUnknown) {
+		t.Errorf("write that never left the client (%v), caller's deadline passed: verdict %d, err %v; want no unknown outcome", err, v, cerr)
+	}
+	if !errors.Is(cerr, ErrUnavailable) || !errors.Is(cerr, context.DeadlineExceeded) {
+		t.Errorf("err %v: want it to wrap ErrUnavailable and the caller's context.DeadlineExceeded", cerr)
 	}
 }

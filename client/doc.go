@@ -32,7 +32,8 @@
 // refused before proposing them (NotLeader, no leader during an election,
 // or a connection that could not be made). A write whose outcome is unknown
 // (leadership lost after proposing, a timeout, a connection broken
-// mid-request, the caller's context ending mid-request) is never retried:
+// mid-request, the caller's context ending mid-request, once the request was
+// sent: ending while its connection was still being set up is ErrUnavailable) is never retried:
 // it fails with an error wrapping ErrOutcomeUnknown, because a retry could
 // append the record twice (the idempotent Producer, below, is the exception:
 // its retries cannot). Every error wraps one of the package's sentinel

@@ -144,10 +144,12 @@ func classify(callerCtx context.Context, err error, write bool) (verdict, error)
 		if errors.Is(err, cerr) {
 			cerr = nil // already in the chain
 		}
-		if write && refusedBeforeProposing(err) {
+		if write && (refusedBeforeProposing(err) || neverSent(err)) {
 			// The server answered, before the caller's context ended, that it did not propose
 			// the write (a combiner taking a record back as the deadline neared answers just
-			// before it): nothing was appended, the caller's context only stops the retries.
+			// before it), or the request never left the client (its connection was still
+			// being set up when the caller's context ended): nothing was appended, the
+			// caller's context only stops the retries.
 			return fatal, fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(cerr, err))
 		}
 		if write {
