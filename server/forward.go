@@ -149,7 +149,9 @@ func forwardErr(addr string, err error) error {
 
 // dialFailed reports whether err, returned by a local transport client, says that no
 // connection to the server could be made, so no request was sent. Both transports report a
-// failed dial only in the message of the error they build locally.
+// failed dial only in the message of the error they build locally; grpc-go, a call whose
+// context ended while its connection was still being set up as "…while waiting for
+// connections to become ready" (as the SDK's neverSent reads it).
 func dialFailed(err error) bool {
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return true
@@ -158,7 +160,8 @@ func dialFailed(err error) bool {
 		return true
 	}
 	m := strings.ToLower(err.Error())
-	return strings.Contains(m, "connection refused") || strings.Contains(m, "while dialing")
+	return strings.Contains(m, "connection refused") || strings.Contains(m, "while dialing") ||
+		strings.Contains(m, "while waiting for connections to become ready")
 }
 
 // Close closes every client. Idempotent.
