@@ -38,8 +38,10 @@
 // append the record twice (the idempotent Producer, below, is the exception:
 // its retries cannot). Every error wraps one of the package's sentinel
 // errors (ErrOutOfRange, ErrOutcomeUnknown, ErrUnavailable, ErrNotLeader via
-// *NotLeaderError, ErrClosed, …) or the server's *transport.Error, so test
-// them with errors.Is and transport.CodeOf.
+// *NotLeaderError, ErrClosed, …), the server's *transport.Error, or, for a
+// call whose context had ended before it sent anything, that context's error
+// (context.Canceled, context.DeadlineExceeded), so test them with errors.Is
+// and transport.CodeOf.
 //
 // # Topics and partitions
 //

@@ -12,8 +12,10 @@ import (
 )
 
 // The errors of the client. Every error a call returns wraps one of them
-// (and the transport's *transport.Error, when a server answered), so test
-// them with errors.Is.
+// (and the transport's *transport.Error, when a server answered), or the
+// caller's context error (context.Canceled, context.DeadlineExceeded) when
+// its context had ended before the call sent anything, so test them with
+// errors.Is.
 var (
 	// ErrOutOfRange: the offset is below the log's start (removed by
 	// retention) or was not written before the request's deadline.
