@@ -24,6 +24,7 @@
 #   BENCH_ROUNDS    rounds (default 1)
 #   BENCH_WORKLOADS names of the workloads to run (default all: see the list below)
 #   BENCH_PORT      first port used (default 17400; about 20 ports per cluster above it)
+#   BENCH_SETTLE    1 (default): sync, and as root drop the page cache, before each run (settle)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -126,9 +127,21 @@ for i in "${!t_names[@]}"; do
 done
 echo "bench-vs-nats: clusters ready (${t_names[*]}); $rounds round(s) of ${duration} per workload; work dir $work" >&2
 
+# settle: before each measured run, write every dirty page back and, where this may (root),
+# drop the page cache, so that a run does not pay, in its servers' CPU time and in disk time,
+# for the writeback and reclaim of what the runs before it wrote (the six clusters' logs grow by
+# gigabytes over the batch rows, and a full cache is reclaimed by whoever writes next).
+# BENCH_SETTLE=0: measure without it.
+settle() {
+	[ "${BENCH_SETTLE:-1}" = 1 ] || return 0
+	sync
+	if [ -w /proc/sys/vm/drop_caches ]; then echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true; fi
+}
+
 # run target workload-flags: prints "rec/s p50_ms cpu_us_per_record"
 run() {
 	local i=$1 flags=$2 out
+	settle
 	# shellcheck disable=SC2086
 	out=$("${t_bench[$i]}" -target "${t_kinds[$i]}" -nats-replicas 3 -addr "${t_addrs[$i]}" -server-pids "${t_pids[$i]}" \
 		-duration "$duration" -warmup "$warmup" -progress=-1s -max-errors -1 $flags ${t_flags[$i]} 2>>"$work/bench.err") || true
