@@ -188,10 +188,20 @@ func TestProduceWithoutLeaderAnsweredBeforeDeadline(t *testing.T) {
 			other.shutdown(t)
 			leader.shutdown(t)
 			// A graceful stop may hand leadership to follower, which then steps down without
-			// a majority.
-			waitFor(t, 20*time.Second, "follower knows no leader", func() bool {
-				_, known := follower.node.Leader()
-				return !known && !follower.node.IsLeader()
+			// a majority. The hand-over's election may still be counting the stopped leader's
+			// vote when follower first knows no leader (a candidate): it must go a while
+			// knowing none, longer than it leads when it wins (until its lease without a
+			// majority ends), so that the write below cannot be proposed by it as leader.
+			var since time.Time
+			waitFor(t, 20*time.Second, "follower knows no leader for 2s", func() bool {
+				if _, known := follower.node.Leader(); known || follower.node.IsLeader() {
+					since = time.Time{}
+					return false
+				}
+				if since.IsZero() {
+					since = time.Now()
+				}
+				return time.Since(since) >= 2*time.Second
 			})
 			fc := newClient(t, tr, follower.Addr())
 			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
