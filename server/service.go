@@ -484,18 +484,19 @@ func (s *service) ProduceStream(ctx context.Context, stream transport.BidiStream
 				// proposed, and the client may send it elsewhere.
 				return toWire(errStopping)
 			}
-			if recvErr != nil {
-				// The transport's own error (a message too large or malformed, the client
-				// gone): returned as is, the transport sends its code (toWire would make
-				// it Internal).
-				return recvErr
-			}
 			if err := ctx.Err(); err != nil {
 				// The caller's deadline passed (or it cancelled) while its side was open:
 				// DeadlineExceeded (Canceled), never OK, which tells a raw client that the
 				// server ended the call of its own accord with everything answered, while
-				// records it sent may never have been read.
+				// records it sent may never have been read. Also when the cancel reached the
+				// body first (the transport's read error, below): the context says what
+				// happened, the read's error did not (Unknown, over Connect).
 				return toWire(err)
+			}
+			if recvErr != nil {
+				// The transport's own error (a message too large or malformed): returned as
+				// is, the transport sends its code (toWire would make it Internal).
+				return recvErr
 			}
 			return nil // the client's end of stream, every record answered
 		}

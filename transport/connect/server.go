@@ -633,7 +633,7 @@ func (h logHandler) ConsumeStream(ctx context.Context, req *connect.Request[logv
 
 func (h logHandler) ProduceStream(ctx context.Context, stream *connect.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]) error {
 	cork, _ := ctx.Value(corkKey{}).(*corkWriter)
-	return h.svc.ProduceStream(ctx, bidiHandler{stream, cork})
+	return h.svc.ProduceStream(ctx, bidiHandler{stream, cork, ctx})
 }
 
 // bidiHandler makes Receive return exactly io.EOF at the end of the
@@ -642,6 +642,7 @@ func (h logHandler) ProduceStream(ctx context.Context, stream *connect.BidiStrea
 type bidiHandler struct {
 	s    *connect.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]
 	cork *corkWriter // nil: every Send flushes
+	ctx  context.Context
 }
 
 var _ transport.BatchSender[logv1.ProduceResponse] = bidiHandler{}
@@ -713,7 +714,35 @@ func (b bidiHandler) Receive() (*logv1.ProduceRequest, error) {
 	if err != nil && errors.Is(err, io.EOF) {
 		return nil, io.EOF
 	}
+	if err != nil {
+		err = resetAsCanceled(b.ctx, err)
+	}
 	return m, err
+}
+
+// resetGrace is how long a body's error that connect-go could not name waits for the call's
+// context to end (see resetAsCanceled).
+const resetGrace = 100 * time.Millisecond
+
+// resetAsCanceled is err, the error of reading a stream's request body, or Canceled when the
+// client reset the stream. net/http's HTTP/2 server ends a reset stream's body with its error
+// ("stream error: stream ID 3; CANCEL") and only then cancels the request's context, and
+// connect-go names a reset Canceled only from a client's words ("…; received from peer"): a
+// reader woken between the two got an error of no code (Unknown), and the call ended Unknown
+// in the server's account of it instead of Canceled, as the client's cancel is. An error
+// connect-go named is kept; one it could not is Canceled if ctx ends within resetGrace.
+func resetAsCanceled(ctx context.Context, err error) error {
+	if ce, ok := errors.AsType[*connect.Error](err); ok && ce.Code() != connect.CodeUnknown {
+		return err
+	}
+	t := time.NewTimer(resetGrace)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return connect.NewError(connect.CodeCanceled, err)
+	case <-t.C:
+		return err
+	}
 }
 
 func (b bidiHandler) Send(r *logv1.ProduceResponse) error { return b.s.Send(r) }
