@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
-	"syscall"
 
 	"github.com/commitlog-go/commitlog/transport"
 )
@@ -37,7 +35,8 @@ var (
 	ErrClosed = errors.New("client: closed")
 	// ErrNoAddresses: New was given no server address.
 	ErrNoAddresses = errors.New("client: no server addresses")
-	// ErrInvalidAddress: New was given an address that is not "host:port" with a port from 1 to 65535.
+	// ErrInvalidAddress: New was given an address that is not "host:port" with a port from 1 to
+	// 65535 or a service name (CheckAddress).
 	ErrInvalidAddress = errors.New("client: invalid server address")
 	// ErrInvalidOption: an option has an invalid value.
 	ErrInvalidOption = errors.New("client: invalid option")
@@ -239,32 +238,9 @@ func refusedBeforeProposing(err error) bool {
 	return nl || transport.IsNotProposed(err)
 }
 
-// neverSent reports whether err proves the request never left the client:
-// the connection to the server could not be established.
-func neverSent(err error) bool {
-	if opErr, ok := errors.AsType[*net.OpError](err); ok && opErr.Op == "dial" {
-		return true
-	}
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return true
-	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		return true
-	}
-	if te, ok := errors.AsType[*transport.Error](err); ok {
-		m := strings.ToLower(te.Message())
-		// grpc-go reports a failed connection attempt, before any
-		// request was written, as "…Error while dialing…", and a call
-		// whose context ended while its connection was still being set
-		// up as "…while waiting for connections to become ready".
-		if strings.Contains(m, "while dialing") || strings.Contains(m, "connection refused") ||
-			strings.Contains(m, "while waiting for connections to become ready") {
-			return true
-		}
-	}
-	return false
-}
+// neverSent reports whether err proves the request never left the client (see
+// transport.NeverSent, which the server's forwarding reads too).
+func neverSent(err error) bool { return transport.NeverSent(err) }
 
 // notSentError marks a failure that happened before a request was sent (no
 // connection could be set up), so retrying it is always safe.

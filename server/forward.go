@@ -5,10 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/commitlog-go/commitlog/consensus"
 	"github.com/commitlog-go/commitlog/transport"
@@ -136,7 +133,7 @@ func forwardErr(addr string, err error) error {
 	}
 	switch transport.CodeOf(err) {
 	case transport.Unavailable, transport.DeadlineExceeded, transport.Canceled, transport.Unknown, transport.Internal:
-		if dialFailed(err) {
+		if transport.NeverSent(err) {
 			return transport.Errorf(transport.Unavailable, "forwarding to the leader at %s: %w", addr, err).
 				WithNotProposed("the leader could not be reached")
 		}
@@ -145,23 +142,6 @@ func forwardErr(addr string, err error) error {
 			WithOutcomeUnknown("forwarded to the leader, answer lost")
 	}
 	return err // the leader's answer, which decided the batch was not appended
-}
-
-// dialFailed reports whether err, returned by a local transport client, says that no
-// connection to the server could be made, so no request was sent. Both transports report a
-// failed dial only in the message of the error they build locally; grpc-go, a call whose
-// context ended while its connection was still being set up as "…while waiting for
-// connections to become ready" (as the SDK's neverSent reads it).
-func dialFailed(err error) bool {
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return true
-	}
-	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
-		return true
-	}
-	m := strings.ToLower(err.Error())
-	return strings.Contains(m, "connection refused") || strings.Contains(m, "while dialing") ||
-		strings.Contains(m, "while waiting for connections to become ready")
 }
 
 // Close closes every client. Idempotent.

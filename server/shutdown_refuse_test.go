@@ -1,7 +1,6 @@
 package server
 
 import (
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -81,8 +80,7 @@ func refusedUntaken(err error) bool {
 	if _, ok := transport.NotLeaderDetail(err); ok {
 		return true
 	}
-	m := strings.ToLower(err.Error())
-	return strings.Contains(m, "connection refused") || strings.Contains(m, "while dialing")
+	return transport.NeverSent(err)
 }
 
 // TestGracefulStopAnswersStreamedProposals stops a node gracefully while ProduceStreams pipeline
