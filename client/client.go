@@ -71,7 +71,7 @@ type refreshCall struct {
 // ctx and the retry budget, and fails with an error wrapping ErrUnavailable
 // when none answers; with the server's PermissionDenied or Unauthenticated
 // (transport.CodeOf), at once, when it refuses the caller; ErrNoAddresses when addrs is empty; ErrInvalidAddress
-// when one is not "host:port" (a port from 1 to 65535); ErrInvalidOption for a bad option. Close the
+// when one is not "host:port" (see CheckAddress); ErrInvalidOption for a bad option. Close the
 // Client when done.
 func New(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
 	o := defaultOptions()
@@ -93,12 +93,8 @@ func New(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
 	}
 	for _, a := range seeds {
 		// At once: a malformed address would otherwise be retried for the whole budget.
-		_, port, err := net.SplitHostPort(a)
-		if err != nil {
+		if err := CheckAddress(a); err != nil {
 			return nil, fmt.Errorf("%w %q: %v", ErrInvalidAddress, a, err)
-		}
-		if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
-			return nil, fmt.Errorf("%w %q: port %q, want 1 to 65535", ErrInvalidAddress, a, port)
 		}
 	}
 	c := &Client{
@@ -121,6 +117,26 @@ func New(ctx context.Context, addrs []string, opts ...Option) (*Client, error) {
 		go c.refreshLoop()
 	}
 	return c, nil
+}
+
+// CheckAddress reports why addr is not a server address New takes: "host:port", its port a
+// number from 1 to 65535 or a service name ("https"); nil when it is one. New refuses such an
+// address at once (ErrInvalidAddress) rather than dial it for its whole retry budget.
+func CheckAddress(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port: %v", err)
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		if n < 1 || n > 65535 {
+			return fmt.Errorf("port %d is out of range: want 1 to 65535", n)
+		}
+		return nil
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("port %q is neither a number nor a service name: %v", port, err)
+	}
+	return nil
 }
 
 // Close stops the background refresh, ends the client's streams, fails

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -82,11 +81,11 @@ func dial(c *cli.Context, extra ...client.Option) (*client.Client, error) {
 	return cl, nil
 }
 
-// checkAddrs refuses an --addr that no dial can reach: one without a port, or with a port
-// number outside 1-65535. The SDK took "127.0.0.1:99999" (or ":0") and dialled it for every
-// attempt of its retry budget, about 9 s, before its error ("dial tcp: address 99999: invalid
-// port") named neither the flag nor that retrying could not help. A port given by name
-// ("host:https") is left to the dialer.
+// checkAddrs refuses at once, naming --addr, an --addr the SDK would not take
+// (client.CheckAddress: no port, a port number outside 1-65535), or none at all. The SDK took
+// "127.0.0.1:99999" (or ":0") and dialled it for every attempt of its retry budget, about 9 s,
+// before its error ("dial tcp: address 99999: invalid port") named neither the flag nor that
+// retrying could not help.
 func checkAddrs(addrs []string) error {
 	given := 0
 	for _, a := range addrs {
@@ -94,12 +93,8 @@ func checkAddrs(addrs []string) error {
 			continue
 		}
 		given++
-		_, port, err := net.SplitHostPort(a)
-		if err != nil {
-			return fmt.Errorf("--addr %q: want host:port: %v", a, err)
-		}
-		if n, err := strconv.Atoi(port); err == nil && (n < 1 || n > 65535) {
-			return fmt.Errorf("--addr %q: port %d is out of range: want 1 to 65535", a, n)
+		if err := client.CheckAddress(a); err != nil {
+			return fmt.Errorf("--addr %q: %w", a, err)
 		}
 	}
 	if given == 0 {
