@@ -715,33 +715,31 @@ func (b bidiHandler) Receive() (*logv1.ProduceRequest, error) {
 		return nil, io.EOF
 	}
 	if err != nil {
-		err = resetAsCanceled(b.ctx, err)
+		awaitReset(b.ctx, err, resetGrace)
 	}
 	return m, err
 }
 
-// resetGrace is how long a body's error that connect-go could not name waits for the call's
-// context to end (see resetAsCanceled).
+// resetGrace is how long a body's read error that connect-go could not name waits for the
+// call's context to end (see awaitReset).
 const resetGrace = 100 * time.Millisecond
 
-// resetAsCanceled is err, the error of reading a stream's request body, or Canceled when the
-// client reset the stream. net/http's HTTP/2 server ends a reset stream's body with its error
-// ("stream error: stream ID 3; CANCEL") and only then cancels the request's context, and
-// connect-go names a reset Canceled only from a client's words ("…; received from peer"): a
-// reader woken between the two got an error of no code (Unknown), and the call ended Unknown
-// in the server's account of it instead of Canceled, as the client's cancel is. An error
-// connect-go named is kept; one it could not is Canceled if ctx ends within resetGrace.
-func resetAsCanceled(ctx context.Context, err error) error {
+// awaitReset waits, after err (the error of reading a stream's request body, which connect-go
+// could not name: Unknown), up to grace for ctx to end. net/http's HTTP/2 server ends a reset
+// stream's body with its error ("stream error: stream ID 3; CANCEL") and only then cancels the
+// request's context, and connect-go names a reset Canceled only from a client's words ("…;
+// received from peer"): a handler that looked at its context on such an error found it not
+// yet ended, and answered the client's cancel with the read's error, Unknown in its account of
+// the call. Once this returns, a client's reset has ended ctx (the handler reads ctx first).
+func awaitReset(ctx context.Context, err error, grace time.Duration) {
 	if ce, ok := errors.AsType[*connect.Error](err); ok && ce.Code() != connect.CodeUnknown {
-		return err
+		return
 	}
-	t := time.NewTimer(resetGrace)
+	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return connect.NewError(connect.CodeCanceled, err)
 	case <-t.C:
-		return err
 	}
 }
 
