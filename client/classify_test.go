@@ -97,22 +97,9 @@ func TestClassify(t *testing.T) {
 // away, a process paused) was never sent: a write that fails so, when the request timeout
 // ends the attempt, is retried, not reported as an unknown outcome.
 func TestNeverSentWhileConnecting(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0") // the kernel completes the handshake; nobody answers
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	tc, err := tgrpc.NewClient(l.Addr().String(), transport.ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond) // the attempt's
 	defer cancel()
-	_, err = tc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}})
-	if err == nil {
-		t.Fatal("Produce to a server that never answers succeeded")
-	}
+	err := produceUnanswered(t, ctx)
 	// The attempt's timeout ended, the caller's context did not.
 	if v, cerr := classify(context.Background(), err, true); v != retry || errors.Is(cerr, ErrOutcomeUnknown) {
 		t.Errorf("write that never left the client (%v): verdict %d, err %v; want retry", err, v, cerr)
@@ -125,7 +112,24 @@ func TestNeverSentWhileConnecting(t *testing.T) {
 // told the cluster was unavailable (and that its context ended), never that the record may
 // have been appended.
 func TestNeverSentWhileConnectingCallerDeadline(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0") // the kernel completes the handshake; nobody answers
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond) // the caller's
+	defer cancel()
+	err := produceUnanswered(t, ctx)
+	v, cerr := classify(ctx, err, true)
+	if v == unknown || errors.Is(cerr, ErrOutcomeUnknown) {
+		t.Errorf("write that never left the client (%v), caller's deadline passed: verdict %d, err %v; want no unknown outcome", err, v, cerr)
+	}
+	if !errors.Is(cerr, ErrUnavailable) || !errors.Is(cerr, context.DeadlineExceeded) {
+		t.Errorf("err %v: want it to wrap ErrUnavailable and the caller's context.DeadlineExceeded", cerr)
+	}
+}
+
+// produceUnanswered returns the error of a gRPC Produce under ctx (which must have a deadline)
+// to an address whose kernel completes the TCP handshake and that nobody answers: the gRPC
+// connection is still being set up when the deadline passes, so nothing was sent.
+func produceUnanswered(t *testing.T, ctx context.Context) error {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,17 +139,9 @@ func TestNeverSentWhileConnectingCallerDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond) // the caller's
-	defer cancel()
 	_, err = tc.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: []byte("x")}})
 	if err == nil {
 		t.Fatal("Produce to a server that never answers succeeded")
 	}
-	v, cerr := classify(ctx, err, true)
-	if v == unknown || errors.Is(cerr, ErrOutcomeUnknown) {
-		t.Errorf("write that never left the client (%v), caller's deadline passed: verdict %d, err %v; want no unknown outcome", err, v, cerr)
-	}
-	if !errors.Is(cerr, ErrUnavailable) || !errors.Is(cerr, context.DeadlineExceeded) {
-		t.Errorf("err %v: want it to wrap ErrUnavailable and the caller's context.DeadlineExceeded", cerr)
-	}
+	return err
 }

@@ -156,24 +156,10 @@ var partialClientHello = []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01}
 // longer waiting. TLS 1.2 and 1.3 both (the end of the handshake is seen in the records the
 // client sends).
 func TestStalledTLSHandshakesArePending(t *testing.T) {
-	type server interface {
-		Serve(net.Listener) error
-		Stop(context.Context) error
-	}
-	transports := []struct {
-		name      string
-		newServer func(transport.ServerConfig) (server, error)
-		newClient func(string, transport.ClientConfig) (transport.Client, error)
-	}{
-		{"grpc", func(c transport.ServerConfig) (server, error) { return tgrpc.NewServer(c) },
-			func(a string, c transport.ClientConfig) (transport.Client, error) { return tgrpc.NewClient(a, c) }},
-		{"connect", func(c transport.ServerConfig) (server, error) { return tconnect.NewServer(c) },
-			func(a string, c transport.ClientConfig) (transport.Client, error) { return tconnect.NewClient(a, c) }},
-	}
-	for _, tr := range transports {
+	for _, tr := range apiTransports {
 		for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 			t.Run(tr.name+"/"+tls.VersionName(version), func(t *testing.T) {
-				testStalledTLSHandshakes(t, version, partialClientHello, tr.newServer, tr.newClient)
+				testStalledTLSHandshakes(t, version, partialClientHello, tr)
 			})
 		}
 		// A first byte that begins no TLS handshake (here the record type of application
@@ -183,22 +169,37 @@ func TestStalledTLSHandshakesArePending(t *testing.T) {
 		// at once, out of MaxPending's reach, filled MaxConns and every client's new connection
 		// was closed (48 of 60 calls refused) while the stalled ones were never cut.
 		t.Run(tr.name+"/not-a-handshake", func(t *testing.T) {
-			testStalledTLSHandshakes(t, tls.VersionTLS13, []byte{0x17}, tr.newServer, tr.newClient)
+			testStalledTLSHandshakes(t, tls.VersionTLS13, []byte{0x17}, tr)
 		})
 	}
 }
 
-func testStalledTLSHandshakes[S interface {
+// apiServer is a transport's API server, as the tests below start it.
+type apiServer interface {
 	Serve(net.Listener) error
 	Stop(context.Context) error
-}](t *testing.T, version uint16, first []byte, newServer func(transport.ServerConfig) (S, error), newClient func(string, transport.ClientConfig) (transport.Client, error)) {
-	const maxPending, stalled = 4, 20
-	pki := transporttest.NewPKI(t)
-	// MaxConns below the stalled connections: those that left the waiting ones would crowd
-	// the client out.
-	m := newMux(t, mux.Config{FirstByteTimeout: time.Hour, MaxPending: maxPending, MaxConns: 2 * maxPending, APITLS: true})
-	// The server alone would let a handshake take an hour.
-	srv, err := newServer(transport.ServerConfig{Log: transporttest.NewService(), TLS: pki.ServerTLS(),
+}
+
+// apiTransport is one transport's server and client.
+type apiTransport struct {
+	name      string
+	newServer func(transport.ServerConfig) (apiServer, error)
+	newClient func(string, transport.ClientConfig) (transport.Client, error)
+}
+
+// apiTransports are the two transports, for the tests of an API served behind the Mux.
+var apiTransports = []apiTransport{
+	{"grpc", func(c transport.ServerConfig) (apiServer, error) { return tgrpc.NewServer(c) },
+		func(a string, c transport.ClientConfig) (transport.Client, error) { return tgrpc.NewClient(a, c) }},
+	{"connect", func(c transport.ServerConfig) (apiServer, error) { return tconnect.NewServer(c) },
+		func(a string, c transport.ClientConfig) (transport.Client, error) { return tconnect.NewClient(a, c) }},
+}
+
+// serveTLSAPI serves tr's API under TLS (pki's server certificate) on m's API listener until the
+// test ends, and returns m's address. The server alone would let a handshake take an hour.
+func serveTLSAPI(t *testing.T, m *mux.Mux, tr apiTransport, pki *transporttest.PKI) string {
+	t.Helper()
+	srv, err := tr.newServer(transport.ServerConfig{Log: transporttest.NewService(), TLS: pki.ServerTLS(),
 		Limits: transport.Limits{ReadHeaderTimeout: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +207,16 @@ func testStalledTLSHandshakes[S interface {
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(m.API()) }()
 	t.Cleanup(func() { srv.Stop(context.Background()); <-done })
-	addr := m.Addr().String()
+	return m.Addr().String()
+}
+
+func testStalledTLSHandshakes(t *testing.T, version uint16, first []byte, tr apiTransport) {
+	const maxPending, stalled = 4, 20
+	pki := transporttest.NewPKI(t)
+	// MaxConns below the stalled connections: those that left the waiting ones would crowd
+	// the client out.
+	m := newMux(t, mux.Config{FirstByteTimeout: time.Hour, MaxPending: maxPending, MaxConns: 2 * maxPending, APITLS: true})
+	addr := serveTLSAPI(t, m, tr, pki)
 
 	var conns []net.Conn
 	for range stalled {
@@ -219,7 +229,7 @@ func testStalledTLSHandshakes[S interface {
 	}
 	clientTLS := pki.ClientTLS("root")
 	clientTLS.MaxVersion = version
-	c, err := newClient(addr, transport.ClientConfig{TLS: clientTLS})
+	c, err := tr.newClient(addr, transport.ClientConfig{TLS: clientTLS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,40 +378,12 @@ func TestStalledTLSHandshakeClosedAsOldestFreesItsPlace(t *testing.T) {
 // ClientHellos then silence, and every call refused until the handshake timeout). The oldest
 // stalled handshake now gives way.
 func TestStalledTLSHandshakesCannotFillMaxConns(t *testing.T) {
-	for _, tr := range []struct {
-		name      string
-		newServer func(transport.ServerConfig) (interface {
-			Serve(net.Listener) error
-			Stop(context.Context) error
-		}, error)
-		newClient func(string, transport.ClientConfig) (transport.Client, error)
-	}{
-		{"grpc", func(c transport.ServerConfig) (interface {
-			Serve(net.Listener) error
-			Stop(context.Context) error
-		}, error) {
-			return tgrpc.NewServer(c)
-		}, func(a string, c transport.ClientConfig) (transport.Client, error) { return tgrpc.NewClient(a, c) }},
-		{"connect", func(c transport.ServerConfig) (interface {
-			Serve(net.Listener) error
-			Stop(context.Context) error
-		}, error) {
-			return tconnect.NewServer(c)
-		}, func(a string, c transport.ClientConfig) (transport.Client, error) { return tconnect.NewClient(a, c) }},
-	} {
+	for _, tr := range apiTransports {
 		t.Run(tr.name, func(t *testing.T) {
 			const maxConns, stalled = 4, 12
 			pki := transporttest.NewPKI(t)
 			m := newMux(t, mux.Config{FirstByteTimeout: time.Hour, MaxPending: maxConns, MaxConns: maxConns, APITLS: true})
-			srv, err := tr.newServer(transport.ServerConfig{Log: transporttest.NewService(), TLS: pki.ServerTLS(),
-				Limits: transport.Limits{ReadHeaderTimeout: time.Hour}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan struct{})
-			go func() { defer close(done); srv.Serve(m.API()) }()
-			t.Cleanup(func() { srv.Stop(context.Background()); <-done })
-			addr := m.Addr().String()
+			addr := serveTLSAPI(t, m, tr, pki)
 			call := func(what string) {
 				t.Helper()
 				c, err := tr.newClient(addr, transport.ClientConfig{TLS: pki.ClientTLS("root")})
