@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"maps"
+	"math"
 	"testing"
 	"time"
 )
@@ -48,4 +49,22 @@ func TestGroupsCoordinatorRejoinFencesEarlierIncarnation(t *testing.T) {
 		t.Fatalf("heartbeat of the expired incarnation (epoch %d; the new one has %d): %v, want %v", old.epoch, a.epoch, err, ErrStaleMemberEpoch)
 	}
 	checkOwners(t, "t", 2, a)
+}
+
+// TestGroupsCoordinatorEpochsWrap: the epochs a joining member starts above are counted from 0
+// again after about a billion joins, so that the members' own epochs (an int32 on the wire)
+// still have room to grow; below that, a join starts above the highest answered.
+func TestGroupsCoordinatorEpochsWrap(t *testing.T) {
+	f := newCoordFixture(t, map[string]uint32{"t": 2})
+	f.c.epochs = math.MaxInt32 / 2
+	a := &gclient{}
+	f.beat("g", a, "t")
+	if a.epoch != math.MaxInt32/2+1 {
+		t.Fatalf("member epoch %d after a join at %d answered, want %d", a.epoch, int32(math.MaxInt32/2), int32(math.MaxInt32/2+1))
+	}
+	b := &gclient{}
+	f.beat("g", b, "t")
+	if b.epoch != 1 {
+		t.Fatalf("member epoch %d after a join past %d answered, want 1 (counted again)", b.epoch, int32(math.MaxInt32/2))
+	}
 }
