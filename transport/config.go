@@ -38,6 +38,10 @@ const (
 	DefaultMaxSmallMessageBytes = 16 << 10
 	// DefaultMaxBatchRecords bounds the records of one ProduceBatch request.
 	DefaultMaxBatchRecords = 10_000
+	// MaxRecordHeaders is the most headers one record may carry (the
+	// server's state machine stores no more). The servers count them in a
+	// ProduceBatch's encoded bytes and refuse more before decoding it.
+	MaxRecordHeaders = 1024
 	// DefaultMaxConcurrentStreams bounds the calls in flight on one
 	// connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).
 	DefaultMaxConcurrentStreams = 256

@@ -217,6 +217,35 @@ func TestJSONBatchRecordsCountsRecordsOnly(t *testing.T) {
 	}
 }
 
+// TestJSONBatchHeaders: a JSON ProduceBatch with a record of more than MaxRecordHeaders headers
+// is refused before it is decoded, with resource_exhausted (HTTP 429) as in binary; records at
+// the limit, however many, are appended (each record's headers are counted apart, and braces in
+// header keys are not headers).
+func TestJSONBatchHeaders(t *testing.T) {
+	s := transporttest.Start(t, harness(tconnect.ProtocolConnect), transport.ServerConfig{})
+	headers := func(n int) string {
+		h := make([]string, n)
+		for i := range h {
+			h[i] = `{"key":"{k}"}`
+		}
+		return `"headers":[` + strings.Join(h, ",") + `]`
+	}
+	full := `{` + headers(transport.MaxRecordHeaders) + `}`
+	res, body := post(t, s.Addr, "/log.v1.Log/ProduceBatch", "application/json", `{"records":[`+full+`,`+full+`],"producer":{"id":"0"}}`, nil)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("2 records at the header limit: %s: %.200s", res.Status, body)
+	}
+	over := `{"value":"aGk=",` + headers(transport.MaxRecordHeaders+1) + `}`
+	res, body = post(t, s.Addr, "/log.v1.Log/ProduceBatch", "application/json", `{"records":[`+full+`,`+over+`]}`, nil)
+	if res.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), `"resource_exhausted"`) ||
+		!strings.Contains(string(body), "at most 1024 headers") {
+		t.Fatalf("a record above the header limit: %s: %.200s, want resource_exhausted naming the limit", res.Status, body)
+	}
+	if n := len(s.Service.Records()); n != 2 {
+		t.Fatalf("%d records appended, want 2", n)
+	}
+}
+
 // TestRequestReadTimeout: a unary request whose body stalls is answered when
 // RequestReadTimeout passes, while the client still holds the body open; a
 // stream's body may take its time.

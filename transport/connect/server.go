@@ -351,8 +351,9 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 }
 
 // batchCodec decodes ProduceBatch requests (binary or JSON) after counting
-// their records in the encoded bytes: more than max is refused before
-// anything is allocated. connect-go reports every error a codec returns as
+// their records, and each record's headers, in the encoded bytes: more than
+// max records, or a record of more than transport.MaxRecordHeaders headers,
+// is refused before anything is allocated. connect-go reports every error a codec returns as
 // InvalidArgument, so a refusal is not returned but kept in the
 // batchRequest, which interceptor answers (ResourceExhausted, as the grpc
 // transport does) before the interception hook or the handler runs.
@@ -395,7 +396,7 @@ func (c batchCodec) Unmarshal(data []byte, v any) error {
 		}
 		check = limits.CheckBatchJSON
 	}
-	if err := check(data, c.max); err != nil {
+	if err := check(data, c.max, transport.MaxRecordHeaders); err != nil {
 		if !isBatch {
 			return err
 		}

@@ -365,7 +365,8 @@ func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 // decode receives the next message of method with recv, refuses it with
 // ResourceExhausted when it is larger than the method's bound or (a
-// ProduceBatch) carries too many records, and otherwise decodes it into m.
+// ProduceBatch) carries too many records or a record of too many headers,
+// and otherwise decodes it into m.
 func (s *Server) decode(method string, recv func(any) error, m any) error {
 	pm, ok := m.(proto.Message)
 	if !ok {
@@ -381,7 +382,7 @@ func (s *Server) decode(method string, recv func(any) error, m any) error {
 		return toStatus(limits.TooLarge(method, len(b), limit))
 	}
 	if method == transport.MethodProduceBatch {
-		if err := limits.CheckBatchProto(b, s.cfg.Limits.MaxBatchRecords); err != nil {
+		if err := limits.CheckBatchProto(b, s.cfg.Limits.MaxBatchRecords, transport.MaxRecordHeaders); err != nil {
 			return toStatus(err)
 		}
 	}

@@ -68,6 +68,7 @@ func Run(t *testing.T, h Harness) {
 		{"MalformedRequest", testMalformedRequest},
 		{"AdmittedPeer", testAdmittedPeer},
 		{"BatchRecords", testBatchRecords},
+		{"BatchHeaders", testBatchHeaders},
 		{"RequestBounds", testRequestBounds},
 		{"MaxConcurrentStreams", testMaxConcurrentStreams},
 		{"HeaderBounds", testHeaderBounds},

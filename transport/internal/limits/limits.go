@@ -8,15 +8,21 @@ import (
 	"github.com/commitlog-go/commitlog/transport"
 )
 
-// batchRecordsField is log.v1.ProduceBatchRequest's repeated records field.
-const batchRecordsField protowire.Number = 1
+// batchRecordsField is log.v1.ProduceBatchRequest's repeated records field;
+// recordHeadersField is log.v1.Record's repeated headers field.
+const (
+	batchRecordsField  protowire.Number = 1
+	recordHeadersField protowire.Number = 6
+)
 
 // CheckBatchProto returns a ResourceExhausted error when the binary
-// ProduceBatchRequest in data holds more than max records. It reads only the
-// top-level field headers and allocates nothing, so a 4 MiB request of
-// millions of empty records is refused for the cost of a scan. Malformed
-// bytes are left to the decoder.
-func CheckBatchProto(data []byte, max int) error {
+// ProduceBatchRequest in data holds more than max records, or a record of
+// more than maxHeaders headers. It reads only the field headers of the
+// request and of its records and allocates nothing, so a 4 MiB request of
+// millions of empty records, or of one record of millions of empty headers
+// (each decoded header costs some 100 bytes), is refused for the cost of a
+// scan. Malformed bytes are left to the decoder.
+func CheckBatchProto(data []byte, max, maxHeaders int) error {
 	n := 0
 	for len(data) > 0 {
 		num, typ, tagLen := protowire.ConsumeTag(data)
@@ -31,21 +37,51 @@ func CheckBatchProto(data []byte, max int) error {
 			if n++; n > max {
 				return tooMany(max)
 			}
+			if typ == protowire.BytesType {
+				if rec, m := protowire.ConsumeBytes(data[tagLen:]); m >= 0 && countField(rec, recordHeadersField, maxHeaders) > maxHeaders {
+					return tooManyHeaders(maxHeaders)
+				}
+			}
 		}
 		data = data[tagLen+valLen:]
 	}
 	return nil
 }
 
+// countField counts the occurrences of field num in the message msg, up to
+// one more than max. Malformed bytes end the count.
+func countField(msg []byte, num protowire.Number, max int) int {
+	n := 0
+	for len(msg) > 0 && n <= max {
+		f, typ, tagLen := protowire.ConsumeTag(msg)
+		if tagLen < 0 {
+			return n
+		}
+		valLen := protowire.ConsumeFieldValue(f, typ, msg[tagLen:])
+		if valLen < 0 {
+			return n
+		}
+		if f == num {
+			n++
+		}
+		msg = msg[tagLen+valLen:]
+	}
+	return n
+}
+
 // CheckBatchJSON is CheckBatchProto for the JSON form. It counts the objects
 // directly inside an array that is a member of the request object: the
 // records (the request's only repeated message field), and nothing else a
-// valid request holds (a record's headers nest deeper, the producer is no
-// array's element, braces in strings are skipped). It scans the bytes once
-// and allocates nothing; malformed bytes are left to the decoder.
-func CheckBatchJSON(data []byte, max int) error {
-	n, depth := 0, 0
-	inArray := false // the container at depth 2 is an array
+// valid request holds (the producer is no array's element, braces in strings
+// are skipped); and, in each record, the objects directly inside an array
+// that is a member of the record: its headers (a record's only repeated
+// field). It scans the bytes once and allocates nothing; malformed bytes are
+// left to the decoder.
+func CheckBatchJSON(data []byte, max, maxHeaders int) error {
+	n, headers, depth := 0, 0, 0
+	inArray := false   // the container at depth 2 is an array
+	inRecords := false // the container at depth 3 is a record (an object in that array)
+	inHeaders := false // the container at depth 4 is an array in a record
 	for i := 0; i < len(data); i++ {
 		switch data[i] {
 		case '"':
@@ -56,12 +92,24 @@ func CheckBatchJSON(data []byte, max int) error {
 			}
 		case '{', '[':
 			depth++
-			if depth == 2 {
+			switch depth {
+			case 2:
 				inArray = data[i] == '['
-			}
-			if depth == 3 && inArray && data[i] == '{' {
-				if n++; n > max {
-					return tooMany(max)
+			case 3:
+				inRecords = inArray && data[i] == '{'
+				if inRecords {
+					headers = 0
+					if n++; n > max {
+						return tooMany(max)
+					}
+				}
+			case 4:
+				inHeaders = inRecords && data[i] == '['
+			case 5:
+				if inHeaders && data[i] == '{' {
+					if headers++; headers > maxHeaders {
+						return tooManyHeaders(maxHeaders)
+					}
 				}
 			}
 		case '}', ']':
@@ -73,6 +121,10 @@ func CheckBatchJSON(data []byte, max int) error {
 
 func tooMany(max int) error {
 	return transport.Errorf(transport.ResourceExhausted, "a ProduceBatch may carry at most %d records", max)
+}
+
+func tooManyHeaders(max int) error {
+	return transport.Errorf(transport.ResourceExhausted, "a record may carry at most %d headers", max)
 }
 
 // TooLarge is the error for a message of n bytes above max.
