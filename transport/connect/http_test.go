@@ -217,10 +217,10 @@ func TestJSONBatchRecordsCountsRecordsOnly(t *testing.T) {
 	}
 }
 
-// TestJSONBatchHeaders: a JSON ProduceBatch with a record of more than MaxRecordHeaders headers
-// is refused before it is decoded, with resource_exhausted (HTTP 429) as in binary; records at
-// the limit, however many, are appended (each record's headers are counted apart, and braces in
-// header keys are not headers).
+// TestJSONBatchHeaders: a JSON ProduceBatch, or Produce, with a record of more than
+// MaxRecordHeaders headers is refused before it is decoded, with resource_exhausted (HTTP 429)
+// as in binary; records at the limit, however many, are appended (each record's headers are
+// counted apart, and braces in header keys are not headers).
 func TestJSONBatchHeaders(t *testing.T) {
 	s := transporttest.Start(t, harness(tconnect.ProtocolConnect), transport.ServerConfig{})
 	headers := func(n int) string {
@@ -243,6 +243,18 @@ func TestJSONBatchHeaders(t *testing.T) {
 	}
 	if n := len(s.Service.Records()); n != 2 {
 		t.Fatalf("%d records appended, want 2", n)
+	}
+	res, body = post(t, s.Addr, "/log.v1.Log/Produce", "application/json", `{"record":`+full+`,"producer":{"id":"0"}}`, nil)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("Produce of a record at the header limit: %s: %.200s", res.Status, body)
+	}
+	res, body = post(t, s.Addr, "/log.v1.Log/Produce", "application/json", `{"record":`+over+`}`, nil)
+	if res.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), `"resource_exhausted"`) ||
+		!strings.Contains(string(body), "at most 1024 headers") {
+		t.Fatalf("Produce of a record above the header limit: %s: %.200s, want resource_exhausted naming the limit", res.Status, body)
+	}
+	if n := len(s.Service.Records()); n != 3 {
+		t.Fatalf("%d records appended, want 3", n)
 	}
 }
 

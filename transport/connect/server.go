@@ -145,16 +145,21 @@ func (s *Server) Handler() http.Handler {
 	logh := logHandler{svc: s.cfg.Log}
 	mux := http.NewServeMux()
 	mux.Handle(logv1connect.NewLogHandler(logh, readMax(transport.MethodConsume)...))
-	_, record := logv1connect.NewLogHandler(logh, readMax(transport.MethodProduce)...)
-	mux.Handle(logv1connect.LogProduceProcedure, record)
-	mux.Handle(logv1connect.LogProduceStreamProcedure, record)
-	// ProduceBatch's own handler: its request type lets batchCodec refuse too many records
-	// with ResourceExhausted (see batchRequest).
+	// Produce's, ProduceStream's and ProduceBatch's own handlers: their request types let
+	// batchCodec refuse too many records, or a record of too many headers, with
+	// ResourceExhausted (see batchRequest and recordRequest).
+	logMethods := logv1.File_log_v1_log_proto.Services().ByName("Log").Methods()
 	maxRecs := s.cfg.Limits.MaxBatchRecords
+	codecs := []connect.HandlerOption{connect.WithCodec(batchCodec{max: maxRecs}), connect.WithCodec(batchCodec{json: true, max: maxRecs})}
+	mux.Handle(logv1connect.LogProduceProcedure, connect.NewUnaryHandler(logv1connect.LogProduceProcedure, logh.produce,
+		connect.WithSchema(logMethods.ByName("Produce")),
+		connect.WithHandlerOptions(readMax(transport.MethodProduce, codecs...)...)))
+	mux.Handle(logv1connect.LogProduceStreamProcedure, connect.NewBidiStreamHandler(logv1connect.LogProduceStreamProcedure, logh.produceStream,
+		connect.WithSchema(logMethods.ByName("ProduceStream")),
+		connect.WithHandlerOptions(readMax(transport.MethodProduceStream, codecs...)...)))
 	mux.Handle(logv1connect.LogProduceBatchProcedure, connect.NewUnaryHandler(logv1connect.LogProduceBatchProcedure, logh.produceBatch,
-		connect.WithSchema(logv1.File_log_v1_log_proto.Services().ByName("Log").Methods().ByName("ProduceBatch")),
-		connect.WithHandlerOptions(readMax(transport.MethodProduceBatch,
-			connect.WithCodec(batchCodec{max: maxRecs}), connect.WithCodec(batchCodec{json: true, max: maxRecs}))...)))
+		connect.WithSchema(logMethods.ByName("ProduceBatch")),
+		connect.WithHandlerOptions(readMax(transport.MethodProduceBatch, codecs...)...)))
 	if s.cfg.Cluster != nil {
 		mux.Handle(logv1connect.NewClusterHandler(clusterHandler{svc: s.cfg.Cluster}, readMax(transport.MethodJoin)...))
 	} else {
@@ -350,13 +355,15 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// batchCodec decodes ProduceBatch requests (binary or JSON) after counting
-// their records, and each record's headers, in the encoded bytes: more than
-// max records, or a record of more than transport.MaxRecordHeaders headers,
-// is refused before anything is allocated. connect-go reports every error a codec returns as
-// InvalidArgument, so a refusal is not returned but kept in the
-// batchRequest, which interceptor answers (ResourceExhausted, as the grpc
-// transport does) before the interception hook or the handler runs.
+// batchCodec decodes ProduceBatch, Produce and ProduceStream requests (binary
+// or JSON) after counting their records, and each record's headers, in the
+// encoded bytes: more than max records, or a record of more than
+// transport.MaxRecordHeaders headers, is refused before anything is
+// allocated. connect-go reports every error a codec returns as
+// InvalidArgument, so a refusal is not returned but kept in the batchRequest
+// or recordRequest, which interceptor (ProduceStream: recordStream.Receive)
+// answers (ResourceExhausted, as the grpc transport does) before the
+// interception hook or the handler runs.
 type batchCodec struct {
 	json bool
 	max  int
@@ -385,22 +392,31 @@ func (c batchCodec) Unmarshal(data []byte, v any) error {
 	if !ok {
 		return fmt.Errorf("%T is not a proto.Message", v)
 	}
-	br, isBatch := v.(*batchRequest)
-	if isBatch {
-		m = &br.ProduceBatchRequest
+	if c.json && len(data) == 0 {
+		return errors.New("zero-length payload is not a valid JSON object")
 	}
-	check := limits.CheckBatchProto
-	if c.json {
-		if len(data) == 0 {
-			return errors.New("zero-length payload is not a valid JSON object")
+	var (
+		err     error
+		refused *error
+	)
+	switch r := v.(type) {
+	case *batchRequest:
+		m, refused = &r.ProduceBatchRequest, &r.refused
+		if c.json {
+			err = limits.CheckBatchJSON(data, c.max, transport.MaxRecordHeaders)
+		} else {
+			err = limits.CheckBatchProto(data, c.max, transport.MaxRecordHeaders)
 		}
-		check = limits.CheckBatchJSON
+	case *recordRequest:
+		m, refused = &r.ProduceRequest, &r.refused
+		if c.json {
+			err = limits.CheckRecordJSON(data, transport.MaxRecordHeaders)
+		} else {
+			err = limits.CheckRecordProto(data, transport.MaxRecordHeaders)
+		}
 	}
-	if err := check(data, c.max, transport.MaxRecordHeaders); err != nil {
-		if !isBatch {
-			return err
-		}
-		br.refused = err
+	if err != nil {
+		*refused = err
 		return nil
 	}
 	if c.json {
@@ -416,10 +432,19 @@ type batchRequest struct {
 	refused error
 }
 
+// recordRequest is batchRequest for a Produce and each ProduceStream message.
+type recordRequest struct {
+	logv1.ProduceRequest
+	refused error
+}
+
 // refusal returns the error batchCodec kept in req's message, if any.
 func refusal(req connect.AnyRequest) error {
-	if br, ok := req.Any().(*batchRequest); ok && br.refused != nil {
-		return br.refused
+	switch r := req.Any().(type) {
+	case *batchRequest:
+		return r.refused
+	case *recordRequest:
+		return r.refused
 	}
 	return nil
 }
@@ -637,16 +662,56 @@ func (h logHandler) ProduceStream(ctx context.Context, stream *connect.BidiStrea
 	return h.svc.ProduceStream(ctx, bidiHandler{stream, cork, ctx})
 }
 
+// produce is Produce for the request batchCodec decodes. A request batchCodec refused never
+// gets here: interceptor, installed on every handler, answers it first.
+func (h logHandler) produce(ctx context.Context, req *connect.Request[recordRequest]) (*connect.Response[logv1.ProduceResponse], error) {
+	res, err := h.svc.Produce(ctx, &req.Msg.ProduceRequest)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(res), nil
+}
+
+// produceStream is ProduceStream for the messages batchCodec decodes: a message it refused
+// ends the stream with the refusal, as a message above the size bound does.
+func (h logHandler) produceStream(ctx context.Context, stream *connect.BidiStream[recordRequest, logv1.ProduceResponse]) error {
+	cork, _ := ctx.Value(corkKey{}).(*corkWriter)
+	return h.svc.ProduceStream(ctx, bidiHandler{recordStream{stream}, cork, ctx})
+}
+
+// recordStream receives a ProduceStream's messages as batchCodec decoded them.
+type recordStream struct {
+	*connect.BidiStream[recordRequest, logv1.ProduceResponse]
+}
+
+func (s recordStream) Receive() (*logv1.ProduceRequest, error) {
+	m, err := s.BidiStream.Receive()
+	if err != nil {
+		return nil, err
+	}
+	if m.refused != nil {
+		return nil, toConnect(m.refused)
+	}
+	return &m.ProduceRequest, nil
+}
+
 // bidiHandler makes Receive return exactly io.EOF at the end of the
 // client's messages, as transport.BidiStream promises, and sends batches of
 // responses with one flush (SendBatch).
 type bidiHandler struct {
-	s    *connect.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]
+	s    produceStreamConn
 	cork *corkWriter // nil: every Send flushes
 	ctx  context.Context
 }
 
 var _ transport.BatchSender[logv1.ProduceResponse] = bidiHandler{}
+
+// produceStreamConn is the side of a ProduceStream bidiHandler uses: a
+// *connect.BidiStream, or a recordStream.
+type produceStreamConn interface {
+	Receive() (*logv1.ProduceRequest, error)
+	Send(*logv1.ProduceResponse) error
+}
 
 // SendBatch sends msgs, each its own message, and flushes once after the last.
 func (b bidiHandler) SendBatch(msgs []*logv1.ProduceResponse) error {

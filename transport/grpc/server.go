@@ -381,8 +381,13 @@ func (s *Server) decode(method string, recv func(any) error, m any) error {
 	if limit := s.cfg.MaxRequestBytes(method); len(b) > limit {
 		return toStatus(limits.TooLarge(method, len(b), limit))
 	}
-	if method == transport.MethodProduceBatch {
+	switch method {
+	case transport.MethodProduceBatch:
 		if err := limits.CheckBatchProto(b, s.cfg.Limits.MaxBatchRecords, transport.MaxRecordHeaders); err != nil {
+			return toStatus(err)
+		}
+	case transport.MethodProduce, transport.MethodProduceStream:
+		if err := limits.CheckRecordProto(b, transport.MaxRecordHeaders); err != nil {
 			return toStatus(err)
 		}
 	}

@@ -304,6 +304,63 @@ func testBatchHeaders(t *testing.T, h Harness) {
 	t.Logf("ProduceBatch of a record of %d headers: %d KiB allocated", headers, n>>10)
 }
 
+// testRecordHeaders: a Produce, or a ProduceStream message, whose record
+// carries more headers than transport.MaxRecordHeaders is refused with
+// ResourceExhausted before it is decoded, as a ProduceBatch's. Its 1 MiB
+// bound holds half a million empty headers, which decoded cost some 70 MiB.
+// A record at the limit passes.
+func testRecordHeaders(t *testing.T, h Harness) {
+	svc := NewService()
+	s := Start(t, h, transport.ServerConfig{Log: svc})
+	c := Dial(t, h, s.Addr, transport.ClientConfig{})
+	ctx := ctxT(t)
+	hdrs := make([]*logv1.Header, transport.MaxRecordHeaders)
+	for i := range hdrs {
+		hdrs[i] = &logv1.Header{Key: "k"}
+	}
+	over := append(hdrs[:len(hdrs):len(hdrs)], &logv1.Header{Key: "k"})
+	if _, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Headers: hdrs}}); err != nil {
+		t.Fatalf("Produce of a record at the header limit: %v", err)
+	}
+	_, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Headers: over}})
+	wantCode(t, "Produce of a record above the header limit", err, transport.ResourceExhausted)
+	ps, err := c.ProduceStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	if err := ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Headers: hdrs}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ps.Receive(); err != nil {
+		t.Fatalf("ProduceStream message at the header limit: %v", err)
+	}
+	_ = ps.Send(&logv1.ProduceRequest{Record: &logv1.Record{Headers: over}})
+	_, err = ps.Receive()
+	wantCode(t, "ProduceStream message above the header limit", err, transport.ResourceExhausted)
+	if n := len(svc.Records()); n != 2 {
+		t.Errorf("%d records appended, want 2 (the refused ones were not)", n)
+	}
+
+	const headers = (1<<20)/2 - 16
+	msg := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), emptyHeaders(headers))
+	var code, text string
+	n := allocated(func() { code, text = rawGRPC(t, s.Addr, transport.MethodProduce, grpcFrame(msg, false), false) })
+	if code != grpcCode(transport.ResourceExhausted) {
+		t.Errorf("Produce of a record of %d headers: grpc-status %q (%s), want ResourceExhausted", headers, code, text)
+	}
+	if n > maxHeapGrowth {
+		t.Errorf("Produce of a record of %d headers: %d MiB allocated, want under %d MiB", headers, n>>20, maxHeapGrowth>>20)
+	}
+	t.Logf("Produce of a record of %d headers: %d KiB allocated", headers, n>>10)
+}
+
+// emptyHeaders returns the fields of a binary Record of n empty headers
+// (two bytes each).
+func emptyHeaders(n int) []byte {
+	return bytes.Repeat(protowire.AppendVarint(protowire.AppendTag(nil, 6, protowire.BytesType), 0), n)
+}
+
 // emptyHeadersBatch returns a binary ProduceBatchRequest of one record of n
 // empty headers (two bytes each).
 func emptyHeadersBatch(n int) []byte {

@@ -69,6 +69,7 @@ func Run(t *testing.T, h Harness) {
 		{"AdmittedPeer", testAdmittedPeer},
 		{"BatchRecords", testBatchRecords},
 		{"BatchHeaders", testBatchHeaders},
+		{"RecordHeaders", testRecordHeaders},
 		{"RequestBounds", testRequestBounds},
 		{"MaxConcurrentStreams", testMaxConcurrentStreams},
 		{"HeaderBounds", testHeaderBounds},

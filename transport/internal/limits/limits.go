@@ -119,6 +119,76 @@ func CheckBatchJSON(data []byte, max, maxHeaders int) error {
 	return nil
 }
 
+// requestRecordField is log.v1.ProduceRequest's record field.
+const requestRecordField protowire.Number = 1
+
+// CheckRecordProto returns a ResourceExhausted error when the binary
+// ProduceRequest (a Produce, or a ProduceStream message) in data holds a
+// record of more than maxHeaders headers, as CheckBatchProto does for a
+// batch's records. It allocates nothing; malformed bytes are left to the
+// decoder.
+func CheckRecordProto(data []byte, maxHeaders int) error {
+	n := 0
+	for len(data) > 0 {
+		num, typ, tagLen := protowire.ConsumeTag(data)
+		if tagLen < 0 {
+			return nil
+		}
+		valLen := protowire.ConsumeFieldValue(num, typ, data[tagLen:])
+		if valLen < 0 {
+			return nil
+		}
+		// A message field repeated on the wire is merged: the record's
+		// headers are those of every occurrence.
+		if num == requestRecordField && typ == protowire.BytesType {
+			rec, _ := protowire.ConsumeBytes(data[tagLen:])
+			if n += countField(rec, recordHeadersField, maxHeaders-n); n > maxHeaders {
+				return tooManyHeaders(maxHeaders)
+			}
+		}
+		data = data[tagLen+valLen:]
+	}
+	return nil
+}
+
+// CheckRecordJSON is CheckRecordProto for the JSON form. It counts the
+// objects directly inside an array that is a member of an object that is a
+// member of the request object: the record's headers (the record is the
+// request's only member that holds an array). It scans the bytes once and
+// allocates nothing; malformed bytes are left to the decoder.
+func CheckRecordJSON(data []byte, maxHeaders int) error {
+	n, depth := 0, 0
+	inObject := false // the container at depth 2 is an object
+	inArray := false  // the container at depth 3 is an array in that object
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '"':
+			for i++; i < len(data) && data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			depth++
+			switch depth {
+			case 2:
+				inObject = data[i] == '{'
+			case 3:
+				inArray = inObject && data[i] == '['
+			case 4:
+				if inArray && data[i] == '{' {
+					if n++; n > maxHeaders {
+						return tooManyHeaders(maxHeaders)
+					}
+				}
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return nil
+}
+
 func tooMany(max int) error {
 	return transport.Errorf(transport.ResourceExhausted, "a ProduceBatch may carry at most %d records", max)
 }
