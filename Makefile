@@ -19,7 +19,7 @@ BENCHTIME ?= 2s
 # modules runs buildtools/cmd/modules (module list, go.work, release rules, module proxy) on this repository.
 modules = GOWORK=off $(GO) -C buildtools run ./cmd/modules -root $(CURDIR)
 
-.PHONY: all build run cluster test test-deps test-large fuzz lint fmt vet staticcheck generate check-generate tidy work check-modules test-examples tags bench bench-load bench-vs-nats certs clean chaos chaos-short chaos-planted chaos-deps chaos-build
+.PHONY: all build run cluster test test-deps test-large fuzz lint fmt vet staticcheck generate check-generate tidy work check-modules test-examples tags bench bench-load bench-vs-nats certs init gencert testraft testagent clean chaos chaos-short chaos-planted chaos-deps chaos-build
 
 all: lint test build
 
@@ -142,6 +142,21 @@ certs: build
 	bin/commitlog tls cert create --client --cn nobody --dir .config --name-prefix "" --force
 	(umask 077 && bin/commitlog tls gossip-key > .config/gossip.key)
 	cp authz/casbin/testdata/seed/model.conf authz/casbin/testdata/seed/policy.csv .config/
+
+## init, gencert, testraft, testagent: the seed's targets, kept for its users. init makes .config;
+## gencert is certs (no cfssl needed); testraft runs the replication tests (consensus/raft: elections,
+## replication, failover, snapshots, membership); testagent the cluster tests of the service
+## (three in-process nodes with Serf and Raft: form, forward, fail over, leave, remove)
+init:
+	mkdir -p .config
+
+gencert: certs
+
+testraft:
+	cd consensus && $(GO) test -race ./raft/
+
+testagent:
+	cd server && $(GO) test -race -run '^TestCluster' .
 
 ## bench-load: the load tool against real processes: a single node, then 3 nodes (see scripts/bench-load.sh)
 bench-load:
