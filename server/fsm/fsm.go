@@ -27,7 +27,7 @@ var (
 	// ErrTooLarge: a record, a batch or a command exceeds a limit. Only from EncodeAppend and
 	// Propose: nothing was proposed. (A committed entry the storage.Log refuses is a failure,
 	// ErrFailed: a replica never skips a committed entry.)
-	ErrTooLarge = errors.New("fsm: batch too large")
+	ErrTooLarge = errors.New("fsm: over a limit")
 	// ErrEmptyBatch: an append carries no record.
 	ErrEmptyBatch = errors.New("fsm: empty batch")
 	// ErrAlreadyApplied: as an Apply result, the entry's index is at or below the last one the
