@@ -455,10 +455,8 @@ func (c *Config) validatePeers() error {
 		bad("PeerServerTLS", "has no ClientCAs: the peer CA that accepted Raft peers' certificates must chain to "+
 			"(tlsutil.PeerConfig builds a peer configuration)")
 	}
-	if c.PeerServerTLS != nil {
-		if err := tlsutil.ValidNodeName(c.NodeName); err != nil {
-			bad("NodeName", "%q: with peer TLS the node name must fit in a certificate's DNS name: %w", c.NodeName, err)
-		} else if leaf, err := tlsutil.Leaf(c.PeerServerTLS); err != nil {
+	if c.PeerServerTLS != nil && tlsutil.ValidNodeName(c.NodeName) == nil { // a bad name is refused by validate
+		if leaf, err := tlsutil.Leaf(c.PeerServerTLS); err != nil {
 			bad("PeerServerTLS", "certificate: %w", err)
 		} else if !tlsutil.CertificateNamesNode(leaf, c.NodeName) {
 			bad("PeerServerTLS", "certificate %q does not name node %q (it needs the DNS name %s; it names %v): "+
@@ -564,6 +562,11 @@ func (c *Config) validate() error {
 	}
 	if c.NodeName == "" {
 		bad("NodeName", "is empty and the host name cannot be read")
+	} else if err := tlsutil.ValidNodeName(c.NodeName); err != nil {
+		// With or without peer TLS: the name is the Raft server ID, Serf's member name and a
+		// log field, and with TLS later a certificate's DNS name; a newline or a 3,000-byte
+		// name was taken as given.
+		bad("NodeName", "%q: letters, digits, '-', '_' and '.' only, not starting or ending with '.', at most 238 bytes: %w", c.NodeName, err)
 	}
 	_, gossipPort, err := net.SplitHostPort(c.BindAddr)
 	if err != nil {

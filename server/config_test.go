@@ -24,6 +24,9 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		set   func(*Config)
 	}{
 		{"BindAddr", func(c *Config) { c.BindAddr = "no-port" }},
+		{"NodeName", func(c *Config) { c.NodeName = "bad\nname" }}, // without peer TLS too: a Raft ID, a Serf name, a log field
+		{"NodeName", func(c *Config) { c.NodeName = "node 1" }},
+		{"NodeName", func(c *Config) { c.NodeName = strings.Repeat("a", 3000) }},
 		{"RPCPort", func(c *Config) { c.RPCPort = 70000 }},
 		{"RPCPort", func(c *Config) { c.RPCPort = -2 }},
 		{"RPCPort", func(c *Config) { c.BindAddr, c.RPCPort = "127.0.0.1:8450", 8450 }}, // Serf's port: bind fails after the data dir is made

@@ -57,7 +57,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "data-dir", Value: server.DefaultDataDir, EnvVars: env("data-dir"),
 			Usage: "directory for the node's data (the commit log and Raft's log and snapshots), relative to the working directory unless absolute; created with mode 0700, refused when writable by group or others"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "node-name", Value: host, EnvVars: env("node-name"),
-			Usage: "unique id of this node in the cluster"}),
+			Usage: "unique id of this node in the cluster: letters, digits, '-', '_' and '.'"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "bind-addr", Value: server.DefaultBindAddr, EnvVars: env("bind-addr"),
 			Usage: "host:port for Serf gossip; its host is also where the API and Raft listen"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "rpc-port", Value: server.DefaultRPCPort, EnvVars: env("rpc-port"),
