@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -216,25 +217,34 @@ func TestScheduleIsReproducible(t *testing.T) {
 	}
 }
 
-// TestScheduleNeverCombinesSlowMembershipFaults: rolling restarts and remove/add always run
-// alone (a graceful stop during a partition waits out Raft's timeouts), while other faults do
-// combine.
+// TestScheduleNeverCombinesSlowMembershipFaults: rolling restarts, remove/add and wipes always
+// run alone (a graceful stop during a partition waits out Raft's timeouts; a wipe's heal waits
+// for the node to catch up, which a partition healed after it would prevent), while other
+// faults do combine. The default schedules never draw a wipe (an extra fault).
 func TestScheduleNeverCombinesSlowMembershipFaults(t *testing.T) {
-	combined := 0
-	for seed := uint64(1); seed <= 300; seed++ {
-		for _, w := range NewSchedule(seed, time.Minute, nil).Windows {
-			if len(w.Faults) > 1 {
-				combined++
-				for _, f := range w.Faults {
-					if f == "rolling-restart" || f == "remove-add" {
-						t.Fatalf("seed %d combines %v", seed, w.Faults)
+	for _, faults := range [][]string{nil, KnownFaults()} {
+		combined, wipes := 0, 0
+		for seed := uint64(1); seed <= 300; seed++ {
+			for _, w := range NewSchedule(seed, time.Minute, faults).Windows {
+				if slices.Contains(w.Faults, "wipe") {
+					wipes++
+				}
+				if len(w.Faults) > 1 {
+					combined++
+					for _, f := range w.Faults {
+						if f == "rolling-restart" || f == "remove-add" || f == "wipe" {
+							t.Fatalf("seed %d combines %v", seed, w.Faults)
+						}
 					}
 				}
 			}
 		}
-	}
-	if combined == 0 {
-		t.Fatal("no schedule combined two faults")
+		if combined == 0 {
+			t.Fatal("no schedule combined two faults")
+		}
+		if (faults == nil) != (wipes == 0) {
+			t.Fatalf("faults %v: %d windows wipe a node", faults, wipes)
+		}
 	}
 }
 

@@ -295,6 +295,41 @@ func (c *Cluster) waitUp(ctx context.Context, n *Node, d time.Duration) error {
 	return fmt.Errorf("chaos: node %s does not answer after %s: %v", n.name, d, last)
 }
 
+// waitCaughtUp waits until node n holds the default log up to the end the leader held once n
+// answered (what was committed before n came back), and a leader lists n as a voter.
+func (c *Cluster) waitCaughtUp(ctx context.Context, n *Node, d time.Duration) error {
+	if err := c.waitUp(ctx, n, d); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(d)
+	var target uint64
+	known := false
+	last := "no leader"
+	for time.Now().Before(deadline) {
+		if l := c.Leader(ctx); l != nil {
+			if !known {
+				if b, err := c.bounds(ctx, l); err == nil {
+					target, known = b.GetNextOffset(), true
+				}
+			}
+			srv, err := c.servers(ctx, l)
+			voter := err == nil && slices.ContainsFunc(srv, func(s *logv1.Server) bool {
+				return s.GetId() == n.name && s.GetSuffrage() == logv1.Suffrage_SUFFRAGE_VOTER
+			})
+			if b, err := c.bounds(ctx, n); known && err == nil {
+				if b.GetNextOffset() >= target && voter {
+					return nil
+				}
+				last = fmt.Sprintf("holds %d of %d records, voter %v", b.GetNextOffset(), target, voter)
+			}
+		}
+		if err := sleepCtx(ctx, 250*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("chaos: node %s not caught up after %s: %s", n.name, d, last)
+}
+
 // WaitVoters waits until a leader lists every node as a voter.
 func (c *Cluster) WaitVoters(ctx context.Context, d time.Duration) error {
 	deadline := time.Now().Add(d)

@@ -19,8 +19,18 @@ var (
 	ProcessFaults = []string{"kill", "kill-leader", "pause-leader", "transfer-leader", "rolling-restart", "remove-add"}
 )
 
-// AllFaults lists every fault.
+// ExtraFaults are faults known to -faults but not drawn by default (the default schedules of a
+// seed, CI's included, stay what they were). wipe: SIGKILL a node, delete its data dir and
+// start it again with the same flags, without RemoveServer (a disk replaced under load): it
+// must catch up from its peers, and must not help elect a candidate lacking writes it had
+// acknowledged before it lost them. Its heal waits until the node holds the leader's log.
+var ExtraFaults = []string{"wipe"}
+
+// AllFaults lists every fault drawn by default.
 func AllFaults() []string { return append(slices.Clone(NetworkFaults), ProcessFaults...) }
+
+// KnownFaults lists every fault -faults accepts: AllFaults and ExtraFaults.
+func KnownFaults() []string { return append(AllFaults(), ExtraFaults...) }
 
 // Window is one fault window of a schedule.
 type Window struct {
@@ -70,7 +80,7 @@ func NewSchedule(seed uint64, d time.Duration, faults []string) Schedule {
 		// membership faults: a graceful stop during a partition waits for Raft's timeouts).
 		var quick []string
 		for _, p := range proc {
-			if p != "rolling-restart" && p != "remove-add" {
+			if p != "rolling-restart" && p != "remove-add" && p != "wipe" {
 				quick = append(quick, p)
 			}
 		}
@@ -253,6 +263,21 @@ func (n *nemesis) apply(ctx context.Context, f string, hold time.Duration) (stri
 		}
 		x.Kill()
 		return "kill -9 " + x.name, func() error { return x.Start() }, nil
+	case "wipe":
+		// Any node, the leader too; one at a time: the heal waits until it holds the
+		// leader's log, so two windows never leave two nodes without their data.
+		x := n.c.Nodes[n.r.IntN(len(n.c.Nodes))]
+		x.Kill()
+		restart := func() error {
+			if err := x.Start(); err != nil {
+				return err
+			}
+			return n.c.waitCaughtUp(ctx, x, 90*time.Second)
+		}
+		if err := x.Wipe(); err != nil {
+			return "kill -9 " + x.name + ", wipe", restart, err
+		}
+		return "kill -9 " + x.name + ", wipe its data dir, start it again (still a member)", restart, nil
 	case "pause-leader":
 		x := n.leaderOrAny(ctx)
 		x.Pause()
