@@ -220,19 +220,19 @@ func TestScheduleIsReproducible(t *testing.T) {
 // TestScheduleNeverCombinesSlowMembershipFaults: rolling restarts, remove/add and wipes always
 // run alone (a graceful stop during a partition waits out Raft's timeouts; a wipe's heal waits
 // for the node to catch up, which a partition healed after it would prevent), while other
-// faults do combine. The default schedules never draw a wipe (an extra fault).
+// faults do combine. The default schedules never draw a wipe (the extra faults).
 func TestScheduleNeverCombinesSlowMembershipFaults(t *testing.T) {
 	for _, faults := range [][]string{nil, KnownFaults()} {
 		combined, wipes := 0, 0
 		for seed := uint64(1); seed <= 300; seed++ {
 			for _, w := range NewSchedule(seed, time.Minute, faults).Windows {
-				if slices.Contains(w.Faults, "wipe") {
+				if slices.Contains(w.Faults, "wipe") || slices.Contains(w.Faults, "wipe-kill-leader") {
 					wipes++
 				}
 				if len(w.Faults) > 1 {
 					combined++
 					for _, f := range w.Faults {
-						if f == "rolling-restart" || f == "remove-add" || f == "wipe" {
+						if f == "rolling-restart" || f == "remove-add" || f == "wipe" || f == "wipe-kill-leader" {
 							t.Fatalf("seed %d combines %v", seed, w.Faults)
 						}
 					}

@@ -16,6 +16,8 @@ import (
 // combining a network fault with a process fault in one window.
 var (
 	NetworkFaults = []string{"partition-leader", "partition-halves", "partition-bridge", "partition-oneway", "lossy", "slow"}
+	// networkExtra are the ExtraFaults that are network faults (combined as NetworkFaults are).
+	networkExtra  = []string{"partition-flap"}
 	ProcessFaults = []string{"kill", "kill-leader", "pause-leader", "transfer-leader", "rolling-restart", "remove-add"}
 )
 
@@ -24,7 +26,12 @@ var (
 // start it again with the same flags, without RemoveServer (a disk replaced under load): it
 // must catch up from its peers, and must not help elect a candidate lacking writes it had
 // acknowledged before it lost them. Its heal waits until the node holds the leader's log.
-var ExtraFaults = []string{"wipe"}
+// wipe-kill-leader: wipe a follower and start it again at once, then, while it catches up
+// (0–2 s later), SIGKILL the leader until the window ends: the wiped node and the remaining
+// ones must not elect a leader that lacks acknowledged writes (Raft's vote guard).
+// partition-flap: a random minority cut off and healed again, over and over (0.2–1 s cut,
+// 0.1–0.5 s healed, a new minority each time) for the whole window.
+var ExtraFaults = []string{"wipe", "wipe-kill-leader", "partition-flap"}
 
 // AllFaults lists every fault drawn by default.
 func AllFaults() []string { return append(slices.Clone(NetworkFaults), ProcessFaults...) }
@@ -63,7 +70,7 @@ func NewSchedule(seed uint64, d time.Duration, faults []string) Schedule {
 	s := Schedule{Seed: seed}
 	var net, proc []string
 	for _, f := range faults {
-		if slices.Contains(NetworkFaults, f) {
+		if slices.Contains(NetworkFaults, f) || slices.Contains(networkExtra, f) {
 			net = append(net, f)
 		} else {
 			proc = append(proc, f)
@@ -80,7 +87,7 @@ func NewSchedule(seed uint64, d time.Duration, faults []string) Schedule {
 		// membership faults: a graceful stop during a partition waits for Raft's timeouts).
 		var quick []string
 		for _, p := range proc {
-			if p != "rolling-restart" && p != "remove-add" && p != "wipe" {
+			if p != "rolling-restart" && p != "remove-add" && p != "wipe" && p != "wipe-kill-leader" {
 				quick = append(quick, p)
 			}
 		}
@@ -240,6 +247,41 @@ func (n *nemesis) apply(ctx context.Context, f string, hold time.Duration) (stri
 			}
 		}
 		return dir + l.name, heal, n.applyDrops(drops, 0)
+	case "partition-flap":
+		// Its own generator: the goroutine runs while a combined process fault draws from n.r.
+		r := rand.New(rand.NewPCG(n.r.Uint64(), 0xf1a9))
+		fctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		var ferr error
+		flips := 0
+		go func() {
+			defer close(done)
+			for fctx.Err() == nil {
+				s := slices.Clone(n.c.Nodes)
+				r.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
+				k := 1 + r.IntN(len(s)/2)
+				if ferr = n.cut(s[:k], s[k:]); ferr != nil {
+					return
+				}
+				flips++
+				if sleepCtx(fctx, time.Duration(200+r.IntN(800))*time.Millisecond) != nil {
+					return
+				}
+				if ferr = n.c.Net.Heal(); ferr != nil {
+					return
+				}
+				_ = sleepCtx(fctx, time.Duration(100+r.IntN(400))*time.Millisecond)
+			}
+		}()
+		return "flapping partitions: a random minority cut off and healed, again and again", func() error {
+			cancel()
+			<-done
+			n.log("partition-flap: %d cuts", flips)
+			if ferr != nil {
+				n.failed = append(n.failed, fmt.Errorf("partition-flap: %w", ferr))
+			}
+			return n.c.Net.Heal()
+		}, nil
 	case "lossy":
 		pct := 20 + n.r.IntN(30)
 		return fmt.Sprintf("lose %d%% of node-to-node packets", pct), heal, n.applyDrops(nil, pct)
@@ -278,6 +320,34 @@ func (n *nemesis) apply(ctx context.Context, f string, hold time.Duration) (stri
 			return "kill -9 " + x.name + ", wipe", restart, err
 		}
 		return "kill -9 " + x.name + ", wipe its data dir, start it again (still a member)", restart, nil
+	case "wipe-kill-leader":
+		l := n.leaderOrAny(ctx)
+		var cand []*Node
+		for _, x := range n.c.Nodes {
+			if x != l && x.Running() {
+				cand = append(cand, x)
+			}
+		}
+		if len(cand) == 0 {
+			return "wipe-kill-leader: no follower running", nil, nil
+		}
+		x := cand[n.r.IntN(len(cand))]
+		x.Kill()
+		if err := x.Wipe(); err != nil {
+			return "kill -9 " + x.name + ", wipe", func() error { return x.Start() }, err
+		}
+		if err := x.Start(); err != nil {
+			return "kill -9 " + x.name + ", wipe, start", nil, err
+		}
+		delay := time.Duration(n.r.IntN(2000)) * time.Millisecond
+		_ = sleepCtx(ctx, delay)
+		l.Kill()
+		return fmt.Sprintf("kill -9 %s, wipe its data dir, start it again; %s later kill -9 the leader %s", x.name, delay, l.name), func() error {
+			if err := l.Start(); err != nil {
+				return err
+			}
+			return n.c.waitCaughtUp(ctx, x, 90*time.Second)
+		}, nil
 	case "pause-leader":
 		x := n.leaderOrAny(ctx)
 		x.Pause()
