@@ -78,10 +78,40 @@ func countField(msg []byte, num protowire.Number, max int) int {
 // field). It scans the bytes once and allocates nothing; malformed bytes are
 // left to the decoder.
 func CheckBatchJSON(data []byte, max, maxHeaders int) error {
-	n, headers, depth := 0, 0, 0
+	n, headers := 0, 0
 	inArray := false   // the container at depth 2 is an array
 	inRecords := false // the container at depth 3 is a record (an object in that array)
 	inHeaders := false // the container at depth 4 is an array in a record
+	return scanJSON(data, func(depth int, c byte) error {
+		switch depth {
+		case 2:
+			inArray = c == '['
+		case 3:
+			inRecords = inArray && c == '{'
+			if inRecords {
+				headers = 0
+				if n++; n > max {
+					return tooMany(max)
+				}
+			}
+		case 4:
+			inHeaders = inRecords && c == '['
+		case 5:
+			if inHeaders && c == '{' {
+				if headers++; headers > maxHeaders {
+					return tooManyHeaders(maxHeaders)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// scanJSON calls open with the depth (1 for the outermost) and the bracket of every object
+// or array that opens in data, outside strings, and stops at the first error open returns.
+// It allocates nothing; malformed bytes are scanned as they come (the decoder judges them).
+func scanJSON(data []byte, open func(depth int, c byte) error) error {
+	depth := 0
 	for i := 0; i < len(data); i++ {
 		switch data[i] {
 		case '"':
@@ -92,25 +122,8 @@ func CheckBatchJSON(data []byte, max, maxHeaders int) error {
 			}
 		case '{', '[':
 			depth++
-			switch depth {
-			case 2:
-				inArray = data[i] == '['
-			case 3:
-				inRecords = inArray && data[i] == '{'
-				if inRecords {
-					headers = 0
-					if n++; n > max {
-						return tooMany(max)
-					}
-				}
-			case 4:
-				inHeaders = inRecords && data[i] == '['
-			case 5:
-				if inHeaders && data[i] == '{' {
-					if headers++; headers > maxHeaders {
-						return tooManyHeaders(maxHeaders)
-					}
-				}
+			if err := open(depth, data[i]); err != nil {
+				return err
 			}
 		case '}', ']':
 			depth--
@@ -157,36 +170,24 @@ func CheckRecordProto(data []byte, maxHeaders int) error {
 // request's only member that holds an array). It scans the bytes once and
 // allocates nothing; malformed bytes are left to the decoder.
 func CheckRecordJSON(data []byte, maxHeaders int) error {
-	n, depth := 0, 0
+	n := 0
 	inObject := false // the container at depth 2 is an object
 	inArray := false  // the container at depth 3 is an array in that object
-	for i := 0; i < len(data); i++ {
-		switch data[i] {
-		case '"':
-			for i++; i < len(data) && data[i] != '"'; i++ {
-				if data[i] == '\\' {
-					i++
+	return scanJSON(data, func(depth int, c byte) error {
+		switch depth {
+		case 2:
+			inObject = c == '{'
+		case 3:
+			inArray = inObject && c == '['
+		case 4:
+			if inArray && c == '{' {
+				if n++; n > maxHeaders {
+					return tooManyHeaders(maxHeaders)
 				}
 			}
-		case '{', '[':
-			depth++
-			switch depth {
-			case 2:
-				inObject = data[i] == '{'
-			case 3:
-				inArray = inObject && data[i] == '['
-			case 4:
-				if inArray && data[i] == '{' {
-					if n++; n > maxHeaders {
-						return tooManyHeaders(maxHeaders)
-					}
-				}
-			}
-		case '}', ']':
-			depth--
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func tooMany(max int) error {
