@@ -206,6 +206,22 @@ func names(ns []*Node) string {
 	return "[" + strings.Join(s, " ") + "]"
 }
 
+// leaderAndFollower returns the leader (leaderOrAny) and a running node other than it drawn
+// at random; the follower is nil when none runs.
+func (n *nemesis) leaderAndFollower(ctx context.Context) (leader, follower *Node) {
+	leader = n.leaderOrAny(ctx)
+	var cand []*Node
+	for _, x := range n.c.Nodes {
+		if x != leader && x.Running() {
+			cand = append(cand, x)
+		}
+	}
+	if len(cand) == 0 {
+		return leader, nil
+	}
+	return leader, cand[n.r.IntN(len(cand))]
+}
+
 // apply starts one fault and returns what it did and how to heal it.
 func (n *nemesis) apply(ctx context.Context, f string, hold time.Duration) (string, func() error, error) {
 	heal := func() error { return n.c.Net.Heal() }
@@ -321,17 +337,10 @@ func (n *nemesis) apply(ctx context.Context, f string, hold time.Duration) (stri
 		}
 		return "kill -9 " + x.name + ", wipe its data dir, start it again (still a member)", restart, nil
 	case "wipe-kill-leader":
-		l := n.leaderOrAny(ctx)
-		var cand []*Node
-		for _, x := range n.c.Nodes {
-			if x != l && x.Running() {
-				cand = append(cand, x)
-			}
-		}
-		if len(cand) == 0 {
+		l, x := n.leaderAndFollower(ctx)
+		if x == nil {
 			return "wipe-kill-leader: no follower running", nil, nil
 		}
-		x := cand[n.r.IntN(len(cand))]
 		x.Kill()
 		if err := x.Wipe(); err != nil {
 			return "kill -9 " + x.name + ", wipe", func() error { return x.Start() }, err
@@ -379,17 +388,10 @@ func (n *nemesis) apply(ctx context.Context, f string, hold time.Duration) (stri
 		}
 		return "rolling restart (SIGTERM, start) of every node", nil, errors.Join(errs...)
 	case "remove-add":
-		l := n.leaderOrAny(ctx)
-		var cand []*Node
-		for _, x := range n.c.Nodes {
-			if x != l && x.Running() {
-				cand = append(cand, x)
-			}
-		}
-		if len(cand) == 0 {
+		_, x := n.leaderAndFollower(ctx)
+		if x == nil {
 			return "remove-add: no follower running", nil, nil
 		}
-		x := cand[n.r.IntN(len(cand))]
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := n.admin.RemoveServer(actx, x.name)
 		cancel()
