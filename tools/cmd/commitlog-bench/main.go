@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,8 +40,9 @@ const (
 
 // options are the command line's settings besides the loadgen.Config.
 type options struct {
-	json    bool
-	verbose bool
+	json       bool
+	verbose    bool
+	cpuProfile string
 }
 
 // run is the whole command, callable from tests: it parses args, runs the load and writes the
@@ -58,7 +60,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		cfg.ClientOptions = append(cfg.ClientOptions, client.WithLogger(cfg.Logger))
 	}
+	stopProfile, err := startCPUProfile(opts.cpuProfile)
+	if err != nil {
+		fmt.Fprintln(stderr, "commitlog-bench:", err)
+		return exitFailed
+	}
 	res, err := loadgen.Run(ctx, cfg, stderr)
+	if perr := stopProfile(); perr != nil {
+		fmt.Fprintln(stderr, "commitlog-bench:", perr)
+		return exitFailed
+	}
 	if err != nil && errors.Is(err, loadgen.ErrInvalidConfig) {
 		fmt.Fprintln(stderr, "commitlog-bench:", err)
 		return exitUsage
@@ -161,6 +172,7 @@ func parseFlags(args []string, stderr io.Writer) (loadgen.Config, options, error
 	fs.StringVar(&pids, "server-pids", "", "comma-separated pids of the server processes (same machine, Linux): report their CPU time per produced record")
 	fs.BoolVar(&opts.json, "json", false, "print the summary as JSON")
 	fs.BoolVar(&opts.verbose, "verbose", false, "log the SDK's background events to stderr")
+	fs.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the load tool itself (runtime/pprof) to this file")
 	if err := fs.Parse(args); err != nil {
 		return cfg, opts, err
 	}
@@ -217,4 +229,27 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// startCPUProfile starts profiling this process's CPU into path (none when path is empty) and
+// returns the function that stops it and closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
 }

@@ -177,3 +177,37 @@ func TestRunWithTLSFiles(t *testing.T) {
 		t.Fatalf("exit %d, stderr %s", code, stderr.String())
 	}
 }
+
+// TestRunCPUProfile: -cpuprofile writes a pprof profile of the run; a path that cannot be
+// created fails the run before any load, with the flag named.
+func TestRunCPUProfile(t *testing.T) {
+	log := clienttest.New()
+	srv, err := log.Serve(clienttest.ServeOptions{Transport: "connect"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Close() }()
+	path := filepath.Join(t.TempDir(), "cpu.pprof")
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-addr", srv.Addr(), "-records", "20", "-warmup", "0", "-cpuprofile", path},
+		io.Discard, &stderr); code != exitOK {
+		t.Fatalf("exit %d, stderr: %s", code, stderr.String())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b { // pprof profiles are gzipped protobufs
+		t.Fatalf("profile of %d bytes is not a gzipped pprof profile", len(b))
+	}
+
+	stderr.Reset()
+	code := run(context.Background(), []string{"-addr", srv.Addr(), "-records", "20", "-warmup", "0",
+		"-cpuprofile", filepath.Join(t.TempDir(), "missing", "cpu.pprof")}, io.Discard, &stderr)
+	if code != exitFailed || !strings.Contains(stderr.String(), "-cpuprofile") {
+		t.Fatalf("exit %d, stderr: %s", code, stderr.String())
+	}
+	if log.Len() != 20 {
+		t.Fatalf("the failed run produced: log has %d records, want the first run's 20", log.Len())
+	}
+}
