@@ -1121,6 +1121,14 @@ func (s *service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 	maxBatch := int(min(req.GetMaxBatch(), maxStreamBatchRecords))
 	// Within the transport's bound on what it sends, which a small --max-request-bytes lowers.
 	maxBatchBytes := min(maxStreamBatchBytes, s.cfg.maxMessageBytes())
+	if first, end := rt.part.Bounds(); req.GetOffset() >= first && req.GetOffset() >= end {
+		// At the log's end, the stream waits for its first record: its response starts now
+		// (transport.SendHeader), not with that record, so that neither the client nor a
+		// proxy timing the first byte waits on an idle log for the server's answer.
+		if err := transport.SendHeader(stream); err != nil {
+			return sendFailed(callCtx, err)
+		}
+	}
 	var batch []*logv1.Record
 	var next uint64 // the log's next offset as last seen
 	batchBytes := 0

@@ -31,7 +31,7 @@ func TestTailingStreamOutlivesServerTimeouts(t *testing.T) {
 		req.Header.Set("Connect-Protocol-Version", "1")
 		got := make(chan error, 1)
 		go func() {
-			// Connect sends the response headers with the first message: none comes.
+			// The response starts at once (the stream is at the log's end); no message comes.
 			res, err := tr.RoundTrip(req)
 			if err != nil {
 				got <- err

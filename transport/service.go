@@ -44,6 +44,23 @@ type ServerStream[Res any] interface {
 	Send(*Res) error
 }
 
+// HeaderSender is implemented by the ServerStreams that can send the response headers before
+// the first message. Call it through SendHeader.
+type HeaderSender interface {
+	SendHeader() error
+}
+
+// SendHeader sends s's response headers now, when s can (a HeaderSender), rather than with its
+// first message: a stream that is to wait for its first message (a ConsumeStream at the log's
+// end) is then answered at once, and neither a client waiting for the response nor a proxy
+// timing its first byte takes the wait for a server that does not answer. Errors are Send's.
+func SendHeader[Res any](s ServerStream[Res]) error {
+	if h, ok := s.(HeaderSender); ok {
+		return h.SendHeader()
+	}
+	return nil
+}
+
 // BidiStream is a bidirectional stream as a handler sees it. Receive returns
 // the next client message, or io.EOF once the client closed its side, or
 // another error when the stream broke. Receive and Send may be called from

@@ -83,6 +83,9 @@ type consumeStream struct {
 	part *partitionSeries
 }
 
+// SendHeader passes transport.SendHeader through: the embedded interface would hide it.
+func (c *consumeStream) SendHeader() error { return transport.SendHeader(c.ServerStream) }
+
 func (c *consumeStream) Send(res *logv1.ConsumeResponse) error {
 	err := c.ServerStream.Send(res)
 	if err == nil {

@@ -654,8 +654,16 @@ func (h logHandler) GetBounds(ctx context.Context, req *connect.Request[logv1.Ge
 }
 
 func (h logHandler) ConsumeStream(ctx context.Context, req *connect.Request[logv1.ConsumeRequest], stream *connect.ServerStream[logv1.ConsumeResponse]) error {
-	return h.svc.ConsumeStream(ctx, req.Msg, stream)
+	return h.svc.ConsumeStream(ctx, req.Msg, headerStream[logv1.ConsumeResponse]{stream})
 }
+
+// headerStream is a connect.ServerStream that can send its headers alone (transport.HeaderSender).
+type headerStream[Res any] struct {
+	*connect.ServerStream[Res]
+}
+
+// SendHeader sends the response headers: connect-go's Send(nil) sends them with no message.
+func (s headerStream[Res]) SendHeader() error { return s.Send(nil) }
 
 func (h logHandler) ProduceStream(ctx context.Context, stream *connect.BidiStream[logv1.ProduceRequest, logv1.ProduceResponse]) error {
 	cork, _ := ctx.Value(corkKey{}).(*corkWriter)

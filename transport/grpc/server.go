@@ -437,8 +437,17 @@ func (l logServer) Consume(ctx context.Context, req *logv1.ConsumeRequest) (*log
 }
 
 func (l logServer) ConsumeStream(req *logv1.ConsumeRequest, stream ggrpc.ServerStreamingServer[logv1.ConsumeResponse]) error {
-	return l.svc.ConsumeStream(stream.Context(), req, stream)
+	return l.svc.ConsumeStream(stream.Context(), req, headerStream[logv1.ConsumeResponse]{stream})
 }
+
+// headerStream is a grpc-go server stream that can send its headers alone
+// (transport.HeaderSender).
+type headerStream[Res any] struct {
+	ggrpc.ServerStreamingServer[Res]
+}
+
+// SendHeader sends the response headers, with no metadata of the handler's own.
+func (s headerStream[Res]) SendHeader() error { return s.ServerStreamingServer.SendHeader(nil) }
 
 func (l logServer) ProduceStream(stream ggrpc.BidiStreamingServer[logv1.ProduceRequest, logv1.ProduceResponse]) error {
 	return l.svc.ProduceStream(stream.Context(), bidiServer{stream})

@@ -166,6 +166,12 @@ func (s *Service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 			}
 			next++
 		}
+		if next == req.GetOffset() {
+			// Nothing sent yet, and the stream is to wait: answer now, as the server does.
+			if err := transport.SendHeader(stream); err != nil {
+				return err
+			}
+		}
 		select {
 		case <-wait:
 		case <-ctx.Done():
