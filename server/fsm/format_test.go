@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/commitlog-go/commitlog/transport"
 )
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
@@ -273,5 +275,15 @@ func TestTooLargeRecordNamed(t *testing.T) {
 		if !errors.Is(err, ErrTooLarge) || !strings.HasPrefix(err.Error(), tt.want) {
 			t.Errorf("%s: %v; want ErrTooLarge saying %q", tt.name, err, tt.want)
 		}
+	}
+}
+
+// TestRecordHeaderLimitMatchesTransport: the transports refuse a record of more headers than
+// transport.MaxRecordHeaders before decoding it, and the command format bounds what it stores
+// by MaxRecordHeaders: were they to differ, a record would pass one check and be refused by the
+// other, with another error, or the pre-decode bound would not bound what is stored.
+func TestRecordHeaderLimitMatchesTransport(t *testing.T) {
+	if MaxRecordHeaders != transport.MaxRecordHeaders {
+		t.Fatalf("MaxRecordHeaders = %d, transport.MaxRecordHeaders = %d: keep them equal", MaxRecordHeaders, transport.MaxRecordHeaders)
 	}
 }
