@@ -372,11 +372,17 @@ func (m *Machine) commitBody(group string, offsets []GroupOffset) (commitOffsets
 		return commitOffsetsBody{}, fmt.Errorf("%w: a commit without offsets", ErrInvalidGroup)
 	}
 	b := commitOffsetsBody{Group: group, Offsets: make([]OffsetCommit, len(offsets))}
+	seen := make(map[offsetKey]struct{}, len(offsets))
 	for i, o := range offsets {
 		t, err := m.Topic(o.Topic)
 		if err != nil {
 			return commitOffsetsBody{}, err
 		}
+		// One offset per partition: of two, which one the group would keep is nobody's choice.
+		if _, dup := seen[offsetKey{t.ID, o.Partition}]; dup {
+			return commitOffsetsBody{}, fmt.Errorf("%w: topic %q partition %d is named twice in one commit", ErrInvalidGroup, t.Name, o.Partition)
+		}
+		seen[offsetKey{t.ID, o.Partition}] = struct{}{}
 		if o.TopicID != (TopicID{}) && o.TopicID != t.ID {
 			return commitOffsetsBody{}, fmt.Errorf("%w: topic %q (ID %s, now %s)", ErrTopicReplaced, t.Name, o.TopicID, t.ID)
 		}

@@ -65,6 +65,8 @@ func TestGroupOffsets(t *testing.T) {
 		{"bad\nname", []GroupOffset{{Topic: "t", Offset: 1}}, ErrInvalidGroup},
 		{"g", nil, ErrInvalidGroup},
 		{"g", []GroupOffset{{Topic: "t", Offset: 1, Metadata: strings.Repeat("x", MaxOffsetMetadata+1)}}, ErrInvalidGroup},
+		// One partition named twice (last wins, before: which one was meant is not the server's to guess).
+		{"g", []GroupOffset{{Topic: "t", Partition: 1, Offset: 1}, {Topic: "t", Partition: 0, Offset: 1}, {Topic: "t", Partition: 1, Offset: 2}}, ErrInvalidGroup},
 	} {
 		if _, err := n.m.CommitOffsets(ctx, n, c.group, c.offs); !errors.Is(err, c.want) {
 			t.Errorf("commit %q %+v: %v, want %v", c.group, c.offs, err, c.want)
