@@ -106,12 +106,19 @@ type Config struct {
 	// TimeIndexInterval is the number of segment bytes between two entries of the time
 	// index (default 4 KiB): a lookup reads about that many bytes of records.
 	TimeIndexInterval int
+	// Files bounds the segment files held open (see FileCache); logs that share one share its
+	// capacity. Default: one cache shared by every Log of the process, of
+	// DefaultMaxOpenFiles.
+	Files *FileCache
 }
 
 // withDefaults returns cfg with every zero field set to its default.
 func (cfg Config) withDefaults() Config {
 	if cfg.FS == nil {
 		cfg.FS = vfs.OS{}
+	}
+	if cfg.Files == nil {
+		cfg.Files = sharedFiles
 	}
 	if cfg.SyncInterval == 0 {
 		cfg.SyncInterval = DefaultSyncInterval

@@ -192,7 +192,7 @@ func (l *Log) openSegment(id, base uint64) (*segment, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("segment: %s at position 0: bad header: %w: %w", s.path, storage.ErrCorrupt, err)
 	}
-	s.f, s.end, s.created, s.resetFlag = f, size, h.created, h.flags&flagReset != 0
+	s.f, s.end, s.created, s.resetFlag = l.cfg.Files.wrap(l.fs, s.path, f), size, h.created, h.flags&flagReset != 0
 	s.hdr, s.mark = h, -1
 	if h.version == version {
 		s.mark = int64(h.synced)
@@ -462,6 +462,10 @@ func (l *Log) recoverActive(s *segment) error {
 // removeSegmentFiles removes a segment file and its index files. A failure to remove an index is
 // ignored (Open removes orphan indexes); the caller syncs the directory.
 func (l *Log) removeSegmentFiles(s *segment) error {
+	if cf, ok := s.f.(*cachedFile); ok {
+		// Reads in flight on s keep reading the removed file, as through any descriptor.
+		cf.pin()
+	}
 	_ = l.fs.Remove(filepath.Join(l.dir, segName(s.id, s.base, idxExt)))
 	_ = l.fs.Remove(filepath.Join(l.dir, segName(s.id, s.base, tixExt)))
 	if err := l.fs.Remove(s.path); err != nil {
