@@ -140,7 +140,7 @@ func (l *Log) rollLocked() error {
 	old.sealed = true
 	l.segs = append(l.segs, s)
 	l.mu.Unlock()
-	l.active = s
+	l.setActive(s)
 	l.smu.Lock()
 	l.sseg, l.sEnd, l.sMark = s, s.end, s.mark
 	l.smu.Unlock()

@@ -28,9 +28,9 @@ var sharedFiles = NewFileCache(DefaultMaxOpenFiles)
 // then synced by a successful Sync); the next call on it opens it again. A file with writes not
 // yet synced is never closed: a descriptor closed before the fsync could hide a write-back
 // error from the fsync made through the next one. So the active segment of a log, which
-// SyncNever or SyncInterval keeps unsynced, stays open, and the capacity bounds only the other
-// files: at most capacity + (files with unsynced writes) + (files with a call in flight) are
-// open at once.
+// SyncNever or SyncInterval keeps unsynced, stays open; and so does the active segment's file
+// in any case (holdOpen). The capacity bounds only the other files: at most capacity + (active
+// segments) + (files with unsynced writes) + (files with a call in flight) are open at once.
 type FileCache struct {
 	max  int
 	tick atomic.Uint64 // recency: each use of a file stamps it with the next tick
@@ -99,7 +99,7 @@ func (c *FileCache) add(cf *cachedFile) {
 		if !o.mu.TryLock() {
 			continue
 		}
-		if o.f != nil && o.users == 0 && o.dirty == 0 && !o.pinned {
+		if o.f != nil && o.users == 0 && o.dirty == 0 && !o.pinned && !o.held {
 			_ = o.f.Close()
 			o.f = nil
 			delete(c.open, o)
@@ -130,6 +130,7 @@ type cachedFile struct {
 	dirty  uint64   // writes since the last successful Sync began (0: clean)
 	writes int      // writes in flight
 	pinned bool     // never closed by the cache (the file was removed: it cannot be reopened)
+	held   bool     // not closed by the cache while set: the active segment's (holdOpen)
 	closed bool
 }
 
@@ -167,6 +168,18 @@ func (cf *cachedFile) put(write bool) {
 		cf.writes--
 	}
 	cf.mu.Unlock()
+}
+
+// holdOpen keeps f (a file of a FileCache) open while hold is set, or lets the cache close it
+// again. The active segment's file is held: every append writes and syncs it, so closing it
+// whenever it is clean and idle would reopen it on the next append, and a reopen that fails
+// (EMFILE) would fail the write path rather than a read.
+func holdOpen(f vfs.File, hold bool) {
+	if cf, ok := f.(*cachedFile); ok {
+		cf.mu.Lock()
+		cf.held = hold
+		cf.mu.Unlock()
+	}
 }
 
 // pin keeps the file open for good (opening it if needed): it is about to be removed, and

@@ -3,6 +3,7 @@ package segment
 import (
 	"testing"
 
+	"github.com/commitlog-go/commitlog/storage/vfs"
 	"github.com/commitlog-go/commitlog/storage/vfs/crashfs"
 )
 
@@ -68,5 +69,59 @@ func TestFileCacheNeverClosesUnsyncedFile(t *testing.T) {
 		if err := f.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestFileCacheHoldsActiveSegment: the active segment's file stays open however full the cache
+// is, although it is clean and idle after every append (SyncAlways): closing it then would make
+// every append reopen it, and a reopen that fails (EMFILE) would fail the log's writes. Once a
+// roll seals it, the cache may close it like any other. Two logs share a cache of one file.
+func TestFileCacheHoldsActiveSegment(t *testing.T) {
+	fs := crashfs.New()
+	c := NewFileCache(1)
+	cfg := Config{FS: fs, Files: c, SegmentBytes: 64} // every append rolls
+	a, err := Open("/a", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open("/b", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rec := make([]byte, 32)
+	if _, err := a.Append(rec); err != nil {
+		t.Fatal(err)
+	}
+	isOpen := func(f vfs.File) bool {
+		cf := f.(*cachedFile)
+		cf.mu.Lock()
+		defer cf.mu.Unlock()
+		return cf.f != nil
+	}
+	aActive := a.active
+	for i := range 8 {
+		if _, err := b.Append(rec); err != nil {
+			t.Fatalf("b.Append %d: %v", i, err)
+		}
+	}
+	if c.evict.Load() == 0 {
+		t.Fatalf("the cache closed nothing: the test no longer fills it")
+	}
+	if !isOpen(aActive.f) || !isOpen(b.active.f) {
+		t.Fatalf("active segments closed by the cache: a's open %v, b's open %v", isOpen(aActive.f), isOpen(b.active.f))
+	}
+	// Sealed by a roll, a's old active segment is the cache's to close.
+	if _, err := a.Append(rec); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		if _, err := b.Append(rec); err != nil {
+			t.Fatalf("b.Append %d: %v", i, err)
+		}
+	}
+	if a.active == aActive || isOpen(aActive.f) {
+		t.Fatalf("a's sealed segment: still active %v, still open %v", a.active == aActive, isOpen(aActive.f))
 	}
 }

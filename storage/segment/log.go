@@ -359,6 +359,16 @@ func (l *Log) releaseSyncToken() {
 	l.smu.Unlock()
 }
 
+// setActive makes s the segment appends go to, held open by the file cache (holdOpen), and
+// lets the cache close the previous one once it is idle and clean.
+func (l *Log) setActive(s *segment) {
+	if l.active != nil && l.active != s {
+		holdOpen(l.active.f, false)
+	}
+	holdOpen(s.f, true)
+	l.active = s
+}
+
 // writeMark rewrites s's header in place with synced = mark. It is not synced: the next
 // fdatasync of s makes it durable. The caller holds the sync token (or is Open), and mark
 // must be durable already.

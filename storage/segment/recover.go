@@ -132,7 +132,7 @@ func (l *Log) recover() error {
 			return fmt.Errorf("segment: %w", err)
 		}
 	}
-	l.active = l.segs[len(l.segs)-1]
+	l.setActive(l.segs[len(l.segs)-1])
 	l.lowest = l.segs[0].base
 	l.next = l.active.base + l.active.count()
 	l.nextWrite = l.next

@@ -226,7 +226,7 @@ func (l *Log) TruncateSuffix(from uint64) error {
 	if l.timeIndexing() {
 		l.retime(s, from, cut)
 	}
-	l.active = s
+	l.setActive(s)
 	l.nextWrite = from
 	l.smu.Lock()
 	l.sseg, l.sEnd, l.sMark = s, cut, cut
@@ -260,7 +260,7 @@ func (l *Log) Reset(next uint64) error {
 	l.lowest, l.next, l.start = next, next, next
 	l.wakeLocked()
 	l.mu.Unlock()
-	l.active = s
+	l.setActive(s)
 	l.nextWrite = next
 	l.smu.Lock()
 	l.sseg, l.sEnd, l.sMark = s, s.end, s.mark
