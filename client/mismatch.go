@@ -12,7 +12,8 @@ import (
 // message says what to check.
 var (
 	// ErrTLSRequired: the server closed a plaintext connection during the HTTP/2 preface, as
-	// a server that requires TLS does (WithTLS).
+	// a server that requires TLS does (WithTLS), and as one at its connection limit does
+	// (serve --max-conns): the message names both.
 	ErrTLSRequired = errors.New("client: the server likely requires TLS")
 	// ErrServerNotTLS: the client speaks TLS (WithTLS) and the server answered in plaintext.
 	ErrServerNotTLS = errors.New("client: the server does not use TLS")
@@ -22,7 +23,8 @@ var (
 	ErrServerCertificate = errors.New("client: the server's TLS certificate was not verified")
 	// ErrClientCertificate: the server refused the TLS handshake, or closed the connection
 	// after it: it likely requires a client certificate (Certificates of WithTLS), or does not
-	// trust the one given.
+	// trust the one given (or, when it closed the connection at once, it is at its connection
+	// limit: the message says so).
 	ErrClientCertificate = errors.New("client: the server refused the client's TLS certificate")
 	// ErrTransportMismatch: the server does not speak the client's transport: it speaks gRPC
 	// only (WithTransport(TransportGRPC)).
@@ -58,6 +60,8 @@ func (c *Client) explain(err error) error {
 	if withCert {
 		certHint = "does it trust the CA that signed the client certificate?"
 	}
+	// A server at its connection limit closes new connections at once, as the ones above do.
+	const atLimit = "; or is it at its connection limit? (serve --max-conns)"
 	var kind error
 	var hint string
 	switch {
@@ -67,16 +71,16 @@ func (c *Client) explain(err error) error {
 		kind, hint = ErrClientCertificate, "the server asked for a TLS client certificate and the client has none: "+
 			"does it require one? (Certificates of WithTLS)"
 	case errors.Is(err, transport.ErrClosedInPreface) && !tlsOn:
-		kind, hint = ErrTLSRequired, "the server closed the connection during the HTTP/2 preface: does it require TLS? (WithTLS)"
+		kind, hint = ErrTLSRequired, "the server closed the connection during the HTTP/2 preface: does it require TLS? (WithTLS)"+atLimit
 	case errors.Is(err, transport.ErrClosedInPreface):
-		kind, hint = ErrClientCertificate, "the server closed the connection after the TLS handshake: "+certHint
+		kind, hint = ErrClientCertificate, "the server closed the connection after the TLS handshake: "+certHint+atLimit
 	case errors.Is(err, transport.ErrNotTLS):
 		kind, hint = ErrServerNotTLS, "the server answered the TLS handshake in plaintext: it does not use TLS (leave WithTLS out)"
 	case errors.Is(err, transport.ErrServerCertificate):
 		kind, hint = ErrServerCertificate, "the server's TLS certificate was not verified: is it signed by a CA of the client's (RootCAs of WithTLS), "+
 			"and issued for the name dialled (ServerName)?"
 	case errors.Is(err, transport.ErrTLSRefused):
-		kind, hint = ErrClientCertificate, "the server refused the TLS handshake: "+certHint
+		kind, hint = ErrClientCertificate, "the server refused the TLS handshake: "+certHint+atLimit
 	default:
 		return err
 	}

@@ -106,17 +106,19 @@ func checkAddrs(addrs []string) error {
 // flagHint names the client flags that likely fix err, when the SDK said the client's
 // configuration does not match the server's; "" otherwise.
 func flagHint(err error) string {
+	// A server at its connection limit closes new connections at once, as these do.
+	const atLimit = "; or it is at its connection limit (serve --max-conns; its commitlog_api_connections_refused_total counts them)"
 	switch {
 	case errors.Is(err, client.ErrTransportMismatch):
 		return "the server speaks gRPC only (serve --transport grpc): pass --transport grpc"
 	case errors.Is(err, client.ErrTLSRequired):
-		return "the server likely requires TLS: pass --tls-ca-file, and --tls-cert-file and --tls-key-file if it requires client certificates"
+		return "the server likely requires TLS: pass --tls-ca-file, and --tls-cert-file and --tls-key-file if it requires client certificates" + atLimit
 	case errors.Is(err, client.ErrServerNotTLS):
 		return "the server does not use TLS: leave out the --tls-* flags"
 	case errors.Is(err, client.ErrServerCertificate):
 		return "the server's certificate was not verified: pass --tls-ca-file with the CA that signed it, and --tls-server-name if it is not for the address's host"
 	case errors.Is(err, client.ErrClientCertificate):
-		return "the server likely requires a client certificate: pass --tls-cert-file and --tls-key-file with one signed by a CA it trusts"
+		return "the server likely requires a client certificate: pass --tls-cert-file and --tls-key-file with one signed by a CA it trusts" + atLimit
 	}
 	return ""
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -78,4 +79,25 @@ func TestClientMismatchHints(t *testing.T) {
 	}
 	// The grpc client speaks to a Connect server: nothing to explain.
 	mustRun(t, append([]string{"cluster", "status", "--addr", mtls, "--transport", "grpc"}, root...)...)
+}
+
+// TestClientAtMaxConnsHint: a plaintext server at --max-conns closes a new connection at once,
+// as a TLS server closes a plaintext client's: the hint names both causes, where it named only
+// TLS (an operator told "the server likely requires TLS" went looking in the wrong place).
+func TestClientAtMaxConnsHint(t *testing.T) {
+	addr := startOneWith(t, "--max-conns", "1", "--read-header-timeout", "1h")
+	for range 2 { // the first takes the one slot; the second is refused
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Write([]byte("P")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := run(t, t.Context(), "cluster", "status", "--addr", addr, "--timeout", "5s")
+	if code == 0 || !strings.Contains(errOut, "pass --tls-ca-file") || !strings.Contains(errOut, "serve --max-conns") {
+		t.Fatalf("cluster status: exit %d, stdout %q, stderr %q; want a failure naming --tls-ca-file and --max-conns", code, out, errOut)
+	}
 }
