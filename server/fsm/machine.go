@@ -334,15 +334,29 @@ func (m *Machine) Apply(entries []consensus.Entry) []any {
 	pend := map[*partition][]applyItem{}
 	var order []*partition
 	flush := func() {
-		var failed error // the first partition's failure, once every partition applied its part
+		var failed error       // the first partition's failure, once every partition applied its part
+		var stopped *partition // of the failed partitions, the one that stored least
 		for _, p := range order {
 			p.apply(pend[p], results)
-			if err := p.Err(); err != nil && failed == nil {
-				failed = err
+			if err := p.Err(); err != nil {
+				if failed == nil {
+					failed = err
+				}
+				if stopped == nil || p.applied.Load() < stopped.applied.Load() {
+					stopped = p
+				}
 			}
 			delete(pend, p)
 		}
 		if failed != nil {
+			// Every entry below the one a partition failed on was applied (those of this
+			// batch before this group, and the other partitions' in it): the machine's
+			// applied index is the last entry the failed partition stored, not the end of
+			// the batch before, which understated what this node holds by up to a batch.
+			if a := stopped.applied.Load(); a > m.applied.Load() {
+				m.applied.Store(a)
+				m.term = stopped.term
+			}
 			m.fail(failed)
 		}
 		order = order[:0]
