@@ -266,6 +266,16 @@ func (m *Machine) ProducerOwner(id uint64) (owner string, known bool) {
 	return st.Owner, true
 }
 
+// producerRetired reports whether this replica applied the retirement of producer id (its last
+// epoch spent by a re-init). A retired ID stays retired until it is evicted, and an evicted one
+// is refused as unknown: every later apply refuses its batches. Safe for concurrent use.
+func (m *Machine) producerRetired(id uint64) bool {
+	m.ownersMu.RLock()
+	defer m.ownersMu.RUnlock()
+	st := m.producers.ByID[id]
+	return st != nil && st.Retired
+}
+
 // Err returns the sticky error once the machine stopped applying (a partition could not store
 // a committed entry, or a topic's logs could not be created or removed); nil before.
 func (m *Machine) Err() error {

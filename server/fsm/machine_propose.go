@@ -42,7 +42,8 @@ func (m *Machine) Target(topic string, partition uint32) (Target, Topic, error) 
 // this node's limits on a node that does not lead answers *consensus.NotLeaderError.
 //
 // Errors: ErrUnknownTopic, ErrUnknownPartition; as FSM.Propose's; the entry's Apply error
-// (also ErrUnknownProducer, ErrProducerFenced, ErrOutOfOrderSequence, ErrDuplicateSequence).
+// (also ErrUnknownProducer, ErrProducerFenced, ErrOutOfOrderSequence, ErrDuplicateSequence);
+// ErrProducerFenced before proposing anything for a producer ID this replica knows retired.
 func (m *Machine) ProposeAppend(ctx context.Context, c Proposer, topic string, partition uint32, producer ProducerRef, records ...AppendRecord) (AppendResult, error) {
 	return m.ProposeAppendTo(ctx, c, topic, partition, nil, producer, records...)
 }
@@ -59,6 +60,12 @@ func (m *Machine) ProposeAppendTo(ctx context.Context, c Proposer, topic string,
 	}
 	if id != nil && target.Topic != *id {
 		return AppendResult{}, fmt.Errorf("%w: %q has ID %s here, not %s: deleted since, perhaps created again", ErrUnknownTopic, t.Name, target.Topic, *id)
+	}
+	if producer.ID != 0 && m.producerRetired(producer.ID) {
+		// Refused by every replica that applied the retirement, which a retired ID never
+		// leaves: refused before proposing, the entry never reaches a server older than
+		// retirement (in a rolling upgrade), which would store it and diverge.
+		return AppendResult{}, fmt.Errorf("%w: producer %d epoch %d: its epochs are spent, it was re-initialised under a new ID (not proposed)", ErrProducerFenced, producer.ID, producer.Epoch)
 	}
 	if t.Config.TimestampType == TimestampAppend {
 		stripped := make([]AppendRecord, len(records))
