@@ -67,11 +67,20 @@ const (
 	DefaultTransportTimeout   = 10 * time.Second
 )
 
-// MaxAppendBytes is about the most bytes of commands one AppendEntries RPC carries when
-// Config.MaxEntryBytes is set; minAppendEntries is the fewest entries per RPC it then leaves.
+// MaxAppendBytes is the most bytes of commands one AppendEntries RPC (and one group commit)
+// carries when Config.MaxEntryBytes is set, unless a single command is larger;
+// minAppendEntries is the fewest entries per RPC it then leaves.
+//
+// Why 32 MiB: a follower stores and fsyncs an AppendEntries before it answers anything, and
+// with hashicorp/raft's heartbeat fast path off (voteGuard.SetHeartbeatHandler) its heartbeats wait
+// behind it, so the leader hears nothing from a follower while it writes one RPC. Its lease
+// (500 ms) expires when no quorum answered for that long. At 256 MiB (64 commands of 4 MiB),
+// followers took 1.3–4.9 s to store one RPC (150–240 MB), and a 3-node cluster on one 2-core
+// VM under 48 clients writing 4 MB batches lost its leader 9 times in 90 s; at 32 MiB, RPCs
+// took at most 0.41 s and the leader held.
 const (
-	MaxAppendBytes   = 256 << 20
-	minAppendEntries = 16
+	MaxAppendBytes   = 32 << 20
+	minAppendEntries = 1
 )
 
 // Config configures a Node. The zero value of every field but ID, DataDir and one of
@@ -135,9 +144,10 @@ type Config struct {
 	// MaxEntryBytes, when positive, is the largest command the caller proposes. hashicorp/raft
 	// bounds an AppendEntries RPC (and the entries the leader reads into memory to send it, and
 	// the follower decodes) by its count of entries alone: 512 commands of 4 MiB made 2 GiB RPCs,
-	// and a follower catching up on such a log peaked at 8 GB of memory. With MaxEntryBytes,
-	// MaxAppendEntries defaults to MaxAppendBytes / MaxEntryBytes, within [16, 512]: 64 for
-	// 4 MiB commands, 512 for commands of 512 KiB or less.
+	// and a follower catching up on such a log peaked at 8 GB of memory; 64 of them (256 MiB)
+	// took followers seconds to fsync, longer than the leader's lease. With MaxEntryBytes,
+	// MaxAppendEntries defaults to MaxAppendBytes (32 MiB) / MaxEntryBytes, within [1, 512]: 8
+	// for 4 MiB commands, 512 for commands of 64 KiB or less.
 	MaxEntryBytes int
 	// RetainSnapshots: snapshots kept on disk. Default 2.
 	RetainSnapshots int
@@ -409,8 +419,9 @@ func (l *trackingLayer) Close() error {
 // trackedConn also turns the deadline hashicorp/raft's NetworkTransport sets on a connection
 // before each RPC (SetDeadline(now + Timeout)) into a deadline for progress: every read or write
 // that moves bytes moves the deadline to that many seconds from then. The transport's Timeout
-// bounds the whole RPC, request and response, whatever its size: an AppendEntries of 64 commands
-// of 4 MiB (256 MiB) needs more than 25.6 MB/s to finish in the default 10 s, and on a slower
+// bounds the whole RPC, request and response, whatever its size: an AppendEntries of 64
+// commands of 4 MiB (256 MiB, before MaxAppendBytes was 32 MiB) needs more than 25.6 MB/s to
+// finish in the default 10 s, and on a slower
 // link every catch-up RPC timed out and was sent again from the same entry, so that the follower
 // never caught up. A peer that stops answering still fails the RPC after Timeout without bytes.
 type trackedConn struct {

@@ -33,7 +33,7 @@ func (c slowConn) Write(p []byte) (int, error) {
 
 // TestAppendEntriesOnSlowLinkOutlivesTransportTimeout: an AppendEntries RPC that takes longer
 // than the transport timeout to send, on a link that keeps moving bytes, completes. With
-// MaxEntryBytes of 4 MiB an RPC carries 64 entries, 256 MiB: hashicorp/raft's 10 s deadline
+// MaxEntryBytes of 4 MiB an RPC carried 64 entries, 256 MiB: hashicorp/raft's 10 s deadline
 // for the whole RPC needs more than 25.6 MB/s, and on a slower link every catch-up RPC timed
 // out and was sent again, from the same entry, forever: the follower never caught up.
 func TestAppendEntriesOnSlowLinkOutlivesTransportTimeout(t *testing.T) {

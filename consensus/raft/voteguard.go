@@ -145,7 +145,9 @@ func (g *voteGuard) fencedErr() error {
 // term there and are never reconciled, and this node applies a record the others never hold
 // (found by commitlog-chaos: a leader paused with SIGSTOP, resumed with writes queued). The
 // fast path saves a heartbeat waiting behind a disk write; a follower's main loop sets its last
-// contact after each append, so the wait does not start elections. It is here, not in a wrapper
+// contact after each append, so the wait does not start elections. The leader, though, hears
+// nothing from a follower while it writes one AppendEntries, and steps down when its lease
+// passes without a quorum: MaxAppendBytes keeps that write short. It is here, not in a wrapper
 // of its own, because the guard is the transport New always gives Raft, and a wrapper would have
 // to forward WithPreVote and WithClose again, as the guard does (Raft turns pre-vote off for a
 // transport without it); TestHeartbeatOfNewerTermWaitsForTheMainLoop goes through New.
