@@ -20,19 +20,7 @@ import (
 func TestProducerEpochExhaustedFencesOldInstance(t *testing.T) {
 	n := openMachineNode(t, t.TempDir())
 	ctx := context.Background()
-	p, err := n.m.InitProducer(ctx, n, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var old InitProducerResult
-	for range math.MaxUint16 {
-		if old, err = n.m.InitProducer(ctx, n, p.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err != nil || old.ID != p.ID || old.Epoch != math.MaxUint16 {
-		t.Fatalf("re-init = %+v, %v; want epoch %d", old, err, math.MaxUint16)
-	}
+	p, old := spendEpochs(t, n)
 	if _, err := n.idem("", 0, old, 0, "a"); err != nil {
 		t.Fatal(err)
 	}
@@ -162,4 +150,24 @@ func BenchmarkInitProducerAtCap(b *testing.B) {
 		tab.init(initProducerBody{}, ts)
 		ts++
 	}
+}
+
+// spendEpochs initialises a producer on n and re-initialises it until its epoch is the last
+// one (MaxUint16): it returns the first instance and the last.
+func spendEpochs(t *testing.T, n *machineNode) (first, last InitProducerResult) {
+	t.Helper()
+	ctx := context.Background()
+	first, err := n.m.InitProducer(ctx, n, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range math.MaxUint16 {
+		if last, err = n.m.InitProducer(ctx, n, first.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if last.ID != first.ID || last.Epoch != math.MaxUint16 {
+		t.Fatalf("re-init = %+v; want epoch %d", last, math.MaxUint16)
+	}
+	return first, last
 }

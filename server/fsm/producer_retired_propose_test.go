@@ -3,7 +3,6 @@ package fsm
 import (
 	"context"
 	"errors"
-	"math"
 	"testing"
 )
 
@@ -15,19 +14,7 @@ import (
 func TestRetiredProducerRefusedBeforeProposing(t *testing.T) {
 	n := openMachineNode(t, t.TempDir())
 	ctx := context.Background()
-	p, err := n.m.InitProducer(ctx, n, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var old InitProducerResult
-	for range math.MaxUint16 {
-		if old, err = n.m.InitProducer(ctx, n, p.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if old.ID != p.ID || old.Epoch != math.MaxUint16 {
-		t.Fatalf("re-init = %+v; want epoch %d", old, math.MaxUint16)
-	}
+	p, old := spendEpochs(t, n)
 	if cur, err := n.m.InitProducer(ctx, n, p.ID); err != nil || cur.ID == p.ID {
 		t.Fatalf("re-init at the last epoch = %+v, %v; want a new ID", cur, err)
 	}
