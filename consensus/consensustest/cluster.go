@@ -102,8 +102,10 @@ func NewCluster(t testing.TB, n int, opts Options) *Cluster {
 	if opts.TCP {
 		c.fnet = NewFaultNetwork()
 	}
-	t.Cleanup(c.Close)
+	// The temp dir first: cleanups run last-registered first, so the nodes stop (c.Close)
+	// before the dir they write into is removed.
 	root := t.TempDir()
+	t.Cleanup(c.Close)
 	for i := range n {
 		c.members = append(c.members, &member{id: fmt.Sprintf("node-%d", i), dir: filepath.Join(root, fmt.Sprintf("node-%d", i))})
 	}
