@@ -66,6 +66,17 @@ func fromStatus(err error) error {
 	return e
 }
 
+// streamErr is fromStatus for the errors of a server stream's Send and Recv: grpc-go fails the
+// Send of a stream its client has just reset with a Canceled status, which a handler that does
+// not know grpc-go's errors would answer as its own fault (Internal). io.EOF, and the
+// *transport.Errors of the request checks (Server.decode), pass through.
+func streamErr(err error) error {
+	if _, ok := errors.AsType[*transport.Error](err); ok {
+		return err
+	}
+	return fromStatus(err)
+}
+
 // connectionCause returns the transport error that says why a call's connection failed
 // (ErrClosedInPreface, ErrNotTLS, ErrServerCertificate, ErrTLSRefused), or nil, from the message
 // of the Unavailable status grpc-go gives the call. grpc-go (v1.85.0) keeps only the text of the

@@ -440,14 +440,18 @@ func (l logServer) ConsumeStream(req *logv1.ConsumeRequest, stream ggrpc.ServerS
 	return l.svc.ConsumeStream(stream.Context(), req, headerStream[logv1.ConsumeResponse]{stream})
 }
 
-// headerStream is a grpc-go server stream that can send its headers alone
-// (transport.HeaderSender).
+// headerStream adapts a grpc-go server stream to transport.ServerStream: errors as
+// *transport.Error (streamErr), and the headers sendable alone (transport.HeaderSender).
 type headerStream[Res any] struct {
 	ggrpc.ServerStreamingServer[Res]
 }
 
+func (s headerStream[Res]) Send(m *Res) error { return streamErr(s.ServerStreamingServer.Send(m)) }
+
 // SendHeader sends the response headers, with no metadata of the handler's own.
-func (s headerStream[Res]) SendHeader() error { return s.ServerStreamingServer.SendHeader(nil) }
+func (s headerStream[Res]) SendHeader() error {
+	return streamErr(s.ServerStreamingServer.SendHeader(nil))
+}
 
 func (l logServer) ProduceStream(stream ggrpc.BidiStreamingServer[logv1.ProduceRequest, logv1.ProduceResponse]) error {
 	return l.svc.ProduceStream(stream.Context(), bidiServer{stream})
@@ -461,13 +465,18 @@ func (l logServer) GetBounds(ctx context.Context, req *logv1.GetBoundsRequest) (
 	return l.svc.GetBounds(ctx, req)
 }
 
-// bidiServer adapts grpc-go's Recv to the neutral Receive.
+// bidiServer adapts grpc-go's Recv to the neutral Receive, and its errors to
+// *transport.Error (streamErr).
 type bidiServer struct {
 	s ggrpc.BidiStreamingServer[logv1.ProduceRequest, logv1.ProduceResponse]
 }
 
-func (b bidiServer) Receive() (*logv1.ProduceRequest, error) { return b.s.Recv() }
-func (b bidiServer) Send(r *logv1.ProduceResponse) error     { return b.s.Send(r) }
+func (b bidiServer) Receive() (*logv1.ProduceRequest, error) {
+	m, err := b.s.Recv()
+	return m, streamErr(err)
+}
+
+func (b bidiServer) Send(r *logv1.ProduceResponse) error { return streamErr(b.s.Send(r)) }
 
 // clusterServer adapts a transport.ClusterService to the generated gRPC interface.
 type clusterServer struct {
