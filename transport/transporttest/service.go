@@ -152,6 +152,7 @@ func (s *Service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 		return transport.NotLeaderError(*notLeader, "linearizable reads need the leader")
 	}
 	next := req.GetOffset()
+	answered := false // the response headers went out (SendHeader, or with a message)
 	for {
 		s.mu.Lock()
 		pending := []*logv1.Record{}
@@ -166,11 +167,12 @@ func (s *Service) ConsumeStream(ctx context.Context, req *logv1.ConsumeRequest, 
 			}
 			next++
 		}
-		if next == req.GetOffset() {
-			// Nothing sent yet, and the stream is to wait: answer now, as the server does.
+		if !answered && next == req.GetOffset() {
+			// Nothing sent yet, and the stream is to wait: answer now (once), as the server does.
 			if err := transport.SendHeader(stream); err != nil {
 				return err
 			}
+			answered = true
 		}
 		select {
 		case <-wait:
