@@ -174,7 +174,7 @@ func (l *Log) createSegment(base uint64, flags uint16) (*segment, error) {
 		return nil, fmt.Errorf("sync dir %s: %w", l.dir, err)
 	}
 	l.nextID++
-	s.f = l.cfg.Files.wrap(l.fs, s.path, f)
+	s.f = l.cfg.Files.wrap(l.fs, s.path, f, true) // the new active segment (setActive)
 	s.end = segHdrLen
 	s.refs.Store(1)
 	return s, nil

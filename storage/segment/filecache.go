@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"sync"
@@ -32,12 +33,16 @@ var sharedFiles = NewFileCache(DefaultMaxOpenFiles)
 // in any case (holdOpen). The capacity bounds only the other files: at most capacity + (active
 // segments) + (files with unsynced writes) + (files with a call in flight) are open at once.
 type FileCache struct {
-	max  int
-	tick atomic.Uint64 // recency: each use of a file stamps it with the next tick
+	max int
+	// tick is the cache's clock of recency: it advances when a file is registered (add), and
+	// each use of a file stamps the file with it. Reads, the hot path, only load it.
+	tick atomic.Uint64
 
-	mu    sync.Mutex
-	open  map[*cachedFile]struct{} // files holding a descriptor
-	evict atomic.Uint64            // descriptors closed by the cache (for tests)
+	mu sync.Mutex
+	// open holds the files whose descriptor the cache may close: open, and neither held
+	// (holdOpen) nor pinned (pin). The capacity counts these alone.
+	open  map[*cachedFile]struct{}
+	evict atomic.Uint64 // descriptors closed by the cache (for tests)
 }
 
 // NewFileCache returns a cache holding at most n idle, clean segment files open (at least 1).
@@ -45,25 +50,30 @@ func NewFileCache(n int) *FileCache {
 	return &FileCache{max: max(1, n), open: map[*cachedFile]struct{}{}}
 }
 
-// OpenFiles returns how many files of the cache hold a descriptor.
+// OpenFiles returns how many files of the cache hold a descriptor it may close (held and
+// pinned files are not counted).
 func (c *FileCache) OpenFiles() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.open)
 }
 
-// wrap returns f, just opened at path on fs, as a file of the cache.
-func (c *FileCache) wrap(fs vfs.FS, path string, f vfs.File) *cachedFile {
-	cf := &cachedFile{c: c, fs: fs, path: path, f: f}
-	cf.last.Store(c.tick.Add(1))
-	c.add(cf)
+// wrap returns f, just opened at path on fs, as a file of the cache, held open (holdOpen) from
+// the start when held is set.
+func (c *FileCache) wrap(fs vfs.FS, path string, f vfs.File, held bool) *cachedFile {
+	cf := &cachedFile{c: c, fs: fs, path: path, f: f, held: held}
+	cf.mu.Lock()
+	cf.track()
+	cf.mu.Unlock()
 	return cf
 }
 
-// add registers cf, which now holds a descriptor, and closes idle clean files over capacity.
+// add registers cf, which holds a descriptor the cache may close, stamps it as just used, and
+// closes idle clean files over capacity. Called with cf.mu held (cachedFile.track).
 func (c *FileCache) add(cf *cachedFile) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	cf.last.Store(c.tick.Add(1))
 	c.open[cf] = struct{}{}
 	if len(c.open) <= c.max {
 		return
@@ -81,15 +91,7 @@ func (c *FileCache) add(cf *cachedFile) {
 			cands = append(cands, cand{o, o.last.Load()})
 		}
 	}
-	slices.SortFunc(cands, func(a, b cand) int {
-		switch {
-		case a.last < b.last:
-			return -1
-		case a.last > b.last:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(a.last, b.last) })
 	target := c.max - c.max/8
 	for _, k := range cands {
 		if len(c.open) <= target {
@@ -99,7 +101,7 @@ func (c *FileCache) add(cf *cachedFile) {
 		if !o.mu.TryLock() {
 			continue
 		}
-		if o.f != nil && o.users == 0 && o.dirty == 0 && !o.pinned && !o.held {
+		if o.f != nil && o.users == 0 && o.dirty == 0 { // held and pinned files are not in open
 			_ = o.f.Close()
 			o.f = nil
 			delete(c.open, o)
@@ -122,7 +124,7 @@ type cachedFile struct {
 	c    *FileCache
 	fs   vfs.FS
 	path string
-	last atomic.Uint64 // tick of the last use
+	last atomic.Uint64 // the cache's tick at the last use
 
 	mu     sync.Mutex
 	f      vfs.File // nil: closed by the cache (or by Close)
@@ -131,6 +133,7 @@ type cachedFile struct {
 	writes int      // writes in flight
 	pinned bool     // never closed by the cache (the file was removed: it cannot be reopened)
 	held   bool     // not closed by the cache while set: the active segment's (holdOpen)
+	// In the cache's open set exactly while f != nil && !held && !pinned (track).
 	closed bool
 }
 
@@ -139,7 +142,9 @@ var errFileClosed = errors.New("segment: file closed")
 // get returns the open file for one call, opening it again if the cache closed it; put ends
 // the call.
 func (cf *cachedFile) get(write bool) (vfs.File, error) {
-	cf.last.Store(cf.c.tick.Add(1))
+	if t := cf.c.tick.Load(); cf.last.Load() != t {
+		cf.last.Store(t)
+	}
 	cf.mu.Lock()
 	defer cf.mu.Unlock()
 	if cf.closed {
@@ -151,7 +156,7 @@ func (cf *cachedFile) get(write bool) (vfs.File, error) {
 			return nil, err
 		}
 		cf.f = f
-		cf.c.add(cf)
+		cf.track()
 	}
 	cf.users++
 	if write {
@@ -177,19 +182,41 @@ func (cf *cachedFile) put(write bool) {
 func holdOpen(f vfs.File, hold bool) {
 	if cf, ok := f.(*cachedFile); ok {
 		cf.mu.Lock()
-		cf.held = hold
+		if cf.held != hold {
+			cf.held = hold
+			cf.track()
+		}
 		cf.mu.Unlock()
 	}
 }
 
 // pin keeps the file open for good (opening it if needed): it is about to be removed, and
-// calls in flight on its segment must still reach it, as with any open descriptor.
+// calls in flight on its segment must still reach it, as with any open descriptor. A file that
+// cannot be opened again stays closed: those calls get the open's error.
 func (cf *cachedFile) pin() {
-	if _, err := cf.get(false); err == nil {
-		cf.mu.Lock()
-		cf.pinned = true
-		cf.users--
-		cf.mu.Unlock()
+	cf.mu.Lock()
+	defer cf.mu.Unlock()
+	if cf.closed {
+		return
+	}
+	if cf.f == nil {
+		f, err := cf.fs.Open(cf.path)
+		if err != nil {
+			return
+		}
+		cf.f = f
+	}
+	cf.pinned = true
+	cf.track()
+}
+
+// track puts cf in its cache's open set while the cache may close it (open, neither held nor
+// pinned), and takes it out otherwise. Called with cf.mu held.
+func (cf *cachedFile) track() {
+	if cf.f != nil && !cf.held && !cf.pinned {
+		cf.c.add(cf)
+	} else {
+		cf.c.drop(cf)
 	}
 }
 
@@ -272,6 +299,6 @@ func (cf *cachedFile) Close() error {
 	}
 	err := cf.f.Close()
 	cf.f = nil
-	cf.c.drop(cf)
+	cf.track()
 	return err
 }

@@ -21,7 +21,7 @@ func TestFileCacheNeverClosesUnsyncedFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c.wrap(fs, name, f)
+		return c.wrap(fs, name, f, false)
 	}
 	dirty := open("/d/dirty")
 	if _, err := dirty.Write([]byte("unsynced")); err != nil {
@@ -123,5 +123,90 @@ func TestFileCacheHoldsActiveSegment(t *testing.T) {
 	}
 	if a.active == aActive || isOpen(aActive.f) {
 		t.Fatalf("a's sealed segment: still active %v, still open %v", a.active == aActive, isOpen(aActive.f))
+	}
+}
+
+// TestFileCacheCountsOnlyClosableFiles: held files (active segments) and pinned ones take no
+// room in the cache's capacity, so that a process with more active segments than the capacity
+// still keeps its sealed files open: they were counted, and every file the cache registered
+// then closed another sealed file (and sorted every held one to find it).
+func TestFileCacheCountsOnlyClosableFiles(t *testing.T) {
+	fs := crashfs.New()
+	if err := fs.MkdirAll("/d"); err != nil {
+		t.Fatal(err)
+	}
+	c := NewFileCache(1)
+	open := func(name string, held bool) *cachedFile {
+		f, err := fs.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.wrap(fs, name, f, held)
+	}
+	sealed := open("/d/sealed", false)
+	var held []*cachedFile
+	for _, name := range []string{"/d/a", "/d/b", "/d/c"} {
+		held = append(held, open(name, true))
+	}
+	pinned := open("/d/pinned", true) // held until pinned, so that it is never counted
+	pinned.pin()
+	holdOpen(pinned, false)
+	if n, e := c.OpenFiles(), c.evict.Load(); n != 1 || e != 0 {
+		t.Fatalf("cache of 1 with one sealed, three held and one pinned file: %d counted, %d closed; want 1 and 0", n, e)
+	}
+	// Released (a roll sealed it), a held file is one more to count: over capacity, the
+	// least recently used of the two is closed.
+	holdOpen(held[0], false)
+	if n, e := c.OpenFiles(), c.evict.Load(); n != 1 || e != 1 {
+		t.Fatalf("after a release: %d counted, %d closed; want 1 and 1", n, e)
+	}
+	for _, f := range append(held, sealed, pinned) {
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.OpenFiles(); n != 0 {
+		t.Fatalf("after closing every file the cache counts %d", n)
+	}
+}
+
+// TestFileCacheReopenFails: a file the cache closed whose path is gone answers its next calls
+// with the open's error, holds nothing, and still closes.
+func TestFileCacheReopenFails(t *testing.T) {
+	fs := crashfs.New()
+	if err := fs.MkdirAll("/d"); err != nil {
+		t.Fatal(err)
+	}
+	c := NewFileCache(1)
+	wrap := func(name string) *cachedFile {
+		f, err := fs.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.wrap(fs, name, f, false)
+	}
+	gone := wrap("/d/gone")
+	other := wrap("/d/other") // over capacity: gone (clean, idle, older) is closed
+	if c.evict.Load() != 1 {
+		t.Fatalf("closed %d files, want 1", c.evict.Load())
+	}
+	if err := fs.Remove("/d/gone"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := gone.ReadAt(make([]byte, 1), 0); err == nil {
+			t.Fatal("ReadAt of a file whose path is gone succeeded")
+		}
+	}
+	gone.mu.Lock()
+	users, f := gone.users, gone.f
+	gone.mu.Unlock()
+	if users != 0 || f != nil {
+		t.Fatalf("after failed reopens: %d calls in flight, descriptor %v; want 0 and none", users, f)
+	}
+	for _, f := range []*cachedFile{gone, other} {
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

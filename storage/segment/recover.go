@@ -192,7 +192,7 @@ func (l *Log) openSegment(id, base uint64) (*segment, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("segment: %s at position 0: bad header: %w: %w", s.path, storage.ErrCorrupt, err)
 	}
-	s.f, s.end, s.created, s.resetFlag = l.cfg.Files.wrap(l.fs, s.path, f), size, h.created, h.flags&flagReset != 0
+	s.f, s.end, s.created, s.resetFlag = l.cfg.Files.wrap(l.fs, s.path, f, false), size, h.created, h.flags&flagReset != 0
 	s.hdr, s.mark = h, -1
 	if h.version == version {
 		s.mark = int64(h.synced)
