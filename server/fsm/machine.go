@@ -257,23 +257,22 @@ func (m *Machine) Producers() int { return int(m.nProducers.Load()) }
 // changes once claimed, and IDs are never handed out twice: a replica that knows the owner
 // knows the leader's. Safe for concurrent use.
 func (m *Machine) ProducerOwner(id uint64) (owner string, known bool) {
+	owner, _, known = m.producer(id)
+	return owner, known
+}
+
+// producer returns what this replica applied of producer id that is never taken back: its
+// owner (ProducerOwner) and whether it is retired (its last epoch spent by a re-init: a
+// retired ID stays so until it is evicted, and an evicted one is refused as unknown); known is
+// false when id is not in its table. Safe for concurrent use.
+func (m *Machine) producer(id uint64) (owner string, retired, known bool) {
 	m.ownersMu.RLock()
 	defer m.ownersMu.RUnlock()
 	st := m.producers.ByID[id]
 	if st == nil {
-		return "", false
+		return "", false, false
 	}
-	return st.Owner, true
-}
-
-// producerRetired reports whether this replica applied the retirement of producer id (its last
-// epoch spent by a re-init). A retired ID stays retired until it is evicted, and an evicted one
-// is refused as unknown: every later apply refuses its batches. Safe for concurrent use.
-func (m *Machine) producerRetired(id uint64) bool {
-	m.ownersMu.RLock()
-	defer m.ownersMu.RUnlock()
-	st := m.producers.ByID[id]
-	return st != nil && st.Retired
+	return st.Owner, st.Retired, true
 }
 
 // Err returns the sticky error once the machine stopped applying (a partition could not store

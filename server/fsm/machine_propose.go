@@ -61,11 +61,13 @@ func (m *Machine) ProposeAppendTo(ctx context.Context, c Proposer, topic string,
 	if id != nil && target.Topic != *id {
 		return AppendResult{}, fmt.Errorf("%w: %q has ID %s here, not %s: deleted since, perhaps created again", ErrUnknownTopic, t.Name, target.Topic, *id)
 	}
-	if producer.ID != 0 && m.producerRetired(producer.ID) {
-		// Refused by every replica that applied the retirement, which a retired ID never
-		// leaves: refused before proposing, the entry never reaches a server older than
-		// retirement (in a rolling upgrade), which would store it and diverge.
-		return AppendResult{}, fmt.Errorf("%w: producer %d epoch %d: its epochs are spent, it was re-initialised under a new ID (not proposed)", ErrProducerFenced, producer.ID, producer.Epoch)
+	if producer.ID != 0 { // not on the path of plain appends: no lock there
+		if _, retired, _ := m.producer(producer.ID); retired {
+			// Refused by every replica that applied the retirement, which a retired ID never
+			// leaves: refused before proposing, the entry never reaches a server older than
+			// retirement (in a rolling upgrade), which would store it and diverge.
+			return AppendResult{}, fmt.Errorf("%w: producer %d epoch %d: its epochs are spent, it was re-initialised under a new ID (not proposed)", ErrProducerFenced, producer.ID, producer.Epoch)
+		}
 	}
 	if t.Config.TimestampType == TimestampAppend {
 		stripped := make([]AppendRecord, len(records))
