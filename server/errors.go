@@ -40,6 +40,13 @@ func toWire(err error) error {
 		// A read past what this node stored before it stopped applying: the record may be
 		// committed and held by the other replicas, which can serve it.
 		return transport.NewError(transport.Unavailable, err)
+	case errors.Is(err, fsm.ErrNotStored):
+		// A proposal committed (the other replicas store it) that this node could not store:
+		// the write happened, at offsets this node does not know. The answer of every write
+		// whose outcome its caller cannot know (DESIGN.md §2), as a follower forwarding it
+		// answers too; not Internal, which a client that does not read details could take for
+		// a failed write.
+		return transport.Errorf(transport.Unavailable, "%s: %w", ErrOutcomeUnknownMessage, err).WithOutcomeUnknown(err.Error())
 	case errors.Is(err, fsm.ErrFailed):
 		// This node stopped applying committed entries: whatever the cause it wraps (a log
 		// refusing a record as too large, say), the write was committed, nothing was refused.

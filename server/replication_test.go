@@ -301,7 +301,9 @@ func TestApplyStopIsReported(t *testing.T) {
 // TestApplyStopIsNoRefusal: once a node stops applying because its log refused a committed
 // entry as too large (a log that does not accept fsm.MaxStoredRecordBytes), the produce of
 // that entry was committed: it is not answered as a refusal (ResourceExhausted: "too large,
-// nothing stored"), but Internal, which clients treat as an outcome they do not know. Every
+// nothing stored"), but as an outcome unknown (Unavailable, the OutcomeUnknown detail and the
+// message saying the write may have happened; before, Internal, which only a client that
+// treats every Internal so would not take for a failed write). Every
 // later produce on it, still the leader (no other node to hand leadership to), is refused
 // before it is proposed: Unavailable with the NotProposed detail, and Raft's log does not grow
 // (before, each was committed and answered Internal, and a cluster whose disks were all full
@@ -322,8 +324,8 @@ func TestApplyStopIsNoRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := c.Produce(ctx, &logv1.ProduceRequest{Record: &logv1.Record{Value: make([]byte, 1000)}})
-	if code := transport.CodeOf(err); code != transport.Internal {
-		t.Fatalf("Produce of 1000 bytes the log refuses once committed: %v, want Internal", err)
+	if code := transport.CodeOf(err); code != transport.Unavailable || !transport.IsOutcomeUnknown(err) || !strings.Contains(err.Error(), ErrOutcomeUnknownMessage) {
+		t.Fatalf("Produce of 1000 bytes the log refuses once committed: %v, want Unavailable, outcome unknown", err)
 	}
 	last := srv.node.Status().LastIndex
 	for range 3 {

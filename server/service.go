@@ -639,7 +639,7 @@ func sendFailed(ctx context.Context, err error) error {
 // would have had alone: the group was empty, or over a limit on size or record count
 // (fsm.ErrTooLarge here; ResourceExhausted from the leader, for a group this node forwarded;
 // on the produce path nothing else is ResourceExhausted). A committed entry this node's log
-// refused as too large is not one: it wraps fsm.ErrFailed (Internal on the wire), and proposing
+// refused as too large is not one: it wraps fsm.ErrFailed (outcome unknown on the wire), and proposing
 // its records again would store them twice.
 func refusedAsAWhole(err error) bool {
 	if errors.Is(err, fsm.ErrFailed) {

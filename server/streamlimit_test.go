@@ -211,7 +211,7 @@ func TestRefusedAsAWhole(t *testing.T) {
 		{"over this node's limit", fmt.Errorf("record 3: %w", fsm.ErrTooLarge), true},
 		{"over the leader's limit, forwarded", transport.Errorf(transport.ResourceExhausted, "record 1 is 800 bytes, limit 500"), true},
 		{"committed, then refused by this node's log", fmt.Errorf("%w: %w", fsm.ErrFailed, storage.ErrTooLarge), false},
-		{"the leader's state machine failed, forwarded", transport.NewError(transport.Internal, fmt.Errorf("%w: %w", fsm.ErrFailed, storage.ErrTooLarge)), false},
+		{"the leader's state machine failed, forwarded", toWire(fmt.Errorf("%w: %w: %w", fsm.ErrNotStored, fsm.ErrFailed, storage.ErrTooLarge)), false},
 		{"empty", fmt.Errorf("record 0: %w", fsm.ErrEmptyBatch), true},
 		{"one record invalid", fmt.Errorf("%w: negative timestamp", errInvalid), false},
 		{"committed, then found empty by this node's log", fmt.Errorf("%w: %w", fsm.ErrFailed, fsm.ErrEmptyBatch), false},

@@ -47,6 +47,11 @@ var (
 	// wraps ErrFailed too). Another replica may hold the record: the server answers
 	// Unavailable, the answer of a replica that cannot serve a read another can, not Internal.
 	ErrNotStoredHere = errors.New("fsm: not stored here: this node stopped applying before it")
+	// ErrNotStored: a proposal's result when this node could not store its entry (it wraps
+	// ErrFailed and the cause). The entry was committed — the other replicas store it — but
+	// this node does not know its offsets: its proposer's write happened, the outcome is
+	// unknown to it, nothing was refused.
+	ErrNotStored = errors.New("fsm: committed, but this node could not store it")
 )
 
 // errNoLog is returned by New when Config.Log is nil.

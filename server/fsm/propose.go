@@ -31,7 +31,8 @@ var _ Proposer = consensus.Consensus(nil)
 //
 // Errors: ErrEmptyBatch, ErrTooLarge, ErrStopped (on the leader; nothing was proposed); c's errors
 // (consensus.ErrNotLeader, ErrNoLeader, ErrOutcomeUnknown, ErrClosed, ctx's); the entry's
-// Apply error (ErrFailed when this node could not store it, ErrInvalidCommand).
+// Apply error (ErrNotStored, wrapping ErrFailed, when this node could not store it;
+// ErrInvalidCommand).
 func (f *FSM) Propose(ctx context.Context, c Proposer, records ...AppendRecord) (AppendResult, error) {
 	cmd, err := EncodeAppendAt(f.limits, time.Now(), records...)
 	if errors.Is(err, ErrTooLarge) && !c.IsLeader() {
@@ -64,7 +65,8 @@ func (f *FSM) ProposeRetention(ctx context.Context, c Proposer, first uint64) (u
 // outcome unknown to its caller. A follower proposes whatever stopped is: c hands the write to
 // the leader (or answers NotLeader), which may be healthy.
 //
-// It returns c's error, or the entry's Apply result (an error result as the error).
+// It returns c's error, or the entry's Apply result (an error result as the error; ErrFailed
+// as ErrNotStored: the entry was committed).
 func propose(ctx context.Context, c Proposer, stopped error, cmd []byte) (any, error) {
 	if stopped != nil && c.IsLeader() {
 		return nil, fmt.Errorf("%w (%v)", ErrStopped, stopped)
@@ -74,6 +76,9 @@ func propose(ctx context.Context, c Proposer, stopped error, cmd []byte) (any, e
 		return nil, err
 	}
 	if err, ok := res.(error); ok {
+		if errors.Is(err, ErrFailed) {
+			return nil, fmt.Errorf("%w: %w", ErrNotStored, err)
+		}
 		return nil, err
 	}
 	return res, nil
