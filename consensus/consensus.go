@@ -102,6 +102,11 @@ type Status struct {
 	// Fenced is why this node is fenced (Fencer): it neither votes nor campaigns. "" while
 	// it is not, and for implementations without fencing.
 	Fenced string
+	// LogWriteFailures counts the writes of this node's consensus log (appends, truncations)
+	// that failed since it started — a full or failing disk: the entries were refused (a
+	// leader steps down, a follower has them sent again) and the node recovers by itself once
+	// writes succeed. 0 for implementations that do not count them.
+	LogWriteFailures uint64
 }
 
 // LeaderEvent is delivered when this node's view of the leader changes.

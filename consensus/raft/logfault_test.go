@@ -54,6 +54,14 @@ func TestLogWriteFailureRecovers(t *testing.T) {
 			if faults[bad].Hits() == 0 {
 				t.Fatal("the fault never hit a write")
 			}
+			// What operators see (commitlog_raft_log_write_failures): the failing node counts
+			// its failed writes, the others none.
+			for i := range 3 {
+				got := c.Node(i).Status().LogWriteFailures
+				if (i == bad) != (got > 0) {
+					t.Errorf("node %d (faulted: %v) counts %d failed log writes", i, i == bad, got)
+				}
+			}
 			if got := c.List(bad).Len(); got >= len(want) {
 				t.Fatalf("node %d applied %d commands with its log failing, want fewer than %d", bad, got, len(want))
 			}

@@ -724,6 +724,9 @@ func (n *Node) Status() consensus.Status {
 		ClusterID:    n.ident.get(),
 	}
 	st.Fenced, _ = n.Fenced()
+	if w, ok := n.logs.(*walStore); ok {
+		st.LogWriteFailures = w.failures.Load()
+	}
 	if l, ok := n.leader(); ok {
 		st.Leader = l
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
@@ -69,6 +70,9 @@ type walStore struct {
 	want    uint64 // after a failed StoreLogs: the last index before it
 	cut     bool   // a DeleteRange cut the log's tail since the last successful StoreLogs
 	closed  bool   // Close was called: no reopening
+
+	// failures counts the StoreLogs and DeleteRange calls that failed (Status.LogWriteFailures).
+	failures atomic.Uint64
 }
 
 var (
@@ -134,6 +138,9 @@ func (s *walStore) StoreLogs(logs []*hraft.Log) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	err := s.storeLocked(logs)
+	if err != nil {
+		s.failures.Add(1)
+	}
 	switch {
 	case err == nil:
 		s.cut = false
@@ -199,6 +206,14 @@ const maxStoreBytes = 7 << 20
 // otherwise read the log meanwhile, never from the snapshot goroutine's compaction; and a
 // reopen that fails leaves no log to read: the node fails stop.
 func (s *walStore) DeleteRange(minIdx, maxIdx uint64) error {
+	err := s.deleteRange(minIdx, maxIdx)
+	if err != nil {
+		s.failures.Add(1)
+	}
+	return err
+}
+
+func (s *walStore) deleteRange(minIdx, maxIdx uint64) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	isTail := func() (bool, error) {

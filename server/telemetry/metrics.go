@@ -33,6 +33,7 @@ const (
 	MetricTerm             = "commitlog.raft.term"
 	MetricIsLeader         = "commitlog.raft.leader"
 	MetricFenced           = "commitlog.raft.fenced"
+	MetricLogWriteFailures = "commitlog.raft.log.write.failures"
 	MetricLastContact      = "commitlog.raft.last.contact"
 	MetricFollowerLag      = "commitlog.raft.follower.lag"
 	MetricFollowerContact  = "commitlog.raft.follower.last.contact"
@@ -331,6 +332,7 @@ func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats, live func
 	var (
 		commit, applied, last, term, leader metric.Int64ObservableGauge
 		fenced                              metric.Int64ObservableGauge
+		logWriteFailures                    metric.Int64ObservableCounter
 		lag                                 metric.Int64ObservableGauge
 		contact, followerContact            metric.Float64ObservableGauge
 		segments, size                      metric.Int64ObservableGauge
@@ -348,10 +350,14 @@ func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats, live func
 		term = gauge(MetricTerm, "{term}", "This node's current Raft term.")
 		leader = gauge(MetricIsLeader, "", "1 when this node is the leader, else 0.")
 		fenced = gauge(MetricFenced, "", "1 while this node is fenced (it lost committed data: it neither votes nor is elected until repaired), else 0.")
+		var err error
+		logWriteFailures, err = m.meter.Int64ObservableCounter(MetricLogWriteFailures, metric.WithUnit("{write}"),
+			metric.WithDescription("Writes of this node's Raft log (appends, truncations) that failed since it started: a full or failing disk."))
+		errs = append(errs, err)
 		contact = fgauge(MetricLastContact, "s", "Time since this follower last heard from the leader, or since it started if it has not (0 on the leader).")
 		lag = gauge(MetricFollowerLag, "{entry}", "On the leader: the leader's commit index minus each follower's match index.")
 		followerContact = fgauge(MetricFollowerContact, "s", "On the leader: time since each follower last answered.")
-		instruments = append(instruments, commit, applied, last, term, leader, fenced, contact, lag, followerContact)
+		instruments = append(instruments, commit, applied, last, term, leader, fenced, logWriteFailures, contact, lag, followerContact)
 	}
 	if segs != nil {
 		segments = gauge(MetricSegments, "{segment}", "Segment files of the commit log.")
@@ -394,6 +400,7 @@ func (m *Metrics) observe(node consensus.Consensus, segs SegmentStats, live func
 			isFenced = 1
 		}
 		o.ObserveInt64(fenced, isFenced)
+		o.ObserveInt64(logWriteFailures, int64(st.LogWriteFailures))
 		since := 0.0
 		switch {
 		case !st.LastContact.IsZero():

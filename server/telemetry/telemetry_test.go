@@ -304,6 +304,7 @@ func TestNodeMetrics(t *testing.T) {
 		s.State, s.Term, s.CommitIndex, s.AppliedIndex, s.LastIndex = "leader", 3, 40, 38, 41
 		s.Leader = consensus.Server{ID: "a", Address: "a:1"}
 		s.Fenced = "divergence alarm: test"
+		s.LogWriteFailures = 7
 	})
 	node.setServers([]consensus.ServerStatus{
 		{Server: consensus.Server{ID: "a"}, Leader: true},
@@ -328,6 +329,7 @@ func TestNodeMetrics(t *testing.T) {
 		{"commitlog_raft_term", nil, 3},
 		{"commitlog_raft_leader", nil, 1},
 		{"commitlog_raft_fenced", nil, 1},
+		{"commitlog_raft_log_write_failures_total", nil, 7},
 		{"commitlog_raft_follower_lag", map[string]string{"follower": "b"}, 10},
 		{"commitlog_raft_follower_lag", map[string]string{"follower": "c"}, 0},
 		{"commitlog_raft_leader_changes_total", nil, 2},
