@@ -376,11 +376,16 @@ func refusedCaller(err error) bool {
 // spent or ctx ends. It succeeds when any server answered, even without a
 // leader, if the budget runs out: reads can still be served.
 func (c *Client) refreshWithRetry(ctx context.Context) error {
-	var err error
+	// cause is the last round's own error: a round that ctx cut short says only ctx's, and
+	// the reason of the rounds before (a TLS or transport mismatch, say) must not be lost.
+	var err, cause error
 	for attempt := 0; ; attempt++ {
 		err = c.refreshServers(ctx)
 		if err == nil {
 			return nil
+		}
+		if err != ctx.Err() {
+			cause = err
 		}
 		if errors.Is(err, ErrClosed) || refusedCaller(err) || ctx.Err() != nil || attempt >= c.opts.maxRetries {
 			break
@@ -393,12 +398,15 @@ func (c *Client) refreshWithRetry(ctx context.Context) error {
 		return nil
 	}
 	if ctx.Err() != nil {
-		if errors.Is(err, ErrUnavailable) {
+		if cause == nil {
+			cause = err
+		}
+		if errors.Is(cause, ErrUnavailable) {
 			// Said once: "cluster unavailable: context deadline exceeded: cluster
 			// unavailable: get servers from …" named it twice.
-			return fmt.Errorf("%w (%w)", err, ctx.Err())
+			return fmt.Errorf("%w (%w)", cause, ctx.Err())
 		}
-		return fmt.Errorf("%w: %w: %w", ErrUnavailable, ctx.Err(), err)
+		return fmt.Errorf("%w: %w: %w", ErrUnavailable, ctx.Err(), cause)
 	}
 	return err
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,6 +69,62 @@ func TestConfigMismatch(t *testing.T) {
 				wantCause(t, err, client.ErrUnavailable, tc.want, tc.option)
 			})
 		}
+	}
+}
+
+// TestConfigMismatchOutlivesDeadline: when the caller's deadline cuts a later round short, New's
+// error still names the mismatch an earlier round found. A server that answers a TLS client's
+// first connection in plaintext, then holds every later one unanswered: the second round waits
+// until the deadline. Before, New said only "cluster unavailable: context deadline exceeded:
+// context deadline exceeded" (seen in CI: server/cli TestClientMismatchHints on a loaded machine,
+// where grpc-go's reconnection took the last round past the CLI's --timeout).
+func TestConfigMismatchOutlivesDeadline(t *testing.T) {
+	pki := newTestPKI(t)
+	good := &tls.Config{Certificates: []tls.Certificate{pki.client}, RootCAs: pki.pool, MinVersion: tls.VersionTLS12}
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var conns sync.WaitGroup
+			var held []net.Conn
+			var mu sync.Mutex
+			t.Cleanup(func() {
+				ln.Close()
+				mu.Lock()
+				for _, c := range held {
+					c.Close()
+				}
+				mu.Unlock()
+				conns.Wait()
+			})
+			conns.Go(func() {
+				for first := true; ; first = false {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					if first {
+						_, _ = c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+						c.Close()
+						continue
+					}
+					mu.Lock()
+					held = append(held, c)
+					mu.Unlock()
+				}
+			})
+			ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+			defer cancel()
+			c, err := client.New(ctx, []string{ln.Addr().String()}, client.WithTransport(tr), client.WithTLS(good),
+				client.WithMaxRetries(1000), client.WithBackoff(time.Millisecond, time.Millisecond))
+			if err == nil {
+				c.Close()
+				t.Fatal("New succeeded")
+			}
+			wantCause(t, err, client.ErrUnavailable, client.ErrServerNotTLS, "WithTLS")
+		})
 	}
 }
 
