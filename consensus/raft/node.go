@@ -27,8 +27,8 @@ import (
 )
 
 // logCacheEntries is how many of the latest log entries the leader keeps in memory to
-// replicate them (hraft.LogCache). Entries are at most a command each (4 MiB by default, 16
-// MiB at most); most are far smaller.
+// replicate them (logCache), within logCacheBytes. Entries are at most a command each (4 MiB by
+// default, 16 MiB at most); most are far smaller.
 const logCacheEntries = 64
 
 // Node is one member of a Raft cluster replicating into a consensus.StateMachine.

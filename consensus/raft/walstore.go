@@ -59,7 +59,7 @@ type walStore struct {
 	// mu guards w and cache against the swap: readers take it shared.
 	mu    sync.RWMutex
 	w     *wal.WAL
-	cache *hraft.LogCache
+	cache *logCache
 
 	// Under wmu:
 	failed error // the failed write not yet recovered from, or nil
@@ -98,7 +98,7 @@ func newWALStore(open func() (*wal.WAL, error), meta types.MetaStore, logger hcl
 
 // set makes w the current WAL, with a new cache (which only caches what w stored).
 func (s *walStore) set(w *wal.WAL) error {
-	cache, err := hraft.NewLogCache(logCacheEntries, w)
+	cache, err := newLogCache(logCacheEntries, logCacheBytes, w)
 	if err != nil {
 		return err
 	}
