@@ -17,15 +17,17 @@ import (
 
 // fakeServe stands in for bin/commitlog: it records that it started and, when a SIGTERM stops
 // it, that it was stopped; node-1 exits at once with status 3, as a node killed or failing would.
+// The trap is set before "started" is written: the test sends its SIGTERM once it sees that file,
+// and one that came before the trap killed the stand-in without a trace (seen in CI).
 const fakeServe = `#!/usr/bin/env bash
 name=
 while [ $# -gt 0 ]; do
 	if [ "$1" = --node-name ]; then name=$2; fi
 	shift
 done
-echo "$$" > "$FAKE_DIR/$name.started"
-if [ "$name" = node-1 ]; then exit 3; fi
+if [ "$name" = node-1 ]; then echo "$$" > "$FAKE_DIR/$name.started"; exit 3; fi
 trap 'echo stopped > "$FAKE_DIR/$name.stopped"; exit 0' TERM
+echo "$$" > "$FAKE_DIR/$name.started"
 while :; do sleep 0.05; done
 `
 
